@@ -1,0 +1,517 @@
+//! The wire types of both services' routes, with the field names existing
+//! clients use, and [`Fields`]: reading a JSON body with errors that name the
+//! field and say what it should be.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::error::{ApiError, ErrorCode};
+use crate::ids::{AppId, IdError, ImageId, VideoId};
+use crate::job::{Job, JobResult, JobStatus, ThumbnailMeta};
+use crate::keys::{HlsFile, ObjectKey, OutputId};
+use crate::ladder::LadderOptions;
+
+/// A JSON object body, read field by field.
+#[derive(Debug)]
+pub struct Fields(Map<String, Value>);
+
+impl Fields {
+    /// Parses a body that must be a JSON object.
+    pub fn parse(body: &[u8]) -> Result<Fields, ApiError> {
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Err(ApiError::new(ErrorCode::InvalidJson, "the request body is empty; send a JSON object"));
+        }
+        match serde_json::from_slice::<Value>(body) {
+            Ok(Value::Object(m)) => Ok(Fields(m)),
+            Ok(_) => Err(ApiError::new(ErrorCode::InvalidJson, "the request body must be a JSON object")),
+            Err(e) => Err(ApiError::new(ErrorCode::InvalidJson, format!("the request body is not valid JSON: {e}"))),
+        }
+    }
+
+    fn present(&self, name: &str) -> Option<&Value> {
+        self.0.get(name).filter(|v| !v.is_null())
+    }
+
+    pub fn optional_str(&self, name: &str) -> Result<Option<&str>, ApiError> {
+        match self.present(name) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(other) => Err(ApiError::invalid_field(format!("{name} must be a string, not {}", kind(other)))),
+        }
+    }
+
+    pub fn required_str(&self, name: &str) -> Result<&str, ApiError> {
+        self.optional_str(name)?.ok_or_else(|| ApiError::invalid_field(format!("{name} is required")))
+    }
+
+    pub fn optional_u64(&self, name: &str) -> Result<Option<u64>, ApiError> {
+        match self.present(name) {
+            None => Ok(None),
+            Some(Value::Number(n)) => n
+                .as_u64()
+                .map(Some)
+                .ok_or_else(|| ApiError::invalid_field(format!("{name} must be a whole number of bytes, not {n}"))),
+            Some(other) => Err(ApiError::invalid_field(format!("{name} must be a number, not {}", kind(other)))),
+        }
+    }
+
+    /// A caller id; empty strings count as missing.
+    pub fn required_id<T>(&self, name: &'static str, parse: fn(&str) -> Result<T, IdError>) -> Result<T, ApiError> {
+        Ok(parse(self.required_str(name)?)?)
+    }
+
+    pub fn optional_id<T>(&self, name: &'static str, parse: fn(&str) -> Result<T, IdError>) -> Result<Option<T>, ApiError> {
+        self.optional_str(name)?.map(parse).transpose().map_err(ApiError::from)
+    }
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Reads one query parameter as a caller id.
+pub fn query_id<T>(query: &[(String, String)], name: &'static str, parse: fn(&str) -> Result<T, IdError>) -> Result<T, ApiError> {
+    let value = query
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+        .ok_or_else(|| ApiError::invalid_query(format!("the query parameter {name} is required")))?;
+    parse(value).map_err(|e| ApiError::invalid_query(e.to_string()))
+}
+
+// ---- video service ---------------------------------------------------------
+
+/// `POST /generate-upload-url`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VideoUploadUrlRequest {
+    pub app_id: AppId,
+    pub video_id: VideoId,
+    pub content_type: String,
+    pub size: Option<u64>,
+}
+
+impl VideoUploadUrlRequest {
+    pub fn from_json(body: &[u8]) -> Result<Self, ApiError> {
+        let f = Fields::parse(body)?;
+        Ok(Self {
+            app_id: f.required_id("app_id", AppId::parse)?,
+            video_id: f.required_id("video_id", VideoId::parse)?,
+            content_type: f.required_str("content_type")?.to_owned(),
+            size: f.optional_u64("size")?,
+        })
+    }
+}
+
+/// A presigned `PUT`: where to send the bytes and with which headers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PresignedPut {
+    pub upload_url: String,
+    /// Always `PUT`.
+    pub method: String,
+    /// Headers the upload must carry exactly (they are signed).
+    pub headers: BTreeMap<String, String>,
+    /// RFC 3339; the URL is refused after this.
+    pub expires_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VideoUploadUrlResponse {
+    #[serde(flatten)]
+    pub put: PresignedPut,
+    pub raw_key: String,
+}
+
+/// `POST /notify-upload-complete`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NotifyRequest {
+    pub app_id: AppId,
+    pub video_id: VideoId,
+    pub raw_key: String,
+    pub content_type: String,
+}
+
+impl NotifyRequest {
+    pub fn from_json(body: &[u8]) -> Result<Self, ApiError> {
+        let f = Fields::parse(body)?;
+        Ok(Self {
+            app_id: f.required_id("app_id", AppId::parse)?,
+            video_id: f.required_id("video_id", VideoId::parse)?,
+            raw_key: f.required_str("raw_key")?.to_owned(),
+            content_type: f.required_str("content_type")?.to_owned(),
+        })
+    }
+}
+
+/// A rung as `/job-status` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RenditionView {
+    pub name: String,
+    pub width: u32,
+    pub height: u32,
+    pub bandwidth: u64,
+    pub average_bandwidth: u64,
+    pub codecs: String,
+    pub frame_rate: f64,
+    pub url: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ThumbnailsView {
+    pub poster: String,
+    pub sprite: String,
+    pub vtt: String,
+    pub meta: ThumbnailMeta,
+}
+
+/// `GET /job-status` (and the body of `/notify-upload-complete`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobView {
+    pub job_id: String,
+    pub app_id: String,
+    pub video_id: String,
+    pub status: JobStatus,
+    pub progress: u8,
+    pub stage: Option<String>,
+    pub error: Option<String>,
+    pub last_error: Option<String>,
+    /// RFC 3339 time of the last sign of life from the transcoder.
+    pub heartbeat: Option<String>,
+    pub attempts: u32,
+    pub max_attempts: u32,
+    pub playable: bool,
+    pub created_at: String,
+    pub updated_at: String,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    pub duration_s: Option<f64>,
+    pub has_audio: Option<bool>,
+    pub renditions: Vec<RenditionView>,
+    pub thumbnails: Option<ThumbnailsView>,
+    /// The master playlist once playable.
+    pub playback_url: Option<String>,
+    /// The poster image once playable.
+    pub poster_url: Option<String>,
+}
+
+/// The public URL of an output file: `{base}/` + its object key.
+pub fn hls_url(public_base: &str, job: &Job, output: &OutputId, file: HlsFile) -> String {
+    let key = ObjectKey::Hls { app: job.app_id.clone(), video: job.video_id.clone(), output: output.clone(), file };
+    format!("{}/{key}", public_base.trim_end_matches('/'))
+}
+
+impl JobView {
+    /// What clients see of `job`; `public_base` is the video service's origin.
+    pub fn of(job: &Job, public_base: &str) -> JobView {
+        let ts = |t: Option<crate::time::Timestamp>| t.map(|t| t.to_rfc3339());
+        let playable_output = job.output_id.as_ref().filter(|_| job.playable);
+        let url = |file: HlsFile| playable_output.map(|o| hls_url(public_base, job, o, file));
+        let result: Option<&JobResult> = job.result.as_ref();
+        let renditions = match (result, playable_output) {
+            (Some(r), Some(o)) => r
+                .renditions
+                .iter()
+                .map(|x| RenditionView {
+                    name: x.name.clone(),
+                    width: x.width,
+                    height: x.height,
+                    bandwidth: x.bandwidth,
+                    average_bandwidth: x.average_bandwidth,
+                    codecs: x.codecs.clone(),
+                    frame_rate: x.frame_rate,
+                    url: crate::keys::RungName::parse(&x.name)
+                        .map(|rung| hls_url(public_base, job, o, HlsFile::Rung(rung, crate::keys::RungFile::Playlist)))
+                        .unwrap_or_default(),
+                })
+                .collect(),
+            _ => vec![],
+        };
+        let thumbnails = match (result.and_then(|r| r.thumbnails), playable_output) {
+            (Some(meta), Some(o)) => Some(ThumbnailsView {
+                poster: hls_url(public_base, job, o, HlsFile::Poster),
+                sprite: hls_url(public_base, job, o, HlsFile::Sprite),
+                vtt: hls_url(public_base, job, o, HlsFile::ThumbnailsVtt),
+                meta,
+            }),
+            _ => None,
+        };
+        JobView {
+            job_id: job.job_id.clone(),
+            app_id: job.app_id.to_string(),
+            video_id: job.video_id.to_string(),
+            status: job.status,
+            progress: job.progress,
+            stage: job.stage.clone(),
+            error: job.error.clone(),
+            last_error: job.last_error.clone(),
+            heartbeat: ts(job.heartbeat_at),
+            attempts: job.attempts,
+            max_attempts: job.max_attempts,
+            playable: job.playable,
+            created_at: job.created_at.to_rfc3339(),
+            updated_at: job.updated_at.to_rfc3339(),
+            started_at: ts(job.started_at),
+            finished_at: ts(job.finished_at),
+            duration_s: result.map(|r| r.duration_s),
+            has_audio: result.map(|r| r.has_audio),
+            renditions,
+            thumbnails,
+            playback_url: url(HlsFile::Master),
+            poster_url: url(HlsFile::Poster),
+        }
+    }
+}
+
+/// `GET /playback-url`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlaybackUrlResponse {
+    pub url: String,
+    pub status: JobStatus,
+    pub poster_url: Option<String>,
+}
+
+// ---- image service ---------------------------------------------------------
+
+/// `POST /generate-image-upload-url`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageUploadUrlRequest {
+    pub app_id: AppId,
+    pub image_id: Option<ImageId>,
+    pub content_type: String,
+    pub size: Option<u64>,
+}
+
+impl ImageUploadUrlRequest {
+    pub fn from_json(body: &[u8]) -> Result<Self, ApiError> {
+        let f = Fields::parse(body)?;
+        Ok(Self {
+            app_id: f.required_id("app_id", AppId::parse)?,
+            image_id: f.optional_id("image_id", ImageId::parse)?,
+            content_type: f.required_str("content_type")?.to_owned(),
+            size: f.optional_u64("size")?,
+        })
+    }
+}
+
+/// Where an image can be fetched.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageLocation {
+    /// The object key (`images/{app_id}/{image_id}`).
+    pub key: String,
+    pub image_id: String,
+    /// The original, as uploaded.
+    pub asset_url: String,
+    /// A resized WebP/AVIF through Cloudflare image transformations.
+    pub transform_url: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageUploadUrlResponse {
+    #[serde(flatten)]
+    pub put: PresignedPut,
+    #[serde(flatten)]
+    pub location: ImageLocation,
+}
+
+/// What the image service records of a stored image (in KV, and in `/upload`'s answer).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageMeta {
+    pub content_type: String,
+    pub size: u64,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub uploaded_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageUploadResponse {
+    #[serde(flatten)]
+    pub location: ImageLocation,
+    #[serde(flatten)]
+    pub meta: ImageMeta,
+}
+
+// ---- the transcoder's internal API -------------------------------------------
+
+/// `POST /internal/jobs/lease`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseRequest {
+    /// Names the transcoder in logs.
+    pub worker: String,
+    /// How long to wait for a job, at most [`MAX_LEASE_WAIT_MS`].
+    #[serde(default)]
+    pub wait_ms: u64,
+}
+
+/// The longest a lease request is held open.
+pub const MAX_LEASE_WAIT_MS: u64 = 25_000;
+
+/// What a transcoder needs to run one attempt of a job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobSpec {
+    pub job_id: String,
+    pub app_id: String,
+    pub video_id: String,
+    pub attempt: u32,
+    pub lease_id: String,
+    pub lease_expires_at: String,
+    /// Heartbeat at least this often to keep the lease.
+    pub heartbeat_interval_ms: u64,
+    pub source_key: String,
+    pub source_size: u64,
+    pub content_type: String,
+    pub output_id: OutputId,
+    /// Every output key starts with this (`hls/{app}/{video}/{output_id}/`).
+    pub output_prefix: String,
+    pub ladder: LadderOptions,
+}
+
+/// `POST /internal/jobs/lease` answers `{"job": null}` when nothing came within the wait.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LeaseResponse {
+    pub job: Option<JobSpec>,
+}
+
+/// `POST /internal/jobs/{job_id}/heartbeat`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeartbeatRequest {
+    pub lease_id: String,
+    pub progress: u8,
+    #[serde(default)]
+    pub stage: Option<String>,
+    #[serde(default)]
+    pub playable: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeartbeatResponse {
+    pub lease_expires_at: String,
+}
+
+/// `POST /internal/jobs/{job_id}/complete`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CompleteRequest {
+    pub lease_id: String,
+    pub result: JobResult,
+}
+
+/// `POST /internal/jobs/{job_id}/fail`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailRequest {
+    pub lease_id: String,
+    pub message: String,
+    pub retryable: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job::{Rendition, RetryPolicy, SourceUpload};
+    use crate::time::Timestamp;
+
+    #[test]
+    fn field_errors_name_the_field() {
+        let cases: &[(&str, u16, &str)] = &[
+            ("", 400, "the request body is empty; send a JSON object"),
+            ("[1]", 400, "the request body must be a JSON object"),
+            ("{\"app_id\":", 400, "the request body is not valid JSON: EOF while parsing"),
+            ("{}", 400, "app_id is required"),
+            ("{\"app_id\":null}", 400, "app_id is required"),
+            ("{\"app_id\":5}", 400, "app_id must be a string, not a number"),
+            ("{\"app_id\":\"a/b\"}", 400, "app_id contains '/'"),
+            ("{\"app_id\":\"a\"}", 400, "video_id is required"),
+            ("{\"app_id\":\"a\",\"video_id\":\"v\"}", 400, "content_type is required"),
+            ("{\"app_id\":\"a\",\"video_id\":\"v\",\"content_type\":\"video/mp4\",\"size\":-1}", 400, "size must be a whole number of bytes, not -1"),
+            ("{\"app_id\":\"a\",\"video_id\":\"v\",\"content_type\":\"video/mp4\",\"size\":\"9\"}", 400, "size must be a number, not a string"),
+        ];
+        for (body, status, msg) in cases {
+            let e = VideoUploadUrlRequest::from_json(body.as_bytes()).unwrap_err();
+            assert_eq!(e.status(), *status, "{body}");
+            assert!(e.message.starts_with(msg), "{body}: {}", e.message);
+        }
+        let ok = VideoUploadUrlRequest::from_json(br#"{"app_id":"a","video_id":"v","content_type":"video/mp4","extra":1}"#).unwrap();
+        assert_eq!((ok.app_id.as_str(), ok.size), ("a", None));
+    }
+
+    #[test]
+    fn image_id_is_optional() {
+        let r = ImageUploadUrlRequest::from_json(br#"{"app_id":"a","content_type":"image/png","size":10}"#).unwrap();
+        assert_eq!((r.image_id, r.size), (None, Some(10)));
+        let e = ImageUploadUrlRequest::from_json(br#"{"app_id":"a","image_id":"x y","content_type":"image/png"}"#).unwrap_err();
+        assert!(e.message.starts_with("image_id contains ' '"));
+    }
+
+    #[test]
+    fn query_ids() {
+        let q = vec![("app_id".to_owned(), "a".to_owned()), ("video_id".to_owned(), "../x".to_owned())];
+        assert_eq!(query_id(&q, "app_id", AppId::parse).unwrap().as_str(), "a");
+        let e = query_id(&q, "video_id", VideoId::parse).unwrap_err();
+        assert_eq!((e.code, e.message.as_str()), (ErrorCode::InvalidQuery, "video_id contains '.'; use only letters, digits, '-' and '_'"));
+        assert_eq!(query_id(&[], "app_id", AppId::parse).unwrap_err().message, "the query parameter app_id is required");
+    }
+
+    #[test]
+    fn response_field_names_are_the_contract() {
+        let put = PresignedPut {
+            upload_url: "u".into(),
+            method: "PUT".into(),
+            headers: BTreeMap::from([("Content-Type".into(), "video/mp4".into())]),
+            expires_at: "t".into(),
+        };
+        let v = serde_json::to_value(VideoUploadUrlResponse { put: put.clone(), raw_key: "raw/a/v/source.mp4".into() }).unwrap();
+        let mut keys: Vec<_> = v.as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        assert_eq!(keys, ["expires_at", "headers", "method", "raw_key", "upload_url"]);
+        let loc = ImageLocation { key: "k".into(), image_id: "i".into(), asset_url: "a".into(), transform_url: "t".into() };
+        let v = serde_json::to_value(ImageUploadUrlResponse { put, location: loc }).unwrap();
+        for k in ["upload_url", "key", "asset_url", "transform_url", "expires_at", "method", "headers"] {
+            assert!(v.get(k).is_some(), "{k}");
+        }
+    }
+
+    #[test]
+    fn job_view_shows_urls_only_once_playable() {
+        let p = RetryPolicy::default();
+        let t0 = Timestamp::from_secs(1_700_000_000);
+        let mut job = Job::new(
+            "job_1".into(),
+            AppId::parse("app").unwrap(),
+            VideoId::parse("vid").unwrap(),
+            SourceUpload { raw_key: "raw/app/vid/source.mp4".into(), content_type: "video/mp4".into(), size: 5 },
+            LadderOptions::default(),
+            &p,
+            t0,
+        );
+        let v = JobView::of(&job, "https://videos.example.com/");
+        assert_eq!((v.status, v.playable, v.playback_url.as_deref(), v.heartbeat.as_deref()), (JobStatus::Queued, false, None, None));
+        let json = serde_json::to_value(&v).unwrap();
+        for k in ["status", "progress", "stage", "error", "heartbeat", "attempts", "playable", "duration_s", "renditions", "thumbnails", "created_at"] {
+            assert!(json.get(k).is_some(), "{k} missing");
+        }
+
+        job.lease("L".into(), OutputId::parse("o1").unwrap(), &p, t0).unwrap();
+        job.heartbeat("L", 20, Some("encoding".into()), true, &p, t0.plus_secs(3)).unwrap();
+        let v = JobView::of(&job, "https://videos.example.com");
+        assert_eq!(v.playback_url.as_deref(), Some("https://videos.example.com/hls/app/vid/o1/master.m3u8"));
+        assert_eq!(v.heartbeat.as_deref(), Some("2023-11-14T22:13:23.000Z"));
+        assert!(v.thumbnails.is_none());
+
+        let meta = ThumbnailMeta { interval_s: 1.0, tile_w: 160, tile_h: 90, cols: 10, rows: 1, count: 5 };
+        let rendition = Rendition { name: "720p".into(), width: 1280, height: 720, bandwidth: 3, average_bandwidth: 2, codecs: "c".into(), frame_rate: 30.0 };
+        job.complete("L", JobResult { duration_s: 5.0, renditions: vec![rendition], thumbnails: Some(meta), has_audio: false }, t0.plus_secs(9)).unwrap();
+        let v = JobView::of(&job, "https://videos.example.com");
+        assert_eq!(v.renditions[0].url, "https://videos.example.com/hls/app/vid/o1/720p/index.m3u8");
+        let th = v.thumbnails.unwrap();
+        assert_eq!(th.vtt, "https://videos.example.com/hls/app/vid/o1/thumbnails.vtt");
+        assert_eq!(th.meta.count, 5);
+        assert_eq!(v.duration_s, Some(5.0));
+    }
+}

@@ -1,0 +1,580 @@
+//! The transcoding job: its model and the state machine every change goes
+//! through. The video service's Durable Object stores jobs and calls these
+//! transitions; nothing else changes a job's status.
+//!
+//! ```text
+//!            notify (new, or retry of error / stale)
+//!                 │
+//!                 ▼            lease                complete
+//!   ┌────────► queued ───────────────► processing ───────────► done
+//!   │  retryable failure               │   │  ▲ heartbeat
+//!   │  or expired lease, attempts left │   └──┘
+//!   └──────────────────────────────────┤
+//!                                      │ permanent failure, or no attempts left
+//!                                      ▼
+//!                                    error ──(notify)──► queued
+//! ```
+//!
+//! A lease is fencing: every call from a transcoder names its lease, and a
+//! lease that has been replaced or ended is refused with [`LeaseLost`], so a
+//! transcoder that lost its job stops instead of overwriting another's work.
+
+use serde::{Deserialize, Serialize};
+
+use crate::keys::OutputId;
+use crate::ladder::LadderOptions;
+use crate::time::Timestamp;
+use crate::ids::{AppId, VideoId};
+
+/// Where a job is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobStatus {
+    Queued,
+    Processing,
+    Done,
+    Error,
+}
+
+impl JobStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Queued => "queued",
+            JobStatus::Processing => "processing",
+            JobStatus::Done => "done",
+            JobStatus::Error => "error",
+        }
+    }
+}
+
+/// How hard the platform tries before a job ends in `error`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetryPolicy {
+    /// Attempts per run (a run starts with a notify). Default 3.
+    pub max_attempts: u32,
+    /// How long a lease lasts without a heartbeat. Default 30 s.
+    pub lease_ttl_ms: u64,
+    /// Wait before the first retry; each further retry waits 3x longer. Default 5 s.
+    pub backoff_base_ms: u64,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self { max_attempts: 3, lease_ttl_ms: 30_000, backoff_base_ms: 5_000 }
+    }
+}
+
+impl RetryPolicy {
+    /// Wait before retrying after attempt `attempt` (1-based) failed:
+    /// base, 3x base, 9x base..., at most 10 minutes.
+    pub fn backoff_ms(&self, attempt: u32) -> u64 {
+        let factor = 3u64.saturating_pow(attempt.saturating_sub(1));
+        self.backoff_base_ms.saturating_mul(factor).min(600_000)
+    }
+}
+
+/// A transcoder's claim on a job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    pub id: String,
+    pub expires_at: Timestamp,
+    /// Where this attempt writes its outputs.
+    pub output_id: OutputId,
+}
+
+/// The source upload a job transcodes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceUpload {
+    pub raw_key: String,
+    pub content_type: String,
+    pub size: u64,
+}
+
+/// A finished ladder, as the transcoder reports it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobResult {
+    pub duration_s: f64,
+    pub renditions: Vec<Rendition>,
+    /// Absent when the video has no frame to show (never for a finished job
+    /// in practice, but the model allows it).
+    pub thumbnails: Option<ThumbnailMeta>,
+    /// Whether the ladder carries an audio track.
+    pub has_audio: bool,
+}
+
+/// One rung of a finished ladder.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rendition {
+    pub name: String,
+    pub width: u32,
+    pub height: u32,
+    /// Peak bits per second over any segment (HLS `BANDWIDTH`).
+    pub bandwidth: u64,
+    /// Mean bits per second (HLS `AVERAGE-BANDWIDTH`).
+    pub average_bandwidth: u64,
+    /// RFC 6381 codecs string, e.g. `avc1.640028,mp4a.40.2`.
+    pub codecs: String,
+    pub frame_rate: f64,
+}
+
+/// How the thumbnail sprite is laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ThumbnailMeta {
+    /// Seconds between two thumbnails.
+    pub interval_s: f64,
+    pub tile_w: u32,
+    pub tile_h: u32,
+    pub cols: u32,
+    pub rows: u32,
+    pub count: u32,
+}
+
+/// One video's transcoding job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Job {
+    pub job_id: String,
+    pub app_id: AppId,
+    pub video_id: VideoId,
+    pub source: SourceUpload,
+    pub status: JobStatus,
+    /// 0-100, never decreasing within an attempt.
+    pub progress: u8,
+    /// What the transcoder is doing (`probing`, `encoding`, `publishing`...).
+    pub stage: Option<String>,
+    /// Why the job ended in `error` (only set in that status).
+    pub error: Option<String>,
+    /// Why the last attempt failed, kept while a retry is queued.
+    pub last_error: Option<String>,
+    /// Attempts started in this run.
+    pub attempts: u32,
+    pub max_attempts: u32,
+    /// True once a player can start: every rung has segments and a playlist.
+    pub playable: bool,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    /// When the job entered the queue last; the queue is served oldest first.
+    pub queued_at: Timestamp,
+    /// A queued retry waits until then (backoff).
+    pub not_before: Timestamp,
+    pub started_at: Option<Timestamp>,
+    pub finished_at: Option<Timestamp>,
+    pub heartbeat_at: Option<Timestamp>,
+    pub lease: Option<Lease>,
+    /// The output folder players should use: the attempt that became playable.
+    pub output_id: Option<OutputId>,
+    pub result: Option<JobResult>,
+    pub ladder: LadderOptions,
+}
+
+/// What a notify did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotifyOutcome {
+    /// A new job was queued (HTTP 202).
+    Created,
+    /// A failed or stale job was queued again (HTTP 202).
+    Requeued,
+    /// The job was already queued, running or done; nothing changed (HTTP 200).
+    Unchanged,
+}
+
+impl NotifyOutcome {
+    pub fn http_status(self) -> u16 {
+        match self {
+            NotifyOutcome::Created | NotifyOutcome::Requeued => 202,
+            NotifyOutcome::Unchanged => 200,
+        }
+    }
+}
+
+/// The caller does not hold the lease it names (any more).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("lease {lease_id} does not hold job {job_id} (the job is {status}); stop working on it")]
+pub struct LeaseLost {
+    pub job_id: String,
+    pub lease_id: String,
+    pub status: &'static str,
+}
+
+/// What a failure report or an expired lease led to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailOutcome {
+    /// Queued again after the backoff.
+    Retrying { not_before: Timestamp },
+    /// Ended in `error`.
+    Failed,
+}
+
+impl Job {
+    /// A new job, queued at `now`.
+    pub fn new(job_id: String, app_id: AppId, video_id: VideoId, source: SourceUpload, ladder: LadderOptions, policy: &RetryPolicy, now: Timestamp) -> Job {
+        Job {
+            job_id,
+            app_id,
+            video_id,
+            source,
+            status: JobStatus::Queued,
+            progress: 0,
+            stage: None,
+            error: None,
+            last_error: None,
+            attempts: 0,
+            max_attempts: policy.max_attempts,
+            playable: false,
+            created_at: now,
+            updated_at: now,
+            queued_at: now,
+            not_before: now,
+            started_at: None,
+            finished_at: None,
+            heartbeat_at: None,
+            lease: None,
+            output_id: None,
+            result: None,
+            ladder,
+        }
+    }
+
+    /// True when the job is processing under a lease that has run out.
+    pub fn lease_expired(&self, now: Timestamp) -> bool {
+        self.status == JobStatus::Processing && self.lease.as_ref().is_none_or(|l| now > l.expires_at)
+    }
+
+    /// May a transcoder lease this job at `now`?
+    pub fn is_leasable(&self, now: Timestamp) -> bool {
+        self.status == JobStatus::Queued && self.not_before <= now
+    }
+
+    /// A notify for a video that already has this job. Queued, running (with
+    /// a live lease) and done jobs are left as they are; a failed job, or one
+    /// whose transcoder went silent, is queued again with a fresh attempt
+    /// budget and the source the caller names now.
+    pub fn renotify(&mut self, source: SourceUpload, policy: &RetryPolicy, now: Timestamp) -> NotifyOutcome {
+        let retry = match self.status {
+            JobStatus::Queued | JobStatus::Done => false,
+            JobStatus::Processing => self.lease_expired(now),
+            JobStatus::Error => true,
+        };
+        if !retry {
+            return NotifyOutcome::Unchanged;
+        }
+        if self.status == JobStatus::Processing {
+            self.last_error = Some("the transcoder stopped sending heartbeats; retried on request".into());
+        }
+        self.source = source;
+        self.attempts = 0;
+        self.max_attempts = policy.max_attempts;
+        self.enqueue(now, now);
+        self.error = None;
+        NotifyOutcome::Requeued
+    }
+
+    fn enqueue(&mut self, now: Timestamp, not_before: Timestamp) {
+        self.status = JobStatus::Queued;
+        self.progress = 0;
+        self.stage = None;
+        self.lease = None;
+        self.playable = false;
+        self.output_id = None;
+        self.result = None;
+        self.finished_at = None;
+        self.queued_at = now;
+        self.not_before = not_before;
+        self.updated_at = now;
+    }
+
+    /// Hands the job to a transcoder. The caller mints `lease_id` and `output_id`.
+    pub fn lease(&mut self, lease_id: String, output_id: OutputId, policy: &RetryPolicy, now: Timestamp) -> Result<&Lease, NotLeasable> {
+        if !self.is_leasable(now) {
+            return Err(NotLeasable { status: self.status.as_str(), not_before: self.not_before });
+        }
+        self.status = JobStatus::Processing;
+        self.attempts += 1;
+        self.progress = 0;
+        self.stage = Some("starting".into());
+        self.started_at = Some(now);
+        self.heartbeat_at = Some(now);
+        self.updated_at = now;
+        self.lease = Some(Lease { id: lease_id, expires_at: now.plus_millis(policy.lease_ttl_ms), output_id });
+        Ok(self.lease.as_ref().expect("just set"))
+    }
+
+    fn check_lease(&self, lease_id: &str) -> Result<&Lease, LeaseLost> {
+        match &self.lease {
+            Some(l) if self.status == JobStatus::Processing && l.id == lease_id => Ok(l),
+            _ => Err(LeaseLost { job_id: self.job_id.clone(), lease_id: lease_id.to_owned(), status: self.status.as_str() }),
+        }
+    }
+
+    /// Progress from the lease holder; extends the lease. A late heartbeat
+    /// is still accepted while nobody has acted on the expiry.
+    pub fn heartbeat(&mut self, lease_id: &str, progress: u8, stage: Option<String>, playable: bool, policy: &RetryPolicy, now: Timestamp) -> Result<Timestamp, LeaseLost> {
+        let output_id = self.check_lease(lease_id)?.output_id.clone();
+        self.progress = self.progress.max(progress.min(99));
+        if stage.is_some() {
+            self.stage = stage;
+        }
+        if playable && !self.playable {
+            self.playable = true;
+            self.output_id = Some(output_id);
+        }
+        self.heartbeat_at = Some(now);
+        self.updated_at = now;
+        let lease = self.lease.as_mut().expect("checked above");
+        lease.expires_at = now.plus_millis(policy.lease_ttl_ms);
+        Ok(lease.expires_at)
+    }
+
+    /// The lease holder finished the ladder.
+    pub fn complete(&mut self, lease_id: &str, result: JobResult, now: Timestamp) -> Result<(), LeaseLost> {
+        let output_id = self.check_lease(lease_id)?.output_id.clone();
+        self.status = JobStatus::Done;
+        self.progress = 100;
+        self.stage = Some("done".into());
+        self.playable = true;
+        self.output_id = Some(output_id);
+        self.result = Some(result);
+        self.error = None;
+        self.lease = None;
+        self.finished_at = Some(now);
+        self.heartbeat_at = Some(now);
+        self.updated_at = now;
+        Ok(())
+    }
+
+    /// The lease holder gave up. Retryable faults are queued again while
+    /// attempts remain; permanent ones end the job at once.
+    pub fn fail(&mut self, lease_id: &str, message: &str, retryable: bool, policy: &RetryPolicy, now: Timestamp) -> Result<FailOutcome, LeaseLost> {
+        self.check_lease(lease_id)?;
+        Ok(self.end_attempt(message, retryable, policy, now))
+    }
+
+    /// Called by the alarm: a processing job whose lease ran out is treated as
+    /// a retryable failure. Returns `None` when the lease is still live.
+    pub fn expire_lease(&mut self, policy: &RetryPolicy, now: Timestamp) -> Option<FailOutcome> {
+        if !self.lease_expired(now) {
+            return None;
+        }
+        Some(self.end_attempt("the transcoder stopped sending heartbeats (its lease expired)", true, policy, now))
+    }
+
+    fn end_attempt(&mut self, message: &str, retryable: bool, policy: &RetryPolicy, now: Timestamp) -> FailOutcome {
+        self.last_error = Some(message.to_owned());
+        if retryable && self.attempts < self.max_attempts {
+            let not_before = now.plus_millis(policy.backoff_ms(self.attempts));
+            self.enqueue(now, not_before);
+            return FailOutcome::Retrying { not_before };
+        }
+        self.status = JobStatus::Error;
+        self.error = Some(if retryable {
+            format!("gave up after {} attempts; the last one failed with: {message}", self.attempts)
+        } else {
+            message.to_owned()
+        });
+        self.stage = Some("failed".into());
+        self.lease = None;
+        self.playable = false;
+        self.output_id = None;
+        self.finished_at = Some(now);
+        self.updated_at = now;
+        FailOutcome::Failed
+    }
+}
+
+/// A job that cannot be leased now.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("job is {status}, not queued and due")]
+pub struct NotLeasable {
+    pub status: &'static str,
+    pub not_before: Timestamp,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T0: Timestamp = Timestamp::from_secs(1_700_000_000);
+
+    fn policy() -> RetryPolicy {
+        RetryPolicy { max_attempts: 3, lease_ttl_ms: 30_000, backoff_base_ms: 5_000 }
+    }
+
+    fn source(key: &str) -> SourceUpload {
+        SourceUpload { raw_key: key.into(), content_type: "video/mp4".into(), size: 1000 }
+    }
+
+    fn job() -> Job {
+        Job::new(
+            "job_1".into(),
+            AppId::parse("app").unwrap(),
+            VideoId::parse("vid").unwrap(),
+            source("raw/app/vid/source.mp4"),
+            LadderOptions::default(),
+            &policy(),
+            T0,
+        )
+    }
+
+    fn out(s: &str) -> OutputId {
+        OutputId::parse(s).unwrap()
+    }
+
+    fn result() -> JobResult {
+        JobResult { duration_s: 10.0, renditions: vec![], thumbnails: None, has_audio: true }
+    }
+
+    #[test]
+    fn happy_path() {
+        let p = policy();
+        let mut j = job();
+        assert_eq!((j.status, j.attempts), (JobStatus::Queued, 0));
+        let lease = j.lease("L1".into(), out("o1"), &p, T0).unwrap();
+        assert_eq!(lease.expires_at, T0.plus_secs(30));
+        assert_eq!((j.status, j.attempts), (JobStatus::Processing, 1));
+
+        let exp = j.heartbeat("L1", 40, Some("encoding".into()), false, &p, T0.plus_secs(20)).unwrap();
+        assert_eq!(exp, T0.plus_secs(50));
+        assert_eq!((j.progress, j.stage.as_deref(), j.playable), (40, Some("encoding"), false));
+        // Progress never goes back; playable sticks and names the attempt's output.
+        j.heartbeat("L1", 10, None, true, &p, T0.plus_secs(25)).unwrap();
+        assert_eq!((j.progress, j.stage.as_deref(), j.playable), (40, Some("encoding"), true));
+        assert_eq!(j.output_id, Some(out("o1")));
+        // 100 is reserved for done.
+        j.heartbeat("L1", 100, None, true, &p, T0.plus_secs(26)).unwrap();
+        assert_eq!(j.progress, 99);
+
+        j.complete("L1", result(), T0.plus_secs(40)).unwrap();
+        assert_eq!((j.status, j.progress, j.playable), (JobStatus::Done, 100, true));
+        assert_eq!(j.finished_at, Some(T0.plus_secs(40)));
+        assert!(j.lease.is_none());
+    }
+
+    #[test]
+    fn only_due_queued_jobs_can_be_leased() {
+        let p = policy();
+        let mut j = job();
+        j.lease("L1".into(), out("o1"), &p, T0).unwrap();
+        assert_eq!(j.lease("L2".into(), out("o2"), &p, T0).unwrap_err().status, "processing");
+        j.fail("L1", "network", true, &p, T0.plus_secs(1)).unwrap();
+        // Backoff: not before 5 s after the failure.
+        assert!(!j.is_leasable(T0.plus_secs(5)));
+        assert!(j.lease("L2".into(), out("o2"), &p, T0.plus_secs(5)).is_err());
+        assert!(j.lease("L2".into(), out("o2"), &p, T0.plus_secs(6)).is_ok());
+    }
+
+    #[test]
+    fn a_lost_lease_is_refused_everywhere() {
+        let p = policy();
+        let mut j = job();
+        j.lease("L1".into(), out("o1"), &p, T0).unwrap();
+        assert_eq!(j.expire_lease(&p, T0.plus_secs(31)), Some(FailOutcome::Retrying { not_before: T0.plus_secs(36) }));
+        j.lease("L2".into(), out("o2"), &p, T0.plus_secs(40)).unwrap();
+        // The first transcoder wakes up: every call is refused.
+        let lost = j.heartbeat("L1", 50, None, true, &p, T0.plus_secs(41)).unwrap_err();
+        assert_eq!(lost.status, "processing");
+        assert!(lost.to_string().contains("stop working on it"));
+        assert!(j.complete("L1", result(), T0.plus_secs(42)).is_err());
+        assert!(j.fail("L1", "x", false, &p, T0.plus_secs(42)).is_err());
+        assert!(!j.playable);
+        // The holder is unaffected.
+        assert!(j.heartbeat("L2", 5, None, false, &p, T0.plus_secs(43)).is_ok());
+        j.complete("L2", result(), T0.plus_secs(44)).unwrap();
+        assert!(j.heartbeat("L2", 5, None, false, &p, T0.plus_secs(45)).is_err(), "a done job holds no lease");
+    }
+
+    #[test]
+    fn expiry_only_after_the_lease_runs_out_and_heartbeats_extend_it() {
+        let p = policy();
+        let mut j = job();
+        j.lease("L1".into(), out("o1"), &p, T0).unwrap();
+        assert_eq!(j.expire_lease(&p, T0.plus_secs(30)), None);
+        j.heartbeat("L1", 1, None, false, &p, T0.plus_secs(29)).unwrap();
+        assert_eq!(j.expire_lease(&p, T0.plus_secs(58)), None);
+        assert!(j.expire_lease(&p, T0.plus_secs(60)).is_some());
+        assert_eq!(j.last_error.as_deref(), Some("the transcoder stopped sending heartbeats (its lease expired)"));
+    }
+
+    #[test]
+    fn attempts_are_bounded_with_growing_backoff() {
+        let p = policy();
+        let mut j = job();
+        let mut now = T0;
+        let mut waits = vec![];
+        for attempt in 1..=3 {
+            j.lease(format!("L{attempt}"), out("o"), &p, now).unwrap();
+            assert_eq!(j.attempts, attempt);
+            match j.fail(&format!("L{attempt}"), "S3 timed out", true, &p, now).unwrap() {
+                FailOutcome::Retrying { not_before } => {
+                    waits.push(not_before.millis_since(now) / 1000);
+                    now = not_before;
+                }
+                FailOutcome::Failed => assert_eq!(attempt, 3),
+            }
+        }
+        assert_eq!(waits, vec![5, 15]);
+        assert_eq!(j.status, JobStatus::Error);
+        assert_eq!(j.error.as_deref(), Some("gave up after 3 attempts; the last one failed with: S3 timed out"));
+        assert_eq!(p.backoff_ms(20), 600_000, "capped");
+    }
+
+    #[test]
+    fn permanent_failures_end_at_once() {
+        let p = policy();
+        let mut j = job();
+        j.lease("L1".into(), out("o1"), &p, T0).unwrap();
+        assert_eq!(j.fail("L1", "the upload is not a video libav can read", false, &p, T0).unwrap(), FailOutcome::Failed);
+        assert_eq!((j.status, j.attempts), (JobStatus::Error, 1));
+        assert_eq!(j.error.as_deref(), Some("the upload is not a video libav can read"));
+    }
+
+    #[test]
+    fn notify_is_idempotent_and_retries_what_failed_or_went_silent() {
+        let p = policy();
+        // Queued: unchanged.
+        let mut j = job();
+        assert_eq!(j.renotify(source("raw/app/vid/source.mp4"), &p, T0), NotifyOutcome::Unchanged);
+        // Processing with a live lease: unchanged.
+        j.lease("L1".into(), out("o1"), &p, T0).unwrap();
+        assert_eq!(j.renotify(source("raw/app/vid/source.mp4"), &p, T0.plus_secs(10)), NotifyOutcome::Unchanged);
+        assert_eq!(j.status, JobStatus::Processing);
+        // Processing but silent past the lease: requeued now, fresh budget.
+        assert_eq!(j.renotify(source("raw/app/vid/source.mp4"), &p, T0.plus_secs(31)), NotifyOutcome::Requeued);
+        assert_eq!((j.status, j.attempts), (JobStatus::Queued, 0));
+        assert!(j.is_leasable(T0.plus_secs(31)));
+        // Done: unchanged.
+        j.lease("L2".into(), out("o2"), &p, T0.plus_secs(31)).unwrap();
+        j.complete("L2", result(), T0.plus_secs(32)).unwrap();
+        assert_eq!(j.renotify(source("raw/app/vid/source.webm"), &p, T0.plus_secs(33)), NotifyOutcome::Unchanged);
+        assert_eq!(j.source.raw_key, "raw/app/vid/source.mp4");
+        // Error: requeued with the newly named source.
+        let mut j = job();
+        j.lease("L1".into(), out("o1"), &p, T0).unwrap();
+        j.fail("L1", "corrupt", false, &p, T0).unwrap();
+        assert_eq!(j.renotify(source("raw/app/vid/source.webm"), &p, T0.plus_secs(1)), NotifyOutcome::Requeued);
+        assert_eq!((j.status, j.attempts, j.error.as_deref()), (JobStatus::Queued, 0, None));
+        assert_eq!(j.last_error.as_deref(), Some("corrupt"));
+        assert_eq!(j.source.raw_key, "raw/app/vid/source.webm");
+        assert_eq!(NotifyOutcome::Requeued.http_status(), 202);
+        assert_eq!(NotifyOutcome::Unchanged.http_status(), 200);
+    }
+
+    #[test]
+    fn a_retry_forgets_the_failed_attempts_output() {
+        let p = policy();
+        let mut j = job();
+        j.lease("L1".into(), out("o1"), &p, T0).unwrap();
+        j.heartbeat("L1", 30, None, true, &p, T0).unwrap();
+        assert!(j.playable);
+        j.fail("L1", "disk full", true, &p, T0).unwrap();
+        assert!(!j.playable);
+        assert_eq!(j.output_id, None);
+        assert_eq!(j.status, JobStatus::Queued);
+    }
+
+    #[test]
+    fn jobs_round_trip_through_json() {
+        let mut j = job();
+        j.lease("L1".into(), out("o1"), &policy(), T0).unwrap();
+        let back: Job = serde_json::from_str(&serde_json::to_string(&j).unwrap()).unwrap();
+        assert_eq!(back, j);
+    }
+}

@@ -1,0 +1,371 @@
+//! The object-key layout: the one place that knows where every object lives.
+//!
+//! ```text
+//! raw/{app_id}/{video_id}/source.{ext}                 a video as uploaded
+//! images/{app_id}/{image_id}                           an image as uploaded
+//! hls/{app_id}/{video_id}/{output_id}/master.m3u8      the ladder of one attempt
+//! hls/{app_id}/{video_id}/{output_id}/{rung}/index.m3u8
+//! hls/{app_id}/{video_id}/{output_id}/{rung}/init.mp4
+//! hls/{app_id}/{video_id}/{output_id}/{rung}/{seq:05}.m4s
+//! hls/{app_id}/{video_id}/{output_id}/poster.jpg
+//! hls/{app_id}/{video_id}/{output_id}/sprite.jpg
+//! hls/{app_id}/{video_id}/{output_id}/thumbnails.vtt
+//! ```
+//!
+//! Every transcoding attempt writes under a fresh `output_id`, so published
+//! segments never change under a cache that holds them as immutable.
+//! [`ObjectKey::parse`] accepts exactly what [`ObjectKey`]'s `Display` prints:
+//! any other spelling (extra slashes, dot segments, other padding, other case)
+//! is refused, which is what keeps public routes inside their prefix.
+
+use std::fmt;
+
+use crate::ids::{check_id, AppId, ImageId, VideoId};
+use crate::media::VideoType;
+
+/// A rung of the ladder by name: its short side in pixels and `p` (`1080p`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct RungName(String);
+
+impl RungName {
+    pub fn from_short_side(px: u32) -> Self {
+        Self(format!("{px}p"))
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        let digits = s.strip_suffix('p')?;
+        let canonical = !digits.is_empty()
+            && digits.len() <= 4
+            && digits.bytes().all(|b| b.is_ascii_digit())
+            && !digits.starts_with('0');
+        canonical.then(|| Self(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for RungName {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        Self::parse(&s).ok_or_else(|| format!("{s:?} is not a rung name like \"720p\""))
+    }
+}
+
+impl From<RungName> for String {
+    fn from(r: RungName) -> String {
+        r.0
+    }
+}
+
+/// Names one attempt's output folder: 1-32 lowercase letters and digits.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct OutputId(String);
+
+impl OutputId {
+    pub fn parse(s: &str) -> Option<Self> {
+        let ok = !s.is_empty() && s.len() <= 32 && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+        ok.then(|| Self(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for OutputId {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        Self::parse(&s).ok_or_else(|| format!("{s:?} is not an output id"))
+    }
+}
+
+impl From<OutputId> for String {
+    fn from(o: OutputId) -> String {
+        o.0
+    }
+}
+
+/// A file inside one rung's folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RungFile {
+    Playlist,
+    Init,
+    /// A media segment by sequence number (0-based).
+    Segment(u32),
+}
+
+/// A file of one attempt's HLS output.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum HlsFile {
+    Master,
+    Rung(RungName, RungFile),
+    Poster,
+    Sprite,
+    ThumbnailsVtt,
+}
+
+/// How long a response may be cached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CachePolicy {
+    /// Written once under a unique key, never changed.
+    Immutable,
+    /// Rewritten while the ladder grows (playlists).
+    Short,
+}
+
+impl CachePolicy {
+    pub fn header_value(self) -> &'static str {
+        match self {
+            CachePolicy::Immutable => "public, max-age=31536000, immutable",
+            CachePolicy::Short => "public, max-age=2",
+        }
+    }
+}
+
+impl HlsFile {
+    /// The path below the output folder.
+    pub fn relative_path(&self) -> String {
+        match self {
+            HlsFile::Master => "master.m3u8".into(),
+            HlsFile::Rung(r, RungFile::Playlist) => format!("{}/index.m3u8", r.as_str()),
+            HlsFile::Rung(r, RungFile::Init) => format!("{}/init.mp4", r.as_str()),
+            HlsFile::Rung(r, RungFile::Segment(n)) => format!("{}/{}", r.as_str(), segment_file_name(*n)),
+            HlsFile::Poster => "poster.jpg".into(),
+            HlsFile::Sprite => "sprite.jpg".into(),
+            HlsFile::ThumbnailsVtt => "thumbnails.vtt".into(),
+        }
+    }
+
+    fn parse_relative(parts: &[&str]) -> Option<HlsFile> {
+        match parts {
+            ["master.m3u8"] => Some(HlsFile::Master),
+            ["poster.jpg"] => Some(HlsFile::Poster),
+            ["sprite.jpg"] => Some(HlsFile::Sprite),
+            ["thumbnails.vtt"] => Some(HlsFile::ThumbnailsVtt),
+            [rung, file] => {
+                let rung = RungName::parse(rung)?;
+                let file = match *file {
+                    "index.m3u8" => RungFile::Playlist,
+                    "init.mp4" => RungFile::Init,
+                    seg => RungFile::Segment(parse_segment_file_name(seg)?),
+                };
+                Some(HlsFile::Rung(rung, file))
+            }
+            _ => None,
+        }
+    }
+
+    pub fn content_type(&self) -> &'static str {
+        match self {
+            HlsFile::Master | HlsFile::Rung(_, RungFile::Playlist) => "application/vnd.apple.mpegurl",
+            HlsFile::Rung(_, RungFile::Init) => "video/mp4",
+            HlsFile::Rung(_, RungFile::Segment(_)) => "video/iso.segment",
+            HlsFile::Poster | HlsFile::Sprite => "image/jpeg",
+            HlsFile::ThumbnailsVtt => "text/vtt; charset=utf-8",
+        }
+    }
+
+    pub fn cache_policy(&self) -> CachePolicy {
+        match self {
+            HlsFile::Master | HlsFile::Rung(_, RungFile::Playlist) => CachePolicy::Short,
+            _ => CachePolicy::Immutable,
+        }
+    }
+}
+
+/// `00042.m4s`: five digits at least, so names sort in playback order.
+pub fn segment_file_name(seq: u32) -> String {
+    format!("{seq:05}.m4s")
+}
+
+fn parse_segment_file_name(s: &str) -> Option<u32> {
+    let n: u32 = s.strip_suffix(".m4s")?.parse().ok()?;
+    (segment_file_name(n) == s).then_some(n)
+}
+
+/// Every object the platform stores.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ObjectKey {
+    RawUpload { app: AppId, video: VideoId, kind: VideoType },
+    Image { app: AppId, image: ImageId },
+    Hls { app: AppId, video: VideoId, output: OutputId, file: HlsFile },
+}
+
+impl ObjectKey {
+    /// The prefix under which every output of one attempt lives (with a trailing slash).
+    pub fn hls_prefix(app: &AppId, video: &VideoId, output: &OutputId) -> String {
+        format!("hls/{app}/{video}/{}/", output.as_str())
+    }
+
+    /// Parses a key, accepting only the canonical spelling.
+    pub fn parse(key: &str) -> Option<ObjectKey> {
+        let parts: Vec<&str> = key.split('/').collect();
+        let parsed = match parts.as_slice() {
+            ["raw", app, video, file] => {
+                let kind = VideoType::from_extension(file.strip_prefix("source.")?)?;
+                ObjectKey::RawUpload { app: AppId::parse(app).ok()?, video: VideoId::parse(video).ok()?, kind }
+            }
+            ["images", app, image] => ObjectKey::Image { app: AppId::parse(app).ok()?, image: ImageId::parse(image).ok()? },
+            ["hls", app, video, output, rest @ ..] => ObjectKey::Hls {
+                app: AppId::parse(app).ok()?,
+                video: VideoId::parse(video).ok()?,
+                output: OutputId::parse(output)?,
+                file: HlsFile::parse_relative(rest)?,
+            },
+            _ => return None,
+        };
+        // The parts above are validated one by one; this catches anything a
+        // looser sub-parser might let through.
+        (parsed.to_string() == key).then_some(parsed)
+    }
+
+    pub fn app(&self) -> &AppId {
+        match self {
+            ObjectKey::RawUpload { app, .. } | ObjectKey::Image { app, .. } | ObjectKey::Hls { app, .. } => app,
+        }
+    }
+}
+
+impl fmt::Display for ObjectKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ObjectKey::RawUpload { app, video, kind } => write!(f, "raw/{app}/{video}/source.{}", kind.extension()),
+            ObjectKey::Image { app, image } => write!(f, "images/{app}/{image}"),
+            ObjectKey::Hls { app, video, output, file } => {
+                write!(f, "{}{}", ObjectKey::hls_prefix(app, video, output), file.relative_path())
+            }
+        }
+    }
+}
+
+/// Checks that a caller-supplied `raw_key` is the upload key of this app and
+/// video, naming what is wrong.
+pub fn check_raw_key(raw_key: &str, app: &AppId, video: &VideoId) -> Result<VideoType, crate::error::ApiError> {
+    match ObjectKey::parse(raw_key) {
+        Some(ObjectKey::RawUpload { app: a, video: v, kind }) if &a == app && &v == video => Ok(kind),
+        Some(ObjectKey::RawUpload { .. }) => Err(crate::error::ApiError::invalid_field(format!(
+            "raw_key {raw_key:?} belongs to another app_id or video_id; use the raw_key /generate-upload-url returned for app_id {app:?} and video_id {video:?}"
+        ))),
+        _ => Err(crate::error::ApiError::invalid_field(format!(
+            "raw_key {raw_key:?} is not an upload key; use the raw_key /generate-upload-url returned (raw/{app}/{video}/source.<ext>)"
+        ))),
+    }
+}
+
+/// Validates a path parameter as an id, for routes that take ids in the path.
+pub fn is_valid_id(s: &str) -> bool {
+    check_id("id", s).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn app() -> AppId {
+        AppId::parse("app1").unwrap()
+    }
+    fn video() -> VideoId {
+        VideoId::parse("vid_1").unwrap()
+    }
+    fn out() -> OutputId {
+        OutputId::parse("k3v9").unwrap()
+    }
+    fn rung(s: &str) -> RungName {
+        RungName::parse(s).unwrap()
+    }
+
+    #[test]
+    fn every_key_round_trips() {
+        let hls = |file| ObjectKey::Hls { app: app(), video: video(), output: out(), file };
+        let cases = [
+            (ObjectKey::RawUpload { app: app(), video: video(), kind: VideoType::Mp4 }, "raw/app1/vid_1/source.mp4"),
+            (ObjectKey::RawUpload { app: app(), video: video(), kind: VideoType::Matroska }, "raw/app1/vid_1/source.mkv"),
+            (ObjectKey::Image { app: app(), image: ImageId::parse("img-9").unwrap() }, "images/app1/img-9"),
+            (hls(HlsFile::Master), "hls/app1/vid_1/k3v9/master.m3u8"),
+            (hls(HlsFile::Rung(rung("1080p"), RungFile::Playlist)), "hls/app1/vid_1/k3v9/1080p/index.m3u8"),
+            (hls(HlsFile::Rung(rung("240p"), RungFile::Init)), "hls/app1/vid_1/k3v9/240p/init.mp4"),
+            (hls(HlsFile::Rung(rung("720p"), RungFile::Segment(0))), "hls/app1/vid_1/k3v9/720p/00000.m4s"),
+            (hls(HlsFile::Rung(rung("720p"), RungFile::Segment(123_456))), "hls/app1/vid_1/k3v9/720p/123456.m4s"),
+            (hls(HlsFile::Poster), "hls/app1/vid_1/k3v9/poster.jpg"),
+            (hls(HlsFile::Sprite), "hls/app1/vid_1/k3v9/sprite.jpg"),
+            (hls(HlsFile::ThumbnailsVtt), "hls/app1/vid_1/k3v9/thumbnails.vtt"),
+        ];
+        for (key, text) in cases {
+            assert_eq!(key.to_string(), text);
+            assert_eq!(ObjectKey::parse(text), Some(key), "{text}");
+        }
+    }
+
+    #[test]
+    fn non_canonical_and_escaping_keys_are_refused() {
+        for bad in [
+            "",
+            "/",
+            "raw/app1/vid_1/source.MP4",
+            "raw/app1/vid_1/source.avi",
+            "raw/app1/vid_1/other.mp4",
+            "raw/app1/vid_1/source.mp4/",
+            "raw/app1//source.mp4",
+            "images/app1/img/extra",
+            "images/app1/",
+            "images/app1/..",
+            "images/../images/app1/x",
+            "images/app1/%2e%2e",
+            "/images/app1/x",
+            "images//app1/x",
+            "hls/app1/vid_1/k3v9/1080p/1.m4s",
+            "hls/app1/vid_1/k3v9/1080p/00001.ts",
+            "hls/app1/vid_1/k3v9/1080p/../../other/master.m3u8",
+            "hls/app1/vid_1/k3v9/0720p/index.m3u8",
+            "hls/app1/vid_1/k3v9/1080/index.m3u8",
+            "hls/app1/vid_1/K3V9/master.m3u8",
+            "hls/app1/vid_1/k3v9/./master.m3u8",
+            "hls/app1/vid_1/k3v9/master.m3u8?x",
+            "hls/app1/vid_1/master.m3u8",
+            "hls/app1/vid_1/k3v9/secret.txt",
+            "HLS/app1/vid_1/k3v9/master.m3u8",
+        ] {
+            assert_eq!(ObjectKey::parse(bad), None, "{bad:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn raw_key_must_belong_to_the_app_and_video() {
+        assert_eq!(check_raw_key("raw/app1/vid_1/source.webm", &app(), &video()), Ok(VideoType::WebM));
+        let other = check_raw_key("raw/app2/vid_1/source.mp4", &app(), &video()).unwrap_err();
+        assert_eq!(other.status(), 400);
+        assert!(other.message.contains("another app_id or video_id"));
+        let junk = check_raw_key("images/app1/x", &app(), &video()).unwrap_err();
+        assert!(junk.message.contains("not an upload key"));
+    }
+
+    #[test]
+    fn content_types_and_caching_per_file() {
+        let r = || rung("480p");
+        let cases = [
+            (HlsFile::Master, "application/vnd.apple.mpegurl", CachePolicy::Short),
+            (HlsFile::Rung(r(), RungFile::Playlist), "application/vnd.apple.mpegurl", CachePolicy::Short),
+            (HlsFile::Rung(r(), RungFile::Init), "video/mp4", CachePolicy::Immutable),
+            (HlsFile::Rung(r(), RungFile::Segment(3)), "video/iso.segment", CachePolicy::Immutable),
+            (HlsFile::Poster, "image/jpeg", CachePolicy::Immutable),
+            (HlsFile::Sprite, "image/jpeg", CachePolicy::Immutable),
+            (HlsFile::ThumbnailsVtt, "text/vtt; charset=utf-8", CachePolicy::Immutable),
+        ];
+        for (file, ct, cache) in cases {
+            assert_eq!(file.content_type(), ct, "{file:?}");
+            assert_eq!(file.cache_policy(), cache, "{file:?}");
+        }
+    }
+
+    #[test]
+    fn rung_names() {
+        for (s, ok) in [("1080p", true), ("240p", true), ("2160p", true), ("p", false), ("0p", false), ("12345p", false), ("720", false), ("720P", false)] {
+            assert_eq!(RungName::parse(s).is_some(), ok, "{s}");
+        }
+        assert_eq!(RungName::from_short_side(720).as_str(), "720p");
+    }
+}

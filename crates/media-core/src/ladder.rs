@@ -1,0 +1,408 @@
+//! Planning the adaptive-bitrate ladder: a pure function from what the probe
+//! found in the source to the rungs to encode. Each rule and its reason:
+//!
+//! - Rungs are bounding boxes (1920x1080 for `1080p`), turned to match the
+//!   source's orientation, so portrait and ultra-wide videos keep their full
+//!   long side instead of being judged by their short one.
+//! - Never upscale: the top rung is the smallest box the (rotated, square
+//!   pixel) source fits in, at the source's own size; every lower box is a
+//!   downscale. Nothing goes above 2160p.
+//! - Even dimensions, rounded down: 4:2:0 chroma needs them and rounding down
+//!   cannot upscale.
+//! - Bitrates follow the pixel count within a box (a 1920x800 video needs less
+//!   than 1920x1080) and rise by half above 30 fps; each rung is capped
+//!   (VBV) at 1.5x its target so peaks stay bounded for players' estimators.
+//! - One frame rate and one keyframe cadence for every rung, so GOPs and
+//!   segments line up across the ladder and players can switch anywhere.
+
+use serde::{Deserialize, Serialize};
+
+use crate::keys::RungName;
+
+/// A frame rate or time base as a fraction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rational {
+    pub num: u32,
+    pub den: u32,
+}
+
+impl Rational {
+    pub const fn new(num: u32, den: u32) -> Self {
+        Self { num, den }
+    }
+
+    pub fn as_f64(self) -> f64 {
+        if self.den == 0 {
+            0.0
+        } else {
+            f64::from(self.num) / f64::from(self.den)
+        }
+    }
+}
+
+/// What the probe found, as far as planning needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SourceVideo {
+    /// Coded size, before rotation.
+    pub width: u32,
+    pub height: u32,
+    /// Sample (pixel) aspect ratio; 1:1 for square pixels (0:x means unknown = 1:1).
+    pub sample_aspect: Rational,
+    /// Clockwise display rotation in degrees (0, 90, 180, 270).
+    pub rotation: i32,
+    /// Average frame rate.
+    pub frame_rate: Rational,
+}
+
+impl SourceVideo {
+    /// Display size: square pixels, rotation applied.
+    pub fn display_size(&self) -> (u32, u32) {
+        let sar = if self.sample_aspect.num == 0 || self.sample_aspect.den == 0 { 1.0 } else { self.sample_aspect.as_f64() };
+        let (w, h) = if sar >= 1.0 {
+            ((f64::from(self.width) * sar).round() as u32, self.height)
+        } else {
+            (self.width, (f64::from(self.height) / sar).round() as u32)
+        };
+        if self.rotation.rem_euclid(180) == 90 {
+            (h, w)
+        } else {
+            (w, h)
+        }
+    }
+}
+
+/// What the caller may tune per job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LadderOptions {
+    /// Target segment length in seconds.
+    pub segment_s: u32,
+    /// Keyframe interval in seconds; segments hold whole GOPs.
+    pub gop_s: u32,
+    /// Keep at most this many rungs (the highest ones). 0 means no limit.
+    pub max_rungs: u32,
+    /// The tallest rung by name (e.g. 1080 stops at 1080p).
+    pub max_rung: u32,
+    /// x264 preset for every rung.
+    pub preset: String,
+}
+
+impl Default for LadderOptions {
+    fn default() -> Self {
+        Self { segment_s: 4, gop_s: 2, max_rungs: 0, max_rung: 2160, preset: "veryfast".into() }
+    }
+}
+
+/// The standard boxes, largest first: (name, long side, short side, target kbps
+/// at 30 fps). The 240p box is 428 wide so that 16:9 fits it by height (426x240).
+pub const BOXES: [(u32, u32, u32, u32); 7] = [
+    (2160, 3840, 2160, 14_000),
+    (1440, 2560, 1440, 8_000),
+    (1080, 1920, 1080, 5_000),
+    (720, 1280, 720, 2_800),
+    (480, 854, 480, 1_400),
+    (360, 640, 360, 800),
+    (240, 428, 240, 400),
+];
+
+/// One rung to encode.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rung {
+    pub name: RungName,
+    pub width: u32,
+    pub height: u32,
+    /// Target average video bitrate, bits/s.
+    pub bitrate: u32,
+    /// VBV maximum rate, bits/s.
+    pub max_bitrate: u32,
+    /// VBV buffer size, bits.
+    pub buffer_size: u32,
+    /// H.264 level × 10 (e.g. 40 for 4.0), fitting size, rate and bitrate.
+    pub level: u8,
+}
+
+/// Audio for the whole ladder, encoded once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AudioPlan {
+    pub sample_rate: u32,
+    pub channels: u32,
+    pub bitrate: u32,
+}
+
+/// AAC-LC stereo 48 kHz at 128 kb/s, whatever the source layout.
+pub const AUDIO: AudioPlan = AudioPlan { sample_rate: 48_000, channels: 2, bitrate: 128_000 };
+
+/// Everything the encoder needs to produce an aligned ladder.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LadderPlan {
+    pub rungs: Vec<Rung>,
+    /// Output frame rate for every rung (constant).
+    pub frame_rate: Rational,
+    /// Frames per GOP; every GOP starts with an IDR frame on every rung.
+    pub gop_frames: u32,
+    /// GOPs per segment.
+    pub gops_per_segment: u32,
+}
+
+impl LadderPlan {
+    /// Segment length in seconds (the HLS target duration before rounding).
+    pub fn segment_duration_s(&self) -> f64 {
+        f64::from(self.gop_frames * self.gops_per_segment) / self.frame_rate.as_f64()
+    }
+}
+
+/// Why a source cannot be planned.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PlanError {
+    #[error("the video is {width}x{height}; both sides must be at least 2 pixels")]
+    TooSmall { width: u32, height: u32 },
+    #[error("the video is {width}x{height}; the largest accepted is 16384 pixels on a side")]
+    TooLarge { width: u32, height: u32 },
+    #[error("the video's frame rate {num}/{den} is not usable")]
+    BadFrameRate { num: u32, den: u32 },
+}
+
+/// The output frame rate: the source's, halved until it is at most 60 fps.
+pub fn output_frame_rate(src: Rational) -> Result<Rational, PlanError> {
+    let fps = src.as_f64();
+    if !(fps.is_finite() && fps >= 1.0 && fps <= 1000.0) {
+        return Err(PlanError::BadFrameRate { num: src.num, den: src.den });
+    }
+    let mut r = src;
+    while r.as_f64() > 60.5 {
+        r = if r.num % 2 == 0 { Rational::new(r.num / 2, r.den) } else { Rational::new(r.num, r.den * 2) };
+    }
+    Ok(r)
+}
+
+/// `a * b / c` without overflow, rounded down.
+fn mul_div(a: u32, b: u32, c: u32) -> u32 {
+    (u64::from(a) * u64::from(b) / u64::from(c)) as u32
+}
+
+fn even_floor(x: u32) -> u32 {
+    (x & !1).max(2)
+}
+
+/// Plans the ladder for `source` under `options`.
+pub fn plan_ladder(source: &SourceVideo, options: &LadderOptions) -> Result<LadderPlan, PlanError> {
+    let (dw, dh) = source.display_size();
+    if dw < 2 || dh < 2 {
+        return Err(PlanError::TooSmall { width: dw, height: dh });
+    }
+    if dw > 16_384 || dh > 16_384 {
+        return Err(PlanError::TooLarge { width: dw, height: dh });
+    }
+    let frame_rate = output_frame_rate(source.frame_rate)?;
+    let fps = frame_rate.as_f64();
+    let rate_factor = if fps > 31.0 { 1.5 } else { 1.0 };
+    let landscape = dw >= dh;
+
+    let mut rungs = Vec::new();
+    let mut top_found = false;
+    // Smallest box first, so that the first box the source fits in is the top.
+    for &(name, long, short, kbps) in BOXES.iter().rev() {
+        if name > options.max_rung.max(240) || top_found {
+            continue;
+        }
+        let (bw, bh) = if landscape { (long, short) } else { (short, long) };
+        // Fit inside the box exactly: the binding side takes the box's size,
+        // the other follows in integer arithmetic (no float rounding up).
+        let (w, h) = if dw <= bw && dh <= bh {
+            top_found = true;
+            (even_floor(dw), even_floor(dh))
+        } else if u64::from(bw) * u64::from(dh) <= u64::from(bh) * u64::from(dw) {
+            (even_floor(bw), even_floor(mul_div(dh, bw, dw)))
+        } else {
+            (even_floor(mul_div(dw, bh, dh)), even_floor(bh))
+        };
+        let area_share = (f64::from(w) * f64::from(h)) / (f64::from(bw) * f64::from(bh));
+        let bitrate = (f64::from(kbps) * 1000.0 * area_share.min(1.0) * rate_factor).round().max(64_000.0) as u32;
+        let max_bitrate = bitrate / 2 * 3;
+        rungs.push(Rung {
+            name: RungName::from_short_side(name),
+            width: w,
+            height: h,
+            bitrate,
+            max_bitrate,
+            buffer_size: max_bitrate * 2,
+            level: h264_level(w, h, fps, max_bitrate),
+        });
+    }
+    rungs.reverse();
+    // A source smaller than a box's neighbour can map two boxes to the same size.
+    rungs.dedup_by(|b, a| a.width == b.width && a.height == b.height);
+    if options.max_rungs > 0 {
+        rungs.truncate(options.max_rungs as usize);
+    }
+    let gop_frames = ((f64::from(options.gop_s.max(1)) * fps).round() as u32).max(1);
+    let gops_per_segment = (options.segment_s.max(options.gop_s) / options.gop_s.max(1)).max(1);
+    Ok(LadderPlan { rungs, frame_rate, gop_frames, gops_per_segment })
+}
+
+/// The lowest H.264 level (× 10) that fits a stream (ITU-T H.264 Table A-1;
+/// High profile allows 1.25x the bitrate).
+pub fn h264_level(width: u32, height: u32, fps: f64, max_bitrate: u32) -> u8 {
+    // (level, MaxMBPS, MaxFS, MaxBR in kb/s for Baseline/Main)
+    const LEVELS: [(u8, u64, u64, u64); 16] = [
+        (10, 1_485, 99, 64),
+        (11, 3_000, 396, 192),
+        (12, 6_000, 396, 384),
+        (13, 11_880, 396, 768),
+        (20, 11_880, 396, 2_000),
+        (21, 19_800, 792, 4_000),
+        (22, 20_250, 1_620, 4_000),
+        (30, 40_500, 1_620, 10_000),
+        (31, 108_000, 3_600, 14_000),
+        (32, 216_000, 5_120, 20_000),
+        (40, 245_760, 8_192, 20_000),
+        (41, 245_760, 8_192, 50_000),
+        (42, 522_240, 8_704, 50_000),
+        (50, 589_824, 22_080, 135_000),
+        (51, 983_040, 36_864, 240_000),
+        (52, 2_073_600, 36_864, 240_000),
+    ];
+    let mbs = u64::from(width.div_ceil(16)) * u64::from(height.div_ceil(16));
+    let mbps = (mbs as f64 * fps).ceil() as u64;
+    let kbps = u64::from(max_bitrate).div_ceil(1000);
+    LEVELS
+        .iter()
+        .find(|&&(_, max_mbps, max_fs, max_br)| mbs <= max_fs && mbps <= max_mbps && kbps * 4 <= max_br * 5)
+        .map_or(52, |l| l.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn src(w: u32, h: u32, rotation: i32, fps: (u32, u32)) -> SourceVideo {
+        SourceVideo { width: w, height: h, sample_aspect: Rational::new(1, 1), rotation, frame_rate: Rational::new(fps.0, fps.1) }
+    }
+
+    fn sizes(plan: &LadderPlan) -> Vec<(&str, u32, u32)> {
+        plan.rungs.iter().map(|r| (r.name.as_str(), r.width, r.height)).collect()
+    }
+
+    #[test]
+    fn ladders_by_source() {
+        let o = LadderOptions::default();
+        let cases: Vec<(SourceVideo, Vec<(&str, u32, u32)>)> = vec![
+            (
+                src(1920, 1080, 0, (30, 1)),
+                vec![("1080p", 1920, 1080), ("720p", 1280, 720), ("480p", 852, 480), ("360p", 640, 360), ("240p", 426, 240)],
+            ),
+            (
+                src(3840, 2160, 0, (30, 1)),
+                vec![
+                    ("2160p", 3840, 2160),
+                    ("1440p", 2560, 1440),
+                    ("1080p", 1920, 1080),
+                    ("720p", 1280, 720),
+                    ("480p", 852, 480),
+                    ("360p", 640, 360),
+                    ("240p", 426, 240),
+                ],
+            ),
+            // 8K: capped at 2160p, never above.
+            (src(7680, 4320, 0, (30, 1)), vec![("2160p", 3840, 2160), ("1440p", 2560, 1440), ("1080p", 1920, 1080), ("720p", 1280, 720), ("480p", 852, 480), ("360p", 640, 360), ("240p", 426, 240)]),
+            // Portrait phone video stored landscape with rotation metadata.
+            (
+                src(1920, 1080, 90, (30, 1)),
+                vec![("1080p", 1080, 1920), ("720p", 720, 1280), ("480p", 480, 852), ("360p", 360, 640), ("240p", 240, 426)],
+            ),
+            (src(1080, 1920, 0, (30, 1)), vec![("1080p", 1080, 1920), ("720p", 720, 1280), ("480p", 480, 852), ("360p", 360, 640), ("240p", 240, 426)]),
+            // Upside down is still landscape.
+            (src(1280, 720, 180, (30, 1)), vec![("720p", 1280, 720), ("480p", 852, 480), ("360p", 640, 360), ("240p", 426, 240)]),
+            // Odd sizes round down to even; the top rung is the source itself.
+            (src(1001, 563, 0, (25, 1)), vec![("720p", 1000, 562), ("480p", 852, 480), ("360p", 640, 358), ("240p", 426, 240)]),
+            // Ultra-wide keeps its full width in the 1080p box.
+            (src(1920, 800, 0, (24, 1)), vec![("1080p", 1920, 800), ("720p", 1280, 532), ("480p", 854, 354), ("360p", 640, 266), ("240p", 428, 178)]),
+            // Tiny: one rung at source size.
+            (src(160, 120, 0, (15, 1)), vec![("240p", 160, 120)]),
+            (src(3, 3, 0, (30, 1)), vec![("240p", 2, 2)]),
+        ];
+        for (source, want) in cases {
+            let plan = plan_ladder(&source, &o).unwrap();
+            assert_eq!(sizes(&plan), want, "{source:?}");
+            for r in &plan.rungs {
+                assert!(r.width % 2 == 0 && r.height % 2 == 0, "{r:?}");
+                let (dw, dh) = source.display_size();
+                assert!(r.width <= dw.max(2) && r.height <= dh.max(2), "upscaled: {r:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn aspect_is_kept_within_rounding() {
+        let plan = plan_ladder(&src(1920, 1080, 0, (30, 1)), &LadderOptions::default()).unwrap();
+        for r in &plan.rungs {
+            let aspect = f64::from(r.width) / f64::from(r.height);
+            assert!((aspect - 16.0 / 9.0).abs() < 0.02, "{r:?}");
+        }
+    }
+
+    #[test]
+    fn anamorphic_sources_get_square_pixels() {
+        // DVD-style 720x576 with 16:15 pixels shows as 768x576.
+        let s = SourceVideo { sample_aspect: Rational::new(16, 15), ..src(720, 576, 0, (25, 1)) };
+        assert_eq!(s.display_size(), (768, 576));
+        assert_eq!(plan_ladder(&s, &LadderOptions::default()).unwrap().rungs[0].width, 768);
+    }
+
+    #[test]
+    fn bitrates_follow_area_and_frame_rate_and_are_capped() {
+        let o = LadderOptions::default();
+        let p30 = plan_ladder(&src(1920, 1080, 0, (30, 1)), &o).unwrap();
+        let p60 = plan_ladder(&src(1920, 1080, 0, (60, 1)), &o).unwrap();
+        let wide = plan_ladder(&src(1920, 800, 0, (30, 1)), &o).unwrap();
+        assert_eq!(p30.rungs[0].bitrate, 5_000_000);
+        assert_eq!(p60.rungs[0].bitrate, 7_500_000);
+        assert!(wide.rungs[0].bitrate < 4_000_000);
+        for r in p30.rungs.iter().chain(&p60.rungs) {
+            assert_eq!(r.max_bitrate, r.bitrate / 2 * 3);
+            assert_eq!(r.buffer_size, r.max_bitrate * 2);
+        }
+        // Higher rungs always cost more.
+        assert!(p30.rungs.windows(2).all(|w| w[0].bitrate > w[1].bitrate));
+    }
+
+    #[test]
+    fn levels() {
+        let o = LadderOptions::default();
+        let lv = |s: SourceVideo| plan_ladder(&s, &o).unwrap().rungs.iter().map(|r| r.level).collect::<Vec<_>>();
+        assert_eq!(lv(src(1920, 1080, 0, (30, 1))), vec![40, 31, 31, 30, 21]);
+        assert_eq!(lv(src(1920, 1080, 0, (60, 1)))[0], 42);
+        assert_eq!(lv(src(3840, 2160, 0, (30, 1)))[0], 51);
+    }
+
+    #[test]
+    fn options_limit_the_ladder_and_set_the_cadence() {
+        let o = LadderOptions { max_rungs: 4, max_rung: 1080, ..LadderOptions::default() };
+        let plan = plan_ladder(&src(3840, 2160, 0, (30, 1)), &o).unwrap();
+        assert_eq!(sizes(&plan), vec![("1080p", 1920, 1080), ("720p", 1280, 720), ("480p", 852, 480), ("360p", 640, 360)]);
+        assert_eq!((plan.gop_frames, plan.gops_per_segment), (60, 2));
+        assert!((plan.segment_duration_s() - 4.0).abs() < 1e-9);
+        let ntsc = plan_ladder(&src(1280, 720, 0, (30_000, 1001)), &LadderOptions::default()).unwrap();
+        assert_eq!(ntsc.gop_frames, 60);
+        assert!((ntsc.segment_duration_s() - 4.004).abs() < 1e-9);
+    }
+
+    #[test]
+    fn frame_rates() {
+        assert_eq!(output_frame_rate(Rational::new(120, 1)).unwrap(), Rational::new(60, 1));
+        assert_eq!(output_frame_rate(Rational::new(240, 1)).unwrap(), Rational::new(60, 1));
+        assert_eq!(output_frame_rate(Rational::new(60_000, 1001)).unwrap(), Rational::new(60_000, 1001));
+        assert_eq!(output_frame_rate(Rational::new(119_881, 1000)).unwrap(), Rational::new(119_881, 2000));
+        assert!(output_frame_rate(Rational::new(0, 1)).is_err());
+        assert!(output_frame_rate(Rational::new(1, 0)).is_err());
+    }
+
+    #[test]
+    fn unusable_sources_are_refused_with_the_reason() {
+        let o = LadderOptions::default();
+        assert_eq!(plan_ladder(&src(1, 1080, 0, (30, 1)), &o).unwrap_err(), PlanError::TooSmall { width: 1, height: 1080 });
+        let huge = plan_ladder(&src(32_768, 32_768, 0, (30, 1)), &o).unwrap_err();
+        assert!(huge.to_string().contains("32768x32768"));
+    }
+}

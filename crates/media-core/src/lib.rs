@@ -1,0 +1,30 @@
+//! The platform's rules, in one crate with no I/O, shared by both Workers
+//! (wasm32) and the transcoder (native). Time and randomness come in as
+//! arguments, so every rule is tested here with plain `cargo test`.
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`ids`] | `app_id`/`image_id`/`video_id` rules; minted job, lease and image ids |
+//! | [`media`] | accepted content types, size limits, image sniffing and dimensions |
+//! | [`keys`] | the object-key layout (build and parse, canonical only), content types and caching of outputs |
+//! | [`job`] | the job model and its state machine (lease, heartbeat, retry, expiry) |
+//! | [`ladder`] | planning the ABR ladder from a probed source |
+//! | [`playlist`] | HLS playlists, WebVTT thumbnails, codec strings, sprite layout |
+//! | [`api`] | request/response types and JSON field reading |
+//! | [`sigv4`] | SigV4 signing and presigned URLs for S3-compatible storage |
+//! | [`error`] | error codes, their HTTP statuses and the error body |
+//! | [`time`] | timestamps passed in by the caller, RFC 3339 and SigV4 formats |
+
+pub mod api;
+pub mod error;
+pub mod ids;
+pub mod job;
+pub mod keys;
+pub mod ladder;
+pub mod media;
+pub mod playlist;
+pub mod sigv4;
+pub mod time;
+
+pub use error::{ApiError, ErrorCode};
+pub use time::Timestamp;

@@ -1,0 +1,430 @@
+//! What may be uploaded: the accepted content types of images and videos, the
+//! size limits, and recognising an image by its bytes (magic numbers and the
+//! pixel dimensions in its header) so a file is never trusted by its label.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ApiError, ErrorCode};
+
+/// Default cap for an image upload: 25 MiB.
+pub const DEFAULT_MAX_IMAGE_BYTES: u64 = 25 * 1024 * 1024;
+/// Default cap for a video upload: 5 GiB, the most one presigned `PUT` can
+/// carry to R2 or S3.
+pub const DEFAULT_MAX_VIDEO_BYTES: u64 = 5 * 1024 * 1024 * 1024;
+
+/// An accepted video container, named by its content type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VideoType {
+    Mp4,
+    QuickTime,
+    WebM,
+    Matroska,
+    Ogg,
+}
+
+impl VideoType {
+    pub const ALL: [VideoType; 5] = [Self::Mp4, Self::QuickTime, Self::WebM, Self::Matroska, Self::Ogg];
+
+    /// Recognises a content type (case-insensitive, no parameters).
+    pub fn from_content_type(ct: &str) -> Option<Self> {
+        match ct.trim().to_ascii_lowercase().as_str() {
+            "video/mp4" => Some(Self::Mp4),
+            "video/quicktime" => Some(Self::QuickTime),
+            "video/webm" => Some(Self::WebM),
+            "video/x-matroska" | "video/matroska" => Some(Self::Matroska),
+            "video/ogg" => Some(Self::Ogg),
+            _ => None,
+        }
+    }
+
+    /// The file extension of the raw upload's object key.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Self::Mp4 => "mp4",
+            Self::QuickTime => "mov",
+            Self::WebM => "webm",
+            Self::Matroska => "mkv",
+            Self::Ogg => "ogv",
+        }
+    }
+
+    pub fn from_extension(ext: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.extension() == ext)
+    }
+
+    pub fn canonical_content_type(self) -> &'static str {
+        match self {
+            Self::Mp4 => "video/mp4",
+            Self::QuickTime => "video/quicktime",
+            Self::WebM => "video/webm",
+            Self::Matroska => "video/x-matroska",
+            Self::Ogg => "video/ogg",
+        }
+    }
+}
+
+/// An accepted image format. SVG is refused on purpose: it can carry script.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ImageType {
+    Jpeg,
+    Png,
+    WebP,
+    Avif,
+    Gif,
+}
+
+impl ImageType {
+    pub const ALL: [ImageType; 5] = [Self::Jpeg, Self::Png, Self::WebP, Self::Avif, Self::Gif];
+
+    pub fn from_content_type(ct: &str) -> Option<Self> {
+        match ct.trim().to_ascii_lowercase().as_str() {
+            "image/jpeg" | "image/jpg" => Some(Self::Jpeg),
+            "image/png" => Some(Self::Png),
+            "image/webp" => Some(Self::WebP),
+            "image/avif" => Some(Self::Avif),
+            "image/gif" => Some(Self::Gif),
+            _ => None,
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Self::Jpeg => "image/jpeg",
+            Self::Png => "image/png",
+            Self::WebP => "image/webp",
+            Self::Avif => "image/avif",
+            Self::Gif => "image/gif",
+        }
+    }
+
+    /// Recognises an image by its first bytes (16 are enough for all five).
+    pub fn sniff(bytes: &[u8]) -> Option<Self> {
+        if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+            Some(Self::Jpeg)
+        } else if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+            Some(Self::Png)
+        } else if bytes.starts_with(b"GIF87a") || bytes.starts_with(b"GIF89a") {
+            Some(Self::Gif)
+        } else if bytes.len() >= 12 && &bytes[0..4] == b"RIFF" && &bytes[8..12] == b"WEBP" {
+            Some(Self::WebP)
+        } else if is_avif(bytes) {
+            Some(Self::Avif)
+        } else {
+            None
+        }
+    }
+}
+
+fn is_avif(b: &[u8]) -> bool {
+    if b.len() < 16 || &b[4..8] != b"ftyp" {
+        return false;
+    }
+    let size = be32(b, 0) as usize;
+    let end = size.min(b.len());
+    // Major brand, then compatible brands after the minor version.
+    std::iter::once(8).chain((16..end).step_by(4)).any(|i| i + 4 <= end && matches!(&b[i..i + 4], b"avif" | b"avis"))
+}
+
+/// Refuses a content type that is not an accepted video, saying which are.
+pub fn check_video_type(content_type: &str) -> Result<VideoType, ApiError> {
+    VideoType::from_content_type(content_type).ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::UnsupportedMediaType,
+            format!(
+                "content_type {content_type:?} is not accepted for videos; use one of {}",
+                VideoType::ALL.map(VideoType::canonical_content_type).join(", ")
+            ),
+        )
+    })
+}
+
+/// Refuses a content type that is not an accepted image, saying which are.
+pub fn check_image_type(content_type: &str) -> Result<ImageType, ApiError> {
+    ImageType::from_content_type(content_type).ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::UnsupportedMediaType,
+            format!(
+                "content_type {content_type:?} is not accepted for images; use one of {}",
+                ImageType::ALL.map(ImageType::content_type).join(", ")
+            ),
+        )
+    })
+}
+
+/// Refuses a size over `max` (and an empty upload).
+pub fn check_size(what: &str, size: u64, max: u64) -> Result<(), ApiError> {
+    if size == 0 {
+        return Err(ApiError::invalid_field(format!("{what} is empty; send a file of at least 1 byte")));
+    }
+    if size > max {
+        return Err(ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            format!("{what} is {size} bytes; the limit is {max} bytes ({})", human_bytes(max)),
+        ));
+    }
+    Ok(())
+}
+
+fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["bytes", "KiB", "MiB", "GiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if v.fract() == 0.0 {
+        format!("{v} {}", UNITS[unit])
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+/// Pixel dimensions read from an image header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dimensions {
+    pub width: u32,
+    pub height: u32,
+}
+
+/// Reads width and height from the header of an image of type `kind`.
+/// `None` when the header is truncated or malformed.
+pub fn image_dimensions(kind: ImageType, b: &[u8]) -> Option<Dimensions> {
+    let d = match kind {
+        ImageType::Png => {
+            (b.len() >= 24 && &b[12..16] == b"IHDR").then(|| Dimensions { width: be32(b, 16), height: be32(b, 20) })?
+        }
+        ImageType::Gif => {
+            (b.len() >= 10).then(|| Dimensions { width: le16(b, 6).into(), height: le16(b, 8).into() })?
+        }
+        ImageType::Jpeg => jpeg_dimensions(b)?,
+        ImageType::WebP => webp_dimensions(b)?,
+        ImageType::Avif => avif_dimensions(b)?,
+    };
+    (d.width > 0 && d.height > 0).then_some(d)
+}
+
+fn jpeg_dimensions(b: &[u8]) -> Option<Dimensions> {
+    let mut i = 2;
+    while i + 4 <= b.len() {
+        if b[i] != 0xFF {
+            return None;
+        }
+        let marker = b[i + 1];
+        if marker == 0xFF {
+            i += 1; // fill byte
+            continue;
+        }
+        if matches!(marker, 0xD0..=0xD9 | 0x01) {
+            i += 2; // markers without a length
+            continue;
+        }
+        let len = usize::from(be16(b, i + 2));
+        let is_sof = matches!(marker, 0xC0..=0xCF) && !matches!(marker, 0xC4 | 0xC8 | 0xCC);
+        if is_sof {
+            if i + 9 > b.len() {
+                return None;
+            }
+            return Some(Dimensions { height: be16(b, i + 5).into(), width: be16(b, i + 7).into() });
+        }
+        if len < 2 {
+            return None;
+        }
+        i += 2 + len;
+    }
+    None
+}
+
+fn webp_dimensions(b: &[u8]) -> Option<Dimensions> {
+    if b.len() < 30 {
+        return None;
+    }
+    match &b[12..16] {
+        b"VP8 " if b[23..26] == [0x9d, 0x01, 0x2a] => {
+            Some(Dimensions { width: u32::from(le16(b, 26) & 0x3fff), height: u32::from(le16(b, 28) & 0x3fff) })
+        }
+        b"VP8L" if b[20] == 0x2f => {
+            let bits = u32::from_le_bytes([b[21], b[22], b[23], b[24]]);
+            Some(Dimensions { width: (bits & 0x3fff) + 1, height: ((bits >> 14) & 0x3fff) + 1 })
+        }
+        b"VP8X" => Some(Dimensions { width: le24(b, 24) + 1, height: le24(b, 27) + 1 }),
+        _ => None,
+    }
+}
+
+/// Walks `meta/iprp/ipco` to the first `ispe` (image spatial extents) box.
+fn avif_dimensions(b: &[u8]) -> Option<Dimensions> {
+    fn find_box<'a>(mut b: &'a [u8], kind: &[u8; 4]) -> Option<&'a [u8]> {
+        while b.len() >= 8 {
+            let size = be32(b, 0) as usize;
+            if size < 8 || size > b.len() {
+                return None;
+            }
+            if &b[4..8] == kind {
+                return Some(&b[8..size]);
+            }
+            b = &b[size..];
+        }
+        None
+    }
+    let meta = find_box(b, b"meta")?.get(4..)?; // full box: skip version+flags
+    let ipco = find_box(find_box(meta, b"iprp")?, b"ipco")?;
+    let ispe = find_box(ipco, b"ispe")?;
+    (ispe.len() >= 12).then(|| Dimensions { width: be32(ispe, 4), height: be32(ispe, 8) })
+}
+
+fn be16(b: &[u8], i: usize) -> u16 {
+    u16::from_be_bytes([b[i], b[i + 1]])
+}
+fn be32(b: &[u8], i: usize) -> u32 {
+    u32::from_be_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]])
+}
+fn le16(b: &[u8], i: usize) -> u16 {
+    u16::from_le_bytes([b[i], b[i + 1]])
+}
+fn le24(b: &[u8], i: usize) -> u32 {
+    u32::from_le_bytes([b[i], b[i + 1], b[i + 2], 0])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn video_types() {
+        let cases = [
+            ("video/mp4", Some(VideoType::Mp4)),
+            ("Video/MP4", Some(VideoType::Mp4)),
+            ("video/quicktime", Some(VideoType::QuickTime)),
+            ("video/webm", Some(VideoType::WebM)),
+            ("video/x-matroska", Some(VideoType::Matroska)),
+            ("video/matroska", Some(VideoType::Matroska)),
+            ("video/ogg", Some(VideoType::Ogg)),
+            ("video/mp4; codecs=avc1", None),
+            ("video/avi", None),
+            ("image/png", None),
+            ("", None),
+        ];
+        for (ct, want) in cases {
+            assert_eq!(VideoType::from_content_type(ct), want, "{ct}");
+            assert_eq!(check_video_type(ct).is_ok(), want.is_some());
+        }
+        for t in VideoType::ALL {
+            assert_eq!(VideoType::from_extension(t.extension()), Some(t));
+            assert_eq!(VideoType::from_content_type(t.canonical_content_type()), Some(t));
+        }
+        let e = check_video_type("video/avi").unwrap_err();
+        assert_eq!(e.status(), 415);
+        assert!(e.message.contains("video/mp4, video/quicktime"), "{}", e.message);
+    }
+
+    #[test]
+    fn image_types_exclude_svg() {
+        for (ct, ok) in [
+            ("image/jpeg", true),
+            ("image/png", true),
+            ("image/webp", true),
+            ("image/avif", true),
+            ("image/gif", true),
+            ("image/svg+xml", false),
+            ("text/html", false),
+        ] {
+            assert_eq!(check_image_type(ct).is_ok(), ok, "{ct}");
+        }
+    }
+
+    #[test]
+    fn sizes() {
+        assert!(check_size("upload", 1, 10).is_ok());
+        assert!(check_size("upload", 10, 10).is_ok());
+        assert_eq!(check_size("upload", 11, 10).unwrap_err().status(), 413);
+        assert_eq!(check_size("upload", 0, 10).unwrap_err().status(), 400);
+        let e = check_size("size", DEFAULT_MAX_IMAGE_BYTES + 1, DEFAULT_MAX_IMAGE_BYTES).unwrap_err();
+        assert!(e.message.ends_with("the limit is 26214400 bytes (25 MiB)"), "{}", e.message);
+    }
+
+    fn png(w: u32, h: u32) -> Vec<u8> {
+        let mut v = b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR".to_vec();
+        v.extend(w.to_be_bytes());
+        v.extend(h.to_be_bytes());
+        v.extend([8, 2, 0, 0, 0]);
+        v
+    }
+
+    fn jpeg(w: u16, h: u16) -> Vec<u8> {
+        let mut v = vec![0xFF, 0xD8, 0xFF, 0xE0, 0, 16];
+        v.extend(b"JFIF\0\x01\x01\0\0\x01\0\x01\0\0");
+        v.extend([0xFF, 0xDB, 0, 4, 0, 0]); // a (short) quantisation table segment
+        v.extend([0xFF, 0xC2, 0, 17, 8]);
+        v.extend(h.to_be_bytes());
+        v.extend(w.to_be_bytes());
+        v.extend([3, 1, 0x22, 0, 2, 0x11, 1, 3, 0x11, 1]);
+        v
+    }
+
+    fn avif(w: u32, h: u32) -> Vec<u8> {
+        fn bx(kind: &[u8; 4], body: &[u8]) -> Vec<u8> {
+            let mut v = ((body.len() + 8) as u32).to_be_bytes().to_vec();
+            v.extend(kind);
+            v.extend(body);
+            v
+        }
+        let mut ispe = vec![0, 0, 0, 0];
+        ispe.extend(w.to_be_bytes());
+        ispe.extend(h.to_be_bytes());
+        let ipco = bx(b"ipco", &bx(b"ispe", &ispe));
+        let mut meta = vec![0, 0, 0, 0];
+        meta.extend(bx(b"hdlr", &[0; 25]));
+        meta.extend(bx(b"iprp", &ipco));
+        let mut v = bx(b"ftyp", b"avif\0\0\0\0mif1miaf");
+        v.extend(bx(b"meta", &meta));
+        v
+    }
+
+    fn webp(chunk: &[u8; 4], payload: &[u8]) -> Vec<u8> {
+        let mut v = b"RIFF\0\0\0\0WEBP".to_vec();
+        v.extend(chunk);
+        v.extend([0; 4]);
+        v.extend(payload);
+        v.resize(32, 0);
+        v
+    }
+
+    #[test]
+    fn sniffs_and_measures_each_format() {
+        let gif = b"GIF89a\x40\x01\xf0\x00\x00\x00".to_vec();
+        let vp8 = webp(b"VP8 ", &[0, 0, 0, 0x9d, 0x01, 0x2a, 0x80, 0x02, 0xe0, 0x01]);
+        let vp8l = {
+            let bits: u32 = 99 | (49 << 14);
+            let mut p = vec![0x2f];
+            p.extend(bits.to_le_bytes());
+            webp(b"VP8L", &p)
+        };
+        let vp8x = webp(b"VP8X", &[0, 0, 0, 0, 0xff, 0x03, 0, 0xff, 0x01, 0]);
+        let cases: Vec<(Vec<u8>, ImageType, (u32, u32))> = vec![
+            (png(640, 480), ImageType::Png, (640, 480)),
+            (jpeg(1920, 1080), ImageType::Jpeg, (1920, 1080)),
+            (gif, ImageType::Gif, (320, 240)),
+            (vp8, ImageType::WebP, (640, 480)),
+            (vp8l, ImageType::WebP, (100, 50)),
+            (vp8x, ImageType::WebP, (1024, 512)),
+            (avif(4000, 3000), ImageType::Avif, (4000, 3000)),
+        ];
+        for (bytes, kind, (w, h)) in cases {
+            assert_eq!(ImageType::sniff(&bytes), Some(kind));
+            assert_eq!(image_dimensions(kind, &bytes), Some(Dimensions { width: w, height: h }), "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn rejects_impostors_and_truncation() {
+        for bytes in [&b""[..], b"<svg xmlns=", b"%PDF-1.7", b"\0\0\0\x18ftypmp42\0\0\0\0mp42isom", b"RIFF\0\0\0\0WAVEfmt "] {
+            assert_eq!(ImageType::sniff(bytes), None, "{bytes:?}");
+        }
+        assert_eq!(image_dimensions(ImageType::Png, &png(1, 1)[..20]), None);
+        assert_eq!(image_dimensions(ImageType::Jpeg, &jpeg(10, 10)[..30]), None);
+        assert_eq!(image_dimensions(ImageType::Png, &png(0, 10)), None);
+    }
+}

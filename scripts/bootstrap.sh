@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Installs everything the project needs on a fresh Debian machine of this
+# kind, each piece only when it is missing or at the wrong version, so a
+# second run finishes in seconds. Versions: scripts/versions.env, Cargo.lock
+# (wasm-bindgen) and package-lock.json (npm tools).
+set -euo pipefail
+source "$(dirname "$0")/env.sh"
+source "$ROOT/scripts/versions.env"
+cd "$ROOT"
+
+started=$SECONDS
+step() { printf '\033[1mbootstrap:\033[0m %s\n' "$*"; }
+
+# 1. Debian packages, only if one is missing.
+missing=()
+for pkg in $APT_PACKAGES; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  step "apt: installing ${missing[*]}"
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+else
+  step "apt: all ${APT_PACKAGES// /, } present"
+fi
+
+# 2. The wasm32 target.
+if rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+  step "rustup: wasm32-unknown-unknown present"
+else
+  step "rustup: adding wasm32-unknown-unknown"
+  rustup target add wasm32-unknown-unknown
+fi
+
+# 3. Cargo-installed tools, each at its pinned version.
+cargo_tool() { # name binary version [extra cargo-install args...]
+  local name=$1 bin=$2 version=$3; shift 3
+  if "$HOME/.cargo/bin/$bin" --version 2>/dev/null | grep -q "$version"; then
+    step "cargo: $name $version present"
+  else
+    step "cargo: installing $name $version (takes minutes on a cold machine)"
+    local t=$SECONDS
+    cargo install "$name" --version "$version" "$@"
+    step "cargo: $name built in $((SECONDS - t)) s"
+  fi
+}
+bindgen_version=$(awk '/^name = "wasm-bindgen"$/{getline; gsub(/version = |"/, ""); print; exit}' Cargo.lock)
+[ -n "$bindgen_version" ] || { echo "bootstrap: wasm-bindgen not found in Cargo.lock" >&2; exit 1; }
+cargo_tool worker-build worker-build "$WORKER_BUILD_VERSION" --locked
+cargo_tool wasm-bindgen-cli wasm-bindgen "$bindgen_version"   # --locked fails for this crate
+cargo_tool garage garage "$GARAGE_VERSION" --locked
+
+# 4. npm tools from the lockfile (wrangler, workerd, Miniflare, Node 22, binaryen...).
+lock_sum=$(sha256sum package-lock.json | cut -d' ' -f1)
+if [ -f node_modules/.bootstrap-lock ] && [ "$(cat node_modules/.bootstrap-lock)" = "$lock_sum" ]; then
+  step "npm: node_modules matches package-lock.json"
+else
+  step "npm: installing from package-lock.json"
+  npm ci --no-audit --no-fund --loglevel=error
+  echo "$lock_sum" > node_modules/.bootstrap-lock
+fi
+
+step "done in $((SECONDS - started)) s"
