@@ -117,10 +117,24 @@ pub struct PresignedPut {
     pub upload_url: String,
     /// Always `PUT`.
     pub method: String,
-    /// Headers the upload must carry exactly (they are signed).
+    /// Headers the upload must carry exactly (they are signed). When a size
+    /// was given, `Content-Length` is signed too; it is left out here because
+    /// HTTP clients set it from the body (and browsers refuse to let code set it).
     pub headers: BTreeMap<String, String>,
     /// RFC 3339; the URL is refused after this.
     pub expires_at: String,
+}
+
+impl PresignedPut {
+    /// The client-facing form of a presigned `PUT`.
+    pub fn from_presigned(p: crate::sigv4::PresignedRequest) -> Self {
+        PresignedPut {
+            upload_url: p.url,
+            method: p.method,
+            headers: p.headers.into_iter().filter(|(k, _)| !k.eq_ignore_ascii_case("content-length")).collect(),
+            expires_at: p.expires_at.to_rfc3339(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

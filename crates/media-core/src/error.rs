@@ -85,6 +85,11 @@ impl ErrorCode {
         }
     }
 
+    /// The code of a wire name, for errors relayed between services.
+    pub fn parse(name: &str) -> Option<ErrorCode> {
+        Self::ALL.into_iter().find(|c| c.as_str() == name)
+    }
+
     /// Every code, for documentation and exhaustive tests.
     pub const ALL: [ErrorCode; 16] = [
         ErrorCode::InvalidJson,
@@ -149,6 +154,12 @@ impl ApiError {
         ErrorBody { error: ErrorDetail { code: self.code.as_str().to_owned(), message: self.message.clone() } }
     }
 
+    /// Reads an error body relayed from another component.
+    pub fn from_json(body: &str) -> Option<ApiError> {
+        let b: ErrorBody = serde_json::from_str(body).ok()?;
+        Some(ApiError::new(ErrorCode::parse(&b.error.code)?, b.error.message))
+    }
+
     pub fn to_json(&self) -> String {
         serde_json::to_string(&self.body()).expect("error bodies always serialize")
     }
@@ -196,6 +207,7 @@ mod tests {
             assert_eq!(code.as_str(), name);
             // serde and as_str agree.
             assert_eq!(serde_json::to_value(code).unwrap(), serde_json::json!(name));
+            assert_eq!(ErrorCode::parse(name), Some(code));
         }
     }
 

@@ -118,7 +118,7 @@ pub fn mint_lease_id(bytes: [u8; 16]) -> String {
 
 const BASE32: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
 
-fn base32_lower(bytes: &[u8]) -> String {
+pub(crate) fn base32_lower(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len() * 8 / 5 + 1);
     let (mut acc, mut bits) = (0u32, 0u32);
     for &b in bytes {

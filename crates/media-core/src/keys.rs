@@ -66,6 +66,11 @@ impl From<RungName> for String {
 pub struct OutputId(String);
 
 impl OutputId {
+    /// A fresh output id from 10 random bytes (16 base32 characters).
+    pub fn from_random(bytes: [u8; 10]) -> Self {
+        Self(crate::ids::base32_lower(&bytes))
+    }
+
     pub fn parse(s: &str) -> Option<Self> {
         let ok = !s.is_empty() && s.len() <= 32 && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
         ok.then(|| Self(s.to_owned()))
@@ -367,5 +372,8 @@ mod tests {
             assert_eq!(RungName::parse(s).is_some(), ok, "{s}");
         }
         assert_eq!(RungName::from_short_side(720).as_str(), "720p");
+        let o = OutputId::from_random([9; 10]);
+        assert_eq!(o.as_str().len(), 16);
+        assert_eq!(OutputId::parse(o.as_str()), Some(o));
     }
 }

@@ -12,11 +12,15 @@
 //! | [`playlist`] | HLS playlists, WebVTT thumbnails, codec strings, sprite layout |
 //! | [`api`] | request/response types and JSON field reading |
 //! | [`sigv4`] | SigV4 signing and presigned URLs for S3-compatible storage |
+//! | [`auth`] | API key and bearer token checks in constant time |
+//! | [`http`] | byte ranges, entity tags, CORS values |
 //! | [`error`] | error codes, their HTTP statuses and the error body |
 //! | [`time`] | timestamps passed in by the caller, RFC 3339 and SigV4 formats |
 
 pub mod api;
+pub mod auth;
 pub mod error;
+pub mod http;
 pub mod ids;
 pub mod job;
 pub mod keys;

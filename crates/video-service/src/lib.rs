@@ -1,1 +1,129 @@
-//! placeholder
+//! The video service Worker (`wrangler-video.toml`).
+//!
+//! | route | auth | module |
+//! |---|---|---|
+//! | `POST /generate-upload-url` | API key, rate limited | [`uploads`] |
+//! | `POST /notify-upload-complete` | API key, rate limited | [`uploads`] |
+//! | `GET /job-status` | public | [`status`] |
+//! | `GET /playback-url` | public | [`status`] |
+//! | `GET`/`HEAD /hls/...` | public | [`hls`] |
+//! | `POST /internal/jobs/...` | transcoder token | [`internal`] |
+//! | `GET /openapi.json`, `GET /health` | public | here |
+//!
+//! The job queue is the `JobQueue` Durable Object ([`queue`]); [`client`]
+//! talks to it. Errors become JSON in one place (`worker_kit::respond`).
+
+mod client;
+mod hls;
+mod internal;
+mod queue;
+mod settings;
+mod status;
+mod uploads;
+
+use worker::{event, Context, Env, Method, Request, Response};
+use worker_kit::respond::{error_response, json, method_not_allowed, no_route, preflight, with_cors};
+use worker_kit::{sentry, Handled};
+
+pub use queue::JobQueue;
+use settings::VideoSettings;
+
+const SERVICE: &str = "video-service";
+/// The OpenAPI document of the public routes, kept in the repository.
+const OPENAPI: &str = include_str!("../../../openapi/video-service.json");
+
+#[event(start)]
+fn start() {
+    worker_kit::logging::init(SERVICE);
+}
+
+#[event(fetch)]
+async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
+    let origin = req.headers().get("origin").ok().flatten();
+    let (method, url) = (req.method().to_string(), req.url().map(|u| u.to_string()).unwrap_or_default());
+    let settings = VideoSettings::load(&env);
+    let (cors, environment) = match &settings {
+        Ok(s) => (s.cors_origins.clone(), s.environment.clone()),
+        Err(_) => ("*".to_owned(), "unknown".to_owned()),
+    };
+    let outcome = match settings {
+        Ok(settings) => route(req, &env, &settings).await,
+        Err(e) => Err(e.into()),
+    };
+    let resp = outcome.unwrap_or_else(|failure| {
+        if let Some(detail) = failure.report_detail() {
+            tracing::error!(method = %method, url = %url, detail, "request failed");
+            sentry::report(&env, &ctx, sentry::Fault { service: SERVICE, environment: &environment, message: detail, method: &method, url: &url });
+        }
+        error_response(&failure.to_api_error())
+    });
+    Ok(with_cors(resp, &cors, origin.as_deref()))
+}
+
+/// The origin used in the URLs this service hands out.
+fn public_base(req: &Request, settings: &VideoSettings) -> String {
+    settings.public_base.clone().unwrap_or_else(|| req.url().map(|u| u.origin().ascii_serialization()).unwrap_or_default())
+}
+
+async fn route(req: Request, env: &Env, settings: &VideoSettings) -> Handled {
+    let path = req.path();
+    let method = req.method();
+    let base = public_base(&req, settings);
+    if path.starts_with("/internal/") {
+        return internal::route(req, env).await;
+    }
+    if path.starts_with("/hls/") {
+        return match method {
+            Method::Get | Method::Head => hls::serve(req, env).await,
+            Method::Options => preflight("GET, HEAD, OPTIONS"),
+            _ => Err(method_not_allowed("GET, HEAD")),
+        };
+    }
+    let route = match path.as_str() {
+        "/generate-upload-url" => Route::UploadUrl,
+        "/notify-upload-complete" => Route::Notify,
+        "/job-status" => Route::JobStatus,
+        "/playback-url" => Route::PlaybackUrl,
+        "/openapi.json" => Route::OpenApi,
+        "/health" | "/" => Route::Health,
+        _ => return Err(no_route(&path)),
+    };
+    let allowed = route.method();
+    if method == Method::Options {
+        return preflight(&format!("{allowed}, OPTIONS"));
+    }
+    if method != allowed {
+        return Err(method_not_allowed(&allowed.to_string()));
+    }
+    match route {
+        Route::UploadUrl => uploads::generate_upload_url(req, env, settings).await,
+        Route::Notify => uploads::notify_upload_complete(req, env, settings, &base).await,
+        Route::JobStatus => status::job_status(req, env, &base).await,
+        Route::PlaybackUrl => status::playback_url(req, env, &base).await,
+        Route::OpenApi => {
+            let mut resp = Response::ok(OPENAPI)?;
+            resp.headers_mut().set("content-type", "application/json; charset=utf-8")?;
+            Ok(resp)
+        }
+        Route::Health => json(200, &serde_json::json!({ "service": SERVICE, "status": "ok", "version": env!("CARGO_PKG_VERSION") })),
+    }
+}
+
+/// The fixed-path routes.
+enum Route {
+    UploadUrl,
+    Notify,
+    JobStatus,
+    PlaybackUrl,
+    OpenApi,
+    Health,
+}
+
+impl Route {
+    fn method(&self) -> Method {
+        match self {
+            Route::UploadUrl | Route::Notify => Method::Post,
+            Route::JobStatus | Route::PlaybackUrl | Route::OpenApi | Route::Health => Method::Get,
+        }
+    }
+}

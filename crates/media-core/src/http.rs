@@ -1,0 +1,157 @@
+//! HTTP rules the public routes share, with no I/O: byte ranges, entity-tag
+//! matching and the CORS headers browsers and players need.
+
+/// A satisfiable byte range, inclusive on both ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteRange {
+    pub start: u64,
+    pub end: u64,
+}
+
+impl ByteRange {
+    pub fn len(&self) -> u64 {
+        self.end - self.start + 1
+    }
+
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// `bytes 0-99/1000`.
+    pub fn content_range(&self, total: u64) -> String {
+        format!("bytes {}-{}/{}", self.start, self.end, total)
+    }
+}
+
+/// What a `Range` header asks of an object of `size` bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RangeRequest {
+    /// No usable range: send the whole object (also for syntax we ignore, as RFC 9110 allows).
+    Full,
+    Partial(ByteRange),
+    /// Well-formed but outside the object: 416.
+    Unsatisfiable,
+}
+
+/// Parses a single-range `Range` header (`bytes=0-99`, `bytes=500-`,
+/// `bytes=-500`). Multiple ranges are answered with the whole object.
+pub fn parse_range(header: Option<&str>, size: u64) -> RangeRequest {
+    let Some(spec) = header.map(str::trim).and_then(|h| h.strip_prefix("bytes=")) else {
+        return RangeRequest::Full;
+    };
+    if spec.contains(',') {
+        return RangeRequest::Full;
+    }
+    let Some((a, b)) = spec.trim().split_once('-') else {
+        return RangeRequest::Full;
+    };
+    let num = |s: &str| -> Option<u64> { (!s.is_empty() && s.bytes().all(|c| c.is_ascii_digit())).then(|| s.parse().ok()).flatten() };
+    match (a.trim(), b.trim()) {
+        ("", suffix) => match num(suffix) {
+            Some(0) => RangeRequest::Unsatisfiable,
+            Some(n) if size > 0 => RangeRequest::Partial(ByteRange { start: size.saturating_sub(n), end: size - 1 }),
+            Some(_) => RangeRequest::Unsatisfiable,
+            None => RangeRequest::Full,
+        },
+        (start, "") => match num(start) {
+            Some(s) if s < size => RangeRequest::Partial(ByteRange { start: s, end: size - 1 }),
+            Some(_) => RangeRequest::Unsatisfiable,
+            None => RangeRequest::Full,
+        },
+        (start, end) => match (num(start), num(end)) {
+            (Some(s), Some(e)) if s <= e && s < size => RangeRequest::Partial(ByteRange { start: s, end: e.min(size - 1) }),
+            (Some(s), Some(e)) if s <= e => RangeRequest::Unsatisfiable,
+            _ => RangeRequest::Full,
+        },
+    }
+}
+
+/// Does an `If-None-Match` header match the object's (quoted) entity tag?
+/// Weak comparison, as RFC 9110 prescribes for this header.
+pub fn if_none_match(header: Option<&str>, etag: &str) -> bool {
+    let Some(h) = header else { return false };
+    let bare = |t: &str| t.trim().trim_start_matches("W/").to_owned();
+    let ours = bare(etag);
+    h.split(',').any(|t| t.trim() == "*" || bare(t) == ours)
+}
+
+/// Quotes an entity tag if the store gave it bare.
+pub fn quote_etag(etag: &str) -> String {
+    if etag.starts_with('"') || etag.starts_with("W/") {
+        etag.to_owned()
+    } else {
+        format!("\"{etag}\"")
+    }
+}
+
+/// Response headers that let browsers read what the platform serves.
+pub const CORS_EXPOSE: &str = "Content-Length, Content-Range, Content-Type, ETag, Accept-Ranges, Retry-After";
+/// Request headers browsers may send to the public routes.
+pub const CORS_ALLOW_HEADERS: &str = "Content-Type, Range, If-None-Match, x-api-key, Authorization";
+
+/// The `Access-Control-Allow-Origin` value for a request from `origin`,
+/// given the configured list (`*` or comma-separated origins).
+pub fn cors_allow_origin(configured: &str, origin: Option<&str>) -> Option<String> {
+    let configured = configured.trim();
+    if configured.is_empty() || configured == "*" {
+        return Some("*".into());
+    }
+    let origin = origin?;
+    configured.split(',').map(str::trim).any(|o| o == origin).then(|| origin.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        use RangeRequest::*;
+        let r = |s, e| Partial(ByteRange { start: s, end: e });
+        let cases: &[(Option<&str>, u64, RangeRequest)] = &[
+            (None, 100, Full),
+            (Some("bytes=0-9"), 100, r(0, 9)),
+            (Some("bytes=90-"), 100, r(90, 99)),
+            (Some("bytes=-10"), 100, r(90, 99)),
+            (Some("bytes=-500"), 100, r(0, 99)),
+            (Some("bytes=50-500"), 100, r(50, 99)),
+            (Some("bytes=99-99"), 100, r(99, 99)),
+            (Some("bytes=100-"), 100, Unsatisfiable),
+            (Some("bytes=100-200"), 100, Unsatisfiable),
+            (Some("bytes=-0"), 100, Unsatisfiable),
+            (Some("bytes=0-"), 0, Unsatisfiable),
+            (Some("bytes=9-0"), 100, Full),
+            (Some("bytes=0-1,5-6"), 100, Full),
+            (Some("items=0-9"), 100, Full),
+            (Some("bytes=a-b"), 100, Full),
+            (Some("bytes=+1-2"), 100, Full),
+        ];
+        for (h, size, want) in cases {
+            assert_eq!(parse_range(*h, *size), *want, "{h:?} of {size}");
+        }
+        assert_eq!(ByteRange { start: 0, end: 9 }.content_range(100), "bytes 0-9/100");
+        assert_eq!(ByteRange { start: 5, end: 9 }.len(), 5);
+    }
+
+    #[test]
+    fn etags() {
+        assert!(if_none_match(Some("\"abc\""), "\"abc\""));
+        assert!(if_none_match(Some("W/\"abc\""), "\"abc\""));
+        assert!(if_none_match(Some("\"x\", \"abc\""), "\"abc\""));
+        assert!(if_none_match(Some("*"), "\"abc\""));
+        assert!(!if_none_match(Some("\"abd\""), "\"abc\""));
+        assert!(!if_none_match(None, "\"abc\""));
+        assert_eq!(quote_etag("abc"), "\"abc\"");
+        assert_eq!(quote_etag("\"abc\""), "\"abc\"");
+    }
+
+    #[test]
+    fn cors_origins() {
+        assert_eq!(cors_allow_origin("*", Some("https://a.example")).as_deref(), Some("*"));
+        assert_eq!(cors_allow_origin("", None).as_deref(), Some("*"));
+        let list = "https://a.example, https://b.example";
+        assert_eq!(cors_allow_origin(list, Some("https://b.example")).as_deref(), Some("https://b.example"));
+        assert_eq!(cors_allow_origin(list, Some("https://evil.example")), None);
+        assert_eq!(cors_allow_origin(list, None), None);
+    }
+}

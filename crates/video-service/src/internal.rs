@@ -1,0 +1,60 @@
+//! The transcoder's internal API under `/internal/`, behind the
+//! `TRANSCODER_TOKEN` bearer token:
+//!
+//! | route | body | answer |
+//! |---|---|---|
+//! | `POST /internal/jobs/lease` | `LeaseRequest` | `LeaseResponse` (`job` null when none came within `wait_ms`) |
+//! | `POST /internal/jobs/{id}/heartbeat` | `HeartbeatRequest` | `HeartbeatResponse`, 409 `lease_lost` |
+//! | `POST /internal/jobs/{id}/complete` | `CompleteRequest` | the job, 409 `lease_lost` |
+//! | `POST /internal/jobs/{id}/fail` | `FailRequest` | the job, 409 `lease_lost` |
+
+use media_core::api::{CompleteRequest, FailRequest, HeartbeatRequest, LeaseRequest};
+use media_core::auth::check_bearer;
+use media_core::{ApiError, ErrorCode};
+use serde::de::DeserializeOwned;
+use worker::{Env, Headers, Method, Request, Response};
+use worker_kit::respond::{method_not_allowed, no_route, read_body};
+use worker_kit::{Failure, Handled};
+
+use crate::client;
+use crate::queue::QueueCommand;
+use crate::settings::transcoder_token;
+
+/// Bodies of the internal API are small; completion reports are the largest.
+const MAX_INTERNAL_BODY: u64 = 256 * 1024;
+
+async fn body<T: DeserializeOwned>(req: &mut Request) -> Result<T, Failure> {
+    let bytes = read_body(req, MAX_INTERNAL_BODY).await?;
+    serde_json::from_slice(&bytes).map_err(|e| ApiError::new(ErrorCode::InvalidJson, format!("the request body is not a valid {}: {e}", std::any::type_name::<T>().rsplit("::").next().unwrap_or("body"))).into())
+}
+
+pub async fn route(mut req: Request, env: &Env) -> Handled {
+    let token = transcoder_token(env);
+    if token.is_none() {
+        tracing::error!("TRANSCODER_TOKEN is not set: the internal API admits nobody");
+    }
+    check_bearer(req.headers().get("authorization")?.as_deref(), token.as_deref().unwrap_or(""))?;
+    if req.method() != Method::Post {
+        return Err(method_not_allowed("POST"));
+    }
+    let path = req.path();
+    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let cmd = match parts.as_slice() {
+        ["internal", "jobs", "lease"] => {
+            let r: LeaseRequest = body(&mut req).await?;
+            QueueCommand::Lease { worker: r.worker, wait_ms: r.wait_ms }
+        }
+        ["internal", "jobs", id, "heartbeat"] => QueueCommand::Heartbeat { job_id: (*id).to_owned(), req: body::<HeartbeatRequest>(&mut req).await? },
+        ["internal", "jobs", id, "complete"] => QueueCommand::Complete { job_id: (*id).to_owned(), req: body::<CompleteRequest>(&mut req).await? },
+        ["internal", "jobs", id, "fail"] => QueueCommand::Fail { job_id: (*id).to_owned(), req: body::<FailRequest>(&mut req).await? },
+        _ => return Err(no_route(&path)),
+    };
+    let answer = client::send(env, &cmd).await?;
+    if answer.status >= 500 {
+        return Err(Failure::internal(format!("queue answered {}: {}", answer.status, answer.body)));
+    }
+    let headers = Headers::new();
+    headers.set("content-type", "application/json; charset=utf-8")?;
+    headers.set("cache-control", "no-store")?;
+    Ok(Response::ok(answer.body)?.with_status(answer.status).with_headers(headers))
+}

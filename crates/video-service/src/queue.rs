@@ -1,0 +1,385 @@
+//! The job queue: one SQLite-backed Durable Object that is both the source of
+//! truth for every job and the lease-based queue transcoders pull from.
+//! Every change goes through `media_core::job`'s state machine and is written
+//! in the same synchronous step, so status reads are always current.
+//!
+//! The Worker talks to it with [`QueueCommand`]s (JSON over the stub's
+//! `fetch`). Long-polling lease requests wait on an in-memory list of waiters
+//! woken by new work, with a timer bounded by the request's wait and the next
+//! retry's backoff. An alarm re-queues jobs whose lease ran out.
+
+use std::cell::RefCell;
+use std::time::Duration;
+
+use futures_channel::oneshot;
+use futures_util::future::{select, Either};
+use media_core::api::{CompleteRequest, FailRequest, HeartbeatRequest, JobSpec, MAX_LEASE_WAIT_MS};
+use media_core::ids::{mint_job_id, mint_lease_id, AppId, VideoId};
+use media_core::job::{FailOutcome, Job, NotifyOutcome, RetryPolicy, SourceUpload};
+use media_core::keys::{ObjectKey, OutputId};
+use media_core::ladder::LadderOptions;
+use media_core::{ApiError, ErrorCode, Timestamp};
+use serde::{Deserialize, Serialize};
+use worker::{durable_object, Delay, DurableObject, Env, Request, Response, SqlStorage, SqlStorageValue, State};
+use worker_kit::clock::{now, random_bytes};
+
+/// The Durable Object binding and the one instance's name.
+pub const QUEUE_BINDING: &str = "JOBS";
+pub const QUEUE_NAME: &str = "global";
+/// The KV binding holding published playback records.
+pub const KV_BINDING: &str = "MEDIA_KV";
+
+/// The KV key of a finished video's playback record (the final job as JSON).
+pub fn playback_record_key(app: &AppId, video: &VideoId) -> String {
+    format!("playback/{app}/{video}")
+}
+
+/// What the Worker asks of the queue.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum QueueCommand {
+    Notify { app_id: AppId, video_id: VideoId, source: SourceUpload },
+    Get { app_id: AppId, video_id: VideoId },
+    Lease { worker: String, wait_ms: u64 },
+    Heartbeat { job_id: String, req: HeartbeatRequest },
+    Complete { job_id: String, req: CompleteRequest },
+    Fail { job_id: String, req: FailRequest },
+}
+
+/// The queue's answer to a notify.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct NotifyReply {
+    pub created: bool,
+    pub changed: bool,
+    pub job: Job,
+}
+
+#[durable_object]
+pub struct JobQueue {
+    state: State,
+    env: Env,
+    /// Lease requests waiting for work.
+    waiters: RefCell<Vec<oneshot::Sender<()>>>,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS jobs (
+    app_id TEXT NOT NULL,
+    video_id TEXT NOT NULL,
+    job_id TEXT NOT NULL UNIQUE,
+    status TEXT NOT NULL,
+    queued_at INTEGER NOT NULL,
+    not_before INTEGER NOT NULL,
+    lease_expires_at INTEGER,
+    body TEXT NOT NULL,
+    PRIMARY KEY (app_id, video_id)
+);
+CREATE INDEX IF NOT EXISTS jobs_by_queue ON jobs (status, not_before, queued_at);
+CREATE INDEX IF NOT EXISTS jobs_by_lease ON jobs (status, lease_expires_at);
+";
+
+#[derive(Deserialize)]
+struct BodyRow {
+    body: String,
+}
+
+#[derive(Deserialize)]
+struct TimeRow {
+    t: Option<f64>,
+}
+
+fn int(t: Timestamp) -> SqlStorageValue {
+    SqlStorageValue::Integer(t.millis() as i64)
+}
+
+fn failure(e: &ApiError) -> worker::Result<Response> {
+    Ok(Response::ok(e.to_json())?.with_status(e.status()))
+}
+
+fn reply<T: Serialize>(v: &T) -> worker::Result<Response> {
+    Response::from_json(v)
+}
+
+impl JobQueue {
+    fn sql(&self) -> SqlStorage {
+        self.state.storage().sql()
+    }
+
+    fn policy(&self) -> RetryPolicy {
+        crate::settings::retry_policy(&self.env).unwrap_or_default()
+    }
+
+    fn ladder(&self) -> LadderOptions {
+        crate::settings::ladder_options(&self.env).unwrap_or_default()
+    }
+
+    fn load(&self, query: &str, bind: Vec<SqlStorageValue>) -> worker::Result<Option<Job>> {
+        let rows: Vec<BodyRow> = self.sql().exec(query, bind)?.to_array()?;
+        rows.into_iter().next().map(|r| serde_json::from_str(&r.body).map_err(|e| worker::Error::RustError(format!("stored job: {e}")))).transpose()
+    }
+
+    fn load_all(&self, query: &str, bind: Vec<SqlStorageValue>) -> worker::Result<Vec<Job>> {
+        let rows: Vec<BodyRow> = self.sql().exec(query, bind)?.to_array()?;
+        rows.into_iter().map(|r| serde_json::from_str(&r.body).map_err(|e| worker::Error::RustError(format!("stored job: {e}")))).collect()
+    }
+
+    fn by_video(&self, app: &AppId, video: &VideoId) -> worker::Result<Option<Job>> {
+        self.load("SELECT body FROM jobs WHERE app_id = ? AND video_id = ?", vec![app.as_str().into(), video.as_str().into()])
+    }
+
+    fn by_id(&self, job_id: &str) -> worker::Result<Option<Job>> {
+        self.load("SELECT body FROM jobs WHERE job_id = ?", vec![job_id.into()])
+    }
+
+    fn save(&self, job: &Job) -> worker::Result<()> {
+        let body = serde_json::to_string(job).map_err(|e| worker::Error::RustError(e.to_string()))?;
+        let lease = job.lease.as_ref().map(|l| int(l.expires_at)).unwrap_or(SqlStorageValue::Null);
+        self.sql().exec(
+            "INSERT INTO jobs (app_id, video_id, job_id, status, queued_at, not_before, lease_expires_at, body)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (app_id, video_id) DO UPDATE SET
+               job_id = excluded.job_id, status = excluded.status, queued_at = excluded.queued_at,
+               not_before = excluded.not_before, lease_expires_at = excluded.lease_expires_at, body = excluded.body",
+            vec![
+                job.app_id.as_str().into(),
+                job.video_id.as_str().into(),
+                job.job_id.as_str().into(),
+                job.status.as_str().into(),
+                int(job.queued_at),
+                int(job.not_before),
+                lease,
+                body.into(),
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Re-queues (or fails) every job whose lease ran out.
+    fn sweep_expired(&self, at: Timestamp) -> worker::Result<usize> {
+        let expired = self.load_all("SELECT body FROM jobs WHERE status = 'processing' AND lease_expires_at < ?", vec![int(at)])?;
+        let policy = self.policy();
+        for mut job in expired.iter().cloned() {
+            if let Some(outcome) = job.expire_lease(&policy, at) {
+                tracing::warn!(job_id = %job.job_id, attempts = job.attempts, ?outcome, "lease expired");
+                self.save(&job)?;
+            }
+        }
+        Ok(expired.len())
+    }
+
+    /// The next moment something is due: a lease expiry or a retry's backoff end.
+    fn next_due(&self) -> worker::Result<Option<Timestamp>> {
+        let rows: Vec<TimeRow> = self
+            .sql()
+            .exec(
+                "SELECT MIN(t) AS t FROM (
+                   SELECT MIN(lease_expires_at) AS t FROM jobs WHERE status = 'processing'
+                   UNION ALL SELECT MIN(not_before) AS t FROM jobs WHERE status = 'queued')",
+                None,
+            )?
+            .to_array()?;
+        Ok(rows.into_iter().next().and_then(|r| r.t).map(|t| Timestamp::from_millis(t as u64)))
+    }
+
+    async fn schedule_alarm(&self) -> worker::Result<()> {
+        if let Some(due) = self.next_due()? {
+            // An i64 would be an offset; pass the wait as a Duration.
+            let wait = due.millis_since(now()).max(10);
+            self.state.storage().set_alarm(Duration::from_millis(wait)).await?;
+        }
+        Ok(())
+    }
+
+    fn wake_waiters(&self) {
+        for w in self.waiters.borrow_mut().drain(..) {
+            let _ = w.send(());
+        }
+    }
+
+    async fn notify(&self, app_id: AppId, video_id: VideoId, source: SourceUpload) -> worker::Result<Response> {
+        let t = now();
+        let policy = self.policy();
+        let (job, outcome) = match self.by_video(&app_id, &video_id)? {
+            None => {
+                let job = Job::new(mint_job_id(random_bytes()), app_id, video_id, source, self.ladder(), &policy, t);
+                (job, NotifyOutcome::Created)
+            }
+            Some(mut job) => {
+                let outcome = job.renotify(source, &policy, t);
+                (job, outcome)
+            }
+        };
+        if outcome != NotifyOutcome::Unchanged {
+            self.save(&job)?;
+            tracing::info!(job_id = %job.job_id, app_id = %job.app_id, video_id = %job.video_id, ?outcome, "job queued");
+            self.wake_waiters();
+            self.schedule_alarm().await?;
+        }
+        reply(&NotifyReply { created: outcome == NotifyOutcome::Created, changed: outcome != NotifyOutcome::Unchanged, job })
+    }
+
+    /// Leases the oldest due job, waiting up to `wait_ms` for one.
+    async fn lease(&self, worker: &str, wait_ms: u64) -> worker::Result<Response> {
+        let deadline = now().plus_millis(wait_ms.min(MAX_LEASE_WAIT_MS));
+        let policy = self.policy();
+        loop {
+            let t = now();
+            self.sweep_expired(t)?;
+            let next = self.load("SELECT body FROM jobs WHERE status = 'queued' AND not_before <= ? ORDER BY queued_at LIMIT 1", vec![int(t)])?;
+            if let Some(mut job) = next {
+                let output_id = OutputId::from_random(random_bytes());
+                let lease = job
+                    .lease(mint_lease_id(random_bytes()), output_id.clone(), &policy, t)
+                    .map_err(|e| worker::Error::RustError(e.to_string()))?
+                    .clone();
+                self.save(&job)?;
+                self.schedule_alarm().await?;
+                tracing::info!(job_id = %job.job_id, worker, attempt = job.attempts, "job leased");
+                let spec = JobSpec {
+                    job_id: job.job_id.clone(),
+                    app_id: job.app_id.to_string(),
+                    video_id: job.video_id.to_string(),
+                    attempt: job.attempts,
+                    lease_id: lease.id,
+                    lease_expires_at: lease.expires_at.to_rfc3339(),
+                    heartbeat_interval_ms: (policy.lease_ttl_ms / 4).max(250),
+                    source_key: job.source.raw_key.clone(),
+                    source_size: job.source.size,
+                    content_type: job.source.content_type.clone(),
+                    output_prefix: ObjectKey::hls_prefix(&job.app_id, &job.video_id, &output_id),
+                    output_id,
+                    ladder: job.ladder.clone(),
+                };
+                return reply(&media_core::api::LeaseResponse { job: Some(spec) });
+            }
+            if t >= deadline {
+                return reply(&media_core::api::LeaseResponse { job: None });
+            }
+            // Sleep until woken by new work, the next retry comes due, or the deadline.
+            let mut wake_at = deadline;
+            if let Some(due) = self.next_due()? {
+                if due > t {
+                    wake_at = wake_at.min(due);
+                }
+            }
+            let (tx, rx) = oneshot::channel();
+            self.waiters.borrow_mut().push(tx);
+            let timer = Delay::from(Duration::from_millis(wake_at.millis_since(t).max(5)));
+            match select(rx, timer).await {
+                Either::Left(_) | Either::Right(_) => {}
+            }
+        }
+    }
+
+    fn leased_job(&self, job_id: &str) -> Result<Job, ApiError> {
+        match self.by_id(job_id) {
+            Ok(Some(job)) => Ok(job),
+            Ok(None) => Err(ApiError::not_found(format!("no job {job_id}"))),
+            Err(e) => Err(ApiError::new(ErrorCode::Internal, e.to_string())),
+        }
+    }
+
+    fn lease_lost(e: media_core::job::LeaseLost) -> ApiError {
+        ApiError::new(ErrorCode::LeaseLost, e.to_string())
+    }
+
+    async fn heartbeat(&self, job_id: &str, req: HeartbeatRequest) -> worker::Result<Response> {
+        let mut job = match self.leased_job(job_id) {
+            Ok(j) => j,
+            Err(e) => return failure(&e),
+        };
+        let was_playable = job.playable;
+        match job.heartbeat(&req.lease_id, req.progress, req.stage, req.playable, &self.policy(), now()) {
+            Ok(expires) => {
+                self.save(&job)?;
+                self.schedule_alarm().await?;
+                if job.playable && !was_playable {
+                    tracing::info!(job_id, "job playable");
+                }
+                reply(&media_core::api::HeartbeatResponse { lease_expires_at: expires.to_rfc3339() })
+            }
+            Err(lost) => failure(&Self::lease_lost(lost)),
+        }
+    }
+
+    async fn complete(&self, job_id: &str, req: CompleteRequest) -> worker::Result<Response> {
+        let mut job = match self.leased_job(job_id) {
+            Ok(j) => j,
+            Err(e) => return failure(&e),
+        };
+        if let Err(lost) = job.complete(&req.lease_id, req.result, now()) {
+            return failure(&Self::lease_lost(lost));
+        }
+        self.save(&job)?;
+        self.schedule_alarm().await?;
+        tracing::info!(job_id, "job done");
+        // Publish the read model. The job row is the truth; a failed KV write
+        // only means /playback-url asks the queue instead.
+        let record = serde_json::to_string(&job).map_err(|e| worker::Error::RustError(e.to_string()))?;
+        match self.env.kv(KV_BINDING) {
+            Ok(kv) => match kv.put(&playback_record_key(&job.app_id, &job.video_id), record) {
+                Ok(put) => {
+                    if let Err(e) = put.execute().await {
+                        tracing::error!(job_id, error = %e, "writing the playback record failed");
+                    }
+                }
+                Err(e) => tracing::error!(job_id, error = %e, "writing the playback record failed"),
+            },
+            Err(e) => tracing::error!(job_id, error = %e, "KV binding missing"),
+        }
+        reply(&job)
+    }
+
+    async fn fail(&self, job_id: &str, req: FailRequest) -> worker::Result<Response> {
+        let mut job = match self.leased_job(job_id) {
+            Ok(j) => j,
+            Err(e) => return failure(&e),
+        };
+        match job.fail(&req.lease_id, &req.message, req.retryable, &self.policy(), now()) {
+            Ok(outcome) => {
+                self.save(&job)?;
+                self.schedule_alarm().await?;
+                match outcome {
+                    FailOutcome::Retrying { .. } => tracing::warn!(job_id, message = %req.message, "attempt failed; retrying"),
+                    FailOutcome::Failed => tracing::error!(job_id, message = %req.message, "job failed"),
+                }
+                reply(&job)
+            }
+            Err(lost) => failure(&Self::lease_lost(lost)),
+        }
+    }
+}
+
+impl DurableObject for JobQueue {
+    fn new(state: State, env: Env) -> Self {
+        if let Err(e) = state.storage().sql().exec(SCHEMA, None) {
+            tracing::error!(error = %e, "creating the jobs table failed");
+        }
+        Self { state, env, waiters: RefCell::new(Vec::new()) }
+    }
+
+    async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
+        let cmd: QueueCommand = match req.json().await {
+            Ok(c) => c,
+            Err(e) => return failure(&ApiError::new(ErrorCode::InvalidJson, format!("queue command: {e}"))),
+        };
+        match cmd {
+            QueueCommand::Notify { app_id, video_id, source } => self.notify(app_id, video_id, source).await,
+            QueueCommand::Get { app_id, video_id } => reply(&self.by_video(&app_id, &video_id)?),
+            QueueCommand::Lease { worker, wait_ms } => self.lease(&worker, wait_ms).await,
+            QueueCommand::Heartbeat { job_id, req } => self.heartbeat(&job_id, req).await,
+            QueueCommand::Complete { job_id, req } => self.complete(&job_id, req).await,
+            QueueCommand::Fail { job_id, req } => self.fail(&job_id, req).await,
+        }
+    }
+
+    async fn alarm(&self) -> worker::Result<Response> {
+        let swept = self.sweep_expired(now())?;
+        if swept > 0 {
+            tracing::info!(swept, "alarm re-queued expired leases");
+        }
+        self.wake_waiters();
+        self.schedule_alarm().await?;
+        Response::ok("")
+    }
+}

@@ -1,0 +1,51 @@
+//! Reading a Worker's configuration (vars and secrets) with errors that name
+//! the variable and say how to set it.
+
+use worker::Env;
+
+/// A missing or unusable setting: an operator's mistake, reported as such.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub name: String,
+    pub problem: String,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.name, self.problem)
+    }
+}
+
+/// Reads vars (`[vars]` in the wrangler file) and secrets (`wrangler secret put`, `.dev.vars`).
+pub struct Settings<'a>(pub &'a Env);
+
+impl Settings<'_> {
+    /// A var or secret, if set and non-empty.
+    pub fn get(&self, name: &str) -> Option<String> {
+        self.0
+            .secret(name)
+            .map(|s| s.to_string())
+            .or_else(|_| self.0.var(name).map(|v| v.to_string()))
+            .ok()
+            .filter(|v| !v.trim().is_empty())
+    }
+
+    pub fn required(&self, name: &str) -> Result<String, ConfigError> {
+        self.get(name).ok_or_else(|| ConfigError {
+            name: name.to_owned(),
+            problem: "is not set: add it to [vars] in the wrangler file, or with `wrangler secret put` if it is a secret".into(),
+        })
+    }
+
+    pub fn or(&self, name: &str, default: &str) -> String {
+        self.get(name).unwrap_or_else(|| default.to_owned())
+    }
+
+    /// A number, or `default` when unset.
+    pub fn number<T: std::str::FromStr>(&self, name: &str, default: T) -> Result<T, ConfigError> {
+        match self.get(name) {
+            None => Ok(default),
+            Some(v) => v.trim().parse().map_err(|_| ConfigError { name: name.to_owned(), problem: format!("is {v:?}, which is not a number") }),
+        }
+    }
+}

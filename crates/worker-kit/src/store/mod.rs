@@ -1,0 +1,133 @@
+//! One interface to object storage, two adapters behind it:
+//!
+//! - [`R2Store`]: the R2 binding, for production on Cloudflare.
+//! - [`S3Store`]: any S3-compatible endpoint over `fetch` with SigV4 (R2's S3
+//!   API, Garage locally). With it, the Workers, the browsers' presigned
+//!   uploads and the transcoder all see the same bucket in development.
+//!
+//! `STORAGE_BACKEND` (`r2`, the default, or `s3`) picks the adapter. Both are
+//! exercised by the same route tests (tests/workers), once per backend.
+
+mod r2;
+mod s3;
+
+use media_core::http::ByteRange;
+use worker::{Env, ResponseBody};
+
+pub use r2::R2Store;
+pub use s3::S3Store;
+
+use crate::config::{ConfigError, Settings};
+
+/// What storage knows about an object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    pub size: u64,
+    /// Quoted entity tag, as sent in `ETag`.
+    pub etag: String,
+    pub content_type: Option<String>,
+}
+
+/// An object's bytes, ready to stream into a response.
+pub struct ObjectBody {
+    pub info: ObjectInfo,
+    pub body: ResponseBody,
+}
+
+/// Storage did not do what was asked (not "not found": that is `Ok(None)`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreError {
+    /// The store answered with an unexpected status.
+    Status { op: &'static str, key: String, status: u16, detail: String },
+    /// The call failed before an answer (network, binding).
+    Transport { op: &'static str, key: String, detail: String },
+}
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreError::Status { op, key, status, detail } => write!(f, "{op} {key}: status {status}: {detail}"),
+            StoreError::Transport { op, key, detail } => write!(f, "{op} {key}: {detail}"),
+        }
+    }
+}
+
+/// The operations the services need.
+#[allow(async_fn_in_trait)] // Workers are single-threaded: no Send bound wanted.
+pub trait ObjectStore {
+    /// Size, ETag and type, or `None` when there is no such object.
+    async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, StoreError>;
+    /// The object's bytes (all, or one satisfiable range), or `None`.
+    async fn get(&self, key: &str, range: Option<ByteRange>) -> Result<Option<ObjectBody>, StoreError>;
+    /// Stores `bytes` under `key` with its content type.
+    async fn put(&self, key: &str, bytes: Vec<u8>, content_type: &str) -> Result<ObjectInfo, StoreError>;
+    async fn delete(&self, key: &str) -> Result<(), StoreError>;
+}
+
+/// The adapter chosen by configuration.
+pub enum AnyStore {
+    R2(R2Store),
+    S3(S3Store),
+}
+
+/// The R2 binding name in both wrangler files.
+pub const BUCKET_BINDING: &str = "MEDIA_BUCKET";
+
+impl AnyStore {
+    /// Picks the adapter from `STORAGE_BACKEND`.
+    pub fn from_env(env: &Env) -> Result<AnyStore, ConfigError> {
+        let settings = Settings(env);
+        match settings.or("STORAGE_BACKEND", "r2").as_str() {
+            "r2" => env.bucket(BUCKET_BINDING).map(|b| AnyStore::R2(R2Store::new(b))).map_err(|e| ConfigError {
+                name: BUCKET_BINDING.into(),
+                problem: format!("is not an R2 bucket binding ({e}); add [[r2_buckets]] binding = \"{BUCKET_BINDING}\" to the wrangler file"),
+            }),
+            "s3" => Ok(AnyStore::S3(S3Store::new(s3_bucket(&settings)?))),
+            other => Err(ConfigError { name: "STORAGE_BACKEND".into(), problem: format!("is {other:?}; use \"r2\" or \"s3\"") }),
+        }
+    }
+}
+
+/// The S3 endpoint and keys from `S3_ENDPOINT`, `S3_BUCKET`, `S3_REGION`,
+/// `S3_ACCESS_KEY_ID`, `S3_SECRET_ACCESS_KEY`. Also what presigned URLs are
+/// signed with, whichever adapter serves reads.
+pub fn s3_bucket(settings: &Settings<'_>) -> Result<media_core::sigv4::S3Bucket, ConfigError> {
+    let creds = media_core::sigv4::Credentials {
+        access_key_id: settings.required("S3_ACCESS_KEY_ID")?,
+        secret_access_key: settings.required("S3_SECRET_ACCESS_KEY")?,
+        session_token: None,
+    };
+    let endpoint = settings.required("S3_ENDPOINT")?;
+    media_core::sigv4::S3Bucket::new(&endpoint, &settings.required("S3_BUCKET")?, &settings.or("S3_REGION", "auto"), creds)
+        .map_err(|problem| ConfigError { name: "S3_ENDPOINT".into(), problem })
+}
+
+impl ObjectStore for AnyStore {
+    async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, StoreError> {
+        match self {
+            AnyStore::R2(s) => s.head(key).await,
+            AnyStore::S3(s) => s.head(key).await,
+        }
+    }
+
+    async fn get(&self, key: &str, range: Option<ByteRange>) -> Result<Option<ObjectBody>, StoreError> {
+        match self {
+            AnyStore::R2(s) => s.get(key, range).await,
+            AnyStore::S3(s) => s.get(key, range).await,
+        }
+    }
+
+    async fn put(&self, key: &str, bytes: Vec<u8>, content_type: &str) -> Result<ObjectInfo, StoreError> {
+        match self {
+            AnyStore::R2(s) => s.put(key, bytes, content_type).await,
+            AnyStore::S3(s) => s.put(key, bytes, content_type).await,
+        }
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        match self {
+            AnyStore::R2(s) => s.delete(key).await,
+            AnyStore::S3(s) => s.delete(key).await,
+        }
+    }
+}

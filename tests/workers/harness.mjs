@@ -1,0 +1,100 @@
+// Runs the built Workers in workerd through Miniflare, with the bindings of
+// their wrangler files: R2, KV, the job queue Durable Object (SQLite) and the
+// rate limiter. Storage is either Miniflare's R2 (STORAGE_BACKEND=r2) or a
+// real Garage through the S3 adapter (STORAGE_BACKEND=s3).
+import { Miniflare, convertV4MiniflareOptions } from 'miniflare';
+import { existsSync } from 'node:fs';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const API_KEY = 'test-key-one';
+export const API_KEY_2 = 'test-key-two';
+export const TRANSCODER_TOKEN = 'test-transcoder-token';
+
+function modules(crate) {
+  const dir = join(ROOT, 'crates', crate, 'build');
+  const js = join(dir, 'index.js');
+  if (!existsSync(js)) throw new Error(`${js} is missing: build the workers first (scripts/build-workers.sh)`);
+  return [
+    { type: 'ESModule', path: js },
+    { type: 'CompiledWasm', path: join(dir, 'index_bg.wasm') },
+  ];
+}
+
+/** The S3 settings a Worker needs to presign for (and, with s3, read from) `store`. */
+export function s3Vars(store) {
+  return {
+    S3_ENDPOINT: store.endpoint,
+    S3_BUCKET: store.bucket,
+    S3_REGION: store.region,
+    S3_ACCESS_KEY_ID: store.accessKey,
+    S3_SECRET_ACCESS_KEY: store.secretKey,
+  };
+}
+
+const common = (store, backend, vars) => ({
+  compatibilityDate: '2026-10-01',
+  modulesRoot: ROOT,
+  r2Buckets: ['MEDIA_BUCKET'],
+  kvNamespaces: ['MEDIA_KV'],
+  ratelimits: { RATE_LIMITER: { namespace_id: '1001', simple: { limit: 10, period: 60 } } },
+  bindings: {
+    ENVIRONMENT: 'test',
+    STORAGE_BACKEND: backend,
+    IV_API_KEY: `${API_KEY},${API_KEY_2}`,
+    ...s3Vars(store),
+    ...vars,
+  },
+});
+
+/** The video service in workerd. */
+export async function videoService({ store, backend = 'r2', vars = {} }) {
+  const base = common(store, backend, { TRANSCODER_TOKEN, ...vars });
+  const mf = new Miniflare(convertV4MiniflareOptions({
+    ...base,
+    modules: modules('video-service'),
+    durableObjects: { JOBS: { className: 'JobQueue', useSQLite: true } },
+  }));
+  await mf.ready;
+  return mf;
+}
+
+/** The image service in workerd. */
+export async function imageService({ store, backend = 'r2', vars = {} }) {
+  const mf = new Miniflare(convertV4MiniflareOptions({ ...common(store, backend, vars), modules: modules('image-service') }));
+  await mf.ready;
+  return mf;
+}
+
+/** Helpers bound to one Miniflare instance. */
+export function client(mf, base = 'http://video.test') {
+  const call = async (method, path, { body, headers = {}, key } = {}) => {
+    const h = { ...headers };
+    if (key !== undefined) h['x-api-key'] = key;
+    if (body !== undefined && typeof body !== 'string' && !(body instanceof Uint8Array)) {
+      h['content-type'] ??= 'application/json';
+      body = JSON.stringify(body);
+    }
+    const res = await mf.dispatchFetch(base + path, { method, headers: h, body });
+    const text = await res.text();
+    let json;
+    try { json = JSON.parse(text); } catch { json = undefined; }
+    return { status: res.status, headers: res.headers, text, json };
+  };
+  return {
+    call,
+    get: (path, opts) => call('GET', path, opts),
+    post: (path, body, opts = {}) => call('POST', path, { ...opts, body }),
+    internal: (path, body, token = TRANSCODER_TOKEN) => call('POST', path, { body, headers: token ? { authorization: `Bearer ${token}` } : {} }),
+  };
+}
+
+/** Asserts the documented error shape and returns the code. */
+export function errorCode(res) {
+  const e = res.json?.error;
+  if (!e || typeof e.code !== 'string' || typeof e.message !== 'string' || !e.message) {
+    throw new Error(`not a JSON error: ${res.status} ${res.text}`);
+  }
+  return e.code;
+}
