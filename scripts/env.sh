@@ -14,3 +14,4 @@ export WRANGLER_LOG_PATH="$ROOT/.dev/logs/wrangler"
 export npm_config_update_notifier=false
 # Where dev runs and tests keep state and logs (git-ignored).
 export DEV_DIR="$ROOT/.dev"
+mkdir -p "$DEV_DIR/logs"

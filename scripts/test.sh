@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The README's second command: runs every test, and exits non-zero when any
+# fails. Installs what is missing first (scripts/bootstrap.sh).
+#
+#   1. native tests (cargo): the core's rules, worker-kit, the transcoder with real libav
+#   2. both Workers built with worker-build and run in workerd (Miniflare), against Garage
+set -uo pipefail
+source "$(dirname "$0")/env.sh"
+cd "$ROOT"
+bash scripts/bootstrap.sh || exit 1
+
+started=$SECONDS
+summary=()
+failed=0
+section() { printf '\n\033[1m== %s ==\033[0m\n' "$*"; }
+record() { # name status seconds summary-lines
+  local name=$1 status=$2 secs=$3 lines=$4
+  if [ "$status" -eq 0 ]; then summary+=("PASS  $name (${secs}s)"); else summary+=("FAIL  $name (${secs}s)"); failed=1; fi
+  while IFS= read -r l; do [ -n "$l" ] && summary+=("        $l"); done <<< "$lines"
+}
+
+section "native tests (cargo test)"
+t=$SECONDS
+cargo test --workspace --exclude image-service --exclude video-service 2>&1 | tee "$DEV_DIR/logs/test-cargo.log"
+status=${PIPESTATUS[0]}
+record "cargo test" "$status" $((SECONDS - t)) "$(grep -E '^test result:' "$DEV_DIR/logs/test-cargo.log" | grep -v ' 0 passed; 0 failed')"
+
+section "Workers in workerd (node --test tests/workers)"
+t=$SECONDS
+if bash scripts/build-workers.sh; then
+  node --test --test-concurrency=1 tests/workers/ 2>&1 | tee "$DEV_DIR/logs/test-workers.log"
+  status=${PIPESTATUS[0]}
+else
+  status=1
+  echo "building the Workers failed" > "$DEV_DIR/logs/test-workers.log"
+fi
+record "workers (workerd)" "$status" $((SECONDS - t)) "$(grep -E '^# (tests|pass|fail) ' "$DEV_DIR/logs/test-workers.log" | tr '\n' ' ')"
+
+section "summary"
+printf '%s\n' "${summary[@]}"
+printf 'total %d s\n' $((SECONDS - started))
+exit $failed
