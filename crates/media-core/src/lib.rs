@@ -10,6 +10,7 @@
 //! | [`job`] | the job model and its state machine (lease, heartbeat, retry, expiry) |
 //! | [`ladder`] | planning the ABR ladder from a probed source |
 //! | [`playlist`] | HLS playlists, WebVTT thumbnails, codec strings, sprite layout |
+//! | [`sentry`] | Sentry DSNs and error-event envelopes |
 //! | [`api`] | request/response types and JSON field reading |
 //! | [`sigv4`] | SigV4 signing and presigned URLs for S3-compatible storage |
 //! | [`auth`] | API key and bearer token checks in constant time |
@@ -27,6 +28,7 @@ pub mod keys;
 pub mod ladder;
 pub mod media;
 pub mod playlist;
+pub mod sentry;
 pub mod sigv4;
 pub mod time;
 
