@@ -12,6 +12,7 @@ use crate::ids::{AppId, IdError, ImageId, VideoId};
 use crate::job::{Job, JobResult, JobStatus, ThumbnailMeta};
 use crate::keys::{HlsFile, ObjectKey, OutputId};
 use crate::ladder::LadderOptions;
+use crate::transform::TransformDefaults;
 
 /// A JSON object body, read field by field.
 #[derive(Debug)]
@@ -327,6 +328,26 @@ pub struct ImageLocation {
     pub transform_url: String,
 }
 
+/// The path under which the image service serves originals: the rest of
+/// the path is the object key (`/assets/images/{app_id}/{image_id}`).
+pub const IMAGE_ASSETS_PREFIX: &str = "/assets/";
+
+impl ImageLocation {
+    /// Where image `image` of `app` is found on the image service at
+    /// `public_base`: the original under [`IMAGE_ASSETS_PREFIX`], and its
+    /// transformation URL with the configured defaults.
+    pub fn of(public_base: &str, app: &AppId, image: &ImageId, transform: &TransformDefaults) -> Self {
+        let key = ObjectKey::Image { app: app.clone(), image: image.clone() }.to_string();
+        let path = format!("{IMAGE_ASSETS_PREFIX}{key}");
+        ImageLocation {
+            asset_url: format!("{}{path}", public_base.trim_end_matches('/')),
+            transform_url: transform.url(public_base, &path),
+            image_id: image.to_string(),
+            key,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImageUploadUrlResponse {
     #[serde(flatten)]
@@ -461,6 +482,19 @@ mod tests {
         assert_eq!((r.image_id, r.size), (None, Some(10)));
         let e = ImageUploadUrlRequest::from_json(br#"{"app_id":"a","image_id":"x y","content_type":"image/png"}"#).unwrap_err();
         assert!(e.message.starts_with("image_id contains ' '"));
+    }
+
+    #[test]
+    fn image_locations() {
+        let (app, image) = (AppId::parse("app1").unwrap(), ImageId::parse("img_9").unwrap());
+        let loc = ImageLocation::of("https://assets.example.com/", &app, &image, &TransformDefaults { width: 800, quality: 70 });
+        assert_eq!(loc.key, "images/app1/img_9");
+        assert_eq!(loc.image_id, "img_9");
+        assert_eq!(loc.asset_url, "https://assets.example.com/assets/images/app1/img_9");
+        assert_eq!(loc.transform_url, "https://assets.example.com/cdn-cgi/image/width=800,quality=70,format=auto/assets/images/app1/img_9");
+        // The asset path is the prefix and the key, which the asset route parses back.
+        let path = loc.asset_url.strip_prefix("https://assets.example.com").unwrap();
+        assert_eq!(ObjectKey::parse(path.strip_prefix(IMAGE_ASSETS_PREFIX).unwrap()), Some(ObjectKey::Image { app, image }));
     }
 
     #[test]

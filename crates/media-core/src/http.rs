@@ -1,5 +1,5 @@
 //! HTTP rules the public routes share, with no I/O: byte ranges, entity-tag
-//! matching and the CORS headers browsers and players need.
+//! matching, media types and the CORS headers browsers and players need.
 
 /// A satisfiable byte range, inclusive on both ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,6 +84,12 @@ pub fn quote_etag(etag: &str) -> String {
     }
 }
 
+/// The media type of a `Content-Type` value, without its parameters
+/// (`image/png` of `image/png; charset=binary`).
+pub fn media_type(content_type: &str) -> &str {
+    content_type.split(';').next().unwrap_or("").trim()
+}
+
 /// Response headers that let browsers read what the platform serves.
 pub const CORS_EXPOSE: &str = "Content-Length, Content-Range, Content-Type, ETag, Accept-Ranges, Retry-After";
 /// Request headers browsers may send to the public routes.
@@ -143,6 +149,13 @@ mod tests {
         assert!(!if_none_match(None, "\"abc\""));
         assert_eq!(quote_etag("abc"), "\"abc\"");
         assert_eq!(quote_etag("\"abc\""), "\"abc\"");
+    }
+
+    #[test]
+    fn media_types() {
+        assert_eq!(media_type(" image/png ; q=1"), "image/png");
+        assert_eq!(media_type("image/jpeg"), "image/jpeg");
+        assert_eq!(media_type(""), "");
     }
 
     #[test]

@@ -12,6 +12,8 @@
 //! | [`playlist`] | HLS playlists, WebVTT thumbnails, codec strings, sprite layout |
 //! | [`sentry`] | Sentry DSNs and error-event envelopes |
 //! | [`api`] | request/response types and JSON field reading |
+//! | [`multipart`] | reading `multipart/form-data` upload bodies |
+//! | [`transform`] | Cloudflare image transformation URLs and their option syntax |
 //! | [`sigv4`] | SigV4 signing and presigned URLs for S3-compatible storage |
 //! | [`auth`] | API key and bearer token checks in constant time |
 //! | [`http`] | byte ranges, entity tags, CORS values |
@@ -27,10 +29,12 @@ pub mod job;
 pub mod keys;
 pub mod ladder;
 pub mod media;
+pub mod multipart;
 pub mod playlist;
 pub mod sentry;
 pub mod sigv4;
 pub mod time;
+pub mod transform;
 
 pub use error::{ApiError, ErrorCode};
 pub use time::Timestamp;

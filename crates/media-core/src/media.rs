@@ -275,6 +275,110 @@ fn avif_dimensions(b: &[u8]) -> Option<Dimensions> {
     (ispe.len() >= 12).then(|| Dimensions { width: be32(ispe, 4), height: be32(ispe, 8) })
 }
 
+impl ImageType {
+    /// The format's usual name, for messages (`PNG`, `JPEG`).
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Jpeg => "JPEG",
+            Self::Png => "PNG",
+            Self::WebP => "WebP",
+            Self::Avif => "AVIF",
+            Self::Gif => "GIF",
+        }
+    }
+}
+
+/// Says what `bytes` look like, for a message to someone whose upload was
+/// refused: "a PNG image", "an SVG image", "plain text", "a PDF document"...
+/// Only the first few hundred bytes are looked at.
+pub fn describe_bytes(bytes: &[u8]) -> String {
+    if bytes.is_empty() {
+        return "empty (no bytes at all)".into();
+    }
+    if let Some(kind) = ImageType::sniff(bytes) {
+        return format!("a {} image", kind.label());
+    }
+    let head = &bytes[..bytes.len().min(512)];
+    let starts = |magic: &[u8]| head.starts_with(magic);
+    let known: Option<&str> = if starts(b"%PDF-") {
+        Some("a PDF document")
+    } else if starts(b"PK\x03\x04") {
+        Some("a ZIP archive (or a document packed as one)")
+    } else if starts(&[0x1f, 0x8b]) {
+        Some("gzip-compressed data")
+    } else if starts(b"BM") && head.len() >= 14 && head[6..10] == [0, 0, 0, 0] {
+        Some("a BMP image, which is not accepted")
+    } else if starts(b"II*\0") || starts(b"MM\0*") {
+        Some("a TIFF image, which is not accepted")
+    } else if starts(&[0, 0, 1, 0]) && head.len() >= 6 {
+        Some("an ICO icon, which is not accepted")
+    } else if head.len() >= 12 && &head[4..8] == b"ftyp" {
+        Some(match &head[8..12] {
+            b"heic" | b"heix" | b"hevc" | b"hevx" | b"mif1" | b"msf1" => "a HEIC/HEIF image, which is not accepted (convert it to JPEG, WebP or AVIF)",
+            _ => "an MP4/QuickTime video, not an image",
+        })
+    } else if head.len() >= 12 && starts(b"RIFF") {
+        Some("a RIFF file (audio or video), not an image")
+    } else if starts(&[0x1A, 0x45, 0xDF, 0xA3]) {
+        Some("a WebM/Matroska video, not an image")
+    } else {
+        None
+    };
+    if let Some(k) = known {
+        return k.into();
+    }
+    // Text: valid UTF-8 (allowing a character cut at the end) without control bytes.
+    let text = match std::str::from_utf8(head) {
+        Ok(t) => Some(t),
+        Err(e) if e.error_len().is_none() => std::str::from_utf8(&head[..e.valid_up_to()]).ok(),
+        Err(_) => None,
+    };
+    if let Some(t) = text.filter(|t| !t.chars().any(|c| c.is_control() && !c.is_whitespace())) {
+        let lower = t.trim_start_matches('\u{feff}').trim_start().to_ascii_lowercase();
+        return if lower.contains("<svg") {
+            "an SVG image, which is not accepted (it can carry script); convert it to PNG or WebP".into()
+        } else if lower.starts_with("<!doctype html") || lower.starts_with("<html") {
+            "an HTML document".into()
+        } else if lower.starts_with("<?xml") || lower.starts_with('<') {
+            "an XML document".into()
+        } else if lower.starts_with('{') || lower.starts_with('[') {
+            "JSON text".into()
+        } else {
+            "plain text".into()
+        };
+    }
+    let hex: Vec<String> = head.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    format!("unrecognised binary data (it starts with {})", hex.join(" "))
+}
+
+/// Checks that `bytes` really are an image of the `claimed` type, so that a
+/// file is never stored under a label it does not deserve. The error (415)
+/// says what the bytes look like and what to send instead.
+pub fn check_image_bytes(claimed: ImageType, bytes: &[u8]) -> Result<(), ApiError> {
+    match ImageType::sniff(bytes) {
+        Some(actual) if actual == claimed => Ok(()),
+        Some(actual) => Err(ApiError::new(
+            ErrorCode::UnsupportedMediaType,
+            format!(
+                "the file was sent as {} but its bytes are a {} image; send it with the content type {}",
+                claimed.content_type(),
+                actual.label(),
+                actual.content_type()
+            ),
+        )),
+        None => Err(ApiError::new(
+            ErrorCode::UnsupportedMediaType,
+            format!(
+                "the file was sent as {} but its bytes are {}; upload a {} or {} image",
+                claimed.content_type(),
+                describe_bytes(bytes),
+                ImageType::ALL[..ImageType::ALL.len() - 1].iter().map(|t| t.label()).collect::<Vec<_>>().join(", "),
+                ImageType::ALL[ImageType::ALL.len() - 1].label()
+            ),
+        )),
+    }
+}
+
 fn be16(b: &[u8], i: usize) -> u16 {
     u16::from_be_bytes([b[i], b[i + 1]])
 }
@@ -426,5 +530,50 @@ mod tests {
         assert_eq!(image_dimensions(ImageType::Png, &png(1, 1)[..20]), None);
         assert_eq!(image_dimensions(ImageType::Jpeg, &jpeg(10, 10)[..30]), None);
         assert_eq!(image_dimensions(ImageType::Png, &png(0, 10)), None);
+    }
+
+    #[test]
+    fn describes_what_bytes_look_like() {
+        let cases: &[(&[u8], &str)] = &[
+            (b"", "empty"),
+            (&png(2, 2), "a PNG image"),
+            (&jpeg(2, 2), "a JPEG image"),
+            (b"GIF87a\x01\0\x01\0", "a GIF image"),
+            (b"<?xml version=\"1.0\"?>\n<svg xmlns=\"http://www.w3.org/2000/svg\"/>", "an SVG image"),
+            (b"  <svg viewBox=\"0 0 1 1\"></svg>", "an SVG image"),
+            (b"<!DOCTYPE html><html></html>", "an HTML document"),
+            (b"<?xml version=\"1.0\"?><a/>", "an XML document"),
+            (b"{\"a\": 1}", "JSON text"),
+            (b"hello, world\n", "plain text"),
+            (b"BMW or Audi? A car question.", "plain text"),
+            ("caf\u{e9} cr\u{e8}me".as_bytes(), "plain text"),
+            (b"%PDF-1.7\n", "a PDF document"),
+            (b"PK\x03\x04rest", "a ZIP archive"),
+            (b"BM\0\0\0\0\0\0\0\0\0\0\0\0", "a BMP image"),
+            (b"II*\0\x08\0\0\0", "a TIFF image"),
+            (b"\0\0\0\x18ftypheic\0\0\0\0", "a HEIC/HEIF image"),
+            (b"\0\0\0\x18ftypmp42\0\0\0\0mp42isom", "an MP4/QuickTime video"),
+            (b"RIFF\0\0\0\0WAVEfmt ", "a RIFF file"),
+            (&[0x1A, 0x45, 0xDF, 0xA3, 0, 0], "a WebM/Matroska video"),
+            (&[0xde, 0xad, 0xbe, 0xef, 0x00, 0x01, 0x02, 0x03, 0x04], "unrecognised binary data (it starts with de ad be ef 00 01 02 03)"),
+        ];
+        for (bytes, want) in cases {
+            let got = describe_bytes(bytes);
+            assert!(got.starts_with(want), "{bytes:?}: {got}");
+        }
+    }
+
+    #[test]
+    fn claimed_type_must_match_the_bytes() {
+        assert_eq!(check_image_bytes(ImageType::Png, &png(3, 3)), Ok(()));
+        assert_eq!(check_image_bytes(ImageType::Jpeg, &jpeg(3, 3)), Ok(()));
+        let e = check_image_bytes(ImageType::Jpeg, &png(3, 3)).unwrap_err();
+        assert_eq!(e.status(), 415);
+        assert_eq!(e.message, "the file was sent as image/jpeg but its bytes are a PNG image; send it with the content type image/png");
+        let e = check_image_bytes(ImageType::Png, b"just some text").unwrap_err();
+        assert_eq!(e.status(), 415);
+        assert_eq!(e.message, "the file was sent as image/png but its bytes are plain text; upload a JPEG, PNG, WebP, AVIF or GIF image");
+        let e = check_image_bytes(ImageType::Png, b"<svg xmlns=\"http://www.w3.org/2000/svg\"/>").unwrap_err();
+        assert!(e.message.contains("its bytes are an SVG image, which is not accepted"), "{}", e.message);
     }
 }
