@@ -8,7 +8,7 @@ use media_core::{ApiError, ErrorCode};
 use worker::{Headers, Method, Request, Response};
 
 use crate::respond::{Failure, Handled};
-use crate::store::ObjectStore;
+use crate::store::{ObjectInfo, ObjectStore};
 
 /// How to present one object.
 pub struct Presentation<'a> {
@@ -19,6 +19,18 @@ pub struct Presentation<'a> {
 /// Answers a `GET` or `HEAD` for the object at `key`, or 404 (JSON) when
 /// there is none. `what` names the thing in the 404 message.
 pub async fn serve_object<S: ObjectStore>(store: &S, key: &str, req: &Request, how: Presentation<'_>, what: &str) -> Handled {
+    serve_object_as(store, key, req, how.cache_control, |_| how.content_type.to_owned(), what).await
+}
+
+/// [`serve_object`] for objects whose content type depends on what storage
+/// recorded of them: `content_type` picks it from the object's info (for
+/// example the stored type when it is an accepted one, a safe default
+/// otherwise).
+pub async fn serve_object_as<S, F>(store: &S, key: &str, req: &Request, cache_control: &str, content_type: F, what: &str) -> Handled
+where
+    S: ObjectStore,
+    F: FnOnce(&ObjectInfo) -> String,
+{
     let head_only = req.method() == Method::Head;
     let info = store
         .head(key)
@@ -26,8 +38,8 @@ pub async fn serve_object<S: ObjectStore>(store: &S, key: &str, req: &Request, h
         .ok_or_else(|| Failure::Client(ApiError::not_found(format!("{what} does not exist"))))?;
 
     let headers = Headers::new();
-    headers.set("content-type", how.content_type)?;
-    headers.set("cache-control", how.cache_control)?;
+    headers.set("content-type", &content_type(&info))?;
+    headers.set("cache-control", cache_control)?;
     headers.set("etag", &info.etag)?;
     headers.set("accept-ranges", "bytes")?;
     headers.set("x-content-type-options", "nosniff")?;
