@@ -1,12 +1,32 @@
-//! The image service Worker (`wrangler-image.toml`): presigned and
-//! server-to-server image uploads, public serving of originals under
-//! `/assets/`, and transform URLs for resized variants.
+//! The image service Worker (`wrangler-image.toml`).
+//!
+//! | route | auth | module |
+//! |---|---|---|
+//! | `POST /generate-image-upload-url` | API key, rate limited | [`uploads`] |
+//! | `POST /upload` | API key, rate limited | [`uploads`] |
+//! | `GET`/`HEAD /assets/images/{app_id}/{image_id}` | public | [`assets`] |
+//! | `GET`/`HEAD /cdn-cgi/image/{options}/assets/...` | public (local passthrough; the edge answers it in production) | [`assets`] |
+//! | `GET /openapi.json`, `GET /health` | public | here |
+//!
+//! Configuration is read once per request ([`settings`]); errors become JSON
+//! in one place (`worker_kit::respond`), and our own faults go to the logs
+//! and Sentry.
 
+mod assets;
+mod settings;
+mod uploads;
+
+use media_core::api::IMAGE_ASSETS_PREFIX;
+use media_core::transform::TRANSFORM_PATH_PREFIX;
 use worker::{event, Context, Env, Method, Request, Response};
-use worker_kit::respond::{error_response, json, method_not_allowed, no_route, with_cors};
-use worker_kit::Handled;
+use worker_kit::respond::{error_response, json, method_not_allowed, no_route, preflight, with_cors};
+use worker_kit::{sentry, Handled};
 
-const SERVICE: &str = "image-service";
+use settings::ImageSettings;
+
+pub(crate) const SERVICE: &str = "image-service";
+/// The OpenAPI document of the public routes, kept in the repository.
+const OPENAPI: &str = include_str!("../../../openapi/image-service.json");
 
 #[event(start)]
 fn start() {
@@ -14,16 +34,84 @@ fn start() {
 }
 
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
+async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
     let origin = req.headers().get("origin").ok().flatten();
-    let resp = route(req, &env).await.unwrap_or_else(|f| error_response(&f.to_api_error()));
-    Ok(with_cors(resp, "*", origin.as_deref()))
+    let (method, url) = (req.method().to_string(), req.url().map(|u| u.to_string()).unwrap_or_default());
+    let settings = ImageSettings::load(&env);
+    let (cors, environment) = match &settings {
+        Ok(s) => (s.cors_origins.clone(), s.environment.clone()),
+        Err(_) => ("*".to_owned(), "unknown".to_owned()),
+    };
+    let outcome = match settings {
+        Ok(settings) => route(req, &env, &ctx, &settings).await,
+        Err(e) => Err(e.into()),
+    };
+    let resp = outcome.unwrap_or_else(|failure| {
+        if let Some(detail) = failure.report_detail() {
+            tracing::error!(method = %method, url = %url, detail, "request failed");
+            sentry::report(&env, &ctx, sentry::Fault { service: SERVICE, environment: &environment, message: detail, method: &method, url: &url });
+        }
+        error_response(&failure.to_api_error())
+    });
+    Ok(with_cors(resp, &cors, origin.as_deref()))
 }
 
-async fn route(req: Request, _env: &Env) -> Handled {
-    match (req.path().as_str(), req.method()) {
-        ("/health" | "/", Method::Get) => json(200, &serde_json::json!({ "service": SERVICE, "status": "ok", "version": env!("CARGO_PKG_VERSION") })),
-        ("/health" | "/", _) => Err(method_not_allowed("GET")),
-        (path, _) => Err(no_route(path)),
+/// The origin used in the URLs this service hands out.
+fn public_base(req: &Request, settings: &ImageSettings) -> String {
+    settings.public_base.clone().unwrap_or_else(|| req.url().map(|u| u.origin().ascii_serialization()).unwrap_or_default())
+}
+
+async fn route(req: Request, env: &Env, ctx: &Context, settings: &ImageSettings) -> Handled {
+    let path = req.path();
+    let method = req.method();
+    if path.starts_with(IMAGE_ASSETS_PREFIX) || path.starts_with(TRANSFORM_PATH_PREFIX) {
+        return match method {
+            Method::Get | Method::Head if path.starts_with(IMAGE_ASSETS_PREFIX) => assets::serve_asset(req, env).await,
+            Method::Get | Method::Head => assets::transform_passthrough(req, env).await,
+            Method::Options => preflight("GET, HEAD, OPTIONS"),
+            _ => Err(method_not_allowed("GET, HEAD")),
+        };
+    }
+    let route = match path.as_str() {
+        "/generate-image-upload-url" => Route::UploadUrl,
+        "/upload" => Route::Upload,
+        "/openapi.json" => Route::OpenApi,
+        "/health" | "/" => Route::Health,
+        _ => return Err(no_route(&path)),
+    };
+    let allowed = route.method();
+    if method == Method::Options {
+        return preflight(&format!("{allowed}, OPTIONS"));
+    }
+    if method != allowed {
+        return Err(method_not_allowed(allowed.as_ref()));
+    }
+    let base = public_base(&req, settings);
+    match route {
+        Route::UploadUrl => uploads::generate_image_upload_url(req, env, settings, &base).await,
+        Route::Upload => uploads::upload(req, env, ctx, settings, &base).await,
+        Route::OpenApi => {
+            let mut resp = Response::ok(OPENAPI)?;
+            resp.headers_mut().set("content-type", "application/json; charset=utf-8")?;
+            Ok(resp)
+        }
+        Route::Health => json(200, &serde_json::json!({ "service": SERVICE, "status": "ok", "version": env!("CARGO_PKG_VERSION") })),
+    }
+}
+
+/// The fixed-path routes.
+enum Route {
+    UploadUrl,
+    Upload,
+    OpenApi,
+    Health,
+}
+
+impl Route {
+    fn method(&self) -> Method {
+        match self {
+            Route::UploadUrl | Route::Upload => Method::Post,
+            Route::OpenApi | Route::Health => Method::Get,
+        }
     }
 }

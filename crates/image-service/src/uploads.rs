@@ -1,0 +1,259 @@
+//! Getting images in. `POST /generate-image-upload-url` hands out a
+//! presigned `PUT` so a browser uploads straight to storage; `POST /upload`
+//! takes the image through the Worker (server to server), as a form or a raw
+//! body, checks that its bytes are the image type claimed, stores it and
+//! records its metadata in KV. Both need an API key and count against the
+//! per-IP rate limit. An `image_id` names one image for good: its URLs are
+//! cached as immutable, so an id already taken is refused (409), never
+//! overwritten.
+
+use media_core::api::{query_id, ImageLocation, ImageMeta, ImageUploadResponse, ImageUploadUrlRequest, ImageUploadUrlResponse, PresignedPut};
+use media_core::auth::{check_api_key, parse_key_list};
+use media_core::http::media_type;
+use media_core::ids::{AppId, IdError, ImageId};
+use media_core::keys::ObjectKey;
+use media_core::media::{check_image_bytes, check_image_type, check_size, describe_bytes, image_dimensions, ImageType};
+use media_core::multipart::{self, FormPart};
+use media_core::{ApiError, ErrorCode};
+use worker::{Context, Env, Request};
+use worker_kit::clock::{now, random_bytes};
+use worker_kit::config::Settings;
+use worker_kit::respond::{json, query, read_body};
+use worker_kit::store::{s3_bucket, AnyStore, ObjectStore};
+use worker_kit::{ratelimit, sentry, Failure, Handled};
+
+use crate::settings::ImageSettings;
+
+/// The most a JSON request body of these routes may be.
+const MAX_JSON_BODY: u64 = 16 * 1024;
+/// What a form body may carry besides the file itself: boundaries, part
+/// headers and the id fields. The file alone is held to `MAX_IMAGE_BYTES`.
+const MAX_FORM_OVERHEAD: u64 = 64 * 1024;
+/// The KV binding holding image metadata.
+pub const KV_BINDING: &str = "MEDIA_KV";
+
+/// The KV key of an image's metadata record ([`ImageMeta`] as JSON).
+pub fn image_record_key(app: &AppId, image: &ImageId) -> String {
+    format!("image/{app}/{image}")
+}
+
+/// Rate limit, then API key: shared by the sensitive routes.
+async fn guard(req: &Request, env: &Env, settings: &ImageSettings, route: &str) -> Result<(), Failure> {
+    ratelimit::enforce(env, req, route).await?;
+    let keys = parse_key_list(&settings.api_keys);
+    if keys.is_empty() {
+        return Err(Failure::internal("IV_API_KEY is not set: no API key can be accepted"));
+    }
+    check_api_key(req.headers().get("x-api-key")?.as_deref(), &keys)?;
+    Ok(())
+}
+
+/// Refuses an `image_id` that already names a stored image.
+///
+/// This is a check, then a write: two uploads of the same new id racing
+/// each other can both pass it, and the later write wins. Closing that
+/// window needs a conditional write (`If-None-Match: *`), which the
+/// `ObjectStore` trait does not offer; ids are chosen by one backend, so the
+/// window is small in practice, and ids minted here cannot collide.
+async fn refuse_taken(store: &AnyStore, app: &AppId, image: &ImageId) -> Result<(), Failure> {
+    let key = ObjectKey::Image { app: app.clone(), image: image.clone() }.to_string();
+    if store.head(&key).await?.is_some() {
+        return Err(ApiError::conflict(format!(
+            "image_id \"{image}\" is already taken in app \"{app}\"; images are immutable (their URLs are cached for a year), so use a new image_id, or leave it out to get a random one"
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+/// The caller's id, or a fresh random one (128 bits: collisions are not a
+/// practical concern, so it is not checked against storage).
+async fn choose_image_id(store: &AnyStore, app: &AppId, requested: Option<ImageId>) -> Result<ImageId, Failure> {
+    match requested {
+        Some(image) => {
+            refuse_taken(store, app, &image).await?;
+            Ok(image)
+        }
+        None => Ok(ImageId::from_random(random_bytes())),
+    }
+}
+
+/// `POST /generate-image-upload-url`.
+pub async fn generate_image_upload_url(mut req: Request, env: &Env, settings: &ImageSettings, base: &str) -> Handled {
+    guard(&req, env, settings, "generate-image-upload-url").await?;
+    let r = ImageUploadUrlRequest::from_json(&read_body(&mut req, MAX_JSON_BODY).await?)?;
+    check_image_type(&r.content_type)?;
+    if let Some(size) = r.size {
+        check_size("size", size, settings.max_image_bytes)?;
+    }
+    let store = AnyStore::from_env(env)?;
+    let image = choose_image_id(&store, &r.app_id, r.image_id).await?;
+    let location = ImageLocation::of(base, &r.app_id, &image, &settings.transform);
+    let put = s3_bucket(&Settings(env))?.presign_put(&location.key, &r.content_type, r.size, settings.upload_ttl_s, now());
+    tracing::info!(app_id = %r.app_id, image_id = %image, content_type = %r.content_type, size = r.size, "image upload URL issued");
+    json(200, &ImageUploadUrlResponse { put: PresignedPut::from_presigned(put), location })
+}
+
+/// An image as `/upload` received it, before it is checked.
+struct Incoming {
+    app: AppId,
+    image: Option<ImageId>,
+    /// The type the client says the bytes are.
+    claimed: ImageType,
+    bytes: Vec<u8>,
+}
+
+/// An optional id from a form field or the query string; empty counts as absent.
+fn optional_id<T>(value: Option<&str>, parse: fn(&str) -> Result<T, IdError>, as_query: bool) -> Result<Option<T>, ApiError> {
+    match value.filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(v) => parse(v).map(Some).map_err(|e| if as_query { ApiError::invalid_query(e.to_string()) } else { e.into() }),
+    }
+}
+
+fn query_value<'a>(query: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+/// `/upload` with a raw body: the type is the request's `Content-Type`, the
+/// ids come from the query string.
+async fn raw_upload(req: &mut Request, content_type: &str, settings: &ImageSettings) -> Result<Incoming, Failure> {
+    let claimed = ImageType::from_content_type(media_type(content_type)).ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::UnsupportedMediaType,
+            format!(
+                "Content-Type {content_type:?} is not accepted; send the image as multipart/form-data (a file field), or as the raw body with one of {}",
+                ImageType::ALL.map(ImageType::content_type).join(", ")
+            ),
+        )
+    })?;
+    let q = query(req)?;
+    let app = query_id(&q, "app_id", AppId::parse)?;
+    let image = optional_id(query_value(&q, "image_id"), ImageId::parse, true)?;
+    let bytes = read_body(req, settings.max_image_bytes).await?;
+    Ok(Incoming { app, image, claimed, bytes })
+}
+
+/// `/upload` with a form: the image is the `file` field, with its own type;
+/// `app_id` and `image_id` are fields (or, failing that, query parameters).
+async fn form_upload(req: &mut Request, content_type: &str, settings: &ImageSettings) -> Result<Incoming, Failure> {
+    let boundary = multipart::boundary(content_type)?;
+    let q = query(req)?;
+    let mut body = read_body(req, settings.max_image_bytes + MAX_FORM_OVERHEAD).await?;
+    let parts = multipart::parse(&body, &boundary)?;
+    // A field, or the query parameter of the same name; both must agree.
+    let field = |name: &str| -> Result<Option<String>, ApiError> {
+        let mut fields = parts.iter().filter(|p| p.name == name && p.filename.is_none());
+        let from_form = match (fields.next(), fields.next()) {
+            (Some(_), Some(_)) => return Err(ApiError::invalid_field(format!("the form has more than one {name} field; send it once"))),
+            (Some(p), None) => Some(p.text(&body)?.to_owned()).filter(|v| !v.is_empty()),
+            (None, _) => None,
+        };
+        match (from_form, query_value(&q, name).filter(|v| !v.is_empty())) {
+            (Some(f), Some(q)) if f != q => Err(ApiError::invalid_field(format!("{name} is {f:?} in the form but {q:?} in the query string; send it once"))),
+            (Some(f), _) => Ok(Some(f)),
+            (None, q) => Ok(q.map(str::to_owned)),
+        }
+    };
+    let app_id = field("app_id")?.ok_or_else(|| ApiError::invalid_field("app_id is required: send it as a form field next to the file"))?;
+    let app = AppId::parse(&app_id).map_err(ApiError::from)?;
+    let image = optional_id(field("image_id")?.as_deref(), ImageId::parse, false)?;
+
+    let mut files = parts.iter().filter(|p| p.name == "file");
+    let file: &FormPart = match (files.next(), files.next()) {
+        (Some(f), None) => f,
+        (None, _) => {
+            return Err(ApiError::invalid_field(format!(
+                "the form has no file field; send the image in a field named \"file\" (it has: {})",
+                parts.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ")
+            ))
+            .into())
+        }
+        (Some(_), Some(_)) => return Err(ApiError::invalid_field("the form has more than one file field; upload one image per request").into()),
+    };
+    // The part's own type is the claim. Clients that label files generically
+    // (or not at all) get the type their bytes show, which is checked below
+    // all the same.
+    let bytes_of_file = file.bytes(&body);
+    let claimed = match file.content_type.as_deref().map(media_type).filter(|ct| !ct.is_empty() && !ct.eq_ignore_ascii_case("application/octet-stream")) {
+        Some(ct) => check_image_type(ct)?,
+        None => ImageType::sniff(bytes_of_file).ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::UnsupportedMediaType,
+                format!(
+                    "the file has no image content type and its bytes are {}; upload a JPEG, PNG, WebP, AVIF or GIF image",
+                    describe_bytes(bytes_of_file)
+                ),
+            )
+        })?,
+    };
+    // Keep only the file's bytes, in the body's own buffer (no second copy).
+    let range = file.data.clone();
+    body.truncate(range.end);
+    body.drain(..range.start);
+    Ok(Incoming { app, image, claimed, bytes: body })
+}
+
+/// `POST /upload`: stores an image sent through the Worker. 201 with its
+/// URLs and metadata.
+pub async fn upload(mut req: Request, env: &Env, ctx: &Context, settings: &ImageSettings, base: &str) -> Handled {
+    guard(&req, env, settings, "upload").await?;
+    let content_type = req.headers().get("content-type")?.unwrap_or_default();
+    let incoming = if multipart::is_form_data(&content_type) {
+        form_upload(&mut req, &content_type, settings).await?
+    } else if content_type.trim().is_empty() {
+        return Err(ApiError::new(
+            ErrorCode::UnsupportedMediaType,
+            "the request has no Content-Type; send the image as multipart/form-data (a file field), or as the raw body with its image Content-Type",
+        )
+        .into());
+    } else {
+        raw_upload(&mut req, &content_type, settings).await?
+    };
+    let Incoming { app, image, claimed, bytes } = incoming;
+    check_size("the image", bytes.len() as u64, settings.max_image_bytes)?;
+    check_image_bytes(claimed, &bytes)?;
+    let dimensions = image_dimensions(claimed, &bytes);
+
+    let store = AnyStore::from_env(env)?;
+    let image = choose_image_id(&store, &app, image).await?;
+    let location = ImageLocation::of(base, &app, &image, &settings.transform);
+    let size = bytes.len() as u64;
+    store.put(&location.key, bytes, claimed.content_type()).await?;
+    let meta = ImageMeta {
+        content_type: claimed.content_type().to_owned(),
+        size,
+        width: dimensions.map(|d| d.width),
+        height: dimensions.map(|d| d.height),
+        uploaded_at: now().to_rfc3339(),
+    };
+    record_metadata(env, ctx, settings, &req, &app, &image, &meta).await;
+    tracing::info!(
+        app_id = %app,
+        image_id = %image,
+        content_type = %meta.content_type,
+        size,
+        width = meta.width,
+        height = meta.height,
+        "image uploaded"
+    );
+    json(201, &ImageUploadResponse { location, meta })
+}
+
+/// Writes the metadata record. The stored object is the truth and the
+/// upload has succeeded, so a failed write is reported (logs, Sentry) but
+/// does not fail the request: a retry would only meet the 409.
+async fn record_metadata(env: &Env, ctx: &Context, settings: &ImageSettings, req: &Request, app: &AppId, image: &ImageId, meta: &ImageMeta) {
+    let key = image_record_key(app, image);
+    let written = async {
+        let record = serde_json::to_string(meta).map_err(|e| e.to_string())?;
+        let kv = env.kv(KV_BINDING).map_err(|e| format!("the {KV_BINDING} binding: {e}"))?;
+        kv.put(&key, record).map_err(|e| e.to_string())?.execute().await.map_err(|e| e.to_string())
+    };
+    if let Err(e) = written.await {
+        let detail = format!("writing the image record {key}: {e}");
+        tracing::error!(app_id = %app, image_id = %image, detail, "image metadata not recorded");
+        let url = req.url().map(|u| u.to_string()).unwrap_or_default();
+        sentry::report(env, ctx, sentry::Fault { service: crate::SERVICE, environment: &settings.environment, message: &detail, method: "POST", url: &url });
+    }
+}
