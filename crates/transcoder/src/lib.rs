@@ -1,1 +1,23 @@
-//! placeholder
+//! The transcoder: leases jobs from the video service, reads each upload
+//! from the bucket, encodes the HLS ladder with libav and publishes it as it
+//! goes, then reports the result.
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`config`] | configuration from the environment, errors naming the variable |
+//! | [`api`] | the video service's internal job API (lease, heartbeat, complete, fail) |
+//! | [`storage`] | the S3 client, output sinks, and reading uploads with ranged GETs |
+//! | [`pipeline`] | probe, decode once, encode every rung in parallel, package fMP4, thumbnails |
+//! | [`publish`] | uploading outputs as they are final, playlists, `playable`, the result |
+//! | [`runner`] | the job loop: lease, heartbeats, cancellation, failures, shutdown |
+//! | [`telemetry`] | JSON logs and Sentry reports |
+//! | [`error`] | retryable vs permanent failures |
+
+pub mod api;
+pub mod config;
+pub mod error;
+pub mod pipeline;
+pub mod publish;
+pub mod runner;
+pub mod storage;
+pub mod telemetry;

@@ -1,0 +1,104 @@
+//! The client side of the video service's internal job API (`/internal/jobs/...`,
+//! bearer token): lease, heartbeat, complete, fail.
+
+use std::time::Duration;
+
+use media_core::api::{CompleteRequest, FailRequest, HeartbeatRequest, HeartbeatResponse, JobSpec, LeaseRequest, LeaseResponse};
+use media_core::{ApiError, ErrorCode};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+/// How a call to the video service went wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
+    /// 409 `lease_lost`: the job is no longer ours.
+    #[error("lease lost: {0}")]
+    LeaseLost(String),
+    /// Any other 4xx: our request was refused (a bug or a misconfiguration).
+    #[error("refused with {status}: {message}")]
+    Refused { status: u16, message: String },
+    /// Network trouble or a 5xx: worth retrying.
+    #[error("video service unreachable or failing: {0}")]
+    Transient(String),
+}
+
+#[derive(Clone)]
+pub struct VideoApi {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+    worker: String,
+}
+
+impl VideoApi {
+    pub fn new(base: &str, token: &str, worker: &str) -> Self {
+        let http = reqwest::Client::builder().connect_timeout(Duration::from_secs(10)).build().expect("the HTTP client builds with static settings");
+        Self { http, base: base.trim_end_matches('/').to_owned(), token: token.to_owned(), worker: worker.to_owned() }
+    }
+
+    async fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B, timeout: Duration) -> Result<T, CallError> {
+        let resp = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .json(body)
+            .timeout(timeout)
+            .send()
+            .await
+            .map_err(|e| CallError::Transient(format!("POST {path}: {e}")))?;
+        let status = resp.status().as_u16();
+        let text = resp.text().await.map_err(|e| CallError::Transient(format!("POST {path}: reading the answer: {e}")))?;
+        if status == 200 {
+            return serde_json::from_str(&text).map_err(|e| CallError::Refused { status, message: format!("unexpected answer to POST {path}: {e}") });
+        }
+        let err = ApiError::from_json(&text);
+        match (status, err) {
+            (409, Some(e)) if e.code == ErrorCode::LeaseLost => Err(CallError::LeaseLost(e.message)),
+            (s, e) if (400..500).contains(&s) => Err(CallError::Refused { status: s, message: e.map(|e| e.message).unwrap_or(text) }),
+            (s, _) => Err(CallError::Transient(format!("POST {path}: status {s}: {}", text.chars().take(200).collect::<String>()))),
+        }
+    }
+
+    /// Waits up to `wait` for a job.
+    pub async fn lease(&self, wait: Duration) -> Result<Option<JobSpec>, CallError> {
+        let req = LeaseRequest { worker: self.worker.clone(), wait_ms: wait.as_millis() as u64 };
+        let resp: LeaseResponse = self.post("/internal/jobs/lease", &req, wait + Duration::from_secs(15)).await?;
+        Ok(resp.job)
+    }
+
+    pub async fn heartbeat(&self, job_id: &str, req: &HeartbeatRequest) -> Result<HeartbeatResponse, CallError> {
+        self.post(&format!("/internal/jobs/{job_id}/heartbeat"), req, Duration::from_secs(10)).await
+    }
+
+    /// Reports success, retrying transient failures for about a minute: the
+    /// ladder is already published, so this report must not be lost lightly.
+    pub async fn complete(&self, job_id: &str, req: &CompleteRequest) -> Result<(), CallError> {
+        let path = format!("/internal/jobs/{job_id}/complete");
+        self.with_retries(|| self.post::<_, serde_json::Value>(&path, req, Duration::from_secs(15))).await
+    }
+
+    pub async fn fail(&self, job_id: &str, req: &FailRequest) -> Result<(), CallError> {
+        let path = format!("/internal/jobs/{job_id}/fail");
+        self.with_retries(|| self.post::<_, serde_json::Value>(&path, req, Duration::from_secs(15))).await
+    }
+
+    async fn with_retries<F, Fut>(&self, call: F) -> Result<(), CallError>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<serde_json::Value, CallError>>,
+    {
+        let mut delay = Duration::from_millis(500);
+        for attempt in 1.. {
+            match call().await {
+                Ok(_) => return Ok(()),
+                Err(CallError::Transient(e)) if attempt < 8 => {
+                    tracing::warn!(attempt, error = %e, "report to the video service failed; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(15));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        unreachable!("the loop returns")
+    }
+}

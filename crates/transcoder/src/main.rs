@@ -1,0 +1,125 @@
+//! The transcoder binary.
+//!
+//! ```text
+//! transcoder [run]                          lease and run jobs until SIGTERM/SIGINT (configured by the environment)
+//! transcoder transcode <input> <out-dir>    transcode a local file into <out-dir> (benchmarks, debugging)
+//!            [--max-rung 1080] [--max-rungs 4] [--preset veryfast] [--x264-threads N]
+//! transcoder probe <input>                  print what the transcoder sees in a file, as JSON
+//! ```
+
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use anyhow::{bail, Context as _};
+use media_core::ladder::LadderOptions;
+use tokio::sync::{mpsc, watch};
+use transcoder::config::Config;
+use transcoder::pipeline::{transcode, Control, Tuning};
+use transcoder::publish::Publisher;
+use transcoder::runner::Runner;
+use transcoder::storage::Sink;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("the tokio runtime starts");
+    let result = match args.first().map(String::as_str) {
+        None | Some("run") => rt.block_on(run()),
+        Some("transcode") => rt.block_on(transcode_local(&args[1..])),
+        Some("probe") => probe(&args[1..]),
+        Some("-h" | "--help" | "help") => {
+            println!("{}", include_str!("main.rs").lines().skip(3).take(7).map(|l| l.trim_start_matches("//! ")).collect::<Vec<_>>().join("\n"));
+            Ok(())
+        }
+        Some(other) => Err(anyhow::anyhow!("unknown command {other:?}; try `transcoder --help`")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("transcoder: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
+    let config = Config::from_env().context("configuration")?;
+    transcoder::telemetry::init_logging(config.log_json);
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        tracing::info!("shutdown requested: no new jobs will be leased");
+        let _ = tx.send(true);
+    });
+    Runner::new(config).run(rx).await;
+    Ok(())
+}
+
+fn flag<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).map(String::as_str)
+}
+
+async fn transcode_local(args: &[String]) -> anyhow::Result<()> {
+    transcoder::telemetry::init_logging(false);
+    let (Some(input), Some(out)) = (args.first(), args.get(1)) else {
+        bail!("usage: transcoder transcode <input> <out-dir> [--max-rung N] [--max-rungs N] [--preset P] [--x264-threads N]");
+    };
+    let mut options = LadderOptions::default();
+    if let Some(v) = flag(args, "--max-rung") {
+        options.max_rung = v.parse().context("--max-rung")?;
+    }
+    if let Some(v) = flag(args, "--max-rungs") {
+        options.max_rungs = v.parse().context("--max-rungs")?;
+    }
+    if let Some(v) = flag(args, "--preset") {
+        options.preset = v.to_owned();
+    }
+    let tuning = Tuning { x264_threads: flag(args, "--x264-threads").map(str::parse).transpose().context("--x264-threads")?.unwrap_or(0) };
+    let file = std::fs::File::open(input).with_context(|| format!("opening {input}"))?;
+    let started = std::time::Instant::now();
+    let control = Arc::new(Control::default());
+    let playable = Arc::new(AtomicBool::new(false));
+    let (tx, rx) = mpsc::channel(16);
+    let pipeline_control = Arc::clone(&control);
+    let pipeline = tokio::task::spawn_blocking(move || transcode(file, Default::default(), &options, &tuning, tx, pipeline_control));
+    let mut publisher = Publisher::new(Sink::Dir(out.into()), String::new(), Arc::clone(&playable));
+    let watch_playable = {
+        let playable = Arc::clone(&playable);
+        tokio::spawn(async move {
+            while !playable.load(Ordering::Relaxed) {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            started.elapsed().as_secs_f64()
+        })
+    };
+    publisher.run(rx).await?;
+    let summary = pipeline.await??;
+    let result = publisher.finish(&summary).await?;
+    let playable_after_s = watch_playable.await?;
+    let report = serde_json::json!({
+        "input": input,
+        "wall_s": started.elapsed().as_secs_f64(),
+        "playable_after_s": playable_after_s,
+        "duration_s": summary.duration_s,
+        "frame_rate": summary.frame_rate,
+        "has_audio": summary.has_audio,
+        "rungs": summary.rungs.iter().map(|r| serde_json::json!({"name": r.name, "width": r.width, "height": r.height, "frames": r.frames, "segments": r.segments})).collect::<Vec<_>>(),
+        "result": result,
+    });
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
+}
+
+fn probe(args: &[String]) -> anyhow::Result<()> {
+    let Some(input) = args.first() else { bail!("usage: transcoder probe <input>") };
+    ffmpeg_next::init()?;
+    let file = std::fs::File::open(input).with_context(|| format!("opening {input}"))?;
+    let opened = transcoder::pipeline::probe::open(file, || false).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let p = transcoder::pipeline::probe::inspect(&opened).map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!("{p:#?}");
+    Ok(())
+}

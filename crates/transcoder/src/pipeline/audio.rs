@@ -1,0 +1,223 @@
+//! The audio of the ladder, made once and shared by every rung: decode,
+//! resample and downmix to stereo 48 kHz float, then encode AAC-LC in exact
+//! 1024-sample frames. The first sample is aligned with the first video
+//! frame (trimmed, or padded with silence), so every rung starts in sync.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use ffmpeg_next as ff;
+use ff::format::sample::Type as SampleType;
+use ff::format::Sample;
+use ff::ChannelLayout;
+use media_core::ladder::AUDIO;
+
+use crate::error::JobError;
+
+/// One encoded AAC packet; timestamps count samples at 48 kHz.
+#[derive(Debug, Clone)]
+pub struct AudioPacket {
+    pub data: Bytes,
+    pub pts: i64,
+    pub dts: i64,
+    pub duration: i64,
+}
+
+/// Decoder, resampler and encoder of the source's audio.
+pub struct AudioTrack {
+    decoder: ff::decoder::Audio,
+    resampler: Option<(ff::software::resampling::Context, (Sample, u64, u32))>,
+    encoder: ff::encoder::Audio,
+    frame_size: usize,
+    src_time_base: ff::Rational,
+    /// Resampled samples waiting to be encoded, per channel.
+    fifo: [VecDeque<f32>; 2],
+    /// When the first buffered sample plays, in source seconds.
+    first_sample_s: Option<f64>,
+    /// The video's first frame time; encoding waits until it is known.
+    video_start_s: Option<f64>,
+    aligned: bool,
+    next_pts: i64,
+    /// Samples to add before the first one (negative: to drop), so that the
+    /// first real sample plays with the first video frame in the packaged output.
+    lead: i64,
+}
+
+fn av(e: ff::Error, what: &str) -> JobError {
+    JobError::retryable(format!("audio {what}: {e}"))
+}
+
+impl AudioTrack {
+    /// `video_delay_s`: how late the packaged video's first frame is presented.
+    pub fn new(stream: &ff::format::stream::Stream<'_>, video_delay_s: f64) -> Result<Self, JobError> {
+        let decoder = ff::codec::context::Context::from_parameters(stream.parameters())
+            .and_then(|c| c.decoder().audio())
+            .map_err(|e| JobError::permanent(format!("the audio stream cannot be decoded: {e}")))?;
+        let codec = ff::encoder::find(ff::codec::Id::AAC).ok_or_else(|| JobError::retryable("libavcodec has no AAC encoder"))?;
+        let mut enc = ff::codec::context::Context::new_with_codec(codec).encoder().audio().map_err(|e| av(e, "encoder"))?;
+        enc.set_rate(AUDIO.sample_rate as i32);
+        enc.set_channel_layout(ChannelLayout::STEREO);
+        enc.set_format(Sample::F32(SampleType::Planar));
+        enc.set_bit_rate(AUDIO.bitrate as usize);
+        enc.set_time_base(ff::Rational::new(1, AUDIO.sample_rate as i32));
+        enc.set_flags(ff::codec::Flags::GLOBAL_HEADER);
+        let encoder = enc.open_with(ff::Dictionary::new()).map_err(|e| av(e, "encoder open"))?;
+        let frame_size = (encoder.frame_size() as usize).max(1);
+        // SAFETY: reading a plain field of the opened encoder context.
+        let priming = i64::from(unsafe { (*encoder.as_ptr()).initial_padding });
+        let lead = (video_delay_s * f64::from(AUDIO.sample_rate)).round() as i64 - priming;
+        Ok(Self {
+            decoder,
+            resampler: None,
+            encoder,
+            frame_size,
+            src_time_base: stream.time_base(),
+            fifo: [VecDeque::new(), VecDeque::new()],
+            first_sample_s: None,
+            video_start_s: None,
+            aligned: false,
+            next_pts: 0,
+            lead,
+        })
+    }
+
+    /// The encoder's parameters, for each rung's muxer.
+    pub fn parameters(&self) -> ff::codec::Parameters {
+        ff::codec::Parameters::from(&*self.encoder)
+    }
+
+    /// Tells the track when the video starts; buffered audio is then aligned.
+    pub fn set_video_start(&mut self, t0: f64) -> Result<Vec<AudioPacket>, JobError> {
+        self.video_start_s = Some(t0);
+        self.encode_ready(false)
+    }
+
+    /// Decodes one source packet; returns what is ready to mux.
+    pub fn push(&mut self, packet: &ff::Packet) -> Result<Vec<AudioPacket>, JobError> {
+        // A corrupt audio packet loses a few milliseconds, not the job.
+        if self.decoder.send_packet(packet).is_err() {
+            return Ok(Vec::new());
+        }
+        self.drain_decoder()?;
+        self.encode_ready(false)
+    }
+
+    /// Flushes everything at the end of the stream.
+    pub fn finish(&mut self) -> Result<Vec<AudioPacket>, JobError> {
+        let _ = self.decoder.send_eof();
+        self.drain_decoder()?;
+        if let Some((r, _)) = self.resampler.as_mut() {
+            loop {
+                let mut out = ff::frame::Audio::new(Sample::F32(SampleType::Planar), 4096, ChannelLayout::STEREO);
+                match r.flush(&mut out) {
+                    Ok(_) if out.samples() > 0 => append(&mut self.fifo, &out),
+                    _ => break,
+                }
+            }
+        }
+        if self.video_start_s.is_none() {
+            self.video_start_s = self.first_sample_s;
+        }
+        let mut out = self.encode_ready(true)?;
+        self.encoder.send_eof().map_err(|e| av(e, "flush"))?;
+        out.extend(self.receive()?);
+        Ok(out)
+    }
+
+    fn drain_decoder(&mut self) -> Result<(), JobError> {
+        let mut frame = ff::frame::Audio::empty();
+        while self.decoder.receive_frame(&mut frame).is_ok() {
+            if self.first_sample_s.is_none() {
+                let ts = frame.timestamp().or(frame.pts()).unwrap_or(0);
+                self.first_sample_s = Some(ts as f64 * f64::from(self.src_time_base));
+            }
+            let layout = if frame.channel_layout().channels() > 0 && frame.channel_layout().bits() != 0 {
+                frame.channel_layout()
+            } else {
+                ChannelLayout::default(i32::from(frame.channels().max(1)))
+            };
+            frame.set_channel_layout(layout);
+            let key = (frame.format(), layout.bits(), frame.rate());
+            if self.resampler.as_ref().is_none_or(|(_, k)| *k != key) {
+                let r = ff::software::resampling::Context::get(
+                    frame.format(),
+                    layout,
+                    frame.rate(),
+                    Sample::F32(SampleType::Planar),
+                    ChannelLayout::STEREO,
+                    AUDIO.sample_rate,
+                )
+                .map_err(|e| JobError::permanent(format!("the audio ({} channels at {} Hz) cannot be converted: {e}", frame.channels(), frame.rate())))?;
+                self.resampler = Some((r, key));
+            }
+            let capacity = frame.samples() * AUDIO.sample_rate as usize / frame.rate().max(1) as usize + 256;
+            let mut out = ff::frame::Audio::new(Sample::F32(SampleType::Planar), capacity, ChannelLayout::STEREO);
+            let (r, _) = self.resampler.as_mut().expect("set above");
+            r.run(&frame, &mut out).map_err(|e| av(e, "resample"))?;
+            append(&mut self.fifo, &out);
+        }
+        Ok(())
+    }
+
+    /// Aligns the start once the video start is known, then encodes whole frames.
+    fn encode_ready(&mut self, last: bool) -> Result<Vec<AudioPacket>, JobError> {
+        let (Some(v0), Some(a0)) = (self.video_start_s, self.first_sample_s) else {
+            return Ok(Vec::new());
+        };
+        if !self.aligned {
+            let offset = ((a0 - v0) * f64::from(AUDIO.sample_rate)).round() as i64 + self.lead;
+            for ch in &mut self.fifo {
+                if offset > 0 {
+                    for _ in 0..offset {
+                        ch.push_front(0.0);
+                    }
+                } else {
+                    let drop = (offset.unsigned_abs() as usize).min(ch.len());
+                    ch.drain(..drop);
+                }
+            }
+            self.aligned = true;
+        }
+        let mut out = Vec::new();
+        while self.fifo[0].len() >= self.frame_size || (last && !self.fifo[0].is_empty()) {
+            let n = self.fifo[0].len().min(self.frame_size);
+            let mut frame = ff::frame::Audio::new(Sample::F32(SampleType::Planar), n, ChannelLayout::STEREO);
+            frame.set_rate(AUDIO.sample_rate);
+            for (ch, fifo) in self.fifo.iter_mut().enumerate() {
+                for (dst, src) in frame.plane_mut::<f32>(ch).iter_mut().zip(fifo.drain(..n)) {
+                    *dst = src;
+                }
+            }
+            frame.set_pts(Some(self.next_pts));
+            self.next_pts += n as i64;
+            self.encoder.send_frame(&frame).map_err(|e| av(e, "encode"))?;
+            out.extend(self.receive()?);
+        }
+        Ok(out)
+    }
+
+    fn receive(&mut self) -> Result<Vec<AudioPacket>, JobError> {
+        let mut out = Vec::new();
+        let mut pkt = ff::Packet::empty();
+        while self.encoder.receive_packet(&mut pkt).is_ok() {
+            out.push(AudioPacket {
+                data: Bytes::copy_from_slice(pkt.data().unwrap_or_default()),
+                pts: pkt.pts().unwrap_or(0),
+                dts: pkt.dts().unwrap_or(0),
+                duration: pkt.duration().max(0),
+            });
+        }
+        Ok(out)
+    }
+}
+
+fn append(fifo: &mut [VecDeque<f32>; 2], frame: &ff::frame::Audio) {
+    let n = frame.samples();
+    for (ch, q) in fifo.iter_mut().enumerate() {
+        q.extend(&frame.plane::<f32>(ch)[..n]);
+    }
+}
+
+/// Encoded audio, shared by all rungs.
+pub type SharedAudio = Arc<Vec<AudioPacket>>;

@@ -1,0 +1,431 @@
+//! The encoding pipeline: one upload in, an aligned HLS ladder out.
+//!
+//! ```text
+//!             ┌────────────── decode thread ──────────────┐      rung threads (one each)
+//! source ──▶ demux ─▶ video decode ─▶ rotate ─▶ constant rate ──▶ scale ─▶ x264 ─▶ fMP4 ─┐
+//! (S3 or      │                                  │   └─ poster, sprite tiles             │
+//!  a file)    └─▶ audio decode ─▶ resample ─▶ AAC (once) ──────────▶ shared packets ─────┤
+//!                                                                                        ▼
+//!                                                         events (init, segments, images)
+//! ```
+//!
+//! Frames are decoded once and shared (reference-counted) by every rung;
+//! each rung scales and encodes on its own thread, so rungs encode in
+//! parallel. Everything produced goes out as [`Produced`] events through a
+//! bounded channel as soon as it is final: the publisher uploads while the
+//! pipeline keeps encoding, and back-pressure bounds memory.
+
+pub mod audio;
+pub mod cfr;
+pub mod fmp4;
+pub mod probe;
+pub mod rung;
+pub mod thumbs;
+
+use std::io::{Read, Seek};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, SyncSender};
+use std::sync::{Arc, Mutex};
+
+use ffmpeg_next as ff;
+use media_core::job::ThumbnailMeta;
+use media_core::ladder::{plan_ladder, LadderOptions, LadderPlan};
+use tokio::sync::mpsc::Sender;
+
+use crate::error::JobError;
+use audio::AudioTrack;
+use cfr::ConstantRate;
+use rung::{RungInput, RungReport, RungSettings};
+use thumbs::Thumbnailer;
+
+/// A decoded frame shared read-only by every rung.
+pub struct SharedFrame(pub ff::frame::Video);
+// SAFETY: rungs only read the frame (scaling reads its planes; the encoder
+// takes its own reference); nothing mutates it after it is shared.
+unsafe impl Sync for SharedFrame {}
+unsafe impl Send for SharedFrame {}
+
+/// What the pipeline hands to the publisher, as soon as it is final.
+#[derive(Debug)]
+pub enum Produced {
+    /// Sent first: the ladder that will be produced.
+    Plan { plan: LadderPlan, has_audio: bool, duration_s: Option<f64> },
+    /// A rung's init segment and its RFC 6381 video codec (`avc1.640028`).
+    Init { rung: usize, bytes: Vec<u8>, video_codec: String },
+    Segment { rung: usize, seq: u32, duration_s: f64, bytes: Vec<u8> },
+    Poster { bytes: Vec<u8> },
+    Sprite { bytes: Vec<u8>, meta: ThumbnailMeta },
+}
+
+/// Shared between the pipeline and whoever runs it.
+#[derive(Default)]
+pub struct Control {
+    /// Set to stop at the next frame (lease lost, shutdown).
+    pub cancel: AtomicBool,
+    /// Output frames each rung has encoded.
+    pub frames_done: Mutex<Vec<Arc<AtomicU64>>>,
+    /// Output frames expected in all (0 when the duration is unknown).
+    pub frames_expected: AtomicU64,
+}
+
+impl Control {
+    /// Progress 0.0-1.0 of the slowest rung.
+    pub fn fraction(&self) -> f64 {
+        let expected = self.frames_expected.load(Ordering::Relaxed);
+        let done = self.frames_done.lock().expect("not poisoned").iter().map(|f| f.load(Ordering::Relaxed)).min().unwrap_or(0);
+        if expected == 0 {
+            0.0
+        } else {
+            (done as f64 / expected as f64).min(1.0)
+        }
+    }
+}
+
+/// Knobs that do not change the output's format.
+#[derive(Debug, Clone, Default)]
+pub struct Tuning {
+    /// x264 threads per rung (0: let x264 decide).
+    pub x264_threads: usize,
+}
+
+/// What the pipeline made.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    pub duration_s: f64,
+    pub has_audio: bool,
+    pub frame_rate: f64,
+    pub rungs: Vec<RungReport>,
+    pub thumbnails: Option<ThumbnailMeta>,
+    pub probe: probe::Probe,
+}
+
+/// Rotates frames upright with libavfilter (`transpose`, `hflip,vflip`).
+struct Rotator {
+    graph: ff::filter::Graph,
+}
+
+impl Rotator {
+    fn new(rotation: i32, frame: &ff::frame::Video, time_base: ff::Rational) -> Result<Self, JobError> {
+        let fail = |e: ff::Error| JobError::retryable(format!("rotating the video: {e}"));
+        let mut graph = ff::filter::Graph::new();
+        let sar = frame.aspect_ratio();
+        let (sn, sd) = if sar.numerator() > 0 && sar.denominator() > 0 { (sar.numerator(), sar.denominator()) } else { (1, 1) };
+        let args = format!(
+            "video_size={}x{}:pix_fmt={}:time_base={}/{}:pixel_aspect={sn}/{sd}",
+            frame.width(),
+            frame.height(),
+            ff::ffi::AVPixelFormat::from(frame.format()) as i32,
+            time_base.numerator(),
+            time_base.denominator().max(1)
+        );
+        graph.add(&ff::filter::find("buffer").expect("libavfilter has buffer"), "in", &args).map_err(fail)?;
+        graph.add(&ff::filter::find("buffersink").expect("libavfilter has buffersink"), "out", "").map_err(fail)?;
+        let spec = match rotation {
+            90 => "transpose=clock",
+            180 => "hflip,vflip",
+            _ => "transpose=cclock",
+        };
+        graph.output("in", 0).and_then(|p| p.input("out", 0)).and_then(|p| p.parse(spec)).map_err(fail)?;
+        graph.validate().map_err(fail)?;
+        Ok(Self { graph })
+    }
+
+    fn apply(&mut self, frame: &ff::frame::Video) -> Result<Vec<ff::frame::Video>, JobError> {
+        let fail = |e: ff::Error| JobError::retryable(format!("rotating the video: {e}"));
+        self.graph.get("in").expect("added").source().add(frame).map_err(fail)?;
+        let mut out = Vec::new();
+        loop {
+            let mut f = ff::frame::Video::empty();
+            if self.graph.get("out").expect("added").sink().frame(&mut f).is_err() {
+                break;
+            }
+            out.push(f);
+        }
+        Ok(out)
+    }
+}
+
+/// Where a read error came from: storage (retryable) or the file itself.
+pub type IoFailure = Arc<Mutex<Option<String>>>;
+
+fn read_error(e: ff::Error, io: &IoFailure, what: &str) -> JobError {
+    match io.lock().expect("not poisoned").clone() {
+        Some(storage) => JobError::retryable(format!("reading the upload from storage failed: {storage}")),
+        None => JobError::permanent(format!("the upload is damaged: libav could not {what} ({e})")),
+    }
+}
+
+/// Transcodes `reader` into the ladder `options` asks for, sending what it
+/// makes to `events`. Runs on the calling (blocking) thread plus one thread
+/// per rung.
+pub fn transcode<R: Read + Seek + Send + 'static>(
+    reader: R,
+    io_failure: IoFailure,
+    options: &LadderOptions,
+    tuning: &Tuning,
+    events: Sender<Produced>,
+    control: Arc<Control>,
+) -> Result<Summary, JobError> {
+    ff::init().map_err(|e| JobError::retryable(format!("initialising libav: {e}")))?;
+    let cancel_probe = Arc::clone(&control);
+    let mut input = probe::open(reader, move || cancel_probe.cancel.load(Ordering::Relaxed)).map_err(|e| match (&e, io_failure.lock().expect("not poisoned").clone()) {
+        (JobError::Permanent(_), Some(storage)) => JobError::retryable(format!("reading the upload from storage failed: {storage}")),
+        _ => e,
+    })?;
+    let probe = probe::inspect(&input)?;
+    tracing::info!(format = %probe.format, video = ?probe.video, audio = ?probe.audio, duration_s = ?probe.duration_s, "probed");
+    let plan = plan_ladder(&probe.source_video(), options).map_err(|e| JobError::permanent(format!("the video cannot be transcoded: {e}")))?;
+    let fps = plan.frame_rate.as_f64();
+    let video_index = probe.video.index;
+    let video_tb = input.stream(video_index).expect("probed").time_base();
+    let mut decoder = {
+        let mut ctx = ff::codec::context::Context::from_parameters(input.stream(video_index).expect("probed").parameters())
+            .map_err(|e| JobError::permanent(format!("the video cannot be decoded: {e}")))?;
+        ctx.set_threading(ff::codec::threading::Config { kind: ff::codec::threading::Type::Frame, count: 0, ..Default::default() });
+        ctx.decoder().video().map_err(|e| JobError::permanent(format!("the {} video cannot be decoded: {e}", probe.video.codec)))?
+    };
+    let settings = RungSettings { plan: &plan, preset: &options.preset, x264_threads: tuning.x264_threads };
+    let video_delay_s = match plan.rungs.last() {
+        Some(r) => f64::from(rung::reorder_delay_frames(r, &settings)?) / fps,
+        None => 0.0,
+    };
+    let mut audio = match &probe.audio {
+        Some(a) => Some(AudioTrack::new(&input.stream(a.index).expect("probed"), video_delay_s)?),
+        None => None,
+    };
+    let audio_params = audio.as_ref().map(AudioTrack::parameters);
+    let has_audio = audio.is_some();
+    let declared = probe.duration_s;
+    if let Some(d) = declared {
+        control.frames_expected.store((d * fps).round() as u64, Ordering::Relaxed);
+    }
+    let counters: Vec<Arc<AtomicU64>> = plan.rungs.iter().map(|_| Arc::new(AtomicU64::new(0))).collect();
+    *control.frames_done.lock().expect("not poisoned") = counters.clone();
+    events
+        .blocking_send(Produced::Plan { plan: plan.clone(), has_audio, duration_s: declared })
+        .map_err(|_| JobError::LeaseLost)?;
+
+    let (dw, dh) = probe.source_video().display_size();
+    let mut thumbs = Thumbnailer::new(dw, dh, declared);
+
+    std::thread::scope(|scope| -> Result<Summary, JobError> {
+        let mut senders: Vec<SyncSender<RungInput>> = Vec::new();
+        let mut handles = Vec::new();
+        for (i, rung) in plan.rungs.iter().enumerate() {
+            let (tx, rx) = sync_channel::<RungInput>(8);
+            senders.push(tx);
+            let (settings, events, done, control, audio) = (&settings, events.clone(), Arc::clone(&counters[i]), Arc::clone(&control), audio_params.clone());
+            handles.push(
+                std::thread::Builder::new()
+                    .name(format!("rung-{}", rung.name.as_str()))
+                    .spawn_scoped(scope, move || rung::run(i, rung, settings, audio, rx, &events, &done, &control.cancel))
+                    .map_err(|e| JobError::retryable(format!("starting an encoder thread: {e}")))?,
+            );
+        }
+        // If a rung stops early its receiver is gone: the send fails, and
+        // joining below reports that rung's error.
+        let broadcast = |senders: &[SyncSender<RungInput>], make: &dyn Fn() -> RungInput| -> bool { senders.iter().all(|tx| tx.send(make()).is_ok()) };
+        if !has_audio && !broadcast(&senders, &|| RungInput::AudioEnd) {
+            drop(senders);
+            join(handles, &control)?;
+            return Err(JobError::retryable("an encoder stopped before any input"));
+        }
+
+        let mut clock = ConstantRate::<Arc<SharedFrame>>::new(fps);
+        let mut rotator: Option<Rotator> = None;
+        let mut t0: Option<f64> = None;
+        let mut last_t = 0.0f64;
+        let mut last_frame: Option<Arc<SharedFrame>> = None;
+        let mut decode_errors = 0u32;
+        let mut frames_decoded = 0u64;
+        let mut demux_error: Option<JobError> = None;
+        let gop = u64::from(plan.gop_frames);
+
+        // Sends the constant-rate frames that became final.
+        let emit = |slots: Vec<(u64, Arc<SharedFrame>)>, thumbs: &mut Thumbnailer, events: &Sender<Produced>| -> Result<bool, JobError> {
+            for (n, frame) in slots {
+                let mut f = frame.0.clone();
+                f.set_pts(Some(n as i64));
+                f.set_kind(if n % gop == 0 { ff::picture::Type::I } else { ff::picture::Type::None });
+                if let Some(jpeg) = thumbs.on_frame(n as f64 / fps, &f)? {
+                    events.blocking_send(Produced::Poster { bytes: jpeg }).map_err(|_| JobError::LeaseLost)?;
+                }
+                let shared = Arc::new(SharedFrame(f));
+                if !senders.iter().all(|tx| tx.send(RungInput::Frame(Arc::clone(&shared))).is_ok()) {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        };
+
+        let mut handle_frame = |decoded: ff::frame::Video,
+                                clock: &mut ConstantRate<Arc<SharedFrame>>,
+                                rotator: &mut Option<Rotator>,
+                                thumbs: &mut Thumbnailer,
+                                audio: &mut Option<AudioTrack>|
+         -> Result<bool, JobError> {
+            let ts = decoded.timestamp().or(decoded.pts());
+            let t = match ts {
+                Some(ts) => ts as f64 * f64::from(video_tb),
+                None => last_t + 1.0 / fps,
+            };
+            let start = *t0.get_or_insert(t);
+            if frames_decoded == 0 {
+                if let Some(a) = audio.as_mut() {
+                    let packets = a.set_video_start(start)?;
+                    if !packets.is_empty() && !broadcast(&senders, &|| RungInput::Audio(Arc::new(packets.clone()))) {
+                        return Ok(false);
+                    }
+                }
+            }
+            frames_decoded += 1;
+            last_t = t.max(last_t);
+            let upright = match (probe.video.rotation, rotator.as_mut()) {
+                (0, _) => vec![decoded],
+                (r, None) => {
+                    let mut rot = Rotator::new(r, &decoded, video_tb)?;
+                    let out = rot.apply(&decoded)?;
+                    *rotator = Some(rot);
+                    out
+                }
+                (_, Some(rot)) => rot.apply(&decoded)?,
+            };
+            for f in upright {
+                let shared = Arc::new(SharedFrame(f));
+                last_frame = Some(Arc::clone(&shared));
+                if !emit(clock.push(t - start, shared), thumbs, &events)? {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        };
+
+        let mut packet = ff::Packet::empty();
+        let mut frame = ff::frame::Video::empty();
+        let mut alive = true;
+        'demux: loop {
+            if control.cancel.load(Ordering::Relaxed) {
+                return Err(JobError::LeaseLost);
+            }
+            match packet.read(&mut input) {
+                Ok(()) => {}
+                Err(ff::Error::Eof) => break,
+                Err(e) => {
+                    if io_failure.lock().expect("not poisoned").is_some() {
+                        demux_error = Some(read_error(e, &io_failure, "read it"));
+                        break;
+                    }
+                    decode_errors += 1;
+                    if decode_errors > 50 {
+                        demux_error = Some(read_error(e, &io_failure, "read past a damaged part"));
+                        break;
+                    }
+                    continue;
+                }
+            }
+            let index = packet.stream();
+            if index == video_index {
+                if decoder.send_packet(&packet).is_err() {
+                    decode_errors += 1;
+                }
+                while decoder.receive_frame(&mut frame).is_ok() {
+                    let decoded = std::mem::replace(&mut frame, ff::frame::Video::empty());
+                    if !handle_frame(decoded, &mut clock, &mut rotator, &mut thumbs, &mut audio)? {
+                        alive = false;
+                        break 'demux;
+                    }
+                }
+            } else if let Some(a) = audio.as_mut().filter(|_| Some(index) == probe.audio.as_ref().map(|a| a.index)) {
+                let packets = a.push(&packet)?;
+                if !packets.is_empty() && !broadcast(&senders, &|| RungInput::Audio(Arc::new(packets.clone()))) {
+                    alive = false;
+                    break;
+                }
+            }
+        }
+        if alive && demux_error.is_none() {
+            let _ = decoder.send_eof();
+            while decoder.receive_frame(&mut frame).is_ok() {
+                let decoded = std::mem::replace(&mut frame, ff::frame::Video::empty());
+                if !handle_frame(decoded, &mut clock, &mut rotator, &mut thumbs, &mut audio)? {
+                    alive = false;
+                    break;
+                }
+            }
+        }
+        if alive && demux_error.is_none() && frames_decoded > 0 {
+            let end = last_t - t0.unwrap_or(0.0) + 1.0 / probe.video.frame_rate.as_f64().max(1.0);
+            alive = emit(clock.finish(end), &mut thumbs, &events)?;
+            if alive {
+                if let Some(a) = audio.as_mut() {
+                    let packets = a.finish()?;
+                    alive = packets.is_empty() || broadcast(&senders, &|| RungInput::Audio(Arc::new(packets.clone())));
+                }
+            }
+            if alive && has_audio {
+                // A rung that hung up reports its own error when joined.
+                let _ = broadcast(&senders, &|| RungInput::AudioEnd);
+            }
+        }
+        drop(senders);
+        let rungs = join(handles, &control)?;
+        if let Some(e) = demux_error {
+            return Err(e);
+        }
+        if frames_decoded == 0 {
+            return Err(JobError::permanent(format!(
+                "no video frame could be decoded from the {} stream: the file is corrupt or truncated",
+                probe.video.codec
+            )));
+        }
+        let duration_s = clock.emitted() as f64 / fps;
+        if let Some(d) = declared {
+            if duration_s < d * 0.8 - 0.5 {
+                return Err(JobError::permanent(format!(
+                    "the upload is truncated or damaged: its video stops at {duration_s:.1} s of the {d:.1} s it declares"
+                )));
+            }
+        }
+        if !thumbs.poster_done() {
+            if let Some(f) = &last_frame {
+                let jpeg = thumbs.poster(&f.0)?;
+                events.blocking_send(Produced::Poster { bytes: jpeg }).map_err(|_| JobError::LeaseLost)?;
+            }
+        }
+        let thumbnails = match thumbs.finish()? {
+            Some((bytes, meta)) => {
+                events.blocking_send(Produced::Sprite { bytes, meta }).map_err(|_| JobError::LeaseLost)?;
+                Some(meta)
+            }
+            None => None,
+        };
+        Ok(Summary { duration_s, has_audio, frame_rate: fps, rungs, thumbnails, probe: probe.clone() })
+    })
+}
+
+/// Waits for every rung; the first real error wins over the hang-ups it caused.
+fn join(handles: Vec<std::thread::ScopedJoinHandle<'_, Result<RungReport, JobError>>>, control: &Control) -> Result<Vec<RungReport>, JobError> {
+    let mut reports = Vec::new();
+    let mut first_error: Option<JobError> = None;
+    for h in handles {
+        match h.join() {
+            Ok(Ok(r)) => reports.push(r),
+            Ok(Err(e)) => {
+                if first_error.as_ref().is_none_or(|f| *f == JobError::LeaseLost) {
+                    first_error = Some(e);
+                }
+            }
+            Err(panic) => {
+                let msg = panic.downcast_ref::<String>().cloned().or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned())).unwrap_or_default();
+                first_error = Some(JobError::retryable(format!("an encoder thread crashed: {msg}")));
+            }
+        }
+    }
+    if control.cancel.load(Ordering::Relaxed) {
+        return Err(JobError::LeaseLost);
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(reports),
+    }
+}

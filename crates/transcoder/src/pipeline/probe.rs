@@ -1,0 +1,154 @@
+//! Opening an upload with libav and finding out what it is: streams,
+//! duration, frame rate, dimensions, rotation, audio layout. Everything that
+//! makes an upload unusable is reported here as a permanent failure with a
+//! message the uploader can understand.
+
+use std::io::{Read, Seek};
+
+use ffmpeg_next as ff;
+use ff::format::context::{Input, StreamIo};
+use ff::media::Type as MediaType;
+use media_core::ladder::{Rational, SourceVideo};
+
+use crate::error::JobError;
+
+/// What the probe found.
+#[derive(Debug, Clone)]
+pub struct Probe {
+    /// The demuxer's name (`mov,mp4,m4a,3gp,3g2,mj2`, `matroska,webm`...).
+    pub format: String,
+    /// Container duration in seconds, when known.
+    pub duration_s: Option<f64>,
+    pub video: VideoStream,
+    pub audio: Option<AudioStream>,
+}
+
+#[derive(Debug, Clone)]
+pub struct VideoStream {
+    pub index: usize,
+    pub codec: String,
+    pub width: u32,
+    pub height: u32,
+    pub sample_aspect: Rational,
+    /// Clockwise rotation to apply for display (0, 90, 180, 270).
+    pub rotation: i32,
+    pub frame_rate: Rational,
+    pub pixel_format: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct AudioStream {
+    pub index: usize,
+    pub codec: String,
+    pub channels: u16,
+    pub sample_rate: u32,
+}
+
+impl Probe {
+    pub fn source_video(&self) -> SourceVideo {
+        SourceVideo {
+            width: self.video.width,
+            height: self.video.height,
+            sample_aspect: self.video.sample_aspect,
+            rotation: self.video.rotation,
+            frame_rate: self.video.frame_rate,
+        }
+    }
+}
+
+/// Opens `reader` as a media file; `cancelled` aborts a stalled read.
+pub fn open<R: Read + Seek + Send + 'static>(reader: R, cancelled: impl FnMut() -> bool + Send + 'static) -> Result<Input, JobError> {
+    let io = StreamIo::from_read_seek_with_capacity(reader, 256 * 1024).map_err(|e| JobError::retryable(format!("allocating libav I/O: {e}")))?;
+    ff::format::input_from_stream_with_interrupt(io, None, None, cancelled).map_err(|e| match e {
+        ff::Error::Exit => JobError::retryable("reading the upload was interrupted"),
+        ff::Error::InvalidData => JobError::permanent(
+            "the upload is not a video file that can be read: libav found no known format in it (it may be corrupt, truncated, or another kind of file)",
+        ),
+        ff::Error::Eof => JobError::permanent("the upload is empty or ends before any media data"),
+        other => JobError::permanent(format!("the upload could not be opened as a video: {other}")),
+    })
+}
+
+/// Formats that hold a still image, not a video.
+fn is_image_format(format: &str) -> bool {
+    format.ends_with("_pipe") || format == "image2" || format == "apng"
+}
+
+fn rational(r: ff::Rational) -> Rational {
+    Rational::new(r.numerator().max(0) as u32, r.denominator().max(0) as u32)
+}
+
+/// The clockwise display rotation of a stream (its display matrix, as
+/// ffmpeg's autorotate reads it), snapped to a multiple of 90°.
+fn rotation(stream: &ff::format::stream::Stream<'_>) -> i32 {
+    for side in stream.side_data() {
+        if side.kind() == ff::codec::packet::side_data::Type::DisplayMatrix && side.data().len() >= 36 {
+            // SAFETY: the display matrix is nine 32-bit integers; the slice is at least that long.
+            let ccw = unsafe { ffmpeg_sys_next::av_display_rotation_get(side.data().as_ptr().cast::<i32>()) };
+            if ccw.is_finite() {
+                let cw = (-ccw).round() as i32;
+                return (((cw + 45).rem_euclid(360)) / 90) * 90;
+            }
+        }
+    }
+    0
+}
+
+/// Inspects an opened input.
+pub fn inspect(input: &Input) -> Result<Probe, JobError> {
+    let format = input.format().name().to_owned();
+    let duration_s = (input.duration() > 0).then(|| input.duration() as f64 / f64::from(ff::ffi::AV_TIME_BASE));
+    let audio = input.streams().best(MediaType::Audio).map(|s| {
+        let params = s.parameters();
+        let ctx = ff::codec::context::Context::from_parameters(params.clone());
+        let (channels, sample_rate) = match ctx.and_then(|c| c.decoder().audio()) {
+            Ok(a) => (a.channels(), a.rate()),
+            Err(_) => (0, 0),
+        };
+        AudioStream { index: s.index(), codec: codec_name(params.id()), channels, sample_rate }
+    });
+    let Some(vs) = input.streams().best(MediaType::Video) else {
+        return Err(JobError::permanent(match &audio {
+            Some(a) => format!("the upload has no video stream: it is audio only ({}, {} channels)", a.codec, a.channels),
+            None => "the upload contains no video stream".to_owned(),
+        }));
+    };
+    let params = vs.parameters();
+    let codec = codec_name(params.id());
+    if is_image_format(&format) {
+        return Err(JobError::permanent(format!("the upload is a still image ({codec}), not a video")));
+    }
+    if ff::decoder::find(params.id()).is_none() {
+        return Err(JobError::permanent(format!("the video stream is {codec}, which this transcoder cannot decode")));
+    }
+    let decoder = ff::codec::context::Context::from_parameters(params)
+        .and_then(|c| c.decoder().video())
+        .map_err(|e| JobError::permanent(format!("the {codec} video stream cannot be decoded: {e}")))?;
+    let (width, height) = (decoder.width(), decoder.height());
+    if width == 0 || height == 0 {
+        return Err(JobError::permanent(format!("the {codec} video stream declares no picture size; the file is probably corrupt")));
+    }
+    let avg = rational(vs.avg_frame_rate());
+    let frame_rate = if avg.num > 0 && avg.den > 0 && avg.as_f64() <= 1000.0 {
+        avg
+    } else {
+        let r = rational(vs.rate());
+        if r.num > 0 && r.den > 0 && r.as_f64() <= 1000.0 {
+            r
+        } else {
+            Rational::new(30, 1)
+        }
+    };
+    let sar = rational(decoder.aspect_ratio());
+    let pixel_format = format!("{:?}", decoder.format()).to_lowercase();
+    Ok(Probe {
+        format,
+        duration_s,
+        video: VideoStream { index: vs.index(), codec, width, height, sample_aspect: sar, rotation: rotation(&vs), frame_rate, pixel_format },
+        audio: audio.filter(|a| a.channels > 0 && a.sample_rate > 0),
+    })
+}
+
+fn codec_name(id: ff::codec::Id) -> String {
+    format!("{id:?}").to_lowercase()
+}

@@ -1,0 +1,268 @@
+//! One rung of the ladder, on its own thread: scale the shared decoded
+//! frames to the rung's size, encode them with libx264 (High profile, fixed
+//! closed GOPs aligned with every other rung, VBV-capped bitrate), mux them
+//! with the shared AAC packets, and cut a segment at every segment boundary.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::Receiver;
+use std::sync::Arc;
+
+use ffmpeg_next as ff;
+use ff::format::Pixel;
+use media_core::ladder::{LadderPlan, Rung};
+use media_core::playlist::avc1_codec_string;
+use tokio::sync::mpsc::Sender;
+
+use super::audio::{AudioPacket, SharedAudio};
+use super::fmp4::SegmentWriter;
+use super::{Produced, SharedFrame};
+use crate::error::JobError;
+
+/// What the decode thread sends a rung.
+pub enum RungInput {
+    /// Output frame `n` (its pts is `n`; boundary frames are marked I).
+    Frame(Arc<SharedFrame>),
+    Audio(SharedAudio),
+    /// No more audio will come (also sent first when the source has none).
+    AudioEnd,
+}
+
+/// How a rung turned out.
+#[derive(Debug, Clone)]
+pub struct RungReport {
+    pub name: String,
+    pub width: u32,
+    pub height: u32,
+    /// RFC 6381 video codec, e.g. `avc1.640028`.
+    pub video_codec: String,
+    pub frames: u64,
+    pub segments: u32,
+}
+
+/// The settings every rung shares.
+pub struct RungSettings<'a> {
+    pub plan: &'a LadderPlan,
+    pub preset: &'a str,
+    /// x264 threads per rung (0: x264 decides).
+    pub x264_threads: usize,
+}
+
+fn err(e: ff::Error, what: &str) -> JobError {
+    JobError::retryable(format!("encoding {what}: {e}"))
+}
+
+/// Opens libx264 for `rung`.
+fn open_encoder(rung: &Rung, s: &RungSettings<'_>) -> Result<(ff::encoder::Video, ff::Rational), JobError> {
+    let codec = ff::encoder::find_by_name("libx264").ok_or_else(|| JobError::retryable("libavcodec was built without libx264"))?;
+    let mut enc = ff::codec::context::Context::new_with_codec(codec).encoder().video().map_err(|e| err(e, "x264 context"))?;
+    let fps = s.plan.frame_rate;
+    let time_base = ff::Rational::new(fps.den as i32, fps.num as i32);
+    enc.set_width(rung.width);
+    enc.set_height(rung.height);
+    enc.set_format(Pixel::YUV420P);
+    enc.set_time_base(time_base);
+    enc.set_frame_rate(Some(ff::Rational::new(fps.num as i32, fps.den as i32)));
+    enc.set_aspect_ratio(ff::Rational::new(1, 1));
+    enc.set_gop(s.plan.gop_frames);
+    enc.set_bit_rate(rung.bitrate as usize);
+    enc.set_max_bit_rate(rung.max_bitrate as usize);
+    enc.set_colorspace(ff::color::Space::BT709);
+    enc.set_color_primaries(ff::color::Primaries::BT709);
+    enc.set_color_transfer_characteristic(ff::color::TransferCharacteristic::BT709);
+    enc.set_color_range(ff::color::Range::MPEG);
+    enc.set_flags(ff::codec::Flags::GLOBAL_HEADER);
+    let mut o = ff::Dictionary::new();
+    o.set("preset", s.preset);
+    o.set("profile", "high");
+    o.set("level", &format!("{}.{}", rung.level / 10, rung.level % 10));
+    o.set("bufsize", &rung.buffer_size.to_string());
+    o.set("forced-idr", "1");
+    let g = s.plan.gop_frames;
+    // Fixed, closed GOPs on every rung: keyframes land on the same frames
+    // ladder-wide, so segments align and players can switch anywhere.
+    o.set("x264-params", &format!("keyint={g}:min-keyint={g}:scenecut=0:open-gop=0"));
+    o.set("threads", &s.x264_threads.to_string());
+    let opened = enc.open_with(o).map_err(|e| err(e, "x264 open"))?;
+    Ok((opened, time_base))
+}
+
+/// x264's reordering delay in frames for these settings: in fragmented MP4
+/// each track starts at time 0, so the first frame is presented this many
+/// frames late, and the audio must start as late to stay in sync.
+pub fn reorder_delay_frames(rung: &Rung, settings: &RungSettings<'_>) -> Result<u32, JobError> {
+    let (enc, _) = open_encoder(rung, settings)?;
+    // SAFETY: reading a plain field of an opened codec context.
+    Ok(unsafe { (*enc.as_ptr()).has_b_frames }.max(0) as u32)
+}
+
+fn extradata(enc: &ff::encoder::Video) -> Vec<u8> {
+    // SAFETY: an opened encoder's extradata pointer is valid for extradata_size bytes (or null).
+    unsafe {
+        let ctx = enc.as_ptr();
+        if (*ctx).extradata.is_null() || (*ctx).extradata_size <= 0 {
+            Vec::new()
+        } else {
+            std::slice::from_raw_parts((*ctx).extradata, (*ctx).extradata_size as usize).to_vec()
+        }
+    }
+}
+
+/// Cuts segments at boundaries and keeps audio on the right side of each cut.
+struct Segmenter {
+    writer: SegmentWriter,
+    segment_frames: u64,
+    fps: (i64, i64),
+    seg_start: u64,
+    seq: u32,
+    /// Audio not yet written, in order.
+    audio: VecDeque<AudioPacket>,
+    /// Audio is known up to this sample (i64::MAX once it has ended).
+    audio_horizon: i64,
+    /// Video packets waiting for audio before their cut.
+    held: VecDeque<ff::Packet>,
+}
+
+impl Segmenter {
+    fn frames_to_samples(&self, frames: u64) -> i64 {
+        (frames as i64 * i64::from(media_core::ladder::AUDIO.sample_rate) * self.fps.1 + self.fps.0 / 2) / self.fps.0
+    }
+
+    fn duration_s(&self, frames: u64) -> f64 {
+        frames as f64 * self.fps.1 as f64 / self.fps.0 as f64
+    }
+
+    fn next_cut(&self) -> u64 {
+        self.seg_start + self.segment_frames
+    }
+
+    /// Writes queued audio that belongs before `limit` (in samples).
+    fn write_audio_before(&mut self, limit: i64) -> Result<(), JobError> {
+        while self.audio.front().is_some_and(|a| a.pts < limit) {
+            let a = self.audio.pop_front().expect("checked");
+            self.writer.write_audio(&a)?;
+        }
+        Ok(())
+    }
+
+    /// Writes whatever can be written now; sends finished segments.
+    fn drain(&mut self, rung: usize, events: &Sender<Produced>) -> Result<(), JobError> {
+        while let Some(pkt) = self.held.front() {
+            let pts = pkt.pts().unwrap_or(0).max(0) as u64;
+            if pkt.is_key() && pts >= self.next_cut() {
+                let cut = self.frames_to_samples(pts);
+                if self.audio_horizon < cut {
+                    return Ok(()); // wait for the audio of this segment
+                }
+                self.write_audio_before(cut)?;
+                let bytes = self.writer.cut()?;
+                let duration_s = self.duration_s(pts - self.seg_start);
+                send(events, Produced::Segment { rung, seq: self.seq, duration_s, bytes })?;
+                self.seq += 1;
+                self.seg_start = pts;
+            }
+            let mut pkt = self.held.pop_front().expect("checked");
+            self.writer.write_video(&mut pkt)?;
+            let limit = self.frames_to_samples(self.next_cut());
+            self.write_audio_before(limit)?;
+        }
+        Ok(())
+    }
+}
+
+fn send(events: &Sender<Produced>, p: Produced) -> Result<(), JobError> {
+    events.blocking_send(p).map_err(|_| JobError::LeaseLost)
+}
+
+/// Runs one rung until its input ends (the sender hangs up).
+#[allow(clippy::too_many_arguments)]
+pub fn run(
+    index: usize,
+    rung: &Rung,
+    settings: &RungSettings<'_>,
+    audio: Option<ff::codec::Parameters>,
+    input: Receiver<RungInput>,
+    events: &Sender<Produced>,
+    frames_done: &AtomicU64,
+    cancel: &AtomicBool,
+) -> Result<RungReport, JobError> {
+    let (mut encoder, time_base) = open_encoder(rung, settings)?;
+    let video_codec = avc1_codec_string(&extradata(&encoder)).unwrap_or_else(|| "avc1.640028".into());
+    let has_audio = audio.is_some();
+    let writer = SegmentWriter::new(&encoder, time_base, audio)?;
+    send(events, Produced::Init { rung: index, bytes: writer.init.clone(), video_codec: video_codec.clone() })?;
+    let fps = settings.plan.frame_rate;
+    let mut seg = Segmenter {
+        writer,
+        segment_frames: u64::from(settings.plan.gop_frames * settings.plan.gops_per_segment),
+        fps: (i64::from(fps.num), i64::from(fps.den)),
+        seg_start: 0,
+        seq: 0,
+        audio: VecDeque::new(),
+        audio_horizon: if has_audio { i64::MIN } else { i64::MAX },
+        held: VecDeque::new(),
+    };
+    let mut scaler: Option<(ff::software::scaling::Context, (Pixel, u32, u32))> = None;
+    let mut frames = 0u64;
+    let mut packet = ff::Packet::empty();
+    let mut receive = |encoder: &mut ff::encoder::Video, seg: &mut Segmenter| -> Result<(), JobError> {
+        while encoder.receive_packet(&mut packet).is_ok() {
+            seg.held.push_back(std::mem::replace(&mut packet, ff::Packet::empty()));
+            frames_done.fetch_add(1, Ordering::Relaxed);
+        }
+        seg.drain(index, events)
+    };
+    for msg in input.iter() {
+        if cancel.load(Ordering::Relaxed) {
+            return Err(JobError::LeaseLost);
+        }
+        match msg {
+            RungInput::Frame(shared) => {
+                let src = &shared.0;
+                let same = src.width() == rung.width && src.height() == rung.height && src.format() == Pixel::YUV420P;
+                if same {
+                    encoder.send_frame(src).map_err(|e| err(e, "frame"))?;
+                } else {
+                    let key = (src.format(), src.width(), src.height());
+                    if scaler.as_ref().is_none_or(|(_, k)| *k != key) {
+                        let ctx = ff::software::scaling::Context::get(key.0, key.1, key.2, Pixel::YUV420P, rung.width, rung.height, ff::software::scaling::Flags::BICUBIC)
+                            .map_err(|e| JobError::permanent(format!("the video's pixel format {:?} cannot be converted: {e}", key.0)))?;
+                        scaler = Some((ctx, key));
+                    }
+                    let mut out = ff::frame::Video::new(Pixel::YUV420P, rung.width, rung.height);
+                    scaler.as_mut().expect("set above").0.run(src, &mut out).map_err(|e| err(e, "scale"))?;
+                    out.set_pts(src.pts());
+                    out.set_kind(src.kind());
+                    encoder.send_frame(&out).map_err(|e| err(e, "frame"))?;
+                }
+                frames += 1;
+                receive(&mut encoder, &mut seg)?;
+            }
+            RungInput::Audio(packets) => {
+                if let Some(last) = packets.last() {
+                    seg.audio_horizon = last.pts + last.duration;
+                }
+                seg.audio.extend(packets.iter().cloned());
+                seg.drain(index, events)?;
+            }
+            RungInput::AudioEnd => {
+                seg.audio_horizon = i64::MAX;
+                seg.drain(index, events)?;
+            }
+        }
+    }
+    if cancel.load(Ordering::Relaxed) {
+        return Err(JobError::LeaseLost);
+    }
+    encoder.send_eof().map_err(|e| err(e, "flush"))?;
+    seg.audio_horizon = i64::MAX;
+    receive(&mut encoder, &mut seg)?;
+    seg.write_audio_before(i64::MAX)?;
+    let total = frames;
+    let duration_s = seg.duration_s(total.saturating_sub(seg.seg_start));
+    let (seq, bytes) = (seg.seq, seg.writer.finish()?);
+    if total > 0 {
+        send(events, Produced::Segment { rung: index, seq, duration_s, bytes })?;
+    }
+    Ok(RungReport { name: rung.name.as_str().to_owned(), width: rung.width, height: rung.height, video_codec, frames: total, segments: seq + 1 })
+}

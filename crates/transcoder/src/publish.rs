@@ -1,0 +1,265 @@
+//! Publishing an attempt's outputs while the pipeline is still encoding:
+//! every init segment, media segment and image is uploaded as soon as it is
+//! final (several at once, with back-pressure on the pipeline), each rung's
+//! playlist is rewritten to list exactly the segments already uploaded, and
+//! the video becomes `playable` once every rung has a segment, a playlist,
+//! and the master playlist exists. At the end the playlists become VOD and
+//! the master carries bandwidths measured from the segments.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use media_core::job::{JobResult, Rendition, ThumbnailMeta};
+use media_core::keys::{segment_file_name, CachePolicy, HlsFile, RungFile, RungName};
+use media_core::ladder::{LadderPlan, AUDIO};
+use media_core::playlist::{master_playlist, measured_bandwidth, media_playlist, target_duration, thumbnails_vtt, SegmentEntry, Variant, AAC_LC_CODEC};
+use tokio::sync::mpsc::Receiver;
+use tokio::task::JoinSet;
+
+use crate::error::JobError;
+use crate::pipeline::{Produced, Summary};
+use crate::storage::Sink;
+
+/// Uploads in flight at once; more waits (and so does the pipeline).
+const MAX_IN_FLIGHT: usize = 8;
+
+#[derive(Debug, Default, Clone)]
+struct RungState {
+    name: String,
+    width: u32,
+    height: u32,
+    planned_peak: u64,
+    planned_average: u64,
+    video_codec: Option<String>,
+    init_bytes: Option<u64>,
+    /// Segments by sequence number, `Some` once uploaded.
+    segments: Vec<Option<SegmentEntry>>,
+    /// How many leading segments the published playlist lists.
+    listed: usize,
+}
+
+impl RungState {
+    fn uploaded_prefix(&self) -> Vec<SegmentEntry> {
+        self.segments.iter().map_while(Clone::clone).collect()
+    }
+}
+
+/// What publishing has done so far.
+pub struct Publisher {
+    sink: Sink,
+    prefix: String,
+    playable: Arc<AtomicBool>,
+    rungs: Vec<RungState>,
+    plan: Option<LadderPlan>,
+    has_audio: bool,
+    sprite: Option<ThumbnailMeta>,
+    poster: bool,
+    master_written: bool,
+}
+
+/// A finished upload, fed back into the publisher's state.
+enum Uploaded {
+    Init { rung: usize, bytes: u64 },
+    Segment { rung: usize, seq: u32, entry: SegmentEntry },
+    Other,
+}
+
+impl Publisher {
+    /// Publishes under `prefix` (`hls/{app}/{video}/{output}/`); sets
+    /// `playable` when players can start.
+    pub fn new(sink: Sink, prefix: String, playable: Arc<AtomicBool>) -> Self {
+        Self { sink, prefix, playable, rungs: Vec::new(), plan: None, has_audio: false, sprite: None, poster: false, master_written: false }
+    }
+
+    fn key(&self, file: &HlsFile) -> String {
+        format!("{}{}", self.prefix, file.relative_path())
+    }
+
+    fn rung_name(&self, rung: usize) -> RungName {
+        RungName::parse(&self.rungs[rung].name).expect("rung names come from the plan")
+    }
+
+    fn upload(&self, set: &mut JoinSet<Result<Uploaded, JobError>>, file: HlsFile, bytes: Vec<u8>, done: Uploaded) {
+        let (sink, key) = (self.sink.clone(), self.key(&file));
+        set.spawn(async move {
+            sink.put(&key, Bytes::from(bytes), file.content_type(), file.cache_policy().header_value()).await?;
+            Ok(done)
+        });
+    }
+
+    async fn put_now(&self, file: HlsFile, text: String) -> Result<(), JobError> {
+        let key = self.key(&file);
+        self.sink.put(&key, Bytes::from(text), file.content_type(), CachePolicy::Short.header_value()).await
+    }
+
+    /// Consumes the pipeline's events until it finishes (the channel closes).
+    pub async fn run(&mut self, mut events: Receiver<Produced>) -> Result<(), JobError> {
+        let mut set: JoinSet<Result<Uploaded, JobError>> = JoinSet::new();
+        let mut open = true;
+        while open || !set.is_empty() {
+            tokio::select! {
+                biased;
+                Some(done) = set.join_next(), if !set.is_empty() => {
+                    let done = done.map_err(|e| JobError::retryable(format!("an upload task failed: {e}")))??;
+                    self.uploaded(done).await?;
+                }
+                event = events.recv(), if open && set.len() < MAX_IN_FLIGHT => match event {
+                    Some(e) => self.handle(e, &mut set),
+                    None => open = false,
+                },
+            }
+        }
+        Ok(())
+    }
+
+    fn handle(&mut self, event: Produced, set: &mut JoinSet<Result<Uploaded, JobError>>) {
+        match event {
+            Produced::Plan { plan, has_audio, .. } => {
+                let audio = if has_audio { u64::from(AUDIO.bitrate) } else { 0 };
+                self.rungs = plan
+                    .rungs
+                    .iter()
+                    .map(|r| RungState {
+                        name: r.name.as_str().to_owned(),
+                        width: r.width,
+                        height: r.height,
+                        planned_peak: u64::from(r.max_bitrate) + audio,
+                        planned_average: u64::from(r.bitrate) + audio,
+                        ..RungState::default()
+                    })
+                    .collect();
+                self.has_audio = has_audio;
+                self.plan = Some(plan);
+            }
+            Produced::Init { rung, bytes, video_codec } => {
+                self.rungs[rung].video_codec = Some(video_codec);
+                let n = bytes.len() as u64;
+                let file = HlsFile::Rung(self.rung_name(rung), RungFile::Init);
+                self.upload(set, file, bytes, Uploaded::Init { rung, bytes: n });
+            }
+            Produced::Segment { rung, seq, duration_s, bytes } => {
+                let entry = SegmentEntry { uri: segment_file_name(seq), duration_s, bytes: bytes.len() as u64 };
+                let file = HlsFile::Rung(self.rung_name(rung), RungFile::Segment(seq));
+                self.upload(set, file, bytes, Uploaded::Segment { rung, seq, entry });
+            }
+            Produced::Poster { bytes } => {
+                self.poster = true;
+                self.upload(set, HlsFile::Poster, bytes, Uploaded::Other);
+            }
+            Produced::Sprite { bytes, meta } => {
+                self.sprite = Some(meta);
+                self.upload(set, HlsFile::Sprite, bytes, Uploaded::Other);
+            }
+        }
+    }
+
+    async fn uploaded(&mut self, done: Uploaded) -> Result<(), JobError> {
+        match done {
+            Uploaded::Init { rung, bytes } => self.rungs[rung].init_bytes = Some(bytes),
+            Uploaded::Segment { rung, seq, entry } => {
+                let r = &mut self.rungs[rung];
+                let seq = seq as usize;
+                if r.segments.len() <= seq {
+                    r.segments.resize(seq + 1, None);
+                }
+                r.segments[seq] = Some(entry);
+            }
+            Uploaded::Other => return Ok(()),
+        }
+        // Publish every rung whose listable segments grew (its init must be up too).
+        for rung in 0..self.rungs.len() {
+            let prefix = self.rungs[rung].uploaded_prefix();
+            if self.rungs[rung].init_bytes.is_some() && prefix.len() > self.rungs[rung].listed {
+                self.write_playlist(rung, &prefix, false).await?;
+                self.rungs[rung].listed = prefix.len();
+            }
+        }
+        if !self.master_written && !self.rungs.is_empty() && self.rungs.iter().all(|r| r.listed > 0) {
+            self.write_master().await?;
+            self.master_written = true;
+            self.playable.store(true, Ordering::Relaxed);
+            tracing::info!(prefix = %self.prefix, "playable");
+        }
+        Ok(())
+    }
+
+    fn target(&self) -> f64 {
+        self.plan.as_ref().map_or(4.0, LadderPlan::segment_duration_s)
+    }
+
+    async fn write_playlist(&self, rung: usize, segments: &[SegmentEntry], finished: bool) -> Result<(), JobError> {
+        let text = media_playlist(target_duration(self.target(), segments), "init.mp4", segments, finished);
+        self.put_now(HlsFile::Rung(self.rung_name(rung), RungFile::Playlist), text).await
+    }
+
+    fn codecs(&self, r: &RungState) -> String {
+        let video = r.video_codec.clone().unwrap_or_else(|| "avc1.640028".into());
+        if self.has_audio {
+            format!("{video},{AAC_LC_CODEC}")
+        } else {
+            video
+        }
+    }
+
+    /// Bandwidths measured from the uploaded segments; while in progress, never
+    /// below what the rung was planned to peak at.
+    fn bandwidth(&self, r: &RungState, finished: bool) -> (u64, u64) {
+        let segs = r.uploaded_prefix();
+        let (peak, avg) = measured_bandwidth(r.init_bytes.unwrap_or(0), &segs);
+        if finished {
+            (peak.max(1), avg.max(1))
+        } else {
+            (peak.max(r.planned_peak), if segs.is_empty() { r.planned_average } else { avg })
+        }
+    }
+
+    async fn write_master_with(&self, finished: bool) -> Result<Vec<Rendition>, JobError> {
+        let fps = self.plan.as_ref().map_or(30.0, |p| p.frame_rate.as_f64());
+        let mut renditions = Vec::new();
+        let variants: Vec<Variant> = self
+            .rungs
+            .iter()
+            .map(|r| {
+                let (bandwidth, average_bandwidth) = self.bandwidth(r, finished);
+                renditions.push(Rendition {
+                    name: r.name.clone(),
+                    width: r.width,
+                    height: r.height,
+                    bandwidth,
+                    average_bandwidth,
+                    codecs: self.codecs(r),
+                    frame_rate: fps,
+                });
+                Variant { uri: format!("{}/index.m3u8", r.name), bandwidth, average_bandwidth, codecs: self.codecs(r), width: r.width, height: r.height, frame_rate: fps }
+            })
+            .collect();
+        self.put_now(HlsFile::Master, master_playlist(&variants)).await?;
+        Ok(renditions)
+    }
+
+    async fn write_master(&self) -> Result<(), JobError> {
+        self.write_master_with(false).await.map(|_| ())
+    }
+
+    /// After the pipeline succeeded: VOD playlists, the measured master, the
+    /// thumbnails track. Returns what the video service records.
+    pub async fn finish(&mut self, summary: &Summary) -> Result<JobResult, JobError> {
+        for rung in 0..self.rungs.len() {
+            let r = &self.rungs[rung];
+            let segments = r.uploaded_prefix();
+            if r.init_bytes.is_none() || segments.len() != r.segments.len() || segments.is_empty() {
+                return Err(JobError::retryable(format!("rung {} finished with segments missing from storage", r.name)));
+            }
+            self.write_playlist(rung, &segments, true).await?;
+        }
+        let renditions = self.write_master_with(true).await?;
+        self.master_written = true;
+        if let Some(meta) = &self.sprite {
+            let vtt = thumbnails_vtt(meta, summary.duration_s, "sprite.jpg");
+            self.put_now(HlsFile::ThumbnailsVtt, vtt).await?;
+        }
+        self.playable.store(true, Ordering::Relaxed);
+        Ok(JobResult { duration_s: summary.duration_s, renditions, thumbnails: self.sprite.filter(|_| self.poster), has_audio: summary.has_audio })
+    }
+}

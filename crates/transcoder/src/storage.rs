@@ -1,0 +1,272 @@
+//! Object storage for the transcoder: the S3 client (R2 in production,
+//! Garage locally), where outputs go ([`Sink`]: the bucket, or a local
+//! folder for the CLI and tests), and [`SourceReader`], which lets libav read
+//! an upload straight from the bucket with ranged GETs, spooling what it
+//! fetched to the work directory so seeks back (an index at the end of an
+//! MP4) cost nothing.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_sdk_s3::config::{Credentials, Region, RequestChecksumCalculation};
+use aws_sdk_s3::primitives::ByteStream;
+use bytes::Bytes;
+use tokio::runtime::Handle;
+use tokio::task::JoinHandle;
+
+use crate::config::S3Config;
+use crate::error::JobError;
+
+/// The S3 client bound to one bucket.
+#[derive(Clone)]
+pub struct Storage {
+    client: aws_sdk_s3::Client,
+    bucket: String,
+}
+
+impl Storage {
+    pub fn new(cfg: &S3Config) -> Self {
+        let http = aws_smithy_http_client::Builder::new()
+            .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring))
+            .build_https();
+        let conf = aws_sdk_s3::Config::builder()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .endpoint_url(&cfg.endpoint)
+            .region(Region::new(cfg.region.clone()))
+            .credentials_provider(Credentials::new(&cfg.access_key_id, &cfg.secret_access_key, None, None, "config"))
+            .force_path_style(true)
+            // Streaming checksums (aws-chunked) are refused by some S3 servers over plain http.
+            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+            .http_client(http)
+            .build();
+        Self { client: aws_sdk_s3::Client::from_conf(conf), bucket: cfg.bucket.clone() }
+    }
+
+    /// The object's size, or `None` when it does not exist.
+    pub async fn head_size(&self, key: &str) -> Result<Option<u64>, JobError> {
+        match self.client.head_object().bucket(&self.bucket).key(key).send().await {
+            Ok(o) => Ok(Some(o.content_length().unwrap_or(0).max(0) as u64)),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(None),
+            Err(e) => Err(JobError::retryable(format!("storage HEAD {key}: {}", describe(&e)))),
+        }
+    }
+
+    /// Bytes `start..=end` of `key`, retried a few times.
+    pub async fn get_range(&self, key: &str, start: u64, end: u64) -> Result<Bytes, JobError> {
+        retry(&format!("GET {key} bytes {start}-{end}"), || async {
+            let out = self.client.get_object().bucket(&self.bucket).key(key).range(format!("bytes={start}-{end}")).send().await.map_err(|e| describe(&e))?;
+            let body = out.body.collect().await.map_err(|e| e.to_string())?;
+            Ok(body.into_bytes())
+        })
+        .await
+    }
+
+    /// Stores `bytes` at `key`, retried a few times.
+    pub async fn put(&self, key: &str, bytes: Bytes, content_type: &str, cache_control: &str) -> Result<(), JobError> {
+        retry(&format!("PUT {key}"), || async {
+            self.client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .content_type(content_type)
+                .cache_control(cache_control)
+                .body(ByteStream::from(bytes.clone()))
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| describe(&e))
+        })
+        .await
+    }
+
+    pub async fn delete(&self, key: &str) -> Result<(), JobError> {
+        self.client.delete_object().bucket(&self.bucket).key(key).send().await.map(|_| ()).map_err(|e| JobError::retryable(format!("storage DELETE {key}: {}", describe(&e))))
+    }
+}
+
+fn describe<E: std::error::Error>(e: &E) -> String {
+    // The SDK's Display is terse ("service error"); walk the sources.
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        src = inner.source();
+    }
+    s
+}
+
+/// Runs `op` up to 5 times with growing pauses; storage faults are retryable.
+async fn retry<T, F, Fut>(what: &str, op: F) -> Result<T, JobError>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let mut delay = Duration::from_millis(200);
+    let mut last = String::new();
+    for attempt in 1..=5 {
+        match op().await {
+            Ok(v) => return Ok(v),
+            Err(e) => {
+                tracing::warn!(attempt, op = what, error = %e, "storage call failed");
+                last = e;
+            }
+        }
+        if attempt < 5 {
+            tokio::time::sleep(delay).await;
+            delay *= 3;
+        }
+    }
+    Err(JobError::retryable(format!("storage {what} failed after 5 attempts: {last}")))
+}
+
+/// Where the outputs of an attempt go.
+#[derive(Clone)]
+pub enum Sink {
+    Bucket(Storage),
+    /// A local folder (the CLI's `transcode` command and the tests).
+    Dir(PathBuf),
+}
+
+impl Sink {
+    pub async fn put(&self, key: &str, bytes: Bytes, content_type: &str, cache_control: &str) -> Result<(), JobError> {
+        match self {
+            Sink::Bucket(s) => s.put(key, bytes, content_type, cache_control).await,
+            Sink::Dir(root) => {
+                let path = root.join(key);
+                if let Some(parent) = path.parent() {
+                    tokio::fs::create_dir_all(parent).await?;
+                }
+                // Write then rename, so a reader never sees half a file.
+                let tmp = path.with_extension("partial");
+                tokio::fs::write(&tmp, &bytes).await?;
+                tokio::fs::rename(&tmp, &path).await?;
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The chunk size of ranged reads: large enough for throughput, small enough
+/// that the first frames decode soon after the job starts.
+const CHUNK: u64 = 4 * 1024 * 1024;
+
+/// A `Read + Seek` view of an object in the bucket for libav. Runs on a
+/// blocking thread; fetches chunks with the async client through `handle`,
+/// keeps the next chunk in flight while libav decodes the current one, and
+/// spools fetched chunks to a file in the work directory.
+pub struct SourceReader {
+    storage: Storage,
+    key: String,
+    size: u64,
+    pos: u64,
+    handle: Handle,
+    spool: File,
+    spool_path: PathBuf,
+    have: HashMap<u64, u64>,
+    prefetch: Option<(u64, JoinHandle<Result<Bytes, JobError>>)>,
+    /// The last storage failure, so a libav read error can be told apart from a corrupt file.
+    pub failure: Arc<Mutex<Option<String>>>,
+}
+
+impl SourceReader {
+    pub fn new(storage: Storage, key: &str, size: u64, handle: Handle, work_dir: &Path) -> Result<Self, JobError> {
+        std::fs::create_dir_all(work_dir)?;
+        let spool_path = work_dir.join(format!("source-{}.spool", std::process::id() as u64 * 1_000_000 + u64::from(rand_u32())));
+        let spool = std::fs::OpenOptions::new().read(true).write(true).create_new(true).open(&spool_path)?;
+        Ok(Self {
+            storage,
+            key: key.to_owned(),
+            size,
+            pos: 0,
+            handle,
+            spool,
+            spool_path,
+            have: HashMap::new(),
+            prefetch: None,
+            failure: Arc::new(Mutex::new(None)),
+        })
+    }
+
+    fn fetch(&self, idx: u64) -> JoinHandle<Result<Bytes, JobError>> {
+        let (storage, key) = (self.storage.clone(), self.key.clone());
+        let start = idx * CHUNK;
+        let end = (start + CHUNK).min(self.size) - 1;
+        self.handle.spawn(async move { storage.get_range(&key, start, end).await })
+    }
+
+    fn ensure(&mut self, idx: u64) -> std::io::Result<()> {
+        if self.have.contains_key(&idx) {
+            return Ok(());
+        }
+        let task = match self.prefetch.take() {
+            Some((i, t)) if i == idx => t,
+            other => {
+                self.prefetch = other;
+                self.fetch(idx)
+            }
+        };
+        let bytes = self.handle.block_on(task).map_err(|e| std::io::Error::other(e.to_string()))?.map_err(|e| {
+            *self.failure.lock().expect("not poisoned") = Some(e.to_string());
+            std::io::Error::other(e.to_string())
+        })?;
+        self.spool.write_all_at(&bytes, idx * CHUNK)?;
+        self.have.insert(idx, bytes.len() as u64);
+        // Sequential reading is the common case: start on the next chunk now.
+        let next = idx + 1;
+        if next * CHUNK < self.size && !self.have.contains_key(&next) && self.prefetch.is_none() {
+            self.prefetch = Some((next, self.fetch(next)));
+        }
+        Ok(())
+    }
+}
+
+fn rand_u32() -> u32 {
+    let mut b = [0u8; 4];
+    getrandom::getrandom(&mut b).unwrap_or_default();
+    u32::from_le_bytes(b)
+}
+
+impl Read for SourceReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.pos >= self.size || buf.is_empty() {
+            return Ok(0);
+        }
+        let idx = self.pos / CHUNK;
+        self.ensure(idx)?;
+        let chunk_end = idx * CHUNK + self.have[&idx];
+        let n = ((chunk_end - self.pos) as usize).min(buf.len());
+        let n = self.spool.read_at(&mut buf[..n], self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl Seek for SourceReader {
+    fn seek(&mut self, to: SeekFrom) -> std::io::Result<u64> {
+        let target = match to {
+            SeekFrom::Start(p) => p as i128,
+            SeekFrom::End(d) => self.size as i128 + d as i128,
+            SeekFrom::Current(d) => self.pos as i128 + d as i128,
+        };
+        if target < 0 {
+            return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "seek before the start"));
+        }
+        self.pos = target as u64;
+        Ok(self.pos)
+    }
+}
+
+impl Drop for SourceReader {
+    fn drop(&mut self) {
+        if let Some((_, t)) = self.prefetch.take() {
+            t.abort();
+        }
+        let _ = std::fs::remove_file(&self.spool_path);
+    }
+}
