@@ -142,12 +142,26 @@ pub struct LadderPlan {
     pub gop_frames: u32,
     /// GOPs per segment.
     pub gops_per_segment: u32,
+    /// GOPs in the first segment: one, so a player (and `playable`) can start
+    /// after the first GOP is encoded rather than a whole segment.
+    pub first_segment_gops: u32,
 }
 
 impl LadderPlan {
     /// Segment length in seconds (the HLS target duration before rounding).
     pub fn segment_duration_s(&self) -> f64 {
-        f64::from(self.gop_frames * self.gops_per_segment) / self.frame_rate.as_f64()
+        f64::from(self.segment_frames()) / self.frame_rate.as_f64()
+    }
+
+    /// Frames in a full segment.
+    pub fn segment_frames(&self) -> u32 {
+        self.gop_frames * self.gops_per_segment
+    }
+
+    /// The frame at which segment `seq` ends (segments start where the previous ended).
+    pub fn segment_end_frame(&self, seq: u32) -> u64 {
+        let first = u64::from(self.gop_frames * self.first_segment_gops.min(self.gops_per_segment).max(1));
+        first + u64::from(seq) * u64::from(self.segment_frames())
     }
 }
 
@@ -238,7 +252,7 @@ pub fn plan_ladder(source: &SourceVideo, options: &LadderOptions) -> Result<Ladd
     }
     let gop_frames = ((f64::from(options.gop_s.max(1)) * fps).round() as u32).max(1);
     let gops_per_segment = (options.segment_s.max(options.gop_s) / options.gop_s.max(1)).max(1);
-    Ok(LadderPlan { rungs, frame_rate, gop_frames, gops_per_segment })
+    Ok(LadderPlan { rungs, frame_rate, gop_frames, gops_per_segment, first_segment_gops: 1 })
 }
 
 /// The lowest H.264 level (× 10) that fits a stream (ITU-T H.264 Table A-1;
@@ -382,6 +396,7 @@ mod tests {
         let plan = plan_ladder(&src(3840, 2160, 0, (30, 1)), &o).unwrap();
         assert_eq!(sizes(&plan), vec![("1080p", 1920, 1080), ("720p", 1280, 720), ("480p", 852, 480), ("360p", 640, 360)]);
         assert_eq!((plan.gop_frames, plan.gops_per_segment), (60, 2));
+        assert_eq!([plan.segment_end_frame(0), plan.segment_end_frame(1), plan.segment_end_frame(2)], [60, 180, 300]);
         assert!((plan.segment_duration_s() - 4.0).abs() < 1e-9);
         let ntsc = plan_ladder(&src(1280, 720, 0, (30_000, 1001)), &LadderOptions::default()).unwrap();
         assert_eq!(ntsc.gop_frames, 60);

@@ -78,6 +78,17 @@ pub fn split_transform_path(path: &str) -> Option<(&str, &str)> {
     Some((options, source))
 }
 
+/// The options segment with percent-escapes undone: clients that encode
+/// path parameters send `width%3D640%2Cquality%3D75` for
+/// `width=640,quality=75`. (Only the options are decoded; the source path
+/// after them is matched exactly as sent.)
+pub fn decode_options(segment: &str) -> Result<String, ApiError> {
+    percent_encoding::percent_decode_str(segment)
+        .decode_utf8()
+        .map(|s| s.into_owned())
+        .map_err(|_| ApiError::invalid_field("the transformation options are not UTF-8 once percent-decoded"))
+}
+
 /// One `name=value` option, with the name as written (short or long form).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TransformOption<'a> {
@@ -244,6 +255,14 @@ mod tests {
         assert_eq!(split_transform_path("/cdn-cgi/image/"), Some(("", "")));
         assert_eq!(split_transform_path("/cdn-cgi/image"), None);
         assert_eq!(split_transform_path("/assets/images/a/b"), None);
+    }
+
+    #[test]
+    fn decodes_percent_escaped_options() {
+        assert_eq!(decode_options("width%3D640%2Cquality%3D75").unwrap(), "width=640,quality=75");
+        assert_eq!(decode_options("background=%2523fff").unwrap(), "background=%23fff");
+        assert_eq!(decode_options("w=1").unwrap(), "w=1");
+        assert_eq!(decode_options("w=%FF").unwrap_err().status(), 400);
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! | [`storage`] | the S3 client, output sinks, and reading uploads with ranged GETs |
 //! | [`pipeline`] | probe, decode once, encode every rung in parallel, package fMP4, thumbnails |
 //! | [`publish`] | uploading outputs as they are final, playlists, `playable`, the result |
+//! | [`local`] | transcoding a local file into a folder (CLI, tests, benchmarks) |
 //! | [`runner`] | the job loop: lease, heartbeats, cancellation, failures, shutdown |
 //! | [`telemetry`] | JSON logs and Sentry reports |
 //! | [`error`] | retryable vs permanent failures |
@@ -16,6 +17,7 @@
 pub mod api;
 pub mod config;
 pub mod error;
+pub mod local;
 pub mod pipeline;
 pub mod publish;
 pub mod runner;

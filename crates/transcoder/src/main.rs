@@ -8,17 +8,12 @@
 //! ```
 
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-
 use anyhow::{bail, Context as _};
 use media_core::ladder::LadderOptions;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use transcoder::config::Config;
-use transcoder::pipeline::{transcode, Control, Tuning};
-use transcoder::publish::Publisher;
+use transcoder::pipeline::Tuning;
 use transcoder::runner::Runner;
-use transcoder::storage::Sink;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -79,31 +74,12 @@ async fn transcode_local(args: &[String]) -> anyhow::Result<()> {
         options.preset = v.to_owned();
     }
     let tuning = Tuning { x264_threads: flag(args, "--x264-threads").map(str::parse).transpose().context("--x264-threads")?.unwrap_or(0) };
-    let file = std::fs::File::open(input).with_context(|| format!("opening {input}"))?;
-    let started = std::time::Instant::now();
-    let control = Arc::new(Control::default());
-    let playable = Arc::new(AtomicBool::new(false));
-    let (tx, rx) = mpsc::channel(16);
-    let pipeline_control = Arc::clone(&control);
-    let pipeline = tokio::task::spawn_blocking(move || transcode(file, Default::default(), &options, &tuning, tx, pipeline_control));
-    let mut publisher = Publisher::new(Sink::Dir(out.into()), String::new(), Arc::clone(&playable));
-    let watch_playable = {
-        let playable = Arc::clone(&playable);
-        tokio::spawn(async move {
-            while !playable.load(Ordering::Relaxed) {
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-            }
-            started.elapsed().as_secs_f64()
-        })
-    };
-    publisher.run(rx).await?;
-    let summary = pipeline.await??;
-    let result = publisher.finish(&summary).await?;
-    let playable_after_s = watch_playable.await?;
+    let r = transcoder::local::transcode_to_dir(input.as_ref(), out.as_ref(), &options, &tuning).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (summary, result) = (&r.summary, &r.result);
     let report = serde_json::json!({
         "input": input,
-        "wall_s": started.elapsed().as_secs_f64(),
-        "playable_after_s": playable_after_s,
+        "wall_s": r.wall_s,
+        "playable_after_s": r.playable_after_s,
         "duration_s": summary.duration_s,
         "frame_rate": summary.frame_rate,
         "has_audio": summary.has_audio,

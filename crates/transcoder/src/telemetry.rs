@@ -9,7 +9,7 @@ use tracing_subscriber::EnvFilter;
 /// Installs the global subscriber. `RUST_LOG` filters (default `info`).
 pub fn init_logging(json: bool) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_writer(std::io::stderr);
     let _ = if json { builder.json().with_current_span(true).with_span_list(false).try_init() } else { builder.try_init() };
 }
 

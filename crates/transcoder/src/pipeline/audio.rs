@@ -42,6 +42,8 @@ pub struct AudioTrack {
     /// Samples to add before the first one (negative: to drop), so that the
     /// first real sample plays with the first video frame in the packaged output.
     lead: i64,
+    /// The encoder's priming samples: its first packet's pts is minus this.
+    priming: i64,
 }
 
 fn av(e: ff::Error, what: &str) -> JobError {
@@ -79,7 +81,13 @@ impl AudioTrack {
             aligned: false,
             next_pts: 0,
             lead,
+            priming,
         })
+    }
+
+    /// How far before zero the first packet starts (the AAC encoder's priming).
+    pub fn priming(&self) -> i64 {
+        self.priming
     }
 
     /// The encoder's parameters, for each rung's muxer.

@@ -67,8 +67,11 @@ impl SegmentWriter {
         };
         let mut opts = ff::Dictionary::new();
         // An empty moov makes the header a self-contained init segment; each
-        // flush then writes one moof+mdat (CMAF: default-base-is-moof).
-        opts.set("movflags", "+frag_custom+empty_moov+default_base_moof+cmaf+skip_trailer+negative_cts_offsets");
+        // flush then writes one moof+mdat with default-base-is-moof. (The
+        // `cmaf` flag is left out on purpose: it re-times the first sample of
+        // a track from its B-frame pattern, which differs between rungs and
+        // would misalign their timelines.)
+        opts.set("movflags", "+frag_custom+empty_moov+default_base_moof+skip_trailer");
         octx.write_header_with(opts).map_err(|e| err(e, "header"))?;
         let video_to = octx.stream(0).expect("added above").time_base();
         let audio_to = audio_index.and_then(|i| octx.stream(i)).map_or(AUDIO_TB, |s| s.time_base());

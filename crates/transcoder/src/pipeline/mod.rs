@@ -167,6 +167,8 @@ pub fn transcode<R: Read + Seek + Send + 'static>(
     control: Arc<Control>,
 ) -> Result<Summary, JobError> {
     ff::init().map_err(|e| JobError::retryable(format!("initialising libav: {e}")))?;
+    // libav's own chatter (x264's banner, muxer notes) stays out of the logs.
+    ff::util::log::set_level(ff::util::log::Level::Error);
     let cancel_probe = Arc::clone(&control);
     let mut input = probe::open(reader, move || cancel_probe.cancel.load(Ordering::Relaxed)).map_err(|e| match (&e, io_failure.lock().expect("not poisoned").clone()) {
         (JobError::Permanent(_), Some(storage)) => JobError::retryable(format!("reading the upload from storage failed: {storage}")),
@@ -184,16 +186,20 @@ pub fn transcode<R: Read + Seek + Send + 'static>(
         ctx.set_threading(ff::codec::threading::Config { kind: ff::codec::threading::Type::Frame, count: 0, ..Default::default() });
         ctx.decoder().video().map_err(|e| JobError::permanent(format!("the {} video cannot be decoded: {e}", probe.video.codec)))?
     };
-    let settings = RungSettings { plan: &plan, preset: &options.preset, x264_threads: tuning.x264_threads };
-    let video_delay_s = match plan.rungs.last() {
-        Some(r) => f64::from(rung::reorder_delay_frames(r, &settings)?) / fps,
-        None => 0.0,
+    let settings = RungSettings { plan: &plan, preset: &options.preset, x264_threads: tuning.x264_threads, color: probe.video.color };
+    // Every rung must share one reordering delay (checked by each rung) so
+    // that all timelines, and the audio, start at the same moment.
+    let delay_frames = match plan.rungs.last() {
+        Some(r) => rung::reorder_delay_frames(r, &settings)?,
+        None => 0,
     };
+    let video_delay_s = f64::from(delay_frames) / fps;
     let mut audio = match &probe.audio {
         Some(a) => Some(AudioTrack::new(&input.stream(a.index).expect("probed"), video_delay_s)?),
         None => None,
     };
     let audio_params = audio.as_ref().map(AudioTrack::parameters);
+    let audio_priming = audio.as_ref().map_or(0, AudioTrack::priming);
     let has_audio = audio.is_some();
     let declared = probe.duration_s;
     if let Some(d) = declared {
@@ -218,7 +224,7 @@ pub fn transcode<R: Read + Seek + Send + 'static>(
             handles.push(
                 std::thread::Builder::new()
                     .name(format!("rung-{}", rung.name.as_str()))
-                    .spawn_scoped(scope, move || rung::run(i, rung, settings, audio, rx, &events, &done, &control.cancel))
+                    .spawn_scoped(scope, move || rung::run(i, rung, settings, audio, rx, &events, &done, &control.cancel, delay_frames, audio_priming))
                     .map_err(|e| JobError::retryable(format!("starting an encoder thread: {e}")))?,
             );
         }

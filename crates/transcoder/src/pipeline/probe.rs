@@ -34,6 +34,16 @@ pub struct VideoStream {
     pub rotation: i32,
     pub frame_rate: Rational,
     pub pixel_format: String,
+    /// Color tags, carried to the output unchanged (pixels are not converted between matrices).
+    pub color: ColorTags,
+}
+
+/// A stream's color description.
+#[derive(Debug, Clone, Copy)]
+pub struct ColorTags {
+    pub space: ff::color::Space,
+    pub primaries: ff::color::Primaries,
+    pub transfer: ff::color::TransferCharacteristic,
 }
 
 #[derive(Debug, Clone)]
@@ -57,7 +67,11 @@ impl Probe {
 }
 
 /// Opens `reader` as a media file; `cancelled` aborts a stalled read.
-pub fn open<R: Read + Seek + Send + 'static>(reader: R, cancelled: impl FnMut() -> bool + Send + 'static) -> Result<Input, JobError> {
+pub fn open<R: Read + Seek + Send + 'static>(mut reader: R, cancelled: impl FnMut() -> bool + Send + 'static) -> Result<Input, JobError> {
+    let size = reader.seek(std::io::SeekFrom::End(0)).and_then(|n| reader.seek(std::io::SeekFrom::Start(0)).map(|_| n));
+    if let Ok(0) = size {
+        return Err(JobError::permanent("the upload is empty (0 bytes)"));
+    }
     let io = StreamIo::from_read_seek_with_capacity(reader, 256 * 1024).map_err(|e| JobError::retryable(format!("allocating libav I/O: {e}")))?;
     ff::format::input_from_stream_with_interrupt(io, None, None, cancelled).map_err(|e| match e {
         ff::Error::Exit => JobError::retryable("reading the upload was interrupted"),
@@ -141,10 +155,11 @@ pub fn inspect(input: &Input) -> Result<Probe, JobError> {
     };
     let sar = rational(decoder.aspect_ratio());
     let pixel_format = format!("{:?}", decoder.format()).to_lowercase();
+    let color = ColorTags { space: decoder.color_space(), primaries: decoder.color_primaries(), transfer: decoder.color_transfer_characteristic() };
     Ok(Probe {
         format,
         duration_s,
-        video: VideoStream { index: vs.index(), codec, width, height, sample_aspect: sar, rotation: rotation(&vs), frame_rate, pixel_format },
+        video: VideoStream { index: vs.index(), codec, width, height, sample_aspect: sar, rotation: rotation(&vs), frame_rate, pixel_format, color },
         audio: audio.filter(|a| a.channels > 0 && a.sample_rate > 0),
     })
 }

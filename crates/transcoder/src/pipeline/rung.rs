@@ -46,6 +46,7 @@ pub struct RungSettings<'a> {
     pub preset: &'a str,
     /// x264 threads per rung (0: x264 decides).
     pub x264_threads: usize,
+    pub color: super::probe::ColorTags,
 }
 
 fn err(e: ff::Error, what: &str) -> JobError {
@@ -67,15 +68,18 @@ fn open_encoder(rung: &Rung, s: &RungSettings<'_>) -> Result<(ff::encoder::Video
     enc.set_gop(s.plan.gop_frames);
     enc.set_bit_rate(rung.bitrate as usize);
     enc.set_max_bit_rate(rung.max_bitrate as usize);
-    enc.set_colorspace(ff::color::Space::BT709);
-    enc.set_color_primaries(ff::color::Primaries::BT709);
-    enc.set_color_transfer_characteristic(ff::color::TransferCharacteristic::BT709);
+    enc.set_colorspace(s.color.space);
+    enc.set_color_primaries(s.color.primaries);
+    enc.set_color_transfer_characteristic(s.color.transfer);
     enc.set_color_range(ff::color::Range::MPEG);
     enc.set_flags(ff::codec::Flags::GLOBAL_HEADER);
     let mut o = ff::Dictionary::new();
     o.set("preset", s.preset);
     o.set("profile", "high");
-    o.set("level", &format!("{}.{}", rung.level / 10, rung.level % 10));
+    // No explicit level: x264 picks the level that fits, and a forced level
+    // can make it drop B-pyramid on some rungs, which would give rungs
+    // different reordering delays (and so different timelines). The codec
+    // string is read from the encoder's actual parameter sets instead.
     o.set("bufsize", &rung.buffer_size.to_string());
     o.set("forced-idr", "1");
     let g = s.plan.gop_frames;
@@ -109,9 +113,9 @@ fn extradata(enc: &ff::encoder::Video) -> Vec<u8> {
 }
 
 /// Cuts segments at boundaries and keeps audio on the right side of each cut.
-struct Segmenter {
+struct Segmenter<'p> {
     writer: SegmentWriter,
-    segment_frames: u64,
+    plan: &'p LadderPlan,
     fps: (i64, i64),
     seg_start: u64,
     seq: u32,
@@ -121,9 +125,13 @@ struct Segmenter {
     audio_horizon: i64,
     /// Video packets waiting for audio before their cut.
     held: VecDeque<ff::Packet>,
+    /// Frames added to video timestamps so the first DTS is 0 (x264's reordering delay).
+    video_shift: i64,
+    /// Samples added to audio timestamps so the first is 0 (the AAC priming).
+    audio_shift: i64,
 }
 
-impl Segmenter {
+impl Segmenter<'_> {
     fn frames_to_samples(&self, frames: u64) -> i64 {
         (frames as i64 * i64::from(media_core::ladder::AUDIO.sample_rate) * self.fps.1 + self.fps.0 / 2) / self.fps.0
     }
@@ -133,13 +141,20 @@ impl Segmenter {
     }
 
     fn next_cut(&self) -> u64 {
-        self.seg_start + self.segment_frames
+        self.plan.segment_end_frame(self.seq)
     }
 
-    /// Writes queued audio that belongs before `limit` (in samples).
+    /// Where a cut before video frame `frames` falls on the (shifted) audio timeline.
+    fn cut_in_samples(&self, frames: u64) -> i64 {
+        self.frames_to_samples(frames + self.video_shift as u64)
+    }
+
+    /// Writes queued audio that plays before `limit` (output samples).
     fn write_audio_before(&mut self, limit: i64) -> Result<(), JobError> {
-        while self.audio.front().is_some_and(|a| a.pts < limit) {
-            let a = self.audio.pop_front().expect("checked");
+        while self.audio.front().is_some_and(|a| a.pts + self.audio_shift < limit) {
+            let mut a = self.audio.pop_front().expect("checked");
+            a.pts += self.audio_shift;
+            a.dts += self.audio_shift;
             self.writer.write_audio(&a)?;
         }
         Ok(())
@@ -150,7 +165,7 @@ impl Segmenter {
         while let Some(pkt) = self.held.front() {
             let pts = pkt.pts().unwrap_or(0).max(0) as u64;
             if pkt.is_key() && pts >= self.next_cut() {
-                let cut = self.frames_to_samples(pts);
+                let cut = self.cut_in_samples(pts);
                 if self.audio_horizon < cut {
                     return Ok(()); // wait for the audio of this segment
                 }
@@ -162,8 +177,13 @@ impl Segmenter {
                 self.seg_start = pts;
             }
             let mut pkt = self.held.pop_front().expect("checked");
+            // Every track starts at DTS 0, so the muxer treats every rung alike.
+            pkt.set_pts(pkt.pts().map(|t| t + self.video_shift));
+            pkt.set_dts(pkt.dts().map(|t| t + self.video_shift));
+            // libx264 leaves durations at 0; every frame lasts one tick of the constant rate.
+            pkt.set_duration(1);
             self.writer.write_video(&mut pkt)?;
-            let limit = self.frames_to_samples(self.next_cut());
+            let limit = self.cut_in_samples(self.next_cut());
             self.write_audio_before(limit)?;
         }
         Ok(())
@@ -185,8 +205,15 @@ pub fn run(
     events: &Sender<Produced>,
     frames_done: &AtomicU64,
     cancel: &AtomicBool,
+    expected_delay: u32,
+    audio_priming: i64,
 ) -> Result<RungReport, JobError> {
     let (mut encoder, time_base) = open_encoder(rung, settings)?;
+    // SAFETY: reading a plain field of the opened codec context.
+    let delay = unsafe { (*encoder.as_ptr()).has_b_frames }.max(0) as u32;
+    if delay != expected_delay {
+        return Err(JobError::retryable(format!("internal: rung {} has a reordering delay of {delay} frames, others {expected_delay}", rung.name.as_str())));
+    }
     let video_codec = avc1_codec_string(&extradata(&encoder)).unwrap_or_else(|| "avc1.640028".into());
     let has_audio = audio.is_some();
     let writer = SegmentWriter::new(&encoder, time_base, audio)?;
@@ -194,13 +221,15 @@ pub fn run(
     let fps = settings.plan.frame_rate;
     let mut seg = Segmenter {
         writer,
-        segment_frames: u64::from(settings.plan.gop_frames * settings.plan.gops_per_segment),
+        plan: settings.plan,
         fps: (i64::from(fps.num), i64::from(fps.den)),
         seg_start: 0,
         seq: 0,
         audio: VecDeque::new(),
         audio_horizon: if has_audio { i64::MIN } else { i64::MAX },
         held: VecDeque::new(),
+        video_shift: i64::from(expected_delay),
+        audio_shift: audio_priming,
     };
     let mut scaler: Option<(ff::software::scaling::Context, (Pixel, u32, u32))> = None;
     let mut frames = 0u64;
@@ -240,7 +269,7 @@ pub fn run(
             }
             RungInput::Audio(packets) => {
                 if let Some(last) = packets.last() {
-                    seg.audio_horizon = last.pts + last.duration;
+                    seg.audio_horizon = last.pts + last.duration + seg.audio_shift;
                 }
                 seg.audio.extend(packets.iter().cloned());
                 seg.drain(index, events)?;

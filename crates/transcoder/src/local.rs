@@ -1,0 +1,58 @@
+//! Transcoding a local file into a local folder, with the same pipeline and
+//! publisher as jobs: for the CLI's `transcode` command, the tests and the
+//! benchmarks.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use media_core::job::JobResult;
+use media_core::ladder::LadderOptions;
+use tokio::sync::mpsc;
+
+use crate::error::JobError;
+use crate::pipeline::{transcode, Control, Summary, Tuning};
+use crate::publish::Publisher;
+use crate::storage::Sink;
+
+/// What a local transcode produced, and when it became playable.
+#[derive(Debug, Clone)]
+pub struct LocalReport {
+    pub summary: Summary,
+    pub result: JobResult,
+    pub wall_s: f64,
+    /// Seconds from the start until every rung had a segment and the master existed.
+    pub playable_after_s: f64,
+}
+
+/// Transcodes `input` into `out` (which gets `master.m3u8`, one folder per rung, images).
+pub async fn transcode_to_dir(input: &Path, out: &Path, options: &LadderOptions, tuning: &Tuning) -> Result<LocalReport, JobError> {
+    let file = std::fs::File::open(input).map_err(|e| JobError::permanent(format!("cannot open {}: {e}", input.display())))?;
+    let started = Instant::now();
+    let control = Arc::new(Control::default());
+    let playable = Arc::new(AtomicBool::new(false));
+    let (tx, rx) = mpsc::channel(16);
+    let (options, tuning, pipeline_control) = (options.clone(), tuning.clone(), Arc::clone(&control));
+    let pipeline = tokio::task::spawn_blocking(move || transcode(file, Default::default(), &options, &tuning, tx, pipeline_control));
+    let mut publisher = Publisher::new(Sink::Dir(out.to_path_buf()), String::new(), Arc::clone(&playable));
+    let watch = {
+        let playable = Arc::clone(&playable);
+        tokio::spawn(async move {
+            while !playable.load(Ordering::Relaxed) {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            started.elapsed().as_secs_f64()
+        })
+    };
+    let published = publisher.run(rx).await;
+    if published.is_err() {
+        control.cancel.store(true, Ordering::Relaxed);
+    }
+    let summary = pipeline.await.map_err(|e| JobError::retryable(format!("the encoding task failed: {e}")))?;
+    published?;
+    let summary = summary?;
+    let result = publisher.finish(&summary).await?;
+    let playable_after_s = watch.await.unwrap_or(f64::NAN);
+    Ok(LocalReport { summary, result, wall_s: started.elapsed().as_secs_f64(), playable_after_s })
+}
