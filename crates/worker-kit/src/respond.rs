@@ -9,7 +9,7 @@
 use media_core::http::{cors_allow_origin, CORS_ALLOW_HEADERS, CORS_EXPOSE};
 use media_core::{ApiError, ErrorCode};
 use serde::Serialize;
-use worker::{Headers, Request, Response};
+use worker::{Headers, Method, Request, Response};
 
 use crate::config::ConfigError;
 use crate::store::StoreError;
@@ -159,6 +159,23 @@ pub fn client_ip(req: &Request) -> String {
 /// 405 naming the methods the route takes.
 pub fn method_not_allowed(allowed: &str) -> Failure {
     Failure::Client(ApiError::new(ErrorCode::MethodNotAllowed, format!("this route takes {allowed}")))
+}
+
+/// The request's method, or `None` for a method `worker::Method` has no name
+/// for (`QUERY`, `PROPFIND`, ...), which `Request::method()` reports as
+/// `GET`: routes that must answer those with 405 ask here instead.
+pub fn known_method(req: &Request) -> Option<Method> {
+    let raw = req.inner().method();
+    let method = Method::from(raw.clone());
+    method.as_ref().eq_ignore_ascii_case(&raw).then_some(method)
+}
+
+/// The whole 405 response: the JSON error of [`method_not_allowed`] plus the
+/// `Allow` header RFC 9110 requires, listing `allowed` (e.g. `GET, HEAD`).
+pub fn method_not_allowed_response(allowed: &str) -> Response {
+    let mut resp = error_response(&method_not_allowed(allowed).to_api_error());
+    let _ = resp.headers_mut().set("allow", allowed);
+    resp
 }
 
 /// 404 for a path no route serves.
