@@ -13,7 +13,7 @@ use media_core::api::IMAGE_ASSETS_PREFIX;
 use media_core::keys::{CachePolicy, ObjectKey};
 use media_core::media::ImageType;
 use media_core::http::media_type;
-use media_core::transform::{parse_options, split_transform_path};
+use media_core::transform::{decode_options, parse_options, split_transform_path};
 use media_core::ApiError;
 use worker::{Env, Request};
 use worker_kit::serve::serve_object_as;
@@ -63,7 +63,7 @@ pub async fn serve_asset(req: Request, env: &Env) -> Handled {
 pub async fn transform_passthrough(req: Request, env: &Env) -> Handled {
     let path = req.path();
     let (options, source) = split_transform_path(&path).ok_or_else(no_such_image)?;
-    parse_options(options)?;
+    parse_options(&decode_options(options)?)?;
     // Cloudflare reads the source as an absolute path on the zone (or a full
     // URL, which this service never hands out).
     let source_path = format!("/{source}");

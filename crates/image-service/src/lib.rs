@@ -19,7 +19,7 @@ mod uploads;
 use media_core::api::IMAGE_ASSETS_PREFIX;
 use media_core::transform::TRANSFORM_PATH_PREFIX;
 use worker::{event, Context, Env, Method, Request, Response};
-use worker_kit::respond::{error_response, json, method_not_allowed, no_route, preflight, with_cors};
+use worker_kit::respond::{error_response, json, known_method, method_not_allowed_response, no_route, preflight, with_cors};
 use worker_kit::{sentry, Handled};
 
 use settings::ImageSettings;
@@ -63,13 +63,14 @@ fn public_base(req: &Request, settings: &ImageSettings) -> String {
 
 async fn route(req: Request, env: &Env, ctx: &Context, settings: &ImageSettings) -> Handled {
     let path = req.path();
-    let method = req.method();
+    // `None` for methods the runtime binding would otherwise report as GET.
+    let method = known_method(&req);
     if path.starts_with(IMAGE_ASSETS_PREFIX) || path.starts_with(TRANSFORM_PATH_PREFIX) {
         return match method {
-            Method::Get | Method::Head if path.starts_with(IMAGE_ASSETS_PREFIX) => assets::serve_asset(req, env).await,
-            Method::Get | Method::Head => assets::transform_passthrough(req, env).await,
-            Method::Options => preflight("GET, HEAD, OPTIONS"),
-            _ => Err(method_not_allowed("GET, HEAD")),
+            Some(Method::Get | Method::Head) if path.starts_with(IMAGE_ASSETS_PREFIX) => assets::serve_asset(req, env).await,
+            Some(Method::Get | Method::Head) => assets::transform_passthrough(req, env).await,
+            Some(Method::Options) => preflight("GET, HEAD, OPTIONS"),
+            _ => Ok(method_not_allowed_response("GET, HEAD, OPTIONS")),
         };
     }
     let route = match path.as_str() {
@@ -80,11 +81,10 @@ async fn route(req: Request, env: &Env, ctx: &Context, settings: &ImageSettings)
         _ => return Err(no_route(&path)),
     };
     let allowed = route.method();
-    if method == Method::Options {
-        return preflight(&format!("{allowed}, OPTIONS"));
-    }
-    if method != allowed {
-        return Err(method_not_allowed(allowed.as_ref()));
+    match method {
+        Some(Method::Options) => return preflight(&format!("{allowed}, OPTIONS")),
+        Some(m) if m == allowed => {}
+        _ => return Ok(method_not_allowed_response(&format!("{allowed}, OPTIONS"))),
     }
     let base = public_base(&req, settings);
     match route {

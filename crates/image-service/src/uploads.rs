@@ -135,13 +135,14 @@ async fn raw_upload(req: &mut Request, content_type: &str, settings: &ImageSetti
 }
 
 /// `/upload` with a form: the image is the `file` field, with its own type;
-/// `app_id` and `image_id` are fields (or, failing that, query parameters).
+/// `app_id` and `image_id` are fields (a field wins over a query parameter
+/// of the same name, which is read only when the field is absent).
 async fn form_upload(req: &mut Request, content_type: &str, settings: &ImageSettings) -> Result<Incoming, Failure> {
     let boundary = multipart::boundary(content_type)?;
     let q = query(req)?;
     let mut body = read_body(req, settings.max_image_bytes + MAX_FORM_OVERHEAD).await?;
     let parts = multipart::parse(&body, &boundary)?;
-    // A field, or the query parameter of the same name; both must agree.
+    // The field, or else the query parameter of the same name.
     let field = |name: &str| -> Result<Option<String>, ApiError> {
         let mut fields = parts.iter().filter(|p| p.name == name && p.filename.is_none());
         let from_form = match (fields.next(), fields.next()) {
@@ -149,11 +150,7 @@ async fn form_upload(req: &mut Request, content_type: &str, settings: &ImageSett
             (Some(p), None) => Some(p.text(&body)?.to_owned()).filter(|v| !v.is_empty()),
             (None, _) => None,
         };
-        match (from_form, query_value(&q, name).filter(|v| !v.is_empty())) {
-            (Some(f), Some(q)) if f != q => Err(ApiError::invalid_field(format!("{name} is {f:?} in the form but {q:?} in the query string; send it once"))),
-            (Some(f), _) => Ok(Some(f)),
-            (None, q) => Ok(q.map(str::to_owned)),
-        }
+        Ok(from_form.or_else(|| query_value(&q, name).filter(|v| !v.is_empty()).map(str::to_owned)))
     };
     let app_id = field("app_id")?.ok_or_else(|| ApiError::invalid_field("app_id is required: send it as a form field next to the file"))?;
     let app = AppId::parse(&app_id).map_err(ApiError::from)?;
