@@ -49,10 +49,11 @@ const common = (store, backend, vars) => ({
 });
 
 /** The video service in workerd. */
-export async function videoService({ store, backend = 'r2', vars = {} }) {
+export async function videoService({ store, backend = 'r2', vars = {}, port }) {
   const base = common(store, backend, { TRANSCODER_TOKEN, ...vars });
   const mf = new Miniflare(convertV4MiniflareOptions({
     ...base,
+    ...(port ? { host: '127.0.0.1', port } : {}),
     modules: modules('video-service'),
     durableObjects: { JOBS: { className: 'JobQueue', useSQLite: true } },
   }));

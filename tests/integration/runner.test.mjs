@@ -1,0 +1,191 @@
+// The transcoder binary against the real video service (workerd, through
+// Miniflare on a loopback port) and a real Garage: a job is leased,
+// heartbeated, published and completed; a job whose lease is taken away
+// stops; SIGTERM hands a running job back and exits 0.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, readFileSync, existsSync, openSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startGarage } from '../../devkit/garage.mjs';
+import { freePort, waitFor } from '../../devkit/ports.mjs';
+import { videoService, client, API_KEY, TRANSCODER_TOKEN, ROOT } from '../workers/harness.mjs';
+
+const BIN = process.env.TRANSCODER_BIN ?? join(ROOT, 'target', 'debug', 'transcoder');
+let garage, mf, api, base, scratch;
+const transcoders = new Set();
+
+before(async () => {
+  assert.ok(existsSync(BIN), `${BIN} is missing: cargo build -p transcoder first`);
+  scratch = mkdtempSync(join(tmpdir(), 'runner-'));
+  garage = await startGarage({ dir: join(scratch, 'garage') });
+  const port = await freePort();
+  mf = await videoService({ store: garage, backend: 's3', vars: { LEASE_TTL_MS: '3000', RETRY_BACKOFF_MS: '300' }, port });
+  base = `http://127.0.0.1:${port}`;
+  api = client(mf, base);
+});
+
+after(async () => {
+  for (const t of transcoders) await t.stop();
+  await mf?.dispose();
+  await garage?.stop();
+  rmSync(scratch, { recursive: true, force: true });
+});
+
+/** Starts the transcoder binary; `stop()` sends SIGTERM and waits, SIGKILL after 20 s. */
+function startTranscoder(name, env = {}) {
+  const log = join(scratch, `${name}.log`);
+  const child = spawn(BIN, ['run'], {
+    env: {
+      ...process.env,
+      VIDEO_SERVICE_URL: base,
+      TRANSCODER_TOKEN,
+      S3_ENDPOINT: garage.endpoint,
+      S3_BUCKET: garage.bucket,
+      S3_REGION: garage.region,
+      S3_ACCESS_KEY_ID: garage.accessKey,
+      S3_SECRET_ACCESS_KEY: garage.secretKey,
+      WORK_DIR: join(scratch, `${name}-work`),
+      LEASE_WAIT_MS: '2000',
+      WORKER_NAME: name,
+      RUST_LOG: 'info',
+      ...env,
+    },
+    stdio: ['ignore', openSync(log, 'a'), openSync(log, 'a')],
+  });
+  const t = { child, log, exited: null };
+  child.on('exit', (code, signal) => { t.exited = { code, signal }; transcoders.delete(t); });
+  t.logs = () => readFileSync(log, 'utf8');
+  t.stop = () => new Promise((resolve) => {
+    if (t.exited) return resolve(t.exited);
+    child.once('exit', (code, signal) => resolve({ code, signal }));
+    child.kill('SIGTERM');
+    setTimeout(() => { if (!t.exited) child.kill('SIGKILL'); }, 20000).unref();
+  });
+  transcoders.add(t);
+  return t;
+}
+
+/** Makes a clip with ffmpeg's lavfi sources, uploads it with a presigned URL and notifies. */
+async function submit(video, { size = '640x360', seconds = 4 } = {}) {
+  const file = join(scratch, `${video}.mp4`);
+  execFileSync('ffmpeg', ['-loglevel', 'error', '-y', '-f', 'lavfi', '-i', `testsrc2=size=${size}:rate=30:duration=${seconds}`, '-f', 'lavfi', '-i', `sine=duration=${seconds}`,
+    '-c:v', 'libx264', '-preset', 'ultrafast', '-pix_fmt', 'yuv420p', '-c:a', 'aac', file]);
+  const body = readFileSync(file);
+  const presign = await api.post('/generate-upload-url', { app_id: 'runner', video_id: video, content_type: 'video/mp4', size: body.length }, { key: API_KEY, headers: ip() });
+  assert.equal(presign.status, 200, presign.text);
+  const put = await fetch(presign.json.upload_url, { method: 'PUT', headers: presign.json.headers, body });
+  assert.equal(put.status, 200);
+  const notify = await api.post('/notify-upload-complete', { app_id: 'runner', video_id: video, raw_key: presign.json.raw_key, content_type: 'video/mp4' }, { key: API_KEY, headers: ip() });
+  assert.equal(notify.status, 202, notify.text);
+  return notify.json;
+}
+let n = 0;
+const ip = () => ({ 'cf-connecting-ip': `10.9.0.${++n}` });
+const status = async (video) => (await api.get(`/job-status?app_id=runner&video_id=${video}`)).json;
+
+/** Polls until `pred(status)`, recording every status seen. */
+async function until(video, pred, timeoutMs = 120000) {
+  const seen = [];
+  await waitFor(`${video} to reach the expected state`, async () => {
+    const s = await status(video);
+    seen.push(s);
+    return pred(s);
+  }, timeoutMs);
+  return seen;
+}
+
+test('a job is leased, heartbeated, published as it goes and completed', async () => {
+  const t = startTranscoder('main');
+  await submit('clip1', { size: '1280x720', seconds: 8 });
+  const seen = await until('clip1', (s) => s.status === 'done' || s.status === 'error');
+  const done = seen.at(-1);
+  assert.equal(done.status, 'done', JSON.stringify(done));
+  const processing = seen.filter((s) => s.status === 'processing');
+  assert.ok(processing.length > 0, 'seen processing on the way');
+  assert.ok(processing.some((s) => s.progress > 0 && s.progress < 100 && s.heartbeat), JSON.stringify(processing.map((s) => [s.progress, s.stage])));
+  assert.ok(seen.some((s) => s.status === 'processing' && s.playable), 'playable before done');
+  assert.equal(done.progress, 100);
+  assert.ok(Math.abs(done.duration_s - 8) < 0.1, `duration ${done.duration_s}`);
+  assert.deepEqual(done.renditions.map((r) => `${r.name}:${r.width}x${r.height}`), ['720p:1280x720', '480p:852x480', '360p:640x360', '240p:426x240']);
+  assert.equal(done.thumbnails.meta.count, 8);
+  // Everything it advertises is served by the HLS route.
+  const master = await fetch(done.playback_url);
+  assert.equal(master.status, 200);
+  const text = await master.text();
+  for (const r of done.renditions) {
+    assert.match(text, new RegExp(`RESOLUTION=${r.width}x${r.height}`));
+    const playlist = await (await fetch(r.url)).text();
+    assert.match(playlist, /#EXT-X-ENDLIST/);
+    const seg = await fetch(new URL('00000.m4s', r.url));
+    assert.equal(seg.status, 200);
+    assert.equal(seg.headers.get('content-type'), 'video/iso.segment');
+  }
+  for (const url of [done.thumbnails.poster, done.thumbnails.sprite, done.thumbnails.vtt]) assert.equal((await fetch(url)).status, 200, url);
+  const logs = t.logs();
+  assert.match(logs, /"message":"job started"/);
+  assert.match(logs, /"message":"playable"/);
+  assert.match(logs, /"message":"job done"/);
+  assert.match(logs, /"job_id":"job_/, 'logs carry the job span');
+  await t.stop();
+});
+
+test('a transcoder whose lease is taken away stops working on the job', async () => {
+  const t = startTranscoder('sleepy');
+  await submit('stolen', { size: '1920x1080', seconds: 12 });
+  await until('stolen', (s) => s.status === 'processing' && s.progress > 1, 60000);
+  // Freeze it past its 3 s lease; the alarm re-queues the job and someone else takes it.
+  t.child.kill('SIGSTOP');
+  await until('stolen', (s) => s.status === 'queued' && s.attempts === 1, 20000);
+  let thief = null;
+  await waitFor('the re-queued job', async () => {
+    const r = await api.internal('/internal/jobs/lease', { worker: 'thief', wait_ms: 1000 });
+    thief = r.json.job;
+    return thief?.video_id === 'stolen';
+  }, 20000);
+  assert.equal(thief.attempt, 2);
+  t.child.kill('SIGCONT');
+  await waitFor('the frozen transcoder to notice', async () => /lease lost/.test(t.logs()), 30000);
+  // Keep the thief's lease alive for a while: the old transcoder must not complete or fail it.
+  for (let i = 0; i < 6; i++) {
+    const hb = await api.internal(`/internal/jobs/${thief.job_id}/heartbeat`, { lease_id: thief.lease_id, progress: 10 + i, stage: 'thief' });
+    assert.equal(hb.status, 200, hb.text);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  const s = await status('stolen');
+  assert.equal(s.status, 'processing');
+  assert.equal(s.stage, 'thief');
+  assert.equal(s.attempts, 2);
+  // It goes back to work on new jobs.
+  await submit('after-steal');
+  const after = (await until('after-steal', (x) => x.status === 'done' || x.status === 'error')).at(-1);
+  assert.equal(after.status, 'done', JSON.stringify(after));
+  await api.internal(`/internal/jobs/${thief.job_id}/fail`, { lease_id: thief.lease_id, message: 'test over', retryable: false });
+  const exit = await t.stop();
+  assert.equal(exit.code, 0);
+});
+
+test('SIGTERM hands a running job back and exits 0; idle, it exits at once', async () => {
+  const idle = startTranscoder('idle');
+  await new Promise((r) => setTimeout(r, 1000));
+  const started = Date.now();
+  assert.deepEqual(await idle.stop(), { code: 0, signal: null });
+  assert.ok(Date.now() - started < 5000, 'an idle transcoder stops promptly');
+
+  const t = startTranscoder('busy', { SHUTDOWN_GRACE_S: '1' });
+  await submit('handed-back', { size: '1920x1080', seconds: 20 });
+  await until('handed-back', (s) => s.status === 'processing' && s.progress > 1, 60000);
+  const exit = await t.stop();
+  assert.equal(exit.code, 0, t.logs().slice(-2000));
+  const s = await status('handed-back');
+  assert.equal(s.status, 'queued', JSON.stringify(s));
+  assert.match(s.last_error, /shut down/);
+  assert.match(t.logs(), /handing the job back/);
+  // Another transcoder picks it up and finishes it.
+  const next = startTranscoder('next');
+  const done = (await until('handed-back', (x) => x.status === 'done' || x.status === 'error', 180000)).at(-1);
+  assert.equal(done.status, 'done', JSON.stringify(done));
+  assert.equal(done.attempts, 2);
+  await next.stop();
+});
