@@ -37,11 +37,33 @@ async function startWorker(name, config, { port, stateDir, logs, vars, envFile }
   return { ...proc, url };
 }
 
+/** Starts the transcoder binary against the local video service and Garage. */
+function startTranscoder({ bin, video, garage, secrets, dir, logs, name = 'transcoder', env = {} }) {
+  return start(name, bin, ['run'], {
+    log: join(logs, `${name}.log`),
+    env: {
+      VIDEO_SERVICE_URL: video,
+      TRANSCODER_TOKEN: secrets.transcoderToken,
+      S3_ENDPOINT: garage.endpoint,
+      S3_BUCKET: garage.bucket,
+      S3_REGION: garage.region,
+      S3_ACCESS_KEY_ID: garage.accessKey,
+      S3_SECRET_ACCESS_KEY: garage.secretKey,
+      WORK_DIR: join(dir, `${name}-work`),
+      WORKER_NAME: name,
+      LOG_FORMAT: 'json',
+      RUST_LOG: 'info',
+      ...env,
+    },
+  });
+}
+
 /**
- * Starts the platform. `dir` holds state and logs; ports default to free ones.
+ * Starts the platform. `dir` holds state and logs; ports default to free
+ * ones; `transcoderBin` is the transcoder binary to run (none: no transcoder).
  * Returns the URLs, the dev API key and `stop()`.
  */
-export async function startPlatform({ dir, imagePort, videoPort, s3Port, log = () => {} }) {
+export async function startPlatform({ dir, imagePort, videoPort, s3Port, transcoderBin, transcoderEnv = {}, log = () => {} }) {
   const logs = join(dir, 'logs');
   mkdirSync(logs, { recursive: true });
   const secrets = devSecrets(dir);
@@ -64,7 +86,19 @@ export async function startPlatform({ dir, imagePort, videoPort, s3Port, log = (
   log('starting the Workers in wrangler dev (builds them first; a cold build takes minutes)…');
   const video = await startWorker('video-service', 'wrangler-video.toml', { port: videoPort, stateDir, logs, vars, envFile: s3Env });
   const image = await startWorker('image-service', 'wrangler-image.toml', { port: imagePort, stateDir, logs, vars, envFile: s3Env });
+  const transcoders = [];
+  const addTranscoder = (name = `transcoder-${transcoders.length + 1}`, env = {}) => {
+    const t = startTranscoder({ bin: transcoderBin, video: video.url, garage, secrets, dir, logs, name, env: { ...transcoderEnv, ...env } });
+    transcoders.push(t);
+    return t;
+  };
+  if (transcoderBin) {
+    log('starting the transcoder…');
+    addTranscoder('transcoder');
+  }
   return {
+    transcoders,
+    addTranscoder,
     garage,
     image: image.url,
     video: video.url,
@@ -84,6 +118,7 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     imagePort: Number(process.env.IMAGE_PORT ?? 8787),
     videoPort: Number(process.env.VIDEO_PORT ?? 8788),
     s3Port: Number(process.env.S3_PORT ?? 3900),
+    transcoderBin: process.env.TRANSCODER_BIN ?? join(ROOT, 'target', 'release', 'transcoder'),
     log: say,
   }).catch(async (e) => { console.error(`platform: ${e.message}`); await stopAll(); process.exit(1); });
   console.log(`
@@ -91,6 +126,7 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     image service   ${p.image}        (openapi: ${p.image}/openapi.json)
     video service   ${p.video}        (openapi: ${p.video}/openapi.json)
     storage (S3)    ${p.garage.endpoint}   bucket "${p.garage.bucket}"
+    transcoder      ${p.transcoders.length} running (log: ${p.logs}/transcoder.log)
     dev API key     ${p.apiKey}    (dev-only, generated into ${join(dir, 'secrets.json')})
     logs            ${p.logs}/
   Ctrl-C stops everything; the next start reuses the stored data.

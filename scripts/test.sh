@@ -3,7 +3,9 @@
 # fails. Installs what is missing first (scripts/bootstrap.sh).
 #
 #   1. native tests (cargo): the core's rules, worker-kit, the transcoder with real libav
-#   2. both Workers built with worker-build and run in workerd (Miniflare), against Garage
+#   2. the container: every shared library of the transcoder comes from the image's packages
+#   3. both Workers built with worker-build and run in workerd (Miniflare), against Garage
+#   4. the transcoder binary against the video service in workerd and Garage
 set -uo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$ROOT"
@@ -25,6 +27,22 @@ cargo test --workspace --exclude image-service --exclude video-service 2>&1 | te
 status=${PIPESTATUS[0]}
 record "cargo test" "$status" $((SECONDS - t)) "$(grep -E '^test result:' "$DEV_DIR/logs/test-cargo.log" | grep -v ' 0 passed; 0 failed')"
 
+section "container runtime libraries (container/check-runtime-libs.sh)"
+t=$SECONDS
+{
+  bash container/check-runtime-libs.sh target/debug/transcoder && {
+    # The check must be able to fail: a runtime stage without libavfilter8 is refused.
+    sed 's/libavfilter8 //' container/Dockerfile > "$DEV_DIR/Dockerfile.without-libavfilter"
+    if DOCKERFILE="$DEV_DIR/Dockerfile.without-libavfilter" bash container/check-runtime-libs.sh target/debug/transcoder >/dev/null 2>&1; then
+      echo "check-runtime-libs accepted a Dockerfile without libavfilter8"; false
+    else
+      echo "check-runtime-libs refuses a runtime stage without libavfilter8, as it should"
+    fi
+  }
+} 2>&1 | tee "$DEV_DIR/logs/test-container.log"
+status=${PIPESTATUS[0]}
+record "container libraries" "$status" $((SECONDS - t)) "$(grep -E '^check-runtime-libs:' "$DEV_DIR/logs/test-container.log")"
+
 section "Workers in workerd (node --test tests/workers)"
 t=$SECONDS
 if bash scripts/build-workers.sh; then
@@ -35,6 +53,12 @@ else
   echo "building the Workers failed" > "$DEV_DIR/logs/test-workers.log"
 fi
 record "workers (workerd)" "$status" $((SECONDS - t)) "$(grep -E '^# (tests|pass|fail) ' "$DEV_DIR/logs/test-workers.log" | tr '\n' ' ')"
+
+section "transcoder against workerd and Garage (node --test tests/integration)"
+t=$SECONDS
+node --test --test-concurrency=1 tests/integration/ 2>&1 | tee "$DEV_DIR/logs/test-integration.log"
+status=${PIPESTATUS[0]}
+record "transcoder integration" "$status" $((SECONDS - t)) "$(grep -E '^# (tests|pass|fail) ' "$DEV_DIR/logs/test-integration.log" | tr '\n' ' ')"
 
 section "summary"
 printf '%s\n' "${summary[@]}"

@@ -5,4 +5,6 @@
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 bash "$ROOT/scripts/bootstrap.sh"
+echo "up: building the transcoder (release; the first build takes a few minutes)…"
+(cd "$ROOT" && cargo build --release -p transcoder --quiet)
 exec node "$ROOT/devkit/platform.mjs"
