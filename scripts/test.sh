@@ -43,10 +43,10 @@ t=$SECONDS
 status=${PIPESTATUS[0]}
 record "container libraries" "$status" $((SECONDS - t)) "$(grep -E '^check-runtime-libs:' "$DEV_DIR/logs/test-container.log")"
 
-section "Workers in workerd (node --test tests/workers)"
+section "Workers in workerd (node --test tests/workers/*.test.mjs)"
 t=$SECONDS
 if bash scripts/build-workers.sh; then
-  node --test --test-concurrency=1 tests/workers/ 2>&1 | tee "$DEV_DIR/logs/test-workers.log"
+  node --test --test-concurrency=1 tests/workers/*.test.mjs 2>&1 | tee "$DEV_DIR/logs/test-workers.log"
   status=${PIPESTATUS[0]}
 else
   status=1
@@ -54,9 +54,9 @@ else
 fi
 record "workers (workerd)" "$status" $((SECONDS - t)) "$(grep -E '^# (tests|pass|fail) ' "$DEV_DIR/logs/test-workers.log" | tr '\n' ' ')"
 
-section "transcoder against workerd and Garage (node --test tests/integration)"
+section "transcoder against workerd and Garage (node --test tests/integration/*.test.mjs)"
 t=$SECONDS
-node --test --test-concurrency=1 tests/integration/ 2>&1 | tee "$DEV_DIR/logs/test-integration.log"
+node --test --test-concurrency=1 tests/integration/*.test.mjs 2>&1 | tee "$DEV_DIR/logs/test-integration.log"
 status=${PIPESTATUS[0]}
 record "transcoder integration" "$status" $((SECONDS - t)) "$(grep -E '^# (tests|pass|fail) ' "$DEV_DIR/logs/test-integration.log" | tr '\n' ' ')"
 

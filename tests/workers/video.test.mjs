@@ -146,6 +146,12 @@ for (const backend of ['r2', 's3']) {
       const m = await api.get('/generate-upload-url');
       assert.equal(m.status, 405);
       assert.equal(errorCode(m), 'method_not_allowed');
+      assert.equal(m.headers.get('allow'), 'POST, OPTIONS');
+      const odd = await api.call('PROPFIND', '/job-status?app_id=a&video_id=b');
+      assert.equal(odd.status, 405, 'a method the runtime cannot name is not taken for GET');
+      const seg = await api.call('DELETE', '/hls/a/b/c/master.m3u8');
+      assert.equal(seg.status, 405);
+      assert.equal(seg.headers.get('allow'), 'GET, HEAD, OPTIONS');
     });
 
     test('notify: checks the upload, is idempotent, and status/playback follow', async () => {

@@ -3,7 +3,7 @@
 //! benchmarks.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 
 use crate::error::JobError;
 use crate::pipeline::{transcode, Control, Summary, Tuning};
-use crate::publish::Publisher;
+use crate::publish::{Playable, Publisher};
 use crate::storage::Sink;
 
 /// What a local transcode produced, and when it became playable.
@@ -31,7 +31,7 @@ pub async fn transcode_to_dir(input: &Path, out: &Path, options: &LadderOptions,
     let file = std::fs::File::open(input).map_err(|e| JobError::permanent(format!("cannot open {}: {e}", input.display())))?;
     let started = Instant::now();
     let control = Arc::new(Control::default());
-    let playable = Arc::new(AtomicBool::new(false));
+    let playable = Arc::new(Playable::default());
     let (tx, rx) = mpsc::channel(16);
     let (options, tuning, pipeline_control) = (options.clone(), tuning.clone(), Arc::clone(&control));
     let pipeline = tokio::task::spawn_blocking(move || transcode(file, Default::default(), &options, &tuning, tx, pipeline_control));
@@ -39,9 +39,7 @@ pub async fn transcode_to_dir(input: &Path, out: &Path, options: &LadderOptions,
     let watch = {
         let playable = Arc::clone(&playable);
         tokio::spawn(async move {
-            while !playable.load(Ordering::Relaxed) {
-                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-            }
+            playable.raised().await;
             started.elapsed().as_secs_f64()
         })
     };

@@ -9,6 +9,8 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use tokio::sync::Notify;
+
 use bytes::Bytes;
 use media_core::job::{JobResult, Rendition, ThumbnailMeta};
 use media_core::keys::{segment_file_name, CachePolicy, HlsFile, RungFile, RungName};
@@ -45,11 +47,38 @@ impl RungState {
     }
 }
 
+/// Raised once the video can be played; wakes whoever reports it.
+#[derive(Default)]
+pub struct Playable {
+    flag: AtomicBool,
+    raised: Notify,
+}
+
+impl Playable {
+    pub fn raise(&self) {
+        if !self.flag.swap(true, Ordering::Relaxed) {
+            self.raised.notify_waiters();
+        }
+    }
+
+    pub fn is_raised(&self) -> bool {
+        self.flag.load(Ordering::Relaxed)
+    }
+
+    /// Resolves when [`Playable::raise`] is called (at once if it was already).
+    pub async fn raised(&self) {
+        let wait = self.raised.notified();
+        if !self.is_raised() {
+            wait.await;
+        }
+    }
+}
+
 /// What publishing has done so far.
 pub struct Publisher {
     sink: Sink,
     prefix: String,
-    playable: Arc<AtomicBool>,
+    playable: Arc<Playable>,
     rungs: Vec<RungState>,
     plan: Option<LadderPlan>,
     has_audio: bool,
@@ -68,7 +97,7 @@ enum Uploaded {
 impl Publisher {
     /// Publishes under `prefix` (`hls/{app}/{video}/{output}/`); sets
     /// `playable` when players can start.
-    pub fn new(sink: Sink, prefix: String, playable: Arc<AtomicBool>) -> Self {
+    pub fn new(sink: Sink, prefix: String, playable: Arc<Playable>) -> Self {
         Self { sink, prefix, playable, rungs: Vec::new(), plan: None, has_audio: false, sprite: None, poster: false, master_written: false }
     }
 
@@ -178,7 +207,7 @@ impl Publisher {
         if !self.master_written && !self.rungs.is_empty() && self.rungs.iter().all(|r| r.listed > 0) {
             self.write_master().await?;
             self.master_written = true;
-            self.playable.store(true, Ordering::Relaxed);
+            self.playable.raise();
             tracing::info!(prefix = %self.prefix, "playable");
         }
         Ok(())
@@ -259,7 +288,7 @@ impl Publisher {
             let vtt = thumbnails_vtt(meta, summary.duration_s, "sprite.jpg");
             self.put_now(HlsFile::ThumbnailsVtt, vtt).await?;
         }
-        self.playable.store(true, Ordering::Relaxed);
+        self.playable.raise();
         Ok(JobResult { duration_s: summary.duration_s, renditions, thumbnails: self.sprite.filter(|_| self.poster), has_audio: summary.has_audio })
     }
 }

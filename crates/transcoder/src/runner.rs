@@ -5,7 +5,7 @@
 //! job is leased and a running one gets a grace period, then is handed back.
 
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -18,7 +18,7 @@ use crate::api::{CallError, VideoApi};
 use crate::config::Config;
 use crate::error::JobError;
 use crate::pipeline::{transcode, Control, Tuning};
-use crate::publish::Publisher;
+use crate::publish::{Playable, Publisher};
 use crate::storage::{Sink, SourceReader, Storage};
 use crate::telemetry::Reporter;
 
@@ -101,7 +101,7 @@ impl Runner {
         let started = std::time::Instant::now();
         tracing::info!(source = %spec.source_key, bytes = spec.source_size, output = %spec.output_prefix, "job started");
         let control = Arc::new(Control::default());
-        let playable = Arc::new(AtomicBool::new(false));
+        let playable = Arc::new(Playable::default());
         let stage = Arc::new(Mutex::new("reading"));
         let result = self.attempt(&spec, &control, &playable, &stage, shutdown).await;
         let outcome = match result {
@@ -148,7 +148,7 @@ impl Runner {
         &self,
         spec: &JobSpec,
         control: &Arc<Control>,
-        playable: &Arc<AtomicBool>,
+        playable: &Arc<Playable>,
         stage: &Arc<Mutex<&'static str>>,
         mut shutdown: watch::Receiver<bool>,
     ) -> Result<JobResult, JobError> {
@@ -159,6 +159,7 @@ impl Runner {
         let mut grace: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
         let mut handed_back = false;
         let mut watching = true;
+        let mut told_playable = false;
         if *shutdown.borrow() {
             grace = Some(Box::pin(tokio::time::sleep(self.config.shutdown_grace)));
         }
@@ -171,24 +172,18 @@ impl Runner {
                     };
                 }
                 _ = beat.tick() => {
-                    let progress = (1.0 + control.fraction() * 94.0).round() as u8;
-                    let req = HeartbeatRequest {
-                        lease_id: spec.lease_id.clone(),
-                        progress,
-                        stage: Some((*stage.lock().expect("not poisoned")).to_owned()),
-                        playable: playable.load(Ordering::Relaxed),
-                    };
-                    match self.api.heartbeat(&spec.job_id, &req).await {
-                        Ok(_) => {}
-                        Err(CallError::LeaseLost(why)) => {
-                            tracing::warn!(reason = %why, "lease lost; stopping the job");
-                            control.cancel.store(true, Ordering::Relaxed);
-                            // Let the pipeline unwind, but do not report anything.
-                            let _ = (&mut work).await;
-                            return Err(JobError::LeaseLost);
-                        }
-                        Err(e) => tracing::warn!(error = %e, "heartbeat failed; will retry"),
+                    if let Err(lost) = self.beat(spec, control, playable, stage).await {
+                        tracing::warn!(reason = %lost, "lease lost; stopping the job");
+                        control.cancel.store(true, Ordering::Relaxed);
+                        // Let the pipeline unwind, but do not report anything.
+                        let _ = (&mut work).await;
+                        return Err(JobError::LeaseLost);
                     }
+                }
+                // Tell the service the moment players can start, not at the next tick.
+                _ = playable.raised(), if !told_playable => {
+                    told_playable = true;
+                    beat.reset_immediately();
                 }
                 changed = shutdown.changed(), if watching && grace.is_none() => {
                     match changed {
@@ -209,8 +204,27 @@ impl Runner {
         }
     }
 
+    /// One heartbeat: progress, stage and `playable`. `Err` (the reason) when
+    /// the lease is gone; other failures are logged and retried next tick.
+    async fn beat(&self, spec: &JobSpec, control: &Control, playable: &Playable, stage: &Mutex<&'static str>) -> Result<(), String> {
+        let req = HeartbeatRequest {
+            lease_id: spec.lease_id.clone(),
+            progress: (1.0 + control.fraction() * 94.0).round() as u8,
+            stage: Some((*stage.lock().expect("not poisoned")).to_owned()),
+            playable: playable.is_raised(),
+        };
+        match self.api.heartbeat(&spec.job_id, &req).await {
+            Ok(_) => Ok(()),
+            Err(CallError::LeaseLost(why)) => Err(why),
+            Err(e) => {
+                tracing::warn!(error = %e, "heartbeat failed; will retry");
+                Ok(())
+            }
+        }
+    }
+
     /// The job itself: read, encode and publish, then finish the outputs.
-    async fn work(&self, spec: &JobSpec, control: &Arc<Control>, playable: &Arc<AtomicBool>, stage: &Arc<Mutex<&'static str>>) -> Result<JobResult, JobError> {
+    async fn work(&self, spec: &JobSpec, control: &Arc<Control>, playable: &Arc<Playable>, stage: &Arc<Mutex<&'static str>>) -> Result<JobResult, JobError> {
         let size = match self.storage.head_size(&spec.source_key).await? {
             Some(0) => return Err(JobError::permanent("the upload is empty (0 bytes)")),
             Some(n) => n,

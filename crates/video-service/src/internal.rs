@@ -13,7 +13,7 @@ use media_core::auth::check_bearer;
 use media_core::{ApiError, ErrorCode};
 use serde::de::DeserializeOwned;
 use worker::{Env, Headers, Method, Request, Response};
-use worker_kit::respond::{method_not_allowed, no_route, read_body};
+use worker_kit::respond::{known_method, method_not_allowed_response, no_route, read_body};
 use worker_kit::{Failure, Handled};
 
 use crate::client;
@@ -34,8 +34,8 @@ pub async fn route(mut req: Request, env: &Env) -> Handled {
         tracing::error!("TRANSCODER_TOKEN is not set: the internal API admits nobody");
     }
     check_bearer(req.headers().get("authorization")?.as_deref(), token.as_deref().unwrap_or(""))?;
-    if req.method() != Method::Post {
-        return Err(method_not_allowed("POST"));
+    if known_method(&req) != Some(Method::Post) {
+        return Ok(method_not_allowed_response("POST"));
     }
     let path = req.path();
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();

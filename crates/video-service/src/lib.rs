@@ -22,7 +22,7 @@ mod status;
 mod uploads;
 
 use worker::{event, Context, Env, Method, Request, Response};
-use worker_kit::respond::{error_response, json, method_not_allowed, no_route, preflight, with_cors};
+use worker_kit::respond::{error_response, json, known_method, method_not_allowed_response, no_route, preflight, with_cors};
 use worker_kit::{sentry, Handled};
 
 pub use queue::JobQueue;
@@ -67,16 +67,17 @@ fn public_base(req: &Request, settings: &VideoSettings) -> String {
 
 async fn route(req: Request, env: &Env, settings: &VideoSettings) -> Handled {
     let path = req.path();
-    let method = req.method();
+    // `None` for methods the runtime binding would otherwise report as GET.
+    let method = known_method(&req);
     let base = public_base(&req, settings);
     if path.starts_with("/internal/") {
         return internal::route(req, env).await;
     }
     if path.starts_with("/hls/") {
         return match method {
-            Method::Get | Method::Head => hls::serve(req, env).await,
-            Method::Options => preflight("GET, HEAD, OPTIONS"),
-            _ => Err(method_not_allowed("GET, HEAD")),
+            Some(Method::Get | Method::Head) => hls::serve(req, env).await,
+            Some(Method::Options) => preflight("GET, HEAD, OPTIONS"),
+            _ => Ok(method_not_allowed_response("GET, HEAD, OPTIONS")),
         };
     }
     let route = match path.as_str() {
@@ -89,11 +90,10 @@ async fn route(req: Request, env: &Env, settings: &VideoSettings) -> Handled {
         _ => return Err(no_route(&path)),
     };
     let allowed = route.method();
-    if method == Method::Options {
-        return preflight(&format!("{allowed}, OPTIONS"));
-    }
-    if method != allowed {
-        return Err(method_not_allowed(&allowed.to_string()));
+    match method {
+        Some(Method::Options) => return preflight(&format!("{allowed}, OPTIONS")),
+        Some(m) if m == allowed => {}
+        _ => return Ok(method_not_allowed_response(&format!("{allowed}, OPTIONS"))),
     }
     match route {
         Route::UploadUrl => uploads::generate_upload_url(req, env, settings).await,

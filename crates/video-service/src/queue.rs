@@ -242,7 +242,8 @@ impl JobQueue {
                     attempt: job.attempts,
                     lease_id: lease.id,
                     lease_expires_at: lease.expires_at.to_rfc3339(),
-                    heartbeat_interval_ms: (policy.lease_ttl_ms / 4).max(250),
+                    // Every 2 s (or more often for short leases): progress stays fresh.
+                    heartbeat_interval_ms: (policy.lease_ttl_ms / 6).clamp(250, 2000),
                     source_key: job.source.raw_key.clone(),
                     source_size: job.source.size,
                     content_type: job.source.content_type.clone(),
