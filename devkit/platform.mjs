@@ -10,6 +10,7 @@ import { startGarage } from './garage.mjs';
 import { allowBrowserUploads } from './sigv4.mjs';
 import { freePort, waitFor } from './ports.mjs';
 import { start, stopAll } from './processes.mjs';
+import { startDemo } from '../demo/server.mjs';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -63,7 +64,7 @@ function startTranscoder({ bin, video, garage, secrets, dir, logs, name = 'trans
  * ones; `transcoderBin` is the transcoder binary to run (none: no transcoder).
  * Returns the URLs, the dev API key and `stop()`.
  */
-export async function startPlatform({ dir, imagePort, videoPort, s3Port, transcoderBin, transcoderEnv = {}, log = () => {} }) {
+export async function startPlatform({ dir, imagePort, videoPort, s3Port, demoPort = 0, transcoderBin, transcoderEnv = {}, log = () => {} }) {
   const logs = join(dir, 'logs');
   mkdirSync(logs, { recursive: true });
   const secrets = devSecrets(dir);
@@ -96,7 +97,9 @@ export async function startPlatform({ dir, imagePort, videoPort, s3Port, transco
     log('starting the transcoder…');
     addTranscoder('transcoder');
   }
+  const demo = await startDemo({ port: demoPort, videoService: video.url, imageService: image.url, apiKey: secrets.apiKey });
   return {
+    demo: demo.url,
     transcoders,
     addTranscoder,
     garage,
@@ -105,7 +108,8 @@ export async function startPlatform({ dir, imagePort, videoPort, s3Port, transco
     apiKey: secrets.apiKey,
     transcoderToken: secrets.transcoderToken,
     logs,
-    stop: async () => { await stopAll(); await garage.stop(); },
+    pids: () => [garage.pid, video.pid, image.pid, ...transcoders.map((t) => t.pid)],
+    stop: async () => { await demo.close(); await stopAll(); await garage.stop(); },
   };
 }
 
@@ -118,11 +122,13 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     imagePort: Number(process.env.IMAGE_PORT ?? 8787),
     videoPort: Number(process.env.VIDEO_PORT ?? 8788),
     s3Port: Number(process.env.S3_PORT ?? 3900),
+    demoPort: Number(process.env.DEMO_PORT ?? 8080),
     transcoderBin: process.env.TRANSCODER_BIN ?? join(ROOT, 'target', 'release', 'transcoder'),
     log: say,
   }).catch(async (e) => { console.error(`platform: ${e.message}`); await stopAll(); process.exit(1); });
   console.log(`
   The platform is running on 127.0.0.1:
+    demo page       ${p.demo}        <- open this: upload a video and an image, watch it play
     image service   ${p.image}        (openapi: ${p.image}/openapi.json)
     video service   ${p.video}        (openapi: ${p.video}/openapi.json)
     storage (S3)    ${p.garage.endpoint}   bucket "${p.garage.bucket}"

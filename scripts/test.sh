@@ -6,6 +6,7 @@
 #   2. the container: every shared library of the transcoder comes from the image's packages
 #   3. both Workers built with worker-build and run in workerd (Miniflare), against Garage
 #   4. the transcoder binary against the video service in workerd and Garage
+#   5. end to end: the whole platform (wrangler dev, Garage, transcoder, demo) and a headless browser
 set -uo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$ROOT"
@@ -59,6 +60,12 @@ t=$SECONDS
 node --test --test-concurrency=1 tests/integration/*.test.mjs 2>&1 | tee "$DEV_DIR/logs/test-integration.log"
 status=${PIPESTATUS[0]}
 record "transcoder integration" "$status" $((SECONDS - t)) "$(grep -E '^# (tests|pass|fail) ' "$DEV_DIR/logs/test-integration.log" | tr '\n' ' ')"
+
+section "end to end (node --test tests/e2e/*.test.mjs)"
+t=$SECONDS
+node --test --test-concurrency=1 tests/e2e/*.test.mjs 2>&1 | tee "$DEV_DIR/logs/test-e2e.log"
+status=${PIPESTATUS[0]}
+record "end to end" "$status" $((SECONDS - t)) "$(grep -E '^# (tests|pass|fail) ' "$DEV_DIR/logs/test-e2e.log" | tr '\n' ' '; ls tests/artifacts/*.png 2>/dev/null | sed 's/^/artifact: /')"
 
 section "summary"
 printf '%s\n' "${summary[@]}"

@@ -1,0 +1,69 @@
+// The demo: what an app's backend does with this platform, and the page a
+// newcomer opens after `bash scripts/up.sh`.
+//
+// The backend holds the API key and only does the key-protected calls:
+// asking for presigned upload URLs and starting jobs. The browser uploads
+// straight to storage with the presigned URL, polls the public job-status
+// route and plays the HLS ladder with hls.js (served from node_modules, no
+// CDN).
+import { createServer } from 'node:http';
+import { readFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { extname, join, dirname, normalize } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const STATIC = {
+  '/': join(HERE, 'public', 'index.html'),
+  '/app.js': join(HERE, 'public', 'app.js'),
+  '/style.css': join(HERE, 'public', 'style.css'),
+  '/vendor/hls.min.js': join(HERE, '..', 'node_modules', 'hls.js', 'dist', 'hls.min.js'),
+};
+const TYPES = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.css': 'text/css; charset=utf-8' };
+const APP_ID = 'demo';
+
+/** Starts the demo on 127.0.0.1:`port`; returns `{ url, close() }`. */
+export function startDemo({ port = 0, videoService, imageService, apiKey }) {
+  const call = async (base, path, body) => {
+    const r = await fetch(base + path, { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': apiKey }, body: JSON.stringify(body) });
+    return { status: r.status, body: await r.json() };
+  };
+  const handlers = {
+    // The page asks for somewhere to put a video; we ask the video service (with the key).
+    'POST /api/videos': async (b) => {
+      const videoId = `v-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
+      const r = await call(videoService, '/generate-upload-url', { app_id: APP_ID, video_id: videoId, content_type: b.content_type, size: b.size });
+      return r.status === 200 ? { status: 200, body: { ...r.body, app_id: APP_ID, video_id: videoId, video_service: videoService } } : r;
+    },
+    // The upload finished: start the job (with the key).
+    'POST /api/videos/start': (b) => call(videoService, '/notify-upload-complete', { app_id: APP_ID, video_id: b.video_id, raw_key: b.raw_key, content_type: b.content_type }),
+    'POST /api/images': (b) => call(imageService, '/generate-image-upload-url', { app_id: APP_ID, content_type: b.content_type, size: b.size }),
+    'GET /api/config': async () => ({ status: 200, body: { app_id: APP_ID, video_service: videoService, image_service: imageService } }),
+  };
+  const server = createServer(async (req, res) => {
+    const send = (status, body, type = 'application/json; charset=utf-8') => {
+      res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store' });
+      res.end(typeof body === 'string' || body instanceof Buffer ? body : JSON.stringify(body));
+    };
+    try {
+      const path = new URL(req.url, 'http://demo').pathname;
+      const handler = handlers[`${req.method} ${path}`];
+      if (handler) {
+        let raw = '';
+        for await (const chunk of req) raw += chunk;
+        const { status, body } = await handler(raw ? JSON.parse(raw) : {});
+        return send(status, body);
+      }
+      const file = STATIC[normalize(path)];
+      if (req.method === 'GET' && file) return send(200, await readFile(file), TYPES[extname(file)]);
+      send(404, { error: { code: 'not_found', message: `no such page: ${path}` } });
+    } catch (e) {
+      send(502, { error: { code: 'demo_backend', message: e.message } });
+    }
+  });
+  return new Promise((resolve) => {
+    server.listen(port, '127.0.0.1', () => {
+      resolve({ url: `http://127.0.0.1:${server.address().port}`, close: () => new Promise((r) => server.close(r)) });
+    });
+  });
+}

@@ -1,0 +1,210 @@
+// End to end: the whole platform on free loopback ports (Garage, both
+// Workers in wrangler dev sharing one persist directory, the transcoder,
+// the demo), the original README's flows run exactly as it shows them, and
+// the demo page in headless Chromium playing the ladder with hls.js.
+// Everything started here is stopped here, even when a test fails.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect } from 'node:net';
+import { randomBytes } from 'node:crypto';
+import { startPlatform, ROOT } from '../../devkit/platform.mjs';
+
+const ARTIFACTS = join(ROOT, 'tests', 'artifacts');
+let p;
+let scratch;
+let ports = [];
+
+before(async () => {
+  scratch = mkdtempSync(join(tmpdir(), 'e2e-'));
+  const bin = process.env.TRANSCODER_BIN ?? join(ROOT, 'target', 'debug', 'transcoder');
+  assert.ok(existsSync(bin), `${bin} is missing: build the transcoder first`);
+  p = await startPlatform({ dir: join(scratch, 'platform'), transcoderBin: bin, log: (m) => console.log(`# platform: ${m}`) });
+  ports = [p.image, p.video, p.garage.endpoint, p.demo].map((u) => Number(new URL(u).port));
+});
+
+after(async () => {
+  const pids = p ? p.pids() : [];
+  await p?.stop();
+  // Nothing left behind: every process gone, every port closed.
+  for (const pid of pids) {
+    let alive = true;
+    try { process.kill(pid, 0); } catch { alive = false; }
+    assert.equal(alive, false, `process ${pid} is still running`);
+  }
+  for (const port of ports) {
+    const open = await new Promise((resolve) => {
+      const s = connect(port, '127.0.0.1');
+      s.on('connect', () => { s.destroy(); resolve(true); });
+      s.on('error', () => resolve(false));
+    });
+    assert.equal(open, false, `port ${port} is still open`);
+  }
+  rmSync(scratch, { recursive: true, force: true });
+});
+
+const json = (r) => r.json();
+const post = (url, body, key) => fetch(url, { method: 'POST', headers: { 'Content-Type': 'application/json', ...(key ? { 'x-api-key': key } : {}) }, body: JSON.stringify(body) });
+
+function clip(name, { size = '640x360', seconds = 6 } = {}) {
+  const file = join(scratch, name);
+  execFileSync('ffmpeg', ['-loglevel', 'error', '-y', '-f', 'lavfi', '-i', `testsrc2=size=${size}:rate=30:duration=${seconds}`, '-f', 'lavfi', '-i', `sine=frequency=330:duration=${seconds}`,
+    '-c:v', 'libx264', '-preset', 'ultrafast', '-pix_fmt', 'yuv420p', '-c:a', 'aac', file]);
+  return file;
+}
+
+// The README's pollJobStatus loop (every 5 s there; every 0.5 s here to keep the test short).
+async function pollJobStatus(app_id, video_id, timeoutMs = 240000) {
+  const seen = [];
+  const deadline = Date.now() + timeoutMs;
+  let status;
+  do {
+    const res = await fetch(`${p.video}/job-status?app_id=${app_id}&video_id=${video_id}`);
+    status = await res.json();
+    seen.push(status);
+    if (status.status === 'done' || status.status === 'error') break;
+    await new Promise((r) => setTimeout(r, 500));
+  } while (Date.now() < deadline);
+  return { status, seen };
+}
+
+// The README's three steps for a video, with the key on the "server" side only.
+async function uploadVideo(app_id, video_id, body, type = 'video/mp4') {
+  const res = await post(`${p.video}/generate-upload-url`, { app_id, video_id, content_type: type }, p.apiKey);
+  assert.equal(res.status, 200);
+  const { upload_url, raw_key } = await res.json();
+  const put = await fetch(upload_url, { method: 'PUT', headers: { 'Content-Type': type }, body });
+  assert.equal(put.status, 200, await put.text());
+  const notify = await post(`${p.video}/notify-upload-complete`, { app_id, video_id, raw_key, content_type: type }, p.apiKey);
+  return { raw_key, notify };
+}
+
+test('image: presign, browser-style PUT with a CORS preflight, GET the same bytes through /assets/', async () => {
+  const png = join(scratch, 'cat.png');
+  execFileSync('ffmpeg', ['-loglevel', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc2=size=320x240', '-frames:v', '1', png]);
+  const file = readFileSync(png);
+  const res = await post(`${p.image}/generate-image-upload-url`, { app_id: 'yourAppId', image_id: 'yourImageId', content_type: 'image/png' }, p.apiKey);
+  assert.equal(res.status, 200);
+  const { upload_url, key, asset_url, transform_url } = await res.json();
+  assert.equal(key, 'images/yourAppId/yourImageId');
+  // What a browser sends first for a cross-origin PUT with a Content-Type.
+  const preflight = await fetch(upload_url, {
+    method: 'OPTIONS',
+    headers: { Origin: 'http://app.example', 'Access-Control-Request-Method': 'PUT', 'Access-Control-Request-Headers': 'content-type' },
+  });
+  assert.ok(preflight.status === 200 || preflight.status === 204, `preflight ${preflight.status}`);
+  assert.ok(['*', 'http://app.example'].includes(preflight.headers.get('access-control-allow-origin')));
+  assert.match(preflight.headers.get('access-control-allow-methods') ?? '', /PUT/);
+  const put = await fetch(upload_url, { method: 'PUT', headers: { 'Content-Type': 'image/png', Origin: 'http://app.example' }, body: file });
+  assert.equal(put.status, 200);
+  const got = await fetch(asset_url);
+  assert.equal(got.status, 200);
+  assert.equal(got.headers.get('content-type'), 'image/png');
+  assert.deepEqual(Buffer.from(await got.arrayBuffer()), file);
+  // Locally the transform URL serves the original (production resizes at the edge).
+  assert.equal((await fetch(transform_url)).status, 200);
+});
+
+test('image: server-to-server /upload', async () => {
+  const jpg = join(scratch, 'dog.jpg');
+  execFileSync('ffmpeg', ['-loglevel', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc2=size=200x100', '-frames:v', '1', jpg]);
+  const form = new FormData();
+  form.set('app_id', 'yourAppId');
+  form.set('file', new Blob([readFileSync(jpg)], { type: 'image/jpeg' }), 'dog.jpg');
+  const res = await fetch(`${p.image}/upload`, { method: 'POST', headers: { 'x-api-key': p.apiKey }, body: form });
+  assert.equal(res.status, 201);
+  const body = await res.json();
+  assert.equal(body.width, 200);
+  const got = await fetch(body.asset_url);
+  assert.deepEqual(Buffer.from(await got.arrayBuffer()), readFileSync(jpg));
+});
+
+test('video: presign, PUT, notify, poll until done, play every rung through the playback route', async () => {
+  const source = clip('yourVideo.mp4', { size: '1280x720', seconds: 10 });
+  const { notify } = await uploadVideo('yourAppId', 'yourVideoId', readFileSync(source));
+  assert.equal(notify.status, 202);
+  // Notifying twice gives one job.
+  const again = await uploadVideo('yourAppId', 'yourVideoId', readFileSync(source));
+  assert.equal(again.notify.status, 200);
+  assert.equal((await json(again.notify)).job_id, (await json(notify)).job_id);
+
+  const { status, seen } = await pollJobStatus('yourAppId', 'yourVideoId');
+  assert.equal(status.status, 'done', JSON.stringify(status));
+  assert.ok(seen.some((s) => s.status === 'processing' && s.progress > 0 && s.progress < 100), `progress seen: ${seen.map((s) => `${s.status}:${s.progress}`).join(' ')}`);
+
+  const res = await fetch(`${p.video}/playback-url?app_id=yourAppId&video_id=yourVideoId`);
+  const { url } = await res.json();
+  const master = await (await fetch(url)).text();
+  const rungs = master.split('\n').filter((l) => l && !l.startsWith('#'));
+  assert.deepEqual([...rungs].sort(), ['240p/index.m3u8', '360p/index.m3u8', '480p/index.m3u8', '720p/index.m3u8']);
+  const local = join(scratch, 'fetched');
+  for (const rung of rungs) {
+    const rungUrl = new URL(rung, url);
+    const playlist = await (await fetch(rungUrl)).text();
+    const dir = join(local, rung.split('/')[0]);
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'index.m3u8'), playlist);
+    const files = ['init.mp4', ...playlist.split('\n').filter((l) => l && !l.startsWith('#'))];
+    for (const f of files) {
+      const r = await fetch(new URL(f, rungUrl));
+      assert.equal(r.status, 200, f);
+      writeFileSync(join(dir, f), Buffer.from(await r.arrayBuffer()));
+    }
+    // Every rung decodes, and lasts as long as the source.
+    execFileSync('ffmpeg', ['-v', 'error', '-xerror', '-i', join(dir, 'index.m3u8'), '-f', 'null', '-']);
+    const d = Number(execFileSync('ffprobe', ['-v', 'error', '-show_entries', 'format=duration', '-of', 'csv=p=0', join(dir, 'index.m3u8')]).toString());
+    assert.ok(Math.abs(d - 10) < 0.2, `${rung}: ${d} s`);
+  }
+});
+
+test('a corrupt upload fails its own job with a readable message, and the next job succeeds', async () => {
+  const { notify } = await uploadVideo('yourAppId', 'broken', randomBytes(200_000));
+  assert.equal(notify.status, 202);
+  const { status } = await pollJobStatus('yourAppId', 'broken');
+  assert.equal(status.status, 'error');
+  assert.match(status.error, /not a video file/);
+  const pb = await fetch(`${p.video}/playback-url?app_id=yourAppId&video_id=broken`);
+  assert.equal(pb.status, 409);
+  const { notify: next } = await uploadVideo('yourAppId', 'after-broken', readFileSync(clip('after.mp4', { seconds: 3 })));
+  assert.equal(next.status, 202);
+  assert.equal((await pollJobStatus('yourAppId', 'after-broken')).status.status, 'done');
+});
+
+test('browser: the demo page uploads a clip, plays the ladder with hls.js, and shows the poster', async () => {
+  const { chromium } = await import('playwright-core');
+  const browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--autoplay-policy=no-user-gesture-required'],
+  });
+  try {
+    const page = await browser.newPage({ viewport: { width: 1100, height: 1000 } });
+    const problems = [];
+    page.on('pageerror', (e) => problems.push(e.message));
+    await page.goto(p.demo);
+    await page.setInputFiles('#video-file', clip('browser.mp4', { size: '1280x720', seconds: 12 }));
+    // Playback starts while the ladder is still encoding; currentTime must advance.
+    await page.waitForFunction(() => window.demo.hls && document.getElementById('player').currentTime > 1.5, null, { timeout: 180000 });
+    const state = await page.evaluate(() => ({ levels: window.demo.hls.levels.map((l) => `${l.width}x${l.height}`), time: document.getElementById('player').currentTime, events: window.demo.events }));
+    assert.deepEqual([...state.levels].sort(), ['1280x720', '426x240', '640x360', '852x480'].sort(), JSON.stringify(state));
+    const t1 = state.time;
+    await page.waitForTimeout(1500);
+    const t2 = await page.evaluate(() => document.getElementById('player').currentTime);
+    assert.ok(t2 > t1, `currentTime did not advance (${t1} -> ${t2})`);
+    await page.waitForFunction(() => window.demo.job?.status === 'done', null, { timeout: 180000 });
+    assert.ok(await page.evaluate(() => document.getElementById('player').poster.endsWith('poster.jpg')));
+    assert.equal(await page.evaluate(() => document.getElementById('renditions').hidden), false);
+    // The image half of the page: straight to storage, then shown from /assets/ and the transform URL.
+    const png = join(scratch, 'page.png');
+    execFileSync('ffmpeg', ['-loglevel', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc2=size=480x270', '-frames:v', '1', png]);
+    await page.setInputFiles('#image-file', png);
+    await page.waitForFunction(() => ['image-original', 'image-transformed'].every((id) => document.getElementById(id).naturalWidth === 480), null, { timeout: 30000 });
+    mkdirSync(ARTIFACTS, { recursive: true });
+    await page.screenshot({ path: join(ARTIFACTS, 'demo-playing.png'), fullPage: true });
+    assert.deepEqual(problems, []);
+  } finally {
+    await browser.close();
+  }
+});
