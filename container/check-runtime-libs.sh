@@ -34,22 +34,31 @@ provided=$( { apt-cache depends --recurse --no-recommends --no-suggests --no-con
                | grep -vE '^\s' | grep -v '^<' ;
              dpkg-query -W -f='${Package} ${Priority} ${Essential}\n' | awk '$2=="required" || $3=="yes" {print $1}'; } | sed 's/:.*//' | sort -u)
 
-missing=0
-checked=0
+# One dpkg query for every library (usr-merged systems list /usr/lib; ldd may say /lib).
+declare -A owner_of
 while read -r lib path; do
   [ -n "$path" ] || continue
   real=$(readlink -f "$path")
-  owner=""
-  for candidate in "$path" "$real" "/usr$path" "/usr$real" "${path#/usr}" "${real#/usr}"; do
-    owner=$(dpkg -S "$candidate" 2>/dev/null | head -1 | cut -d: -f1) && [ -n "$owner" ] && break
-  done
-  checked=$((checked + 1))
+  libs+=("$lib")
+  paths+=("$real")
+done < <(ldd "$bin" | awk '/=>/ {print $1, $3} /^\s*\/lib/ {print $1, $1}')
+candidates=()
+for real in "${paths[@]}"; do candidates+=("$real" "/usr${real#/usr}" "${real#/usr}"); done
+while IFS= read -r line; do
+  pkg=${line%%: *}; file=${line#*: }
+  owner_of["$(readlink -f "$file")"]=${pkg%%:*}
+done < <(dpkg -S "${candidates[@]}" 2>/dev/null || true)
+
+missing=0
+for i in "${!libs[@]}"; do
+  owner=${owner_of[${paths[$i]}]:-}
   if [ -z "$owner" ]; then
-    echo "FAIL: $lib ($path) belongs to no Debian package" >&2; missing=1; continue
+    echo "FAIL: ${libs[$i]} (${paths[$i]}) belongs to no Debian package" >&2; missing=1; continue
   fi
   if ! grep -qx "$owner" <<< "$provided"; then
-    echo "FAIL: $lib comes from $owner, which the runtime stage does not install" >&2; missing=1
+    echo "FAIL: ${libs[$i]} comes from $owner, which the runtime stage does not install" >&2; missing=1
   fi
-done < <(ldd "$bin" | awk '/=>/ {print $1, $3} /^\s*\/lib/ {print $1, $1}')
+done
+checked=${#libs[@]}
 [ "$missing" = 0 ] || exit 1
 echo "check-runtime-libs: all $checked shared libraries of $(basename "$bin") come from packages the runtime stage installs"

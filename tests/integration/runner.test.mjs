@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { startGarage } from '../../devkit/garage.mjs';
 import { freePort, waitFor } from '../../devkit/ports.mjs';
 import { videoService, client, API_KEY, TRANSCODER_TOKEN, ROOT } from '../workers/harness.mjs';
+import { startSentrySink } from '../../devkit/sentry-sink.mjs';
 
 const BIN = process.env.TRANSCODER_BIN ?? join(ROOT, 'target', 'debug', 'transcoder');
 let garage, mf, api, base, scratch;
@@ -188,4 +189,29 @@ test('SIGTERM hands a running job back and exits 0; idle, it exits at once', asy
   assert.equal(done.status, 'done', JSON.stringify(done));
   assert.equal(done.attempts, 2);
   await next.stop();
+});
+
+test('storage trouble is retryable and reported to Sentry; a healthy transcoder then finishes the job', async () => {
+  const sentry = await startSentrySink();
+  try {
+    const broken = startTranscoder('no-storage', { S3_ENDPOINT: 'http://127.0.0.1:1', TRANS_SENTRY_DSN: sentry.dsn });
+    await submit('storage-down');
+    const seen = await until('storage-down', (s) => s.last_error != null, 60000);
+    const s = seen.at(-1);
+    assert.equal(s.status, 'queued', 'retryable: queued again, not failed');
+    assert.match(s.last_error, /storage HEAD raw\/runner\/storage-down\/source\.mp4/);
+    await waitFor('the Sentry event', () => sentry.received.length > 0, 10000);
+    const event = sentry.received[0].event;
+    assert.equal(event.tags.service, 'transcoder');
+    assert.match(event.exception.values[0].value, /storage/);
+    assert.match(event.request.url, /^job:job_/);
+    assert.equal((await broken.stop()).code, 0);
+    const healthy = startTranscoder('healthy');
+    const done = (await until('storage-down', (x) => x.status === 'done' || x.status === 'error')).at(-1);
+    assert.equal(done.status, 'done', JSON.stringify(done));
+    assert.ok(done.attempts >= 2);
+    await healthy.stop();
+  } finally {
+    await sentry.close();
+  }
 });

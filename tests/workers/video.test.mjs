@@ -9,6 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startGarage } from '../../devkit/garage.mjs';
 import { putObject, s3 } from '../../devkit/sigv4.mjs';
+import { startSentrySink } from '../../devkit/sentry-sink.mjs';
+import { waitFor } from '../../devkit/ports.mjs';
 import { videoService, client, errorCode, API_KEY, API_KEY_2, ROOT } from './harness.mjs';
 
 let garage;
@@ -463,3 +465,35 @@ for (const backend of ['r2', 's3']) {
     }
   });
 }
+
+test('our own faults: a generic 503 to the client, the detail to Sentry', async () => {
+  const sentry = await startSentrySink();
+  // Storage that does not answer (a closed port), with Sentry configured.
+  const broken = { ...garage, endpoint: 'http://127.0.0.1:1' };
+  const mf = await videoService({ store: broken, backend: 's3', vars: { IV_SENTRY_DSN: sentry.dsn } });
+  try {
+    const api = client(mf);
+    const r = await api.post('/notify-upload-complete', { app_id: 'a', video_id: 'v', raw_key: 'raw/a/v/source.mp4', content_type: 'video/mp4' }, { key: API_KEY, headers: freshIp() });
+    assert.equal(r.status, 503);
+    assert.equal(errorCode(r), 'unavailable');
+    assert.equal(r.headers.get('retry-after'), '5');
+    assert.doesNotMatch(r.text, /127\.0\.0\.1|HEAD|storage:/, 'no internals in the answer');
+    await waitFor('the Sentry event', () => sentry.received.length > 0, 10000);
+    const got = sentry.received[0];
+    assert.equal(got.path, '/api/42/envelope/');
+    assert.match(got.auth, /^Sentry sentry_version=7, sentry_key=publickey/);
+    assert.equal(got.item.type, 'event');
+    assert.equal(got.event.level, 'error');
+    assert.equal(got.event.tags.service, 'video-service');
+    assert.match(got.event.exception.values[0].value, /storage: HEAD raw\/a\/v\/source\.mp4/);
+    assert.equal(got.event.request.method, 'POST');
+    // Client errors are not ours: nothing more is reported.
+    const before = sentry.received.length;
+    await api.post('/generate-upload-url', { app_id: 'a/b' }, { key: API_KEY, headers: freshIp() });
+    await new Promise((r) => setTimeout(r, 500));
+    assert.equal(sentry.received.length, before);
+  } finally {
+    await mf.dispose();
+    await sentry.close();
+  }
+});

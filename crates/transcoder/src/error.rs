@@ -50,3 +50,39 @@ impl From<std::io::Error> for JobError {
         }
     }
 }
+
+/// Runs `f`, turning a panic into a retryable failure of this job only (the
+/// process goes on). Used around the whole pipeline of every job.
+pub fn panics_fail_the_job<T>(f: impl FnOnce() -> Result<T, JobError>) -> Result<T, JobError> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(result) => result,
+        Err(payload) => {
+            let msg = payload.downcast_ref::<String>().cloned().or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned())).unwrap_or_else(|| "unknown".into());
+            Err(JobError::retryable(format!("internal error: the transcoder crashed on this job ({msg})")))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_becomes_a_retryable_failure_and_the_caller_goes_on() {
+        let r: Result<(), JobError> = panics_fail_the_job(|| panic!("index out of bounds in rung 720p"));
+        assert_eq!(r, Err(JobError::retryable("internal error: the transcoder crashed on this job (index out of bounds in rung 720p)")));
+        let formatted: Result<(), JobError> = panics_fail_the_job(|| panic!("{} frames", 3));
+        assert!(matches!(formatted, Err(JobError::Retryable(m)) if m.ends_with("(3 frames)")));
+        assert_eq!(panics_fail_the_job(|| Ok(7)), Ok(7));
+        assert_eq!(panics_fail_the_job::<()>(|| Err(JobError::permanent("bad"))), Err(JobError::permanent("bad")));
+    }
+
+    #[test]
+    fn full_disks_are_retryable() {
+        let e: JobError = std::io::Error::from_raw_os_error(libc::ENOSPC).into();
+        assert!(matches!(e, JobError::Retryable(m) if m.contains("disk is full")));
+        assert_eq!(JobError::permanent("x").retryable_flag(), Some(false));
+        assert_eq!(JobError::LeaseLost.retryable_flag(), None);
+        assert_eq!(JobError::ShuttingDown.retryable_flag(), Some(true));
+    }
+}

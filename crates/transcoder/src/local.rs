@@ -11,7 +11,7 @@ use media_core::job::JobResult;
 use media_core::ladder::LadderOptions;
 use tokio::sync::mpsc;
 
-use crate::error::JobError;
+use crate::error::{panics_fail_the_job, JobError};
 use crate::pipeline::{transcode, Control, Summary, Tuning};
 use crate::publish::{Playable, Publisher};
 use crate::storage::Sink;
@@ -34,7 +34,7 @@ pub async fn transcode_to_dir(input: &Path, out: &Path, options: &LadderOptions,
     let playable = Arc::new(Playable::default());
     let (tx, rx) = mpsc::channel(16);
     let (options, tuning, pipeline_control) = (options.clone(), tuning.clone(), Arc::clone(&control));
-    let pipeline = tokio::task::spawn_blocking(move || transcode(file, Default::default(), &options, &tuning, tx, pipeline_control));
+    let pipeline = tokio::task::spawn_blocking(move || panics_fail_the_job(|| transcode(file, Default::default(), &options, &tuning, tx, pipeline_control)));
     let mut publisher = Publisher::new(Sink::Dir(out.to_path_buf()), String::new(), Arc::clone(&playable));
     let watch = {
         let playable = Arc::clone(&playable);

@@ -4,7 +4,6 @@
 //! stops the job at once; a panic fails only its job; on shutdown no new
 //! job is leased and a running one gets a grace period, then is handed back.
 
-use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -16,7 +15,7 @@ use tracing::Instrument;
 
 use crate::api::{CallError, VideoApi};
 use crate::config::Config;
-use crate::error::JobError;
+use crate::error::{panics_fail_the_job, JobError};
 use crate::pipeline::{transcode, Control, Tuning};
 use crate::publish::{Playable, Publisher};
 use crate::storage::{Sink, SourceReader, Storage};
@@ -235,23 +234,14 @@ impl Runner {
         let io_failure = Arc::clone(&reader.failure);
         let (tx, rx) = mpsc::channel(16);
         let (ladder, tuning, pipeline_control) = (spec.ladder.clone(), self.tuning.clone(), Arc::clone(control));
-        let pipeline = tokio::task::spawn_blocking(move || {
-            std::panic::catch_unwind(AssertUnwindSafe(|| transcode(reader, io_failure, &ladder, &tuning, tx, pipeline_control)))
-        });
+        let pipeline = tokio::task::spawn_blocking(move || panics_fail_the_job(|| transcode(reader, io_failure, &ladder, &tuning, tx, pipeline_control)));
         *stage.lock().expect("not poisoned") = "encoding";
         let mut publisher = Publisher::new(Sink::Bucket(self.storage.clone()), spec.output_prefix.clone(), Arc::clone(playable));
         let published = publisher.run(rx).await;
         if published.is_err() {
             control.cancel.store(true, Ordering::Relaxed);
         }
-        let summary = match pipeline.await {
-            Ok(Ok(result)) => result,
-            Ok(Err(panic)) => {
-                let msg = panic.downcast_ref::<String>().cloned().or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned())).unwrap_or_else(|| "unknown".into());
-                Err(JobError::retryable(format!("internal error: the transcoder crashed on this job ({msg})")))
-            }
-            Err(e) => Err(JobError::retryable(format!("internal error: the encoding task failed ({e})"))),
-        };
+        let summary = pipeline.await.unwrap_or_else(|e| Err(JobError::retryable(format!("internal error: the encoding task failed ({e})"))));
         let _ = std::fs::remove_dir_all(&work_dir);
         // A publishing failure is the cause when both failed (the pipeline
         // only saw its channel close).

@@ -197,3 +197,21 @@ fn audio_and_video_stay_in_sync() {
     let beep = pcm.chunks(2).position(|s| i16::from_le_bytes([s[0], s[1]]).unsigned_abs() > 3000).expect("a beep") as f64 / 48000.0;
     assert!((flash - beep).abs() < 0.025, "flash at {flash} s, beep at {beep} s");
 }
+
+#[test]
+fn av1_in_matroska() {
+    run(
+        "av1",
+        |s| ffmpeg(&["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=24:duration=2", "-c:v", "libaom-av1", "-cpu-used", "8", "-row-mt", "1", "-f", "matroska", s]),
+        Expect { rungs: &[("240p", 320, 240)], audio: false, duration_s: 2.0 },
+    );
+}
+
+#[test]
+fn prores_in_quicktime() {
+    run(
+        "prores",
+        |s| ffmpeg(&["-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25:duration=2", "-f", "lavfi", "-i", "sine=duration=2", "-c:v", "prores_ks", "-c:a", "pcm_s16le", "-f", "mov", s]),
+        Expect { rungs: &[("360p", 640, 360), ("240p", 426, 240)], audio: true, duration_s: 2.0 },
+    );
+}
