@@ -278,6 +278,31 @@ for (const backend of ['r2', 's3']) {
       assert.equal(errorCode(late), 'lease_lost');
     });
 
+    test('cancel: stops queued and running jobs, the transcoder loses its lease, a notify restarts', async () => {
+      const cancel = (video) => api.post('/cancel-job', { app_id: app, video_id: video }, { key: API_KEY, headers: freshIp() });
+      assert.equal((await cancel('never-notified')).status, 404);
+      assert.equal((await api.post('/cancel-job', { app_id: app, video_id: 'x' }, { headers: freshIp() })).status, 401);
+      const raw = await uploaded('vcancel');
+      await notify('vcancel', raw);
+      const job = await leaseJob('vcancel');
+      const r = await cancel('vcancel');
+      assert.equal(r.status, 200, r.text);
+      assert.equal(r.json.canceled, true);
+      assert.equal(r.json.status, 'error');
+      assert.equal(r.json.error, 'canceled through the API');
+      const hb = await api.internal(`/internal/jobs/${job.job_id}/heartbeat`, { lease_id: job.lease_id, progress: 50 });
+      assert.equal(hb.status, 409, 'the transcoder is told to stop');
+      assert.equal(errorCode(hb), 'lease_lost');
+      assert.equal((await cancel('vcancel')).json.canceled, false, 'nothing left to cancel');
+      const again = await notify('vcancel', raw);
+      assert.equal(again.status, 202);
+      assert.equal(again.json.status, 'queued');
+      // Canceling a queued job works too.
+      const q = await cancel('vcancel');
+      assert.equal(q.json.canceled, true);
+      assert.equal((await status('vcancel')).json.status, 'error');
+    });
+
     test('a stale lease is refused; failures retry with backoff, then end in error', async () => {
       const raw = await uploaded('vfail');
       await notify('vfail', raw);

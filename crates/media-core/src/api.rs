@@ -166,6 +166,20 @@ impl NotifyRequest {
     }
 }
 
+/// `POST /cancel-job`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CancelRequest {
+    pub app_id: AppId,
+    pub video_id: VideoId,
+}
+
+impl CancelRequest {
+    pub fn from_json(body: &[u8]) -> Result<Self, ApiError> {
+        let f = Fields::parse(body)?;
+        Ok(Self { app_id: f.required_id("app_id", AppId::parse)?, video_id: f.required_id("video_id", VideoId::parse)? })
+    }
+}
+
 /// A rung as `/job-status` shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RenditionView {

@@ -58,6 +58,11 @@ pub struct RetryPolicy {
     pub backoff_base_ms: u64,
 }
 
+/// A new lease lasts this long (or the lease TTL, if shorter) until its first
+/// heartbeat: a lease handed to a transcoder that vanished during its
+/// long-poll (stopped, crashed) comes back to the queue quickly.
+pub const FIRST_HEARTBEAT_MS: u64 = 10_000;
+
 impl Default for RetryPolicy {
     fn default() -> Self {
         Self { max_attempts: 3, lease_ttl_ms: 30_000, backoff_base_ms: 5_000 }
@@ -294,7 +299,8 @@ impl Job {
         self.started_at = Some(now);
         self.heartbeat_at = Some(now);
         self.updated_at = now;
-        self.lease = Some(Lease { id: lease_id, expires_at: now.plus_millis(policy.lease_ttl_ms), output_id });
+        let first = policy.lease_ttl_ms.min(FIRST_HEARTBEAT_MS);
+        self.lease = Some(Lease { id: lease_id, expires_at: now.plus_millis(first), output_id });
         Ok(self.lease.as_ref().expect("just set"))
     }
 
@@ -346,6 +352,25 @@ impl Job {
     pub fn fail(&mut self, lease_id: &str, message: &str, retryable: bool, policy: &RetryPolicy, now: Timestamp) -> Result<FailOutcome, LeaseLost> {
         self.check_lease(lease_id)?;
         Ok(self.end_attempt(message, retryable, policy, now))
+    }
+
+    /// Stops a queued or running job at the caller's request: it ends in
+    /// `error` with `reason`, and its lease (if any) is gone, so the
+    /// transcoder stops at its next heartbeat. A notify retries it later.
+    /// Returns false when there was nothing to cancel (done or already failed).
+    pub fn cancel(&mut self, reason: &str, now: Timestamp) -> bool {
+        if !matches!(self.status, JobStatus::Queued | JobStatus::Processing) {
+            return false;
+        }
+        self.status = JobStatus::Error;
+        self.error = Some(reason.to_owned());
+        self.stage = Some("canceled".into());
+        self.lease = None;
+        self.playable = false;
+        self.output_id = None;
+        self.finished_at = Some(now);
+        self.updated_at = now;
+        true
     }
 
     /// Called by the alarm: a processing job whose lease ran out is treated as
@@ -428,11 +453,11 @@ mod tests {
         let mut j = job();
         assert_eq!((j.status, j.attempts), (JobStatus::Queued, 0));
         let lease = j.lease("L1".into(), out("o1"), &p, T0).unwrap();
-        assert_eq!(lease.expires_at, T0.plus_secs(30));
+        assert_eq!(lease.expires_at, T0.plus_secs(10), "short until the first heartbeat");
         assert_eq!((j.status, j.attempts), (JobStatus::Processing, 1));
 
-        let exp = j.heartbeat("L1", 40, Some("encoding".into()), false, &p, T0.plus_secs(20)).unwrap();
-        assert_eq!(exp, T0.plus_secs(50));
+        let exp = j.heartbeat("L1", 40, Some("encoding".into()), false, &p, T0.plus_secs(8)).unwrap();
+        assert_eq!(exp, T0.plus_secs(38), "then the full lease");
         assert_eq!((j.progress, j.stage.as_deref(), j.playable), (40, Some("encoding"), false));
         // Progress never goes back; playable sticks and names the attempt's output.
         j.heartbeat("L1", 10, None, true, &p, T0.plus_secs(25)).unwrap();
@@ -466,7 +491,7 @@ mod tests {
         let p = policy();
         let mut j = job();
         j.lease("L1".into(), out("o1"), &p, T0).unwrap();
-        assert_eq!(j.expire_lease(&p, T0.plus_secs(31)), Some(FailOutcome::Retrying { not_before: T0.plus_secs(36) }));
+        assert_eq!(j.expire_lease(&p, T0.plus_secs(11)), Some(FailOutcome::Retrying { not_before: T0.plus_secs(16) }));
         j.lease("L2".into(), out("o2"), &p, T0.plus_secs(40)).unwrap();
         // The first transcoder wakes up: every call is refused.
         let lost = j.heartbeat("L1", 50, None, true, &p, T0.plus_secs(41)).unwrap_err();
@@ -482,10 +507,24 @@ mod tests {
     }
 
     #[test]
+    fn a_lease_never_heartbeated_expires_early() {
+        let p = policy();
+        let mut j = job();
+        j.lease("L1".into(), out("o1"), &p, T0).unwrap();
+        assert!(j.expire_lease(&p, T0.plus_secs(11)).is_some());
+        // With a lease shorter than the first-heartbeat window, the lease rules.
+        let short = RetryPolicy { lease_ttl_ms: 3_000, ..policy() };
+        let mut k = job();
+        assert_eq!(k.lease("L1".into(), out("o1"), &short, T0).unwrap().expires_at, T0.plus_secs(3));
+    }
+
+    #[test]
     fn expiry_only_after_the_lease_runs_out_and_heartbeats_extend_it() {
         let p = policy();
         let mut j = job();
         j.lease("L1".into(), out("o1"), &p, T0).unwrap();
+        assert_eq!(j.expire_lease(&p, T0.plus_secs(10)), None);
+        j.heartbeat("L1", 1, None, false, &p, T0.plus_secs(9)).unwrap();
         assert_eq!(j.expire_lease(&p, T0.plus_secs(30)), None);
         j.heartbeat("L1", 1, None, false, &p, T0.plus_secs(29)).unwrap();
         assert_eq!(j.expire_lease(&p, T0.plus_secs(58)), None);
@@ -534,14 +573,15 @@ mod tests {
         assert_eq!(j.renotify(source("raw/app/vid/source.mp4"), &p, T0), NotifyOutcome::Unchanged);
         // Processing with a live lease: unchanged.
         j.lease("L1".into(), out("o1"), &p, T0).unwrap();
+        j.heartbeat("L1", 1, None, false, &p, T0.plus_secs(1)).unwrap();
         assert_eq!(j.renotify(source("raw/app/vid/source.mp4"), &p, T0.plus_secs(10)), NotifyOutcome::Unchanged);
         assert_eq!(j.status, JobStatus::Processing);
         // Processing but silent past the lease: requeued now, fresh budget.
-        assert_eq!(j.renotify(source("raw/app/vid/source.mp4"), &p, T0.plus_secs(31)), NotifyOutcome::Requeued);
+        assert_eq!(j.renotify(source("raw/app/vid/source.mp4"), &p, T0.plus_secs(32)), NotifyOutcome::Requeued);
         assert_eq!((j.status, j.attempts), (JobStatus::Queued, 0));
-        assert!(j.is_leasable(T0.plus_secs(31)));
+        assert!(j.is_leasable(T0.plus_secs(32)));
         // Done: unchanged.
-        j.lease("L2".into(), out("o2"), &p, T0.plus_secs(31)).unwrap();
+        j.lease("L2".into(), out("o2"), &p, T0.plus_secs(32)).unwrap();
         j.complete("L2", result(), T0.plus_secs(32)).unwrap();
         assert_eq!(j.renotify(source("raw/app/vid/source.webm"), &p, T0.plus_secs(33)), NotifyOutcome::Unchanged);
         assert_eq!(j.source.raw_key, "raw/app/vid/source.mp4");
@@ -555,6 +595,31 @@ mod tests {
         assert_eq!(j.source.raw_key, "raw/app/vid/source.webm");
         assert_eq!(NotifyOutcome::Requeued.http_status(), 202);
         assert_eq!(NotifyOutcome::Unchanged.http_status(), 200);
+    }
+
+    #[test]
+    fn cancel_stops_queued_and_running_jobs_only() {
+        let p = policy();
+        let mut queued = job();
+        assert!(queued.cancel("canceled through the API", T0));
+        assert_eq!((queued.status, queued.error.as_deref()), (JobStatus::Error, Some("canceled through the API")));
+        // A notify starts it again.
+        assert_eq!(queued.renotify(source("raw/app/vid/source.mp4"), &p, T0), NotifyOutcome::Requeued);
+
+        let mut running = job();
+        running.lease("L1".into(), out("o1"), &p, T0).unwrap();
+        running.heartbeat("L1", 30, None, true, &p, T0).unwrap();
+        assert!(running.cancel("canceled through the API", T0.plus_secs(1)));
+        assert!(!running.playable);
+        assert!(running.heartbeat("L1", 40, None, false, &p, T0.plus_secs(2)).is_err(), "the transcoder must stop");
+        assert!(running.complete("L1", result(), T0.plus_secs(3)).is_err());
+
+        let mut done = job();
+        done.lease("L1".into(), out("o1"), &p, T0).unwrap();
+        done.complete("L1", result(), T0).unwrap();
+        assert!(!done.cancel("x", T0));
+        assert_eq!(done.status, JobStatus::Done);
+        assert!(!running.cancel("again", T0.plus_secs(4)), "already ended");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! |---|---|---|
 //! | `POST /generate-upload-url` | API key, rate limited | [`uploads`] |
 //! | `POST /notify-upload-complete` | API key, rate limited | [`uploads`] |
+//! | `POST /cancel-job` | API key, rate limited | [`uploads`] |
 //! | `GET /job-status` | public | [`status`] |
 //! | `GET /playback-url` | public | [`status`] |
 //! | `GET`/`HEAD /hls/...` | public | [`hls`] |
@@ -83,6 +84,7 @@ async fn route(req: Request, env: &Env, settings: &VideoSettings) -> Handled {
     let route = match path.as_str() {
         "/generate-upload-url" => Route::UploadUrl,
         "/notify-upload-complete" => Route::Notify,
+        "/cancel-job" => Route::Cancel,
         "/job-status" => Route::JobStatus,
         "/playback-url" => Route::PlaybackUrl,
         "/openapi.json" => Route::OpenApi,
@@ -98,6 +100,7 @@ async fn route(req: Request, env: &Env, settings: &VideoSettings) -> Handled {
     match route {
         Route::UploadUrl => uploads::generate_upload_url(req, env, settings).await,
         Route::Notify => uploads::notify_upload_complete(req, env, settings, &base).await,
+        Route::Cancel => uploads::cancel_job(req, env, settings, &base).await,
         Route::JobStatus => status::job_status(req, env, &base).await,
         Route::PlaybackUrl => status::playback_url(req, env, &base).await,
         Route::OpenApi => {
@@ -113,6 +116,7 @@ async fn route(req: Request, env: &Env, settings: &VideoSettings) -> Handled {
 enum Route {
     UploadUrl,
     Notify,
+    Cancel,
     JobStatus,
     PlaybackUrl,
     OpenApi,
@@ -122,7 +126,7 @@ enum Route {
 impl Route {
     fn method(&self) -> Method {
         match self {
-            Route::UploadUrl | Route::Notify => Method::Post,
+            Route::UploadUrl | Route::Notify | Route::Cancel => Method::Post,
             Route::JobStatus | Route::PlaybackUrl | Route::OpenApi | Route::Health => Method::Get,
         }
     }

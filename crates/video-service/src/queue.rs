@@ -44,6 +44,15 @@ pub enum QueueCommand {
     Heartbeat { job_id: String, req: HeartbeatRequest },
     Complete { job_id: String, req: CompleteRequest },
     Fail { job_id: String, req: FailRequest },
+    Cancel { app_id: AppId, video_id: VideoId },
+}
+
+/// The queue's answer to a cancel.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct CancelReply {
+    /// False when the job had already ended (done, or failed).
+    pub canceled: bool,
+    pub job: Job,
 }
 
 /// The queue's answer to a notify.
@@ -351,6 +360,21 @@ impl JobQueue {
     }
 }
 
+impl JobQueue {
+    async fn cancel(&self, app_id: &AppId, video_id: &VideoId) -> worker::Result<Response> {
+        let Some(mut job) = self.by_video(app_id, video_id)? else {
+            return failure(&ApiError::not_found(format!("no job for app_id {app_id:?} and video_id {video_id:?}")));
+        };
+        let canceled = job.cancel("canceled through the API", now());
+        if canceled {
+            self.save(&job)?;
+            self.schedule_alarm().await?;
+            tracing::info!(job_id = %job.job_id, "job canceled");
+        }
+        reply(&CancelReply { canceled, job })
+    }
+}
+
 impl DurableObject for JobQueue {
     fn new(state: State, env: Env) -> Self {
         if let Err(e) = state.storage().sql().exec(SCHEMA, None) {
@@ -371,6 +395,7 @@ impl DurableObject for JobQueue {
             QueueCommand::Heartbeat { job_id, req } => self.heartbeat(&job_id, req).await,
             QueueCommand::Complete { job_id, req } => self.complete(&job_id, req).await,
             QueueCommand::Fail { job_id, req } => self.fail(&job_id, req).await,
+            QueueCommand::Cancel { app_id, video_id } => self.cancel(&app_id, &video_id).await,
         }
     }
 

@@ -1,8 +1,9 @@
-//! Starting a video: the presigned upload URL and the upload-complete notice
-//! that queues (or re-queues) its transcoding job. Both need an API key and
-//! count against the per-IP rate limit.
+//! Starting and stopping a video: the presigned upload URL, the
+//! upload-complete notice that queues (or re-queues) its transcoding job,
+//! and cancelling it. All need an API key and count against the per-IP rate
+//! limit.
 
-use media_core::api::{NotifyRequest, PresignedPut, VideoUploadUrlRequest, VideoUploadUrlResponse};
+use media_core::api::{CancelRequest, NotifyRequest, PresignedPut, VideoUploadUrlRequest, VideoUploadUrlResponse};
 use media_core::auth::{check_api_key, parse_key_list};
 use media_core::job::SourceUpload;
 use media_core::keys::{check_raw_key, ObjectKey};
@@ -16,7 +17,7 @@ use worker_kit::store::{s3_bucket, AnyStore, ObjectStore};
 use worker_kit::{ratelimit, Failure, Handled};
 
 use crate::client;
-use crate::queue::{NotifyReply, QueueCommand};
+use crate::queue::{CancelReply, NotifyReply, QueueCommand};
 use crate::settings::VideoSettings;
 
 /// The most a JSON request body of these routes may be.
@@ -85,4 +86,16 @@ pub async fn notify_upload_complete(mut req: Request, env: &Env, settings: &Vide
         tracing::info!(app_id = %r.app_id, video_id = %r.video_id, job_id = %reply.job.job_id, created = reply.created, size = info.size, "transcode queued");
     }
     json(status, &media_core::api::JobView::of(&reply.job, base))
+}
+
+/// `POST /cancel-job`: stops a queued or running job (it ends in `error`,
+/// "canceled through the API"; a notify starts it again). 200 with the job
+/// either way, `canceled` saying whether anything was stopped.
+pub async fn cancel_job(mut req: Request, env: &Env, settings: &VideoSettings, base: &str) -> Handled {
+    guard(&req, env, settings, "cancel-job").await?;
+    let r = CancelRequest::from_json(&read_body(&mut req, MAX_JSON_BODY).await?)?;
+    let reply: CancelReply = client::ask(env, &QueueCommand::Cancel { app_id: r.app_id, video_id: r.video_id }).await?;
+    let mut body = serde_json::to_value(media_core::api::JobView::of(&reply.job, base)).map_err(|e| Failure::internal(e.to_string()))?;
+    body["canceled"] = serde_json::json!(reply.canceled);
+    json(200, &body)
 }
