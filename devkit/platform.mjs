@@ -64,12 +64,14 @@ function startTranscoder({ bin, video, garage, secrets, dir, logs, name = 'trans
  * ones; `transcoderBin` is the transcoder binary to run (none: no transcoder).
  * Returns the URLs, the dev API key and `stop()`.
  */
-export async function startPlatform({ dir, imagePort, videoPort, s3Port, demoPort = 0, transcoderBin, transcoderEnv = {}, log = () => {} }) {
+export async function startPlatform({ dir, imagePort, videoPort, s3Port, demoPort = 0, transcoderBin, transcoderEnv = {}, videoVars = {}, imageVars = {}, log = () => {} }) {
   const logs = join(dir, 'logs');
   mkdirSync(logs, { recursive: true });
   const secrets = devSecrets(dir);
   log('starting Garage (S3)…');
-  const garage = await startGarage({ dir: join(dir, 'garage'), s3Port, log: join(logs, 'garage.log') });
+  const garageDir = join(dir, 'garage');
+  const garageLog = join(logs, 'garage.log');
+  let garage = await startGarage({ dir: garageDir, s3Port, log: garageLog });
   await allowBrowserUploads(garage);
   const s3Env = join(dir, 'workers.env');
   writeFileSync(s3Env, [
@@ -85,8 +87,9 @@ export async function startPlatform({ dir, imagePort, videoPort, s3Port, demoPor
   imagePort ??= await freePort();
   videoPort ??= await freePort();
   log('starting the Workers in wrangler dev (builds them first; a cold build takes minutes)…');
-  const video = await startWorker('video-service', 'wrangler-video.toml', { port: videoPort, stateDir, logs, vars, envFile: s3Env });
-  const image = await startWorker('image-service', 'wrangler-image.toml', { port: imagePort, stateDir, logs, vars, envFile: s3Env });
+  const startVideo = () => startWorker('video-service', 'wrangler-video.toml', { port: videoPort, stateDir, logs, vars: { ...vars, ...videoVars }, envFile: s3Env });
+  let video = await startVideo();
+  const image = await startWorker('image-service', 'wrangler-image.toml', { port: imagePort, stateDir, logs, vars: { ...vars, ...imageVars }, envFile: s3Env });
   const transcoders = [];
   const addTranscoder = (name = `transcoder-${transcoders.length + 1}`, env = {}) => {
     const t = startTranscoder({ bin: transcoderBin, video: video.url, garage, secrets, dir, logs, name, env: { ...transcoderEnv, ...env } });
@@ -98,7 +101,7 @@ export async function startPlatform({ dir, imagePort, videoPort, s3Port, demoPor
     addTranscoder('transcoder');
   }
   const demo = await startDemo({ port: demoPort, videoService: video.url, imageService: image.url, apiKey: secrets.apiKey });
-  return {
+  const platform = {
     demo: demo.url,
     transcoders,
     addTranscoder,
@@ -108,9 +111,20 @@ export async function startPlatform({ dir, imagePort, videoPort, s3Port, demoPor
     apiKey: secrets.apiKey,
     transcoderToken: secrets.transcoderToken,
     logs,
-    pids: () => [garage.pid, video.pid, image.pid, ...transcoders.map((t) => t.pid)],
-    stop: async () => { await demo.close(); await stopAll(); await garage.stop(); },
+    pids: () => [platform.garage.pid, video.pid, image.pid, ...transcoders.map((t) => t.pid)],
+    /** Stops the video service and starts it again on the same port and state. */
+    restartVideoService: async () => {
+      await video.stop();
+      video = await startVideo();
+    },
+    /** Stops Garage (as if storage went away); `startStorage` brings it back with its data. */
+    stopStorage: () => platform.garage.stop(),
+    startStorage: async () => {
+      platform.garage = garage = await startGarage({ dir: garageDir, s3Port: garage.s3Port, rpcPort: garage.rpcPort, log: garageLog });
+    },
+    stop: async () => { await demo.close(); await stopAll(); await platform.garage.stop(); },
   };
+  return platform;
 }
 
 // `node devkit/platform.mjs` (what scripts/up.sh runs): start, print, wait for Ctrl-C.

@@ -119,16 +119,16 @@ pub fn inspect(input: &Input) -> Result<Probe, JobError> {
             Ok(a) => (a.channels(), a.rate()),
             Err(_) => (0, 0),
         };
-        AudioStream { index: s.index(), codec: codec_name(params.id()), channels, sample_rate }
+        AudioStream { index: s.index(), codec: codec_name(&params), channels, sample_rate }
     });
     let Some(vs) = input.streams().best(MediaType::Video) else {
         return Err(JobError::permanent(match &audio {
-            Some(a) => format!("the upload has no video stream: it is audio only ({}, {} channels)", a.codec, a.channels),
+            Some(a) => format!("the upload has no video stream: it is audio only ({}, {})", a.codec, if a.channels == 1 { "mono".to_owned() } else { format!("{} channels", a.channels) }),
             None => "the upload contains no video stream".to_owned(),
         }));
     };
     let params = vs.parameters();
-    let codec = codec_name(params.id());
+    let codec = codec_name(&params);
     if is_image_format(&format) {
         return Err(JobError::permanent(format!("the upload is a still image ({codec}), not a video")));
     }
@@ -140,7 +140,9 @@ pub fn inspect(input: &Input) -> Result<Probe, JobError> {
         .map_err(|e| JobError::permanent(format!("the {codec} video stream cannot be decoded: {e}")))?;
     let (width, height) = (decoder.width(), decoder.height());
     if width == 0 || height == 0 {
-        return Err(JobError::permanent(format!("the {codec} video stream declares no picture size; the file is probably corrupt")));
+        return Err(JobError::permanent(format!(
+            "the {codec} video stream has no usable picture size: it declares none, or one too large to decode; the file is damaged or not meant to be played"
+        )));
     }
     let avg = rational(vs.avg_frame_rate());
     let frame_rate = if avg.num > 0 && avg.den > 0 && avg.as_f64() <= 1000.0 {
@@ -164,6 +166,16 @@ pub fn inspect(input: &Input) -> Result<Probe, JobError> {
     })
 }
 
-fn codec_name(id: ff::codec::Id) -> String {
-    format!("{id:?}").to_lowercase()
+/// The codec's name, or for a codec libav does not know, its four-character tag.
+fn codec_name(params: &ff::codec::Parameters) -> String {
+    if params.id() != ff::codec::Id::None {
+        return format!("{:?}", params.id()).to_lowercase();
+    }
+    // SAFETY: reading a plain field of valid codec parameters.
+    let tag = unsafe { (*params.as_ptr()).codec_tag }.to_le_bytes();
+    if tag.iter().all(|b| b.is_ascii_graphic() || *b == b' ') && tag != [0; 4] {
+        format!("an unknown codec (\"{}\")", String::from_utf8_lossy(&tag).trim_end())
+    } else {
+        "an unknown codec".to_owned()
+    }
 }

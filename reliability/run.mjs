@@ -1,0 +1,64 @@
+// Reliability and security, measured against the real platform (Garage,
+// both Workers in wrangler dev, the transcoder): bad media, crashes and
+// faults, hostile requests and load. Prints one table; exits 1 if any row
+// fails.
+//
+//   node reliability/run.mjs           the quick part (also run by scripts/test.sh)
+//   node reliability/run.mjs --soak    longer: more generated requests, longer load
+import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startPlatform, ROOT } from '../devkit/platform.mjs';
+
+const soak = process.argv.includes('--soak');
+const only = process.argv.find((a) => a.startsWith('--only='))?.slice('--only='.length).split(',');
+const groups = [
+  ['bad media', () => import('./media.mjs').then((m) => m.badMedia)],
+  ['crashes and faults', () => import('./faults.mjs').then((m) => m.faults)],
+  ['hostile requests', () => import('./hostile.mjs').then((m) => m.hostile)],
+  ['load', () => import('./load.mjs').then((m) => m.load)],
+].filter(([name]) => !only || only.some((o) => name.startsWith(o)));
+
+const scratch = mkdtempSync(join(tmpdir(), 'reliability-'));
+const rows = [];
+const say = (m) => console.log(`reliability: ${m}`);
+let platform;
+try {
+  platform = await startPlatform({
+    dir: join(scratch, 'platform'),
+    transcoderBin: process.env.TRANSCODER_BIN ?? join(ROOT, 'target', 'debug', 'transcoder'),
+    // Short leases so crash recovery is seen in seconds; short upload URLs so expiry can be tested.
+    videoVars: { LEASE_TTL_MS: '5000', RETRY_BACKOFF_MS: '1000', UPLOAD_URL_TTL_S: '20' },
+    imageVars: { UPLOAD_URL_TTL_S: '20' },
+    transcoderEnv: { LEASE_WAIT_MS: '2000' },
+    log: say,
+  });
+  for (const [name, loadGroup] of groups) {
+    say(`${name}…`);
+    const started = Date.now();
+    try {
+      const group = await loadGroup();
+      for (const row of await group({ platform, scratch, soak, say })) rows.push({ group: name, ...row });
+    } catch (e) {
+      rows.push({ group: name, check: 'group ran to the end', ok: false, detail: e.stack?.split('\n').slice(0, 3).join(' ') ?? String(e) });
+    }
+    say(`${name}: ${((Date.now() - started) / 1000).toFixed(0)} s`);
+  }
+} finally {
+  await platform?.stop();
+  rmSync(scratch, { recursive: true, force: true });
+}
+
+const width = (k) => Math.max(k.length, ...rows.map((r) => String(r[k] ?? '').length));
+const [g, c] = [width('group'), width('check')];
+const lines = [
+  `| ${'group'.padEnd(g)} | ${'check'.padEnd(c)} | result | detail |`,
+  `|${'-'.repeat(g + 2)}|${'-'.repeat(c + 2)}|--------|--------|`,
+  ...rows.map((r) => `| ${r.group.padEnd(g)} | ${r.check.padEnd(c)} | ${r.ok ? 'pass  ' : 'FAIL  '} | ${r.detail ?? ''} |`),
+];
+console.log(`\n${lines.join('\n')}\n`);
+const failed = rows.filter((r) => !r.ok).length;
+console.log(`reliability: ${rows.length - failed} of ${rows.length} checks pass${soak ? ' (soak)' : ''}`);
+mkdirSync(join(ROOT, '.dev'), { recursive: true });
+writeFileSync(join(ROOT, '.dev', `reliability-${soak ? 'soak' : 'quick'}.md`), lines.join('\n') + '\n');
+process.exit(failed || rows.length === 0 ? 1 : 0);
