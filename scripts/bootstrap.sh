@@ -61,4 +61,20 @@ else
   echo "$lock_sum" > node_modules/.bootstrap-lock
 fi
 
+# 5. The project virtualenv (.venv, git-ignored) with the Python tools of the
+#    reliability checks (schemathesis), from reliability/requirements.txt. The
+#    stamp records what was installed; a missing or broken venv, or a changed
+#    requirements file or interpreter, installs again.
+req_sum="$(sha256sum reliability/requirements.txt | cut -d' ' -f1) $(python3 -c 'import sys; print(sys.version.split()[0])')"
+if [ -f .venv/.bootstrap-requirements ] && [ "$(cat .venv/.bootstrap-requirements)" = "$req_sum" ] \
+  && [ -x .venv/bin/schemathesis ] && .venv/bin/python -c '' 2>/dev/null; then
+  step "python: .venv matches reliability/requirements.txt ($(grep -m1 '^schemathesis==' reliability/requirements.txt))"
+else
+  step "python: installing reliability/requirements.txt into .venv ($(python3 --version))"
+  rm -rf .venv
+  python3 -m venv .venv
+  .venv/bin/pip install --quiet --disable-pip-version-check --no-input -r reliability/requirements.txt
+  echo "$req_sum" > .venv/.bootstrap-requirements
+fi
+
 step "done in $((SECONDS - started)) s"
