@@ -46,7 +46,8 @@ try {
   }
 } finally {
   await platform?.stop();
-  rmSync(scratch, { recursive: true, force: true });
+  if (process.env.KEEP_SCRATCH) say(`kept ${scratch}`);
+  else rmSync(scratch, { recursive: true, force: true });
 }
 
 const width = (k) => Math.max(k.length, ...rows.map((r) => String(r[k] ?? '').length));

@@ -168,11 +168,21 @@ test('a transcoder whose lease is taken away stops working on the job', async ()
 });
 
 test('SIGTERM hands a running job back and exits 0; idle, it exits at once', async () => {
-  const idle = startTranscoder('idle');
+  // A long long-poll, so the stop surely lands while one is open.
+  const idle = startTranscoder('idle', { LEASE_WAIT_MS: '20000' });
   await new Promise((r) => setTimeout(r, 1000));
   const started = Date.now();
-  assert.deepEqual(await idle.stop(), { code: 0, signal: null });
+  const stopping = idle.stop();
+  // A job arriving while the stopped transcoder's last long-poll is still
+  // open is given back at once, not left on a process that is gone.
+  await new Promise((r) => setTimeout(r, 100));
+  await submit('late-arrival', { seconds: 2 });
+  assert.deepEqual(await stopping, { code: 0, signal: null });
   assert.ok(Date.now() - started < 5000, 'an idle transcoder stops promptly');
+  const late = await status('late-arrival');
+  assert.equal(late.status, 'queued', JSON.stringify(late));
+  assert.equal(late.attempts, 0, 'giving it back used no attempt');
+  assert.match(idle.logs(), /gave back a job just leased/);
 
   const t = startTranscoder('busy', { SHUTDOWN_GRACE_S: '1' });
   await submit('handed-back', { size: '1920x1080', seconds: 20 });

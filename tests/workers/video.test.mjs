@@ -303,6 +303,22 @@ for (const backend of ['r2', 's3']) {
       assert.equal((await status('vcancel')).json.status, 'error');
     });
 
+    test('release: a job just leased goes back to the queue without using an attempt', async () => {
+      const raw = await uploaded('vrelease');
+      await notify('vrelease', raw);
+      const job = await leaseJob('vrelease');
+      const r = await api.internal(`/internal/jobs/${job.job_id}/release`, { lease_id: job.lease_id });
+      assert.equal(r.status, 200, r.text);
+      const s = (await status('vrelease')).json;
+      assert.equal(s.status, 'queued');
+      assert.equal(s.attempts, 0);
+      const twice = await api.internal(`/internal/jobs/${job.job_id}/release`, { lease_id: job.lease_id });
+      assert.equal(twice.status, 409);
+      const again = await leaseJob('vrelease');
+      assert.equal(again.attempt, 1);
+      await api.internal(`/internal/jobs/${again.job_id}/fail`, { lease_id: again.lease_id, message: 'test over', retryable: false });
+    });
+
     test('a stale lease is refused; failures retry with backoff, then end in error', async () => {
       const raw = await uploaded('vfail');
       await notify('vfail', raw);

@@ -452,6 +452,12 @@ pub struct CompleteRequest {
     pub result: JobResult,
 }
 
+/// `POST /internal/jobs/{job_id}/release`: give back a job just leased.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseRequest {
+    pub lease_id: String,
+}
+
 /// `POST /internal/jobs/{job_id}/fail`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FailRequest {

@@ -354,6 +354,20 @@ impl Job {
         Ok(self.end_attempt(message, retryable, policy, now))
     }
 
+    /// The lease holder gives the job back untouched (it is shutting down and
+    /// had just leased it): queued again at once, in its old place, without
+    /// counting the attempt.
+    pub fn release(&mut self, lease_id: &str, now: Timestamp) -> Result<(), LeaseLost> {
+        self.check_lease(lease_id)?;
+        let (queued_at, attempts) = (self.queued_at, self.attempts.saturating_sub(1));
+        self.enqueue(now, now);
+        self.queued_at = queued_at;
+        self.attempts = attempts;
+        self.started_at = None;
+        self.heartbeat_at = None;
+        Ok(())
+    }
+
     /// Stops a queued or running job at the caller's request: it ends in
     /// `error` with `reason`, and its lease (if any) is gone, so the
     /// transcoder stops at its next heartbeat. A notify retries it later.
@@ -595,6 +609,19 @@ mod tests {
         assert_eq!(j.source.raw_key, "raw/app/vid/source.webm");
         assert_eq!(NotifyOutcome::Requeued.http_status(), 202);
         assert_eq!(NotifyOutcome::Unchanged.http_status(), 200);
+    }
+
+    #[test]
+    fn release_gives_the_job_back_without_using_an_attempt() {
+        let p = policy();
+        let mut j = job();
+        j.lease("L1".into(), out("o1"), &p, T0.plus_secs(5)).unwrap();
+        j.release("L1", T0.plus_secs(6)).unwrap();
+        assert_eq!((j.status, j.attempts, j.queued_at), (JobStatus::Queued, 0, T0), "same place in the queue");
+        assert!(j.is_leasable(T0.plus_secs(6)), "no backoff");
+        assert!(j.release("L1", T0.plus_secs(7)).is_err(), "only the holder can");
+        assert_eq!(j.lease("L2".into(), out("o2"), &p, T0.plus_secs(7)).unwrap().id, "L2");
+        assert_eq!(j.attempts, 1);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use media_core::api::{CompleteRequest, FailRequest, HeartbeatRequest, HeartbeatResponse, JobSpec, LeaseRequest, LeaseResponse};
+use media_core::api::{CompleteRequest, FailRequest, HeartbeatRequest, HeartbeatResponse, JobSpec, LeaseRequest, LeaseResponse, ReleaseRequest};
 use media_core::{ApiError, ErrorCode};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -80,6 +80,13 @@ impl VideoApi {
     pub async fn fail(&self, job_id: &str, req: &FailRequest) -> Result<(), CallError> {
         let path = format!("/internal/jobs/{job_id}/fail");
         self.with_retries(|| self.post::<_, serde_json::Value>(&path, req, Duration::from_secs(15))).await
+    }
+
+    /// Gives back a job just leased, without using one of its attempts.
+    pub async fn release(&self, job_id: &str, lease_id: &str) -> Result<(), CallError> {
+        let path = format!("/internal/jobs/{job_id}/release");
+        let req = ReleaseRequest { lease_id: lease_id.to_owned() };
+        self.with_retries(|| self.post::<_, serde_json::Value>(&path, &req, Duration::from_secs(15))).await
     }
 
     async fn with_retries<F, Fut>(&self, call: F) -> Result<(), CallError>

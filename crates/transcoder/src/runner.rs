@@ -67,9 +67,22 @@ impl Runner {
             if *shutdown.borrow() {
                 return;
             }
+            let lease = self.api.lease(self.config.lease_wait);
+            tokio::pin!(lease);
             let leased = tokio::select! {
-                r = self.api.lease(self.config.lease_wait) => r,
-                _ = shutdown.changed() => return,
+                r = &mut lease => r,
+                _ = shutdown.changed() => {
+                    // The request stays open at the queue until it answers:
+                    // let it, and give back a job it brings, so nothing waits
+                    // on a transcoder that has gone.
+                    if let Ok(Some(spec)) = lease.await {
+                        match self.api.release(&spec.job_id, &spec.lease_id).await {
+                            Ok(()) => tracing::info!(job_id = %spec.job_id, "shutting down: gave back a job just leased"),
+                            Err(e) => tracing::warn!(job_id = %spec.job_id, error = %e, "could not give back a job just leased; its lease will expire"),
+                        }
+                    }
+                    return;
+                }
             };
             match leased {
                 Ok(Some(spec)) => {

@@ -7,8 +7,9 @@
 //! | `POST /internal/jobs/{id}/heartbeat` | `HeartbeatRequest` | `HeartbeatResponse`, 409 `lease_lost` |
 //! | `POST /internal/jobs/{id}/complete` | `CompleteRequest` | the job, 409 `lease_lost` |
 //! | `POST /internal/jobs/{id}/fail` | `FailRequest` | the job, 409 `lease_lost` |
+//! | `POST /internal/jobs/{id}/release` | `ReleaseRequest` | the job, queued again without using an attempt |
 
-use media_core::api::{CompleteRequest, FailRequest, HeartbeatRequest, LeaseRequest};
+use media_core::api::{CompleteRequest, FailRequest, HeartbeatRequest, LeaseRequest, ReleaseRequest};
 use media_core::auth::check_bearer;
 use media_core::{ApiError, ErrorCode};
 use serde::de::DeserializeOwned;
@@ -47,6 +48,7 @@ pub async fn route(mut req: Request, env: &Env) -> Handled {
         ["internal", "jobs", id, "heartbeat"] => QueueCommand::Heartbeat { job_id: (*id).to_owned(), req: body::<HeartbeatRequest>(&mut req).await? },
         ["internal", "jobs", id, "complete"] => QueueCommand::Complete { job_id: (*id).to_owned(), req: body::<CompleteRequest>(&mut req).await? },
         ["internal", "jobs", id, "fail"] => QueueCommand::Fail { job_id: (*id).to_owned(), req: body::<FailRequest>(&mut req).await? },
+        ["internal", "jobs", id, "release"] => QueueCommand::Release { job_id: (*id).to_owned(), req: body::<ReleaseRequest>(&mut req).await? },
         _ => return Err(no_route(&path)),
     };
     let answer = client::send(env, &cmd).await?;

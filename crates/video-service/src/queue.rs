@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use futures_channel::oneshot;
 use futures_util::future::{select, Either};
-use media_core::api::{CompleteRequest, FailRequest, HeartbeatRequest, JobSpec, MAX_LEASE_WAIT_MS};
+use media_core::api::{CompleteRequest, FailRequest, HeartbeatRequest, JobSpec, ReleaseRequest, MAX_LEASE_WAIT_MS};
 use media_core::ids::{mint_job_id, mint_lease_id, AppId, VideoId};
 use media_core::job::{FailOutcome, Job, NotifyOutcome, RetryPolicy, SourceUpload};
 use media_core::keys::{ObjectKey, OutputId};
@@ -45,6 +45,7 @@ pub enum QueueCommand {
     Complete { job_id: String, req: CompleteRequest },
     Fail { job_id: String, req: FailRequest },
     Cancel { app_id: AppId, video_id: VideoId },
+    Release { job_id: String, req: ReleaseRequest },
 }
 
 /// The queue's answer to a cancel.
@@ -361,6 +362,21 @@ impl JobQueue {
 }
 
 impl JobQueue {
+    async fn release(&self, job_id: &str, req: ReleaseRequest) -> worker::Result<Response> {
+        let mut job = match self.leased_job(job_id) {
+            Ok(j) => j,
+            Err(e) => return failure(&e),
+        };
+        if let Err(lost) = job.release(&req.lease_id, now()) {
+            return failure(&Self::lease_lost(lost));
+        }
+        self.save(&job)?;
+        tracing::info!(job_id, "job released by its transcoder");
+        self.wake_waiters();
+        self.schedule_alarm().await?;
+        reply(&job)
+    }
+
     async fn cancel(&self, app_id: &AppId, video_id: &VideoId) -> worker::Result<Response> {
         let Some(mut job) = self.by_video(app_id, video_id)? else {
             return failure(&ApiError::not_found(format!("no job for app_id {app_id:?} and video_id {video_id:?}")));
@@ -396,6 +412,7 @@ impl DurableObject for JobQueue {
             QueueCommand::Complete { job_id, req } => self.complete(&job_id, req).await,
             QueueCommand::Fail { job_id, req } => self.fail(&job_id, req).await,
             QueueCommand::Cancel { app_id, video_id } => self.cancel(&app_id, &video_id).await,
+            QueueCommand::Release { job_id, req } => self.release(&job_id, req).await,
         }
     }
 
