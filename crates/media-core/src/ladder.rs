@@ -117,8 +117,6 @@ pub struct Rung {
     pub max_bitrate: u32,
     /// VBV buffer size, bits.
     pub buffer_size: u32,
-    /// H.264 level × 10 (e.g. 40 for 4.0), fitting size, rate and bitrate.
-    pub level: u8,
 }
 
 /// Audio for the whole ladder, encoded once.
@@ -247,7 +245,6 @@ pub fn plan_ladder(source: &SourceVideo, options: &LadderOptions) -> Result<Ladd
             bitrate,
             max_bitrate,
             buffer_size: max_bitrate * 2,
-            level: h264_level(w, h, fps, max_bitrate),
         });
     }
     rungs.reverse();
@@ -259,37 +256,6 @@ pub fn plan_ladder(source: &SourceVideo, options: &LadderOptions) -> Result<Ladd
     let gop_frames = ((f64::from(options.gop_s.max(1)) * fps).round() as u32).max(1);
     let gops_per_segment = (options.segment_s.max(options.gop_s) / options.gop_s.max(1)).max(1);
     Ok(LadderPlan { rungs, frame_rate, gop_frames, gops_per_segment, first_segment_gops: 1 })
-}
-
-/// The lowest H.264 level (× 10) that fits a stream (ITU-T H.264 Table A-1;
-/// High profile allows 1.25x the bitrate).
-pub fn h264_level(width: u32, height: u32, fps: f64, max_bitrate: u32) -> u8 {
-    // (level, MaxMBPS, MaxFS, MaxBR in kb/s for Baseline/Main)
-    const LEVELS: [(u8, u64, u64, u64); 16] = [
-        (10, 1_485, 99, 64),
-        (11, 3_000, 396, 192),
-        (12, 6_000, 396, 384),
-        (13, 11_880, 396, 768),
-        (20, 11_880, 396, 2_000),
-        (21, 19_800, 792, 4_000),
-        (22, 20_250, 1_620, 4_000),
-        (30, 40_500, 1_620, 10_000),
-        (31, 108_000, 3_600, 14_000),
-        (32, 216_000, 5_120, 20_000),
-        (40, 245_760, 8_192, 20_000),
-        (41, 245_760, 8_192, 50_000),
-        (42, 522_240, 8_704, 50_000),
-        (50, 589_824, 22_080, 135_000),
-        (51, 983_040, 36_864, 240_000),
-        (52, 2_073_600, 36_864, 240_000),
-    ];
-    let mbs = u64::from(width.div_ceil(16)) * u64::from(height.div_ceil(16));
-    let mbps = (mbs as f64 * fps).ceil() as u64;
-    let kbps = u64::from(max_bitrate).div_ceil(1000);
-    LEVELS
-        .iter()
-        .find(|&&(_, max_mbps, max_fs, max_br)| mbs <= max_fs && mbps <= max_mbps && kbps * 4 <= max_br * 5)
-        .map_or(52, |l| l.0)
 }
 
 #[cfg(test)]
@@ -385,15 +351,6 @@ mod tests {
         }
         // Higher rungs always cost more.
         assert!(p30.rungs.windows(2).all(|w| w[0].bitrate > w[1].bitrate));
-    }
-
-    #[test]
-    fn levels() {
-        let o = LadderOptions::default();
-        let lv = |s: SourceVideo| plan_ladder(&s, &o).unwrap().rungs.iter().map(|r| r.level).collect::<Vec<_>>();
-        assert_eq!(lv(src(1920, 1080, 0, (30, 1))), vec![40, 31, 31, 30, 21]);
-        assert_eq!(lv(src(1920, 1080, 0, (60, 1)))[0], 42);
-        assert_eq!(lv(src(3840, 2160, 0, (30, 1)))[0], 51);
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! transcoder [run]                          lease and run jobs until SIGTERM/SIGINT (configured by the environment)
 //! transcoder transcode <input> <out-dir>    transcode a local file into <out-dir> (benchmarks, debugging)
 //!            [--max-rung 1080] [--max-rungs 4] [--preset veryfast] [--x264-threads N]
-//! transcoder probe <input>                  print what the transcoder sees in a file, as JSON
+//! transcoder probe <input>                  print what the transcoder sees in a file
+//! transcoder plan <input> [--max-rung N] [--max-rungs N]   print the ladder it would encode, as JSON
 //! ```
 
 use std::process::ExitCode;
@@ -22,8 +23,9 @@ fn main() -> ExitCode {
         None | Some("run") => rt.block_on(run()),
         Some("transcode") => rt.block_on(transcode_local(&args[1..])),
         Some("probe") => probe(&args[1..]),
+        Some("plan") => plan(&args[1..]),
         Some("-h" | "--help" | "help") => {
-            println!("{}", include_str!("main.rs").lines().skip(3).take(7).map(|l| l.trim_start_matches("//! ")).collect::<Vec<_>>().join("\n"));
+            println!("{}", include_str!("main.rs").lines().skip(3).take(8).map(|l| l.trim_start_matches("//! ")).collect::<Vec<_>>().join("\n"));
             Ok(())
         }
         Some(other) => Err(anyhow::anyhow!("unknown command {other:?}; try `transcoder --help`")),
@@ -58,11 +60,8 @@ fn flag<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
     args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).map(String::as_str)
 }
 
-async fn transcode_local(args: &[String]) -> anyhow::Result<()> {
-    transcoder::telemetry::init_logging(false);
-    let (Some(input), Some(out)) = (args.first(), args.get(1)) else {
-        bail!("usage: transcoder transcode <input> <out-dir> [--max-rung N] [--max-rungs N] [--preset P] [--x264-threads N]");
-    };
+/// Ladder options from `--max-rung`, `--max-rungs`, `--preset`.
+fn ladder_options(args: &[String]) -> anyhow::Result<LadderOptions> {
     let mut options = LadderOptions::default();
     if let Some(v) = flag(args, "--max-rung") {
         options.max_rung = v.parse().context("--max-rung")?;
@@ -73,6 +72,26 @@ async fn transcode_local(args: &[String]) -> anyhow::Result<()> {
     if let Some(v) = flag(args, "--preset") {
         options.preset = v.to_owned();
     }
+    Ok(options)
+}
+
+fn plan(args: &[String]) -> anyhow::Result<()> {
+    let Some(input) = args.first() else { bail!("usage: transcoder plan <input> [--max-rung N] [--max-rungs N]") };
+    ffmpeg_next::init()?;
+    let file = std::fs::File::open(input).with_context(|| format!("opening {input}"))?;
+    let opened = transcoder::pipeline::probe::open(file, || false).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let probe = transcoder::pipeline::probe::inspect(&opened).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let plan = media_core::ladder::plan_ladder(&probe.source_video(), &ladder_options(args)?)?;
+    println!("{}", serde_json::to_string_pretty(&plan)?);
+    Ok(())
+}
+
+async fn transcode_local(args: &[String]) -> anyhow::Result<()> {
+    transcoder::telemetry::init_logging(false);
+    let (Some(input), Some(out)) = (args.first(), args.get(1)) else {
+        bail!("usage: transcoder transcode <input> <out-dir> [--max-rung N] [--max-rungs N] [--preset P] [--x264-threads N]");
+    };
+    let options = ladder_options(args)?;
     let tuning = Tuning { x264_threads: flag(args, "--x264-threads").map(str::parse).transpose().context("--x264-threads")?.unwrap_or(0) };
     let r = transcoder::local::transcode_to_dir(input.as_ref(), out.as_ref(), &options, &tuning).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     let (summary, result) = (&r.summary, &r.result);
