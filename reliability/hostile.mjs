@@ -459,7 +459,8 @@ async function replayExpired(platform, p, say) {
 
 async function internalApi(platform) {
   const token = platform.transcoderToken;
-  const routes = ['/internal/jobs/lease', '/internal/jobs/x/heartbeat', '/internal/jobs/x/complete', '/internal/jobs/x/fail'];
+  // Every route of the internal API, and one it does not have: the token is checked before routing.
+  const routes = ['/internal/jobs/lease', '/internal/jobs/x/heartbeat', '/internal/jobs/x/complete', '/internal/jobs/x/fail', '/internal/jobs/x/release', '/internal/no-such-route'];
   const variants = [
     ['no token', {}, 401],
     ['wrong token', { authorization: `Bearer dev-${randomBytes(16).toString('hex')}` }, 403],
@@ -469,18 +470,19 @@ async function internalApi(platform) {
     ['Basic token', { authorization: `Basic ${token}` }, 401],
     ['token in x-api-key', { 'x-api-key': token }, 401],
   ];
-  const seen = [];
+  const byVariant = new Map(variants.map(([label]) => [label, []]));
+  const wrong = [];
   let ok = true;
   for (const path of routes) {
-    const got = [];
     for (const [label, headers, want] of variants) {
       const res = await raw(platform.video, 'POST', path, { headers: { 'content-type': 'application/json', ...headers }, body: '{"worker":"hostile","wait_ms":0}' });
       const good = res.status === want && isJsonError(res);
       ok &&= good;
-      got.push(`${label} ${res.status}${good ? '' : ` (want ${want} JSON)`}`);
+      byVariant.get(label).push(res.status);
+      if (!good) wrong.push(`${path} ${label} → ${res.status} (want ${want} JSON)`);
     }
-    seen.push(`${path}: ${got.join(', ')}`);
   }
+  const seen = [...byVariant].map(([label, statuses]) => `${label} ${tally(statuses)}`);
   // Other methods are refused before the method is looked at; the real token gets past the check.
   const get = await raw(platform.video, 'GET', '/internal/jobs/lease');
   ok &&= get.status === 401;
@@ -491,7 +493,7 @@ async function internalApi(platform) {
   return {
     check: 'internal API: 401 without the transcoder token, 403 with a wrong one',
     ok,
-    detail: `${seen.join('; ')}; GET without token ${get.status}; the real token on job x: ${control.status} (past the check); a 300 KiB body with the token: ${tooBig.status}`,
+    detail: `${routes.length} routes (${routes.map((r) => r.replace('/internal/', '')).join(', ')}): ${seen.join(', ')}${wrong.length ? `; WRONG: ${wrong.join(' | ')}` : ''}; GET without token ${get.status}; the real token on job x: ${control.status} (past the check); a 300 KiB body with the token: ${tooBig.status}`,
   };
 }
 
