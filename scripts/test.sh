@@ -7,6 +7,7 @@
 #   3. both Workers built with worker-build and run in workerd (Miniflare), against Garage
 #   4. the transcoder binary against the video service in workerd and Garage
 #   5. end to end: the whole platform (wrangler dev, Garage, transcoder, demo) and a headless browser
+#   6. reliability and security, quick part: bad media, crashes and faults, hostile requests, load
 set -uo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$ROOT"
@@ -66,6 +67,12 @@ t=$SECONDS
 node --test --test-concurrency=1 tests/e2e/*.test.mjs 2>&1 | tee "$DEV_DIR/logs/test-e2e.log"
 status=${PIPESTATUS[0]}
 record "end to end" "$status" $((SECONDS - t)) "$(grep -E '^# (tests|pass|fail) ' "$DEV_DIR/logs/test-e2e.log" | tr '\n' ' '; ls tests/artifacts/*.png 2>/dev/null | sed 's/^/artifact: /')"
+
+section "reliability and security, quick part (node reliability/run.mjs)"
+t=$SECONDS
+node reliability/run.mjs 2>&1 | tee "$DEV_DIR/logs/test-reliability.log"
+status=${PIPESTATUS[0]}
+record "reliability (quick)" "$status" $((SECONDS - t)) "$(grep -E '^reliability: [0-9]+ of [0-9]+ checks pass' "$DEV_DIR/logs/test-reliability.log"; grep -E '^\| .* \| FAIL ' "$DEV_DIR/logs/test-reliability.log" | cut -c1-160)"
 
 section "summary"
 printf '%s\n' "${summary[@]}"

@@ -1,0 +1,307 @@
+// The benchmark suite (not part of the test command): what users of a video
+// platform care about, each figure next to a baseline run on this machine
+// in the same session. Prints one report and writes it to bench/results/.
+//
+//   bash bench/run.sh              all four sections
+//   bash bench/run.sh --only=1,3   some of them
+//   --runs=N (default 3) repetitions of each throughput/time-to-playable run
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { gzipSync } from 'node:zlib';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { BENCH, ROOT, WORK, fmt, keyframes, measure, median, quality, readRung, rungDirs, source, wrk } from './lib.mjs';
+import { startPlatform } from '../devkit/platform.mjs';
+import { makeClip, postJson, pollJob, uploadVideo } from '../devkit/client.mjs';
+
+const arg = (name, dflt) => process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? dflt;
+const only = arg('only', '1,2,3,4').split(',').map(Number);
+const RUNS = Number(arg('runs', 3));
+const TRANSCODER = join(ROOT, 'target', 'release', 'transcoder');
+const CORES = cpus().length;
+const report = [];
+const data = { date: new Date().toISOString(), machine: `${CORES} cores, ${cpus()[0].model}`, sections: {} };
+const say = (m) => console.log(`bench: ${m}`);
+const out = (line = '') => { report.push(line); console.log(line); };
+
+// ---- 1. transcode throughput: the transcoder vs one ffmpeg CLI run ----------
+
+/** The ffmpeg CLI producing the same ladder with the same settings: decode once, split, scale, x264, HLS. */
+function ffmpegLadderArgs(src, plan, outDir, hasAudio = true) {
+  const n = plan.rungs.length;
+  const split = `[0:v]split=${n}${plan.rungs.map((_, i) => `[s${i}]`).join('')}`;
+  const scales = plan.rungs.map((r, i) => `[s${i}]scale=${r.width}:${r.height}:flags=bicubic[o${i}]`).join(';');
+  const args = ['-loglevel', 'error', '-y', '-i', src, '-filter_complex', `${split};${scales}`];
+  for (let i = 0; i < n; i++) args.push('-map', `[o${i}]`);
+  if (hasAudio) for (let i = 0; i < n; i++) args.push('-map', '0:a');
+  args.push('-c:v', 'libx264', '-preset', 'veryfast', '-profile:v', 'high', '-pix_fmt', 'yuv420p',
+    '-g', String(plan.gop_frames), '-keyint_min', String(plan.gop_frames), '-sc_threshold', '0', '-forced-idr', '1');
+  plan.rungs.forEach((r, i) => args.push(`-b:v:${i}`, String(r.bitrate), `-maxrate:v:${i}`, String(r.max_bitrate), `-bufsize:v:${i}`, String(r.buffer_size)));
+  if (hasAudio) args.push('-c:a', 'aac', '-b:a', '128k', '-ar', '48000', '-ac', '2');
+  args.push('-f', 'hls', '-hls_time', '4', '-hls_playlist_type', 'vod', '-hls_segment_type', 'fmp4', '-hls_flags', 'independent_segments',
+    '-var_stream_map', plan.rungs.map((_, i) => (hasAudio ? `v:${i},a:${i}` : `v:${i}`)).join(' '), '-master_pl_name', 'master.m3u8', join(outDir, '%v', 'index.m3u8'));
+  return args;
+}
+
+function planFor(src) {
+  return JSON.parse(execFileSync(TRANSCODER, ['plan', src, '--max-rung', '1080', '--max-rungs', '4']).toString());
+}
+
+async function throughput() {
+  const seconds = 60;
+  const src = source(seconds);
+  const plan = planFor(src);
+  const ffOut = join(WORK, 'ladder-ffmpeg');
+  const tcOut = join(WORK, 'ladder-transcoder');
+  const runs = { ffmpeg: [], transcoder: [] };
+  for (let i = 0; i < RUNS; i++) {
+    // Alternate which goes first, so warm caches favour neither.
+    const order = i % 2 ? ['transcoder', 'ffmpeg'] : ['ffmpeg', 'transcoder'];
+    for (const who of order) {
+      rmSync(who === 'ffmpeg' ? ffOut : tcOut, { recursive: true, force: true });
+      say(`throughput run ${i + 1}/${RUNS}: ${who}…`);
+      const r = who === 'ffmpeg'
+        ? await measure('ffmpeg', ffmpegLadderArgs(src, plan, ffOut))
+        : await measure(TRANSCODER, ['transcode', src, tcOut, '--max-rung', '1080', '--max-rungs', '4'], { env: { RUST_LOG: 'warn' } });
+      runs[who].push(r);
+      say(`  wall ${fmt(r.wall)} s, CPU ${fmt(r.cpu)} s, peak ${fmt(r.rssMb, 0)} MB`);
+    }
+  }
+  const summary = Object.fromEntries(Object.entries(runs).map(([who, rs]) => {
+    const wall = median(rs.map((r) => r.wall));
+    const cpu = median(rs.map((r) => r.cpu));
+    return [who, { wall, cpu, rssMb: median(rs.map((r) => r.rssMb)), speed: seconds / wall, cpuLimit: cpu / CORES, walls: rs.map((r) => r.wall) }];
+  }));
+  const ff = summary.ffmpeg;
+  const tc = summary.transcoder;
+  out('## 1. Transcode throughput');
+  out();
+  out(`Source: ${seconds} s 1080p30 H.264 + AAC (testsrc2 with noise, 8 Mb/s). Ladder: ${plan.rungs.map((r) => `${r.width}x${r.height}@${(r.bitrate / 1e6).toFixed(2)}M`).join(', ')}; x264 veryfast High, ${plan.gop_frames}-frame closed GOPs, VBV; AAC 128k stereo 48 kHz; fMP4 HLS. Median of ${RUNS} alternating runs; ${CORES} cores.`);
+  out();
+  out('| run | wall (s) | CPU (s) | peak RSS (MB) | speed (x realtime) | CPU-bound limit (s) | wall vs limit |');
+  out('|---|---|---|---|---|---|---|');
+  for (const [name, s] of [['ffmpeg CLI (baseline)', ff], ['transcoder', tc]]) {
+    out(`| ${name} | ${fmt(s.wall)} | ${fmt(s.cpu)} | ${fmt(s.rssMb, 0)} | ${fmt(s.speed, 2)} | ${fmt(s.cpuLimit)} | ${fmt((s.cpuLimit / s.wall) * 100, 0)}% |`);
+  }
+  const speedup = ff.wall / tc.wall;
+  out();
+  out(`Wall-time ratio ffmpeg / transcoder: **${fmt(speedup, 2)}x** (target >= 1.25x: ${speedup >= 1.25 ? 'met' : 'NOT met'}); CPU ratio ${fmt(ff.cpu / tc.cpu, 2)}x; peak memory ${fmt(tc.rssMb, 0)} vs ${fmt(ff.rssMb, 0)} MB (target: no more: ${tc.rssMb <= ff.rssMb ? 'met' : 'NOT met'}).`);
+  out();
+  data.sections.throughput = { plan, summary, speedup };
+  return { src, plan, ffOut, tcOut, seconds };
+}
+
+// ---- 3. output quality and accuracy, per rung -------------------------------
+
+function ladderQuality(label, dir, src, plan, segmentTarget, firstSegment) {
+  const rows = [];
+  const keys = [];
+  for (const r of plan.rungs) {
+    const rungDir = rungDirs(dir).find((d) => {
+      const probe = execFileSync('ffprobe', ['-v', 'error', '-select_streams', 'v', '-show_entries', 'stream=width,height', '-of', 'csv=p=0', join(d, 'index.m3u8')]).toString().trim();
+      return probe === `${r.width},${r.height}`;
+    });
+    const rung = readRung(rungDir);
+    const total = rung.segments.reduce((a, s) => a + s.duration, 0);
+    const bytes = rung.initBytes + rung.segments.reduce((a, s) => a + s.bytes, 0);
+    const avg = (bytes * 8) / total;
+    const peak = Math.max(...rung.segments.map((s, i) => ((s.bytes + (i === 0 ? rung.initBytes : 0)) * 8) / Math.max(s.duration, 1)));
+    const full = rung.segments.slice(firstSegment ? 1 : 0, -1).map((s) => s.duration);
+    const q = quality(rungDir, src, r.width, r.height);
+    const targetAvg = r.bitrate + 128_000;
+    const cap = r.max_bitrate + 128_000;
+    keys.push(keyframes(rungDir).join(','));
+    rows.push({ rung: `${r.width}x${r.height}`, ssim: q.ssim, psnr: q.psnr, avg, targetAvg, peak, cap, segMin: Math.min(...full), segMax: Math.max(...full), first: rung.segments[0].duration, count: rung.segments.length });
+  }
+  const aligned = keys.every((k) => k === keys[0]);
+  out(`**${label}** (keyframes aligned across rungs: ${aligned ? 'yes' : 'NO'}, ${keys[0].split(',').length} per rung)`);
+  out();
+  out('| rung | SSIM | PSNR (dB) | avg bitrate / target | within 10% | peak segment / cap | within 10% | segments (first, others) |');
+  out('|---|---|---|---|---|---|---|---|');
+  for (const x of rows) {
+    out(`| ${x.rung} | ${fmt(x.ssim, 4)} | ${fmt(x.psnr, 2)} | ${fmt(x.avg / 1e6, 2)} / ${fmt(x.targetAvg / 1e6, 2)} Mb/s | ${Math.abs(x.avg / x.targetAvg - 1) <= 0.1 ? 'yes' : 'NO'} | ${fmt(x.peak / 1e6, 2)} / ${fmt(x.cap / 1e6, 2)} Mb/s | ${x.peak <= x.cap * 1.1 ? 'yes' : 'NO'} | ${x.count}: ${fmt(x.first, 3)} s, ${fmt(x.segMin, 3)}-${fmt(x.segMax, 3)} s (target ${segmentTarget} s) |`);
+  }
+  out();
+  return { rows, aligned };
+}
+
+function qualitySection(t) {
+  out('## 3. Output quality and accuracy');
+  out();
+  out(`SSIM and PSNR of the first 20 s of each rung against the source scaled to the rung's size (bicubic); bitrates measured from the segments (video + 128k audio) against the planned target and VBV cap; segment durations from the playlists. Baseline: the ffmpeg CLI ladder of section 1, same settings.`);
+  out();
+  const ours = ladderQuality('transcoder', t.tcOut, t.src, t.plan, 4, true);
+  const base = ladderQuality('ffmpeg CLI (baseline)', t.ffOut, t.src, t.plan, 4, false);
+  data.sections.quality = { transcoder: ours, ffmpeg: base };
+}
+
+// ---- 2 and 4: through the full local platform ---------------------------------
+
+async function withPlatform(fn) {
+  const dir = join(tmpdir(), `bench-platform-${process.pid}`);
+  rmSync(dir, { recursive: true, force: true });
+  const platform = await startPlatform({ dir, transcoderBin: TRANSCODER, transcoderEnv: { RUST_LOG: 'warn' }, log: say });
+  try {
+    return await fn(platform);
+  } finally {
+    await platform.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Notify → /playback-url answers and the master, every rung's playlist, init and first segment are fetchable. */
+async function timeToPlayable(platform, video) {
+  const t0 = performance.now();
+  const notify = await postJson(`${platform.video}/notify-upload-complete`, { app_id: 'bench', video_id: video.id, raw_key: video.raw_key, content_type: 'video/mp4' }, platform.apiKey);
+  if (notify.status !== 202) throw new Error(`notify: ${notify.status} ${notify.text}`);
+  let url;
+  for (;;) {
+    const r = await fetch(`${platform.video}/playback-url?app_id=bench&video_id=${video.id}`);
+    if (r.status === 200) { url = (await r.json()).url; break; }
+    await r.arrayBuffer();
+    await new Promise((res) => setTimeout(res, 50));
+  }
+  const master = await (await fetch(url)).text();
+  const rungs = master.split('\n').filter((l) => l && !l.startsWith('#'));
+  await Promise.all(rungs.map(async (rung) => {
+    const rungUrl = new URL(rung, url);
+    const playlist = await (await fetch(rungUrl)).text();
+    const first = playlist.split('\n').find((l) => l && !l.startsWith('#'));
+    for (const f of ['init.mp4', first]) {
+      const r = await fetch(new URL(f, rungUrl));
+      if (r.status !== 200) throw new Error(`${rung} ${f}: ${r.status}`);
+      await r.arrayBuffer();
+    }
+  }));
+  return (performance.now() - t0) / 1000;
+}
+
+/** The baseline: the ffmpeg CLI's time until every rung has listed its first segment (local disk, no upload). */
+async function ffmpegTimeToFirstSegments(src, plan) {
+  const dir = join(WORK, 'ttp-ffmpeg');
+  rmSync(dir, { recursive: true, force: true });
+  const { spawn } = await import('node:child_process');
+  const t0 = performance.now();
+  const child = spawn('ffmpeg', ffmpegLadderArgs(src, plan, dir), { stdio: 'ignore' });
+  try {
+    for (;;) {
+      const ready = plan.rungs.every((_, i) => {
+        const p = join(dir, String(i), 'index.m3u8');
+        return existsSync(p) && readFileSync(p, 'utf8').includes('#EXTINF');
+      });
+      if (ready) return (performance.now() - t0) / 1000;
+      await new Promise((res) => setTimeout(res, 20));
+    }
+  } finally {
+    child.kill('SIGKILL');
+  }
+}
+
+async function playableSection(platform) {
+  const lengths = [30, 300, 1200];
+  out('## 2. Time to playable');
+  out();
+  out(`From the notify call until /playback-url answers and the master playlist, every rung's playlist, init segment and first segment are fetchable through the playback route, on the full local platform (wrangler dev, Garage, release transcoder; the ladder up to 1080p). The upload itself is not timed. Median of ${RUNS} runs; each job is canceled once playable. Baseline: the ffmpeg CLI ladder (section 1's command) until every rung has listed its first segment, on local disk.`);
+  out();
+  out('| source | transcoder: median (runs) | ffmpeg CLI to first segments | Mux published median for this length |');
+  out('|---|---|---|---|');
+  const mux = { 30: '2.0 s (< 1 min)', 300: '3.3 s (1-5 min)', 1200: '9.0 s (5-20 min)' };
+  const results = {};
+  for (const seconds of lengths) {
+    const src = source(seconds, seconds > 60 ? { preset: 'ultrafast', bitrate: '6M' } : {});
+    const plan = JSON.parse(execFileSync(TRANSCODER, ['plan', src, '--max-rung', '1080']).toString());
+    const times = [];
+    for (let i = 0; i < RUNS; i++) {
+      const id = `ttp-${seconds}-${i}-${Date.now().toString(36)}`;
+      // Upload (not timed) with the README's steps, then time from the notify.
+      const presign = await postJson(`${platform.video}/generate-upload-url`, { app_id: 'bench', video_id: id, content_type: 'video/mp4' }, platform.apiKey);
+      const put = await fetch(presign.json.upload_url, { method: 'PUT', headers: presign.json.headers, body: readFileSync(src) });
+      if (put.status !== 200) throw new Error(`upload: ${put.status}`);
+      const t = await timeToPlayable(platform, { id, raw_key: presign.json.raw_key });
+      times.push(t);
+      say(`time to playable, ${seconds} s source, run ${i + 1}: ${fmt(t, 2)} s`);
+      await postJson(`${platform.video}/cancel-job`, { app_id: 'bench', video_id: id }, platform.apiKey);
+      await new Promise((res) => setTimeout(res, 2500)); // the transcoder stops at its next heartbeat
+    }
+    const base = await ffmpegTimeToFirstSegments(src, plan);
+    results[seconds] = { times, median: median(times), ffmpeg: base };
+    out(`| ${seconds >= 60 ? `${seconds / 60} min` : `${seconds} s`} | **${fmt(median(times), 2)} s** (${times.map((x) => fmt(x, 2)).join(', ')}) | ${fmt(base, 2)} s | ${mux[seconds]} |`);
+  }
+  const worst = Math.max(...Object.values(results).map((r) => r.median));
+  out();
+  out(`Target: median under 5 s whatever the length: ${worst < 5 ? 'met' : 'NOT met'} (worst median ${fmt(worst, 2)} s).`);
+  out();
+  data.sections.timeToPlayable = results;
+}
+
+async function workersSection(platform) {
+  out('## 4. The Workers');
+  out();
+  // A finished job to read.
+  await uploadVideo(platform, 'bench', 'load', makeClip(join(WORK, 'load.mp4'), { size: '640x360', seconds: 6 }));
+  const done = (await pollJob(platform, 'bench', 'load')).at(-1);
+  const segment = new URL('00000.m4s', done.renditions[0].url).href;
+  const lua = (body, path) => {
+    const file = join(WORK, `${path}.lua`);
+    writeFileSync(file, [
+      'math.randomseed(os.time())',
+      'wrk.method = "POST"',
+      'wrk.headers["Content-Type"] = "application/json"',
+      `wrk.headers["x-api-key"] = "${platform.apiKey}"`,
+      `wrk.body = '${JSON.stringify(body)}'`,
+      // A fresh client address per request, as many users would have (the per-IP limit would otherwise answer 429).
+      'request = function() wrk.headers["cf-connecting-ip"] = "10." .. math.random(0,255) .. "." .. math.random(0,255) .. "." .. math.random(1,254); return wrk.format() end',
+    ].join('\n'));
+    return file;
+  };
+  const routes = [
+    ['GET /health (baseline)', `${platform.video}/health`],
+    ['POST /generate-upload-url', `${platform.video}/generate-upload-url`, lua({ app_id: 'bench', video_id: 'wrk', content_type: 'video/mp4' }, 'presign')],
+    ['POST /notify-upload-complete (done job)', `${platform.video}/notify-upload-complete`, lua({ app_id: 'bench', video_id: 'load', raw_key: 'raw/bench/load/source.mp4', content_type: 'video/mp4' }, 'notify')],
+    ['GET /job-status', `${platform.video}/job-status?app_id=bench&video_id=load`],
+    ['GET /playback-url', `${platform.video}/playback-url?app_id=bench&video_id=load`],
+    ['GET HLS media segment', segment],
+  ];
+  out('wrk on 127.0.0.1 against the video service in wrangler dev (workerd), 2 threads, 8 connections, 10 s per route; the baseline is the Worker\'s /health.');
+  out();
+  out('| route | requests/s | p50 (ms) | p99 (ms) | errors |');
+  out('|---|---|---|---|---|');
+  const results = {};
+  for (const [name, url, script] of routes) {
+    const r = wrk(url, { script });
+    results[name] = r;
+    out(`| ${name} | ${fmt(r.rps, 0)} | ${fmt(r.p50, 2)} | ${fmt(r.p99, 2)} | ${r.errors} of ${r.requests} |`);
+  }
+  out();
+  out('| Worker | wasm raw (KB) | wasm gzip (KB) |');
+  out('|---|---|---|');
+  const sizes = {};
+  for (const crate of ['image-service', 'video-service']) {
+    const wasm = readFileSync(join(ROOT, 'crates', crate, 'build', 'index_bg.wasm'));
+    sizes[crate] = { raw: wasm.length, gzip: gzipSync(wasm, { level: 9 }).length };
+    out(`| ${crate} | ${fmt(wasm.length / 1024, 0)} | ${fmt(sizes[crate].gzip / 1024, 0)} |`);
+  }
+  out();
+  data.sections.workers = { latency: results, wasm: sizes };
+}
+
+// ---- main ------------------------------------------------------------------
+
+out(`# Benchmarks (${data.date.slice(0, 10)}, ${data.machine})`);
+out();
+out('Reproduce with `bash bench/run.sh` (about an hour on 2 cores; sources are generated once into bench/work/).');
+out();
+let ladders;
+if (only.includes(1) || only.includes(3)) ladders = await throughput();
+if (only.includes(2) || only.includes(4)) {
+  await withPlatform(async (platform) => {
+    if (only.includes(2)) await playableSection(platform);
+    if (only.includes(4)) await workersSection(platform);
+  });
+}
+if (only.includes(3)) qualitySection(ladders);
+mkdirSync(join(BENCH, 'results'), { recursive: true });
+const name = only.length === 4 ? 'latest' : `partial-${only.join('')}`;
+writeFileSync(join(BENCH, 'results', `${name}.md`), report.join('\n') + '\n');
+writeFileSync(join(BENCH, 'results', `${name}.json`), JSON.stringify(data, null, 2) + '\n');
+say(`wrote bench/results/${name}.md and .json`);
