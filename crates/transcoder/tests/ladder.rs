@@ -133,6 +133,13 @@ fn refused(name: &str, make: impl FnOnce(&std::path::Path), expect_in_message: &
 fn bad_inputs_fail_permanently_with_a_readable_reason() {
     refused("empty", |p| std::fs::write(p, b"").unwrap(), &["empty"]);
     refused("text", |p| std::fs::write(p, "just some text, not a video\n".repeat(100)).unwrap(), &["not a video file"]);
+    // Random bytes are misdetected as raw h263 about once in a thousand; a
+    // single raw h263 frame is the same low-score guess, made deterministic.
+    refused(
+        "low-score-guess",
+        |p| ffmpeg(&["-f", "lavfi", "-i", "testsrc=size=176x144", "-frames:v", "1", "-c:v", "h263", "-f", "h263", p.to_str().unwrap()]),
+        &["not a video file", "only guessed"],
+    );
     refused(
         "audio-only",
         |p| ffmpeg(&["-f", "lavfi", "-i", "sine=duration=2", "-c:a", "aac", "-f", "mp4", p.to_str().unwrap()]),

@@ -73,15 +73,30 @@ pub fn open<R: Read + Seek + Send + 'static>(mut reader: R, cancelled: impl FnMu
         return Err(JobError::permanent("the upload is empty (0 bytes)"));
     }
     let io = StreamIo::from_read_seek_with_capacity(reader, 256 * 1024).map_err(|e| JobError::retryable(format!("allocating libav I/O: {e}")))?;
-    ff::format::input_from_stream_with_interrupt(io, None, None, cancelled).map_err(|e| match e {
+    let input = ff::format::input_from_stream_with_interrupt(io, None, None, cancelled).map_err(|e| match e {
         ff::Error::Exit => JobError::retryable("reading the upload was interrupted"),
         ff::Error::InvalidData => JobError::permanent(
             "the upload is not a video file that can be read: libav found no known format in it (it may be corrupt, truncated, or another kind of file)",
         ),
         ff::Error::Eof => JobError::permanent("the upload is empty or ends before any media data"),
         other => JobError::permanent(format!("the upload could not be opened as a video: {other}")),
-    })
+    })?;
+    // SAFETY: `input` owns a valid, opened format context.
+    let score = unsafe { (*input.as_ptr()).probe_score };
+    if score <= MISDETECTION_SCORE {
+        // Random bytes pass a raw-stream probe (h263, mp3…) about once in a
+        // thousand; every container this platform accepts scores far higher.
+        return Err(JobError::permanent(format!(
+            "the upload is not a video file that can be read: libav only guessed it might be raw {} (probe score {score} of 100), so it is corrupt or another kind of file",
+            input.format().name()
+        )));
+    }
+    Ok(input)
 }
+
+/// libav's own "misdetection possible" threshold (`AVPROBE_SCORE_RETRY`):
+/// a format detected at or below this score is a guess, not a file type.
+const MISDETECTION_SCORE: i32 = ff::ffi::AVPROBE_SCORE_MAX as i32 / 4;
 
 /// Formats that hold a still image, not a video.
 fn is_image_format(format: &str) -> bool {
