@@ -19,6 +19,10 @@ pub enum JobError {
     /// This transcoder is shutting down and handed the job back.
     #[error("the transcoder shut down before finishing; the job will be retried")]
     ShuttingDown,
+    /// A part of the pipeline stopped because another part did; the other
+    /// part's own error is the one to report.
+    #[error("stopped because another part of the pipeline stopped")]
+    Stopped,
 }
 
 impl JobError {
@@ -34,7 +38,7 @@ impl JobError {
     pub fn retryable_flag(&self) -> Option<bool> {
         match self {
             JobError::Permanent(_) => Some(false),
-            JobError::Retryable(_) | JobError::ShuttingDown => Some(true),
+            JobError::Retryable(_) | JobError::ShuttingDown | JobError::Stopped => Some(true),
             JobError::LeaseLost => None,
         }
     }

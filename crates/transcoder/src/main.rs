@@ -3,7 +3,8 @@
 //! ```text
 //! transcoder [run]                          lease and run jobs until SIGTERM/SIGINT (configured by the environment)
 //! transcoder transcode <input> <out-dir>    transcode a local file into <out-dir> (benchmarks, debugging)
-//!            [--max-rung 1080] [--max-rungs 4] [--preset veryfast] [--x264-threads N]
+//!            [--max-rung 1080] [--max-rungs 4] [--preset veryfast]
+//!            [--x264-threads-top N] [--x264-threads N] [--decoder-threads N] [--frame-queue N]
 //! transcoder probe <input>                  print what the transcoder sees in a file
 //! transcoder plan <input> [--max-rung N] [--max-rungs N]   print the ladder it would encode, as JSON
 //! ```
@@ -16,6 +17,11 @@ use transcoder::config::Config;
 use transcoder::pipeline::Tuning;
 use transcoder::runner::Runner;
 
+/// The usage text: the `text` block of this file's module doc.
+fn usage() -> String {
+    include_str!("main.rs").lines().skip(3).take_while(|l| !l.starts_with("//! ```")).map(|l| l.trim_start_matches("//! ")).collect::<Vec<_>>().join("\n")
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("the tokio runtime starts");
@@ -25,7 +31,7 @@ fn main() -> ExitCode {
         Some("probe") => probe(&args[1..]),
         Some("plan") => plan(&args[1..]),
         Some("-h" | "--help" | "help") => {
-            println!("{}", include_str!("main.rs").lines().skip(3).take(8).map(|l| l.trim_start_matches("//! ")).collect::<Vec<_>>().join("\n"));
+            println!("{}", usage());
             Ok(())
         }
         Some(other) => Err(anyhow::anyhow!("unknown command {other:?}; try `transcoder --help`")),
@@ -89,10 +95,17 @@ fn plan(args: &[String]) -> anyhow::Result<()> {
 async fn transcode_local(args: &[String]) -> anyhow::Result<()> {
     transcoder::telemetry::init_logging(false);
     let (Some(input), Some(out)) = (args.first(), args.get(1)) else {
-        bail!("usage: transcoder transcode <input> <out-dir> [--max-rung N] [--max-rungs N] [--preset P] [--x264-threads N]");
+        bail!("usage: transcoder transcode <input> <out-dir> [--max-rung N] [--max-rungs N] [--preset P] [--x264-threads-top N] [--x264-threads N] [--decoder-threads N] [--frame-queue N]");
     };
     let options = ladder_options(args)?;
-    let tuning = Tuning { x264_threads: flag(args, "--x264-threads").map(str::parse).transpose().context("--x264-threads")?.unwrap_or(0) };
+    let d = Tuning::default();
+    let num = |name: &str, default: usize| -> anyhow::Result<usize> { Ok(flag(args, name).map(str::parse).transpose().with_context(|| name.to_owned())?.unwrap_or(default)) };
+    let tuning = Tuning {
+        x264_threads_top: num("--x264-threads-top", d.x264_threads_top)?,
+        x264_threads: num("--x264-threads", d.x264_threads)?,
+        decoder_threads: num("--decoder-threads", d.decoder_threads)?,
+        frame_queue: num("--frame-queue", d.frame_queue)?,
+    };
     let r = transcoder::local::transcode_to_dir(input.as_ref(), out.as_ref(), &options, &tuning).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     let (summary, result) = (&r.summary, &r.result);
     let report = serde_json::json!({

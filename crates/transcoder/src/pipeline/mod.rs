@@ -1,17 +1,19 @@
 //! The encoding pipeline: one upload in, an aligned HLS ladder out.
 //!
 //! ```text
-//!             ┌────────────── decode thread ──────────────┐      rung threads (one each)
-//! source ──▶ demux ─▶ video decode ─▶ rotate ─▶ constant rate ──▶ scale ─▶ x264 ─▶ fMP4 ─┐
-//! (S3 or      │                                  │   └─ poster, sprite tiles             │
-//!  a file)    └─▶ audio decode ─▶ resample ─▶ AAC (once) ──────────▶ shared packets ─────┤
-//!                                                                                        ▼
-//!                                                         events (init, segments, images)
+//!             ┌────────────── decode thread ──────────────┐      rung threads (one each, a chain)
+//! source ──▶ demux ─▶ video decode ─▶ rotate ─▶ constant rate ──▶ 1080p: x264 ─▶ fMP4 ─────┐
+//! (S3 or      │                                  │                  └▶ 720p: scale, x264 ─▶ …│
+//!  a file)    │                                  │                       └▶ 480p: scale, …   │
+//!             │                                  └─ poster, sprite tiles                     │
+//!             └─▶ audio decode ─▶ resample ─▶ AAC (once) ─────▶ shared packets to every rung ┤
+//!                                                                                            ▼
+//!                                                             events (init, segments, images)
 //! ```
 //!
-//! Frames are decoded once and shared (reference-counted) by every rung;
-//! each rung scales and encodes on its own thread, so rungs encode in
-//! parallel. Everything produced goes out as [`Produced`] events through a
+//! Frames are decoded once; each rung scales from the rung above it
+//! (reference-counted frames, no copies when sizes match) and encodes on its
+//! own thread, so rungs encode in parallel. Everything produced goes out as [`Produced`] events through a
 //! bounded channel as soon as it is final: the publisher uploads while the
 //! pipeline keeps encoding, and back-pressure bounds memory.
 
@@ -81,11 +83,25 @@ impl Control {
     }
 }
 
-/// Knobs that do not change the output's format.
-#[derive(Debug, Clone, Default)]
+/// Knobs that do not change the output's format, with defaults measured on
+/// 2 cores (see bench/): with every rung encoding at once the cores are
+/// already busy, and each extra x264 frame thread costs CPU and memory.
+#[derive(Debug, Clone)]
 pub struct Tuning {
-    /// x264 threads per rung (0: let x264 decide).
+    /// x264 threads of the top rung, which has the most work (0: x264 decides).
+    pub x264_threads_top: usize,
+    /// x264 threads of the other rungs.
     pub x264_threads: usize,
+    /// Decoder threads (0: libav decides).
+    pub decoder_threads: usize,
+    /// Frames queued before each rung.
+    pub frame_queue: usize,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Self { x264_threads_top: 2, x264_threads: 1, decoder_threads: 1, frame_queue: 4 }
+    }
 }
 
 /// What the pipeline made.
@@ -183,10 +199,16 @@ pub fn transcode<R: Read + Seek + Send + 'static>(
     let mut decoder = {
         let mut ctx = ff::codec::context::Context::from_parameters(input.stream(video_index).expect("probed").parameters())
             .map_err(|e| JobError::permanent(format!("the video cannot be decoded: {e}")))?;
-        ctx.set_threading(ff::codec::threading::Config { kind: ff::codec::threading::Type::Frame, count: 0, ..Default::default() });
+        ctx.set_threading(ff::codec::threading::Config { kind: ff::codec::threading::Type::Frame, count: tuning.decoder_threads, ..Default::default() });
         ctx.decoder().video().map_err(|e| JobError::permanent(format!("the {} video cannot be decoded: {e}", probe.video.codec)))?
     };
-    let settings = RungSettings { plan: &plan, preset: &options.preset, x264_threads: tuning.x264_threads, color: probe.video.color };
+    let settings = RungSettings {
+        plan: &plan,
+        preset: &options.preset,
+        x264_threads_top: tuning.x264_threads_top,
+        x264_threads: tuning.x264_threads,
+        color: probe.video.color,
+    };
     // Every rung must share one reordering delay (checked by each rung) so
     // that all timelines, and the audio, start at the same moment.
     let delay_frames = match plan.rungs.last() {
@@ -209,22 +231,24 @@ pub fn transcode<R: Read + Seek + Send + 'static>(
     *control.frames_done.lock().expect("not poisoned") = counters.clone();
     events
         .blocking_send(Produced::Plan { plan: plan.clone(), has_audio, duration_s: declared })
-        .map_err(|_| JobError::LeaseLost)?;
+        .map_err(|_| JobError::Stopped)?;
 
     let (dw, dh) = probe.source_video().display_size();
     let mut thumbs = Thumbnailer::new(dw, dh, declared);
 
     std::thread::scope(|scope| -> Result<Summary, JobError> {
-        let mut senders: Vec<SyncSender<RungInput>> = Vec::new();
+        // senders[i] feeds rung i: frames (rung 0 from here, the others from the
+        // rung above) and audio (from here, to every rung).
+        let (senders, mut receivers): (Vec<SyncSender<RungInput>>, Vec<_>) = plan.rungs.iter().map(|_| sync_channel::<RungInput>(tuning.frame_queue.max(1))).unzip();
         let mut handles = Vec::new();
         for (i, rung) in plan.rungs.iter().enumerate() {
-            let (tx, rx) = sync_channel::<RungInput>(8);
-            senders.push(tx);
+            let rx = receivers.remove(0);
+            let next = senders.get(i + 1).cloned();
             let (settings, events, done, control, audio) = (&settings, events.clone(), Arc::clone(&counters[i]), Arc::clone(&control), audio_params.clone());
             handles.push(
                 std::thread::Builder::new()
                     .name(format!("rung-{}", rung.name.as_str()))
-                    .spawn_scoped(scope, move || rung::run(i, rung, settings, audio, rx, &events, &done, &control.cancel, delay_frames, audio_priming))
+                    .spawn_scoped(scope, move || rung::run(i, rung, settings, audio, rx, next, &events, &done, &control.cancel, delay_frames, audio_priming))
                     .map_err(|e| JobError::retryable(format!("starting an encoder thread: {e}")))?,
             );
         }
@@ -254,10 +278,10 @@ pub fn transcode<R: Read + Seek + Send + 'static>(
                 f.set_pts(Some(n as i64));
                 f.set_kind(if n % gop == 0 { ff::picture::Type::I } else { ff::picture::Type::None });
                 if let Some(jpeg) = thumbs.on_frame(n as f64 / fps, &f)? {
-                    events.blocking_send(Produced::Poster { bytes: jpeg }).map_err(|_| JobError::LeaseLost)?;
+                    events.blocking_send(Produced::Poster { bytes: jpeg }).map_err(|_| JobError::Stopped)?;
                 }
-                let shared = Arc::new(SharedFrame(f));
-                if !senders.iter().all(|tx| tx.send(RungInput::Frame(Arc::clone(&shared))).is_ok()) {
+                // The top rung; it passes its frames down the chain.
+                if senders[0].send(RungInput::Frame(Arc::new(SharedFrame(f)))).is_err() {
                     return Ok(false);
                 }
             }
@@ -395,12 +419,12 @@ pub fn transcode<R: Read + Seek + Send + 'static>(
         if !thumbs.poster_done() {
             if let Some(f) = &last_frame {
                 let jpeg = thumbs.poster(&f.0)?;
-                events.blocking_send(Produced::Poster { bytes: jpeg }).map_err(|_| JobError::LeaseLost)?;
+                events.blocking_send(Produced::Poster { bytes: jpeg }).map_err(|_| JobError::Stopped)?;
             }
         }
         let thumbnails = match thumbs.finish()? {
             Some((bytes, meta)) => {
-                events.blocking_send(Produced::Sprite { bytes, meta }).map_err(|_| JobError::LeaseLost)?;
+                events.blocking_send(Produced::Sprite { bytes, meta }).map_err(|_| JobError::Stopped)?;
                 Some(meta)
             }
             None => None,
@@ -417,7 +441,8 @@ fn join(handles: Vec<std::thread::ScopedJoinHandle<'_, Result<RungReport, JobErr
         match h.join() {
             Ok(Ok(r)) => reports.push(r),
             Ok(Err(e)) => {
-                if first_error.as_ref().is_none_or(|f| *f == JobError::LeaseLost) {
+                // A rung that only stopped because another did yields to that one's error.
+                if first_error.as_ref().is_none_or(|f| matches!(f, JobError::LeaseLost | JobError::Stopped)) {
                     first_error = Some(e);
                 }
             }

