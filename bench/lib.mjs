@@ -1,6 +1,6 @@
 // Measuring processes and media for the benchmarks: wall/CPU/peak memory of
 // a command (GNU time), medians, generated sources (cached under
-// bench/work/), HLS ladders read back from disk, and wrk runs.
+// bench/work/), and HLS ladders read back from disk.
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join, dirname } from 'node:path';
@@ -76,25 +76,4 @@ export function quality(dir, src, width, height, seconds = 20) {
   const graph = `[0:v]setpts=PTS-STARTPTS,format=yuv420p,split[d1][d2];[1:v]setpts=PTS-STARTPTS,scale=${width}:${height}:flags=bicubic,format=yuv420p,split[r1][r2];[d1][r1]ssim;[d2][r2]psnr`;
   const out = execFileSync('ffmpeg', ['-hide_banner', '-t', String(seconds), '-i', join(dir, 'index.m3u8'), '-t', String(seconds), '-i', src, '-lavfi', graph, '-f', 'null', '-'], { stdio: ['ignore', 'ignore', 'pipe'] }).toString();
   return { ssim: Number(out.match(/SSIM .*All:([0-9.]+)/)?.[1]), psnr: Number(out.match(/PSNR .*average:([0-9.inf]+)/)?.[1]) };
-}
-
-/** One wrk run: requests/s, p50/p99 in ms, errors (socket errors + non-2xx/3xx). */
-export function wrk(url, { seconds = 10, connections = 8, threads = 2, script } = {}) {
-  const args = ['-t', String(threads), '-c', String(connections), '-d', `${seconds}s`, '--latency'];
-  if (script) args.push('-s', script);
-  const out = execFileSync('wrk', [...args, url], { env: process.env }).toString();
-  const ms = (v, unit) => Number(v) * { us: 0.001, ms: 1, s: 1000 }[unit];
-  const pct = (p) => {
-    const m = out.match(new RegExp(`\\s${p}%\\s+([0-9.]+)(us|ms|s)`));
-    return m ? ms(m[1], m[2]) : NaN;
-  };
-  const socket = out.match(/Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/);
-  const non2xx = Number(out.match(/Non-2xx or 3xx responses: (\d+)/)?.[1] ?? 0);
-  return {
-    rps: Number(out.match(/Requests\/sec:\s+([0-9.]+)/)?.[1]),
-    p50: pct(50),
-    p99: pct(99),
-    requests: Number(out.match(/(\d+) requests in/)?.[1]),
-    errors: non2xx + (socket ? socket.slice(1).reduce((a, b) => a + Number(b), 0) : 0),
-  };
 }

@@ -10,7 +10,8 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import { gzipSync } from 'node:zlib';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BENCH, ROOT, WORK, fmt, keyframes, measure, median, quality, readRung, rungDirs, source, wrk } from './lib.mjs';
+import { BENCH, ROOT, WORK, fmt, keyframes, measure, median, quality, readRung, rungDirs, source } from './lib.mjs';
+import { runWrk } from '../devkit/wrk.mjs';
 import { startPlatform } from '../devkit/platform.mjs';
 import { makeClip, postJson, pollJob, uploadVideo } from '../devkit/client.mjs';
 
@@ -268,7 +269,7 @@ async function workersSection(platform) {
   out('|---|---|---|---|---|');
   const results = {};
   for (const [name, url, script] of routes) {
-    const r = wrk(url, { script });
+    const r = await runWrk(url, { connections: 8, script });
     results[name] = r;
     out(`| ${name} | ${fmt(r.rps, 0)} | ${fmt(r.p50, 2)} | ${fmt(r.p99, 2)} | ${r.errors} of ${r.requests} |`);
   }

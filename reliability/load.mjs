@@ -4,49 +4,13 @@
 // /job-status of a finished job, and a media segment of that job through the
 // HLS route. Every answer must be 2xx/3xx, with no socket errors or
 // timeouts; the rows carry requests per second and p50/p99 latency.
-import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { makeClip, uploadVideo, pollJob } from '../devkit/client.mjs';
+import { runWrk } from '../devkit/wrk.mjs';
 
 const CONNECTIONS = 4;
 const THREADS = 2;
 const TIMEOUT_S = 5;
-
-/** Milliseconds from a wrk duration (`812.00us`, `1.53ms`, `2.01s`, `1.2m`). */
-function ms(text) {
-  const m = /^([\d.]+)(us|ms|s|m)$/.exec(text ?? '');
-  if (!m) return NaN;
-  return Number(m[1]) * { us: 0.001, ms: 1, s: 1000, m: 60000 }[m[2]];
-}
-
-/** The figures of `wrk --latency` output. */
-export function parseWrk(out) {
-  const num = (re) => Number(re.exec(out)?.[1] ?? NaN);
-  const pct = (p) => ms(new RegExp(`^\\s+${p}%\\s+(\\S+)`, 'm').exec(out)?.[1]);
-  const socket = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
-  return {
-    requests: num(/(\d+) requests in/),
-    seconds: ms(/requests in ([\d.]+\w+),/.exec(out)?.[1]) / 1000,
-    rps: num(/Requests\/sec:\s+([\d.]+)/),
-    p50: pct(50),
-    p90: pct(90),
-    p99: pct(99),
-    non2xx3xx: num(/Non-2xx or 3xx responses: (\d+)/) || 0,
-    socket: socket ? { connect: +socket[1], read: +socket[2], write: +socket[3], timeout: +socket[4] } : { connect: 0, read: 0, write: 0, timeout: 0 },
-  };
-}
-
-function wrk(url, seconds) {
-  const args = [`-t${THREADS}`, `-c${CONNECTIONS}`, `-d${seconds}s`, `--timeout`, `${TIMEOUT_S}s`, '--latency', url];
-  return new Promise((resolve, reject) => {
-    const child = spawn('wrk', args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout.on('data', (d) => { out += d; });
-    child.stderr.on('data', (d) => { out += d; });
-    child.on('error', (e) => reject(new Error(`wrk: ${e.message} (scripts/bootstrap.sh installs it)`)));
-    child.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`wrk exited ${code}: ${out.slice(0, 500)}`))));
-  });
-}
 
 /** One answer of the route before the load, to know it is the right one (status, type, size). */
 async function probe(url, type) {
@@ -80,9 +44,8 @@ export async function load({ platform, scratch, soak, say }) {
   for (const t of targets) {
     const before = await probe(t.url, t.type);
     say(`load: wrk ${seconds} s on ${t.name}…`);
-    const r = parseWrk(await wrk(t.url.replace('localhost', '127.0.0.1'), seconds));
-    const socketErrors = r.socket.connect + r.socket.read + r.socket.write + r.socket.timeout;
-    const ok = r.requests > 0 && Number.isFinite(r.rps) && Number.isFinite(r.p99) && r.non2xx3xx === 0 && socketErrors === 0;
+    const r = await runWrk(t.url, { seconds, connections: CONNECTIONS, threads: THREADS, timeoutS: TIMEOUT_S });
+    const ok = r.requests > 0 && Number.isFinite(r.rps) && Number.isFinite(r.p99) && r.errors === 0;
     rows.push({
       check: `wrk ${t.name}: zero errors`,
       ok,
