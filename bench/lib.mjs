@@ -1,7 +1,7 @@
 // Measuring processes and media for the benchmarks: wall/CPU/peak memory of
 // a command (GNU time), medians, generated sources (cached under
 // bench/work/), and HLS ladders read back from disk.
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -74,6 +74,9 @@ export function keyframes(dir) {
 /** SSIM (all) and PSNR (average) of the first `seconds` of a rung against the source scaled to its size. */
 export function quality(dir, src, width, height, seconds = 20) {
   const graph = `[0:v]setpts=PTS-STARTPTS,format=yuv420p,split[d1][d2];[1:v]setpts=PTS-STARTPTS,scale=${width}:${height}:flags=bicubic,format=yuv420p,split[r1][r2];[d1][r1]ssim;[d2][r2]psnr`;
-  const out = execFileSync('ffmpeg', ['-hide_banner', '-t', String(seconds), '-i', join(dir, 'index.m3u8'), '-t', String(seconds), '-i', src, '-lavfi', graph, '-f', 'null', '-'], { stdio: ['ignore', 'ignore', 'pipe'] }).toString();
+  // The figures are on stderr.
+  const run = spawnSync('ffmpeg', ['-hide_banner', '-t', String(seconds), '-i', join(dir, 'index.m3u8'), '-t', String(seconds), '-i', src, '-lavfi', graph, '-f', 'null', '-'], { encoding: 'utf8' });
+  if (run.status !== 0) throw new Error(`ffmpeg ssim/psnr on ${dir}: ${run.stderr.slice(-500)}`);
+  const out = run.stderr;
   return { ssim: Number(out.match(/SSIM .*All:([0-9.]+)/)?.[1]), psnr: Number(out.match(/PSNR .*average:([0-9.inf]+)/)?.[1]) };
 }

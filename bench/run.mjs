@@ -28,7 +28,7 @@ const out = (line = '') => { report.push(line); console.log(line); };
 // ---- 1. transcode throughput: the transcoder vs one ffmpeg CLI run ----------
 
 /** The ffmpeg CLI producing the same ladder with the same settings: decode once, split, scale, x264, HLS. */
-function ffmpegLadderArgs(src, plan, outDir, hasAudio = true) {
+function ffmpegLadderArgs(src, plan, outDir, { hasAudio = true, playlistType = 'vod' } = {}) {
   const n = plan.rungs.length;
   const split = `[0:v]split=${n}${plan.rungs.map((_, i) => `[s${i}]`).join('')}`;
   const scales = plan.rungs.map((r, i) => `[s${i}]scale=${r.width}:${r.height}:flags=bicubic[o${i}]`).join(';');
@@ -39,7 +39,7 @@ function ffmpegLadderArgs(src, plan, outDir, hasAudio = true) {
     '-g', String(plan.gop_frames), '-keyint_min', String(plan.gop_frames), '-sc_threshold', '0', '-forced-idr', '1');
   plan.rungs.forEach((r, i) => args.push(`-b:v:${i}`, String(r.bitrate), `-maxrate:v:${i}`, String(r.max_bitrate), `-bufsize:v:${i}`, String(r.buffer_size)));
   if (hasAudio) args.push('-c:a', 'aac', '-b:a', '128k', '-ar', '48000', '-ac', '2');
-  args.push('-f', 'hls', '-hls_time', '4', '-hls_playlist_type', 'vod', '-hls_segment_type', 'fmp4', '-hls_flags', 'independent_segments',
+  args.push('-f', 'hls', '-hls_time', '4', '-hls_playlist_type', playlistType, '-hls_segment_type', 'fmp4', '-hls_flags', 'independent_segments',
     '-var_stream_map', plan.rungs.map((_, i) => (hasAudio ? `v:${i},a:${i}` : `v:${i}`)).join(' '), '-master_pl_name', 'master.m3u8', join(outDir, '%v', 'index.m3u8'));
   return args;
 }
@@ -99,7 +99,7 @@ function ladderQuality(label, dir, src, plan, segmentTarget, firstSegment) {
   const keys = [];
   for (const r of plan.rungs) {
     const rungDir = rungDirs(dir).find((d) => {
-      const probe = execFileSync('ffprobe', ['-v', 'error', '-select_streams', 'v', '-show_entries', 'stream=width,height', '-of', 'csv=p=0', join(d, 'index.m3u8')]).toString().trim();
+      const probe = execFileSync('ffprobe', ['-v', 'error', '-select_streams', 'v', '-show_entries', 'stream=width,height', '-of', 'csv=p=0', join(d, 'index.m3u8')]).toString().trim().split('\n')[0]; // HLS lists the stream twice (program, stream)
       return probe === `${r.width},${r.height}`;
     });
     const rung = readRung(rungDir);
@@ -177,13 +177,14 @@ async function timeToPlayable(platform, video) {
   return (performance.now() - t0) / 1000;
 }
 
-/** The baseline: the ffmpeg CLI's time until every rung has listed its first segment (local disk, no upload). */
+/** The baseline: the ffmpeg CLI's time until every rung has listed its first segment (local disk, no upload).
+ * An EVENT playlist, because ffmpeg writes a VOD one only at the end. */
 async function ffmpegTimeToFirstSegments(src, plan) {
   const dir = join(WORK, 'ttp-ffmpeg');
   rmSync(dir, { recursive: true, force: true });
   const { spawn } = await import('node:child_process');
   const t0 = performance.now();
-  const child = spawn('ffmpeg', ffmpegLadderArgs(src, plan, dir), { stdio: 'ignore' });
+  const child = spawn('ffmpeg', ffmpegLadderArgs(src, plan, dir, { playlistType: 'event' }), { stdio: 'ignore' });
   try {
     for (;;) {
       const ready = plan.rungs.every((_, i) => {
@@ -202,7 +203,7 @@ async function playableSection(platform) {
   const lengths = [30, 300, 1200];
   out('## 2. Time to playable');
   out();
-  out(`From the notify call until /playback-url answers and the master playlist, every rung's playlist, init segment and first segment are fetchable through the playback route, on the full local platform (wrangler dev, Garage, release transcoder; the ladder up to 1080p). The upload itself is not timed. Median of ${RUNS} runs; each job is canceled once playable. Baseline: the ffmpeg CLI ladder (section 1's command) until every rung has listed its first segment, on local disk.`);
+  out(`From the notify call until /playback-url answers and the master playlist, every rung's playlist, init segment and first segment are fetchable through the playback route, on the full local platform (wrangler dev, Garage, release transcoder; the ladder up to 1080p). The upload itself is not timed. Median of ${RUNS} runs; each job is canceled once playable. Baseline: the ffmpeg CLI ladder (section 1's command, with an EVENT playlist so that it lists segments as it goes) until every rung has listed its first segment, on local disk.`);
   out();
   out('| source | transcoder: median (runs) | ffmpeg CLI to first segments | Mux published median for this length |');
   out('|---|---|---|---|');

@@ -1,11 +1,11 @@
 // Starts a single-node Garage (a real S3-compatible store) on loopback, with
 // one bucket and one access key created at start-up. Used by the local
 // platform (persistent under .dev/) and by tests (a temporary directory).
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, writeFileSync, existsSync, readFileSync, openSync } from 'node:fs';
+import { mkdirSync, writeFileSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort, waitFor } from './ports.mjs';
+import { start } from './processes.mjs';
 import { s3 } from './sigv4.mjs';
 
 const hex = (n) => randomBytes(n).toString('hex');
@@ -39,24 +39,16 @@ export async function startGarage({ dir, bucket = 'media', s3Port, rpcPort, log 
     'root_domain = ".s3.garage.localhost"',
     '',
   ].join('\n'));
-  const out = log ? openSync(log, 'a') : 'ignore';
-  const child = spawn('garage', ['-c', config, 'server', '--single-node', '--default-bucket'], {
-    env: { ...process.env, GARAGE_DEFAULT_ACCESS_KEY: keys.accessKey, GARAGE_DEFAULT_SECRET_KEY: keys.secretKey, GARAGE_DEFAULT_BUCKET: bucket, RUST_LOG: process.env.GARAGE_LOG ?? 'warn' },
-    stdio: ['ignore', out, out],
+  const proc = start('garage', 'garage', ['-c', config, 'server', '--single-node', '--default-bucket'], {
+    env: { GARAGE_DEFAULT_ACCESS_KEY: keys.accessKey, GARAGE_DEFAULT_SECRET_KEY: keys.secretKey, GARAGE_DEFAULT_BUCKET: bucket, RUST_LOG: process.env.GARAGE_LOG ?? 'warn' },
+    log,
   });
-  let exited = null;
-  child.on('exit', (code, signal) => { exited = { code, signal }; });
-  const store = { endpoint: `http://127.0.0.1:${s3Port}`, bucket, region: 'us-east-1', accessKey: keys.accessKey, secretKey: keys.secretKey, pid: child.pid, s3Port, rpcPort };
+  const store = { endpoint: `http://127.0.0.1:${s3Port}`, bucket, region: 'us-east-1', accessKey: keys.accessKey, secretKey: keys.secretKey, pid: proc.pid, s3Port, rpcPort };
   await waitFor('Garage', async () => {
-    if (exited) throw new Error(`garage exited (${JSON.stringify(exited)}); see ${log ?? 'its output'}`);
+    if (proc.exited) throw new Error(`garage exited (${JSON.stringify(proc.exited)}); see ${log ?? 'its output'}`);
     const r = await s3(store, 'HEAD', '');
     return r.status === 200;
   }, 60000);
-  store.stop = () => new Promise((resolve) => {
-    if (exited) return resolve();
-    child.once('exit', () => resolve());
-    child.kill('SIGTERM');
-    setTimeout(() => { if (!exited) child.kill('SIGKILL'); }, 5000).unref();
-  });
+  store.stop = () => proc.stop();
   return store;
 }

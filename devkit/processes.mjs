@@ -6,9 +6,9 @@ import { openSync } from 'node:fs';
 
 const running = new Set();
 
-/** Starts `cmd args` with output appended to `log`. */
+/** Starts `cmd args` with output appended to `log` (discarded without one). */
 export function start(name, cmd, args, { env = {}, cwd, log }) {
-  const out = openSync(log, 'a');
+  const out = log ? openSync(log, 'a') : 'ignore';
   const child = spawn(cmd, args, { cwd, env: { ...process.env, ...env }, stdio: ['ignore', out, out], detached: true });
   const proc = { name, pid: child.pid, log, child, exited: null };
   child.on('exit', (code, signal) => {
@@ -35,7 +35,14 @@ export async function stopAll() {
   for (const p of [...running].reverse()) await p.stop();
 }
 
-// Never leave children behind, whatever ends this process.
+// Never leave children behind, whatever ends this process: a normal exit,
+// or Ctrl-C / SIGTERM when nothing else (like the platform's own graceful
+// shutdown) handles them. Node skips 'exit' handlers on an unhandled signal.
 process.on('exit', () => {
   for (const p of running) { try { process.kill(-p.pid, 'SIGKILL'); } catch { /* gone */ } }
 });
+for (const [signal, number] of [['SIGINT', 2], ['SIGTERM', 15]]) {
+  process.on(signal, () => {
+    if (process.listenerCount(signal) === 1) process.exit(128 + number);
+  });
+}
