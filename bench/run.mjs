@@ -20,10 +20,14 @@ const only = arg('only', '1,2,3,4').split(',').map(Number);
 const RUNS = Number(arg('runs', 3));
 const TRANSCODER = join(ROOT, 'target', 'release', 'transcoder');
 const CORES = cpus().length;
-const report = [];
+// The report, by section: they run in the order the platform needs (1, 2, 4, 3)
+// and are written in number order.
+const report = { 0: [] };
+let section = 0;
 const data = { date: new Date().toISOString(), machine: `${CORES} cores, ${cpus()[0].model}`, sections: {} };
 const say = (m) => console.log(`bench: ${m}`);
-const out = (line = '') => { report.push(line); console.log(line); };
+const out = (line = '') => { (report[section] ??= []).push(line); console.log(line); };
+const begin = (n, title) => { section = n; out(`## ${n}. ${title}`); };
 
 // ---- 1. transcode throughput: the transcoder vs one ffmpeg CLI run ----------
 
@@ -75,7 +79,7 @@ async function throughput() {
   }));
   const ff = summary.ffmpeg;
   const tc = summary.transcoder;
-  out('## 1. Transcode throughput');
+  begin(1, 'Transcode throughput');
   out();
   out(`Source: ${seconds} s 1080p30 H.264 + AAC (testsrc2 with noise, 8 Mb/s). Ladder: ${plan.rungs.map((r) => `${r.width}x${r.height}@${(r.bitrate / 1e6).toFixed(2)}M`).join(', ')}; x264 veryfast High, ${plan.gop_frames}-frame closed GOPs, VBV; AAC 128k stereo 48 kHz; fMP4 HLS. Median of ${RUNS} alternating runs; ${CORES} cores.`);
   out();
@@ -127,7 +131,7 @@ function ladderQuality(label, dir, src, plan, segmentTarget, firstSegment) {
 }
 
 function qualitySection(t) {
-  out('## 3. Output quality and accuracy');
+  begin(3, 'Output quality and accuracy');
   out();
   out(`SSIM and PSNR of the first 20 s of each rung against the source scaled to the rung's size (bicubic); bitrates measured from the segments (video + 128k audio) against the planned target and VBV cap; segment durations from the playlists. Baseline: the ffmpeg CLI ladder of section 1, same settings.`);
   out();
@@ -201,7 +205,7 @@ async function ffmpegTimeToFirstSegments(src, plan) {
 
 async function playableSection(platform) {
   const lengths = [30, 300, 1200];
-  out('## 2. Time to playable');
+  begin(2, 'Time to playable');
   out();
   out(`From the notify call until /playback-url answers and the master playlist, every rung's playlist, init segment and first segment are fetchable through the playback route, on the full local platform (wrangler dev, Garage, release transcoder; the ladder up to 1080p). The upload itself is not timed. Median of ${RUNS} runs; each job is canceled once playable. Baseline: the ffmpeg CLI ladder (section 1's command, with an EVENT playlist so that it lists segments as it goes) until every rung has listed its first segment, on local disk.`);
   out();
@@ -237,7 +241,7 @@ async function playableSection(platform) {
 }
 
 async function workersSection(platform) {
-  out('## 4. The Workers');
+  begin(4, 'The Workers');
   out();
   // A finished job to read.
   await uploadVideo(platform, 'bench', 'load', makeClip(join(WORK, 'load.mp4'), { size: '640x360', seconds: 6 }));
@@ -291,7 +295,7 @@ async function workersSection(platform) {
 
 out(`# Benchmarks (${data.date.slice(0, 10)}, ${data.machine})`);
 out();
-out('Reproduce with `bash bench/run.sh` (about an hour on 2 cores; sources are generated once into bench/work/).');
+out('Reproduce with `bash bench/run.sh` (about 9 minutes on 2 cores, plus about 5 the first time to generate the sources into bench/work/).');
 out();
 let ladders;
 if (only.includes(1) || only.includes(3)) ladders = await throughput();
@@ -304,6 +308,6 @@ if (only.includes(2) || only.includes(4)) {
 if (only.includes(3)) qualitySection(ladders);
 mkdirSync(join(BENCH, 'results'), { recursive: true });
 const name = only.length === 4 ? 'latest' : `partial-${only.join('')}`;
-writeFileSync(join(BENCH, 'results', `${name}.md`), report.join('\n') + '\n');
+writeFileSync(join(BENCH, 'results', `${name}.md`), Object.keys(report).sort().flatMap((k) => report[k]).join('\n') + '\n');
 writeFileSync(join(BENCH, 'results', `${name}.json`), JSON.stringify(data, null, 2) + '\n');
 say(`wrote bench/results/${name}.md and .json`);
