@@ -52,3 +52,12 @@ impl ImageSettings {
         })
     }
 }
+
+impl worker_kit::entry::ServiceSettings for ImageSettings {
+    fn cors_origins(&self) -> &str {
+        &self.cors_origins
+    }
+    fn environment(&self) -> &str {
+        &self.environment
+    }
+}

@@ -23,8 +23,8 @@ mod status;
 mod uploads;
 
 use worker::{event, Context, Env, Method, Request, Response};
-use worker_kit::respond::{error_response, json, known_method, method_not_allowed_response, no_route, preflight, with_cors};
-use worker_kit::{sentry, Handled};
+use worker_kit::respond::{json, known_method, method_not_allowed_response, no_route, preflight};
+use worker_kit::Handled;
 
 pub use queue::JobQueue;
 use settings::VideoSettings;
@@ -40,25 +40,8 @@ fn start() {
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
-    let origin = req.headers().get("origin").ok().flatten();
-    let (method, url) = (req.method().to_string(), req.url().map(|u| u.to_string()).unwrap_or_default());
-    let settings = VideoSettings::load(&env);
-    let (cors, environment) = match &settings {
-        Ok(s) => (s.cors_origins.clone(), s.environment.clone()),
-        Err(_) => ("*".to_owned(), "unknown".to_owned()),
-    };
-    let outcome = match settings {
-        Ok(settings) => route(req, &env, &settings).await,
-        Err(e) => Err(e.into()),
-    };
-    let resp = outcome.unwrap_or_else(|failure| {
-        if let Some(detail) = failure.report_detail() {
-            tracing::error!(method = %method, url = %url, detail, "request failed");
-            sentry::report(&env, &ctx, sentry::Fault { service: SERVICE, environment: &environment, message: detail, method: &method, url: &url });
-        }
-        error_response(&failure.to_api_error())
-    });
-    Ok(with_cors(resp, &cors, origin.as_deref()))
+    let (env, ctx) = (&env, &ctx);
+    worker_kit::entry::handle(SERVICE, req, env, ctx, VideoSettings::load(env), |req, settings| async move { route(req, env, &settings).await }).await
 }
 
 /// The origin used in the URLs this service hands out.

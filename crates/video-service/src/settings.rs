@@ -67,3 +67,12 @@ pub fn ladder_options(env: &Env) -> Result<LadderOptions, ConfigError> {
         preset: s.or("LADDER_PRESET", &d.preset),
     })
 }
+
+impl worker_kit::entry::ServiceSettings for VideoSettings {
+    fn cors_origins(&self) -> &str {
+        &self.cors_origins
+    }
+    fn environment(&self) -> &str {
+        &self.environment
+    }
+}

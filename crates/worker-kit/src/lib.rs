@@ -4,6 +4,7 @@
 //!
 //! | module | owns |
 //! |---|---|
+//! | [`entry`] | the shell of every fetch handler: settings, the route, errors to JSON and Sentry, CORS |
 //! | [`store`] | the `ObjectStore` trait and its R2-binding and S3 (fetch + SigV4) adapters |
 //! | [`config`] | reading vars and secrets, with errors that name the variable |
 //! | [`respond`] | JSON bodies, the error type handlers return, CORS, preflights, reading bodies and queries |
@@ -15,6 +16,7 @@
 
 pub mod clock;
 pub mod config;
+pub mod entry;
 pub mod logging;
 pub mod ratelimit;
 pub mod respond;
