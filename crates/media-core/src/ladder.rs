@@ -184,12 +184,12 @@ pub const MAX_SOURCE_PIXELS: u64 = 8192 * 4320;
 /// The output frame rate: the source's, halved until it is at most 60 fps.
 pub fn output_frame_rate(src: Rational) -> Result<Rational, PlanError> {
     let fps = src.as_f64();
-    if !(fps.is_finite() && fps >= 1.0 && fps <= 1000.0) {
+    if !(fps.is_finite() && (1.0..=1000.0).contains(&fps)) {
         return Err(PlanError::BadFrameRate { num: src.num, den: src.den });
     }
     let mut r = src;
     while r.as_f64() > 60.5 {
-        r = if r.num % 2 == 0 { Rational::new(r.num / 2, r.den) } else { Rational::new(r.num, r.den * 2) };
+        r = if r.num.is_multiple_of(2) { Rational::new(r.num / 2, r.den) } else { Rational::new(r.num, r.den * 2) };
     }
     Ok(r)
 }
@@ -273,6 +273,7 @@ mod tests {
     #[test]
     fn ladders_by_source() {
         let o = LadderOptions::default();
+        #[allow(clippy::type_complexity)] // a table: source, then (rung, width, height) rows
         let cases: Vec<(SourceVideo, Vec<(&str, u32, u32)>)> = vec![
             (
                 src(1920, 1080, 0, (30, 1)),

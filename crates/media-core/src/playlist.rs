@@ -77,7 +77,7 @@ pub struct Variant {
 /// since many players begin with the first entry.
 pub fn master_playlist(variants: &[Variant]) -> String {
     let mut order: Vec<&Variant> = variants.iter().collect();
-    order.sort_by(|a, b| b.bandwidth.cmp(&a.bandwidth));
+    order.sort_by_key(|r| std::cmp::Reverse(r.bandwidth));
     if let Some(i) = order.iter().position(|v| v.average_bandwidth <= 3_000_000) {
         let start = order.remove(i);
         order.insert(0, start);

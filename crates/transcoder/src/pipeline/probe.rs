@@ -96,7 +96,7 @@ pub fn open<R: Read + Seek + Send + 'static>(mut reader: R, cancelled: impl FnMu
 
 /// libav's own "misdetection possible" threshold (`AVPROBE_SCORE_RETRY`):
 /// a format detected at or below this score is a guess, not a file type.
-const MISDETECTION_SCORE: i32 = ff::ffi::AVPROBE_SCORE_MAX as i32 / 4;
+const MISDETECTION_SCORE: i32 = ff::ffi::AVPROBE_SCORE_MAX / 4;
 
 /// Formats that hold a still image, not a video.
 fn is_image_format(format: &str) -> bool {

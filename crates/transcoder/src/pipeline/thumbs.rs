@@ -20,8 +20,11 @@ pub struct Thumbnailer {
     next_tile: f64,
     tile: (u32, u32),
     tiles: Vec<ff::frame::Video>,
-    scalers: Vec<((Pixel, u32, u32, u32, u32), ff::software::scaling::Context)>,
+    scalers: Vec<(ScalerKey, ff::software::scaling::Context)>,
 }
+
+/// A scaler's input format and size, and its output size.
+type ScalerKey = (Pixel, u32, u32, u32, u32);
 
 fn err(e: ff::Error, what: &str) -> JobError {
     JobError::retryable(format!("thumbnails: {what}: {e}"))
@@ -134,12 +137,12 @@ pub fn encode_jpeg(frame: &ff::frame::Video) -> Result<Vec<u8>, JobError> {
     enc.set_time_base(ff::Rational::new(1, 25));
     enc.set_color_range(ff::color::Range::JPEG);
     enc.set_flags(ff::codec::Flags::QSCALE);
-    enc.set_global_quality(3 * ff::ffi::FF_QP2LAMBDA as i32);
+    enc.set_global_quality(3 * ff::ffi::FF_QP2LAMBDA);
     let mut enc = enc.open_with(ff::Dictionary::new()).map_err(|e| err(e, "jpeg open"))?;
     let mut f = frame.clone();
     f.set_pts(Some(0));
     // SAFETY: quality is a plain field of the frame we own.
-    unsafe { (*f.as_mut_ptr()).quality = 3 * ff::ffi::FF_QP2LAMBDA as i32 };
+    unsafe { (*f.as_mut_ptr()).quality = 3 * ff::ffi::FF_QP2LAMBDA };
     enc.send_frame(&f).map_err(|e| err(e, "jpeg encode"))?;
     enc.send_eof().map_err(|e| err(e, "jpeg flush"))?;
     let mut pkt = ff::Packet::empty();
