@@ -6,6 +6,7 @@ import { Miniflare, convertV4MiniflareOptions } from 'miniflare';
 import { existsSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { putObject } from '../../devkit/sigv4.mjs';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const API_KEY = 'test-key-one';
@@ -98,4 +99,18 @@ export function errorCode(res) {
     throw new Error(`not a JSON error: ${res.status} ${res.text}`);
   }
   return e.code;
+}
+
+let ipCounter = 0;
+/** A distinct client address per call, so the rate limit only bites where a test wants it. */
+export const freshIp = () => ({ 'cf-connecting-ip': `10.0.${Math.floor(++ipCounter / 250)}.${ipCounter % 250}` });
+
+/** Puts an object where a service on `backend` reads it from: Miniflare's R2 binding, or Garage. */
+export async function putStored({ backend, mf, garage }, key, bytes, type) {
+  if (backend === 'r2') {
+    const bucket = await mf.getR2Bucket('MEDIA_BUCKET');
+    await bucket.put(key, bytes, { httpMetadata: { contentType: type } });
+  } else {
+    await putObject(garage, key, bytes, type);
+  }
 }

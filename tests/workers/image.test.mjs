@@ -12,8 +12,8 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startGarage } from '../../devkit/garage.mjs';
-import { putObject, s3 } from '../../devkit/sigv4.mjs';
-import { imageService, client, errorCode, API_KEY, API_KEY_2, ROOT } from './harness.mjs';
+import { s3 } from '../../devkit/sigv4.mjs';
+import { imageService, client, errorCode, freshIp, putStored, API_KEY, API_KEY_2, ROOT } from './harness.mjs';
 
 const BASE = 'http://image.test';
 const TYPES = { jpeg: 'image/jpeg', png: 'image/png', webp: 'image/webp', avif: 'image/avif', gif: 'image/gif' };
@@ -41,10 +41,6 @@ after(async () => {
   for (const dir of [garageDir, imageDir]) if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-let ipCounter = 0;
-/** A distinct client address per call, so the rate limit only bites where a test wants it. */
-const freshIp = () => ({ 'cf-connecting-ip': `10.1.${Math.floor(++ipCounter / 250)}.${ipCounter % 250}` });
-
 /** A multipart/form-data body as Node's fetch encodes it: { body, contentType }. */
 async function formBody(fields) {
   const form = new FormData();
@@ -64,14 +60,7 @@ for (const backend of ['r2', 's3']) {
     let api;
     const app = `app_${backend}`;
     // Puts an object where the service reads it from.
-    const put = async (key, bytes, type) => {
-      if (backend === 'r2') {
-        const bucket = await mf.getR2Bucket('MEDIA_BUCKET');
-        await bucket.put(key, bytes, { httpMetadata: { contentType: type } });
-      } else {
-        await putObject(garage, key, bytes, type);
-      }
-    };
+    const put = (key, bytes, type) => putStored({ backend, mf, garage }, key, bytes, type);
     const presign = (body) => api.post('/generate-image-upload-url', { app_id: app, content_type: 'image/png', ...body }, { key: API_KEY, headers: freshIp() });
     const uploadRaw = (bytes, type, query, { key = API_KEY, headers = {} } = {}) =>
       api.post(`/upload?${new URLSearchParams(query)}`, bytes, { key, headers: { ...freshIp(), ...(type ? { 'content-type': type } : {}), ...headers } });

@@ -8,10 +8,10 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startGarage } from '../../devkit/garage.mjs';
-import { putObject, s3 } from '../../devkit/sigv4.mjs';
+import { s3 } from '../../devkit/sigv4.mjs';
 import { startSentrySink } from '../../devkit/sentry-sink.mjs';
 import { waitFor } from '../../devkit/ports.mjs';
-import { videoService, client, errorCode, API_KEY, API_KEY_2, ROOT } from './harness.mjs';
+import { videoService, client, errorCode, freshIp, putStored, API_KEY, API_KEY_2, ROOT } from './harness.mjs';
 
 let garage;
 let garageDir;
@@ -24,24 +24,13 @@ after(async () => {
   rmSync(garageDir, { recursive: true, force: true });
 });
 
-let ipCounter = 0;
-/** A distinct client address per call, so the rate limit only bites where a test wants it. */
-const freshIp = () => ({ 'cf-connecting-ip': `10.0.${Math.floor(++ipCounter / 250)}.${ipCounter % 250}` });
-
 for (const backend of ['r2', 's3']) {
   describe(`video service (${backend} backend)`, () => {
     let mf;
     let api;
     const app = `app_${backend}`;
     // Puts an object where the service reads it from.
-    const put = async (key, bytes, type) => {
-      if (backend === 'r2') {
-        const bucket = await mf.getR2Bucket('MEDIA_BUCKET');
-        await bucket.put(key, bytes, { httpMetadata: { contentType: type } });
-      } else {
-        await putObject(garage, key, bytes, type);
-      }
-    };
+    const put = (key, bytes, type) => putStored({ backend, mf, garage }, key, bytes, type);
     const presign = (video, extra = {}) =>
       api.post('/generate-upload-url', { app_id: app, video_id: video, content_type: 'video/mp4', ...extra }, { key: API_KEY, headers: freshIp() });
     const notify = (video, rawKey, extra = {}) =>

@@ -19,7 +19,8 @@ mod uploads;
 use media_core::api::IMAGE_ASSETS_PREFIX;
 use media_core::transform::TRANSFORM_PATH_PREFIX;
 use worker::{event, Context, Env, Method, Request, Response};
-use worker_kit::respond::{json, known_method, method_not_allowed_response, no_route, preflight};
+use worker_kit::entry::{health, openapi, other_method, public_base};
+use worker_kit::respond::{known_method, no_route};
 use worker_kit::Handled;
 
 use settings::ImageSettings;
@@ -39,22 +40,15 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
     worker_kit::entry::handle(SERVICE, req, env, ctx, ImageSettings::load(env), |req, settings| async move { route(req, env, ctx, &settings).await }).await
 }
 
-/// The origin used in the URLs this service hands out.
-fn public_base(req: &Request, settings: &ImageSettings) -> String {
-    settings.public_base.clone().unwrap_or_else(|| req.url().map(|u| u.origin().ascii_serialization()).unwrap_or_default())
-}
-
 async fn route(req: Request, env: &Env, ctx: &Context, settings: &ImageSettings) -> Handled {
     let path = req.path();
     // `None` for methods the runtime binding would otherwise report as GET.
     let method = known_method(&req);
     if path.starts_with(IMAGE_ASSETS_PREFIX) || path.starts_with(TRANSFORM_PATH_PREFIX) {
-        return match method {
-            Some(Method::Get | Method::Head) if path.starts_with(IMAGE_ASSETS_PREFIX) => assets::serve_asset(req, env).await,
-            Some(Method::Get | Method::Head) => assets::transform_passthrough(req, env).await,
-            Some(Method::Options) => preflight("GET, HEAD, OPTIONS"),
-            _ => Ok(method_not_allowed_response("GET, HEAD, OPTIONS")),
-        };
+        if let Some(answer) = other_method(method.as_ref(), &[Method::Get, Method::Head]) {
+            return answer;
+        }
+        return if path.starts_with(IMAGE_ASSETS_PREFIX) { assets::serve_asset(req, env).await } else { assets::transform_passthrough(req, env).await };
     }
     let route = match path.as_str() {
         "/generate-image-upload-url" => Route::UploadUrl,
@@ -63,22 +57,15 @@ async fn route(req: Request, env: &Env, ctx: &Context, settings: &ImageSettings)
         "/health" | "/" => Route::Health,
         _ => return Err(no_route(&path)),
     };
-    let allowed = route.method();
-    match method {
-        Some(Method::Options) => return preflight(&format!("{allowed}, OPTIONS")),
-        Some(m) if m == allowed => {}
-        _ => return Ok(method_not_allowed_response(&format!("{allowed}, OPTIONS"))),
+    if let Some(answer) = other_method(method.as_ref(), &[route.method()]) {
+        return answer;
     }
     let base = public_base(&req, settings);
     match route {
         Route::UploadUrl => uploads::generate_image_upload_url(req, env, settings, &base).await,
         Route::Upload => uploads::upload(req, env, ctx, settings, &base).await,
-        Route::OpenApi => {
-            let mut resp = Response::ok(OPENAPI)?;
-            resp.headers_mut().set("content-type", "application/json; charset=utf-8")?;
-            Ok(resp)
-        }
-        Route::Health => json(200, &serde_json::json!({ "service": SERVICE, "status": "ok", "version": env!("CARGO_PKG_VERSION") })),
+        Route::OpenApi => openapi(OPENAPI),
+        Route::Health => health(SERVICE, env!("CARGO_PKG_VERSION")),
     }
 }
 

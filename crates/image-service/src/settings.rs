@@ -60,4 +60,10 @@ impl worker_kit::entry::ServiceSettings for ImageSettings {
     fn environment(&self) -> &str {
         &self.environment
     }
+    fn api_keys(&self) -> &str {
+        &self.api_keys
+    }
+    fn public_base(&self) -> Option<&str> {
+        self.public_base.as_deref()
+    }
 }

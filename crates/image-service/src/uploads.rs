@@ -8,7 +8,6 @@
 //! overwritten.
 
 use media_core::api::{query_id, ImageLocation, ImageMeta, ImageUploadResponse, ImageUploadUrlRequest, ImageUploadUrlResponse, PresignedPut};
-use media_core::auth::{check_api_key, parse_key_list};
 use media_core::http::media_type;
 use media_core::ids::{AppId, IdError, ImageId};
 use media_core::keys::ObjectKey;
@@ -20,7 +19,8 @@ use worker_kit::clock::{now, random_bytes};
 use worker_kit::config::Settings;
 use worker_kit::respond::{json, query, read_body};
 use worker_kit::store::{s3_bucket, AnyStore, ObjectStore};
-use worker_kit::{ratelimit, sentry, Failure, Handled};
+use worker_kit::entry::guard;
+use worker_kit::{sentry, Failure, Handled};
 
 use crate::settings::ImageSettings;
 
@@ -35,17 +35,6 @@ pub const KV_BINDING: &str = "MEDIA_KV";
 /// The KV key of an image's metadata record ([`ImageMeta`] as JSON).
 pub fn image_record_key(app: &AppId, image: &ImageId) -> String {
     format!("image/{app}/{image}")
-}
-
-/// Rate limit, then API key: shared by the sensitive routes.
-async fn guard(req: &Request, env: &Env, settings: &ImageSettings, route: &str) -> Result<(), Failure> {
-    ratelimit::enforce(env, req, route).await?;
-    let keys = parse_key_list(&settings.api_keys);
-    if keys.is_empty() {
-        return Err(Failure::internal("IV_API_KEY is not set: no API key can be accepted"));
-    }
-    check_api_key(req.headers().get("x-api-key")?.as_deref(), &keys)?;
-    Ok(())
 }
 
 /// Refuses an `image_id` that already names a stored image.

@@ -23,7 +23,8 @@ mod status;
 mod uploads;
 
 use worker::{event, Context, Env, Method, Request, Response};
-use worker_kit::respond::{json, known_method, method_not_allowed_response, no_route, preflight};
+use worker_kit::entry::{health, openapi, other_method, public_base};
+use worker_kit::respond::{known_method, no_route};
 use worker_kit::Handled;
 
 pub use queue::JobQueue;
@@ -44,11 +45,6 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
     worker_kit::entry::handle(SERVICE, req, env, ctx, VideoSettings::load(env), |req, settings| async move { route(req, env, &settings).await }).await
 }
 
-/// The origin used in the URLs this service hands out.
-fn public_base(req: &Request, settings: &VideoSettings) -> String {
-    settings.public_base.clone().unwrap_or_else(|| req.url().map(|u| u.origin().ascii_serialization()).unwrap_or_default())
-}
-
 async fn route(req: Request, env: &Env, settings: &VideoSettings) -> Handled {
     let path = req.path();
     // `None` for methods the runtime binding would otherwise report as GET.
@@ -58,11 +54,10 @@ async fn route(req: Request, env: &Env, settings: &VideoSettings) -> Handled {
         return internal::route(req, env).await;
     }
     if path.starts_with("/hls/") {
-        return match method {
-            Some(Method::Get | Method::Head) => hls::serve(req, env).await,
-            Some(Method::Options) => preflight("GET, HEAD, OPTIONS"),
-            _ => Ok(method_not_allowed_response("GET, HEAD, OPTIONS")),
-        };
+        if let Some(answer) = other_method(method.as_ref(), &[Method::Get, Method::Head]) {
+            return answer;
+        }
+        return hls::serve(req, env).await;
     }
     let route = match path.as_str() {
         "/generate-upload-url" => Route::UploadUrl,
@@ -74,11 +69,8 @@ async fn route(req: Request, env: &Env, settings: &VideoSettings) -> Handled {
         "/health" | "/" => Route::Health,
         _ => return Err(no_route(&path)),
     };
-    let allowed = route.method();
-    match method {
-        Some(Method::Options) => return preflight(&format!("{allowed}, OPTIONS")),
-        Some(m) if m == allowed => {}
-        _ => return Ok(method_not_allowed_response(&format!("{allowed}, OPTIONS"))),
+    if let Some(answer) = other_method(method.as_ref(), &[route.method()]) {
+        return answer;
     }
     match route {
         Route::UploadUrl => uploads::generate_upload_url(req, env, settings).await,
@@ -86,12 +78,8 @@ async fn route(req: Request, env: &Env, settings: &VideoSettings) -> Handled {
         Route::Cancel => uploads::cancel_job(req, env, settings, &base).await,
         Route::JobStatus => status::job_status(req, env, &base).await,
         Route::PlaybackUrl => status::playback_url(req, env, &base).await,
-        Route::OpenApi => {
-            let mut resp = Response::ok(OPENAPI)?;
-            resp.headers_mut().set("content-type", "application/json; charset=utf-8")?;
-            Ok(resp)
-        }
-        Route::Health => json(200, &serde_json::json!({ "service": SERVICE, "status": "ok", "version": env!("CARGO_PKG_VERSION") })),
+        Route::OpenApi => openapi(OPENAPI),
+        Route::Health => health(SERVICE, env!("CARGO_PKG_VERSION")),
     }
 }
 

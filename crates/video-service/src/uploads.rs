@@ -4,7 +4,6 @@
 //! limit.
 
 use media_core::api::{CancelRequest, NotifyRequest, PresignedPut, VideoUploadUrlRequest, VideoUploadUrlResponse};
-use media_core::auth::{check_api_key, parse_key_list};
 use media_core::job::SourceUpload;
 use media_core::keys::{check_raw_key, ObjectKey};
 use media_core::media::{check_size, check_video_type};
@@ -14,7 +13,8 @@ use worker_kit::clock::now;
 use worker_kit::config::Settings;
 use worker_kit::respond::{json, read_body};
 use worker_kit::store::{s3_bucket, AnyStore, ObjectStore};
-use worker_kit::{ratelimit, Failure, Handled};
+use worker_kit::entry::guard;
+use worker_kit::{Failure, Handled};
 
 use crate::client;
 use crate::queue::{CancelReply, NotifyReply, QueueCommand};
@@ -22,17 +22,6 @@ use crate::settings::VideoSettings;
 
 /// The most a JSON request body of these routes may be.
 const MAX_JSON_BODY: u64 = 16 * 1024;
-
-/// Rate limit, then API key: shared by the sensitive routes.
-pub async fn guard(req: &Request, env: &Env, settings: &VideoSettings, route: &str) -> Result<(), Failure> {
-    ratelimit::enforce(env, req, route).await?;
-    let keys = parse_key_list(&settings.api_keys);
-    if keys.is_empty() {
-        return Err(Failure::internal("IV_API_KEY is not set: no API key can be accepted"));
-    }
-    check_api_key(req.headers().get("x-api-key")?.as_deref(), &keys)?;
-    Ok(())
-}
 
 /// `POST /generate-upload-url`.
 pub async fn generate_upload_url(mut req: Request, env: &Env, settings: &VideoSettings) -> Handled {

@@ -1,14 +1,18 @@
 //! The shell every Worker's fetch handler runs its routes in: the service's
 //! settings, the route, a failure turned into its JSON error (logged and
-//! reported to Sentry when it is our own fault), and CORS on every answer.
+//! reported to Sentry when it is our own fault), and CORS on every answer;
+//! and what every service's routes share around it: the method gate, the
+//! guard of the sensitive routes, the public base URL, `/openapi.json` and
+//! `/health`.
 
 use std::future::Future;
 
-use worker::{Context, Env, Request, Response};
+use media_core::auth::{check_api_key, parse_key_list};
+use worker::{Context, Env, Method, Request, Response};
 
 use crate::config::ConfigError;
-use crate::respond::{error_response, with_cors};
-use crate::{sentry, Handled};
+use crate::respond::{error_response, json, method_not_allowed_response, preflight, with_cors};
+use crate::{ratelimit, sentry, Failure, Handled};
 
 /// What the shell needs from a service's settings.
 pub trait ServiceSettings {
@@ -16,6 +20,10 @@ pub trait ServiceSettings {
     fn cors_origins(&self) -> &str;
     /// `ENVIRONMENT`, as reported to Sentry.
     fn environment(&self) -> &str;
+    /// `IV_API_KEY`: the comma-separated API keys.
+    fn api_keys(&self) -> &str;
+    /// `PUBLIC_BASE_URL`, when set.
+    fn public_base(&self) -> Option<&str>;
 }
 
 /// Runs `route` with `settings` (or answers their error) and finishes the answer.
@@ -49,4 +57,47 @@ where
         error_response(&failure.to_api_error())
     });
     Ok(with_cors(resp, &cors, origin.as_deref()))
+}
+
+/// `None` when `method` is one of `allowed`; otherwise the answer: a CORS
+/// preflight for `OPTIONS`, 405 with `Allow` for anything else (including a
+/// method the runtime has no name for, `None`).
+pub fn other_method(method: Option<&Method>, allowed: &[Method]) -> Option<Handled> {
+    if method.is_some_and(|m| allowed.contains(m)) {
+        return None;
+    }
+    let list = allowed.iter().map(|m| m.as_ref()).chain(["OPTIONS"]).collect::<Vec<_>>().join(", ");
+    Some(match method {
+        Some(Method::Options) => preflight(&list),
+        _ => Ok(method_not_allowed_response(&list)),
+    })
+}
+
+/// Rate limit, then API key: the guard of every sensitive route.
+pub async fn guard(req: &Request, env: &Env, settings: &impl ServiceSettings, route: &str) -> Result<(), Failure> {
+    ratelimit::enforce(env, req, route).await?;
+    let keys = parse_key_list(settings.api_keys());
+    if keys.is_empty() {
+        return Err(Failure::internal("IV_API_KEY is not set: no API key can be accepted"));
+    }
+    check_api_key(req.headers().get("x-api-key")?.as_deref(), &keys)?;
+    Ok(())
+}
+
+/// The origin used in the URLs a service hands out: `PUBLIC_BASE_URL`, or
+/// the origin the request came to.
+pub fn public_base(req: &Request, settings: &impl ServiceSettings) -> String {
+    settings.public_base().map(str::to_owned).unwrap_or_else(|| req.url().map(|u| u.origin().ascii_serialization()).unwrap_or_default())
+}
+
+/// `GET /openapi.json`: the service's OpenAPI document.
+pub fn openapi(document: &'static str) -> Handled {
+    let mut resp = Response::ok(document)?;
+    resp.headers_mut().set("content-type", "application/json; charset=utf-8")?;
+    Ok(resp)
+}
+
+/// `GET /health`: the service's name and version.
+pub fn health(service: &str, version: &str) -> Handled {
+    json(200, &serde_json::json!({ "service": service, "status": "ok", "version": version }))
 }

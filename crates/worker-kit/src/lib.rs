@@ -4,7 +4,7 @@
 //!
 //! | module | owns |
 //! |---|---|
-//! | [`entry`] | the shell of every fetch handler: settings, the route, errors to JSON and Sentry, CORS |
+//! | [`entry`] | the shell of every fetch handler (settings, errors to JSON and Sentry, CORS) and what all routes share: method gate, API-key guard, public base URL, `/openapi.json`, `/health` |
 //! | [`store`] | the `ObjectStore` trait and its R2-binding and S3 (fetch + SigV4) adapters |
 //! | [`config`] | reading vars and secrets, with errors that name the variable |
 //! | [`respond`] | JSON bodies, the error type handlers return, CORS, preflights, reading bodies and queries |
