@@ -78,27 +78,37 @@ fn flag<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
     args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).map(String::as_str)
 }
 
+/// The number after `name`, or `default` without the flag.
+fn number_flag<T>(args: &[String], name: &str, default: T) -> anyhow::Result<T>
+where
+    T: std::str::FromStr,
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    Ok(flag(args, name).map(str::parse).transpose().with_context(|| name.to_owned())?.unwrap_or(default))
+}
+
 /// Ladder options from `--max-rung`, `--max-rungs`, `--preset`.
 fn ladder_options(args: &[String]) -> anyhow::Result<LadderOptions> {
-    let mut options = LadderOptions::default();
-    if let Some(v) = flag(args, "--max-rung") {
-        options.max_rung = v.parse().context("--max-rung")?;
-    }
-    if let Some(v) = flag(args, "--max-rungs") {
-        options.max_rungs = v.parse().context("--max-rungs")?;
-    }
-    if let Some(v) = flag(args, "--preset") {
-        options.preset = v.to_owned();
-    }
-    Ok(options)
+    let d = LadderOptions::default();
+    Ok(LadderOptions {
+        max_rung: number_flag(args, "--max-rung", d.max_rung)?,
+        max_rungs: number_flag(args, "--max-rungs", d.max_rungs)?,
+        preset: flag(args, "--preset").map_or(d.preset.clone(), str::to_owned),
+        ..d
+    })
+}
+
+/// Opens and inspects a local file as the pipeline would.
+fn probe_file(input: &str) -> anyhow::Result<transcoder::pipeline::probe::Probe> {
+    ffmpeg_next::init()?;
+    let file = std::fs::File::open(input).with_context(|| format!("opening {input}"))?;
+    let opened = transcoder::pipeline::probe::open(file, || false).map_err(|e| anyhow::anyhow!("{e}"))?;
+    transcoder::pipeline::probe::inspect(&opened).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 fn plan(args: &[String]) -> anyhow::Result<()> {
     let Some(input) = args.first() else { bail!("usage: transcoder plan <input> [--max-rung N] [--max-rungs N]") };
-    ffmpeg_next::init()?;
-    let file = std::fs::File::open(input).with_context(|| format!("opening {input}"))?;
-    let opened = transcoder::pipeline::probe::open(file, || false).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let probe = transcoder::pipeline::probe::inspect(&opened).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let probe = probe_file(input)?;
     let plan = media_core::ladder::plan_ladder(&probe.source_video(), &ladder_options(args)?)?;
     println!("{}", serde_json::to_string_pretty(&plan)?);
     Ok(())
@@ -111,12 +121,11 @@ async fn transcode_local(args: &[String]) -> anyhow::Result<()> {
     };
     let options = ladder_options(args)?;
     let d = Tuning::default();
-    let num = |name: &str, default: usize| -> anyhow::Result<usize> { Ok(flag(args, name).map(str::parse).transpose().with_context(|| name.to_owned())?.unwrap_or(default)) };
     let tuning = Tuning {
-        x264_threads_top: num("--x264-threads-top", d.x264_threads_top)?,
-        x264_threads: num("--x264-threads", d.x264_threads)?,
-        decoder_threads: num("--decoder-threads", d.decoder_threads)?,
-        frame_queue: num("--frame-queue", d.frame_queue)?,
+        x264_threads_top: number_flag(args, "--x264-threads-top", d.x264_threads_top)?,
+        x264_threads: number_flag(args, "--x264-threads", d.x264_threads)?,
+        decoder_threads: number_flag(args, "--decoder-threads", d.decoder_threads)?,
+        frame_queue: number_flag(args, "--frame-queue", d.frame_queue)?,
     };
     let r = transcoder::local::transcode_to_dir(input.as_ref(), out.as_ref(), &options, &tuning).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     let (summary, result) = (&r.summary, &r.result);
@@ -136,10 +145,6 @@ async fn transcode_local(args: &[String]) -> anyhow::Result<()> {
 
 fn probe(args: &[String]) -> anyhow::Result<()> {
     let Some(input) = args.first() else { bail!("usage: transcoder probe <input>") };
-    ffmpeg_next::init()?;
-    let file = std::fs::File::open(input).with_context(|| format!("opening {input}"))?;
-    let opened = transcoder::pipeline::probe::open(file, || false).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let p = transcoder::pipeline::probe::inspect(&opened).map_err(|e| anyhow::anyhow!("{e}"))?;
-    println!("{p:#?}");
+    println!("{:#?}", probe_file(input)?);
     Ok(())
 }
