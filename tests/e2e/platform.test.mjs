@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { connect } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { startPlatform, ROOT } from '../../devkit/platform.mjs';
+import { makeClip, pollJob, postJson, uploadVideo } from '../../devkit/client.mjs';
 
 const ARTIFACTS = join(ROOT, 'tests', 'artifacts');
 let p;
@@ -46,49 +47,22 @@ after(async () => {
   rmSync(scratch, { recursive: true, force: true });
 });
 
-const json = (r) => r.json();
-const post = (url, body, key) => fetch(url, { method: 'POST', headers: { 'Content-Type': 'application/json', ...(key ? { 'x-api-key': key } : {}) }, body: JSON.stringify(body) });
+const clip = (name, { size = '640x360', seconds = 6 } = {}) => makeClip(join(scratch, name), { size, seconds });
 
-function clip(name, { size = '640x360', seconds = 6 } = {}) {
-  const file = join(scratch, name);
-  execFileSync('ffmpeg', ['-loglevel', 'error', '-y', '-f', 'lavfi', '-i', `testsrc2=size=${size}:rate=30:duration=${seconds}`, '-f', 'lavfi', '-i', `sine=frequency=330:duration=${seconds}`,
-    '-c:v', 'libx264', '-preset', 'ultrafast', '-pix_fmt', 'yuv420p', '-c:a', 'aac', file]);
-  return file;
-}
-
-// The README's pollJobStatus loop (every 5 s there; every 0.5 s here to keep the test short).
-async function pollJobStatus(app_id, video_id, timeoutMs = 240000) {
-  const seen = [];
-  const deadline = Date.now() + timeoutMs;
-  let status;
-  do {
-    const res = await fetch(`${p.video}/job-status?app_id=${app_id}&video_id=${video_id}`);
-    status = await res.json();
-    seen.push(status);
-    if (status.status === 'done' || status.status === 'error') break;
-    await new Promise((r) => setTimeout(r, 500));
-  } while (Date.now() < deadline);
-  return { status, seen };
-}
-
-// The README's three steps for a video, with the key on the "server" side only.
-async function uploadVideo(app_id, video_id, body, type = 'video/mp4') {
-  const res = await post(`${p.video}/generate-upload-url`, { app_id, video_id, content_type: type }, p.apiKey);
-  assert.equal(res.status, 200);
-  const { upload_url, raw_key } = await res.json();
-  const put = await fetch(upload_url, { method: 'PUT', headers: { 'Content-Type': type }, body });
-  assert.equal(put.status, 200, await put.text());
-  const notify = await post(`${p.video}/notify-upload-complete`, { app_id, video_id, raw_key, content_type: type }, p.apiKey);
-  return { raw_key, notify };
+// The README's steps (presign, PUT, notify) and its pollJobStatus loop (every
+// 5 s there; every 0.5 s here to keep the test short), from devkit/client.mjs.
+async function pollJobStatus(app_id, video_id) {
+  const seen = await pollJob(p, app_id, video_id, { timeoutMs: 240000 });
+  return { status: seen.at(-1), seen };
 }
 
 test('image: presign, browser-style PUT with a CORS preflight, GET the same bytes through /assets/', async () => {
   const png = join(scratch, 'cat.png');
   execFileSync('ffmpeg', ['-loglevel', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc2=size=320x240', '-frames:v', '1', png]);
   const file = readFileSync(png);
-  const res = await post(`${p.image}/generate-image-upload-url`, { app_id: 'yourAppId', image_id: 'yourImageId', content_type: 'image/png' }, p.apiKey);
+  const res = await postJson(`${p.image}/generate-image-upload-url`, { app_id: 'yourAppId', image_id: 'yourImageId', content_type: 'image/png' }, p.apiKey);
   assert.equal(res.status, 200);
-  const { upload_url, key, asset_url, transform_url } = await res.json();
+  const { upload_url, key, asset_url, transform_url } = res.json;
   assert.equal(key, 'images/yourAppId/yourImageId');
   // What a browser sends first for a cross-origin PUT with a Content-Type.
   const preflight = await fetch(upload_url, {
@@ -124,12 +98,12 @@ test('image: server-to-server /upload', async () => {
 
 test('video: presign, PUT, notify, poll until done, play every rung through the playback route', async () => {
   const source = clip('yourVideo.mp4', { size: '1280x720', seconds: 10 });
-  const { notify } = await uploadVideo('yourAppId', 'yourVideoId', readFileSync(source));
+  const notify = await uploadVideo(p, 'yourAppId', 'yourVideoId', source);
   assert.equal(notify.status, 202);
   // Notifying twice gives one job.
-  const again = await uploadVideo('yourAppId', 'yourVideoId', readFileSync(source));
-  assert.equal(again.notify.status, 200);
-  assert.equal((await json(again.notify)).job_id, (await json(notify)).job_id);
+  const again = await uploadVideo(p, 'yourAppId', 'yourVideoId', source);
+  assert.equal(again.status, 200);
+  assert.equal(again.json.job_id, notify.json.job_id);
 
   const { status, seen } = await pollJobStatus('yourAppId', 'yourVideoId');
   assert.equal(status.status, 'done', JSON.stringify(status));
@@ -161,14 +135,14 @@ test('video: presign, PUT, notify, poll until done, play every rung through the 
 });
 
 test('a corrupt upload fails its own job with a readable message, and the next job succeeds', async () => {
-  const { notify } = await uploadVideo('yourAppId', 'broken', randomBytes(200_000));
+  const notify = await uploadVideo(p, 'yourAppId', 'broken', randomBytes(200_000));
   assert.equal(notify.status, 202);
   const { status } = await pollJobStatus('yourAppId', 'broken');
   assert.equal(status.status, 'error');
   assert.match(status.error, /not a video file/);
   const pb = await fetch(`${p.video}/playback-url?app_id=yourAppId&video_id=broken`);
   assert.equal(pb.status, 409);
-  const { notify: next } = await uploadVideo('yourAppId', 'after-broken', readFileSync(clip('after.mp4', { seconds: 3 })));
+  const next = await uploadVideo(p, 'yourAppId', 'after-broken', clip('after.mp4', { seconds: 3 }));
   assert.equal(next.status, 202);
   assert.equal((await pollJobStatus('yourAppId', 'after-broken')).status.status, 'done');
 });
