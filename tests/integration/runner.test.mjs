@@ -4,7 +4,7 @@
 // stops; SIGTERM hands a running job back and exits 0.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, readFileSync, existsSync, openSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +12,7 @@ import { startGarage } from '../../devkit/garage.mjs';
 import { freePort, waitFor } from '../../devkit/ports.mjs';
 import { videoService, client, API_KEY, TRANSCODER_TOKEN, ROOT } from '../workers/harness.mjs';
 import { startSentrySink } from '../../devkit/sentry-sink.mjs';
+import { makeClip } from '../../devkit/client.mjs';
 
 const BIN = process.env.TRANSCODER_BIN ?? join(ROOT, 'target', 'debug', 'transcoder');
 let garage, mf, api, base, scratch;
@@ -70,10 +71,7 @@ function startTranscoder(name, env = {}) {
 
 /** Makes a clip with ffmpeg's lavfi sources, uploads it with a presigned URL and notifies. */
 async function submit(video, { size = '640x360', seconds = 4 } = {}) {
-  const file = join(scratch, `${video}.mp4`);
-  execFileSync('ffmpeg', ['-loglevel', 'error', '-y', '-f', 'lavfi', '-i', `testsrc2=size=${size}:rate=30:duration=${seconds}`, '-f', 'lavfi', '-i', `sine=duration=${seconds}`,
-    '-c:v', 'libx264', '-preset', 'ultrafast', '-pix_fmt', 'yuv420p', '-c:a', 'aac', file]);
-  const body = readFileSync(file);
+  const body = readFileSync(makeClip(join(scratch, `${video}.mp4`), { size, seconds }));
   const presign = await api.post('/generate-upload-url', { app_id: 'runner', video_id: video, content_type: 'video/mp4', size: body.length }, { key: API_KEY, headers: ip() });
   assert.equal(presign.status, 200, presign.text);
   const put = await fetch(presign.json.upload_url, { method: 'PUT', headers: presign.json.headers, body });
