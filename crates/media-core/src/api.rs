@@ -416,6 +416,11 @@ pub struct JobSpec {
     pub heartbeat_interval_ms: u64,
     pub source_key: String,
     pub source_size: u64,
+    /// The source's entity tag recorded at notify (quoted): read the source
+    /// with `If-Match` on it, so an upload replaced since is refused. Absent
+    /// for jobs notified before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_etag: Option<String>,
     pub content_type: String,
     pub output_id: OutputId,
     /// Every output key starts with this (`hls/{app}/{video}/{output_id}/`).
@@ -546,6 +551,34 @@ mod tests {
     }
 
     #[test]
+    fn job_spec_source_etag_is_optional_on_the_wire() {
+        let spec = JobSpec {
+            job_id: "job_1".into(),
+            app_id: "a".into(),
+            video_id: "v".into(),
+            attempt: 1,
+            lease_id: "L".into(),
+            lease_expires_at: "t".into(),
+            heartbeat_interval_ms: 2000,
+            source_key: "raw/a/v/source.mp4".into(),
+            source_size: 5,
+            source_etag: Some("\"abc\"".into()),
+            content_type: "video/mp4".into(),
+            output_id: OutputId::parse("o1").unwrap(),
+            output_prefix: "hls/a/v/o1/".into(),
+            ladder: LadderOptions::default(),
+        };
+        let v = serde_json::to_value(&spec).unwrap();
+        assert_eq!(v["source_etag"], "\"abc\"");
+        let mut old = v.clone();
+        old.as_object_mut().unwrap().remove("source_etag");
+        let back: JobSpec = serde_json::from_value(old).unwrap();
+        assert_eq!(back.source_etag, None, "a lease from before the field still parses");
+        let none = serde_json::to_value(JobSpec { source_etag: None, ..spec }).unwrap();
+        assert!(none.get("source_etag").is_none(), "omitted when unknown");
+    }
+
+    #[test]
     fn job_view_shows_urls_only_once_playable() {
         let p = RetryPolicy::default();
         let t0 = Timestamp::from_secs(1_700_000_000);
@@ -553,7 +586,7 @@ mod tests {
             "job_1".into(),
             AppId::parse("app").unwrap(),
             VideoId::parse("vid").unwrap(),
-            SourceUpload { raw_key: "raw/app/vid/source.mp4".into(), content_type: "video/mp4".into(), size: 5 },
+            SourceUpload { raw_key: "raw/app/vid/source.mp4".into(), content_type: "video/mp4".into(), size: 5, etag: None },
             LadderOptions::default(),
             &p,
             t0,

@@ -93,6 +93,12 @@ pub struct SourceUpload {
     pub raw_key: String,
     pub content_type: String,
     pub size: u64,
+    /// The object's entity tag (quoted, as storage sent it) when the notify
+    /// checked it: the transcoder reads the source with `If-Match` on it, so
+    /// a source replaced after the notify is refused rather than mixed in.
+    /// Absent on jobs stored before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
 }
 
 /// A finished ladder, as the transcoder reports it.
@@ -438,7 +444,7 @@ mod tests {
     }
 
     fn source(key: &str) -> SourceUpload {
-        SourceUpload { raw_key: key.into(), content_type: "video/mp4".into(), size: 1000 }
+        SourceUpload { raw_key: key.into(), content_type: "video/mp4".into(), size: 1000, etag: Some("\"e1\"".into()) }
     }
 
     fn job() -> Job {
@@ -660,6 +666,16 @@ mod tests {
         assert!(!j.playable);
         assert_eq!(j.output_id, None);
         assert_eq!(j.status, JobStatus::Queued);
+    }
+
+    #[test]
+    fn jobs_stored_without_a_source_etag_still_load() {
+        let j = job();
+        let mut v = serde_json::to_value(&j).unwrap();
+        assert_eq!(v["source"]["etag"], "\"e1\"");
+        v["source"].as_object_mut().unwrap().remove("etag");
+        let back: Job = serde_json::from_value(v).unwrap();
+        assert_eq!(back.source.etag, None);
     }
 
     #[test]

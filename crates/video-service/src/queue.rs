@@ -256,6 +256,7 @@ impl JobQueue {
                     heartbeat_interval_ms: (policy.lease_ttl_ms / 6).clamp(250, 2000),
                     source_key: job.source.raw_key.clone(),
                     source_size: job.source.size,
+                    source_etag: job.source.etag.clone(),
                     content_type: job.source.content_type.clone(),
                     output_prefix: ObjectKey::hls_prefix(&job.app_id, &job.video_id, &output_id),
                     output_id,

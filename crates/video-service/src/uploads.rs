@@ -67,7 +67,7 @@ pub async fn notify_upload_complete(mut req: Request, env: &Env, settings: &Vide
     let cmd = QueueCommand::Notify {
         app_id: r.app_id.clone(),
         video_id: r.video_id.clone(),
-        source: SourceUpload { raw_key: r.raw_key.clone(), content_type: r.content_type.clone(), size: info.size },
+        source: SourceUpload { raw_key: r.raw_key.clone(), content_type: r.content_type.clone(), size: info.size, etag: Some(info.etag.clone()) },
     };
     let reply: NotifyReply = client::ask(env, &cmd).await?;
     let status = if reply.changed { 202 } else { 200 };
