@@ -9,13 +9,14 @@
 //! | [`keys`] | the object-key layout (build and parse, canonical only), content types and caching of outputs |
 //! | [`job`] | the job model and its state machine (lease, heartbeat, retry, expiry) |
 //! | [`ladder`] | planning the ABR ladder from a probed source |
+//! | [`timeline`] | the bounds of a source's timeline: duration, timestamp jumps, audio offset, job time |
 //! | [`playlist`] | HLS playlists, WebVTT thumbnails, codec strings, sprite layout |
 //! | [`sentry`] | Sentry DSNs and error-event envelopes |
 //! | [`api`] | request/response types and JSON field reading |
 //! | [`multipart`] | reading `multipart/form-data` upload bodies |
 //! | [`transform`] | Cloudflare image transformation URLs and their option syntax |
 //! | [`sigv4`] | SigV4 signing and presigned URLs for S3-compatible storage |
-//! | [`auth`] | API key and bearer token checks in constant time |
+//! | [`auth`] | API keys and the apps each may act for (`IV_API_KEY`), key fingerprints, bearer token checks; in constant time |
 //! | [`http`] | byte ranges, entity tags, CORS values |
 //! | [`error`] | error codes, their HTTP statuses and the error body |
 //! | [`time`] | timestamps passed in by the caller, RFC 3339 and SigV4 formats |
@@ -34,6 +35,7 @@ pub mod playlist;
 pub mod sentry;
 pub mod sigv4;
 pub mod time;
+pub mod timeline;
 pub mod transform;
 
 pub use error::{ApiError, ErrorCode};

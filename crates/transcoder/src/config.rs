@@ -60,6 +60,12 @@ pub struct Config {
     pub worker_name: String,
     /// `LOG_FORMAT`: `json` (default) or `text`.
     pub log_json: bool,
+    /// `MAX_VIDEO_BYTES`: the largest source read (default 5 GiB, as the video service's).
+    pub max_video_bytes: u64,
+    /// `JOB_TIME_LIMIT_S`: the wall-clock time one job may take (default:
+    /// ten minutes plus four times the source's duration, see
+    /// `media_core::timeline::job_time_limit_s`).
+    pub job_time_limit: Option<Duration>,
 }
 
 impl std::fmt::Debug for Config {
@@ -133,6 +139,8 @@ impl Config {
             shutdown_grace: Duration::from_secs(v.number("SHUTDOWN_GRACE_S", 30)?),
             worker_name: v.get("WORKER_NAME").unwrap_or_else(default_worker_name),
             log_json: log_format == "json",
+            max_video_bytes: v.number("MAX_VIDEO_BYTES", media_core::media::DEFAULT_MAX_VIDEO_BYTES)?,
+            job_time_limit: v.get("JOB_TIME_LIMIT_S").map(|_| v.number("JOB_TIME_LIMIT_S", 0u64)).transpose()?.map(Duration::from_secs),
         })
     }
 }
@@ -167,6 +175,7 @@ mod tests {
         assert_eq!(c.video_service_url, "http://127.0.0.1:8788");
         assert_eq!((c.concurrency, c.s3.region.as_str(), c.log_json), (1, "auto", true));
         assert_eq!(c.lease_wait, Duration::from_secs(20));
+        assert_eq!((c.max_video_bytes, c.job_time_limit), (5 * 1024 * 1024 * 1024, None));
         assert!(!format!("{c:?}").contains("\"s\""), "secrets stay out of Debug");
     }
 

@@ -48,7 +48,7 @@ impl JobError {
 impl From<std::io::Error> for JobError {
     fn from(e: std::io::Error) -> Self {
         if e.raw_os_error() == Some(libc::ENOSPC) {
-            JobError::Retryable(format!("the transcoder's disk is full: {e}"))
+            JobError::Retryable(format!("the transcoder's work disk (WORK_DIR) is full ({e}); the job will be retried"))
         } else {
             JobError::Retryable(format!("I/O error: {e}"))
         }
@@ -84,7 +84,7 @@ mod tests {
     #[test]
     fn full_disks_are_retryable() {
         let e: JobError = std::io::Error::from_raw_os_error(libc::ENOSPC).into();
-        assert!(matches!(e, JobError::Retryable(m) if m.contains("disk is full")));
+        assert!(matches!(e, JobError::Retryable(m) if m.contains("work disk (WORK_DIR) is full")));
         assert_eq!(JobError::permanent("x").retryable_flag(), Some(false));
         assert_eq!(JobError::LeaseLost.retryable_flag(), None);
         assert_eq!(JobError::ShuttingDown.retryable_flag(), Some(true));

@@ -63,12 +63,20 @@ async fn run() -> anyhow::Result<()> {
     let (tx, rx) = watch::channel(false);
     tokio::spawn(async move {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).expect("SIGINT handler");
         tokio::select! {
             _ = term.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
+            _ = int.recv() => {}
         }
-        tracing::info!("shutdown requested: no new jobs will be leased");
+        tracing::info!("shutdown requested: no new jobs will be leased; a running job finishes or is given back (signal again to stop at once)");
         let _ = tx.send(true);
+        // A second SIGTERM or Ctrl-C means now: a running job's lease expires and it is retried.
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        tracing::warn!("second shutdown signal: stopping at once");
+        std::process::exit(130);
     });
     Runner::new(config).run(rx).await;
     Ok(())

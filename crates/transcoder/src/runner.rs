@@ -4,12 +4,15 @@
 //! stops the job at once; a panic fails only its job; on shutdown no new
 //! job is leased and a running one gets a grace period, then is handed back.
 
-use std::sync::atomic::Ordering;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use media_core::api::{CompleteRequest, FailRequest, HeartbeatRequest, JobSpec};
 use media_core::job::JobResult;
+use media_core::timeline::job_time_limit_s;
+use media_core::Timestamp;
 use tokio::sync::{mpsc, watch};
 use tracing::Instrument;
 
@@ -18,7 +21,7 @@ use crate::config::Config;
 use crate::error::{panics_fail_the_job, JobError};
 use crate::pipeline::{transcode, Control, Tuning};
 use crate::publish::{Playable, Publisher};
-use crate::storage::{Sink, SourceReader, Storage};
+use crate::storage::{free_bytes, remove_stale_spools, same_etag, Sink, SourceInfo, SourceReader, Storage};
 use crate::telemetry::Reporter;
 
 /// Everything a job slot needs.
@@ -29,6 +32,8 @@ pub struct Runner {
     pub storage: Storage,
     pub reporter: Reporter,
     pub tuning: Tuning,
+    /// Work-disk bytes set aside by the jobs running now.
+    pub reserved: Arc<AtomicU64>,
 }
 
 /// How one job ended, for logs and tests.
@@ -45,13 +50,18 @@ impl Runner {
         let api = VideoApi::new(&config.video_service_url, &config.transcoder_token, &config.worker_name);
         let storage = Storage::new(&config.s3);
         let reporter = Reporter::new(config.sentry_dsn.as_deref());
-        Self { config, api, storage, reporter, tuning: Tuning::default() }
+        Self { config, api, storage, reporter, tuning: Tuning::default(), reserved: Arc::default() }
     }
 
     /// Runs until `shutdown` turns true, then returns once running jobs have
     /// finished or been handed back.
     pub async fn run(&self, shutdown: watch::Receiver<bool>) {
         tracing::info!(worker = %self.config.worker_name, slots = self.config.concurrency, video_service = %self.config.video_service_url, "transcoder started");
+        // Spools of jobs a killed run left behind would fill the disk over restarts.
+        let freed = remove_stale_spools(&self.config.work_dir);
+        if freed > 0 {
+            tracing::info!(bytes = freed, work_dir = %self.config.work_dir.display(), "removed stale source spools");
+        }
         let mut slots = tokio::task::JoinSet::new();
         for slot in 0..self.config.concurrency {
             let (me, shutdown) = (self.clone(), shutdown.clone());
@@ -110,40 +120,34 @@ impl Runner {
 
     /// Runs one leased job to its end and reports it.
     pub async fn run_job(&self, spec: JobSpec, shutdown: watch::Receiver<bool>) -> Outcome {
-        let started = std::time::Instant::now();
-        tracing::info!(source = %spec.source_key, bytes = spec.source_size, output = %spec.output_prefix, "job started");
+        let started = Instant::now();
+        tracing::info!(bytes = spec.source_size, output = %spec.output_prefix, "job started");
         let control = Arc::new(Control::default());
         let playable = Arc::new(Playable::default());
         let stage = Arc::new(Mutex::new("reading"));
         let result = self.attempt(&spec, &control, &playable, &stage, shutdown).await;
         let outcome = match result {
-            Ok(result) => {
-                let req = CompleteRequest { lease_id: spec.lease_id.clone(), result };
-                match self.api.complete(&spec.job_id, &req).await {
-                    Ok(()) => Outcome::Done,
-                    Err(CallError::LeaseLost(_)) => Outcome::LeaseLost,
-                    Err(e) => {
-                        tracing::error!(error = %e, "the result could not be reported; the lease will expire and the job will be retried");
-                        Outcome::Failed { message: e.to_string(), retryable: true }
-                    }
-                }
-            }
+            Ok(()) => Outcome::Done,
             Err(JobError::LeaseLost) => Outcome::LeaseLost,
+            Err(JobError::ShuttingDown) => {
+                // Handing back is not a failure: the job keeps its attempts and is queued at once.
+                match self.api.release(&spec.job_id, &spec.lease_id).await {
+                    Ok(()) => tracing::info!("shutting down: gave the job back"),
+                    Err(e) => tracing::warn!(error = %e, "shutting down: could not give the job back; its lease will expire"),
+                }
+                Outcome::HandedBack
+            }
             Err(e) => {
                 let retryable = e.retryable_flag().unwrap_or(true);
                 let message = e.to_string();
-                if retryable && e != JobError::ShuttingDown {
+                if retryable {
                     self.reporter.report(&spec.job_id, &message).await;
                 }
                 let req = FailRequest { lease_id: spec.lease_id.clone(), message: message.clone(), retryable };
                 if let Err(err) = self.api.fail(&spec.job_id, &req).await {
                     tracing::warn!(error = %err, "reporting the failure did not work; the lease will expire instead");
                 }
-                if e == JobError::ShuttingDown {
-                    Outcome::HandedBack
-                } else {
-                    Outcome::Failed { message, retryable }
-                }
+                Outcome::Failed { message, retryable }
             }
         };
         let secs = started.elapsed().as_secs_f64();
@@ -156,6 +160,13 @@ impl Runner {
         outcome
     }
 
+    /// Works on the job and reports its result while heartbeating, from the
+    /// lease until the video service has the result: heartbeats go on while
+    /// a completion is retried, so a slow report does not cost the lease.
+    /// Stops the work when the lease is lost, when it runs out on this
+    /// machine's clock without a heartbeat getting through (the service may
+    /// have given the job to someone else), when the job's wall-clock limit
+    /// passes, and (after the grace period) on shutdown.
     async fn attempt(
         &self,
         spec: &JobSpec,
@@ -163,17 +174,38 @@ impl Runner {
         playable: &Arc<Playable>,
         stage: &Arc<Mutex<&'static str>>,
         mut shutdown: watch::Receiver<bool>,
-    ) -> Result<JobResult, JobError> {
-        let work = self.work(spec, control, playable, stage);
+    ) -> Result<(), JobError> {
+        let started = Instant::now();
+        let completing = AtomicBool::new(false);
+        let work = async {
+            let result = self.work(spec, control, playable, stage).await?;
+            completing.store(true, Ordering::Relaxed);
+            let req = CompleteRequest { lease_id: spec.lease_id.clone(), result };
+            self.api.complete(&spec.job_id, &req).await.map_err(|e| match e {
+                CallError::LeaseLost(_) => JobError::LeaseLost,
+                other => JobError::retryable(format!("the result could not be reported to the video service: {other}")),
+            })
+        };
         tokio::pin!(work);
-        let mut beat = tokio::time::interval(Duration::from_millis(spec.heartbeat_interval_ms.clamp(200, 10_000)));
+        let interval = Duration::from_millis(spec.heartbeat_interval_ms.clamp(200, 10_000));
+        let mut beat = tokio::time::interval(interval);
         beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut lease_until = lease_deadline(started, &spec.lease_expires_at, interval);
+        let mut beating = true;
         let mut grace: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
         let mut handed_back = false;
         let mut watching = true;
         let mut told_playable = false;
         if *shutdown.borrow() {
             grace = Some(Box::pin(tokio::time::sleep(self.config.shutdown_grace)));
+        }
+        // Stops the pipeline and waits for it to unwind, then gives `why`.
+        macro_rules! stop_with {
+            ($why:expr) => {{
+                control.cancel.store(true, Ordering::Relaxed);
+                let _ = (&mut work).await;
+                return Err($why);
+            }};
         }
         loop {
             tokio::select! {
@@ -183,13 +215,30 @@ impl Runner {
                         other => other,
                     };
                 }
-                _ = beat.tick() => {
-                    if let Err(lost) = self.beat(spec, control, playable, stage).await {
-                        tracing::warn!(reason = %lost, "lease lost; stopping the job");
-                        control.cancel.store(true, Ordering::Relaxed);
-                        // Let the pipeline unwind, but do not report anything.
-                        let _ = (&mut work).await;
-                        return Err(JobError::LeaseLost);
+                _ = beat.tick(), if beating => {
+                    let completing = completing.load(Ordering::Relaxed);
+                    let limit = self.config.job_time_limit.unwrap_or_else(|| Duration::from_secs(job_time_limit_s(control.source_duration_s())));
+                    if !completing && started.elapsed() > limit {
+                        tracing::warn!(limit_s = limit.as_secs(), "the job ran past its time limit; stopping it");
+                        stop_with!(JobError::permanent(format!(
+                            "processing stopped after {} s, the time limit for this video; the file may be damaged or crafted",
+                            limit.as_secs()
+                        )));
+                    }
+                    if !completing && Instant::now() > lease_until {
+                        tracing::warn!("the lease ran out before a heartbeat got through; stopping so the next holder works alone");
+                        stop_with!(JobError::LeaseLost);
+                    }
+                    let sent = Instant::now();
+                    match self.beat(spec, control, playable, stage).await {
+                        Ok(Some(expires_at)) => lease_until = lease_deadline(sent, &expires_at, interval),
+                        Ok(None) => {}
+                        // The completion that is under way decides how the job ended.
+                        Err(_) if completing => beating = false,
+                        Err(lost) => {
+                            tracing::warn!(reason = %lost, "lease lost; stopping the job");
+                            stop_with!(JobError::LeaseLost);
+                        }
                     }
                 }
                 // Tell the service the moment players can start, not at the next tick.
@@ -208,17 +257,24 @@ impl Runner {
                     }
                 }
                 _ = async { grace.as_mut().expect("guarded").await }, if grace.is_some() && !handed_back => {
-                    tracing::warn!("grace period over; handing the job back");
-                    handed_back = true;
-                    control.cancel.store(true, Ordering::Relaxed);
+                    if completing.load(Ordering::Relaxed) {
+                        // The ladder is published: reporting it beats handing it back.
+                        grace = None;
+                        watching = false;
+                    } else {
+                        tracing::warn!("grace period over; handing the job back");
+                        handed_back = true;
+                        control.cancel.store(true, Ordering::Relaxed);
+                    }
                 }
             }
         }
     }
 
-    /// One heartbeat: progress, stage and `playable`. `Err` (the reason) when
-    /// the lease is gone; other failures are logged and retried next tick.
-    async fn beat(&self, spec: &JobSpec, control: &Control, playable: &Playable, stage: &Mutex<&'static str>) -> Result<(), String> {
+    /// One heartbeat: progress, stage and `playable`. `Ok(Some(expiry))`
+    /// when the lease was extended, `Ok(None)` when the call failed (logged,
+    /// tried again next tick), `Err(reason)` when the lease is gone.
+    async fn beat(&self, spec: &JobSpec, control: &Control, playable: &Playable, stage: &Mutex<&'static str>) -> Result<Option<String>, String> {
         let req = HeartbeatRequest {
             lease_id: spec.lease_id.clone(),
             progress: (1.0 + control.fraction() * 94.0).round() as u8,
@@ -226,24 +282,44 @@ impl Runner {
             playable: playable.is_raised(),
         };
         match self.api.heartbeat(&spec.job_id, &req).await {
-            Ok(_) => Ok(()),
+            Ok(resp) => Ok(Some(resp.lease_expires_at)),
             Err(CallError::LeaseLost(why)) => Err(why),
             Err(e) => {
                 tracing::warn!(error = %e, "heartbeat failed; will retry");
-                Ok(())
+                Ok(None)
             }
         }
     }
 
+    /// Refuses a source this transcoder must not read, before reading it:
+    /// gone, empty, too large, replaced since the notify, or larger than
+    /// the work disk can spool. Returns its size and version, and the disk
+    /// space set aside for it.
+    async fn check_source(&self, spec: &JobSpec) -> Result<(SourceInfo, DiskReservation), JobError> {
+        let info = match self.storage.head(&spec.source_key).await? {
+            Some(i) => i,
+            None => return Err(JobError::permanent("the upload is no longer in storage; upload it again and notify")),
+        };
+        if info.size == 0 {
+            return Err(JobError::permanent("the upload is empty (0 bytes)"));
+        }
+        if info.size > self.config.max_video_bytes {
+            return Err(JobError::permanent(format!("the upload is {} bytes; the largest accepted is {} bytes", info.size, self.config.max_video_bytes)));
+        }
+        if let (Some(notified), Some(now)) = (&spec.source_etag, &info.etag) {
+            if !same_etag(notified, now) {
+                return Err(JobError::permanent("the upload was replaced after it was notified; notify again to transcode the new file"));
+            }
+        }
+        let reservation = DiskReservation::take(&self.reserved, &self.config.work_dir, info.size)?;
+        Ok((info, reservation))
+    }
+
     /// The job itself: read, encode and publish, then finish the outputs.
     async fn work(&self, spec: &JobSpec, control: &Arc<Control>, playable: &Arc<Playable>, stage: &Arc<Mutex<&'static str>>) -> Result<JobResult, JobError> {
-        let size = match self.storage.head_size(&spec.source_key).await? {
-            Some(0) => return Err(JobError::permanent("the upload is empty (0 bytes)")),
-            Some(n) => n,
-            None => return Err(JobError::permanent(format!("the upload {} is no longer in storage; upload it again and notify", spec.source_key))),
-        };
+        let (info, _reservation) = self.check_source(spec).await?;
         let work_dir = self.config.work_dir.join(&spec.job_id);
-        let reader = SourceReader::new(self.storage.clone(), &spec.source_key, size, tokio::runtime::Handle::current(), &work_dir)?;
+        let reader = SourceReader::new(self.storage.clone(), &spec.source_key, &info, tokio::runtime::Handle::current(), &work_dir)?;
         let io_failure = Arc::clone(&reader.failure);
         let (tx, rx) = mpsc::channel(16);
         let (ladder, tuning, pipeline_control) = (spec.ladder.clone(), self.tuning.clone(), Arc::clone(control));
@@ -262,5 +338,50 @@ impl Runner {
         let summary = summary?;
         *stage.lock().expect("not poisoned") = "finishing";
         publisher.finish(&summary).await
+    }
+}
+
+/// When the lease runs out on this machine's monotonic clock: the time the
+/// service says it expires, less this machine's idea of now, counted from
+/// when the request was sent. A clock far off is bounded: never less than
+/// two heartbeats, never more than five minutes.
+fn lease_deadline(sent: Instant, expires_at: &str, interval: Duration) -> Instant {
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+    let remaining = Timestamp::parse_rfc3339(expires_at).map_or(Duration::from_secs(30), |t| Duration::from_millis(t.millis().saturating_sub(now_ms)));
+    sent + remaining.clamp(interval * 2, Duration::from_secs(300))
+}
+
+/// Work-disk space set aside for one job's spool, given back when dropped.
+/// Jobs running at once each count what the others have set aside, so two
+/// large sources cannot both start on a disk that holds one.
+struct DiskReservation {
+    reserved: Arc<AtomicU64>,
+    bytes: u64,
+}
+
+/// Space left free beside the spools (logs, libav's own temporaries).
+const DISK_MARGIN_BYTES: u64 = 64 * 1024 * 1024;
+
+impl DiskReservation {
+    fn take(reserved: &Arc<AtomicU64>, work_dir: &Path, bytes: u64) -> Result<Self, JobError> {
+        std::fs::create_dir_all(work_dir)?;
+        let free = free_bytes(work_dir)?;
+        let others = reserved.fetch_add(bytes, Ordering::SeqCst);
+        let reservation = Self { reserved: Arc::clone(reserved), bytes };
+        if bytes + others + DISK_MARGIN_BYTES > free {
+            return Err(JobError::retryable(format!(
+                "the transcoder's work disk (WORK_DIR) has {} MB free for a {} MB upload ({} MB set aside for other jobs); the job will be retried",
+                free / 1_000_000,
+                bytes.div_ceil(1_000_000),
+                others / 1_000_000
+            )));
+        }
+        Ok(reservation)
+    }
+}
+
+impl Drop for DiskReservation {
+    fn drop(&mut self) {
+        self.reserved.fetch_sub(self.bytes, Ordering::SeqCst);
     }
 }

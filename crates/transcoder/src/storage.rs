@@ -47,20 +47,34 @@ impl Storage {
         Self { client: aws_sdk_s3::Client::from_conf(conf), bucket: cfg.bucket.clone() }
     }
 
-    /// The object's size, or `None` when it does not exist.
-    pub async fn head_size(&self, key: &str) -> Result<Option<u64>, JobError> {
+    /// The object's size and entity tag, or `None` when it does not exist.
+    pub async fn head(&self, key: &str) -> Result<Option<SourceInfo>, JobError> {
         match self.client.head_object().bucket(&self.bucket).key(key).send().await {
-            Ok(o) => Ok(Some(o.content_length().unwrap_or(0).max(0) as u64)),
+            Ok(o) => Ok(Some(SourceInfo { size: o.content_length().unwrap_or(0).max(0) as u64, etag: o.e_tag().map(str::to_owned) })),
             Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(None),
             Err(e) => Err(JobError::retryable(format!("storage HEAD {key}: {}", describe(&e)))),
         }
     }
 
-    /// Bytes `start..=end` of `key`, retried a few times.
-    pub async fn get_range(&self, key: &str, start: u64, end: u64) -> Result<Bytes, JobError> {
-        retry(&format!("GET {key} bytes {start}-{end}"), || async {
-            let out = self.client.get_object().bucket(&self.bucket).key(key).range(format!("bytes={start}-{end}")).send().await.map_err(|e| describe(&e))?;
-            let body = out.body.collect().await.map_err(|e| e.to_string())?;
+    /// Bytes `start..=end` of `key`, retried a few times. With `if_match`,
+    /// only from that version of the object: a replaced object fails the
+    /// job permanently instead of mixing two files' bytes.
+    pub async fn get_range(&self, key: &str, start: u64, end: u64, if_match: Option<&str>) -> Result<Bytes, JobError> {
+        retry(&format!("GET bytes {start}-{end}"), || async {
+            let out = self
+                .client
+                .get_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .range(format!("bytes={start}-{end}"))
+                .set_if_match(if_match.map(quoted_etag))
+                .send()
+                .await
+                .map_err(|e| match e.raw_response().map(|r| r.status().as_u16()) {
+                    Some(412) => Attempt::Fatal(JobError::permanent(REPLACED)),
+                    _ => Attempt::Again(describe(&e)),
+                })?;
+            let body = out.body.collect().await.map_err(|e| Attempt::Again(e.to_string()))?;
             Ok(body.into_bytes())
         })
         .await
@@ -79,7 +93,7 @@ impl Storage {
                 .send()
                 .await
                 .map(|_| ())
-                .map_err(|e| describe(&e))
+                .map_err(|e| Attempt::Again(describe(&e)))
         })
         .await
     }
@@ -101,18 +115,46 @@ fn describe<E: std::error::Error>(e: &E) -> String {
     s
 }
 
+/// The object's size and version, as storage reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceInfo {
+    pub size: u64,
+    pub etag: Option<String>,
+}
+
+/// What the job is told when its source changed under it.
+const REPLACED: &str = "the upload was replaced after it was notified; notify again to transcode the new file";
+
+/// An entity tag as `If-Match` takes it: quoted (stores differ in whether they quote it).
+fn quoted_etag(etag: &str) -> String {
+    let bare = etag.trim().trim_start_matches("W/").trim_matches('"');
+    format!("\"{bare}\"")
+}
+
+/// Whether an entity tag names the same version as another, however each is quoted.
+pub fn same_etag(a: &str, b: &str) -> bool {
+    quoted_etag(a) == quoted_etag(b)
+}
+
+/// How one storage call went wrong: worth another try, or not.
+enum Attempt {
+    Again(String),
+    Fatal(JobError),
+}
+
 /// Runs `op` up to 5 times with growing pauses; storage faults are retryable.
 async fn retry<T, F, Fut>(what: &str, op: F) -> Result<T, JobError>
 where
     F: Fn() -> Fut,
-    Fut: std::future::Future<Output = Result<T, String>>,
+    Fut: std::future::Future<Output = Result<T, Attempt>>,
 {
     let mut delay = Duration::from_millis(200);
     let mut last = String::new();
     for attempt in 1..=5 {
         match op().await {
             Ok(v) => return Ok(v),
-            Err(e) => {
+            Err(Attempt::Fatal(e)) => return Err(e),
+            Err(Attempt::Again(e)) => {
                 tracing::warn!(attempt, op = what, error = %e, "storage call failed");
                 last = e;
             }
@@ -152,6 +194,49 @@ impl Sink {
     }
 }
 
+/// Spool files are `source-<n>.spool` in a job's folder of the work directory.
+const SPOOL_PREFIX: &str = "source-";
+const SPOOL_SUFFIX: &str = ".spool";
+
+/// Removes the spools a previous run left behind (it was killed mid-job):
+/// only files named like spools, inside job folders, and then the folders
+/// they leave empty; nothing else in `work_dir` is touched. Returns the
+/// bytes freed.
+pub fn remove_stale_spools(work_dir: &Path) -> u64 {
+    let mut freed = 0;
+    let Ok(jobs) = std::fs::read_dir(work_dir) else { return 0 };
+    for job in jobs.flatten() {
+        let dir = job.path();
+        if !job.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        for file in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let name = file.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with(SPOOL_PREFIX) && name.ends_with(SPOOL_SUFFIX) {
+                let size = file.metadata().map_or(0, |m| m.len());
+                if std::fs::remove_file(file.path()).is_ok() {
+                    freed += size;
+                }
+            }
+        }
+        let _ = std::fs::remove_dir(&dir); // only succeeds when empty
+    }
+    freed
+}
+
+/// Bytes free for this process in the file system holding `dir`.
+pub fn free_bytes(dir: &Path) -> std::io::Result<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).map_err(std::io::Error::other)?;
+    // SAFETY: statvfs writes into the zeroed struct we own; the path is a valid C string.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(path.as_ptr(), &mut st) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(st.f_bavail * st.f_frsize)
+}
+
 /// The chunk size of ranged reads: large enough for throughput, small enough
 /// that the first frames decode soon after the job starts.
 const CHUNK: u64 = 4 * 1024 * 1024;
@@ -160,9 +245,11 @@ const CHUNK: u64 = 4 * 1024 * 1024;
 /// blocking thread; fetches chunks with the async client through `handle`,
 /// keeps the next chunk in flight while libav decodes the current one, and
 /// spools fetched chunks to a file in the work directory.
-pub struct SourceReader {
-    storage: Storage,
+pub struct SourceReader<S: RangeSource = Storage> {
+    storage: S,
     key: String,
+    /// The version notified; every read is made against it.
+    etag: Option<String>,
     size: u64,
     pos: u64,
     handle: Handle,
@@ -170,19 +257,45 @@ pub struct SourceReader {
     spool_path: PathBuf,
     have: HashMap<u64, u64>,
     prefetch: Option<(u64, JoinHandle<Result<Bytes, JobError>>)>,
-    /// The last storage failure, so a libav read error can be told apart from a corrupt file.
-    pub failure: Arc<Mutex<Option<String>>>,
+    /// The last failure of storage or of the spool, so a libav read error
+    /// can be told apart from a corrupt file.
+    pub failure: crate::pipeline::IoFailure,
 }
 
-impl SourceReader {
-    pub fn new(storage: Storage, key: &str, size: u64, handle: Handle, work_dir: &Path) -> Result<Self, JobError> {
+/// Where a [`SourceReader`] fetches byte ranges from: the bucket, or in
+/// unit tests bytes in memory.
+pub trait RangeSource: Clone + Send + Sync + 'static {
+    /// Bytes `start..=end` of `key`, only from version `if_match` when given.
+    fn get_range(&self, key: &str, start: u64, end: u64, if_match: Option<&str>) -> impl std::future::Future<Output = Result<Bytes, JobError>> + Send;
+}
+
+impl RangeSource for Storage {
+    async fn get_range(&self, key: &str, start: u64, end: u64, if_match: Option<&str>) -> Result<Bytes, JobError> {
+        Storage::get_range(self, key, start, end, if_match).await
+    }
+}
+
+impl RangeSource for Bytes {
+    async fn get_range(&self, _key: &str, start: u64, end: u64, _if_match: Option<&str>) -> Result<Bytes, JobError> {
+        Ok(self.slice(start as usize..=end as usize))
+    }
+}
+
+impl<S: RangeSource> SourceReader<S> {
+    pub fn new(storage: S, key: &str, info: &SourceInfo, handle: Handle, work_dir: &Path) -> Result<Self, JobError> {
         std::fs::create_dir_all(work_dir)?;
-        let spool_path = work_dir.join(format!("source-{}.spool", std::process::id() as u64 * 1_000_000 + u64::from(rand_u32())));
+        let spool_path = work_dir.join(format!("{SPOOL_PREFIX}{}{SPOOL_SUFFIX}", std::process::id() as u64 * 1_000_000 + u64::from(rand_u32())));
         let spool = std::fs::OpenOptions::new().read(true).write(true).create_new(true).open(&spool_path)?;
+        Self::with_spool(storage, key, info, handle, spool, spool_path)
+    }
+
+    /// A reader spooling to an already open file (tests give it one that is full).
+    pub fn with_spool(storage: S, key: &str, info: &SourceInfo, handle: Handle, spool: File, spool_path: PathBuf) -> Result<Self, JobError> {
         Ok(Self {
             storage,
             key: key.to_owned(),
-            size,
+            etag: info.etag.clone(),
+            size: info.size,
             pos: 0,
             handle,
             spool,
@@ -194,10 +307,10 @@ impl SourceReader {
     }
 
     fn fetch(&self, idx: u64) -> JoinHandle<Result<Bytes, JobError>> {
-        let (storage, key) = (self.storage.clone(), self.key.clone());
+        let (storage, key, etag) = (self.storage.clone(), self.key.clone(), self.etag.clone());
         let start = idx * CHUNK;
         let end = (start + CHUNK).min(self.size) - 1;
-        self.handle.spawn(async move { storage.get_range(&key, start, end).await })
+        self.handle.spawn(async move { RangeSource::get_range(&storage, &key, start, end, etag.as_deref()).await })
     }
 
     fn ensure(&mut self, idx: u64) -> std::io::Result<()> {
@@ -212,10 +325,14 @@ impl SourceReader {
             }
         };
         let bytes = self.handle.block_on(task).map_err(|e| std::io::Error::other(e.to_string()))?.map_err(|e| {
-            *self.failure.lock().expect("not poisoned") = Some(e.to_string());
+            *self.failure.lock().expect("not poisoned") = Some(e.clone());
             std::io::Error::other(e.to_string())
         })?;
-        self.spool.write_all_at(&bytes, idx * CHUNK)?;
+        // A full work disk is ours to fix, not a damaged upload.
+        self.spool.write_all_at(&bytes, idx * CHUNK).inspect_err(|e| {
+            let copy = e.raw_os_error().map_or_else(|| std::io::Error::new(e.kind(), e.to_string()), std::io::Error::from_raw_os_error);
+            *self.failure.lock().expect("not poisoned") = Some(JobError::from(copy));
+        })?;
         self.have.insert(idx, bytes.len() as u64);
         // Sequential reading is the common case: start on the next chunk now.
         let next = idx + 1;
@@ -232,7 +349,7 @@ fn rand_u32() -> u32 {
     u32::from_le_bytes(b)
 }
 
-impl Read for SourceReader {
+impl<S: RangeSource> Read for SourceReader<S> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         if self.pos >= self.size || buf.is_empty() {
             return Ok(0);
@@ -247,7 +364,7 @@ impl Read for SourceReader {
     }
 }
 
-impl Seek for SourceReader {
+impl<S: RangeSource> Seek for SourceReader<S> {
     fn seek(&mut self, to: SeekFrom) -> std::io::Result<u64> {
         let target = match to {
             SeekFrom::Start(p) => p as i128,
@@ -262,7 +379,7 @@ impl Seek for SourceReader {
     }
 }
 
-impl Drop for SourceReader {
+impl<S: RangeSource> Drop for SourceReader<S> {
     fn drop(&mut self) {
         if let Some((_, t)) = self.prefetch.take() {
             t.abort();

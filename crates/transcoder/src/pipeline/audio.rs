@@ -2,6 +2,13 @@
 //! resample and downmix to stereo 48 kHz float, then encode AAC-LC in exact
 //! 1024-sample frames. The first sample is aligned with the first video
 //! frame (trimmed, or padded with silence), so every rung starts in sync.
+//!
+//! Memory stays bounded whatever the file's timing: audio may start at most
+//! a minute after the video (the silence before it is allocated), may be
+//! stored at most a minute ahead of the video in the file, and when it falls
+//! more than [`MAX_AUDIO_LAG_S`] behind the video while reading (it comes at
+//! the end of a badly interleaved file, or never), the track is filled with
+//! silence from there on instead of holding encoded video until it arrives.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -12,6 +19,7 @@ use ff::format::sample::Type as SampleType;
 use ff::format::Sample;
 use ff::ChannelLayout;
 use media_core::ladder::AUDIO;
+use media_core::timeline::{check_audio_offset, MAX_AUDIO_LAG_S, MAX_TIMESTAMP_GAP_S};
 
 use crate::error::JobError;
 
@@ -44,6 +52,9 @@ pub struct AudioTrack {
     lead: i64,
     /// The encoder's priming samples: its first packet's pts is minus this.
     priming: i64,
+    /// The source's audio was given up on (it lagged too far): silence
+    /// fills the track and decoded audio is dropped.
+    silent: bool,
 }
 
 fn av(e: ff::Error, what: &str) -> JobError {
@@ -82,6 +93,7 @@ impl AudioTrack {
             next_pts: 0,
             lead,
             priming,
+            silent: false,
         })
     }
 
@@ -101,8 +113,49 @@ impl AudioTrack {
         self.encode_ready(false)
     }
 
+    /// How far the track reaches, in seconds of video from its first frame
+    /// (`None` before it is aligned with the video).
+    fn covered_s(&self) -> Option<f64> {
+        self.aligned.then(|| (self.next_pts + self.fifo[0].len() as i64 - self.lead) as f64 / f64::from(AUDIO.sample_rate))
+    }
+
+    /// Called as video is read, with the video's position (seconds from its
+    /// first frame). When the audio has fallen more than [`MAX_AUDIO_LAG_S`]
+    /// behind, it is given up on: silence fills the track up to the video,
+    /// now and from then on, and source audio that arrives later is dropped.
+    pub fn keep_up(&mut self, video_s: f64) -> Result<Vec<AudioPacket>, JobError> {
+        let Some(v0) = self.video_start_s else { return Ok(Vec::new()) };
+        let covered = self.covered_s().unwrap_or(0.0);
+        if !self.silent && video_s - covered <= MAX_AUDIO_LAG_S {
+            return Ok(Vec::new());
+        }
+        if !self.silent {
+            tracing::warn!(video_s, audio_s = covered, "the audio lags the video by more than {MAX_AUDIO_LAG_S} s in the file (late or missing); filling it with silence");
+            self.silent = true;
+            if self.first_sample_s.is_none() {
+                // No audio at all so far: the track starts with the video.
+                self.first_sample_s = Some(v0);
+                self.encode_ready(false)?;
+            }
+        }
+        self.pad_to(video_s);
+        self.encode_ready(false)
+    }
+
+    /// Appends silence until the track reaches `video_s`.
+    fn pad_to(&mut self, video_s: f64) {
+        let target = (video_s * f64::from(AUDIO.sample_rate)).round() as i64 + self.lead;
+        let missing = (target - self.next_pts - self.fifo[0].len() as i64).max(0) as usize;
+        for ch in &mut self.fifo {
+            ch.extend(std::iter::repeat_n(0.0, missing));
+        }
+    }
+
     /// Decodes one source packet; returns what is ready to mux.
     pub fn push(&mut self, packet: &ff::Packet) -> Result<Vec<AudioPacket>, JobError> {
+        if self.silent {
+            return Ok(Vec::new());
+        }
         // A corrupt audio packet loses a few milliseconds, not the job.
         if self.decoder.send_packet(packet).is_err() {
             return Ok(Vec::new());
@@ -111,8 +164,16 @@ impl AudioTrack {
         self.encode_ready(false)
     }
 
-    /// Flushes everything at the end of the stream.
-    pub fn finish(&mut self) -> Result<Vec<AudioPacket>, JobError> {
+    /// Flushes everything at the end of the stream; the video ended at
+    /// `video_end_s` (a silent track is filled up to it).
+    pub fn finish(&mut self, video_end_s: f64) -> Result<Vec<AudioPacket>, JobError> {
+        if self.silent {
+            self.pad_to(video_end_s);
+            let mut out = self.encode_ready(true)?;
+            self.encoder.send_eof().map_err(|e| av(e, "flush"))?;
+            out.extend(self.receive()?);
+            return Ok(out);
+        }
         let _ = self.decoder.send_eof();
         self.drain_decoder()?;
         if let Some((r, _)) = self.resampler.as_mut() {
@@ -164,6 +225,11 @@ impl AudioTrack {
             let (r, _) = self.resampler.as_mut().expect("set above");
             r.run(&frame, &mut out).map_err(|e| av(e, "resample"))?;
             append(&mut self.fifo, &out);
+            if self.video_start_s.is_none() && self.fifo[0].len() as f64 > MAX_TIMESTAMP_GAP_S * f64::from(AUDIO.sample_rate) {
+                return Err(JobError::permanent(format!(
+                    "the file stores its audio more than {MAX_TIMESTAMP_GAP_S} s ahead of its video; remux it with its streams interleaved (for example ffmpeg -i in -c copy out.mp4)"
+                )));
+            }
         }
         Ok(())
     }
@@ -174,6 +240,8 @@ impl AudioTrack {
             return Ok(Vec::new());
         };
         if !self.aligned {
+            // The silence before late audio is allocated here: bound it first.
+            check_audio_offset(a0 - v0).map_err(|e| JobError::permanent(e.to_string()))?;
             let offset = ((a0 - v0) * f64::from(AUDIO.sample_rate)).round() as i64 + self.lead;
             for ch in &mut self.fifo {
                 if offset > 0 {

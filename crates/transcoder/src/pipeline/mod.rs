@@ -20,6 +20,7 @@
 pub mod audio;
 pub mod cfr;
 pub mod fmp4;
+pub mod frames;
 pub mod probe;
 pub mod rung;
 pub mod thumbs;
@@ -37,6 +38,8 @@ use tokio::sync::mpsc::Sender;
 use crate::error::JobError;
 use audio::AudioTrack;
 use cfr::ConstantRate;
+use frames::{Conformer, Rotator};
+use media_core::timeline::Timeline;
 use rung::{RungInput, RungReport, RungSettings};
 use thumbs::Thumbnailer;
 
@@ -68,6 +71,16 @@ pub struct Control {
     pub frames_done: Mutex<Vec<Arc<AtomicU64>>>,
     /// Output frames expected in all (0 when the duration is unknown).
     pub frames_expected: AtomicU64,
+    /// The source's declared duration in milliseconds, once probed (0: unknown).
+    pub source_duration_ms: AtomicU64,
+}
+
+impl Control {
+    /// The probed duration, once known.
+    pub fn source_duration_s(&self) -> Option<f64> {
+        let ms = self.source_duration_ms.load(Ordering::Relaxed);
+        (ms > 0).then(|| ms as f64 / 1000.0)
+    }
 }
 
 impl Control {
@@ -115,58 +128,14 @@ pub struct Summary {
     pub probe: probe::Probe,
 }
 
-/// Rotates frames upright with libavfilter (`transpose`, `hflip,vflip`).
-struct Rotator {
-    graph: ff::filter::Graph,
-}
-
-impl Rotator {
-    fn new(rotation: i32, frame: &ff::frame::Video, time_base: ff::Rational) -> Result<Self, JobError> {
-        let fail = |e: ff::Error| JobError::retryable(format!("rotating the video: {e}"));
-        let mut graph = ff::filter::Graph::new();
-        let sar = frame.aspect_ratio();
-        let (sn, sd) = if sar.numerator() > 0 && sar.denominator() > 0 { (sar.numerator(), sar.denominator()) } else { (1, 1) };
-        let args = format!(
-            "video_size={}x{}:pix_fmt={}:time_base={}/{}:pixel_aspect={sn}/{sd}",
-            frame.width(),
-            frame.height(),
-            ff::ffi::AVPixelFormat::from(frame.format()) as i32,
-            time_base.numerator(),
-            time_base.denominator().max(1)
-        );
-        graph.add(&ff::filter::find("buffer").expect("libavfilter has buffer"), "in", &args).map_err(fail)?;
-        graph.add(&ff::filter::find("buffersink").expect("libavfilter has buffersink"), "out", "").map_err(fail)?;
-        let spec = match rotation {
-            90 => "transpose=clock",
-            180 => "hflip,vflip",
-            _ => "transpose=cclock",
-        };
-        graph.output("in", 0).and_then(|p| p.input("out", 0)).and_then(|p| p.parse(spec)).map_err(fail)?;
-        graph.validate().map_err(fail)?;
-        Ok(Self { graph })
-    }
-
-    fn apply(&mut self, frame: &ff::frame::Video) -> Result<Vec<ff::frame::Video>, JobError> {
-        let fail = |e: ff::Error| JobError::retryable(format!("rotating the video: {e}"));
-        self.graph.get("in").expect("added").source().add(frame).map_err(fail)?;
-        let mut out = Vec::new();
-        loop {
-            let mut f = ff::frame::Video::empty();
-            if self.graph.get("out").expect("added").sink().frame(&mut f).is_err() {
-                break;
-            }
-            out.push(f);
-        }
-        Ok(out)
-    }
-}
-
-/// Where a read error came from: storage (retryable) or the file itself.
-pub type IoFailure = Arc<Mutex<Option<String>>>;
+/// Why reading the upload failed outside libav (storage, the replaced
+/// source, the spool's disk), so that a libav read error is not blamed on
+/// the file.
+pub type IoFailure = Arc<Mutex<Option<JobError>>>;
 
 fn read_error(e: ff::Error, io: &IoFailure, what: &str) -> JobError {
     match io.lock().expect("not poisoned").clone() {
-        Some(storage) => JobError::retryable(format!("reading the upload from storage failed: {storage}")),
+        Some(outside) => outside,
         None => JobError::permanent(format!("the upload is damaged: libav could not {what} ({e})")),
     }
 }
@@ -187,7 +156,8 @@ pub fn transcode<R: Read + Seek + Send + 'static>(
     ff::util::log::set_level(ff::util::log::Level::Error);
     let cancel_probe = Arc::clone(&control);
     let mut input = probe::open(reader, move || cancel_probe.cancel.load(Ordering::Relaxed)).map_err(|e| match (&e, io_failure.lock().expect("not poisoned").clone()) {
-        (JobError::Permanent(_), Some(storage)) => JobError::retryable(format!("reading the upload from storage failed: {storage}")),
+        // A failure outside libav (storage, the spool's disk) is the cause of whatever opening then said.
+        (JobError::Permanent(_) | JobError::Retryable(_), Some(outside)) => outside,
         _ => e,
     })?;
     let probe = probe::inspect(&input)?;
@@ -200,6 +170,10 @@ pub fn transcode<R: Read + Seek + Send + 'static>(
         let mut ctx = ff::codec::context::Context::from_parameters(input.stream(video_index).expect("probed").parameters())
             .map_err(|e| JobError::permanent(format!("the video cannot be decoded: {e}")))?;
         ctx.set_threading(ff::codec::threading::Config { kind: ff::codec::threading::Type::Frame, count: tuning.decoder_threads, ..Default::default() });
+        // libav itself refuses to allocate a frame beyond the largest accepted
+        // size, whatever a later parameter set in the stream declares.
+        // SAFETY: setting a plain field of a codec context that is not open yet.
+        unsafe { (*ctx.as_mut_ptr()).max_pixels = media_core::ladder::MAX_SOURCE_PIXELS as i64 };
         ctx.decoder().video().map_err(|e| JobError::permanent(format!("the {} video cannot be decoded: {e}", probe.video.codec)))?
     };
     let settings = RungSettings {
@@ -226,6 +200,7 @@ pub fn transcode<R: Read + Seek + Send + 'static>(
     let declared = probe.duration_s;
     if let Some(d) = declared {
         control.frames_expected.store((d * fps).round() as u64, Ordering::Relaxed);
+        control.source_duration_ms.store((d * 1000.0).round().max(1.0) as u64, Ordering::Relaxed);
     }
     let counters: Vec<Arc<AtomicU64>> = plan.rungs.iter().map(|_| Arc::new(AtomicU64::new(0))).collect();
     *control.frames_done.lock().expect("not poisoned") = counters.clone();
@@ -263,6 +238,8 @@ pub fn transcode<R: Read + Seek + Send + 'static>(
 
         let mut clock = ConstantRate::<Arc<SharedFrame>>::new(fps);
         let mut rotator: Option<Rotator> = None;
+        let mut conformer = Conformer::new();
+        let mut timeline = Timeline::new(declared).map_err(|e| JobError::permanent(e.to_string()))?;
         let mut t0: Option<f64> = None;
         let mut last_t = 0.0f64;
         let mut last_frame: Option<Arc<SharedFrame>> = None;
@@ -294,12 +271,15 @@ pub fn transcode<R: Read + Seek + Send + 'static>(
                                 thumbs: &mut Thumbnailer,
                                 audio: &mut Option<AudioTrack>|
          -> Result<bool, JobError> {
+            let decoded = conformer.apply(decoded)?;
             let ts = decoded.timestamp().or(decoded.pts());
             let t = match ts {
                 Some(ts) => ts as f64 * f64::from(video_tb),
                 None => last_t + 1.0 / fps,
             };
             let start = *t0.get_or_insert(t);
+            // A timestamp bomb ends here, before the clock repeats a frame for days.
+            timeline.frame(t - start).map_err(|e| JobError::permanent(e.to_string()))?;
             if frames_decoded == 0 {
                 if let Some(a) = audio.as_mut() {
                     let packets = a.set_video_start(start)?;
@@ -324,6 +304,14 @@ pub fn transcode<R: Read + Seek + Send + 'static>(
                 let shared = Arc::new(SharedFrame(f));
                 last_frame = Some(Arc::clone(&shared));
                 if !emit(clock.push(t - start, shared), thumbs, &events)? {
+                    return Ok(false);
+                }
+            }
+            // Audio that comes late in the file (or never) is not waited for
+            // beyond a bound: encoded video would pile up in every rung.
+            if let Some(a) = audio.as_mut() {
+                let packets = a.keep_up(clock.emitted() as f64 / fps)?;
+                if !packets.is_empty() && !broadcast(&senders, &|| RungInput::Audio(Arc::new(packets.clone()))) {
                     return Ok(false);
                 }
             }
@@ -388,7 +376,7 @@ pub fn transcode<R: Read + Seek + Send + 'static>(
             alive = emit(clock.finish(end), &mut thumbs, &events)?;
             if alive {
                 if let Some(a) = audio.as_mut() {
-                    let packets = a.finish()?;
+                    let packets = a.finish(end)?;
                     alive = packets.is_empty() || broadcast(&senders, &|| RungInput::Audio(Arc::new(packets.clone())));
                 }
             }

@@ -9,6 +9,7 @@ use ffmpeg_next as ff;
 use ff::format::context::{Input, StreamIo};
 use ff::media::Type as MediaType;
 use media_core::ladder::{Rational, SourceVideo};
+use media_core::timeline::Timeline;
 
 use crate::error::JobError;
 
@@ -66,32 +67,129 @@ impl Probe {
     }
 }
 
-/// Opens `reader` as a media file; `cancelled` aborts a stalled read.
-pub fn open<R: Read + Seek + Send + 'static>(mut reader: R, cancelled: impl FnMut() -> bool + Send + 'static) -> Result<Input, JobError> {
+/// The demuxers of the containers the API accepts (`media_core::media::VideoType`:
+/// MP4, QuickTime, Matroska, WebM, Ogg), by libav's names. No other demuxer
+/// ever reads an upload: playlists (HLS), manifests (DASH) and lists
+/// (ffconcat) name other files and URLs, and opening those from an upload
+/// would let an uploader make the transcoder fetch from its own network.
+pub const ACCEPTED_DEMUXERS: &str = "mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,ogg";
+
+/// The containers of [`ACCEPTED_DEMUXERS`] in words, for messages.
+const ACCEPTED_IN_WORDS: &str = "MP4, QuickTime (MOV), Matroska (MKV), WebM or Ogg";
+
+/// How much of the start of an upload is read to name what it is when it is refused.
+const HEAD_BYTES: usize = 64 * 1024;
+
+/// Opens `reader` as a media file in one of the accepted containers;
+/// `cancelled` aborts a stalled read.
+pub fn open<R: Read + Seek + Send + 'static>(reader: R, cancelled: impl FnMut() -> bool + Send + 'static) -> Result<Input, JobError> {
+    open_restricted(reader, cancelled, ACCEPTED_DEMUXERS)
+}
+
+/// [`open`] with a chosen list of demuxers. Whatever the list, the upload
+/// may not open anything else: its protocol whitelist is empty, so a nested
+/// open (an HLS variant, a DASH `BaseURL`, an ffconcat entry, a MOV data
+/// reference) fails before any connection is made. Public so that tests can
+/// show that this holds even for a demuxer that tries.
+pub fn open_restricted<R: Read + Seek + Send + 'static>(mut reader: R, cancelled: impl FnMut() -> bool + Send + 'static, demuxers: &str) -> Result<Input, JobError> {
     let size = reader.seek(std::io::SeekFrom::End(0)).and_then(|n| reader.seek(std::io::SeekFrom::Start(0)).map(|_| n));
     if let Ok(0) = size {
         return Err(JobError::permanent("the upload is empty (0 bytes)"));
     }
+    let head = read_head(&mut reader).map_err(|e| JobError::retryable(format!("reading the start of the upload: {e}")))?;
     let io = StreamIo::from_read_seek_with_capacity(reader, 256 * 1024).map_err(|e| JobError::retryable(format!("allocating libav I/O: {e}")))?;
-    let input = ff::format::input_from_stream_with_interrupt(io, None, None, cancelled).map_err(|e| match e {
-        ff::Error::Exit => JobError::retryable("reading the upload was interrupted"),
-        ff::Error::InvalidData => JobError::permanent(
-            "the upload is not a video file that can be read: libav found no known format in it (it may be corrupt, truncated, or another kind of file)",
-        ),
-        ff::Error::Eof => JobError::permanent("the upload is empty or ends before any media data"),
-        other => JobError::permanent(format!("the upload could not be opened as a video: {other}")),
-    })?;
+    let mut options = ff::Dictionary::new();
+    options.set("format_whitelist", demuxers);
+    options.set("protocol_whitelist", "");
+    let opened = ff::format::input_from_stream_with_interrupt(io, None, Some(options), cancelled);
+    let input = match opened {
+        Ok(input) => input,
+        Err(ff::Error::Exit) => return Err(JobError::retryable("reading the upload was interrupted")),
+        Err(e) => {
+            // Say what the upload is when libav can tell, rather than how opening it failed.
+            if let Some(refusal) = describe_refused(&head, demuxers) {
+                return Err(JobError::permanent(refusal));
+            }
+            return Err(match e {
+                ff::Error::InvalidData => JobError::permanent(
+                    "the upload is not a video file that can be read: libav found no known format in it (it may be corrupt, truncated, or another kind of file)",
+                ),
+                ff::Error::Eof => JobError::permanent("the upload is empty or ends before any media data"),
+                other => JobError::permanent(format!("the upload could not be opened as a video: {other}")),
+            });
+        }
+    };
+    let picked = input.format().name().to_owned();
+    if !demuxers.split(',').any(|d| picked.split(',').any(|p| p == d)) {
+        // libav enforces the whitelist itself; this is the second lock on the door.
+        return Err(JobError::permanent(format!("the upload is a {picked} file, not a video in an accepted container ({ACCEPTED_IN_WORDS})")));
+    }
     // SAFETY: `input` owns a valid, opened format context.
     let score = unsafe { (*input.as_ptr()).probe_score };
     if score <= MISDETECTION_SCORE {
         // Random bytes pass a raw-stream probe (h263, mp3…) about once in a
         // thousand; every container this platform accepts scores far higher.
-        return Err(JobError::permanent(format!(
-            "the upload is not a video file that can be read: libav only guessed it might be raw {} (probe score {score} of 100), so it is corrupt or another kind of file",
-            input.format().name()
-        )));
+        return Err(only_guessed(&picked, score));
     }
     Ok(input)
+}
+
+fn only_guessed(format: &str, score: i32) -> JobError {
+    JobError::permanent(format!(
+        "the upload is not a video file that can be read: libav only guessed it might be raw {format} (probe score {score} of 100), so it is corrupt or another kind of file"
+    ))
+}
+
+/// Reads up to [`HEAD_BYTES`] from the start, then rewinds.
+fn read_head<R: Read + Seek>(reader: &mut R) -> std::io::Result<Vec<u8>> {
+    let mut head = Vec::with_capacity(HEAD_BYTES);
+    reader.by_ref().take(HEAD_BYTES as u64).read_to_end(&mut head)?;
+    reader.seek(std::io::SeekFrom::Start(0))?;
+    Ok(head)
+}
+
+/// When the start of an upload is something other than an accepted
+/// container, says what it is (`None` when libav cannot tell, or when it is
+/// an accepted container after all).
+fn describe_refused(head: &[u8], demuxers: &str) -> Option<String> {
+    let mut buf = head.to_vec();
+    buf.extend_from_slice(&[0u8; ff::ffi::AVPROBE_PADDING_SIZE as usize]);
+    let empty = c"";
+    let probe = ff::ffi::AVProbeData { filename: empty.as_ptr(), buf: buf.as_mut_ptr(), buf_size: head.len() as i32, mime_type: std::ptr::null() };
+    let mut score = 0;
+    // SAFETY: `probe` points at `buf`, which is padded as libav requires and outlives the call.
+    let format = unsafe { ff::ffi::av_probe_input_format3(&probe, 1, &mut score) };
+    if format.is_null() {
+        return None;
+    }
+    // SAFETY: a non-null demuxer from libav's static list has valid name strings.
+    let (name, long_name) = unsafe {
+        let f = &*format;
+        let text = |p: *const std::os::raw::c_char| if p.is_null() { String::new() } else { std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned() };
+        (text(f.name), text(f.long_name))
+    };
+    if demuxers.split(',').any(|d| name.split(',').any(|n| n == d)) {
+        return None;
+    }
+    if score <= MISDETECTION_SCORE {
+        return Some(only_guessed(&name, score).to_string());
+    }
+    if is_image_format(&name) {
+        return Some(format!("the upload is a still image ({}), not a video", name.trim_end_matches("_pipe")));
+    }
+    let what = match name.as_str() {
+        "hls" => "an HLS playlist".to_owned(),
+        "dash" => "a DASH manifest".to_owned(),
+        "concat" => "an ffconcat list".to_owned(),
+        _ if long_name.is_empty() => format!("a {name} file"),
+        _ => format!("a {long_name} file ({name})"),
+    };
+    let pointer = matches!(name.as_str(), "hls" | "dash" | "concat");
+    Some(if pointer {
+        format!("the upload is {what}, not a video: it only points at other files, which are never fetched; upload the video itself ({ACCEPTED_IN_WORDS})")
+    } else {
+        format!("the upload is {what}, which is not an accepted container; convert it to {ACCEPTED_IN_WORDS}")
+    })
 }
 
 /// libav's own "misdetection possible" threshold (`AVPROBE_SCORE_RETRY`):
@@ -144,9 +242,7 @@ pub fn inspect(input: &Input) -> Result<Probe, JobError> {
     };
     let params = vs.parameters();
     let codec = codec_name(&params);
-    if is_image_format(&format) {
-        return Err(JobError::permanent(format!("the upload is a still image ({codec}), not a video")));
-    }
+    Timeline::new(duration_s).map_err(|e| JobError::permanent(e.to_string()))?;
     if ff::decoder::find(params.id()).is_none() {
         return Err(JobError::permanent(format!("the video stream is {codec}, which this transcoder cannot decode")));
     }

@@ -45,6 +45,9 @@ pub struct RungReport {
     pub video_codec: String,
     pub frames: u64,
     pub segments: u32,
+    /// The most encoded frames that waited at once for the audio of their
+    /// segment (bounded by the audio track's lag limit).
+    pub peak_waiting_frames: usize,
 }
 
 /// The settings every rung shares.
@@ -167,6 +170,8 @@ struct Segmenter<'p> {
     audio_horizon: i64,
     /// Video packets waiting for audio before their cut.
     held: VecDeque<ff::Packet>,
+    /// The most packets `held` has had.
+    peak_held: usize,
     /// Frames added to video timestamps so the first DTS is 0 (x264's reordering delay).
     video_shift: i64,
     /// Samples added to audio timestamps so the first is 0 (the AAC priming).
@@ -271,6 +276,7 @@ pub fn run(
         audio: VecDeque::new(),
         audio_horizon: if has_audio { i64::MIN } else { i64::MAX },
         held: VecDeque::new(),
+        peak_held: 0,
         video_shift: i64::from(expected_delay),
         audio_shift: audio_priming,
     };
@@ -281,6 +287,7 @@ pub fn run(
     let mut receive = |encoder: &mut ff::encoder::Video, seg: &mut Segmenter| -> Result<(), JobError> {
         while encoder.receive_packet(&mut packet).is_ok() {
             seg.held.push_back(std::mem::replace(&mut packet, ff::Packet::empty()));
+            seg.peak_held = seg.peak_held.max(seg.held.len());
             frames_done.fetch_add(1, Ordering::Relaxed);
         }
         seg.drain(index, events)
@@ -347,5 +354,13 @@ pub fn run(
     if total > 0 {
         send(events, Produced::Segment { rung: index, seq, duration_s, bytes })?;
     }
-    Ok(RungReport { name: rung.name.as_str().to_owned(), width: rung.width, height: rung.height, video_codec, frames: total, segments: seq + 1 })
+    Ok(RungReport {
+        name: rung.name.as_str().to_owned(),
+        width: rung.width,
+        height: rung.height,
+        video_codec,
+        frames: total,
+        segments: seq + 1,
+        peak_waiting_frames: seg.peak_held,
+    })
 }
