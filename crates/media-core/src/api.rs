@@ -12,6 +12,7 @@ use crate::ids::{AppId, IdError, ImageId, VideoId};
 use crate::job::{Job, JobResult, JobStatus, ThumbnailMeta};
 use crate::keys::{HlsFile, ObjectKey, OutputId};
 use crate::ladder::LadderOptions;
+use crate::media::{describe_bytes, image_dimensions, ImageType};
 use crate::transform::TransformDefaults;
 
 /// A JSON object body, read field by field.
@@ -201,7 +202,9 @@ pub struct ThumbnailsView {
     pub meta: ThumbnailMeta,
 }
 
-/// `GET /job-status` (and the body of `/notify-upload-complete`).
+/// `GET /job-status` (and the body of `/notify-upload-complete`). `error` and
+/// `last_error` are the public forms of the job's failure messages
+/// ([`crate::job::public_failure_message`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobView {
     pub job_id: String,
@@ -279,8 +282,9 @@ impl JobView {
             status: job.status,
             progress: job.progress,
             stage: job.stage.clone(),
-            error: job.error.clone(),
-            last_error: job.last_error.clone(),
+            // Never the stored text itself: it may carry internals (storage keys, panic text).
+            error: job.public_error(),
+            last_error: job.public_last_error(),
             heartbeat: ts(job.heartbeat_at),
             attempts: job.attempts,
             max_attempts: job.max_attempts,
@@ -380,6 +384,59 @@ pub struct ImageMeta {
     pub uploaded_at: String,
 }
 
+/// The KV record of a stored image: its metadata, and the version of the
+/// object that was checked (its bare entity tag). `/assets/` serves only
+/// that version, so an object replaced after its check (a second `PUT` to a
+/// live presigned URL) is never served. Records written before the tag was
+/// kept have none, and their object is served as it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageRecord {
+    #[serde(flatten)]
+    pub meta: ImageMeta,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+}
+
+/// How many leading bytes of a presigned upload are read to check it before
+/// its first serve: enough for every accepted type's signature and, for all
+/// but JPEGs with large metadata, its dimensions.
+pub const IMAGE_SNIFF_BYTES: u64 = 64 * 1024;
+
+/// Why a stored object may not be served as an image.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ImageRefusal {
+    #[error("it is {size} bytes, over the {max}-byte limit for images")]
+    TooLarge { size: u64, max: u64 },
+    #[error("it was stored as {stored:?}, which is not an accepted image type")]
+    NotAnImageType { stored: String },
+    #[error("its bytes are {actual}, not the {claimed} it was stored as")]
+    WrongBytes { claimed: &'static str, actual: String },
+}
+
+impl ImageRecord {
+    /// The check of an object uploaded straight to storage (a presigned
+    /// `PUT`, which the service never saw), before its first serve: its size
+    /// within `max`, an accepted stored type, and leading bytes (`head`, the
+    /// first [`IMAGE_SNIFF_BYTES`] or all of a smaller object) of that type.
+    /// The record to keep on success; `etag` is the object's bare tag and
+    /// `now` the RFC 3339 time of the check.
+    pub fn vet(stored_type: Option<&str>, size: u64, head: &[u8], max: u64, etag: &str, now: String) -> Result<ImageRecord, ImageRefusal> {
+        if size > max {
+            return Err(ImageRefusal::TooLarge { size, max });
+        }
+        let stored = stored_type.unwrap_or("");
+        let claimed = ImageType::from_content_type(crate::http::media_type(stored)).ok_or_else(|| ImageRefusal::NotAnImageType { stored: stored.to_owned() })?;
+        if ImageType::sniff(head) != Some(claimed) {
+            return Err(ImageRefusal::WrongBytes { claimed: claimed.content_type(), actual: describe_bytes(head) });
+        }
+        let dims = image_dimensions(claimed, head);
+        Ok(ImageRecord {
+            meta: ImageMeta { content_type: claimed.content_type().to_owned(), size, width: dims.map(|d| d.width), height: dims.map(|d| d.height), uploaded_at: now },
+            etag: Some(etag.to_owned()),
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImageUploadResponse {
     #[serde(flatten)]
@@ -448,6 +505,11 @@ pub struct HeartbeatRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HeartbeatResponse {
     pub lease_expires_at: String,
+    /// The job's video, so the Worker can drop its cached public read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub video_id: Option<String>,
 }
 
 /// `POST /internal/jobs/{job_id}/complete`.
@@ -548,6 +610,36 @@ mod tests {
         for k in ["upload_url", "key", "asset_url", "transform_url", "expires_at", "method", "headers"] {
             assert!(v.get(k).is_some(), "{k}");
         }
+    }
+
+    #[test]
+    fn presigned_images_are_vetted_before_their_first_serve() {
+        let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\x02\x80\0\0\x01\xe0\x08\x02\0\0\0";
+        let now = || "2026-11-22T10:00:00.000Z".to_owned();
+        let ok = ImageRecord::vet(Some("image/png"), 2146, png, 1000, "e", now());
+        assert_eq!(ok.unwrap_err(), ImageRefusal::TooLarge { size: 2146, max: 1000 });
+        let rec = ImageRecord::vet(Some("image/png"), 2146, png, 25 << 20, "e1", now()).unwrap();
+        assert_eq!((rec.meta.content_type.as_str(), rec.meta.width, rec.meta.height, rec.etag.as_deref()), ("image/png", Some(640), Some(480), Some("e1")));
+        let mut html_tail = vec![7u8; 64];
+        html_tail.extend_from_slice(b"<html><script>alert(1)</script>");
+        let cases: &[(Option<&str>, &[u8], &str)] = &[
+            (Some("image/png"), &html_tail, "its bytes are"),
+            (Some("image/png"), b"<!doctype html><html>", "its bytes are"),
+            (Some("image/jpeg"), png, "its bytes are a PNG image, not the image/jpeg"),
+            (Some("text/html"), png, "not an accepted image type"),
+            (Some("image/svg+xml"), b"<svg/>", "not an accepted image type"),
+            (None, png, "not an accepted image type"),
+            (Some("image/png"), b"", "its bytes are empty"),
+        ];
+        for (stored, head, want) in cases {
+            let e = ImageRecord::vet(*stored, 100, head, 25 << 20, "e", now()).unwrap_err();
+            assert!(e.to_string().contains(want), "{stored:?}: {e}");
+        }
+        // The record keeps the /upload answer's fields, with the tag beside them.
+        let v = serde_json::to_value(&rec).unwrap();
+        assert_eq!((v["content_type"].as_str(), v["etag"].as_str()), (Some("image/png"), Some("e1")));
+        let old: ImageRecord = serde_json::from_str(r#"{"content_type":"image/png","size":1,"width":null,"height":null,"uploaded_at":"t"}"#).unwrap();
+        assert_eq!(old.etag, None);
     }
 
     #[test]

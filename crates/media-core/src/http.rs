@@ -33,37 +33,81 @@ pub enum RangeRequest {
     Unsatisfiable,
 }
 
+/// A single byte range as the client asked for it, before the object's
+/// size is known: what a storage read is asked for, so that the metadata
+/// and the bytes come from one read of one version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RangeSpec {
+    /// `bytes=a-b` (a <= b).
+    FromTo(u64, u64),
+    /// `bytes=a-`.
+    From(u64),
+    /// `bytes=-n`: the last n bytes.
+    Suffix(u64),
+}
+
+impl RangeSpec {
+    /// Parses a single-range `Range` header (`bytes=0-99`, `bytes=500-`,
+    /// `bytes=-500`). `None` for no header and for what is answered with the
+    /// whole object: several ranges, other units, syntax we ignore (as RFC
+    /// 9110 allows).
+    pub fn parse(header: Option<&str>) -> Option<RangeSpec> {
+        let spec = header.map(str::trim)?.strip_prefix("bytes=")?;
+        if spec.contains(',') {
+            return None;
+        }
+        let (a, b) = spec.trim().split_once('-')?;
+        let num = |s: &str| -> Option<u64> { (!s.is_empty() && s.bytes().all(|c| c.is_ascii_digit())).then(|| s.parse().ok()).flatten() };
+        match (a.trim(), b.trim()) {
+            ("", suffix) => num(suffix).map(RangeSpec::Suffix),
+            (start, "") => num(start).map(RangeSpec::From),
+            (start, end) => match (num(start), num(end)) {
+                (Some(s), Some(e)) if s <= e => Some(RangeSpec::FromTo(s, e)),
+                _ => None,
+            },
+        }
+    }
+
+    /// What the range means for an object of `size` bytes.
+    pub fn resolve(self, size: u64) -> RangeRequest {
+        match self {
+            RangeSpec::Suffix(0) => RangeRequest::Unsatisfiable,
+            RangeSpec::Suffix(n) if size > 0 => RangeRequest::Partial(ByteRange { start: size.saturating_sub(n), end: size - 1 }),
+            RangeSpec::Suffix(_) => RangeRequest::Unsatisfiable,
+            RangeSpec::From(s) if s < size => RangeRequest::Partial(ByteRange { start: s, end: size - 1 }),
+            RangeSpec::From(_) => RangeRequest::Unsatisfiable,
+            RangeSpec::FromTo(s, e) if s < size => RangeRequest::Partial(ByteRange { start: s, end: e.min(size - 1) }),
+            RangeSpec::FromTo(..) => RangeRequest::Unsatisfiable,
+        }
+    }
+
+    /// The `Range` header that asks storage for exactly this range.
+    pub fn header_value(self) -> String {
+        match self {
+            RangeSpec::FromTo(s, e) => format!("bytes={s}-{e}"),
+            RangeSpec::From(s) => format!("bytes={s}-"),
+            RangeSpec::Suffix(n) => format!("bytes=-{n}"),
+        }
+    }
+}
+
 /// Parses a single-range `Range` header (`bytes=0-99`, `bytes=500-`,
-/// `bytes=-500`). Multiple ranges are answered with the whole object.
+/// `bytes=-500`) against an object of `size` bytes. Multiple ranges are
+/// answered with the whole object.
 pub fn parse_range(header: Option<&str>, size: u64) -> RangeRequest {
-    let Some(spec) = header.map(str::trim).and_then(|h| h.strip_prefix("bytes=")) else {
-        return RangeRequest::Full;
-    };
-    if spec.contains(',') {
-        return RangeRequest::Full;
+    RangeSpec::parse(header).map_or(RangeRequest::Full, |r| r.resolve(size))
+}
+
+/// The one entity tag of an `If-None-Match` header, bare (no quotes, no
+/// `W/`), as a storage read's condition takes it; `None` for no header, `*`
+/// or a list, which are matched after the read instead ([`if_none_match`]).
+pub fn single_etag_condition(header: Option<&str>) -> Option<String> {
+    let h = header?.trim();
+    if h.is_empty() || h.contains(',') || h == "*" {
+        return None;
     }
-    let Some((a, b)) = spec.trim().split_once('-') else {
-        return RangeRequest::Full;
-    };
-    let num = |s: &str| -> Option<u64> { (!s.is_empty() && s.bytes().all(|c| c.is_ascii_digit())).then(|| s.parse().ok()).flatten() };
-    match (a.trim(), b.trim()) {
-        ("", suffix) => match num(suffix) {
-            Some(0) => RangeRequest::Unsatisfiable,
-            Some(n) if size > 0 => RangeRequest::Partial(ByteRange { start: size.saturating_sub(n), end: size - 1 }),
-            Some(_) => RangeRequest::Unsatisfiable,
-            None => RangeRequest::Full,
-        },
-        (start, "") => match num(start) {
-            Some(s) if s < size => RangeRequest::Partial(ByteRange { start: s, end: size - 1 }),
-            Some(_) => RangeRequest::Unsatisfiable,
-            None => RangeRequest::Full,
-        },
-        (start, end) => match (num(start), num(end)) {
-            (Some(s), Some(e)) if s <= e && s < size => RangeRequest::Partial(ByteRange { start: s, end: e.min(size - 1) }),
-            (Some(s), Some(e)) if s <= e => RangeRequest::Unsatisfiable,
-            _ => RangeRequest::Full,
-        },
-    }
+    let bare = h.trim_start_matches("W/").trim_matches('"');
+    (!bare.is_empty()).then(|| bare.to_owned())
 }
 
 /// Does an `If-None-Match` header match the object's (quoted) entity tag?
@@ -137,6 +181,48 @@ mod tests {
         }
         assert_eq!(ByteRange { start: 0, end: 9 }.content_range(100), "bytes 0-9/100");
         assert_eq!(ByteRange { start: 5, end: 9 }.len(), 5);
+    }
+
+    #[test]
+    fn range_specs_are_read_before_the_size_is_known() {
+        use RangeSpec::*;
+        let cases: &[(Option<&str>, Option<RangeSpec>, Option<&str>)] = &[
+            (None, None, None),
+            (Some("bytes=0-9"), Some(FromTo(0, 9)), Some("bytes=0-9")),
+            (Some(" bytes= 90- "), Some(From(90)), Some("bytes=90-")),
+            (Some("bytes=-10"), Some(Suffix(10)), Some("bytes=-10")),
+            (Some("bytes=-0"), Some(Suffix(0)), Some("bytes=-0")),
+            (Some("bytes=9-0"), None, None),
+            (Some("bytes=0-1,5-6"), None, None),
+            (Some("items=0-9"), None, None),
+            (Some("bytes=a-b"), None, None),
+            (Some("bytes=-"), None, None),
+        ];
+        for (h, want, header) in cases {
+            let got = RangeSpec::parse(*h);
+            assert_eq!(got, *want, "{h:?}");
+            assert_eq!(got.map(RangeSpec::header_value).as_deref(), *header, "{h:?}");
+        }
+        // Resolving after the read gives what parsing with the size gives.
+        assert_eq!(FromTo(50, 500).resolve(100), RangeRequest::Partial(ByteRange { start: 50, end: 99 }));
+        assert_eq!(From(100).resolve(100), RangeRequest::Unsatisfiable);
+        assert_eq!(Suffix(500).resolve(100), RangeRequest::Partial(ByteRange { start: 0, end: 99 }));
+    }
+
+    #[test]
+    fn storage_conditions_take_one_bare_etag() {
+        let cases: &[(Option<&str>, Option<&str>)] = &[
+            (None, None),
+            (Some("\"abc\""), Some("abc")),
+            (Some(" W/\"abc\" "), Some("abc")),
+            (Some("*"), None),
+            (Some("\"a\", \"b\""), None),
+            (Some(""), None),
+            (Some("\"\""), None),
+        ];
+        for (h, want) in cases {
+            assert_eq!(single_etag_condition(*h).as_deref(), *want, "{h:?}");
+        }
     }
 
     #[test]

@@ -18,6 +18,12 @@
 //! A lease is fencing: every call from a transcoder names its lease, and a
 //! lease that has been replaced or ended is refused with [`LeaseLost`], so a
 //! transcoder that lost its job stops instead of overwriting another's work.
+//! The one exception is a `complete` repeated by the holder whose first
+//! `complete` committed (its answer was lost): it is answered as done.
+//!
+//! A job keeps the full text of every failure (for logs and Sentry); what
+//! the public routes show of it is [`public_failure_message`]: messages
+//! written for uploaders pass, our own faults become a generic sentence.
 
 use serde::{Deserialize, Serialize};
 
@@ -45,6 +51,74 @@ impl JobStatus {
             JobStatus::Error => "error",
         }
     }
+}
+
+impl JobStatus {
+    /// How long the edge may keep a public read of a job in this status
+    /// (`/job-status`, `/playback-url`, the HLS route's output check), in
+    /// seconds. Short while the job moves, so progress and heartbeats stay
+    /// fresh; longer once done, which is final (a notify or a cancel leaves a
+    /// done job as it is).
+    pub fn public_cache_ttl_s(self) -> u32 {
+        match self {
+            JobStatus::Queued | JobStatus::Processing => 1,
+            // A notify can queue a failed job again; pollers see it within 2 s.
+            JobStatus::Error => 2,
+            JobStatus::Done => 60,
+        }
+    }
+}
+
+/// Whose fault a failure was: what decides how much of its text the public
+/// routes may show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    /// The upload itself (a permanent failure the transcoder reported, with
+    /// a message written for the uploader).
+    Upload,
+    /// Ours: a retryable fault, a crash, a lease that ran out.
+    Processing,
+    /// The caller canceled the job.
+    Canceled,
+}
+
+/// What the public routes show of a failure whose full text is `message`.
+/// `attempts` is the number of attempts made; `ended` is true when the job
+/// ended in `error` (false while a retry is queued).
+///
+/// Messages of upload failures pass when they carry no internals (storage
+/// keys, URLs, panic text); everything of ours becomes a generic sentence,
+/// since its detail means nothing to an uploader and may reveal the
+/// platform's insides. Jobs stored before the kind was recorded (`None`) are
+/// shown like upload failures: their text passes only when it is clean.
+pub fn public_failure_message(kind: Option<FailureKind>, message: &str, attempts: u32, ended: bool) -> String {
+    const UPLOAD: &str = "the upload could not be processed; upload a video file in a supported format";
+    match kind {
+        Some(FailureKind::Canceled) => "canceled through the API".to_owned(),
+        Some(FailureKind::Processing) if ended => {
+            format!("processing failed on our side after {attempts} attempt{}; call /notify-upload-complete to try again", if attempts == 1 { "" } else { "s" })
+        }
+        Some(FailureKind::Processing) => "processing failed on our side; it will be retried".to_owned(),
+        Some(FailureKind::Upload) | None if is_presentable(message) => message.to_owned(),
+        Some(FailureKind::Upload) => UPLOAD.to_owned(),
+        None if ended => "processing failed; call /notify-upload-complete to try again".to_owned(),
+        None => "processing failed; it will be retried".to_owned(),
+    }
+}
+
+/// True when `message` reads as a sentence for people and shows nothing of
+/// the platform's insides.
+fn is_presentable(message: &str) -> bool {
+    const INTERNAL: &[&str] = &[
+        "raw/", "hls/", "images/", "panic", "internal error", "backtrace", "out of bounds", "unwrap", ".rs:", "://", "127.0.0.1", "localhost",
+        "x-amz", "lease_", "job_", "gave up after", "heartbeat", "storage", "status 5", "errno", "os error",
+    ];
+    let lower = message.to_ascii_lowercase();
+    !message.is_empty()
+        && message.len() <= 300
+        && !message.chars().any(char::is_control)
+        && !INTERNAL.iter().any(|needle| lower.contains(needle))
 }
 
 /// How hard the platform tries before a job ends in `error`.
@@ -156,6 +230,13 @@ pub struct Job {
     pub error: Option<String>,
     /// Why the last attempt failed, kept while a retry is queued.
     pub last_error: Option<String>,
+    /// Whose fault the last failure was (absent on jobs stored before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<FailureKind>,
+    /// The lease whose `complete` finished the job: a repeat of that
+    /// `complete` (its first answer was lost) is answered as done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_by: Option<String>,
     /// Attempts started in this run.
     pub attempts: u32,
     pub max_attempts: u32,
@@ -206,6 +287,15 @@ pub struct LeaseLost {
     pub status: &'static str,
 }
 
+/// What a `complete` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Completion {
+    /// The job is now done.
+    Completed,
+    /// The same lease had already completed it; nothing changed.
+    AlreadyDone,
+}
+
 /// What a failure report or an expired lease led to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailOutcome {
@@ -228,6 +318,8 @@ impl Job {
             stage: None,
             error: None,
             last_error: None,
+            failure: None,
+            completed_by: None,
             attempts: 0,
             max_attempts: policy.max_attempts,
             playable: false,
@@ -243,6 +335,16 @@ impl Job {
             result: None,
             ladder,
         }
+    }
+
+    /// `error` as the public routes show it ([`public_failure_message`]).
+    pub fn public_error(&self) -> Option<String> {
+        self.error.as_deref().map(|m| public_failure_message(self.failure, m, self.attempts, true))
+    }
+
+    /// `last_error` as the public routes show it.
+    pub fn public_last_error(&self) -> Option<String> {
+        self.last_error.as_deref().map(|m| public_failure_message(self.failure, m, self.attempts, self.status == JobStatus::Error))
     }
 
     /// True when the job is processing under a lease that has run out.
@@ -270,6 +372,7 @@ impl Job {
         }
         if self.status == JobStatus::Processing {
             self.last_error = Some("the transcoder stopped sending heartbeats; retried on request".into());
+            self.failure = Some(FailureKind::Processing);
         }
         self.source = source;
         self.attempts = 0;
@@ -336,8 +439,13 @@ impl Job {
         Ok(lease.expires_at)
     }
 
-    /// The lease holder finished the ladder.
-    pub fn complete(&mut self, lease_id: &str, result: JobResult, now: Timestamp) -> Result<(), LeaseLost> {
+    /// The lease holder finished the ladder. A repeat by the same holder
+    /// after the job is done (the first answer was lost on the way) changes
+    /// nothing and answers [`Completion::AlreadyDone`].
+    pub fn complete(&mut self, lease_id: &str, result: JobResult, now: Timestamp) -> Result<Completion, LeaseLost> {
+        if self.status == JobStatus::Done && self.completed_by.as_deref() == Some(lease_id) {
+            return Ok(Completion::AlreadyDone);
+        }
         let output_id = self.check_lease(lease_id)?.output_id.clone();
         self.status = JobStatus::Done;
         self.progress = 100;
@@ -347,10 +455,11 @@ impl Job {
         self.result = Some(result);
         self.error = None;
         self.lease = None;
+        self.completed_by = Some(lease_id.to_owned());
         self.finished_at = Some(now);
         self.heartbeat_at = Some(now);
         self.updated_at = now;
-        Ok(())
+        Ok(Completion::Completed)
     }
 
     /// The lease holder gave up. Retryable faults are queued again while
@@ -384,6 +493,7 @@ impl Job {
         }
         self.status = JobStatus::Error;
         self.error = Some(reason.to_owned());
+        self.failure = Some(FailureKind::Canceled);
         self.stage = Some("canceled".into());
         self.lease = None;
         self.playable = false;
@@ -404,6 +514,7 @@ impl Job {
 
     fn end_attempt(&mut self, message: &str, retryable: bool, policy: &RetryPolicy, now: Timestamp) -> FailOutcome {
         self.last_error = Some(message.to_owned());
+        self.failure = Some(if retryable { FailureKind::Processing } else { FailureKind::Upload });
         if retryable && self.attempts < self.max_attempts {
             let not_before = now.plus_millis(policy.backoff_ms(self.attempts));
             self.enqueue(now, not_before);
@@ -666,6 +777,67 @@ mod tests {
         assert!(!j.playable);
         assert_eq!(j.output_id, None);
         assert_eq!(j.status, JobStatus::Queued);
+    }
+
+    #[test]
+    fn a_repeated_complete_by_the_same_lease_is_answered_as_done() {
+        let p = policy();
+        let mut j = job();
+        j.lease("L1".into(), out("o1"), &p, T0).unwrap();
+        assert_eq!(j.complete("L1", result(), T0.plus_secs(5)).unwrap(), Completion::Completed);
+        let done = j.clone();
+        let other = JobResult { duration_s: 99.0, ..result() };
+        assert_eq!(j.complete("L1", other, T0.plus_secs(9)).unwrap(), Completion::AlreadyDone);
+        assert_eq!(j, done, "the repeat changes nothing");
+        // Another lease is still refused, and so is the holder after a new run.
+        assert!(j.complete("L2", result(), T0.plus_secs(9)).is_err());
+        let mut k = job();
+        k.lease("L1".into(), out("o1"), &p, T0).unwrap();
+        k.fail("L1", "network", true, &p, T0).unwrap();
+        assert!(k.complete("L1", result(), T0.plus_secs(1)).is_err(), "a lease that failed never completes");
+    }
+
+    #[test]
+    fn public_failure_messages_hide_internals() {
+        use FailureKind::*;
+        let cases: &[(Option<FailureKind>, &str, u32, bool, &str)] = &[
+            (Some(Upload), "the upload is not a video libav can read", 1, true, "the upload is not a video libav can read"),
+            (Some(Upload), "the video is longer than 6 h (21600 s); trim it", 1, true, "the video is longer than 6 h (21600 s); trim it"),
+            (Some(Upload), "cannot open raw/app/vid/source.mp4: Invalid data", 1, true, "the upload could not be processed; upload a video file in a supported format"),
+            (Some(Upload), "internal error: the transcoder crashed (index out of bounds)", 1, true, "the upload could not be processed; upload a video file in a supported format"),
+            (Some(Upload), "line one\nline two", 1, true, "the upload could not be processed; upload a video file in a supported format"),
+            (Some(Processing), "storage HEAD raw/a/v/source.mp4: status 503", 1, false, "processing failed on our side; it will be retried"),
+            (Some(Processing), "internal error: the transcoder crashed at src/pipeline/mod.rs:120 (index out of bounds: the len is 3)", 2, false, "processing failed on our side; it will be retried"),
+            (Some(Processing), "gave up after 3 attempts; the last one failed with: the transcoder stopped sending heartbeats (its lease expired)", 3, true, "processing failed on our side after 3 attempts; call /notify-upload-complete to try again"),
+            (Some(Processing), "disk full", 1, true, "processing failed on our side after 1 attempt; call /notify-upload-complete to try again"),
+            (Some(Canceled), "canceled through the API", 0, true, "canceled through the API"),
+            (None, "corrupt", 1, true, "corrupt"),
+            (None, "thread 'main' panicked at src/lib.rs:1", 1, true, "processing failed; call /notify-upload-complete to try again"),
+            (None, "GET http://10.0.0.1/x failed", 1, false, "processing failed; it will be retried"),
+        ];
+        for (kind, message, attempts, ended, want) in cases {
+            assert_eq!(public_failure_message(*kind, message, *attempts, *ended), *want, "{kind:?} {message:?}");
+        }
+    }
+
+    #[test]
+    fn failures_record_whose_fault_they_were() {
+        let p = policy();
+        let mut j = job();
+        j.lease("L1".into(), out("o1"), &p, T0).unwrap();
+        j.fail("L1", "storage PUT hls/app/vid/o1/720p/00001.m4s: status 503", true, &p, T0).unwrap();
+        assert_eq!(j.failure, Some(FailureKind::Processing));
+        assert_eq!(j.public_last_error().as_deref(), Some("processing failed on our side; it will be retried"));
+        assert!(j.last_error.as_deref().unwrap().contains("hls/app/vid"), "the full text is kept for the logs");
+        j.lease("L2".into(), out("o2"), &p, T0.plus_secs(10)).unwrap();
+        j.fail("L2", "the upload is not a video", false, &p, T0.plus_secs(11)).unwrap();
+        assert_eq!((j.failure, j.public_error().as_deref()), (Some(FailureKind::Upload), Some("the upload is not a video")));
+        assert!(j.cancel("canceled through the API", T0) || j.status == JobStatus::Error);
+        let mut c = job();
+        c.cancel("canceled through the API", T0);
+        assert_eq!((c.failure, c.public_error().as_deref()), (Some(FailureKind::Canceled), Some("canceled through the API")));
+        assert_eq!(JobStatus::Processing.public_cache_ttl_s(), 1);
+        assert!(JobStatus::Done.public_cache_ttl_s() > JobStatus::Error.public_cache_ttl_s());
     }
 
     #[test]
