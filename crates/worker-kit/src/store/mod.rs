@@ -7,11 +7,15 @@
 //!
 //! `STORAGE_BACKEND` (`r2`, the default, or `s3`) picks the adapter. Both are
 //! exercised by the same route tests (tests/workers), once per backend.
+//!
+//! Every method is one storage operation. [`ObjectStore::read`] is the one
+//! serving uses: a conditional, ranged read that brings the metadata with
+//! the bytes, so both come from the same version of the object.
 
 mod r2;
 mod s3;
 
-use media_core::http::ByteRange;
+use media_core::http::{ByteRange, RangeSpec};
 use worker::{Env, ResponseBody};
 
 pub use r2::R2Store;
@@ -32,6 +36,28 @@ pub struct ObjectInfo {
 pub struct ObjectBody {
     pub info: ObjectInfo,
     pub body: ResponseBody,
+}
+
+/// What a client's `GET` asks of one object, passed to storage as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReadRequest {
+    /// Bare entity tag: answer [`ReadOutcome::NotModified`] when the object has it.
+    pub if_none_match: Option<String>,
+    /// Bare entity tag: answer [`ReadOutcome::PreconditionFailed`] unless the object has it.
+    pub if_match: Option<String>,
+    pub range: Option<RangeSpec>,
+}
+
+/// What a [`ReadRequest`] got.
+pub enum ReadOutcome {
+    /// The bytes: all of them, or `range` of them.
+    Body { info: ObjectInfo, range: Option<ByteRange>, body: ResponseBody },
+    /// The object has the tag of `if_none_match` (quoted, as sent in `ETag`).
+    NotModified { etag: String },
+    /// The object's tag is not that of `if_match`.
+    PreconditionFailed,
+    /// The range starts past the end of an object of `size` bytes.
+    RangeNotSatisfiable { size: u64 },
 }
 
 /// Storage did not do what was asked (not "not found": that is `Ok(None)`).
@@ -55,10 +81,16 @@ impl std::fmt::Display for StoreError {
 /// The operations the services need.
 #[allow(async_fn_in_trait)] // Workers are single-threaded: no Send bound wanted.
 pub trait ObjectStore {
+    /// How many storage operations this store has made so far (each method
+    /// below is one, except where it says otherwise).
+    fn operations(&self) -> u32;
     /// Size, ETag and type, or `None` when there is no such object.
     async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, StoreError>;
     /// The object's bytes (all, or one satisfiable range), or `None`.
     async fn get(&self, key: &str, range: Option<ByteRange>) -> Result<Option<ObjectBody>, StoreError>;
+    /// One conditional, ranged read, or `None` when there is no such object.
+    /// (With R2, a range past the end costs a second operation, to learn the size.)
+    async fn read(&self, key: &str, req: &ReadRequest) -> Result<Option<ReadOutcome>, StoreError>;
     /// Stores `bytes` under `key` with its content type.
     async fn put(&self, key: &str, bytes: Vec<u8>, content_type: &str) -> Result<ObjectInfo, StoreError>;
     async fn delete(&self, key: &str) -> Result<(), StoreError>;
@@ -103,6 +135,13 @@ pub fn s3_bucket(settings: &Settings<'_>) -> Result<media_core::sigv4::S3Bucket,
 }
 
 impl ObjectStore for AnyStore {
+    fn operations(&self) -> u32 {
+        match self {
+            AnyStore::R2(s) => s.operations(),
+            AnyStore::S3(s) => s.operations(),
+        }
+    }
+
     async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, StoreError> {
         match self {
             AnyStore::R2(s) => s.head(key).await,
@@ -114,6 +153,13 @@ impl ObjectStore for AnyStore {
         match self {
             AnyStore::R2(s) => s.get(key, range).await,
             AnyStore::S3(s) => s.get(key, range).await,
+        }
+    }
+
+    async fn read(&self, key: &str, req: &ReadRequest) -> Result<Option<ReadOutcome>, StoreError> {
+        match self {
+            AnyStore::R2(s) => s.read(key, req).await,
+            AnyStore::S3(s) => s.read(key, req).await,
         }
     }
 
