@@ -148,13 +148,22 @@ fn timestamp_bombs_end_at_once_with_a_readable_message() {
 
 /// Two raw H.264 streams of different sizes, one after the other, in an MP4
 /// (the second's parameter sets travel in-band, as when a camera switches).
-fn size_change(dir: &Scratch, name: &str, first: &str, second: &str, extra: &[&str]) -> std::path::PathBuf {
+/// The second is red on its left half and blue on its right.
+fn size_change(dir: &Scratch, name: &str, first: &str, second: (u32, u32), extra: &[&str]) -> std::path::PathBuf {
     let raw = dir.path(&format!("{name}.h264"));
     let mut bytes = Vec::new();
-    for (i, size) in [first, second].iter().enumerate() {
+    let (w, h) = second;
+    let halves = [format!("color=red:size={}x{h}:rate=10:duration=1", w / 2), format!("color=blue:size={}x{h}:rate=10:duration=1", w / 2)];
+    let parts: [Vec<&str>; 2] = [
+        vec!["-f", "lavfi", "-i", "testsrc2=rate=10:duration=1:size=SIZE"],
+        vec!["-f", "lavfi", "-i", &halves[0], "-f", "lavfi", "-i", &halves[1], "-filter_complex", "hstack"],
+    ];
+    for (i, inputs) in parts.iter().enumerate() {
         let part = dir.path(&format!("{name}-{i}.h264"));
-        let src = format!("testsrc2=size={size}:rate=10:duration=1");
-        ffmpeg(&["-f", "lavfi", "-i", &src, "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-f", "h264", part.to_str().unwrap()]);
+        let first_src = format!("testsrc2=rate=10:duration=1:size={first}");
+        let mut args: Vec<&str> = inputs.iter().map(|a| if a.ends_with("size=SIZE") { first_src.as_str() } else { a }).collect();
+        args.extend(["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-f", "h264", part.to_str().unwrap()]);
+        ffmpeg(&args);
         bytes.extend(std::fs::read(&part).unwrap());
     }
     std::fs::write(&raw, bytes).unwrap();
@@ -170,14 +179,31 @@ fn size_change(dir: &Scratch, name: &str, first: &str, second: &str, extra: &[&s
 fn a_frame_size_that_changes_mid_stream_is_scaled_into_the_plan_or_refused() {
     let dir = Scratch::new("sizes");
     // Rotated, so the rotation filter made for the first size must take the second too.
-    let src = size_change(&dir, "grows", "320x240", "640x480", &["-metadata:s:v:0", "rotate=90"]);
+    let src = size_change(&dir, "grows", "320x240", (640, 480), &["-metadata:s:v:0", "rotate=90"]);
     let out = dir.path("out");
     let report = transcode_bounded(&src, &out).unwrap_or_else(|e| panic!("a size change should transcode: {e}"));
     let rungs: Vec<_> = report.summary.rungs.iter().map(|r| (r.width, r.height, r.frames)).collect();
     assert_eq!(rungs, vec![(240, 320, 20)], "the plan of the first size holds, every frame is kept");
+    // The whole larger picture is in the last frame, upright: red and blue
+    // halves, one above the other (a filter made for the first size would
+    // show a corner of it, all red).
+    let frames = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(out.join("240p/index.m3u8"))
+        .args(["-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
+        .output()
+        .unwrap()
+        .stdout;
+    assert_eq!(frames.len(), 20 * 240 * 320 * 3, "twenty 240x320 frames");
+    let last = &frames[19 * 240 * 320 * 3..];
+    let pixel = |x: usize, y: usize| (last[(y * 240 + x) * 3], last[(y * 240 + x) * 3 + 2]);
+    let (top, bottom) = (pixel(120, 40), pixel(120, 280));
+    let red = |(r, b): (u8, u8)| r > 150 && b < 100;
+    let blue = |(r, b): (u8, u8)| b > 150 && r < 100;
+    assert!((red(top) && blue(bottom)) || (blue(top) && red(bottom)), "top {top:?}, bottom {bottom:?} (red, blue)");
 
     // A later frame beyond the largest accepted size is refused, not decoded into the plan.
-    let src = size_change(&dir, "huge", "64x64", "8400x64", &[]);
+    let src = size_change(&dir, "huge", "64x64", (8400, 64), &[]);
     let message = permanent_message("huge", transcode_bounded(&src, &dir.path("out-huge")));
     assert!(message.contains("8400x64") && message.contains("largest accepted"), "{message}");
 }
