@@ -38,9 +38,11 @@ async function startWorker(name, config, { port, stateDir, logs, vars, envFile }
   return { ...proc, url };
 }
 
-/** Starts the transcoder binary against the local video service and Garage. */
-function startTranscoder({ bin, video, garage, secrets, dir, logs, name = 'transcoder', env = {} }) {
-  return start(name, bin, ['run'], {
+/** Starts the transcoder binary against the local video service and Garage;
+ *  `wrap` (`[command, ...args]`) runs it through another command, the binary and `run` appended. */
+function startTranscoder({ bin, video, garage, secrets, dir, logs, name = 'transcoder', env = {}, wrap = [] }) {
+  const [command, ...pre] = wrap.length ? wrap : [bin];
+  return start(name, command, wrap.length ? [...pre, bin, 'run'] : ['run'], {
     log: join(logs, `${name}.log`),
     env: {
       VIDEO_SERVICE_URL: video,
@@ -91,8 +93,8 @@ export async function startPlatform({ dir, imagePort, videoPort, s3Port, demoPor
   let video = await startVideo();
   const image = await startWorker('image-service', 'wrangler-image.toml', { port: imagePort, stateDir, logs, vars: { ...vars, ...imageVars }, envFile: s3Env });
   const transcoders = [];
-  const addTranscoder = (name = `transcoder-${transcoders.length + 1}`, env = {}) => {
-    const t = startTranscoder({ bin: transcoderBin, video: video.url, garage, secrets, dir, logs, name, env: { ...transcoderEnv, ...env } });
+  const addTranscoder = (name = `transcoder-${transcoders.length + 1}`, env = {}, wrap = []) => {
+    const t = startTranscoder({ bin: transcoderBin, video: video.url, garage, secrets, dir, logs, name, env: { ...transcoderEnv, ...env }, wrap });
     transcoders.push(t);
     return t;
   };

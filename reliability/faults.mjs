@@ -1,8 +1,9 @@
 // Crashes and faults, on the real parts: a transcoder killed with -9 in the
 // middle of a job, two transcoders sharing one queue, storage going away
-// while outputs upload, the video service restarting, and duplicate
-// notifies racing. Nothing may be lost or done twice.
-import { readFileSync, mkdirSync, writeFileSync } from 'node:fs';
+// while outputs upload, the video service restarting, duplicate notifies
+// racing, and a work disk too small for the upload. Nothing may be lost or
+// done twice.
+import { readFileSync, mkdirSync, writeFileSync, existsSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { makeClip, uploadVideo, pollJob, jobStatus, postJson } from '../devkit/client.mjs';
@@ -131,6 +132,42 @@ export async function faults({ platform, scratch, say }) {
       ok: final.status === 'done' && final.attempts >= 2 && !broken,
       detail: `${final.status} after ${final.attempts} attempts; failed attempt: ${(during.at(-1).last_error ?? final.last_error ?? '-').slice(0, 110)}; ${broken ?? 'every rung decodes'}`,
     });
+  }
+
+  // 6. The work disk: a transcoder whose disk (a 2 MB tmpfs of its own) cannot
+  //    hold the upload refuses it as its own, retryable fault; one with room
+  //    finishes it; stale spools of a killed run are removed at start-up.
+  {
+    for (const t of platform.transcoders.filter((x) => !x.exited)) await t.stop();
+    await sleep(2500);
+    const tiny = join(scratch, 'tiny-work');
+    mkdirSync(tiny, { recursive: true });
+    const cramped = platform.addTranscoder('tiny-disk', { WORK_DIR: tiny }, ['unshare', '--user', '--map-root-user', '--mount', 'sh', '-c', `mount -t tmpfs -o size=2m tmpfs ${tiny} && exec "$0" "$@"`]);
+    const file = clip('disk.mp4', { size: '640x360', seconds: 4 });
+    await uploadVideo(platform, APP, 'disk', file);
+    const log = () => readFileSync(join(platform.logs, 'tiny-disk.log'), 'utf8');
+    let refusal = '';
+    for (let i = 0; i < 120 && !refusal; i++) {
+      refusal = log().split('\n').find((l) => l.includes('"job failed"')) ?? '';
+      if (!refusal) await sleep(500);
+    }
+    const during = await jobStatus(platform, APP, 'disk');
+    await cramped.stop();
+    await sleep(2500);
+    const roomyWork = join(scratch, 'roomy-work');
+    mkdirSync(join(roomyWork, 'job_killed'), { recursive: true });
+    writeFileSync(join(roomyWork, 'job_killed', 'source-7.spool'), Buffer.alloc(3 << 20));
+    writeFileSync(join(roomyWork, 'notes.txt'), 'not a spool');
+    platform.addTranscoder('roomy', { WORK_DIR: roomyWork });
+    const final = (await pollJob(platform, APP, 'disk')).at(-1);
+    const message = refusal.match(/the transcoder's work disk[^"]*/)?.[0] ?? '(no refusal logged)';
+    rows.push({
+      check: 'work disk smaller than the upload: retryable, then done elsewhere',
+      ok: /work disk \(WORK_DIR\) has \d+ MB free/.test(message) && /"retryable":true/.test(refusal) && during.status !== 'error' && final.status === 'done',
+      detail: `${(file && readFileSync(file).length / 1e6).toFixed(1)} MB upload on a 2 MB disk: "${message.slice(0, 90)}"; then ${final.status} after ${final.attempts} attempt(s)`,
+    });
+    const stale = existsSync(join(roomyWork, 'job_killed'));
+    rows.push({ check: 'stale spools removed at start-up, nothing else', ok: !stale && existsSync(join(roomyWork, 'notes.txt')), detail: `3 MB spool of a killed run ${stale ? 'still there' : 'removed'}; other files kept` });
   }
   return rows;
 }

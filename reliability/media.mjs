@@ -1,8 +1,10 @@
 // Bad media through the whole platform: every kind of upload a user can
 // send ends either `done` with a correct ladder or `error` with a specific,
-// readable message; the transcoder process stays up throughout, and the
-// next queued job succeeds.
+// readable message; the transcoder process stays up throughout, within
+// bounded memory, and the next queued job succeeds. Uploads that point at
+// other URLs (playlists, manifests, lists) make no request at all.
 import { execFileSync } from 'node:child_process';
+import { createServer } from 'node:http';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeClip, uploadVideo, pollJob } from '../devkit/client.mjs';
@@ -19,9 +21,14 @@ function patchAfterStsd(file, from, to) {
   writeFileSync(file, b);
 }
 
-/** The kinds of upload, how to make each, and what must become of it. */
-function kinds(dir) {
+/** The kinds of upload, how to make each, and what must become of it.
+ *  `listener` is a URL on this machine that no upload may make the transcoder fetch. */
+function kinds(dir, listener) {
   const f = (name) => join(dir, name);
+  const text = (name, body) => (writeFileSync(f(name), body), f(name));
+  // A 2 s clip whose 11th frame is stamped `jump` s late (ffmpeg drops the frames after it).
+  const videoBomb = (name, jump) => (ffmpeg('-f', 'lavfi', '-i', 'testsrc2=size=320x240:rate=10:duration=2', '-vf', `setpts='if(eq(N,10),PTS+${jump}/TB,PTS)'`, '-c:v', 'libx264', '-preset', 'ultrafast', '-f', 'matroska', f(name)), f(name));
+  const audioBomb = (name, offset) => (ffmpeg('-f', 'lavfi', '-i', 'testsrc2=size=320x240:rate=10:duration=2', '-itsoffset', String(offset), '-f', 'lavfi', '-i', 'sine=duration=2', '-map', '0', '-map', '1', '-c:v', 'libx264', '-preset', 'ultrafast', '-c:a', 'aac', '-f', 'matroska', f(name)), f(name));
   const small = { size: '320x240', seconds: 3 };
   return [
     // Refused at notify time: the client learns at once, and no job is made.
@@ -110,12 +117,41 @@ function kinds(dir) {
       },
       done: { rungs: ['360p:360x640', '240p:240x426'], duration: 3, audio: true },
     },
+    // Uploads that point elsewhere (SSRF): refused by what they are, nothing fetched.
+    { kind: 'HLS media playlist named .mp4', make: () => text('hls-media.mp4', `#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2.0,\n${listener}/segment0.ts\n#EXT-X-ENDLIST\n`), error: /HLS playlist.*never fetched/, ssrf: true },
+    { kind: 'HLS master playlist named .mp4', make: () => text('hls-master.mp4', `#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=800000\n${listener}/variant.m3u8\n`), error: /HLS playlist.*never fetched/, ssrf: true },
+    {
+      kind: 'DASH manifest named .mp4',
+      make: () => text('dash.mp4', `<?xml version="1.0"?>\n<MPD xmlns="urn:mpeg:dash:schema:mpd:2011" type="static" mediaPresentationDuration="PT4S" minBufferTime="PT2S" profiles="urn:mpeg:dash:profile:isoff-on-demand:2011"><BaseURL>${listener}/</BaseURL><Period><AdaptationSet mimeType="video/mp4"><Representation id="v" bandwidth="800000" width="640" height="360"><SegmentTemplate initialization="init.mp4" media="s-$Number$.m4s" duration="2" timescale="1"/></Representation></AdaptationSet></Period></MPD>\n`),
+      error: /DASH manifest.*never fetched/,
+      ssrf: true,
+    },
+    { kind: 'ffconcat list named .mp4', make: () => text('concat.mp4', `ffconcat version 1.0\nfile '${listener}/part1.mp4'\n`), error: /ffconcat list.*never fetched/, ssrf: true },
+    // Timestamp bombs: a few KB asking for days of output, or gigabytes of silence.
+    { kind: 'timestamp bomb: frame 11 at +10^6 s (MKV)', make: () => videoBomb('bomb-1e6.mkv', 1000000), type: 'video/x-matroska', error: /longest accepted is 6 h/, bomb: true },
+    { kind: 'timestamp bomb: frame 11 at +5000 s (MKV)', make: () => videoBomb('bomb-5000.mkv', 5000), type: 'video/x-matroska', error: /timestamps jump 1 h 23 min/, bomb: true },
+    { kind: 'timestamp bomb: audio at +5000 s (MKV)', make: () => audioBomb('bomb-audio.mkv', 5000), type: 'video/x-matroska', error: /audio starts 1 h 23 min 20 s after the video/, bomb: true },
   ];
+}
+
+/** A listener on this machine that counts the requests made to it. */
+async function startListener() {
+  let hits = 0;
+  const server = createServer((req, res) => { hits++; res.end(); });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  return { url: `http://127.0.0.1:${server.address().port}`, hits: () => hits, close: () => new Promise((r) => server.close(r)) };
+}
+
+/** The peak resident memory of a process so far, in MB (Linux's VmHWM). */
+function peakRssMb(pid) {
+  const m = readFileSync(`/proc/${pid}/status`, 'utf8').match(/VmHWM:\s+(\d+) kB/);
+  return m ? Number(m[1]) / 1024 : NaN;
 }
 
 export async function badMedia({ platform, scratch }) {
   const pidBefore = platform.transcoders[0].pid;
-  const list = kinds(scratch);
+  const listener = await startListener();
+  const list = kinds(scratch, listener.url);
   // Queue them all at once, as users would; then the good job that must still succeed.
   const submitted = [];
   for (const [i, k] of list.entries()) {
@@ -139,7 +175,9 @@ export async function badMedia({ platform, scratch }) {
       detail = `notify answered ${s.notify.status}: ${s.notify.text.slice(0, 120)}`;
     } else if (s.error) {
       ok = last.status === 'error' && s.error.test(last.error ?? '');
-      detail = `${last.status}: ${last.error ?? last.last_error ?? ''}`;
+      const took = last.started_at && last.finished_at ? ` (in ${((Date.parse(last.finished_at) - Date.parse(last.started_at)) / 1000).toFixed(1)} s)` : '';
+      if (s.bomb && !took) ok = false;
+      detail = `${last.status}${s.bomb ? took : ''}: ${last.error ?? last.last_error ?? ''}`;
     } else {
       const rungs = (last.renditions ?? []).map((r) => `${r.name}:${r.width}x${r.height}`);
       ok = last.status === 'done' && JSON.stringify(rungs) === JSON.stringify(s.done.rungs) && Math.abs(last.duration_s - s.done.duration) < 0.2 && last.has_audio === s.done.audio;
@@ -149,6 +187,11 @@ export async function badMedia({ platform, scratch }) {
   }
   const next = (await pollJob(platform, 'reliability', 'media-after')).at(-1);
   rows.push({ check: 'the next queued job succeeds', ok: after.status === 202 && next.status === 'done', detail: `${next.status}` });
+  const fetched = listener.hits();
+  await listener.close();
+  rows.push({ check: 'uploads pointing at a local listener: requests it saw', ok: fetched === 0, detail: `${fetched} requests from ${list.filter((k) => k.ssrf).length} playlists, manifests and lists` });
+  const rss = peakRssMb(pidBefore);
+  rows.push({ check: 'transcoder peak RSS through every bad upload', ok: rss < 1024, detail: `${rss.toFixed(0)} MB (limit 1024 MB), ${list.filter((k) => k.bomb).length} timestamp bombs among them` });
   const alive = (() => { try { process.kill(pidBefore, 0); return true; } catch { return false; } })();
   rows.push({ check: 'the transcoder stayed up through all of them', ok: alive && platform.transcoders[0].pid === pidBefore && !platform.transcoders[0].exited, detail: `pid ${pidBefore} ${alive ? 'alive' : 'gone'}` });
   return rows;

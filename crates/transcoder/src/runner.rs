@@ -370,10 +370,11 @@ impl DiskReservation {
         let reservation = Self { reserved: Arc::clone(reserved), bytes };
         if bytes + others + DISK_MARGIN_BYTES > free {
             return Err(JobError::retryable(format!(
-                "the transcoder's work disk (WORK_DIR) has {} MB free for a {} MB upload ({} MB set aside for other jobs); the job will be retried",
+                "the transcoder's work disk (WORK_DIR) has {} MB free; a {} MB upload needs {} MB with what other jobs set aside and {} MB kept free; the job will be retried",
                 free / 1_000_000,
                 bytes.div_ceil(1_000_000),
-                others / 1_000_000
+                (bytes + others + DISK_MARGIN_BYTES).div_ceil(1_000_000),
+                DISK_MARGIN_BYTES / 1_000_000
             )));
         }
         Ok(reservation)
