@@ -1,4 +1,4 @@
-//! The transcoder binary.
+//! The transcoder binary: its command line (clap; `transcoder --help`).
 //!
 //! ```text
 //! transcoder [run]                          lease and run jobs until SIGTERM/SIGINT (configured by the environment)
@@ -9,17 +9,103 @@
 //! transcoder plan <input> [--max-rung N] [--max-rungs N]   print the ladder it would encode, as JSON
 //! ```
 
+use std::path::PathBuf;
 use std::process::ExitCode;
-use anyhow::{bail, Context as _};
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
 use media_core::ladder::LadderOptions;
 use tokio::sync::watch;
 use transcoder::config::Config;
 use transcoder::pipeline::Tuning;
 use transcoder::runner::Runner;
 
-/// The usage text: the `text` block of this file's module doc.
-fn usage() -> String {
-    include_str!("main.rs").lines().skip(3).take_while(|l| !l.starts_with("//! ```")).map(|l| l.trim_start_matches("//! ")).collect::<Vec<_>>().join("\n")
+/// Leases transcoding jobs from the video service and publishes HLS ladders
+/// to R2 (configured by the environment; see the README's "Running the
+/// transcoder"), or works on a local file.
+#[derive(Parser, Debug)]
+#[command(name = "transcoder", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Lease and run jobs until SIGTERM/SIGINT (the default).
+    Run,
+    /// Transcode a local file into a folder (benchmarks, debugging); prints a JSON report.
+    Transcode {
+        input: PathBuf,
+        out_dir: PathBuf,
+        #[command(flatten)]
+        ladder: LadderArgs,
+        #[command(flatten)]
+        tuning: TuningArgs,
+    },
+    /// Print what the transcoder sees in a file.
+    Probe { input: PathBuf },
+    /// Print the ladder it would encode for a file, as JSON.
+    Plan {
+        input: PathBuf,
+        #[command(flatten)]
+        ladder: LadderArgs,
+    },
+}
+
+/// The ladder's shape.
+#[derive(Args, Debug)]
+struct LadderArgs {
+    /// The largest rung, by its short side (240-2160).
+    #[arg(long)]
+    max_rung: Option<u32>,
+    /// How many rungs at most.
+    #[arg(long)]
+    max_rungs: Option<u32>,
+    /// The x264 preset.
+    #[arg(long)]
+    preset: Option<String>,
+}
+
+impl LadderArgs {
+    fn options(&self) -> LadderOptions {
+        let d = LadderOptions::default();
+        LadderOptions {
+            max_rung: self.max_rung.unwrap_or(d.max_rung),
+            max_rungs: self.max_rungs.unwrap_or(d.max_rungs),
+            preset: self.preset.clone().unwrap_or(d.preset.clone()),
+            ..d
+        }
+    }
+}
+
+/// Knobs that do not change the output's format (see `pipeline::Tuning`).
+#[derive(Args, Debug)]
+struct TuningArgs {
+    /// x264 threads of the top rung (0: x264 decides).
+    #[arg(long)]
+    x264_threads_top: Option<usize>,
+    /// x264 threads of the other rungs.
+    #[arg(long)]
+    x264_threads: Option<usize>,
+    /// Decoder threads (0: libav decides).
+    #[arg(long)]
+    decoder_threads: Option<usize>,
+    /// Frames queued before each rung.
+    #[arg(long)]
+    frame_queue: Option<usize>,
+}
+
+impl TuningArgs {
+    fn tuning(&self) -> Tuning {
+        let d = Tuning::default();
+        Tuning {
+            x264_threads_top: self.x264_threads_top.unwrap_or(d.x264_threads_top),
+            x264_threads: self.x264_threads.unwrap_or(d.x264_threads),
+            decoder_threads: self.decoder_threads.unwrap_or(d.decoder_threads),
+            frame_queue: self.frame_queue.unwrap_or(d.frame_queue),
+        }
+    }
 }
 
 /// Caps glibc's malloc arenas at two before any thread starts. The encoder
@@ -35,18 +121,14 @@ fn limit_malloc_arenas() {
 
 fn main() -> ExitCode {
     limit_malloc_arenas();
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    // clap prints usage and exits 2 on a misspelled flag or command, 0 for --help.
+    let cli = Cli::parse();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("the tokio runtime starts");
-    let result = match args.first().map(String::as_str) {
-        None | Some("run") => rt.block_on(run()),
-        Some("transcode") => rt.block_on(transcode_local(&args[1..])),
-        Some("probe") => probe(&args[1..]),
-        Some("plan") => plan(&args[1..]),
-        Some("-h" | "--help" | "help") => {
-            println!("{}", usage());
-            Ok(())
-        }
-        Some(other) => Err(anyhow::anyhow!("unknown command {other:?}; try `transcoder --help`")),
+    let result = match cli.command.unwrap_or(Command::Run) {
+        Command::Run => rt.block_on(run()),
+        Command::Transcode { input, out_dir, ladder, tuning } => rt.block_on(transcode_local(&input, &out_dir, &ladder.options(), &tuning.tuning())),
+        Command::Probe { input } => probe(&input),
+        Command::Plan { input, ladder } => plan(&input, &ladder.options()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -82,63 +164,27 @@ async fn run() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn flag<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).map(String::as_str)
-}
-
-/// The number after `name`, or `default` without the flag.
-fn number_flag<T>(args: &[String], name: &str, default: T) -> anyhow::Result<T>
-where
-    T: std::str::FromStr,
-    T::Err: std::error::Error + Send + Sync + 'static,
-{
-    Ok(flag(args, name).map(str::parse).transpose().with_context(|| name.to_owned())?.unwrap_or(default))
-}
-
-/// Ladder options from `--max-rung`, `--max-rungs`, `--preset`.
-fn ladder_options(args: &[String]) -> anyhow::Result<LadderOptions> {
-    let d = LadderOptions::default();
-    Ok(LadderOptions {
-        max_rung: number_flag(args, "--max-rung", d.max_rung)?,
-        max_rungs: number_flag(args, "--max-rungs", d.max_rungs)?,
-        preset: flag(args, "--preset").map_or(d.preset.clone(), str::to_owned),
-        ..d
-    })
-}
-
 /// Opens and inspects a local file as the pipeline would.
-fn probe_file(input: &str) -> anyhow::Result<transcoder::pipeline::probe::Probe> {
+fn probe_file(input: &std::path::Path) -> anyhow::Result<transcoder::pipeline::probe::Probe> {
     ffmpeg_next::init()?;
-    let file = std::fs::File::open(input).with_context(|| format!("opening {input}"))?;
+    let file = std::fs::File::open(input).with_context(|| format!("opening {}", input.display()))?;
     let opened = transcoder::pipeline::probe::open(file, || false).map_err(|e| anyhow::anyhow!("{e}"))?;
     transcoder::pipeline::probe::inspect(&opened).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
-fn plan(args: &[String]) -> anyhow::Result<()> {
-    let Some(input) = args.first() else { bail!("usage: transcoder plan <input> [--max-rung N] [--max-rungs N]") };
+fn plan(input: &std::path::Path, options: &LadderOptions) -> anyhow::Result<()> {
     let probe = probe_file(input)?;
-    let plan = media_core::ladder::plan_ladder(&probe.source_video(), &ladder_options(args)?)?;
+    let plan = media_core::ladder::plan_ladder(&probe.source_video(), options)?;
     println!("{}", serde_json::to_string_pretty(&plan)?);
     Ok(())
 }
 
-async fn transcode_local(args: &[String]) -> anyhow::Result<()> {
+async fn transcode_local(input: &std::path::Path, out: &std::path::Path, options: &LadderOptions, tuning: &Tuning) -> anyhow::Result<()> {
     transcoder::telemetry::init_logging(false);
-    let (Some(input), Some(out)) = (args.first(), args.get(1)) else {
-        bail!("usage: transcoder transcode <input> <out-dir> [--max-rung N] [--max-rungs N] [--preset P] [--x264-threads-top N] [--x264-threads N] [--decoder-threads N] [--frame-queue N]");
-    };
-    let options = ladder_options(args)?;
-    let d = Tuning::default();
-    let tuning = Tuning {
-        x264_threads_top: number_flag(args, "--x264-threads-top", d.x264_threads_top)?,
-        x264_threads: number_flag(args, "--x264-threads", d.x264_threads)?,
-        decoder_threads: number_flag(args, "--decoder-threads", d.decoder_threads)?,
-        frame_queue: number_flag(args, "--frame-queue", d.frame_queue)?,
-    };
-    let r = transcoder::local::transcode_to_dir(input.as_ref(), out.as_ref(), &options, &tuning).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let r = transcoder::local::transcode_to_dir(input, out, options, tuning).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     let (summary, result) = (&r.summary, &r.result);
     let report = serde_json::json!({
-        "input": input,
+        "input": input.display().to_string(),
         "wall_s": r.wall_s,
         "playable_after_s": r.playable_after_s,
         "duration_s": summary.duration_s,
@@ -151,8 +197,7 @@ async fn transcode_local(args: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn probe(args: &[String]) -> anyhow::Result<()> {
-    let Some(input) = args.first() else { bail!("usage: transcoder probe <input>") };
+fn probe(input: &std::path::Path) -> anyhow::Result<()> {
     println!("{:#?}", probe_file(input)?);
     Ok(())
 }

@@ -1,0 +1,34 @@
+//! The command line, as an operator meets it: `--help` from clap, and a
+//! misspelled flag or command refused with a hint instead of being ignored.
+
+use std::process::Command;
+
+fn transcoder(args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_transcoder")).args(args).output().expect("the binary runs");
+    (out.status.code().unwrap_or(-1), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+#[test]
+fn help_lists_every_command() {
+    let (code, text) = transcoder(&["--help"]);
+    assert_eq!(code, 0, "{text}");
+    for command in ["run", "transcode", "probe", "plan"] {
+        assert!(text.contains(command), "{command} missing from:\n{text}");
+    }
+    let (code, text) = transcoder(&["transcode", "--help"]);
+    assert_eq!(code, 0);
+    assert!(text.contains("--x264-threads-top") && text.contains("--max-rung"), "{text}");
+}
+
+#[test]
+fn a_misspelled_flag_or_command_is_an_error_with_a_hint() {
+    let (code, text) = transcoder(&["transcode", "in.mp4", "out", "--max-rugn", "720"]);
+    assert_eq!(code, 2, "{text}");
+    assert!(text.contains("unexpected argument '--max-rugn'") && text.contains("'--max-rung'"), "{text}");
+    let (code, text) = transcoder(&["trancode", "in.mp4", "out"]);
+    assert_eq!(code, 2, "{text}");
+    assert!(text.contains("unrecognized subcommand 'trancode'"), "{text}");
+    let (code, text) = transcoder(&["plan", "in.mp4", "--max-rung", "big"]);
+    assert_eq!(code, 2, "{text}");
+    assert!(text.contains("invalid value 'big'"), "{text}");
+}
