@@ -27,6 +27,9 @@ pub struct ServeSpec<'a> {
     pub cache_control: &'a str,
     /// Serve only this version (bare entity tag); any other is answered 404.
     pub pinned_etag: Option<String>,
+    /// The object's size when the caller knows it (a metadata record): lets
+    /// a 416 from R2, whose refusal does not say the size, name it.
+    pub known_size: Option<u64>,
     /// Keep full answers at the edge: the Cache API key (a URL), and the
     /// context whose `wait_until` stores them after the answer has left.
     pub edge_cache: Option<(String, &'a Context)>,
@@ -54,10 +57,18 @@ fn object_headers(content_type: Option<&str>, cache_control: &str, etag: &str) -
     Ok(headers)
 }
 
-fn unsatisfiable(size: u64) -> Handled {
-    let e = ApiError::new(ErrorCode::RangeNotSatisfiable, format!("the requested range is outside the object ({size} bytes)"));
-    let mut resp = crate::respond::error_response(&e);
-    resp.headers_mut().set("content-range", &format!("bytes */{size}"))?;
+/// 416, with `Content-Range: bytes */{size}` when the size is known (RFC 9110
+/// says SHOULD: where storage did not say it, asking again would double the
+/// cost of every bad range, so the header is left out).
+fn unsatisfiable(size: Option<u64>) -> Handled {
+    let message = match size {
+        Some(size) => format!("the requested range is outside the object ({size} bytes)"),
+        None => "the requested range starts past the end of the object".to_owned(),
+    };
+    let mut resp = crate::respond::error_response(&ApiError::new(ErrorCode::RangeNotSatisfiable, message));
+    if let Some(size) = size {
+        resp.headers_mut().set("content-range", &format!("bytes */{size}"))?;
+    }
     Ok(resp)
 }
 
@@ -78,13 +89,23 @@ pub async fn from_edge_cache(key: &str, req: &Request) -> worker::Result<Option<
     let Some(cached) = Cache::default().get(&lookup, false).await? else {
         return Ok(None);
     };
-    let status = cached.status_code();
+    let mut status = cached.status_code();
+    if status == 416 {
+        // The cache's own 416 has no body: answer with ours (the size is in its Content-Range).
+        let size = cached.headers().get("content-range")?.and_then(|cr| cr.rsplit_once('/').and_then(|(_, t)| t.trim().parse().ok()));
+        return unsatisfiable(size).map(Some).map_err(|f| worker::Error::RustError(format!("{f:?}")));
+    }
     let copied = Headers::new();
     for (k, v) in cached.headers().entries() {
         copied.append(&k, &v)?;
     }
+    // A list of tags or `*`, which a cache may not evaluate: matched here too.
+    let etag = copied.get("etag")?.unwrap_or_default();
+    if status == 200 && if_none_match(req.headers().get("if-none-match")?.as_deref(), &etag) {
+        status = 304;
+    }
     let (_, body) = cached.into_parts();
-    let resp = if req.method() == Method::Head { Response::empty()? } else { Response::from_body(body)? };
+    let resp = if req.method() == Method::Head || status == 304 { Response::empty()? } else { Response::from_body(body)? };
     Ok(Some(resp.with_status(status).with_headers(copied)))
 }
 
@@ -135,7 +156,7 @@ where
             headers.set("content-range", &r.content_range(info.size))?;
             (206, r.len())
         }
-        RangeRequest::Unsatisfiable => return unsatisfiable(info.size),
+        RangeRequest::Unsatisfiable => return unsatisfiable(Some(info.size)),
     };
     headers.set("content-length", &length.to_string())?;
     Ok(Response::empty()?.with_status(status).with_headers(headers))
@@ -160,7 +181,7 @@ where
             return Ok(Response::empty()?.with_status(304).with_headers(headers));
         }
         ReadOutcome::PreconditionFailed => return Err(not_found(spec.what)),
-        ReadOutcome::RangeNotSatisfiable { size } => return unsatisfiable(size),
+        ReadOutcome::RangeNotSatisfiable { size } => return unsatisfiable(size.or(spec.known_size)),
         ReadOutcome::Body { info, range, body } => (info, range, body),
     };
     let headers = object_headers(Some(&content_type(&info)), spec.cache_control, &info.etag)?;

@@ -56,8 +56,9 @@ pub enum ReadOutcome {
     NotModified { etag: String },
     /// The object's tag is not that of `if_match`.
     PreconditionFailed,
-    /// The range starts past the end of an object of `size` bytes.
-    RangeNotSatisfiable { size: u64 },
+    /// The range starts past the end of the object, of `size` bytes when the
+    /// store said (S3 does; the R2 binding refuses with an error that does not).
+    RangeNotSatisfiable { size: Option<u64> },
 }
 
 /// Storage did not do what was asked (not "not found": that is `Ok(None)`).
@@ -89,7 +90,6 @@ pub trait ObjectStore {
     /// The object's bytes (all, or one satisfiable range), or `None`.
     async fn get(&self, key: &str, range: Option<ByteRange>) -> Result<Option<ObjectBody>, StoreError>;
     /// One conditional, ranged read, or `None` when there is no such object.
-    /// (With R2, a range past the end costs a second operation, to learn the size.)
     async fn read(&self, key: &str, req: &ReadRequest) -> Result<Option<ReadOutcome>, StoreError>;
     /// Stores `bytes` under `key` with its content type.
     async fn put(&self, key: &str, bytes: Vec<u8>, content_type: &str) -> Result<ObjectInfo, StoreError>;

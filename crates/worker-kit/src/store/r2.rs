@@ -87,11 +87,8 @@ impl ObjectStore for R2Store {
         let obj = match get.execute().await {
             Ok(Some(obj)) => obj,
             Ok(None) => return Ok(None),
-            Err(e) if range.is_some() && is_range_error(&e) => {
-                // The error carries no size: one more look (only on this path) to say it.
-                let size = self.bucket().head(key).await.map_err(|e| transport("HEAD", key, e))?.map(|o| o.size()).unwrap_or(0);
-                return Ok(Some(ReadOutcome::RangeNotSatisfiable { size }));
-            }
+            // The error does not say the size; learning it would cost another operation.
+            Err(e) if range.is_some() && is_range_error(&e) => return Ok(Some(ReadOutcome::RangeNotSatisfiable { size: None })),
             Err(e) => return Err(transport("GET", key, e)),
         };
         let info = info(&obj);
@@ -106,7 +103,7 @@ impl ObjectStore for R2Store {
         let range = match req.range.map(|r| r.resolve(info.size)) {
             None | Some(RangeRequest::Full) => None,
             Some(RangeRequest::Partial(r)) => Some(r),
-            Some(RangeRequest::Unsatisfiable) => return Ok(Some(ReadOutcome::RangeNotSatisfiable { size: info.size })),
+            Some(RangeRequest::Unsatisfiable) => return Ok(Some(ReadOutcome::RangeNotSatisfiable { size: Some(info.size) })),
         };
         let body = body.response_body().map_err(|e| transport("GET", key, e))?;
         Ok(Some(ReadOutcome::Body { info, range, body }))

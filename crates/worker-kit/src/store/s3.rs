@@ -105,7 +105,7 @@ impl ObjectStore for S3Store {
             // Some stores leave the ETag out of a 304; the one asked about is the one that matched.
             304 => Ok(Some(ReadOutcome::NotModified { etag: quote_etag(&header(&resp, "etag").or_else(|| req.if_none_match.clone()).unwrap_or_default()) })),
             412 => Ok(Some(ReadOutcome::PreconditionFailed)),
-            416 => Ok(Some(ReadOutcome::RangeNotSatisfiable { size: total_from_content_range(&resp).unwrap_or(0) })),
+            416 => Ok(Some(ReadOutcome::RangeNotSatisfiable { size: total_from_content_range(&resp) })),
             404 => Ok(None),
             s => {
                 let text = resp.text().await.unwrap_or_default();
