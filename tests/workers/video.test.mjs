@@ -322,7 +322,8 @@ for (const backend of ['r2', 's3']) {
       assert.equal(r.status, 200, r.text);
       let s = await status('vfail');
       assert.equal(s.json.status, 'queued');
-      assert.equal(s.json.last_error, 'storage timed out');
+      // Our own faults are shown generically (the full text stays with the job, for the logs).
+      assert.equal(s.json.last_error, 'processing failed on our side; it will be retried');
       const second = await leaseJob('vfail');
       assert.equal(second.attempt, 2);
       assert.notEqual(second.output_prefix, first.output_prefix, 'every attempt writes to a fresh folder');
@@ -352,10 +353,10 @@ for (const backend of ['r2', 's3']) {
         const s = (await status('vexpire')).json;
         if (attempt < 3) {
           assert.equal(s.status, 'queued', JSON.stringify(s));
-          assert.match(s.last_error, /lease expired/);
+          assert.equal(s.last_error, 'processing failed on our side; it will be retried');
         } else {
           assert.equal(s.status, 'error', JSON.stringify(s));
-          assert.match(s.error, /gave up after 3 attempts.*lease expired/);
+          assert.equal(s.error, 'processing failed on our side after 3 attempts; call /notify-upload-complete to try again');
         }
       }
     });
@@ -380,7 +381,14 @@ for (const backend of ['r2', 's3']) {
     });
 
     test('HLS route: types, caching, ETag/304, Range, HEAD, and no way out', async () => {
-      const prefix = `hls/${app}/vhls/abc123`;
+      // Only the current output of a playable job is served.
+      await notify('vhls', await uploaded('vhls'));
+      const job = await leaseJob('vhls');
+      // Done, so the short leases of these tests cannot take the output away mid-test.
+      const result = { duration_s: 4, has_audio: false, renditions: [], thumbnails: null };
+      assert.equal((await api.internal(`/internal/jobs/${job.job_id}/complete`, { lease_id: job.lease_id, result })).status, 200);
+      const prefix = job.output_prefix.replace(/\/$/, '');
+      const output = prefix.split('/').at(-1);
       const seg = new Uint8Array(5000).map((_, i) => i % 251);
       await put(`${prefix}/master.m3u8`, '#EXTM3U\n', 'application/vnd.apple.mpegurl');
       await put(`${prefix}/720p/00000.m4s`, seg, 'video/iso.segment');
@@ -414,7 +422,8 @@ for (const backend of ['r2', 's3']) {
       assert.deepEqual(new Uint8Array(await tail.arrayBuffer()), seg.slice(4990));
       const outside = await mf.dispatchFetch(`http://video.test/${prefix}/720p/00000.m4s`, { headers: { range: 'bytes=9000-' } });
       assert.equal(outside.status, 416);
-      assert.equal(outside.headers.get('content-range'), 'bytes */5000');
+      // R2 refuses a range past the end without saying the size: the header is then left out (one storage operation, not two).
+      assert.ok((backend === 's3' ? ['bytes */5000'] : ['bytes */5000', null]).includes(outside.headers.get('content-range')), outside.headers.get('content-range'));
       const head = await mf.dispatchFetch(`http://video.test/${prefix}/720p/00000.m4s`, { method: 'HEAD' });
       assert.equal(head.status, 200);
       assert.equal(head.headers.get('content-length'), '5000');
@@ -425,14 +434,14 @@ for (const backend of ['r2', 's3']) {
 
       for (const path of [
         `${prefix}/720p/00001.m4s`,
-        `${prefix}/../abc124/master.m3u8`,
+        `${prefix}/../${output.slice(0, -1)}x/master.m3u8`,
         `${prefix}/720p/..%2F..%2Fmaster.m3u8`,
         `${prefix}%2F720p%2F00000.m4s`,
-        `hls/${app}/vhls/abc123/720p/0.m4s`,
+        `hls/${app}/vhls/${output}/720p/0.m4s`,
         `hls/${app}/vhls/../../raw/${app}/vhls/source.mp4`,
-        `hls/${app}/vhls/abc123/720p/%2e%2e/%2e%2e/%2e%2e/%2e%2e/raw/${app}/vhls/source.mp4`,
-        `hls/${app}/vhls/abc123/secret.txt`,
-        `hls//${app}/vhls/abc123/master.m3u8`,
+        `hls/${app}/vhls/${output}/720p/%2e%2e/%2e%2e/%2e%2e/%2e%2e/raw/${app}/vhls/source.mp4`,
+        `hls/${app}/vhls/${output}/secret.txt`,
+        `hls//${app}/vhls/${output}/master.m3u8`,
       ]) {
         const r = await mf.dispatchFetch(`http://video.test/${path}`);
         assert.equal(r.status, 404, path);

@@ -1,22 +1,47 @@
 //! The HLS playback route: `GET`/`HEAD /hls/{app}/{video}/{output}/...`
 //! streams the transcoder's outputs from storage. The path must be exactly
 //! the canonical key of an HLS output file (see `media_core::keys`), which is
-//! what keeps requests inside a video's own prefix.
+//! what keeps requests inside a video's own prefix, and `{output}` must be
+//! the video's current output (the attempt that became playable, from the
+//! job read model of [`crate::status`]): the outputs of failed or canceled
+//! attempts are 404. Files are kept at the edge (segments for a year,
+//! playlists for 2 s), so a repeated segment costs no storage operation.
 
 use media_core::keys::ObjectKey;
 use media_core::ApiError;
-use worker::{Env, Request};
-use worker_kit::serve::{serve_object, Presentation};
+use worker::{Context, Env, Request};
+use worker_kit::serve::{serve_object, ServeSpec};
 use worker_kit::store::AnyStore;
-use worker_kit::Handled;
+use worker_kit::{Failure, Handled};
 
-pub async fn serve(req: Request, env: &Env) -> Handled {
+use crate::status::public_job;
+
+fn no_such_file() -> Failure {
+    ApiError::not_found("no such playback file; use the URLs /playback-url and /job-status return").into()
+}
+
+pub async fn serve(req: Request, env: &Env, ctx: &Context) -> Handled {
     let path = req.path();
     let key = path.strip_prefix('/').unwrap_or(&path);
-    let Some(ObjectKey::Hls { file, .. }) = ObjectKey::parse(key) else {
-        return Err(ApiError::not_found("no such playback file; use the URLs /playback-url and /job-status return").into());
+    let Some(ObjectKey::Hls { app, video, output, file }) = ObjectKey::parse(key) else {
+        return Err(no_such_file());
     };
+    let (job, source) = public_job(env, &app, &video).await?;
+    let current = job.as_ref().filter(|j| j.playable).and_then(|j| j.output_id.as_ref());
+    if current != Some(&output) {
+        return Err(no_such_file());
+    }
     let store = AnyStore::from_env(env)?;
-    let how = Presentation { content_type: file.content_type(), cache_control: file.cache_policy().header_value() };
-    serve_object(&store, key, &req, how, "this playback file").await
+    let origin = req.url()?.origin().ascii_serialization();
+    let spec = ServeSpec {
+        key,
+        what: "this playback file",
+        cache_control: file.cache_policy().header_value(),
+        pinned_etag: None,
+        known_size: None,
+        edge_cache: Some((format!("{origin}/{key}"), ctx)),
+    };
+    let mut resp = serve_object(&store, &req, spec, |_| file.content_type().to_owned()).await?;
+    resp.headers_mut().append("server-timing", &source.server_timing())?;
+    Ok(resp)
 }

@@ -5,14 +5,20 @@
 //! |---|---|---|
 //! | `POST /internal/jobs/lease` | `LeaseRequest` | `LeaseResponse` (`job` null when none came within `wait_ms`) |
 //! | `POST /internal/jobs/{id}/heartbeat` | `HeartbeatRequest` | `HeartbeatResponse`, 409 `lease_lost` |
-//! | `POST /internal/jobs/{id}/complete` | `CompleteRequest` | the job, 409 `lease_lost` |
+//! | `POST /internal/jobs/{id}/complete` | `CompleteRequest` | the job, 409 `lease_lost` (a repeat by the lease that completed it: the job, 200) |
 //! | `POST /internal/jobs/{id}/fail` | `FailRequest` | the job, 409 `lease_lost` |
 //! | `POST /internal/jobs/{id}/release` | `ReleaseRequest` | the job, queued again without using an attempt |
+//! | `POST /internal/jobs/inspect` | `{"app_id", "video_id"}` | the stored job, failure texts in full (for operators and tests; the public routes show them sanitised), 404 |
+//!
+//! A call that changes a job drops the job's cached public read in this
+//! location (`crate::status::forget`), so pollers here see it at once.
 
 use media_core::api::{CompleteRequest, FailRequest, HeartbeatRequest, LeaseRequest, ReleaseRequest};
+use media_core::ids::{AppId, VideoId};
 use media_core::auth::check_bearer;
 use media_core::{ApiError, ErrorCode};
 use serde::de::DeserializeOwned;
+use serde::Deserialize;
 use worker::{Env, Headers, Method, Request, Response};
 use worker_kit::respond::{known_method, method_not_allowed_response, no_route, read_body};
 use worker_kit::{Failure, Handled};
@@ -29,6 +35,21 @@ async fn body<T: DeserializeOwned>(req: &mut Request) -> Result<T, Failure> {
     serde_json::from_slice(&bytes).map_err(|e| ApiError::new(ErrorCode::InvalidJson, format!("the request body is not a valid {}: {e}", std::any::type_name::<T>().rsplit("::").next().unwrap_or("body"))).into())
 }
 
+/// `POST /internal/jobs/inspect`.
+#[derive(Deserialize)]
+struct InspectRequest {
+    app_id: AppId,
+    video_id: VideoId,
+}
+
+/// The video a queue answer is about: the job's own ids (`app_id`,
+/// `video_id`), or those of a leased job (`job.app_id`, ...).
+fn video_of(answer: &str) -> Option<(AppId, VideoId)> {
+    let v: serde_json::Value = serde_json::from_str(answer).ok()?;
+    let ids = if v.get("app_id").is_some() { &v } else { v.get("job")? };
+    Some((AppId::parse(ids.get("app_id")?.as_str()?).ok()?, VideoId::parse(ids.get("video_id")?.as_str()?).ok()?))
+}
+
 pub async fn route(mut req: Request, env: &Env) -> Handled {
     let token = transcoder_token(env);
     if token.is_none() {
@@ -41,6 +62,10 @@ pub async fn route(mut req: Request, env: &Env) -> Handled {
     let path = req.path();
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let cmd = match parts.as_slice() {
+        ["internal", "jobs", "inspect"] => {
+            let r: InspectRequest = body(&mut req).await?;
+            QueueCommand::Get { app_id: r.app_id, video_id: r.video_id }
+        }
         ["internal", "jobs", "lease"] => {
             let r: LeaseRequest = body(&mut req).await?;
             QueueCommand::Lease { worker: r.worker, wait_ms: r.wait_ms }
@@ -54,6 +79,13 @@ pub async fn route(mut req: Request, env: &Env) -> Handled {
     let answer = client::send(env, &cmd).await?;
     if answer.status >= 500 {
         return Err(Failure::internal(format!("queue answered {}: {}", answer.status, answer.body)));
+    }
+    let changed = !matches!(cmd, QueueCommand::Get { .. });
+    if let (true, 200, Some((app, video))) = (changed, answer.status, video_of(&answer.body)) {
+        crate::status::forget(&app, &video).await;
+    }
+    if !changed && answer.body.trim() == "null" {
+        return Err(ApiError::not_found("no job for that app_id and video_id").into());
     }
     let headers = Headers::new();
     headers.set("content-type", "application/json; charset=utf-8")?;

@@ -42,10 +42,10 @@ fn start() {
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
     let (env, ctx) = (&env, &ctx);
-    worker_kit::entry::handle(SERVICE, req, env, ctx, VideoSettings::load(env), |req, settings| async move { route(req, env, &settings).await }).await
+    worker_kit::entry::handle(SERVICE, req, env, ctx, VideoSettings::load(env), |req, settings| async move { route(req, env, ctx, &settings).await }).await
 }
 
-async fn route(req: Request, env: &Env, settings: &VideoSettings) -> Handled {
+async fn route(req: Request, env: &Env, ctx: &Context, settings: &VideoSettings) -> Handled {
     let path = req.path();
     // `None` for methods the runtime binding would otherwise report as GET.
     let method = known_method(&req);
@@ -57,7 +57,7 @@ async fn route(req: Request, env: &Env, settings: &VideoSettings) -> Handled {
         if let Some(answer) = other_method(method.as_ref(), &[Method::Get, Method::Head]) {
             return answer;
         }
-        return hls::serve(req, env).await;
+        return hls::serve(req, env, ctx).await;
     }
     let route = match path.as_str() {
         "/generate-upload-url" => Route::UploadUrl,

@@ -15,7 +15,7 @@ use futures_channel::oneshot;
 use futures_util::future::{select, Either};
 use media_core::api::{CompleteRequest, FailRequest, HeartbeatRequest, JobSpec, ReleaseRequest, MAX_LEASE_WAIT_MS};
 use media_core::ids::{mint_job_id, mint_lease_id, AppId, VideoId};
-use media_core::job::{FailOutcome, Job, NotifyOutcome, RetryPolicy, SourceUpload};
+use media_core::job::{Completion, FailOutcome, Job, NotifyOutcome, RetryPolicy, SourceUpload};
 use media_core::keys::{ObjectKey, OutputId};
 use media_core::ladder::LadderOptions;
 use media_core::{ApiError, ErrorCode, Timestamp};
@@ -308,7 +308,11 @@ impl JobQueue {
                 if job.playable && !was_playable {
                     tracing::info!(job_id, "job playable");
                 }
-                reply(&media_core::api::HeartbeatResponse { lease_expires_at: expires.to_rfc3339() })
+                reply(&media_core::api::HeartbeatResponse {
+                    lease_expires_at: expires.to_rfc3339(),
+                    app_id: Some(job.app_id.to_string()),
+                    video_id: Some(job.video_id.to_string()),
+                })
             }
             Err(lost) => failure(&Self::lease_lost(lost)),
         }
@@ -319,8 +323,14 @@ impl JobQueue {
             Ok(j) => j,
             Err(e) => return failure(&e),
         };
-        if let Err(lost) = job.complete(&req.lease_id, req.result, now()) {
-            return failure(&Self::lease_lost(lost));
+        match job.complete(&req.lease_id, req.result, now()) {
+            Ok(Completion::Completed) => {}
+            // A retry of a complete that committed (its answer was lost): the same answer, no change.
+            Ok(Completion::AlreadyDone) => {
+                tracing::info!(job_id, "complete repeated by its lease; already done");
+                return reply(&job);
+            }
+            Err(lost) => return failure(&Self::lease_lost(lost)),
         }
         self.save(&job)?;
         self.schedule_alarm().await?;

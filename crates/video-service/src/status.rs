@@ -1,66 +1,160 @@
-//! The public read routes: `GET /job-status` (always from the queue, so it
-//! reflects the latest heartbeat) and `GET /playback-url` (from the KV
-//! playback record once done, from the queue while in progress).
+//! The public read routes, `GET /job-status` and `GET /playback-url`, and
+//! the job read model they and the HLS route share ([`public_job`]).
+//!
+//! Public reads are many (every viewer polls) and must not all reach the
+//! job store, the one `JobQueue` Durable Object. So a read looks in the
+//! edge cache first (the Cache API, for as long as
+//! `JobStatus::public_cache_ttl_s` allows: 1-2 s while the job moves, a
+//! minute once done), then the KV playback record (done jobs), and only then
+//! asks the queue. Writes that pass through this Worker (notify, cancel, the
+//! transcoder's calls) drop the cached copy in their location ([`forget`]);
+//! elsewhere it lives out its short TTL. Each answer says where it came from
+//! in `Server-Timing: jobstore;desc="cache|kv|queue"`.
+//!
+//! Both routes count against the generous per-IP limit of public reads, and
+//! show failures only in their public form (`media_core::job::public_failure_message`).
 
 use media_core::api::{query_id, JobView, PlaybackUrlResponse};
 use media_core::ids::{AppId, VideoId};
 use media_core::job::{Job, JobStatus};
 use media_core::{ApiError, ErrorCode};
-use worker::{Env, Request};
+use worker::{Cache, Env, Headers, Request, Response};
+use worker_kit::ratelimit::enforce_public;
 use worker_kit::respond::{json, query};
-use worker_kit::Handled;
+use worker_kit::{Failure, Handled};
 
 use crate::client;
 use crate::queue::{playback_record_key, QueueCommand, KV_BINDING};
 
-fn ids(req: &Request) -> Result<(AppId, VideoId), worker_kit::Failure> {
+/// Where a public read found the job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadSource {
+    /// The edge cache: nothing else was asked.
+    Cache,
+    /// The KV playback record of a done job.
+    Kv,
+    /// The job store (the Durable Object).
+    Queue,
+}
+
+impl ReadSource {
+    fn as_str(self) -> &'static str {
+        match self {
+            ReadSource::Cache => "cache",
+            ReadSource::Kv => "kv",
+            ReadSource::Queue => "queue",
+        }
+    }
+
+    /// The `Server-Timing` entry naming it.
+    pub fn server_timing(self) -> String {
+        format!("jobstore;desc=\"{}\"", self.as_str())
+    }
+}
+
+/// The cache key of a video's job. A fixed origin, so the transcoder's calls
+/// (under whatever host name they arrive) drop the same entry public reads use.
+fn cache_key(app: &AppId, video: &VideoId) -> String {
+    format!("https://job-read-model.internal/{app}/{video}")
+}
+
+fn ids(req: &Request) -> Result<(AppId, VideoId), Failure> {
     let q = query(req)?;
     Ok((query_id(&q, "app_id", AppId::parse)?, query_id(&q, "video_id", VideoId::parse)?))
 }
 
-fn unknown(app: &AppId, video: &VideoId) -> worker_kit::Failure {
+fn unknown(app: &AppId, video: &VideoId) -> Failure {
     ApiError::not_found(format!("no job for app_id {app:?} and video_id {video:?}; call /notify-upload-complete after uploading")).into()
 }
 
-async fn job_from_queue(env: &Env, app: &AppId, video: &VideoId) -> Result<Option<Job>, worker_kit::Failure> {
-    client::ask(env, &QueueCommand::Get { app_id: app.clone(), video_id: video.clone() }).await
+async fn cached(key: &str) -> Option<Job> {
+    let mut resp = Cache::default().get(key, false).await.ok()??;
+    resp.json().await.ok()
+}
+
+async fn remember(key: &str, job: &Job) {
+    let stored = async {
+        let headers = Headers::new();
+        headers.set("content-type", "application/json")?;
+        headers.set("cache-control", &format!("max-age={}", job.status.public_cache_ttl_s()))?;
+        let body = serde_json::to_string(job).map_err(|e| worker::Error::RustError(e.to_string()))?;
+        Cache::default().put(key, Response::ok(body)?.with_headers(headers)).await
+    };
+    if let Err(e) = stored.await {
+        // Only the next read pays: it asks again.
+        tracing::warn!(key, error = %e, "caching the job read failed");
+    }
+}
+
+/// Drops the cached read of a video's job in this location, after a change
+/// made through this Worker. Other locations keep theirs for its short TTL.
+pub async fn forget(app: &AppId, video: &VideoId) {
+    if let Err(e) = Cache::default().delete(cache_key(app, video), false).await {
+        tracing::warn!(app_id = %app, video_id = %video, error = %e, "dropping the cached job read failed");
+    }
+}
+
+async fn playback_record(env: &Env, app: &AppId, video: &VideoId) -> Option<Job> {
+    let kv = env.kv(KV_BINDING).ok()?;
+    kv.get(&playback_record_key(app, video)).json().await.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "reading the playback record failed; asking the queue");
+        None
+    })
+}
+
+/// The job of `video` as public routes may show it, and where it came from:
+/// the edge cache, else the KV record of a done job, else the queue. `None`
+/// for a video without a job (not cached: a notify must show at once).
+pub async fn public_job(env: &Env, app: &AppId, video: &VideoId) -> Result<(Option<Job>, ReadSource), Failure> {
+    let key = cache_key(app, video);
+    if let Some(job) = cached(&key).await {
+        return Ok((Some(job), ReadSource::Cache));
+    }
+    let (job, source) = match playback_record(env, app, video).await {
+        Some(job) => (Some(job), ReadSource::Kv),
+        None => (client::ask::<Option<Job>>(env, &QueueCommand::Get { app_id: app.clone(), video_id: video.clone() }).await?, ReadSource::Queue),
+    };
+    if let Some(job) = &job {
+        remember(&key, job).await;
+    }
+    Ok((job, source))
+}
+
+fn with_source(mut resp: Response, source: ReadSource) -> Handled {
+    resp.headers_mut().set("server-timing", &source.server_timing())?;
+    Ok(resp)
 }
 
 /// `GET /job-status?app_id=&video_id=`.
 pub async fn job_status(req: Request, env: &Env, base: &str) -> Handled {
+    enforce_public(env, &req, "job-status").await?;
     let (app, video) = ids(&req)?;
-    let job = job_from_queue(env, &app, &video).await?.ok_or_else(|| unknown(&app, &video))?;
-    json(200, &JobView::of(&job, base))
+    let (job, source) = public_job(env, &app, &video).await?;
+    let job = job.ok_or_else(|| unknown(&app, &video))?;
+    with_source(json(200, &JobView::of(&job, base))?, source)
 }
 
 /// `GET /playback-url?app_id=&video_id=`: the master playlist once playable,
 /// 409 with the current status before.
 pub async fn playback_url(req: Request, env: &Env, base: &str) -> Handled {
+    enforce_public(env, &req, "playback-url").await?;
     let (app, video) = ids(&req)?;
-    let published: Option<Job> = match env.kv(KV_BINDING) {
-        Ok(kv) => kv.get(&playback_record_key(&app, &video)).json().await.unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "reading the playback record failed; asking the queue");
-            None
-        }),
-        Err(_) => None,
-    };
-    let job = match published {
-        Some(job) => job,
-        None => job_from_queue(env, &app, &video).await?.ok_or_else(|| unknown(&app, &video))?,
-    };
+    let (job, source) = public_job(env, &app, &video).await?;
+    let job = job.ok_or_else(|| unknown(&app, &video))?;
     let view = JobView::of(&job, base);
-    match view.playback_url {
-        Some(url) => json(200, &PlaybackUrlResponse { url, status: job.status, poster_url: view.poster_url }),
+    let resp = match view.playback_url {
+        Some(url) => json(200, &PlaybackUrlResponse { url, status: job.status, poster_url: view.poster_url })?,
         None => {
             let why = match job.status {
-                JobStatus::Error => format!("the video failed to transcode: {}", job.error.as_deref().unwrap_or("unknown error")),
+                JobStatus::Error => format!("the video failed to transcode: {}", view.error.as_deref().unwrap_or("unknown error")),
                 s => format!("the video is not playable yet: it is {} ({}%); poll /job-status", s.as_str(), job.progress),
             };
             let e = ApiError::new(ErrorCode::Conflict, why);
-            let mut body = serde_json::to_value(e.body()).map_err(|e| worker_kit::Failure::internal(e.to_string()))?;
+            let mut body = serde_json::to_value(e.body()).map_err(|e| Failure::internal(e.to_string()))?;
             body["status"] = serde_json::json!(job.status);
             body["progress"] = serde_json::json!(job.progress);
-            json(409, &body)
+            json(409, &body)?
         }
-    }
+    };
+    with_source(resp, source)
 }

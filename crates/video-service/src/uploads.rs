@@ -70,6 +70,9 @@ pub async fn notify_upload_complete(mut req: Request, env: &Env, settings: &Vide
         source: SourceUpload { raw_key: r.raw_key.clone(), content_type: r.content_type.clone(), size: info.size, etag: Some(info.etag.clone()) },
     };
     let reply: NotifyReply = client::ask(env, &cmd).await?;
+    if reply.changed {
+        crate::status::forget(&r.app_id, &r.video_id).await;
+    }
     let status = if reply.changed { 202 } else { 200 };
     if reply.changed {
         tracing::info!(app_id = %r.app_id, video_id = %r.video_id, job_id = %reply.job.job_id, created = reply.created, size = info.size, "transcode queued");
@@ -83,7 +86,10 @@ pub async fn notify_upload_complete(mut req: Request, env: &Env, settings: &Vide
 pub async fn cancel_job(mut req: Request, env: &Env, settings: &VideoSettings, base: &str) -> Handled {
     guard(&req, env, settings, "cancel-job").await?;
     let r = CancelRequest::from_json(&read_body(&mut req, MAX_JSON_BODY).await?)?;
-    let reply: CancelReply = client::ask(env, &QueueCommand::Cancel { app_id: r.app_id, video_id: r.video_id }).await?;
+    let reply: CancelReply = client::ask(env, &QueueCommand::Cancel { app_id: r.app_id.clone(), video_id: r.video_id.clone() }).await?;
+    if reply.canceled {
+        crate::status::forget(&r.app_id, &r.video_id).await;
+    }
     let mut body = serde_json::to_value(media_core::api::JobView::of(&reply.job, base)).map_err(|e| Failure::internal(e.to_string()))?;
     body["canceled"] = serde_json::json!(reply.canceled);
     json(200, &body)
