@@ -3,22 +3,37 @@
 //! (`images/{app_id}/{image_id}`, see `media_core::keys`): that, not path
 //! cleaning, is what keeps requests inside the image prefix.
 //!
+//! Only checked images are served. `/upload` checks the bytes before it
+//! stores them and writes the image's KV record; a presigned upload goes
+//! straight to storage, so its first serve checks it
+//! (`ImageRecord::vet`: size, stored type, leading bytes) and writes the
+//! record, or removes the object and answers 404. The record names the
+//! version checked (its ETag), and only that version is served: an object
+//! replaced afterwards (a second `PUT` to a live URL) is 404. Served images
+//! are kept at the edge for a year (the Cache API), so a repeat costs no
+//! storage operation.
+//!
 //! `GET`/`HEAD /cdn-cgi/image/{options}/assets/{key}` is the transformation
 //! URL. In production Cloudflare answers it at the zone before the Worker
 //! runs; in local development (no image transformations in `wrangler dev`)
 //! this serves the original unchanged, marked `x-image-transform:
 //! passthrough`, after checking the options the way the edge would.
 
-use media_core::api::IMAGE_ASSETS_PREFIX;
+use media_core::api::{ImageRecord, IMAGE_ASSETS_PREFIX, IMAGE_SNIFF_BYTES};
+use media_core::http::{media_type, single_etag_condition, RangeSpec};
+use media_core::ids::{AppId, ImageId};
 use media_core::keys::{CachePolicy, ObjectKey};
 use media_core::media::ImageType;
-use media_core::http::media_type;
 use media_core::transform::{decode_options, parse_options, split_transform_path};
 use media_core::ApiError;
-use worker::{Env, Request};
-use worker_kit::serve::serve_object_as;
-use worker_kit::store::{AnyStore, ObjectInfo};
+use worker::{Context, Env, Request, Response};
+use worker_kit::clock::now;
+use worker_kit::serve::{from_edge_cache, serve_object, ServeSpec};
+use worker_kit::store::{AnyStore, ObjectInfo, ObjectStore, ReadOutcome, ReadRequest};
 use worker_kit::{Failure, Handled};
+
+use crate::settings::ImageSettings;
+use crate::uploads::{image_record_key, KV_BINDING};
 
 /// The type an image is served with: what storage recorded, when that is an
 /// accepted image type (in its canonical spelling), else a type no browser
@@ -36,43 +51,119 @@ fn no_such_image() -> Failure {
     ApiError::not_found("no such image; use the asset_url or transform_url the upload returned (/assets/images/{app_id}/{image_id})").into()
 }
 
-/// Streams the image at `key` (already checked to be an image key).
-async fn serve_image(req: &Request, env: &Env, key: &str) -> Handled {
+/// The image's KV record, if it has one. A failed read is treated as none:
+/// the image is then checked again, which costs a read, never a wrong serve.
+async fn record(env: &Env, app: &AppId, image: &ImageId) -> Option<ImageRecord> {
+    let kv = env.kv(KV_BINDING).ok()?;
+    kv.get(&image_record_key(app, image)).json().await.unwrap_or_else(|e| {
+        tracing::warn!(app_id = %app, image_id = %image, error = %e, "reading the image record failed; checking the image again");
+        None
+    })
+}
+
+/// Checks an image that has no record (a presigned upload, never seen by
+/// the service): one ranged read of its first bytes. Writes and returns its
+/// record; a refused object is removed and answered 404.
+async fn vet(store: &AnyStore, env: &Env, settings: &ImageSettings, key: &str, app: &AppId, image: &ImageId) -> Result<ImageRecord, Failure> {
+    let read = ReadRequest { range: Some(RangeSpec::FromTo(0, IMAGE_SNIFF_BYTES - 1)), ..ReadRequest::default() };
+    let (info, body) = match store.read(key, &read).await? {
+        None => return Err(no_such_image()),
+        Some(ReadOutcome::Body { info, body, .. }) => (info, body),
+        // Only an empty object has no first byte.
+        Some(ReadOutcome::RangeNotSatisfiable { size }) => (ObjectInfo { size: size.unwrap_or(0), etag: String::new(), content_type: None }, worker::ResponseBody::Empty),
+        Some(ReadOutcome::NotModified { .. } | ReadOutcome::PreconditionFailed) => return Err(Failure::internal("an unconditional read answered as a conditional one")),
+    };
+    let head = match body {
+        worker::ResponseBody::Empty => vec![],
+        body => Response::from_body(body)?.bytes().await?,
+    };
+    let etag = single_etag_condition(Some(&info.etag)).unwrap_or_default();
+    match ImageRecord::vet(info.content_type.as_deref(), info.size, &head, settings.max_image_bytes, &etag, now().to_rfc3339()) {
+        Ok(rec) => {
+            let written = async {
+                let text = serde_json::to_string(&rec).map_err(|e| e.to_string())?;
+                let kv = env.kv(KV_BINDING).map_err(|e| e.to_string())?;
+                kv.put(&image_record_key(app, image), text).map_err(|e| e.to_string())?.execute().await.map_err(|e| e.to_string())
+            };
+            // Served all the same (the version checked): the next request only checks again.
+            if let Err(e) = written.await {
+                tracing::error!(app_id = %app, image_id = %image, error = %e, "writing the image record failed");
+            }
+            tracing::info!(app_id = %app, image_id = %image, size = info.size, content_type = %rec.meta.content_type, "presigned image checked before its first serve");
+            Ok(rec)
+        }
+        Err(refusal) => {
+            tracing::warn!(app_id = %app, image_id = %image, size = info.size, stored_type = ?info.content_type, reason = %refusal, "presigned upload refused and removed: not an image we serve");
+            store.delete(key).await?;
+            Err(ApiError::not_found(format!("no such image: what was uploaded under this id was refused ({refusal}) and removed; upload an accepted image under a new id")).into())
+        }
+    }
+}
+
+/// Serves the image at `key` (already checked to be an image key of `app`).
+async fn serve_image(req: &Request, env: &Env, ctx: &Context, settings: &ImageSettings, key: &str, app: &AppId, image: &ImageId) -> Handled {
+    let origin = req.url()?.origin().ascii_serialization();
+    let cache_key = format!("{origin}{IMAGE_ASSETS_PREFIX}{key}");
+    // Only checked images ever reach the edge cache: a hit is served as it is.
+    if let Some(mut hit) = from_edge_cache(&cache_key, req).await.unwrap_or(None) {
+        hit.headers_mut().append("server-timing", "cache;desc=\"hit\", storage;desc=\"ops=0\"")?;
+        hit.headers_mut().set("cross-origin-resource-policy", "cross-origin")?;
+        return Ok(hit);
+    }
     let store = AnyStore::from_env(env)?;
-    let mut resp = serve_object_as(&store, key, req, CachePolicy::Immutable.header_value(), served_content_type, "this image").await?;
+    let record = match record(env, app, image).await {
+        Some(rec) => rec,
+        None => vet(&store, env, settings, key, app, image).await?,
+    };
+    let spec = ServeSpec {
+        key,
+        what: "this image",
+        cache_control: CachePolicy::Immutable.header_value(),
+        known_size: Some(record.meta.size),
+        pinned_etag: record.etag,
+        edge_cache: Some((cache_key, ctx)),
+    };
+    let vetting_ops = store.operations();
+    let mut resp = serve_object(&store, req, spec, served_content_type).await?;
+    if vetting_ops > 0 {
+        resp.headers_mut().append("server-timing", &format!("vet;desc=\"ops={vetting_ops}\""))?;
+    }
     // Lets pages that require CORP (cross-origin isolation) embed the images.
     resp.headers_mut().set("cross-origin-resource-policy", "cross-origin")?;
     Ok(resp)
 }
 
-/// The object key in an asset path (`images/...` of `/assets/images/...`),
-/// if it is the canonical key of an image.
-fn image_key(asset_path: &str) -> Option<&str> {
+/// The ids in an asset path (`images/...` of `/assets/images/...`), if it
+/// is the canonical key of an image.
+fn image_key(asset_path: &str) -> Option<(&str, AppId, ImageId)> {
     let key = asset_path.strip_prefix(IMAGE_ASSETS_PREFIX)?;
-    matches!(ObjectKey::parse(key), Some(ObjectKey::Image { .. })).then_some(key)
+    match ObjectKey::parse(key) {
+        Some(ObjectKey::Image { app, image }) => Some((key, app, image)),
+        _ => None,
+    }
 }
 
 /// `GET`/`HEAD /assets/{key}`.
-pub async fn serve_asset(req: Request, env: &Env) -> Handled {
+pub async fn serve_asset(req: Request, env: &Env, ctx: &Context, settings: &ImageSettings) -> Handled {
     let path = req.path();
-    let key = image_key(&path).ok_or_else(no_such_image)?;
-    serve_image(&req, env, key).await
+    let (key, app, image) = image_key(&path).ok_or_else(no_such_image)?;
+    serve_image(&req, env, ctx, settings, key, &app, &image).await
 }
 
 /// `GET`/`HEAD /cdn-cgi/image/{options}/{source}` in local development.
-pub async fn transform_passthrough(req: Request, env: &Env) -> Handled {
+pub async fn transform_passthrough(req: Request, env: &Env, ctx: &Context, settings: &ImageSettings) -> Handled {
     let path = req.path();
     let (options, source) = split_transform_path(&path).ok_or_else(no_such_image)?;
     parse_options(&decode_options(options)?)?;
     // Cloudflare reads the source as an absolute path on the zone (or a full
     // URL, which this service never hands out).
     let source_path = format!("/{source}");
-    let key = image_key(&source_path).ok_or_else(|| {
+    let (key, app, image) = image_key(&source_path).ok_or_else(|| {
         Failure::from(ApiError::not_found(
             "the image to transform must be one of this service's images: /cdn-cgi/image/{options}/assets/images/{app_id}/{image_id}",
         ))
     })?;
-    let mut resp = serve_image(&req, env, key).await?;
+    let mut resp = serve_image(&req, env, ctx, settings, key, &app, &image).await?;
     resp.headers_mut().set("x-image-transform", "passthrough")?;
     Ok(resp)
 }

@@ -48,7 +48,7 @@ async fn route(req: Request, env: &Env, ctx: &Context, settings: &ImageSettings)
         if let Some(answer) = other_method(method.as_ref(), &[Method::Get, Method::Head]) {
             return answer;
         }
-        return if path.starts_with(IMAGE_ASSETS_PREFIX) { assets::serve_asset(req, env).await } else { assets::transform_passthrough(req, env).await };
+        return if path.starts_with(IMAGE_ASSETS_PREFIX) { assets::serve_asset(req, env, ctx, settings).await } else { assets::transform_passthrough(req, env, ctx, settings).await };
     }
     let route = match path.as_str() {
         "/generate-image-upload-url" => Route::UploadUrl,

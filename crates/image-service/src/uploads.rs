@@ -7,7 +7,8 @@
 //! cached as immutable, so an id already taken is refused (409), never
 //! overwritten.
 
-use media_core::api::{query_id, ImageLocation, ImageMeta, ImageUploadResponse, ImageUploadUrlRequest, ImageUploadUrlResponse, PresignedPut};
+use media_core::api::{query_id, ImageLocation, ImageMeta, ImageRecord, ImageUploadResponse, ImageUploadUrlRequest, ImageUploadUrlResponse, PresignedPut};
+use media_core::http::single_etag_condition;
 use media_core::http::media_type;
 use media_core::ids::{AppId, IdError, ImageId};
 use media_core::keys::ObjectKey;
@@ -32,7 +33,7 @@ const MAX_FORM_OVERHEAD: u64 = 64 * 1024;
 /// The KV binding holding image metadata.
 pub const KV_BINDING: &str = "MEDIA_KV";
 
-/// The KV key of an image's metadata record ([`ImageMeta`] as JSON).
+/// The KV key of an image's metadata record ([`ImageRecord`] as JSON).
 pub fn image_record_key(app: &AppId, image: &ImageId) -> String {
     format!("image/{app}/{image}")
 }
@@ -78,9 +79,28 @@ pub async fn generate_image_upload_url(mut req: Request, env: &Env, settings: &I
     let store = AnyStore::from_env(env)?;
     let image = choose_image_id(&store, &r.app_id, r.image_id).await?;
     let location = ImageLocation::of(base, &r.app_id, &image, &settings.transform);
-    let put = s3_bucket(&Settings(env))?.presign_put(&location.key, &r.content_type, r.size, settings.upload_ttl_s, now());
+    let put = presign_image_put(&Settings(env), &location.key, &r.content_type, r.size, settings.upload_ttl_s)?;
     tracing::info!(app_id = %r.app_id, image_id = %image, content_type = %r.content_type, size = r.size, "image upload URL issued");
     json(200, &ImageUploadUrlResponse { put: PresignedPut::from_presigned(put), location })
+}
+
+/// The presigned `PUT` of one image. Bound to the content type, and, when
+/// the caller gives `size`, to that exact length and to `If-None-Match: *`:
+/// the store then refuses a second `PUT` to the URL (R2 and S3 honour it on
+/// `PUT`), so the image cannot be replaced while the URL lives. Both are
+/// signed headers the uploader must send, which is why they are bound only
+/// when `size` is given: clients of the original API send `Content-Type`
+/// alone and leave `size` out. Their uploads are held to the same rules
+/// before the first serve instead (`assets`: size, type and bytes checked,
+/// and only the version checked is ever served).
+fn presign_image_put(settings: &Settings<'_>, key: &str, content_type: &str, size: Option<u64>, ttl_s: u32) -> Result<media_core::sigv4::PresignedRequest, Failure> {
+    let bucket = s3_bucket(settings)?;
+    let mut headers = vec![("Content-Type".to_owned(), content_type.trim().to_owned())];
+    if let Some(len) = size {
+        headers.push(("Content-Length".to_owned(), len.to_string()));
+        headers.push(("If-None-Match".to_owned(), "*".to_owned()));
+    }
+    Ok(bucket.presign("PUT", key, &headers, ttl_s, now()))
 }
 
 /// An image as `/upload` received it, before it is checked.
@@ -205,7 +225,7 @@ pub async fn upload(mut req: Request, env: &Env, ctx: &Context, settings: &Image
     let image = choose_image_id(&store, &app, image).await?;
     let location = ImageLocation::of(base, &app, &image, &settings.transform);
     let size = bytes.len() as u64;
-    store.put(&location.key, bytes, claimed.content_type()).await?;
+    let stored = store.put(&location.key, bytes, claimed.content_type()).await?;
     let meta = ImageMeta {
         content_type: claimed.content_type().to_owned(),
         size,
@@ -213,7 +233,8 @@ pub async fn upload(mut req: Request, env: &Env, ctx: &Context, settings: &Image
         height: dimensions.map(|d| d.height),
         uploaded_at: now().to_rfc3339(),
     };
-    record_metadata(env, ctx, settings, &req, &app, &image, &meta).await;
+    let record = ImageRecord { meta: meta.clone(), etag: single_etag_condition(Some(&stored.etag)) };
+    record_metadata(env, ctx, settings, &req, &app, &image, &record).await;
     tracing::info!(
         app_id = %app,
         image_id = %image,
@@ -229,7 +250,7 @@ pub async fn upload(mut req: Request, env: &Env, ctx: &Context, settings: &Image
 /// Writes the metadata record. The stored object is the truth and the
 /// upload has succeeded, so a failed write is reported (logs, Sentry) but
 /// does not fail the request: a retry would only meet the 409.
-async fn record_metadata(env: &Env, ctx: &Context, settings: &ImageSettings, req: &Request, app: &AppId, image: &ImageId, meta: &ImageMeta) {
+async fn record_metadata(env: &Env, ctx: &Context, settings: &ImageSettings, req: &Request, app: &AppId, image: &ImageId, meta: &ImageRecord) {
     let key = image_record_key(app, image);
     let written = async {
         let record = serde_json::to_string(meta).map_err(|e| e.to_string())?;
