@@ -1,6 +1,6 @@
 // Runs the built Workers in workerd through Miniflare, with the bindings of
 // their wrangler files: R2, KV, the job queue Durable Object (SQLite) and the
-// rate limiter. Storage is either Miniflare's R2 (STORAGE_BACKEND=r2) or a
+// rate limiters. Storage is either Miniflare's R2 (STORAGE_BACKEND=r2) or a
 // real Garage through the S3 adapter (STORAGE_BACKEND=s3).
 import { Miniflare, convertV4MiniflareOptions } from 'miniflare';
 import { existsSync } from 'node:fs';
@@ -34,12 +34,21 @@ export function s3Vars(store) {
   };
 }
 
-const common = (store, backend, vars) => ({
+/**
+ * The Rate Limiting bindings, with the production limits of the wrangler
+ * files: per API key, per client IP for missing or wrong keys, per client IP
+ * for public reads. `limits` overrides a binding's limit ({ KEY_RATE_LIMITER: 3 }).
+ */
+export const RATE_LIMITS = { KEY_RATE_LIMITER: 600, BAD_KEY_RATE_LIMITER: 10, PUBLIC_RATE_LIMITER: 1200 };
+const ratelimits = (limits = {}) => Object.fromEntries(Object.entries({ ...RATE_LIMITS, ...limits }).map(([name, limit], i) =>
+  [name, { namespace_id: String(1001 + i), simple: { limit, period: 60 } }]));
+
+const common = (store, backend, vars, limits) => ({
   compatibilityDate: '2026-10-01',
   modulesRoot: ROOT,
   r2Buckets: ['MEDIA_BUCKET'],
   kvNamespaces: ['MEDIA_KV'],
-  ratelimits: { RATE_LIMITER: { namespace_id: '1001', simple: { limit: 10, period: 60 } } },
+  ratelimits: ratelimits(limits),
   bindings: {
     ENVIRONMENT: 'test',
     STORAGE_BACKEND: backend,
@@ -50,8 +59,8 @@ const common = (store, backend, vars) => ({
 });
 
 /** The video service in workerd. */
-export async function videoService({ store, backend = 'r2', vars = {}, port }) {
-  const base = common(store, backend, { TRANSCODER_TOKEN, ...vars });
+export async function videoService({ store, backend = 'r2', vars = {}, port, limits }) {
+  const base = common(store, backend, { TRANSCODER_TOKEN, ...vars }, limits);
   const mf = new Miniflare(convertV4MiniflareOptions({
     ...base,
     ...(port ? { host: '127.0.0.1', port } : {}),
@@ -63,8 +72,12 @@ export async function videoService({ store, backend = 'r2', vars = {}, port }) {
 }
 
 /** The image service in workerd. */
-export async function imageService({ store, backend = 'r2', vars = {} }) {
-  const mf = new Miniflare(convertV4MiniflareOptions({ ...common(store, backend, vars), modules: modules('image-service') }));
+export async function imageService({ store, backend = 'r2', vars = {}, limits, port }) {
+  const mf = new Miniflare(convertV4MiniflareOptions({
+    ...common(store, backend, vars, limits),
+    ...(port ? { host: '127.0.0.1', port } : {}),
+    modules: modules('image-service'),
+  }));
   await mf.ready;
   return mf;
 }

@@ -450,36 +450,50 @@ for (const backend of ['r2', 's3']) {
       }
     });
 
-    test('CORS: preflights answered on public routes, headers on responses', async () => {
-      for (const path of ['/generate-upload-url', '/notify-upload-complete', '/job-status', '/playback-url', '/hls/a/b/c/master.m3u8']) {
-        const r = await mf.dispatchFetch(`http://video.test${path}`, {
-          method: 'OPTIONS',
-          headers: { origin: 'https://app.example', 'access-control-request-method': 'GET', 'access-control-request-headers': 'content-type' },
-        });
+    test('CORS: preflights answered on public routes, headers on responses; none on the API-key routes', async () => {
+      const preflight = (path) => mf.dispatchFetch(`http://video.test${path}`, {
+        method: 'OPTIONS',
+        headers: { origin: 'https://app.example', 'access-control-request-method': 'GET', 'access-control-request-headers': 'content-type' },
+      });
+      for (const path of ['/job-status', '/playback-url', '/hls/a/b/c/master.m3u8']) {
+        const r = await preflight(path);
         assert.equal(r.status, 204, path);
         assert.equal(r.headers.get('access-control-allow-origin'), '*');
         assert.match(r.headers.get('access-control-allow-methods'), /OPTIONS/);
         assert.match(r.headers.get('access-control-allow-headers'), /Content-Type/i);
+      }
+      // Browsers never call the API-key routes: their preflights grant nothing.
+      for (const path of ['/generate-upload-url', '/notify-upload-complete', '/cancel-job']) {
+        const r = await preflight(path);
+        assert.equal(r.headers.get('access-control-allow-origin'), null, path);
+        assert.equal(r.headers.get('access-control-allow-methods'), null, path);
       }
       const e = await mf.dispatchFetch(`http://video.test/job-status?app_id=${app}&video_id=nope`, { headers: { origin: 'https://app.example' } });
       assert.equal(e.status, 404);
       assert.equal(e.headers.get('access-control-allow-origin'), '*');
     });
 
-    test('rate limit: 10 per minute per IP on sensitive routes, then 429 with Retry-After', async () => {
+    test('rate limits: missing or wrong keys 10 a minute per address, then 429 with Retry-After; a valid key from that address is not held to it', async () => {
       const ip = { 'cf-connecting-ip': `192.0.2.${backend === 'r2' ? 1 : 2}` };
+      const body = { app_id: app, video_id: 'rl', content_type: 'video/mp4' };
       const codes = [];
       for (let i = 0; i < 12; i++) {
-        const r = await api.post('/generate-upload-url', { app_id: app, video_id: 'rl', content_type: 'video/mp4' }, { key: API_KEY, headers: ip });
+        const r = await api.post('/generate-upload-url', body, { key: i % 2 ? 'wrong-key' : undefined, headers: ip });
         codes.push(r.status);
         if (r.status === 429) {
           assert.equal(r.headers.get('retry-after'), '60');
           assert.equal(errorCode(r), 'rate_limited');
         }
       }
-      assert.deepEqual(codes, [...Array(10).fill(200), 429, 429]);
-      // Other clients are unaffected; public routes are not limited.
-      assert.equal((await presign('rl')).status, 200);
+      assert.deepEqual(codes, [401, 403, 401, 403, 401, 403, 401, 403, 401, 403, 429, 429]);
+      // The address is limited across the API-key routes.
+      assert.equal((await api.post('/cancel-job', { app_id: app, video_id: 'rl' }, { key: 'wrong-key', headers: ip })).status, 429);
+      // The valid key from the same address: counted per key (600 a minute), not per address.
+      for (let i = 0; i < 12; i++) {
+        assert.equal((await api.post('/generate-upload-url', body, { key: API_KEY, headers: ip })).status, 200, `valid key, call ${i + 1}`);
+      }
+      // Other clients are unaffected; public routes are not limited by it.
+      assert.equal((await api.post('/generate-upload-url', body, { key: 'wrong-key', headers: freshIp() })).status, 403);
       assert.equal((await api.get('/health', { headers: ip })).status, 200);
     });
 

@@ -19,7 +19,7 @@ mod uploads;
 use media_core::api::IMAGE_ASSETS_PREFIX;
 use media_core::transform::TRANSFORM_PATH_PREFIX;
 use worker::{event, Context, Env, Method, Request, Response};
-use worker_kit::entry::{health, openapi, other_method, public_base};
+use worker_kit::entry::{health, openapi, other_method, public_base, ServerOnly};
 use worker_kit::respond::{known_method, no_route};
 use worker_kit::Handled;
 
@@ -29,6 +29,10 @@ pub(crate) const SERVICE: &str = "image-service";
 /// The OpenAPI document of the public routes, kept in the repository.
 const OPENAPI: &str = include_str!("../../../openapi/image-service.json");
 
+/// The API-key routes: browsers never call them, so their answers carry no
+/// CORS headers.
+const SERVER_ONLY: ServerOnly = ServerOnly { paths: &["/generate-image-upload-url", "/upload"], prefixes: &[] };
+
 #[event(start)]
 fn start() {
     worker_kit::logging::init(SERVICE);
@@ -37,7 +41,7 @@ fn start() {
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
     let (env, ctx) = (&env, &ctx);
-    worker_kit::entry::handle(SERVICE, req, env, ctx, ImageSettings::load(env), |req, settings| async move { route(req, env, ctx, &settings).await }).await
+    worker_kit::entry::handle(SERVICE, SERVER_ONLY, req, env, ctx, ImageSettings::load(env), |req, settings| async move { route(req, env, ctx, &settings).await }).await
 }
 
 async fn route(req: Request, env: &Env, ctx: &Context, settings: &ImageSettings) -> Handled {

@@ -1,16 +1,18 @@
 //! The image service's configuration: every var and secret it reads, with
 //! its default, in one place. (Bindings: `MEDIA_BUCKET` R2, `MEDIA_KV` KV,
-//! `RATE_LIMITER` rate limit. Storage vars — `STORAGE_BACKEND`, `S3_*` — are
+//! `KEY_RATE_LIMITER`, `BAD_KEY_RATE_LIMITER` and `PUBLIC_RATE_LIMITER` rate limits. Storage vars — `STORAGE_BACKEND`, `S3_*` — are
 //! read by `worker_kit::store`; `IV_SENTRY_DSN` by `worker_kit::sentry`.)
 
 use media_core::media::DEFAULT_MAX_IMAGE_BYTES;
 use media_core::transform::{TransformDefaults, DEFAULT_TRANSFORM_QUALITY, DEFAULT_TRANSFORM_WIDTH};
+use media_core::auth::ApiKeys;
 use worker::Env;
-use worker_kit::config::{ConfigError, Settings};
+use worker_kit::config::{api_keys, ConfigError, Settings};
 
 pub struct ImageSettings {
-    /// `IV_API_KEY` (secret): comma-separated API keys.
-    pub api_keys: String,
+    /// `IV_API_KEY` (secret): the API keys, each with the apps it may use
+    /// (`key:app-a|app-b`) or alone (any app); see `media_core::auth`.
+    pub api_keys: ApiKeys,
     /// `MAX_IMAGE_BYTES`: the largest image accepted (default 25 MiB).
     pub max_image_bytes: u64,
     /// `UPLOAD_URL_TTL_S`: how long a presigned upload URL lives (default 900 s).
@@ -42,7 +44,7 @@ impl ImageSettings {
             return Err(ConfigError { name: "MAX_IMAGE_BYTES".into(), problem: "is 0; no image could be uploaded".into() });
         }
         Ok(Self {
-            api_keys: s.get("IV_API_KEY").unwrap_or_default(),
+            api_keys: api_keys(&s)?,
             max_image_bytes,
             upload_ttl_s: s.number("UPLOAD_URL_TTL_S", 900)?,
             public_base: s.get("PUBLIC_BASE_URL").map(|b| b.trim_end_matches('/').to_owned()),
@@ -60,7 +62,7 @@ impl worker_kit::entry::ServiceSettings for ImageSettings {
     fn environment(&self) -> &str {
         &self.environment
     }
-    fn api_keys(&self) -> &str {
+    fn api_keys(&self) -> &ApiKeys {
         &self.api_keys
     }
     fn public_base(&self) -> Option<&str> {

@@ -2,11 +2,13 @@
 //! presigned `PUT` so a browser uploads straight to storage; `POST /upload`
 //! takes the image through the Worker (server to server), as a form or a raw
 //! body, checks that its bytes are the image type claimed, stores it and
-//! records its metadata in KV. Both need an API key and count against the
-//! per-IP rate limit. An `image_id` names one image for good: its URLs are
+//! records its metadata in KV. Both need an API key that may act for the
+//! request's `app_id` (403 otherwise), and count against that key's rate
+//! limit. An `image_id` names one image for good: its URLs are
 //! cached as immutable, so an id already taken is refused (409), never
 //! overwritten.
 
+use media_core::auth::KeyGrant;
 use media_core::api::{query_id, ImageLocation, ImageMeta, ImageRecord, ImageUploadResponse, ImageUploadUrlRequest, ImageUploadUrlResponse, PresignedPut};
 use media_core::http::single_etag_condition;
 use media_core::http::media_type;
@@ -70,8 +72,9 @@ async fn choose_image_id(store: &AnyStore, app: &AppId, requested: Option<ImageI
 
 /// `POST /generate-image-upload-url`.
 pub async fn generate_image_upload_url(mut req: Request, env: &Env, settings: &ImageSettings, base: &str) -> Handled {
-    guard(&req, env, settings, "generate-image-upload-url").await?;
+    let grant = guard(&req, env, settings, "generate-image-upload-url").await?;
     let r = ImageUploadUrlRequest::from_json(&read_body(&mut req, MAX_JSON_BODY).await?)?;
+    grant.check_app(&r.app_id)?;
     check_image_type(&r.content_type)?;
     if let Some(size) = r.size {
         check_size("size", size, settings.max_image_bytes)?;
@@ -126,7 +129,7 @@ fn query_value<'a>(query: &'a [(String, String)], name: &str) -> Option<&'a str>
 
 /// `/upload` with a raw body: the type is the request's `Content-Type`, the
 /// ids come from the query string.
-async fn raw_upload(req: &mut Request, content_type: &str, settings: &ImageSettings) -> Result<Incoming, Failure> {
+async fn raw_upload(req: &mut Request, content_type: &str, settings: &ImageSettings, grant: &KeyGrant) -> Result<Incoming, Failure> {
     let claimed = ImageType::from_content_type(media_type(content_type)).ok_or_else(|| {
         ApiError::new(
             ErrorCode::UnsupportedMediaType,
@@ -138,6 +141,8 @@ async fn raw_upload(req: &mut Request, content_type: &str, settings: &ImageSetti
     })?;
     let q = query(req)?;
     let app = query_id(&q, "app_id", AppId::parse)?;
+    // Before the body is read: another app's upload costs nothing.
+    grant.check_app(&app)?;
     let image = optional_id(query_value(&q, "image_id"), ImageId::parse, true)?;
     let bytes = read_body(req, settings.max_image_bytes).await?;
     Ok(Incoming { app, image, claimed, bytes })
@@ -146,7 +151,7 @@ async fn raw_upload(req: &mut Request, content_type: &str, settings: &ImageSetti
 /// `/upload` with a form: the image is the `file` field, with its own type;
 /// `app_id` and `image_id` are fields (a field wins over a query parameter
 /// of the same name, which is read only when the field is absent).
-async fn form_upload(req: &mut Request, content_type: &str, settings: &ImageSettings) -> Result<Incoming, Failure> {
+async fn form_upload(req: &mut Request, content_type: &str, settings: &ImageSettings, grant: &KeyGrant) -> Result<Incoming, Failure> {
     let boundary = multipart::boundary(content_type)?;
     let q = query(req)?;
     let mut body = read_body(req, settings.max_image_bytes + MAX_FORM_OVERHEAD).await?;
@@ -163,6 +168,7 @@ async fn form_upload(req: &mut Request, content_type: &str, settings: &ImageSett
     };
     let app_id = field("app_id")?.ok_or_else(|| ApiError::invalid_field("app_id is required: send it as a form field next to the file"))?;
     let app = AppId::parse(&app_id).map_err(ApiError::from)?;
+    grant.check_app(&app)?;
     let image = optional_id(field("image_id")?.as_deref(), ImageId::parse, false)?;
 
     let mut files = parts.iter().filter(|p| p.name == "file");
@@ -203,10 +209,10 @@ async fn form_upload(req: &mut Request, content_type: &str, settings: &ImageSett
 /// `POST /upload`: stores an image sent through the Worker. 201 with its
 /// URLs and metadata.
 pub async fn upload(mut req: Request, env: &Env, ctx: &Context, settings: &ImageSettings, base: &str) -> Handled {
-    guard(&req, env, settings, "upload").await?;
+    let grant = guard(&req, env, settings, "upload").await?;
     let content_type = req.headers().get("content-type")?.unwrap_or_default();
     let incoming = if multipart::is_form_data(&content_type) {
-        form_upload(&mut req, &content_type, settings).await?
+        form_upload(&mut req, &content_type, settings, &grant).await?
     } else if content_type.trim().is_empty() {
         return Err(ApiError::new(
             ErrorCode::UnsupportedMediaType,
@@ -214,7 +220,7 @@ pub async fn upload(mut req: Request, env: &Env, ctx: &Context, settings: &Image
         )
         .into());
     } else {
-        raw_upload(&mut req, &content_type, settings).await?
+        raw_upload(&mut req, &content_type, settings, &grant).await?
     };
     let Incoming { app, image, claimed, bytes } = incoming;
     check_size("the image", bytes.len() as u64, settings.max_image_bytes)?;

@@ -20,6 +20,8 @@ pub enum ErrorCode {
     Unauthorized,
     /// The key or token was given but is not valid.
     Forbidden,
+    /// The API key is valid but may not act for the request's `app_id`.
+    AppNotAllowed,
     /// No such job, asset or route.
     NotFound,
     /// The route exists but not for this method.
@@ -50,7 +52,7 @@ impl ErrorCode {
         match self {
             ErrorCode::InvalidJson | ErrorCode::InvalidField | ErrorCode::InvalidQuery => 400,
             ErrorCode::Unauthorized => 401,
-            ErrorCode::Forbidden => 403,
+            ErrorCode::Forbidden | ErrorCode::AppNotAllowed => 403,
             ErrorCode::NotFound => 404,
             ErrorCode::MethodNotAllowed => 405,
             ErrorCode::Conflict | ErrorCode::LeaseLost | ErrorCode::UploadMissing => 409,
@@ -71,6 +73,7 @@ impl ErrorCode {
             ErrorCode::InvalidQuery => "invalid_query",
             ErrorCode::Unauthorized => "unauthorized",
             ErrorCode::Forbidden => "forbidden",
+            ErrorCode::AppNotAllowed => "app_not_allowed",
             ErrorCode::NotFound => "not_found",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::Conflict => "conflict",
@@ -91,12 +94,13 @@ impl ErrorCode {
     }
 
     /// Every code, for documentation and exhaustive tests.
-    pub const ALL: [ErrorCode; 16] = [
+    pub const ALL: [ErrorCode; 17] = [
         ErrorCode::InvalidJson,
         ErrorCode::InvalidField,
         ErrorCode::InvalidQuery,
         ErrorCode::Unauthorized,
         ErrorCode::Forbidden,
+        ErrorCode::AppNotAllowed,
         ErrorCode::NotFound,
         ErrorCode::MethodNotAllowed,
         ErrorCode::Conflict,
@@ -189,6 +193,7 @@ mod tests {
             (ErrorCode::InvalidQuery, 400, "invalid_query"),
             (ErrorCode::Unauthorized, 401, "unauthorized"),
             (ErrorCode::Forbidden, 403, "forbidden"),
+            (ErrorCode::AppNotAllowed, 403, "app_not_allowed"),
             (ErrorCode::NotFound, 404, "not_found"),
             (ErrorCode::MethodNotAllowed, 405, "method_not_allowed"),
             (ErrorCode::Conflict, 409, "conflict"),

@@ -136,8 +136,10 @@ pub fn media_type(content_type: &str) -> &str {
 
 /// Response headers that let browsers read what the platform serves.
 pub const CORS_EXPOSE: &str = "Content-Length, Content-Range, Content-Type, ETag, Accept-Ranges, Retry-After";
-/// Request headers browsers may send to the public routes.
-pub const CORS_ALLOW_HEADERS: &str = "Content-Type, Range, If-None-Match, x-api-key, Authorization";
+/// Request headers browsers may send to the public routes. Not `x-api-key`
+/// nor `Authorization`: the routes that read them are for servers, and
+/// answer browsers with no CORS headers at all.
+pub const CORS_ALLOW_HEADERS: &str = "Content-Type, Range, If-None-Match";
 
 /// The `Access-Control-Allow-Origin` value for a request from `origin`,
 /// given the configured list (`*` or comma-separated origins).
@@ -148,6 +150,13 @@ pub fn cors_allow_origin(configured: &str, origin: Option<&str>) -> Option<Strin
     }
     let origin = origin?;
     configured.split(',').map(str::trim).any(|o| o == origin).then(|| origin.to_owned())
+}
+
+/// Whether answers depend on the request's `Origin` (an allow-list is
+/// configured), so they must carry `Vary: Origin` whatever the origin.
+pub fn cors_varies_by_origin(configured: &str) -> bool {
+    let configured = configured.trim();
+    !(configured.is_empty() || configured == "*")
 }
 
 #[cfg(test)]
@@ -252,5 +261,11 @@ mod tests {
         assert_eq!(cors_allow_origin(list, Some("https://b.example")).as_deref(), Some("https://b.example"));
         assert_eq!(cors_allow_origin(list, Some("https://evil.example")), None);
         assert_eq!(cors_allow_origin(list, None), None);
+        assert!(cors_varies_by_origin(list));
+        assert!(cors_varies_by_origin("https://a.example"));
+        assert!(!cors_varies_by_origin("*"));
+        assert!(!cors_varies_by_origin(" * "));
+        assert!(!cors_varies_by_origin(""));
+        assert!(!CORS_ALLOW_HEADERS.to_ascii_lowercase().contains("x-api-key"), "browsers never send the API key");
     }
 }

@@ -23,7 +23,7 @@ mod status;
 mod uploads;
 
 use worker::{event, Context, Env, Method, Request, Response};
-use worker_kit::entry::{health, openapi, other_method, public_base};
+use worker_kit::entry::{health, openapi, other_method, public_base, ServerOnly};
 use worker_kit::respond::{known_method, no_route};
 use worker_kit::Handled;
 
@@ -34,6 +34,10 @@ const SERVICE: &str = "video-service";
 /// The OpenAPI document of the public routes, kept in the repository.
 const OPENAPI: &str = include_str!("../../../openapi/video-service.json");
 
+/// The API-key routes and the internal API: browsers never call them, so
+/// their answers carry no CORS headers.
+const SERVER_ONLY: ServerOnly = ServerOnly { paths: &["/generate-upload-url", "/notify-upload-complete", "/cancel-job"], prefixes: &["/internal/"] };
+
 #[event(start)]
 fn start() {
     worker_kit::logging::init(SERVICE);
@@ -42,7 +46,7 @@ fn start() {
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
     let (env, ctx) = (&env, &ctx);
-    worker_kit::entry::handle(SERVICE, req, env, ctx, VideoSettings::load(env), |req, settings| async move { route(req, env, ctx, &settings).await }).await
+    worker_kit::entry::handle(SERVICE, SERVER_ONLY, req, env, ctx, VideoSettings::load(env), |req, settings| async move { route(req, env, ctx, &settings).await }).await
 }
 
 async fn route(req: Request, env: &Env, ctx: &Context, settings: &VideoSettings) -> Handled {

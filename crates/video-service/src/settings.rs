@@ -1,16 +1,18 @@
 //! The video service's configuration: every var and secret it reads, with
 //! its default, in one place. (Bindings: `MEDIA_BUCKET` R2, `MEDIA_KV` KV,
-//! `JOBS` Durable Object, `RATE_LIMITER` rate limit.)
+//! `JOBS` Durable Object, `KEY_RATE_LIMITER`, `BAD_KEY_RATE_LIMITER` and `PUBLIC_RATE_LIMITER` rate limits.)
 
 use media_core::job::RetryPolicy;
 use media_core::ladder::LadderOptions;
 use media_core::media::DEFAULT_MAX_VIDEO_BYTES;
+use media_core::auth::ApiKeys;
 use worker::Env;
-use worker_kit::config::{ConfigError, Settings};
+use worker_kit::config::{api_keys, ConfigError, Settings};
 
 pub struct VideoSettings {
-    /// `IV_API_KEY` (secret): comma-separated API keys.
-    pub api_keys: String,
+    /// `IV_API_KEY` (secret): the API keys, each with the apps it may use
+    /// (`key:app-a|app-b`) or alone (any app); see `media_core::auth`.
+    pub api_keys: ApiKeys,
     /// `MAX_VIDEO_BYTES`: the upload size limit (default 5 GiB).
     pub max_video_bytes: u64,
     /// `UPLOAD_URL_TTL_S`: how long a presigned upload URL lives (default 900 s).
@@ -27,7 +29,7 @@ impl VideoSettings {
     pub fn load(env: &Env) -> Result<Self, ConfigError> {
         let s = Settings(env);
         Ok(Self {
-            api_keys: s.get("IV_API_KEY").unwrap_or_default(),
+            api_keys: api_keys(&s)?,
             max_video_bytes: s.number("MAX_VIDEO_BYTES", DEFAULT_MAX_VIDEO_BYTES)?,
             upload_ttl_s: s.number("UPLOAD_URL_TTL_S", 900)?,
             public_base: s.get("PUBLIC_BASE_URL").map(|b| b.trim_end_matches('/').to_owned()),
@@ -75,7 +77,7 @@ impl worker_kit::entry::ServiceSettings for VideoSettings {
     fn environment(&self) -> &str {
         &self.environment
     }
-    fn api_keys(&self) -> &str {
+    fn api_keys(&self) -> &ApiKeys {
         &self.api_keys
     }
     fn public_base(&self) -> Option<&str> {

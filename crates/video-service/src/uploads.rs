@@ -1,7 +1,7 @@
 //! Starting and stopping a video: the presigned upload URL, the
 //! upload-complete notice that queues (or re-queues) its transcoding job,
-//! and cancelling it. All need an API key and count against the per-IP rate
-//! limit.
+//! and cancelling it. All need an API key that may act for the request's
+//! `app_id` (403 otherwise), and count against that key's rate limit.
 
 use media_core::api::{CancelRequest, NotifyRequest, PresignedPut, VideoUploadUrlRequest, VideoUploadUrlResponse};
 use media_core::job::SourceUpload;
@@ -25,8 +25,9 @@ const MAX_JSON_BODY: u64 = 16 * 1024;
 
 /// `POST /generate-upload-url`.
 pub async fn generate_upload_url(mut req: Request, env: &Env, settings: &VideoSettings) -> Handled {
-    guard(&req, env, settings, "generate-upload-url").await?;
+    let grant = guard(&req, env, settings, "generate-upload-url").await?;
     let r = VideoUploadUrlRequest::from_json(&read_body(&mut req, MAX_JSON_BODY).await?)?;
+    grant.check_app(&r.app_id)?;
     let kind = check_video_type(&r.content_type)?;
     if let Some(size) = r.size {
         check_size("size", size, settings.max_video_bytes)?;
@@ -47,8 +48,9 @@ pub async fn generate_upload_url(mut req: Request, env: &Env, settings: &VideoSe
 /// 202 when a job was queued (new or retried), 200 when it already was
 /// queued, running or done.
 pub async fn notify_upload_complete(mut req: Request, env: &Env, settings: &VideoSettings, base: &str) -> Handled {
-    guard(&req, env, settings, "notify-upload-complete").await?;
+    let grant = guard(&req, env, settings, "notify-upload-complete").await?;
     let r = NotifyRequest::from_json(&read_body(&mut req, MAX_JSON_BODY).await?)?;
+    grant.check_app(&r.app_id)?;
     let kind = check_video_type(&r.content_type)?;
     let key_kind = check_raw_key(&r.raw_key, &r.app_id, &r.video_id)?;
     if kind != key_kind {
@@ -84,8 +86,9 @@ pub async fn notify_upload_complete(mut req: Request, env: &Env, settings: &Vide
 /// "canceled through the API"; a notify starts it again). 200 with the job
 /// either way, `canceled` saying whether anything was stopped.
 pub async fn cancel_job(mut req: Request, env: &Env, settings: &VideoSettings, base: &str) -> Handled {
-    guard(&req, env, settings, "cancel-job").await?;
+    let grant = guard(&req, env, settings, "cancel-job").await?;
     let r = CancelRequest::from_json(&read_body(&mut req, MAX_JSON_BODY).await?)?;
+    grant.check_app(&r.app_id)?;
     let reply: CancelReply = client::ask(env, &QueueCommand::Cancel { app_id: r.app_id.clone(), video_id: r.video_id.clone() }).await?;
     if reply.canceled {
         crate::status::forget(&r.app_id, &r.video_id).await;

@@ -1,6 +1,7 @@
 //! Reading a Worker's configuration (vars and secrets) with errors that name
 //! the variable and say how to set it.
 
+use media_core::auth::ApiKeys;
 use worker::Env;
 
 /// A missing or unusable setting: an operator's mistake, reported as such.
@@ -48,4 +49,16 @@ impl Settings<'_> {
             Some(v) => v.trim().parse().map_err(|_| ConfigError { name: name.to_owned(), problem: format!("is {v:?}, which is not a number") }),
         }
     }
+}
+
+/// `IV_API_KEY` (secret), parsed: a misconfigured entry is a [`ConfigError`]
+/// naming the entry by position (never its key). Unset, it gives no keys:
+/// the public routes work and the API-key routes report the missing secret.
+pub fn api_keys(s: &Settings<'_>) -> Result<ApiKeys, ConfigError> {
+    ApiKeys::parse(&s.get("IV_API_KEY").unwrap_or_default()).map_err(|e| ConfigError {
+        name: "IV_API_KEY".into(),
+        problem: format!(
+            "cannot be used: {e}. It is a comma-separated list of keys, each alone (any app) or followed by ':' and its app ids separated by '|', e.g. key1:app-a|app-b,key2:app-c"
+        ),
+    })
 }

@@ -1,17 +1,17 @@
 //! The shell every Worker's fetch handler runs its routes in: the service's
 //! settings, the route, a failure turned into its JSON error (logged and
-//! reported to Sentry when it is our own fault), and CORS on every answer;
-//! and what every service's routes share around it: the method gate, the
-//! guard of the sensitive routes, the public base URL, `/openapi.json` and
-//! `/health`.
+//! reported to Sentry when it is our own fault), and CORS on every answer
+//! browsers may read (none on the server-only routes); and what every
+//! service's routes share around it: the method gate, the guard of the
+//! API-key routes, the public base URL, `/openapi.json` and `/health`.
 
 use std::future::Future;
 
-use media_core::auth::{check_api_key, parse_key_list};
+use media_core::auth::{ApiKeys, KeyGrant};
 use worker::{Context, Env, Method, Request, Response};
 
 use crate::config::ConfigError;
-use crate::respond::{error_response, json, method_not_allowed_response, preflight, with_cors};
+use crate::respond::{error_response, json, method_not_allowed_response, preflight, with_cors, without_cors};
 use crate::{ratelimit, sentry, Failure, Handled};
 
 /// What the shell needs from a service's settings.
@@ -20,15 +20,32 @@ pub trait ServiceSettings {
     fn cors_origins(&self) -> &str;
     /// `ENVIRONMENT`, as reported to Sentry.
     fn environment(&self) -> &str;
-    /// `IV_API_KEY`: the comma-separated API keys.
-    fn api_keys(&self) -> &str;
+    /// `IV_API_KEY`: the API keys and the apps each may use.
+    fn api_keys(&self) -> &ApiKeys;
     /// `PUBLIC_BASE_URL`, when set.
     fn public_base(&self) -> Option<&str>;
+}
+
+/// The routes browsers must never call: the API-key routes (exact paths)
+/// and the internal API (path prefixes). Their answers, preflights included,
+/// carry no CORS headers, so a browser can neither send them a key nor read
+/// what they say.
+#[derive(Debug, Clone, Copy)]
+pub struct ServerOnly {
+    pub paths: &'static [&'static str],
+    pub prefixes: &'static [&'static str],
+}
+
+impl ServerOnly {
+    pub fn covers(&self, path: &str) -> bool {
+        self.paths.contains(&path) || self.prefixes.iter().any(|p| path.starts_with(p))
+    }
 }
 
 /// Runs `route` with `settings` (or answers their error) and finishes the answer.
 pub async fn handle<S, Fut>(
     service: &'static str,
+    server_only: ServerOnly,
     req: Request,
     env: &Env,
     ctx: &Context,
@@ -40,6 +57,7 @@ where
     Fut: Future<Output = Handled>,
 {
     let origin = req.headers().get("origin").ok().flatten();
+    let browsers_may_read = !server_only.covers(&req.path());
     let (method, url) = (req.method().to_string(), req.url().map(|u| u.to_string()).unwrap_or_default());
     let (cors, environment) = match &settings {
         Ok(s) => (s.cors_origins().to_owned(), s.environment().to_owned()),
@@ -56,7 +74,7 @@ where
         }
         error_response(&failure.to_api_error())
     });
-    Ok(with_cors(resp, &cors, origin.as_deref()))
+    Ok(if browsers_may_read { with_cors(resp, &cors, origin.as_deref()) } else { without_cors(resp) })
 }
 
 /// `None` when `method` is one of `allowed`; otherwise the answer: a CORS
@@ -73,15 +91,28 @@ pub fn other_method(method: Option<&Method>, allowed: &[Method]) -> Option<Handl
     })
 }
 
-/// Rate limit, then API key: the guard of every sensitive route.
-pub async fn guard(req: &Request, env: &Env, settings: &impl ServiceSettings, route: &str) -> Result<(), Failure> {
-    ratelimit::enforce(env, req, route).await?;
-    let keys = parse_key_list(settings.api_keys());
+/// The guard of every API-key route: the key, then its budget. A valid key
+/// is counted against its own per-key limit and gives the [`KeyGrant`] the
+/// handler must check the request's `app_id` against
+/// ([`KeyGrant::check_app`], 403 `app_not_allowed`). A missing or wrong key
+/// is counted against the client's address (a strict limit, so guessing
+/// stops after a few tries: 429), then refused (401/403). The key itself is
+/// never logged; its fingerprint is.
+pub async fn guard(req: &Request, env: &Env, settings: &impl ServiceSettings, route: &str) -> Result<KeyGrant, Failure> {
+    let keys = settings.api_keys();
     if keys.is_empty() {
         return Err(Failure::internal("IV_API_KEY is not set: no API key can be accepted"));
     }
-    check_api_key(req.headers().get("x-api-key")?.as_deref(), &keys)?;
-    Ok(())
+    match keys.check(req.headers().get("x-api-key")?.as_deref()) {
+        Ok(grant) => {
+            ratelimit::enforce_key(env, &grant, route).await?;
+            Ok(grant)
+        }
+        Err(refused) => {
+            ratelimit::enforce_failed_key(env, req, route).await?;
+            Err(refused.into())
+        }
+    }
 }
 
 /// The origin used in the URLs a service hands out: `PUBLIC_BASE_URL`, or

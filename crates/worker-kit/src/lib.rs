@@ -4,12 +4,12 @@
 //!
 //! | module | owns |
 //! |---|---|
-//! | [`entry`] | the shell of every fetch handler (settings, errors to JSON and Sentry, CORS) and what all routes share: method gate, API-key guard, public base URL, `/openapi.json`, `/health` |
+//! | [`entry`] | the shell of every fetch handler (settings, errors to JSON and Sentry, CORS, none on server-only routes) and what all routes share: method gate, API-key guard (key, its apps, its budget), public base URL, `/openapi.json`, `/health` |
 //! | [`store`] | the `ObjectStore` trait and its R2-binding and S3 (fetch + SigV4) adapters |
-//! | [`config`] | reading vars and secrets, with errors that name the variable |
-//! | [`respond`] | JSON bodies, the error type handlers return, CORS, preflights, reading bodies and queries |
+//! | [`config`] | reading vars and secrets (and `IV_API_KEY`'s keys and apps), with errors that name the variable |
+//! | [`respond`] | JSON bodies, the error type handlers return, CORS, preflights, reading bodies (streamed, capped) and queries |
 //! | [`serve`] | streaming a stored object with ETag/304, Range/206 and cache headers |
-//! | [`ratelimit`] | the per-IP limit on sensitive routes (Rate Limiting binding) |
+//! | [`ratelimit`] | the rate limits (Rate Limiting bindings): per API key, per IP for missing or wrong keys, per IP for public reads |
 //! | [`sentry`] | reporting unexpected errors to Sentry from `wait_until` |
 //! | [`logging`] | JSON `tracing` logs on the console |
 //! | [`clock`] | the time and random bytes, from the runtime |

@@ -1,12 +1,14 @@
 //! How handlers answer: the one error type they return ([`Failure`]), its
-//! conversion to a JSON response in one place, CORS on every response,
-//! preflights, and reading request bodies and queries safely.
+//! conversion to a JSON response in one place, CORS headers (and their
+//! removal on routes browsers must not call), preflights, and reading
+//! request bodies (streamed, with a cap) and queries safely.
 //!
 //! Client errors carry the message of the rule that refused them. Our own
 //! faults are logged and sent to Sentry with their detail, while the client
 //! gets a generic message: internals never leak.
 
-use media_core::http::{cors_allow_origin, CORS_ALLOW_HEADERS, CORS_EXPOSE};
+use futures_util::StreamExt;
+use media_core::http::{cors_allow_origin, cors_varies_by_origin, CORS_ALLOW_HEADERS, CORS_EXPOSE};
 use media_core::{ApiError, ErrorCode};
 use serde::Serialize;
 use worker::{Headers, Method, Request, Response};
@@ -105,15 +107,31 @@ pub fn error_response(e: &ApiError) -> Response {
     })
 }
 
-/// Adds CORS headers for a request from `origin` to `resp`.
+/// Adds CORS headers for a request from `origin` to `resp`. With an
+/// allow-list (`CORS_ALLOWED_ORIGINS` not `*`) the answer depends on the
+/// `Origin` header, so it always says `Vary: Origin`, also when the origin is
+/// absent or not on the list; otherwise a cache could hand one origin's
+/// answer (or the answer without CORS) to another.
 pub fn with_cors(mut resp: Response, allowed_origins: &str, origin: Option<&str>) -> Response {
+    let h = resp.headers_mut();
+    if cors_varies_by_origin(allowed_origins) {
+        let _ = h.append("vary", "Origin");
+    }
     if let Some(allow) = cors_allow_origin(allowed_origins, origin) {
-        let h = resp.headers_mut();
         let _ = h.set("access-control-allow-origin", &allow);
         let _ = h.set("access-control-expose-headers", CORS_EXPOSE);
-        if allow != "*" {
-            let _ = h.append("vary", "Origin");
-        }
+    }
+    resp
+}
+
+/// Removes every CORS header from `resp`: the answers of routes browsers
+/// must never call (the API-key and internal routes), including their
+/// preflights, which then grant nothing.
+pub fn without_cors(mut resp: Response) -> Response {
+    let h = resp.headers_mut();
+    let names: Vec<String> = h.keys().filter(|k| k.to_ascii_lowercase().starts_with("access-control-")).collect();
+    for name in names {
+        let _ = h.delete(&name);
     }
     resp
 }
@@ -121,26 +139,51 @@ pub fn with_cors(mut resp: Response, allowed_origins: &str, origin: Option<&str>
 /// Answers a browser's CORS preflight for a route that takes `methods`.
 pub fn preflight(methods: &str) -> Handled {
     let headers = Headers::new();
+    headers.set("allow", methods)?;
     headers.set("access-control-allow-methods", methods)?;
     headers.set("access-control-allow-headers", CORS_ALLOW_HEADERS)?;
     headers.set("access-control-max-age", "86400")?;
     Ok(Response::empty()?.with_status(204).with_headers(headers))
 }
 
-/// Reads the body, refusing more than `max` bytes with 413 (by the declared
-/// `Content-Length` first, so large bodies are refused before they are read).
+/// Reads the body, refusing more than `max` bytes with 413: by the declared
+/// `Content-Length` before anything is read, and otherwise (a chunked body,
+/// or one whose length is not declared) chunk by chunk as it arrives, so
+/// that reading stops, and the rest of the upload is cancelled, as soon as
+/// the cap is passed. A body that ends short of its declared length (the
+/// client went away) is refused too, rather than taken for the whole.
 pub async fn read_body(req: &mut Request, max: u64) -> Result<Vec<u8>, Failure> {
-    let too_large = |n: u64| {
-        Failure::Client(ApiError::new(ErrorCode::PayloadTooLarge, format!("the request body is {n} bytes; this route takes at most {max} bytes")))
+    let too_large = |what: String| {
+        Failure::Client(ApiError::new(ErrorCode::PayloadTooLarge, format!("the request body is {what} bytes; this route takes at most {max} bytes")))
     };
-    if let Some(declared) = req.headers().get("content-length")?.and_then(|v| v.trim().parse::<u64>().ok()) {
+    let unreadable = |e: worker::Error| Failure::Client(ApiError::new(ErrorCode::InvalidJson, format!("the request body could not be read: {e}")));
+    let declared = req.headers().get("content-length")?.and_then(|v| v.trim().parse::<u64>().ok());
+    if let Some(declared) = declared {
         if declared > max {
-            return Err(too_large(declared));
+            return Err(too_large(declared.to_string()));
         }
     }
-    let body = req.bytes().await.map_err(|e| Failure::Client(ApiError::new(ErrorCode::InvalidJson, format!("the request body could not be read: {e}"))))?;
-    if body.len() as u64 > max {
-        return Err(too_large(body.len() as u64));
+    if req.inner().body().is_none() {
+        return Ok(Vec::new());
+    }
+    // `declared` is at most `max` here, so this never reserves more than the cap.
+    let mut body = Vec::with_capacity(declared.unwrap_or(0) as usize);
+    let mut chunks = req.stream().map_err(unreadable)?;
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.map_err(unreadable)?;
+        if (body.len() + chunk.len()) as u64 > max {
+            // Dropping the stream cancels it: nothing more is read.
+            return Err(too_large(format!("more than {max}")));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    if let Some(declared) = declared {
+        if (body.len() as u64) < declared {
+            return Err(Failure::Client(ApiError::new(
+                ErrorCode::InvalidJson,
+                format!("the request body ended after {} of its {declared} bytes; send it again", body.len()),
+            )));
+        }
     }
     Ok(body)
 }
