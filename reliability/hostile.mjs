@@ -1,7 +1,7 @@
 // The "hostile requests" group of reliability/run.mjs: what a careless or
 // malicious client can send to the running platform. Schemathesis against
 // both services' OpenAPI documents, the API-key matrix of every sensitive
-// route, path traversal on /assets/ and /hls/, oversized bodies, replayed
+// route, the tenant matrix (keys tied to apps), path traversal on /assets/ and /hls/, oversized bodies, replayed
 // presigned URLs (Garage must refuse them), and the internal API without its
 // token. Every check reports what it saw; none passes without evidence.
 import { spawn } from 'node:child_process';
@@ -210,6 +210,106 @@ async function authMatrix(platform, samples) {
     rows.push({ check: `auth matrix ${name}`, ok, detail: seen.join(', ') });
   }
   return rows;
+}
+
+// ------------------------------------------------------------ tenant matrix
+
+/**
+ * Keys tied to apps: every key (two tenants' keys and the plain dev key)
+ * with its own apps and the others' on every API-key route of both
+ * services. Another app's id must get 403 app_not_allowed and leave no
+ * trace: no upload URL, no job, no cancel, no object in Garage.
+ */
+export async function tenantMatrix(platform, samples) {
+  const tenants = platform.tenantKeys ?? {};
+  const [[keyAB, appsAB], [keyC, appsC]] = Object.entries(tenants);
+  if (!keyAB || !keyC) return [{ check: 'tenant matrix: keys act only for their apps', ok: false, detail: 'the platform was started without tenantKeys' }];
+  const png = readFileSync(join(samples, 'sample.png'));
+  const other = [...appsAB, ...appsC];
+  const matrix = [
+    ...other.map((app) => [keyAB, 'tenant key A', app, appsAB.includes(app)]),
+    ...other.map((app) => [keyC, 'tenant key C', app, appsC.includes(app)]),
+    ...other.map((app) => [platform.apiKey, 'plain key', app, true]),
+  ];
+  const tag = randomBytes(4).toString('hex');
+  let n = 0;
+  const id = (p) => `${p}-${tag}-${++n}`;
+  const headOf = async (key) => (await s3(platform.garage, 'HEAD', key)).status;
+  const jobOf = async (app, video) => request(`${platform.video}/job-status?app_id=${app}&video_id=${video}`);
+  const planted = async (app, video) => {
+    const raw = `raw/${app}/${video}/source.mp4`;
+    await putObject(platform.garage, raw, Buffer.from('not a video, planted by the tenant matrix'), 'video/mp4');
+    return raw;
+  };
+  const post = (base, path, key, body, type = 'application/json') =>
+    request(`${base}${path}`, { method: 'POST', headers: { 'x-api-key': key, 'content-type': type }, body });
+  const routes = [
+    ['video /generate-upload-url', async (key, app) => {
+      const res = await post(platform.video, '/generate-upload-url', key, JSON.stringify({ app_id: app, video_id: id('p'), content_type: 'video/mp4' }));
+      return { res, leak: async () => (res.text.includes('upload_url') ? 'an upload URL' : null) };
+    }],
+    ['video /notify-upload-complete', async (key, app) => {
+      const video = id('n');
+      const raw = await planted(app, video);
+      const res = await post(platform.video, '/notify-upload-complete', key, JSON.stringify({ app_id: app, video_id: video, raw_key: raw, content_type: 'video/mp4' }));
+      return { res, leak: async () => ((await jobOf(app, video)).status !== 404 ? 'a job' : null) };
+    }],
+    ['video /cancel-job', async (key, app) => {
+      const video = id('c');
+      const raw = await planted(app, video);
+      // The app's own backend (the plain key) starts the job; `key` tries to cancel it.
+      const started = await post(platform.video, '/notify-upload-complete', platform.apiKey, JSON.stringify({ app_id: app, video_id: video, raw_key: raw, content_type: 'video/mp4' }));
+      if (started.status !== 202) throw new Error(`tenant matrix: notify ${started.status} ${started.text}`);
+      const res = await post(platform.video, '/cancel-job', key, JSON.stringify({ app_id: app, video_id: video }));
+      return { res, leak: async () => (/canceled/.test(JSON.parse((await jobOf(app, video)).text).error ?? '') ? 'the job was canceled' : null) };
+    }],
+    ['image /generate-image-upload-url', async (key, app) => {
+      const res = await post(platform.image, '/generate-image-upload-url', key, JSON.stringify({ app_id: app, content_type: 'image/png', size: png.length }));
+      return { res, leak: async () => (res.text.includes('upload_url') ? 'an upload URL' : null) };
+    }],
+    ['image /upload (raw)', async (key, app) => {
+      const image = id('r');
+      const res = await post(platform.image, `/upload?app_id=${app}&image_id=${image}`, key, png, 'image/png');
+      return { res, leak: async () => ((await headOf(`images/${app}/${image}`)) !== 404 ? 'a stored image' : null) };
+    }],
+    ['image /upload (form)', async (key, app) => {
+      const image = id('f');
+      const form = new FormData();
+      form.append('app_id', app);
+      form.append('image_id', image);
+      form.append('file', new Blob([png], { type: 'image/png' }), 'x.png');
+      const encoded = new Response(form);
+      const res = await post(platform.image, '/upload', key, Buffer.from(await encoded.arrayBuffer()), encoded.headers.get('content-type'));
+      return { res, leak: async () => ((await headOf(`images/${app}/${image}`)) !== 404 ? 'a stored image' : null) };
+    }],
+  ];
+  let allowed = 0;
+  let refused = 0;
+  const wrong = [];
+  const leaks = [];
+  for (const [route, call] of routes) {
+    for (const [key, who, app, may] of matrix) {
+      const { res, leak } = await call(key, app);
+      if (may) {
+        if (res.status >= 200 && res.status < 300) allowed++;
+        else wrong.push(`${route} ${who} ${app}: ${res.status} (want 2xx)`);
+      } else {
+        const code = isJsonError(res) ? JSON.parse(res.text).error.code : null;
+        if (res.status === 403 && code === 'app_not_allowed') refused++;
+        else wrong.push(`${route} ${who} ${app}: ${res.status} ${code} (want 403 app_not_allowed)`);
+        const found = await leak();
+        if (found) leaks.push(`${route} ${who} → ${app}: ${found}`);
+      }
+    }
+  }
+  const total = routes.length * matrix.length;
+  return [{
+    check: 'tenant matrix: keys act only for their apps',
+    ok: wrong.length === 0 && leaks.length === 0 && allowed + refused === total,
+    detail: `${total} combinations (${matrix.length} key × app pairs: 2 tenant keys and the plain key × ${other.length} apps; ${routes.length} API-key routes of both services): `
+      + `${allowed} own-app calls answered 2xx, ${refused} other-app calls answered 403 app_not_allowed, ${leaks.length} leaks (upload URL, job, cancel or stored object)`
+      + `${wrong.length ? `; WRONG: ${wrong.join(' | ')}` : ''}${leaks.length ? `; LEAKS: ${leaks.join(' | ')}` : ''}`,
+  }];
 }
 
 // ----------------------------------------------------------- path traversal
@@ -512,6 +612,7 @@ export async function hostile({ platform, scratch, soak, say }) {
 
   say('hostile: auth matrix, traversal, oversized bodies, internal API…');
   rows.push(...await authMatrix(platform, samples));
+  rows.push(...await tenantMatrix(platform, samples));
   rows.push(...await traversal(platform, secrets, fixtures));
   rows.push(...await oversized(platform));
   rows.push(await internalApi(platform));

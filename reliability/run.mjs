@@ -7,6 +7,7 @@
 //   node reliability/run.mjs --soak    longer: more generated requests, longer load
 import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { startPlatform, ROOT } from '../devkit/platform.mjs';
 
@@ -31,6 +32,11 @@ try {
     videoVars: { LEASE_TTL_MS: '5000', RETRY_BACKOFF_MS: '1000', UPLOAD_URL_TTL_S: '20' },
     imageVars: { UPLOAD_URL_TTL_S: '20' },
     transcoderEnv: { LEASE_WAIT_MS: '2000' },
+    // Two tenants' keys, each tied to its apps, for the tenant matrix of the hostile group.
+    tenantKeys: {
+      [`tenant-${randomBytes(16).toString('hex')}`]: ['tenant-a', 'tenant-b'],
+      [`tenant-${randomBytes(16).toString('hex')}`]: ['tenant-c'],
+    },
     log: say,
   });
   for (const [name, loadGroup] of groups) {
