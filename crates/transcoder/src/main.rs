@@ -141,7 +141,7 @@ fn main() -> ExitCode {
 
 async fn run() -> anyhow::Result<()> {
     let config = Config::from_env().context("configuration")?;
-    transcoder::telemetry::init_logging(config.log_json);
+    let _telemetry = transcoder::telemetry::init(config.log_json, config.sentry_dsn.as_deref());
     let (tx, rx) = watch::channel(false);
     tokio::spawn(async move {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");

@@ -22,7 +22,7 @@ use crate::error::{panics_fail_the_job, JobError};
 use crate::pipeline::{transcode, Control, Tuning};
 use crate::publish::{Playable, Publisher};
 use crate::storage::{free_bytes, remove_stale_spools, same_etag, Sink, SourceInfo, SourceReader, Storage};
-use crate::telemetry::Reporter;
+use crate::telemetry::report_failure;
 
 /// Everything a job slot needs.
 #[derive(Clone)]
@@ -30,7 +30,6 @@ pub struct Runner {
     pub config: Config,
     pub api: VideoApi,
     pub storage: Storage,
-    pub reporter: Reporter,
     pub tuning: Tuning,
     /// Work-disk bytes set aside by the jobs running now.
     pub reserved: Arc<AtomicU64>,
@@ -49,8 +48,7 @@ impl Runner {
     pub fn new(config: Config) -> Self {
         let api = VideoApi::new(&config.video_service_url, &config.transcoder_token, &config.worker_name);
         let storage = Storage::new(&config.s3);
-        let reporter = Reporter::new(config.sentry_dsn.as_deref());
-        Self { config, api, storage, reporter, tuning: Tuning::default(), reserved: Arc::default() }
+        Self { config, api, storage, tuning: Tuning::default(), reserved: Arc::default() }
     }
 
     /// Runs until `shutdown` turns true, then returns once running jobs have
@@ -140,8 +138,9 @@ impl Runner {
             Err(e) => {
                 let retryable = e.retryable_flag().unwrap_or(true);
                 let message = e.to_string();
+                // Ours to fix (a bad upload is the uploader's): to Sentry.
                 if retryable {
-                    self.reporter.report(&spec.job_id, &message).await;
+                    report_failure(&spec.job_id, &e);
                 }
                 let req = FailRequest { lease_id: spec.lease_id.clone(), message: message.clone(), retryable };
                 if let Err(err) = self.api.fail(&spec.job_id, &req).await {

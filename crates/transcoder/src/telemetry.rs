@@ -1,60 +1,73 @@
 //! Logs and error reports: JSON `tracing` logs (one object per line, a span
-//! per job), and Sentry events for our own failures (`TRANS_SENTRY_DSN`),
-//! built with the same envelope code the Workers use.
+//! per job) and Sentry (`TRANS_SENTRY_DSN`) through the `sentry` crate, with
+//! release and environment set: panics with their backtraces (also those
+//! that only fail their job), every `tracing::error!` as an event (warnings
+//! and info become breadcrumbs), and the failures of jobs the runner reports.
 
-use media_core::sentry::{envelope, Dsn, Fault};
-use media_core::Timestamp;
-use tracing_subscriber::EnvFilter;
+use sentry::protocol::{Event, Request};
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::{EnvFilter, Layer as _};
 
-/// Installs the global subscriber. `RUST_LOG` filters (default `info`).
+use crate::error::JobError;
+
+/// Keeps Sentry running; dropping it sends what is queued (up to 2 s).
+#[must_use = "Sentry stops when this is dropped"]
+pub struct Telemetry {
+    _sentry: Option<sentry::ClientInitGuard>,
+}
+
+/// Starts Sentry when `dsn` is set, then the global log subscriber (`RUST_LOG`
+/// filters, default `info`). Call once, first thing, and keep the result.
+pub fn init(json: bool, dsn: Option<&str>) -> Telemetry {
+    // reqwest (Sentry's transport) and the S3 client share rustls on ring.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut bad_dsn = None;
+    let guard = dsn.and_then(|dsn| match dsn.parse::<sentry::types::Dsn>() {
+        Ok(dsn) => {
+            let mut options = sentry::ClientOptions::new();
+            options.dsn = Some(dsn);
+            options.release = sentry::release_name!();
+            options.environment = Some(std::env::var("ENVIRONMENT").unwrap_or_else(|_| "production".into()).into());
+            options.attach_stacktrace = true;
+            Some(sentry::init(options))
+        }
+        Err(e) => {
+            bad_dsn = Some(e.to_string());
+            None
+        }
+    });
+    sentry::configure_scope(|scope| scope.set_tag("service", "transcoder"));
+    init_logging(json);
+    if let Some(e) = bad_dsn {
+        tracing::warn!(error = %e, "TRANS_SENTRY_DSN is not a valid DSN; errors will only be logged");
+    }
+    Telemetry { _sentry: guard }
+}
+
+/// Installs the global subscriber: JSON or text lines on stderr, and the
+/// Sentry layer (a no-op while Sentry is not started).
 pub fn init_logging(json: bool) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_writer(std::io::stderr);
-    let _ = if json { builder.json().with_current_span(true).with_span_list(false).try_init() } else { builder.try_init() };
+    let lines = tracing_subscriber::fmt::layer().with_target(false).with_writer(std::io::stderr);
+    let lines = if json { lines.json().with_current_span(true).with_span_list(false).boxed() } else { lines.boxed() };
+    use sentry::integrations::tracing::{BreadcrumbLayer, ErrorLayer};
+    use tracing_subscriber::filter::{filter_fn, LevelFilter};
+    let _ = tracing_subscriber::registry()
+        .with(lines.with_filter(filter))
+        .with(BreadcrumbLayer::new().with_filter(filter_fn(|m| matches!(*m.level(), tracing::Level::WARN | tracing::Level::INFO))))
+        .with(ErrorLayer::new().with_filter(LevelFilter::ERROR))
+        .try_init();
 }
 
-/// Sends error events to Sentry when a DSN is configured.
-#[derive(Clone)]
-pub struct Reporter {
-    dsn: Option<Dsn>,
-    http: reqwest::Client,
-    environment: String,
-}
-
-impl Reporter {
-    pub fn new(dsn: Option<&str>) -> Self {
-        let dsn = dsn.and_then(|d| {
-            let parsed = Dsn::parse(d);
-            if parsed.is_none() {
-                tracing::warn!("TRANS_SENTRY_DSN is not a valid DSN; errors will only be logged");
-            }
-            parsed
-        });
-        let environment = std::env::var("ENVIRONMENT").unwrap_or_else(|_| "production".into());
-        Self { dsn, http: reqwest::Client::new(), environment }
-    }
-
-    /// Reports `message` (about `job`); failures to report are only logged.
-    pub async fn report(&self, job: &str, message: &str) {
-        let Some(dsn) = &self.dsn else { return };
-        let mut id = [0u8; 16];
-        let _ = getrandom::getrandom(&mut id);
-        let now = Timestamp::from_millis(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0));
-        let url = format!("job:{job}");
-        let body = envelope(dsn, id, now, &Fault { service: "transcoder", environment: &self.environment, message, method: "JOB", url: &url });
-        let sent = self
-            .http
-            .post(dsn.envelope_url())
-            .header("content-type", "application/x-sentry-envelope")
-            .header("x-sentry-auth", dsn.auth_header())
-            .body(body)
-            .timeout(std::time::Duration::from_secs(10))
-            .send()
-            .await;
-        match sent {
-            Ok(r) if r.status().is_success() => {}
-            Ok(r) => tracing::warn!(status = r.status().as_u16(), "sentry refused the event"),
-            Err(e) => tracing::warn!(error = %e, "sentry unreachable"),
-        }
-    }
+/// Reports the failure of job `job_id` to Sentry (nothing when it is not started).
+pub fn report_failure(job_id: &str, error: &JobError) {
+    sentry::with_scope(
+        |scope| scope.set_tag("job_id", job_id),
+        || {
+            let mut event: Event<'static> = sentry::event_from_error(error);
+            event.request = Some(Request { url: format!("job:{job_id}").parse().ok(), method: Some("JOB".into()), ..Default::default() });
+            sentry::capture_event(event);
+        },
+    );
 }
