@@ -32,6 +32,7 @@ pub struct VideoApi {
 
 impl VideoApi {
     pub fn new(base: &str, token: &str, worker: &str) -> Self {
+        crate::install_tls_provider();
         let http = reqwest::Client::builder().connect_timeout(Duration::from_secs(10)).build().expect("the HTTP client builds with static settings");
         Self { http, base: base.trim_end_matches('/').to_owned(), token: token.to_owned(), worker: worker.to_owned() }
     }

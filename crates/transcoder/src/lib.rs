@@ -23,3 +23,10 @@ pub mod publish;
 pub mod runner;
 pub mod storage;
 pub mod telemetry;
+
+/// Makes rustls use ring, the provider the S3 client already carries, for
+/// every HTTPS client of the process (the video service's API, Sentry).
+/// Idempotent; called by whatever builds such a client.
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

@@ -20,8 +20,7 @@ pub struct Telemetry {
 /// Starts Sentry when `dsn` is set, then the global log subscriber (`RUST_LOG`
 /// filters, default `info`). Call once, first thing, and keep the result.
 pub fn init(json: bool, dsn: Option<&str>) -> Telemetry {
-    // reqwest (Sentry's transport) and the S3 client share rustls on ring.
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    crate::install_tls_provider();
     let mut bad_dsn = None;
     let guard = dsn.and_then(|dsn| match dsn.parse::<sentry::types::Dsn>() {
         Ok(dsn) => {
