@@ -4,7 +4,7 @@
 // route, the tenant matrix (keys tied to apps), path traversal on /assets/ and /hls/, oversized bodies, replayed
 // presigned URLs (Garage must refuse them), and the internal API without its
 // token. Every check reports what it saw; none passes without evidence.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import http from 'node:http';
 import { mkdirSync, readFileSync, existsSync, writeFileSync } from 'node:fs';
 import { join, dirname } from 'node:path';
@@ -407,15 +407,23 @@ async function traversal(platform, secrets, fixtures) {
       if (leaked || ![400, 404].includes(res.status) || !isJsonError(res)) bad.push(`${path} → ${res.status}${leaked ? ` LEAKED ${leaked.split('-').slice(0, 2).join('-')}` : ''}${isJsonError(res) ? '' : ' (not a JSON error)'}`);
     }
     // The checks can see a leak: the same objects by their public URLs, and the raw one straight from Garage.
+    // (The planted HLS file is under no video's current output: the route serves only those, so its own
+    // path is 404 too, checked below; the control is the fixture video's own master playlist.)
     const controls = name === 'image'
       ? [[`/assets/${secrets.image.key}`, secrets.image.marker]]
-      : [[`/${secrets.hls.key}`, secrets.hls.marker]];
+      : [[`${own}/master.m3u8`, '#EXTM3U']];
     const controlSeen = [];
     for (const [path, marker] of controls) {
       const res = await raw(base, 'GET', path);
       const ok = res.status === 200 && res.buf.includes(marker);
       controlSeen.push(`${path} ${res.status}${ok ? ' with its marker' : ' WITHOUT its marker'}`);
       if (!ok) bad.push(`control ${path} → ${res.status}`);
+    }
+    if (name !== 'image') {
+      const res = await raw(base, 'GET', `/${secrets.hls.key}`);
+      const fine = res.status === 404 && isJsonError(res) && !res.buf.includes(secrets.hls.marker);
+      controlSeen.push(`/${secrets.hls.key} (no video's current output) ${res.status}`);
+      if (!fine) bad.push(`/${secrets.hls.key} → ${res.status}`);
     }
     const inGarage = await s3(platform.garage, 'GET', rawKey);
     const rawBytes = Buffer.from(await inGarage.arrayBuffer());
@@ -514,9 +522,10 @@ async function presignForReplay(platform) {
   ];
 }
 
-/** A PUT to a presigned URL: its status, with Garage's error code when refused (e.g. `403 AccessDenied`). */
-async function put(url, contentType, bytes) {
-  const res = await fetch(url, { method: 'PUT', headers: { 'content-type': contentType }, body: bytes });
+/** A PUT to a presigned URL with the headers it was issued with (`Content-Type` replaced by `contentType`):
+ *  its status, with Garage's error code when refused (e.g. `403 AccessDenied`). */
+async function put(url, contentType, bytes, issued = {}) {
+  const res = await fetch(url, { method: 'PUT', headers: { ...issued, 'Content-Type': contentType }, body: bytes });
   const code = (await res.text()).match(/<Code>([^<]+)<\/Code>/)?.[1];
   return code ? `${res.status} ${code}` : String(res.status);
 }
@@ -526,12 +535,13 @@ async function replayNow(platform, p) {
   const ct = p.put.headers['Content-Type'];
   const otherKey = `${p.key}-edited`;
   const editedUrl = p.put.upload_url.replace(`/${p.key}?`, `/${otherKey}?`);
+  const h = p.put.headers;
   p.seen = {
-    'other type': await put(p.put.upload_url, p.other, p.body(p.size)),
-    'other key': editedUrl === p.put.upload_url ? 'path not found in URL' : await put(editedUrl, ct, p.body(p.size)),
-    'size+1': await put(p.put.upload_url, ct, p.body(p.size + 1)),
-    'size-1': await put(p.put.upload_url, ct, p.body(p.size - 1)),
-    right: await put(p.put.upload_url, ct, p.body(p.size)),
+    'other type': await put(p.put.upload_url, p.other, p.body(p.size), h),
+    'other key': editedUrl === p.put.upload_url ? 'path not found in URL' : await put(editedUrl, ct, p.body(p.size), h),
+    'size+1': await put(p.put.upload_url, ct, p.body(p.size + 1), h),
+    'size-1': await put(p.put.upload_url, ct, p.body(p.size - 1), h),
+    right: await put(p.put.upload_url, ct, p.body(p.size), h),
   };
   p.edited = (await s3(platform.garage, 'HEAD', otherKey)).status;
 }
@@ -543,7 +553,7 @@ async function replayExpired(platform, p, say) {
     await new Promise((r) => setTimeout(r, wait));
   }
   const ct = p.put.headers['Content-Type'];
-  p.seen.expired = await put(p.put.upload_url, ct, p.body(p.size));
+  p.seen.expired = await put(p.put.upload_url, ct, p.body(p.size), p.put.headers);
   // A signature that does not match is 403 SignatureDoesNotMatch/AccessDenied. An expired URL is
   // refused by Garage with 400 InvalidRequest ("Date is too old") where S3 and R2 say 403 AccessDenied.
   const want = { 'other type': /^403 /, 'other key': /^403 /, 'size+1': /^403 /, 'size-1': /^403 /, right: /^200$/, expired: /^(403 AccessDenied|400 InvalidRequest)$/ };
@@ -553,6 +563,45 @@ async function replayExpired(platform, p, say) {
     ok,
     detail: `bound to ${p.size} bytes and ${ct}, TTL 20 s: ${Object.entries(p.seen).map(([k, s]) => `${k} ${s}${want[k].test(s) ? '' : ` (want ${want[k].source})`}`).join(', ')} (Garage refuses an expired URL with 400 InvalidRequest "Date is too old"; S3 and R2 answer 403); the edited key in Garage: ${p.edited}`,
   };
+}
+
+// ------------------------------------------------- presigned images (item 13)
+
+/** What a holder of a presigned image URL can store, and what /assets/ then serves. */
+async function presignedImages(platform) {
+  const rows = [];
+  const id = `junk-${Date.now()}`;
+  const unsized = await postJson(`${platform.image}/generate-image-upload-url`, { app_id: 'hostile', image_id: id, content_type: 'image/png' }, platform.apiKey);
+  if (unsized.status !== 200) throw new Error(`presign: ${unsized.status} ${unsized.text}`);
+  // The issue's reproduction: 3 MB of random bytes with an HTML tail, sent as image/png to a URL issued without size.
+  const junk = Buffer.concat([randomBytes(3 * 1024 * 1024), Buffer.from('<html><script>alert(document.domain)</script></html>')]);
+  junk[0] = 0; // never a PNG signature by chance
+  const stored = await put(unsized.json.upload_url, 'image/png', junk, unsized.json.headers);
+  const served = await request(unsized.json.asset_url);
+  const after = (await s3(platform.garage, 'HEAD', unsized.json.key)).status;
+  rows.push({
+    check: 'presigned image URL without size: junk is refused before its first serve, and removed',
+    ok: served.status === 404 && isJsonError(served) && after === 404,
+    detail: `3 MiB random + HTML tail as image/png: PUT ${stored}; GET /assets/ ${served.status} ${served.status === 404 ? JSON.parse(served.text).error.code : served.headers.get('content-type')}; the object afterwards: ${after === 404 ? 'removed' : after}`,
+  });
+
+  // A sized URL binds the length and If-None-Match: *; a second PUT must not change what is served.
+  const png = execFileSync('ffmpeg', ['-v', 'error', '-f', 'lavfi', '-i', 'color=c=green:s=32x32', '-frames:v', '1', '-f', 'image2', '-c:v', 'png', '-']);
+  const other = Buffer.from(png);
+  other[other.length - 20] ^= 0xff; // same length, other bytes
+  const sized = await postJson(`${platform.image}/generate-image-upload-url`, { app_id: 'hostile', image_id: `once-${Date.now()}`, content_type: 'image/png', size: png.length }, platform.apiKey);
+  const first = await put(sized.json.upload_url, 'image/png', png, sized.json.headers);
+  const firstServe = await request(sized.json.asset_url);
+  const second = await put(sized.json.upload_url, 'image/png', other, sized.json.headers);
+  const inGarage = Buffer.from(await (await s3(platform.garage, 'GET', sized.json.key)).arrayBuffer());
+  const later = await request(sized.json.asset_url);
+  const laterSame = later.status === 404 || Buffer.compare(later.buf, png) === 0;
+  rows.push({
+    check: 'presigned image URL with size: a second PUT never changes what /assets/ serves',
+    ok: first === '200' && firstServe.status === 200 && Buffer.compare(firstServe.buf, png) === 0 && laterSame && sized.json.headers['If-None-Match'] === '*',
+    detail: `signed headers ${new URL(sized.json.upload_url).searchParams.get('X-Amz-SignedHeaders')}; first PUT ${first}, served ${firstServe.status}; second PUT ${second} (${Buffer.compare(inGarage, other) === 0 ? 'Garage 2.5 ignores If-None-Match on PUT and replaced the object; R2 and S3 refuse it with 412' : 'refused, the object is unchanged'}); /assets/ afterwards ${later.status}, ${laterSame ? 'the version it checked (or nothing)' : 'OTHER BYTES'}`,
+  });
+  return rows;
 }
 
 // ------------------------------------------------------------ internal API
@@ -616,6 +665,7 @@ export async function hostile({ platform, scratch, soak, say }) {
   rows.push(...await traversal(platform, secrets, fixtures));
   rows.push(...await oversized(platform));
   rows.push(await internalApi(platform));
+  rows.push(...await presignedImages(platform));
 
   for (const name of ['video', 'image']) {
     say(`hostile: schemathesis against the ${name} service…`);

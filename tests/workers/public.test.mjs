@@ -215,6 +215,12 @@ for (const backend of ['r2', 's3']) {
       assert.equal(cachedPart.status, 206);
       assert.equal(opsOf(cachedPart), 0);
       assert.deepEqual(new Uint8Array(await cachedPart.arrayBuffer()), seg.slice(10, 20));
+      for (const range of [';', 'bytes=5-1', 'items=0-1']) {
+        const ignored = await fetchV(path, { range });
+        assert.equal(ignored.status, 200, `Range ${range} is ignored, from the edge cache as from storage`);
+        assert.equal(opsOf(ignored), 0);
+        assert.equal((await ignored.arrayBuffer()).byteLength, seg.length);
+      }
       const cached304 = await fetchV(path, { 'if-none-match': etag });
       assert.equal(cached304.status, 304);
       assert.equal(opsOf(cached304), 0);

@@ -78,10 +78,13 @@ fn unsatisfiable(size: Option<u64>) -> Handled {
 /// own cannot be changed.
 pub async fn from_edge_cache(key: &str, req: &Request) -> worker::Result<Option<Response>> {
     let headers = Headers::new();
-    for name in ["range", "if-none-match"] {
-        if let Some(v) = req.headers().get(name)? {
-            headers.set(name, &v)?;
-        }
+    // Only a range this service honours, in its plain form: anything else is
+    // answered with the whole object, as from storage (a cache would refuse it).
+    if let Some(range) = RangeSpec::parse(req.headers().get("range")?.as_deref()) {
+        headers.set("range", &range.header_value())?;
+    }
+    if let Some(v) = req.headers().get("if-none-match")? {
+        headers.set("if-none-match", &v)?;
     }
     let mut init = RequestInit::new();
     init.with_method(Method::Get).with_headers(headers);
