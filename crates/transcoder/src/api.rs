@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use backon::{ExponentialBuilder, Retryable as _};
+
 use media_core::api::{CompleteRequest, FailRequest, HeartbeatRequest, HeartbeatResponse, JobSpec, LeaseRequest, LeaseResponse, ReleaseRequest};
 use media_core::{ApiError, ErrorCode};
 use serde::de::DeserializeOwned;
@@ -92,21 +94,24 @@ impl VideoApi {
 
     async fn with_retries<F, Fut>(&self, call: F) -> Result<(), CallError>
     where
-        F: Fn() -> Fut,
+        F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<serde_json::Value, CallError>>,
     {
-        let mut delay = Duration::from_millis(500);
-        for attempt in 1.. {
-            match call().await {
-                Ok(_) => return Ok(()),
-                Err(CallError::Transient(e)) if attempt < 8 => {
-                    tracing::warn!(attempt, error = %e, "report to the video service failed; retrying");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(15));
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        unreachable!("the loop returns")
+        call.retry(backoff().with_max_times(REPORT_RETRIES))
+            .when(|e| matches!(e, CallError::Transient(_)))
+            .notify(|e, wait| tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "report to the video service failed; retrying"))
+            .await
+            .map(|_| ())
     }
+}
+
+/// Retries of a report (complete, fail, release) after the first try:
+/// about a minute with [`backoff`]'s pauses.
+const REPORT_RETRIES: usize = 7;
+
+/// The one backoff of calls to the video service: from half a second,
+/// doubling, at most 15 s apart, with jitter so that transcoders that lost
+/// the service together do not come back in step.
+pub fn backoff() -> ExponentialBuilder {
+    ExponentialBuilder::default().with_min_delay(Duration::from_millis(500)).with_max_delay(Duration::from_secs(15)).with_factor(2.0).with_jitter()
 }

@@ -70,7 +70,9 @@ impl Runner {
     }
 
     async fn slot(&self, slot: usize, mut shutdown: watch::Receiver<bool>) {
-        let mut backoff = Duration::from_millis(500);
+        use backon::BackoffBuilder as _;
+        let new_backoff = || crate::api::backoff().with_max_delay(Duration::from_secs(30)).without_max_times().build();
+        let mut backoff = new_backoff();
         loop {
             if *shutdown.borrow() {
                 return;
@@ -94,7 +96,7 @@ impl Runner {
             };
             match leased {
                 Ok(Some(spec)) => {
-                    backoff = Duration::from_millis(500);
+                    backoff = new_backoff();
                     let span = tracing::info_span!("job", job_id = %spec.job_id, app_id = %spec.app_id, video_id = %spec.video_id, attempt = spec.attempt, slot);
                     self.run_job(spec, shutdown.clone()).instrument(span).await;
                 }
@@ -106,11 +108,11 @@ impl Runner {
                         }
                         _ => tracing::warn!(error = %e, "leasing failed; retrying"),
                     }
+                    let pause = backoff.next().unwrap_or(Duration::from_secs(30));
                     tokio::select! {
-                        _ = tokio::time::sleep(backoff) => {}
+                        _ = tokio::time::sleep(pause) => {}
                         _ = shutdown.changed() => return,
                     }
-                    backoff = (backoff * 2).min(Duration::from_secs(30));
                 }
             }
         }

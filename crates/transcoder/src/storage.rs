@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::{Credentials, Region, RequestChecksumCalculation};
 use aws_sdk_s3::primitives::ByteStream;
 use bytes::Bytes;
@@ -42,6 +43,11 @@ impl Storage {
             .force_path_style(true)
             // Streaming checksums (aws-chunked) are refused by some S3 servers over plain http.
             .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+            // The SDK's own retries are the only ones around a storage call
+            // (network faults, 5xx, throttling): 6 attempts, backing off
+            // exponentially with jitter up to 8 s, about half a minute in all,
+            // which rides out a storage restart.
+            .retry_config(RetryConfig::standard().with_max_attempts(6).with_initial_backoff(Duration::from_millis(500)).with_max_backoff(Duration::from_secs(8)))
             .http_client(http)
             .build();
         Self { client: aws_sdk_s3::Client::from_conf(conf), bucket: cfg.bucket.clone() }
@@ -60,7 +66,11 @@ impl Storage {
     /// only from that version of the object: a replaced object fails the
     /// job permanently instead of mixing two files' bytes.
     pub async fn get_range(&self, key: &str, start: u64, end: u64, if_match: Option<&str>) -> Result<Bytes, JobError> {
-        retry(&format!("GET bytes {start}-{end}"), || async {
+        let what = format!("GET bytes {start}-{end}");
+        // The SDK retries the request; a body that breaks after the answer
+        // began is outside its reach, so that alone is asked for again.
+        let mut broken = String::new();
+        for _ in 0..BODY_ATTEMPTS {
             let out = self
                 .client
                 .get_object()
@@ -71,31 +81,33 @@ impl Storage {
                 .send()
                 .await
                 .map_err(|e| match e.raw_response().map(|r| r.status().as_u16()) {
-                    Some(412) => Attempt::Fatal(JobError::permanent(REPLACED)),
-                    _ => Attempt::Again(describe(&e)),
+                    Some(412) => JobError::permanent(REPLACED),
+                    _ => JobError::retryable(format!("storage {what}: {}", describe(&e))),
                 })?;
-            let body = out.body.collect().await.map_err(|e| Attempt::Again(e.to_string()))?;
-            Ok(body.into_bytes())
-        })
-        .await
+            match out.body.collect().await {
+                Ok(body) => return Ok(body.into_bytes()),
+                Err(e) => {
+                    tracing::warn!(op = %what, error = %e, "storage body broke off; asking again");
+                    broken = e.to_string();
+                }
+            }
+        }
+        Err(JobError::retryable(format!("storage {what}: the body broke off {BODY_ATTEMPTS} times: {broken}")))
     }
 
     /// Stores `bytes` at `key`, retried a few times.
     pub async fn put(&self, key: &str, bytes: Bytes, content_type: &str, cache_control: &str) -> Result<(), JobError> {
-        retry(&format!("PUT {key}"), || async {
-            self.client
-                .put_object()
-                .bucket(&self.bucket)
-                .key(key)
-                .content_type(content_type)
-                .cache_control(cache_control)
-                .body(ByteStream::from(bytes.clone()))
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| Attempt::Again(describe(&e)))
-        })
-        .await
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .cache_control(cache_control)
+            .body(ByteStream::from(bytes))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| JobError::retryable(format!("storage PUT {key}: {}", describe(&e))))
     }
 
     pub async fn delete(&self, key: &str) -> Result<(), JobError> {
@@ -136,36 +148,8 @@ pub fn same_etag(a: &str, b: &str) -> bool {
     quoted_etag(a) == quoted_etag(b)
 }
 
-/// How one storage call went wrong: worth another try, or not.
-enum Attempt {
-    Again(String),
-    Fatal(JobError),
-}
-
-/// Runs `op` up to 5 times with growing pauses; storage faults are retryable.
-async fn retry<T, F, Fut>(what: &str, op: F) -> Result<T, JobError>
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = Result<T, Attempt>>,
-{
-    let mut delay = Duration::from_millis(200);
-    let mut last = String::new();
-    for attempt in 1..=5 {
-        match op().await {
-            Ok(v) => return Ok(v),
-            Err(Attempt::Fatal(e)) => return Err(e),
-            Err(Attempt::Again(e)) => {
-                tracing::warn!(attempt, op = what, error = %e, "storage call failed");
-                last = e;
-            }
-        }
-        if attempt < 5 {
-            tokio::time::sleep(delay).await;
-            delay *= 3;
-        }
-    }
-    Err(JobError::retryable(format!("storage {what} failed after 5 attempts: {last}")))
-}
+/// How often a ranged GET is asked for again when its body breaks off.
+const BODY_ATTEMPTS: usize = 3;
 
 /// Where the outputs of an attempt go.
 #[derive(Clone)]
