@@ -13,21 +13,26 @@
 //!
 //! Frames are decoded once; each rung scales from the rung above it
 //! (reference-counted frames, no copies when sizes match) and encodes on its
-//! own thread, so rungs encode in parallel. Everything produced goes out as [`Produced`] events through a
+//! own thread, so rungs encode in parallel ([`fanout::Fanout`]). The read
+//! loop ([`demux`]) hands video packets to [`video::VideoDecoder`] (decode,
+//! one shape, upright, timeline checked) and audio packets to
+//! [`audio::AudioTrack`]; `Output` times the frames on the constant-rate
+//! clock and passes them on. Everything produced goes out as [`Produced`] events through a
 //! bounded channel as soon as it is final: the publisher uploads while the
 //! pipeline keeps encoding, and back-pressure bounds memory.
 
 pub mod audio;
 pub mod cfr;
+pub mod fanout;
 pub mod fmp4;
 pub mod frames;
 pub mod probe;
 pub mod rung;
 pub mod thumbs;
+pub mod video;
 
 use std::io::{Read, Seek};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::{Arc, Mutex};
 
 use ffmpeg_next as ff;
@@ -38,10 +43,10 @@ use tokio::sync::mpsc::Sender;
 use crate::error::JobError;
 use audio::AudioTrack;
 use cfr::ConstantRate;
-use frames::{Conformer, Rotator};
-use media_core::timeline::Timeline;
-use rung::{RungInput, RungReport, RungSettings};
+use fanout::{Fanout, RungStart};
+use rung::{RungReport, RungSettings};
 use thumbs::Thumbnailer;
+use video::VideoDecoder;
 
 /// A decoded frame shared read-only by every rung.
 pub struct SharedFrame(pub ff::frame::Video);
@@ -164,18 +169,8 @@ pub fn transcode<R: Read + Seek + Send + 'static>(
     tracing::info!(format = %probe.format, video = ?probe.video, audio = ?probe.audio, duration_s = ?probe.duration_s, "probed");
     let plan = plan_ladder(&probe.source_video(), options).map_err(|e| JobError::permanent(format!("the video cannot be transcoded: {e}")))?;
     let fps = plan.frame_rate.as_f64();
-    let video_index = probe.video.index;
-    let video_tb = input.stream(video_index).expect("probed").time_base();
-    let mut decoder = {
-        let mut ctx = ff::codec::context::Context::from_parameters(input.stream(video_index).expect("probed").parameters())
-            .map_err(|e| JobError::permanent(format!("the video cannot be decoded: {e}")))?;
-        ctx.set_threading(ff::codec::threading::Config { kind: ff::codec::threading::Type::Frame, count: tuning.decoder_threads, ..Default::default() });
-        // libav itself refuses to allocate a frame beyond the largest accepted
-        // size, whatever a later parameter set in the stream declares.
-        // SAFETY: setting a plain field of a codec context that is not open yet.
-        unsafe { (*ctx.as_mut_ptr()).max_pixels = media_core::ladder::MAX_SOURCE_PIXELS as i64 };
-        ctx.decoder().video().map_err(|e| JobError::permanent(format!("the {} video cannot be decoded: {e}", probe.video.codec)))?
-    };
+    let declared = probe.duration_s;
+    let mut video = VideoDecoder::open(&input.stream(probe.video.index).expect("probed"), &probe.video, tuning.decoder_threads, fps, declared)?;
     let settings = RungSettings {
         plan: &plan,
         preset: &options.preset,
@@ -189,208 +184,45 @@ pub fn transcode<R: Read + Seek + Send + 'static>(
         Some(r) => rung::reorder_delay_frames(r, &settings)?,
         None => 0,
     };
-    let video_delay_s = f64::from(delay_frames) / fps;
     let mut audio = match &probe.audio {
-        Some(a) => Some(AudioTrack::new(&input.stream(a.index).expect("probed"), video_delay_s)?),
+        Some(a) => Some(AudioTrack::new(&input.stream(a.index).expect("probed"), f64::from(delay_frames) / fps)?),
         None => None,
     };
-    let audio_params = audio.as_ref().map(AudioTrack::parameters);
-    let audio_priming = audio.as_ref().map_or(0, AudioTrack::priming);
     let has_audio = audio.is_some();
-    let declared = probe.duration_s;
     if let Some(d) = declared {
         control.frames_expected.store((d * fps).round() as u64, Ordering::Relaxed);
         control.source_duration_ms.store((d * 1000.0).round().max(1.0) as u64, Ordering::Relaxed);
     }
     let counters: Vec<Arc<AtomicU64>> = plan.rungs.iter().map(|_| Arc::new(AtomicU64::new(0))).collect();
     *control.frames_done.lock().expect("not poisoned") = counters.clone();
-    events
-        .blocking_send(Produced::Plan { plan: plan.clone(), has_audio, duration_s: declared })
-        .map_err(|_| JobError::Stopped)?;
-
+    send(&events, Produced::Plan { plan: plan.clone(), has_audio, duration_s: declared })?;
+    let start = RungStart {
+        settings: &settings,
+        audio: audio.as_ref().map(AudioTrack::parameters),
+        events: &events,
+        counters: &counters,
+        control: &control,
+        delay_frames,
+        audio_priming: audio.as_ref().map_or(0, AudioTrack::priming),
+        frame_queue: tuning.frame_queue,
+    };
     let (dw, dh) = probe.source_video().display_size();
-    let mut thumbs = Thumbnailer::new(dw, dh, declared);
+    let streams = Streams { video: probe.video.index, audio: probe.audio.as_ref().map(|a| a.index) };
 
     std::thread::scope(|scope| -> Result<Summary, JobError> {
-        // senders[i] feeds rung i: frames (rung 0 from here, the others from the
-        // rung above) and audio (from here, to every rung).
-        let (senders, mut receivers): (Vec<SyncSender<RungInput>>, Vec<_>) = plan.rungs.iter().map(|_| sync_channel::<RungInput>(tuning.frame_queue.max(1))).unzip();
-        let mut handles = Vec::new();
-        for (i, rung) in plan.rungs.iter().enumerate() {
-            let rx = receivers.remove(0);
-            let next = senders.get(i + 1).cloned();
-            let (settings, events, done, control, audio) = (&settings, events.clone(), Arc::clone(&counters[i]), Arc::clone(&control), audio_params.clone());
-            handles.push(
-                std::thread::Builder::new()
-                    .name(format!("rung-{}", rung.name.as_str()))
-                    .spawn_scoped(scope, move || rung::run(i, rung, settings, audio, rx, next, &events, &done, &control.cancel, delay_frames, audio_priming))
-                    .map_err(|e| JobError::retryable(format!("starting an encoder thread: {e}")))?,
-            );
-        }
-        // If a rung stops early its receiver is gone: the send fails, and
-        // joining below reports that rung's error.
-        let broadcast = |senders: &[SyncSender<RungInput>], make: &dyn Fn() -> RungInput| -> bool { senders.iter().all(|tx| tx.send(make()).is_ok()) };
-        if !has_audio && !broadcast(&senders, &|| RungInput::AudioEnd) {
-            drop(senders);
-            join(handles, &control)?;
+        let fanout = Fanout::start(scope, &start)?;
+        if !has_audio && !fanout.audio_end() {
+            fanout.join(&control)?;
             return Err(JobError::retryable("an encoder stopped before any input"));
         }
-
-        let mut clock = ConstantRate::<Arc<SharedFrame>>::new(fps);
-        let mut rotator: Option<Rotator> = None;
-        let mut conformer = Conformer::new();
-        let mut timeline = Timeline::new(declared).map_err(|e| JobError::permanent(e.to_string()))?;
-        let mut t0: Option<f64> = None;
-        let mut last_t = 0.0f64;
-        let mut last_frame: Option<Arc<SharedFrame>> = None;
-        let mut decode_errors = 0u32;
-        let mut frames_decoded = 0u64;
-        let mut demux_error: Option<JobError> = None;
-        let gop = u64::from(plan.gop_frames);
-
-        // Sends the constant-rate frames that became final.
-        let emit = |slots: Vec<(u64, Arc<SharedFrame>)>, thumbs: &mut Thumbnailer, events: &Sender<Produced>| -> Result<bool, JobError> {
-            for (n, frame) in slots {
-                let mut f = frame.0.clone();
-                f.set_pts(Some(n as i64));
-                f.set_kind(if n % gop == 0 { ff::picture::Type::I } else { ff::picture::Type::None });
-                if let Some(jpeg) = thumbs.on_frame(n as f64 / fps, &f)? {
-                    events.blocking_send(Produced::Poster { bytes: jpeg }).map_err(|_| JobError::Stopped)?;
-                }
-                // The top rung; it passes its frames down the chain.
-                if senders[0].send(RungInput::Frame(Arc::new(SharedFrame(f)))).is_err() {
-                    return Ok(false);
-                }
-            }
-            Ok(true)
-        };
-
-        let mut handle_frame = |decoded: ff::frame::Video,
-                                clock: &mut ConstantRate<Arc<SharedFrame>>,
-                                rotator: &mut Option<Rotator>,
-                                thumbs: &mut Thumbnailer,
-                                audio: &mut Option<AudioTrack>|
-         -> Result<bool, JobError> {
-            let decoded = conformer.apply(decoded)?;
-            let ts = decoded.timestamp().or(decoded.pts());
-            let t = match ts {
-                Some(ts) => ts as f64 * f64::from(video_tb),
-                None => last_t + 1.0 / fps,
-            };
-            let start = *t0.get_or_insert(t);
-            // A timestamp bomb ends here, before the clock repeats a frame for days.
-            timeline.frame(t - start).map_err(|e| JobError::permanent(e.to_string()))?;
-            if frames_decoded == 0 {
-                if let Some(a) = audio.as_mut() {
-                    let packets = a.set_video_start(start)?;
-                    if !packets.is_empty() && !broadcast(&senders, &|| RungInput::Audio(Arc::new(packets.clone()))) {
-                        return Ok(false);
-                    }
-                }
-            }
-            frames_decoded += 1;
-            last_t = t.max(last_t);
-            let upright = match (probe.video.rotation, rotator.as_mut()) {
-                (0, _) => vec![decoded],
-                (r, None) => {
-                    let mut rot = Rotator::new(r, &decoded, video_tb)?;
-                    let out = rot.apply(&decoded)?;
-                    *rotator = Some(rot);
-                    out
-                }
-                (_, Some(rot)) => rot.apply(&decoded)?,
-            };
-            for f in upright {
-                let shared = Arc::new(SharedFrame(f));
-                last_frame = Some(Arc::clone(&shared));
-                if !emit(clock.push(t - start, shared), thumbs, &events)? {
-                    return Ok(false);
-                }
-            }
-            // Audio that comes late in the file (or never) is not waited for
-            // beyond a bound: encoded video would pile up in every rung.
-            if let Some(a) = audio.as_mut() {
-                let packets = a.keep_up(clock.emitted() as f64 / fps)?;
-                if !packets.is_empty() && !broadcast(&senders, &|| RungInput::Audio(Arc::new(packets.clone()))) {
-                    return Ok(false);
-                }
-            }
-            Ok(true)
-        };
-
-        let mut packet = ff::Packet::empty();
-        let mut frame = ff::frame::Video::empty();
-        let mut alive = true;
-        'demux: loop {
-            if control.cancel.load(Ordering::Relaxed) {
-                return Err(JobError::LeaseLost);
-            }
-            match packet.read(&mut input) {
-                Ok(()) => {}
-                Err(ff::Error::Eof) => break,
-                Err(e) => {
-                    if io_failure.lock().expect("not poisoned").is_some() {
-                        demux_error = Some(read_error(e, &io_failure, "read it"));
-                        break;
-                    }
-                    decode_errors += 1;
-                    if decode_errors > 50 {
-                        demux_error = Some(read_error(e, &io_failure, "read past a damaged part"));
-                        break;
-                    }
-                    continue;
-                }
-            }
-            let index = packet.stream();
-            if index == video_index {
-                if decoder.send_packet(&packet).is_err() {
-                    decode_errors += 1;
-                }
-                while decoder.receive_frame(&mut frame).is_ok() {
-                    let decoded = std::mem::replace(&mut frame, ff::frame::Video::empty());
-                    if !handle_frame(decoded, &mut clock, &mut rotator, &mut thumbs, &mut audio)? {
-                        alive = false;
-                        break 'demux;
-                    }
-                }
-            } else if let Some(a) = audio.as_mut().filter(|_| Some(index) == probe.audio.as_ref().map(|a| a.index)) {
-                let packets = a.push(&packet)?;
-                if !packets.is_empty() && !broadcast(&senders, &|| RungInput::Audio(Arc::new(packets.clone()))) {
-                    alive = false;
-                    break;
-                }
-            }
-        }
-        if alive && demux_error.is_none() {
-            let _ = decoder.send_eof();
-            while decoder.receive_frame(&mut frame).is_ok() {
-                let decoded = std::mem::replace(&mut frame, ff::frame::Video::empty());
-                if !handle_frame(decoded, &mut clock, &mut rotator, &mut thumbs, &mut audio)? {
-                    alive = false;
-                    break;
-                }
-            }
-        }
-        if alive && demux_error.is_none() && frames_decoded > 0 {
-            let end = last_t - t0.unwrap_or(0.0) + 1.0 / probe.video.frame_rate.as_f64().max(1.0);
-            alive = emit(clock.finish(end), &mut thumbs, &events)?;
-            if alive {
-                if let Some(a) = audio.as_mut() {
-                    let packets = a.finish(end)?;
-                    alive = packets.is_empty() || broadcast(&senders, &|| RungInput::Audio(Arc::new(packets.clone())));
-                }
-            }
-            if alive && has_audio {
-                // A rung that hung up reports its own error when joined.
-                let _ = broadcast(&senders, &|| RungInput::AudioEnd);
-            }
-        }
-        drop(senders);
-        let rungs = join(handles, &control)?;
-        if let Some(e) = demux_error {
+        let mut output = Output { clock: ConstantRate::new(fps), thumbs: Thumbnailer::new(dw, dh, declared), last_frame: None, fanout: &fanout, events: &events, gop: u64::from(plan.gop_frames), fps, audio_told: false };
+        let ended = demux(&mut input, streams, &mut video, &mut audio, &mut output, &control, &io_failure)?;
+        let (clock, mut thumbs, last_frame) = (output.clock, output.thumbs, output.last_frame);
+        let rungs = fanout.join(&control)?;
+        if let Ended::Failed(e) = ended {
             return Err(e);
         }
-        if frames_decoded == 0 {
+        if video.frames == 0 {
             return Err(JobError::permanent(format!(
                 "no video frame could be decoded from the {} stream: the file is corrupt or truncated",
                 probe.video.codec
@@ -406,13 +238,12 @@ pub fn transcode<R: Read + Seek + Send + 'static>(
         }
         if !thumbs.poster_done() {
             if let Some(f) = &last_frame {
-                let jpeg = thumbs.poster(&f.0)?;
-                events.blocking_send(Produced::Poster { bytes: jpeg }).map_err(|_| JobError::Stopped)?;
+                send(&events, Produced::Poster { bytes: thumbs.poster(&f.0)? })?;
             }
         }
         let thumbnails = match thumbs.finish()? {
             Some((bytes, meta)) => {
-                events.blocking_send(Produced::Sprite { bytes, meta }).map_err(|_| JobError::Stopped)?;
+                send(&events, Produced::Sprite { bytes, meta })?;
                 Some(meta)
             }
             None => None,
@@ -421,30 +252,143 @@ pub fn transcode<R: Read + Seek + Send + 'static>(
     })
 }
 
-/// Waits for every rung; the first real error wins over the hang-ups it caused.
-fn join(handles: Vec<std::thread::ScopedJoinHandle<'_, Result<RungReport, JobError>>>, control: &Control) -> Result<Vec<RungReport>, JobError> {
-    let mut reports = Vec::new();
-    let mut first_error: Option<JobError> = None;
-    for h in handles {
-        match h.join() {
-            Ok(Ok(r)) => reports.push(r),
-            Ok(Err(e)) => {
-                // A rung that only stopped because another did yields to that one's error.
-                if first_error.as_ref().is_none_or(|f| matches!(f, JobError::LeaseLost | JobError::Stopped)) {
-                    first_error = Some(e);
+fn send(events: &Sender<Produced>, p: Produced) -> Result<(), JobError> {
+    events.blocking_send(p).map_err(|_| JobError::Stopped)
+}
+
+/// The source's streams the pipeline reads.
+#[derive(Clone, Copy)]
+struct Streams {
+    video: usize,
+    audio: Option<usize>,
+}
+
+/// How reading the source ended, when it did not fail outright.
+enum Ended {
+    /// The whole source was read and everything passed on.
+    Complete,
+    /// A rung hung up; joining the rungs tells why.
+    HungUp,
+    /// Reading failed (storage, or a damaged file past what can be skipped);
+    /// reported once the rungs have stopped.
+    Failed(JobError),
+}
+
+/// The read loop: packets from the demuxer to the video decoder or the audio
+/// track, what they make on to the rungs, then the ends of both streams.
+fn demux(input: &mut ff::format::context::Input, streams: Streams, video: &mut VideoDecoder, audio: &mut Option<AudioTrack>, out: &mut Output<'_, '_>, control: &Control, io_failure: &IoFailure) -> Result<Ended, JobError> {
+    let mut packet = ff::Packet::empty();
+    let mut read_errors = 0u32;
+    loop {
+        if control.cancel.load(Ordering::Relaxed) {
+            return Err(JobError::LeaseLost);
+        }
+        match packet.read(input) {
+            Ok(()) => {}
+            Err(ff::Error::Eof) => break,
+            Err(e) => {
+                if io_failure.lock().expect("not poisoned").is_some() {
+                    return Ok(Ended::Failed(read_error(e, io_failure, "read it")));
                 }
+                read_errors += 1;
+                if read_errors > 50 {
+                    return Ok(Ended::Failed(read_error(e, io_failure, "read past a damaged part")));
+                }
+                continue;
             }
-            Err(panic) => {
-                let msg = panic.downcast_ref::<String>().cloned().or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned())).unwrap_or_default();
-                first_error = Some(JobError::retryable(format!("an encoder thread crashed: {msg}")));
+        }
+        let index = packet.stream();
+        if index == streams.video {
+            video.send_packet(&packet);
+            if !out.video(video, audio)? {
+                return Ok(Ended::HungUp);
+            }
+        } else if let Some(track) = audio.as_mut().filter(|_| Some(index) == streams.audio) {
+            if !out.fanout.audio(track.push(&packet)?) {
+                return Ok(Ended::HungUp);
             }
         }
     }
-    if control.cancel.load(Ordering::Relaxed) {
-        return Err(JobError::LeaseLost);
+    video.send_eof();
+    if !out.video(video, audio)? {
+        return Ok(Ended::HungUp);
     }
-    match first_error {
-        Some(e) => Err(e),
-        None => Ok(reports),
+    if video.frames == 0 {
+        return Ok(Ended::Complete);
+    }
+    let end = video.end_s();
+    let last_slots = out.clock.finish(end);
+    if !out.emit(last_slots)? {
+        return Ok(Ended::HungUp);
+    }
+    if let Some(track) = audio.as_mut() {
+        // A rung that hung up reports its own error when joined.
+        if !out.fanout.audio(track.finish(end)?) || !out.fanout.audio_end() {
+            return Ok(Ended::HungUp);
+        }
+    }
+    Ok(Ended::Complete)
+}
+
+/// Where decoded video goes: the constant-rate clock, the thumbnails, and
+/// the top rung; the audio track is told where the video is.
+struct Output<'f, 'scope> {
+    clock: ConstantRate<Arc<SharedFrame>>,
+    thumbs: Thumbnailer,
+    /// The latest frame, for a poster when the video is shorter than its time.
+    last_frame: Option<Arc<SharedFrame>>,
+    fanout: &'f Fanout<'scope>,
+    events: &'f Sender<Produced>,
+    gop: u64,
+    fps: f64,
+    /// The audio track knows when the video starts.
+    audio_told: bool,
+}
+
+impl Output<'_, '_> {
+    /// Passes on the frames the decoder has ready. False when a rung hung up.
+    fn video(&mut self, video: &mut VideoDecoder, audio: &mut Option<AudioTrack>) -> Result<bool, JobError> {
+        let frames = video.receive_frames()?;
+        if !self.audio_told {
+            if let (Some(track), Some(start)) = (audio.as_mut(), video.start_s()) {
+                self.audio_told = true;
+                if !self.fanout.audio(track.set_video_start(start)?) {
+                    return Ok(false);
+                }
+            }
+        }
+        for timed in frames {
+            let shared = Arc::new(SharedFrame(timed.frame));
+            self.last_frame = Some(Arc::clone(&shared));
+            let slots = self.clock.push(timed.t, shared);
+            if !self.emit(slots)? {
+                return Ok(false);
+            }
+            // Audio that comes late in the file (or never) is not waited for
+            // beyond a bound: encoded video would pile up in every rung.
+            if let Some(track) = audio.as_mut() {
+                if !self.fanout.audio(track.keep_up(self.clock.emitted() as f64 / self.fps)?) {
+                    return Ok(false);
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// Sends the constant-rate frames that became final: numbered, with a
+    /// keyframe at every GOP boundary, to the thumbnails and the top rung.
+    fn emit(&mut self, slots: Vec<(u64, Arc<SharedFrame>)>) -> Result<bool, JobError> {
+        for (n, frame) in slots {
+            let mut f = frame.0.clone();
+            f.set_pts(Some(n as i64));
+            f.set_kind(if n % self.gop == 0 { ff::picture::Type::I } else { ff::picture::Type::None });
+            if let Some(jpeg) = self.thumbs.on_frame(n as f64 / self.fps, &f)? {
+                send(self.events, Produced::Poster { bytes: jpeg })?;
+            }
+            if !self.fanout.frame(SharedFrame(f)) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 }

@@ -1,0 +1,125 @@
+//! The source's video stream, decoded: packets in, upright frames of one
+//! shape out, each with its time from the first frame, checked against the
+//! timeline's bounds. In the shape of ffmpeg-next's examples: one struct per
+//! stream with verb methods (send a packet, send the end, receive frames).
+
+use ffmpeg_next as ff;
+use media_core::ladder::MAX_SOURCE_PIXELS;
+use media_core::timeline::Timeline;
+
+use super::frames::{Conformer, Rotator};
+use super::probe::VideoStream;
+use crate::error::JobError;
+
+/// A decoded, upright frame and when it plays, in seconds from the first frame.
+pub struct TimedFrame {
+    pub t: f64,
+    pub frame: ff::frame::Video,
+}
+
+/// Decoder of the source's video stream.
+pub struct VideoDecoder {
+    decoder: ff::decoder::Video,
+    time_base: ff::Rational,
+    rotation: i32,
+    /// The source's own frame rate, for the length of the last frame.
+    source_fps: f64,
+    /// The output rate, for frames without a timestamp.
+    fps: f64,
+    conformer: Conformer,
+    rotator: Option<Rotator>,
+    timeline: Timeline,
+    /// When the first frame plays, in source seconds.
+    start_s: Option<f64>,
+    last_s: f64,
+    /// Frames decoded so far.
+    pub frames: u64,
+    /// Packets the decoder refused (a damaged part loses a few frames, not the job).
+    pub refused_packets: u32,
+}
+
+impl VideoDecoder {
+    /// Opens the decoder of `stream` (probed as `video`) with `threads`
+    /// decoder threads; `fps` is the output rate, `declared_s` the
+    /// container's duration, which bounds the timeline.
+    pub fn open(stream: &ff::format::stream::Stream<'_>, video: &VideoStream, threads: usize, fps: f64, declared_s: Option<f64>) -> Result<Self, JobError> {
+        let mut ctx = ff::codec::context::Context::from_parameters(stream.parameters()).map_err(|e| JobError::permanent(format!("the video cannot be decoded: {e}")))?;
+        ctx.set_threading(ff::codec::threading::Config { kind: ff::codec::threading::Type::Frame, count: threads, ..Default::default() });
+        // libav itself refuses to allocate a frame beyond the largest accepted
+        // size, whatever a later parameter set in the stream declares.
+        // SAFETY: setting a plain field of a codec context that is not open yet.
+        unsafe { (*ctx.as_mut_ptr()).max_pixels = MAX_SOURCE_PIXELS as i64 };
+        let decoder = ctx.decoder().video().map_err(|e| JobError::permanent(format!("the {} video cannot be decoded: {e}", video.codec)))?;
+        Ok(Self {
+            decoder,
+            time_base: stream.time_base(),
+            rotation: video.rotation,
+            source_fps: video.frame_rate.as_f64().max(1.0),
+            fps,
+            conformer: Conformer::new(),
+            rotator: None,
+            timeline: Timeline::new(declared_s).map_err(|e| JobError::permanent(e.to_string()))?,
+            start_s: None,
+            last_s: 0.0,
+            frames: 0,
+            refused_packets: 0,
+        })
+    }
+
+    /// Feeds one packet of the stream.
+    pub fn send_packet(&mut self, packet: &ff::Packet) {
+        if self.decoder.send_packet(packet).is_err() {
+            self.refused_packets += 1;
+        }
+    }
+
+    /// Tells the decoder the stream has ended, so it gives up what it holds.
+    pub fn send_eof(&mut self) {
+        let _ = self.decoder.send_eof();
+    }
+
+    /// The frames the decoder has ready, upright, in the first frame's shape.
+    /// A frame beyond the timeline's bounds (a timestamp bomb) ends the job
+    /// here, before the constant-rate clock would repeat a frame for days.
+    pub fn receive_frames(&mut self) -> Result<Vec<TimedFrame>, JobError> {
+        let mut out = Vec::new();
+        let mut decoded = ff::frame::Video::empty();
+        while self.decoder.receive_frame(&mut decoded).is_ok() {
+            let frame = self.conformer.apply(std::mem::replace(&mut decoded, ff::frame::Video::empty()))?;
+            let t = match frame.timestamp().or(frame.pts()) {
+                Some(ts) => ts as f64 * f64::from(self.time_base),
+                None => self.last_s + 1.0 / self.fps,
+            };
+            let start = *self.start_s.get_or_insert(t);
+            self.timeline.frame(t - start).map_err(|e| JobError::permanent(e.to_string()))?;
+            self.frames += 1;
+            self.last_s = t.max(self.last_s);
+            for upright in self.upright(frame)? {
+                out.push(TimedFrame { t: t - start, frame: upright });
+            }
+        }
+        Ok(out)
+    }
+
+    fn upright(&mut self, frame: ff::frame::Video) -> Result<Vec<ff::frame::Video>, JobError> {
+        if self.rotation == 0 {
+            return Ok(vec![frame]);
+        }
+        let rotator = match self.rotator.as_mut() {
+            Some(r) => r,
+            None => self.rotator.insert(Rotator::new(self.rotation, &frame, self.time_base)?),
+        };
+        rotator.apply(&frame)
+    }
+
+    /// When the first frame plays, in source seconds (once one was decoded).
+    pub fn start_s(&self) -> Option<f64> {
+        self.start_s
+    }
+
+    /// When the video ends, in seconds from its first frame: the last frame's
+    /// time plus one frame of the source's rate.
+    pub fn end_s(&self) -> f64 {
+        self.last_s - self.start_s.unwrap_or(0.0) + 1.0 / self.source_fps
+    }
+}
