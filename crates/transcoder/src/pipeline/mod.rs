@@ -14,7 +14,7 @@
 //! Frames are decoded once; each rung scales from the rung above it
 //! (reference-counted frames, no copies when sizes match) and encodes on its
 //! own thread, so rungs encode in parallel ([`fanout::Fanout`]). The read
-//! loop ([`demux`]) hands video packets to [`video::VideoDecoder`] (decode,
+//! loop (`demux`) hands video packets to [`video::VideoDecoder`] (decode,
 //! one shape, upright, timeline checked) and audio packets to
 //! [`audio::AudioTrack`]; `Output` times the frames on the constant-rate
 //! clock and passes them on. Everything produced goes out as [`Produced`] events through a
