@@ -300,7 +300,7 @@ test('a lease that runs out before a heartbeat gets through stops the work', asy
   await api.post('/cancel-job', { app_id: 'runner', video_id: 'cut-off' }, { key: API_KEY, headers: ip() });
 });
 
-test('a source replaced after notify is refused, never mixed', async () => {
+test('a source replaced after notify is refused, never mixed; re-notified while queued, the new one is read', async () => {
   const body = readFileSync(makeClip(join(scratch, 'replaced-a.mp4'), { seconds: 2 }));
   const presign = await api.post('/generate-upload-url', { app_id: 'runner', video_id: 'replaced', content_type: 'video/mp4', size: body.length }, { key: API_KEY, headers: ip() });
   assert.equal((await fetch(presign.json.upload_url, { method: 'PUT', headers: presign.json.headers, body })).status, 200);
@@ -310,10 +310,26 @@ test('a source replaced after notify is refused, never mixed', async () => {
   const other = Buffer.from(body);
   other.fill(0x41, other.length - 4096);
   assert.equal((await fetch(presign.json.upload_url, { method: 'PUT', headers: presign.json.headers, body: other })).status, 200);
+  // A corrected file uploaded and notified again while the job still waits:
+  // the same job takes the new file (200, nothing re-queued).
+  const fixedBody = readFileSync(makeClip(join(scratch, 'reuploaded.mp4'), { seconds: 3 }));
+  const fixedUrl = await api.post('/generate-upload-url', { app_id: 'runner', video_id: 'reuploaded', content_type: 'video/mp4', size: body.length }, { key: API_KEY, headers: ip() });
+  assert.equal((await fetch(fixedUrl.json.upload_url, { method: 'PUT', headers: fixedUrl.json.headers, body })).status, 200);
+  const first = await api.post('/notify-upload-complete', { app_id: 'runner', video_id: 'reuploaded', raw_key: fixedUrl.json.raw_key, content_type: 'video/mp4' }, { key: API_KEY, headers: ip() });
+  assert.equal(first.status, 202, first.text);
+  const again = await api.post('/generate-upload-url', { app_id: 'runner', video_id: 'reuploaded', content_type: 'video/mp4', size: fixedBody.length }, { key: API_KEY, headers: ip() });
+  assert.equal((await fetch(again.json.upload_url, { method: 'PUT', headers: again.json.headers, body: fixedBody })).status, 200);
+  const second = await api.post('/notify-upload-complete', { app_id: 'runner', video_id: 'reuploaded', raw_key: again.json.raw_key, content_type: 'video/mp4' }, { key: API_KEY, headers: ip() });
+  assert.equal(second.status, 200, second.text);
+  assert.equal(second.json.job_id, first.json.job_id, 'the same job');
+
   const t = startTranscoder('replaced');
   const end = (await until('replaced', (x) => x.status === 'done' || x.status === 'error', 60000)).at(-1);
   assert.equal(end.status, 'error', JSON.stringify(end));
   assert.match(end.error, /replaced after it was notified/);
+  const fixed = (await until('reuploaded', (x) => x.status === 'done' || x.status === 'error', 60000)).at(-1);
+  assert.equal(fixed.status, 'done', JSON.stringify(fixed));
+  assert.ok(Math.abs(fixed.duration_s - 3) < 0.1, `the re-uploaded 3 s file was transcoded, not the 2 s one: ${fixed.duration_s}`);
   await t.stop();
 });
 

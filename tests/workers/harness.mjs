@@ -127,3 +127,12 @@ export async function putStored({ backend, mf, garage }, key, bytes, type) {
     await putObject(garage, key, bytes, type);
   }
 }
+
+/** Rate-limit windows are aligned to the wall clock (Miniflare, like
+ *  Cloudflare, counts per fixed 60 s window): a test that counts calls in
+ *  one window waits for a new window when fewer than `needS` seconds are
+ *  left, so its calls never straddle two windows. */
+export async function freshWindow(needS = 25, periodS = 60) {
+  const left = periodS * 1000 - (Date.now() % (periodS * 1000));
+  if (left < needS * 1000) await new Promise((r) => setTimeout(r, left + 50));
+}

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startGarage } from '../../devkit/garage.mjs';
 import { s3 } from '../../devkit/sigv4.mjs';
-import { imageService, client, errorCode, freshIp, putStored, API_KEY, API_KEY_2, ROOT } from './harness.mjs';
+import { imageService, client, errorCode, freshIp, putStored, API_KEY, API_KEY_2, ROOT, freshWindow } from './harness.mjs';
 
 const BASE = 'http://image.test';
 const TYPES = { jpeg: 'image/jpeg', png: 'image/png', webp: 'image/webp', avif: 'image/avif', gif: 'image/gif' };
@@ -627,6 +627,7 @@ for (const backend of ['r2', 's3']) {
     });
 
     test('rate limits: missing or wrong keys 10 a minute per address, then 429 with Retry-After; a valid key from that address is not held to it', async () => {
+      await freshWindow();
       const ip = { 'cf-connecting-ip': `192.0.2.${backend === 'r2' ? 11 : 12}` };
       const codes = [];
       for (let i = 0; i < 6; i++) {

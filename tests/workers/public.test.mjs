@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startGarage } from '../../devkit/garage.mjs';
 import { s3 } from '../../devkit/sigv4.mjs';
-import { videoService, imageService, client, errorCode, freshIp, putStored, API_KEY } from './harness.mjs';
+import { videoService, imageService, client, errorCode, freshIp, putStored, API_KEY, freshWindow } from './harness.mjs';
 
 let garage;
 let garageDir;
@@ -170,6 +170,7 @@ for (const backend of ['r2', 's3']) {
     });
 
     test('item 10: public reads have a per-IP limit', async () => {
+      await freshWindow();
       const limited = await videoService({ store: garage, backend, limits: { PUBLIC_RATE_LIMITER: 5 } });
       try {
         const api = client(limited);

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { startSentrySink } from '../../devkit/sentry-sink.mjs';
 import { freePort, waitFor } from '../../devkit/ports.mjs';
-import { videoService, imageService, client, errorCode, freshIp, putStored, API_KEY, TRANSCODER_TOKEN } from './harness.mjs';
+import { videoService, imageService, client, errorCode, freshIp, putStored, API_KEY, TRANSCODER_TOKEN, freshWindow } from './harness.mjs';
 
 const VIDEO = 'http://video.test';
 const IMAGE = 'http://image.test';
@@ -266,6 +266,7 @@ describe('API keys are tied to apps', () => {
 
 describe('rate limits: per key, and per address only for missing or wrong keys', () => {
   test('bad keys from one address get 429 with Retry-After; a valid key from that address is not throttled', async () => {
+    await freshWindow();
     for (const [make, base, call] of [
       [videoService, VIDEO, (api, key, ip) => api.post('/generate-upload-url', { app_id: 'a', video_id: 'v', content_type: 'video/mp4' }, { key, headers: ip })],
       [imageService, IMAGE, (api, key, ip) => api.post('/upload?app_id=a', PNG, { key, headers: { ...ip, 'content-type': 'image/png' } })],
@@ -299,6 +300,7 @@ describe('rate limits: per key, and per address only for missing or wrong keys',
   });
 
   test('a backend gets its default budget of 600 calls a minute from one address; the 601st is 429', async () => {
+    await freshWindow();
     const mf = await videoService({ store });
     try {
       const api = client(mf, VIDEO);
@@ -315,6 +317,7 @@ describe('rate limits: per key, and per address only for missing or wrong keys',
   });
 
   test('a key over its budget gets 429 wherever it calls from; other keys and addresses are unaffected', async () => {
+    await freshWindow();
     for (const [make, base, call] of [
       [videoService, VIDEO, (api, key, ip) => api.post('/generate-upload-url', { app_id: 'app-a', video_id: 'v', content_type: 'video/mp4' }, { key, headers: ip })],
       [imageService, IMAGE, (api, key, ip) => api.post('/generate-image-upload-url', { app_id: 'app-a', content_type: 'image/png' }, { key, headers: ip })],

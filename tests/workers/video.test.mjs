@@ -11,7 +11,7 @@ import { startGarage } from '../../devkit/garage.mjs';
 import { s3 } from '../../devkit/sigv4.mjs';
 import { startSentrySink } from '../../devkit/sentry-sink.mjs';
 import { waitFor } from '../../devkit/ports.mjs';
-import { videoService, client, errorCode, freshIp, putStored, API_KEY, API_KEY_2, ROOT } from './harness.mjs';
+import { videoService, client, errorCode, freshIp, putStored, API_KEY, API_KEY_2, ROOT, freshWindow } from './harness.mjs';
 
 let garage;
 let garageDir;
@@ -474,6 +474,7 @@ for (const backend of ['r2', 's3']) {
     });
 
     test('rate limits: missing or wrong keys 10 a minute per address, then 429 with Retry-After; a valid key from that address is not held to it', async () => {
+      await freshWindow();
       const ip = { 'cf-connecting-ip': `192.0.2.${backend === 'r2' ? 1 : 2}` };
       const body = { app_id: app, video_id: 'rl', content_type: 'video/mp4' };
       const codes = [];

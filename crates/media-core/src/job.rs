@@ -267,14 +267,23 @@ pub enum NotifyOutcome {
     Requeued,
     /// The job was already queued, running or done; nothing changed (HTTP 200).
     Unchanged,
+    /// The job was still waiting in the queue and now reads the source named
+    /// now (a re-upload before any transcoder took it): the same job, in the
+    /// same place, answered like an unchanged one (HTTP 200).
+    SourceUpdated,
 }
 
 impl NotifyOutcome {
     pub fn http_status(self) -> u16 {
         match self {
             NotifyOutcome::Created | NotifyOutcome::Requeued => 202,
-            NotifyOutcome::Unchanged => 200,
+            NotifyOutcome::Unchanged | NotifyOutcome::SourceUpdated => 200,
         }
+    }
+
+    /// Whether the notify queued work (a new job, or a retry).
+    pub fn queued_work(self) -> bool {
+        self.http_status() == 202
     }
 }
 
@@ -368,6 +377,12 @@ impl Job {
             JobStatus::Error => true,
         };
         if !retry {
+            // Nothing has read the source yet: what the caller names now
+            // (a corrected re-upload, its new ETag) is what will be read.
+            if self.status == JobStatus::Queued && self.attempts == 0 && self.source != source {
+                self.source = source;
+                return NotifyOutcome::SourceUpdated;
+            }
             return NotifyOutcome::Unchanged;
         }
         if self.status == JobStatus::Processing {
@@ -699,9 +714,16 @@ mod tests {
     #[test]
     fn notify_is_idempotent_and_retries_what_failed_or_went_silent() {
         let p = policy();
-        // Queued: unchanged.
+        // Queued: unchanged, unless the source was uploaded again before any
+        // transcoder read it: then the job reads the new one.
         let mut j = job();
         assert_eq!(j.renotify(source("raw/app/vid/source.mp4"), &p, T0), NotifyOutcome::Unchanged);
+        let reuploaded = SourceUpload { etag: Some("\"e2\"".into()), ..source("raw/app/vid/source.mp4") };
+        assert_eq!(j.renotify(reuploaded.clone(), &p, T0), NotifyOutcome::SourceUpdated);
+        assert_eq!((j.source.etag.as_deref(), j.status, j.queued_at), (Some("\"e2\""), JobStatus::Queued, T0));
+        assert_eq!(NotifyOutcome::SourceUpdated.http_status(), 200);
+        assert!(!NotifyOutcome::SourceUpdated.queued_work() && NotifyOutcome::Requeued.queued_work());
+        let mut j = job();
         // Processing with a live lease: unchanged.
         j.lease("L1".into(), out("o1"), &p, T0).unwrap();
         j.heartbeat("L1", 1, None, false, &p, T0.plus_secs(1)).unwrap();

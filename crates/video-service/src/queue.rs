@@ -225,7 +225,7 @@ impl JobQueue {
             self.wake_waiters();
             self.schedule_alarm().await?;
         }
-        reply(&NotifyReply { created: outcome == NotifyOutcome::Created, changed: outcome != NotifyOutcome::Unchanged, job })
+        reply(&NotifyReply { created: outcome == NotifyOutcome::Created, changed: outcome.queued_work(), job })
     }
 
     /// Leases the oldest due job, waiting up to `wait_ms` for one.
