@@ -21,7 +21,7 @@ use crate::config::Config;
 use crate::error::{panics_fail_the_job, JobError};
 use crate::pipeline::{transcode, Control, Tuning};
 use crate::publish::{Playable, Publisher};
-use crate::storage::{free_bytes, remove_stale_spools, same_etag, Sink, SourceInfo, SourceReader, Storage};
+use crate::storage::{free_bytes, remove_stale_spools, same_etag, Sink, SourceInfo, SourceReader, Storage, REPLACED};
 use crate::telemetry::report_failure;
 
 /// Everything a job slot needs.
@@ -309,7 +309,7 @@ impl Runner {
         }
         if let (Some(notified), Some(now)) = (&spec.source_etag, &info.etag) {
             if !same_etag(notified, now) {
-                return Err(JobError::permanent("the upload was replaced after it was notified; notify again to transcode the new file"));
+                return Err(JobError::permanent(REPLACED));
             }
         }
         let reservation = DiskReservation::take(&self.reserved, &self.config.work_dir, info.size)?;

@@ -135,7 +135,7 @@ pub struct SourceInfo {
 }
 
 /// What the job is told when its source changed under it.
-const REPLACED: &str = "the upload was replaced after it was notified; notify again to transcode the new file";
+pub const REPLACED: &str = "the upload was replaced after it was notified; notify again to transcode the new file";
 
 /// An entity tag as `If-Match` takes it: quoted (stores differ in whether they quote it).
 fn quoted_etag(etag: &str) -> String {

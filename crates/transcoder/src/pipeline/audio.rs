@@ -169,11 +169,17 @@ impl AudioTrack {
     pub fn finish(&mut self, video_end_s: f64) -> Result<Vec<AudioPacket>, JobError> {
         if self.silent {
             self.pad_to(video_end_s);
-            let mut out = self.encode_ready(true)?;
-            self.encoder.send_eof().map_err(|e| av(e, "flush"))?;
-            out.extend(self.receive()?);
-            return Ok(out);
+        } else {
+            self.flush_source()?;
         }
+        let mut out = self.encode_ready(true)?;
+        self.encoder.send_eof().map_err(|e| av(e, "flush"))?;
+        out.extend(self.receive()?);
+        Ok(out)
+    }
+
+    /// Takes what the decoder and the resampler still hold into the buffer.
+    fn flush_source(&mut self) -> Result<(), JobError> {
         let _ = self.decoder.send_eof();
         self.drain_decoder()?;
         if let Some((r, _)) = self.resampler.as_mut() {
@@ -188,10 +194,7 @@ impl AudioTrack {
         if self.video_start_s.is_none() {
             self.video_start_s = self.first_sample_s;
         }
-        let mut out = self.encode_ready(true)?;
-        self.encoder.send_eof().map_err(|e| av(e, "flush"))?;
-        out.extend(self.receive()?);
-        Ok(out)
+        Ok(())
     }
 
     fn drain_decoder(&mut self) -> Result<(), JobError> {

@@ -278,7 +278,8 @@ enum Ended {
 /// track, what they make on to the rungs, then the ends of both streams.
 fn demux(input: &mut ff::format::context::Input, streams: Streams, video: &mut VideoDecoder, audio: &mut Option<AudioTrack>, out: &mut Output<'_, '_>, control: &Control, io_failure: &IoFailure) -> Result<Ended, JobError> {
     let mut packet = ff::Packet::empty();
-    let mut read_errors = 0u32;
+    // Packets that could not be read or decoded; past 50 the file is damaged beyond skipping.
+    let mut bad_packets = 0u32;
     loop {
         if control.cancel.load(Ordering::Relaxed) {
             return Err(JobError::LeaseLost);
@@ -290,8 +291,8 @@ fn demux(input: &mut ff::format::context::Input, streams: Streams, video: &mut V
                 if io_failure.lock().expect("not poisoned").is_some() {
                     return Ok(Ended::Failed(read_error(e, io_failure, "read it")));
                 }
-                read_errors += 1;
-                if read_errors > 50 {
+                bad_packets += 1;
+                if bad_packets > 50 {
                     return Ok(Ended::Failed(read_error(e, io_failure, "read past a damaged part")));
                 }
                 continue;
@@ -299,7 +300,9 @@ fn demux(input: &mut ff::format::context::Input, streams: Streams, video: &mut V
         }
         let index = packet.stream();
         if index == streams.video {
-            video.send_packet(&packet);
+            if !video.send_packet(&packet) {
+                bad_packets += 1;
+            }
             if !out.video(video, audio)? {
                 return Ok(Ended::HungUp);
             }

@@ -120,7 +120,7 @@ pub fn open_restricted<R: Read + Seek + Send + 'static>(mut reader: R, cancelled
         }
     };
     let picked = input.format().name().to_owned();
-    if !demuxers.split(',').any(|d| picked.split(',').any(|p| p == d)) {
+    if !is_one_of(&picked, demuxers) {
         // libav enforces the whitelist itself; this is the second lock on the door.
         return Err(JobError::permanent(format!("the upload is a {picked} file, not a video in an accepted container ({ACCEPTED_IN_WORDS})")));
     }
@@ -138,6 +138,12 @@ fn only_guessed(format: &str, score: i32) -> JobError {
     JobError::permanent(format!(
         "the upload is not a video file that can be read: libav only guessed it might be raw {format} (probe score {score} of 100), so it is corrupt or another kind of file"
     ))
+}
+
+/// Whether demuxer `name` (libav names some with a list, `mov,mp4,m4a,…`)
+/// is one of `demuxers` (a comma-separated list).
+fn is_one_of(name: &str, demuxers: &str) -> bool {
+    demuxers.split(',').any(|d| name.split(',').any(|n| n == d))
 }
 
 /// Reads up to [`HEAD_BYTES`] from the start, then rewinds.
@@ -168,7 +174,7 @@ fn describe_refused(head: &[u8], demuxers: &str) -> Option<String> {
         let text = |p: *const std::os::raw::c_char| if p.is_null() { String::new() } else { std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned() };
         (text(f.name), text(f.long_name))
     };
-    if demuxers.split(',').any(|d| name.split(',').any(|n| n == d)) {
+    if is_one_of(&name, demuxers) {
         return None;
     }
     if score <= MISDETECTION_SCORE {

@@ -34,8 +34,6 @@ pub struct VideoDecoder {
     last_s: f64,
     /// Frames decoded so far.
     pub frames: u64,
-    /// Packets the decoder refused (a damaged part loses a few frames, not the job).
-    pub refused_packets: u32,
 }
 
 impl VideoDecoder {
@@ -62,15 +60,13 @@ impl VideoDecoder {
             start_s: None,
             last_s: 0.0,
             frames: 0,
-            refused_packets: 0,
         })
     }
 
-    /// Feeds one packet of the stream.
-    pub fn send_packet(&mut self, packet: &ff::Packet) {
-        if self.decoder.send_packet(packet).is_err() {
-            self.refused_packets += 1;
-        }
+    /// Feeds one packet of the stream; false when the decoder refused it
+    /// (a damaged part loses a few frames, not the job).
+    pub fn send_packet(&mut self, packet: &ff::Packet) -> bool {
+        self.decoder.send_packet(packet).is_ok()
     }
 
     /// Tells the decoder the stream has ended, so it gives up what it holds.
