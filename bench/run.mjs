@@ -2,21 +2,22 @@
 // platform care about, each figure next to a baseline run on this machine
 // in the same session. Prints one report and writes it to bench/results/.
 //
-//   bash bench/run.sh              all four sections
+//   bash bench/run.sh              all five sections
+//   --only=5 --save-before=LABEL   record the Workers' size and cold start as the "before" of later reports
 //   bash bench/run.sh --only=1,3   some of them
 //   --runs=N (default 3) repetitions of each throughput/time-to-playable run
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { gzipSync } from 'node:zlib';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BENCH, ROOT, WORK, fmt, keyframes, measure, median, quality, readRung, rungDirs, source } from './lib.mjs';
 import { runWrk } from '../devkit/wrk.mjs';
+import { WORKERS, coldStarts, wasmSizes } from './workers-cost.mjs';
 import { startPlatform } from '../devkit/platform.mjs';
 import { makeClip, postJson, pollJob, uploadVideo } from '../devkit/client.mjs';
 
 const arg = (name, dflt) => process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? dflt;
-const only = arg('only', '1,2,3,4').split(',').map(Number);
+const only = arg('only', '1,2,3,4,5').split(',').map(Number);
 const RUNS = Number(arg('runs', 3));
 const TRANSCODER = join(ROOT, 'target', 'release', 'transcoder');
 const CORES = cpus().length;
@@ -279,16 +280,40 @@ async function workersSection(platform) {
     out(`| ${name} | ${fmt(r.rps, 0)} | ${fmt(r.p50, 2)} | ${fmt(r.p99, 2)} | ${r.errors} of ${r.requests} |`);
   }
   out();
-  out('| Worker | wasm raw (KB) | wasm gzip (KB) |');
-  out('|---|---|---|');
-  const sizes = {};
-  for (const crate of ['image-service', 'video-service']) {
-    const wasm = readFileSync(join(ROOT, 'crates', crate, 'build', 'index_bg.wasm'));
-    sizes[crate] = { raw: wasm.length, gzip: gzipSync(wasm, { level: 9 }).length };
-    out(`| ${crate} | ${fmt(wasm.length / 1024, 0)} | ${fmt(sizes[crate].gzip / 1024, 0)} |`);
+  data.sections.workers = { latency: results };
+}
+
+// ---- 5. what the Workers cost: wasm size and cold start, before and after ---
+
+const BEFORE = join(BENCH, 'results', 'workers-before.json');
+
+/** `--save-before=LABEL` records this build as the "before" column of later reports. */
+async function workersCostSection() {
+  begin(5, 'The Workers: wasm size and cold start');
+  out();
+  const sizes = wasmSizes();
+  const cold = await coldStarts(RUNS, say);
+  const label = arg('save-before');
+  if (label) {
+    writeFileSync(BEFORE, JSON.stringify({ label, date: data.date, sizes, cold }, null, 2) + '\n');
+    say(`recorded this build as the "before" (${label}) in bench/results/workers-before.json`);
+  }
+  const before = existsSync(BEFORE) ? JSON.parse(readFileSync(BEFORE, 'utf8')) : null;
+  out('Sizes of crates/*/build/index_bg.wasm (gzip -9, as the script size limit counts). Cold start: `wrangler dev` started on the built Worker with its build step left out; '
+    + '"listening" is spawn until the port accepts, "first" the first GET /health after that, "warm" the median of the next 20. '
+    + `Median of ${RUNS} starts.` + (before ? ` Before: ${before.label} (measured ${before.date.slice(0, 10)}).` : ''));
+  out();
+  const kb = (b) => fmt(b / 1024, 0);
+  const pair = (b, a, f) => (before ? `${f(b)} → ${f(a)}` : f(a));
+  out('| Worker | wasm raw (KB) | wasm gzip (KB) | listening (ms) | first request (ms) | warm request (ms) |');
+  out('|---|---|---|---|---|---|');
+  for (const [crate] of WORKERS) {
+    const b = before && { ...before.sizes[crate], ...before.cold[crate] };
+    const a = { ...sizes[crate], ...cold[crate] };
+    out(`| ${crate} | ${pair(b?.raw, a.raw, kb)} | ${pair(b?.gzip, a.gzip, kb)} | ${pair(b?.ready, a.ready, (x) => fmt(x, 0))} | ${pair(b?.first, a.first, (x) => fmt(x, 1))} | ${pair(b?.warm, a.warm, (x) => fmt(x, 1))} |`);
   }
   out();
-  data.sections.workers = { latency: results, wasm: sizes };
+  data.sections.workersCost = { sizes, cold, before };
 }
 
 // ---- main ------------------------------------------------------------------
@@ -306,8 +331,9 @@ if (only.includes(2) || only.includes(4)) {
   });
 }
 if (only.includes(3)) qualitySection(ladders);
+if (only.includes(5)) await workersCostSection();
 mkdirSync(join(BENCH, 'results'), { recursive: true });
-const name = only.length === 4 ? 'latest' : `partial-${only.join('')}`;
+const name = only.length === 5 ? 'latest' : `partial-${only.join('')}`;
 writeFileSync(join(BENCH, 'results', `${name}.md`), Object.keys(report).sort().flatMap((k) => report[k]).join('\n') + '\n');
 writeFileSync(join(BENCH, 'results', `${name}.json`), JSON.stringify(data, null, 2) + '\n');
 say(`wrote bench/results/${name}.md and .json`);
