@@ -48,7 +48,10 @@ fn served_content_type(info: &ObjectInfo) -> String {
 }
 
 fn no_such_image() -> Failure {
-    ApiError::not_found("no such image; use the asset_url or transform_url the upload returned (/assets/images/{app_id}/{image_id})").into()
+    ApiError::not_found(
+        "no such image; use the asset_url or transform_url the upload returned (/assets/images/{app_id}/{image_id})",
+    )
+    .into()
 }
 
 /// The image's KV record, if it has one. A failed read is treated as none:
@@ -64,26 +67,49 @@ async fn record(env: &Env, app: &AppId, image: &ImageId) -> Option<ImageRecord> 
 /// Checks an image that has no record (a presigned upload, never seen by
 /// the service): one ranged read of its first bytes. Writes and returns its
 /// record; a refused object is removed and answered 404.
-async fn vet(store: &AnyStore, env: &Env, settings: &ImageSettings, key: &str, app: &AppId, image: &ImageId) -> Result<ImageRecord, Failure> {
+async fn vet(
+    store: &AnyStore,
+    env: &Env,
+    settings: &ImageSettings,
+    key: &str,
+    app: &AppId,
+    image: &ImageId,
+) -> Result<ImageRecord, Failure> {
     let read = ReadRequest { range: Some(RangeSpec::FromTo(0, IMAGE_SNIFF_BYTES - 1)), ..ReadRequest::default() };
     let (info, body) = match store.read(key, &read).await? {
         None => return Err(no_such_image()),
         Some(ReadOutcome::Body { info, body, .. }) => (info, body),
         // Only an empty object has no first byte.
-        Some(ReadOutcome::RangeNotSatisfiable { size }) => (ObjectInfo { size: size.unwrap_or(0), etag: String::new(), content_type: None }, worker::ResponseBody::Empty),
-        Some(ReadOutcome::NotModified { .. } | ReadOutcome::PreconditionFailed) => return Err(Failure::internal("an unconditional read answered as a conditional one")),
+        Some(ReadOutcome::RangeNotSatisfiable { size }) => (
+            ObjectInfo { size: size.unwrap_or(0), etag: String::new(), content_type: None },
+            worker::ResponseBody::Empty,
+        ),
+        Some(ReadOutcome::NotModified { .. } | ReadOutcome::PreconditionFailed) => {
+            return Err(Failure::internal("an unconditional read answered as a conditional one"))
+        }
     };
     let head = match body {
         worker::ResponseBody::Empty => vec![],
         body => Response::from_body(body)?.bytes().await?,
     };
     let etag = single_etag_condition(Some(&info.etag)).unwrap_or_default();
-    match ImageRecord::vet(info.content_type.as_deref(), info.size, &head, settings.max_image_bytes, &etag, now().to_rfc3339()) {
+    match ImageRecord::vet(
+        info.content_type.as_deref(),
+        info.size,
+        &head,
+        settings.max_image_bytes,
+        &etag,
+        now().to_rfc3339(),
+    ) {
         Ok(rec) => {
             let written = async {
                 let text = serde_json::to_string(&rec).map_err(|e| e.to_string())?;
                 let kv = env.kv(KV_BINDING).map_err(|e| e.to_string())?;
-                kv.put(&image_record_key(app, image), text).map_err(|e| e.to_string())?.execute().await.map_err(|e| e.to_string())
+                kv.put(&image_record_key(app, image), text)
+                    .map_err(|e| e.to_string())?
+                    .execute()
+                    .await
+                    .map_err(|e| e.to_string())
             };
             // Served all the same (the version checked): the next request only checks again.
             if let Err(e) = written.await {
@@ -101,7 +127,15 @@ async fn vet(store: &AnyStore, env: &Env, settings: &ImageSettings, key: &str, a
 }
 
 /// Serves the image at `key` (already checked to be an image key of `app`).
-async fn serve_image(req: &Request, env: &Env, ctx: &Context, settings: &ImageSettings, key: &str, app: &AppId, image: &ImageId) -> Handled {
+async fn serve_image(
+    req: &Request,
+    env: &Env,
+    ctx: &Context,
+    settings: &ImageSettings,
+    key: &str,
+    app: &AppId,
+    image: &ImageId,
+) -> Handled {
     let origin = req.url()?.origin().ascii_serialization();
     let cache_key = format!("{origin}{IMAGE_ASSETS_PREFIX}{key}");
     // Only checked images ever reach the edge cache: a hit is served as it is.

@@ -41,7 +41,16 @@ fn start() {
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
     let (env, ctx) = (&env, &ctx);
-    worker_kit::entry::handle(SERVICE, SERVER_ONLY, req, env, ctx, ImageSettings::load(env), |req, settings| async move { route(req, env, ctx, &settings).await }).await
+    worker_kit::entry::handle(
+        SERVICE,
+        SERVER_ONLY,
+        req,
+        env,
+        ctx,
+        ImageSettings::load(env),
+        |req, settings| async move { route(req, env, ctx, &settings).await },
+    )
+    .await
 }
 
 async fn route(req: Request, env: &Env, ctx: &Context, settings: &ImageSettings) -> Handled {
@@ -52,7 +61,11 @@ async fn route(req: Request, env: &Env, ctx: &Context, settings: &ImageSettings)
         if let Some(answer) = other_method(method.as_ref(), &[Method::Get, Method::Head]) {
             return answer;
         }
-        return if path.starts_with(IMAGE_ASSETS_PREFIX) { assets::serve_asset(req, env, ctx, settings).await } else { assets::transform_passthrough(req, env, ctx, settings).await };
+        return if path.starts_with(IMAGE_ASSETS_PREFIX) {
+            assets::serve_asset(req, env, ctx, settings).await
+        } else {
+            assets::transform_passthrough(req, env, ctx, settings).await
+        };
     }
     let route = match path.as_str() {
         "/generate-image-upload-url" => Route::UploadUrl,

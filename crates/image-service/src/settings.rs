@@ -3,9 +3,9 @@
 //! `KEY_RATE_LIMITER`, `BAD_KEY_RATE_LIMITER` and `PUBLIC_RATE_LIMITER` rate limits. Storage vars — `STORAGE_BACKEND`, `S3_*` — are
 //! read by `worker_kit::store`; `IV_SENTRY_DSN` by `worker_kit::sentry`.)
 
+use media_core::auth::ApiKeys;
 use media_core::media::DEFAULT_MAX_IMAGE_BYTES;
 use media_core::transform::{TransformDefaults, DEFAULT_TRANSFORM_QUALITY, DEFAULT_TRANSFORM_WIDTH};
-use media_core::auth::ApiKeys;
 use worker::Env;
 use worker_kit::config::{api_keys, ConfigError, Settings};
 
@@ -41,7 +41,10 @@ impl ImageSettings {
         })?;
         let max_image_bytes = s.number("MAX_IMAGE_BYTES", DEFAULT_MAX_IMAGE_BYTES)?;
         if max_image_bytes == 0 {
-            return Err(ConfigError { name: "MAX_IMAGE_BYTES".into(), problem: "is 0; no image could be uploaded".into() });
+            return Err(ConfigError {
+                name: "MAX_IMAGE_BYTES".into(),
+                problem: "is 0; no image could be uploaded".into(),
+            });
         }
         Ok(Self {
             api_keys: api_keys(&s)?,

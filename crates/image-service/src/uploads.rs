@@ -8,10 +8,13 @@
 //! cached as immutable, so an id already taken is refused (409), never
 //! overwritten.
 
+use media_core::api::{
+    query_id, ImageLocation, ImageMeta, ImageRecord, ImageUploadResponse, ImageUploadUrlRequest,
+    ImageUploadUrlResponse, PresignedPut,
+};
 use media_core::auth::KeyGrant;
-use media_core::api::{query_id, ImageLocation, ImageMeta, ImageRecord, ImageUploadResponse, ImageUploadUrlRequest, ImageUploadUrlResponse, PresignedPut};
-use media_core::http::single_etag_condition;
 use media_core::http::media_type;
+use media_core::http::single_etag_condition;
 use media_core::ids::{AppId, IdError, ImageId};
 use media_core::keys::ObjectKey;
 use media_core::media::{check_image_bytes, check_image_type, check_size, describe_bytes, image_dimensions, ImageType};
@@ -20,9 +23,9 @@ use media_core::{ApiError, ErrorCode};
 use worker::{Context, Env, Request};
 use worker_kit::clock::{now, random_bytes};
 use worker_kit::config::Settings;
+use worker_kit::entry::guard;
 use worker_kit::respond::{json, query, read_body};
 use worker_kit::store::{s3_bucket, AnyStore, ObjectStore};
-use worker_kit::entry::guard;
 use worker_kit::{sentry, Failure, Handled};
 
 use crate::settings::ImageSettings;
@@ -96,7 +99,13 @@ pub async fn generate_image_upload_url(mut req: Request, env: &Env, settings: &I
 /// alone and leave `size` out. Their uploads are held to the same rules
 /// before the first serve instead (`assets`: size, type and bytes checked,
 /// and only the version checked is ever served).
-fn presign_image_put(settings: &Settings<'_>, key: &str, content_type: &str, size: Option<u64>, ttl_s: u32) -> Result<media_core::sigv4::PresignedRequest, Failure> {
+fn presign_image_put(
+    settings: &Settings<'_>,
+    key: &str,
+    content_type: &str,
+    size: Option<u64>,
+    ttl_s: u32,
+) -> Result<media_core::sigv4::PresignedRequest, Failure> {
     let bucket = s3_bucket(settings)?;
     let mut headers = vec![("Content-Type".to_owned(), content_type.trim().to_owned())];
     if let Some(len) = size {
@@ -116,10 +125,16 @@ struct Incoming {
 }
 
 /// An optional id from a form field or the query string; empty counts as absent.
-fn optional_id<T>(value: Option<&str>, parse: fn(&str) -> Result<T, IdError>, as_query: bool) -> Result<Option<T>, ApiError> {
+fn optional_id<T>(
+    value: Option<&str>,
+    parse: fn(&str) -> Result<T, IdError>,
+    as_query: bool,
+) -> Result<Option<T>, ApiError> {
     match value.filter(|v| !v.is_empty()) {
         None => Ok(None),
-        Some(v) => parse(v).map(Some).map_err(|e| if as_query { ApiError::invalid_query(e.to_string()) } else { e.into() }),
+        Some(v) => {
+            parse(v).map(Some).map_err(|e| if as_query { ApiError::invalid_query(e.to_string()) } else { e.into() })
+        }
     }
 }
 
@@ -129,7 +144,12 @@ fn query_value<'a>(query: &'a [(String, String)], name: &str) -> Option<&'a str>
 
 /// `/upload` with a raw body: the type is the request's `Content-Type`, the
 /// ids come from the query string.
-async fn raw_upload(req: &mut Request, content_type: &str, settings: &ImageSettings, grant: &KeyGrant) -> Result<Incoming, Failure> {
+async fn raw_upload(
+    req: &mut Request,
+    content_type: &str,
+    settings: &ImageSettings,
+    grant: &KeyGrant,
+) -> Result<Incoming, Failure> {
     let claimed = ImageType::from_content_type(media_type(content_type)).ok_or_else(|| {
         ApiError::new(
             ErrorCode::UnsupportedMediaType,
@@ -151,7 +171,12 @@ async fn raw_upload(req: &mut Request, content_type: &str, settings: &ImageSetti
 /// `/upload` with a form: the image is the `file` field, with its own type;
 /// `app_id` and `image_id` are fields (a field wins over a query parameter
 /// of the same name, which is read only when the field is absent).
-async fn form_upload(req: &mut Request, content_type: &str, settings: &ImageSettings, grant: &KeyGrant) -> Result<Incoming, Failure> {
+async fn form_upload(
+    req: &mut Request,
+    content_type: &str,
+    settings: &ImageSettings,
+    grant: &KeyGrant,
+) -> Result<Incoming, Failure> {
     let boundary = multipart::boundary(content_type)?;
     let q = query(req)?;
     let mut body = read_body(req, settings.max_image_bytes + MAX_FORM_OVERHEAD).await?;
@@ -160,13 +185,16 @@ async fn form_upload(req: &mut Request, content_type: &str, settings: &ImageSett
     let field = |name: &str| -> Result<Option<String>, ApiError> {
         let mut fields = parts.iter().filter(|p| p.name == name && p.filename.is_none());
         let from_form = match (fields.next(), fields.next()) {
-            (Some(_), Some(_)) => return Err(ApiError::invalid_field(format!("the form has more than one {name} field; send it once"))),
+            (Some(_), Some(_)) => {
+                return Err(ApiError::invalid_field(format!("the form has more than one {name} field; send it once")))
+            }
             (Some(p), None) => Some(p.text(&body)?.to_owned()).filter(|v| !v.is_empty()),
             (None, _) => None,
         };
         Ok(from_form.or_else(|| query_value(&q, name).filter(|v| !v.is_empty()).map(str::to_owned)))
     };
-    let app_id = field("app_id")?.ok_or_else(|| ApiError::invalid_field("app_id is required: send it as a form field next to the file"))?;
+    let app_id = field("app_id")?
+        .ok_or_else(|| ApiError::invalid_field("app_id is required: send it as a form field next to the file"))?;
     let app = AppId::parse(&app_id).map_err(ApiError::from)?;
     grant.check_app(&app)?;
     let image = optional_id(field("image_id")?.as_deref(), ImageId::parse, false)?;
@@ -181,7 +209,11 @@ async fn form_upload(req: &mut Request, content_type: &str, settings: &ImageSett
             ))
             .into())
         }
-        (Some(_), Some(_)) => return Err(ApiError::invalid_field("the form has more than one file field; upload one image per request").into()),
+        (Some(_), Some(_)) => {
+            return Err(
+                ApiError::invalid_field("the form has more than one file field; upload one image per request").into()
+            )
+        }
     };
     // The part's own type is the claim. Clients that label files generically
     // (or not at all) get the type their bytes show, which is checked below
@@ -256,7 +288,15 @@ pub async fn upload(mut req: Request, env: &Env, ctx: &Context, settings: &Image
 /// Writes the metadata record. The stored object is the truth and the
 /// upload has succeeded, so a failed write is reported (logs, Sentry) but
 /// does not fail the request: a retry would only meet the 409.
-async fn record_metadata(env: &Env, ctx: &Context, settings: &ImageSettings, req: &Request, app: &AppId, image: &ImageId, meta: &ImageRecord) {
+async fn record_metadata(
+    env: &Env,
+    ctx: &Context,
+    settings: &ImageSettings,
+    req: &Request,
+    app: &AppId,
+    image: &ImageId,
+    meta: &ImageRecord,
+) {
     let key = image_record_key(app, image);
     let written = async {
         let record = serde_json::to_string(meta).map_err(|e| e.to_string())?;
@@ -267,6 +307,16 @@ async fn record_metadata(env: &Env, ctx: &Context, settings: &ImageSettings, req
         let detail = format!("writing the image record {key}: {e}");
         tracing::error!(app_id = %app, image_id = %image, detail, "image metadata not recorded");
         let url = req.url().map(|u| u.to_string()).unwrap_or_default();
-        sentry::report(env, ctx, sentry::Fault { service: crate::SERVICE, environment: &settings.environment, message: &detail, method: "POST", url: &url });
+        sentry::report(
+            env,
+            ctx,
+            sentry::Fault {
+                service: crate::SERVICE,
+                environment: &settings.environment,
+                message: &detail,
+                method: "POST",
+                url: &url,
+            },
+        );
     }
 }

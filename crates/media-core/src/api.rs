@@ -64,7 +64,11 @@ impl Fields {
         Ok(parse(self.required_str(name)?)?)
     }
 
-    pub fn optional_id<T>(&self, name: &'static str, parse: fn(&str) -> Result<T, IdError>) -> Result<Option<T>, ApiError> {
+    pub fn optional_id<T>(
+        &self,
+        name: &'static str,
+        parse: fn(&str) -> Result<T, IdError>,
+    ) -> Result<Option<T>, ApiError> {
         self.optional_str(name)?.map(parse).transpose().map_err(ApiError::from)
     }
 }
@@ -81,7 +85,11 @@ fn kind(v: &Value) -> &'static str {
 }
 
 /// Reads one query parameter as a caller id.
-pub fn query_id<T>(query: &[(String, String)], name: &'static str, parse: fn(&str) -> Result<T, IdError>) -> Result<T, ApiError> {
+pub fn query_id<T>(
+    query: &[(String, String)],
+    name: &'static str,
+    parse: fn(&str) -> Result<T, IdError>,
+) -> Result<T, ApiError> {
     let value = query
         .iter()
         .find(|(k, _)| k == name)
@@ -177,7 +185,10 @@ pub struct CancelRequest {
 impl CancelRequest {
     pub fn from_json(body: &[u8]) -> Result<Self, ApiError> {
         let f = Fields::parse(body)?;
-        Ok(Self { app_id: f.required_id("app_id", AppId::parse)?, video_id: f.required_id("video_id", VideoId::parse)? })
+        Ok(Self {
+            app_id: f.required_id("app_id", AppId::parse)?,
+            video_id: f.required_id("video_id", VideoId::parse)?,
+        })
     }
 }
 
@@ -420,18 +431,32 @@ impl ImageRecord {
     /// first [`IMAGE_SNIFF_BYTES`] or all of a smaller object) of that type.
     /// The record to keep on success; `etag` is the object's bare tag and
     /// `now` the RFC 3339 time of the check.
-    pub fn vet(stored_type: Option<&str>, size: u64, head: &[u8], max: u64, etag: &str, now: String) -> Result<ImageRecord, ImageRefusal> {
+    pub fn vet(
+        stored_type: Option<&str>,
+        size: u64,
+        head: &[u8],
+        max: u64,
+        etag: &str,
+        now: String,
+    ) -> Result<ImageRecord, ImageRefusal> {
         if size > max {
             return Err(ImageRefusal::TooLarge { size, max });
         }
         let stored = stored_type.unwrap_or("");
-        let claimed = ImageType::from_content_type(crate::http::media_type(stored)).ok_or_else(|| ImageRefusal::NotAnImageType { stored: stored.to_owned() })?;
+        let claimed = ImageType::from_content_type(crate::http::media_type(stored))
+            .ok_or_else(|| ImageRefusal::NotAnImageType { stored: stored.to_owned() })?;
         if ImageType::sniff(head) != Some(claimed) {
             return Err(ImageRefusal::WrongBytes { claimed: claimed.content_type(), actual: describe_bytes(head) });
         }
         let dims = image_dimensions(claimed, head);
         Ok(ImageRecord {
-            meta: ImageMeta { content_type: claimed.content_type().to_owned(), size, width: dims.map(|d| d.width), height: dims.map(|d| d.height), uploaded_at: now },
+            meta: ImageMeta {
+                content_type: claimed.content_type().to_owned(),
+                size,
+                width: dims.map(|d| d.width),
+                height: dims.map(|d| d.height),
+                uploaded_at: now,
+            },
             etag: Some(etag.to_owned()),
         })
     }
@@ -551,15 +576,25 @@ mod tests {
             ("{\"app_id\":\"a/b\"}", 400, "app_id contains '/'"),
             ("{\"app_id\":\"a\"}", 400, "video_id is required"),
             ("{\"app_id\":\"a\",\"video_id\":\"v\"}", 400, "content_type is required"),
-            ("{\"app_id\":\"a\",\"video_id\":\"v\",\"content_type\":\"video/mp4\",\"size\":-1}", 400, "size must be a whole number of bytes, not -1"),
-            ("{\"app_id\":\"a\",\"video_id\":\"v\",\"content_type\":\"video/mp4\",\"size\":\"9\"}", 400, "size must be a number, not a string"),
+            (
+                "{\"app_id\":\"a\",\"video_id\":\"v\",\"content_type\":\"video/mp4\",\"size\":-1}",
+                400,
+                "size must be a whole number of bytes, not -1",
+            ),
+            (
+                "{\"app_id\":\"a\",\"video_id\":\"v\",\"content_type\":\"video/mp4\",\"size\":\"9\"}",
+                400,
+                "size must be a number, not a string",
+            ),
         ];
         for (body, status, msg) in cases {
             let e = VideoUploadUrlRequest::from_json(body.as_bytes()).unwrap_err();
             assert_eq!(e.status(), *status, "{body}");
             assert!(e.message.starts_with(msg), "{body}: {}", e.message);
         }
-        let ok = VideoUploadUrlRequest::from_json(br#"{"app_id":"a","video_id":"v","content_type":"video/mp4","extra":1}"#).unwrap();
+        let ok =
+            VideoUploadUrlRequest::from_json(br#"{"app_id":"a","video_id":"v","content_type":"video/mp4","extra":1}"#)
+                .unwrap();
         assert_eq!((ok.app_id.as_str(), ok.size), ("a", None));
     }
 
@@ -567,21 +602,33 @@ mod tests {
     fn image_id_is_optional() {
         let r = ImageUploadUrlRequest::from_json(br#"{"app_id":"a","content_type":"image/png","size":10}"#).unwrap();
         assert_eq!((r.image_id, r.size), (None, Some(10)));
-        let e = ImageUploadUrlRequest::from_json(br#"{"app_id":"a","image_id":"x y","content_type":"image/png"}"#).unwrap_err();
+        let e = ImageUploadUrlRequest::from_json(br#"{"app_id":"a","image_id":"x y","content_type":"image/png"}"#)
+            .unwrap_err();
         assert!(e.message.starts_with("image_id contains ' '"));
     }
 
     #[test]
     fn image_locations() {
         let (app, image) = (AppId::parse("app1").unwrap(), ImageId::parse("img_9").unwrap());
-        let loc = ImageLocation::of("https://assets.example.com/", &app, &image, &TransformDefaults { width: 800, quality: 70 });
+        let loc = ImageLocation::of(
+            "https://assets.example.com/",
+            &app,
+            &image,
+            &TransformDefaults { width: 800, quality: 70 },
+        );
         assert_eq!(loc.key, "images/app1/img_9");
         assert_eq!(loc.image_id, "img_9");
         assert_eq!(loc.asset_url, "https://assets.example.com/assets/images/app1/img_9");
-        assert_eq!(loc.transform_url, "https://assets.example.com/cdn-cgi/image/width=800,quality=70,format=auto/assets/images/app1/img_9");
+        assert_eq!(
+            loc.transform_url,
+            "https://assets.example.com/cdn-cgi/image/width=800,quality=70,format=auto/assets/images/app1/img_9"
+        );
         // The asset path is the prefix and the key, which the asset route parses back.
         let path = loc.asset_url.strip_prefix("https://assets.example.com").unwrap();
-        assert_eq!(ObjectKey::parse(path.strip_prefix(IMAGE_ASSETS_PREFIX).unwrap()), Some(ObjectKey::Image { app, image }));
+        assert_eq!(
+            ObjectKey::parse(path.strip_prefix(IMAGE_ASSETS_PREFIX).unwrap()),
+            Some(ObjectKey::Image { app, image })
+        );
     }
 
     #[test]
@@ -589,8 +636,14 @@ mod tests {
         let q = vec![("app_id".to_owned(), "a".to_owned()), ("video_id".to_owned(), "../x".to_owned())];
         assert_eq!(query_id(&q, "app_id", AppId::parse).unwrap().as_str(), "a");
         let e = query_id(&q, "video_id", VideoId::parse).unwrap_err();
-        assert_eq!((e.code, e.message.as_str()), (ErrorCode::InvalidQuery, "video_id contains '.'; use only letters, digits, '-' and '_'"));
-        assert_eq!(query_id(&[], "app_id", AppId::parse).unwrap_err().message, "the query parameter app_id is required");
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            (ErrorCode::InvalidQuery, "video_id contains '.'; use only letters, digits, '-' and '_'")
+        );
+        assert_eq!(
+            query_id(&[], "app_id", AppId::parse).unwrap_err().message,
+            "the query parameter app_id is required"
+        );
     }
 
     #[test]
@@ -601,11 +654,13 @@ mod tests {
             headers: BTreeMap::from([("Content-Type".into(), "video/mp4".into())]),
             expires_at: "t".into(),
         };
-        let v = serde_json::to_value(VideoUploadUrlResponse { put: put.clone(), raw_key: "raw/a/v/source.mp4".into() }).unwrap();
+        let v = serde_json::to_value(VideoUploadUrlResponse { put: put.clone(), raw_key: "raw/a/v/source.mp4".into() })
+            .unwrap();
         let mut keys: Vec<_> = v.as_object().unwrap().keys().cloned().collect();
         keys.sort();
         assert_eq!(keys, ["expires_at", "headers", "method", "raw_key", "upload_url"]);
-        let loc = ImageLocation { key: "k".into(), image_id: "i".into(), asset_url: "a".into(), transform_url: "t".into() };
+        let loc =
+            ImageLocation { key: "k".into(), image_id: "i".into(), asset_url: "a".into(), transform_url: "t".into() };
         let v = serde_json::to_value(ImageUploadUrlResponse { put, location: loc }).unwrap();
         for k in ["upload_url", "key", "asset_url", "transform_url", "expires_at", "method", "headers"] {
             assert!(v.get(k).is_some(), "{k}");
@@ -619,7 +674,10 @@ mod tests {
         let ok = ImageRecord::vet(Some("image/png"), 2146, png, 1000, "e", now());
         assert_eq!(ok.unwrap_err(), ImageRefusal::TooLarge { size: 2146, max: 1000 });
         let rec = ImageRecord::vet(Some("image/png"), 2146, png, 25 << 20, "e1", now()).unwrap();
-        assert_eq!((rec.meta.content_type.as_str(), rec.meta.width, rec.meta.height, rec.etag.as_deref()), ("image/png", Some(640), Some(480), Some("e1")));
+        assert_eq!(
+            (rec.meta.content_type.as_str(), rec.meta.width, rec.meta.height, rec.etag.as_deref()),
+            ("image/png", Some(640), Some(480), Some("e1"))
+        );
         let mut html_tail = vec![7u8; 64];
         html_tail.extend_from_slice(b"<html><script>alert(1)</script>");
         let cases: &[(Option<&str>, &[u8], &str)] = &[
@@ -638,7 +696,10 @@ mod tests {
         // The record keeps the /upload answer's fields, with the tag beside them.
         let v = serde_json::to_value(&rec).unwrap();
         assert_eq!((v["content_type"].as_str(), v["etag"].as_str()), (Some("image/png"), Some("e1")));
-        let old: ImageRecord = serde_json::from_str(r#"{"content_type":"image/png","size":1,"width":null,"height":null,"uploaded_at":"t"}"#).unwrap();
+        let old: ImageRecord = serde_json::from_str(
+            r#"{"content_type":"image/png","size":1,"width":null,"height":null,"uploaded_at":"t"}"#,
+        )
+        .unwrap();
         assert_eq!(old.etag, None);
     }
 
@@ -678,15 +739,35 @@ mod tests {
             "job_1".into(),
             AppId::parse("app").unwrap(),
             VideoId::parse("vid").unwrap(),
-            SourceUpload { raw_key: "raw/app/vid/source.mp4".into(), content_type: "video/mp4".into(), size: 5, etag: None },
+            SourceUpload {
+                raw_key: "raw/app/vid/source.mp4".into(),
+                content_type: "video/mp4".into(),
+                size: 5,
+                etag: None,
+            },
             LadderOptions::default(),
             &p,
             t0,
         );
         let v = JobView::of(&job, "https://videos.example.com/");
-        assert_eq!((v.status, v.playable, v.playback_url.as_deref(), v.heartbeat.as_deref()), (JobStatus::Queued, false, None, None));
+        assert_eq!(
+            (v.status, v.playable, v.playback_url.as_deref(), v.heartbeat.as_deref()),
+            (JobStatus::Queued, false, None, None)
+        );
         let json = serde_json::to_value(&v).unwrap();
-        for k in ["status", "progress", "stage", "error", "heartbeat", "attempts", "playable", "duration_s", "renditions", "thumbnails", "created_at"] {
+        for k in [
+            "status",
+            "progress",
+            "stage",
+            "error",
+            "heartbeat",
+            "attempts",
+            "playable",
+            "duration_s",
+            "renditions",
+            "thumbnails",
+            "created_at",
+        ] {
             assert!(json.get(k).is_some(), "{k} missing");
         }
 
@@ -698,8 +779,21 @@ mod tests {
         assert!(v.thumbnails.is_none());
 
         let meta = ThumbnailMeta { interval_s: 1.0, tile_w: 160, tile_h: 90, cols: 10, rows: 1, count: 5 };
-        let rendition = Rendition { name: "720p".into(), width: 1280, height: 720, bandwidth: 3, average_bandwidth: 2, codecs: "c".into(), frame_rate: 30.0 };
-        job.complete("L", JobResult { duration_s: 5.0, renditions: vec![rendition], thumbnails: Some(meta), has_audio: false }, t0.plus_secs(9)).unwrap();
+        let rendition = Rendition {
+            name: "720p".into(),
+            width: 1280,
+            height: 720,
+            bandwidth: 3,
+            average_bandwidth: 2,
+            codecs: "c".into(),
+            frame_rate: 30.0,
+        };
+        job.complete(
+            "L",
+            JobResult { duration_s: 5.0, renditions: vec![rendition], thumbnails: Some(meta), has_audio: false },
+            t0.plus_secs(9),
+        )
+        .unwrap();
         let v = JobView::of(&job, "https://videos.example.com");
         assert_eq!(v.renditions[0].url, "https://videos.example.com/hls/app/vid/o1/720p/index.m3u8");
         let th = v.thumbnails.unwrap();

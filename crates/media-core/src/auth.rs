@@ -120,7 +120,8 @@ impl ApiKeys {
                         }
                         let mut parsed = Vec::with_capacity(ids.len());
                         for id in ids {
-                            let app = AppId::parse(id).map_err(|e| KeyConfigError::BadApp { entry, problem: e.to_string() })?;
+                            let app = AppId::parse(id)
+                                .map_err(|e| KeyConfigError::BadApp { entry, problem: e.to_string() })?;
                             if !parsed.contains(&app) {
                                 parsed.push(app);
                             }
@@ -159,7 +160,12 @@ impl ApiKeys {
     pub fn check(&self, given: Option<&str>) -> Result<KeyGrant, ApiError> {
         let given = match given {
             Some(g) if !g.is_empty() => g,
-            _ => return Err(ApiError::new(ErrorCode::Unauthorized, "this route needs an API key: send it in the x-api-key header")),
+            _ => {
+                return Err(ApiError::new(
+                    ErrorCode::Unauthorized,
+                    "this route needs an API key: send it in the x-api-key header",
+                ))
+            }
         };
         let digest: [u8; 32] = Sha256::digest(given.as_bytes()).into();
         let mut found = subtle::Choice::from(0);
@@ -220,7 +226,12 @@ pub fn check_bearer(authorization: Option<&str>, expected: &str) -> Result<(), A
     let token = authorization
         .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
         .filter(|t| !t.is_empty())
-        .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "this route needs the transcoder token: send Authorization: Bearer <TRANSCODER_TOKEN>"))?;
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::Unauthorized,
+                "this route needs the transcoder token: send Authorization: Bearer <TRANSCODER_TOKEN>",
+            )
+        })?;
     if !expected.is_empty() && secrets_equal(token, expected) {
         Ok(())
     } else {
@@ -301,7 +312,10 @@ mod tests {
         assert_eq!(g.fingerprint(), key_fingerprint("ka"));
         assert_eq!(g.fingerprint().len(), 16);
         assert_ne!(g.fingerprint(), keys.check(Some("kc")).unwrap().fingerprint());
-        assert_eq!(g, KeyGrant { fingerprint: key_fingerprint("ka"), scope: AppScope::Only(vec![app("app-a"), app("app-b")]) });
+        assert_eq!(
+            g,
+            KeyGrant { fingerprint: key_fingerprint("ka"), scope: AppScope::Only(vec![app("app-a"), app("app-b")]) }
+        );
     }
 
     #[test]
@@ -312,8 +326,14 @@ mod tests {
             ("k1, :app-a", EmptyKey { entry: 2 }),
             ("secret-one:", NoApps { entry: 1 }),
             ("secret-one: | ", NoApps { entry: 1 }),
-            ("secret-one:app/a", BadApp { entry: 1, problem: "app_id contains '/'; use only letters, digits, '-' and '_'".into() }),
-            ("k0, secret-one:app a", BadApp { entry: 2, problem: "app_id contains ' '; use only letters, digits, '-' and '_'".into() }),
+            (
+                "secret-one:app/a",
+                BadApp { entry: 1, problem: "app_id contains '/'; use only letters, digits, '-' and '_'".into() },
+            ),
+            (
+                "k0, secret-one:app a",
+                BadApp { entry: 2, problem: "app_id contains ' '; use only letters, digits, '-' and '_'".into() },
+            ),
             ("secret:one:app-a", ColonInKey { entry: 1 }),
             ("secret|one", BarInKey { entry: 1 }),
             ("secret|one:app-a", BarInKey { entry: 1 }),

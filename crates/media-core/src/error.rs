@@ -220,7 +220,10 @@ mod tests {
     fn body_has_the_documented_shape() {
         let e = ApiError::invalid_field("app_id must be 1-64 characters");
         let v: serde_json::Value = serde_json::from_str(&e.to_json()).unwrap();
-        assert_eq!(v, serde_json::json!({"error": {"code": "invalid_field", "message": "app_id must be 1-64 characters"}}));
+        assert_eq!(
+            v,
+            serde_json::json!({"error": {"code": "invalid_field", "message": "app_id must be 1-64 characters"}})
+        );
         assert_eq!(e.status(), 400);
     }
 

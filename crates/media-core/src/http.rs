@@ -57,7 +57,9 @@ impl RangeSpec {
             return None;
         }
         let (a, b) = spec.trim().split_once('-')?;
-        let num = |s: &str| -> Option<u64> { (!s.is_empty() && s.bytes().all(|c| c.is_ascii_digit())).then(|| s.parse().ok()).flatten() };
+        let num = |s: &str| -> Option<u64> {
+            (!s.is_empty() && s.bytes().all(|c| c.is_ascii_digit())).then(|| s.parse().ok()).flatten()
+        };
         match (a.trim(), b.trim()) {
             ("", suffix) => num(suffix).map(RangeSpec::Suffix),
             (start, "") => num(start).map(RangeSpec::From),
@@ -72,7 +74,9 @@ impl RangeSpec {
     pub fn resolve(self, size: u64) -> RangeRequest {
         match self {
             RangeSpec::Suffix(0) => RangeRequest::Unsatisfiable,
-            RangeSpec::Suffix(n) if size > 0 => RangeRequest::Partial(ByteRange { start: size.saturating_sub(n), end: size - 1 }),
+            RangeSpec::Suffix(n) if size > 0 => {
+                RangeRequest::Partial(ByteRange { start: size.saturating_sub(n), end: size - 1 })
+            }
             RangeSpec::Suffix(_) => RangeRequest::Unsatisfiable,
             RangeSpec::From(s) if s < size => RangeRequest::Partial(ByteRange { start: s, end: size - 1 }),
             RangeSpec::From(_) => RangeRequest::Unsatisfiable,

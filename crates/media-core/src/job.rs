@@ -27,10 +27,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::ids::{AppId, VideoId};
 use crate::keys::OutputId;
 use crate::ladder::LadderOptions;
 use crate::time::Timestamp;
-use crate::ids::{AppId, VideoId};
 
 /// Where a job is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -97,7 +97,10 @@ pub fn public_failure_message(kind: Option<FailureKind>, message: &str, attempts
     match kind {
         Some(FailureKind::Canceled) => "canceled through the API".to_owned(),
         Some(FailureKind::Processing) if ended => {
-            format!("processing failed on our side after {attempts} attempt{}; call /notify-upload-complete to try again", if attempts == 1 { "" } else { "s" })
+            format!(
+                "processing failed on our side after {attempts} attempt{}; call /notify-upload-complete to try again",
+                if attempts == 1 { "" } else { "s" }
+            )
         }
         Some(FailureKind::Processing) => "processing failed on our side; it will be retried".to_owned(),
         Some(FailureKind::Upload) | None if is_presentable(message) => message.to_owned(),
@@ -111,8 +114,27 @@ pub fn public_failure_message(kind: Option<FailureKind>, message: &str, attempts
 /// the platform's insides.
 fn is_presentable(message: &str) -> bool {
     const INTERNAL: &[&str] = &[
-        "raw/", "hls/", "images/", "panic", "internal error", "backtrace", "out of bounds", "unwrap", ".rs:", "://", "127.0.0.1", "localhost",
-        "x-amz", "lease_", "job_", "gave up after", "heartbeat", "storage", "status 5", "errno", "os error",
+        "raw/",
+        "hls/",
+        "images/",
+        "panic",
+        "internal error",
+        "backtrace",
+        "out of bounds",
+        "unwrap",
+        ".rs:",
+        "://",
+        "127.0.0.1",
+        "localhost",
+        "x-amz",
+        "lease_",
+        "job_",
+        "gave up after",
+        "heartbeat",
+        "storage",
+        "status 5",
+        "errno",
+        "os error",
     ];
     let lower = message.to_ascii_lowercase();
     !message.is_empty()
@@ -316,7 +338,15 @@ pub enum FailOutcome {
 
 impl Job {
     /// A new job, queued at `now`.
-    pub fn new(job_id: String, app_id: AppId, video_id: VideoId, source: SourceUpload, ladder: LadderOptions, policy: &RetryPolicy, now: Timestamp) -> Job {
+    pub fn new(
+        job_id: String,
+        app_id: AppId,
+        video_id: VideoId,
+        source: SourceUpload,
+        ladder: LadderOptions,
+        policy: &RetryPolicy,
+        now: Timestamp,
+    ) -> Job {
         Job {
             job_id,
             app_id,
@@ -353,7 +383,9 @@ impl Job {
 
     /// `last_error` as the public routes show it.
     pub fn public_last_error(&self) -> Option<String> {
-        self.last_error.as_deref().map(|m| public_failure_message(self.failure, m, self.attempts, self.status == JobStatus::Error))
+        self.last_error
+            .as_deref()
+            .map(|m| public_failure_message(self.failure, m, self.attempts, self.status == JobStatus::Error))
     }
 
     /// True when the job is processing under a lease that has run out.
@@ -412,7 +444,13 @@ impl Job {
     }
 
     /// Hands the job to a transcoder. The caller mints `lease_id` and `output_id`.
-    pub fn lease(&mut self, lease_id: String, output_id: OutputId, policy: &RetryPolicy, now: Timestamp) -> Result<&Lease, NotLeasable> {
+    pub fn lease(
+        &mut self,
+        lease_id: String,
+        output_id: OutputId,
+        policy: &RetryPolicy,
+        now: Timestamp,
+    ) -> Result<&Lease, NotLeasable> {
         if !self.is_leasable(now) {
             return Err(NotLeasable { status: self.status.as_str(), not_before: self.not_before });
         }
@@ -431,13 +469,25 @@ impl Job {
     fn check_lease(&self, lease_id: &str) -> Result<&Lease, LeaseLost> {
         match &self.lease {
             Some(l) if self.status == JobStatus::Processing && l.id == lease_id => Ok(l),
-            _ => Err(LeaseLost { job_id: self.job_id.clone(), lease_id: lease_id.to_owned(), status: self.status.as_str() }),
+            _ => Err(LeaseLost {
+                job_id: self.job_id.clone(),
+                lease_id: lease_id.to_owned(),
+                status: self.status.as_str(),
+            }),
         }
     }
 
     /// Progress from the lease holder; extends the lease. A late heartbeat
     /// is still accepted while nobody has acted on the expiry.
-    pub fn heartbeat(&mut self, lease_id: &str, progress: u8, stage: Option<String>, playable: bool, policy: &RetryPolicy, now: Timestamp) -> Result<Timestamp, LeaseLost> {
+    pub fn heartbeat(
+        &mut self,
+        lease_id: &str,
+        progress: u8,
+        stage: Option<String>,
+        playable: bool,
+        policy: &RetryPolicy,
+        now: Timestamp,
+    ) -> Result<Timestamp, LeaseLost> {
         let output_id = self.check_lease(lease_id)?.output_id.clone();
         self.progress = self.progress.max(progress.min(99));
         if stage.is_some() {
@@ -479,7 +529,14 @@ impl Job {
 
     /// The lease holder gave up. Retryable faults are queued again while
     /// attempts remain; permanent ones end the job at once.
-    pub fn fail(&mut self, lease_id: &str, message: &str, retryable: bool, policy: &RetryPolicy, now: Timestamp) -> Result<FailOutcome, LeaseLost> {
+    pub fn fail(
+        &mut self,
+        lease_id: &str,
+        message: &str,
+        retryable: bool,
+        policy: &RetryPolicy,
+        now: Timestamp,
+    ) -> Result<FailOutcome, LeaseLost> {
         self.check_lease(lease_id)?;
         Ok(self.end_attempt(message, retryable, policy, now))
     }
@@ -706,7 +763,10 @@ mod tests {
         let p = policy();
         let mut j = job();
         j.lease("L1".into(), out("o1"), &p, T0).unwrap();
-        assert_eq!(j.fail("L1", "the upload is not a video libav can read", false, &p, T0).unwrap(), FailOutcome::Failed);
+        assert_eq!(
+            j.fail("L1", "the upload is not a video libav can read", false, &p, T0).unwrap(),
+            FailOutcome::Failed
+        );
         assert_eq!((j.status, j.attempts), (JobStatus::Error, 1));
         assert_eq!(j.error.as_deref(), Some("the upload is not a video libav can read"));
     }
@@ -853,11 +913,17 @@ mod tests {
         assert!(j.last_error.as_deref().unwrap().contains("hls/app/vid"), "the full text is kept for the logs");
         j.lease("L2".into(), out("o2"), &p, T0.plus_secs(10)).unwrap();
         j.fail("L2", "the upload is not a video", false, &p, T0.plus_secs(11)).unwrap();
-        assert_eq!((j.failure, j.public_error().as_deref()), (Some(FailureKind::Upload), Some("the upload is not a video")));
+        assert_eq!(
+            (j.failure, j.public_error().as_deref()),
+            (Some(FailureKind::Upload), Some("the upload is not a video"))
+        );
         assert!(j.cancel("canceled through the API", T0) || j.status == JobStatus::Error);
         let mut c = job();
         c.cancel("canceled through the API", T0);
-        assert_eq!((c.failure, c.public_error().as_deref()), (Some(FailureKind::Canceled), Some("canceled through the API")));
+        assert_eq!(
+            (c.failure, c.public_error().as_deref()),
+            (Some(FailureKind::Canceled), Some("canceled through the API"))
+        );
         assert_eq!(JobStatus::Processing.public_cache_ttl_s(), 1);
         assert!(JobStatus::Done.public_cache_ttl_s() > JobStatus::Error.public_cache_ttl_s());
     }

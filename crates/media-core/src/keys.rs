@@ -214,7 +214,9 @@ impl ObjectKey {
                 let kind = VideoType::from_extension(file.strip_prefix("source.")?)?;
                 ObjectKey::RawUpload { app: AppId::parse(app).ok()?, video: VideoId::parse(video).ok()?, kind }
             }
-            ["images", app, image] => ObjectKey::Image { app: AppId::parse(app).ok()?, image: ImageId::parse(image).ok()? },
+            ["images", app, image] => {
+                ObjectKey::Image { app: AppId::parse(app).ok()?, image: ImageId::parse(image).ok()? }
+            }
             ["hls", app, video, output, rest @ ..] => ObjectKey::Hls {
                 app: AppId::parse(app).ok()?,
                 video: VideoId::parse(video).ok()?,
@@ -288,7 +290,10 @@ mod tests {
         let hls = |file| ObjectKey::Hls { app: app(), video: video(), output: out(), file };
         let cases = [
             (ObjectKey::RawUpload { app: app(), video: video(), kind: VideoType::Mp4 }, "raw/app1/vid_1/source.mp4"),
-            (ObjectKey::RawUpload { app: app(), video: video(), kind: VideoType::Matroska }, "raw/app1/vid_1/source.mkv"),
+            (
+                ObjectKey::RawUpload { app: app(), video: video(), kind: VideoType::Matroska },
+                "raw/app1/vid_1/source.mkv",
+            ),
             (ObjectKey::Image { app: app(), image: ImageId::parse("img-9").unwrap() }, "images/app1/img-9"),
             (hls(HlsFile::Master), "hls/app1/vid_1/k3v9/master.m3u8"),
             (hls(HlsFile::Rung(rung("1080p"), RungFile::Playlist)), "hls/app1/vid_1/k3v9/1080p/index.m3u8"),
@@ -368,7 +373,16 @@ mod tests {
 
     #[test]
     fn rung_names() {
-        for (s, ok) in [("1080p", true), ("240p", true), ("2160p", true), ("p", false), ("0p", false), ("12345p", false), ("720", false), ("720P", false)] {
+        for (s, ok) in [
+            ("1080p", true),
+            ("240p", true),
+            ("2160p", true),
+            ("p", false),
+            ("0p", false),
+            ("12345p", false),
+            ("720", false),
+            ("720P", false),
+        ] {
             assert_eq!(RungName::parse(s).is_some(), ok, "{s}");
         }
         assert_eq!(RungName::from_short_side(720).as_str(), "720p");

@@ -57,7 +57,8 @@ pub struct SourceVideo {
 impl SourceVideo {
     /// Display size: square pixels, rotation applied.
     pub fn display_size(&self) -> (u32, u32) {
-        let sar = if self.sample_aspect.num == 0 || self.sample_aspect.den == 0 { 1.0 } else { self.sample_aspect.as_f64() };
+        let sar =
+            if self.sample_aspect.num == 0 || self.sample_aspect.den == 0 { 1.0 } else { self.sample_aspect.as_f64() };
         let (w, h) = if sar >= 1.0 {
             ((f64::from(self.width) * sar).round() as u32, self.height)
         } else {
@@ -263,7 +264,13 @@ mod tests {
     use super::*;
 
     fn src(w: u32, h: u32, rotation: i32, fps: (u32, u32)) -> SourceVideo {
-        SourceVideo { width: w, height: h, sample_aspect: Rational::new(1, 1), rotation, frame_rate: Rational::new(fps.0, fps.1) }
+        SourceVideo {
+            width: w,
+            height: h,
+            sample_aspect: Rational::new(1, 1),
+            rotation,
+            frame_rate: Rational::new(fps.0, fps.1),
+        }
     }
 
     fn sizes(plan: &LadderPlan) -> Vec<(&str, u32, u32)> {
@@ -277,7 +284,13 @@ mod tests {
         let cases: Vec<(SourceVideo, Vec<(&str, u32, u32)>)> = vec![
             (
                 src(1920, 1080, 0, (30, 1)),
-                vec![("1080p", 1920, 1080), ("720p", 1280, 720), ("480p", 852, 480), ("360p", 640, 360), ("240p", 426, 240)],
+                vec![
+                    ("1080p", 1920, 1080),
+                    ("720p", 1280, 720),
+                    ("480p", 852, 480),
+                    ("360p", 640, 360),
+                    ("240p", 426, 240),
+                ],
             ),
             (
                 src(3840, 2160, 0, (30, 1)),
@@ -292,19 +305,60 @@ mod tests {
                 ],
             ),
             // 8K: capped at 2160p, never above.
-            (src(7680, 4320, 0, (30, 1)), vec![("2160p", 3840, 2160), ("1440p", 2560, 1440), ("1080p", 1920, 1080), ("720p", 1280, 720), ("480p", 852, 480), ("360p", 640, 360), ("240p", 426, 240)]),
+            (
+                src(7680, 4320, 0, (30, 1)),
+                vec![
+                    ("2160p", 3840, 2160),
+                    ("1440p", 2560, 1440),
+                    ("1080p", 1920, 1080),
+                    ("720p", 1280, 720),
+                    ("480p", 852, 480),
+                    ("360p", 640, 360),
+                    ("240p", 426, 240),
+                ],
+            ),
             // Portrait phone video stored landscape with rotation metadata.
             (
                 src(1920, 1080, 90, (30, 1)),
-                vec![("1080p", 1080, 1920), ("720p", 720, 1280), ("480p", 480, 852), ("360p", 360, 640), ("240p", 240, 426)],
+                vec![
+                    ("1080p", 1080, 1920),
+                    ("720p", 720, 1280),
+                    ("480p", 480, 852),
+                    ("360p", 360, 640),
+                    ("240p", 240, 426),
+                ],
             ),
-            (src(1080, 1920, 0, (30, 1)), vec![("1080p", 1080, 1920), ("720p", 720, 1280), ("480p", 480, 852), ("360p", 360, 640), ("240p", 240, 426)]),
+            (
+                src(1080, 1920, 0, (30, 1)),
+                vec![
+                    ("1080p", 1080, 1920),
+                    ("720p", 720, 1280),
+                    ("480p", 480, 852),
+                    ("360p", 360, 640),
+                    ("240p", 240, 426),
+                ],
+            ),
             // Upside down is still landscape.
-            (src(1280, 720, 180, (30, 1)), vec![("720p", 1280, 720), ("480p", 852, 480), ("360p", 640, 360), ("240p", 426, 240)]),
+            (
+                src(1280, 720, 180, (30, 1)),
+                vec![("720p", 1280, 720), ("480p", 852, 480), ("360p", 640, 360), ("240p", 426, 240)],
+            ),
             // Odd sizes round down to even; the top rung is the source itself.
-            (src(1001, 563, 0, (25, 1)), vec![("720p", 1000, 562), ("480p", 852, 480), ("360p", 640, 358), ("240p", 426, 240)]),
+            (
+                src(1001, 563, 0, (25, 1)),
+                vec![("720p", 1000, 562), ("480p", 852, 480), ("360p", 640, 358), ("240p", 426, 240)],
+            ),
             // Ultra-wide keeps its full width in the 1080p box.
-            (src(1920, 800, 0, (24, 1)), vec![("1080p", 1920, 800), ("720p", 1280, 532), ("480p", 854, 354), ("360p", 640, 266), ("240p", 428, 178)]),
+            (
+                src(1920, 800, 0, (24, 1)),
+                vec![
+                    ("1080p", 1920, 800),
+                    ("720p", 1280, 532),
+                    ("480p", 854, 354),
+                    ("360p", 640, 266),
+                    ("240p", 428, 178),
+                ],
+            ),
             // Tiny: one rung at source size.
             (src(160, 120, 0, (15, 1)), vec![("240p", 160, 120)]),
             (src(3, 3, 0, (30, 1)), vec![("240p", 2, 2)]),
@@ -358,7 +412,10 @@ mod tests {
     fn options_limit_the_ladder_and_set_the_cadence() {
         let o = LadderOptions { max_rungs: 4, max_rung: 1080, ..LadderOptions::default() };
         let plan = plan_ladder(&src(3840, 2160, 0, (30, 1)), &o).unwrap();
-        assert_eq!(sizes(&plan), vec![("1080p", 1920, 1080), ("720p", 1280, 720), ("480p", 852, 480), ("360p", 640, 360)]);
+        assert_eq!(
+            sizes(&plan),
+            vec![("1080p", 1920, 1080), ("720p", 1280, 720), ("480p", 852, 480), ("360p", 640, 360)]
+        );
         assert_eq!((plan.gop_frames, plan.gops_per_segment), (60, 2));
         assert_eq!([plan.segment_end_frame(0), plan.segment_end_frame(1), plan.segment_end_frame(2)], [60, 180, 300]);
         assert!((plan.segment_duration_s() - 4.0).abs() < 1e-9);
@@ -380,9 +437,15 @@ mod tests {
     #[test]
     fn unusable_sources_are_refused_with_the_reason() {
         let o = LadderOptions::default();
-        assert_eq!(plan_ladder(&src(1, 1080, 0, (30, 1)), &o).unwrap_err(), PlanError::TooSmall { width: 1, height: 1080 });
+        assert_eq!(
+            plan_ladder(&src(1, 1080, 0, (30, 1)), &o).unwrap_err(),
+            PlanError::TooSmall { width: 1, height: 1080 }
+        );
         let huge = plan_ladder(&src(32_768, 32_768, 0, (30, 1)), &o).unwrap_err();
-        assert_eq!(huge.to_string(), "the video is 32768x32768; the largest accepted is 8192 pixels on a side and 35 megapixels");
+        assert_eq!(
+            huge.to_string(),
+            "the video is 32768x32768; the largest accepted is 8192 pixels on a side and 35 megapixels"
+        );
         // 8K UHD and 8192x4096 panoramas are fine; 8192x8192 is too many pixels.
         assert!(plan_ladder(&src(7680, 4320, 0, (30, 1)), &o).is_ok());
         assert!(plan_ladder(&src(8192, 4096, 0, (30, 1)), &o).is_ok());

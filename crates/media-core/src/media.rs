@@ -314,7 +314,9 @@ pub fn describe_bytes(bytes: &[u8]) -> String {
         Some("an ICO icon, which is not accepted")
     } else if head.len() >= 12 && &head[4..8] == b"ftyp" {
         Some(match &head[8..12] {
-            b"heic" | b"heix" | b"hevc" | b"hevx" | b"mif1" | b"msf1" => "a HEIC/HEIF image, which is not accepted (convert it to JPEG, WebP or AVIF)",
+            b"heic" | b"heix" | b"hevc" | b"hevx" | b"mif1" | b"msf1" => {
+                "a HEIC/HEIF image, which is not accepted (convert it to JPEG, WebP or AVIF)"
+            }
             _ => "an MP4/QuickTime video, not an image",
         })
     } else if head.len() >= 12 && starts(b"RIFF") {
@@ -524,7 +526,9 @@ mod tests {
 
     #[test]
     fn rejects_impostors_and_truncation() {
-        for bytes in [&b""[..], b"<svg xmlns=", b"%PDF-1.7", b"\0\0\0\x18ftypmp42\0\0\0\0mp42isom", b"RIFF\0\0\0\0WAVEfmt "] {
+        for bytes in
+            [&b""[..], b"<svg xmlns=", b"%PDF-1.7", b"\0\0\0\x18ftypmp42\0\0\0\0mp42isom", b"RIFF\0\0\0\0WAVEfmt "]
+        {
             assert_eq!(ImageType::sniff(bytes), None, "{bytes:?}");
         }
         assert_eq!(image_dimensions(ImageType::Png, &png(1, 1)[..20]), None);
@@ -555,7 +559,10 @@ mod tests {
             (b"\0\0\0\x18ftypmp42\0\0\0\0mp42isom", "an MP4/QuickTime video"),
             (b"RIFF\0\0\0\0WAVEfmt ", "a RIFF file"),
             (&[0x1A, 0x45, 0xDF, 0xA3, 0, 0], "a WebM/Matroska video"),
-            (&[0xde, 0xad, 0xbe, 0xef, 0x00, 0x01, 0x02, 0x03, 0x04], "unrecognised binary data (it starts with de ad be ef 00 01 02 03)"),
+            (
+                &[0xde, 0xad, 0xbe, 0xef, 0x00, 0x01, 0x02, 0x03, 0x04],
+                "unrecognised binary data (it starts with de ad be ef 00 01 02 03)",
+            ),
         ];
         for (bytes, want) in cases {
             let got = describe_bytes(bytes);
@@ -569,10 +576,16 @@ mod tests {
         assert_eq!(check_image_bytes(ImageType::Jpeg, &jpeg(3, 3)), Ok(()));
         let e = check_image_bytes(ImageType::Jpeg, &png(3, 3)).unwrap_err();
         assert_eq!(e.status(), 415);
-        assert_eq!(e.message, "the file was sent as image/jpeg but its bytes are a PNG image; send it with the content type image/png");
+        assert_eq!(
+            e.message,
+            "the file was sent as image/jpeg but its bytes are a PNG image; send it with the content type image/png"
+        );
         let e = check_image_bytes(ImageType::Png, b"just some text").unwrap_err();
         assert_eq!(e.status(), 415);
-        assert_eq!(e.message, "the file was sent as image/png but its bytes are plain text; upload a JPEG, PNG, WebP, AVIF or GIF image");
+        assert_eq!(
+            e.message,
+            "the file was sent as image/png but its bytes are plain text; upload a JPEG, PNG, WebP, AVIF or GIF image"
+        );
         let e = check_image_bytes(ImageType::Png, b"<svg xmlns=\"http://www.w3.org/2000/svg\"/>").unwrap_err();
         assert!(e.message.contains("its bytes are an SVG image, which is not accepted"), "{}", e.message);
     }

@@ -36,7 +36,8 @@ impl FormPart {
 
     /// The part as text (a plain form field).
     pub fn text<'a>(&self, body: &'a [u8]) -> Result<&'a str, ApiError> {
-        std::str::from_utf8(self.bytes(body)).map_err(|_| malformed(format!("the form field {} is not UTF-8 text", self.name)))
+        std::str::from_utf8(self.bytes(body))
+            .map_err(|_| malformed(format!("the form field {} is not UTF-8 text", self.name)))
     }
 }
 
@@ -64,8 +65,15 @@ pub fn boundary(content_type: &str) -> Result<String, ApiError> {
             )
         })?;
     // RFC 2046: 1-70 characters, not ending in a space.
-    if value.is_empty() || value.len() > 70 || value.ends_with(' ') || value.bytes().any(|b| b.is_ascii_control() || !b.is_ascii()) {
-        return Err(ApiError::new(ErrorCode::UnsupportedMediaType, format!("the multipart boundary {value:?} is not valid (1-70 plain characters)")));
+    if value.is_empty()
+        || value.len() > 70
+        || value.ends_with(' ')
+        || value.bytes().any(|b| b.is_ascii_control() || !b.is_ascii())
+    {
+        return Err(ApiError::new(
+            ErrorCode::UnsupportedMediaType,
+            format!("the multipart boundary {value:?} is not valid (1-70 plain characters)"),
+        ));
     }
     Ok(value)
 }
@@ -133,7 +141,8 @@ fn part_headers(block: &[u8]) -> Result<(String, Option<String>, Option<String>)
     let text = std::str::from_utf8(block).map_err(|_| malformed("a part's headers are not UTF-8"))?;
     let (mut disposition, mut content_type) = (None, None);
     for line in text.split("\r\n").filter(|l| !l.is_empty()) {
-        let (name, value) = line.split_once(':').ok_or_else(|| malformed(format!("the part header line {line:?} has no colon")))?;
+        let (name, value) =
+            line.split_once(':').ok_or_else(|| malformed(format!("the part header line {line:?} has no colon")))?;
         match name.trim().to_ascii_lowercase().as_str() {
             "content-disposition" => disposition = Some(value.trim()),
             "content-type" => content_type = Some(value.trim().to_owned()),
@@ -146,9 +155,15 @@ fn part_headers(block: &[u8]) -> Result<(String, Option<String>, Option<String>)
         return Err(malformed(format!("a part's Content-Disposition is {:?}, not form-data", params[0])));
     }
     let param = |key: &str| {
-        params[1..].iter().filter_map(|p| p.split_once('=')).find(|(k, _)| k.trim().eq_ignore_ascii_case(key)).map(|(_, v)| unquote(v.trim()))
+        params[1..]
+            .iter()
+            .filter_map(|p| p.split_once('='))
+            .find(|(k, _)| k.trim().eq_ignore_ascii_case(key))
+            .map(|(_, v)| unquote(v.trim()))
     };
-    let name = param("name").filter(|n| !n.is_empty()).ok_or_else(|| malformed("a part has no name in its Content-Disposition"))?;
+    let name = param("name")
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| malformed("a part has no name in its Content-Disposition"))?;
     Ok((name, param("filename"), content_type))
 }
 
@@ -162,7 +177,9 @@ pub fn parse(body: &[u8], boundary: &str) -> Result<Vec<FormPart>, ApiError> {
     let mut pos = if body.starts_with(&delimiter) {
         delimiter.len()
     } else {
-        find(body, &next_delimiter, 0).ok_or_else(|| malformed("the boundary from the Content-Type header never appears in the body"))? + next_delimiter.len()
+        find(body, &next_delimiter, 0)
+            .ok_or_else(|| malformed("the boundary from the Content-Type header never appears in the body"))?
+            + next_delimiter.len()
     };
     let mut parts = Vec::new();
     loop {
@@ -185,12 +202,14 @@ pub fn parse(body: &[u8], boundary: &str) -> Result<Vec<FormPart>, ApiError> {
             (pos, pos + 2)
         } else {
             let window = &body[..body.len().min(pos + MAX_PART_HEADER_BYTES + 4)];
-            let end = find(window, b"\r\n\r\n", pos)
-                .ok_or_else(|| malformed(format!("a part's headers do not end within {MAX_PART_HEADER_BYTES} bytes")))?;
+            let end = find(window, b"\r\n\r\n", pos).ok_or_else(|| {
+                malformed(format!("a part's headers do not end within {MAX_PART_HEADER_BYTES} bytes"))
+            })?;
             (end, end + 4)
         };
         let (name, filename, content_type) = part_headers(&body[pos..header_end])?;
-        let data_end = find(body, &next_delimiter, data_start).ok_or_else(|| malformed("it ends before its closing boundary (was the upload cut short?)"))?;
+        let data_end = find(body, &next_delimiter, data_start)
+            .ok_or_else(|| malformed("it ends before its closing boundary (was the upload cut short?)"))?;
         parts.push(FormPart { name, filename, content_type, data: data_start..data_end });
         pos = data_end + next_delimiter.len();
     }
@@ -258,7 +277,9 @@ mod tests {
     #[test]
     fn skips_preamble_and_epilogue_and_tolerates_padding() {
         let mut body = b"This is a preamble.\r\n".to_vec();
-        body.extend(format!("--{B}  \r\ncontent-disposition: form-data; name=a\r\n\r\nx\r\n--{B}--\r\nepilogue").bytes());
+        body.extend(
+            format!("--{B}  \r\ncontent-disposition: form-data; name=a\r\n\r\nx\r\n--{B}--\r\nepilogue").bytes(),
+        );
         let parts = parse(&body, B).unwrap();
         assert_eq!(parts.len(), 1);
         assert_eq!(parts[0].name, "a");
@@ -276,11 +297,24 @@ mod tests {
             (cut.to_vec(), "ends before its closing boundary"),
             (format!("--{B}\r\nContent-Type: image/png\r\n\r\nx\r\n--{B}--").into_bytes(), "no Content-Disposition"),
             (format!("--{B}\r\n\r\nx\r\n\r\ny\r\n--{B}--").into_bytes(), "no Content-Disposition"),
-            (format!("--{B}\r\nContent-Disposition: attachment; name=\"f\"\r\n\r\nx\r\n--{B}--").into_bytes(), "not form-data"),
-            (format!("--{B}\r\nContent-Disposition: form-data; filename=\"f\"\r\n\r\nx\r\n--{B}--").into_bytes(), "has no name"),
+            (
+                format!("--{B}\r\nContent-Disposition: attachment; name=\"f\"\r\n\r\nx\r\n--{B}--").into_bytes(),
+                "not form-data",
+            ),
+            (
+                format!("--{B}\r\nContent-Disposition: form-data; filename=\"f\"\r\n\r\nx\r\n--{B}--").into_bytes(),
+                "has no name",
+            ),
             (format!("--{B}\r\nContent-Disposition form-data\r\n\r\nx\r\n--{B}--").into_bytes(), "has no colon"),
             (format!("--{B}xx\r\n").into_bytes(), "not followed by CRLF"),
-            (format!("--{B}\r\nContent-Disposition: form-data; name=\"f\"\r\n{}\r\n\r\nx\r\n--{B}--", "X-Pad: y\r\n".repeat(1000)).into_bytes(), "do not end within"),
+            (
+                format!(
+                    "--{B}\r\nContent-Disposition: form-data; name=\"f\"\r\n{}\r\n\r\nx\r\n--{B}--",
+                    "X-Pad: y\r\n".repeat(1000)
+                )
+                .into_bytes(),
+                "do not end within",
+            ),
         ];
         for (body, want) in cases {
             let e = parse(&body, B).unwrap_err();

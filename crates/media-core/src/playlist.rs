@@ -28,7 +28,11 @@ pub fn media_playlist(target_duration: u32, init_uri: &str, segments: &[SegmentE
     s.push_str("#EXTM3U\n#EXT-X-VERSION:7\n");
     let _ = writeln!(s, "#EXT-X-TARGETDURATION:{target_duration}");
     s.push_str("#EXT-X-MEDIA-SEQUENCE:0\n");
-    s.push_str(if finished { "#EXT-X-PLAYLIST-TYPE:VOD\n" } else { "#EXT-X-PLAYLIST-TYPE:EVENT\n#EXT-X-START:TIME-OFFSET=0,PRECISE=YES\n" });
+    s.push_str(if finished {
+        "#EXT-X-PLAYLIST-TYPE:VOD\n"
+    } else {
+        "#EXT-X-PLAYLIST-TYPE:EVENT\n#EXT-X-START:TIME-OFFSET=0,PRECISE=YES\n"
+    });
     s.push_str("#EXT-X-INDEPENDENT-SEGMENTS\n");
     let _ = writeln!(s, "#EXT-X-MAP:URI=\"{init_uri}\"");
     for seg in segments {
@@ -172,7 +176,11 @@ mod tests {
     use super::*;
 
     fn segs(durations: &[f64]) -> Vec<SegmentEntry> {
-        durations.iter().enumerate().map(|(i, d)| SegmentEntry { uri: format!("{i:05}.m4s"), duration_s: *d, bytes: (d * 125_000.0) as u64 }).collect()
+        durations
+            .iter()
+            .enumerate()
+            .map(|(i, d)| SegmentEntry { uri: format!("{i:05}.m4s"), duration_s: *d, bytes: (d * 125_000.0) as u64 })
+            .collect()
     }
 
     #[test]
@@ -227,7 +235,11 @@ mod tests {
             height: h,
             frame_rate: 30.0,
         };
-        let m = master_playlist(&[v("240p", 500_000, 426, 240), v("1080p", 7_000_000, 1920, 1080), v("720p", 3_500_000, 1280, 720)]);
+        let m = master_playlist(&[
+            v("240p", 500_000, 426, 240),
+            v("1080p", 7_000_000, 1920, 1080),
+            v("720p", 3_500_000, 1280, 720),
+        ]);
         let uris: Vec<&str> = m.lines().filter(|l| !l.starts_with('#')).collect();
         assert_eq!(uris, ["720p/index.m3u8", "1080p/index.m3u8", "240p/index.m3u8"]);
         assert!(m.starts_with("#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n"));
@@ -254,7 +266,10 @@ mod tests {
         let long = plan_thumbnails(1200.0, 1920, 1080);
         assert_eq!((long.interval_s, long.count, long.rows), (12.0, 100, 10));
         let portrait = plan_thumbnails(5.5, 1080, 1920);
-        assert_eq!((portrait.tile_w, portrait.tile_h, portrait.count, portrait.cols, portrait.rows), (90, 160, 6, 6, 1));
+        assert_eq!(
+            (portrait.tile_w, portrait.tile_h, portrait.count, portrait.cols, portrait.rows),
+            (90, 160, 6, 6, 1)
+        );
         let empty = plan_thumbnails(0.0, 0, 0);
         assert_eq!((empty.count, empty.cols, empty.rows), (1, 1, 1));
     }

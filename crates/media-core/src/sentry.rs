@@ -24,10 +24,19 @@ impl Dsn {
         let (key_part, host_path) = rest.split_once('@')?;
         let public_key = key_part.split(':').next()?.to_owned();
         let (host_and_prefix, project_id) = host_path.trim_end_matches('/').rsplit_once('/')?;
-        if public_key.is_empty() || project_id.is_empty() || host_and_prefix.is_empty() || !project_id.bytes().all(|b| b.is_ascii_digit()) {
+        if public_key.is_empty()
+            || project_id.is_empty()
+            || host_and_prefix.is_empty()
+            || !project_id.bytes().all(|b| b.is_ascii_digit())
+        {
             return None;
         }
-        Some(Dsn { raw: s.to_owned(), public_key, base: format!("{scheme}://{host_and_prefix}"), project_id: project_id.to_owned() })
+        Some(Dsn {
+            raw: s.to_owned(),
+            public_key,
+            base: format!("{scheme}://{host_and_prefix}"),
+            project_id: project_id.to_owned(),
+        })
     }
 
     pub fn envelope_url(&self) -> String {
@@ -35,7 +44,11 @@ impl Dsn {
     }
 
     pub fn auth_header(&self) -> String {
-        format!("Sentry sentry_version=7, sentry_key={}, sentry_client=media-platform/{}", self.public_key, env!("CARGO_PKG_VERSION"))
+        format!(
+            "Sentry sentry_version=7, sentry_key={}, sentry_client=media-platform/{}",
+            self.public_key,
+            env!("CARGO_PKG_VERSION")
+        )
     }
 }
 
@@ -89,7 +102,8 @@ mod tests {
     #[test]
     fn envelope_has_three_json_lines() {
         let d = Dsn::parse("https://abc@example.com/1").unwrap();
-        let f = Fault { service: "video-service", environment: "dev", message: "boom", method: "GET", url: "https://v/x" };
+        let f =
+            Fault { service: "video-service", environment: "dev", message: "boom", method: "GET", url: "https://v/x" };
         let e = envelope(&d, [0xab; 16], Timestamp::from_secs(1_700_000_000), &f);
         let lines: Vec<serde_json::Value> = e.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
         assert_eq!(lines.len(), 3);

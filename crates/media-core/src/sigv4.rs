@@ -129,7 +129,15 @@ fn canonical_headers(host: &str, headers: &[(String, String)]) -> (String, Strin
 
 fn canonical_request(req: &SignableRequest<'_>, query: &[(String, String)]) -> (String, String) {
     let (headers, signed) = canonical_headers(req.host, req.headers);
-    let text = format!("{}\n{}\n{}\n{}\n{}\n{}", req.method, req.path, canonical_query(query), headers, signed, req.payload_hash);
+    let text = format!(
+        "{}\n{}\n{}\n{}\n{}\n{}",
+        req.method,
+        req.path,
+        canonical_query(query),
+        headers,
+        signed,
+        req.payload_hash
+    );
     (text, signed)
 }
 
@@ -250,9 +258,23 @@ impl S3Bucket {
     }
 
     /// A presigned URL for `method` on `key` with `headers` signed in.
-    pub fn presign(&self, method: &str, key: &str, headers: &[(String, String)], expires_secs: u32, now: Timestamp) -> PresignedRequest {
+    pub fn presign(
+        &self,
+        method: &str,
+        key: &str,
+        headers: &[(String, String)],
+        expires_secs: u32,
+        now: Timestamp,
+    ) -> PresignedRequest {
         let path = self.path(Some(key));
-        let req = SignableRequest { method, host: &self.authority, path: &path, query: &[], headers, payload_hash: UNSIGNED_PAYLOAD };
+        let req = SignableRequest {
+            method,
+            host: &self.authority,
+            path: &path,
+            query: &[],
+            headers,
+            payload_hash: UNSIGNED_PAYLOAD,
+        };
         let query = presign_query(&req, &self.scope(now), expires_secs);
         PresignedRequest {
             method: method.to_owned(),
@@ -263,7 +285,14 @@ impl S3Bucket {
     }
 
     /// A presigned `PUT` of `key` bound to its content type and, when known, its length.
-    pub fn presign_put(&self, key: &str, content_type: &str, content_length: Option<u64>, expires_secs: u32, now: Timestamp) -> PresignedRequest {
+    pub fn presign_put(
+        &self,
+        key: &str,
+        content_type: &str,
+        content_length: Option<u64>,
+        expires_secs: u32,
+        now: Timestamp,
+    ) -> PresignedRequest {
         let mut headers = vec![("Content-Type".to_owned(), content_type.trim().to_owned())];
         if let Some(len) = content_length {
             headers.push(("Content-Length".to_owned(), len.to_string()));
@@ -286,7 +315,8 @@ impl S3Bucket {
         let mut all = headers.to_vec();
         all.extend(sign_headers(&req, &self.scope(now)));
         let qs = canonical_query(query);
-        let url = if qs.is_empty() { format!("{}{path}", self.origin()) } else { format!("{}{path}?{qs}", self.origin()) };
+        let url =
+            if qs.is_empty() { format!("{}{path}", self.origin()) } else { format!("{}{path}?{qs}", self.origin()) };
         (url, all)
     }
 }
@@ -387,11 +417,18 @@ mod tests {
     fn presigned_put_binds_type_and_length() {
         let b = garage_like();
         let p = b.presign_put("raw/a/v/source.mp4", "video/mp4", Some(1234), 900, MAY_24_2013);
-        assert!(p.url.starts_with("http://127.0.0.1:3900/media/raw/a/v/source.mp4?X-Amz-Algorithm=AWS4-HMAC-SHA256&"), "{}", p.url);
+        assert!(
+            p.url.starts_with("http://127.0.0.1:3900/media/raw/a/v/source.mp4?X-Amz-Algorithm=AWS4-HMAC-SHA256&"),
+            "{}",
+            p.url
+        );
         assert!(p.url.contains("X-Amz-SignedHeaders=content-length%3Bcontent-type%3Bhost"), "{}", p.url);
         assert!(p.url.contains("X-Amz-Expires=900"));
         assert_eq!(p.expires_at, MAY_24_2013.plus_secs(900));
-        assert_eq!(p.headers, vec![("Content-Type".into(), "video/mp4".into()), ("Content-Length".into(), "1234".into())]);
+        assert_eq!(
+            p.headers,
+            vec![("Content-Type".into(), "video/mp4".into()), ("Content-Length".into(), "1234".into())]
+        );
         // Each bound value changes the signature.
         let sig = |p: &PresignedRequest| p.url.rsplit_once("X-Amz-Signature=").unwrap().1.to_owned();
         let other_type = b.presign_put("raw/a/v/source.mp4", "video/webm", Some(1234), 900, MAY_24_2013);

@@ -53,10 +53,7 @@ impl Timestamp {
     /// The `X-Amz-Date` form SigV4 uses: `20130524T000000Z`.
     pub fn to_amz_date(self) -> String {
         let c = Civil::from_millis(self.0);
-        format!(
-            "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
-            c.year, c.month, c.day, c.hour, c.minute, c.second
-        )
+        format!("{:04}{:02}{:02}T{:02}{:02}{:02}Z", c.year, c.month, c.day, c.hour, c.minute, c.second)
     }
 
     /// Parses what [`Timestamp::to_rfc3339`] prints (fraction optional).

@@ -143,7 +143,8 @@ pub fn check_audio_offset(offset_s: f64) -> Result<(), TimelineError> {
 /// times the source's duration (the ladder encodes at about 0.6x real time
 /// on two cores), or the maximum duration's worth when it is unknown.
 pub fn job_time_limit_s(duration_s: Option<f64>) -> u64 {
-    let d = duration_s.filter(|d| d.is_finite() && *d > 0.0).unwrap_or(MAX_SOURCE_DURATION_S).min(MAX_SOURCE_DURATION_S);
+    let d =
+        duration_s.filter(|d| d.is_finite() && *d > 0.0).unwrap_or(MAX_SOURCE_DURATION_S).min(MAX_SOURCE_DURATION_S);
     600 + (4.0 * d).ceil() as u64
 }
 
@@ -205,7 +206,10 @@ mod tests {
         assert!(check_audio_offset(60.0).is_ok());
         assert!(check_audio_offset(61.0).is_err());
         assert!(check_audio_offset(f64::INFINITY).is_err());
-        assert!(check_audio_offset(1_000_000.0).unwrap_err().to_string().starts_with("the audio starts 277 h 46 min 40 s after the video"));
+        assert!(check_audio_offset(1_000_000.0)
+            .unwrap_err()
+            .to_string()
+            .starts_with("the audio starts 277 h 46 min 40 s after the video"));
     }
 
     #[test]

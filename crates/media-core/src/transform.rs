@@ -65,7 +65,11 @@ impl TransformDefaults {
 
 /// `{base}/cdn-cgi/image/{options}{source_path}`.
 pub fn transform_url(public_base: &str, options: &str, source_path: &str) -> String {
-    format!("{}{TRANSFORM_PATH_PREFIX}{options}/{}", public_base.trim_end_matches('/'), source_path.trim_start_matches('/'))
+    format!(
+        "{}{TRANSFORM_PATH_PREFIX}{options}/{}",
+        public_base.trim_end_matches('/'),
+        source_path.trim_start_matches('/')
+    )
 }
 
 /// Splits the path of a transformation request into its options segment and
@@ -146,7 +150,9 @@ const QUALITY_LEVELS: [&str; 4] = ["high", "medium-high", "medium-low", "low"];
 const GRAVITY_WORDS: [&str; 7] = ["auto", "face", "left", "right", "top", "bottom", "center"];
 
 fn number(s: &str) -> Option<f64> {
-    let ok = !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit() || b == b'.') && s.bytes().filter(|&b| b == b'.').count() <= 1;
+    let ok = !s.is_empty()
+        && s.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+        && s.bytes().filter(|&b| b == b'.').count() <= 1;
     if ok {
         s.parse().ok()
     } else {
@@ -181,7 +187,10 @@ fn value_ok(kind: Kind, v: &str) -> Result<(), String> {
             match point {
                 _ if GRAVITY_WORDS.contains(&v) => Ok(()),
                 Some((x, y)) if (0.0..=1.0).contains(&x) && (0.0..=1.0).contains(&y) => Ok(()),
-                _ => Err(format!("one of {}, or a point XxY with both in 0-1 (0.5x0.5 is the centre)", GRAVITY_WORDS.join(", "))),
+                _ => Err(format!(
+                    "one of {}, or a point XxY with both in 0-1 (0.5x0.5 is the centre)",
+                    GRAVITY_WORDS.join(", ")
+                )),
             }
         }
         Kind::Text => {
@@ -212,16 +221,21 @@ pub fn parse_options(segment: &str) -> Result<Vec<TransformOption<'_>>, ApiError
     segment
         .split(',')
         .map(|item| {
-            let (name, value) = item
-                .split_once('=')
-                .ok_or_else(|| ApiError::invalid_field(format!("the transformation option {item:?} has no value; {hint}")))?;
-            let (_, _, kind) = OPTIONS.iter().find(|(long, short, _)| *long == name || *short == Some(name)).ok_or_else(|| {
+            let (name, value) = item.split_once('=').ok_or_else(|| {
+                ApiError::invalid_field(format!("the transformation option {item:?} has no value; {hint}"))
+            })?;
+            let (_, _, kind) =
+                OPTIONS.iter().find(|(long, short, _)| *long == name || *short == Some(name)).ok_or_else(|| {
+                    ApiError::invalid_field(format!(
+                        "{name:?} is not a Cloudflare image transformation option; use {}",
+                        OPTIONS.iter().map(|(long, _, _)| *long).collect::<Vec<_>>().join(", ")
+                    ))
+                })?;
+            value_ok(*kind, value).map_err(|want| {
                 ApiError::invalid_field(format!(
-                    "{name:?} is not a Cloudflare image transformation option; use {}",
-                    OPTIONS.iter().map(|(long, _, _)| *long).collect::<Vec<_>>().join(", ")
+                    "the transformation option {name}={value} is invalid: {name} takes {want}"
                 ))
             })?;
-            value_ok(*kind, value).map_err(|want| ApiError::invalid_field(format!("the transformation option {name}={value} is invalid: {name} takes {want}")))?;
             Ok(TransformOption { name, value })
         })
         .collect()

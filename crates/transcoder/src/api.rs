@@ -5,7 +5,10 @@ use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable as _};
 
-use media_core::api::{CompleteRequest, FailRequest, HeartbeatRequest, HeartbeatResponse, JobSpec, LeaseRequest, LeaseResponse, ReleaseRequest};
+use media_core::api::{
+    CompleteRequest, FailRequest, HeartbeatRequest, HeartbeatResponse, JobSpec, LeaseRequest, LeaseResponse,
+    ReleaseRequest,
+};
 use media_core::{ApiError, ErrorCode};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -35,11 +38,19 @@ pub struct VideoApi {
 impl VideoApi {
     pub fn new(base: &str, token: &str, worker: &str) -> Self {
         crate::install_tls_provider();
-        let http = reqwest::Client::builder().connect_timeout(Duration::from_secs(10)).build().expect("the HTTP client builds with static settings");
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .build()
+            .expect("the HTTP client builds with static settings");
         Self { http, base: base.trim_end_matches('/').to_owned(), token: token.to_owned(), worker: worker.to_owned() }
     }
 
-    async fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B, timeout: Duration) -> Result<T, CallError> {
+    async fn post<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+        timeout: Duration,
+    ) -> Result<T, CallError> {
         let resp = self
             .http
             .post(format!("{}{path}", self.base))
@@ -50,15 +61,22 @@ impl VideoApi {
             .await
             .map_err(|e| CallError::Transient(format!("POST {path}: {e}")))?;
         let status = resp.status().as_u16();
-        let text = resp.text().await.map_err(|e| CallError::Transient(format!("POST {path}: reading the answer: {e}")))?;
+        let text =
+            resp.text().await.map_err(|e| CallError::Transient(format!("POST {path}: reading the answer: {e}")))?;
         if status == 200 {
-            return serde_json::from_str(&text).map_err(|e| CallError::Refused { status, message: format!("unexpected answer to POST {path}: {e}") });
+            return serde_json::from_str(&text)
+                .map_err(|e| CallError::Refused { status, message: format!("unexpected answer to POST {path}: {e}") });
         }
         let err = ApiError::from_json(&text);
         match (status, err) {
             (409, Some(e)) if e.code == ErrorCode::LeaseLost => Err(CallError::LeaseLost(e.message)),
-            (s, e) if (400..500).contains(&s) => Err(CallError::Refused { status: s, message: e.map(|e| e.message).unwrap_or(text) }),
-            (s, _) => Err(CallError::Transient(format!("POST {path}: status {s}: {}", text.chars().take(200).collect::<String>()))),
+            (s, e) if (400..500).contains(&s) => {
+                Err(CallError::Refused { status: s, message: e.map(|e| e.message).unwrap_or(text) })
+            }
+            (s, _) => Err(CallError::Transient(format!(
+                "POST {path}: status {s}: {}",
+                text.chars().take(200).collect::<String>()
+            ))),
         }
     }
 
@@ -113,5 +131,9 @@ const REPORT_RETRIES: usize = 7;
 /// doubling, at most 15 s apart, with jitter so that transcoders that lost
 /// the service together do not come back in step.
 pub fn backoff() -> ExponentialBuilder {
-    ExponentialBuilder::default().with_min_delay(Duration::from_millis(500)).with_max_delay(Duration::from_secs(15)).with_factor(2.0).with_jitter()
+    ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(500))
+        .with_max_delay(Duration::from_secs(15))
+        .with_factor(2.0)
+        .with_jitter()
 }

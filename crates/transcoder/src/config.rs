@@ -95,7 +95,9 @@ impl<F: Fn(&str) -> Option<String>> Vars<F> {
     fn number<T: std::str::FromStr>(&self, name: &'static str, default: T) -> Result<T, ConfigError> {
         match self.get(name) {
             None => Ok(default),
-            Some(v) => v.parse().map_err(|_| ConfigError { name, problem: format!("is {v:?}, which is not a whole number") }),
+            Some(v) => {
+                v.parse().map_err(|_| ConfigError { name, problem: format!("is {v:?}, which is not a whole number") })
+            }
         }
     }
 
@@ -123,10 +125,13 @@ impl Config {
             return Err(ConfigError { name: "LOG_FORMAT", problem: format!("is {log_format:?}; use json or text") });
         }
         Ok(Config {
-            video_service_url: v.url("VIDEO_SERVICE_URL", "the video service's URL, e.g. https://videos.example.com")?,
-            transcoder_token: v.required("TRANSCODER_TOKEN", "the same secret the video service has as TRANSCODER_TOKEN")?,
+            video_service_url: v
+                .url("VIDEO_SERVICE_URL", "the video service's URL, e.g. https://videos.example.com")?,
+            transcoder_token: v
+                .required("TRANSCODER_TOKEN", "the same secret the video service has as TRANSCODER_TOKEN")?,
             s3: S3Config {
-                endpoint: v.url("S3_ENDPOINT", "the bucket's S3 endpoint, e.g. https://<account>.r2.cloudflarestorage.com")?,
+                endpoint: v
+                    .url("S3_ENDPOINT", "the bucket's S3 endpoint, e.g. https://<account>.r2.cloudflarestorage.com")?,
                 bucket: v.required("S3_BUCKET", "the bucket the Workers use (R2 bucket name)")?,
                 region: v.get("S3_REGION").unwrap_or_else(|| "auto".into()),
                 access_key_id: v.required("S3_ACCESS_KEY_ID", "an access key with read/write access to the bucket")?,
@@ -140,13 +145,18 @@ impl Config {
             worker_name: v.get("WORKER_NAME").unwrap_or_else(default_worker_name),
             log_json: log_format == "json",
             max_video_bytes: v.number("MAX_VIDEO_BYTES", media_core::media::DEFAULT_MAX_VIDEO_BYTES)?,
-            job_time_limit: v.get("JOB_TIME_LIMIT_S").map(|_| v.number("JOB_TIME_LIMIT_S", 0u64)).transpose()?.map(Duration::from_secs),
+            job_time_limit: v
+                .get("JOB_TIME_LIMIT_S")
+                .map(|_| v.number("JOB_TIME_LIMIT_S", 0u64))
+                .transpose()?
+                .map(Duration::from_secs),
         })
     }
 }
 
 fn default_worker_name() -> String {
-    let host = std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_owned()).unwrap_or_else(|_| "transcoder".into());
+    let host =
+        std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_owned()).unwrap_or_else(|_| "transcoder".into());
     format!("{host}-{}", std::process::id())
 }
 
@@ -181,7 +191,14 @@ mod tests {
 
     #[test]
     fn every_error_names_its_variable() {
-        for missing in ["VIDEO_SERVICE_URL", "TRANSCODER_TOKEN", "S3_ENDPOINT", "S3_BUCKET", "S3_ACCESS_KEY_ID", "S3_SECRET_ACCESS_KEY"] {
+        for missing in [
+            "VIDEO_SERVICE_URL",
+            "TRANSCODER_TOKEN",
+            "S3_ENDPOINT",
+            "S3_BUCKET",
+            "S3_ACCESS_KEY_ID",
+            "S3_SECRET_ACCESS_KEY",
+        ] {
             let without: Vec<_> = FULL.iter().copied().filter(|(k, _)| *k != missing).collect();
             let e = vars(&without).unwrap_err();
             assert_eq!(e.name, missing);

@@ -61,7 +61,11 @@ pub fn panics_fail_the_job<T>(f: impl FnOnce() -> Result<T, JobError>) -> Result
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
         Ok(result) => result,
         Err(payload) => {
-            let msg = payload.downcast_ref::<String>().cloned().or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned())).unwrap_or_else(|| "unknown".into());
+            let msg = payload
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                .unwrap_or_else(|| "unknown".into());
             Err(JobError::retryable(format!("internal error: the transcoder crashed on this job ({msg})")))
         }
     }
@@ -74,7 +78,12 @@ mod tests {
     #[test]
     fn a_panic_becomes_a_retryable_failure_and_the_caller_goes_on() {
         let r: Result<(), JobError> = panics_fail_the_job(|| panic!("index out of bounds in rung 720p"));
-        assert_eq!(r, Err(JobError::retryable("internal error: the transcoder crashed on this job (index out of bounds in rung 720p)")));
+        assert_eq!(
+            r,
+            Err(JobError::retryable(
+                "internal error: the transcoder crashed on this job (index out of bounds in rung 720p)"
+            ))
+        );
         let formatted: Result<(), JobError> = panics_fail_the_job(|| panic!("{} frames", 3));
         assert!(matches!(formatted, Err(JobError::Retryable(m)) if m.ends_with("(3 frames)")));
         assert_eq!(panics_fail_the_job(|| Ok(7)), Ok(7));

@@ -27,14 +27,22 @@ pub struct LocalReport {
 }
 
 /// Transcodes `input` into `out` (which gets `master.m3u8`, one folder per rung, images).
-pub async fn transcode_to_dir(input: &Path, out: &Path, options: &LadderOptions, tuning: &Tuning) -> Result<LocalReport, JobError> {
-    let file = std::fs::File::open(input).map_err(|e| JobError::permanent(format!("cannot open {}: {e}", input.display())))?;
+pub async fn transcode_to_dir(
+    input: &Path,
+    out: &Path,
+    options: &LadderOptions,
+    tuning: &Tuning,
+) -> Result<LocalReport, JobError> {
+    let file =
+        std::fs::File::open(input).map_err(|e| JobError::permanent(format!("cannot open {}: {e}", input.display())))?;
     let started = Instant::now();
     let control = Arc::new(Control::default());
     let playable = Arc::new(Playable::default());
     let (tx, rx) = mpsc::channel(16);
     let (options, tuning, pipeline_control) = (options.clone(), tuning.clone(), Arc::clone(&control));
-    let pipeline = tokio::task::spawn_blocking(move || panics_fail_the_job(|| transcode(file, Default::default(), &options, &tuning, tx, pipeline_control)));
+    let pipeline = tokio::task::spawn_blocking(move || {
+        panics_fail_the_job(|| transcode(file, Default::default(), &options, &tuning, tx, pipeline_control))
+    });
     let mut publisher = Publisher::new(Sink::Dir(out.to_path_buf()), String::new(), Arc::clone(&playable));
     let watch = {
         let playable = Arc::clone(&playable);

@@ -126,7 +126,9 @@ fn main() -> ExitCode {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("the tokio runtime starts");
     let result = match cli.command.unwrap_or(Command::Run) {
         Command::Run => rt.block_on(run()),
-        Command::Transcode { input, out_dir, ladder, tuning } => rt.block_on(transcode_local(&input, &out_dir, &ladder.options(), &tuning.tuning())),
+        Command::Transcode { input, out_dir, ladder, tuning } => {
+            rt.block_on(transcode_local(&input, &out_dir, &ladder.options(), &tuning.tuning()))
+        }
         Command::Probe { input } => probe(&input),
         Command::Plan { input, ladder } => plan(&input, &ladder.options()),
     };
@@ -144,8 +146,10 @@ async fn run() -> anyhow::Result<()> {
     let _telemetry = transcoder::telemetry::init(config.log_json, config.sentry_dsn.as_deref());
     let (tx, rx) = watch::channel(false);
     tokio::spawn(async move {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
-        let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).expect("SIGINT handler");
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        let mut int =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).expect("SIGINT handler");
         tokio::select! {
             _ = term.recv() => {}
             _ = int.recv() => {}
@@ -179,9 +183,15 @@ fn plan(input: &std::path::Path, options: &LadderOptions) -> anyhow::Result<()> 
     Ok(())
 }
 
-async fn transcode_local(input: &std::path::Path, out: &std::path::Path, options: &LadderOptions, tuning: &Tuning) -> anyhow::Result<()> {
+async fn transcode_local(
+    input: &std::path::Path,
+    out: &std::path::Path,
+    options: &LadderOptions,
+    tuning: &Tuning,
+) -> anyhow::Result<()> {
     transcoder::telemetry::init_logging(false);
-    let r = transcoder::local::transcode_to_dir(input, out, options, tuning).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let r =
+        transcoder::local::transcode_to_dir(input, out, options, tuning).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     let (summary, result) = (&r.summary, &r.result);
     let report = serde_json::json!({
         "input": input.display().to_string(),

@@ -15,7 +15,10 @@ use bytes::Bytes;
 use media_core::job::{JobResult, Rendition, ThumbnailMeta};
 use media_core::keys::{segment_file_name, CachePolicy, HlsFile, RungFile, RungName};
 use media_core::ladder::{LadderPlan, AUDIO};
-use media_core::playlist::{master_playlist, measured_bandwidth, media_playlist, target_duration, thumbnails_vtt, SegmentEntry, Variant, AAC_LC_CODEC};
+use media_core::playlist::{
+    master_playlist, measured_bandwidth, media_playlist, target_duration, thumbnails_vtt, SegmentEntry, Variant,
+    AAC_LC_CODEC,
+};
 use tokio::sync::mpsc::Receiver;
 use tokio::task::JoinSet;
 
@@ -98,7 +101,17 @@ impl Publisher {
     /// Publishes under `prefix` (`hls/{app}/{video}/{output}/`); sets
     /// `playable` when players can start.
     pub fn new(sink: Sink, prefix: String, playable: Arc<Playable>) -> Self {
-        Self { sink, prefix, playable, rungs: Vec::new(), plan: None, has_audio: false, sprite: None, poster: false, master_written: false }
+        Self {
+            sink,
+            prefix,
+            playable,
+            rungs: Vec::new(),
+            plan: None,
+            has_audio: false,
+            sprite: None,
+            poster: false,
+            master_written: false,
+        }
     }
 
     fn key(&self, file: &HlsFile) -> String {
@@ -260,7 +273,15 @@ impl Publisher {
                     codecs: self.codecs(r),
                     frame_rate: fps,
                 });
-                Variant { uri: format!("{}/index.m3u8", r.name), bandwidth, average_bandwidth, codecs: self.codecs(r), width: r.width, height: r.height, frame_rate: fps }
+                Variant {
+                    uri: format!("{}/index.m3u8", r.name),
+                    bandwidth,
+                    average_bandwidth,
+                    codecs: self.codecs(r),
+                    width: r.width,
+                    height: r.height,
+                    frame_rate: fps,
+                }
             })
             .collect();
         self.put_now(HlsFile::Master, master_playlist(&variants)).await?;
@@ -278,7 +299,10 @@ impl Publisher {
             let r = &self.rungs[rung];
             let segments = r.uploaded_prefix();
             if r.init_bytes.is_none() || segments.len() != r.segments.len() || segments.is_empty() {
-                return Err(JobError::retryable(format!("rung {} finished with segments missing from storage", r.name)));
+                return Err(JobError::retryable(format!(
+                    "rung {} finished with segments missing from storage",
+                    r.name
+                )));
             }
             self.write_playlist(rung, &segments, true).await?;
         }
@@ -289,6 +313,11 @@ impl Publisher {
             self.put_now(HlsFile::ThumbnailsVtt, vtt).await?;
         }
         self.playable.raise();
-        Ok(JobResult { duration_s: summary.duration_s, renditions, thumbnails: self.sprite.filter(|_| self.poster), has_audio: summary.has_audio })
+        Ok(JobResult {
+            duration_s: summary.duration_s,
+            renditions,
+            thumbnails: self.sprite.filter(|_| self.poster),
+            has_audio: summary.has_audio,
+        })
     }
 }

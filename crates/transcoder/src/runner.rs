@@ -133,7 +133,9 @@ impl Runner {
                 // Handing back is not a failure: the job keeps its attempts and is queued at once.
                 match self.api.release(&spec.job_id, &spec.lease_id).await {
                     Ok(()) => tracing::info!("shutting down: gave the job back"),
-                    Err(e) => tracing::warn!(error = %e, "shutting down: could not give the job back; its lease will expire"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "shutting down: could not give the job back; its lease will expire")
+                    }
                 }
                 Outcome::HandedBack
             }
@@ -154,7 +156,9 @@ impl Runner {
         let secs = started.elapsed().as_secs_f64();
         match &outcome {
             Outcome::Done => tracing::info!(seconds = secs, "job done"),
-            Outcome::Failed { message, retryable } => tracing::warn!(seconds = secs, retryable, message = %message, "job failed"),
+            Outcome::Failed { message, retryable } => {
+                tracing::warn!(seconds = secs, retryable, message = %message, "job failed")
+            }
             Outcome::LeaseLost => tracing::warn!(seconds = secs, "lease lost: stopped working on the job"),
             Outcome::HandedBack => tracing::warn!(seconds = secs, "handed the job back on shutdown"),
         }
@@ -275,7 +279,13 @@ impl Runner {
     /// One heartbeat: progress, stage and `playable`. `Ok(Some(expiry))`
     /// when the lease was extended, `Ok(None)` when the call failed (logged,
     /// tried again next tick), `Err(reason)` when the lease is gone.
-    async fn beat(&self, spec: &JobSpec, control: &Control, playable: &Playable, stage: &Mutex<&'static str>) -> Result<Option<String>, String> {
+    async fn beat(
+        &self,
+        spec: &JobSpec,
+        control: &Control,
+        playable: &Playable,
+        stage: &Mutex<&'static str>,
+    ) -> Result<Option<String>, String> {
         let req = HeartbeatRequest {
             lease_id: spec.lease_id.clone(),
             progress: (1.0 + control.fraction() * 94.0).round() as u8,
@@ -305,7 +315,10 @@ impl Runner {
             return Err(JobError::permanent("the upload is empty (0 bytes)"));
         }
         if info.size > self.config.max_video_bytes {
-            return Err(JobError::permanent(format!("the upload is {} bytes; the largest accepted is {} bytes", info.size, self.config.max_video_bytes)));
+            return Err(JobError::permanent(format!(
+                "the upload is {} bytes; the largest accepted is {} bytes",
+                info.size, self.config.max_video_bytes
+            )));
         }
         if let (Some(notified), Some(now)) = (&spec.source_etag, &info.etag) {
             if !same_etag(notified, now) {
@@ -317,21 +330,38 @@ impl Runner {
     }
 
     /// The job itself: read, encode and publish, then finish the outputs.
-    async fn work(&self, spec: &JobSpec, control: &Arc<Control>, playable: &Arc<Playable>, stage: &Arc<Mutex<&'static str>>) -> Result<JobResult, JobError> {
+    async fn work(
+        &self,
+        spec: &JobSpec,
+        control: &Arc<Control>,
+        playable: &Arc<Playable>,
+        stage: &Arc<Mutex<&'static str>>,
+    ) -> Result<JobResult, JobError> {
         let (info, _reservation) = self.check_source(spec).await?;
         let work_dir = self.config.work_dir.join(&spec.job_id);
-        let reader = SourceReader::new(self.storage.clone(), &spec.source_key, &info, tokio::runtime::Handle::current(), &work_dir)?;
+        let reader = SourceReader::new(
+            self.storage.clone(),
+            &spec.source_key,
+            &info,
+            tokio::runtime::Handle::current(),
+            &work_dir,
+        )?;
         let io_failure = Arc::clone(&reader.failure);
         let (tx, rx) = mpsc::channel(16);
         let (ladder, tuning, pipeline_control) = (spec.ladder.clone(), self.tuning.clone(), Arc::clone(control));
-        let pipeline = tokio::task::spawn_blocking(move || panics_fail_the_job(|| transcode(reader, io_failure, &ladder, &tuning, tx, pipeline_control)));
+        let pipeline = tokio::task::spawn_blocking(move || {
+            panics_fail_the_job(|| transcode(reader, io_failure, &ladder, &tuning, tx, pipeline_control))
+        });
         *stage.lock().expect("not poisoned") = "encoding";
-        let mut publisher = Publisher::new(Sink::Bucket(self.storage.clone()), spec.output_prefix.clone(), Arc::clone(playable));
+        let mut publisher =
+            Publisher::new(Sink::Bucket(self.storage.clone()), spec.output_prefix.clone(), Arc::clone(playable));
         let published = publisher.run(rx).await;
         if published.is_err() {
             control.cancel.store(true, Ordering::Relaxed);
         }
-        let summary = pipeline.await.unwrap_or_else(|e| Err(JobError::retryable(format!("internal error: the encoding task failed ({e})"))));
+        let summary = pipeline
+            .await
+            .unwrap_or_else(|e| Err(JobError::retryable(format!("internal error: the encoding task failed ({e})"))));
         let _ = std::fs::remove_dir_all(&work_dir);
         // A publishing failure is the cause when both failed (the pipeline
         // only saw its channel close).
@@ -348,7 +378,8 @@ impl Runner {
 /// two heartbeats, never more than five minutes.
 fn lease_deadline(sent: Instant, expires_at: &str, interval: Duration) -> Instant {
     let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
-    let remaining = Timestamp::parse_rfc3339(expires_at).map_or(Duration::from_secs(30), |t| Duration::from_millis(t.millis().saturating_sub(now_ms)));
+    let remaining = Timestamp::parse_rfc3339(expires_at)
+        .map_or(Duration::from_secs(30), |t| Duration::from_millis(t.millis().saturating_sub(now_ms)));
     sent + remaining.clamp(interval * 2, Duration::from_secs(300))
 }
 

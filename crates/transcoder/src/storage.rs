@@ -33,7 +33,9 @@ pub struct Storage {
 impl Storage {
     pub fn new(cfg: &S3Config) -> Self {
         let http = aws_smithy_http_client::Builder::new()
-            .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring))
+            .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+                aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+            ))
             .build_https();
         let conf = aws_sdk_s3::Config::builder()
             .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
@@ -47,7 +49,12 @@ impl Storage {
             // (network faults, 5xx, throttling): 6 attempts, backing off
             // exponentially with jitter up to 8 s, about half a minute in all,
             // which rides out a storage restart.
-            .retry_config(RetryConfig::standard().with_max_attempts(6).with_initial_backoff(Duration::from_millis(500)).with_max_backoff(Duration::from_secs(8)))
+            .retry_config(
+                RetryConfig::standard()
+                    .with_max_attempts(6)
+                    .with_initial_backoff(Duration::from_millis(500))
+                    .with_max_backoff(Duration::from_secs(8)),
+            )
             .http_client(http)
             .build();
         Self { client: aws_sdk_s3::Client::from_conf(conf), bucket: cfg.bucket.clone() }
@@ -56,7 +63,10 @@ impl Storage {
     /// The object's size and entity tag, or `None` when it does not exist.
     pub async fn head(&self, key: &str) -> Result<Option<SourceInfo>, JobError> {
         match self.client.head_object().bucket(&self.bucket).key(key).send().await {
-            Ok(o) => Ok(Some(SourceInfo { size: o.content_length().unwrap_or(0).max(0) as u64, etag: o.e_tag().map(str::to_owned) })),
+            Ok(o) => Ok(Some(SourceInfo {
+                size: o.content_length().unwrap_or(0).max(0) as u64,
+                etag: o.e_tag().map(str::to_owned),
+            })),
             Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(None),
             Err(e) => Err(JobError::retryable(format!("storage HEAD {key}: {}", describe(&e)))),
         }
@@ -111,7 +121,14 @@ impl Storage {
     }
 
     pub async fn delete(&self, key: &str) -> Result<(), JobError> {
-        self.client.delete_object().bucket(&self.bucket).key(key).send().await.map(|_| ()).map_err(|e| JobError::retryable(format!("storage DELETE {key}: {}", describe(&e))))
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| JobError::retryable(format!("storage DELETE {key}: {}", describe(&e))))
     }
 }
 
@@ -250,7 +267,13 @@ pub struct SourceReader<S: RangeSource = Storage> {
 /// unit tests bytes in memory.
 pub trait RangeSource: Clone + Send + Sync + 'static {
     /// Bytes `start..=end` of `key`, only from version `if_match` when given.
-    fn get_range(&self, key: &str, start: u64, end: u64, if_match: Option<&str>) -> impl std::future::Future<Output = Result<Bytes, JobError>> + Send;
+    fn get_range(
+        &self,
+        key: &str,
+        start: u64,
+        end: u64,
+        if_match: Option<&str>,
+    ) -> impl std::future::Future<Output = Result<Bytes, JobError>> + Send;
 }
 
 impl RangeSource for Storage {
@@ -268,13 +291,23 @@ impl RangeSource for Bytes {
 impl<S: RangeSource> SourceReader<S> {
     pub fn new(storage: S, key: &str, info: &SourceInfo, handle: Handle, work_dir: &Path) -> Result<Self, JobError> {
         std::fs::create_dir_all(work_dir)?;
-        let spool_path = work_dir.join(format!("{SPOOL_PREFIX}{}{SPOOL_SUFFIX}", std::process::id() as u64 * 1_000_000 + u64::from(rand_u32())));
+        let spool_path = work_dir.join(format!(
+            "{SPOOL_PREFIX}{}{SPOOL_SUFFIX}",
+            std::process::id() as u64 * 1_000_000 + u64::from(rand_u32())
+        ));
         let spool = std::fs::OpenOptions::new().read(true).write(true).create_new(true).open(&spool_path)?;
         Self::with_spool(storage, key, info, handle, spool, spool_path)
     }
 
     /// A reader spooling to an already open file (tests give it one that is full).
-    pub fn with_spool(storage: S, key: &str, info: &SourceInfo, handle: Handle, spool: File, spool_path: PathBuf) -> Result<Self, JobError> {
+    pub fn with_spool(
+        storage: S,
+        key: &str,
+        info: &SourceInfo,
+        handle: Handle,
+        spool: File,
+        spool_path: PathBuf,
+    ) -> Result<Self, JobError> {
         Ok(Self {
             storage,
             key: key.to_owned(),
@@ -314,7 +347,9 @@ impl<S: RangeSource> SourceReader<S> {
         })?;
         // A full work disk is ours to fix, not a damaged upload.
         self.spool.write_all_at(&bytes, idx * CHUNK).inspect_err(|e| {
-            let copy = e.raw_os_error().map_or_else(|| std::io::Error::new(e.kind(), e.to_string()), std::io::Error::from_raw_os_error);
+            let copy = e
+                .raw_os_error()
+                .map_or_else(|| std::io::Error::new(e.kind(), e.to_string()), std::io::Error::from_raw_os_error);
             *self.failure.lock().expect("not poisoned") = Some(JobError::from(copy));
         })?;
         self.have.insert(idx, bytes.len() as u64);

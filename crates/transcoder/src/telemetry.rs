@@ -54,7 +54,10 @@ pub fn init_logging(json: bool) {
     use tracing_subscriber::filter::{filter_fn, LevelFilter};
     let _ = tracing_subscriber::registry()
         .with(lines.with_filter(filter))
-        .with(BreadcrumbLayer::new().with_filter(filter_fn(|m| matches!(*m.level(), tracing::Level::WARN | tracing::Level::INFO))))
+        .with(
+            BreadcrumbLayer::new()
+                .with_filter(filter_fn(|m| matches!(*m.level(), tracing::Level::WARN | tracing::Level::INFO))),
+        )
         .with(ErrorLayer::new().with_filter(LevelFilter::ERROR))
         .try_init();
 }
@@ -65,7 +68,11 @@ pub fn report_failure(job_id: &str, error: &JobError) {
         |scope| scope.set_tag("job_id", job_id),
         || {
             let mut event: Event<'static> = sentry::event_from_error(error);
-            event.request = Some(Request { url: format!("job:{job_id}").parse().ok(), method: Some("JOB".into()), ..Default::default() });
+            event.request = Some(Request {
+                url: format!("job:{job_id}").parse().ok(),
+                method: Some("JOB".into()),
+                ..Default::default()
+            });
             sentry::capture_event(event);
         },
     );

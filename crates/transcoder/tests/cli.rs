@@ -5,7 +5,10 @@ use std::process::Command;
 
 fn transcoder(args: &[&str]) -> (i32, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_transcoder")).args(args).output().expect("the binary runs");
-    (out.status.code().unwrap_or(-1), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+    (
+        out.status.code().unwrap_or(-1),
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+    )
 }
 
 #[test]

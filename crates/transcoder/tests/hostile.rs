@@ -77,8 +77,18 @@ fn playlists_manifests_and_lists_are_refused_and_nothing_is_fetched() {
     let url = format!("http://127.0.0.1:{}", listener.port);
     let dir = Scratch::new("ssrf");
     let uploads: [(&str, String, &str); 4] = [
-        ("hls-media", format!("#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n#EXTINF:2.0,\n{url}/segment0.ts\n#EXT-X-ENDLIST\n"), "an HLS playlist"),
-        ("hls-master", format!("#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=800000,RESOLUTION=640x360\n{url}/variant.m3u8\n"), "an HLS playlist"),
+        (
+            "hls-media",
+            format!(
+                "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n#EXTINF:2.0,\n{url}/segment0.ts\n#EXT-X-ENDLIST\n"
+            ),
+            "an HLS playlist",
+        ),
+        (
+            "hls-master",
+            format!("#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=800000,RESOLUTION=640x360\n{url}/variant.m3u8\n"),
+            "an HLS playlist",
+        ),
         (
             "dash",
             format!(
@@ -93,7 +103,11 @@ fn playlists_manifests_and_lists_are_refused_and_nothing_is_fetched() {
             ),
             "a DASH manifest",
         ),
-        ("ffconcat", format!("ffconcat version 1.0\nfile '{url}/part1.mp4'\nfile '{url}/part2.mp4'\n"), "an ffconcat list"),
+        (
+            "ffconcat",
+            format!("ffconcat version 1.0\nfile '{url}/part1.mp4'\nfile '{url}/part2.mp4'\n"),
+            "an ffconcat list",
+        ),
     ];
     for (name, text, what) in &uploads {
         let src = dir.path(&format!("{name}.mp4"));
@@ -120,12 +134,47 @@ fn timestamp_bombs_end_at_once_with_a_readable_message() {
     let video = |p: &Path, jump: &str| {
         // The 11th frame is stamped `jump` seconds late (ffmpeg drops the frames after it).
         let filter = format!("setpts='if(eq(N,10),PTS+{jump}/TB,PTS)'");
-        ffmpeg(&["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=10:duration=2", "-vf", &filter, "-c:v", "libx264", "-preset", "ultrafast", "-f", "matroska", p.to_str().unwrap()]);
+        ffmpeg(&[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=10:duration=2",
+            "-vf",
+            &filter,
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-f",
+            "matroska",
+            p.to_str().unwrap(),
+        ]);
     };
     let audio = |p: &Path, offset: &str| {
         ffmpeg(&[
-            "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=10:duration=2", "-itsoffset", offset, "-f", "lavfi", "-i", "sine=duration=2",
-            "-map", "0", "-map", "1", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", "-f", "matroska", p.to_str().unwrap(),
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=10:duration=2",
+            "-itsoffset",
+            offset,
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=duration=2",
+            "-map",
+            "0",
+            "-map",
+            "1",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-c:a",
+            "aac",
+            "-f",
+            "matroska",
+            p.to_str().unwrap(),
         ]);
     };
     type Make<'a> = &'a dyn Fn(&Path, &str);
@@ -153,7 +202,10 @@ fn size_change(dir: &Scratch, name: &str, first: &str, second: (u32, u32), extra
     let raw = dir.path(&format!("{name}.h264"));
     let mut bytes = Vec::new();
     let (w, h) = second;
-    let halves = [format!("color=red:size={}x{h}:rate=10:duration=1", w / 2), format!("color=blue:size={}x{h}:rate=10:duration=1", w / 2)];
+    let halves = [
+        format!("color=red:size={}x{h}:rate=10:duration=1", w / 2),
+        format!("color=blue:size={}x{h}:rate=10:duration=1", w / 2),
+    ];
     let parts: [Vec<&str>; 2] = [
         vec!["-f", "lavfi", "-i", "testsrc2=rate=10:duration=1:size=SIZE"],
         vec!["-f", "lavfi", "-i", &halves[0], "-f", "lavfi", "-i", &halves[1], "-filter_complex", "hstack"],
@@ -161,8 +213,19 @@ fn size_change(dir: &Scratch, name: &str, first: &str, second: (u32, u32), extra
     for (i, inputs) in parts.iter().enumerate() {
         let part = dir.path(&format!("{name}-{i}.h264"));
         let first_src = format!("testsrc2=rate=10:duration=1:size={first}");
-        let mut args: Vec<&str> = inputs.iter().map(|a| if a.ends_with("size=SIZE") { first_src.as_str() } else { a }).collect();
-        args.extend(["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-f", "h264", part.to_str().unwrap()]);
+        let mut args: Vec<&str> =
+            inputs.iter().map(|a| if a.ends_with("size=SIZE") { first_src.as_str() } else { a }).collect();
+        args.extend([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+            "-f",
+            "h264",
+            part.to_str().unwrap(),
+        ]);
         ffmpeg(&args);
         bytes.extend(std::fs::read(&part).unwrap());
     }
@@ -214,8 +277,29 @@ fn audio_that_never_comes_does_not_hold_the_video_in_memory() {
     let src = dir.path("silent-track.mkv");
     // An audio track is declared, but not one audio packet is stored.
     ffmpeg(&[
-        "-f", "lavfi", "-i", "testsrc2=size=64x64:rate=10:duration=40", "-f", "lavfi", "-i", "sine=duration=40",
-        "-map", "0", "-map", "1", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", "-frames:a", "0", "-f", "matroska", src.to_str().unwrap(),
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=64x64:rate=10:duration=40",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=duration=40",
+        "-map",
+        "0",
+        "-map",
+        "1",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-c:a",
+        "aac",
+        "-frames:a",
+        "0",
+        "-f",
+        "matroska",
+        src.to_str().unwrap(),
     ]);
     let report = transcode_bounded(&src, &dir.path("out")).unwrap_or_else(|e| panic!("{e}"));
     assert!(report.summary.has_audio, "the declared track stays, filled with silence");
@@ -224,7 +308,8 @@ fn audio_that_never_comes_does_not_hold_the_video_in_memory() {
     // Unbounded, all 400 encoded frames would wait for audio; bounded, at
     // most the lag limit (10 s) plus a segment and the queues.
     assert!(rung.peak_waiting_frames < 200, "{} frames waited for audio", rung.peak_waiting_frames);
-    let audio = ffprobe(&dir.path("out/240p/index.m3u8"), &["-select_streams", "a", "-show_entries", "stream=codec_name"]);
+    let audio =
+        ffprobe(&dir.path("out/240p/index.m3u8"), &["-select_streams", "a", "-show_entries", "stream=codec_name"]);
     assert_eq!(audio["streams"][0]["codec_name"], "aac", "{audio}");
 }
 
@@ -232,22 +317,53 @@ fn audio_that_never_comes_does_not_hold_the_video_in_memory() {
 fn a_full_work_disk_is_our_fault_and_retryable_not_a_damaged_upload() {
     let dir = Scratch::new("disk-full");
     let src = dir.path("clip.mp4");
-    ffmpeg(&["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=10:duration=2", "-c:v", "libx264", "-preset", "ultrafast", src.to_str().unwrap()]);
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=320x240:rate=10:duration=2",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        src.to_str().unwrap(),
+    ]);
     let bytes = Bytes::from(std::fs::read(&src).unwrap());
     let info = SourceInfo { size: bytes.len() as u64, etag: None };
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     // Every write to /dev/full fails with ENOSPC, as on a full disk.
     let full = std::fs::OpenOptions::new().read(true).write(true).open("/dev/full").unwrap();
-    let reader = SourceReader::with_spool(bytes, "raw/app/vid/source.mp4", &info, rt.handle().clone(), full, "/dev/full-not-removed".into()).unwrap();
+    let reader = SourceReader::with_spool(
+        bytes,
+        "raw/app/vid/source.mp4",
+        &info,
+        rt.handle().clone(),
+        full,
+        "/dev/full-not-removed".into(),
+    )
+    .unwrap();
     let failure = Arc::clone(&reader.failure);
     let (tx, mut rx) = tokio::sync::mpsc::channel(64);
     let drain = rt.spawn(async move { while rx.recv().await.is_some() {} });
     let result = rt.block_on(async {
-        tokio::task::spawn_blocking(move || run_pipeline(reader, failure, &LadderOptions::default(), &Tuning::default(), tx, Arc::new(Control::default()))).await.unwrap()
+        tokio::task::spawn_blocking(move || {
+            run_pipeline(
+                reader,
+                failure,
+                &LadderOptions::default(),
+                &Tuning::default(),
+                tx,
+                Arc::new(Control::default()),
+            )
+        })
+        .await
+        .unwrap()
     });
     rt.block_on(drain).unwrap();
     match result {
-        Err(JobError::Retryable(m)) => assert!(m.contains("work disk (WORK_DIR) is full") && m.contains("will be retried"), "{m}"),
+        Err(JobError::Retryable(m)) => {
+            assert!(m.contains("work disk (WORK_DIR) is full") && m.contains("will be retried"), "{m}")
+        }
         other => panic!("expected a retryable failure naming the disk, got {other:?}"),
     }
 }

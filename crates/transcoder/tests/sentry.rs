@@ -66,14 +66,30 @@ fn panics_tracing_errors_and_job_failures_reach_sentry() {
         assert_eq!(e["environment"], "test");
         assert_eq!(e["tags"]["service"], "transcoder");
     }
-    let panic = events.iter().find(|e| e["exception"]["values"][0]["value"].as_str().is_some_and(|v| v.contains("index out of bounds in rung 720p"))).expect("the panic event");
+    let panic = events
+        .iter()
+        .find(|e| {
+            e["exception"]["values"][0]["value"]
+                .as_str()
+                .is_some_and(|v| v.contains("index out of bounds in rung 720p"))
+        })
+        .expect("the panic event");
     let exception = &panic["exception"]["values"][0];
     assert_eq!(exception["mechanism"]["type"], "panic", "{exception}");
     let frames = exception["stacktrace"]["frames"].as_array().expect("a backtrace");
-    assert!(frames.iter().any(|f| f["function"].as_str().is_some_and(|n| n.contains("panics_tracing_errors_and_job_failures_reach_sentry"))), "the test's own frame is in the backtrace");
+    assert!(
+        frames.iter().any(|f| f["function"]
+            .as_str()
+            .is_some_and(|n| n.contains("panics_tracing_errors_and_job_failures_reach_sentry"))),
+        "the test's own frame is in the backtrace"
+    );
 
     // (Sentry leaves out the level of an event at the default, error.)
-    assert!(events.iter().any(|e| e["message"] == "the video service refused the transcoder token" && e.get("level").is_none_or(|l| l == "error")), "tracing::error! became an event: {events:#?}");
+    assert!(
+        events.iter().any(|e| e["message"] == "the video service refused the transcoder token"
+            && e.get("level").is_none_or(|l| l == "error")),
+        "tracing::error! became an event: {events:#?}"
+    );
 
     let job = events.iter().find(|e| e["request"]["url"] == "job:job_abc").expect("the job failure");
     assert_eq!(job["tags"]["job_id"], "job_abc");

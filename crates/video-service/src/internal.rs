@@ -14,8 +14,8 @@
 //! location (`crate::status::forget`), so pollers here see it at once.
 
 use media_core::api::{CompleteRequest, FailRequest, HeartbeatRequest, LeaseRequest, ReleaseRequest};
-use media_core::ids::{AppId, VideoId};
 use media_core::auth::check_bearer;
+use media_core::ids::{AppId, VideoId};
 use media_core::{ApiError, ErrorCode};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -32,7 +32,16 @@ const MAX_INTERNAL_BODY: u64 = 256 * 1024;
 
 async fn body<T: DeserializeOwned>(req: &mut Request) -> Result<T, Failure> {
     let bytes = read_body(req, MAX_INTERNAL_BODY).await?;
-    serde_json::from_slice(&bytes).map_err(|e| ApiError::new(ErrorCode::InvalidJson, format!("the request body is not a valid {}: {e}", std::any::type_name::<T>().rsplit("::").next().unwrap_or("body"))).into())
+    serde_json::from_slice(&bytes).map_err(|e| {
+        ApiError::new(
+            ErrorCode::InvalidJson,
+            format!(
+                "the request body is not a valid {}: {e}",
+                std::any::type_name::<T>().rsplit("::").next().unwrap_or("body")
+            ),
+        )
+        .into()
+    })
 }
 
 /// `POST /internal/jobs/inspect`.
@@ -70,10 +79,18 @@ pub async fn route(mut req: Request, env: &Env) -> Handled {
             let r: LeaseRequest = body(&mut req).await?;
             QueueCommand::Lease { worker: r.worker, wait_ms: r.wait_ms }
         }
-        ["internal", "jobs", id, "heartbeat"] => QueueCommand::Heartbeat { job_id: (*id).to_owned(), req: body::<HeartbeatRequest>(&mut req).await? },
-        ["internal", "jobs", id, "complete"] => QueueCommand::Complete { job_id: (*id).to_owned(), req: body::<CompleteRequest>(&mut req).await? },
-        ["internal", "jobs", id, "fail"] => QueueCommand::Fail { job_id: (*id).to_owned(), req: body::<FailRequest>(&mut req).await? },
-        ["internal", "jobs", id, "release"] => QueueCommand::Release { job_id: (*id).to_owned(), req: body::<ReleaseRequest>(&mut req).await? },
+        ["internal", "jobs", id, "heartbeat"] => {
+            QueueCommand::Heartbeat { job_id: (*id).to_owned(), req: body::<HeartbeatRequest>(&mut req).await? }
+        }
+        ["internal", "jobs", id, "complete"] => {
+            QueueCommand::Complete { job_id: (*id).to_owned(), req: body::<CompleteRequest>(&mut req).await? }
+        }
+        ["internal", "jobs", id, "fail"] => {
+            QueueCommand::Fail { job_id: (*id).to_owned(), req: body::<FailRequest>(&mut req).await? }
+        }
+        ["internal", "jobs", id, "release"] => {
+            QueueCommand::Release { job_id: (*id).to_owned(), req: body::<ReleaseRequest>(&mut req).await? }
+        }
         _ => return Err(no_route(&path)),
     };
     let answer = client::send(env, &cmd).await?;

@@ -36,7 +36,10 @@ const OPENAPI: &str = include_str!("../../../openapi/video-service.json");
 
 /// The API-key routes and the internal API: browsers never call them, so
 /// their answers carry no CORS headers.
-const SERVER_ONLY: ServerOnly = ServerOnly { paths: &["/generate-upload-url", "/notify-upload-complete", "/cancel-job"], prefixes: &["/internal/"] };
+const SERVER_ONLY: ServerOnly = ServerOnly {
+    paths: &["/generate-upload-url", "/notify-upload-complete", "/cancel-job"],
+    prefixes: &["/internal/"],
+};
 
 #[event(start)]
 fn start() {
@@ -46,7 +49,16 @@ fn start() {
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
     let (env, ctx) = (&env, &ctx);
-    worker_kit::entry::handle(SERVICE, SERVER_ONLY, req, env, ctx, VideoSettings::load(env), |req, settings| async move { route(req, env, ctx, &settings).await }).await
+    worker_kit::entry::handle(
+        SERVICE,
+        SERVER_ONLY,
+        req,
+        env,
+        ctx,
+        VideoSettings::load(env),
+        |req, settings| async move { route(req, env, ctx, &settings).await },
+    )
+    .await
 }
 
 async fn route(req: Request, env: &Env, ctx: &Context, settings: &VideoSettings) -> Handled {

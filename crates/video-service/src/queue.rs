@@ -125,16 +125,24 @@ impl JobQueue {
 
     fn load(&self, query: &str, bind: Vec<SqlStorageValue>) -> worker::Result<Option<Job>> {
         let rows: Vec<BodyRow> = self.sql().exec(query, bind)?.to_array()?;
-        rows.into_iter().next().map(|r| serde_json::from_str(&r.body).map_err(|e| worker::Error::RustError(format!("stored job: {e}")))).transpose()
+        rows.into_iter()
+            .next()
+            .map(|r| serde_json::from_str(&r.body).map_err(|e| worker::Error::RustError(format!("stored job: {e}"))))
+            .transpose()
     }
 
     fn load_all(&self, query: &str, bind: Vec<SqlStorageValue>) -> worker::Result<Vec<Job>> {
         let rows: Vec<BodyRow> = self.sql().exec(query, bind)?.to_array()?;
-        rows.into_iter().map(|r| serde_json::from_str(&r.body).map_err(|e| worker::Error::RustError(format!("stored job: {e}")))).collect()
+        rows.into_iter()
+            .map(|r| serde_json::from_str(&r.body).map_err(|e| worker::Error::RustError(format!("stored job: {e}"))))
+            .collect()
     }
 
     fn by_video(&self, app: &AppId, video: &VideoId) -> worker::Result<Option<Job>> {
-        self.load("SELECT body FROM jobs WHERE app_id = ? AND video_id = ?", vec![app.as_str().into(), video.as_str().into()])
+        self.load(
+            "SELECT body FROM jobs WHERE app_id = ? AND video_id = ?",
+            vec![app.as_str().into(), video.as_str().into()],
+        )
     }
 
     fn by_id(&self, job_id: &str) -> worker::Result<Option<Job>> {
@@ -166,7 +174,8 @@ impl JobQueue {
 
     /// Re-queues (or fails) every job whose lease ran out.
     fn sweep_expired(&self, at: Timestamp) -> worker::Result<usize> {
-        let expired = self.load_all("SELECT body FROM jobs WHERE status = 'processing' AND lease_expires_at < ?", vec![int(at)])?;
+        let expired =
+            self.load_all("SELECT body FROM jobs WHERE status = 'processing' AND lease_expires_at < ?", vec![int(at)])?;
         let policy = self.policy();
         for mut job in expired.iter().cloned() {
             if let Some(outcome) = job.expire_lease(&policy, at) {
@@ -235,7 +244,10 @@ impl JobQueue {
         loop {
             let t = now();
             self.sweep_expired(t)?;
-            let next = self.load("SELECT body FROM jobs WHERE status = 'queued' AND not_before <= ? ORDER BY queued_at LIMIT 1", vec![int(t)])?;
+            let next = self.load(
+                "SELECT body FROM jobs WHERE status = 'queued' AND not_before <= ? ORDER BY queued_at LIMIT 1",
+                vec![int(t)],
+            )?;
             if let Some(mut job) = next {
                 let output_id = OutputId::from_random(random_bytes());
                 let lease = job
@@ -362,7 +374,9 @@ impl JobQueue {
                 self.save(&job)?;
                 self.schedule_alarm().await?;
                 match outcome {
-                    FailOutcome::Retrying { .. } => tracing::warn!(job_id, message = %req.message, "attempt failed; retrying"),
+                    FailOutcome::Retrying { .. } => {
+                        tracing::warn!(job_id, message = %req.message, "attempt failed; retrying")
+                    }
                     FailOutcome::Failed => tracing::error!(job_id, message = %req.message, "job failed"),
                 }
                 reply(&job)

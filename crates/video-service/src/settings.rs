@@ -2,10 +2,10 @@
 //! its default, in one place. (Bindings: `MEDIA_BUCKET` R2, `MEDIA_KV` KV,
 //! `JOBS` Durable Object, `KEY_RATE_LIMITER`, `BAD_KEY_RATE_LIMITER` and `PUBLIC_RATE_LIMITER` rate limits.)
 
+use media_core::auth::ApiKeys;
 use media_core::job::RetryPolicy;
 use media_core::ladder::LadderOptions;
 use media_core::media::DEFAULT_MAX_VIDEO_BYTES;
-use media_core::auth::ApiKeys;
 use worker::Env;
 use worker_kit::config::{api_keys, ConfigError, Settings};
 

@@ -64,7 +64,10 @@ fn ids(req: &Request) -> Result<(AppId, VideoId), Failure> {
 }
 
 fn unknown(app: &AppId, video: &VideoId) -> Failure {
-    ApiError::not_found(format!("no job for app_id {app:?} and video_id {video:?}; call /notify-upload-complete after uploading")).into()
+    ApiError::not_found(format!(
+        "no job for app_id {app:?} and video_id {video:?}; call /notify-upload-complete after uploading"
+    ))
+    .into()
 }
 
 async fn cached(key: &str) -> Option<Job> {
@@ -112,7 +115,11 @@ pub async fn public_job(env: &Env, app: &AppId, video: &VideoId) -> Result<(Opti
     }
     let (job, source) = match playback_record(env, app, video).await {
         Some(job) => (Some(job), ReadSource::Kv),
-        None => (client::ask::<Option<Job>>(env, &QueueCommand::Get { app_id: app.clone(), video_id: video.clone() }).await?, ReadSource::Queue),
+        None => (
+            client::ask::<Option<Job>>(env, &QueueCommand::Get { app_id: app.clone(), video_id: video.clone() })
+                .await?,
+            ReadSource::Queue,
+        ),
     };
     if let Some(job) = &job {
         remember(&key, job).await;
@@ -146,8 +153,12 @@ pub async fn playback_url(req: Request, env: &Env, base: &str) -> Handled {
         Some(url) => json(200, &PlaybackUrlResponse { url, status: job.status, poster_url: view.poster_url })?,
         None => {
             let why = match job.status {
-                JobStatus::Error => format!("the video failed to transcode: {}", view.error.as_deref().unwrap_or("unknown error")),
-                s => format!("the video is not playable yet: it is {} ({}%); poll /job-status", s.as_str(), job.progress),
+                JobStatus::Error => {
+                    format!("the video failed to transcode: {}", view.error.as_deref().unwrap_or("unknown error"))
+                }
+                s => {
+                    format!("the video is not playable yet: it is {} ({}%); poll /job-status", s.as_str(), job.progress)
+                }
             };
             let e = ApiError::new(ErrorCode::Conflict, why);
             let mut body = serde_json::to_value(e.body()).map_err(|e| Failure::internal(e.to_string()))?;

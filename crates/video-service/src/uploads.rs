@@ -11,9 +11,9 @@ use media_core::{ApiError, ErrorCode};
 use worker::{Env, Request};
 use worker_kit::clock::now;
 use worker_kit::config::Settings;
+use worker_kit::entry::guard;
 use worker_kit::respond::{json, read_body};
 use worker_kit::store::{s3_bucket, AnyStore, ObjectStore};
-use worker_kit::entry::guard;
 use worker_kit::{Failure, Handled};
 
 use crate::client;
@@ -35,13 +35,7 @@ pub async fn generate_upload_url(mut req: Request, env: &Env, settings: &VideoSe
     let key = ObjectKey::RawUpload { app: r.app_id.clone(), video: r.video_id.clone(), kind }.to_string();
     let put = s3_bucket(&Settings(env))?.presign_put(&key, &r.content_type, r.size, settings.upload_ttl_s, now());
     tracing::info!(app_id = %r.app_id, video_id = %r.video_id, content_type = %r.content_type, size = ?r.size, "video upload URL issued");
-    json(
-        200,
-        &VideoUploadUrlResponse {
-            put: PresignedPut::from_presigned(put),
-            raw_key: key,
-        },
-    )
+    json(200, &VideoUploadUrlResponse { put: PresignedPut::from_presigned(put), raw_key: key })
 }
 
 /// `POST /notify-upload-complete`: checks the upload is there, then queues.
@@ -63,13 +57,21 @@ pub async fn notify_upload_complete(mut req: Request, env: &Env, settings: &Vide
     }
     let store = AnyStore::from_env(env)?;
     let info = store.head(&r.raw_key).await?.ok_or_else(|| {
-        ApiError::new(ErrorCode::UploadMissing, format!("nothing has been uploaded to {}; PUT the file to the upload_url first, then notify", r.raw_key))
+        ApiError::new(
+            ErrorCode::UploadMissing,
+            format!("nothing has been uploaded to {}; PUT the file to the upload_url first, then notify", r.raw_key),
+        )
     })?;
     check_size("the upload", info.size, settings.max_video_bytes)?;
     let cmd = QueueCommand::Notify {
         app_id: r.app_id.clone(),
         video_id: r.video_id.clone(),
-        source: SourceUpload { raw_key: r.raw_key.clone(), content_type: r.content_type.clone(), size: info.size, etag: Some(info.etag.clone()) },
+        source: SourceUpload {
+            raw_key: r.raw_key.clone(),
+            content_type: r.content_type.clone(),
+            size: info.size,
+            etag: Some(info.etag.clone()),
+        },
     };
     let reply: NotifyReply = client::ask(env, &cmd).await?;
     if reply.changed {
@@ -89,11 +91,13 @@ pub async fn cancel_job(mut req: Request, env: &Env, settings: &VideoSettings, b
     let grant = guard(&req, env, settings, "cancel-job").await?;
     let r = CancelRequest::from_json(&read_body(&mut req, MAX_JSON_BODY).await?)?;
     grant.check_app(&r.app_id)?;
-    let reply: CancelReply = client::ask(env, &QueueCommand::Cancel { app_id: r.app_id.clone(), video_id: r.video_id.clone() }).await?;
+    let reply: CancelReply =
+        client::ask(env, &QueueCommand::Cancel { app_id: r.app_id.clone(), video_id: r.video_id.clone() }).await?;
     if reply.canceled {
         crate::status::forget(&r.app_id, &r.video_id).await;
     }
-    let mut body = serde_json::to_value(media_core::api::JobView::of(&reply.job, base)).map_err(|e| Failure::internal(e.to_string()))?;
+    let mut body = serde_json::to_value(media_core::api::JobView::of(&reply.job, base))
+        .map_err(|e| Failure::internal(e.to_string()))?;
     body["canceled"] = serde_json::json!(reply.canceled);
     json(200, &body)
 }

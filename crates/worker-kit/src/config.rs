@@ -34,7 +34,9 @@ impl Settings<'_> {
     pub fn required(&self, name: &str) -> Result<String, ConfigError> {
         self.get(name).ok_or_else(|| ConfigError {
             name: name.to_owned(),
-            problem: "is not set: add it to [vars] in the wrangler file, or with `wrangler secret put` if it is a secret".into(),
+            problem:
+                "is not set: add it to [vars] in the wrangler file, or with `wrangler secret put` if it is a secret"
+                    .into(),
         })
     }
 
@@ -46,7 +48,10 @@ impl Settings<'_> {
     pub fn number<T: std::str::FromStr>(&self, name: &str, default: T) -> Result<T, ConfigError> {
         match self.get(name) {
             None => Ok(default),
-            Some(v) => v.trim().parse().map_err(|_| ConfigError { name: name.to_owned(), problem: format!("is {v:?}, which is not a number") }),
+            Some(v) => v.trim().parse().map_err(|_| ConfigError {
+                name: name.to_owned(),
+                problem: format!("is {v:?}, which is not a number"),
+            }),
         }
     }
 }

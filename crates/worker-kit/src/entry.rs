@@ -70,7 +70,11 @@ where
     let resp = outcome.unwrap_or_else(|failure| {
         if let Some(detail) = failure.report_detail() {
             tracing::error!(method = %method, url = %url, detail, "request failed");
-            sentry::report(env, ctx, sentry::Fault { service, environment: &environment, message: detail, method: &method, url: &url });
+            sentry::report(
+                env,
+                ctx,
+                sentry::Fault { service, environment: &environment, message: detail, method: &method, url: &url },
+            );
         }
         error_response(&failure.to_api_error())
     });
@@ -98,7 +102,12 @@ pub fn other_method(method: Option<&Method>, allowed: &[Method]) -> Option<Handl
 /// is counted against the client's address (a strict limit, so guessing
 /// stops after a few tries: 429), then refused (401/403). The key itself is
 /// never logged; its fingerprint is.
-pub async fn guard(req: &Request, env: &Env, settings: &impl ServiceSettings, route: &str) -> Result<KeyGrant, Failure> {
+pub async fn guard(
+    req: &Request,
+    env: &Env,
+    settings: &impl ServiceSettings,
+    route: &str,
+) -> Result<KeyGrant, Failure> {
     let keys = settings.api_keys();
     if keys.is_empty() {
         return Err(Failure::internal("IV_API_KEY is not set: no API key can be accepted"));
@@ -118,7 +127,10 @@ pub async fn guard(req: &Request, env: &Env, settings: &impl ServiceSettings, ro
 /// The origin used in the URLs a service hands out: `PUBLIC_BASE_URL`, or
 /// the origin the request came to.
 pub fn public_base(req: &Request, settings: &impl ServiceSettings) -> String {
-    settings.public_base().map(str::to_owned).unwrap_or_else(|| req.url().map(|u| u.origin().ascii_serialization()).unwrap_or_default())
+    settings
+        .public_base()
+        .map(str::to_owned)
+        .unwrap_or_else(|| req.url().map(|u| u.origin().ascii_serialization()).unwrap_or_default())
 }
 
 /// `GET /openapi.json`: the service's OpenAPI document.

@@ -40,9 +40,10 @@ impl Failure {
         match self {
             Failure::Client(e) => e.clone(),
             Failure::Internal { .. } => ApiError::internal(),
-            Failure::Unavailable { .. } => {
-                ApiError::new(ErrorCode::Unavailable, "a storage or queue service did not answer; please retry in a few seconds")
-            }
+            Failure::Unavailable { .. } => ApiError::new(
+                ErrorCode::Unavailable,
+                "a storage or queue service did not answer; please retry in a few seconds",
+            ),
         }
     }
 
@@ -102,9 +103,9 @@ pub fn error_response(e: &ApiError) -> Response {
         }
         _ => {}
     }
-    Response::ok(e.to_json()).map(|r| r.with_status(e.status()).with_headers(headers)).unwrap_or_else(|_| {
-        Response::empty().expect("an empty response can always be built").with_status(e.status())
-    })
+    Response::ok(e.to_json())
+        .map(|r| r.with_status(e.status()).with_headers(headers))
+        .unwrap_or_else(|_| Response::empty().expect("an empty response can always be built").with_status(e.status()))
 }
 
 /// Adds CORS headers for a request from `origin` to `resp`. With an
@@ -154,9 +155,14 @@ pub fn preflight(methods: &str) -> Handled {
 /// client went away) is refused too, rather than taken for the whole.
 pub async fn read_body(req: &mut Request, max: u64) -> Result<Vec<u8>, Failure> {
     let too_large = |what: String| {
-        Failure::Client(ApiError::new(ErrorCode::PayloadTooLarge, format!("the request body is {what} bytes; this route takes at most {max} bytes")))
+        Failure::Client(ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            format!("the request body is {what} bytes; this route takes at most {max} bytes"),
+        ))
     };
-    let unreadable = |e: worker::Error| Failure::Client(ApiError::new(ErrorCode::InvalidJson, format!("the request body could not be read: {e}")));
+    let unreadable = |e: worker::Error| {
+        Failure::Client(ApiError::new(ErrorCode::InvalidJson, format!("the request body could not be read: {e}")))
+    };
     let declared = req.headers().get("content-length")?.and_then(|v| v.trim().parse::<u64>().ok());
     if let Some(declared) = declared {
         if declared > max {
@@ -223,5 +229,7 @@ pub fn method_not_allowed_response(allowed: &str) -> Response {
 
 /// 404 for a path no route serves.
 pub fn no_route(path: &str) -> Failure {
-    Failure::Client(ApiError::not_found(format!("no route for {path}; see /openapi.json for the routes of this service")))
+    Failure::Client(ApiError::not_found(format!(
+        "no route for {path}; see /openapi.json for the routes of this service"
+    )))
 }

@@ -2,8 +2,8 @@
 //! envelope comes from `media_core::sentry`, and is posted with `fetch`
 //! inside `wait_until`, after the response has gone out.
 
-use media_core::sentry::{envelope, Dsn};
 pub use media_core::sentry::Fault;
+use media_core::sentry::{envelope, Dsn};
 use worker::{Context, Env, Fetch, Headers, Method, Request, RequestInit};
 
 /// Sends `fault` to Sentry after the response, if `IV_SENTRY_DSN` is set.
@@ -29,4 +29,3 @@ pub fn report(env: &Env, ctx: &Context, fault: Fault<'_>) {
         }
     });
 }
-

@@ -95,7 +95,10 @@ pub async fn from_edge_cache(key: &str, req: &Request) -> worker::Result<Option<
     let mut status = cached.status_code();
     if status == 416 {
         // The cache's own 416 has no body: answer with ours (the size is in its Content-Range).
-        let size = cached.headers().get("content-range")?.and_then(|cr| cr.rsplit_once('/').and_then(|(_, t)| t.trim().parse().ok()));
+        let size = cached
+            .headers()
+            .get("content-range")?
+            .and_then(|cr| cr.rsplit_once('/').and_then(|(_, t)| t.trim().parse().ok()));
         return unsatisfiable(size).map(Some).map_err(|f| worker::Error::RustError(format!("{f:?}")));
     }
     let copied = Headers::new();
@@ -108,7 +111,8 @@ pub async fn from_edge_cache(key: &str, req: &Request) -> worker::Result<Option<
         status = 304;
     }
     let (_, body) = cached.into_parts();
-    let resp = if req.method() == Method::Head || status == 304 { Response::empty()? } else { Response::from_body(body)? };
+    let resp =
+        if req.method() == Method::Head || status == 304 { Response::empty()? } else { Response::from_body(body)? };
     Ok(Some(resp.with_status(status).with_headers(copied)))
 }
 
@@ -134,7 +138,11 @@ where
         }
     }
     let before = store.operations();
-    let mut resp = if head_only { head(store, req, &spec, content_type).await? } else { get(store, req, &spec, content_type).await? };
+    let mut resp = if head_only {
+        head(store, req, &spec, content_type).await?
+    } else {
+        get(store, req, &spec, content_type).await?
+    };
     resp.headers_mut().append("server-timing", &timing(false, store.operations() - before))?;
     Ok(resp)
 }

@@ -14,10 +14,10 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use ffmpeg_next as ff;
 use ff::format::sample::Type as SampleType;
 use ff::format::Sample;
 use ff::ChannelLayout;
+use ffmpeg_next as ff;
 use media_core::ladder::AUDIO;
 use media_core::timeline::{check_audio_offset, MAX_AUDIO_LAG_S, MAX_TIMESTAMP_GAP_S};
 
@@ -67,8 +67,10 @@ impl AudioTrack {
         let decoder = ff::codec::context::Context::from_parameters(stream.parameters())
             .and_then(|c| c.decoder().audio())
             .map_err(|e| JobError::permanent(format!("the audio stream cannot be decoded: {e}")))?;
-        let codec = ff::encoder::find(ff::codec::Id::AAC).ok_or_else(|| JobError::retryable("libavcodec has no AAC encoder"))?;
-        let mut enc = ff::codec::context::Context::new_with_codec(codec).encoder().audio().map_err(|e| av(e, "encoder"))?;
+        let codec = ff::encoder::find(ff::codec::Id::AAC)
+            .ok_or_else(|| JobError::retryable("libavcodec has no AAC encoder"))?;
+        let mut enc =
+            ff::codec::context::Context::new_with_codec(codec).encoder().audio().map_err(|e| av(e, "encoder"))?;
         enc.set_rate(AUDIO.sample_rate as i32);
         enc.set_channel_layout(ChannelLayout::STEREO);
         enc.set_format(Sample::F32(SampleType::Planar));
@@ -116,7 +118,8 @@ impl AudioTrack {
     /// How far the track reaches, in seconds of video from its first frame
     /// (`None` before it is aligned with the video).
     fn covered_s(&self) -> Option<f64> {
-        self.aligned.then(|| (self.next_pts + self.fifo[0].len() as i64 - self.lead) as f64 / f64::from(AUDIO.sample_rate))
+        self.aligned
+            .then(|| (self.next_pts + self.fifo[0].len() as i64 - self.lead) as f64 / f64::from(AUDIO.sample_rate))
     }
 
     /// Called as video is read, with the video's position (seconds from its
@@ -220,7 +223,13 @@ impl AudioTrack {
                     ChannelLayout::STEREO,
                     AUDIO.sample_rate,
                 )
-                .map_err(|e| JobError::permanent(format!("the audio ({} channels at {} Hz) cannot be converted: {e}", frame.channels(), frame.rate())))?;
+                .map_err(|e| {
+                    JobError::permanent(format!(
+                        "the audio ({} channels at {} Hz) cannot be converted: {e}",
+                        frame.channels(),
+                        frame.rate()
+                    ))
+                })?;
                 self.resampler = Some((r, key));
             }
             let capacity = frame.samples() * AUDIO.sample_rate as usize / frame.rate().max(1) as usize + 256;
@@ -228,7 +237,9 @@ impl AudioTrack {
             let (r, _) = self.resampler.as_mut().expect("set above");
             r.run(&frame, &mut out).map_err(|e| av(e, "resample"))?;
             append(&mut self.fifo, &out);
-            if self.video_start_s.is_none() && self.fifo[0].len() as f64 > MAX_TIMESTAMP_GAP_S * f64::from(AUDIO.sample_rate) {
+            if self.video_start_s.is_none()
+                && self.fifo[0].len() as f64 > MAX_TIMESTAMP_GAP_S * f64::from(AUDIO.sample_rate)
+            {
                 return Err(JobError::permanent(format!(
                     "the file stores its audio more than {MAX_TIMESTAMP_GAP_S} s ahead of its video; remux it with its streams interleaved (for example ffmpeg -i in -c copy out.mp4)"
                 )));

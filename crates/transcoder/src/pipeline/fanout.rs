@@ -40,16 +40,20 @@ impl<'scope> Fanout<'scope> {
         'env: 'scope,
     {
         let rungs = &s.settings.plan.rungs;
-        let (senders, receivers): (Vec<SyncSender<RungInput>>, Vec<_>) = rungs.iter().map(|_| sync_channel::<RungInput>(s.frame_queue.max(1))).unzip();
+        let (senders, receivers): (Vec<SyncSender<RungInput>>, Vec<_>) =
+            rungs.iter().map(|_| sync_channel::<RungInput>(s.frame_queue.max(1))).unzip();
         let mut handles = Vec::new();
         for ((i, rung), rx) in rungs.iter().enumerate().zip(receivers) {
             let next = senders.get(i + 1).cloned();
-            let (events, done, control, audio) = (s.events.clone(), Arc::clone(&s.counters[i]), Arc::clone(s.control), s.audio.clone());
+            let (events, done, control, audio) =
+                (s.events.clone(), Arc::clone(&s.counters[i]), Arc::clone(s.control), s.audio.clone());
             let (settings, delay, priming) = (s.settings, s.delay_frames, s.audio_priming);
             handles.push(
                 std::thread::Builder::new()
                     .name(format!("rung-{}", rung.name.as_str()))
-                    .spawn_scoped(scope, move || rung::run(i, rung, settings, audio, rx, next, &events, &done, &control.cancel, delay, priming))
+                    .spawn_scoped(scope, move || {
+                        rung::run(i, rung, settings, audio, rx, next, &events, &done, &control.cancel, delay, priming)
+                    })
                     .map_err(|e| JobError::retryable(format!("starting an encoder thread: {e}")))?,
             );
         }
@@ -91,7 +95,11 @@ impl<'scope> Fanout<'scope> {
                     }
                 }
                 Err(panic) => {
-                    let msg = panic.downcast_ref::<String>().cloned().or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned())).unwrap_or_default();
+                    let msg = panic
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                        .unwrap_or_default();
                     first_error = Some(JobError::retryable(format!("an encoder thread crashed: {msg}")));
                 }
             }

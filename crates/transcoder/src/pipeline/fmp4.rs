@@ -6,8 +6,8 @@
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use ffmpeg_next as ff;
 use ff::format::context::{Output, StreamIo};
+use ffmpeg_next as ff;
 
 use super::audio::AudioPacket;
 use crate::error::JobError;
@@ -47,7 +47,11 @@ const AUDIO_TB: ff::Rational = ff::Rational(1, media_core::ladder::AUDIO.sample_
 
 impl SegmentWriter {
     /// `video_tb` is the encoder's time base; `audio` the shared AAC parameters.
-    pub fn new(video: &ff::encoder::Video, video_tb: ff::Rational, audio: Option<ff::codec::Parameters>) -> Result<Self, JobError> {
+    pub fn new(
+        video: &ff::encoder::Video,
+        video_tb: ff::Rational,
+        audio: Option<ff::codec::Parameters>,
+    ) -> Result<Self, JobError> {
         let memory = Memory::default();
         let io = StreamIo::from_write(memory.clone()).map_err(|e| err(e, "I/O"))?;
         let mut octx = ff::format::output_to_stream(io, None, Some("mp4")).map_err(|e| err(e, "muxer"))?;
@@ -58,7 +62,8 @@ impl SegmentWriter {
         }
         let audio_index = match audio {
             Some(params) => {
-                let mut s = octx.add_stream(ff::encoder::find(ff::codec::Id::AAC)).map_err(|e| err(e, "audio stream"))?;
+                let mut s =
+                    octx.add_stream(ff::encoder::find(ff::codec::Id::AAC)).map_err(|e| err(e, "audio stream"))?;
                 s.set_parameters(params);
                 s.set_time_base(AUDIO_TB);
                 Some(1)
@@ -75,7 +80,16 @@ impl SegmentWriter {
         octx.write_header_with(opts).map_err(|e| err(e, "header"))?;
         let video_to = octx.stream(0).expect("added above").time_base();
         let audio_to = audio_index.and_then(|i| octx.stream(i)).map_or(AUDIO_TB, |s| s.time_base());
-        let mut w = Self { octx, memory, video: 0, audio: audio_index, video_from: video_tb, video_to, audio_to, init: Vec::new() };
+        let mut w = Self {
+            octx,
+            memory,
+            video: 0,
+            audio: audio_index,
+            video_from: video_tb,
+            video_to,
+            audio_to,
+            init: Vec::new(),
+        };
         w.init = w.take();
         if w.init.is_empty() {
             return Err(JobError::retryable("packaging: the muxer wrote no init segment"));

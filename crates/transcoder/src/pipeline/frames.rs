@@ -3,8 +3,8 @@
 //! later SPS can change both mid-stream), then upright ([`Rotator`], the
 //! rotation metadata applied as ffmpeg's autorotate does).
 
-use ffmpeg_next as ff;
 use ff::format::Pixel;
+use ffmpeg_next as ff;
 use media_core::ladder::{MAX_SOURCE_PIXELS, MAX_SOURCE_SIDE};
 
 use crate::error::JobError;
@@ -30,7 +30,12 @@ impl Conformer {
     pub fn apply(&mut self, frame: ff::frame::Video) -> Result<ff::frame::Video, JobError> {
         let got = (frame.format(), frame.width(), frame.height());
         let (w, h) = (got.1, got.2);
-        if w == 0 || h == 0 || w > MAX_SOURCE_SIDE || h > MAX_SOURCE_SIDE || u64::from(w) * u64::from(h) > MAX_SOURCE_PIXELS {
+        if w == 0
+            || h == 0
+            || w > MAX_SOURCE_SIDE
+            || h > MAX_SOURCE_SIDE
+            || u64::from(w) * u64::from(h) > MAX_SOURCE_PIXELS
+        {
             return Err(JobError::permanent(format!(
                 "a frame of the video is {w}x{h}; the largest accepted is {MAX_SOURCE_SIDE} pixels on a side and {} megapixels",
                 MAX_SOURCE_PIXELS / 1_000_000
@@ -41,15 +46,33 @@ impl Conformer {
             return Ok(frame);
         }
         if self.scaler.as_ref().is_none_or(|(_, k)| *k != got) {
-            let ctx = ff::software::scaling::Context::get(got.0, w, h, want.0, want.1, want.2, ff::software::scaling::Flags::BICUBIC)
-                .map_err(|e| JobError::permanent(format!("the video changes to {w}x{h} ({:?}) mid-stream, which cannot be converted: {e}", got.0)))?;
+            let ctx = ff::software::scaling::Context::get(
+                got.0,
+                w,
+                h,
+                want.0,
+                want.1,
+                want.2,
+                ff::software::scaling::Flags::BICUBIC,
+            )
+            .map_err(|e| {
+                JobError::permanent(format!(
+                    "the video changes to {w}x{h} ({:?}) mid-stream, which cannot be converted: {e}",
+                    got.0
+                ))
+            })?;
             if self.conformed == 0 {
                 tracing::warn!(from = ?want, to = ?got, "the video changes its frame size or format mid-stream; scaling it back");
             }
             self.scaler = Some((ctx, got));
         }
         let mut out = ff::frame::Video::new(want.0, want.1, want.2);
-        self.scaler.as_mut().expect("set above").0.run(&frame, &mut out).map_err(|e| JobError::retryable(format!("scaling a frame: {e}")))?;
+        self.scaler
+            .as_mut()
+            .expect("set above")
+            .0
+            .run(&frame, &mut out)
+            .map_err(|e| JobError::retryable(format!("scaling a frame: {e}")))?;
         out.set_pts(frame.pts());
         // SAFETY: copying plain timing and aspect fields between two valid frames.
         unsafe {
@@ -77,7 +100,8 @@ impl Rotator {
         let fail = |e: ff::Error| JobError::retryable(format!("rotating the video: {e}"));
         let mut graph = ff::filter::Graph::new();
         let sar = frame.aspect_ratio();
-        let (sn, sd) = if sar.numerator() > 0 && sar.denominator() > 0 { (sar.numerator(), sar.denominator()) } else { (1, 1) };
+        let (sn, sd) =
+            if sar.numerator() > 0 && sar.denominator() > 0 { (sar.numerator(), sar.denominator()) } else { (1, 1) };
         let args = format!(
             "video_size={}x{}:pix_fmt={}:time_base={}/{}:pixel_aspect={sn}/{sd}",
             frame.width(),
@@ -112,4 +136,3 @@ impl Rotator {
         Ok(out)
     }
 }
-

@@ -59,12 +59,30 @@ unsafe impl Send for SharedFrame {}
 #[derive(Debug)]
 pub enum Produced {
     /// Sent first: the ladder that will be produced.
-    Plan { plan: LadderPlan, has_audio: bool, duration_s: Option<f64> },
+    Plan {
+        plan: LadderPlan,
+        has_audio: bool,
+        duration_s: Option<f64>,
+    },
     /// A rung's init segment and its RFC 6381 video codec (`avc1.640028`).
-    Init { rung: usize, bytes: Vec<u8>, video_codec: String },
-    Segment { rung: usize, seq: u32, duration_s: f64, bytes: Vec<u8> },
-    Poster { bytes: Vec<u8> },
-    Sprite { bytes: Vec<u8>, meta: ThumbnailMeta },
+    Init {
+        rung: usize,
+        bytes: Vec<u8>,
+        video_codec: String,
+    },
+    Segment {
+        rung: usize,
+        seq: u32,
+        duration_s: f64,
+        bytes: Vec<u8>,
+    },
+    Poster {
+        bytes: Vec<u8>,
+    },
+    Sprite {
+        bytes: Vec<u8>,
+        meta: ThumbnailMeta,
+    },
 }
 
 /// Shared between the pipeline and whoever runs it.
@@ -92,7 +110,8 @@ impl Control {
     /// Progress 0.0-1.0 of the slowest rung.
     pub fn fraction(&self) -> f64 {
         let expected = self.frames_expected.load(Ordering::Relaxed);
-        let done = self.frames_done.lock().expect("not poisoned").iter().map(|f| f.load(Ordering::Relaxed)).min().unwrap_or(0);
+        let done =
+            self.frames_done.lock().expect("not poisoned").iter().map(|f| f.load(Ordering::Relaxed)).min().unwrap_or(0);
         if expected == 0 {
             0.0
         } else {
@@ -160,17 +179,26 @@ pub fn transcode<R: Read + Seek + Send + 'static>(
     // libav's own chatter (x264's banner, muxer notes) stays out of the logs.
     ff::util::log::set_level(ff::util::log::Level::Error);
     let cancel_probe = Arc::clone(&control);
-    let mut input = probe::open(reader, move || cancel_probe.cancel.load(Ordering::Relaxed)).map_err(|e| match (&e, io_failure.lock().expect("not poisoned").clone()) {
-        // A failure outside libav (storage, the spool's disk) is the cause of whatever opening then said.
-        (JobError::Permanent(_) | JobError::Retryable(_), Some(outside)) => outside,
-        _ => e,
+    let mut input = probe::open(reader, move || cancel_probe.cancel.load(Ordering::Relaxed)).map_err(|e| {
+        match (&e, io_failure.lock().expect("not poisoned").clone()) {
+            // A failure outside libav (storage, the spool's disk) is the cause of whatever opening then said.
+            (JobError::Permanent(_) | JobError::Retryable(_), Some(outside)) => outside,
+            _ => e,
+        }
     })?;
     let probe = probe::inspect(&input)?;
     tracing::info!(format = %probe.format, video = ?probe.video, audio = ?probe.audio, duration_s = ?probe.duration_s, "probed");
-    let plan = plan_ladder(&probe.source_video(), options).map_err(|e| JobError::permanent(format!("the video cannot be transcoded: {e}")))?;
+    let plan = plan_ladder(&probe.source_video(), options)
+        .map_err(|e| JobError::permanent(format!("the video cannot be transcoded: {e}")))?;
     let fps = plan.frame_rate.as_f64();
     let declared = probe.duration_s;
-    let mut video = VideoDecoder::open(&input.stream(probe.video.index).expect("probed"), &probe.video, tuning.decoder_threads, fps, declared)?;
+    let mut video = VideoDecoder::open(
+        &input.stream(probe.video.index).expect("probed"),
+        &probe.video,
+        tuning.decoder_threads,
+        fps,
+        declared,
+    )?;
     let settings = RungSettings {
         plan: &plan,
         preset: &options.preset,
@@ -215,7 +243,16 @@ pub fn transcode<R: Read + Seek + Send + 'static>(
             fanout.join(&control)?;
             return Err(JobError::retryable("an encoder stopped before any input"));
         }
-        let mut output = Output { clock: ConstantRate::new(fps), thumbs: Thumbnailer::new(dw, dh, declared), last_frame: None, fanout: &fanout, events: &events, gop: u64::from(plan.gop_frames), fps, audio_told: false };
+        let mut output = Output {
+            clock: ConstantRate::new(fps),
+            thumbs: Thumbnailer::new(dw, dh, declared),
+            last_frame: None,
+            fanout: &fanout,
+            events: &events,
+            gop: u64::from(plan.gop_frames),
+            fps,
+            audio_told: false,
+        };
         let ended = demux(&mut input, streams, &mut video, &mut audio, &mut output, &control, &io_failure)?;
         let (clock, mut thumbs, last_frame) = (output.clock, output.thumbs, output.last_frame);
         let rungs = fanout.join(&control)?;
@@ -276,7 +313,15 @@ enum Ended {
 
 /// The read loop: packets from the demuxer to the video decoder or the audio
 /// track, what they make on to the rungs, then the ends of both streams.
-fn demux(input: &mut ff::format::context::Input, streams: Streams, video: &mut VideoDecoder, audio: &mut Option<AudioTrack>, out: &mut Output<'_, '_>, control: &Control, io_failure: &IoFailure) -> Result<Ended, JobError> {
+fn demux(
+    input: &mut ff::format::context::Input,
+    streams: Streams,
+    video: &mut VideoDecoder,
+    audio: &mut Option<AudioTrack>,
+    out: &mut Output<'_, '_>,
+    control: &Control,
+    io_failure: &IoFailure,
+) -> Result<Ended, JobError> {
     let mut packet = ff::Packet::empty();
     // Packets that could not be read or decoded; past 50 the file is damaged beyond skipping.
     let mut bad_packets = 0u32;

@@ -5,9 +5,9 @@
 
 use std::io::{Read, Seek};
 
-use ffmpeg_next as ff;
 use ff::format::context::{Input, StreamIo};
 use ff::media::Type as MediaType;
+use ffmpeg_next as ff;
 use media_core::ladder::{Rational, SourceVideo};
 use media_core::timeline::Timeline;
 
@@ -82,7 +82,10 @@ const HEAD_BYTES: usize = 64 * 1024;
 
 /// Opens `reader` as a media file in one of the accepted containers;
 /// `cancelled` aborts a stalled read.
-pub fn open<R: Read + Seek + Send + 'static>(reader: R, cancelled: impl FnMut() -> bool + Send + 'static) -> Result<Input, JobError> {
+pub fn open<R: Read + Seek + Send + 'static>(
+    reader: R,
+    cancelled: impl FnMut() -> bool + Send + 'static,
+) -> Result<Input, JobError> {
     open_restricted(reader, cancelled, ACCEPTED_DEMUXERS)
 }
 
@@ -91,13 +94,19 @@ pub fn open<R: Read + Seek + Send + 'static>(reader: R, cancelled: impl FnMut() 
 /// open (an HLS variant, a DASH `BaseURL`, an ffconcat entry, a MOV data
 /// reference) fails before any connection is made. Public so that tests can
 /// show that this holds even for a demuxer that tries.
-pub fn open_restricted<R: Read + Seek + Send + 'static>(mut reader: R, cancelled: impl FnMut() -> bool + Send + 'static, demuxers: &str) -> Result<Input, JobError> {
+pub fn open_restricted<R: Read + Seek + Send + 'static>(
+    mut reader: R,
+    cancelled: impl FnMut() -> bool + Send + 'static,
+    demuxers: &str,
+) -> Result<Input, JobError> {
     let size = reader.seek(std::io::SeekFrom::End(0)).and_then(|n| reader.seek(std::io::SeekFrom::Start(0)).map(|_| n));
     if let Ok(0) = size {
         return Err(JobError::permanent("the upload is empty (0 bytes)"));
     }
-    let head = read_head(&mut reader).map_err(|e| JobError::retryable(format!("reading the start of the upload: {e}")))?;
-    let io = StreamIo::from_read_seek_with_capacity(reader, 256 * 1024).map_err(|e| JobError::retryable(format!("allocating libav I/O: {e}")))?;
+    let head =
+        read_head(&mut reader).map_err(|e| JobError::retryable(format!("reading the start of the upload: {e}")))?;
+    let io = StreamIo::from_read_seek_with_capacity(reader, 256 * 1024)
+        .map_err(|e| JobError::retryable(format!("allocating libav I/O: {e}")))?;
     let mut options = ff::Dictionary::new();
     options.set("format_whitelist", demuxers);
     options.set("protocol_whitelist", "");
@@ -122,7 +131,9 @@ pub fn open_restricted<R: Read + Seek + Send + 'static>(mut reader: R, cancelled
     let picked = input.format().name().to_owned();
     if !is_one_of(&picked, demuxers) {
         // libav enforces the whitelist itself; this is the second lock on the door.
-        return Err(JobError::permanent(format!("the upload is a {picked} file, not a video in an accepted container ({ACCEPTED_IN_WORDS})")));
+        return Err(JobError::permanent(format!(
+            "the upload is a {picked} file, not a video in an accepted container ({ACCEPTED_IN_WORDS})"
+        )));
     }
     // SAFETY: `input` owns a valid, opened format context.
     let score = unsafe { (*input.as_ptr()).probe_score };
@@ -161,7 +172,12 @@ fn describe_refused(head: &[u8], demuxers: &str) -> Option<String> {
     let mut buf = head.to_vec();
     buf.extend_from_slice(&[0u8; ff::ffi::AVPROBE_PADDING_SIZE as usize]);
     let empty = c"";
-    let probe = ff::ffi::AVProbeData { filename: empty.as_ptr(), buf: buf.as_mut_ptr(), buf_size: head.len() as i32, mime_type: std::ptr::null() };
+    let probe = ff::ffi::AVProbeData {
+        filename: empty.as_ptr(),
+        buf: buf.as_mut_ptr(),
+        buf_size: head.len() as i32,
+        mime_type: std::ptr::null(),
+    };
     let mut score = 0;
     // SAFETY: `probe` points at `buf`, which is padded as libav requires and outlives the call.
     let format = unsafe { ff::ffi::av_probe_input_format3(&probe, 1, &mut score) };
@@ -171,7 +187,13 @@ fn describe_refused(head: &[u8], demuxers: &str) -> Option<String> {
     // SAFETY: a non-null demuxer from libav's static list has valid name strings.
     let (name, long_name) = unsafe {
         let f = &*format;
-        let text = |p: *const std::os::raw::c_char| if p.is_null() { String::new() } else { std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned() };
+        let text = |p: *const std::os::raw::c_char| {
+            if p.is_null() {
+                String::new()
+            } else {
+                std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned()
+            }
+        };
         (text(f.name), text(f.long_name))
     };
     if is_one_of(&name, demuxers) {
@@ -242,7 +264,11 @@ pub fn inspect(input: &Input) -> Result<Probe, JobError> {
     });
     let Some(vs) = input.streams().best(MediaType::Video) else {
         return Err(JobError::permanent(match &audio {
-            Some(a) => format!("the upload has no video stream: it is audio only ({}, {})", a.codec, if a.channels == 1 { "mono".to_owned() } else { format!("{} channels", a.channels) }),
+            Some(a) => format!(
+                "the upload has no video stream: it is audio only ({}, {})",
+                a.codec,
+                if a.channels == 1 { "mono".to_owned() } else { format!("{} channels", a.channels) }
+            ),
             None => "the upload contains no video stream".to_owned(),
         }));
     };
@@ -274,11 +300,25 @@ pub fn inspect(input: &Input) -> Result<Probe, JobError> {
     };
     let sar = rational(decoder.aspect_ratio());
     let pixel_format = format!("{:?}", decoder.format()).to_lowercase();
-    let color = ColorTags { space: decoder.color_space(), primaries: decoder.color_primaries(), transfer: decoder.color_transfer_characteristic() };
+    let color = ColorTags {
+        space: decoder.color_space(),
+        primaries: decoder.color_primaries(),
+        transfer: decoder.color_transfer_characteristic(),
+    };
     Ok(Probe {
         format,
         duration_s,
-        video: VideoStream { index: vs.index(), codec, width, height, sample_aspect: sar, rotation: rotation(&vs), frame_rate, pixel_format, color },
+        video: VideoStream {
+            index: vs.index(),
+            codec,
+            width,
+            height,
+            sample_aspect: sar,
+            rotation: rotation(&vs),
+            frame_rate,
+            pixel_format,
+            color,
+        },
         audio: audio.filter(|a| a.channels > 0 && a.sample_rate > 0),
     })
 }

@@ -15,8 +15,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::Arc;
 
-use ffmpeg_next as ff;
 use ff::format::Pixel;
+use ffmpeg_next as ff;
 use media_core::ladder::{LadderPlan, Rung};
 use media_core::playlist::avc1_codec_string;
 use tokio::sync::mpsc::Sender;
@@ -66,8 +66,10 @@ fn err(e: ff::Error, what: &str) -> JobError {
 
 /// Opens libx264 for `rung`.
 fn open_encoder(rung: &Rung, s: &RungSettings<'_>) -> Result<(ff::encoder::Video, ff::Rational), JobError> {
-    let codec = ff::encoder::find_by_name("libx264").ok_or_else(|| JobError::retryable("libavcodec was built without libx264"))?;
-    let mut enc = ff::codec::context::Context::new_with_codec(codec).encoder().video().map_err(|e| err(e, "x264 context"))?;
+    let codec = ff::encoder::find_by_name("libx264")
+        .ok_or_else(|| JobError::retryable("libavcodec was built without libx264"))?;
+    let mut enc =
+        ff::codec::context::Context::new_with_codec(codec).encoder().video().map_err(|e| err(e, "x264 context"))?;
     let fps = s.plan.frame_rate;
     let time_base = ff::Rational::new(fps.den as i32, fps.num as i32);
     enc.set_width(rung.width);
@@ -260,7 +262,10 @@ pub fn run(
     // SAFETY: reading a plain field of the opened codec context.
     let delay = unsafe { (*encoder.as_ptr()).has_b_frames }.max(0) as u32;
     if delay != expected_delay {
-        return Err(JobError::retryable(format!("internal: rung {} has a reordering delay of {delay} frames, others {expected_delay}", rung.name.as_str())));
+        return Err(JobError::retryable(format!(
+            "internal: rung {} has a reordering delay of {delay} frames, others {expected_delay}",
+            rung.name.as_str()
+        )));
     }
     let video_codec = avc1_codec_string(&extradata(&encoder)).unwrap_or_else(|| "avc1.640028".into());
     let has_audio = audio.is_some();
@@ -306,8 +311,21 @@ pub fn run(
                 } else {
                     let key = (src.format(), src.width(), src.height());
                     if scaler.as_ref().is_none_or(|(_, k)| *k != key) {
-                        let ctx = ff::software::scaling::Context::get(key.0, key.1, key.2, Pixel::YUV420P, rung.width, rung.height, ff::software::scaling::Flags::BICUBIC)
-                            .map_err(|e| JobError::permanent(format!("the video's pixel format {:?} cannot be converted: {e}", key.0)))?;
+                        let ctx = ff::software::scaling::Context::get(
+                            key.0,
+                            key.1,
+                            key.2,
+                            Pixel::YUV420P,
+                            rung.width,
+                            rung.height,
+                            ff::software::scaling::Flags::BICUBIC,
+                        )
+                        .map_err(|e| {
+                            JobError::permanent(format!(
+                                "the video's pixel format {:?} cannot be converted: {e}",
+                                key.0
+                            ))
+                        })?;
                         scaler = Some((ctx, key));
                     }
                     let mut out = pool.take(rung.width, rung.height);

@@ -2,8 +2,8 @@
 //! encoded from (no second decode): the poster early, so it exists when the
 //! video becomes playable; the sprite at the end, with its layout.
 
-use ffmpeg_next as ff;
 use ff::format::Pixel;
+use ffmpeg_next as ff;
 use media_core::job::ThumbnailMeta;
 use media_core::playlist::{plan_thumbnails, THUMB_COLS, THUMB_MAX};
 
@@ -53,8 +53,16 @@ impl Thumbnailer {
         let i = match self.scalers.iter().position(|(k, _)| *k == key) {
             Some(i) => i,
             None => {
-                let ctx = ff::software::scaling::Context::get(key.0, key.1, key.2, Pixel::YUVJ420P, w, h, ff::software::scaling::Flags::BICUBIC)
-                    .map_err(|e| err(e, "scaler"))?;
+                let ctx = ff::software::scaling::Context::get(
+                    key.0,
+                    key.1,
+                    key.2,
+                    Pixel::YUVJ420P,
+                    w,
+                    h,
+                    ff::software::scaling::Flags::BICUBIC,
+                )
+                .map_err(|e| err(e, "scaler"))?;
                 self.scalers.push((key, ctx));
                 self.scalers.len() - 1
             }
@@ -113,7 +121,11 @@ impl Thumbnailer {
         for (i, tile) in self.tiles.iter().enumerate() {
             let (col, row) = (i as u32 % cols, i as u32 / cols);
             for plane in 0..3 {
-                let (px, py, pw, ph) = if plane == 0 { (col * tw, row * th, tw, th) } else { (col * tw / 2, row * th / 2, tw / 2, th / 2) };
+                let (px, py, pw, ph) = if plane == 0 {
+                    (col * tw, row * th, tw, th)
+                } else {
+                    (col * tw / 2, row * th / 2, tw / 2, th / 2)
+                };
                 let (src_stride, dst_stride) = (tile.stride(plane), canvas.stride(plane));
                 for y in 0..ph as usize {
                     let src = &tile.data(plane)[y * src_stride..y * src_stride + pw as usize];
@@ -129,8 +141,10 @@ impl Thumbnailer {
 
 /// A baseline JPEG of a full-range 4:2:0 frame, at quality scale 3.
 pub fn encode_jpeg(frame: &ff::frame::Video) -> Result<Vec<u8>, JobError> {
-    let codec = ff::encoder::find(ff::codec::Id::MJPEG).ok_or_else(|| JobError::retryable("libavcodec has no MJPEG encoder"))?;
-    let mut enc = ff::codec::context::Context::new_with_codec(codec).encoder().video().map_err(|e| err(e, "jpeg context"))?;
+    let codec = ff::encoder::find(ff::codec::Id::MJPEG)
+        .ok_or_else(|| JobError::retryable("libavcodec has no MJPEG encoder"))?;
+    let mut enc =
+        ff::codec::context::Context::new_with_codec(codec).encoder().video().map_err(|e| err(e, "jpeg context"))?;
     enc.set_width(frame.width());
     enc.set_height(frame.height());
     enc.set_format(Pixel::YUVJ420P);

@@ -40,14 +40,28 @@ impl VideoDecoder {
     /// Opens the decoder of `stream` (probed as `video`) with `threads`
     /// decoder threads; `fps` is the output rate, `declared_s` the
     /// container's duration, which bounds the timeline.
-    pub fn open(stream: &ff::format::stream::Stream<'_>, video: &VideoStream, threads: usize, fps: f64, declared_s: Option<f64>) -> Result<Self, JobError> {
-        let mut ctx = ff::codec::context::Context::from_parameters(stream.parameters()).map_err(|e| JobError::permanent(format!("the video cannot be decoded: {e}")))?;
-        ctx.set_threading(ff::codec::threading::Config { kind: ff::codec::threading::Type::Frame, count: threads, ..Default::default() });
+    pub fn open(
+        stream: &ff::format::stream::Stream<'_>,
+        video: &VideoStream,
+        threads: usize,
+        fps: f64,
+        declared_s: Option<f64>,
+    ) -> Result<Self, JobError> {
+        let mut ctx = ff::codec::context::Context::from_parameters(stream.parameters())
+            .map_err(|e| JobError::permanent(format!("the video cannot be decoded: {e}")))?;
+        ctx.set_threading(ff::codec::threading::Config {
+            kind: ff::codec::threading::Type::Frame,
+            count: threads,
+            ..Default::default()
+        });
         // libav itself refuses to allocate a frame beyond the largest accepted
         // size, whatever a later parameter set in the stream declares.
         // SAFETY: setting a plain field of a codec context that is not open yet.
         unsafe { (*ctx.as_mut_ptr()).max_pixels = MAX_SOURCE_PIXELS as i64 };
-        let decoder = ctx.decoder().video().map_err(|e| JobError::permanent(format!("the {} video cannot be decoded: {e}", video.codec)))?;
+        let decoder = ctx
+            .decoder()
+            .video()
+            .map_err(|e| JobError::permanent(format!("the {} video cannot be decoded: {e}", video.codec)))?;
         Ok(Self {
             decoder,
             time_base: stream.time_base(),

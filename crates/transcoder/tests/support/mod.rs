@@ -14,13 +14,22 @@ use transcoder::pipeline::Tuning;
 
 /// Runs the ffmpeg CLI quietly; panics with its message on failure.
 pub fn ffmpeg(args: &[&str]) {
-    let out = Command::new("ffmpeg").args(["-hide_banner", "-loglevel", "error", "-y"]).args(args).output().expect("ffmpeg runs");
+    let out = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-y"])
+        .args(args)
+        .output()
+        .expect("ffmpeg runs");
     assert!(out.status.success(), "ffmpeg {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
 }
 
 /// ffprobe's JSON for `path` with extra `args`.
 pub fn ffprobe(path: &Path, args: &[&str]) -> Value {
-    let out = Command::new("ffprobe").args(["-v", "error", "-of", "json"]).args(args).arg(path).output().expect("ffprobe runs");
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-of", "json"])
+        .args(args)
+        .arg(path)
+        .output()
+        .expect("ffprobe runs");
     assert!(out.status.success(), "ffprobe {} failed: {}", path.display(), String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).expect("ffprobe prints JSON")
 }
@@ -61,13 +70,23 @@ pub struct Expect<'a> {
 
 /// The EXTINF durations of a media playlist.
 pub fn extinf(playlist: &str) -> Vec<f64> {
-    playlist.lines().filter_map(|l| l.strip_prefix("#EXTINF:")).map(|l| l.trim_end_matches(',').parse().unwrap()).collect()
+    playlist
+        .lines()
+        .filter_map(|l| l.strip_prefix("#EXTINF:"))
+        .map(|l| l.trim_end_matches(',').parse().unwrap())
+        .collect()
 }
 
 /// Keyframe times of a rung's video, as ffprobe reads them through its playlist.
 pub fn keyframes(playlist: &Path) -> Vec<String> {
     let v = ffprobe(playlist, &["-select_streams", "v", "-show_entries", "packet=pts_time,flags"]);
-    v["packets"].as_array().unwrap().iter().filter(|p| p["flags"].as_str().unwrap_or("").starts_with('K')).map(|p| p["pts_time"].as_str().unwrap().to_owned()).collect()
+    v["packets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["flags"].as_str().unwrap_or("").starts_with('K'))
+        .map(|p| p["pts_time"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 /// Checks everything the ladder in `out` must satisfy.
@@ -100,17 +119,28 @@ pub fn check_ladder(out: &Path, report: &LocalReport, expect: &Expect<'_>) {
         let probe = ffprobe(&playlist, &["-show_streams", "-show_format"]);
         let streams = probe["streams"].as_array().unwrap();
         let video = streams.iter().find(|s| s["codec_type"] == "video").expect("a video stream");
-        assert_eq!((video["width"].as_u64().unwrap() as u32, video["height"].as_u64().unwrap() as u32), (*w, *h), "{name}");
+        assert_eq!(
+            (video["width"].as_u64().unwrap() as u32, video["height"].as_u64().unwrap() as u32),
+            (*w, *h),
+            "{name}"
+        );
         assert_eq!(video["codec_name"], "h264");
         assert_eq!(video["profile"], "High");
         assert_eq!(video["pix_fmt"], "yuv420p");
         let audio = streams.iter().find(|s| s["codec_type"] == "audio");
         assert_eq!(audio.is_some(), expect.audio, "{name}: audio presence");
         if let Some(a) = audio {
-            assert_eq!((a["codec_name"].as_str(), a["channels"].as_u64(), a["sample_rate"].as_str()), (Some("aac"), Some(2), Some("48000")));
+            assert_eq!(
+                (a["codec_name"].as_str(), a["channels"].as_u64(), a["sample_rate"].as_str()),
+                (Some("aac"), Some(2), Some("48000"))
+            );
         }
         let duration: f64 = probe["format"]["duration"].as_str().unwrap().parse().unwrap();
-        assert!((duration - expect.duration_s).abs() < 0.2, "{name}: decodes to {duration} s, expected {}", expect.duration_s);
+        assert!(
+            (duration - expect.duration_s).abs() < 0.2,
+            "{name}: decodes to {duration} s, expected {}",
+            expect.duration_s
+        );
 
         let keys = keyframes(&playlist);
         assert!(!keys.is_empty());
@@ -150,5 +180,15 @@ pub fn check_ladder(out: &Path, report: &LocalReport, expect: &Expect<'_>) {
 /// Sets a 90°-rotation display matrix on `src`'s video track (a phone's
 /// portrait video is stored landscape with this), by remuxing.
 pub fn with_rotation(src: &Path, dst: &Path, degrees: i32) {
-    ffmpeg(&["-i", src.to_str().unwrap(), "-c", "copy", "-metadata:s:v:0", &format!("rotate={degrees}"), "-f", "mp4", dst.to_str().unwrap()]);
+    ffmpeg(&[
+        "-i",
+        src.to_str().unwrap(),
+        "-c",
+        "copy",
+        "-metadata:s:v:0",
+        &format!("rotate={degrees}"),
+        "-f",
+        "mp4",
+        dst.to_str().unwrap(),
+    ]);
 }

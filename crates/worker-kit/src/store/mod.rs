@@ -130,8 +130,13 @@ pub fn s3_bucket(settings: &Settings<'_>) -> Result<media_core::sigv4::S3Bucket,
         session_token: None,
     };
     let endpoint = settings.required("S3_ENDPOINT")?;
-    media_core::sigv4::S3Bucket::new(&endpoint, &settings.required("S3_BUCKET")?, &settings.or("S3_REGION", "auto"), creds)
-        .map_err(|problem| ConfigError { name: "S3_ENDPOINT".into(), problem })
+    media_core::sigv4::S3Bucket::new(
+        &endpoint,
+        &settings.required("S3_BUCKET")?,
+        &settings.or("S3_REGION", "auto"),
+        creds,
+    )
+    .map_err(|problem| ConfigError { name: "S3_ENDPOINT".into(), problem })
 }
 
 impl ObjectStore for AnyStore {

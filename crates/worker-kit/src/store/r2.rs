@@ -66,14 +66,22 @@ impl ObjectStore for R2Store {
         };
         let body = obj
             .body()
-            .ok_or_else(|| StoreError::Transport { op: "GET", key: key.to_owned(), detail: "R2 returned no body".into() })?
+            .ok_or_else(|| StoreError::Transport {
+                op: "GET",
+                key: key.to_owned(),
+                detail: "R2 returned no body".into(),
+            })?
             .response_body()
             .map_err(|e| transport("GET", key, e))?;
         Ok(Some(ObjectBody { info: info(&obj), body }))
     }
 
     async fn read(&self, key: &str, req: &ReadRequest) -> Result<Option<ReadOutcome>, StoreError> {
-        let conditional = Conditional { etag_matches: req.if_match.clone(), etag_does_not_match: req.if_none_match.clone(), ..Conditional::default() };
+        let conditional = Conditional {
+            etag_matches: req.if_match.clone(),
+            etag_does_not_match: req.if_none_match.clone(),
+            ..Conditional::default()
+        };
         let mut get = self.bucket().get(key);
         if conditional != Conditional::default() {
             get = get.only_if(conditional);
@@ -88,7 +96,9 @@ impl ObjectStore for R2Store {
             Ok(Some(obj)) => obj,
             Ok(None) => return Ok(None),
             // The error does not say the size; learning it would cost another operation.
-            Err(e) if range.is_some() && is_range_error(&e) => return Ok(Some(ReadOutcome::RangeNotSatisfiable { size: None })),
+            Err(e) if range.is_some() && is_range_error(&e) => {
+                return Ok(Some(ReadOutcome::RangeNotSatisfiable { size: None }))
+            }
             Err(e) => return Err(transport("GET", key, e)),
         };
         let info = info(&obj);
@@ -103,7 +113,9 @@ impl ObjectStore for R2Store {
         let range = match req.range.map(|r| r.resolve(info.size)) {
             None | Some(RangeRequest::Full) => None,
             Some(RangeRequest::Partial(r)) => Some(r),
-            Some(RangeRequest::Unsatisfiable) => return Ok(Some(ReadOutcome::RangeNotSatisfiable { size: Some(info.size) })),
+            Some(RangeRequest::Unsatisfiable) => {
+                return Ok(Some(ReadOutcome::RangeNotSatisfiable { size: Some(info.size) }))
+            }
         };
         let body = body.response_body().map_err(|e| transport("GET", key, e))?;
         Ok(Some(ReadOutcome::Body { info, range, body }))
@@ -111,8 +123,13 @@ impl ObjectStore for R2Store {
 
     async fn put(&self, key: &str, bytes: Vec<u8>, content_type: &str) -> Result<ObjectInfo, StoreError> {
         let meta = HttpMetadata { content_type: Some(content_type.to_owned()), ..HttpMetadata::default() };
-        let obj = self.bucket().put(key, bytes).http_metadata(meta).execute().await.map_err(|e| transport("PUT", key, e))?;
-        obj.as_ref().map(info).ok_or_else(|| StoreError::Transport { op: "PUT", key: key.to_owned(), detail: "R2 stored nothing".into() })
+        let obj =
+            self.bucket().put(key, bytes).http_metadata(meta).execute().await.map_err(|e| transport("PUT", key, e))?;
+        obj.as_ref().map(info).ok_or_else(|| StoreError::Transport {
+            op: "PUT",
+            key: key.to_owned(),
+            detail: "R2 stored nothing".into(),
+        })
     }
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {

@@ -26,7 +26,13 @@ impl S3Store {
         &self.bucket
     }
 
-    async fn send(&self, op: &'static str, key: &str, extra: &[(String, String)], body: Option<Vec<u8>>) -> Result<Response, StoreError> {
+    async fn send(
+        &self,
+        op: &'static str,
+        key: &str,
+        extra: &[(String, String)],
+        body: Option<Vec<u8>>,
+    ) -> Result<Response, StoreError> {
         let transport = |e: worker::Error| StoreError::Transport { op, key: key.to_owned(), detail: e.to_string() };
         self.ops.set(self.ops.get() + 1);
         let payload = if body.is_some() { UNSIGNED_PAYLOAD } else { EMPTY_SHA256 };
@@ -54,7 +60,11 @@ fn status_error(op: &'static str, key: &str, status: u16, detail: String) -> Sto
 }
 
 fn info_from(resp: &Response, size: u64) -> ObjectInfo {
-    ObjectInfo { size, etag: quote_etag(&header(resp, "etag").unwrap_or_default()), content_type: header(resp, "content-type") }
+    ObjectInfo {
+        size,
+        etag: quote_etag(&header(resp, "etag").unwrap_or_default()),
+        content_type: header(resp, "content-type"),
+    }
 }
 
 /// The whole size from `Content-Range` (`bytes 0-99/1000`, `bytes */1000`).
@@ -103,7 +113,9 @@ impl ObjectStore for S3Store {
                 Ok(Some(ReadOutcome::Body { info, range, body }))
             }
             // Some stores leave the ETag out of a 304; the one asked about is the one that matched.
-            304 => Ok(Some(ReadOutcome::NotModified { etag: quote_etag(&header(&resp, "etag").or_else(|| req.if_none_match.clone()).unwrap_or_default()) })),
+            304 => Ok(Some(ReadOutcome::NotModified {
+                etag: quote_etag(&header(&resp, "etag").or_else(|| req.if_none_match.clone()).unwrap_or_default()),
+            })),
             412 => Ok(Some(ReadOutcome::PreconditionFailed)),
             416 => Ok(Some(ReadOutcome::RangeNotSatisfiable { size: total_from_content_range(&resp) })),
             404 => Ok(None),
@@ -127,13 +139,16 @@ impl ObjectStore for S3Store {
     }
 
     async fn get(&self, key: &str, range: Option<ByteRange>) -> Result<Option<ObjectBody>, StoreError> {
-        let extra: Vec<(String, String)> = range.map(|r| ("range".to_owned(), format!("bytes={}-{}", r.start, r.end))).into_iter().collect();
+        let extra: Vec<(String, String)> =
+            range.map(|r| ("range".to_owned(), format!("bytes={}-{}", r.start, r.end))).into_iter().collect();
         let mut resp = self.send("GET", key, &extra, None).await?;
         let status = resp.status_code();
         match status {
             200 | 206 => {
                 // The whole size: from Content-Range on a partial answer.
-                let size = match header(&resp, "content-range").and_then(|cr| cr.rsplit_once('/').and_then(|(_, t)| t.parse().ok())) {
+                let size = match header(&resp, "content-range")
+                    .and_then(|cr| cr.rsplit_once('/').and_then(|(_, t)| t.parse().ok()))
+                {
                     Some(total) => total,
                     None => header(&resp, "content-length").and_then(|v| v.parse().ok()).unwrap_or(0),
                 };
@@ -154,7 +169,11 @@ impl ObjectStore for S3Store {
         let extra = vec![("content-type".to_owned(), content_type.to_owned())];
         let mut resp = self.send("PUT", key, &extra, Some(bytes)).await?;
         match resp.status_code() {
-            200 => Ok(ObjectInfo { size, etag: quote_etag(&header(&resp, "etag").unwrap_or_default()), content_type: Some(content_type.to_owned()) }),
+            200 => Ok(ObjectInfo {
+                size,
+                etag: quote_etag(&header(&resp, "etag").unwrap_or_default()),
+                content_type: Some(content_type.to_owned()),
+            }),
             s => {
                 let text = resp.text().await.unwrap_or_default();
                 Err(status_error("PUT", key, s, text))
