@@ -25,13 +25,16 @@ else
   step "apt: all ${APT_PACKAGES// /, } present"
 fi
 
-# 2. The wasm32 target.
+# 2. The wasm32 target, and rustfmt and clippy for the test command's lint part.
 if rustup target list --installed | grep -qx wasm32-unknown-unknown; then
   step "rustup: wasm32-unknown-unknown present"
 else
   step "rustup: adding wasm32-unknown-unknown"
   rustup target add wasm32-unknown-unknown
 fi
+for component in rustfmt clippy; do
+  rustup component list --installed | grep -q "^$component" || { step "rustup: adding $component"; rustup component add "$component"; }
+done
 
 # 3. Cargo-installed tools, each at its pinned version.
 cargo_tool() { # name binary version [extra cargo-install args...]
