@@ -26,6 +26,11 @@ pub enum JobError {
 }
 
 impl JobError {
+    /// A source of 0 bytes, found before download (its size in storage) or after (the spooled file).
+    pub fn empty_upload() -> Self {
+        JobError::permanent("the upload is empty (0 bytes)")
+    }
+
     pub fn permanent(msg: impl Into<String>) -> Self {
         JobError::Permanent(msg.into())
     }

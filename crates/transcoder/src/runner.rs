@@ -312,7 +312,7 @@ impl Runner {
             None => return Err(JobError::permanent("the upload is no longer in storage; upload it again and notify")),
         };
         if info.size == 0 {
-            return Err(JobError::permanent("the upload is empty (0 bytes)"));
+            return Err(JobError::empty_upload());
         }
         if info.size > self.config.max_video_bytes {
             return Err(JobError::permanent(format!(

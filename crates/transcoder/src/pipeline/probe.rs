@@ -101,7 +101,7 @@ pub fn open_restricted<R: Read + Seek + Send + 'static>(
 ) -> Result<Input, JobError> {
     let size = reader.seek(std::io::SeekFrom::End(0)).and_then(|n| reader.seek(std::io::SeekFrom::Start(0)).map(|_| n));
     if let Ok(0) = size {
-        return Err(JobError::permanent("the upload is empty (0 bytes)"));
+        return Err(JobError::empty_upload());
     }
     let head =
         read_head(&mut reader).map_err(|e| JobError::retryable(format!("reading the start of the upload: {e}")))?;
