@@ -114,6 +114,8 @@ pub struct VideoUploadUrlRequest {
     /// The file's size in bytes, at most `MAX_VIDEO_BYTES` (5 GiB unless
     /// configured otherwise; more is a 413). When given, the upload URL only
     /// accepts exactly this many bytes; null is the same as leaving it out.
+    // The bound is `media::DEFAULT_MAX_VIDEO_BYTES` (a literal here; `openapi`'s tests compare them).
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 5368709120))]
     pub size: Option<u64>,
 }
 
@@ -430,6 +432,8 @@ pub struct ImageUploadUrlRequest {
     /// lives. Without it the URL is bound to the content type only, and the
     /// upload is checked (size, type, bytes) before its first serve instead.
     /// null is the same as leaving it out.
+    // The bound is `media::DEFAULT_MAX_IMAGE_BYTES` (a literal here; `openapi`'s tests compare them).
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 26214400))]
     pub size: Option<u64>,
 }
 
@@ -495,6 +499,7 @@ pub struct ImageMeta {
     /// The type the bytes were checked to be.
     #[cfg_attr(feature = "openapi", schema(value_type = CheckedImageType))]
     pub content_type: String,
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub size: u64,
     /// Pixels, read from the image header (null if the header could not be read).
     #[cfg_attr(feature = "openapi", schema(required = true))]

@@ -710,9 +710,15 @@ pub fn image_service() -> OpenApi {
         "With a raw body: required. With a form: read only when the form has no app_id field (or an empty one); \
              the field wins.",
     )))
-    .parameter(param("image_id", ParameterIn::Query, false, Ref::from_schema_name("ImageId")).description(Some(
-        "Optional; a random id is chosen when it is left out or empty. With a form, an image_id field wins over it.",
-    )))
+    .parameter(
+        param("image_id", ParameterIn::Query, false, Ref::from_schema_name("ImageId"))
+            .description(Some(
+                "Optional; a random id is chosen when it is left out or empty. With a form, an image_id field wins \
+                 over it.",
+            ))
+            // utoipa 4 has no field for it; extensions are written as they are.
+            .extensions(Some([("allowEmptyValue".to_owned(), true.into())].into())),
+    )
     .request_body(Some(body.build()))
     .response("201", json_response("Stored.", "ImageUploadResponse"));
     let op = with_errors(api_key(op), &[KEY_ROUTE_ERRORS, &[(409, "Error"), (415, "Error")]]);
@@ -843,5 +849,16 @@ mod tests {
         for kind in ImageType::ALL {
             assert!(IMAGE_CONTENT_TYPES.contains(&kind.content_type()), "{kind:?}");
         }
+    }
+
+    #[test]
+    fn documented_size_limits_are_the_defaults() {
+        use crate::media::{DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_VIDEO_BYTES};
+        let max = |doc: OpenApi, schema: &str| {
+            let v = serde_json::to_value(doc).unwrap();
+            v["components"]["schemas"][schema]["properties"]["size"]["maximum"].as_f64()
+        };
+        assert_eq!(max(video_service(), "VideoUploadUrlRequest"), Some(DEFAULT_MAX_VIDEO_BYTES as f64));
+        assert_eq!(max(image_service(), "ImageUploadUrlRequest"), Some(DEFAULT_MAX_IMAGE_BYTES as f64));
     }
 }
