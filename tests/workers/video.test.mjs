@@ -551,3 +551,26 @@ test('our own faults: a generic 503 to the client, the detail to Sentry', async 
     await sentry.close();
   }
 });
+
+// A setting the job queue reads (the Durable Object, not the Worker's own
+// settings) that cannot be parsed must stop the job routes, as a broken
+// setting of the Worker does: 500 with the generic message, the detail in
+// the logs. Before, the queue ran on its defaults and nobody noticed.
+test('an unusable queue setting fails the job routes instead of running on defaults', async () => {
+  const mf = await videoService({ store: garage, backend: 'r2', vars: { LEASE_TTL_MS: 'abc' } });
+  try {
+    const api = client(mf);
+    const bucket = await mf.getR2Bucket('MEDIA_BUCKET');
+    await bucket.put('raw/cfg/v1/source.mp4', new Uint8Array(1000).fill(7), { httpMetadata: { contentType: 'video/mp4' } });
+    const refused = (r, what) => {
+      assert.equal(r.status, 500, `${what}: ${r.status} ${r.text}`);
+      assert.equal(errorCode(r), 'internal', what);
+      assert.doesNotMatch(r.text, /LEASE_TTL_MS|abc|configuration/, `${what}: no internals in the answer`);
+    };
+    refused(await api.post('/notify-upload-complete', { app_id: 'cfg', video_id: 'v1', raw_key: 'raw/cfg/v1/source.mp4', content_type: 'video/mp4' }, { key: API_KEY, headers: freshIp() }), 'notify');
+    refused(await api.internal('/internal/jobs/lease', { worker: 'test', wait_ms: 0 }), 'lease');
+    refused(await api.get('/job-status?app_id=cfg&video_id=v1', { headers: freshIp() }), 'job-status');
+  } finally {
+    await mf.dispose();
+  }
+});

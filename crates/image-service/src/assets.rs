@@ -93,14 +93,7 @@ async fn vet(
         body => Response::from_body(body)?.bytes().await?,
     };
     let etag = single_etag_condition(Some(&info.etag)).unwrap_or_default();
-    match ImageRecord::vet(
-        info.content_type.as_deref(),
-        info.size,
-        &head,
-        settings.max_image_bytes,
-        &etag,
-        now().to_rfc3339(),
-    ) {
+    match ImageRecord::vet(info.content_type.as_deref(), info.size, &head, settings.max_image_bytes, &etag, now()) {
         Ok(rec) => {
             let written = async {
                 let text = serde_json::to_string(&rec).map_err(|e| e.to_string())?;

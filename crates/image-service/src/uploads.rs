@@ -269,7 +269,7 @@ pub async fn upload(mut req: Request, env: &Env, ctx: &Context, settings: &Image
         size,
         width: dimensions.map(|d| d.width),
         height: dimensions.map(|d| d.height),
-        uploaded_at: now().to_rfc3339(),
+        uploaded_at: now(),
     };
     let record = ImageRecord { meta: meta.clone(), etag: single_etag_condition(Some(&stored.etag)) };
     record_metadata(env, ctx, settings, &req, &app, &image, &record).await;

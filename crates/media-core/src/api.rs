@@ -1,18 +1,21 @@
 //! The wire types of both services' routes, with the field names existing
 //! clients use, and [`Fields`]: reading a JSON body with errors that name the
-//! field and say what it should be.
+//! field and say what it should be. Every JSON answer the Workers give is one
+//! of these types (errors are `error::ErrorBody`); times are
+//! [`Timestamp`]s, RFC 3339 on the wire.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::error::{ApiError, ErrorCode};
-use crate::ids::{AppId, IdError, ImageId, VideoId};
+use crate::error::{ApiError, ErrorBody, ErrorCode};
+use crate::ids::{AppId, IdError, ImageId, JobId, LeaseId, VideoId};
+pub use crate::job::JobSpec;
 use crate::job::{Job, JobResult, JobStatus, ThumbnailMeta};
 use crate::keys::{HlsFile, ObjectKey, OutputId};
-use crate::ladder::LadderOptions;
 use crate::media::{describe_bytes, image_dimensions, ImageType};
+use crate::time::Timestamp;
 use crate::transform::TransformDefaults;
 
 /// A JSON object body, read field by field.
@@ -101,11 +104,18 @@ pub fn query_id<T>(
 // ---- video service ---------------------------------------------------------
 
 /// `POST /generate-upload-url`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq)]
 pub struct VideoUploadUrlRequest {
     pub app_id: AppId,
     pub video_id: VideoId,
+    #[cfg_attr(feature = "openapi", schema(value_type = VideoContentType))]
     pub content_type: String,
+    /// The file's size in bytes, at most `MAX_VIDEO_BYTES` (5 GiB unless
+    /// configured otherwise; more is a 413). When given, the upload URL only
+    /// accepts exactly this many bytes; null is the same as leaving it out.
+    // The bound is `media::DEFAULT_MAX_VIDEO_BYTES` (a literal here; `openapi`'s tests compare them).
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 5368709120))]
     pub size: Option<u64>,
 }
 
@@ -122,17 +132,20 @@ impl VideoUploadUrlRequest {
 }
 
 /// A presigned `PUT`: where to send the bytes and with which headers.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PresignedPut {
+    /// Presigned S3/R2 URL: `PUT` the file here, with `headers`. No API key.
     pub upload_url: String,
     /// Always `PUT`.
+    #[cfg_attr(feature = "openapi", schema(value_type = PutMethod))]
     pub method: String,
     /// Headers the upload must carry exactly (they are signed). When a size
     /// was given, `Content-Length` is signed too; it is left out here because
     /// HTTP clients set it from the body (and browsers refuse to let code set it).
     pub headers: BTreeMap<String, String>,
     /// RFC 3339; the URL is refused after this.
-    pub expires_at: String,
+    pub expires_at: Timestamp,
 }
 
 impl PresignedPut {
@@ -142,24 +155,39 @@ impl PresignedPut {
             upload_url: p.url,
             method: p.method,
             headers: p.headers.into_iter().filter(|(k, _)| !k.eq_ignore_ascii_case("content-length")).collect(),
-            expires_at: p.expires_at.to_rfc3339(),
+            expires_at: p.expires_at,
         }
     }
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VideoUploadUrlResponse {
     #[serde(flatten)]
     pub put: PresignedPut,
+    /// Where the upload is stored; send it to `/notify-upload-complete`.
+    #[cfg_attr(feature = "openapi", schema(example = "raw/yourAppId/yourVideoId/source.mp4"))]
     pub raw_key: String,
 }
 
 /// `POST /notify-upload-complete`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq)]
 pub struct NotifyRequest {
     pub app_id: AppId,
     pub video_id: VideoId,
+    /// The `raw_key` `/generate-upload-url` returned:
+    /// `raw/{app_id}/{video_id}/source.{ext}`, with this request's `app_id`
+    /// and `video_id` and the extension of its `content_type`; anything else is a 400.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            example = "raw/yourAppId/yourVideoId/source.mp4",
+            pattern = r"^raw/[A-Za-z0-9_-]{1,64}/[A-Za-z0-9_-]{1,64}/source\.(mp4|mov|webm|mkv|ogv)$"
+        )
+    )]
     pub raw_key: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = VideoContentType))]
     pub content_type: String,
 }
 
@@ -176,6 +204,7 @@ impl NotifyRequest {
 }
 
 /// `POST /cancel-job`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq)]
 pub struct CancelRequest {
     pub app_id: AppId,
@@ -193,18 +222,23 @@ impl CancelRequest {
 }
 
 /// A rung as `/job-status` shows it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RenditionView {
+    #[cfg_attr(feature = "openapi", schema(example = "720p"))]
     pub name: String,
     pub width: u32,
     pub height: u32,
+    /// Peak bits per second over any segment.
     pub bandwidth: u64,
     pub average_bandwidth: u64,
     pub codecs: String,
     pub frame_rate: f64,
+    /// The rendition's media playlist.
     pub url: String,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ThumbnailsView {
     pub poster: String,
@@ -216,32 +250,49 @@ pub struct ThumbnailsView {
 /// `GET /job-status` (and the body of `/notify-upload-complete`). `error` and
 /// `last_error` are the public forms of the job's failure messages
 /// ([`crate::job::public_failure_message`]).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobView {
-    pub job_id: String,
-    pub app_id: String,
-    pub video_id: String,
+    pub job_id: JobId,
+    pub app_id: AppId,
+    pub video_id: VideoId,
     pub status: JobStatus,
     pub progress: u8,
+    /// What the transcoder is doing: probing, encoding, finishing...
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub stage: Option<String>,
+    /// Why the job failed (status `error`), in its public form: an
+    /// uploader's message as written, a fault on our side as a generic sentence.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub error: Option<String>,
+    /// Why the last attempt failed (kept while a retry is queued), in the same public form as `error`.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub last_error: Option<String>,
     /// RFC 3339 time of the last sign of life from the transcoder.
-    pub heartbeat: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(required = true))]
+    pub heartbeat: Option<Timestamp>,
     pub attempts: u32,
     pub max_attempts: u32,
+    /// True as soon as a player can start (long before done).
     pub playable: bool,
-    pub created_at: String,
-    pub updated_at: String,
-    pub started_at: Option<String>,
-    pub finished_at: Option<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    #[cfg_attr(feature = "openapi", schema(required = true))]
+    pub started_at: Option<Timestamp>,
+    #[cfg_attr(feature = "openapi", schema(required = true))]
+    pub finished_at: Option<Timestamp>,
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub duration_s: Option<f64>,
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub has_audio: Option<bool>,
     pub renditions: Vec<RenditionView>,
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub thumbnails: Option<ThumbnailsView>,
     /// The master playlist once playable.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub playback_url: Option<String>,
     /// The poster image once playable.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub poster_url: Option<String>,
 }
 
@@ -254,7 +305,6 @@ pub fn hls_url(public_base: &str, job: &Job, output: &OutputId, file: HlsFile) -
 impl JobView {
     /// What clients see of `job`; `public_base` is the video service's origin.
     pub fn of(job: &Job, public_base: &str) -> JobView {
-        let ts = |t: Option<crate::time::Timestamp>| t.map(|t| t.to_rfc3339());
         let playable_output = job.output_id.as_ref().filter(|_| job.playable);
         let url = |file: HlsFile| playable_output.map(|o| hls_url(public_base, job, o, file));
         let result: Option<&JobResult> = job.result.as_ref();
@@ -288,22 +338,22 @@ impl JobView {
         };
         JobView {
             job_id: job.job_id.clone(),
-            app_id: job.app_id.to_string(),
-            video_id: job.video_id.to_string(),
+            app_id: job.app_id.clone(),
+            video_id: job.video_id.clone(),
             status: job.status,
             progress: job.progress,
             stage: job.stage.clone(),
             // Never the stored text itself: it may carry internals (storage keys, panic text).
             error: job.public_error(),
             last_error: job.public_last_error(),
-            heartbeat: ts(job.heartbeat_at),
+            heartbeat: job.heartbeat_at,
             attempts: job.attempts,
             max_attempts: job.max_attempts,
             playable: job.playable,
-            created_at: job.created_at.to_rfc3339(),
-            updated_at: job.updated_at.to_rfc3339(),
-            started_at: ts(job.started_at),
-            finished_at: ts(job.finished_at),
+            created_at: job.created_at,
+            updated_at: job.updated_at,
+            started_at: job.started_at,
+            finished_at: job.finished_at,
             duration_s: result.map(|r| r.duration_s),
             has_audio: result.map(|r| r.has_audio),
             renditions,
@@ -314,22 +364,76 @@ impl JobView {
     }
 }
 
+/// `POST /cancel-job`: the job after the request, and whether anything was stopped.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CancelResponse {
+    #[serde(flatten)]
+    pub job: JobView,
+    /// False when the job had already ended (done, or failed).
+    pub canceled: bool,
+}
+
 /// `GET /playback-url`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlaybackUrlResponse {
+    /// The HLS master playlist.
     pub url: String,
     pub status: JobStatus,
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub poster_url: Option<String>,
+}
+
+/// `GET /playback-url` before the video is playable (409): the error, and
+/// where the job is, so a client knows whether to keep polling.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotPlayableResponse {
+    #[serde(flatten)]
+    pub error: ErrorBody,
+    pub status: JobStatus,
+    pub progress: u8,
+}
+
+/// `GET /health` of both services.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Health {
+    pub service: String,
+    /// Always `ok`.
+    #[cfg_attr(feature = "openapi", schema(value_type = HealthStatus))]
+    pub status: String,
+    pub version: String,
+}
+
+impl Health {
+    /// The answer of a service that is up.
+    pub fn ok(service: &str, version: &str) -> Health {
+        Health { service: service.to_owned(), status: "ok".to_owned(), version: version.to_owned() }
+    }
 }
 
 // ---- image service ---------------------------------------------------------
 
 /// `POST /generate-image-upload-url`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq)]
 pub struct ImageUploadUrlRequest {
     pub app_id: AppId,
+    /// Optional: a random, collision-safe id is chosen when it is left out (or null).
     pub image_id: Option<ImageId>,
+    #[cfg_attr(feature = "openapi", schema(value_type = ImageContentType))]
     pub content_type: String,
+    /// The file's size in bytes, at most `MAX_IMAGE_BYTES` (25 MiB unless
+    /// configured otherwise). Recommended: the upload URL then accepts exactly
+    /// this many bytes and is bound to `If-None-Match: *` (returned in
+    /// `headers`; send it), so the image cannot be overwritten while the URL
+    /// lives. Without it the URL is bound to the content type only, and the
+    /// upload is checked (size, type, bytes) before its first serve instead.
+    /// null is the same as leaving it out.
+    // The bound is `media::DEFAULT_MAX_IMAGE_BYTES` (a literal here; `openapi`'s tests compare them).
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 26214400))]
     pub size: Option<u64>,
 }
 
@@ -346,10 +450,12 @@ impl ImageUploadUrlRequest {
 }
 
 /// Where an image can be fetched.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImageLocation {
     /// The object key (`images/{app_id}/{image_id}`).
     pub key: String,
+    /// The image's id (the one sent, or the random one chosen).
     pub image_id: String,
     /// The original, as uploaded.
     pub asset_url: String,
@@ -377,6 +483,7 @@ impl ImageLocation {
     }
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImageUploadUrlResponse {
     #[serde(flatten)]
@@ -386,13 +493,20 @@ pub struct ImageUploadUrlResponse {
 }
 
 /// What the image service records of a stored image (in KV, and in `/upload`'s answer).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImageMeta {
+    /// The type the bytes were checked to be.
+    #[cfg_attr(feature = "openapi", schema(value_type = CheckedImageType))]
     pub content_type: String,
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub size: u64,
+    /// Pixels, read from the image header (null if the header could not be read).
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub width: Option<u32>,
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub height: Option<u32>,
-    pub uploaded_at: String,
+    pub uploaded_at: Timestamp,
 }
 
 /// The KV record of a stored image: its metadata, and the version of the
@@ -430,14 +544,14 @@ impl ImageRecord {
     /// within `max`, an accepted stored type, and leading bytes (`head`, the
     /// first [`IMAGE_SNIFF_BYTES`] or all of a smaller object) of that type.
     /// The record to keep on success; `etag` is the object's bare tag and
-    /// `now` the RFC 3339 time of the check.
+    /// `now` the time of the check.
     pub fn vet(
         stored_type: Option<&str>,
         size: u64,
         head: &[u8],
         max: u64,
         etag: &str,
-        now: String,
+        now: Timestamp,
     ) -> Result<ImageRecord, ImageRefusal> {
         if size > max {
             return Err(ImageRefusal::TooLarge { size, max });
@@ -462,6 +576,7 @@ impl ImageRecord {
     }
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImageUploadResponse {
     #[serde(flatten)]
@@ -485,31 +600,6 @@ pub struct LeaseRequest {
 /// The longest a lease request is held open.
 pub const MAX_LEASE_WAIT_MS: u64 = 25_000;
 
-/// What a transcoder needs to run one attempt of a job.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct JobSpec {
-    pub job_id: String,
-    pub app_id: String,
-    pub video_id: String,
-    pub attempt: u32,
-    pub lease_id: String,
-    pub lease_expires_at: String,
-    /// Heartbeat at least this often to keep the lease.
-    pub heartbeat_interval_ms: u64,
-    pub source_key: String,
-    pub source_size: u64,
-    /// The source's entity tag recorded at notify (quoted): read the source
-    /// with `If-Match` on it, so an upload replaced since is refused. Absent
-    /// for jobs notified before it was recorded.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub source_etag: Option<String>,
-    pub content_type: String,
-    pub output_id: OutputId,
-    /// Every output key starts with this (`hls/{app}/{video}/{output_id}/`).
-    pub output_prefix: String,
-    pub ladder: LadderOptions,
-}
-
 /// `POST /internal/jobs/lease` answers `{"job": null}` when nothing came within the wait.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LeaseResponse {
@@ -519,7 +609,7 @@ pub struct LeaseResponse {
 /// `POST /internal/jobs/{job_id}/heartbeat`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HeartbeatRequest {
-    pub lease_id: String,
+    pub lease_id: LeaseId,
     pub progress: u8,
     #[serde(default)]
     pub stage: Option<String>,
@@ -529,31 +619,31 @@ pub struct HeartbeatRequest {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HeartbeatResponse {
-    pub lease_expires_at: String,
+    pub lease_expires_at: Timestamp,
     /// The job's video, so the Worker can drop its cached public read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub app_id: Option<String>,
+    pub app_id: Option<AppId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub video_id: Option<String>,
+    pub video_id: Option<VideoId>,
 }
 
 /// `POST /internal/jobs/{job_id}/complete`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CompleteRequest {
-    pub lease_id: String,
+    pub lease_id: LeaseId,
     pub result: JobResult,
 }
 
 /// `POST /internal/jobs/{job_id}/release`: give back a job just leased.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReleaseRequest {
-    pub lease_id: String,
+    pub lease_id: LeaseId,
 }
 
 /// `POST /internal/jobs/{job_id}/fail`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FailRequest {
-    pub lease_id: String,
+    pub lease_id: LeaseId,
     pub message: String,
     pub retryable: bool,
 }
@@ -562,7 +652,7 @@ pub struct FailRequest {
 mod tests {
     use super::*;
     use crate::job::{Rendition, RetryPolicy, SourceUpload};
-    use crate::time::Timestamp;
+    use crate::ladder::LadderOptions;
 
     #[test]
     fn field_errors_name_the_field() {
@@ -652,7 +742,7 @@ mod tests {
             upload_url: "u".into(),
             method: "PUT".into(),
             headers: BTreeMap::from([("Content-Type".into(), "video/mp4".into())]),
-            expires_at: "t".into(),
+            expires_at: Timestamp::from_secs(1_700_000_000),
         };
         let v = serde_json::to_value(VideoUploadUrlResponse { put: put.clone(), raw_key: "raw/a/v/source.mp4".into() })
             .unwrap();
@@ -670,7 +760,7 @@ mod tests {
     #[test]
     fn presigned_images_are_vetted_before_their_first_serve() {
         let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\x02\x80\0\0\x01\xe0\x08\x02\0\0\0";
-        let now = || "2026-11-22T10:00:00.000Z".to_owned();
+        let now = || Timestamp::parse_rfc3339("2026-11-22T10:00:00.000Z").unwrap();
         let ok = ImageRecord::vet(Some("image/png"), 2146, png, 1000, "e", now());
         assert_eq!(ok.unwrap_err(), ImageRefusal::TooLarge { size: 2146, max: 1000 });
         let rec = ImageRecord::vet(Some("image/png"), 2146, png, 25 << 20, "e1", now()).unwrap();
@@ -697,7 +787,7 @@ mod tests {
         let v = serde_json::to_value(&rec).unwrap();
         assert_eq!((v["content_type"].as_str(), v["etag"].as_str()), (Some("image/png"), Some("e1")));
         let old: ImageRecord = serde_json::from_str(
-            r#"{"content_type":"image/png","size":1,"width":null,"height":null,"uploaded_at":"t"}"#,
+            r#"{"content_type":"image/png","size":1,"width":null,"height":null,"uploaded_at":"2026-11-22T10:00:00.000Z"}"#,
         )
         .unwrap();
         assert_eq!(old.etag, None);
@@ -706,12 +796,12 @@ mod tests {
     #[test]
     fn job_spec_source_etag_is_optional_on_the_wire() {
         let spec = JobSpec {
-            job_id: "job_1".into(),
-            app_id: "a".into(),
-            video_id: "v".into(),
+            job_id: JobId::parse("job_1").unwrap(),
+            app_id: AppId::parse("a").unwrap(),
+            video_id: VideoId::parse("v").unwrap(),
             attempt: 1,
-            lease_id: "L".into(),
-            lease_expires_at: "t".into(),
+            lease_id: LeaseId::parse("L").unwrap(),
+            lease_expires_at: Timestamp::from_secs(1_700_000_000),
             heartbeat_interval_ms: 2000,
             source_key: "raw/a/v/source.mp4".into(),
             source_size: 5,
@@ -736,7 +826,7 @@ mod tests {
         let p = RetryPolicy::default();
         let t0 = Timestamp::from_secs(1_700_000_000);
         let mut job = Job::new(
-            "job_1".into(),
+            JobId::parse("job_1").unwrap(),
             AppId::parse("app").unwrap(),
             VideoId::parse("vid").unwrap(),
             SourceUpload {
@@ -751,7 +841,7 @@ mod tests {
         );
         let v = JobView::of(&job, "https://videos.example.com/");
         assert_eq!(
-            (v.status, v.playable, v.playback_url.as_deref(), v.heartbeat.as_deref()),
+            (v.status, v.playable, v.playback_url.as_deref(), v.heartbeat),
             (JobStatus::Queued, false, None, None)
         );
         let json = serde_json::to_value(&v).unwrap();
@@ -771,11 +861,12 @@ mod tests {
             assert!(json.get(k).is_some(), "{k} missing");
         }
 
-        job.lease("L".into(), OutputId::parse("o1").unwrap(), &p, t0).unwrap();
-        job.heartbeat("L", 20, Some("encoding".into()), true, &p, t0.plus_secs(3)).unwrap();
+        let lease = LeaseId::parse("L").unwrap();
+        job.lease(lease.clone(), OutputId::parse("o1").unwrap(), &p, t0).unwrap();
+        job.heartbeat(&lease, 20, Some("encoding".into()), true, &p, t0.plus_secs(3)).unwrap();
         let v = JobView::of(&job, "https://videos.example.com");
         assert_eq!(v.playback_url.as_deref(), Some("https://videos.example.com/hls/app/vid/o1/master.m3u8"));
-        assert_eq!(v.heartbeat.as_deref(), Some("2023-11-14T22:13:23.000Z"));
+        assert_eq!(v.heartbeat.map(|t| t.to_rfc3339()).as_deref(), Some("2023-11-14T22:13:23.000Z"));
         assert!(v.thumbnails.is_none());
 
         let meta = ThumbnailMeta { interval_s: 1.0, tile_w: 160, tile_h: 90, cols: 10, rows: 1, count: 5 };
@@ -789,7 +880,7 @@ mod tests {
             frame_rate: 30.0,
         };
         job.complete(
-            "L",
+            &lease,
             JobResult { duration_s: 5.0, renditions: vec![rendition], thumbnails: Some(meta), has_audio: false },
             t0.plus_secs(9),
         )

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 /// A stable error code. Clients may match on these strings; add new codes
 /// rather than changing the meaning of an existing one.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
@@ -170,14 +171,18 @@ impl ApiError {
 }
 
 /// The wire shape of an error.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorDetail {
+    #[cfg_attr(feature = "openapi", schema(value_type = ErrorCode))]
     pub code: String,
+    /// What went wrong and what to change.
     pub message: String,
 }
 

@@ -1,7 +1,14 @@
 //! Identifiers: the caller-chosen `app_id`, `image_id` and `video_id`, and the
 //! ids the platform mints (images without a caller id, jobs, leases). One
-//! rule for caller ids: 1-64 of `A-Z a-z 0-9 - _`. Minted ids come from
+//! rule for every id: 1-64 of `A-Z a-z 0-9 - _`. Minted ids come from
 //! random bytes the caller supplies (the core has no entropy source).
+//!
+//! [`JobId`] and [`LeaseId`] are minted (`job_…`, `lease_…`) but come back
+//! from transcoders in paths and bodies, so they are parsed by the same rule:
+//! an id that could never have been minted is refused at the edge (400)
+//! rather than looked up. The rule does not insist on the prefix, so that a
+//! made-up id of the right shape is simply unknown (404) or not the lease
+//! holder (409).
 
 use std::fmt;
 
@@ -97,6 +104,18 @@ caller_id!(
     "video_id"
 );
 
+caller_id!(
+    /// A transcoding job; minted as `job_` and 26 base32 characters.
+    JobId,
+    "job_id"
+);
+caller_id!(
+    /// A transcoder's lease on a job (one attempt); minted as `lease_` and
+    /// 26 base32 characters. Every call of the lease holder names it (fencing).
+    LeaseId,
+    "lease_id"
+);
+
 impl ImageId {
     /// A fresh image id from 16 random bytes: 26 lowercase base32 characters,
     /// 128 bits of entropy, so collisions are not a practical concern.
@@ -105,15 +124,18 @@ impl ImageId {
     }
 }
 
-/// A job's id: `job_` and 26 base32 characters.
-pub fn mint_job_id(bytes: [u8; 16]) -> String {
-    format!("job_{}", base32_lower(&bytes))
+impl JobId {
+    /// A fresh job id from 16 random bytes: `job_` and 26 base32 characters.
+    pub fn from_random(bytes: [u8; 16]) -> Self {
+        Self(format!("job_{}", base32_lower(&bytes)))
+    }
 }
 
-/// A lease's id: `lease_` and 26 base32 characters. Also names the output
-/// folder of the attempt holding it, so that every attempt writes fresh keys.
-pub fn mint_lease_id(bytes: [u8; 16]) -> String {
-    format!("lease_{}", base32_lower(&bytes))
+impl LeaseId {
+    /// A fresh lease id from 16 random bytes: `lease_` and 26 base32 characters.
+    pub fn from_random(bytes: [u8; 16]) -> Self {
+        Self(format!("lease_{}", base32_lower(&bytes)))
+    }
 }
 
 const BASE32: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
@@ -187,7 +209,19 @@ mod tests {
         assert_ne!(a, b);
         assert!(ImageId::parse(b.as_str()).is_ok());
         assert_eq!(base32_lower(&[0xff]), "zw");
-        assert!(check_id("job_id", &mint_job_id([7; 16])).is_ok());
-        assert!(mint_lease_id([1; 16]).starts_with("lease_"));
+        let job = JobId::from_random([7; 16]);
+        assert_eq!((job.as_str().len(), JobId::parse(job.as_str()).as_ref()), (30, Ok(&job)));
+        let lease = LeaseId::from_random([1; 16]);
+        assert!(lease.as_str().starts_with("lease_"));
+        assert_eq!(LeaseId::parse(lease.as_str()), Ok(lease));
+    }
+
+    #[test]
+    fn job_and_lease_ids_follow_the_id_rule_on_the_wire() {
+        let job: JobId = serde_json::from_str("\"job_nope\"").unwrap();
+        assert_eq!(serde_json::to_string(&job).unwrap(), "\"job_nope\"");
+        let err = serde_json::from_str::<LeaseId>("\"lease/../x\"").unwrap_err().to_string();
+        assert!(err.starts_with("lease_id contains '/'"), "{err}");
+        assert_eq!(JobId::parse(""), Err(IdError::Empty { field: "job_id" }));
     }
 }

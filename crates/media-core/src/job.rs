@@ -27,12 +27,13 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{AppId, VideoId};
-use crate::keys::OutputId;
+use crate::ids::{AppId, JobId, LeaseId, VideoId};
+use crate::keys::{ObjectKey, OutputId};
 use crate::ladder::LadderOptions;
-use crate::time::Timestamp;
+use crate::time::{epoch_millis, Timestamp};
 
 /// Where a job is in its life.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum JobStatus {
@@ -165,7 +166,28 @@ impl Default for RetryPolicy {
     }
 }
 
+/// How often a transcoder heartbeats, in milliseconds: at least this...
+pub const MIN_HEARTBEAT_INTERVAL_MS: u64 = 250;
+/// ...and at most this, so progress stays fresh for pollers.
+pub const MAX_HEARTBEAT_INTERVAL_MS: u64 = 2_000;
+
+/// The heartbeat interval a transcoder keeps, given the one its lease asks
+/// for: within [`MIN_HEARTBEAT_INTERVAL_MS`]..=[`MAX_HEARTBEAT_INTERVAL_MS`],
+/// so a lease from a misconfigured (or older) service can neither flood it
+/// with calls nor leave the lease to lapse between two beats.
+pub fn bounded_heartbeat_interval_ms(asked_ms: u64) -> u64 {
+    asked_ms.clamp(MIN_HEARTBEAT_INTERVAL_MS, MAX_HEARTBEAT_INTERVAL_MS)
+}
+
 impl RetryPolicy {
+    /// How often the holder of a lease must heartbeat: six beats per lease
+    /// TTL, so that several may be lost before the lease runs out, within the
+    /// bounds of [`bounded_heartbeat_interval_ms`] (every 2 s with the default
+    /// 30 s lease).
+    pub fn heartbeat_interval_ms(&self) -> u64 {
+        bounded_heartbeat_interval_ms(self.lease_ttl_ms / 6)
+    }
+
     /// Wait before retrying after attempt `attempt` (1-based) failed:
     /// base, 3x base, 9x base..., at most 10 minutes.
     pub fn backoff_ms(&self, attempt: u32) -> u64 {
@@ -177,7 +199,8 @@ impl RetryPolicy {
 /// A transcoder's claim on a job.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Lease {
-    pub id: String,
+    pub id: LeaseId,
+    #[serde(with = "epoch_millis")]
     pub expires_at: Timestamp,
     /// Where this attempt writes its outputs.
     pub output_id: OutputId,
@@ -225,6 +248,7 @@ pub struct Rendition {
 }
 
 /// How the thumbnail sprite is laid out.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct ThumbnailMeta {
     /// Seconds between two thumbnails.
@@ -236,10 +260,11 @@ pub struct ThumbnailMeta {
     pub count: u32,
 }
 
-/// One video's transcoding job.
+/// One video's transcoding job, as the job store keeps it (times as epoch
+/// milliseconds, [`epoch_millis`]; the public form is `api::JobView`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Job {
-    pub job_id: String,
+    pub job_id: JobId,
     pub app_id: AppId,
     pub video_id: VideoId,
     pub source: SourceUpload,
@@ -258,20 +283,27 @@ pub struct Job {
     /// The lease whose `complete` finished the job: a repeat of that
     /// `complete` (its first answer was lost) is answered as done.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub completed_by: Option<String>,
+    pub completed_by: Option<LeaseId>,
     /// Attempts started in this run.
     pub attempts: u32,
     pub max_attempts: u32,
     /// True once a player can start: every rung has segments and a playlist.
     pub playable: bool,
+    #[serde(with = "epoch_millis")]
     pub created_at: Timestamp,
+    #[serde(with = "epoch_millis")]
     pub updated_at: Timestamp,
     /// When the job entered the queue last; the queue is served oldest first.
+    #[serde(with = "epoch_millis")]
     pub queued_at: Timestamp,
     /// A queued retry waits until then (backoff).
+    #[serde(with = "epoch_millis")]
     pub not_before: Timestamp,
+    #[serde(with = "epoch_millis::option")]
     pub started_at: Option<Timestamp>,
+    #[serde(with = "epoch_millis::option")]
     pub finished_at: Option<Timestamp>,
+    #[serde(with = "epoch_millis::option")]
     pub heartbeat_at: Option<Timestamp>,
     pub lease: Option<Lease>,
     /// The output folder players should use: the attempt that became playable.
@@ -280,8 +312,10 @@ pub struct Job {
     pub ladder: LadderOptions,
 }
 
-/// What a notify did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What a notify did, and so how `POST /notify-upload-complete` answers
+/// ([`NotifyOutcome::http_status`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum NotifyOutcome {
     /// A new job was queued (HTTP 202).
     Created,
@@ -296,6 +330,8 @@ pub enum NotifyOutcome {
 }
 
 impl NotifyOutcome {
+    /// The status `POST /notify-upload-complete` answers with: 202 when work
+    /// was queued, 200 when the job is left as it was.
     pub fn http_status(self) -> u16 {
         match self {
             NotifyOutcome::Created | NotifyOutcome::Requeued => 202,
@@ -313,8 +349,8 @@ impl NotifyOutcome {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("lease {lease_id} does not hold job {job_id} (the job is {status}); stop working on it")]
 pub struct LeaseLost {
-    pub job_id: String,
-    pub lease_id: String,
+    pub job_id: JobId,
+    pub lease_id: LeaseId,
     pub status: &'static str,
 }
 
@@ -339,7 +375,7 @@ pub enum FailOutcome {
 impl Job {
     /// A new job, queued at `now`.
     pub fn new(
-        job_id: String,
+        job_id: JobId,
         app_id: AppId,
         video_id: VideoId,
         source: SourceUpload,
@@ -446,7 +482,7 @@ impl Job {
     /// Hands the job to a transcoder. The caller mints `lease_id` and `output_id`.
     pub fn lease(
         &mut self,
-        lease_id: String,
+        lease_id: LeaseId,
         output_id: OutputId,
         policy: &RetryPolicy,
         now: Timestamp,
@@ -466,14 +502,12 @@ impl Job {
         Ok(self.lease.as_ref().expect("just set"))
     }
 
-    fn check_lease(&self, lease_id: &str) -> Result<&Lease, LeaseLost> {
+    fn check_lease(&self, lease_id: &LeaseId) -> Result<&Lease, LeaseLost> {
         match &self.lease {
-            Some(l) if self.status == JobStatus::Processing && l.id == lease_id => Ok(l),
-            _ => Err(LeaseLost {
-                job_id: self.job_id.clone(),
-                lease_id: lease_id.to_owned(),
-                status: self.status.as_str(),
-            }),
+            Some(l) if self.status == JobStatus::Processing && l.id == *lease_id => Ok(l),
+            _ => {
+                Err(LeaseLost { job_id: self.job_id.clone(), lease_id: lease_id.clone(), status: self.status.as_str() })
+            }
         }
     }
 
@@ -481,7 +515,7 @@ impl Job {
     /// is still accepted while nobody has acted on the expiry.
     pub fn heartbeat(
         &mut self,
-        lease_id: &str,
+        lease_id: &LeaseId,
         progress: u8,
         stage: Option<String>,
         playable: bool,
@@ -507,8 +541,8 @@ impl Job {
     /// The lease holder finished the ladder. A repeat by the same holder
     /// after the job is done (the first answer was lost on the way) changes
     /// nothing and answers [`Completion::AlreadyDone`].
-    pub fn complete(&mut self, lease_id: &str, result: JobResult, now: Timestamp) -> Result<Completion, LeaseLost> {
-        if self.status == JobStatus::Done && self.completed_by.as_deref() == Some(lease_id) {
+    pub fn complete(&mut self, lease_id: &LeaseId, result: JobResult, now: Timestamp) -> Result<Completion, LeaseLost> {
+        if self.status == JobStatus::Done && self.completed_by.as_ref() == Some(lease_id) {
             return Ok(Completion::AlreadyDone);
         }
         let output_id = self.check_lease(lease_id)?.output_id.clone();
@@ -520,7 +554,7 @@ impl Job {
         self.result = Some(result);
         self.error = None;
         self.lease = None;
-        self.completed_by = Some(lease_id.to_owned());
+        self.completed_by = Some(lease_id.clone());
         self.finished_at = Some(now);
         self.heartbeat_at = Some(now);
         self.updated_at = now;
@@ -531,7 +565,7 @@ impl Job {
     /// attempts remain; permanent ones end the job at once.
     pub fn fail(
         &mut self,
-        lease_id: &str,
+        lease_id: &LeaseId,
         message: &str,
         retryable: bool,
         policy: &RetryPolicy,
@@ -544,7 +578,7 @@ impl Job {
     /// The lease holder gives the job back untouched (it is shutting down and
     /// had just leased it): queued again at once, in its old place, without
     /// counting the attempt.
-    pub fn release(&mut self, lease_id: &str, now: Timestamp) -> Result<(), LeaseLost> {
+    pub fn release(&mut self, lease_id: &LeaseId, now: Timestamp) -> Result<(), LeaseLost> {
         self.check_lease(lease_id)?;
         let (queued_at, attempts) = (self.queued_at, self.attempts.saturating_sub(1));
         self.enqueue(now, now);
@@ -608,6 +642,59 @@ impl Job {
     }
 }
 
+/// What a transcoder needs to run one attempt of a job: the answer to
+/// `POST /internal/jobs/lease` (`api::LeaseResponse`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobSpec {
+    pub job_id: JobId,
+    pub app_id: AppId,
+    pub video_id: VideoId,
+    pub attempt: u32,
+    pub lease_id: LeaseId,
+    /// RFC 3339; the lease ends then unless a heartbeat extends it.
+    pub lease_expires_at: Timestamp,
+    /// Heartbeat at least this often to keep the lease
+    /// ([`RetryPolicy::heartbeat_interval_ms`]; a transcoder keeps it within
+    /// [`bounded_heartbeat_interval_ms`]).
+    pub heartbeat_interval_ms: u64,
+    pub source_key: String,
+    pub source_size: u64,
+    /// The source's entity tag recorded at notify (quoted): read the source
+    /// with `If-Match` on it, so an upload replaced since is refused. Absent
+    /// for jobs notified before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_etag: Option<String>,
+    pub content_type: String,
+    pub output_id: OutputId,
+    /// Every output key starts with this (`hls/{app}/{video}/{output_id}/`).
+    pub output_prefix: String,
+    pub ladder: LadderOptions,
+}
+
+impl JobSpec {
+    /// The attempt `job`'s current lease runs, as its transcoder is told it;
+    /// `None` when no lease holds the job.
+    pub fn of_lease(job: &Job, policy: &RetryPolicy) -> Option<JobSpec> {
+        let lease = job.lease.as_ref().filter(|_| job.status == JobStatus::Processing)?;
+        Some(JobSpec {
+            job_id: job.job_id.clone(),
+            app_id: job.app_id.clone(),
+            video_id: job.video_id.clone(),
+            attempt: job.attempts,
+            lease_id: lease.id.clone(),
+            lease_expires_at: lease.expires_at,
+            heartbeat_interval_ms: policy.heartbeat_interval_ms(),
+            source_key: job.source.raw_key.clone(),
+            source_size: job.source.size,
+            source_etag: job.source.etag.clone(),
+            content_type: job.source.content_type.clone(),
+            output_id: lease.output_id.clone(),
+            output_prefix: ObjectKey::hls_prefix(&job.app_id, &job.video_id, &lease.output_id),
+            ladder: job.ladder.clone(),
+        })
+    }
+}
+
 /// A job that cannot be leased now.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("job is {status}, not queued and due")]
@@ -622,6 +709,10 @@ mod tests {
 
     const T0: Timestamp = Timestamp::from_secs(1_700_000_000);
 
+    fn lid(s: &str) -> LeaseId {
+        LeaseId::parse(s).unwrap()
+    }
+
     fn policy() -> RetryPolicy {
         RetryPolicy { max_attempts: 3, lease_ttl_ms: 30_000, backoff_base_ms: 5_000 }
     }
@@ -632,7 +723,7 @@ mod tests {
 
     fn job() -> Job {
         Job::new(
-            "job_1".into(),
+            JobId::parse("job_1").unwrap(),
             AppId::parse("app").unwrap(),
             VideoId::parse("vid").unwrap(),
             source("raw/app/vid/source.mp4"),
@@ -655,22 +746,22 @@ mod tests {
         let p = policy();
         let mut j = job();
         assert_eq!((j.status, j.attempts), (JobStatus::Queued, 0));
-        let lease = j.lease("L1".into(), out("o1"), &p, T0).unwrap();
+        let lease = j.lease(lid("L1"), out("o1"), &p, T0).unwrap();
         assert_eq!(lease.expires_at, T0.plus_secs(10), "short until the first heartbeat");
         assert_eq!((j.status, j.attempts), (JobStatus::Processing, 1));
 
-        let exp = j.heartbeat("L1", 40, Some("encoding".into()), false, &p, T0.plus_secs(8)).unwrap();
+        let exp = j.heartbeat(&lid("L1"), 40, Some("encoding".into()), false, &p, T0.plus_secs(8)).unwrap();
         assert_eq!(exp, T0.plus_secs(38), "then the full lease");
         assert_eq!((j.progress, j.stage.as_deref(), j.playable), (40, Some("encoding"), false));
         // Progress never goes back; playable sticks and names the attempt's output.
-        j.heartbeat("L1", 10, None, true, &p, T0.plus_secs(25)).unwrap();
+        j.heartbeat(&lid("L1"), 10, None, true, &p, T0.plus_secs(25)).unwrap();
         assert_eq!((j.progress, j.stage.as_deref(), j.playable), (40, Some("encoding"), true));
         assert_eq!(j.output_id, Some(out("o1")));
         // 100 is reserved for done.
-        j.heartbeat("L1", 100, None, true, &p, T0.plus_secs(26)).unwrap();
+        j.heartbeat(&lid("L1"), 100, None, true, &p, T0.plus_secs(26)).unwrap();
         assert_eq!(j.progress, 99);
 
-        j.complete("L1", result(), T0.plus_secs(40)).unwrap();
+        j.complete(&lid("L1"), result(), T0.plus_secs(40)).unwrap();
         assert_eq!((j.status, j.progress, j.playable), (JobStatus::Done, 100, true));
         assert_eq!(j.finished_at, Some(T0.plus_secs(40)));
         assert!(j.lease.is_none());
@@ -680,56 +771,56 @@ mod tests {
     fn only_due_queued_jobs_can_be_leased() {
         let p = policy();
         let mut j = job();
-        j.lease("L1".into(), out("o1"), &p, T0).unwrap();
-        assert_eq!(j.lease("L2".into(), out("o2"), &p, T0).unwrap_err().status, "processing");
-        j.fail("L1", "network", true, &p, T0.plus_secs(1)).unwrap();
+        j.lease(lid("L1"), out("o1"), &p, T0).unwrap();
+        assert_eq!(j.lease(lid("L2"), out("o2"), &p, T0).unwrap_err().status, "processing");
+        j.fail(&lid("L1"), "network", true, &p, T0.plus_secs(1)).unwrap();
         // Backoff: not before 5 s after the failure.
         assert!(!j.is_leasable(T0.plus_secs(5)));
-        assert!(j.lease("L2".into(), out("o2"), &p, T0.plus_secs(5)).is_err());
-        assert!(j.lease("L2".into(), out("o2"), &p, T0.plus_secs(6)).is_ok());
+        assert!(j.lease(lid("L2"), out("o2"), &p, T0.plus_secs(5)).is_err());
+        assert!(j.lease(lid("L2"), out("o2"), &p, T0.plus_secs(6)).is_ok());
     }
 
     #[test]
     fn a_lost_lease_is_refused_everywhere() {
         let p = policy();
         let mut j = job();
-        j.lease("L1".into(), out("o1"), &p, T0).unwrap();
+        j.lease(lid("L1"), out("o1"), &p, T0).unwrap();
         assert_eq!(j.expire_lease(&p, T0.plus_secs(11)), Some(FailOutcome::Retrying { not_before: T0.plus_secs(16) }));
-        j.lease("L2".into(), out("o2"), &p, T0.plus_secs(40)).unwrap();
+        j.lease(lid("L2"), out("o2"), &p, T0.plus_secs(40)).unwrap();
         // The first transcoder wakes up: every call is refused.
-        let lost = j.heartbeat("L1", 50, None, true, &p, T0.plus_secs(41)).unwrap_err();
+        let lost = j.heartbeat(&lid("L1"), 50, None, true, &p, T0.plus_secs(41)).unwrap_err();
         assert_eq!(lost.status, "processing");
         assert!(lost.to_string().contains("stop working on it"));
-        assert!(j.complete("L1", result(), T0.plus_secs(42)).is_err());
-        assert!(j.fail("L1", "x", false, &p, T0.plus_secs(42)).is_err());
+        assert!(j.complete(&lid("L1"), result(), T0.plus_secs(42)).is_err());
+        assert!(j.fail(&lid("L1"), "x", false, &p, T0.plus_secs(42)).is_err());
         assert!(!j.playable);
         // The holder is unaffected.
-        assert!(j.heartbeat("L2", 5, None, false, &p, T0.plus_secs(43)).is_ok());
-        j.complete("L2", result(), T0.plus_secs(44)).unwrap();
-        assert!(j.heartbeat("L2", 5, None, false, &p, T0.plus_secs(45)).is_err(), "a done job holds no lease");
+        assert!(j.heartbeat(&lid("L2"), 5, None, false, &p, T0.plus_secs(43)).is_ok());
+        j.complete(&lid("L2"), result(), T0.plus_secs(44)).unwrap();
+        assert!(j.heartbeat(&lid("L2"), 5, None, false, &p, T0.plus_secs(45)).is_err(), "a done job holds no lease");
     }
 
     #[test]
     fn a_lease_never_heartbeated_expires_early() {
         let p = policy();
         let mut j = job();
-        j.lease("L1".into(), out("o1"), &p, T0).unwrap();
+        j.lease(lid("L1"), out("o1"), &p, T0).unwrap();
         assert!(j.expire_lease(&p, T0.plus_secs(11)).is_some());
         // With a lease shorter than the first-heartbeat window, the lease rules.
         let short = RetryPolicy { lease_ttl_ms: 3_000, ..policy() };
         let mut k = job();
-        assert_eq!(k.lease("L1".into(), out("o1"), &short, T0).unwrap().expires_at, T0.plus_secs(3));
+        assert_eq!(k.lease(lid("L1"), out("o1"), &short, T0).unwrap().expires_at, T0.plus_secs(3));
     }
 
     #[test]
     fn expiry_only_after_the_lease_runs_out_and_heartbeats_extend_it() {
         let p = policy();
         let mut j = job();
-        j.lease("L1".into(), out("o1"), &p, T0).unwrap();
+        j.lease(lid("L1"), out("o1"), &p, T0).unwrap();
         assert_eq!(j.expire_lease(&p, T0.plus_secs(10)), None);
-        j.heartbeat("L1", 1, None, false, &p, T0.plus_secs(9)).unwrap();
+        j.heartbeat(&lid("L1"), 1, None, false, &p, T0.plus_secs(9)).unwrap();
         assert_eq!(j.expire_lease(&p, T0.plus_secs(30)), None);
-        j.heartbeat("L1", 1, None, false, &p, T0.plus_secs(29)).unwrap();
+        j.heartbeat(&lid("L1"), 1, None, false, &p, T0.plus_secs(29)).unwrap();
         assert_eq!(j.expire_lease(&p, T0.plus_secs(58)), None);
         assert!(j.expire_lease(&p, T0.plus_secs(60)).is_some());
         assert_eq!(j.last_error.as_deref(), Some("the transcoder stopped sending heartbeats (its lease expired)"));
@@ -742,9 +833,9 @@ mod tests {
         let mut now = T0;
         let mut waits = vec![];
         for attempt in 1..=3 {
-            j.lease(format!("L{attempt}"), out("o"), &p, now).unwrap();
+            j.lease(lid(&format!("L{attempt}")), out("o"), &p, now).unwrap();
             assert_eq!(j.attempts, attempt);
-            match j.fail(&format!("L{attempt}"), "S3 timed out", true, &p, now).unwrap() {
+            match j.fail(&lid(&format!("L{attempt}")), "S3 timed out", true, &p, now).unwrap() {
                 FailOutcome::Retrying { not_before } => {
                     waits.push(not_before.millis_since(now) / 1000);
                     now = not_before;
@@ -762,9 +853,9 @@ mod tests {
     fn permanent_failures_end_at_once() {
         let p = policy();
         let mut j = job();
-        j.lease("L1".into(), out("o1"), &p, T0).unwrap();
+        j.lease(lid("L1"), out("o1"), &p, T0).unwrap();
         assert_eq!(
-            j.fail("L1", "the upload is not a video libav can read", false, &p, T0).unwrap(),
+            j.fail(&lid("L1"), "the upload is not a video libav can read", false, &p, T0).unwrap(),
             FailOutcome::Failed
         );
         assert_eq!((j.status, j.attempts), (JobStatus::Error, 1));
@@ -785,8 +876,8 @@ mod tests {
         assert!(!NotifyOutcome::SourceUpdated.queued_work() && NotifyOutcome::Requeued.queued_work());
         let mut j = job();
         // Processing with a live lease: unchanged.
-        j.lease("L1".into(), out("o1"), &p, T0).unwrap();
-        j.heartbeat("L1", 1, None, false, &p, T0.plus_secs(1)).unwrap();
+        j.lease(lid("L1"), out("o1"), &p, T0).unwrap();
+        j.heartbeat(&lid("L1"), 1, None, false, &p, T0.plus_secs(1)).unwrap();
         assert_eq!(j.renotify(source("raw/app/vid/source.mp4"), &p, T0.plus_secs(10)), NotifyOutcome::Unchanged);
         assert_eq!(j.status, JobStatus::Processing);
         // Processing but silent past the lease: requeued now, fresh budget.
@@ -794,14 +885,14 @@ mod tests {
         assert_eq!((j.status, j.attempts), (JobStatus::Queued, 0));
         assert!(j.is_leasable(T0.plus_secs(32)));
         // Done: unchanged.
-        j.lease("L2".into(), out("o2"), &p, T0.plus_secs(32)).unwrap();
-        j.complete("L2", result(), T0.plus_secs(32)).unwrap();
+        j.lease(lid("L2"), out("o2"), &p, T0.plus_secs(32)).unwrap();
+        j.complete(&lid("L2"), result(), T0.plus_secs(32)).unwrap();
         assert_eq!(j.renotify(source("raw/app/vid/source.webm"), &p, T0.plus_secs(33)), NotifyOutcome::Unchanged);
         assert_eq!(j.source.raw_key, "raw/app/vid/source.mp4");
         // Error: requeued with the newly named source.
         let mut j = job();
-        j.lease("L1".into(), out("o1"), &p, T0).unwrap();
-        j.fail("L1", "corrupt", false, &p, T0).unwrap();
+        j.lease(lid("L1"), out("o1"), &p, T0).unwrap();
+        j.fail(&lid("L1"), "corrupt", false, &p, T0).unwrap();
         assert_eq!(j.renotify(source("raw/app/vid/source.webm"), &p, T0.plus_secs(1)), NotifyOutcome::Requeued);
         assert_eq!((j.status, j.attempts, j.error.as_deref()), (JobStatus::Queued, 0, None));
         assert_eq!(j.last_error.as_deref(), Some("corrupt"));
@@ -814,12 +905,12 @@ mod tests {
     fn release_gives_the_job_back_without_using_an_attempt() {
         let p = policy();
         let mut j = job();
-        j.lease("L1".into(), out("o1"), &p, T0.plus_secs(5)).unwrap();
-        j.release("L1", T0.plus_secs(6)).unwrap();
+        j.lease(lid("L1"), out("o1"), &p, T0.plus_secs(5)).unwrap();
+        j.release(&lid("L1"), T0.plus_secs(6)).unwrap();
         assert_eq!((j.status, j.attempts, j.queued_at), (JobStatus::Queued, 0, T0), "same place in the queue");
         assert!(j.is_leasable(T0.plus_secs(6)), "no backoff");
-        assert!(j.release("L1", T0.plus_secs(7)).is_err(), "only the holder can");
-        assert_eq!(j.lease("L2".into(), out("o2"), &p, T0.plus_secs(7)).unwrap().id, "L2");
+        assert!(j.release(&lid("L1"), T0.plus_secs(7)).is_err(), "only the holder can");
+        assert_eq!(j.lease(lid("L2"), out("o2"), &p, T0.plus_secs(7)).unwrap().id.as_str(), "L2");
         assert_eq!(j.attempts, 1);
     }
 
@@ -833,16 +924,19 @@ mod tests {
         assert_eq!(queued.renotify(source("raw/app/vid/source.mp4"), &p, T0), NotifyOutcome::Requeued);
 
         let mut running = job();
-        running.lease("L1".into(), out("o1"), &p, T0).unwrap();
-        running.heartbeat("L1", 30, None, true, &p, T0).unwrap();
+        running.lease(lid("L1"), out("o1"), &p, T0).unwrap();
+        running.heartbeat(&lid("L1"), 30, None, true, &p, T0).unwrap();
         assert!(running.cancel("canceled through the API", T0.plus_secs(1)));
         assert!(!running.playable);
-        assert!(running.heartbeat("L1", 40, None, false, &p, T0.plus_secs(2)).is_err(), "the transcoder must stop");
-        assert!(running.complete("L1", result(), T0.plus_secs(3)).is_err());
+        assert!(
+            running.heartbeat(&lid("L1"), 40, None, false, &p, T0.plus_secs(2)).is_err(),
+            "the transcoder must stop"
+        );
+        assert!(running.complete(&lid("L1"), result(), T0.plus_secs(3)).is_err());
 
         let mut done = job();
-        done.lease("L1".into(), out("o1"), &p, T0).unwrap();
-        done.complete("L1", result(), T0).unwrap();
+        done.lease(lid("L1"), out("o1"), &p, T0).unwrap();
+        done.complete(&lid("L1"), result(), T0).unwrap();
         assert!(!done.cancel("x", T0));
         assert_eq!(done.status, JobStatus::Done);
         assert!(!running.cancel("again", T0.plus_secs(4)), "already ended");
@@ -852,10 +946,10 @@ mod tests {
     fn a_retry_forgets_the_failed_attempts_output() {
         let p = policy();
         let mut j = job();
-        j.lease("L1".into(), out("o1"), &p, T0).unwrap();
-        j.heartbeat("L1", 30, None, true, &p, T0).unwrap();
+        j.lease(lid("L1"), out("o1"), &p, T0).unwrap();
+        j.heartbeat(&lid("L1"), 30, None, true, &p, T0).unwrap();
         assert!(j.playable);
-        j.fail("L1", "disk full", true, &p, T0).unwrap();
+        j.fail(&lid("L1"), "disk full", true, &p, T0).unwrap();
         assert!(!j.playable);
         assert_eq!(j.output_id, None);
         assert_eq!(j.status, JobStatus::Queued);
@@ -865,18 +959,18 @@ mod tests {
     fn a_repeated_complete_by_the_same_lease_is_answered_as_done() {
         let p = policy();
         let mut j = job();
-        j.lease("L1".into(), out("o1"), &p, T0).unwrap();
-        assert_eq!(j.complete("L1", result(), T0.plus_secs(5)).unwrap(), Completion::Completed);
+        j.lease(lid("L1"), out("o1"), &p, T0).unwrap();
+        assert_eq!(j.complete(&lid("L1"), result(), T0.plus_secs(5)).unwrap(), Completion::Completed);
         let done = j.clone();
         let other = JobResult { duration_s: 99.0, ..result() };
-        assert_eq!(j.complete("L1", other, T0.plus_secs(9)).unwrap(), Completion::AlreadyDone);
+        assert_eq!(j.complete(&lid("L1"), other, T0.plus_secs(9)).unwrap(), Completion::AlreadyDone);
         assert_eq!(j, done, "the repeat changes nothing");
         // Another lease is still refused, and so is the holder after a new run.
-        assert!(j.complete("L2", result(), T0.plus_secs(9)).is_err());
+        assert!(j.complete(&lid("L2"), result(), T0.plus_secs(9)).is_err());
         let mut k = job();
-        k.lease("L1".into(), out("o1"), &p, T0).unwrap();
-        k.fail("L1", "network", true, &p, T0).unwrap();
-        assert!(k.complete("L1", result(), T0.plus_secs(1)).is_err(), "a lease that failed never completes");
+        k.lease(lid("L1"), out("o1"), &p, T0).unwrap();
+        k.fail(&lid("L1"), "network", true, &p, T0).unwrap();
+        assert!(k.complete(&lid("L1"), result(), T0.plus_secs(1)).is_err(), "a lease that failed never completes");
     }
 
     #[test]
@@ -906,13 +1000,13 @@ mod tests {
     fn failures_record_whose_fault_they_were() {
         let p = policy();
         let mut j = job();
-        j.lease("L1".into(), out("o1"), &p, T0).unwrap();
-        j.fail("L1", "storage PUT hls/app/vid/o1/720p/00001.m4s: status 503", true, &p, T0).unwrap();
+        j.lease(lid("L1"), out("o1"), &p, T0).unwrap();
+        j.fail(&lid("L1"), "storage PUT hls/app/vid/o1/720p/00001.m4s: status 503", true, &p, T0).unwrap();
         assert_eq!(j.failure, Some(FailureKind::Processing));
         assert_eq!(j.public_last_error().as_deref(), Some("processing failed on our side; it will be retried"));
         assert!(j.last_error.as_deref().unwrap().contains("hls/app/vid"), "the full text is kept for the logs");
-        j.lease("L2".into(), out("o2"), &p, T0.plus_secs(10)).unwrap();
-        j.fail("L2", "the upload is not a video", false, &p, T0.plus_secs(11)).unwrap();
+        j.lease(lid("L2"), out("o2"), &p, T0.plus_secs(10)).unwrap();
+        j.fail(&lid("L2"), "the upload is not a video", false, &p, T0.plus_secs(11)).unwrap();
         assert_eq!(
             (j.failure, j.public_error().as_deref()),
             (Some(FailureKind::Upload), Some("the upload is not a video"))
@@ -939,9 +1033,50 @@ mod tests {
     }
 
     #[test]
+    fn the_store_keeps_times_as_epoch_millis() {
+        // A row as the job store wrote it before times had a type of their
+        // own: it still loads, and is written back the same way.
+        let stored = r#"{"job_id":"job_1","app_id":"app","video_id":"vid","source":{"raw_key":"raw/app/vid/source.mp4","content_type":"video/mp4","size":1000},"status":"processing","progress":3,"stage":"starting","error":null,"last_error":null,"attempts":1,"max_attempts":3,"playable":false,"created_at":1700000000000,"updated_at":1700000001000,"queued_at":1700000000000,"not_before":1700000000000,"started_at":1700000001000,"finished_at":null,"heartbeat_at":1700000001000,"lease":{"id":"lease_x","expires_at":1700000011000,"output_id":"o1"},"output_id":null,"result":null,"ladder":{"max_rung":2160,"max_rungs":0,"segment_s":4,"gop_s":2,"preset":"veryfast"}}"#;
+        let j: Job = serde_json::from_str(stored).unwrap();
+        assert_eq!((j.started_at, j.lease.as_ref().unwrap().expires_at), (Some(T0.plus_secs(1)), T0.plus_secs(11)));
+        let again = serde_json::to_value(&j).unwrap();
+        let old: serde_json::Value = serde_json::from_str(stored).unwrap();
+        for k in ["created_at", "updated_at", "queued_at", "not_before", "started_at", "finished_at", "heartbeat_at"] {
+            assert_eq!(again[k], old[k], "{k}");
+        }
+        assert_eq!(again["lease"], old["lease"]);
+    }
+
+    #[test]
+    fn a_lease_is_handed_out_as_a_job_spec() {
+        let p = policy();
+        let mut j = job();
+        assert_eq!(JobSpec::of_lease(&j, &p), None, "no lease, no spec");
+        j.lease(lid("L1"), out("o1"), &p, T0).unwrap();
+        let spec = JobSpec::of_lease(&j, &p).unwrap();
+        assert_eq!(
+            (spec.job_id.as_str(), spec.lease_id.as_str(), spec.attempt, spec.lease_expires_at),
+            ("job_1", "L1", 1, T0.plus_secs(10))
+        );
+        assert_eq!((spec.output_prefix.as_str(), spec.source_etag.as_deref()), ("hls/app/vid/o1/", Some("\"e1\"")));
+        assert_eq!(spec.heartbeat_interval_ms, 2_000);
+        let v = serde_json::to_value(&spec).unwrap();
+        assert_eq!(v["lease_expires_at"], "2023-11-14T22:13:30.000Z", "RFC 3339 on the wire");
+        assert_eq!(serde_json::from_value::<JobSpec>(v).unwrap(), spec);
+    }
+
+    #[test]
+    fn the_heartbeat_interval_has_one_rule() {
+        let with_ttl = |lease_ttl_ms| RetryPolicy { lease_ttl_ms, ..policy() }.heartbeat_interval_ms();
+        assert_eq!((with_ttl(30_000), with_ttl(6_000), with_ttl(1_000), with_ttl(600_000)), (2_000, 1_000, 250, 2_000));
+        // What a transcoder keeps of the interval a lease asks for.
+        assert_eq!([0, 250, 1_500, 2_000, 60_000].map(bounded_heartbeat_interval_ms), [250, 250, 1_500, 2_000, 2_000]);
+    }
+
+    #[test]
     fn jobs_round_trip_through_json() {
         let mut j = job();
-        j.lease("L1".into(), out("o1"), &policy(), T0).unwrap();
+        j.lease(lid("L1"), out("o1"), &policy(), T0).unwrap();
         let back: Job = serde_json::from_str(&serde_json::to_string(&j).unwrap()).unwrap();
         assert_eq!(back, j);
     }

@@ -20,6 +20,7 @@
 //! | [`http`] | byte ranges, entity tags, CORS values |
 //! | [`error`] | error codes, their HTTP statuses and the error body |
 //! | [`time`] | timestamps passed in by the caller, RFC 3339 and SigV4 formats |
+//! | `openapi` | (feature `openapi`) the services' OpenAPI documents, generated from the API types |
 
 pub mod api;
 pub mod auth;
@@ -31,6 +32,8 @@ pub mod keys;
 pub mod ladder;
 pub mod media;
 pub mod multipart;
+#[cfg(feature = "openapi")]
+pub mod openapi;
 pub mod playlist;
 pub mod sentry;
 pub mod sigv4;

@@ -2,13 +2,77 @@
 //! supplied by the caller (`worker::Date::now()` in a Worker, the system clock
 //! natively). Nothing here reads a clock, so every rule that depends on time is
 //! testable with fixed instants.
+//!
+//! One type, [`Timestamp`], with two JSON forms: on the wire (every API type)
+//! it is an RFC 3339 string, as JavaScript's `Date.toISOString()` prints it;
+//! in the job store (the Durable Object's rows and the KV playback records)
+//! it stays the number of milliseconds it always was, through
+//! [`epoch_millis`], so stored records read as before.
 
-use serde::{Deserialize, Serialize};
+use std::fmt;
 
-/// An instant, in milliseconds since 1970-01-01T00:00:00Z.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default)]
-#[serde(transparent)]
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// An instant, in milliseconds since 1970-01-01T00:00:00Z. Serialises as RFC
+/// 3339 (`2026-11-22T09:30:00.000Z`); see [`epoch_millis`] for the stored form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Timestamp(pub u64);
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_rfc3339())
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_rfc3339())
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Timestamp::parse_rfc3339(&s).ok_or_else(|| {
+            serde::de::Error::custom(format!("{s:?} is not an RFC 3339 UTC time like 2026-11-22T09:30:00.000Z"))
+        })
+    }
+}
+
+/// The stored form of a [`Timestamp`]: milliseconds since the epoch, as a
+/// JSON number (`#[serde(with = "crate::time::epoch_millis")]`; [`option`]
+/// for an `Option<Timestamp>`). The job store has always kept times so.
+pub mod epoch_millis {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::Timestamp;
+
+    pub fn serialize<S: Serializer>(t: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(t.0)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Timestamp, D::Error> {
+        u64::deserialize(d).map(Timestamp)
+    }
+
+    /// The same for an optional time (`null` when absent).
+    pub mod option {
+        use serde::{Deserialize, Deserializer, Serializer};
+
+        use super::Timestamp;
+
+        pub fn serialize<S: Serializer>(t: &Option<Timestamp>, s: S) -> Result<S::Ok, S::Error> {
+            match t {
+                Some(t) => s.serialize_some(&t.0),
+                None => s.serialize_none(),
+            }
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Timestamp>, D::Error> {
+            Ok(Option::<u64>::deserialize(d)?.map(Timestamp))
+        }
+    }
+}
 
 impl Timestamp {
     pub const fn from_millis(ms: u64) -> Self {
@@ -163,6 +227,31 @@ mod tests {
         for bad in ["", "2013-05-24", "2013-13-24T00:00:00Z", "2013-05-24T00:00:00+01:00", "2013-05-24T00:00:00.Z"] {
             assert_eq!(Timestamp::parse_rfc3339(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn the_wire_form_is_rfc3339_and_the_stored_form_millis() {
+        #[derive(Debug, PartialEq, Serialize, Deserialize)]
+        struct Stored {
+            #[serde(with = "epoch_millis")]
+            at: Timestamp,
+            #[serde(with = "epoch_millis::option")]
+            maybe: Option<Timestamp>,
+        }
+        let t = Timestamp(1_795_339_199_999);
+        assert_eq!(serde_json::to_string(&t).unwrap(), "\"2026-11-22T09:19:59.999Z\"");
+        assert_eq!(serde_json::from_str::<Timestamp>("\"2026-11-22T09:19:59.999Z\"").unwrap(), t);
+        let err = serde_json::from_str::<Timestamp>("1795339199999").unwrap_err().to_string();
+        assert!(err.contains("expected a string"), "{err}");
+        let err = serde_json::from_str::<Timestamp>("\"yesterday\"").unwrap_err().to_string();
+        assert!(err.contains("not an RFC 3339 UTC time"), "{err}");
+        let stored = Stored { at: t, maybe: None };
+        let text = serde_json::to_string(&stored).unwrap();
+        assert_eq!(text, r#"{"at":1795339199999,"maybe":null}"#);
+        assert_eq!(serde_json::from_str::<Stored>(&text).unwrap(), stored);
+        let some: Stored = serde_json::from_str(r#"{"at":0,"maybe":5}"#).unwrap();
+        assert_eq!(some.maybe, Some(Timestamp(5)));
+        assert_eq!(t.to_string(), "2026-11-22T09:19:59.999Z");
     }
 
     #[test]

@@ -9,6 +9,7 @@ use media_core::api::{
     CompleteRequest, FailRequest, HeartbeatRequest, HeartbeatResponse, JobSpec, LeaseRequest, LeaseResponse,
     ReleaseRequest,
 };
+use media_core::ids::{JobId, LeaseId};
 use media_core::{ApiError, ErrorCode};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -87,26 +88,26 @@ impl VideoApi {
         Ok(resp.job)
     }
 
-    pub async fn heartbeat(&self, job_id: &str, req: &HeartbeatRequest) -> Result<HeartbeatResponse, CallError> {
+    pub async fn heartbeat(&self, job_id: &JobId, req: &HeartbeatRequest) -> Result<HeartbeatResponse, CallError> {
         self.post(&format!("/internal/jobs/{job_id}/heartbeat"), req, Duration::from_secs(10)).await
     }
 
     /// Reports success, retrying transient failures for about a minute: the
     /// ladder is already published, so this report must not be lost lightly.
-    pub async fn complete(&self, job_id: &str, req: &CompleteRequest) -> Result<(), CallError> {
+    pub async fn complete(&self, job_id: &JobId, req: &CompleteRequest) -> Result<(), CallError> {
         let path = format!("/internal/jobs/{job_id}/complete");
         self.with_retries(|| self.post::<_, serde_json::Value>(&path, req, Duration::from_secs(15))).await
     }
 
-    pub async fn fail(&self, job_id: &str, req: &FailRequest) -> Result<(), CallError> {
+    pub async fn fail(&self, job_id: &JobId, req: &FailRequest) -> Result<(), CallError> {
         let path = format!("/internal/jobs/{job_id}/fail");
         self.with_retries(|| self.post::<_, serde_json::Value>(&path, req, Duration::from_secs(15))).await
     }
 
     /// Gives back a job just leased, without using one of its attempts.
-    pub async fn release(&self, job_id: &str, lease_id: &str) -> Result<(), CallError> {
+    pub async fn release(&self, job_id: &JobId, lease_id: &LeaseId) -> Result<(), CallError> {
         let path = format!("/internal/jobs/{job_id}/release");
-        let req = ReleaseRequest { lease_id: lease_id.to_owned() };
+        let req = ReleaseRequest { lease_id: lease_id.clone() };
         self.with_retries(|| self.post::<_, serde_json::Value>(&path, &req, Duration::from_secs(15))).await
     }
 

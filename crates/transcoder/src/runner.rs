@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use media_core::api::{CompleteRequest, FailRequest, HeartbeatRequest, JobSpec};
-use media_core::job::JobResult;
+use media_core::job::{bounded_heartbeat_interval_ms, JobResult};
 use media_core::timeline::job_time_limit_s;
 use media_core::Timestamp;
 use tokio::sync::{mpsc, watch};
@@ -144,7 +144,7 @@ impl Runner {
                 let message = e.to_string();
                 // Ours to fix (a bad upload is the uploader's): to Sentry.
                 if retryable {
-                    report_failure(&spec.job_id, &e);
+                    report_failure(spec.job_id.as_str(), &e);
                 }
                 let req = FailRequest { lease_id: spec.lease_id.clone(), message: message.clone(), retryable };
                 if let Err(err) = self.api.fail(&spec.job_id, &req).await {
@@ -192,10 +192,10 @@ impl Runner {
             })
         };
         tokio::pin!(work);
-        let interval = Duration::from_millis(spec.heartbeat_interval_ms.clamp(200, 10_000));
+        let interval = Duration::from_millis(bounded_heartbeat_interval_ms(spec.heartbeat_interval_ms));
         let mut beat = tokio::time::interval(interval);
         beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut lease_until = lease_deadline(started, &spec.lease_expires_at, interval);
+        let mut lease_until = lease_deadline(started, spec.lease_expires_at, interval);
         let mut beating = true;
         let mut grace: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
         let mut handed_back = false;
@@ -236,7 +236,7 @@ impl Runner {
                     }
                     let sent = Instant::now();
                     match self.beat(spec, control, playable, stage).await {
-                        Ok(Some(expires_at)) => lease_until = lease_deadline(sent, &expires_at, interval),
+                        Ok(Some(expires_at)) => lease_until = lease_deadline(sent, expires_at, interval),
                         Ok(None) => {}
                         // The completion that is under way decides how the job ended.
                         Err(_) if completing => beating = false,
@@ -285,7 +285,7 @@ impl Runner {
         control: &Control,
         playable: &Playable,
         stage: &Mutex<&'static str>,
-    ) -> Result<Option<String>, String> {
+    ) -> Result<Option<Timestamp>, String> {
         let req = HeartbeatRequest {
             lease_id: spec.lease_id.clone(),
             progress: (1.0 + control.fraction() * 94.0).round() as u8,
@@ -338,7 +338,7 @@ impl Runner {
         stage: &Arc<Mutex<&'static str>>,
     ) -> Result<JobResult, JobError> {
         let (info, _reservation) = self.check_source(spec).await?;
-        let work_dir = self.config.work_dir.join(&spec.job_id);
+        let work_dir = self.config.work_dir.join(spec.job_id.as_str());
         let reader = SourceReader::new(
             self.storage.clone(),
             &spec.source_key,
@@ -376,10 +376,9 @@ impl Runner {
 /// service says it expires, less this machine's idea of now, counted from
 /// when the request was sent. A clock far off is bounded: never less than
 /// two heartbeats, never more than five minutes.
-fn lease_deadline(sent: Instant, expires_at: &str, interval: Duration) -> Instant {
+fn lease_deadline(sent: Instant, expires_at: Timestamp, interval: Duration) -> Instant {
     let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
-    let remaining = Timestamp::parse_rfc3339(expires_at)
-        .map_or(Duration::from_secs(30), |t| Duration::from_millis(t.millis().saturating_sub(now_ms)));
+    let remaining = Duration::from_millis(expires_at.millis().saturating_sub(now_ms));
     sent + remaining.clamp(interval * 2, Duration::from_secs(300))
 }
 

@@ -12,10 +12,13 @@
 //!
 //! A call that changes a job drops the job's cached public read in this
 //! location (`crate::status::forget`), so pollers here see it at once.
+//!
+//! Job and lease ids follow `media_core::ids`' rule: one that could never
+//! have been minted is refused with 400 before the queue is asked.
 
 use media_core::api::{CompleteRequest, FailRequest, HeartbeatRequest, LeaseRequest, ReleaseRequest};
 use media_core::auth::check_bearer;
-use media_core::ids::{AppId, VideoId};
+use media_core::ids::{AppId, JobId, VideoId};
 use media_core::{ApiError, ErrorCode};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -51,12 +54,30 @@ struct InspectRequest {
     video_id: VideoId,
 }
 
-/// The video a queue answer is about: the job's own ids (`app_id`,
-/// `video_id`), or those of a leased job (`job.app_id`, ...).
-fn video_of(answer: &str) -> Option<(AppId, VideoId)> {
-    let v: serde_json::Value = serde_json::from_str(answer).ok()?;
-    let ids = if v.get("app_id").is_some() { &v } else { v.get("job")? };
-    Some((AppId::parse(ids.get("app_id")?.as_str()?).ok()?, VideoId::parse(ids.get("video_id")?.as_str()?).ok()?))
+/// The video named in a queue answer: a job, a `HeartbeatResponse`, or
+/// (`job`) a `LeaseResponse`.
+#[derive(Deserialize)]
+struct VideoOf {
+    app_id: AppId,
+    video_id: VideoId,
+}
+
+#[derive(Deserialize)]
+struct LeasedVideo {
+    job: Option<VideoOf>,
+}
+
+/// The video the queue's answer to `cmd` is about.
+fn video_of(cmd: &QueueCommand, answer: &str) -> Option<(AppId, VideoId)> {
+    let ids = match cmd {
+        QueueCommand::Lease { .. } => serde_json::from_str::<LeasedVideo>(answer).ok()?.job?,
+        _ => serde_json::from_str::<VideoOf>(answer).ok()?,
+    };
+    Some((ids.app_id, ids.video_id))
+}
+
+fn job_id(segment: &str) -> Result<JobId, Failure> {
+    Ok(JobId::parse(segment).map_err(ApiError::from)?)
 }
 
 pub async fn route(mut req: Request, env: &Env) -> Handled {
@@ -80,16 +101,16 @@ pub async fn route(mut req: Request, env: &Env) -> Handled {
             QueueCommand::Lease { worker: r.worker, wait_ms: r.wait_ms }
         }
         ["internal", "jobs", id, "heartbeat"] => {
-            QueueCommand::Heartbeat { job_id: (*id).to_owned(), req: body::<HeartbeatRequest>(&mut req).await? }
+            QueueCommand::Heartbeat { job_id: job_id(id)?, req: body::<HeartbeatRequest>(&mut req).await? }
         }
         ["internal", "jobs", id, "complete"] => {
-            QueueCommand::Complete { job_id: (*id).to_owned(), req: body::<CompleteRequest>(&mut req).await? }
+            QueueCommand::Complete { job_id: job_id(id)?, req: body::<CompleteRequest>(&mut req).await? }
         }
         ["internal", "jobs", id, "fail"] => {
-            QueueCommand::Fail { job_id: (*id).to_owned(), req: body::<FailRequest>(&mut req).await? }
+            QueueCommand::Fail { job_id: job_id(id)?, req: body::<FailRequest>(&mut req).await? }
         }
         ["internal", "jobs", id, "release"] => {
-            QueueCommand::Release { job_id: (*id).to_owned(), req: body::<ReleaseRequest>(&mut req).await? }
+            QueueCommand::Release { job_id: job_id(id)?, req: body::<ReleaseRequest>(&mut req).await? }
         }
         _ => return Err(no_route(&path)),
     };
@@ -98,7 +119,7 @@ pub async fn route(mut req: Request, env: &Env) -> Handled {
         return Err(Failure::internal(format!("queue answered {}: {}", answer.status, answer.body)));
     }
     let changed = !matches!(cmd, QueueCommand::Get { .. });
-    if let (true, 200, Some((app, video))) = (changed, answer.status, video_of(&answer.body)) {
+    if let (true, 200, Some((app, video))) = (changed, answer.status, video_of(&cmd, &answer.body)) {
         crate::status::forget(&app, &video).await;
     }
     if !changed && answer.body.trim() == "null" {

@@ -7,21 +7,35 @@
 //! `fetch`). Long-polling lease requests wait on an in-memory list of waiters
 //! woken by new work, with a timer bounded by the request's wait and the next
 //! retry's backoff. An alarm re-queues jobs whose lease ran out.
+//!
+//! The queue's settings (`LEASE_TTL_MS` and the other retry and ladder
+//! settings) are read once per command; one that cannot be used refuses the
+//! command as a Worker refuses a request on a broken setting (500, generic
+//! message, detail logged), rather than running on defaults unnoticed.
+//!
+//! Rows keep the job as JSON (`media_core::job::Job`, times as epoch
+//! milliseconds) beside the columns the queue is searched by.
 
 use std::cell::RefCell;
 use std::time::Duration;
 
 use futures_channel::oneshot;
 use futures_util::future::{select, Either};
-use media_core::api::{CompleteRequest, FailRequest, HeartbeatRequest, JobSpec, ReleaseRequest, MAX_LEASE_WAIT_MS};
-use media_core::ids::{mint_job_id, mint_lease_id, AppId, VideoId};
+use media_core::api::{
+    CompleteRequest, FailRequest, HeartbeatRequest, HeartbeatResponse, JobSpec, LeaseResponse, ReleaseRequest,
+    MAX_LEASE_WAIT_MS,
+};
+use media_core::ids::{AppId, JobId, LeaseId, VideoId};
 use media_core::job::{Completion, FailOutcome, Job, NotifyOutcome, RetryPolicy, SourceUpload};
-use media_core::keys::{ObjectKey, OutputId};
+use media_core::keys::OutputId;
 use media_core::ladder::LadderOptions;
 use media_core::{ApiError, ErrorCode, Timestamp};
 use serde::{Deserialize, Serialize};
 use worker::{durable_object, Delay, DurableObject, Env, Request, Response, SqlStorage, SqlStorageValue, State};
 use worker_kit::clock::{now, random_bytes};
+use worker_kit::config::ConfigError;
+use worker_kit::respond::error_response;
+use worker_kit::Failure;
 
 /// The Durable Object binding and the one instance's name.
 pub const QUEUE_BINDING: &str = "JOBS";
@@ -41,11 +55,11 @@ pub enum QueueCommand {
     Notify { app_id: AppId, video_id: VideoId, source: SourceUpload },
     Get { app_id: AppId, video_id: VideoId },
     Lease { worker: String, wait_ms: u64 },
-    Heartbeat { job_id: String, req: HeartbeatRequest },
-    Complete { job_id: String, req: CompleteRequest },
-    Fail { job_id: String, req: FailRequest },
+    Heartbeat { job_id: JobId, req: HeartbeatRequest },
+    Complete { job_id: JobId, req: CompleteRequest },
+    Fail { job_id: JobId, req: FailRequest },
     Cancel { app_id: AppId, video_id: VideoId },
-    Release { job_id: String, req: ReleaseRequest },
+    Release { job_id: JobId, req: ReleaseRequest },
 }
 
 /// The queue's answer to a cancel.
@@ -56,12 +70,24 @@ pub struct CancelReply {
     pub job: Job,
 }
 
-/// The queue's answer to a notify.
+/// The queue's answer to a notify: what it did (which decides the HTTP
+/// status, `NotifyOutcome::http_status`) and the job.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct NotifyReply {
-    pub created: bool,
-    pub changed: bool,
+    pub outcome: NotifyOutcome,
     pub job: Job,
+}
+
+/// The settings the queue runs by, read once per command.
+struct Rules {
+    policy: RetryPolicy,
+    ladder: LadderOptions,
+}
+
+impl Rules {
+    fn load(env: &Env) -> Result<Rules, ConfigError> {
+        Ok(Rules { policy: crate::settings::retry_policy(env)?, ladder: crate::settings::ladder_options(env)? })
+    }
 }
 
 #[durable_object]
@@ -106,6 +132,15 @@ fn failure(e: &ApiError) -> worker::Result<Response> {
     Ok(Response::ok(e.to_json())?.with_status(e.status()))
 }
 
+/// The answer to a command the queue cannot run through our own fault (a
+/// broken setting): the JSON error a Worker gives for it, detail logged.
+fn our_fault(f: Failure) -> Response {
+    if let Some(detail) = f.report_detail() {
+        tracing::error!(detail, "job queue command refused");
+    }
+    error_response(&f.to_api_error())
+}
+
 fn reply<T: Serialize>(v: &T) -> worker::Result<Response> {
     Response::from_json(v)
 }
@@ -113,14 +148,6 @@ fn reply<T: Serialize>(v: &T) -> worker::Result<Response> {
 impl JobQueue {
     fn sql(&self) -> SqlStorage {
         self.state.storage().sql()
-    }
-
-    fn policy(&self) -> RetryPolicy {
-        crate::settings::retry_policy(&self.env).unwrap_or_default()
-    }
-
-    fn ladder(&self) -> LadderOptions {
-        crate::settings::ladder_options(&self.env).unwrap_or_default()
     }
 
     fn load(&self, query: &str, bind: Vec<SqlStorageValue>) -> worker::Result<Option<Job>> {
@@ -145,8 +172,8 @@ impl JobQueue {
         )
     }
 
-    fn by_id(&self, job_id: &str) -> worker::Result<Option<Job>> {
-        self.load("SELECT body FROM jobs WHERE job_id = ?", vec![job_id.into()])
+    fn by_id(&self, job_id: &JobId) -> worker::Result<Option<Job>> {
+        self.load("SELECT body FROM jobs WHERE job_id = ?", vec![job_id.as_str().into()])
     }
 
     fn save(&self, job: &Job) -> worker::Result<()> {
@@ -173,12 +200,11 @@ impl JobQueue {
     }
 
     /// Re-queues (or fails) every job whose lease ran out.
-    fn sweep_expired(&self, at: Timestamp) -> worker::Result<usize> {
+    fn sweep_expired(&self, policy: &RetryPolicy, at: Timestamp) -> worker::Result<usize> {
         let expired =
             self.load_all("SELECT body FROM jobs WHERE status = 'processing' AND lease_expires_at < ?", vec![int(at)])?;
-        let policy = self.policy();
         for mut job in expired.iter().cloned() {
-            if let Some(outcome) = job.expire_lease(&policy, at) {
+            if let Some(outcome) = job.expire_lease(policy, at) {
                 tracing::warn!(job_id = %job.job_id, attempts = job.attempts, ?outcome, "lease expired");
                 self.save(&job)?;
             }
@@ -215,16 +241,22 @@ impl JobQueue {
         }
     }
 
-    async fn notify(&self, app_id: AppId, video_id: VideoId, source: SourceUpload) -> worker::Result<Response> {
+    async fn notify(
+        &self,
+        rules: &Rules,
+        app_id: AppId,
+        video_id: VideoId,
+        source: SourceUpload,
+    ) -> worker::Result<Response> {
         let t = now();
-        let policy = self.policy();
         let (job, outcome) = match self.by_video(&app_id, &video_id)? {
             None => {
-                let job = Job::new(mint_job_id(random_bytes()), app_id, video_id, source, self.ladder(), &policy, t);
+                let job_id = JobId::from_random(random_bytes());
+                let job = Job::new(job_id, app_id, video_id, source, rules.ladder.clone(), &rules.policy, t);
                 (job, NotifyOutcome::Created)
             }
             Some(mut job) => {
-                let outcome = job.renotify(source, &policy, t);
+                let outcome = job.renotify(source, &rules.policy, t);
                 (job, outcome)
             }
         };
@@ -234,50 +266,30 @@ impl JobQueue {
             self.wake_waiters();
             self.schedule_alarm().await?;
         }
-        reply(&NotifyReply { created: outcome == NotifyOutcome::Created, changed: outcome.queued_work(), job })
+        reply(&NotifyReply { outcome, job })
     }
 
     /// Leases the oldest due job, waiting up to `wait_ms` for one.
-    async fn lease(&self, worker: &str, wait_ms: u64) -> worker::Result<Response> {
+    async fn lease(&self, policy: &RetryPolicy, worker: &str, wait_ms: u64) -> worker::Result<Response> {
         let deadline = now().plus_millis(wait_ms.min(MAX_LEASE_WAIT_MS));
-        let policy = self.policy();
         loop {
             let t = now();
-            self.sweep_expired(t)?;
+            self.sweep_expired(policy, t)?;
             let next = self.load(
                 "SELECT body FROM jobs WHERE status = 'queued' AND not_before <= ? ORDER BY queued_at LIMIT 1",
                 vec![int(t)],
             )?;
             if let Some(mut job) = next {
-                let output_id = OutputId::from_random(random_bytes());
-                let lease = job
-                    .lease(mint_lease_id(random_bytes()), output_id.clone(), &policy, t)
-                    .map_err(|e| worker::Error::RustError(e.to_string()))?
-                    .clone();
+                let (lease_id, output_id) =
+                    (LeaseId::from_random(random_bytes()), OutputId::from_random(random_bytes()));
+                job.lease(lease_id, output_id, policy, t).map_err(|e| worker::Error::RustError(e.to_string()))?;
                 self.save(&job)?;
                 self.schedule_alarm().await?;
                 tracing::info!(job_id = %job.job_id, worker, attempt = job.attempts, "job leased");
-                let spec = JobSpec {
-                    job_id: job.job_id.clone(),
-                    app_id: job.app_id.to_string(),
-                    video_id: job.video_id.to_string(),
-                    attempt: job.attempts,
-                    lease_id: lease.id,
-                    lease_expires_at: lease.expires_at.to_rfc3339(),
-                    // Every 2 s (or more often for short leases): progress stays fresh.
-                    heartbeat_interval_ms: (policy.lease_ttl_ms / 6).clamp(250, 2000),
-                    source_key: job.source.raw_key.clone(),
-                    source_size: job.source.size,
-                    source_etag: job.source.etag.clone(),
-                    content_type: job.source.content_type.clone(),
-                    output_prefix: ObjectKey::hls_prefix(&job.app_id, &job.video_id, &output_id),
-                    output_id,
-                    ladder: job.ladder.clone(),
-                };
-                return reply(&media_core::api::LeaseResponse { job: Some(spec) });
+                return reply(&LeaseResponse { job: JobSpec::of_lease(&job, policy) });
             }
             if t >= deadline {
-                return reply(&media_core::api::LeaseResponse { job: None });
+                return reply(&LeaseResponse { job: None });
             }
             // Sleep until woken by new work, the next retry comes due, or the deadline.
             let mut wake_at = deadline;
@@ -295,7 +307,7 @@ impl JobQueue {
         }
     }
 
-    fn leased_job(&self, job_id: &str) -> Result<Job, ApiError> {
+    fn leased_job(&self, job_id: &JobId) -> Result<Job, ApiError> {
         match self.by_id(job_id) {
             Ok(Some(job)) => Ok(job),
             Ok(None) => Err(ApiError::not_found(format!("no job {job_id}"))),
@@ -307,30 +319,30 @@ impl JobQueue {
         ApiError::new(ErrorCode::LeaseLost, e.to_string())
     }
 
-    async fn heartbeat(&self, job_id: &str, req: HeartbeatRequest) -> worker::Result<Response> {
+    async fn heartbeat(&self, policy: &RetryPolicy, job_id: &JobId, req: HeartbeatRequest) -> worker::Result<Response> {
         let mut job = match self.leased_job(job_id) {
             Ok(j) => j,
             Err(e) => return failure(&e),
         };
         let was_playable = job.playable;
-        match job.heartbeat(&req.lease_id, req.progress, req.stage, req.playable, &self.policy(), now()) {
+        match job.heartbeat(&req.lease_id, req.progress, req.stage, req.playable, policy, now()) {
             Ok(expires) => {
                 self.save(&job)?;
                 self.schedule_alarm().await?;
                 if job.playable && !was_playable {
-                    tracing::info!(job_id, "job playable");
+                    tracing::info!(%job_id, "job playable");
                 }
-                reply(&media_core::api::HeartbeatResponse {
-                    lease_expires_at: expires.to_rfc3339(),
-                    app_id: Some(job.app_id.to_string()),
-                    video_id: Some(job.video_id.to_string()),
+                reply(&HeartbeatResponse {
+                    lease_expires_at: expires,
+                    app_id: Some(job.app_id.clone()),
+                    video_id: Some(job.video_id.clone()),
                 })
             }
             Err(lost) => failure(&Self::lease_lost(lost)),
         }
     }
 
-    async fn complete(&self, job_id: &str, req: CompleteRequest) -> worker::Result<Response> {
+    async fn complete(&self, job_id: &JobId, req: CompleteRequest) -> worker::Result<Response> {
         let mut job = match self.leased_job(job_id) {
             Ok(j) => j,
             Err(e) => return failure(&e),
@@ -339,14 +351,14 @@ impl JobQueue {
             Ok(Completion::Completed) => {}
             // A retry of a complete that committed (its answer was lost): the same answer, no change.
             Ok(Completion::AlreadyDone) => {
-                tracing::info!(job_id, "complete repeated by its lease; already done");
+                tracing::info!(%job_id, "complete repeated by its lease; already done");
                 return reply(&job);
             }
             Err(lost) => return failure(&Self::lease_lost(lost)),
         }
         self.save(&job)?;
         self.schedule_alarm().await?;
-        tracing::info!(job_id, "job done");
+        tracing::info!(%job_id, "job done");
         // Publish the read model. The job row is the truth; a failed KV write
         // only means /playback-url asks the queue instead.
         let record = serde_json::to_string(&job).map_err(|e| worker::Error::RustError(e.to_string()))?;
@@ -354,30 +366,30 @@ impl JobQueue {
             Ok(kv) => match kv.put(&playback_record_key(&job.app_id, &job.video_id), record) {
                 Ok(put) => {
                     if let Err(e) = put.execute().await {
-                        tracing::error!(job_id, error = %e, "writing the playback record failed");
+                        tracing::error!(%job_id, error = %e, "writing the playback record failed");
                     }
                 }
-                Err(e) => tracing::error!(job_id, error = %e, "writing the playback record failed"),
+                Err(e) => tracing::error!(%job_id, error = %e, "writing the playback record failed"),
             },
-            Err(e) => tracing::error!(job_id, error = %e, "KV binding missing"),
+            Err(e) => tracing::error!(%job_id, error = %e, "KV binding missing"),
         }
         reply(&job)
     }
 
-    async fn fail(&self, job_id: &str, req: FailRequest) -> worker::Result<Response> {
+    async fn fail(&self, policy: &RetryPolicy, job_id: &JobId, req: FailRequest) -> worker::Result<Response> {
         let mut job = match self.leased_job(job_id) {
             Ok(j) => j,
             Err(e) => return failure(&e),
         };
-        match job.fail(&req.lease_id, &req.message, req.retryable, &self.policy(), now()) {
+        match job.fail(&req.lease_id, &req.message, req.retryable, policy, now()) {
             Ok(outcome) => {
                 self.save(&job)?;
                 self.schedule_alarm().await?;
                 match outcome {
                     FailOutcome::Retrying { .. } => {
-                        tracing::warn!(job_id, message = %req.message, "attempt failed; retrying")
+                        tracing::warn!(%job_id, message = %req.message, "attempt failed; retrying")
                     }
-                    FailOutcome::Failed => tracing::error!(job_id, message = %req.message, "job failed"),
+                    FailOutcome::Failed => tracing::error!(%job_id, message = %req.message, "job failed"),
                 }
                 reply(&job)
             }
@@ -387,7 +399,7 @@ impl JobQueue {
 }
 
 impl JobQueue {
-    async fn release(&self, job_id: &str, req: ReleaseRequest) -> worker::Result<Response> {
+    async fn release(&self, job_id: &JobId, req: ReleaseRequest) -> worker::Result<Response> {
         let mut job = match self.leased_job(job_id) {
             Ok(j) => j,
             Err(e) => return failure(&e),
@@ -396,7 +408,7 @@ impl JobQueue {
             return failure(&Self::lease_lost(lost));
         }
         self.save(&job)?;
-        tracing::info!(job_id, "job released by its transcoder");
+        tracing::info!(%job_id, "job released by its transcoder");
         self.wake_waiters();
         self.schedule_alarm().await?;
         reply(&job)
@@ -425,24 +437,34 @@ impl DurableObject for JobQueue {
     }
 
     async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
+        let rules = match Rules::load(&self.env) {
+            Ok(rules) => rules,
+            Err(e) => return Ok(our_fault(e.into())),
+        };
         let cmd: QueueCommand = match req.json().await {
             Ok(c) => c,
             Err(e) => return failure(&ApiError::new(ErrorCode::InvalidJson, format!("queue command: {e}"))),
         };
         match cmd {
-            QueueCommand::Notify { app_id, video_id, source } => self.notify(app_id, video_id, source).await,
+            QueueCommand::Notify { app_id, video_id, source } => self.notify(&rules, app_id, video_id, source).await,
             QueueCommand::Get { app_id, video_id } => reply(&self.by_video(&app_id, &video_id)?),
-            QueueCommand::Lease { worker, wait_ms } => self.lease(&worker, wait_ms).await,
-            QueueCommand::Heartbeat { job_id, req } => self.heartbeat(&job_id, req).await,
+            QueueCommand::Lease { worker, wait_ms } => self.lease(&rules.policy, &worker, wait_ms).await,
+            QueueCommand::Heartbeat { job_id, req } => self.heartbeat(&rules.policy, &job_id, req).await,
             QueueCommand::Complete { job_id, req } => self.complete(&job_id, req).await,
-            QueueCommand::Fail { job_id, req } => self.fail(&job_id, req).await,
+            QueueCommand::Fail { job_id, req } => self.fail(&rules.policy, &job_id, req).await,
             QueueCommand::Cancel { app_id, video_id } => self.cancel(&app_id, &video_id).await,
             QueueCommand::Release { job_id, req } => self.release(&job_id, req).await,
         }
     }
 
     async fn alarm(&self) -> worker::Result<Response> {
-        let swept = self.sweep_expired(now())?;
+        // A broken setting fails the alarm, which the runtime retries; the
+        // commands meanwhile answer 500 (see `fetch`).
+        let rules = Rules::load(&self.env).map_err(|e| {
+            tracing::error!(detail = %e, "job queue alarm: a setting cannot be used");
+            worker::Error::RustError(format!("configuration: {e}"))
+        })?;
+        let swept = self.sweep_expired(&rules.policy, now())?;
         if swept > 0 {
             tracing::info!(swept, "alarm re-queued expired leases");
         }

@@ -14,7 +14,7 @@
 //! Both routes count against the generous per-IP limit of public reads, and
 //! show failures only in their public form (`media_core::job::public_failure_message`).
 
-use media_core::api::{query_id, JobView, PlaybackUrlResponse};
+use media_core::api::{query_id, JobView, NotPlayableResponse, PlaybackUrlResponse};
 use media_core::ids::{AppId, VideoId};
 use media_core::job::{Job, JobStatus};
 use media_core::{ApiError, ErrorCode};
@@ -160,11 +160,8 @@ pub async fn playback_url(req: Request, env: &Env, base: &str) -> Handled {
                     format!("the video is not playable yet: it is {} ({}%); poll /job-status", s.as_str(), job.progress)
                 }
             };
-            let e = ApiError::new(ErrorCode::Conflict, why);
-            let mut body = serde_json::to_value(e.body()).map_err(|e| Failure::internal(e.to_string()))?;
-            body["status"] = serde_json::json!(job.status);
-            body["progress"] = serde_json::json!(job.progress);
-            json(409, &body)?
+            let error = ApiError::new(ErrorCode::Conflict, why).body();
+            json(409, &NotPlayableResponse { error, status: job.status, progress: job.progress })?
         }
     };
     with_source(resp, source)

@@ -3,8 +3,10 @@
 //! and cancelling it. All need an API key that may act for the request's
 //! `app_id` (403 otherwise), and count against that key's rate limit.
 
-use media_core::api::{CancelRequest, NotifyRequest, PresignedPut, VideoUploadUrlRequest, VideoUploadUrlResponse};
-use media_core::job::SourceUpload;
+use media_core::api::{
+    CancelRequest, CancelResponse, JobView, NotifyRequest, PresignedPut, VideoUploadUrlRequest, VideoUploadUrlResponse,
+};
+use media_core::job::{NotifyOutcome, SourceUpload};
 use media_core::keys::{check_raw_key, ObjectKey};
 use media_core::media::{check_size, check_video_type};
 use media_core::{ApiError, ErrorCode};
@@ -14,7 +16,7 @@ use worker_kit::config::Settings;
 use worker_kit::entry::guard;
 use worker_kit::respond::{json, read_body};
 use worker_kit::store::{s3_bucket, AnyStore, ObjectStore};
-use worker_kit::{Failure, Handled};
+use worker_kit::Handled;
 
 use crate::client;
 use crate::queue::{CancelReply, NotifyReply, QueueCommand};
@@ -74,14 +76,11 @@ pub async fn notify_upload_complete(mut req: Request, env: &Env, settings: &Vide
         },
     };
     let reply: NotifyReply = client::ask(env, &cmd).await?;
-    if reply.changed {
+    if reply.outcome.queued_work() {
         crate::status::forget(&r.app_id, &r.video_id).await;
+        tracing::info!(app_id = %r.app_id, video_id = %r.video_id, job_id = %reply.job.job_id, created = reply.outcome == NotifyOutcome::Created, size = info.size, "transcode queued");
     }
-    let status = if reply.changed { 202 } else { 200 };
-    if reply.changed {
-        tracing::info!(app_id = %r.app_id, video_id = %r.video_id, job_id = %reply.job.job_id, created = reply.created, size = info.size, "transcode queued");
-    }
-    json(status, &media_core::api::JobView::of(&reply.job, base))
+    json(reply.outcome.http_status(), &JobView::of(&reply.job, base))
 }
 
 /// `POST /cancel-job`: stops a queued or running job (it ends in `error`,
@@ -96,8 +95,5 @@ pub async fn cancel_job(mut req: Request, env: &Env, settings: &VideoSettings, b
     if reply.canceled {
         crate::status::forget(&r.app_id, &r.video_id).await;
     }
-    let mut body = serde_json::to_value(media_core::api::JobView::of(&reply.job, base))
-        .map_err(|e| Failure::internal(e.to_string()))?;
-    body["canceled"] = serde_json::json!(reply.canceled);
-    json(200, &body)
+    json(200, &CancelResponse { job: JobView::of(&reply.job, base), canceled: reply.canceled })
 }

@@ -142,5 +142,5 @@ pub fn openapi(document: &'static str) -> Handled {
 
 /// `GET /health`: the service's name and version.
 pub fn health(service: &str, version: &str) -> Handled {
-    json(200, &serde_json::json!({ "service": service, "status": "ok", "version": version }))
+    json(200, &media_core::api::Health::ok(service, version))
 }

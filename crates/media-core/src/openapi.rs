@@ -1,0 +1,864 @@
+//! The OpenAPI 3.0 documents of both services' public routes, generated: the
+//! schemas from the API types themselves (`ToSchema` on the types of
+//! [`crate::api`], [`crate::ids`], [`crate::job`], [`crate::error`] and
+//! [`crate::time`]), the routes from the one table per service below. Only
+//! with the `openapi` feature: the Workers serve the committed
+//! `openapi/*.json`, which `tests/openapi.rs` keeps equal to what this writes.
+
+use utoipa::openapi::path::{Operation, OperationBuilder, Parameter, ParameterBuilder, ParameterIn, PathItemType};
+use utoipa::openapi::request_body::RequestBodyBuilder;
+use utoipa::openapi::schema::{KnownFormat, SchemaFormat, SchemaType};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::server::ServerBuilder;
+use utoipa::openapi::{
+    Components, Content, Header, InfoBuilder, ObjectBuilder, OpenApi, PathItem, Ref, RefOr, Required, Response,
+    ResponseBuilder, Schema,
+};
+use utoipa::ToSchema;
+
+use crate::api::{
+    CancelRequest, CancelResponse, Health, ImageLocation, ImageMeta, ImageUploadResponse, ImageUploadUrlRequest,
+    ImageUploadUrlResponse, JobView, NotPlayableResponse, NotifyRequest, PlaybackUrlResponse, PresignedPut,
+    RenditionView, ThumbnailsView, VideoUploadUrlRequest, VideoUploadUrlResponse,
+};
+use crate::error::{ErrorBody, ErrorCode, ErrorDetail};
+use crate::ids::{AppId, ImageId, JobId, VideoId, MAX_ID_LEN};
+use crate::job::{JobStatus, ThumbnailMeta};
+use crate::media::ImageType;
+use crate::time::Timestamp;
+use crate::transform::{MAX_OPTIONS_LEN, MAX_TRANSFORM_DIMENSION};
+
+/// The version both documents carry (the services' release).
+const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The pattern of every caller id ([`crate::ids::check_id`]).
+fn id_pattern() -> String {
+    format!("^[A-Za-z0-9_-]{{1,{MAX_ID_LEN}}}$")
+}
+
+fn string() -> ObjectBuilder {
+    ObjectBuilder::new().schema_type(SchemaType::String)
+}
+
+fn id_schema(description: &str, example: &str) -> RefOr<Schema> {
+    string().pattern(Some(id_pattern())).description(Some(description)).example(Some(example.into())).into()
+}
+
+impl<'s> ToSchema<'s> for AppId {
+    fn schema() -> (&'s str, RefOr<Schema>) {
+        ("AppId", id_schema("Your application's id: 1-64 letters, digits, '-' or '_'.", "yourAppId"))
+    }
+}
+
+impl<'s> ToSchema<'s> for VideoId {
+    fn schema() -> (&'s str, RefOr<Schema>) {
+        ("VideoId", id_schema("The video's id, unique within the app.", "yourVideoId"))
+    }
+}
+
+impl<'s> ToSchema<'s> for ImageId {
+    fn schema() -> (&'s str, RefOr<Schema>) {
+        (
+            "ImageId",
+            id_schema(
+                "The image's id, unique within the app. An id already taken is refused (409): images are immutable.",
+                "yourImageId",
+            ),
+        )
+    }
+}
+
+impl<'s> ToSchema<'s> for JobId {
+    fn schema() -> (&'s str, RefOr<Schema>) {
+        ("JobId", id_schema("The job's id, minted by the service.", "job_0m4k1x2c3v5b6n7q8r9s0t1v2w"))
+    }
+}
+
+impl<'s> ToSchema<'s> for Timestamp {
+    fn schema() -> (&'s str, RefOr<Schema>) {
+        (
+            "Timestamp",
+            string()
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
+                .description(Some("RFC 3339 in UTC with milliseconds, as JavaScript's Date.toISOString() prints it."))
+                .example(Some("2026-11-22T09:30:00.000Z".into()))
+                .into(),
+        )
+    }
+}
+
+/// The content types `/generate-upload-url` and `/notify-upload-complete`
+/// accept (a schema only; the rule is [`VideoType::from_content_type`]).
+pub struct VideoContentType;
+
+/// Every spelling [`VideoType::from_content_type`] accepts.
+pub const VIDEO_CONTENT_TYPES: [&str; 6] =
+    ["video/mp4", "video/quicktime", "video/webm", "video/x-matroska", "video/matroska", "video/ogg"];
+
+impl<'s> ToSchema<'s> for VideoContentType {
+    fn schema() -> (&'s str, RefOr<Schema>) {
+        ("VideoContentType", string().enum_values(Some(VIDEO_CONTENT_TYPES)).into())
+    }
+}
+
+/// The content types the image routes accept (a schema only; the rule is
+/// [`ImageType::from_content_type`]).
+pub struct ImageContentType;
+
+/// Every spelling [`ImageType::from_content_type`] accepts.
+pub const IMAGE_CONTENT_TYPES: [&str; 6] =
+    ["image/jpeg", "image/jpg", "image/png", "image/webp", "image/avif", "image/gif"];
+
+impl<'s> ToSchema<'s> for ImageContentType {
+    fn schema() -> (&'s str, RefOr<Schema>) {
+        (
+            "ImageContentType",
+            string()
+                .enum_values(Some(IMAGE_CONTENT_TYPES))
+                .description(Some("SVG is never accepted (it can carry script)."))
+                .into(),
+        )
+    }
+}
+
+/// The pattern of a transformation's options segment: the common options
+/// (a schema for clients and fuzzers; [`crate::transform::parse_options`]
+/// accepts more, every option Cloudflare takes by URL).
+fn options_pattern() -> String {
+    let one = format!(
+        "(?:(?:width|w|height|h)=(?:[1-9][0-9]{{0,3}}|1[01][0-9]{{3}}|{MAX_TRANSFORM_DIMENSION})|(?:quality|q)=(?:[1-9][0-9]?|100)\
+         |(?:format|f)=(?:auto|avif|webp|jpeg|baseline-jpeg|png|json)|fit=(?:scale-down|contain|cover|crop|pad|squeeze)\
+         |(?:gravity|g)=(?:auto|face|left|right|top|bottom|center)|dpr=[1-3]|anim=(?:true|false)|metadata=(?:keep|copyright|none))"
+    );
+    format!("^{one}(?:,{one})*$")
+}
+
+/// A schema of one fixed string, for fields that only ever carry it.
+fn constant(name: &'static str, value: &'static str, description: &str) -> (&'static str, RefOr<Schema>) {
+    (name, string().enum_values(Some([value])).description(Some(description)).into())
+}
+
+/// `PresignedPut::method` (a schema only).
+pub struct PutMethod;
+
+impl<'s> ToSchema<'s> for PutMethod {
+    fn schema() -> (&'s str, RefOr<Schema>) {
+        constant("PutMethod", "PUT", "The method of a presigned upload.")
+    }
+}
+
+/// `Health::status` (a schema only).
+pub struct HealthStatus;
+
+impl<'s> ToSchema<'s> for HealthStatus {
+    fn schema() -> (&'s str, RefOr<Schema>) {
+        constant("HealthStatus", "ok", "A service that answers is up.")
+    }
+}
+
+/// `ImageMeta::content_type`: the canonical type the bytes were checked to be.
+pub struct CheckedImageType;
+
+impl<'s> ToSchema<'s> for CheckedImageType {
+    fn schema() -> (&'s str, RefOr<Schema>) {
+        ("CheckedImageType", string().enum_values(Some(ImageType::ALL.map(ImageType::content_type))).into())
+    }
+}
+
+/// The `multipart/form-data` body of `POST /upload` (a schema only; the
+/// image service reads the form field by field).
+pub struct UploadForm;
+
+impl<'s> ToSchema<'s> for UploadForm {
+    fn schema() -> (&'s str, RefOr<Schema>) {
+        let or_empty = |id: &str, description: &str| -> RefOr<Schema> {
+            let empty = string().enum_values(Some([""]));
+            utoipa::openapi::schema::OneOfBuilder::new()
+                .item(Ref::from_schema_name(id))
+                .item(empty)
+                .description(Some(description))
+                .into()
+        };
+        (
+            "UploadForm",
+            ObjectBuilder::new()
+                .property(
+                    "file",
+                    binary().description(Some(
+                        "The image, with its content type (a generic or missing one is replaced by what the bytes show).",
+                    )),
+                )
+                .required("file")
+                .property(
+                    "app_id",
+                    or_empty("AppId", "The app; or leave it out (or empty) and send app_id in the query string."),
+                )
+                .property(
+                    "image_id",
+                    or_empty(
+                        "ImageId",
+                        "Optional; a random id is chosen when it is left out or empty (and the query has none).",
+                    ),
+                )
+                .description(Some(
+                    "app_id is required in the form or as the app_id query parameter; a field wins over the query \
+                     parameter of the same name, and an empty field counts as left out (as browsers send a blank input).",
+                ))
+                .into(),
+        )
+    }
+}
+
+fn binary() -> ObjectBuilder {
+    string().format(Some(SchemaFormat::KnownFormat(KnownFormat::Binary)))
+}
+
+fn integer() -> ObjectBuilder {
+    ObjectBuilder::new().schema_type(SchemaType::Integer)
+}
+
+/// Adds the schema of `T` to `components`, under its name.
+fn add<'s, T: ToSchema<'s>>(components: &mut Components) {
+    let (name, schema) = T::schema();
+    components.schemas.insert(name.to_owned(), schema);
+}
+
+/// The schemas both services share.
+fn common_schemas(c: &mut Components) {
+    add::<AppId>(c);
+    add::<Timestamp>(c);
+    add::<ErrorCode>(c);
+    add::<ErrorDetail>(c);
+    add::<ErrorBody>(c);
+    add::<PutMethod>(c);
+    add::<PresignedPut>(c);
+    add::<HealthStatus>(c);
+    add::<Health>(c);
+}
+
+fn json(schema: &str) -> Content {
+    Content::new(Ref::from_schema_name(schema))
+}
+
+fn json_response(description: &str, schema: &str) -> Response {
+    ResponseBuilder::new().description(description).content("application/json", json(schema)).build()
+}
+
+fn header(schema: ObjectBuilder, description: Option<&str>) -> Header {
+    let mut h = Header::new(schema);
+    h.description = description.map(str::to_owned);
+    h
+}
+
+/// The reusable error answers, referred to by name from the operations.
+fn error_responses(c: &mut Components, rate_limited: &str) {
+    let error = |description: &str| json_response(description, "ErrorBody");
+    c.responses.insert("Error".into(), error("An error; the message says what to change.").into());
+    c.responses.insert(
+        "Forbidden".into(),
+        error("The API key is not valid (code forbidden), or it may not act for this app_id (code app_not_allowed).")
+            .into(),
+    );
+    let mut limited = error(rate_limited);
+    limited.headers.insert("Retry-After".into(), header(integer(), Some("Seconds to wait.")));
+    c.responses.insert("RateLimited".into(), limited.into());
+    let mut unavailable = error("Storage (or the job queue) did not answer; retry.");
+    unavailable.headers.insert("Retry-After".into(), header(integer(), Some("Seconds to wait.")));
+    c.responses.insert("Unavailable".into(), unavailable.into());
+    let mut range = error("The Range is outside the object.");
+    range.headers.insert("Content-Range".into(), header(string(), Some("bytes */size")));
+    c.responses.insert("RangeNotSatisfiable".into(), range.into());
+}
+
+/// `(status, response name)`: which of [`error_responses`] an operation answers with.
+type Errors<'a> = &'a [(u16, &'a str)];
+
+/// The errors every API-key route may answer.
+const KEY_ROUTE_ERRORS: Errors<'static> = &[
+    (400, "Error"),
+    (401, "Error"),
+    (403, "Forbidden"),
+    (405, "Error"),
+    (413, "Error"),
+    (429, "RateLimited"),
+    (500, "Error"),
+    (503, "Unavailable"),
+];
+
+fn with_errors(mut op: OperationBuilder, lists: &[Errors<'_>]) -> OperationBuilder {
+    for list in lists {
+        for (status, name) in *list {
+            op = op.response(status.to_string(), Ref::from_response_name(*name));
+        }
+    }
+    op
+}
+
+fn operation(summary: &str, operation_id: &str, description: Option<&str>) -> OperationBuilder {
+    OperationBuilder::new().summary(Some(summary)).operation_id(Some(operation_id)).description(description)
+}
+
+fn api_key(op: OperationBuilder) -> OperationBuilder {
+    op.security(SecurityRequirement::new("ApiKey", Vec::<String>::new()))
+}
+
+fn json_body(op: OperationBuilder, schema: &str) -> OperationBuilder {
+    op.request_body(Some(
+        RequestBodyBuilder::new().required(Some(Required::True)).content("application/json", json(schema)).build(),
+    ))
+}
+
+fn param(name: &str, at: ParameterIn, required: bool, schema: impl Into<RefOr<Schema>>) -> ParameterBuilder {
+    ParameterBuilder::new()
+        .name(name)
+        .parameter_in(at)
+        .required(if required { Required::True } else { Required::False })
+        .schema(Some(schema))
+}
+
+fn path_id(name: &str, schema: &str) -> Parameter {
+    param(name, ParameterIn::Path, true, Ref::from_schema_name(schema)).build()
+}
+
+fn query_id(name: &str, schema: &str) -> Parameter {
+    param(name, ParameterIn::Query, true, Ref::from_schema_name(schema)).build()
+}
+
+/// `Range` and `If-None-Match`, taken by every stored-object route.
+fn conditional_headers() -> [Parameter; 2] {
+    [
+        param("Range", ParameterIn::Header, false, string().example(Some("bytes=0-1023".into()))).build(),
+        param("If-None-Match", ParameterIn::Header, false, string()).build(),
+    ]
+}
+
+/// The routes every service has: `/openapi.json` and `/health`.
+fn common_routes(doc: &mut OpenApi) {
+    let openapi = operation("This document", "openapi", None).response(
+        "200",
+        ResponseBuilder::new()
+            .description("OpenAPI 3.0")
+            .content("application/json", Content::new(ObjectBuilder::new()))
+            .build(),
+    );
+    route(doc, "/openapi.json", PathItemType::Get, openapi.build());
+    let health = operation("Liveness", "health", None).response("200", json_response("The service is up.", "Health"));
+    route(doc, "/health", PathItemType::Get, health.build());
+}
+
+fn route(doc: &mut OpenApi, path: &str, method: PathItemType, op: Operation) {
+    match doc.paths.paths.get_mut(path) {
+        Some(item) => {
+            item.operations.insert(method, op);
+        }
+        None => {
+            doc.paths.paths.insert(path.to_owned(), PathItem::new(method, op));
+        }
+    }
+}
+
+/// A stored object served with `GET` and `HEAD`: the same parameters and
+/// answers, without a body for `HEAD`.
+struct ObjectRoute<'a> {
+    path: &'a str,
+    summary: &'a str,
+    operation_id: Option<&'a str>,
+    description: &'a str,
+    parameters: Vec<Parameter>,
+    /// What the 200 is.
+    what: &'a str,
+    content_types: &'a [&'a str],
+    /// Headers of the 200 and 206 answers.
+    headers: Vec<(&'a str, Header)>,
+    /// `(status, response name)` of its errors.
+    errors: Errors<'a>,
+}
+
+fn object_routes(doc: &mut OpenApi, r: ObjectRoute<'_>) {
+    for (method, head) in [(PathItemType::Get, false), (PathItemType::Head, true)] {
+        let answer = |description: &str, extra: Option<(&str, Header)>| {
+            let suffix = if head { " (no body)" } else { "" };
+            let mut b = ResponseBuilder::new().description(format!("{description}{suffix}"));
+            for (name, h) in r.headers.iter().cloned().chain(extra) {
+                b = b.header(name, h);
+            }
+            if !head {
+                for ct in r.content_types {
+                    b = b.content(*ct, Content::new(binary()));
+                }
+            }
+            b.build()
+        };
+        let content_range = ("Content-Range", header(string(), Some("bytes start-end/total")));
+        let summary = if head { format!("{} (headers only)", r.summary) } else { r.summary.to_owned() };
+        let operation_id = r.operation_id.map(|id| if head { format!("{id}Head") } else { id.to_owned() });
+        let mut op = OperationBuilder::new()
+            .summary(Some(summary))
+            .operation_id(operation_id)
+            .description(Some(r.description))
+            .parameters(Some(r.parameters.iter().cloned()))
+            .response("200", answer(r.what, None))
+            .response("206", answer("The byte range asked for with Range.", Some(content_range)))
+            .response(
+                "304",
+                ResponseBuilder::new()
+                    .description("Not modified: If-None-Match matched the ETag.")
+                    .header("ETag", header(string(), None))
+                    .build(),
+            );
+        op = with_errors(op, &[r.errors]);
+        route(doc, r.path, method, op.build());
+    }
+}
+
+fn base_document(title: &str, description: &str, port: u16) -> OpenApi {
+    let mut doc = OpenApi::new(
+        InfoBuilder::new().title(title).version(VERSION).description(Some(description)).build(),
+        utoipa::openapi::Paths::new(),
+    );
+    doc.servers = Some(vec![ServerBuilder::new()
+        .url(format!("http://127.0.0.1:{port}"))
+        .description(Some("local (scripts/up.sh)"))
+        .build()]);
+    let mut c = Components::new();
+    c.security_schemes.insert(
+        "ApiKey".into(),
+        SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+            "x-api-key",
+            "One of the keys in IV_API_KEY; a key configured with app ids (key:app-a|app-b) may act only for those \
+             apps. Server-to-server only: never ship it to browsers.",
+        ))),
+    );
+    common_schemas(&mut c);
+    doc.components = Some(c);
+    common_routes(&mut doc);
+    doc
+}
+
+const RATE_LIMITED: &str = "Too many requests: this API key used its budget (600 a minute by default), or this \
+                            address sent too many requests with a missing or wrong key (10 a minute).";
+
+/// The video service's document (`openapi/video-service.json`).
+pub fn video_service() -> OpenApi {
+    let mut doc = base_document(
+        "Video service",
+        "Presigned video uploads, transcoding jobs, job status, playback URLs and HLS playback. Errors are JSON: \
+         {\"error\": {\"code\", \"message\"}}. Each API key acts only for the apps it is configured for (403 \
+         app_not_allowed for another app_id). API-key routes are rate limited per key (600 a minute by default); \
+         requests with a missing or wrong key are limited per client IP (10 a minute); both answer 429 with \
+         Retry-After. The API-key routes send no CORS headers: call them from servers only.",
+        8788,
+    );
+    let c = doc.components.as_mut().expect("set by base_document");
+    error_responses(c, RATE_LIMITED);
+    add::<VideoId>(c);
+    add::<JobId>(c);
+    add::<VideoContentType>(c);
+    add::<JobStatus>(c);
+    add::<VideoUploadUrlRequest>(c);
+    add::<VideoUploadUrlResponse>(c);
+    add::<NotifyRequest>(c);
+    add::<CancelRequest>(c);
+    add::<ThumbnailMeta>(c);
+    add::<ThumbnailsView>(c);
+    add::<RenditionView>(c);
+    add::<JobView>(c);
+    add::<CancelResponse>(c);
+    add::<PlaybackUrlResponse>(c);
+    add::<NotPlayableResponse>(c);
+    let mut public_limited = json_response(
+        "Too many public reads from this address (PUBLIC_RATE_LIMITER: 1200 a minute by default).",
+        "ErrorBody",
+    );
+    public_limited.headers.insert("Retry-After".into(), header(integer(), Some("Seconds to wait.")));
+    c.responses.insert("PublicRateLimited".into(), public_limited.into());
+
+    let op = operation("Get a presigned URL to upload a video", "generateUploadUrl", None).response(
+        "200",
+        json_response("A presigned PUT bound to the key, content type (and size).", "VideoUploadUrlResponse"),
+    );
+    let op = with_errors(json_body(api_key(op), "VideoUploadUrlRequest"), &[KEY_ROUTE_ERRORS, &[(415, "Error")]]);
+    route(&mut doc, "/generate-upload-url", PathItemType::Post, op.build());
+
+    let op = operation(
+        "Start (or retry) transcoding an uploaded video",
+        "notifyUploadComplete",
+        Some(
+            "Checks the upload exists, then queues the job. Idempotent: a job already queued, running or done is \
+             returned as it is (200); a new job, or a retry of a failed or stalled one, is queued (202).",
+        ),
+    )
+    .response("200", json_response("The job was already queued, running or done.", "JobView"))
+    .response("202", json_response("The job was queued.", "JobView"));
+    let op =
+        with_errors(json_body(api_key(op), "NotifyRequest"), &[KEY_ROUTE_ERRORS, &[(409, "Error"), (415, "Error")]]);
+    route(&mut doc, "/notify-upload-complete", PathItemType::Post, op.build());
+
+    let op = operation(
+        "Cancel a queued or running job",
+        "cancelJob",
+        Some(
+            "Stops the job: it ends in status error (\"canceled through the API\") and its transcoder stops at its \
+             next heartbeat. A notify starts it again. `canceled` is false when the job had already ended.",
+        ),
+    )
+    .response("200", json_response("The job after the request.", "CancelResponse"));
+    let op = with_errors(json_body(api_key(op), "CancelRequest"), &[KEY_ROUTE_ERRORS, &[(404, "Error")]]);
+    route(&mut doc, "/cancel-job", PathItemType::Post, op.build());
+
+    const PUBLIC_READ: &str = "Public. Answered from a short edge cache (the Cache API: 1 s while the job is queued \
+        or processing, 2 s after an error, 60 s once done), so at most about one read a second per video and \
+        location reaches the job store; counted against a generous per-IP limit (429). error and last_error are \
+        the public forms of the job's failure: a message written for uploaders passes, faults on our side read \
+        \"processing failed on our side; it will be retried\" or \"... after N attempts; call \
+        /notify-upload-complete to try again\" (the full text goes to the logs).";
+    let read_from = || {
+        header(
+            string(),
+            Some(
+                "Where the job was read: jobstore;desc=\"cache\" (the edge cache), \"kv\" (a done job's record) or \
+                 \"queue\" (the job store).",
+            ),
+        )
+    };
+    const PUBLIC_ERRORS: Errors<'static> = &[
+        (400, "Error"),
+        (404, "Error"),
+        (405, "Error"),
+        (429, "PublicRateLimited"),
+        (500, "Error"),
+        (503, "Unavailable"),
+    ];
+    let ids = || [query_id("app_id", "AppId"), query_id("video_id", "VideoId")];
+    let mut ok = json_response("The job as it is now.", "JobView");
+    ok.headers.insert("Server-Timing".into(), read_from());
+    let op = operation("Poll a job", "jobStatus", Some(PUBLIC_READ)).parameters(Some(ids())).response("200", ok);
+    route(&mut doc, "/job-status", PathItemType::Get, with_errors(op, &[PUBLIC_ERRORS]).build());
+
+    let mut ok = json_response(
+        "The master playlist (available once playable, before the whole ladder is done).",
+        "PlaybackUrlResponse",
+    );
+    ok.headers.insert("Server-Timing".into(), read_from());
+    let op = operation("Get the HLS playback URL", "playbackUrl", Some(PUBLIC_READ))
+        .parameters(Some(ids()))
+        .response("200", ok)
+        .response(
+            "409",
+            json_response(
+                "Not playable yet (or failed): the error, with the job's status and progress.",
+                "NotPlayableResponse",
+            ),
+        );
+    route(&mut doc, "/playback-url", PathItemType::Get, with_errors(op, &[PUBLIC_ERRORS]).build());
+
+    hls_routes(&mut doc);
+    doc
+}
+
+/// `GET`/`HEAD /hls/...`: the files of a video's playable output.
+fn hls_routes(doc: &mut OpenApi) {
+    const DESCRIPTION: &str = "Public. Only the video's current output (the attempt that became playable) is \
+        served; the outputs of failed or canceled attempts, and any other output_id, are 404. A GET is one \
+        conditional, ranged storage read; segments and images are then kept at the edge (the Cache API) for a year \
+        and playlists for 2 s, so repeats, ranges and revalidations cost no storage operation. Server-Timing \
+        reports it: cache;desc=\"hit|miss\", storage;desc=\"ops=N\".";
+    const ERRORS: Errors<'static> = &[
+        (400, "Error"),
+        (404, "Error"),
+        (405, "Error"),
+        (416, "RangeNotSatisfiable"),
+        (500, "Error"),
+        (503, "Unavailable"),
+    ];
+    let rung = || {
+        param(
+            "rung",
+            ParameterIn::Path,
+            true,
+            string().pattern(Some("^[1-9][0-9]{0,3}p$")).example(Some("720p".into())),
+        )
+        .build()
+    };
+    let segment = || {
+        param(
+            "segment",
+            ParameterIn::Path,
+            true,
+            string().pattern(Some("^[0-9]{5,}\\.m4s$")).example(Some("00000.m4s".into())),
+        )
+        .build()
+    };
+    let files: [(&str, &str, &str, bool, bool); 7] = [
+        ("master.m3u8", "The master playlist", "application/vnd.apple.mpegurl", false, false),
+        ("{rung}/index.m3u8", "A rendition's media playlist", "application/vnd.apple.mpegurl", true, false),
+        ("{rung}/init.mp4", "A rendition's fMP4 initialization segment", "video/mp4", true, false),
+        ("{rung}/{segment}", "A media segment", "video/iso.segment", true, true),
+        ("poster.jpg", "The poster image", "image/jpeg", false, false),
+        ("sprite.jpg", "The thumbnail sprite", "image/jpeg", false, false),
+        (
+            "thumbnails.vtt",
+            "The WebVTT thumbnails track (cues point into the sprite with #xywh=)",
+            "text/vtt",
+            false,
+            false,
+        ),
+    ];
+    for (file, what, content_type, has_rung, has_segment) in files {
+        let mut parameters = vec![
+            path_id("app_id", "AppId"),
+            path_id("video_id", "VideoId"),
+            param("output_id", ParameterIn::Path, true, string().pattern(Some("^[a-z0-9]{1,32}$"))).build(),
+        ];
+        if has_rung {
+            parameters.push(rung());
+        }
+        if has_segment {
+            parameters.push(segment());
+        }
+        parameters.extend(conditional_headers());
+        object_routes(
+            doc,
+            ObjectRoute {
+                path: &format!("/hls/{{app_id}}/{{video_id}}/{{output_id}}/{file}"),
+                summary: what,
+                operation_id: None,
+                description: DESCRIPTION,
+                parameters,
+                what,
+                content_types: &[content_type],
+                headers: vec![("ETag", header(string(), None)), ("Cache-Control", header(string(), None))],
+                errors: ERRORS,
+            },
+        );
+    }
+}
+
+/// The image service's document (`openapi/image-service.json`).
+pub fn image_service() -> OpenApi {
+    let mut doc = base_document(
+        "Image service",
+        "Image uploads (presigned or through the service), public originals under /assets/, and Cloudflare image \
+         transformation URLs. Errors are JSON: {\"error\": {\"code\", \"message\"}}, the message saying what to \
+         change. Each API key acts only for the apps it is configured for (403 app_not_allowed for another app_id). \
+         API-key routes are rate limited per key (600 a minute by default); requests with a missing or wrong key are \
+         limited per client IP (10 a minute); both answer 429 with Retry-After. The API-key routes send no CORS \
+         headers: call them from servers only. Accepted images: JPEG, PNG, WebP, AVIF and GIF (never SVG), checked \
+         by their bytes, up to MAX_IMAGE_BYTES (25 MiB by default).",
+        8787,
+    );
+    let c = doc.components.as_mut().expect("set by base_document");
+    error_responses(c, RATE_LIMITED);
+    add::<ImageId>(c);
+    add::<ImageContentType>(c);
+    add::<ImageUploadUrlRequest>(c);
+    add::<ImageLocation>(c);
+    add::<ImageUploadUrlResponse>(c);
+    add::<CheckedImageType>(c);
+    add::<ImageMeta>(c);
+    add::<ImageUploadResponse>(c);
+    add::<UploadForm>(c);
+
+    let op = operation(
+        "Get a presigned URL to upload an image",
+        "generateImageUploadUrl",
+        Some(
+            "Server-side only (API key). The browser then PUTs the file to upload_url with exactly the returned \
+             headers (Content-Type, and If-None-Match when size was given), and uses asset_url or transform_url. An \
+             image uploaded this way is checked before its first serve (size, stored type, leading bytes): anything \
+             else is removed and never served.",
+        ),
+    )
+    .response(
+        "200",
+        json_response(
+            "A presigned PUT bound to the key, content type (and size), and where the image will be served.",
+            "ImageUploadUrlResponse",
+        ),
+    );
+    let op = with_errors(
+        json_body(api_key(op), "ImageUploadUrlRequest"),
+        &[KEY_ROUTE_ERRORS, &[(409, "Error"), (415, "Error")]],
+    );
+    route(&mut doc, "/generate-image-upload-url", PathItemType::Post, op.build());
+
+    let mut body = RequestBodyBuilder::new().required(Some(Required::True)).content(
+        "multipart/form-data",
+        utoipa::openapi::ContentBuilder::new()
+            .schema(Ref::from_schema_name("UploadForm"))
+            .encoding(
+                "file",
+                utoipa::openapi::encoding::EncodingBuilder::new()
+                    .content_type(Some(ImageType::ALL.map(ImageType::content_type).join(", ")))
+                    .build(),
+            )
+            .build(),
+    );
+    for kind in ImageType::ALL {
+        body = body.content(kind.content_type(), Content::new(binary()));
+    }
+    let op = operation(
+        "Upload an image through the service (server to server)",
+        "uploadImage",
+        Some(
+            "Either a multipart/form-data body (file, app_id, image_id) or the raw image as the body with its \
+             Content-Type (app_id and image_id then in the query string). The bytes must be the image type claimed. \
+             Metadata is recorded in KV under image/{app_id}/{image_id}.",
+        ),
+    )
+    .parameter(param("app_id", ParameterIn::Query, false, Ref::from_schema_name("AppId")).description(Some(
+        "With a raw body: required. With a form: read only when the form has no app_id field (or an empty one); \
+             the field wins.",
+    )))
+    .parameter(
+        param("image_id", ParameterIn::Query, false, Ref::from_schema_name("ImageId"))
+            .description(Some(
+                "Optional; a random id is chosen when it is left out or empty. With a form, an image_id field wins \
+                 over it.",
+            ))
+            // utoipa 4 has no field for it; extensions are written as they are.
+            .extensions(Some([("allowEmptyValue".to_owned(), true.into())].into())),
+    )
+    .request_body(Some(body.build()))
+    .response("201", json_response("Stored.", "ImageUploadResponse"));
+    let op = with_errors(api_key(op), &[KEY_ROUTE_ERRORS, &[(409, "Error"), (415, "Error")]]);
+    route(&mut doc, "/upload", PathItemType::Post, op.build());
+
+    asset_routes(&mut doc);
+    doc
+}
+
+/// `GET`/`HEAD /assets/...` and the transformation URL in front of it.
+fn asset_routes(doc: &mut OpenApi) {
+    const DESCRIPTION: &str = "Public. Only checked images are served: /upload checks the bytes before storing; a \
+        presigned upload is checked at its first serve (size within MAX_IMAGE_BYTES, an accepted stored type, bytes \
+        of that type) and removed with a 404 if it fails. Only the version checked is served: an object replaced \
+        afterwards is 404. A GET is one conditional, ranged storage read (the first serve of a presigned upload adds \
+        one ranged read of its first 64 KiB); images are then kept at the edge for a year, so repeats cost no \
+        storage operation. Server-Timing reports it: cache;desc=\"hit|miss\", storage;desc=\"ops=N\" (and \
+        vet;desc=\"ops=N\" on a first serve).";
+    let mut types: Vec<&str> = ImageType::ALL.map(ImageType::content_type).to_vec();
+    types.push("application/octet-stream");
+    let headers = || {
+        vec![
+            ("ETag", header(string(), Some("The stored object's entity tag; send it back in If-None-Match."))),
+            ("Cache-Control", header(string(), Some("public, max-age=31536000, immutable"))),
+            ("Content-Length", header(integer(), None)),
+            ("Accept-Ranges", header(string().enum_values(Some(["bytes"])), None)),
+            ("X-Content-Type-Options", header(string().enum_values(Some(["nosniff"])), None)),
+        ]
+    };
+    let ids = || vec![path_id("app_id", "AppId"), path_id("image_id", "ImageId")];
+    let mut parameters = ids();
+    parameters.extend(conditional_headers());
+    object_routes(
+        doc,
+        ObjectRoute {
+            path: "/assets/images/{app_id}/{image_id}",
+            summary: "An original image",
+            operation_id: Some("getAsset"),
+            description: DESCRIPTION,
+            parameters,
+            what: "The image as uploaded, with its type (application/octet-stream if storage holds no accepted image \
+                   type).",
+            content_types: &types,
+            headers: headers(),
+            errors: &[
+                (404, "Error"),
+                (405, "Error"),
+                (416, "RangeNotSatisfiable"),
+                (500, "Error"),
+                (503, "Unavailable"),
+            ],
+        },
+    );
+    let options = param(
+        "options",
+        ParameterIn::Path,
+        true,
+        string()
+            .max_length(Some(MAX_OPTIONS_LEN))
+            .pattern(Some(options_pattern()))
+            .example(Some("width=1280,quality=85,format=auto".into())),
+    )
+    .description(Some(
+        "Comma-separated Cloudflare transformation options. The pattern covers the common ones (width/w and \
+             height/h 1-12000, quality/q 1-100, format/f, fit, gravity/g, dpr, anim, metadata); the others Cloudflare \
+             takes by URL (blur, sharpen, background, trim, rotate, ...) are accepted too. An unknown option or a bad \
+             value is a 400.",
+    ))
+    .build();
+    let mut parameters = vec![options];
+    parameters.extend(ids());
+    parameters.extend(conditional_headers());
+    let mut transformed_headers = headers();
+    transformed_headers.push((
+        "X-Image-Transform",
+        header(
+            string().enum_values(Some(["passthrough"])),
+            Some("passthrough: served by the service itself (local development), not transformed."),
+        ),
+    ));
+    object_routes(
+        doc,
+        ObjectRoute {
+            path: "/cdn-cgi/image/{options}/assets/images/{app_id}/{image_id}",
+            summary: "A transformed image",
+            operation_id: Some("getTransformed"),
+            description: DESCRIPTION,
+            parameters,
+            what: "In production Cloudflare answers this URL at the zone with a resized image. Locally the service \
+                   answers it with the original, unchanged.",
+            content_types: &types,
+            headers: transformed_headers,
+            errors: &[
+                (400, "Error"),
+                (404, "Error"),
+                (405, "Error"),
+                (416, "RangeNotSatisfiable"),
+                (500, "Error"),
+                (503, "Unavailable"),
+            ],
+        },
+    );
+}
+
+/// A document as committed: pretty JSON and a final newline.
+pub fn to_json(doc: &OpenApi) -> String {
+    let mut text = serde_json::to_string_pretty(doc).expect("an OpenAPI document serialises");
+    text.push('\n');
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::VideoType;
+
+    #[test]
+    fn content_type_lists_follow_the_rules() {
+        for ct in VIDEO_CONTENT_TYPES {
+            assert!(VideoType::from_content_type(ct).is_some(), "{ct}");
+        }
+        for kind in VideoType::ALL {
+            assert!(VIDEO_CONTENT_TYPES.contains(&kind.canonical_content_type()), "{kind:?}");
+        }
+        for ct in IMAGE_CONTENT_TYPES {
+            assert!(ImageType::from_content_type(ct).is_some(), "{ct}");
+        }
+        for kind in ImageType::ALL {
+            assert!(IMAGE_CONTENT_TYPES.contains(&kind.content_type()), "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn documented_size_limits_are_the_defaults() {
+        use crate::media::{DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_VIDEO_BYTES};
+        let max = |doc: OpenApi, schema: &str| {
+            let v = serde_json::to_value(doc).unwrap();
+            v["components"]["schemas"][schema]["properties"]["size"]["maximum"].as_f64()
+        };
+        assert_eq!(max(video_service(), "VideoUploadUrlRequest"), Some(DEFAULT_MAX_VIDEO_BYTES as f64));
+        assert_eq!(max(image_service(), "ImageUploadUrlRequest"), Some(DEFAULT_MAX_IMAGE_BYTES as f64));
+    }
+}

@@ -1,0 +1,107 @@
+//! The committed OpenAPI documents (`openapi/*.json`, served by the Workers
+//! at `/openapi.json`) are exactly what `media_core::openapi` generates from
+//! the API types. After changing a route or an API type, regenerate them:
+//!
+//! ```text
+//! UPDATE_OPENAPI=1 cargo test -p media-core --test openapi
+//! ```
+
+use std::path::PathBuf;
+
+use media_core::openapi::{image_service, to_json, video_service};
+use serde_json::Value;
+
+fn committed(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../openapi").join(name)
+}
+
+fn check(name: &str, generated: String) {
+    let path = committed(name);
+    if std::env::var_os("UPDATE_OPENAPI").is_some() {
+        std::fs::write(&path, &generated).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+        return;
+    }
+    let on_disk = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    if on_disk != generated {
+        let first = on_disk.lines().zip(generated.lines()).position(|(a, b)| a != b).unwrap_or(0);
+        panic!(
+            "openapi/{name} is not what the API types generate (first difference at line {}:\n  committed: {}\n  generated: {}).\n\
+             Regenerate it with:\n    UPDATE_OPENAPI=1 cargo test -p media-core --test openapi\nand commit the result.",
+            first + 1,
+            on_disk.lines().nth(first).unwrap_or("<end>"),
+            generated.lines().nth(first).unwrap_or("<end>"),
+        );
+    }
+}
+
+/// Every `$ref` in `doc` names something the document defines.
+fn refs_resolve(doc: &Value) {
+    fn walk(v: &Value, root: &Value, path: &str) {
+        match v {
+            Value::Object(m) => {
+                if let Some(Value::String(r)) = m.get("$ref") {
+                    let pointer = r.strip_prefix('#').unwrap_or_else(|| panic!("{path}: external $ref {r}"));
+                    assert!(root.pointer(pointer).is_some(), "{path}: $ref {r} points at nothing");
+                }
+                for (k, child) in m {
+                    walk(child, root, &format!("{path}/{k}"));
+                }
+            }
+            Value::Array(a) => a.iter().enumerate().for_each(|(i, child)| walk(child, root, &format!("{path}/{i}"))),
+            _ => {}
+        }
+    }
+    walk(doc, doc, "");
+}
+
+#[test]
+fn video_service_document_is_current() {
+    let doc = video_service();
+    refs_resolve(&serde_json::to_value(&doc).unwrap());
+    check("video-service.json", to_json(&doc));
+}
+
+#[test]
+fn image_service_document_is_current() {
+    let doc = image_service();
+    refs_resolve(&serde_json::to_value(&doc).unwrap());
+    check("image-service.json", to_json(&doc));
+}
+
+#[test]
+fn documents_describe_the_public_routes() {
+    let video = serde_json::to_value(video_service()).unwrap();
+    assert_eq!(video["openapi"], "3.0.3");
+    let mut paths: Vec<&str> = video["paths"].as_object().unwrap().keys().map(String::as_str).collect();
+    paths.sort();
+    assert_eq!(
+        paths,
+        [
+            "/cancel-job",
+            "/generate-upload-url",
+            "/health",
+            "/hls/{app_id}/{video_id}/{output_id}/master.m3u8",
+            "/hls/{app_id}/{video_id}/{output_id}/poster.jpg",
+            "/hls/{app_id}/{video_id}/{output_id}/sprite.jpg",
+            "/hls/{app_id}/{video_id}/{output_id}/thumbnails.vtt",
+            "/hls/{app_id}/{video_id}/{output_id}/{rung}/index.m3u8",
+            "/hls/{app_id}/{video_id}/{output_id}/{rung}/init.mp4",
+            "/hls/{app_id}/{video_id}/{output_id}/{rung}/{segment}",
+            "/job-status",
+            "/notify-upload-complete",
+            "/openapi.json",
+            "/playback-url",
+        ]
+    );
+    assert!(video["paths"].get("/internal/jobs/lease").is_none(), "the transcoder's API is not public");
+    // The job's fields as `/job-status` sends them.
+    let job = &video["components"]["schemas"]["JobView"]["properties"];
+    for field in ["job_id", "status", "progress", "heartbeat", "created_at", "renditions", "thumbnails", "playback_url"]
+    {
+        assert!(job.get(field).is_some(), "JobView.{field}");
+    }
+    let image = serde_json::to_value(image_service()).unwrap();
+    for path in ["/generate-image-upload-url", "/upload", "/assets/images/{app_id}/{image_id}"] {
+        assert!(image["paths"].get(path).is_some(), "{path}");
+    }
+}
