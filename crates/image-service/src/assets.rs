@@ -26,14 +26,14 @@ use media_core::keys::{CachePolicy, ObjectKey};
 use media_core::media::ImageType;
 use media_core::transform::{decode_options, parse_options, split_transform_path};
 use media_core::ApiError;
-use worker::{Context, Env, Request, Response};
+use worker::{Env, Request, Response};
 use worker_kit::clock::now;
 use worker_kit::serve::{from_edge_cache, serve_object, ServeSpec};
-use worker_kit::store::{AnyStore, ObjectInfo, ObjectStore, ReadOutcome, ReadRequest};
+use worker_kit::store::{ObjectInfo, ObjectStore, ReadOutcome, ReadRequest};
 use worker_kit::{Failure, Handled};
 
-use crate::settings::ImageSettings;
 use crate::uploads::{image_record_key, KV_BINDING};
+use crate::ImageContext;
 
 /// The type an image is served with: what storage recorded, when that is an
 /// accepted image type (in its canonical spelling), else a type no browser
@@ -68,9 +68,9 @@ async fn record(env: &Env, app: &AppId, image: &ImageId) -> Option<ImageRecord> 
 /// the service): one ranged read of its first bytes. Writes and returns its
 /// record; a refused object is removed and answered 404.
 async fn vet(
-    store: &AnyStore,
+    store: &impl ObjectStore,
     env: &Env,
-    settings: &ImageSettings,
+    max_image_bytes: u64,
     key: &str,
     app: &AppId,
     image: &ImageId,
@@ -93,14 +93,7 @@ async fn vet(
         body => Response::from_body(body)?.bytes().await?,
     };
     let etag = single_etag_condition(Some(&info.etag)).unwrap_or_default();
-    match ImageRecord::vet(
-        info.content_type.as_deref(),
-        info.size,
-        &head,
-        settings.max_image_bytes,
-        &etag,
-        now().to_rfc3339(),
-    ) {
+    match ImageRecord::vet(info.content_type.as_deref(), info.size, &head, max_image_bytes, &etag, now().to_rfc3339()) {
         Ok(rec) => {
             let written = async {
                 let text = serde_json::to_string(&rec).map_err(|e| e.to_string())?;
@@ -127,15 +120,7 @@ async fn vet(
 }
 
 /// Serves the image at `key` (already checked to be an image key of `app`).
-async fn serve_image(
-    req: &Request,
-    env: &Env,
-    ctx: &Context,
-    settings: &ImageSettings,
-    key: &str,
-    app: &AppId,
-    image: &ImageId,
-) -> Handled {
+async fn serve_image(req: &Request, cx: &ImageContext<'_>, key: &str, app: &AppId, image: &ImageId) -> Handled {
     let origin = req.url()?.origin().ascii_serialization();
     let cache_key = format!("{origin}{IMAGE_ASSETS_PREFIX}{key}");
     // Only checked images ever reach the edge cache: a hit is served as it is.
@@ -144,10 +129,10 @@ async fn serve_image(
         hit.headers_mut().set("cross-origin-resource-policy", "cross-origin")?;
         return Ok(hit);
     }
-    let store = AnyStore::from_env(env)?;
-    let record = match record(env, app, image).await {
+    let store = cx.store()?;
+    let record = match record(cx.env, app, image).await {
         Some(rec) => rec,
-        None => vet(&store, env, settings, key, app, image).await?,
+        None => vet(store, cx.env, cx.settings.max_image_bytes, key, app, image).await?,
     };
     let spec = ServeSpec {
         key,
@@ -155,10 +140,10 @@ async fn serve_image(
         cache_control: CachePolicy::Immutable.header_value(),
         known_size: Some(record.meta.size),
         pinned_etag: record.etag,
-        edge_cache: Some((cache_key, ctx)),
+        edge_cache: Some((cache_key, cx.execution)),
     };
     let vetting_ops = store.operations();
-    let mut resp = serve_object(&store, req, spec, served_content_type).await?;
+    let mut resp = serve_object(store, req, spec, served_content_type).await?;
     if vetting_ops > 0 {
         resp.headers_mut().append("server-timing", &format!("vet;desc=\"ops={vetting_ops}\""))?;
     }
@@ -178,14 +163,14 @@ fn image_key(asset_path: &str) -> Option<(&str, AppId, ImageId)> {
 }
 
 /// `GET`/`HEAD /assets/{key}`.
-pub async fn serve_asset(req: Request, env: &Env, ctx: &Context, settings: &ImageSettings) -> Handled {
+pub async fn serve_asset(req: Request, cx: &ImageContext<'_>) -> Handled {
     let path = req.path();
     let (key, app, image) = image_key(&path).ok_or_else(no_such_image)?;
-    serve_image(&req, env, ctx, settings, key, &app, &image).await
+    serve_image(&req, cx, key, &app, &image).await
 }
 
 /// `GET`/`HEAD /cdn-cgi/image/{options}/{source}` in local development.
-pub async fn transform_passthrough(req: Request, env: &Env, ctx: &Context, settings: &ImageSettings) -> Handled {
+pub async fn transform_passthrough(req: Request, cx: &ImageContext<'_>) -> Handled {
     let path = req.path();
     let (options, source) = split_transform_path(&path).ok_or_else(no_such_image)?;
     parse_options(&decode_options(options)?)?;
@@ -197,7 +182,7 @@ pub async fn transform_passthrough(req: Request, env: &Env, ctx: &Context, setti
             "the image to transform must be one of this service's images: /cdn-cgi/image/{options}/assets/images/{app_id}/{image_id}",
         ))
     })?;
-    let mut resp = serve_image(&req, env, ctx, settings, key, &app, &image).await?;
+    let mut resp = serve_image(&req, cx, key, &app, &image).await?;
     resp.headers_mut().set("x-image-transform", "passthrough")?;
     Ok(resp)
 }

@@ -16,7 +16,7 @@ use media_core::http::{if_none_match, parse_range, single_etag_condition, RangeR
 use media_core::{ApiError, ErrorCode};
 use worker::{Cache, Context, Headers, Method, Request, RequestInit, Response};
 
-use crate::respond::{Failure, Handled};
+use crate::failure::{error_response, Failure, Handled};
 use crate::store::{ObjectInfo, ObjectStore, ReadOutcome, ReadRequest};
 
 /// How to serve one object.
@@ -65,7 +65,7 @@ fn unsatisfiable(size: Option<u64>) -> Handled {
         Some(size) => format!("the requested range is outside the object ({size} bytes)"),
         None => "the requested range starts past the end of the object".to_owned(),
     };
-    let mut resp = crate::respond::error_response(&ApiError::new(ErrorCode::RangeNotSatisfiable, message));
+    let mut resp = error_response(&ApiError::new(ErrorCode::RangeNotSatisfiable, message));
     if let Some(size) = size {
         resp.headers_mut().set("content-range", &format!("bytes */{size}"))?;
     }
