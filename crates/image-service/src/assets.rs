@@ -28,7 +28,7 @@ use media_core::transform::{decode_options, parse_options, split_transform_path}
 use media_core::ApiError;
 use worker::{Env, Request, Response};
 use worker_kit::clock::now;
-use worker_kit::serve::{from_edge_cache, serve_object, ServeSpec};
+use worker_kit::serve::{from_edge_cache, serve_object, server_timing, ServeSpec};
 use worker_kit::store::{ObjectInfo, ObjectStore, ReadOutcome, ReadRequest};
 use worker_kit::{Failure, Handled};
 
@@ -125,7 +125,7 @@ async fn serve_image(req: &Request, cx: &ImageContext<'_>, key: &str, app: &AppI
     let cache_key = format!("{origin}{IMAGE_ASSETS_PREFIX}{key}");
     // Only checked images ever reach the edge cache: a hit is served as it is.
     if let Some(mut hit) = from_edge_cache(&cache_key, req).await.unwrap_or(None) {
-        hit.headers_mut().append("server-timing", "cache;desc=\"hit\", storage;desc=\"ops=0\"")?;
+        hit.headers_mut().append("server-timing", &server_timing(true, 0))?;
         hit.headers_mut().set("cross-origin-resource-policy", "cross-origin")?;
         return Ok(hit);
     }

@@ -5,6 +5,10 @@
 //!   API, Garage locally). With it, the Workers, the browsers' presigned
 //!   uploads and the transcoder all see the same bucket in development.
 //!
+//! And, for native tests (`cfg(test)` or the `test-utils` feature),
+//! [`memory::MemoryStore`]: objects in memory, with faults that can be
+//! injected, so that handler logic runs under `cargo test`.
+//!
 //! `STORAGE_BACKEND` (`r2`, the default, or `s3`; see [`crate::settings`]) picks the adapter. Both are
 //! exercised by the same route tests (tests/workers), once per backend.
 //!
@@ -12,6 +16,8 @@
 //! serving uses: a conditional, ranged read that brings the metadata with
 //! the bytes, so both come from the same version of the object.
 
+#[cfg(any(test, feature = "test-utils"))]
+pub mod memory;
 mod r2;
 mod s3;
 
