@@ -186,3 +186,38 @@ pub async fn transform_passthrough(req: Request, cx: &ImageContext<'_>) -> Handl
     resp.headers_mut().set("x-image-transform", "passthrough")?;
     Ok(resp)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_canonical_key_of_an_image_is_served() {
+        let (key, app, image) = image_key("/assets/images/app-a/img_1").unwrap();
+        assert_eq!((key, app.as_str(), image.as_str()), ("images/app-a/img_1", "app-a", "img_1"));
+        for path in [
+            "/assets/images/app-a/img_1/",
+            "/assets/images/app-a/../app-b/img_1",
+            "/assets/images/app-a/./img_1",
+            "/assets/images/app-a",
+            "/assets/images//img_1",
+            "/assets/images/app%2Fa/img_1",
+            "/assets/raw/app-a/v/source.mp4",
+            "/assets/hls/app-a/v/k3v9/master.m3u8",
+            "/images/app-a/img_1",
+            "/assets//images/app-a/img_1",
+        ] {
+            assert!(image_key(path).is_none(), "{path}");
+        }
+    }
+
+    #[test]
+    fn an_image_is_served_with_its_accepted_type_or_one_no_browser_renders() {
+        let info = |ct: Option<&str>| ObjectInfo { size: 1, etag: "\"e\"".into(), content_type: ct.map(str::to_owned) };
+        assert_eq!(served_content_type(&info(Some("image/png"))), "image/png");
+        assert_eq!(served_content_type(&info(Some("IMAGE/JPG; charset=binary"))), "image/jpeg");
+        for stored in [Some("text/html"), Some("image/svg+xml"), Some(""), None] {
+            assert_eq!(served_content_type(&info(stored)), "application/octet-stream", "{stored:?}");
+        }
+    }
+}

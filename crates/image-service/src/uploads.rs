@@ -185,8 +185,19 @@ async fn form_upload(
 ) -> Result<Incoming, Failure> {
     let boundary = multipart::boundary(content_type)?;
     let q = query(req)?;
-    let mut body = read_body(req, settings.max_image_bytes + MAX_FORM_OVERHEAD).await?;
-    let parts = multipart::parse(&body, &boundary)?;
+    let body = read_body(req, settings.max_image_bytes + MAX_FORM_OVERHEAD).await?;
+    incoming_from_form(body, &boundary, &q, grant)
+}
+
+/// The image of a form body (see [`form_upload`]), the `app_id` checked
+/// against the key's apps.
+fn incoming_from_form(
+    mut body: Vec<u8>,
+    boundary: &str,
+    q: &[(String, String)],
+    grant: &KeyGrant,
+) -> Result<Incoming, Failure> {
+    let parts = multipart::parse(&body, boundary)?;
     // The field, or else the query parameter of the same name.
     let field = |name: &str| -> Result<Option<String>, ApiError> {
         let mut fields = parts.iter().filter(|p| p.name == name && p.filename.is_none());
@@ -197,7 +208,7 @@ async fn form_upload(
             (Some(p), None) => Some(p.text(&body)?.to_owned()).filter(|v| !v.is_empty()),
             (None, _) => None,
         };
-        Ok(from_form.or_else(|| query_value(&q, name).filter(|v| !v.is_empty()).map(str::to_owned)))
+        Ok(from_form.or_else(|| query_value(q, name).filter(|v| !v.is_empty()).map(str::to_owned)))
     };
     let app_id = field("app_id")?
         .ok_or_else(|| ApiError::invalid_field("app_id is required: send it as a form field next to the file"))?;
@@ -307,5 +318,144 @@ async fn record_metadata(cx: &ImageContext<'_>, req: &Request, app: &AppId, imag
         tracing::error!(app_id = %app, image_id = %image, detail, "image metadata not recorded");
         let url = req.url().map(|u| u.to_string()).unwrap_or_default();
         cx.report("POST", &url, &detail);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use media_core::auth::ApiKeys;
+    use worker_kit::store::memory::{block_on, MemoryStore};
+
+    use super::*;
+
+    const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR";
+    const BOUNDARY: &str = "b0undary";
+
+    /// A key that may act for `app-a` only.
+    fn grant() -> KeyGrant {
+        ApiKeys::parse("k1:app-a").unwrap().check(Some("k1")).unwrap()
+    }
+
+    /// One part of a test form: name, filename, content type, bytes.
+    type Part<'a> = (&'a str, Option<&'a str>, Option<&'a str>, &'a [u8]);
+
+    /// A form body of `parts`.
+    fn form(parts: &[Part<'_>]) -> Vec<u8> {
+        let mut body = Vec::new();
+        for (name, filename, content_type, bytes) in parts {
+            body.extend_from_slice(
+                format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"").as_bytes(),
+            );
+            if let Some(f) = filename {
+                body.extend_from_slice(format!("; filename=\"{f}\"").as_bytes());
+            }
+            body.extend_from_slice(b"\r\n");
+            if let Some(ct) = content_type {
+                body.extend_from_slice(format!("Content-Type: {ct}\r\n").as_bytes());
+            }
+            body.extend_from_slice(b"\r\n");
+            body.extend_from_slice(bytes);
+            body.extend_from_slice(b"\r\n");
+        }
+        body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+        body
+    }
+
+    fn query_of(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    fn refusal(result: Result<Incoming, Failure>) -> ApiError {
+        match result {
+            Err(Failure::Client(e)) => e,
+            Err(other) => panic!("not a client error: {other:?}"),
+            Ok(_) => panic!("accepted"),
+        }
+    }
+
+    #[test]
+    fn a_form_gives_its_file_bytes_and_ids() {
+        let body = form(&[
+            ("app_id", None, None, b"app-a"),
+            ("image_id", None, None, b"img-1"),
+            ("file", Some("a.png"), Some("image/png"), PNG),
+        ]);
+        let got = incoming_from_form(body, BOUNDARY, &[], &grant()).unwrap();
+        assert_eq!(got.app.as_str(), "app-a");
+        assert_eq!(got.image.as_ref().map(ImageId::as_str), Some("img-1"));
+        assert_eq!(got.claimed, ImageType::Png);
+        assert_eq!(got.bytes, PNG, "exactly the file's bytes");
+    }
+
+    #[test]
+    fn a_field_wins_over_the_query_which_fills_in_when_it_is_absent_or_empty() {
+        let q = query_of(&[("app_id", "app-b"), ("image_id", "from-query")]);
+        let body = form(&[("app_id", None, None, b"app-a"), ("file", Some("a.png"), Some("image/png"), PNG)]);
+        let got = incoming_from_form(body, BOUNDARY, &q, &grant()).unwrap();
+        assert_eq!(got.app.as_str(), "app-a");
+        assert_eq!(got.image.as_ref().map(ImageId::as_str), Some("from-query"));
+        let body = form(&[("app_id", None, None, b""), ("file", None, None, PNG)]);
+        let q = query_of(&[("app_id", "app-a")]);
+        assert_eq!(incoming_from_form(body, BOUNDARY, &q, &grant()).unwrap().app.as_str(), "app-a");
+    }
+
+    #[test]
+    fn the_key_must_allow_the_forms_app() {
+        let body = form(&[("app_id", None, None, b"app-b"), ("file", None, Some("image/png"), PNG)]);
+        assert_eq!(refusal(incoming_from_form(body, BOUNDARY, &[], &grant())).status(), 403);
+    }
+
+    #[test]
+    fn a_form_without_one_file_or_with_a_repeated_field_is_refused_saying_why() {
+        let cases: [(Vec<u8>, &str); 4] = [
+            (form(&[("file", None, Some("image/png"), PNG)]), "app_id is required"),
+            (
+                form(&[("app_id", None, None, b"app-a"), ("app_id", None, None, b"app-a"), ("file", None, None, PNG)]),
+                "more than one app_id field",
+            ),
+            (form(&[("app_id", None, None, b"app-a"), ("image", None, None, PNG)]), "has no file field"),
+            (
+                form(&[("app_id", None, None, b"app-a"), ("file", None, None, PNG), ("file", None, None, PNG)]),
+                "more than one file field",
+            ),
+        ];
+        for (body, why) in cases {
+            let e = refusal(incoming_from_form(body, BOUNDARY, &[], &grant()));
+            assert_eq!(e.status(), 400, "{why}");
+            assert!(e.message.contains(why), "{}: {why}", e.message);
+        }
+    }
+
+    #[test]
+    fn a_file_without_an_image_type_is_known_by_its_bytes() {
+        for content_type in [None, Some("application/octet-stream")] {
+            let body = form(&[("app_id", None, None, b"app-a"), ("file", Some("x"), content_type, PNG)]);
+            assert_eq!(incoming_from_form(body, BOUNDARY, &[], &grant()).unwrap().claimed, ImageType::Png);
+            let body = form(&[("app_id", None, None, b"app-a"), ("file", Some("x"), content_type, b"GIF? no")]);
+            assert_eq!(refusal(incoming_from_form(body, BOUNDARY, &[], &grant())).status(), 415);
+        }
+        let body = form(&[("app_id", None, None, b"app-a"), ("file", Some("x"), Some("text/html"), PNG)]);
+        assert_eq!(refusal(incoming_from_form(body, BOUNDARY, &[], &grant())).status(), 415);
+    }
+
+    #[test]
+    fn a_taken_image_id_is_409_and_a_failing_store_503() {
+        let store = MemoryStore::new();
+        let app = AppId::parse("app-a").unwrap();
+        let taken = ImageId::parse("taken").unwrap();
+        store.insert("images/app-a/taken", PNG, Some("image/png"));
+        let free = ImageId::parse("free").unwrap();
+        assert_eq!(block_on(choose_image_id(&store, &app, Some(free.clone()))).unwrap(), free);
+        match block_on(choose_image_id(&store, &app, Some(taken))) {
+            Err(Failure::Client(e)) => assert_eq!((e.status(), e.code), (409, ErrorCode::Conflict)),
+            other => panic!("{other:?}"),
+        }
+        // A fresh id is not looked up.
+        let before = store.operations();
+        block_on(choose_image_id(&store, &app, None)).unwrap();
+        assert_eq!(store.operations(), before);
+        store.fail("HEAD", "images/");
+        let failure = block_on(choose_image_id(&store, &app, Some(ImageId::parse("free").unwrap()))).unwrap_err();
+        assert_eq!(failure.to_reply().status, 503);
     }
 }

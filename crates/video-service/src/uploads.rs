@@ -13,7 +13,7 @@ use worker_kit::body::read_body;
 use worker_kit::clock::now;
 use worker_kit::entry::guard;
 use worker_kit::reply::json;
-use worker_kit::store::ObjectStore;
+use worker_kit::store::{ObjectInfo, ObjectStore};
 use worker_kit::{Failure, Handled};
 
 use crate::client;
@@ -55,13 +55,7 @@ pub async fn notify_upload_complete(mut req: Request, cx: &VideoContext<'_>, bas
         ))
         .into());
     }
-    let info = cx.store()?.head(&r.raw_key).await?.ok_or_else(|| {
-        ApiError::new(
-            ErrorCode::UploadMissing,
-            format!("nothing has been uploaded to {}; PUT the file to the upload_url first, then notify", r.raw_key),
-        )
-    })?;
-    check_size("the upload", info.size, cx.settings.max_video_bytes)?;
+    let info = uploaded(cx.store()?, &r.raw_key, cx.settings.max_video_bytes).await?;
     let cmd = QueueCommand::Notify {
         app_id: r.app_id.clone(),
         video_id: r.video_id.clone(),
@@ -83,6 +77,19 @@ pub async fn notify_upload_complete(mut req: Request, cx: &VideoContext<'_>, bas
     json(status, &media_core::api::JobView::of(&reply.job, base))
 }
 
+/// The upload at `raw_key`, as storage has it: 409 `upload_missing` when
+/// nothing is there yet, and held to the size limit the upload URL states.
+async fn uploaded(store: &impl ObjectStore, raw_key: &str, max_video_bytes: u64) -> Result<ObjectInfo, Failure> {
+    let info = store.head(raw_key).await?.ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::UploadMissing,
+            format!("nothing has been uploaded to {raw_key}; PUT the file to the upload_url first, then notify"),
+        )
+    })?;
+    check_size("the upload", info.size, max_video_bytes)?;
+    Ok(info)
+}
+
 /// `POST /cancel-job`: stops a queued or running job (it ends in `error`,
 /// "canceled through the API"; a notify starts it again). 200 with the job
 /// either way, `canceled` saying whether anything was stopped.
@@ -99,4 +106,47 @@ pub async fn cancel_job(mut req: Request, cx: &VideoContext<'_>, base: &str) -> 
         .map_err(|e| Failure::internal(e.to_string()))?;
     body["canceled"] = serde_json::json!(reply.canceled);
     json(200, &body)
+}
+
+#[cfg(test)]
+mod tests {
+    use worker_kit::store::memory::{block_on, MemoryStore};
+
+    use super::*;
+
+    const RAW: &str = "raw/app-a/v1/source.mp4";
+
+    fn refused(result: Result<ObjectInfo, Failure>) -> ApiError {
+        match result {
+            Err(Failure::Client(e)) => e,
+            other => panic!("not a client error: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_upload_must_be_there_and_within_the_limit() {
+        let store = MemoryStore::new();
+        let missing = refused(block_on(uploaded(&store, RAW, 100)));
+        assert_eq!((missing.status(), missing.code), (409, ErrorCode::UploadMissing));
+        assert!(missing.message.contains("PUT the file to the upload_url first"), "{}", missing.message);
+
+        let etag = store.insert(RAW, vec![0; 100], Some("video/mp4"));
+        let info = block_on(uploaded(&store, RAW, 100)).unwrap();
+        assert_eq!((info.size, info.etag), (100, etag));
+        assert_eq!(refused(block_on(uploaded(&store, RAW, 99))).status(), 413);
+        store.insert(RAW, Vec::new(), Some("video/mp4"));
+        assert_eq!(refused(block_on(uploaded(&store, RAW, 100))).status(), 400);
+    }
+
+    #[test]
+    fn storage_that_fails_is_503_with_the_key_only_in_the_report() {
+        let store = MemoryStore::new();
+        store.insert(RAW, vec![0; 10], Some("video/mp4"));
+        store.fail("HEAD", "raw/");
+        let failure = block_on(uploaded(&store, RAW, 100)).unwrap_err();
+        let reply = failure.to_reply();
+        assert_eq!((reply.status, reply.header("retry-after")), (503, Some("5")));
+        assert!(!String::from_utf8_lossy(reply.body_bytes().unwrap()).contains(RAW));
+        assert_eq!(failure.report_detail(), Some(format!("storage: HEAD {RAW}: injected fault").as_str()));
+    }
 }
