@@ -26,10 +26,10 @@ use media_core::keys::{CachePolicy, ObjectKey};
 use media_core::media::ImageType;
 use media_core::transform::{decode_options, parse_options, split_transform_path};
 use media_core::ApiError;
-use worker::{Env, Request, Response};
+use worker::{Env, Request};
 use worker_kit::clock::now;
 use worker_kit::serve::{from_edge_cache, serve_object, server_timing, ServeSpec};
-use worker_kit::store::{ObjectInfo, ObjectStore, ReadOutcome, ReadRequest};
+use worker_kit::store::{collect_body, ObjectInfo, ObjectStore, ReadOutcome, ReadRequest};
 use worker_kit::{Failure, Handled};
 
 use crate::uploads::{image_record_key, KV_BINDING};
@@ -65,15 +65,15 @@ async fn record(env: &Env, app: &AppId, image: &ImageId) -> Option<ImageRecord> 
 }
 
 /// Checks an image that has no record (a presigned upload, never seen by
-/// the service): one ranged read of its first bytes. Writes and returns its
-/// record; a refused object is removed and answered 404.
-async fn vet(
+/// the service): one ranged read of its first bytes. Returns its record
+/// (checked at `checked_at`, RFC 3339), for the caller to keep; a refused
+/// object is removed and answered 404.
+async fn check_unrecorded(
     store: &impl ObjectStore,
-    env: &Env,
     max_image_bytes: u64,
     key: &str,
-    app: &AppId,
-    image: &ImageId,
+    (app, image): (&AppId, &ImageId),
+    checked_at: String,
 ) -> Result<ImageRecord, Failure> {
     let read = ReadRequest { range: Some(RangeSpec::FromTo(0, IMAGE_SNIFF_BYTES - 1)), ..ReadRequest::default() };
     let (info, body) = match store.read(key, &read).await? {
@@ -88,26 +88,10 @@ async fn vet(
             return Err(Failure::internal("an unconditional read answered as a conditional one"))
         }
     };
-    let head = match body {
-        worker::ResponseBody::Empty => vec![],
-        body => Response::from_body(body)?.bytes().await?,
-    };
+    let head = collect_body(body).await?;
     let etag = single_etag_condition(Some(&info.etag)).unwrap_or_default();
-    match ImageRecord::vet(info.content_type.as_deref(), info.size, &head, max_image_bytes, &etag, now().to_rfc3339()) {
+    match ImageRecord::vet(info.content_type.as_deref(), info.size, &head, max_image_bytes, &etag, checked_at) {
         Ok(rec) => {
-            let written = async {
-                let text = serde_json::to_string(&rec).map_err(|e| e.to_string())?;
-                let kv = env.kv(KV_BINDING).map_err(|e| e.to_string())?;
-                kv.put(&image_record_key(app, image), text)
-                    .map_err(|e| e.to_string())?
-                    .execute()
-                    .await
-                    .map_err(|e| e.to_string())
-            };
-            // Served all the same (the version checked): the next request only checks again.
-            if let Err(e) = written.await {
-                tracing::error!(app_id = %app, image_id = %image, error = %e, "writing the image record failed");
-            }
             tracing::info!(app_id = %app, image_id = %image, size = info.size, content_type = %rec.meta.content_type, "presigned image checked before its first serve");
             Ok(rec)
         }
@@ -117,6 +101,33 @@ async fn vet(
             Err(ApiError::not_found(format!("no such image: what was uploaded under this id was refused ({refusal}) and removed; upload an accepted image under a new id")).into())
         }
     }
+}
+
+/// [`check_unrecorded`], then the record kept in KV. A failed write is
+/// logged: the image is served all the same (the version checked), and the
+/// next request only checks again.
+async fn vet(
+    store: &impl ObjectStore,
+    env: &Env,
+    max_image_bytes: u64,
+    key: &str,
+    app: &AppId,
+    image: &ImageId,
+) -> Result<ImageRecord, Failure> {
+    let rec = check_unrecorded(store, max_image_bytes, key, (app, image), now().to_rfc3339()).await?;
+    let written = async {
+        let text = serde_json::to_string(&rec).map_err(|e| e.to_string())?;
+        let kv = env.kv(KV_BINDING).map_err(|e| e.to_string())?;
+        kv.put(&image_record_key(app, image), text)
+            .map_err(|e| e.to_string())?
+            .execute()
+            .await
+            .map_err(|e| e.to_string())
+    };
+    if let Err(e) = written.await {
+        tracing::error!(app_id = %app, image_id = %image, error = %e, "writing the image record failed");
+    }
+    Ok(rec)
 }
 
 /// Serves the image at `key` (already checked to be an image key of `app`).
@@ -189,7 +200,71 @@ pub async fn transform_passthrough(req: Request, cx: &ImageContext<'_>) -> Handl
 
 #[cfg(test)]
 mod tests {
+    use worker_kit::store::memory::{block_on, MemoryStore};
+
     use super::*;
+
+    const KEY: &str = "images/app-a/img_1";
+    /// The leading bytes of a 2 x 3 PNG.
+    const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x02\0\0\0\x03\x08\x06\0\0\0";
+    const CHECKED_AT: &str = "2026-11-30T03:00:00Z";
+
+    fn check(store: &MemoryStore, max: u64) -> Result<ImageRecord, Failure> {
+        let (app, image) = (AppId::parse("app-a").unwrap(), ImageId::parse("img_1").unwrap());
+        block_on(check_unrecorded(store, max, KEY, (&app, &image), CHECKED_AT.into()))
+    }
+
+    fn not_found_message(result: Result<ImageRecord, Failure>) -> String {
+        match result {
+            Err(Failure::Client(e)) if e.status() == 404 => e.message,
+            other => panic!("not a 404: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_presigned_image_is_checked_by_its_first_bytes_and_recorded_with_its_version() {
+        let store = MemoryStore::new();
+        let mut bytes = PNG.to_vec();
+        bytes.resize(IMAGE_SNIFF_BYTES as usize * 2, 0);
+        let etag = store.insert(KEY, bytes, Some("image/png"));
+        let rec = check(&store, 1 << 20).unwrap();
+        assert_eq!(rec.etag.as_deref(), Some(etag.trim_matches('"')));
+        assert_eq!((rec.meta.content_type.as_str(), rec.meta.size), ("image/png", IMAGE_SNIFF_BYTES * 2));
+        assert_eq!(rec.meta.uploaded_at, CHECKED_AT);
+        assert_eq!(store.operations(), 1, "one ranged read");
+    }
+
+    #[test]
+    fn a_refused_upload_is_removed_and_answered_404() {
+        for (stored_type, bytes, max) in [
+            (Some("text/html"), PNG, 1 << 20),
+            (None, PNG, 1 << 20),
+            (Some("image/png"), &b"GIF89a......"[..], 1 << 20),
+            (Some("image/png"), PNG, 8),
+            (Some("image/png"), &b""[..], 1 << 20),
+        ] {
+            let store = MemoryStore::new();
+            store.insert(KEY, bytes, stored_type);
+            let message = not_found_message(check(&store, max));
+            assert!(message.contains("was refused") && message.contains("removed"), "{message}");
+            assert!(!store.contains(KEY), "{stored_type:?} {max}: removed");
+        }
+        assert!(not_found_message(check(&MemoryStore::new(), 1 << 20)).starts_with("no such image; use the asset_url"));
+    }
+
+    #[test]
+    fn storage_that_fails_is_503_and_nothing_is_removed() {
+        let store = MemoryStore::new();
+        store.insert(KEY, PNG, Some("image/png"));
+        store.fail("GET", "images/");
+        assert_eq!(check(&store, 1 << 20).unwrap_err().to_reply().status, 503);
+        // A refusal whose removal fails is not answered as done.
+        let store = MemoryStore::new();
+        store.insert(KEY, PNG, Some("text/html"));
+        store.fail("DELETE", "images/");
+        assert_eq!(check(&store, 1 << 20).unwrap_err().to_reply().status, 503);
+        assert!(store.contains(KEY));
+    }
 
     #[test]
     fn only_the_canonical_key_of_an_image_is_served() {

@@ -14,7 +14,7 @@ use crate::failure::{Failure, Handled};
 #[derive(Debug)]
 pub struct Reply {
     pub status: u16,
-    /// Lower-case names, in the order they are sent; a name may repeat (`append`).
+    /// Lower-case names, in the order they are sent.
     pub headers: Vec<(String, String)>,
     pub body: ResponseBody,
 }
@@ -30,17 +30,6 @@ impl Reply {
         let name = name.to_ascii_lowercase();
         self.headers.retain(|(n, _)| *n != name);
         self.headers.push((name, value.into()));
-    }
-
-    /// Adds a value of `name`, keeping those already there.
-    pub fn append(&mut self, name: &str, value: impl Into<String>) {
-        self.headers.push((name.to_ascii_lowercase(), value.into()));
-    }
-
-    /// [`Reply::set`], by value.
-    pub fn with(mut self, name: &str, value: impl Into<String>) -> Self {
-        self.set(name, value);
-        self
     }
 
     /// The first value of `name`.

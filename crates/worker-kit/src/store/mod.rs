@@ -70,6 +70,16 @@ pub enum ReadOutcome {
     RangeNotSatisfiable { size: Option<u64> },
 }
 
+/// All the bytes of a body a store gave: natively (the in-memory store)
+/// they are already there; in workerd the stream is read to its end.
+pub async fn collect_body(body: ResponseBody) -> worker::Result<Vec<u8>> {
+    match body {
+        ResponseBody::Empty => Ok(Vec::new()),
+        ResponseBody::Body(bytes) => Ok(bytes),
+        stream @ ResponseBody::Stream(_) => worker::Response::from_body(stream)?.bytes().await,
+    }
+}
+
 /// Storage did not do what was asked (not "not found": that is `Ok(None)`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreError {
