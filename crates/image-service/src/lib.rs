@@ -27,11 +27,10 @@ use worker_kit::{Handled, RequestContext};
 
 use settings::ImageSettings;
 
-pub(crate) const SERVICE: &str = "image-service";
-/// The OpenAPI document of the public routes, kept in the repository.
+const SERVICE: &str = "image-service";
 /// What every handler of this service runs with.
 pub(crate) type ImageContext<'a> = RequestContext<'a, ImageSettings>;
-
+/// The OpenAPI document of the public routes, kept in the repository.
 const OPENAPI: &str = include_str!("../../../openapi/image-service.json");
 
 /// The API-key routes: browsers never call them, so their answers carry no
