@@ -35,3 +35,35 @@ impl ImageSettings {
         Ok(Self { max_image_bytes, transform })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn load(vars: &[(&str, &str)]) -> Result<ImageSettings, ConfigError> {
+        let map: HashMap<&str, &str> = vars.iter().copied().collect();
+        ImageSettings::load(&Vars(&map))
+    }
+
+    #[test]
+    fn defaults_and_set_values() {
+        let s = load(&[]).unwrap();
+        assert_eq!((s.max_image_bytes, s.transform), (DEFAULT_MAX_IMAGE_BYTES, TransformDefaults::default()));
+        let s = load(&[("MAX_IMAGE_BYTES", "1000"), ("TRANSFORM_WIDTH", "640"), ("TRANSFORM_QUALITY", "70")]).unwrap();
+        assert_eq!((s.max_image_bytes, s.transform), (1000, TransformDefaults { width: 640, quality: 70 }));
+    }
+
+    #[test]
+    fn errors_name_the_variable() {
+        for (vars, name) in [
+            (&[("MAX_IMAGE_BYTES", "0")][..], "MAX_IMAGE_BYTES"),
+            (&[("MAX_IMAGE_BYTES", "lots")], "MAX_IMAGE_BYTES"),
+            (&[("TRANSFORM_QUALITY", "0")], "TRANSFORM_WIDTH/TRANSFORM_QUALITY"),
+            (&[("TRANSFORM_WIDTH", "-1")], "TRANSFORM_WIDTH"),
+        ] {
+            assert_eq!(load(vars).err().map(|e| e.name), Some(name.to_owned()), "{vars:?}");
+        }
+    }
+}

@@ -56,3 +56,26 @@ pub fn ladder_options(env: &Env) -> Result<LadderOptions, ConfigError> {
         preset: vars.or("LADDER_PRESET", &d.preset),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn load(vars: &[(&str, &str)]) -> Result<VideoSettings, ConfigError> {
+        let map: HashMap<&str, &str> = vars.iter().copied().collect();
+        VideoSettings::load(&Vars(&map))
+    }
+
+    #[test]
+    fn the_routes_settings_with_their_defaults() {
+        let s = load(&[]).unwrap();
+        assert_eq!((s.max_video_bytes, s.transcoder_token), (DEFAULT_MAX_VIDEO_BYTES, None));
+        let s = load(&[("MAX_VIDEO_BYTES", "100"), ("TRANSCODER_TOKEN", "t0ken")]).unwrap();
+        assert_eq!((s.max_video_bytes, s.transcoder_token.as_deref()), (100, Some("t0ken")));
+        // A blank token is no token: the internal API then admits nobody.
+        assert_eq!(load(&[("TRANSCODER_TOKEN", " ")]).unwrap().transcoder_token, None);
+        assert_eq!(load(&[("MAX_VIDEO_BYTES", "5G")]).err().map(|e| e.name).as_deref(), Some("MAX_VIDEO_BYTES"));
+    }
+}
