@@ -6,11 +6,12 @@
 //!   uploads and the transcoder all see the same bucket in development.
 //!
 //! And, for native tests (`cfg(test)` or the `test-utils` feature),
-//! [`memory::MemoryStore`]: objects in memory, with faults that can be
+//! `memory::MemoryStore`: objects in memory, with faults that can be
 //! injected, so that handler logic runs under `cargo test`.
 //!
-//! `STORAGE_BACKEND` (`r2`, the default, or `s3`; see [`crate::settings`]) picks the adapter. Both are
-//! exercised by the same route tests (tests/workers), once per backend.
+//! `STORAGE_BACKEND` (`r2`, the default, or `s3`; see [`crate::settings`])
+//! picks the adapter. Both are exercised by the same route tests
+//! (tests/workers), once per backend.
 //!
 //! Every method is one storage operation. [`ObjectStore::read`] is the one
 //! serving uses: a conditional, ranged read that brings the metadata with
