@@ -50,27 +50,19 @@ pub async fn handle<S>(
     let (method, url) = (req.method().to_string(), req.url().map(|u| u.to_string()).unwrap_or_default());
     // First, so that broken settings are reported too.
     let sentry = Reporter::new(settings::sentry_dsn(&Vars(env)));
-    let (resp, cors) = match RequestContext::load(service, env, execution, sentry.clone(), load_settings) {
-        Ok(cx) => {
-            let resp = route(req, &cx).await.unwrap_or_else(|failure| {
-                if let Some(detail) = failure.report_detail() {
-                    tracing::error!(method = %method, url = %url, detail, "request failed");
-                    cx.report(&method, &url, detail);
-                }
-                error_response(&failure.to_api_error())
-            });
-            (resp, cx.common.cors_origins)
-        }
-        Err(e) => {
-            let failure = Failure::from(e);
-            let detail = failure.report_detail().unwrap_or_default();
-            tracing::error!(method = %method, url = %url, detail, "request failed");
-            let fault = Fault { service, environment: "unknown", message: detail, method: &method, url: &url };
-            sentry.report(execution, fault);
-            (error_response(&failure.to_api_error()), "*".to_owned())
-        }
+    let loaded = RequestContext::load(service, env, execution, sentry.clone(), load_settings);
+    let (outcome, cors, environment) = match &loaded {
+        Ok(cx) => (route(req, cx).await, cx.common.cors_origins.as_str(), cx.common.environment.as_str()),
+        Err(e) => (Err(Failure::from(e.clone())), "*", "unknown"),
     };
-    Ok(if browsers_may_read { with_cors(resp, &cors, origin.as_deref()) } else { without_cors(resp) })
+    let resp = outcome.unwrap_or_else(|failure| {
+        if let Some(detail) = failure.report_detail() {
+            tracing::error!(method = %method, url = %url, detail, "request failed");
+            sentry.report(execution, Fault { service, environment, message: detail, method: &method, url: &url });
+        }
+        error_response(&failure.to_api_error())
+    });
+    Ok(if browsers_may_read { with_cors(resp, cors, origin.as_deref()) } else { without_cors(resp) })
 }
 
 /// The guard of every API-key route: the key, then its budget. A valid key
