@@ -24,16 +24,17 @@ use media_core::http::{media_type, single_etag_condition, RangeSpec};
 use media_core::ids::{AppId, ImageId};
 use media_core::keys::{CachePolicy, ObjectKey};
 use media_core::media::ImageType;
+use media_core::time::Timestamp;
 use media_core::transform::{decode_options, parse_options, split_transform_path};
 use media_core::ApiError;
-use worker::{Context, Env, Request, Response};
+use worker::{Env, Request};
 use worker_kit::clock::now;
-use worker_kit::serve::{from_edge_cache, serve_object, ServeSpec};
-use worker_kit::store::{AnyStore, ObjectInfo, ObjectStore, ReadOutcome, ReadRequest};
+use worker_kit::serve::{from_edge_cache, serve_object, server_timing, ServeSpec};
+use worker_kit::store::{collect_body, ObjectInfo, ObjectStore, ReadOutcome, ReadRequest};
 use worker_kit::{Failure, Handled};
 
-use crate::settings::ImageSettings;
 use crate::uploads::{image_record_key, KV_BINDING};
+use crate::ImageContext;
 
 /// The type an image is served with: what storage recorded, when that is an
 /// accepted image type (in its canonical spelling), else a type no browser
@@ -65,15 +66,15 @@ async fn record(env: &Env, app: &AppId, image: &ImageId) -> Option<ImageRecord> 
 }
 
 /// Checks an image that has no record (a presigned upload, never seen by
-/// the service): one ranged read of its first bytes. Writes and returns its
-/// record; a refused object is removed and answered 404.
-async fn vet(
-    store: &AnyStore,
-    env: &Env,
-    settings: &ImageSettings,
+/// the service): one ranged read of its first bytes. Returns its record
+/// (checked at `checked_at`), for the caller to keep; a refused
+/// object is removed and answered 404.
+async fn check_unrecorded(
+    store: &impl ObjectStore,
+    max_image_bytes: u64,
     key: &str,
-    app: &AppId,
-    image: &ImageId,
+    (app, image): (&AppId, &ImageId),
+    checked_at: Timestamp,
 ) -> Result<ImageRecord, Failure> {
     let read = ReadRequest { range: Some(RangeSpec::FromTo(0, IMAGE_SNIFF_BYTES - 1)), ..ReadRequest::default() };
     let (info, body) = match store.read(key, &read).await? {
@@ -88,26 +89,10 @@ async fn vet(
             return Err(Failure::internal("an unconditional read answered as a conditional one"))
         }
     };
-    let head = match body {
-        worker::ResponseBody::Empty => vec![],
-        body => Response::from_body(body)?.bytes().await?,
-    };
+    let head = collect_body(body).await?;
     let etag = single_etag_condition(Some(&info.etag)).unwrap_or_default();
-    match ImageRecord::vet(info.content_type.as_deref(), info.size, &head, settings.max_image_bytes, &etag, now()) {
+    match ImageRecord::vet(info.content_type.as_deref(), info.size, &head, max_image_bytes, &etag, checked_at) {
         Ok(rec) => {
-            let written = async {
-                let text = serde_json::to_string(&rec).map_err(|e| e.to_string())?;
-                let kv = env.kv(KV_BINDING).map_err(|e| e.to_string())?;
-                kv.put(&image_record_key(app, image), text)
-                    .map_err(|e| e.to_string())?
-                    .execute()
-                    .await
-                    .map_err(|e| e.to_string())
-            };
-            // Served all the same (the version checked): the next request only checks again.
-            if let Err(e) = written.await {
-                tracing::error!(app_id = %app, image_id = %image, error = %e, "writing the image record failed");
-            }
             tracing::info!(app_id = %app, image_id = %image, size = info.size, content_type = %rec.meta.content_type, "presigned image checked before its first serve");
             Ok(rec)
         }
@@ -119,28 +104,47 @@ async fn vet(
     }
 }
 
-/// Serves the image at `key` (already checked to be an image key of `app`).
-async fn serve_image(
-    req: &Request,
+/// [`check_unrecorded`], then the record kept in KV. A failed write is
+/// logged: the image is served all the same (the version checked), and the
+/// next request only checks again.
+async fn vet(
+    store: &impl ObjectStore,
     env: &Env,
-    ctx: &Context,
-    settings: &ImageSettings,
+    max_image_bytes: u64,
     key: &str,
     app: &AppId,
     image: &ImageId,
-) -> Handled {
+) -> Result<ImageRecord, Failure> {
+    let rec = check_unrecorded(store, max_image_bytes, key, (app, image), now()).await?;
+    let written = async {
+        let text = serde_json::to_string(&rec).map_err(|e| e.to_string())?;
+        let kv = env.kv(KV_BINDING).map_err(|e| e.to_string())?;
+        kv.put(&image_record_key(app, image), text)
+            .map_err(|e| e.to_string())?
+            .execute()
+            .await
+            .map_err(|e| e.to_string())
+    };
+    if let Err(e) = written.await {
+        tracing::error!(app_id = %app, image_id = %image, error = %e, "writing the image record failed");
+    }
+    Ok(rec)
+}
+
+/// Serves the image at `key` (already checked to be an image key of `app`).
+async fn serve_image(req: &Request, cx: &ImageContext<'_>, key: &str, app: &AppId, image: &ImageId) -> Handled {
     let origin = req.url()?.origin().ascii_serialization();
     let cache_key = format!("{origin}{IMAGE_ASSETS_PREFIX}{key}");
     // Only checked images ever reach the edge cache: a hit is served as it is.
     if let Some(mut hit) = from_edge_cache(&cache_key, req).await.unwrap_or(None) {
-        hit.headers_mut().append("server-timing", "cache;desc=\"hit\", storage;desc=\"ops=0\"")?;
+        hit.headers_mut().append("server-timing", &server_timing(true, 0))?;
         hit.headers_mut().set("cross-origin-resource-policy", "cross-origin")?;
         return Ok(hit);
     }
-    let store = AnyStore::from_env(env)?;
-    let record = match record(env, app, image).await {
+    let store = cx.store()?;
+    let record = match record(cx.env, app, image).await {
         Some(rec) => rec,
-        None => vet(&store, env, settings, key, app, image).await?,
+        None => vet(store, cx.env, cx.settings.max_image_bytes, key, app, image).await?,
     };
     let spec = ServeSpec {
         key,
@@ -148,10 +152,10 @@ async fn serve_image(
         cache_control: CachePolicy::Immutable.header_value(),
         known_size: Some(record.meta.size),
         pinned_etag: record.etag,
-        edge_cache: Some((cache_key, ctx)),
+        edge_cache: Some((cache_key, cx.execution)),
     };
     let vetting_ops = store.operations();
-    let mut resp = serve_object(&store, req, spec, served_content_type).await?;
+    let mut resp = serve_object(store, req, spec, served_content_type).await?;
     if vetting_ops > 0 {
         resp.headers_mut().append("server-timing", &format!("vet;desc=\"ops={vetting_ops}\""))?;
     }
@@ -171,14 +175,14 @@ fn image_key(asset_path: &str) -> Option<(&str, AppId, ImageId)> {
 }
 
 /// `GET`/`HEAD /assets/{key}`.
-pub async fn serve_asset(req: Request, env: &Env, ctx: &Context, settings: &ImageSettings) -> Handled {
+pub async fn serve_asset(req: Request, cx: &ImageContext<'_>) -> Handled {
     let path = req.path();
     let (key, app, image) = image_key(&path).ok_or_else(no_such_image)?;
-    serve_image(&req, env, ctx, settings, key, &app, &image).await
+    serve_image(&req, cx, key, &app, &image).await
 }
 
 /// `GET`/`HEAD /cdn-cgi/image/{options}/{source}` in local development.
-pub async fn transform_passthrough(req: Request, env: &Env, ctx: &Context, settings: &ImageSettings) -> Handled {
+pub async fn transform_passthrough(req: Request, cx: &ImageContext<'_>) -> Handled {
     let path = req.path();
     let (options, source) = split_transform_path(&path).ok_or_else(no_such_image)?;
     parse_options(&decode_options(options)?)?;
@@ -190,7 +194,107 @@ pub async fn transform_passthrough(req: Request, env: &Env, ctx: &Context, setti
             "the image to transform must be one of this service's images: /cdn-cgi/image/{options}/assets/images/{app_id}/{image_id}",
         ))
     })?;
-    let mut resp = serve_image(&req, env, ctx, settings, key, &app, &image).await?;
+    let mut resp = serve_image(&req, cx, key, &app, &image).await?;
     resp.headers_mut().set("x-image-transform", "passthrough")?;
     Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use worker_kit::store::memory::{block_on, MemoryStore};
+
+    use super::*;
+
+    const KEY: &str = "images/app-a/img_1";
+    /// The leading bytes of a 2 x 3 PNG.
+    const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x02\0\0\0\x03\x08\x06\0\0\0";
+    /// 2026-11-30T03:00:00Z.
+    const CHECKED_AT: Timestamp = Timestamp::from_secs(1_796_007_600);
+
+    fn check(store: &MemoryStore, max: u64) -> Result<ImageRecord, Failure> {
+        let (app, image) = (AppId::parse("app-a").unwrap(), ImageId::parse("img_1").unwrap());
+        block_on(check_unrecorded(store, max, KEY, (&app, &image), CHECKED_AT))
+    }
+
+    fn not_found_message(result: Result<ImageRecord, Failure>) -> String {
+        match result {
+            Err(Failure::Client(e)) if e.status() == 404 => e.message,
+            other => panic!("not a 404: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_presigned_image_is_checked_by_its_first_bytes_and_recorded_with_its_version() {
+        let store = MemoryStore::new();
+        let mut bytes = PNG.to_vec();
+        bytes.resize(IMAGE_SNIFF_BYTES as usize * 2, 0);
+        let etag = store.insert(KEY, bytes, Some("image/png"));
+        let rec = check(&store, 1 << 20).unwrap();
+        assert_eq!(rec.etag.as_deref(), Some(etag.trim_matches('"')));
+        assert_eq!((rec.meta.content_type.as_str(), rec.meta.size), ("image/png", IMAGE_SNIFF_BYTES * 2));
+        assert_eq!(rec.meta.uploaded_at, CHECKED_AT);
+        assert_eq!(store.operations(), 1, "one ranged read");
+    }
+
+    #[test]
+    fn a_refused_upload_is_removed_and_answered_404() {
+        for (stored_type, bytes, max) in [
+            (Some("text/html"), PNG, 1 << 20),
+            (None, PNG, 1 << 20),
+            (Some("image/png"), &b"GIF89a......"[..], 1 << 20),
+            (Some("image/png"), PNG, 8),
+            (Some("image/png"), &b""[..], 1 << 20),
+        ] {
+            let store = MemoryStore::new();
+            store.insert(KEY, bytes, stored_type);
+            let message = not_found_message(check(&store, max));
+            assert!(message.contains("was refused") && message.contains("removed"), "{message}");
+            assert!(!store.contains(KEY), "{stored_type:?} {max}: removed");
+        }
+        assert!(not_found_message(check(&MemoryStore::new(), 1 << 20)).starts_with("no such image; use the asset_url"));
+    }
+
+    #[test]
+    fn storage_that_fails_is_503_and_nothing_is_removed() {
+        let store = MemoryStore::new();
+        store.insert(KEY, PNG, Some("image/png"));
+        store.fail("GET", "images/");
+        assert_eq!(check(&store, 1 << 20).unwrap_err().to_reply().status, 503);
+        // A refusal whose removal fails is not answered as done.
+        let store = MemoryStore::new();
+        store.insert(KEY, PNG, Some("text/html"));
+        store.fail("DELETE", "images/");
+        assert_eq!(check(&store, 1 << 20).unwrap_err().to_reply().status, 503);
+        assert!(store.contains(KEY));
+    }
+
+    #[test]
+    fn only_the_canonical_key_of_an_image_is_served() {
+        let (key, app, image) = image_key("/assets/images/app-a/img_1").unwrap();
+        assert_eq!((key, app.as_str(), image.as_str()), ("images/app-a/img_1", "app-a", "img_1"));
+        for path in [
+            "/assets/images/app-a/img_1/",
+            "/assets/images/app-a/../app-b/img_1",
+            "/assets/images/app-a/./img_1",
+            "/assets/images/app-a",
+            "/assets/images//img_1",
+            "/assets/images/app%2Fa/img_1",
+            "/assets/raw/app-a/v/source.mp4",
+            "/assets/hls/app-a/v/k3v9/master.m3u8",
+            "/images/app-a/img_1",
+            "/assets//images/app-a/img_1",
+        ] {
+            assert!(image_key(path).is_none(), "{path}");
+        }
+    }
+
+    #[test]
+    fn an_image_is_served_with_its_accepted_type_or_one_no_browser_renders() {
+        let info = |ct: Option<&str>| ObjectInfo { size: 1, etag: "\"e\"".into(), content_type: ct.map(str::to_owned) };
+        assert_eq!(served_content_type(&info(Some("image/png"))), "image/png");
+        assert_eq!(served_content_type(&info(Some("IMAGE/JPG; charset=binary"))), "image/jpeg");
+        for stored in [Some("text/html"), Some("image/svg+xml"), Some(""), None] {
+            assert_eq!(served_content_type(&info(stored)), "application/octet-stream", "{stored:?}");
+        }
+    }
 }

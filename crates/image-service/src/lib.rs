@@ -8,9 +8,10 @@
 //! | `GET`/`HEAD /cdn-cgi/image/{options}/assets/...` | public (local passthrough; the edge answers it in production) | [`assets`] |
 //! | `GET /openapi.json`, `GET /health` | public | here |
 //!
-//! Configuration is read once per request ([`settings`]); errors become JSON
-//! in one place (`worker_kit::respond`), and our own faults go to the logs
-//! and Sentry.
+//! Configuration is read once per request, into the [`ImageContext`] every
+//! handler takes (the common settings, [`settings`], the store); errors
+//! become JSON in one place (`worker_kit::failure`), and our own faults go
+//! to the logs and Sentry.
 
 mod assets;
 mod settings;
@@ -19,13 +20,16 @@ mod uploads;
 use media_core::api::IMAGE_ASSETS_PREFIX;
 use media_core::transform::TRANSFORM_PATH_PREFIX;
 use worker::{event, Context, Env, Method, Request, Response};
-use worker_kit::entry::{health, openapi, other_method, public_base, ServerOnly};
-use worker_kit::respond::{known_method, no_route};
-use worker_kit::Handled;
+use worker_kit::entry::{health, openapi, ServerOnly};
+use worker_kit::failure::no_route;
+use worker_kit::method::{known_method, other_method};
+use worker_kit::{Handled, RequestContext};
 
 use settings::ImageSettings;
 
-pub(crate) const SERVICE: &str = "image-service";
+const SERVICE: &str = "image-service";
+/// What every handler of this service runs with.
+pub(crate) type ImageContext<'a> = RequestContext<'a, ImageSettings>;
 /// The OpenAPI document of the public routes, kept in the repository.
 const OPENAPI: &str = include_str!("../../../openapi/image-service.json");
 
@@ -40,20 +44,10 @@ fn start() {
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
-    let (env, ctx) = (&env, &ctx);
-    worker_kit::entry::handle(
-        SERVICE,
-        SERVER_ONLY,
-        req,
-        env,
-        ctx,
-        ImageSettings::load(env),
-        |req, settings| async move { route(req, env, ctx, &settings).await },
-    )
-    .await
+    worker_kit::entry::handle(SERVICE, SERVER_ONLY, req, &env, &ctx, ImageSettings::load, route).await
 }
 
-async fn route(req: Request, env: &Env, ctx: &Context, settings: &ImageSettings) -> Handled {
+async fn route(req: Request, cx: &ImageContext<'_>) -> Handled {
     let path = req.path();
     // `None` for methods the runtime binding would otherwise report as GET.
     let method = known_method(&req);
@@ -62,9 +56,9 @@ async fn route(req: Request, env: &Env, ctx: &Context, settings: &ImageSettings)
             return answer;
         }
         return if path.starts_with(IMAGE_ASSETS_PREFIX) {
-            assets::serve_asset(req, env, ctx, settings).await
+            assets::serve_asset(req, cx).await
         } else {
-            assets::transform_passthrough(req, env, ctx, settings).await
+            assets::transform_passthrough(req, cx).await
         };
     }
     let route = match path.as_str() {
@@ -77,10 +71,10 @@ async fn route(req: Request, env: &Env, ctx: &Context, settings: &ImageSettings)
     if let Some(answer) = other_method(method.as_ref(), &[route.method()]) {
         return answer;
     }
-    let base = public_base(&req, settings);
+    let base = cx.public_base(&req);
     match route {
-        Route::UploadUrl => uploads::generate_image_upload_url(req, env, settings, &base).await,
-        Route::Upload => uploads::upload(req, env, ctx, settings, &base).await,
+        Route::UploadUrl => uploads::generate_image_upload_url(req, cx, &base).await,
+        Route::Upload => uploads::upload(req, cx, &base).await,
         Route::OpenApi => openapi(OPENAPI),
         Route::Health => health(SERVICE, env!("CARGO_PKG_VERSION")),
     }

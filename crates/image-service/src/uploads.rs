@@ -19,16 +19,19 @@ use media_core::ids::{AppId, IdError, ImageId};
 use media_core::keys::ObjectKey;
 use media_core::media::{check_image_bytes, check_image_type, check_size, describe_bytes, image_dimensions, ImageType};
 use media_core::multipart::{self, FormPart};
+use media_core::sigv4::S3Bucket;
 use media_core::{ApiError, ErrorCode};
-use worker::{Context, Env, Request};
+use worker::Request;
+use worker_kit::body::read_body;
 use worker_kit::clock::{now, random_bytes};
-use worker_kit::config::Settings;
 use worker_kit::entry::guard;
-use worker_kit::respond::{json, query, read_body};
-use worker_kit::store::{s3_bucket, AnyStore, ObjectStore};
-use worker_kit::{sentry, Failure, Handled};
+use worker_kit::query::query;
+use worker_kit::reply::json;
+use worker_kit::store::ObjectStore;
+use worker_kit::{Failure, Handled};
 
 use crate::settings::ImageSettings;
+use crate::ImageContext;
 
 /// The most a JSON request body of these routes may be.
 const MAX_JSON_BODY: u64 = 16 * 1024;
@@ -50,7 +53,7 @@ pub fn image_record_key(app: &AppId, image: &ImageId) -> String {
 /// window needs a conditional write (`If-None-Match: *`), which the
 /// `ObjectStore` trait does not offer; ids are chosen by one backend, so the
 /// window is small in practice, and ids minted here cannot collide.
-async fn refuse_taken(store: &AnyStore, app: &AppId, image: &ImageId) -> Result<(), Failure> {
+async fn refuse_taken(store: &impl ObjectStore, app: &AppId, image: &ImageId) -> Result<(), Failure> {
     let key = ObjectKey::Image { app: app.clone(), image: image.clone() }.to_string();
     if store.head(&key).await?.is_some() {
         return Err(ApiError::conflict(format!(
@@ -63,7 +66,11 @@ async fn refuse_taken(store: &AnyStore, app: &AppId, image: &ImageId) -> Result<
 
 /// The caller's id, or a fresh random one (128 bits: collisions are not a
 /// practical concern, so it is not checked against storage).
-async fn choose_image_id(store: &AnyStore, app: &AppId, requested: Option<ImageId>) -> Result<ImageId, Failure> {
+async fn choose_image_id(
+    store: &impl ObjectStore,
+    app: &AppId,
+    requested: Option<ImageId>,
+) -> Result<ImageId, Failure> {
     match requested {
         Some(image) => {
             refuse_taken(store, app, &image).await?;
@@ -74,18 +81,18 @@ async fn choose_image_id(store: &AnyStore, app: &AppId, requested: Option<ImageI
 }
 
 /// `POST /generate-image-upload-url`.
-pub async fn generate_image_upload_url(mut req: Request, env: &Env, settings: &ImageSettings, base: &str) -> Handled {
-    let grant = guard(&req, env, settings, "generate-image-upload-url").await?;
+pub async fn generate_image_upload_url(mut req: Request, cx: &ImageContext<'_>, base: &str) -> Handled {
+    let settings = &cx.settings;
+    let grant = guard(&req, cx, "generate-image-upload-url").await?;
     let r = ImageUploadUrlRequest::from_json(&read_body(&mut req, MAX_JSON_BODY).await?)?;
     grant.check_app(&r.app_id)?;
     check_image_type(&r.content_type)?;
     if let Some(size) = r.size {
         check_size("size", size, settings.max_image_bytes)?;
     }
-    let store = AnyStore::from_env(env)?;
-    let image = choose_image_id(&store, &r.app_id, r.image_id).await?;
+    let image = choose_image_id(cx.store()?, &r.app_id, r.image_id).await?;
     let location = ImageLocation::of(base, &r.app_id, &image, &settings.transform);
-    let put = presign_image_put(&Settings(env), &location.key, &r.content_type, r.size, settings.upload_ttl_s)?;
+    let put = presign_image_put(cx.presigner()?, &location.key, &r.content_type, r.size, cx.common.upload_ttl_s);
     tracing::info!(app_id = %r.app_id, image_id = %image, content_type = %r.content_type, size = r.size, "image upload URL issued");
     json(200, &ImageUploadUrlResponse { put: PresignedPut::from_presigned(put), location })
 }
@@ -100,19 +107,18 @@ pub async fn generate_image_upload_url(mut req: Request, env: &Env, settings: &I
 /// before the first serve instead (`assets`: size, type and bytes checked,
 /// and only the version checked is ever served).
 fn presign_image_put(
-    settings: &Settings<'_>,
+    bucket: &S3Bucket,
     key: &str,
     content_type: &str,
     size: Option<u64>,
     ttl_s: u32,
-) -> Result<media_core::sigv4::PresignedRequest, Failure> {
-    let bucket = s3_bucket(settings)?;
+) -> media_core::sigv4::PresignedRequest {
     let mut headers = vec![("Content-Type".to_owned(), content_type.trim().to_owned())];
     if let Some(len) = size {
         headers.push(("Content-Length".to_owned(), len.to_string()));
         headers.push(("If-None-Match".to_owned(), "*".to_owned()));
     }
-    Ok(bucket.presign("PUT", key, &headers, ttl_s, now()))
+    bucket.presign("PUT", key, &headers, ttl_s, now())
 }
 
 /// An image as `/upload` received it, before it is checked.
@@ -179,8 +185,19 @@ async fn form_upload(
 ) -> Result<Incoming, Failure> {
     let boundary = multipart::boundary(content_type)?;
     let q = query(req)?;
-    let mut body = read_body(req, settings.max_image_bytes + MAX_FORM_OVERHEAD).await?;
-    let parts = multipart::parse(&body, &boundary)?;
+    let body = read_body(req, settings.max_image_bytes + MAX_FORM_OVERHEAD).await?;
+    incoming_from_form(body, &boundary, &q, grant)
+}
+
+/// The image of a form body (see [`form_upload`]), the `app_id` checked
+/// against the key's apps.
+fn incoming_from_form(
+    mut body: Vec<u8>,
+    boundary: &str,
+    q: &[(String, String)],
+    grant: &KeyGrant,
+) -> Result<Incoming, Failure> {
+    let parts = multipart::parse(&body, boundary)?;
     // The field, or else the query parameter of the same name.
     let field = |name: &str| -> Result<Option<String>, ApiError> {
         let mut fields = parts.iter().filter(|p| p.name == name && p.filename.is_none());
@@ -191,7 +208,7 @@ async fn form_upload(
             (Some(p), None) => Some(p.text(&body)?.to_owned()).filter(|v| !v.is_empty()),
             (None, _) => None,
         };
-        Ok(from_form.or_else(|| query_value(&q, name).filter(|v| !v.is_empty()).map(str::to_owned)))
+        Ok(from_form.or_else(|| query_value(q, name).filter(|v| !v.is_empty()).map(str::to_owned)))
     };
     let app_id = field("app_id")?
         .ok_or_else(|| ApiError::invalid_field("app_id is required: send it as a form field next to the file"))?;
@@ -240,8 +257,9 @@ async fn form_upload(
 
 /// `POST /upload`: stores an image sent through the Worker. 201 with its
 /// URLs and metadata.
-pub async fn upload(mut req: Request, env: &Env, ctx: &Context, settings: &ImageSettings, base: &str) -> Handled {
-    let grant = guard(&req, env, settings, "upload").await?;
+pub async fn upload(mut req: Request, cx: &ImageContext<'_>, base: &str) -> Handled {
+    let settings = &cx.settings;
+    let grant = guard(&req, cx, "upload").await?;
     let content_type = req.headers().get("content-type")?.unwrap_or_default();
     let incoming = if multipart::is_form_data(&content_type) {
         form_upload(&mut req, &content_type, settings, &grant).await?
@@ -259,8 +277,8 @@ pub async fn upload(mut req: Request, env: &Env, ctx: &Context, settings: &Image
     check_image_bytes(claimed, &bytes)?;
     let dimensions = image_dimensions(claimed, &bytes);
 
-    let store = AnyStore::from_env(env)?;
-    let image = choose_image_id(&store, &app, image).await?;
+    let store = cx.store()?;
+    let image = choose_image_id(store, &app, image).await?;
     let location = ImageLocation::of(base, &app, &image, &settings.transform);
     let size = bytes.len() as u64;
     let stored = store.put(&location.key, bytes, claimed.content_type()).await?;
@@ -272,7 +290,7 @@ pub async fn upload(mut req: Request, env: &Env, ctx: &Context, settings: &Image
         uploaded_at: now(),
     };
     let record = ImageRecord { meta: meta.clone(), etag: single_etag_condition(Some(&stored.etag)) };
-    record_metadata(env, ctx, settings, &req, &app, &image, &record).await;
+    record_metadata(cx, &req, &app, &image, &record).await;
     tracing::info!(
         app_id = %app,
         image_id = %image,
@@ -288,35 +306,156 @@ pub async fn upload(mut req: Request, env: &Env, ctx: &Context, settings: &Image
 /// Writes the metadata record. The stored object is the truth and the
 /// upload has succeeded, so a failed write is reported (logs, Sentry) but
 /// does not fail the request: a retry would only meet the 409.
-async fn record_metadata(
-    env: &Env,
-    ctx: &Context,
-    settings: &ImageSettings,
-    req: &Request,
-    app: &AppId,
-    image: &ImageId,
-    meta: &ImageRecord,
-) {
+async fn record_metadata(cx: &ImageContext<'_>, req: &Request, app: &AppId, image: &ImageId, meta: &ImageRecord) {
     let key = image_record_key(app, image);
     let written = async {
         let record = serde_json::to_string(meta).map_err(|e| e.to_string())?;
-        let kv = env.kv(KV_BINDING).map_err(|e| format!("the {KV_BINDING} binding: {e}"))?;
+        let kv = cx.env.kv(KV_BINDING).map_err(|e| format!("the {KV_BINDING} binding: {e}"))?;
         kv.put(&key, record).map_err(|e| e.to_string())?.execute().await.map_err(|e| e.to_string())
     };
     if let Err(e) = written.await {
         let detail = format!("writing the image record {key}: {e}");
         tracing::error!(app_id = %app, image_id = %image, detail, "image metadata not recorded");
         let url = req.url().map(|u| u.to_string()).unwrap_or_default();
-        sentry::report(
-            env,
-            ctx,
-            sentry::Fault {
-                service: crate::SERVICE,
-                environment: &settings.environment,
-                message: &detail,
-                method: "POST",
-                url: &url,
-            },
-        );
+        cx.report("POST", &url, &detail);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use media_core::auth::ApiKeys;
+    use worker_kit::store::memory::{block_on, MemoryStore};
+
+    use super::*;
+
+    const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR";
+    const BOUNDARY: &str = "b0undary";
+
+    /// A key that may act for `app-a` only.
+    fn grant() -> KeyGrant {
+        ApiKeys::parse("k1:app-a").unwrap().check(Some("k1")).unwrap()
+    }
+
+    /// One part of a test form: name, filename, content type, bytes.
+    type Part<'a> = (&'a str, Option<&'a str>, Option<&'a str>, &'a [u8]);
+
+    /// A form body of `parts`.
+    fn form(parts: &[Part<'_>]) -> Vec<u8> {
+        let mut body = Vec::new();
+        for (name, filename, content_type, bytes) in parts {
+            body.extend_from_slice(
+                format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"").as_bytes(),
+            );
+            if let Some(f) = filename {
+                body.extend_from_slice(format!("; filename=\"{f}\"").as_bytes());
+            }
+            body.extend_from_slice(b"\r\n");
+            if let Some(ct) = content_type {
+                body.extend_from_slice(format!("Content-Type: {ct}\r\n").as_bytes());
+            }
+            body.extend_from_slice(b"\r\n");
+            body.extend_from_slice(bytes);
+            body.extend_from_slice(b"\r\n");
+        }
+        body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+        body
+    }
+
+    fn query_of(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    fn refusal(result: Result<Incoming, Failure>) -> ApiError {
+        match result {
+            Err(Failure::Client(e)) => e,
+            Err(other) => panic!("not a client error: {other:?}"),
+            Ok(_) => panic!("accepted"),
+        }
+    }
+
+    #[test]
+    fn a_form_gives_its_file_bytes_and_ids() {
+        let body = form(&[
+            ("app_id", None, None, b"app-a"),
+            ("image_id", None, None, b"img-1"),
+            ("file", Some("a.png"), Some("image/png"), PNG),
+        ]);
+        let got = incoming_from_form(body, BOUNDARY, &[], &grant()).unwrap();
+        assert_eq!(got.app.as_str(), "app-a");
+        assert_eq!(got.image.as_ref().map(ImageId::as_str), Some("img-1"));
+        assert_eq!(got.claimed, ImageType::Png);
+        assert_eq!(got.bytes, PNG, "exactly the file's bytes");
+    }
+
+    #[test]
+    fn a_field_wins_over_the_query_which_fills_in_when_it_is_absent_or_empty() {
+        let q = query_of(&[("app_id", "app-b"), ("image_id", "from-query")]);
+        let body = form(&[("app_id", None, None, b"app-a"), ("file", Some("a.png"), Some("image/png"), PNG)]);
+        let got = incoming_from_form(body, BOUNDARY, &q, &grant()).unwrap();
+        assert_eq!(got.app.as_str(), "app-a");
+        assert_eq!(got.image.as_ref().map(ImageId::as_str), Some("from-query"));
+        let body = form(&[("app_id", None, None, b""), ("file", None, None, PNG)]);
+        let q = query_of(&[("app_id", "app-a")]);
+        assert_eq!(incoming_from_form(body, BOUNDARY, &q, &grant()).unwrap().app.as_str(), "app-a");
+    }
+
+    #[test]
+    fn the_key_must_allow_the_forms_app() {
+        let body = form(&[("app_id", None, None, b"app-b"), ("file", None, Some("image/png"), PNG)]);
+        assert_eq!(refusal(incoming_from_form(body, BOUNDARY, &[], &grant())).status(), 403);
+    }
+
+    #[test]
+    fn a_form_without_one_file_or_with_a_repeated_field_is_refused_saying_why() {
+        let cases: [(Vec<u8>, &str); 4] = [
+            (form(&[("file", None, Some("image/png"), PNG)]), "app_id is required"),
+            (
+                form(&[("app_id", None, None, b"app-a"), ("app_id", None, None, b"app-a"), ("file", None, None, PNG)]),
+                "more than one app_id field",
+            ),
+            (form(&[("app_id", None, None, b"app-a"), ("image", None, None, PNG)]), "has no file field"),
+            (
+                form(&[("app_id", None, None, b"app-a"), ("file", None, None, PNG), ("file", None, None, PNG)]),
+                "more than one file field",
+            ),
+        ];
+        for (body, why) in cases {
+            let e = refusal(incoming_from_form(body, BOUNDARY, &[], &grant()));
+            assert_eq!(e.status(), 400, "{why}");
+            assert!(e.message.contains(why), "{}: {why}", e.message);
+        }
+    }
+
+    #[test]
+    fn a_file_without_an_image_type_is_known_by_its_bytes() {
+        for content_type in [None, Some("application/octet-stream")] {
+            let body = form(&[("app_id", None, None, b"app-a"), ("file", Some("x"), content_type, PNG)]);
+            assert_eq!(incoming_from_form(body, BOUNDARY, &[], &grant()).unwrap().claimed, ImageType::Png);
+            let body = form(&[("app_id", None, None, b"app-a"), ("file", Some("x"), content_type, b"GIF? no")]);
+            assert_eq!(refusal(incoming_from_form(body, BOUNDARY, &[], &grant())).status(), 415);
+        }
+        let body = form(&[("app_id", None, None, b"app-a"), ("file", Some("x"), Some("text/html"), PNG)]);
+        assert_eq!(refusal(incoming_from_form(body, BOUNDARY, &[], &grant())).status(), 415);
+    }
+
+    #[test]
+    fn a_taken_image_id_is_409_and_a_failing_store_503() {
+        let store = MemoryStore::new();
+        let app = AppId::parse("app-a").unwrap();
+        let taken = ImageId::parse("taken").unwrap();
+        store.insert("images/app-a/taken", PNG, Some("image/png"));
+        let free = ImageId::parse("free").unwrap();
+        assert_eq!(block_on(choose_image_id(&store, &app, Some(free.clone()))).unwrap(), free);
+        match block_on(choose_image_id(&store, &app, Some(taken))) {
+            Err(Failure::Client(e)) => assert_eq!((e.status(), e.code), (409, ErrorCode::Conflict)),
+            other => panic!("{other:?}"),
+        }
+        // A fresh id is not looked up.
+        let before = store.operations();
+        block_on(choose_image_id(&store, &app, None)).unwrap();
+        assert_eq!(store.operations(), before);
+        store.fail("HEAD", "images/");
+        let failure = block_on(choose_image_id(&store, &app, Some(ImageId::parse("free").unwrap()))).unwrap_err();
+        assert_eq!(failure.to_reply().status, 503);
     }
 }

@@ -9,29 +9,28 @@
 
 use media_core::keys::ObjectKey;
 use media_core::ApiError;
-use worker::{Context, Env, Request};
+use worker::Request;
 use worker_kit::serve::{serve_object, ServeSpec};
-use worker_kit::store::AnyStore;
 use worker_kit::{Failure, Handled};
 
 use crate::status::public_job;
+use crate::VideoContext;
 
 fn no_such_file() -> Failure {
     ApiError::not_found("no such playback file; use the URLs /playback-url and /job-status return").into()
 }
 
-pub async fn serve(req: Request, env: &Env, ctx: &Context) -> Handled {
+pub async fn serve(req: Request, cx: &VideoContext<'_>) -> Handled {
     let path = req.path();
     let key = path.strip_prefix('/').unwrap_or(&path);
     let Some(ObjectKey::Hls { app, video, output, file }) = ObjectKey::parse(key) else {
         return Err(no_such_file());
     };
-    let (job, source) = public_job(env, &app, &video).await?;
+    let (job, source) = public_job(cx.env, &app, &video).await?;
     let current = job.as_ref().filter(|j| j.playable).and_then(|j| j.output_id.as_ref());
     if current != Some(&output) {
         return Err(no_such_file());
     }
-    let store = AnyStore::from_env(env)?;
     let origin = req.url()?.origin().ascii_serialization();
     let spec = ServeSpec {
         key,
@@ -39,9 +38,9 @@ pub async fn serve(req: Request, env: &Env, ctx: &Context) -> Handled {
         cache_control: file.cache_policy().header_value(),
         pinned_etag: None,
         known_size: None,
-        edge_cache: Some((format!("{origin}/{key}"), ctx)),
+        edge_cache: Some((format!("{origin}/{key}"), cx.execution)),
     };
-    let mut resp = serve_object(&store, &req, spec, |_| file.content_type().to_owned()).await?;
+    let mut resp = serve_object(cx.store()?, &req, spec, |_| file.content_type().to_owned()).await?;
     resp.headers_mut().append("server-timing", &source.server_timing())?;
     Ok(resp)
 }

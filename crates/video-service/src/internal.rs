@@ -22,13 +22,15 @@ use media_core::ids::{AppId, JobId, VideoId};
 use media_core::{ApiError, ErrorCode};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
-use worker::{Env, Headers, Method, Request, Response};
-use worker_kit::respond::{known_method, method_not_allowed_response, no_route, read_body};
+use worker::{Headers, Method, Request, Response};
+use worker_kit::body::read_body;
+use worker_kit::failure::no_route;
+use worker_kit::method::{known_method, method_not_allowed_response};
 use worker_kit::{Failure, Handled};
 
 use crate::client;
 use crate::queue::QueueCommand;
-use crate::settings::transcoder_token;
+use crate::VideoContext;
 
 /// Bodies of the internal API are small; completion reports are the largest.
 const MAX_INTERNAL_BODY: u64 = 256 * 1024;
@@ -80,12 +82,12 @@ fn job_id(segment: &str) -> Result<JobId, Failure> {
     Ok(JobId::parse(segment).map_err(ApiError::from)?)
 }
 
-pub async fn route(mut req: Request, env: &Env) -> Handled {
-    let token = transcoder_token(env);
+pub async fn route(mut req: Request, cx: &VideoContext<'_>) -> Handled {
+    let token = cx.settings.transcoder_token.as_deref();
     if token.is_none() {
         tracing::error!("TRANSCODER_TOKEN is not set: the internal API admits nobody");
     }
-    check_bearer(req.headers().get("authorization")?.as_deref(), token.as_deref().unwrap_or(""))?;
+    check_bearer(req.headers().get("authorization")?.as_deref(), token.unwrap_or(""))?;
     if known_method(&req) != Some(Method::Post) {
         return Ok(method_not_allowed_response("POST"));
     }
@@ -114,7 +116,7 @@ pub async fn route(mut req: Request, env: &Env) -> Handled {
         }
         _ => return Err(no_route(&path)),
     };
-    let answer = client::send(env, &cmd).await?;
+    let answer = client::send(cx.env, &cmd).await?;
     if answer.status >= 500 {
         return Err(Failure::internal(format!("queue answered {}: {}", answer.status, answer.body)));
     }

@@ -12,7 +12,9 @@
 //! | `GET /openapi.json`, `GET /health` | public | here |
 //!
 //! The job queue is the `JobQueue` Durable Object ([`queue`]); [`client`]
-//! talks to it. Errors become JSON in one place (`worker_kit::respond`).
+//! talks to it. Configuration is read once per request, into the
+//! [`VideoContext`] every handler takes (the common settings, [`settings`],
+//! the store). Errors become JSON in one place (`worker_kit::failure`).
 
 mod client;
 mod hls;
@@ -23,14 +25,17 @@ mod status;
 mod uploads;
 
 use worker::{event, Context, Env, Method, Request, Response};
-use worker_kit::entry::{health, openapi, other_method, public_base, ServerOnly};
-use worker_kit::respond::{known_method, no_route};
-use worker_kit::Handled;
+use worker_kit::entry::{health, openapi, ServerOnly};
+use worker_kit::failure::no_route;
+use worker_kit::method::{known_method, other_method};
+use worker_kit::{Handled, RequestContext};
 
 pub use queue::JobQueue;
 use settings::VideoSettings;
 
 const SERVICE: &str = "video-service";
+/// What every handler of this service runs with.
+pub(crate) type VideoContext<'a> = RequestContext<'a, VideoSettings>;
 /// The OpenAPI document of the public routes, kept in the repository.
 const OPENAPI: &str = include_str!("../../../openapi/video-service.json");
 
@@ -48,32 +53,22 @@ fn start() {
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
-    let (env, ctx) = (&env, &ctx);
-    worker_kit::entry::handle(
-        SERVICE,
-        SERVER_ONLY,
-        req,
-        env,
-        ctx,
-        VideoSettings::load(env),
-        |req, settings| async move { route(req, env, ctx, &settings).await },
-    )
-    .await
+    worker_kit::entry::handle(SERVICE, SERVER_ONLY, req, &env, &ctx, VideoSettings::load, route).await
 }
 
-async fn route(req: Request, env: &Env, ctx: &Context, settings: &VideoSettings) -> Handled {
+async fn route(req: Request, cx: &VideoContext<'_>) -> Handled {
     let path = req.path();
     // `None` for methods the runtime binding would otherwise report as GET.
     let method = known_method(&req);
-    let base = public_base(&req, settings);
+    let base = cx.public_base(&req);
     if path.starts_with("/internal/") {
-        return internal::route(req, env).await;
+        return internal::route(req, cx).await;
     }
     if path.starts_with("/hls/") {
         if let Some(answer) = other_method(method.as_ref(), &[Method::Get, Method::Head]) {
             return answer;
         }
-        return hls::serve(req, env, ctx).await;
+        return hls::serve(req, cx).await;
     }
     let route = match path.as_str() {
         "/generate-upload-url" => Route::UploadUrl,
@@ -89,11 +84,11 @@ async fn route(req: Request, env: &Env, ctx: &Context, settings: &VideoSettings)
         return answer;
     }
     match route {
-        Route::UploadUrl => uploads::generate_upload_url(req, env, settings).await,
-        Route::Notify => uploads::notify_upload_complete(req, env, settings, &base).await,
-        Route::Cancel => uploads::cancel_job(req, env, settings, &base).await,
-        Route::JobStatus => status::job_status(req, env, &base).await,
-        Route::PlaybackUrl => status::playback_url(req, env, &base).await,
+        Route::UploadUrl => uploads::generate_upload_url(req, cx).await,
+        Route::Notify => uploads::notify_upload_complete(req, cx, &base).await,
+        Route::Cancel => uploads::cancel_job(req, cx, &base).await,
+        Route::JobStatus => status::job_status(req, cx.env, &base).await,
+        Route::PlaybackUrl => status::playback_url(req, cx.env, &base).await,
         Route::OpenApi => openapi(OPENAPI),
         Route::Health => health(SERVICE, env!("CARGO_PKG_VERSION")),
     }

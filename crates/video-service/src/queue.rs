@@ -34,7 +34,7 @@ use serde::{Deserialize, Serialize};
 use worker::{durable_object, Delay, DurableObject, Env, Request, Response, SqlStorage, SqlStorageValue, State};
 use worker_kit::clock::{now, random_bytes};
 use worker_kit::config::ConfigError;
-use worker_kit::respond::error_response;
+use worker_kit::failure::error_response;
 use worker_kit::Failure;
 
 /// The Durable Object binding and the one instance's name.

@@ -1,86 +1,81 @@
-//! The video service's configuration: every var and secret it reads, with
-//! its default, in one place. (Bindings: `MEDIA_BUCKET` R2, `MEDIA_KV` KV,
-//! `JOBS` Durable Object, `KEY_RATE_LIMITER`, `BAD_KEY_RATE_LIMITER` and `PUBLIC_RATE_LIMITER` rate limits.)
+//! The video service's own configuration: the vars and secrets only it
+//! reads, with their defaults. What both services read (API keys, CORS,
+//! environment, public base URL, upload URL lifetime, storage, Sentry) is
+//! `worker_kit::settings::CommonSettings`. The queue's retry rules and the
+//! default ladder are read by the `JobQueue` Durable Object, which runs
+//! apart from any request. (Bindings: `MEDIA_BUCKET` R2, `MEDIA_KV` KV,
+//! `JOBS` Durable Object, `KEY_RATE_LIMITER`, `BAD_KEY_RATE_LIMITER` and
+//! `PUBLIC_RATE_LIMITER` rate limits.)
 
-use media_core::auth::ApiKeys;
 use media_core::job::RetryPolicy;
 use media_core::ladder::LadderOptions;
 use media_core::media::DEFAULT_MAX_VIDEO_BYTES;
 use worker::Env;
-use worker_kit::config::{api_keys, ConfigError, Settings};
+use worker_kit::config::{ConfigError, Vars};
 
+/// What the Worker's routes read, once per request.
 pub struct VideoSettings {
-    /// `IV_API_KEY` (secret): the API keys, each with the apps it may use
-    /// (`key:app-a|app-b`) or alone (any app); see `media_core::auth`.
-    pub api_keys: ApiKeys,
     /// `MAX_VIDEO_BYTES`: the upload size limit (default 5 GiB).
     pub max_video_bytes: u64,
-    /// `UPLOAD_URL_TTL_S`: how long a presigned upload URL lives (default 900 s).
-    pub upload_ttl_s: u32,
-    /// `PUBLIC_BASE_URL`: the origin in playback URLs (default: the request's).
-    pub public_base: Option<String>,
-    /// `CORS_ALLOWED_ORIGINS`: `*` (default) or a comma-separated list.
-    pub cors_origins: String,
-    /// `ENVIRONMENT`: reported with errors (default `production`).
-    pub environment: String,
+    /// `TRANSCODER_TOKEN` (secret): the bearer token of the internal API;
+    /// unset, the internal API admits nobody.
+    pub transcoder_token: Option<String>,
 }
 
 impl VideoSettings {
-    pub fn load(env: &Env) -> Result<Self, ConfigError> {
-        let s = Settings(env);
+    pub fn load(vars: &Vars<'_>) -> Result<Self, ConfigError> {
         Ok(Self {
-            api_keys: api_keys(&s)?,
-            max_video_bytes: s.number("MAX_VIDEO_BYTES", DEFAULT_MAX_VIDEO_BYTES)?,
-            upload_ttl_s: s.number("UPLOAD_URL_TTL_S", 900)?,
-            public_base: s.get("PUBLIC_BASE_URL").map(|b| b.trim_end_matches('/').to_owned()),
-            cors_origins: s.or("CORS_ALLOWED_ORIGINS", "*"),
-            environment: s.or("ENVIRONMENT", "production"),
+            max_video_bytes: vars.number("MAX_VIDEO_BYTES", DEFAULT_MAX_VIDEO_BYTES)?,
+            transcoder_token: vars.get("TRANSCODER_TOKEN"),
         })
     }
-}
-
-/// `TRANSCODER_TOKEN` (secret): the bearer token of the internal API.
-pub fn transcoder_token(env: &Env) -> Option<String> {
-    Settings(env).get("TRANSCODER_TOKEN")
 }
 
 /// The queue's retry rules: `JOB_MAX_ATTEMPTS` (3), `LEASE_TTL_MS` (30000),
 /// `RETRY_BACKOFF_MS` (5000).
 pub fn retry_policy(env: &Env) -> Result<RetryPolicy, ConfigError> {
-    let s = Settings(env);
+    let vars = Vars(env);
     let d = RetryPolicy::default();
     Ok(RetryPolicy {
-        max_attempts: s.number("JOB_MAX_ATTEMPTS", d.max_attempts)?.max(1),
-        lease_ttl_ms: s.number("LEASE_TTL_MS", d.lease_ttl_ms)?.max(1000),
-        backoff_base_ms: s.number("RETRY_BACKOFF_MS", d.backoff_base_ms)?,
+        max_attempts: vars.number("JOB_MAX_ATTEMPTS", d.max_attempts)?.max(1),
+        lease_ttl_ms: vars.number("LEASE_TTL_MS", d.lease_ttl_ms)?.max(1000),
+        backoff_base_ms: vars.number("RETRY_BACKOFF_MS", d.backoff_base_ms)?,
     })
 }
 
 /// The default ladder of new jobs: `LADDER_MAX_RUNG` (2160), `LADDER_MAX_RUNGS`
 /// (0 = all), `LADDER_SEGMENT_S` (4), `LADDER_PRESET` (veryfast).
 pub fn ladder_options(env: &Env) -> Result<LadderOptions, ConfigError> {
-    let s = Settings(env);
+    let vars = Vars(env);
     let d = LadderOptions::default();
     Ok(LadderOptions {
-        max_rung: s.number("LADDER_MAX_RUNG", d.max_rung)?,
-        max_rungs: s.number("LADDER_MAX_RUNGS", d.max_rungs)?,
-        segment_s: s.number("LADDER_SEGMENT_S", d.segment_s)?.max(1),
+        max_rung: vars.number("LADDER_MAX_RUNG", d.max_rung)?,
+        max_rungs: vars.number("LADDER_MAX_RUNGS", d.max_rungs)?,
+        segment_s: vars.number("LADDER_SEGMENT_S", d.segment_s)?.max(1),
         gop_s: d.gop_s,
-        preset: s.or("LADDER_PRESET", &d.preset),
+        preset: vars.or("LADDER_PRESET", &d.preset),
     })
 }
 
-impl worker_kit::entry::ServiceSettings for VideoSettings {
-    fn cors_origins(&self) -> &str {
-        &self.cors_origins
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn load(vars: &[(&str, &str)]) -> Result<VideoSettings, ConfigError> {
+        let map: HashMap<&str, &str> = vars.iter().copied().collect();
+        VideoSettings::load(&Vars(&map))
     }
-    fn environment(&self) -> &str {
-        &self.environment
-    }
-    fn api_keys(&self) -> &ApiKeys {
-        &self.api_keys
-    }
-    fn public_base(&self) -> Option<&str> {
-        self.public_base.as_deref()
+
+    #[test]
+    fn the_routes_settings_with_their_defaults() {
+        let s = load(&[]).unwrap();
+        assert_eq!((s.max_video_bytes, s.transcoder_token), (DEFAULT_MAX_VIDEO_BYTES, None));
+        let s = load(&[("MAX_VIDEO_BYTES", "100"), ("TRANSCODER_TOKEN", "t0ken")]).unwrap();
+        assert_eq!((s.max_video_bytes, s.transcoder_token.as_deref()), (100, Some("t0ken")));
+        // A blank token is no token: the internal API then admits nobody.
+        assert_eq!(load(&[("TRANSCODER_TOKEN", " ")]).unwrap().transcoder_token, None);
+        assert_eq!(load(&[("MAX_VIDEO_BYTES", "5G")]).err().map(|e| e.name).as_deref(), Some("MAX_VIDEO_BYTES"));
     }
 }

@@ -19,8 +19,9 @@ use media_core::ids::{AppId, VideoId};
 use media_core::job::{Job, JobStatus};
 use media_core::{ApiError, ErrorCode};
 use worker::{Cache, Env, Headers, Request, Response};
+use worker_kit::query::query;
 use worker_kit::ratelimit::enforce_public;
-use worker_kit::respond::{json, query};
+use worker_kit::reply::json;
 use worker_kit::{Failure, Handled};
 
 use crate::client;

@@ -10,32 +10,32 @@ use media_core::job::{NotifyOutcome, SourceUpload};
 use media_core::keys::{check_raw_key, ObjectKey};
 use media_core::media::{check_size, check_video_type};
 use media_core::{ApiError, ErrorCode};
-use worker::{Env, Request};
+use worker::Request;
+use worker_kit::body::read_body;
 use worker_kit::clock::now;
-use worker_kit::config::Settings;
 use worker_kit::entry::guard;
-use worker_kit::respond::{json, read_body};
-use worker_kit::store::{s3_bucket, AnyStore, ObjectStore};
-use worker_kit::Handled;
+use worker_kit::reply::json;
+use worker_kit::store::{ObjectInfo, ObjectStore};
+use worker_kit::{Failure, Handled};
 
 use crate::client;
 use crate::queue::{CancelReply, NotifyReply, QueueCommand};
-use crate::settings::VideoSettings;
+use crate::VideoContext;
 
 /// The most a JSON request body of these routes may be.
 const MAX_JSON_BODY: u64 = 16 * 1024;
 
 /// `POST /generate-upload-url`.
-pub async fn generate_upload_url(mut req: Request, env: &Env, settings: &VideoSettings) -> Handled {
-    let grant = guard(&req, env, settings, "generate-upload-url").await?;
+pub async fn generate_upload_url(mut req: Request, cx: &VideoContext<'_>) -> Handled {
+    let grant = guard(&req, cx, "generate-upload-url").await?;
     let r = VideoUploadUrlRequest::from_json(&read_body(&mut req, MAX_JSON_BODY).await?)?;
     grant.check_app(&r.app_id)?;
     let kind = check_video_type(&r.content_type)?;
     if let Some(size) = r.size {
-        check_size("size", size, settings.max_video_bytes)?;
+        check_size("size", size, cx.settings.max_video_bytes)?;
     }
     let key = ObjectKey::RawUpload { app: r.app_id.clone(), video: r.video_id.clone(), kind }.to_string();
-    let put = s3_bucket(&Settings(env))?.presign_put(&key, &r.content_type, r.size, settings.upload_ttl_s, now());
+    let put = cx.presigner()?.presign_put(&key, &r.content_type, r.size, cx.common.upload_ttl_s, now());
     tracing::info!(app_id = %r.app_id, video_id = %r.video_id, content_type = %r.content_type, size = ?r.size, "video upload URL issued");
     json(200, &VideoUploadUrlResponse { put: PresignedPut::from_presigned(put), raw_key: key })
 }
@@ -43,8 +43,8 @@ pub async fn generate_upload_url(mut req: Request, env: &Env, settings: &VideoSe
 /// `POST /notify-upload-complete`: checks the upload is there, then queues.
 /// 202 when a job was queued (new or retried), 200 when it already was
 /// queued, running or done.
-pub async fn notify_upload_complete(mut req: Request, env: &Env, settings: &VideoSettings, base: &str) -> Handled {
-    let grant = guard(&req, env, settings, "notify-upload-complete").await?;
+pub async fn notify_upload_complete(mut req: Request, cx: &VideoContext<'_>, base: &str) -> Handled {
+    let grant = guard(&req, cx, "notify-upload-complete").await?;
     let r = NotifyRequest::from_json(&read_body(&mut req, MAX_JSON_BODY).await?)?;
     grant.check_app(&r.app_id)?;
     let kind = check_video_type(&r.content_type)?;
@@ -57,14 +57,7 @@ pub async fn notify_upload_complete(mut req: Request, env: &Env, settings: &Vide
         ))
         .into());
     }
-    let store = AnyStore::from_env(env)?;
-    let info = store.head(&r.raw_key).await?.ok_or_else(|| {
-        ApiError::new(
-            ErrorCode::UploadMissing,
-            format!("nothing has been uploaded to {}; PUT the file to the upload_url first, then notify", r.raw_key),
-        )
-    })?;
-    check_size("the upload", info.size, settings.max_video_bytes)?;
+    let info = uploaded(cx.store()?, &r.raw_key, cx.settings.max_video_bytes).await?;
     let cmd = QueueCommand::Notify {
         app_id: r.app_id.clone(),
         video_id: r.video_id.clone(),
@@ -75,7 +68,7 @@ pub async fn notify_upload_complete(mut req: Request, env: &Env, settings: &Vide
             etag: Some(info.etag.clone()),
         },
     };
-    let reply: NotifyReply = client::ask(env, &cmd).await?;
+    let reply: NotifyReply = client::ask(cx.env, &cmd).await?;
     if reply.outcome.queued_work() {
         crate::status::forget(&r.app_id, &r.video_id).await;
         tracing::info!(app_id = %r.app_id, video_id = %r.video_id, job_id = %reply.job.job_id, created = reply.outcome == NotifyOutcome::Created, size = info.size, "transcode queued");
@@ -83,17 +76,73 @@ pub async fn notify_upload_complete(mut req: Request, env: &Env, settings: &Vide
     json(reply.outcome.http_status(), &JobView::of(&reply.job, base))
 }
 
+/// The upload at `raw_key`, as storage has it: 409 `upload_missing` when
+/// nothing is there yet, and held to the size limit the upload URL states.
+async fn uploaded(store: &impl ObjectStore, raw_key: &str, max_video_bytes: u64) -> Result<ObjectInfo, Failure> {
+    let info = store.head(raw_key).await?.ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::UploadMissing,
+            format!("nothing has been uploaded to {raw_key}; PUT the file to the upload_url first, then notify"),
+        )
+    })?;
+    check_size("the upload", info.size, max_video_bytes)?;
+    Ok(info)
+}
+
 /// `POST /cancel-job`: stops a queued or running job (it ends in `error`,
 /// "canceled through the API"; a notify starts it again). 200 with the job
 /// either way, `canceled` saying whether anything was stopped.
-pub async fn cancel_job(mut req: Request, env: &Env, settings: &VideoSettings, base: &str) -> Handled {
-    let grant = guard(&req, env, settings, "cancel-job").await?;
+pub async fn cancel_job(mut req: Request, cx: &VideoContext<'_>, base: &str) -> Handled {
+    let grant = guard(&req, cx, "cancel-job").await?;
     let r = CancelRequest::from_json(&read_body(&mut req, MAX_JSON_BODY).await?)?;
     grant.check_app(&r.app_id)?;
     let reply: CancelReply =
-        client::ask(env, &QueueCommand::Cancel { app_id: r.app_id.clone(), video_id: r.video_id.clone() }).await?;
+        client::ask(cx.env, &QueueCommand::Cancel { app_id: r.app_id.clone(), video_id: r.video_id.clone() }).await?;
     if reply.canceled {
         crate::status::forget(&r.app_id, &r.video_id).await;
     }
     json(200, &CancelResponse { job: JobView::of(&reply.job, base), canceled: reply.canceled })
+}
+
+#[cfg(test)]
+mod tests {
+    use worker_kit::store::memory::{block_on, MemoryStore};
+
+    use super::*;
+
+    const RAW: &str = "raw/app-a/v1/source.mp4";
+
+    fn refused(result: Result<ObjectInfo, Failure>) -> ApiError {
+        match result {
+            Err(Failure::Client(e)) => e,
+            other => panic!("not a client error: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_upload_must_be_there_and_within_the_limit() {
+        let store = MemoryStore::new();
+        let missing = refused(block_on(uploaded(&store, RAW, 100)));
+        assert_eq!((missing.status(), missing.code), (409, ErrorCode::UploadMissing));
+        assert!(missing.message.contains("PUT the file to the upload_url first"), "{}", missing.message);
+
+        let etag = store.insert(RAW, vec![0; 100], Some("video/mp4"));
+        let info = block_on(uploaded(&store, RAW, 100)).unwrap();
+        assert_eq!((info.size, info.etag), (100, etag));
+        assert_eq!(refused(block_on(uploaded(&store, RAW, 99))).status(), 413);
+        store.insert(RAW, Vec::new(), Some("video/mp4"));
+        assert_eq!(refused(block_on(uploaded(&store, RAW, 100))).status(), 400);
+    }
+
+    #[test]
+    fn storage_that_fails_is_503_with_the_key_only_in_the_report() {
+        let store = MemoryStore::new();
+        store.insert(RAW, vec![0; 10], Some("video/mp4"));
+        store.fail("HEAD", "raw/");
+        let failure = block_on(uploaded(&store, RAW, 100)).unwrap_err();
+        let reply = failure.to_reply();
+        assert_eq!((reply.status, reply.header("retry-after")), (503, Some("5")));
+        assert!(!String::from_utf8_lossy(reply.body_bytes().unwrap()).contains(RAW));
+        assert_eq!(failure.report_detail(), Some(format!("storage: HEAD {RAW}: injected fault").as_str()));
+    }
 }

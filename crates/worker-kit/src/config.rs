@@ -1,5 +1,9 @@
 //! Reading a Worker's configuration (vars and secrets) with errors that name
-//! the variable and say how to set it.
+//! the variable and say how to set it. The reading goes through
+//! [`VarSource`], so the settings built from it ([`crate::settings`], the
+//! services' own) are tested natively with a map in place of the `Env`.
+
+use std::collections::HashMap;
 
 use media_core::auth::ApiKeys;
 use worker::Env;
@@ -17,18 +21,33 @@ impl std::fmt::Display for ConfigError {
     }
 }
 
-/// Reads vars (`[vars]` in the wrangler file) and secrets (`wrangler secret put`, `.dev.vars`).
-pub struct Settings<'a>(pub &'a Env);
+/// Where vars and secrets come from: the Worker's `Env`, or a map in tests.
+pub trait VarSource {
+    /// The value of `name` as set, if it is.
+    fn raw(&self, name: &str) -> Option<String>;
+}
 
-impl Settings<'_> {
+/// Secrets (`wrangler secret put`, `.dev.vars`), then vars (`[vars]` in the wrangler file).
+impl VarSource for Env {
+    fn raw(&self, name: &str) -> Option<String> {
+        self.secret(name).map(|s| s.to_string()).or_else(|_| self.var(name).map(|v| v.to_string())).ok()
+    }
+}
+
+impl VarSource for HashMap<&str, &str> {
+    fn raw(&self, name: &str) -> Option<String> {
+        self.get(name).map(|v| (*v).to_owned())
+    }
+}
+
+/// Reads vars and secrets, with the defaults and errors every setting shares.
+#[derive(Clone, Copy)]
+pub struct Vars<'a>(pub &'a dyn VarSource);
+
+impl Vars<'_> {
     /// A var or secret, if set and non-empty.
     pub fn get(&self, name: &str) -> Option<String> {
-        self.0
-            .secret(name)
-            .map(|s| s.to_string())
-            .or_else(|_| self.0.var(name).map(|v| v.to_string()))
-            .ok()
-            .filter(|v| !v.trim().is_empty())
+        self.0.raw(name).filter(|v| !v.trim().is_empty())
     }
 
     pub fn required(&self, name: &str) -> Result<String, ConfigError> {
@@ -59,8 +78,8 @@ impl Settings<'_> {
 /// `IV_API_KEY` (secret), parsed: a misconfigured entry is a [`ConfigError`]
 /// naming the entry by position (never its key). Unset, it gives no keys:
 /// the public routes work and the API-key routes report the missing secret.
-pub fn api_keys(s: &Settings<'_>) -> Result<ApiKeys, ConfigError> {
-    ApiKeys::parse(&s.get("IV_API_KEY").unwrap_or_default()).map_err(|e| ConfigError {
+pub fn api_keys(vars: &Vars<'_>) -> Result<ApiKeys, ConfigError> {
+    ApiKeys::parse(&vars.get("IV_API_KEY").unwrap_or_default()).map_err(|e| ConfigError {
         name: "IV_API_KEY".into(),
         problem: format!(
             "cannot be used: {e}. It is a comma-separated list of keys, each alone (any app) or followed by ':' and its app ids separated by '|', e.g. key1:app-a|app-b,key2:app-c"

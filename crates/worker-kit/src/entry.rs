@@ -1,30 +1,21 @@
-//! The shell every Worker's fetch handler runs its routes in: the service's
-//! settings, the route, a failure turned into its JSON error (logged and
-//! reported to Sentry when it is our own fault), and CORS on every answer
-//! browsers may read (none on the server-only routes); and what every
-//! service's routes share around it: the method gate, the guard of the
-//! API-key routes, the public base URL, `/openapi.json` and `/health`.
+//! The shell every Worker's fetch handler runs its routes in: the request's
+//! context (settings read once, the store, Sentry; see [`RequestContext`]),
+//! the route, a failure turned into its JSON error (logged and reported to
+//! Sentry when it is our own fault), and CORS on every answer browsers may
+//! read (none on the server-only routes); and what every service's routes
+//! share around it: the guard of the API-key routes, `/openapi.json` and
+//! `/health`.
 
-use std::future::Future;
+use media_core::auth::KeyGrant;
+use worker::{Context, Env, Request, Response};
 
-use media_core::auth::{ApiKeys, KeyGrant};
-use worker::{Context, Env, Method, Request, Response};
-
-use crate::config::ConfigError;
-use crate::respond::{error_response, json, method_not_allowed_response, preflight, with_cors, without_cors};
-use crate::{ratelimit, sentry, Failure, Handled};
-
-/// What the shell needs from a service's settings.
-pub trait ServiceSettings {
-    /// `CORS_ALLOWED_ORIGINS`: `*` or a comma-separated list.
-    fn cors_origins(&self) -> &str;
-    /// `ENVIRONMENT`, as reported to Sentry.
-    fn environment(&self) -> &str;
-    /// `IV_API_KEY`: the API keys and the apps each may use.
-    fn api_keys(&self) -> &ApiKeys;
-    /// `PUBLIC_BASE_URL`, when set.
-    fn public_base(&self) -> Option<&str>;
-}
+use crate::config::{ConfigError, Vars};
+use crate::context::RequestContext;
+use crate::cors::{with_cors, without_cors};
+use crate::failure::{error_response, Failure, Handled};
+use crate::reply::json;
+use crate::sentry::{Fault, Reporter};
+use crate::{ratelimit, settings};
 
 /// The routes browsers must never call: the API-key routes (exact paths)
 /// and the internal API (path prefixes). Their answers, preflights included,
@@ -42,57 +33,36 @@ impl ServerOnly {
     }
 }
 
-/// Runs `route` with `settings` (or answers their error) and finishes the answer.
-pub async fn handle<S, Fut>(
+/// Builds the request's context (the service's settings from
+/// `load_settings`), runs `route` with it (or answers the settings error)
+/// and finishes the answer.
+pub async fn handle<S>(
     service: &'static str,
     server_only: ServerOnly,
     req: Request,
     env: &Env,
-    ctx: &Context,
-    settings: Result<S, ConfigError>,
-    route: impl FnOnce(Request, S) -> Fut,
-) -> worker::Result<Response>
-where
-    S: ServiceSettings,
-    Fut: Future<Output = Handled>,
-{
+    execution: &Context,
+    load_settings: impl FnOnce(&Vars<'_>) -> Result<S, ConfigError>,
+    route: impl AsyncFnOnce(Request, &RequestContext<'_, S>) -> Handled,
+) -> worker::Result<Response> {
     let origin = req.headers().get("origin").ok().flatten();
     let browsers_may_read = !server_only.covers(&req.path());
     let (method, url) = (req.method().to_string(), req.url().map(|u| u.to_string()).unwrap_or_default());
-    let (cors, environment) = match &settings {
-        Ok(s) => (s.cors_origins().to_owned(), s.environment().to_owned()),
-        Err(_) => ("*".to_owned(), "unknown".to_owned()),
-    };
-    let outcome = match settings {
-        Ok(settings) => route(req, settings).await,
-        Err(e) => Err(e.into()),
+    // First, so that broken settings are reported too.
+    let sentry = Reporter::new(settings::sentry_dsn(&Vars(env)));
+    let loaded = RequestContext::load(service, env, execution, sentry.clone(), load_settings);
+    let (outcome, cors, environment) = match &loaded {
+        Ok(cx) => (route(req, cx).await, cx.common.cors_origins.as_str(), cx.common.environment.as_str()),
+        Err(e) => (Err(Failure::from(e.clone())), "*", "unknown"),
     };
     let resp = outcome.unwrap_or_else(|failure| {
         if let Some(detail) = failure.report_detail() {
             tracing::error!(method = %method, url = %url, detail, "request failed");
-            sentry::report(
-                env,
-                ctx,
-                sentry::Fault { service, environment: &environment, message: detail, method: &method, url: &url },
-            );
+            sentry.report(execution, Fault { service, environment, message: detail, method: &method, url: &url });
         }
         error_response(&failure.to_api_error())
     });
-    Ok(if browsers_may_read { with_cors(resp, &cors, origin.as_deref()) } else { without_cors(resp) })
-}
-
-/// `None` when `method` is one of `allowed`; otherwise the answer: a CORS
-/// preflight for `OPTIONS`, 405 with `Allow` for anything else (including a
-/// method the runtime has no name for, `None`).
-pub fn other_method(method: Option<&Method>, allowed: &[Method]) -> Option<Handled> {
-    if method.is_some_and(|m| allowed.contains(m)) {
-        return None;
-    }
-    let list = allowed.iter().map(|m| m.as_ref()).chain(["OPTIONS"]).collect::<Vec<_>>().join(", ");
-    Some(match method {
-        Some(Method::Options) => preflight(&list),
-        _ => Ok(method_not_allowed_response(&list)),
-    })
+    Ok(if browsers_may_read { with_cors(resp, cors, origin.as_deref()) } else { without_cors(resp) })
 }
 
 /// The guard of every API-key route: the key, then its budget. A valid key
@@ -102,35 +72,21 @@ pub fn other_method(method: Option<&Method>, allowed: &[Method]) -> Option<Handl
 /// is counted against the client's address (a strict limit, so guessing
 /// stops after a few tries: 429), then refused (401/403). The key itself is
 /// never logged; its fingerprint is.
-pub async fn guard(
-    req: &Request,
-    env: &Env,
-    settings: &impl ServiceSettings,
-    route: &str,
-) -> Result<KeyGrant, Failure> {
-    let keys = settings.api_keys();
+pub async fn guard<S>(req: &Request, cx: &RequestContext<'_, S>, route: &str) -> Result<KeyGrant, Failure> {
+    let keys = &cx.common.api_keys;
     if keys.is_empty() {
         return Err(Failure::internal("IV_API_KEY is not set: no API key can be accepted"));
     }
     match keys.check(req.headers().get("x-api-key")?.as_deref()) {
         Ok(grant) => {
-            ratelimit::enforce_key(env, &grant, route).await?;
+            ratelimit::enforce_key(cx.env, &grant, route).await?;
             Ok(grant)
         }
         Err(refused) => {
-            ratelimit::enforce_failed_key(env, req, route).await?;
+            ratelimit::enforce_failed_key(cx.env, req, route).await?;
             Err(refused.into())
         }
     }
-}
-
-/// The origin used in the URLs a service hands out: `PUBLIC_BASE_URL`, or
-/// the origin the request came to.
-pub fn public_base(req: &Request, settings: &impl ServiceSettings) -> String {
-    settings
-        .public_base()
-        .map(str::to_owned)
-        .unwrap_or_else(|| req.url().map(|u| u.origin().ascii_serialization()).unwrap_or_default())
 }
 
 /// `GET /openapi.json`: the service's OpenAPI document.

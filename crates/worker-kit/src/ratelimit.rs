@@ -17,7 +17,13 @@ use media_core::auth::KeyGrant;
 use media_core::{ApiError, ErrorCode};
 use worker::{Env, Request};
 
-use crate::respond::{client_ip, Failure};
+use crate::failure::Failure;
+
+/// The client's IP as Cloudflare reports it (`CF-Connecting-IP`); locally,
+/// where there is no such header, every client shares one bucket.
+pub fn client_ip(req: &Request) -> String {
+    req.headers().get("cf-connecting-ip").ok().flatten().unwrap_or_else(|| "local".into())
+}
 
 /// Calls with a valid API key, per key.
 pub const KEY_RATE_LIMIT_BINDING: &str = "KEY_RATE_LIMITER";

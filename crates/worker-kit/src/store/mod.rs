@@ -5,13 +5,20 @@
 //!   API, Garage locally). With it, the Workers, the browsers' presigned
 //!   uploads and the transcoder all see the same bucket in development.
 //!
-//! `STORAGE_BACKEND` (`r2`, the default, or `s3`) picks the adapter. Both are
-//! exercised by the same route tests (tests/workers), once per backend.
+//! And, for native tests (`cfg(test)` or the `test-utils` feature),
+//! `memory::MemoryStore`: objects in memory, with faults that can be
+//! injected, so that handler logic runs under `cargo test`.
+//!
+//! `STORAGE_BACKEND` (`r2`, the default, or `s3`; see [`crate::settings`])
+//! picks the adapter. Both are exercised by the same route tests
+//! (tests/workers), once per backend.
 //!
 //! Every method is one storage operation. [`ObjectStore::read`] is the one
 //! serving uses: a conditional, ranged read that brings the metadata with
 //! the bytes, so both come from the same version of the object.
 
+#[cfg(any(test, feature = "test-utils"))]
+pub mod memory;
 mod r2;
 mod s3;
 
@@ -21,7 +28,8 @@ use worker::{Env, ResponseBody};
 pub use r2::R2Store;
 pub use s3::S3Store;
 
-use crate::config::{ConfigError, Settings};
+use crate::config::ConfigError;
+use crate::settings::{StorageBackend, StorageSettings};
 
 /// What storage knows about an object.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,6 +41,7 @@ pub struct ObjectInfo {
 }
 
 /// An object's bytes, ready to stream into a response.
+#[derive(Debug)]
 pub struct ObjectBody {
     pub info: ObjectInfo,
     pub body: ResponseBody,
@@ -49,6 +58,7 @@ pub struct ReadRequest {
 }
 
 /// What a [`ReadRequest`] got.
+#[derive(Debug)]
 pub enum ReadOutcome {
     /// The bytes: all of them, or `range` of them.
     Body { info: ObjectInfo, range: Option<ByteRange>, body: ResponseBody },
@@ -59,6 +69,16 @@ pub enum ReadOutcome {
     /// The range starts past the end of the object, of `size` bytes when the
     /// store said (S3 does; the R2 binding refuses with an error that does not).
     RangeNotSatisfiable { size: Option<u64> },
+}
+
+/// All the bytes of a body a store gave: natively (the in-memory store)
+/// they are already there; in workerd the stream is read to its end.
+pub async fn collect_body(body: ResponseBody) -> worker::Result<Vec<u8>> {
+    match body {
+        ResponseBody::Empty => Ok(Vec::new()),
+        ResponseBody::Body(bytes) => Ok(bytes),
+        stream @ ResponseBody::Stream(_) => worker::Response::from_body(stream)?.bytes().await,
+    }
 }
 
 /// Storage did not do what was asked (not "not found": that is `Ok(None)`).
@@ -106,37 +126,16 @@ pub enum AnyStore {
 pub const BUCKET_BINDING: &str = "MEDIA_BUCKET";
 
 impl AnyStore {
-    /// Picks the adapter from `STORAGE_BACKEND`.
-    pub fn from_env(env: &Env) -> Result<AnyStore, ConfigError> {
-        let settings = Settings(env);
-        match settings.or("STORAGE_BACKEND", "r2").as_str() {
-            "r2" => env.bucket(BUCKET_BINDING).map(|b| AnyStore::R2(R2Store::new(b))).map_err(|e| ConfigError {
+    /// The adapter `settings` pick: the R2 binding, or the S3 endpoint.
+    pub fn open(env: &Env, settings: &StorageSettings) -> Result<AnyStore, ConfigError> {
+        match settings.backend.clone()? {
+            StorageBackend::R2 => env.bucket(BUCKET_BINDING).map(|b| AnyStore::R2(R2Store::new(b))).map_err(|e| ConfigError {
                 name: BUCKET_BINDING.into(),
                 problem: format!("is not an R2 bucket binding ({e}); add [[r2_buckets]] binding = \"{BUCKET_BINDING}\" to the wrangler file"),
             }),
-            "s3" => Ok(AnyStore::S3(S3Store::new(s3_bucket(&settings)?))),
-            other => Err(ConfigError { name: "STORAGE_BACKEND".into(), problem: format!("is {other:?}; use \"r2\" or \"s3\"") }),
+            StorageBackend::S3 => Ok(AnyStore::S3(S3Store::new(settings.s3.clone()?))),
         }
     }
-}
-
-/// The S3 endpoint and keys from `S3_ENDPOINT`, `S3_BUCKET`, `S3_REGION`,
-/// `S3_ACCESS_KEY_ID`, `S3_SECRET_ACCESS_KEY`. Also what presigned URLs are
-/// signed with, whichever adapter serves reads.
-pub fn s3_bucket(settings: &Settings<'_>) -> Result<media_core::sigv4::S3Bucket, ConfigError> {
-    let creds = media_core::sigv4::Credentials {
-        access_key_id: settings.required("S3_ACCESS_KEY_ID")?,
-        secret_access_key: settings.required("S3_SECRET_ACCESS_KEY")?,
-        session_token: None,
-    };
-    let endpoint = settings.required("S3_ENDPOINT")?;
-    media_core::sigv4::S3Bucket::new(
-        &endpoint,
-        &settings.required("S3_BUCKET")?,
-        &settings.or("S3_REGION", "auto"),
-        creds,
-    )
-    .map_err(|problem| ConfigError { name: "S3_ENDPOINT".into(), problem })
 }
 
 impl ObjectStore for AnyStore {
