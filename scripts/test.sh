@@ -3,7 +3,7 @@
 # fails. Installs what is missing first (scripts/bootstrap.sh).
 #
 #   0. format and lint: cargo fmt --check; clippy on native and on wasm32, warnings denied
-#   1. native tests (cargo): the core's rules, worker-kit, the transcoder with real libav
+#   1. native tests (cargo): the core's rules, worker-kit and the handlers against an in-memory store, the transcoder with real libav
 #   2. the container: every shared library of the transcoder comes from the image's packages
 #   3. both Workers built with worker-build and run in workerd (Miniflare), against Garage
 #   4. the transcoder binary against the video service in workerd and Garage
@@ -39,7 +39,7 @@ if want lint; then
   t=$SECONDS
   {
     cargo fmt --all --check &&
-      cargo clippy --workspace --exclude image-service --exclude video-service --all-targets -- -D warnings &&
+      cargo clippy --workspace --all-targets -- -D warnings &&
       cargo clippy -p image-service -p video-service --target wasm32-unknown-unknown -- -D warnings
   } 2>&1 | tee "$DEV_DIR/logs/test-lint.log"
   status=${PIPESTATUS[0]}
@@ -49,7 +49,7 @@ fi
 if want cargo; then
   section "native tests (cargo test)"
   t=$SECONDS
-  cargo test --workspace --exclude image-service --exclude video-service 2>&1 | tee "$DEV_DIR/logs/test-cargo.log"
+  cargo test --workspace 2>&1 | tee "$DEV_DIR/logs/test-cargo.log"
   status=${PIPESTATUS[0]}
   record "cargo test" "$status" $((SECONDS - t)) "$(grep -E '^test result:' "$DEV_DIR/logs/test-cargo.log" | grep -v ' 0 passed; 0 failed')"
 fi
