@@ -112,7 +112,7 @@ fn presign_image_put(
         headers.push(("Content-Length".to_owned(), len.to_string()));
         headers.push(("If-None-Match".to_owned(), "*".to_owned()));
     }
-    Ok(bucket.presign("PUT", key, &headers, ttl_s, now()))
+    Ok(bucket.presign("PUT", key, &headers, ttl_s, now())?)
 }
 
 /// An image as `/upload` received it, before it is checked.

@@ -33,7 +33,7 @@ pub async fn generate_upload_url(mut req: Request, env: &Env, settings: &VideoSe
         check_size("size", size, settings.max_video_bytes)?;
     }
     let key = ObjectKey::RawUpload { app: r.app_id.clone(), video: r.video_id.clone(), kind }.to_string();
-    let put = s3_bucket(&Settings(env))?.presign_put(&key, &r.content_type, r.size, settings.upload_ttl_s, now());
+    let put = s3_bucket(&Settings(env))?.presign_put(&key, &r.content_type, r.size, settings.upload_ttl_s, now())?;
     tracing::info!(app_id = %r.app_id, video_id = %r.video_id, content_type = %r.content_type, size = ?r.size, "video upload URL issued");
     json(200, &VideoUploadUrlResponse { put: PresignedPut::from_presigned(put), raw_key: key })
 }

@@ -9,6 +9,7 @@
 
 use futures_util::StreamExt;
 use media_core::http::{cors_allow_origin, cors_varies_by_origin, CORS_ALLOW_HEADERS, CORS_EXPOSE};
+use media_core::sigv4::SigningError;
 use media_core::{ApiError, ErrorCode};
 use serde::Serialize;
 use worker::{Headers, Method, Request, Response};
@@ -71,6 +72,12 @@ impl From<worker::Error> for Failure {
 impl From<ConfigError> for Failure {
     fn from(e: ConfigError) -> Self {
         Failure::Internal { detail: format!("configuration: {e}") }
+    }
+}
+
+impl From<SigningError> for Failure {
+    fn from(e: SigningError) -> Self {
+        Failure::Internal { detail: e.to_string() }
     }
 }
 
