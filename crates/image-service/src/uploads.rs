@@ -18,12 +18,12 @@ use media_core::http::single_etag_condition;
 use media_core::ids::{AppId, IdError, ImageId};
 use media_core::keys::ObjectKey;
 use media_core::media::{check_image_bytes, check_image_type, check_size, describe_bytes, image_dimensions, ImageType};
-use media_core::multipart::{self, FormPart};
 use media_core::{ApiError, ErrorCode};
-use worker::{Context, Env, Request};
+use worker::{Context, Env, FormEntry, Request};
 use worker_kit::clock::{now, random_bytes};
 use worker_kit::config::Settings;
 use worker_kit::entry::guard;
+use worker_kit::form;
 use worker_kit::respond::{json, query, read_body};
 use worker_kit::store::{s3_bucket, AnyStore, ObjectStore};
 use worker_kit::{sentry, Failure, Handled};
@@ -170,25 +170,24 @@ async fn raw_upload(
 
 /// `/upload` with a form: the image is the `file` field, with its own type;
 /// `app_id` and `image_id` are fields (a field wins over a query parameter
-/// of the same name, which is read only when the field is absent).
+/// of the same name, which is read only when the field is absent). The form
+/// is parsed by the runtime ([`form::read_form`]).
 async fn form_upload(
     req: &mut Request,
     content_type: &str,
     settings: &ImageSettings,
     grant: &KeyGrant,
 ) -> Result<Incoming, Failure> {
-    let boundary = multipart::boundary(content_type)?;
     let q = query(req)?;
-    let mut body = read_body(req, settings.max_image_bytes + MAX_FORM_OVERHEAD).await?;
-    let parts = multipart::parse(&body, &boundary)?;
+    let form = form::read_form(req, content_type, settings.max_image_bytes + MAX_FORM_OVERHEAD).await?;
     // The field, or else the query parameter of the same name.
     let field = |name: &str| -> Result<Option<String>, ApiError> {
-        let mut fields = parts.iter().filter(|p| p.name == name && p.filename.is_none());
+        let mut fields = form.fields(name);
         let from_form = match (fields.next(), fields.next()) {
             (Some(_), Some(_)) => {
                 return Err(ApiError::invalid_field(format!("the form has more than one {name} field; send it once")))
             }
-            (Some(p), None) => Some(p.text(&body)?.to_owned()).filter(|v| !v.is_empty()),
+            (Some(v), None) => Some(v.to_owned()).filter(|v| !v.is_empty()),
             (None, _) => None,
         };
         Ok(from_form.or_else(|| query_value(&q, name).filter(|v| !v.is_empty()).map(str::to_owned)))
@@ -199,13 +198,13 @@ async fn form_upload(
     grant.check_app(&app)?;
     let image = optional_id(field("image_id")?.as_deref(), ImageId::parse, false)?;
 
-    let mut files = parts.iter().filter(|p| p.name == "file");
-    let file: &FormPart = match (files.next(), files.next()) {
+    let mut files = form.all("file");
+    let file = match (files.next(), files.next()) {
         (Some(f), None) => f,
         (None, _) => {
             return Err(ApiError::invalid_field(format!(
                 "the form has no file field; send the image in a field named \"file\" (it has: {})",
-                parts.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ")
+                form.names().collect::<Vec<_>>().join(", ")
             ))
             .into())
         }
@@ -215,27 +214,27 @@ async fn form_upload(
             )
         }
     };
+    // A file part brings its own type; a plain field named `file` has none.
+    let (bytes, part_type) = match file {
+        FormEntry::File(f) => (f.bytes().await?, Some(f.type_())),
+        FormEntry::Field(text) => (text.clone().into_bytes(), None),
+    };
     // The part's own type is the claim. Clients that label files generically
     // (or not at all) get the type their bytes show, which is checked below
     // all the same.
-    let bytes_of_file = file.bytes(&body);
-    let claimed = match file.content_type.as_deref().map(media_type).filter(|ct| !ct.is_empty() && !ct.eq_ignore_ascii_case("application/octet-stream")) {
+    let claimed = match part_type.as_deref().map(media_type).filter(|ct| !ct.is_empty() && !ct.eq_ignore_ascii_case("application/octet-stream")) {
         Some(ct) => check_image_type(ct)?,
-        None => ImageType::sniff(bytes_of_file).ok_or_else(|| {
+        None => ImageType::sniff(&bytes).ok_or_else(|| {
             ApiError::new(
                 ErrorCode::UnsupportedMediaType,
                 format!(
                     "the file has no image content type and its bytes are {}; upload a JPEG, PNG, WebP, AVIF or GIF image",
-                    describe_bytes(bytes_of_file)
+                    describe_bytes(&bytes)
                 ),
             )
         })?,
     };
-    // Keep only the file's bytes, in the body's own buffer (no second copy).
-    let range = file.data.clone();
-    body.truncate(range.end);
-    body.drain(..range.start);
-    Ok(Incoming { app, image, claimed, bytes: body })
+    Ok(Incoming { app, image, claimed, bytes })
 }
 
 /// `POST /upload`: stores an image sent through the Worker. 201 with its
@@ -243,7 +242,7 @@ async fn form_upload(
 pub async fn upload(mut req: Request, env: &Env, ctx: &Context, settings: &ImageSettings, base: &str) -> Handled {
     let grant = guard(&req, env, settings, "upload").await?;
     let content_type = req.headers().get("content-type")?.unwrap_or_default();
-    let incoming = if multipart::is_form_data(&content_type) {
+    let incoming = if form::is_form_data(&content_type) {
         form_upload(&mut req, &content_type, settings, &grant).await?
     } else if content_type.trim().is_empty() {
         return Err(ApiError::new(

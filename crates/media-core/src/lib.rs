@@ -13,7 +13,6 @@
 //! | [`playlist`] | HLS playlists, WebVTT thumbnails, codec strings, sprite layout |
 //! | [`sentry`] | Sentry DSNs and error-event envelopes |
 //! | [`api`] | request/response types and JSON field reading |
-//! | [`multipart`] | reading `multipart/form-data` upload bodies |
 //! | [`transform`] | Cloudflare image transformation URLs and their option syntax |
 //! | [`sigv4`] | SigV4 signing and presigned URLs for S3-compatible storage |
 //! | [`auth`] | API keys and the apps each may act for (`IV_API_KEY`), key fingerprints, bearer token checks; in constant time |
@@ -30,7 +29,6 @@ pub mod job;
 pub mod keys;
 pub mod ladder;
 pub mod media;
-pub mod multipart;
 pub mod playlist;
 pub mod sentry;
 pub mod sigv4;

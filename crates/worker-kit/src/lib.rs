@@ -7,6 +7,7 @@
 //! | [`entry`] | the shell of every fetch handler (settings, errors to JSON and Sentry, CORS, none on server-only routes) and what all routes share: method gate, API-key guard (key, its apps, its budget), public base URL, `/openapi.json`, `/health` |
 //! | [`store`] | the `ObjectStore` trait and its R2-binding and S3 (fetch + SigV4) adapters |
 //! | [`config`] | reading vars and secrets (and `IV_API_KEY`'s keys and apps), with errors that name the variable |
+//! | [`form`] | `multipart/form-data` bodies, read capped and parsed by the runtime, with messages that say what is wrong
 //! | [`respond`] | JSON bodies, the error type handlers return, CORS, preflights, reading bodies (streamed, capped) and queries |
 //! | [`serve`] | streaming a stored object with ETag/304, Range/206 and cache headers |
 //! | [`ratelimit`] | the rate limits (Rate Limiting bindings): per API key, per IP for missing or wrong keys, per IP for public reads |
@@ -17,6 +18,7 @@
 pub mod clock;
 pub mod config;
 pub mod entry;
+pub mod form;
 pub mod logging;
 pub mod ratelimit;
 pub mod respond;
