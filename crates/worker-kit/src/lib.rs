@@ -12,7 +12,7 @@
 //! | [`serve`] | streaming a stored object with ETag/304, Range/206 and cache headers |
 //! | [`ratelimit`] | the rate limits (Rate Limiting bindings): per API key, per IP for missing or wrong keys, per IP for public reads |
 //! | [`sentry`] | reporting unexpected errors to Sentry from `wait_until` |
-//! | [`logging`] | JSON `tracing` logs on the console |
+//! | [`logging`] | JSON `tracing` logs on the console (through `tracing-web`) |
 //! | [`clock`] | the time and random bytes, from the runtime |
 
 pub mod clock;
