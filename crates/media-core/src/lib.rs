@@ -11,7 +11,6 @@
 //! | [`ladder`] | planning the ABR ladder from a probed source |
 //! | [`timeline`] | the bounds of a source's timeline: duration, timestamp jumps, audio offset, job time |
 //! | [`playlist`] | HLS playlists, WebVTT thumbnails, codec strings, sprite layout |
-//! | [`sentry`] | Sentry DSNs and error-event envelopes |
 //! | [`api`] | request/response types and JSON field reading |
 //! | [`transform`] | Cloudflare image transformation URLs and their option syntax |
 //! | [`sigv4`] | SigV4 signing and presigned URLs for S3-compatible storage |
@@ -30,7 +29,6 @@ pub mod keys;
 pub mod ladder;
 pub mod media;
 pub mod playlist;
-pub mod sentry;
 pub mod sigv4;
 pub mod time;
 pub mod timeline;

@@ -11,7 +11,7 @@
 //! | [`respond`] | JSON bodies, the error type handlers return, CORS, preflights, reading bodies (streamed, capped) and queries |
 //! | [`serve`] | streaming a stored object with ETag/304, Range/206 and cache headers |
 //! | [`ratelimit`] | the rate limits (Rate Limiting bindings): per API key, per IP for missing or wrong keys, per IP for public reads |
-//! | [`sentry`] | reporting unexpected errors to Sentry from `wait_until` |
+//! | [`sentry`] | reporting unexpected errors to Sentry from `wait_until` (DSN, envelope, post) |
 //! | [`logging`] | JSON `tracing` logs on the console (through `tracing-web`) |
 //! | [`clock`] | the time and random bytes, from the runtime |
 
