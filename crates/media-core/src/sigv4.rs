@@ -434,6 +434,13 @@ mod tests {
             sig(&bucket("https://127.0.0.1")),
             "80 is not https's default"
         );
+        // The same for requests signed in headers (the S3 adapter).
+        let auth = |b: &S3Bucket| {
+            let (_, headers) = b.sign("HEAD", Some("images/a/i"), &[], &[], EMPTY_SHA256, MAY_24_2013).unwrap();
+            authorization(&headers).to_owned()
+        };
+        assert_eq!(auth(&bucket(&format!("{r2}:443"))), auth(&bucket(r2)));
+        assert_ne!(auth(&bucket("http://127.0.0.1:3900")), auth(&bucket("http://127.0.0.1")));
     }
 
     #[test]
