@@ -99,8 +99,16 @@ fn malformed(why: impl std::fmt::Display) -> ApiError {
     ApiError::invalid_field(format!("the multipart/form-data body is malformed: {why}"))
 }
 
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
+/// Is `needle` in `hay`? The opening delimiter is searched for from the
+/// start and the closing one from the end, where each is, so a well-formed
+/// body of any size costs two short scans.
+fn contains(hay: &[u8], needle: &[u8], from_end: bool) -> bool {
+    let mut windows = hay.windows(needle.len());
+    if from_end {
+        windows.rev().any(|w| w == needle)
+    } else {
+        windows.any(|w| w == needle)
+    }
 }
 
 /// Reads the form body of `req` (at most `max` bytes, refused with 413 past
@@ -110,10 +118,10 @@ pub async fn read_form(req: &mut Request, content_type: &str, max: u64) -> Resul
     let body = read_body(req, max).await?;
     // What the parser's refusals do not say, checked on the bytes themselves.
     let delimiter = format!("--{boundary}");
-    if !contains(&body, delimiter.as_bytes()) {
+    if !contains(&body, delimiter.as_bytes(), false) {
         return Err(malformed("the boundary from the Content-Type header never appears in the body").into());
     }
-    if !contains(&body, format!("{delimiter}--").as_bytes()) {
+    if !contains(&body, format!("{delimiter}--").as_bytes(), true) {
         return Err(malformed("it ends before its closing boundary (was the upload cut short?)").into());
     }
     // Hand the bytes to the parser as the body of a request of their own.
@@ -159,5 +167,15 @@ mod tests {
         assert!(boundary(&format!("multipart/form-data; boundary={}", "x".repeat(71))).is_err());
         assert!(is_form_data("Multipart/Form-Data; boundary=x"));
         assert!(!is_form_data("image/png"));
+    }
+
+    #[test]
+    fn finds_delimiters_from_either_end() {
+        for from_end in [false, true] {
+            assert!(contains(b"--b\r\nx\r\n--b--", b"--b--", from_end));
+            assert!(contains(b"--b\r\nx", b"--b", from_end));
+            assert!(!contains(b"--b\r\nx\r\n--b-", b"--b--", from_end));
+            assert!(!contains(b"", b"--b", from_end));
+        }
     }
 }
