@@ -1,31 +1,31 @@
-// A small SigV4 signer for tests and dev scripts: lets Node talk to Garage
-// (put fixtures, set bucket CORS) without an SDK. The product's signer is
-// media_core::sigv4 (Rust); this one only has to agree with S3 servers.
-import { createHash, createHmac } from 'node:crypto';
+// S3 calls for tests and dev scripts, signed with aws4fetch (a maintained
+// SigV4 client for fetch): lets Node talk to Garage (put fixtures, set bucket
+// CORS) without an SDK. Path-style URLs, service 's3', the store's region
+// (Garage's is 'garage'). The product's signer is aws-sigv4, through
+// media_core::sigv4 (Rust).
+import { createHash } from 'node:crypto';
+import { AwsClient } from 'aws4fetch';
 
 const enc = (s) => encodeURIComponent(s).replace(/[!'()*]/g, (c) => '%' + c.charCodeAt(0).toString(16).toUpperCase());
-const sha256 = (d) => createHash('sha256').update(d).digest('hex');
-const hmac = (k, d) => createHmac('sha256', k).update(d).digest();
+
+/** One client per store (it caches signing keys). */
+const clients = new WeakMap();
+function client(store) {
+  let c = clients.get(store);
+  if (!c) {
+    // No retries: callers (and tests of failure paths) see each answer as the store gave it.
+    c = new AwsClient({ accessKeyId: store.accessKey, secretAccessKey: store.secretKey, service: 's3', region: store.region, retries: 0 });
+    clients.set(store, c);
+  }
+  return c;
+}
 
 /** Signs and sends one S3 request. `key` may be '' for bucket-level calls. */
 export async function s3(store, method, key, { query = {}, headers = {}, body } = {}) {
   const url = new URL(store.endpoint);
   const path = `/${store.bucket}/${key.split('/').map(enc).join('/')}`;
-  const amzDate = new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '');
-  const date = amzDate.slice(0, 8);
-  const payloadHash = sha256(body ?? '');
-  const all = { ...Object.fromEntries(Object.entries(headers).map(([k, v]) => [k.toLowerCase(), String(v)])), host: url.host, 'x-amz-date': amzDate, 'x-amz-content-sha256': payloadHash };
-  const names = Object.keys(all).sort();
   const qs = Object.keys(query).sort().map((k) => `${enc(k)}=${enc(query[k])}`).join('&');
-  const canonical = [method, path, qs, names.map((n) => `${n}:${all[n].trim()}\n`).join(''), names.join(';'), payloadHash].join('\n');
-  const scope = `${date}/${store.region}/s3/aws4_request`;
-  const toSign = ['AWS4-HMAC-SHA256', amzDate, scope, sha256(canonical)].join('\n');
-  let k = hmac('AWS4' + store.secretKey, date);
-  for (const part of [store.region, 's3', 'aws4_request']) k = hmac(k, part);
-  const signature = createHmac('sha256', k).update(toSign).digest('hex');
-  all.authorization = `AWS4-HMAC-SHA256 Credential=${store.accessKey}/${scope}, SignedHeaders=${names.join(';')}, Signature=${signature}`;
-  delete all.host;
-  return fetch(`${url.origin}${path}${qs ? '?' + qs : ''}`, { method, headers: all, body });
+  return client(store).fetch(`${url.origin}${path}${qs ? '?' + qs : ''}`, { method, headers, body });
 }
 
 /** Puts an object; throws on failure. */

@@ -1,6 +1,7 @@
 //! What may be uploaded: the accepted content types of images and videos, the
-//! size limits, and recognising an image by its bytes (magic numbers and the
-//! pixel dimensions in its header) so a file is never trusted by its label.
+//! size limits, and recognising an image by its bytes (magic numbers here;
+//! the pixel dimensions from its header by `imagesize`) so a file is never
+//! trusted by its label.
 
 use serde::{Deserialize, Serialize};
 
@@ -189,90 +190,23 @@ pub struct Dimensions {
     pub height: u32,
 }
 
-/// Reads width and height from the header of an image of type `kind`.
-/// `None` when the header is truncated or malformed.
+/// Reads width and height from the header of an image of type `kind`, with
+/// the `imagesize` crate. `None` when the header is truncated or malformed,
+/// or is not a header of `kind` (the bytes were checked against the claimed
+/// type before, by [`check_image_bytes`]; this does not decide what is accepted).
 pub fn image_dimensions(kind: ImageType, b: &[u8]) -> Option<Dimensions> {
-    let d = match kind {
-        ImageType::Png => {
-            (b.len() >= 24 && &b[12..16] == b"IHDR").then(|| Dimensions { width: be32(b, 16), height: be32(b, 20) })?
-        }
-        ImageType::Gif => {
-            (b.len() >= 10).then(|| Dimensions { width: le16(b, 6).into(), height: le16(b, 8).into() })?
-        }
-        ImageType::Jpeg => jpeg_dimensions(b)?,
-        ImageType::WebP => webp_dimensions(b)?,
-        ImageType::Avif => avif_dimensions(b)?,
-    };
+    let found = imagesize::image_type(b).ok()?;
+    let same_format = matches!(
+        (kind, found),
+        (ImageType::Png, imagesize::ImageType::Png)
+            | (ImageType::Jpeg, imagesize::ImageType::Jpeg)
+            | (ImageType::Gif, imagesize::ImageType::Gif)
+            | (ImageType::WebP, imagesize::ImageType::Webp)
+            | (ImageType::Avif, imagesize::ImageType::Heif(_))
+    );
+    let size = imagesize::blob_size(b).ok().filter(|_| same_format)?;
+    let d = Dimensions { width: u32::try_from(size.width).ok()?, height: u32::try_from(size.height).ok()? };
     (d.width > 0 && d.height > 0).then_some(d)
-}
-
-fn jpeg_dimensions(b: &[u8]) -> Option<Dimensions> {
-    let mut i = 2;
-    while i + 4 <= b.len() {
-        if b[i] != 0xFF {
-            return None;
-        }
-        let marker = b[i + 1];
-        if marker == 0xFF {
-            i += 1; // fill byte
-            continue;
-        }
-        if matches!(marker, 0xD0..=0xD9 | 0x01) {
-            i += 2; // markers without a length
-            continue;
-        }
-        let len = usize::from(be16(b, i + 2));
-        let is_sof = matches!(marker, 0xC0..=0xCF) && !matches!(marker, 0xC4 | 0xC8 | 0xCC);
-        if is_sof {
-            if i + 9 > b.len() {
-                return None;
-            }
-            return Some(Dimensions { height: be16(b, i + 5).into(), width: be16(b, i + 7).into() });
-        }
-        if len < 2 {
-            return None;
-        }
-        i += 2 + len;
-    }
-    None
-}
-
-fn webp_dimensions(b: &[u8]) -> Option<Dimensions> {
-    if b.len() < 30 {
-        return None;
-    }
-    match &b[12..16] {
-        b"VP8 " if b[23..26] == [0x9d, 0x01, 0x2a] => {
-            Some(Dimensions { width: u32::from(le16(b, 26) & 0x3fff), height: u32::from(le16(b, 28) & 0x3fff) })
-        }
-        b"VP8L" if b[20] == 0x2f => {
-            let bits = u32::from_le_bytes([b[21], b[22], b[23], b[24]]);
-            Some(Dimensions { width: (bits & 0x3fff) + 1, height: ((bits >> 14) & 0x3fff) + 1 })
-        }
-        b"VP8X" => Some(Dimensions { width: le24(b, 24) + 1, height: le24(b, 27) + 1 }),
-        _ => None,
-    }
-}
-
-/// Walks `meta/iprp/ipco` to the first `ispe` (image spatial extents) box.
-fn avif_dimensions(b: &[u8]) -> Option<Dimensions> {
-    fn find_box<'a>(mut b: &'a [u8], kind: &[u8; 4]) -> Option<&'a [u8]> {
-        while b.len() >= 8 {
-            let size = be32(b, 0) as usize;
-            if size < 8 || size > b.len() {
-                return None;
-            }
-            if &b[4..8] == kind {
-                return Some(&b[8..size]);
-            }
-            b = &b[size..];
-        }
-        None
-    }
-    let meta = find_box(b, b"meta")?.get(4..)?; // full box: skip version+flags
-    let ipco = find_box(find_box(meta, b"iprp")?, b"ipco")?;
-    let ispe = find_box(ipco, b"ispe")?;
-    (ispe.len() >= 12).then(|| Dimensions { width: be32(ispe, 4), height: be32(ispe, 8) })
 }
 
 impl ImageType {
@@ -381,17 +315,8 @@ pub fn check_image_bytes(claimed: ImageType, bytes: &[u8]) -> Result<(), ApiErro
     }
 }
 
-fn be16(b: &[u8], i: usize) -> u16 {
-    u16::from_be_bytes([b[i], b[i + 1]])
-}
 fn be32(b: &[u8], i: usize) -> u32 {
     u32::from_be_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]])
-}
-fn le16(b: &[u8], i: usize) -> u16 {
-    u16::from_le_bytes([b[i], b[i + 1]])
-}
-fn le24(b: &[u8], i: usize) -> u32 {
-    u32::from_le_bytes([b[i], b[i + 1], b[i + 2], 0])
 }
 
 #[cfg(test)]

@@ -1,13 +1,21 @@
-//! AWS Signature Version 4 for S3-compatible storage (R2, Garage, S3): signing
-//! requests in headers (the Workers' S3 adapter) and in the query string
-//! (presigned upload URLs). Pure: the caller passes the time.
-//!
-//! Requests are path-style (`{endpoint}/{bucket}/{key}`), which R2, Garage and
-//! S3 all accept. A presigned `PUT` signs `content-type` (and
-//! `content-length` when known), so the store refuses a body of another type
-//! or size sent to the same URL.
+//! Signing requests to S3-compatible storage (R2, Garage, S3) with AWS's own
+//! SigV4 implementation, the `aws-sigv4` crate: in headers (the Workers' S3
+//! adapter) and in the query string (presigned upload URLs). This module only
+//! says how the project calls it: path-style URLs
+//! (`{endpoint}/{bucket}/{key}`, which R2, Garage and S3 all accept), keys
+//! encoded once and never normalised, time passed in by the caller
+//! (`SystemTime::now` panics on wasm32). A presigned `PUT` signs
+//! `content-type` (and `content-length` when known), so the store refuses a
+//! body of another type or size sent to the same URL.
 
-use hmac::{Hmac, Mac};
+use std::time::{Duration, UNIX_EPOCH};
+
+use aws_sigv4::http_request::{
+    sign, PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest, SignatureLocation, SigningSettings,
+    UriPathNormalizationMode,
+};
+use aws_sigv4::sign::v4::SigningParams;
+use aws_smithy_runtime_api::client::identity::Identity;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use sha2::{Digest, Sha256};
 
@@ -37,63 +45,27 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
-/// The request to sign. Header names may be given in any case.
-#[derive(Debug, Clone)]
-pub struct SignableRequest<'a> {
-    pub method: &'a str,
-    /// `host` or `host:port`, exactly as the client will send it.
-    pub host: &'a str,
-    /// The already-encoded absolute path (`/bucket/key`).
-    pub path: &'a str,
-    /// Decoded query parameters.
-    pub query: &'a [(String, String)],
-    /// Headers to sign besides `host` (e.g. `content-type`, `range`, `x-amz-*`).
-    pub headers: &'a [(String, String)],
-    /// Hex SHA-256 of the body, or [`UNSIGNED_PAYLOAD`].
-    pub payload_hash: &'a str,
-}
-
-/// Where and as whom to sign.
-#[derive(Debug, Clone)]
-pub struct Scope<'a> {
-    pub region: &'a str,
-    pub service: &'a str,
-    pub credentials: &'a Credentials,
-    pub now: Timestamp,
-}
-
-impl Scope<'_> {
-    fn date(&self) -> String {
-        self.now.to_amz_date()[..8].to_owned()
-    }
-
-    fn credential_scope(&self) -> String {
-        format!("{}/{}/{}/aws4_request", self.date(), self.region, self.service)
-    }
-
-    fn signing_key(&self) -> Vec<u8> {
-        let k = format!("AWS4{}", self.credentials.secret_access_key);
-        let k = hmac(k.as_bytes(), self.date().as_bytes());
-        let k = hmac(&k, self.region.as_bytes());
-        let k = hmac(&k, self.service.as_bytes());
-        hmac(&k, b"aws4_request")
-    }
-
-    fn signature(&self, canonical_request: &str) -> String {
-        let string_to_sign = format!(
-            "AWS4-HMAC-SHA256\n{}\n{}\n{}",
-            self.now.to_amz_date(),
-            self.credential_scope(),
-            hex::encode(Sha256::digest(canonical_request.as_bytes()))
-        );
-        hex::encode(hmac(&self.signing_key(), string_to_sign.as_bytes()))
+impl Credentials {
+    fn identity(&self) -> Identity {
+        aws_credential_types::Credentials::new(
+            &self.access_key_id,
+            &self.secret_access_key,
+            self.session_token.clone(),
+            None,
+            "media-platform",
+        )
+        .into()
     }
 }
 
-fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
-    let mut m = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes keys of any length");
-    m.update(data);
-    m.finalize().into_bytes().to_vec()
+/// A request the signer refused (a header value that cannot be sent, say).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("SigV4 signing of {method} {url} failed: {detail}")]
+pub struct SigningError {
+    pub method: String,
+    /// The URL without its query string.
+    pub url: String,
+    pub detail: String,
 }
 
 /// Percent-encodes one path segment or query component the SigV4 way.
@@ -106,92 +78,100 @@ pub fn encode_key_path(key: &str) -> String {
     key.split('/').map(uri_encode).collect::<Vec<_>>().join("/")
 }
 
-fn canonical_query(query: &[(String, String)]) -> String {
-    let mut pairs: Vec<(String, String)> = query.iter().map(|(k, v)| (uri_encode(k), uri_encode(v))).collect();
-    pairs.sort();
-    pairs.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&")
-}
-
-/// Lowercased, trimmed, sorted headers including `host`; returns
-/// (canonical header block, signed header list).
-fn canonical_headers(host: &str, headers: &[(String, String)]) -> (String, String) {
-    let mut all: Vec<(String, String)> = headers
+/// `k=v&k=v`, every name and value encoded once.
+fn encode_query<K: AsRef<str>, V: AsRef<str>>(pairs: &[(K, V)]) -> String {
+    pairs
         .iter()
-        .map(|(k, v)| (k.to_ascii_lowercase(), v.split_whitespace().collect::<Vec<_>>().join(" ")))
-        .filter(|(k, _)| k != "host")
-        .collect();
-    all.push(("host".into(), host.to_owned()));
-    all.sort();
-    let block = all.iter().map(|(k, v)| format!("{k}:{v}\n")).collect::<String>();
-    let names = all.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>().join(";");
-    (block, names)
+        .map(|(k, v)| format!("{}={}", uri_encode(k.as_ref()), uri_encode(v.as_ref())))
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
-fn canonical_request(req: &SignableRequest<'_>, query: &[(String, String)]) -> (String, String) {
-    let (headers, signed) = canonical_headers(req.host, req.headers);
-    let text = format!(
-        "{}\n{}\n{}\n{}\n{}\n{}",
-        req.method,
-        req.path,
-        canonical_query(query),
-        headers,
-        signed,
-        req.payload_hash
-    );
-    (text, signed)
+/// Where the signature goes.
+#[derive(Debug, Clone, Copy)]
+enum Placement {
+    /// `Authorization` and `x-amz-*` headers (with `x-amz-content-sha256`, which S3 requires).
+    Headers,
+    /// The query string of a URL valid for this long.
+    Query { expires_secs: u32 },
 }
 
-/// Signs a request in headers. Returns the headers to add: `authorization`,
-/// `x-amz-date`, `x-amz-content-sha256` (and `x-amz-security-token`). The
-/// request's own `headers` must already include those two `x-amz-*` values
-/// if the caller wants them signed; this adds them when missing.
-pub fn sign_headers(req: &SignableRequest<'_>, scope: &Scope<'_>) -> Vec<(String, String)> {
-    let mut headers: Vec<(String, String)> = req.headers.to_vec();
-    let has = |hs: &[(String, String)], name: &str| hs.iter().any(|(k, _)| k.eq_ignore_ascii_case(name));
-    let mut added = Vec::new();
-    if !has(&headers, "x-amz-date") {
-        added.push(("x-amz-date".to_owned(), scope.now.to_amz_date()));
-    }
-    if !has(&headers, "x-amz-content-sha256") {
-        added.push(("x-amz-content-sha256".to_owned(), req.payload_hash.to_owned()));
-    }
-    if let Some(token) = &scope.credentials.session_token {
-        if !has(&headers, "x-amz-security-token") {
-            added.push(("x-amz-security-token".to_owned(), token.clone()));
+/// Who signs, where, and when.
+#[derive(Debug, Clone, Copy)]
+struct Signer<'a> {
+    region: &'a str,
+    credentials: &'a Credentials,
+    now: Timestamp,
+}
+
+impl Signer<'_> {
+    /// Signs `method url` (`url` already encoded, with its query string)
+    /// with `headers` (any case; `host` is taken from the URL, without a
+    /// default port, as clients send it). Returns the headers and the query
+    /// parameters to add.
+    #[allow(clippy::type_complexity)]
+    fn sign(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(String, String)],
+        payload_hash: &str,
+        placement: Placement,
+    ) -> Result<(Vec<(String, String)>, Vec<(&'static str, String)>), SigningError> {
+        let failed = |detail: String| SigningError {
+            method: method.to_owned(),
+            url: url.split('?').next().unwrap_or_default().to_owned(),
+            detail,
+        };
+        let mut settings = SigningSettings::default();
+        // Keys are encoded once by `encode_key_path`, and S3 takes paths as they are.
+        settings.percent_encoding_mode = PercentEncodingMode::Single;
+        settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
+        match placement {
+            Placement::Headers => {
+                settings.signature_location = SignatureLocation::Headers;
+                settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
+            }
+            Placement::Query { expires_secs } => {
+                settings.signature_location = SignatureLocation::QueryParams;
+                settings.expires_in = Some(Duration::from_secs(u64::from(expires_secs.min(MAX_PRESIGN_SECS))));
+            }
         }
+        let identity = self.credentials.identity();
+        let params = SigningParams::builder()
+            .identity(&identity)
+            .region(self.region)
+            .name("s3")
+            .time(UNIX_EPOCH + Duration::from_millis(self.now.millis()))
+            .settings(settings)
+            .build()
+            .map_err(|e| failed(e.to_string()))?
+            .into();
+        let body = match payload_hash {
+            UNSIGNED_PAYLOAD => SignableBody::UnsignedPayload,
+            hash => SignableBody::Precomputed(hash.to_owned()),
+        };
+        let request = SignableRequest::new(method, url, headers.iter().map(|(k, v)| (k.as_str(), v.as_str())), body)
+            .map_err(|e| failed(e.to_string()))?;
+        let (added_headers, added_params) =
+            sign(request, &params).map_err(|e| failed(e.to_string()))?.into_parts().0.into_parts();
+        Ok((
+            added_headers.iter().map(|h| (h.name().to_owned(), h.value().to_owned())).collect(),
+            added_params.into_iter().map(|(k, v)| (k, v.into_owned())).collect(),
+        ))
     }
-    headers.extend(added.iter().cloned());
-    let signing = SignableRequest { headers: &headers, ..req.clone() };
-    let (canonical, signed) = canonical_request(&signing, req.query);
-    let authorization = format!(
-        "AWS4-HMAC-SHA256 Credential={}/{}, SignedHeaders={}, Signature={}",
-        scope.credentials.access_key_id,
-        scope.credential_scope(),
-        signed,
-        scope.signature(&canonical)
-    );
-    added.push(("authorization".to_owned(), authorization));
-    added
-}
 
-/// Signs a request in its query string. Returns the full query string
-/// (already encoded, without `?`) to append to the path.
-pub fn presign_query(req: &SignableRequest<'_>, scope: &Scope<'_>, expires_secs: u32) -> String {
-    let (_, signed) = canonical_headers(req.host, req.headers);
-    let mut query: Vec<(String, String)> = req.query.to_vec();
-    query.extend([
-        ("X-Amz-Algorithm".to_owned(), "AWS4-HMAC-SHA256".to_owned()),
-        ("X-Amz-Credential".to_owned(), format!("{}/{}", scope.credentials.access_key_id, scope.credential_scope())),
-        ("X-Amz-Date".to_owned(), scope.now.to_amz_date()),
-        ("X-Amz-Expires".to_owned(), expires_secs.min(MAX_PRESIGN_SECS).to_string()),
-        ("X-Amz-SignedHeaders".to_owned(), signed),
-    ]);
-    if let Some(token) = &scope.credentials.session_token {
-        query.push(("X-Amz-Security-Token".to_owned(), token.clone()));
+    /// `url` (without a query string) with the signature in its query string.
+    fn presign_url(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(String, String)],
+        expires_secs: u32,
+    ) -> Result<String, SigningError> {
+        let (_, params) = self.sign(method, url, headers, UNSIGNED_PAYLOAD, Placement::Query { expires_secs })?;
+        Ok(format!("{url}?{}", encode_query(&params)))
     }
-    let (canonical, _) = canonical_request(req, &query);
-    let signature = scope.signature(&canonical);
-    format!("{}&X-Amz-Signature={signature}", canonical_query(&query))
 }
 
 /// An S3-compatible bucket reached path-style.
@@ -199,7 +179,7 @@ pub fn presign_query(req: &SignableRequest<'_>, scope: &Scope<'_>, expires_secs:
 pub struct S3Bucket {
     /// `http` or `https`.
     pub scheme: String,
-    /// `host` or `host:port`.
+    /// `host` or `host:port`, as configured.
     pub authority: String,
     pub bucket: String,
     pub region: String,
@@ -226,7 +206,12 @@ impl S3Bucket {
             return Err(format!("S3 endpoint {endpoint:?} must start with http:// or https://"));
         }
         let authority = rest.trim_end_matches('/');
-        if authority.is_empty() || authority.contains('/') || authority.contains('?') || authority.contains('@') {
+        if authority.is_empty()
+            || authority.contains('/')
+            || authority.contains('?')
+            || authority.contains('@')
+            || authority.parse::<http::uri::Authority>().is_err()
+        {
             return Err(format!("S3 endpoint {endpoint:?} must be scheme://host[:port] without a path"));
         }
         if bucket.is_empty() || bucket.contains('/') {
@@ -253,8 +238,8 @@ impl S3Bucket {
         format!("{}://{}", self.scheme, self.authority)
     }
 
-    fn scope(&self, now: Timestamp) -> Scope<'_> {
-        Scope { region: &self.region, service: "s3", credentials: &self.credentials, now }
+    fn signer(&self, now: Timestamp) -> Signer<'_> {
+        Signer { region: &self.region, credentials: &self.credentials, now }
     }
 
     /// A presigned URL for `method` on `key` with `headers` signed in.
@@ -265,23 +250,14 @@ impl S3Bucket {
         headers: &[(String, String)],
         expires_secs: u32,
         now: Timestamp,
-    ) -> PresignedRequest {
-        let path = self.path(Some(key));
-        let req = SignableRequest {
-            method,
-            host: &self.authority,
-            path: &path,
-            query: &[],
-            headers,
-            payload_hash: UNSIGNED_PAYLOAD,
-        };
-        let query = presign_query(&req, &self.scope(now), expires_secs);
-        PresignedRequest {
+    ) -> Result<PresignedRequest, SigningError> {
+        let url = format!("{}{}", self.origin(), self.path(Some(key)));
+        Ok(PresignedRequest {
             method: method.to_owned(),
-            url: format!("{}{path}?{query}", self.origin()),
+            url: self.signer(now).presign_url(method, &url, headers, expires_secs)?,
             headers: headers.to_vec(),
             expires_at: now.plus_secs(u64::from(expires_secs.min(MAX_PRESIGN_SECS))),
-        }
+        })
     }
 
     /// A presigned `PUT` of `key` bound to its content type and, when known, its length.
@@ -292,7 +268,7 @@ impl S3Bucket {
         content_length: Option<u64>,
         expires_secs: u32,
         now: Timestamp,
-    ) -> PresignedRequest {
+    ) -> Result<PresignedRequest, SigningError> {
         let mut headers = vec![("Content-Type".to_owned(), content_type.trim().to_owned())];
         if let Some(len) = content_length {
             headers.push(("Content-Length".to_owned(), len.to_string()));
@@ -309,15 +285,16 @@ impl S3Bucket {
         headers: &[(String, String)],
         payload_hash: &str,
         now: Timestamp,
-    ) -> (String, Vec<(String, String)>) {
+    ) -> Result<(String, Vec<(String, String)>), SigningError> {
         let path = self.path(key);
-        let req = SignableRequest { method, host: &self.authority, path: &path, query, headers, payload_hash };
+        let url = match encode_query(query) {
+            qs if qs.is_empty() => format!("{}{path}", self.origin()),
+            qs => format!("{}{path}?{qs}", self.origin()),
+        };
+        let (added, _) = self.signer(now).sign(method, &url, headers, payload_hash, Placement::Headers)?;
         let mut all = headers.to_vec();
-        all.extend(sign_headers(&req, &self.scope(now)));
-        let qs = canonical_query(query);
-        let url =
-            if qs.is_empty() { format!("{}{path}", self.origin()) } else { format!("{}{path}?{qs}", self.origin()) };
-        (url, all)
+        all.extend(added);
+        Ok((url, all))
     }
 }
 
@@ -331,7 +308,8 @@ mod tests {
     use super::*;
 
     // The examples of AWS's S3 documentation ("Authenticating Requests:
-    // Using Query Parameters" and "Using the Authorization Header").
+    // Using Query Parameters" and "Using the Authorization Header"), signed
+    // the way this module calls `aws-sigv4`.
     fn aws_example() -> Credentials {
         Credentials {
             access_key_id: "AKIAIOSFODNN7EXAMPLE".into(),
@@ -341,21 +319,18 @@ mod tests {
     }
     const MAY_24_2013: Timestamp = Timestamp::from_secs(1_369_353_600);
 
+    fn authorization(added: &[(String, String)]) -> &str {
+        &added.iter().find(|(k, _)| k == "authorization").unwrap().1
+    }
+
     #[test]
     fn presigned_get_matches_the_aws_documentation() {
         let creds = aws_example();
-        let scope = Scope { region: "us-east-1", service: "s3", credentials: &creds, now: MAY_24_2013 };
-        let req = SignableRequest {
-            method: "GET",
-            host: "examplebucket.s3.amazonaws.com",
-            path: "/test.txt",
-            query: &[],
-            headers: &[],
-            payload_hash: UNSIGNED_PAYLOAD,
-        };
+        let signer = Signer { region: "us-east-1", credentials: &creds, now: MAY_24_2013 };
         assert_eq!(
-            presign_query(&req, &scope, 86_400),
-            "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIAIOSFODNN7EXAMPLE%2F20130524%2Fus-east-1%2Fs3%2Faws4_request\
+            signer.presign_url("GET", "https://examplebucket.s3.amazonaws.com/test.txt", &[], 86_400).unwrap(),
+            "https://examplebucket.s3.amazonaws.com/test.txt?\
+             X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIAIOSFODNN7EXAMPLE%2F20130524%2Fus-east-1%2Fs3%2Faws4_request\
              &X-Amz-Date=20130524T000000Z&X-Amz-Expires=86400&X-Amz-SignedHeaders=host\
              &X-Amz-Signature=aeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d404"
         );
@@ -364,42 +339,30 @@ mod tests {
     #[test]
     fn header_signed_get_matches_the_aws_documentation() {
         let creds = aws_example();
-        let scope = Scope { region: "us-east-1", service: "s3", credentials: &creds, now: MAY_24_2013 };
+        let signer = Signer { region: "us-east-1", credentials: &creds, now: MAY_24_2013 };
         let headers = vec![("Range".to_owned(), "bytes=0-9".to_owned())];
-        let req = SignableRequest {
-            method: "GET",
-            host: "examplebucket.s3.amazonaws.com",
-            path: "/test.txt",
-            query: &[],
-            headers: &headers,
-            payload_hash: EMPTY_SHA256,
-        };
-        let added = sign_headers(&req, &scope);
-        let auth = &added.iter().find(|(k, _)| k == "authorization").unwrap().1;
+        let url = "https://examplebucket.s3.amazonaws.com/test.txt";
+        let (added, params) = signer.sign("GET", url, &headers, EMPTY_SHA256, Placement::Headers).unwrap();
+        assert!(params.is_empty());
         assert_eq!(
-            auth,
+            authorization(&added),
             "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request, \
              SignedHeaders=host;range;x-amz-content-sha256;x-amz-date, \
              Signature=f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41"
         );
+        let value = |name: &str| added.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+        assert_eq!(value("x-amz-date"), Some("20130524T000000Z"));
+        assert_eq!(value("x-amz-content-sha256"), Some(EMPTY_SHA256));
     }
 
     #[test]
     fn header_signed_list_with_query_matches_the_aws_documentation() {
         // GET Bucket (List Objects) example: ?max-keys=2&prefix=J
         let creds = aws_example();
-        let scope = Scope { region: "us-east-1", service: "s3", credentials: &creds, now: MAY_24_2013 };
-        let query = vec![("max-keys".to_owned(), "2".to_owned()), ("prefix".to_owned(), "J".to_owned())];
-        let req = SignableRequest {
-            method: "GET",
-            host: "examplebucket.s3.amazonaws.com",
-            path: "/",
-            query: &query,
-            headers: &[],
-            payload_hash: EMPTY_SHA256,
-        };
-        let added = sign_headers(&req, &scope);
-        let auth = &added.iter().find(|(k, _)| k == "authorization").unwrap().1;
+        let signer = Signer { region: "us-east-1", credentials: &creds, now: MAY_24_2013 };
+        let url = "https://examplebucket.s3.amazonaws.com/?max-keys=2&prefix=J";
+        let (added, _) = signer.sign("GET", url, &[], EMPTY_SHA256, Placement::Headers).unwrap();
+        let auth = authorization(&added);
         assert!(auth.ends_with("Signature=34b48302e7b5fa45bde8084f4b7868a86f0a534bc59db6670ed5711ef69dc6f7"), "{auth}");
     }
 
@@ -416,7 +379,7 @@ mod tests {
     #[test]
     fn presigned_put_binds_type_and_length() {
         let b = garage_like();
-        let p = b.presign_put("raw/a/v/source.mp4", "video/mp4", Some(1234), 900, MAY_24_2013);
+        let p = b.presign_put("raw/a/v/source.mp4", "video/mp4", Some(1234), 900, MAY_24_2013).unwrap();
         assert!(
             p.url.starts_with("http://127.0.0.1:3900/media/raw/a/v/source.mp4?X-Amz-Algorithm=AWS4-HMAC-SHA256&"),
             "{}",
@@ -431,9 +394,9 @@ mod tests {
         );
         // Each bound value changes the signature.
         let sig = |p: &PresignedRequest| p.url.rsplit_once("X-Amz-Signature=").unwrap().1.to_owned();
-        let other_type = b.presign_put("raw/a/v/source.mp4", "video/webm", Some(1234), 900, MAY_24_2013);
-        let other_len = b.presign_put("raw/a/v/source.mp4", "video/mp4", Some(1235), 900, MAY_24_2013);
-        let other_key = b.presign_put("raw/a/w/source.mp4", "video/mp4", Some(1234), 900, MAY_24_2013);
+        let other_type = b.presign_put("raw/a/v/source.mp4", "video/webm", Some(1234), 900, MAY_24_2013).unwrap();
+        let other_len = b.presign_put("raw/a/v/source.mp4", "video/mp4", Some(1235), 900, MAY_24_2013).unwrap();
+        let other_key = b.presign_put("raw/a/w/source.mp4", "video/mp4", Some(1234), 900, MAY_24_2013).unwrap();
         assert_eq!(sig(&p).len(), 64);
         for o in [other_type, other_len, other_key] {
             assert_ne!(sig(&p), sig(&o));
@@ -450,6 +413,34 @@ mod tests {
         let ok = S3Bucket::new("https://acc.r2.cloudflarestorage.com", "media", "auto", c).unwrap();
         assert_eq!(ok.path(Some("a b/c+d")), "/media/a%20b/c%2Bd");
         assert_eq!(ok.path(None), "/media/");
+    }
+
+    /// Browsers (and fetch) never send a scheme's default port in `Host`,
+    /// so an endpoint configured with one must be signed without it; any
+    /// other port (Garage's 3900) is part of the host that is sent and signed.
+    #[test]
+    fn default_ports_are_left_out_of_the_signed_host() {
+        let bucket = |endpoint: &str| S3Bucket::new(endpoint, "media", "auto", aws_example()).unwrap();
+        let sig = |b: &S3Bucket| {
+            let p = b.presign_put("images/a/i", "image/png", Some(10), 900, MAY_24_2013).unwrap();
+            p.url.rsplit_once("X-Amz-Signature=").unwrap().1.to_owned()
+        };
+        let r2 = "https://x.r2.cloudflarestorage.com";
+        assert_eq!(sig(&bucket(&format!("{r2}:443"))), sig(&bucket(r2)), "https with :443 signs the host without it");
+        assert_eq!(sig(&bucket("http://127.0.0.1:80")), sig(&bucket("http://127.0.0.1")), "http with :80 likewise");
+        assert_ne!(sig(&bucket("http://127.0.0.1:3900")), sig(&bucket("http://127.0.0.1")), "other ports are signed");
+        assert_ne!(
+            sig(&bucket("https://127.0.0.1:80")),
+            sig(&bucket("https://127.0.0.1")),
+            "80 is not https's default"
+        );
+        // The same for requests signed in headers (the S3 adapter).
+        let auth = |b: &S3Bucket| {
+            let (_, headers) = b.sign("HEAD", Some("images/a/i"), &[], &[], EMPTY_SHA256, MAY_24_2013).unwrap();
+            authorization(&headers).to_owned()
+        };
+        assert_eq!(auth(&bucket(&format!("{r2}:443"))), auth(&bucket(r2)));
+        assert_ne!(auth(&bucket("http://127.0.0.1:3900")), auth(&bucket("http://127.0.0.1")));
     }
 
     #[test]

@@ -35,7 +35,7 @@ pub async fn generate_upload_url(mut req: Request, cx: &VideoContext<'_>) -> Han
         check_size("size", size, cx.settings.max_video_bytes)?;
     }
     let key = ObjectKey::RawUpload { app: r.app_id.clone(), video: r.video_id.clone(), kind }.to_string();
-    let put = cx.presigner()?.presign_put(&key, &r.content_type, r.size, cx.common.upload_ttl_s, now());
+    let put = cx.presigner()?.presign_put(&key, &r.content_type, r.size, cx.common.upload_ttl_s, now())?;
     tracing::info!(app_id = %r.app_id, video_id = %r.video_id, content_type = %r.content_type, size = ?r.size, "video upload URL issued");
     json(200, &VideoUploadUrlResponse { put: PresignedPut::from_presigned(put), raw_key: key })
 }

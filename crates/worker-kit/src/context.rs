@@ -4,7 +4,7 @@
 //! the [`CommonSettings`], the object store, the presigner and the Sentry
 //! reporter. Nothing below reads a var again.
 
-use media_core::sentry::Fault;
+use crate::sentry::Fault;
 use media_core::sigv4::S3Bucket;
 use worker::{Context, Env, Request};
 

@@ -5,6 +5,7 @@
 //! faults are logged and sent to Sentry with their detail, while the client
 //! gets a generic message: internals never leak.
 
+use media_core::sigv4::SigningError;
 use media_core::{ApiError, ErrorCode};
 use worker::{Response, ResponseBody};
 
@@ -72,6 +73,12 @@ impl From<worker::Error> for Failure {
 impl From<ConfigError> for Failure {
     fn from(e: ConfigError) -> Self {
         Failure::Internal { detail: format!("configuration: {e}") }
+    }
+}
+
+impl From<SigningError> for Failure {
+    fn from(e: SigningError) -> Self {
+        Failure::Internal { detail: e.to_string() }
     }
 }
 

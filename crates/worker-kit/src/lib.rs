@@ -14,13 +14,14 @@
 //! | [`reply`] | a response as plain data (status, headers, body), its one conversion to `worker::Response`, JSON bodies |
 //! | [`cors`] | CORS headers, their removal on server-only routes, preflights |
 //! | [`method`] | the method gate: the method as sent, 405 with `Allow`, preflights for `OPTIONS` |
+//! | [`form`] | `multipart/form-data` bodies, read capped and parsed by the runtime into plain data, with messages that say what is wrong |
 //! | [`body`] | reading request bodies, streamed and capped |
 //! | [`query`] | reading query strings |
 //! | [`store`] | the `ObjectStore` trait, its R2-binding and S3 (fetch + SigV4) adapters, and an in-memory double with fault injection |
 //! | [`serve`] | serving a stored object: ETag/304, Range/206/416 and cache headers decided on plain data; the edge cache and the runtime around it |
 //! | [`ratelimit`] | the rate limits (Rate Limiting bindings): per API key, per IP for missing or wrong keys, per IP for public reads |
-//! | [`sentry`] | reporting unexpected errors to Sentry from `wait_until` |
-//! | [`logging`] | JSON `tracing` logs on the console |
+//! | [`sentry`] | reporting unexpected errors to Sentry from `wait_until` (DSN, envelope, post) |
+//! | [`logging`] | JSON `tracing` logs on the console (through `tracing-web`) |
 //! | [`clock`] | the time and random bytes, from the runtime |
 
 pub mod body;
@@ -30,6 +31,7 @@ pub mod context;
 pub mod cors;
 pub mod entry;
 pub mod failure;
+pub mod form;
 pub mod logging;
 pub mod method;
 pub mod query;

@@ -1,12 +1,16 @@
-//! JSON `tracing` logs on the Workers console (one object per line, which
-//! Workers Logs indexes), timestamped with the runtime's clock because
-//! `SystemTime` is unavailable in wasm.
+//! JSON `tracing` logs on the Workers console: tracing-subscriber's JSON
+//! formatter (one object per line, with level, fields and message, which
+//! Workers Logs indexes) written through `tracing-web`'s console writer,
+//! which picks `console.info`/`warn`/`error` by level. Timestamps come from
+//! the runtime's clock because `SystemTime` is unavailable in wasm. Only
+//! what the code puts in fields is logged: key fingerprints, never secrets.
 
 use std::io;
 
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::time::FormatTime;
 use tracing_subscriber::fmt::MakeWriter;
+use tracing_web::{ConsoleWriter, MakeWebConsoleWriter};
 
 struct RuntimeClock;
 
@@ -16,35 +20,32 @@ impl FormatTime for RuntimeClock {
     }
 }
 
-/// Buffers one formatted event and hands it to `console.log` when dropped.
-struct ConsoleLine(Vec<u8>);
+/// tracing-web's console writer, without the newline the JSON formatter
+/// ends each event with (the console ends each call with its own).
+struct Console(MakeWebConsoleWriter);
 
-impl io::Write for ConsoleLine {
+/// One event on its way to the console.
+struct Line(ConsoleWriter);
+
+impl io::Write for Line {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.extend_from_slice(buf);
+        // The formatter writes a whole event in one call.
+        self.0.write_all(buf.strip_suffix(b"\n").unwrap_or(buf))?;
         Ok(buf.len())
     }
     fn flush(&mut self) -> io::Result<()> {
-        Ok(())
+        self.0.flush()
     }
 }
-
-impl Drop for ConsoleLine {
-    fn drop(&mut self) {
-        let line = String::from_utf8_lossy(&self.0);
-        let line = line.trim_end();
-        if !line.is_empty() {
-            worker::console_log!("{line}");
-        }
-    }
-}
-
-struct Console;
 
 impl<'a> MakeWriter<'a> for Console {
-    type Writer = ConsoleLine;
-    fn make_writer(&'a self) -> ConsoleLine {
-        ConsoleLine(Vec::with_capacity(256))
+    type Writer = Line;
+    fn make_writer(&'a self) -> Line {
+        Line(self.0.make_writer())
+    }
+    /// The event's level picks `console.info`, `warn` or `error`.
+    fn make_writer_for(&'a self, meta: &tracing::Metadata<'_>) -> Line {
+        Line(self.0.make_writer_for(meta))
     }
 }
 
@@ -57,7 +58,7 @@ pub fn init(service: &'static str) {
         .with_target(false)
         .with_ansi(false)
         .with_timer(RuntimeClock)
-        .with_writer(Console)
+        .with_writer(Console(MakeWebConsoleWriter::new()))
         .with_max_level(tracing::Level::INFO)
         .finish();
     if tracing::subscriber::set_global_default(subscriber).is_ok() {

@@ -36,7 +36,10 @@ impl S3Store {
         let transport = |e: worker::Error| StoreError::Transport { op, key: key.to_owned(), detail: e.to_string() };
         self.ops.set(self.ops.get() + 1);
         let payload = if body.is_some() { UNSIGNED_PAYLOAD } else { EMPTY_SHA256 };
-        let (url, headers) = self.bucket.sign(op, Some(key), &[], extra, payload, now());
+        let (url, headers) = self
+            .bucket
+            .sign(op, Some(key), &[], extra, payload, now())
+            .map_err(|e| StoreError::Transport { op, key: key.to_owned(), detail: e.to_string() })?;
         let h = Headers::new();
         for (k, v) in &headers {
             h.set(k, v).map_err(transport)?;
