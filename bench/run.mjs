@@ -3,7 +3,8 @@
 // in the same session. Prints one report and writes it to bench/results/.
 //
 //   bash bench/run.sh              all five sections
-//   --only=5 --save-before=LABEL   record the Workers' size and cold start as the "before" of later reports
+//   --only=5 --before=DIR          the Workers' size and cold start next to another checkout's (built there)
+//   --only=5 --save-before=LABEL   or record this build's as the "before" of later reports
 //   bash bench/run.sh --only=1,3   some of them
 //   --runs=N (default 3) repetitions of each throughput/time-to-playable run
 import { execFileSync } from 'node:child_process';
@@ -287,21 +288,35 @@ async function workersSection(platform) {
 
 const BEFORE = join(BENCH, 'results', 'workers-before.json');
 
-/** `--save-before=LABEL` records this build as the "before" column of later reports. */
+/**
+ * `--before=DIR`: a second checkout with its Workers built
+ * (scripts/build-workers.sh there), measured in the same session as the
+ * "before" column. Without it, the figures `--save-before=LABEL` recorded.
+ */
 async function workersCostSection() {
   begin(5, 'The Workers: wasm size and cold start');
   out();
+  const beforeDir = arg('before');
+  let before = null;
+  let measured;
+  if (beforeDir) {
+    const label = `${execFileSync('git', ['-C', beforeDir, 'rev-parse', '--short', 'HEAD']).toString().trim()} (${beforeDir}), measured alongside`;
+    measured = await coldStarts(RUNS, say, { before: beforeDir, after: ROOT });
+    before = { label, date: data.date, sizes: wasmSizes(beforeDir), cold: measured.before };
+  } else {
+    measured = await coldStarts(RUNS, say);
+    before = existsSync(BEFORE) ? JSON.parse(readFileSync(BEFORE, 'utf8')) : null;
+  }
   const sizes = wasmSizes();
-  const cold = await coldStarts(RUNS, say);
+  const cold = measured.after;
   const label = arg('save-before');
   if (label) {
     writeFileSync(BEFORE, JSON.stringify({ label, date: data.date, sizes, cold }, null, 2) + '\n');
     say(`recorded this build as the "before" (${label}) in bench/results/workers-before.json`);
   }
-  const before = existsSync(BEFORE) ? JSON.parse(readFileSync(BEFORE, 'utf8')) : null;
   out('Sizes of crates/*/build/index_bg.wasm (gzip -9, as the script size limit counts). Cold start: `wrangler dev` started on the built Worker with its build step left out; '
     + '"listening" is spawn until the port accepts, "first" the first GET /health after that, "warm" the median of the next 20. '
-    + `Median of ${RUNS} starts.` + (before ? ` Before: ${before.label} (measured ${before.date.slice(0, 10)}).` : ''));
+    + `Median of ${RUNS} starts.` + (before ? ` Before: ${before.label} (${before.date.slice(0, 10)}).` : ''));
   out();
   const kb = (b) => fmt(b / 1024, 0);
   const pair = (b, a, f) => (before ? `${f(b)} → ${f(a)}` : f(a));

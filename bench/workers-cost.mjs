@@ -9,6 +9,9 @@
 //   first  = the first GET /health once it does (module evaluation and wasm
 //            instantiation land here or in `ready`, depending on workerd)
 //   warm   = the median of the next 20 GET /health, for comparison
+// With a second checkout (`before`, its Workers built there), both are
+// measured in the same session, starts alternating, so load and caches
+// favour neither.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
@@ -19,19 +22,19 @@ import { start } from '../devkit/processes.mjs';
 
 export const WORKERS = [['image-service', 'wrangler-image.toml'], ['video-service', 'wrangler-video.toml']];
 
-export function wasmSizes() {
+export function wasmSizes(root = ROOT) {
   return Object.fromEntries(WORKERS.map(([crate]) => {
-    const wasm = readFileSync(join(ROOT, 'crates', crate, 'build', 'index_bg.wasm'));
+    const wasm = readFileSync(join(root, 'crates', crate, 'build', 'index_bg.wasm'));
     return [crate, { raw: wasm.length, gzip: gzipSync(wasm, { level: 9 }).length }];
   }));
 }
 
 /** The Worker's wrangler config without its [build] section, its paths made absolute. */
-function configWithoutBuild(crate, config) {
-  const text = readFileSync(join(ROOT, config), 'utf8');
+function configWithoutBuild(root, config, tag) {
+  const text = readFileSync(join(root, config), 'utf8');
   const withoutBuild = text.replace(/\n\[build\][\s\S]*?(?=\n\[)/, '\n');
-  const file = join(WORK, `cold-${config}`);
-  writeFileSync(file, withoutBuild.replace(/^main = "(.*)"$/m, `main = "${join(ROOT, '$1')}"`));
+  const file = join(WORK, `cold-${tag}-${config}`);
+  writeFileSync(file, withoutBuild.replace(/^main = "(.*)"$/m, `main = "${join(root, '$1')}"`));
   return file;
 }
 
@@ -50,12 +53,12 @@ async function timed(url) {
 }
 
 /** One cold start of `crate`: ms to a listening port, ms for the first request, median warm ms. */
-async function coldStartOnce(crate, config) {
+async function coldStartOnce(root, tag, crate, config) {
   const port = await freePort();
   const inspector = await freePort();
   const stateDir = join(WORK, `cold-state-${crate}-${Date.now()}`);
   const t0 = performance.now();
-  const proc = start(`cold-${crate}`, 'npx', ['wrangler', 'dev', '-c', configWithoutBuild(crate, config), '-e', 'dev', '--ip', '127.0.0.1',
+  const proc = start(`cold-${crate}`, 'npx', ['wrangler', 'dev', '-c', configWithoutBuild(root, config, tag), '-e', 'dev', '--ip', '127.0.0.1',
     '--port', String(port), '--inspector-port', String(inspector), '--persist-to', stateDir, '--show-interactive-dev-session=false',
     '--log-level', 'warn'], { cwd: ROOT, log: join(WORK, `cold-${crate}.log`) });
   try {
@@ -74,16 +77,26 @@ async function coldStartOnce(crate, config) {
   }
 }
 
-/** Cold starts of both Workers, `runs` each, as medians. */
-export async function coldStarts(runs, say = () => {}) {
-  const result = {};
+/**
+ * Cold starts of both Workers, `runs` each, as medians, of each checkout in
+ * `roots` ({ tag: directory }), the checkouts alternating within each run.
+ */
+export async function coldStarts(runs, say = () => {}, roots = { after: ROOT }) {
+  const tags = Object.keys(roots);
+  const result = Object.fromEntries(tags.map((t) => [t, {}]));
   for (const [crate, config] of WORKERS) {
-    const rs = [];
+    const rs = Object.fromEntries(tags.map((t) => [t, []]));
     for (let i = 0; i < runs; i++) {
-      rs.push(await coldStartOnce(crate, config));
-      say(`cold start ${crate} ${i + 1}/${runs}: listening after ${rs.at(-1).ready.toFixed(0)} ms, first request ${rs.at(-1).first.toFixed(1)} ms`);
+      for (const tag of i % 2 ? [...tags].reverse() : tags) {
+        const r = await coldStartOnce(roots[tag], tag, crate, config);
+        rs[tag].push(r);
+        say(`cold start ${tag} ${crate} ${i + 1}/${runs}: listening after ${r.ready.toFixed(0)} ms, first request ${r.first.toFixed(1)} ms, warm ${r.warm.toFixed(1)} ms`);
+      }
     }
-    result[crate] = { ready: median(rs.map((r) => r.ready)), first: median(rs.map((r) => r.first)), warm: median(rs.map((r) => r.warm)), firsts: rs.map((r) => r.first) };
+    for (const tag of tags) {
+      const xs = rs[tag];
+      result[tag][crate] = { ready: median(xs.map((r) => r.ready)), first: median(xs.map((r) => r.first)), warm: median(xs.map((r) => r.warm)), firsts: xs.map((r) => r.first) };
+    }
   }
   return result;
 }
