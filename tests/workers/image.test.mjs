@@ -286,6 +286,25 @@ for (const backend of ['r2', 's3']) {
       assert.deepEqual(await bytesOf(await get(`/assets/images/${app}/curl1`)), images.gif);
     });
 
+    test('a file part without a filename keeps its exact bytes and its own type (Node form-data, curl -F "file=<x")', async () => {
+      const boundary = 'nofilename0boundary';
+      const head = (name) => `--${boundary}\r\nContent-Disposition: form-data; name="${name}"\r\n`;
+      for (const [id, type] of [['nofn-png', 'image/png'], ['nofn-octets', 'application/octet-stream']]) {
+        const parts = [
+          Buffer.from(`${head('app_id')}\r\n${app}\r\n`),
+          Buffer.from(`${head('image_id')}\r\n${id}\r\n`),
+          // PNG's signature starts with 0x89, which is not UTF-8: a parser that reads the part as text mangles it.
+          Buffer.from(`${head('file')}Content-Type: ${type}\r\n\r\n`),
+          Buffer.from(images.png),
+          Buffer.from(`\r\n--${boundary}--\r\n`),
+        ];
+        const r = await api.post('/upload', new Uint8Array(Buffer.concat(parts)), { key: API_KEY, headers: { ...freshIp(), 'content-type': `multipart/form-data; boundary=${boundary}` } });
+        assert.equal(r.status, 201, `${type}: ${r.text}`);
+        assert.equal(r.json.content_type, 'image/png');
+        assert.deepEqual(await bytesOf(await get(`/assets/images/${app}/${id}`)), images.png);
+      }
+    });
+
     test('bytes must be the type claimed (415 saying what they look like); SVG is refused', async () => {
       const svg = new TextEncoder().encode('<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>');
       const text = new TextEncoder().encode('hello, I am not an image\n');

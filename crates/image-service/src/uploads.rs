@@ -18,13 +18,13 @@ use media_core::http::single_etag_condition;
 use media_core::ids::{AppId, IdError, ImageId};
 use media_core::keys::ObjectKey;
 use media_core::media::{check_image_bytes, check_image_type, check_size, describe_bytes, image_dimensions, ImageType};
+use media_core::multipart::{self, FormPart};
 use media_core::sigv4::S3Bucket;
 use media_core::{ApiError, ErrorCode};
 use worker::Request;
 use worker_kit::body::read_body;
 use worker_kit::clock::{now, random_bytes};
 use worker_kit::entry::guard;
-use worker_kit::form::{self, Form, FormValue};
 use worker_kit::query::query;
 use worker_kit::reply::json;
 use worker_kit::store::ObjectStore;
@@ -176,30 +176,36 @@ async fn raw_upload(
 
 /// `/upload` with a form: the image is the `file` field, with its own type;
 /// `app_id` and `image_id` are fields (a field wins over a query parameter
-/// of the same name, which is read only when the field is absent). The form
-/// is parsed by the runtime ([`form::read_form`]).
+/// of the same name, which is read only when the field is absent).
 async fn form_upload(
     req: &mut Request,
     content_type: &str,
     settings: &ImageSettings,
     grant: &KeyGrant,
 ) -> Result<Incoming, Failure> {
+    let boundary = multipart::boundary(content_type)?;
     let q = query(req)?;
-    let form = form::read_form(req, content_type, settings.max_image_bytes + MAX_FORM_OVERHEAD).await?;
-    incoming_from_form(form, &q, grant)
+    let body = read_body(req, settings.max_image_bytes + MAX_FORM_OVERHEAD).await?;
+    incoming_from_form(body, &boundary, &q, grant)
 }
 
-/// The image of a parsed form (see [`form_upload`]), the `app_id` checked
+/// The image of a form body (see [`form_upload`]), the `app_id` checked
 /// against the key's apps.
-fn incoming_from_form(mut form: Form, q: &[(String, String)], grant: &KeyGrant) -> Result<Incoming, Failure> {
+fn incoming_from_form(
+    mut body: Vec<u8>,
+    boundary: &str,
+    q: &[(String, String)],
+    grant: &KeyGrant,
+) -> Result<Incoming, Failure> {
+    let parts = multipart::parse(&body, boundary)?;
     // The field, or else the query parameter of the same name.
     let field = |name: &str| -> Result<Option<String>, ApiError> {
-        let mut fields = form.fields(name);
+        let mut fields = parts.iter().filter(|p| p.name == name && p.filename.is_none());
         let from_form = match (fields.next(), fields.next()) {
             (Some(_), Some(_)) => {
                 return Err(ApiError::invalid_field(format!("the form has more than one {name} field; send it once")))
             }
-            (Some(v), None) => Some(v.to_owned()).filter(|v| !v.is_empty()),
+            (Some(p), None) => Some(p.text(&body)?.to_owned()).filter(|v| !v.is_empty()),
             (None, _) => None,
         };
         Ok(from_form.or_else(|| query_value(q, name).filter(|v| !v.is_empty()).map(str::to_owned)))
@@ -210,39 +216,43 @@ fn incoming_from_form(mut form: Form, q: &[(String, String)], grant: &KeyGrant) 
     grant.check_app(&app)?;
     let image = optional_id(field("image_id")?.as_deref(), ImageId::parse, false)?;
 
-    if form.all("file").count() > 1 {
-        return Err(
-            ApiError::invalid_field("the form has more than one file field; upload one image per request").into()
-        );
-    }
-    let Some(file) = form.take("file") else {
-        return Err(ApiError::invalid_field(format!(
-            "the form has no file field; send the image in a field named \"file\" (it has: {})",
-            form.names().collect::<Vec<_>>().join(", ")
-        ))
-        .into());
-    };
-    // A file part brings its own type; a plain field named `file` has none.
-    let (bytes, part_type) = match file {
-        FormValue::File { content_type, bytes } => (bytes, content_type),
-        FormValue::Field(text) => (text.into_bytes(), None),
+    let mut files = parts.iter().filter(|p| p.name == "file");
+    let file: &FormPart = match (files.next(), files.next()) {
+        (Some(f), None) => f,
+        (None, _) => {
+            return Err(ApiError::invalid_field(format!(
+                "the form has no file field; send the image in a field named \"file\" (it has: {})",
+                parts.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ")
+            ))
+            .into())
+        }
+        (Some(_), Some(_)) => {
+            return Err(
+                ApiError::invalid_field("the form has more than one file field; upload one image per request").into()
+            )
+        }
     };
     // The part's own type is the claim. Clients that label files generically
     // (or not at all) get the type their bytes show, which is checked below
     // all the same.
-    let claimed = match part_type.as_deref().map(media_type).filter(|ct| !ct.is_empty() && !ct.eq_ignore_ascii_case("application/octet-stream")) {
+    let bytes_of_file = file.bytes(&body);
+    let claimed = match file.content_type.as_deref().map(media_type).filter(|ct| !ct.is_empty() && !ct.eq_ignore_ascii_case("application/octet-stream")) {
         Some(ct) => check_image_type(ct)?,
-        None => ImageType::sniff(&bytes).ok_or_else(|| {
+        None => ImageType::sniff(bytes_of_file).ok_or_else(|| {
             ApiError::new(
                 ErrorCode::UnsupportedMediaType,
                 format!(
                     "the file has no image content type and its bytes are {}; upload a JPEG, PNG, WebP, AVIF or GIF image",
-                    describe_bytes(&bytes)
+                    describe_bytes(bytes_of_file)
                 ),
             )
         })?,
     };
-    Ok(Incoming { app, image, claimed, bytes })
+    // Keep only the file's bytes, in the body's own buffer (no second copy).
+    let range = file.data.clone();
+    body.truncate(range.end);
+    body.drain(..range.start);
+    Ok(Incoming { app, image, claimed, bytes: body })
 }
 
 /// `POST /upload`: stores an image sent through the Worker. 201 with its
@@ -251,7 +261,7 @@ pub async fn upload(mut req: Request, cx: &ImageContext<'_>, base: &str) -> Hand
     let settings = &cx.settings;
     let grant = guard(&req, cx, "upload").await?;
     let content_type = req.headers().get("content-type")?.unwrap_or_default();
-    let incoming = if form::is_form_data(&content_type) {
+    let incoming = if multipart::is_form_data(&content_type) {
         form_upload(&mut req, &content_type, settings, &grant).await?
     } else if content_type.trim().is_empty() {
         return Err(ApiError::new(
@@ -319,31 +329,36 @@ mod tests {
     use super::*;
 
     const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR";
+    const BOUNDARY: &str = "b0undary";
 
     /// A key that may act for `app-a` only.
     fn grant() -> KeyGrant {
         ApiKeys::parse("k1:app-a").unwrap().check(Some("k1")).unwrap()
     }
 
-    /// One entry of a test form: name, content type of a file (`None`: a plain field), bytes.
-    type Part<'a> = (&'a str, Option<Option<&'a str>>, &'a [u8]);
+    /// One part of a test form: name, filename, content type, bytes.
+    type Part<'a> = (&'a str, Option<&'a str>, Option<&'a str>, &'a [u8]);
 
-    /// The form the runtime's parser would give for `parts`.
-    fn form(parts: &[Part<'_>]) -> Form {
-        Form::new(
-            parts
-                .iter()
-                .map(|(name, file, bytes)| {
-                    let value = match file {
-                        Some(content_type) => {
-                            FormValue::File { content_type: content_type.map(str::to_owned), bytes: bytes.to_vec() }
-                        }
-                        None => FormValue::Field(String::from_utf8_lossy(bytes).into_owned()),
-                    };
-                    ((*name).to_owned(), value)
-                })
-                .collect(),
-        )
+    /// A form body of `parts`.
+    fn form(parts: &[Part<'_>]) -> Vec<u8> {
+        let mut body = Vec::new();
+        for (name, filename, content_type, bytes) in parts {
+            body.extend_from_slice(
+                format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"").as_bytes(),
+            );
+            if let Some(f) = filename {
+                body.extend_from_slice(format!("; filename=\"{f}\"").as_bytes());
+            }
+            body.extend_from_slice(b"\r\n");
+            if let Some(ct) = content_type {
+                body.extend_from_slice(format!("Content-Type: {ct}\r\n").as_bytes());
+            }
+            body.extend_from_slice(b"\r\n");
+            body.extend_from_slice(bytes);
+            body.extend_from_slice(b"\r\n");
+        }
+        body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+        body
     }
 
     fn query_of(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -360,9 +375,12 @@ mod tests {
 
     #[test]
     fn a_form_gives_its_file_bytes_and_ids() {
-        let body =
-            form(&[("app_id", None, b"app-a"), ("image_id", None, b"img-1"), ("file", Some(Some("image/png")), PNG)]);
-        let got = incoming_from_form(body, &[], &grant()).unwrap();
+        let body = form(&[
+            ("app_id", None, None, b"app-a"),
+            ("image_id", None, None, b"img-1"),
+            ("file", Some("a.png"), Some("image/png"), PNG),
+        ]);
+        let got = incoming_from_form(body, BOUNDARY, &[], &grant()).unwrap();
         assert_eq!(got.app.as_str(), "app-a");
         assert_eq!(got.image.as_ref().map(ImageId::as_str), Some("img-1"));
         assert_eq!(got.claimed, ImageType::Png);
@@ -372,37 +390,37 @@ mod tests {
     #[test]
     fn a_field_wins_over_the_query_which_fills_in_when_it_is_absent_or_empty() {
         let q = query_of(&[("app_id", "app-b"), ("image_id", "from-query")]);
-        let body = form(&[("app_id", None, b"app-a"), ("file", Some(Some("image/png")), PNG)]);
-        let got = incoming_from_form(body, &q, &grant()).unwrap();
+        let body = form(&[("app_id", None, None, b"app-a"), ("file", Some("a.png"), Some("image/png"), PNG)]);
+        let got = incoming_from_form(body, BOUNDARY, &q, &grant()).unwrap();
         assert_eq!(got.app.as_str(), "app-a");
         assert_eq!(got.image.as_ref().map(ImageId::as_str), Some("from-query"));
-        let body = form(&[("app_id", None, b""), ("file", Some(None), PNG)]);
+        let body = form(&[("app_id", None, None, b""), ("file", None, None, PNG)]);
         let q = query_of(&[("app_id", "app-a")]);
-        assert_eq!(incoming_from_form(body, &q, &grant()).unwrap().app.as_str(), "app-a");
+        assert_eq!(incoming_from_form(body, BOUNDARY, &q, &grant()).unwrap().app.as_str(), "app-a");
     }
 
     #[test]
     fn the_key_must_allow_the_forms_app() {
-        let body = form(&[("app_id", None, b"app-b"), ("file", Some(Some("image/png")), PNG)]);
-        assert_eq!(refusal(incoming_from_form(body, &[], &grant())).status(), 403);
+        let body = form(&[("app_id", None, None, b"app-b"), ("file", None, Some("image/png"), PNG)]);
+        assert_eq!(refusal(incoming_from_form(body, BOUNDARY, &[], &grant())).status(), 403);
     }
 
     #[test]
     fn a_form_without_one_file_or_with_a_repeated_field_is_refused_saying_why() {
-        let cases: [(Form, &str); 4] = [
-            (form(&[("file", Some(Some("image/png")), PNG)]), "app_id is required"),
+        let cases: [(Vec<u8>, &str); 4] = [
+            (form(&[("file", None, Some("image/png"), PNG)]), "app_id is required"),
             (
-                form(&[("app_id", None, b"app-a"), ("app_id", None, b"app-a"), ("file", Some(None), PNG)]),
+                form(&[("app_id", None, None, b"app-a"), ("app_id", None, None, b"app-a"), ("file", None, None, PNG)]),
                 "more than one app_id field",
             ),
-            (form(&[("app_id", None, b"app-a"), ("image", Some(None), PNG)]), "has no file field"),
+            (form(&[("app_id", None, None, b"app-a"), ("image", None, None, PNG)]), "has no file field"),
             (
-                form(&[("app_id", None, b"app-a"), ("file", Some(None), PNG), ("file", Some(None), PNG)]),
+                form(&[("app_id", None, None, b"app-a"), ("file", None, None, PNG), ("file", None, None, PNG)]),
                 "more than one file field",
             ),
         ];
         for (body, why) in cases {
-            let e = refusal(incoming_from_form(body, &[], &grant()));
+            let e = refusal(incoming_from_form(body, BOUNDARY, &[], &grant()));
             assert_eq!(e.status(), 400, "{why}");
             assert!(e.message.contains(why), "{}: {why}", e.message);
         }
@@ -411,13 +429,13 @@ mod tests {
     #[test]
     fn a_file_without_an_image_type_is_known_by_its_bytes() {
         for content_type in [None, Some("application/octet-stream")] {
-            let body = form(&[("app_id", None, b"app-a"), ("file", Some(content_type), PNG)]);
-            assert_eq!(incoming_from_form(body, &[], &grant()).unwrap().claimed, ImageType::Png);
-            let body = form(&[("app_id", None, b"app-a"), ("file", Some(content_type), b"GIF? no")]);
-            assert_eq!(refusal(incoming_from_form(body, &[], &grant())).status(), 415);
+            let body = form(&[("app_id", None, None, b"app-a"), ("file", Some("x"), content_type, PNG)]);
+            assert_eq!(incoming_from_form(body, BOUNDARY, &[], &grant()).unwrap().claimed, ImageType::Png);
+            let body = form(&[("app_id", None, None, b"app-a"), ("file", Some("x"), content_type, b"GIF? no")]);
+            assert_eq!(refusal(incoming_from_form(body, BOUNDARY, &[], &grant())).status(), 415);
         }
-        let body = form(&[("app_id", None, b"app-a"), ("file", Some(Some("text/html")), PNG)]);
-        assert_eq!(refusal(incoming_from_form(body, &[], &grant())).status(), 415);
+        let body = form(&[("app_id", None, None, b"app-a"), ("file", Some("x"), Some("text/html"), PNG)]);
+        assert_eq!(refusal(incoming_from_form(body, BOUNDARY, &[], &grant())).status(), 415);
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //! | [`timeline`] | the bounds of a source's timeline: duration, timestamp jumps, audio offset, job time |
 //! | [`playlist`] | HLS playlists, WebVTT thumbnails, codec strings, sprite layout |
 //! | [`api`] | request/response types and JSON field reading |
+//! | [`multipart`] | reading `multipart/form-data` upload bodies (raw bytes of every part, filename or not) |
 //! | [`transform`] | Cloudflare image transformation URLs and their option syntax |
 //! | [`sigv4`] | SigV4 signing and presigned URLs for S3-compatible storage |
 //! | [`auth`] | API keys and the apps each may act for (`IV_API_KEY`), key fingerprints, bearer token checks; in constant time |
@@ -29,6 +30,7 @@ pub mod job;
 pub mod keys;
 pub mod ladder;
 pub mod media;
+pub mod multipart;
 #[cfg(feature = "openapi")]
 pub mod openapi;
 pub mod playlist;

@@ -14,7 +14,6 @@
 //! | [`reply`] | a response as plain data (status, headers, body), its one conversion to `worker::Response`, JSON bodies |
 //! | [`cors`] | CORS headers, their removal on server-only routes, preflights |
 //! | [`method`] | the method gate: the method as sent, 405 with `Allow`, preflights for `OPTIONS` |
-//! | [`form`] | `multipart/form-data` bodies, read capped and parsed by the runtime into plain data, with messages that say what is wrong |
 //! | [`body`] | reading request bodies, streamed and capped |
 //! | [`query`] | reading query strings |
 //! | [`store`] | the `ObjectStore` trait, its R2-binding and S3 (fetch + SigV4) adapters, and an in-memory double with fault injection |
@@ -31,7 +30,6 @@ pub mod context;
 pub mod cors;
 pub mod entry;
 pub mod failure;
-pub mod form;
 pub mod logging;
 pub mod method;
 pub mod query;
