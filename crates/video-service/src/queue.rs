@@ -78,7 +78,7 @@ pub struct NotifyReply {
     pub job: Job,
 }
 
-/// The settings the queue runs by, read once per command.
+/// The settings a notify runs by (a new job takes the ladder and the retry policy).
 struct Rules {
     policy: RetryPolicy,
     ladder: LadderOptions,
@@ -437,21 +437,36 @@ impl DurableObject for JobQueue {
     }
 
     async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
-        let rules = match Rules::load(&self.env) {
-            Ok(rules) => rules,
-            Err(e) => return Ok(our_fault(e.into())),
-        };
         let cmd: QueueCommand = match req.json().await {
             Ok(c) => c,
             Err(e) => return failure(&ApiError::new(ErrorCode::InvalidJson, format!("queue command: {e}"))),
         };
+        // The settings a command runs by, read for the commands that use
+        // them: a broken one fails those loudly (500, detail logged), while
+        // reads, completions, cancels and releases, which use none, go on.
+        let policy = || crate::settings::retry_policy(&self.env).map_err(|e| our_fault(e.into()));
         match cmd {
-            QueueCommand::Notify { app_id, video_id, source } => self.notify(&rules, app_id, video_id, source).await,
+            QueueCommand::Notify { app_id, video_id, source } => {
+                let rules = match Rules::load(&self.env) {
+                    Ok(rules) => rules,
+                    Err(e) => return Ok(our_fault(e.into())),
+                };
+                self.notify(&rules, app_id, video_id, source).await
+            }
             QueueCommand::Get { app_id, video_id } => reply(&self.by_video(&app_id, &video_id)?),
-            QueueCommand::Lease { worker, wait_ms } => self.lease(&rules.policy, &worker, wait_ms).await,
-            QueueCommand::Heartbeat { job_id, req } => self.heartbeat(&rules.policy, &job_id, req).await,
+            QueueCommand::Lease { worker, wait_ms } => match policy() {
+                Ok(p) => self.lease(&p, &worker, wait_ms).await,
+                Err(answer) => Ok(answer),
+            },
+            QueueCommand::Heartbeat { job_id, req } => match policy() {
+                Ok(p) => self.heartbeat(&p, &job_id, req).await,
+                Err(answer) => Ok(answer),
+            },
             QueueCommand::Complete { job_id, req } => self.complete(&job_id, req).await,
-            QueueCommand::Fail { job_id, req } => self.fail(&rules.policy, &job_id, req).await,
+            QueueCommand::Fail { job_id, req } => match policy() {
+                Ok(p) => self.fail(&p, &job_id, req).await,
+                Err(answer) => Ok(answer),
+            },
             QueueCommand::Cancel { app_id, video_id } => self.cancel(&app_id, &video_id).await,
             QueueCommand::Release { job_id, req } => self.release(&job_id, req).await,
         }
@@ -459,12 +474,12 @@ impl DurableObject for JobQueue {
 
     async fn alarm(&self) -> worker::Result<Response> {
         // A broken setting fails the alarm, which the runtime retries; the
-        // commands meanwhile answer 500 (see `fetch`).
-        let rules = Rules::load(&self.env).map_err(|e| {
+        // commands that use it meanwhile answer 500 (see `fetch`).
+        let policy = crate::settings::retry_policy(&self.env).map_err(|e| {
             tracing::error!(detail = %e, "job queue alarm: a setting cannot be used");
             worker::Error::RustError(format!("configuration: {e}"))
         })?;
-        let swept = self.sweep_expired(&rules.policy, now())?;
+        let swept = self.sweep_expired(&policy, now())?;
         if swept > 0 {
             tracing::info!(swept, "alarm re-queued expired leases");
         }
