@@ -84,7 +84,11 @@ impl From<SigningError> for Failure {
 
 impl From<StoreError> for Failure {
     fn from(e: StoreError) -> Self {
-        Failure::Unavailable { detail: format!("storage: {e}") }
+        match e {
+            // Retrying cannot sign a request that could not be signed: a 500, not a 503.
+            StoreError::Signing { .. } => Failure::Internal { detail: format!("storage: {e}") },
+            _ => Failure::Unavailable { detail: format!("storage: {e}") },
+        }
     }
 }
 
@@ -153,6 +157,18 @@ mod tests {
         assert_eq!(reply.header("retry-after"), None);
         assert!(!String::from_utf8_lossy(reply.body_bytes().unwrap()).contains("IV_API_KEY"));
         assert_eq!(internal.report_detail(), Some("configuration: IV_API_KEY cannot be used"));
+    }
+
+    #[test]
+    fn a_request_storage_could_not_be_signed_is_our_fault_not_a_retry() {
+        let failure = Failure::from(StoreError::Signing {
+            op: "GET",
+            key: "images/a/b".into(),
+            detail: "invalid header value".into(),
+        });
+        let reply = failure.to_reply();
+        assert_eq!((reply.status, reply.header("retry-after")), (500, None));
+        assert_eq!(failure.report_detail(), Some("storage: GET images/a/b: signing: invalid header value"));
     }
 
     #[test]

@@ -88,6 +88,8 @@ pub enum StoreError {
     Status { op: &'static str, key: String, status: u16, detail: String },
     /// The call failed before an answer (network, binding).
     Transport { op: &'static str, key: String, detail: String },
+    /// The request could not be signed: our fault, and retrying cannot help.
+    Signing { op: &'static str, key: String, detail: String },
 }
 
 impl std::fmt::Display for StoreError {
@@ -95,6 +97,7 @@ impl std::fmt::Display for StoreError {
         match self {
             StoreError::Status { op, key, status, detail } => write!(f, "{op} {key}: status {status}: {detail}"),
             StoreError::Transport { op, key, detail } => write!(f, "{op} {key}: {detail}"),
+            StoreError::Signing { op, key, detail } => write!(f, "{op} {key}: signing: {detail}"),
         }
     }
 }

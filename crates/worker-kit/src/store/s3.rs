@@ -39,7 +39,7 @@ impl S3Store {
         let (url, headers) = self
             .bucket
             .sign(op, Some(key), &[], extra, payload, now())
-            .map_err(|e| StoreError::Transport { op, key: key.to_owned(), detail: e.to_string() })?;
+            .map_err(|e| StoreError::Signing { op, key: key.to_owned(), detail: e.to_string() })?;
         let h = Headers::new();
         for (k, v) in &headers {
             h.set(k, v).map_err(transport)?;
