@@ -434,7 +434,8 @@ for (const backend of ['r2', 's3']) {
 
       for (const path of [
         `${prefix}/720p/00001.m4s`,
-        `${prefix}/../${output.slice(0, -1)}x/master.m3u8`,
+        // Another output id: the last character changed (to one it is not, or `..` would lead back to this one).
+        `${prefix}/../${output.slice(0, -1)}${output.endsWith('x') ? 'y' : 'x'}/master.m3u8`,
         `${prefix}/720p/..%2F..%2Fmaster.m3u8`,
         `${prefix}%2F720p%2F00000.m4s`,
         `hls/${app}/vhls/${output}/720p/0.m4s`,
