@@ -16,7 +16,7 @@ use std::task::{Context, Poll, Waker};
 use media_core::http::{quote_etag, ByteRange, RangeRequest, RangeSpec};
 use worker::ResponseBody;
 
-use super::{ObjectBody, ObjectInfo, ObjectStore, ReadOutcome, ReadRequest, StoreError};
+use super::{ObjectInfo, ObjectStore, ReadOutcome, ReadRequest, StoreError};
 
 /// One stored object.
 #[derive(Debug, Clone)]
@@ -122,11 +122,6 @@ impl ObjectStore for MemoryStore {
     async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, StoreError> {
         self.begin("HEAD", key)?;
         Ok(self.stored(key).as_ref().map(info))
-    }
-
-    async fn get(&self, key: &str, range: Option<ByteRange>) -> Result<Option<ObjectBody>, StoreError> {
-        self.begin("GET", key)?;
-        Ok(self.stored(key).map(|s| ObjectBody { info: info(&s), body: slice(&s.bytes, range) }))
     }
 
     /// Conditions first (`If-Match`, then `If-None-Match`, as RFC 9110

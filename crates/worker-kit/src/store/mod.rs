@@ -40,13 +40,6 @@ pub struct ObjectInfo {
     pub content_type: Option<String>,
 }
 
-/// An object's bytes, ready to stream into a response.
-#[derive(Debug)]
-pub struct ObjectBody {
-    pub info: ObjectInfo,
-    pub body: ResponseBody,
-}
-
 /// What a client's `GET` asks of one object, passed to storage as it is.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReadRequest {
@@ -110,8 +103,6 @@ pub trait ObjectStore {
     fn operations(&self) -> u32;
     /// Size, ETag and type, or `None` when there is no such object.
     async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, StoreError>;
-    /// The object's bytes (all, or one satisfiable range), or `None`.
-    async fn get(&self, key: &str, range: Option<ByteRange>) -> Result<Option<ObjectBody>, StoreError>;
     /// One conditional, ranged read, or `None` when there is no such object.
     async fn read(&self, key: &str, req: &ReadRequest) -> Result<Option<ReadOutcome>, StoreError>;
     /// Stores `bytes` under `key` with its content type.
@@ -153,13 +144,6 @@ impl ObjectStore for AnyStore {
         match self {
             AnyStore::R2(s) => s.head(key).await,
             AnyStore::S3(s) => s.head(key).await,
-        }
-    }
-
-    async fn get(&self, key: &str, range: Option<ByteRange>) -> Result<Option<ObjectBody>, StoreError> {
-        match self {
-            AnyStore::R2(s) => s.get(key, range).await,
-            AnyStore::S3(s) => s.get(key, range).await,
         }
     }
 

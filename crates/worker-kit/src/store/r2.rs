@@ -1,11 +1,11 @@
 //! The R2 binding adapter (production).
 
-use media_core::http::{quote_etag, ByteRange, RangeRequest, RangeSpec};
+use media_core::http::{quote_etag, RangeRequest, RangeSpec};
 use std::cell::Cell;
 
 use worker::{Bucket, Conditional, HttpMetadata, Range};
 
-use super::{ObjectBody, ObjectInfo, ObjectStore, ReadOutcome, ReadRequest, StoreError};
+use super::{ObjectInfo, ObjectStore, ReadOutcome, ReadRequest, StoreError};
 
 pub struct R2Store {
     bucket: Bucket,
@@ -54,26 +54,6 @@ impl ObjectStore for R2Store {
 
     async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, StoreError> {
         Ok(self.bucket().head(key).await.map_err(|e| transport("HEAD", key, e))?.as_ref().map(info))
-    }
-
-    async fn get(&self, key: &str, range: Option<ByteRange>) -> Result<Option<ObjectBody>, StoreError> {
-        let mut req = self.bucket().get(key);
-        if let Some(r) = range {
-            req = req.range(Range::OffsetWithLength { offset: r.start, length: r.len() });
-        }
-        let Some(obj) = req.execute().await.map_err(|e| transport("GET", key, e))? else {
-            return Ok(None);
-        };
-        let body = obj
-            .body()
-            .ok_or_else(|| StoreError::Transport {
-                op: "GET",
-                key: key.to_owned(),
-                detail: "R2 returned no body".into(),
-            })?
-            .response_body()
-            .map_err(|e| transport("GET", key, e))?;
-        Ok(Some(ObjectBody { info: info(&obj), body }))
     }
 
     async fn read(&self, key: &str, req: &ReadRequest) -> Result<Option<ReadOutcome>, StoreError> {

@@ -8,7 +8,7 @@ use media_core::sigv4::{S3Bucket, EMPTY_SHA256, UNSIGNED_PAYLOAD};
 use wasm_bindgen::JsValue;
 use worker::{Fetch, Headers, Method, Request, RequestInit, Response};
 
-use super::{ObjectBody, ObjectInfo, ObjectStore, ReadOutcome, ReadRequest, StoreError};
+use super::{ObjectInfo, ObjectStore, ReadOutcome, ReadRequest, StoreError};
 use crate::clock::now;
 
 pub struct S3Store {
@@ -138,32 +138,6 @@ impl ObjectStore for S3Store {
             }
             404 => Ok(None),
             s => Err(status_error("HEAD", key, s, String::new())),
-        }
-    }
-
-    async fn get(&self, key: &str, range: Option<ByteRange>) -> Result<Option<ObjectBody>, StoreError> {
-        let extra: Vec<(String, String)> =
-            range.map(|r| ("range".to_owned(), format!("bytes={}-{}", r.start, r.end))).into_iter().collect();
-        let mut resp = self.send("GET", key, &extra, None).await?;
-        let status = resp.status_code();
-        match status {
-            200 | 206 => {
-                // The whole size: from Content-Range on a partial answer.
-                let size = match header(&resp, "content-range")
-                    .and_then(|cr| cr.rsplit_once('/').and_then(|(_, t)| t.parse().ok()))
-                {
-                    Some(total) => total,
-                    None => header(&resp, "content-length").and_then(|v| v.parse().ok()).unwrap_or(0),
-                };
-                let info = info_from(&resp, size);
-                let (_, body) = resp.into_parts();
-                Ok(Some(ObjectBody { info, body }))
-            }
-            404 => Ok(None),
-            s => {
-                let text = resp.text().await.unwrap_or_default();
-                Err(status_error("GET", key, s, text))
-            }
         }
     }
 
