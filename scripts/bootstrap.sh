@@ -12,9 +12,12 @@ started=$SECONDS
 step() { printf '\033[1mbootstrap:\033[0m %s\n' "$*"; }
 
 # Cargo-installed tools, each at its pinned version.
+tool_present() { # binary version
+  "$HOME/.cargo/bin/$1" --version 2>/dev/null | grep -q "$2"
+}
 cargo_tool() { # name binary version [extra cargo-install args...]
   local name=$1 bin=$2 version=$3; shift 3
-  if "$HOME/.cargo/bin/$bin" --version 2>/dev/null | grep -q "$version"; then
+  if tool_present "$bin" "$version"; then
     step "cargo: $name $version present"
   else
     step "cargo: installing $name $version (takes minutes on a cold machine)"
@@ -45,7 +48,7 @@ fi
 #    libraries): no LMDB, metrics or K2V, which cut the build (see README).
 garage_log="$DEV_DIR/logs/bootstrap-garage.log"
 garage_pid=""
-if "$HOME/.cargo/bin/garage" --version 2>/dev/null | grep -q "$GARAGE_VERSION"; then
+if tool_present garage "$GARAGE_VERSION"; then
   step "cargo: garage $GARAGE_VERSION present"
 else
   step "cargo: building garage $GARAGE_VERSION in the background (log: $garage_log)"
