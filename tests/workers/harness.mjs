@@ -60,12 +60,15 @@ const common = (store, backend, vars, limits) => ({
 
 /** The video service in workerd. */
 export async function videoService({ store, backend = 'r2', vars = {}, port, limits }) {
-  const base = common(store, backend, { TRANSCODER_TOKEN, ...vars }, limits);
+  const base = common(store, backend, { TRANSCODER_TOKEN, QUEUE_SHARDS: '1', ...vars }, limits);
   const mf = new Miniflare(convertV4MiniflareOptions({
     ...base,
     ...(port ? { host: '127.0.0.1', port } : {}),
     modules: modules('video-service'),
-    durableObjects: { JOBS: { className: 'JobQueue', useSQLite: true } },
+    durableObjects: {
+      VIDEO_JOBS: { className: 'VideoJob', useSQLite: true },
+      DISPATCH: { className: 'DispatchShard', useSQLite: true },
+    },
   }));
   await mf.ready;
   return mf;

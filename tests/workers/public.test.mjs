@@ -7,7 +7,7 @@
 //
 // Storage operations are read from the `Server-Timing` header every served
 // answer carries (`storage;desc="ops=N"`), job-store reads from
-// `jobstore;desc="queue"`.
+// `jobstore;desc="video"`.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -30,7 +30,7 @@ after(async () => {
 
 /** Storage operations an answer reports, or NaN without the header. */
 const opsOf = (res) => Number(/storage;desc="ops=(\d+)"/.exec(res.headers.get('server-timing') ?? '')?.[1] ?? NaN);
-/** Where a job read came from: cache, kv or queue. */
+/** Where a job read came from: cache, kv or video. */
 const jobSourceOf = (res) => /jobstore;desc="(\w+)"/.exec(res.headers.get('server-timing') ?? '')?.[1];
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -136,7 +136,7 @@ for (const backend of ['r2', 's3']) {
       const seconds = (Date.now() - started) / 1000;
       console.log(`# ${backend}: 200 /job-status in ${seconds.toFixed(1)} s: ${JSON.stringify(sources)}`);
       assert.equal(leaks, 0, 'no answer carries a storage key or panic text');
-      assert.ok((sources.queue ?? 0) <= Math.ceil(seconds) + 2, `reached the job store ${sources.queue} times in ${seconds} s`);
+      assert.ok((sources.video ?? 0) <= Math.ceil(seconds) + 2, `reached the job store ${sources.video} times in ${seconds} s`);
       assert.ok(sources.cache >= 150, JSON.stringify(sources));
       const s = await vapi.get(`/job-status?app_id=${app}&video_id=vhammer`);
       assert.equal(s.json.last_error, 'processing failed on our side; it will be retried');
@@ -166,7 +166,7 @@ for (const backend of ['r2', 's3']) {
       await vapi.internal(`/internal/jobs/${job.job_id}/complete`, { lease_id: job.lease_id, result: RESULT });
       const seen = [];
       for (let i = 0; i < 20; i++) seen.push(jobSourceOf(await vapi.get(`/playback-url?app_id=${app}&video_id=vdoneread`)));
-      assert.ok(!seen.includes('queue'), seen.join(','));
+      assert.ok(!seen.includes('video'), seen.join(','));
     });
 
     test('item 10: public reads have a per-IP limit', async () => {

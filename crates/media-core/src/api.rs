@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::dispatch::SizeClass;
 use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::ids::{AppId, IdError, ImageId, JobId, LeaseId, VideoId};
 pub use crate::job::JobSpec;
@@ -595,6 +596,9 @@ pub struct LeaseRequest {
     /// How long to wait for a job, at most [`MAX_LEASE_WAIT_MS`].
     #[serde(default)]
     pub wait_ms: u64,
+    /// The size classes this transcoder takes (`JOB_CLASSES`); absent, every class.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classes: Option<Vec<SizeClass>>,
 }
 
 /// The longest a lease request is held open.

@@ -8,6 +8,7 @@
 //! | [`media`] | accepted content types, size limits, image sniffing and dimensions |
 //! | [`keys`] | the object-key layout (build and parse, canonical only), content types and caching of outputs |
 //! | [`job`] | the job model and its state machine (lease, heartbeat, retry, expiry) |
+//! | [`dispatch`] | which queue shard and size class a job waits in, and which class is served next |
 //! | [`ladder`] | planning the ABR ladder from a probed source |
 //! | [`timeline`] | the bounds of a source's timeline: duration, timestamp jumps, audio offset, job time |
 //! | [`playlist`] | HLS playlists, WebVTT thumbnails, codec strings, sprite layout |
@@ -23,6 +24,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod dispatch;
 pub mod error;
 pub mod http;
 pub mod ids;

@@ -517,7 +517,7 @@ pub fn video_service() -> OpenApi {
             string(),
             Some(
                 "Where the job was read: jobstore;desc=\"cache\" (the edge cache), \"kv\" (a done job's record) or \
-                 \"queue\" (the job store).",
+                 \"video\" (the video's job object).",
             ),
         )
     };

@@ -9,6 +9,7 @@ use media_core::api::{
     CompleteRequest, FailRequest, HeartbeatRequest, HeartbeatResponse, JobSpec, LeaseRequest, LeaseResponse,
     ReleaseRequest,
 };
+use media_core::dispatch::SizeClass;
 use media_core::ids::{JobId, LeaseId};
 use media_core::{ApiError, ErrorCode};
 use serde::de::DeserializeOwned;
@@ -82,8 +83,12 @@ impl VideoApi {
     }
 
     /// Waits up to `wait` for a job.
-    pub async fn lease(&self, wait: Duration) -> Result<Option<JobSpec>, CallError> {
-        let req = LeaseRequest { worker: self.worker.clone(), wait_ms: wait.as_millis() as u64 };
+    pub async fn lease(&self, wait: Duration, classes: Option<&[SizeClass]>) -> Result<Option<JobSpec>, CallError> {
+        let req = LeaseRequest {
+            worker: self.worker.clone(),
+            wait_ms: wait.as_millis() as u64,
+            classes: classes.map(<[_]>::to_vec),
+        };
         let resp: LeaseResponse = self.post("/internal/jobs/lease", &req, wait + Duration::from_secs(15)).await?;
         Ok(resp.job)
     }

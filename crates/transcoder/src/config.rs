@@ -4,6 +4,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use media_core::dispatch::{parse_classes, SizeClass};
+
 /// A missing or malformed variable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{name} {problem}")]
@@ -54,6 +56,9 @@ pub struct Config {
     pub concurrency: usize,
     /// `LEASE_WAIT_MS`: how long one lease request waits for work (default 20000).
     pub lease_wait: Duration,
+    /// `JOB_CLASSES`: the size classes of jobs this transcoder takes, e.g.
+    /// `standard` (default: every class; see `media_core::dispatch`).
+    pub job_classes: Option<Vec<SizeClass>>,
     /// `SHUTDOWN_GRACE_S`: on SIGTERM, how long a running job may finish before it is handed back (default 30).
     pub shutdown_grace: Duration,
     /// `WORKER_NAME`: this transcoder in the service's logs (default `<hostname>-<pid>`).
@@ -141,6 +146,10 @@ impl Config {
             work_dir: v.get("WORK_DIR").map(PathBuf::from).unwrap_or_else(|| std::env::temp_dir().join("transcoder")),
             concurrency,
             lease_wait: Duration::from_millis(v.number("LEASE_WAIT_MS", 20_000)?),
+            job_classes: v
+                .get("JOB_CLASSES")
+                .map(|list| parse_classes(&list).map_err(|problem| ConfigError { name: "JOB_CLASSES", problem }))
+                .transpose()?,
             shutdown_grace: Duration::from_secs(v.number("SHUTDOWN_GRACE_S", 30)?),
             worker_name: v.get("WORKER_NAME").unwrap_or_else(default_worker_name),
             log_json: log_format == "json",
@@ -184,9 +193,18 @@ mod tests {
         let c = vars(FULL).unwrap();
         assert_eq!(c.video_service_url, "http://127.0.0.1:8788");
         assert_eq!((c.concurrency, c.s3.region.as_str(), c.log_json), (1, "auto", true));
-        assert_eq!(c.lease_wait, Duration::from_secs(20));
+        assert_eq!((c.lease_wait, c.job_classes.as_deref()), (Duration::from_secs(20), None));
         assert_eq!((c.max_video_bytes, c.job_time_limit), (5 * 1024 * 1024 * 1024, None));
         assert!(!format!("{c:?}").contains("\"s\""), "secrets stay out of Debug");
+    }
+
+    #[test]
+    fn job_classes() {
+        let with = |list: &str| vars(&[FULL, &[("JOB_CLASSES", list)]].concat());
+        assert_eq!(with("standard").unwrap().job_classes, Some(vec![SizeClass::Standard]));
+        let e = with("standard,tiny").err().unwrap();
+        assert_eq!(e.name, "JOB_CLASSES");
+        assert!(e.problem.contains("\"tiny\""), "{}", e.problem);
     }
 
     #[test]

@@ -77,7 +77,7 @@ impl Runner {
             if *shutdown.borrow() {
                 return;
             }
-            let lease = self.api.lease(self.config.lease_wait);
+            let lease = self.api.lease(self.config.lease_wait, self.config.job_classes.as_deref());
             tokio::pin!(lease);
             let leased = tokio::select! {
                 r = &mut lease => r,

@@ -1,41 +1,120 @@
-//! The Worker's side of the queue: sending a [`QueueCommand`] to the one
-//! `JobQueue` Durable Object and reading its answer, relaying its errors.
+//! Talking to the Durable Objects: a JSON command to one named object and its
+//! answer, for the Worker (errors as [`Failure`]s, the objects' client
+//! errors relayed as they are) and for the objects themselves (one calls
+//! another). And the Worker's side of a lease: a fair sweep of the queue
+//! shards, then a long-poll on one of them.
 
+use media_core::api::{LeaseRequest, LeaseResponse, MAX_LEASE_WAIT_MS};
+use media_core::dispatch::SizeClass;
 use media_core::ApiError;
 use serde::de::DeserializeOwned;
+use serde::Serialize;
 use worker::{Env, Method, Request, RequestInit};
+use worker_kit::clock::{now, random_bytes};
 use worker_kit::Failure;
 
-use crate::queue::{QueueCommand, QUEUE_BINDING, QUEUE_NAME};
+use crate::dispatch::{ShardCommand, ShardLeaseReply, DISPATCH_BINDING};
 
-/// The queue's raw answer: status and JSON text.
-pub struct QueueAnswer {
+/// An object's raw answer: status and JSON text.
+pub struct Answer {
     pub status: u16,
     pub body: String,
 }
 
-pub async fn send(env: &Env, cmd: &QueueCommand) -> Result<QueueAnswer, Failure> {
-    let unavailable = |e: worker::Error| Failure::Unavailable { detail: format!("job queue: {e}") };
-    let stub = env.durable_object(QUEUE_BINDING)?.id_from_name(QUEUE_NAME)?.get_stub()?;
-    let body = serde_json::to_string(cmd).map_err(|e| Failure::internal(format!("queue command: {e}")))?;
+/// Sends `cmd` to the object `name` of `binding`.
+pub async fn call<C: Serialize>(env: &Env, binding: &str, name: &str, cmd: &C) -> worker::Result<Answer> {
+    let stub = env.durable_object(binding)?.id_from_name(name)?.get_stub()?;
+    let body = serde_json::to_string(cmd).map_err(|e| worker::Error::RustError(format!("command: {e}")))?;
     let mut init = RequestInit::new();
     init.with_method(Method::Post).with_body(Some(body.into()));
-    let req = Request::new_with_init("https://queue.internal/", &init)?;
-    let mut resp = stub.fetch_with_request(req).await.map_err(unavailable)?;
-    let status = resp.status_code();
-    let body = resp.text().await.map_err(unavailable)?;
-    Ok(QueueAnswer { status, body })
+    let req = Request::new_with_init("https://object.internal/", &init)?;
+    let mut resp = stub.fetch_with_request(req).await?;
+    Ok(Answer { status: resp.status_code(), body: resp.text().await? })
 }
 
-/// Sends `cmd` and parses a successful answer as `T`; relays the queue's
-/// client errors (404, 409) as they are.
-pub async fn ask<T: DeserializeOwned>(env: &Env, cmd: &QueueCommand) -> Result<T, Failure> {
-    let answer = send(env, cmd).await?;
+/// Sends `cmd` and reads a 200 as `T`; relays the object's client errors
+/// (404, 409) as they are; anything else is ours (500, detail reported).
+pub async fn ask<C: Serialize, T: DeserializeOwned>(
+    env: &Env,
+    binding: &str,
+    name: &str,
+    cmd: &C,
+) -> Result<T, Failure> {
+    let answer = call(env, binding, name, cmd)
+        .await
+        .map_err(|e| Failure::Unavailable { detail: format!("{binding} {name}: {e}") })?;
+    read(binding, answer)
+}
+
+/// An object's answer as `T` (200), or the error it stands for.
+pub fn read<T: DeserializeOwned>(binding: &str, answer: Answer) -> Result<T, Failure> {
     if answer.status == 200 {
-        return serde_json::from_str(&answer.body).map_err(|e| Failure::internal(format!("queue answer: {e}")));
+        return serde_json::from_str(&answer.body).map_err(|e| Failure::internal(format!("{binding} answer: {e}")));
     }
     match ApiError::from_json(&answer.body) {
         Some(e) if answer.status < 500 => Err(Failure::Client(e)),
-        _ => Err(Failure::internal(format!("queue answered {}: {}", answer.status, answer.body))),
+        _ => Err(Failure::internal(format!("{binding} answered {}: {}", answer.status, answer.body))),
     }
+}
+
+/// The name of queue shard `n`.
+pub fn shard_name(n: u32) -> String {
+    format!("shard-{n}")
+}
+
+async fn lease_from(
+    env: &Env,
+    shard: u32,
+    worker: &str,
+    wait_ms: u64,
+    classes: &[SizeClass],
+) -> Result<ShardLeaseReply, Failure> {
+    let cmd = ShardCommand::Lease { worker: worker.to_owned(), wait_ms, classes: classes.to_vec() };
+    ask(env, DISPATCH_BINDING, &shard_name(shard), &cmd).await
+}
+
+/// The most rounds of sweep-then-wait one lease request makes: each costs
+/// at most `shards + 2` subrequests.
+const MAX_LEASE_ROUNDS: u32 = 4;
+
+/// `POST /internal/jobs/lease` across `shards` queue shards, fairly: from a
+/// random shard on, ask each for a due job without waiting; when none has
+/// one, wait on the first for the rest of the request's wait. A shard that
+/// gets work while another holds the waiter rings that one, which answers
+/// at once with the shard to try (`ShardLeaseReply::ring`).
+pub async fn lease(env: &Env, shards: u32, req: &LeaseRequest) -> Result<LeaseResponse, Failure> {
+    let classes = req.classes.clone().unwrap_or_else(|| SizeClass::ALL.to_vec());
+    let deadline = now().plus_millis(req.wait_ms.min(MAX_LEASE_WAIT_MS));
+    let shards = shards.max(1);
+    let start = u32::from_le_bytes(random_bytes::<4>()) % shards;
+    for _ in 0..MAX_LEASE_ROUNDS {
+        if shards > 1 {
+            for i in 0..shards {
+                let got = lease_from(env, (start + i) % shards, &req.worker, 0, &classes).await?;
+                if got.job.is_some() {
+                    return Ok(LeaseResponse { job: got.job });
+                }
+            }
+        }
+        let t = now();
+        let wait = deadline.millis_since(t);
+        let got = lease_from(env, start, &req.worker, wait, &classes).await?;
+        if got.job.is_some() {
+            return Ok(LeaseResponse { job: got.job });
+        }
+        match got.ring {
+            Some(rung) => {
+                let got = lease_from(env, rung % shards, &req.worker, 0, &classes).await?;
+                if got.job.is_some() {
+                    return Ok(LeaseResponse { job: got.job });
+                }
+            }
+            None if now() >= deadline => break,
+            None => {}
+        }
+        if now() >= deadline {
+            break;
+        }
+    }
+    Ok(LeaseResponse { job: None })
 }

@@ -10,14 +10,19 @@
 //! | `POST /internal/jobs/{id}/release` | `ReleaseRequest` | the job, queued again without using an attempt |
 //! | `POST /internal/jobs/inspect` | `{"app_id", "video_id"}` | the stored job, failure texts in full (for operators and tests; the public routes show them sanitised), 404 |
 //!
-//! A call that changes a job drops the job's cached public read in this
-//! location (`crate::status::forget`), so pollers here see it at once.
+//! A lease sweeps the queue shards (`crate::client::lease`). The calls about
+//! one job find its video in the shard the job was queued in (`Locate`, by
+//! `media_core::dispatch::shard_of`), then go to that video's object, the
+//! fence that checks the lease. A call that changes a job drops the job's
+//! cached public read in this location (`crate::status::forget`), so pollers
+//! here see it at once.
 //!
 //! Job and lease ids follow `media_core::ids`' rule: one that could never
-//! have been minted is refused with 400 before the queue is asked.
+//! have been minted is refused with 400 before any object is asked.
 
 use media_core::api::{CompleteRequest, FailRequest, HeartbeatRequest, LeaseRequest, ReleaseRequest};
 use media_core::auth::check_bearer;
+use media_core::dispatch::shard_of;
 use media_core::ids::{AppId, JobId, VideoId};
 use media_core::{ApiError, ErrorCode};
 use serde::de::DeserializeOwned;
@@ -26,10 +31,12 @@ use worker::{Headers, Method, Request, Response};
 use worker_kit::body::read_body;
 use worker_kit::failure::no_route;
 use worker_kit::method::{known_method, method_not_allowed_response};
+use worker_kit::reply::json;
 use worker_kit::{Failure, Handled};
 
-use crate::client;
-use crate::queue::QueueCommand;
+use crate::client::{self, shard_name};
+use crate::dispatch::{Located, ShardCommand, DISPATCH_BINDING};
+use crate::video_job::{VideoCall, VideoOp, VIDEO_JOBS_BINDING};
 use crate::VideoContext;
 
 /// Bodies of the internal API are small; completion reports are the largest.
@@ -56,28 +63,6 @@ struct InspectRequest {
     video_id: VideoId,
 }
 
-/// The video named in a queue answer: a job, a `HeartbeatResponse`, or
-/// (`job`) a `LeaseResponse`.
-#[derive(Deserialize)]
-struct VideoOf {
-    app_id: AppId,
-    video_id: VideoId,
-}
-
-#[derive(Deserialize)]
-struct LeasedVideo {
-    job: Option<VideoOf>,
-}
-
-/// The video the queue's answer to `cmd` is about.
-fn video_of(cmd: &QueueCommand, answer: &str) -> Option<(AppId, VideoId)> {
-    let ids = match cmd {
-        QueueCommand::Lease { .. } => serde_json::from_str::<LeasedVideo>(answer).ok()?.job?,
-        _ => serde_json::from_str::<VideoOf>(answer).ok()?,
-    };
-    Some((ids.app_id, ids.video_id))
-}
-
 fn job_id(segment: &str) -> Result<JobId, Failure> {
     Ok(JobId::parse(segment).map_err(ApiError::from)?)
 }
@@ -93,39 +78,66 @@ pub async fn route(mut req: Request, cx: &VideoContext<'_>) -> Handled {
     }
     let path = req.path();
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let cmd = match parts.as_slice() {
+    let (job_id, op) = match parts.as_slice() {
         ["internal", "jobs", "inspect"] => {
             let r: InspectRequest = body(&mut req).await?;
-            QueueCommand::Get { app_id: r.app_id, video_id: r.video_id }
+            let call = VideoCall { app_id: r.app_id, video_id: r.video_id, op: VideoOp::Get };
+            let answer = client::call(cx.env, VIDEO_JOBS_BINDING, &call.object_name(), &call)
+                .await
+                .map_err(|e| Failure::Unavailable { detail: format!("video job: {e}") })?;
+            if answer.status == 200 && answer.body.trim() == "null" {
+                return Err(ApiError::not_found("no job for that app_id and video_id").into());
+            }
+            return relay(answer);
         }
         ["internal", "jobs", "lease"] => {
             let r: LeaseRequest = body(&mut req).await?;
-            QueueCommand::Lease { worker: r.worker, wait_ms: r.wait_ms }
+            // Grants run by the retry rules: with a broken one no lease
+            // could be granted, so say so now rather than long-poll.
+            crate::settings::retry_policy(cx.env)?;
+            let leased = client::lease(cx.env, cx.settings.dispatch.queue_shards, &r).await?;
+            if let Some(spec) = &leased.job {
+                crate::status::forget(&spec.app_id, &spec.video_id).await;
+            }
+            return json(200, &leased);
         }
         ["internal", "jobs", id, "heartbeat"] => {
-            QueueCommand::Heartbeat { job_id: job_id(id)?, req: body::<HeartbeatRequest>(&mut req).await? }
+            let id = job_id(id)?;
+            (id.clone(), VideoOp::Heartbeat { job_id: id, req: body::<HeartbeatRequest>(&mut req).await? })
         }
         ["internal", "jobs", id, "complete"] => {
-            QueueCommand::Complete { job_id: job_id(id)?, req: body::<CompleteRequest>(&mut req).await? }
+            let id = job_id(id)?;
+            (id.clone(), VideoOp::Complete { job_id: id, req: body::<CompleteRequest>(&mut req).await? })
         }
         ["internal", "jobs", id, "fail"] => {
-            QueueCommand::Fail { job_id: job_id(id)?, req: body::<FailRequest>(&mut req).await? }
+            let id = job_id(id)?;
+            (id.clone(), VideoOp::Fail { job_id: id, req: body::<FailRequest>(&mut req).await? })
         }
         ["internal", "jobs", id, "release"] => {
-            QueueCommand::Release { job_id: job_id(id)?, req: body::<ReleaseRequest>(&mut req).await? }
+            let id = job_id(id)?;
+            (id.clone(), VideoOp::Release { job_id: id, req: body::<ReleaseRequest>(&mut req).await? })
         }
         _ => return Err(no_route(&path)),
     };
-    let answer = client::send(cx.env, &cmd).await?;
+    // The job's video, from the shard it was queued in.
+    let home = shard_of(&job_id, cx.settings.dispatch.queue_shards);
+    let located: Located =
+        client::ask(cx.env, DISPATCH_BINDING, &shard_name(home), &ShardCommand::Locate { job_id }).await?;
+    let call = VideoCall { app_id: located.app_id, video_id: located.video_id, op };
+    let answer = client::call(cx.env, VIDEO_JOBS_BINDING, &call.object_name(), &call)
+        .await
+        .map_err(|e| Failure::Unavailable { detail: format!("video job: {e}") })?;
+    if answer.status == 200 {
+        crate::status::forget(&call.app_id, &call.video_id).await;
+    }
+    relay(answer)
+}
+
+/// Passes an object's answer on: its status and JSON, never cached; its
+/// server errors become ours (500, detail reported).
+fn relay(answer: client::Answer) -> Handled {
     if answer.status >= 500 {
-        return Err(Failure::internal(format!("queue answered {}: {}", answer.status, answer.body)));
-    }
-    let changed = !matches!(cmd, QueueCommand::Get { .. });
-    if let (true, 200, Some((app, video))) = (changed, answer.status, video_of(&cmd, &answer.body)) {
-        crate::status::forget(&app, &video).await;
-    }
-    if !changed && answer.body.trim() == "null" {
-        return Err(ApiError::not_found("no job for that app_id and video_id").into());
+        return Err(Failure::internal(format!("video job answered {}: {}", answer.status, answer.body)));
     }
     let headers = Headers::new();
     headers.set("content-type", "application/json; charset=utf-8")?;

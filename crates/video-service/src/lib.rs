@@ -11,18 +11,20 @@
 //! | `POST /internal/jobs/...` | transcoder token | [`internal`] |
 //! | `GET /openapi.json`, `GET /health` | public | here |
 //!
-//! The job queue is the `JobQueue` Durable Object ([`queue`]); [`client`]
-//! talks to it. Configuration is read once per request, into the
+//! Each video's job lives in its own `VideoJob` Durable Object
+//! ([`video_job`]); which jobs wait lives in `QUEUE_SHARDS` `DispatchShard`
+//! objects ([`dispatch`]); [`client`] talks to both. Configuration is read once per request, into the
 //! [`VideoContext`] every handler takes (the common settings, [`settings`],
 //! the store). Errors become JSON in one place (`worker_kit::failure`).
 
 mod client;
+mod dispatch;
 mod hls;
 mod internal;
-mod queue;
 mod settings;
 mod status;
 mod uploads;
+mod video_job;
 
 use worker::{event, Context, Env, Method, Request, Response};
 use worker_kit::entry::{health, openapi, ServerOnly};
@@ -30,8 +32,9 @@ use worker_kit::failure::no_route;
 use worker_kit::method::{known_method, other_method};
 use worker_kit::{Handled, RequestContext};
 
-pub use queue::JobQueue;
+pub use dispatch::DispatchShard;
 use settings::VideoSettings;
+pub use video_job::VideoJob;
 
 const SERVICE: &str = "video-service";
 /// What every handler of this service runs with.

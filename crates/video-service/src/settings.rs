@@ -1,12 +1,14 @@
 //! The video service's own configuration: the vars and secrets only it
 //! reads, with their defaults. What both services read (API keys, CORS,
 //! environment, public base URL, upload URL lifetime, storage, Sentry) is
-//! `worker_kit::settings::CommonSettings`. The queue's retry rules and the
-//! default ladder are read by the `JobQueue` Durable Object, which runs
-//! apart from any request. (Bindings: `MEDIA_BUCKET` R2, `MEDIA_KV` KV,
-//! `JOBS` Durable Object, `KEY_RATE_LIMITER`, `BAD_KEY_RATE_LIMITER` and
-//! `PUBLIC_RATE_LIMITER` rate limits.)
+//! `worker_kit::settings::CommonSettings`. The retry rules, the default
+//! ladder and the size classes are read by the `VideoJob` Durable Objects,
+//! which run apart from any request. (Bindings: `MEDIA_BUCKET` R2,
+//! `MEDIA_KV` KV, `VIDEO_JOBS` and `DISPATCH` Durable Objects,
+//! `KEY_RATE_LIMITER`, `BAD_KEY_RATE_LIMITER` and `PUBLIC_RATE_LIMITER`
+//! rate limits.)
 
+use media_core::dispatch::{DEFAULT_LARGE_SOURCE_BYTES, MAX_QUEUE_SHARDS};
 use media_core::job::RetryPolicy;
 use media_core::ladder::LadderOptions;
 use media_core::media::DEFAULT_MAX_VIDEO_BYTES;
@@ -20,6 +22,8 @@ pub struct VideoSettings {
     /// `TRANSCODER_TOKEN` (secret): the bearer token of the internal API;
     /// unset, the internal API admits nobody.
     pub transcoder_token: Option<String>,
+    /// `QUEUE_SHARDS` and `LARGE_SOURCE_BYTES`.
+    pub dispatch: DispatchSettings,
 }
 
 impl VideoSettings {
@@ -27,8 +31,41 @@ impl VideoSettings {
         Ok(Self {
             max_video_bytes: vars.number("MAX_VIDEO_BYTES", DEFAULT_MAX_VIDEO_BYTES)?,
             transcoder_token: vars.get("TRANSCODER_TOKEN"),
+            dispatch: DispatchSettings::load(vars)?,
         })
     }
+}
+
+/// How jobs are dispatched (`media_core::dispatch`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DispatchSettings {
+    /// `QUEUE_SHARDS`: how many queue shards jobs are spread over, 1-32
+    /// (default 4). Raising it is safe: live jobs keep their shard.
+    pub queue_shards: u32,
+    /// `LARGE_SOURCE_BYTES`: sources this size or larger wait in the `large`
+    /// class (default 1 GiB).
+    pub large_source_bytes: u64,
+}
+
+impl DispatchSettings {
+    pub fn load(vars: &Vars<'_>) -> Result<Self, ConfigError> {
+        let queue_shards: u32 = vars.number("QUEUE_SHARDS", 4)?;
+        if !(1..=MAX_QUEUE_SHARDS).contains(&queue_shards) {
+            return Err(ConfigError {
+                name: "QUEUE_SHARDS".into(),
+                problem: format!("is {queue_shards}; it must be from 1 to {MAX_QUEUE_SHARDS}"),
+            });
+        }
+        Ok(Self {
+            queue_shards,
+            large_source_bytes: vars.number("LARGE_SOURCE_BYTES", DEFAULT_LARGE_SOURCE_BYTES)?.max(1),
+        })
+    }
+}
+
+/// The dispatch settings, read by a Durable Object.
+pub fn dispatch_settings(env: &Env) -> Result<DispatchSettings, ConfigError> {
+    DispatchSettings::load(&Vars(env))
 }
 
 /// The queue's retry rules: `JOB_MAX_ATTEMPTS` (3), `LEASE_TTL_MS` (30000),
@@ -77,5 +114,16 @@ mod tests {
         // A blank token is no token: the internal API then admits nobody.
         assert_eq!(load(&[("TRANSCODER_TOKEN", " ")]).unwrap().transcoder_token, None);
         assert_eq!(load(&[("MAX_VIDEO_BYTES", "5G")]).err().map(|e| e.name).as_deref(), Some("MAX_VIDEO_BYTES"));
+    }
+
+    #[test]
+    fn queue_shards_are_bounded() {
+        let d = load(&[]).unwrap().dispatch;
+        assert_eq!((d.queue_shards, d.large_source_bytes), (4, DEFAULT_LARGE_SOURCE_BYTES));
+        assert_eq!(load(&[("QUEUE_SHARDS", "32")]).unwrap().dispatch.queue_shards, 32);
+        for bad in ["0", "33", "-1", "two"] {
+            let e = load(&[("QUEUE_SHARDS", bad)]).err().unwrap();
+            assert_eq!(e.name, "QUEUE_SHARDS", "{bad}");
+        }
     }
 }

@@ -1,15 +1,15 @@
 //! The public read routes, `GET /job-status` and `GET /playback-url`, and
 //! the job read model they and the HLS route share ([`public_job`]).
 //!
-//! Public reads are many (every viewer polls) and must not all reach the
-//! job store, the one `JobQueue` Durable Object. So a read looks in the
-//! edge cache first (the Cache API, for as long as
+//! Public reads are many (every viewer polls) and should not all reach the
+//! job store, the video's `VideoJob` Durable Object (they never reach a
+//! queue shard). So a read looks in the edge cache first (the Cache API, for as long as
 //! `JobStatus::public_cache_ttl_s` allows: 1-2 s while the job moves, a
 //! minute once done), then the KV playback record (done jobs), and only then
-//! asks the queue. Writes that pass through this Worker (notify, cancel, the
+//! asks the video's object. Writes that pass through this Worker (notify, cancel, the
 //! transcoder's calls) drop the cached copy in their location ([`forget`]);
 //! elsewhere it lives out its short TTL. Each answer says where it came from
-//! in `Server-Timing: jobstore;desc="cache|kv|queue"`.
+//! in `Server-Timing: jobstore;desc="cache|kv|video"`.
 //!
 //! Both routes count against the generous per-IP limit of public reads, and
 //! show failures only in their public form (`media_core::job::public_failure_message`).
@@ -25,7 +25,7 @@ use worker_kit::reply::json;
 use worker_kit::{Failure, Handled};
 
 use crate::client;
-use crate::queue::{playback_record_key, QueueCommand, KV_BINDING};
+use crate::video_job::{playback_record_key, VideoCall, VideoOp, KV_BINDING, VIDEO_JOBS_BINDING};
 
 /// Where a public read found the job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,8 +34,8 @@ pub enum ReadSource {
     Cache,
     /// The KV playback record of a done job.
     Kv,
-    /// The job store (the Durable Object).
-    Queue,
+    /// The job store: the video's own Durable Object.
+    Video,
 }
 
 impl ReadSource {
@@ -43,7 +43,7 @@ impl ReadSource {
         match self {
             ReadSource::Cache => "cache",
             ReadSource::Kv => "kv",
-            ReadSource::Queue => "queue",
+            ReadSource::Video => "video",
         }
     }
 
@@ -101,13 +101,14 @@ pub async fn forget(app: &AppId, video: &VideoId) {
 async fn playback_record(env: &Env, app: &AppId, video: &VideoId) -> Option<Job> {
     let kv = env.kv(KV_BINDING).ok()?;
     kv.get(&playback_record_key(app, video)).json().await.unwrap_or_else(|e| {
-        tracing::warn!(error = %e, "reading the playback record failed; asking the queue");
+        tracing::warn!(error = %e, "reading the playback record failed; asking the video's job object");
         None
     })
 }
 
 /// The job of `video` as public routes may show it, and where it came from:
-/// the edge cache, else the KV record of a done job, else the queue. `None`
+/// the edge cache, else the KV record of a done job, else the video's
+/// object (never a queue shard). `None`
 /// for a video without a job (not cached: a notify must show at once).
 pub async fn public_job(env: &Env, app: &AppId, video: &VideoId) -> Result<(Option<Job>, ReadSource), Failure> {
     let key = cache_key(app, video);
@@ -116,11 +117,10 @@ pub async fn public_job(env: &Env, app: &AppId, video: &VideoId) -> Result<(Opti
     }
     let (job, source) = match playback_record(env, app, video).await {
         Some(job) => (Some(job), ReadSource::Kv),
-        None => (
-            client::ask::<Option<Job>>(env, &QueueCommand::Get { app_id: app.clone(), video_id: video.clone() })
-                .await?,
-            ReadSource::Queue,
-        ),
+        None => {
+            let call = VideoCall { app_id: app.clone(), video_id: video.clone(), op: VideoOp::Get };
+            (client::ask(env, VIDEO_JOBS_BINDING, &call.object_name(), &call).await?, ReadSource::Video)
+        }
     };
     if let Some(job) = &job {
         remember(&key, job).await;

@@ -19,7 +19,7 @@ use worker_kit::store::{ObjectInfo, ObjectStore};
 use worker_kit::{Failure, Handled};
 
 use crate::client;
-use crate::queue::{CancelReply, NotifyReply, QueueCommand};
+use crate::video_job::{CancelReply, NotifyReply, VideoCall, VideoOp, VIDEO_JOBS_BINDING};
 use crate::VideoContext;
 
 /// The most a JSON request body of these routes may be.
@@ -58,17 +58,14 @@ pub async fn notify_upload_complete(mut req: Request, cx: &VideoContext<'_>, bas
         .into());
     }
     let info = uploaded(cx.store()?, &r.raw_key, cx.settings.max_video_bytes).await?;
-    let cmd = QueueCommand::Notify {
-        app_id: r.app_id.clone(),
-        video_id: r.video_id.clone(),
-        source: SourceUpload {
-            raw_key: r.raw_key.clone(),
-            content_type: r.content_type.clone(),
-            size: info.size,
-            etag: Some(info.etag.clone()),
-        },
+    let source = SourceUpload {
+        raw_key: r.raw_key.clone(),
+        content_type: r.content_type.clone(),
+        size: info.size,
+        etag: Some(info.etag.clone()),
     };
-    let reply: NotifyReply = client::ask(cx.env, &cmd).await?;
+    let call = VideoCall { app_id: r.app_id.clone(), video_id: r.video_id.clone(), op: VideoOp::Notify { source } };
+    let reply: NotifyReply = client::ask(cx.env, VIDEO_JOBS_BINDING, &call.object_name(), &call).await?;
     if reply.outcome.queued_work() {
         crate::status::forget(&r.app_id, &r.video_id).await;
         tracing::info!(app_id = %r.app_id, video_id = %r.video_id, job_id = %reply.job.job_id, created = reply.outcome == NotifyOutcome::Created, size = info.size, "transcode queued");
@@ -96,8 +93,8 @@ pub async fn cancel_job(mut req: Request, cx: &VideoContext<'_>, base: &str) -> 
     let grant = guard(&req, cx, "cancel-job").await?;
     let r = CancelRequest::from_json(&read_body(&mut req, MAX_JSON_BODY).await?)?;
     grant.check_app(&r.app_id)?;
-    let reply: CancelReply =
-        client::ask(cx.env, &QueueCommand::Cancel { app_id: r.app_id.clone(), video_id: r.video_id.clone() }).await?;
+    let call = VideoCall { app_id: r.app_id.clone(), video_id: r.video_id.clone(), op: VideoOp::Cancel };
+    let reply: CancelReply = client::ask(cx.env, VIDEO_JOBS_BINDING, &call.object_name(), &call).await?;
     if reply.canceled {
         crate::status::forget(&r.app_id, &r.video_id).await;
     }

@@ -1,0 +1,511 @@
+//! One video's job: a SQLite-backed Durable Object (`VideoJob`) per
+//! `{app_id}/{video_id}`, the source of truth for that video's job and the
+//! fence for its leases. Every change goes through `media_core::job`'s state
+//! machine and is written in the same synchronous step, so reads are always
+//! current; public reads (`/job-status`, `/playback-url`, HLS) come here and
+//! never to a queue shard.
+//!
+//! The job's queue shard ([`crate::dispatch`]) only knows which jobs wait:
+//! after each change this object tells it what `media_core::dispatch::
+//! shard_change` says (the job waits again, or ended). When the shard cannot
+//! be told, the row remembers it (`enqueue_due`) and the alarm tries again,
+//! so a job is never lost between the two. The one alarm also expires the
+//! running attempt's lease.
+//!
+//! The settings a command runs by (`LEASE_TTL_MS` and the other retry and
+//! ladder settings, `QUEUE_SHARDS`, `LARGE_SOURCE_BYTES`) are read for the
+//! commands that use them; one that cannot be used refuses the command as a
+//! Worker refuses a request on a broken setting (500, generic message, detail
+//! logged), rather than running on defaults unnoticed.
+
+use std::time::Duration;
+
+use media_core::api::{CompleteRequest, FailRequest, HeartbeatRequest, HeartbeatResponse, JobSpec, ReleaseRequest};
+use media_core::dispatch::{shard_change, shard_of, ShardChange, SizeClass};
+use media_core::ids::{AppId, JobId, LeaseId, VideoId};
+use media_core::job::{Completion, FailOutcome, Job, JobStatus, NotifyOutcome, RetryPolicy, SourceUpload};
+use media_core::keys::OutputId;
+use media_core::{ApiError, ErrorCode, Timestamp};
+use serde::{Deserialize, Serialize};
+use worker::{durable_object, DurableObject, Env, Request, Response, SqlStorage, SqlStorageValue, State};
+use worker_kit::clock::{now, random_bytes};
+use worker_kit::config::ConfigError;
+use worker_kit::failure::error_response;
+use worker_kit::Failure;
+
+use crate::client::{call, shard_name};
+use crate::dispatch::{ShardCommand, DISPATCH_BINDING};
+use crate::settings::{dispatch_settings, ladder_options, retry_policy};
+
+/// The Durable Object binding of the video objects.
+pub const VIDEO_JOBS_BINDING: &str = "VIDEO_JOBS";
+/// The KV binding holding published playback records.
+pub const KV_BINDING: &str = "MEDIA_KV";
+/// How soon the alarm tries again to tell the shard of a waiting job.
+const ENQUEUE_RETRY_MS: u64 = 2_000;
+
+/// The KV key of a finished video's playback record (the final job as JSON).
+pub fn playback_record_key(app: &AppId, video: &VideoId) -> String {
+    format!("playback/{app}/{video}")
+}
+
+/// A command to the object of one video.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct VideoCall {
+    pub app_id: AppId,
+    pub video_id: VideoId,
+    pub op: VideoOp,
+}
+
+impl VideoCall {
+    /// The name of the object it goes to.
+    pub fn object_name(&self) -> String {
+        format!("{}/{}", self.app_id, self.video_id)
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum VideoOp {
+    Notify {
+        source: SourceUpload,
+    },
+    Get,
+    /// From the job's shard: lease the job (if it is still queued and due).
+    Grant {
+        job_id: JobId,
+        lease_id: LeaseId,
+        output_id: OutputId,
+        worker: String,
+    },
+    Heartbeat {
+        job_id: JobId,
+        req: HeartbeatRequest,
+    },
+    Complete {
+        job_id: JobId,
+        req: CompleteRequest,
+    },
+    Fail {
+        job_id: JobId,
+        req: FailRequest,
+    },
+    Release {
+        job_id: JobId,
+        req: ReleaseRequest,
+    },
+    Cancel,
+}
+
+/// The answer to a cancel.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct CancelReply {
+    /// False when the job had already ended (done, or failed).
+    pub canceled: bool,
+    pub job: Job,
+}
+
+/// The answer to a notify: what it did (which decides the HTTP status,
+/// `NotifyOutcome::http_status`) and the job.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct NotifyReply {
+    pub outcome: NotifyOutcome,
+    pub job: Job,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS job (
+    one INTEGER PRIMARY KEY CHECK (one = 1),
+    shard INTEGER NOT NULL,
+    class TEXT NOT NULL,
+    enqueue_due INTEGER,
+    body TEXT NOT NULL
+);
+";
+
+/// The stored row: the job, its shard and class, and whether the shard
+/// still has to hear that it waits.
+struct Stored {
+    job: Job,
+    shard: u32,
+    class: SizeClass,
+    enqueue_due: Option<Timestamp>,
+}
+
+#[derive(Deserialize)]
+struct Row {
+    shard: f64,
+    class: String,
+    enqueue_due: Option<f64>,
+    body: String,
+}
+
+fn int(t: Timestamp) -> SqlStorageValue {
+    SqlStorageValue::Integer(t.millis() as i64)
+}
+
+fn failure(e: &ApiError) -> worker::Result<Response> {
+    Ok(Response::ok(e.to_json())?.with_status(e.status()))
+}
+
+/// The answer to a command refused through our own fault (a broken
+/// setting): the JSON error a Worker gives for it, detail logged.
+fn our_fault(e: ConfigError) -> Response {
+    let f: Failure = e.into();
+    if let Some(detail) = f.report_detail() {
+        tracing::error!(detail, "video job command refused");
+    }
+    error_response(&f.to_api_error())
+}
+
+fn lease_lost(e: media_core::job::LeaseLost) -> ApiError {
+    ApiError::new(ErrorCode::LeaseLost, e.to_string())
+}
+
+#[durable_object]
+pub struct VideoJob {
+    state: State,
+    env: Env,
+}
+
+impl VideoJob {
+    fn sql(&self) -> SqlStorage {
+        self.state.storage().sql()
+    }
+
+    fn load(&self) -> worker::Result<Option<Stored>> {
+        let rows: Vec<Row> = self.sql().exec("SELECT shard, class, enqueue_due, body FROM job", None)?.to_array()?;
+        let Some(row) = rows.into_iter().next() else { return Ok(None) };
+        let job = serde_json::from_str(&row.body).map_err(|e| worker::Error::RustError(format!("stored job: {e}")))?;
+        Ok(Some(Stored {
+            job,
+            shard: row.shard as u32,
+            class: SizeClass::parse(&row.class).unwrap_or(SizeClass::Standard),
+            enqueue_due: row.enqueue_due.map(|t| Timestamp::from_millis(t as u64)),
+        }))
+    }
+
+    fn save(&self, s: &Stored) -> worker::Result<()> {
+        let body = serde_json::to_string(&s.job).map_err(|e| worker::Error::RustError(e.to_string()))?;
+        self.sql().exec(
+            "INSERT INTO job (one, shard, class, enqueue_due, body) VALUES (1, ?, ?, ?, ?)
+             ON CONFLICT (one) DO UPDATE SET shard = excluded.shard, class = excluded.class,
+               enqueue_due = excluded.enqueue_due, body = excluded.body",
+            vec![
+                SqlStorageValue::Integer(i64::from(s.shard)),
+                s.class.as_str().into(),
+                s.enqueue_due.map(int).unwrap_or(SqlStorageValue::Null),
+                body.into(),
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// The stored job `job_id` names, or the error a transcoder's call gets.
+    fn leased(&self, job_id: &JobId) -> Result<Stored, ApiError> {
+        match self.load() {
+            Ok(Some(s)) if s.job.job_id == *job_id => Ok(s),
+            Ok(_) => Err(ApiError::not_found(format!("no job {job_id}"))),
+            Err(e) => Err(ApiError::new(ErrorCode::Internal, e.to_string())),
+        }
+    }
+
+    /// Writes the job after a change from `before`, then tells its shard
+    /// what the change means for the queue, and sets the alarm.
+    async fn commit(&self, before: Option<&Job>, mut stored: Stored) -> worker::Result<Stored> {
+        let change = shard_change(before, &stored.job);
+        if change == ShardChange::Enqueue {
+            stored.enqueue_due = Some(now());
+        }
+        self.save(&stored)?;
+        match change {
+            ShardChange::Enqueue => self.tell_shard_waiting(&mut stored).await?,
+            ShardChange::Ended => {
+                let ended = ShardCommand::Ended { job_id: stored.job.job_id.clone() };
+                // Best effort: a row left behind is refused at its grant (409).
+                if let Err(e) = call(&self.env, DISPATCH_BINDING, &shard_name(stored.shard), &ended).await {
+                    tracing::warn!(job_id = %stored.job.job_id, error = %e, "telling the shard the job ended failed");
+                }
+            }
+            ShardChange::None => {}
+        }
+        self.schedule_alarm(&stored).await?;
+        Ok(stored)
+    }
+
+    /// Tells the job's shard it waits; on failure leaves `enqueue_due` set
+    /// for the alarm to try again.
+    async fn tell_shard_waiting(&self, stored: &mut Stored) -> worker::Result<()> {
+        // Only used to ring the other shards: a broken value rings none.
+        let shards = dispatch_settings(&self.env).map(|d| d.queue_shards).unwrap_or(1);
+        let job = &stored.job;
+        let cmd = ShardCommand::Enqueue {
+            job_id: job.job_id.clone(),
+            app_id: job.app_id.clone(),
+            video_id: job.video_id.clone(),
+            class: stored.class,
+            queued_at: job.queued_at,
+            not_before: job.not_before,
+            shard: stored.shard,
+            shards,
+        };
+        let sent = call(&self.env, DISPATCH_BINDING, &shard_name(stored.shard), &cmd).await;
+        match sent {
+            Ok(a) if a.status == 200 => {
+                stored.enqueue_due = None;
+                self.save(stored)?;
+            }
+            Ok(a) => {
+                tracing::warn!(job_id = %job.job_id, status = a.status, body = %a.body, "enqueue refused; retrying");
+                stored.enqueue_due = Some(now().plus_millis(ENQUEUE_RETRY_MS));
+                self.save(stored)?;
+            }
+            Err(e) => {
+                tracing::warn!(job_id = %job.job_id, error = %e, "enqueue failed; retrying");
+                stored.enqueue_due = Some(now().plus_millis(ENQUEUE_RETRY_MS));
+                self.save(stored)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The alarm fires at the earliest of: the lease's expiry, a retry of
+    /// telling the shard.
+    async fn schedule_alarm(&self, s: &Stored) -> worker::Result<()> {
+        let lease_end = s.job.lease.as_ref().filter(|_| s.job.status == JobStatus::Processing).map(|l| l.expires_at);
+        let due = [lease_end, s.enqueue_due].into_iter().flatten().min();
+        if let Some(due) = due {
+            // An i64 would be an offset; pass the wait as a Duration.
+            let wait = due.millis_since(now()).max(10);
+            self.state.storage().set_alarm(Duration::from_millis(wait)).await?;
+        }
+        Ok(())
+    }
+
+    async fn notify(&self, app_id: AppId, video_id: VideoId, source: SourceUpload) -> worker::Result<Response> {
+        let (policy, ladder, dispatch) =
+            match (retry_policy(&self.env), ladder_options(&self.env), dispatch_settings(&self.env)) {
+                (Ok(p), Ok(l), Ok(d)) => (p, l, d),
+                (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return Ok(our_fault(e)),
+            };
+        let t = now();
+        let class = SizeClass::of_size(source.size, dispatch.large_source_bytes);
+        let before = self.load()?;
+        let (stored, outcome) = match &before {
+            None => {
+                let job_id = JobId::from_random(random_bytes());
+                let shard = shard_of(&job_id, dispatch.queue_shards);
+                let job = Job::new(job_id, app_id, video_id, source, ladder, &policy, t);
+                (Stored { job, shard, class, enqueue_due: None }, NotifyOutcome::Created)
+            }
+            Some(s) => {
+                let mut job = s.job.clone();
+                let outcome = job.renotify(source, &policy, t);
+                (Stored { job, shard: s.shard, class, enqueue_due: s.enqueue_due }, outcome)
+            }
+        };
+        let stored = if outcome == NotifyOutcome::Unchanged {
+            stored
+        } else {
+            let stored = self.commit(before.as_ref().map(|s| &s.job), stored).await?;
+            let j = &stored.job;
+            tracing::info!(job_id = %j.job_id, app_id = %j.app_id, video_id = %j.video_id, shard = stored.shard, class = stored.class.as_str(), ?outcome, "job queued");
+            stored
+        };
+        Response::from_json(&NotifyReply { outcome, job: stored.job })
+    }
+
+    async fn grant(
+        &self,
+        job_id: &JobId,
+        lease_id: LeaseId,
+        output_id: OutputId,
+        worker: &str,
+    ) -> worker::Result<Response> {
+        let policy = match retry_policy(&self.env) {
+            Ok(p) => p,
+            Err(e) => return Ok(our_fault(e)),
+        };
+        let mut stored = match self.leased(job_id) {
+            Ok(s) => s,
+            Err(e) => return failure(&e),
+        };
+        let before = stored.job.clone();
+        if let Err(not) = stored.job.lease(lease_id, output_id, &policy, now()) {
+            return failure(&ApiError::new(ErrorCode::Conflict, not.to_string()));
+        }
+        let stored = self.commit(Some(&before), stored).await?;
+        tracing::info!(%job_id, worker, attempt = stored.job.attempts, "lease granted");
+        Response::from_json(&JobSpec::of_lease(&stored.job, &policy))
+    }
+
+    async fn heartbeat(&self, job_id: &JobId, req: HeartbeatRequest) -> worker::Result<Response> {
+        let policy = match retry_policy(&self.env) {
+            Ok(p) => p,
+            Err(e) => return Ok(our_fault(e)),
+        };
+        let mut stored = match self.leased(job_id) {
+            Ok(s) => s,
+            Err(e) => return failure(&e),
+        };
+        let before = stored.job.clone();
+        match stored.job.heartbeat(&req.lease_id, req.progress, req.stage, req.playable, &policy, now()) {
+            Ok(expires) => {
+                let stored = self.commit(Some(&before), stored).await?;
+                if stored.job.playable && !before.playable {
+                    tracing::info!(%job_id, "job playable");
+                }
+                Response::from_json(&HeartbeatResponse {
+                    lease_expires_at: expires,
+                    app_id: Some(stored.job.app_id.clone()),
+                    video_id: Some(stored.job.video_id.clone()),
+                })
+            }
+            Err(lost) => failure(&lease_lost(lost)),
+        }
+    }
+
+    async fn complete(&self, job_id: &JobId, req: CompleteRequest) -> worker::Result<Response> {
+        let mut stored = match self.leased(job_id) {
+            Ok(s) => s,
+            Err(e) => return failure(&e),
+        };
+        let before = stored.job.clone();
+        match stored.job.complete(&req.lease_id, req.result, now()) {
+            Ok(Completion::Completed) => {}
+            // A retry of a complete that committed (its answer was lost): the same answer, no change.
+            Ok(Completion::AlreadyDone) => {
+                tracing::info!(%job_id, "complete repeated by its lease; already done");
+                return Response::from_json(&stored.job);
+            }
+            Err(lost) => return failure(&lease_lost(lost)),
+        }
+        let stored = self.commit(Some(&before), stored).await?;
+        tracing::info!(%job_id, "job done");
+        self.publish_playback_record(&stored.job).await;
+        Response::from_json(&stored.job)
+    }
+
+    /// Publishes the read model of a done job. The job row is the truth; a
+    /// failed KV write only means public reads ask this object instead.
+    async fn publish_playback_record(&self, job: &Job) {
+        let written = async {
+            let record = serde_json::to_string(job).map_err(|e| worker::Error::RustError(e.to_string()))?;
+            let kv = self.env.kv(KV_BINDING)?;
+            kv.put(&playback_record_key(&job.app_id, &job.video_id), record)?.execute().await?;
+            Ok::<(), worker::Error>(())
+        };
+        if let Err(e) = written.await {
+            tracing::error!(job_id = %job.job_id, error = %e, "writing the playback record failed");
+        }
+    }
+
+    async fn fail(&self, job_id: &JobId, req: FailRequest) -> worker::Result<Response> {
+        let policy = match retry_policy(&self.env) {
+            Ok(p) => p,
+            Err(e) => return Ok(our_fault(e)),
+        };
+        let mut stored = match self.leased(job_id) {
+            Ok(s) => s,
+            Err(e) => return failure(&e),
+        };
+        let before = stored.job.clone();
+        match stored.job.fail(&req.lease_id, &req.message, req.retryable, &policy, now()) {
+            Ok(outcome) => {
+                let stored = self.commit(Some(&before), stored).await?;
+                match outcome {
+                    FailOutcome::Retrying { .. } => {
+                        tracing::warn!(%job_id, message = %req.message, "attempt failed; retrying")
+                    }
+                    FailOutcome::Failed => tracing::error!(%job_id, message = %req.message, "job failed"),
+                }
+                Response::from_json(&stored.job)
+            }
+            Err(lost) => failure(&lease_lost(lost)),
+        }
+    }
+
+    async fn release(&self, job_id: &JobId, req: ReleaseRequest) -> worker::Result<Response> {
+        let mut stored = match self.leased(job_id) {
+            Ok(s) => s,
+            Err(e) => return failure(&e),
+        };
+        let before = stored.job.clone();
+        if let Err(lost) = stored.job.release(&req.lease_id, now()) {
+            return failure(&lease_lost(lost));
+        }
+        let stored = self.commit(Some(&before), stored).await?;
+        tracing::info!(%job_id, "job released by its transcoder");
+        Response::from_json(&stored.job)
+    }
+
+    async fn cancel(&self, app_id: &AppId, video_id: &VideoId) -> worker::Result<Response> {
+        let Some(mut stored) = self.load()? else {
+            return failure(&ApiError::not_found(format!("no job for app_id {app_id:?} and video_id {video_id:?}")));
+        };
+        let before = stored.job.clone();
+        let canceled = stored.job.cancel("canceled through the API", now());
+        if canceled {
+            stored = self.commit(Some(&before), stored).await?;
+            tracing::info!(job_id = %stored.job.job_id, "job canceled");
+        }
+        Response::from_json(&CancelReply { canceled, job: stored.job })
+    }
+
+    /// The alarm's work: expire a lease that ran out, retry telling the shard.
+    async fn on_alarm(&self, policy: &RetryPolicy) -> worker::Result<()> {
+        let Some(mut stored) = self.load()? else { return Ok(()) };
+        let t = now();
+        let before = stored.job.clone();
+        if let Some(outcome) = stored.job.expire_lease(policy, t) {
+            tracing::warn!(job_id = %stored.job.job_id, attempts = stored.job.attempts, ?outcome, "lease expired");
+            stored = self.commit(Some(&before), stored).await?;
+        }
+        if stored.enqueue_due.is_some_and(|due| due <= t) && stored.job.status == JobStatus::Queued {
+            self.tell_shard_waiting(&mut stored).await?;
+        } else if stored.job.status != JobStatus::Queued && stored.enqueue_due.is_some() {
+            stored.enqueue_due = None;
+            self.save(&stored)?;
+        }
+        self.schedule_alarm(&stored).await
+    }
+}
+
+impl DurableObject for VideoJob {
+    fn new(state: State, env: Env) -> Self {
+        if let Err(e) = state.storage().sql().exec(SCHEMA, None) {
+            tracing::error!(error = %e, "creating the job table failed");
+        }
+        Self { state, env }
+    }
+
+    async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
+        let call: VideoCall = match req.json().await {
+            Ok(c) => c,
+            Err(e) => return failure(&ApiError::new(ErrorCode::InvalidJson, format!("video job command: {e}"))),
+        };
+        match call.op {
+            VideoOp::Notify { source } => self.notify(call.app_id, call.video_id, source).await,
+            VideoOp::Get => Response::from_json(&self.load()?.map(|s| s.job)),
+            VideoOp::Grant { job_id, lease_id, output_id, worker } => {
+                self.grant(&job_id, lease_id, output_id, &worker).await
+            }
+            VideoOp::Heartbeat { job_id, req } => self.heartbeat(&job_id, req).await,
+            VideoOp::Complete { job_id, req } => self.complete(&job_id, req).await,
+            VideoOp::Fail { job_id, req } => self.fail(&job_id, req).await,
+            VideoOp::Release { job_id, req } => self.release(&job_id, req).await,
+            VideoOp::Cancel => self.cancel(&call.app_id, &call.video_id).await,
+        }
+    }
+
+    async fn alarm(&self) -> worker::Result<Response> {
+        // A broken setting fails the alarm, which the runtime retries; the
+        // commands that use it meanwhile answer 500 (see `fetch`).
+        let policy = retry_policy(&self.env).map_err(|e| {
+            tracing::error!(detail = %e, "video job alarm: a setting cannot be used");
+            worker::Error::RustError(format!("configuration: {e}"))
+        })?;
+        self.on_alarm(&policy).await?;
+        Response::ok("")
+    }
+}
