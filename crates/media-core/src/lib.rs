@@ -11,6 +11,7 @@
 //! | [`ladder`] | planning the ABR ladder from a probed source |
 //! | [`timeline`] | the bounds of a source's timeline: duration, timestamp jumps, audio offset, job time |
 //! | [`playlist`] | HLS playlists, WebVTT thumbnails, codec strings, sprite layout |
+//! | [`events`] | job lifecycle events for Server-Sent Events: which change means which event, payloads, frames |
 //! | [`api`] | request/response types and JSON field reading |
 //! | [`multipart`] | reading `multipart/form-data` upload bodies (raw bytes of every part, filename or not) |
 //! | [`transform`] | Cloudflare image transformation URLs and their option syntax |
@@ -24,6 +25,7 @@
 pub mod api;
 pub mod auth;
 pub mod error;
+pub mod events;
 pub mod http;
 pub mod ids;
 pub mod job;
