@@ -12,6 +12,7 @@
 //! | [`timeline`] | the bounds of a source's timeline: duration, timestamp jumps, audio offset, job time |
 //! | [`playlist`] | HLS playlists, WebVTT thumbnails, codec strings, sprite layout |
 //! | [`events`] | job lifecycle events for Server-Sent Events: which change means which event, payloads, frames |
+//! | [`callback`] | callback URL safety: https only, no private, loopback or numeric-trick hosts |
 //! | [`api`] | request/response types and JSON field reading |
 //! | [`multipart`] | reading `multipart/form-data` upload bodies (raw bytes of every part, filename or not) |
 //! | [`transform`] | Cloudflare image transformation URLs and their option syntax |
@@ -24,6 +25,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod callback;
 pub mod error;
 pub mod events;
 pub mod http;
