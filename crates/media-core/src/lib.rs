@@ -12,6 +12,7 @@
 //! | [`timeline`] | the bounds of a source's timeline: duration, timestamp jumps, audio offset, job time |
 //! | [`playlist`] | HLS playlists, WebVTT thumbnails, codec strings, sprite layout |
 //! | [`events`] | job lifecycle events for Server-Sent Events: which change means which event, payloads, frames |
+//! | [`webhook`] | signed webhooks: event ids, `Webhook-Signature` signing and checking, delivery retries, per-app destinations |
 //! | [`callback`] | callback URL safety: https only, no private, loopback or numeric-trick hosts |
 //! | [`api`] | request/response types and JSON field reading |
 //! | [`multipart`] | reading `multipart/form-data` upload bodies (raw bytes of every part, filename or not) |
@@ -42,6 +43,7 @@ pub mod sigv4;
 pub mod time;
 pub mod timeline;
 pub mod transform;
+pub mod webhook;
 
 pub use error::{ApiError, ErrorCode};
 pub use time::Timestamp;
