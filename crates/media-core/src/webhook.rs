@@ -257,7 +257,7 @@ pub struct CallbackState {
 }
 
 /// The longest `last_error` kept, in characters.
-const MAX_ERROR_CHARS: usize = 300;
+pub const MAX_ERROR_CHARS: usize = 300;
 
 impl CallbackState {
     /// A delivery not tried yet.
