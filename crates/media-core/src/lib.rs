@@ -12,6 +12,9 @@
 //! | [`ladder`] | planning the ABR ladder from a probed source |
 //! | [`timeline`] | the bounds of a source's timeline: duration, timestamp jumps, audio offset, job time |
 //! | [`playlist`] | HLS playlists, WebVTT thumbnails, codec strings, sprite layout |
+//! | [`events`] | job lifecycle events for Server-Sent Events: which change means which event, payloads, frames |
+//! | [`webhook`] | signed webhooks: event ids, `Webhook-Signature` signing and checking, delivery retries, per-app destinations |
+//! | [`callback`] | callback URL safety: https only, no private, loopback or numeric-trick hosts |
 //! | [`api`] | request/response types and JSON field reading |
 //! | [`multipart`] | reading `multipart/form-data` upload bodies (raw bytes of every part, filename or not) |
 //! | [`transform`] | Cloudflare image transformation URLs and their option syntax |
@@ -24,8 +27,10 @@
 
 pub mod api;
 pub mod auth;
+pub mod callback;
 pub mod dispatch;
 pub mod error;
+pub mod events;
 pub mod http;
 pub mod ids;
 pub mod job;
@@ -40,6 +45,7 @@ pub mod sigv4;
 pub mod time;
 pub mod timeline;
 pub mod transform;
+pub mod webhook;
 
 pub use error::{ApiError, ErrorCode};
 pub use time::Timestamp;
