@@ -23,12 +23,7 @@ pub struct Answer {
 
 /// Sends `cmd` to the object `name` of `binding`.
 pub async fn call<C: Serialize>(env: &Env, binding: &str, name: &str, cmd: &C) -> worker::Result<Answer> {
-    let stub = env.durable_object(binding)?.id_from_name(name)?.get_stub()?;
-    let body = serde_json::to_string(cmd).map_err(|e| worker::Error::RustError(format!("command: {e}")))?;
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post).with_body(Some(body.into()));
-    let req = Request::new_with_init("https://object.internal/", &init)?;
-    let mut resp = stub.fetch_with_request(req).await?;
+    let mut resp = open(env, binding, name, cmd).await?;
     Ok(Answer { status: resp.status_code(), body: resp.text().await? })
 }
 
@@ -62,59 +57,70 @@ pub fn shard_name(n: u32) -> String {
     format!("shard-{n}")
 }
 
+/// One shard's answer to a lease of `worker` for `classes`.
 async fn lease_from(
     env: &Env,
     shard: u32,
-    worker: &str,
-    wait_ms: u64,
+    req: &LeaseRequest,
     classes: &[SizeClass],
+    wait_ms: u64,
+    standard_first: bool,
 ) -> Result<ShardLeaseReply, Failure> {
-    let cmd = ShardCommand::Lease { worker: worker.to_owned(), wait_ms, classes: classes.to_vec() };
+    let cmd = ShardCommand::Lease { worker: req.worker.clone(), wait_ms, classes: classes.to_vec(), standard_first };
     ask(env, DISPATCH_BINDING, &shard_name(shard), &cmd).await
 }
 
 /// The most rounds of sweep-then-wait one lease request makes: each costs
-/// at most `shards + 2` subrequests.
+/// at most `2 × shards + 2` subrequests.
 const MAX_LEASE_ROUNDS: u32 = 4;
 
 /// `POST /internal/jobs/lease` across `shards` queue shards, fairly: from a
-/// random shard on, ask each for a due job without waiting; when none has
-/// one, wait on the first for the rest of the request's wait. A shard that
-/// gets work while another holds the waiter rings that one, which answers
-/// at once with the shard to try (`ShardLeaseReply::ring`).
+/// random shard on, ask each for a due job without waiting (standard jobs
+/// of every shard first, then any, so the size-class rule holds across
+/// shards); when none has one, wait on the first for the rest of the
+/// request's wait. A shard that gets work while another holds the waiter
+/// rings that one, which answers at once with the shard to try
+/// (`ShardLeaseReply::ring`).
 pub async fn lease(env: &Env, shards: u32, req: &LeaseRequest) -> Result<LeaseResponse, Failure> {
     let classes = req.classes.clone().unwrap_or_else(|| SizeClass::ALL.to_vec());
     let deadline = now().plus_millis(req.wait_ms.min(MAX_LEASE_WAIT_MS));
     let shards = shards.max(1);
     let start = u32::from_le_bytes(random_bytes::<4>()) % shards;
+    let passes: &[bool] = if classes.len() > 1 { &[true, false] } else { &[false] };
     for _ in 0..MAX_LEASE_ROUNDS {
         if shards > 1 {
-            for i in 0..shards {
-                let got = lease_from(env, (start + i) % shards, &req.worker, 0, &classes).await?;
-                if got.job.is_some() {
-                    return Ok(LeaseResponse { job: got.job });
+            for &standard_first in passes {
+                for i in 0..shards {
+                    let got = lease_from(env, (start + i) % shards, req, &classes, 0, standard_first).await?;
+                    if got.job.is_some() {
+                        return Ok(LeaseResponse { job: got.job });
+                    }
                 }
             }
         }
-        let t = now();
-        let wait = deadline.millis_since(t);
-        let got = lease_from(env, start, &req.worker, wait, &classes).await?;
+        let wait = deadline.millis_since(now());
+        let got = lease_from(env, start, req, &classes, wait, false).await?;
         if got.job.is_some() {
             return Ok(LeaseResponse { job: got.job });
         }
-        match got.ring {
-            Some(rung) => {
-                let got = lease_from(env, rung % shards, &req.worker, 0, &classes).await?;
-                if got.job.is_some() {
-                    return Ok(LeaseResponse { job: got.job });
-                }
+        if let Some(ringing) = got.ring {
+            let got = lease_from(env, ringing % shards, req, &classes, 0, false).await?;
+            if got.job.is_some() {
+                return Ok(LeaseResponse { job: got.job });
             }
-            None if now() >= deadline => break,
-            None => {}
         }
         if now() >= deadline {
             break;
         }
     }
     Ok(LeaseResponse { job: None })
+}
+
+/// Sends `cmd` and returns the object's response as it is (an event stream).
+pub async fn open<C: Serialize>(env: &Env, binding: &str, name: &str, cmd: &C) -> worker::Result<worker::Response> {
+    let stub = env.durable_object(binding)?.id_from_name(name)?.get_stub()?;
+    let body = serde_json::to_string(cmd).map_err(|e| worker::Error::RustError(format!("command: {e}")))?;
+    let mut init = RequestInit::new();
+    init.with_method(Method::Post).with_body(Some(body.into()));
+    stub.fetch_with_request(Request::new_with_init("https://object.internal/", &init)?).await
 }

@@ -60,8 +60,16 @@ pub enum ShardCommand {
         shard: u32,
         shards: u32,
     },
-    /// A due job of one of `classes`, waiting up to `wait_ms` for one.
-    Lease { worker: String, wait_ms: u64, classes: Vec<SizeClass> },
+    /// A due job of one of `classes`, waiting up to `wait_ms` for one. With
+    /// `standard_first`, a large job only when it starves: the Worker's
+    /// first sweep, so standard jobs go first across every shard.
+    Lease {
+        worker: String,
+        wait_ms: u64,
+        classes: Vec<SizeClass>,
+        #[serde(default)]
+        standard_first: bool,
+    },
     /// The video of a job (for the internal API's calls by job id).
     Locate { job_id: JobId },
     /// The job left the queue (done, failed, canceled).
@@ -245,7 +253,7 @@ impl DispatchShard {
     }
 
     /// The row to offer next among `classes`, standard first unless large starves.
-    fn next_row(&self, classes: &[SizeClass], t: Timestamp) -> worker::Result<Option<Row>> {
+    fn next_row(&self, classes: &[SizeClass], standard_first: bool, t: Timestamp) -> worker::Result<Option<Row>> {
         let mut standard = None;
         let mut large = None;
         for class in classes {
@@ -256,6 +264,9 @@ impl DispatchShard {
         }
         Ok(match next_class(standard.as_ref().map(|r| r.1), large.as_ref().map(|r| r.1)) {
             Some(SizeClass::Standard) => standard.map(|r| r.0),
+            // Large because nothing standard waits here: the first sweep
+            // leaves it for the second, after every shard's standard jobs.
+            Some(SizeClass::Large) if standard_first && standard.is_none() => None,
             Some(SizeClass::Large) => large.map(|r| r.0),
             None => None,
         })
@@ -282,6 +293,7 @@ impl DispatchShard {
         let grant = VideoCall {
             app_id,
             video_id,
+            base: None,
             op: VideoOp::Grant {
                 job_id,
                 lease_id: LeaseId::from_random(random_bytes()),
@@ -318,11 +330,17 @@ impl DispatchShard {
         }
     }
 
-    async fn lease(&self, worker: &str, wait_ms: u64, classes: &[SizeClass]) -> worker::Result<Response> {
+    async fn lease(
+        &self,
+        worker: &str,
+        wait_ms: u64,
+        classes: &[SizeClass],
+        standard_first: bool,
+    ) -> worker::Result<Response> {
         let deadline = now().plus_millis(wait_ms.min(MAX_LEASE_WAIT_MS));
         loop {
             let t = now();
-            while let Some(row) = self.next_row(classes, t)? {
+            while let Some(row) = self.next_row(classes, standard_first, t)? {
                 if let Some(spec) = self.offer(&row, worker).await? {
                     tracing::info!(job_id = %spec.job_id, worker, attempt = spec.attempt, "job leased");
                     return Response::from_json(&ShardLeaseReply { job: Some(spec), ring: None });
@@ -396,7 +414,9 @@ impl DurableObject for DispatchShard {
                 self.enqueue(&cmd)?;
                 Response::from_json(&true)
             }
-            ShardCommand::Lease { worker, wait_ms, classes } => self.lease(worker, *wait_ms, classes).await,
+            ShardCommand::Lease { worker, wait_ms, classes, standard_first } => {
+                self.lease(worker, *wait_ms, classes, *standard_first).await
+            }
             ShardCommand::Locate { job_id } => self.locate(job_id),
             ShardCommand::Ended { job_id } => {
                 self.set_state(job_id.as_str(), "ended", None, now())?;

@@ -8,6 +8,7 @@
 //! | `POST /internal/jobs/{id}/complete` | `CompleteRequest` | the job, 409 `lease_lost` (a repeat by the lease that completed it: the job, 200) |
 //! | `POST /internal/jobs/{id}/fail` | `FailRequest` | the job, 409 `lease_lost` |
 //! | `POST /internal/jobs/{id}/release` | `ReleaseRequest` | the job, queued again without using an attempt |
+//! | `POST /internal/dispatch/stats` | `{}` | requests each queue shard has served, by kind (`{"shards": [{"shard", "requests": {"lease": n, ...}}]}`) |
 //! | `POST /internal/jobs/inspect` | `{"app_id", "video_id"}` | the stored job, failure texts in full (for operators and tests; the public routes show them sanitised), 404 |
 //!
 //! A lease sweeps the queue shards (`crate::client::lease`). The calls about
@@ -19,6 +20,8 @@
 //!
 //! Job and lease ids follow `media_core::ids`' rule: one that could never
 //! have been minted is refused with 400 before any object is asked.
+
+use std::collections::BTreeMap;
 
 use media_core::api::{CompleteRequest, FailRequest, HeartbeatRequest, LeaseRequest, ReleaseRequest};
 use media_core::auth::check_bearer;
@@ -81,7 +84,7 @@ pub async fn route(mut req: Request, cx: &VideoContext<'_>) -> Handled {
     let (job_id, op) = match parts.as_slice() {
         ["internal", "jobs", "inspect"] => {
             let r: InspectRequest = body(&mut req).await?;
-            let call = VideoCall { app_id: r.app_id, video_id: r.video_id, op: VideoOp::Get };
+            let call = VideoCall { app_id: r.app_id, video_id: r.video_id, base: None, op: VideoOp::Get };
             let answer = client::call(cx.env, VIDEO_JOBS_BINDING, &call.object_name(), &call)
                 .await
                 .map_err(|e| Failure::Unavailable { detail: format!("video job: {e}") })?;
@@ -89,6 +92,15 @@ pub async fn route(mut req: Request, cx: &VideoContext<'_>) -> Handled {
                 return Err(ApiError::not_found("no job for that app_id and video_id").into());
             }
             return relay(answer);
+        }
+        ["internal", "dispatch", "stats"] => {
+            let mut shards = Vec::new();
+            for n in 0..cx.settings.dispatch.queue_shards {
+                let ops: BTreeMap<String, u64> =
+                    client::ask(cx.env, DISPATCH_BINDING, &shard_name(n), &ShardCommand::Stats).await?;
+                shards.push(serde_json::json!({ "shard": n, "requests": ops }));
+            }
+            return json(200, &serde_json::json!({ "shards": shards }));
         }
         ["internal", "jobs", "lease"] => {
             let r: LeaseRequest = body(&mut req).await?;
@@ -123,7 +135,7 @@ pub async fn route(mut req: Request, cx: &VideoContext<'_>) -> Handled {
     let home = shard_of(&job_id, cx.settings.dispatch.queue_shards);
     let located: Located =
         client::ask(cx.env, DISPATCH_BINDING, &shard_name(home), &ShardCommand::Locate { job_id }).await?;
-    let call = VideoCall { app_id: located.app_id, video_id: located.video_id, op };
+    let call = VideoCall { app_id: located.app_id, video_id: located.video_id, base: Some(cx.public_base(&req)), op };
     let answer = client::call(cx.env, VIDEO_JOBS_BINDING, &call.object_name(), &call)
         .await
         .map_err(|e| Failure::Unavailable { detail: format!("video job: {e}") })?;

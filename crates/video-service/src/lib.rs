@@ -7,6 +7,7 @@
 //! | `POST /cancel-job` | API key, rate limited | [`uploads`] |
 //! | `GET /job-status` | public | [`status`] |
 //! | `GET /playback-url` | public | [`status`] |
+//! | `GET /job-events` | public | [`events`] |
 //! | `GET`/`HEAD /hls/...` | public | [`hls`] |
 //! | `POST /internal/jobs/...` | transcoder token | [`internal`] |
 //! | `GET /openapi.json`, `GET /health` | public | here |
@@ -19,9 +20,11 @@
 
 mod client;
 mod dispatch;
+mod events;
 mod hls;
 mod internal;
 mod settings;
+mod sse;
 mod status;
 mod uploads;
 mod video_job;
@@ -79,6 +82,7 @@ async fn route(req: Request, cx: &VideoContext<'_>) -> Handled {
         "/cancel-job" => Route::Cancel,
         "/job-status" => Route::JobStatus,
         "/playback-url" => Route::PlaybackUrl,
+        "/job-events" => Route::JobEvents,
         "/openapi.json" => Route::OpenApi,
         "/health" | "/" => Route::Health,
         _ => return Err(no_route(&path)),
@@ -92,6 +96,7 @@ async fn route(req: Request, cx: &VideoContext<'_>) -> Handled {
         Route::Cancel => uploads::cancel_job(req, cx, &base).await,
         Route::JobStatus => status::job_status(req, cx.env, &base).await,
         Route::PlaybackUrl => status::playback_url(req, cx.env, &base).await,
+        Route::JobEvents => events::job_events(req, cx, &base).await,
         Route::OpenApi => openapi(OPENAPI),
         Route::Health => health(SERVICE, env!("CARGO_PKG_VERSION")),
     }
@@ -104,6 +109,7 @@ enum Route {
     Cancel,
     JobStatus,
     PlaybackUrl,
+    JobEvents,
     OpenApi,
     Health,
 }
@@ -112,7 +118,7 @@ impl Route {
     fn method(&self) -> Method {
         match self {
             Route::UploadUrl | Route::Notify | Route::Cancel => Method::Post,
-            Route::JobStatus | Route::PlaybackUrl | Route::OpenApi | Route::Health => Method::Get,
+            Route::JobStatus | Route::PlaybackUrl | Route::JobEvents | Route::OpenApi | Route::Health => Method::Get,
         }
     }
 }

@@ -63,6 +63,20 @@ impl DispatchSettings {
     }
 }
 
+/// `SSE_HEARTBEAT_MS`: how often a quiet event stream sends a heartbeat
+/// (default 15000; at least 100). A broken value is logged and the default used:
+/// a heartbeat's rhythm is not worth refusing a stream for.
+pub fn sse_heartbeat_ms(env: &Env) -> u64 {
+    let default = media_core::events::HEARTBEAT_INTERVAL_MS;
+    Vars(env)
+        .number("SSE_HEARTBEAT_MS", default)
+        .unwrap_or_else(|e| {
+            tracing::error!(detail = %e, "SSE_HEARTBEAT_MS cannot be used; heartbeats every 15 s");
+            default
+        })
+        .max(100)
+}
+
 /// The dispatch settings, read by a Durable Object.
 pub fn dispatch_settings(env: &Env) -> Result<DispatchSettings, ConfigError> {
     DispatchSettings::load(&Vars(env))

@@ -118,7 +118,7 @@ pub async fn public_job(env: &Env, app: &AppId, video: &VideoId) -> Result<(Opti
     let (job, source) = match playback_record(env, app, video).await {
         Some(job) => (Some(job), ReadSource::Kv),
         None => {
-            let call = VideoCall { app_id: app.clone(), video_id: video.clone(), op: VideoOp::Get };
+            let call = VideoCall { app_id: app.clone(), video_id: video.clone(), base: None, op: VideoOp::Get };
             (client::ask(env, VIDEO_JOBS_BINDING, &call.object_name(), &call).await?, ReadSource::Video)
         }
     };

@@ -64,7 +64,12 @@ pub async fn notify_upload_complete(mut req: Request, cx: &VideoContext<'_>, bas
         size: info.size,
         etag: Some(info.etag.clone()),
     };
-    let call = VideoCall { app_id: r.app_id.clone(), video_id: r.video_id.clone(), op: VideoOp::Notify { source } };
+    let call = VideoCall {
+        app_id: r.app_id.clone(),
+        video_id: r.video_id.clone(),
+        base: Some(base.to_owned()),
+        op: VideoOp::Notify { source },
+    };
     let reply: NotifyReply = client::ask(cx.env, VIDEO_JOBS_BINDING, &call.object_name(), &call).await?;
     if reply.outcome.queued_work() {
         crate::status::forget(&r.app_id, &r.video_id).await;
@@ -93,7 +98,12 @@ pub async fn cancel_job(mut req: Request, cx: &VideoContext<'_>, base: &str) -> 
     let grant = guard(&req, cx, "cancel-job").await?;
     let r = CancelRequest::from_json(&read_body(&mut req, MAX_JSON_BODY).await?)?;
     grant.check_app(&r.app_id)?;
-    let call = VideoCall { app_id: r.app_id.clone(), video_id: r.video_id.clone(), op: VideoOp::Cancel };
+    let call = VideoCall {
+        app_id: r.app_id.clone(),
+        video_id: r.video_id.clone(),
+        base: Some(base.to_owned()),
+        op: VideoOp::Cancel,
+    };
     let reply: CancelReply = client::ask(cx.env, VIDEO_JOBS_BINDING, &call.object_name(), &call).await?;
     if reply.canceled {
         crate::status::forget(&r.app_id, &r.video_id).await;

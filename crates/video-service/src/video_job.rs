@@ -12,6 +12,11 @@
 //! so a job is never lost between the two. The one alarm also expires the
 //! running attempt's lease.
 //!
+//! Each change is also told as events (`media_core::events::events_between`):
+//! they are kept in a bounded log (the last `VIDEO_EVENT_LOG_LEN`, with ids
+//! that never repeat) and written to the object's open `GET /job-events`
+//! streams ([`crate::sse`]), which end after a terminal event.
+//!
 //! The settings a command runs by (`LEASE_TTL_MS` and the other retry and
 //! ladder settings, `QUEUE_SHARDS`, `LARGE_SOURCE_BYTES`) are read for the
 //! commands that use them; one that cannot be used refuses the command as a
@@ -20,8 +25,10 @@
 
 use std::time::Duration;
 
+use media_core::api::JobView;
 use media_core::api::{CompleteRequest, FailRequest, HeartbeatRequest, HeartbeatResponse, JobSpec, ReleaseRequest};
 use media_core::dispatch::{shard_change, shard_of, ShardChange, SizeClass};
+use media_core::events::{connected, events_between, frame, retry_frame, JobEvent, RETRY_MS, VIDEO_EVENT_LOG_LEN};
 use media_core::ids::{AppId, JobId, LeaseId, VideoId};
 use media_core::job::{Completion, FailOutcome, Job, JobStatus, NotifyOutcome, RetryPolicy, SourceUpload};
 use media_core::keys::OutputId;
@@ -35,7 +42,8 @@ use worker_kit::Failure;
 
 use crate::client::{call, shard_name};
 use crate::dispatch::{ShardCommand, DISPATCH_BINDING};
-use crate::settings::{dispatch_settings, ladder_options, retry_policy};
+use crate::settings::{dispatch_settings, ladder_options, retry_policy, sse_heartbeat_ms};
+use crate::sse::Subscribers;
 
 /// The Durable Object binding of the video objects.
 pub const VIDEO_JOBS_BINDING: &str = "VIDEO_JOBS";
@@ -54,6 +62,10 @@ pub fn playback_record_key(app: &AppId, video: &VideoId) -> String {
 pub struct VideoCall {
     pub app_id: AppId,
     pub video_id: VideoId,
+    /// The service's public origin as the caller saw it, for the URLs in
+    /// events (the last one given is kept for calls without one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<String>,
     pub op: VideoOp,
 }
 
@@ -95,6 +107,11 @@ pub enum VideoOp {
         req: ReleaseRequest,
     },
     Cancel,
+    /// Opens an event stream, replaying the events after `last_event_id`
+    /// (all kept events when absent).
+    Events {
+        last_event_id: Option<u64>,
+    },
 }
 
 /// The answer to a cancel.
@@ -121,7 +138,26 @@ CREATE TABLE IF NOT EXISTS job (
     enqueue_due INTEGER,
     body TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    data TEXT NOT NULL,
+    terminal INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 ";
+
+#[derive(Deserialize)]
+struct EventRow {
+    seq: f64,
+    name: String,
+    data: String,
+}
+
+#[derive(Deserialize)]
+struct ValueRow {
+    value: String,
+}
 
 /// The stored row: the job, its shard and class, and whether the shard
 /// still has to hear that it waits.
@@ -166,6 +202,8 @@ fn lease_lost(e: media_core::job::LeaseLost) -> ApiError {
 pub struct VideoJob {
     state: State,
     env: Env,
+    /// Open `/job-events` streams.
+    subscribers: Subscribers,
 }
 
 impl VideoJob {
@@ -201,6 +239,111 @@ impl VideoJob {
         Ok(())
     }
 
+    fn meta(&self, key: &str) -> worker::Result<Option<String>> {
+        let rows: Vec<ValueRow> =
+            self.sql().exec("SELECT value FROM meta WHERE key = ?", vec![key.into()])?.to_array()?;
+        Ok(rows.into_iter().next().map(|r| r.value))
+    }
+
+    fn set_meta(&self, key: &str, value: &str) -> worker::Result<()> {
+        self.sql().exec(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            vec![key.into(), value.into()],
+        )?;
+        Ok(())
+    }
+
+    /// Keeps the public origin a call came with, for events of later calls
+    /// without one (the shard's grants, the alarm).
+    fn remember_base(&self, base: Option<&str>) -> worker::Result<()> {
+        match base {
+            Some(b) if self.meta("base")?.as_deref() != Some(b) => self.set_meta("base", b),
+            _ => Ok(()),
+        }
+    }
+
+    fn base(&self) -> worker::Result<String> {
+        Ok(self.meta("base")?.unwrap_or_default())
+    }
+
+    /// The id of the newest event kept (0 before any).
+    fn last_seq(&self) -> worker::Result<u64> {
+        #[derive(Deserialize)]
+        struct Max {
+            seq: Option<f64>,
+        }
+        let rows: Vec<Max> = self.sql().exec("SELECT MAX(seq) AS seq FROM events", None)?.to_array()?;
+        Ok(rows.into_iter().next().and_then(|r| r.seq).map_or(0, |s| s as u64))
+    }
+
+    /// Appends `events` to the log (dropping the oldest beyond its bound)
+    /// and writes them to the open streams; a terminal event ends them.
+    fn record(&self, events: &[JobEvent]) -> worker::Result<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut seq = self.last_seq()?;
+        let mut terminal = false;
+        for event in events {
+            seq += 1;
+            let data = event.data().to_string();
+            self.sql().exec(
+                "INSERT INTO events (seq, name, data, terminal) VALUES (?, ?, ?, ?)",
+                vec![
+                    SqlStorageValue::Integer(seq as i64),
+                    event.name().into(),
+                    data.as_str().into(),
+                    SqlStorageValue::Integer(i64::from(event.is_terminal())),
+                ],
+            )?;
+            self.subscribers.broadcast(&(seq, frame(Some(seq), event.name(), &data)));
+            terminal |= event.is_terminal();
+        }
+        self.sql().exec(
+            "DELETE FROM events WHERE seq <= ?",
+            vec![SqlStorageValue::Integer(seq as i64 - VIDEO_EVENT_LOG_LEN as i64)],
+        )?;
+        if terminal {
+            self.subscribers.close_all();
+        }
+        Ok(())
+    }
+
+    /// `GET /job-events`: `connected` (with the job as it is now), the kept
+    /// events after `last_event_id`, then live ones until a terminal event.
+    /// A client that already has everything of an ended job gets 204, which
+    /// tells an `EventSource` to stop reconnecting.
+    fn events(&self, last_event_id: Option<u64>, base: Option<&str>) -> worker::Result<Response> {
+        let Some(stored) = self.load()? else {
+            return failure(&ApiError::not_found(
+                "no job for that app_id and video_id; call /notify-upload-complete after uploading",
+            ));
+        };
+        let ended = matches!(stored.job.status, JobStatus::Done | JobStatus::Error);
+        let last = self.last_seq()?;
+        let from = last_event_id.unwrap_or(0);
+        if ended && last_event_id.is_some() && from >= last {
+            return Ok(Response::empty()?.with_status(204));
+        }
+        let view = JobView::of(&stored.job, &base.map_or_else(|| self.base(), |b| Ok(b.to_owned()))?);
+        let client_id = format!("c_{}", hex::encode(random_bytes::<8>()));
+        let (name, data) = connected(&client_id, Some(&view));
+        let mut first = retry_frame(RETRY_MS);
+        first.push_str(&frame(Some(from), name, &data.to_string()));
+        let rows: Vec<EventRow> = self
+            .sql()
+            .exec(
+                "SELECT seq, name, data FROM events WHERE seq > ? ORDER BY seq",
+                vec![SqlStorageValue::Integer(from as i64)],
+            )?
+            .to_array()?;
+        for row in &rows {
+            first.push_str(&frame(Some(row.seq as u64), &row.name, &row.data));
+        }
+        let heartbeat_ms = sse_heartbeat_ms(&self.env);
+        self.subscribers.open(first, last.max(from), !ended, heartbeat_ms)
+    }
+
     /// The stored job `job_id` names, or the error a transcoder's call gets.
     fn leased(&self, job_id: &JobId) -> Result<Stored, ApiError> {
         match self.load() {
@@ -218,6 +361,8 @@ impl VideoJob {
             stored.enqueue_due = Some(now());
         }
         self.save(&stored)?;
+        let events = events_between(before, &stored.job, &self.base()?);
+        self.record(&events)?;
         match change {
             ShardChange::Enqueue => self.tell_shard_waiting(&mut stored).await?,
             ShardChange::Ended => {
@@ -476,7 +621,7 @@ impl DurableObject for VideoJob {
         if let Err(e) = state.storage().sql().exec(SCHEMA, None) {
             tracing::error!(error = %e, "creating the job table failed");
         }
-        Self { state, env }
+        Self { state, env, subscribers: Subscribers::default() }
     }
 
     async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
@@ -485,8 +630,13 @@ impl DurableObject for VideoJob {
             Err(e) => return failure(&ApiError::new(ErrorCode::InvalidJson, format!("video job command: {e}"))),
         };
         match call.op {
+            VideoOp::Events { last_event_id } => return self.events(last_event_id, call.base.as_deref()),
+            VideoOp::Get => return Response::from_json(&self.load()?.map(|s| s.job)),
+            _ => self.remember_base(call.base.as_deref())?,
+        }
+        match call.op {
+            VideoOp::Events { .. } | VideoOp::Get => unreachable!("answered above"),
             VideoOp::Notify { source } => self.notify(call.app_id, call.video_id, source).await,
-            VideoOp::Get => Response::from_json(&self.load()?.map(|s| s.job)),
             VideoOp::Grant { job_id, lease_id, output_id, worker } => {
                 self.grant(&job_id, lease_id, output_id, &worker).await
             }

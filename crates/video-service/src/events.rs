@@ -1,0 +1,59 @@
+//! The event stream routes: `GET /job-events?app_id=&video_id=` (public,
+//! like `/job-status`), one video's job events from its `VideoJob` object.
+//! The object holds the stream ([`crate::sse`]); this Worker passes it on
+//! untouched, with the stream headers and CORS.
+//!
+//! A reconnecting client sends `Last-Event-ID` (an `EventSource` does so by
+//! itself); `?last_event_id=` does the same for clients that cannot set
+//! headers.
+
+use media_core::api::query_id;
+use media_core::events::parse_last_event_id;
+use media_core::ids::{AppId, VideoId};
+use media_core::ApiError;
+use worker::{Request, Response};
+use worker_kit::query::query;
+use worker_kit::ratelimit::enforce_public;
+use worker_kit::{Failure, Handled};
+
+use crate::client;
+use crate::sse::stream_headers;
+use crate::video_job::{VideoCall, VideoOp, VIDEO_JOBS_BINDING};
+use crate::VideoContext;
+
+/// The resume point a client asks for: the header, else the query parameter.
+fn last_event_id(req: &Request, q: &[(String, String)]) -> Result<Option<u64>, Failure> {
+    let header = req.headers().get("last-event-id")?;
+    let param = q.iter().find(|(k, _)| k == "last_event_id").map(|(_, v)| v.as_str());
+    Ok(parse_last_event_id(header.as_deref().or(param)))
+}
+
+/// `GET /job-events?app_id=&video_id=`.
+pub async fn job_events(req: Request, cx: &VideoContext<'_>, base: &str) -> Handled {
+    enforce_public(cx.env, &req, "job-events").await?;
+    let q = query(&req)?;
+    let app_id = query_id(&q, "app_id", AppId::parse)?;
+    let video_id = query_id(&q, "video_id", VideoId::parse)?;
+    let last_event_id = last_event_id(&req, &q)?;
+    let call = VideoCall { app_id, video_id, base: Some(base.to_owned()), op: VideoOp::Events { last_event_id } };
+    let resp = client::open(cx.env, VIDEO_JOBS_BINDING, &call.object_name(), &call)
+        .await
+        .map_err(|e| Failure::Unavailable { detail: format!("video job events: {e}") })?;
+    pass_stream(resp).await
+}
+
+/// An object's stream answer as this Worker's: 200 streams on with our
+/// headers, 204 (nothing more, stop reconnecting) as is, errors relayed.
+async fn pass_stream(mut resp: Response) -> Handled {
+    match resp.status_code() {
+        200 => Ok(resp.with_headers(stream_headers()?)),
+        204 => Ok(Response::empty()?.with_status(204)),
+        status => {
+            let body = resp.text().await?;
+            match ApiError::from_json(&body) {
+                Some(e) if status < 500 => Err(Failure::Client(e)),
+                _ => Err(Failure::internal(format!("event stream answered {status}: {body}"))),
+            }
+        }
+    }
+}

@@ -1,0 +1,257 @@
+// Job state per video in workerd: the event stream of one video
+// (`GET /job-events`: names, ids, resuming with Last-Event-ID, heartbeats,
+// the end after a terminal event), and dispatch across queue shards (no
+// shard starves, size classes, rings, public reads never reach a shard).
+// A simulated transcoder drives the jobs through the internal API.
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { openEvents } from '../../devkit/sse.mjs';
+import { videoService, client, errorCode, freshIp, API_KEY } from './harness.mjs';
+
+const RESULT = {
+  duration_s: 4,
+  has_audio: false,
+  renditions: [{ name: '360p', width: 640, height: 360, bandwidth: 900000, average_bandwidth: 800000, codecs: 'avc1.64001e', frame_rate: 30 }],
+  thumbnails: null,
+};
+
+// The R2 binding serves reads; presigning needs settings, never a server.
+const store = { endpoint: 'http://127.0.0.1:9', bucket: 'media', region: 'us-east-1', accessKey: 'test-access', secretKey: 'test-secret' };
+
+/** A service with helpers for one app. */
+async function service(vars = {}) {
+  const mf = await videoService({ store, vars: { SSE_HEARTBEAT_MS: '400', RETRY_BACKOFF_MS: '100', ...vars } });
+  const api = client(mf);
+  const bucket = await mf.getR2Bucket('MEDIA_BUCKET');
+  const app = 'evapp';
+  const upload = async (video, bytes = 1000) => {
+    const raw = `raw/${app}/${video}/source.mp4`;
+    await bucket.put(raw, new Uint8Array(bytes).fill(1), { httpMetadata: { contentType: 'video/mp4' } });
+    const r = await api.post('/notify-upload-complete', { app_id: app, video_id: video, raw_key: raw, content_type: 'video/mp4' }, { key: API_KEY, headers: freshIp() });
+    assert.equal(r.status, 202, r.text);
+    return r.json;
+  };
+  const lease = async (body = {}) => (await api.internal('/internal/jobs/lease', { worker: 'test', wait_ms: 0, ...body })).json.job;
+  const leaseVideo = async (video) => {
+    for (let i = 0; i < 50; i++) {
+      const job = await lease();
+      if (job?.video_id === video) return job;
+    }
+    throw new Error(`never leased ${video}`);
+  };
+  const events = (video, opts) => openEvents((url, init) => mf.dispatchFetch(url, init), `http://video.test/job-events?app_id=${app}&video_id=${video}`, { ...opts, headers: { ...freshIp(), ...(opts?.headers ?? {}) } });
+  const beat = (job, body) => api.internal(`/internal/jobs/${job.job_id}/heartbeat`, { lease_id: job.lease_id, progress: 0, ...body });
+  return { mf, api, app, upload, lease, leaseVideo, events, beat };
+}
+
+describe('job events (SSE)', () => {
+  let s;
+  before(async () => { s = await service(); });
+  after(async () => s?.mf.dispose());
+
+  test('a job\'s events, in order, with ids, ending after job:completed', async () => {
+    await s.upload('seq');
+    const stream = await s.events('seq');
+    try {
+      assert.equal(stream.status, 200);
+      assert.equal(stream.headers.get('content-type'), 'text/event-stream; charset=utf-8');
+      assert.equal(stream.headers.get('cache-control'), 'no-cache');
+      assert.equal(stream.headers.get('x-accel-buffering'), 'no');
+      assert.equal(stream.headers.get('access-control-allow-origin'), '*', 'a public route browsers read');
+      const connected = await stream.waitFor('connected', 5000);
+      assert.match(connected.data.clientId, /^c_[0-9a-f]{16}$/);
+      assert.equal(connected.data.job.status, 'queued');
+      assert.equal(stream.retry, 3000);
+      const created = await stream.waitFor('job:created', 5000);
+      assert.deepEqual({ ...created.data, jobId: undefined }, { jobId: undefined, appId: s.app, videoId: 'seq', filePath: `raw/${s.app}/seq/source.mp4`, status: 'pending' });
+
+      const job = await s.leaseVideo('seq');
+      assert.equal((await stream.waitFor('job:started', 5000)).data.attempt, 1);
+      await s.beat(job, { progress: 30, stage: 'encoding' });
+      const progress = await stream.waitFor((e) => e.event === 'job:progress' && e.data.progress === 30, 5000);
+      assert.equal(progress.data.stage, 'encoding');
+      await s.beat(job, { progress: 60, stage: 'encoding', playable: true });
+      const playable = await stream.waitFor('job:playable', 5000);
+      assert.equal(playable.data.playbackUrl, `http://video.test/${job.output_prefix}master.m3u8`);
+      const done = await s.api.internal(`/internal/jobs/${job.job_id}/complete`, { lease_id: job.lease_id, result: RESULT });
+      assert.equal(done.status, 200, done.text);
+      const completed = await stream.waitFor('job:completed', 5000);
+      assert.equal(completed.data.status, 'completed');
+      assert.equal(completed.data.job.status, 'done');
+      await stream.finished;
+      assert.ok(stream.ended, 'the stream ends after a terminal event');
+
+      const names = stream.events.map((e) => e.event).filter((n) => n !== 'heartbeat');
+      assert.deepEqual(names, ['connected', 'job:created', 'job:started', 'job:progress', 'job:progress', 'job:playable', 'job:completed']);
+      const ids = stream.events.filter((e) => e.event.startsWith('job:')).map((e) => Number(e.id));
+      assert.ok(ids.every((id, i) => Number.isInteger(id) && id > 0 && (i === 0 || id > ids[i - 1])), `ids rise: ${ids}`);
+      assert.ok(stream.events.every((e) => e.id !== undefined), 'every event has an id');
+
+      // Resuming: after job:started, the rest and the end.
+      const startedId = stream.events.find((e) => e.event === 'job:started').id;
+      const resumed = await s.events('seq', { lastEventId: startedId });
+      await resumed.finished;
+      assert.deepEqual(resumed.events.map((e) => e.event), ['connected', 'job:progress', 'job:progress', 'job:playable', 'job:completed']);
+      assert.equal(resumed.events[0].id, startedId, 'connected carries the resume point');
+      // A client with everything of an ended job: 204, so EventSource stops reconnecting.
+      const last = stream.events.at(-1).id;
+      const nothing = await s.events('seq', { lastEventId: last });
+      assert.equal(nothing.status, 204);
+      // ?last_event_id= for clients that cannot set headers.
+      const byQuery = await openEvents((url, init) => s.mf.dispatchFetch(url, init), `http://video.test/job-events?app_id=${s.app}&video_id=seq&last_event_id=${last}`);
+      assert.equal(byQuery.status, 204);
+    } finally {
+      stream.close();
+    }
+  });
+
+  test('a client that drops mid-job resumes with Last-Event-ID and loses nothing', async () => {
+    await s.upload('resume');
+    const first = await s.events('resume');
+    await first.waitFor('job:created', 5000);
+    const job = await s.leaseVideo('resume');
+    await first.waitFor('job:started', 5000);
+    first.close();
+    const lastSeen = first.events.filter((e) => e.event.startsWith('job:')).at(-1).id;
+    // Missed while away.
+    await s.beat(job, { progress: 10, stage: 'probing' });
+    await s.beat(job, { progress: 20, stage: 'encoding' });
+    const second = await s.events('resume', { lastEventId: lastSeen });
+    try {
+      const twenty = await second.waitFor((e) => e.event === 'job:progress' && e.data.progress === 20, 5000);
+      assert.ok(twenty);
+      // And live from there on.
+      await s.beat(job, { progress: 40, stage: 'encoding' });
+      await second.waitFor((e) => e.event === 'job:progress' && e.data.progress === 40, 5000);
+      const ids = [...first.events, ...second.events].filter((e) => e.event.startsWith('job:')).map((e) => Number(e.id));
+      assert.deepEqual(ids, [...new Set(ids)].sort((a, b) => a - b), 'no event twice, none out of order');
+      assert.equal(ids.length, ids.at(-1) - ids[0] + 1, `no gap: ${ids}`);
+    } finally {
+      second.close();
+    }
+  });
+
+  test('a quiet stream sends heartbeats carrying the last id', async () => {
+    await s.upload('quiet');
+    const stream = await s.events('quiet');
+    try {
+      const created = await stream.waitFor('job:created', 5000);
+      const beat = await stream.waitFor('heartbeat', 5000);
+      assert.equal(beat.id, created.id);
+      assert.ok(!Number.isNaN(Date.parse(beat.data.timestamp)), beat.data.timestamp);
+    } finally {
+      stream.close();
+    }
+  });
+
+  test('a retried failure is job:error (final: false) and the stream goes on; the last one ends it', async () => {
+    await s.upload('fails');
+    const stream = await s.events('fails');
+    try {
+      let job = await s.leaseVideo('fails');
+      await s.api.internal(`/internal/jobs/${job.job_id}/fail`, { lease_id: job.lease_id, message: 'ffmpeg exploded at /tmp/x', retryable: true });
+      const retried = await stream.waitFor('job:error', 5000);
+      assert.equal(retried.data.final, false);
+      assert.doesNotMatch(retried.data.error, /\/tmp\/x/, 'only the public message');
+      await new Promise((r) => setTimeout(r, 150));
+      job = await s.leaseVideo('fails');
+      await stream.waitFor((e) => e.event === 'job:started' && e.data.attempt === 2, 5000);
+      await s.api.internal(`/internal/jobs/${job.job_id}/fail`, { lease_id: job.lease_id, message: 'not a video', retryable: false });
+      const final = await stream.waitFor((e) => e.event === 'job:error' && e.data.final === true, 5000);
+      assert.equal(final.data.status, 'error');
+      await stream.finished;
+    } finally {
+      stream.close();
+    }
+  });
+
+  test('a cancel is job:canceled and ends the stream', async () => {
+    await s.upload('cancels');
+    const stream = await s.events('cancels');
+    try {
+      await stream.waitFor('job:created', 5000);
+      const r = await s.api.post('/cancel-job', { app_id: s.app, video_id: 'cancels' }, { key: API_KEY, headers: freshIp() });
+      assert.equal(r.status, 200, r.text);
+      const canceled = await stream.waitFor('job:canceled', 5000);
+      assert.equal(canceled.data.status, 'canceled');
+      await stream.finished;
+      assert.ok(!stream.events.some((e) => e.event === 'job:error'), 'a cancel is not an error event');
+    } finally {
+      stream.close();
+    }
+  });
+
+  test('bad and unknown videos get JSON errors, not streams', async () => {
+    const unknown = await s.events('never-uploaded');
+    assert.equal(unknown.status, 404);
+    assert.equal(errorCode({ status: 404, json: JSON.parse(unknown.text) }), 'not_found');
+    const bad = await openEvents((url, init) => s.mf.dispatchFetch(url, init), 'http://video.test/job-events?app_id=a/b&video_id=v');
+    assert.equal(bad.status, 400);
+    const post = await s.api.post('/job-events?app_id=a&video_id=v', {});
+    assert.equal(post.status, 405);
+  });
+});
+
+describe('dispatch across queue shards', () => {
+  let s;
+  before(async () => { s = await service({ QUEUE_SHARDS: '3', LARGE_SOURCE_BYTES: '5000' }); });
+  after(async () => s?.mf.dispose());
+
+  const stats = async () => (await s.api.internal('/internal/dispatch/stats', {})).json.shards;
+  const total = (shards, op) => shards.reduce((n, sh) => n + (sh.requests[op] ?? 0), 0);
+
+  test('every job is leased whichever shard it waits in, and public reads never reach a shard', async () => {
+    const videos = Array.from({ length: 9 }, (_, i) => `many${i}`);
+    for (const v of videos) await s.upload(v);
+    const before = await stats();
+    assert.equal(before.length, 3);
+    assert.ok(before.filter((sh) => (sh.requests.enqueue ?? 0) > 0).length >= 2, `jobs spread over shards: ${JSON.stringify(before)}`);
+    for (let i = 0; i < 20; i++) await s.api.get(`/job-status?app_id=${s.app}&video_id=${videos[i % 9]}`, { headers: freshIp() });
+    const afterReads = await stats();
+    assert.deepEqual(afterReads, before, 'job-status reads reached no shard');
+    const leased = new Set();
+    for (let i = 0; i < 9; i++) {
+      const job = await s.lease();
+      assert.ok(job, `lease ${i} found a job`);
+      leased.add(job.video_id);
+    }
+    assert.deepEqual([...leased].sort(), [...videos].sort());
+    assert.equal(await s.lease(), null, 'nothing left');
+  });
+
+  test('a long-poll on one shard is woken by work queued on another', async () => {
+    const waiting = s.api.internal('/internal/jobs/lease', { worker: 'poller', wait_ms: 8000 });
+    await new Promise((r) => setTimeout(r, 500));
+    const t0 = Date.now();
+    // Several uploads, so some land on shards the poller is not parked on.
+    await s.upload('ring0');
+    const got = await waiting;
+    const waited = Date.now() - t0;
+    assert.equal(got.json.job?.video_id, 'ring0', got.text);
+    assert.ok(waited < 3000, `woken after ${waited} ms`);
+  });
+
+  test('size classes: large sources wait in their own class; standard goes first', async () => {
+    await s.upload('big', 6000);
+    await s.upload('small', 100);
+    assert.equal(await s.lease({ classes: ['large'] }).then((j) => j?.video_id), 'big');
+    await s.upload('big2', 6000);
+    assert.equal((await s.lease({ classes: ['standard'] }))?.video_id, 'small');
+    assert.equal(await s.lease({ classes: ['standard'] }), null, 'a standard-only transcoder never gets a large job');
+    await s.upload('small2', 100);
+    assert.equal((await s.lease())?.video_id, 'small2', 'standard first, though the large job waited longer');
+    assert.equal((await s.lease())?.video_id, 'big2');
+    const bad = await s.api.internal('/internal/jobs/lease', { worker: 'x', wait_ms: 0, classes: ['huge'] });
+    assert.equal(bad.status, 400, bad.text);
+  });
+
+  test('heartbeats find their job through its shard; a stale lease is still refused', async () => {
+    await s.upload('hb');
+    const job = await s.leaseVideo('hb');
+    const ok = await s.beat(job, { progress: 5 });
+    assert.equal(ok.status, 200, ok.text);
+    assert.equal(ok.json.video_id, 'hb');
+    assert.equal((await s.beat({ ...job, lease_id: 'lease_other' }, { progress: 6 })).status, 409);
+    assert.equal((await s.beat({ ...job, job_id: 'job_nope' }, { progress: 6 })).status, 404);
+  });
+});
