@@ -255,3 +255,124 @@ describe('dispatch across queue shards', () => {
     assert.equal((await s.beat({ ...job, job_id: 'job_nope' }, { progress: 6 })).status, 404);
   });
 });
+
+/**
+ * A webhook receiver on 127.0.0.1 that answers 500 to the first `failFirst`
+ * deliveries of each event id, then 200; it keeps every request it got.
+ */
+async function startReceiver({ failFirst = 2 } = {}) {
+  const { createServer } = await import('node:http');
+  const got = [];
+  const seen = new Map();
+  const server = createServer((req, res) => {
+    const chunks = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', () => {
+      const raw = Buffer.concat(chunks);
+      const id = req.headers['webhook-id'];
+      const n = (seen.get(id) ?? 0) + 1;
+      seen.set(id, n);
+      const status = n <= failFirst ? 500 : 200;
+      got.push({ path: req.url, headers: req.headers, raw, body: JSON.parse(raw.toString()), attempt: n, status, at: Date.now() });
+      res.writeHead(status).end();
+    });
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  return { got, url: `http://127.0.0.1:${server.address().port}`, stop: () => new Promise((r) => server.close(r)) };
+}
+
+describe('signed webhooks', () => {
+  const SECRET = 'whsec_test_0123456789abcdef';
+  let s;
+  let receiver;
+  before(async () => {
+    receiver = await startReceiver({ failFirst: 2 });
+    s = await service({
+      IV_WEBHOOKS: JSON.stringify({ evapp: { url: `${receiver.url}/hook`, secret: SECRET } }),
+      WEBHOOK_RETRY_BASE_MS: '200',
+    });
+  });
+  after(async () => { await s?.mf.dispose(); await receiver?.stop(); });
+
+  test('a receiver that fails twice gets the third attempt, signed as the README shows; callback_status follows', async () => {
+    const { verifyWebhook } = await import('../../devkit/webhook-verify.mjs');
+    await s.upload('hooked');
+    const job = await s.leaseVideo('hooked');
+    const done = await s.api.internal(`/internal/jobs/${job.job_id}/complete`, { lease_id: job.lease_id, result: RESULT });
+    assert.equal(done.status, 200, done.text);
+    const pending = await s.api.get(`/job-status?app_id=${s.app}&video_id=hooked`, { headers: freshIp() });
+    assert.equal(pending.json.callback_status, 'pending', pending.text);
+
+    // Two events (video.playable, video.ready), three attempts each: 10 s is ample at a 200 ms base.
+    const deadline = Date.now() + 15_000;
+    while (receiver.got.filter((r) => r.status === 200).length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    const delivered = receiver.got.filter((r) => r.status === 200);
+    assert.deepEqual(delivered.map((r) => r.body.type).sort(), ['video.playable', 'video.ready']);
+    for (const d of delivered) {
+      const attempts = receiver.got.filter((r) => r.headers['webhook-id'] === d.headers['webhook-id']);
+      assert.deepEqual(attempts.map((a) => a.status), [500, 500, 200], `${d.body.type}: three attempts, the third delivered`);
+      assert.ok(attempts[1].at - attempts[0].at >= 150, 'the retries back off');
+      assert.equal(d.path, '/hook');
+      assert.equal(d.headers['webhook-id'], d.body.id);
+      assert.match(d.body.id, /^evt_[a-z0-9]{26}$/);
+      assert.equal(d.body.data.video_id, 'hooked');
+      assert.ok(!Number.isNaN(Date.parse(d.body.created_at)));
+      verifyWebhook(SECRET, d.headers['webhook-signature'], d.raw);
+      assert.throws(() => verifyWebhook(SECRET, d.headers['webhook-signature'], Buffer.concat([d.raw, Buffer.from(' ')])), /no matching signature/);
+      assert.throws(() => verifyWebhook('another-secret-000000', d.headers['webhook-signature'], d.raw), /no matching signature/);
+    }
+    assert.equal(delivered.find((d) => d.body.type === 'video.ready').body.data.status, 'done');
+
+    let view;
+    for (let i = 0; i < 50; i++) {
+      view = (await s.api.get(`/job-status?app_id=${s.app}&video_id=hooked`, { headers: freshIp() })).json;
+      if (view.callback_status === 'delivered') break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    assert.equal(view.callback_status, 'delivered', JSON.stringify(view));
+    assert.equal(view.callback_attempts, 3);
+    assert.equal(view.callback_last_error ?? null, null);
+  });
+
+  test('a notify may name a callback_url; unsafe ones and unknown fields are refused', async () => {
+    const notify = (video, extra) => s.api.post('/notify-upload-complete', { app_id: s.app, video_id: video, raw_key: `raw/${s.app}/${video}/source.mp4`, content_type: 'video/mp4', ...extra }, { key: API_KEY, headers: freshIp() });
+    for (const [url, why] of [
+      ['https://10.0.0.1/hook', /private|loopback|not allowed|refused/i],
+      ['https://169.254.169.254/latest', /link-local|not allowed|refused/i],
+      ['http://hooks.example.com/x', /https/],
+      ['https://user:pw@hooks.example.com/x', /user/i],
+      ['not a url', /callback_url/],
+    ]) {
+      const r = await notify('cb-bad', { callback_url: url });
+      assert.equal(r.status, 400, `${url}: ${r.text}`);
+      assert.match(r.json.error.message, why, url);
+    }
+    const unknown = await notify('cb-bad', { callbak_url: 'https://hooks.example.com/x' });
+    assert.equal(unknown.status, 400);
+    assert.match(unknown.json.error.message, /unknown field "callbak_url"/);
+
+    await (await s.mf.getR2Bucket('MEDIA_BUCKET')).put(`raw/${s.app}/cb-ok/source.mp4`, new Uint8Array(100), { httpMetadata: { contentType: 'video/mp4' } });
+    const ok = await notify('cb-ok', { callback_url: `${receiver.url}/callback` });
+    assert.equal(ok.status, 202, ok.text);
+    const job = await s.leaseVideo('cb-ok');
+    await s.api.post('/cancel-job', { app_id: s.app, video_id: 'cb-ok' }, { key: API_KEY, headers: freshIp() });
+    const deadline = Date.now() + 10_000;
+    const arrived = () => receiver.got.filter((r) => r.body.type === 'video.canceled' && r.status === 200).map((r) => r.path).sort();
+    while (arrived().length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    assert.deepEqual(arrived(), ['/callback', '/hook'], 'the app\'s url and the callback_url both get it');
+    assert.ok(job);
+  });
+
+  test('a callback_url needs the app to have a webhook secret', async () => {
+    const other = await service({ IV_WEBHOOKS: '' });
+    try {
+      const bucket = await other.mf.getR2Bucket('MEDIA_BUCKET');
+      await bucket.put('raw/evapp/nosecret/source.mp4', new Uint8Array(100), { httpMetadata: { contentType: 'video/mp4' } });
+      const r = await other.api.post('/notify-upload-complete', { app_id: 'evapp', video_id: 'nosecret', raw_key: 'raw/evapp/nosecret/source.mp4', content_type: 'video/mp4', callback_url: 'https://hooks.example.com/x' }, { key: API_KEY, headers: freshIp() });
+      assert.equal(r.status, 400, r.text);
+      assert.match(r.json.error.message, /IV_WEBHOOKS/);
+    } finally {
+      await other.mf.dispose();
+    }
+  });
+});

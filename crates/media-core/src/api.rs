@@ -18,6 +18,7 @@ use crate::keys::{HlsFile, ObjectKey, OutputId};
 use crate::media::{describe_bytes, image_dimensions, ImageType};
 use crate::time::Timestamp;
 use crate::transform::TransformDefaults;
+use crate::webhook::CallbackStatus;
 
 /// A JSON object body, read field by field.
 #[derive(Debug)]
@@ -33,6 +34,17 @@ impl Fields {
             Ok(Value::Object(m)) => Ok(Fields(m)),
             Ok(_) => Err(ApiError::new(ErrorCode::InvalidJson, "the request body must be a JSON object")),
             Err(e) => Err(ApiError::new(ErrorCode::InvalidJson, format!("the request body is not valid JSON: {e}"))),
+        }
+    }
+
+    /// Refuses a field not in `known`, naming it and the accepted ones.
+    pub fn only(&self, known: &[&str]) -> Result<(), ApiError> {
+        match self.0.keys().find(|k| !known.contains(&k.as_str())) {
+            Some(other) => Err(ApiError::invalid_field(format!(
+                "unknown field {other:?}; the accepted fields are {}",
+                known.join(", ")
+            ))),
+            None => Ok(()),
         }
     }
 
@@ -190,16 +202,26 @@ pub struct NotifyRequest {
     pub raw_key: String,
     #[cfg_attr(feature = "openapi", schema(value_type = VideoContentType))]
     pub content_type: String,
+    /// Where to send this job's signed webhooks, besides the app's own
+    /// destination: `https` only, never a private or loopback address.
+    #[cfg_attr(feature = "openapi", schema(example = "https://api.example.com/hooks/video", max_length = 2048))]
+    pub callback_url: Option<String>,
 }
 
 impl NotifyRequest {
+    /// The fields a notify may carry; any other is refused, so a misspelt
+    /// `callback_url` is not silently ignored.
+    pub const FIELDS: &'static [&'static str] = &["app_id", "video_id", "raw_key", "content_type", "callback_url"];
+
     pub fn from_json(body: &[u8]) -> Result<Self, ApiError> {
         let f = Fields::parse(body)?;
+        f.only(Self::FIELDS)?;
         Ok(Self {
             app_id: f.required_id("app_id", AppId::parse)?,
             video_id: f.required_id("video_id", VideoId::parse)?,
             raw_key: f.required_str("raw_key")?.to_owned(),
             content_type: f.required_str("content_type")?.to_owned(),
+            callback_url: f.optional_str("callback_url")?.map(str::to_owned),
         })
     }
 }
@@ -295,6 +317,16 @@ pub struct JobView {
     /// The poster image once playable.
     #[cfg_attr(feature = "openapi", schema(required = true))]
     pub poster_url: Option<String>,
+    /// Delivery of the job's webhooks: `pending`, `delivered` or `failed`.
+    /// Absent when the job has no webhook destination.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback_status: Option<CallbackStatus>,
+    /// Delivery attempts made for the latest webhook event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback_attempts: Option<u32>,
+    /// Why the last failed attempt failed (`HTTP 500`, a timeout...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback_last_error: Option<String>,
 }
 
 /// The public URL of an output file: `{base}/` + its object key.
@@ -361,6 +393,9 @@ impl JobView {
             thumbnails,
             playback_url: url(HlsFile::Master),
             poster_url: url(HlsFile::Poster),
+            callback_status: job.callback.as_ref().map(|c| c.status),
+            callback_attempts: job.callback.as_ref().map(|c| c.attempts),
+            callback_last_error: job.callback.as_ref().and_then(|c| c.last_error.clone()),
         }
     }
 }

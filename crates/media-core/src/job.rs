@@ -25,6 +25,7 @@
 //! the public routes show of it is [`public_failure_message`]: messages
 //! written for uploaders pass, our own faults become a generic sentence.
 
+use crate::webhook::{CallbackState, CallbackStatus};
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{AppId, JobId, LeaseId, VideoId};
@@ -310,6 +311,10 @@ pub struct Job {
     pub output_id: Option<OutputId>,
     pub result: Option<JobResult>,
     pub ladder: LadderOptions,
+    /// How the job's webhooks are being delivered (absent when it has no
+    /// destination): kept here so every read of the job shows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback: Option<CallbackState>,
 }
 
 /// What a notify did, and so how `POST /notify-upload-complete` answers
@@ -409,6 +414,18 @@ impl Job {
             output_id: None,
             result: None,
             ladder,
+            callback: None,
+        }
+    }
+
+    /// How long the edge may keep a public read of this job: its status'
+    /// time ([`JobStatus::public_cache_ttl_s`]), but no more than 2 s while
+    /// a webhook is still being delivered, so `callback_status` moves on.
+    pub fn public_cache_ttl_s(&self) -> u32 {
+        let ttl = self.status.public_cache_ttl_s();
+        match &self.callback {
+            Some(c) if c.status == CallbackStatus::Pending => ttl.min(2),
+            _ => ttl,
         }
     }
 
@@ -1020,6 +1037,20 @@ mod tests {
         );
         assert_eq!(JobStatus::Processing.public_cache_ttl_s(), 1);
         assert!(JobStatus::Done.public_cache_ttl_s() > JobStatus::Error.public_cache_ttl_s());
+    }
+
+    #[test]
+    fn a_done_job_with_a_webhook_on_its_way_is_cached_briefly() {
+        let mut j = job();
+        j.status = JobStatus::Done;
+        assert_eq!(j.public_cache_ttl_s(), 60);
+        j.callback = Some(CallbackState::pending());
+        assert_eq!(j.public_cache_ttl_s(), 2, "callback_status must move on within seconds");
+        j.callback.as_mut().unwrap().record_delivery();
+        assert_eq!(j.public_cache_ttl_s(), 60);
+        j.status = JobStatus::Processing;
+        j.callback = Some(CallbackState::pending());
+        assert_eq!(j.public_cache_ttl_s(), 1);
     }
 
     #[test]

@@ -27,6 +27,7 @@ use crate::job::{JobStatus, ThumbnailMeta};
 use crate::media::ImageType;
 use crate::time::Timestamp;
 use crate::transform::{MAX_OPTIONS_LEN, MAX_TRANSFORM_DIMENSION};
+use crate::webhook::CallbackStatus;
 
 /// The version both documents carry (the services' release).
 const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -455,6 +456,7 @@ pub fn video_service() -> OpenApi {
     add::<JobId>(c);
     add::<VideoContentType>(c);
     add::<JobStatus>(c);
+    add::<CallbackStatus>(c);
     add::<VideoUploadUrlRequest>(c);
     add::<VideoUploadUrlResponse>(c);
     add::<NotifyRequest>(c);
@@ -551,6 +553,40 @@ pub fn video_service() -> OpenApi {
             ),
         );
     route(&mut doc, "/playback-url", PathItemType::Get, with_errors(op, &[PUBLIC_ERRORS]).build());
+
+    let stream = ResponseBuilder::new()
+        .description(
+            "text/event-stream. Every event has an id. `connected` {clientId, job: JobView} first, then the kept \
+             events after Last-Event-ID (all kept events without one), then live ones: job:created {jobId, appId, \
+             videoId, filePath, status: pending}, job:started {jobId, filePath, status: running, attempt}, \
+             job:progress {jobId, progress 0-100, stage}, job:playable {jobId, playbackUrl, posterUrl}, \
+             job:completed {jobId, filePath, status: completed, job: JobView}, job:error {jobId, filePath, status: \
+             error, error (public message), final}, job:canceled {jobId, status: canceled}, and heartbeat \
+             {timestamp} every 15 s while quiet. The stream ends after job:completed, a final job:error or \
+             job:canceled.",
+        )
+        .content("text/event-stream", Content::new(string()))
+        .build();
+    let op = operation(
+        "Follow a job's events (Server-Sent Events)",
+        "jobEvents",
+        Some(
+            "Public, like /job-status. An EventSource reconnects by itself with Last-Event-ID and gets what it \
+             missed (the video keeps its last 200 events). 204 when the job has ended and the client has every \
+             event, which tells an EventSource to stop.",
+        ),
+    )
+    .parameters(Some([
+        query_id("app_id", "AppId"),
+        query_id("video_id", "VideoId"),
+        param("Last-Event-ID", ParameterIn::Header, false, integer().minimum(Some(0.0))).build(),
+        param("last_event_id", ParameterIn::Query, false, integer().minimum(Some(0.0)))
+            .description(Some("The same, for clients that cannot set the header."))
+            .build(),
+    ]))
+    .response("200", stream)
+    .response("204", ResponseBuilder::new().description("The job ended and the client has every event.").build());
+    route(&mut doc, "/job-events", PathItemType::Get, with_errors(op, &[PUBLIC_ERRORS]).build());
 
     hls_routes(&mut doc);
     doc

@@ -242,6 +242,7 @@ impl DeliveryPolicy {
 /// Where a webhook's delivery stands, as `JobView` shows it.
 #[derive(Serialize, Deserialize, Clone, Copy, PartialEq, Eq, Debug)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum CallbackStatus {
     Pending,
     Delivered,
@@ -287,7 +288,8 @@ impl CallbackState {
 /// One app's webhook destination. Its `Debug` never shows the secret.
 #[derive(Clone, PartialEq, Eq)]
 pub struct AppWebhook {
-    pub url: String,
+    /// Where every job's webhooks go; absent, only to a notify's `callback_url`.
+    pub url: Option<String>,
     pub secret: String,
 }
 
@@ -330,19 +332,24 @@ impl WebhookConfig {
             if let Some(other) = fields.keys().find(|k| !matches!(k.as_str(), "url" | "secret")) {
                 return Err(problem(&format!("unknown field {other:?}; only url and secret are accepted")));
             }
-            let Some(Value::String(url)) = fields.get("url") else {
-                return Err(problem("url must be a string"));
+            // No url: the app's webhooks go only to the callback_url of a notify.
+            let url = match fields.get("url") {
+                None | Some(Value::Null) => None,
+                Some(Value::String(url)) => {
+                    if let Some(why) = url_problem(url, allow_local_http) {
+                        return Err(problem(&format!("url {why}")));
+                    }
+                    Some(url.clone())
+                }
+                Some(_) => return Err(problem("url must be a string")),
             };
-            if let Some(why) = url_problem(url, allow_local_http) {
-                return Err(problem(&format!("url {why}")));
-            }
             let Some(Value::String(secret)) = fields.get("secret") else {
                 return Err(problem("secret must be a string"));
             };
             if secret.chars().count() < MIN_SECRET_CHARS {
                 return Err(problem(&format!("secret must be at least {MIN_SECRET_CHARS} characters")));
             }
-            apps.insert(app, AppWebhook { url: url.clone(), secret: secret.clone() });
+            apps.insert(app, AppWebhook { url, secret: secret.clone() });
         }
         Ok(WebhookConfig { apps })
     }
@@ -602,7 +609,11 @@ mod tests {
         );
         let c = WebhookConfig::parse(&ok, false).unwrap();
         let a = c.for_app(&AppId::parse("app-a").unwrap()).unwrap();
-        assert_eq!((a.url.as_str(), a.secret.as_str()), ("https://hooks.example.com/a", secret));
+        assert_eq!((a.url.as_deref(), a.secret.as_str()), (Some("https://hooks.example.com/a"), secret));
+        // An app that only uses notify's callback_url has a secret and no url.
+        let only = format!(r#"{{"cb": {{"secret": "{secret}"}}}}"#);
+        let cb = WebhookConfig::parse(&only, false).unwrap();
+        assert_eq!(cb.for_app(&AppId::parse("cb").unwrap()).unwrap().url, None);
         assert!(c.for_app(&AppId::parse("other").unwrap()).is_none());
         assert!(WebhookConfig::parse("{}", false).unwrap().is_empty());
         assert!(WebhookConfig::empty().is_empty());
@@ -623,7 +634,7 @@ mod tests {
                 false,
                 "app a: unknown field \"events\"",
             ),
-            (r#"{"a": {"secret": "0123456789abcdef"}}"#, false, "app a: url must be a string"),
+            (r#"{"a": {"url": 5, "secret": "0123456789abcdef"}}"#, false, "app a: url must be a string"),
             (
                 r#"{"a": {"url": "http://x.example/", "secret": "0123456789abcdef"}}"#,
                 false,

@@ -87,6 +87,7 @@ fn documents_describe_the_public_routes() {
             "/hls/{app_id}/{video_id}/{output_id}/{rung}/index.m3u8",
             "/hls/{app_id}/{video_id}/{output_id}/{rung}/init.mp4",
             "/hls/{app_id}/{video_id}/{output_id}/{rung}/{segment}",
+            "/job-events",
             "/job-status",
             "/notify-upload-complete",
             "/openapi.json",

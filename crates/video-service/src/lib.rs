@@ -28,6 +28,7 @@ mod sse;
 mod status;
 mod uploads;
 mod video_job;
+mod webhooks;
 
 use worker::{event, Context, Env, Method, Request, Response};
 use worker_kit::entry::{health, openapi, ServerOnly};

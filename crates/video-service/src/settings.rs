@@ -12,6 +12,7 @@ use media_core::dispatch::{DEFAULT_LARGE_SOURCE_BYTES, MAX_QUEUE_SHARDS};
 use media_core::job::RetryPolicy;
 use media_core::ladder::LadderOptions;
 use media_core::media::DEFAULT_MAX_VIDEO_BYTES;
+use media_core::webhook::{DeliveryPolicy, WebhookConfig};
 use worker::Env;
 use worker_kit::config::{ConfigError, Vars};
 
@@ -24,6 +25,8 @@ pub struct VideoSettings {
     pub transcoder_token: Option<String>,
     /// `QUEUE_SHARDS` and `LARGE_SOURCE_BYTES`.
     pub dispatch: DispatchSettings,
+    /// `IV_WEBHOOKS` and the delivery settings.
+    pub webhooks: WebhookSettings,
 }
 
 impl VideoSettings {
@@ -32,6 +35,7 @@ impl VideoSettings {
             max_video_bytes: vars.number("MAX_VIDEO_BYTES", DEFAULT_MAX_VIDEO_BYTES)?,
             transcoder_token: vars.get("TRANSCODER_TOKEN"),
             dispatch: DispatchSettings::load(vars)?,
+            webhooks: WebhookSettings::load(vars)?,
         })
     }
 }
@@ -61,6 +65,44 @@ impl DispatchSettings {
             large_source_bytes: vars.number("LARGE_SOURCE_BYTES", DEFAULT_LARGE_SOURCE_BYTES)?.max(1),
         })
     }
+}
+
+/// Where and how webhooks are sent.
+#[derive(Debug, Clone)]
+pub struct WebhookSettings {
+    /// `IV_WEBHOOKS` (secret): `{"<app_id>": {"url": "https://...", "secret": "..."}}`;
+    /// `url` may be left out when the app only uses notify's `callback_url`.
+    pub config: WebhookConfig,
+    /// `WEBHOOK_RETRY_BASE_MS` (10000): the wait before the second attempt,
+    /// doubling after each; `WEBHOOK_TIMEOUT_MS` (10000) per attempt; 8 attempts.
+    pub policy: DeliveryPolicy,
+    /// `http://127.0.0.1` destinations are allowed when `ENVIRONMENT` is
+    /// `development` or `test`; never in production.
+    pub allow_local_http: bool,
+}
+
+impl WebhookSettings {
+    pub fn load(vars: &Vars<'_>) -> Result<Self, ConfigError> {
+        let environment = vars.or("ENVIRONMENT", "production");
+        let allow_local_http = matches!(environment.as_str(), "development" | "test");
+        let config = match vars.get("IV_WEBHOOKS") {
+            None => WebhookConfig::empty(),
+            Some(json) => WebhookConfig::parse(&json, allow_local_http)
+                .map_err(|problem| ConfigError { name: "IV_WEBHOOKS".into(), problem })?,
+        };
+        let d = DeliveryPolicy::default();
+        let policy = DeliveryPolicy {
+            max_attempts: d.max_attempts,
+            base_delay_ms: vars.number("WEBHOOK_RETRY_BASE_MS", d.base_delay_ms)?,
+            timeout_ms: vars.number("WEBHOOK_TIMEOUT_MS", d.timeout_ms)?.max(100),
+        };
+        Ok(Self { config, policy, allow_local_http })
+    }
+}
+
+/// The webhook settings, read by a Durable Object.
+pub fn webhook_settings(env: &Env) -> Result<WebhookSettings, ConfigError> {
+    WebhookSettings::load(&Vars(env))
 }
 
 /// `SSE_HEARTBEAT_MS`: how often a quiet event stream sends a heartbeat
@@ -128,6 +170,23 @@ mod tests {
         // A blank token is no token: the internal API then admits nobody.
         assert_eq!(load(&[("TRANSCODER_TOKEN", " ")]).unwrap().transcoder_token, None);
         assert_eq!(load(&[("MAX_VIDEO_BYTES", "5G")]).err().map(|e| e.name).as_deref(), Some("MAX_VIDEO_BYTES"));
+    }
+
+    #[test]
+    fn webhooks_are_read_and_checked() {
+        let w = load(&[]).unwrap().webhooks;
+        assert!(w.config.is_empty() && !w.allow_local_http);
+        assert_eq!((w.policy.max_attempts, w.policy.base_delay_ms, w.policy.timeout_ms), (8, 10_000, 10_000));
+        let json = r#"{"app1": {"url": "http://127.0.0.1:9/hook", "secret": "0123456789abcdef"}}"#;
+        // A local receiver is for development and tests only.
+        let e = load(&[("IV_WEBHOOKS", json)]).err().unwrap();
+        assert_eq!(e.name, "IV_WEBHOOKS");
+        assert!(!e.problem.contains("0123456789abcdef"), "never the secret: {}", e.problem);
+        let w =
+            load(&[("IV_WEBHOOKS", json), ("ENVIRONMENT", "test"), ("WEBHOOK_RETRY_BASE_MS", "200")]).unwrap().webhooks;
+        let app = media_core::ids::AppId::parse("app1").unwrap();
+        assert_eq!(w.config.for_app(&app).and_then(|h| h.url.as_deref()), Some("http://127.0.0.1:9/hook"));
+        assert_eq!(w.policy.base_delay_ms, 200);
     }
 
     #[test]

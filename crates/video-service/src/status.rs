@@ -4,7 +4,7 @@
 //! Public reads are many (every viewer polls) and should not all reach the
 //! job store, the video's `VideoJob` Durable Object (they never reach a
 //! queue shard). So a read looks in the edge cache first (the Cache API, for as long as
-//! `JobStatus::public_cache_ttl_s` allows: 1-2 s while the job moves, a
+//! `Job::public_cache_ttl_s` allows: 1-2 s while the job moves or a webhook is being delivered, a
 //! minute once done), then the KV playback record (done jobs), and only then
 //! asks the video's object. Writes that pass through this Worker (notify, cancel, the
 //! transcoder's calls) drop the cached copy in their location ([`forget`]);
@@ -80,7 +80,7 @@ async fn remember(key: &str, job: &Job) {
     let stored = async {
         let headers = Headers::new();
         headers.set("content-type", "application/json")?;
-        headers.set("cache-control", &format!("max-age={}", job.status.public_cache_ttl_s()))?;
+        headers.set("cache-control", &format!("max-age={}", job.public_cache_ttl_s()))?;
         let body = serde_json::to_string(job).map_err(|e| worker::Error::RustError(e.to_string()))?;
         Cache::default().put(key, Response::ok(body)?.with_headers(headers)).await
     };

@@ -6,6 +6,8 @@
 use media_core::api::{
     CancelRequest, CancelResponse, JobView, NotifyRequest, PresignedPut, VideoUploadUrlRequest, VideoUploadUrlResponse,
 };
+use media_core::callback::check_url;
+use media_core::ids::AppId;
 use media_core::job::{NotifyOutcome, SourceUpload};
 use media_core::keys::{check_raw_key, ObjectKey};
 use media_core::media::{check_size, check_video_type};
@@ -19,6 +21,7 @@ use worker_kit::store::{ObjectInfo, ObjectStore};
 use worker_kit::{Failure, Handled};
 
 use crate::client;
+use crate::settings::WebhookSettings;
 use crate::video_job::{CancelReply, NotifyReply, VideoCall, VideoOp, VIDEO_JOBS_BINDING};
 use crate::VideoContext;
 
@@ -57,6 +60,9 @@ pub async fn notify_upload_complete(mut req: Request, cx: &VideoContext<'_>, bas
         ))
         .into());
     }
+    if let Some(url) = &r.callback_url {
+        check_callback(url, &r.app_id, &cx.settings.webhooks)?;
+    }
     let info = uploaded(cx.store()?, &r.raw_key, cx.settings.max_video_bytes).await?;
     let source = SourceUpload {
         raw_key: r.raw_key.clone(),
@@ -68,7 +74,7 @@ pub async fn notify_upload_complete(mut req: Request, cx: &VideoContext<'_>, bas
         app_id: r.app_id.clone(),
         video_id: r.video_id.clone(),
         base: Some(base.to_owned()),
-        op: VideoOp::Notify { source },
+        op: VideoOp::Notify { source, callback_url: r.callback_url.clone() },
     };
     let reply: NotifyReply = client::ask(cx.env, VIDEO_JOBS_BINDING, &call.object_name(), &call).await?;
     if reply.outcome.queued_work() {
@@ -76,6 +82,19 @@ pub async fn notify_upload_complete(mut req: Request, cx: &VideoContext<'_>, bas
         tracing::info!(app_id = %r.app_id, video_id = %r.video_id, job_id = %reply.job.job_id, created = reply.outcome == NotifyOutcome::Created, size = info.size, "transcode queued");
     }
     json(reply.outcome.http_status(), &JobView::of(&reply.job, base))
+}
+
+/// A notify's `callback_url`: a safe destination (`media_core::callback`),
+/// for an app the operator gave a webhook secret to sign with.
+fn check_callback(url: &str, app: &AppId, webhooks: &WebhookSettings) -> Result<(), Failure> {
+    check_url(url, webhooks.allow_local_http)?;
+    if webhooks.config.for_app(app).is_none() {
+        return Err(ApiError::invalid_field(format!(
+            "callback_url needs a webhook secret for app {app}, and none is configured; the operator adds one to IV_WEBHOOKS"
+        ))
+        .into());
+    }
+    Ok(())
 }
 
 /// The upload at `raw_key`, as storage has it: 409 `upload_missing` when

@@ -32,6 +32,7 @@ use media_core::events::{connected, events_between, frame, retry_frame, JobEvent
 use media_core::ids::{AppId, JobId, LeaseId, VideoId};
 use media_core::job::{Completion, FailOutcome, Job, JobStatus, NotifyOutcome, RetryPolicy, SourceUpload};
 use media_core::keys::OutputId;
+use media_core::webhook::{CallbackState, CallbackStatus, WebhookBody, WebhookType};
 use media_core::{ApiError, ErrorCode, Timestamp};
 use serde::{Deserialize, Serialize};
 use worker::{durable_object, DurableObject, Env, Request, Response, SqlStorage, SqlStorageValue, State};
@@ -42,8 +43,9 @@ use worker_kit::Failure;
 
 use crate::client::{call, shard_name};
 use crate::dispatch::{ShardCommand, DISPATCH_BINDING};
-use crate::settings::{dispatch_settings, ladder_options, retry_policy, sse_heartbeat_ms};
+use crate::settings::{dispatch_settings, ladder_options, retry_policy, sse_heartbeat_ms, webhook_settings};
 use crate::sse::Subscribers;
+use crate::webhooks::{self, Attempt};
 
 /// The Durable Object binding of the video objects.
 pub const VIDEO_JOBS_BINDING: &str = "VIDEO_JOBS";
@@ -79,8 +81,12 @@ impl VideoCall {
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum VideoOp {
+    /// `callback_url`, when given, also receives this video's webhooks (it
+    /// stays until a later notify names another).
     Notify {
         source: SourceUpload,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        callback_url: Option<String>,
     },
     Get,
     /// From the job's shard: lease the job (if it is still queued and due).
@@ -145,6 +151,19 @@ CREATE TABLE IF NOT EXISTS events (
     terminal INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS deliveries (
+    event_id TEXT NOT NULL,
+    dest TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    url TEXT NOT NULL,
+    body TEXT NOT NULL,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    next_at INTEGER NOT NULL,
+    last_error TEXT,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (event_id, dest)
+);
 ";
 
 #[derive(Deserialize)]
@@ -360,11 +379,17 @@ impl VideoJob {
         if change == ShardChange::Enqueue {
             stored.enqueue_due = Some(now());
         }
+        let base = self.base()?;
+        let events = events_between(before, &stored.job, &base);
+        let deliveries = self.plan_deliveries(&stored.job, &events, &base)?;
+        if !deliveries.is_empty() {
+            stored.job.callback = Some(CallbackState::pending());
+        }
         self.save(&stored)?;
-        let events = events_between(before, &stored.job, &self.base()?);
         self.record(&events)?;
+        self.queue_deliveries(&deliveries)?;
         match change {
-            ShardChange::Enqueue => self.tell_shard_waiting(&mut stored).await?,
+            ShardChange::Enqueue => self.tell_shard_waiting(&stored).await?,
             ShardChange::Ended => {
                 let ended = ShardCommand::Ended { job_id: stored.job.job_id.clone() };
                 // Best effort: a row left behind is refused at its grant (409).
@@ -374,13 +399,13 @@ impl VideoJob {
             }
             ShardChange::None => {}
         }
-        self.schedule_alarm(&stored).await?;
+        self.schedule_alarm().await?;
         Ok(stored)
     }
 
     /// Tells the job's shard it waits; on failure leaves `enqueue_due` set
     /// for the alarm to try again.
-    async fn tell_shard_waiting(&self, stored: &mut Stored) -> worker::Result<()> {
+    async fn tell_shard_waiting(&self, stored: &Stored) -> worker::Result<()> {
         // Only used to ring the other shards: a broken value rings none.
         let shards = dispatch_settings(&self.env).map(|d| d.queue_shards).unwrap_or(1);
         let job = &stored.job;
@@ -394,31 +419,30 @@ impl VideoJob {
             shard: stored.shard,
             shards,
         };
+        let sent_at = now();
         let sent = call(&self.env, DISPATCH_BINDING, &shard_name(stored.shard), &cmd).await;
-        match sent {
+        // Other calls may have run while this one waited (a grant through the
+        // shard, even): only the enqueue mark is touched, never the job.
+        let problem = match sent {
             Ok(a) if a.status == 200 => {
-                stored.enqueue_due = None;
-                self.save(stored)?;
+                self.sql().exec("UPDATE job SET enqueue_due = NULL WHERE enqueue_due <= ?", vec![int(sent_at)])?;
+                return Ok(());
             }
-            Ok(a) => {
-                tracing::warn!(job_id = %job.job_id, status = a.status, body = %a.body, "enqueue refused; retrying");
-                stored.enqueue_due = Some(now().plus_millis(ENQUEUE_RETRY_MS));
-                self.save(stored)?;
-            }
-            Err(e) => {
-                tracing::warn!(job_id = %job.job_id, error = %e, "enqueue failed; retrying");
-                stored.enqueue_due = Some(now().plus_millis(ENQUEUE_RETRY_MS));
-                self.save(stored)?;
-            }
-        }
+            Ok(a) => format!("the shard answered {}: {}", a.status, a.body),
+            Err(e) => e.to_string(),
+        };
+        tracing::warn!(job_id = %job.job_id, problem, "telling the shard the job waits failed; retrying");
+        self.sql().exec("UPDATE job SET enqueue_due = ?", vec![int(now().plus_millis(ENQUEUE_RETRY_MS))])?;
         Ok(())
     }
 
     /// The alarm fires at the earliest of: the lease's expiry, a retry of
-    /// telling the shard.
-    async fn schedule_alarm(&self, s: &Stored) -> worker::Result<()> {
+    /// telling the shard, the next webhook attempt. Read from what is stored
+    /// now, never from a copy an await may have made stale.
+    async fn schedule_alarm(&self) -> worker::Result<()> {
+        let Some(s) = self.load()? else { return Ok(()) };
         let lease_end = s.job.lease.as_ref().filter(|_| s.job.status == JobStatus::Processing).map(|l| l.expires_at);
-        let due = [lease_end, s.enqueue_due].into_iter().flatten().min();
+        let due = [lease_end, s.enqueue_due, self.next_delivery()?].into_iter().flatten().min();
         if let Some(due) = due {
             // An i64 would be an offset; pass the wait as a Duration.
             let wait = due.millis_since(now()).max(10);
@@ -597,24 +621,246 @@ impl VideoJob {
         Response::from_json(&CancelReply { canceled, job: stored.job })
     }
 
-    /// The alarm's work: expire a lease that ran out, retry telling the shard.
+    /// The alarm's work: expire a lease that ran out, retry telling the
+    /// shard, send the webhook attempts that are due.
     async fn on_alarm(&self, policy: &RetryPolicy) -> worker::Result<()> {
-        let Some(mut stored) = self.load()? else { return Ok(()) };
+        if let Some(mut stored) = self.load()? {
+            let before = stored.job.clone();
+            if let Some(outcome) = stored.job.expire_lease(policy, now()) {
+                tracing::warn!(job_id = %stored.job.job_id, attempts = stored.job.attempts, ?outcome, "lease expired");
+                self.commit(Some(&before), stored).await?;
+            }
+        }
+        if let Some(stored) = self.load()? {
+            if stored.enqueue_due.is_some_and(|due| due <= now()) {
+                if stored.job.status == JobStatus::Queued {
+                    self.tell_shard_waiting(&stored).await?;
+                } else {
+                    self.sql().exec("UPDATE job SET enqueue_due = NULL", None)?;
+                }
+            }
+        }
+        self.deliver_due().await?;
+        self.schedule_alarm().await
+    }
+
+    /// The webhook deliveries `events` call for: one per event that has a
+    /// webhook type and destination (the app's url, this video's
+    /// `callback_url`), signed with the app's secret when sent.
+    fn plan_deliveries(&self, job: &Job, events: &[JobEvent], base: &str) -> worker::Result<Vec<Delivery>> {
+        let kinds: Vec<WebhookType> = events.iter().filter_map(WebhookType::of_event).collect();
+        if kinds.is_empty() {
+            return Ok(Vec::new());
+        }
+        let settings = match webhook_settings(&self.env) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(detail = %e, "no webhooks can be sent: a setting cannot be used");
+                return Ok(Vec::new());
+            }
+        };
+        let Some(hook) = settings.config.for_app(&job.app_id) else { return Ok(Vec::new()) };
+        let mut destinations = Vec::new();
+        if let Some(url) = &hook.url {
+            destinations.push(("app", url.clone()));
+        }
+        if let Some(url) = self.meta("callback_url")? {
+            destinations.push(("callback", url));
+        }
+        let view = JobView::of(job, base);
+        let mut out = Vec::new();
+        for kind in kinds {
+            let body = WebhookBody::new(kind, random_bytes(), now(), view.clone());
+            let json = body.to_json();
+            for (dest, url) in &destinations {
+                out.push(Delivery { event_id: body.id.clone(), dest, kind, url: url.clone(), body: json.clone() });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Stores planned deliveries, due now; keeps only the newest ended ones.
+    fn queue_deliveries(&self, deliveries: &[Delivery]) -> worker::Result<()> {
         let t = now();
-        let before = stored.job.clone();
-        if let Some(outcome) = stored.job.expire_lease(policy, t) {
-            tracing::warn!(job_id = %stored.job.job_id, attempts = stored.job.attempts, ?outcome, "lease expired");
-            stored = self.commit(Some(&before), stored).await?;
+        for d in deliveries {
+            self.sql().exec(
+                "INSERT OR IGNORE INTO deliveries (event_id, dest, kind, url, body, state, attempts, next_at, last_error, created_at)
+                 VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, NULL, ?)",
+                vec![
+                    d.event_id.as_str().into(),
+                    d.dest.into(),
+                    d.kind.as_str().into(),
+                    d.url.as_str().into(),
+                    d.body.as_str().into(),
+                    int(t),
+                    int(t),
+                ],
+            )?;
         }
-        if stored.enqueue_due.is_some_and(|due| due <= t) && stored.job.status == JobStatus::Queued {
-            self.tell_shard_waiting(&mut stored).await?;
-        } else if stored.job.status != JobStatus::Queued && stored.enqueue_due.is_some() {
-            stored.enqueue_due = None;
-            self.save(&stored)?;
+        if !deliveries.is_empty() {
+            self.sql().exec(
+                "DELETE FROM deliveries WHERE state != 'pending' AND rowid NOT IN
+                   (SELECT rowid FROM deliveries ORDER BY created_at DESC, rowid DESC LIMIT ?)",
+                vec![SqlStorageValue::Integer(KEPT_DELIVERIES)],
+            )?;
         }
-        self.schedule_alarm(&stored).await
+        Ok(())
+    }
+
+    fn next_delivery(&self) -> worker::Result<Option<Timestamp>> {
+        #[derive(Deserialize)]
+        struct Min {
+            t: Option<f64>,
+        }
+        let rows: Vec<Min> =
+            self.sql().exec("SELECT MIN(next_at) AS t FROM deliveries WHERE state = 'pending'", None)?.to_array()?;
+        Ok(rows.into_iter().next().and_then(|r| r.t).map(|t| Timestamp::from_millis(t as u64)))
+    }
+
+    /// Sends the webhook attempts that are due, one after another, and
+    /// records each outcome (`media_core::webhook::CallbackState`).
+    async fn deliver_due(&self) -> worker::Result<()> {
+        #[derive(Deserialize)]
+        struct Due {
+            event_id: String,
+            dest: String,
+            url: String,
+            body: String,
+            attempts: f64,
+        }
+        let due: Vec<Due> = self
+            .sql()
+            .exec(
+                "SELECT event_id, dest, url, body, attempts FROM deliveries
+                 WHERE state = 'pending' AND next_at <= ? ORDER BY next_at LIMIT 8",
+                vec![int(now())],
+            )?
+            .to_array()?;
+        if due.is_empty() {
+            return Ok(());
+        }
+        let Some(stored) = self.load()? else { return Ok(()) };
+        let settings = match webhook_settings(&self.env) {
+            Ok(s) => s,
+            Err(e) => {
+                // Not a busy loop: look again in a minute, once the setting is mended.
+                tracing::error!(detail = %e, "webhooks held back: a setting cannot be used");
+                self.sql().exec(
+                    "UPDATE deliveries SET next_at = ? WHERE state = 'pending'",
+                    vec![int(now().plus_millis(60_000))],
+                )?;
+                return Ok(());
+            }
+        };
+        let secret = settings.config.for_app(&stored.job.app_id).map(|h| h.secret.clone());
+        for d in due {
+            let attempts = d.attempts as u32;
+            let outcome = match &secret {
+                Some(secret) => {
+                    let attempt = Attempt {
+                        event_id: &d.event_id,
+                        url: &d.url,
+                        secret,
+                        body: &d.body,
+                        timeout_ms: settings.policy.timeout_ms,
+                        allow_local_http: settings.allow_local_http,
+                    };
+                    webhooks::send(&attempt).await
+                }
+                None => Err("the app has no webhook secret any more (IV_WEBHOOKS)".to_owned()),
+            };
+            let mut state = CallbackState { status: CallbackStatus::Pending, attempts, last_error: None };
+            let (row_state, next_at) = match &outcome {
+                Ok(()) => {
+                    state.record_delivery();
+                    ("delivered", now())
+                }
+                Err(why) => match state.record_failure(why, &settings.policy, now()) {
+                    Some(next) => ("pending", next),
+                    None => ("failed", now()),
+                },
+            };
+            self.sql().exec(
+                "UPDATE deliveries SET state = ?, attempts = ?, next_at = ?, last_error = ? WHERE event_id = ? AND dest = ?",
+                vec![
+                    row_state.into(),
+                    SqlStorageValue::Integer(i64::from(state.attempts)),
+                    int(next_at),
+                    state.last_error.clone().map_or(SqlStorageValue::Null, SqlStorageValue::from),
+                    d.event_id.as_str().into(),
+                    d.dest.as_str().into(),
+                ],
+            )?;
+            match &outcome {
+                Ok(()) => {
+                    tracing::info!(event_id = %d.event_id, dest = %d.dest, attempts = state.attempts, "webhook delivered")
+                }
+                Err(why) => {
+                    tracing::warn!(event_id = %d.event_id, dest = %d.dest, attempts = state.attempts, state = row_state, error = %why, "webhook attempt failed")
+                }
+            }
+        }
+        self.refresh_callback().await
+    }
+
+    /// Shows the newest webhook event's delivery in the job (`callback_status`):
+    /// pending while any destination is, else failed if any failed, else delivered.
+    async fn refresh_callback(&self) -> worker::Result<()> {
+        #[derive(Deserialize)]
+        struct Latest {
+            state: String,
+            attempts: f64,
+            last_error: Option<String>,
+        }
+        let rows: Vec<Latest> = self
+            .sql()
+            .exec(
+                "SELECT state, attempts, last_error FROM deliveries WHERE event_id =
+                   (SELECT event_id FROM deliveries ORDER BY created_at DESC, rowid DESC LIMIT 1)",
+                None,
+            )?
+            .to_array()?;
+        let Some(mut stored) = self.load()? else { return Ok(()) };
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let any = |s: &str| rows.iter().any(|r| r.state == s);
+        let status = if any("pending") {
+            CallbackStatus::Pending
+        } else if any("failed") {
+            CallbackStatus::Failed
+        } else {
+            CallbackStatus::Delivered
+        };
+        let callback = CallbackState {
+            status,
+            attempts: rows.iter().map(|r| r.attempts as u32).max().unwrap_or(0),
+            last_error: rows.iter().filter(|r| r.state != "delivered").find_map(|r| r.last_error.clone()),
+        };
+        if stored.job.callback.as_ref() == Some(&callback) {
+            return Ok(());
+        }
+        stored.job.callback = Some(callback);
+        self.save(&stored)?;
+        if stored.job.status == JobStatus::Done {
+            // The done job's KV record is what public reads see first.
+            self.publish_playback_record(&stored.job).await;
+        }
+        Ok(())
     }
 }
+
+/// One planned webhook delivery.
+struct Delivery {
+    event_id: String,
+    dest: &'static str,
+    kind: WebhookType,
+    url: String,
+    body: String,
+}
+
+/// How many ended deliveries a video keeps (for `callback_status` and operators).
+const KEPT_DELIVERIES: i64 = 16;
 
 impl DurableObject for VideoJob {
     fn new(state: State, env: Env) -> Self {
@@ -636,7 +882,12 @@ impl DurableObject for VideoJob {
         }
         match call.op {
             VideoOp::Events { .. } | VideoOp::Get => unreachable!("answered above"),
-            VideoOp::Notify { source } => self.notify(call.app_id, call.video_id, source).await,
+            VideoOp::Notify { source, callback_url } => {
+                if let Some(url) = callback_url {
+                    self.set_meta("callback_url", &url)?;
+                }
+                self.notify(call.app_id, call.video_id, source).await
+            }
             VideoOp::Grant { job_id, lease_id, output_id, worker } => {
                 self.grant(&job_id, lease_id, output_id, &worker).await
             }
