@@ -296,6 +296,8 @@ describe('signed webhooks', () => {
 
   test('a receiver that fails twice gets the third attempt, signed as the README shows; callback_status follows', async () => {
     const { verifyWebhook } = await import('../../devkit/webhook-verify.mjs');
+    const appStream = await openEvents((url, init) => s.mf.dispatchFetch(url, init), `http://video.test/events?app_id=${s.app}`, { headers: { 'x-api-key': API_KEY, ...freshIp() } });
+    await appStream.waitFor('connected', 5000);
     await s.upload('hooked');
     const job = await s.leaseVideo('hooked');
     const done = await s.api.internal(`/internal/jobs/${job.job_id}/complete`, { lease_id: job.lease_id, result: RESULT });
@@ -332,6 +334,16 @@ describe('signed webhooks', () => {
     assert.equal(view.callback_status, 'delivered', JSON.stringify(view));
     assert.equal(view.callback_attempts, 3);
     assert.equal(view.callback_last_error ?? null, null);
+    // The app's stream shows each attempt's outcome.
+    try {
+      const ready = delivered.find((d) => d.body.type === 'video.ready').body.id;
+      const ok = await appStream.waitFor((e) => e.event === 'webhook' && e.data.eventId === ready && e.data.state === 'delivered', 5000);
+      assert.equal(ok.data.attempts, 3);
+      const failed = appStream.events.filter((e) => e.event === 'webhook' && e.data.eventId === ready && e.data.state === 'pending');
+      assert.deepEqual(failed.map((e) => e.data.lastError), ['HTTP 500', 'HTTP 500']);
+    } finally {
+      appStream.close();
+    }
   });
 
   test('a notify may name a callback_url; unsafe ones and unknown fields are refused', async () => {
@@ -373,6 +385,51 @@ describe('signed webhooks', () => {
       assert.match(r.json.error.message, /IV_WEBHOOKS/);
     } finally {
       await other.mf.dispose();
+    }
+  });
+});
+
+describe('the app stream (GET /events)', () => {
+  const KEY_A = 'key-for-evapp-only';
+  const KEY_B = 'key-for-other-app';
+  let s;
+  before(async () => { s = await service({ IV_API_KEY: `${KEY_A}:evapp, ${KEY_B}:other, ${API_KEY}` }); });
+  after(async () => s?.mf.dispose());
+  const open = (app, key, opts = {}) => openEvents((url, init) => s.mf.dispatchFetch(url, init), `http://video.test/events?app_id=${app}`, { ...opts, headers: { ...(key ? { 'x-api-key': key } : {}), ...freshIp() } });
+
+  test('refuses another app\'s key and a missing one', async () => {
+    const other = await open('evapp', KEY_B);
+    assert.equal(other.status, 403, other.text);
+    assert.equal(JSON.parse(other.text).error.code, 'app_not_allowed');
+    const none = await open('evapp', undefined);
+    assert.equal(none.status, 401, none.text);
+  });
+
+  test('carries every job event of the app, with its video, and the recent jobs', async () => {
+    await s.upload('appv1');
+    const stream = await open('evapp', KEY_A);
+    try {
+      assert.equal(stream.status, 200, stream.text);
+      assert.equal(stream.headers.get('access-control-allow-origin'), null, 'an API-key route: no CORS');
+      const connected = await stream.waitFor('connected', 5000);
+      assert.deepEqual(connected.data.recent.map((r) => [r.videoId, r.status]), [['appv1', 'queued']]);
+      await s.upload('appv2');
+      const job = await s.leaseVideo('appv2');
+      await s.beat(job, { progress: 50, stage: 'encoding' });
+      const created = await stream.waitFor((e) => e.event === 'job:created' && e.data.videoId === 'appv2', 5000);
+      const progress = await stream.waitFor((e) => e.event === 'job:progress' && e.data.videoId === 'appv2', 5000);
+      assert.equal(progress.data.progress, 50);
+      assert.ok(Number(progress.id) > Number(created.id));
+      // Resume on the app stream too.
+      stream.close();
+      const resumed = await open('evapp', KEY_A, { lastEventId: created.id });
+      await resumed.waitFor((e) => e.event === 'job:progress' && e.data.videoId === 'appv2', 5000);
+      const recent = (await resumed.waitFor('connected', 1000)).data.recent;
+      assert.deepEqual(recent.map((r) => r.videoId), ['appv2', 'appv1'], 'newest first');
+      assert.equal(recent[0].progress, 50);
+      resumed.close();
+    } finally {
+      stream.close();
     }
   });
 });

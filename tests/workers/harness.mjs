@@ -68,6 +68,7 @@ export async function videoService({ store, backend = 'r2', vars = {}, port, lim
     durableObjects: {
       VIDEO_JOBS: { className: 'VideoJob', useSQLite: true },
       DISPATCH: { className: 'DispatchShard', useSQLite: true },
+      APP_EVENTS: { className: 'AppHub', useSQLite: true },
     },
   }));
   await mf.ready;

@@ -1,7 +1,9 @@
 //! The event stream routes: `GET /job-events?app_id=&video_id=` (public,
-//! like `/job-status`), one video's job events from its `VideoJob` object.
-//! The object holds the stream ([`crate::sse`]); this Worker passes it on
-//! untouched, with the stream headers and CORS.
+//! like `/job-status`), one video's job events from its `VideoJob` object,
+//! and `GET /events?app_id=` (API key, that app only), every job event and
+//! webhook outcome of the app from its `AppHub` object. The object holds the
+//! stream ([`crate::sse`]); this Worker passes it on untouched, with the
+//! stream headers (and CORS on the public one).
 //!
 //! A reconnecting client sends `Last-Event-ID` (an `EventSource` does so by
 //! itself); `?last_event_id=` does the same for clients that cannot set
@@ -12,10 +14,12 @@ use media_core::events::parse_last_event_id;
 use media_core::ids::{AppId, VideoId};
 use media_core::ApiError;
 use worker::{Request, Response};
+use worker_kit::entry::guard;
 use worker_kit::query::query;
 use worker_kit::ratelimit::enforce_public;
 use worker_kit::{Failure, Handled};
 
+use crate::app_hub::{HubCommand, APP_EVENTS_BINDING};
 use crate::client;
 use crate::sse::stream_headers;
 use crate::video_job::{VideoCall, VideoOp, VIDEO_JOBS_BINDING};
@@ -39,6 +43,19 @@ pub async fn job_events(req: Request, cx: &VideoContext<'_>, base: &str) -> Hand
     let resp = client::open(cx.env, VIDEO_JOBS_BINDING, &call.object_name(), &call)
         .await
         .map_err(|e| Failure::Unavailable { detail: format!("video job events: {e}") })?;
+    pass_stream(resp).await
+}
+
+/// `GET /events?app_id=`: the app's stream, for its backends and dashboards.
+pub async fn app_events(req: Request, cx: &VideoContext<'_>) -> Handled {
+    let grant = guard(&req, cx, "events").await?;
+    let q = query(&req)?;
+    let app_id = query_id(&q, "app_id", AppId::parse)?;
+    grant.check_app(&app_id)?;
+    let last_event_id = last_event_id(&req, &q)?;
+    let resp = client::open(cx.env, APP_EVENTS_BINDING, app_id.as_str(), &HubCommand::Subscribe { last_event_id })
+        .await
+        .map_err(|e| Failure::Unavailable { detail: format!("app events: {e}") })?;
     pass_stream(resp).await
 }
 

@@ -8,6 +8,7 @@
 //! | `GET /job-status` | public | [`status`] |
 //! | `GET /playback-url` | public | [`status`] |
 //! | `GET /job-events` | public | [`events`] |
+//! | `GET /events` | API key, rate limited | [`events`] |
 //! | `GET`/`HEAD /hls/...` | public | [`hls`] |
 //! | `POST /internal/jobs/...` | transcoder token | [`internal`] |
 //! | `GET /openapi.json`, `GET /health` | public | here |
@@ -18,6 +19,7 @@
 //! [`VideoContext`] every handler takes (the common settings, [`settings`],
 //! the store). Errors become JSON in one place (`worker_kit::failure`).
 
+mod app_hub;
 mod client;
 mod dispatch;
 mod events;
@@ -36,6 +38,7 @@ use worker_kit::failure::no_route;
 use worker_kit::method::{known_method, other_method};
 use worker_kit::{Handled, RequestContext};
 
+pub use app_hub::AppHub;
 pub use dispatch::DispatchShard;
 use settings::VideoSettings;
 pub use video_job::VideoJob;
@@ -49,7 +52,7 @@ const OPENAPI: &str = include_str!("../../../openapi/video-service.json");
 /// The API-key routes and the internal API: browsers never call them, so
 /// their answers carry no CORS headers.
 const SERVER_ONLY: ServerOnly = ServerOnly {
-    paths: &["/generate-upload-url", "/notify-upload-complete", "/cancel-job"],
+    paths: &["/generate-upload-url", "/notify-upload-complete", "/cancel-job", "/events"],
     prefixes: &["/internal/"],
 };
 
@@ -84,6 +87,7 @@ async fn route(req: Request, cx: &VideoContext<'_>) -> Handled {
         "/job-status" => Route::JobStatus,
         "/playback-url" => Route::PlaybackUrl,
         "/job-events" => Route::JobEvents,
+        "/events" => Route::AppEvents,
         "/openapi.json" => Route::OpenApi,
         "/health" | "/" => Route::Health,
         _ => return Err(no_route(&path)),
@@ -98,6 +102,7 @@ async fn route(req: Request, cx: &VideoContext<'_>) -> Handled {
         Route::JobStatus => status::job_status(req, cx.env, &base).await,
         Route::PlaybackUrl => status::playback_url(req, cx.env, &base).await,
         Route::JobEvents => events::job_events(req, cx, &base).await,
+        Route::AppEvents => events::app_events(req, cx).await,
         Route::OpenApi => openapi(OPENAPI),
         Route::Health => health(SERVICE, env!("CARGO_PKG_VERSION")),
     }
@@ -111,6 +116,7 @@ enum Route {
     JobStatus,
     PlaybackUrl,
     JobEvents,
+    AppEvents,
     OpenApi,
     Health,
 }
@@ -119,7 +125,12 @@ impl Route {
     fn method(&self) -> Method {
         match self {
             Route::UploadUrl | Route::Notify | Route::Cancel => Method::Post,
-            Route::JobStatus | Route::PlaybackUrl | Route::JobEvents | Route::OpenApi | Route::Health => Method::Get,
+            Route::JobStatus
+            | Route::PlaybackUrl
+            | Route::JobEvents
+            | Route::AppEvents
+            | Route::OpenApi
+            | Route::Health => Method::Get,
         }
     }
 }

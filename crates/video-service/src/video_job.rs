@@ -41,6 +41,7 @@ use worker_kit::config::ConfigError;
 use worker_kit::failure::error_response;
 use worker_kit::Failure;
 
+use crate::app_hub::{HubCommand, JobSummary, APP_EVENTS_BINDING};
 use crate::client::{call, shard_name};
 use crate::dispatch::{ShardCommand, DISPATCH_BINDING};
 use crate::settings::{dispatch_settings, ladder_options, retry_policy, sse_heartbeat_ms, webhook_settings};
@@ -297,10 +298,11 @@ impl VideoJob {
 
     /// Appends `events` to the log (dropping the oldest beyond its bound)
     /// and writes them to the open streams; a terminal event ends them.
-    fn record(&self, events: &[JobEvent]) -> worker::Result<()> {
+    fn record(&self, job: &Job, events: &[JobEvent]) -> worker::Result<()> {
         if events.is_empty() {
             return Ok(());
         }
+        self.publish_to_app(job, events.iter().map(|e| (e.name().to_owned(), e.data())).collect());
         let mut seq = self.last_seq()?;
         let mut terminal = false;
         for event in events {
@@ -326,6 +328,28 @@ impl VideoJob {
             self.subscribers.close_all();
         }
         Ok(())
+    }
+
+    /// Hands events to the app's hub (`/events`), after this call's own
+    /// writes; best effort, not retried (see `crate::app_hub`).
+    fn publish_to_app(&self, job: &Job, events: Vec<(String, serde_json::Value)>) {
+        let summary = JobSummary {
+            video_id: job.video_id.clone(),
+            job_id: job.job_id.to_string(),
+            status: job.status.as_str().to_owned(),
+            progress: job.progress,
+            stage: job.stage.clone(),
+            updated_at: job.updated_at,
+        };
+        let cmd = HubCommand::Publish { job: summary, events };
+        let (env, app) = (self.env.clone(), job.app_id.to_string());
+        self.state.wait_until(async move {
+            match call(&env, APP_EVENTS_BINDING, &app, &cmd).await {
+                Ok(a) if a.status == 200 => {}
+                Ok(a) => tracing::warn!(app_id = %app, status = a.status, "the app hub refused events"),
+                Err(e) => tracing::warn!(app_id = %app, error = %e, "handing events to the app hub failed"),
+            }
+        });
     }
 
     /// `GET /job-events`: `connected` (with the job as it is now), the kept
@@ -386,7 +410,7 @@ impl VideoJob {
             stored.job.callback = Some(CallbackState::pending());
         }
         self.save(&stored)?;
-        self.record(&events)?;
+        self.record(&stored.job, &events)?;
         self.queue_deliveries(&deliveries)?;
         match change {
             ShardChange::Enqueue => self.tell_shard_waiting(&stored).await?,
@@ -724,6 +748,7 @@ impl VideoJob {
         struct Due {
             event_id: String,
             dest: String,
+            kind: String,
             url: String,
             body: String,
             attempts: f64,
@@ -731,7 +756,7 @@ impl VideoJob {
         let due: Vec<Due> = self
             .sql()
             .exec(
-                "SELECT event_id, dest, url, body, attempts FROM deliveries
+                "SELECT event_id, dest, kind, url, body, attempts FROM deliveries
                  WHERE state = 'pending' AND next_at <= ? ORDER BY next_at LIMIT 8",
                 vec![int(now())],
             )?
@@ -753,6 +778,7 @@ impl VideoJob {
             }
         };
         let secret = settings.config.for_app(&stored.job.app_id).map(|h| h.secret.clone());
+        let mut outcomes = Vec::new();
         for d in due {
             let attempts = d.attempts as u32;
             let outcome = match &secret {
@@ -791,6 +817,13 @@ impl VideoJob {
                     d.dest.as_str().into(),
                 ],
             )?;
+            outcomes.push((
+                "webhook".to_owned(),
+                serde_json::json!({
+                    "eventId": d.event_id, "type": d.kind, "destination": d.dest, "state": row_state,
+                    "attempts": state.attempts, "lastError": state.last_error,
+                }),
+            ));
             match &outcome {
                 Ok(()) => {
                     tracing::info!(event_id = %d.event_id, dest = %d.dest, attempts = state.attempts, "webhook delivered")
@@ -800,6 +833,7 @@ impl VideoJob {
                 }
             }
         }
+        self.publish_to_app(&stored.job, outcomes);
         self.refresh_callback().await
     }
 

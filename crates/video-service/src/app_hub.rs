@@ -1,0 +1,180 @@
+//! One app's event hub: a SQLite-backed Durable Object (`AppHub`, named by
+//! `app_id`) behind `GET /events?app_id=` (API key). Each video's object
+//! ([`crate::video_job`]) publishes its job events here, and its webhook
+//! deliveries' outcomes; the hub numbers them in its own sequence, keeps the
+//! last [`APP_EVENT_LOG_LEN`] for clients that reconnect with
+//! `Last-Event-ID`, keeps the app's [`RECENT_JOBS`] most recently changed
+//! jobs for dashboards (`connected.recent`), and writes everything to its
+//! open streams ([`crate::sse`]). App streams never end on their own.
+//!
+//! Publishing is best effort: a video's object sends once, after its own
+//! write, and does not retry. A dashboard that must not miss anything reads
+//! `/job-status` of the videos it cares about after a reconnect.
+
+use media_core::events::{connected, frame, retry_frame, RETRY_MS};
+use media_core::ids::VideoId;
+use media_core::{ApiError, ErrorCode, Timestamp};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use worker::{durable_object, DurableObject, Env, Request, Response, SqlStorage, SqlStorageValue, State};
+use worker_kit::clock::{now, random_bytes};
+
+use crate::settings::sse_heartbeat_ms;
+use crate::sse::Subscribers;
+
+/// The Durable Object binding of the app hubs.
+pub const APP_EVENTS_BINDING: &str = "APP_EVENTS";
+/// How many events an app keeps for replay.
+pub const APP_EVENT_LOG_LEN: i64 = 500;
+/// How many of an app's jobs `connected.recent` lists.
+pub const RECENT_JOBS: i64 = 100;
+
+/// Where one video's job stands, for `recent`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobSummary {
+    pub video_id: VideoId,
+    pub job_id: String,
+    pub status: String,
+    pub progress: u8,
+    pub stage: Option<String>,
+    pub updated_at: Timestamp,
+}
+
+/// What a video's object and the Worker ask of a hub.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum HubCommand {
+    /// Events of one video (name and data, in order), and its job after them.
+    Publish { job: JobSummary, events: Vec<(String, Value)> },
+    /// Opens the app's stream, replaying what came after `last_event_id`.
+    Subscribe { last_event_id: Option<u64> },
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, name TEXT NOT NULL, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS recent (
+    video_id TEXT PRIMARY KEY,
+    body TEXT NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+";
+
+#[derive(Deserialize)]
+struct EventRow {
+    seq: f64,
+    name: String,
+    data: String,
+}
+
+#[derive(Deserialize)]
+struct BodyRow {
+    body: String,
+}
+
+#[durable_object]
+pub struct AppHub {
+    state: State,
+    env: Env,
+    subscribers: Subscribers,
+}
+
+impl AppHub {
+    fn sql(&self) -> SqlStorage {
+        self.state.storage().sql()
+    }
+
+    fn last_seq(&self) -> worker::Result<u64> {
+        #[derive(Deserialize)]
+        struct Max {
+            seq: Option<f64>,
+        }
+        let rows: Vec<Max> = self.sql().exec("SELECT MAX(seq) AS seq FROM events", None)?.to_array()?;
+        Ok(rows.into_iter().next().and_then(|r| r.seq).map_or(0, |s| s as u64))
+    }
+
+    fn publish(&self, job: &JobSummary, events: &[(String, Value)]) -> worker::Result<()> {
+        let mut seq = self.last_seq()?;
+        for (name, data) in events {
+            seq += 1;
+            let mut data = data.clone();
+            if let Value::Object(fields) = &mut data {
+                fields.entry("videoId").or_insert_with(|| json!(job.video_id));
+            }
+            let text = data.to_string();
+            self.sql().exec(
+                "INSERT INTO events (seq, name, data) VALUES (?, ?, ?)",
+                vec![SqlStorageValue::Integer(seq as i64), name.as_str().into(), text.as_str().into()],
+            )?;
+            self.subscribers.broadcast(&(seq, frame(Some(seq), name, &text)));
+        }
+        self.sql().exec(
+            "DELETE FROM events WHERE seq <= ?",
+            vec![SqlStorageValue::Integer(seq as i64 - APP_EVENT_LOG_LEN)],
+        )?;
+        let body = serde_json::to_string(job).map_err(|e| worker::Error::RustError(e.to_string()))?;
+        self.sql().exec(
+            "INSERT INTO recent (video_id, body, updated_at) VALUES (?, ?, ?)
+             ON CONFLICT (video_id) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at",
+            vec![job.video_id.as_str().into(), body.into(), SqlStorageValue::Integer(now().millis() as i64)],
+        )?;
+        self.sql().exec(
+            "DELETE FROM recent WHERE video_id NOT IN (SELECT video_id FROM recent ORDER BY updated_at DESC LIMIT ?)",
+            vec![SqlStorageValue::Integer(RECENT_JOBS)],
+        )?;
+        Ok(())
+    }
+
+    fn subscribe(&self, last_event_id: Option<u64>) -> worker::Result<Response> {
+        let recent: Vec<BodyRow> =
+            self.sql().exec("SELECT body FROM recent ORDER BY updated_at DESC", None)?.to_array()?;
+        let recent: Vec<Value> = recent.iter().filter_map(|r| serde_json::from_str(&r.body).ok()).collect();
+        let last = self.last_seq()?;
+        let from = last_event_id.unwrap_or(last);
+        let client_id = format!("c_{}", hex::encode(random_bytes::<8>()));
+        let (name, mut data) = connected(&client_id, None);
+        if let Value::Object(fields) = &mut data {
+            fields.remove("job");
+            fields.insert("recent".into(), Value::Array(recent));
+        }
+        let mut first = retry_frame(RETRY_MS);
+        first.push_str(&frame(Some(from), name, &data.to_string()));
+        let rows: Vec<EventRow> = self
+            .sql()
+            .exec(
+                "SELECT seq, name, data FROM events WHERE seq > ? ORDER BY seq",
+                vec![SqlStorageValue::Integer(from as i64)],
+            )?
+            .to_array()?;
+        for row in &rows {
+            first.push_str(&frame(Some(row.seq as u64), &row.name, &row.data));
+        }
+        self.subscribers.open(first, last.max(from), true, sse_heartbeat_ms(&self.env))
+    }
+}
+
+impl DurableObject for AppHub {
+    fn new(state: State, env: Env) -> Self {
+        if let Err(e) = state.storage().sql().exec(SCHEMA, None) {
+            tracing::error!(error = %e, "creating the app hub tables failed");
+        }
+        Self { state, env, subscribers: Subscribers::default() }
+    }
+
+    async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
+        let cmd: HubCommand = match req.json().await {
+            Ok(c) => c,
+            Err(e) => {
+                let e = ApiError::new(ErrorCode::InvalidJson, format!("hub command: {e}"));
+                return Ok(Response::ok(e.to_json())?.with_status(e.status()));
+            }
+        };
+        match cmd {
+            HubCommand::Publish { job, events } => {
+                self.publish(&job, &events)?;
+                Response::from_json(&true)
+            }
+            HubCommand::Subscribe { last_event_id } => self.subscribe(last_event_id),
+        }
+    }
+}
