@@ -10,6 +10,8 @@ import { tmpdir } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { startPlatform, ROOT } from '../devkit/platform.mjs';
+import { startReceiver } from '../devkit/webhook-receiver.mjs';
+import { HOOKS_APP } from './events.mjs';
 
 const soak = process.argv.includes('--soak');
 const only = process.argv.find((a) => a.startsWith('--only='))?.slice('--only='.length).split(',');
@@ -18,18 +20,28 @@ const groups = [
   ['crashes and faults', () => import('./faults.mjs').then((m) => m.faults)],
   ['hostile requests', () => import('./hostile.mjs').then((m) => m.hostile)],
   ['load', () => import('./load.mjs').then((m) => m.load)],
+  ['events', () => import('./events.mjs').then((m) => m.events)],
 ].filter(([name]) => !only || only.some((o) => name.startsWith(o)));
 
 const scratch = mkdtempSync(join(tmpdir(), 'reliability-'));
 const rows = [];
 const say = (m) => console.log(`reliability: ${m}`);
 let platform;
+// The webhook receiver of the events group: down (connections dropped) for
+// the first 3 attempts of each event, then up.
+const receiver = await startReceiver({ failFirst: 3, failStatus: 'reset' });
 try {
   platform = await startPlatform({
     dir: join(scratch, 'platform'),
     transcoderBin: process.env.TRANSCODER_BIN ?? join(ROOT, 'target', 'debug', 'transcoder'),
     // Short leases so crash recovery is seen in seconds; short upload URLs so expiry can be tested.
-    videoVars: { LEASE_TTL_MS: '5000', RETRY_BACKOFF_MS: '1000', UPLOAD_URL_TTL_S: '20' },
+    videoVars: {
+      LEASE_TTL_MS: '5000',
+      RETRY_BACKOFF_MS: '1000',
+      UPLOAD_URL_TTL_S: '20',
+      IV_WEBHOOKS: JSON.stringify({ [HOOKS_APP]: { url: `${receiver.url}/hook`, secret: `whsec_${randomBytes(16).toString('hex')}` } }),
+      WEBHOOK_RETRY_BASE_MS: '500',
+    },
     imageVars: { UPLOAD_URL_TTL_S: '20' },
     transcoderEnv: { LEASE_WAIT_MS: '2000' },
     // Two tenants' keys, each tied to its apps, for the tenant matrix of the hostile group.
@@ -44,7 +56,7 @@ try {
     const started = Date.now();
     try {
       const group = await loadGroup();
-      for (const row of await group({ platform, scratch, soak, say })) rows.push({ group: name, ...row });
+      for (const row of await group({ platform, scratch, soak, say, receiver })) rows.push({ group: name, ...row });
     } catch (e) {
       rows.push({ group: name, check: 'group ran to the end', ok: false, detail: e.stack?.split('\n').slice(0, 3).join(' ') ?? String(e) });
     }
@@ -52,6 +64,7 @@ try {
   }
 } finally {
   await platform?.stop();
+  await receiver.stop();
   if (process.env.KEEP_SCRATCH) say(`kept ${scratch}`);
   else rmSync(scratch, { recursive: true, force: true });
 }

@@ -6,6 +6,7 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { openEvents } from '../../devkit/sse.mjs';
+import { startReceiver } from '../../devkit/webhook-receiver.mjs';
 import { videoService, client, errorCode, freshIp, API_KEY } from './harness.mjs';
 
 const RESULT = {
@@ -255,31 +256,6 @@ describe('dispatch across queue shards', () => {
     assert.equal((await s.beat({ ...job, job_id: 'job_nope' }, { progress: 6 })).status, 404);
   });
 });
-
-/**
- * A webhook receiver on 127.0.0.1 that answers 500 to the first `failFirst`
- * deliveries of each event id, then 200; it keeps every request it got.
- */
-async function startReceiver({ failFirst = 2 } = {}) {
-  const { createServer } = await import('node:http');
-  const got = [];
-  const seen = new Map();
-  const server = createServer((req, res) => {
-    const chunks = [];
-    req.on('data', (c) => chunks.push(c));
-    req.on('end', () => {
-      const raw = Buffer.concat(chunks);
-      const id = req.headers['webhook-id'];
-      const n = (seen.get(id) ?? 0) + 1;
-      seen.set(id, n);
-      const status = n <= failFirst ? 500 : 200;
-      got.push({ path: req.url, headers: req.headers, raw, body: JSON.parse(raw.toString()), attempt: n, status, at: Date.now() });
-      res.writeHead(status).end();
-    });
-  });
-  await new Promise((r) => server.listen(0, '127.0.0.1', r));
-  return { got, url: `http://127.0.0.1:${server.address().port}`, stop: () => new Promise((r) => server.close(r)) };
-}
 
 describe('signed webhooks', () => {
   const SECRET = 'whsec_test_0123456789abcdef';
