@@ -2,7 +2,7 @@
 // platform care about, each figure next to a baseline run on this machine
 // in the same session. Prints one report and writes it to bench/results/.
 //
-//   bash bench/run.sh              all five sections
+//   bash bench/run.sh              all six sections
 //   --only=5 --before=DIR          the Workers' size and cold start next to another checkout's (built there)
 //   --only=5 --save-before=LABEL   or record this build's as the "before" of later reports
 //   bash bench/run.sh --only=1,3   some of them
@@ -16,9 +16,10 @@ import { runWrk } from '../devkit/wrk.mjs';
 import { WORKERS, coldStarts, wasmSizes } from './workers-cost.mjs';
 import { startPlatform } from '../devkit/platform.mjs';
 import { makeClip, postJson, pollJob, uploadVideo } from '../devkit/client.mjs';
+import { openEvents } from '../devkit/sse.mjs';
 
 const arg = (name, dflt) => process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? dflt;
-const only = arg('only', '1,2,3,4,5').split(',').map(Number);
+const only = arg('only', '1,2,3,4,5,6').split(',').map(Number);
 const RUNS = Number(arg('runs', 3));
 const TRANSCODER = join(ROOT, 'target', 'release', 'transcoder');
 const CORES = cpus().length;
@@ -331,6 +332,60 @@ async function workersCostSection() {
   data.sections.workersCost = { sizes, cold, before };
 }
 
+// ---- 6. from a transcoder's heartbeat to the SSE event ----------------------
+
+/**
+ * The time from a heartbeat being sent to the `job:progress` it causes
+ * reaching an SSE client, on one clock (this process sends both and reads
+ * the stream). A platform without a transcoder, so this script holds the
+ * lease. Baseline: the heartbeat call's own round trip.
+ */
+async function eventLatencySection() {
+  begin(6, 'Live events: heartbeat to SSE client');
+  out();
+  const dir = join(tmpdir(), `bench-events-${process.pid}`);
+  rmSync(dir, { recursive: true, force: true });
+  const platform = await startPlatform({ dir, log: say });
+  try {
+    const n = 200;
+    const video = `latency${Date.now()}`;
+    const notified = await uploadVideo(platform, 'bench', video, new Uint8Array(1000).fill(1));
+    if (notified.status !== 202) throw new Error(`notify: ${notified.status} ${notified.text}`);
+    const internal = (path, body) => postJson(`${platform.video}/internal/jobs${path}`, body, undefined, { authorization: `Bearer ${platform.transcoderToken}` });
+    const job = (await internal('/lease', { worker: 'bench', wait_ms: 5000 })).json.job;
+    if (job?.video_id !== video) throw new Error(`leased ${JSON.stringify(job)}`);
+    const stream = await openEvents(fetch, `${platform.video}/job-events?app_id=bench&video_id=${video}`);
+    await stream.waitFor('job:started', 10_000);
+    const toEvent = [];
+    const roundTrip = [];
+    for (let i = 1; i <= n; i++) {
+      // A new stage each time, so every heartbeat is an event.
+      const stage = `step-${i}`;
+      const sent = performance.timeOrigin + performance.now();
+      const r = await internal(`/${job.job_id}/heartbeat`, { lease_id: job.lease_id, progress: Math.min(99, i), stage });
+      roundTrip.push(performance.timeOrigin + performance.now() - sent);
+      if (r.status !== 200) throw new Error(`heartbeat ${i}: ${r.status} ${r.text}`);
+      const e = await stream.waitFor((ev) => ev.event === 'job:progress' && ev.data.stage === stage, 10_000);
+      toEvent.push(e.at - sent);
+    }
+    stream.close();
+    const pct = (xs, p) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))];
+    out(`${n} heartbeats sent one after another through the internal API (\`POST /internal/jobs/{id}/heartbeat\`, found through its queue shard, then the video's object) to a job whose \`/job-events\` stream this script reads, on the full local platform (wrangler dev). Each time is from just before the heartbeat is sent to the \`job:progress\` frame being parsed, on one clock. Baseline: the heartbeat call's own round trip.`);
+    out();
+    out('| | p50 (ms) | p99 (ms) | max (ms) |');
+    out('|---|---|---|---|');
+    out(`| heartbeat call (baseline) | ${fmt(pct(roundTrip, 50), 1)} | ${fmt(pct(roundTrip, 99), 1)} | ${fmt(Math.max(...roundTrip), 1)} |`);
+    out(`| heartbeat → SSE client | ${fmt(pct(toEvent, 50), 1)} | ${fmt(pct(toEvent, 99), 1)} | ${fmt(Math.max(...toEvent), 1)} |`);
+    out();
+    out(`The event reaches the client ${fmt(pct(toEvent, 50) / pct(roundTrip, 50), 2)}x the heartbeat call's median time after it is sent: the object writes the frame before it answers the heartbeat.`);
+    out();
+    data.sections.eventLatency = { n, roundTrip, toEvent };
+  } finally {
+    await platform.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 // ---- main ------------------------------------------------------------------
 
 out(`# Benchmarks (${data.date.slice(0, 10)}, ${data.machine})`);
@@ -347,8 +402,9 @@ if (only.includes(2) || only.includes(4)) {
 }
 if (only.includes(3)) qualitySection(ladders);
 if (only.includes(5)) await workersCostSection();
+if (only.includes(6)) await eventLatencySection();
 mkdirSync(join(BENCH, 'results'), { recursive: true });
-const name = only.length === 5 ? 'latest' : `partial-${only.join('')}`;
+const name = only.length === 6 ? 'latest' : `partial-${only.join('')}`;
 writeFileSync(join(BENCH, 'results', `${name}.md`), Object.keys(report).sort().flatMap((k) => report[k]).join('\n') + '\n');
 writeFileSync(join(BENCH, 'results', `${name}.json`), JSON.stringify(data, null, 2) + '\n');
 say(`wrote bench/results/${name}.md and .json`);
