@@ -254,6 +254,16 @@ describe('dispatch across queue shards', () => {
     assert.equal(ok.json.video_id, 'hb');
     assert.equal((await s.beat({ ...job, lease_id: 'lease_other' }, { progress: 6 })).status, 409);
     assert.equal((await s.beat({ ...job, job_id: 'job_nope' }, { progress: 6 })).status, 404);
+    // A transcoder that names the video (from its JobSpec) goes straight to its object: no shard lookup.
+    const locates = async () => total(await stats(), 'locate');
+    const before = await locates();
+    const direct = await s.beat(job, { progress: 7, app_id: s.app, video_id: 'hb' });
+    assert.equal(direct.status, 200, direct.text);
+    assert.equal(await locates(), before, 'no shard asked');
+    const wrongVideo = await s.beat(job, { progress: 8, app_id: s.app, video_id: 'many0' });
+    assert.equal(wrongVideo.status, 404, 'that video\'s object has another job');
+    await s.beat(job, { progress: 9 });
+    assert.equal(await locates(), before + 1, 'without the video, the shard is asked');
   });
 });
 

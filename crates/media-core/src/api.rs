@@ -645,10 +645,36 @@ pub struct LeaseResponse {
     pub job: Option<JobSpec>,
 }
 
+/// The video a transcoder's call is about, as its [`JobSpec`] named it:
+/// the service then goes straight to that video's job object instead of
+/// looking the job up in its queue shard. Optional: a call without it (an
+/// older transcoder) is looked up. The video's object still checks the job
+/// id and the lease.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobVideo {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_id: Option<AppId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub video_id: Option<VideoId>,
+}
+
+impl JobVideo {
+    pub fn of(spec: &JobSpec) -> Self {
+        Self { app_id: Some(spec.app_id.clone()), video_id: Some(spec.video_id.clone()) }
+    }
+
+    /// Both ids, when the call named them.
+    pub fn ids(&self) -> Option<(AppId, VideoId)> {
+        Some((self.app_id.clone()?, self.video_id.clone()?))
+    }
+}
+
 /// `POST /internal/jobs/{job_id}/heartbeat`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HeartbeatRequest {
     pub lease_id: LeaseId,
+    #[serde(flatten)]
+    pub video: JobVideo,
     pub progress: u8,
     #[serde(default)]
     pub stage: Option<String>,
@@ -670,6 +696,8 @@ pub struct HeartbeatResponse {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CompleteRequest {
     pub lease_id: LeaseId,
+    #[serde(flatten)]
+    pub video: JobVideo,
     pub result: JobResult,
 }
 
@@ -677,12 +705,16 @@ pub struct CompleteRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReleaseRequest {
     pub lease_id: LeaseId,
+    #[serde(flatten)]
+    pub video: JobVideo,
 }
 
 /// `POST /internal/jobs/{job_id}/fail`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FailRequest {
     pub lease_id: LeaseId,
+    #[serde(flatten)]
+    pub video: JobVideo,
     pub message: String,
     pub retryable: bool,
 }

@@ -6,11 +6,11 @@ use std::time::Duration;
 use backon::{ExponentialBuilder, Retryable as _};
 
 use media_core::api::{
-    CompleteRequest, FailRequest, HeartbeatRequest, HeartbeatResponse, JobSpec, LeaseRequest, LeaseResponse,
+    CompleteRequest, FailRequest, HeartbeatRequest, HeartbeatResponse, JobSpec, JobVideo, LeaseRequest, LeaseResponse,
     ReleaseRequest,
 };
 use media_core::dispatch::SizeClass;
-use media_core::ids::{JobId, LeaseId};
+use media_core::ids::JobId;
 use media_core::{ApiError, ErrorCode};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -110,9 +110,9 @@ impl VideoApi {
     }
 
     /// Gives back a job just leased, without using one of its attempts.
-    pub async fn release(&self, job_id: &JobId, lease_id: &LeaseId) -> Result<(), CallError> {
-        let path = format!("/internal/jobs/{job_id}/release");
-        let req = ReleaseRequest { lease_id: lease_id.clone() };
+    pub async fn release(&self, spec: &JobSpec) -> Result<(), CallError> {
+        let path = format!("/internal/jobs/{}/release", spec.job_id);
+        let req = ReleaseRequest { lease_id: spec.lease_id.clone(), video: JobVideo::of(spec) };
         self.with_retries(|| self.post::<_, serde_json::Value>(&path, &req, Duration::from_secs(15))).await
     }
 

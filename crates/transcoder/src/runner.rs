@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use media_core::api::{CompleteRequest, FailRequest, HeartbeatRequest, JobSpec};
+use media_core::api::{CompleteRequest, FailRequest, HeartbeatRequest, JobSpec, JobVideo};
 use media_core::job::{bounded_heartbeat_interval_ms, JobResult};
 use media_core::timeline::job_time_limit_s;
 use media_core::Timestamp;
@@ -86,7 +86,7 @@ impl Runner {
                     // let it, and give back a job it brings, so nothing waits
                     // on a transcoder that has gone.
                     if let Ok(Some(spec)) = lease.await {
-                        match self.api.release(&spec.job_id, &spec.lease_id).await {
+                        match self.api.release(&spec).await {
                             Ok(()) => tracing::info!(job_id = %spec.job_id, "shutting down: gave back a job just leased"),
                             Err(e) => tracing::warn!(job_id = %spec.job_id, error = %e, "could not give back a job just leased; its lease will expire"),
                         }
@@ -131,7 +131,7 @@ impl Runner {
             Err(JobError::LeaseLost) => Outcome::LeaseLost,
             Err(JobError::ShuttingDown) => {
                 // Handing back is not a failure: the job keeps its attempts and is queued at once.
-                match self.api.release(&spec.job_id, &spec.lease_id).await {
+                match self.api.release(&spec).await {
                     Ok(()) => tracing::info!("shutting down: gave the job back"),
                     Err(e) => {
                         tracing::warn!(error = %e, "shutting down: could not give the job back; its lease will expire")
@@ -146,7 +146,12 @@ impl Runner {
                 if retryable {
                     report_failure(spec.job_id.as_str(), &e);
                 }
-                let req = FailRequest { lease_id: spec.lease_id.clone(), message: message.clone(), retryable };
+                let req = FailRequest {
+                    lease_id: spec.lease_id.clone(),
+                    video: JobVideo::of(&spec),
+                    message: message.clone(),
+                    retryable,
+                };
                 if let Err(err) = self.api.fail(&spec.job_id, &req).await {
                     tracing::warn!(error = %err, "reporting the failure did not work; the lease will expire instead");
                 }
@@ -185,7 +190,7 @@ impl Runner {
         let work = async {
             let result = self.work(spec, control, playable, stage).await?;
             completing.store(true, Ordering::Relaxed);
-            let req = CompleteRequest { lease_id: spec.lease_id.clone(), result };
+            let req = CompleteRequest { lease_id: spec.lease_id.clone(), video: JobVideo::of(spec), result };
             self.api.complete(&spec.job_id, &req).await.map_err(|e| match e {
                 CallError::LeaseLost(_) => JobError::LeaseLost,
                 other => JobError::retryable(format!("the result could not be reported to the video service: {other}")),
@@ -288,6 +293,7 @@ impl Runner {
     ) -> Result<Option<Timestamp>, String> {
         let req = HeartbeatRequest {
             lease_id: spec.lease_id.clone(),
+            video: JobVideo::of(spec),
             progress: (1.0 + control.fraction() * 94.0).round() as u8,
             stage: Some((*stage.lock().expect("not poisoned")).to_owned()),
             playable: playable.is_raised(),

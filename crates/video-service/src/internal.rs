@@ -12,9 +12,10 @@
 //! | `POST /internal/jobs/inspect` | `{"app_id", "video_id"}` | the stored job, failure texts in full (for operators and tests; the public routes show them sanitised), 404 |
 //!
 //! A lease sweeps the queue shards (`crate::client::lease`). The calls about
-//! one job find its video in the shard the job was queued in (`Locate`, by
-//! `media_core::dispatch::shard_of`), then go to that video's object, the
-//! fence that checks the lease. A call that changes a job drops the job's
+//! one job go to its video's object, the fence that checks the job id and
+//! the lease: the video named in the body (`app_id`, `video_id` from the
+//! `JobSpec`, `media_core::api::JobVideo`), else the one the shard the job
+//! was queued in knows (`Locate`, by `media_core::dispatch::shard_of`). A call that changes a job drops the job's
 //! cached public read in this location (`crate::status::forget`), so pollers
 //! here see it at once.
 //!
@@ -81,7 +82,7 @@ pub async fn route(mut req: Request, cx: &VideoContext<'_>) -> Handled {
     }
     let path = req.path();
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let (job_id, op) = match parts.as_slice() {
+    let (job_id, named, op) = match parts.as_slice() {
         ["internal", "jobs", "inspect"] => {
             let r: InspectRequest = body(&mut req).await?;
             let call = VideoCall { app_id: r.app_id, video_id: r.video_id, base: None, op: VideoOp::Get };
@@ -115,27 +116,38 @@ pub async fn route(mut req: Request, cx: &VideoContext<'_>) -> Handled {
         }
         ["internal", "jobs", id, "heartbeat"] => {
             let id = job_id(id)?;
-            (id.clone(), VideoOp::Heartbeat { job_id: id, req: body::<HeartbeatRequest>(&mut req).await? })
+            let r: HeartbeatRequest = body(&mut req).await?;
+            (id.clone(), r.video.ids(), VideoOp::Heartbeat { job_id: id, req: r })
         }
         ["internal", "jobs", id, "complete"] => {
             let id = job_id(id)?;
-            (id.clone(), VideoOp::Complete { job_id: id, req: body::<CompleteRequest>(&mut req).await? })
+            let r: CompleteRequest = body(&mut req).await?;
+            (id.clone(), r.video.ids(), VideoOp::Complete { job_id: id, req: r })
         }
         ["internal", "jobs", id, "fail"] => {
             let id = job_id(id)?;
-            (id.clone(), VideoOp::Fail { job_id: id, req: body::<FailRequest>(&mut req).await? })
+            let r: FailRequest = body(&mut req).await?;
+            (id.clone(), r.video.ids(), VideoOp::Fail { job_id: id, req: r })
         }
         ["internal", "jobs", id, "release"] => {
             let id = job_id(id)?;
-            (id.clone(), VideoOp::Release { job_id: id, req: body::<ReleaseRequest>(&mut req).await? })
+            let r: ReleaseRequest = body(&mut req).await?;
+            (id.clone(), r.video.ids(), VideoOp::Release { job_id: id, req: r })
         }
         _ => return Err(no_route(&path)),
     };
-    // The job's video, from the shard it was queued in.
-    let home = shard_of(&job_id, cx.settings.dispatch.queue_shards);
-    let located: Located =
-        client::ask(cx.env, DISPATCH_BINDING, &shard_name(home), &ShardCommand::Locate { job_id }).await?;
-    let call = VideoCall { app_id: located.app_id, video_id: located.video_id, base: Some(cx.public_base(&req)), op };
+    // The job's video: as the transcoder named it (from its JobSpec), else
+    // from the shard the job was queued in. Its object checks the job id.
+    let (app_id, video_id) = match named {
+        Some(ids) => ids,
+        None => {
+            let home = shard_of(&job_id, cx.settings.dispatch.queue_shards);
+            let located: Located =
+                client::ask(cx.env, DISPATCH_BINDING, &shard_name(home), &ShardCommand::Locate { job_id }).await?;
+            (located.app_id, located.video_id)
+        }
+    };
+    let call = VideoCall { app_id, video_id, base: Some(cx.public_base(&req)), op };
     let answer = client::call(cx.env, VIDEO_JOBS_BINDING, &call.object_name(), &call)
         .await
         .map_err(|e| Failure::Unavailable { detail: format!("video job: {e}") })?;
