@@ -588,6 +588,32 @@ pub fn video_service() -> OpenApi {
     .response("204", ResponseBuilder::new().description("The job ended and the client has every event.").build());
     route(&mut doc, "/job-events", PathItemType::Get, with_errors(op, &[PUBLIC_ERRORS]).build());
 
+    let app_stream = ResponseBuilder::new()
+        .description(
+            "text/event-stream. `connected` {clientId, recent: [{videoId, jobId, status, progress, stage, \
+             updatedAt}] (the app's last 100 changed jobs, newest first)}, then every job event of every video of \
+             the app (the names and data of /job-events, with videoId), `webhook` {eventId, type, destination, \
+             state, attempts, lastError} for each delivery attempt, and heartbeat. Never ends on its own.",
+        )
+        .content("text/event-stream", Content::new(string()))
+        .build();
+    let op = operation(
+        "Follow every job of an app (Server-Sent Events)",
+        "appEvents",
+        Some(
+            "For backends and dashboards: one stream of the app's job events and webhook outcomes. The key must \
+             act for app_id (403 app_not_allowed otherwise). Resumes with Last-Event-ID (the app keeps its last \
+             500 events); without it, only live events after `connected`.",
+        ),
+    )
+    .parameters(Some([
+        query_id("app_id", "AppId"),
+        param("Last-Event-ID", ParameterIn::Header, false, integer().minimum(Some(0.0))).build(),
+        param("last_event_id", ParameterIn::Query, false, integer().minimum(Some(0.0))).build(),
+    ]))
+    .response("200", app_stream);
+    route(&mut doc, "/events", PathItemType::Get, with_errors(api_key(op), &[KEY_ROUTE_ERRORS]).build());
+
     hls_routes(&mut doc);
     doc
 }

@@ -78,6 +78,7 @@ fn documents_describe_the_public_routes() {
         paths,
         [
             "/cancel-job",
+            "/events",
             "/generate-upload-url",
             "/health",
             "/hls/{app_id}/{video_id}/{output_id}/master.m3u8",
