@@ -11,7 +11,7 @@
 //! write, and does not retry. A dashboard that must not miss anything reads
 //! `/job-status` of the videos it cares about after a reconnect.
 
-use media_core::events::{connected, frame, retry_frame, RETRY_MS};
+use media_core::events::connected;
 use media_core::ids::VideoId;
 use media_core::{ApiError, ErrorCode, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -20,12 +20,12 @@ use worker::{durable_object, DurableObject, Env, Request, Response, SqlStorage, 
 use worker_kit::clock::{now, random_bytes};
 
 use crate::settings::sse_heartbeat_ms;
-use crate::sse::Subscribers;
+use crate::sse::{EventLog, Subscribers, EVENT_LOG_SCHEMA};
 
 /// The Durable Object binding of the app hubs.
 pub const APP_EVENTS_BINDING: &str = "APP_EVENTS";
 /// How many events an app keeps for replay.
-pub const APP_EVENT_LOG_LEN: i64 = 500;
+pub const APP_EVENT_LOG_LEN: u64 = 500;
 /// How many of an app's jobs `connected.recent` lists.
 pub const RECENT_JOBS: i64 = 100;
 
@@ -52,20 +52,12 @@ pub enum HubCommand {
 }
 
 const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, name TEXT NOT NULL, data TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS recent (
     video_id TEXT PRIMARY KEY,
     body TEXT NOT NULL,
     updated_at INTEGER NOT NULL
 );
 ";
-
-#[derive(Deserialize)]
-struct EventRow {
-    seq: f64,
-    name: String,
-    data: String,
-}
 
 #[derive(Deserialize)]
 struct BodyRow {
@@ -84,34 +76,21 @@ impl AppHub {
         self.state.storage().sql()
     }
 
-    fn last_seq(&self) -> worker::Result<u64> {
-        #[derive(Deserialize)]
-        struct Max {
-            seq: Option<f64>,
-        }
-        let rows: Vec<Max> = self.sql().exec("SELECT MAX(seq) AS seq FROM events", None)?.to_array()?;
-        Ok(rows.into_iter().next().and_then(|r| r.seq).map_or(0, |s| s as u64))
+    fn log(&self) -> EventLog {
+        EventLog::new(self.sql(), APP_EVENT_LOG_LEN)
     }
 
     fn publish(&self, job: &JobSummary, events: &[(String, Value)]) -> worker::Result<()> {
-        let mut seq = self.last_seq()?;
-        for (name, data) in events {
-            seq += 1;
+        let with_video = events.iter().map(|(name, data)| {
             let mut data = data.clone();
             if let Value::Object(fields) = &mut data {
                 fields.entry("videoId").or_insert_with(|| json!(job.video_id));
             }
-            let text = data.to_string();
-            self.sql().exec(
-                "INSERT INTO events (seq, name, data) VALUES (?, ?, ?)",
-                vec![SqlStorageValue::Integer(seq as i64), name.as_str().into(), text.as_str().into()],
-            )?;
-            self.subscribers.broadcast(&(seq, frame(Some(seq), name, &text)));
+            (name.as_str(), data.to_string())
+        });
+        for frame in self.log().append(with_video)? {
+            self.subscribers.broadcast(&frame);
         }
-        self.sql().exec(
-            "DELETE FROM events WHERE seq <= ?",
-            vec![SqlStorageValue::Integer(seq as i64 - APP_EVENT_LOG_LEN)],
-        )?;
         let body = serde_json::to_string(job).map_err(|e| worker::Error::RustError(e.to_string()))?;
         self.sql().exec(
             "INSERT INTO recent (video_id, body, updated_at) VALUES (?, ?, ?)
@@ -129,7 +108,8 @@ impl AppHub {
         let recent: Vec<BodyRow> =
             self.sql().exec("SELECT body FROM recent ORDER BY updated_at DESC", None)?.to_array()?;
         let recent: Vec<Value> = recent.iter().filter_map(|r| serde_json::from_str(&r.body).ok()).collect();
-        let last = self.last_seq()?;
+        let log = self.log();
+        let last = log.last_id()?;
         let from = last_event_id.unwrap_or(last);
         let client_id = format!("c_{}", hex::encode(random_bytes::<8>()));
         let (name, mut data) = connected(&client_id, None);
@@ -137,25 +117,14 @@ impl AppHub {
             fields.remove("job");
             fields.insert("recent".into(), Value::Array(recent));
         }
-        let mut first = retry_frame(RETRY_MS);
-        first.push_str(&frame(Some(from), name, &data.to_string()));
-        let rows: Vec<EventRow> = self
-            .sql()
-            .exec(
-                "SELECT seq, name, data FROM events WHERE seq > ? ORDER BY seq",
-                vec![SqlStorageValue::Integer(from as i64)],
-            )?
-            .to_array()?;
-        for row in &rows {
-            first.push_str(&frame(Some(row.seq as u64), &row.name, &row.data));
-        }
+        let first = log.opening((name, data), from)?;
         self.subscribers.open(first, last.max(from), true, sse_heartbeat_ms(&self.env))
     }
 }
 
 impl DurableObject for AppHub {
     fn new(state: State, env: Env) -> Self {
-        if let Err(e) = state.storage().sql().exec(SCHEMA, None) {
+        if let Err(e) = state.storage().sql().exec(&format!("{EVENT_LOG_SCHEMA}{SCHEMA}"), None) {
             tracing::error!(error = %e, "creating the app hub tables failed");
         }
         Self { state, env, subscribers: Subscribers::default() }

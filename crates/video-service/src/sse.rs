@@ -1,5 +1,6 @@
 //! Server-Sent Event streams held by a Durable Object (a video's job
-//! object, an app's event hub): the subscribers it writes frames to, and the
+//! object, an app's event hub): the bounded, numbered log of events it
+//! replays from ([`EventLog`]), the subscribers it writes frames to, and the
 //! `text/event-stream` response each subscriber reads. The frames themselves
 //! are `media_core::events`'.
 //!
@@ -16,8 +17,9 @@ use std::time::Duration;
 use futures_channel::mpsc::{unbounded, UnboundedReceiver, UnboundedSender};
 use futures_util::future::{select, Either};
 use futures_util::{stream, StreamExt};
-use media_core::events::{frame, heartbeat};
-use worker::{Delay, Headers, Response};
+use media_core::events::{frame, heartbeat, retry_frame, RETRY_MS};
+use serde::Deserialize;
+use worker::{Delay, Headers, Response, SqlStorage, SqlStorageValue};
 use worker_kit::clock::now;
 
 /// One frame on its way to subscribers, with its event id.
@@ -96,4 +98,77 @@ pub fn stream_headers() -> worker::Result<Headers> {
     headers.set("cache-control", "no-cache")?;
     headers.set("x-accel-buffering", "no")?;
     Ok(headers)
+}
+
+/// A bounded log of numbered events in an object's SQLite storage (table
+/// `events`): ids rise by one and never repeat, the oldest beyond `keep`
+/// are dropped, and a stream opens with what came after a client's id.
+pub struct EventLog {
+    sql: SqlStorage,
+    keep: u64,
+}
+
+/// The table an [`EventLog`] keeps (created with the object's schema).
+pub const EVENT_LOG_SCHEMA: &str =
+    "CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, name TEXT NOT NULL, data TEXT NOT NULL);";
+
+#[derive(Deserialize)]
+struct EventRow {
+    seq: f64,
+    name: String,
+    data: String,
+}
+
+impl EventLog {
+    pub fn new(sql: SqlStorage, keep: u64) -> Self {
+        Self { sql, keep }
+    }
+
+    /// The id of the newest event kept (0 before any).
+    pub fn last_id(&self) -> worker::Result<u64> {
+        #[derive(Deserialize)]
+        struct Max {
+            seq: Option<f64>,
+        }
+        let rows: Vec<Max> = self.sql.exec("SELECT MAX(seq) AS seq FROM events", None)?.to_array()?;
+        Ok(rows.into_iter().next().and_then(|r| r.seq).map_or(0, |s| s as u64))
+    }
+
+    /// Appends events in order; returns each one's frame with its id, to
+    /// broadcast. Drops what falls out of the bound.
+    pub fn append<'a>(&self, events: impl IntoIterator<Item = (&'a str, String)>) -> worker::Result<Vec<Frame>> {
+        let mut seq = self.last_id()?;
+        let mut frames = Vec::new();
+        for (name, data) in events {
+            seq += 1;
+            self.sql.exec(
+                "INSERT INTO events (seq, name, data) VALUES (?, ?, ?)",
+                vec![SqlStorageValue::Integer(seq as i64), name.into(), data.as_str().into()],
+            )?;
+            frames.push((seq, frame(Some(seq), name, &data)));
+        }
+        self.sql.exec(
+            "DELETE FROM events WHERE seq <= ?",
+            vec![SqlStorageValue::Integer(seq.saturating_sub(self.keep) as i64)],
+        )?;
+        Ok(frames)
+    }
+
+    /// A stream's first bytes: the `retry` frame, `connected` (carrying
+    /// `from`, the resume point) and every kept event after `from`.
+    pub fn opening(&self, connected: (&str, serde_json::Value), from: u64) -> worker::Result<String> {
+        let mut first = retry_frame(RETRY_MS);
+        first.push_str(&frame(Some(from), connected.0, &connected.1.to_string()));
+        let rows: Vec<EventRow> = self
+            .sql
+            .exec(
+                "SELECT seq, name, data FROM events WHERE seq > ? ORDER BY seq",
+                vec![SqlStorageValue::Integer(from as i64)],
+            )?
+            .to_array()?;
+        for row in &rows {
+            first.push_str(&frame(Some(row.seq as u64), &row.name, &row.data));
+        }
+        Ok(first)
+    }
 }

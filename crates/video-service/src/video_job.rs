@@ -28,7 +28,7 @@ use std::time::Duration;
 use media_core::api::JobView;
 use media_core::api::{CompleteRequest, FailRequest, HeartbeatRequest, HeartbeatResponse, JobSpec, ReleaseRequest};
 use media_core::dispatch::{shard_change, shard_of, ShardChange, SizeClass};
-use media_core::events::{connected, events_between, frame, retry_frame, JobEvent, RETRY_MS, VIDEO_EVENT_LOG_LEN};
+use media_core::events::{connected, events_between, JobEvent, VIDEO_EVENT_LOG_LEN};
 use media_core::ids::{AppId, JobId, LeaseId, VideoId};
 use media_core::job::{Completion, FailOutcome, Job, JobStatus, NotifyOutcome, RetryPolicy, SourceUpload};
 use media_core::keys::OutputId;
@@ -45,7 +45,7 @@ use crate::app_hub::{HubCommand, JobSummary, APP_EVENTS_BINDING};
 use crate::client::{call, shard_name};
 use crate::dispatch::{ShardCommand, DISPATCH_BINDING};
 use crate::settings::{dispatch_settings, ladder_options, retry_policy, sse_heartbeat_ms, webhook_settings};
-use crate::sse::Subscribers;
+use crate::sse::{EventLog, Subscribers, EVENT_LOG_SCHEMA};
 use crate::webhooks::{self, Attempt};
 
 /// The Durable Object binding of the video objects.
@@ -145,12 +145,6 @@ CREATE TABLE IF NOT EXISTS job (
     enqueue_due INTEGER,
     body TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS events (
-    seq INTEGER PRIMARY KEY,
-    name TEXT NOT NULL,
-    data TEXT NOT NULL,
-    terminal INTEGER NOT NULL
-);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS deliveries (
     event_id TEXT NOT NULL,
@@ -166,13 +160,6 @@ CREATE TABLE IF NOT EXISTS deliveries (
     PRIMARY KEY (event_id, dest)
 );
 ";
-
-#[derive(Deserialize)]
-struct EventRow {
-    seq: f64,
-    name: String,
-    data: String,
-}
 
 #[derive(Deserialize)]
 struct ValueRow {
@@ -286,14 +273,8 @@ impl VideoJob {
         Ok(self.meta("base")?.unwrap_or_default())
     }
 
-    /// The id of the newest event kept (0 before any).
-    fn last_seq(&self) -> worker::Result<u64> {
-        #[derive(Deserialize)]
-        struct Max {
-            seq: Option<f64>,
-        }
-        let rows: Vec<Max> = self.sql().exec("SELECT MAX(seq) AS seq FROM events", None)?.to_array()?;
-        Ok(rows.into_iter().next().and_then(|r| r.seq).map_or(0, |s| s as u64))
+    fn log(&self) -> EventLog {
+        EventLog::new(self.sql(), VIDEO_EVENT_LOG_LEN)
     }
 
     /// Appends `events` to the log (dropping the oldest beyond its bound)
@@ -303,28 +284,10 @@ impl VideoJob {
             return Ok(());
         }
         self.publish_to_app(job, events.iter().map(|e| (e.name().to_owned(), e.data())).collect());
-        let mut seq = self.last_seq()?;
-        let mut terminal = false;
-        for event in events {
-            seq += 1;
-            let data = event.data().to_string();
-            self.sql().exec(
-                "INSERT INTO events (seq, name, data, terminal) VALUES (?, ?, ?, ?)",
-                vec![
-                    SqlStorageValue::Integer(seq as i64),
-                    event.name().into(),
-                    data.as_str().into(),
-                    SqlStorageValue::Integer(i64::from(event.is_terminal())),
-                ],
-            )?;
-            self.subscribers.broadcast(&(seq, frame(Some(seq), event.name(), &data)));
-            terminal |= event.is_terminal();
+        for frame in self.log().append(events.iter().map(|e| (e.name(), e.data().to_string())))? {
+            self.subscribers.broadcast(&frame);
         }
-        self.sql().exec(
-            "DELETE FROM events WHERE seq <= ?",
-            vec![SqlStorageValue::Integer(seq as i64 - VIDEO_EVENT_LOG_LEN as i64)],
-        )?;
-        if terminal {
+        if events.iter().any(JobEvent::is_terminal) {
             self.subscribers.close_all();
         }
         Ok(())
@@ -363,28 +326,25 @@ impl VideoJob {
             ));
         };
         let ended = matches!(stored.job.status, JobStatus::Done | JobStatus::Error);
-        let last = self.last_seq()?;
+        let log = self.log();
+        let last = log.last_id()?;
         let from = last_event_id.unwrap_or(0);
         if ended && last_event_id.is_some() && from >= last {
             return Ok(Response::empty()?.with_status(204));
         }
         let view = JobView::of(&stored.job, &base.map_or_else(|| self.base(), |b| Ok(b.to_owned()))?);
         let client_id = format!("c_{}", hex::encode(random_bytes::<8>()));
-        let (name, data) = connected(&client_id, Some(&view));
-        let mut first = retry_frame(RETRY_MS);
-        first.push_str(&frame(Some(from), name, &data.to_string()));
-        let rows: Vec<EventRow> = self
-            .sql()
-            .exec(
-                "SELECT seq, name, data FROM events WHERE seq > ? ORDER BY seq",
-                vec![SqlStorageValue::Integer(from as i64)],
-            )?
-            .to_array()?;
-        for row in &rows {
-            first.push_str(&frame(Some(row.seq as u64), &row.name, &row.data));
-        }
+        let first = log.opening(connected(&client_id, Some(&view)), from)?;
         let heartbeat_ms = sse_heartbeat_ms(&self.env);
         self.subscribers.open(first, last.max(from), !ended, heartbeat_ms)
+    }
+
+    /// The retry rules and the stored job `job_id` names, or the answer a
+    /// call about that job gets instead (500 on a broken setting, 404).
+    fn policy_and_job(&self, job_id: &JobId) -> Result<(RetryPolicy, Stored), worker::Result<Response>> {
+        let policy = retry_policy(&self.env).map_err(|e| Ok(our_fault(e)))?;
+        let stored = self.leased(job_id).map_err(|e| failure(&e))?;
+        Ok((policy, stored))
     }
 
     /// The stored job `job_id` names, or the error a transcoder's call gets.
@@ -515,13 +475,9 @@ impl VideoJob {
         output_id: OutputId,
         worker: &str,
     ) -> worker::Result<Response> {
-        let policy = match retry_policy(&self.env) {
-            Ok(p) => p,
-            Err(e) => return Ok(our_fault(e)),
-        };
-        let mut stored = match self.leased(job_id) {
-            Ok(s) => s,
-            Err(e) => return failure(&e),
+        let (policy, mut stored) = match self.policy_and_job(job_id) {
+            Ok(both) => both,
+            Err(answer) => return answer,
         };
         let before = stored.job.clone();
         if let Err(not) = stored.job.lease(lease_id, output_id, &policy, now()) {
@@ -533,13 +489,9 @@ impl VideoJob {
     }
 
     async fn heartbeat(&self, job_id: &JobId, req: HeartbeatRequest) -> worker::Result<Response> {
-        let policy = match retry_policy(&self.env) {
-            Ok(p) => p,
-            Err(e) => return Ok(our_fault(e)),
-        };
-        let mut stored = match self.leased(job_id) {
-            Ok(s) => s,
-            Err(e) => return failure(&e),
+        let (policy, mut stored) = match self.policy_and_job(job_id) {
+            Ok(both) => both,
+            Err(answer) => return answer,
         };
         let before = stored.job.clone();
         match stored.job.heartbeat(&req.lease_id, req.progress, req.stage, req.playable, &policy, now()) {
@@ -594,13 +546,9 @@ impl VideoJob {
     }
 
     async fn fail(&self, job_id: &JobId, req: FailRequest) -> worker::Result<Response> {
-        let policy = match retry_policy(&self.env) {
-            Ok(p) => p,
-            Err(e) => return Ok(our_fault(e)),
-        };
-        let mut stored = match self.leased(job_id) {
-            Ok(s) => s,
-            Err(e) => return failure(&e),
+        let (policy, mut stored) = match self.policy_and_job(job_id) {
+            Ok(both) => both,
+            Err(answer) => return answer,
         };
         let before = stored.job.clone();
         match stored.job.fail(&req.lease_id, &req.message, req.retryable, &policy, now()) {
@@ -898,8 +846,8 @@ const KEPT_DELIVERIES: i64 = 16;
 
 impl DurableObject for VideoJob {
     fn new(state: State, env: Env) -> Self {
-        if let Err(e) = state.storage().sql().exec(SCHEMA, None) {
-            tracing::error!(error = %e, "creating the job table failed");
+        if let Err(e) = state.storage().sql().exec(&format!("{EVENT_LOG_SCHEMA}{SCHEMA}"), None) {
+            tracing::error!(error = %e, "creating the job tables failed");
         }
         Self { state, env, subscribers: Subscribers::default() }
     }
