@@ -191,6 +191,23 @@ describe('job events (SSE)', () => {
     const post = await s.api.post('/job-events?app_id=a&video_id=v', {});
     assert.equal(post.status, 405);
   });
+
+  test('a Last-Event-ID beyond 2^53 is read exactly, not refused (found by Schemathesis)', async () => {
+    await s.upload('bigid');
+    // JavaScript's JSON would have turned it into a float the object refused (400).
+    const huge = await s.events('bigid', { lastEventId: '222675189240476864' });
+    try {
+      assert.equal(huge.status, 200, huge.text);
+      const connected = await huge.waitFor('connected', 5000);
+      assert.equal(connected.id, '222675189240476864', 'the resume point, exactly');
+      assert.ok(!huge.events.some((e) => e.event === 'job:created'), 'nothing replayed past the end');
+    } finally {
+      huge.close();
+    }
+    const max = await s.events('bigid', { lastEventId: '18446744073709551615' });
+    max.close();
+    assert.equal(max.status, 200);
+  });
 });
 
 describe('dispatch across queue shards', () => {

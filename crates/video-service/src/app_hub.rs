@@ -13,7 +13,7 @@
 
 use media_core::events::connected;
 use media_core::ids::VideoId;
-use media_core::{ApiError, ErrorCode, Timestamp};
+use media_core::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use worker::{durable_object, DurableObject, Env, Request, Response, SqlStorage, SqlStorageValue, State};
@@ -131,12 +131,9 @@ impl DurableObject for AppHub {
     }
 
     async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
-        let cmd: HubCommand = match req.json().await {
+        let cmd: HubCommand = match crate::client::read_command(&mut req, "hub command").await {
             Ok(c) => c,
-            Err(e) => {
-                let e = ApiError::new(ErrorCode::InvalidJson, format!("hub command: {e}"));
-                return Ok(Response::ok(e.to_json())?.with_status(e.status()));
-            }
+            Err(e) => return Ok(Response::ok(e.to_json())?.with_status(e.status())),
         };
         match cmd {
             HubCommand::Publish { job, events } => {

@@ -124,3 +124,12 @@ pub async fn open<C: Serialize>(env: &Env, binding: &str, name: &str, cmd: &C) -
     init.with_method(Method::Post).with_body(Some(body.into()));
     stub.fetch_with_request(Request::new_with_init("https://object.internal/", &init)?).await
 }
+
+/// Reads a command an object was sent. With serde_json on the text, not the
+/// runtime's `Request::json` (JavaScript's JSON.parse): that turns integers
+/// past 2^53 (a client's `Last-Event-ID`) into floats, which a `u64` refuses.
+pub async fn read_command<T: DeserializeOwned>(req: &mut Request, what: &str) -> Result<T, ApiError> {
+    let text =
+        req.text().await.map_err(|e| ApiError::new(media_core::ErrorCode::InvalidJson, format!("{what}: {e}")))?;
+    serde_json::from_str(&text).map_err(|e| ApiError::new(media_core::ErrorCode::InvalidJson, format!("{what}: {e}")))
+}

@@ -26,7 +26,7 @@ use media_core::api::{JobSpec, MAX_LEASE_WAIT_MS};
 use media_core::dispatch::{next_class, SizeClass};
 use media_core::ids::{AppId, JobId, LeaseId, VideoId};
 use media_core::keys::OutputId;
-use media_core::{ApiError, ErrorCode, Timestamp};
+use media_core::{ApiError, Timestamp};
 use serde::{Deserialize, Serialize};
 use worker::{durable_object, Delay, DurableObject, Env, Request, Response, SqlStorage, SqlStorageValue, State};
 use worker_kit::clock::{now, random_bytes};
@@ -394,9 +394,9 @@ impl DurableObject for DispatchShard {
     }
 
     async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
-        let cmd: ShardCommand = match req.json().await {
+        let cmd: ShardCommand = match crate::client::read_command(&mut req, "shard command").await {
             Ok(c) => c,
-            Err(e) => return failure(&ApiError::new(ErrorCode::InvalidJson, format!("shard command: {e}"))),
+            Err(e) => return Ok(Response::ok(e.to_json())?.with_status(e.status())),
         };
         let op = match &cmd {
             ShardCommand::Enqueue { .. } => "enqueue",

@@ -163,7 +163,8 @@ impl EventLog {
             .sql
             .exec(
                 "SELECT seq, name, data FROM events WHERE seq > ? ORDER BY seq",
-                vec![SqlStorageValue::Integer(from as i64)],
+                // SQLite's integers stop at 2^63: ids past that are past the end.
+                vec![SqlStorageValue::Integer(i64::try_from(from).unwrap_or(i64::MAX))],
             )?
             .to_array()?;
         for row in &rows {

@@ -853,9 +853,9 @@ impl DurableObject for VideoJob {
     }
 
     async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
-        let call: VideoCall = match req.json().await {
+        let call: VideoCall = match crate::client::read_command(&mut req, "video job command").await {
             Ok(c) => c,
-            Err(e) => return failure(&ApiError::new(ErrorCode::InvalidJson, format!("video job command: {e}"))),
+            Err(e) => return Ok(Response::ok(e.to_json())?.with_status(e.status())),
         };
         match call.op {
             VideoOp::Events { last_event_id } => return self.events(last_event_id, call.base.as_deref()),
