@@ -2,10 +2,12 @@
 // newcomer opens after `bash scripts/up.sh`.
 //
 // The backend holds the API key and only does the key-protected calls:
-// asking for presigned upload URLs and starting jobs. The browser uploads
-// straight to storage with the presigned URL, polls the public job-status
-// route and plays the HLS ladder with hls.js (served from node_modules, no
-// CDN).
+// asking for presigned upload URLs, starting jobs, and relaying the app's
+// event stream (`GET /api/events` -> the video service's `/events`, which
+// needs the key) for the page's operator view. The browser uploads straight
+// to storage with the presigned URL, follows its job on the public
+// `/job-events` stream (polling `/job-status` when it cannot) and plays the
+// HLS ladder with hls.js (served from node_modules, no CDN).
 import { createServer } from 'node:http';
 import { readFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
@@ -40,6 +42,39 @@ export function startDemo({ port = 0, videoService, imageService, apiKey }) {
     'POST /api/images': (b) => call(imageService, '/generate-image-upload-url', { app_id: APP_ID, content_type: b.content_type, size: b.size }),
     'GET /api/config': async () => ({ status: 200, body: { app_id: APP_ID, video_service: videoService, image_service: imageService } }),
   };
+  // Open /api/events responses: close() ends them, or server.close() would wait for them forever.
+  const streams = new Set();
+  // The app's event stream, relayed chunk by chunk (no buffering) since the browser cannot send the key.
+  const relayEvents = async (req, res) => {
+    const upstream = new AbortController();
+    streams.add(res);
+    // 'close' on the response fires when the browser goes away (or we end it): stop reading upstream.
+    res.on('close', () => { upstream.abort(); streams.delete(res); });
+    const headers = { accept: 'text/event-stream', 'x-api-key': apiKey };
+    if (req.headers['last-event-id']) headers['last-event-id'] = req.headers['last-event-id'];
+    try {
+      const r = await fetch(`${videoService}/events?app_id=${APP_ID}`, { headers, signal: upstream.signal });
+      if (r.status !== 200) {
+        res.writeHead(r.status, { 'content-type': r.headers.get('content-type') ?? 'application/json; charset=utf-8', 'cache-control': 'no-store' });
+        return res.end(await r.text());
+      }
+      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+      res.flushHeaders();
+      const reader = r.body.getReader();
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        res.write(value);
+      }
+    } catch (e) {
+      if (!res.headersSent && !res.destroyed) {
+        res.writeHead(502, { 'content-type': 'application/json; charset=utf-8' });
+        res.end(JSON.stringify({ error: { code: 'demo_backend', message: e.message } }));
+      }
+    }
+    // Upstream ended or failed mid-stream: end ours too; the EventSource reconnects with Last-Event-ID.
+    if (!res.writableEnded) res.end();
+  };
   const server = createServer(async (req, res) => {
     const send = (status, body, type = 'application/json; charset=utf-8') => {
       res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store' });
@@ -47,6 +82,7 @@ export function startDemo({ port = 0, videoService, imageService, apiKey }) {
     };
     try {
       const path = new URL(req.url, 'http://demo').pathname;
+      if (req.method === 'GET' && path === '/api/events') return await relayEvents(req, res);
       const handler = handlers[`${req.method} ${path}`];
       if (handler) {
         let raw = '';
@@ -63,7 +99,11 @@ export function startDemo({ port = 0, videoService, imageService, apiKey }) {
   });
   return new Promise((resolve) => {
     server.listen(port, '127.0.0.1', () => {
-      resolve({ url: `http://127.0.0.1:${server.address().port}`, close: () => new Promise((r) => server.close(r)) });
+      resolve({ url: `http://127.0.0.1:${server.address().port}`, close: () => new Promise((r) => {
+        for (const res of streams) res.destroy();
+        server.close(r);
+        server.closeIdleConnections();
+      }) });
     });
   });
 }

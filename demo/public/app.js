@@ -1,8 +1,11 @@
-// The browser side of the demo: presigned uploads straight to storage, job
-// polling on the public route, HLS playback with hls.js, the poster and the
-// thumbnail sprite. `window.demo` exposes state for the browser test.
+// The browser side of the demo: presigned uploads straight to storage, the
+// job followed on its public event stream (polling the public status route
+// when that fails), HLS playback with hls.js, the poster and the thumbnail
+// sprite, and an operator view of the app's recent jobs (the app's stream,
+// relayed by the backend because it needs the key). `window.demo` exposes
+// state for the browser test.
 const $ = (id) => document.getElementById(id);
-const demo = (window.demo = { job: null, hls: null, playbackUrl: null, events: [] });
+const demo = (window.demo = { job: null, hls: null, playbackUrl: null, events: [], transport: null, operator: { connected: false, rows: {} } });
 
 async function backend(method, path, body) {
   const r = await fetch(path, { method, headers: { 'content-type': 'application/json' }, body: body && JSON.stringify(body) });
@@ -35,21 +38,73 @@ async function uploadVideo(file) {
     $('video-state').textContent = `uploading to storage: ${Math.round(f * 100)}%`;
   });
   $('video-state').textContent = 'uploaded; starting the job…';
-  let job = await backend('POST', '/api/videos/start', { video_id: slot.video_id, raw_key: slot.raw_key, content_type: type });
-  const statusUrl = `${slot.video_service}/job-status?app_id=${slot.app_id}&video_id=${slot.video_id}`;
-  let started = false;
+  const job = await backend('POST', '/api/videos/start', { video_id: slot.video_id, raw_key: slot.raw_key, content_type: type });
+  demo.videoId = slot.video_id;
+  const q = `app_id=${encodeURIComponent(slot.app_id)}&video_id=${encodeURIComponent(slot.video_id)}`;
+  const done = (await follow(`${slot.video_service}/job-events?${q}`)) ?? (await poll(`${slot.video_service}/job-status?${q}`, demo.job ?? job));
+  finished(done);
+}
+
+/** Shows a job (a JobView, or one patched from events) and starts playback once it is playable. */
+function show(job, note = job.error ?? '') {
+  demo.job = job;
+  $('video-state').textContent = `${job.status} ${job.progress}%${job.stage && job.stage !== job.status ? ` (${job.stage})` : ''}${job.playable ? ' · playable' : ''}${note ? ` · ${note}` : ''}`;
+  $('video-job-bar').style.width = `${job.progress}%`;
+  $('video-job-bar').parentElement.setAttribute('aria-valuenow', job.progress);
+  if (job.playable && job.playback_url && job.playback_url !== demo.playbackUrl) play(job);
+}
+
+/**
+ * Follows the job on its public event stream. Resolves with the done JobView,
+ * rejects on a final error or a cancel, or resolves null to poll instead: no
+ * EventSource, an error before `connected` (no stream, a buffering proxy), the
+ * browser giving up, or 20 s without any event (heartbeats come every 15 s).
+ */
+function follow(url) {
+  if (typeof EventSource !== 'function') return Promise.resolve(null);
+  demo.transport = 'sse';
+  return new Promise((resolve, reject) => {
+    const es = new EventSource(url);
+    let connected = false;
+    let timer;
+    const stop = (settle, value) => { clearTimeout(timer); es.close(); settle(value); };
+    const watchdog = () => { clearTimeout(timer); timer = setTimeout(() => stop(resolve, null), 20000); };
+    watchdog();
+    // After `connected` a dropped stream is reconnected by the EventSource itself, with Last-Event-ID.
+    es.onerror = () => (!connected || es.readyState === EventSource.CLOSED) && stop(resolve, null);
+    const on = (name, fn) => es.addEventListener(name, (e) => {
+      watchdog();
+      const data = JSON.parse(e.data);
+      demo.events.push({ t: Date.now(), event: name, id: e.lastEventId, data });
+      fn(data);
+    });
+    const patch = (change, note) => show({ ...demo.job, ...change }, note);
+    on('connected', (d) => { connected = true; if (d.job) show(d.job); });
+    on('heartbeat', () => {});
+    on('job:created', () => patch({ status: 'queued', progress: 0, stage: null, error: null }));
+    on('job:started', (d) => patch({ status: 'processing' }, d.attempt > 1 ? `attempt ${d.attempt}` : ''));
+    on('job:progress', (d) => patch({ status: 'processing', progress: d.progress, stage: d.stage }));
+    on('job:playable', (d) => patch({ playable: true, playback_url: d.playbackUrl, poster_url: d.posterUrl }));
+    on('job:completed', (d) => { show(d.job); stop(resolve, d.job); });
+    on('job:error', (d) => {
+      if (!d.final) return patch({ status: 'queued', last_error: d.error }, `retrying… (${d.error})`);
+      patch({ status: 'error', error: d.error });
+      stop(reject, new Error(d.error));
+    });
+    on('job:canceled', () => { patch({ status: 'canceled' }); stop(reject, new Error('the job was canceled')); });
+  });
+}
+
+/** Polls the public status route every second until the job ends. */
+async function poll(url, job) {
+  demo.transport = 'poll';
   for (;;) {
-    demo.job = job;
     demo.events.push({ t: Date.now(), status: job.status, progress: job.progress, playable: job.playable });
-    $('video-state').textContent = `${job.status} ${job.progress}%${job.stage ? ` (${job.stage})` : ''}${job.playable ? ' · playable' : ''}${job.error ? ` · ${job.error}` : ''}`;
-    if (job.playable && !started) {
-      started = true;
-      play(job);
-    }
-    if (job.status === 'done') return finished(job);
+    show(job);
+    if (job.status === 'done') return job;
     if (job.status === 'error') throw new Error(job.error);
     await sleep(1000);
-    job = await (await fetch(statusUrl)).json();
+    job = await (await fetch(url)).json();
   }
 }
 
@@ -58,6 +113,7 @@ function play(job) {
   if (job.poster_url) video.poster = job.poster_url;
   demo.playbackUrl = job.playback_url;
   if (window.Hls?.isSupported()) {
+    demo.hls?.destroy(); // a second upload on the same page
     const hls = (demo.hls = new Hls({ startPosition: 0 }));
     hls.on(Hls.Events.MANIFEST_PARSED, (_, data) => demo.events.push({ t: Date.now(), levels: data.levels.length }));
     hls.on(Hls.Events.ERROR, (_, data) => demo.events.push({ t: Date.now(), error: data.details, fatal: data.fatal }));
@@ -108,6 +164,66 @@ async function uploadImage(file) {
   demo.image = slot;
 }
 
+/** Operator view: the app's recent jobs from `connected.recent`, kept current by the app's job events. */
+function operatorView() {
+  const op = demo.operator;
+  const tbody = $('operator-jobs').querySelector('tbody');
+  const say = (text) => ($('operator-state').textContent = text);
+  const trs = new Map();
+  const upsert = (videoId, change) => {
+    let tr = trs.get(videoId);
+    if (!tr) {
+      tr = document.createElement('tr');
+      tr.innerHTML = '<td></td><td></td><td><div class="bar small"><div></div></div></td><td></td><td></td>';
+      tr.cells[0].textContent = videoId;
+      tbody.prepend(tr); // new videos on top
+      trs.set(videoId, tr);
+      op.rows[videoId] = { status: 'queued', progress: 0, stage: null, updatedAt: null };
+    }
+    const row = Object.assign(op.rows[videoId], change);
+    row.updatedAt = change.updatedAt ?? new Date().toISOString();
+    tr.cells[1].textContent = row.status;
+    tr.cells[1].className = `status-${row.status}`;
+    tr.cells[2].firstChild.firstChild.style.width = `${row.progress}%`;
+    tr.cells[2].title = `${row.progress}%`;
+    tr.cells[3].textContent = row.stage ?? '';
+    const at = new Date(row.updatedAt);
+    tr.cells[4].textContent = isNaN(at) ? String(row.updatedAt) : at.toLocaleTimeString();
+  };
+  // What each job event means for a row (the same words as `recent`).
+  const changes = {
+    'job:created': () => ({ status: 'queued', progress: 0, stage: null }),
+    'job:started': () => ({ status: 'processing' }),
+    'job:progress': (d) => ({ status: 'processing', progress: d.progress, stage: d.stage }),
+    'job:playable': () => ({}),
+    'job:completed': () => ({ status: 'done', progress: 100, stage: null }),
+    'job:error': (d) => (d.final ? { status: 'error', stage: d.error } : { status: 'queued', stage: `retrying: ${d.error}` }),
+    'job:canceled': () => ({ status: 'canceled' }),
+  };
+  if (typeof EventSource !== 'function') return say('operator view unavailable: this browser has no EventSource');
+  const es = new EventSource('/api/events');
+  es.onerror = () => {
+    op.connected = false;
+    say(es.readyState === EventSource.CLOSED ? "operator view unavailable: the backend could not open the app's event stream" : 'reconnecting…');
+  };
+  es.addEventListener('connected', (e) => {
+    const { recent = [] } = JSON.parse(e.data);
+    // A (re)connect brings the whole list again: start over from it, newest first.
+    tbody.replaceChildren();
+    trs.clear();
+    op.rows = {};
+    for (const r of [...recent].reverse()) upsert(r.videoId, { status: r.status, progress: r.progress ?? 0, stage: r.stage ?? null, updatedAt: r.updatedAt });
+    op.connected = true;
+    say('live');
+  });
+  for (const [name, change] of Object.entries(changes)) {
+    es.addEventListener(name, (e) => {
+      const d = JSON.parse(e.data);
+      if (d.videoId) upsert(d.videoId, change(d));
+    });
+  }
+}
+
 const guard = (el, fn) => async (e) => {
   const file = e.target.files[0];
   if (!file) return;
@@ -120,3 +236,4 @@ const guard = (el, fn) => async (e) => {
 };
 $('video-file').addEventListener('change', guard('video-state', uploadVideo));
 $('image-file').addEventListener('change', guard('image-state', uploadImage));
+operatorView();

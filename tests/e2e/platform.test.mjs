@@ -13,6 +13,7 @@ import { connect } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { startPlatform, ROOT } from '../../devkit/platform.mjs';
 import { makeClip, pollJob, postJson, uploadVideo } from '../../devkit/client.mjs';
+import { openEvents } from '../../devkit/sse.mjs';
 
 const ARTIFACTS = join(ROOT, 'tests', 'artifacts');
 let p;
@@ -54,6 +55,13 @@ const clip = (name, { size = '640x360', seconds = 6 } = {}) => makeClip(join(scr
 async function pollJobStatus(app_id, video_id) {
   const seen = await pollJob(p, app_id, video_id, { timeoutMs: 240000 });
   return { status: seen.at(-1), seen };
+}
+
+/** `promise`, or a failure saying `what` after `ms`. */
+async function within(promise, ms, what) {
+  let timer;
+  const late = new Promise((_, reject) => { timer = setTimeout(() => reject(new Error(`${what} within ${ms} ms`)), ms); });
+  try { return await Promise.race([promise, late]); } finally { clearTimeout(timer); }
 }
 
 test('image: presign, browser-style PUT with a CORS preflight, GET the same bytes through /assets/', async () => {
@@ -100,14 +108,58 @@ test('video: presign, PUT, notify, poll until done, play every rung through the 
   const source = clip('yourVideo.mp4', { size: '1280x720', seconds: 10 });
   const notify = await uploadVideo(p, 'yourAppId', 'yourVideoId', source);
   assert.equal(notify.status, 202);
-  // Notifying twice gives one job.
-  const again = await uploadVideo(p, 'yourAppId', 'yourVideoId', source);
-  assert.equal(again.status, 200);
-  assert.equal(again.json.job_id, notify.json.job_id);
+  // The job's live events (public, like /job-status), followed from right after notify.
+  const eventsUrl = `${p.video}/job-events?app_id=yourAppId&video_id=yourVideoId`;
+  const live = await openEvents(fetch, eventsUrl);
+  try {
+    assert.equal(live.status, 200, live.text);
+    assert.match(live.headers.get('content-type') ?? '', /^text\/event-stream/);
+    // Notifying twice gives one job.
+    const again = await uploadVideo(p, 'yourAppId', 'yourVideoId', source);
+    assert.equal(again.status, 200);
+    assert.equal(again.json.job_id, notify.json.job_id);
 
-  const { status, seen } = await pollJobStatus('yourAppId', 'yourVideoId');
-  assert.equal(status.status, 'done', JSON.stringify(status));
-  assert.ok(seen.some((s) => s.status === 'processing' && s.progress > 0 && s.progress < 100), `progress seen: ${seen.map((s) => `${s.status}:${s.progress}`).join(' ')}`);
+    const { status, seen } = await pollJobStatus('yourAppId', 'yourVideoId');
+    assert.equal(status.status, 'done', JSON.stringify(status));
+    assert.ok(seen.some((s) => s.status === 'processing' && s.progress > 0 && s.progress < 100), `progress seen: ${seen.map((s) => `${s.status}:${s.progress}`).join(' ')}`);
+
+    // The stream tells the job's whole life in order, then ends by itself.
+    await within(live.finished, 60000, 'the /job-events stream did not end after job:completed');
+    const evs = live.events.filter((e) => e.event !== 'heartbeat');
+    const names = evs.map((e) => e.event);
+    const story = names.join(' ');
+    assert.deepEqual(names.slice(0, 4), ['connected', 'job:created', 'job:started', 'job:progress'], story);
+    assert.equal(names.at(-1), 'job:completed', story);
+    assert.ok(names.slice(3, -1).every((n) => n === 'job:progress' || n === 'job:playable'), story);
+    assert.equal(names.filter((n) => n === 'job:playable').length, 1, story);
+    assert.ok(evs.every((e) => /^\d+$/.test(e.id ?? '')), `ids: ${evs.map((e) => e.id).join(' ')}`);
+    assert.ok(evs.every((e, i) => i === 0 || Number(e.id) > Number(evs[i - 1].id)), `ids: ${evs.map((e) => e.id).join(' ')}`);
+    assert.ok(evs.slice(1).every((e) => e.data.jobId === notify.json.job_id), 'every job event names the job');
+    assert.ok(evs.filter((e) => e.event === 'job:progress').every((e) => e.data.progress >= 0 && e.data.progress <= 100));
+    const completed = evs.at(-1).data;
+    assert.equal(completed.job.status, 'done');
+    assert.equal(completed.job.playback_url, status.playback_url);
+    assert.equal(evs.find((e) => e.event === 'job:playable').data.playbackUrl, status.playback_url);
+
+    // Resuming after job:started replays exactly what came after it, then ends.
+    const started = evs.find((e) => e.event === 'job:started');
+    const replay = await openEvents(fetch, eventsUrl, { lastEventId: started.id });
+    try {
+      assert.equal(replay.status, 200, replay.text);
+      await within(replay.finished, 30000, 'the replayed /job-events stream did not end');
+    } finally {
+      replay.close();
+    }
+    const strip = ({ id, event, data }) => ({ id, event, data });
+    const replayed = replay.events.filter((e) => e.event !== 'heartbeat');
+    assert.equal(replayed[0]?.event, 'connected');
+    assert.deepEqual(replayed.slice(1).map(strip), evs.slice(evs.indexOf(started) + 1).map(strip));
+    // Resuming from the last event of an ended job: 204, nothing more (an EventSource stops).
+    const end = await fetch(eventsUrl, { headers: { 'last-event-id': evs.at(-1).id } });
+    assert.equal(end.status, 204);
+  } finally {
+    live.close();
+  }
 
   const res = await fetch(`${p.video}/playback-url?app_id=yourAppId&video_id=yourVideoId`);
   const { url } = await res.json();
@@ -147,7 +199,7 @@ test('a corrupt upload fails its own job with a readable message, and the next j
   assert.equal((await pollJobStatus('yourAppId', 'after-broken')).status.status, 'done');
 });
 
-test('browser: the demo page uploads a clip, plays the ladder with hls.js, and shows the poster', async () => {
+test('browser: the demo page uploads a clip, follows its events, plays the ladder with hls.js, and shows the poster', async () => {
   const { chromium } = await import('playwright-core');
   const browser = await chromium.launch({
     executablePath: '/usr/bin/chromium',
@@ -157,6 +209,8 @@ test('browser: the demo page uploads a clip, plays the ladder with hls.js, and s
     const page = await browser.newPage({ viewport: { width: 1100, height: 1000 } });
     const problems = [];
     page.on('pageerror', (e) => problems.push(e.message));
+    const consoleErrors = [];
+    page.on('console', (m) => m.type() === 'error' && consoleErrors.push(`${m.text()} (${m.location().url})`));
     await page.goto(p.demo);
     await page.setInputFiles('#video-file', clip('browser.mp4', { size: '1280x720', seconds: 12 }));
     // Playback starts while the ladder is still encoding; currentTime must advance.
@@ -170,6 +224,13 @@ test('browser: the demo page uploads a clip, plays the ladder with hls.js, and s
     await page.waitForFunction(() => window.demo.job?.status === 'done', null, { timeout: 180000 });
     assert.ok(await page.evaluate(() => document.getElementById('player').poster.endsWith('poster.jpg')));
     assert.equal(await page.evaluate(() => document.getElementById('renditions').hidden), false);
+    // The page followed the job on its event stream, not by polling.
+    const followed = await page.evaluate(() => ({ transport: window.demo.transport, names: window.demo.events.map((e) => e.event).filter(Boolean) }));
+    assert.equal(followed.transport, 'sse', JSON.stringify(followed));
+    assert.ok(followed.names.includes('job:playable') && followed.names.includes('job:completed'), followed.names.join(' '));
+    // The operator view (the app's stream through the demo backend) shows the job done.
+    await page.waitForFunction(() => window.demo.operator.rows[window.demo.videoId]?.status === 'done', null, { timeout: 30000 });
+    assert.equal(await page.evaluate(() => window.demo.operator.connected), true);
     // The image half of the page: straight to storage, then shown from /assets/ and the transform URL.
     const png = join(scratch, 'page.png');
     execFileSync('ffmpeg', ['-loglevel', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc2=size=480x270', '-frames:v', '1', png]);
@@ -178,6 +239,7 @@ test('browser: the demo page uploads a clip, plays the ladder with hls.js, and s
     mkdirSync(ARTIFACTS, { recursive: true });
     await page.screenshot({ path: join(ARTIFACTS, 'demo-playing.png'), fullPage: true });
     assert.deepEqual(problems, []);
+    assert.deepEqual(consoleErrors, [], `the page's stream events: ${await page.evaluate(() => window.demo.events.filter((e) => e.event).map((e) => `${e.id}:${e.event}`).join(' '))}`);
   } finally {
     await browser.close();
   }
