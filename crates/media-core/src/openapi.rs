@@ -7,7 +7,7 @@
 
 use utoipa::openapi::path::{Operation, OperationBuilder, Parameter, ParameterBuilder, ParameterIn, PathItemType};
 use utoipa::openapi::request_body::RequestBodyBuilder;
-use utoipa::openapi::schema::{KnownFormat, SchemaFormat, SchemaType};
+use utoipa::openapi::schema::{AdditionalProperties, KnownFormat, SchemaFormat, SchemaType};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::server::ServerBuilder;
 use utoipa::openapi::{
@@ -439,6 +439,18 @@ fn base_document(title: &str, description: &str, port: u16) -> OpenApi {
 const RATE_LIMITED: &str = "Too many requests: this API key used its budget (600 a minute by default), or this \
                             address sent too many requests with a missing or wrong key (10 a minute).";
 
+/// One event of a `text/event-stream` answer, as clients parse it: its
+/// name, its id and its data (one line of JSON, described by the route).
+fn sse_event() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::Object)
+        .property("event", string())
+        .property("id", string().pattern(Some("^[0-9]+$")))
+        .property("data", string().description(Some("One line of JSON.")))
+        .property("retry", integer())
+        .required("data")
+}
+
 /// The video service's document (`openapi/video-service.json`).
 pub fn video_service() -> OpenApi {
     let mut doc = base_document(
@@ -460,6 +472,10 @@ pub fn video_service() -> OpenApi {
     add::<VideoUploadUrlRequest>(c);
     add::<VideoUploadUrlResponse>(c);
     add::<NotifyRequest>(c);
+    // A notify refuses fields it does not know (a misspelt callback_url must not pass unseen).
+    if let Some(RefOr::T(Schema::Object(notify))) = c.schemas.get_mut("NotifyRequest") {
+        notify.additional_properties = Some(Box::new(AdditionalProperties::FreeForm(false)));
+    }
     add::<CancelRequest>(c);
     add::<ThumbnailMeta>(c);
     add::<ThumbnailsView>(c);
@@ -565,7 +581,7 @@ pub fn video_service() -> OpenApi {
              {timestamp} every 15 s while quiet. The stream ends after job:completed, a final job:error or \
              job:canceled.",
         )
-        .content("text/event-stream", Content::new(string()))
+        .content("text/event-stream", Content::new(sse_event()))
         .build();
     let op = operation(
         "Follow a job's events (Server-Sent Events)",
@@ -595,7 +611,7 @@ pub fn video_service() -> OpenApi {
              the app (the names and data of /job-events, with videoId), `webhook` {eventId, type, destination, \
              state, attempts, lastError} for each delivery attempt, and heartbeat. Never ends on its own.",
         )
-        .content("text/event-stream", Content::new(string()))
+        .content("text/event-stream", Content::new(sse_event()))
         .build();
     let op = operation(
         "Follow every job of an app (Server-Sent Events)",
