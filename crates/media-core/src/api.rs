@@ -64,6 +64,14 @@ impl Fields {
         self.optional_str(name)?.ok_or_else(|| ApiError::invalid_field(format!("{name} is required")))
     }
 
+    pub fn optional_bool(&self, name: &str) -> Result<Option<bool>, ApiError> {
+        match self.present(name) {
+            None => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(other) => Err(ApiError::invalid_field(format!("{name} must be true or false, not {}", kind(other)))),
+        }
+    }
+
     pub fn optional_u64(&self, name: &str) -> Result<Option<u64>, ApiError> {
         match self.present(name) {
             None => Ok(None),
@@ -130,6 +138,11 @@ pub struct VideoUploadUrlRequest {
     // The bound is `media::DEFAULT_MAX_VIDEO_BYTES` (a literal here; `openapi`'s tests compare them).
     #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 5368709120))]
     pub size: Option<u64>,
+    /// True for a resumable (multipart) upload session instead of one
+    /// presigned `PUT`: `size` is then required, and the answer is an
+    /// `UploadSession` (Uppy's `@uppy/aws-s3` works with its `endpoint`).
+    #[cfg_attr(feature = "openapi", schema(default = false))]
+    pub multipart: bool,
 }
 
 impl VideoUploadUrlRequest {
@@ -140,8 +153,34 @@ impl VideoUploadUrlRequest {
             video_id: f.required_id("video_id", VideoId::parse)?,
             content_type: f.required_str("content_type")?.to_owned(),
             size: f.optional_u64("size")?,
+            multipart: f.optional_bool("multipart")?.unwrap_or(false),
         })
     }
+}
+
+/// `POST /generate-upload-url` with `"multipart": true`: a resumable
+/// upload session. The browser holds `upload_token` (inside `endpoint`),
+/// never the API key; the token allows only this upload's calls.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadSession {
+    /// Always true.
+    pub multipart: bool,
+    pub upload_token: String,
+    /// The Companion-compatible endpoint for `@uppy/aws-s3` (`{base}/uploads/{upload_token}`):
+    /// `POST {endpoint}/s3/multipart`, `GET {endpoint}/s3/multipart/{uploadId}/{partNumber}?key=`,
+    /// `GET {endpoint}/s3/multipart/{uploadId}?key=`, `POST {endpoint}/s3/multipart/{uploadId}/complete?key=`,
+    /// `DELETE {endpoint}/s3/multipart/{uploadId}?key=`.
+    pub endpoint: String,
+    /// Where the upload lands; notify with it once complete.
+    pub raw_key: String,
+    pub size: u64,
+    /// Every part but the last has exactly this many bytes (5 MiB-5 GiB).
+    pub part_size: u64,
+    /// How many parts (at most 10,000).
+    pub parts: u64,
+    /// RFC 3339; the token is refused after this.
+    pub expires_at: Timestamp,
 }
 
 /// A presigned `PUT`: where to send the bytes and with which headers.

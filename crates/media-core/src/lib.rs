@@ -17,6 +17,7 @@
 //! | [`callback`] | callback URL safety: https only, no private, loopback or numeric-trick hosts |
 //! | [`api`] | request/response types and JSON field reading |
 //! | [`multipart`] | reading `multipart/form-data` upload bodies (raw bytes of every part, filename or not) |
+//! | [`upload_session`] | resumable (multipart) uploads: signed upload tokens, R2's part rules, S3's multipart XML |
 //! | [`transform`] | Cloudflare image transformation URLs and their option syntax |
 //! | [`sigv4`] | SigV4 signing and presigned URLs for S3-compatible storage |
 //! | [`auth`] | API keys and the apps each may act for (`IV_API_KEY`), key fingerprints, bearer token checks; in constant time |
@@ -45,6 +46,7 @@ pub mod sigv4;
 pub mod time;
 pub mod timeline;
 pub mod transform;
+pub mod upload_session;
 pub mod webhook;
 
 pub use error::{ApiError, ErrorCode};

@@ -170,7 +170,8 @@ impl Signer<'_> {
         expires_secs: u32,
     ) -> Result<String, SigningError> {
         let (_, params) = self.sign(method, url, headers, UNSIGNED_PAYLOAD, Placement::Query { expires_secs })?;
-        Ok(format!("{url}?{}", encode_query(&params)))
+        let joiner = if url.contains('?') { '&' } else { '?' };
+        Ok(format!("{url}{joiner}{}", encode_query(&params)))
     }
 }
 
@@ -251,7 +252,24 @@ impl S3Bucket {
         expires_secs: u32,
         now: Timestamp,
     ) -> Result<PresignedRequest, SigningError> {
-        let url = format!("{}{}", self.origin(), self.path(Some(key)));
+        self.presign_with_query(method, key, &[], headers, expires_secs, now)
+    }
+
+    /// [`Self::presign`] with a query of its own signed in (e.g. a multipart
+    /// upload's `partNumber` and `uploadId`).
+    pub fn presign_with_query(
+        &self,
+        method: &str,
+        key: &str,
+        query: &[(String, String)],
+        headers: &[(String, String)],
+        expires_secs: u32,
+        now: Timestamp,
+    ) -> Result<PresignedRequest, SigningError> {
+        let url = match encode_query(query) {
+            qs if qs.is_empty() => format!("{}{}", self.origin(), self.path(Some(key))),
+            qs => format!("{}{}?{qs}", self.origin(), self.path(Some(key))),
+        };
         Ok(PresignedRequest {
             method: method.to_owned(),
             url: self.signer(now).presign_url(method, &url, headers, expires_secs)?,
@@ -413,6 +431,30 @@ mod tests {
         let ok = S3Bucket::new("https://acc.r2.cloudflarestorage.com", "media", "auto", c).unwrap();
         assert_eq!(ok.path(Some("a b/c+d")), "/media/a%20b/c%2Bd");
         assert_eq!(ok.path(None), "/media/");
+    }
+
+    /// A part of a multipart upload: its own query is signed in and kept,
+    /// the signing parameters follow it after one `?`.
+    #[test]
+    fn presigned_urls_keep_and_sign_their_own_query() {
+        let b = S3Bucket::new("https://acc.r2.cloudflarestorage.com", "media", "auto", aws_example()).unwrap();
+        let query = |n: &str| vec![("partNumber".to_owned(), n.to_owned()), ("uploadId".to_owned(), "u+1".to_owned())];
+        let headers = [("Content-Length".to_owned(), "5242880".to_owned())];
+        let p = b.presign_with_query("PUT", "raw/a/v/source.mp4", &query("3"), &headers, 900, MAY_24_2013).unwrap();
+        assert!(
+            p.url.starts_with(
+                "https://acc.r2.cloudflarestorage.com/media/raw/a/v/source.mp4?partNumber=3&uploadId=u%2B1&X-Amz-"
+            ),
+            "{}",
+            p.url
+        );
+        assert_eq!(p.url.matches('?').count(), 1);
+        assert!(p.url.contains("X-Amz-SignedHeaders=content-length%3Bhost"), "{}", p.url);
+        let sig = |url: &str| url.rsplit_once("X-Amz-Signature=").unwrap().1.to_owned();
+        let other = b.presign_with_query("PUT", "raw/a/v/source.mp4", &query("4"), &headers, 900, MAY_24_2013).unwrap();
+        assert_ne!(sig(&p.url), sig(&other.url), "the part number is signed");
+        let plain = b.presign("PUT", "raw/a/v/source.mp4", &headers, 900, MAY_24_2013).unwrap();
+        assert_eq!(plain.url.matches('?').count(), 1);
     }
 
     /// Browsers (and fetch) never send a scheme's default port in `Host`,

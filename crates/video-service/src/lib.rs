@@ -10,6 +10,7 @@
 //! | `GET /job-events` | public | [`events`] |
 //! | `GET /events` | API key, rate limited | [`events`] |
 //! | `GET`/`HEAD /hls/...` | public | [`hls`] |
+//! | `/uploads/{token}/s3/multipart...` | the session's upload token | [`resumable`] |
 //! | `POST /internal/jobs/...` | transcoder token | [`internal`] |
 //! | `GET /openapi.json`, `GET /health` | public | here |
 //!
@@ -25,6 +26,7 @@ mod dispatch;
 mod events;
 mod hls;
 mod internal;
+mod resumable;
 mod settings;
 mod sse;
 mod status;
@@ -73,6 +75,9 @@ async fn route(req: Request, cx: &VideoContext<'_>) -> Handled {
     let base = cx.public_base(&req);
     if path.starts_with("/internal/") {
         return internal::route(req, cx).await;
+    }
+    if path.starts_with("/uploads/") {
+        return resumable::route(req, cx).await;
     }
     if path.starts_with("/hls/") {
         if let Some(answer) = other_method(method.as_ref(), &[Method::Get, Method::Head]) {

@@ -4,13 +4,15 @@
 //! `app_id` (403 otherwise), and count against that key's rate limit.
 
 use media_core::api::{
-    CancelRequest, CancelResponse, JobView, NotifyRequest, PresignedPut, VideoUploadUrlRequest, VideoUploadUrlResponse,
+    CancelRequest, CancelResponse, JobView, NotifyRequest, PresignedPut, UploadSession, VideoUploadUrlRequest,
+    VideoUploadUrlResponse,
 };
 use media_core::callback::check_url;
 use media_core::ids::AppId;
 use media_core::job::{NotifyOutcome, SourceUpload};
 use media_core::keys::{check_raw_key, ObjectKey};
 use media_core::media::{check_size, check_video_type};
+use media_core::upload_session::{UploadToken, MAX_SINGLE_PUT_BYTES};
 use media_core::{ApiError, ErrorCode};
 use worker::Request;
 use worker_kit::body::read_body;
@@ -21,6 +23,7 @@ use worker_kit::store::{ObjectInfo, ObjectStore};
 use worker_kit::{Failure, Handled};
 
 use crate::client;
+use crate::resumable::{session_claims, token_key};
 use crate::settings::WebhookSettings;
 use crate::video_job::{CancelReply, NotifyReply, VideoCall, VideoOp, VIDEO_JOBS_BINDING};
 use crate::VideoContext;
@@ -38,10 +41,47 @@ pub async fn generate_upload_url(mut req: Request, cx: &VideoContext<'_>) -> Han
         check_size("size", size, cx.settings.max_video_bytes)?;
     }
     let key = ObjectKey::RawUpload { app: r.app_id.clone(), video: r.video_id.clone(), kind }.to_string();
+    if r.multipart {
+        return upload_session(&req, cx, &r, key);
+    }
+    if r.size.is_some_and(|s| s > MAX_SINGLE_PUT_BYTES) {
+        return Err(ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            format!("one PUT can carry at most {MAX_SINGLE_PUT_BYTES} bytes; ask for \"multipart\": true"),
+        )
+        .into());
+    }
     let put = cx.presigner()?.presign_put(&key, &r.content_type, r.size, cx.common.upload_ttl_s, now())?;
     tracing::info!(app_id = %r.app_id, video_id = %r.video_id, content_type = %r.content_type, size = ?r.size, "video upload URL issued");
     json(200, &VideoUploadUrlResponse { put: PresignedPut::from_presigned(put), raw_key: key })
 }
+
+/// The answer to `POST /generate-upload-url` with `"multipart": true`: a
+/// resumable upload session ([`crate::resumable`]).
+fn upload_session(req: &Request, cx: &VideoContext<'_>, r: &VideoUploadUrlRequest, key: String) -> Handled {
+    let size = r.size.ok_or_else(|| ApiError::invalid_field("size is required for a multipart upload"))?;
+    let claims = session_claims(&r.app_id, &r.video_id, &r.content_type, key.clone(), size, UPLOAD_SESSION_TTL_S)?;
+    let token = UploadToken::sign(&claims, &token_key(cx)?);
+    let base = cx.public_base(req);
+    tracing::info!(app_id = %r.app_id, video_id = %r.video_id, size, parts = claims.plan.parts, "multipart upload session issued");
+    json(
+        200,
+        &UploadSession {
+            multipart: true,
+            endpoint: format!("{}/uploads/{token}", base.trim_end_matches('/')),
+            upload_token: token,
+            raw_key: key,
+            size,
+            part_size: claims.plan.part_size,
+            parts: claims.plan.parts,
+            expires_at: claims.expires_at,
+        },
+    )
+}
+
+/// How long a resumable upload session's token lasts: long enough to come
+/// back after a day offline; its parts' URLs are signed for 15 minutes each.
+const UPLOAD_SESSION_TTL_S: u64 = 24 * 60 * 60;
 
 /// `POST /notify-upload-complete`: checks the upload is there, then queues.
 /// 202 when a job was queued (new or retried), 200 when it already was

@@ -20,7 +20,7 @@
 #[cfg(any(test, feature = "test-utils"))]
 pub mod memory;
 mod r2;
-mod s3;
+pub mod s3;
 
 use media_core::http::{ByteRange, RangeSpec};
 use worker::{Env, ResponseBody};

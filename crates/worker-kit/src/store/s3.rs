@@ -5,6 +5,7 @@ use std::cell::Cell;
 
 use media_core::http::{quote_etag, ByteRange};
 use media_core::sigv4::{S3Bucket, EMPTY_SHA256, UNSIGNED_PAYLOAD};
+use media_core::upload_session::{complete_body, parse_parts, parse_upload_id, CompletedPart, StoredPart};
 use wasm_bindgen::JsValue;
 use worker::{Fetch, Headers, Method, Request, RequestInit, Response};
 
@@ -33,12 +34,23 @@ impl S3Store {
         extra: &[(String, String)],
         body: Option<Vec<u8>>,
     ) -> Result<Response, StoreError> {
+        self.send_query(op, key, &[], extra, body).await
+    }
+
+    async fn send_query(
+        &self,
+        op: &'static str,
+        key: &str,
+        query: &[(String, String)],
+        extra: &[(String, String)],
+        body: Option<Vec<u8>>,
+    ) -> Result<Response, StoreError> {
         let transport = |e: worker::Error| StoreError::Transport { op, key: key.to_owned(), detail: e.to_string() };
         self.ops.set(self.ops.get() + 1);
         let payload = if body.is_some() { UNSIGNED_PAYLOAD } else { EMPTY_SHA256 };
         let (url, headers) = self
             .bucket
-            .sign(op, Some(key), &[], extra, payload, now())
+            .sign(op, Some(key), query, extra, payload, now())
             .map_err(|e| StoreError::Signing { op, key: key.to_owned(), detail: e.to_string() })?;
         let h = Headers::new();
         for (k, v) in &headers {
@@ -166,6 +178,81 @@ impl ObjectStore for S3Store {
                 let text = resp.text().await.unwrap_or_default();
                 Err(status_error("DELETE", key, s, text))
             }
+        }
+    }
+}
+
+/// Multipart uploads through the S3 API (R2's S3 endpoint, Garage): what
+/// resumable uploads need, and the R2 binding lacks (it cannot list parts).
+/// `media_core::upload_session` reads and writes the XML.
+impl S3Store {
+    /// Starts a multipart upload of `key`; its upload id.
+    pub async fn create_multipart(&self, key: &str, content_type: &str) -> Result<String, StoreError> {
+        let query = [("uploads".to_owned(), String::new())];
+        let extra = [("content-type".to_owned(), content_type.to_owned())];
+        let mut resp = self.send_query("POST", key, &query, &extra, Some(Vec::new())).await?;
+        let text = resp.text().await.unwrap_or_default();
+        match resp.status_code() {
+            200 => parse_upload_id(&text).map_err(|e| status_error("POST", key, 200, e)),
+            s => Err(status_error("POST", key, s, text)),
+        }
+    }
+
+    /// The parts stored so far, all pages; `None` when there is no such
+    /// upload (completed, aborted or cleaned up).
+    pub async fn list_parts(&self, key: &str, upload_id: &str) -> Result<Option<Vec<StoredPart>>, StoreError> {
+        let mut parts = Vec::new();
+        let mut marker: Option<u64> = None;
+        // 10,000 parts at 1,000 a page: never more than 10 pages.
+        for _ in 0..11 {
+            let mut query = vec![("uploadId".to_owned(), upload_id.to_owned())];
+            if let Some(m) = marker {
+                query.push(("part-number-marker".to_owned(), m.to_string()));
+            }
+            let mut resp = self.send_query("GET", key, &query, &[], None).await?;
+            let text = resp.text().await.unwrap_or_default();
+            match resp.status_code() {
+                200 => {}
+                404 => return Ok(None),
+                s => return Err(status_error("GET", key, s, text)),
+            }
+            let (page, next) = parse_parts(&text).map_err(|e| status_error("GET", key, 200, e))?;
+            parts.extend(page);
+            match next {
+                Some(m) => marker = Some(m),
+                None => return Ok(Some(parts)),
+            }
+        }
+        Err(status_error("GET", key, 200, "ListParts did not end after 11 pages".into()))
+    }
+
+    /// Joins the parts into the object. `Ok(false)` when there is no such upload.
+    pub async fn complete_multipart(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: &[CompletedPart],
+    ) -> Result<bool, StoreError> {
+        let query = [("uploadId".to_owned(), upload_id.to_owned())];
+        let extra = [("content-type".to_owned(), "application/xml".to_owned())];
+        let body = complete_body(parts).into_bytes();
+        let mut resp = self.send_query("POST", key, &query, &extra, Some(body)).await?;
+        let text = resp.text().await.unwrap_or_default();
+        match resp.status_code() {
+            // S3 may answer 200 and put an error in the body.
+            200 if !text.contains("<Error>") => Ok(true),
+            404 => Ok(false),
+            s => Err(status_error("POST", key, s, text)),
+        }
+    }
+
+    /// Drops an upload and its parts; a repeat (no such upload) is fine.
+    pub async fn abort_multipart(&self, key: &str, upload_id: &str) -> Result<(), StoreError> {
+        let query = [("uploadId".to_owned(), upload_id.to_owned())];
+        let mut resp = self.send_query("DELETE", key, &query, &[], None).await?;
+        match resp.status_code() {
+            200 | 204 | 404 => Ok(()),
+            s => Err(status_error("DELETE", key, s, resp.text().await.unwrap_or_default())),
         }
     }
 }

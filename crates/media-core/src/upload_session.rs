@@ -1,0 +1,380 @@
+//! Resumable (multipart) uploads: the rules of an upload session, with no I/O.
+//!
+//! - A backend asks for a session with the API key; the browser gets an
+//!   [`UploadToken`]: the session's claims (app, video, content type, total
+//!   size, part size, object key, expiry) signed with HMAC-SHA256. The token
+//!   authorises only that upload's calls, and nothing is stored for it.
+//! - The parts follow R2's rules ([`PartPlan`]): 5 MiB to 5 GiB each, all
+//!   the same size except a smaller last one, at most 10,000. The plan fixes
+//!   the part size, so each part's presigned URL binds its exact length and
+//!   a part of the wrong size is refused by storage, and a completion is
+//!   checked against the declared size before storage is asked
+//!   ([`PartPlan::check_complete`]).
+//! - S3's XML answers to the multipart calls are read here
+//!   ([`parse_upload_id`], [`parse_parts`]) and the completion body is
+//!   written here ([`complete_body`]), with quick-xml.
+
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+
+use crate::error::{ApiError, ErrorCode};
+use crate::ids::{AppId, VideoId};
+use crate::time::Timestamp;
+
+/// The smallest part R2 and S3 accept (but for the last).
+pub const MIN_PART_BYTES: u64 = 5 * 1024 * 1024;
+/// The largest part.
+pub const MAX_PART_BYTES: u64 = 5 * 1024 * 1024 * 1024;
+/// The most parts one upload may have.
+pub const MAX_PARTS: u64 = 10_000;
+/// The part size used unless the file needs larger parts (fewer requests
+/// than 5 MiB, small enough to resume cheaply on a phone).
+pub const DEFAULT_PART_BYTES: u64 = 16 * 1024 * 1024;
+/// The largest object a multipart upload can make on R2 (4.995 TiB).
+pub const MAX_MULTIPART_OBJECT_BYTES: u64 = 5_492_282_130_268;
+/// The largest single `PUT` R2 and S3 take.
+pub const MAX_SINGLE_PUT_BYTES: u64 = 5 * 1024 * 1024 * 1024;
+
+/// How a file of `size` bytes is split.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartPlan {
+    pub size: u64,
+    pub part_size: u64,
+    pub parts: u64,
+}
+
+/// One part as storage lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct StoredPart {
+    pub part_number: u64,
+    pub size: u64,
+    #[serde(rename = "ETag")]
+    pub etag: String,
+}
+
+/// One part as a client names it at completion.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CompletedPart {
+    pub part_number: u64,
+    #[serde(rename = "ETag")]
+    pub etag: String,
+}
+
+impl PartPlan {
+    /// The plan for `size` bytes: [`DEFAULT_PART_BYTES`] parts, or larger
+    /// ones (whole MiB) when 10,000 of those would not hold the file.
+    pub fn for_size(size: u64) -> Result<PartPlan, ApiError> {
+        if size == 0 {
+            return Err(ApiError::invalid_field("size must be at least 1 byte for a multipart upload"));
+        }
+        if size > MAX_MULTIPART_OBJECT_BYTES {
+            return Err(ApiError::new(
+                ErrorCode::PayloadTooLarge,
+                format!("size is {size} bytes; one object can be at most {MAX_MULTIPART_OBJECT_BYTES} bytes"),
+            ));
+        }
+        const MIB: u64 = 1024 * 1024;
+        let needed = size.div_ceil(MAX_PARTS).div_ceil(MIB) * MIB;
+        let part_size = needed.clamp(DEFAULT_PART_BYTES, MAX_PART_BYTES);
+        Ok(PartPlan { size, part_size, parts: size.div_ceil(part_size) })
+    }
+
+    /// The exact size part `n` must have, or why `n` is not a part.
+    pub fn part_bytes(&self, n: u64) -> Result<u64, ApiError> {
+        if n == 0 || n > self.parts {
+            return Err(ApiError::invalid_field(format!(
+                "part {n} does not exist: this upload has parts 1 to {} of {} bytes",
+                self.parts, self.part_size
+            )));
+        }
+        Ok(if n < self.parts { self.part_size } else { self.size - self.part_size * (self.parts - 1) })
+    }
+
+    /// Checks a completion before storage is asked: the client names every
+    /// part once, with the ETag storage listed, and the stored parts have
+    /// the sizes of the plan (so the total is the declared size).
+    pub fn check_complete(&self, stored: &[StoredPart], named: &[CompletedPart]) -> Result<(), ApiError> {
+        let missing: Vec<u64> = (1..=self.parts).filter(|n| !stored.iter().any(|p| p.part_number == *n)).collect();
+        if !missing.is_empty() {
+            let shown: Vec<String> = missing.iter().take(10).map(u64::to_string).collect();
+            return Err(ApiError::new(
+                ErrorCode::Conflict,
+                format!(
+                    "{} of {} parts are not uploaded yet (parts {}{}); upload them, then complete",
+                    missing.len(),
+                    self.parts,
+                    shown.join(", "),
+                    if missing.len() > 10 { ", ..." } else { "" }
+                ),
+            ));
+        }
+        for part in stored {
+            let want = self.part_bytes(part.part_number)?;
+            if part.size != want {
+                return Err(ApiError::invalid_field(format!(
+                    "part {} is {} bytes; it must be {want} (every part but the last is {} bytes)",
+                    part.part_number, part.size, self.part_size
+                )));
+            }
+        }
+        if named.len() as u64 != self.parts {
+            return Err(ApiError::invalid_field(format!(
+                "name all {} parts, each once, with their ETags; {} were named",
+                self.parts,
+                named.len()
+            )));
+        }
+        for (i, part) in named.iter().enumerate() {
+            let n = i as u64 + 1;
+            let Some(stored) = stored.iter().find(|p| p.part_number == n) else { unreachable!("checked above") };
+            if part.part_number != n {
+                return Err(ApiError::invalid_field(format!(
+                    "parts must be named in order: entry {n} is part {}",
+                    part.part_number
+                )));
+            }
+            if part.etag.trim_matches('"') != stored.etag.trim_matches('"') {
+                return Err(ApiError::invalid_field(format!(
+                    "part {n}'s ETag is {:?}, not {:?}: upload it again or name the stored one",
+                    stored.etag, part.etag
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What an upload token allows: one upload, of one file, until `expires_at`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadClaims {
+    pub app_id: AppId,
+    pub video_id: VideoId,
+    pub content_type: String,
+    /// The object key the upload writes (`raw/{app}/{video}/source.{ext}`).
+    pub key: String,
+    pub plan: PartPlan,
+    pub expires_at: Timestamp,
+}
+
+/// A signed upload token: `up1.{hex(JSON claims)}.{hex(HMAC-SHA256)}`.
+pub struct UploadToken;
+
+const TOKEN_PREFIX: &str = "up1";
+
+impl UploadToken {
+    /// The token for `claims`, signed with `secret`.
+    pub fn sign(claims: &UploadClaims, secret: &[u8]) -> String {
+        let body = hex::encode(serde_json::to_vec(claims).expect("claims serialise"));
+        let signed = format!("{TOKEN_PREFIX}.{body}");
+        format!("{signed}.{}", hex::encode(mac(secret, signed.as_bytes())))
+    }
+
+    /// The claims of a token this service signed and that has not expired;
+    /// 403 for anything else (another service's, altered, or expired).
+    pub fn verify(token: &str, secret: &[u8], now: Timestamp) -> Result<UploadClaims, ApiError> {
+        let refuse = |why: &str| ApiError::new(ErrorCode::Forbidden, format!("this upload token {why}"));
+        let (signed, signature) = token.rsplit_once('.').ok_or_else(|| refuse("is malformed"))?;
+        let (prefix, body) = signed.split_once('.').ok_or_else(|| refuse("is malformed"))?;
+        if prefix != TOKEN_PREFIX {
+            return Err(refuse("is malformed"));
+        }
+        let given = hex::decode(signature).map_err(|_| refuse("is malformed"))?;
+        let mut check = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
+        check.update(signed.as_bytes());
+        check.verify_slice(&given).map_err(|_| refuse("was not issued here (or was altered)"))?;
+        let bytes = hex::decode(body).map_err(|_| refuse("is malformed"))?;
+        let claims: UploadClaims = serde_json::from_slice(&bytes).map_err(|_| refuse("is malformed"))?;
+        if now >= claims.expires_at {
+            return Err(refuse(&format!(
+                "expired at {}; ask your backend for a new upload session (parts already stored are kept until the upload is aborted or cleaned up)",
+                claims.expires_at
+            )));
+        }
+        Ok(claims)
+    }
+}
+
+fn mac(secret: &[u8], data: &[u8]) -> Vec<u8> {
+    let mut m = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
+    m.update(data);
+    m.finalize().into_bytes().to_vec()
+}
+
+/// The key upload tokens are signed with, derived from a secret the
+/// service already has (the storage secret) so that no new secret is needed
+/// and the storage secret itself signs nothing but storage requests.
+pub fn token_key(storage_secret: &str) -> Vec<u8> {
+    mac(storage_secret.as_bytes(), b"media-platform upload tokens v1")
+}
+
+// ---- S3's XML --------------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct InitiateResult {
+    upload_id: String,
+}
+
+/// The `UploadId` of a `CreateMultipartUpload` answer.
+pub fn parse_upload_id(xml: &str) -> Result<String, String> {
+    let r: InitiateResult = quick_xml::de::from_str(xml).map_err(|e| format!("CreateMultipartUpload answer: {e}"))?;
+    Ok(r.upload_id)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ListPartsResult {
+    #[serde(default)]
+    part: Vec<StoredPart>,
+    #[serde(default)]
+    is_truncated: bool,
+    #[serde(default)]
+    next_part_number_marker: Option<u64>,
+}
+
+/// The parts of a `ListParts` answer, and the marker of the next page.
+pub fn parse_parts(xml: &str) -> Result<(Vec<StoredPart>, Option<u64>), String> {
+    let r: ListPartsResult = quick_xml::de::from_str(xml).map_err(|e| format!("ListParts answer: {e}"))?;
+    let next = if r.is_truncated { r.next_part_number_marker } else { None };
+    Ok((r.part, next))
+}
+
+/// The body of `CompleteMultipartUpload` for `parts`.
+pub fn complete_body(parts: &[CompletedPart]) -> String {
+    let mut xml = String::from("<CompleteMultipartUpload>");
+    for p in parts {
+        let etag = p.etag.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+        xml.push_str(&format!("<Part><PartNumber>{}</PartNumber><ETag>{etag}</ETag></Part>", p.part_number));
+    }
+    xml.push_str("</CompleteMultipartUpload>");
+    xml
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIB: u64 = 1024 * 1024;
+
+    #[test]
+    fn plans_follow_r2s_part_rules() {
+        let p = PartPlan::for_size(100 * MIB + 5).unwrap();
+        assert_eq!((p.part_size, p.parts), (16 * MIB, 7));
+        assert_eq!(p.part_bytes(1).unwrap(), 16 * MIB);
+        assert_eq!(p.part_bytes(7).unwrap(), 100 * MIB + 5 - 6 * 16 * MIB);
+        assert_eq!(p.part_bytes(8).unwrap_err().status(), 400);
+        assert_eq!(p.part_bytes(0).unwrap_err().status(), 400);
+        // A small file is one (short) part.
+        assert_eq!(PartPlan::for_size(10).unwrap().parts, 1);
+        // 6 GiB: 16 MiB parts, 384 of them.
+        assert_eq!(PartPlan::for_size(6 * 1024 * MIB).unwrap().parts, 384);
+        // A file that would need more than 10,000 default parts gets larger ones, in whole MiB.
+        let big = PartPlan::for_size(1_000_000 * MIB).unwrap();
+        assert!(big.parts <= MAX_PARTS && big.part_size % MIB == 0 && big.part_size >= MIN_PART_BYTES, "{big:?}");
+        let max = PartPlan::for_size(MAX_MULTIPART_OBJECT_BYTES).unwrap();
+        assert!(max.parts <= MAX_PARTS && max.part_size <= MAX_PART_BYTES, "{max:?}");
+        assert_eq!(PartPlan::for_size(MAX_MULTIPART_OBJECT_BYTES + 1).unwrap_err().status(), 413);
+        assert_eq!(PartPlan::for_size(0).unwrap_err().status(), 400);
+    }
+
+    fn stored(n: u64, size: u64) -> StoredPart {
+        StoredPart { part_number: n, size, etag: format!("\"e{n}\"") }
+    }
+
+    fn named(n: u64) -> CompletedPart {
+        CompletedPart { part_number: n, etag: format!("\"e{n}\"") }
+    }
+
+    #[test]
+    fn a_completion_is_checked_before_storage_is_asked() {
+        let plan = PartPlan { size: 40, part_size: 16, parts: 3 };
+        let all = [stored(1, 16), stored(2, 16), stored(3, 8)];
+        let names = [named(1), named(2), named(3)];
+        assert_eq!(plan.check_complete(&all, &names), Ok(()));
+        let e = plan.check_complete(&all[..2], &names).unwrap_err();
+        assert_eq!(e.status(), 409);
+        assert!(e.message.contains("1 of 3 parts are not uploaded yet (parts 3)"), "{}", e.message);
+        let e = plan.check_complete(&[stored(1, 16), stored(2, 15), stored(3, 8)], &names).unwrap_err();
+        assert!(e.message.contains("part 2 is 15 bytes; it must be 16"), "{}", e.message);
+        let e = plan.check_complete(&all, &names[..2]).unwrap_err();
+        assert!(e.message.contains("name all 3 parts"), "{}", e.message);
+        let e = plan.check_complete(&all, &[named(1), named(3), named(2)]).unwrap_err();
+        assert!(e.message.contains("in order"), "{}", e.message);
+        let mut wrong = names.clone();
+        wrong[1].etag = "\"zz\"".into();
+        assert!(plan.check_complete(&all, &wrong).unwrap_err().message.contains("part 2's ETag"));
+        // Unquoted ETags (as some clients send them) match quoted ones.
+        let unquoted = [1, 2, 3].map(|n| CompletedPart { part_number: n, etag: format!("e{n}") });
+        assert_eq!(plan.check_complete(&all, &unquoted), Ok(()));
+    }
+
+    fn claims(expires_at: Timestamp) -> UploadClaims {
+        UploadClaims {
+            app_id: AppId::parse("app").unwrap(),
+            video_id: VideoId::parse("vid").unwrap(),
+            content_type: "video/mp4".into(),
+            key: "raw/app/vid/source.mp4".into(),
+            plan: PartPlan::for_size(100).unwrap(),
+            expires_at,
+        }
+    }
+
+    #[test]
+    fn tokens_authorise_one_upload_until_they_expire() {
+        let t = Timestamp::from_secs(1_700_000_000);
+        let key = token_key("storage-secret");
+        let token = UploadToken::sign(&claims(t.plus_secs(60)), &key);
+        assert!(token.starts_with("up1."));
+        assert_eq!(UploadToken::verify(&token, &key, t).unwrap(), claims(t.plus_secs(60)));
+        let expired = UploadToken::verify(&token, &key, t.plus_secs(60)).unwrap_err();
+        assert_eq!(expired.status(), 403);
+        assert!(expired.message.contains("expired"), "{}", expired.message);
+        let foreign = UploadToken::verify(&token, &token_key("another"), t).unwrap_err();
+        assert!(foreign.message.contains("was not issued here"), "{}", foreign.message);
+        // Claims changed under the signature (another video) are refused.
+        let (prefix_body, sig) = token.rsplit_once('.').unwrap();
+        let mut forged = claims(t.plus_secs(60));
+        forged.video_id = VideoId::parse("other").unwrap();
+        let body = hex::encode(serde_json::to_vec(&forged).unwrap());
+        let tampered = format!("up1.{body}.{sig}");
+        assert_ne!(prefix_body, format!("up1.{body}"));
+        assert!(UploadToken::verify(&tampered, &key, t).is_err());
+        for bad in ["", "up1", "up1.zz.zz", "up2.00.00", "x.y.z"] {
+            assert_eq!(UploadToken::verify(bad, &key, t).unwrap_err().status(), 403, "{bad}");
+        }
+        assert_ne!(token_key("a"), token_key("b"));
+    }
+
+    #[test]
+    fn s3s_multipart_answers_are_read() {
+        let init = r#"<?xml version="1.0" encoding="UTF-8"?>
+<InitiateMultipartUploadResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Bucket>media</Bucket><Key>raw/a/v/source.mp4</Key><UploadId>7f3a9c</UploadId></InitiateMultipartUploadResult>"#;
+        assert_eq!(parse_upload_id(init).unwrap(), "7f3a9c");
+        assert!(parse_upload_id("<Error><Code>NoSuchBucket</Code></Error>").is_err());
+        let list = r#"<?xml version="1.0" encoding="UTF-8"?>
+<ListPartsResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Bucket>media</Bucket><Key>k</Key><UploadId>u</UploadId>
+<PartNumberMarker>0</PartNumberMarker><NextPartNumberMarker>2</NextPartNumberMarker><MaxParts>2</MaxParts><IsTruncated>true</IsTruncated>
+<Part><PartNumber>1</PartNumber><LastModified>2026-11-30T00:00:00.000Z</LastModified><ETag>"a1"</ETag><Size>16777216</Size></Part>
+<Part><PartNumber>2</PartNumber><LastModified>2026-11-30T00:00:00.000Z</LastModified><ETag>&quot;b2&quot;</ETag><Size>5</Size></Part>
+</ListPartsResult>"#;
+        let (parts, next) = parse_parts(list).unwrap();
+        assert_eq!(
+            parts,
+            vec![
+                StoredPart { part_number: 1, size: 16_777_216, etag: "\"a1\"".into() },
+                StoredPart { part_number: 2, size: 5, etag: "\"b2\"".into() },
+            ]
+        );
+        assert_eq!(next, Some(2));
+        let empty = r#"<ListPartsResult><IsTruncated>false</IsTruncated></ListPartsResult>"#;
+        assert_eq!(parse_parts(empty).unwrap(), (vec![], None));
+        assert_eq!(
+            complete_body(&[named(1), CompletedPart { part_number: 2, etag: "\"<x>\"".into() }]),
+            "<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>\"e1\"</ETag></Part>\
+             <Part><PartNumber>2</PartNumber><ETag>\"&lt;x&gt;\"</ETag></Part></CompleteMultipartUpload>"
+        );
+    }
+}

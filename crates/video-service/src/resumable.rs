@@ -1,0 +1,212 @@
+//! Resumable (multipart) video uploads, in the shape Uppy's `@uppy/aws-s3`
+//! expects from a Companion-compatible backend, under the session's own
+//! endpoint `/uploads/{upload_token}/s3/multipart...`:
+//!
+//! | route | does |
+//! |---|---|
+//! | `POST .../s3/multipart` | starts the multipart upload of the session's key: `{key, uploadId}` |
+//! | `GET .../s3/multipart/{uploadId}/{partNumber}?key=` | a presigned `UploadPart` URL bound to that part's exact size: `{url, expires}` |
+//! | `GET .../s3/multipart/{uploadId}/batch?key=&partNumbers=1,2` | several at once: `{presignedUrls: {"1": url}}` |
+//! | `GET .../s3/multipart/{uploadId}?key=` | the parts stored so far (to resume): `[{PartNumber, Size, ETag}]` |
+//! | `POST .../s3/multipart/{uploadId}/complete?key=` | `{parts: [{PartNumber, ETag}]}`, checked, then joined: `{key, location}` |
+//! | `DELETE .../s3/multipart/{uploadId}?key=` | aborts the upload and drops its parts |
+//!
+//! The token (`media_core::upload_session::UploadToken`, minted by
+//! `POST /generate-upload-url` with `"multipart": true` and the API key)
+//! names the app, video, key, content type, size and part plan; it is the
+//! only credential, and it allows nothing else. The parts go straight from
+//! the browser to storage through the presigned URLs; these routes only
+//! sign and check. They are public (browsers call them; CORS).
+//!
+//! Storage is reached through its S3 API whichever backend serves reads
+//! (R2's binding cannot list a multipart upload's parts).
+
+use media_core::ids::{AppId, VideoId};
+use media_core::upload_session::{CompletedPart, PartPlan, UploadClaims, UploadToken};
+use media_core::{ApiError, ErrorCode};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use worker::{Method, Request};
+use worker_kit::body::read_body;
+use worker_kit::clock::now;
+use worker_kit::failure::no_route;
+use worker_kit::method::{known_method, other_method};
+use worker_kit::query::query;
+use worker_kit::reply::json;
+use worker_kit::store::s3::S3Store;
+use worker_kit::{Failure, Handled};
+
+use crate::VideoContext;
+
+/// How long a part's presigned URL stays valid.
+const PART_URL_TTL_S: u32 = 900;
+/// The most part URLs one batch request signs.
+const MAX_BATCH: usize = 100;
+/// Completion bodies name up to 10,000 parts.
+const MAX_COMPLETE_BODY: u64 = 1024 * 1024;
+
+/// The key upload tokens are signed with (derived from the storage secret).
+pub fn token_key(cx: &VideoContext<'_>) -> Result<Vec<u8>, Failure> {
+    Ok(media_core::upload_session::token_key(&cx.presigner()?.credentials.secret_access_key))
+}
+
+/// The claims a session's token carries, for `POST /generate-upload-url`.
+pub fn session_claims(
+    app_id: &AppId,
+    video_id: &VideoId,
+    content_type: &str,
+    key: String,
+    size: u64,
+    ttl_s: u64,
+) -> Result<UploadClaims, ApiError> {
+    Ok(UploadClaims {
+        app_id: app_id.clone(),
+        video_id: video_id.clone(),
+        content_type: content_type.to_owned(),
+        key,
+        plan: PartPlan::for_size(size)?,
+        expires_at: now().plus_secs(ttl_s),
+    })
+}
+
+#[derive(Deserialize)]
+struct CompleteBody {
+    parts: Vec<CompletedPart>,
+}
+
+#[derive(Deserialize, Default)]
+struct CreateBody {
+    #[serde(default, rename = "type")]
+    content_type: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct ListedPart {
+    part_number: u64,
+    size: u64,
+    #[serde(rename = "ETag")]
+    etag: String,
+}
+
+/// `/uploads/{token}/s3/multipart...`.
+pub async fn route(mut req: Request, cx: &VideoContext<'_>) -> Handled {
+    let path = req.path();
+    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let ["uploads", token, "s3", "multipart", rest @ ..] = parts.as_slice() else {
+        return Err(no_route(&path));
+    };
+    let method = known_method(&req);
+    let allowed: &[Method] = match rest {
+        [] => &[Method::Post],
+        [_] => &[Method::Get, Method::Delete],
+        [_, "complete"] => &[Method::Post],
+        [_, _] => &[Method::Get],
+        _ => return Err(no_route(&path)),
+    };
+    if let Some(answer) = other_method(method.as_ref(), allowed) {
+        return answer;
+    }
+    let claims = UploadToken::verify(token, &token_key(cx)?, now())?;
+    let store = S3Store::new(cx.presigner()?.clone());
+    let q = query(&req)?;
+    let param = |name: &str| q.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    // Every call after the first names the key: it must be the session's.
+    let check_key = || -> Result<(), Failure> {
+        match param("key") {
+            Some(k) if k == claims.key => Ok(()),
+            Some(_) => Err(ApiError::new(ErrorCode::Forbidden, "this upload token is for another key").into()),
+            None => Err(ApiError::invalid_query("the query parameter key is required").into()),
+        }
+    };
+    let storage = |e: worker_kit::store::StoreError| Failure::from(e);
+    match rest {
+        [] => {
+            let body = read_body(&mut req, 16 * 1024).await?;
+            let create: CreateBody = if body.is_empty() { CreateBody::default() } else { parse(&body)? };
+            if let Some(t) = create.content_type.as_deref().filter(|t| !t.is_empty()) {
+                if !t.eq_ignore_ascii_case(&claims.content_type) {
+                    return Err(ApiError::invalid_field(format!(
+                        "this upload session is for {} files, not {t}",
+                        claims.content_type
+                    ))
+                    .into());
+                }
+            }
+            let upload_id = store.create_multipart(&claims.key, &claims.content_type).await.map_err(storage)?;
+            tracing::info!(app_id = %claims.app_id, video_id = %claims.video_id, parts = claims.plan.parts, "multipart upload started");
+            json(200, &json!({ "key": claims.key, "uploadId": upload_id }))
+        }
+        [upload_id] if method == Some(Method::Get) => {
+            check_key()?;
+            let stored =
+                store.list_parts(&claims.key, upload_id).await.map_err(storage)?.ok_or_else(|| no_upload(upload_id))?;
+            let listed: Vec<ListedPart> = stored
+                .into_iter()
+                .map(|p| ListedPart { part_number: p.part_number, size: p.size, etag: p.etag })
+                .collect();
+            json(200, &listed)
+        }
+        [upload_id] => {
+            check_key()?;
+            store.abort_multipart(&claims.key, upload_id).await.map_err(storage)?;
+            tracing::info!(app_id = %claims.app_id, video_id = %claims.video_id, "multipart upload aborted");
+            json(200, &json!({}))
+        }
+        [upload_id, "complete"] => {
+            check_key()?;
+            let body: CompleteBody = parse(&read_body(&mut req, MAX_COMPLETE_BODY).await?)?;
+            let stored =
+                store.list_parts(&claims.key, upload_id).await.map_err(storage)?.ok_or_else(|| no_upload(upload_id))?;
+            claims.plan.check_complete(&stored, &body.parts)?;
+            if !store.complete_multipart(&claims.key, upload_id, &body.parts).await.map_err(storage)? {
+                return Err(no_upload(upload_id).into());
+            }
+            tracing::info!(app_id = %claims.app_id, video_id = %claims.video_id, size = claims.plan.size, "multipart upload complete");
+            json(200, &json!({ "key": claims.key, "location": claims.key }))
+        }
+        [upload_id, "batch"] => {
+            check_key()?;
+            let numbers = param("partNumbers")
+                .ok_or_else(|| ApiError::invalid_query("the query parameter partNumbers is required (e.g. 1,2,3)"))?;
+            let mut urls = serde_json::Map::new();
+            for n in numbers.split(',').filter(|s| !s.is_empty()).take(MAX_BATCH + 1) {
+                if urls.len() == MAX_BATCH {
+                    return Err(ApiError::invalid_query(format!("sign at most {MAX_BATCH} parts at once")).into());
+                }
+                let (url, _) = sign_part(cx, &claims, upload_id, n)?;
+                urls.insert(n.to_owned(), url.into());
+            }
+            json(200, &json!({ "presignedUrls": urls }))
+        }
+        [upload_id, part] => {
+            check_key()?;
+            let (url, expires) = sign_part(cx, &claims, upload_id, part)?;
+            json(200, &json!({ "url": url, "expires": expires }))
+        }
+        _ => Err(no_route(&path)),
+    }
+}
+
+/// A presigned `UploadPart` URL for part `n`, bound to its exact size.
+fn sign_part(cx: &VideoContext<'_>, claims: &UploadClaims, upload_id: &str, n: &str) -> Result<(String, u32), Failure> {
+    let number: u64 = n.parse().map_err(|_| {
+        ApiError::invalid_field(format!("part number {n:?} is not a whole number from 1 to {}", claims.plan.parts))
+    })?;
+    let bytes = claims.plan.part_bytes(number)?;
+    let query = [("partNumber".to_owned(), number.to_string()), ("uploadId".to_owned(), upload_id.to_owned())];
+    let headers = [("Content-Length".to_owned(), bytes.to_string())];
+    let signed = cx.presigner()?.presign_with_query("PUT", &claims.key, &query, &headers, PART_URL_TTL_S, now())?;
+    Ok((signed.url, PART_URL_TTL_S))
+}
+
+fn no_upload(upload_id: &str) -> ApiError {
+    ApiError::not_found(format!(
+        "no multipart upload {upload_id:?} in progress for this session (completed, aborted or cleaned up); start one with POST .../s3/multipart"
+    ))
+}
+
+fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Failure> {
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::new(ErrorCode::InvalidJson, format!("the request body is not valid: {e}")).into())
+}
