@@ -94,6 +94,7 @@ SHAPING = {
     "upload-app-id": ("image", "POST /upload carries app_id in the form or the query (one of them is required, and OpenAPI 3.0 cannot say so: a raw body's app_id can only be a query parameter, which a form does not need)"),
     "form-file-type": ("image", "a form's file part is a real image labelled with its own type (the service checks the bytes; Schemathesis pairs any bytes with any listed type)"),
     "notify-raw-key": ("video", "POST /notify-upload-complete names the raw_key of its own app_id, video_id and content_type (a cross-field rule)"),
+    "session-size": ("video", "POST /generate-upload-url with multipart true names the size (required for a resumable session; a cross-field rule OpenAPI 3.0 cannot state)"),
     "notify-no-callback": ("video", "POST /notify-upload-complete without callback_url: one is accepted only for an app whose operator configured a webhook secret (IV_WEBHOOKS), and only for a public https host, rules of the deployment the schema cannot state"),
 }
 
@@ -112,6 +113,9 @@ def _shape(case) -> None:
             sniffed = "image/jpeg"
         if sniffed:
             case.multipart_content_types = {**(case.multipart_content_types or {}), "file": sniffed}
+    if path == "/generate-upload-url" and isinstance(case.body, dict) and case.body.get("multipart") is True:
+        if not isinstance(case.body.get("size"), int):
+            case.body = {**case.body, "size": 1024}
     if path == "/notify-upload-complete" and isinstance(case.body, dict):
         body = case.body
         ext = _VIDEO_EXT.get(body.get("content_type"))

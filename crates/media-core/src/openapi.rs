@@ -19,7 +19,7 @@ use utoipa::ToSchema;
 use crate::api::{
     CancelRequest, CancelResponse, Health, ImageLocation, ImageMeta, ImageUploadResponse, ImageUploadUrlRequest,
     ImageUploadUrlResponse, JobView, NotPlayableResponse, NotifyRequest, PlaybackUrlResponse, PresignedPut,
-    RenditionView, ThumbnailsView, VideoUploadUrlRequest, VideoUploadUrlResponse,
+    RenditionView, ThumbnailsView, UploadSession, VideoUploadUrlRequest, VideoUploadUrlResponse,
 };
 use crate::error::{ErrorBody, ErrorCode, ErrorDetail};
 use crate::ids::{AppId, ImageId, JobId, VideoId, MAX_ID_LEN};
@@ -471,6 +471,7 @@ pub fn video_service() -> OpenApi {
     add::<CallbackStatus>(c);
     add::<VideoUploadUrlRequest>(c);
     add::<VideoUploadUrlResponse>(c);
+    add::<UploadSession>(c);
     add::<NotifyRequest>(c);
     // A notify refuses fields it does not know (a misspelt callback_url must not pass unseen).
     if let Some(RefOr::T(Schema::Object(notify))) = c.schemas.get_mut("NotifyRequest") {
@@ -491,9 +492,25 @@ pub fn video_service() -> OpenApi {
     public_limited.headers.insert("Retry-After".into(), header(integer(), Some("Seconds to wait.")));
     c.responses.insert("PublicRateLimited".into(), public_limited.into());
 
-    let op = operation("Get a presigned URL to upload a video", "generateUploadUrl", None).response(
+    let either = utoipa::openapi::schema::OneOfBuilder::new()
+        .item(Ref::from_schema_name("VideoUploadUrlResponse"))
+        .item(Ref::from_schema_name("UploadSession"));
+    let op = operation(
+        "Get a presigned URL to upload a video (or a resumable upload session)",
+        "generateUploadUrl",
+        Some(
+            "Without multipart: a presigned PUT bound to the key, content type (and size), for files up to 5 GiB. \
+             With \"multipart\": true and the size: an UploadSession whose endpoint Uppy's @uppy/aws-s3 uses as \
+             is (Companion-compatible routes under /uploads/{upload_token}/s3/multipart, authorised by the token \
+             alone); parts follow R2's rules (5 MiB-5 GiB, all equal but the last, at most 10,000).",
+        ),
+    )
+    .response(
         "200",
-        json_response("A presigned PUT bound to the key, content type (and size).", "VideoUploadUrlResponse"),
+        ResponseBuilder::new()
+            .description("VideoUploadUrlResponse, or UploadSession when multipart was asked for.")
+            .content("application/json", Content::new(either))
+            .build(),
     );
     let op = with_errors(json_body(api_key(op), "VideoUploadUrlRequest"), &[KEY_ROUTE_ERRORS, &[(415, "Error")]]);
     route(&mut doc, "/generate-upload-url", PathItemType::Post, op.build());

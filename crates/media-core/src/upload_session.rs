@@ -273,7 +273,10 @@ mod tests {
         assert_eq!(PartPlan::for_size(6 * 1024 * MIB).unwrap().parts, 384);
         // A file that would need more than 10,000 default parts gets larger ones, in whole MiB.
         let big = PartPlan::for_size(1_000_000 * MIB).unwrap();
-        assert!(big.parts <= MAX_PARTS && big.part_size % MIB == 0 && big.part_size >= MIN_PART_BYTES, "{big:?}");
+        assert!(
+            big.parts <= MAX_PARTS && big.part_size.is_multiple_of(MIB) && big.part_size >= MIN_PART_BYTES,
+            "{big:?}"
+        );
         let max = PartPlan::for_size(MAX_MULTIPART_OBJECT_BYTES).unwrap();
         assert!(max.parts <= MAX_PARTS && max.part_size <= MAX_PART_BYTES, "{max:?}");
         assert_eq!(PartPlan::for_size(MAX_MULTIPART_OBJECT_BYTES + 1).unwrap_err().status(), 413);
