@@ -42,3 +42,17 @@ export async function allowBrowserUploads(store, origins = ['*']) {
   const r = await s3(store, 'PUT', '', { query: { cors: '' }, headers: { 'content-type': 'application/xml', 'content-md5': md5 }, body: xml });
   if (!r.ok) throw new Error(`PutBucketCors: ${r.status} ${await r.text()}`);
 }
+
+/**
+ * Aborts multipart uploads left unfinished for `days` (their parts would
+ * otherwise be kept, and billed, for ever): a lifecycle rule on the bucket,
+ * as R2 applies by default after 7 days. Returns the rule as stored.
+ */
+export async function abortAbandonedUploads(store, days = 7) {
+  const xml = `<LifecycleConfiguration><Rule><ID>abort-abandoned-multipart-uploads</ID><Status>Enabled</Status><Filter><Prefix></Prefix></Filter><AbortIncompleteMultipartUpload><DaysAfterInitiation>${days}</DaysAfterInitiation></AbortIncompleteMultipartUpload></Rule></LifecycleConfiguration>`;
+  const md5 = createHash('md5').update(xml).digest('base64');
+  const r = await s3(store, 'PUT', '', { query: { lifecycle: '' }, headers: { 'content-type': 'application/xml', 'content-md5': md5 }, body: xml });
+  if (!r.ok) throw new Error(`PutBucketLifecycleConfiguration: ${r.status} ${await r.text()}`);
+  const got = await s3(store, 'GET', '', { query: { lifecycle: '' } });
+  return got.text();
+}

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { startGarage } from '../../devkit/garage.mjs';
-import { s3 } from '../../devkit/sigv4.mjs';
+import { abortAbandonedUploads, s3 } from '../../devkit/sigv4.mjs';
 import { videoService, client, freshIp, API_KEY } from './harness.mjs';
 
 const MIB = 1024 * 1024;
@@ -166,6 +166,11 @@ describe('resumable uploads', () => {
     assert.equal((await call(ep, 'DELETE', `/s3/multipart/${id}${q}`)).status, 200);
     const gone = await call(ep, 'GET', `/s3/multipart/${id}${q}`);
     assert.equal(gone.status, 404, gone.text);
+  });
+
+  test('abandoned uploads are aborted by a bucket lifecycle rule, as R2 does after 7 days', async () => {
+    const rule = await abortAbandonedUploads(garage, 7);
+    assert.match(rule, /<AbortIncompleteMultipartUpload><DaysAfterInitiation>7<\/DaysAfterInitiation>/);
   });
 
   test('sessions: size required, limits, and the single PUT stays for what fits', async () => {
