@@ -242,6 +242,29 @@ pub fn parse_parts(xml: &str) -> Result<(Vec<StoredPart>, Option<u64>), String> 
     Ok((r.part, next))
 }
 
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ListUploadsResult {
+    #[serde(default)]
+    upload: Vec<InProgress>,
+}
+
+/// A multipart upload in progress, as `ListMultipartUploads` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct InProgress {
+    pub key: String,
+    pub upload_id: String,
+}
+
+/// The uploads of a `ListMultipartUploads` answer (its first page: enough
+/// to say whether any is in progress under a prefix).
+pub fn parse_uploads(xml: &str) -> Result<Vec<InProgress>, String> {
+    let r: ListUploadsResult =
+        quick_xml::de::from_str(xml).map_err(|e| format!("ListMultipartUploads answer: {e}"))?;
+    Ok(r.upload)
+}
+
 /// The body of `CompleteMultipartUpload` for `parts`.
 pub fn complete_body(parts: &[CompletedPart]) -> String {
     let mut xml = String::from("<CompleteMultipartUpload>");
@@ -372,6 +395,15 @@ mod tests {
             ]
         );
         assert_eq!(next, Some(2));
+        let uploads = r#"<?xml version="1.0" encoding="UTF-8"?>
+<ListMultipartUploadsResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Bucket>media</Bucket><Prefix>raw/a/v/</Prefix>
+<Upload><Key>raw/a/v/source.mp4</Key><UploadId>u1</UploadId><Initiated>2026-11-30T00:00:00.000Z</Initiated></Upload>
+<IsTruncated>false</IsTruncated></ListMultipartUploadsResult>"#;
+        assert_eq!(
+            parse_uploads(uploads).unwrap(),
+            vec![InProgress { key: "raw/a/v/source.mp4".into(), upload_id: "u1".into() }]
+        );
+        assert_eq!(parse_uploads("<ListMultipartUploadsResult></ListMultipartUploadsResult>").unwrap(), vec![]);
         let empty = r#"<ListPartsResult><IsTruncated>false</IsTruncated></ListPartsResult>"#;
         assert_eq!(parse_parts(empty).unwrap(), (vec![], None));
         assert_eq!(

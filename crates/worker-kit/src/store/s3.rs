@@ -5,7 +5,9 @@ use std::cell::Cell;
 
 use media_core::http::{quote_etag, ByteRange};
 use media_core::sigv4::{S3Bucket, EMPTY_SHA256, UNSIGNED_PAYLOAD};
-use media_core::upload_session::{complete_body, parse_parts, parse_upload_id, CompletedPart, StoredPart};
+use media_core::upload_session::{
+    complete_body, parse_parts, parse_upload_id, parse_uploads, CompletedPart, InProgress, StoredPart,
+};
 use wasm_bindgen::JsValue;
 use worker::{Fetch, Headers, Method, Request, RequestInit, Response};
 
@@ -35,6 +37,23 @@ impl S3Store {
         body: Option<Vec<u8>>,
     ) -> Result<Response, StoreError> {
         self.send_query(op, key, &[], extra, body).await
+    }
+
+    /// A bucket-level call (no key), e.g. listing uploads.
+    async fn send_bucket(&self, op: &'static str, query: &[(String, String)]) -> Result<Response, StoreError> {
+        let transport = |e: worker::Error| StoreError::Transport { op, key: String::new(), detail: e.to_string() };
+        self.ops.set(self.ops.get() + 1);
+        let (url, headers) = self
+            .bucket
+            .sign(op, None, query, &[], EMPTY_SHA256, now())
+            .map_err(|e| StoreError::Signing { op, key: String::new(), detail: e.to_string() })?;
+        let h = Headers::new();
+        for (k, v) in &headers {
+            h.set(k, v).map_err(transport)?;
+        }
+        let mut init = RequestInit::new();
+        init.with_method(Method::from(op.to_owned())).with_headers(h);
+        Fetch::Request(Request::new_with_init(&url, &init).map_err(transport)?).send().await.map_err(transport)
     }
 
     async fn send_query(
@@ -243,6 +262,17 @@ impl S3Store {
             200 if !text.contains("<Error>") => Ok(true),
             404 => Ok(false),
             s => Err(status_error("POST", key, s, text)),
+        }
+    }
+
+    /// The multipart uploads in progress under `prefix` (the first page).
+    pub async fn uploads_in_progress(&self, prefix: &str) -> Result<Vec<InProgress>, StoreError> {
+        let query = [("prefix".to_owned(), prefix.to_owned()), ("uploads".to_owned(), String::new())];
+        let mut resp = self.send_bucket("GET", &query).await?;
+        let text = resp.text().await.unwrap_or_default();
+        match resp.status_code() {
+            200 => parse_uploads(&text).map_err(|e| status_error("GET", prefix, 200, e)),
+            s => Err(status_error("GET", prefix, s, text)),
         }
     }
 
