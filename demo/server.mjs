@@ -2,12 +2,17 @@
 // newcomer opens after `bash scripts/up.sh`.
 //
 // The backend holds the API key and only does the key-protected calls:
-// asking for presigned upload URLs, starting jobs, and relaying the app's
-// event stream (`GET /api/events` -> the video service's `/events`, which
-// needs the key) for the page's operator view. The browser uploads straight
-// to storage with the presigned URL, follows its job on the public
-// `/job-events` stream (polling `/job-status` when it cannot) and plays the
-// HLS ladder with hls.js (served from node_modules, no CDN).
+// asking for upload sessions, starting jobs, and relaying the app's event
+// stream (`GET /api/events` -> the video service's `/events`, which needs
+// the key) for the page's operator view. `POST /api/videos` asks for one
+// presigned PUT, or with `multipart: true` (and the file's size) for a
+// resumable session whose token-bearing `endpoint` answers Uppy's
+// Companion-shaped calls itself, so this backend signs nothing per part.
+// The browser uploads straight to storage with Uppy (single PUT, or parts
+// with `@uppy/aws-s3`, resumed after a network cut), follows its job on the
+// public `/job-events` stream (polling `/job-status` when it cannot) and
+// plays the HLS ladder with hls.js. Uppy and hls.js are served from
+// node_modules (pinned in package.json), no CDN.
 import { createServer } from 'node:http';
 import { readFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
@@ -20,8 +25,10 @@ const STATIC = {
   '/app.js': join(HERE, 'public', 'app.js'),
   '/style.css': join(HERE, 'public', 'style.css'),
   '/vendor/hls.min.js': join(HERE, '..', 'node_modules', 'hls.js', 'dist', 'hls.min.js'),
+  // Uppy's browser-ready ESM bundle (core, @uppy/aws-s3, @uppy/xhr-upload...); the page drives it headless, with its own UI.
+  '/vendor/uppy.min.mjs': join(HERE, '..', 'node_modules', 'uppy', 'dist', 'uppy.min.mjs'),
 };
-const TYPES = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.css': 'text/css; charset=utf-8' };
+const TYPES = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.mjs': 'text/javascript; charset=utf-8', '.css': 'text/css; charset=utf-8' };
 const APP_ID = 'demo';
 
 /** Starts the demo on 127.0.0.1:`port`; returns `{ url, close() }`. */
@@ -31,10 +38,13 @@ export function startDemo({ port = 0, videoService, imageService, apiKey }) {
     return { status: r.status, body: await r.json() };
   };
   const handlers = {
-    // The page asks for somewhere to put a video; we ask the video service (with the key).
+    // The page asks for somewhere to put a video; we ask the video service (with the key):
+    // one presigned PUT, or with `multipart: true` a resumable session (`endpoint`, `part_size`, `parts`).
     'POST /api/videos': async (b) => {
       const videoId = `v-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
-      const r = await call(videoService, '/generate-upload-url', { app_id: APP_ID, video_id: videoId, content_type: b.content_type, size: b.size });
+      const ask = { app_id: APP_ID, video_id: videoId, content_type: b.content_type, size: b.size };
+      if (b.multipart !== undefined) ask.multipart = b.multipart;
+      const r = await call(videoService, '/generate-upload-url', ask);
       return r.status === 200 ? { status: 200, body: { ...r.body, app_id: APP_ID, video_id: videoId, video_service: videoService } } : r;
     },
     // The upload finished: start the job (with the key).

@@ -1,11 +1,26 @@
-// The browser side of the demo: presigned uploads straight to storage, the
-// job followed on its public event stream (polling the public status route
-// when that fails), HLS playback with hls.js, the poster and the thumbnail
+// The browser side of the demo: uploads straight to storage with Uppy (a
+// resumable multipart upload with @uppy/aws-s3 against the session's own
+// Companion-shaped endpoint, or one presigned PUT for a small file), the job
+// followed on its public event stream (polling the public status route when
+// that fails), HLS playback with hls.js, the poster and the thumbnail
 // sprite, and an operator view of the app's recent jobs (the app's stream,
 // relayed by the backend because it needs the key). `window.demo` exposes
 // state for the browser test.
+import { Uppy, AwsS3, XHRUpload } from '/vendor/uppy.min.mjs';
+
 const $ = (id) => document.getElementById(id);
-const demo = (window.demo = { job: null, hls: null, playbackUrl: null, events: [], transport: null, operator: { connected: false, rows: {} } });
+const demo = (window.demo = { job: null, hls: null, playbackUrl: null, events: [], transport: null, upload: null, operator: { connected: false, rows: {} } });
+
+/**
+ * Files above this go in parts, each its own presigned PUT, so a network cut
+ * costs at most the part in flight: the stored parts are listed and skipped
+ * on resume. It is Uppy's own floor (and R2's smallest part, 5 MiB): Uppy
+ * sends a file this small in one request whatever we ask, and a retry of
+ * one small PUT costs little.
+ */
+const MULTIPART_ABOVE = 5 * 1024 * 1024;
+/** Failed attempts in a row, while online, before the upload gives up. */
+const MAX_FAILURES = 5;
 
 async function backend(method, path, body) {
   const r = await fetch(path, { method, headers: { 'content-type': 'application/json' }, body: body && JSON.stringify(body) });
@@ -14,7 +29,7 @@ async function backend(method, path, body) {
   return json;
 }
 
-/** PUT with upload progress (fetch cannot report it). */
+/** PUT with upload progress (fetch cannot report it); the image upload's. */
 function put(url, headers, file, onProgress) {
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
@@ -28,21 +43,145 @@ function put(url, headers, file, onProgress) {
 }
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const mib = (n) => `${(n / 1048576).toFixed(1)} MiB`;
+
+/**
+ * What each PUT of the video upload sent, attempt by attempt (Uppy reports
+ * only a file's total): `demo.upload.attempts`, `sent` per part and
+ * `bytesSent` in all, from the requests' upload progress (events come every
+ * 50 ms or so, so a cut attempt may have sent a little more than counted).
+ */
+const xhrOpen = XMLHttpRequest.prototype.open;
+XMLHttpRequest.prototype.open = function (method, url, ...rest) {
+  const u = demo.upload;
+  if (u && !u.done && String(method).toUpperCase() === 'PUT') {
+    const part = Number(new URL(url, location.href).searchParams.get('partNumber') ?? 1);
+    const attempt = { part, sent: 0, status: null, at: Date.now() };
+    u.attempts.push(attempt);
+    this.upload.addEventListener('progress', (e) => {
+      const more = e.loaded >= attempt.sent ? e.loaded - attempt.sent : e.loaded; // less: the body was sent again from the start
+      attempt.sent = e.loaded;
+      u.sent[part] = (u.sent[part] ?? 0) + more;
+      u.bytesSent += more;
+    });
+    this.addEventListener('loadend', () => (attempt.status = this.status));
+  }
+  return xhrOpen.call(this, method, url, ...rest);
+};
 
 async function uploadVideo(file) {
   const type = file.type || 'video/mp4';
   $('video-state').textContent = 'asking for an upload URL…';
-  const slot = await backend('POST', '/api/videos', { content_type: type, size: file.size });
-  await put(slot.upload_url, slot.headers, file, (f) => {
-    $('video-upload-bar').style.width = `${Math.round(f * 100)}%`;
-    $('video-state').textContent = `uploading to storage: ${Math.round(f * 100)}%`;
-  });
+  const slot = await backend('POST', '/api/videos', { content_type: type, size: file.size, multipart: file.size > MULTIPART_ABOVE });
+  await send(file, type, slot);
   $('video-state').textContent = 'uploaded; starting the job…';
   const job = await backend('POST', '/api/videos/start', { video_id: slot.video_id, raw_key: slot.raw_key, content_type: type });
   demo.videoId = slot.video_id;
   const q = `app_id=${encodeURIComponent(slot.app_id)}&video_id=${encodeURIComponent(slot.video_id)}`;
   const done = (await follow(`${slot.video_service}/job-events?${q}`)) ?? (await poll(`${slot.video_service}/job-status?${q}`, demo.job ?? job));
   finished(done);
+}
+
+/**
+ * Sends `file` to storage with Uppy: in parts through the session's
+ * `endpoint` (its token is the only credential; every part but the last is
+ * exactly `part_size` bytes, as the service signs each part for its size),
+ * or in one PUT to `upload_url`. Offline, the upload pauses; back online it
+ * resumes: Uppy lists the parts storage already has and sends only the
+ * others. Other failures are retried a few times, then reported.
+ */
+function send(file, type, slot) {
+  const multipart = Boolean(slot.multipart);
+  // For the page and the browser test: `sent`/`bytesSent`/`attempts` are what went out (see the
+  // XMLHttpRequest watch above; more than `size` is what a cut cost), `stored` the parts storage
+  // confirmed, `pauses` the times the network went away, `retries` the new attempts after a failure,
+  // `resumed` whether the upload went on after a pause.
+  const u = (demo.upload = {
+    mode: multipart ? 'multipart' : 'single', size: file.size, partSize: multipart ? slot.part_size : file.size, parts: multipart ? slot.parts : 1,
+    state: 'uploading', bytesUploaded: 0, bytesSent: 0, sent: {}, attempts: [], stored: [],
+    offline: false, pauses: 0, retries: 0, resumed: false, errors: [], log: [], done: false,
+  });
+  const uppy = new Uppy({
+    id: `video-${slot.video_id}`,
+    autoProceed: false,
+    // Uppy's default logger prints every failed attempt as a console error; the page shows its own state.
+    logger: { debug: () => {}, warn: () => {}, error: (...a) => u.log.push(a.map(String).join(' ')) },
+  });
+  if (multipart) {
+    uppy.use(AwsS3, { companionEndpoint: slot.endpoint, shouldUseMultipart: true, getChunkSize: () => slot.part_size, limit: 1 });
+  } else {
+    uppy.use(XHRUpload, { endpoint: slot.upload_url, method: 'PUT', formData: false, headers: slot.headers, limit: 1, getResponseData: () => ({}) });
+  }
+  const id = uppy.addFile({ name: file.name || 'video', type, data: file, source: 'demo' });
+  const say = (text) => ($('video-state').textContent = text);
+  const pct = () => Math.floor((u.bytesUploaded / u.size) * 100);
+  const partNote = () => (multipart ? ` · part ${Math.min(u.parts, u.stored.length + 1)} of ${u.parts} (${mib(u.partSize)} each)` : '');
+  const listeners = new AbortController();
+  let failures = 0;
+  let failed = false;
+  let timer;
+
+  return new Promise((resolve, reject) => {
+    const bar = $('video-upload-bar').parentElement;
+    const end = (settle, value) => {
+      clearTimeout(timer);
+      listeners.abort();
+      bar.classList.remove('paused');
+      setTimeout(() => uppy.destroy()); // once Uppy has finished its own bookkeeping for this upload
+      settle(value);
+    };
+    const pause = () => {
+      if (u.done || u.offline) return;
+      Object.assign(u, { offline: true, state: 'paused' });
+      u.pauses++;
+      bar.classList.add('paused');
+      say(`paused: offline, will resume (${multipart ? `${u.stored.length} of ${u.parts} parts stored` : `${pct()}% sent; this PUT starts over`})`);
+    };
+    // Continue after a failure (a new attempt; stored parts are listed, not re-sent).
+    const retry = () => {
+      clearTimeout(timer);
+      if (u.done || !failed || !navigator.onLine) return;
+      failed = false;
+      u.retries++;
+      u.state = 'uploading';
+      uppy.retryUpload(id).catch(() => {}); // failures arrive as upload-error
+    };
+    addEventListener('offline', pause, { signal: listeners.signal });
+    addEventListener('online', () => {
+      if (u.done || !u.offline) return;
+      Object.assign(u, { offline: false, state: 'uploading', resumed: true });
+      bar.classList.remove('paused');
+      say(`back online: resuming at ${pct()}%${partNote()}`);
+      retry(); // when Uppy was only waiting for the network, it goes on by itself
+    }, { signal: listeners.signal });
+
+    uppy.on('upload-progress', (_, p) => {
+      u.bytesUploaded = p.bytesUploaded;
+      $('video-upload-bar').style.width = `${pct()}%`;
+      if (!u.offline) say(`uploading to storage: ${pct()}%${partNote()}`);
+    });
+    uppy.on('s3-multipart:part-uploaded', (_, part) => {
+      failures = 0;
+      if (!u.stored.includes(part.PartNumber)) u.stored.push(part.PartNumber);
+    });
+    uppy.on('upload-success', () => {
+      Object.assign(u, { done: true, state: 'done', bytesUploaded: u.size, offline: false });
+      $('video-upload-bar').style.width = '100%';
+      end(resolve);
+    });
+    uppy.on('upload-error', (_, err) => {
+      failed = true;
+      u.errors.push(err?.message ?? String(err));
+      if (!navigator.onLine) return pause(); // the 'online' event resumes
+      if (++failures > MAX_FAILURES) {
+        u.state = 'error';
+        return end(reject, new Error(`upload failed ${failures} times in a row: ${err?.message ?? err}`));
+      }
+      say(`upload interrupted (${err?.message ?? err}); retrying…`);
+      timer = setTimeout(retry, 500 * 2 ** (failures - 1));
+    });
+    uppy.upload().catch(() => {});
+  });
 }
 
 /** Shows a job (a JobView, or one patched from events) and starts playback once it is playable. */

@@ -1,7 +1,8 @@
 // End to end: the whole platform on free loopback ports (Garage, both
 // Workers in wrangler dev sharing one persist directory, the transcoder,
 // the demo), the original README's flows run exactly as it shows them, and
-// the demo page in headless Chromium playing the ladder with hls.js.
+// the demo page in headless Chromium playing the ladder with hls.js, after
+// a plain upload and after a resumable one cut off the network mid-way.
 // Everything started here is stopped here, even when a test fails.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -49,6 +50,25 @@ after(async () => {
 });
 
 const clip = (name, { size = '640x360', seconds = 6 } = {}) => makeClip(join(scratch, name), { size, seconds });
+
+/**
+ * A short clip made `bytes` long by a trailing `free` box (ISO BMFF readers
+ * skip it): big enough for several upload parts, yet cheap to transcode.
+ */
+function paddedClip(name, bytes, opts) {
+  const file = clip(name, opts);
+  const video = readFileSync(file);
+  const box = Buffer.alloc(bytes - video.length);
+  box.writeUInt32BE(box.length, 0);
+  box.write('free', 4, 'latin1');
+  writeFileSync(file, Buffer.concat([video, box]));
+  return file;
+}
+
+const launchChromium = async () => (await import('playwright-core')).chromium.launch({
+  executablePath: '/usr/bin/chromium',
+  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--autoplay-policy=no-user-gesture-required'],
+});
 
 // The README's steps (presign, PUT, notify) and its pollJobStatus loop (every
 // 5 s there; every 0.5 s here to keep the test short), from devkit/client.mjs.
@@ -200,11 +220,7 @@ test('a corrupt upload fails its own job with a readable message, and the next j
 });
 
 test('browser: the demo page uploads a clip, follows its events, plays the ladder with hls.js, and shows the poster', async () => {
-  const { chromium } = await import('playwright-core');
-  const browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--autoplay-policy=no-user-gesture-required'],
-  });
+  const browser = await launchChromium();
   try {
     const page = await browser.newPage({ viewport: { width: 1100, height: 1000 } });
     const problems = [];
@@ -238,8 +254,102 @@ test('browser: the demo page uploads a clip, follows its events, plays the ladde
     await page.waitForFunction(() => ['image-original', 'image-transformed'].every((id) => document.getElementById(id).naturalWidth === 480), null, { timeout: 30000 });
     mkdirSync(ARTIFACTS, { recursive: true });
     await page.screenshot({ path: join(ARTIFACTS, 'demo-playing.png'), fullPage: true });
+    // A clip of 5 MiB or less goes in one presigned PUT (Uppy's XHR uploader), then plays like any other.
+    const first = await page.evaluate(() => window.demo.videoId);
+    await page.setInputFiles('#video-file', clip('small.mp4', { size: '320x180', seconds: 2 }));
+    await page.waitForFunction((before) => window.demo.videoId !== before && window.demo.job?.status === 'done', first, { timeout: 120000 });
+    const small = await page.evaluate(() => ({ mode: window.demo.upload.mode, attempts: window.demo.upload.attempts.length, sent: window.demo.upload.bytesSent, size: window.demo.upload.size }));
+    assert.deepEqual([small.mode, small.attempts, small.sent], ['single', 1, small.size], JSON.stringify(small));
     assert.deepEqual(problems, []);
     assert.deepEqual(consoleErrors, [], `the page's stream events: ${await page.evaluate(() => window.demo.events.filter((e) => e.event).map((e) => `${e.id}:${e.event}`).join(' '))}`);
+  } finally {
+    await browser.close();
+  }
+});
+
+test('browser: a resumable upload cut off the network mid-way resumes without re-sending the stored parts, then plays', async (t) => {
+  const MIB = 1024 * 1024;
+  const PART = 16 * MIB; // the service's default part size (the session says; checked below)
+  const source = paddedClip('resumable.mp4', 3 * PART + 4 * MIB, { size: '640x360', seconds: 8 });
+  const size = readFileSync(source).length;
+  const browser = await launchChromium();
+  try {
+    const context = await browser.newContext({ viewport: { width: 1100, height: 1000 } });
+    const page = await context.newPage();
+    // Loopback moves a 16 MiB part in milliseconds: slow uploads to 8 MiB/s so the cut lands inside a part,
+    // with parts still to send. The conditions this session sets are the ones the page's requests get, so
+    // the cut takes it offline too (with setOffline, which also turns navigator.onLine false).
+    const cdp = await context.newCDPSession(page);
+    await cdp.send('Network.enable');
+    const conditions = (offline, uploadThroughput = -1) => cdp.send('Network.emulateNetworkConditions', { offline, latency: 0, downloadThroughput: -1, uploadThroughput });
+    await conditions(false, 8 * MIB);
+    const problems = [];
+    page.on('pageerror', (e) => problems.push(e.message));
+    // Every PUT of a part to storage, seen from outside the page.
+    const puts = [];
+    const byRequest = new Map();
+    let cutAt = null;
+    let listings = 0;
+    page.on('request', (r) => {
+      // Uppy resuming after a failure asks which parts storage has: GET .../s3/multipart/{uploadId}?key=
+      if (r.method() === 'GET' && /\/s3\/multipart\/[^/]+\?key=/.test(r.url())) listings++;
+      const part = r.method() === 'PUT' && new URL(r.url()).searchParams.get('partNumber');
+      if (!part) return;
+      const put = { part: Number(part), afterCut: cutAt !== null, status: null, failure: null };
+      puts.push(put);
+      byRequest.set(r, put);
+    });
+    page.on('response', (res) => byRequest.has(res.request()) && (byRequest.get(res.request()).status = res.status()));
+    page.on('requestfailed', (r) => byRequest.has(r) && (byRequest.get(r).failure = r.failure()?.errorText ?? 'failed'));
+
+    await page.goto(p.demo);
+    await page.setInputFiles('#video-file', source);
+    // Uppy sends a file's parts one after the other: part 1 is stored once part 2 is under way. Cut then.
+    // (Chromium's emulated offline refuses new requests but lets one under way finish: part 2 completes,
+    // the next call fails, and back online Uppy lists the parts storage has and sends only the rest.)
+    await page.waitForFunction(() => (window.demo.upload?.sent[2] ?? 0) >= 4 * 1048576, null, { timeout: 60000, polling: 50 });
+    await Promise.all([context.setOffline(true), conditions(true)]);
+    cutAt = Date.now();
+    const sentAtCut = await page.evaluate(() => ({ ...window.demo.upload.sent }));
+    const storedAtCut = puts.filter((x) => x.status === 200).map((x) => x.part);
+    await page.waitForFunction(() => window.demo.upload?.state === 'paused', null, { timeout: 10000 });
+    const pausedText = await page.textContent('#video-state');
+    assert.match(pausedText, /paused: offline, will resume/);
+    await page.waitForTimeout(2000);
+    await Promise.all([context.setOffline(false), conditions(false)]);
+    await page.waitForFunction(() => window.demo.upload?.done, null, { timeout: 120000 });
+    const u = await page.evaluate(() => window.demo.upload);
+
+    assert.equal(u.mode, 'multipart');
+    assert.equal(u.size, size);
+    assert.equal(u.partSize, PART, 'the session plans 16 MiB parts');
+    assert.ok(u.parts >= 3, `${u.parts} parts`);
+    assert.ok(storedAtCut.length >= 1 && storedAtCut.length < u.parts, `parts stored at the cut: ${storedAtCut} of ${u.parts}`);
+    assert.equal(u.resumed, true);
+    assert.ok(u.pauses >= 1);
+    // Every part stored exactly once; the ones stored before the cut were never PUT again.
+    const story = puts.map((x) => `${x.part}:${x.status ?? x.failure}${x.afterCut ? '(after cut)' : ''}`).join(' ');
+    for (let n = 1; n <= u.parts; n++) {
+      assert.equal(puts.filter((x) => x.part === n && x.status === 200).length, 1, `part ${n}: ${story}`);
+    }
+    for (const n of storedAtCut) assert.equal(puts.filter((x) => x.part === n).length, 1, `part ${n} was sent again: ${story}`);
+    assert.ok(puts.some((x) => x.afterCut && x.status === 200), `nothing was sent after the cut: ${story}`);
+    // What the page pushed in all, and so what the cut cost: at most the part in flight.
+    const resent = u.bytesSent - u.size;
+    t.diagnostic(`${u.parts} parts of ${u.partSize} B (${size} B); stored at the cut: ${storedAtCut.join(',')}; sent at the cut: ${JSON.stringify(sentAtCut)}; PUTs: ${story}`);
+    t.diagnostic(`bytes re-sent after the cut: ${resent} (${(resent / MIB).toFixed(2)} MiB); sent per part: ${JSON.stringify(u.sent)}; retries ${u.retries}, pauses ${u.pauses}, listings of stored parts ${listings}; errors seen: ${JSON.stringify(u.errors)}`);
+    assert.ok(resent >= 0 && resent <= u.partSize, `re-sent ${resent} bytes`);
+    for (const n of storedAtCut) assert.equal(u.sent[n], n < u.parts ? u.partSize : u.size - u.partSize * (u.parts - 1), `part ${n} sent once`);
+
+    // Then the job runs as after any upload, and plays.
+    await page.waitForFunction(() => window.demo.hls && document.getElementById('player').currentTime > 1.5, null, { timeout: 180000 });
+    const t1 = await page.evaluate(() => document.getElementById('player').currentTime);
+    await page.waitForTimeout(1500);
+    const t2 = await page.evaluate(() => document.getElementById('player').currentTime);
+    assert.ok(t2 > t1, `currentTime did not advance (${t1} -> ${t2})`);
+    await page.waitForFunction(() => window.demo.job?.status === 'done', null, { timeout: 180000 });
+    assert.equal(await page.evaluate(() => window.demo.job.duration_s > 7.5), true);
+    assert.deepEqual(problems, []);
   } finally {
     await browser.close();
   }
