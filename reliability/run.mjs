@@ -21,6 +21,7 @@ const groups = [
   ['hostile requests', () => import('./hostile.mjs').then((m) => m.hostile)],
   ['load', () => import('./load.mjs').then((m) => m.load)],
   ['events', () => import('./events.mjs').then((m) => m.events)],
+  ['deletion', () => import('./deletion.mjs').then((m) => m.deletion)],
 ].filter(([name]) => !only || only.some((o) => name.startsWith(o)));
 
 const scratch = mkdtempSync(join(tmpdir(), 'reliability-'));
