@@ -209,6 +209,19 @@ impl ObjectStore for MemoryStore {
     }
 }
 
+/// Runs a future that never waits (one on a [`MemoryStore`]) to its end,
+/// natively, with no runtime.
+///
+/// # Panics
+/// If the future waits on something (a real store, a timer).
+pub fn block_on<F: Future>(future: F) -> F::Output {
+    let mut future = pin!(future);
+    match future.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(out) => out,
+        Poll::Pending => panic!("block_on: the future waited; only futures on in-memory doubles can run here"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::delete_prefix;
@@ -266,18 +279,5 @@ mod tests {
         let err = block_on(delete_prefix(&store, "raw/a/v/")).unwrap_err();
         assert!(matches!(&err, StoreError::Transport { op: "DELETE", key, .. } if key == "raw/a/v/z"), "{err}");
         assert_eq!(store.keys("raw/").len(), 2, "a failed batch deletes none of its keys");
-    }
-}
-
-/// Runs a future that never waits (one on a [`MemoryStore`]) to its end,
-/// natively, with no runtime.
-///
-/// # Panics
-/// If the future waits on something (a real store, a timer).
-pub fn block_on<F: Future>(future: F) -> F::Output {
-    let mut future = pin!(future);
-    match future.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
-        Poll::Ready(out) => out,
-        Poll::Pending => panic!("block_on: the future waited; only futures on in-memory doubles can run here"),
     }
 }

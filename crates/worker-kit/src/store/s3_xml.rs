@@ -32,7 +32,10 @@ fn decode(c: Result<Cow<'_, str>, quick_xml::encoding::EncodingError>) -> Result
     c.map_err(|e| e.to_string())
 }
 
-fn leaves(xml: &str) -> Result<(String, Vec<(String, String, String)>), String> {
+/// An element holding text: (parent, name, text).
+type Leaf = (String, String, String);
+
+fn leaves(xml: &str) -> Result<(String, Vec<Leaf>), String> {
     let mut reader = Reader::from_str(xml);
     let mut path: Vec<String> = Vec::new();
     let mut root = String::new();
