@@ -24,18 +24,23 @@
 //!
 //! 1. The job's state goes: storage is wiped (`delete_all`, the alarm
 //!    deleted), so every event, delivery and setting of the video is gone.
-//!    When a job was queued or running, a transcoder may still hold a lease
-//!    and be writing segments: the object then keeps only a **tombstone**
-//!    row (`tombstone`: the ids and `sweep_at`, now + `LEASE_TTL_MS` + 5 s)
-//!    and an alarm at `sweep_at`. While it stands, a transcoder's calls
-//!    (heartbeat, complete, fail, release) get 409 `lease_lost`, a grant 409,
-//!    a notify 409 (try again after `sweep_at`), reads 404.
+//!    The object then keeps only a **tombstone** row (`tombstone`: the ids
+//!    and `sweep_at`) and an alarm at `sweep_at`. While it stands, a
+//!    transcoder's calls (heartbeat, complete, fail, release) get 409
+//!    `lease_lost`, a grant 409, a notify 409 (try again after `sweep_at`),
+//!    reads 404. When a job was queued or running, a transcoder may still
+//!    hold a lease and be writing segments: `sweep_at` is then now +
+//!    `LEASE_TTL_MS` + 5 s and the tombstone stays until then. Otherwise it
+//!    only guards the deleting itself (a notify meanwhile would queue a job
+//!    whose source is being deleted) and goes at its end; its alarm (30 s)
+//!    finishes a delete that failed half-way.
 //! 2. The shard hears the job ended; open `/job-events` streams are closed.
 //! 3. Every object under `raw/{app}/{video}/` and `hls/{app}/{video}/` is
 //!    deleted (`worker_kit::store::delete_prefix`), then the KV playback record.
 //! 4. At `sweep_at` the alarm sweeps both prefixes once more (what the
-//!    transcoder wrote before its heartbeat was refused, or a late upload),
-//!    then wipes the tombstone; a sweep that fails is tried again 30 s later.
+//!    transcoder wrote before its heartbeat was refused, or a late upload)
+//!    and the record, then wipes the tombstone; a sweep that fails is tried
+//!    again 30 s later.
 //!
 //! A repeated delete deletes whatever is there again and answers zeros. A
 //! storage failure in step 3 answers 503 and loses nothing the caller
@@ -705,7 +710,11 @@ impl VideoJob {
         if stored.is_some() {
             self.wipe().await?;
         }
-        if let (None, Some(at)) = (pending, final_sweep_at) {
+        if pending.is_none() {
+            // Also while nothing runs, for the time the deleting takes: a notify
+            // meanwhile is refused rather than queue a job whose source goes, and
+            // if the deleting fails half-way the alarm finishes it.
+            let at = final_sweep_at.unwrap_or_else(|| now().plus_millis(SWEEP_RETRY_MS));
             self.sql().exec(
                 "INSERT INTO tombstone (one, app_id, video_id, sweep_at) VALUES (1, ?, ?, ?)",
                 vec![app_id.as_str().into(), video_id.as_str().into(), int(at)],
@@ -741,6 +750,10 @@ impl VideoJob {
                 return Ok(error_response(&Failure::Unavailable { detail: e.to_string() }.to_api_error()));
             }
         };
+        if final_sweep_at.is_none() {
+            // Done, and nothing can write any more: no sweep to wait for.
+            self.wipe().await?;
+        }
         let deleted = DeletedVideo { objects, job: stored.is_some(), playback_record };
         tracing::info!(%app_id, %video_id, objects, job = deleted.job, playback_record, final_sweep_at = ?final_sweep_at.map(Timestamp::to_rfc3339), "video deleted");
         Response::from_json(&DeleteReply { deleted, final_sweep_at })
@@ -766,6 +779,8 @@ impl VideoJob {
             for prefix in ObjectKey::video_prefixes(&app, &video) {
                 n += delete_prefix(&store, &prefix).await.map_err(|e| e.to_string())?;
             }
+            // In case the delete itself stopped before it.
+            self.remove_playback_record(&app, &video).await.map_err(|e| e.to_string())?;
             Ok::<u64, String>(n)
         };
         match swept.await {
