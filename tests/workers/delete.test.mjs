@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startGarage } from '../../devkit/garage.mjs';
 import { s3 } from '../../devkit/sigv4.mjs';
+import { openEvents } from '../../devkit/sse.mjs';
 import { videoService, imageService, client, errorCode, freshIp, putStored, API_KEY } from './harness.mjs';
 
 // A key that may act only for `other_app`.
@@ -97,6 +98,18 @@ for (const backend of ['r2', 's3']) {
         const res = await api.get(path, { headers: freshIp() });
         assert.equal(res.status, 404, `${path}: ${res.text}`);
         assert.equal(errorCode(res), 'not_found');
+      }
+      // The app's stream no longer lists the video, and its kept events lost their data.
+      const stream = await openEvents((url, init) => mf.dispatchFetch(url, init), `http://video.test/events?app_id=${app}`, { lastEventId: 0, headers: { 'x-api-key': API_KEY, ...freshIp() } });
+      try {
+        const connected = await stream.waitFor('connected', 5000);
+        assert.equal(connected.data.recent.some((j) => j.videoId === 'vdone'), false, JSON.stringify(connected.data.recent));
+        await sleep(200);
+        const ofVideo = stream.events.filter((e) => e.data?.videoId === 'vdone');
+        assert.ok(ofVideo.length >= 3, `the video's events keep their ids: ${ofVideo.length}`);
+        for (const e of ofVideo) assert.deepEqual(e.data, { videoId: 'vdone', deleted: true }, e.event);
+      } finally {
+        stream.close();
       }
       const again = await del('vdone');
       assert.equal(again.status, 200, again.text);

@@ -34,7 +34,9 @@
 //!    only guards the deleting itself (a notify meanwhile would queue a job
 //!    whose source is being deleted) and goes at its end; its alarm (30 s)
 //!    finishes a delete that failed half-way.
-//! 2. The shard hears the job ended; open `/job-events` streams are closed.
+//! 2. The shard hears the job ended; open `/job-events` streams are closed;
+//!    the app's hub (`/events`) drops the video from its recent jobs and
+//!    blanks the data of its kept events (best effort, logged).
 //! 3. Every object under `raw/{app}/{video}/` and `hls/{app}/{video}/` is
 //!    deleted (`worker_kit::store::delete_prefix`), then the KV playback record.
 //! 4. At `sweep_at` the alarm sweeps both prefixes once more (what the
@@ -729,6 +731,12 @@ impl VideoJob {
             }
         }
         self.subscribers.close_all();
+        let forget = HubCommand::Forget { video_id: video_id.clone() };
+        match call(&self.env, APP_EVENTS_BINDING, app_id.as_str(), &forget).await {
+            Ok(a) if a.status == 200 => {}
+            Ok(a) => tracing::warn!(%app_id, status = a.status, "the app hub refused to forget a deleted video"),
+            Err(e) => tracing::warn!(%app_id, error = %e, "telling the app hub to forget a deleted video failed"),
+        }
         // 3. The objects, then the playback record.
         let mut objects = 0;
         for prefix in ObjectKey::video_prefixes(app_id, video_id) {
