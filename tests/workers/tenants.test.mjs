@@ -147,6 +147,38 @@ describe('API keys are tied to apps', () => {
       },
     },
     {
+      name: 'video DELETE /videos',
+      accepted: 200,
+      call: async (key, app) => {
+        // The app's own backend starts a job; `key` tries to delete the video.
+        const id = fresh('d');
+        const raw = `raw/${app}/${id}/source.mp4`;
+        await putStored({ backend: 'r2', mf: video }, raw, new Uint8Array(100).fill(1), 'video/mp4');
+        const started = await vapi.post('/notify-upload-complete', { app_id: app, video_id: id, raw_key: raw, content_type: 'video/mp4' }, { key: KEY_ANY, headers: freshIp() });
+        assert.equal(started.status, 202, started.text);
+        const res = await vapi.call('DELETE', `/videos?app_id=${app}&video_id=${id}`, { key, headers: freshIp() });
+        if (res.status === 200) assert.deepEqual(res.json.deleted, { objects: 1, job: true, playback_record: false });
+        res.effect = async () => {
+          const gone = [(await jobOf(app, id)).status === 404 && 'the job', !(await stored(video, raw)) && 'the source'].filter(Boolean);
+          return gone.length ? `deleted: ${gone.join(', ')}` : null;
+        };
+        return res;
+      },
+    },
+    {
+      name: 'image DELETE /images',
+      accepted: 200,
+      call: async (key, app) => {
+        const id = fresh('x');
+        const up = await iapi.post(`/upload?app_id=${app}&image_id=${id}`, PNG, { key: KEY_ANY, headers: { ...freshIp(), 'content-type': 'image/png' } });
+        assert.equal(up.status, 201, up.text);
+        const res = await iapi.call('DELETE', `/images?app_id=${app}&image_id=${id}`, { key, headers: freshIp() });
+        if (res.status === 200) assert.deepEqual(res.json.deleted, { objects: 1, record: true });
+        res.effect = async () => (await stored(image, `images/${app}/${id}`)) ? null : 'the image was deleted';
+        return res;
+      },
+    },
+    {
       name: 'image /generate-image-upload-url',
       accepted: 200,
       call: (key, app) => iapi.post('/generate-image-upload-url', { app_id: app, content_type: 'image/png', size: PNG.length }, { key, headers: freshIp() }),

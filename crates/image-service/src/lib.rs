@@ -4,6 +4,7 @@
 //! |---|---|---|
 //! | `POST /generate-image-upload-url` | API key, rate limited | [`uploads`] |
 //! | `POST /upload` | API key, rate limited | [`uploads`] |
+//! | `DELETE /images` | API key, rate limited | [`delete`] |
 //! | `GET`/`HEAD /assets/images/{app_id}/{image_id}` | public | [`assets`] |
 //! | `GET`/`HEAD /cdn-cgi/image/{options}/assets/...` | public (local passthrough; the edge answers it in production) | [`assets`] |
 //! | `GET /openapi.json`, `GET /health` | public | here |
@@ -14,6 +15,7 @@
 //! to the logs and Sentry.
 
 mod assets;
+mod delete;
 mod settings;
 mod uploads;
 
@@ -35,7 +37,8 @@ const OPENAPI: &str = include_str!("../../../openapi/image-service.json");
 
 /// The API-key routes: browsers never call them, so their answers carry no
 /// CORS headers.
-const SERVER_ONLY: ServerOnly = ServerOnly { paths: &["/generate-image-upload-url", "/upload"], prefixes: &[] };
+const SERVER_ONLY: ServerOnly =
+    ServerOnly { paths: &["/generate-image-upload-url", "/upload", "/images"], prefixes: &[] };
 
 #[event(start)]
 fn start() {
@@ -64,6 +67,7 @@ async fn route(req: Request, cx: &ImageContext<'_>) -> Handled {
     let route = match path.as_str() {
         "/generate-image-upload-url" => Route::UploadUrl,
         "/upload" => Route::Upload,
+        "/images" => Route::DeleteImage,
         "/openapi.json" => Route::OpenApi,
         "/health" | "/" => Route::Health,
         _ => return Err(no_route(&path)),
@@ -75,6 +79,7 @@ async fn route(req: Request, cx: &ImageContext<'_>) -> Handled {
     match route {
         Route::UploadUrl => uploads::generate_image_upload_url(req, cx, &base).await,
         Route::Upload => uploads::upload(req, cx, &base).await,
+        Route::DeleteImage => delete::delete_image(req, cx).await,
         Route::OpenApi => openapi(OPENAPI),
         Route::Health => health(SERVICE, env!("CARGO_PKG_VERSION")),
     }
@@ -84,6 +89,7 @@ async fn route(req: Request, cx: &ImageContext<'_>) -> Handled {
 enum Route {
     UploadUrl,
     Upload,
+    DeleteImage,
     OpenApi,
     Health,
 }
@@ -92,6 +98,7 @@ impl Route {
     fn method(&self) -> Method {
         match self {
             Route::UploadUrl | Route::Upload => Method::Post,
+            Route::DeleteImage => Method::Delete,
             Route::OpenApi | Route::Health => Method::Get,
         }
     }

@@ -449,6 +449,54 @@ pub struct CancelResponse {
     pub canceled: bool,
 }
 
+/// What `DELETE /videos` removed. Zeros and `false` when there was
+/// nothing left to remove (a repeated delete).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeletedVideo {
+    /// Objects deleted under `raw/{app_id}/{video_id}/` and `hls/{app_id}/{video_id}/`
+    /// (the source, every attempt's outputs, thumbnails).
+    pub objects: u64,
+    /// Whether the video had a job (canceled if it was running; its state and events are gone).
+    pub job: bool,
+    /// Whether the published playback record of a done job was removed.
+    pub playback_record: bool,
+}
+
+/// `DELETE /videos?app_id=&video_id=`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeleteVideoResponse {
+    pub app_id: AppId,
+    pub video_id: VideoId,
+    pub deleted: DeletedVideo,
+    /// RFC 3339 time of one more sweep of the video's outputs, after the
+    /// lease of a job that was running has surely ended (its transcoder
+    /// stops at its next heartbeat, which is refused); `null` when no job
+    /// was running or waiting.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
+    pub final_sweep_at: Option<Timestamp>,
+}
+
+/// What `DELETE /images` removed.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeletedImage {
+    /// Objects deleted: the original (variants are made at the edge, never stored).
+    pub objects: u64,
+    /// Whether the image's metadata record was removed.
+    pub record: bool,
+}
+
+/// `DELETE /images?app_id=&image_id=`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeleteImageResponse {
+    pub app_id: AppId,
+    pub image_id: ImageId,
+    pub deleted: DeletedImage,
+}
+
 /// `GET /playback-url`.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -203,7 +203,23 @@ pub enum ObjectKey {
 impl ObjectKey {
     /// The prefix under which every output of one attempt lives (with a trailing slash).
     pub fn hls_prefix(app: &AppId, video: &VideoId, output: &OutputId) -> String {
-        format!("hls/{app}/{video}/{}/", output.as_str())
+        format!("{}{}/", ObjectKey::outputs_prefix(app, video), output.as_str())
+    }
+
+    /// The prefix of every attempt's outputs of one video (with a trailing slash).
+    pub fn outputs_prefix(app: &AppId, video: &VideoId) -> String {
+        format!("hls/{app}/{video}/")
+    }
+
+    /// The prefix of a video's source (with a trailing slash).
+    pub fn raw_prefix(app: &AppId, video: &VideoId) -> String {
+        format!("raw/{app}/{video}/")
+    }
+
+    /// Every prefix a video has objects under: its source and all its
+    /// outputs (thumbnails included). Deleting these deletes the video.
+    pub fn video_prefixes(app: &AppId, video: &VideoId) -> [String; 2] {
+        [Self::raw_prefix(app, video), Self::outputs_prefix(app, video)]
     }
 
     /// Parses a key, accepting only the canonical spelling.
@@ -240,7 +256,9 @@ impl ObjectKey {
 impl fmt::Display for ObjectKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ObjectKey::RawUpload { app, video, kind } => write!(f, "raw/{app}/{video}/source.{}", kind.extension()),
+            ObjectKey::RawUpload { app, video, kind } => {
+                write!(f, "{}source.{}", ObjectKey::raw_prefix(app, video), kind.extension())
+            }
             ObjectKey::Image { app, image } => write!(f, "images/{app}/{image}"),
             ObjectKey::Hls { app, video, output, file } => {
                 write!(f, "{}{}", ObjectKey::hls_prefix(app, video, output), file.relative_path())

@@ -17,9 +17,10 @@ use utoipa::openapi::{
 use utoipa::ToSchema;
 
 use crate::api::{
-    CancelRequest, CancelResponse, Health, ImageLocation, ImageMeta, ImageUploadResponse, ImageUploadUrlRequest,
-    ImageUploadUrlResponse, JobView, NotPlayableResponse, NotifyRequest, PlaybackUrlResponse, PresignedPut,
-    RenditionView, ThumbnailsView, UploadSession, VideoUploadUrlRequest, VideoUploadUrlResponse,
+    CancelRequest, CancelResponse, DeleteImageResponse, DeleteVideoResponse, DeletedImage, DeletedVideo, Health,
+    ImageLocation, ImageMeta, ImageUploadResponse, ImageUploadUrlRequest, ImageUploadUrlResponse, JobView,
+    NotPlayableResponse, NotifyRequest, PlaybackUrlResponse, PresignedPut, RenditionView, ThumbnailsView,
+    UploadSession, VideoUploadUrlRequest, VideoUploadUrlResponse,
 };
 use crate::error::{ErrorBody, ErrorCode, ErrorDetail};
 use crate::ids::{AppId, ImageId, JobId, VideoId, MAX_ID_LEN};
@@ -483,6 +484,8 @@ pub fn video_service() -> OpenApi {
     add::<RenditionView>(c);
     add::<JobView>(c);
     add::<CancelResponse>(c);
+    add::<DeletedVideo>(c);
+    add::<DeleteVideoResponse>(c);
     add::<PlaybackUrlResponse>(c);
     add::<NotPlayableResponse>(c);
     let mut public_limited = json_response(
@@ -540,6 +543,24 @@ pub fn video_service() -> OpenApi {
     .response("200", json_response("The job after the request.", "CancelResponse"));
     let op = with_errors(json_body(api_key(op), "CancelRequest"), &[KEY_ROUTE_ERRORS, &[(404, "Error")]]);
     route(&mut doc, "/cancel-job", PathItemType::Post, op.build());
+
+    let op = operation(
+        "Delete a video for good",
+        "deleteVideo",
+        Some(
+            "Cancels a queued or running job (its transcoder stops at its next heartbeat, which is refused), deletes \
+             every object of the video (the source, every attempt's outputs, thumbnails), its playback record, and \
+             its job state and events. When a job was queued or running, one more sweep of its objects follows at \
+             final_sweep_at (after the lease has surely ended), for what the transcoder wrote meanwhile; a notify \
+             of the same video is refused (409) until then. /job-status, /playback-url, /job-events and the HLS \
+             routes then answer 404 (within a minute in other locations, whose cached job reads expire). Repeating \
+             it is harmless: 200 with zeros. Edge caches and players may still hold files already served.",
+        ),
+    )
+    .parameters(Some([query_id("app_id", "AppId"), query_id("video_id", "VideoId")]))
+    .response("200", json_response("What was removed.", "DeleteVideoResponse"));
+    let op = with_errors(api_key(op), &[KEY_ROUTE_ERRORS]);
+    route(&mut doc, "/videos", PathItemType::Delete, op.build());
 
     const PUBLIC_READ: &str = "Public. Answered from a short edge cache (the Cache API: 1 s while the job is queued \
         or processing, 2 s after an error, 60 s once done), so at most about one read a second per video and \
@@ -753,6 +774,8 @@ pub fn image_service() -> OpenApi {
     add::<ImageMeta>(c);
     add::<ImageUploadResponse>(c);
     add::<UploadForm>(c);
+    add::<DeletedImage>(c);
+    add::<DeleteImageResponse>(c);
 
     let op = operation(
         "Get a presigned URL to upload an image",
@@ -818,6 +841,20 @@ pub fn image_service() -> OpenApi {
     .response("201", json_response("Stored.", "ImageUploadResponse"));
     let op = with_errors(api_key(op), &[KEY_ROUTE_ERRORS, &[(409, "Error"), (415, "Error")]]);
     route(&mut doc, "/upload", PathItemType::Post, op.build());
+
+    let op = operation(
+        "Delete an image for good",
+        "deleteImage",
+        Some(
+            "Deletes the original and its metadata record; /assets/... then answers 404. Variants are made at the \
+             edge and never stored: a zone purge removes the copies edge caches hold (see the README). Repeating it \
+             is harmless: 200 with zeros.",
+        ),
+    )
+    .parameters(Some([query_id("app_id", "AppId"), query_id("image_id", "ImageId")]))
+    .response("200", json_response("What was removed.", "DeleteImageResponse"));
+    let op = with_errors(api_key(op), &[KEY_ROUTE_ERRORS]);
+    route(&mut doc, "/images", PathItemType::Delete, op.build());
 
     asset_routes(&mut doc);
     doc

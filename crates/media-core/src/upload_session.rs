@@ -260,8 +260,7 @@ pub struct InProgress {
 /// The uploads of a `ListMultipartUploads` answer (its first page: enough
 /// to say whether any is in progress under a prefix).
 pub fn parse_uploads(xml: &str) -> Result<Vec<InProgress>, String> {
-    let r: ListUploadsResult =
-        quick_xml::de::from_str(xml).map_err(|e| format!("ListMultipartUploads answer: {e}"))?;
+    let r: ListUploadsResult = quick_xml::de::from_str(xml).map_err(|e| format!("ListMultipartUploads answer: {e}"))?;
     Ok(r.upload)
 }
 

@@ -93,6 +93,7 @@ fn documents_describe_the_public_routes() {
             "/notify-upload-complete",
             "/openapi.json",
             "/playback-url",
+            "/videos",
         ]
     );
     assert!(video["paths"].get("/internal/jobs/lease").is_none(), "the transcoder's API is not public");
@@ -103,7 +104,7 @@ fn documents_describe_the_public_routes() {
         assert!(job.get(field).is_some(), "JobView.{field}");
     }
     let image = serde_json::to_value(image_service()).unwrap();
-    for path in ["/generate-image-upload-url", "/upload", "/assets/images/{app_id}/{image_id}"] {
+    for path in ["/generate-image-upload-url", "/upload", "/images", "/assets/images/{app_id}/{image_id}"] {
         assert!(image["paths"].get(path).is_some(), "{path}");
     }
 }

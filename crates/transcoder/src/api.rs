@@ -69,17 +69,7 @@ impl VideoApi {
             return serde_json::from_str(&text)
                 .map_err(|e| CallError::Refused { status, message: format!("unexpected answer to POST {path}: {e}") });
         }
-        let err = ApiError::from_json(&text);
-        match (status, err) {
-            (409, Some(e)) if e.code == ErrorCode::LeaseLost => Err(CallError::LeaseLost(e.message)),
-            (s, e) if (400..500).contains(&s) => {
-                Err(CallError::Refused { status: s, message: e.map(|e| e.message).unwrap_or(text) })
-            }
-            (s, _) => Err(CallError::Transient(format!(
-                "POST {path}: status {s}: {}",
-                text.chars().take(200).collect::<String>()
-            ))),
-        }
+        Err(refusal(path, status, &text))
     }
 
     /// Waits up to `wait` for a job.
@@ -129,6 +119,28 @@ impl VideoApi {
     }
 }
 
+/// What a non-200 answer to `POST {path}` means. The lease is lost on 409
+/// `lease_lost`, and on 404 `not_found` to a call about one job
+/// (`/internal/jobs/{id}/...`): the job is gone (its video was deleted, or a
+/// new job replaced it), which no retry mends, so the work stops at once
+/// instead of running on until the lease would have run out.
+fn refusal(path: &str, status: u16, text: &str) -> CallError {
+    let err = ApiError::from_json(text);
+    let about_a_job = path.starts_with("/internal/jobs/") && path != "/internal/jobs/lease";
+    match (status, err) {
+        (409, Some(e)) if e.code == ErrorCode::LeaseLost => CallError::LeaseLost(e.message),
+        (404, Some(e)) if about_a_job && e.code == ErrorCode::NotFound => {
+            CallError::LeaseLost(format!("the job is gone: {}", e.message))
+        }
+        (s, e) if (400..500).contains(&s) => {
+            CallError::Refused { status: s, message: e.map(|e| e.message).unwrap_or_else(|| text.to_owned()) }
+        }
+        (s, _) => {
+            CallError::Transient(format!("POST {path}: status {s}: {}", text.chars().take(200).collect::<String>()))
+        }
+    }
+}
+
 /// Retries of a report (complete, fail, release) after the first try:
 /// about a minute with [`backoff`]'s pauses.
 const REPORT_RETRIES: usize = 7;
@@ -142,4 +154,39 @@ pub fn backoff() -> ExponentialBuilder {
         .with_max_delay(Duration::from_secs(15))
         .with_factor(2.0)
         .with_jitter()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(code: ErrorCode, message: &str) -> String {
+        ApiError::new(code, message).to_json()
+    }
+
+    #[test]
+    fn a_deleted_job_stops_the_work_like_a_lost_lease() {
+        let hb = "/internal/jobs/job_1/heartbeat";
+        // The tombstone of a deleted video answers lease_lost...
+        let lost = refusal(hb, 409, &body(ErrorCode::LeaseLost, "the video was deleted; stop working on it"));
+        assert_eq!(lost, CallError::LeaseLost("the video was deleted; stop working on it".into()));
+        // ...and once it is gone, the job is not found: lost too, never retried.
+        for call in ["heartbeat", "complete", "fail", "release"] {
+            let got = refusal(&format!("/internal/jobs/job_1/{call}"), 404, &body(ErrorCode::NotFound, "no job job_1"));
+            assert!(matches!(got, CallError::LeaseLost(ref m) if m.contains("no job job_1")), "{call}: {got:?}");
+        }
+    }
+
+    #[test]
+    fn other_refusals_keep_their_meaning() {
+        // A 404 to the lease call is a misconfigured address, not a lost job.
+        let lease = refusal("/internal/jobs/lease", 404, &body(ErrorCode::NotFound, "no route"));
+        assert!(matches!(lease, CallError::Refused { status: 404, .. }), "{lease:?}");
+        // A 404 that is not the service's JSON (a proxy's page) is refused, not a lost lease.
+        let proxy = refusal("/internal/jobs/job_1/heartbeat", 404, "<html>not found</html>");
+        assert!(matches!(proxy, CallError::Refused { status: 404, .. }), "{proxy:?}");
+        let conflict = refusal("/internal/jobs/job_1/heartbeat", 409, &body(ErrorCode::Conflict, "x"));
+        assert!(matches!(conflict, CallError::Refused { status: 409, .. }));
+        assert!(matches!(refusal("/internal/jobs/job_1/heartbeat", 503, "down"), CallError::Transient(_)));
+    }
 }

@@ -49,6 +49,9 @@ pub enum HubCommand {
     Publish { job: JobSummary, events: Vec<(String, Value)> },
     /// Opens the app's stream, replaying what came after `last_event_id`.
     Subscribe { last_event_id: Option<u64> },
+    /// A video was deleted: its summary leaves `recent`, and its kept
+    /// events keep their ids (ids never repeat) but lose their data.
+    Forget { video_id: VideoId },
 }
 
 const SCHEMA: &str = "
@@ -104,6 +107,16 @@ impl AppHub {
         Ok(())
     }
 
+    fn forget(&self, video: &VideoId) -> worker::Result<()> {
+        self.sql().exec("DELETE FROM recent WHERE video_id = ?", vec![video.as_str().into()])?;
+        let redacted = json!({ "videoId": video, "deleted": true }).to_string();
+        self.sql().exec(
+            "UPDATE events SET data = ? WHERE json_extract(data, '$.videoId') = ?",
+            vec![redacted.into(), video.as_str().into()],
+        )?;
+        Ok(())
+    }
+
     fn subscribe(&self, last_event_id: Option<u64>) -> worker::Result<Response> {
         let recent: Vec<BodyRow> =
             self.sql().exec("SELECT body FROM recent ORDER BY updated_at DESC", None)?.to_array()?;
@@ -141,6 +154,10 @@ impl DurableObject for AppHub {
                 Response::from_json(&true)
             }
             HubCommand::Subscribe { last_event_id } => self.subscribe(last_event_id),
+            HubCommand::Forget { video_id } => {
+                self.forget(&video_id)?;
+                Response::from_json(&true)
+            }
         }
     }
 }

@@ -5,6 +5,7 @@
 //! | `POST /generate-upload-url` | API key, rate limited | [`uploads`] |
 //! | `POST /notify-upload-complete` | API key, rate limited | [`uploads`] |
 //! | `POST /cancel-job` | API key, rate limited | [`uploads`] |
+//! | `DELETE /videos` | API key, rate limited | [`delete`] |
 //! | `GET /job-status` | public | [`status`] |
 //! | `GET /playback-url` | public | [`status`] |
 //! | `GET /job-events` | public | [`events`] |
@@ -22,6 +23,7 @@
 
 mod app_hub;
 mod client;
+mod delete;
 mod dispatch;
 mod events;
 mod hls;
@@ -54,7 +56,7 @@ const OPENAPI: &str = include_str!("../../../openapi/video-service.json");
 /// The API-key routes and the internal API: browsers never call them, so
 /// their answers carry no CORS headers.
 const SERVER_ONLY: ServerOnly = ServerOnly {
-    paths: &["/generate-upload-url", "/notify-upload-complete", "/cancel-job", "/events"],
+    paths: &["/generate-upload-url", "/notify-upload-complete", "/cancel-job", "/videos", "/events"],
     prefixes: &["/internal/"],
 };
 
@@ -89,6 +91,7 @@ async fn route(req: Request, cx: &VideoContext<'_>) -> Handled {
         "/generate-upload-url" => Route::UploadUrl,
         "/notify-upload-complete" => Route::Notify,
         "/cancel-job" => Route::Cancel,
+        "/videos" => Route::DeleteVideo,
         "/job-status" => Route::JobStatus,
         "/playback-url" => Route::PlaybackUrl,
         "/job-events" => Route::JobEvents,
@@ -104,6 +107,7 @@ async fn route(req: Request, cx: &VideoContext<'_>) -> Handled {
         Route::UploadUrl => uploads::generate_upload_url(req, cx).await,
         Route::Notify => uploads::notify_upload_complete(req, cx, &base).await,
         Route::Cancel => uploads::cancel_job(req, cx, &base).await,
+        Route::DeleteVideo => delete::delete_video(req, cx).await,
         Route::JobStatus => status::job_status(req, cx.env, &base).await,
         Route::PlaybackUrl => status::playback_url(req, cx.env, &base).await,
         Route::JobEvents => events::job_events(req, cx, &base).await,
@@ -118,6 +122,7 @@ enum Route {
     UploadUrl,
     Notify,
     Cancel,
+    DeleteVideo,
     JobStatus,
     PlaybackUrl,
     JobEvents,
@@ -130,6 +135,7 @@ impl Route {
     fn method(&self) -> Method {
         match self {
             Route::UploadUrl | Route::Notify | Route::Cancel => Method::Post,
+            Route::DeleteVideo => Method::Delete,
             Route::JobStatus
             | Route::PlaybackUrl
             | Route::JobEvents

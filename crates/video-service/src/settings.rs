@@ -15,6 +15,8 @@ use media_core::media::DEFAULT_MAX_VIDEO_BYTES;
 use media_core::webhook::{DeliveryPolicy, WebhookConfig};
 use worker::Env;
 use worker_kit::config::{ConfigError, Vars};
+use worker_kit::settings::StorageSettings;
+use worker_kit::store::AnyStore;
 
 /// What the Worker's routes read, once per request.
 pub struct VideoSettings {
@@ -119,6 +121,35 @@ pub fn sse_heartbeat_ms(env: &Env) -> u64 {
         .max(100)
 }
 
+/// `KEEP_SOURCE` (`true`, the default, or `false`): whether a video's raw
+/// source is kept after a successful transcode; `false` deletes
+/// `raw/{app}/{video}/` once the job is done (a notify can then not start
+/// it again without a new upload).
+pub fn keep_source(vars: &Vars<'_>) -> Result<bool, ConfigError> {
+    match vars.or("KEEP_SOURCE", "true").trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" => Ok(true),
+        "false" | "0" | "no" => Ok(false),
+        other => {
+            Err(ConfigError { name: "KEEP_SOURCE".into(), problem: format!("is {other:?}; it must be true or false") })
+        }
+    }
+}
+
+/// [`keep_source`], read by a Durable Object after a job is done. A broken
+/// value is logged and the source kept: deleting is the one thing not to
+/// do by mistake.
+pub fn keep_source_of(env: &Env) -> bool {
+    keep_source(&Vars(env)).unwrap_or_else(|e| {
+        tracing::error!(detail = %e, "KEEP_SOURCE cannot be used; keeping the source");
+        true
+    })
+}
+
+/// The object store, opened by a Durable Object (deleting a video, retention).
+pub fn store_of(env: &Env) -> Result<AnyStore, ConfigError> {
+    AnyStore::open(env, &StorageSettings::load(&Vars(env)))
+}
+
 /// The dispatch settings, read by a Durable Object.
 pub fn dispatch_settings(env: &Env) -> Result<DispatchSettings, ConfigError> {
     DispatchSettings::load(&Vars(env))
@@ -187,6 +218,15 @@ mod tests {
         let app = media_core::ids::AppId::parse("app1").unwrap();
         assert_eq!(w.config.for_app(&app).and_then(|h| h.url.as_deref()), Some("http://127.0.0.1:9/hook"));
         assert_eq!(w.policy.base_delay_ms, 200);
+    }
+
+    #[test]
+    fn keep_source_is_true_unless_set_false() {
+        let read = |v: &[(&str, &str)]| keep_source(&Vars(&v.iter().copied().collect::<HashMap<&str, &str>>()));
+        assert_eq!(read(&[]), Ok(true));
+        assert_eq!(read(&[("KEEP_SOURCE", "false")]), Ok(false));
+        assert_eq!(read(&[("KEEP_SOURCE", " TRUE ")]), Ok(true));
+        assert_eq!(read(&[("KEEP_SOURCE", "maybe")]).unwrap_err().name, "KEEP_SOURCE");
     }
 
     #[test]

@@ -17,6 +17,44 @@
 //! that never repeat) and written to the object's open `GET /job-events`
 //! streams ([`crate::sse`]), which end after a terminal event.
 //!
+//! ## Deleting
+//!
+//! `VideoOp::Delete` (`DELETE /videos`) removes the video for good, in this
+//! order:
+//!
+//! 1. The job's state goes: storage is wiped (`delete_all`, the alarm
+//!    deleted), so every event, delivery and setting of the video is gone.
+//!    The object then keeps only a **tombstone** row (`tombstone`: the ids
+//!    and `sweep_at`) and an alarm at `sweep_at`. While it stands, a
+//!    transcoder's calls (heartbeat, complete, fail, release) get 409
+//!    `lease_lost`, a grant 409, a notify 409 (try again after `sweep_at`),
+//!    reads 404. When a job was queued or running, a transcoder may still
+//!    hold a lease and be writing segments: `sweep_at` is then now +
+//!    `LEASE_TTL_MS` + 5 s and the tombstone stays until then. Otherwise it
+//!    only guards the deleting itself (a notify meanwhile would queue a job
+//!    whose source is being deleted) and goes at its end; its alarm (30 s)
+//!    finishes a delete that failed half-way.
+//! 2. The shard hears the job ended; open `/job-events` streams are closed;
+//!    the app's hub (`/events`) drops the video from its recent jobs and
+//!    blanks the data of its kept events (best effort, logged).
+//! 3. Every object under `raw/{app}/{video}/` and `hls/{app}/{video}/` is
+//!    deleted (`worker_kit::store::delete_prefix`), then the KV playback record.
+//! 4. At `sweep_at` the alarm sweeps both prefixes once more (what the
+//!    transcoder wrote before its heartbeat was refused, or a late upload)
+//!    and the record, then wipes the tombstone; a sweep that fails is tried
+//!    again 30 s later.
+//!
+//! A repeated delete deletes whatever is there again and answers zeros. A
+//! storage failure in step 3 answers 503 and loses nothing the caller
+//! cares about: the job is already gone and the sweep (or a retry) finishes.
+//! The object's storage ends with its tables empty, as any object a read
+//! ever touched has them.
+//!
+//! **Retention**: when a job completes, the outputs of its earlier attempts
+//! (`hls/{app}/{video}/{output_id}/` other than the completed one) are
+//! deleted, and, with `KEEP_SOURCE=false`, the raw source too: best effort,
+//! logged, after the completion is committed.
+//!
 //! The settings a command runs by (`LEASE_TTL_MS` and the other retry and
 //! ladder settings, `QUEUE_SHARDS`, `LARGE_SOURCE_BYTES`) are read for the
 //! commands that use them; one that cannot be used refuses the command as a
@@ -25,13 +63,13 @@
 
 use std::time::Duration;
 
-use media_core::api::JobView;
 use media_core::api::{CompleteRequest, FailRequest, HeartbeatRequest, HeartbeatResponse, JobSpec, ReleaseRequest};
+use media_core::api::{DeletedVideo, JobView};
 use media_core::dispatch::{shard_change, shard_of, ShardChange, SizeClass};
 use media_core::events::{connected, events_between, JobEvent, VIDEO_EVENT_LOG_LEN};
 use media_core::ids::{AppId, JobId, LeaseId, VideoId};
 use media_core::job::{Completion, FailOutcome, Job, JobStatus, NotifyOutcome, RetryPolicy, SourceUpload};
-use media_core::keys::OutputId;
+use media_core::keys::{ObjectKey, OutputId};
 use media_core::webhook::{CallbackState, CallbackStatus, WebhookBody, WebhookType};
 use media_core::{ApiError, ErrorCode, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -39,12 +77,15 @@ use worker::{durable_object, DurableObject, Env, Request, Response, SqlStorage, 
 use worker_kit::clock::{now, random_bytes};
 use worker_kit::config::ConfigError;
 use worker_kit::failure::error_response;
+use worker_kit::store::{delete_prefix, ObjectStore};
 use worker_kit::Failure;
 
 use crate::app_hub::{HubCommand, JobSummary, APP_EVENTS_BINDING};
 use crate::client::{call, shard_name};
 use crate::dispatch::{ShardCommand, DISPATCH_BINDING};
-use crate::settings::{dispatch_settings, ladder_options, retry_policy, sse_heartbeat_ms, webhook_settings};
+use crate::settings::{
+    dispatch_settings, keep_source_of, ladder_options, retry_policy, sse_heartbeat_ms, store_of, webhook_settings,
+};
 use crate::sse::{EventLog, Subscribers, EVENT_LOG_SCHEMA};
 use crate::webhooks::{self, Attempt};
 
@@ -54,6 +95,11 @@ pub const VIDEO_JOBS_BINDING: &str = "VIDEO_JOBS";
 pub const KV_BINDING: &str = "MEDIA_KV";
 /// How soon the alarm tries again to tell the shard of a waiting job.
 const ENQUEUE_RETRY_MS: u64 = 2_000;
+/// How long after a running job's lease would have ended the final sweep of
+/// a deleted video comes.
+const SWEEP_MARGIN_MS: u64 = 5_000;
+/// How soon a final sweep that failed is tried again.
+const SWEEP_RETRY_MS: u64 = 30_000;
 
 /// The KV key of a finished video's playback record (the final job as JSON).
 pub fn playback_record_key(app: &AppId, video: &VideoId) -> String {
@@ -119,6 +165,15 @@ pub enum VideoOp {
     Events {
         last_event_id: Option<u64>,
     },
+    /// Deletes the video for good (see the module doc).
+    Delete,
+}
+
+/// The answer to a delete.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct DeleteReply {
+    pub deleted: DeletedVideo,
+    pub final_sweep_at: Option<Timestamp>,
 }
 
 /// The answer to a cancel.
@@ -146,6 +201,12 @@ CREATE TABLE IF NOT EXISTS job (
     body TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS tombstone (
+    one INTEGER PRIMARY KEY CHECK (one = 1),
+    app_id TEXT NOT NULL,
+    video_id TEXT NOT NULL,
+    sweep_at INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS deliveries (
     event_id TEXT NOT NULL,
     dest TEXT NOT NULL,
@@ -528,6 +589,7 @@ impl VideoJob {
         let stored = self.commit(Some(&before), stored).await?;
         tracing::info!(%job_id, "job done");
         self.publish_playback_record(&stored.job).await;
+        self.retain(&stored.job).await;
         Response::from_json(&stored.job)
     }
 
@@ -593,9 +655,219 @@ impl VideoJob {
         Response::from_json(&CancelReply { canceled, job: stored.job })
     }
 
+    /// When the final sweep of a deleted video is due, while its tombstone stands.
+    fn tombstone(&self) -> worker::Result<Option<Timestamp>> {
+        #[derive(Deserialize)]
+        struct Row {
+            sweep_at: f64,
+        }
+        let rows: Vec<Row> = self.sql().exec("SELECT sweep_at FROM tombstone", None)?.to_array()?;
+        Ok(rows.into_iter().next().map(|r| Timestamp::from_millis(r.sweep_at as u64)))
+    }
+
+    /// Wipes the object's storage and its alarm, leaving the empty tables
+    /// a new job of the same ids starts from.
+    async fn wipe(&self) -> worker::Result<()> {
+        let storage = self.state.storage();
+        storage.delete_alarm().await?;
+        storage.delete_all().await?;
+        storage.sql().exec(&format!("{EVENT_LOG_SCHEMA}{SCHEMA}"), None)?;
+        Ok(())
+    }
+
+    /// The answer a call gets while the video's tombstone stands, or `None`
+    /// for the calls that answer it themselves (a repeated delete).
+    fn refused_while_deleted(&self, op: &VideoOp, sweep_at: Timestamp) -> Option<worker::Result<Response>> {
+        let gone = || ApiError::not_found("no job for that app_id and video_id: the video was deleted");
+        Some(match op {
+            VideoOp::Delete => return None,
+            VideoOp::Get => Response::from_json(&None::<Job>),
+            VideoOp::Events { .. } | VideoOp::Cancel => failure(&gone()),
+            VideoOp::Grant { .. } => failure(&ApiError::new(ErrorCode::Conflict, "the video was deleted")),
+            VideoOp::Heartbeat { .. } | VideoOp::Complete { .. } | VideoOp::Fail { .. } | VideoOp::Release { .. } => {
+                failure(&ApiError::new(ErrorCode::LeaseLost, "the video was deleted; stop working on it"))
+            }
+            VideoOp::Notify { .. } => failure(&ApiError::new(
+                ErrorCode::Conflict,
+                format!("the video is being deleted; its last objects are removed at {sweep_at}; notify after that"),
+            )),
+        })
+    }
+
+    /// `DELETE /videos`: see the module doc's "Deleting".
+    async fn delete(&self, app_id: &AppId, video_id: &VideoId) -> worker::Result<Response> {
+        let (policy, store) = match (retry_policy(&self.env), store_of(&self.env)) {
+            (Ok(p), Ok(s)) => (p, s),
+            (Err(e), _) | (_, Err(e)) => return Ok(our_fault(e)),
+        };
+        let pending = self.tombstone()?;
+        let stored = if pending.is_some() { None } else { self.load()? };
+        // 1. The job's state goes; a tombstone stays while a transcoder may still write.
+        let running = stored.as_ref().filter(|s| !matches!(s.job.status, JobStatus::Done | JobStatus::Error));
+        let final_sweep_at = match (pending, running) {
+            (Some(at), _) => Some(at),
+            (None, Some(_)) => Some(now().plus_millis(policy.lease_ttl_ms + SWEEP_MARGIN_MS)),
+            (None, None) => None,
+        };
+        if stored.is_some() {
+            self.wipe().await?;
+        }
+        if pending.is_none() {
+            // Also while nothing runs, for the time the deleting takes: a notify
+            // meanwhile is refused rather than queue a job whose source goes, and
+            // if the deleting fails half-way the alarm finishes it.
+            let at = final_sweep_at.unwrap_or_else(|| now().plus_millis(SWEEP_RETRY_MS));
+            self.sql().exec(
+                "INSERT INTO tombstone (one, app_id, video_id, sweep_at) VALUES (1, ?, ?, ?)",
+                vec![app_id.as_str().into(), video_id.as_str().into(), int(at)],
+            )?;
+            self.state.storage().set_alarm(Duration::from_millis(at.millis_since(now()).max(10))).await?;
+        }
+        // 2. The shard and the open streams hear of it.
+        if let Some(s) = running {
+            let ended = ShardCommand::Ended { job_id: s.job.job_id.clone() };
+            if let Err(e) = call(&self.env, DISPATCH_BINDING, &shard_name(s.shard), &ended).await {
+                tracing::warn!(job_id = %s.job.job_id, error = %e, "telling the shard the deleted job ended failed");
+            }
+        }
+        self.subscribers.close_all();
+        let forget = HubCommand::Forget { video_id: video_id.clone() };
+        match call(&self.env, APP_EVENTS_BINDING, app_id.as_str(), &forget).await {
+            Ok(a) if a.status == 200 => {}
+            Ok(a) => tracing::warn!(%app_id, status = a.status, "the app hub refused to forget a deleted video"),
+            Err(e) => tracing::warn!(%app_id, error = %e, "telling the app hub to forget a deleted video failed"),
+        }
+        // 3. The objects, then the playback record.
+        let mut objects = 0;
+        for prefix in ObjectKey::video_prefixes(app_id, video_id) {
+            match delete_prefix(&store, &prefix).await {
+                Ok(n) => objects += n,
+                Err(e) => {
+                    let f: Failure = e.into();
+                    if let Some(detail) = f.report_detail() {
+                        tracing::error!(%app_id, %video_id, detail, "deleting the video's objects failed");
+                    }
+                    return Ok(error_response(&f.to_api_error()));
+                }
+            }
+        }
+        let playback_record = match self.remove_playback_record(app_id, video_id).await {
+            Ok(removed) => removed,
+            Err(e) => {
+                tracing::error!(%app_id, %video_id, error = %e, "deleting the playback record failed");
+                return Ok(error_response(&Failure::Unavailable { detail: e.to_string() }.to_api_error()));
+            }
+        };
+        if final_sweep_at.is_none() {
+            // Done, and nothing can write any more: no sweep to wait for.
+            self.wipe().await?;
+        }
+        let deleted = DeletedVideo { objects, job: stored.is_some(), playback_record };
+        tracing::info!(%app_id, %video_id, objects, job = deleted.job, playback_record, final_sweep_at = ?final_sweep_at.map(Timestamp::to_rfc3339), "video deleted");
+        Response::from_json(&DeleteReply { deleted, final_sweep_at })
+    }
+
+    /// Removes the KV playback record; whether there was one.
+    async fn remove_playback_record(&self, app_id: &AppId, video_id: &VideoId) -> worker::Result<bool> {
+        let kv = self.env.kv(KV_BINDING)?;
+        let key = playback_record_key(app_id, video_id);
+        let existed = kv.get(&key).text().await?.is_some();
+        if existed {
+            kv.delete(&key).await?;
+        }
+        Ok(existed)
+    }
+
+    /// The tombstone's alarm: the last sweep of a deleted video, then nothing is left.
+    async fn final_sweep(&self) -> worker::Result<()> {
+        let Some((app, video)) = self.tombstone_ids()? else { return self.wipe().await };
+        let swept = async {
+            let store = store_of(&self.env).map_err(|e| e.to_string())?;
+            let mut n = 0;
+            for prefix in ObjectKey::video_prefixes(&app, &video) {
+                n += delete_prefix(&store, &prefix).await.map_err(|e| e.to_string())?;
+            }
+            // In case the delete itself stopped before it.
+            self.remove_playback_record(&app, &video).await.map_err(|e| e.to_string())?;
+            Ok::<u64, String>(n)
+        };
+        match swept.await {
+            Ok(n) => {
+                tracing::info!(app_id = %app, video_id = %video, objects = n, "final sweep of a deleted video done");
+                self.wipe().await
+            }
+            Err(e) => {
+                tracing::error!(app_id = %app, video_id = %video, error = %e, "final sweep of a deleted video failed; retrying");
+                self.state.storage().set_alarm(Duration::from_millis(SWEEP_RETRY_MS)).await
+            }
+        }
+    }
+
+    /// The ids of a deleted video, kept with its tombstone.
+    fn tombstone_ids(&self) -> worker::Result<Option<(AppId, VideoId)>> {
+        #[derive(Deserialize)]
+        struct Ids {
+            app_id: String,
+            video_id: String,
+        }
+        let rows: Vec<Ids> = self.sql().exec("SELECT app_id, video_id FROM tombstone", None)?.to_array()?;
+        Ok(rows
+            .into_iter()
+            .next()
+            .and_then(|r| Some((AppId::parse(&r.app_id).ok()?, VideoId::parse(&r.video_id).ok()?))))
+    }
+
+    /// After a job completed: deletes the outputs of its other attempts and,
+    /// with `KEEP_SOURCE=false`, its source. Best effort, logged.
+    async fn retain(&self, job: &Job) {
+        let Some(current) = &job.output_id else { return };
+        let store = match store_of(&self.env) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(detail = %e, "retention skipped: the store cannot be opened");
+                return;
+            }
+        };
+        let outputs = ObjectKey::outputs_prefix(&job.app_id, &job.video_id);
+        let keep = ObjectKey::hls_prefix(&job.app_id, &job.video_id, current);
+        let stale = match store.list(&outputs).await {
+            Ok(l) => {
+                if l.more {
+                    tracing::warn!(job_id = %job.job_id, "retention: more outputs than one listing; the rest stay");
+                }
+                l.keys.into_iter().filter(|k| !k.starts_with(&keep)).collect::<Vec<_>>()
+            }
+            Err(e) => {
+                tracing::warn!(job_id = %job.job_id, error = %e, "retention: listing the outputs failed");
+                Vec::new()
+            }
+        };
+        if !stale.is_empty() {
+            match store.delete_many(&stale).await {
+                Ok(()) => {
+                    tracing::info!(job_id = %job.job_id, objects = stale.len(), "retention: earlier attempts' outputs deleted")
+                }
+                Err(e) => {
+                    tracing::warn!(job_id = %job.job_id, error = %e, "retention: deleting earlier attempts' outputs failed")
+                }
+            }
+        }
+        if !keep_source_of(&self.env) {
+            match delete_prefix(&store, &ObjectKey::raw_prefix(&job.app_id, &job.video_id)).await {
+                Ok(n) => {
+                    tracing::info!(job_id = %job.job_id, objects = n, "retention: source deleted (KEEP_SOURCE=false)")
+                }
+                Err(e) => tracing::warn!(job_id = %job.job_id, error = %e, "retention: deleting the source failed"),
+            }
+        }
+    }
+
     /// The alarm's work: expire a lease that ran out, retry telling the
     /// shard, send the webhook attempts that are due.
     async fn on_alarm(&self, policy: &RetryPolicy) -> worker::Result<()> {
+        if self.tombstone()?.is_some() {
+            return self.final_sweep().await;
+        }
         if let Some(mut stored) = self.load()? {
             let before = stored.job.clone();
             if let Some(outcome) = stored.job.expire_lease(policy, now()) {
@@ -857,13 +1129,19 @@ impl DurableObject for VideoJob {
             Ok(c) => c,
             Err(e) => return Ok(Response::ok(e.to_json())?.with_status(e.status())),
         };
+        if let Some(sweep_at) = self.tombstone()? {
+            if let Some(answer) = self.refused_while_deleted(&call.op, sweep_at) {
+                return answer;
+            }
+        }
         match call.op {
             VideoOp::Events { last_event_id } => return self.events(last_event_id, call.base.as_deref()),
+            VideoOp::Delete => return self.delete(&call.app_id, &call.video_id).await,
             VideoOp::Get => return Response::from_json(&self.load()?.map(|s| s.job)),
             _ => self.remember_base(call.base.as_deref())?,
         }
         match call.op {
-            VideoOp::Events { .. } | VideoOp::Get => unreachable!("answered above"),
+            VideoOp::Events { .. } | VideoOp::Get | VideoOp::Delete => unreachable!("answered above"),
             VideoOp::Notify { source, callback_url } => {
                 if let Some(url) = callback_url {
                     self.set_meta("callback_url", &url)?;

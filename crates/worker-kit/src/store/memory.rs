@@ -16,7 +16,7 @@ use std::task::{Context, Poll, Waker};
 use media_core::http::{quote_etag, ByteRange, RangeRequest, RangeSpec};
 use worker::ResponseBody;
 
-use super::{ObjectInfo, ObjectStore, ReadOutcome, ReadRequest, StoreError};
+use super::{Listing, ObjectInfo, ObjectStore, ReadOutcome, ReadRequest, StoreError, DELETE_BATCH, MAX_LISTED_KEYS};
 
 /// One stored object.
 #[derive(Debug, Clone)]
@@ -27,8 +27,10 @@ struct Stored {
     etag: String,
 }
 
-/// A fault to inject: operations (`HEAD`, `GET`, `PUT`, `DELETE`; `None`
-/// for all) on keys under `prefix` fail as if storage did not answer.
+/// A fault to inject: operations (`HEAD`, `GET`, `PUT`, `DELETE`, `LIST`;
+/// `None` for all) on keys under `prefix` fail as if storage did not answer
+/// (a `LIST` is "on" the prefix it lists; a batch delete fails when any of
+/// its keys is covered, deleting none of the batch).
 #[derive(Debug, Clone)]
 struct Fault {
     op: Option<&'static str>,
@@ -66,12 +68,19 @@ impl MemoryStore {
         self.objects.borrow().contains_key(key)
     }
 
+    /// The stored keys under `prefix`, in order.
+    pub fn keys(&self, prefix: &str) -> Vec<String> {
+        let mut keys: Vec<String> = self.objects.borrow().keys().filter(|k| k.starts_with(prefix)).cloned().collect();
+        keys.sort();
+        keys
+    }
+
     /// Makes every operation on keys under `prefix` fail (`""`: all keys).
     pub fn fail_all(&self, prefix: &str) {
         self.faults.borrow_mut().push(Fault { op: None, prefix: prefix.to_owned() });
     }
 
-    /// Makes operation `op` (`HEAD`, `GET`, `PUT`, `DELETE`) on keys under `prefix` fail.
+    /// Makes operation `op` (`HEAD`, `GET`, `PUT`, `DELETE`, `LIST`) on keys under `prefix` fail.
     pub fn fail(&self, op: &'static str, prefix: &str) {
         self.faults.borrow_mut().push(Fault { op: Some(op), prefix: prefix.to_owned() });
     }
@@ -160,6 +169,44 @@ impl ObjectStore for MemoryStore {
         self.objects.borrow_mut().remove(key);
         Ok(())
     }
+
+    /// One operation per page of 1000, as the adapters count.
+    async fn list(&self, prefix: &str) -> Result<Listing, StoreError> {
+        let all = self.keys(prefix);
+        let pages = all.len().min(MAX_LISTED_KEYS).div_ceil(1000).max(1);
+        for _ in 0..pages {
+            self.begin("LIST", prefix)?;
+        }
+        let more = all.len() > MAX_LISTED_KEYS;
+        Ok(Listing { keys: all.into_iter().take(MAX_LISTED_KEYS).collect(), more })
+    }
+
+    async fn delete_many(&self, keys: &[String]) -> Result<(), StoreError> {
+        for batch in keys.chunks(DELETE_BATCH) {
+            for key in batch {
+                // Counted once per batch below; a covered key fails the batch.
+                let faulty = self
+                    .faults
+                    .borrow()
+                    .iter()
+                    .any(|f| f.op.is_none_or(|o| o == "DELETE") && key.starts_with(&f.prefix));
+                if faulty {
+                    self.ops.set(self.ops.get() + 1);
+                    return Err(StoreError::Transport {
+                        op: "DELETE",
+                        key: key.clone(),
+                        detail: "injected fault".into(),
+                    });
+                }
+            }
+            self.ops.set(self.ops.get() + 1);
+            let mut objects = self.objects.borrow_mut();
+            for key in batch {
+                objects.remove(key);
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Runs a future that never waits (one on a [`MemoryStore`]) to its end,
@@ -172,5 +219,65 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
     match future.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
         Poll::Ready(out) => out,
         Poll::Pending => panic!("block_on: the future waited; only futures on in-memory doubles can run here"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::delete_prefix;
+    use super::*;
+
+    #[test]
+    fn list_gives_the_keys_under_a_prefix_in_order_bounded() {
+        let store = MemoryStore::new();
+        for k in ["hls/a/v1/o/2", "hls/a/v1/o/1", "hls/a/v10/o/1", "raw/a/v1/source.mp4"] {
+            store.insert(k, b"x".to_vec(), None);
+        }
+        let l = block_on(store.list("hls/a/v1/")).unwrap();
+        assert_eq!((l.keys, l.more), (vec!["hls/a/v1/o/1".to_owned(), "hls/a/v1/o/2".to_owned()], false));
+        assert_eq!(block_on(store.list("nothing/")).unwrap(), Listing::default());
+
+        for i in 0..MAX_LISTED_KEYS + 5 {
+            store.insert(&format!("many/{i:06}"), b"x".to_vec(), None);
+        }
+        let before = store.operations();
+        let l = block_on(store.list("many/")).unwrap();
+        assert_eq!((l.keys.len(), l.more, l.keys[0].as_str()), (MAX_LISTED_KEYS, true, "many/000000"));
+        assert_eq!(store.operations() - before, 10, "one operation per page of 1000");
+    }
+
+    #[test]
+    fn delete_prefix_removes_everything_under_it_and_nothing_else() {
+        let store = MemoryStore::new();
+        for i in 0..MAX_LISTED_KEYS + 1500 {
+            store.insert(&format!("hls/a/v1/o/{i:06}.m4s"), b"x".to_vec(), None);
+        }
+        store.insert("hls/a/v10/o/master.m3u8", b"x".to_vec(), None);
+        store.insert("raw/a/v1/source.mp4", b"x".to_vec(), None);
+        assert_eq!(block_on(delete_prefix(&store, "hls/a/v1/")).unwrap(), (MAX_LISTED_KEYS + 1500) as u64);
+        assert!(store.keys("hls/a/v1/").is_empty());
+        assert!(store.contains("hls/a/v10/o/master.m3u8") && store.contains("raw/a/v1/source.mp4"));
+        // Again: nothing left, nothing deleted, no error.
+        assert_eq!(block_on(delete_prefix(&store, "hls/a/v1/")).unwrap(), 0);
+        // A prefix without its slash would reach other videos: refused.
+        assert!(block_on(delete_prefix(&store, "hls/a/v1")).is_err());
+        assert!(block_on(delete_prefix(&store, "")).is_err());
+        assert!(store.contains("hls/a/v10/o/master.m3u8"));
+    }
+
+    #[test]
+    fn faults_stop_a_list_or_a_batch() {
+        let store = MemoryStore::new();
+        store.insert("raw/a/v/source.mp4", b"x".to_vec(), None);
+        store.insert("raw/a/v/z", b"x".to_vec(), None);
+        store.fail("LIST", "raw/");
+        assert!(matches!(block_on(store.list("raw/a/v/")), Err(StoreError::Transport { op: "LIST", .. })));
+        let store = MemoryStore::new();
+        store.insert("raw/a/v/source.mp4", b"x".to_vec(), None);
+        store.insert("raw/a/v/z", b"x".to_vec(), None);
+        store.fail("DELETE", "raw/a/v/z");
+        let err = block_on(delete_prefix(&store, "raw/a/v/")).unwrap_err();
+        assert!(matches!(&err, StoreError::Transport { op: "DELETE", key, .. } if key == "raw/a/v/z"), "{err}");
+        assert_eq!(store.keys("raw/").len(), 2, "a failed batch deletes none of its keys");
     }
 }

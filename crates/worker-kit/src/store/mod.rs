@@ -13,7 +13,11 @@
 //! picks the adapter. Both are exercised by the same route tests
 //! (tests/workers), once per backend.
 //!
-//! Every method is one storage operation. [`ObjectStore::read`] is the one
+//! Every method is one storage operation, except the two that work on many
+//! keys: [`ObjectStore::list`] (one per 1000 keys listed) and
+//! [`ObjectStore::delete_many`] (one per 1000 keys deleted, a batch delete
+//! on both adapters). [`delete_prefix`] builds on them: it is how a video
+//! or an image is deleted for good. [`ObjectStore::read`] is the one
 //! serving uses: a conditional, ranged read that brings the metadata with
 //! the bytes, so both come from the same version of the object.
 
@@ -21,6 +25,7 @@
 pub mod memory;
 mod r2;
 pub mod s3;
+mod s3_xml;
 
 use media_core::http::{ByteRange, RangeSpec};
 use worker::{Env, ResponseBody};
@@ -95,6 +100,24 @@ impl std::fmt::Display for StoreError {
     }
 }
 
+/// The most keys one [`ObjectStore::list`] returns: a bound on one call's
+/// memory and subrequests (10 listing pages).
+pub const MAX_LISTED_KEYS: usize = 10_000;
+/// The most keys one batch delete takes (R2's binding and S3's `DeleteObjects`).
+pub const DELETE_BATCH: usize = 1000;
+/// How many list-and-delete rounds [`delete_prefix`] makes at most (a
+/// million keys): a video has a few thousand.
+const MAX_DELETE_ROUNDS: usize = 100;
+
+/// Keys under a prefix, from [`ObjectStore::list`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Listing {
+    /// In key order, at most [`MAX_LISTED_KEYS`].
+    pub keys: Vec<String>,
+    /// Other keys remain after these (delete these, then list again).
+    pub more: bool,
+}
+
 /// The operations the services need.
 #[allow(async_fn_in_trait)] // Workers are single-threaded: no Send bound wanted.
 pub trait ObjectStore {
@@ -108,6 +131,42 @@ pub trait ObjectStore {
     /// Stores `bytes` under `key` with its content type.
     async fn put(&self, key: &str, bytes: Vec<u8>, content_type: &str) -> Result<ObjectInfo, StoreError>;
     async fn delete(&self, key: &str) -> Result<(), StoreError>;
+    /// The first keys under `prefix` (at most [`MAX_LISTED_KEYS`]), and
+    /// whether more remain. One operation per page of 1000 keys.
+    async fn list(&self, prefix: &str) -> Result<Listing, StoreError>;
+    /// Deletes `keys` (an absent key is no error). One operation per
+    /// [`DELETE_BATCH`] keys.
+    async fn delete_many(&self, keys: &[String]) -> Result<(), StoreError>;
+}
+
+/// Deletes every object under `prefix` (which must end with `/`, so that
+/// `hls/app/v1/` never reaches `hls/app/v10/`), listing again until nothing
+/// is left; returns how many objects it deleted.
+pub async fn delete_prefix(store: &impl ObjectStore, prefix: &str) -> Result<u64, StoreError> {
+    if prefix.len() < 2 || !prefix.ends_with('/') {
+        return Err(StoreError::Signing {
+            op: "LIST",
+            key: prefix.to_owned(),
+            detail: "refusing to delete under a prefix that does not end with '/'".into(),
+        });
+    }
+    let mut deleted = 0u64;
+    for _ in 0..MAX_DELETE_ROUNDS {
+        let listing = store.list(prefix).await?;
+        if listing.keys.is_empty() {
+            return Ok(deleted);
+        }
+        store.delete_many(&listing.keys).await?;
+        deleted += listing.keys.len() as u64;
+        if !listing.more {
+            return Ok(deleted);
+        }
+    }
+    Err(StoreError::Transport {
+        op: "DELETE",
+        key: prefix.to_owned(),
+        detail: format!("still objects after {MAX_DELETE_ROUNDS} rounds of {MAX_LISTED_KEYS}; deleted {deleted}"),
+    })
 }
 
 /// The adapter chosen by configuration.
@@ -165,6 +224,20 @@ impl ObjectStore for AnyStore {
         match self {
             AnyStore::R2(s) => s.delete(key).await,
             AnyStore::S3(s) => s.delete(key).await,
+        }
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Listing, StoreError> {
+        match self {
+            AnyStore::R2(s) => s.list(prefix).await,
+            AnyStore::S3(s) => s.list(prefix).await,
+        }
+    }
+
+    async fn delete_many(&self, keys: &[String]) -> Result<(), StoreError> {
+        match self {
+            AnyStore::R2(s) => s.delete_many(keys).await,
+            AnyStore::S3(s) => s.delete_many(keys).await,
         }
     }
 }

@@ -5,7 +5,7 @@ use std::cell::Cell;
 
 use worker::{Bucket, Conditional, HttpMetadata, Range};
 
-use super::{ObjectInfo, ObjectStore, ReadOutcome, ReadRequest, StoreError};
+use super::{Listing, ObjectInfo, ObjectStore, ReadOutcome, ReadRequest, StoreError, DELETE_BATCH, MAX_LISTED_KEYS};
 
 pub struct R2Store {
     bucket: Bucket,
@@ -114,5 +114,33 @@ impl ObjectStore for R2Store {
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         self.bucket().delete(key).await.map_err(|e| transport("DELETE", key, e))
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Listing, StoreError> {
+        let mut listing = Listing::default();
+        let mut cursor: Option<String> = None;
+        loop {
+            let page = (MAX_LISTED_KEYS - listing.keys.len()).min(1000) as u32;
+            let mut list = self.bucket().list().prefix(prefix).limit(page);
+            if let Some(c) = cursor.take() {
+                list = list.cursor(c);
+            }
+            let objects = list.execute().await.map_err(|e| transport("LIST", prefix, e))?;
+            listing.keys.extend(objects.objects().iter().map(worker::Object::key));
+            cursor = objects.cursor().filter(|_| objects.truncated());
+            listing.more = cursor.is_some();
+            if cursor.is_none() || listing.keys.len() >= MAX_LISTED_KEYS {
+                return Ok(listing);
+            }
+        }
+    }
+
+    /// The binding's `delete(keys[])`, 1000 keys a call.
+    async fn delete_many(&self, keys: &[String]) -> Result<(), StoreError> {
+        for batch in keys.chunks(DELETE_BATCH) {
+            let first = batch.first().map(String::as_str).unwrap_or_default();
+            self.bucket().delete_multiple(batch.to_vec()).await.map_err(|e| transport("DELETE", first, e))?;
+        }
+        Ok(())
     }
 }

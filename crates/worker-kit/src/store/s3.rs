@@ -1,17 +1,26 @@
 //! The S3 adapter: SigV4-signed `fetch` calls to any S3-compatible endpoint
 //! (Garage in development, R2's S3 API, S3).
+//!
+//! Listing is `ListObjectsV2` (1000 keys a page); deleting many keys is one
+//! `DeleteObjects` (`POST /{bucket}/?delete`, an XML body with its
+//! `Content-MD5`, which S3 requires) per 1000 keys rather than a `DELETE`
+//! each: a video has thousands of segments, and a Worker or Durable Object
+//! invocation may only make so many subrequests. The XML is [`super::s3_xml`].
 
 use std::cell::Cell;
 
+use base64::Engine as _;
+use md5::Digest as _;
 use media_core::http::{quote_etag, ByteRange};
-use media_core::sigv4::{S3Bucket, EMPTY_SHA256, UNSIGNED_PAYLOAD};
+use media_core::sigv4::{sha256_hex, S3Bucket, EMPTY_SHA256, UNSIGNED_PAYLOAD};
 use media_core::upload_session::{
     complete_body, parse_parts, parse_upload_id, parse_uploads, CompletedPart, InProgress, StoredPart,
 };
 use wasm_bindgen::JsValue;
 use worker::{Fetch, Headers, Method, Request, RequestInit, Response};
 
-use super::{ObjectInfo, ObjectStore, ReadOutcome, ReadRequest, StoreError};
+use super::s3_xml::{delete_request, parse_delete_errors, parse_list_page};
+use super::{Listing, ObjectInfo, ObjectStore, ReadOutcome, ReadRequest, StoreError, DELETE_BATCH, MAX_LISTED_KEYS};
 use crate::clock::now;
 
 pub struct S3Store {
@@ -36,26 +45,11 @@ impl S3Store {
         extra: &[(String, String)],
         body: Option<Vec<u8>>,
     ) -> Result<Response, StoreError> {
-        self.send_query(op, key, &[], extra, body).await
+        let payload = if body.is_some() { UNSIGNED_PAYLOAD } else { EMPTY_SHA256 };
+        self.send_to(op, op, Some(key), &[], extra, body, payload).await
     }
 
-    /// A bucket-level call (no key), e.g. listing uploads.
-    async fn send_bucket(&self, op: &'static str, query: &[(String, String)]) -> Result<Response, StoreError> {
-        let transport = |e: worker::Error| StoreError::Transport { op, key: String::new(), detail: e.to_string() };
-        self.ops.set(self.ops.get() + 1);
-        let (url, headers) = self
-            .bucket
-            .sign(op, None, query, &[], EMPTY_SHA256, now())
-            .map_err(|e| StoreError::Signing { op, key: String::new(), detail: e.to_string() })?;
-        let h = Headers::new();
-        for (k, v) in &headers {
-            h.set(k, v).map_err(transport)?;
-        }
-        let mut init = RequestInit::new();
-        init.with_method(Method::from(op.to_owned())).with_headers(h);
-        Fetch::Request(Request::new_with_init(&url, &init).map_err(transport)?).send().await.map_err(transport)
-    }
-
+    /// A request on `key` with a query of its own (the multipart calls).
     async fn send_query(
         &self,
         op: &'static str,
@@ -64,19 +58,42 @@ impl S3Store {
         extra: &[(String, String)],
         body: Option<Vec<u8>>,
     ) -> Result<Response, StoreError> {
-        let transport = |e: worker::Error| StoreError::Transport { op, key: key.to_owned(), detail: e.to_string() };
-        self.ops.set(self.ops.get() + 1);
         let payload = if body.is_some() { UNSIGNED_PAYLOAD } else { EMPTY_SHA256 };
+        self.send_to(op, op, Some(key), query, extra, body, payload).await
+    }
+
+    /// A bucket-level call without a body (listing uploads).
+    async fn send_bucket(&self, op: &'static str, query: &[(String, String)]) -> Result<Response, StoreError> {
+        self.send_to(op, op, None, query, &[], None, EMPTY_SHA256).await
+    }
+
+    /// One signed request: `method` on `key` (the bucket itself when
+    /// `None`), `op` naming it in errors, `target` in them being the key
+    /// or the prefix it is about.
+    #[allow(clippy::too_many_arguments)]
+    async fn send_to(
+        &self,
+        op: &'static str,
+        method: &str,
+        key: Option<&str>,
+        query: &[(String, String)],
+        extra: &[(String, String)],
+        body: Option<Vec<u8>>,
+        payload: &str,
+    ) -> Result<Response, StoreError> {
+        let target = key.unwrap_or_default();
+        let transport = |e: worker::Error| StoreError::Transport { op, key: target.to_owned(), detail: e.to_string() };
+        self.ops.set(self.ops.get() + 1);
         let (url, headers) = self
             .bucket
-            .sign(op, Some(key), query, extra, payload, now())
-            .map_err(|e| StoreError::Signing { op, key: key.to_owned(), detail: e.to_string() })?;
+            .sign(method, key, query, extra, payload, now())
+            .map_err(|e| StoreError::Signing { op, key: target.to_owned(), detail: e.to_string() })?;
         let h = Headers::new();
         for (k, v) in &headers {
             h.set(k, v).map_err(transport)?;
         }
         let mut init = RequestInit::new();
-        init.with_method(Method::from(op.to_owned())).with_headers(h);
+        init.with_method(Method::from(method.to_owned())).with_headers(h);
         if let Some(b) = body {
             init.with_body(Some(JsValue::from(js_sys::Uint8Array::from(b.as_slice()))));
         }
@@ -198,6 +215,66 @@ impl ObjectStore for S3Store {
                 Err(status_error("DELETE", key, s, text))
             }
         }
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Listing, StoreError> {
+        let mut listing = Listing::default();
+        let mut token: Option<String> = None;
+        loop {
+            let page = (MAX_LISTED_KEYS - listing.keys.len()).min(1000);
+            let mut query = vec![
+                ("list-type".to_owned(), "2".to_owned()),
+                ("max-keys".to_owned(), page.to_string()),
+                ("prefix".to_owned(), prefix.to_owned()),
+            ];
+            if let Some(t) = token.take() {
+                query.push(("continuation-token".to_owned(), t));
+            }
+            // Bucket-level: the prefix names the request in errors.
+            let mut resp = self.send_to("LIST", "GET", None, &query, &[], None, EMPTY_SHA256).await?;
+            let text = resp.text().await.unwrap_or_default();
+            if resp.status_code() != 200 {
+                return Err(status_error("LIST", prefix, resp.status_code(), text));
+            }
+            let parsed = parse_list_page(&text).map_err(|e| status_error("LIST", prefix, 200, e))?;
+            listing.keys.extend(parsed.keys);
+            token = parsed.next_token.filter(|_| parsed.truncated);
+            listing.more = parsed.truncated;
+            if token.is_none() || listing.keys.len() >= MAX_LISTED_KEYS {
+                return Ok(listing);
+            }
+        }
+    }
+
+    async fn delete_many(&self, keys: &[String]) -> Result<(), StoreError> {
+        for batch in keys.chunks(DELETE_BATCH) {
+            let first = batch.first().map(String::as_str).unwrap_or_default();
+            let body = delete_request(batch).into_bytes();
+            let md5 = base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(&body));
+            let extra =
+                vec![("content-md5".to_owned(), md5), ("content-type".to_owned(), "application/xml".to_owned())];
+            let query = vec![("delete".to_owned(), String::new())];
+            let payload = sha256_hex(&body);
+            let mut resp = self.send_to("DELETE", "POST", None, &query, &extra, Some(body), &payload).await?;
+            let text = resp.text().await.unwrap_or_default();
+            if resp.status_code() != 200 {
+                return Err(status_error("DELETE", first, resp.status_code(), text));
+            }
+            let errors = parse_delete_errors(&text).map_err(|e| status_error("DELETE", first, 200, e))?;
+            // A key that is not there is no error (S3 does not report one; be sure).
+            if let Some(e) = errors.iter().find(|e| e.code != "NoSuchKey") {
+                let detail = format!(
+                    "{} of {} keys not deleted, first {}: {} {}",
+                    errors.len(),
+                    batch.len(),
+                    e.key,
+                    e.code,
+                    e.message
+                );
+                return Err(status_error("DELETE", first, 200, detail));
+            }
+        }
+        Ok(())
     }
 }
 
