@@ -168,6 +168,24 @@ describe('resumable uploads', () => {
     assert.equal(gone.status, 404, gone.text);
   });
 
+  test('deleting a video during its upload: 409 that says how to go on; force=true aborts the upload, then deletes', async () => {
+    const s = await session('mid', 20 * MIB);
+    const ep = s.json.endpoint;
+    const { uploadId, key } = (await call(ep, 'POST', '/s3/multipart', { type: 'video/mp4' })).json;
+    const q = `?key=${encodeURIComponent(key)}`;
+    const signed = await call(ep, 'GET', `/s3/multipart/${encodeURIComponent(uploadId)}/1${q}`);
+    await putPart(signed.json.url, new Uint8Array(16 * MIB));
+    const del = (force) => mf.dispatchFetch(`http://video.test/videos?app_id=up&video_id=mid${force ? '&force=true' : ''}`, { method: 'DELETE', headers: { 'x-api-key': API_KEY, ...freshIp() } });
+    const refused = await del(false);
+    const body = await refused.json();
+    assert.equal(refused.status, 409, JSON.stringify(body));
+    assert.match(body.error.message, /1 resumable upload\(s\) of this video are in progress.*force=true/);
+    assert.equal((await call(ep, 'GET', `/s3/multipart/${encodeURIComponent(uploadId)}${q}`)).json.length, 1, 'nothing lost by the refusal');
+    const forced = await del(true);
+    assert.equal(forced.status, 200, await forced.text());
+    assert.equal((await call(ep, 'GET', `/s3/multipart/${encodeURIComponent(uploadId)}${q}`)).status, 404, 'the upload was aborted');
+  });
+
   test('abandoned uploads are aborted by a bucket lifecycle rule, as R2 does after 7 days', async () => {
     const rule = await abortAbandonedUploads(garage, 7);
     assert.match(rule, /<AbortIncompleteMultipartUpload><DaysAfterInitiation>7<\/DaysAfterInitiation>/);

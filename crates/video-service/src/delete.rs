@@ -5,13 +5,22 @@
 //! [`crate::video_job`]'s "Deleting"); this drops the Worker's cached read
 //! of the job in this location, so public reads answer 404 at once here
 //! (elsewhere within that read's short TTL).
+//!
+//! A resumable upload of the video still in progress (a multipart upload
+//! under its `raw/` prefix) makes the delete a 409 that says how to go on:
+//! abort it through its session, or repeat with `force=true`, which aborts
+//! it first (so that an abandoned upload cannot hold up a privacy request
+//! for the 7 days storage keeps it).
 
 use media_core::api::{query_id, DeleteVideoResponse};
 use media_core::ids::{AppId, VideoId};
+use media_core::keys::ObjectKey;
+use media_core::{ApiError, ErrorCode};
 use worker::Request;
 use worker_kit::entry::guard;
 use worker_kit::query::query;
 use worker_kit::reply::json;
+use worker_kit::store::s3::S3Store;
 use worker_kit::Handled;
 
 use crate::client;
@@ -25,6 +34,26 @@ pub async fn delete_video(req: Request, cx: &VideoContext<'_>) -> Handled {
     let app_id = query_id(&q, "app_id", AppId::parse)?;
     let video_id = query_id(&q, "video_id", VideoId::parse)?;
     grant.check_app(&app_id)?;
+    let force = q.iter().any(|(k, v)| k == "force" && v == "true");
+    let store = S3Store::new(cx.presigner()?.clone());
+    let uploads = store.uploads_in_progress(&ObjectKey::raw_prefix(&app_id, &video_id)).await?;
+    if !uploads.is_empty() {
+        if !force {
+            return Err(ApiError::new(
+                ErrorCode::Conflict,
+                format!(
+                    "{} resumable upload(s) of this video are in progress; abort them through their upload session \
+                     (DELETE {{endpoint}}/s3/multipart/{{uploadId}}?key=...) or repeat this call with force=true",
+                    uploads.len()
+                ),
+            )
+            .into());
+        }
+        for u in &uploads {
+            store.abort_multipart(&u.key, &u.upload_id).await?;
+        }
+        tracing::info!(app_id = %app_id, video_id = %video_id, aborted = uploads.len(), "uploads in progress aborted to delete the video");
+    }
     let call = VideoCall { app_id: app_id.clone(), video_id: video_id.clone(), base: None, op: VideoOp::Delete };
     let reply: DeleteReply = client::ask(cx.env, VIDEO_JOBS_BINDING, &call.object_name(), &call).await?;
     crate::status::forget(&app_id, &video_id).await;
