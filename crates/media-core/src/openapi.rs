@@ -557,9 +557,15 @@ pub fn video_service() -> OpenApi {
              it is harmless: 200 with zeros. Edge caches and players may still hold files already served.",
         ),
     )
-    .parameters(Some([query_id("app_id", "AppId"), query_id("video_id", "VideoId")]))
+    .parameters(Some([
+        query_id("app_id", "AppId"),
+        query_id("video_id", "VideoId"),
+        param("force", ParameterIn::Query, false, string().enum_values(Some(["true"])))
+            .description(Some("Abort resumable uploads of the video still in progress, then delete."))
+            .build(),
+    ]))
     .response("200", json_response("What was removed.", "DeleteVideoResponse"));
-    let op = with_errors(api_key(op), &[KEY_ROUTE_ERRORS]);
+    let op = with_errors(api_key(op), &[KEY_ROUTE_ERRORS, &[(409, "Error")]]);
     route(&mut doc, "/videos", PathItemType::Delete, op.build());
 
     const PUBLIC_READ: &str = "Public. Answered from a short edge cache (the Cache API: 1 s while the job is queued \
