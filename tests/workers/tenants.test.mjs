@@ -13,8 +13,22 @@ import { videoService, imageService, client, errorCode, freshIp, putStored, API_
 
 const VIDEO = 'http://video.test';
 const IMAGE = 'http://image.test';
-// Presigning is pure signing: no store has to listen here.
+// Presigning is pure signing and reads go through the R2 binding: the one
+// call that reaches the S3 endpoint here is a video delete's check for
+// resumable uploads in progress (none), answered by a stub; the real
+// exchange is tested against Garage in uploads.test.mjs.
 const store = { endpoint: 'http://127.0.0.1:9', bucket: 'media', region: 'us-east-1', accessKey: 'test-access', secretKey: 'test-secret' };
+let s3Stub;
+before(async () => {
+  s3Stub = http.createServer((req, res) => {
+    const listing = req.method === 'GET' && new URL(req.url, 'http://x').searchParams.has('uploads');
+    res.writeHead(listing ? 200 : 404, { 'content-type': 'application/xml' });
+    res.end(listing ? '<ListMultipartUploadsResult></ListMultipartUploadsResult>' : '<Error><Code>NotImplemented</Code></Error>');
+  });
+  await new Promise((r) => s3Stub.listen(0, '127.0.0.1', r));
+  store.endpoint = `http://127.0.0.1:${s3Stub.address().port}`;
+});
+after(() => new Promise((r) => s3Stub.close(r)));
 // A 1x1 PNG.
 const PNG = new Uint8Array(Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==', 'base64'));
 
