@@ -141,7 +141,8 @@ pub struct VideoUploadUrlRequest {
     /// True for a resumable (multipart) upload session instead of one
     /// presigned `PUT`: `size` is then required, and the answer is an
     /// `UploadSession` (Uppy's `@uppy/aws-s3` works with its `endpoint`).
-    #[cfg_attr(feature = "openapi", schema(default = false))]
+    /// Null is the same as leaving it out (false), as for every optional field.
+    #[cfg_attr(feature = "openapi", schema(default = false, nullable))]
     pub multipart: bool,
 }
 
