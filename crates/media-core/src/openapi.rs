@@ -471,6 +471,10 @@ pub fn video_service() -> OpenApi {
     add::<JobStatus>(c);
     add::<CallbackStatus>(c);
     add::<VideoUploadUrlRequest>(c);
+    // `multipart` is optional (absent is false); the derive lists every non-Option field as required.
+    if let Some(RefOr::T(Schema::Object(upload))) = c.schemas.get_mut("VideoUploadUrlRequest") {
+        upload.required.retain(|name| name != "multipart");
+    }
     add::<VideoUploadUrlResponse>(c);
     add::<UploadSession>(c);
     add::<NotifyRequest>(c);
