@@ -1,23 +1,24 @@
 //! `DELETE /images?app_id=&image_id=`: deletes an image for good. An API
 //! key that may act for `app_id` (403 otherwise), counted against its rate
-//! limit. Removes the original (`images/{app}/{image}`: the only object an
-//! image has; its variants are made at the edge by Cloudflare Images and
-//! never stored) and its KV metadata record, then drops the image from
-//! this location's edge cache, where `/assets/...` would otherwise keep
-//! serving it (other locations keep their copy until evicted or purged:
-//! see the README's "Deleting"). A repeat answers zeros.
+//! limit. Removes the original (`images/{app}/{image}`), its stored
+//! variants (`images/{app}/{image}/...`) and its KV metadata record, then
+//! drops the image and its variants from this location's edge cache, where
+//! they would otherwise keep being served (other locations keep their copy
+//! until evicted or purged: see the README's "Deleting"). A repeat answers
+//! zeros.
 
 use media_core::api::{query_id, DeleteImageResponse, DeletedImage, IMAGE_ASSETS_PREFIX};
 use media_core::ids::{AppId, ImageId};
 use media_core::keys::ObjectKey;
+use media_core::variant::{cache_paths_of, variant_prefix};
 use worker::{Cache, Request};
 use worker_kit::entry::guard;
 use worker_kit::query::query;
 use worker_kit::reply::json;
-use worker_kit::store::ObjectStore;
+use worker_kit::store::{delete_prefix_keys, ObjectStore};
 use worker_kit::{Failure, Handled};
 
-use crate::uploads::{image_record_key, KV_BINDING};
+use crate::records::{image_record_key, KV_BINDING};
 use crate::ImageContext;
 
 /// `DELETE /images`: 200 with what was removed.
@@ -28,19 +29,31 @@ pub async fn delete_image(req: Request, cx: &ImageContext<'_>) -> Handled {
     let image_id = query_id(&q, "image_id", ImageId::parse)?;
     grant.check_app(&app_id)?;
     let key = ObjectKey::Image { app: app_id.clone(), image: image_id.clone() }.to_string();
-    let objects = delete_original(cx.store()?, &key).await?;
+    let store = cx.store()?;
+    // Variants first: while the original stands, a request can still make
+    // one, which a retry of this delete then removes.
+    let prefix = variant_prefix(&app_id, &image_id);
+    let variants = delete_prefix_keys(store, &prefix).await?;
+    let objects = delete_original(store, &key).await? + variants.len() as u64;
     let record = remove_record(cx, &app_id, &image_id).await?;
-    // The URL it is cached under: as requested here, and under the public base.
+    // The paths it is cached under: the original, and each variant's answers.
+    let mut paths = vec![format!("{IMAGE_ASSETS_PREFIX}{key}")];
+    for variant in &variants {
+        let name = variant.strip_prefix(&prefix).unwrap_or(variant);
+        paths.extend(cache_paths_of(&app_id, &image_id, name).unwrap_or_default());
+    }
+    // ... as requested here, and under the public base.
     let own = req.url()?.origin().ascii_serialization();
     let mut origins = vec![own, cx.public_base(&req)];
     origins.dedup();
-    for origin in origins {
-        let url = format!("{origin}{IMAGE_ASSETS_PREFIX}{key}");
-        if let Err(e) = Cache::default().delete(&url, false).await {
-            tracing::warn!(%app_id, %image_id, error = %e, "dropping the image from the edge cache failed");
+    for origin in &origins {
+        for path in &paths {
+            if let Err(e) = Cache::default().delete(format!("{origin}{path}"), false).await {
+                tracing::warn!(%app_id, %image_id, path, error = %e, "dropping from the edge cache failed");
+            }
         }
     }
-    tracing::info!(%app_id, %image_id, objects, record, "image deleted");
+    tracing::info!(%app_id, %image_id, objects, variants = variants.len(), record, "image deleted");
     json(200, &DeleteImageResponse { app_id, image_id, deleted: DeletedImage { objects, record } })
 }
 

@@ -4,9 +4,11 @@
 //! |---|---|---|
 //! | `POST /generate-image-upload-url` | API key, rate limited | [`uploads`] |
 //! | `POST /upload` | API key, rate limited | [`uploads`] |
+//! | `GET /images?app_id=&image_id=` | API key, rate limited | [`metadata`] |
 //! | `DELETE /images` | API key, rate limited | [`delete`] |
 //! | `GET`/`HEAD /assets/images/{app_id}/{image_id}` | public | [`assets`] |
-//! | `GET`/`HEAD /cdn-cgi/image/{options}/assets/...` | public (local passthrough; the edge answers it in production) | [`assets`] |
+//! | `GET`/`HEAD /images/{app_id}/{image_id}/{options}` | public | [`variants`] |
+//! | `GET`/`HEAD /cdn-cgi/image/{options}/assets/...` | public (earlier `transform_url`s) | [`variants`] |
 //! | `GET /openapi.json`, `GET /health` | public | here |
 //!
 //! Configuration is read once per request, into the [`ImageContext`] every
@@ -16,11 +18,16 @@
 
 mod assets;
 mod delete;
+mod images_binding;
+mod metadata;
+mod records;
 mod settings;
 mod uploads;
+mod variants;
 
 use media_core::api::IMAGE_ASSETS_PREFIX;
 use media_core::transform::TRANSFORM_PATH_PREFIX;
+use media_core::variant::VARIANT_ROUTE_PREFIX;
 use worker::{event, Context, Env, Method, Request, Response};
 use worker_kit::entry::{health, openapi, ServerOnly};
 use worker_kit::failure::no_route;
@@ -54,32 +61,34 @@ async fn route(req: Request, cx: &ImageContext<'_>) -> Handled {
     let path = req.path();
     // `None` for methods the runtime binding would otherwise report as GET.
     let method = known_method(&req);
-    if path.starts_with(IMAGE_ASSETS_PREFIX) || path.starts_with(TRANSFORM_PATH_PREFIX) {
+    let public = [IMAGE_ASSETS_PREFIX, VARIANT_ROUTE_PREFIX, TRANSFORM_PATH_PREFIX];
+    if let Some(prefix) = public.into_iter().find(|p| path.starts_with(p)) {
         if let Some(answer) = other_method(method.as_ref(), &[Method::Get, Method::Head]) {
             return answer;
         }
-        return if path.starts_with(IMAGE_ASSETS_PREFIX) {
-            assets::serve_asset(req, cx).await
-        } else {
-            assets::transform_passthrough(req, cx).await
+        return match prefix {
+            IMAGE_ASSETS_PREFIX => assets::serve_asset(req, cx).await,
+            VARIANT_ROUTE_PREFIX => variants::serve_variant(req, cx).await,
+            _ => variants::serve_cdn_cgi(req, cx).await,
         };
     }
     let route = match path.as_str() {
         "/generate-image-upload-url" => Route::UploadUrl,
         "/upload" => Route::Upload,
-        "/images" => Route::DeleteImage,
+        "/images" => Route::Image,
         "/openapi.json" => Route::OpenApi,
         "/health" | "/" => Route::Health,
         _ => return Err(no_route(&path)),
     };
-    if let Some(answer) = other_method(method.as_ref(), &[route.method()]) {
+    if let Some(answer) = other_method(method.as_ref(), route.methods()) {
         return answer;
     }
     let base = cx.public_base(&req);
     match route {
         Route::UploadUrl => uploads::generate_image_upload_url(req, cx, &base).await,
         Route::Upload => uploads::upload(req, cx, &base).await,
-        Route::DeleteImage => delete::delete_image(req, cx).await,
+        Route::Image if method == Some(Method::Delete) => delete::delete_image(req, cx).await,
+        Route::Image => metadata::image_metadata(req, cx, &base).await,
         Route::OpenApi => openapi(OPENAPI),
         Route::Health => health(SERVICE, env!("CARGO_PKG_VERSION")),
     }
@@ -89,17 +98,18 @@ async fn route(req: Request, cx: &ImageContext<'_>) -> Handled {
 enum Route {
     UploadUrl,
     Upload,
-    DeleteImage,
+    /// `GET` (metadata) and `DELETE`.
+    Image,
     OpenApi,
     Health,
 }
 
 impl Route {
-    fn method(&self) -> Method {
+    fn methods(&self) -> &'static [Method] {
         match self {
-            Route::UploadUrl | Route::Upload => Method::Post,
-            Route::DeleteImage => Method::Delete,
-            Route::OpenApi | Route::Health => Method::Get,
+            Route::UploadUrl | Route::Upload => &[Method::Post],
+            Route::Image => &[Method::Get, Method::Delete],
+            Route::OpenApi | Route::Health => &[Method::Get],
         }
     }
 }

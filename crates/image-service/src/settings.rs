@@ -7,6 +7,7 @@
 
 use media_core::media::DEFAULT_MAX_IMAGE_BYTES;
 use media_core::transform::{TransformDefaults, DEFAULT_TRANSFORM_QUALITY, DEFAULT_TRANSFORM_WIDTH};
+use media_core::variant::{Fit, VariantPolicy, DEFAULT_QUALITIES, DEFAULT_SIZES};
 use worker_kit::config::{ConfigError, Vars};
 
 pub struct ImageSettings {
@@ -15,6 +16,19 @@ pub struct ImageSettings {
     /// `TRANSFORM_WIDTH` (default 1280) and `TRANSFORM_QUALITY` (default 85):
     /// the options of the `transform_url` handed out.
     pub transform: TransformDefaults,
+    /// `TRANSFORM_SIZES`, `TRANSFORM_QUALITIES`, `TRANSFORM_FITS`: what
+    /// `/images/{app_id}/{image_id}/{options}` may ask for (comma lists).
+    pub variants: VariantPolicy,
+}
+
+/// A comma list of values, or `default` when the variable is unset.
+fn list<T: std::str::FromStr + Clone>(vars: &Vars<'_>, name: &str, default: &[T]) -> Result<Vec<T>, ConfigError> {
+    let Some(text) = vars.get(name) else { return Ok(default.to_vec()) };
+    text.split(',')
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(|v| v.parse().map_err(|_| ConfigError { name: name.into(), problem: format!("has {v:?}, which is not a valid value") }))
+        .collect()
 }
 
 impl ImageSettings {
@@ -25,6 +39,22 @@ impl ImageSettings {
             name: "TRANSFORM_WIDTH/TRANSFORM_QUALITY".into(),
             problem: format!("give an unusable transformation: {problem}"),
         })?;
+        let sizes = list(vars, "TRANSFORM_SIZES", &DEFAULT_SIZES)?;
+        let qualities = list(vars, "TRANSFORM_QUALITIES", &DEFAULT_QUALITIES)?;
+        let fit_names = list(vars, "TRANSFORM_FITS", &Fit::ALL.map(|f| f.as_str().to_owned()))?;
+        let fits = fit_names
+            .iter()
+            .map(|n| {
+                Fit::parse(n).ok_or_else(|| ConfigError {
+                    name: "TRANSFORM_FITS".into(),
+                    problem: format!("has {n:?}; use scale-down, contain, cover, crop or pad"),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let variants = VariantPolicy::new(sizes, qualities, fits, transform).map_err(|problem| ConfigError {
+            name: "TRANSFORM_SIZES/TRANSFORM_QUALITIES/TRANSFORM_FITS".into(),
+            problem,
+        })?;
         let max_image_bytes = vars.number("MAX_IMAGE_BYTES", DEFAULT_MAX_IMAGE_BYTES)?;
         if max_image_bytes == 0 {
             return Err(ConfigError {
@@ -32,7 +62,7 @@ impl ImageSettings {
                 problem: "is 0; no image could be uploaded".into(),
             });
         }
-        Ok(Self { max_image_bytes, transform })
+        Ok(Self { max_image_bytes, transform, variants })
     }
 }
 
@@ -51,8 +81,21 @@ mod tests {
     fn defaults_and_set_values() {
         let s = load(&[]).unwrap();
         assert_eq!((s.max_image_bytes, s.transform), (DEFAULT_MAX_IMAGE_BYTES, TransformDefaults::default()));
-        let s = load(&[("MAX_IMAGE_BYTES", "1000"), ("TRANSFORM_WIDTH", "640"), ("TRANSFORM_QUALITY", "70")]).unwrap();
+        assert_eq!(s.variants, VariantPolicy::default());
+        let s = load(&[
+            ("MAX_IMAGE_BYTES", "1000"),
+            ("TRANSFORM_WIDTH", "640"),
+            ("TRANSFORM_QUALITY", "70"),
+            ("TRANSFORM_SIZES", "320, 640"),
+            ("TRANSFORM_QUALITIES", "70,90"),
+            ("TRANSFORM_FITS", "cover"),
+        ])
+        .unwrap();
         assert_eq!((s.max_image_bytes, s.transform), (1000, TransformDefaults { width: 640, quality: 70 }));
+        assert_eq!((s.variants.sizes(), s.variants.qualities(), s.variants.fits()), (&[320, 640][..], &[70, 90][..], &[Fit::Cover][..]));
+        // The transform_url's own options are always allowed.
+        let s = load(&[("TRANSFORM_WIDTH", "1000"), ("TRANSFORM_QUALITY", "70")]).unwrap();
+        assert!(s.variants.sizes().contains(&1000) && s.variants.qualities().contains(&70));
     }
 
     #[test]
@@ -62,6 +105,9 @@ mod tests {
             (&[("MAX_IMAGE_BYTES", "lots")], "MAX_IMAGE_BYTES"),
             (&[("TRANSFORM_QUALITY", "0")], "TRANSFORM_WIDTH/TRANSFORM_QUALITY"),
             (&[("TRANSFORM_WIDTH", "-1")], "TRANSFORM_WIDTH"),
+            (&[("TRANSFORM_SIZES", "640,big")], "TRANSFORM_SIZES"),
+            (&[("TRANSFORM_FITS", "stretch")], "TRANSFORM_FITS"),
+            (&[("TRANSFORM_SIZES", "0")], "TRANSFORM_SIZES/TRANSFORM_QUALITIES/TRANSFORM_FITS"),
         ] {
             assert_eq!(load(vars).err().map(|e| e.name), Some(name.to_owned()), "{vars:?}");
         }

@@ -30,6 +30,7 @@ use worker_kit::reply::json;
 use worker_kit::store::ObjectStore;
 use worker_kit::{Failure, Handled};
 
+use crate::records;
 use crate::settings::ImageSettings;
 use crate::ImageContext;
 
@@ -38,14 +39,6 @@ const MAX_JSON_BODY: u64 = 16 * 1024;
 /// What a form body may carry besides the file itself: boundaries, part
 /// headers and the id fields. The file alone is held to `MAX_IMAGE_BYTES`.
 const MAX_FORM_OVERHEAD: u64 = 64 * 1024;
-/// The KV binding holding image metadata.
-pub const KV_BINDING: &str = "MEDIA_KV";
-
-/// The KV key of an image's metadata record ([`ImageRecord`] as JSON).
-pub fn image_record_key(app: &AppId, image: &ImageId) -> String {
-    format!("image/{app}/{image}")
-}
-
 /// Refuses an `image_id` that already names a stored image.
 ///
 /// This is a check, then a write: two uploads of the same new id racing
@@ -307,14 +300,8 @@ pub async fn upload(mut req: Request, cx: &ImageContext<'_>, base: &str) -> Hand
 /// upload has succeeded, so a failed write is reported (logs, Sentry) but
 /// does not fail the request: a retry would only meet the 409.
 async fn record_metadata(cx: &ImageContext<'_>, req: &Request, app: &AppId, image: &ImageId, meta: &ImageRecord) {
-    let key = image_record_key(app, image);
-    let written = async {
-        let record = serde_json::to_string(meta).map_err(|e| e.to_string())?;
-        let kv = cx.env.kv(KV_BINDING).map_err(|e| format!("the {KV_BINDING} binding: {e}"))?;
-        kv.put(&key, record).map_err(|e| e.to_string())?.execute().await.map_err(|e| e.to_string())
-    };
-    if let Err(e) = written.await {
-        let detail = format!("writing the image record {key}: {e}");
+    if let Err(e) = records::write(cx.env, app, image, meta).await {
+        let detail = format!("writing the image record {}: {e}", records::image_record_key(app, image));
         tracing::error!(app_id = %app, image_id = %image, detail, "image metadata not recorded");
         let url = req.url().map(|u| u.to_string()).unwrap_or_default();
         cx.report("POST", &url, &detail);

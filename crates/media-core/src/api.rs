@@ -583,7 +583,8 @@ pub struct ImageLocation {
     pub image_id: String,
     /// The original, as uploaded.
     pub asset_url: String,
-    /// A resized WebP/AVIF through Cloudflare image transformations.
+    /// A resized AVIF/WebP made by the service (`/images/{app_id}/{image_id}/{options}`,
+    /// the configured width and quality, `f=auto`), stored after the first request.
     pub transform_url: String,
 }
 
@@ -600,7 +601,7 @@ impl ImageLocation {
         let path = format!("{IMAGE_ASSETS_PREFIX}{key}");
         ImageLocation {
             asset_url: format!("{}{path}", public_base.trim_end_matches('/')),
-            transform_url: transform.url(public_base, &path),
+            transform_url: crate::variant::variant_url(public_base, app, image, &transform.options()),
             image_id: image.to_string(),
             key,
         }
@@ -870,7 +871,7 @@ mod tests {
         assert_eq!(loc.asset_url, "https://assets.example.com/assets/images/app1/img_9");
         assert_eq!(
             loc.transform_url,
-            "https://assets.example.com/cdn-cgi/image/width=800,quality=70,format=auto/assets/images/app1/img_9"
+            "https://assets.example.com/images/app1/img_9/w=800,q=70,f=auto"
         );
         // The asset path is the prefix and the key, which the asset route parses back.
         let path = loc.asset_url.strip_prefix("https://assets.example.com").unwrap();

@@ -39,6 +39,10 @@ pub enum ErrorCode {
     UnsupportedMediaType,
     /// A `Range` header that cannot be satisfied.
     RangeNotSatisfiable,
+    /// The image is stored but cannot be transformed: corrupt, too many
+    /// pixels, or over the transformer's input limit. The original is still
+    /// served as it is.
+    ImageUnprocessable,
     /// Too many requests from this client; see `Retry-After`.
     RateLimited,
     /// Our fault; details go to the logs and Sentry, never to the client.
@@ -60,6 +64,7 @@ impl ErrorCode {
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::UnsupportedMediaType => 415,
             ErrorCode::RangeNotSatisfiable => 416,
+            ErrorCode::ImageUnprocessable => 422,
             ErrorCode::RateLimited => 429,
             ErrorCode::Internal => 500,
             ErrorCode::Unavailable => 503,
@@ -83,6 +88,7 @@ impl ErrorCode {
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::UnsupportedMediaType => "unsupported_media_type",
             ErrorCode::RangeNotSatisfiable => "range_not_satisfiable",
+            ErrorCode::ImageUnprocessable => "image_unprocessable",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::Internal => "internal",
             ErrorCode::Unavailable => "unavailable",
@@ -95,7 +101,7 @@ impl ErrorCode {
     }
 
     /// Every code, for documentation and exhaustive tests.
-    pub const ALL: [ErrorCode; 17] = [
+    pub const ALL: [ErrorCode; 18] = [
         ErrorCode::InvalidJson,
         ErrorCode::InvalidField,
         ErrorCode::InvalidQuery,
@@ -110,6 +116,7 @@ impl ErrorCode {
         ErrorCode::PayloadTooLarge,
         ErrorCode::UnsupportedMediaType,
         ErrorCode::RangeNotSatisfiable,
+        ErrorCode::ImageUnprocessable,
         ErrorCode::RateLimited,
         ErrorCode::Internal,
         ErrorCode::Unavailable,
@@ -207,6 +214,7 @@ mod tests {
             (ErrorCode::PayloadTooLarge, 413, "payload_too_large"),
             (ErrorCode::UnsupportedMediaType, 415, "unsupported_media_type"),
             (ErrorCode::RangeNotSatisfiable, 416, "range_not_satisfiable"),
+            (ErrorCode::ImageUnprocessable, 422, "image_unprocessable"),
             (ErrorCode::RateLimited, 429, "rate_limited"),
             (ErrorCode::Internal, 500, "internal"),
             (ErrorCode::Unavailable, 503, "unavailable"),

@@ -18,7 +18,8 @@
 //! | [`api`] | request/response types and JSON field reading |
 //! | [`multipart`] | reading `multipart/form-data` upload bodies (raw bytes of every part, filename or not) |
 //! | [`upload_session`] | resumable (multipart) uploads: signed upload tokens, R2's part rules, S3's multipart XML |
-//! | [`transform`] | Cloudflare image transformation URLs and their option syntax |
+//! | [`transform`] | the `transform_url` defaults, and the older Cloudflare `/cdn-cgi/image/` form |
+//! | [`variant`] | the service's own image transforms: options, the allowed set, canonical names, `f=auto`, the transformer's limits |
 //! | [`sigv4`] | SigV4 signing and presigned URLs for S3-compatible storage |
 //! | [`auth`] | API keys and the apps each may act for (`IV_API_KEY`), key fingerprints, bearer token checks; in constant time |
 //! | [`http`] | byte ranges, entity tags, CORS values |
@@ -47,6 +48,7 @@ pub mod time;
 pub mod timeline;
 pub mod transform;
 pub mod upload_session;
+pub mod variant;
 pub mod webhook;
 
 pub use error::{ApiError, ErrorCode};

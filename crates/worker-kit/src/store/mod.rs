@@ -143,6 +143,12 @@ pub trait ObjectStore {
 /// `hls/app/v1/` never reaches `hls/app/v10/`), listing again until nothing
 /// is left; returns how many objects it deleted.
 pub async fn delete_prefix(store: &impl ObjectStore, prefix: &str) -> Result<u64, StoreError> {
+    delete_prefix_keys(store, prefix).await.map(|keys| keys.len() as u64)
+}
+
+/// [`delete_prefix`], answering the keys it deleted (for callers that must
+/// also drop what was derived from them, such as edge cache entries).
+pub async fn delete_prefix_keys(store: &impl ObjectStore, prefix: &str) -> Result<Vec<String>, StoreError> {
     if prefix.len() < 2 || !prefix.ends_with('/') {
         return Err(StoreError::Signing {
             op: "LIST",
@@ -150,14 +156,14 @@ pub async fn delete_prefix(store: &impl ObjectStore, prefix: &str) -> Result<u64
             detail: "refusing to delete under a prefix that does not end with '/'".into(),
         });
     }
-    let mut deleted = 0u64;
+    let mut deleted = Vec::new();
     for _ in 0..MAX_DELETE_ROUNDS {
         let listing = store.list(prefix).await?;
         if listing.keys.is_empty() {
             return Ok(deleted);
         }
         store.delete_many(&listing.keys).await?;
-        deleted += listing.keys.len() as u64;
+        deleted.extend(listing.keys);
         if !listing.more {
             return Ok(deleted);
         }
@@ -165,7 +171,7 @@ pub async fn delete_prefix(store: &impl ObjectStore, prefix: &str) -> Result<u64
     Err(StoreError::Transport {
         op: "DELETE",
         key: prefix.to_owned(),
-        detail: format!("still objects after {MAX_DELETE_ROUNDS} rounds of {MAX_LISTED_KEYS}; deleted {deleted}"),
+        detail: format!("still objects after {MAX_DELETE_ROUNDS} rounds of {MAX_LISTED_KEYS}; deleted {}", deleted.len()),
     })
 }
 

@@ -1,0 +1,131 @@
+//! The Cloudflare Images binding (`IMAGES`: `input → transform → output`),
+//! reached through our own `wasm_bindgen` declarations: the `worker` crate
+//! has no wrapper for it. In production it is Cloudflare Images; in
+//! `wrangler dev` and Miniflare it runs offline on `sharp`, which honours
+//! width, height, fit and format (not quality: see the README).
+//!
+//! One call is one billed transformation, so callers count on
+//! [`transform`] being called only for a variant not yet stored.
+
+use media_core::variant::{OutputFormat, VariantOptions};
+use media_core::{ApiError, ErrorCode};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use worker::js_sys::{self, Object, Reflect, Uint8Array};
+use worker::wasm_bindgen_futures::JsFuture;
+use worker::{web_sys, Env};
+use worker_kit::Failure;
+
+/// The binding's name in the wrangler files.
+pub const IMAGES_BINDING: &str = "IMAGES";
+
+#[wasm_bindgen]
+extern "C" {
+    /// `env.IMAGES`.
+    type ImagesBinding;
+    #[wasm_bindgen(method, catch)]
+    fn input(this: &ImagesBinding, stream: &web_sys::ReadableStream) -> Result<ImageTransformer, JsValue>;
+
+    type ImageTransformer;
+    #[wasm_bindgen(method, catch)]
+    fn transform(this: &ImageTransformer, transform: &Object) -> Result<ImageTransformer, JsValue>;
+    #[wasm_bindgen(method, catch)]
+    fn output(this: &ImageTransformer, options: &Object) -> Result<js_sys::Promise, JsValue>;
+
+    type ImageTransformationResult;
+    #[wasm_bindgen(method, catch)]
+    fn response(this: &ImageTransformationResult) -> Result<web_sys::Response, JsValue>;
+}
+
+/// What the binding made.
+pub struct Transformed {
+    pub bytes: Vec<u8>,
+    pub content_type: String,
+}
+
+fn set(obj: &Object, name: &str, value: JsValue) -> Result<(), Failure> {
+    Reflect::set(obj, &name.into(), &value).map(drop).map_err(|e| Failure::internal(format!("building the transform: {e:?}")))
+}
+
+/// The binding's error as text (`ImagesError`: `code` and `message`), and its code.
+fn describe(e: &JsValue) -> (Option<f64>, String) {
+    let code = Reflect::get(e, &"code".into()).ok().and_then(|c| c.as_f64());
+    let message = e
+        .dyn_ref::<js_sys::Error>()
+        .map(|e| String::from(e.message()))
+        .or_else(|| e.as_string())
+        .unwrap_or_else(|| format!("{e:?}"));
+    (code, message)
+}
+
+/// A failure of the binding as the client sees it. Errors in the 9500s
+/// other than 9520 (format unsupported) are the service's (503, retry);
+/// the rest mean this image cannot be transformed (422).
+fn failure(e: &JsValue, during: &str) -> Failure {
+    let (code, message) = describe(e);
+    tracing::warn!(code, message, during, "the Images binding refused a transform");
+    match code {
+        Some(c) if (9500.0..9600.0).contains(&c) && c != 9520.0 => {
+            Failure::Unavailable { detail: format!("the Images binding ({during}): {message}") }
+        }
+        _ => ApiError::new(
+            ErrorCode::ImageUnprocessable,
+            format!("this image could not be transformed ({}); the original is served as it is at its asset_url", message.trim()),
+        )
+        .into(),
+    }
+}
+
+/// Transforms `original` into one variant: resized as `opts` says, written
+/// as `format` at `opts.quality`, first frame only (`anim: false`: an animated GIF of thousands
+/// of frames costs one frame).
+pub async fn transform(
+    env: &Env,
+    original: Vec<u8>,
+    opts: &VariantOptions,
+    format: OutputFormat,
+) -> Result<Transformed, Failure> {
+    let binding = Reflect::get(env.as_ref(), &IMAGES_BINDING.into())
+        .ok()
+        .filter(|b| !b.is_undefined() && !b.is_null())
+        .ok_or_else(|| Failure::Unavailable {
+            detail: format!(
+                "the {IMAGES_BINDING} binding is missing: add [images] binding = \"{IMAGES_BINDING}\" to the wrangler file (README: Image transforms)"
+            ),
+        })?
+        .unchecked_into::<ImagesBinding>();
+    let bytes = Uint8Array::from(original.as_slice());
+    drop(original);
+    let body = web_sys::Response::new_with_opt_buffer_source(Some(&bytes))
+        .map_err(|e| Failure::internal(format!("wrapping the original: {e:?}")))?
+        .body()
+        .ok_or_else(|| Failure::internal("the original has no body stream"))?;
+
+    let resize = Object::new();
+    if let Some(w) = opts.width {
+        set(&resize, "width", w.into())?;
+    }
+    if let Some(h) = opts.height {
+        set(&resize, "height", h.into())?;
+    }
+    set(&resize, "fit", opts.fit.as_str().into())?;
+    let output = Object::new();
+    set(&output, "format", format.content_type().into())?;
+    set(&output, "quality", opts.quality.into())?;
+    set(&output, "anim", false.into())?;
+
+    let transformer = binding.input(&body).map_err(|e| failure(&e, "input"))?;
+    let transformer = transformer.transform(&resize).map_err(|e| failure(&e, "transform"))?;
+    let promise = transformer.output(&output).map_err(|e| failure(&e, "output"))?;
+    let result: ImageTransformationResult =
+        JsFuture::from(promise).await.map_err(|e| failure(&e, "output"))?.unchecked_into();
+    let resp = result.response().map_err(|e| failure(&e, "response"))?;
+    let content_type = resp.headers().get("content-type").ok().flatten().unwrap_or_else(|| format.content_type().to_owned());
+    let buffer = resp.array_buffer().map_err(|e| failure(&e, "reading the result"))?;
+    let buffer = JsFuture::from(buffer).await.map_err(|e| failure(&e, "reading the result"))?;
+    let bytes = Uint8Array::new(&buffer).to_vec();
+    if bytes.is_empty() {
+        return Err(ApiError::new(ErrorCode::ImageUnprocessable, "the transform made an empty image; the original is served at its asset_url").into());
+    }
+    Ok(Transformed { bytes, content_type })
+}

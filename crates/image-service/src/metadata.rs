@@ -1,0 +1,32 @@
+//! `GET /images?app_id=&image_id=`: an image's metadata record and URLs,
+//! for the app's backend (an API key that may act for `app_id`, 403
+//! otherwise, counted against its rate limit). The answer has the fields of
+//! `/upload`'s. For a presigned upload nobody has fetched yet, this is
+//! where its record is made ([`crate::records::vet`]): a backend calls it
+//! once the browser's `PUT` is done, and learns the image's type, size,
+//! width and height, or that it was refused (404, and the object removed).
+
+use media_core::api::{query_id, ImageLocation, ImageUploadResponse};
+use media_core::ids::{AppId, ImageId};
+use media_core::keys::ObjectKey;
+use worker::Request;
+use worker_kit::entry::guard;
+use worker_kit::query::query;
+use worker_kit::reply::json;
+use worker_kit::Handled;
+
+use crate::records;
+use crate::ImageContext;
+
+/// `GET /images`: 200 with the image's URLs and metadata.
+pub async fn image_metadata(req: Request, cx: &ImageContext<'_>, base: &str) -> Handled {
+    let grant = guard(&req, cx, "image-metadata").await?;
+    let q = query(&req)?;
+    let app = query_id(&q, "app_id", AppId::parse)?;
+    let image = query_id(&q, "image_id", ImageId::parse)?;
+    grant.check_app(&app)?;
+    let key = ObjectKey::Image { app: app.clone(), image: image.clone() }.to_string();
+    let record = records::record_or_vet(cx, &key, &app, &image).await?;
+    let location = ImageLocation::of(base, &app, &image, &cx.settings.transform);
+    json(200, &ImageUploadResponse { location, meta: record.meta })
+}

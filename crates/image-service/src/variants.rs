@@ -1,0 +1,183 @@
+//! Transformed images: `GET`/`HEAD /images/{app_id}/{image_id}/{options}`,
+//! and the older `/cdn-cgi/image/{options}/assets/images/{app_id}/{image_id}`
+//! that earlier `transform_url`s used, answered the same way. Public.
+//!
+//! A request is answered from the first place that has it:
+//! 1. the edge cache (Cache API), keyed by the canonical options and, for
+//!    `f=auto`, the client's kind of `Accept`: no record, no storage;
+//! 2. the stored variant in R2 (`images/{app}/{image}/{variant}`), which
+//!    then goes into the edge cache;
+//! 3. the Images binding, called once: the original (only the version its
+//!    record checked) is transformed, stored, and served as in 2.
+//!
+//! `x-image-variant` says which (`edge`, `stored`, `created`): the count
+//! of `created` answers is the count of billed transformations. The
+//! options' rules (allowed set, `f=auto`, limits) are
+//! `media_core::variant`'s.
+
+use media_core::http::single_etag_condition;
+use media_core::ids::{AppId, ImageId};
+use media_core::keys::{CachePolicy, ObjectKey};
+use media_core::media::{Dimensions, ImageType};
+use media_core::transform::{decode_options, split_transform_path};
+use media_core::variant::{
+    cache_path, check_source, negotiate, split_variant_path, variant_key, AcceptClass, FormatChoice, VariantOptions,
+};
+use media_core::{ApiError, ErrorCode};
+use worker::{Request, Response};
+use worker_kit::serve::{from_edge_cache, serve_object, server_timing, ServeSpec};
+use worker_kit::store::{collect_body, ObjectInfo, ObjectStore, ReadOutcome, ReadRequest};
+use worker_kit::{Failure, Handled};
+
+use crate::images_binding;
+use crate::records::{self, no_such_image};
+use crate::ImageContext;
+
+/// `GET`/`HEAD /images/{app_id}/{image_id}/{options}`.
+pub async fn serve_variant(req: Request, cx: &ImageContext<'_>) -> Handled {
+    let path = req.path();
+    let (app, image, options) = split_variant_path(&path).ok_or_else(|| {
+        Failure::from(ApiError::not_found(
+            "no such image variant; the path is /images/{app_id}/{image_id}/{options}, e.g. /images/app/img/w=640,f=auto",
+        ))
+    })?;
+    let opts = cx.settings.variants.parse(&decode_options(options)?)?;
+    answer(&req, cx, &app, &image, &opts).await
+}
+
+/// `GET`/`HEAD /cdn-cgi/image/{options}/assets/images/{app_id}/{image_id}`:
+/// the `transform_url` of earlier answers. Where Cloudflare's zone-level
+/// transformations are on, the zone answers this before the Worker runs.
+pub async fn serve_cdn_cgi(req: Request, cx: &ImageContext<'_>) -> Handled {
+    let path = req.path();
+    let (options, source) = split_transform_path(&path).ok_or_else(no_such_image)?;
+    let opts = cx.settings.variants.parse(&decode_options(options)?)?;
+    let key = source.strip_prefix("assets/").unwrap_or("");
+    let Some(ObjectKey::Image { app, image }) = ObjectKey::parse(key) else {
+        return Err(ApiError::not_found(
+            "the image to transform must be one of this service's images: /cdn-cgi/image/{options}/assets/images/{app_id}/{image_id}",
+        )
+        .into());
+    };
+    answer(&req, cx, &app, &image, &opts).await
+}
+
+/// Where the answer came from, in `x-image-variant`.
+#[derive(Clone, Copy)]
+enum Source {
+    Edge,
+    Stored,
+    Created,
+}
+
+impl Source {
+    fn as_str(self) -> &'static str {
+        match self {
+            Source::Edge => "edge",
+            Source::Stored => "stored",
+            Source::Created => "created",
+        }
+    }
+}
+
+fn finish(mut resp: Response, opts: &VariantOptions, source: Source) -> Handled {
+    let headers = resp.headers_mut();
+    if opts.format == FormatChoice::Auto {
+        headers.set("vary", "Accept")?;
+    }
+    headers.set("x-image-variant", source.as_str())?;
+    headers.set("cross-origin-resource-policy", "cross-origin")?;
+    Ok(resp)
+}
+
+async fn answer(req: &Request, cx: &ImageContext<'_>, app: &AppId, image: &ImageId, opts: &VariantOptions) -> Handled {
+    let accept = AcceptClass::of(req.headers().get("accept")?.as_deref());
+    let origin = req.url()?.origin().ascii_serialization();
+    let cache_key = format!("{origin}{}", cache_path(app, image, opts, accept));
+    if let Some(mut hit) = from_edge_cache(&cache_key, req).await.unwrap_or(None) {
+        hit.headers_mut().append("server-timing", &server_timing(true, 0))?;
+        return finish(hit, opts, Source::Edge);
+    }
+
+    let original_key = ObjectKey::Image { app: app.clone(), image: image.clone() }.to_string();
+    let record = records::record_or_vet(cx, &original_key, app, image).await?;
+    let original_type = ImageType::from_content_type(&record.meta.content_type)
+        .ok_or_else(|| Failure::internal(format!("the record of {original_key} has type {:?}", record.meta.content_type)))?;
+    let dims = record.meta.width.zip(record.meta.height).map(|(width, height)| Dimensions { width, height });
+    let source = check_source(record.meta.size, dims)?;
+    let format = negotiate(opts.format, accept, original_type, opts.output_size(source))?;
+    let key = variant_key(app, image, opts, format);
+    let store = cx.store()?;
+    let spec = || ServeSpec {
+        key: &key,
+        what: "this variant",
+        cache_control: CachePolicy::Immutable.header_value(),
+        pinned_etag: None,
+        known_size: None,
+        edge_cache: Some((cache_key.clone(), cx.execution)),
+    };
+    let stored_type = |info: &ObjectInfo| info.content_type.clone().unwrap_or_else(|| format.content_type().to_owned());
+    match serve_object(store, req, spec(), stored_type).await {
+        Ok(resp) => return finish(resp, opts, Source::Stored),
+        Err(Failure::Client(e)) if e.code == ErrorCode::NotFound => {}
+        Err(other) => return Err(other),
+    }
+
+    let started = worker::Date::now().as_millis();
+    let original = read_original(store, &original_key, record.etag.as_deref()).await?;
+    let input_bytes = original.len();
+    let made = images_binding::transform(cx.env, original, opts, format).await?;
+    let output_bytes = made.bytes.len();
+    store.put(&key, made.bytes, format.content_type()).await?;
+    tracing::info!(
+        app_id = %app,
+        image_id = %image,
+        variant = %key,
+        input_bytes,
+        output_bytes,
+        binding_content_type = %made.content_type,
+        ms = worker::Date::now().as_millis().saturating_sub(started),
+        "image variant created"
+    );
+    let resp = serve_object(store, req, spec(), stored_type).await?;
+    finish(resp, opts, Source::Created)
+}
+
+/// The original's bytes, only in the version its record checked: an object
+/// replaced since is not transformed (404, as `/assets/` answers it).
+async fn read_original(store: &impl ObjectStore, key: &str, etag: Option<&str>) -> Result<Vec<u8>, Failure> {
+    let read = ReadRequest { if_match: etag.map(str::to_owned), ..ReadRequest::default() };
+    match store.read(key, &read).await? {
+        Some(ReadOutcome::Body { info, body, .. }) => {
+            if etag.is_some() && single_etag_condition(Some(&info.etag)).as_deref() != etag {
+                return Err(no_such_image());
+            }
+            Ok(collect_body(body).await?)
+        }
+        None | Some(ReadOutcome::PreconditionFailed) => Err(no_such_image()),
+        Some(ReadOutcome::NotModified { .. } | ReadOutcome::RangeNotSatisfiable { .. }) => {
+            Err(Failure::internal("a whole-object read answered as a conditional or ranged one"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use worker_kit::store::memory::{block_on, MemoryStore};
+
+    use super::*;
+
+    #[test]
+    fn only_the_checked_version_of_the_original_is_read() {
+        let store = MemoryStore::new();
+        let etag = store.insert("images/a/i", b"one".to_vec(), Some("image/png"));
+        let bare = etag.trim_matches('"').to_owned();
+        assert_eq!(block_on(read_original(&store, "images/a/i", Some(&bare))).unwrap(), b"one");
+        store.insert("images/a/i", b"two".to_vec(), Some("image/png"));
+        let e = block_on(read_original(&store, "images/a/i", Some(&bare))).unwrap_err();
+        assert_eq!(e.to_reply().status, 404, "replaced since it was checked");
+        assert_eq!(block_on(read_original(&store, "images/a/none", None)).unwrap_err().to_reply().status, 404);
+        store.fail("GET", "images/");
+        assert_eq!(block_on(read_original(&store, "images/a/i", None)).unwrap_err().to_reply().status, 503);
+    }
+}
