@@ -81,6 +81,8 @@ export async function imageService({ store, backend = 'r2', vars = {}, limits, p
     ...common(store, backend, vars, limits),
     ...(port ? { host: '127.0.0.1', port } : {}),
     modules: modules('image-service'),
+    // Cloudflare Images, run offline by Miniflare with sharp.
+    images: { binding: 'IMAGES' },
   }));
   await mf.ready;
   return mf;

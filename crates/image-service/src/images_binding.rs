@@ -58,22 +58,20 @@ fn describe(e: &JsValue) -> (Option<f64>, String) {
     (code, message)
 }
 
-/// A failure of the binding as the client sees it. Errors in the 9500s
-/// other than 9520 (format unsupported) are the service's (503, retry);
-/// the rest mean this image cannot be transformed (422).
+/// A failure of the binding as the client sees it: 422, with a fixed
+/// message and the binding's code. Its own message goes to the logs only
+/// (locally it carries sharp's stack and file paths). The binding does not
+/// tell a corrupt image from its own fault apart reliably (locally both are
+/// 9523), so both are 422; a client may retry, and nothing is stored.
 fn failure(e: &JsValue, during: &str) -> Failure {
     let (code, message) = describe(e);
     tracing::warn!(code, message, during, "the Images binding refused a transform");
-    match code {
-        Some(c) if (9500.0..9600.0).contains(&c) && c != 9520.0 => {
-            Failure::Unavailable { detail: format!("the Images binding ({during}): {message}") }
-        }
-        _ => ApiError::new(
-            ErrorCode::ImageUnprocessable,
-            format!("this image could not be transformed ({}); the original is served as it is at its asset_url", message.trim()),
-        )
-        .into(),
-    }
+    let code = code.map_or_else(|| "no code".to_owned(), |c| format!("Images error {c}"));
+    ApiError::new(
+        ErrorCode::ImageUnprocessable,
+        format!("this image could not be decoded or transformed ({code}); the original is served as it is at its asset_url"),
+    )
+    .into()
 }
 
 /// Transforms `original` into one variant: resized as `opts` says, written
