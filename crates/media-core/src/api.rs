@@ -483,7 +483,8 @@ pub struct DeleteVideoResponse {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeletedImage {
-    /// Objects deleted: the original (variants are made at the edge, never stored).
+    /// Objects deleted: the original and its stored variants
+    /// (`images/{app_id}/{image_id}/...`).
     pub objects: u64,
     /// Whether the image's metadata record was removed.
     pub record: bool,

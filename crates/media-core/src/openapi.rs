@@ -27,7 +27,10 @@ use crate::ids::{AppId, ImageId, JobId, VideoId, MAX_ID_LEN};
 use crate::job::{JobStatus, ThumbnailMeta};
 use crate::media::ImageType;
 use crate::time::Timestamp;
-use crate::transform::{MAX_OPTIONS_LEN, MAX_TRANSFORM_DIMENSION};
+use crate::transform::MAX_OPTIONS_LEN;
+use crate::variant::{
+    Fit, DEFAULT_QUALITIES, DEFAULT_SIZES, MAX_AVIF_SIDE, MAX_SOURCE_PIXELS, MAX_TRANSFORM_INPUT_BYTES,
+};
 use crate::webhook::CallbackStatus;
 
 /// The version both documents carry (the services' release).
@@ -123,16 +126,47 @@ impl<'s> ToSchema<'s> for ImageContentType {
     }
 }
 
-/// The pattern of a transformation's options segment: the common options
-/// (a schema for clients and fuzzers; [`crate::transform::parse_options`]
-/// accepts more, every option Cloudflare takes by URL).
+/// The pattern of a transformation's options segment with the default
+/// allowed set ([`crate::variant::VariantPolicy::default`]: `TRANSFORM_SIZES`,
+/// `TRANSFORM_QUALITIES`, `TRANSFORM_FITS` unset), a schema for clients and
+/// fuzzers. The service takes the options in any order, each at most once;
+/// a pattern cannot say "each once", so it lists them in the canonical order
+/// (`w,h,q,fit,f`, [`crate::variant::VariantOptions::canonical`]). An
+/// explicit `f=avif` goes with sizes within AVIF's side only (larger is a
+/// 400). Empty: every default.
 fn options_pattern() -> String {
-    let one = format!(
-        "(?:(?:width|w|height|h)=(?:[1-9][0-9]{{0,3}}|1[01][0-9]{{3}}|{MAX_TRANSFORM_DIMENSION})|(?:quality|q)=(?:[1-9][0-9]?|100)\
-         |(?:format|f)=(?:auto|avif|webp|jpeg|baseline-jpeg|png|json)|fit=(?:scale-down|contain|cover|crop|pad|squeeze)\
-         |(?:gravity|g)=(?:auto|face|left|right|top|bottom|center)|dpr=[1-3]|anim=(?:true|false)|metadata=(?:keep|copyright|none))"
-    );
-    format!("^{one}(?:,{one})*$")
+    let sizes = |max: u32| {
+        let list: Vec<String> = DEFAULT_SIZES.iter().filter(|&&s| s <= max).map(u32::to_string).collect();
+        list.join("|")
+    };
+    let qualities: Vec<String> = DEFAULT_QUALITIES.iter().map(u8::to_string).collect();
+    let fits: Vec<&str> = Fit::ALL.iter().map(|f| f.as_str()).collect();
+    let side = |names: &str, max: u32| format!("(?:{names})=(?:{})", sizes(max));
+    let quality = format!("(?:quality|q)=(?:{})", qualities.join("|"));
+    let fit = format!("fit=(?:{})", fits.join("|"));
+    let format = "(?:format|f)=(?:auto|webp|jpeg|jpg|png)";
+    // A non-empty comma list of `items`, in their order, each optional.
+    let ordered = |items: &[String]| -> String {
+        let alternatives: Vec<String> = (0..items.len())
+            .map(|first| {
+                let rest: String = items[first + 1..].iter().map(|i| format!("(?:,{i})?")).collect();
+                format!("{}{rest}", items[first])
+            })
+            .collect();
+        alternatives.join("|")
+    };
+    let any = ordered(&[
+        side("width|w", u32::MAX),
+        side("height|h", u32::MAX),
+        quality.clone(),
+        fit.clone(),
+        format.to_owned(),
+    ]);
+    let avif_prefix: String = [side("width|w", MAX_AVIF_SIDE), side("height|h", MAX_AVIF_SIDE), quality, fit]
+        .iter()
+        .map(|i| format!("(?:{i},)?"))
+        .collect();
+    format!("^(?:{any}|{avif_prefix}(?:format|f)=avif)?$")
 }
 
 /// A schema of one fixed string, for fields that only ever carry it.
@@ -764,8 +798,9 @@ fn hls_routes(doc: &mut OpenApi) {
 pub fn image_service() -> OpenApi {
     let mut doc = base_document(
         "Image service",
-        "Image uploads (presigned or through the service), public originals under /assets/, and Cloudflare image \
-         transformation URLs. Errors are JSON: {\"error\": {\"code\", \"message\"}}, the message saying what to \
+        "Image uploads (presigned or through the service), public originals under /assets/, and resized \
+         AVIF/WebP/JPEG/PNG variants the service makes through the Cloudflare Images binding \
+         (/images/{app_id}/{image_id}/{options}), stored and cached after the first request. Errors are JSON: {\"error\": {\"code\", \"message\"}}, the message saying what to \
          change. Each API key acts only for the apps it is configured for (403 app_not_allowed for another app_id). \
          API-key routes are rate limited per key (600 a minute by default); requests with a missing or wrong key are \
          limited per client IP (10 a minute); both answer 429 with Retry-After. The API-key routes send no CORS \
@@ -786,6 +821,16 @@ pub fn image_service() -> OpenApi {
     add::<UploadForm>(c);
     add::<DeletedImage>(c);
     add::<DeleteImageResponse>(c);
+    c.responses.insert(
+        "ImageUnprocessable".into(),
+        json_response(
+            "The image is stored but cannot be transformed (code image_unprocessable): an original over \
+             20,000,000 bytes, one declaring more than 100,000,000 pixels or no dimensions, or one the Images \
+             binding cannot decode. Its asset_url still serves it as it is; nothing is stored.",
+            "ErrorBody",
+        )
+        .into(),
+    );
 
     let op = operation(
         "Get a presigned URL to upload an image",
@@ -853,12 +898,28 @@ pub fn image_service() -> OpenApi {
     route(&mut doc, "/upload", PathItemType::Post, op.build());
 
     let op = operation(
+        "An image's record and URLs",
+        "getImage",
+        Some(
+            "The fields of /upload's 201: the image's URLs, and its type, size, width and height as checked. A \
+             presigned upload is checked by the first request for it (a serve, a transform, or this call): call \
+             this once the browser's PUT is done to learn what was stored, or 404 if it was refused (and \
+             removed). 404 too for an image that does not exist.",
+        ),
+    )
+    .parameters(Some([query_id("app_id", "AppId"), query_id("image_id", "ImageId")]))
+    .response("200", json_response("The image's URLs and metadata.", "ImageUploadResponse"));
+    let op = with_errors(api_key(op), &[KEY_ROUTE_ERRORS, &[(404, "Error")]]);
+    route(&mut doc, "/images", PathItemType::Get, op.build());
+
+    let op = operation(
         "Delete an image for good",
         "deleteImage",
         Some(
-            "Deletes the original and its metadata record; /assets/... then answers 404. Variants are made at the \
-             edge and never stored: a zone purge removes the copies edge caches hold (see the README). Repeating it \
-             is harmless: 200 with zeros.",
+            "Deletes the original, its stored variants (images/{app_id}/{image_id}/..., counted in \
+             deleted.objects) and its metadata record; /assets/... and /images/{app_id}/{image_id}/... then \
+             answer 404. The location that answered drops them from its edge cache; other locations keep their \
+             copies until evicted, or a zone purge (see the README). Repeating it is harmless: 200 with zeros.",
         ),
     )
     .parameters(Some([query_id("app_id", "AppId"), query_id("image_id", "ImageId")]))
@@ -870,7 +931,23 @@ pub fn image_service() -> OpenApi {
     doc
 }
 
-/// `GET`/`HEAD /assets/...` and the transformation URL in front of it.
+/// The headers of every stored image's 200 and 206 answers.
+fn image_headers() -> Vec<(&'static str, Header)> {
+    vec![
+        ("ETag", header(string(), Some("The stored object's entity tag; send it back in If-None-Match."))),
+        ("Cache-Control", header(string(), Some("public, max-age=31536000, immutable"))),
+        ("Content-Length", header(integer(), None)),
+        ("Accept-Ranges", header(string().enum_values(Some(["bytes"])), None)),
+        ("X-Content-Type-Options", header(string().enum_values(Some(["nosniff"])), None)),
+    ]
+}
+
+/// The path parameters naming an image.
+fn image_ids() -> Vec<Parameter> {
+    vec![path_id("app_id", "AppId"), path_id("image_id", "ImageId")]
+}
+
+/// `GET`/`HEAD /assets/...`, then the transforms of [`variant_routes`].
 fn asset_routes(doc: &mut OpenApi) {
     const DESCRIPTION: &str = "Public. Only checked images are served: /upload checks the bytes before storing; a \
         presigned upload is checked at its first serve (size within MAX_IMAGE_BYTES, an accepted stored type, bytes \
@@ -881,17 +958,7 @@ fn asset_routes(doc: &mut OpenApi) {
         vet;desc=\"ops=N\" on a first serve).";
     let mut types: Vec<&str> = ImageType::ALL.map(ImageType::content_type).to_vec();
     types.push("application/octet-stream");
-    let headers = || {
-        vec![
-            ("ETag", header(string(), Some("The stored object's entity tag; send it back in If-None-Match."))),
-            ("Cache-Control", header(string(), Some("public, max-age=31536000, immutable"))),
-            ("Content-Length", header(integer(), None)),
-            ("Accept-Ranges", header(string().enum_values(Some(["bytes"])), None)),
-            ("X-Content-Type-Options", header(string().enum_values(Some(["nosniff"])), None)),
-        ]
-    };
-    let ids = || vec![path_id("app_id", "AppId"), path_id("image_id", "ImageId")];
-    let mut parameters = ids();
+    let mut parameters = image_ids();
     parameters.extend(conditional_headers());
     object_routes(
         doc,
@@ -904,7 +971,7 @@ fn asset_routes(doc: &mut OpenApi) {
             what: "The image as uploaded, with its type (application/octet-stream if storage holds no accepted image \
                    type).",
             content_types: &types,
-            headers: headers(),
+            headers: image_headers(),
             errors: &[
                 (404, "Error"),
                 (405, "Error"),
@@ -914,6 +981,31 @@ fn asset_routes(doc: &mut OpenApi) {
             ],
         },
     );
+    variant_routes(doc);
+}
+
+/// `GET`/`HEAD /images/{app_id}/{image_id}/{options}`: the service's own
+/// transforms ([`crate::variant`]), and the older `/cdn-cgi/image/` form
+/// answered the same way.
+fn variant_routes(doc: &mut OpenApi) {
+    const DESCRIPTION: &str = "Public. A resized variant of a checked image (see /assets/), made through the \
+        Cloudflare Images binding. Answered from the first place that has it: the edge cache (the Cache API), the \
+        variant stored under images/{app_id}/{image_id}/, or the Images binding, called once per variant (one \
+        billed transformation), whose output is stored and cached; x-image-variant says which (edge, stored, \
+        created). Stored variants are deleted with the image (DELETE /images). f=auto picks the format from Accept: \
+        AVIF when it names image/avif and the output is at most 1200 px a side, else WebP when it names image/webp, \
+        else JPEG for a JPEG original and PNG for the others; those answers carry Vary: Accept. An animated GIF \
+        gives its first frame. ETag/304 and Range/206 as for /assets/. Server-Timing reports \
+        cache;desc=\"hit|miss\" and storage;desc=\"ops=N\".";
+    const ERRORS: Errors<'static> = &[
+        (400, "Error"),
+        (404, "Error"),
+        (405, "Error"),
+        (416, "RangeNotSatisfiable"),
+        (422, "ImageUnprocessable"),
+        (500, "Error"),
+        (503, "Unavailable"),
+    ];
     let options = param(
         "options",
         ParameterIn::Path,
@@ -921,46 +1013,84 @@ fn asset_routes(doc: &mut OpenApi) {
         string()
             .max_length(Some(MAX_OPTIONS_LEN))
             .pattern(Some(options_pattern()))
-            .example(Some("width=1280,quality=85,format=auto".into())),
+            .example(Some("w=1280,q=85,f=auto".into())),
     )
-    .description(Some(
-        "Comma-separated Cloudflare transformation options. The pattern covers the common ones (width/w and \
-             height/h 1-12000, quality/q 1-100, format/f, fit, gravity/g, dpr, anim, metadata); the others Cloudflare \
-             takes by URL (blur, sharpen, background, trim, rotate, ...) are accepted too. An unknown option or a bad \
-             value is a 400.",
-    ))
+    .description(Some(format!(
+        "Comma-separated name=value options, in any order, each at most once: w/width and h/height (px), \
+         q/quality, fit (scale-down, contain, cover, crop, pad; default scale-down), f/format (auto, avif, webp, \
+         jpeg or jpg, png; default auto). Left out: no resize on that side, the configured TRANSFORM_QUALITY \
+         (85 by default), scale-down, auto. Values must be in the service's allowed set (TRANSFORM_SIZES, \
+         TRANSFORM_QUALITIES, TRANSFORM_FITS, plus the transform_url's own TRANSFORM_WIDTH and \
+         TRANSFORM_QUALITY); the pattern is that of the default set (sizes {}, qualities {}), written in the \
+         canonical order. Anything else (an unknown option, a value not allowed, an option given twice, f=avif \
+         larger than {MAX_AVIF_SIDE} px a side) is a 400 whose message lists what is allowed. Aliases, order and \
+         defaults do not make new variants: w=640 and width=640,q=85,fit=scale-down,f=auto are one. \
+         Percent-encoded options (w%3D640) are decoded first.",
+        DEFAULT_SIZES.map(|s| s.to_string()).join(", "),
+        DEFAULT_QUALITIES.map(|q| q.to_string()).join(", "),
+    )))
     .build();
-    let mut parameters = vec![options];
-    parameters.extend(ids());
-    parameters.extend(conditional_headers());
-    let mut transformed_headers = headers();
-    transformed_headers.push((
-        "X-Image-Transform",
+    let types = ["image/avif", "image/webp", "image/jpeg", "image/png"];
+    let mut variant_headers = image_headers();
+    variant_headers.push((
+        "x-image-variant",
         header(
-            string().enum_values(Some(["passthrough"])),
-            Some("passthrough: served by the service itself (local development), not transformed."),
+            string().enum_values(Some(["edge", "stored", "created"])),
+            Some(
+                "Where the answer came from: edge (the edge cache), stored (the variant kept in storage) or \
+                 created (made now by the Images binding: a billed transformation).",
+            ),
         ),
     ));
+    variant_headers.push((
+        "Vary",
+        header(
+            string().example(Some("Accept".into())),
+            Some(
+                "Names Accept with f=auto (the default), whose format follows it (and Origin with a CORS allow-list).",
+            ),
+        ),
+    ));
+    let what = format!(
+        "The variant, in the format asked for or chosen by f=auto. The original may be at most \
+         {MAX_TRANSFORM_INPUT_BYTES} bytes and declare at most {MAX_SOURCE_PIXELS} pixels (422 otherwise)."
+    );
+    let mut parameters = image_ids();
+    parameters.push(options.clone());
+    parameters.extend(conditional_headers());
+    object_routes(
+        doc,
+        ObjectRoute {
+            path: "/images/{app_id}/{image_id}/{options}",
+            summary: "A transformed image",
+            operation_id: Some("getVariant"),
+            description: DESCRIPTION,
+            parameters,
+            what: &what,
+            content_types: &types,
+            headers: variant_headers.clone(),
+            errors: ERRORS,
+        },
+    );
+    let mut parameters = vec![options];
+    parameters.extend(image_ids());
+    parameters.extend(conditional_headers());
     object_routes(
         doc,
         ObjectRoute {
             path: "/cdn-cgi/image/{options}/assets/images/{app_id}/{image_id}",
-            summary: "A transformed image",
+            summary: "A transformed image (the older transform_url)",
             operation_id: Some("getTransformed"),
-            description: DESCRIPTION,
+            description: "Public. The form of transform_url that earlier answers handed out, answered by the \
+                service exactly as /images/{app_id}/{image_id}/{options}: the same options and rules (Cloudflare's \
+                other URL options, such as blur, dpr or gravity, are a 400), the same stored variants and headers. \
+                Where a zone has Cloudflare's own Image Transformations enabled, the zone answers this path before \
+                the Worker runs. A source that is not one of the service's images is a 404.",
             parameters,
-            what: "In production Cloudflare answers this URL at the zone with a resized image. Locally the service \
-                   answers it with the original, unchanged.",
+            what: &what,
             content_types: &types,
-            headers: transformed_headers,
-            errors: &[
-                (400, "Error"),
-                (404, "Error"),
-                (405, "Error"),
-                (416, "RangeNotSatisfiable"),
-                (500, "Error"),
-                (503, "Unavailable"),
-            ],
+            headers: variant_headers,
+            errors: ERRORS,
         },
     );
 }

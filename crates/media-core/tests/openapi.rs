@@ -104,7 +104,15 @@ fn documents_describe_the_public_routes() {
         assert!(job.get(field).is_some(), "JobView.{field}");
     }
     let image = serde_json::to_value(image_service()).unwrap();
-    for path in ["/generate-image-upload-url", "/upload", "/images", "/assets/images/{app_id}/{image_id}"] {
+    for path in [
+        "/generate-image-upload-url",
+        "/upload",
+        "/images",
+        "/assets/images/{app_id}/{image_id}",
+        "/images/{app_id}/{image_id}/{options}",
+    ] {
         assert!(image["paths"].get(path).is_some(), "{path}");
     }
+    let images = &image["paths"]["/images"];
+    assert!(images.get("get").is_some() && images.get("delete").is_some(), "GET /images (metadata) and DELETE /images");
 }
