@@ -1,7 +1,8 @@
 // The image service in workerd: every route, the auth matrix, validation
 // errors, magic-byte checks, 409 on a taken image_id, the KV metadata
 // record, serving originals (ETag/304, Range/206/416, HEAD) with no way out
-// of the image prefix, the local transformation passthrough, CORS and the
+// of the image prefix, the older /cdn-cgi/image/ URLs (transforms are
+// transform.test.mjs), CORS and the
 // rate limit. Runs once per storage backend: the R2 binding (Miniflare's R2)
 // and the S3 adapter against a real Garage. Test images are made by the
 // ffmpeg CLI at start-up (real encoders, nothing binary in the repository).
@@ -92,7 +93,7 @@ for (const backend of ['r2', 's3']) {
       assert.match(doc.headers.get('content-type'), /^application\/json/);
       assert.deepEqual(doc.json, JSON.parse(readFileSync(join(ROOT, 'openapi/image-service.json'), 'utf8')));
       assert.equal(doc.json.openapi, '3.0.3');
-      for (const p of ['/generate-image-upload-url', '/upload', '/assets/images/{app_id}/{image_id}', '/cdn-cgi/image/{options}/assets/images/{app_id}/{image_id}', '/health']) {
+      for (const p of ['/generate-image-upload-url', '/upload', '/assets/images/{app_id}/{image_id}', '/cdn-cgi/image/{options}/assets/images/{app_id}/{image_id}', '/images/{app_id}/{image_id}/{options}', '/health']) {
         assert.ok(doc.json.paths[p], p);
       }
     });
@@ -134,7 +135,7 @@ for (const backend of ['r2', 's3']) {
       assert.equal(r.json.key, `images/${app}/img1`);
       assert.equal(r.json.image_id, 'img1');
       assert.equal(r.json.asset_url, `${BASE}/assets/images/${app}/img1`);
-      assert.equal(r.json.transform_url, `${BASE}/cdn-cgi/image/width=1280,quality=85,format=auto/assets/images/${app}/img1`);
+      assert.equal(r.json.transform_url, `${BASE}/images/${app}/img1/w=1280,q=85,f=auto`);
       assert.equal(r.json.method, 'PUT');
       // With a size, the length and If-None-Match: * are bound (the id cannot be overwritten while the URL lives).
       assert.deepEqual(r.json.headers, { 'Content-Type': 'image/png', 'If-None-Match': '*' });
@@ -215,7 +216,7 @@ for (const backend of ['r2', 's3']) {
           kind,
         );
         assert.equal(r.json.asset_url, `${BASE}/assets/images/${app}/${id}`);
-        assert.equal(r.json.transform_url, `${BASE}/cdn-cgi/image/width=1280,quality=85,format=auto/assets/images/${app}/${id}`);
+        assert.equal(r.json.transform_url, `${BASE}/images/${app}/${id}/w=1280,q=85,f=auto`);
         const uploadedAt = Date.parse(r.json.uploaded_at);
         assert.ok(uploadedAt >= t0 - 1000 && uploadedAt <= Date.now() + 1000, r.json.uploaded_at);
         const { etag, ...meta } = await record(id);
@@ -439,7 +440,7 @@ for (const backend of ['r2', 's3']) {
       assert.equal(r.headers.get('cross-origin-resource-policy'), 'cross-origin');
       assert.equal(r.headers.get('accept-ranges'), 'bytes');
       assert.equal(r.headers.get('content-length'), String(bytes.length));
-      assert.equal(r.headers.get('x-image-transform'), null);
+      assert.equal(r.headers.get('x-image-variant'), null);
       assert.deepEqual(await bytesOf(r), bytes);
       const etag = r.headers.get('etag');
       assert.match(etag, /^"/);
@@ -514,39 +515,28 @@ for (const backend of ['r2', 's3']) {
       assert.equal((await get(`/assets/images/${app}/inside`)).status, 200, 'the real one is served');
     });
 
-    test('transform URL: local passthrough of the original, options and path checked', async () => {
+    test('the older /cdn-cgi/image/ URLs: transformed by the service, options and path checked', async () => {
       const up = await uploadRaw(images.webp, 'image/webp', { app_id: app, image_id: 'tr1' });
       assert.equal(up.status, 201, up.text);
-      const viaUrl = await mf.dispatchFetch(up.json.transform_url);
-      assert.equal(viaUrl.status, 200);
-      assert.equal(viaUrl.headers.get('x-image-transform'), 'passthrough');
-      assert.equal(viaUrl.headers.get('content-type'), 'image/webp');
-      assert.equal(viaUrl.headers.get('cache-control'), IMMUTABLE);
-      assert.equal(viaUrl.headers.get('x-content-type-options'), 'nosniff');
-      assert.deepEqual(await bytesOf(viaUrl), images.webp);
-      const etag = viaUrl.headers.get('etag');
-      const other = await get(`/cdn-cgi/image/w=320,h=200,fit=cover,g=0.5x0.5,q=60,f=avif,dpr=2/assets/images/${app}/tr1`, { headers: { 'if-none-match': etag } });
-      assert.equal(other.status, 304);
-      const head = await get(`/cdn-cgi/image/width=100/assets/images/${app}/tr1`, { method: 'HEAD' });
-      assert.equal(head.status, 200);
-      assert.equal(head.headers.get('x-image-transform'), 'passthrough');
-      const range = await get(`/cdn-cgi/image/width=100/assets/images/${app}/tr1`, { headers: { range: 'bytes=0-3' } });
-      assert.equal(range.status, 206);
-      assert.deepEqual(await bytesOf(range), images.webp.slice(0, 4));
-
+      const old = await get(`/cdn-cgi/image/width=1280,quality=85,format=auto/assets/images/${app}/tr1`, { headers: { accept: 'image/webp' } });
+      assert.equal(old.status, 200);
+      assert.equal(old.headers.get('content-type'), 'image/webp');
+      assert.equal(old.headers.get('x-image-variant'), 'created');
+      assert.equal(old.headers.get('cache-control'), IMMUTABLE);
+      assert.equal(old.headers.get('x-content-type-options'), 'nosniff');
+      await old.arrayBuffer();
       // Clients that percent-encode path parameters are understood.
-      const encoded = await get(`/cdn-cgi/image/${encodeURIComponent('width=320,quality=75,format=auto')}/assets/images/${app}/tr1`);
+      const encoded = await get(`/cdn-cgi/image/${encodeURIComponent('width=1280,quality=85,format=auto')}/assets/images/${app}/tr1`, { headers: { accept: 'image/webp' } });
       assert.equal(encoded.status, 200);
-      assert.equal(encoded.headers.get('x-image-transform'), 'passthrough');
-
+      assert.equal(encoded.headers.get('x-image-variant'), 'edge');
+      await encoded.arrayBuffer();
       for (const [options, message] of [
-        ['width=abc', /width takes a whole number of pixels/],
-        [encodeURIComponent('width=320,colour=red'), /"colour" is not a Cloudflare image transformation option/],
-        ['colour=red', /"colour" is not a Cloudflare image transformation option/],
+        ['width=abc', /width=abc is not allowed/],
+        [encodeURIComponent('width=320,colour=red'), /"colour" is not an option of this service/],
         ['width', /has no value/],
-        ['quality=101', /quality takes a number from 1 to 100/],
-        ['format=bmp', /format takes one of auto/],
-        ['width=100,,quality=50', /has no value/],
+        ['quality=101', /quality=101 is not allowed/],
+        ['format=bmp', /format=bmp is not allowed/],
+        ['blur=5', /"blur" is not an option of this service/],
       ]) {
         const r = await get(`/cdn-cgi/image/${options}/assets/images/${app}/tr1`);
         assert.equal(r.status, 400, options);
@@ -555,13 +545,13 @@ for (const backend of ['r2', 's3']) {
         assert.match(body.error.message, message);
       }
       for (const path of [
-        `/cdn-cgi/image/width=100/images/${app}/tr1`,
-        `/cdn-cgi/image/width=100/assets/raw/${app}/v1/source.mp4`,
-        `/cdn-cgi/image/width=100/https://evil.example/x.png`,
-        `/cdn-cgi/image/width=100/assets/images/${app}/missing`,
-        `/cdn-cgi/image/width=100/assets/images/${app}/tr1/../../../raw/${app}/v1/source.mp4`,
-        `/cdn-cgi/image/width=100/assets/images/${app}%2Ftr1`,
-        `/cdn-cgi/image/width=100`,
+        `/cdn-cgi/image/width=160/images/${app}/tr1`,
+        `/cdn-cgi/image/width=160/assets/raw/${app}/v1/source.mp4`,
+        `/cdn-cgi/image/width=160/https://evil.example/x.png`,
+        `/cdn-cgi/image/width=160/assets/images/${app}/missing`,
+        `/cdn-cgi/image/width=160/assets/images/${app}/tr1/../../../raw/${app}/v1/source.mp4`,
+        `/cdn-cgi/image/width=160/assets/images/${app}%2Ftr1`,
+        `/cdn-cgi/image/width=160`,
       ]) {
         const r = await get(path);
         assert.equal(r.status, 404, path);
@@ -695,8 +685,10 @@ for (const backend of ['r2', 's3']) {
         assert.equal(served.headers.get('content-type'), 'image/png');
         assert.deepEqual(await bytesOf(served), body);
         const transformed = await mf.dispatchFetch(r.json.transform_url);
-        assert.equal(transformed.headers.get('x-image-transform'), 'passthrough');
-        assert.deepEqual(await bytesOf(transformed), body);
+        assert.equal(transformed.status, 200);
+        assert.equal(transformed.headers.get('x-image-variant'), 'created');
+        assert.equal(transformed.headers.get('content-type'), 'image/png');
+        await transformed.arrayBuffer();
         // The id is now taken, for presigning and for /upload alike.
         assert.equal((await presign({ image_id: 'direct1' })).status, 409);
         assert.equal((await uploadRaw(images.png, 'image/png', { app_id: app, image_id: 'direct1' })).status, 409);
