@@ -11,8 +11,11 @@
 // The browser uploads straight to storage with Uppy (single PUT, or parts
 // with `@uppy/aws-s3`, resumed after a network cut), follows its job on the
 // public `/job-events` stream (polling `/job-status` when it cannot) and
-// plays the HLS ladder with hls.js. Uppy and hls.js are served from
-// node_modules (pinned in package.json), no CDN.
+// plays the HLS ladder with hls.js. Images go the same way (one presigned
+// PUT), then `POST /api/images/check` asks the image service for the
+// image's record (which checks the upload) before the page shows it and
+// its variants. Uppy and hls.js are served from node_modules (pinned in
+// package.json), no CDN.
 import { createServer } from 'node:http';
 import { readFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
@@ -37,6 +40,10 @@ export function startDemo({ port = 0, videoService, imageService, apiKey }) {
     const r = await fetch(base + path, { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': apiKey }, body: JSON.stringify(body) });
     return { status: r.status, body: await r.json() };
   };
+  const get = async (base, path) => {
+    const r = await fetch(base + path, { headers: { 'x-api-key': apiKey } });
+    return { status: r.status, body: await r.json() };
+  };
   const handlers = {
     // The page asks for somewhere to put a video; we ask the video service (with the key):
     // one presigned PUT, or with `multipart: true` a resumable session (`endpoint`, `part_size`, `parts`).
@@ -50,6 +57,9 @@ export function startDemo({ port = 0, videoService, imageService, apiKey }) {
     // The upload finished: start the job (with the key).
     'POST /api/videos/start': (b) => call(videoService, '/notify-upload-complete', { app_id: APP_ID, video_id: b.video_id, raw_key: b.raw_key, content_type: b.content_type }),
     'POST /api/images': (b) => call(imageService, '/generate-image-upload-url', { app_id: APP_ID, content_type: b.content_type, size: b.size }),
+    // The browser's PUT is done: ask for the image's record (with the key). The service checks the
+    // upload there and answers its type, size, width and height, or 404 if it refused it.
+    'POST /api/images/check': (b) => get(imageService, `/images?app_id=${APP_ID}&image_id=${encodeURIComponent(b.image_id ?? '')}`),
     'GET /api/config': async () => ({ status: 200, body: { app_id: APP_ID, video_service: videoService, image_service: imageService } }),
   };
   // Open /api/events responses: close() ends them, or server.close() would wait for them forever.

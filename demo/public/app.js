@@ -4,8 +4,9 @@
 // followed on its public event stream (polling the public status route when
 // that fails), HLS playback with hls.js, the poster and the thumbnail
 // sprite, and an operator view of the app's recent jobs (the app's stream,
-// relayed by the backend because it needs the key). `window.demo` exposes
-// state for the browser test.
+// relayed by the backend because it needs the key), and an image with
+// variants the image service makes (sizes, formats, bytes). `window.demo`
+// exposes state for the browser test.
 import { Uppy, AwsS3, XHRUpload } from '/vendor/uppy.min.mjs';
 
 const $ = (id) => document.getElementById(id);
@@ -293,14 +294,58 @@ function sprite(t, duration) {
   };
 }
 
+/**
+ * What Chromium sends for an `<img>`. The page's own fetch of each image
+ * sends it too, so `f=auto` answers that fetch with the format the `<img>`
+ * got (a plain fetch accepts anything: that is JPEG or PNG).
+ */
+const IMAGE_ACCEPT = 'image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8';
+/** The variants shown next to the original and `transform_url`: `<img>` id → options. */
+const VARIANTS = { 'image-w320': 'w=320,f=auto', 'image-w640': 'w=640,f=webp' };
+const kib = (n) => `${(n / 1024).toFixed(1)} KiB`;
+
+/**
+ * Shows `url` in `<img id>`, then what it is: its format and bytes (a fetch
+ * of the same URL once the image is in, past the browser's cache: the
+ * service answers it from its edge cache, not with a second transform) and
+ * its pixel size as decoded.
+ */
+async function showImage(id, url) {
+  const img = $(id);
+  const loaded = new Promise((resolve, reject) => {
+    img.onload = resolve;
+    img.onerror = () => reject(new Error(`${url} did not load`));
+  });
+  img.src = url;
+  await loaded;
+  const r = await fetch(url, { headers: { accept: IMAGE_ACCEPT }, cache: 'no-store' });
+  const bytes = (await r.arrayBuffer()).byteLength;
+  if (!r.ok) throw new Error(`${url}: ${r.status}`);
+  const view = { url, type: r.headers.get('content-type'), bytes, width: img.naturalWidth, height: img.naturalHeight };
+  $(`${id}-info`).textContent = `${(view.type ?? '?').replace('image/', '').toUpperCase()} · ${kib(bytes)} · ${view.width}×${view.height} px`;
+  return view;
+}
+
 async function uploadImage(file) {
-  $('image-state').textContent = 'asking for an upload URL…';
+  const say = (text) => ($('image-state').textContent = text);
+  say('asking for an upload URL…');
   const slot = await backend('POST', '/api/images', { content_type: file.type, size: file.size });
-  await put(slot.upload_url, slot.headers, file, (f) => ($('image-state').textContent = `uploading: ${Math.round(f * 100)}%`));
-  $('image-state').textContent = `stored as ${slot.key}`;
-  $('image-original').src = slot.asset_url;
-  $('image-transformed').src = slot.transform_url;
-  demo.image = slot;
+  await put(slot.upload_url, slot.headers, file, (f) => say(`uploading: ${Math.round(f * 100)}%`));
+  say('uploaded; checking it…');
+  // The backend asks for the image's record: the service checks the upload there (type, size, pixels).
+  const meta = await backend('POST', '/api/images/check', { image_id: slot.image_id });
+  demo.image = { ...slot, meta, views: {}, ready: false };
+  say(`stored as ${slot.key}: ${meta.content_type}, ${meta.width}×${meta.height} px, ${kib(meta.size)}; making the variants…`);
+  // A variant's URL is transform_url with other options (its last path segment).
+  const variantUrl = (options) => slot.transform_url.replace(/[^/]*$/, options);
+  $('image-transformed-options').textContent = slot.transform_url.split('/').pop();
+  const shown = { 'image-original': slot.asset_url, 'image-transformed': slot.transform_url };
+  for (const [id, options] of Object.entries(VARIANTS)) shown[id] = variantUrl(options);
+  for (const id of Object.keys(shown)) $(`${id}-info`).textContent = '…';
+  const views = await Promise.all(Object.entries(shown).map(async ([id, url]) => [id, await showImage(id, url)]));
+  demo.image.views = Object.fromEntries(views);
+  demo.image.ready = true;
+  say(`stored as ${slot.key}: ${meta.content_type}, ${meta.width}×${meta.height} px, ${kib(meta.size)}`);
 }
 
 /** Operator view: the app's recent jobs from `connected.recent`, kept current by the app's job events. */
