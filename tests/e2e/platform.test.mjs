@@ -106,7 +106,7 @@ test('image: presign, browser-style PUT with a CORS preflight, GET the same byte
   assert.equal(got.status, 200);
   assert.equal(got.headers.get('content-type'), 'image/png');
   assert.deepEqual(Buffer.from(await got.arrayBuffer()), file);
-  // Locally the transform URL serves the original (production resizes at the edge).
+  // The transform URL answers a variant the service makes (through the Images binding; sharp locally).
   assert.equal((await fetch(transform_url)).status, 200);
 });
 
@@ -262,6 +262,91 @@ test('browser: the demo page uploads a clip, follows its events, plays the ladde
     assert.deepEqual([small.mode, small.attempts, small.sent], ['single', 1, small.size], JSON.stringify(small));
     assert.deepEqual(problems, []);
     assert.deepEqual(consoleErrors, [], `the page's stream events: ${await page.evaluate(() => window.demo.events.filter((e) => e.event).map((e) => `${e.id}:${e.event}`).join(' '))}`);
+  } finally {
+    await browser.close();
+  }
+});
+
+/** Width and height of an AVIF from its `ispe` box (ffprobe 5.1 reads AVIF's codec, not its size). */
+function avifSize(bytes) {
+  const at = bytes.indexOf('ispe');
+  assert.ok(at > 0, 'an AVIF has an ispe box');
+  return { width: bytes.readUInt32BE(at + 8), height: bytes.readUInt32BE(at + 12) };
+}
+
+test('browser: the demo page uploads an image and shows transform_url and two variants the service made, each made once', async (t) => {
+  const jpg = join(scratch, 'photo.jpg');
+  execFileSync('ffmpeg', ['-loglevel', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc2=size=1600x1200', '-frames:v', '1', '-q:v', '3', jpg]);
+  const browser = await launchChromium();
+  try {
+    const page = await browser.newPage({ viewport: { width: 1100, height: 1000 } });
+    const problems = [];
+    page.on('pageerror', (e) => problems.push(e.message));
+    const consoleErrors = [];
+    page.on('console', (m) => m.type() === 'error' && consoleErrors.push(`${m.text()} (${m.location().url})`));
+    // What Chromium asked the image service for its variants, and how each was answered.
+    const isVariant = (url) => /^\/images\/[^/]+\/[^/]+\/[^/]+$/.test(new URL(url).pathname);
+    const asked = [];
+    page.on('request', async (r) => {
+      if (!isVariant(r.url())) return;
+      const entry = { url: r.url(), type: r.resourceType() };
+      asked.push(entry);
+      entry.accept = (await r.allHeaders()).accept; // as sent: Chromium sets an <img>'s Accept in its network layer
+    });
+    const answered = [];
+    page.on('response', (r) => isVariant(r.url()) && answered.push({ url: r.url(), status: r.status(), source: r.headers()['x-image-variant'] ?? null }));
+    const t0 = Date.now();
+    await page.goto(p.demo);
+    await page.setInputFiles('#image-file', jpg);
+    await page.waitForFunction(() => window.demo.image?.ready || window.demo.error, null, { timeout: 15000 });
+    const { image, error } = await page.evaluate(() => ({ image: window.demo.image, error: window.demo.error }));
+    assert.equal(error, undefined);
+    assert.deepEqual([image.meta.content_type, image.meta.width, image.meta.height, image.meta.size], ['image/jpeg', 1600, 1200, readFileSync(jpg).length]);
+    const v = image.views;
+    const seen = (id) => [v[id].type, v[id].width, v[id].height];
+    assert.deepEqual([...seen('image-original'), v['image-original'].bytes], ['image/jpeg', 1600, 1200, readFileSync(jpg).length]);
+    // transform_url is w=1280,q=85,f=auto: 1280 px is over AVIF's 1200 px side, so WebP for Chromium.
+    assert.match(v['image-transformed'].url, /\/w=1280,q=85,f=auto$/);
+    assert.deepEqual(seen('image-transformed'), ['image/webp', 1280, 960]);
+    assert.deepEqual(seen('image-w320'), ['image/avif', 320, 240]);
+    assert.deepEqual(seen('image-w640'), ['image/webp', 640, 480]);
+    for (const id of ['image-transformed', 'image-w320', 'image-w640']) assert.ok(v[id].bytes > 0 && v[id].bytes < v['image-original'].bytes, `${id}: ${v[id].bytes} B`);
+    // The shown sizes are on the page.
+    assert.match(await page.textContent('#image-w320-info'), /^AVIF · [\d.]+ KiB · 320×240 px$/);
+
+    // The same URLs fetched with the Accept Chromium sent for the <img>: the same bytes' format and
+    // size, checked with ffprobe, and answered without a transform (edge cache or stored object).
+    const imgAccept = asked.find((a) => a.type === 'image')?.accept;
+    assert.match(imgAccept ?? '', /image\/avif/, JSON.stringify(asked));
+    const expected = { 'image-transformed': ['webp', 1280, 960], 'image-w320': ['av1', 320, 240], 'image-w640': ['webp', 640, 480] };
+    for (const [id, [codec, width, height]] of Object.entries(expected)) {
+      const r = await fetch(v[id].url, { headers: { accept: imgAccept } });
+      assert.equal(r.status, 200, id);
+      assert.ok(['edge', 'stored'].includes(r.headers.get('x-image-variant')), `${id}: x-image-variant ${r.headers.get('x-image-variant')}`);
+      assert.equal(r.headers.get('content-type'), v[id].type);
+      const bytes = Buffer.from(await r.arrayBuffer());
+      assert.equal(bytes.length, v[id].bytes, `${id}: the bytes the page was served`);
+      const file = join(scratch, `${id}.${codec === 'av1' ? 'avif' : 'webp'}`);
+      writeFileSync(file, bytes);
+      // (stderr ignored: ffprobe 5.1 warns about AVIF's item boxes it does not read.)
+      const probe = JSON.parse(execFileSync('ffprobe', ['-v', 'error', '-show_entries', 'stream=codec_name,width,height', '-of', 'json', file], { stdio: ['ignore', 'pipe', 'ignore'] }).toString()).streams[0];
+      assert.equal(probe.codec_name, codec, `${id}: ${JSON.stringify(probe)}`);
+      const size = codec === 'av1' ? avifSize(bytes) : probe;
+      assert.deepEqual([size.width, size.height], [width, height], `${id}: ${JSON.stringify(probe)}`);
+    }
+    // Each variant was made once: one `created` answer per URL, every other one from the edge cache or storage.
+    const story = answered.map((a) => `${a.url.split('/').pop()}:${a.status}:${a.source}`).join(' ');
+    for (const id of Object.keys(expected)) {
+      const mine = answered.filter((a) => a.url === v[id].url);
+      assert.ok(mine.every((a) => a.status === 200 || a.status === 304), story);
+      assert.equal(mine.filter((a) => a.source === 'created').length, 1, story);
+      assert.ok(mine.every((a) => ['created', 'edge', 'stored'].includes(a.source)), story);
+    }
+    assert.deepEqual(problems, []);
+    assert.deepEqual(consoleErrors, []);
+    const took = Date.now() - t0;
+    t.diagnostic(`page to checks done: ${took} ms; bytes: ${Object.entries(v).map(([id, x]) => `${id} ${x.type} ${x.width}x${x.height} ${x.bytes} B`).join(', ')}; answers: ${story}`);
+    assert.ok(took < 20000, `${took} ms`);
   } finally {
     await browser.close();
   }
