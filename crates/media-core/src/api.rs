@@ -584,8 +584,9 @@ pub struct ImageLocation {
     pub image_id: String,
     /// The original, as uploaded.
     pub asset_url: String,
-    /// A resized AVIF/WebP made by the service (`/images/{app_id}/{image_id}/{options}`,
-    /// the configured width and quality, `f=auto`), stored after the first request.
+    /// A resized variant made by the service (`/images/{app_id}/{image_id}/{options}`,
+    /// the configured width and quality, `f=auto`: AVIF or WebP for clients that
+    /// take them, else JPEG or PNG), stored after the first request.
     pub transform_url: String,
 }
 
