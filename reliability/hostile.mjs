@@ -92,7 +92,7 @@ async function makeFixtures(platform, scratch, samples) {
 /** Runs Schemathesis against one service; returns its rows. */
 async function schemathesis({ name, base, platform, scratch, soak, fixtures, samples, say }) {
   const log = join(scratch, `schemathesis-${name}.jsonl`);
-  const examples = soak ? (name === 'video' ? 150 : 700) : (name === 'video' ? 30 : 150);
+  const examples = soak ? (name === 'video' ? 150 : 700) : (name === 'video' ? 30 : 100);
   const minimum = soak ? 4000 : 1000;
   const args = ['--config-file', join(HERE, 'schemathesis.toml'), 'run', `${base}/openapi.json`, '--url', base,
     '--checks', 'all', '--max-examples', String(examples), '--request-timeout', '60', '--no-color',

@@ -113,7 +113,7 @@ async function storageOps(platform, job, rung, say) {
 }
 
 export async function load({ platform, scratch, soak, say }) {
-  const seconds = soak ? 60 : 10;
+  const seconds = soak ? 60 : 5;
   say('load: a finished job to read…');
   const clip = makeClip(join(scratch, 'load-clip.mp4'), { size: '640x360', seconds: 4 });
   const app = 'loadtest';

@@ -76,7 +76,7 @@ if want workers; then
   section "Workers in workerd (node --test tests/workers/*.test.mjs)"
   t=$SECONDS
   if bash scripts/build-workers.sh; then
-    node --test --test-concurrency=1 tests/workers/*.test.mjs 2>&1 | tee "$DEV_DIR/logs/test-workers.log"
+    node --test --test-concurrency=2 tests/workers/*.test.mjs 2>&1 | tee "$DEV_DIR/logs/test-workers.log"
     status=${PIPESTATUS[0]}
   else
     status=1

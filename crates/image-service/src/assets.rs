@@ -36,7 +36,6 @@ fn served_content_type(info: &ObjectInfo) -> String {
         .to_owned()
 }
 
-
 /// Serves the image at `key` (already checked to be an image key of `app`).
 async fn serve_image(req: &Request, cx: &ImageContext<'_>, key: &str, app: &AppId, image: &ImageId) -> Handled {
     let origin = req.url()?.origin().ascii_serialization();

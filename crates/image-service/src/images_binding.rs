@@ -44,7 +44,9 @@ pub struct Transformed {
 }
 
 fn set(obj: &Object, name: &str, value: JsValue) -> Result<(), Failure> {
-    Reflect::set(obj, &name.into(), &value).map(drop).map_err(|e| Failure::internal(format!("building the transform: {e:?}")))
+    Reflect::set(obj, &name.into(), &value)
+        .map(drop)
+        .map_err(|e| Failure::internal(format!("building the transform: {e:?}")))
 }
 
 /// The binding's error as text (`ImagesError`: `code` and `message`), and its code.
@@ -69,7 +71,9 @@ fn failure(e: &JsValue, during: &str) -> Failure {
     let code = code.map_or_else(|| "no code".to_owned(), |c| format!("Images error {c}"));
     ApiError::new(
         ErrorCode::ImageUnprocessable,
-        format!("this image could not be decoded or transformed ({code}); the original is served as it is at its asset_url"),
+        format!(
+            "this image could not be decoded or transformed ({code}); the original is served as it is at its asset_url"
+        ),
     )
     .into()
 }
@@ -118,12 +122,17 @@ pub async fn transform(
     let result: ImageTransformationResult =
         JsFuture::from(promise).await.map_err(|e| failure(&e, "output"))?.unchecked_into();
     let resp = result.response().map_err(|e| failure(&e, "response"))?;
-    let content_type = resp.headers().get("content-type").ok().flatten().unwrap_or_else(|| format.content_type().to_owned());
+    let content_type =
+        resp.headers().get("content-type").ok().flatten().unwrap_or_else(|| format.content_type().to_owned());
     let buffer = resp.array_buffer().map_err(|e| failure(&e, "reading the result"))?;
     let buffer = JsFuture::from(buffer).await.map_err(|e| failure(&e, "reading the result"))?;
     let bytes = Uint8Array::new(&buffer).to_vec();
     if bytes.is_empty() {
-        return Err(ApiError::new(ErrorCode::ImageUnprocessable, "the transform made an empty image; the original is served at its asset_url").into());
+        return Err(ApiError::new(
+            ErrorCode::ImageUnprocessable,
+            "the transform made an empty image; the original is served at its asset_url",
+        )
+        .into());
     }
     Ok(Transformed { bytes, content_type })
 }

@@ -35,7 +35,12 @@ pub async fn write(env: &Env, app: &AppId, image: &ImageId, rec: &ImageRecord) -
 }
 
 /// The image's record: the one kept, or one made now by [`vet`].
-pub async fn record_or_vet(cx: &ImageContext<'_>, key: &str, app: &AppId, image: &ImageId) -> Result<ImageRecord, Failure> {
+pub async fn record_or_vet(
+    cx: &ImageContext<'_>,
+    key: &str,
+    app: &AppId,
+    image: &ImageId,
+) -> Result<ImageRecord, Failure> {
     match read(cx.env, app, image).await {
         Some(rec) => Ok(rec),
         None => vet(cx.store()?, cx.env, cx.settings.max_image_bytes, key, app, image).await,

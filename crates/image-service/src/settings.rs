@@ -27,7 +27,12 @@ fn list<T: std::str::FromStr + Clone>(vars: &Vars<'_>, name: &str, default: &[T]
     text.split(',')
         .map(str::trim)
         .filter(|v| !v.is_empty())
-        .map(|v| v.parse().map_err(|_| ConfigError { name: name.into(), problem: format!("has {v:?}, which is not a valid value") }))
+        .map(|v| {
+            v.parse().map_err(|_| ConfigError {
+                name: name.into(),
+                problem: format!("has {v:?}, which is not a valid value"),
+            })
+        })
         .collect()
 }
 
@@ -92,7 +97,10 @@ mod tests {
         ])
         .unwrap();
         assert_eq!((s.max_image_bytes, s.transform), (1000, TransformDefaults { width: 640, quality: 70 }));
-        assert_eq!((s.variants.sizes(), s.variants.qualities(), s.variants.fits()), (&[320, 640][..], &[70, 90][..], &[Fit::Cover][..]));
+        assert_eq!(
+            (s.variants.sizes(), s.variants.qualities(), s.variants.fits()),
+            (&[320, 640][..], &[70, 90][..], &[Fit::Cover][..])
+        );
         // The transform_url's own options are always allowed.
         let s = load(&[("TRANSFORM_WIDTH", "1000"), ("TRANSFORM_QUALITY", "70")]).unwrap();
         assert!(s.variants.sizes().contains(&1000) && s.variants.qualities().contains(&70));

@@ -101,8 +101,9 @@ async fn answer(req: &Request, cx: &ImageContext<'_>, app: &AppId, image: &Image
 
     let original_key = ObjectKey::Image { app: app.clone(), image: image.clone() }.to_string();
     let record = records::record_or_vet(cx, &original_key, app, image).await?;
-    let original_type = ImageType::from_content_type(&record.meta.content_type)
-        .ok_or_else(|| Failure::internal(format!("the record of {original_key} has type {:?}", record.meta.content_type)))?;
+    let original_type = ImageType::from_content_type(&record.meta.content_type).ok_or_else(|| {
+        Failure::internal(format!("the record of {original_key} has type {:?}", record.meta.content_type))
+    })?;
     let dims = record.meta.width.zip(record.meta.height).map(|(width, height)| Dimensions { width, height });
     let source = check_source(record.meta.size, dims)?;
     let format = negotiate(opts.format, accept, original_type, opts.output_size(source))?;

@@ -871,10 +871,7 @@ mod tests {
         assert_eq!(loc.key, "images/app1/img_9");
         assert_eq!(loc.image_id, "img_9");
         assert_eq!(loc.asset_url, "https://assets.example.com/assets/images/app1/img_9");
-        assert_eq!(
-            loc.transform_url,
-            "https://assets.example.com/images/app1/img_9/w=800,q=70,f=auto"
-        );
+        assert_eq!(loc.transform_url, "https://assets.example.com/images/app1/img_9/w=800,q=70,f=auto");
         // The asset path is the prefix and the key, which the asset route parses back.
         let path = loc.asset_url.strip_prefix("https://assets.example.com").unwrap();
         assert_eq!(

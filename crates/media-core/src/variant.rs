@@ -218,7 +218,12 @@ impl VariantPolicy {
     /// Checks a configuration: non-empty lists of values in range. The
     /// options of the `transform_url` handed out (`defaults`) are always
     /// allowed, so changing the lists never breaks those URLs.
-    pub fn new(mut sizes: Vec<u32>, mut qualities: Vec<u8>, fits: Vec<Fit>, defaults: TransformDefaults) -> Result<Self, String> {
+    pub fn new(
+        mut sizes: Vec<u32>,
+        mut qualities: Vec<u8>,
+        fits: Vec<Fit>,
+        defaults: TransformDefaults,
+    ) -> Result<Self, String> {
         let default_quality = defaults.quality;
         sizes.push(defaults.width);
         qualities.push(default_quality);
@@ -285,7 +290,10 @@ impl VariantPolicy {
     pub fn parse(&self, segment: &str) -> Result<VariantOptions, ApiError> {
         let bad = |m: String| ApiError::invalid_field(format!("{m}; allowed: {}", self.describe()));
         if segment.len() > MAX_OPTIONS_LEN {
-            return Err(bad(format!("the options are {} characters long; the limit is {MAX_OPTIONS_LEN}", segment.len())));
+            return Err(bad(format!(
+                "the options are {} characters long; the limit is {MAX_OPTIONS_LEN}",
+                segment.len()
+            )));
         }
         let mut opts = VariantOptions {
             width: None,
@@ -479,7 +487,8 @@ pub fn cache_paths_of(app: &AppId, image: &ImageId, object_name: &str) -> Option
     let exact = VariantOptions { width, height, quality, fit, format: FormatChoice::Exactly(format) };
     let auto = VariantOptions { format: FormatChoice::Auto, ..exact };
     let mut paths = vec![cache_path(app, image, &exact, AcceptClass::Neither)];
-    paths.extend([AcceptClass::Avif, AcceptClass::Webp, AcceptClass::Neither].map(|a| cache_path(app, image, &auto, a)));
+    paths
+        .extend([AcceptClass::Avif, AcceptClass::Webp, AcceptClass::Neither].map(|a| cache_path(app, image, &auto, a)));
     Some(paths)
 }
 
@@ -614,11 +623,9 @@ mod tests {
     #[test]
     fn sources_over_the_transformers_limits_are_422() {
         assert_eq!(check_source(1000, Some(dims(4000, 3000))).unwrap(), dims(4000, 3000));
-        for (size, d) in [
-            (MAX_TRANSFORM_INPUT_BYTES + 1, Some(dims(10, 10))),
-            (1000, Some(dims(50_000, 50_000))),
-            (1000, None),
-        ] {
+        for (size, d) in
+            [(MAX_TRANSFORM_INPUT_BYTES + 1, Some(dims(10, 10))), (1000, Some(dims(50_000, 50_000))), (1000, None)]
+        {
             let e = check_source(size, d).unwrap_err();
             assert_eq!((e.status(), e.code), (422, ErrorCode::ImageUnprocessable), "{size} {d:?}");
         }
@@ -628,7 +635,9 @@ mod tests {
     fn route_paths_and_keys() {
         let (app, image, opts) = split_variant_path("/images/app-a/img_1/w=640,f=auto").unwrap();
         assert_eq!((app.as_str(), image.as_str(), opts), ("app-a", "img_1", "w=640,f=auto"));
-        for bad in ["/images/app-a/img_1", "/images/app-a/img_1/w=1/x", "/images/../img/w=1", "/images/app-a//w=1", "/images"] {
+        for bad in
+            ["/images/app-a/img_1", "/images/app-a/img_1/w=1/x", "/images/../img/w=1", "/images/app-a//w=1", "/images"]
+        {
             assert!(split_variant_path(bad).is_none(), "{bad}");
         }
         let o = parse("w=640").unwrap();

@@ -171,7 +171,10 @@ pub async fn delete_prefix_keys(store: &impl ObjectStore, prefix: &str) -> Resul
     Err(StoreError::Transport {
         op: "DELETE",
         key: prefix.to_owned(),
-        detail: format!("still objects after {MAX_DELETE_ROUNDS} rounds of {MAX_LISTED_KEYS}; deleted {}", deleted.len()),
+        detail: format!(
+            "still objects after {MAX_DELETE_ROUNDS} rounds of {MAX_LISTED_KEYS}; deleted {}",
+            deleted.len()
+        ),
     })
 }
 
