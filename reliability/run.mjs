@@ -22,6 +22,7 @@ const groups = [
   ['load', () => import('./load.mjs').then((m) => m.load)],
   ['events', () => import('./events.mjs').then((m) => m.events)],
   ['deletion', () => import('./deletion.mjs').then((m) => m.deletion)],
+  ['transforms', () => import('./transforms.mjs').then((m) => m.transforms)],
 ].filter(([name]) => !only || only.some((o) => name.startsWith(o)));
 
 const scratch = mkdtempSync(join(tmpdir(), 'reliability-'));
