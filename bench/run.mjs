@@ -2,7 +2,8 @@
 // platform care about, each figure next to a baseline run on this machine
 // in the same session. Prints one report and writes it to bench/results/.
 //
-//   bash bench/run.sh              all six sections
+//   bash bench/run.sh              all seven sections
+//   node bench/run.mjs --only=7    image transforms alone (no transcoder needed)
 //   --only=5 --before=DIR          the Workers' size and cold start next to another checkout's (built there)
 //   --only=5 --save-before=LABEL   or record this build's as the "before" of later reports
 //   bash bench/run.sh --only=1,3   some of them
@@ -19,7 +20,7 @@ import { makeClip, postJson, pollJob, uploadVideo } from '../devkit/client.mjs';
 import { openEvents } from '../devkit/sse.mjs';
 
 const arg = (name, dflt) => process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? dflt;
-const only = arg('only', '1,2,3,4,5,6').split(',').map(Number);
+const only = arg('only', '1,2,3,4,5,6,7').split(',').map(Number);
 const RUNS = Number(arg('runs', 3));
 const TRANSCODER = join(ROOT, 'target', 'release', 'transcoder');
 const CORES = cpus().length;
@@ -386,11 +387,142 @@ async function eventLatencySection() {
   }
 }
 
+// ---- 7. image transforms: made once, then served from cache ---------------
+
+/** Test images made with the ffmpeg CLI (kept in bench/work): a camera-like JPEG, a UI screenshot-like PNG, a noisy photo-like JPEG. */
+function benchImages() {
+  const make = (name, graph, args) => {
+    const file = join(WORK, name);
+    if (!existsSync(file)) execFileSync('ffmpeg', ['-loglevel', 'error', '-y', '-f', 'lavfi', '-i', graph, '-frames:v', '1', ...args, file]);
+    return file;
+  };
+  const ui = ['color=c=0xf4f5f7:s=1600x1000', 'drawbox=x=0:y=0:w=1600:h=64:color=0x1d2330:t=fill', 'drawbox=x=0:y=64:w=240:h=936:color=0xe6e9ef:t=fill',
+    'drawbox=x=280:y=100:w=620:h=360:color=0x3b6ef5:t=fill', 'drawbox=x=940:y=100:w=620:h=360:color=0x2a9d5c:t=fill',
+    'drawgrid=x=280:y=500:w=160:h=40:t=1:c=0xc8ccd4', 'drawbox=x=280:y=500:w=1280:h=480:color=0xffffff@0.6:t=fill'].join(',');
+  return [
+    { name: 'testsrc2 JPEG', file: make('img-testsrc2-1600x1200.jpg', 'testsrc2=size=1600x1200', ['-q:v', '3']), type: 'image/jpeg' },
+    { name: 'screenshot-like PNG (flat colours, 1 px lines)', file: make('img-screenshot-1600x1000.png', ui, []), type: 'image/png' },
+    { name: 'noisy photo-like JPEG', file: make('img-noisy-1600x1200.jpg', 'testsrc2=size=1600x1200,noise=alls=40:allf=t+u,gblur=sigma=0.6', ['-q:v', '2']), type: 'image/jpeg' },
+  ];
+}
+
+/**
+ * Latency of `/images/{app}/{image}/{options}` when the variant is made
+ * (the Images binding, sharp locally), then when it is served from the edge
+ * cache and from storage, next to `/assets/` serving the original; and the
+ * bytes of each format at two widths next to the original's. A platform
+ * without a transcoder.
+ */
+async function imageTransformsSection() {
+  begin(7, 'Image transforms');
+  out();
+  const dir = join(tmpdir(), `bench-images-${process.pid}`);
+  rmSync(dir, { recursive: true, force: true });
+  const platform = await startPlatform({ dir, log: say });
+  const pct = (xs, p) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))];
+  const CHROMIUM = 'image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8';
+  const get = async (url, accept = CHROMIUM) => {
+    const t0 = performance.now();
+    const r = await fetch(url, { headers: { accept } });
+    const bytes = (await r.arrayBuffer()).byteLength;
+    return { ms: performance.now() - t0, status: r.status, type: r.headers.get('content-type'), source: r.headers.get('x-image-variant'), bytes };
+  };
+  try {
+    const images = benchImages();
+    for (const img of images) {
+      const form = new FormData();
+      form.set('app_id', 'bench');
+      form.set('file', new Blob([readFileSync(img.file)], { type: img.type }), img.file.split('/').pop());
+      const r = await fetch(`${platform.image}/upload`, { method: 'POST', headers: { 'x-api-key': platform.apiKey }, body: form });
+      if (r.status !== 201) throw new Error(`upload ${img.name}: ${r.status} ${await r.text()}`);
+      Object.assign(img, await r.json());
+    }
+    // Latency: per image, distinct variants (every allowed width up to the source's x every quality, WebP),
+    // one request after another. First request: created; again: the edge cache; the same stored object
+    // through another cache key (f=auto from a WebP-only client resolves to it): stored.
+    const sizes = [160, 320, 480, 640, 960, 1280, 1600];
+    const qualities = [50, 65, 75, 85];
+    const runs = { original: [], created: [], edge: [], stored: [] };
+    const createdBy = {};
+    const unexpected = [];
+    const check = (a, want, what) => { if (a.status !== 200 || a.source !== want) unexpected.push(`${what}: ${a.status} ${a.source}`); };
+    for (const img of images) {
+      await get(img.asset_url); // the first read of the original (its record) is not the baseline's
+      for (let i = 0; i < sizes.length * qualities.length; i++) runs.original.push((await get(img.asset_url)).ms);
+      const base = img.transform_url.replace(/[^/]*$/, '');
+      const variants = sizes.flatMap((w) => qualities.map((q) => `w=${w},q=${q}`));
+      for (const v of variants) {
+        const a = await get(`${base}${v},f=webp`);
+        check(a, 'created', v);
+        runs.created.push(a.ms);
+        (createdBy[img.name] ??= []).push(a.ms);
+      }
+      for (const v of variants) {
+        const a = await get(`${base}${v},f=webp`);
+        check(a, 'edge', v);
+        runs.edge.push(a.ms);
+      }
+      for (const v of variants) {
+        const a = await get(`${base}${v},f=auto`, 'image/webp,*/*');
+        check(a, 'stored', `${v},f=auto`);
+        runs.stored.push(a.ms);
+      }
+      say(`image transforms: latency of ${img.name} done`);
+    }
+    out(`On the full local platform (wrangler dev, Garage; ${data.machine}). Three generated images, uploaded with \`POST /upload\`: ${images.map((i) => `${i.name} (${i.width}x${i.height}, ${fmt(i.size / 1024, 0)} KB)`).join(', ')}. `
+      + `**Locally the Images binding runs on sharp (Miniflare), which ignores quality: the byte sizes below are sharp's defaults, not Cloudflare's, and the "created" times are sharp's on this machine.**`);
+    out();
+    out(`Latency, one request after another: ${runs.created.length} distinct WebP variants (widths ${sizes.join(', ')} x qualities ${qualities.join(', ')}, of each image). `
+      + '"created": the first request (the record, the original read from storage, one binding call, the variant stored); "edge": the same URL again (Cache API); '
+      + '"stored": the same variant through another cache key (`f=auto` from a client that takes WebP), read from storage. Baseline: `GET /assets/` of the original (itself cached at the edge after its first read), the same number of requests.');
+    out();
+    out('| request | n | p50 (ms) | p99 (ms) | max (ms) | p50 vs baseline |');
+    out('|---|---|---|---|---|---|');
+    const b50 = pct(runs.original, 50);
+    for (const [name, xs] of [['/assets/ original (baseline)', runs.original], ['variant, created', runs.created], ['variant, edge', runs.edge], ['variant, stored', runs.stored]]) {
+      out(`| ${name} | ${xs.length} | ${fmt(pct(xs, 50), 1)} | ${fmt(pct(xs, 99), 1)} | ${fmt(Math.max(...xs), 1)} | ${fmt(pct(xs, 50) / b50, 2)}x |`);
+    }
+    out();
+    out(`p99 of ${runs.created.length} requests is their largest. "created" p50 by image: ${images.map((i) => `${i.name} ${fmt(pct(createdBy[i.name], 50), 0)} ms`).join(', ')} (the original is read whole from storage and decoded each time).`);
+    out();
+    out(unexpected.length ? `**${unexpected.length} answers did not come from where expected**, e.g. ${unexpected.slice(0, 5).join('; ')}.` : 'Every answer came from where expected (`x-image-variant`).');
+    out();
+
+    // Bytes per format.
+    const formats = ['avif', 'webp', 'jpeg', 'png'];
+    const table = [];
+    for (const img of images) {
+      const base = img.transform_url.replace(/[^/]*$/, '');
+      for (const w of [640, 1280]) {
+        const row = { image: img.name, original: img.size, w, cells: {} };
+        for (const f of formats) {
+          if (f === 'avif' && w > 1200) continue; // AVIF is written at most 1200 px a side
+          const a = await get(`${base}w=${w},f=${f}`);
+          if (a.status !== 200 || a.type !== `image/${f}`) throw new Error(`${img.name} w=${w},f=${f}: ${a.status} ${a.type}`);
+          row.cells[f] = a.bytes;
+        }
+        table.push(row);
+      }
+    }
+    out('Bytes per format (`w=640` and `w=1280`, default quality, `fit=scale-down`), next to the original\'s bytes; % saved = 1 - variant / original. AVIF only up to 1200 px a side (the binding\'s limit).');
+    out();
+    out(`| image | original | width | ${formats.join(' | ')} |`);
+    out(`|---|---|---|${formats.map(() => '---').join('|')}|`);
+    const cell = (bytes, original) => (bytes === undefined ? 'n/a (> 1200 px)' : `${fmt(bytes / 1024, 1)} KB (${fmt((1 - bytes / original) * 100, 0)}%)`);
+    for (const r of table) out(`| ${r.image} | ${fmt(r.original / 1024, 1)} KB | ${r.w} | ${formats.map((f) => cell(r.cells[f], r.original)).join(' | ')} |`);
+    out();
+    data.sections.imageTransforms = { images: images.map(({ name, width, height, size, content_type }) => ({ name, width, height, size, content_type })), runs, createdBy, unexpected, bytes: table };
+  } finally {
+    await platform.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 // ---- main ------------------------------------------------------------------
 
 out(`# Benchmarks (${data.date.slice(0, 10)}, ${data.machine})`);
 out();
-out('Reproduce with `bash bench/run.sh` (about 9 minutes on 2 cores, plus about 5 the first time to generate the sources into bench/work/).');
+out('Reproduce with `bash bench/run.sh` (about 9 minutes on 2 cores for sections 1-6 and about 4 more for section 7, plus about 5 the first time to generate the sources into bench/work/).');
 out();
 let ladders;
 if (only.includes(1) || only.includes(3)) ladders = await throughput();
@@ -403,8 +535,9 @@ if (only.includes(2) || only.includes(4)) {
 if (only.includes(3)) qualitySection(ladders);
 if (only.includes(5)) await workersCostSection();
 if (only.includes(6)) await eventLatencySection();
+if (only.includes(7)) await imageTransformsSection();
 mkdirSync(join(BENCH, 'results'), { recursive: true });
-const name = only.length === 6 ? 'latest' : `partial-${only.join('')}`;
+const name = only.length === 7 ? 'latest' : `partial-${only.join('')}`;
 writeFileSync(join(BENCH, 'results', `${name}.md`), Object.keys(report).sort().flatMap((k) => report[k]).join('\n') + '\n');
 writeFileSync(join(BENCH, 'results', `${name}.json`), JSON.stringify(data, null, 2) + '\n');
 say(`wrote bench/results/${name}.md and .json`);
