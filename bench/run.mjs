@@ -522,7 +522,7 @@ async function imageTransformsSection() {
 
 out(`# Benchmarks (${data.date.slice(0, 10)}, ${data.machine})`);
 out();
-out('Reproduce with `bash bench/run.sh` (about 9 minutes on 2 cores for sections 1-6 and about 4 more for section 7, plus about 5 the first time to generate the sources into bench/work/).');
+out('Reproduce with `bash bench/run.sh` (about 9 minutes on 2 cores for sections 1-6 and about 2 more for section 7, plus about 5 the first time to generate the sources into bench/work/).');
 out();
 let ladders;
 if (only.includes(1) || only.includes(3)) ladders = await throughput();
