@@ -141,6 +141,7 @@ for (const backend of ['r2', 's3']) {
       assert.equal(first.r.headers.get('vary'), 'Accept');
       assert.equal(first.r.headers.get('cache-control'), IMMUTABLE);
       assert.equal(first.r.headers.get('access-control-allow-origin'), '*');
+      assert.match(first.r.headers.get('access-control-expose-headers'), /X-Image-Variant/, 'pages may read where it came from');
       assert.deepEqual(probe(first.bytes), { codec: 'webp', width: 1280, height: 960, frames: 1 });
       assert.ok(first.bytes.length < media.jpeg.length, `${first.bytes.length} < ${media.jpeg.length}`);
       assert.deepEqual(await variantsOf('photo'), [`images/${app}/photo/w1280-h0-q85-scale-down.webp`]);
