@@ -139,7 +139,8 @@ pub fn media_type(content_type: &str) -> &str {
 }
 
 /// Response headers that let browsers read what the platform serves.
-pub const CORS_EXPOSE: &str = "Content-Length, Content-Range, Content-Type, ETag, Accept-Ranges, Retry-After, X-Image-Variant";
+pub const CORS_EXPOSE: &str =
+    "Content-Length, Content-Range, Content-Type, ETag, Accept-Ranges, Retry-After, X-Image-Variant";
 /// Request headers browsers may send to the public routes. Not `x-api-key`
 /// nor `Authorization`: the routes that read them are for servers, and
 /// answer browsers with no CORS headers at all.
