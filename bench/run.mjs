@@ -12,7 +12,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BENCH, ROOT, WORK, fmt, keyframes, measure, median, quality, readRung, rungDirs, source } from './lib.mjs';
+import { BENCH, ROOT, TRANSCODER, WORK, ffmpegLadderArgs, fmt, keyframes, measure, median, planFor, quality, readRung, rungDirs, source } from './lib.mjs';
 import { runWrk } from '../devkit/wrk.mjs';
 import { WORKERS, coldStarts, wasmSizes } from './workers-cost.mjs';
 import { startPlatform } from '../devkit/platform.mjs';
@@ -22,7 +22,6 @@ import { openEvents } from '../devkit/sse.mjs';
 const arg = (name, dflt) => process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? dflt;
 const only = arg('only', '1,2,3,4,5,6,7').split(',').map(Number);
 const RUNS = Number(arg('runs', 3));
-const TRANSCODER = join(ROOT, 'target', 'release', 'transcoder');
 const CORES = cpus().length;
 // The report, by section: they run in the order the platform needs (1, 2, 4, 3)
 // and are written in number order.
@@ -34,27 +33,6 @@ const out = (line = '') => { (report[section] ??= []).push(line); console.log(li
 const begin = (n, title) => { section = n; out(`## ${n}. ${title}`); };
 
 // ---- 1. transcode throughput: the transcoder vs one ffmpeg CLI run ----------
-
-/** The ffmpeg CLI producing the same ladder with the same settings: decode once, split, scale, x264, HLS. */
-function ffmpegLadderArgs(src, plan, outDir, { hasAudio = true, playlistType = 'vod' } = {}) {
-  const n = plan.rungs.length;
-  const split = `[0:v]split=${n}${plan.rungs.map((_, i) => `[s${i}]`).join('')}`;
-  const scales = plan.rungs.map((r, i) => `[s${i}]scale=${r.width}:${r.height}:flags=bicubic[o${i}]`).join(';');
-  const args = ['-loglevel', 'error', '-y', '-i', src, '-filter_complex', `${split};${scales}`];
-  for (let i = 0; i < n; i++) args.push('-map', `[o${i}]`);
-  if (hasAudio) for (let i = 0; i < n; i++) args.push('-map', '0:a');
-  args.push('-c:v', 'libx264', '-preset', 'veryfast', '-profile:v', 'high', '-pix_fmt', 'yuv420p',
-    '-g', String(plan.gop_frames), '-keyint_min', String(plan.gop_frames), '-sc_threshold', '0', '-forced-idr', '1');
-  plan.rungs.forEach((r, i) => args.push(`-b:v:${i}`, String(r.bitrate), `-maxrate:v:${i}`, String(r.max_bitrate), `-bufsize:v:${i}`, String(r.buffer_size)));
-  if (hasAudio) args.push('-c:a', 'aac', '-b:a', '128k', '-ar', '48000', '-ac', '2');
-  args.push('-f', 'hls', '-hls_time', '4', '-hls_playlist_type', playlistType, '-hls_segment_type', 'fmp4', '-hls_flags', 'independent_segments',
-    '-var_stream_map', plan.rungs.map((_, i) => (hasAudio ? `v:${i},a:${i}` : `v:${i}`)).join(' '), '-master_pl_name', 'master.m3u8', join(outDir, '%v', 'index.m3u8'));
-  return args;
-}
-
-function planFor(src) {
-  return JSON.parse(execFileSync(TRANSCODER, ['plan', src, '--max-rung', '1080', '--max-rungs', '4']).toString());
-}
 
 async function throughput() {
   const seconds = 60;
