@@ -34,6 +34,7 @@
 //   node bench/tune.mjs [--content=noise,motion] [--candidates=subme1,part-i8x8,...]
 //     [--runs=N] [--seconds=S] [--threads=2,1,1,1] [--stack=auto|none] [--ladder=yes|no]
 //     [--extra='label|*:subme=1|480p,360p:me=dia']   (more candidates: rungs by name, * = all)
+//     [--report=NAME]   (bench/results/NAME.md and .json; default tune-<date>)
 //
 // Do not run it while another job holds the CPU: the timings would mean nothing.
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -75,6 +76,8 @@ const CANDIDATES = {
   'asm-avx2': machine.avx512 && CAPS.includes('AVX512') ? { '*': `asm=${CAPS.split(/\s+/).filter((c) => !c.startsWith('AVX512')).join(',')}` } : null,
   subme1: { '*': 'subme=1' },
   'subme1-top': { '1080p': 'subme=1', '720p': 'subme=1' },
+  'subme1-below-top': { '720p': 'subme=1', '480p': 'subme=1', '360p': 'subme=1' },
+  'rcla5-top': { '1080p': 'rc-lookahead=5' },
   'part-i8x8': { '*': 'partitions=i8x8' },
   'part-none': { '*': 'partitions=none' },
   rcla5: { '*': 'rc-lookahead=5' },
@@ -420,12 +423,12 @@ function writeReport(final) {
       out();
     }
   }
-  const day = date.slice(0, 10);
+  const name = arg('report', `tune-${date.slice(0, 10)}`);
   mkdirSync(join(BENCH, 'results'), { recursive: true });
-  writeFileSync(join(BENCH, 'results', `tune-${day}.md`), lines.join('\n') + '\n');
-  writeFileSync(join(BENCH, 'results', `tune-${day}.json`), JSON.stringify({ date, command, machine, caps: CAPS, seconds: SECONDS, runs: RUNS, threads: THREADS, candidates: Object.fromEntries(candidates), phase1, stack, phase2, ladders }, null, 2) + '\n');
+  writeFileSync(join(BENCH, 'results', `${name}.md`), lines.join('\n') + '\n');
+  writeFileSync(join(BENCH, 'results', `${name}.json`), JSON.stringify({ date, command, machine, caps: CAPS, seconds: SECONDS, runs: RUNS, threads: THREADS, candidates: Object.fromEntries(candidates), phase1, stack, phase2, ladders }, null, 2) + '\n');
   if (final) console.log(lines.join('\n'));
-  say(`wrote bench/results/tune-${day}.md and .json${final ? '' : ' (partial)'}`);
+  say(`wrote bench/results/${name}.md and .json${final ? '' : ' (partial)'}`);
 }
 
 await main();
