@@ -5,6 +5,7 @@
 //! transcoder transcode <input> <out-dir>    transcode a local file into <out-dir> (benchmarks, debugging)
 //!            [--max-rung 1080] [--max-rungs 4] [--preset veryfast]
 //!            [--x264-threads-top N] [--x264-threads N] [--decoder-threads N] [--frame-queue N]
+//!            [--x264-rung RUNG=key=value[:key=value…]]…   extra x264 options for one rung (720p) or all (*)
 //! transcoder probe <input>                  print what the transcoder sees in a file
 //! transcoder plan <input> [--max-rung N] [--max-rungs N]   print the ladder it would encode, as JSON
 //! ```
@@ -94,6 +95,11 @@ struct TuningArgs {
     /// Frames queued before each rung.
     #[arg(long)]
     frame_queue: Option<usize>,
+    /// Extra x264 options for one rung or all, e.g. `720p=subme=1:me=dia` or
+    /// `*=rc-lookahead=5` (repeatable; appended after the fixed GOP settings,
+    /// which they may not change).
+    #[arg(long, value_name = "RUNG=key=value[:key=value…]", value_parser = transcoder::pipeline::parse_x264_rung)]
+    x264_rung: Vec<(String, String)>,
 }
 
 impl TuningArgs {
@@ -104,6 +110,7 @@ impl TuningArgs {
             x264_threads: self.x264_threads.unwrap_or(d.x264_threads),
             decoder_threads: self.decoder_threads.unwrap_or(d.decoder_threads),
             frame_queue: self.frame_queue.unwrap_or(d.frame_queue),
+            x264_rung_params: self.x264_rung.clone(),
         }
     }
 }

@@ -133,12 +133,59 @@ pub struct Tuning {
     pub decoder_threads: usize,
     /// Frames queued before each rung.
     pub frame_queue: usize,
+    /// Extra x264 options (`key=value:key=value`, as `x264-params` takes
+    /// them) for the rungs of one name (`"720p"`), or for every rung (`"*"`),
+    /// in order. They are appended after the fixed GOP settings and must not
+    /// change them, nor anything the rungs must share (see
+    /// [`X264_FIXED_KEYS`]). Empty by default: x264's preset decides.
+    pub x264_rung_params: Vec<(String, String)>,
 }
 
 impl Default for Tuning {
     fn default() -> Self {
-        Self { x264_threads_top: 2, x264_threads: 1, decoder_threads: 1, frame_queue: 4 }
+        Self { x264_threads_top: 2, x264_threads: 1, decoder_threads: 1, frame_queue: 4, x264_rung_params: Vec::new() }
     }
+}
+
+/// x264 options that per-rung params may not set: the fixed, closed GOPs
+/// every rung shares (aligned keyframes), the reordering that must be equal
+/// on every rung (one delay for all timelines), and the threading that
+/// `Tuning` sets itself.
+pub const X264_FIXED_KEYS: [&str; 12] = [
+    "keyint",
+    "min-keyint",
+    "keyint-min",
+    "scenecut",
+    "open-gop",
+    "bframes",
+    "b-pyramid",
+    "intra-refresh",
+    "threads",
+    "sliced-threads",
+    "lookahead-threads",
+    "pulldown",
+];
+
+/// Checks one `--x264-rung` entry, `RUNG=key=value:key=value` (RUNG is a
+/// rung name like `720p`, or `*` for every rung).
+pub fn parse_x264_rung(s: &str) -> Result<(String, String), String> {
+    let (rung, params) = s.split_once('=').ok_or_else(|| format!("{s:?}: expected RUNG=key=value[:key=value…]"))?;
+    if rung != "*" && media_core::keys::RungName::parse(rung).is_none() {
+        return Err(format!("{rung:?} is not a rung name like \"720p\" or \"*\""));
+    }
+    if params.is_empty() {
+        return Err(format!("{s:?}: no x264 options"));
+    }
+    for kv in params.split(':') {
+        let (key, value) = kv.split_once('=').ok_or_else(|| format!("{kv:?}: expected key=value"))?;
+        if key.is_empty() || value.is_empty() {
+            return Err(format!("{kv:?}: expected key=value"));
+        }
+        if X264_FIXED_KEYS.contains(&key) {
+            return Err(format!("{key} is fixed for every rung and cannot be set per rung"));
+        }
+    }
+    Ok((rung.to_owned(), params.to_owned()))
 }
 
 /// What the pipeline made.
@@ -204,6 +251,7 @@ pub fn transcode<R: Read + Seek + Send + 'static>(
         preset: &options.preset,
         x264_threads_top: tuning.x264_threads_top,
         x264_threads: tuning.x264_threads,
+        x264_rung_params: &tuning.x264_rung_params,
         color: probe.video.color,
     };
     // Every rung must share one reordering delay (checked by each rung) so
