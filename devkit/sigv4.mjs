@@ -28,6 +28,21 @@ export async function s3(store, method, key, { query = {}, headers = {}, body } 
   return client(store).fetch(`${url.origin}${path}${qs ? '?' + qs : ''}`, { method, headers, body });
 }
 
+/** Every key under `prefix` in the bucket (ListObjectsV2, all pages); throws on failure. */
+export async function listKeys(store, prefix) {
+  const keys = [];
+  let token;
+  for (;;) {
+    const query = { 'list-type': '2', prefix, ...(token ? { 'continuation-token': token } : {}) };
+    const r = await s3(store, 'GET', '', { query });
+    const xml = await r.text();
+    if (r.status !== 200) throw new Error(`ListObjectsV2 ${prefix}: ${r.status} ${xml}`);
+    keys.push(...[...xml.matchAll(/<Key>([^<]*)<\/Key>/g)].map((m) => m[1]));
+    token = /<NextContinuationToken>([^<]*)<\/NextContinuationToken>/.exec(xml)?.[1];
+    if (!token) return keys;
+  }
+}
+
 /** Puts an object; throws on failure. */
 export async function putObject(store, key, body, contentType = 'application/octet-stream') {
   const r = await s3(store, 'PUT', key, { headers: { 'content-type': contentType }, body });

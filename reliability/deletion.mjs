@@ -5,24 +5,9 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeClip, uploadVideo, pollJob, freshIp } from '../devkit/client.mjs';
-import { s3 } from '../devkit/sigv4.mjs';
+import { listKeys } from '../devkit/sigv4.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-/** Every key under `prefix` in the bucket (ListObjectsV2, all pages). */
-async function keysUnder(store, prefix) {
-  const keys = [];
-  let token;
-  for (;;) {
-    const query = { 'list-type': '2', prefix, ...(token ? { 'continuation-token': token } : {}) };
-    const r = await s3(store, 'GET', '', { query });
-    const xml = await r.text();
-    if (r.status !== 200) throw new Error(`ListObjectsV2 ${prefix}: ${r.status} ${xml}`);
-    keys.push(...[...xml.matchAll(/<Key>([^<]*)<\/Key>/g)].map((m) => m[1]));
-    token = /<NextContinuationToken>([^<]*)<\/NextContinuationToken>/.exec(xml)?.[1];
-    if (!token) return keys;
-  }
-}
 
 export async function deletion({ platform, scratch, say }) {
   const transcoder = platform.addTranscoder('deleter');
@@ -36,7 +21,7 @@ export async function deletion({ platform, scratch, say }) {
   const notified = await uploadVideo(platform, app, video, clip);
   if (notified.status !== 202) throw new Error(`notify: ${notified.status} ${notified.text}`);
   await pollJob(platform, app, video, { done: (s) => s.status === 'processing' && s.playable, timeoutMs: 180_000, everyMs: 300 });
-  const before = (await keysUnder(platform.garage, `hls/${app}/${video}/`)).length;
+  const before = (await listKeys(platform.garage, `hls/${app}/${video}/`)).length;
 
   const del = await fetch(`${platform.video}/videos?app_id=${app}&video_id=${video}`, { method: 'DELETE', headers: { 'x-api-key': platform.apiKey, ...freshIp() } });
   const answer = await del.json();
@@ -44,7 +29,7 @@ export async function deletion({ platform, scratch, say }) {
   // Whatever the transcoder writes before it notices is caught by the last sweep.
   const sweepAt = Date.parse(answer.final_sweep_at ?? '') || Date.now();
   await sleep(Math.max(0, sweepAt - Date.now()) + 3000);
-  const left = [...await keysUnder(platform.garage, `raw/${app}/${video}/`), ...await keysUnder(platform.garage, `hls/${app}/${video}/`)];
+  const left = [...await listKeys(platform.garage, `raw/${app}/${video}/`), ...await listKeys(platform.garage, `hls/${app}/${video}/`)];
   const reads = await Promise.all([
     fetch(`${platform.video}/job-status?app_id=${app}&video_id=${video}`, { headers: freshIp() }).then((r) => r.status),
     fetch(`${platform.video}/playback-url?app_id=${app}&video_id=${video}`, { headers: freshIp() }).then((r) => r.status),

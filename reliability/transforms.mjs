@@ -14,7 +14,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { freshIp } from '../devkit/client.mjs';
-import { s3 } from '../devkit/sigv4.mjs';
+import { listKeys } from '../devkit/sigv4.mjs';
 
 // The dev configuration (wrangler-image.toml's [env.dev.vars]).
 const SIZES = [160, 320, 480, 640, 960, 1280, 1600, 1920];
@@ -50,21 +50,6 @@ function rng(seed) {
     return out;
   };
   return { next, pick, shuffle, chance: (p) => next() < p };
-}
-
-/** Every key under `prefix` in the bucket (ListObjectsV2, all pages). */
-async function keysUnder(store, prefix) {
-  const keys = [];
-  let token;
-  for (;;) {
-    const query = { 'list-type': '2', prefix, ...(token ? { 'continuation-token': token } : {}) };
-    const r = await s3(store, 'GET', '', { query });
-    const xml = await r.text();
-    if (r.status !== 200) throw new Error(`ListObjectsV2 ${prefix}: ${r.status} ${xml}`);
-    keys.push(...[...xml.matchAll(/<Key>([^<]*)<\/Key>/g)].map((m) => m[1]));
-    token = /<NextContinuationToken>([^<]*)<\/NextContinuationToken>/.exec(xml)?.[1];
-    if (!token) return keys;
-  }
 }
 
 /**
@@ -225,7 +210,7 @@ export async function transforms({ platform, scratch, soak, say }) {
     else if (p.expect.status === 200 && !(a.status === 200 && a.type === `image/${p.expect.format}`)) wrong.push(`${p.options} accept ${p.accept} -> ${a.status} ${a.type} (expected image/${p.expect.format}) ${a.status !== 200 ? a.buf.toString('utf8').slice(0, 160) : ''}`);
   });
   const expected = new Set(plan.filter((p) => p.key).map((p) => p.key));
-  const stored = (await keysUnder(platform.garage, `images/${app}/${image}/`)).map((k) => k.slice(`images/${app}/${image}/`.length));
+  const stored = (await listKeys(platform.garage, `images/${app}/${image}/`)).map((k) => k.slice(`images/${app}/${image}/`.length));
   const storedSet = new Set(stored);
   const missing = [...expected].filter((k) => !storedSet.has(k));
   const extra = stored.filter((k) => !expected.has(k));
