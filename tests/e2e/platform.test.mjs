@@ -15,6 +15,7 @@ import { randomBytes } from 'node:crypto';
 import { startPlatform, ROOT } from '../../devkit/platform.mjs';
 import { makeClip, pollJob, postJson, uploadVideo } from '../../devkit/client.mjs';
 import { openEvents } from '../../devkit/sse.mjs';
+import { avifSize } from '../../devkit/images.mjs';
 
 const ARTIFACTS = join(ROOT, 'tests', 'artifacts');
 let p;
@@ -219,14 +220,20 @@ test('a corrupt upload fails its own job with a readable message, and the next j
   assert.equal((await pollJobStatus('yourAppId', 'after-broken')).status.status, 'done');
 });
 
+/** A new demo-sized page, with its uncaught errors and console errors collected. */
+async function watchedPage(browser) {
+  const page = await browser.newPage({ viewport: { width: 1100, height: 1000 } });
+  const problems = [];
+  page.on('pageerror', (e) => problems.push(e.message));
+  const consoleErrors = [];
+  page.on('console', (m) => m.type() === 'error' && consoleErrors.push(`${m.text()} (${m.location().url})`));
+  return { page, problems, consoleErrors };
+}
+
 test('browser: the demo page uploads a clip, follows its events, plays the ladder with hls.js, and shows the poster', async () => {
   const browser = await launchChromium();
   try {
-    const page = await browser.newPage({ viewport: { width: 1100, height: 1000 } });
-    const problems = [];
-    page.on('pageerror', (e) => problems.push(e.message));
-    const consoleErrors = [];
-    page.on('console', (m) => m.type() === 'error' && consoleErrors.push(`${m.text()} (${m.location().url})`));
+    const { page, problems, consoleErrors } = await watchedPage(browser);
     await page.goto(p.demo);
     await page.setInputFiles('#video-file', clip('browser.mp4', { size: '1280x720', seconds: 12 }));
     // Playback starts while the ladder is still encoding; currentTime must advance.
@@ -267,23 +274,12 @@ test('browser: the demo page uploads a clip, follows its events, plays the ladde
   }
 });
 
-/** Width and height of an AVIF from its `ispe` box (ffprobe 5.1 reads AVIF's codec, not its size). */
-function avifSize(bytes) {
-  const at = bytes.indexOf('ispe');
-  assert.ok(at > 0, 'an AVIF has an ispe box');
-  return { width: bytes.readUInt32BE(at + 8), height: bytes.readUInt32BE(at + 12) };
-}
-
 test('browser: the demo page uploads an image and shows transform_url and two variants the service made, each made once', async (t) => {
   const jpg = join(scratch, 'photo.jpg');
   execFileSync('ffmpeg', ['-loglevel', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc2=size=1600x1200', '-frames:v', '1', '-q:v', '3', jpg]);
   const browser = await launchChromium();
   try {
-    const page = await browser.newPage({ viewport: { width: 1100, height: 1000 } });
-    const problems = [];
-    page.on('pageerror', (e) => problems.push(e.message));
-    const consoleErrors = [];
-    page.on('console', (m) => m.type() === 'error' && consoleErrors.push(`${m.text()} (${m.location().url})`));
+    const { page, problems, consoleErrors } = await watchedPage(browser);
     // What Chromium asked the image service for its variants, and how each was answered.
     const isVariant = (url) => /^\/images\/[^/]+\/[^/]+\/[^/]+$/.test(new URL(url).pathname);
     const asked = [];

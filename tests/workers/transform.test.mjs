@@ -19,6 +19,7 @@ import { join } from 'node:path';
 import { deflateSync, crc32 } from 'node:zlib';
 import { startGarage } from '../../devkit/garage.mjs';
 import { listKeys } from '../../devkit/sigv4.mjs';
+import { avifSize } from '../../devkit/images.mjs';
 import { imageService, client, errorCode, putStored, API_KEY, API_KEY_2 } from './harness.mjs';
 
 const BASE = 'http://image.test';
@@ -49,13 +50,6 @@ function declaredPng(w, h) {
 }
 
 const ffmpeg = (...args) => execFileSync('ffmpeg', ['-v', 'error', '-y', ...args]);
-
-/** An AVIF's size from its `ispe` (image spatial extents) property. */
-function avifSize(bytes) {
-  const at = bytes.indexOf(Buffer.from('ispe'));
-  assert.ok(at > 0, 'an AVIF has an ispe box');
-  return { width: bytes.readUInt32BE(at + 8), height: bytes.readUInt32BE(at + 12) };
-}
 
 /** ffprobe's view of image bytes: codec, width, height and frame count of
  *  the first stream. (Debian's ffprobe 5.1 names an AVIF's codec, av1, but

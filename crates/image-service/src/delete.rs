@@ -7,27 +7,21 @@
 //! until evicted or purged: see the README's "Deleting"). A repeat answers
 //! zeros.
 
-use media_core::api::{query_id, DeleteImageResponse, DeletedImage, IMAGE_ASSETS_PREFIX};
+use media_core::api::{DeleteImageResponse, DeletedImage, IMAGE_ASSETS_PREFIX};
 use media_core::ids::{AppId, ImageId};
 use media_core::keys::ObjectKey;
 use media_core::variant::{cache_paths_of, variant_prefix};
 use worker::{Cache, Request};
-use worker_kit::entry::guard;
-use worker_kit::query::query;
 use worker_kit::reply::json;
 use worker_kit::store::{delete_prefix_keys, ObjectStore};
 use worker_kit::{Failure, Handled};
 
 use crate::records::{image_record_key, KV_BINDING};
-use crate::ImageContext;
+use crate::{keyed_image, ImageContext};
 
 /// `DELETE /images`: 200 with what was removed.
 pub async fn delete_image(req: Request, cx: &ImageContext<'_>) -> Handled {
-    let grant = guard(&req, cx, "delete-image").await?;
-    let q = query(&req)?;
-    let app_id = query_id(&q, "app_id", AppId::parse)?;
-    let image_id = query_id(&q, "image_id", ImageId::parse)?;
-    grant.check_app(&app_id)?;
+    let (app_id, image_id) = keyed_image(&req, cx, "delete-image").await?;
     let key = ObjectKey::Image { app: app_id.clone(), image: image_id.clone() }.to_string();
     let store = cx.store()?;
     // Variants first: while the original stands, a request can still make

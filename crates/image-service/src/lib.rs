@@ -25,14 +25,16 @@ mod settings;
 mod uploads;
 mod variants;
 
-use media_core::api::IMAGE_ASSETS_PREFIX;
+use media_core::api::{query_id, IMAGE_ASSETS_PREFIX};
+use media_core::ids::{AppId, ImageId};
 use media_core::transform::TRANSFORM_PATH_PREFIX;
 use media_core::variant::VARIANT_ROUTE_PREFIX;
 use worker::{event, Context, Env, Method, Request, Response};
-use worker_kit::entry::{health, openapi, ServerOnly};
+use worker_kit::entry::{guard, health, openapi, ServerOnly};
 use worker_kit::failure::no_route;
 use worker_kit::method::{known_method, other_method};
-use worker_kit::{Handled, RequestContext};
+use worker_kit::query::query;
+use worker_kit::{Failure, Handled, RequestContext};
 
 use settings::ImageSettings;
 
@@ -46,6 +48,22 @@ const OPENAPI: &str = include_str!("../../../openapi/image-service.json");
 /// CORS headers.
 const SERVER_ONLY: ServerOnly =
     ServerOnly { paths: &["/generate-image-upload-url", "/upload", "/images"], prefixes: &[] };
+
+/// The image an API-key route is about: `app_id` and `image_id` from the
+/// query, after the key's check and rate limit (`route` names its bucket),
+/// and only for an app the key may act for (403 otherwise).
+pub(crate) async fn keyed_image(
+    req: &Request,
+    cx: &ImageContext<'_>,
+    route: &str,
+) -> Result<(AppId, ImageId), Failure> {
+    let grant = guard(req, cx, route).await?;
+    let q = query(req)?;
+    let app = query_id(&q, "app_id", AppId::parse)?;
+    let image = query_id(&q, "image_id", ImageId::parse)?;
+    grant.check_app(&app)?;
+    Ok((app, image))
+}
 
 #[event(start)]
 fn start() {

@@ -6,25 +6,17 @@
 //! once the browser's `PUT` is done, and learns the image's type, size,
 //! width and height, or that it was refused (404, and the object removed).
 
-use media_core::api::{query_id, ImageLocation, ImageUploadResponse};
-use media_core::ids::{AppId, ImageId};
+use media_core::api::{ImageLocation, ImageUploadResponse};
 use media_core::keys::ObjectKey;
 use worker::Request;
-use worker_kit::entry::guard;
-use worker_kit::query::query;
 use worker_kit::reply::json;
 use worker_kit::Handled;
 
-use crate::records;
-use crate::ImageContext;
+use crate::{keyed_image, records, ImageContext};
 
 /// `GET /images`: 200 with the image's URLs and metadata.
 pub async fn image_metadata(req: Request, cx: &ImageContext<'_>, base: &str) -> Handled {
-    let grant = guard(&req, cx, "image-metadata").await?;
-    let q = query(&req)?;
-    let app = query_id(&q, "app_id", AppId::parse)?;
-    let image = query_id(&q, "image_id", ImageId::parse)?;
-    grant.check_app(&app)?;
+    let (app, image) = keyed_image(&req, cx, "image-metadata").await?;
     let key = ObjectKey::Image { app: app.clone(), image: image.clone() }.to_string();
     let record = records::record_or_vet(cx, &key, &app, &image).await?;
     let location = ImageLocation::of(base, &app, &image, &cx.settings.transform);
