@@ -49,6 +49,12 @@ export const CONTENTS = {
     + `[a][b]blend=all_mode=average:shortest=1,noise=alls=3:allf=t`,
 };
 
+/** One line on each kind of CONTENTS, for reports. */
+export const CONTENT_NOTES = {
+  noise: 'testsrc2 with temporal noise: a mostly static picture, noise changing every frame',
+  motion: 'a scrolling testsrc2 averaged with an upscaled Game of Life and lighter noise: motion search and intra decisions matter',
+};
+
 /** A 1080p30 source with audio, `seconds` long, of a `kind` of CONTENTS, made once and kept in bench/work. */
 export function source(seconds, { preset = 'veryfast', bitrate = '8M', kind = 'noise' } = {}) {
   // The noise source keeps its old name, so section 1's cached file is reused.
@@ -107,6 +113,12 @@ export function cpuInfo() {
   const cores = (text.match(/^processor\s*:/gm) ?? []).length;
   return { model, cores, vector, avx2: flags.includes('avx2'), avx512: flags.includes('avx512f') };
 }
+
+/** `cpuInfo()` as one line: model, logical cores, vector flags. */
+export const cpuText = (c = cpuInfo()) => `${c.model}, ${c.cores} logical cores; vector flags: ${c.vector.join(' ')}`;
+
+/** `xs` rotated by `round` (round 1 starts with the second): the order of configurations in a round, so warm caches favour none. */
+export const rotated = (xs, round) => xs.map((_, i) => xs[(i + round) % xs.length]);
 
 /** A rung of an HLS ladder on disk: its segments' durations and sizes. */
 export function readRung(dir) {

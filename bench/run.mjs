@@ -8,11 +8,16 @@
 //   --only=5 --save-before=LABEL   or record this build's as the "before" of later reports
 //   bash bench/run.sh --only=1,3   some of them
 //   --runs=N (default 3) repetitions of each throughput/time-to-playable run
+//   --seconds=N (default 60) section 1's source length (3 measures its first 20 s at most)
+//   --contents=noise,motion (default both) the kinds of source of sections 1 and 3 (lib.mjs CONTENTS)
+//   node bench/run.mjs --only=1,3 --seconds=4 --runs=1   a smoke run of sections 1 and 3
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BENCH, ROOT, TRANSCODER, WORK, ffmpegLadderArgs, fmt, keyframes, measure, median, planFor, quality, readRung, rungDirs, source } from './lib.mjs';
+import {
+  BENCH, CONTENTS, CONTENT_NOTES, ROOT, TRANSCODER, WORK, cpuInfo, cpuText, ffmpegLadderArgs, fmt, measure, median, planFor, quality, readRung, rotated, rungDirs, source, videoPackets,
+} from './lib.mjs';
 import { runWrk } from '../devkit/wrk.mjs';
 import { WORKERS, coldStarts, wasmSizes } from './workers-cost.mjs';
 import { startPlatform } from '../devkit/platform.mjs';
@@ -23,64 +28,103 @@ const arg = (name, dflt) => process.argv.find((a) => a.startsWith(`--${name}=`))
 const only = arg('only', '1,2,3,4,5,6,7').split(',').map(Number);
 const RUNS = Number(arg('runs', 3));
 const CORES = cpus().length;
+const SECONDS = Number(arg('seconds', 60));
+const CONTENT_KINDS = arg('contents', 'noise,motion').split(',').filter(Boolean);
+for (const k of CONTENT_KINDS) if (!CONTENTS[k]) throw new Error(`unknown content ${k} (known: ${Object.keys(CONTENTS).join(', ')})`);
+const CPU = cpuInfo();
+const MACHINE = cpuText({ ...CPU, cores: CORES });
 // The report, by section: they run in the order the platform needs (1, 2, 4, 3)
 // and are written in number order.
 const report = { 0: [] };
 let section = 0;
-const data = { date: new Date().toISOString(), machine: `${CORES} cores, ${cpus()[0].model}`, sections: {} };
+const data = { date: new Date().toISOString(), machine: { ...CPU, cores: CORES, text: MACHINE }, sections: {} };
 const say = (m) => console.log(`bench: ${m}`);
 const out = (line = '') => { (report[section] ??= []).push(line); console.log(line); };
 const begin = (n, title) => { section = n; out(`## ${n}. ${title}`); };
 
 // ---- 1. transcode throughput: the transcoder vs one ffmpeg CLI run ----------
 
+/** transcoder transcode with section 1's ladder (up to 1080p, 4 rungs) and `extra` flags. */
+const transcode = (src, dir, extra = []) => measure(TRANSCODER, ['transcode', src, dir, '--max-rung', '1080', '--max-rungs', '4', ...extra], { env: { RUST_LOG: 'warn' } });
+
+/**
+ * Section 1's configurations, the baseline first: the CLI as a user would run
+ * it; the transcoder with every rung on x264's veryfast preset, as the CLI
+ * (the transcoder before issue 16's tuned options); the transcoder's defaults.
+ */
+const CONFIGS = [
+  { key: 'ffmpeg', name: 'ffmpeg CLI (baseline)', run: (src, plan, dir) => measure('ffmpeg', ffmpegLadderArgs(src, plan, dir)) },
+  { key: 'presetOnly', dir: 'preset-only', name: 'transcoder, preset only', run: (src, plan, dir) => transcode(src, dir, ['--x264-preset-only']) },
+  { key: 'transcoder', name: 'transcoder', run: (src, plan, dir) => transcode(src, dir) },
+];
+
 async function throughput() {
-  const seconds = 60;
-  const src = source(seconds);
-  const plan = planFor(src);
-  const ffOut = join(WORK, 'ladder-ffmpeg');
-  const tcOut = join(WORK, 'ladder-transcoder');
-  const runs = { ffmpeg: [], transcoder: [] };
-  for (let i = 0; i < RUNS; i++) {
-    // Alternate which goes first, so warm caches favour neither.
-    const order = i % 2 ? ['transcoder', 'ffmpeg'] : ['ffmpeg', 'transcoder'];
-    for (const who of order) {
-      rmSync(who === 'ffmpeg' ? ffOut : tcOut, { recursive: true, force: true });
-      say(`throughput run ${i + 1}/${RUNS}: ${who}…`);
-      const r = who === 'ffmpeg'
-        ? await measure('ffmpeg', ffmpegLadderArgs(src, plan, ffOut))
-        : await measure(TRANSCODER, ['transcode', src, tcOut, '--max-rung', '1080', '--max-rungs', '4'], { env: { RUST_LOG: 'warn' } });
-      runs[who].push(r);
-      say(`  wall ${fmt(r.wall)} s, CPU ${fmt(r.cpu)} s, peak ${fmt(r.rssMb, 0)} MB`);
+  const contents = {};
+  for (const kind of CONTENT_KINDS) {
+    const src = source(SECONDS, { kind });
+    const plan = planFor(src);
+    const dirs = Object.fromEntries(CONFIGS.map((c) => [c.key, join(WORK, `ladder-${kind}-${c.dir ?? c.key}`)]));
+    const runs = {};
+    for (let i = 0; i < RUNS; i++) {
+      for (const c of rotated(CONFIGS, i)) {
+        rmSync(dirs[c.key], { recursive: true, force: true });
+        say(`throughput ${kind} run ${i + 1}/${RUNS}: ${c.name}…`);
+        const r = await c.run(src, plan, dirs[c.key]);
+        (runs[c.key] ??= []).push(r);
+        say(`  wall ${fmt(r.wall)} s, CPU ${fmt(r.cpu)} s, peak ${fmt(r.rssMb, 0)} MB`);
+      }
     }
+    const summary = Object.fromEntries(CONFIGS.map(({ key }) => {
+      const rs = runs[key];
+      const wall = median(rs.map((r) => r.wall));
+      const cpu = median(rs.map((r) => r.cpu));
+      return [key, { wall, cpu, rssMb: median(rs.map((r) => r.rssMb)), speed: SECONDS / wall, cpuLimit: cpu / CORES, walls: rs.map((r) => r.wall), cpus: rs.map((r) => r.cpu) }];
+    }));
+    contents[kind] = { src, plan, dirs, summary };
   }
-  const summary = Object.fromEntries(Object.entries(runs).map(([who, rs]) => {
-    const wall = median(rs.map((r) => r.wall));
-    const cpu = median(rs.map((r) => r.cpu));
-    return [who, { wall, cpu, rssMb: median(rs.map((r) => r.rssMb)), speed: seconds / wall, cpuLimit: cpu / CORES, walls: rs.map((r) => r.wall) }];
-  }));
-  const ff = summary.ffmpeg;
-  const tc = summary.transcoder;
+  const plan0 = contents[CONTENT_KINDS[0]].plan;
   begin(1, 'Transcode throughput');
   out();
-  out(`Source: ${seconds} s 1080p30 H.264 + AAC (testsrc2 with noise, 8 Mb/s). Ladder: ${plan.rungs.map((r) => `${r.width}x${r.height}@${(r.bitrate / 1e6).toFixed(2)}M`).join(', ')}; x264 veryfast High, ${plan.gop_frames}-frame closed GOPs, VBV; AAC 128k stereo 48 kHz; fMP4 HLS. Median of ${RUNS} alternating runs; ${CORES} cores.`);
+  out(`Sources: ${SECONDS} s 1080p30 H.264 + AAC (x264 veryfast, 8 Mb/s), ${CONTENT_KINDS.map((k) => `**${k}** (${CONTENT_NOTES[k]})`).join('; ')}. `
+    + `Ladder: ${plan0.rungs.map((r) => `${r.width}x${r.height}@${(r.bitrate / 1e6).toFixed(2)}M`).join(', ')}; ${plan0.gop_frames}-frame closed GOPs, VBV; AAC 128k stereo 48 kHz; fMP4 HLS. `
+    + `Configurations: **ffmpeg CLI (baseline)**, one process (decode once, split, bicubic scale, 4 x libx264 veryfast High), as a user would run it; `
+    + `**transcoder, preset only** (\`--x264-preset-only\`), every rung on x264's veryfast preset as the CLI, the transcoder before issue 16's tuned options; `
+    + `**transcoder**, its defaults (tuned per-rung x264 options, machine-aware threads). Median of ${RUNS} run${RUNS === 1 ? '' : 's'} per content and configuration, the configurations' order rotated each round. Machine: ${MACHINE}.`);
   out();
-  out('| run | wall (s) | CPU (s) | peak RSS (MB) | speed (x realtime) | CPU-bound limit (s) | wall vs limit |');
-  out('|---|---|---|---|---|---|---|');
-  for (const [name, s] of [['ffmpeg CLI (baseline)', ff], ['transcoder', tc]]) {
-    out(`| ${name} | ${fmt(s.wall)} | ${fmt(s.cpu)} | ${fmt(s.rssMb, 0)} | ${fmt(s.speed, 2)} | ${fmt(s.cpuLimit)} | ${fmt((s.cpuLimit / s.wall) * 100, 0)}% |`);
+  for (const kind of CONTENT_KINDS) {
+    const { summary } = contents[kind];
+    const ff = summary.ffmpeg;
+    const po = summary.presetOnly;
+    const tc = summary.transcoder;
+    out(`### ${kind}`);
+    out();
+    out('| run | wall (s) | CPU (s) | peak RSS (MB) | speed (x realtime) | CPU-bound limit (s) | wall vs limit |');
+    out('|---|---|---|---|---|---|---|');
+    for (const c of CONFIGS) {
+      const s = summary[c.key];
+      out(`| ${c.name} | ${fmt(s.wall)} | ${fmt(s.cpu)} | ${fmt(s.rssMb, 0)} | ${fmt(s.speed, 2)} | ${fmt(s.cpuLimit)} | ${fmt((s.cpuLimit / s.wall) * 100, 0)}% |`);
+    }
+    const speedup = ff.wall / tc.wall;
+    const tuned = { cpuSaved: po.cpu - tc.cpu, cpuSavedPct: (1 - tc.cpu / po.cpu) * 100, wallSaved: po.wall - tc.wall, wallSavedPct: (1 - tc.wall / po.wall) * 100 };
+    out();
+    out(`Wall-time ratio ffmpeg / transcoder: **${fmt(speedup, 2)}x** (target >= 1.25x: ${speedup >= 1.25 ? 'met' : 'NOT met'}); CPU ratio ${fmt(ff.cpu / tc.cpu, 2)}x; peak memory ${fmt(tc.rssMb, 0)} vs ${fmt(ff.rssMb, 0)} MB (target: no more: ${tc.rssMb <= ff.rssMb ? 'met' : 'NOT met'}).`);
+    out();
+    out(`Preset only: wall ratio ffmpeg / preset only ${fmt(ff.wall / po.wall, 2)}x, CPU ratio ${fmt(ff.cpu / po.cpu, 2)}x, peak memory ${fmt(po.rssMb, 0)} MB. `
+      + `What the tuned options bought (transcoder vs preset only): **${fmt(tuned.cpuSaved)} CPU-s saved (${fmt(tuned.cpuSavedPct)}%)**, ${fmt(tuned.wallSaved)} s of wall saved (${fmt(tuned.wallSavedPct)}%)${tuned.cpuSaved < 0 ? ' (negative: the tuned options cost CPU here)' : ''}.`);
+    out();
+    Object.assign(contents[kind], { speedup, cpuRatio: ff.cpu / tc.cpu, tuned });
   }
-  const speedup = ff.wall / tc.wall;
-  out();
-  out(`Wall-time ratio ffmpeg / transcoder: **${fmt(speedup, 2)}x** (target >= 1.25x: ${speedup >= 1.25 ? 'met' : 'NOT met'}); CPU ratio ${fmt(ff.cpu / tc.cpu, 2)}x; peak memory ${fmt(tc.rssMb, 0)} vs ${fmt(ff.rssMb, 0)} MB (target: no more: ${tc.rssMb <= ff.rssMb ? 'met' : 'NOT met'}).`);
-  out();
-  data.sections.throughput = { plan, summary, speedup };
-  return { src, plan, ffOut, tcOut, seconds };
+  data.sections.throughput = Object.fromEntries(CONTENT_KINDS.map((k) => {
+    const { plan, summary, speedup, cpuRatio, tuned } = contents[k];
+    return [k, { seconds: SECONDS, plan, summary, speedup, cpuRatio, tuned }];
+  }));
+  return contents;
 }
 
 // ---- 3. output quality and accuracy, per rung -------------------------------
 
 function ladderQuality(label, dir, src, plan, segmentTarget, firstSegment) {
+  const fps = plan.frame_rate.num / plan.frame_rate.den;
   const rows = [];
   const keys = [];
   for (const r of plan.rungs) {
@@ -97,8 +141,11 @@ function ladderQuality(label, dir, src, plan, segmentTarget, firstSegment) {
     const q = quality(rungDir, src, r.width, r.height);
     const targetAvg = r.bitrate + 128_000;
     const cap = r.max_bitrate + 128_000;
-    keys.push(keyframes(rungDir).join(','));
-    rows.push({ rung: `${r.width}x${r.height}`, ssim: q.ssim, psnr: q.psnr, avg, targetAvg, peak, cap, segMin: Math.min(...full), segMax: Math.max(...full), first: rung.segments[0].duration, count: rung.segments.length });
+    const video = videoPackets(rungDir, fps);
+    keys.push(video.keyframes.join(','));
+    // As frame numbers from the first: the CLI's and the transcoder's muxers round timestamps differently (< 1 ms).
+    const keyframeNumbers = video.keyframes.map((t) => Math.round((Number(t) - Number(video.keyframes[0])) * fps)).join(',');
+    rows.push({ rung: `${r.width}x${r.height}`, ssim: q.ssim, psnr: q.psnr, avg, videoBitrate: video.bitrate, keyframeNumbers, targetAvg, peak, cap, segMin: Math.min(...full), segMax: Math.max(...full), first: rung.segments[0].duration, count: rung.segments.length });
   }
   const aligned = keys.every((k) => k === keys[0]);
   out(`**${label}** (keyframes aligned across rungs: ${aligned ? 'yes' : 'NO'}, ${keys[0].split(',').length} per rung)`);
@@ -106,20 +153,52 @@ function ladderQuality(label, dir, src, plan, segmentTarget, firstSegment) {
   out('| rung | SSIM | PSNR (dB) | avg bitrate / target | within 10% | peak segment / cap | within 10% | segments (first, others) |');
   out('|---|---|---|---|---|---|---|---|');
   for (const x of rows) {
-    out(`| ${x.rung} | ${fmt(x.ssim, 4)} | ${fmt(x.psnr, 2)} | ${fmt(x.avg / 1e6, 2)} / ${fmt(x.targetAvg / 1e6, 2)} Mb/s | ${Math.abs(x.avg / x.targetAvg - 1) <= 0.1 ? 'yes' : 'NO'} | ${fmt(x.peak / 1e6, 2)} / ${fmt(x.cap / 1e6, 2)} Mb/s | ${x.peak <= x.cap * 1.1 ? 'yes' : 'NO'} | ${x.count}: ${fmt(x.first, 3)} s, ${fmt(x.segMin, 3)}-${fmt(x.segMax, 3)} s (target ${segmentTarget} s) |`);
+    // With a source shorter than two segments there is no full segment: the range is "-".
+    const range = x.segMin <= x.segMax ? `${fmt(x.segMin, 3)}-${fmt(x.segMax, 3)} s` : '-';
+    out(`| ${x.rung} | ${fmt(x.ssim, 4)} | ${fmt(x.psnr, 2)} | ${fmt(x.avg / 1e6, 2)} / ${fmt(x.targetAvg / 1e6, 2)} Mb/s | ${Math.abs(x.avg / x.targetAvg - 1) <= 0.1 ? 'yes' : 'NO'} | ${fmt(x.peak / 1e6, 2)} / ${fmt(x.cap / 1e6, 2)} Mb/s | ${x.peak <= x.cap * 1.1 ? 'yes' : 'NO'} | ${x.count}: ${fmt(x.first, 3)} s, ${range} (target ${segmentTarget} s) |`);
   }
   out();
   return { rows, aligned };
 }
 
-function qualitySection(t) {
+/** Issue 16's gate: SSIM within this of the CLI's, on every rung. */
+const SSIM_GATE = 0.002;
+
+function qualitySection(ladders) {
   begin(3, 'Output quality and accuracy');
   out();
-  out(`SSIM and PSNR of the first 20 s of each rung against the source scaled to the rung's size (bicubic); bitrates measured from the segments (video + 128k audio) against the planned target and VBV cap; segment durations from the playlists. Baseline: the ffmpeg CLI ladder of section 1, same settings.`);
+  out(`SSIM and PSNR of the first ${Math.min(20, SECONDS)} s of each rung against the source scaled to the rung's size (bicubic); bitrates measured from the segments (video + 128k audio) against the planned target and VBV cap; segment durations from the playlists. `
+    + `Per content: the three ladders of section 1 (the transcoder, the transcoder with \`--x264-preset-only\`, the ffmpeg CLI baseline, same settings), then side by side: ΔSSIM = transcoder - CLI (issue 16's gate: >= -${SSIM_GATE} on every rung), video bitrate from the video packets (audio and container excluded).`);
   out();
-  const ours = ladderQuality('transcoder', t.tcOut, t.src, t.plan, 4, true);
-  const base = ladderQuality('ffmpeg CLI (baseline)', t.ffOut, t.src, t.plan, 4, false);
-  data.sections.quality = { transcoder: ours, ffmpeg: base };
+  const pct = (x) => `${x >= 0 ? '+' : ''}${fmt(x * 100, 1)}%`;
+  const sgn = (x) => `${x >= 0 ? '+' : ''}${fmt(x, 4)}`;
+  data.sections.quality = {};
+  for (const kind of CONTENT_KINDS) {
+    const { src, plan, dirs } = ladders[kind];
+    out(`### ${kind}`);
+    out();
+    const tc = ladderQuality('transcoder', dirs.transcoder, src, plan, 4, true);
+    const po = ladderQuality('transcoder, preset only', dirs.presetOnly, src, plan, 4, true);
+    const ff = ladderQuality('ffmpeg CLI (baseline)', dirs.ffmpeg, src, plan, 4, false);
+    const compare = plan.rungs.map((_, i) => {
+      const [c, p, b] = [tc.rows[i], po.rows[i], ff.rows[i]];
+      return { rung: b.rung, dSsim: c.ssim - b.ssim, dPsnr: c.psnr - b.psnr, dBitrate: c.videoBitrate / b.videoBitrate - 1, keyframes: c.keyframeNumbers === b.keyframeNumbers,
+        presetOnly: { dSsim: p.ssim - b.ssim, dPsnr: p.psnr - b.psnr, dBitrate: p.videoBitrate / b.videoBitrate - 1 } };
+    });
+    out(`**${kind}: transcoder vs CLI, per rung**`);
+    out();
+    out('| rung | SSIM CLI | SSIM transcoder | ΔSSIM | PSNR CLI (dB) | PSNR transcoder (dB) | video bitrate Δ vs CLI | keyframes on the same frames |');
+    out('|---|---|---|---|---|---|---|---|');
+    compare.forEach((x, i) => {
+      out(`| ${x.rung} | ${fmt(ff.rows[i].ssim, 4)} | ${fmt(tc.rows[i].ssim, 4)} | ${sgn(x.dSsim)}${x.dSsim < -SSIM_GATE ? ' (NOT within the gate)' : ''} | ${fmt(ff.rows[i].psnr, 2)} | ${fmt(tc.rows[i].psnr, 2)} | ${pct(x.dBitrate)} | ${x.keyframes ? 'yes' : 'NO'} |`);
+    });
+    const worst = (f) => Math.min(...compare.map(f));
+    const gate = worst((x) => x.dSsim) >= -SSIM_GATE;
+    out();
+    out(`SSIM within ${SSIM_GATE} of the CLI's on every rung: ${gate ? 'met' : 'NOT met'} (worst ΔSSIM ${sgn(worst((x) => x.dSsim))}); preset only: worst ΔSSIM ${sgn(worst((x) => x.presetOnly.dSsim))}, video bitrate Δ ${compare.map((x) => pct(x.presetOnly.dBitrate)).join(', ')}.`);
+    out();
+    data.sections.quality[kind] = { transcoder: tc, presetOnly: po, ffmpeg: ff, compare, gate };
+  }
 }
 
 // ---- 2 and 4: through the full local platform ---------------------------------
@@ -447,7 +526,7 @@ async function imageTransformsSection() {
       }
       say(`image transforms: latency of ${img.name} done`);
     }
-    out(`On the full local platform (wrangler dev, Garage; ${data.machine}). Three generated images, uploaded with \`POST /upload\`: ${images.map((i) => `${i.name} (${i.width}x${i.height}, ${fmt(i.size / 1024, 0)} KB)`).join(', ')}. `
+    out(`On the full local platform (wrangler dev, Garage; ${MACHINE}). Three generated images, uploaded with \`POST /upload\`: ${images.map((i) => `${i.name} (${i.width}x${i.height}, ${fmt(i.size / 1024, 0)} KB)`).join(', ')}. `
       + `**Locally the Images binding runs on sharp (Miniflare), which ignores quality: the byte sizes below are sharp's defaults, not Cloudflare's, and the "created" times are sharp's on this machine.**`);
     out();
     out(`Latency, one request after another: ${runs.created.length} distinct WebP variants (widths ${sizes.join(', ')} x qualities ${qualities.join(', ')}, of each image). `
@@ -498,9 +577,9 @@ async function imageTransformsSection() {
 
 // ---- main ------------------------------------------------------------------
 
-out(`# Benchmarks (${data.date.slice(0, 10)}, ${data.machine})`);
+out(`# Benchmarks (${data.date.slice(0, 10)}, ${MACHINE})`);
 out();
-out('Reproduce with `bash bench/run.sh` (about 9 minutes on 2 cores for sections 1-6 and about 2 more for section 7, plus about 5 the first time to generate the sources into bench/work/).');
+out('Reproduce with `bash bench/run.sh` (about 22 minutes on 2 cores for sections 1-6, 16 of them for section 1 (three configurations, two contents), and about 2 more for section 7, plus about 5 the first time to generate the sources into bench/work/).');
 out();
 let ladders;
 if (only.includes(1) || only.includes(3)) ladders = await throughput();

@@ -42,7 +42,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  BENCH, CONTENTS, TRANSCODER, WORK, cpuInfo, ffmpegLadderArgs, fmt, measure, median, planFor, qualityAsync, readRung, source, videoPackets,
+  BENCH, CONTENTS, TRANSCODER, WORK, cpuInfo, cpuText, ffmpegLadderArgs, fmt, measure, median, planFor, qualityAsync, readRung, rotated, source, videoPackets,
 } from './lib.mjs';
 
 const args = process.argv.slice(2);
@@ -112,7 +112,9 @@ const paramsFor = (cand, rung) => [cand['*'], cand[rung.name]].filter(Boolean).j
 
 function fallbackPlan() {
   const latest = join(BENCH, 'results', 'latest.json');
-  return existsSync(latest) ? JSON.parse(readFileSync(latest, 'utf8')).sections?.throughput?.plan : undefined;
+  // Section 1 keeps a plan per content (before: one plan); every content is 1080p30.
+  const throughput = existsSync(latest) ? JSON.parse(readFileSync(latest, 'utf8')).sections?.throughput : undefined;
+  return throughput?.plan ?? Object.values(throughput ?? {}).find((t) => t?.plan)?.plan;
 }
 
 /** The rung's picture, scaled from the source as the CLI ladder does, as y4m (made once). */
@@ -169,8 +171,7 @@ async function screen(kind, src, plan, configs, known = {}) {
   const inputs = plan.rungs.map((r) => rungInput(kind, src, r));
   const timings = {};
   for (let round = 0; round < RUNS; round++) {
-    const order = configs.map((_, i) => configs[(i + round) % configs.length]);
-    for (const [label, cand] of order) {
+    for (const [label, cand] of rotated(configs, round)) {
       for (const [i, rung] of plan.rungs.entries()) {
         const params = paramsFor(cand, rung);
         if (label !== 'base' && !params) continue; // the same encode as the baseline's
@@ -244,8 +245,7 @@ async function ladder(kind, src, plan, configs) {
   const fps = plan.frame_rate.num / plan.frame_rate.den;
   const runs = {};
   for (let round = 0; round < RUNS; round++) {
-    const order = configs.map((_, i) => configs[(i + round) % configs.length]);
-    for (const [label, cand] of order) {
+    for (const [label, cand] of rotated(configs, round)) {
       const dir = join(OUT, kind, `ladder-${label}`);
       rmSync(dir, { recursive: true, force: true });
       const r = await measure('ffmpeg', ffmpegLadderArgs(src, plan, dir, { x264Params: plan.rungs.map((rung) => paramsFor(cand, rung)) }));
@@ -354,7 +354,7 @@ function writeReport(final) {
   out();
   out(`Command: \`${command}\` (after \`source scripts/env.sh\`).`);
   out();
-  out(`Machine: ${machine.model}, ${machine.cores} logical cores; vector flags: ${machine.vector.join(' ')}. ${FFMPEG_VERSION}; x264 "using cpu capabilities: ${CAPS}".`
+  out(`Machine: ${cpuText(machine)}. ${FFMPEG_VERSION}; x264 "using cpu capabilities: ${CAPS}".`
     + (candidates.some(([l]) => l === 'asm-avx2') ? ` asm-avx2 gives "${x264Caps(CANDIDATES['asm-avx2']['*'])}".` : '')
     + (skipped.length ? ` Skipped (not applicable here): ${skipped.join(', ')}.` : ''));
   out();
