@@ -18,7 +18,7 @@ use clap::{Args, Parser, Subcommand};
 use media_core::ladder::LadderOptions;
 use tokio::sync::watch;
 use transcoder::config::Config;
-use transcoder::pipeline::Tuning;
+use transcoder::pipeline::{Machine, Tuning};
 use transcoder::runner::Runner;
 
 /// Leases transcoding jobs from the video service and publishes HLS ladders
@@ -80,13 +80,18 @@ impl LadderArgs {
     }
 }
 
-/// Knobs that do not change the output's format (see `pipeline::Tuning`).
+/// Knobs that do not change the output's format (see `pipeline::Tuning`);
+/// by default they follow the machine.
 #[derive(Args, Debug)]
 struct TuningArgs {
-    /// x264 threads of the top rung (0: x264 decides).
+    /// Cores the job may use (default: the process's, quota included); the
+    /// x264 threads of each rung follow from them.
+    #[arg(long)]
+    cores: Option<usize>,
+    /// x264 threads of the top rung, instead of its share of the cores (0: x264 decides).
     #[arg(long)]
     x264_threads_top: Option<usize>,
-    /// x264 threads of the other rungs.
+    /// x264 threads of the other rungs, instead of their shares.
     #[arg(long)]
     x264_threads: Option<usize>,
     /// Decoder threads (0: libav decides).
@@ -95,22 +100,32 @@ struct TuningArgs {
     /// Frames queued before each rung.
     #[arg(long)]
     frame_queue: Option<usize>,
+    /// Only the x264 preset decides, as in the ffmpeg CLI: no tuned per-rung
+    /// options (the transcoder before issue 16, for comparisons).
+    #[arg(long)]
+    x264_preset_only: bool,
     /// Extra x264 options for one rung or all, e.g. `720p=subme=1:me=dia` or
     /// `*=rc-lookahead=5` (repeatable; appended after the fixed GOP settings,
-    /// which they may not change).
+    /// which they may not change, and after the tuned options).
     #[arg(long, value_name = "RUNG=key=value[:key=value…]", value_parser = transcoder::pipeline::parse_x264_rung)]
     x264_rung: Vec<(String, String)>,
 }
 
 impl TuningArgs {
     fn tuning(&self) -> Tuning {
-        let d = Tuning::default();
+        let mut machine = Machine::detect(1);
+        if let Some(cores) = self.cores {
+            machine.cores = cores.max(1);
+        }
+        let d = Tuning::for_machine(&machine);
         Tuning {
-            x264_threads_top: self.x264_threads_top.unwrap_or(d.x264_threads_top),
-            x264_threads: self.x264_threads.unwrap_or(d.x264_threads),
+            x264_threads_top: self.x264_threads_top.or(d.x264_threads_top),
+            x264_threads: self.x264_threads.or(d.x264_threads),
             decoder_threads: self.decoder_threads.unwrap_or(d.decoder_threads),
             frame_queue: self.frame_queue.unwrap_or(d.frame_queue),
+            x264_tuned: !self.x264_preset_only,
             x264_rung_params: self.x264_rung.clone(),
+            ..d
         }
     }
 }

@@ -19,7 +19,7 @@ use tracing::Instrument;
 use crate::api::{CallError, VideoApi};
 use crate::config::Config;
 use crate::error::{panics_fail_the_job, JobError};
-use crate::pipeline::{transcode, Control, Tuning};
+use crate::pipeline::{transcode, Control, Machine, Tuning};
 use crate::publish::{Playable, Publisher};
 use crate::storage::{free_bytes, remove_stale_spools, same_etag, Sink, SourceInfo, SourceReader, Storage, REPLACED};
 use crate::telemetry::report_failure;
@@ -30,6 +30,8 @@ pub struct Runner {
     pub config: Config,
     pub api: VideoApi,
     pub storage: Storage,
+    /// The cores each job may use, and the CPU (logged at start).
+    pub machine: Machine,
     pub tuning: Tuning,
     /// Work-disk bytes set aside by the jobs running now.
     pub reserved: Arc<AtomicU64>,
@@ -48,13 +50,17 @@ impl Runner {
     pub fn new(config: Config) -> Self {
         let api = VideoApi::new(&config.video_service_url, &config.transcoder_token, &config.worker_name);
         let storage = Storage::new(&config.s3);
-        Self { config, api, storage, tuning: Tuning::default(), reserved: Arc::default() }
+        let machine = Machine::detect(config.concurrency);
+        let tuning = Tuning::for_machine(&machine);
+        Self { config, api, storage, machine, tuning, reserved: Arc::default() }
     }
 
     /// Runs until `shutdown` turns true, then returns once running jobs have
     /// finished or been handed back.
     pub async fn run(&self, shutdown: watch::Receiver<bool>) {
         tracing::info!(worker = %self.config.worker_name, slots = self.config.concurrency, video_service = %self.config.video_service_url, "transcoder started");
+        let m = &self.machine;
+        tracing::info!(cores_per_job = m.cores, cpu = %m.model, simd = ?m.simd, decoder_threads = self.tuning.decoder_threads, x264_tuned = self.tuning.x264_tuned, "machine");
         // Spools of jobs a killed run left behind would fill the disk over restarts.
         let freed = remove_stale_spools(&self.config.work_dir);
         if freed > 0 {

@@ -28,7 +28,8 @@ fn hd_with_audio() {
                 "-f",
                 "lavfi",
                 "-i",
-                "testsrc2=size=1920x1080:rate=30:duration=6",
+                // Temporal noise makes every rung spend its whole bitrate.
+                "testsrc2=size=1920x1080:rate=30:duration=6,noise=alls=12:allf=t",
                 "-f",
                 "lavfi",
                 "-i",
@@ -56,6 +57,7 @@ fn hd_with_audio() {
             ],
             audio: true,
             duration_s: 6.0,
+            bitrate: true,
         },
     );
 }
@@ -68,7 +70,7 @@ fn portrait_phone_video_with_rotation_metadata() {
         "-f",
         "lavfi",
         "-i",
-        "testsrc2=size=1280x720:rate=30:duration=5",
+        "testsrc2=size=1280x720:rate=30:duration=5,noise=alls=12:allf=t",
         "-f",
         "lavfi",
         "-i",
@@ -90,6 +92,7 @@ fn portrait_phone_video_with_rotation_metadata() {
             rungs: &[("720p", 720, 1280), ("480p", 480, 852), ("360p", 360, 640), ("240p", 240, 426)],
             audio: true,
             duration_s: 5.0,
+            bitrate: true,
         },
     );
 }
@@ -115,7 +118,7 @@ fn odd_dimensions_round_down_to_even() {
                 s,
             ])
         },
-        Expect { rungs: &[("360p", 640, 360), ("240p", 426, 240)], audio: false, duration_s: 5.0 },
+        Expect { rungs: &[("360p", 640, 360), ("240p", 426, 240)], audio: false, duration_s: 5.0, bitrate: false },
     );
 }
 
@@ -150,7 +153,7 @@ fn surround_audio_is_downmixed_to_stereo() {
                 s,
             ])
         },
-        Expect { rungs: &[("360p", 640, 360), ("240p", 426, 240)], audio: true, duration_s: 5.0 },
+        Expect { rungs: &[("360p", 640, 360), ("240p", 426, 240)], audio: true, duration_s: 5.0, bitrate: false },
     );
 }
 
@@ -181,7 +184,7 @@ fn mono_audio_becomes_stereo() {
                 s,
             ])
         },
-        Expect { rungs: &[("240p", 320, 240)], audio: true, duration_s: 3.0 },
+        Expect { rungs: &[("240p", 320, 240)], audio: true, duration_s: 3.0, bitrate: false },
     );
 }
 
@@ -208,7 +211,7 @@ fn variable_frame_rate_becomes_constant() {
                 s,
             ])
         },
-        Expect { rungs: &[("360p", 640, 360), ("240p", 426, 240)], audio: false, duration_s: 5.0 },
+        Expect { rungs: &[("360p", 640, 360), ("240p", 426, 240)], audio: false, duration_s: 5.0, bitrate: false },
     );
 }
 
@@ -235,7 +238,7 @@ fn ten_bit_hevc_becomes_8_bit_h264() {
                 s,
             ])
         },
-        Expect { rungs: &[("360p", 640, 360), ("240p", 426, 240)], audio: false, duration_s: 5.0 },
+        Expect { rungs: &[("360p", 640, 360), ("240p", 426, 240)], audio: false, duration_s: 5.0, bitrate: false },
     );
 }
 
@@ -266,7 +269,7 @@ fn vp9_with_opus_in_webm() {
                 s,
             ])
         },
-        Expect { rungs: &[("360p", 640, 360), ("240p", 426, 240)], audio: true, duration_s: 3.0 },
+        Expect { rungs: &[("360p", 640, 360), ("240p", 426, 240)], audio: true, duration_s: 3.0, bitrate: false },
     );
 }
 
@@ -465,7 +468,7 @@ fn av1_in_matroska() {
                 s,
             ])
         },
-        Expect { rungs: &[("240p", 320, 240)], audio: false, duration_s: 2.0 },
+        Expect { rungs: &[("240p", 320, 240)], audio: false, duration_s: 2.0, bitrate: false },
     );
 }
 
@@ -492,6 +495,6 @@ fn prores_in_quicktime() {
                 s,
             ])
         },
-        Expect { rungs: &[("360p", 640, 360), ("240p", 426, 240)], audio: true, duration_s: 2.0 },
+        Expect { rungs: &[("360p", 640, 360), ("240p", 426, 240)], audio: true, duration_s: 2.0, bitrate: false },
     );
 }

@@ -29,6 +29,7 @@ pub mod frames;
 pub mod probe;
 pub mod rung;
 pub mod thumbs;
+pub mod tuning;
 pub mod video;
 
 use std::io::{Read, Seek};
@@ -46,6 +47,7 @@ use cfr::ConstantRate;
 use fanout::{Fanout, RungStart};
 use rung::{RungReport, RungSettings};
 use thumbs::Thumbnailer;
+pub use tuning::{parse_x264_rung, Machine, Tuning};
 use video::VideoDecoder;
 
 /// A decoded frame shared read-only by every rung.
@@ -120,74 +122,6 @@ impl Control {
     }
 }
 
-/// Knobs that do not change the output's format, with defaults measured on
-/// 2 cores (see bench/): with every rung encoding at once the cores are
-/// already busy, and each extra x264 frame thread costs CPU and memory.
-#[derive(Debug, Clone)]
-pub struct Tuning {
-    /// x264 threads of the top rung, which has the most work (0: x264 decides).
-    pub x264_threads_top: usize,
-    /// x264 threads of the other rungs.
-    pub x264_threads: usize,
-    /// Decoder threads (0: libav decides).
-    pub decoder_threads: usize,
-    /// Frames queued before each rung.
-    pub frame_queue: usize,
-    /// Extra x264 options (`key=value:key=value`, as `x264-params` takes
-    /// them) for the rungs of one name (`"720p"`), or for every rung (`"*"`),
-    /// in order. They are appended after the fixed GOP settings and must not
-    /// change them, nor anything the rungs must share (see
-    /// [`X264_FIXED_KEYS`]). Empty by default: x264's preset decides.
-    pub x264_rung_params: Vec<(String, String)>,
-}
-
-impl Default for Tuning {
-    fn default() -> Self {
-        Self { x264_threads_top: 2, x264_threads: 1, decoder_threads: 1, frame_queue: 4, x264_rung_params: Vec::new() }
-    }
-}
-
-/// x264 options that per-rung params may not set: the fixed, closed GOPs
-/// every rung shares (aligned keyframes), the reordering that must be equal
-/// on every rung (one delay for all timelines), and the threading that
-/// `Tuning` sets itself.
-pub const X264_FIXED_KEYS: [&str; 12] = [
-    "keyint",
-    "min-keyint",
-    "keyint-min",
-    "scenecut",
-    "open-gop",
-    "bframes",
-    "b-pyramid",
-    "intra-refresh",
-    "threads",
-    "sliced-threads",
-    "lookahead-threads",
-    "pulldown",
-];
-
-/// Checks one `--x264-rung` entry, `RUNG=key=value:key=value` (RUNG is a
-/// rung name like `720p`, or `*` for every rung).
-pub fn parse_x264_rung(s: &str) -> Result<(String, String), String> {
-    let (rung, params) = s.split_once('=').ok_or_else(|| format!("{s:?}: expected RUNG=key=value[:key=value…]"))?;
-    if rung != "*" && media_core::keys::RungName::parse(rung).is_none() {
-        return Err(format!("{rung:?} is not a rung name like \"720p\" or \"*\""));
-    }
-    if params.is_empty() {
-        return Err(format!("{s:?}: no x264 options"));
-    }
-    for kv in params.split(':') {
-        let (key, value) = kv.split_once('=').ok_or_else(|| format!("{kv:?}: expected key=value"))?;
-        if key.is_empty() || value.is_empty() {
-            return Err(format!("{kv:?}: expected key=value"));
-        }
-        if X264_FIXED_KEYS.contains(&key) {
-            return Err(format!("{key} is fixed for every rung and cannot be set per rung"));
-        }
-    }
-    Ok((rung.to_owned(), params.to_owned()))
-}
-
 /// What the pipeline made.
 #[derive(Debug, Clone)]
 pub struct Summary {
@@ -246,14 +180,7 @@ pub fn transcode<R: Read + Seek + Send + 'static>(
         fps,
         declared,
     )?;
-    let settings = RungSettings {
-        plan: &plan,
-        preset: &options.preset,
-        x264_threads_top: tuning.x264_threads_top,
-        x264_threads: tuning.x264_threads,
-        x264_rung_params: &tuning.x264_rung_params,
-        color: probe.video.color,
-    };
+    let settings = RungSettings { plan: &plan, preset: &options.preset, tuning, color: probe.video.color };
     // Every rung must share one reordering delay (checked by each rung) so
     // that all timelines, and the audio, start at the same moment.
     let delay_frames = match plan.rungs.last() {
@@ -426,6 +353,22 @@ fn demux(
     Ok(Ended::Complete)
 }
 
+/// A frame of its own (pts, picture type) that shares `frame`'s pictures:
+/// the planes are reference-counted, not copied. A deep copy cost 3.1 MB of
+/// memory traffic per 1080p frame, and a frame the clock repeats is still
+/// sent as its own numbered frame.
+fn new_reference(frame: &ff::frame::Video) -> Result<ff::frame::Video, JobError> {
+    let mut f = ff::frame::Video::empty();
+    // SAFETY: both are valid frames and `f` is freshly allocated and empty, as
+    // av_frame_ref requires; it adds references to the source's buffers (or
+    // copies a source that is not reference-counted) and copies its properties.
+    let r = unsafe { ff::ffi::av_frame_ref(f.as_mut_ptr(), frame.as_ptr()) };
+    if r < 0 {
+        return Err(JobError::retryable(format!("referencing a decoded frame: {}", ff::Error::from(r))));
+    }
+    Ok(f)
+}
+
 /// Where decoded video goes: the constant-rate clock, the thumbnails, and
 /// the top rung; the audio track is told where the video is.
 struct Output<'f, 'scope> {
@@ -475,7 +418,7 @@ impl Output<'_, '_> {
     /// keyframe at every GOP boundary, to the thumbnails and the top rung.
     fn emit(&mut self, slots: Vec<(u64, Arc<SharedFrame>)>) -> Result<bool, JobError> {
         for (n, frame) in slots {
-            let mut f = frame.0.clone();
+            let mut f = new_reference(&frame.0)?;
             f.set_pts(Some(n as i64));
             f.set_kind(if n % self.gop == 0 { ff::picture::Type::I } else { ff::picture::Type::None });
             if let Some(jpeg) = self.thumbs.on_frame(n as f64 / self.fps, &f)? {

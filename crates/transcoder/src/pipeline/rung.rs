@@ -54,23 +54,9 @@ pub struct RungReport {
 pub struct RungSettings<'a> {
     pub plan: &'a LadderPlan,
     pub preset: &'a str,
-    /// x264 threads of the top rung and of the others (0: x264 decides).
-    pub x264_threads_top: usize,
-    pub x264_threads: usize,
-    /// Extra x264 options by rung name or `*` (see `Tuning::x264_rung_params`).
-    pub x264_rung_params: &'a [(String, String)],
+    /// Threads and x264 options per rung.
+    pub tuning: &'a super::Tuning,
     pub color: super::probe::ColorTags,
-}
-
-/// The `x264-params` of `rung`: the fixed GOP settings, then the extra
-/// options meant for every rung or for this one, in order (later ones win).
-fn x264_params(gop: u32, rung: &str, extra: &[(String, String)]) -> String {
-    let mut params = format!("keyint={gop}:min-keyint={gop}:scenecut=0:open-gop=0");
-    for (_, p) in extra.iter().filter(|(r, _)| r == "*" || r == rung) {
-        params.push(':');
-        params.push_str(p);
-    }
-    params
 }
 
 fn err(e: ff::Error, what: &str) -> JobError {
@@ -111,11 +97,11 @@ fn open_encoder(rung: &Rung, s: &RungSettings<'_>) -> Result<(ff::encoder::Video
     let g = s.plan.gop_frames;
     // Fixed, closed GOPs on every rung: keyframes land on the same frames
     // ladder-wide, so segments align and players can switch anywhere.
-    // Extra options per rung come after, keyed by the rung's name (not its
-    // position: small sources have fewer rungs).
-    o.set("x264-params", &x264_params(g, rung.name.as_str(), s.x264_rung_params));
-    let top = s.plan.rungs.first().is_some_and(|r| r.name == rung.name);
-    o.set("threads", &(if top { s.x264_threads_top } else { s.x264_threads }).to_string());
+    // Tuned and extra options per rung come after, by the rung's size and
+    // name (not its position: small sources have fewer rungs).
+    o.set("x264-params", &s.tuning.x264_params(g, s.preset, rung));
+    let index = s.plan.rungs.iter().position(|r| r.name == rung.name).unwrap_or(0);
+    o.set("threads", &s.tuning.x264_threads_for(index, s.plan).to_string());
     let opened = enc.open_with(o).map_err(|e| err(e, "x264 open"))?;
     Ok((opened, time_base))
 }
@@ -396,43 +382,4 @@ pub fn run(
         segments: seq + 1,
         peak_waiting_frames: seg.peak_held,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::x264_params;
-    use crate::pipeline::parse_x264_rung;
-
-    #[test]
-    fn per_rung_x264_options_come_after_the_gop_settings_for_their_rung_only() {
-        let extra = vec![
-            ("*".to_owned(), "rc-lookahead=5".to_owned()),
-            ("480p".to_owned(), "me=dia".to_owned()),
-            ("720p".to_owned(), "subme=1".to_owned()),
-        ];
-        assert_eq!(x264_params(60, "1080p", &[]), "keyint=60:min-keyint=60:scenecut=0:open-gop=0");
-        assert_eq!(x264_params(60, "1080p", &extra), "keyint=60:min-keyint=60:scenecut=0:open-gop=0:rc-lookahead=5");
-        assert_eq!(
-            x264_params(60, "480p", &extra),
-            "keyint=60:min-keyint=60:scenecut=0:open-gop=0:rc-lookahead=5:me=dia"
-        );
-    }
-
-    #[test]
-    fn per_rung_x264_options_cannot_touch_what_the_rungs_share() {
-        assert_eq!(parse_x264_rung("720p=subme=1:me=dia"), Ok(("720p".into(), "subme=1:me=dia".into())));
-        assert_eq!(parse_x264_rung("*=partitions=i8x8"), Ok(("*".into(), "partitions=i8x8".into())));
-        for bad in [
-            "720=subme=1",
-            "720p",
-            "720p=",
-            "720p=subme",
-            "720p=keyint=30",
-            "*=bframes=2",
-            "360p=subme=1:open-gop=1",
-            "1080p=threads=4",
-        ] {
-            assert!(parse_x264_rung(bad).is_err(), "{bad} accepted");
-        }
-    }
 }

@@ -66,6 +66,18 @@ pub struct Expect<'a> {
     pub rungs: &'a [(&'a str, u32, u32)],
     pub audio: bool,
     pub duration_s: f64,
+    /// Whether each rung's video bitrate must be within 10% of its target:
+    /// only for sources busy enough to need it (a still test pattern is
+    /// encoded well below any target).
+    pub bitrate: bool,
+}
+
+/// A rung's average video bitrate: its video packets' bytes over `duration_s`.
+pub fn video_bitrate(playlist: &Path, duration_s: f64) -> f64 {
+    let v = ffprobe(playlist, &["-select_streams", "v", "-show_entries", "packet=size"]);
+    let bytes: u64 =
+        v["packets"].as_array().unwrap().iter().map(|p| p["size"].as_str().unwrap().parse::<u64>().unwrap()).sum();
+    bytes as f64 * 8.0 / duration_s
 }
 
 /// The EXTINF durations of a media playlist.
@@ -99,6 +111,8 @@ pub fn check_ladder(out: &Path, report: &LocalReport, expect: &Expect<'_>) {
     assert_eq!(names, expect.rungs.iter().map(|r| r.0).collect::<Vec<_>>());
     let mut first_keyframes: Option<Vec<String>> = None;
     let segment_s = 4.0;
+    let plan = media_core::ladder::plan_ladder(&report.summary.probe.source_video(), &LadderOptions::default())
+        .expect("the source was planned");
     for (name, w, h) in expect.rungs {
         let playlist = out.join(name).join("index.m3u8");
         assert!(master.contains(&format!("RESOLUTION={w}x{h}")), "{name}: {master}");
@@ -141,6 +155,15 @@ pub fn check_ladder(out: &Path, report: &LocalReport, expect: &Expect<'_>) {
             "{name}: decodes to {duration} s, expected {}",
             expect.duration_s
         );
+
+        if expect.bitrate {
+            // x264's 1-pass ABR hits each rung's target over the whole video.
+            let target = plan.rungs.iter().find(|r| r.name.as_str() == *name).expect("a planned rung").bitrate as f64;
+            let measured = video_bitrate(&playlist, duration);
+            let ratio = measured / target;
+            eprintln!("{name}: video {measured:.0} b/s, target {target:.0} ({ratio:.3})");
+            assert!((ratio - 1.0).abs() <= 0.10, "{name}: video at {measured:.0} b/s against a target of {target:.0}");
+        }
 
         let keys = keyframes(&playlist);
         assert!(!keys.is_empty());
