@@ -579,7 +579,7 @@ async function imageTransformsSection() {
 
 out(`# Benchmarks (${data.date.slice(0, 10)}, ${MACHINE})`);
 out();
-out('Reproduce with `bash bench/run.sh` (about 22 minutes on 2 cores for sections 1-6, 16 of them for section 1 (three configurations, two contents), and about 2 more for section 7, plus about 5 the first time to generate the sources into bench/work/).');
+out('Reproduce with `bash bench/run.sh` (about 40 minutes on 2 cores for sections 1-6, 28 of them for section 1 (three configurations, two contents; measured on an Intel Xeon), and about 2 more for section 7, plus about 5 the first time to generate the sources into bench/work/).');
 out();
 let ladders;
 if (only.includes(1) || only.includes(3)) ladders = await throughput();
