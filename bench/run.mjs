@@ -50,7 +50,7 @@ const transcode = (src, dir, extra = []) => measure(TRANSCODER, ['transcode', sr
 /**
  * Section 1's configurations, the baseline first: the CLI as a user would run
  * it; the transcoder with every rung on x264's veryfast preset, as the CLI
- * (the transcoder before issue 16's tuned options); the transcoder's defaults.
+ * (the transcoder without issue 16's tuned x264 options); the transcoder's defaults.
  */
 const CONFIGS = [
   { key: 'ffmpeg', name: 'ffmpeg CLI (baseline)', run: (src, plan, dir) => measure('ffmpeg', ffmpegLadderArgs(src, plan, dir)) },
@@ -88,7 +88,7 @@ async function throughput() {
   out(`Sources: ${SECONDS} s 1080p30 H.264 + AAC (x264 veryfast, 8 Mb/s), ${CONTENT_KINDS.map((k) => `**${k}** (${CONTENT_NOTES[k]})`).join('; ')}. `
     + `Ladder: ${plan0.rungs.map((r) => `${r.width}x${r.height}@${(r.bitrate / 1e6).toFixed(2)}M`).join(', ')}; ${plan0.gop_frames}-frame closed GOPs, VBV; AAC 128k stereo 48 kHz; fMP4 HLS. `
     + `Configurations: **ffmpeg CLI (baseline)**, one process (decode once, split, bicubic scale, 4 x libx264 veryfast High), as a user would run it; `
-    + `**transcoder, preset only** (\`--x264-preset-only\`), every rung on x264's veryfast preset as the CLI, the transcoder before issue 16's tuned options; `
+    + `**transcoder, preset only** (\`--x264-preset-only\`), every rung on x264's veryfast preset as the CLI (the transcoder without issue 16's tuned x264 options; threads as in its defaults); `
     + `**transcoder**, its defaults (tuned per-rung x264 options, machine-aware threads). Median of ${RUNS} run${RUNS === 1 ? '' : 's'} per content and configuration, the configurations' order rotated each round. Machine: ${MACHINE}.`);
   out();
   for (const kind of CONTENT_KINDS) {
@@ -579,7 +579,7 @@ async function imageTransformsSection() {
 
 out(`# Benchmarks (${data.date.slice(0, 10)}, ${MACHINE})`);
 out();
-out('Reproduce with `bash bench/run.sh` (about 40 minutes on 2 cores for sections 1-6, 28 of them for section 1 (three configurations, two contents; measured on an Intel Xeon), and about 2 more for section 7, plus about 5 the first time to generate the sources into bench/work/).');
+out('Reproduce with `bash bench/run.sh` (about 33 minutes on 2 cores for sections 1-6, 22 of them for section 1 (three configurations, two contents; measured on an Intel Xeon), and about 2 more for section 7, plus about 5 the first time to generate the sources into bench/work/).');
 out();
 let ladders;
 if (only.includes(1) || only.includes(3)) ladders = await throughput();

@@ -12,7 +12,7 @@
 // Writes bench/results/threads-<date>.md (+ .json), or NAME.md.
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { BENCH, TRANSCODER, WORK, cpuInfo, fmt, measure, median, source } from './lib.mjs';
+import { BENCH, TRANSCODER, WORK, cpuInfo, cpuText, fmt, measure, median, rotated, source } from './lib.mjs';
 
 const arg = (name, dflt) => process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? dflt;
 const contents = arg('content', 'noise,motion').split(',');
@@ -41,9 +41,7 @@ for (const kind of contents) {
   const src = source(seconds, { kind });
   const runs = Object.fromEntries(chosen.map((l) => [l, []]));
   for (let i = 0; i < RUNS; i++) {
-    // Rotate the order every round so warm caches favour no layout.
-    const order = chosen.map((_, j) => chosen[(i + j) % chosen.length]);
-    for (const l of order) {
+    for (const l of rotated(chosen, i)) {
       const [cores, flags] = LAYOUTS[l];
       const dir = join(WORK, `threads-${kind}-${l}`);
       rmSync(dir, { recursive: true, force: true });
@@ -60,7 +58,7 @@ for (const kind of contents) {
 
 out(`# Transcoder thread layouts (${new Date().toISOString().slice(0, 10)})`);
 out();
-out(`Machine: ${cpu.model}, ${cpu.cores} logical cores, vector: ${cpu.vector.join(' ')}. Sources: ${seconds} s 1080p30 (${contents.join(', ')}), 4-rung ladder to 1080p, the transcoder's defaults otherwise (tuned x264 options on). Median of ${RUNS} rotating runs; each layout pinned with taskset to the cores it names.`);
+out(`Machine: ${cpuText(cpu)}. Sources: ${seconds} s 1080p30 (${contents.join(', ')}), 4-rung ladder to 1080p, the transcoder's defaults otherwise (tuned x264 options on). Median of ${RUNS} rotating runs; each layout pinned with taskset to the cores it names.`);
 for (const kind of contents) {
   out();
   out(`## ${kind}`);

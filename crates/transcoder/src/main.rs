@@ -86,8 +86,8 @@ impl LadderArgs {
 struct TuningArgs {
     /// Cores the job may use (default: the process's, quota included); the
     /// x264 threads of each rung follow from them.
-    #[arg(long)]
-    cores: Option<usize>,
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    cores: Option<u16>,
     /// x264 threads of the top rung, instead of its share of the cores (0: x264 decides).
     #[arg(long)]
     x264_threads_top: Option<usize>,
@@ -100,8 +100,8 @@ struct TuningArgs {
     /// Frames queued before each rung.
     #[arg(long)]
     frame_queue: Option<usize>,
-    /// Only the x264 preset decides, as in the ffmpeg CLI: no tuned per-rung
-    /// options (the transcoder before issue 16, for comparisons).
+    /// No tuned per-rung x264 options: every rung uses the preset alone, as
+    /// the ffmpeg CLI does (for comparisons; `--x264-rung` options still apply).
     #[arg(long)]
     x264_preset_only: bool,
     /// Extra x264 options for one rung or all, e.g. `720p=subme=1:me=dia` or
@@ -115,7 +115,7 @@ impl TuningArgs {
     fn tuning(&self) -> Tuning {
         let mut machine = Machine::detect(1);
         if let Some(cores) = self.cores {
-            machine.cores = cores.max(1);
+            machine.cores = usize::from(cores);
         }
         let d = Tuning::for_machine(&machine);
         Tuning {

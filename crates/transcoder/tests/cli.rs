@@ -37,4 +37,7 @@ fn a_misspelled_flag_or_command_is_an_error_with_a_hint() {
     let (code, text) = transcoder(&["transcode", "in.mp4", "out", "--x264-rung", "720p=keyint=30"]);
     assert_eq!(code, 2, "{text}");
     assert!(text.contains("keyint is fixed for every rung"), "{text}");
+    let (code, text) = transcoder(&["transcode", "in.mp4", "out", "--cores", "0"]);
+    assert_eq!(code, 2, "{text}");
+    assert!(text.contains("invalid value '0'"), "{text}");
 }

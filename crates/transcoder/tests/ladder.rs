@@ -14,8 +14,9 @@ fn run(name: &str, make: impl FnOnce(&str), expect: Expect<'_>) {
     let src = dir.path("source");
     make(src.to_str().unwrap());
     let out = dir.path("out");
-    let report = transcode(&src, &out, &LadderOptions::default()).unwrap_or_else(|e| panic!("{name}: {e}"));
-    check_ladder(&out, &report, &expect);
+    let options = LadderOptions::default();
+    let report = transcode(&src, &out, &options).unwrap_or_else(|e| panic!("{name}: {e}"));
+    check_ladder(&out, &report, &options, &expect);
     assert!(report.playable_after_s <= report.wall_s, "playable before done");
 }
 

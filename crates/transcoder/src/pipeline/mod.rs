@@ -183,9 +183,9 @@ pub fn transcode<R: Read + Seek + Send + 'static>(
     let settings = RungSettings { plan: &plan, preset: &options.preset, tuning, color: probe.video.color };
     // Every rung must share one reordering delay (checked by each rung) so
     // that all timelines, and the audio, start at the same moment.
-    let delay_frames = match plan.rungs.last() {
-        Some(r) => rung::reorder_delay_frames(r, &settings)?,
-        None => 0,
+    let delay_frames = match plan.rungs.len() {
+        0 => 0,
+        n => rung::reorder_delay_frames(n - 1, &settings)?,
     };
     let mut audio = match &probe.audio {
         Some(a) => Some(AudioTrack::new(&input.stream(a.index).expect("probed"), f64::from(delay_frames) / fps)?),

@@ -63,8 +63,9 @@ fn err(e: ff::Error, what: &str) -> JobError {
     JobError::retryable(format!("encoding {what}: {e}"))
 }
 
-/// Opens libx264 for `rung`.
-fn open_encoder(rung: &Rung, s: &RungSettings<'_>) -> Result<(ff::encoder::Video, ff::Rational), JobError> {
+/// Opens libx264 for rung `index` of the plan.
+fn open_encoder(index: usize, s: &RungSettings<'_>) -> Result<(ff::encoder::Video, ff::Rational), JobError> {
+    let rung = &s.plan.rungs[index];
     let codec = ff::encoder::find_by_name("libx264")
         .ok_or_else(|| JobError::retryable("libavcodec was built without libx264"))?;
     let mut enc =
@@ -97,10 +98,9 @@ fn open_encoder(rung: &Rung, s: &RungSettings<'_>) -> Result<(ff::encoder::Video
     let g = s.plan.gop_frames;
     // Fixed, closed GOPs on every rung: keyframes land on the same frames
     // ladder-wide, so segments align and players can switch anywhere.
-    // Tuned and extra options per rung come after, by the rung's size and
-    // name (not its position: small sources have fewer rungs).
+    // Tuned and extra options come after, by the rung's size and name;
+    // threads by its share of the ladder.
     o.set("x264-params", &s.tuning.x264_params(g, s.preset, rung));
-    let index = s.plan.rungs.iter().position(|r| r.name == rung.name).unwrap_or(0);
     o.set("threads", &s.tuning.x264_threads_for(index, s.plan).to_string());
     let opened = enc.open_with(o).map_err(|e| err(e, "x264 open"))?;
     Ok((opened, time_base))
@@ -109,8 +109,8 @@ fn open_encoder(rung: &Rung, s: &RungSettings<'_>) -> Result<(ff::encoder::Video
 /// x264's reordering delay in frames for these settings: in fragmented MP4
 /// each track starts at time 0, so the first frame is presented this many
 /// frames late, and the audio must start as late to stay in sync.
-pub fn reorder_delay_frames(rung: &Rung, settings: &RungSettings<'_>) -> Result<u32, JobError> {
-    let (enc, _) = open_encoder(rung, settings)?;
+pub fn reorder_delay_frames(index: usize, settings: &RungSettings<'_>) -> Result<u32, JobError> {
+    let (enc, _) = open_encoder(index, settings)?;
     // SAFETY: reading a plain field of an opened codec context.
     Ok(unsafe { (*enc.as_ptr()).has_b_frames }.max(0) as u32)
 }
@@ -259,7 +259,7 @@ pub fn run(
     expected_delay: u32,
     audio_priming: i64,
 ) -> Result<RungReport, JobError> {
-    let (mut encoder, time_base) = open_encoder(rung, settings)?;
+    let (mut encoder, time_base) = open_encoder(index, settings)?;
     // SAFETY: reading a plain field of the opened codec context.
     let delay = unsafe { (*encoder.as_ptr()).has_b_frames }.max(0) as u32;
     if delay != expected_delay {

@@ -1,22 +1,26 @@
 //! How a job uses the machine, and how much work x264 does per rung: the
 //! knobs that never change the output's format (sizes, bitrates, GOPs,
-//! segments), their measured defaults, and the machine they are picked for.
+//! segments), their defaults, the machine they are picked for, and the
+//! per-rung x264 options an operator may add ([`parse_x264_rung`], with the
+//! keys no rung may change: [`X264_FIXED_KEYS`]).
 //!
-//! Two rules live here, each measured with `bench/` (figures in the README):
-//! - **x264 options per rung** ([`TUNED_X264`]): on top of the preset, rungs
-//!   below 1080p search motion more cheaply (`subme=1:me=dia`). Screened
-//!   rung by rung against the ffmpeg CLI's `veryfast` on two kinds of
-//!   content (`node bench/tune.mjs`): about 12% less CPU for the ladder,
-//!   SSIM within 0.001 per rung, bitrate within 1%, keyframes identical.
-//!   The 1080p rung keeps the preset: the same options there lost 0.0024
-//!   SSIM on the busier content.
+//! - **x264 options per rung** ([`TUNED_X264`]): with the `veryfast`
+//!   preset, rungs below 1080p search motion more cheaply
+//!   (`subme=1:me=dia`). Screened rung by rung against the ffmpeg CLI on two
+//!   kinds of content with `bench/tune.mjs`; the figures are in the README's
+//!   Benchmarks. The 1080p rung keeps the preset: the same options there
+//!   lost 0.0024 SSIM on the busier content.
 //! - **threads** ([`Tuning::x264_threads_for`]): each rung gets x264 frame
 //!   threads in proportion to its share of the ladder's pixels, out of the
-//!   cores one job may use, so that all rungs finish together.
+//!   cores one job may use, the top rung at least 2. That is the layout
+//!   measured on 2 cores (2,1,1,1); on other core counts the rule is an
+//!   extrapolation (only 1 and 2 cores were measured: `bench/threads.mjs`).
 //!
 //! Vector extensions are detected and logged ([`Machine`]) but not
-//! overridden: x264 and libav pick their own code paths, and turning
-//! AVX-512 off in x264 saved nothing measurable on an Intel Xeon.
+//! overridden: x264 and libav pick their own code paths. Limiting x264 to
+//! AVX2 on an AVX-512 Xeon saved 8% of x264's CPU rung by rung on the noisy
+//! content but under 1% on the busier one and in the full CLI ladder, and
+//! it changes the bits, so it is not applied.
 
 use media_core::ladder::{LadderPlan, Rung};
 
@@ -24,7 +28,7 @@ use media_core::ladder::{LadderPlan, Rung};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Machine {
     /// Cores one job may use: the process's (affinity mask and cgroup quota
-    /// included) divided by the jobs run at once.
+    /// included) divided by the jobs run at once, rounded down, at least 1.
     pub cores: usize,
     /// `model name` from /proc/cpuinfo ("" when unknown).
     pub model: String,
@@ -102,7 +106,8 @@ pub struct Tuning {
     pub decoder_threads: usize,
     /// Frames queued before each rung.
     pub frame_queue: usize,
-    /// Whether [`TUNED_X264`] applies (false: the preset alone, as the ffmpeg CLI).
+    /// Whether [`TUNED_X264`] applies (false: the preset alone, as in the
+    /// ffmpeg CLI; `x264_rung_params` still apply).
     pub x264_tuned: bool,
     /// Extra x264 options (`key=value:key=value`, as `x264-params` takes
     /// them) for the rungs of one name (`"720p"`), or for every rung (`"*"`),
@@ -111,19 +116,11 @@ pub struct Tuning {
     pub x264_rung_params: Vec<(String, String)>,
 }
 
-/// Measured on 2 cores (`bench/`, section 1): the same as
-/// `for_machine` with 2 cores. Tests use it so they do not depend on the machine.
+/// The defaults of a 2-core machine, where they were measured (`bench/`).
+/// Tests use it so that they do not depend on the machine they run on.
 impl Default for Tuning {
     fn default() -> Self {
-        Self {
-            cores: 2,
-            x264_threads_top: None,
-            x264_threads: None,
-            decoder_threads: 1,
-            frame_queue: 4,
-            x264_tuned: true,
-            x264_rung_params: Vec::new(),
-        }
+        Self::for_machine(&Machine { cores: 2, model: String::new(), simd: Vec::new() })
     }
 }
 
@@ -133,14 +130,23 @@ const X264_THREADS_PER_CORE: f64 = 1.25;
 
 impl Tuning {
     /// The defaults for `machine`: x264 threads follow its cores; the decoder
-    /// gets a second thread from 4 cores on, where one core's decoding would
-    /// hold back the rungs of a 1080p source.
+    /// gets a second thread from 4 cores on (not measured: on 2 cores a
+    /// second decoder thread was within the runs' spread).
     pub fn for_machine(machine: &Machine) -> Self {
-        Self { cores: machine.cores.max(1), decoder_threads: if machine.cores >= 4 { 2 } else { 1 }, ..Self::default() }
+        Self {
+            cores: machine.cores.max(1),
+            x264_threads_top: None,
+            x264_threads: None,
+            decoder_threads: if machine.cores >= 4 { 2 } else { 1 },
+            frame_queue: 4,
+            x264_tuned: true,
+            x264_rung_params: Vec::new(),
+        }
     }
 
     /// x264 threads for rung `index` of `plan`: the override, or the rung's
-    /// share of the ladder's pixels times the cores (at least 1). On 2 cores
+    /// share of the ladder's pixels times the cores, at least 1, and at least
+    /// 2 for the top rung (as before this rule, on every machine). On 2 cores
     /// with a 1080p ladder: 2 for 1080p (57% of the pixels), 1 for the others.
     pub fn x264_threads_for(&self, index: usize, plan: &LadderPlan) -> usize {
         let overridden = if index == 0 { self.x264_threads_top } else { self.x264_threads };
@@ -151,7 +157,8 @@ impl Tuning {
         let total: f64 = plan.rungs.iter().map(pixels).sum();
         let Some(rung) = plan.rungs.get(index).filter(|_| total > 0.0) else { return 1 };
         let share = pixels(rung) / total;
-        ((share * self.cores as f64 * X264_THREADS_PER_CORE).ceil() as usize).clamp(1, 16)
+        let least = if index == 0 { 2 } else { 1 };
+        ((share * self.cores as f64 * X264_THREADS_PER_CORE).ceil() as usize).clamp(least, 16)
     }
 
     /// The `x264-params` of `rung`: the fixed GOP settings, then the tuned
@@ -275,7 +282,7 @@ mod tests {
             let t = Tuning::for_machine(&Machine { cores, model: String::new(), simd: Vec::new() });
             (0..p.rungs.len()).map(|i| t.x264_threads_for(i, &p)).collect::<Vec<_>>()
         };
-        assert_eq!(threads(1), [1, 1, 1, 1]);
+        assert_eq!(threads(1), [2, 1, 1, 1], "the top rung keeps 2, as before");
         assert_eq!(threads(2), [2, 1, 1, 1], "the layout measured on 2 cores");
         assert_eq!(threads(8), [6, 3, 2, 1]);
         assert_eq!(threads(64), [16, 16, 10, 6], "capped at 16");

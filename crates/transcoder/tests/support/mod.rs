@@ -102,7 +102,7 @@ pub fn keyframes(playlist: &Path) -> Vec<String> {
 }
 
 /// Checks everything the ladder in `out` must satisfy.
-pub fn check_ladder(out: &Path, report: &LocalReport, expect: &Expect<'_>) {
+pub fn check_ladder(out: &Path, report: &LocalReport, options: &LadderOptions, expect: &Expect<'_>) {
     let master = std::fs::read_to_string(out.join("master.m3u8")).unwrap();
     assert!(master.starts_with("#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n"), "{master}");
     let listed: Vec<&str> = master.lines().filter(|l| !l.starts_with('#')).collect();
@@ -111,8 +111,8 @@ pub fn check_ladder(out: &Path, report: &LocalReport, expect: &Expect<'_>) {
     assert_eq!(names, expect.rungs.iter().map(|r| r.0).collect::<Vec<_>>());
     let mut first_keyframes: Option<Vec<String>> = None;
     let segment_s = 4.0;
-    let plan = media_core::ladder::plan_ladder(&report.summary.probe.source_video(), &LadderOptions::default())
-        .expect("the source was planned");
+    let plan =
+        media_core::ladder::plan_ladder(&report.summary.probe.source_video(), options).expect("the source was planned");
     for (name, w, h) in expect.rungs {
         let playlist = out.join(name).join("index.m3u8");
         assert!(master.contains(&format!("RESOLUTION={w}x{h}")), "{name}: {master}");
