@@ -77,8 +77,9 @@ function startTranscoder(name, env = {}, wrap = []) {
 }
 
 /** Makes a clip with ffmpeg's lavfi sources, uploads it with a presigned URL and notifies. */
-async function submit(video, { size = '640x360', seconds = 4 } = {}) {
-  const body = readFileSync(makeClip(join(scratch, `${video}.mp4`), { size, seconds }));
+/** Uploads a clip (`file`, or one made now) as `video` and notifies; the job is queued. */
+async function submit(video, { size = '640x360', seconds = 4, file } = {}) {
+  const body = readFileSync(file ?? makeClip(join(scratch, `${video}.mp4`), { size, seconds }));
   const presign = await api.post('/generate-upload-url', { app_id: 'runner', video_id: video, content_type: 'video/mp4', size: body.length }, { key: API_KEY, headers: ip() });
   assert.equal(presign.status, 200, presign.text);
   const put = await fetch(presign.json.upload_url, { method: 'PUT', headers: presign.json.headers, body });
@@ -163,16 +164,30 @@ test('a transcoder whose lease is taken away stops working on the job', async ()
   assert.equal(s.status, 'processing');
   assert.equal(s.stage, 'thief');
   assert.equal(s.attempts, 2);
-  // It goes back to work on new jobs.
-  await submit('after-steal');
-  const after = (await until('after-steal', (x) => x.status === 'done' || x.status === 'error')).at(-1);
-  assert.equal(after.status, 'done', JSON.stringify(after));
-  await api.internal(`/internal/jobs/${thief.job_id}/fail`, { lease_id: thief.lease_id, message: 'test over', retryable: false });
+  // It goes back to work on new jobs. The thief keeps its 3 s lease alive
+  // meanwhile: on a slow machine this takes longer than the lease, and an
+  // expired lease sent the job to the next test's transcoder, which then was
+  // not idle.
+  const keepAlive = setInterval(() => {
+    api.internal(`/internal/jobs/${thief.job_id}/heartbeat`, { lease_id: thief.lease_id, progress: 20, stage: 'thief' }).catch(() => {});
+  }, 500);
+  try {
+    await submit('after-steal');
+    const after = (await until('after-steal', (x) => x.status === 'done' || x.status === 'error')).at(-1);
+    assert.equal(after.status, 'done', JSON.stringify(after));
+  } finally {
+    clearInterval(keepAlive);
+  }
+  const failed = await api.internal(`/internal/jobs/${thief.job_id}/fail`, { lease_id: thief.lease_id, message: 'test over', retryable: false });
+  assert.equal(failed.status, 200, `the stolen job ends here, not in the next test: ${failed.text}`);
   const exit = await t.stop();
   assert.equal(exit.code, 0);
 });
 
 test('SIGTERM hands a running job back and exits 0; idle, it exits at once', async () => {
+  // The late job's clip is made first: making it (ffmpeg) inside the timed
+  // stop took over 5 s on a loaded machine, which is not the transcoder's time.
+  const lateClip = makeClip(join(scratch, 'late-arrival.mp4'), { seconds: 2 });
   // A long long-poll, so the stop surely lands while one is open.
   const idle = startTranscoder('idle', { LEASE_WAIT_MS: '20000' });
   await new Promise((r) => setTimeout(r, 1000));
@@ -181,7 +196,7 @@ test('SIGTERM hands a running job back and exits 0; idle, it exits at once', asy
   // A job arriving while the stopped transcoder's last long-poll is still
   // open is given back at once, not left on a process that is gone.
   await new Promise((r) => setTimeout(r, 100));
-  await submit('late-arrival', { seconds: 2 });
+  await submit('late-arrival', { file: lateClip });
   assert.deepEqual(await stopping, { code: 0, signal: null });
   assert.ok(Date.now() - started < 5000, 'an idle transcoder stops promptly');
   const late = await status('late-arrival');
