@@ -17,6 +17,12 @@ export const median = (xs) => {
 };
 export const fmt = (x, digits = 1) => (Number.isFinite(x) ? x.toFixed(digits) : '-');
 
+/** The medians of repeated `measure()` results, with every run's wall and CPU. */
+export const medianRun = (rs) => ({
+  wall: median(rs.map((r) => r.wall)), cpu: median(rs.map((r) => r.cpu)), rssMb: median(rs.map((r) => r.rssMb)),
+  walls: rs.map((r) => r.wall), cpus: rs.map((r) => r.cpu),
+});
+
 /** Runs `cmd args` under GNU time; returns wall s, CPU s (user+sys), peak RSS MB and stdout. */
 export function measure(cmd, args, { env = {} } = {}) {
   const timeFile = join(WORK, `time-${process.pid}.txt`);

@@ -16,7 +16,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  BENCH, CONTENTS, CONTENT_NOTES, ROOT, TRANSCODER, WORK, cpuInfo, cpuText, ffmpegLadderArgs, fmt, measure, median, planFor, quality, readRung, rotated, rungDirs, source, videoPackets,
+  BENCH, CONTENTS, CONTENT_NOTES, ROOT, TRANSCODER, WORK, cpuInfo, cpuText, ffmpegLadderArgs, fmt, measure, median, medianRun, planFor, quality, readRung, rotated, rungDirs, source, videoPackets,
 } from './lib.mjs';
 import { runWrk } from '../devkit/wrk.mjs';
 import { WORKERS, coldStarts, wasmSizes } from './workers-cost.mjs';
@@ -76,9 +76,8 @@ async function throughput() {
     }
     const summary = Object.fromEntries(CONFIGS.map(({ key }) => {
       const rs = runs[key];
-      const wall = median(rs.map((r) => r.wall));
-      const cpu = median(rs.map((r) => r.cpu));
-      return [key, { wall, cpu, rssMb: median(rs.map((r) => r.rssMb)), speed: SECONDS / wall, cpuLimit: cpu / CORES, walls: rs.map((r) => r.wall), cpus: rs.map((r) => r.cpu) }];
+      const m = medianRun(rs);
+      return [key, { ...m, speed: SECONDS / m.wall, cpuLimit: m.cpu / CORES }];
     }));
     contents[kind] = { src, plan, dirs, summary };
   }

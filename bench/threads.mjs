@@ -12,7 +12,7 @@
 // Writes bench/results/threads-<date>.md (+ .json), or NAME.md.
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { BENCH, TRANSCODER, WORK, cpuInfo, cpuText, fmt, measure, median, rotated, source } from './lib.mjs';
+import { BENCH, TRANSCODER, WORK, cpuInfo, cpuText, fmt, measure, medianRun, rotated, source } from './lib.mjs';
 
 const arg = (name, dflt) => process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? dflt;
 const contents = arg('content', 'noise,motion').split(',');
@@ -51,9 +51,7 @@ for (const kind of contents) {
       console.log(`threads: ${kind} round ${i + 1}/${RUNS} ${l}: wall ${fmt(r.wall)} s, CPU ${fmt(r.cpu)} s, ${fmt(r.rssMb, 0)} MB`);
     }
   }
-  results[kind] = Object.fromEntries(chosen.map((l) => [l, {
-    wall: median(runs[l].map((r) => r.wall)), cpu: median(runs[l].map((r) => r.cpu)), rssMb: median(runs[l].map((r) => r.rssMb)), walls: runs[l].map((r) => r.wall),
-  }]));
+  results[kind] = Object.fromEntries(chosen.map((l) => [l, medianRun(runs[l])]));
 }
 
 out(`# Transcoder thread layouts (${new Date().toISOString().slice(0, 10)})`);

@@ -42,7 +42,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  BENCH, CONTENTS, TRANSCODER, WORK, cpuInfo, cpuText, ffmpegLadderArgs, fmt, measure, median, planFor, qualityAsync, readRung, rotated, source, videoPackets,
+  BENCH, CONTENTS, TRANSCODER, WORK, cpuInfo, cpuText, ffmpegLadderArgs, fmt, measure, median, medianRun, planFor, qualityAsync, readRung, rotated, source, videoPackets,
 } from './lib.mjs';
 
 const args = process.argv.slice(2);
@@ -192,7 +192,7 @@ async function screen(kind, src, plan, configs, known = {}) {
       const runs = timings[label]?.[rung.name];
       if (!runs) continue;
       const dir = join(OUT, kind, label, rung.name);
-      const f = { params: paramsFor(configs.find((c) => c[0] === label)[1], rung), cpu: median(runs.map((r) => r.cpu)), cpus: runs.map((r) => r.cpu), wall: median(runs.map((r) => r.wall)), rssMb: median(runs.map((r) => r.rssMb)), ...readBack(dir, fps) };
+      const f = { params: paramsFor(configs.find((c) => c[0] === label)[1], rung), ...medianRun(runs), ...readBack(dir, fps) };
       (figures[label] ??= {})[rung.name] = f;
       const seen = known[label]?.[rung.name];
       if (seen && seen.hash === f.hash) { Object.assign(f, { ssim: seen.ssim, psnr: seen.psnr }); continue; } // the same bits
@@ -264,7 +264,7 @@ async function ladder(kind, src, plan, configs) {
       rungs[rung.name] = f;
       jobs.push(async () => Object.assign(f, await qualityAsync(dir, src, rung.width, rung.height, SECONDS)));
     }
-    out[label] = { wall: median(rs.map((r) => r.wall)), cpu: median(rs.map((r) => r.cpu)), rssMb: median(rs.map((r) => r.rssMb)), walls: rs.map((r) => r.wall), cpus: rs.map((r) => r.cpu), rungs };
+    out[label] = { ...medianRun(rs), rungs };
   }
   await pool(jobs, 2);
   return out;
