@@ -37,6 +37,11 @@ pub struct Machine {
 }
 
 impl Machine {
+    /// A machine known only by its cores (the defaults' 2-core machine, tests).
+    pub fn with_cores(cores: usize) -> Self {
+        Self { cores, model: String::new(), simd: Vec::new() }
+    }
+
     /// The machine this process runs on, shared by `jobs_at_once` jobs.
     pub fn detect(jobs_at_once: usize) -> Self {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -120,7 +125,7 @@ pub struct Tuning {
 /// Tests use it so that they do not depend on the machine they run on.
 impl Default for Tuning {
     fn default() -> Self {
-        Self::for_machine(&Machine { cores: 2, model: String::new(), simd: Vec::new() })
+        Self::for_machine(&Machine::with_cores(2))
     }
 }
 
@@ -279,7 +284,7 @@ mod tests {
     fn x264_threads_follow_each_rungs_share_of_the_cores() {
         let p = plan(1920, 1080);
         let threads = |cores| {
-            let t = Tuning::for_machine(&Machine { cores, model: String::new(), simd: Vec::new() });
+            let t = Tuning::for_machine(&Machine::with_cores(cores));
             (0..p.rungs.len()).map(|i| t.x264_threads_for(i, &p)).collect::<Vec<_>>()
         };
         assert_eq!(threads(1), [2, 1, 1, 1], "the top rung keeps 2, as before");
@@ -288,10 +293,7 @@ mod tests {
         assert_eq!(threads(64), [16, 16, 10, 6], "capped at 16");
         let fixed = Tuning { x264_threads_top: Some(3), x264_threads: Some(0), ..Tuning::default() };
         assert_eq!((0..4).map(|i| fixed.x264_threads_for(i, &p)).collect::<Vec<_>>(), [3, 0, 0, 0]);
-        assert_eq!(
-            Tuning::for_machine(&Machine { cores: 8, model: String::new(), simd: Vec::new() }).decoder_threads,
-            2
-        );
+        assert_eq!(Tuning::for_machine(&Machine::with_cores(8)).decoder_threads, 2);
         assert_eq!(Tuning::default().decoder_threads, 1);
     }
 
