@@ -12,7 +12,7 @@
 // With a second checkout (`before`, its Workers built there), both are
 // measured in the same session, starts alternating, so load and caches
 // favour neither.
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -74,6 +74,7 @@ async function coldStartOnce(root, tag, crate, config) {
     return { ready, first, warm: median(warm) };
   } finally {
     await proc.stop();
+    rmSync(stateDir, { recursive: true, force: true });
   }
 }
 

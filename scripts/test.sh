@@ -22,6 +22,14 @@ for p in "$@"; do
 done
 bash scripts/bootstrap.sh || exit 1
 
+# A clean clone's run writes about 3 GB (target/ 2.5 GB on 2026-11-30,
+# plus Garage's data and the Workers' builds). With less free, linking fails
+# with "No space left on device" deep in some part's log: say so first.
+free_kb=$(df -Pk "$ROOT" | awk 'NR == 2 { print $4 }')
+if [ "${free_kb:-0}" -lt $((4 * 1024 * 1024)) ]; then
+  printf '\033[1mtest.sh: warning:\033[0m only %s MB free on the disk of %s; a clean run needs about 4 GB\n' $((free_kb / 1024)) "$ROOT" >&2
+fi
+
 want() { [ $# -gt 0 ] && { [ ${#selected[@]} -eq 0 ] || [[ " ${selected[*]} " == *" $1 "* ]]; }; }
 selected=("$@")
 started=$SECONDS

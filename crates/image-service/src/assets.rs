@@ -17,7 +17,7 @@ use media_core::ids::{AppId, ImageId};
 use media_core::keys::{CachePolicy, ObjectKey};
 use media_core::media::ImageType;
 use worker::Request;
-use worker_kit::serve::{from_edge_cache, serve_object, server_timing, ServeSpec};
+use worker_kit::serve::{edge_hit, serve_object, ServeSpec};
 use worker_kit::store::{ObjectInfo, ObjectStore};
 use worker_kit::Handled;
 
@@ -41,8 +41,7 @@ async fn serve_image(req: &Request, cx: &ImageContext<'_>, key: &str, app: &AppI
     let origin = req.url()?.origin().ascii_serialization();
     let cache_key = format!("{origin}{IMAGE_ASSETS_PREFIX}{key}");
     // Only checked images ever reach the edge cache: a hit is served as it is.
-    if let Some(mut hit) = from_edge_cache(&cache_key, req).await.unwrap_or(None) {
-        hit.headers_mut().append("server-timing", &server_timing(true, 0))?;
+    if let Some(mut hit) = edge_hit(&cache_key, req).await? {
         hit.headers_mut().set("cross-origin-resource-policy", "cross-origin")?;
         return Ok(hit);
     }

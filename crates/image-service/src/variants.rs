@@ -25,7 +25,7 @@ use media_core::variant::{
 };
 use media_core::{ApiError, ErrorCode};
 use worker::{Request, Response};
-use worker_kit::serve::{from_edge_cache, serve_object, server_timing, ServeSpec};
+use worker_kit::serve::{edge_hit, serve_object, ServeSpec};
 use worker_kit::store::{collect_body, ObjectInfo, ObjectStore, ReadOutcome, ReadRequest};
 use worker_kit::{Failure, Handled};
 
@@ -94,8 +94,7 @@ async fn answer(req: &Request, cx: &ImageContext<'_>, app: &AppId, image: &Image
     let accept = AcceptClass::of(req.headers().get("accept")?.as_deref());
     let origin = req.url()?.origin().ascii_serialization();
     let cache_key = format!("{origin}{}", cache_path(app, image, opts, accept));
-    if let Some(mut hit) = from_edge_cache(&cache_key, req).await.unwrap_or(None) {
-        hit.headers_mut().append("server-timing", &server_timing(true, 0))?;
+    if let Some(hit) = edge_hit(&cache_key, req).await? {
         return finish(hit, opts, Source::Edge);
     }
 

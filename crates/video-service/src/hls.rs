@@ -10,7 +10,7 @@
 use media_core::keys::ObjectKey;
 use media_core::ApiError;
 use worker::Request;
-use worker_kit::serve::{serve_object, ServeSpec};
+use worker_kit::serve::{edge_hit, serve_object, ServeSpec};
 use worker_kit::{Failure, Handled};
 
 use crate::status::public_job;
@@ -32,15 +32,22 @@ pub async fn serve(req: Request, cx: &VideoContext<'_>) -> Handled {
         return Err(no_such_file());
     }
     let origin = req.url()?.origin().ascii_serialization();
-    let spec = ServeSpec {
-        key,
-        what: "this playback file",
-        cache_control: file.cache_policy().header_value(),
-        pinned_etag: None,
-        known_size: None,
-        edge_cache: Some((format!("{origin}/{key}"), cx.execution)),
+    let cache_key = format!("{origin}/{key}");
+    // After the job check: a file of a replaced output is never served.
+    let mut resp = match edge_hit(&cache_key, &req).await? {
+        Some(hit) => hit,
+        None => {
+            let spec = ServeSpec {
+                key,
+                what: "this playback file",
+                cache_control: file.cache_policy().header_value(),
+                pinned_etag: None,
+                known_size: None,
+                edge_cache: Some((cache_key, cx.execution)),
+            };
+            serve_object(cx.store()?, &req, spec, |_| file.content_type().to_owned()).await?
+        }
     };
-    let mut resp = serve_object(cx.store()?, &req, spec, |_| file.content_type().to_owned()).await?;
     resp.headers_mut().append("server-timing", &source.server_timing())?;
     Ok(resp)
 }

@@ -5,8 +5,11 @@
 //!
 //! The rules are [`answer`]: plain data in ([`ObjectRequest`], any
 //! [`ObjectStore`]), a [`Reply`] out, tested natively against the in-memory
-//! store. [`serve_object`] is the runtime around them: the edge cache, the
-//! request's headers, the `worker::Response`.
+//! store. [`serve_object`] is the runtime around them: the request's
+//! headers, the `worker::Response`, keeping full answers at the edge.
+//! [`edge_hit`] answers from the edge cache; each caller looks there once,
+//! after whatever checks must precede it (an image's vetting record is
+//! skipped on a hit; a playback file's current job is not).
 //!
 //! A `GET` is one storage operation: a conditional, ranged read
 //! ([`ObjectStore::read`]) that brings the metadata with the bytes, so they
@@ -194,7 +197,7 @@ where
 /// the request's `Range` and `If-None-Match` (which the Cache API honours:
 /// 206, 304). Headers are copied onto a new response, since the cache's
 /// own cannot be changed.
-pub async fn from_edge_cache(key: &str, req: &Request) -> worker::Result<Option<Response>> {
+async fn from_edge_cache(key: &str, req: &Request) -> worker::Result<Option<Response>> {
     let headers = Headers::new();
     // Only a range this service honours, in its plain form: anything else is
     // answered with the whole object, as from storage (a cache would refuse it).
@@ -234,25 +237,31 @@ pub async fn from_edge_cache(key: &str, req: &Request) -> worker::Result<Option<
     Ok(Some(resp.with_status(status).with_headers(copied)))
 }
 
-/// Answers a `GET` or `HEAD` for the object `spec.key` ([`answer`]), from
-/// the edge cache when `spec` keeps it there and it is, keeping a full
-/// answer there otherwise.
+/// The edge cache's answer to `req` for `key`, with its `Server-Timing`,
+/// or `None` on a miss. A failed lookup is a miss: the cache is an
+/// optimisation, and storage still answers.
+pub async fn edge_hit(key: &str, req: &Request) -> worker::Result<Option<Response>> {
+    match from_edge_cache(key, req).await {
+        Ok(Some(mut hit)) => {
+            hit.headers_mut().append("server-timing", &server_timing(true, 0))?;
+            Ok(Some(hit))
+        }
+        Ok(None) => Ok(None),
+        Err(e) => {
+            tracing::warn!(key, error = %e, "edge cache lookup failed");
+            Ok(None)
+        }
+    }
+}
+
+/// Answers a `GET` or `HEAD` for the object `spec.key` from storage
+/// ([`answer`]), keeping a full answer at the edge when `spec` says so. It
+/// does not look there first: the caller does, with [`edge_hit`].
 pub async fn serve_object<S, F>(store: &S, req: &Request, spec: ServeSpec<'_>, content_type: F) -> Handled
 where
     S: ObjectStore,
     F: FnOnce(&ObjectInfo) -> String,
 {
-    if let Some((key, _)) = &spec.edge_cache {
-        match from_edge_cache(key, req).await {
-            Ok(Some(mut hit)) => {
-                hit.headers_mut().append("server-timing", &server_timing(true, 0))?;
-                return Ok(hit);
-            }
-            Ok(None) => {}
-            // The cache is an optimisation: storage still answers.
-            Err(e) => tracing::warn!(key, error = %e, "edge cache lookup failed"),
-        }
-    }
     let asked = ObjectRequest::of(req)?;
     let before = store.operations();
     let reply = answer(store, &asked, &spec, content_type).await?;
