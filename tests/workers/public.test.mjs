@@ -313,6 +313,42 @@ for (const backend of ['r2', 's3']) {
       assert.equal(opsOf(hit304), 0);
     });
 
+    test('images past the edge cache count against a per-IP limit; edge hits do not', async () => {
+      await freshWindow();
+      const limited = await imageService({ store: garage, backend, limits: { PUBLIC_RATE_LIMITER: 5 } });
+      try {
+        const up = await client(limited, 'http://image.test').post(`/upload?app_id=${app}&image_id=limited`, png(500),
+          { key: API_KEY, headers: { ...freshIp(), 'content-type': 'image/png' } });
+        assert.equal(up.status, 201, up.text);
+        const asset = `assets/images/${app}/limited`;
+        const ip = '203.0.113.20';
+        // A host of its own per request misses the edge cache, unless named.
+        const get = (path, from, host = `img${Math.random().toString(36).slice(2)}.test`) =>
+          limited.dispatchFetch(`http://${host}/${path}`, { headers: { 'cf-connecting-ip': from } });
+        const first = await get(asset, ip, 'img-limited.test');
+        assert.equal(first.status, 200);
+        await first.arrayBuffer();
+        await sleep(300);
+        const codes = [];
+        for (let i = 0; i < 3; i++) codes.push((await get(asset, ip)).status);
+        codes.push((await get(`images/${app}/none/w=640`, ip)).status);
+        const over = await get(asset, ip);
+        codes.push(over.status);
+        assert.deepEqual(codes, [200, 200, 200, 404, 429], 'five misses (the first included) pass, the sixth is refused');
+        assert.equal((await over.json()).error.code, 'rate_limited');
+        assert.ok(over.headers.get('retry-after'));
+        assert.equal((await get(`images/${app}/none/w=640`, ip)).status, 429, 'variants count the same way');
+        assert.equal((await get(`cdn-cgi/image/w=640/assets/images/${app}/none`, ip)).status, 429, 'and the /cdn-cgi/image/ form');
+        const hit = await get(asset, ip, 'img-limited.test');
+        assert.equal(hit.status, 200, 'an edge hit is served over the limit: it costs nothing');
+        assert.equal(opsOf(hit), 0, hit.headers.get('server-timing'));
+        assert.equal((await get(`images/${app}/none/w=640`, '203.0.113.21')).status, 404, 'other addresses are unaffected');
+        assert.equal((await get(`images/${app}/limited/w=999`, ip)).status, 400, 'options are checked before counting');
+      } finally {
+        await limited.dispose();
+      }
+    });
+
     test('item 13: an image uploaded straight to storage is checked before its first serve', async () => {
       // What a presigned PUT leaves: an object with no record (the service never saw it).
       const good = `images/${app}/direct-good`;

@@ -8,7 +8,8 @@
 //! the version checked (its ETag), and only that version is served: an
 //! object replaced afterwards (a second `PUT` to a live URL) is 404. Served images
 //! are kept at the edge for a year (the Cache API), so a repeat costs no
-//! storage operation.
+//! storage operation; requests the edge does not answer count against the
+//! client address's `PUBLIC_RATE_LIMITER` budget.
 //! (Transformed images are [`crate::variants`].)
 
 use media_core::api::IMAGE_ASSETS_PREFIX;
@@ -17,6 +18,7 @@ use media_core::ids::{AppId, ImageId};
 use media_core::keys::{CachePolicy, ObjectKey};
 use media_core::media::ImageType;
 use worker::Request;
+use worker_kit::ratelimit::enforce_public;
 use worker_kit::serve::{edge_hit, serve_object, ServeSpec};
 use worker_kit::store::{ObjectInfo, ObjectStore};
 use worker_kit::Handled;
@@ -45,6 +47,7 @@ async fn serve_image(req: &Request, cx: &ImageContext<'_>, key: &str, app: &AppI
         hit.headers_mut().set("cross-origin-resource-policy", "cross-origin")?;
         return Ok(hit);
     }
+    enforce_public(cx.env, req, "assets").await?;
     let record = records::record_or_vet(cx, key, app, image).await?;
     let store = cx.store()?;
     let spec = ServeSpec {

@@ -25,6 +25,7 @@ use media_core::variant::{
 };
 use media_core::{ApiError, ErrorCode};
 use worker::{Request, Response};
+use worker_kit::ratelimit::enforce_public;
 use worker_kit::serve::{edge_hit, serve_object, ServeSpec};
 use worker_kit::store::{collect_body, ObjectInfo, ObjectStore, ReadOutcome, ReadRequest};
 use worker_kit::{Failure, Handled};
@@ -97,6 +98,9 @@ async fn answer(req: &Request, cx: &ImageContext<'_>, app: &AppId, image: &Image
     if let Some(hit) = edge_hit(&cache_key, req).await? {
         return finish(hit, opts, Source::Edge);
     }
+    // Past the edge, a request costs a record read, storage and maybe a
+    // billed transformation: counted per client address.
+    enforce_public(cx.env, req, "image-variant").await?;
 
     let original_key = ObjectKey::Image { app: app.clone(), image: image.clone() }.to_string();
     let record = records::record_or_vet(cx, &original_key, app, image).await?;

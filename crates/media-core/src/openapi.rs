@@ -526,12 +526,7 @@ pub fn video_service() -> OpenApi {
     add::<DeleteVideoResponse>(c);
     add::<PlaybackUrlResponse>(c);
     add::<NotPlayableResponse>(c);
-    let mut public_limited = json_response(
-        "Too many public reads from this address (PUBLIC_RATE_LIMITER: 1200 a minute by default).",
-        "ErrorBody",
-    );
-    public_limited.headers.insert("Retry-After".into(), header(integer(), Some("Seconds to wait.")));
-    c.responses.insert("PublicRateLimited".into(), public_limited.into());
+    public_rate_limited(c);
 
     let either = utoipa::openapi::schema::OneOfBuilder::new()
         .item(Ref::from_schema_name("VideoUploadUrlResponse"))
@@ -810,6 +805,7 @@ pub fn image_service() -> OpenApi {
     );
     let c = doc.components.as_mut().expect("set by base_document");
     error_responses(c, RATE_LIMITED);
+    public_rate_limited(c);
     add::<ImageId>(c);
     add::<ImageContentType>(c);
     add::<ImageUploadUrlRequest>(c);
@@ -947,6 +943,17 @@ fn image_ids() -> Vec<Parameter> {
     vec![path_id("app_id", "AppId"), path_id("image_id", "ImageId")]
 }
 
+/// The 429 of public routes past the edge cache, counted per client address
+/// (`PUBLIC_RATE_LIMITER`), in both services' documents.
+fn public_rate_limited(c: &mut utoipa::openapi::Components) {
+    let mut public_limited = json_response(
+        "Too many public reads from this address (PUBLIC_RATE_LIMITER: 1200 a minute by default).",
+        "ErrorBody",
+    );
+    public_limited.headers.insert("Retry-After".into(), header(integer(), Some("Seconds to wait.")));
+    c.responses.insert("PublicRateLimited".into(), public_limited.into());
+}
+
 /// `GET`/`HEAD /assets/...`, then the transforms of [`variant_routes`].
 fn asset_routes(doc: &mut OpenApi) {
     const DESCRIPTION: &str = "Public. Only checked images are served: /upload checks the bytes before storing; a \
@@ -955,7 +962,8 @@ fn asset_routes(doc: &mut OpenApi) {
         afterwards is 404. A GET is one conditional, ranged storage read (the first serve of a presigned upload adds \
         one ranged read of its first 64 KiB); images are then kept at the edge for a year, so repeats cost no \
         storage operation. Server-Timing reports it: cache;desc=\"hit|miss\", storage;desc=\"ops=N\" (and \
-        vet;desc=\"ops=N\" on a first serve).";
+        vet;desc=\"ops=N\" on a first serve). Requests the edge cache does not answer count against a generous \
+        per-IP limit (429).";
     let mut types: Vec<&str> = ImageType::ALL.map(ImageType::content_type).to_vec();
     types.push("application/octet-stream");
     let mut parameters = image_ids();
@@ -976,6 +984,7 @@ fn asset_routes(doc: &mut OpenApi) {
                 (404, "Error"),
                 (405, "Error"),
                 (416, "RangeNotSatisfiable"),
+                (429, "PublicRateLimited"),
                 (500, "Error"),
                 (503, "Unavailable"),
             ],
@@ -996,13 +1005,15 @@ fn variant_routes(doc: &mut OpenApi) {
         AVIF when it names image/avif and the output is at most 1200 px a side, else WebP when it names image/webp, \
         else JPEG for a JPEG original and PNG for the others; those answers carry Vary: Accept. An animated GIF \
         gives its first frame. ETag/304 and Range/206 as for /assets/. Server-Timing reports \
-        cache;desc=\"hit|miss\" and storage;desc=\"ops=N\".";
+        cache;desc=\"hit|miss\" and storage;desc=\"ops=N\". Requests the edge cache does not answer count \
+        against a generous per-IP limit (429).";
     const ERRORS: Errors<'static> = &[
         (400, "Error"),
         (404, "Error"),
         (405, "Error"),
         (416, "RangeNotSatisfiable"),
         (422, "ImageUnprocessable"),
+        (429, "PublicRateLimited"),
         (500, "Error"),
         (503, "Unavailable"),
     ];

@@ -6,7 +6,7 @@
 //! |---|---|---|
 //! | [`KEY_RATE_LIMIT_BINDING`] | calls with a valid API key, per key (by its fingerprint, never the key) | 600 per 60 s |
 //! | [`IP_RATE_LIMIT_BINDING`] | calls with a missing or wrong key, per client IP, counted only when the key fails | 10 per 60 s |
-//! | [`PUBLIC_RATE_LIMIT_BINDING`] | public reads that reach the job store, per client IP ([`enforce_public`]) | 1200 per 60 s |
+//! | [`PUBLIC_RATE_LIMIT_BINDING`] | public reads that reach the job store (video) or that the edge cache does not answer (images), per client IP ([`enforce_public`]) | 1200 per 60 s |
 //!
 //! So a customer's backend has its own budget, which nobody without its key
 //! can spend, and guessing keys from one address stops after a few tries.
@@ -77,8 +77,9 @@ pub async fn enforce_failed_key(env: &Env, req: &Request, route: &str) -> Result
     ))
 }
 
-/// The generous per-IP limit of public reads (`/job-status`, `/playback-url`
-/// and any other public route that reaches storage or the job store).
+/// The generous per-IP limit of public reads (`/job-status`, `/playback-url`,
+/// images past the edge cache, and any other public route that reaches
+/// storage or the job store).
 /// Call it first in such a handler: `ratelimit::enforce_public(env, &req,
 /// "job-status").await?;`. It counts the request against the client's
 /// address in the [`PUBLIC_RATE_LIMIT_BINDING`] binding (1200 per 60 s in
