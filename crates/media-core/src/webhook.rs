@@ -226,8 +226,11 @@ impl DeliveryPolicy {
     /// attempts failed (the last at `now`); `None` when all attempts are
     /// used. The first attempt is due at once; then base·2^(attempts_made-1),
     /// at most an hour (10, 20, 40 ... 640 s with the defaults, about 21
-    /// minutes in all). No jitter, so it stays deterministic.
-    pub fn next_attempt_at(&self, attempts_made: u32, now: Timestamp) -> Option<Timestamp> {
+    /// minutes in all), each wait spread by up to ±20% ([`spread`]) by
+    /// `delivery` (the event and destination): deliveries that failed together
+    /// in a receiver's outage do not all come back in the same second. The
+    /// spread comes from `delivery`, so it stays deterministic.
+    pub fn next_attempt_at(&self, attempts_made: u32, now: Timestamp, delivery: &str) -> Option<Timestamp> {
         if attempts_made >= self.max_attempts {
             return None;
         }
@@ -235,8 +238,21 @@ impl DeliveryPolicy {
             return Some(now);
         }
         let factor = 2u64.saturating_pow(attempts_made - 1);
-        Some(now.plus_millis(self.base_delay_ms.saturating_mul(factor).min(MAX_RETRY_DELAY_MS)))
+        let wait = self.base_delay_ms.saturating_mul(factor).min(MAX_RETRY_DELAY_MS);
+        Some(now.plus_millis(spread(wait, delivery, attempts_made).min(MAX_RETRY_DELAY_MS)))
     }
+}
+
+/// `wait_ms` times a factor in [0.8, 1.2), the same for the same delivery
+/// and attempt, uniform over deliveries (the first 8 bytes of
+/// SHA-256("<delivery>|<attempt>")).
+fn spread(wait_ms: u64, delivery: &str, attempt: u32) -> u64 {
+    use sha2::Digest;
+    let digest = Sha256::digest(format!("{delivery}|{attempt}").as_bytes());
+    let draw = u64::from_be_bytes(digest[..8].try_into().expect("a SHA-256 digest has 32 bytes"));
+    // permille in [800, 1200)
+    let permille = 800 + draw % 400;
+    (u128::from(wait_ms) * u128::from(permille) / 1000) as u64
 }
 
 /// Where a webhook's delivery stands, as `JobView` shows it.
@@ -276,10 +292,18 @@ impl CallbackState {
     /// An attempt failed at `now` with `error` (a status, a timeout; kept
     /// to [`MAX_ERROR_CHARS`] characters): returns when the next is due, or
     /// `None` when it was the last, and the delivery is `failed`.
-    pub fn record_failure(&mut self, error: &str, policy: &DeliveryPolicy, now: Timestamp) -> Option<Timestamp> {
+    /// `delivery` names the event and destination, whose waits
+    /// [`DeliveryPolicy::next_attempt_at`] spreads.
+    pub fn record_failure(
+        &mut self,
+        error: &str,
+        policy: &DeliveryPolicy,
+        now: Timestamp,
+        delivery: &str,
+    ) -> Option<Timestamp> {
         self.attempts += 1;
         self.last_error = Some(error.chars().take(MAX_ERROR_CHARS).collect());
-        let next = policy.next_attempt_at(self.attempts, now);
+        let next = policy.next_attempt_at(self.attempts, now, delivery);
         self.status = if next.is_some() { CallbackStatus::Pending } else { CallbackStatus::Failed };
         next
     }
@@ -568,13 +592,41 @@ mod tests {
         let p = DeliveryPolicy::default();
         assert_eq!((p.max_attempts, p.base_delay_ms, p.timeout_ms), (8, 10_000, 10_000));
         let now = Timestamp::from_secs(T);
-        let waits: Vec<Option<u64>> =
-            (0..=8).map(|n| p.next_attempt_at(n, now).map(|t| t.millis_since(now) / 1000)).collect();
-        assert_eq!(waits, [Some(0), Some(10), Some(20), Some(40), Some(80), Some(160), Some(320), Some(640), None]);
+        let nominal = [
+            Some(0),
+            Some(10_000),
+            Some(20_000),
+            Some(40_000),
+            Some(80_000),
+            Some(160_000),
+            Some(320_000),
+            Some(640_000),
+            None,
+        ];
+        let waits = |delivery: &str| -> Vec<Option<u64>> {
+            (0..=8).map(|n| p.next_attempt_at(n, now, delivery).map(|t| t.millis_since(now))).collect()
+        };
+        let a = waits("evt_a|https://a.example/hook");
+        for (got, want) in a.iter().zip(nominal) {
+            match (got, want) {
+                (Some(g), Some(w)) => assert!(*g >= w * 8 / 10 && *g < w * 12 / 10 + 1, "{g} ms against {w} ms"),
+                (g, w) => assert_eq!(*g, w),
+            }
+        }
+        assert_eq!(a, waits("evt_a|https://a.example/hook"), "the same delivery waits the same");
+        // Over many deliveries failing at once, the retries spread across the ±20%.
+        let seconds: std::collections::BTreeSet<u64> = (0..200)
+            .map(|i| p.next_attempt_at(3, now, &format!("evt_{i}|u")).unwrap().millis_since(now) / 1000)
+            .collect();
+        assert_eq!((seconds.first(), seconds.last()), (Some(&32), Some(&47)), "40 s spread over 32..48 s");
+        assert!(seconds.len() >= 14, "{seconds:?}");
         let long = DeliveryPolicy { max_attempts: 100, ..p };
-        assert_eq!(long.next_attempt_at(10, now), Some(now.plus_millis(MAX_RETRY_DELAY_MS)), "capped at an hour");
-        assert_eq!(long.next_attempt_at(99, now), Some(now.plus_millis(MAX_RETRY_DELAY_MS)), "no overflow");
-        assert_eq!(long.next_attempt_at(100, now), None);
+        assert!(
+            long.next_attempt_at(10, now, "d").unwrap().millis_since(now) <= MAX_RETRY_DELAY_MS,
+            "capped at an hour"
+        );
+        assert!(long.next_attempt_at(99, now, "d").unwrap().millis_since(now) <= MAX_RETRY_DELAY_MS, "no overflow");
+        assert_eq!(long.next_attempt_at(100, now, "d"), None);
         // [status, delivered?]
         for (status, delivered) in [(200, true), (204, true), (299, true), (301, false), (400, false), (500, false)] {
             assert_eq!(is_delivered(status), delivered, "{status}");
@@ -586,13 +638,14 @@ mod tests {
         let p = DeliveryPolicy { max_attempts: 2, ..DeliveryPolicy::default() };
         let now = Timestamp::from_secs(T);
         let mut s = CallbackState::pending();
-        assert_eq!(s.record_failure("status 503", &p, now), Some(now.plus_secs(10)));
+        let wait = s.record_failure("status 503", &p, now, "evt|dest").unwrap().millis_since(now);
+        assert!((8_000..12_000).contains(&wait), "{wait}");
         assert_eq!((s.status, s.attempts, s.last_error.as_deref()), (CallbackStatus::Pending, 1, Some("status 503")));
-        assert_eq!(s.record_failure(&"x".repeat(1000), &p, now), None);
+        assert_eq!(s.record_failure(&"x".repeat(1000), &p, now, "evt|dest"), None);
         assert_eq!((s.status, s.attempts), (CallbackStatus::Failed, 2));
         assert_eq!(s.last_error.as_ref().unwrap().len(), 300);
         let mut d = CallbackState::pending();
-        d.record_failure("timeout", &p, now);
+        d.record_failure("timeout", &p, now, "evt|dest");
         d.record_delivery();
         assert_eq!(d, CallbackState { status: CallbackStatus::Delivered, attempts: 2, last_error: None });
         assert_eq!(

@@ -75,7 +75,7 @@ pub struct WebhookSettings {
     /// `IV_WEBHOOKS` (secret): `{"<app_id>": {"url": "https://...", "secret": "..."}}`;
     /// `url` may be left out when the app only uses notify's `callback_url`.
     pub config: WebhookConfig,
-    /// `WEBHOOK_RETRY_BASE_MS` (10000): the wait before the second attempt,
+    /// `WEBHOOK_RETRY_BASE_MS` (10000): the wait before the second attempt (±20%),
     /// doubling after each; `WEBHOOK_TIMEOUT_MS` (10000) per attempt; 8 attempts.
     pub policy: DeliveryPolicy,
     /// `http://127.0.0.1` destinations are allowed when `ENVIRONMENT` is

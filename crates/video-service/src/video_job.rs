@@ -1021,10 +1021,12 @@ impl VideoJob {
                     state.record_delivery();
                     ("delivered", now())
                 }
-                Err(why) => match state.record_failure(why, &settings.policy, now()) {
-                    Some(next) => ("pending", next),
-                    None => ("failed", now()),
-                },
+                Err(why) => {
+                    match state.record_failure(why, &settings.policy, now(), &format!("{}|{}", d.event_id, d.dest)) {
+                        Some(next) => ("pending", next),
+                        None => ("failed", now()),
+                    }
+                }
             };
             self.sql().exec(
                 "UPDATE deliveries SET state = ?, attempts = ?, next_at = ?, last_error = ? WHERE event_id = ? AND dest = ?",
