@@ -204,6 +204,30 @@ for (const backend of ['r2', 's3']) {
       assert.deepEqual(await keysIn(mf, `raw/${app}/vret/`), [`raw/${app}/vret/source.mp4`], 'KEEP_SOURCE defaults to true');
     });
 
+    test('retention: a job that fails for good, or is canceled, leaves no outputs and keeps its source', async () => {
+      const outputs = async (job) => {
+        await put(`${job.output_prefix}master.m3u8`, '#EXTM3U\n', 'application/vnd.apple.mpegurl');
+        await put(`${job.output_prefix}720p/00000.m4s`, new Uint8Array(100), 'video/iso.segment');
+        assert.equal((await keysIn(mf, `hls/${app}/${job.video_id}/`)).length, 2);
+      };
+      assert.equal((await notify('vfailed')).status, 202);
+      const job = await leaseJob('vfailed');
+      await outputs(job);
+      const failed = await api.internal(`/internal/jobs/${job.job_id}/fail`, { lease_id: job.lease_id, message: 'the upload is not a video', retryable: false });
+      assert.equal(failed.status, 200, failed.text);
+      assert.equal(failed.json.status, 'error');
+      assert.deepEqual(await keysIn(mf, `hls/${app}/vfailed/`), [], 'nothing serves a failed job\'s outputs');
+      assert.deepEqual(await keysIn(mf, `raw/${app}/vfailed/`), [`raw/${app}/vfailed/source.mp4`], 'the source stays for a retry');
+
+      assert.equal((await notify('vcanceled')).status, 202);
+      const running = await leaseJob('vcanceled');
+      await outputs(running);
+      const canceled = await api.post('/cancel-job', { app_id: app, video_id: 'vcanceled' }, { key: API_KEY, headers: freshIp() });
+      assert.equal(canceled.status, 200, canceled.text);
+      assert.deepEqual(await keysIn(mf, `hls/${app}/vcanceled/`), []);
+      assert.deepEqual(await keysIn(mf, `raw/${app}/vcanceled/`), [`raw/${app}/vcanceled/source.mp4`]);
+    });
+
     test('retention: KEEP_SOURCE=false removes the source once the job is done', async () => {
       const other = await videoService({ store: garage, backend, vars: { IV_API_KEY, KEEP_SOURCE: 'false' } });
       try {

@@ -52,8 +52,9 @@
 //!
 //! **Retention**: when a job completes, the outputs of its earlier attempts
 //! (`hls/{app}/{video}/{output_id}/` other than the completed one) are
-//! deleted, and, with `KEEP_SOURCE=false`, the raw source too: best effort,
-//! logged, after the completion is committed.
+//! deleted, and, with `KEEP_SOURCE=false`, the raw source too; when it fails
+//! for good or is canceled, every attempt's outputs are (the source stays,
+//! for a retry). Best effort, logged, after the change is committed.
 //!
 //! The settings a command runs by (`LEASE_TTL_MS` and the other retry and
 //! ladder settings, `QUEUE_SHARDS`, `LARGE_SOURCE_BYTES`) are read for the
@@ -620,7 +621,10 @@ impl VideoJob {
                     FailOutcome::Retrying { .. } => {
                         tracing::warn!(%job_id, message = %req.message, "attempt failed; retrying")
                     }
-                    FailOutcome::Failed => tracing::error!(%job_id, message = %req.message, "job failed"),
+                    FailOutcome::Failed => {
+                        tracing::error!(%job_id, message = %req.message, "job failed");
+                        self.drop_outputs(&stored.job).await;
+                    }
                 }
                 Response::from_json(&stored.job)
             }
@@ -651,6 +655,7 @@ impl VideoJob {
         if canceled {
             stored = self.commit(Some(&before), stored).await?;
             tracing::info!(job_id = %stored.job.job_id, "job canceled");
+            self.drop_outputs(&stored.job).await;
         }
         Response::from_json(&CancelReply { canceled, job: stored.job })
     }
@@ -862,6 +867,29 @@ impl VideoJob {
         }
     }
 
+    /// After a job failed for good or was canceled: deletes every attempt's
+    /// outputs, which nothing serves any more (only a done job's output is
+    /// played, and a done job is never queued again). The source stays, for
+    /// a retry. Best effort, logged. A canceled job's transcoder may still
+    /// write until its next heartbeat is refused; what it writes then is
+    /// deleted by the next completion's retention or by a delete.
+    async fn drop_outputs(&self, job: &Job) {
+        let store = match store_of(&self.env) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(detail = %e, "retention skipped: the store cannot be opened");
+                return;
+            }
+        };
+        match delete_prefix(&store, &ObjectKey::outputs_prefix(&job.app_id, &job.video_id)).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(job_id = %job.job_id, objects = n, "retention: the ended job's outputs deleted"),
+            Err(e) => {
+                tracing::warn!(job_id = %job.job_id, error = %e, "retention: deleting the ended job's outputs failed")
+            }
+        }
+    }
+
     /// The alarm's work: expire a lease that ran out, retry telling the
     /// shard, send the webhook attempts that are due.
     async fn on_alarm(&self, policy: &RetryPolicy) -> worker::Result<()> {
@@ -872,7 +900,10 @@ impl VideoJob {
             let before = stored.job.clone();
             if let Some(outcome) = stored.job.expire_lease(policy, now()) {
                 tracing::warn!(job_id = %stored.job.job_id, attempts = stored.job.attempts, ?outcome, "lease expired");
-                self.commit(Some(&before), stored).await?;
+                let stored = self.commit(Some(&before), stored).await?;
+                if outcome == FailOutcome::Failed {
+                    self.drop_outputs(&stored.job).await;
+                }
             }
         }
         if let Some(stored) = self.load()? {
