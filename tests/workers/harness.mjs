@@ -58,11 +58,15 @@ const common = (store, backend, vars, limits) => ({
   },
 });
 
-/** The video service in workerd. */
-export async function videoService({ store, backend = 'r2', vars = {}, port, limits }) {
+/** With an array `logs`, the Worker's console lines go there (workerd's structured logs: {timestamp, level, message}) instead of the terminal. */
+const capture = (logs) => (logs ? { handleStructuredLogs: (line) => logs.push(line) } : {});
+
+/** The video service in workerd. `logs`: see `capture`. */
+export async function videoService({ store, backend = 'r2', vars = {}, port, limits, logs }) {
   const base = common(store, backend, { TRANSCODER_TOKEN, QUEUE_SHARDS: '1', ...vars }, limits);
   const mf = new Miniflare(convertV4MiniflareOptions({
     ...base,
+    ...capture(logs),
     ...(port ? { host: '127.0.0.1', port } : {}),
     modules: modules('video-service'),
     durableObjects: {
@@ -76,9 +80,10 @@ export async function videoService({ store, backend = 'r2', vars = {}, port, lim
 }
 
 /** The image service in workerd. */
-export async function imageService({ store, backend = 'r2', vars = {}, limits, port }) {
+export async function imageService({ store, backend = 'r2', vars = {}, limits, port, logs }) {
   const mf = new Miniflare(convertV4MiniflareOptions({
     ...common(store, backend, vars, limits),
+    ...capture(logs),
     ...(port ? { host: '127.0.0.1', port } : {}),
     modules: modules('image-service'),
     // Cloudflare Images, run offline by Miniflare with sharp.

@@ -521,6 +521,22 @@ for (const backend of ['r2', 's3']) {
   });
 }
 
+test('log lines carry the real time: a new isolate says so on its first request, not stamped 1970 at start', async () => {
+  const logs = [];
+  const mf = await videoService({ store: garage, backend: 'r2', logs });
+  try {
+    assert.equal((await mf.dispatchFetch('http://video.test/health')).status, 200);
+    await mf.dispatchFetch('http://video.test/health');
+    const lines = logs.map((l) => { try { return JSON.parse(l.message); } catch { return null; } }).filter(Boolean);
+    const started = lines.filter((l) => l.fields?.message?.startsWith('isolate started'));
+    assert.equal(started.length, 1, JSON.stringify(lines));
+    assert.equal(started[0].fields.service, 'video-service');
+    for (const l of lines) assert.ok(Date.parse(l.timestamp) > Date.parse('2020-01-01'), `stamped ${l.timestamp}: ${JSON.stringify(l)}`);
+  } finally {
+    await mf.dispose();
+  }
+});
+
 test('our own faults: a generic 503 to the client, the detail to Sentry', async () => {
   const sentry = await startSentrySink();
   // Storage that does not answer (a closed port), with Sentry configured.

@@ -67,7 +67,7 @@ pub(crate) async fn keyed_image(
 
 #[event(start)]
 fn start() {
-    worker_kit::logging::init(SERVICE);
+    worker_kit::logging::init();
 }
 
 #[event(fetch)]

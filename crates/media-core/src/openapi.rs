@@ -493,8 +493,9 @@ pub fn video_service() -> OpenApi {
         "Presigned video uploads, transcoding jobs, job status, playback URLs and HLS playback. Errors are JSON: \
          {\"error\": {\"code\", \"message\"}}. Each API key acts only for the apps it is configured for (403 \
          app_not_allowed for another app_id). API-key routes are rate limited per key (600 a minute by default); \
-         requests with a missing or wrong key are limited per client IP (10 a minute); both answer 429 with \
-         Retry-After. The API-key routes send no CORS headers: call them from servers only.",
+         requests with a missing or wrong key are limited per client IP (10 a minute); public reads that reach \
+         the job store are limited per client IP (1200 a minute); all answer 429 with Retry-After. The API-key \
+         routes send no CORS headers: call them from servers only.",
         8788,
     );
     let c = doc.components.as_mut().expect("set by base_document");
@@ -717,12 +718,15 @@ fn hls_routes(doc: &mut OpenApi) {
         served; the outputs of failed or canceled attempts, and any other output_id, are 404. A GET is one \
         conditional, ranged storage read; segments and images are then kept at the edge (the Cache API) for a year \
         and playlists for 2 s, so repeats, ranges and revalidations cost no storage operation. Server-Timing \
-        reports it: cache;desc=\"hit|miss\", storage;desc=\"ops=N\".";
+        reports it: cache;desc=\"hit|miss\", storage;desc=\"ops=N\". A request whose job read reaches the \
+        video's job object (a running job's playlists, an unknown video) counts against the per-IP limit of public \
+        reads (429).";
     const ERRORS: Errors<'static> = &[
         (400, "Error"),
         (404, "Error"),
         (405, "Error"),
         (416, "RangeNotSatisfiable"),
+        (429, "PublicRateLimited"),
         (500, "Error"),
         (503, "Unavailable"),
     ];
@@ -798,7 +802,8 @@ pub fn image_service() -> OpenApi {
          (/images/{app_id}/{image_id}/{options}), stored and cached after the first request. Errors are JSON: {\"error\": {\"code\", \"message\"}}, the message saying what to \
          change. Each API key acts only for the apps it is configured for (403 app_not_allowed for another app_id). \
          API-key routes are rate limited per key (600 a minute by default); requests with a missing or wrong key are \
-         limited per client IP (10 a minute); both answer 429 with Retry-After. The API-key routes send no CORS \
+         limited per client IP (10 a minute); image reads the edge cache does not answer are limited per client \
+         IP (1200 a minute); all answer 429 with Retry-After. The API-key routes send no CORS \
          headers: call them from servers only. Accepted images: JPEG, PNG, WebP, AVIF and GIF (never SVG), checked \
          by their bytes, up to MAX_IMAGE_BYTES (25 MiB by default).",
         8787,

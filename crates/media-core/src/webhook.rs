@@ -226,7 +226,8 @@ impl DeliveryPolicy {
     /// attempts failed (the last at `now`); `None` when all attempts are
     /// used. The first attempt is due at once; then base·2^(attempts_made-1),
     /// at most an hour (10, 20, 40 ... 640 s with the defaults, about 21
-    /// minutes in all), each wait spread by up to ±20% ([`spread`]) by
+    /// minutes in all; a capped wait is 48-60 minutes), each wait spread by
+    /// up to ±20% ([`spread`]) by
     /// `delivery` (the event and destination): deliveries that failed together
     /// in a receiver's outage do not all come back in the same second. The
     /// spread comes from `delivery`, so it stays deterministic.
@@ -239,7 +240,11 @@ impl DeliveryPolicy {
         }
         let factor = 2u64.saturating_pow(attempts_made - 1);
         let wait = self.base_delay_ms.saturating_mul(factor).min(MAX_RETRY_DELAY_MS);
-        Some(now.plus_millis(spread(wait, delivery, attempts_made).min(MAX_RETRY_DELAY_MS)))
+        let spread = spread(wait, delivery, attempts_made);
+        // Past the cap, folded back below it: capped waits spread over
+        // [0.8, 1] of it, rather than half of them landing on the hour.
+        let spread = if spread > MAX_RETRY_DELAY_MS { 2 * MAX_RETRY_DELAY_MS - spread } else { spread };
+        Some(now.plus_millis(spread))
     }
 }
 
@@ -621,10 +626,14 @@ mod tests {
         assert_eq!((seconds.first(), seconds.last()), (Some(&32), Some(&47)), "40 s spread over 32..48 s");
         assert!(seconds.len() >= 14, "{seconds:?}");
         let long = DeliveryPolicy { max_attempts: 100, ..p };
+        let capped: Vec<u64> =
+            (0..200).map(|i| long.next_attempt_at(10, now, &format!("evt_{i}|u")).unwrap().millis_since(now)).collect();
         assert!(
-            long.next_attempt_at(10, now, "d").unwrap().millis_since(now) <= MAX_RETRY_DELAY_MS,
+            capped.iter().all(|w| (MAX_RETRY_DELAY_MS * 8 / 10..=MAX_RETRY_DELAY_MS).contains(w)),
             "capped at an hour"
         );
+        let on_the_hour = capped.iter().filter(|w| **w == MAX_RETRY_DELAY_MS).count();
+        assert!(on_the_hour <= 2, "{on_the_hour} of 200 capped waits on the hour itself: they must spread below it");
         assert!(long.next_attempt_at(99, now, "d").unwrap().millis_since(now) <= MAX_RETRY_DELAY_MS, "no overflow");
         assert_eq!(long.next_attempt_at(100, now, "d"), None);
         // [status, delivered?]

@@ -6,6 +6,8 @@
 //! job read model of [`crate::status`]): the outputs of failed or canceled
 //! attempts are 404. Files are kept at the edge (segments for a year,
 //! playlists for 2 s), so a repeated segment costs no storage operation.
+//! A request whose job read reaches the video's object counts against the
+//! client's `PUBLIC_RATE_LIMITER` budget.
 
 use media_core::keys::ObjectKey;
 use media_core::ApiError;
@@ -26,7 +28,9 @@ pub async fn serve(req: Request, cx: &VideoContext<'_>) -> Handled {
     let Some(ObjectKey::Hls { app, video, output, file }) = ObjectKey::parse(key) else {
         return Err(no_such_file());
     };
-    let (job, source) = public_job(cx.env, &app, &video).await?;
+    // Segments and done videos come from the edge or KV; what asks the
+    // video's object (a running job's playlists, unknown ids) is counted.
+    let (job, source) = public_job(cx.env, &app, &video, Some((&req, "hls"))).await?;
     let current = job.as_ref().filter(|j| j.playable).and_then(|j| j.output_id.as_ref());
     if current != Some(&output) {
         return Err(no_such_file());

@@ -62,7 +62,7 @@ const SERVER_ONLY: ServerOnly = ServerOnly {
 
 #[event(start)]
 fn start() {
-    worker_kit::logging::init(SERVICE);
+    worker_kit::logging::init();
 }
 
 #[event(fetch)]

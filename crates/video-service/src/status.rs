@@ -110,7 +110,15 @@ async fn playback_record(env: &Env, app: &AppId, video: &VideoId) -> Option<Job>
 /// the edge cache, else the KV record of a done job, else the video's
 /// object (never a queue shard). `None`
 /// for a video without a job (not cached: a notify must show at once).
-pub async fn public_job(env: &Env, app: &AppId, video: &VideoId) -> Result<(Option<Job>, ReadSource), Failure> {
+/// With `count` (a route that does not count every request itself), a read
+/// that must ask the video's object is first counted against the client's
+/// public-read budget.
+pub async fn public_job(
+    env: &Env,
+    app: &AppId,
+    video: &VideoId,
+    count: Option<(&Request, &str)>,
+) -> Result<(Option<Job>, ReadSource), Failure> {
     let key = cache_key(app, video);
     if let Some(job) = cached(&key).await {
         return Ok((Some(job), ReadSource::Cache));
@@ -118,6 +126,9 @@ pub async fn public_job(env: &Env, app: &AppId, video: &VideoId) -> Result<(Opti
     let (job, source) = match playback_record(env, app, video).await {
         Some(job) => (Some(job), ReadSource::Kv),
         None => {
+            if let Some((req, route)) = count {
+                enforce_public(env, req, route).await?;
+            }
             let call = VideoCall { app_id: app.clone(), video_id: video.clone(), base: None, op: VideoOp::Get };
             (client::ask(env, VIDEO_JOBS_BINDING, &call.object_name(), &call).await?, ReadSource::Video)
         }
@@ -137,7 +148,7 @@ fn with_source(mut resp: Response, source: ReadSource) -> Handled {
 pub async fn job_status(req: Request, env: &Env, base: &str) -> Handled {
     enforce_public(env, &req, "job-status").await?;
     let (app, video) = ids(&req)?;
-    let (job, source) = public_job(env, &app, &video).await?;
+    let (job, source) = public_job(env, &app, &video, None).await?;
     let job = job.ok_or_else(|| unknown(&app, &video))?;
     with_source(json(200, &JobView::of(&job, base))?, source)
 }
@@ -147,7 +158,7 @@ pub async fn job_status(req: Request, env: &Env, base: &str) -> Handled {
 pub async fn playback_url(req: Request, env: &Env, base: &str) -> Handled {
     enforce_public(env, &req, "playback-url").await?;
     let (app, video) = ids(&req)?;
-    let (job, source) = public_job(env, &app, &video).await?;
+    let (job, source) = public_job(env, &app, &video, None).await?;
     let job = job.ok_or_else(|| unknown(&app, &video))?;
     let view = JobView::of(&job, base);
     let resp = match view.playback_url {

@@ -78,7 +78,7 @@ use worker::{durable_object, DurableObject, Env, Request, Response, SqlStorage, 
 use worker_kit::clock::{now, random_bytes};
 use worker_kit::config::ConfigError;
 use worker_kit::failure::error_response;
-use worker_kit::store::{delete_prefix, ObjectStore};
+use worker_kit::store::{delete_prefix, delete_prefix_while, ObjectStore};
 use worker_kit::Failure;
 
 use crate::app_hub::{HubCommand, JobSummary, APP_EVENTS_BINDING};
@@ -870,9 +870,16 @@ impl VideoJob {
     /// After a job failed for good or was canceled: deletes every attempt's
     /// outputs, which nothing serves any more (only a done job's output is
     /// played, and a done job is never queued again). The source stays, for
-    /// a retry. Best effort, logged. A canceled job's transcoder may still
-    /// write until its next heartbeat is refused; what it writes then is
-    /// deleted by the next completion's retention or by a delete.
+    /// a retry. Best effort, logged.
+    ///
+    /// Other calls run while this one waits on storage: a notify may queue
+    /// the job again and a transcoder start a new attempt under the same
+    /// prefix. So each listed batch is deleted only while the job still
+    /// stands failed (checked with no wait between the check and the
+    /// batch's listing, which was made while it stood failed). A transcoder
+    /// that lost its lease (canceled, gone silent) may still write until its
+    /// next heartbeat is refused; that goes with the next completion's
+    /// retention or a delete.
     async fn drop_outputs(&self, job: &Job) {
         let store = match store_of(&self.env) {
             Ok(s) => s,
@@ -881,9 +888,13 @@ impl VideoJob {
                 return;
             }
         };
-        match delete_prefix(&store, &ObjectKey::outputs_prefix(&job.app_id, &job.video_id)).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(job_id = %job.job_id, objects = n, "retention: the ended job's outputs deleted"),
+        let prefix = ObjectKey::outputs_prefix(&job.app_id, &job.video_id);
+        let still_failed = || matches!(self.load(), Ok(Some(s)) if s.job.status == JobStatus::Error);
+        match delete_prefix_while(&store, &prefix, still_failed).await {
+            Ok(keys) if keys.is_empty() => {}
+            Ok(keys) => {
+                tracing::info!(job_id = %job.job_id, objects = keys.len(), "retention: the ended job's outputs deleted")
+            }
             Err(e) => {
                 tracing::warn!(job_id = %job.job_id, error = %e, "retention: deleting the ended job's outputs failed")
             }

@@ -45,6 +45,7 @@ pub async fn handle<S>(
     load_settings: impl FnOnce(&Vars<'_>) -> Result<S, ConfigError>,
     route: impl AsyncFnOnce(Request, &RequestContext<'_, S>) -> Handled,
 ) -> worker::Result<Response> {
+    crate::logging::first_request(service);
     let origin = req.headers().get("origin").ok().flatten();
     let browsers_may_read = !server_only.covers(&req.path());
     let (method, url) = (req.method().to_string(), req.url().map(|u| u.to_string()).unwrap_or_default());

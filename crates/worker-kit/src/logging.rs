@@ -4,8 +4,13 @@
 //! which picks `console.info`/`warn`/`error` by level. Timestamps come from
 //! the runtime's clock because `SystemTime` is unavailable in wasm. Only
 //! what the code puts in fields is logged: key fingerprints, never secrets.
+//!
+//! The runtime's clock reads 0 (1970) outside a request, so the line that
+//! marks a new isolate is logged on its first request ([`first_request`]),
+//! not at start.
 
 use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::time::FormatTime;
@@ -50,7 +55,7 @@ impl<'a> MakeWriter<'a> for Console {
 }
 
 /// Installs the JSON subscriber; call once from `#[event(start)]`.
-pub fn init(service: &'static str) {
+pub fn init() {
     let subscriber = tracing_subscriber::fmt()
         .json()
         .with_current_span(false)
@@ -61,7 +66,16 @@ pub fn init(service: &'static str) {
         .with_writer(Console(MakeWebConsoleWriter::new()))
         .with_max_level(tracing::Level::INFO)
         .finish();
-    if tracing::subscriber::set_global_default(subscriber).is_ok() {
-        tracing::info!(service, "logging started");
+    // A second call (another start event in the same isolate) keeps the first.
+    let _ = tracing::subscriber::set_global_default(subscriber);
+}
+
+static SERVED_ONE: AtomicBool = AtomicBool::new(false);
+
+/// Logs "isolate started" on the isolate's first request, when the clock
+/// reads the real time; later calls do nothing.
+pub fn first_request(service: &'static str) {
+    if !SERVED_ONE.swap(true, Ordering::Relaxed) {
+        tracing::info!(service, "isolate started (its first request)");
     }
 }

@@ -266,6 +266,25 @@ mod tests {
     }
 
     #[test]
+    fn delete_prefix_while_stops_when_told_and_deletes_nothing_it_was_not_allowed_to() {
+        let store = MemoryStore::new();
+        for i in 0..(MAX_LISTED_KEYS + 10) {
+            store.insert(&format!("hls/a/v/o1/{i:06}.m4s"), vec![1], None);
+        }
+        let none = block_on(super::super::delete_prefix_while(&store, "hls/a/v/", || false)).unwrap();
+        assert!(none.is_empty());
+        assert_eq!(block_on(store.list("hls/a/v/")).unwrap().keys.len(), MAX_LISTED_KEYS, "all still there");
+        let rounds = std::cell::Cell::new(0);
+        let first = block_on(super::super::delete_prefix_while(&store, "hls/a/v/", || {
+            rounds.set(rounds.get() + 1);
+            rounds.get() == 1
+        }))
+        .unwrap();
+        assert_eq!(first.len(), MAX_LISTED_KEYS, "one round, then told to stop");
+        assert_eq!(block_on(store.list("hls/a/v/")).unwrap().keys.len(), 10);
+    }
+
+    #[test]
     fn faults_stop_a_list_or_a_batch() {
         let store = MemoryStore::new();
         store.insert("raw/a/v/source.mp4", b"x".to_vec(), None);

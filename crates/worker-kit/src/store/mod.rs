@@ -149,6 +149,19 @@ pub async fn delete_prefix(store: &impl ObjectStore, prefix: &str) -> Result<u64
 /// [`delete_prefix`], answering the keys it deleted (for callers that must
 /// also drop what was derived from them, such as edge cache entries).
 pub async fn delete_prefix_keys(store: &impl ObjectStore, prefix: &str) -> Result<Vec<String>, StoreError> {
+    delete_prefix_while(store, prefix, || true).await
+}
+
+/// [`delete_prefix_keys`], asking `still()` after each listing, before
+/// deleting what it listed, and stopping (with what it deleted so far) once
+/// it answers false. For a Durable Object whose state may change while it
+/// waits on storage: it checks, with no wait in between, that the keys it
+/// listed may still go.
+pub async fn delete_prefix_while(
+    store: &impl ObjectStore,
+    prefix: &str,
+    still: impl Fn() -> bool,
+) -> Result<Vec<String>, StoreError> {
     if prefix.len() < 2 || !prefix.ends_with('/') {
         return Err(StoreError::Signing {
             op: "LIST",
@@ -159,7 +172,7 @@ pub async fn delete_prefix_keys(store: &impl ObjectStore, prefix: &str) -> Resul
     let mut deleted = Vec::new();
     for _ in 0..MAX_DELETE_ROUNDS {
         let listing = store.list(prefix).await?;
-        if listing.keys.is_empty() {
+        if listing.keys.is_empty() || !still() {
             return Ok(deleted);
         }
         store.delete_many(&listing.keys).await?;
