@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startGarage } from '../../devkit/garage.mjs';
-import { s3 } from '../../devkit/sigv4.mjs';
+import { s3, listKeys } from '../../devkit/sigv4.mjs';
 import { startSentrySink } from '../../devkit/sentry-sink.mjs';
 import { waitFor } from '../../devkit/ports.mjs';
 import { videoService, client, errorCode, freshIp, putStored, API_KEY, API_KEY_2, ROOT, freshWindow } from './harness.mjs';
@@ -31,6 +31,9 @@ for (const backend of ['r2', 's3']) {
     const app = `app_${backend}`;
     // Puts an object where the service reads it from.
     const put = (key, bytes, type) => putStored({ backend, mf, garage }, key, bytes, type);
+    const keysIn = async (prefix) => (backend === 'r2'
+      ? (await (await mf.getR2Bucket('MEDIA_BUCKET')).list({ prefix })).objects.map((o) => o.key)
+      : listKeys(garage, prefix));
     const presign = (video, extra = {}) =>
       api.post('/generate-upload-url', { app_id: app, video_id: video, content_type: 'video/mp4', ...extra }, { key: API_KEY, headers: freshIp() });
     const notify = (video, rawKey, extra = {}) =>
@@ -348,15 +351,19 @@ for (const backend of ['r2', 's3']) {
       for (let attempt = 1; attempt <= 3; attempt++) {
         const job = await leaseJob('vexpire');
         assert.equal(job.attempt, attempt);
+        await put(`${job.output_prefix}720p/00000.m4s`, new Uint8Array(10), 'video/iso.segment');
         // Let the 1 s lease run out without heartbeats; the alarm acts on its own.
         await new Promise((r) => setTimeout(r, 2500));
         const s = (await status('vexpire')).json;
+        const outputs = await keysIn(`hls/${app}/vexpire/`);
         if (attempt < 3) {
           assert.equal(s.status, 'queued', JSON.stringify(s));
           assert.equal(s.last_error, 'processing failed on our side; it will be retried');
+          assert.equal(outputs.length, attempt, 'a job being retried keeps its attempts\' outputs until it ends');
         } else {
           assert.equal(s.status, 'error', JSON.stringify(s));
           assert.equal(s.error, 'processing failed on our side after 3 attempts; call /notify-upload-complete to try again');
+          assert.deepEqual(outputs, [], 'once it fails for good, its outputs go');
         }
       }
     });
