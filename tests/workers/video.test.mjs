@@ -364,6 +364,16 @@ for (const backend of ['r2', 's3']) {
           assert.equal(s.status, 'error', JSON.stringify(s));
           assert.equal(s.error, 'processing failed on our side after 3 attempts; call /notify-upload-complete to try again');
           assert.deepEqual(outputs, [], 'once it fails for good, its outputs go');
+          // Its silent transcoder may come back and write before a heartbeat
+          // tells it to stop: swept again once its lease could not be used
+          // (LEASE_TTL_MS 1 s + 5 s).
+          await put(`${job.output_prefix}720p/00001.m4s`, new Uint8Array(10), 'video/iso.segment');
+          let late = await keysIn(`hls/${app}/vexpire/`);
+          for (let i = 0; i < 40 && late.length; i++) {
+            await new Promise((r) => setTimeout(r, 250));
+            late = await keysIn(`hls/${app}/vexpire/`);
+          }
+          assert.deepEqual(late, [], 'a late write is swept');
         }
       }
     });

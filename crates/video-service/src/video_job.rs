@@ -54,7 +54,9 @@
 //! (`hls/{app}/{video}/{output_id}/` other than the completed one) are
 //! deleted, and, with `KEEP_SOURCE=false`, the raw source too; when it fails
 //! for good or is canceled, every attempt's outputs are (the source stays,
-//! for a retry). Best effort, logged, after the change is committed.
+//! for a retry), and once more by the alarm `LEASE_TTL_MS` + 5 s later when
+//! a transcoder held its lease (`late_sweep_at` in `meta`). Best effort,
+//! logged, after the change is committed.
 //!
 //! The settings a command runs by (`LEASE_TTL_MS` and the other retry and
 //! ladder settings, `QUEUE_SHARDS`, `LARGE_SOURCE_BYTES`) are read for the
@@ -99,6 +101,8 @@ const ENQUEUE_RETRY_MS: u64 = 2_000;
 /// How long after a running job's lease would have ended the final sweep of
 /// a deleted video comes.
 const SWEEP_MARGIN_MS: u64 = 5_000;
+/// The `meta` key of the late sweep of an ended job's outputs, in ms since the epoch.
+const LATE_SWEEP_KEY: &str = "late_sweep_at";
 /// How soon a final sweep that failed is tried again.
 const SWEEP_RETRY_MS: u64 = 30_000;
 
@@ -322,6 +326,26 @@ impl VideoJob {
         Ok(())
     }
 
+    /// When the ended job's outputs are swept once more (see [`Self::drop_outputs`]).
+    fn late_sweep_at(&self) -> worker::Result<Option<Timestamp>> {
+        Ok(self.meta(LATE_SWEEP_KEY)?.and_then(|v| v.parse().ok()).map(Timestamp::from_millis))
+    }
+
+    /// After a cancel or an expired lease that ended the job: its transcoder
+    /// may still write until its next heartbeat is refused, so the outputs
+    /// are swept again once its lease could not still be used.
+    fn plan_late_sweep(&self) -> worker::Result<()> {
+        match retry_policy(&self.env) {
+            Ok(p) => {
+                self.set_meta(LATE_SWEEP_KEY, &now().plus_millis(p.lease_ttl_ms + SWEEP_MARGIN_MS).millis().to_string())
+            }
+            Err(e) => {
+                tracing::error!(detail = %e, "no late sweep of the ended job's outputs: a setting cannot be used");
+                Ok(())
+            }
+        }
+    }
+
     /// Keeps the public origin a call came with, for events of later calls
     /// without one (the shard's grants, the alarm).
     fn remember_base(&self, base: Option<&str>) -> worker::Result<()> {
@@ -488,7 +512,7 @@ impl VideoJob {
     async fn schedule_alarm(&self) -> worker::Result<()> {
         let Some(s) = self.load()? else { return Ok(()) };
         let lease_end = s.job.lease.as_ref().filter(|_| s.job.status == JobStatus::Processing).map(|l| l.expires_at);
-        let due = [lease_end, s.enqueue_due, self.next_delivery()?].into_iter().flatten().min();
+        let due = [lease_end, s.enqueue_due, self.next_delivery()?, self.late_sweep_at()?].into_iter().flatten().min();
         if let Some(due) = due {
             // An i64 would be an offset; pass the wait as a Duration.
             let wait = due.millis_since(now()).max(10);
@@ -655,6 +679,10 @@ impl VideoJob {
         if canceled {
             stored = self.commit(Some(&before), stored).await?;
             tracing::info!(job_id = %stored.job.job_id, "job canceled");
+            if before.lease.is_some() {
+                self.plan_late_sweep()?;
+                self.schedule_alarm().await?;
+            }
             self.drop_outputs(&stored.job).await;
         }
         Response::from_json(&CancelReply { canceled, job: stored.job })
@@ -878,8 +906,8 @@ impl VideoJob {
     /// stands failed (checked with no wait between the check and the
     /// batch's listing, which was made while it stood failed). A transcoder
     /// that lost its lease (canceled, gone silent) may still write until its
-    /// next heartbeat is refused; that goes with the next completion's
-    /// retention or a delete.
+    /// next heartbeat is refused: the alarm sweeps once more when that lease
+    /// could no longer be used ([`Self::plan_late_sweep`]).
     async fn drop_outputs(&self, job: &Job) {
         let store = match store_of(&self.env) {
             Ok(s) => s,
@@ -913,8 +941,16 @@ impl VideoJob {
                 tracing::warn!(job_id = %stored.job.job_id, attempts = stored.job.attempts, ?outcome, "lease expired");
                 let stored = self.commit(Some(&before), stored).await?;
                 if outcome == FailOutcome::Failed {
+                    self.plan_late_sweep()?;
                     self.drop_outputs(&stored.job).await;
                 }
+            }
+        }
+        if self.late_sweep_at()?.is_some_and(|at| at <= now()) {
+            self.sql().exec("DELETE FROM meta WHERE key = ?", vec![LATE_SWEEP_KEY.into()])?;
+            // Queued again since: that attempt's completion keeps only its own outputs.
+            if let Some(stored) = self.load()?.filter(|s| s.job.status == JobStatus::Error) {
+                self.drop_outputs(&stored.job).await;
             }
         }
         if let Some(stored) = self.load()? {
