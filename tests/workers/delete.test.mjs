@@ -226,6 +226,15 @@ for (const backend of ['r2', 's3']) {
       assert.equal(canceled.status, 200, canceled.text);
       assert.deepEqual(await keysIn(mf, `hls/${app}/vcanceled/`), []);
       assert.deepEqual(await keysIn(mf, `raw/${app}/vcanceled/`), [`raw/${app}/vcanceled/source.mp4`]);
+      // Its transcoder writes once more before a heartbeat tells it to stop:
+      // swept again once its lease could not be used (LEASE_TTL_MS 1 s + 5 s).
+      await put(`${running.output_prefix}720p/00001.m4s`, new Uint8Array(100), 'video/iso.segment');
+      let late = await keysIn(mf, `hls/${app}/vcanceled/`);
+      for (let i = 0; i < 40 && late.length; i++) {
+        await sleep(250);
+        late = await keysIn(mf, `hls/${app}/vcanceled/`);
+      }
+      assert.deepEqual(late, [], 'a late write is swept');
     });
 
     test('retention: KEEP_SOURCE=false removes the source once the job is done', async () => {
