@@ -80,7 +80,7 @@ use worker::{durable_object, DurableObject, Env, Request, Response, SqlStorage, 
 use worker_kit::clock::{now, random_bytes};
 use worker_kit::config::ConfigError;
 use worker_kit::failure::error_response;
-use worker_kit::store::{delete_prefix, delete_prefix_while, ObjectStore};
+use worker_kit::store::{delete_prefix, delete_prefix_while, AnyStore, ObjectStore};
 use worker_kit::Failure;
 
 use crate::app_hub::{HubCommand, JobSummary, APP_EVENTS_BINDING};
@@ -677,12 +677,12 @@ impl VideoJob {
         let before = stored.job.clone();
         let canceled = stored.job.cancel("canceled through the API", now());
         if canceled {
+            if before.lease.is_some() {
+                // Before the commit, whose alarm then includes it.
+                self.plan_late_sweep()?;
+            }
             stored = self.commit(Some(&before), stored).await?;
             tracing::info!(job_id = %stored.job.job_id, "job canceled");
-            if before.lease.is_some() {
-                self.plan_late_sweep()?;
-                self.schedule_alarm().await?;
-            }
             self.drop_outputs(&stored.job).await;
         }
         Response::from_json(&CancelReply { canceled, job: stored.job })
@@ -850,17 +850,19 @@ impl VideoJob {
             .and_then(|r| Some((AppId::parse(&r.app_id).ok()?, VideoId::parse(&r.video_id).ok()?))))
     }
 
+    /// The store retention deletes from, or `None` (logged) when it cannot
+    /// be opened.
+    fn retention_store(&self) -> Option<AnyStore> {
+        store_of(&self.env)
+            .map_err(|e| tracing::error!(detail = %e, "retention skipped: the store cannot be opened"))
+            .ok()
+    }
+
     /// After a job completed: deletes the outputs of its other attempts and,
     /// with `KEEP_SOURCE=false`, its source. Best effort, logged.
     async fn retain(&self, job: &Job) {
         let Some(current) = &job.output_id else { return };
-        let store = match store_of(&self.env) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::error!(detail = %e, "retention skipped: the store cannot be opened");
-                return;
-            }
-        };
+        let Some(store) = self.retention_store() else { return };
         let outputs = ObjectKey::outputs_prefix(&job.app_id, &job.video_id);
         let keep = ObjectKey::hls_prefix(&job.app_id, &job.video_id, current);
         let stale = match store.list(&outputs).await {
@@ -909,13 +911,7 @@ impl VideoJob {
     /// next heartbeat is refused: the alarm sweeps once more when that lease
     /// could no longer be used ([`Self::plan_late_sweep`]).
     async fn drop_outputs(&self, job: &Job) {
-        let store = match store_of(&self.env) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::error!(detail = %e, "retention skipped: the store cannot be opened");
-                return;
-            }
-        };
+        let Some(store) = self.retention_store() else { return };
         let prefix = ObjectKey::outputs_prefix(&job.app_id, &job.video_id);
         let still_failed = || matches!(self.load(), Ok(Some(s)) if s.job.status == JobStatus::Error);
         match delete_prefix_while(&store, &prefix, still_failed).await {
