@@ -131,6 +131,54 @@ pub struct AudioPlan {
 /// AAC-LC stereo 48 kHz at 128 kb/s, whatever the source layout.
 pub const AUDIO: AudioPlan = AudioPlan { sample_rate: 48_000, channels: 2, bitrate: 128_000 };
 
+/// Bytes one media segment of a rung may hold beyond what its VBV cap
+/// allows the video: the fragment's boxes.
+const SEGMENT_BOX_BYTES: u64 = 64 * 1024;
+
+/// The most bytes a media segment of `rung` lasting `duration_s` may hold.
+/// The video's VBV cap lets it reach `max_bitrate × duration + buffer_size`
+/// bits in any span; x264 may overshoot a little on short spans, so twice
+/// that is allowed. The audio may run [`crate::timeline::AUDIO_TAIL_S`] past
+/// the video in the last segment, and AAC's rate varies: twice its bitrate
+/// over the duration and the tail. Anything larger is not what the ladder
+/// was planned to be (audio that was never cut, an encoder gone wrong), and
+/// is never published.
+pub fn max_segment_bytes(rung: &Rung, duration_s: f64, has_audio: bool) -> u64 {
+    let d = if duration_s.is_finite() { duration_s.max(0.0) } else { 0.0 };
+    let video_bits = f64::from(rung.max_bitrate) * d + f64::from(rung.buffer_size);
+    let audio_bits = if has_audio { f64::from(AUDIO.bitrate) * (d + crate::timeline::AUDIO_TAIL_S) } else { 0.0 };
+    (2.0 * (video_bits + audio_bits) / 8.0).ceil() as u64 + SEGMENT_BOX_BYTES
+}
+
+/// A media segment larger than its rung's cap ([`max_segment_bytes`]).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error(
+    "segment {seq} of the {rung} rung came out at {bytes} bytes for {duration_s:.1} s, more than the {limit} bytes its bitrate cap allows; the file is damaged or crafted (for example audio far longer than its video), so nothing more is published"
+)]
+pub struct SegmentTooLarge {
+    pub rung: String,
+    pub seq: u32,
+    pub duration_s: f64,
+    pub bytes: u64,
+    pub limit: u64,
+}
+
+/// Checks one segment against [`max_segment_bytes`].
+pub fn check_segment_size(
+    rung: &Rung,
+    seq: u32,
+    duration_s: f64,
+    bytes: u64,
+    has_audio: bool,
+) -> Result<(), SegmentTooLarge> {
+    let limit = max_segment_bytes(rung, duration_s, has_audio);
+    if bytes <= limit {
+        Ok(())
+    } else {
+        Err(SegmentTooLarge { rung: rung.name.as_str().to_owned(), seq, duration_s, bytes, limit })
+    }
+}
+
 /// Everything the encoder needs to produce an aligned ladder.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LadderPlan {
@@ -451,5 +499,30 @@ mod tests {
         assert!(plan_ladder(&src(8192, 4096, 0, (30, 1)), &o).is_ok());
         assert!(plan_ladder(&src(8192, 8192, 0, (30, 1)), &o).is_err());
         assert!(plan_ladder(&src(10_000, 100, 0, (30, 1)), &o).is_err());
+    }
+
+    #[test]
+    fn a_segment_is_bounded_by_its_rung_s_vbv_cap_and_audio() {
+        let source = SourceVideo {
+            width: 1280,
+            height: 720,
+            sample_aspect: Rational::new(1, 1),
+            rotation: 0,
+            frame_rate: Rational::new(30, 1),
+        };
+        let plan = plan_ladder(&source, &LadderOptions::default()).unwrap();
+        let top = &plan.rungs[0];
+        // 720p at 30 fps: 4.2 Mb/s cap, 8.4 Mb buffer; 4 s of it with AAC.
+        let limit = max_segment_bytes(top, 4.0, true);
+        let video = (u64::from(top.max_bitrate) * 4 + u64::from(top.buffer_size)) / 8;
+        assert!(limit > 2 * video && limit < 2 * video + 300_000, "{limit} for {video}");
+        assert!(check_segment_size(top, 3, 4.0, limit, true).is_ok());
+        let e = check_segment_size(top, 3, 4.0, limit + 1, true).unwrap_err();
+        assert!(e.to_string().starts_with(&format!("segment 3 of the 720p rung came out at {}", limit + 1)), "{e}");
+        // The audio-tail file: 2 s of 240p video carrying 120 s of AAC (1.9 MB) is far over.
+        let low = plan.rungs.last().unwrap();
+        assert!(max_segment_bytes(low, 2.0, true) < 120 * u64::from(AUDIO.bitrate) / 8);
+        assert!(max_segment_bytes(low, 2.0, false) < max_segment_bytes(low, 2.0, true));
+        assert!(max_segment_bytes(low, f64::NAN, false) > 0);
     }
 }

@@ -10,6 +10,7 @@
 //! | [`job`] | the job model and its state machine (lease, heartbeat, retry, expiry) |
 //! | [`dispatch`] | which queue shard and size class a job waits in, and which class is served next |
 //! | [`ladder`] | planning the ABR ladder from a probed source |
+//! | [`codecs`] | the codec whitelist: which video and audio codecs (and libav decoders) the transcoder opens |
 //! | [`timeline`] | the bounds of a source's timeline: duration, timestamp jumps, audio offset, job time |
 //! | [`playlist`] | HLS playlists, WebVTT thumbnails, codec strings, sprite layout |
 //! | [`events`] | job lifecycle events for Server-Sent Events: which change means which event, payloads, frames |
@@ -30,6 +31,7 @@
 pub mod api;
 pub mod auth;
 pub mod callback;
+pub mod codecs;
 pub mod dispatch;
 pub mod error;
 pub mod events;

@@ -14,6 +14,8 @@
 //! | decoded time against the declared duration | `declared * 1.25 + 10 s` | containers round and estimate, but not by minutes |
 //! | where the audio starts, against the video | [`MAX_TIMESTAMP_GAP_S`] | the silence padded before it is allocated at once |
 //! | audio lagging the video while reading | [`MAX_AUDIO_LAG_S`] | encoded video waits in memory for audio to cover it |
+//! | audio running ahead of the video while reading | [`MAX_AUDIO_LEAD_S`] | decoded audio waits in memory for the video to reach it |
+//! | audio past the video's last frame | [`AUDIO_TAIL_S`], then cut | a few seconds of video must not carry hours of audio |
 //! | wall-clock time of one job | [`job_time_limit_s`] | a backstop for whatever the rules above miss |
 
 /// The longest source accepted, in seconds (6 h, as Cloudflare Stream).
@@ -27,6 +29,17 @@ pub const MAX_TIMESTAMP_GAP_S: f64 = 60.0;
 /// missing audio is filled with silence (a file whose audio comes late in
 /// its interleaving, or never).
 pub const MAX_AUDIO_LAG_S: f64 = 10.0;
+
+/// How much audio is kept past the video's last frame, in seconds; the rest
+/// of a longer audio track is cut (neither encoded nor packaged). A file
+/// with 2 s of video and hours of audio plays 2 s.
+pub const AUDIO_TAIL_S: f64 = 2.0;
+
+/// How far the decoded audio may run ahead of the video while reading, in
+/// seconds, before the source's audio is given up on (dropped unread, the
+/// track filled with silence as the video goes on): what runs further ahead
+/// would be held in memory waiting for video that may never come.
+pub const MAX_AUDIO_LEAD_S: f64 = MAX_TIMESTAMP_GAP_S;
 
 /// Decoded video may run this much longer than the container declares.
 const DECLARED_SLACK_FACTOR: f64 = 1.25;
