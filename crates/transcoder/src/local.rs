@@ -3,7 +3,6 @@
 //! benchmarks.
 
 use std::path::Path;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -51,9 +50,9 @@ pub async fn transcode_to_dir(
             started.elapsed().as_secs_f64()
         })
     };
-    let published = publisher.run(rx).await;
+    let published = publisher.run(rx, &control).await;
     if published.is_err() {
-        control.cancel.store(true, Ordering::Relaxed);
+        control.stop();
     }
     let summary = pipeline.await.map_err(|e| JobError::retryable(format!("the encoding task failed: {e}")))?;
     published?;

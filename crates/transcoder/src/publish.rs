@@ -5,6 +5,11 @@
 //! the video becomes `playable` once every rung has a segment, a playlist,
 //! and the master playlist exists. At the end the playlists become VOD and
 //! the master carries bandwidths measured from the segments.
+//!
+//! When the job is stopped (its lease lost, a time limit, a shutdown), the
+//! publisher stops at once: uploads in flight are aborted and whatever the
+//! pipeline had queued is dropped unpublished, so nothing lands after a
+//! refused heartbeat (the video may be deleted and swept by then).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -23,7 +28,7 @@ use tokio::sync::mpsc::Receiver;
 use tokio::task::JoinSet;
 
 use crate::error::JobError;
-use crate::pipeline::{Produced, Summary};
+use crate::pipeline::{Control, Produced, Summary};
 use crate::storage::Sink;
 
 /// Uploads in flight at once; more waits (and so does the pipeline).
@@ -135,8 +140,24 @@ impl Publisher {
         self.sink.put(&key, Bytes::from(text), file.content_type(), CachePolicy::Short.header_value()).await
     }
 
-    /// Consumes the pipeline's events until it finishes (the channel closes).
-    pub async fn run(&mut self, mut events: Receiver<Produced>) -> Result<(), JobError> {
+    /// Consumes the pipeline's events until it finishes (the channel
+    /// closes), or until `control` is stopped: then the queue is dropped,
+    /// uploads in flight are aborted, and it returns `LeaseLost` (the
+    /// stopper knows the real reason).
+    pub async fn run(&mut self, events: Receiver<Produced>, control: &Control) -> Result<(), JobError> {
+        tokio::select! {
+            biased;
+            () = control.stopped() => {
+                tracing::info!(prefix = %self.prefix, "stopped: dropped the queued and in-flight uploads");
+                Err(JobError::LeaseLost)
+            }
+            published = self.publish(events) => published,
+        }
+    }
+
+    /// [`Publisher::run`] until the channel closes. Dropping it drops the
+    /// queue and aborts every upload in flight (a `JoinSet` aborts its tasks).
+    async fn publish(&mut self, mut events: Receiver<Produced>) -> Result<(), JobError> {
         let mut set: JoinSet<Result<Uploaded, JobError>> = JoinSet::new();
         let mut open = true;
         while open || !set.is_empty() {
@@ -319,5 +340,114 @@ impl Publisher {
             thumbnails: self.sprite.filter(|_| self.poster),
             has_audio: summary.has_audio,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use media_core::ladder::{plan_ladder, LadderOptions, Rational, SourceVideo};
+
+    use super::*;
+
+    fn files(dir: &std::path::Path) -> Vec<String> {
+        let mut found = Vec::new();
+        let mut todo = vec![dir.to_path_buf()];
+        while let Some(d) = todo.pop() {
+            for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+                if e.path().is_dir() {
+                    todo.push(e.path());
+                } else {
+                    found.push(e.path().strip_prefix(dir).unwrap().display().to_string());
+                }
+            }
+        }
+        found
+    }
+
+    /// A refused heartbeat stops the job: the outputs the pipeline had
+    /// queued are dropped, none is published, and the publisher returns at
+    /// once although the pipeline has not hung up. (Before, it went on
+    /// uploading the queue and waiting for more.)
+    #[tokio::test]
+    async fn a_stopped_job_publishes_nothing_more_from_its_queue() {
+        let dir = tempfile::tempdir().unwrap();
+        let source = SourceVideo {
+            width: 640,
+            height: 360,
+            sample_aspect: Rational::new(1, 1),
+            rotation: 0,
+            frame_rate: Rational::new(30, 1),
+        };
+        let plan = plan_ladder(&source, &LadderOptions::default()).unwrap();
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        tx.send(Produced::Plan { plan, has_audio: false, duration_s: Some(60.0) }).await.unwrap();
+        tx.send(Produced::Init { rung: 0, bytes: vec![1; 100], video_codec: "avc1.64001e".into() }).await.unwrap();
+        for seq in 0..14 {
+            tx.send(Produced::Segment { rung: 0, seq, duration_s: 4.0, bytes: vec![2; 1000] }).await.unwrap();
+        }
+        let control = Control::default();
+        // The heartbeat was refused: the runner stops the job.
+        control.stop();
+        let mut publisher = Publisher::new(Sink::Dir(dir.path().into()), String::new(), Arc::default());
+        let ran = tokio::time::timeout(Duration::from_secs(5), publisher.run(rx, &control)).await;
+        assert_eq!(ran, Ok(Err(JobError::LeaseLost)), "the publisher stops at once");
+        assert_eq!(files(dir.path()), Vec::<String>::new(), "nothing was published after the stop");
+        assert!(tx.is_closed(), "the queue was dropped, so the pipeline's next send fails");
+    }
+
+    /// Stopped while uploading: nothing queued behind the uploads in flight
+    /// starts, and the pipeline's next send fails.
+    #[tokio::test]
+    async fn a_stop_during_uploads_ends_them_and_drops_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let source = SourceVideo {
+            width: 640,
+            height: 360,
+            sample_aspect: Rational::new(1, 1),
+            rotation: 0,
+            frame_rate: Rational::new(30, 1),
+        };
+        let plan = plan_ladder(&source, &LadderOptions::default()).unwrap();
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        let control = Arc::new(Control::default());
+        let feeder = {
+            let (control, dir) = (Arc::clone(&control), dir.path().to_path_buf());
+            tokio::spawn(async move {
+                tx.send(Produced::Plan { plan, has_audio: false, duration_s: Some(800.0) }).await.unwrap();
+                tx.send(Produced::Init { rung: 0, bytes: vec![1; 100], video_codec: "avc1.64001e".into() })
+                    .await
+                    .unwrap();
+                let mut sent = 0u32;
+                for seq in 0..200 {
+                    // Stop once the first segments are published, as a refused heartbeat would.
+                    if seq == 20 {
+                        while !dir.join("360p/index.m3u8").exists() {
+                            tokio::time::sleep(Duration::from_millis(5)).await;
+                        }
+                        control.stop();
+                    }
+                    let segment = Produced::Segment { rung: 0, seq, duration_s: 4.0, bytes: vec![2; 100_000] };
+                    if tx.send(segment).await.is_err() {
+                        break;
+                    }
+                    sent += 1;
+                }
+                sent
+            })
+        };
+        let mut publisher = Publisher::new(Sink::Dir(dir.path().into()), String::new(), Arc::default());
+        let ran = tokio::time::timeout(Duration::from_secs(10), publisher.run(rx, &control)).await;
+        assert_eq!(ran, Ok(Err(JobError::LeaseLost)));
+        let sent = feeder.await.unwrap();
+        assert!(sent < 20 + 16 + 2, "the pipeline's sends failed once the queue was dropped ({sent} sent)");
+        // A local folder's writes run on blocking threads, which an abort
+        // cannot stop: those in flight at the stop may still land (an S3
+        // request is dropped with its connection). Nothing queued does.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let landed = files(dir.path());
+        let segments = landed.iter().filter(|f| f.ends_with(".m4s")).count();
+        assert!(segments <= 20 + MAX_IN_FLIGHT, "{segments} segments published: {landed:?}");
     }
 }

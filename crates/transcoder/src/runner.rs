@@ -218,7 +218,7 @@ impl Runner {
         // Stops the pipeline and waits for it to unwind, then gives `why`.
         macro_rules! stop_with {
             ($why:expr) => {{
-                control.cancel.store(true, Ordering::Relaxed);
+                control.stop();
                 let _ = (&mut work).await;
                 return Err($why);
             }};
@@ -280,7 +280,7 @@ impl Runner {
                     } else {
                         tracing::warn!("grace period over; handing the job back");
                         handed_back = true;
-                        control.cancel.store(true, Ordering::Relaxed);
+                        control.stop();
                     }
                 }
             }
@@ -367,9 +367,9 @@ impl Runner {
         *stage.lock().expect("not poisoned") = "encoding";
         let mut publisher =
             Publisher::new(Sink::Bucket(self.storage.clone()), spec.output_prefix.clone(), Arc::clone(playable));
-        let published = publisher.run(rx).await;
+        let published = publisher.run(rx, control).await;
         if published.is_err() {
-            control.cancel.store(true, Ordering::Relaxed);
+            control.stop();
         }
         let summary = pipeline
             .await

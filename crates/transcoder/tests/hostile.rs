@@ -367,3 +367,87 @@ fn a_full_work_disk_is_our_fault_and_retryable_not_a_damaged_upload() {
         other => panic!("expected a retryable failure naming the disk, got {other:?}"),
     }
 }
+
+/// Overwrites a Matroska file's Segment Duration (an 8-byte float, in ms).
+fn patch_mkv_duration(path: &Path, ms: f64) {
+    let mut bytes = std::fs::read(path).unwrap();
+    let at = bytes.windows(3).position(|w| w == [0x44, 0x89, 0x88]).expect("a Segment Duration element");
+    bytes[at + 3..at + 11].copy_from_slice(&ms.to_be_bytes());
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn audio_past_the_end_of_the_video_is_cut_and_never_held() {
+    let dir = Scratch::new("audio-tail");
+    let src = dir.path("tail.mkv");
+    // 2 s of video and 300 s of 8 kHz mono PCM (4.8 MB) behind it, the file
+    // declaring 3 s: the reproduction.
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=320x240:rate=10:duration=2",
+        "-f",
+        "lavfi",
+        "-i",
+        "anoisesrc=duration=300:sample_rate=8000:amplitude=0.5",
+        "-map",
+        "0",
+        "-map",
+        "1",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-c:a",
+        "pcm_s16le",
+        "-ac",
+        "1",
+        "-f",
+        "matroska",
+        src.to_str().unwrap(),
+    ]);
+    patch_mkv_duration(&src, 3000.0);
+    let out = dir.path("out");
+    let report = transcode_bounded(&src, &out).unwrap_or_else(|e| panic!("{e}"));
+    assert!((report.summary.duration_s - 2.0).abs() < 0.15, "{} s of video", report.summary.duration_s);
+    let playlist = out.join("240p/index.m3u8");
+    let listed: f64 = extinf(&std::fs::read_to_string(&playlist).unwrap()).iter().sum();
+    assert!((listed - 2.0).abs() < 0.15, "{listed} s listed");
+    // The published audio: at most the video plus the tail (2 s), not 300 s.
+    // Both end on the packaged timeline (where the video starts after x264's reordering delay).
+    let end = |stream: &str| {
+        let v = ffprobe(&playlist, &["-select_streams", stream, "-show_entries", "packet=pts_time,duration_time"]);
+        let time = |p: &serde_json::Value, k: &str| p[k].as_str().unwrap().parse::<f64>().unwrap();
+        v["packets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| time(p, "pts_time") + time(p, "duration_time"))
+            .fold(0.0, f64::max)
+    };
+    let (video_end, audio_end) = (end("v"), end("a"));
+    let span = audio_end - video_end;
+    let tail = media_core::timeline::AUDIO_TAIL_S;
+    assert!(span > 0.0 && span <= tail + 0.1, "the audio runs {span} s past the video's end at {video_end} s");
+    // Every published byte: a 2 s 240p ladder, not 300 s of AAC (4.8 MB).
+    let published: u64 = walk(&out).iter().map(|p| std::fs::metadata(p).unwrap().len()).sum();
+    assert!(published < 400_000, "{published} bytes published");
+    // While reading, decoded audio ran at most a minute ahead of the video
+    // before the rest was dropped (held all, it would be the whole 300 s).
+    let peak = report.summary.peak_audio_buffered_s;
+    assert!(peak <= media_core::timeline::MAX_AUDIO_LEAD_S + 1.0, "{peak} s of audio held at once");
+    eprintln!("audio tail: {published} bytes published, audio {span:.2} s past the video, peak {peak:.1} s buffered");
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        if e.path().is_dir() {
+            found.extend(walk(&e.path()));
+        } else {
+            found.push(e.path());
+        }
+    }
+    found
+}

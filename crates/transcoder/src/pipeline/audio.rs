@@ -9,6 +9,11 @@
 //! more than [`MAX_AUDIO_LAG_S`] behind the video while reading (it comes at
 //! the end of a badly interleaved file, or never), the track is filled with
 //! silence from there on instead of holding encoded video until it arrives.
+//! The other way round, audio is encoded only up to [`AUDIO_TAIL_S`] past
+//! the video read so far, and once it runs more than [`MAX_AUDIO_LEAD_S`]
+//! ahead of it (the video has ended, or never catches up) the rest of the
+//! source's audio is dropped unread, as late audio is; at the end, audio
+//! past the video's last frame plus [`AUDIO_TAIL_S`] is cut.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -19,7 +24,7 @@ use ff::format::Sample;
 use ff::ChannelLayout;
 use ffmpeg_next as ff;
 use media_core::ladder::AUDIO;
-use media_core::timeline::{check_audio_offset, MAX_AUDIO_LAG_S, MAX_TIMESTAMP_GAP_S};
+use media_core::timeline::{check_audio_offset, AUDIO_TAIL_S, MAX_AUDIO_LAG_S, MAX_AUDIO_LEAD_S, MAX_TIMESTAMP_GAP_S};
 
 use crate::error::JobError;
 
@@ -52,10 +57,18 @@ pub struct AudioTrack {
     lead: i64,
     /// The encoder's priming samples: its first packet's pts is minus this.
     priming: i64,
-    /// The source's audio was given up on (it lagged too far): silence
-    /// fills the track and decoded audio is dropped.
+    /// The source's audio was given up on (it lagged, or ran ahead, too
+    /// far): silence fills the track and source packets are dropped.
     silent: bool,
+    /// How far the video has been read, in seconds from its first frame;
+    /// audio is encoded up to this plus [`AUDIO_TAIL_S`].
+    video_s: f64,
+    /// The most decoded audio buffered at once, in samples (bounded by the lead limit).
+    peak_buffered: usize,
 }
+
+/// The longest audio one source packet may decode to, in seconds.
+const MAX_FRAME_S: f64 = 10.0;
 
 fn av(e: ff::Error, what: &str) -> JobError {
     JobError::retryable(format!("audio {what}: {e}"))
@@ -96,7 +109,14 @@ impl AudioTrack {
             lead,
             priming,
             silent: false,
+            video_s: 0.0,
+            peak_buffered: 0,
         })
+    }
+
+    /// The most decoded audio that waited at once to be encoded, in seconds.
+    pub fn peak_buffered_s(&self) -> f64 {
+        self.peak_buffered as f64 / f64::from(AUDIO.sample_rate)
     }
 
     /// How far before zero the first packet starts (the AAC encoder's priming).
@@ -126,11 +146,13 @@ impl AudioTrack {
     /// first frame). When the audio has fallen more than [`MAX_AUDIO_LAG_S`]
     /// behind, it is given up on: silence fills the track up to the video,
     /// now and from then on, and source audio that arrives later is dropped.
+    /// Audio buffered up to [`AUDIO_TAIL_S`] past the video is encoded.
     pub fn keep_up(&mut self, video_s: f64) -> Result<Vec<AudioPacket>, JobError> {
         let Some(v0) = self.video_start_s else { return Ok(Vec::new()) };
+        self.video_s = self.video_s.max(video_s);
         let covered = self.covered_s().unwrap_or(0.0);
         if !self.silent && video_s - covered <= MAX_AUDIO_LAG_S {
-            return Ok(Vec::new());
+            return self.encode_ready(false);
         }
         if !self.silent {
             tracing::warn!(video_s, audio_s = covered, "the audio lags the video by more than {MAX_AUDIO_LAG_S} s in the file (late or missing); filling it with silence");
@@ -170,6 +192,7 @@ impl AudioTrack {
     /// Flushes everything at the end of the stream; the video ended at
     /// `video_end_s` (a silent track is filled up to it).
     pub fn finish(&mut self, video_end_s: f64) -> Result<Vec<AudioPacket>, JobError> {
+        self.video_s = video_end_s;
         if self.silent {
             self.pad_to(video_end_s);
         } else {
@@ -203,6 +226,17 @@ impl AudioTrack {
     fn drain_decoder(&mut self) -> Result<(), JobError> {
         let mut frame = ff::frame::Audio::empty();
         while self.decoder.receive_frame(&mut frame).is_ok() {
+            if frame.samples() as f64 > MAX_FRAME_S * f64::from(frame.rate().max(1)) {
+                // One packet of minutes of low-rate PCM would be resampled
+                // to 48 kHz stereo float in one allocation: crafted, given up on.
+                tracing::warn!(
+                    samples = frame.samples(),
+                    rate = frame.rate(),
+                    "an audio packet decodes to more than {MAX_FRAME_S} s; dropping the rest of the source's audio"
+                );
+                self.silent = true;
+                return Ok(());
+            }
             if self.first_sample_s.is_none() {
                 let ts = frame.timestamp().or(frame.pts()).unwrap_or(0);
                 self.first_sample_s = Some(ts as f64 * f64::from(self.src_time_base));
@@ -237,6 +271,12 @@ impl AudioTrack {
             let (r, _) = self.resampler.as_mut().expect("set above");
             r.run(&frame, &mut out).map_err(|e| av(e, "resample"))?;
             append(&mut self.fifo, &out);
+            self.peak_buffered = self.peak_buffered.max(self.fifo[0].len());
+            if self.aligned && self.covered_s().is_some_and(|c| c - self.video_s > MAX_AUDIO_LEAD_S) {
+                tracing::warn!(video_s = self.video_s, "the audio runs more than {MAX_AUDIO_LEAD_S} s ahead of the video in the file (the video ended, or the file is badly interleaved); dropping the rest of the source's audio");
+                self.silent = true;
+                return Ok(());
+            }
             if self.video_start_s.is_none()
                 && self.fifo[0].len() as f64 > MAX_TIMESTAMP_GAP_S * f64::from(AUDIO.sample_rate)
             {
@@ -269,9 +309,16 @@ impl AudioTrack {
             }
             self.aligned = true;
         }
+        // Audio is encoded up to the tail past the video read so far; at
+        // the end, what lies beyond is cut.
+        let limit = ((self.video_s + AUDIO_TAIL_S) * f64::from(AUDIO.sample_rate)).round() as i64 + self.lead;
         let mut out = Vec::new();
-        while self.fifo[0].len() >= self.frame_size || (last && !self.fifo[0].is_empty()) {
-            let n = self.fifo[0].len().min(self.frame_size);
+        loop {
+            let room = (limit - self.next_pts).max(0) as usize;
+            let n = self.fifo[0].len().min(self.frame_size).min(room);
+            if n == 0 || (n < self.frame_size && !last) {
+                break;
+            }
             let mut frame = ff::frame::Audio::new(Sample::F32(SampleType::Planar), n, ChannelLayout::STEREO);
             frame.set_rate(AUDIO.sample_rate);
             for (ch, fifo) in self.fifo.iter_mut().enumerate() {
@@ -283,6 +330,11 @@ impl AudioTrack {
             self.next_pts += n as i64;
             self.encoder.send_frame(&frame).map_err(|e| av(e, "encode"))?;
             out.extend(self.receive()?);
+        }
+        if last {
+            for ch in &mut self.fifo {
+                ch.clear();
+            }
         }
         Ok(out)
     }

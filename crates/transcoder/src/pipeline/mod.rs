@@ -90,8 +90,11 @@ pub enum Produced {
 /// Shared between the pipeline and whoever runs it.
 #[derive(Default)]
 pub struct Control {
-    /// Set to stop at the next frame (lease lost, shutdown).
+    /// Set to stop at the next frame (lease lost, shutdown); set it with
+    /// [`Control::stop`] so that publishing stops too.
     pub cancel: AtomicBool,
+    /// Wakes whoever waits in [`Control::stopped`].
+    stopping: tokio::sync::Notify,
     /// Output frames each rung has encoded.
     pub frames_done: Mutex<Vec<Arc<AtomicU64>>>,
     /// Output frames expected in all (0 when the duration is unknown).
@@ -101,6 +104,23 @@ pub struct Control {
 }
 
 impl Control {
+    /// Stops the job: the pipeline at its next frame or packet, and the
+    /// publisher at once (see [`Control::stopped`]).
+    pub fn stop(&self) {
+        self.cancel.store(true, Ordering::SeqCst);
+        self.stopping.notify_waiters();
+    }
+
+    /// Resolves once the job is stopped (at once if it already was).
+    pub async fn stopped(&self) {
+        let wait = self.stopping.notified();
+        tokio::pin!(wait);
+        wait.as_mut().enable();
+        if !self.cancel.load(Ordering::SeqCst) {
+            wait.await;
+        }
+    }
+
     /// The probed duration, once known.
     pub fn source_duration_s(&self) -> Option<f64> {
         let ms = self.source_duration_ms.load(Ordering::Relaxed);
@@ -131,6 +151,9 @@ pub struct Summary {
     pub rungs: Vec<RungReport>,
     pub thumbnails: Option<ThumbnailMeta>,
     pub probe: probe::Probe,
+    /// The most decoded audio that waited at once to be encoded, in
+    /// seconds (bounded by how far audio may run ahead of the video).
+    pub peak_audio_buffered_s: f64,
 }
 
 /// Why reading the upload failed outside libav (storage, the replaced
@@ -211,6 +234,16 @@ pub fn transcode<R: Read + Seek + Send + 'static>(
     };
     let (dw, dh) = probe.source_video().display_size();
     let streams = Streams { video: probe.video.index, audio: probe.audio.as_ref().map(|a| a.index) };
+    // Other tracks, subtitles, data and attachments are dropped by the
+    // demuxer: never decoded, never queued.
+    for i in 0..input.nb_streams() as usize {
+        if i != streams.video && Some(i) != streams.audio {
+            if let Some(mut s) = input.stream_mut(i) {
+                // SAFETY: setting a plain field of a stream the open input owns.
+                unsafe { (*s.as_mut_ptr()).discard = ff::ffi::AVDiscard::AVDISCARD_ALL };
+            }
+        }
+    }
 
     std::thread::scope(|scope| -> Result<Summary, JobError> {
         let fanout = Fanout::start(scope, &start)?;
@@ -260,7 +293,16 @@ pub fn transcode<R: Read + Seek + Send + 'static>(
             }
             None => None,
         };
-        Ok(Summary { duration_s, has_audio, frame_rate: fps, rungs, thumbnails, probe: probe.clone() })
+        let peak_audio_buffered_s = audio.as_ref().map_or(0.0, AudioTrack::peak_buffered_s);
+        Ok(Summary {
+            duration_s,
+            has_audio,
+            frame_rate: fps,
+            rungs,
+            thumbnails,
+            probe: probe.clone(),
+            peak_audio_buffered_s,
+        })
     })
 }
 

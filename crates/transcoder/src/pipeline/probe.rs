@@ -8,6 +8,7 @@ use std::io::{Read, Seek};
 use ff::format::context::{Input, StreamIo};
 use ff::media::Type as MediaType;
 use ffmpeg_next as ff;
+use media_core::codecs;
 use media_core::ladder::{Rational, SourceVideo};
 use media_core::timeline::Timeline;
 
@@ -110,6 +111,9 @@ pub fn open_restricted<R: Read + Seek + Send + 'static>(
     let mut options = ff::Dictionary::new();
     options.set("format_whitelist", demuxers);
     options.set("protocol_whitelist", "");
+    // While libav probes the streams it opens only the decoders of the
+    // accepted codecs; a stream in any other codec is never decoded.
+    options.set("codec_whitelist", &codecs::decoder_whitelist());
     let opened = ff::format::input_from_stream_with_interrupt(io, None, Some(options), cancelled);
     let input = match opened {
         Ok(input) => input,
@@ -249,35 +253,107 @@ fn rotation(stream: &ff::format::stream::Stream<'_>) -> i32 {
     0
 }
 
-/// Inspects an opened input.
+/// The stream of `kind` to transcode: libav's best one when its codec is
+/// `accepted`, else the first accepted one (cover art aside). `Err` with
+/// the best stream when there are streams of `kind` but none is accepted,
+/// `Ok(None)` when there is none at all.
+fn pick<'a>(
+    input: &'a Input,
+    kind: MediaType,
+    accepted: impl Fn(&ff::codec::Parameters) -> bool,
+) -> Result<Option<ff::format::stream::Stream<'a>>, ff::format::stream::Stream<'a>> {
+    let Some(best) = input.streams().best(kind) else { return Ok(None) };
+    if accepted(&best.parameters()) {
+        return Ok(Some(best));
+    }
+    let cover = ff::format::stream::Disposition::ATTACHED_PIC;
+    match input
+        .streams()
+        .find(|s| s.parameters().medium() == kind && !s.disposition().contains(cover) && accepted(&s.parameters()))
+    {
+        Some(s) => Ok(Some(s)),
+        None => Err(best),
+    }
+}
+
+/// Refuses a stream whose decoder is not one the whitelist names for its
+/// codec (libav's first choice for every accepted codec is; a build with
+/// another choice is refused rather than trusted). Called before any of
+/// the transcoder's own decoders opens.
+pub fn check_decoder(params: &ff::codec::Parameters) -> Result<(), JobError> {
+    let id = params.id();
+    let decoder = ff::decoder::find(id).map(|d| d.name().to_owned()).unwrap_or_default();
+    if codecs::decoder_allowed(id.name(), &decoder) {
+        Ok(())
+    } else {
+        Err(JobError::permanent(format!(
+            "the {} stream would be decoded by libav's {decoder:?} decoder, which is not one the transcoder uses",
+            codec_name(params)
+        )))
+    }
+}
+
+/// Inspects an opened input. The streams it picks are checked against the
+/// codec whitelist before any decoder opens.
 pub fn inspect(input: &Input) -> Result<Probe, JobError> {
     let format = input.format().name().to_owned();
     let duration_s = (input.duration() > 0).then(|| input.duration() as f64 / f64::from(ff::ffi::AV_TIME_BASE));
-    let audio = input.streams().best(MediaType::Audio).map(|s| {
+    let refused = |s: ff::format::stream::Stream<'_>, video: bool| {
         let params = s.parameters();
-        let ctx = ff::codec::context::Context::from_parameters(params.clone());
-        let (channels, sample_rate) = match ctx.and_then(|c| c.decoder().audio()) {
-            Ok(a) => (a.channels(), a.rate()),
-            Err(_) => (0, 0),
+        let (name, long_name) = (codec_name(&params), long_name(params.id()));
+        let e = if video {
+            codecs::CodecError::Video { name, long_name }
+        } else {
+            codecs::CodecError::Audio { name, long_name }
         };
-        AudioStream { index: s.index(), codec: codec_name(&params), channels, sample_rate }
-    });
-    let Some(vs) = input.streams().best(MediaType::Video) else {
-        return Err(JobError::permanent(match &audio {
-            Some(a) => format!(
-                "the upload has no video stream: it is audio only ({}, {})",
-                a.codec,
-                if a.channels == 1 { "mono".to_owned() } else { format!("{} channels", a.channels) }
-            ),
-            None => "the upload contains no video stream".to_owned(),
-        }));
+        JobError::permanent(e.to_string())
+    };
+    let vs = match pick(input, MediaType::Video, |p| codecs::check_video(p.id().name(), "").is_ok()) {
+        Ok(Some(vs)) => vs,
+        Err(vs) if vs.parameters().id() != ff::codec::Id::None => return Err(refused(vs, true)),
+        // An unknown codec: refused below, as libav cannot decode it.
+        Err(vs) => vs,
+        Ok(None) => {
+            return Err(JobError::permanent(match input.streams().best(MediaType::Audio) {
+                Some(a) => {
+                    // SAFETY: reading a plain field of valid codec parameters (no decoder is opened).
+                    let channels = unsafe { (*a.parameters().as_ptr()).ch_layout.nb_channels };
+                    format!(
+                        "the upload has no video stream: it is audio only ({}, {})",
+                        codec_name(&a.parameters()),
+                        if channels == 1 { "mono".to_owned() } else { format!("{channels} channels") }
+                    )
+                }
+                None => "the upload contains no video stream".to_owned(),
+            }));
+        }
+    };
+    let audio_stream =
+        pick(input, MediaType::Audio, |p| codecs::is_accepted_audio(p.id().name())).map_err(|s| refused(s, false))?;
+    let audio = match audio_stream {
+        Some(s) => {
+            let params = s.parameters();
+            check_decoder(&params)?;
+            let ctx = ff::codec::context::Context::from_parameters(params.clone());
+            let (channels, sample_rate) = match ctx.and_then(|c| c.decoder().audio()) {
+                Ok(a) => (a.channels(), a.rate()),
+                Err(_) => (0, 0),
+            };
+            if channels > 0 && sample_rate > 0 {
+                codecs::check_audio(params.id().name(), &long_name(params.id()), sample_rate, channels)
+                    .map_err(|e| JobError::permanent(e.to_string()))?;
+            }
+            Some(AudioStream { index: s.index(), codec: codec_name(&params), channels, sample_rate })
+        }
+        None => None,
     };
     let params = vs.parameters();
     let codec = codec_name(&params);
     Timeline::new(duration_s).map_err(|e| JobError::permanent(e.to_string()))?;
-    if ff::decoder::find(params.id()).is_none() {
+    if params.id() == ff::codec::Id::None || ff::decoder::find(params.id()).is_none() {
         return Err(JobError::permanent(format!("the video stream is {codec}, which this transcoder cannot decode")));
     }
+    check_decoder(&params)?;
     let decoder = ff::codec::context::Context::from_parameters(params)
         .and_then(|c| c.decoder().video())
         .map_err(|e| JobError::permanent(format!("the {codec} video stream cannot be decoded: {e}")))?;
@@ -326,7 +402,7 @@ pub fn inspect(input: &Input) -> Result<Probe, JobError> {
 /// The codec's name, or for a codec libav does not know, its four-character tag.
 fn codec_name(params: &ff::codec::Parameters) -> String {
     if params.id() != ff::codec::Id::None {
-        return format!("{:?}", params.id()).to_lowercase();
+        return params.id().name().to_owned();
     }
     // SAFETY: reading a plain field of valid codec parameters.
     let tag = unsafe { (*params.as_ptr()).codec_tag }.to_le_bytes();
@@ -334,5 +410,18 @@ fn codec_name(params: &ff::codec::Parameters) -> String {
         format!("an unknown codec (\"{}\")", String::from_utf8_lossy(&tag).trim_end())
     } else {
         "an unknown codec".to_owned()
+    }
+}
+
+/// libav's description of a codec (`Cinepak`), or nothing.
+fn long_name(id: ff::codec::Id) -> String {
+    // SAFETY: avcodec_descriptor_get returns null or a pointer into libav's static descriptor table.
+    unsafe {
+        let d = ff::ffi::avcodec_descriptor_get(id.into());
+        if d.is_null() || (*d).long_name.is_null() {
+            String::new()
+        } else {
+            std::ffi::CStr::from_ptr((*d).long_name).to_string_lossy().into_owned()
+        }
     }
 }

@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use ff::format::Pixel;
 use ffmpeg_next as ff;
-use media_core::ladder::{LadderPlan, Rung};
+use media_core::ladder::{check_segment_size, LadderPlan, Rung};
 use media_core::playlist::avc1_codec_string;
 use tokio::sync::mpsc::Sender;
 
@@ -164,6 +164,8 @@ impl FramePool {
 struct Segmenter<'p> {
     writer: SegmentWriter,
     plan: &'p LadderPlan,
+    rung: &'p Rung,
+    has_audio: bool,
     fps: (i64, i64),
     seg_start: u64,
     seq: u32,
@@ -188,6 +190,12 @@ impl Segmenter<'_> {
 
     fn duration_s(&self, frames: u64) -> f64 {
         frames as f64 * self.fps.1 as f64 / self.fps.0 as f64
+    }
+
+    /// Refuses a segment larger than its rung's cap allows, before it is sent.
+    fn checked(&self, seq: u32, duration_s: f64, bytes: &[u8]) -> Result<(), JobError> {
+        check_segment_size(self.rung, seq, duration_s, bytes.len() as u64, self.has_audio)
+            .map_err(|e| JobError::permanent(e.to_string()))
     }
 
     fn next_cut(&self) -> u64 {
@@ -222,6 +230,7 @@ impl Segmenter<'_> {
                 self.write_audio_before(cut)?;
                 let bytes = self.writer.cut()?;
                 let duration_s = self.duration_s(pts - self.seg_start);
+                self.checked(self.seq, duration_s, &bytes)?;
                 send(events, Produced::Segment { rung, seq: self.seq, duration_s, bytes })?;
                 self.seq += 1;
                 self.seg_start = pts;
@@ -276,6 +285,8 @@ pub fn run(
     let mut seg = Segmenter {
         writer,
         plan: settings.plan,
+        rung,
+        has_audio,
         fps: (i64::from(fps.num), i64::from(fps.den)),
         seg_start: 0,
         seq: 0,
@@ -369,8 +380,11 @@ pub fn run(
     seg.write_audio_before(i64::MAX)?;
     let total = frames;
     let duration_s = seg.duration_s(total.saturating_sub(seg.seg_start));
-    let (seq, bytes) = (seg.seq, seg.writer.finish()?);
+    let (seq, peak_held, rung_ref, has_audio) = (seg.seq, seg.peak_held, seg.rung, seg.has_audio);
+    let bytes = seg.writer.finish()?;
     if total > 0 {
+        check_segment_size(rung_ref, seq, duration_s, bytes.len() as u64, has_audio)
+            .map_err(|e| JobError::permanent(e.to_string()))?;
         send(events, Produced::Segment { rung: index, seq, duration_s, bytes })?;
     }
     Ok(RungReport {
@@ -380,6 +394,6 @@ pub fn run(
         video_codec,
         frames: total,
         segments: seq + 1,
-        peak_waiting_frames: seg.peak_held,
+        peak_waiting_frames: peak_held,
     })
 }
