@@ -5,11 +5,12 @@
 // exits 0, a second one stops at once; a completion whose answer is lost or
 // slow is retried under heartbeats; a lease that runs out without a
 // heartbeat getting through stops the work; a source replaced after notify,
-// or larger than the work disk, is refused; stale spools are removed.
+// or larger than the work disk, is refused; stale spools are removed; after
+// a refused heartbeat no output lands in storage any more.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
-import { createServer } from 'node:http';
+import { createServer, request as httpRequest } from 'node:http';
 import { mkdtempSync, mkdirSync, rmSync, readFileSync, writeFileSync, existsSync, openSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -408,4 +409,74 @@ test('storage trouble is retryable and reported to Sentry; a healthy transcoder 
   } finally {
     await sentry.close();
   }
+});
+
+/** A proxy in front of Garage that can hold the transcoder's output uploads
+ *  (PUTs under `hls/`): a held request is forwarded once released, unless
+ *  the transcoder gave up on it (closed its connection) first. */
+async function startStorageProxy(target) {
+  const state = { hold: false, held: new Set(), forwardedAfter: [], since: Infinity, prefix: null };
+  const forward = (req, res, body) => {
+    // Only the stopped attempt's outputs count (the job may be leased again later, with a new output prefix).
+    if (req.method === 'PUT' && Date.now() >= state.since && state.prefix && req.url.startsWith(state.prefix)) state.forwardedAfter.push(req.url);
+    const url = new URL(req.url, target);
+    const up = httpRequest(url, { method: req.method, headers: req.headers }, (r) => {
+      res.writeHead(r.statusCode, r.headers);
+      r.pipe(res);
+    });
+    up.on('error', () => res.destroy());
+    up.end(body);
+  };
+  const server = createServer(async (req, res) => {
+    const chunks = [];
+    for await (const c of req) chunks.push(c);
+    const body = Buffer.concat(chunks);
+    const output = req.method === 'PUT' && /\/hls\//.test(req.url);
+    if (!(output && state.hold)) return forward(req, res, body);
+    state.prefix ??= req.url.split('/').slice(0, 6).join('/');
+    const held = { release: () => { state.held.delete(held); if (!res.destroyed && !res.writableEnded && !req.socket.destroyed) forward(req, res, body); } };
+    state.held.add(held);
+    req.socket.on('close', () => state.held.delete(held));
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${server.address().port}`,
+    state,
+    release: () => { state.hold = false; for (const h of [...state.held]) h.release(); },
+    close: () => new Promise((r) => { server.closeAllConnections(); server.close(r); }),
+  };
+}
+
+test('after a refused heartbeat nothing more lands in storage: queued and in-flight uploads are dropped', async () => {
+  let refuse = false;
+  const service = await startProxy(async (req, forward) => (refuse && req.url.endsWith('/heartbeat')
+    ? new Response(JSON.stringify({ error: { code: 'lease_lost', message: 'refused by the test' } }), { status: 409 })
+    : forward()));
+  const storage = await startStorageProxy(garage.endpoint);
+  try {
+    const t = startTranscoder('refused', { VIDEO_SERVICE_URL: service.url, S3_ENDPOINT: storage.url });
+    await submit('refused', { size: '640x360', seconds: 30 });
+    await until('refused', (s) => s.status === 'processing' && s.playable, 90000);
+    // Outputs stop getting through: uploads hang in flight and the rest queue up behind them.
+    storage.state.hold = true;
+    await waitFor('uploads to be held in flight', async () => storage.state.held.size >= 4, 30000);
+    await new Promise((r) => setTimeout(r, 1500));
+    const inFlight = storage.state.held.size;
+    refuse = true;
+    await waitFor('the transcoder to see its lease lost', async () => /lease lost/.test(t.logs()), 15000);
+    // From now on any output PUT reaching storage is a late write.
+    storage.state.since = Date.now();
+    await new Promise((r) => setTimeout(r, 500));
+    const stillOpen = storage.state.held.size;
+    storage.release();
+    await new Promise((r) => setTimeout(r, 3000));
+    assert.equal(stillOpen, 0, `${stillOpen} of ${inFlight} held uploads were still waiting after the lease was lost`);
+    assert.deepEqual(storage.state.forwardedAfter, [], 'outputs reached storage after the refused heartbeat');
+    refuse = false;
+    await t.stop();
+  } finally {
+    await storage.close();
+    await service.close();
+  }
+  await api.post('/cancel-job', { app_id: 'runner', video_id: 'refused' }, { key: API_KEY, headers: ip() });
 });
