@@ -14,7 +14,7 @@ use crate::reply::Reply;
 use crate::store::StoreError;
 
 /// Why a handler did not produce its normal answer.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum Failure {
     /// The client must change something; the message says what.
     Client(ApiError),

@@ -164,6 +164,22 @@ impl ObjectStore for MemoryStore {
         Ok(info)
     }
 
+    async fn put_if_absent(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        content_type: &str,
+    ) -> Result<Option<ObjectInfo>, StoreError> {
+        self.begin("PUT", key)?;
+        if self.contains(key) {
+            return Ok(None);
+        }
+        let stored = self.version(bytes, Some(content_type.to_owned()));
+        let info = info(&stored);
+        self.objects.borrow_mut().insert(key.to_owned(), stored);
+        Ok(Some(info))
+    }
+
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         self.begin("DELETE", key)?;
         self.objects.borrow_mut().remove(key);
@@ -171,8 +187,9 @@ impl ObjectStore for MemoryStore {
     }
 
     /// One operation per page of 1000, as the adapters count.
-    async fn list(&self, prefix: &str) -> Result<Listing, StoreError> {
-        let all = self.keys(prefix);
+    async fn list_after(&self, prefix: &str, start_after: Option<&str>) -> Result<Listing, StoreError> {
+        let all: Vec<String> =
+            self.keys(prefix).into_iter().filter(|k| start_after.is_none_or(|a| k.as_str() > a)).collect();
         let pages = all.len().min(MAX_LISTED_KEYS).div_ceil(1000).max(1);
         for _ in 0..pages {
             self.begin("LIST", prefix)?;
@@ -282,6 +299,46 @@ mod tests {
         .unwrap();
         assert_eq!(first.len(), MAX_LISTED_KEYS, "one round, then told to stop");
         assert_eq!(block_on(store.list("hls/a/v/")).unwrap().keys.len(), 10);
+    }
+
+    #[test]
+    fn put_if_absent_writes_a_new_key_once() {
+        let store = MemoryStore::new();
+        let first = block_on(store.put_if_absent("images/a/i", b"one".to_vec(), "image/png")).unwrap();
+        assert!(first.is_some());
+        assert_eq!(block_on(store.put_if_absent("images/a/i", b"two".to_vec(), "image/gif")).unwrap(), None);
+        let Some(ReadOutcome::Body { body: ResponseBody::Body(bytes), .. }) =
+            block_on(store.read("images/a/i", &ReadRequest::default())).unwrap()
+        else {
+            panic!("not stored")
+        };
+        assert_eq!(bytes, b"one", "the first write stays");
+        store.fail("PUT", "images/");
+        assert!(block_on(store.put_if_absent("images/a/j", b"x".to_vec(), "image/png")).is_err());
+    }
+
+    #[test]
+    fn delete_prefix_except_pages_past_the_kept_keys() {
+        // The kept attempt sorts first and fills more than one listing:
+        // one listing would see none of the stale keys after it.
+        let store = MemoryStore::new();
+        for i in 0..MAX_LISTED_KEYS + 5 {
+            store.insert(&format!("hls/a/v/o1/{i:06}.m4s"), vec![1], None);
+        }
+        for i in 0..1200 {
+            store.insert(&format!("hls/a/v/o2/{i:06}.m4s"), vec![1], None);
+        }
+        store.insert("hls/a/v10/o2/master.m3u8", vec![1], None);
+        let first = block_on(store.list("hls/a/v/")).unwrap();
+        assert!(first.more && first.keys.iter().all(|k| k.starts_with("hls/a/v/o1/")), "the setup");
+        let n = block_on(super::super::delete_prefix_except(&store, "hls/a/v/", "hls/a/v/o1/")).unwrap();
+        assert_eq!(n, 1200);
+        assert!(store.keys("hls/a/v/o2/").is_empty());
+        assert_eq!(store.keys("hls/a/v/o1/").len(), MAX_LISTED_KEYS + 5, "the kept attempt stays whole");
+        assert!(store.contains("hls/a/v10/o2/master.m3u8"), "another video's outputs");
+        let after = block_on(store.list_after("hls/a/v/o1/", Some("hls/a/v/o1/010000.m4s"))).unwrap();
+        assert_eq!((after.keys.len(), after.more), (4, false));
+        assert!(block_on(super::super::delete_prefix_except(&store, "hls/a/v", "hls/a/v/o1/")).is_err());
     }
 
     #[test]

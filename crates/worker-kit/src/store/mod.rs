@@ -130,10 +130,25 @@ pub trait ObjectStore {
     async fn read(&self, key: &str, req: &ReadRequest) -> Result<Option<ReadOutcome>, StoreError>;
     /// Stores `bytes` under `key` with its content type.
     async fn put(&self, key: &str, bytes: Vec<u8>, content_type: &str) -> Result<ObjectInfo, StoreError>;
+    /// [`ObjectStore::put`], only if no object is stored under `key`
+    /// (`If-None-Match: *`): `None`, with nothing written, when one is.
+    /// One conditional write, so of two writers racing for a new key exactly
+    /// one wins (see each adapter for the store's part in that).
+    async fn put_if_absent(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        content_type: &str,
+    ) -> Result<Option<ObjectInfo>, StoreError>;
     async fn delete(&self, key: &str) -> Result<(), StoreError>;
     /// The first keys under `prefix` (at most [`MAX_LISTED_KEYS`]), and
     /// whether more remain. One operation per page of 1000 keys.
-    async fn list(&self, prefix: &str) -> Result<Listing, StoreError>;
+    async fn list(&self, prefix: &str) -> Result<Listing, StoreError> {
+        self.list_after(prefix, None).await
+    }
+    /// [`ObjectStore::list`] from the first key after `start_after` (none:
+    /// from the start), to page on past keys that stay.
+    async fn list_after(&self, prefix: &str, start_after: Option<&str>) -> Result<Listing, StoreError>;
     /// Deletes `keys` (an absent key is no error). One operation per
     /// [`DELETE_BATCH`] keys.
     async fn delete_many(&self, keys: &[String]) -> Result<(), StoreError>;
@@ -191,6 +206,40 @@ pub async fn delete_prefix_while(
     })
 }
 
+/// Deletes every object under `prefix` except those under `keep` (both
+/// ending with `/`), paging through every listing after the last key seen,
+/// so thousands of kept keys never hide the stale ones after them; returns
+/// how many objects it deleted.
+pub async fn delete_prefix_except(store: &impl ObjectStore, prefix: &str, keep: &str) -> Result<u64, StoreError> {
+    if prefix.len() < 2 || !prefix.ends_with('/') || !keep.ends_with('/') {
+        return Err(StoreError::Signing {
+            op: "LIST",
+            key: prefix.to_owned(),
+            detail: "refusing to delete under a prefix that does not end with '/'".into(),
+        });
+    }
+    let mut after: Option<String> = None;
+    let mut deleted = 0;
+    for _ in 0..MAX_DELETE_ROUNDS {
+        let listing = store.list_after(prefix, after.as_deref()).await?;
+        let Some(last) = listing.keys.last().cloned() else { return Ok(deleted) };
+        let stale: Vec<String> = listing.keys.into_iter().filter(|k| !k.starts_with(keep)).collect();
+        if !stale.is_empty() {
+            store.delete_many(&stale).await?;
+            deleted += stale.len() as u64;
+        }
+        if !listing.more {
+            return Ok(deleted);
+        }
+        after = Some(last);
+    }
+    Err(StoreError::Transport {
+        op: "DELETE",
+        key: prefix.to_owned(),
+        detail: format!("still listing after {MAX_DELETE_ROUNDS} pages of {MAX_LISTED_KEYS}; deleted {deleted}"),
+    })
+}
+
 /// The adapter chosen by configuration.
 pub enum AnyStore {
     R2(R2Store),
@@ -242,6 +291,18 @@ impl ObjectStore for AnyStore {
         }
     }
 
+    async fn put_if_absent(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        content_type: &str,
+    ) -> Result<Option<ObjectInfo>, StoreError> {
+        match self {
+            AnyStore::R2(s) => s.put_if_absent(key, bytes, content_type).await,
+            AnyStore::S3(s) => s.put_if_absent(key, bytes, content_type).await,
+        }
+    }
+
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         match self {
             AnyStore::R2(s) => s.delete(key).await,
@@ -249,10 +310,10 @@ impl ObjectStore for AnyStore {
         }
     }
 
-    async fn list(&self, prefix: &str) -> Result<Listing, StoreError> {
+    async fn list_after(&self, prefix: &str, start_after: Option<&str>) -> Result<Listing, StoreError> {
         match self {
-            AnyStore::R2(s) => s.list(prefix).await,
-            AnyStore::S3(s) => s.list(prefix).await,
+            AnyStore::R2(s) => s.list_after(prefix, start_after).await,
+            AnyStore::S3(s) => s.list_after(prefix, start_after).await,
         }
     }
 

@@ -112,11 +112,33 @@ impl ObjectStore for R2Store {
         })
     }
 
+    /// The binding's conditional put (`onlyIf: { etagDoesNotMatch: "*" }`):
+    /// R2 checks and writes in one step, and answers `null` when an object
+    /// is there.
+    async fn put_if_absent(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        content_type: &str,
+    ) -> Result<Option<ObjectInfo>, StoreError> {
+        let meta = HttpMetadata { content_type: Some(content_type.to_owned()), ..HttpMetadata::default() };
+        let absent = Conditional { etag_does_not_match: Some("*".to_owned()), ..Conditional::default() };
+        let obj = self
+            .bucket()
+            .put(key, bytes)
+            .http_metadata(meta)
+            .only_if(absent)
+            .execute()
+            .await
+            .map_err(|e| transport("PUT", key, e))?;
+        Ok(obj.as_ref().map(info))
+    }
+
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         self.bucket().delete(key).await.map_err(|e| transport("DELETE", key, e))
     }
 
-    async fn list(&self, prefix: &str) -> Result<Listing, StoreError> {
+    async fn list_after(&self, prefix: &str, start_after: Option<&str>) -> Result<Listing, StoreError> {
         let mut listing = Listing::default();
         let mut cursor: Option<String> = None;
         loop {
@@ -124,6 +146,8 @@ impl ObjectStore for R2Store {
             let mut list = self.bucket().list().prefix(prefix).limit(page);
             if let Some(c) = cursor.take() {
                 list = list.cursor(c);
+            } else if let Some(a) = start_after {
+                list = list.start_after(a);
             }
             let objects = list.execute().await.map_err(|e| transport("LIST", prefix, e))?;
             listing.keys.extend(objects.objects().iter().map(worker::Object::key));

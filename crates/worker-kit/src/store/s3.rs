@@ -14,7 +14,7 @@ use md5::Digest as _;
 use media_core::http::{quote_etag, ByteRange};
 use media_core::sigv4::{sha256_hex, S3Bucket, EMPTY_SHA256, UNSIGNED_PAYLOAD};
 use media_core::upload_session::{
-    complete_body, parse_parts, parse_upload_id, parse_uploads, CompletedPart, InProgress, StoredPart,
+    complete_body, parse_parts, parse_upload_id, parse_uploads, CompletedPart, InProgress, StoredPart, UploadsMarker,
 };
 use wasm_bindgen::JsValue;
 use worker::{Fetch, Headers, Method, Request, RequestInit, Response};
@@ -99,6 +99,37 @@ impl S3Store {
         }
         let req = Request::new_with_init(&url, &init).map_err(transport)?;
         Fetch::Request(req).send().await.map_err(transport)
+    }
+}
+
+impl S3Store {
+    /// One `PUT`; with `if_absent`, `If-None-Match: *` and `None` when the
+    /// store refuses it for an object already there.
+    async fn put_with(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        content_type: &str,
+        if_absent: bool,
+    ) -> Result<Option<ObjectInfo>, StoreError> {
+        let size = bytes.len() as u64;
+        let mut extra = vec![("content-type".to_owned(), content_type.to_owned())];
+        if if_absent {
+            extra.push(("if-none-match".to_owned(), "*".to_owned()));
+        }
+        let mut resp = self.send("PUT", key, &extra, Some(bytes)).await?;
+        match resp.status_code() {
+            200 => Ok(Some(ObjectInfo {
+                size,
+                etag: quote_etag(&header(&resp, "etag").unwrap_or_default()),
+                content_type: Some(content_type.to_owned()),
+            })),
+            412 | 409 if if_absent => Ok(None),
+            s => {
+                let text = resp.text().await.unwrap_or_default();
+                Err(status_error("PUT", key, s, text))
+            }
+        }
     }
 }
 
@@ -190,20 +221,27 @@ impl ObjectStore for S3Store {
     }
 
     async fn put(&self, key: &str, bytes: Vec<u8>, content_type: &str) -> Result<ObjectInfo, StoreError> {
-        let size = bytes.len() as u64;
-        let extra = vec![("content-type".to_owned(), content_type.to_owned())];
-        let mut resp = self.send("PUT", key, &extra, Some(bytes)).await?;
-        match resp.status_code() {
-            200 => Ok(ObjectInfo {
-                size,
-                etag: quote_etag(&header(&resp, "etag").unwrap_or_default()),
-                content_type: Some(content_type.to_owned()),
-            }),
-            s => {
-                let text = resp.text().await.unwrap_or_default();
-                Err(status_error("PUT", key, s, text))
-            }
+        let written = self.put_with(key, bytes, content_type, false).await?;
+        written.ok_or_else(|| status_error("PUT", key, 412, "an unconditional PUT was refused".into()))
+    }
+
+    /// A `PUT` with `If-None-Match: *`, which R2's S3 API and S3 check and
+    /// write in one step (412 when an object is there; S3 may answer 409 to
+    /// the loser of two such writes in flight at once). Garage 2.5 ignores
+    /// the header on `PUT` and overwrites, so a `HEAD` goes first: against
+    /// Garage that refuses a key already taken, though two writers racing
+    /// between the `HEAD` and the `PUT` can still both succeed there. (The
+    /// R2 binding, which production uses, needs no `HEAD`.)
+    async fn put_if_absent(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        content_type: &str,
+    ) -> Result<Option<ObjectInfo>, StoreError> {
+        if self.head(key).await?.is_some() {
+            return Ok(None);
         }
+        self.put_with(key, bytes, content_type, true).await
     }
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
@@ -217,7 +255,7 @@ impl ObjectStore for S3Store {
         }
     }
 
-    async fn list(&self, prefix: &str) -> Result<Listing, StoreError> {
+    async fn list_after(&self, prefix: &str, start_after: Option<&str>) -> Result<Listing, StoreError> {
         let mut listing = Listing::default();
         let mut token: Option<String> = None;
         loop {
@@ -229,6 +267,8 @@ impl ObjectStore for S3Store {
             ];
             if let Some(t) = token.take() {
                 query.push(("continuation-token".to_owned(), t));
+            } else if let Some(a) = start_after {
+                query.push(("start-after".to_owned(), a.to_owned()));
             }
             // Bucket-level: the prefix names the request in errors.
             let mut resp = self.send_to("LIST", "GET", None, &query, &[], None, EMPTY_SHA256).await?;
@@ -342,14 +382,41 @@ impl S3Store {
         }
     }
 
-    /// The multipart uploads in progress under `prefix` (the first page).
-    pub async fn uploads_in_progress(&self, prefix: &str) -> Result<Vec<InProgress>, StoreError> {
-        let query = [("prefix".to_owned(), prefix.to_owned()), ("uploads".to_owned(), String::new())];
-        let mut resp = self.send_bucket("GET", &query).await?;
-        let text = resp.text().await.unwrap_or_default();
-        match resp.status_code() {
-            200 => parse_uploads(&text).map_err(|e| status_error("GET", prefix, 200, e)),
-            s => Err(status_error("GET", prefix, s, text)),
+    /// The multipart uploads in progress under `prefix`, every page of
+    /// `ListMultipartUploads` (`page_size` uploads a page: 1 to 1,000, the
+    /// most S3 and R2 send; tests ask for small pages).
+    pub async fn uploads_in_progress(&self, prefix: &str, page_size: u32) -> Result<Vec<InProgress>, StoreError> {
+        let mut all = Vec::new();
+        let mut marker: Option<UploadsMarker> = None;
+        loop {
+            let mut query = vec![
+                ("max-uploads".to_owned(), page_size.clamp(1, 1000).to_string()),
+                ("prefix".to_owned(), prefix.to_owned()),
+                ("uploads".to_owned(), String::new()),
+            ];
+            if let Some(m) = &marker {
+                query.push(("key-marker".to_owned(), m.key.clone()));
+                query.push(("upload-id-marker".to_owned(), m.upload_id.clone()));
+            }
+            let mut resp = self.send_bucket("GET", &query).await?;
+            let text = resp.text().await.unwrap_or_default();
+            if resp.status_code() != 200 {
+                return Err(status_error("GET", prefix, resp.status_code(), text));
+            }
+            let (page, next) = parse_uploads(&text).map_err(|e| status_error("GET", prefix, 200, e))?;
+            all.extend(page);
+            match next {
+                None => return Ok(all),
+                Some(m) if marker.as_ref() == Some(&m) => {
+                    return Err(status_error(
+                        "GET",
+                        prefix,
+                        200,
+                        "ListMultipartUploads: the next page starts where this one did".into(),
+                    ))
+                }
+                next => marker = next,
+            }
         }
     }
 
