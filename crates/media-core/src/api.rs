@@ -132,28 +132,32 @@ pub struct VideoUploadUrlRequest {
     pub video_id: VideoId,
     #[cfg_attr(feature = "openapi", schema(value_type = VideoContentType))]
     pub content_type: String,
-    /// The file's size in bytes, at most `MAX_VIDEO_BYTES` (5 GiB unless
-    /// configured otherwise; more is a 413). When given, the upload URL only
-    /// accepts exactly this many bytes; null is the same as leaving it out.
+    /// Required: the file's size in bytes, at most `MAX_VIDEO_BYTES` (5 GiB
+    /// unless configured otherwise; more is a 413). The upload URL accepts
+    /// exactly this many bytes and is bound to `If-None-Match: *` (returned in
+    /// `headers`; send it), so it writes the source once; a resumable
+    /// session's parts add up to it.
     // The bound is `media::DEFAULT_MAX_VIDEO_BYTES` (a literal here; `openapi`'s tests compare them).
     #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 5368709120))]
-    pub size: Option<u64>,
+    pub size: u64,
     /// True for a resumable (multipart) upload session instead of one
-    /// presigned `PUT`: `size` is then required, and the answer is an
-    /// `UploadSession` (Uppy's `@uppy/aws-s3` works with its `endpoint`).
+    /// presigned `PUT`: the answer is an `UploadSession` (Uppy's
+    /// `@uppy/aws-s3` works with its `endpoint`).
     /// Null is the same as leaving it out (false), as for every optional field.
     #[cfg_attr(feature = "openapi", schema(default = false, nullable))]
     pub multipart: bool,
 }
 
 impl VideoUploadUrlRequest {
-    pub fn from_json(body: &[u8]) -> Result<Self, ApiError> {
+    /// The request, its `size` required and at most `max_bytes`
+    /// ([`crate::media::required_size`]).
+    pub fn from_json(body: &[u8], max_bytes: u64) -> Result<Self, ApiError> {
         let f = Fields::parse(body)?;
         Ok(Self {
             app_id: f.required_id("app_id", AppId::parse)?,
             video_id: f.required_id("video_id", VideoId::parse)?,
             content_type: f.required_str("content_type")?.to_owned(),
-            size: f.optional_u64("size")?,
+            size: crate::media::required_size(f.optional_u64("size")?, max_bytes)?,
             multipart: f.optional_bool("multipart")?.unwrap_or(false),
         })
     }
@@ -161,7 +165,9 @@ impl VideoUploadUrlRequest {
 
 /// `POST /generate-upload-url` with `"multipart": true`: a resumable
 /// upload session. The browser holds `upload_token` (inside `endpoint`),
-/// never the API key; the token allows only this upload's calls.
+/// never the API key; the token allows only this upload's calls: it starts
+/// one upload, and completing or aborting it, or deleting the video,
+/// revokes the token.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UploadSession {
@@ -180,7 +186,7 @@ pub struct UploadSession {
     pub part_size: u64,
     /// How many parts (at most 10,000).
     pub parts: u64,
-    /// RFC 3339; the token is refused after this.
+    /// RFC 3339; the token is refused after this (`UPLOAD_SESSION_TTL_S`, 6 h by default).
     pub expires_at: Timestamp,
 }
 
@@ -193,9 +199,10 @@ pub struct PresignedPut {
     /// Always `PUT`.
     #[cfg_attr(feature = "openapi", schema(value_type = PutMethod))]
     pub method: String,
-    /// Headers the upload must carry exactly (they are signed). When a size
-    /// was given, `Content-Length` is signed too; it is left out here because
-    /// HTTP clients set it from the body (and browsers refuse to let code set it).
+    /// Headers the upload must carry exactly (they are signed): the content
+    /// type and `If-None-Match: *`. `Content-Length` is signed too; it is
+    /// left out here because HTTP clients set it from the body (and browsers
+    /// refuse to let code set it).
     pub headers: BTreeMap<String, String>,
     /// RFC 3339; the URL is refused after this.
     pub expires_at: Timestamp,
@@ -358,7 +365,8 @@ pub struct JobView {
     #[cfg_attr(feature = "openapi", schema(required = true))]
     pub poster_url: Option<String>,
     /// Delivery of the job's webhooks: `pending`, `delivered` or `failed`.
-    /// Absent when the job has no webhook destination.
+    /// Absent when the job has no webhook destination, and always on public
+    /// routes (only API-key answers and webhooks carry the `callback_*` fields).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub callback_status: Option<CallbackStatus>,
     /// Delivery attempts made for the latest webhook event.
@@ -376,8 +384,22 @@ pub fn hls_url(public_base: &str, job: &Job, output: &OutputId, file: HlsFile) -
 }
 
 impl JobView {
-    /// What clients see of `job`; `public_base` is the video service's origin.
+    /// What anyone with the ids sees of `job` (public routes, `/job-events`);
+    /// `public_base` is the video service's origin. Never the webhook
+    /// delivery (`callback_*`): whether and how a tenant's receiver fails is
+    /// the tenant's business ([`JobView::with_delivery`]).
     pub fn of(job: &Job, public_base: &str) -> JobView {
+        JobView {
+            callback_status: None,
+            callback_attempts: None,
+            callback_last_error: None,
+            ..Self::with_delivery(job, public_base)
+        }
+    }
+
+    /// [`JobView::of`] with the delivery of the job's webhooks, for the
+    /// API-key routes and the webhooks themselves.
+    pub fn with_delivery(job: &Job, public_base: &str) -> JobView {
         let playable_output = job.output_id.as_ref().filter(|_| job.playable);
         let url = |file: HlsFile| playable_output.map(|o| hls_url(public_base, job, o, file));
         let result: Option<&JobResult> = job.result.as_ref();
@@ -550,26 +572,25 @@ pub struct ImageUploadUrlRequest {
     pub image_id: Option<ImageId>,
     #[cfg_attr(feature = "openapi", schema(value_type = ImageContentType))]
     pub content_type: String,
-    /// The file's size in bytes, at most `MAX_IMAGE_BYTES` (25 MiB unless
-    /// configured otherwise). Recommended: the upload URL then accepts exactly
-    /// this many bytes and is bound to `If-None-Match: *` (returned in
-    /// `headers`; send it), so the image cannot be overwritten while the URL
-    /// lives. Without it the URL is bound to the content type only, and the
-    /// upload is checked (size, type, bytes) before its first serve instead.
-    /// null is the same as leaving it out.
+    /// Required: the file's size in bytes, at most `MAX_IMAGE_BYTES` (25 MiB
+    /// unless configured otherwise; more is a 413). The upload URL accepts
+    /// exactly this many bytes and is bound to `If-None-Match: *` (returned in
+    /// `headers`; send it), so it writes the image once and cannot overwrite it.
     // The bound is `media::DEFAULT_MAX_IMAGE_BYTES` (a literal here; `openapi`'s tests compare them).
     #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 26214400))]
-    pub size: Option<u64>,
+    pub size: u64,
 }
 
 impl ImageUploadUrlRequest {
-    pub fn from_json(body: &[u8]) -> Result<Self, ApiError> {
+    /// The request, its `size` required and at most `max_bytes`
+    /// ([`crate::media::required_size`]).
+    pub fn from_json(body: &[u8], max_bytes: u64) -> Result<Self, ApiError> {
         let f = Fields::parse(body)?;
         Ok(Self {
             app_id: f.required_id("app_id", AppId::parse)?,
             image_id: f.optional_id("image_id", ImageId::parse)?,
             content_type: f.required_str("content_type")?.to_owned(),
-            size: f.optional_u64("size")?,
+            size: crate::media::required_size(f.optional_u64("size")?, max_bytes)?,
         })
     }
 }
@@ -838,25 +859,52 @@ mod tests {
                 400,
                 "size must be a number, not a string",
             ),
+            // Clients of the first API left size out: the 400 says what to send.
+            (
+                "{\"app_id\":\"a\",\"video_id\":\"v\",\"content_type\":\"video/mp4\"}",
+                400,
+                "size is required: the file's length in bytes, at most 100 (100 bytes)",
+            ),
+            ("{\"app_id\":\"a\",\"video_id\":\"v\",\"content_type\":\"video/mp4\",\"size\":101}", 413, "size is"),
         ];
         for (body, status, msg) in cases {
-            let e = VideoUploadUrlRequest::from_json(body.as_bytes()).unwrap_err();
+            let e = VideoUploadUrlRequest::from_json(body.as_bytes(), 100).unwrap_err();
             assert_eq!(e.status(), *status, "{body}");
             assert!(e.message.starts_with(msg), "{body}: {}", e.message);
         }
-        let ok =
-            VideoUploadUrlRequest::from_json(br#"{"app_id":"a","video_id":"v","content_type":"video/mp4","extra":1}"#)
-                .unwrap();
-        assert_eq!((ok.app_id.as_str(), ok.size), ("a", None));
+        let ok = VideoUploadUrlRequest::from_json(
+            br#"{"app_id":"a","video_id":"v","content_type":"video/mp4","size":100,"extra":1}"#,
+            100,
+        )
+        .unwrap();
+        assert_eq!((ok.app_id.as_str(), ok.size), ("a", 100));
     }
 
     #[test]
     fn image_id_is_optional() {
-        let r = ImageUploadUrlRequest::from_json(br#"{"app_id":"a","content_type":"image/png","size":10}"#).unwrap();
-        assert_eq!((r.image_id, r.size), (None, Some(10)));
-        let e = ImageUploadUrlRequest::from_json(br#"{"app_id":"a","image_id":"x y","content_type":"image/png"}"#)
+        let r =
+            ImageUploadUrlRequest::from_json(br#"{"app_id":"a","content_type":"image/png","size":10}"#, 10).unwrap();
+        assert_eq!((r.image_id, r.size), (None, 10));
+        let e = ImageUploadUrlRequest::from_json(br#"{"app_id":"a","image_id":"x y","content_type":"image/png"}"#, 10)
             .unwrap_err();
         assert!(e.message.starts_with("image_id contains ' '"));
+    }
+
+    #[test]
+    fn an_image_presign_needs_its_size() {
+        for body in
+            [r#"{"app_id":"a","content_type":"image/png"}"#, r#"{"app_id":"a","content_type":"image/png","size":null}"#]
+        {
+            let e = ImageUploadUrlRequest::from_json(body.as_bytes(), 100).unwrap_err();
+            assert_eq!(e.status(), 400, "{body}");
+            assert!(
+                e.message.starts_with("size is required: the file's length in bytes, at most 100"),
+                "{}",
+                e.message
+            );
+        }
+        let e = ImageUploadUrlRequest::from_json(br#"{"app_id":"a","content_type":"image/png","size":101}"#, 100);
+        assert_eq!(e.unwrap_err().status(), 413);
     }
 
     #[test]
@@ -1050,5 +1098,19 @@ mod tests {
         assert_eq!(th.vtt, "https://videos.example.com/hls/app/vid/o1/thumbnails.vtt");
         assert_eq!(th.meta.count, 5);
         assert_eq!(v.duration_s, Some(5.0));
+
+        // A receiver that fails: only the keyed view says so.
+        job.callback = Some(crate::webhook::CallbackState {
+            status: crate::webhook::CallbackStatus::Failed,
+            attempts: 3,
+            last_error: Some("could not connect".into()),
+        });
+        let public = serde_json::to_string(&JobView::of(&job, "https://videos.example.com")).unwrap();
+        assert!(!public.contains("callback") && !public.contains("could not connect"), "{public}");
+        let keyed = JobView::with_delivery(&job, "https://videos.example.com");
+        assert_eq!(
+            (keyed.callback_status, keyed.callback_attempts, keyed.callback_last_error.as_deref()),
+            (Some(crate::webhook::CallbackStatus::Failed), Some(3), Some("could not connect"))
+        );
     }
 }

@@ -168,6 +168,21 @@ pub fn check_size(what: &str, size: u64, max: u64) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// The `size` of a presign: required, so that the upload URL is always
+/// bound to one length (and `If-None-Match: *`), then held to `max` as
+/// [`check_size`] holds it. Clients of the first API left it out; they get
+/// a 400 that says what to send.
+pub fn required_size(size: Option<u64>, max: u64) -> Result<u64, ApiError> {
+    let size = size.ok_or_else(|| {
+        ApiError::invalid_field(format!(
+            "size is required: the file's length in bytes, at most {max} ({}); the upload URL accepts exactly that many bytes, once",
+            human_bytes(max)
+        ))
+    })?;
+    check_size("size", size, max)?;
+    Ok(size)
+}
+
 fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 4] = ["bytes", "KiB", "MiB", "GiB"];
     let mut v = n as f64;
@@ -374,6 +389,20 @@ mod tests {
         assert_eq!(check_size("upload", 0, 10).unwrap_err().status(), 400);
         let e = check_size("size", DEFAULT_MAX_IMAGE_BYTES + 1, DEFAULT_MAX_IMAGE_BYTES).unwrap_err();
         assert!(e.message.ends_with("the limit is 26214400 bytes (25 MiB)"), "{}", e.message);
+    }
+
+    #[test]
+    fn a_presign_size_is_required_and_bounded() {
+        let e = required_size(None, DEFAULT_MAX_IMAGE_BYTES).unwrap_err();
+        assert_eq!((e.status(), e.code), (400, ErrorCode::InvalidField));
+        assert!(
+            e.message.starts_with("size is required: the file's length in bytes, at most 26214400 (25 MiB)"),
+            "{}",
+            e.message
+        );
+        assert_eq!(required_size(Some(10), 10).unwrap(), 10);
+        assert_eq!(required_size(Some(11), 10).unwrap_err().status(), 413);
+        assert_eq!(required_size(Some(0), 10).unwrap_err().status(), 400);
     }
 
     fn png(w: u32, h: u32) -> Vec<u8> {

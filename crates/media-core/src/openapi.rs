@@ -536,10 +536,13 @@ pub fn video_service() -> OpenApi {
         "Get a presigned URL to upload a video (or a resumable upload session)",
         "generateUploadUrl",
         Some(
-            "Without multipart: a presigned PUT bound to the key, content type (and size), for files up to 5 GiB. \
-             With \"multipart\": true and the size: an UploadSession whose endpoint Uppy's @uppy/aws-s3 uses as \
-             is (Companion-compatible routes under /uploads/{upload_token}/s3/multipart, authorised by the token \
-             alone); parts follow R2's rules (5 MiB-5 GiB, all equal but the last, at most 10,000).",
+            "size is required (without it: 400 saying what to send). Without multipart: a presigned PUT bound to \
+             the key, content type, size and If-None-Match: * (it writes the source once), for files up to 5 GiB. \
+             With \"multipart\": true: an UploadSession whose endpoint Uppy's @uppy/aws-s3 uses as is \
+             (Companion-compatible routes under /uploads/{upload_token}/s3/multipart, authorised by the token \
+             alone); parts follow R2's rules (5 MiB-5 GiB, all equal but the last, at most 10,000). The token \
+             starts one upload (a second create is 409) and allows only that one; completing or aborting it, or \
+             deleting the video, revokes the token (403); it expires after UPLOAD_SESSION_TTL_S (6 h).",
         ),
     )
     .response(
@@ -595,19 +598,39 @@ pub fn video_service() -> OpenApi {
         query_id("app_id", "AppId"),
         query_id("video_id", "VideoId"),
         param("force", ParameterIn::Query, false, string().enum_values(Some(["true"])))
-            .description(Some("Abort resumable uploads of the video still in progress, then delete."))
+            .description(Some(
+                "Abort every resumable upload of the video still in progress (all of them, every page), then \
+                 delete. Either way the delete revokes the video's upload session tokens.",
+            ))
             .build(),
     ]))
     .response("200", json_response("What was removed.", "DeleteVideoResponse"));
     let op = with_errors(api_key(op), &[KEY_ROUTE_ERRORS, &[(409, "Error")]]);
     route(&mut doc, "/videos", PathItemType::Delete, op.build());
 
+    let op = operation(
+        "A job with its webhook delivery",
+        "videoDelivery",
+        Some(
+            "The job as /job-status shows it, plus the delivery of its webhooks: callback_status, \
+             callback_attempts and callback_last_error (why the receiver failed: \"HTTP 401\", \"could not \
+             connect\"...). Public routes never show these; only this route, the notify and cancel answers, and \
+             the app's /events stream do. Read from the video's job object, never cached.",
+        ),
+    )
+    .parameters(Some([query_id("app_id", "AppId"), query_id("video_id", "VideoId")]))
+    .response("200", json_response("The job with its webhook delivery.", "JobView"));
+    let op = with_errors(api_key(op), &[KEY_ROUTE_ERRORS, &[(404, "Error")]]);
+    route(&mut doc, "/videos/delivery", PathItemType::Get, op.build());
+
     const PUBLIC_READ: &str = "Public. Answered from a short edge cache (the Cache API: 1 s while the job is queued \
         or processing, 2 s after an error, 60 s once done), so at most about one read a second per video and \
         location reaches the job store; counted against a generous per-IP limit (429). error and last_error are \
         the public forms of the job's failure: a message written for uploaders passes, faults on our side read \
         \"processing failed on our side; it will be retried\" or \"... after N attempts; call \
-        /notify-upload-complete to try again\" (the full text goes to the logs).";
+        /notify-upload-complete to try again\" (the full text goes to the logs). Ids without a job answer 404 \
+        from KV without reaching any job object. Webhook delivery (callback_*) is never shown here: see \
+        GET /videos/delivery.";
     let read_from = || {
         header(
             string(),
@@ -652,9 +675,9 @@ pub fn video_service() -> OpenApi {
         .description(
             "text/event-stream. Every event has an id. `connected` {clientId, job: JobView} first, then the kept \
              events after Last-Event-ID (all kept events without one), then live ones: job:created {jobId, appId, \
-             videoId, filePath, status: pending}, job:started {jobId, filePath, status: running, attempt}, \
+             videoId, status: pending}, job:started {jobId, videoId, status: running, attempt}, \
              job:progress {jobId, progress 0-100, stage}, job:playable {jobId, playbackUrl, posterUrl}, \
-             job:completed {jobId, filePath, status: completed, job: JobView}, job:error {jobId, filePath, status: \
+             job:completed {jobId, videoId, status: completed, job: JobView}, job:error {jobId, videoId, status: \
              error, error (public message), final}, job:canceled {jobId, status: canceled}, and heartbeat \
              {timestamp} every 15 s while quiet. The stream ends after job:completed, a final job:error or \
              job:canceled.",
@@ -667,7 +690,9 @@ pub fn video_service() -> OpenApi {
         Some(
             "Public, like /job-status. An EventSource reconnects by itself with Last-Event-ID and gets what it \
              missed (the video keeps its last 200 events). 204 when the job has ended and the client has every \
-             event, which tells an EventSource to stop.",
+             event, which tells an EventSource to stop. A video keeps at most SSE_MAX_PER_VIDEO (500) streams \
+             open, and SSE_MAX_PER_ADDRESS (10) from one client address (an IPv6 address counts by its /64): \
+             past them, 429 rate_limited with Retry-After.",
         ),
     )
     .parameters(Some([
@@ -837,16 +862,17 @@ pub fn image_service() -> OpenApi {
         "Get a presigned URL to upload an image",
         "generateImageUploadUrl",
         Some(
-            "Server-side only (API key). The browser then PUTs the file to upload_url with exactly the returned \
-             headers (Content-Type, and If-None-Match when size was given), and uses asset_url or transform_url. An \
-             image uploaded this way is checked before its first serve (size, stored type, leading bytes): anything \
-             else is removed and never served.",
+            "Server-side only (API key). size is required (400 without it): the browser then PUTs exactly that many \
+             bytes to upload_url with exactly the returned headers (Content-Type and If-None-Match: *; the URL writes \
+             the image once, never over one), and uses asset_url or transform_url. An image uploaded this way is \
+             checked (size, stored type, leading bytes) on its first read or GET /images, and in any case once the \
+             URL has expired, read or not: anything else is removed and never served.",
         ),
     )
     .response(
         "200",
         json_response(
-            "A presigned PUT bound to the key, content type (and size), and where the image will be served.",
+            "A presigned PUT bound to the key, content type, size and If-None-Match: *, and where the image will be served.",
             "ImageUploadUrlResponse",
         ),
     );
@@ -903,9 +929,9 @@ pub fn image_service() -> OpenApi {
         "getImage",
         Some(
             "The fields of /upload's 201: the image's URLs, and its type, size, width and height as checked. A \
-             presigned upload is checked by the first request for it (a serve, a transform, or this call): call \
-             this once the browser's PUT is done to learn what was stored, or 404 if it was refused (and \
-             removed). 404 too for an image that does not exist.",
+             presigned upload is checked by the first request for it (a serve, a transform, or this call), or once \
+             its URL has expired if none came: call this once the browser's PUT is done to learn what was stored, \
+             or 404 if it was refused (and removed). 404 too for an image that does not exist.",
         ),
     )
     .parameters(Some([query_id("app_id", "AppId"), query_id("image_id", "ImageId")]))
@@ -962,8 +988,8 @@ fn public_rate_limited(c: &mut utoipa::openapi::Components) {
 /// `GET`/`HEAD /assets/...`, then the transforms of [`variant_routes`].
 fn asset_routes(doc: &mut OpenApi) {
     const DESCRIPTION: &str = "Public. Only checked images are served: /upload checks the bytes before storing; a \
-        presigned upload is checked at its first serve (size within MAX_IMAGE_BYTES, an accepted stored type, bytes \
-        of that type) and removed with a 404 if it fails. Only the version checked is served: an object replaced \
+        presigned upload is checked at its first serve, or once its URL has expired if nobody asked (size within \
+        MAX_IMAGE_BYTES, an accepted stored type, bytes of that type), and removed (404) if it fails. Only the version checked is served: an object replaced \
         afterwards is 404. A GET is one conditional, ranged storage read (the first serve of a presigned upload adds \
         one ranged read of its first 64 KiB); images are then kept at the edge for a year, so repeats cost no \
         storage operation. Server-Timing reports it: cache;desc=\"hit|miss\", storage;desc=\"ops=N\" (and \
@@ -1005,8 +1031,8 @@ fn variant_routes(doc: &mut OpenApi) {
     const DESCRIPTION: &str = "Public. A resized variant of a checked image (see /assets/), made through the \
         Cloudflare Images binding. Answered from the first place that has it: the edge cache (the Cache API), the \
         variant stored under images/{app_id}/{image_id}/, or the Images binding, called once per variant (one \
-        billed transformation), whose output is stored and cached; x-image-variant says which (edge, stored, \
-        created). Stored variants are deleted with the image (DELETE /images). f=auto picks the format from Accept: \
+        billed transformation; concurrent first requests wait for that one call), whose output is stored and \
+        cached; x-image-variant says which (edge, stored, created). Stored variants are deleted with the image (DELETE /images). f=auto picks the format from Accept: \
         AVIF when it names image/avif and the output is at most 1200 px a side, else WebP when it names image/webp, \
         else JPEG for a JPEG original and PNG for the others; those answers carry Vary: Accept. An animated GIF \
         gives its first frame. ETag/304 and Range/206 as for /assets/. Server-Timing reports \
@@ -1053,8 +1079,9 @@ fn variant_routes(doc: &mut OpenApi) {
         header(
             string().enum_values(Some(["edge", "stored", "created"])),
             Some(
-                "Where the answer came from: edge (the edge cache), stored (the variant kept in storage) or \
-                 created (made now by the Images binding: a billed transformation).",
+                "Where the answer came from: edge (the edge cache), stored (the variant kept in storage, or made \
+                 by a concurrent request this one waited for) or created (made now by the Images binding: a billed \
+                 transformation).",
             ),
         ),
     ));

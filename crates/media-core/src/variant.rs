@@ -12,6 +12,8 @@
 //! The Worker reads the original, calls the Images binding with
 //! [`VariantOptions`] and stores the result under [`variant_key`].
 
+use serde::{Deserialize, Serialize};
+
 use crate::error::{ApiError, ErrorCode};
 use crate::ids::{AppId, ImageId};
 use crate::media::{Dimensions, ImageType};
@@ -35,7 +37,7 @@ pub const DEFAULT_SIZES: [u32; 8] = [160, 320, 480, 640, 960, 1280, 1600, 1920];
 pub const DEFAULT_QUALITIES: [u8; 4] = [50, 65, 75, 85];
 
 /// How the image fits the box `w` x `h` (Cloudflare's names and meanings).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Fit {
     /// Within the box, keeping the aspect ratio, never enlarged (the default).
     ScaleDown,
@@ -68,7 +70,7 @@ impl Fit {
 }
 
 /// The format asked for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum FormatChoice {
     /// AVIF or WebP when the client takes them, else the original's own.
     Auto,
@@ -76,7 +78,7 @@ pub enum FormatChoice {
 }
 
 /// A format the service writes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum OutputFormat {
     Avif,
     Webp,
@@ -106,6 +108,12 @@ impl OutputFormat {
         }
     }
 
+    /// Whether `content_type` (what the Images binding says it made) is
+    /// this format: a variant is stored only when it is the one asked for.
+    pub fn is_content_type(self, content_type: &str) -> bool {
+        crate::http::media_type(content_type).eq_ignore_ascii_case(self.content_type())
+    }
+
     fn parse(s: &str) -> Option<OutputFormat> {
         match s {
             "jpg" => Some(OutputFormat::Jpeg),
@@ -115,7 +123,7 @@ impl OutputFormat {
 }
 
 /// One variant as asked for, with defaults filled in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct VariantOptions {
     pub width: Option<u32>,
     pub height: Option<u32>,
@@ -519,6 +527,28 @@ mod tests {
 
     fn parse(s: &str) -> Result<VariantOptions, ApiError> {
         VariantPolicy::default().parse(s)
+    }
+
+    #[test]
+    fn a_binding_output_is_taken_only_in_the_format_asked_for() {
+        assert!(OutputFormat::Webp.is_content_type("image/webp"));
+        assert!(OutputFormat::Jpeg.is_content_type("IMAGE/JPEG; q=1"));
+        for other in ["image/png", "", "text/html", "image/webp2"] {
+            assert!(!OutputFormat::Webp.is_content_type(other), "{other}");
+        }
+    }
+
+    #[test]
+    fn options_travel_as_json_to_the_images_object() {
+        let opts = VariantOptions {
+            width: Some(640),
+            height: None,
+            quality: 75,
+            fit: Fit::Cover,
+            format: FormatChoice::Exactly(OutputFormat::Avif),
+        };
+        let text = serde_json::to_string(&opts).unwrap();
+        assert_eq!(serde_json::from_str::<VariantOptions>(&text).unwrap(), opts);
     }
 
     #[test]
