@@ -89,19 +89,24 @@ test('image: presign, browser-style PUT with a CORS preflight, GET the same byte
   const png = join(scratch, 'cat.png');
   execFileSync('ffmpeg', ['-loglevel', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc2=size=320x240', '-frames:v', '1', png]);
   const file = readFileSync(png);
-  const res = await postJson(`${p.image}/generate-image-upload-url`, { app_id: 'yourAppId', image_id: 'yourImageId', content_type: 'image/png' }, p.apiKey);
+  // `size` is required: the URL is bound to that length and to If-None-Match: *.
+  const unsized = await postJson(`${p.image}/generate-image-upload-url`, { app_id: 'yourAppId', image_id: 'yourImageId', content_type: 'image/png' }, p.apiKey);
+  assert.equal(unsized.status, 400);
+  assert.match(unsized.json.error.message, /^size is required/);
+  const res = await postJson(`${p.image}/generate-image-upload-url`, { app_id: 'yourAppId', image_id: 'yourImageId', content_type: 'image/png', size: file.length }, p.apiKey);
   assert.equal(res.status, 200);
-  const { upload_url, key, asset_url, transform_url } = res.json;
+  const { upload_url, key, asset_url, transform_url, headers } = res.json;
   assert.equal(key, 'images/yourAppId/yourImageId');
-  // What a browser sends first for a cross-origin PUT with a Content-Type.
+  assert.deepEqual(headers, { 'Content-Type': 'image/png', 'If-None-Match': '*' });
+  // What a browser sends first for a cross-origin PUT with these headers.
   const preflight = await fetch(upload_url, {
     method: 'OPTIONS',
-    headers: { Origin: 'http://app.example', 'Access-Control-Request-Method': 'PUT', 'Access-Control-Request-Headers': 'content-type' },
+    headers: { Origin: 'http://app.example', 'Access-Control-Request-Method': 'PUT', 'Access-Control-Request-Headers': 'content-type,if-none-match' },
   });
   assert.ok(preflight.status === 200 || preflight.status === 204, `preflight ${preflight.status}`);
   assert.ok(['*', 'http://app.example'].includes(preflight.headers.get('access-control-allow-origin')));
   assert.match(preflight.headers.get('access-control-allow-methods') ?? '', /PUT/);
-  const put = await fetch(upload_url, { method: 'PUT', headers: { 'Content-Type': 'image/png', Origin: 'http://app.example' }, body: file });
+  const put = await fetch(upload_url, { method: 'PUT', headers: { ...headers, Origin: 'http://app.example' }, body: file });
   assert.equal(put.status, 200);
   const got = await fetch(asset_url);
   assert.equal(got.status, 200);

@@ -3,7 +3,7 @@
 // rate limiters. Storage is either Miniflare's R2 (STORAGE_BACKEND=r2) or a
 // real Garage through the S3 adapter (STORAGE_BACKEND=s3).
 import { Miniflare, convertV4MiniflareOptions } from 'miniflare';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { putObject } from '../../devkit/sigv4.mjs';
@@ -61,12 +61,15 @@ const common = (store, backend, vars, limits) => ({
 /** With an array `logs`, the Worker's console lines go there (workerd's structured logs: {timestamp, level, message}) instead of the terminal. */
 const capture = (logs) => (logs ? { handleStructuredLogs: (line) => logs.push(line) } : {});
 
-/** The video service in workerd. `logs`: see `capture`. */
-export async function videoService({ store, backend = 'r2', vars = {}, port, limits, logs }) {
+/** The video service in workerd. `logs`: see `capture`. `persist`: a
+ *  directory where Miniflare keeps the Durable Objects' SQLite files (and
+ *  KV, R2), for tests that count stored objects; without it, a temporary one. */
+export async function videoService({ store, backend = 'r2', vars = {}, port, limits, logs, persist }) {
   const base = common(store, backend, { TRANSCODER_TOKEN, QUEUE_SHARDS: '1', ...vars }, limits);
   const mf = new Miniflare(convertV4MiniflareOptions({
     ...base,
     ...capture(logs),
+    ...(persist ? { resourcePersistencePath: persist } : {}),
     ...(port ? { host: '127.0.0.1', port } : {}),
     modules: modules('video-service'),
     durableObjects: {
@@ -86,6 +89,8 @@ export async function imageService({ store, backend = 'r2', vars = {}, limits, p
     ...capture(logs),
     ...(port ? { host: '127.0.0.1', port } : {}),
     modules: modules('image-service'),
+    // One object per image: single-flight variants, checks of landed uploads.
+    durableObjects: { IMAGE_OBJECTS: { className: 'ImageObject', useSQLite: true } },
     // Cloudflare Images, run offline by Miniflare with sharp.
     images: { binding: 'IMAGES' },
   }));
@@ -146,4 +151,32 @@ export async function putStored({ backend, mf, garage }, key, bytes, type) {
 export async function freshWindow(needS = 25, periodS = 60) {
   const left = periodS * 1000 - (Date.now() % (periodS * 1000));
   if (left < needS * 1000) await new Promise((r) => setTimeout(r, left + 50));
+}
+
+/** The `.sqlite` files of Durable Objects of `className` under a persist
+ *  directory: one per object that has stored anything. */
+export function objectFiles(persist, className) {
+  const out = [];
+  const walk = (dir) => {
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      const p = join(dir, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (e.name.endsWith('.sqlite') && e.name !== 'metadata.sqlite' && p.includes(className)) out.push(p);
+    }
+  };
+  if (existsSync(persist)) walk(persist);
+  return out.sort();
+}
+
+/** The tables an object's SQLite file holds, other than workerd's own
+ *  (`_cf_*`): none for an object that never wrote (workerd opens the file
+ *  when the object is first asked, with or without a write). */
+export async function storedTables(file) {
+  const { DatabaseSync } = await import('node:sqlite');
+  const db = new DatabaseSync(file, { readOnly: true });
+  try {
+    return db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND substr(name, 1, 4) != '_cf_' AND substr(name, 1, 7) != 'sqlite_'").all().map((r) => r.name).sort();
+  } finally {
+    db.close();
+  }
 }

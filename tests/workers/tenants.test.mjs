@@ -144,7 +144,7 @@ describe('API keys are tied to apps', () => {
     {
       name: 'video /generate-upload-url',
       accepted: 200,
-      call: (key, app) => vapi.post('/generate-upload-url', { app_id: app, video_id: fresh('v'), content_type: 'video/mp4' }, { key, headers: freshIp() }),
+      call: (key, app) => vapi.post('/generate-upload-url', { app_id: app, video_id: fresh('v'), content_type: 'video/mp4', size: 10 }, { key, headers: freshIp() }),
     },
     {
       name: 'video /notify-upload-complete',
@@ -291,7 +291,7 @@ describe('API keys are tied to apps', () => {
   test('keys still answer 401/403 as before; the key with its app list is not a key', async () => {
     for (const [key, status, code] of [[undefined, 401, 'unauthorized'], ['', 401, 'unauthorized'], ['nope', 403, 'forbidden'],
       [`${KEY_AB}:app-a|app-b`, 403, 'forbidden'], [`${KEY_AB}:app-a`, 403, 'forbidden'], ['app-a', 403, 'forbidden']]) {
-      const r = await vapi.post('/generate-upload-url', { app_id: 'app-a', video_id: 'v', content_type: 'video/mp4' }, { key, headers: freshIp() });
+      const r = await vapi.post('/generate-upload-url', { app_id: 'app-a', video_id: 'v', content_type: 'video/mp4', size: 10 }, { key, headers: freshIp() });
       assert.equal(r.status, status, String(key));
       assert.equal(errorCode(r), code);
     }
@@ -308,7 +308,7 @@ describe('API keys are tied to apps', () => {
         const mf = await videoService({ store, vars: { IV_API_KEY: configured, IV_SENTRY_DSN: sentry.dsn } });
         try {
           const before = sentry.received.length;
-          const r = await client(mf, VIDEO).post('/generate-upload-url', { app_id: 'a', video_id: 'v', content_type: 'video/mp4' }, { key: 'secret-one', headers: freshIp() });
+          const r = await client(mf, VIDEO).post('/generate-upload-url', { app_id: 'a', video_id: 'v', content_type: 'video/mp4', size: 10 }, { key: 'secret-one', headers: freshIp() });
           assert.equal(r.status, 500, configured);
           assert.equal(errorCode(r), 'internal');
           assert.doesNotMatch(r.text, /secret|IV_API_KEY/, 'the client sees nothing of the configuration');
@@ -331,7 +331,7 @@ describe('rate limits: per key, and per address only for missing or wrong keys',
   test('bad keys from one address get 429 with Retry-After; a valid key from that address is not throttled', async () => {
     await freshWindow();
     for (const [make, base, call] of [
-      [videoService, VIDEO, (api, key, ip) => api.post('/generate-upload-url', { app_id: 'a', video_id: 'v', content_type: 'video/mp4' }, { key, headers: ip })],
+      [videoService, VIDEO, (api, key, ip) => api.post('/generate-upload-url', { app_id: 'a', video_id: 'v', content_type: 'video/mp4', size: 10 }, { key, headers: ip })],
       [imageService, IMAGE, (api, key, ip) => api.post('/upload?app_id=a', PNG, { key, headers: { ...ip, 'content-type': 'image/png' } })],
     ]) {
       const mf = await make({ store });
@@ -370,7 +370,7 @@ describe('rate limits: per key, and per address only for missing or wrong keys',
       const ip = { 'cf-connecting-ip': '198.51.100.20' };
       const codes = {};
       for (let i = 0; i < 601; i++) {
-        const r = await api.post('/generate-upload-url', { app_id: 'a', video_id: `b${i}`, content_type: 'video/mp4' }, { key: API_KEY, headers: ip });
+        const r = await api.post('/generate-upload-url', { app_id: 'a', video_id: `b${i}`, content_type: 'video/mp4', size: 10 }, { key: API_KEY, headers: ip });
         codes[r.status] = (codes[r.status] ?? 0) + 1;
       }
       assert.deepEqual(codes, { 200: 600, 429: 1 });
@@ -382,8 +382,8 @@ describe('rate limits: per key, and per address only for missing or wrong keys',
   test('a key over its budget gets 429 wherever it calls from; other keys and addresses are unaffected', async () => {
     await freshWindow();
     for (const [make, base, call] of [
-      [videoService, VIDEO, (api, key, ip) => api.post('/generate-upload-url', { app_id: 'app-a', video_id: 'v', content_type: 'video/mp4' }, { key, headers: ip })],
-      [imageService, IMAGE, (api, key, ip) => api.post('/generate-image-upload-url', { app_id: 'app-a', content_type: 'image/png' }, { key, headers: ip })],
+      [videoService, VIDEO, (api, key, ip) => api.post('/generate-upload-url', { app_id: 'app-a', video_id: 'v', content_type: 'video/mp4', size: 10 }, { key, headers: ip })],
+      [imageService, IMAGE, (api, key, ip) => api.post('/generate-image-upload-url', { app_id: 'app-a', content_type: 'image/png', size: 1000 }, { key, headers: ip })],
     ]) {
       const mf = await make({ store, vars: { IV_API_KEY }, limits: { KEY_RATE_LIMITER: 5 } });
       try {
@@ -452,7 +452,7 @@ describe('request bodies without Content-Length are read with a cap', () => {
   });
 
   test('small chunked bodies still work; the cap is exact', async () => {
-    const json = JSON.stringify({ app_id: 'a', video_id: 'chunked1', content_type: 'video/mp4' });
+    const json = JSON.stringify({ app_id: 'a', video_id: 'chunked1', content_type: 'video/mp4', size: 10 });
     const res = await send(video, `${VIDEO}/generate-upload-url`, { 'x-api-key': API_KEY, 'content-type': 'application/json' },
       chunked(json.slice(0, 10), json.slice(10, 30), json.slice(30)));
     assert.equal(res.status, 200, await res.clone().text());
@@ -514,13 +514,13 @@ describe('CORS', () => {
 
   test('the API-key and internal routes answer browsers with no CORS headers, preflights included', async () => {
     const cases = [
-      ['videoAny', VIDEO, '/generate-upload-url', { app_id: 'a', video_id: 'v', content_type: 'video/mp4' }],
+      ['videoAny', VIDEO, '/generate-upload-url', { app_id: 'a', video_id: 'v', content_type: 'video/mp4', size: 10 }],
       ['videoAny', VIDEO, '/notify-upload-complete', { app_id: 'a', video_id: 'v', raw_key: 'raw/a/v/source.mp4', content_type: 'video/mp4' }],
       ['videoAny', VIDEO, '/cancel-job', { app_id: 'a', video_id: 'v' }],
       ['videoAny', VIDEO, '/internal/jobs/lease', { worker: 'x', wait_ms: 0 }],
-      ['imageAny', IMAGE, '/generate-image-upload-url', { app_id: 'a', content_type: 'image/png' }],
+      ['imageAny', IMAGE, '/generate-image-upload-url', { app_id: 'a', content_type: 'image/png', size: 1000 }],
       ['imageAny', IMAGE, '/upload?app_id=a', null],
-      ['videoListed', VIDEO, '/generate-upload-url', { app_id: 'a', video_id: 'v', content_type: 'video/mp4' }],
+      ['videoListed', VIDEO, '/generate-upload-url', { app_id: 'a', video_id: 'v', content_type: 'video/mp4', size: 10 }],
       ['imageListed', IMAGE, '/upload?app_id=a', null],
     ];
     let answers = 0;

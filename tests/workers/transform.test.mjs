@@ -167,6 +167,42 @@ for (const backend of ['r2', 's3']) {
       assert.equal(head.headers.get('content-length'), String(first.bytes.length));
     });
 
+    test('six concurrent first requests for one variant: one Images binding call, the same bytes for all', async () => {
+      // The Worker logs one line per binding call ("Images binding called"), in the image's Durable
+      // Object, just before the call: an instance of its own, whose console lines come here.
+      const logs = [];
+      const counted = await imageService({ store: garage, backend, logs });
+      try {
+        const capi = client(counted, BASE);
+        const up = await capi.call('POST', `/upload?app_id=${app}&image_id=six`, { body: new Uint8Array(media.jpeg), headers: { 'content-type': 'image/jpeg' }, key: API_KEY });
+        assert.equal(up.status, 201, up.text);
+        const path = `/images/${app}/six/w=640,f=webp`;
+        const six = await Promise.all(Array.from({ length: 6 }, async () => {
+          const r = await counted.dispatchFetch(BASE + path, { headers: { accept: CHROME_ACCEPT } });
+          return { status: r.status, source: r.headers.get('x-image-variant'), type: r.headers.get('content-type'), bytes: Buffer.from(await r.arrayBuffer()) };
+        }));
+        const calls = logs.filter((l) => /Images binding called/.test(l.message));
+        assert.equal(calls.length, 1, `binding calls: ${calls.length}`);
+        assert.deepEqual(six.map((v) => v.status), Array(6).fill(200));
+        assert.deepEqual(six.map((v) => v.type), Array(6).fill('image/webp'));
+        for (const v of six) assert.deepEqual(v.bytes, six[0].bytes, 'the same bytes for all six');
+        assert.deepEqual(probe(six[0].bytes), { codec: 'webp', width: 640, height: 480, frames: 1 });
+        // Only the request that made it says `created`; the others waited for it and were served what it stored.
+        assert.deepEqual(six.map((v) => v.source).toSorted(), ['created', 'stored', 'stored', 'stored', 'stored', 'stored']);
+        const keys = backend === 'r2'
+          ? (await (await counted.getR2Bucket('MEDIA_BUCKET')).list({ prefix: `images/${app}/six/` })).objects.map((o) => o.key)
+          : await listKeys(garage, `images/${app}/six/`);
+        assert.deepEqual(keys, [`images/${app}/six/w640-h0-q85-scale-down.webp`]);
+        // A later miss (f=auto for a WebP client: the same variant, no edge entry yet) finds it stored: still one call.
+        const later = await counted.dispatchFetch(`${BASE}/images/${app}/six/w=640,f=auto`, { headers: { accept: 'image/webp,*/*' } });
+        assert.equal(later.headers.get('x-image-variant'), 'stored');
+        await later.arrayBuffer();
+        assert.equal(logs.filter((l) => /Images binding called/.test(l.message)).length, 1);
+      } finally {
+        await counted.dispose();
+      }
+    });
+
     test('f=auto: AVIF within 1200 px, WebP, or the original format by Accept; explicit formats as asked', async () => {
       await upload('pic', media.jpeg, 'image/jpeg');
       await upload('shot', media.png, 'image/png');
@@ -242,7 +278,7 @@ for (const backend of ['r2', 's3']) {
     });
 
     test('a presigned upload gets its record from GET /images (type, size, width, height), then transforms', async () => {
-      const put = await api.post('/generate-image-upload-url', { app_id: app, image_id: 'direct', content_type: 'image/jpeg' }, { key: API_KEY });
+      const put = await api.post('/generate-image-upload-url', { app_id: app, image_id: 'direct', content_type: 'image/jpeg', size: media.jpeg.length }, { key: API_KEY });
       assert.equal(put.status, 200, put.text);
       // The browser's PUT, straight to storage.
       await putStored({ backend, mf, garage }, `images/${app}/direct`, media.jpeg, 'image/jpeg');

@@ -4,7 +4,8 @@
 //! cleaning, is what keeps requests inside the image prefix.
 //!
 //! Only checked images are served: each has its record ([`crate::records`]:
-//! made by `/upload`, or on first use of a presigned upload), which names
+//! made by `/upload`, or by the first use of a presigned upload or its
+//! check once the URL has expired, whichever comes first), which names
 //! the version checked (its ETag), and only that version is served: an
 //! object replaced afterwards (a second `PUT` to a live URL) is 404. Served images
 //! are kept at the edge for a year (the Cache API), so a repeat costs no

@@ -4,8 +4,8 @@
 //! `wrangler dev` and Miniflare it runs offline on `sharp`, which honours
 //! width, height, fit and format (not quality: see the README).
 //!
-//! One call is one billed transformation, so callers count on
-//! [`transform`] being called only for a variant not yet stored.
+//! One call is one billed transformation, so [`transform`] is called only
+//! by the image's Durable Object ([`crate::image_object`]), once per variant.
 
 use media_core::variant::{OutputFormat, VariantOptions};
 use media_core::{ApiError, ErrorCode};
@@ -37,10 +37,9 @@ extern "C" {
     fn response(this: &ImageTransformationResult) -> Result<web_sys::Response, JsValue>;
 }
 
-/// What the binding made.
+/// What the binding made, in the format asked for.
 pub struct Transformed {
     pub bytes: Vec<u8>,
-    pub content_type: String,
 }
 
 fn set(obj: &Object, name: &str, value: JsValue) -> Result<(), Failure> {
@@ -116,14 +115,23 @@ pub async fn transform(
     set(&output, "quality", opts.quality.into())?;
     set(&output, "anim", false.into())?;
 
+    // One line per billed transformation.
+    tracing::info!(format = format.as_str(), width = opts.width, height = opts.height, "Images binding called");
     let transformer = binding.input(&body).map_err(|e| failure(&e, "input"))?;
     let transformer = transformer.transform(&resize).map_err(|e| failure(&e, "transform"))?;
     let promise = transformer.output(&output).map_err(|e| failure(&e, "output"))?;
     let result: ImageTransformationResult =
         JsFuture::from(promise).await.map_err(|e| failure(&e, "output"))?.unchecked_into();
     let resp = result.response().map_err(|e| failure(&e, "response"))?;
-    let content_type =
-        resp.headers().get("content-type").ok().flatten().unwrap_or_else(|| format.content_type().to_owned());
+    let content_type = resp.headers().get("content-type").ok().flatten().unwrap_or_default();
+    if !format.is_content_type(&content_type) {
+        // Never stored: a variant's URL promises its format for a year.
+        tracing::error!(asked = format.content_type(), made = %content_type, "the Images binding made another format");
+        return Err(Failure::internal(format!(
+            "the Images binding answered {content_type:?} for {}",
+            format.content_type()
+        )));
+    }
     let buffer = resp.array_buffer().map_err(|e| failure(&e, "reading the result"))?;
     let buffer = JsFuture::from(buffer).await.map_err(|e| failure(&e, "reading the result"))?;
     let bytes = Uint8Array::new(&buffer).to_vec();
@@ -134,5 +142,5 @@ pub async fn transform(
         )
         .into());
     }
-    Ok(Transformed { bytes, content_type })
+    Ok(Transformed { bytes })
 }

@@ -11,6 +11,9 @@
 //! | `GET`/`HEAD /cdn-cgi/image/{options}/assets/...` | public (earlier `transform_url`s) | [`variants`] |
 //! | `GET /openapi.json`, `GET /health` | public | here |
 //!
+//! Variants are made, and presigned uploads checked when they land, by
+//! one Durable Object per image ([`image_object`]).
+//!
 //! Configuration is read once per request, into the [`ImageContext`] every
 //! handler takes (the common settings, [`settings`], the store); errors
 //! become JSON in one place (`worker_kit::failure`), and our own faults go
@@ -18,6 +21,7 @@
 
 mod assets;
 mod delete;
+mod image_object;
 mod images_binding;
 mod metadata;
 mod records;
@@ -37,6 +41,8 @@ use worker_kit::query::query;
 use worker_kit::{Failure, Handled, RequestContext};
 
 use settings::ImageSettings;
+
+pub use image_object::ImageObject;
 
 const SERVICE: &str = "image-service";
 /// What every handler of this service runs with.

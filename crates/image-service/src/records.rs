@@ -2,10 +2,12 @@
 //! an [`ImageRecord`] as JSON: type, size, width, height, the version
 //! checked). `/upload` writes it with the image. A presigned upload goes
 //! straight to storage, so its record is made the first time anything asks
-//! for the image (a serve, a transform, `GET /images`): [`vet`] checks the
-//! object's first bytes (size, stored type, leading bytes, dimensions) and
-//! keeps the record, or removes the object. Only the version checked is ever
-//! served or transformed.
+//! for the image (a serve, a transform, `GET /images`), or else by the
+//! image's object once the upload URL has expired
+//! ([`crate::image_object`]): [`vet`] checks the object's first bytes
+//! (size, stored type, leading bytes, dimensions) and keeps the record, or
+//! removes the object. Only the version checked is ever served or
+//! transformed.
 
 use media_core::api::{ImageRecord, IMAGE_SNIFF_BYTES};
 use media_core::http::{single_etag_condition, RangeSpec};

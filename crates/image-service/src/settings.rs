@@ -2,8 +2,8 @@
 //! their defaults. What both services read (API keys, CORS, environment,
 //! public base URL, upload URL lifetime, storage, Sentry) is
 //! `worker_kit::settings::CommonSettings`. (Bindings: `MEDIA_BUCKET` R2,
-//! `MEDIA_KV` KV, `KEY_RATE_LIMITER`, `BAD_KEY_RATE_LIMITER` and
-//! `PUBLIC_RATE_LIMITER` rate limits.)
+//! `MEDIA_KV` KV, `IMAGE_OBJECTS` Durable Objects, `KEY_RATE_LIMITER`,
+//! `BAD_KEY_RATE_LIMITER` and `PUBLIC_RATE_LIMITER` rate limits.)
 
 use media_core::media::DEFAULT_MAX_IMAGE_BYTES;
 use media_core::transform::{TransformDefaults, DEFAULT_TRANSFORM_QUALITY, DEFAULT_TRANSFORM_WIDTH};
@@ -19,6 +19,11 @@ pub struct ImageSettings {
     /// `TRANSFORM_SIZES`, `TRANSFORM_QUALITIES`, `TRANSFORM_FITS`: what
     /// `/images/{app_id}/{image_id}/{options}` may ask for (comma lists).
     pub variants: VariantPolicy,
+    /// `UPLOAD_CHECK_GRACE_S` (default 900): how long after a presigned
+    /// URL expires what it uploaded is checked (`crate::image_object`). A
+    /// `PUT` started just before the expiry may still be running: 15
+    /// minutes carry 25 MiB at 250 kbit/s.
+    pub upload_check_grace_s: u64,
 }
 
 /// A comma list of values, or `default` when the variable is unset.
@@ -67,7 +72,8 @@ impl ImageSettings {
                 problem: "is 0; no image could be uploaded".into(),
             });
         }
-        Ok(Self { max_image_bytes, transform, variants })
+        let upload_check_grace_s = vars.number("UPLOAD_CHECK_GRACE_S", 900)?;
+        Ok(Self { max_image_bytes, transform, variants, upload_check_grace_s })
     }
 }
 
@@ -86,7 +92,7 @@ mod tests {
     fn defaults_and_set_values() {
         let s = load(&[]).unwrap();
         assert_eq!((s.max_image_bytes, s.transform), (DEFAULT_MAX_IMAGE_BYTES, TransformDefaults::default()));
-        assert_eq!(s.variants, VariantPolicy::default());
+        assert_eq!((&s.variants, s.upload_check_grace_s), (&VariantPolicy::default(), 900));
         let s = load(&[
             ("MAX_IMAGE_BYTES", "1000"),
             ("TRANSFORM_WIDTH", "640"),
@@ -94,8 +100,10 @@ mod tests {
             ("TRANSFORM_SIZES", "320, 640"),
             ("TRANSFORM_QUALITIES", "70,90"),
             ("TRANSFORM_FITS", "cover"),
+            ("UPLOAD_CHECK_GRACE_S", "5"),
         ])
         .unwrap();
+        assert_eq!(s.upload_check_grace_s, 5);
         assert_eq!((s.max_image_bytes, s.transform), (1000, TransformDefaults { width: 640, quality: 70 }));
         assert_eq!(
             (s.variants.sizes(), s.variants.qualities(), s.variants.fits()),

@@ -6,7 +6,10 @@
 //! request's `app_id` (403 otherwise), and count against that key's rate
 //! limit. An `image_id` names one image for good: its URLs are
 //! cached as immutable, so an id already taken is refused (409), never
-//! overwritten.
+//! overwritten: both write with `If-None-Match: *` (the presigned URL signs
+//! it; `/upload` writes conditionally), so the store itself refuses the
+//! second write. A presign also schedules the check of what lands
+//! ([`crate::image_object`]).
 
 use media_core::api::{
     query_id, ImageLocation, ImageMeta, ImageRecord, ImageUploadResponse, ImageUploadUrlRequest,
@@ -20,6 +23,7 @@ use media_core::keys::ObjectKey;
 use media_core::media::{check_image_bytes, check_image_type, check_size, describe_bytes, image_dimensions, ImageType};
 use media_core::multipart::{self, FormPart};
 use media_core::sigv4::S3Bucket;
+use media_core::time::Timestamp;
 use media_core::{ApiError, ErrorCode};
 use worker::Request;
 use worker_kit::body::read_body;
@@ -27,9 +31,10 @@ use worker_kit::clock::{now, random_bytes};
 use worker_kit::entry::guard;
 use worker_kit::query::query;
 use worker_kit::reply::json;
-use worker_kit::store::ObjectStore;
+use worker_kit::store::{ObjectInfo, ObjectStore};
 use worker_kit::{Failure, Handled};
 
+use crate::image_object::{self, ImageCommand};
 use crate::records;
 use crate::settings::ImageSettings;
 use crate::ImageContext;
@@ -39,79 +44,89 @@ const MAX_JSON_BODY: u64 = 16 * 1024;
 /// What a form body may carry besides the file itself: boundaries, part
 /// headers and the id fields. The file alone is held to `MAX_IMAGE_BYTES`.
 const MAX_FORM_OVERHEAD: u64 = 64 * 1024;
-/// Refuses an `image_id` that already names a stored image.
-///
-/// This is a check, then a write: two uploads of the same new id racing
-/// each other can both pass it, and the later write wins. Closing that
-/// window needs a conditional write (`If-None-Match: *`), which the
-/// `ObjectStore` trait does not offer; ids are chosen by one backend, so the
-/// window is small in practice, and ids minted here cannot collide.
-async fn refuse_taken(store: &impl ObjectStore, app: &AppId, image: &ImageId) -> Result<(), Failure> {
-    let key = ObjectKey::Image { app: app.clone(), image: image.clone() }.to_string();
-    if store.head(&key).await?.is_some() {
-        return Err(ApiError::conflict(format!(
-            "image_id \"{image}\" is already taken in app \"{app}\"; images are immutable (their URLs are cached for a year), so use a new image_id, or leave it out to get a random one"
-        ))
-        .into());
-    }
-    Ok(())
+/// The 409 of an `image_id` already taken.
+fn taken(app: &AppId, image: &ImageId) -> Failure {
+    ApiError::conflict(format!(
+        "image_id \"{image}\" is already taken in app \"{app}\"; images are immutable (their URLs are cached for a year), so use a new image_id, or leave it out to get a random one"
+    ))
+    .into()
 }
 
-/// The caller's id, or a fresh random one (128 bits: collisions are not a
-/// practical concern, so it is not checked against storage).
-async fn choose_image_id(
+/// The id of a presign: the caller's, refused early (409) when an image
+/// is stored under it, or a fresh random one (128 bits: collisions are not
+/// a practical concern, so it is not looked up). The early refusal is a
+/// courtesy: what keeps a stored image from being replaced is the URL's
+/// signed `If-None-Match: *`, which the store checks as it writes.
+async fn presign_image_id(
     store: &impl ObjectStore,
     app: &AppId,
     requested: Option<ImageId>,
 ) -> Result<ImageId, Failure> {
     match requested {
-        Some(image) => {
-            refuse_taken(store, app, &image).await?;
-            Ok(image)
-        }
+        Some(image) if store.head(&image_key(app, &image)).await?.is_some() => Err(taken(app, &image)),
+        Some(image) => Ok(image),
         None => Ok(ImageId::from_random(random_bytes())),
     }
+}
+
+fn image_key(app: &AppId, image: &ImageId) -> String {
+    ObjectKey::Image { app: app.clone(), image: image.clone() }.to_string()
+}
+
+/// Stores an image `/upload` received under a new id: one conditional
+/// write (`If-None-Match: *`, [`ObjectStore::put_if_absent`]), so an id
+/// already taken is refused (409), never overwritten, and of two uploads
+/// racing for one new id exactly one is stored.
+async fn store_new_image(
+    store: &impl ObjectStore,
+    app: &AppId,
+    image: &ImageId,
+    bytes: Vec<u8>,
+    kind: ImageType,
+) -> Result<ObjectInfo, Failure> {
+    store.put_if_absent(&image_key(app, image), bytes, kind.content_type()).await?.ok_or_else(|| taken(app, image))
 }
 
 /// `POST /generate-image-upload-url`.
 pub async fn generate_image_upload_url(mut req: Request, cx: &ImageContext<'_>, base: &str) -> Handled {
     let settings = &cx.settings;
     let grant = guard(&req, cx, "generate-image-upload-url").await?;
-    let r = ImageUploadUrlRequest::from_json(&read_body(&mut req, MAX_JSON_BODY).await?)?;
+    // `size` is required (400 saying what to send) and at most MAX_IMAGE_BYTES (413).
+    let r = ImageUploadUrlRequest::from_json(&read_body(&mut req, MAX_JSON_BODY).await?, settings.max_image_bytes)?;
     grant.check_app(&r.app_id)?;
     check_image_type(&r.content_type)?;
-    if let Some(size) = r.size {
-        check_size("size", size, settings.max_image_bytes)?;
-    }
-    let image = choose_image_id(cx.store()?, &r.app_id, r.image_id).await?;
+    let image = presign_image_id(cx.store()?, &r.app_id, r.image_id).await?;
     let location = ImageLocation::of(base, &r.app_id, &image, &settings.transform);
-    let put = presign_image_put(cx.presigner()?, &location.key, &r.content_type, r.size, cx.common.upload_ttl_s)?;
+    let issued = now();
+    let put =
+        presign_image_put(cx.presigner()?, &location.key, &r.content_type, r.size, cx.common.upload_ttl_s, issued)?;
+    // What lands is checked once the URL can no longer be used, read or not.
+    let check_at = issued.plus_secs(u64::from(cx.common.upload_ttl_s) + settings.upload_check_grace_s);
+    let check = ImageCommand::CheckUploadAt { app: r.app_id.clone(), image: image.clone(), check_at };
+    let _: bool = image_object::ask(cx.env, &r.app_id, &image, &check).await?;
     tracing::info!(app_id = %r.app_id, image_id = %image, content_type = %r.content_type, size = r.size, "image upload URL issued");
     json(200, &ImageUploadUrlResponse { put: PresignedPut::from_presigned(put), location })
 }
 
-/// The presigned `PUT` of one image. Bound to the content type, and, when
-/// the caller gives `size`, to that exact length and to `If-None-Match: *`:
-/// the store then refuses a second `PUT` to the URL (R2 and S3 honour it on
-/// `PUT`), so the image cannot be replaced while the URL lives. Both are
-/// signed headers the uploader must send, which is why they are bound only
-/// when `size` is given: clients of the original API send `Content-Type`
-/// alone and leave `size` out. Their uploads are held to the same rules
-/// before the first serve instead (`assets`: size, type and bytes checked,
-/// and only the version checked is ever served).
+/// The presigned `PUT` of one image, bound (signed headers the uploader
+/// must send) to the content type, to exactly `size` bytes, and to
+/// `If-None-Match: *`: the URL writes the image once and never replaces it
+/// (R2 and S3 refuse the `PUT` with 412 when an object is there; Garage 2.5
+/// ignores the header, see the README).
 fn presign_image_put(
     bucket: &S3Bucket,
     key: &str,
     content_type: &str,
-    size: Option<u64>,
+    size: u64,
     ttl_s: u32,
+    issued: Timestamp,
 ) -> Result<media_core::sigv4::PresignedRequest, Failure> {
-    let mut headers = vec![("Content-Type".to_owned(), content_type.trim().to_owned())];
-    if let Some(len) = size {
-        headers.push(("Content-Length".to_owned(), len.to_string()));
-        headers.push(("If-None-Match".to_owned(), "*".to_owned()));
-    }
-    Ok(bucket.presign("PUT", key, &headers, ttl_s, now())?)
+    let headers = [
+        ("Content-Type".to_owned(), content_type.trim().to_owned()),
+        ("Content-Length".to_owned(), size.to_string()),
+        ("If-None-Match".to_owned(), "*".to_owned()),
+    ];
+    Ok(bucket.presign("PUT", key, &headers, ttl_s, issued)?)
 }
 
 /// An image as `/upload` received it, before it is checked.
@@ -271,10 +286,10 @@ pub async fn upload(mut req: Request, cx: &ImageContext<'_>, base: &str) -> Hand
     let dimensions = image_dimensions(claimed, &bytes);
 
     let store = cx.store()?;
-    let image = choose_image_id(store, &app, image).await?;
+    let image = image.unwrap_or_else(|| ImageId::from_random(random_bytes()));
     let location = ImageLocation::of(base, &app, &image, &settings.transform);
     let size = bytes.len() as u64;
-    let stored = store.put(&location.key, bytes, claimed.content_type()).await?;
+    let stored = store_new_image(store, &app, &image, bytes, claimed).await?;
     let meta = ImageMeta {
         content_type: claimed.content_type().to_owned(),
         size,
@@ -429,20 +444,39 @@ mod tests {
     fn a_taken_image_id_is_409_and_a_failing_store_503() {
         let store = MemoryStore::new();
         let app = AppId::parse("app-a").unwrap();
-        let taken = ImageId::parse("taken").unwrap();
+        let taken_id = ImageId::parse("taken").unwrap();
         store.insert("images/app-a/taken", PNG, Some("image/png"));
         let free = ImageId::parse("free").unwrap();
-        assert_eq!(block_on(choose_image_id(&store, &app, Some(free.clone()))).unwrap(), free);
-        match block_on(choose_image_id(&store, &app, Some(taken))) {
+        assert_eq!(block_on(presign_image_id(&store, &app, Some(free.clone()))).unwrap(), free);
+        match block_on(presign_image_id(&store, &app, Some(taken_id))) {
             Err(Failure::Client(e)) => assert_eq!((e.status(), e.code), (409, ErrorCode::Conflict)),
             other => panic!("{other:?}"),
         }
         // A fresh id is not looked up.
         let before = store.operations();
-        block_on(choose_image_id(&store, &app, None)).unwrap();
+        block_on(presign_image_id(&store, &app, None)).unwrap();
         assert_eq!(store.operations(), before);
         store.fail("HEAD", "images/");
-        let failure = block_on(choose_image_id(&store, &app, Some(ImageId::parse("free").unwrap()))).unwrap_err();
+        let failure = block_on(presign_image_id(&store, &app, Some(ImageId::parse("free").unwrap()))).unwrap_err();
         assert_eq!(failure.to_reply().status, 503);
+    }
+
+    #[test]
+    fn an_upload_is_one_conditional_write_and_never_replaces_an_image() {
+        let store = MemoryStore::new();
+        let app = AppId::parse("app-a").unwrap();
+        let image = ImageId::parse("once").unwrap();
+        block_on(store_new_image(&store, &app, &image, PNG.to_vec(), ImageType::Png)).unwrap();
+        assert_eq!(store.operations(), 1, "no HEAD first");
+        match block_on(store_new_image(&store, &app, &image, b"GIF89a".to_vec(), ImageType::Gif)) {
+            Err(Failure::Client(e)) => {
+                assert_eq!((e.status(), e.code), (409, ErrorCode::Conflict));
+                assert!(e.message.contains("already taken"), "{}", e.message);
+            }
+            other => panic!("{other:?}"),
+        }
+        store.fail("PUT", "images/");
+        let e = block_on(store_new_image(&store, &app, &ImageId::parse("new").unwrap(), PNG.to_vec(), ImageType::Png));
+        assert_eq!(e.unwrap_err().to_reply().status, 503);
     }
 }

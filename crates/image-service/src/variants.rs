@@ -7,11 +7,14 @@
 //!    `f=auto`, the client's kind of `Accept`: no record, no storage;
 //! 2. the stored variant in R2 (`images/{app}/{image}/{variant}`), which
 //!    then goes into the edge cache;
-//! 3. the Images binding, called once: the original (only the version its
-//!    record checked) is transformed, stored, and served as in 2.
+//! 3. the Images binding, called once: the image's Durable Object
+//!    ([`crate::image_object`]) transforms the original (only the version
+//!    its record checked) and stores the result, which is served as in 2.
+//!    Concurrent first requests wait there for that one creation.
 //!
 //! `x-image-variant` says which (`edge`, `stored`, `created`): the count
-//! of `created` answers is the count of billed transformations. The
+//! of `created` answers is the count of billed transformations (requests
+//! that waited for another's creation answer `stored`). The
 //! options' rules (allowed set, `f=auto`, limits) are
 //! `media_core::variant`'s.
 
@@ -30,7 +33,7 @@ use worker_kit::serve::{edge_hit, serve_object, ServeSpec};
 use worker_kit::store::{collect_body, ObjectInfo, ObjectStore, ReadOutcome, ReadRequest};
 use worker_kit::{Failure, Handled};
 
-use crate::images_binding;
+use crate::image_object::{self, ImageCommand, VariantJob, VariantMade};
 use crate::records::{self, no_such_image};
 use crate::ImageContext;
 
@@ -127,29 +130,28 @@ async fn answer(req: &Request, cx: &ImageContext<'_>, app: &AppId, image: &Image
         Err(other) => return Err(other),
     }
 
-    let started = worker::Date::now().as_millis();
-    let original = read_original(store, &original_key, record.etag.as_deref()).await?;
-    let input_bytes = original.len();
-    let made = images_binding::transform(cx.env, original, opts, format).await?;
-    let output_bytes = made.bytes.len();
-    store.put(&key, made.bytes, format.content_type()).await?;
-    tracing::info!(
-        app_id = %app,
-        image_id = %image,
-        variant = %key,
-        input_bytes,
-        output_bytes,
-        binding_content_type = %made.content_type,
-        ms = worker::Date::now().as_millis().saturating_sub(started),
-        "image variant created"
-    );
+    // Made by the image's object, where concurrent first requests meet and
+    // share one creation (one original read, one billed call).
+    let job = VariantJob {
+        app: app.clone(),
+        image: image.clone(),
+        original_etag: record.etag.clone(),
+        key: key.clone(),
+        options: *opts,
+        format,
+    };
+    let made: VariantMade = image_object::ask(cx.env, app, image, &ImageCommand::Variant(job)).await?;
     let resp = serve_object(store, req, spec(), stored_type).await?;
-    finish(resp, opts, Source::Created)
+    let source = match made {
+        VariantMade::Created => Source::Created,
+        VariantMade::Stored => Source::Stored,
+    };
+    finish(resp, opts, source)
 }
 
 /// The original's bytes, only in the version its record checked: an object
 /// replaced since is not transformed (404, as `/assets/` answers it).
-async fn read_original(store: &impl ObjectStore, key: &str, etag: Option<&str>) -> Result<Vec<u8>, Failure> {
+pub(crate) async fn read_original(store: &impl ObjectStore, key: &str, etag: Option<&str>) -> Result<Vec<u8>, Failure> {
     let read = ReadRequest { if_match: etag.map(str::to_owned), ..ReadRequest::default() };
     match store.read(key, &read).await? {
         Some(ReadOutcome::Body { info, body, .. }) => {
