@@ -278,19 +278,23 @@ impl S3Bucket {
         })
     }
 
-    /// A presigned `PUT` of `key` bound to its content type and, when known, its length.
+    /// A presigned `PUT` of `key` that writes it once: bound to its content
+    /// type, its exact length and `If-None-Match: *` (R2 and S3 then refuse
+    /// a `PUT` over an object that exists; all three are signed headers the
+    /// uploader must send).
     pub fn presign_put(
         &self,
         key: &str,
         content_type: &str,
-        content_length: Option<u64>,
+        content_length: u64,
         expires_secs: u32,
         now: Timestamp,
     ) -> Result<PresignedRequest, SigningError> {
-        let mut headers = vec![("Content-Type".to_owned(), content_type.trim().to_owned())];
-        if let Some(len) = content_length {
-            headers.push(("Content-Length".to_owned(), len.to_string()));
-        }
+        let headers = [
+            ("Content-Type".to_owned(), content_type.trim().to_owned()),
+            ("Content-Length".to_owned(), content_length.to_string()),
+            ("If-None-Match".to_owned(), "*".to_owned()),
+        ];
         self.presign("PUT", key, &headers, expires_secs, now)
     }
 
@@ -397,24 +401,32 @@ mod tests {
     #[test]
     fn presigned_put_binds_type_and_length() {
         let b = garage_like();
-        let p = b.presign_put("raw/a/v/source.mp4", "video/mp4", Some(1234), 900, MAY_24_2013).unwrap();
+        let p = b.presign_put("raw/a/v/source.mp4", "video/mp4", 1234, 900, MAY_24_2013).unwrap();
         assert!(
             p.url.starts_with("http://127.0.0.1:3900/media/raw/a/v/source.mp4?X-Amz-Algorithm=AWS4-HMAC-SHA256&"),
             "{}",
             p.url
         );
-        assert!(p.url.contains("X-Amz-SignedHeaders=content-length%3Bcontent-type%3Bhost"), "{}", p.url);
+        assert!(
+            p.url.contains("X-Amz-SignedHeaders=content-length%3Bcontent-type%3Bhost%3Bif-none-match"),
+            "{}",
+            p.url
+        );
         assert!(p.url.contains("X-Amz-Expires=900"));
         assert_eq!(p.expires_at, MAY_24_2013.plus_secs(900));
         assert_eq!(
             p.headers,
-            vec![("Content-Type".into(), "video/mp4".into()), ("Content-Length".into(), "1234".into())]
+            vec![
+                ("Content-Type".into(), "video/mp4".into()),
+                ("Content-Length".into(), "1234".into()),
+                ("If-None-Match".into(), "*".into())
+            ]
         );
         // Each bound value changes the signature.
         let sig = |p: &PresignedRequest| p.url.rsplit_once("X-Amz-Signature=").unwrap().1.to_owned();
-        let other_type = b.presign_put("raw/a/v/source.mp4", "video/webm", Some(1234), 900, MAY_24_2013).unwrap();
-        let other_len = b.presign_put("raw/a/v/source.mp4", "video/mp4", Some(1235), 900, MAY_24_2013).unwrap();
-        let other_key = b.presign_put("raw/a/w/source.mp4", "video/mp4", Some(1234), 900, MAY_24_2013).unwrap();
+        let other_type = b.presign_put("raw/a/v/source.mp4", "video/webm", 1234, 900, MAY_24_2013).unwrap();
+        let other_len = b.presign_put("raw/a/v/source.mp4", "video/mp4", 1235, 900, MAY_24_2013).unwrap();
+        let other_key = b.presign_put("raw/a/w/source.mp4", "video/mp4", 1234, 900, MAY_24_2013).unwrap();
         assert_eq!(sig(&p).len(), 64);
         for o in [other_type, other_len, other_key] {
             assert_ne!(sig(&p), sig(&o));
@@ -464,7 +476,7 @@ mod tests {
     fn default_ports_are_left_out_of_the_signed_host() {
         let bucket = |endpoint: &str| S3Bucket::new(endpoint, "media", "auto", aws_example()).unwrap();
         let sig = |b: &S3Bucket| {
-            let p = b.presign_put("images/a/i", "image/png", Some(10), 900, MAY_24_2013).unwrap();
+            let p = b.presign_put("images/a/i", "image/png", 10, 900, MAY_24_2013).unwrap();
             p.url.rsplit_once("X-Amz-Signature=").unwrap().1.to_owned()
         };
         let r2 = "https://x.r2.cloudflarestorage.com";

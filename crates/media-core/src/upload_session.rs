@@ -10,6 +10,13 @@
 //!   a part of the wrong size is refused by storage, and a completion is
 //!   checked against the declared size before storage is asked
 //!   ([`PartPlan::check_complete`]).
+//! - Each token is one upload, and can be revoked: it carries a random
+//!   session id, and the video's object keeps a ledger entry for it
+//!   ([`SessionRecord`], moved on by [`session_step`]): issued, then the one
+//!   upload its first create started, then ended. Completing or aborting
+//!   that upload ends the session, and deleting the video wipes every
+//!   entry, so a token replayed after any of them is refused. A token lives
+//!   [`DEFAULT_SESSION_TTL_S`] (6 h) unless configured otherwise.
 //! - S3's XML answers to the multipart calls are read here
 //!   ([`parse_upload_id`], [`parse_parts`]) and the completion body is
 //!   written here ([`complete_body`]), with quick-xml.
@@ -147,9 +154,16 @@ impl PartPlan {
     }
 }
 
+/// How long an upload session's token lasts by default: a multi-gigabyte
+/// file over a slow phone link, with pauses, fits; a token that leaked is
+/// dead the same working day. (Each part's URL is signed for 15 minutes.)
+pub const DEFAULT_SESSION_TTL_S: u64 = 6 * 60 * 60;
+
 /// What an upload token allows: one upload, of one file, until `expires_at`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UploadClaims {
+    /// The session's id (random): its entry in the video's ledger.
+    pub id: String,
     pub app_id: AppId,
     pub video_id: VideoId,
     pub content_type: String,
@@ -203,6 +217,174 @@ fn mac(secret: &[u8], data: &[u8]) -> Vec<u8> {
     m.finalize().into_bytes().to_vec()
 }
 
+// ---- the ledger --------------------------------------------------------------
+
+/// How an upload session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionEnd {
+    Completed,
+    Aborted,
+}
+
+impl SessionEnd {
+    fn as_str(self) -> &'static str {
+        match self {
+            SessionEnd::Completed => "completed",
+            SessionEnd::Aborted => "aborted",
+        }
+    }
+}
+
+/// What the video's object keeps of one upload session, until its token expires.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum SessionRecord {
+    /// Issued; no upload started yet.
+    Issued {
+        #[serde(with = "crate::time::epoch_millis")]
+        expires_at: Timestamp,
+    },
+    /// Its one create is under way at storage, since `since`.
+    Starting {
+        #[serde(with = "crate::time::epoch_millis")]
+        expires_at: Timestamp,
+        #[serde(with = "crate::time::epoch_millis")]
+        since: Timestamp,
+    },
+    /// The one upload the token may use.
+    Open {
+        #[serde(with = "crate::time::epoch_millis")]
+        expires_at: Timestamp,
+        upload_id: String,
+    },
+    /// Completed or aborted: the token is revoked.
+    Ended {
+        #[serde(with = "crate::time::epoch_millis")]
+        expires_at: Timestamp,
+        how: SessionEnd,
+    },
+}
+
+impl SessionRecord {
+    /// When the token expires; after that the entry can go (the token's own
+    /// expiry refuses it).
+    pub fn expires_at(&self) -> Timestamp {
+        match self {
+            SessionRecord::Issued { expires_at }
+            | SessionRecord::Starting { expires_at, .. }
+            | SessionRecord::Open { expires_at, .. }
+            | SessionRecord::Ended { expires_at, .. } => *expires_at,
+        }
+    }
+}
+
+/// A step of an upload session, as its routes take it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "step", rename_all = "snake_case")]
+pub enum SessionStep {
+    /// `POST /generate-upload-url` issued the token.
+    Issue {
+        #[serde(with = "crate::time::epoch_millis")]
+        expires_at: Timestamp,
+    },
+    /// `POST .../s3/multipart`, before storage is asked.
+    Start,
+    /// Storage started the upload `upload_id`.
+    Started { upload_id: String },
+    /// Storage could not start it: the token may try again.
+    StartFailed,
+    /// Listing parts, signing parts, or completing or aborting (before
+    /// storage is asked): `upload_id` must be the session's.
+    Use { upload_id: String },
+    /// Storage completed or aborted the session's upload: the token is revoked.
+    End { upload_id: String, how: SessionEnd },
+}
+
+/// A create that has not reported back within this long (its Worker went
+/// away mid-call) no longer holds the session: the token may create again.
+pub const START_STALE_MS: u64 = 60_000;
+
+/// The session's entry after `step`, or why the step is refused. `record`
+/// is `None` when the video's object knows no such session: the video was
+/// deleted since (a delete wipes every entry), or the token was never
+/// issued here. Refusals are 403 for a token that no longer (or never)
+/// allows the call, 409 for a second upload with the same token.
+pub fn session_step(
+    record: Option<&SessionRecord>,
+    step: &SessionStep,
+    now: Timestamp,
+) -> Result<SessionRecord, ApiError> {
+    let forbidden = |why: String| ApiError::new(ErrorCode::Forbidden, why);
+    let Some(record) = record else {
+        if let SessionStep::Issue { expires_at } = step {
+            return Ok(SessionRecord::Issued { expires_at: *expires_at });
+        }
+        return Err(forbidden(
+            "this upload token was revoked: its video was deleted (or the token was never issued here); \
+             ask your backend for a new upload session"
+                .into(),
+        ));
+    };
+    let expires_at = record.expires_at();
+    if let SessionRecord::Ended { how, .. } = record {
+        return Err(forbidden(format!(
+            "this upload token was revoked: its upload was {}, which ends the session; \
+             ask your backend for a new upload session",
+            how.as_str()
+        )));
+    }
+    let started_already = |upload_id: &str| {
+        ApiError::new(
+            ErrorCode::Conflict,
+            format!(
+                "this upload token already started upload {upload_id:?}, and a token starts one upload only: \
+                 resume it (GET {{endpoint}}/s3/multipart/{{uploadId}}?key=... lists the stored parts), \
+                 or abort it and ask your backend for a new upload session"
+            ),
+        )
+    };
+    let not_ours = |upload_id: &str| {
+        forbidden(format!(
+            "this upload token does not allow upload {upload_id:?}: a token allows only the one upload it started \
+             (POST {{endpoint}}/s3/multipart)"
+        ))
+    };
+    match (record, step) {
+        (_, SessionStep::Issue { .. }) => {
+            Err(ApiError::new(ErrorCode::Conflict, "this upload session was issued already"))
+        }
+        (SessionRecord::Issued { .. }, SessionStep::Start) => Ok(SessionRecord::Starting { expires_at, since: now }),
+        (SessionRecord::Starting { since, .. }, SessionStep::Start) => {
+            if now.millis_since(*since) < START_STALE_MS {
+                Err(ApiError::new(
+                    ErrorCode::Conflict,
+                    "an upload is being started with this token already, and a token starts one upload only; \
+                     wait for its answer",
+                ))
+            } else {
+                Ok(SessionRecord::Starting { expires_at, since: now })
+            }
+        }
+        (SessionRecord::Open { upload_id, .. }, SessionStep::Start) => Err(started_already(upload_id)),
+        (SessionRecord::Starting { .. }, SessionStep::Started { upload_id }) => {
+            Ok(SessionRecord::Open { expires_at, upload_id: upload_id.clone() })
+        }
+        (SessionRecord::Open { upload_id, .. }, SessionStep::Started { .. }) => Err(started_already(upload_id)),
+        (SessionRecord::Issued { .. }, SessionStep::Started { upload_id }) => Err(not_ours(upload_id)),
+        (SessionRecord::Starting { .. }, SessionStep::StartFailed) => Ok(SessionRecord::Issued { expires_at }),
+        (_, SessionStep::StartFailed) => Ok(record.clone()),
+        (SessionRecord::Open { upload_id: ours, .. }, SessionStep::Use { upload_id }) if ours == upload_id => {
+            Ok(record.clone())
+        }
+        (SessionRecord::Open { upload_id: ours, .. }, SessionStep::End { upload_id, how }) if ours == upload_id => {
+            Ok(SessionRecord::Ended { expires_at, how: *how })
+        }
+        (_, SessionStep::Use { upload_id } | SessionStep::End { upload_id, .. }) => Err(not_ours(upload_id)),
+        (SessionRecord::Ended { .. }, _) => unreachable!("answered above"),
+    }
+}
+
 /// The key upload tokens are signed with, derived from a secret the
 /// service already has (the storage secret) so that no new secret is needed
 /// and the storage secret itself signs nothing but storage requests.
@@ -247,6 +429,20 @@ pub fn parse_parts(xml: &str) -> Result<(Vec<StoredPart>, Option<u64>), String> 
 struct ListUploadsResult {
     #[serde(default)]
     upload: Vec<InProgress>,
+    #[serde(default)]
+    is_truncated: bool,
+    #[serde(default)]
+    next_key_marker: Option<String>,
+    #[serde(default)]
+    next_upload_id_marker: Option<String>,
+}
+
+/// Where the next page of `ListMultipartUploads` starts (`key-marker`,
+/// `upload-id-marker`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadsMarker {
+    pub key: String,
+    pub upload_id: String,
 }
 
 /// A multipart upload in progress, as `ListMultipartUploads` shows it.
@@ -257,11 +453,23 @@ pub struct InProgress {
     pub upload_id: String,
 }
 
-/// The uploads of a `ListMultipartUploads` answer (its first page: enough
-/// to say whether any is in progress under a prefix).
-pub fn parse_uploads(xml: &str) -> Result<Vec<InProgress>, String> {
+/// The uploads of one `ListMultipartUploads` page, and where the next page
+/// starts when this one is truncated (the `Next...Marker`s, or the page's
+/// last upload where a store leaves them out).
+pub fn parse_uploads(xml: &str) -> Result<(Vec<InProgress>, Option<UploadsMarker>), String> {
     let r: ListUploadsResult = quick_xml::de::from_str(xml).map_err(|e| format!("ListMultipartUploads answer: {e}"))?;
-    Ok(r.upload)
+    if !r.is_truncated {
+        return Ok((r.upload, None));
+    }
+    let next = match (r.next_key_marker.filter(|k| !k.is_empty()), r.next_upload_id_marker) {
+        (Some(key), upload_id) => UploadsMarker { key, upload_id: upload_id.unwrap_or_default() },
+        (None, _) => {
+            let last =
+                r.upload.last().ok_or("ListMultipartUploads answer: truncated, yet empty and without markers")?;
+            UploadsMarker { key: last.key.clone(), upload_id: last.upload_id.clone() }
+        }
+    };
+    Ok((r.upload, Some(next)))
 }
 
 /// The body of `CompleteMultipartUpload` for `parts`.
@@ -338,6 +546,7 @@ mod tests {
 
     fn claims(expires_at: Timestamp) -> UploadClaims {
         UploadClaims {
+            id: "5e55".into(),
             app_id: AppId::parse("app").unwrap(),
             video_id: VideoId::parse("vid").unwrap(),
             content_type: "video/mp4".into(),
@@ -374,6 +583,71 @@ mod tests {
     }
 
     #[test]
+    fn a_token_starts_one_upload_and_is_revoked_when_it_ends() {
+        let t = Timestamp::from_secs(1_700_000_000);
+        let exp = t.plus_secs(3600);
+        let step = |r: Option<&SessionRecord>, s: SessionStep| session_step(r, &s, t);
+        let use_ = |id: &str| SessionStep::Use { upload_id: id.into() };
+        let issued = step(None, SessionStep::Issue { expires_at: exp }).unwrap();
+        assert_eq!(issued, SessionRecord::Issued { expires_at: exp });
+        assert_eq!(step(Some(&issued), SessionStep::Issue { expires_at: exp }).unwrap_err().status(), 409);
+        // Nothing to use before a create; another session's upload is not this token's.
+        assert_eq!(step(Some(&issued), use_("u1")).unwrap_err().status(), 403);
+        let starting = step(Some(&issued), SessionStep::Start).unwrap();
+        assert_eq!(starting, SessionRecord::Starting { expires_at: exp, since: t });
+        // A second create while the first is at storage, and after it: 409.
+        assert_eq!(step(Some(&starting), SessionStep::Start).unwrap_err().status(), 409);
+        // A create whose Worker went away frees the session after a minute; a failed one at once.
+        let later = t.plus_millis(START_STALE_MS);
+        assert!(matches!(
+            session_step(Some(&starting), &SessionStep::Start, later),
+            Ok(SessionRecord::Starting { .. })
+        ));
+        assert_eq!(step(Some(&starting), SessionStep::StartFailed).unwrap(), issued);
+        let open = step(Some(&starting), SessionStep::Started { upload_id: "u1".into() }).unwrap();
+        assert_eq!(open, SessionRecord::Open { expires_at: exp, upload_id: "u1".into() });
+        let again = step(Some(&open), SessionStep::Start).unwrap_err();
+        assert_eq!(again.status(), 409);
+        assert!(
+            again.message.contains("already started upload \"u1\"") && again.message.contains("one upload only"),
+            "{}",
+            again.message
+        );
+        // A late start of another create (after a stale one) loses: its upload is aborted by the caller.
+        assert_eq!(step(Some(&open), SessionStep::Started { upload_id: "u2".into() }).unwrap_err().status(), 409);
+        assert_eq!(step(Some(&open), use_("u1")).unwrap(), open);
+        let foreign = step(Some(&open), use_("u9")).unwrap_err();
+        assert_eq!(foreign.status(), 403);
+        assert!(foreign.message.contains("only the one upload it started"), "{}", foreign.message);
+        let end = |how| SessionStep::End { upload_id: "u1".into(), how };
+        assert_eq!(
+            step(Some(&open), SessionStep::End { upload_id: "u9".into(), how: SessionEnd::Aborted })
+                .unwrap_err()
+                .status(),
+            403
+        );
+        for how in [SessionEnd::Completed, SessionEnd::Aborted] {
+            let ended = step(Some(&open), end(how)).unwrap();
+            assert_eq!(ended, SessionRecord::Ended { expires_at: exp, how });
+            for s in [SessionStep::Start, use_("u1"), end(how), SessionStep::Started { upload_id: "u1".into() }] {
+                let e = step(Some(&ended), s).unwrap_err();
+                assert_eq!(e.status(), 403);
+                assert!(e.message.contains(&format!("its upload was {}", how.as_str())), "{}", e.message);
+            }
+        }
+        // A deleted video's object knows no session: every step but an issue is refused.
+        for s in [SessionStep::Start, use_("u1"), end(SessionEnd::Completed), SessionStep::StartFailed] {
+            let e = step(None, s).unwrap_err();
+            assert_eq!(e.status(), 403);
+            assert!(e.message.contains("its video was deleted"), "{}", e.message);
+        }
+        // Stored as JSON with times in ms.
+        let json = serde_json::to_string(&open).unwrap();
+        assert_eq!(json, format!(r#"{{"state":"open","expires_at":{},"upload_id":"u1"}}"#, exp.millis()));
+        assert_eq!(serde_json::from_str::<SessionRecord>(&json).unwrap(), open);
+    }
+
+    #[test]
     fn s3s_multipart_answers_are_read() {
         let init = r#"<?xml version="1.0" encoding="UTF-8"?>
 <InitiateMultipartUploadResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Bucket>media</Bucket><Key>raw/a/v/source.mp4</Key><UploadId>7f3a9c</UploadId></InitiateMultipartUploadResult>"#;
@@ -400,9 +674,22 @@ mod tests {
 <IsTruncated>false</IsTruncated></ListMultipartUploadsResult>"#;
         assert_eq!(
             parse_uploads(uploads).unwrap(),
-            vec![InProgress { key: "raw/a/v/source.mp4".into(), upload_id: "u1".into() }]
+            (vec![InProgress { key: "raw/a/v/source.mp4".into(), upload_id: "u1".into() }], None)
         );
-        assert_eq!(parse_uploads("<ListMultipartUploadsResult></ListMultipartUploadsResult>").unwrap(), vec![]);
+        assert_eq!(parse_uploads("<ListMultipartUploadsResult></ListMultipartUploadsResult>").unwrap(), (vec![], None));
+        // A truncated page says where the next starts; without markers, after its last upload.
+        let truncated = r#"<ListMultipartUploadsResult><Upload><Key>k1</Key><UploadId>u1</UploadId></Upload>
+<Upload><Key>k2</Key><UploadId>u2</UploadId></Upload><IsTruncated>true</IsTruncated>
+<NextKeyMarker>k2</NextKeyMarker><NextUploadIdMarker>u2</NextUploadIdMarker></ListMultipartUploadsResult>"#;
+        let (page, next) = parse_uploads(truncated).unwrap();
+        assert_eq!((page.len(), next), (2, Some(UploadsMarker { key: "k2".into(), upload_id: "u2".into() })));
+        let bare =
+            truncated.replace("<NextKeyMarker>k2</NextKeyMarker><NextUploadIdMarker>u2</NextUploadIdMarker>", "");
+        assert_eq!(parse_uploads(&bare).unwrap().1, Some(UploadsMarker { key: "k2".into(), upload_id: "u2".into() }));
+        assert!(parse_uploads(
+            "<ListMultipartUploadsResult><IsTruncated>true</IsTruncated></ListMultipartUploadsResult>"
+        )
+        .is_err());
         let empty = r#"<ListPartsResult><IsTruncated>false</IsTruncated></ListPartsResult>"#;
         assert_eq!(parse_parts(empty).unwrap(), (vec![], None));
         assert_eq!(

@@ -9,8 +9,11 @@
 //! A resumable upload of the video still in progress (a multipart upload
 //! under its `raw/` prefix) makes the delete a 409 that says how to go on:
 //! abort it through its session, or repeat with `force=true`, which aborts
-//! it first (so that an abandoned upload cannot hold up a privacy request
-//! for the 7 days storage keeps it).
+//! it (so that an abandoned upload cannot hold up a privacy request for the
+//! 7 days storage keeps it). The delete revokes every upload session of the
+//! video (the object's ledger goes with its state), and only then aborts
+//! what is open, every page of `ListMultipartUploads`: no token can start
+//! another upload after that listing.
 
 use media_core::api::{query_id, DeleteVideoResponse};
 use media_core::ids::{AppId, VideoId};
@@ -36,26 +39,30 @@ pub async fn delete_video(req: Request, cx: &VideoContext<'_>) -> Handled {
     grant.check_app(&app_id)?;
     let force = q.iter().any(|(k, v)| k == "force" && v == "true");
     let store = S3Store::new(cx.presigner()?.clone());
-    let uploads = store.uploads_in_progress(&ObjectKey::raw_prefix(&app_id, &video_id)).await?;
-    if !uploads.is_empty() {
-        if !force {
-            return Err(ApiError::new(
-                ErrorCode::Conflict,
-                format!(
-                    "{} resumable upload(s) of this video are in progress; abort them through their upload session \
-                     (DELETE {{endpoint}}/s3/multipart/{{uploadId}}?key=...) or repeat this call with force=true",
-                    uploads.len()
-                ),
-            )
-            .into());
-        }
-        for u in &uploads {
-            store.abort_multipart(&u.key, &u.upload_id).await?;
-        }
-        tracing::info!(app_id = %app_id, video_id = %video_id, aborted = uploads.len(), "uploads in progress aborted to delete the video");
+    let prefix = ObjectKey::raw_prefix(&app_id, &video_id);
+    let page = cx.settings.upload_list_page;
+    let open = store.uploads_in_progress(&prefix, page).await?;
+    if !open.is_empty() && !force {
+        return Err(ApiError::new(
+            ErrorCode::Conflict,
+            format!(
+                "{} resumable upload(s) of this video are in progress; abort them through their upload session \
+                 (DELETE {{endpoint}}/s3/multipart/{{uploadId}}?key=...) or repeat this call with force=true",
+                open.len()
+            ),
+        )
+        .into());
     }
     let call = VideoCall { app_id: app_id.clone(), video_id: video_id.clone(), base: None, op: VideoOp::Delete };
     let reply: DeleteReply = client::ask(cx.env, VIDEO_JOBS_BINDING, &call.object_name(), &call).await?;
+    // Every session is revoked now: list again, so an upload started since the first listing goes too.
+    let open = store.uploads_in_progress(&prefix, page).await?;
+    for u in &open {
+        store.abort_multipart(&u.key, &u.upload_id).await?;
+    }
+    if !open.is_empty() {
+        tracing::info!(app_id = %app_id, video_id = %video_id, aborted = open.len(), "uploads in progress aborted to delete the video");
+    }
     crate::status::forget(&app_id, &video_id).await;
     json(200, &DeleteVideoResponse { app_id, video_id, deleted: reply.deleted, final_sweep_at: reply.final_sweep_at })
 }

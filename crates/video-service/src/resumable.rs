@@ -18,24 +18,40 @@
 //! the browser to storage through the presigned URLs; these routes only
 //! sign and check. They are public (browsers call them; CORS).
 //!
+//! A token is one upload, and is revoked when it ends: the video's
+//! `VideoJob` keeps a ledger entry per session (`media_core::upload_session::
+//! session_step`). The first create records its `uploadId`; a second create
+//! is 409; only that upload can be listed, signed, completed or aborted
+//! (403 for any other); completing or aborting it ends the session, and
+//! `DELETE /videos` wipes every entry, so a replayed token is 403 after
+//! either. Storage is asked only after the ledger agreed, and the ledger
+//! hears back after storage answered: a create that lands after its video
+//! was deleted is aborted at once, a completion that lands after it is
+//! deleted at once.
+//!
 //! Storage is reached through its S3 API whichever backend serves reads
 //! (R2's binding cannot list a multipart upload's parts).
 
 use media_core::ids::{AppId, VideoId};
-use media_core::upload_session::{CompletedPart, PartPlan, UploadClaims, UploadToken};
+use media_core::upload_session::{
+    CompletedPart, PartPlan, SessionEnd, SessionRecord, SessionStep, UploadClaims, UploadToken,
+};
 use media_core::{ApiError, ErrorCode};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use worker::{Method, Request};
 use worker_kit::body::read_body;
-use worker_kit::clock::now;
+use worker_kit::clock::{now, random_bytes};
 use worker_kit::failure::no_route;
 use worker_kit::method::{known_method, other_method};
 use worker_kit::query::query;
 use worker_kit::reply::json;
 use worker_kit::store::s3::S3Store;
+use worker_kit::store::ObjectStore;
 use worker_kit::{Failure, Handled};
 
+use crate::client;
+use crate::video_job::{VideoCall, VideoOp, VIDEO_JOBS_BINDING};
 use crate::VideoContext;
 
 /// How long a part's presigned URL stays valid.
@@ -50,7 +66,8 @@ pub fn token_key(cx: &VideoContext<'_>) -> Result<Vec<u8>, Failure> {
     Ok(media_core::upload_session::token_key(&cx.presigner()?.credentials.secret_access_key))
 }
 
-/// The claims a session's token carries, for `POST /generate-upload-url`.
+/// The claims a session's token carries, for `POST /generate-upload-url`:
+/// a new session (random id) of `ttl_s` (`UPLOAD_SESSION_TTL_S`).
 pub fn session_claims(
     app_id: &AppId,
     video_id: &VideoId,
@@ -60,6 +77,7 @@ pub fn session_claims(
     ttl_s: u64,
 ) -> Result<UploadClaims, ApiError> {
     Ok(UploadClaims {
+        id: hex::encode(random_bytes::<16>()),
         app_id: app_id.clone(),
         video_id: video_id.clone(),
         content_type: content_type.to_owned(),
@@ -67,6 +85,19 @@ pub fn session_claims(
         plan: PartPlan::for_size(size)?,
         expires_at: now().plus_secs(ttl_s),
     })
+}
+
+/// Moves the session's entry in its video's ledger on by `step`; the
+/// refusal (403, 409) as the object gives it.
+pub async fn ledger(cx: &VideoContext<'_>, claims: &UploadClaims, step: SessionStep) -> Result<(), Failure> {
+    let call = VideoCall {
+        app_id: claims.app_id.clone(),
+        video_id: claims.video_id.clone(),
+        base: None,
+        op: VideoOp::UploadSession { session: claims.id.clone(), step },
+    };
+    let _: SessionRecord = client::ask(cx.env, VIDEO_JOBS_BINDING, &call.object_name(), &call).await?;
+    Ok(())
 }
 
 #[derive(Deserialize)]
@@ -133,12 +164,30 @@ pub async fn route(mut req: Request, cx: &VideoContext<'_>) -> Handled {
                     .into());
                 }
             }
-            let upload_id = store.create_multipart(&claims.key, &claims.content_type).await.map_err(storage)?;
-            tracing::info!(app_id = %claims.app_id, video_id = %claims.video_id, parts = claims.plan.parts, "multipart upload started");
+            ledger(cx, &claims, SessionStep::Start).await?;
+            let upload_id = match store.create_multipart(&claims.key, &claims.content_type).await {
+                Ok(id) => id,
+                Err(e) => {
+                    // The token may try again; if the ledger cannot hear it, it frees itself in a minute.
+                    if let Err(f) = ledger(cx, &claims, SessionStep::StartFailed).await {
+                        tracing::warn!(session = %claims.id, error = ?f, "freeing an upload session after a failed create failed");
+                    }
+                    return Err(storage(e));
+                }
+            };
+            if let Err(refused) = ledger(cx, &claims, SessionStep::Started { upload_id: upload_id.clone() }).await {
+                // Revoked meanwhile (the video was deleted): the upload must not outlive it.
+                if let Err(e) = store.abort_multipart(&claims.key, &upload_id).await {
+                    tracing::error!(app_id = %claims.app_id, video_id = %claims.video_id, error = %e, "aborting an upload its revoked session started failed");
+                }
+                return Err(refused);
+            }
+            tracing::info!(app_id = %claims.app_id, video_id = %claims.video_id, parts = claims.plan.parts, session = %claims.id, "multipart upload started");
             json(200, &json!({ "key": claims.key, "uploadId": upload_id }))
         }
         [upload_id] if method == Some(Method::Get) => {
             check_key()?;
+            ledger(cx, &claims, SessionStep::Use { upload_id: (*upload_id).to_owned() }).await?;
             let stored =
                 store.list_parts(&claims.key, upload_id).await.map_err(storage)?.ok_or_else(|| no_upload(upload_id))?;
             let listed: Vec<ListedPart> = stored
@@ -149,24 +198,43 @@ pub async fn route(mut req: Request, cx: &VideoContext<'_>) -> Handled {
         }
         [upload_id] => {
             check_key()?;
-            store.abort_multipart(&claims.key, upload_id).await.map_err(storage)?;
-            tracing::info!(app_id = %claims.app_id, video_id = %claims.video_id, "multipart upload aborted");
+            let upload_id = (*upload_id).to_owned();
+            ledger(cx, &claims, SessionStep::Use { upload_id: upload_id.clone() }).await?;
+            store.abort_multipart(&claims.key, &upload_id).await.map_err(storage)?;
+            ledger(cx, &claims, SessionStep::End { upload_id, how: SessionEnd::Aborted }).await?;
+            tracing::info!(app_id = %claims.app_id, video_id = %claims.video_id, session = %claims.id, "multipart upload aborted; its session ended");
             json(200, &json!({}))
         }
         [upload_id, "complete"] => {
             check_key()?;
+            let upload_id = (*upload_id).to_owned();
+            ledger(cx, &claims, SessionStep::Use { upload_id: upload_id.clone() }).await?;
             let body: CompleteBody = parse(&read_body(&mut req, MAX_COMPLETE_BODY).await?)?;
-            let stored =
-                store.list_parts(&claims.key, upload_id).await.map_err(storage)?.ok_or_else(|| no_upload(upload_id))?;
+            let stored = store
+                .list_parts(&claims.key, &upload_id)
+                .await
+                .map_err(storage)?
+                .ok_or_else(|| no_upload(&upload_id))?;
             claims.plan.check_complete(&stored, &body.parts)?;
-            if !store.complete_multipart(&claims.key, upload_id, &body.parts).await.map_err(storage)? {
-                return Err(no_upload(upload_id).into());
+            if !store.complete_multipart(&claims.key, &upload_id, &body.parts).await.map_err(storage)? {
+                return Err(no_upload(&upload_id).into());
             }
-            tracing::info!(app_id = %claims.app_id, video_id = %claims.video_id, size = claims.plan.size, "multipart upload complete");
+            if let Err(f) = ledger(cx, &claims, SessionStep::End { upload_id, how: SessionEnd::Completed }).await {
+                if matches!(f, Failure::Client(_)) {
+                    // Revoked while storage joined the parts (the video was deleted): the
+                    // source must not come back after its delete.
+                    if let Err(e) = store.delete(&claims.key).await {
+                        tracing::error!(app_id = %claims.app_id, video_id = %claims.video_id, error = %e, "deleting an upload its revoked session completed failed");
+                    }
+                }
+                return Err(f);
+            }
+            tracing::info!(app_id = %claims.app_id, video_id = %claims.video_id, size = claims.plan.size, session = %claims.id, "multipart upload complete; its session ended");
             json(200, &json!({ "key": claims.key, "location": claims.key }))
         }
         [upload_id, "batch"] => {
             check_key()?;
+            ledger(cx, &claims, SessionStep::Use { upload_id: (*upload_id).to_owned() }).await?;
             let numbers = param("partNumbers")
                 .ok_or_else(|| ApiError::invalid_query("the query parameter partNumbers is required (e.g. 1,2,3)"))?;
             let mut urls = serde_json::Map::new();
@@ -181,6 +249,7 @@ pub async fn route(mut req: Request, cx: &VideoContext<'_>) -> Handled {
         }
         [upload_id, part] => {
             check_key()?;
+            ledger(cx, &claims, SessionStep::Use { upload_id: (*upload_id).to_owned() }).await?;
             let (url, expires) = sign_part(cx, &claims, upload_id, part)?;
             json(200, &json!({ "url": url, "expires": expires }))
         }

@@ -12,6 +12,7 @@ use media_core::dispatch::{DEFAULT_LARGE_SOURCE_BYTES, MAX_QUEUE_SHARDS};
 use media_core::job::RetryPolicy;
 use media_core::ladder::LadderOptions;
 use media_core::media::DEFAULT_MAX_VIDEO_BYTES;
+use media_core::upload_session::DEFAULT_SESSION_TTL_S;
 use media_core::webhook::{DeliveryPolicy, WebhookConfig};
 use worker::Env;
 use worker_kit::config::{ConfigError, Vars};
@@ -29,15 +30,33 @@ pub struct VideoSettings {
     pub dispatch: DispatchSettings,
     /// `IV_WEBHOOKS` and the delivery settings.
     pub webhooks: WebhookSettings,
+    /// `UPLOAD_SESSION_TTL_S`: how long a resumable upload session's token
+    /// lasts (default 6 h; 60 s to 24 h).
+    pub upload_session_ttl_s: u64,
+    /// `UPLOAD_LIST_PAGE` (1000, S3's and R2's most): uploads a page when a
+    /// delete lists a video's open uploads; tests set a small one.
+    pub upload_list_page: u32,
 }
+
+/// The longest `UPLOAD_SESSION_TTL_S` may be: a day.
+const MAX_UPLOAD_SESSION_TTL_S: u64 = 24 * 60 * 60;
 
 impl VideoSettings {
     pub fn load(vars: &Vars<'_>) -> Result<Self, ConfigError> {
+        let upload_session_ttl_s = vars.number("UPLOAD_SESSION_TTL_S", DEFAULT_SESSION_TTL_S)?;
+        if !(60..=MAX_UPLOAD_SESSION_TTL_S).contains(&upload_session_ttl_s) {
+            return Err(ConfigError {
+                name: "UPLOAD_SESSION_TTL_S".into(),
+                problem: format!("is {upload_session_ttl_s}; it must be from 60 to {MAX_UPLOAD_SESSION_TTL_S} seconds"),
+            });
+        }
         Ok(Self {
             max_video_bytes: vars.number("MAX_VIDEO_BYTES", DEFAULT_MAX_VIDEO_BYTES)?,
             transcoder_token: vars.get("TRANSCODER_TOKEN"),
             dispatch: DispatchSettings::load(vars)?,
             webhooks: WebhookSettings::load(vars)?,
+            upload_session_ttl_s,
+            upload_list_page: vars.number::<u32>("UPLOAD_LIST_PAGE", 1000)?.clamp(1, 1000),
         })
     }
 }
@@ -121,6 +140,24 @@ pub fn sse_heartbeat_ms(env: &Env) -> u64 {
         .max(100)
 }
 
+/// `SSE_MAX_PER_VIDEO` (500) and `SSE_MAX_PER_ADDRESS` (10): the most
+/// `/job-events` streams one video keeps open, in all and from one client
+/// address (`media_core::events::StreamCaps`). Read by the video's object;
+/// a value that cannot be used falls back to its default, logged.
+pub fn stream_caps(env: &Env) -> media_core::events::StreamCaps {
+    let d = media_core::events::StreamCaps::default();
+    let read = |name: &str, default: u32| {
+        Vars(env).number(name, default).unwrap_or_else(|e| {
+            tracing::error!(detail = %e, "{name} cannot be used; the default {default} applies");
+            default
+        })
+    };
+    media_core::events::StreamCaps {
+        per_video: read("SSE_MAX_PER_VIDEO", d.per_video),
+        per_address: read("SSE_MAX_PER_ADDRESS", d.per_address),
+    }
+}
+
 /// `KEEP_SOURCE` (`true`, the default, or `false`): whether a video's raw
 /// source is kept after a successful transcode; `false` deletes
 /// `raw/{app}/{video}/` once the job is done (a notify can then not start
@@ -201,6 +238,18 @@ mod tests {
         // A blank token is no token: the internal API then admits nobody.
         assert_eq!(load(&[("TRANSCODER_TOKEN", " ")]).unwrap().transcoder_token, None);
         assert_eq!(load(&[("MAX_VIDEO_BYTES", "5G")]).err().map(|e| e.name).as_deref(), Some("MAX_VIDEO_BYTES"));
+    }
+
+    #[test]
+    fn upload_sessions_last_six_hours_unless_set_within_a_day() {
+        let s = load(&[]).unwrap();
+        assert_eq!((s.upload_session_ttl_s, s.upload_list_page), (6 * 3600, 1000));
+        let s = load(&[("UPLOAD_SESSION_TTL_S", "3600"), ("UPLOAD_LIST_PAGE", "2")]).unwrap();
+        assert_eq!((s.upload_session_ttl_s, s.upload_list_page), (3600, 2));
+        for bad in ["59", "86401", "6h"] {
+            let e = load(&[("UPLOAD_SESSION_TTL_S", bad)]).err().unwrap();
+            assert_eq!(e.name, "UPLOAD_SESSION_TTL_S", "{bad}");
+        }
     }
 
     #[test]

@@ -12,7 +12,7 @@ use media_core::ids::AppId;
 use media_core::job::{NotifyOutcome, SourceUpload};
 use media_core::keys::{check_raw_key, ObjectKey};
 use media_core::media::{check_size, check_video_type};
-use media_core::upload_session::{UploadToken, MAX_SINGLE_PUT_BYTES};
+use media_core::upload_session::{SessionStep, UploadToken, MAX_SINGLE_PUT_BYTES};
 use media_core::{ApiError, ErrorCode};
 use worker::Request;
 use worker_kit::body::read_body;
@@ -34,17 +34,14 @@ const MAX_JSON_BODY: u64 = 16 * 1024;
 /// `POST /generate-upload-url`.
 pub async fn generate_upload_url(mut req: Request, cx: &VideoContext<'_>) -> Handled {
     let grant = guard(&req, cx, "generate-upload-url").await?;
-    let r = VideoUploadUrlRequest::from_json(&read_body(&mut req, MAX_JSON_BODY).await?)?;
+    let r = VideoUploadUrlRequest::from_json(&read_body(&mut req, MAX_JSON_BODY).await?, cx.settings.max_video_bytes)?;
     grant.check_app(&r.app_id)?;
     let kind = check_video_type(&r.content_type)?;
-    if let Some(size) = r.size {
-        check_size("size", size, cx.settings.max_video_bytes)?;
-    }
     let key = ObjectKey::RawUpload { app: r.app_id.clone(), video: r.video_id.clone(), kind }.to_string();
     if r.multipart {
-        return upload_session(&req, cx, &r, key);
+        return upload_session(&req, cx, &r, key).await;
     }
-    if r.size.is_some_and(|s| s > MAX_SINGLE_PUT_BYTES) {
+    if r.size > MAX_SINGLE_PUT_BYTES {
         return Err(ApiError::new(
             ErrorCode::PayloadTooLarge,
             format!("one PUT can carry at most {MAX_SINGLE_PUT_BYTES} bytes; ask for \"multipart\": true"),
@@ -52,18 +49,20 @@ pub async fn generate_upload_url(mut req: Request, cx: &VideoContext<'_>) -> Han
         .into());
     }
     let put = cx.presigner()?.presign_put(&key, &r.content_type, r.size, cx.common.upload_ttl_s, now())?;
-    tracing::info!(app_id = %r.app_id, video_id = %r.video_id, content_type = %r.content_type, size = ?r.size, "video upload URL issued");
+    tracing::info!(app_id = %r.app_id, video_id = %r.video_id, content_type = %r.content_type, size = r.size, "video upload URL issued");
     json(200, &VideoUploadUrlResponse { put: PresignedPut::from_presigned(put), raw_key: key })
 }
 
 /// The answer to `POST /generate-upload-url` with `"multipart": true`: a
-/// resumable upload session ([`crate::resumable`]).
-fn upload_session(req: &Request, cx: &VideoContext<'_>, r: &VideoUploadUrlRequest, key: String) -> Handled {
-    let size = r.size.ok_or_else(|| ApiError::invalid_field("size is required for a multipart upload"))?;
-    let claims = session_claims(&r.app_id, &r.video_id, &r.content_type, key.clone(), size, UPLOAD_SESSION_TTL_S)?;
+/// resumable upload session ([`crate::resumable`]), entered in the video's
+/// ledger before its token is handed out (so a delete under way refuses it).
+async fn upload_session(req: &Request, cx: &VideoContext<'_>, r: &VideoUploadUrlRequest, key: String) -> Handled {
+    let claims =
+        session_claims(&r.app_id, &r.video_id, &r.content_type, key.clone(), r.size, cx.settings.upload_session_ttl_s)?;
+    crate::resumable::ledger(cx, &claims, SessionStep::Issue { expires_at: claims.expires_at }).await?;
     let token = UploadToken::sign(&claims, &token_key(cx)?);
     let base = cx.public_base(req);
-    tracing::info!(app_id = %r.app_id, video_id = %r.video_id, size, parts = claims.plan.parts, "multipart upload session issued");
+    tracing::info!(app_id = %r.app_id, video_id = %r.video_id, size = r.size, parts = claims.plan.parts, session = %claims.id, "multipart upload session issued");
     json(
         200,
         &UploadSession {
@@ -71,17 +70,13 @@ fn upload_session(req: &Request, cx: &VideoContext<'_>, r: &VideoUploadUrlReques
             endpoint: format!("{}/uploads/{token}", base.trim_end_matches('/')),
             upload_token: token,
             raw_key: key,
-            size,
+            size: r.size,
             part_size: claims.plan.part_size,
             parts: claims.plan.parts,
             expires_at: claims.expires_at,
         },
     )
 }
-
-/// How long a resumable upload session's token lasts: long enough to come
-/// back after a day offline; its parts' URLs are signed for 15 minutes each.
-const UPLOAD_SESSION_TTL_S: u64 = 24 * 60 * 60;
 
 /// `POST /notify-upload-complete`: checks the upload is there, then queues.
 /// 202 when a job was queued (new or retried), 200 when it already was
@@ -118,10 +113,11 @@ pub async fn notify_upload_complete(mut req: Request, cx: &VideoContext<'_>, bas
     };
     let reply: NotifyReply = client::ask(cx.env, VIDEO_JOBS_BINDING, &call.object_name(), &call).await?;
     if reply.outcome.queued_work() {
-        crate::status::forget(&r.app_id, &r.video_id).await;
+        // Readable here at once, before KV shows the job's marker.
+        crate::status::remember_job(&reply.job).await;
         tracing::info!(app_id = %r.app_id, video_id = %r.video_id, job_id = %reply.job.job_id, created = reply.outcome == NotifyOutcome::Created, size = info.size, "transcode queued");
     }
-    json(reply.outcome.http_status(), &JobView::of(&reply.job, base))
+    json(reply.outcome.http_status(), &JobView::with_delivery(&reply.job, base))
 }
 
 /// A notify's `callback_url`: a safe destination (`media_core::callback`),
@@ -167,7 +163,7 @@ pub async fn cancel_job(mut req: Request, cx: &VideoContext<'_>, base: &str) -> 
     if reply.canceled {
         crate::status::forget(&r.app_id, &r.video_id).await;
     }
-    json(200, &CancelResponse { job: JobView::of(&reply.job, base), canceled: reply.canceled })
+    json(200, &CancelResponse { job: JobView::with_delivery(&reply.job, base), canceled: reply.canceled })
 }
 
 #[cfg(test)]

@@ -47,8 +47,18 @@
 //! A repeated delete deletes whatever is there again and answers zeros. A
 //! storage failure in step 3 answers 503 and loses nothing the caller
 //! cares about: the job is already gone and the sweep (or a retry) finishes.
-//! The object's storage ends with its tables empty, as any object a read
-//! ever touched has them.
+//! The object's storage ends empty (`deleteAll()`, not even its tables),
+//! so a deleted video leaves no stored object once its tombstone is gone.
+//!
+//! ## Reads create no state
+//!
+//! An object creates its tables with its first write (a notify, a delete);
+//! every other command on an object without them answers "no job" and
+//! creates nothing. With its job's first change the object writes the
+//! video's job marker in KV ([`job_marker_key`]); public reads of ids
+//! without a marker (nor a playback record) answer 404 without reaching an
+//! object at all ([`crate::status`]). The delete removes the marker with
+//! the playback record.
 //!
 //! **Retention**: when a job completes, the outputs of its earlier attempts
 //! (`hls/{app}/{video}/{output_id}/` other than the completed one) are
@@ -64,6 +74,7 @@
 //! Worker refuses a request on a broken setting (500, generic message, detail
 //! logged), rather than running on defaults unnoticed.
 
+use std::cell::Cell;
 use std::time::Duration;
 
 use media_core::api::{CompleteRequest, FailRequest, HeartbeatRequest, HeartbeatResponse, JobSpec, ReleaseRequest};
@@ -73,6 +84,7 @@ use media_core::events::{connected, events_between, JobEvent, VIDEO_EVENT_LOG_LE
 use media_core::ids::{AppId, JobId, LeaseId, VideoId};
 use media_core::job::{Completion, FailOutcome, Job, JobStatus, NotifyOutcome, RetryPolicy, SourceUpload};
 use media_core::keys::{ObjectKey, OutputId};
+use media_core::upload_session::SessionStep;
 use media_core::webhook::{CallbackState, CallbackStatus, WebhookBody, WebhookType};
 use media_core::{ApiError, ErrorCode, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -80,17 +92,20 @@ use worker::{durable_object, DurableObject, Env, Request, Response, SqlStorage, 
 use worker_kit::clock::{now, random_bytes};
 use worker_kit::config::ConfigError;
 use worker_kit::failure::error_response;
-use worker_kit::store::{delete_prefix, delete_prefix_while, AnyStore, ObjectStore};
+use worker_kit::store::{delete_prefix, delete_prefix_except, delete_prefix_while, AnyStore};
 use worker_kit::Failure;
 
 use crate::app_hub::{HubCommand, JobSummary, APP_EVENTS_BINDING};
 use crate::client::{call, shard_name};
 use crate::dispatch::{ShardCommand, DISPATCH_BINDING};
 use crate::settings::{
-    dispatch_settings, keep_source_of, ladder_options, retry_policy, sse_heartbeat_ms, store_of, webhook_settings,
+    dispatch_settings, keep_source_of, ladder_options, retry_policy, sse_heartbeat_ms, store_of, stream_caps,
+    webhook_settings,
 };
 use crate::sse::{EventLog, Subscribers, EVENT_LOG_SCHEMA};
 use crate::webhooks::{self, Attempt};
+
+mod sessions;
 
 /// The Durable Object binding of the video objects.
 pub const VIDEO_JOBS_BINDING: &str = "VIDEO_JOBS";
@@ -110,6 +125,16 @@ const SWEEP_RETRY_MS: u64 = 30_000;
 pub fn playback_record_key(app: &AppId, video: &VideoId) -> String {
     format!("playback/{app}/{video}")
 }
+
+/// The KV key saying a video has a job (written by its object with the
+/// job's first change, removed by its delete), so public reads of ids
+/// without one answer 404 without reaching an object ([`crate::status`]).
+pub fn job_marker_key(app: &AppId, video: &VideoId) -> String {
+    format!("jobs/{app}/{video}")
+}
+
+/// The `meta` key recording that the job marker was written.
+const MARKER_META_KEY: &str = "kv_marker";
 
 /// A command to the object of one video.
 #[derive(Debug, Serialize, Deserialize)]
@@ -166,12 +191,21 @@ pub enum VideoOp {
     },
     Cancel,
     /// Opens an event stream, replaying the events after `last_event_id`
-    /// (all kept events when absent).
+    /// (all kept events when absent). `address`: the client's, as its
+    /// streams count (`media_core::events::address_bucket`).
     Events {
         last_event_id: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        address: Option<String>,
     },
     /// Deletes the video for good (see the module doc).
     Delete,
+    /// A step of the resumable upload session `session` ([`crate::resumable`];
+    /// its ledger is [`sessions`]).
+    UploadSession {
+        session: String,
+        step: SessionStep,
+    },
 }
 
 /// The answer to a delete.
@@ -277,11 +311,82 @@ pub struct VideoJob {
     env: Env,
     /// Open `/job-events` streams.
     subscribers: Subscribers,
+    /// Whether the tables exist, once looked up (see [`VideoJob::has_tables`]).
+    tables: Cell<Option<bool>>,
 }
 
 impl VideoJob {
     fn sql(&self) -> SqlStorage {
         self.state.storage().sql()
+    }
+
+    /// Whether this object has its tables. An object gets them with its
+    /// first write ([`VideoJob::ensure_tables`]); reads of one without them
+    /// answer "no job" and create nothing, so a read never leaves state.
+    fn has_tables(&self) -> worker::Result<bool> {
+        if let Some(known) = self.tables.get() {
+            return Ok(known);
+        }
+        #[derive(Deserialize)]
+        struct Count {
+            n: f64,
+        }
+        let rows: Vec<Count> = self
+            .sql()
+            .exec("SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = 'job'", None)?
+            .to_array()?;
+        let exists = rows.first().is_some_and(|r| r.n > 0.0);
+        self.tables.set(Some(exists));
+        Ok(exists)
+    }
+
+    /// Creates the tables before a write, when they are not there yet.
+    fn ensure_tables(&self) -> worker::Result<()> {
+        if !self.has_tables()? {
+            self.sql().exec(&format!("{EVENT_LOG_SCHEMA}{SCHEMA}"), None)?;
+            self.tables.set(Some(true));
+        }
+        Ok(())
+    }
+
+    /// The answer a command gets from an object without tables (no job was
+    /// ever written, or the video was deleted and swept), without creating
+    /// them; `None` for the commands that write (a notify, a delete).
+    fn answer_without_tables(op: &VideoOp) -> Option<worker::Result<Response>> {
+        let none =
+            || ApiError::not_found("no job for that app_id and video_id; call /notify-upload-complete after uploading");
+        Some(match op {
+            VideoOp::Get => Response::from_json(&None::<Job>),
+            VideoOp::Events { .. } | VideoOp::Cancel => failure(&none()),
+            VideoOp::Grant { job_id, .. }
+            | VideoOp::Heartbeat { job_id, .. }
+            | VideoOp::Complete { job_id, .. }
+            | VideoOp::Fail { job_id, .. }
+            | VideoOp::Release { job_id, .. } => failure(&ApiError::not_found(format!("no job {job_id}"))),
+            VideoOp::UploadSession { step, .. } => return sessions::answer_without_tables(step),
+            _ => return None,
+        })
+    }
+
+    /// Writes the video's job marker in KV once (with the job's first
+    /// change, and for a job from before markers, its next one). A failed
+    /// write is logged and tried again with the next change.
+    async fn ensure_marker(&self, job: &Job) -> worker::Result<()> {
+        if self.meta(MARKER_META_KEY)?.is_some() {
+            return Ok(());
+        }
+        let written = async {
+            let kv = self.env.kv(KV_BINDING)?;
+            kv.put(&job_marker_key(&job.app_id, &job.video_id), "1")?.execute().await?;
+            Ok::<(), worker::Error>(())
+        };
+        match written.await {
+            Ok(()) => self.set_meta(MARKER_META_KEY, "1"),
+            Err(e) => {
+                tracing::error!(job_id = %job.job_id, error = %e, "writing the job marker failed; public reads miss the job until the next change writes it");
+                Ok(())
+            }
+        }
     }
 
     fn load(&self) -> worker::Result<Option<Stored>> {
@@ -405,7 +510,12 @@ impl VideoJob {
     /// events after `last_event_id`, then live ones until a terminal event.
     /// A client that already has everything of an ended job gets 204, which
     /// tells an `EventSource` to stop reconnecting.
-    fn events(&self, last_event_id: Option<u64>, base: Option<&str>) -> worker::Result<Response> {
+    fn events(
+        &self,
+        last_event_id: Option<u64>,
+        address: Option<&str>,
+        base: Option<&str>,
+    ) -> worker::Result<Response> {
         let Some(stored) = self.load()? else {
             return failure(&ApiError::not_found(
                 "no job for that app_id and video_id; call /notify-upload-complete after uploading",
@@ -418,11 +528,19 @@ impl VideoJob {
         if ended && last_event_id.is_some() && from >= last {
             return Ok(Response::empty()?.with_status(204));
         }
+        let address = address.unwrap_or("unknown");
+        if !ended {
+            let (open, from_address) = self.subscribers.open_counts(address);
+            if let Err(e) = stream_caps(&self.env).admit(open, from_address) {
+                tracing::warn!(open, from_address, address, "event stream refused: at its cap");
+                return failure(&e);
+            }
+        }
         let view = JobView::of(&stored.job, &base.map_or_else(|| self.base(), |b| Ok(b.to_owned()))?);
         let client_id = format!("c_{}", hex::encode(random_bytes::<8>()));
         let first = log.opening(connected(&client_id, Some(&view)), from)?;
         let heartbeat_ms = sse_heartbeat_ms(&self.env);
-        self.subscribers.open(first, last.max(from), !ended, heartbeat_ms)
+        self.subscribers.open_from(Some(address.to_owned()), first, last.max(from), !ended, heartbeat_ms)
     }
 
     /// The retry rules and the stored job `job_id` names, or the answer a
@@ -458,6 +576,7 @@ impl VideoJob {
         self.save(&stored)?;
         self.record(&stored.job, &events)?;
         self.queue_deliveries(&deliveries)?;
+        self.ensure_marker(&stored.job).await?;
         match change {
             ShardChange::Enqueue => self.tell_shard_waiting(&stored).await?,
             ShardChange::Ended => {
@@ -698,13 +817,13 @@ impl VideoJob {
         Ok(rows.into_iter().next().map(|r| Timestamp::from_millis(r.sweep_at as u64)))
     }
 
-    /// Wipes the object's storage and its alarm, leaving the empty tables
-    /// a new job of the same ids starts from.
+    /// Wipes the object's storage and its alarm (`deleteAll()`): nothing
+    /// stays, not even the tables, which a next write creates again.
     async fn wipe(&self) -> worker::Result<()> {
         let storage = self.state.storage();
         storage.delete_alarm().await?;
         storage.delete_all().await?;
-        storage.sql().exec(&format!("{EVENT_LOG_SCHEMA}{SCHEMA}"), None)?;
+        self.tables.set(Some(false));
         Ok(())
     }
 
@@ -714,6 +833,7 @@ impl VideoJob {
         let gone = || ApiError::not_found("no job for that app_id and video_id: the video was deleted");
         Some(match op {
             VideoOp::Delete => return None,
+            VideoOp::UploadSession { step, .. } => sessions::while_deleted(step, sweep_at),
             VideoOp::Get => Response::from_json(&None::<Job>),
             VideoOp::Events { .. } | VideoOp::Cancel => failure(&gone()),
             VideoOp::Grant { .. } => failure(&ApiError::new(ErrorCode::Conflict, "the video was deleted")),
@@ -750,6 +870,7 @@ impl VideoJob {
             // meanwhile is refused rather than queue a job whose source goes, and
             // if the deleting fails half-way the alarm finishes it.
             let at = final_sweep_at.unwrap_or_else(|| now().plus_millis(SWEEP_RETRY_MS));
+            self.ensure_tables()?;
             self.sql().exec(
                 "INSERT INTO tombstone (one, app_id, video_id, sweep_at) VALUES (1, ?, ?, ?)",
                 vec![app_id.as_str().into(), video_id.as_str().into(), int(at)],
@@ -800,9 +921,11 @@ impl VideoJob {
         Response::from_json(&DeleteReply { deleted, final_sweep_at })
     }
 
-    /// Removes the KV playback record; whether there was one.
+    /// Removes the KV playback record and the job marker; whether there
+    /// was a record.
     async fn remove_playback_record(&self, app_id: &AppId, video_id: &VideoId) -> worker::Result<bool> {
         let kv = self.env.kv(KV_BINDING)?;
+        kv.delete(&job_marker_key(app_id, video_id)).await?;
         let key = playback_record_key(app_id, video_id);
         let existed = kv.get(&key).text().await?.is_some();
         if existed {
@@ -865,26 +988,12 @@ impl VideoJob {
         let Some(store) = self.retention_store() else { return };
         let outputs = ObjectKey::outputs_prefix(&job.app_id, &job.video_id);
         let keep = ObjectKey::hls_prefix(&job.app_id, &job.video_id, current);
-        let stale = match store.list(&outputs).await {
-            Ok(l) => {
-                if l.more {
-                    tracing::warn!(job_id = %job.job_id, "retention: more outputs than one listing; the rest stay");
-                }
-                l.keys.into_iter().filter(|k| !k.starts_with(&keep)).collect::<Vec<_>>()
-            }
+        // Every page: the kept attempt's thousands of keys never hide the rest.
+        match delete_prefix_except(&store, &outputs, &keep).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(job_id = %job.job_id, objects = n, "retention: earlier attempts' outputs deleted"),
             Err(e) => {
-                tracing::warn!(job_id = %job.job_id, error = %e, "retention: listing the outputs failed");
-                Vec::new()
-            }
-        };
-        if !stale.is_empty() {
-            match store.delete_many(&stale).await {
-                Ok(()) => {
-                    tracing::info!(job_id = %job.job_id, objects = stale.len(), "retention: earlier attempts' outputs deleted")
-                }
-                Err(e) => {
-                    tracing::warn!(job_id = %job.job_id, error = %e, "retention: deleting earlier attempts' outputs failed")
-                }
+                tracing::warn!(job_id = %job.job_id, error = %e, "retention: deleting earlier attempts' outputs failed")
             }
         }
         if !keep_source_of(&self.env) {
@@ -985,7 +1094,7 @@ impl VideoJob {
         if let Some(url) = self.meta("callback_url")? {
             destinations.push(("callback", url));
         }
-        let view = JobView::of(job, base);
+        let view = JobView::with_delivery(job, base);
         let mut out = Vec::new();
         for kind in kinds {
             let body = WebhookBody::new(kind, random_bytes(), now(), view.clone());
@@ -1194,10 +1303,8 @@ const KEPT_DELIVERIES: i64 = 16;
 
 impl DurableObject for VideoJob {
     fn new(state: State, env: Env) -> Self {
-        if let Err(e) = state.storage().sql().exec(&format!("{EVENT_LOG_SCHEMA}{SCHEMA}"), None) {
-            tracing::error!(error = %e, "creating the job tables failed");
-        }
-        Self { state, env, subscribers: Subscribers::default() }
+        // No tables yet: the first write creates them (`ensure_tables`).
+        Self { state, env, subscribers: Subscribers::default(), tables: Cell::new(None) }
     }
 
     async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
@@ -1205,19 +1312,30 @@ impl DurableObject for VideoJob {
             Ok(c) => c,
             Err(e) => return Ok(Response::ok(e.to_json())?.with_status(e.status())),
         };
+        if !self.has_tables()? {
+            if let Some(answer) = Self::answer_without_tables(&call.op) {
+                return answer;
+            }
+            self.ensure_tables()?;
+        }
         if let Some(sweep_at) = self.tombstone()? {
             if let Some(answer) = self.refused_while_deleted(&call.op, sweep_at) {
                 return answer;
             }
         }
         match call.op {
-            VideoOp::Events { last_event_id } => return self.events(last_event_id, call.base.as_deref()),
+            VideoOp::Events { last_event_id, address } => {
+                return self.events(last_event_id, address.as_deref(), call.base.as_deref())
+            }
             VideoOp::Delete => return self.delete(&call.app_id, &call.video_id).await,
             VideoOp::Get => return Response::from_json(&self.load()?.map(|s| s.job)),
+            VideoOp::UploadSession { session, step } => return self.upload_session(&session, &step),
             _ => self.remember_base(call.base.as_deref())?,
         }
         match call.op {
-            VideoOp::Events { .. } | VideoOp::Get | VideoOp::Delete => unreachable!("answered above"),
+            VideoOp::Events { .. } | VideoOp::Get | VideoOp::Delete | VideoOp::UploadSession { .. } => {
+                unreachable!("answered above")
+            }
             VideoOp::Notify { source, callback_url } => {
                 if let Some(url) = callback_url {
                     self.set_meta("callback_url", &url)?;
@@ -1242,7 +1360,9 @@ impl DurableObject for VideoJob {
             tracing::error!(detail = %e, "video job alarm: a setting cannot be used");
             worker::Error::RustError(format!("configuration: {e}"))
         })?;
-        self.on_alarm(&policy).await?;
+        if self.has_tables()? {
+            self.on_alarm(&policy).await?;
+        }
         Response::ok("")
     }
 }
