@@ -2,12 +2,15 @@
 // send ends either `done` with a correct ladder or `error` with a specific,
 // readable message; the transcoder process stays up throughout, within
 // bounded memory, and the next queued job succeeds. Uploads that point at
-// other URLs (playlists, manifests, lists) make no request at all.
+// other URLs (playlists, manifests, lists) make no request at all. Streams
+// in codecs off the whitelist are refused by name; a short video carrying
+// minutes of audio publishes only the video's length of it.
 import { execFileSync } from 'node:child_process';
 import { createServer } from 'node:http';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeClip, uploadVideo, pollJob } from '../devkit/client.mjs';
+import { s3 } from '../devkit/sigv4.mjs';
 
 const ffmpeg = (...args) => execFileSync('ffmpeg', ['-loglevel', 'error', '-y', ...args]);
 
@@ -21,6 +24,70 @@ function patchAfterStsd(file, from, to) {
   writeFileSync(file, b);
 }
 
+/** An Ogg file with OGM's old-style headers (ffmpeg cannot write one): a
+ *  video stream whose header names `fourcc`, then `frames` pages of opaque
+ *  data. Ogg pages carry a CRC-32 (polynomial 0x04c11db7, not reflected). */
+export function ogm(fourcc, frames) {
+  const crc = (bytes) => {
+    let c = 0;
+    for (const b of bytes) {
+      c = (c ^ (b << 24)) >>> 0;
+      for (let i = 0; i < 8; i++) c = (c & 0x80000000 ? ((c << 1) ^ 0x04c11db7) : c << 1) >>> 0;
+    }
+    return c;
+  };
+  const page = (flags, granule, seq, packet) => {
+    const lacing = [...Array(Math.floor(packet.length / 255)).fill(255), packet.length % 255];
+    const head = Buffer.alloc(27);
+    head.write('OggS', 0, 'latin1');
+    head[5] = flags;
+    head.writeBigUInt64LE(BigInt(granule), 6);
+    head.writeUInt32LE(0x4f474d31, 14);
+    head.writeUInt32LE(seq, 18);
+    head[26] = lacing.length;
+    const p = Buffer.concat([head, Buffer.from(lacing), packet]);
+    p.writeUInt32LE(crc(p), 22);
+    return p;
+  };
+  const header = Buffer.alloc(1 + 8 + 4 + 4 + 8 + 8 + 4 + 8 + 8);
+  header.write('\x01video', 0, 'latin1');
+  header.write(fourcc, 9, 'latin1');
+  header.writeUInt32LE(56, 13); // header size
+  header.writeBigUInt64LE(1000000n, 17); // time unit: 0.1 s in 100 ns units
+  header.writeBigUInt64LE(1n, 25); // samples per unit
+  header.writeUInt32LE(1, 33); // default length (then buffer size, bits per sample, padding)
+  header.writeUInt32LE(64, 45);
+  header.writeUInt32LE(64, 49);
+  const pages = [page(2, 0, 0, header), page(0, 0, 1, Buffer.from([3, 0, 0, 0, 0, 0, 0, 0, 0]))];
+  for (let i = 0; i < frames; i++) pages.push(page(i + 1 === frames ? 4 : 0, i, 2 + i, Buffer.concat([Buffer.from([8]), Buffer.alloc(200, i)])));
+  return Buffer.concat(pages);
+}
+
+/** Bytes stored under `prefix` (ListObjectsV2, every page). */
+async function storedBytes(store, prefix) {
+  let [bytes, objects, token] = [0, 0, undefined];
+  for (;;) {
+    const r = await s3(store, 'GET', '', { query: { 'list-type': '2', prefix, ...(token ? { 'continuation-token': token } : {}) } });
+    const xml = await r.text();
+    if (r.status !== 200) throw new Error(`ListObjectsV2 ${prefix}: ${r.status} ${xml}`);
+    for (const m of xml.matchAll(/<Size>(\d+)<\/Size>/g)) (bytes += Number(m[1])), objects++;
+    token = /<NextContinuationToken>([^<]*)<\/NextContinuationToken>/.exec(xml)?.[1];
+    if (!token) return { bytes, objects };
+  }
+}
+
+/** 2 s of 320x240 video, then `seconds` of 8 kHz mono 8-bit PCM noise, in
+ *  Matroska whose Segment Duration is patched to 3 s (the issue's file). */
+function audioTail(file, seconds) {
+  ffmpeg('-f', 'lavfi', '-i', 'testsrc2=size=320x240:rate=10:duration=2', '-f', 'lavfi', '-i', `anoisesrc=duration=${seconds}:sample_rate=8000:amplitude=0.5`, '-map', '0', '-map', '1', '-c:v', 'libx264', '-preset', 'ultrafast', '-c:a', 'pcm_u8', '-ac', '1', '-f', 'matroska', file);
+  const b = readFileSync(file);
+  const at = b.indexOf(Buffer.from([0x44, 0x89, 0x88]));
+  if (at < 0) throw new Error(`${file}: no Segment Duration`);
+  b.writeDoubleBE(3000, at + 3);
+  writeFileSync(file, b);
+  return file;
+}
+
 /** The kinds of upload, how to make each, and what must become of it.
  *  `listener` is a URL on this machine that no upload may make the transcoder fetch. */
 function kinds(dir, listener) {
@@ -32,7 +99,7 @@ function kinds(dir, listener) {
   const small = { size: '320x240', seconds: 3 };
   return [
     // Refused at notify time: the client learns at once, and no job is made.
-    { kind: 'empty file', make: () => (writeFileSync(f('empty.mp4'), ''), f('empty.mp4')), refused: /upload is empty/ },
+    { kind: 'empty file', make: () => (writeFileSync(f('empty.mp4'), ''), f('empty.mp4')), refused: /upload is empty|size is empty/ },
     {
       kind: 'truncated MP4 (index lost)',
       make: () => {
@@ -71,20 +138,22 @@ function kinds(dir, listener) {
       error: /cannot decode|cannot be decoded/,
     },
     {
-      // PNG frames in a MOV whose sample entry and every frame's IHDR claim
-      // 12000x12000: a size libav accepts, and the transcoder must refuse
-      // before decoding whole frames of it.
+      // MJPEG frames in a MOV whose sample entry and every frame's SOF0
+      // header claim 12000x12000: a size libav accepts, and the transcoder
+      // must refuse before decoding whole frames of it. (PNG, used before
+      // the codec whitelist, is now refused by its codec.)
       kind: 'huge declared dimensions',
       make: () => {
         const p = f('huge.mov');
-        ffmpeg('-f', 'lavfi', '-i', 'testsrc2=size=320x240:rate=10:duration=2', '-c:v', 'png', '-f', 'mov', p);
+        ffmpeg('-f', 'lavfi', '-i', 'testsrc2=size=320x240:rate=10:duration=2', '-c:v', 'mjpeg', '-pix_fmt', 'yuvj420p', '-f', 'mov', p);
         const b = readFileSync(p);
-        const entry = b.indexOf('png ', b.indexOf('stsd')) + 4 + 24;
+        const entry = b.indexOf('jpeg', b.indexOf('stsd')) + 4 + 24;
         b.writeUInt16BE(12000, entry);
         b.writeUInt16BE(12000, entry + 2);
-        for (let at = b.indexOf('IHDR'); at >= 0; at = b.indexOf('IHDR', at + 4)) {
-          b.writeUInt32BE(12000, at + 4);
-          b.writeUInt32BE(12000, at + 8);
+        const sof = Buffer.from([0xff, 0xc0]);
+        for (let at = b.indexOf(sof); at >= 0; at = b.indexOf(sof, at + 2)) {
+          b.writeUInt16BE(12000, at + 5);
+          b.writeUInt16BE(12000, at + 7);
         }
         writeFileSync(p, b);
         return p;
@@ -117,6 +186,13 @@ function kinds(dir, listener) {
       },
       done: { rungs: ['360p:360x640', '240p:240x426'], duration: 3, audio: true },
     },
+    // Codecs off the whitelist, in containers that are accepted: refused by name.
+    { kind: 'Cinepak in Matroska', make: () => (ffmpeg('-f', 'lavfi', '-i', 'testsrc2=size=64x64:rate=10:duration=1', '-c:v', 'cinepak', '-f', 'matroska', f('cinepak.mkv')), f('cinepak.mkv')), type: 'video/x-matroska', error: /Cinepak \(cinepak\), which is not accepted/ },
+    // Smacker cannot be named in Matroska by this libav (no Matroska, RIFF or
+    // QuickTime tag maps to it), and ffmpeg cannot encode it: Microsoft
+    // Video 1, another game-era decoder ffmpeg can encode, stands in.
+    { kind: 'Microsoft Video 1 in Matroska (for Smacker)', make: () => (ffmpeg('-f', 'lavfi', '-i', 'testsrc2=size=64x64:rate=10:duration=1', '-c:v', 'msvideo1', '-f', 'matroska', f('msvideo1.mkv')), f('msvideo1.mkv')), type: 'video/x-matroska', error: /Microsoft Video 1 \(msvideo1\), which is not accepted/ },
+    { kind: 'OGM file (DivX 3 in old-style Ogg headers)', make: () => (writeFileSync(f('divx3.ogv'), ogm('DIV3', 20)), f('divx3.ogv')), type: 'video/ogg', error: /\(msmpeg4v3\), which is not accepted/ },
     // Uploads that point elsewhere (SSRF): refused by what they are, nothing fetched.
     { kind: 'HLS media playlist named .mp4', make: () => text('hls-media.mp4', `#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2.0,\n${listener}/segment0.ts\n#EXT-X-ENDLIST\n`), error: /HLS playlist.*never fetched/, ssrf: true },
     { kind: 'HLS master playlist named .mp4', make: () => text('hls-master.mp4', `#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=800000\n${listener}/variant.m3u8\n`), error: /HLS playlist.*never fetched/, ssrf: true },
@@ -148,19 +224,65 @@ function peakRssMb(pid) {
   return m ? Number(m[1]) / 1024 : NaN;
 }
 
+/** Resets a process's peak resident memory (Linux: `5` to clear_refs); false when not allowed. */
+function resetPeakRss(pid) {
+  try {
+    writeFileSync(`/proc/${pid}/clear_refs`, '5');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The audio-tail file alone, so that the transcoder's peak memory is its own. */
+async function audioTailRow(platform, scratch) {
+  const pid = platform.transcoders[0].pid;
+  const seconds = 1200;
+  const file = audioTail(join(scratch, 'audio-tail.mkv'), seconds);
+  const size = readFileSync(file).length;
+  const reset = resetPeakRss(pid);
+  const notify = await uploadVideo(platform, 'reliability', 'media-audio-tail', file, 'video/x-matroska');
+  const last = notify.status === 202 ? (await pollJob(platform, 'reliability', 'media-audio-tail')).at(-1) : {};
+  const rss = peakRssMb(pid);
+  const { bytes, objects } = await storedBytes(platform.garage, 'hls/reliability/media-audio-tail/');
+  // A 2 s 240p ladder with 2 s of AAC and its 2 s tail, poster and sprite: well under 1 MB (20 min of AAC alone is 19 MB).
+  const limit = 1_000_000;
+  return [
+    {
+      check: `audio tail: 2 s of video, ${seconds / 60} min of PCM, declared 3 s (MKV)`,
+      ok: last.status === 'done' && Math.abs(last.duration_s - 2) < 0.2 && bytes > 0 && bytes < limit,
+      detail: `${last.status ?? `notify ${notify.status}`}${last.error ? `: ${last.error}` : ''}, ${last.duration_s ?? '?'} s; ${(size / 1e6).toFixed(1)} MB upload, ${objects} objects published, ${bytes} bytes (limit ${limit})`,
+    },
+    {
+      check: 'audio tail: transcoder peak RSS during that job',
+      ok: reset && rss < 1024,
+      detail: reset ? `${rss.toFixed(0)} MB (limit 1024 MB; peak reset before the job)` : 'could not reset the peak (clear_refs)',
+    },
+  ];
+}
+
 export async function badMedia({ platform, scratch }) {
   const pidBefore = platform.transcoders[0].pid;
+  const tail = await audioTailRow(platform, scratch);
   const listener = await startListener();
   const list = kinds(scratch, listener.url);
   // Queue them all at once, as users would; then the good job that must still succeed.
   const submitted = [];
   for (const [i, k] of list.entries()) {
     const video = `media-${i}`;
-    const notify = await uploadVideo(platform, 'reliability', video, k.make(), k.type);
+    let notify;
+    try {
+      notify = await uploadVideo(platform, 'reliability', video, k.make(), k.type);
+    } catch (e) {
+      // Refused before any byte is stored: an empty file cannot be presigned (size must be at least 1).
+      const presign = /^presign: (\d+) (.*)$/s.exec(e.message);
+      if (!k.refused || !presign) throw e;
+      notify = { status: Number(presign[1]), json: JSON.parse(presign[2]), text: presign[2] };
+    }
     submitted.push({ ...k, video, notify });
   }
   const after = await uploadVideo(platform, 'reliability', 'media-after', makeClip(join(scratch, 'after.mp4'), { size: '320x240', seconds: 2 }));
-  const rows = [];
+  const rows = [...tail];
   for (const s of submitted) {
     if (s.refused) {
       const message = s.notify.json?.error?.message ?? '';
