@@ -280,8 +280,9 @@ async function playableSection(platform) {
     for (let i = 0; i < RUNS; i++) {
       const id = `ttp-${seconds}-${i}-${Date.now().toString(36)}`;
       // Upload (not timed) with the README's steps, then time from the notify.
-      const presign = await postJson(`${platform.video}/generate-upload-url`, { app_id: 'bench', video_id: id, content_type: 'video/mp4' }, platform.apiKey);
-      const put = await fetch(presign.json.upload_url, { method: 'PUT', headers: presign.json.headers, body: readFileSync(src) });
+      const bytes = readFileSync(src);
+      const presign = await postJson(`${platform.video}/generate-upload-url`, { app_id: 'bench', video_id: id, content_type: 'video/mp4', size: bytes.length }, platform.apiKey);
+      const put = await fetch(presign.json.upload_url, { method: 'PUT', headers: presign.json.headers, body: bytes });
       if (put.status !== 200) throw new Error(`upload: ${put.status}`);
       const t = await timeToPlayable(platform, { id, raw_key: presign.json.raw_key });
       times.push(t);
@@ -322,7 +323,7 @@ async function workersSection(platform) {
   };
   const routes = [
     ['GET /health (baseline)', `${platform.video}/health`],
-    ['POST /generate-upload-url', `${platform.video}/generate-upload-url`, lua({ app_id: 'bench', video_id: 'wrk', content_type: 'video/mp4' }, 'presign')],
+    ['POST /generate-upload-url', `${platform.video}/generate-upload-url`, lua({ app_id: 'bench', video_id: 'wrk', content_type: 'video/mp4', size: 1000000 }, 'presign')],
     ['POST /notify-upload-complete (done job)', `${platform.video}/notify-upload-complete`, lua({ app_id: 'bench', video_id: 'load', raw_key: 'raw/bench/load/source.mp4', content_type: 'video/mp4' }, 'notify')],
     ['GET /job-status', `${platform.video}/job-status?app_id=bench&video_id=load`],
     ['GET /playback-url', `${platform.video}/playback-url?app_id=bench&video_id=load`],

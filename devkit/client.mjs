@@ -33,7 +33,7 @@ export async function postJson(url, body, key, headers = {}) {
 /** The README's three steps: presign, PUT, notify. `body` is bytes or a file path. Returns the notify answer. */
 export async function uploadVideo(platform, app_id, video_id, body, content_type = 'video/mp4') {
   const bytes = typeof body === 'string' ? readFileSync(body) : body;
-  const presign = await postJson(`${platform.video}/generate-upload-url`, { app_id, video_id, content_type }, platform.apiKey);
+  const presign = await postJson(`${platform.video}/generate-upload-url`, { app_id, video_id, content_type, size: bytes.length }, platform.apiKey);
   if (presign.status !== 200) throw new Error(`presign: ${presign.status} ${presign.text}`);
   const put = await fetch(presign.json.upload_url, { method: 'PUT', headers: presign.json.headers, body: bytes });
   if (put.status !== 200) throw new Error(`PUT: ${put.status} ${await put.text()}`);

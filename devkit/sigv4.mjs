@@ -71,3 +71,31 @@ export async function abortAbandonedUploads(store, days = 7) {
   const got = await s3(store, 'GET', '', { query: { lifecycle: '' } });
   return got.text();
 }
+
+/** The multipart uploads in progress under `prefix` ([{key, uploadId}], ListMultipartUploads, all pages); throws on failure. */
+export async function openUploads(store, prefix) {
+  const uploads = [];
+  let markers = {};
+  for (;;) {
+    const r = await s3(store, 'GET', '', { query: { uploads: '', prefix, ...markers } });
+    const xml = await r.text();
+    if (r.status !== 200) throw new Error(`ListMultipartUploads ${prefix}: ${r.status} ${xml}`);
+    for (const [, body] of xml.matchAll(/<Upload>([\s\S]*?)<\/Upload>/g)) {
+      uploads.push({ key: /<Key>([^<]*)<\/Key>/.exec(body)[1], uploadId: /<UploadId>([^<]*)<\/UploadId>/.exec(body)[1] });
+    }
+    if (!/<IsTruncated>true<\/IsTruncated>/.test(xml)) return uploads;
+    const last = uploads.at(-1);
+    markers = {
+      'key-marker': /<NextKeyMarker>([^<]*)<\/NextKeyMarker>/.exec(xml)?.[1] ?? last.key,
+      'upload-id-marker': /<NextUploadIdMarker>([^<]*)<\/NextUploadIdMarker>/.exec(xml)?.[1] ?? last.uploadId,
+    };
+  }
+}
+
+/** Starts a multipart upload of `key` straight at the store (as a leaked credential could); its upload id. */
+export async function startUpload(store, key, contentType = 'video/mp4') {
+  const r = await s3(store, 'POST', key, { query: { uploads: '' }, headers: { 'content-type': contentType } });
+  const xml = await r.text();
+  if (r.status !== 200) throw new Error(`CreateMultipartUpload ${key}: ${r.status} ${xml}`);
+  return /<UploadId>([^<]*)<\/UploadId>/.exec(xml)[1];
+}

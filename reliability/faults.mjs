@@ -52,8 +52,9 @@ export async function faults({ platform, scratch, say }) {
   // 1. Concurrent duplicate notifies: one job.
   {
     const file = clip('dup.mp4', { size: '320x240', seconds: 2 });
-    const presign = await postJson(`${platform.video}/generate-upload-url`, { app_id: APP, video_id: 'dup', content_type: 'video/mp4' }, platform.apiKey);
-    await fetch(presign.json.upload_url, { method: 'PUT', headers: presign.json.headers, body: readFileSync(file) });
+    const bytes = readFileSync(file);
+    const presign = await postJson(`${platform.video}/generate-upload-url`, { app_id: APP, video_id: 'dup', content_type: 'video/mp4', size: bytes.length }, platform.apiKey);
+    await fetch(presign.json.upload_url, { method: 'PUT', headers: presign.json.headers, body: bytes });
     const notifies = await Promise.all(Array.from({ length: 12 }, () =>
       postJson(`${platform.video}/notify-upload-complete`, { app_id: APP, video_id: 'dup', raw_key: presign.json.raw_key, content_type: 'video/mp4' }, platform.apiKey)));
     const ids = new Set(notifies.map((n) => n.json?.job_id));

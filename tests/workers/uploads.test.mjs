@@ -4,6 +4,8 @@
 // abort), parts PUT straight to Garage with the presigned URLs, resuming
 // from the listed parts, then an ordinary notify. And every bad input the
 // issue names, each a clear JSON error that loses nothing already stored.
+// A token is one upload and is revoked when it ends (complete, abort,
+// DELETE /videos): replays are refused and store nothing.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -11,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { startGarage } from '../../devkit/garage.mjs';
-import { abortAbandonedUploads, s3 } from '../../devkit/sigv4.mjs';
+import { abortAbandonedUploads, listKeys, openUploads, s3, startUpload } from '../../devkit/sigv4.mjs';
 import { videoService, client, freshIp, API_KEY } from './harness.mjs';
 
 const MIB = 1024 * 1024;
@@ -24,7 +26,8 @@ before(async () => {
   garageDir = mkdtempSync(join(tmpdir(), 'garage-uploads-'));
   garage = await startGarage({ dir: garageDir });
   // The S3 adapter: what the presigned parts and the notify's HEAD reach are one bucket (as with R2 in production).
-  mf = await videoService({ store: garage, backend: 's3' });
+  // Deletes list open uploads 2 a page here (1,000 in production), so every test crosses pages.
+  mf = await videoService({ store: garage, backend: 's3', vars: { UPLOAD_LIST_PAGE: '2' } });
   api = client(mf);
 });
 after(async () => {
@@ -71,7 +74,8 @@ describe('resumable uploads', () => {
     );
     assert.match(s.json.upload_token, /^up1\./);
     assert.equal(s.json.endpoint, `http://video.test/uploads/${s.json.upload_token}`);
-    assert.ok(Date.parse(s.json.expires_at) > Date.now() + 23 * 3600 * 1000);
+    const ttl = Date.parse(s.json.expires_at) - Date.now();
+    assert.ok(ttl > 5.9 * 3600 * 1000 && ttl <= 6 * 3600 * 1000, `UPLOAD_SESSION_TTL_S: 6 h by default (${ttl} ms)`);
     const ep = s.json.endpoint;
 
     const created = await call(ep, 'POST', '/s3/multipart', { filename: 'big.mp4', type: 'video/mp4', metadata: {} });
@@ -161,11 +165,12 @@ describe('resumable uploads', () => {
     const wrongType = await call(ep, 'POST', '/s3/multipart', { type: 'video/webm' });
     assert.equal(wrongType.status, 400, wrongType.text);
 
-    // Abort drops the parts; a repeat is harmless; the upload is then gone.
+    // Abort drops the parts and ends the session: the token is then revoked.
     assert.equal((await call(ep, 'DELETE', `/s3/multipart/${id}${q}`)).status, 200);
-    assert.equal((await call(ep, 'DELETE', `/s3/multipart/${id}${q}`)).status, 200);
-    const gone = await call(ep, 'GET', `/s3/multipart/${id}${q}`);
-    assert.equal(gone.status, 404, gone.text);
+    const again = await call(ep, 'DELETE', `/s3/multipart/${id}${q}`);
+    assert.equal(again.status, 403, again.text);
+    assert.match(again.json.error.message, /revoked: its upload was aborted/);
+    assert.deepEqual(await openUploads(garage, 'raw/up/bad/'), [], 'the upload is gone');
   });
 
   test('deleting a video during its upload: 409 that says how to go on; force=true aborts the upload, then deletes', async () => {
@@ -183,7 +188,154 @@ describe('resumable uploads', () => {
     assert.equal((await call(ep, 'GET', `/s3/multipart/${encodeURIComponent(uploadId)}${q}`)).json.length, 1, 'nothing lost by the refusal');
     const forced = await del(true);
     assert.equal(forced.status, 200, await forced.text());
-    assert.equal((await call(ep, 'GET', `/s3/multipart/${encodeURIComponent(uploadId)}${q}`)).status, 404, 'the upload was aborted');
+    assert.deepEqual(await openUploads(garage, 'raw/up/mid/'), [], 'the upload was aborted');
+  });
+
+  /** Starts a session's one upload and stores its single part; what completing needs. */
+  async function started(video, size = 100) {
+    const s = await session(video, size);
+    assert.equal(s.status, 200, s.text);
+    const ep = s.json.endpoint;
+    const created = await call(ep, 'POST', '/s3/multipart', { type: 'video/mp4' });
+    assert.equal(created.status, 200, created.text);
+    const { uploadId, key } = created.json;
+    const u = `/s3/multipart/${encodeURIComponent(uploadId)}`;
+    const q = `?key=${encodeURIComponent(key)}`;
+    const signed = await call(ep, 'GET', `${u}/1${q}`);
+    assert.equal(signed.status, 200, signed.text);
+    const etag = await putPart(signed.json.url, fileOf(size));
+    return { s, ep, uploadId, key, u, q, parts: [{ PartNumber: 1, ETag: etag }] };
+  }
+
+  /** Every call a replayed token could make: create, list, sign, batch, complete, abort. Each must be refused. */
+  async function replay(ep, u, q, parts, why) {
+    const tries = [
+      await call(ep, 'POST', '/s3/multipart', { type: 'video/mp4' }),
+      await call(ep, 'GET', `${u}${q}`),
+      await call(ep, 'GET', `${u}/1${q}`),
+      await call(ep, 'GET', `${u}/batch${q}&partNumbers=1`),
+      await call(ep, 'POST', `${u}/complete${q}`, { parts }),
+      await call(ep, 'DELETE', `${u}${q}`),
+    ];
+    for (const r of tries) {
+      assert.equal(r.status, 403, r.text);
+      assert.equal(r.json.error.code, 'forbidden');
+      assert.match(r.json.error.message, why);
+      assert.match(r.json.error.message, /ask your backend for a new upload session/);
+    }
+  }
+
+  test('a token starts one upload: a second create is 409 and starts nothing', async () => {
+    const { ep, uploadId, u, q } = await started('once');
+    for (let i = 0; i < 3; i++) {
+      const again = await call(ep, 'POST', '/s3/multipart', { type: 'video/mp4' });
+      assert.equal(again.status, 409, again.text);
+      assert.match(again.json.error.message, /already started upload .*one upload only/);
+    }
+    assert.deepEqual((await openUploads(garage, 'raw/up/once/')).map((x) => x.uploadId), [uploadId], 'one upload, the first');
+    assert.equal((await call(ep, 'GET', `${u}${q}`)).status, 200, 'the first upload still works');
+  });
+
+  test('replaying a token after complete is refused, and nothing more is stored', async () => {
+    const { ep, u, q, parts, key } = await started('after-complete');
+    const done = await call(ep, 'POST', `${u}/complete${q}`, { parts });
+    assert.equal(done.status, 200, done.text);
+    await s3(garage, 'DELETE', key); // say the backend moved it on: a replay must not bring it back
+    await replay(ep, u, q, parts, /revoked: its upload was completed/);
+    assert.deepEqual(await listKeys(garage, 'raw/up/after-complete/'), [], 'nothing stored by the replay');
+    assert.deepEqual(await openUploads(garage, 'raw/up/after-complete/'), [], 'no upload started by the replay');
+  });
+
+  test('replaying a token after abort is refused, and nothing is stored', async () => {
+    const { ep, u, q, parts } = await started('after-abort');
+    assert.equal((await call(ep, 'DELETE', `${u}${q}`)).status, 200);
+    await replay(ep, u, q, parts, /revoked: its upload was aborted/);
+    assert.deepEqual(await listKeys(garage, 'raw/up/after-abort/'), []);
+    assert.deepEqual(await openUploads(garage, 'raw/up/after-abort/'), []);
+  });
+
+  test('replaying a token after DELETE /videos is refused, and the deleted source does not come back', async () => {
+    const del = (video) => mf.dispatchFetch(`http://video.test/videos?app_id=up&video_id=${video}&force=true`, { method: 'DELETE', headers: { 'x-api-key': API_KEY, ...freshIp() } });
+    // An upload in progress (aborted by the forced delete), and a completed source.
+    const open = await started('after-delete');
+    const doneOne = await started('after-delete-done');
+    assert.equal((await call(doneOne.ep, 'POST', `${doneOne.u}/complete${doneOne.q}`, { parts: doneOne.parts })).status, 200);
+    // A session issued but never used is revoked too.
+    const unused = await session('after-delete-unused', 100);
+    for (const v of ['after-delete', 'after-delete-done', 'after-delete-unused']) {
+      const r = await del(v);
+      assert.equal(r.status, 200, await r.text());
+    }
+    await replay(open.ep, open.u, open.q, open.parts, /revoked: its video was deleted/);
+    await replay(doneOne.ep, doneOne.u, doneOne.q, doneOne.parts, /revoked: its video was deleted/);
+    const fresh = await call(unused.json.endpoint, 'POST', '/s3/multipart', { type: 'video/mp4' });
+    assert.equal(fresh.status, 403, fresh.text);
+    for (const v of ['after-delete', 'after-delete-done', 'after-delete-unused']) {
+      assert.deepEqual(await listKeys(garage, `raw/up/${v}/`), [], `${v}: nothing stored`);
+      assert.deepEqual(await openUploads(garage, `raw/up/${v}/`), [], `${v}: no upload open`);
+    }
+    // The video can be uploaded again with a new session.
+    const again = await session('after-delete', 100);
+    assert.equal(again.status, 200, again.text);
+    assert.equal((await call(again.json.endpoint, 'POST', '/s3/multipart', { type: 'video/mp4' })).status, 200);
+  });
+
+  test("a second session of the same video cannot list, sign, complete or abort the first session's upload", async () => {
+    const first = await started('two-sessions');
+    const second = await session('two-sessions', 100);
+    assert.equal(second.status, 200, second.text);
+    const ep2 = second.json.endpoint;
+    const tries = [
+      await call(ep2, 'GET', `${first.u}${first.q}`),
+      await call(ep2, 'GET', `${first.u}/1${first.q}`),
+      await call(ep2, 'GET', `${first.u}/batch${first.q}&partNumbers=1`),
+      await call(ep2, 'POST', `${first.u}/complete${first.q}`, { parts: first.parts }),
+      await call(ep2, 'DELETE', `${first.u}${first.q}`),
+    ];
+    for (const r of tries) {
+      assert.equal(r.status, 403, r.text);
+      assert.match(r.json.error.message, /does not allow upload .*only the one upload it started/);
+    }
+    assert.deepEqual(await listKeys(garage, 'raw/up/two-sessions/'), [], 'not completed');
+    const listed = await call(first.ep, 'GET', `${first.u}${first.q}`);
+    assert.equal(listed.status, 200, listed.text);
+    assert.equal(listed.json.length, 1, 'not aborted: its part is there');
+  });
+
+  test('a delete aborts every open upload of the video, over several pages of the listing', async () => {
+    // 5 uploads at 2 a page: 3 pages (as more than 1,000 would be with R2's page size).
+    const key = 'raw/up/many/source.mp4';
+    for (let i = 0; i < 4; i++) await startUpload(garage, key);
+    await started('many');
+    assert.equal((await openUploads(garage, 'raw/up/many/')).length, 5);
+    const del = (force) => mf.dispatchFetch(`http://video.test/videos?app_id=up&video_id=many${force ? '&force=true' : ''}`, { method: 'DELETE', headers: { 'x-api-key': API_KEY, ...freshIp() } });
+    const refused = await del(false);
+    const body = await refused.json();
+    assert.equal(refused.status, 409, JSON.stringify(body));
+    assert.match(body.error.message, /^5 resumable upload\(s\)/, 'every page counted');
+    const forced = await del(true);
+    assert.equal(forced.status, 200, await forced.text());
+    assert.deepEqual(await openUploads(garage, 'raw/up/many/'), [], 'all aborted, not only the first page');
+  });
+
+  test("a delete aborts more than 1,000 open uploads, with storage's own page size", async () => {
+    // The service as deployed (1,000 a page): 1,001 uploads are two pages of ListMultipartUploads.
+    const deployed = await videoService({ store: garage, backend: 's3' });
+    try {
+      const key = 'raw/up/thousand/source.mp4';
+      let t = Date.now();
+      await Promise.all(Array.from({ length: 1001 }, () => startUpload(garage, key)));
+      const made = Date.now() - t;
+      assert.equal((await openUploads(garage, 'raw/up/thousand/')).length, 1001);
+      t = Date.now();
+      const res = await deployed.dispatchFetch('http://video.test/videos?app_id=up&video_id=thousand&force=true', { method: 'DELETE', headers: { 'x-api-key': API_KEY, ...freshIp() } });
+      assert.equal(res.status, 200, await res.text());
+      const took = Date.now() - t;
+      assert.deepEqual(await openUploads(garage, 'raw/up/thousand/'), [], 'all 1,001 aborted, past the first page');
+      console.log(`1,001 uploads: started in ${made} ms; DELETE ?force=true aborted them in ${took} ms`);
+    } finally {
+      await deployed.dispose();
+    }
   });
 
   test('abandoned uploads are aborted by a bucket lifecycle rule, as R2 does after 7 days', async () => {
@@ -192,9 +344,13 @@ describe('resumable uploads', () => {
   });
 
   test('sessions: size required, limits, and the single PUT stays for what fits', async () => {
-    const noSize = await api.post('/generate-upload-url', { app_id: 'up', video_id: 'v', content_type: 'video/mp4', multipart: true }, { key: API_KEY, headers: freshIp() });
-    assert.equal(noSize.status, 400, noSize.text);
-    assert.match(noSize.json.error.message, /size is required/);
+    for (const multipart of [true, false]) {
+      // Clients of the first API left size out of the single PUT: a 400 that says what to send.
+      const noSize = await api.post('/generate-upload-url', { app_id: 'up', video_id: 'v', content_type: 'video/mp4', multipart }, { key: API_KEY, headers: freshIp() });
+      assert.equal(noSize.status, 400, noSize.text);
+      assert.equal(noSize.json.error.code, 'invalid_field');
+      assert.match(noSize.json.error.message, /^size is required: the file's length in bytes, at most 5368709120 \(5 GiB\)/);
+    }
     const notBool = await api.post('/generate-upload-url', { app_id: 'up', video_id: 'v', content_type: 'video/mp4', size: 10, multipart: 'yes' }, { key: API_KEY, headers: freshIp() });
     assert.equal(notBool.status, 400, notBool.text);
     const tooBig = await session('huge', 5 * 1024 * MIB + 1);
@@ -202,6 +358,8 @@ describe('resumable uploads', () => {
     const plain = await api.post('/generate-upload-url', { app_id: 'up', video_id: 'v', content_type: 'video/mp4', size: 10 }, { key: API_KEY, headers: freshIp() });
     assert.equal(plain.status, 200, plain.text);
     assert.ok(plain.json.upload_url, 'no multipart: the one presigned PUT, as before');
+    assert.deepEqual(plain.json.headers, { 'Content-Type': 'video/mp4', 'If-None-Match': '*' }, 'length and If-None-Match are signed');
+    assert.match(plain.json.upload_url, /X-Amz-SignedHeaders=content-length%3Bcontent-type%3Bhost%3Bif-none-match/);
     const preflight = await mf.dispatchFetch(`http://video.test/uploads/up1.x.y/s3/multipart/u`, { method: 'OPTIONS', headers: { origin: 'https://app.example', 'access-control-request-method': 'DELETE' } });
     assert.equal(preflight.status, 204);
     assert.match(preflight.headers.get('access-control-allow-methods'), /DELETE/);

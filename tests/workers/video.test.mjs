@@ -35,7 +35,7 @@ for (const backend of ['r2', 's3']) {
       ? (await (await mf.getR2Bucket('MEDIA_BUCKET')).list({ prefix })).objects.map((o) => o.key)
       : listKeys(garage, prefix));
     const presign = (video, extra = {}) =>
-      api.post('/generate-upload-url', { app_id: app, video_id: video, content_type: 'video/mp4', ...extra }, { key: API_KEY, headers: freshIp() });
+      api.post('/generate-upload-url', { app_id: app, video_id: video, content_type: 'video/mp4', size: 1000, ...extra }, { key: API_KEY, headers: freshIp() });
     const notify = (video, rawKey, extra = {}) =>
       api.post('/notify-upload-complete', { app_id: app, video_id: video, raw_key: rawKey, content_type: 'video/mp4', ...extra }, { key: API_KEY, headers: freshIp() });
     const uploaded = async (video) => {
@@ -99,11 +99,11 @@ for (const backend of ['r2', 's3']) {
       assert.equal(r.status, 200, r.text);
       assert.equal(r.json.raw_key, `raw/${app}/vid1/source.mp4`);
       assert.equal(r.json.method, 'PUT');
-      assert.deepEqual(r.json.headers, { 'Content-Type': 'video/mp4' });
+      assert.deepEqual(r.json.headers, { 'Content-Type': 'video/mp4', 'If-None-Match': '*' });
       const url = new URL(r.json.upload_url);
       assert.equal(url.origin, garage.endpoint);
       assert.equal(url.pathname, `/${garage.bucket}/raw/${app}/vid1/source.mp4`);
-      assert.equal(url.searchParams.get('X-Amz-SignedHeaders'), 'content-length;content-type;host');
+      assert.equal(url.searchParams.get('X-Amz-SignedHeaders'), 'content-length;content-type;host;if-none-match');
       assert.equal(url.searchParams.get('X-Amz-Expires'), '900');
       const expires = Date.parse(r.json.expires_at);
       assert.ok(expires > Date.now() + 800_000 && expires < Date.now() + 1_000_000, r.json.expires_at);
@@ -119,7 +119,10 @@ for (const backend of ['r2', 's3']) {
       await bad({ app_id: 'a/b', video_id: 'v', content_type: 'video/mp4' }, 400, 'invalid_field', /app_id contains '\/'/);
       await bad({ app_id: app, video_id: 'x'.repeat(65), content_type: 'video/mp4' }, 400, 'invalid_field', /limit is 64/);
       await bad({ app_id: app, video_id: 'v' }, 400, 'invalid_field', /content_type is required/);
-      await bad({ app_id: app, video_id: 'v', content_type: 'video/avi' }, 415, 'unsupported_media_type', /video\/mp4/);
+      await bad({ app_id: app, video_id: 'v', content_type: 'video/avi', size: 10 }, 415, 'unsupported_media_type', /video\/mp4/);
+      // Clients of the first API left size out: a 400 that says what to send.
+      await bad({ app_id: app, video_id: 'v', content_type: 'video/mp4' }, 400, 'invalid_field', /^size is required: the file's length in bytes/);
+      await bad({ app_id: app, video_id: 'v', content_type: 'video/mp4', size: null }, 400, 'invalid_field', /^size is required/);
       await bad({ app_id: app, video_id: 'v', content_type: 'video/mp4', size: 6e9 }, 413, 'payload_too_large', /limit/);
       await bad({ app_id: app, video_id: 'v', content_type: 'video/mp4', size: 0 }, 400, 'invalid_field', /empty/);
       await bad({ app_id: app, video_id: 'v', content_type: 'video/mp4', size: 'big' }, 400, 'invalid_field', /size must be a number/);
@@ -494,7 +497,7 @@ for (const backend of ['r2', 's3']) {
     test('rate limits: missing or wrong keys 10 a minute per address, then 429 with Retry-After; a valid key from that address is not held to it', async () => {
       await freshWindow();
       const ip = { 'cf-connecting-ip': `192.0.2.${backend === 'r2' ? 1 : 2}` };
-      const body = { app_id: app, video_id: 'rl', content_type: 'video/mp4' };
+      const body = { app_id: app, video_id: 'rl', content_type: 'video/mp4', size: 10 };
       const codes = [];
       for (let i = 0; i < 12; i++) {
         const r = await api.post('/generate-upload-url', body, { key: i % 2 ? 'wrong-key' : undefined, headers: ip });
@@ -520,12 +523,17 @@ for (const backend of ['r2', 's3']) {
       test('Garage accepts the presigned PUT with the right type and refuses others', async () => {
         const body = new Uint8Array(2048).fill(1);
         const r = await presign('vgarage', { size: body.length });
-        const wrongType = await fetch(r.json.upload_url, { method: 'PUT', headers: { 'content-type': 'video/webm' }, body });
+        // Each with the issued headers but one thing changed.
+        const h = r.json.headers;
+        const wrongType = await fetch(r.json.upload_url, { method: 'PUT', headers: { ...h, 'Content-Type': 'video/webm' }, body });
         assert.equal(wrongType.status, 403, 'a different content type is refused');
-        const wrongSize = await fetch(r.json.upload_url, { method: 'PUT', headers: { 'content-type': 'video/mp4' }, body: body.slice(1) });
+        const wrongSize = await fetch(r.json.upload_url, { method: 'PUT', headers: h, body: body.slice(1) });
         assert.equal(wrongSize.status, 403, 'a different length is refused');
         const otherKey = r.json.upload_url.replace('/vgarage/', '/vother/');
-        assert.equal((await fetch(otherKey, { method: 'PUT', headers: { 'content-type': 'video/mp4' }, body })).status, 403, 'another key is refused');
+        assert.equal((await fetch(otherKey, { method: 'PUT', headers: h, body })).status, 403, 'another key is refused');
+        // If-None-Match: * is signed: leaving it out is refused (Garage: 400, a signed header missing).
+        const unconditional = await fetch(r.json.upload_url, { method: 'PUT', headers: { 'Content-Type': 'video/mp4' }, body });
+        assert.ok([400, 403].includes(unconditional.status), `a PUT without If-None-Match is refused: ${unconditional.status}`);
         const ok = await fetch(r.json.upload_url, { method: 'PUT', headers: r.json.headers, body });
         assert.equal(ok.status, 200, await ok.text());
         const head = await s3(garage, 'HEAD', `raw/${app}/vgarage/source.mp4`);
