@@ -23,6 +23,7 @@ use crate::api::JobView;
 use crate::ids::{AppId, JobId, VideoId};
 use crate::job::{FailureKind, Job, JobStatus};
 use crate::time::Timestamp;
+use crate::{ApiError, ErrorCode};
 
 /// How often a stream with nothing to say sends a `heartbeat` frame.
 pub const HEARTBEAT_INTERVAL_MS: u64 = 15_000;
@@ -32,6 +33,64 @@ pub const VIDEO_EVENT_LOG_LEN: u64 = 200;
 
 /// The reconnection delay every stream asks for in its first bytes ([`retry_frame`]).
 pub const RETRY_MS: u64 = 3_000;
+
+/// The most `/job-events` streams one video's object keeps open: in all
+/// (`SSE_MAX_PER_VIDEO`) and from one client address (`SSE_MAX_PER_ADDRESS`;
+/// an IPv6 address counts by its /64, [`address_bucket`]). Each open stream
+/// keeps the video's object resident, so a client cannot pin it with
+/// thousands of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamCaps {
+    pub per_video: u32,
+    pub per_address: u32,
+}
+
+impl Default for StreamCaps {
+    /// 500 viewers of one video following it live (a launch page; the rest
+    /// poll), 10 tabs (or a NAT's few users) per address.
+    fn default() -> Self {
+        StreamCaps { per_video: 500, per_address: 10 }
+    }
+}
+
+impl StreamCaps {
+    /// Whether one more stream may open, given the video's open streams
+    /// (`open`) and those of the same address (`from_address`); a 429 that
+    /// says which cap is reached otherwise.
+    pub fn admit(&self, open: u32, from_address: u32) -> Result<(), ApiError> {
+        let why = if from_address >= self.per_address {
+            format!(
+                "too many open event streams for this video from this address (at most {}); close one, or poll /job-status, and retry after the time in Retry-After",
+                self.per_address
+            )
+        } else if open >= self.per_video {
+            format!(
+                "too many open event streams for this video (at most {}); poll /job-status instead, or retry after the time in Retry-After",
+                self.per_video
+            )
+        } else {
+            return Ok(());
+        };
+        Err(ApiError::new(ErrorCode::RateLimited, why))
+    }
+}
+
+/// The address a client's streams count under: an IPv4 address as it is,
+/// an IPv6 address by its /64 (one subscriber's network, which rotating
+/// addresses inside it does not escape); anything else as given.
+pub fn address_bucket(ip: &str) -> String {
+    match ip.trim().parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+        Ok(std::net::IpAddr::V4(v4)) => v4.to_string(),
+        Err(_) => ip.trim().to_owned(),
+    }
+}
 
 /// One event of a job's life, as SSE clients see it (Openinary's names).
 ///
@@ -44,10 +103,10 @@ pub const RETRY_MS: u64 = 3_000;
 pub enum JobEvent {
     /// A job was queued: a first notify, or a notify that runs it again.
     #[serde(rename = "job:created")]
-    Created { job_id: JobId, app_id: AppId, video_id: VideoId, file_path: String },
+    Created { job_id: JobId, app_id: AppId, video_id: VideoId },
     /// A transcoder leased the job; `attempt` is 1-based within the run.
     #[serde(rename = "job:started")]
-    Started { job_id: JobId, file_path: String, attempt: u32 },
+    Started { job_id: JobId, video_id: VideoId, attempt: u32 },
     /// Progress (0-100) or stage changed while processing.
     #[serde(rename = "job:progress")]
     Progress { job_id: JobId, progress: u8, stage: Option<String> },
@@ -56,13 +115,13 @@ pub enum JobEvent {
     Playable { job_id: JobId, playback_url: String, poster_url: Option<String> },
     /// The ladder is finished; `job` is the public view of the done job.
     #[serde(rename = "job:completed")]
-    Completed { job_id: JobId, file_path: String, job: Box<JobView> },
+    Completed { job_id: JobId, video_id: VideoId, job: Box<JobView> },
     /// An attempt failed. `error` is the public message only; `final` is
     /// false when a retry is queued.
     #[serde(rename = "job:error")]
     Error {
         job_id: JobId,
-        file_path: String,
+        video_id: VideoId,
         error: String,
         #[serde(rename = "final")]
         is_final: bool,
@@ -172,7 +231,6 @@ pub fn events_between(before: Option<&Job>, after: &Job, public_base: &str) -> V
             job_id: after.job_id.clone(),
             app_id: after.app_id.clone(),
             video_id: after.video_id.clone(),
-            file_path: after.source.raw_key.clone(),
         });
     }
     // A new run starts from a freshly queued job.
@@ -194,7 +252,7 @@ pub fn events_between(before: Option<&Job>, after: &Job, public_base: &str) -> V
             if new_attempt {
                 out.push(JobEvent::Started {
                     job_id: after.job_id.clone(),
-                    file_path: after.source.raw_key.clone(),
+                    video_id: after.video_id.clone(),
                     attempt: after.attempts,
                 });
                 if after.progress > 0 {
@@ -214,7 +272,7 @@ pub fn events_between(before: Option<&Job>, after: &Job, public_base: &str) -> V
                 }
                 out.push(JobEvent::Completed {
                     job_id: after.job_id.clone(),
-                    file_path: after.source.raw_key.clone(),
+                    video_id: after.video_id.clone(),
                     job: Box::new(JobView::of(after, public_base)),
                 });
             }
@@ -266,7 +324,7 @@ fn error_event(job: &Job, is_final: bool) -> JobEvent {
     let public = if is_final { job.public_error() } else { job.public_last_error() };
     JobEvent::Error {
         job_id: job.job_id.clone(),
-        file_path: job.source.raw_key.clone(),
+        video_id: job.video_id.clone(),
         // Both are always set in these states; the fallback only keeps the
         // payload a sentence.
         error: public.unwrap_or_else(|| "processing failed".to_owned()),
@@ -548,7 +606,7 @@ mod tests {
         assert!(!ev[0].is_terminal());
         assert_eq!(
             ev[0].data(),
-            json!({"jobId": "job_1", "filePath": "raw/app/vid/source.mp4", "status": "error",
+            json!({"jobId": "job_1", "videoId": "vid", "status": "error",
                    "error": "processing failed on our side; it will be retried", "final": false})
         );
         // The retry: started again, attempt 2; then it runs out of attempts.
@@ -574,17 +632,11 @@ mod tests {
     fn payloads_have_the_documented_shapes() {
         let p = policy();
         let created = events_between(None, &job(), BASE).remove(0);
-        assert_eq!(
-            created.data(),
-            json!({"jobId": "job_1", "appId": "app", "videoId": "vid", "filePath": "raw/app/vid/source.mp4", "status": "pending"})
-        );
+        assert_eq!(created.data(), json!({"jobId": "job_1", "appId": "app", "videoId": "vid", "status": "pending"}));
         let mut j = job();
         j.lease(lid("L1"), out("o1"), &p, T0).unwrap();
         let started = events_between(Some(&job()), &j, BASE).remove(0);
-        assert_eq!(
-            started.data(),
-            json!({"jobId": "job_1", "filePath": "raw/app/vid/source.mp4", "status": "running", "attempt": 1})
-        );
+        assert_eq!(started.data(), json!({"jobId": "job_1", "videoId": "vid", "status": "running", "attempt": 1}));
         let before = j.clone();
         j.heartbeat(&lid("L1"), 42, Some("encoding".into()), true, &p, T0).unwrap();
         let ev = events_between(Some(&before), &j, BASE);
@@ -599,8 +651,8 @@ mod tests {
         let completed = events_between(Some(&before), &j, BASE).remove(0);
         let data = completed.data();
         assert_eq!(
-            (data["status"].clone(), data["filePath"].clone()),
-            (json!("completed"), json!("raw/app/vid/source.mp4"))
+            (data["status"].clone(), data["videoId"].clone(), data.get("filePath")),
+            (json!("completed"), json!("vid"), None)
         );
         assert_eq!(data["job"], serde_json::to_value(JobView::of(&j, BASE)).unwrap());
         assert!(completed.is_terminal());
@@ -625,13 +677,13 @@ mod tests {
         all.push(events_between(Some(&leased()), &j, BASE).pop().unwrap());
         all.push(JobEvent::Error {
             job_id: j.job_id.clone(),
-            file_path: "f".into(),
+            video_id: j.video_id.clone(),
             error: "e".into(),
             is_final: false,
         });
         all.push(JobEvent::Error {
             job_id: j.job_id.clone(),
-            file_path: "f".into(),
+            video_id: j.video_id.clone(),
             error: "e".into(),
             is_final: true,
         });
@@ -653,6 +705,8 @@ mod tests {
         for e in &all {
             // Stored as name + data, read back the same.
             assert_eq!(JobEvent::from_parts(e.name(), &e.data()).as_ref(), Some(e), "{}", e.name());
+            // Public texts name the video, never a storage key.
+            assert!(!e.data().to_string().contains("raw/"), "{}", e.data());
             let stored = serde_json::to_value(e).unwrap();
             assert_eq!(stored["event"], e.name());
             assert_eq!(serde_json::from_value::<JobEvent>(stored).unwrap(), *e);
@@ -686,6 +740,34 @@ mod tests {
             "id: 3\nevent: heartbeat\ndata: {\"timestamp\":\"2023-11-14T22:13:20.000Z\"}\n\n"
         );
         assert_eq!((HEARTBEAT_INTERVAL_MS, VIDEO_EVENT_LOG_LEN), (15_000, 200));
+    }
+
+    #[test]
+    fn stream_caps_count_the_video_and_the_address() {
+        let caps = StreamCaps { per_video: 3, per_address: 2 };
+        assert!(caps.admit(0, 0).is_ok());
+        assert!(caps.admit(2, 1).is_ok());
+        let e = caps.admit(2, 2).unwrap_err();
+        assert_eq!((e.status(), e.code), (429, ErrorCode::RateLimited));
+        assert!(e.message.contains("from this address (at most 2)"), "{}", e.message);
+        let e = caps.admit(3, 0).unwrap_err();
+        assert!(e.message.contains("for this video (at most 3)"), "{}", e.message);
+        assert_eq!(StreamCaps::default(), StreamCaps { per_video: 500, per_address: 10 });
+    }
+
+    #[test]
+    fn ipv6_addresses_count_by_their_64() {
+        let cases = [
+            ("203.0.113.7", "203.0.113.7"),
+            ("2001:db8:1:2:aaaa::1", "2001:db8:1:2::/64"),
+            ("2001:db8:1:2:ffff:ffff:ffff:ffff", "2001:db8:1:2::/64"),
+            ("2001:db8:1:3::1", "2001:db8:1:3::/64"),
+            ("::ffff:198.51.100.4", "198.51.100.4"),
+            ("local", "local"),
+        ];
+        for (ip, want) in cases {
+            assert_eq!(address_bucket(ip), want, "{ip}");
+        }
     }
 
     #[test]

@@ -44,6 +44,15 @@ pub fn media_playlist(target_duration: u32, init_uri: &str, segments: &[SegmentE
     s
 }
 
+/// The rung playlist a player of a replaced attempt (retried under a new
+/// output, or canceled) reloads: ended (`#EXT-X-ENDLIST`) and empty, so the
+/// player stops cleanly instead of failing on a 404. The attempt's segments
+/// are not served any more, so none is listed.
+pub fn ended_playlist() -> String {
+    "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:1\n#EXT-X-MEDIA-SEQUENCE:0\n#EXT-X-PLAYLIST-TYPE:EVENT\n#EXT-X-ENDLIST\n"
+        .to_owned()
+}
+
 /// Peak and average bits per second over a rung's segments (the HLS
 /// `BANDWIDTH` and `AVERAGE-BANDWIDTH`). The init segment's bytes count
 /// towards the first segment, as a player fetches both.
@@ -174,6 +183,14 @@ pub fn thumbnails_vtt(meta: &ThumbnailMeta, duration_s: f64, sprite_uri: &str) -
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_replaced_attempts_playlist_is_ended_and_lists_nothing() {
+        let p = ended_playlist();
+        assert!(p.starts_with("#EXTM3U\n#EXT-X-VERSION:7\n"));
+        assert!(p.ends_with("#EXT-X-ENDLIST\n"));
+        assert!(!p.contains("#EXTINF") && !p.contains("#EXT-X-MAP"));
+    }
 
     fn segs(durations: &[f64]) -> Vec<SegmentEntry> {
         durations

@@ -94,6 +94,7 @@ fn documents_describe_the_public_routes() {
             "/openapi.json",
             "/playback-url",
             "/videos",
+            "/videos/delivery",
         ]
     );
     assert!(video["paths"].get("/internal/jobs/lease").is_none(), "the transcoder's API is not public");
