@@ -14,7 +14,9 @@
 //!
 //! Rows that ended are kept an hour so a late heartbeat's lookup still finds
 //! its job (and gets 409, not 404), then pruned. `Stats` counts the requests
-//! of each kind, so tests and operators can see what reaches the shards.
+//! of each kind, so tests and operators can see what reaches the shards,
+//! and the lease requests waiting (one that timed out leaves the list at
+//! once, so it holds only live ones).
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -78,6 +80,14 @@ pub enum ShardCommand {
     Ring { from: u32 },
     /// Requests served, by kind.
     Stats,
+}
+
+/// A shard's answer to `Stats`: the requests of each kind it got, and how
+/// many lease requests it holds waiting right now.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct ShardStats {
+    pub requests: BTreeMap<String, u64>,
+    pub waiters: u64,
 }
 
 /// A shard's answer to a lease: a job, or (none within the wait) maybe the
@@ -173,13 +183,11 @@ impl DispatchShard {
         Ok(())
     }
 
+    /// Wakes every lease request still waiting; how many there were (a
+    /// request that timed out is no longer there to take work).
     fn wake(&self, ring: Option<u32>) -> usize {
         let waiters: Vec<_> = self.waiters.borrow_mut().drain(..).collect();
-        let woken = waiters.len();
-        for w in waiters {
-            let _ = w.send(ring);
-        }
-        woken
+        waiters.into_iter().filter_map(|w| w.send(ring).ok()).count()
     }
 
     fn enqueue(&self, cmd: &ShardCommand) -> worker::Result<()> {
@@ -356,11 +364,22 @@ impl DispatchShard {
                 None => deadline,
             };
             let (tx, rx) = oneshot::channel();
-            self.waiters.borrow_mut().push(tx);
+            // Requests that timed out (their receiver is gone) leave now,
+            // not at the next enqueue: the list holds live waiters only.
+            {
+                let mut waiters = self.waiters.borrow_mut();
+                waiters.retain(|w| !w.is_canceled());
+                waiters.push(tx);
+            }
             let timer = Delay::from(Duration::from_millis(wake_at.millis_since(t).max(5)));
-            if let Either::Left((Ok(Some(ring)), _)) = select(rx, timer).await {
+            let woken = select(rx, timer).await;
+            if let Either::Left((Ok(Some(ring)), _)) = woken {
                 return Response::from_json(&ShardLeaseReply { job: None, ring: Some(ring) });
             }
+            // Timed out (or woken without a ring): this request's receiver
+            // goes, and with it its place in the list.
+            drop(woken);
+            self.waiters.borrow_mut().retain(|w| !w.is_canceled());
         }
     }
 
@@ -380,8 +399,8 @@ impl DispatchShard {
 
     fn stats(&self) -> worker::Result<Response> {
         let rows: Vec<StatRow> = self.sql().exec("SELECT op, n FROM stats", None)?.to_array()?;
-        let map: BTreeMap<String, u64> = rows.into_iter().map(|r| (r.op, r.n as u64)).collect();
-        Response::from_json(&map)
+        let requests: BTreeMap<String, u64> = rows.into_iter().map(|r| (r.op, r.n as u64)).collect();
+        Response::from_json(&ShardStats { requests, waiters: self.waiters.borrow().len() as u64 })
     }
 }
 

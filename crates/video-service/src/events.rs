@@ -1,5 +1,8 @@
 //! The event stream routes: `GET /job-events?app_id=&video_id=` (public,
-//! like `/job-status`), one video's job events from its `VideoJob` object,
+//! like `/job-status`), one video's job events from its `VideoJob` object
+//! (ids without a job answer 404 from KV, reaching no object; the object
+//! caps its open streams per video and per client address, 429 past them,
+//! `SSE_MAX_PER_VIDEO` and `SSE_MAX_PER_ADDRESS`),
 //! and `GET /events?app_id=` (API key, that app only), every job event and
 //! webhook outcome of the app from its `AppHub` object. The object holds the
 //! stream ([`crate::sse`]); this Worker passes it on untouched, with the
@@ -10,18 +13,19 @@
 //! headers.
 
 use media_core::api::query_id;
-use media_core::events::parse_last_event_id;
+use media_core::events::{address_bucket, parse_last_event_id};
 use media_core::ids::{AppId, VideoId};
 use media_core::ApiError;
 use worker::{Request, Response};
 use worker_kit::entry::guard;
 use worker_kit::query::query;
-use worker_kit::ratelimit::enforce_public;
+use worker_kit::ratelimit::{client_ip, enforce_public};
 use worker_kit::{Failure, Handled};
 
 use crate::app_hub::{HubCommand, APP_EVENTS_BINDING};
 use crate::client;
 use crate::sse::stream_headers;
+use crate::status::may_have_job;
 use crate::video_job::{VideoCall, VideoOp, VIDEO_JOBS_BINDING};
 use crate::VideoContext;
 
@@ -39,7 +43,17 @@ pub async fn job_events(req: Request, cx: &VideoContext<'_>, base: &str) -> Hand
     let app_id = query_id(&q, "app_id", AppId::parse)?;
     let video_id = query_id(&q, "video_id", VideoId::parse)?;
     let last_event_id = last_event_id(&req, &q)?;
-    let call = VideoCall { app_id, video_id, base: Some(base.to_owned()), op: VideoOp::Events { last_event_id } };
+    // Ids without a job answer 404 from the cache or KV, reaching no object.
+    if !may_have_job(cx.env, &app_id, &video_id).await {
+        return Err(ApiError::not_found(format!(
+            "no job for app_id {app_id:?} and video_id {video_id:?}; call /notify-upload-complete after uploading"
+        ))
+        .into());
+    }
+    // Its streams count against the caps per video and per address.
+    let address = Some(address_bucket(&client_ip(&req)));
+    let call =
+        VideoCall { app_id, video_id, base: Some(base.to_owned()), op: VideoOp::Events { last_event_id, address } };
     let resp = client::open(cx.env, VIDEO_JOBS_BINDING, &call.object_name(), &call)
         .await
         .map_err(|e| Failure::Unavailable { detail: format!("video job events: {e}") })?;

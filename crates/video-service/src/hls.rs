@@ -4,22 +4,38 @@
 //! what keeps requests inside a video's own prefix, and `{output}` must be
 //! the video's current output (the attempt that became playable, from the
 //! job read model of [`crate::status`]): the outputs of failed or canceled
-//! attempts are 404. Files are kept at the edge (segments for a year,
+//! attempts are 404, except their rung playlists, which answer an ended,
+//! empty playlist (`media_core::playlist::ended_playlist`, no storage
+//! read) so that players of a retried or canceled attempt's EVENT playlist
+//! stop cleanly. Ids without a job answer 404 from KV, reaching no object.
+//! Files are kept at the edge (segments for a year,
 //! playlists for 2 s), so a repeated segment costs no storage operation.
-//! A request whose job read reaches the video's object counts against the
-//! client's `PUBLIC_RATE_LIMITER` budget.
+//! A request whose job read the edge cache does not answer (KV, maybe the
+//! video's object) counts against the client's `PUBLIC_RATE_LIMITER` budget.
 
-use media_core::keys::ObjectKey;
+use media_core::keys::{HlsFile, ObjectKey, RungFile};
+use media_core::playlist::ended_playlist;
 use media_core::ApiError;
-use worker::Request;
+use worker::{Headers, Method, Request, Response};
 use worker_kit::serve::{edge_hit, serve_object, ServeSpec};
 use worker_kit::{Failure, Handled};
 
-use crate::status::public_job;
+use crate::status::{public_job, ReadSource};
 use crate::VideoContext;
 
 fn no_such_file() -> Failure {
     ApiError::not_found("no such playback file; use the URLs /playback-url and /job-status return").into()
+}
+
+/// The ended playlist of a replaced attempt, kept at the edge no longer
+/// than a live playlist.
+fn ended(req: &Request, source: ReadSource) -> Handled {
+    let headers = Headers::new();
+    headers.set("content-type", HlsFile::Master.content_type())?;
+    headers.set("cache-control", "public, max-age=2")?;
+    headers.set("server-timing", &source.server_timing())?;
+    let body = if req.method() == Method::Head { String::new() } else { ended_playlist() };
+    Ok(Response::ok(body)?.with_headers(headers))
 }
 
 pub async fn serve(req: Request, cx: &VideoContext<'_>) -> Handled {
@@ -28,11 +44,18 @@ pub async fn serve(req: Request, cx: &VideoContext<'_>) -> Handled {
     let Some(ObjectKey::Hls { app, video, output, file }) = ObjectKey::parse(key) else {
         return Err(no_such_file());
     };
-    // Segments and done videos come from the edge or KV; what asks the
-    // video's object (a running job's playlists, unknown ids) is counted.
+    // Segments come with the job read from the edge cache; what misses it
+    // (KV, a running job's object, unknown ids) is counted.
     let (job, source) = public_job(cx.env, &app, &video, Some((&req, "hls"))).await?;
-    let current = job.as_ref().filter(|j| j.playable).and_then(|j| j.output_id.as_ref());
+    let Some(job) = job else { return Err(no_such_file()) };
+    let current = Some(&job).filter(|j| j.playable).and_then(|j| j.output_id.as_ref());
     if current != Some(&output) {
+        // A replaced attempt: neither the job's output nor the running attempt's (not playable yet).
+        let running = job.lease.as_ref().map(|l| &l.output_id);
+        let replaced = job.output_id.as_ref() != Some(&output) && running != Some(&output);
+        if replaced && matches!(file, HlsFile::Rung(_, RungFile::Playlist)) {
+            return ended(&req, source);
+        }
         return Err(no_such_file());
     }
     let origin = req.url()?.origin().ascii_serialization();

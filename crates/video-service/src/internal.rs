@@ -22,8 +22,6 @@
 //! Job and lease ids follow `media_core::ids`' rule: one that could never
 //! have been minted is refused with 400 before any object is asked.
 
-use std::collections::BTreeMap;
-
 use media_core::api::{CompleteRequest, FailRequest, HeartbeatRequest, LeaseRequest, ReleaseRequest};
 use media_core::auth::check_bearer;
 use media_core::dispatch::shard_of;
@@ -39,7 +37,7 @@ use worker_kit::reply::json;
 use worker_kit::{Failure, Handled};
 
 use crate::client::{self, shard_name};
-use crate::dispatch::{Located, ShardCommand, DISPATCH_BINDING};
+use crate::dispatch::{Located, ShardCommand, ShardStats, DISPATCH_BINDING};
 use crate::video_job::{VideoCall, VideoOp, VIDEO_JOBS_BINDING};
 use crate::VideoContext;
 
@@ -97,9 +95,9 @@ pub async fn route(mut req: Request, cx: &VideoContext<'_>) -> Handled {
         ["internal", "dispatch", "stats"] => {
             let mut shards = Vec::new();
             for n in 0..cx.settings.dispatch.queue_shards {
-                let ops: BTreeMap<String, u64> =
+                let stats: ShardStats =
                     client::ask(cx.env, DISPATCH_BINDING, &shard_name(n), &ShardCommand::Stats).await?;
-                shards.push(serde_json::json!({ "shard": n, "requests": ops }));
+                shards.push(serde_json::json!({ "shard": n, "requests": stats.requests, "waiters": stats.waiters }));
             }
             return json(200, &serde_json::json!({ "shards": shards }));
         }

@@ -6,6 +6,7 @@
 //! | `POST /notify-upload-complete` | API key, rate limited | [`uploads`] |
 //! | `POST /cancel-job` | API key, rate limited | [`uploads`] |
 //! | `DELETE /videos` | API key, rate limited | [`delete`] |
+//! | `GET /videos/delivery` | API key, rate limited | [`status`] |
 //! | `GET /job-status` | public | [`status`] |
 //! | `GET /playback-url` | public | [`status`] |
 //! | `GET /job-events` | public | [`events`] |
@@ -56,7 +57,14 @@ const OPENAPI: &str = include_str!("../../../openapi/video-service.json");
 /// The API-key routes and the internal API: browsers never call them, so
 /// their answers carry no CORS headers.
 const SERVER_ONLY: ServerOnly = ServerOnly {
-    paths: &["/generate-upload-url", "/notify-upload-complete", "/cancel-job", "/videos", "/events"],
+    paths: &[
+        "/generate-upload-url",
+        "/notify-upload-complete",
+        "/cancel-job",
+        "/videos",
+        "/videos/delivery",
+        "/events",
+    ],
     prefixes: &["/internal/"],
 };
 
@@ -92,6 +100,7 @@ async fn route(req: Request, cx: &VideoContext<'_>) -> Handled {
         "/notify-upload-complete" => Route::Notify,
         "/cancel-job" => Route::Cancel,
         "/videos" => Route::DeleteVideo,
+        "/videos/delivery" => Route::Delivery,
         "/job-status" => Route::JobStatus,
         "/playback-url" => Route::PlaybackUrl,
         "/job-events" => Route::JobEvents,
@@ -108,6 +117,7 @@ async fn route(req: Request, cx: &VideoContext<'_>) -> Handled {
         Route::Notify => uploads::notify_upload_complete(req, cx, &base).await,
         Route::Cancel => uploads::cancel_job(req, cx, &base).await,
         Route::DeleteVideo => delete::delete_video(req, cx).await,
+        Route::Delivery => status::delivery(req, cx, &base).await,
         Route::JobStatus => status::job_status(req, cx.env, &base).await,
         Route::PlaybackUrl => status::playback_url(req, cx.env, &base).await,
         Route::JobEvents => events::job_events(req, cx, &base).await,
@@ -123,6 +133,7 @@ enum Route {
     Notify,
     Cancel,
     DeleteVideo,
+    Delivery,
     JobStatus,
     PlaybackUrl,
     JobEvents,
@@ -136,7 +147,8 @@ impl Route {
         match self {
             Route::UploadUrl | Route::Notify | Route::Cancel => Method::Post,
             Route::DeleteVideo => Method::Delete,
-            Route::JobStatus
+            Route::Delivery
+            | Route::JobStatus
             | Route::PlaybackUrl
             | Route::JobEvents
             | Route::AppEvents

@@ -25,14 +25,15 @@ use worker_kit::clock::now;
 /// One frame on its way to subscribers, with its event id.
 pub type Frame = (u64, String);
 
-/// The open streams of one object.
+/// The open streams of one object, each with the client address it
+/// counts under (for the caps of `media_core::events::StreamCaps`).
 #[derive(Default)]
-pub struct Subscribers(RefCell<Vec<UnboundedSender<Frame>>>);
+pub struct Subscribers(RefCell<Vec<(Option<String>, UnboundedSender<Frame>)>>);
 
 impl Subscribers {
     /// Sends `frame` to every open stream, forgetting the closed ones.
     pub fn broadcast(&self, frame: &Frame) {
-        self.0.borrow_mut().retain(|tx| tx.unbounded_send(frame.clone()).is_ok());
+        self.0.borrow_mut().retain(|(_, tx)| tx.unbounded_send(frame.clone()).is_ok());
     }
 
     /// Ends every stream.
@@ -40,13 +41,34 @@ impl Subscribers {
         self.0.borrow_mut().clear();
     }
 
+    /// How many streams are open, and how many of them from `address`,
+    /// after forgetting those whose reader went away (a client that left).
+    pub fn open_counts(&self, address: &str) -> (u32, u32) {
+        let mut subs = self.0.borrow_mut();
+        subs.retain(|(_, tx)| !tx.is_closed());
+        let here = subs.iter().filter(|(a, _)| a.as_deref() == Some(address)).count();
+        (subs.len() as u32, here as u32)
+    }
+
     /// A new stream that starts with `first` and, when `live`, goes on with
     /// what is broadcast; heartbeats carry `last_id`, then the id of the
     /// last frame sent.
     pub fn open(&self, first: String, last_id: u64, live: bool, heartbeat_ms: u64) -> worker::Result<Response> {
+        self.open_from(None, first, last_id, live, heartbeat_ms)
+    }
+
+    /// [`Subscribers::open`] for a client counted under `address`.
+    pub fn open_from(
+        &self,
+        address: Option<String>,
+        first: String,
+        last_id: u64,
+        live: bool,
+        heartbeat_ms: u64,
+    ) -> worker::Result<Response> {
         let (tx, rx) = unbounded();
         if live {
-            self.0.borrow_mut().push(tx);
+            self.0.borrow_mut().push((address, tx));
         } else {
             drop(tx);
         }

@@ -5,8 +5,14 @@
 //! job store, the video's `VideoJob` Durable Object (they never reach a
 //! queue shard). So a read looks in the edge cache first (the Cache API, for as long as
 //! `Job::public_cache_ttl_s` allows: 1-2 s while the job moves or a webhook is being delivered, a
-//! minute once done), then the KV playback record (done jobs), and only then
-//! asks the video's object. Writes that pass through this Worker (notify, cancel, the
+//! minute once done), then the KV playback record (done jobs), then the
+//! video's job marker in KV (`video_job::job_marker_key`, written by the
+//! object with the job's first change), and only when that exists asks the
+//! video's object. A read of ids without a job thus answers 404 from KV and
+//! never reaches (nor creates) an object. A notify puts the new job in this
+//! location's edge cache, so it is readable here at once; elsewhere KV
+//! shows the marker within its propagation delay (up to a minute), during
+//! which reads there answer 404 as before the notify. Writes that pass through this Worker (notify, cancel, the
 //! transcoder's calls) drop the cached copy in their location ([`forget`]);
 //! elsewhere it lives out its short TTL. Each answer says where it came from
 //! in `Server-Timing: jobstore;desc="cache|kv|video"`.
@@ -25,7 +31,7 @@ use worker_kit::reply::json;
 use worker_kit::{Failure, Handled};
 
 use crate::client;
-use crate::video_job::{playback_record_key, VideoCall, VideoOp, KV_BINDING, VIDEO_JOBS_BINDING};
+use crate::video_job::{job_marker_key, playback_record_key, VideoCall, VideoOp, KV_BINDING, VIDEO_JOBS_BINDING};
 
 /// Where a public read found the job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,6 +96,12 @@ async fn remember(key: &str, job: &Job) {
     }
 }
 
+/// Puts the job a change made through this Worker left in this location's
+/// cache (a notify: readable here at once, before KV shows its marker).
+pub async fn remember_job(job: &Job) {
+    remember(&cache_key(&job.app_id, &job.video_id), job).await;
+}
+
 /// Drops the cached read of a video's job in this location, after a change
 /// made through this Worker. Other locations keep theirs for its short TTL.
 pub async fn forget(app: &AppId, video: &VideoId) {
@@ -106,12 +118,33 @@ async fn playback_record(env: &Env, app: &AppId, video: &VideoId) -> Option<Job>
     })
 }
 
+/// Whether KV says the video has a job (its marker). A failed read counts
+/// as yes: the object then answers, as before markers.
+async fn has_marker(env: &Env, app: &AppId, video: &VideoId) -> bool {
+    let Ok(kv) = env.kv(KV_BINDING) else { return true };
+    match kv.get(&job_marker_key(app, video)).text().await {
+        Ok(found) => found.is_some(),
+        Err(e) => {
+            tracing::warn!(error = %e, "reading the job marker failed; asking the video's job object");
+            true
+        }
+    }
+}
+
+/// Whether the video may have a job, from the edge cache or KV only: false
+/// means a public read answers 404 without asking any object.
+pub async fn may_have_job(env: &Env, app: &AppId, video: &VideoId) -> bool {
+    cached(&cache_key(app, video)).await.is_some()
+        || playback_record(env, app, video).await.is_some()
+        || has_marker(env, app, video).await
+}
+
 /// The job of `video` as public routes may show it, and where it came from:
 /// the edge cache, else the KV record of a done job, else the video's
 /// object (never a queue shard). `None`
 /// for a video without a job (not cached: a notify must show at once).
 /// With `count` (a route that does not count every request itself), a read
-/// that must ask the video's object is first counted against the client's
+/// the edge cache does not answer is first counted against the client's
 /// public-read budget.
 pub async fn public_job(
     env: &Env,
@@ -123,12 +156,15 @@ pub async fn public_job(
     if let Some(job) = cached(&key).await {
         return Ok((Some(job), ReadSource::Cache));
     }
+    // Past the edge cache a read costs KV reads, maybe the object's: counted.
+    if let Some((req, route)) = count {
+        enforce_public(env, req, route).await?;
+    }
     let (job, source) = match playback_record(env, app, video).await {
         Some(job) => (Some(job), ReadSource::Kv),
+        // No job: nothing asks (or creates) the video's object.
+        None if !has_marker(env, app, video).await => (None, ReadSource::Kv),
         None => {
-            if let Some((req, route)) = count {
-                enforce_public(env, req, route).await?;
-            }
             let call = VideoCall { app_id: app.clone(), video_id: video.clone(), base: None, op: VideoOp::Get };
             (client::ask(env, VIDEO_JOBS_BINDING, &call.object_name(), &call).await?, ReadSource::Video)
         }
@@ -142,6 +178,20 @@ pub async fn public_job(
 fn with_source(mut resp: Response, source: ReadSource) -> Handled {
     resp.headers_mut().set("server-timing", &source.server_timing())?;
     Ok(resp)
+}
+
+/// `GET /videos/delivery?app_id=&video_id=` (API key, that app only): the
+/// job with the delivery of its webhooks (`callback_status`,
+/// `callback_attempts`, `callback_last_error`), which public routes never
+/// show. Asks the video's object (an API-key call, never cached).
+pub async fn delivery(req: Request, cx: &crate::VideoContext<'_>, base: &str) -> Handled {
+    let grant = worker_kit::entry::guard(&req, cx, "videos-delivery").await?;
+    let (app, video) = ids(&req)?;
+    grant.check_app(&app)?;
+    let call = VideoCall { app_id: app.clone(), video_id: video.clone(), base: None, op: VideoOp::Get };
+    let job: Option<Job> = client::ask(cx.env, VIDEO_JOBS_BINDING, &call.object_name(), &call).await?;
+    let job = job.ok_or_else(|| unknown(&app, &video))?;
+    json(200, &JobView::with_delivery(&job, base))
 }
 
 /// `GET /job-status?app_id=&video_id=`.
