@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { startGarage } from '../../devkit/garage.mjs';
 import { listKeys } from '../../devkit/sigv4.mjs';
 import { openEvents } from '../../devkit/sse.mjs';
-import { videoService, imageService, client, errorCode, freshIp, putStored, API_KEY } from './harness.mjs';
+import { videoService, imageService, client, errorCode, freshIp, putStored, objectFiles, storedTables, API_KEY } from './harness.mjs';
 
 // A key that may act only for `other_app`.
 const OTHER_KEY = 'test-key-other-app';
@@ -65,11 +65,43 @@ for (const backend of ['r2', 's3']) {
     const count = async (video) => (await keysIn(mf, `raw/${app}/${video}/`)).length + (await keysIn(mf, `hls/${app}/${video}/`)).length;
     const result = { duration_s: 4, has_audio: false, renditions: [], thumbnails: null };
 
+    let persist;
     before(async () => {
-      mf = await videoService({ store: garage, backend, vars: { IV_API_KEY, LEASE_TTL_MS: '1000', RETRY_BACKOFF_MS: '200' } });
+      persist = mkdtempSync(join(tmpdir(), `delete-objects-${backend}-`));
+      mf = await videoService({ store: garage, backend, persist, vars: { IV_API_KEY, LEASE_TTL_MS: '1000', RETRY_BACKOFF_MS: '200' } });
       api = client(mf);
     });
-    after(async () => mf?.dispose());
+    after(async () => {
+      await mf?.dispose();
+      rmSync(persist, { recursive: true, force: true });
+    });
+
+    test('a deleted video leaves no Durable Object once swept, and reading it afterwards creates none', async () => {
+      const start = objectFiles(persist, 'VideoJob');
+      assert.equal((await notify('vgone')).status, 202);
+      const [file] = objectFiles(persist, 'VideoJob').filter((f) => !start.includes(f));
+      assert.ok(file, 'the job has its object');
+      assert.ok((await storedTables(file)).includes('job'));
+      const kv = await mf.getKVNamespace('MEDIA_KV');
+      assert.equal(await kv.get(`jobs/${app}/vgone`), '1', 'the job marker public reads check');
+      const r = await del('vgone');
+      assert.equal(r.status, 200, r.text);
+      assert.ok(r.json.final_sweep_at, 'a queued job: the tombstone stands for the lease time');
+      assert.equal(await kv.get(`jobs/${app}/vgone`), null, 'the marker goes with the delete');
+      // workerd keeps an object's file open while it runs; deleteAll() leaves it with nothing stored.
+      const deadline = Date.parse(r.json.final_sweep_at) + 8000;
+      while (Date.now() < deadline && (await storedTables(file)).length > 0) await sleep(300);
+      assert.deepEqual(await storedTables(file), [], 'swept: deleteAll() left nothing stored');
+      for (const path of [`/job-status?app_id=${app}&video_id=vgone`, `/job-events?app_id=${app}&video_id=vgone`, `/playback-url?app_id=${app}&video_id=vgone`]) {
+        assert.equal((await api.get(path, { headers: freshIp() })).status, 404, path);
+      }
+      // The transcoder's calls for the deleted job reach the empty object: refused, nothing created.
+      const inspect = await api.internal('/internal/jobs/inspect', { app_id: app, video_id: 'vgone' });
+      assert.equal(inspect.status, 404, inspect.text);
+      await sleep(300);
+      assert.deepEqual(await storedTables(file), [], 'reads of the deleted video stored nothing');
+      assert.equal(objectFiles(persist, 'VideoJob').length, start.length + 1, 'and asked no other object');
+    });
 
     test('a done video: every object, the record and the job go; reads answer 404; a repeat answers zeros', async () => {
       assert.equal((await notify('vdone')).status, 202);

@@ -64,7 +64,8 @@ describe('job events (SSE)', () => {
       assert.equal(connected.data.job.status, 'queued');
       assert.equal(stream.retry, 3000);
       const created = await stream.waitFor('job:created', 5000);
-      assert.deepEqual({ ...created.data, jobId: undefined }, { jobId: undefined, appId: s.app, videoId: 'seq', filePath: `raw/${s.app}/seq/source.mp4`, status: 'pending' });
+      // The video is named; never a storage key (no filePath).
+      assert.deepEqual({ ...created.data, jobId: undefined }, { jobId: undefined, appId: s.app, videoId: 'seq', status: 'pending' });
 
       const job = await s.leaseVideo('seq');
       assert.equal((await stream.waitFor('job:started', 5000)).data.attempt, 1);
@@ -82,6 +83,8 @@ describe('job events (SSE)', () => {
       await stream.finished;
       assert.ok(stream.ended, 'the stream ends after a terminal event');
 
+      for (const e of stream.events) assert.doesNotMatch(JSON.stringify(e.data ?? null), /raw\/|source\.mp4|filePath/, `${e.event} shows no storage key`);
+      assert.equal(completed.data.videoId, 'seq');
       const names = stream.events.map((e) => e.event).filter((n) => n !== 'heartbeat');
       assert.deepEqual(names, ['connected', 'job:created', 'job:started', 'job:progress', 'job:progress', 'job:playable', 'job:completed']);
       const ids = stream.events.filter((e) => e.event.startsWith('job:')).map((e) => Number(e.id));
@@ -305,7 +308,8 @@ describe('signed webhooks', () => {
     const job = await s.leaseVideo('hooked');
     const done = await s.api.internal(`/internal/jobs/${job.job_id}/complete`, { lease_id: job.lease_id, result: RESULT });
     assert.equal(done.status, 200, done.text);
-    const pending = await s.api.get(`/job-status?app_id=${s.app}&video_id=hooked`, { headers: freshIp() });
+    const delivery = (key = API_KEY) => s.api.get(`/videos/delivery?app_id=${s.app}&video_id=hooked`, { key, headers: freshIp() });
+    const pending = await delivery();
     assert.equal(pending.json.callback_status, 'pending', pending.text);
 
     // Two events (video.playable, video.ready), three attempts each: 10 s is ample at a 200 ms base.
@@ -330,13 +334,16 @@ describe('signed webhooks', () => {
 
     let view;
     for (let i = 0; i < 50; i++) {
-      view = (await s.api.get(`/job-status?app_id=${s.app}&video_id=hooked`, { headers: freshIp() })).json;
+      view = (await delivery()).json;
       if (view.callback_status === 'delivered') break;
       await new Promise((r) => setTimeout(r, 200));
     }
     assert.equal(view.callback_status, 'delivered', JSON.stringify(view));
     assert.equal(view.callback_attempts, 3);
     assert.equal(view.callback_last_error ?? null, null);
+    // The delivery is the tenant's: a key route only.
+    assert.equal((await s.api.get(`/videos/delivery?app_id=${s.app}&video_id=hooked`, { headers: freshIp() })).status, 401);
+    assert.equal((await delivery('wrong-key')).status, 403);
     // The app's stream shows each attempt's outcome.
     try {
       const ready = delivered.find((d) => d.body.type === 'video.ready').body.id;
@@ -434,5 +441,123 @@ describe('the app stream (GET /events)', () => {
     } finally {
       stream.close();
     }
+  });
+});
+
+describe('public texts: delivery errors stay on key routes', () => {
+  let s;
+  let receiver;
+  before(async () => {
+    receiver = await startReceiver({ failFirst: 1000 });
+    s = await service({
+      IV_WEBHOOKS: JSON.stringify({ evapp: { url: `${receiver.url}/hook`, secret: 'whsec_test_0123456789abcdef' } }),
+      WEBHOOK_RETRY_BASE_MS: '100',
+    });
+  });
+  after(async () => { await s?.mf.dispose(); await receiver?.stop(); });
+
+  test('a failing receiver shows on /videos/delivery and the app stream, never on /job-status, /playback-url or /job-events', async () => {
+    const appStream = await openEvents((url, init) => s.mf.dispatchFetch(url, init), `http://video.test/events?app_id=${s.app}`, { headers: { 'x-api-key': API_KEY, ...freshIp() } });
+    try {
+      await appStream.waitFor('connected', 5000);
+      await s.upload('probe');
+      const job = await s.leaseVideo('probe');
+      await s.beat(job, { progress: 50, playable: true });
+      let keyed;
+      for (let i = 0; i < 50; i++) {
+        keyed = await s.api.get(`/videos/delivery?app_id=${s.app}&video_id=probe`, { key: API_KEY, headers: freshIp() });
+        if (keyed.json?.callback_last_error) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.equal(keyed.status, 200, keyed.text);
+      assert.equal(keyed.json.callback_last_error, 'HTTP 500', keyed.text);
+      await appStream.waitFor((e) => e.event === 'webhook' && e.data.lastError === 'HTTP 500', 5000);
+
+      const leaks = /callback_|HTTP 500|could not connect/;
+      for (const path of [`/job-status?app_id=${s.app}&video_id=probe`, `/playback-url?app_id=${s.app}&video_id=probe`]) {
+        const r = await s.api.get(path, { headers: freshIp() });
+        assert.equal(r.status, 200, r.text);
+        assert.doesNotMatch(r.text, leaks, path);
+      }
+      const stream = await s.events('probe');
+      try {
+        const connected = await stream.waitFor('connected', 5000);
+        assert.equal(connected.data.job.status, 'processing');
+        assert.doesNotMatch(JSON.stringify(stream.events), leaks, 'the public stream');
+      } finally {
+        stream.close();
+      }
+    } finally {
+      appStream.close();
+    }
+  });
+});
+
+describe('event stream caps', () => {
+  let s;
+  before(async () => { s = await service({ SSE_MAX_PER_VIDEO: '5', SSE_MAX_PER_ADDRESS: '2' }); });
+  after(async () => s?.mf.dispose());
+
+  const from = (ip) => ({ headers: { 'cf-connecting-ip': ip } });
+  const opened = async (ip, open) => {
+    const st = await s.events('capped', from(ip));
+    assert.equal(st.status, 200, `${ip}: ${st.text}`);
+    await st.waitFor('connected', 5000);
+    open.push(st);
+  };
+  const refused = async (ip, why) => {
+    const st = await s.events('capped', from(ip));
+    assert.equal(st.status, 429, `${ip}: ${st.text}`);
+    const body = JSON.parse(st.text);
+    assert.equal(body.error.code, 'rate_limited');
+    assert.match(body.error.message, why);
+    assert.ok(Number(st.headers.get('retry-after')) > 0, 'Retry-After');
+  };
+
+  test('streams past the cap per address, then per video, get a 429 JSON error with Retry-After; a closed one frees its place', async () => {
+    await s.upload('capped');
+    const open = [];
+    try {
+      await opened('198.51.100.1', open);
+      await opened('198.51.100.1', open);
+      await refused('198.51.100.1', /from this address \(at most 2\)/);
+      // Rotating addresses inside one IPv6 /64 is one address.
+      await opened('2001:db8:7:7::1', open);
+      await opened('2001:db8:7:7:ffff::2', open);
+      await refused('2001:db8:7:7::3', /from this address \(at most 2\)/);
+      await opened('203.0.113.9', open);
+      await refused('203.0.113.10', /for this video \(at most 5\)/);
+      // A client that leaves frees its place.
+      open.shift().close();
+      let again;
+      for (let i = 0; i < 25; i++) {
+        again = await s.events('capped', from('203.0.113.10'));
+        if (again.status === 200) break;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      assert.equal(again.status, 200, 'a place freed by a closed stream');
+      open.push(again);
+    } finally {
+      for (const st of open) st.close();
+    }
+  });
+});
+
+describe('long-poll waiters', () => {
+  let s;
+  before(async () => { s = await service(); });
+  after(async () => s?.mf.dispose());
+
+  test('lease requests that timed out leave the shard at once', async () => {
+    const polls = await Promise.all(Array.from({ length: 5 }, () => s.api.internal('/internal/jobs/lease', { worker: 'idle', wait_ms: 300 })));
+    for (const p of polls) assert.equal(p.json.job, null, p.text);
+    const stats = (await s.api.internal('/internal/dispatch/stats', {})).json.shards;
+    assert.deepEqual(stats.map((sh) => sh.waiters), [0], JSON.stringify(stats));
+    // And work still reaches a poller that waits.
+    const waiting = s.api.internal('/internal/jobs/lease', { worker: 'poller', wait_ms: 5000 });
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal((await s.api.internal('/internal/dispatch/stats', {})).json.shards[0].waiters, 1);
+    await s.upload('woken');
+    assert.equal((await waiting).json.job?.video_id, 'woken');
   });
 });

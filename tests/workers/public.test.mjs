@@ -183,7 +183,7 @@ for (const backend of ['r2', 's3']) {
         assert.equal(errorCode(r), 'rate_limited');
         assert.ok(r.headers.get('retry-after'));
         assert.equal((await api.get(`/job-status?app_id=${app}&video_id=nope`, { headers: { 'cf-connecting-ip': '203.0.113.10' } })).status, 404, 'other addresses are unaffected');
-        // HLS paths of unknown videos ask the job object each time: counted the same way.
+        // HLS paths of unknown videos miss the edge cache (KV answers them): counted the same way.
         const hls = [];
         const other = { 'cf-connecting-ip': '203.0.113.11' };
         for (let i = 0; i < 7; i++) hls.push((await api.get(`/hls/${app}/nope${i}/zzzzzzzzzzzzzzzz/master.m3u8`, { headers: other })).status);
