@@ -118,6 +118,8 @@ export async function startPlatform({ dir, imagePort, videoPort, s3Port, demoPor
     tenantKeys,
     transcoderToken: secrets.transcoderToken,
     logs,
+    /** wrangler dev's persist directory: KV, R2 and the Durable Objects' SQLite files. */
+    stateDir,
     pids: () => [platform.garage.pid, video.pid, image.pid, ...transcoders.map((t) => t.pid)],
     /** Stops the video service and starts it again on the same port and state. */
     restartVideoService: async () => {

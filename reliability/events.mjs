@@ -10,6 +10,10 @@
 //   each event is then delivered exactly once.
 // - Job state per video: /job-status on 100 different videos, and what
 //   reached the queue shards meanwhile (public reads: nothing).
+// - 1,000 anonymous reads of random ids: no new Durable Object (counted as
+//   SQLite files in wrangler dev's persist directory).
+// - SSE past the per-address cap: 429 with a JSON error and Retry-After.
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeClip, uploadVideo, postJson, freshIp } from '../devkit/client.mjs';
 import { openEvents } from '../devkit/sse.mjs';
@@ -141,5 +145,80 @@ export async function events({ platform, scratch, say, receiver }) {
       detail: `500 reads in ${seconds.toFixed(1)} s over ${after.shards.length} shards, answered ${JSON.stringify(statuses)} from ${JSON.stringify(sources)}; shard requests meanwhile ${JSON.stringify(delta)} (lease/ring: the idle transcoder's long-polls; anything else would be reads)`,
     });
   }
+
+  // 5. Anonymous reads of ids that have no job create no object.
+  {
+    say('events: 1,000 anonymous reads of random ids…');
+    const before = objectFiles(platform.stateDir, 'VideoJob');
+    const app = 'anon';
+    const rand = () => Math.random().toString(36).slice(2, 12);
+    const paths = (v) => [
+      `/job-status?app_id=${app}&video_id=${v}`,
+      `/playback-url?app_id=${app}&video_id=${v}`,
+      `/job-events?app_id=${app}&video_id=${v}`,
+      `/hls/${app}/${v}/abcdefghijklmnop/master.m3u8`,
+      `/hls/${app}/${v}/abcdefghijklmnop/360p/index.m3u8`,
+    ];
+    const statuses = {};
+    const t0 = Date.now();
+    for (let i = 0; i < 1000; i += 50) {
+      await Promise.all(Array.from({ length: 50 }, async (_, j) => {
+        const r = await fetch(`${platform.video}${paths(`r${rand()}`)[(i + j) % 5]}`, { headers: freshIp() });
+        await r.arrayBuffer();
+        statuses[r.status] = (statuses[r.status] ?? 0) + 1;
+      }));
+    }
+    const seconds = (Date.now() - t0) / 1000;
+    await sleep(500);
+    const after = objectFiles(platform.stateDir, 'VideoJob');
+    const added = after.filter((f) => !before.includes(f));
+    rows.push({
+      check: '1,000 anonymous reads of random ids: zero new Durable Objects',
+      ok: statuses[404] === 1000 && added.length === 0 && before.length > 0,
+      detail: `/job-status, /playback-url, /job-events and /hls/ (200 each) in ${seconds.toFixed(1)} s answered ${JSON.stringify(statuses)}; VideoJob SQLite files in the persist directory ${before.length} before, ${after.length} after (${added.length} new)`,
+    });
+  }
+
+  // 6. Event streams past the cap.
+  {
+    const video = `capped${Date.now()}`;
+    const notified = await uploadVideo(platform, 'sse-cap', video, clip);
+    if (notified.status !== 202) throw new Error(`notify: ${notified.status} ${notified.text}`);
+    say('events: SSE streams past the per-address cap…');
+    const ip = { 'cf-connecting-ip': '192.0.2.77' };
+    const url = `${platform.video}/job-events?app_id=sse-cap&video_id=${video}`;
+    const open = [];
+    try {
+      for (let i = 0; i < 10; i++) open.push(await openEvents(fetch, url, { headers: ip }));
+      const past = await openEvents(fetch, url, { headers: ip });
+      let error;
+      try { error = JSON.parse(past.text).error; } catch { error = undefined; }
+      const other = await openEvents(fetch, url, { headers: freshIp() });
+      open.push(other);
+      rows.push({
+        check: 'SSE past the cap: 429',
+        ok: open.slice(0, 10).every((c) => c.status === 200) && past.status === 429 && error?.code === 'rate_limited' && Number(past.headers.get('retry-after')) > 0 && other.status === 200,
+        detail: `10 streams from one address: ${tally(open.slice(0, 10).map((c) => c.status))}; the 11th: ${past.status} ${error?.code ?? '-'} (Retry-After ${past.headers.get('retry-after')}): ${error?.message ?? past.text}; another address meanwhile: ${other.status}`,
+      });
+    } finally {
+      open.forEach((c) => c.close());
+    }
+  }
   return rows;
+}
+
+const tally = (list) => Object.entries(list.reduce((m, s) => ({ ...m, [s]: (m[s] ?? 0) + 1 }), {})).map(([k, v]) => `${k}×${v}`).join(' ');
+
+/** The `.sqlite` files of Durable Objects of `className` under a persist directory. */
+function objectFiles(dir, className) {
+  const out = [];
+  const walk = (d) => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      const p = join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (e.name.endsWith('.sqlite') && e.name !== 'metadata.sqlite' && p.includes(className)) out.push(p);
+    }
+  };
+  if (dir && existsSync(dir)) walk(dir);
+  return out;
 }
