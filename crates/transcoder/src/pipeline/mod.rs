@@ -346,6 +346,11 @@ fn demux(
         if control.cancel.load(Ordering::Relaxed) {
             return Err(JobError::LeaseLost);
         }
+        // av_read_frame needs a blank packet: without this, every packet's
+        // buffer (for Matroska, a reference to its whole block) stayed
+        // referenced for the rest of the job, so memory grew with the file.
+        // SAFETY: `packet` is a valid packet we own; unref leaves it blank.
+        unsafe { ff::ffi::av_packet_unref(ff::packet::Mut::as_mut_ptr(&mut packet)) };
         match packet.read(input) {
             Ok(()) => {}
             Err(ff::Error::Eof) => break,
