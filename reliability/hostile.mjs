@@ -11,7 +11,7 @@ import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import { makeClip, uploadVideo, pollJob, postJson, freshIp } from '../devkit/client.mjs';
-import { putObject, s3 } from '../devkit/sigv4.mjs';
+import { listKeys, openUploads, putObject, s3 } from '../devkit/sigv4.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = join(HERE, '..');
@@ -173,7 +173,7 @@ function sensitiveRoutes(platform, samples) {
   const json = (body) => ({ type: 'application/json', body: () => JSON.stringify(body) });
   const png = readFileSync(join(samples, 'sample.png'));
   return [
-    { service: platform.video, path: '/generate-upload-url', ...json({ app_id: 'hostile', video_id: 'auth1', content_type: 'video/mp4' }) },
+    { service: platform.video, path: '/generate-upload-url', ...json({ app_id: 'hostile', video_id: 'auth1', content_type: 'video/mp4', size: 1000 }) },
     { service: platform.video, path: '/notify-upload-complete', ...json({ app_id: 'hostile', video_id: 'auth-none', raw_key: 'raw/hostile/auth-none/source.mp4', content_type: 'video/mp4' }) },
     { service: platform.video, path: '/cancel-job', ...json({ app_id: 'hostile', video_id: 'auth-none' }) },
     { service: platform.image, path: '/generate-image-upload-url', ...json({ app_id: 'hostile', content_type: 'image/png' }) },
@@ -250,7 +250,7 @@ export async function tenantMatrix(platform, samples) {
     request(`${base}${path}`, { method: 'POST', headers: { 'x-api-key': key, 'content-type': type }, body });
   const routes = [
     ['video /generate-upload-url', async (key, app) => {
-      const res = await post(platform.video, '/generate-upload-url', key, JSON.stringify({ app_id: app, video_id: id('p'), content_type: 'video/mp4' }));
+      const res = await post(platform.video, '/generate-upload-url', key, JSON.stringify({ app_id: app, video_id: id('p'), content_type: 'video/mp4', size: 1000 }));
       return { res, leak: async () => (res.text.includes('upload_url') ? 'an upload URL' : null) };
     }],
     ['video /notify-upload-complete', async (key, app) => {
@@ -609,6 +609,101 @@ async function presignedImages(platform) {
   return rows;
 }
 
+// ------------------------------------------- resumable upload tokens (issue 23)
+
+/** A resumable upload token replayed after its upload ended (complete, abort) or its video was deleted,
+ *  one token creating twice, and a video presign without `size`. */
+async function uploadTokens(platform) {
+  const app = 'hostile';
+  const run = Date.now().toString(36);
+  const call = async (ep, method, path, body) => {
+    const res = await request(`${ep}${path}`, { method, headers: body ? { 'content-type': 'application/json' } : {}, body: body && JSON.stringify(body) });
+    let json;
+    try { json = JSON.parse(res.text); } catch { json = undefined; }
+    return { ...res, json };
+  };
+  // A session, its one upload, its one (100-byte) part stored.
+  const start = async (video) => {
+    const s = await postJson(`${platform.video}/generate-upload-url`, { app_id: app, video_id: video, content_type: 'video/mp4', size: 100, multipart: true }, platform.apiKey);
+    if (s.status !== 200) throw new Error(`session: ${s.status} ${s.text}`);
+    const ep = s.json.endpoint;
+    const created = await call(ep, 'POST', '/s3/multipart', { type: 'video/mp4' });
+    if (created.status !== 200) throw new Error(`create: ${created.status} ${created.text}`);
+    const u = `/s3/multipart/${encodeURIComponent(created.json.uploadId)}`;
+    const q = `?key=${encodeURIComponent(created.json.key)}`;
+    const signed = await call(ep, 'GET', `${u}/1${q}`);
+    const part = await fetch(signed.json.url, { method: 'PUT', body: Buffer.alloc(100, 0x41) });
+    if (part.status !== 200) throw new Error(`part: ${part.status}`);
+    return { ep, u, q, key: created.json.key, parts: [{ PartNumber: 1, ETag: part.headers.get('etag') }] };
+  };
+  // Every call the token allowed: each must now be refused (403, JSON).
+  const replay = async (t) => {
+    const seen = {
+      create: await call(t.ep, 'POST', '/s3/multipart', { type: 'video/mp4' }),
+      'sign part': await call(t.ep, 'GET', `${t.u}/1${t.q}`),
+      list: await call(t.ep, 'GET', `${t.u}${t.q}`),
+      complete: await call(t.ep, 'POST', `${t.u}/complete${t.q}`, { parts: t.parts }),
+      abort: await call(t.ep, 'DELETE', `${t.u}${t.q}`),
+    };
+    const ok = Object.values(seen).every((r) => r.status === 403 && isJsonError(r));
+    return { ok, text: Object.entries(seen).map(([k, r]) => `${k} ${r.status}`).join(', '), message: seen.create.json?.error?.message };
+  };
+  const inStore = async (video) => ({
+    keys: await listKeys(platform.garage, `raw/${app}/${video}/`),
+    open: (await openUploads(platform.garage, `raw/${app}/${video}/`)).length,
+  });
+  const rows = [];
+
+  for (const how of ['complete', 'abort', 'delete']) {
+    const video = `token-${how}-${run}`;
+    const t = await start(video);
+    let ended;
+    if (how === 'complete') ended = await call(t.ep, 'POST', `${t.u}/complete${t.q}`, { parts: t.parts });
+    if (how === 'abort') ended = await call(t.ep, 'DELETE', `${t.u}${t.q}`);
+    if (how === 'delete') ended = await request(`${platform.video}/videos?app_id=${app}&video_id=${video}&force=true`, { method: 'DELETE', headers: { 'x-api-key': platform.apiKey } });
+    const etag = async () => (how === 'complete' ? (await s3(platform.garage, 'HEAD', t.key)).headers.get('etag') : null);
+    const before = await etag();
+    const r = await replay(t);
+    const after = await inStore(video);
+    // After complete the one source stays as it was completed (same ETag); otherwise nothing is there.
+    const same = (await etag()) === before;
+    const storedOk = how === 'complete' ? after.keys.length === 1 && same : after.keys.length === 0;
+    rows.push({
+      check: `resumable upload token replayed after ${how}: refused, nothing stored`,
+      ok: ended.status === 200 && r.ok && storedOk && after.open === 0,
+      detail: `${how} ${ended.status}; then ${r.text} ("${r.message}"); raw/${app}/${video}/: ${after.keys.length} object(s)${how === 'complete' ? ` (the completed source, ETag ${same ? 'unchanged' : 'CHANGED'})` : ''}, ${after.open} open upload(s)`,
+    });
+  }
+
+  {
+    const video = `token-twice-${run}`;
+    const t = await start(video);
+    const again = [];
+    for (let i = 0; i < 3; i++) again.push((await call(t.ep, 'POST', '/s3/multipart', { type: 'video/mp4' })).status);
+    const open = (await inStore(video)).open;
+    await call(t.ep, 'DELETE', `${t.u}${t.q}`);
+    rows.push({
+      check: 'one resumable upload token starts one upload: later creates → 409',
+      ok: again.every((s) => s === 409) && open === 1,
+      detail: `3 more creates with the token: ${tally(again)}; open uploads under raw/${app}/${video}/: ${open}`,
+    });
+  }
+
+  {
+    const seen = [];
+    let ok = true;
+    for (const multipart of [false, true]) {
+      const res = await postJson(`${platform.video}/generate-upload-url`, { app_id: app, video_id: `nosize-${run}`, content_type: 'video/mp4', multipart }, platform.apiKey);
+      const good = res.status === 400 && isJsonError(res) && /^size is required/.test(res.json?.error?.message ?? '');
+      ok &&= good;
+      seen.push(`${multipart ? 'multipart' : 'single PUT'} ${res.status}${good ? '' : ' (want 400 "size is required")'}`);
+      if (!multipart) seen.push(`"${res.json?.error?.message}"`);
+    }
+    rows.push({ check: 'video presign without size → 400 that says what to send', ok, detail: seen.join(', ') });
+  }
+  return rows;
+}
+
 // ------------------------------------------------------------ internal API
 
 async function internalApi(platform) {
@@ -670,6 +765,7 @@ export async function hostile({ platform, scratch, soak, say }) {
   rows.push(...await traversal(platform, secrets, fixtures));
   rows.push(...await oversized(platform));
   rows.push(await internalApi(platform));
+  rows.push(...await uploadTokens(platform));
   rows.push(...await presignedImages(platform));
 
   for (const name of ['video', 'image']) {
