@@ -167,7 +167,7 @@ for (const backend of ['r2', 's3']) {
       assert.equal(head.headers.get('content-length'), String(first.bytes.length));
     });
 
-    test('six concurrent first requests for one variant: one Images binding call, the same bytes for all', async () => {
+    test('six concurrent first requests for one variant: one Images binding call, the same bytes for all; other variants take turns', async () => {
       // The Worker logs one line per binding call ("Images binding called"), in the image's Durable
       // Object, just before the call: an instance of its own, whose console lines come here.
       const logs = [];
@@ -198,6 +198,18 @@ for (const backend of ['r2', 's3']) {
         assert.equal(later.headers.get('x-image-variant'), 'stored');
         await later.arrayBuffer();
         assert.equal(logs.filter((l) => /Images binding called/.test(l.message)).length, 1);
+
+        // Different variants of the image asked at once are made one after another: one original in
+        // memory at a time (each call's line is followed by its "created" line before the next call).
+        logs.length = 0;
+        const three = await Promise.all(['w=160,f=webp', 'w=320,f=webp', 'w=480,f=webp'].map(async (o) => {
+          const r = await counted.dispatchFetch(`${BASE}/images/${app}/six/${o}`);
+          await r.arrayBuffer();
+          return [r.status, r.headers.get('x-image-variant')];
+        }));
+        assert.deepEqual(three, Array(3).fill([200, 'created']));
+        const order = logs.map((l) => l.message).flatMap((m) => (/Images binding called/.test(m) ? ['call'] : /image variant created/.test(m) ? ['made'] : []));
+        assert.deepEqual(order, ['call', 'made', 'call', 'made', 'call', 'made']);
       } finally {
         await counted.dispose();
       }

@@ -5,9 +5,12 @@
 //! - **Variants are made once.** A variant not yet stored is made here:
 //!   concurrent first requests for it, from any isolate, meet in this one
 //!   object and wait on one creation ([`Shared`]), so one original is read
-//!   and one billed Images call is made. The object is asked only on a
-//!   storage miss (edge hits and stored variants never reach it), and keeps
-//!   nothing in storage for it: the creations in flight are in memory.
+//!   and one billed Images call is made. Creations of different variants
+//!   of the image take turns, so one original (up to 20 MB) is in memory at
+//!   a time, not one per variant asked for at once. The object is asked
+//!   only on a storage miss (edge hits and stored variants never reach it),
+//!   and keeps nothing in storage for it: the creations in flight are in
+//!   memory.
 //! - **Presigned uploads are checked when they land.** A presign tells the
 //!   object when its URL stops being usable ([`ImageCommand::CheckUploadAt`]);
 //!   the object's alarm then checks what landed, as a first read would
@@ -17,8 +20,10 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::rc::Rc;
 
 use futures_util::future::{FutureExt, LocalBoxFuture, Shared};
+use futures_util::lock::Mutex;
 use media_core::ids::{AppId, ImageId};
 use media_core::keys::ObjectKey;
 use media_core::time::Timestamp;
@@ -95,6 +100,8 @@ pub struct ImageObject {
     env: Env,
     /// Variant key → its creation in flight.
     making: RefCell<HashMap<String, Creation>>,
+    /// Held by the creation that runs: one original in memory at a time.
+    turn: Rc<Mutex<()>>,
 }
 
 /// The store the object works on (its own settings: it has no request context).
@@ -158,7 +165,13 @@ impl ImageObject {
             self.forget(&key, &creation);
             return made.map(|_| VariantMade::Stored);
         }
-        let creation = make_variant(self.env.clone(), job).boxed_local().shared();
+        let (env, turn) = (self.env.clone(), Rc::clone(&self.turn));
+        let creation = async move {
+            let _turn = turn.lock().await;
+            make_variant(env, job).await
+        }
+        .boxed_local()
+        .shared();
         self.making.borrow_mut().insert(key.clone(), creation.clone());
         let made = creation.clone().await;
         self.forget(&key, &creation);
@@ -231,7 +244,7 @@ impl ImageObject {
 
 impl DurableObject for ImageObject {
     fn new(state: State, env: Env) -> Self {
-        Self { state, env, making: RefCell::default() }
+        Self { state, env, making: RefCell::default(), turn: Rc::default() }
     }
 
     async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
