@@ -1,5 +1,7 @@
 // The image service in workerd: every route, the auth matrix, validation
-// errors, magic-byte checks, 409 on a taken image_id, the KV metadata
+// errors (a presign needs its size), magic-byte checks, 409 on a taken
+// image_id (one conditional write: of concurrent uploads one wins), the
+// check of presigned uploads when they land (read or not), the KV metadata
 // record, serving originals (ETag/304, Range/206/416, HEAD) with no way out
 // of the image prefix, the older /cdn-cgi/image/ URLs (transforms are
 // transform.test.mjs), CORS and the
