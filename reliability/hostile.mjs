@@ -176,7 +176,7 @@ function sensitiveRoutes(platform, samples) {
     { service: platform.video, path: '/generate-upload-url', ...json({ app_id: 'hostile', video_id: 'auth1', content_type: 'video/mp4', size: 1000 }) },
     { service: platform.video, path: '/notify-upload-complete', ...json({ app_id: 'hostile', video_id: 'auth-none', raw_key: 'raw/hostile/auth-none/source.mp4', content_type: 'video/mp4' }) },
     { service: platform.video, path: '/cancel-job', ...json({ app_id: 'hostile', video_id: 'auth-none' }) },
-    { service: platform.image, path: '/generate-image-upload-url', ...json({ app_id: 'hostile', content_type: 'image/png' }) },
+    { service: platform.image, path: '/generate-image-upload-url', ...json({ app_id: 'hostile', content_type: 'image/png', size: png.length }) },
     { service: platform.image, path: '/upload?app_id=hostile', type: 'image/png', body: () => png },
   ];
 }
@@ -572,23 +572,27 @@ async function replayExpired(platform, p, say) {
 
 // ------------------------------------------------- presigned images (item 13)
 
-/** What a holder of a presigned image URL can store, and what /assets/ then serves. */
+/** What a holder of a presigned image URL can store, and what /assets/ then serves. Returns the rows, and
+ *  the junk upload whose removal (when it lands, unread) is checked at the end by `landedJunk`. */
 async function presignedImages(platform) {
   const rows = [];
+  // Clients of the first API left size out: now a 400 that says what to send.
   const id = `junk-${Date.now()}`;
   const unsized = await postJson(`${platform.image}/generate-image-upload-url`, { app_id: 'hostile', image_id: id, content_type: 'image/png' }, platform.apiKey);
-  if (unsized.status !== 200) throw new Error(`presign: ${unsized.status} ${unsized.text}`);
-  // The issue's reproduction: 3 MB of random bytes with an HTML tail, sent as image/png to a URL issued without size.
+  rows.push({
+    check: 'image presign without size: 400',
+    ok: unsized.status === 400 && isJsonError(unsized) && /^size is required/.test(unsized.json?.error?.message ?? ''),
+    detail: `${unsized.status} ${unsized.json?.error?.code}: "${unsized.json?.error?.message}"`,
+  });
+
+  // The issue's reproduction, with the size now required: 3 MB of random bytes with an HTML tail, sent as
+  // image/png to a URL bound to that length. Nobody reads it: it is checked when it lands, and removed.
   const junk = Buffer.concat([randomBytes(3 * 1024 * 1024), Buffer.from('<html><script>alert(document.domain)</script></html>')]);
   junk[0] = 0; // never a PNG signature by chance
-  const stored = await put(unsized.json.upload_url, 'image/png', junk, unsized.json.headers);
-  const served = await request(unsized.json.asset_url);
-  const after = (await s3(platform.garage, 'HEAD', unsized.json.key)).status;
-  rows.push({
-    check: 'presigned image URL without size: junk is refused before its first serve, and removed',
-    ok: served.status === 404 && isJsonError(served) && after === 404,
-    detail: `3 MiB random + HTML tail as image/png: PUT ${stored}; GET /assets/ ${served.status} ${served.status === 404 ? JSON.parse(served.text).error.code : served.headers.get('content-type')}; the object afterwards: ${after === 404 ? 'removed' : after}`,
-  });
+  const sizedJunk = await postJson(`${platform.image}/generate-image-upload-url`, { app_id: 'hostile', image_id: id, content_type: 'image/png', size: junk.length }, platform.apiKey);
+  if (sizedJunk.status !== 200) throw new Error(`presign: ${sizedJunk.status} ${sizedJunk.text}`);
+  const stored = await put(sizedJunk.json.upload_url, 'image/png', junk, sizedJunk.json.headers);
+  const landed = { key: sizedJunk.json.key, expiresAt: Date.parse(sizedJunk.json.expires_at), stored, size: junk.length };
 
   // A sized URL binds the length and If-None-Match: *; a second PUT must not change what is served.
   const png = execFileSync('ffmpeg', ['-v', 'error', '-f', 'lavfi', '-i', 'color=c=green:s=32x32', '-frames:v', '1', '-f', 'image2', '-c:v', 'png', '-']);
@@ -606,7 +610,29 @@ async function presignedImages(platform) {
     ok: first === '200' && firstServe.status === 200 && Buffer.compare(firstServe.buf, png) === 0 && laterSame && sized.json.headers['If-None-Match'] === '*',
     detail: `signed headers ${new URL(sized.json.upload_url).searchParams.get('X-Amz-SignedHeaders')}; first PUT ${first}, served ${firstServe.status}; second PUT ${second} (${Buffer.compare(inGarage, other) === 0 ? 'Garage 2.5 ignores If-None-Match on PUT and replaced the object; R2 and S3 refuse it with 412' : 'refused, the object is unchanged'}); /assets/ afterwards ${later.status}, ${laterSame ? 'the version it checked (or nothing)' : 'OTHER BYTES'}`,
   });
-  return rows;
+  return { rows, landed };
+}
+
+/** The junk of `presignedImages`, never read: gone from Garage once its URL expired and the check ran
+ *  (UPLOAD_URL_TTL_S + UPLOAD_CHECK_GRACE_S of run.mjs's platform: 20 s + 5 s). */
+async function landedJunk(platform, landed, say) {
+  const graceS = 5;
+  const due = landed.expiresAt + graceS * 1000;
+  if (due > Date.now()) say(`waiting ${((due - Date.now()) / 1000).toFixed(0)} s for the check of a presigned upload nobody read`);
+  // Looked at once at least (by the end of the group the check is usually long due), then until 30 s past due.
+  const deadline = due + 30_000;
+  let status;
+  for (;;) {
+    status = (await s3(platform.garage, 'HEAD', landed.key)).status;
+    if ((status === 404 && Date.now() >= due) || Date.now() >= deadline) break;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  const late = ((Date.now() - due) / 1000).toFixed(1);
+  return {
+    check: 'presigned junk that nobody reads: removed when it lands (checked at its URL\'s expiry)',
+    ok: landed.stored === '200' && status === 404,
+    detail: `${landed.size} bytes of random + HTML tail as image/png, PUT ${landed.stored}, never requested; the object ${status === 404 ? `removed (seen ${late} s after the check was due)` : `still there (${status}) ${late} s after the check was due`}`,
+  };
 }
 
 // ------------------------------------------- resumable upload tokens (issue 23)
@@ -766,12 +792,14 @@ export async function hostile({ platform, scratch, soak, say }) {
   rows.push(...await oversized(platform));
   rows.push(await internalApi(platform));
   rows.push(...await uploadTokens(platform));
-  rows.push(...await presignedImages(platform));
+  const images = await presignedImages(platform);
+  rows.push(...images.rows);
 
   for (const name of ['video', 'image']) {
     say(`hostile: schemathesis against the ${name} service…`);
     rows.push(...await schemathesis({ name, base: platform[name], platform, scratch, soak, fixtures, samples, say }));
   }
   for (const p of replays) rows.push(await replayExpired(platform, p, say));
+  rows.push(await landedJunk(platform, images.landed, say));
   return rows;
 }

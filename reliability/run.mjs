@@ -44,7 +44,8 @@ try {
       IV_WEBHOOKS: JSON.stringify({ [HOOKS_APP]: { url: `${receiver.url}/hook`, secret: `whsec_${randomBytes(16).toString('hex')}` } }),
       WEBHOOK_RETRY_BASE_MS: '500',
     },
-    imageVars: { UPLOAD_URL_TTL_S: '20' },
+    // Presigned images are checked 5 s after their URL expires (hostile: junk nobody reads is removed).
+    imageVars: { UPLOAD_URL_TTL_S: '20', UPLOAD_CHECK_GRACE_S: '5' },
     transcoderEnv: { LEASE_WAIT_MS: '2000' },
     // Two tenants' keys, each tied to its apps, for the tenant matrix of the hostile group.
     tenantKeys: {
