@@ -334,6 +334,17 @@ pub fn inspect(input: &Input) -> Result<Probe, JobError> {
         Some(s) => {
             let params = s.parameters();
             check_decoder(&params)?;
+            // The rate and channels the container declares are checked before
+            // any audio decoder opens (PCM at 2 kHz or with 64 channels never reaches one).
+            // SAFETY: reading plain fields of valid codec parameters (no decoder is opened).
+            let (declared_rate, declared_channels) =
+                unsafe { ((*params.as_ptr()).sample_rate, (*params.as_ptr()).ch_layout.nb_channels) };
+            if let (Ok(rate @ 1..), Ok(channels @ 1..)) =
+                (u32::try_from(declared_rate), u16::try_from(declared_channels))
+            {
+                codecs::check_audio(params.id().name(), &long_name(params.id()), rate, channels)
+                    .map_err(|e| JobError::permanent(e.to_string()))?;
+            }
             let ctx = ff::codec::context::Context::from_parameters(params.clone());
             let (channels, sample_rate) = match ctx.and_then(|c| c.decoder().audio()) {
                 Ok(a) => (a.channels(), a.rate()),
