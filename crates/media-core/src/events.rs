@@ -356,6 +356,28 @@ pub fn frame(id: Option<u64>, name: &str, data: &str) -> String {
     out
 }
 
+/// A stored event's data as public streams may replay it. Events logged
+/// before issue 23 carried `filePath` (a storage key) and, in
+/// `job:completed`'s `job`, the webhook delivery fields; a done job logs no
+/// new events, so its kept log would replay them for as long as it stands.
+/// Data without them (every event logged since) is returned as it is.
+pub fn public_stored_data(data: &str) -> std::borrow::Cow<'_, str> {
+    const DELIVERY: [&str; 3] = ["callback_status", "callback_attempts", "callback_last_error"];
+    if !data.contains("\"filePath\"") && !DELIVERY.iter().any(|k| data.contains(k)) {
+        return std::borrow::Cow::Borrowed(data);
+    }
+    let Ok(Value::Object(mut fields)) = serde_json::from_str::<Value>(data) else {
+        return std::borrow::Cow::Borrowed(data);
+    };
+    fields.remove("filePath");
+    if let Some(Value::Object(job)) = fields.get_mut("job") {
+        for k in DELIVERY {
+            job.remove(k);
+        }
+    }
+    std::borrow::Cow::Owned(Value::Object(fields).to_string())
+}
+
 /// The first bytes of every stream: `retry: {ms}\n\n` (how long a client
 /// waits before reconnecting).
 pub fn retry_frame(ms: u64) -> String {
@@ -792,5 +814,15 @@ mod tests {
         for (value, want) in cases {
             assert_eq!(parse_last_event_id(*value), *want, "{value:?}");
         }
+    }
+
+    #[test]
+    fn events_stored_before_issue_23_replay_without_storage_keys_or_delivery_errors() {
+        let old = r#"{"jobId":"job_1","filePath":"raw/app/vid/source.mp4","job":{"status":"done","callback_status":"failed","callback_attempts":3,"callback_last_error":"HTTP 401"}}"#;
+        let replayed: Value = serde_json::from_str(&public_stored_data(old)).unwrap();
+        assert_eq!(replayed, json!({"jobId": "job_1", "job": {"status": "done"}}));
+        let new = r#"{"jobId":"job_1","videoId":"vid","attempt":1}"#;
+        assert!(matches!(public_stored_data(new), std::borrow::Cow::Borrowed(d) if d == new));
+        assert_eq!(public_stored_data("not json, filePath"), "not json, filePath");
     }
 }

@@ -17,7 +17,7 @@ use std::time::Duration;
 use futures_channel::mpsc::{unbounded, UnboundedReceiver, UnboundedSender};
 use futures_util::future::{select, Either};
 use futures_util::{stream, StreamExt};
-use media_core::events::{frame, heartbeat, retry_frame, RETRY_MS};
+use media_core::events::{frame, heartbeat, public_stored_data, retry_frame, RETRY_MS};
 use serde::Deserialize;
 use worker::{Delay, Headers, Response, SqlStorage, SqlStorageValue};
 use worker_kit::clock::now;
@@ -190,7 +190,7 @@ impl EventLog {
             )?
             .to_array()?;
         for row in &rows {
-            first.push_str(&frame(Some(row.seq as u64), &row.name, &row.data));
+            first.push_str(&frame(Some(row.seq as u64), &row.name, &public_stored_data(&row.data)));
         }
         Ok(first)
     }
