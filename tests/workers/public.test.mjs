@@ -519,6 +519,25 @@ describe('public reads create no state (r2 backend)', () => {
     assert.ok((await storedTables(start[0])).includes('job'), 'a job\'s object has its tables, for comparison');
   });
 
+  test('a presign writes the job marker before its URL is handed out, so reads while the browser uploads reach the object (which stores nothing) and the job shows once notified', async () => {
+    // Without the marker, such reads answer from KV's miss, which Cloudflare
+    // caches in the reader's location for up to a minute after the notify.
+    const kv = await mf.getKVNamespace('MEDIA_KV');
+    const presign = await api.post('/generate-upload-url', { app_id: app, video_id: 'vearly', content_type: 'video/mp4', size: 1000 }, { key: API_KEY, headers: freshIp() });
+    assert.equal(presign.status, 200, presign.text);
+    assert.equal(await kv.get(`jobs/${app}/vearly`), '1', 'the marker is there before any upload');
+    const start = objectFiles(persist, 'VideoJob');
+    const early = await api.get(`/job-status?app_id=${app}&video_id=vearly`, { headers: freshIp() });
+    assert.equal(early.status, 404, early.text);
+    await sleep(300);
+    const added = objectFiles(persist, 'VideoJob').filter((f) => !start.includes(f));
+    assert.equal(added.length, 1, 'the read asked the video\'s object');
+    assert.deepEqual(await storedTables(added[0]), [], 'and it stored nothing');
+    assert.equal((await notify('vearly')).status, 202);
+    const late = await api.get(`/job-status?app_id=${app}&video_id=vearly`, { headers: freshIp() });
+    assert.equal(late.status, 200, late.text);
+  });
+
   test('a retried or canceled attempt\'s rung playlist answers an ended playlist, not a 404', async () => {
     assert.equal((await notify('vend')).status, 202);
     const first = await leaseJob('vend');

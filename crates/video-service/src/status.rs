@@ -7,12 +7,16 @@
 //! `Job::public_cache_ttl_s` allows: 1-2 s while the job moves or a webhook is being delivered, a
 //! minute once done), then the KV playback record (done jobs), then the
 //! video's job marker in KV (`video_job::job_marker_key`, written by the
-//! object with the job's first change), and only when that exists asks the
+//! object with the job's first change, and already by the presign that
+//! precedes it: [`expect_job`]), and only when that exists asks the
 //! video's object. A read of ids without a job thus answers 404 from KV and
-//! never reaches (nor creates) an object. A notify puts the new job in this
-//! location's edge cache, so it is readable here at once; elsewhere KV
-//! shows the marker within its propagation delay (up to a minute), during
-//! which reads there answer 404 as before the notify. Writes that pass through this Worker (notify, cancel, the
+//! never reaches (nor creates) an object. The marker is written before the
+//! upload URL is handed out, so a page that polls while it uploads finds it
+//! (and asks the object, which answers 404 until the notify without storing
+//! anything) instead of leaving a negative KV lookup cached in its location
+//! for up to a minute, which would hide the job from it after the notify. A
+//! notify also puts the new job in this location's edge cache, so it is
+//! readable here at once. Writes that pass through this Worker (notify, cancel, the
 //! transcoder's calls) drop the cached copy in their location ([`forget`]);
 //! elsewhere it lives out its short TTL. Each answer says where it came from
 //! in `Server-Timing: jobstore;desc="cache|kv|video"`.
@@ -107,6 +111,21 @@ pub async fn remember_job(job: &Job) {
 pub async fn forget(app: &AppId, video: &VideoId) {
     if let Err(e) = Cache::default().delete(cache_key(app, video), false).await {
         tracing::warn!(app_id = %app, video_id = %video, error = %e, "dropping the cached job read failed");
+    }
+}
+
+/// Writes the video's job marker when an upload for it is presigned: the
+/// job follows within the URL's life, and reads from then on must reach its
+/// object (see the module doc). Best effort: the object writes the marker
+/// again with the job's first change, so a failed write (KV allows one write
+/// a second per key) is logged, not answered.
+pub async fn expect_job(env: &Env, app: &AppId, video: &VideoId) {
+    let written = async {
+        env.kv(KV_BINDING)?.put(&job_marker_key(app, video), "1")?.execute().await?;
+        Ok::<(), worker::Error>(())
+    };
+    if let Err(e) = written.await {
+        tracing::warn!(app_id = %app, video_id = %video, error = %e, "writing the job marker at presign failed; the job's first change writes it");
     }
 }
 

@@ -38,6 +38,7 @@ pub async fn generate_upload_url(mut req: Request, cx: &VideoContext<'_>) -> Han
     grant.check_app(&r.app_id)?;
     let kind = check_video_type(&r.content_type)?;
     let key = ObjectKey::RawUpload { app: r.app_id.clone(), video: r.video_id.clone(), kind }.to_string();
+    crate::status::expect_job(cx.env, &r.app_id, &r.video_id).await;
     if r.multipart {
         return upload_session(&req, cx, &r, key).await;
     }
