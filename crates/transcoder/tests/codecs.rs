@@ -300,6 +300,25 @@ fn other_tracks_are_ignored_and_probing_opens_only_whitelisted_decoders() {
     assert!(report.summary.has_audio);
 
     let input = probe::open(std::fs::File::open(&src).unwrap(), || false).unwrap();
+    // Matroska does not declare WMA's sample format: only a decoder opened
+    // while probing fills it in. Opened without the whitelist, libav does;
+    // through probe::open, the WMA decoder never opened.
+    let wma_format = |input: &ff::format::context::Input| {
+        let wma = input.streams().find(|s| s.parameters().id() == ff::codec::Id::WMAV2).expect("the WMA track");
+        // SAFETY: reading a plain field of valid codec parameters.
+        unsafe { (*wma.parameters().as_ptr()).format }
+    };
+    let unguarded = ff::format::input(&src).unwrap();
+    assert_ne!(
+        wma_format(&unguarded),
+        ff::ffi::AVSampleFormat::AV_SAMPLE_FMT_NONE as i32,
+        "libav decodes WMA while probing"
+    );
+    assert_eq!(
+        wma_format(&input),
+        ff::ffi::AVSampleFormat::AV_SAMPLE_FMT_NONE as i32,
+        "the WMA decoder opened while probing"
+    );
     // SAFETY: reading a string option of the opened format context.
     let set = unsafe { std::ffi::CStr::from_ptr((*input.as_ptr()).codec_whitelist) }.to_string_lossy().into_owned();
     assert_eq!(set, decoder_whitelist());
