@@ -45,26 +45,12 @@ pub fn media_playlist(target_duration: u32, init_uri: &str, segments: &[SegmentE
 }
 
 /// The rung playlist a player of a replaced attempt (retried under a new
-/// output, or canceled) reloads: the attempt's playlist as it was stored,
-/// ended with `#EXT-X-ENDLIST`, so the player plays what it lists (those
-/// segments are served while they are kept) and stops cleanly. An EVENT
-/// playlist may only grow, so nothing it listed is dropped. When nothing
-/// was stored (a canceled job's outputs are deleted at once), an empty
-/// ended playlist.
-pub fn ended_playlist(stored: Option<&str>) -> String {
-    match stored.filter(|text| text.starts_with("#EXTM3U")) {
-        Some(text) if text.contains("#EXT-X-ENDLIST") => text.to_owned(),
-        Some(text) => {
-            let mut ended = text.to_owned();
-            if !ended.ends_with('\n') {
-                ended.push('\n');
-            }
-            ended.push_str("#EXT-X-ENDLIST\n");
-            ended
-        }
-        None => "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:1\n#EXT-X-MEDIA-SEQUENCE:0\n#EXT-X-PLAYLIST-TYPE:EVENT\n#EXT-X-ENDLIST\n"
-            .to_owned(),
-    }
+/// output, or canceled) reloads: ended (`#EXT-X-ENDLIST`) and empty, so the
+/// player stops cleanly instead of failing on a 404. The attempt's segments
+/// are not served any more, so none is listed.
+pub fn ended_playlist() -> String {
+    "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:1\n#EXT-X-MEDIA-SEQUENCE:0\n#EXT-X-PLAYLIST-TYPE:EVENT\n#EXT-X-ENDLIST\n"
+        .to_owned()
 }
 
 /// Peak and average bits per second over a rung's segments (the HLS
@@ -199,18 +185,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_replaced_attempts_playlist_keeps_what_it_listed_and_ends() {
-        let stored = "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-PLAYLIST-TYPE:EVENT\n#EXT-X-MAP:URI=\"init.mp4\"\n#EXTINF:2.000,\n00000.m4s";
-        let p = ended_playlist(Some(stored));
-        assert_eq!(p, format!("{stored}\n#EXT-X-ENDLIST\n"));
-        assert_eq!(ended_playlist(Some(&p)), p, "ended once");
-        // Nothing stored (or not a playlist): ended and empty.
-        for nothing in [None, Some("<html>")] {
-            let p = ended_playlist(nothing);
-            assert!(p.starts_with("#EXTM3U\n#EXT-X-VERSION:7\n"));
-            assert!(p.ends_with("#EXT-X-ENDLIST\n"));
-            assert!(!p.contains("#EXTINF") && !p.contains("#EXT-X-MAP"));
-        }
+    fn a_replaced_attempts_playlist_is_ended_and_lists_nothing() {
+        let p = ended_playlist();
+        assert!(p.starts_with("#EXTM3U\n#EXT-X-VERSION:7\n"));
+        assert!(p.ends_with("#EXT-X-ENDLIST\n"));
+        assert!(!p.contains("#EXTINF") && !p.contains("#EXT-X-MAP"));
     }
 
     fn segs(durations: &[f64]) -> Vec<SegmentEntry> {

@@ -3,14 +3,11 @@
 //! the canonical key of an HLS output file (see `media_core::keys`), which is
 //! what keeps requests inside a video's own prefix, and `{output}` must be
 //! the video's current output (the attempt that became playable, from the
-//! job read model of [`crate::status`]). A replaced attempt (failed and
-//! retried, or canceled) keeps playing for the players that had it: its
-//! rung playlist answers as stored, ended with `#EXT-X-ENDLIST`
-//! (`media_core::playlist::ended_playlist`; empty and ended once its outputs
-//! are deleted), and its rung files are served while they are kept, so
-//! those players play what it listed and stop cleanly. Its master playlist
-//! is 404: no new player starts it. Ids without a job answer 404 from KV,
-//! reaching no object.
+//! job read model of [`crate::status`]): the outputs of failed or canceled
+//! attempts are 404, except their rung playlists, which answer an ended,
+//! empty playlist (`media_core::playlist::ended_playlist`, no storage
+//! read) so that players of a retried or canceled attempt's EVENT playlist
+//! stop cleanly. Ids without a job answer 404 from KV, reaching no object.
 //! Files are kept at the edge (segments for a year,
 //! playlists for 2 s), so a repeated segment costs no storage operation.
 //! A request whose job read the edge cache does not answer (KV, maybe the
@@ -21,7 +18,6 @@ use media_core::playlist::ended_playlist;
 use media_core::ApiError;
 use worker::{Headers, Method, Request, Response};
 use worker_kit::serve::{edge_hit, serve_object, ServeSpec};
-use worker_kit::store::{collect_body, ObjectStore, ReadOutcome, ReadRequest};
 use worker_kit::{Failure, Handled};
 
 use crate::status::{public_job, ReadSource};
@@ -31,18 +27,14 @@ fn no_such_file() -> Failure {
     ApiError::not_found("no such playback file; use the URLs /playback-url and /job-status return").into()
 }
 
-/// The ended rung playlist of a replaced attempt (stored at `key`), kept at
-/// the edge no longer than a live playlist.
-async fn ended(req: &Request, cx: &VideoContext<'_>, key: &str, source: ReadSource) -> Handled {
-    let stored = match cx.store()?.read(key, &ReadRequest::default()).await.map_err(Failure::from)? {
-        Some(ReadOutcome::Body { body, .. }) => Some(String::from_utf8_lossy(&collect_body(body).await?).into_owned()),
-        _ => None,
-    };
+/// The ended playlist of a replaced attempt, kept at the edge no longer
+/// than a live playlist.
+fn ended(req: &Request, source: ReadSource) -> Handled {
     let headers = Headers::new();
     headers.set("content-type", HlsFile::Master.content_type())?;
     headers.set("cache-control", "public, max-age=2")?;
     headers.set("server-timing", &source.server_timing())?;
-    let body = if req.method() == Method::Head { String::new() } else { ended_playlist(stored.as_deref()) };
+    let body = if req.method() == Method::Head { String::new() } else { ended_playlist() };
     Ok(Response::ok(body)?.with_headers(headers))
 }
 
@@ -61,16 +53,14 @@ pub async fn serve(req: Request, cx: &VideoContext<'_>) -> Handled {
         // A replaced attempt: neither the job's output nor the running attempt's (not playable yet).
         let running = job.lease.as_ref().map(|l| &l.output_id);
         let replaced = job.output_id.as_ref() != Some(&output) && running != Some(&output);
-        match file {
-            HlsFile::Rung(_, RungFile::Playlist) if replaced => return ended(&req, cx, key, source).await,
-            // What its ended playlist lists plays on while it is kept.
-            HlsFile::Rung(..) if replaced => {}
-            _ => return Err(no_such_file()),
+        if replaced && matches!(file, HlsFile::Rung(_, RungFile::Playlist)) {
+            return ended(&req, source);
         }
+        return Err(no_such_file());
     }
     let origin = req.url()?.origin().ascii_serialization();
     let cache_key = format!("{origin}/{key}");
-    // After the job check: only the current output, or a replaced one's rung files.
+    // After the job check: a file of a replaced output is never served.
     let mut resp = match edge_hit(&cache_key, &req).await? {
         Some(hit) => hit,
         None => {
