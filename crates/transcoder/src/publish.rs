@@ -366,13 +366,8 @@ mod tests {
         found
     }
 
-    /// A refused heartbeat stops the job: the outputs the pipeline had
-    /// queued are dropped, none is published, and the publisher returns at
-    /// once although the pipeline has not hung up. (Before, it went on
-    /// uploading the queue and waiting for more.)
-    #[tokio::test]
-    async fn a_stopped_job_publishes_nothing_more_from_its_queue() {
-        let dir = tempfile::tempdir().unwrap();
+    /// The default ladder of a 640x360 30 fps source.
+    fn plan_640x360() -> LadderPlan {
         let source = SourceVideo {
             width: 640,
             height: 360,
@@ -380,7 +375,17 @@ mod tests {
             rotation: 0,
             frame_rate: Rational::new(30, 1),
         };
-        let plan = plan_ladder(&source, &LadderOptions::default()).unwrap();
+        plan_ladder(&source, &LadderOptions::default()).unwrap()
+    }
+
+    /// A refused heartbeat stops the job: the outputs the pipeline had
+    /// queued are dropped, none is published, and the publisher returns at
+    /// once although the pipeline has not hung up. (Before, it went on
+    /// uploading the queue and waiting for more.)
+    #[tokio::test]
+    async fn a_stopped_job_publishes_nothing_more_from_its_queue() {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = plan_640x360();
         let (tx, rx) = tokio::sync::mpsc::channel(16);
         tx.send(Produced::Plan { plan, has_audio: false, duration_s: Some(60.0) }).await.unwrap();
         tx.send(Produced::Init { rung: 0, bytes: vec![1; 100], video_codec: "avc1.64001e".into() }).await.unwrap();
@@ -402,14 +407,7 @@ mod tests {
     #[tokio::test]
     async fn a_stop_during_uploads_ends_them_and_drops_the_rest() {
         let dir = tempfile::tempdir().unwrap();
-        let source = SourceVideo {
-            width: 640,
-            height: 360,
-            sample_aspect: Rational::new(1, 1),
-            rotation: 0,
-            frame_rate: Rational::new(30, 1),
-        };
-        let plan = plan_ladder(&source, &LadderOptions::default()).unwrap();
+        let plan = plan_640x360();
         let (tx, rx) = tokio::sync::mpsc::channel(16);
         let control = Arc::new(Control::default());
         let feeder = {

@@ -368,46 +368,13 @@ fn a_full_work_disk_is_our_fault_and_retryable_not_a_damaged_upload() {
     }
 }
 
-/// Overwrites a Matroska file's Segment Duration (an 8-byte float, in ms).
-fn patch_mkv_duration(path: &Path, ms: f64) {
-    let mut bytes = std::fs::read(path).unwrap();
-    let at = bytes.windows(3).position(|w| w == [0x44, 0x89, 0x88]).expect("a Segment Duration element");
-    bytes[at + 3..at + 11].copy_from_slice(&ms.to_be_bytes());
-    std::fs::write(path, bytes).unwrap();
-}
-
 #[test]
 fn audio_past_the_end_of_the_video_is_cut_and_never_held() {
     let dir = Scratch::new("audio-tail");
     let src = dir.path("tail.mkv");
     // 2 s of video and 300 s of 8 kHz mono PCM (4.8 MB) behind it, the file
     // declaring 3 s: the reproduction.
-    ffmpeg(&[
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc2=size=320x240:rate=10:duration=2",
-        "-f",
-        "lavfi",
-        "-i",
-        "anoisesrc=duration=300:sample_rate=8000:amplitude=0.5",
-        "-map",
-        "0",
-        "-map",
-        "1",
-        "-c:v",
-        "libx264",
-        "-preset",
-        "ultrafast",
-        "-c:a",
-        "pcm_s16le",
-        "-ac",
-        "1",
-        "-f",
-        "matroska",
-        src.to_str().unwrap(),
-    ]);
-    patch_mkv_duration(&src, 3000.0);
+    audio_tail_mkv(&src, 300, "pcm_s16le");
     let out = dir.path("out");
     let report = transcode_bounded(&src, &out).unwrap_or_else(|e| panic!("{e}"));
     assert!((report.summary.duration_s - 2.0).abs() < 0.15, "{} s of video", report.summary.duration_s);

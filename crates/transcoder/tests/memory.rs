@@ -31,42 +31,7 @@ fn peak_rss_mb() -> f64 {
 fn reading_a_long_file_holds_no_packet_it_has_used() {
     let dir = Scratch::new("memory");
     let src = dir.path("tail-6h.mkv");
-    ffmpeg(&[
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc2=size=320x240:rate=10:duration=2",
-        "-f",
-        "lavfi",
-        "-i",
-        "anoisesrc=duration=21600:sample_rate=8000:amplitude=0.5",
-        "-map",
-        "0",
-        "-map",
-        "1",
-        "-c:v",
-        "libx264",
-        "-preset",
-        "ultrafast",
-        "-c:a",
-        "pcm_u8",
-        "-ac",
-        "1",
-        "-f",
-        "matroska",
-        src.to_str().unwrap(),
-    ]);
-    // Declared 3 s, as in the issue (the real duration would be refused as truncated video).
-    // Patched in place: reading the whole file here would set the peak this test measures.
-    {
-        use std::io::{Read, Seek, SeekFrom, Write};
-        let mut f = std::fs::OpenOptions::new().read(true).write(true).open(&src).unwrap();
-        let mut head = vec![0u8; 64 * 1024];
-        let n = f.read(&mut head).unwrap();
-        let at = head[..n].windows(3).position(|w| w == [0x44, 0x89, 0x88]).expect("a Segment Duration element");
-        f.seek(SeekFrom::Start(at as u64 + 3)).unwrap();
-        f.write_all(&3000.0f64.to_be_bytes()).unwrap();
-    }
+    audio_tail_mkv(&src, 6 * 3600, "pcm_u8");
     let size_mb = std::fs::metadata(&src).unwrap().len() as f64 / 1e6;
     let before = peak_rss_mb();
     let report = transcode(&src, &dir.path("out"), &LadderOptions::default()).unwrap_or_else(|e| panic!("{e}"));

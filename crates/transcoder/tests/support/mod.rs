@@ -215,3 +215,44 @@ pub fn with_rotation(src: &Path, dst: &Path, degrees: i32) {
         dst.to_str().unwrap(),
     ]);
 }
+
+/// The hostile file of issue 23: 2 s of 320x240 video and `audio_s` seconds
+/// of 8 kHz mono PCM (`pcm`: `pcm_u8`, `pcm_s16le`) behind it in Matroska,
+/// its Segment Duration patched to 3 s (the real duration would be refused
+/// as truncated video). Patched in place from the file's first 64 KiB, so
+/// making a large one does not set a memory test's peak.
+pub fn audio_tail_mkv(path: &Path, audio_s: u32, pcm: &str) {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    let audio = format!("anoisesrc=duration={audio_s}:sample_rate=8000:amplitude=0.5");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=320x240:rate=10:duration=2",
+        "-f",
+        "lavfi",
+        "-i",
+        &audio,
+        "-map",
+        "0",
+        "-map",
+        "1",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-c:a",
+        pcm,
+        "-ac",
+        "1",
+        "-f",
+        "matroska",
+        path.to_str().unwrap(),
+    ]);
+    let mut f = std::fs::OpenOptions::new().read(true).write(true).open(path).unwrap();
+    let mut head = vec![0u8; 64 * 1024];
+    let n = f.read(&mut head).unwrap();
+    let at = head[..n].windows(3).position(|w| w == [0x44, 0x89, 0x88]).expect("a Segment Duration element");
+    f.seek(SeekFrom::Start(at as u64 + 3)).unwrap();
+    f.write_all(&3000.0f64.to_be_bytes()).unwrap();
+}
