@@ -35,7 +35,9 @@ use worker_kit::reply::json;
 use worker_kit::{Failure, Handled};
 
 use crate::client;
-use crate::video_job::{job_marker_key, playback_record_key, VideoCall, VideoOp, KV_BINDING, VIDEO_JOBS_BINDING};
+use crate::video_job::{
+    job_marker_key, playback_record_key, write_job_marker, VideoCall, VideoOp, KV_BINDING, VIDEO_JOBS_BINDING,
+};
 
 /// Where a public read found the job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,11 +122,7 @@ pub async fn forget(app: &AppId, video: &VideoId) {
 /// again with the job's first change, so a failed write (KV allows one write
 /// a second per key) is logged, not answered.
 pub async fn expect_job(env: &Env, app: &AppId, video: &VideoId) {
-    let written = async {
-        env.kv(KV_BINDING)?.put(&job_marker_key(app, video), "1")?.execute().await?;
-        Ok::<(), worker::Error>(())
-    };
-    if let Err(e) = written.await {
+    if let Err(e) = write_job_marker(env, app, video).await {
         tracing::warn!(app_id = %app, video_id = %video, error = %e, "writing the job marker at presign failed; the job's first change writes it");
     }
 }

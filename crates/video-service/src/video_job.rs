@@ -133,6 +133,12 @@ pub fn job_marker_key(app: &AppId, video: &VideoId) -> String {
     format!("jobs/{app}/{video}")
 }
 
+/// Writes the video's job marker ([`job_marker_key`]) in KV.
+pub async fn write_job_marker(env: &Env, app: &AppId, video: &VideoId) -> worker::Result<()> {
+    env.kv(KV_BINDING)?.put(&job_marker_key(app, video), "1")?.execute().await?;
+    Ok(())
+}
+
 /// The `meta` key recording that the job marker was written.
 const MARKER_META_KEY: &str = "kv_marker";
 
@@ -375,12 +381,7 @@ impl VideoJob {
         if self.meta(MARKER_META_KEY)?.is_some() {
             return Ok(());
         }
-        let written = async {
-            let kv = self.env.kv(KV_BINDING)?;
-            kv.put(&job_marker_key(&job.app_id, &job.video_id), "1")?.execute().await?;
-            Ok::<(), worker::Error>(())
-        };
-        match written.await {
+        match write_job_marker(&self.env, &job.app_id, &job.video_id).await {
             Ok(()) => self.set_meta(MARKER_META_KEY, "1"),
             Err(e) => {
                 tracing::error!(job_id = %job.job_id, error = %e, "writing the job marker failed; public reads miss the job until the next change writes it");
