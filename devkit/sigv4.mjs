@@ -2,7 +2,7 @@
 // SigV4 client for fetch): lets Node talk to Garage (put fixtures, set bucket
 // CORS) without an SDK. Path-style URLs, service 's3', the store's region
 // (Garage's is 'garage'). The product's signer is aws-sigv4, through
-// media_core::sigv4 (Rust).
+// media_core::http::sigv4 (Rust).
 import { createHash } from 'node:crypto';
 import { AwsClient } from 'aws4fetch';
 

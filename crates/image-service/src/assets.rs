@@ -13,11 +13,11 @@
 //! client address's `PUBLIC_RATE_LIMITER` budget.
 //! (Transformed images are [`crate::variants`].)
 
-use media_core::api::IMAGE_ASSETS_PREFIX;
 use media_core::http::media_type;
 use media_core::ids::{AppId, ImageId};
 use media_core::keys::{CachePolicy, ObjectKey};
 use media_core::media::ImageType;
+use media_core::wire::api::IMAGE_ASSETS_PREFIX;
 use worker::Request;
 use worker_kit::ratelimit::enforce_public;
 use worker_kit::serve::{edge_hit, serve_object, ServeSpec};

@@ -7,10 +7,10 @@
 //! until evicted or purged: see the README's "Deleting"). A repeat answers
 //! zeros.
 
-use media_core::api::{DeleteImageResponse, DeletedImage, IMAGE_ASSETS_PREFIX};
 use media_core::ids::{AppId, ImageId};
+use media_core::image::variant::{cache_paths_of, variant_prefix};
 use media_core::keys::ObjectKey;
-use media_core::variant::{cache_paths_of, variant_prefix};
+use media_core::wire::api::{DeleteImageResponse, DeletedImage, IMAGE_ASSETS_PREFIX};
 use worker::{Cache, Request};
 use worker_kit::reply::json;
 use worker_kit::store::{delete_prefix_keys, ObjectStore};

@@ -25,9 +25,9 @@ use std::rc::Rc;
 use futures_util::future::{FutureExt, LocalBoxFuture, Shared};
 use futures_util::lock::Mutex;
 use media_core::ids::{AppId, ImageId};
+use media_core::image::variant::{OutputFormat, VariantOptions};
 use media_core::keys::ObjectKey;
 use media_core::time::Timestamp;
-use media_core::variant::{OutputFormat, VariantOptions};
 use media_core::ApiError;
 use serde::{Deserialize, Serialize};
 use worker::{

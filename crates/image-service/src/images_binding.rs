@@ -7,7 +7,7 @@
 //! One call is one billed transformation, so [`transform`] is called only
 //! by the image's Durable Object ([`crate::image_object`]), once per variant.
 
-use media_core::variant::{OutputFormat, VariantOptions};
+use media_core::image::variant::{OutputFormat, VariantOptions};
 use media_core::{ApiError, ErrorCode};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;

@@ -29,10 +29,10 @@ mod settings;
 mod uploads;
 mod variants;
 
-use media_core::api::{query_id, IMAGE_ASSETS_PREFIX};
 use media_core::ids::{AppId, ImageId};
-use media_core::transform::TRANSFORM_PATH_PREFIX;
-use media_core::variant::VARIANT_ROUTE_PREFIX;
+use media_core::image::transform::TRANSFORM_PATH_PREFIX;
+use media_core::image::variant::VARIANT_ROUTE_PREFIX;
+use media_core::wire::api::{query_id, IMAGE_ASSETS_PREFIX};
 use worker::{event, Context, Env, Method, Request, Response};
 use worker_kit::entry::{guard, health, openapi, ServerOnly};
 use worker_kit::failure::no_route;

@@ -6,8 +6,8 @@
 //! once the browser's `PUT` is done, and learns the image's type, size,
 //! width and height, or that it was refused (404, and the object removed).
 
-use media_core::api::{ImageLocation, ImageUploadResponse};
 use media_core::keys::ObjectKey;
+use media_core::wire::api::{ImageLocation, ImageUploadResponse};
 use worker::Request;
 use worker_kit::reply::json;
 use worker_kit::Handled;

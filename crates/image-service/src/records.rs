@@ -9,10 +9,10 @@
 //! removes the object. Only the version checked is ever served or
 //! transformed.
 
-use media_core::api::{ImageRecord, IMAGE_SNIFF_BYTES};
 use media_core::http::{single_etag_condition, RangeSpec};
 use media_core::ids::{AppId, ImageId};
 use media_core::time::Timestamp;
+use media_core::wire::api::{ImageRecord, IMAGE_SNIFF_BYTES};
 use media_core::ApiError;
 use worker::Env;
 use worker_kit::clock::now;

@@ -5,9 +5,9 @@
 //! `MEDIA_KV` KV, `IMAGE_OBJECTS` Durable Objects, `KEY_RATE_LIMITER`,
 //! `BAD_KEY_RATE_LIMITER` and `PUBLIC_RATE_LIMITER` rate limits.)
 
+use media_core::image::transform::{TransformDefaults, DEFAULT_TRANSFORM_QUALITY, DEFAULT_TRANSFORM_WIDTH};
+use media_core::image::variant::{Fit, VariantPolicy, DEFAULT_QUALITIES, DEFAULT_SIZES};
 use media_core::media::DEFAULT_MAX_IMAGE_BYTES;
-use media_core::transform::{TransformDefaults, DEFAULT_TRANSFORM_QUALITY, DEFAULT_TRANSFORM_WIDTH};
-use media_core::variant::{Fit, VariantPolicy, DEFAULT_QUALITIES, DEFAULT_SIZES};
 use worker_kit::config::{ConfigError, Vars};
 
 pub struct ImageSettings {

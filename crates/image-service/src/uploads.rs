@@ -11,19 +11,19 @@
 //! second write. A presign also schedules the check of what lands
 //! ([`crate::image_object`]).
 
-use media_core::api::{
-    query_id, ImageLocation, ImageMeta, ImageRecord, ImageUploadResponse, ImageUploadUrlRequest,
-    ImageUploadUrlResponse, PresignedPut,
-};
-use media_core::auth::KeyGrant;
+use media_core::http::auth::KeyGrant;
 use media_core::http::media_type;
+use media_core::http::multipart::{self, FormPart};
+use media_core::http::sigv4::S3Bucket;
 use media_core::http::single_etag_condition;
 use media_core::ids::{AppId, IdError, ImageId};
 use media_core::keys::ObjectKey;
 use media_core::media::{check_image_bytes, check_image_type, check_size, describe_bytes, image_dimensions, ImageType};
-use media_core::multipart::{self, FormPart};
-use media_core::sigv4::S3Bucket;
 use media_core::time::Timestamp;
+use media_core::wire::api::{
+    query_id, ImageLocation, ImageMeta, ImageRecord, ImageUploadResponse, ImageUploadUrlRequest,
+    ImageUploadUrlResponse, PresignedPut,
+};
 use media_core::{ApiError, ErrorCode};
 use worker::Request;
 use worker_kit::body::read_body;
@@ -120,7 +120,7 @@ fn presign_image_put(
     size: u64,
     ttl_s: u32,
     issued: Timestamp,
-) -> Result<media_core::sigv4::PresignedRequest, Failure> {
+) -> Result<media_core::http::sigv4::PresignedRequest, Failure> {
     let headers = [
         ("Content-Type".to_owned(), content_type.trim().to_owned()),
         ("Content-Length".to_owned(), size.to_string()),
@@ -325,7 +325,7 @@ async fn record_metadata(cx: &ImageContext<'_>, req: &Request, app: &AppId, imag
 
 #[cfg(test)]
 mod tests {
-    use media_core::auth::ApiKeys;
+    use media_core::http::auth::ApiKeys;
     use worker_kit::store::memory::{block_on, MemoryStore};
 
     use super::*;

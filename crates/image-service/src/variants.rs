@@ -16,16 +16,16 @@
 //! of `created` answers is the count of billed transformations (requests
 //! that waited for another's creation answer `stored`). The
 //! options' rules (allowed set, `f=auto`, limits) are
-//! `media_core::variant`'s.
+//! `media_core::image::variant`'s.
 
 use media_core::http::single_etag_condition;
 use media_core::ids::{AppId, ImageId};
-use media_core::keys::{CachePolicy, ObjectKey};
-use media_core::media::{Dimensions, ImageType};
-use media_core::transform::{decode_options, split_transform_path};
-use media_core::variant::{
+use media_core::image::transform::{decode_options, split_transform_path};
+use media_core::image::variant::{
     cache_path, check_source, negotiate, split_variant_path, variant_key, AcceptClass, FormatChoice, VariantOptions,
 };
+use media_core::keys::{CachePolicy, ObjectKey};
+use media_core::media::{Dimensions, ImageType};
 use media_core::{ApiError, ErrorCode};
 use worker::{Request, Response};
 use worker_kit::ratelimit::enforce_public;

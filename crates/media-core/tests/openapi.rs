@@ -1,5 +1,5 @@
 //! The committed OpenAPI documents (`openapi/*.json`, served by the Workers
-//! at `/openapi.json`) are exactly what `media_core::openapi` generates from
+//! at `/openapi.json`) are exactly what `media_core::wire::openapi` generates from
 //! the API types. After changing a route or an API type, regenerate them:
 //!
 //! ```text
@@ -8,7 +8,7 @@
 
 use std::path::PathBuf;
 
-use media_core::openapi::{image_service, to_json, video_service};
+use media_core::wire::openapi::{image_service, to_json, video_service};
 use serde_json::Value;
 
 fn committed(name: &str) -> PathBuf {

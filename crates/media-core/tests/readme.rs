@@ -1,12 +1,12 @@
 //! The webhook verification code the README shows receivers (Rust and
 //! Node) is the code that is tested: the README must carry both files'
 //! marked blocks verbatim, and the Rust one must accept what
-//! `media_core::webhook` signs and refuse what it should.
+//! `media_core::video::webhook` signs and refuse what it should.
 
 #[path = "../examples/verify_webhook.rs"]
 mod example;
 
-use media_core::webhook::signature_header;
+use media_core::video::webhook::signature_header;
 
 fn block(text: &str, name: &str) -> String {
     let begin = format!("BEGIN README {name}\n");

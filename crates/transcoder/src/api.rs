@@ -5,12 +5,12 @@ use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable as _};
 
-use media_core::api::{
+use media_core::ids::JobId;
+use media_core::video::dispatch::SizeClass;
+use media_core::wire::api::{
     CompleteRequest, FailRequest, HeartbeatRequest, HeartbeatResponse, JobSpec, JobVideo, LeaseRequest, LeaseResponse,
     ReleaseRequest,
 };
-use media_core::dispatch::SizeClass;
-use media_core::ids::JobId;
 use media_core::{ApiError, ErrorCode};
 use serde::de::DeserializeOwned;
 use serde::Serialize;

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use media_core::dispatch::{parse_classes, SizeClass};
+use media_core::video::dispatch::{parse_classes, SizeClass};
 
 /// A missing or malformed variable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -57,7 +57,7 @@ pub struct Config {
     /// `LEASE_WAIT_MS`: how long one lease request waits for work (default 20000).
     pub lease_wait: Duration,
     /// `JOB_CLASSES`: the size classes of jobs this transcoder takes, e.g.
-    /// `standard` (default: every class; see `media_core::dispatch`).
+    /// `standard` (default: every class; see `media_core::video::dispatch`).
     pub job_classes: Option<Vec<SizeClass>>,
     /// `SHUTDOWN_GRACE_S`: on SIGTERM, how long a running job may finish before it is handed back (default 30).
     pub shutdown_grace: Duration,
@@ -69,7 +69,7 @@ pub struct Config {
     pub max_video_bytes: u64,
     /// `JOB_TIME_LIMIT_S`: the wall-clock time one job may take (default:
     /// ten minutes plus four times the source's duration, see
-    /// `media_core::timeline::job_time_limit_s`).
+    /// `media_core::video::timeline::job_time_limit_s`).
     pub job_time_limit: Option<Duration>,
 }
 

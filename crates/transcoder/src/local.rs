@@ -6,8 +6,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-use media_core::job::JobResult;
-use media_core::ladder::LadderOptions;
+use media_core::video::job::JobResult;
+use media_core::video::ladder::LadderOptions;
 use tokio::sync::mpsc;
 
 use crate::error::{panics_fail_the_job, JobError};

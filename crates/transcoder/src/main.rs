@@ -15,7 +15,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
-use media_core::ladder::LadderOptions;
+use media_core::video::ladder::LadderOptions;
 use tokio::sync::watch;
 use transcoder::config::Config;
 use transcoder::pipeline::{Machine, Tuning};
@@ -200,7 +200,7 @@ fn probe_file(input: &std::path::Path) -> anyhow::Result<transcoder::pipeline::p
 
 fn plan(input: &std::path::Path, options: &LadderOptions) -> anyhow::Result<()> {
     let probe = probe_file(input)?;
-    let plan = media_core::ladder::plan_ladder(&probe.source_video(), options)?;
+    let plan = media_core::video::ladder::plan_ladder(&probe.source_video(), options)?;
     println!("{}", serde_json::to_string_pretty(&plan)?);
     Ok(())
 }

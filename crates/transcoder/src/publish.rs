@@ -17,10 +17,10 @@ use std::sync::Arc;
 use tokio::sync::Notify;
 
 use bytes::Bytes;
-use media_core::job::{JobResult, Rendition, ThumbnailMeta};
 use media_core::keys::{segment_file_name, CachePolicy, HlsFile, RungFile, RungName};
-use media_core::ladder::{LadderPlan, AUDIO};
-use media_core::playlist::{
+use media_core::video::job::{JobResult, Rendition, ThumbnailMeta};
+use media_core::video::ladder::{LadderPlan, AUDIO};
+use media_core::video::playlist::{
     master_playlist, measured_bandwidth, media_playlist, target_duration, thumbnails_vtt, SegmentEntry, Variant,
     AAC_LC_CODEC,
 };
@@ -347,7 +347,7 @@ impl Publisher {
 mod tests {
     use std::time::Duration;
 
-    use media_core::ladder::{plan_ladder, LadderOptions, Rational, SourceVideo};
+    use media_core::video::ladder::{plan_ladder, LadderOptions, Rational, SourceVideo};
 
     use super::*;
 

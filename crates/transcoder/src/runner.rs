@@ -9,9 +9,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use media_core::api::{CompleteRequest, FailRequest, HeartbeatRequest, JobSpec, JobVideo};
-use media_core::job::{bounded_heartbeat_interval_ms, JobResult};
-use media_core::timeline::job_time_limit_s;
+use media_core::video::job::{bounded_heartbeat_interval_ms, JobResult};
+use media_core::video::timeline::job_time_limit_s;
+use media_core::wire::api::{CompleteRequest, FailRequest, HeartbeatRequest, JobSpec, JobVideo};
 use media_core::Timestamp;
 use tokio::sync::{mpsc, watch};
 use tracing::Instrument;

@@ -11,8 +11,8 @@ mod support;
 use std::path::{Path, PathBuf};
 
 use ffmpeg_next as ff;
-use media_core::codecs::{decoder_allowed, decoder_whitelist, AUDIO_CODECS, PCM_CODECS, VIDEO_CODECS};
-use media_core::ladder::LadderOptions;
+use media_core::video::codecs::{decoder_allowed, decoder_whitelist, AUDIO_CODECS, PCM_CODECS, VIDEO_CODECS};
+use media_core::video::ladder::LadderOptions;
 use support::*;
 use transcoder::error::JobError;
 use transcoder::pipeline::probe;

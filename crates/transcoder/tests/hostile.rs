@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use media_core::ladder::LadderOptions;
+use media_core::video::ladder::LadderOptions;
 use support::*;
 use transcoder::error::JobError;
 use transcoder::local::LocalReport;
@@ -395,7 +395,7 @@ fn audio_past_the_end_of_the_video_is_cut_and_never_held() {
     };
     let (video_end, audio_end) = (end("v"), end("a"));
     let span = audio_end - video_end;
-    let tail = media_core::timeline::AUDIO_TAIL_S;
+    let tail = media_core::video::timeline::AUDIO_TAIL_S;
     assert!(span > 0.0 && span <= tail + 0.1, "the audio runs {span} s past the video's end at {video_end} s");
     // Every published byte: a 2 s 240p ladder, not 300 s of AAC (4.8 MB).
     let published: u64 = walk(&out).iter().map(|p| std::fs::metadata(p).unwrap().len()).sum();
@@ -403,7 +403,7 @@ fn audio_past_the_end_of_the_video_is_cut_and_never_held() {
     // While reading, decoded audio ran at most a minute ahead of the video
     // before the rest was dropped (held all, it would be the whole 300 s).
     let peak = report.summary.peak_audio_buffered_s;
-    assert!(peak <= media_core::timeline::MAX_AUDIO_LEAD_S + 1.0, "{peak} s of audio held at once");
+    assert!(peak <= media_core::video::timeline::MAX_AUDIO_LEAD_S + 1.0, "{peak} s of audio held at once");
     eprintln!("audio tail: {published} bytes published, audio {span:.2} s past the video, peak {peak:.1} s buffered");
 }
 

@@ -5,7 +5,7 @@
 
 mod support;
 
-use media_core::ladder::LadderOptions;
+use media_core::video::ladder::LadderOptions;
 use support::*;
 use transcoder::error::JobError;
 

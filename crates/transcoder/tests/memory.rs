@@ -4,7 +4,7 @@
 
 mod support;
 
-use media_core::ladder::LadderOptions;
+use media_core::video::ladder::LadderOptions;
 use support::*;
 
 /// The process's peak resident memory so far, in MB.

@@ -11,8 +11,8 @@
 //! write, and does not retry. A dashboard that must not miss anything reads
 //! `/job-status` of the videos it cares about after a reconnect.
 
-use media_core::events::connected;
 use media_core::ids::VideoId;
+use media_core::video::events::connected;
 use media_core::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};

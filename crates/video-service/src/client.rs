@@ -4,8 +4,8 @@
 //! another). And the Worker's side of a lease: a fair sweep of the queue
 //! shards, then a long-poll on one of them.
 
-use media_core::api::{LeaseRequest, LeaseResponse, MAX_LEASE_WAIT_MS};
-use media_core::dispatch::SizeClass;
+use media_core::video::dispatch::SizeClass;
+use media_core::wire::api::{LeaseRequest, LeaseResponse, MAX_LEASE_WAIT_MS};
 use media_core::ApiError;
 use serde::de::DeserializeOwned;
 use serde::Serialize;

@@ -15,9 +15,9 @@
 //! what is open, every page of `ListMultipartUploads`: no token can start
 //! another upload after that listing.
 
-use media_core::api::{query_id, DeleteVideoResponse};
 use media_core::ids::{AppId, VideoId};
 use media_core::keys::ObjectKey;
+use media_core::wire::api::{query_id, DeleteVideoResponse};
 use media_core::{ApiError, ErrorCode};
 use worker::Request;
 use worker_kit::entry::guard;

@@ -2,9 +2,9 @@
 //! (`DispatchShard`, named `shard-{n}`) holding which jobs wait, in which
 //! size class, and which were handed out. It holds no job state: each job's
 //! own object ([`crate::video_job`]) is the truth and the fence, and tells
-//! its shard when the job waits again or ends (`media_core::dispatch`).
+//! its shard when the job waits again or ends (`media_core::video::dispatch`).
 //!
-//! A lease takes the oldest due row of the class `media_core::dispatch::
+//! A lease takes the oldest due row of the class `media_core::video::dispatch::
 //! next_class` picks, marks it offered before any await (so no other request
 //! here offers it too), and asks the job's object to grant the lease. The
 //! object may refuse (the job was canceled or moved on meanwhile): the row
@@ -24,10 +24,10 @@ use std::time::Duration;
 
 use futures_channel::oneshot;
 use futures_util::future::{select, Either};
-use media_core::api::{JobSpec, MAX_LEASE_WAIT_MS};
-use media_core::dispatch::{next_class, SizeClass};
 use media_core::ids::{AppId, JobId, LeaseId, VideoId};
 use media_core::keys::OutputId;
+use media_core::video::dispatch::{next_class, SizeClass};
+use media_core::wire::api::{JobSpec, MAX_LEASE_WAIT_MS};
 use media_core::{ApiError, Timestamp};
 use serde::{Deserialize, Serialize};
 use worker::{durable_object, Delay, DurableObject, Env, Request, Response, SqlStorage, SqlStorageValue, State};

@@ -12,9 +12,9 @@
 //! itself); `?last_event_id=` does the same for clients that cannot set
 //! headers.
 
-use media_core::api::query_id;
-use media_core::events::{address_bucket, parse_last_event_id};
 use media_core::ids::{AppId, VideoId};
+use media_core::video::events::{address_bucket, parse_last_event_id};
+use media_core::wire::api::query_id;
 use media_core::ApiError;
 use worker::{Request, Response};
 use worker_kit::entry::guard;

@@ -5,7 +5,7 @@
 //! the video's current output (the attempt that became playable, from the
 //! job read model of [`crate::status`]): the outputs of failed or canceled
 //! attempts are 404, except their rung playlists, which answer an ended,
-//! empty playlist (`media_core::playlist::ended_playlist`, no storage
+//! empty playlist (`media_core::video::playlist::ended_playlist`, no storage
 //! read) so that players of a retried or canceled attempt's EVENT playlist
 //! stop cleanly. Ids without a job answer 404 from KV, reaching no object.
 //! Files are kept at the edge (segments for a year,
@@ -14,7 +14,7 @@
 //! video's object) counts against the client's `PUBLIC_RATE_LIMITER` budget.
 
 use media_core::keys::{HlsFile, ObjectKey, RungFile};
-use media_core::playlist::ended_playlist;
+use media_core::video::playlist::ended_playlist;
 use media_core::ApiError;
 use worker::{Headers, Method, Request, Response};
 use worker_kit::serve::{edge_hit, serve_object, ServeSpec};

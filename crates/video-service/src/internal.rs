@@ -14,18 +14,18 @@
 //! A lease sweeps the queue shards (`crate::client::lease`). The calls about
 //! one job go to its video's object, the fence that checks the job id and
 //! the lease: the video named in the body (`app_id`, `video_id` from the
-//! `JobSpec`, `media_core::api::JobVideo`), else the one the shard the job
-//! was queued in knows (`Locate`, by `media_core::dispatch::shard_of`). A call that changes a job drops the job's
+//! `JobSpec`, `media_core::wire::api::JobVideo`), else the one the shard the job
+//! was queued in knows (`Locate`, by `media_core::video::dispatch::shard_of`). A call that changes a job drops the job's
 //! cached public read in this location (`crate::status::forget`), so pollers
 //! here see it at once.
 //!
 //! Job and lease ids follow `media_core::ids`' rule: one that could never
 //! have been minted is refused with 400 before any object is asked.
 
-use media_core::api::{CompleteRequest, FailRequest, HeartbeatRequest, LeaseRequest, ReleaseRequest};
-use media_core::auth::check_bearer;
-use media_core::dispatch::shard_of;
+use media_core::http::auth::check_bearer;
 use media_core::ids::{AppId, JobId, VideoId};
+use media_core::video::dispatch::shard_of;
+use media_core::wire::api::{CompleteRequest, FailRequest, HeartbeatRequest, LeaseRequest, ReleaseRequest};
 use media_core::{ApiError, ErrorCode};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;

@@ -11,7 +11,7 @@
 //! | `POST .../s3/multipart/{uploadId}/complete?key=` | `{parts: [{PartNumber, ETag}]}`, checked, then joined: `{key, location}` |
 //! | `DELETE .../s3/multipart/{uploadId}?key=` | aborts the upload and drops its parts |
 //!
-//! The token (`media_core::upload_session::UploadToken`, minted by
+//! The token (`media_core::video::upload_session::UploadToken`, minted by
 //! `POST /generate-upload-url` with `"multipart": true` and the API key)
 //! names the app, video, key, content type, size and part plan; it is the
 //! only credential, and it allows nothing else. The parts go straight from
@@ -19,7 +19,7 @@
 //! sign and check. They are public (browsers call them; CORS).
 //!
 //! A token is one upload, and is revoked when it ends: the video's
-//! `VideoJob` keeps a ledger entry per session (`media_core::upload_session::
+//! `VideoJob` keeps a ledger entry per session (`media_core::video::upload_session::
 //! session_step`). The first create records its `uploadId`; a second create
 //! is 409; only that upload can be listed, signed, completed or aborted
 //! (403 for any other); completing or aborting it ends the session, and
@@ -33,7 +33,7 @@
 //! (R2's binding cannot list a multipart upload's parts).
 
 use media_core::ids::{AppId, VideoId};
-use media_core::upload_session::{
+use media_core::video::upload_session::{
     CompletedPart, PartPlan, SessionEnd, SessionRecord, SessionStep, UploadClaims, UploadToken,
 };
 use media_core::{ApiError, ErrorCode};
@@ -63,7 +63,7 @@ const MAX_COMPLETE_BODY: u64 = 1024 * 1024;
 
 /// The key upload tokens are signed with (derived from the storage secret).
 pub fn token_key(cx: &VideoContext<'_>) -> Result<Vec<u8>, Failure> {
-    Ok(media_core::upload_session::token_key(&cx.presigner()?.credentials.secret_access_key))
+    Ok(media_core::video::upload_session::token_key(&cx.presigner()?.credentials.secret_access_key))
 }
 
 /// The claims a session's token carries, for `POST /generate-upload-url`:

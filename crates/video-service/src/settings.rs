@@ -8,12 +8,12 @@
 //! `KEY_RATE_LIMITER`, `BAD_KEY_RATE_LIMITER` and `PUBLIC_RATE_LIMITER`
 //! rate limits.)
 
-use media_core::dispatch::{DEFAULT_LARGE_SOURCE_BYTES, MAX_QUEUE_SHARDS};
-use media_core::job::RetryPolicy;
-use media_core::ladder::LadderOptions;
 use media_core::media::DEFAULT_MAX_VIDEO_BYTES;
-use media_core::upload_session::DEFAULT_SESSION_TTL_S;
-use media_core::webhook::{DeliveryPolicy, WebhookConfig};
+use media_core::video::dispatch::{DEFAULT_LARGE_SOURCE_BYTES, MAX_QUEUE_SHARDS};
+use media_core::video::job::RetryPolicy;
+use media_core::video::ladder::LadderOptions;
+use media_core::video::upload_session::DEFAULT_SESSION_TTL_S;
+use media_core::video::webhook::{DeliveryPolicy, WebhookConfig};
 use worker::Env;
 use worker_kit::config::{ConfigError, Vars};
 use worker_kit::settings::StorageSettings;
@@ -61,7 +61,7 @@ impl VideoSettings {
     }
 }
 
-/// How jobs are dispatched (`media_core::dispatch`).
+/// How jobs are dispatched (`media_core::video::dispatch`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DispatchSettings {
     /// `QUEUE_SHARDS`: how many queue shards jobs are spread over, 1-32
@@ -130,7 +130,7 @@ pub fn webhook_settings(env: &Env) -> Result<WebhookSettings, ConfigError> {
 /// (default 15000; at least 100). A broken value is logged and the default used:
 /// a heartbeat's rhythm is not worth refusing a stream for.
 pub fn sse_heartbeat_ms(env: &Env) -> u64 {
-    let default = media_core::events::HEARTBEAT_INTERVAL_MS;
+    let default = media_core::video::events::HEARTBEAT_INTERVAL_MS;
     Vars(env)
         .number("SSE_HEARTBEAT_MS", default)
         .unwrap_or_else(|e| {
@@ -142,17 +142,17 @@ pub fn sse_heartbeat_ms(env: &Env) -> u64 {
 
 /// `SSE_MAX_PER_VIDEO` (500) and `SSE_MAX_PER_ADDRESS` (10): the most
 /// `/job-events` streams one video keeps open, in all and from one client
-/// address (`media_core::events::StreamCaps`). Read by the video's object;
+/// address (`media_core::video::events::StreamCaps`). Read by the video's object;
 /// a value that cannot be used falls back to its default, logged.
-pub fn stream_caps(env: &Env) -> media_core::events::StreamCaps {
-    let d = media_core::events::StreamCaps::default();
+pub fn stream_caps(env: &Env) -> media_core::video::events::StreamCaps {
+    let d = media_core::video::events::StreamCaps::default();
     let read = |name: &str, default: u32| {
         Vars(env).number(name, default).unwrap_or_else(|e| {
             tracing::error!(detail = %e, "{name} cannot be used; the default {default} applies");
             default
         })
     };
-    media_core::events::StreamCaps {
+    media_core::video::events::StreamCaps {
         per_video: read("SSE_MAX_PER_VIDEO", d.per_video),
         per_address: read("SSE_MAX_PER_ADDRESS", d.per_address),
     }

@@ -2,7 +2,7 @@
 //! object, an app's event hub): the bounded, numbered log of events it
 //! replays from ([`EventLog`]), the subscribers it writes frames to, and the
 //! `text/event-stream` response each subscriber reads. The frames themselves
-//! are `media_core::events`'.
+//! are `media_core::video::events`'.
 //!
 //! A stream sends its first bytes at once (the `retry` frame, `connected`,
 //! and whatever is replayed), then each frame the object broadcasts, and a
@@ -17,7 +17,7 @@ use std::time::Duration;
 use futures_channel::mpsc::{unbounded, UnboundedReceiver, UnboundedSender};
 use futures_util::future::{select, Either};
 use futures_util::{stream, StreamExt};
-use media_core::events::{frame, heartbeat, public_stored_data, retry_frame, RETRY_MS};
+use media_core::video::events::{frame, heartbeat, public_stored_data, retry_frame, RETRY_MS};
 use serde::Deserialize;
 use worker::{Delay, Headers, Response, SqlStorage, SqlStorageValue};
 use worker_kit::clock::now;
@@ -26,7 +26,7 @@ use worker_kit::clock::now;
 pub type Frame = (u64, String);
 
 /// The open streams of one object, each with the client address it
-/// counts under (for the caps of `media_core::events::StreamCaps`).
+/// counts under (for the caps of `media_core::video::events::StreamCaps`).
 #[derive(Default)]
 pub struct Subscribers(RefCell<Vec<(Option<String>, UnboundedSender<Frame>)>>);
 

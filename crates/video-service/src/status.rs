@@ -22,11 +22,11 @@
 //! in `Server-Timing: jobstore;desc="cache|kv|video"`.
 //!
 //! Both routes count against the generous per-IP limit of public reads, and
-//! show failures only in their public form (`media_core::job::public_failure_message`).
+//! show failures only in their public form (`media_core::video::job::public_failure_message`).
 
-use media_core::api::{query_id, JobView, NotPlayableResponse, PlaybackUrlResponse};
 use media_core::ids::{AppId, VideoId};
-use media_core::job::{Job, JobStatus};
+use media_core::video::job::{Job, JobStatus};
+use media_core::wire::api::{query_id, JobView, NotPlayableResponse, PlaybackUrlResponse};
 use media_core::{ApiError, ErrorCode};
 use worker::{Cache, Env, Headers, Request, Response};
 use worker_kit::query::query;

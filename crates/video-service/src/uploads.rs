@@ -3,16 +3,16 @@
 //! and cancelling it. All need an API key that may act for the request's
 //! `app_id` (403 otherwise), and count against that key's rate limit.
 
-use media_core::api::{
+use media_core::ids::AppId;
+use media_core::keys::{check_raw_key, ObjectKey};
+use media_core::media::{check_size, check_video_type};
+use media_core::video::callback::check_url;
+use media_core::video::job::{NotifyOutcome, SourceUpload};
+use media_core::video::upload_session::{SessionStep, UploadToken, MAX_SINGLE_PUT_BYTES};
+use media_core::wire::api::{
     CancelRequest, CancelResponse, JobView, NotifyRequest, PresignedPut, UploadSession, VideoUploadUrlRequest,
     VideoUploadUrlResponse,
 };
-use media_core::callback::check_url;
-use media_core::ids::AppId;
-use media_core::job::{NotifyOutcome, SourceUpload};
-use media_core::keys::{check_raw_key, ObjectKey};
-use media_core::media::{check_size, check_video_type};
-use media_core::upload_session::{SessionStep, UploadToken, MAX_SINGLE_PUT_BYTES};
 use media_core::{ApiError, ErrorCode};
 use worker::Request;
 use worker_kit::body::read_body;
@@ -121,7 +121,7 @@ pub async fn notify_upload_complete(mut req: Request, cx: &VideoContext<'_>, bas
     json(reply.outcome.http_status(), &JobView::with_delivery(&reply.job, base))
 }
 
-/// A notify's `callback_url`: a safe destination (`media_core::callback`),
+/// A notify's `callback_url`: a safe destination (`media_core::video::callback`),
 /// for an app the operator gave a webhook secret to sign with.
 fn check_callback(url: &str, app: &AppId, webhooks: &WebhookSettings) -> Result<(), Failure> {
     check_url(url, webhooks.allow_local_http)?;

@@ -1,18 +1,18 @@
 //! One video's job: a SQLite-backed Durable Object (`VideoJob`) per
 //! `{app_id}/{video_id}`, the source of truth for that video's job and the
-//! fence for its leases. Every change goes through `media_core::job`'s state
+//! fence for its leases. Every change goes through `media_core::video::job`'s state
 //! machine and is written in the same synchronous step, so reads are always
 //! current; public reads (`/job-status`, `/playback-url`, HLS) come here and
 //! never to a queue shard.
 //!
 //! The job's queue shard ([`crate::dispatch`]) only knows which jobs wait:
-//! after each change this object tells it what `media_core::dispatch::
+//! after each change this object tells it what `media_core::video::dispatch::
 //! shard_change` says (the job waits again, or ended). When the shard cannot
 //! be told, the row remembers it (`enqueue_due`) and the alarm tries again,
 //! so a job is never lost between the two. The one alarm also expires the
 //! running attempt's lease.
 //!
-//! Each change is also told as events (`media_core::events::events_between`):
+//! Each change is also told as events (`media_core::video::events::events_between`):
 //! they are kept in a bounded log (the last `VIDEO_EVENT_LOG_LEN`, with ids
 //! that never repeat) and written to the object's open `GET /job-events`
 //! streams ([`crate::sse`]), which end after a terminal event.
@@ -77,15 +77,17 @@
 use std::cell::Cell;
 use std::time::Duration;
 
-use media_core::api::{CompleteRequest, FailRequest, HeartbeatRequest, HeartbeatResponse, JobSpec, ReleaseRequest};
-use media_core::api::{DeletedVideo, JobView};
-use media_core::dispatch::{shard_change, shard_of, ShardChange, SizeClass};
-use media_core::events::{connected, events_between, JobEvent, VIDEO_EVENT_LOG_LEN};
 use media_core::ids::{AppId, JobId, LeaseId, VideoId};
-use media_core::job::{Completion, FailOutcome, Job, JobStatus, NotifyOutcome, RetryPolicy, SourceUpload};
 use media_core::keys::{ObjectKey, OutputId};
-use media_core::upload_session::SessionStep;
-use media_core::webhook::{CallbackState, CallbackStatus, WebhookBody, WebhookType};
+use media_core::video::dispatch::{shard_change, shard_of, ShardChange, SizeClass};
+use media_core::video::events::{connected, events_between, JobEvent, VIDEO_EVENT_LOG_LEN};
+use media_core::video::job::{Completion, FailOutcome, Job, JobStatus, NotifyOutcome, RetryPolicy, SourceUpload};
+use media_core::video::upload_session::SessionStep;
+use media_core::video::webhook::{CallbackState, CallbackStatus, WebhookBody, WebhookType};
+use media_core::wire::api::{
+    CompleteRequest, FailRequest, HeartbeatRequest, HeartbeatResponse, JobSpec, ReleaseRequest,
+};
+use media_core::wire::api::{DeletedVideo, JobView};
 use media_core::{ApiError, ErrorCode, Timestamp};
 use serde::{Deserialize, Serialize};
 use worker::{durable_object, DurableObject, Env, Request, Response, SqlStorage, SqlStorageValue, State};
@@ -198,7 +200,7 @@ pub enum VideoOp {
     Cancel,
     /// Opens an event stream, replaying the events after `last_event_id`
     /// (all kept events when absent). `address`: the client's, as its
-    /// streams count (`media_core::events::address_bucket`).
+    /// streams count (`media_core::video::events::address_bucket`).
     Events {
         last_event_id: Option<u64>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -307,7 +309,7 @@ fn our_fault(e: ConfigError) -> Response {
     error_response(&f.to_api_error())
 }
 
-fn lease_lost(e: media_core::job::LeaseLost) -> ApiError {
+fn lease_lost(e: media_core::video::job::LeaseLost) -> ApiError {
     ApiError::new(ErrorCode::LeaseLost, e.to_string())
 }
 
@@ -1146,7 +1148,7 @@ impl VideoJob {
     }
 
     /// Sends the webhook attempts that are due, one after another, and
-    /// records each outcome (`media_core::webhook::CallbackState`).
+    /// records each outcome (`media_core::video::webhook::CallbackState`).
     async fn deliver_due(&self) -> worker::Result<()> {
         #[derive(Deserialize)]
         struct Due {

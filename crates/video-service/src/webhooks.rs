@@ -1,15 +1,15 @@
 //! One attempt to deliver a signed webhook: a `POST` of the stored body to
 //! its destination with `Webhook-Id` and `Webhook-Signature`
-//! (`media_core::webhook::signature_header`, signed now), a timeout, and
+//! (`media_core::video::webhook::signature_header`, signed now), a timeout, and
 //! redirects refused. Which events are sent, to whom, when to try again and
 //! what a job shows of it is the video's object's ([`crate::video_job`]) and
-//! `media_core::webhook`'s.
+//! `media_core::video::webhook`'s.
 
 use std::time::Duration;
 
 use futures_util::future::{select, Either};
-use media_core::callback::check_url;
-use media_core::webhook::{is_delivered, signature_header, ID_HEADER, SIGNATURE_HEADER};
+use media_core::video::callback::check_url;
+use media_core::video::webhook::{is_delivered, signature_header, ID_HEADER, SIGNATURE_HEADER};
 use worker::{AbortController, Delay, Fetch, Headers, Method, Request, RequestInit, RequestRedirect};
 use worker_kit::clock::now;
 

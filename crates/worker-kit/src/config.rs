@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use media_core::auth::ApiKeys;
+use media_core::http::auth::ApiKeys;
 use worker::Env;
 
 /// A missing or unusable setting: an operator's mistake, reported as such.

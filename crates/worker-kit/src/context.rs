@@ -5,7 +5,7 @@
 //! reporter. Nothing below reads a var again.
 
 use crate::sentry::Fault;
-use media_core::sigv4::S3Bucket;
+use media_core::http::sigv4::S3Bucket;
 use worker::{Context, Env, Request};
 
 use crate::config::{ConfigError, Vars};

@@ -6,7 +6,7 @@
 //! share around it: the guard of the API-key routes, `/openapi.json` and
 //! `/health`.
 
-use media_core::auth::KeyGrant;
+use media_core::http::auth::KeyGrant;
 use worker::{Context, Env, Request, Response};
 
 use crate::config::{ConfigError, Vars};
@@ -99,5 +99,5 @@ pub fn openapi(document: &'static str) -> Handled {
 
 /// `GET /health`: the service's name and version.
 pub fn health(service: &str, version: &str) -> Handled {
-    json(200, &media_core::api::Health::ok(service, version))
+    json(200, &media_core::wire::api::Health::ok(service, version))
 }

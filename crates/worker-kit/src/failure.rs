@@ -5,7 +5,7 @@
 //! faults are logged and sent to Sentry with their detail, while the client
 //! gets a generic message: internals never leak.
 
-use media_core::sigv4::SigningError;
+use media_core::http::sigv4::SigningError;
 use media_core::{ApiError, ErrorCode};
 use worker::{Response, ResponseBody};
 

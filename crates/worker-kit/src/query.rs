@@ -1,5 +1,5 @@
 //! Reading a request's query string: decoded pairs, in order. (What each
-//! route makes of them, e.g. `media_core::api::query_id`, is the route's.)
+//! route makes of them, e.g. `media_core::wire::api::query_id`, is the route's.)
 
 use worker::Request;
 

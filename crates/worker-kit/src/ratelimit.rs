@@ -13,7 +13,7 @@
 //! Cloudflare counts per location and eventually: the limits are a guard
 //! against floods and runaway clients, not exact quotas.
 
-use media_core::auth::KeyGrant;
+use media_core::http::auth::KeyGrant;
 use media_core::{ApiError, ErrorCode};
 use worker::{Env, Request};
 

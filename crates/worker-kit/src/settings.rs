@@ -14,8 +14,8 @@
 //! | `S3_ENDPOINT`, `S3_BUCKET`, `S3_REGION`, `S3_ACCESS_KEY_ID`, `S3_SECRET_ACCESS_KEY` | the S3 endpoint: what uploads are presigned for, and the `s3` backend | region `auto` |
 //! | `IV_SENTRY_DSN` (secret) | where our faults are reported ([`sentry_dsn`]) | none: not reported |
 
-use media_core::auth::ApiKeys;
-use media_core::sigv4::{Credentials, S3Bucket};
+use media_core::http::auth::ApiKeys;
+use media_core::http::sigv4::{Credentials, S3Bucket};
 
 use crate::config::{api_keys, ConfigError, Vars};
 

@@ -23,8 +23,10 @@ use ff::format::sample::Type as SampleType;
 use ff::format::Sample;
 use ff::ChannelLayout;
 use ffmpeg_next as ff;
-use media_core::ladder::AUDIO;
-use media_core::timeline::{check_audio_offset, AUDIO_TAIL_S, MAX_AUDIO_LAG_S, MAX_AUDIO_LEAD_S, MAX_TIMESTAMP_GAP_S};
+use media_core::video::ladder::AUDIO;
+use media_core::video::timeline::{
+    check_audio_offset, AUDIO_TAIL_S, MAX_AUDIO_LAG_S, MAX_AUDIO_LEAD_S, MAX_TIMESTAMP_GAP_S,
+};
 
 use crate::error::JobError;
 

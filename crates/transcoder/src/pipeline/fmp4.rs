@@ -43,7 +43,7 @@ pub struct SegmentWriter {
 }
 
 /// AAC packets count samples at 48 kHz.
-const AUDIO_TB: ff::Rational = ff::Rational(1, media_core::ladder::AUDIO.sample_rate as i32);
+const AUDIO_TB: ff::Rational = ff::Rational(1, media_core::video::ladder::AUDIO.sample_rate as i32);
 
 impl SegmentWriter {
     /// `video_tb` is the encoder's time base; `audio` the shared AAC parameters.

@@ -5,7 +5,7 @@
 
 use ff::format::Pixel;
 use ffmpeg_next as ff;
-use media_core::ladder::{MAX_SOURCE_PIXELS, MAX_SOURCE_SIDE};
+use media_core::video::ladder::{MAX_SOURCE_PIXELS, MAX_SOURCE_SIDE};
 
 use crate::error::JobError;
 

@@ -37,8 +37,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use ffmpeg_next as ff;
-use media_core::job::ThumbnailMeta;
-use media_core::ladder::{plan_ladder, LadderOptions, LadderPlan};
+use media_core::video::job::ThumbnailMeta;
+use media_core::video::ladder::{plan_ladder, LadderOptions, LadderPlan};
 use tokio::sync::mpsc::Sender;
 
 use crate::error::JobError;

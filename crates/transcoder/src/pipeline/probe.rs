@@ -8,9 +8,9 @@ use std::io::{Read, Seek};
 use ff::format::context::{Input, StreamIo};
 use ff::media::Type as MediaType;
 use ffmpeg_next as ff;
-use media_core::codecs;
-use media_core::ladder::{Rational, SourceVideo};
-use media_core::timeline::Timeline;
+use media_core::video::codecs;
+use media_core::video::ladder::{Rational, SourceVideo};
+use media_core::video::timeline::Timeline;
 
 use crate::error::JobError;
 

@@ -17,8 +17,8 @@ use std::sync::Arc;
 
 use ff::format::Pixel;
 use ffmpeg_next as ff;
-use media_core::ladder::{check_segment_size, LadderPlan, Rung};
-use media_core::playlist::avc1_codec_string;
+use media_core::video::ladder::{check_segment_size, LadderPlan, Rung};
+use media_core::video::playlist::avc1_codec_string;
 use tokio::sync::mpsc::Sender;
 
 use super::audio::{AudioPacket, SharedAudio};
@@ -185,7 +185,8 @@ struct Segmenter<'p> {
 
 impl Segmenter<'_> {
     fn frames_to_samples(&self, frames: u64) -> i64 {
-        (frames as i64 * i64::from(media_core::ladder::AUDIO.sample_rate) * self.fps.1 + self.fps.0 / 2) / self.fps.0
+        (frames as i64 * i64::from(media_core::video::ladder::AUDIO.sample_rate) * self.fps.1 + self.fps.0 / 2)
+            / self.fps.0
     }
 
     fn duration_s(&self, frames: u64) -> f64 {

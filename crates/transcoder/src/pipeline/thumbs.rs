@@ -4,8 +4,8 @@
 
 use ff::format::Pixel;
 use ffmpeg_next as ff;
-use media_core::job::ThumbnailMeta;
-use media_core::playlist::{plan_thumbnails, THUMB_COLS, THUMB_MAX};
+use media_core::video::job::ThumbnailMeta;
+use media_core::video::playlist::{plan_thumbnails, THUMB_COLS, THUMB_MAX};
 
 use crate::error::JobError;
 

@@ -22,7 +22,7 @@
 //! content but under 1% on the busier one and in the full CLI ladder, and
 //! it changes the bits, so it is not applied.
 
-use media_core::ladder::{LadderPlan, Rung};
+use media_core::video::ladder::{LadderPlan, Rung};
 
 /// The cores and CPU a job runs on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -227,7 +227,7 @@ pub fn parse_x264_rung(s: &str) -> Result<(String, String), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use media_core::ladder::{plan_ladder, LadderOptions, Rational, SourceVideo};
+    use media_core::video::ladder::{plan_ladder, LadderOptions, Rational, SourceVideo};
 
     fn plan(width: u32, height: u32) -> LadderPlan {
         let opts = LadderOptions { max_rung: 1080, max_rungs: 4, ..LadderOptions::default() };

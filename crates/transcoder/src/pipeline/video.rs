@@ -4,8 +4,8 @@
 //! stream with verb methods (send a packet, send the end, receive frames).
 
 use ffmpeg_next as ff;
-use media_core::ladder::MAX_SOURCE_PIXELS;
-use media_core::timeline::Timeline;
+use media_core::video::ladder::MAX_SOURCE_PIXELS;
+use media_core::video::timeline::Timeline;
 
 use super::frames::{Conformer, Rotator};
 use super::probe::VideoStream;

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use media_core::ladder::LadderOptions;
+use media_core::video::ladder::LadderOptions;
 use serde_json::Value;
 use transcoder::error::JobError;
 use transcoder::local::{transcode_to_dir, LocalReport};
@@ -111,8 +111,8 @@ pub fn check_ladder(out: &Path, report: &LocalReport, options: &LadderOptions, e
     assert_eq!(names, expect.rungs.iter().map(|r| r.0).collect::<Vec<_>>());
     let mut first_keyframes: Option<Vec<String>> = None;
     let segment_s = 4.0;
-    let plan =
-        media_core::ladder::plan_ladder(&report.summary.probe.source_video(), options).expect("the source was planned");
+    let plan = media_core::video::ladder::plan_ladder(&report.summary.probe.source_video(), options)
+        .expect("the source was planned");
     for (name, w, h) in expect.rungs {
         let playlist = out.join(name).join("index.m3u8");
         assert!(master.contains(&format!("RESOLUTION={w}x{h}")), "{name}: {master}");

@@ -1,13 +1,13 @@
 //! The ledger of one video's resumable upload sessions ([`crate::resumable`]):
 //! a `meta` row per session (`upload_session:{id}`, the
-//! `media_core::upload_session::SessionRecord` as JSON), moved on by
+//! `media_core::video::upload_session::SessionRecord` as JSON), moved on by
 //! `session_step`. Issuing a session is a write (the API key's presign);
 //! every other step on an object without tables, or whose video is being
 //! deleted, is refused as revoked and creates nothing. A delete wipes the
 //! rows with the rest of the object, which is what revokes its tokens.
 //! Rows of expired sessions are dropped when the next session is issued.
 
-use media_core::upload_session::{session_step, SessionRecord, SessionStep};
+use media_core::video::upload_session::{session_step, SessionRecord, SessionStep};
 use media_core::{ApiError, ErrorCode, Timestamp};
 use serde::Deserialize;
 use worker::Response;

@@ -11,9 +11,9 @@ use std::cell::Cell;
 
 use base64::Engine as _;
 use md5::Digest as _;
+use media_core::http::sigv4::{sha256_hex, S3Bucket, EMPTY_SHA256, UNSIGNED_PAYLOAD};
 use media_core::http::{quote_etag, ByteRange};
-use media_core::sigv4::{sha256_hex, S3Bucket, EMPTY_SHA256, UNSIGNED_PAYLOAD};
-use media_core::upload_session::{
+use media_core::video::upload_session::{
     complete_body, parse_parts, parse_upload_id, parse_uploads, CompletedPart, InProgress, StoredPart, UploadsMarker,
 };
 use wasm_bindgen::JsValue;
@@ -320,7 +320,7 @@ impl ObjectStore for S3Store {
 
 /// Multipart uploads through the S3 API (R2's S3 endpoint, Garage): what
 /// resumable uploads need, and the R2 binding lacks (it cannot list parts).
-/// `media_core::upload_session` reads and writes the XML.
+/// `media_core::video::upload_session` reads and writes the XML.
 impl S3Store {
     /// Starts a multipart upload of `key`; its upload id.
     pub async fn create_multipart(&self, key: &str, content_type: &str) -> Result<String, StoreError> {

@@ -1,6 +1,6 @@
 //! Image transformation URLs: the defaults of the `transform_url` handed out
 //! with every image (`{base}/images/{app_id}/{image_id}/w=1280,q=85,f=auto`,
-//! the service's own route, see [`crate::variant`]), and the older
+//! the service's own route, see [`crate::image::variant`]), and the older
 //! Cloudflare form `{base}/cdn-cgi/image/{options}/assets/images/...`, which
 //! earlier answers handed out and which the service still answers with the
 //! same transforms (its options are read by the same rules).
@@ -89,7 +89,7 @@ mod tests {
         assert!(TransformDefaults::new(640, 0).unwrap_err().contains("quality 0"));
         assert!(TransformDefaults::new(640, 101).is_err());
         // What this module builds, the service's own route accepts.
-        assert!(crate::variant::VariantPolicy::default().parse(&d.options()).is_ok());
+        assert!(crate::image::variant::VariantPolicy::default().parse(&d.options()).is_ok());
     }
 
     #[test]

@@ -138,7 +138,7 @@ const SEGMENT_BOX_BYTES: u64 = 64 * 1024;
 /// The most bytes a media segment of `rung` lasting `duration_s` may hold.
 /// The video's VBV cap lets it reach `max_bitrate × duration + buffer_size`
 /// bits in any span; x264 may overshoot a little on short spans, so twice
-/// that is allowed. The audio may run [`crate::timeline::AUDIO_TAIL_S`] past
+/// that is allowed. The audio may run [`crate::video::timeline::AUDIO_TAIL_S`] past
 /// the video in the last segment, and AAC's rate varies: twice its bitrate
 /// over the duration and the tail. Anything larger is not what the ladder
 /// was planned to be (audio that was never cut, an encoder gone wrong), and
@@ -146,7 +146,8 @@ const SEGMENT_BOX_BYTES: u64 = 64 * 1024;
 pub fn max_segment_bytes(rung: &Rung, duration_s: f64, has_audio: bool) -> u64 {
     let d = if duration_s.is_finite() { duration_s.max(0.0) } else { 0.0 };
     let video_bits = f64::from(rung.max_bitrate) * d + f64::from(rung.buffer_size);
-    let audio_bits = if has_audio { f64::from(AUDIO.bitrate) * (d + crate::timeline::AUDIO_TAIL_S) } else { 0.0 };
+    let audio_bits =
+        if has_audio { f64::from(AUDIO.bitrate) * (d + crate::video::timeline::AUDIO_TAIL_S) } else { 0.0 };
     (2.0 * (video_bits + audio_bits) / 8.0).ceil() as u64 + SEGMENT_BOX_BYTES
 }
 

@@ -19,10 +19,10 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::api::JobView;
 use crate::ids::{AppId, JobId, VideoId};
-use crate::job::{FailureKind, Job, JobStatus};
 use crate::time::Timestamp;
+use crate::video::job::{FailureKind, Job, JobStatus};
+use crate::wire::api::JobView;
 use crate::{ApiError, ErrorCode};
 
 /// How often a stream with nothing to say sends a `heartbeat` frame.
@@ -399,9 +399,9 @@ pub fn parse_last_event_id(value: Option<&str>) -> Option<u64> {
 mod tests {
     use super::*;
     use crate::ids::LeaseId;
-    use crate::job::{JobResult, RetryPolicy, SourceUpload, ThumbnailMeta};
     use crate::keys::OutputId;
-    use crate::ladder::LadderOptions;
+    use crate::video::job::{JobResult, RetryPolicy, SourceUpload, ThumbnailMeta};
+    use crate::video::ladder::LadderOptions;
 
     const T0: Timestamp = Timestamp::from_secs(1_700_000_000);
     const BASE: &str = "https://videos.example.com";

@@ -1,6 +1,6 @@
 //! The OpenAPI 3.0 documents of both services' public routes, generated: the
 //! schemas from the API types themselves (`ToSchema` on the types of
-//! [`crate::api`], [`crate::ids`], [`crate::job`], [`crate::error`] and
+//! [`crate::wire::api`], [`crate::ids`], [`crate::video::job`], [`crate::error`] and
 //! [`crate::time`]), the routes from the one table per service below. Only
 //! with the `openapi` feature: the Workers serve the committed
 //! `openapi/*.json`, which `tests/openapi.rs` keeps equal to what this writes.
@@ -16,22 +16,22 @@ use utoipa::openapi::{
 };
 use utoipa::ToSchema;
 
-use crate::api::{
+use crate::error::{ErrorBody, ErrorCode, ErrorDetail};
+use crate::ids::{AppId, ImageId, JobId, VideoId, MAX_ID_LEN};
+use crate::image::transform::MAX_OPTIONS_LEN;
+use crate::image::variant::{
+    Fit, DEFAULT_QUALITIES, DEFAULT_SIZES, MAX_AVIF_SIDE, MAX_SOURCE_PIXELS, MAX_TRANSFORM_INPUT_BYTES,
+};
+use crate::media::ImageType;
+use crate::time::Timestamp;
+use crate::video::job::{JobStatus, ThumbnailMeta};
+use crate::video::webhook::CallbackStatus;
+use crate::wire::api::{
     CancelRequest, CancelResponse, DeleteImageResponse, DeleteVideoResponse, DeletedImage, DeletedVideo, Health,
     ImageLocation, ImageMeta, ImageUploadResponse, ImageUploadUrlRequest, ImageUploadUrlResponse, JobView,
     NotPlayableResponse, NotifyRequest, PlaybackUrlResponse, PresignedPut, RenditionView, ThumbnailsView,
     UploadSession, VideoUploadUrlRequest, VideoUploadUrlResponse,
 };
-use crate::error::{ErrorBody, ErrorCode, ErrorDetail};
-use crate::ids::{AppId, ImageId, JobId, VideoId, MAX_ID_LEN};
-use crate::job::{JobStatus, ThumbnailMeta};
-use crate::media::ImageType;
-use crate::time::Timestamp;
-use crate::transform::MAX_OPTIONS_LEN;
-use crate::variant::{
-    Fit, DEFAULT_QUALITIES, DEFAULT_SIZES, MAX_AVIF_SIDE, MAX_SOURCE_PIXELS, MAX_TRANSFORM_INPUT_BYTES,
-};
-use crate::webhook::CallbackStatus;
 
 /// The version both documents carry (the services' release).
 const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -127,11 +127,11 @@ impl<'s> ToSchema<'s> for ImageContentType {
 }
 
 /// The pattern of a transformation's options segment with the default
-/// allowed set ([`crate::variant::VariantPolicy::default`]: `TRANSFORM_SIZES`,
+/// allowed set ([`crate::image::variant::VariantPolicy::default`]: `TRANSFORM_SIZES`,
 /// `TRANSFORM_QUALITIES`, `TRANSFORM_FITS` unset), a schema for clients and
 /// fuzzers. The service takes the options in any order, each at most once;
 /// a pattern cannot say "each once", so it lists them in the canonical order
-/// (`w,h,q,fit,f`, [`crate::variant::VariantOptions::canonical`]). An
+/// (`w,h,q,fit,f`, [`crate::image::variant::VariantOptions::canonical`]). An
 /// explicit `f=avif` goes with sizes within AVIF's side only (larger is a
 /// 400). Empty: every default.
 fn options_pattern() -> String {
@@ -1025,7 +1025,7 @@ fn asset_routes(doc: &mut OpenApi) {
 }
 
 /// `GET`/`HEAD /images/{app_id}/{image_id}/{options}`: the service's own
-/// transforms ([`crate::variant`]), and the older `/cdn-cgi/image/` form
+/// transforms ([`crate::image::variant`]), and the older `/cdn-cgi/image/` form
 /// answered the same way.
 fn variant_routes(doc: &mut OpenApi) {
     const DESCRIPTION: &str = "Public. A resized variant of a checked image (see /assets/), made through the \

@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use crate::job::ThumbnailMeta;
+use crate::video::job::ThumbnailMeta;
 
 /// One published media segment.
 #[derive(Debug, Clone, PartialEq)]

@@ -20,11 +20,11 @@ use serde_json::Value;
 use sha2::Sha256;
 use subtle::{Choice, ConstantTimeEq};
 
-use crate::api::JobView;
-use crate::callback::url_problem;
-use crate::events::JobEvent;
 use crate::ids::{base32_lower, AppId};
 use crate::time::Timestamp;
+use crate::video::callback::url_problem;
+use crate::video::events::JobEvent;
+use crate::wire::api::JobView;
 
 /// The header that carries the event id (receivers dedupe on it: a delivery
 /// may be repeated).
@@ -342,7 +342,7 @@ impl WebhookConfig {
 
     /// Reads `{"<app_id>": {"url": "https://...", "secret": "..."}, ...}`:
     /// every key a valid app id, every url accepted by the callback rules
-    /// ([`crate::callback::check_url`]; `allow_local_http` in development),
+    /// ([`crate::video::callback::check_url`]; `allow_local_http` in development),
     /// every secret at least [`MIN_SECRET_CHARS`] characters, no other
     /// fields. Errors name the app and the problem, never the secret.
     pub fn parse(json: &str, allow_local_http: bool) -> Result<WebhookConfig, String> {
@@ -397,11 +397,11 @@ impl WebhookConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::events_between;
     use crate::ids::{JobId, LeaseId, VideoId};
-    use crate::job::{Job, JobResult, RetryPolicy, SourceUpload};
     use crate::keys::OutputId;
-    use crate::ladder::LadderOptions;
+    use crate::video::events::events_between;
+    use crate::video::job::{Job, JobResult, RetryPolicy, SourceUpload};
+    use crate::video::ladder::LadderOptions;
 
     const SECRET: &str = "whsec_test_secret_0123456789";
     const BODY: &[u8] = br#"{"id":"evt_1","type":"video.ready"}"#;

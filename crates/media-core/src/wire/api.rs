@@ -9,16 +9,16 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::dispatch::SizeClass;
 use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::ids::{AppId, IdError, ImageId, JobId, LeaseId, VideoId};
-pub use crate::job::JobSpec;
-use crate::job::{Job, JobResult, JobStatus, ThumbnailMeta};
+use crate::image::transform::TransformDefaults;
 use crate::keys::{HlsFile, ObjectKey, OutputId};
 use crate::media::{describe_bytes, image_dimensions, ImageType};
 use crate::time::Timestamp;
-use crate::transform::TransformDefaults;
-use crate::webhook::CallbackStatus;
+use crate::video::dispatch::SizeClass;
+pub use crate::video::job::JobSpec;
+use crate::video::job::{Job, JobResult, JobStatus, ThumbnailMeta};
+use crate::video::webhook::CallbackStatus;
 
 /// A JSON object body, read field by field.
 #[derive(Debug)]
@@ -210,7 +210,7 @@ pub struct PresignedPut {
 
 impl PresignedPut {
     /// The client-facing form of a presigned `PUT`.
-    pub fn from_presigned(p: crate::sigv4::PresignedRequest) -> Self {
+    pub fn from_presigned(p: crate::http::sigv4::PresignedRequest) -> Self {
         PresignedPut {
             upload_url: p.url,
             method: p.method,
@@ -319,7 +319,7 @@ pub struct ThumbnailsView {
 
 /// `GET /job-status` (and the body of `/notify-upload-complete`). `error` and
 /// `last_error` are the public forms of the job's failure messages
-/// ([`crate::job::public_failure_message`]).
+/// ([`crate::video::job::public_failure_message`]).
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobView {
@@ -624,7 +624,7 @@ impl ImageLocation {
         let path = format!("{IMAGE_ASSETS_PREFIX}{key}");
         ImageLocation {
             asset_url: format!("{}{path}", public_base.trim_end_matches('/')),
-            transform_url: crate::variant::variant_url(public_base, app, image, &transform.options()),
+            transform_url: crate::image::variant::variant_url(public_base, app, image, &transform.options()),
             image_id: image.to_string(),
             key,
         }
@@ -834,8 +834,8 @@ pub struct FailRequest {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::job::{Rendition, RetryPolicy, SourceUpload};
-    use crate::ladder::LadderOptions;
+    use crate::video::job::{Rendition, RetryPolicy, SourceUpload};
+    use crate::video::ladder::LadderOptions;
 
     #[test]
     fn field_errors_name_the_field() {
@@ -1100,8 +1100,8 @@ mod tests {
         assert_eq!(v.duration_s, Some(5.0));
 
         // A receiver that fails: only the keyed view says so.
-        job.callback = Some(crate::webhook::CallbackState {
-            status: crate::webhook::CallbackStatus::Failed,
+        job.callback = Some(crate::video::webhook::CallbackState {
+            status: crate::video::webhook::CallbackStatus::Failed,
             attempts: 3,
             last_error: Some("could not connect".into()),
         });
@@ -1110,7 +1110,7 @@ mod tests {
         let keyed = JobView::with_delivery(&job, "https://videos.example.com");
         assert_eq!(
             (keyed.callback_status, keyed.callback_attempts, keyed.callback_last_error.as_deref()),
-            (Some(crate::webhook::CallbackStatus::Failed), Some(3), Some("could not connect"))
+            (Some(crate::video::webhook::CallbackStatus::Failed), Some(3), Some("could not connect"))
         );
     }
 }

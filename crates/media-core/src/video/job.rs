@@ -25,13 +25,13 @@
 //! the public routes show of it is [`public_failure_message`]: messages
 //! written for uploaders pass, our own faults become a generic sentence.
 
-use crate::webhook::{CallbackState, CallbackStatus};
+use crate::video::webhook::{CallbackState, CallbackStatus};
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{AppId, JobId, LeaseId, VideoId};
 use crate::keys::{ObjectKey, OutputId};
-use crate::ladder::LadderOptions;
 use crate::time::{epoch_millis, Timestamp};
+use crate::video::ladder::LadderOptions;
 
 /// Where a job is in its life.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

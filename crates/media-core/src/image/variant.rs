@@ -16,8 +16,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{ApiError, ErrorCode};
 use crate::ids::{AppId, ImageId};
+use crate::image::transform::{TransformDefaults, MAX_OPTIONS_LEN};
 use crate::media::{Dimensions, ImageType};
-use crate::transform::{TransformDefaults, MAX_OPTIONS_LEN};
 
 /// The route's path prefix (`/images/{app_id}/{image_id}/{options}`).
 pub const VARIANT_ROUTE_PREFIX: &str = "/images/";
@@ -242,8 +242,11 @@ impl VariantPolicy {
         if fits.is_empty() {
             return Err("the list of fits needs at least one value".into());
         }
-        if let Some(bad) = sizes.iter().find(|&&s| s == 0 || s > crate::transform::MAX_TRANSFORM_DIMENSION) {
-            return Err(format!("size {bad} is out of range; use 1-{}", crate::transform::MAX_TRANSFORM_DIMENSION));
+        if let Some(bad) = sizes.iter().find(|&&s| s == 0 || s > crate::image::transform::MAX_TRANSFORM_DIMENSION) {
+            return Err(format!(
+                "size {bad} is out of range; use 1-{}",
+                crate::image::transform::MAX_TRANSFORM_DIMENSION
+            ));
         }
         if let Some(bad) = qualities.iter().find(|&&q| q == 0 || q > 100) {
             return Err(format!("quality {bad} is out of range; use 1-100"));

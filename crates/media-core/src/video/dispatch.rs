@@ -16,8 +16,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::ids::JobId;
-use crate::job::{Job, JobStatus};
 use crate::time::Timestamp;
+use crate::video::job::{Job, JobStatus};
 
 /// The most queue shards a deployment may have: a lease request sweeps
 /// them all, one subrequest each.
@@ -130,9 +130,9 @@ pub fn shard_change(before: Option<&Job>, after: &Job) -> ShardChange {
 mod tests {
     use super::*;
     use crate::ids::{AppId, LeaseId, VideoId};
-    use crate::job::{JobResult, RetryPolicy, SourceUpload};
     use crate::keys::OutputId;
-    use crate::ladder::LadderOptions;
+    use crate::video::job::{JobResult, RetryPolicy, SourceUpload};
+    use crate::video::ladder::LadderOptions;
 
     fn new_job(t: Timestamp) -> Job {
         let source = SourceUpload {

@@ -1,5 +1,16 @@
-//! HTTP rules the public routes share, with no I/O: byte ranges, entity-tag
-//! matching, media types and the CORS headers browsers and players need.
+//! HTTP and the protocols around it, with no I/O. Here: the rules the public
+//! routes share (byte ranges, entity-tag matching, media types and the CORS
+//! headers browsers and players need). Beside it:
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`sigv4`] | SigV4 signing and presigned URLs for S3-compatible storage |
+//! | [`multipart`] | reading `multipart/form-data` upload bodies (raw bytes of every part, filename or not) |
+//! | [`auth`] | API keys and the apps each may act for (`IV_API_KEY`), key fingerprints, bearer token checks; in constant time |
+
+pub mod auth;
+pub mod multipart;
+pub mod sigv4;
 
 /// A satisfiable byte range, inclusive on both ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,0 +1,25 @@
+//! The video domain's rules.
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`job`] | the job model and its state machine (lease, heartbeat, retry, expiry) |
+//! | [`dispatch`] | which queue shard and size class a job waits in, and which class is served next |
+//! | [`ladder`] | planning the ABR ladder from a probed source |
+//! | [`codecs`] | the codec whitelist: which video and audio codecs (and libav decoders) the transcoder opens |
+//! | [`timeline`] | the bounds of a source's timeline: duration, timestamp jumps, audio offset, job time |
+//! | [`playlist`] | HLS playlists, WebVTT thumbnails, codec strings, sprite layout |
+//! | [`events`] | job lifecycle events for Server-Sent Events: which change means which event, payloads, frames |
+//! | [`webhook`] | signed webhooks: event ids, `Webhook-Signature` signing and checking, delivery retries, per-app destinations |
+//! | [`callback`] | callback URL safety: https only, no private, loopback or numeric-trick hosts |
+//! | [`upload_session`] | resumable (multipart) uploads: signed upload tokens, R2's part rules, S3's multipart XML |
+
+pub mod callback;
+pub mod codecs;
+pub mod dispatch;
+pub mod events;
+pub mod job;
+pub mod ladder;
+pub mod playlist;
+pub mod timeline;
+pub mod upload_session;
+pub mod webhook;
