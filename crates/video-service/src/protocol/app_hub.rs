@@ -1,0 +1,1 @@
+//! The `app_hub` object's calls and replies (filled in by issue 24's reshaping).

@@ -1,0 +1,1 @@
+//! The `video_job` object's calls and replies (filled in by issue 24's reshaping).
