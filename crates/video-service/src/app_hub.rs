@@ -13,46 +13,19 @@
 
 use media_core::ids::VideoId;
 use media_core::video::events::connected;
-use media_core::Timestamp;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{json, Value};
 use worker::{durable_object, DurableObject, Env, Request, Response, SqlStorage, SqlStorageValue, State};
 use worker_kit::clock::{now, random_bytes};
 
+use crate::protocol::app_hub::{HubCommand, JobSummary};
 use crate::settings::sse_heartbeat_ms;
 use crate::sse::{EventLog, Subscribers, EVENT_LOG_SCHEMA};
 
-/// The Durable Object binding of the app hubs.
-pub const APP_EVENTS_BINDING: &str = "APP_EVENTS";
 /// How many events an app keeps for replay.
 pub const APP_EVENT_LOG_LEN: u64 = 500;
 /// How many of an app's jobs `connected.recent` lists.
 pub const RECENT_JOBS: i64 = 100;
-
-/// Where one video's job stands, for `recent`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct JobSummary {
-    pub video_id: VideoId,
-    pub job_id: String,
-    pub status: String,
-    pub progress: u8,
-    pub stage: Option<String>,
-    pub updated_at: Timestamp,
-}
-
-/// What a video's object and the Worker ask of a hub.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
-pub enum HubCommand {
-    /// Events of one video (name and data, in order), and its job after them.
-    Publish { job: JobSummary, events: Vec<(String, Value)> },
-    /// Opens the app's stream, replaying what came after `last_event_id`.
-    Subscribe { last_event_id: Option<u64> },
-    /// A video was deleted: its summary leaves `recent`, and its kept
-    /// events keep their ids (ids never repeat) but lose their data.
-    Forget { video_id: VideoId },
-}
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS recent (

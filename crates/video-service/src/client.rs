@@ -13,7 +13,7 @@ use worker::{Env, Method, Request, RequestInit};
 use worker_kit::clock::{now, random_bytes};
 use worker_kit::Failure;
 
-use crate::dispatch::{ShardCommand, ShardLeaseReply, DISPATCH_BINDING};
+use crate::protocol::dispatch::{shard_name, ShardCommand, ShardLeaseReply, DISPATCH_BINDING};
 
 /// An object's raw answer: status and JSON text.
 pub struct Answer {
@@ -50,11 +50,6 @@ pub fn read<T: DeserializeOwned>(binding: &str, answer: Answer) -> Result<T, Fai
         Some(e) if answer.status < 500 => Err(Failure::Client(e)),
         _ => Err(Failure::internal(format!("{binding} answered {}: {}", answer.status, answer.body))),
     }
-}
-
-/// The name of queue shard `n`.
-pub fn shard_name(n: u32) -> String {
-    format!("shard-{n}")
 }
 
 /// One shard's answer to a lease of `worker` for `classes`.

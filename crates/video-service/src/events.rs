@@ -22,8 +22,8 @@ use worker_kit::query::query;
 use worker_kit::ratelimit::{client_ip, enforce_public};
 use worker_kit::{Failure, Handled};
 
-use crate::app_hub::{HubCommand, APP_EVENTS_BINDING};
 use crate::client;
+use crate::protocol::app_hub::{HubCommand, APP_EVENTS_BINDING};
 use crate::sse::stream_headers;
 use crate::status::may_have_job;
 use crate::video_job::{VideoCall, VideoOp, VIDEO_JOBS_BINDING};

@@ -36,8 +36,8 @@ use worker_kit::method::{known_method, method_not_allowed_response};
 use worker_kit::reply::json;
 use worker_kit::{Failure, Handled};
 
-use crate::client::{self, shard_name};
-use crate::dispatch::{Located, ShardCommand, ShardStats, DISPATCH_BINDING};
+use crate::client;
+use crate::protocol::dispatch::{shard_name, Located, ShardCommand, ShardStats, DISPATCH_BINDING};
 use crate::video_job::{VideoCall, VideoOp, VIDEO_JOBS_BINDING};
 use crate::VideoContext;
 

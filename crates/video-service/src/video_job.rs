@@ -97,9 +97,9 @@ use worker_kit::failure::error_response;
 use worker_kit::store::{delete_prefix, delete_prefix_except, delete_prefix_while, AnyStore};
 use worker_kit::Failure;
 
-use crate::app_hub::{HubCommand, JobSummary, APP_EVENTS_BINDING};
-use crate::client::{call, shard_name};
-use crate::dispatch::{ShardCommand, DISPATCH_BINDING};
+use crate::client::call;
+use crate::protocol::app_hub::{HubCommand, JobSummary, APP_EVENTS_BINDING};
+use crate::protocol::dispatch::{shard_name, ShardCommand, DISPATCH_BINDING};
 use crate::settings::{
     dispatch_settings, keep_source_of, ladder_options, retry_policy, sse_heartbeat_ms, store_of, stream_caps,
     webhook_settings,
