@@ -11,7 +11,7 @@ use std::thread::{Scope, ScopedJoinHandle};
 use tokio::sync::mpsc::Sender;
 
 use super::audio::{AudioPacket, SharedAudio};
-use super::rung::{self, RungInput, RungReport, RungSettings};
+use super::rung::{self, RungInput, RungJob, RungReport, RungSettings};
 use super::{Control, Produced, SharedFrame};
 use crate::error::JobError;
 
@@ -52,7 +52,19 @@ impl<'scope> Fanout<'scope> {
                 std::thread::Builder::new()
                     .name(format!("rung-{}", rung.name.as_str()))
                     .spawn_scoped(scope, move || {
-                        rung::run(i, rung, settings, audio, rx, next, &events, &done, &control.cancel, delay, priming)
+                        rung::run(RungJob {
+                            index: i,
+                            rung,
+                            settings,
+                            audio,
+                            input: rx,
+                            next,
+                            events: &events,
+                            frames_done: &done,
+                            cancel: &control.cancel,
+                            expected_delay: delay,
+                            audio_priming: priming,
+                        })
                     })
                     .map_err(|e| JobError::retryable(format!("starting an encoder thread: {e}")))?,
             );

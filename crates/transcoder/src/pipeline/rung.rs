@@ -219,6 +219,16 @@ impl Segmenter<'_> {
         Ok(())
     }
 
+    /// Takes the packets the encoder has ready, to be written by [`Self::drain`].
+    fn receive(&mut self, encoder: &mut ff::encoder::Video, frames_done: &AtomicU64) {
+        let mut packet = ff::Packet::empty();
+        while encoder.receive_packet(&mut packet).is_ok() {
+            self.held.push_back(std::mem::replace(&mut packet, ff::Packet::empty()));
+            self.peak_held = self.peak_held.max(self.held.len());
+            frames_done.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     /// Writes whatever can be written now; sends finished segments.
     fn drain(&mut self, rung: usize, events: &Sender<Produced>) -> Result<(), JobError> {
         while let Some(pkt) = self.held.front() {
@@ -254,21 +264,42 @@ fn send(events: &Sender<Produced>, p: Produced) -> Result<(), JobError> {
     events.blocking_send(p).map_err(|_| JobError::Stopped)
 }
 
+/// One rung's thread: which rung, what it shares with the others, and its channels.
+pub struct RungJob<'a> {
+    /// Its place in the plan (0 is the largest).
+    pub index: usize,
+    pub rung: &'a Rung,
+    pub settings: &'a RungSettings<'a>,
+    /// The source's audio parameters, when it has audio.
+    pub audio: Option<ff::codec::Parameters>,
+    pub input: Receiver<RungInput>,
+    /// The next smaller rung, which scales from this one's frames.
+    pub next: Option<SyncSender<RungInput>>,
+    pub events: &'a Sender<Produced>,
+    /// Frames encoded, for progress.
+    pub frames_done: &'a AtomicU64,
+    pub cancel: &'a AtomicBool,
+    /// x264's reordering delay every rung must have ([`reorder_delay_frames`]).
+    pub expected_delay: u32,
+    /// Samples of AAC priming, added to audio timestamps.
+    pub audio_priming: i64,
+}
+
 /// Runs one rung until its input ends (the sender hangs up).
-#[allow(clippy::too_many_arguments)]
-pub fn run(
-    index: usize,
-    rung: &Rung,
-    settings: &RungSettings<'_>,
-    audio: Option<ff::codec::Parameters>,
-    input: Receiver<RungInput>,
-    next: Option<SyncSender<RungInput>>,
-    events: &Sender<Produced>,
-    frames_done: &AtomicU64,
-    cancel: &AtomicBool,
-    expected_delay: u32,
-    audio_priming: i64,
-) -> Result<RungReport, JobError> {
+pub fn run(job: RungJob<'_>) -> Result<RungReport, JobError> {
+    let RungJob {
+        index,
+        rung,
+        settings,
+        audio,
+        input,
+        next,
+        events,
+        frames_done,
+        cancel,
+        expected_delay,
+        audio_priming,
+    } = job;
     let (mut encoder, time_base) = open_encoder(index, settings)?;
     // SAFETY: reading a plain field of the opened codec context.
     let delay = unsafe { (*encoder.as_ptr()).has_b_frames }.max(0) as u32;
@@ -301,15 +332,6 @@ pub fn run(
     let mut scaler: Option<(ff::software::scaling::Context, (Pixel, u32, u32))> = None;
     let mut pool = FramePool::default();
     let mut frames = 0u64;
-    let mut packet = ff::Packet::empty();
-    let mut receive = |encoder: &mut ff::encoder::Video, seg: &mut Segmenter| -> Result<(), JobError> {
-        while encoder.receive_packet(&mut packet).is_ok() {
-            seg.held.push_back(std::mem::replace(&mut packet, ff::Packet::empty()));
-            seg.peak_held = seg.peak_held.max(seg.held.len());
-            frames_done.fetch_add(1, Ordering::Relaxed);
-        }
-        seg.drain(index, events)
-    };
     for msg in input.iter() {
         if cancel.load(Ordering::Relaxed) {
             return Err(JobError::LeaseLost);
@@ -355,7 +377,8 @@ pub fn run(
                     tx.send(RungInput::Frame(scaled)).map_err(|_| JobError::Stopped)?;
                 }
                 frames += 1;
-                receive(&mut encoder, &mut seg)?;
+                seg.receive(&mut encoder, frames_done);
+                seg.drain(index, events)?;
             }
             RungInput::Audio(packets) => {
                 if let Some(last) = packets.last() {
@@ -377,7 +400,8 @@ pub fn run(
     drop(next);
     encoder.send_eof().map_err(|e| err(e, "flush"))?;
     seg.audio_horizon = i64::MAX;
-    receive(&mut encoder, &mut seg)?;
+    seg.receive(&mut encoder, frames_done);
+    seg.drain(index, events)?;
     seg.write_audio_before(i64::MAX)?;
     let total = frames;
     let duration_s = seg.duration_s(total.saturating_sub(seg.seg_start));
