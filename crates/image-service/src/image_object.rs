@@ -35,7 +35,7 @@ use worker::{
 };
 use worker_kit::clock::now;
 use worker_kit::config::{ConfigError, Vars};
-use worker_kit::failure::error_response;
+use worker_kit::reply::error_response;
 use worker_kit::settings::StorageSettings;
 use worker_kit::store::{AnyStore, ObjectStore};
 use worker_kit::Failure;

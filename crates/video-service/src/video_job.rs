@@ -93,7 +93,7 @@ use serde::{Deserialize, Serialize};
 use worker::{durable_object, DurableObject, Env, Request, Response, SqlStorage, SqlStorageValue, State};
 use worker_kit::clock::{now, random_bytes};
 use worker_kit::config::ConfigError;
-use worker_kit::failure::error_response;
+use worker_kit::reply::error_response;
 use worker_kit::store::{delete_prefix, delete_prefix_except, delete_prefix_while, AnyStore};
 use worker_kit::Failure;
 

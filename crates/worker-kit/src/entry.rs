@@ -12,8 +12,8 @@ use worker::{Context, Env, Request, Response};
 use crate::config::{ConfigError, Vars};
 use crate::context::RequestContext;
 use crate::cors::{with_cors, without_cors};
-use crate::failure::{error_response, Failure, Handled};
-use crate::reply::json;
+use crate::failure::{Failure, Handled};
+use crate::reply::{error_response, json};
 use crate::sentry::{Fault, Reporter};
 use crate::{ratelimit, settings};
 

@@ -10,8 +10,8 @@
 //! | [`context`] | the per-request context handlers take: env, settings read once, the store, the presigner, Sentry |
 //! | [`settings`] | the settings both services share (keys, CORS, environment, base URL, upload TTL, storage, Sentry DSN) |
 //! | [`config`] | reading vars and secrets (and `IV_API_KEY`'s keys and apps), with errors that name the variable |
-//! | [`failure`] | the error type handlers return and its conversion to the JSON error (generic for our own faults) |
-//! | [`reply`] | a response as plain data (status, headers, body), its one conversion to `worker::Response`, JSON bodies |
+//! | [`failure`] | the error type handlers return and the client's view of it (generic for our own faults) |
+//! | [`reply`] | a response as plain data (status, headers, body), its one conversion to `worker::Response`, JSON bodies and the JSON error of every failure |
 //! | [`cors`] | CORS headers, their removal on server-only routes, preflights |
 //! | [`method`] | the method gate: the method as sent, 405 with `Allow`, preflights for `OPTIONS` |
 //! | [`body`] | reading request bodies, streamed and capped |

@@ -7,7 +7,8 @@ use media_core::{ApiError, ErrorCode};
 use worker::{Method, Request, Response};
 
 use crate::cors::preflight;
-use crate::failure::{error_response, Failure, Handled};
+use crate::failure::{Failure, Handled};
+use crate::reply::error_response;
 
 /// The request's method, or `None` for a method `worker::Method` has no name
 /// for (`QUERY`, `PROPFIND`, ...), which `Request::method()` reports as

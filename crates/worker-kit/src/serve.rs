@@ -24,8 +24,8 @@ use media_core::http::{if_none_match, parse_range, single_etag_condition, RangeR
 use media_core::{ApiError, ErrorCode};
 use worker::{Cache, Context, Headers, Method, Request, RequestInit, Response};
 
-use crate::failure::{error_reply, Failure, Handled};
-use crate::reply::Reply;
+use crate::failure::{Failure, Handled};
+use crate::reply::{error_reply, Reply};
 use crate::store::{ObjectInfo, ObjectStore, ReadOutcome, ReadRequest};
 
 /// What a client's `GET` or `HEAD` asks of an object: the parts of its
