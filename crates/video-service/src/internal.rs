@@ -11,7 +11,7 @@
 //! | `POST /internal/dispatch/stats` | `{}` | requests each queue shard has served, by kind (`{"shards": [{"shard", "requests": {"lease": n, ...}}]}`) |
 //! | `POST /internal/jobs/inspect` | `{"app_id", "video_id"}` | the stored job, failure texts in full (for operators and tests; the public routes show them sanitised), 404 |
 //!
-//! A lease sweeps the queue shards (`crate::client::lease`). The calls about
+//! A lease sweeps the queue shards (`crate::lease`). The calls about
 //! one job go to its video's object, the fence that checks the job id and
 //! the lease: the video named in the body (`app_id`, `video_id` from the
 //! `JobSpec`, `media_core::wire::api::JobVideo`), else the one the shard the job
@@ -37,6 +37,7 @@ use worker_kit::reply::json;
 use worker_kit::{Failure, Handled};
 
 use crate::client;
+use crate::lease;
 use crate::protocol::dispatch::{shard_name, Located, ShardCommand, ShardStats, DISPATCH_BINDING};
 use crate::video_job::{VideoCall, VideoOp, VIDEO_JOBS_BINDING};
 use crate::VideoContext;
@@ -106,7 +107,7 @@ pub async fn route(mut req: Request, cx: &VideoContext<'_>) -> Handled {
             // Grants run by the retry rules: with a broken one no lease
             // could be granted, so say so now rather than long-poll.
             crate::settings::retry_policy(cx.env)?;
-            let leased = client::lease(cx.env, cx.settings.dispatch.queue_shards, &r).await?;
+            let leased = lease::from_shards(cx.env, cx.settings.dispatch.queue_shards, &r).await?;
             if let Some(spec) = &leased.job {
                 crate::status::forget(&spec.app_id, &spec.video_id).await;
             }

@@ -29,6 +29,7 @@ mod dispatch;
 mod events;
 mod hls;
 mod internal;
+mod lease;
 mod protocol;
 mod resumable;
 mod settings;
