@@ -1,6 +1,8 @@
 // The benchmark suite (not part of the test command): what users of a video
 // platform care about, each figure next to a baseline run on this machine
-// in the same session. Prints one report and writes it to bench/results/.
+// in the same session. Prints what it measured and puts it into the one
+// current report, bench/results/latest.md (+ .json), replacing the sections it
+// ran (bench/report.mjs); --out=NAME writes NAME.md/.json alone instead.
 //
 //   bash bench/run.sh              all seven sections
 //   node bench/run.mjs --only=7    image transforms alone (no transcoder needed)
@@ -10,7 +12,7 @@
 //   --runs=N (default 3) repetitions of each throughput/time-to-playable run
 //   --seconds=N (default 60) section 1's source length (3 measures its first 20 s at most)
 //   --contents=noise,motion (default both) the kinds of source of sections 1 and 3 (lib.mjs CONTENTS)
-//   node bench/run.mjs --only=1,3 --seconds=4 --runs=1   a smoke run of sections 1 and 3
+//   node bench/run.mjs --only=1,3 --seconds=4 --runs=1 --out=smoke   a smoke run of sections 1 and 3, kept out of latest.md
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
@@ -21,6 +23,7 @@ import {
 import { runWrk } from '../devkit/wrk.mjs';
 import { WORKERS, coldStarts, wasmSizes } from './workers-cost.mjs';
 import { startPlatform } from '../devkit/platform.mjs';
+import { mergeInto } from './report.mjs';
 import { makeClip, postJson, pollJob, uploadVideo } from '../devkit/client.mjs';
 import { openEvents } from '../devkit/sse.mjs';
 
@@ -594,7 +597,14 @@ if (only.includes(5)) await workersCostSection();
 if (only.includes(6)) await eventLatencySection();
 if (only.includes(7)) await imageTransformsSection();
 mkdirSync(join(BENCH, 'results'), { recursive: true });
-const name = only.length === 7 ? 'latest' : `partial-${only.join('')}`;
-writeFileSync(join(BENCH, 'results', `${name}.md`), Object.keys(report).sort().flatMap((k) => report[k]).join('\n') + '\n');
-writeFileSync(join(BENCH, 'results', `${name}.json`), JSON.stringify(data, null, 2) + '\n');
-say(`wrote bench/results/${name}.md and .json`);
+const OUT = arg('out', '');
+if (OUT) {
+  // A report of its own (a smoke run, an experiment): the current report stays as it is.
+  writeFileSync(join(BENCH, 'results', `${OUT}.md`), Object.keys(report).sort().flatMap((k) => report[k]).join('\n') + '\n');
+  writeFileSync(join(BENCH, 'results', `${OUT}.json`), JSON.stringify(data, null, 2) + '\n');
+  say(`wrote bench/results/${OUT}.md and .json`);
+} else {
+  const measured = Object.fromEntries(Object.entries(report).filter(([n]) => n !== '0'));
+  mergeInto(join(BENCH, 'results'), { date: data.date, machine: data.machine, sections: data.sections, reports: measured });
+  say(`updated sections ${Object.keys(measured).join(', ')} of bench/results/latest.md and .json`);
+}

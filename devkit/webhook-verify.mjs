@@ -1,5 +1,6 @@
-// Verifying the platform's signed webhooks in Node: the same code the README
-// shows receivers (the tests check that the README carries it verbatim).
+// Verifying the platform's signed webhooks in Node: the same code
+// docs/video-api.md#7-signed-webhooks shows receivers (crates/media-core/tests/readme.rs
+// checks that the page carries it verbatim).
 // BEGIN README webhook-verify
 import { createHmac, timingSafeEqual } from 'node:crypto';
 

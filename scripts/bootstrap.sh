@@ -45,7 +45,8 @@ fi
 #    toolchain pieces its bundled libraries need) while npm and pip, mostly
 #    waiting on the network, and the smaller cargo tools run.
 #    Only the features the local platform uses (SQLite metadata, bundled
-#    libraries): no LMDB, metrics or K2V, which cut the build (see README).
+#    libraries): no LMDB, metrics or K2V, which cut the build (see
+#    docs/operating.md#the-two-commands-in-detail).
 garage_log="$DEV_DIR/logs/bootstrap-garage.log"
 garage_pid=""
 if tool_present garage "$GARAGE_VERSION"; then

@@ -4,7 +4,7 @@
 //! variants (`images/{app}/{image}/...`) and its KV metadata record, then
 //! drops the image and its variants from this location's edge cache, where
 //! they would otherwise keep being served (other locations keep their copy
-//! until evicted or purged: see the README's "Deleting"). A repeat answers
+//! until evicted or purged: see docs/image-api.md#deleting-an-image). A repeat answers
 //! zeros.
 
 use media_core::ids::{AppId, ImageId};

@@ -2,7 +2,7 @@
 //! reached through our own `wasm_bindgen` declarations: the `worker` crate
 //! has no wrapper for it. In production it is Cloudflare Images; in
 //! `wrangler dev` and Miniflare it runs offline on `sharp`, which honours
-//! width, height, fit and format (not quality: see the README).
+//! width, height, fit and format (not quality: see docs/image-api.md#image-transforms-what-to-enable-on-cloudflare).
 //!
 //! One call is one billed transformation, so [`transform`] is called only
 //! by the image's Durable Object ([`crate::image_object`]), once per variant.

@@ -112,7 +112,7 @@ pub async fn generate_image_upload_url(mut req: Request, cx: &ImageContext<'_>, 
 /// must send) to the content type, to exactly `size` bytes, and to
 /// `If-None-Match: *`: the URL writes the image once and never replaces it
 /// (R2 and S3 refuse the `PUT` with 412 when an object is there; Garage 2.5
-/// ignores the header, see the README).
+/// ignores the header, see docs/image-api.md#garage-and-if-none-match).
 fn presign_image_put(
     bucket: &S3Bucket,
     key: &str,

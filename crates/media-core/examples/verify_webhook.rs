@@ -1,6 +1,6 @@
-//! Verifying the platform's signed webhooks in Rust: the code the README
-//! shows receivers. `tests/readme.rs` runs it against what
-//! `media_core::video::webhook` signs and checks the README carries it verbatim.
+//! Verifying the platform's signed webhooks in Rust: the code
+//! docs/video-api.md#7-signed-webhooks shows receivers. `tests/readme.rs` runs it
+//! against what `media_core::video::webhook` signs and checks the page carries it verbatim.
 //!
 //!     cargo run -p media-core --example verify_webhook
 

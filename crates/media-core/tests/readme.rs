@@ -1,7 +1,12 @@
-//! The webhook verification code the README shows receivers (Rust and
-//! Node) is the code that is tested: the README must carry both files'
-//! marked blocks verbatim, and the Rust one must accept what
-//! `media_core::video::webhook` signs and refuse what it should.
+//! The docs say what the code does:
+//! - the webhook verification code the video API page (`docs/video-api.md`,
+//!   moved out of the README) shows receivers, in Rust and Node, is the code
+//!   that is tested: the page carries both files' marked blocks verbatim, and
+//!   the Rust one accepts what `media_core::video::webhook` signs and refuses
+//!   what it should;
+//! - every relative link in `README.md` and `docs/` reaches a file, and a
+//!   heading when it names one, and so does every `docs/….md#anchor` that a
+//!   code comment or a wrangler file points at.
 
 #[path = "../examples/verify_webhook.rs"]
 mod example;
@@ -15,15 +20,17 @@ fn block(text: &str, name: &str) -> String {
     text[start..end].to_owned()
 }
 
+const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+
 #[test]
-fn the_readme_carries_the_tested_verification_code() {
-    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
-    let readme = std::fs::read_to_string(format!("{root}/README.md")).unwrap();
+fn the_video_api_page_carries_the_tested_verification_code() {
+    let root = ROOT;
+    let readme = std::fs::read_to_string(format!("{root}/docs/video-api.md")).unwrap();
     let rust = std::fs::read_to_string(format!("{root}/crates/media-core/examples/verify_webhook.rs")).unwrap();
     let node = std::fs::read_to_string(format!("{root}/devkit/webhook-verify.mjs")).unwrap();
     for (name, file) in [("webhook-verify-rust", &rust), ("webhook-verify", &node)] {
         let code = block(file, name);
-        assert!(readme.contains(&code), "README.md must carry the {name} block of its file verbatim:\n{code}");
+        assert!(readme.contains(&code), "docs/video-api.md must carry the {name} block of its file verbatim:\n{code}");
     }
 }
 
@@ -46,4 +53,132 @@ fn the_rust_example_verifies_what_the_platform_signs() {
     // A rotated secret: the header may carry several v1 values; any one matching passes.
     let two = format!("{header},v1={}", "0".repeat(64));
     assert_eq!(example::verify_webhook(secret, &two, body, 1_700_000_000, 300), Ok(()));
+}
+
+/// Lines of a Markdown file outside its fenced code blocks.
+fn prose(text: &str) -> Vec<&str> {
+    let mut fenced = false;
+    text.lines()
+        .filter(|line| {
+            if line.trim_start().starts_with("```") {
+                fenced = !fenced;
+                return false;
+            }
+            !fenced
+        })
+        .collect()
+}
+
+/// GitHub's anchor for a heading: lower case, punctuation dropped, spaces to dashes.
+fn slug(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | ' '))
+        .map(|c| if c == ' ' { '-' } else { c })
+        .collect()
+}
+
+fn anchors(file: &std::path::Path) -> Vec<String> {
+    let text = std::fs::read_to_string(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    prose(&text)
+        .into_iter()
+        .filter_map(|line| line.strip_prefix('#').map(|rest| slug(rest.trim_start_matches('#'))))
+        .collect()
+}
+
+/// The Markdown files of the docs: the README and everything under docs/.
+fn markdown_files() -> Vec<std::path::PathBuf> {
+    let mut files = vec![std::path::Path::new(ROOT).join("README.md")];
+    let mut dirs = vec![std::path::Path::new(ROOT).join("docs")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "md") {
+                files.push(path);
+            }
+        }
+    }
+    files
+}
+
+/// Whether `target` (a path relative to `from`'s folder, `#anchor` optional) exists; the error says why not.
+fn resolve(from: &std::path::Path, target: &str) -> Result<(), String> {
+    let (path, anchor) = target.split_once('#').unwrap_or((target, ""));
+    let file = if path.is_empty() { from.to_path_buf() } else { from.parent().unwrap().join(path) };
+    if !file.exists() {
+        return Err(format!("no file {}", file.display()));
+    }
+    if !anchor.is_empty() && file.extension().is_some_and(|e| e == "md") && !anchors(&file).iter().any(|a| a == anchor)
+    {
+        return Err(format!("no heading #{anchor} in {}", file.display()));
+    }
+    Ok(())
+}
+
+#[test]
+fn every_link_in_the_docs_reaches_its_file_and_heading() {
+    let mut broken = Vec::new();
+    for file in markdown_files() {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for line in prose(&text) {
+            let mut rest = line;
+            while let Some(at) = rest.find("](") {
+                rest = &rest[at + 2..];
+                let Some(end) = rest.find(')') else { break };
+                let target = &rest[..end];
+                rest = &rest[end..];
+                if target.contains("://") || target.starts_with("mailto:") || target.contains(' ') {
+                    continue;
+                }
+                if let Err(why) = resolve(&file, target) {
+                    broken.push(format!("{}: ({target}): {why}", file.display()));
+                }
+            }
+        }
+    }
+    assert!(broken.is_empty(), "broken links:\n{}", broken.join("\n"));
+}
+
+#[test]
+fn pointers_from_the_code_to_the_docs_reach_a_heading() {
+    let root = std::path::Path::new(ROOT);
+    let mut files: Vec<_> = ["wrangler-image.toml", "wrangler-video.toml"].iter().map(|f| root.join(f)).collect();
+    let mut dirs: Vec<_> =
+        ["crates", "scripts", "devkit", "bench", "reliability", "tests"].iter().map(|d| root.join(d)).collect();
+    while let Some(dir) = dirs.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for entry in entries {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| ["rs", "toml", "mjs", "sh", "py"].iter().any(|x| e == *x)) {
+                files.push(path);
+            }
+        }
+    }
+    let mut broken = Vec::new();
+    let mut seen = 0;
+    for file in files {
+        let Ok(text) = std::fs::read_to_string(&file) else { continue };
+        let mut rest = text.as_str();
+        while let Some(at) = rest.find("docs/") {
+            rest = &rest[at..];
+            let end = rest.find(|c: char| !(c.is_alphanumeric() || "/-_.#".contains(c))).unwrap_or(rest.len());
+            let target = rest[..end].trim_end_matches('.');
+            rest = &rest[end..];
+            if !target.contains(".md") {
+                continue;
+            }
+            seen += 1;
+            if let Err(why) = resolve(&root.join("README.md"), target) {
+                broken.push(format!("{}: {target}: {why}", file.display()));
+            }
+        }
+    }
+    assert!(seen > 0, "no pointer to docs/ found: is the walk looking in the right place?");
+    assert!(broken.is_empty(), "pointers to the docs that lead nowhere:\n{}", broken.join("\n"));
 }

@@ -22,8 +22,8 @@ use transcoder::pipeline::{Machine, Tuning};
 use transcoder::runner::Runner;
 
 /// Leases transcoding jobs from the video service and publishes HLS ladders
-/// to R2 (configured by the environment; see the README's "Running the
-/// transcoder"), or works on a local file.
+/// to R2 (configured by the environment; see
+/// docs/operating.md#running-the-transcoder), or works on a local file.
 #[derive(Parser, Debug)]
 #[command(name = "transcoder", version)]
 struct Cli {

@@ -7,8 +7,8 @@
 //! - **x264 options per rung** ([`TUNED_X264`]): with the `veryfast`
 //!   preset, rungs below 1080p search motion more cheaply
 //!   (`subme=1:me=dia`). Screened rung by rung against the ffmpeg CLI on two
-//!   kinds of content with `bench/tune.mjs`; the figures are in the README's
-//!   Benchmarks. The 1080p rung keeps the preset: the same options there
+//!   kinds of content with `bench/tune.mjs`; the figures are in
+//!   docs/benchmarks.md. The 1080p rung keeps the preset: the same options there
 //!   lost 0.0024 SSIM on the busier content.
 //! - **threads** ([`Tuning::x264_threads_for`]): each rung gets x264 frame
 //!   threads in proportion to its share of the ladder's pixels, out of the
