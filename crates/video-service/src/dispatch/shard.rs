@@ -1,0 +1,349 @@
+//! A queue shard's logic, apart from its Durable Object: each command of
+//! [`ShardCommand`] as a function of the stored rows ([`ShardStore`]), the
+//! time and the shard's rules, answering a [`Reply`] and the [`Effect`]s its
+//! shell carries out. The calls a lease makes (the grant to the job's
+//! object, the wait) go through [`ShardIo`], so the whole of it runs under
+//! `cargo test` with fake time and in-memory rows.
+//!
+//! A row's [`RowState`]: `waiting` (due from `not_before`), `offered` (the
+//! job's object is being asked to grant it; offered again after
+//! [`Rules::offer_timeout_ms`] if it never answered), `leased`, `ended`
+//! (kept [`Rules::ended_retention_ms`] for late lookups, then pruned).
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+
+use futures_channel::oneshot;
+use media_core::ids::{AppId, JobId, VideoId};
+use media_core::video::dispatch::{next_class, SizeClass};
+use media_core::wire::api::{JobSpec, MAX_LEASE_WAIT_MS};
+use media_core::{ApiError, Timestamp};
+
+use crate::client::Answer;
+use crate::protocol::dispatch::{Located, ShardCommand, ShardLeaseReply, ShardStats};
+
+/// How long an ended row is kept for late lookups.
+const ENDED_RETENTION_MS: u64 = 60 * 60 * 1000;
+/// An offer whose grant never answered (the object was reset mid-call) is
+/// offered again after this long.
+const OFFER_TIMEOUT_MS: u64 = 30_000;
+/// The shortest sleep of a waiting lease request.
+const MIN_SLEEP_MS: u64 = 5;
+
+/// Where a job's row stands; stored as its text ([`RowState::as_str`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowState {
+    Waiting,
+    Offered,
+    Leased,
+    Ended,
+}
+
+impl RowState {
+    pub const ALL: [RowState; 4] = [RowState::Waiting, RowState::Offered, RowState::Leased, RowState::Ended];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RowState::Waiting => "waiting",
+            RowState::Offered => "offered",
+            RowState::Leased => "leased",
+            RowState::Ended => "ended",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<RowState> {
+        RowState::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+/// One job's row in a shard.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub job_id: JobId,
+    pub app_id: AppId,
+    pub video_id: VideoId,
+    pub class: SizeClass,
+    pub queued_at: Timestamp,
+    pub not_before: Timestamp,
+    pub state: RowState,
+    pub changed_at: Timestamp,
+}
+
+/// A shard's stored rows and request counts (SQL in the object, in memory
+/// in tests).
+pub trait ShardStore {
+    /// Inserts `row`, or for a job already here sets its class, times, state
+    /// and change time (its app and video stay).
+    fn upsert(&self, row: &Row) -> worker::Result<()>;
+    /// Sets the state of `job_id`'s row, only when it is `only_if` (if given).
+    fn set_state(&self, job_id: &JobId, to: RowState, only_if: Option<RowState>, at: Timestamp) -> worker::Result<()>;
+    /// Deletes the rows in `state` last changed before `before`.
+    fn delete_changed_before(&self, state: RowState, before: Timestamp) -> worker::Result<()>;
+    /// The earliest queued row of `class` due at `now` (`not_before <= now`)
+    /// that is waiting, or offered before `offered_before`.
+    fn oldest_due(&self, class: SizeClass, now: Timestamp, offered_before: Timestamp) -> worker::Result<Option<Row>>;
+    /// The earliest `not_before` after `now` of a waiting row.
+    fn next_due(&self, now: Timestamp) -> worker::Result<Option<Timestamp>>;
+    /// `job_id`'s row.
+    fn get(&self, job_id: &JobId) -> worker::Result<Option<Row>>;
+    /// Counts one request of kind `op`.
+    fn count(&self, op: &str) -> worker::Result<()>;
+    /// The requests counted, by kind.
+    fn counts(&self) -> worker::Result<BTreeMap<String, u64>>;
+}
+
+/// What a lease does outside the shard: asking the job's object for the
+/// grant, waiting, and the time.
+pub trait ShardIo {
+    fn now(&self) -> Timestamp;
+    /// Asks the object of `row`'s job to grant it to `worker`.
+    async fn grant(&self, row: &Row, worker: &str) -> worker::Result<Answer>;
+    /// Waits `ms`, or less when `woken` is sent: the shard that rang, if any.
+    async fn sleep(&self, woken: oneshot::Receiver<Option<u32>>, ms: u64) -> Option<u32>;
+}
+
+/// The lease requests waiting for work, in memory (they end with the
+/// object); each is woken with the shard that rang, if any.
+#[derive(Default)]
+pub struct Waiters(RefCell<Vec<oneshot::Sender<Option<u32>>>>);
+
+impl Waiters {
+    /// A new waiter. Requests that timed out (their receiver is gone)
+    /// leave now, not at the next enqueue: the list holds live ones only.
+    pub fn wait(&self) -> oneshot::Receiver<Option<u32>> {
+        let (tx, rx) = oneshot::channel();
+        let mut waiters = self.0.borrow_mut();
+        waiters.retain(|w| !w.is_canceled());
+        waiters.push(tx);
+        rx
+    }
+
+    /// Wakes every waiter; how many were still there to take work.
+    pub fn wake(&self, ring: Option<u32>) -> usize {
+        let waiters: Vec<_> = self.0.borrow_mut().drain(..).collect();
+        waiters.into_iter().filter_map(|w| w.send(ring).ok()).count()
+    }
+
+    /// Forgets the waiters whose request has gone.
+    pub fn forget_gone(&self) {
+        self.0.borrow_mut().retain(|w| !w.is_canceled());
+    }
+
+    /// How many are listed.
+    pub fn count(&self) -> usize {
+        self.0.borrow().len()
+    }
+}
+
+/// The shard's timing rules.
+#[derive(Debug, Clone, Copy)]
+pub struct Rules {
+    pub ended_retention_ms: u64,
+    pub offer_timeout_ms: u64,
+}
+
+impl Default for Rules {
+    fn default() -> Self {
+        Rules { ended_retention_ms: ENDED_RETENTION_MS, offer_timeout_ms: OFFER_TIMEOUT_MS }
+    }
+}
+
+/// A command's answer.
+#[derive(Debug)]
+pub enum Reply {
+    /// `true`.
+    Done,
+    Lease(Box<ShardLeaseReply>),
+    Located(Located),
+    Stats(ShardStats),
+    /// A client error (no such job).
+    Refused(ApiError),
+}
+
+/// What the shell does after a command.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Effect {
+    /// Tell shard `shard` that shard `from` got work nobody here waits for.
+    Ring { shard: u32, from: u32 },
+}
+
+/// One queue shard: its rows, its waiting lease requests, its rules.
+pub struct Shard<S> {
+    pub store: S,
+    pub waiters: Waiters,
+    pub rules: Rules,
+}
+
+/// The name a command is counted under (`Stats` is not counted).
+pub fn op_name(cmd: &ShardCommand) -> &'static str {
+    match cmd {
+        ShardCommand::Enqueue { .. } => "enqueue",
+        ShardCommand::Lease { .. } => "lease",
+        ShardCommand::Locate { .. } => "locate",
+        ShardCommand::Ended { .. } => "ended",
+        ShardCommand::Ring { .. } => "ring",
+        ShardCommand::Stats => "stats",
+    }
+}
+
+impl<S: ShardStore> Shard<S> {
+    pub fn new(store: S) -> Self {
+        Shard { store, waiters: Waiters::default(), rules: Rules::default() }
+    }
+
+    /// Runs `cmd`.
+    pub async fn handle(&self, io: &impl ShardIo, cmd: ShardCommand) -> worker::Result<(Reply, Vec<Effect>)> {
+        let op = op_name(&cmd);
+        if op != "stats" {
+            self.store.count(op)?;
+        }
+        Ok(match cmd {
+            ShardCommand::Enqueue { job_id, app_id, video_id, class, queued_at, not_before, shard, shards } => {
+                let t = io.now();
+                let row = Row {
+                    job_id,
+                    app_id,
+                    video_id,
+                    class,
+                    queued_at,
+                    not_before,
+                    state: RowState::Waiting,
+                    changed_at: t,
+                };
+                (Reply::Done, self.enqueue(&row, shard, shards, t)?)
+            }
+            ShardCommand::Lease { worker, wait_ms, classes, standard_first } => {
+                (Reply::Lease(Box::new(self.lease(io, &worker, wait_ms, &classes, standard_first).await?)), Vec::new())
+            }
+            ShardCommand::Locate { job_id } => (self.locate(&job_id)?, Vec::new()),
+            ShardCommand::Ended { job_id } => {
+                self.store.set_state(&job_id, RowState::Ended, None, io.now())?;
+                (Reply::Done, Vec::new())
+            }
+            ShardCommand::Ring { from } => {
+                self.waiters.wake(Some(from));
+                (Reply::Done, Vec::new())
+            }
+            ShardCommand::Stats => (
+                Reply::Stats(ShardStats { requests: self.store.counts()?, waiters: self.waiters.count() as u64 }),
+                Vec::new(),
+            ),
+        })
+    }
+
+    /// Upserts `row`, prunes the rows that ended over the retention ago,
+    /// and wakes the lease requests waiting here; with none, every other
+    /// shard is rung.
+    fn enqueue(&self, row: &Row, shard: u32, shards: u32, t: Timestamp) -> worker::Result<Vec<Effect>> {
+        self.store.upsert(row)?;
+        // Nothing grows forever: ended rows go after their hour.
+        let before = Timestamp::from_millis(t.millis().saturating_sub(self.rules.ended_retention_ms));
+        self.store.delete_changed_before(RowState::Ended, before)?;
+        if self.waiters.wake(None) == 0 && shards > 1 {
+            return Ok((0..shards).filter(|n| *n != shard).map(|n| Effect::Ring { shard: n, from: shard }).collect());
+        }
+        Ok(Vec::new())
+    }
+
+    fn locate(&self, job_id: &JobId) -> worker::Result<Reply> {
+        Ok(match self.store.get(job_id)? {
+            Some(r) => Reply::Located(Located { app_id: r.app_id, video_id: r.video_id }),
+            None => Reply::Refused(ApiError::not_found(format!("no job {job_id}"))),
+        })
+    }
+
+    /// The row to offer next among `classes` (`media_core::video::dispatch::
+    /// next_class`), standard first unless large starves.
+    pub fn next_row(&self, classes: &[SizeClass], standard_first: bool, t: Timestamp) -> worker::Result<Option<Row>> {
+        let offered_before = Timestamp::from_millis(t.millis().saturating_sub(self.rules.offer_timeout_ms));
+        let mut standard = None;
+        let mut large = None;
+        for class in classes {
+            match class {
+                SizeClass::Standard => standard = self.store.oldest_due(SizeClass::Standard, t, offered_before)?,
+                SizeClass::Large => large = self.store.oldest_due(SizeClass::Large, t, offered_before)?,
+            }
+        }
+        Ok(match next_class(standard.as_ref().map(|r| r.queued_at), large.as_ref().map(|r| r.queued_at)) {
+            Some(SizeClass::Standard) => standard,
+            // Large because nothing standard waits here: the first sweep
+            // leaves it for the second, after every shard's standard jobs.
+            Some(SizeClass::Large) if standard_first && standard.is_none() => None,
+            Some(SizeClass::Large) => large,
+            None => None,
+        })
+    }
+
+    /// Offers `row` to its job's object, marked offered before the call (so
+    /// no other request here offers it too). `Some(spec)` when it granted
+    /// the lease; the row ends when the object refused (the job moved on).
+    async fn offer(&self, io: &impl ShardIo, row: &Row, worker: &str) -> worker::Result<Option<JobSpec>> {
+        let job_id = &row.job_id;
+        self.store.set_state(job_id, RowState::Offered, None, io.now())?;
+        let answer = match io.grant(row, worker).await {
+            Ok(a) => a,
+            Err(e) => {
+                // Offer it again later; the object is the fence either way.
+                self.store.set_state(job_id, RowState::Waiting, Some(RowState::Offered), io.now())?;
+                return Err(e);
+            }
+        };
+        match answer.status {
+            200 => {
+                let spec: Option<JobSpec> = serde_json::from_str(&answer.body)
+                    .map_err(|e| worker::Error::RustError(format!("grant answer: {e}")))?;
+                let state = if spec.is_some() { RowState::Leased } else { RowState::Ended };
+                self.store.set_state(job_id, state, Some(RowState::Offered), io.now())?;
+                Ok(spec)
+            }
+            // The job moved on (canceled, done, or queued again with a new
+            // time, which re-enqueued it and so reset the row from "offered").
+            404 | 409 => {
+                self.store.set_state(job_id, RowState::Ended, Some(RowState::Offered), io.now())?;
+                Ok(None)
+            }
+            status => {
+                self.store.set_state(job_id, RowState::Waiting, Some(RowState::Offered), io.now())?;
+                Err(worker::Error::RustError(format!("grant answered {status}: {}", answer.body)))
+            }
+        }
+    }
+
+    /// A due job of `classes` for `worker`, waiting up to `wait_ms` (at most
+    /// `MAX_LEASE_WAIT_MS`) for one: asleep until new work here wakes it, a
+    /// ring from another shard (answered at once with that shard), the next
+    /// retry comes due, or the deadline.
+    async fn lease(
+        &self,
+        io: &impl ShardIo,
+        worker: &str,
+        wait_ms: u64,
+        classes: &[SizeClass],
+        standard_first: bool,
+    ) -> worker::Result<ShardLeaseReply> {
+        let deadline = io.now().plus_millis(wait_ms.min(MAX_LEASE_WAIT_MS));
+        loop {
+            let t = io.now();
+            while let Some(row) = self.next_row(classes, standard_first, t)? {
+                if let Some(spec) = self.offer(io, &row, worker).await? {
+                    tracing::info!(job_id = %spec.job_id, worker, attempt = spec.attempt, "job leased");
+                    return Ok(ShardLeaseReply { job: Some(spec), ring: None });
+                }
+            }
+            if t >= deadline {
+                return Ok(ShardLeaseReply::default());
+            }
+            let wake_at = match self.store.next_due(t)? {
+                Some(due) => deadline.min(due),
+                None => deadline,
+            };
+            let woken = self.waiters.wait();
+            if let Some(ring) = io.sleep(woken, wake_at.millis_since(t).max(MIN_SLEEP_MS)).await {
+                return Ok(ShardLeaseReply { job: None, ring: Some(ring) });
+            }
+            // Timed out (or woken without a ring): this request's receiver
+            // is gone, and with it its place in the list.
+            self.waiters.forget_gone();
+        }
+    }
+}
