@@ -22,17 +22,20 @@
 //! Job and lease ids follow `media_core::ids`' rule: one that could never
 //! have been minted is refused with 400 before any object is asked.
 
+use std::collections::BTreeMap;
+
 use media_core::http::auth::check_bearer;
 use media_core::ids::{AppId, JobId, VideoId};
 use media_core::video::dispatch::shard_of;
 use media_core::wire::api::{CompleteRequest, FailRequest, HeartbeatRequest, LeaseRequest, ReleaseRequest};
+use media_core::wire::routes::{Route, VideoRoute};
 use media_core::{ApiError, ErrorCode};
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
-use worker::{Headers, Method, Request, Response};
+use serde::{Deserialize, Serialize};
+use worker::{Headers, Request, Response};
 use worker_kit::body::read_body;
 use worker_kit::failure::no_route;
-use worker_kit::method::{known_method, method_not_allowed_response};
+use worker_kit::method::{known_method, strict_gate};
 use worker_kit::reply::json;
 use worker_kit::{Failure, Handled};
 
@@ -70,14 +73,29 @@ fn job_id(segment: &str) -> Result<JobId, Failure> {
     Ok(JobId::parse(segment).map_err(ApiError::from)?)
 }
 
-pub async fn route(mut req: Request, cx: &VideoContext<'_>) -> Handled {
+/// `POST /internal/dispatch/stats`: each shard's counts, in shard order.
+#[derive(Serialize)]
+struct DispatchStats {
+    shards: Vec<ShardCounts>,
+}
+
+#[derive(Serialize)]
+struct ShardCounts {
+    requests: BTreeMap<String, u64>,
+    shard: u32,
+    waiters: u64,
+}
+
+/// The `Internal` row of the route table: the token, then the method (so
+/// callers without the token learn nothing), then the route by its path.
+pub async fn route(mut req: Request, cx: &VideoContext<'_>, row: &'static Route<VideoRoute>) -> Handled {
     let token = cx.settings.transcoder_token.as_deref();
     if token.is_none() {
         tracing::error!("TRANSCODER_TOKEN is not set: the internal API admits nobody");
     }
     check_bearer(req.headers().get("authorization")?.as_deref(), token.unwrap_or(""))?;
-    if known_method(&req) != Some(Method::Post) {
-        return Ok(method_not_allowed_response("POST"));
+    if let Some(refused) = strict_gate(known_method(&req).as_ref(), row.methods) {
+        return Ok(refused);
     }
     let path = req.path();
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
@@ -98,9 +116,9 @@ pub async fn route(mut req: Request, cx: &VideoContext<'_>) -> Handled {
             for n in 0..cx.settings.dispatch.queue_shards {
                 let stats: ShardStats =
                     client::ask(cx.env, DISPATCH_BINDING, &shard_name(n), &ShardCommand::Stats).await?;
-                shards.push(serde_json::json!({ "shard": n, "requests": stats.requests, "waiters": stats.waiters }));
+                shards.push(ShardCounts { requests: stats.requests, shard: n, waiters: stats.waiters });
             }
-            return json(200, &serde_json::json!({ "shards": shards }));
+            return json(200, &DispatchStats { shards });
         }
         ["internal", "jobs", "lease"] => {
             let r: LeaseRequest = body(&mut req).await?;

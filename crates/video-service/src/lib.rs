@@ -1,20 +1,11 @@
 //! The video service Worker (`wrangler-video.toml`).
 //!
-//! | route | auth | module |
-//! |---|---|---|
-//! | `POST /generate-upload-url` | API key, rate limited | [`uploads`] |
-//! | `POST /notify-upload-complete` | API key, rate limited | [`uploads`] |
-//! | `POST /cancel-job` | API key, rate limited | [`uploads`] |
-//! | `DELETE /videos` | API key, rate limited | [`delete`] |
-//! | `GET /videos/delivery` | API key, rate limited | [`status`] |
-//! | `GET /job-status` | public | [`status`] |
-//! | `GET /playback-url` | public | [`status`] |
-//! | `GET /job-events` | public | [`events`] |
-//! | `GET /events` | API key, rate limited | [`events`] |
-//! | `GET`/`HEAD /hls/...` | public | [`hls`] |
-//! | `/uploads/{token}/s3/multipart...` | the session's upload token | [`resumable`] |
-//! | `POST /internal/jobs/...` | transcoder token | [`internal`] |
-//! | `GET /openapi.json`, `GET /health` | public | here |
+//! Its routes are the rows of `media_core::wire::routes::VIDEO_ROUTES`
+//! (path, methods, who may call it); `route` below gives each row its
+//! handler: [`uploads`] (presign, notify, cancel), [`delete`], [`status`]
+//! (`/job-status`, `/playback-url`, `/videos/delivery`), [`events`], [`hls`],
+//! [`resumable`] (the upload token's multipart routes) and [`internal`] (the
+//! transcoder's API).
 //!
 //! Each video's job lives in its own `VideoJob` Durable Object
 //! ([`video_job`]); which jobs wait lives in `QUEUE_SHARDS` `DispatchShard`
@@ -39,10 +30,9 @@ mod uploads;
 mod video_job;
 mod webhooks;
 
-use worker::{event, Context, Env, Method, Request, Response};
-use worker_kit::entry::{health, openapi, ServerOnly};
-use worker_kit::failure::no_route;
-use worker_kit::method::{known_method, other_method};
+use media_core::wire::routes::{Route, VideoRoute, VIDEO_ROUTES};
+use worker::{event, Context, Env, Request, Response};
+use worker_kit::entry::{health, openapi};
 use worker_kit::{Handled, RequestContext};
 
 pub use app_hub::AppHub;
@@ -56,20 +46,6 @@ pub(crate) type VideoContext<'a> = RequestContext<'a, VideoSettings>;
 /// The OpenAPI document of the public routes, kept in the repository.
 const OPENAPI: &str = include_str!("../../../openapi/video-service.json");
 
-/// The API-key routes and the internal API: browsers never call them, so
-/// their answers carry no CORS headers.
-const SERVER_ONLY: ServerOnly = ServerOnly {
-    paths: &[
-        "/generate-upload-url",
-        "/notify-upload-complete",
-        "/cancel-job",
-        "/videos",
-        "/videos/delivery",
-        "/events",
-    ],
-    prefixes: &["/internal/"],
-};
-
 #[event(start)]
 fn start() {
     worker_kit::logging::init();
@@ -77,85 +53,30 @@ fn start() {
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
-    worker_kit::entry::handle(SERVICE, SERVER_ONLY, req, &env, &ctx, VideoSettings::load, route).await
+    worker_kit::entry::handle(SERVICE, VIDEO_ROUTES, req, &env, &ctx, VideoSettings::load, route).await
 }
 
-async fn route(req: Request, cx: &VideoContext<'_>) -> Handled {
-    let path = req.path();
-    // `None` for methods the runtime binding would otherwise report as GET.
-    let method = known_method(&req);
+/// The handler of each row of [`VIDEO_ROUTES`] (which has already gated
+/// the method and decided CORS).
+async fn route(req: Request, cx: &VideoContext<'_>, row: &'static Route<VideoRoute>) -> Handled {
     let base = cx.public_base(&req);
-    if path.starts_with("/internal/") {
-        return internal::route(req, cx).await;
-    }
-    if path.starts_with("/uploads/") {
-        return resumable::route(req, cx).await;
-    }
-    if path.starts_with("/hls/") {
-        if let Some(answer) = other_method(method.as_ref(), &[Method::Get, Method::Head]) {
-            return answer;
-        }
-        return hls::serve(req, cx).await;
-    }
-    let route = match path.as_str() {
-        "/generate-upload-url" => Route::UploadUrl,
-        "/notify-upload-complete" => Route::Notify,
-        "/cancel-job" => Route::Cancel,
-        "/videos" => Route::DeleteVideo,
-        "/videos/delivery" => Route::Delivery,
-        "/job-status" => Route::JobStatus,
-        "/playback-url" => Route::PlaybackUrl,
-        "/job-events" => Route::JobEvents,
-        "/events" => Route::AppEvents,
-        "/openapi.json" => Route::OpenApi,
-        "/health" | "/" => Route::Health,
-        _ => return Err(no_route(&path)),
-    };
-    if let Some(answer) = other_method(method.as_ref(), &[route.method()]) {
-        return answer;
-    }
-    match route {
-        Route::UploadUrl => uploads::generate_upload_url(req, cx).await,
-        Route::Notify => uploads::notify_upload_complete(req, cx, &base).await,
-        Route::Cancel => uploads::cancel_job(req, cx, &base).await,
-        Route::DeleteVideo => delete::delete_video(req, cx).await,
-        Route::Delivery => status::delivery(req, cx, &base).await,
-        Route::JobStatus => status::job_status(req, cx.env, &base).await,
-        Route::PlaybackUrl => status::playback_url(req, cx.env, &base).await,
-        Route::JobEvents => events::job_events(req, cx, &base).await,
-        Route::AppEvents => events::app_events(req, cx).await,
-        Route::OpenApi => openapi(OPENAPI),
-        Route::Health => health(SERVICE, env!("CARGO_PKG_VERSION")),
-    }
-}
-
-/// The fixed-path routes.
-enum Route {
-    UploadUrl,
-    Notify,
-    Cancel,
-    DeleteVideo,
-    Delivery,
-    JobStatus,
-    PlaybackUrl,
-    JobEvents,
-    AppEvents,
-    OpenApi,
-    Health,
-}
-
-impl Route {
-    fn method(&self) -> Method {
-        match self {
-            Route::UploadUrl | Route::Notify | Route::Cancel => Method::Post,
-            Route::DeleteVideo => Method::Delete,
-            Route::Delivery
-            | Route::JobStatus
-            | Route::PlaybackUrl
-            | Route::JobEvents
-            | Route::AppEvents
-            | Route::OpenApi
-            | Route::Health => Method::Get,
-        }
+    match row.id {
+        VideoRoute::UploadUrl => uploads::generate_upload_url(req, cx).await,
+        VideoRoute::Notify => uploads::notify_upload_complete(req, cx, &base).await,
+        VideoRoute::Cancel => uploads::cancel_job(req, cx, &base).await,
+        VideoRoute::DeleteVideo => delete::delete_video(req, cx).await,
+        VideoRoute::Delivery => status::delivery(req, cx, &base).await,
+        VideoRoute::JobStatus => status::job_status(req, cx.env, &base).await,
+        VideoRoute::PlaybackUrl => status::playback_url(req, cx.env, &base).await,
+        VideoRoute::JobEvents => events::job_events(req, cx, &base).await,
+        VideoRoute::AppEvents => events::app_events(req, cx).await,
+        VideoRoute::Hls => hls::serve(req, cx).await,
+        VideoRoute::MultipartCreate
+        | VideoRoute::MultipartUpload
+        | VideoRoute::MultipartComplete
+        | VideoRoute::MultipartPart => resumable::route(req, cx).await,
+        VideoRoute::Internal => internal::route(req, cx, row).await,
+        VideoRoute::OpenApi => openapi(OPENAPI),
+        VideoRoute::Health => health(SERVICE, env!("CARGO_PKG_VERSION")),
     }
 }

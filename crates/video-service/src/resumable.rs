@@ -32,18 +32,19 @@
 //! Storage is reached through its S3 API whichever backend serves reads
 //! (R2's binding cannot list a multipart upload's parts).
 
+use std::collections::BTreeMap;
+
 use media_core::ids::{AppId, VideoId};
 use media_core::video::upload_session::{
     CompletedPart, PartPlan, SessionEnd, SessionRecord, SessionStep, UploadClaims, UploadToken,
 };
 use media_core::{ApiError, ErrorCode};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use worker::{Method, Request};
 use worker_kit::body::read_body;
 use worker_kit::clock::{now, random_bytes};
 use worker_kit::failure::no_route;
-use worker_kit::method::{known_method, other_method};
+use worker_kit::method::known_method;
 use worker_kit::query::query;
 use worker_kit::reply::json;
 use worker_kit::store::s3::S3Store;
@@ -120,24 +121,49 @@ struct ListedPart {
     etag: String,
 }
 
-/// `/uploads/{token}/s3/multipart...`.
+/// `POST .../s3/multipart`: the upload started.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Created {
+    key: String,
+    upload_id: String,
+}
+
+/// `DELETE .../s3/multipart/{uploadId}`: aborted (`{}`).
+#[derive(Serialize)]
+struct Aborted {}
+
+/// `POST .../complete`: the parts joined into the session's key.
+#[derive(Serialize)]
+struct Completed {
+    key: String,
+    location: String,
+}
+
+/// `GET .../batch`: each part number asked for, and its URL.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PresignedUrls {
+    presigned_urls: BTreeMap<String, String>,
+}
+
+/// `GET .../{partNumber}`: one part's URL, valid for `expires` seconds.
+#[derive(Serialize)]
+struct PresignedPart {
+    expires: u32,
+    url: String,
+}
+
+/// `/uploads/{token}/s3/multipart...` (the `Multipart*` rows of the route
+/// table, which gated the method).
 pub async fn route(mut req: Request, cx: &VideoContext<'_>) -> Handled {
     let path = req.path();
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let ["uploads", token, "s3", "multipart", rest @ ..] = parts.as_slice() else {
         return Err(no_route(&path));
     };
+    // The route table took only the methods each shape allows.
     let method = known_method(&req);
-    let allowed: &[Method] = match rest {
-        [] => &[Method::Post],
-        [_] => &[Method::Get, Method::Delete],
-        [_, "complete"] => &[Method::Post],
-        [_, _] => &[Method::Get],
-        _ => return Err(no_route(&path)),
-    };
-    if let Some(answer) = other_method(method.as_ref(), allowed) {
-        return answer;
-    }
     let claims = UploadToken::verify(token, &token_key(cx)?, now())?;
     let store = S3Store::new(cx.presigner()?.clone());
     let q = query(&req)?;
@@ -183,7 +209,7 @@ pub async fn route(mut req: Request, cx: &VideoContext<'_>) -> Handled {
                 return Err(refused);
             }
             tracing::info!(app_id = %claims.app_id, video_id = %claims.video_id, parts = claims.plan.parts, session = %claims.id, "multipart upload started");
-            json(200, &json!({ "key": claims.key, "uploadId": upload_id }))
+            json(200, &Created { key: claims.key, upload_id })
         }
         [upload_id] if method == Some(Method::Get) => {
             check_key()?;
@@ -203,7 +229,7 @@ pub async fn route(mut req: Request, cx: &VideoContext<'_>) -> Handled {
             store.abort_multipart(&claims.key, &upload_id).await.map_err(storage)?;
             ledger(cx, &claims, SessionStep::End { upload_id, how: SessionEnd::Aborted }).await?;
             tracing::info!(app_id = %claims.app_id, video_id = %claims.video_id, session = %claims.id, "multipart upload aborted; its session ended");
-            json(200, &json!({}))
+            json(200, &Aborted {})
         }
         [upload_id, "complete"] => {
             check_key()?;
@@ -230,28 +256,28 @@ pub async fn route(mut req: Request, cx: &VideoContext<'_>) -> Handled {
                 return Err(f);
             }
             tracing::info!(app_id = %claims.app_id, video_id = %claims.video_id, size = claims.plan.size, session = %claims.id, "multipart upload complete; its session ended");
-            json(200, &json!({ "key": claims.key, "location": claims.key }))
+            json(200, &Completed { location: claims.key.clone(), key: claims.key })
         }
         [upload_id, "batch"] => {
             check_key()?;
             ledger(cx, &claims, SessionStep::Use { upload_id: (*upload_id).to_owned() }).await?;
             let numbers = param("partNumbers")
                 .ok_or_else(|| ApiError::invalid_query("the query parameter partNumbers is required (e.g. 1,2,3)"))?;
-            let mut urls = serde_json::Map::new();
+            let mut urls = BTreeMap::new();
             for n in numbers.split(',').filter(|s| !s.is_empty()).take(MAX_BATCH + 1) {
                 if urls.len() == MAX_BATCH {
                     return Err(ApiError::invalid_query(format!("sign at most {MAX_BATCH} parts at once")).into());
                 }
                 let (url, _) = sign_part(cx, &claims, upload_id, n)?;
-                urls.insert(n.to_owned(), url.into());
+                urls.insert(n.to_owned(), url);
             }
-            json(200, &json!({ "presignedUrls": urls }))
+            json(200, &PresignedUrls { presigned_urls: urls })
         }
         [upload_id, part] => {
             check_key()?;
             ledger(cx, &claims, SessionStep::Use { upload_id: (*upload_id).to_owned() }).await?;
             let (url, expires) = sign_part(cx, &claims, upload_id, part)?;
-            json(200, &json!({ "url": url, "expires": expires }))
+            json(200, &PresignedPart { url, expires })
         }
         _ => Err(no_route(&path)),
     }

@@ -2,58 +2,60 @@
 //! context (settings read once, the store, Sentry; see [`RequestContext`]),
 //! the route, a failure turned into its JSON error (logged and reported to
 //! Sentry when it is our own fault), and CORS on every answer browsers may
-//! read (none on the server-only routes); and what every service's routes
+//! read (none on the server-only routes), all decided by the service's route
+//! table (`media_core::wire::routes`); and what every service's routes
 //! share around it: the guard of the API-key routes, `/openapi.json` and
 //! `/health`.
 
 use media_core::http::auth::KeyGrant;
+use media_core::wire::routes::{find, Route};
 use worker::{Context, Env, Request, Response};
 
 use crate::config::{ConfigError, Vars};
 use crate::context::RequestContext;
 use crate::cors::{with_cors, without_cors};
-use crate::failure::{Failure, Handled};
+use crate::failure::{no_route, Failure, Handled};
+use crate::method::{gate, known_method};
 use crate::reply::{error_response, json};
 use crate::sentry::{Fault, Reporter};
 use crate::{ratelimit, settings};
 
-/// The routes browsers must never call: the API-key routes (exact paths)
-/// and the internal API (path prefixes). Their answers, preflights included,
-/// carry no CORS headers, so a browser can neither send them a key nor read
-/// what they say.
-#[derive(Debug, Clone, Copy)]
-pub struct ServerOnly {
-    pub paths: &'static [&'static str],
-    pub prefixes: &'static [&'static str],
-}
-
-impl ServerOnly {
-    pub fn covers(&self, path: &str) -> bool {
-        self.paths.contains(&path) || self.prefixes.iter().any(|p| path.starts_with(p))
-    }
-}
-
 /// Builds the request's context (the service's settings from
-/// `load_settings`), runs `route` with it (or answers the settings error)
-/// and finishes the answer.
-pub async fn handle<S>(
+/// `load_settings`), finds the request's row in the service's route
+/// `table`, gates its method ([`gate`]), runs `route` with the row (or
+/// answers the settings error, or 404) and finishes the answer: CORS unless
+/// the row is server-only (`Auth::is_server_only`).
+pub async fn handle<S, Id: Copy>(
     service: &'static str,
-    server_only: ServerOnly,
+    table: &'static [Route<Id>],
     req: Request,
     env: &Env,
     execution: &Context,
     load_settings: impl FnOnce(&Vars<'_>) -> Result<S, ConfigError>,
-    route: impl AsyncFnOnce(Request, &RequestContext<'_, S>) -> Handled,
+    route: impl AsyncFnOnce(Request, &RequestContext<'_, S>, &'static Route<Id>) -> Handled,
 ) -> worker::Result<Response> {
     crate::logging::first_request(service);
     let origin = req.headers().get("origin").ok().flatten();
-    let browsers_may_read = !server_only.covers(&req.path());
+    let path = req.path();
+    let found = find(table, &path);
+    let browsers_may_read = !found.as_ref().is_some_and(|f| f.auth().is_server_only());
     let (method, url) = (req.method().to_string(), req.url().map(|u| u.to_string()).unwrap_or_default());
     // First, so that broken settings are reported too.
     let sentry = Reporter::new(settings::sentry_dsn(&Vars(env)));
     let loaded = RequestContext::load(service, env, execution, sentry.clone(), load_settings);
     let (outcome, cors, environment) = match &loaded {
-        Ok(cx) => (route(req, cx).await, cx.common.cors_origins.as_str(), cx.common.environment.as_str()),
+        Ok(cx) => {
+            let outcome = match &found {
+                None => Err(no_route(&path)),
+                // The transcoder's routes check their token before the method.
+                Some(f) if !f.auth().gated_by_table() => route(req, cx, f.rows[0]).await,
+                Some(f) => match gate(known_method(&req).as_ref(), f) {
+                    Ok(row) => route(req, cx, row).await,
+                    Err(answer) => answer,
+                },
+            };
+            (outcome, cx.common.cors_origins.as_str(), cx.common.environment.as_str())
+        }
         Err(e) => (Err(Failure::from(e.clone())), "*", "unknown"),
     };
     let resp = outcome.unwrap_or_else(|failure| {

@@ -233,9 +233,11 @@ pub struct JobResult {
     pub has_audio: bool,
 }
 
-/// One rung of a finished ladder.
+/// One rung of a finished ladder, as the transcoder reports it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Rendition {
+    #[cfg_attr(feature = "openapi", schema(example = "720p"))]
     pub name: String,
     pub width: u32,
     pub height: u32,

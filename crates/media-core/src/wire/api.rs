@@ -17,7 +17,7 @@ use crate::media::{describe_bytes, image_dimensions, ImageType};
 use crate::time::Timestamp;
 use crate::video::dispatch::SizeClass;
 pub use crate::video::job::JobSpec;
-use crate::video::job::{Job, JobResult, JobStatus, ThumbnailMeta};
+use crate::video::job::{Job, JobResult, JobStatus, Rendition, ThumbnailMeta};
 use crate::video::webhook::CallbackStatus;
 
 /// A JSON object body, read field by field.
@@ -144,7 +144,7 @@ pub struct VideoUploadUrlRequest {
     /// presigned `PUT`: the answer is an `UploadSession` (Uppy's
     /// `@uppy/aws-s3` works with its `endpoint`).
     /// Null is the same as leaving it out (false), as for every optional field.
-    #[cfg_attr(feature = "openapi", schema(default = false, nullable))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<bool>, default = false))]
     pub multipart: bool,
 }
 
@@ -291,19 +291,13 @@ impl CancelRequest {
     }
 }
 
-/// A rung as `/job-status` shows it.
+/// A rung as `/job-status` shows it: the rung as the transcoder reported
+/// it, and the URL of its media playlist.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RenditionView {
-    #[cfg_attr(feature = "openapi", schema(example = "720p"))]
-    pub name: String,
-    pub width: u32,
-    pub height: u32,
-    /// Peak bits per second over any segment.
-    pub bandwidth: u64,
-    pub average_bandwidth: u64,
-    pub codecs: String,
-    pub frame_rate: f64,
+    #[serde(flatten)]
+    pub rendition: Rendition,
     /// The rendition's media playlist.
     pub url: String,
 }
@@ -408,13 +402,7 @@ impl JobView {
                 .renditions
                 .iter()
                 .map(|x| RenditionView {
-                    name: x.name.clone(),
-                    width: x.width,
-                    height: x.height,
-                    bandwidth: x.bandwidth,
-                    average_bandwidth: x.average_bandwidth,
-                    codecs: x.codecs.clone(),
-                    frame_rate: x.frame_rate,
+                    rendition: x.clone(),
                     url: crate::keys::RungName::parse(&x.name)
                         .map(|rung| hls_url(public_base, job, o, HlsFile::Rung(rung, crate::keys::RungFile::Playlist)))
                         .unwrap_or_default(),

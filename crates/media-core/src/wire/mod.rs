@@ -1,11 +1,13 @@
-//! What crosses the wire: the request and response types of both services'
-//! routes, and the OpenAPI documents generated from them.
+//! What crosses the wire: both services' routes, their request and response
+//! types, and the OpenAPI documents generated from them.
 //!
 //! | module | owns |
 //! |---|---|
 //! | [`api`] | request/response types and JSON field reading |
+//! | [`routes`] | one route table per service: paths, methods, who may call them (key, CORS), handler ids |
 //! | `openapi` | (feature `openapi`) the services' OpenAPI documents, generated from the API types |
 
 pub mod api;
 #[cfg(feature = "openapi")]
 pub mod openapi;
+pub mod routes;

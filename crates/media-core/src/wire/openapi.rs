@@ -18,13 +18,14 @@ use utoipa::ToSchema;
 
 use crate::error::{ErrorBody, ErrorCode, ErrorDetail};
 use crate::ids::{AppId, ImageId, JobId, VideoId, MAX_ID_LEN};
-use crate::image::transform::MAX_OPTIONS_LEN;
+use crate::image::transform::{MAX_OPTIONS_LEN, TRANSFORM_PATH_PREFIX};
 use crate::image::variant::{
     Fit, DEFAULT_QUALITIES, DEFAULT_SIZES, MAX_AVIF_SIDE, MAX_SOURCE_PIXELS, MAX_TRANSFORM_INPUT_BYTES,
+    VARIANT_ROUTE_PREFIX,
 };
 use crate::media::ImageType;
 use crate::time::Timestamp;
-use crate::video::job::{JobStatus, ThumbnailMeta};
+use crate::video::job::{JobStatus, Rendition, ThumbnailMeta};
 use crate::video::webhook::CallbackStatus;
 use crate::wire::api::{
     CancelRequest, CancelResponse, DeleteImageResponse, DeleteVideoResponse, DeletedImage, DeletedVideo, Health,
@@ -32,6 +33,7 @@ use crate::wire::api::{
     NotPlayableResponse, NotifyRequest, PlaybackUrlResponse, PresignedPut, RenditionView, ThumbnailsView,
     UploadSession, VideoUploadUrlRequest, VideoUploadUrlResponse,
 };
+use crate::wire::routes::{Auth, ImageRoute, Method, Pattern, Route, VideoRoute, IMAGE_ROUTES, VIDEO_ROUTES};
 
 /// The version both documents carry (the services' release).
 const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -368,18 +370,74 @@ fn conditional_headers() -> [Parameter; 2] {
     ]
 }
 
-/// The routes every service has: `/openapi.json` and `/health`.
-fn common_routes(doc: &mut OpenApi) {
-    let openapi = operation("This document", "openapi", None).response(
+/// `GET /openapi.json`, in every service.
+fn openapi_operation() -> Vec<Documented> {
+    let op = operation("This document", "openapi", None).response(
         "200",
         ResponseBuilder::new()
             .description("OpenAPI 3.0")
             .content("application/json", Content::new(ObjectBuilder::new()))
             .build(),
     );
-    route(doc, "/openapi.json", PathItemType::Get, openapi.build());
-    let health = operation("Liveness", "health", None).response("200", json_response("The service is up.", "Health"));
-    route(doc, "/health", PathItemType::Get, health.build());
+    vec![at(Method::Get, op)]
+}
+
+/// `GET /health`, in every service.
+fn health_operation() -> Vec<Documented> {
+    vec![at(
+        Method::Get,
+        operation("Liveness", "health", None).response("200", json_response("The service is up.", "Health")),
+    )]
+}
+
+/// One operation of a route table's row.
+struct Documented {
+    /// Where it is documented: the row's template, or for a prefix row
+    /// (`/hls/`, `/assets/`...) the paths under it.
+    path: Option<String>,
+    method: Method,
+    op: OperationBuilder,
+}
+
+/// The operation `op` at the row's own path.
+fn at(method: Method, op: OperationBuilder) -> Documented {
+    Documented { path: None, method, op }
+}
+
+/// Adds the documented rows of `table` to `doc`, each with the operations
+/// `operations` describes for its id: API-key rows ([`Auth::ApiKey`]) take
+/// the key and its errors ([`KEY_ROUTE_ERRORS`]). Panics (the `openapi`
+/// test fails) when a row's methods and its operations differ.
+fn document<Id: Copy + std::fmt::Debug>(
+    doc: &mut OpenApi,
+    table: &[Route<Id>],
+    operations: impl Fn(Id) -> Vec<Documented>,
+) {
+    for row in table.iter().filter(|r| r.documented) {
+        let ops = operations(row.id);
+        for m in row.methods {
+            assert!(ops.iter().any(|d| d.method == *m), "{:?}: {} is not documented", row.id, m.as_str());
+        }
+        for d in ops {
+            assert!(row.methods.contains(&d.method), "{:?}: documents {}", row.id, d.method.as_str());
+            let path = match (d.path, row.pattern) {
+                (None, Pattern::Template(t)) => t.to_owned(),
+                (Some(p), Pattern::Prefix(prefix)) if p.starts_with(prefix) => p,
+                (p, pattern) => panic!("{:?}: {p:?} is not a path of {pattern:?}", row.id),
+            };
+            let op = match row.auth {
+                Auth::ApiKey => with_errors(api_key(d.op), &[KEY_ROUTE_ERRORS]),
+                _ => d.op,
+            };
+            let method = match d.method {
+                Method::Get => PathItemType::Get,
+                Method::Head => PathItemType::Head,
+                Method::Post => PathItemType::Post,
+                Method::Delete => PathItemType::Delete,
+            };
+            route(doc, &path, method, op.build());
+        }
+    }
 }
 
 fn route(doc: &mut OpenApi, path: &str, method: PathItemType, op: Operation) {
@@ -410,8 +468,9 @@ struct ObjectRoute<'a> {
     errors: Errors<'a>,
 }
 
-fn object_routes(doc: &mut OpenApi, r: ObjectRoute<'_>) {
-    for (method, head) in [(PathItemType::Get, false), (PathItemType::Head, true)] {
+fn object_routes(r: ObjectRoute<'_>) -> Vec<Documented> {
+    let mut ops = Vec::new();
+    for (method, head) in [(Method::Get, false), (Method::Head, true)] {
         let answer = |description: &str, extra: Option<(&str, Header)>| {
             let suffix = if head { " (no body)" } else { "" };
             let mut b = ResponseBuilder::new().description(format!("{description}{suffix}"));
@@ -443,8 +502,9 @@ fn object_routes(doc: &mut OpenApi, r: ObjectRoute<'_>) {
                     .build(),
             );
         op = with_errors(op, &[r.errors]);
-        route(doc, r.path, method, op.build());
+        ops.push(Documented { path: Some(r.path.to_owned()), method, op });
     }
+    ops
 }
 
 fn base_document(title: &str, description: &str, port: u16) -> OpenApi {
@@ -467,7 +527,6 @@ fn base_document(title: &str, description: &str, port: u16) -> OpenApi {
     );
     common_schemas(&mut c);
     doc.components = Some(c);
-    common_routes(&mut doc);
     doc
 }
 
@@ -506,20 +565,20 @@ pub fn video_service() -> OpenApi {
     add::<JobStatus>(c);
     add::<CallbackStatus>(c);
     add::<VideoUploadUrlRequest>(c);
-    // `multipart` is optional (absent is false); the derive lists every non-Option field as required.
-    if let Some(RefOr::T(Schema::Object(upload))) = c.schemas.get_mut("VideoUploadUrlRequest") {
-        upload.required.retain(|name| name != "multipart");
-    }
     add::<VideoUploadUrlResponse>(c);
     add::<UploadSession>(c);
     add::<NotifyRequest>(c);
-    // A notify refuses fields it does not know (a misspelt callback_url must not pass unseen).
+    // A notify refuses fields it does not know (a misspelt callback_url must
+    // not pass unseen: `NotifyRequest::FIELDS`). utoipa 4 says so only for a
+    // type with serde's `deny_unknown_fields`, and NotifyRequest is read field
+    // by field, not by serde; a test checks the properties are those FIELDS.
     if let Some(RefOr::T(Schema::Object(notify))) = c.schemas.get_mut("NotifyRequest") {
         notify.additional_properties = Some(Box::new(AdditionalProperties::FreeForm(false)));
     }
     add::<CancelRequest>(c);
     add::<ThumbnailMeta>(c);
     add::<ThumbnailsView>(c);
+    add::<Rendition>(c);
     add::<RenditionView>(c);
     add::<JobView>(c);
     add::<CancelResponse>(c);
@@ -529,216 +588,241 @@ pub fn video_service() -> OpenApi {
     add::<NotPlayableResponse>(c);
     public_rate_limited(c);
 
-    let either = utoipa::openapi::schema::OneOfBuilder::new()
-        .item(Ref::from_schema_name("VideoUploadUrlResponse"))
-        .item(Ref::from_schema_name("UploadSession"));
-    let op = operation(
-        "Get a presigned URL to upload a video (or a resumable upload session)",
-        "generateUploadUrl",
-        Some(
-            "size is required (without it: 400 saying what to send). Without multipart: a presigned PUT bound to \
-             the key, content type, size and If-None-Match: * (it writes the source once), for files up to 5 GiB. \
-             With \"multipart\": true: an UploadSession whose endpoint Uppy's @uppy/aws-s3 uses as is \
-             (Companion-compatible routes under /uploads/{upload_token}/s3/multipart, authorised by the token \
-             alone); parts follow R2's rules (5 MiB-5 GiB, all equal but the last, at most 10,000). The token \
-             starts one upload (a second create is 409) and allows only that one; completing or aborting it, or \
-             deleting the video, revokes the token (403); it expires after UPLOAD_SESSION_TTL_S (6 h).",
-        ),
-    )
-    .response(
-        "200",
-        ResponseBuilder::new()
-            .description("VideoUploadUrlResponse, or UploadSession when multipart was asked for.")
-            .content("application/json", Content::new(either))
-            .build(),
-    );
-    let op = with_errors(json_body(api_key(op), "VideoUploadUrlRequest"), &[KEY_ROUTE_ERRORS, &[(415, "Error")]]);
-    route(&mut doc, "/generate-upload-url", PathItemType::Post, op.build());
-
-    let op = operation(
-        "Start (or retry) transcoding an uploaded video",
-        "notifyUploadComplete",
-        Some(
-            "Checks the upload exists, then queues the job. Idempotent: a job already queued, running or done is \
-             returned as it is (200); a new job, or a retry of a failed or stalled one, is queued (202).",
-        ),
-    )
-    .response("200", json_response("The job was already queued, running or done.", "JobView"))
-    .response("202", json_response("The job was queued.", "JobView"));
-    let op =
-        with_errors(json_body(api_key(op), "NotifyRequest"), &[KEY_ROUTE_ERRORS, &[(409, "Error"), (415, "Error")]]);
-    route(&mut doc, "/notify-upload-complete", PathItemType::Post, op.build());
-
-    let op = operation(
-        "Cancel a queued or running job",
-        "cancelJob",
-        Some(
-            "Stops the job: it ends in status error (\"canceled through the API\") and its transcoder stops at its \
-             next heartbeat. A notify starts it again. `canceled` is false when the job had already ended.",
-        ),
-    )
-    .response("200", json_response("The job after the request.", "CancelResponse"));
-    let op = with_errors(json_body(api_key(op), "CancelRequest"), &[KEY_ROUTE_ERRORS, &[(404, "Error")]]);
-    route(&mut doc, "/cancel-job", PathItemType::Post, op.build());
-
-    let op = operation(
-        "Delete a video for good",
-        "deleteVideo",
-        Some(
-            "Cancels a queued or running job (its transcoder stops at its next heartbeat, which is refused), deletes \
-             every object of the video (the source, every attempt's outputs, thumbnails), its playback record, and \
-             its job state and events. When a job was queued or running, one more sweep of its objects follows at \
-             final_sweep_at (after the lease has surely ended), for what the transcoder wrote meanwhile; a notify \
-             of the same video is refused (409) until then. /job-status, /playback-url, /job-events and the HLS \
-             routes then answer 404 (within a minute in other locations, whose cached job reads expire). Repeating \
-             it is harmless: 200 with zeros. Edge caches and players may still hold files already served.",
-        ),
-    )
-    .parameters(Some([
-        query_id("app_id", "AppId"),
-        query_id("video_id", "VideoId"),
-        param("force", ParameterIn::Query, false, string().enum_values(Some(["true"])))
-            .description(Some(
-                "Abort every resumable upload of the video still in progress (all of them, every page), then \
-                 delete. Either way the delete revokes the video's upload session tokens.",
-            ))
-            .build(),
-    ]))
-    .response("200", json_response("What was removed.", "DeleteVideoResponse"));
-    let op = with_errors(api_key(op), &[KEY_ROUTE_ERRORS, &[(409, "Error")]]);
-    route(&mut doc, "/videos", PathItemType::Delete, op.build());
-
-    let op = operation(
-        "A job with its webhook delivery",
-        "videoDelivery",
-        Some(
-            "The job as /job-status shows it, plus the delivery of its webhooks: callback_status, \
-             callback_attempts and callback_last_error (why the receiver failed: \"HTTP 401\", \"could not \
-             connect\"...). Public routes never show these; only this route, the notify and cancel answers, and \
-             the app's /events stream do. Read from the video's job object, never cached.",
-        ),
-    )
-    .parameters(Some([query_id("app_id", "AppId"), query_id("video_id", "VideoId")]))
-    .response("200", json_response("The job with its webhook delivery.", "JobView"));
-    let op = with_errors(api_key(op), &[KEY_ROUTE_ERRORS, &[(404, "Error")]]);
-    route(&mut doc, "/videos/delivery", PathItemType::Get, op.build());
-
-    const PUBLIC_READ: &str = "Public. Answered from a short edge cache (the Cache API: 1 s while the job is queued \
-        or processing, 2 s after an error, 60 s once done), so at most about one read a second per video and \
-        location reaches the job store; counted against a generous per-IP limit (429). error and last_error are \
-        the public forms of the job's failure: a message written for uploaders passes, faults on our side read \
-        \"processing failed on our side; it will be retried\" or \"... after N attempts; call \
-        /notify-upload-complete to try again\" (the full text goes to the logs). Ids without a job answer 404 \
-        from KV without reaching any job object. Webhook delivery (callback_*) is never shown here: see \
-        GET /videos/delivery.";
-    let read_from = || {
-        header(
-            string(),
-            Some(
-                "Where the job was read: jobstore;desc=\"cache\" (the edge cache), \"kv\" (a done job's record) or \
-                 \"video\" (the video's job object).",
-            ),
-        )
-    };
-    const PUBLIC_ERRORS: Errors<'static> = &[
-        (400, "Error"),
-        (404, "Error"),
-        (405, "Error"),
-        (429, "PublicRateLimited"),
-        (500, "Error"),
-        (503, "Unavailable"),
-    ];
-    let ids = || [query_id("app_id", "AppId"), query_id("video_id", "VideoId")];
-    let mut ok = json_response("The job as it is now.", "JobView");
-    ok.headers.insert("Server-Timing".into(), read_from());
-    let op = operation("Poll a job", "jobStatus", Some(PUBLIC_READ)).parameters(Some(ids())).response("200", ok);
-    route(&mut doc, "/job-status", PathItemType::Get, with_errors(op, &[PUBLIC_ERRORS]).build());
-
-    let mut ok = json_response(
-        "The master playlist (available once playable, before the whole ladder is done).",
-        "PlaybackUrlResponse",
-    );
-    ok.headers.insert("Server-Timing".into(), read_from());
-    let op = operation("Get the HLS playback URL", "playbackUrl", Some(PUBLIC_READ))
-        .parameters(Some(ids()))
-        .response("200", ok)
-        .response(
-            "409",
-            json_response(
-                "Not playable yet (or failed): the error, with the job's status and progress.",
-                "NotPlayableResponse",
-            ),
-        );
-    route(&mut doc, "/playback-url", PathItemType::Get, with_errors(op, &[PUBLIC_ERRORS]).build());
-
-    let stream = ResponseBuilder::new()
-        .description(
-            "text/event-stream. Every event has an id. `connected` {clientId, job: JobView} first, then the kept \
-             events after Last-Event-ID (all kept events without one), then live ones: job:created {jobId, appId, \
-             videoId, status: pending}, job:started {jobId, videoId, status: running, attempt}, \
-             job:progress {jobId, progress 0-100, stage}, job:playable {jobId, playbackUrl, posterUrl}, \
-             job:completed {jobId, videoId, status: completed, job: JobView}, job:error {jobId, videoId, status: \
-             error, error (public message), final}, job:canceled {jobId, status: canceled}, and heartbeat \
-             {timestamp} every 15 s while quiet. The stream ends after job:completed, a final job:error or \
-             job:canceled.",
-        )
-        .content("text/event-stream", Content::new(sse_event()))
-        .build();
-    let op = operation(
-        "Follow a job's events (Server-Sent Events)",
-        "jobEvents",
-        Some(
-            "Public, like /job-status. An EventSource reconnects by itself with Last-Event-ID and gets what it \
-             missed (the video keeps its last 200 events). 204 when the job has ended and the client has every \
-             event, which tells an EventSource to stop. A video keeps at most SSE_MAX_PER_VIDEO (500) streams \
-             open, and SSE_MAX_PER_ADDRESS (10) from one client address (an IPv6 address counts by its /64): \
-             past them, 429 rate_limited with Retry-After.",
-        ),
-    )
-    .parameters(Some([
-        query_id("app_id", "AppId"),
-        query_id("video_id", "VideoId"),
-        param("Last-Event-ID", ParameterIn::Header, false, integer().minimum(Some(0.0))).build(),
-        param("last_event_id", ParameterIn::Query, false, integer().minimum(Some(0.0)))
-            .description(Some("The same, for clients that cannot set the header."))
-            .build(),
-    ]))
-    .response("200", stream)
-    .response("204", ResponseBuilder::new().description("The job ended and the client has every event.").build());
-    route(&mut doc, "/job-events", PathItemType::Get, with_errors(op, &[PUBLIC_ERRORS]).build());
-
-    let app_stream = ResponseBuilder::new()
-        .description(
-            "text/event-stream. `connected` {clientId, recent: [{videoId, jobId, status, progress, stage, \
-             updatedAt}] (the app's last 100 changed jobs, newest first)}, then every job event of every video of \
-             the app (the names and data of /job-events, with videoId), `webhook` {eventId, type, destination, \
-             state, attempts, lastError} for each delivery attempt, and heartbeat. Never ends on its own.",
-        )
-        .content("text/event-stream", Content::new(sse_event()))
-        .build();
-    let op = operation(
-        "Follow every job of an app (Server-Sent Events)",
-        "appEvents",
-        Some(
-            "For backends and dashboards: one stream of the app's job events and webhook outcomes. The key must \
-             act for app_id (403 app_not_allowed otherwise). Resumes with Last-Event-ID (the app keeps its last \
-             500 events); without it, only live events after `connected`.",
-        ),
-    )
-    .parameters(Some([
-        query_id("app_id", "AppId"),
-        param("Last-Event-ID", ParameterIn::Header, false, integer().minimum(Some(0.0))).build(),
-        param("last_event_id", ParameterIn::Query, false, integer().minimum(Some(0.0))).build(),
-    ]))
-    .response("200", app_stream);
-    route(&mut doc, "/events", PathItemType::Get, with_errors(api_key(op), &[KEY_ROUTE_ERRORS]).build());
-
-    hls_routes(&mut doc);
+    document(&mut doc, VIDEO_ROUTES, video_operations);
     doc
 }
 
+/// What the public job reads say of themselves.
+const PUBLIC_READ: &str = "Public. Answered from a short edge cache (the Cache API: 1 s while the job is queued \
+            or processing, 2 s after an error, 60 s once done), so at most about one read a second per video and \
+            location reaches the job store; counted against a generous per-IP limit (429). error and last_error are \
+            the public forms of the job's failure: a message written for uploaders passes, faults on our side read \
+            \"processing failed on our side; it will be retried\" or \"... after N attempts; call \
+            /notify-upload-complete to try again\" (the full text goes to the logs). Ids without a job answer 404 \
+            from KV without reaching any job object. Webhook delivery (callback_*) is never shown here: see \
+            GET /videos/delivery.";
+/// `Server-Timing` of the public job reads.
+fn read_from() -> Header {
+    header(
+        string(),
+        Some(
+            "Where the job was read: jobstore;desc=\"cache\" (the edge cache), \"kv\" (a done job's record) or \
+                     \"video\" (the video's job object).",
+        ),
+    )
+}
+
+/// The errors of the public job reads.
+const PUBLIC_ERRORS: Errors<'static> =
+    &[(400, "Error"), (404, "Error"), (405, "Error"), (429, "PublicRateLimited"), (500, "Error"), (503, "Unavailable")];
+/// The query parameters naming a video.
+fn ids() -> [Parameter; 2] {
+    [query_id("app_id", "AppId"), query_id("video_id", "VideoId")]
+}
+
+/// The operations of each documented row of [`VIDEO_ROUTES`].
+fn video_operations(id: VideoRoute) -> Vec<Documented> {
+    match id {
+        VideoRoute::UploadUrl => {
+            let either = utoipa::openapi::schema::OneOfBuilder::new()
+                .item(Ref::from_schema_name("VideoUploadUrlResponse"))
+                .item(Ref::from_schema_name("UploadSession"));
+            let op = operation(
+            "Get a presigned URL to upload a video (or a resumable upload session)",
+            "generateUploadUrl",
+            Some(
+                "size is required (without it: 400 saying what to send). Without multipart: a presigned PUT bound to \
+                 the key, content type, size and If-None-Match: * (it writes the source once), for files up to 5 GiB. \
+                 With \"multipart\": true: an UploadSession whose endpoint Uppy's @uppy/aws-s3 uses as is \
+                 (Companion-compatible routes under /uploads/{upload_token}/s3/multipart, authorised by the token \
+                 alone); parts follow R2's rules (5 MiB-5 GiB, all equal but the last, at most 10,000). The token \
+                 starts one upload (a second create is 409) and allows only that one; completing or aborting it, or \
+                 deleting the video, revokes the token (403); it expires after UPLOAD_SESSION_TTL_S (6 h).",
+            ),
+        )
+        .response(
+            "200",
+            ResponseBuilder::new()
+                .description("VideoUploadUrlResponse, or UploadSession when multipart was asked for.")
+                .content("application/json", Content::new(either))
+                .build(),
+        );
+            let op = with_errors(json_body(op, "VideoUploadUrlRequest"), &[&[(415, "Error")]]);
+            vec![at(Method::Post, op)]
+        }
+        VideoRoute::Notify => {
+            let op = operation(
+            "Start (or retry) transcoding an uploaded video",
+            "notifyUploadComplete",
+            Some(
+                "Checks the upload exists, then queues the job. Idempotent: a job already queued, running or done is \
+                 returned as it is (200); a new job, or a retry of a failed or stalled one, is queued (202).",
+            ),
+        )
+        .response("200", json_response("The job was already queued, running or done.", "JobView"))
+        .response("202", json_response("The job was queued.", "JobView"));
+            let op = with_errors(json_body(op, "NotifyRequest"), &[&[(409, "Error"), (415, "Error")]]);
+            vec![at(Method::Post, op)]
+        }
+        VideoRoute::Cancel => {
+            let op = operation(
+            "Cancel a queued or running job",
+            "cancelJob",
+            Some(
+                "Stops the job: it ends in status error (\"canceled through the API\") and its transcoder stops at its \
+                 next heartbeat. A notify starts it again. `canceled` is false when the job had already ended.",
+            ),
+        )
+        .response("200", json_response("The job after the request.", "CancelResponse"));
+            let op = with_errors(json_body(op, "CancelRequest"), &[&[(404, "Error")]]);
+            vec![at(Method::Post, op)]
+        }
+        VideoRoute::DeleteVideo => {
+            let op = operation(
+            "Delete a video for good",
+            "deleteVideo",
+            Some(
+                "Cancels a queued or running job (its transcoder stops at its next heartbeat, which is refused), deletes \
+                 every object of the video (the source, every attempt's outputs, thumbnails), its playback record, and \
+                 its job state and events. When a job was queued or running, one more sweep of its objects follows at \
+                 final_sweep_at (after the lease has surely ended), for what the transcoder wrote meanwhile; a notify \
+                 of the same video is refused (409) until then. /job-status, /playback-url, /job-events and the HLS \
+                 routes then answer 404 (within a minute in other locations, whose cached job reads expire). Repeating \
+                 it is harmless: 200 with zeros. Edge caches and players may still hold files already served.",
+            ),
+        )
+        .parameters(Some([
+            query_id("app_id", "AppId"),
+            query_id("video_id", "VideoId"),
+            param("force", ParameterIn::Query, false, string().enum_values(Some(["true"])))
+                .description(Some(
+                    "Abort every resumable upload of the video still in progress (all of them, every page), then \
+                     delete. Either way the delete revokes the video's upload session tokens.",
+                ))
+                .build(),
+        ]))
+        .response("200", json_response("What was removed.", "DeleteVideoResponse"));
+            let op = with_errors(op, &[&[(409, "Error")]]);
+            vec![at(Method::Delete, op)]
+        }
+        VideoRoute::Delivery => {
+            let op = operation(
+                "A job with its webhook delivery",
+                "videoDelivery",
+                Some(
+                    "The job as /job-status shows it, plus the delivery of its webhooks: callback_status, \
+                 callback_attempts and callback_last_error (why the receiver failed: \"HTTP 401\", \"could not \
+                 connect\"...). Public routes never show these; only this route, the notify and cancel answers, and \
+                 the app's /events stream do. Read from the video's job object, never cached.",
+                ),
+            )
+            .parameters(Some([query_id("app_id", "AppId"), query_id("video_id", "VideoId")]))
+            .response("200", json_response("The job with its webhook delivery.", "JobView"));
+            let op = with_errors(op, &[&[(404, "Error")]]);
+            vec![at(Method::Get, op)]
+        }
+        VideoRoute::JobStatus => {
+            let mut ok = json_response("The job as it is now.", "JobView");
+            ok.headers.insert("Server-Timing".into(), read_from());
+            let op =
+                operation("Poll a job", "jobStatus", Some(PUBLIC_READ)).parameters(Some(ids())).response("200", ok);
+            vec![at(Method::Get, with_errors(op, &[PUBLIC_ERRORS]))]
+        }
+        VideoRoute::PlaybackUrl => {
+            let mut ok = json_response(
+                "The master playlist (available once playable, before the whole ladder is done).",
+                "PlaybackUrlResponse",
+            );
+            ok.headers.insert("Server-Timing".into(), read_from());
+            let op = operation("Get the HLS playback URL", "playbackUrl", Some(PUBLIC_READ))
+                .parameters(Some(ids()))
+                .response("200", ok)
+                .response(
+                    "409",
+                    json_response(
+                        "Not playable yet (or failed): the error, with the job's status and progress.",
+                        "NotPlayableResponse",
+                    ),
+                );
+            vec![at(Method::Get, with_errors(op, &[PUBLIC_ERRORS]))]
+        }
+        VideoRoute::JobEvents => {
+            let stream = ResponseBuilder::new()
+            .description(
+                "text/event-stream. Every event has an id. `connected` {clientId, job: JobView} first, then the kept \
+                 events after Last-Event-ID (all kept events without one), then live ones: job:created {jobId, appId, \
+                 videoId, status: pending}, job:started {jobId, videoId, status: running, attempt}, \
+                 job:progress {jobId, progress 0-100, stage}, job:playable {jobId, playbackUrl, posterUrl}, \
+                 job:completed {jobId, videoId, status: completed, job: JobView}, job:error {jobId, videoId, status: \
+                 error, error (public message), final}, job:canceled {jobId, status: canceled}, and heartbeat \
+                 {timestamp} every 15 s while quiet. The stream ends after job:completed, a final job:error or \
+                 job:canceled.",
+            )
+            .content("text/event-stream", Content::new(sse_event()))
+            .build();
+            let op = operation(
+            "Follow a job's events (Server-Sent Events)",
+            "jobEvents",
+            Some(
+                "Public, like /job-status. An EventSource reconnects by itself with Last-Event-ID and gets what it \
+                 missed (the video keeps its last 200 events). 204 when the job has ended and the client has every \
+                 event, which tells an EventSource to stop. A video keeps at most SSE_MAX_PER_VIDEO (500) streams \
+                 open, and SSE_MAX_PER_ADDRESS (10) from one client address (an IPv6 address counts by its /64): \
+                 past them, 429 rate_limited with Retry-After.",
+            ),
+        )
+        .parameters(Some([
+            query_id("app_id", "AppId"),
+            query_id("video_id", "VideoId"),
+            param("Last-Event-ID", ParameterIn::Header, false, integer().minimum(Some(0.0))).build(),
+            param("last_event_id", ParameterIn::Query, false, integer().minimum(Some(0.0)))
+                .description(Some("The same, for clients that cannot set the header."))
+                .build(),
+        ]))
+        .response("200", stream)
+        .response("204", ResponseBuilder::new().description("The job ended and the client has every event.").build());
+            vec![at(Method::Get, with_errors(op, &[PUBLIC_ERRORS]))]
+        }
+        VideoRoute::AppEvents => {
+            let app_stream = ResponseBuilder::new()
+                .description(
+                    "text/event-stream. `connected` {clientId, recent: [{videoId, jobId, status, progress, stage, \
+                 updatedAt}] (the app's last 100 changed jobs, newest first)}, then every job event of every video of \
+                 the app (the names and data of /job-events, with videoId), `webhook` {eventId, type, destination, \
+                 state, attempts, lastError} for each delivery attempt, and heartbeat. Never ends on its own.",
+                )
+                .content("text/event-stream", Content::new(sse_event()))
+                .build();
+            let op = operation(
+            "Follow every job of an app (Server-Sent Events)",
+            "appEvents",
+            Some(
+                "For backends and dashboards: one stream of the app's job events and webhook outcomes. The key must \
+                 act for app_id (403 app_not_allowed otherwise). Resumes with Last-Event-ID (the app keeps its last \
+                 500 events); without it, only live events after `connected`.",
+            ),
+        )
+        .parameters(Some([
+            query_id("app_id", "AppId"),
+            param("Last-Event-ID", ParameterIn::Header, false, integer().minimum(Some(0.0))).build(),
+            param("last_event_id", ParameterIn::Query, false, integer().minimum(Some(0.0))).build(),
+        ]))
+        .response("200", app_stream);
+            vec![at(Method::Get, op)]
+        }
+        VideoRoute::Hls => hls_routes(),
+        VideoRoute::OpenApi => openapi_operation(),
+        VideoRoute::Health => health_operation(),
+        VideoRoute::MultipartCreate
+        | VideoRoute::MultipartUpload
+        | VideoRoute::MultipartComplete
+        | VideoRoute::MultipartPart
+        | VideoRoute::Internal => vec![],
+    }
+}
+
 /// `GET`/`HEAD /hls/...`: the files of a video's playable output.
-fn hls_routes(doc: &mut OpenApi) {
+fn hls_routes() -> Vec<Documented> {
     const DESCRIPTION: &str = "Public. Only the video's current output (the attempt that became playable) is \
         served; the outputs of failed or canceled attempts, and any other output_id, are 404. A GET is one \
         conditional, ranged storage read; segments and images are then kept at the edge (the Cache API) for a year \
@@ -788,6 +872,7 @@ fn hls_routes(doc: &mut OpenApi) {
             false,
         ),
     ];
+    let mut ops = Vec::new();
     for (file, what, content_type, has_rung, has_segment) in files {
         let mut parameters = vec![
             path_id("app_id", "AppId"),
@@ -801,21 +886,19 @@ fn hls_routes(doc: &mut OpenApi) {
             parameters.push(segment());
         }
         parameters.extend(conditional_headers());
-        object_routes(
-            doc,
-            ObjectRoute {
-                path: &format!("/hls/{{app_id}}/{{video_id}}/{{output_id}}/{file}"),
-                summary: what,
-                operation_id: None,
-                description: DESCRIPTION,
-                parameters,
-                what,
-                content_types: &[content_type],
-                headers: vec![("ETag", header(string(), None)), ("Cache-Control", header(string(), None))],
-                errors: ERRORS,
-            },
-        );
+        ops.extend(object_routes(ObjectRoute {
+            path: &format!("/hls/{{app_id}}/{{video_id}}/{{output_id}}/{file}"),
+            summary: what,
+            operation_id: None,
+            description: DESCRIPTION,
+            parameters,
+            what,
+            content_types: &[content_type],
+            headers: vec![("ETag", header(string(), None)), ("Cache-Control", header(string(), None))],
+            errors: ERRORS,
+        }));
     }
+    ops
 }
 
 /// The image service's document (`openapi/image-service.json`).
@@ -858,7 +941,15 @@ pub fn image_service() -> OpenApi {
         .into(),
     );
 
-    let op = operation(
+    document(&mut doc, IMAGE_ROUTES, image_operations);
+    doc
+}
+
+/// The operations of each documented row of [`IMAGE_ROUTES`].
+fn image_operations(id: ImageRoute) -> Vec<Documented> {
+    match id {
+        ImageRoute::UploadUrl => {
+            let op = operation(
         "Get a presigned URL to upload an image",
         "generateImageUploadUrl",
         Some(
@@ -876,28 +967,26 @@ pub fn image_service() -> OpenApi {
             "ImageUploadUrlResponse",
         ),
     );
-    let op = with_errors(
-        json_body(api_key(op), "ImageUploadUrlRequest"),
-        &[KEY_ROUTE_ERRORS, &[(409, "Error"), (415, "Error")]],
-    );
-    route(&mut doc, "/generate-image-upload-url", PathItemType::Post, op.build());
-
-    let mut body = RequestBodyBuilder::new().required(Some(Required::True)).content(
-        "multipart/form-data",
-        utoipa::openapi::ContentBuilder::new()
-            .schema(Ref::from_schema_name("UploadForm"))
-            .encoding(
-                "file",
-                utoipa::openapi::encoding::EncodingBuilder::new()
-                    .content_type(Some(ImageType::ALL.map(ImageType::content_type).join(", ")))
+            let op = with_errors(json_body(op, "ImageUploadUrlRequest"), &[&[(409, "Error"), (415, "Error")]]);
+            vec![at(Method::Post, op)]
+        }
+        ImageRoute::Upload => {
+            let mut body = RequestBodyBuilder::new().required(Some(Required::True)).content(
+                "multipart/form-data",
+                utoipa::openapi::ContentBuilder::new()
+                    .schema(Ref::from_schema_name("UploadForm"))
+                    .encoding(
+                        "file",
+                        utoipa::openapi::encoding::EncodingBuilder::new()
+                            .content_type(Some(ImageType::ALL.map(ImageType::content_type).join(", ")))
+                            .build(),
+                    )
                     .build(),
-            )
-            .build(),
-    );
-    for kind in ImageType::ALL {
-        body = body.content(kind.content_type(), Content::new(binary()));
-    }
-    let op = operation(
+            );
+            for kind in ImageType::ALL {
+                body = body.content(kind.content_type(), Content::new(binary()));
+            }
+            let op = operation(
         "Upload an image through the service (server to server)",
         "uploadImage",
         Some(
@@ -921,10 +1010,11 @@ pub fn image_service() -> OpenApi {
     )
     .request_body(Some(body.build()))
     .response("201", json_response("Stored.", "ImageUploadResponse"));
-    let op = with_errors(api_key(op), &[KEY_ROUTE_ERRORS, &[(409, "Error"), (415, "Error")]]);
-    route(&mut doc, "/upload", PathItemType::Post, op.build());
-
-    let op = operation(
+            let op = with_errors(op, &[&[(409, "Error"), (415, "Error")]]);
+            vec![at(Method::Post, op)]
+        }
+        ImageRoute::Metadata => {
+            let op = operation(
         "An image's record and URLs",
         "getImage",
         Some(
@@ -936,26 +1026,36 @@ pub fn image_service() -> OpenApi {
     )
     .parameters(Some([query_id("app_id", "AppId"), query_id("image_id", "ImageId")]))
     .response("200", json_response("The image's URLs and metadata.", "ImageUploadResponse"));
-    let op = with_errors(api_key(op), &[KEY_ROUTE_ERRORS, &[(404, "Error")]]);
-    route(&mut doc, "/images", PathItemType::Get, op.build());
-
-    let op = operation(
-        "Delete an image for good",
-        "deleteImage",
-        Some(
-            "Deletes the original, its stored variants (images/{app_id}/{image_id}/..., counted in \
+            let op = with_errors(op, &[&[(404, "Error")]]);
+            vec![at(Method::Get, op)]
+        }
+        ImageRoute::Delete => {
+            let op = operation(
+                "Delete an image for good",
+                "deleteImage",
+                Some(
+                    "Deletes the original, its stored variants (images/{app_id}/{image_id}/..., counted in \
              deleted.objects) and its metadata record; /assets/... and /images/{app_id}/{image_id}/... then \
              answer 404. The location that answered drops them from its edge cache; other locations keep their \
              copies until evicted, or a zone purge (see the README). Repeating it is harmless: 200 with zeros.",
-        ),
-    )
-    .parameters(Some([query_id("app_id", "AppId"), query_id("image_id", "ImageId")]))
-    .response("200", json_response("What was removed.", "DeleteImageResponse"));
-    let op = with_errors(api_key(op), &[KEY_ROUTE_ERRORS]);
-    route(&mut doc, "/images", PathItemType::Delete, op.build());
+                ),
+            )
+            .parameters(Some([query_id("app_id", "AppId"), query_id("image_id", "ImageId")]))
+            .response("200", json_response("What was removed.", "DeleteImageResponse"));
+            let op = op;
+            vec![at(Method::Delete, op)]
+        }
+        ImageRoute::Asset => asset_routes(),
+        ImageRoute::Variant => under(VARIANT_ROUTE_PREFIX, variant_routes()),
+        ImageRoute::CdnCgi => under(TRANSFORM_PATH_PREFIX, variant_routes()),
+        ImageRoute::OpenApi => openapi_operation(),
+        ImageRoute::Health => health_operation(),
+    }
+}
 
-    asset_routes(&mut doc);
-    doc
+/// The operations of `ops` documented under `prefix`.
+fn under(prefix: &str, ops: Vec<Documented>) -> Vec<Documented> {
+    ops.into_iter().filter(|d| d.path.as_deref().is_some_and(|p| p.starts_with(prefix))).collect()
 }
 
 /// The headers of every stored image's 200 and 206 answers.
@@ -985,8 +1085,8 @@ fn public_rate_limited(c: &mut utoipa::openapi::Components) {
     c.responses.insert("PublicRateLimited".into(), public_limited.into());
 }
 
-/// `GET`/`HEAD /assets/...`, then the transforms of [`variant_routes`].
-fn asset_routes(doc: &mut OpenApi) {
+/// `GET`/`HEAD /assets/...`.
+fn asset_routes() -> Vec<Documented> {
     const DESCRIPTION: &str = "Public. Only checked images are served: /upload checks the bytes before storing; a \
         presigned upload is checked at its first serve, or once its URL has expired if nobody asked (size within \
         MAX_IMAGE_BYTES, an accepted stored type, bytes of that type), and removed (404) if it fails. Only the version checked is served: an object replaced \
@@ -999,35 +1099,31 @@ fn asset_routes(doc: &mut OpenApi) {
     types.push("application/octet-stream");
     let mut parameters = image_ids();
     parameters.extend(conditional_headers());
-    object_routes(
-        doc,
-        ObjectRoute {
-            path: "/assets/images/{app_id}/{image_id}",
-            summary: "An original image",
-            operation_id: Some("getAsset"),
-            description: DESCRIPTION,
-            parameters,
-            what: "The image as uploaded, with its type (application/octet-stream if storage holds no accepted image \
+    object_routes(ObjectRoute {
+        path: "/assets/images/{app_id}/{image_id}",
+        summary: "An original image",
+        operation_id: Some("getAsset"),
+        description: DESCRIPTION,
+        parameters,
+        what: "The image as uploaded, with its type (application/octet-stream if storage holds no accepted image \
                    type).",
-            content_types: &types,
-            headers: image_headers(),
-            errors: &[
-                (404, "Error"),
-                (405, "Error"),
-                (416, "RangeNotSatisfiable"),
-                (429, "PublicRateLimited"),
-                (500, "Error"),
-                (503, "Unavailable"),
-            ],
-        },
-    );
-    variant_routes(doc);
+        content_types: &types,
+        headers: image_headers(),
+        errors: &[
+            (404, "Error"),
+            (405, "Error"),
+            (416, "RangeNotSatisfiable"),
+            (429, "PublicRateLimited"),
+            (500, "Error"),
+            (503, "Unavailable"),
+        ],
+    })
 }
 
 /// `GET`/`HEAD /images/{app_id}/{image_id}/{options}`: the service's own
 /// transforms ([`crate::image::variant`]), and the older `/cdn-cgi/image/` form
 /// answered the same way.
-fn variant_routes(doc: &mut OpenApi) {
+fn variant_routes() -> Vec<Documented> {
     const DESCRIPTION: &str = "Public. A resized variant of a checked image (see /assets/), made through the \
         Cloudflare Images binding. Answered from the first place that has it: the edge cache (the Cache API), the \
         variant stored under images/{app_id}/{image_id}/, or the Images binding, called once per variant (one \
@@ -1101,41 +1197,36 @@ fn variant_routes(doc: &mut OpenApi) {
     let mut parameters = image_ids();
     parameters.push(options.clone());
     parameters.extend(conditional_headers());
-    object_routes(
-        doc,
-        ObjectRoute {
-            path: "/images/{app_id}/{image_id}/{options}",
-            summary: "A transformed image",
-            operation_id: Some("getVariant"),
-            description: DESCRIPTION,
-            parameters,
-            what: &what,
-            content_types: &types,
-            headers: variant_headers.clone(),
-            errors: ERRORS,
-        },
-    );
+    let mut ops = object_routes(ObjectRoute {
+        path: "/images/{app_id}/{image_id}/{options}",
+        summary: "A transformed image",
+        operation_id: Some("getVariant"),
+        description: DESCRIPTION,
+        parameters,
+        what: &what,
+        content_types: &types,
+        headers: variant_headers.clone(),
+        errors: ERRORS,
+    });
     let mut parameters = vec![options];
     parameters.extend(image_ids());
     parameters.extend(conditional_headers());
-    object_routes(
-        doc,
-        ObjectRoute {
-            path: "/cdn-cgi/image/{options}/assets/images/{app_id}/{image_id}",
-            summary: "A transformed image (the older transform_url)",
-            operation_id: Some("getTransformed"),
-            description: "Public. The form of transform_url that earlier answers handed out, answered by the \
+    ops.extend(object_routes(ObjectRoute {
+        path: "/cdn-cgi/image/{options}/assets/images/{app_id}/{image_id}",
+        summary: "A transformed image (the older transform_url)",
+        operation_id: Some("getTransformed"),
+        description: "Public. The form of transform_url that earlier answers handed out, answered by the \
                 service exactly as /images/{app_id}/{image_id}/{options}: the same options and rules (Cloudflare's \
                 other URL options, such as blur, dpr or gravity, are a 400), the same stored variants and headers. \
                 Where a zone has Cloudflare's own Image Transformations enabled, the zone answers this path before \
                 the Worker runs. A source that is not one of the service's images is a 404.",
-            parameters,
-            what: &what,
-            content_types: &types,
-            headers: variant_headers,
-            errors: ERRORS,
-        },
-    );
+        parameters,
+        what: &what,
+        content_types: &types,
+        headers: variant_headers,
+        errors: ERRORS,
+    }));
+    ops
 }
 
 /// A document as committed: pretty JSON and a final newline.
@@ -1164,6 +1255,18 @@ mod tests {
         for kind in ImageType::ALL {
             assert!(IMAGE_CONTENT_TYPES.contains(&kind.content_type()), "{kind:?}");
         }
+    }
+
+    #[test]
+    fn a_notify_documents_exactly_the_fields_it_accepts() {
+        let v = serde_json::to_value(video_service()).unwrap();
+        let notify = &v["components"]["schemas"]["NotifyRequest"];
+        let mut documented: Vec<&str> = notify["properties"].as_object().unwrap().keys().map(|k| k.as_str()).collect();
+        let mut accepted = crate::wire::api::NotifyRequest::FIELDS.to_vec();
+        documented.sort_unstable();
+        accepted.sort_unstable();
+        assert_eq!(documented, accepted);
+        assert_eq!(notify["additionalProperties"], false);
     }
 
     #[test]
