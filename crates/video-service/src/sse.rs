@@ -122,17 +122,34 @@ pub fn stream_headers() -> worker::Result<Headers> {
     Ok(headers)
 }
 
-/// A bounded log of numbered events in an object's SQLite storage (table
-/// `events`): ids rise by one and never repeat, the oldest beyond `keep`
-/// are dropped, and a stream opens with what came after a client's id.
+/// A bounded log of numbered events in an object's storage ([`EventRows`]:
+/// the SQLite table `events`, or memory in tests): ids rise by one and
+/// never repeat, the oldest beyond `keep` are dropped, and a stream opens
+/// with what came after a client's id.
 pub struct EventLog {
-    sql: SqlStorage,
+    rows: Box<dyn EventRows>,
     keep: u64,
 }
 
 /// The table an [`EventLog`] keeps (created with the object's schema).
 pub const EVENT_LOG_SCHEMA: &str =
     "CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, name TEXT NOT NULL, data TEXT NOT NULL);";
+
+/// One kept event: its id, name and data (JSON text).
+pub type StoredEvent = (u64, String, String);
+
+/// Where an [`EventLog`] keeps its events.
+pub trait EventRows {
+    /// The id of the newest event (0 before any).
+    fn max_seq(&self) -> worker::Result<u64>;
+    fn insert(&self, seq: u64, name: &str, data: &str) -> worker::Result<()>;
+    /// Deletes the events with ids up to `seq`.
+    fn delete_through(&self, seq: u64) -> worker::Result<()>;
+    /// The events after `seq`, in order.
+    fn after(&self, seq: u64) -> worker::Result<Vec<StoredEvent>>;
+    /// Replaces the data of the events whose data's `videoId` is `video`.
+    fn replace_data_of_video(&self, video: &str, data: &str) -> worker::Result<()>;
+}
 
 #[derive(Deserialize)]
 struct EventRow {
@@ -141,19 +158,63 @@ struct EventRow {
     data: String,
 }
 
-impl EventLog {
-    pub fn new(sql: SqlStorage, keep: u64) -> Self {
-        Self { sql, keep }
-    }
-
-    /// The id of the newest event kept (0 before any).
-    pub fn last_id(&self) -> worker::Result<u64> {
+impl EventRows for SqlStorage {
+    fn max_seq(&self) -> worker::Result<u64> {
         #[derive(Deserialize)]
         struct Max {
             seq: Option<f64>,
         }
-        let rows: Vec<Max> = self.sql.exec("SELECT MAX(seq) AS seq FROM events", None)?.to_array()?;
+        let rows: Vec<Max> = self.exec("SELECT MAX(seq) AS seq FROM events", None)?.to_array()?;
         Ok(rows.into_iter().next().and_then(|r| r.seq).map_or(0, |s| s as u64))
+    }
+
+    fn insert(&self, seq: u64, name: &str, data: &str) -> worker::Result<()> {
+        self.exec(
+            "INSERT INTO events (seq, name, data) VALUES (?, ?, ?)",
+            vec![SqlStorageValue::Integer(seq as i64), name.into(), data.into()],
+        )?;
+        Ok(())
+    }
+
+    fn delete_through(&self, seq: u64) -> worker::Result<()> {
+        self.exec("DELETE FROM events WHERE seq <= ?", vec![SqlStorageValue::Integer(seq as i64)])?;
+        Ok(())
+    }
+
+    fn after(&self, seq: u64) -> worker::Result<Vec<StoredEvent>> {
+        let rows: Vec<EventRow> = self
+            .exec(
+                "SELECT seq, name, data FROM events WHERE seq > ? ORDER BY seq",
+                // SQLite's integers stop at 2^63: ids past that are past the end.
+                vec![SqlStorageValue::Integer(i64::try_from(seq).unwrap_or(i64::MAX))],
+            )?
+            .to_array()?;
+        Ok(rows.into_iter().map(|r| (r.seq as u64, r.name, r.data)).collect())
+    }
+
+    fn replace_data_of_video(&self, video: &str, data: &str) -> worker::Result<()> {
+        self.exec(
+            "UPDATE events SET data = ? WHERE json_extract(data, '$.videoId') = ?",
+            vec![data.into(), video.into()],
+        )?;
+        Ok(())
+    }
+}
+
+impl EventLog {
+    pub fn new(sql: SqlStorage, keep: u64) -> Self {
+        Self { rows: Box::new(sql), keep }
+    }
+
+    /// A log kept in memory, for tests.
+    #[cfg(test)]
+    pub fn in_memory(keep: u64) -> Self {
+        Self { rows: Box::new(memory::MemoryEventRows::default()), keep }
+    }
+
+    /// The id of the newest event kept (0 before any).
+    pub fn last_id(&self) -> worker::Result<u64> {
+        self.rows.max_seq()
     }
 
     /// Appends events in order; returns each one's frame with its id, to
@@ -163,16 +224,10 @@ impl EventLog {
         let mut frames = Vec::new();
         for (name, data) in events {
             seq += 1;
-            self.sql.exec(
-                "INSERT INTO events (seq, name, data) VALUES (?, ?, ?)",
-                vec![SqlStorageValue::Integer(seq as i64), name.into(), data.as_str().into()],
-            )?;
+            self.rows.insert(seq, name, &data)?;
             frames.push((seq, frame(Some(seq), name, &data)));
         }
-        self.sql.exec(
-            "DELETE FROM events WHERE seq <= ?",
-            vec![SqlStorageValue::Integer(seq.saturating_sub(self.keep) as i64)],
-        )?;
+        self.rows.delete_through(seq.saturating_sub(self.keep))?;
         Ok(frames)
     }
 
@@ -181,17 +236,59 @@ impl EventLog {
     pub fn opening(&self, connected: (&str, serde_json::Value), from: u64) -> worker::Result<String> {
         let mut first = retry_frame(RETRY_MS);
         first.push_str(&frame(Some(from), connected.0, &connected.1.to_string()));
-        let rows: Vec<EventRow> = self
-            .sql
-            .exec(
-                "SELECT seq, name, data FROM events WHERE seq > ? ORDER BY seq",
-                // SQLite's integers stop at 2^63: ids past that are past the end.
-                vec![SqlStorageValue::Integer(i64::try_from(from).unwrap_or(i64::MAX))],
-            )?
-            .to_array()?;
-        for row in &rows {
-            first.push_str(&frame(Some(row.seq as u64), &row.name, &public_stored_data(&row.data)));
+        for (seq, name, data) in self.rows.after(from)? {
+            first.push_str(&frame(Some(seq), &name, &public_stored_data(&data)));
         }
         Ok(first)
+    }
+
+    /// Replaces the data of every kept event of `video` with `data` (their
+    /// ids stay: ids never repeat).
+    pub fn replace_data_of_video(&self, video: &str, data: &str) -> worker::Result<()> {
+        self.rows.replace_data_of_video(video, data)
+    }
+}
+
+#[cfg(test)]
+mod memory {
+    use std::cell::RefCell;
+    use std::collections::BTreeMap;
+
+    use super::{EventRows, StoredEvent};
+
+    /// Events by id, in memory.
+    #[derive(Default)]
+    pub struct MemoryEventRows(RefCell<BTreeMap<u64, (String, String)>>);
+
+    impl EventRows for MemoryEventRows {
+        fn max_seq(&self) -> worker::Result<u64> {
+            Ok(self.0.borrow().keys().next_back().copied().unwrap_or(0))
+        }
+
+        fn insert(&self, seq: u64, name: &str, data: &str) -> worker::Result<()> {
+            self.0.borrow_mut().insert(seq, (name.into(), data.into()));
+            Ok(())
+        }
+
+        fn delete_through(&self, seq: u64) -> worker::Result<()> {
+            self.0.borrow_mut().retain(|s, _| *s > seq);
+            Ok(())
+        }
+
+        fn after(&self, seq: u64) -> worker::Result<Vec<StoredEvent>> {
+            let rows = self.0.borrow();
+            Ok(rows.range(seq.saturating_add(1)..).map(|(s, (n, d))| (*s, n.clone(), d.clone())).collect())
+        }
+
+        fn replace_data_of_video(&self, video: &str, data: &str) -> worker::Result<()> {
+            for (_, d) in self.0.borrow_mut().values_mut() {
+                let of_video = serde_json::from_str::<serde_json::Value>(d)
+                    .is_ok_and(|v| v.get("videoId").and_then(|v| v.as_str()) == Some(video));
+                if of_video {
+                    *d = data.into();
+                }
+            }
+            Ok(())
+        }
     }
 }

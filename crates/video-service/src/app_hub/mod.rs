@@ -1,0 +1,72 @@
+//! One app's event hub: a SQLite-backed Durable Object (`AppHub`, named by
+//! `app_id`) behind `GET /events?app_id=` (API key). Each video's object
+//! ([`crate::video_job`]) publishes its job events here, and its webhook
+//! deliveries' outcomes; the hub numbers them in its own sequence, keeps the
+//! last [`hub::APP_EVENT_LOG_LEN`] for clients that reconnect with
+//! `Last-Event-ID`, keeps the app's [`hub::RECENT_JOBS`] most recently changed
+//! jobs for dashboards (`connected.recent`), and writes everything to its
+//! open streams ([`crate::sse`]). App streams never end on their own.
+//!
+//! The logic is [`hub`]'s, tested natively; this object is its shell: it
+//! reads the command, runs it against its SQLite tables and writes the
+//! frames to its streams.
+//!
+//! Publishing is best effort: a video's object sends once, after its own
+//! write, and does not retry. A dashboard that must not miss anything reads
+//! `/job-status` of the videos it cares about after a reconnect.
+
+use worker::{durable_object, DurableObject, Env, Request, Response, State};
+use worker_kit::clock::{now, random_bytes};
+
+use crate::client::read_command;
+use crate::protocol::app_hub::HubCommand;
+use crate::settings::sse_heartbeat_ms;
+use crate::sse::{EventLog, Subscribers, EVENT_LOG_SCHEMA};
+
+pub mod hub;
+#[cfg(test)]
+mod tests;
+
+use hub::{Hub, SqlRecentJobs, APP_EVENT_LOG_LEN, SCHEMA};
+
+#[durable_object]
+pub struct AppHub {
+    env: Env,
+    hub: Hub<SqlRecentJobs>,
+    subscribers: Subscribers,
+}
+
+impl DurableObject for AppHub {
+    fn new(state: State, env: Env) -> Self {
+        let sql = state.storage().sql();
+        if let Err(e) = sql.exec(&format!("{EVENT_LOG_SCHEMA}{SCHEMA}"), None) {
+            tracing::error!(error = %e, "creating the app hub tables failed");
+        }
+        let hub = Hub { log: EventLog::new(sql.clone(), APP_EVENT_LOG_LEN), recent: SqlRecentJobs(sql) };
+        Self { env, hub, subscribers: Subscribers::default() }
+    }
+
+    async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
+        let cmd: HubCommand = match read_command(&mut req, "hub command").await {
+            Ok(c) => c,
+            Err(e) => return Ok(Response::ok(e.to_json())?.with_status(e.status())),
+        };
+        match cmd {
+            HubCommand::Publish { job, events } => {
+                for frame in self.hub.publish(&job, &events, now())? {
+                    self.subscribers.broadcast(&frame);
+                }
+                Response::from_json(&true)
+            }
+            HubCommand::Subscribe { last_event_id } => {
+                let client_id = format!("c_{}", hex::encode(random_bytes::<8>()));
+                let (first, last_id) = self.hub.opening(&client_id, last_event_id)?;
+                self.subscribers.open(first, last_id, true, sse_heartbeat_ms(&self.env))
+            }
+            HubCommand::Forget { video_id } => {
+                self.hub.forget(&video_id)?;
+                Response::from_json(&true)
+            }
+        }
+    }
+}
