@@ -1,6 +1,11 @@
 //! The client side of the video service's internal job API (`/internal/jobs/...`,
-//! bearer token): lease, heartbeat, complete, fail.
+//! bearer token): lease, heartbeat, complete, fail, release. [`VideoApi`] is
+//! the seam the runner works through; [`HttpVideoApi`] is the real client,
+//! and `memory::MemoryVideoApi` (tests only) a double that answers from
+//! memory, so the runner's lease, grace and time-limit logic runs under
+//! `cargo test` with tokio's paused clock.
 
+use std::future::Future;
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable as _};
@@ -29,15 +34,43 @@ pub enum CallError {
     Transient(String),
 }
 
+/// The video service's job API as the runner uses it. Every future is
+/// `Send`, so a job slot can run on any of tokio's threads.
+pub trait VideoApi: Clone + Send + Sync + 'static {
+    /// Waits up to `wait` for a job of one of `classes` (every class when `None`).
+    fn lease(
+        &self,
+        wait: Duration,
+        classes: Option<&[SizeClass]>,
+    ) -> impl Future<Output = Result<Option<JobSpec>, CallError>> + Send;
+
+    /// Extends the lease and reports progress; [`CallError::LeaseLost`] when the job is no longer ours.
+    fn heartbeat(
+        &self,
+        job_id: &JobId,
+        req: &HeartbeatRequest,
+    ) -> impl Future<Output = Result<HeartbeatResponse, CallError>> + Send;
+
+    /// Reports success (retrying transient failures).
+    fn complete(&self, job_id: &JobId, req: &CompleteRequest) -> impl Future<Output = Result<(), CallError>> + Send;
+
+    /// Reports a failure (retrying transient failures).
+    fn fail(&self, job_id: &JobId, req: &FailRequest) -> impl Future<Output = Result<(), CallError>> + Send;
+
+    /// Gives back a job just leased, without using one of its attempts.
+    fn release(&self, spec: &JobSpec) -> impl Future<Output = Result<(), CallError>> + Send;
+}
+
+/// The job API over HTTP with the bearer token.
 #[derive(Clone)]
-pub struct VideoApi {
+pub struct HttpVideoApi {
     http: reqwest::Client,
     base: String,
     token: String,
     worker: String,
 }
 
-impl VideoApi {
+impl HttpVideoApi {
     pub fn new(base: &str, token: &str, worker: &str) -> Self {
         crate::install_tls_provider();
         let http = reqwest::Client::builder()
@@ -72,40 +105,6 @@ impl VideoApi {
         Err(refusal(path, status, &text))
     }
 
-    /// Waits up to `wait` for a job.
-    pub async fn lease(&self, wait: Duration, classes: Option<&[SizeClass]>) -> Result<Option<JobSpec>, CallError> {
-        let req = LeaseRequest {
-            worker: self.worker.clone(),
-            wait_ms: wait.as_millis() as u64,
-            classes: classes.map(<[_]>::to_vec),
-        };
-        let resp: LeaseResponse = self.post("/internal/jobs/lease", &req, wait + Duration::from_secs(15)).await?;
-        Ok(resp.job)
-    }
-
-    pub async fn heartbeat(&self, job_id: &JobId, req: &HeartbeatRequest) -> Result<HeartbeatResponse, CallError> {
-        self.post(&format!("/internal/jobs/{job_id}/heartbeat"), req, Duration::from_secs(10)).await
-    }
-
-    /// Reports success, retrying transient failures for about a minute: the
-    /// ladder is already published, so this report must not be lost lightly.
-    pub async fn complete(&self, job_id: &JobId, req: &CompleteRequest) -> Result<(), CallError> {
-        let path = format!("/internal/jobs/{job_id}/complete");
-        self.with_retries(|| self.post::<_, serde_json::Value>(&path, req, Duration::from_secs(15))).await
-    }
-
-    pub async fn fail(&self, job_id: &JobId, req: &FailRequest) -> Result<(), CallError> {
-        let path = format!("/internal/jobs/{job_id}/fail");
-        self.with_retries(|| self.post::<_, serde_json::Value>(&path, req, Duration::from_secs(15))).await
-    }
-
-    /// Gives back a job just leased, without using one of its attempts.
-    pub async fn release(&self, spec: &JobSpec) -> Result<(), CallError> {
-        let path = format!("/internal/jobs/{}/release", spec.job_id);
-        let req = ReleaseRequest { lease_id: spec.lease_id.clone(), video: JobVideo::of(spec) };
-        self.with_retries(|| self.post::<_, serde_json::Value>(&path, &req, Duration::from_secs(15))).await
-    }
-
     async fn with_retries<F, Fut>(&self, call: F) -> Result<(), CallError>
     where
         F: FnMut() -> Fut,
@@ -116,6 +115,42 @@ impl VideoApi {
             .notify(|e, wait| tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "report to the video service failed; retrying"))
             .await
             .map(|_| ())
+    }
+}
+
+impl VideoApi for HttpVideoApi {
+    /// Waits up to `wait` for a job.
+    async fn lease(&self, wait: Duration, classes: Option<&[SizeClass]>) -> Result<Option<JobSpec>, CallError> {
+        let req = LeaseRequest {
+            worker: self.worker.clone(),
+            wait_ms: wait.as_millis() as u64,
+            classes: classes.map(<[_]>::to_vec),
+        };
+        let resp: LeaseResponse = self.post("/internal/jobs/lease", &req, wait + Duration::from_secs(15)).await?;
+        Ok(resp.job)
+    }
+
+    async fn heartbeat(&self, job_id: &JobId, req: &HeartbeatRequest) -> Result<HeartbeatResponse, CallError> {
+        self.post(&format!("/internal/jobs/{job_id}/heartbeat"), req, Duration::from_secs(10)).await
+    }
+
+    /// Reports success, retrying transient failures for about a minute: the
+    /// ladder is already published, so this report must not be lost lightly.
+    async fn complete(&self, job_id: &JobId, req: &CompleteRequest) -> Result<(), CallError> {
+        let path = format!("/internal/jobs/{job_id}/complete");
+        self.with_retries(|| self.post::<_, serde_json::Value>(&path, req, Duration::from_secs(15))).await
+    }
+
+    async fn fail(&self, job_id: &JobId, req: &FailRequest) -> Result<(), CallError> {
+        let path = format!("/internal/jobs/{job_id}/fail");
+        self.with_retries(|| self.post::<_, serde_json::Value>(&path, req, Duration::from_secs(15))).await
+    }
+
+    /// Gives back a job just leased, without using one of its attempts.
+    async fn release(&self, spec: &JobSpec) -> Result<(), CallError> {
+        let path = format!("/internal/jobs/{}/release", spec.job_id);
+        let req = ReleaseRequest { lease_id: spec.lease_id.clone(), video: JobVideo::of(spec) };
+        self.with_retries(|| self.post::<_, serde_json::Value>(&path, &req, Duration::from_secs(15))).await
     }
 }
 
@@ -155,6 +190,9 @@ pub fn backoff() -> ExponentialBuilder {
         .with_factor(2.0)
         .with_jitter()
 }
+
+#[cfg(test)]
+pub mod memory;
 
 #[cfg(test)]
 mod tests {

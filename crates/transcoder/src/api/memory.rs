@@ -1,0 +1,116 @@
+//! An in-memory [`VideoApi`] for the runner's unit tests: it hands out the
+//! jobs it is given, answers heartbeats as a test sets it to (extend, lease
+//! lost, unreachable), can take its time over a completion (on tokio's
+//! clock, so paused-time tests stay instant), and records every call.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use media_core::ids::JobId;
+use media_core::video::dispatch::SizeClass;
+use media_core::wire::api::{CompleteRequest, FailRequest, HeartbeatRequest, HeartbeatResponse, JobSpec};
+use media_core::Timestamp;
+
+use super::{CallError, VideoApi};
+
+/// How the double answers a heartbeat.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Beat {
+    /// The lease is extended by `lease` from the wall clock's now.
+    Extend,
+    /// 409 `lease_lost` with this reason.
+    Lost(String),
+    /// The service cannot be reached (a transient failure, tried again next tick).
+    Unreachable,
+}
+
+/// What the double has been told and how it answers; read and set through [`MemoryVideoApi::state`].
+#[derive(Debug)]
+pub struct State {
+    /// Jobs handed out by `lease`, first first.
+    pub jobs: VecDeque<JobSpec>,
+    pub beat: Beat,
+    /// How long an extended lease lasts.
+    pub lease: Duration,
+    /// How long a completion takes before it answers.
+    pub complete_takes: Duration,
+    /// What a completion answers (after `complete_takes`).
+    pub complete_answer: Result<(), CallError>,
+    pub heartbeats: Vec<HeartbeatRequest>,
+    pub completed: Vec<CompleteRequest>,
+    pub failed: Vec<FailRequest>,
+    pub released: Vec<JobId>,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        Self {
+            jobs: VecDeque::new(),
+            beat: Beat::Extend,
+            lease: Duration::from_secs(30),
+            complete_takes: Duration::ZERO,
+            complete_answer: Ok(()),
+            heartbeats: Vec::new(),
+            completed: Vec::new(),
+            failed: Vec::new(),
+            released: Vec::new(),
+        }
+    }
+}
+
+/// The double; clones share one [`State`].
+#[derive(Clone, Default)]
+pub struct MemoryVideoApi {
+    state: Arc<Mutex<State>>,
+}
+
+impl MemoryVideoApi {
+    pub fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().expect("not poisoned")
+    }
+}
+
+/// The wall clock's now plus `ahead`, as the service would answer a lease's end.
+pub fn wall_clock_plus(ahead: Duration) -> Timestamp {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("after 1970");
+    Timestamp::from_millis((now + ahead).as_millis() as u64)
+}
+
+impl VideoApi for MemoryVideoApi {
+    async fn lease(&self, _wait: Duration, _classes: Option<&[SizeClass]>) -> Result<Option<JobSpec>, CallError> {
+        Ok(self.state().jobs.pop_front())
+    }
+
+    async fn heartbeat(&self, _job_id: &JobId, req: &HeartbeatRequest) -> Result<HeartbeatResponse, CallError> {
+        let mut state = self.state();
+        state.heartbeats.push(req.clone());
+        match &state.beat {
+            Beat::Extend => Ok(HeartbeatResponse {
+                lease_expires_at: wall_clock_plus(state.lease),
+                app_id: req.video.app_id.clone(),
+                video_id: req.video.video_id.clone(),
+            }),
+            Beat::Lost(why) => Err(CallError::LeaseLost(why.clone())),
+            Beat::Unreachable => Err(CallError::Transient("the double is set to be unreachable".into())),
+        }
+    }
+
+    async fn complete(&self, _job_id: &JobId, req: &CompleteRequest) -> Result<(), CallError> {
+        let takes = self.state().complete_takes;
+        tokio::time::sleep(takes).await;
+        let mut state = self.state();
+        state.completed.push(req.clone());
+        state.complete_answer.clone()
+    }
+
+    async fn fail(&self, _job_id: &JobId, req: &FailRequest) -> Result<(), CallError> {
+        self.state().failed.push(req.clone());
+        Ok(())
+    }
+
+    async fn release(&self, spec: &JobSpec) -> Result<(), CallError> {
+        self.state().released.push(spec.job_id.clone());
+        Ok(())
+    }
+}
