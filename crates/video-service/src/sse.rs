@@ -66,13 +66,17 @@ impl Subscribers {
         live: bool,
         heartbeat_ms: u64,
     ) -> worker::Result<Response> {
+        event_stream(first, self.subscribe(address, live), last_id, heartbeat_ms)
+    }
+
+    /// The frames a new stream reads: what is broadcast from now on when
+    /// `live`, else nothing (it ends after its first bytes).
+    fn subscribe(&self, address: Option<String>, live: bool) -> UnboundedReceiver<Frame> {
         let (tx, rx) = unbounded();
         if live {
             self.0.borrow_mut().push((address, tx));
-        } else {
-            drop(tx);
         }
-        event_stream(first, rx, last_id, heartbeat_ms)
+        rx
     }
 }
 
@@ -290,5 +294,53 @@ mod memory {
             }
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures_util::StreamExt;
+    use worker_kit::store::memory::block_on;
+
+    use super::*;
+
+    #[test]
+    fn broadcast_reaches_every_open_stream_and_forgets_the_closed() {
+        let subs = Subscribers::default();
+        let mut a = subs.subscribe(Some("1.2.3.4".into()), true);
+        let b = subs.subscribe(Some("1.2.3.4".into()), true);
+        let mut c = subs.subscribe(None, true);
+        let mut replay_only = subs.subscribe(Some("1.2.3.4".into()), false);
+        assert_eq!(block_on(replay_only.next()), None, "a stream that is not live ends after its first bytes");
+        assert_eq!(subs.open_counts("1.2.3.4"), (3, 2));
+        assert_eq!(subs.open_counts("5.6.7.8"), (3, 0));
+
+        drop(b);
+        assert_eq!(subs.open_counts("1.2.3.4"), (2, 1), "a client that left is not counted");
+        subs.broadcast(&(7, "id: 7\n".into()));
+        assert_eq!(block_on(a.next()), Some((7, "id: 7\n".into())));
+        assert_eq!(block_on(c.next()), Some((7, "id: 7\n".into())));
+
+        subs.close_all();
+        assert_eq!(block_on(a.next()), None, "the object ended the streams");
+        assert_eq!(subs.open_counts("1.2.3.4"), (0, 0));
+    }
+
+    #[test]
+    fn a_log_numbers_its_events_and_replays_after_a_resume_point() {
+        let log = EventLog::in_memory(2);
+        assert_eq!(log.last_id().unwrap(), 0);
+        let frames = log.append([("a", "{}".to_owned()), ("b", "{}".to_owned()), ("c", "{}".to_owned())]).unwrap();
+        assert_eq!(frames.iter().map(|f| f.0).collect::<Vec<_>>(), [1, 2, 3]);
+        let opening = log.opening(("connected", serde_json::json!({})), 1).unwrap();
+        assert!(opening.starts_with(&format!("retry: {RETRY_MS}\n\nid: 1\nevent: connected\n")), "{opening}");
+        assert!(opening.contains("id: 2\nevent: b\n") && opening.contains("id: 3\nevent: c\n"), "{opening}");
+        // Only the last two are kept.
+        let opening = log.opening(("connected", serde_json::json!({})), 0).unwrap();
+        assert!(!opening.contains("event: a\n"), "{opening}");
+        // Replays show stored data as public.
+        log.append([("job:progress", r#"{"filePath":"/tmp/x","progress":5}"#.to_owned())]).unwrap();
+        let opening = log.opening(("connected", serde_json::json!({})), 3).unwrap();
+        assert!(opening.contains(r#"data: {"progress":5}"#), "{opening}");
     }
 }
