@@ -9,11 +9,12 @@
 //! rate limits.)
 
 use media_core::media::DEFAULT_MAX_VIDEO_BYTES;
+use media_core::video::delivery::DeliveryPolicy;
 use media_core::video::dispatch::{DEFAULT_LARGE_SOURCE_BYTES, MAX_QUEUE_SHARDS};
 use media_core::video::job::RetryPolicy;
 use media_core::video::ladder::LadderOptions;
 use media_core::video::upload_session::DEFAULT_SESSION_TTL_S;
-use media_core::video::webhook::{DeliveryPolicy, WebhookConfig};
+use media_core::video::webhook::WebhookConfig;
 use worker::Env;
 use worker_kit::config::{ConfigError, Vars};
 use worker_kit::settings::StorageSettings;

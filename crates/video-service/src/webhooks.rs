@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use futures_util::future::{select, Either};
 use media_core::video::callback::check_url;
-use media_core::video::webhook::{is_delivered, signature_header, ID_HEADER, SIGNATURE_HEADER};
+use media_core::video::delivery::is_delivered;
+use media_core::video::webhook::{signature_header, ID_HEADER, SIGNATURE_HEADER};
 use worker::{AbortController, Delay, Fetch, Headers, Method, Request, RequestInit, RequestRedirect};
 use worker_kit::clock::now;
 

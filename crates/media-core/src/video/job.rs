@@ -25,7 +25,7 @@
 //! the public routes show of it is [`public_failure_message`]: messages
 //! written for uploaders pass, our own faults become a generic sentence.
 
-use crate::video::webhook::{CallbackState, CallbackStatus};
+use crate::video::delivery::{CallbackState, CallbackStatus};
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{AppId, JobId, LeaseId, VideoId};

@@ -9,12 +9,14 @@
 //! | [`timeline`] | the bounds of a source's timeline: duration, timestamp jumps, audio offset, job time |
 //! | [`playlist`] | HLS playlists, WebVTT thumbnails, codec strings, sprite layout |
 //! | [`events`] | job lifecycle events for Server-Sent Events: which change means which event, payloads, frames |
-//! | [`webhook`] | signed webhooks: event ids, `Webhook-Signature` signing and checking, delivery retries, per-app destinations |
+//! | [`webhook`] | signed webhooks: event ids, `Webhook-Signature` signing and checking, per-app destinations |
+//! | [`delivery`] | webhook delivery: retry backoff, what counts as delivered, a job's delivery state |
 //! | [`callback`] | callback URL safety: https only, no private, loopback or numeric-trick hosts |
 //! | [`upload_session`] | resumable (multipart) uploads: signed upload tokens, R2's part rules, S3's multipart XML |
 
 pub mod callback;
 pub mod codecs;
+pub mod delivery;
 pub mod dispatch;
 pub mod events;
 pub mod job;

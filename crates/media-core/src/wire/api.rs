@@ -15,10 +15,10 @@ use crate::image::transform::TransformDefaults;
 use crate::keys::{HlsFile, ObjectKey, OutputId};
 use crate::media::{describe_bytes, image_dimensions, ImageType};
 use crate::time::Timestamp;
+use crate::video::delivery::CallbackStatus;
 use crate::video::dispatch::SizeClass;
 pub use crate::video::job::JobSpec;
 use crate::video::job::{Job, JobResult, JobStatus, Rendition, ThumbnailMeta};
-use crate::video::webhook::CallbackStatus;
 
 /// A JSON object body, read field by field.
 #[derive(Debug)]
@@ -1088,8 +1088,8 @@ mod tests {
         assert_eq!(v.duration_s, Some(5.0));
 
         // A receiver that fails: only the keyed view says so.
-        job.callback = Some(crate::video::webhook::CallbackState {
-            status: crate::video::webhook::CallbackStatus::Failed,
+        job.callback = Some(crate::video::delivery::CallbackState {
+            status: crate::video::delivery::CallbackStatus::Failed,
             attempts: 3,
             last_error: Some("could not connect".into()),
         });
@@ -1098,7 +1098,7 @@ mod tests {
         let keyed = JobView::with_delivery(&job, "https://videos.example.com");
         assert_eq!(
             (keyed.callback_status, keyed.callback_attempts, keyed.callback_last_error.as_deref()),
-            (Some(crate::video::webhook::CallbackStatus::Failed), Some(3), Some("could not connect"))
+            (Some(crate::video::delivery::CallbackStatus::Failed), Some(3), Some("could not connect"))
         );
     }
 }

@@ -25,8 +25,8 @@ use crate::image::variant::{
 };
 use crate::media::ImageType;
 use crate::time::Timestamp;
+use crate::video::delivery::CallbackStatus;
 use crate::video::job::{JobStatus, Rendition, ThumbnailMeta};
-use crate::video::webhook::CallbackStatus;
 use crate::wire::api::{
     CancelRequest, CancelResponse, DeleteImageResponse, DeleteVideoResponse, DeletedImage, DeletedVideo, Health,
     ImageLocation, ImageMeta, ImageUploadResponse, ImageUploadUrlRequest, ImageUploadUrlResponse, JobView,

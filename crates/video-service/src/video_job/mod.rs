@@ -79,11 +79,12 @@ use std::time::Duration;
 
 use media_core::ids::{AppId, JobId, LeaseId, VideoId};
 use media_core::keys::{ObjectKey, OutputId};
+use media_core::video::delivery::{CallbackState, CallbackStatus};
 use media_core::video::dispatch::{shard_change, shard_of, ShardChange, SizeClass};
 use media_core::video::events::{connected, events_between, JobEvent, VIDEO_EVENT_LOG_LEN};
 use media_core::video::job::{Completion, FailOutcome, Job, JobStatus, NotifyOutcome, RetryPolicy, SourceUpload};
 use media_core::video::upload_session::SessionStep;
-use media_core::video::webhook::{CallbackState, CallbackStatus, WebhookBody, WebhookType};
+use media_core::video::webhook::{WebhookBody, WebhookType};
 use media_core::wire::api::{
     CompleteRequest, FailRequest, HeartbeatRequest, HeartbeatResponse, JobSpec, ReleaseRequest,
 };
@@ -1148,7 +1149,7 @@ impl VideoJob {
     }
 
     /// Sends the webhook attempts that are due, one after another, and
-    /// records each outcome (`media_core::video::webhook::CallbackState`).
+    /// records each outcome (`media_core::video::delivery::CallbackState`).
     async fn deliver_due(&self) -> worker::Result<()> {
         #[derive(Deserialize)]
         struct Due {
