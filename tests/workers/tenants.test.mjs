@@ -197,6 +197,22 @@ describe('API keys are tied to apps', () => {
       },
     },
     {
+      name: 'video GET /videos/{app_id}/{video_id}',
+      accepted: 200,
+      call: async (key, app) => {
+        // The app's own backend starts a job; `key` reads it.
+        const id = fresh('g');
+        const raw = `raw/${app}/${id}/source.mp4`;
+        await putStored({ backend: 'r2', mf: video }, raw, new Uint8Array(100).fill(1), 'video/mp4');
+        const started = await vapi.post('/notify-upload-complete', { app_id: app, video_id: id, raw_key: raw, content_type: 'video/mp4' }, { key: KEY_ANY, headers: freshIp() });
+        assert.equal(started.status, 202, started.text);
+        const res = await vapi.get(`/videos/${app}/${id}`, { key, headers: freshIp() });
+        if (res.status === 200) assert.equal(res.json.video_id, id);
+        res.effect = async () => (res.text.includes(started.json.job_id) ? 'the job was shown' : null);
+        return res;
+      },
+    },
+    {
       name: 'image DELETE /images',
       accepted: 200,
       call: async (key, app) => {
@@ -273,6 +289,53 @@ describe('API keys are tied to apps', () => {
     }
     assert.deepEqual(leaks, []);
     assert.equal(checked, routes.length * matrix.length);
+  });
+
+  test('GET /videos/{app_id}/{video_id}: the job with its delivery for the app\'s key, as /videos/delivery; 401, 403, 404, 400 and 405 otherwise', async () => {
+    const id = fresh('view');
+    const raw = `raw/app-a/${id}/source.mp4`;
+    await putStored({ backend: 'r2', mf: video }, raw, new Uint8Array(100).fill(1), 'video/mp4');
+    const started = await vapi.post('/notify-upload-complete', { app_id: 'app-a', video_id: id, raw_key: raw, content_type: 'video/mp4' }, { key: KEY_AB, headers: freshIp() });
+    assert.equal(started.status, 202, started.text);
+    const path = `/videos/app-a/${id}`;
+    const view = await vapi.get(path, { key: KEY_AB, headers: freshIp() });
+    assert.equal(view.status, 200, view.text);
+    assert.equal(view.headers.get('cache-control'), 'no-store');
+    const delivery = await vapi.get(`/videos/delivery?app_id=app-a&video_id=${id}`, { key: KEY_AB, headers: freshIp() });
+    assert.deepEqual(view.json, delivery.json, 'the same view as /videos/delivery');
+    assert.equal(view.json.job_id, started.json.job_id);
+    assert.equal(view.json.status, 'queued');
+    // Without a key, with a wrong one, with another tenant's: refused, nothing of the job shown.
+    for (const [key, status, code] of [[undefined, 401, 'unauthorized'], ['nope', 403, 'forbidden'], [KEY_C, 403, 'app_not_allowed']]) {
+      const r = await vapi.get(path, { key, headers: freshIp() });
+      assert.equal(r.status, status, `${key}: ${r.text}`);
+      assert.equal(errorCode(r), code);
+      assert.ok(!r.text.includes(started.json.job_id));
+    }
+    // Another app's video, or one without a job: 404 for a key of that app.
+    const none = await vapi.get('/videos/app-b/no-such-video', { key: KEY_AB, headers: freshIp() });
+    assert.equal(none.status, 404, none.text);
+    assert.equal(errorCode(none), 'not_found');
+    const other = await vapi.get(`/videos/app-c/${id}`, { key: KEY_C, headers: freshIp() });
+    assert.equal(other.status, 404, 'app-a\'s video is not app-c\'s');
+    // A bad id is a 400 naming it; other methods are 405 with Allow.
+    const bad = await vapi.get('/videos/app-a/bad.id', { key: KEY_AB, headers: freshIp() });
+    assert.equal(bad.status, 400, bad.text);
+    assert.match(bad.json.error.message, /video_id/);
+    const post = await vapi.call('POST', path, { key: KEY_AB, headers: freshIp() });
+    assert.equal(post.status, 405);
+    assert.equal(post.headers.get('allow'), 'GET, OPTIONS');
+    // Server-only: no CORS on the answer or its preflight.
+    const browser = await video.dispatchFetch(VIDEO + path, { headers: { ...freshIp(), origin: 'https://a.example', 'x-api-key': KEY_AB } });
+    assert.equal(browser.status, 200);
+    assert.deepEqual(corsHeaders(browser), []);
+    await browser.arrayBuffer();
+    const pre = await video.dispatchFetch(VIDEO + path, { method: 'OPTIONS', headers: { origin: 'https://a.example', 'access-control-request-method': 'GET' } });
+    assert.deepEqual(corsHeaders(pre), []);
+    await pre.arrayBuffer();
+    // And the served OpenAPI document has it, with the key.
+    const doc = (await vapi.get('/openapi.json')).json;
+    assert.deepEqual(doc.paths['/videos/{app_id}/{video_id}'].get.security, [{ ApiKey: [] }]);
   });
 
   test('a refused app is refused before the upload is read', async () => {

@@ -3,7 +3,8 @@
 //! Its routes are the rows of `media_core::wire::routes::VIDEO_ROUTES`
 //! (path, methods, who may call it); `route` below gives each row its
 //! handler: [`uploads`] (presign, notify, cancel), [`delete`], [`status`]
-//! (`/job-status`, `/playback-url`, `/videos/delivery`), [`events`], [`hls`],
+//! (`/job-status`, `/playback-url`, `/videos/delivery`,
+//! `/videos/{app_id}/{video_id}`), [`events`], [`hls`],
 //! [`resumable`] (the upload token's multipart routes) and [`internal`] (the
 //! transcoder's API).
 //!
@@ -66,6 +67,7 @@ async fn route(req: Request, cx: &VideoContext<'_>, row: &'static Route<VideoRou
         VideoRoute::Cancel => uploads::cancel_job(req, cx, &base).await,
         VideoRoute::DeleteVideo => delete::delete_video(req, cx).await,
         VideoRoute::Delivery => status::delivery(req, cx, &base).await,
+        VideoRoute::Video => status::video(req, cx, &base, row).await,
         VideoRoute::JobStatus => status::job_status(req, cx.env, &base).await,
         VideoRoute::PlaybackUrl => status::playback_url(req, cx.env, &base).await,
         VideoRoute::JobEvents => events::job_events(req, cx, &base).await,

@@ -24,11 +24,14 @@
 //! Both routes count against the generous per-IP limit of public reads, and
 //! show failures only in their public form (`media_core::video::job::public_failure_message`).
 
+use media_core::http::auth::KeyGrant;
 use media_core::ids::{AppId, VideoId};
 use media_core::video::job::{Job, JobStatus};
 use media_core::wire::api::{query_id, JobView, NotPlayableResponse, PlaybackUrlResponse};
+use media_core::wire::routes::{Route, VideoRoute};
 use media_core::{ApiError, ErrorCode};
 use worker::{Cache, Env, Headers, Request, Response};
+use worker_kit::failure::no_route;
 use worker_kit::query::query;
 use worker_kit::ratelimit::enforce_public;
 use worker_kit::reply::json;
@@ -204,6 +207,23 @@ fn with_source(mut resp: Response, source: ReadSource) -> Handled {
 pub async fn delivery(req: Request, cx: &crate::VideoContext<'_>, base: &str) -> Handled {
     let grant = worker_kit::entry::guard(&req, cx, "videos-delivery").await?;
     let (app, video) = ids(&req)?;
+    keyed_job(cx, &grant, app, video, base).await
+}
+
+/// `GET /videos/{app_id}/{video_id}` (API key, that app only): the same
+/// API-key view of the job as [`delivery`], the video named by its path.
+pub async fn video(req: Request, cx: &crate::VideoContext<'_>, base: &str, row: &Route<VideoRoute>) -> Handled {
+    let grant = worker_kit::entry::guard(&req, cx, "videos").await?;
+    let path = req.path();
+    let params = row.pattern.params(&path);
+    let Some([app, video]) = params.as_deref() else { return Err(no_route(&path)) };
+    let (app, video) = (AppId::parse(app).map_err(ApiError::from)?, VideoId::parse(video).map_err(ApiError::from)?);
+    keyed_job(cx, &grant, app, video, base).await
+}
+
+/// The job with its webhook delivery, for a key that may act for `app`
+/// (403 otherwise), read from the video's object; 404 without a job.
+async fn keyed_job(cx: &crate::VideoContext<'_>, grant: &KeyGrant, app: AppId, video: VideoId, base: &str) -> Handled {
     grant.check_app(&app)?;
     let call = VideoCall { app_id: app.clone(), video_id: video.clone(), base: None, op: VideoOp::Get };
     let job: Option<Job> = client::ask(cx.env, VIDEO_JOBS_BINDING, &call.object_name(), &call).await?;

@@ -721,6 +721,21 @@ fn video_operations(id: VideoRoute) -> Vec<Documented> {
             let op = with_errors(op, &[&[(404, "Error")]]);
             vec![at(Method::Get, op)]
         }
+        VideoRoute::Video => {
+            let op = operation(
+                "A video's job, for the app's backend",
+                "getVideo",
+                Some(
+                    "The job as /job-status shows it, plus the delivery of its webhooks (callback_status, \
+                     callback_attempts, callback_last_error): the answer of GET /videos/delivery, the video named \
+                     by its path. The key must act for app_id (403 app_not_allowed otherwise); 404 for a video \
+                     without a job. Read from the video's job object, never cached.",
+                ),
+            )
+            .parameters(Some([path_id("app_id", "AppId"), path_id("video_id", "VideoId")]))
+            .response("200", json_response("The job with its webhook delivery.", "JobView"));
+            vec![at(Method::Get, with_errors(op, &[&[(404, "Error")]]))]
+        }
         VideoRoute::JobStatus => {
             let mut ok = json_response("The job as it is now.", "JobView");
             ok.headers.insert("Server-Timing".into(), read_from());

@@ -183,6 +183,8 @@ pub enum VideoRoute {
     DeleteVideo,
     /// `GET /videos/delivery`.
     Delivery,
+    /// `GET /videos/{app_id}/{video_id}`.
+    Video,
     /// `GET /job-status`.
     JobStatus,
     /// `GET /playback-url`.
@@ -211,6 +213,7 @@ pub static VIDEO_ROUTES: &[Route<VideoRoute>] = &[
     row(Template("/cancel-job"), POST, ApiKey, VideoRoute::Cancel),
     row(Template("/videos"), DELETE, ApiKey, VideoRoute::DeleteVideo),
     row(Template("/videos/delivery"), GET, ApiKey, VideoRoute::Delivery),
+    row(Template("/videos/{app_id}/{video_id}"), GET, ApiKey, VideoRoute::Video),
     row(Template("/job-status"), GET, Public, VideoRoute::JobStatus),
     row(Template("/playback-url"), GET, Public, VideoRoute::PlaybackUrl),
     row(Template("/job-events"), GET, Public, VideoRoute::JobEvents),
@@ -288,7 +291,8 @@ mod tests {
     fn paths_find_their_handlers() {
         assert_eq!(ids(find(VIDEO_ROUTES, "/videos")), [VideoRoute::DeleteVideo]);
         assert_eq!(ids(find(VIDEO_ROUTES, "/videos/delivery")), [VideoRoute::Delivery]);
-        assert_eq!(ids(find(VIDEO_ROUTES, "/videos/app/vid")), []);
+        assert_eq!(ids(find(VIDEO_ROUTES, "/videos/app/vid")), [VideoRoute::Video]);
+        assert_eq!(ids(find(VIDEO_ROUTES, "/videos/app/vid/x")), []);
         assert_eq!(ids(find(VIDEO_ROUTES, "/job-status/")), []);
         assert_eq!(ids(find(VIDEO_ROUTES, "/")), [VideoRoute::Health]);
         assert_eq!(ids(find(VIDEO_ROUTES, "/hls/a/b/c/master.m3u8")), [VideoRoute::Hls]);
@@ -346,6 +350,7 @@ mod tests {
                 "/cancel-job",
                 "/videos",
                 "/videos/delivery",
+                "/videos/{app_id}/{video_id}",
                 "/events",
                 "/internal/"
             ]
