@@ -41,7 +41,7 @@ use worker_kit::store::{AnyStore, ObjectStore};
 use worker_kit::Failure;
 
 use crate::settings::ImageSettings;
-use crate::{images_binding, records, variants};
+use crate::{images_binding, records};
 
 /// The binding's name in the wrangler files.
 pub const IMAGE_OBJECTS_BINDING: &str = "IMAGE_OBJECTS";
@@ -122,7 +122,7 @@ async fn make_variant(env: Env, job: VariantJob) -> Result<VariantMade, Failure>
     }
     let started = worker::Date::now().as_millis();
     let original_key = ObjectKey::Image { app: job.app.clone(), image: job.image.clone() }.to_string();
-    let original = variants::read_original(&store, &original_key, job.original_etag.as_deref()).await?;
+    let original = records::read_original(&store, &original_key, job.original_etag.as_deref()).await?;
     let input_bytes = original.len();
     let made = images_binding::transform(&env, original, &job.options, job.format).await?;
     let output_bytes = made.bytes.len();

@@ -123,6 +123,24 @@ pub async fn vet(
     Ok(rec)
 }
 
+/// The original's bytes, only in the version its record checked: an object
+/// replaced since is not transformed (404, as `/assets/` answers it).
+pub(crate) async fn read_original(store: &impl ObjectStore, key: &str, etag: Option<&str>) -> Result<Vec<u8>, Failure> {
+    let read = ReadRequest { if_match: etag.map(str::to_owned), ..ReadRequest::default() };
+    match store.read(key, &read).await? {
+        Some(ReadOutcome::Body { info, body, .. }) => {
+            if etag.is_some() && single_etag_condition(Some(&info.etag)).as_deref() != etag {
+                return Err(no_such_image());
+            }
+            Ok(collect_body(body).await?)
+        }
+        None | Some(ReadOutcome::PreconditionFailed) => Err(no_such_image()),
+        Some(ReadOutcome::NotModified { .. } | ReadOutcome::RangeNotSatisfiable { .. }) => {
+            Err(Failure::internal("a whole-object read answered as a conditional or ranged one"))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use worker_kit::store::memory::{block_on, MemoryStore};
@@ -190,5 +208,19 @@ mod tests {
         store.fail("DELETE", "images/");
         assert_eq!(check(&store, 1 << 20).unwrap_err().to_reply().status, 503);
         assert!(store.contains(KEY));
+    }
+
+    #[test]
+    fn only_the_checked_version_of_the_original_is_read() {
+        let store = MemoryStore::new();
+        let etag = store.insert("images/a/i", b"one".to_vec(), Some("image/png"));
+        let bare = etag.trim_matches('"').to_owned();
+        assert_eq!(block_on(read_original(&store, "images/a/i", Some(&bare))).unwrap(), b"one");
+        store.insert("images/a/i", b"two".to_vec(), Some("image/png"));
+        let e = block_on(read_original(&store, "images/a/i", Some(&bare))).unwrap_err();
+        assert_eq!(e.to_reply().status, 404, "replaced since it was checked");
+        assert_eq!(block_on(read_original(&store, "images/a/none", None)).unwrap_err().to_reply().status, 404);
+        store.fail("GET", "images/");
+        assert_eq!(block_on(read_original(&store, "images/a/i", None)).unwrap_err().to_reply().status, 503);
     }
 }

@@ -18,7 +18,6 @@
 //! options' rules (allowed set, `f=auto`, limits) are
 //! `media_core::image::variant`'s.
 
-use media_core::http::single_etag_condition;
 use media_core::ids::{AppId, ImageId};
 use media_core::image::transform::{decode_options, split_transform_path};
 use media_core::image::variant::{
@@ -30,7 +29,7 @@ use media_core::{ApiError, ErrorCode};
 use worker::{Request, Response};
 use worker_kit::ratelimit::enforce_public;
 use worker_kit::serve::{edge_hit, serve_object, ServeSpec};
-use worker_kit::store::{collect_body, ObjectInfo, ObjectStore, ReadOutcome, ReadRequest};
+use worker_kit::store::ObjectInfo;
 use worker_kit::{Failure, Handled};
 
 use crate::image_object::{self, ImageCommand, VariantJob, VariantMade};
@@ -147,43 +146,4 @@ async fn answer(req: &Request, cx: &ImageContext<'_>, app: &AppId, image: &Image
         VariantMade::Stored => Source::Stored,
     };
     finish(resp, opts, source)
-}
-
-/// The original's bytes, only in the version its record checked: an object
-/// replaced since is not transformed (404, as `/assets/` answers it).
-pub(crate) async fn read_original(store: &impl ObjectStore, key: &str, etag: Option<&str>) -> Result<Vec<u8>, Failure> {
-    let read = ReadRequest { if_match: etag.map(str::to_owned), ..ReadRequest::default() };
-    match store.read(key, &read).await? {
-        Some(ReadOutcome::Body { info, body, .. }) => {
-            if etag.is_some() && single_etag_condition(Some(&info.etag)).as_deref() != etag {
-                return Err(no_such_image());
-            }
-            Ok(collect_body(body).await?)
-        }
-        None | Some(ReadOutcome::PreconditionFailed) => Err(no_such_image()),
-        Some(ReadOutcome::NotModified { .. } | ReadOutcome::RangeNotSatisfiable { .. }) => {
-            Err(Failure::internal("a whole-object read answered as a conditional or ranged one"))
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use worker_kit::store::memory::{block_on, MemoryStore};
-
-    use super::*;
-
-    #[test]
-    fn only_the_checked_version_of_the_original_is_read() {
-        let store = MemoryStore::new();
-        let etag = store.insert("images/a/i", b"one".to_vec(), Some("image/png"));
-        let bare = etag.trim_matches('"').to_owned();
-        assert_eq!(block_on(read_original(&store, "images/a/i", Some(&bare))).unwrap(), b"one");
-        store.insert("images/a/i", b"two".to_vec(), Some("image/png"));
-        let e = block_on(read_original(&store, "images/a/i", Some(&bare))).unwrap_err();
-        assert_eq!(e.to_reply().status, 404, "replaced since it was checked");
-        assert_eq!(block_on(read_original(&store, "images/a/none", None)).unwrap_err().to_reply().status, 404);
-        store.fail("GET", "images/");
-        assert_eq!(block_on(read_original(&store, "images/a/i", None)).unwrap_err().to_reply().status, 503);
-    }
 }
