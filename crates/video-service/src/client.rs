@@ -6,7 +6,7 @@
 use media_core::ApiError;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use worker::{Env, Method, Request, RequestInit};
+use worker::{Env, Method, Request, RequestInit, Response};
 use worker_kit::Failure;
 
 /// An object's raw answer: status and JSON text.
@@ -44,6 +44,13 @@ pub fn read<T: DeserializeOwned>(binding: &str, answer: Answer) -> Result<T, Fai
         Some(e) if answer.status < 500 => Err(Failure::Client(e)),
         _ => Err(Failure::internal(format!("{binding} answered {}: {}", answer.status, answer.body))),
     }
+}
+
+/// An object's answer refusing a command: the error as JSON with its
+/// status, which the Worker relays as it is when it is a client error
+/// ([`read`]).
+pub fn refusal(e: &ApiError) -> worker::Result<Response> {
+    Ok(Response::ok(e.to_json())?.with_status(e.status()))
 }
 
 /// Sends `cmd` and returns the object's response as it is (an event stream).

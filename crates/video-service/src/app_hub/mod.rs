@@ -18,7 +18,7 @@
 use worker::{durable_object, DurableObject, Env, Request, Response, State};
 use worker_kit::clock::{now, random_bytes};
 
-use crate::client::read_command;
+use crate::client::{read_command, refusal};
 use crate::protocol::app_hub::HubCommand;
 use crate::settings::sse_heartbeat_ms;
 use crate::sse::{EventLog, Subscribers, EVENT_LOG_SCHEMA};
@@ -49,7 +49,7 @@ impl DurableObject for AppHub {
     async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
         let cmd: HubCommand = match read_command(&mut req, "hub command").await {
             Ok(c) => c,
-            Err(e) => return Ok(Response::ok(e.to_json())?.with_status(e.status())),
+            Err(e) => return refusal(&e),
         };
         match cmd {
             HubCommand::Publish { job, events } => {

@@ -33,7 +33,7 @@ use media_core::Timestamp;
 use worker::{durable_object, Delay, DurableObject, Env, Request, Response, State};
 use worker_kit::clock::{now, random_bytes};
 
-use crate::client::{call, read_command, Answer};
+use crate::client::{call, read_command, refusal, Answer};
 use crate::protocol::dispatch::{shard_name, ShardCommand, DISPATCH_BINDING};
 use crate::video_job::{VideoCall, VideoOp, VIDEO_JOBS_BINDING};
 
@@ -96,7 +96,7 @@ impl DurableObject for DispatchShard {
     async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
         let cmd: ShardCommand = match read_command(&mut req, "shard command").await {
             Ok(c) => c,
-            Err(e) => return Ok(Response::ok(e.to_json())?.with_status(e.status())),
+            Err(e) => return refusal(&e),
         };
         let (reply, effects) = self.shard.handle(&Live(&self.env), cmd).await?;
         if !effects.is_empty() {
@@ -115,7 +115,7 @@ impl DurableObject for DispatchShard {
             Reply::Lease(lease) => Response::from_json(&lease),
             Reply::Located(located) => Response::from_json(&located),
             Reply::Stats(stats) => Response::from_json(&stats),
-            Reply::Refused(e) => Ok(Response::ok(e.to_json())?.with_status(e.status())),
+            Reply::Refused(e) => refusal(&e),
         }
     }
 }
