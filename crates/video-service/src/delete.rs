@@ -27,7 +27,7 @@ use worker_kit::store::s3::S3Store;
 use worker_kit::Handled;
 
 use crate::client;
-use crate::video_job::{DeleteReply, VideoCall, VideoOp, VIDEO_JOBS_BINDING};
+use crate::protocol::video_job::{DeleteReply, VideoCall, VideoOp, VIDEO_JOBS_BINDING};
 use crate::VideoContext;
 
 /// `DELETE /videos`: 200 with what was removed; a repeat answers zeros.

@@ -24,9 +24,9 @@ use worker_kit::{Failure, Handled};
 
 use crate::client;
 use crate::protocol::app_hub::{HubCommand, APP_EVENTS_BINDING};
+use crate::protocol::video_job::{VideoCall, VideoOp, VIDEO_JOBS_BINDING};
 use crate::sse::stream_headers;
 use crate::status::may_have_job;
-use crate::video_job::{VideoCall, VideoOp, VIDEO_JOBS_BINDING};
 use crate::VideoContext;
 
 /// The resume point a client asks for: the header, else the query parameter.

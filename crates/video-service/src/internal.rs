@@ -42,7 +42,7 @@ use worker_kit::{Failure, Handled};
 use crate::client;
 use crate::lease;
 use crate::protocol::dispatch::{shard_name, Located, ShardCommand, ShardStats, DISPATCH_BINDING};
-use crate::video_job::{VideoCall, VideoOp, VIDEO_JOBS_BINDING};
+use crate::protocol::video_job::{VideoCall, VideoOp, VIDEO_JOBS_BINDING};
 use crate::VideoContext;
 
 /// Bodies of the internal API are small; completion reports are the largest.

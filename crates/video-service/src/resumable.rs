@@ -52,7 +52,7 @@ use worker_kit::store::ObjectStore;
 use worker_kit::{Failure, Handled};
 
 use crate::client;
-use crate::video_job::{VideoCall, VideoOp, VIDEO_JOBS_BINDING};
+use crate::protocol::video_job::{VideoCall, VideoOp, VIDEO_JOBS_BINDING};
 use crate::VideoContext;
 
 /// How long a part's presigned URL stays valid.

@@ -17,8 +17,6 @@ use media_core::video::upload_session::DEFAULT_SESSION_TTL_S;
 use media_core::video::webhook::WebhookConfig;
 use worker::Env;
 use worker_kit::config::{ConfigError, Vars};
-use worker_kit::settings::StorageSettings;
-use worker_kit::store::AnyStore;
 
 /// What the Worker's routes read, once per request.
 pub struct VideoSettings {
@@ -122,41 +120,30 @@ impl WebhookSettings {
     }
 }
 
-/// The webhook settings, read by a Durable Object.
-pub fn webhook_settings(env: &Env) -> Result<WebhookSettings, ConfigError> {
-    WebhookSettings::load(&Vars(env))
+/// `SSE_HEARTBEAT_MS`: how often a quiet event stream sends a heartbeat
+/// (default 15000; at least 100).
+pub fn sse_heartbeat(vars: &Vars<'_>) -> Result<u64, ConfigError> {
+    Ok(vars.number("SSE_HEARTBEAT_MS", media_core::video::events::HEARTBEAT_INTERVAL_MS)?.max(100))
 }
 
-/// `SSE_HEARTBEAT_MS`: how often a quiet event stream sends a heartbeat
-/// (default 15000; at least 100). A broken value is logged and the default used:
-/// a heartbeat's rhythm is not worth refusing a stream for.
+/// [`sse_heartbeat`], read by an app's hub: a broken value is logged and the
+/// default used, a heartbeat's rhythm is not worth refusing a stream for.
 pub fn sse_heartbeat_ms(env: &Env) -> u64 {
-    let default = media_core::video::events::HEARTBEAT_INTERVAL_MS;
-    Vars(env)
-        .number("SSE_HEARTBEAT_MS", default)
-        .unwrap_or_else(|e| {
-            tracing::error!(detail = %e, "SSE_HEARTBEAT_MS cannot be used; heartbeats every 15 s");
-            default
-        })
-        .max(100)
+    sse_heartbeat(&Vars(env)).unwrap_or_else(|e| {
+        tracing::error!(detail = %e, "SSE_HEARTBEAT_MS cannot be used; heartbeats every 15 s");
+        media_core::video::events::HEARTBEAT_INTERVAL_MS
+    })
 }
 
 /// `SSE_MAX_PER_VIDEO` (500) and `SSE_MAX_PER_ADDRESS` (10): the most
 /// `/job-events` streams one video keeps open, in all and from one client
-/// address (`media_core::video::events::StreamCaps`). Read by the video's object;
-/// a value that cannot be used falls back to its default, logged.
-pub fn stream_caps(env: &Env) -> media_core::video::events::StreamCaps {
+/// address (`media_core::video::events::StreamCaps`). Read by the video's object.
+pub fn stream_caps(vars: &Vars<'_>) -> Result<media_core::video::events::StreamCaps, ConfigError> {
     let d = media_core::video::events::StreamCaps::default();
-    let read = |name: &str, default: u32| {
-        Vars(env).number(name, default).unwrap_or_else(|e| {
-            tracing::error!(detail = %e, "{name} cannot be used; the default {default} applies");
-            default
-        })
-    };
-    media_core::video::events::StreamCaps {
-        per_video: read("SSE_MAX_PER_VIDEO", d.per_video),
-        per_address: read("SSE_MAX_PER_ADDRESS", d.per_address),
-    }
+    Ok(media_core::video::events::StreamCaps {
+        per_video: vars.number("SSE_MAX_PER_VIDEO", d.per_video)?,
+        per_address: vars.number("SSE_MAX_PER_ADDRESS", d.per_address)?,
+    })
 }
 
 /// `KEEP_SOURCE` (`true`, the default, or `false`): whether a video's raw
@@ -171,26 +158,6 @@ pub fn keep_source(vars: &Vars<'_>) -> Result<bool, ConfigError> {
             Err(ConfigError { name: "KEEP_SOURCE".into(), problem: format!("is {other:?}; it must be true or false") })
         }
     }
-}
-
-/// [`keep_source`], read by a Durable Object after a job is done. A broken
-/// value is logged and the source kept: deleting is the one thing not to
-/// do by mistake.
-pub fn keep_source_of(env: &Env) -> bool {
-    keep_source(&Vars(env)).unwrap_or_else(|e| {
-        tracing::error!(detail = %e, "KEEP_SOURCE cannot be used; keeping the source");
-        true
-    })
-}
-
-/// The object store, opened by a Durable Object (deleting a video, retention).
-pub fn store_of(env: &Env) -> Result<AnyStore, ConfigError> {
-    AnyStore::open(env, &StorageSettings::load(&Vars(env)))
-}
-
-/// The dispatch settings, read by a Durable Object.
-pub fn dispatch_settings(env: &Env) -> Result<DispatchSettings, ConfigError> {
-    DispatchSettings::load(&Vars(env))
 }
 
 /// The queue's retry rules: `JOB_MAX_ATTEMPTS` (3), `LEASE_TTL_MS` (30000),

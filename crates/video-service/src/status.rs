@@ -38,9 +38,8 @@ use worker_kit::reply::json;
 use worker_kit::{Failure, Handled};
 
 use crate::client;
-use crate::video_job::{
-    job_marker_key, playback_record_key, write_job_marker, VideoCall, VideoOp, KV_BINDING, VIDEO_JOBS_BINDING,
-};
+use crate::protocol::video_job::{VideoCall, VideoOp, VIDEO_JOBS_BINDING};
+use crate::video_job::{job_marker_key, playback_record_key, write_job_marker, KV_BINDING};
 
 /// Where a public read found the job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -23,9 +23,9 @@ use worker_kit::store::{ObjectInfo, ObjectStore};
 use worker_kit::{Failure, Handled};
 
 use crate::client;
+use crate::protocol::video_job::{CancelReply, NotifyReply, VideoCall, VideoOp, VIDEO_JOBS_BINDING};
 use crate::resumable::{session_claims, token_key};
 use crate::settings::WebhookSettings;
-use crate::video_job::{CancelReply, NotifyReply, VideoCall, VideoOp, VIDEO_JOBS_BINDING};
 use crate::VideoContext;
 
 /// The most a JSON request body of these routes may be.

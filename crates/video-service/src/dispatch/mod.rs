@@ -35,7 +35,7 @@ use worker_kit::clock::{now, random_bytes};
 
 use crate::client::{call, read_command, refusal, Answer};
 use crate::protocol::dispatch::{shard_name, ShardCommand, DISPATCH_BINDING};
-use crate::video_job::{VideoCall, VideoOp, VIDEO_JOBS_BINDING};
+use crate::protocol::video_job::{VideoCall, VideoOp, VIDEO_JOBS_BINDING};
 
 pub mod shard;
 pub mod store;

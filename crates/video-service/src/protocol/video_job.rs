@@ -1,1 +1,109 @@
-//! The `video_job` object's calls and replies (filled in by issue 24's reshaping).
+//! The messages of `VideoJob` (one per video, [`crate::video_job`]): what
+//! the Worker and the queue shards ask of a video's object, its typed
+//! replies, the binding, and how an object is named (`{app_id}/{video_id}`).
+
+use media_core::ids::{AppId, JobId, LeaseId, VideoId};
+use media_core::keys::OutputId;
+use media_core::video::job::{Job, NotifyOutcome, SourceUpload};
+use media_core::video::upload_session::SessionStep;
+use media_core::wire::api::{CompleteRequest, DeletedVideo, FailRequest, HeartbeatRequest, ReleaseRequest};
+use media_core::Timestamp;
+use serde::{Deserialize, Serialize};
+
+/// The Durable Object binding of the video objects.
+pub const VIDEO_JOBS_BINDING: &str = "VIDEO_JOBS";
+
+/// A command to the object of one video.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct VideoCall {
+    pub app_id: AppId,
+    pub video_id: VideoId,
+    /// The service's public origin as the caller saw it, for the URLs in
+    /// events (the last one given is kept for calls without one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<String>,
+    pub op: VideoOp,
+}
+
+impl VideoCall {
+    /// The name of the object it goes to.
+    pub fn object_name(&self) -> String {
+        format!("{}/{}", self.app_id, self.video_id)
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum VideoOp {
+    /// `callback_url`, when given, also receives this video's webhooks (it
+    /// stays until a later notify names another).
+    Notify {
+        source: SourceUpload,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        callback_url: Option<String>,
+    },
+    Get,
+    /// From the job's shard: lease the job (if it is still queued and due).
+    Grant {
+        job_id: JobId,
+        lease_id: LeaseId,
+        output_id: OutputId,
+        worker: String,
+    },
+    Heartbeat {
+        job_id: JobId,
+        req: HeartbeatRequest,
+    },
+    Complete {
+        job_id: JobId,
+        req: CompleteRequest,
+    },
+    Fail {
+        job_id: JobId,
+        req: FailRequest,
+    },
+    Release {
+        job_id: JobId,
+        req: ReleaseRequest,
+    },
+    Cancel,
+    /// Opens an event stream, replaying the events after `last_event_id`
+    /// (all kept events when absent). `address`: the client's, as its
+    /// streams count (`media_core::video::events::address_bucket`).
+    Events {
+        last_event_id: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        address: Option<String>,
+    },
+    /// Deletes the video for good (see [`crate::video_job`]'s "Deleting").
+    Delete,
+    /// A step of the resumable upload session `session` ([`crate::resumable`];
+    /// its ledger is `video_job::sessions`).
+    UploadSession {
+        session: String,
+        step: SessionStep,
+    },
+}
+
+/// The answer to a delete.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct DeleteReply {
+    pub deleted: DeletedVideo,
+    pub final_sweep_at: Option<Timestamp>,
+}
+
+/// The answer to a cancel.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct CancelReply {
+    /// False when the job had already ended (done, or failed).
+    pub canceled: bool,
+    pub job: Job,
+}
+
+/// The answer to a notify: what it did (which decides the HTTP status,
+/// `NotifyOutcome::http_status`) and the job.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct NotifyReply {
+    pub outcome: NotifyOutcome,
+    pub job: Job,
+}

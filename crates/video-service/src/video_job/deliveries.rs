@@ -1,0 +1,143 @@
+//! A video's webhook deliveries: which events are sent to whom
+//! ([`plan`]: the app's url and the notify's `callback_url`, one signed body
+//! per event), how each attempt's outcome is recorded with its backoff and
+//! jitter ([`record_attempt`], by `media_core::video::webhook::CallbackState`),
+//! and what the job shows of the newest event's delivery ([`refresh_callback`]).
+//! Sending one attempt is [`crate::webhooks`]'; the shell ([`super`]) sends
+//! the due ones from the alarm.
+
+use media_core::video::delivery::{CallbackState, CallbackStatus, DeliveryPolicy};
+use media_core::video::events::JobEvent;
+use media_core::video::job::{Job, JobStatus};
+use media_core::video::webhook::{WebhookBody, WebhookType};
+use media_core::wire::api::JobView;
+use media_core::Timestamp;
+use serde::Serialize;
+
+use super::store::{Delivery, DueDelivery, JobStore, RowState};
+use crate::settings::WebhookSettings;
+
+/// The `meta` key of the notify's `callback_url`.
+pub const CALLBACK_URL_KEY: &str = "callback_url";
+
+/// How many due attempts one alarm sends, one after another.
+pub const ATTEMPTS_PER_ALARM: u32 = 8;
+
+/// The deliveries `events` call for: one per event that has a webhook type
+/// and destination (the app's url, this video's `callback_url`).
+pub fn plan(
+    store: &impl JobStore,
+    settings: &WebhookSettings,
+    job: &Job,
+    events: &[JobEvent],
+    base: &str,
+    now: Timestamp,
+    random: &dyn Fn() -> [u8; 16],
+) -> worker::Result<Vec<Delivery>> {
+    let kinds: Vec<WebhookType> = events.iter().filter_map(WebhookType::of_event).collect();
+    if kinds.is_empty() {
+        return Ok(Vec::new());
+    }
+    let Some(hook) = settings.config.for_app(&job.app_id) else { return Ok(Vec::new()) };
+    let mut destinations = Vec::new();
+    if let Some(url) = &hook.url {
+        destinations.push(("app", url.clone()));
+    }
+    if let Some(url) = store.meta(CALLBACK_URL_KEY)? {
+        destinations.push(("callback", url));
+    }
+    let view = JobView::with_delivery(job, base);
+    let mut out = Vec::new();
+    for kind in kinds {
+        let body = WebhookBody::new(kind, random(), now, view.clone());
+        let json = body.to_json();
+        for (dest, url) in &destinations {
+            out.push(Delivery { event_id: body.id.clone(), dest, kind, url: url.clone(), body: json.clone() });
+        }
+    }
+    Ok(out)
+}
+
+/// One attempt's outcome as the app's hub shows it (a `webhook` event).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookReport {
+    pub event_id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub destination: String,
+    pub state: &'static str,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+}
+
+/// Records an attempt of `d` made at `now`: delivered, or pending until its
+/// next attempt (the policy's backoff, spread per event and destination),
+/// or failed after the last one.
+pub fn record_attempt(
+    store: &impl JobStore,
+    policy: &DeliveryPolicy,
+    now: Timestamp,
+    d: &DueDelivery,
+    outcome: &Result<(), String>,
+) -> worker::Result<WebhookReport> {
+    let mut state = CallbackState { status: CallbackStatus::Pending, attempts: d.attempts, last_error: None };
+    let (row_state, next_at) = match outcome {
+        Ok(()) => {
+            state.record_delivery();
+            (RowState::Delivered, now)
+        }
+        Err(why) => match state.record_failure(why, policy, now, &format!("{}|{}", d.event_id, d.dest)) {
+            Some(next) => (RowState::Pending, next),
+            None => (RowState::Failed, now),
+        },
+    };
+    store.record_attempt(&d.event_id, &d.dest, row_state, state.attempts, next_at, state.last_error.as_deref())?;
+    match outcome {
+        Ok(()) => {
+            tracing::info!(event_id = %d.event_id, dest = %d.dest, attempts = state.attempts, "webhook delivered")
+        }
+        Err(why) => {
+            tracing::warn!(event_id = %d.event_id, dest = %d.dest, attempts = state.attempts, state = row_state.as_str(), error = %why, "webhook attempt failed")
+        }
+    }
+    Ok(WebhookReport {
+        event_id: d.event_id.clone(),
+        kind: d.kind.clone(),
+        destination: d.dest.clone(),
+        state: row_state.as_str(),
+        attempts: state.attempts,
+        last_error: state.last_error,
+    })
+}
+
+/// Shows the newest webhook event's delivery in the job (`callback_status`):
+/// pending while any destination is, else failed if any failed, else
+/// delivered. Answers the job when it changed and is done, whose KV record
+/// (what public reads see first) must then be written again.
+pub fn refresh_callback(store: &impl JobStore) -> worker::Result<Option<Job>> {
+    let rows = store.newest_event_deliveries()?;
+    let Some(mut stored) = store.load()? else { return Ok(None) };
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    let any = |s: RowState| rows.iter().any(|r| r.state == s);
+    let status = if any(RowState::Pending) {
+        CallbackStatus::Pending
+    } else if any(RowState::Failed) {
+        CallbackStatus::Failed
+    } else {
+        CallbackStatus::Delivered
+    };
+    let callback = CallbackState {
+        status,
+        attempts: rows.iter().map(|r| r.attempts).max().unwrap_or(0),
+        last_error: rows.iter().filter(|r| r.state != RowState::Delivered).find_map(|r| r.last_error.clone()),
+    };
+    if stored.job.callback.as_ref() == Some(&callback) {
+        return Ok(None);
+    }
+    stored.job.callback = Some(callback);
+    store.save(&stored)?;
+    Ok((stored.job.status == JobStatus::Done).then_some(stored.job))
+}

@@ -1,0 +1,637 @@
+//! The commands of a video's object as functions of (stored state, now,
+//! settings). Each reads and writes the object's own storage through
+//! [`JobStore`] (synchronously: no await between a check and its write)
+//! and answers a typed reply, or an [`ApiError`], with the [`Effect`]s the
+//! shell ([`super`]) carries out afterwards, in order: telling the shard
+//! and the app's hub, the KV read model, retention, webhook sends, the
+//! alarm. No clock and no I/O here: `now` and randomness are arguments.
+
+use media_core::ids::{AppId, JobId, LeaseId, VideoId};
+use media_core::keys::OutputId;
+use media_core::video::delivery::CallbackState;
+use media_core::video::dispatch::{shard_change, shard_of, ShardChange, SizeClass};
+use media_core::video::events::{connected, events_between, JobEvent, StreamCaps};
+use media_core::video::job::{
+    Completion, FailOutcome, Job, JobStatus, LeaseLost, NotifyOutcome, RetryPolicy, SourceUpload,
+};
+use media_core::video::ladder::LadderOptions;
+use media_core::video::upload_session::{SessionRecord, SessionStep};
+use media_core::wire::api::{
+    CompleteRequest, FailRequest, HeartbeatRequest, HeartbeatResponse, JobSpec, JobView, ReleaseRequest,
+};
+use media_core::{ApiError, ErrorCode, Timestamp};
+
+use super::deliveries::{self, CALLBACK_URL_KEY};
+use super::sessions;
+use super::store::{JobStore, Stored};
+use crate::protocol::app_hub::JobSummary;
+use crate::protocol::dispatch::ShardCommand;
+use crate::protocol::video_job::{CancelReply, NotifyReply, VideoOp};
+use crate::settings::{DispatchSettings, WebhookSettings};
+use crate::sse::Frame;
+
+/// How soon the alarm tries again to tell the shard of a waiting job.
+pub const ENQUEUE_RETRY_MS: u64 = 2_000;
+/// How long after a running job's lease would have ended the final sweep of
+/// a deleted video (and the late sweep of an ended job's outputs) comes.
+pub const SWEEP_MARGIN_MS: u64 = 5_000;
+/// How soon a final sweep that failed is tried again, and how long a
+/// tombstone guards a delete of a video nothing was writing.
+pub const SWEEP_RETRY_MS: u64 = 30_000;
+/// The `meta` key of the late sweep of an ended job's outputs, in ms since the epoch.
+const LATE_SWEEP_KEY: &str = "late_sweep_at";
+/// The `meta` key recording that the job marker was written.
+pub const MARKER_META_KEY: &str = "kv_marker";
+/// The `meta` key of the public origin last given.
+const BASE_KEY: &str = "base";
+
+/// What the commands run by, read once per fetch or alarm by the shell.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `JOB_MAX_ATTEMPTS`, `LEASE_TTL_MS`, `RETRY_BACKOFF_MS`.
+    pub policy: RetryPolicy,
+    /// The default ladder of new jobs.
+    pub ladder: LadderOptions,
+    /// `QUEUE_SHARDS`, `LARGE_SOURCE_BYTES`.
+    pub dispatch: DispatchSettings,
+    /// `IV_WEBHOOKS` and the delivery policy.
+    pub webhooks: WebhookSettings,
+    /// `KEEP_SOURCE`.
+    pub keep_source: bool,
+    /// `SSE_MAX_PER_VIDEO`, `SSE_MAX_PER_ADDRESS`.
+    pub caps: StreamCaps,
+    /// `SSE_HEARTBEAT_MS`.
+    pub heartbeat_ms: u64,
+}
+
+/// The moment a command runs in and what it runs by.
+pub struct Cx<'a> {
+    pub now: Timestamp,
+    pub settings: &'a Settings,
+    /// 16 fresh random bytes per call (ids).
+    pub random: &'a dyn Fn() -> [u8; 16],
+}
+
+/// Why a command gives no reply: an answer for the caller, or storage failed.
+#[derive(Debug)]
+pub enum Refusal {
+    Answer(ApiError),
+    Storage(worker::Error),
+}
+
+impl From<ApiError> for Refusal {
+    fn from(e: ApiError) -> Self {
+        Refusal::Answer(e)
+    }
+}
+
+impl From<worker::Error> for Refusal {
+    fn from(e: worker::Error) -> Self {
+        Refusal::Storage(e)
+    }
+}
+
+/// A command's reply and what the shell then does.
+pub type Step<T> = Result<(T, Vec<Effect>), Refusal>;
+
+/// What the shell carries out after a command, in order.
+#[derive(Debug)]
+pub enum Effect {
+    /// Hand events (name, data) to the app's hub, in the background.
+    HubPublish { app: AppId, job: JobSummary, events: Vec<(String, serde_json::Value)> },
+    /// The app's hub forgets a deleted video (awaited, best effort).
+    HubForget { app: AppId, video: VideoId },
+    /// Write frames to the open `/job-events` streams.
+    Broadcast(Vec<Frame>),
+    /// End the open streams.
+    CloseStreams,
+    /// Write the video's job marker in KV; on success record it ([`MARKER_META_KEY`]).
+    WriteMarker { app: AppId, video: VideoId, job_id: JobId },
+    /// Tell the shard the job waits ([`shard_answered`] with the outcome).
+    TellShardWaiting { shard: u32, cmd: ShardCommand },
+    /// Tell the shard the job left the queue (best effort).
+    TellShardEnded { shard: u32, job_id: JobId },
+    /// Set the alarm at [`next_alarm`], read when the effect runs.
+    ScheduleAlarm,
+    /// Set the alarm at this time.
+    SetAlarm(Timestamp),
+    /// Write the done job's playback record in KV.
+    PublishRecord(Job),
+    /// Retention after a job completed ([`super::retention::after_done`]).
+    Retain(Job),
+    /// Retention after a job ended failed ([`super::retention::after_end`]).
+    DropOutputs(Job),
+    /// Send the webhook attempts that are due ([`super::deliveries`]).
+    DeliverDue,
+    /// Wipe the object's storage and its alarm (`deleteAll()`).
+    Wipe,
+    /// Write the tombstone of a deleted video (tables created first).
+    WriteTombstone { app: AppId, video: VideoId, sweep_at: Timestamp },
+    /// The last sweep of a deleted video: both prefixes, the KV record and
+    /// marker, then [`Effect::Wipe`]; on failure, again in [`SWEEP_RETRY_MS`].
+    FinalSweep { app: AppId, video: VideoId },
+}
+
+/// An answer given before a command runs (no tables, a tombstone).
+#[derive(Debug)]
+pub enum Early {
+    /// `null`: no job (a `Get`).
+    NoJob,
+    Refused(ApiError),
+}
+
+fn no_job() -> ApiError {
+    ApiError::not_found("no job for that app_id and video_id; call /notify-upload-complete after uploading")
+}
+
+fn lease_lost(e: LeaseLost) -> Refusal {
+    Refusal::Answer(ApiError::new(ErrorCode::LeaseLost, e.to_string()))
+}
+
+/// The answer a command gets from an object without tables (no job was
+/// ever written, or the video was deleted and swept), without creating
+/// them; `None` for the commands that write (a notify, a delete, an issue).
+fn without_tables(op: &VideoOp, now: Timestamp) -> Option<Early> {
+    Some(match op {
+        VideoOp::Get => Early::NoJob,
+        VideoOp::Events { .. } | VideoOp::Cancel => Early::Refused(no_job()),
+        VideoOp::Grant { job_id, .. }
+        | VideoOp::Heartbeat { job_id, .. }
+        | VideoOp::Complete { job_id, .. }
+        | VideoOp::Fail { job_id, .. }
+        | VideoOp::Release { job_id, .. } => Early::Refused(ApiError::not_found(format!("no job {job_id}"))),
+        VideoOp::UploadSession { step, .. } => return sessions::answer_without_tables(step, now).map(Early::Refused),
+        VideoOp::Notify { .. } | VideoOp::Delete => return None,
+    })
+}
+
+/// The answer a call gets while the video's tombstone stands, or `None`
+/// for a repeated delete, which answers itself.
+fn while_deleted(op: &VideoOp, sweep_at: Timestamp, now: Timestamp) -> Option<Early> {
+    let gone = || ApiError::not_found("no job for that app_id and video_id: the video was deleted");
+    Some(match op {
+        VideoOp::Delete => return None,
+        VideoOp::UploadSession { step, .. } => Early::Refused(sessions::while_deleted(step, sweep_at, now)),
+        VideoOp::Get => Early::NoJob,
+        VideoOp::Events { .. } | VideoOp::Cancel => Early::Refused(gone()),
+        VideoOp::Grant { .. } => Early::Refused(ApiError::new(ErrorCode::Conflict, "the video was deleted")),
+        VideoOp::Heartbeat { .. } | VideoOp::Complete { .. } | VideoOp::Fail { .. } | VideoOp::Release { .. } => {
+            Early::Refused(ApiError::new(ErrorCode::LeaseLost, "the video was deleted; stop working on it"))
+        }
+        VideoOp::Notify { .. } => Early::Refused(ApiError::new(
+            ErrorCode::Conflict,
+            format!("the video is being deleted; its last objects are removed at {sweep_at}; notify after that"),
+        )),
+    })
+}
+
+/// Before a command: the answer of an object without tables or whose
+/// tombstone stands, if it gets one; otherwise the tables exist (a write
+/// creates them) and the command runs.
+pub fn admit(store: &impl JobStore, op: &VideoOp, now: Timestamp) -> worker::Result<Option<Early>> {
+    if !store.has_tables()? {
+        if let Some(answer) = without_tables(op, now) {
+            return Ok(Some(answer));
+        }
+        store.ensure_tables()?;
+    }
+    match store.tombstone()? {
+        Some(t) => Ok(while_deleted(op, t.sweep_at, now)),
+        None => Ok(None),
+    }
+}
+
+/// Keeps the public origin a call came with, for events of later calls
+/// without one (the shard's grants, the alarm).
+pub fn remember_base(store: &impl JobStore, base: Option<&str>) -> worker::Result<()> {
+    match base {
+        Some(b) if store.meta(BASE_KEY)?.as_deref() != Some(b) => store.set_meta(BASE_KEY, b),
+        _ => Ok(()),
+    }
+}
+
+fn base(store: &impl JobStore) -> worker::Result<String> {
+    Ok(store.meta(BASE_KEY)?.unwrap_or_default())
+}
+
+/// When the ended job's outputs are swept once more.
+fn late_sweep_at(store: &impl JobStore) -> worker::Result<Option<Timestamp>> {
+    Ok(store.meta(LATE_SWEEP_KEY)?.and_then(|v| v.parse().ok()).map(Timestamp::from_millis))
+}
+
+/// After a cancel or an expired lease that ended the job: its transcoder
+/// may still write until its next heartbeat is refused, so the outputs are
+/// swept again once its lease could not still be used.
+fn plan_late_sweep(store: &impl JobStore, cx: &Cx) -> worker::Result<()> {
+    let at = cx.now.plus_millis(cx.settings.policy.lease_ttl_ms + SWEEP_MARGIN_MS);
+    store.set_meta(LATE_SWEEP_KEY, &at.millis().to_string())
+}
+
+/// `Get`: the job, if any.
+pub fn get(store: &impl JobStore) -> worker::Result<Option<Job>> {
+    Ok(store.load()?.map(|s| s.job))
+}
+
+/// When the alarm is due: the earliest of the running lease's expiry, a
+/// retry of telling the shard, the next webhook attempt, the late sweep.
+pub fn next_alarm(store: &impl JobStore) -> worker::Result<Option<Timestamp>> {
+    let Some(s) = store.load()? else { return Ok(None) };
+    let lease_end = s.job.lease.as_ref().filter(|_| s.job.status == JobStatus::Processing).map(|l| l.expires_at);
+    Ok([lease_end, s.enqueue_due, store.next_delivery()?, late_sweep_at(store)?].into_iter().flatten().min())
+}
+
+/// The shard answered an enqueue sent at `sent_at` (`told`: with 200): the
+/// mark is cleared, unless set again since; or the alarm tries again soon.
+pub fn shard_answered(store: &impl JobStore, sent_at: Timestamp, told: bool, now: Timestamp) -> worker::Result<()> {
+    if told {
+        store.clear_enqueue_due_until(sent_at)
+    } else {
+        store.set_enqueue_due(Some(now.plus_millis(ENQUEUE_RETRY_MS)))
+    }
+}
+
+fn enqueue(stored: &Stored, dispatch: &DispatchSettings) -> Effect {
+    let job = &stored.job;
+    Effect::TellShardWaiting {
+        shard: stored.shard,
+        cmd: ShardCommand::Enqueue {
+            job_id: job.job_id.clone(),
+            app_id: job.app_id.clone(),
+            video_id: job.video_id.clone(),
+            class: stored.class,
+            queued_at: job.queued_at,
+            not_before: job.not_before,
+            shard: stored.shard,
+            shards: dispatch.queue_shards,
+        },
+    }
+}
+
+/// The job as the app's hub lists it.
+pub fn summary(job: &Job) -> JobSummary {
+    JobSummary {
+        video_id: job.video_id.clone(),
+        job_id: job.job_id.to_string(),
+        status: job.status.as_str().to_owned(),
+        progress: job.progress,
+        stage: job.stage.clone(),
+        updated_at: job.updated_at,
+    }
+}
+
+/// Writes the job after a change from `before` with its events, log and
+/// webhook deliveries; the effects tell the hub, the streams, the shard
+/// and set the alarm.
+fn commit(store: &impl JobStore, cx: &Cx, before: Option<&Job>, mut stored: Stored) -> Step<Stored> {
+    let change = shard_change(before, &stored.job);
+    if change == ShardChange::Enqueue {
+        stored.enqueue_due = Some(cx.now);
+    }
+    let base = base(store)?;
+    let events = events_between(before, &stored.job, &base);
+    let planned = deliveries::plan(store, &cx.settings.webhooks, &stored.job, &events, &base, cx.now, cx.random)?;
+    if !planned.is_empty() {
+        stored.job.callback = Some(CallbackState::pending());
+    }
+    store.save(&stored)?;
+    let mut effects = Vec::new();
+    if !events.is_empty() {
+        let job = &stored.job;
+        let named: Vec<(String, serde_json::Value)> = events.iter().map(|e| (e.name().to_owned(), e.data())).collect();
+        effects.push(Effect::HubPublish { app: job.app_id.clone(), job: summary(job), events: named });
+        let logged: Vec<(&str, String)> = events.iter().map(|e| (e.name(), e.data().to_string())).collect();
+        effects.push(Effect::Broadcast(store.append_events(&logged)?));
+        if events.iter().any(JobEvent::is_terminal) {
+            effects.push(Effect::CloseStreams);
+        }
+    }
+    store.queue_deliveries(&planned, cx.now)?;
+    if store.meta(MARKER_META_KEY)?.is_none() {
+        let job = &stored.job;
+        effects.push(Effect::WriteMarker {
+            app: job.app_id.clone(),
+            video: job.video_id.clone(),
+            job_id: job.job_id.clone(),
+        });
+    }
+    match change {
+        ShardChange::Enqueue => effects.push(enqueue(&stored, &cx.settings.dispatch)),
+        ShardChange::Ended => {
+            effects.push(Effect::TellShardEnded { shard: stored.shard, job_id: stored.job.job_id.clone() })
+        }
+        ShardChange::None => {}
+    }
+    effects.push(Effect::ScheduleAlarm);
+    Ok((stored, effects))
+}
+
+/// The stored job `job_id` names, or the error a transcoder's call gets.
+fn leased(store: &impl JobStore, job_id: &JobId) -> Result<Stored, Refusal> {
+    match store.load() {
+        Ok(Some(s)) if s.job.job_id == *job_id => Ok(s),
+        Ok(_) => Err(ApiError::not_found(format!("no job {job_id}")).into()),
+        Err(e) => Err(ApiError::new(ErrorCode::Internal, e.to_string()).into()),
+    }
+}
+
+/// `Notify`: a new job (202), a retry of a failed or stale one (202), or the
+/// job as it is (200). `callback_url`, when given, is kept for later events.
+pub fn notify(
+    store: &impl JobStore,
+    cx: &Cx,
+    app_id: AppId,
+    video_id: VideoId,
+    source: SourceUpload,
+    callback_url: Option<&str>,
+) -> Step<NotifyReply> {
+    if let Some(url) = callback_url {
+        store.set_meta(CALLBACK_URL_KEY, url)?;
+    }
+    let (policy, dispatch) = (&cx.settings.policy, &cx.settings.dispatch);
+    let class = SizeClass::of_size(source.size, dispatch.large_source_bytes);
+    let before = store.load()?;
+    let (stored, outcome) = match &before {
+        None => {
+            let job_id = JobId::from_random((cx.random)());
+            let shard = shard_of(&job_id, dispatch.queue_shards);
+            let job = Job::new(job_id, app_id, video_id, source, cx.settings.ladder.clone(), policy, cx.now);
+            (Stored { job, shard, class, enqueue_due: None }, NotifyOutcome::Created)
+        }
+        Some(s) => {
+            let mut job = s.job.clone();
+            let outcome = job.renotify(source, policy, cx.now);
+            (Stored { job, shard: s.shard, class, enqueue_due: s.enqueue_due }, outcome)
+        }
+    };
+    if outcome == NotifyOutcome::Unchanged {
+        return Ok((NotifyReply { outcome, job: stored.job }, Vec::new()));
+    }
+    let (stored, effects) = commit(store, cx, before.as_ref().map(|s| &s.job), stored)?;
+    let j = &stored.job;
+    tracing::info!(job_id = %j.job_id, app_id = %j.app_id, video_id = %j.video_id, shard = stored.shard, class = stored.class.as_str(), ?outcome, "job queued");
+    Ok((NotifyReply { outcome, job: stored.job }, effects))
+}
+
+/// `Grant`, from the job's shard: leases the job to `worker` if it is still
+/// queued and due (409 if not); the spec the transcoder works by.
+pub fn grant(
+    store: &impl JobStore,
+    cx: &Cx,
+    job_id: &JobId,
+    lease_id: LeaseId,
+    output_id: OutputId,
+    worker: &str,
+) -> Step<Option<JobSpec>> {
+    let mut stored = leased(store, job_id)?;
+    let before = stored.job.clone();
+    let policy = &cx.settings.policy;
+    if let Err(not) = stored.job.lease(lease_id, output_id, policy, cx.now) {
+        return Err(ApiError::new(ErrorCode::Conflict, not.to_string()).into());
+    }
+    let (stored, effects) = commit(store, cx, Some(&before), stored)?;
+    tracing::info!(%job_id, worker, attempt = stored.job.attempts, "lease granted");
+    Ok((JobSpec::of_lease(&stored.job, policy), effects))
+}
+
+/// `Heartbeat`: progress from the lease's holder, which extends the lease;
+/// 409 `lease_lost` for any other (fencing).
+pub fn heartbeat(store: &impl JobStore, cx: &Cx, job_id: &JobId, req: HeartbeatRequest) -> Step<HeartbeatResponse> {
+    let mut stored = leased(store, job_id)?;
+    let before = stored.job.clone();
+    let expires = stored
+        .job
+        .heartbeat(&req.lease_id, req.progress, req.stage, req.playable, &cx.settings.policy, cx.now)
+        .map_err(lease_lost)?;
+    let (stored, effects) = commit(store, cx, Some(&before), stored)?;
+    if stored.job.playable && !before.playable {
+        tracing::info!(%job_id, "job playable");
+    }
+    let reply = HeartbeatResponse {
+        lease_expires_at: expires,
+        app_id: Some(stored.job.app_id.clone()),
+        video_id: Some(stored.job.video_id.clone()),
+    };
+    Ok((reply, effects))
+}
+
+/// `Complete`: the job is done; its record is published and retention runs.
+/// A repeat by the same lease answers the same job, changing nothing.
+pub fn complete(store: &impl JobStore, cx: &Cx, job_id: &JobId, req: CompleteRequest) -> Step<Job> {
+    let mut stored = leased(store, job_id)?;
+    let before = stored.job.clone();
+    match stored.job.complete(&req.lease_id, req.result, cx.now).map_err(lease_lost)? {
+        Completion::Completed => {}
+        // A retry of a complete that committed (its answer was lost): the same answer, no change.
+        Completion::AlreadyDone => {
+            tracing::info!(%job_id, "complete repeated by its lease; already done");
+            return Ok((stored.job, Vec::new()));
+        }
+    }
+    let (stored, mut effects) = commit(store, cx, Some(&before), stored)?;
+    tracing::info!(%job_id, "job done");
+    effects.push(Effect::PublishRecord(stored.job.clone()));
+    effects.push(Effect::Retain(stored.job.clone()));
+    Ok((stored.job, effects))
+}
+
+/// `Fail`: the attempt failed; the job waits again (retryable, attempts
+/// left) or ends in `error`, whose outputs then go.
+pub fn fail(store: &impl JobStore, cx: &Cx, job_id: &JobId, req: FailRequest) -> Step<Job> {
+    let mut stored = leased(store, job_id)?;
+    let before = stored.job.clone();
+    let outcome =
+        stored.job.fail(&req.lease_id, &req.message, req.retryable, &cx.settings.policy, cx.now).map_err(lease_lost)?;
+    let (stored, mut effects) = commit(store, cx, Some(&before), stored)?;
+    match outcome {
+        FailOutcome::Retrying { .. } => tracing::warn!(%job_id, message = %req.message, "attempt failed; retrying"),
+        FailOutcome::Failed => {
+            tracing::error!(%job_id, message = %req.message, "job failed");
+            effects.push(Effect::DropOutputs(stored.job.clone()));
+        }
+    }
+    Ok((stored.job, effects))
+}
+
+/// `Release`: the holder gives the job back, to be leased again at once.
+pub fn release(store: &impl JobStore, cx: &Cx, job_id: &JobId, req: ReleaseRequest) -> Step<Job> {
+    let mut stored = leased(store, job_id)?;
+    let before = stored.job.clone();
+    stored.job.release(&req.lease_id, cx.now).map_err(lease_lost)?;
+    let (stored, effects) = commit(store, cx, Some(&before), stored)?;
+    tracing::info!(%job_id, "job released by its transcoder");
+    Ok((stored.job, effects))
+}
+
+/// `Cancel`: a job not yet ended ends in `error`; its outputs go now and,
+/// when a transcoder held its lease, once more after that lease could end.
+pub fn cancel(store: &impl JobStore, cx: &Cx, app_id: &AppId, video_id: &VideoId) -> Step<CancelReply> {
+    let Some(mut stored) = store.load()? else {
+        return Err(ApiError::not_found(format!("no job for app_id {app_id:?} and video_id {video_id:?}")).into());
+    };
+    let before = stored.job.clone();
+    let canceled = stored.job.cancel("canceled through the API", cx.now);
+    let mut effects = Vec::new();
+    if canceled {
+        if before.lease.is_some() {
+            // Before the commit, whose alarm then includes it.
+            plan_late_sweep(store, cx)?;
+        }
+        (stored, effects) = commit(store, cx, Some(&before), stored)?;
+        tracing::info!(job_id = %stored.job.job_id, "job canceled");
+        effects.push(Effect::DropOutputs(stored.job.clone()));
+    }
+    Ok((CancelReply { canceled, job: stored.job }, effects))
+}
+
+/// How `GET /job-events` answers.
+#[derive(Debug, PartialEq, Eq)]
+pub enum EventsAnswer {
+    /// 204: the client has everything of an ended job.
+    NoContent,
+    /// A stream starting with `first`, live (until a terminal event) or not.
+    Open { first: String, address: String, last_id: u64, live: bool, heartbeat_ms: u64 },
+}
+
+/// `Events`: `connected` (with the job as it is now), the kept events after
+/// `last_event_id`, then live ones until a terminal event. `open` counts the
+/// object's open streams, in all and from `address` (the caps).
+pub fn events(
+    store: &impl JobStore,
+    cx: &Cx,
+    last_event_id: Option<u64>,
+    address: Option<&str>,
+    base_given: Option<&str>,
+    open: (u32, u32),
+) -> Result<EventsAnswer, Refusal> {
+    let Some(stored) = store.load()? else { return Err(no_job().into()) };
+    let ended = matches!(stored.job.status, JobStatus::Done | JobStatus::Error);
+    let last = store.last_event_id()?;
+    let from = last_event_id.unwrap_or(0);
+    if ended && last_event_id.is_some() && from >= last {
+        return Ok(EventsAnswer::NoContent);
+    }
+    let address = address.unwrap_or("unknown");
+    if !ended {
+        let (open, from_address) = open;
+        if let Err(e) = cx.settings.caps.admit(open, from_address) {
+            tracing::warn!(open, from_address, address, "event stream refused: at its cap");
+            return Err(e.into());
+        }
+    }
+    let base = match base_given {
+        Some(b) => b.to_owned(),
+        None => base(store)?,
+    };
+    let view = JobView::of(&stored.job, &base);
+    let client_id = format!("c_{}", hex::encode(&(cx.random)()[..8]));
+    let first = store.opening(connected(&client_id, Some(&view)), from)?;
+    Ok(EventsAnswer::Open {
+        first,
+        address: address.to_owned(),
+        last_id: last.max(from),
+        live: !ended,
+        heartbeat_ms: cx.settings.heartbeat_ms,
+    })
+}
+
+/// What a delete does: `first` before the video's objects and KV record
+/// are removed (by the shell, which counts them), `then` after.
+#[derive(Debug)]
+pub struct DeletePlan {
+    /// Whether there was a job.
+    pub job: bool,
+    pub final_sweep_at: Option<Timestamp>,
+    pub first: Vec<Effect>,
+    pub then: Vec<Effect>,
+}
+
+/// `Delete` (see the shell's module doc, "Deleting"): the job's state goes
+/// at once; a tombstone stays while a transcoder may still write (queued
+/// or running: a lease TTL and a margin), else only while the deleting
+/// runs; the shard, the streams and the app's hub hear of it.
+pub fn delete(store: &impl JobStore, cx: &Cx, app_id: &AppId, video_id: &VideoId) -> Result<DeletePlan, Refusal> {
+    let pending = store.tombstone()?.map(|t| t.sweep_at);
+    let stored = if pending.is_some() { None } else { store.load()? };
+    let running = stored.as_ref().filter(|s| !matches!(s.job.status, JobStatus::Done | JobStatus::Error));
+    let final_sweep_at = match (pending, running) {
+        (Some(at), _) => Some(at),
+        (None, Some(_)) => Some(cx.now.plus_millis(cx.settings.policy.lease_ttl_ms + SWEEP_MARGIN_MS)),
+        (None, None) => None,
+    };
+    let mut first = Vec::new();
+    if stored.is_some() {
+        first.push(Effect::Wipe);
+    }
+    if pending.is_none() {
+        // Also while nothing runs, for the time the deleting takes: a notify
+        // meanwhile is refused rather than queue a job whose source goes, and
+        // if the deleting fails half-way the alarm finishes it.
+        let at = final_sweep_at.unwrap_or_else(|| cx.now.plus_millis(SWEEP_RETRY_MS));
+        first.push(Effect::WriteTombstone { app: app_id.clone(), video: video_id.clone(), sweep_at: at });
+        first.push(Effect::SetAlarm(at));
+    }
+    if let Some(s) = running {
+        first.push(Effect::TellShardEnded { shard: s.shard, job_id: s.job.job_id.clone() });
+    }
+    first.push(Effect::CloseStreams);
+    first.push(Effect::HubForget { app: app_id.clone(), video: video_id.clone() });
+    // Done, and nothing can write any more: no sweep to wait for.
+    let then = if final_sweep_at.is_none() { vec![Effect::Wipe] } else { Vec::new() };
+    Ok(DeletePlan { job: stored.is_some(), final_sweep_at, first, then })
+}
+
+/// The alarm: a deleted video's final sweep; otherwise expire a lease that
+/// ran out, the late sweep of an ended job's outputs, retry telling the
+/// shard, send the webhook attempts that are due, and set the next alarm.
+pub fn alarm(store: &impl JobStore, cx: &Cx) -> Result<Vec<Effect>, Refusal> {
+    if let Some(t) = store.tombstone()? {
+        return Ok(match t.ids {
+            Some((app, video)) => vec![Effect::FinalSweep { app, video }],
+            None => vec![Effect::Wipe],
+        });
+    }
+    let mut effects = Vec::new();
+    if let Some(mut stored) = store.load()? {
+        let before = stored.job.clone();
+        if let Some(outcome) = stored.job.expire_lease(&cx.settings.policy, cx.now) {
+            tracing::warn!(job_id = %stored.job.job_id, attempts = stored.job.attempts, ?outcome, "lease expired");
+            let (stored, committed) = commit(store, cx, Some(&before), stored)?;
+            effects.extend(committed);
+            if outcome == FailOutcome::Failed {
+                plan_late_sweep(store, cx)?;
+                effects.push(Effect::DropOutputs(stored.job));
+            }
+        }
+    }
+    if late_sweep_at(store)?.is_some_and(|at| at <= cx.now) {
+        store.delete_meta(LATE_SWEEP_KEY)?;
+        // Queued again since: that attempt's completion keeps only its own outputs.
+        if let Some(stored) = store.load()?.filter(|s| s.job.status == JobStatus::Error) {
+            effects.push(Effect::DropOutputs(stored.job));
+        }
+    }
+    // A commit above that queued the job tells the shard itself.
+    let told = effects.iter().any(|e| matches!(e, Effect::TellShardWaiting { .. }));
+    if let Some(stored) = store.load()?.filter(|_| !told) {
+        if stored.enqueue_due.is_some_and(|due| due <= cx.now) {
+            if stored.job.status == JobStatus::Queued {
+                effects.push(enqueue(&stored, &cx.settings.dispatch));
+            } else {
+                store.set_enqueue_due(None)?;
+            }
+        }
+    }
+    effects.push(Effect::DeliverDue);
+    effects.push(Effect::ScheduleAlarm);
+    Ok(effects)
+}
+
+/// `UploadSession`: see [`sessions`].
+pub fn upload_session(
+    store: &impl JobStore,
+    cx: &Cx,
+    session: &str,
+    step: &SessionStep,
+) -> Result<SessionRecord, Refusal> {
+    sessions::step(store, cx.now, session, step)
+}

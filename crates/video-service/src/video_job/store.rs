@@ -1,0 +1,711 @@
+//! Where a video's object keeps its state: [`JobStore`], the reads and
+//! writes its commands ([`super::machine`]) make, all synchronous, over the
+//! object's SQLite tables ([`SqlJobStore`]: the job row, `meta`, the
+//! tombstone, webhook `deliveries` and the event log) or, for native tests,
+//! memory ([`memory::MemoryJobStore`]).
+
+use std::cell::Cell;
+
+use media_core::ids::{AppId, VideoId};
+use media_core::video::dispatch::SizeClass;
+use media_core::video::job::Job;
+use media_core::video::webhook::WebhookType;
+use media_core::Timestamp;
+use serde::Deserialize;
+use worker::{SqlStorage, SqlStorageValue};
+
+use crate::sse::{EventLog, Frame, EVENT_LOG_SCHEMA};
+
+/// The stored job row: the job, its shard and class, and whether the shard
+/// still has to hear that it waits (`enqueue_due`).
+#[derive(Debug, Clone)]
+pub struct Stored {
+    pub job: Job,
+    pub shard: u32,
+    pub class: SizeClass,
+    pub enqueue_due: Option<Timestamp>,
+}
+
+/// What a deleted video leaves while a transcoder may still write: its ids
+/// (`None` when they no longer parse) and when its last sweep is due.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tombstone {
+    pub ids: Option<(AppId, VideoId)>,
+    pub sweep_at: Timestamp,
+}
+
+/// One planned webhook delivery (an event to one destination).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub event_id: String,
+    /// `app` (the app's url) or `callback` (the notify's `callback_url`).
+    pub dest: &'static str,
+    pub kind: WebhookType,
+    pub url: String,
+    pub body: String,
+}
+
+/// A pending delivery whose next attempt is due.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueDelivery {
+    pub event_id: String,
+    pub dest: String,
+    pub kind: String,
+    pub url: String,
+    pub body: String,
+    pub attempts: u32,
+}
+
+/// Where a delivery stands (the `state` column).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowState {
+    Pending,
+    Delivered,
+    Failed,
+}
+
+impl RowState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RowState::Pending => "pending",
+            RowState::Delivered => "delivered",
+            RowState::Failed => "failed",
+        }
+    }
+
+    fn parse(s: &str) -> RowState {
+        match s {
+            "delivered" => RowState::Delivered,
+            "failed" => RowState::Failed,
+            _ => RowState::Pending,
+        }
+    }
+}
+
+/// A delivery of the newest webhook event, as `callback_status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryRow {
+    pub state: RowState,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+}
+
+/// How many ended deliveries a video keeps (for `callback_status` and operators).
+pub const KEPT_DELIVERIES: usize = 16;
+
+/// The object's storage, as its commands use it.
+pub trait JobStore {
+    /// Whether the tables exist: an object gets them with its first write,
+    /// and reads of one without them create nothing.
+    fn has_tables(&self) -> worker::Result<bool>;
+    /// Creates the tables before a write, when they are not there yet.
+    fn ensure_tables(&self) -> worker::Result<()>;
+    /// Told after the shell wiped the storage (`deleteAll()`): nothing is left.
+    fn wiped(&self);
+    fn load(&self) -> worker::Result<Option<Stored>>;
+    fn save(&self, s: &Stored) -> worker::Result<()>;
+    /// Sets the enqueue mark alone, never the job (other calls may have
+    /// changed it while the shell waited on the shard).
+    fn set_enqueue_due(&self, at: Option<Timestamp>) -> worker::Result<()>;
+    /// Clears the enqueue mark if it was set no later than `sent_at`.
+    fn clear_enqueue_due_until(&self, sent_at: Timestamp) -> worker::Result<()>;
+    fn meta(&self, key: &str) -> worker::Result<Option<String>>;
+    fn set_meta(&self, key: &str, value: &str) -> worker::Result<()>;
+    fn delete_meta(&self, key: &str) -> worker::Result<()>;
+    /// The `meta` rows whose key starts with `prefix`.
+    fn meta_prefixed(&self, prefix: &str) -> worker::Result<Vec<(String, String)>>;
+    fn tombstone(&self) -> worker::Result<Option<Tombstone>>;
+    fn set_tombstone(&self, app: &AppId, video: &VideoId, sweep_at: Timestamp) -> worker::Result<()>;
+    /// The id of the newest event kept (0 before any).
+    fn last_event_id(&self) -> worker::Result<u64>;
+    /// Appends events to the bounded log; each one's frame with its id.
+    fn append_events(&self, events: &[(&str, String)]) -> worker::Result<Vec<Frame>>;
+    /// A stream's first bytes: `retry`, `connected`, the kept events after `from`.
+    fn opening(&self, connected: (&str, serde_json::Value), from: u64) -> worker::Result<String>;
+    /// Stores planned deliveries, due `now`; keeps only the newest ended ones.
+    fn queue_deliveries(&self, deliveries: &[Delivery], now: Timestamp) -> worker::Result<()>;
+    /// When the next pending delivery is due.
+    fn next_delivery(&self) -> worker::Result<Option<Timestamp>>;
+    /// The pending deliveries due by `now`, soonest first, at most `limit`.
+    fn due_deliveries(&self, now: Timestamp, limit: u32) -> worker::Result<Vec<DueDelivery>>;
+    fn record_attempt(
+        &self,
+        event_id: &str,
+        dest: &str,
+        state: RowState,
+        attempts: u32,
+        next_at: Timestamp,
+        last_error: Option<&str>,
+    ) -> worker::Result<()>;
+    /// The deliveries of the newest webhook event.
+    fn newest_event_deliveries(&self) -> worker::Result<Vec<DeliveryRow>>;
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS job (
+    one INTEGER PRIMARY KEY CHECK (one = 1),
+    shard INTEGER NOT NULL,
+    class TEXT NOT NULL,
+    enqueue_due INTEGER,
+    body TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS tombstone (
+    one INTEGER PRIMARY KEY CHECK (one = 1),
+    app_id TEXT NOT NULL,
+    video_id TEXT NOT NULL,
+    sweep_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS deliveries (
+    event_id TEXT NOT NULL,
+    dest TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    url TEXT NOT NULL,
+    body TEXT NOT NULL,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    next_at INTEGER NOT NULL,
+    last_error TEXT,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (event_id, dest)
+);
+";
+
+/// [`JobStore`] over the object's SQLite storage.
+pub struct SqlJobStore {
+    sql: SqlStorage,
+    keep_events: u64,
+    /// Whether the tables exist, once looked up.
+    tables: Cell<Option<bool>>,
+}
+
+fn int(t: Timestamp) -> SqlStorageValue {
+    SqlStorageValue::Integer(t.millis() as i64)
+}
+
+fn stored_error(what: &str, e: impl std::fmt::Display) -> worker::Error {
+    worker::Error::RustError(format!("stored {what}: {e}"))
+}
+
+impl SqlJobStore {
+    pub fn new(sql: SqlStorage, keep_events: u64) -> Self {
+        Self { sql, keep_events, tables: Cell::new(None) }
+    }
+
+    fn log(&self) -> EventLog {
+        EventLog::new(self.sql.clone(), self.keep_events)
+    }
+}
+
+impl JobStore for SqlJobStore {
+    fn has_tables(&self) -> worker::Result<bool> {
+        if let Some(known) = self.tables.get() {
+            return Ok(known);
+        }
+        #[derive(Deserialize)]
+        struct Count {
+            n: f64,
+        }
+        let rows: Vec<Count> = self
+            .sql
+            .exec("SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = 'job'", None)?
+            .to_array()?;
+        let exists = rows.first().is_some_and(|r| r.n > 0.0);
+        self.tables.set(Some(exists));
+        Ok(exists)
+    }
+
+    fn ensure_tables(&self) -> worker::Result<()> {
+        if !self.has_tables()? {
+            self.sql.exec(&format!("{EVENT_LOG_SCHEMA}{SCHEMA}"), None)?;
+            self.tables.set(Some(true));
+        }
+        Ok(())
+    }
+
+    fn wiped(&self) {
+        self.tables.set(Some(false));
+    }
+
+    fn load(&self) -> worker::Result<Option<Stored>> {
+        #[derive(Deserialize)]
+        struct Row {
+            shard: f64,
+            class: String,
+            enqueue_due: Option<f64>,
+            body: String,
+        }
+        let rows: Vec<Row> = self.sql.exec("SELECT shard, class, enqueue_due, body FROM job", None)?.to_array()?;
+        let Some(row) = rows.into_iter().next() else { return Ok(None) };
+        let job = serde_json::from_str(&row.body).map_err(|e| stored_error("job", e))?;
+        Ok(Some(Stored {
+            job,
+            shard: row.shard as u32,
+            class: SizeClass::parse(&row.class).unwrap_or(SizeClass::Standard),
+            enqueue_due: row.enqueue_due.map(|t| Timestamp::from_millis(t as u64)),
+        }))
+    }
+
+    fn save(&self, s: &Stored) -> worker::Result<()> {
+        let body = serde_json::to_string(&s.job).map_err(|e| worker::Error::RustError(e.to_string()))?;
+        self.sql.exec(
+            "INSERT INTO job (one, shard, class, enqueue_due, body) VALUES (1, ?, ?, ?, ?)
+             ON CONFLICT (one) DO UPDATE SET shard = excluded.shard, class = excluded.class,
+               enqueue_due = excluded.enqueue_due, body = excluded.body",
+            vec![
+                SqlStorageValue::Integer(i64::from(s.shard)),
+                s.class.as_str().into(),
+                s.enqueue_due.map(int).unwrap_or(SqlStorageValue::Null),
+                body.into(),
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn set_enqueue_due(&self, at: Option<Timestamp>) -> worker::Result<()> {
+        self.sql.exec("UPDATE job SET enqueue_due = ?", vec![at.map(int).unwrap_or(SqlStorageValue::Null)])?;
+        Ok(())
+    }
+
+    fn clear_enqueue_due_until(&self, sent_at: Timestamp) -> worker::Result<()> {
+        self.sql.exec("UPDATE job SET enqueue_due = NULL WHERE enqueue_due <= ?", vec![int(sent_at)])?;
+        Ok(())
+    }
+
+    fn meta(&self, key: &str) -> worker::Result<Option<String>> {
+        #[derive(Deserialize)]
+        struct ValueRow {
+            value: String,
+        }
+        let rows: Vec<ValueRow> =
+            self.sql.exec("SELECT value FROM meta WHERE key = ?", vec![key.into()])?.to_array()?;
+        Ok(rows.into_iter().next().map(|r| r.value))
+    }
+
+    fn set_meta(&self, key: &str, value: &str) -> worker::Result<()> {
+        self.sql.exec(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            vec![key.into(), value.into()],
+        )?;
+        Ok(())
+    }
+
+    fn delete_meta(&self, key: &str) -> worker::Result<()> {
+        self.sql.exec("DELETE FROM meta WHERE key = ?", vec![key.into()])?;
+        Ok(())
+    }
+
+    fn meta_prefixed(&self, prefix: &str) -> worker::Result<Vec<(String, String)>> {
+        #[derive(Deserialize)]
+        struct Row {
+            key: String,
+            value: String,
+        }
+        let rows: Vec<Row> = self
+            .sql
+            .exec("SELECT key, value FROM meta WHERE key LIKE ?", vec![format!("{prefix}%").into()])?
+            .to_array()?;
+        Ok(rows.into_iter().map(|r| (r.key, r.value)).collect())
+    }
+
+    fn tombstone(&self) -> worker::Result<Option<Tombstone>> {
+        #[derive(Deserialize)]
+        struct Row {
+            app_id: String,
+            video_id: String,
+            sweep_at: f64,
+        }
+        let rows: Vec<Row> = self.sql.exec("SELECT app_id, video_id, sweep_at FROM tombstone", None)?.to_array()?;
+        Ok(rows.into_iter().next().map(|r| Tombstone {
+            ids: AppId::parse(&r.app_id).ok().zip(VideoId::parse(&r.video_id).ok()),
+            sweep_at: Timestamp::from_millis(r.sweep_at as u64),
+        }))
+    }
+
+    fn set_tombstone(&self, app: &AppId, video: &VideoId, sweep_at: Timestamp) -> worker::Result<()> {
+        self.sql.exec(
+            "INSERT INTO tombstone (one, app_id, video_id, sweep_at) VALUES (1, ?, ?, ?)",
+            vec![app.as_str().into(), video.as_str().into(), int(sweep_at)],
+        )?;
+        Ok(())
+    }
+
+    fn last_event_id(&self) -> worker::Result<u64> {
+        self.log().last_id()
+    }
+
+    fn append_events(&self, events: &[(&str, String)]) -> worker::Result<Vec<Frame>> {
+        self.log().append(events.iter().map(|(name, data)| (*name, data.clone())))
+    }
+
+    fn opening(&self, connected: (&str, serde_json::Value), from: u64) -> worker::Result<String> {
+        self.log().opening(connected, from)
+    }
+
+    fn queue_deliveries(&self, deliveries: &[Delivery], now: Timestamp) -> worker::Result<()> {
+        for d in deliveries {
+            self.sql.exec(
+                "INSERT OR IGNORE INTO deliveries (event_id, dest, kind, url, body, state, attempts, next_at, last_error, created_at)
+                 VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, NULL, ?)",
+                vec![
+                    d.event_id.as_str().into(),
+                    d.dest.into(),
+                    d.kind.as_str().into(),
+                    d.url.as_str().into(),
+                    d.body.as_str().into(),
+                    int(now),
+                    int(now),
+                ],
+            )?;
+        }
+        if !deliveries.is_empty() {
+            self.sql.exec(
+                "DELETE FROM deliveries WHERE state != 'pending' AND rowid NOT IN
+                   (SELECT rowid FROM deliveries ORDER BY created_at DESC, rowid DESC LIMIT ?)",
+                vec![SqlStorageValue::Integer(KEPT_DELIVERIES as i64)],
+            )?;
+        }
+        Ok(())
+    }
+
+    fn next_delivery(&self) -> worker::Result<Option<Timestamp>> {
+        #[derive(Deserialize)]
+        struct Min {
+            t: Option<f64>,
+        }
+        let rows: Vec<Min> =
+            self.sql.exec("SELECT MIN(next_at) AS t FROM deliveries WHERE state = 'pending'", None)?.to_array()?;
+        Ok(rows.into_iter().next().and_then(|r| r.t).map(|t| Timestamp::from_millis(t as u64)))
+    }
+
+    fn due_deliveries(&self, now: Timestamp, limit: u32) -> worker::Result<Vec<DueDelivery>> {
+        #[derive(Deserialize)]
+        struct Due {
+            event_id: String,
+            dest: String,
+            kind: String,
+            url: String,
+            body: String,
+            attempts: f64,
+        }
+        let due: Vec<Due> = self
+            .sql
+            .exec(
+                "SELECT event_id, dest, kind, url, body, attempts FROM deliveries
+                 WHERE state = 'pending' AND next_at <= ? ORDER BY next_at LIMIT ?",
+                vec![int(now), SqlStorageValue::Integer(i64::from(limit))],
+            )?
+            .to_array()?;
+        Ok(due
+            .into_iter()
+            .map(|d| DueDelivery {
+                event_id: d.event_id,
+                dest: d.dest,
+                kind: d.kind,
+                url: d.url,
+                body: d.body,
+                attempts: d.attempts as u32,
+            })
+            .collect())
+    }
+
+    fn record_attempt(
+        &self,
+        event_id: &str,
+        dest: &str,
+        state: RowState,
+        attempts: u32,
+        next_at: Timestamp,
+        last_error: Option<&str>,
+    ) -> worker::Result<()> {
+        self.sql.exec(
+            "UPDATE deliveries SET state = ?, attempts = ?, next_at = ?, last_error = ? WHERE event_id = ? AND dest = ?",
+            vec![
+                state.as_str().into(),
+                SqlStorageValue::Integer(i64::from(attempts)),
+                int(next_at),
+                last_error.map_or(SqlStorageValue::Null, SqlStorageValue::from),
+                event_id.into(),
+                dest.into(),
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn newest_event_deliveries(&self) -> worker::Result<Vec<DeliveryRow>> {
+        #[derive(Deserialize)]
+        struct Latest {
+            state: String,
+            attempts: f64,
+            last_error: Option<String>,
+        }
+        let rows: Vec<Latest> = self
+            .sql
+            .exec(
+                "SELECT state, attempts, last_error FROM deliveries WHERE event_id =
+                   (SELECT event_id FROM deliveries ORDER BY created_at DESC, rowid DESC LIMIT 1)",
+                None,
+            )?
+            .to_array()?;
+        Ok(rows
+            .into_iter()
+            .map(|r| DeliveryRow {
+                state: RowState::parse(&r.state),
+                attempts: r.attempts as u32,
+                last_error: r.last_error,
+            })
+            .collect())
+    }
+}
+
+/// [`JobStore`] in memory, with the SQL store's rules, for native tests.
+#[cfg(test)]
+pub mod memory {
+    use std::cell::RefCell;
+    use std::collections::BTreeMap;
+
+    use media_core::video::events::{frame, public_stored_data, retry_frame, RETRY_MS};
+
+    use super::*;
+
+    #[derive(Debug, Clone)]
+    struct DeliveryRecord {
+        rowid: u64,
+        event_id: String,
+        dest: String,
+        kind: String,
+        url: String,
+        body: String,
+        state: RowState,
+        attempts: u32,
+        next_at: Timestamp,
+        last_error: Option<String>,
+        created_at: Timestamp,
+    }
+
+    #[derive(Debug, Default)]
+    struct Tables {
+        job: Option<Stored>,
+        meta: BTreeMap<String, String>,
+        tombstone: Option<Tombstone>,
+        events: Vec<(u64, String, String)>,
+        deliveries: Vec<DeliveryRecord>,
+        rowids: u64,
+    }
+
+    /// The object's storage in memory; `None` while it has no tables.
+    #[derive(Debug)]
+    pub struct MemoryJobStore {
+        tables: RefCell<Option<Tables>>,
+        keep_events: u64,
+    }
+
+    impl MemoryJobStore {
+        pub fn new(keep_events: u64) -> Self {
+            Self { tables: RefCell::new(None), keep_events }
+        }
+
+        /// Every delivery: (event id, destination, state, attempts, next attempt, url).
+        pub fn deliveries(&self) -> Vec<(String, String, RowState, u32, Timestamp, String)> {
+            self.with(|t| {
+                t.deliveries
+                    .iter()
+                    .map(|d| (d.event_id.clone(), d.dest.clone(), d.state, d.attempts, d.next_at, d.url.clone()))
+                    .collect()
+            })
+        }
+
+        fn with<T>(&self, f: impl FnOnce(&mut Tables) -> T) -> T {
+            let mut tables = self.tables.borrow_mut();
+            f(tables.get_or_insert_with(Tables::default))
+        }
+
+        fn read<T: Default>(&self, f: impl FnOnce(&Tables) -> T) -> T {
+            self.tables.borrow().as_ref().map(f).unwrap_or_default()
+        }
+    }
+
+    impl JobStore for MemoryJobStore {
+        fn has_tables(&self) -> worker::Result<bool> {
+            Ok(self.tables.borrow().is_some())
+        }
+
+        fn ensure_tables(&self) -> worker::Result<()> {
+            self.with(|_| ());
+            Ok(())
+        }
+
+        fn wiped(&self) {
+            *self.tables.borrow_mut() = None;
+        }
+
+        fn load(&self) -> worker::Result<Option<Stored>> {
+            Ok(self.read(|t| t.job.clone()))
+        }
+
+        fn save(&self, s: &Stored) -> worker::Result<()> {
+            self.with(|t| t.job = Some(s.clone()));
+            Ok(())
+        }
+
+        fn set_enqueue_due(&self, at: Option<Timestamp>) -> worker::Result<()> {
+            self.with(|t| t.job.iter_mut().for_each(|j| j.enqueue_due = at));
+            Ok(())
+        }
+
+        fn clear_enqueue_due_until(&self, sent_at: Timestamp) -> worker::Result<()> {
+            self.with(|t| {
+                for j in t.job.iter_mut().filter(|j| j.enqueue_due.is_some_and(|d| d <= sent_at)) {
+                    j.enqueue_due = None;
+                }
+            });
+            Ok(())
+        }
+
+        fn meta(&self, key: &str) -> worker::Result<Option<String>> {
+            Ok(self.read(|t| t.meta.get(key).cloned()))
+        }
+
+        fn set_meta(&self, key: &str, value: &str) -> worker::Result<()> {
+            self.with(|t| t.meta.insert(key.to_owned(), value.to_owned()));
+            Ok(())
+        }
+
+        fn delete_meta(&self, key: &str) -> worker::Result<()> {
+            self.with(|t| t.meta.remove(key));
+            Ok(())
+        }
+
+        fn meta_prefixed(&self, prefix: &str) -> worker::Result<Vec<(String, String)>> {
+            Ok(self.read(|t| {
+                t.meta.iter().filter(|(k, _)| k.starts_with(prefix)).map(|(k, v)| (k.clone(), v.clone())).collect()
+            }))
+        }
+
+        fn tombstone(&self) -> worker::Result<Option<Tombstone>> {
+            Ok(self.read(|t| t.tombstone.clone()))
+        }
+
+        fn set_tombstone(&self, app: &AppId, video: &VideoId, sweep_at: Timestamp) -> worker::Result<()> {
+            self.with(|t| t.tombstone = Some(Tombstone { ids: Some((app.clone(), video.clone())), sweep_at }));
+            Ok(())
+        }
+
+        fn last_event_id(&self) -> worker::Result<u64> {
+            Ok(self.read(|t| t.events.last().map_or(0, |e| e.0)))
+        }
+
+        fn append_events(&self, events: &[(&str, String)]) -> worker::Result<Vec<Frame>> {
+            let mut seq = self.last_event_id()?;
+            let keep = self.keep_events;
+            Ok(self.with(|t| {
+                let mut frames = Vec::new();
+                for (name, data) in events {
+                    seq += 1;
+                    t.events.push((seq, (*name).to_owned(), data.clone()));
+                    frames.push((seq, frame(Some(seq), name, data)));
+                }
+                t.events.retain(|e| e.0 > seq.saturating_sub(keep));
+                frames
+            }))
+        }
+
+        fn opening(&self, connected: (&str, serde_json::Value), from: u64) -> worker::Result<String> {
+            let mut first = retry_frame(RETRY_MS);
+            first.push_str(&frame(Some(from), connected.0, &connected.1.to_string()));
+            self.read(|t| {
+                for (seq, name, data) in t.events.iter().filter(|e| e.0 > from) {
+                    first.push_str(&frame(Some(*seq), name, &public_stored_data(data)));
+                }
+            });
+            Ok(first)
+        }
+
+        fn queue_deliveries(&self, deliveries: &[Delivery], now: Timestamp) -> worker::Result<()> {
+            self.with(|t| {
+                for d in deliveries {
+                    if t.deliveries.iter().any(|r| r.event_id == d.event_id && r.dest == d.dest) {
+                        continue;
+                    }
+                    t.rowids += 1;
+                    t.deliveries.push(DeliveryRecord {
+                        rowid: t.rowids,
+                        event_id: d.event_id.clone(),
+                        dest: d.dest.to_owned(),
+                        kind: d.kind.as_str().to_owned(),
+                        url: d.url.clone(),
+                        body: d.body.clone(),
+                        state: RowState::Pending,
+                        attempts: 0,
+                        next_at: now,
+                        last_error: None,
+                        created_at: now,
+                    });
+                }
+                if !deliveries.is_empty() {
+                    let mut newest: Vec<(Timestamp, u64)> =
+                        t.deliveries.iter().map(|d| (d.created_at, d.rowid)).collect();
+                    newest.sort_by(|a, b| b.cmp(a));
+                    newest.truncate(KEPT_DELIVERIES);
+                    t.deliveries
+                        .retain(|d| d.state == RowState::Pending || newest.iter().any(|(_, rowid)| *rowid == d.rowid));
+                }
+            });
+            Ok(())
+        }
+
+        fn next_delivery(&self) -> worker::Result<Option<Timestamp>> {
+            Ok(self.read(|t| t.deliveries.iter().filter(|d| d.state == RowState::Pending).map(|d| d.next_at).min()))
+        }
+
+        fn due_deliveries(&self, now: Timestamp, limit: u32) -> worker::Result<Vec<DueDelivery>> {
+            Ok(self.read(|t| {
+                let mut due: Vec<&DeliveryRecord> =
+                    t.deliveries.iter().filter(|d| d.state == RowState::Pending && d.next_at <= now).collect();
+                due.sort_by_key(|d| d.next_at);
+                due.into_iter()
+                    .take(limit as usize)
+                    .map(|d| DueDelivery {
+                        event_id: d.event_id.clone(),
+                        dest: d.dest.clone(),
+                        kind: d.kind.clone(),
+                        url: d.url.clone(),
+                        body: d.body.clone(),
+                        attempts: d.attempts,
+                    })
+                    .collect()
+            }))
+        }
+
+        fn record_attempt(
+            &self,
+            event_id: &str,
+            dest: &str,
+            state: RowState,
+            attempts: u32,
+            next_at: Timestamp,
+            last_error: Option<&str>,
+        ) -> worker::Result<()> {
+            self.with(|t| {
+                for d in t.deliveries.iter_mut().filter(|d| d.event_id == event_id && d.dest == dest) {
+                    (d.state, d.attempts, d.next_at) = (state, attempts, next_at);
+                    d.last_error = last_error.map(str::to_owned);
+                }
+            });
+            Ok(())
+        }
+
+        fn newest_event_deliveries(&self) -> worker::Result<Vec<DeliveryRow>> {
+            Ok(self.read(|t| {
+                let Some(newest) = t.deliveries.iter().max_by_key(|d| (d.created_at, d.rowid)) else {
+                    return Vec::new();
+                };
+                t.deliveries
+                    .iter()
+                    .filter(|d| d.event_id == newest.event_id)
+                    .map(|d| DeliveryRow { state: d.state, attempts: d.attempts, last_error: d.last_error.clone() })
+                    .collect()
+            }))
+        }
+    }
+}

@@ -1,0 +1,122 @@
+//! Deletes: tombstones, what is refused while one stands, late and final sweeps, upload sessions.
+
+use super::*;
+
+#[test]
+fn deleting_a_running_job_leaves_a_tombstone_until_its_lease_could_end() {
+    let w = World::new();
+    w.notify("raw/app-a/v1/source.mp4");
+    w.objects.insert("raw/app-a/v1/source.mp4", b"src".to_vec(), Some("video/mp4"));
+    let spec = w.grant().unwrap();
+    let output = output_of(&w);
+    w.write_output(&output, "seg1.m4s");
+    let deleted = w.call(VideoOp::Delete).unwrap();
+    let sweep_at = w.now().plus_millis(LEASE_TTL_MS + SWEEP_MARGIN_MS);
+    assert_eq!(deleted["objects"], 2);
+    assert_eq!(deleted["job"], true);
+    assert_eq!(deleted["final_sweep_at"], sweep_at.millis());
+    assert_eq!(w.ended(), 1, "the shard hears the job ended");
+    assert_eq!((w.streams_closed.get(), w.hub_forgot.get()), (1, 1));
+    assert!(!w.kv.borrow().contains_key("jobs/app-a/v1"), "the marker goes");
+    assert_eq!(w.store.load().unwrap().map(|s| s.job.job_id), None, "the job's state goes at once");
+    // While the tombstone stands.
+    assert_eq!(code(w.heartbeat(&lease_of(&spec), 50)), ErrorCode::LeaseLost);
+    assert_eq!(code(w.complete(&lease_of(&spec))), ErrorCode::LeaseLost);
+    assert_eq!(code(w.grant()), ErrorCode::Conflict);
+    let notify = w.call(VideoOp::Notify { source: source("raw/app-a/v1/source.mp4", 10), callback_url: None });
+    let refused = notify.unwrap_err();
+    assert_eq!(refused.code, ErrorCode::Conflict);
+    assert!(refused.message.contains("notify after that"), "{}", refused.message);
+    assert_eq!(w.call(VideoOp::Get).unwrap(), Value::Null);
+    assert_eq!(code(w.call(VideoOp::Cancel)), ErrorCode::NotFound);
+    assert_eq!(code(w.call(VideoOp::Events { last_event_id: None, address: None })), ErrorCode::NotFound);
+    // A repeated delete deletes again and keeps the sweep's time.
+    w.write_output(&output, "seg2.m4s");
+    let again = w.call(VideoOp::Delete).unwrap();
+    assert_eq!((again["objects"].clone(), again["job"].clone()), (Value::from(1), Value::from(false)));
+    assert_eq!(again["final_sweep_at"], sweep_at.millis());
+    // The transcoder wrote once more before its heartbeat was refused: the sweep takes it.
+    w.write_output(&output, "seg3.m4s");
+    assert_eq!(w.alarm.get(), Some(sweep_at));
+    w.run_alarm();
+    assert!(w.objects.keys("").is_empty(), "nothing of the video is left");
+    assert!(!w.store.has_tables().unwrap(), "nor any state of the object");
+    // After the sweep, a notify starts a new job.
+    let reply = w.notify("raw/app-a/v1/source.mp4");
+    assert_eq!(reply.outcome, NotifyOutcome::Created);
+}
+
+#[test]
+fn deleting_a_done_job_leaves_nothing_once_answered() {
+    let w = World::new();
+    w.notify("raw/app-a/v1/source.mp4");
+    let spec = w.grant().unwrap();
+    w.write_output(&output_of(&w), "master.m3u8");
+    w.complete(&lease_of(&spec)).unwrap();
+    assert!(w.kv.borrow().contains_key("playback/app-a/v1"));
+    let deleted = w.call(VideoOp::Delete).unwrap();
+    assert_eq!(deleted["playback_record"], true);
+    assert_eq!(deleted["objects"], 1);
+    assert_eq!(deleted["final_sweep_at"], Value::Null);
+    assert_eq!(w.ended(), 1, "a done job had left its shard already");
+    assert!(w.kv.borrow().is_empty());
+    assert!(!w.store.has_tables().unwrap(), "no tombstone: nothing can write any more");
+    assert_eq!(w.alarm.get(), None);
+    let none = w.call(VideoOp::Delete).unwrap();
+    assert_eq!((none["objects"].clone(), none["job"].clone()), (Value::from(0), Value::from(false)));
+}
+
+#[test]
+fn a_delete_that_failed_half_way_is_finished_by_the_alarm() {
+    let w = World::new();
+    w.notify("raw/app-a/v1/source.mp4");
+    let spec = w.grant().unwrap();
+    w.complete(&lease_of(&spec)).unwrap();
+    w.objects.insert("raw/app-a/v1/source.mp4", b"src".to_vec(), Some("video/mp4"));
+    w.objects.fail("DELETE", "raw/");
+    assert!(w.call(VideoOp::Delete).is_err(), "storage failed");
+    let sweep_at = w.now().plus_millis(SWEEP_RETRY_MS);
+    assert_eq!(w.alarm.get(), Some(sweep_at), "the guard's alarm");
+    assert_eq!(
+        code(w.call(VideoOp::Notify { source: source("raw/app-a/v1/x.mp4", 1), callback_url: None })),
+        ErrorCode::Conflict
+    );
+    // The sweep fails too while storage does, and is tried again.
+    w.run_alarm();
+    assert_eq!(w.alarm.get(), Some(w.now().plus_millis(SWEEP_RETRY_MS)));
+    assert!(w.store.tombstone().unwrap().is_some());
+}
+
+#[test]
+fn upload_sessions_follow_their_ledger_and_are_revoked_by_a_delete() {
+    let w = World::new();
+    let expires_at = w.now().plus_millis(3_600_000);
+    let step = |step: SessionStep| w.call(VideoOp::UploadSession { session: "s1".into(), step });
+    assert_eq!(code(step(SessionStep::Start)), ErrorCode::Forbidden, "never issued: revoked");
+    assert!(!w.store.has_tables().unwrap(), "a refused step creates nothing");
+    let issued: SessionRecord = serde_json::from_value(step(SessionStep::Issue { expires_at }).unwrap()).unwrap();
+    assert_eq!(issued, SessionRecord::Issued { expires_at });
+    assert_eq!(code(step(SessionStep::Issue { expires_at })), ErrorCode::Conflict, "issued once");
+    let starting: SessionRecord = serde_json::from_value(step(SessionStep::Start).unwrap()).unwrap();
+    assert!(matches!(starting, SessionRecord::Starting { since, .. } if since == w.now()));
+    assert_eq!(code(step(SessionStep::Start)), ErrorCode::Conflict, "one start at a time");
+    w.notify("raw/app-a/v1/source.mp4");
+    w.grant().unwrap();
+    w.call(VideoOp::Delete).unwrap();
+    assert_eq!(code(step(SessionStep::Use { upload_id: "u1".into() })), ErrorCode::Forbidden, "revoked");
+    let e = step(SessionStep::Issue { expires_at }).unwrap_err();
+    assert_eq!(e.code, ErrorCode::Conflict);
+    assert!(e.message.contains("ask for an upload after that"), "{}", e.message);
+}
+
+#[test]
+fn issuing_a_session_drops_the_expired_ones() {
+    let w = World::new();
+    let step = |id: &str, step: SessionStep| w.call(VideoOp::UploadSession { session: id.into(), step });
+    step("old", SessionStep::Issue { expires_at: w.now().plus_millis(1_000) }).unwrap();
+    step("live", SessionStep::Issue { expires_at: w.now().plus_millis(60_000) }).unwrap();
+    w.advance(1_000);
+    step("new", SessionStep::Issue { expires_at: w.now().plus_millis(60_000) }).unwrap();
+    let kept: Vec<String> = w.store.meta_prefixed("upload_session:").unwrap().into_iter().map(|(k, _)| k).collect();
+    assert_eq!(kept, ["upload_session:live", "upload_session:new"]);
+}
