@@ -1,7 +1,7 @@
 //! A video's webhook deliveries: which events are sent to whom
 //! ([`plan`]: the app's url and the notify's `callback_url`, one signed body
 //! per event), how each attempt's outcome is recorded with its backoff and
-//! jitter ([`record_attempt`], by `media_core::video::webhook::CallbackState`),
+//! jitter ([`record_attempt`], by `media_core::video::delivery::CallbackState`),
 //! and what the job shows of the newest event's delivery ([`refresh_callback`]).
 //! Sending one attempt is [`crate::webhooks`]'; the shell ([`super`]) sends
 //! the due ones from the alarm.

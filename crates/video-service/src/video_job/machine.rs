@@ -633,5 +633,5 @@ pub fn upload_session(
     session: &str,
     step: &SessionStep,
 ) -> Result<SessionRecord, Refusal> {
-    sessions::step(store, cx.now, session, step)
+    Ok(sessions::step(store, cx.now, session, step)??)
 }

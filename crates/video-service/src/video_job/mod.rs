@@ -86,7 +86,7 @@ use media_core::ids::{AppId, VideoId};
 use media_core::video::events::VIDEO_EVENT_LOG_LEN;
 use media_core::video::job::{Job, JobStatus};
 use media_core::wire::api::DeletedVideo;
-use media_core::{ApiError, Timestamp};
+use media_core::Timestamp;
 use serde::Serialize;
 use worker::{durable_object, DurableObject, Env, Request, Response, State};
 use worker_kit::clock::{now, random_bytes};
@@ -96,7 +96,7 @@ use worker_kit::settings::StorageSettings;
 use worker_kit::store::AnyStore;
 use worker_kit::Failure;
 
-use crate::client::call;
+use crate::client::{call, refusal};
 use crate::protocol::app_hub::{HubCommand, APP_EVENTS_BINDING};
 use crate::protocol::dispatch::{shard_name, ShardCommand, DISPATCH_BINDING};
 use crate::protocol::video_job::{DeleteReply, VideoCall, VideoOp};
@@ -164,10 +164,6 @@ fn reply<T: Serialize>(value: &T) -> worker::Result<Response> {
     Response::from_json(value)
 }
 
-fn failure(e: &ApiError) -> worker::Result<Response> {
-    Ok(Response::ok(e.to_json())?.with_status(e.status()))
-}
-
 /// The answer to a command refused through our own fault (a broken
 /// setting): the JSON error a Worker gives for it, detail logged.
 fn our_fault(e: ConfigError) -> Response {
@@ -181,7 +177,7 @@ fn our_fault(e: ConfigError) -> Response {
 fn early(answer: Early) -> worker::Result<Response> {
     match answer {
         Early::NoJob => reply(&None::<Job>),
-        Early::Refused(e) => failure(&e),
+        Early::Refused(e) => refusal(&e),
     }
 }
 
@@ -206,9 +202,9 @@ impl VideoJob {
         }
     }
 
-    fn refused(&self, refusal: Refusal) -> worker::Result<Response> {
-        match refusal {
-            Refusal::Answer(e) => failure(&e),
+    fn refused(&self, why: Refusal) -> worker::Result<Response> {
+        match why {
+            Refusal::Answer(e) => refusal(&e),
             Refusal::Storage(e) => Err(e),
         }
     }
@@ -521,7 +517,7 @@ impl DurableObject for VideoJob {
     async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
         let call: VideoCall = match crate::client::read_command(&mut req, "video job command").await {
             Ok(c) => c,
-            Err(e) => return failure(&e),
+            Err(e) => return refusal(&e),
         };
         if let Some(answer) = machine::admit(&self.store, &call.op, now())? {
             return early(answer);

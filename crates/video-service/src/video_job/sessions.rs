@@ -10,7 +10,6 @@
 use media_core::video::upload_session::{session_step, SessionRecord, SessionStep};
 use media_core::{ApiError, ErrorCode, Timestamp};
 
-use super::machine::Refusal;
 use super::store::JobStore;
 
 /// The `meta` key prefix of the sessions' rows.
@@ -23,7 +22,7 @@ pub fn step(
     now: Timestamp,
     session: &str,
     step: &SessionStep,
-) -> Result<SessionRecord, Refusal> {
+) -> worker::Result<Result<SessionRecord, ApiError>> {
     let key = format!("{SESSION_PREFIX}{session}");
     let record: Option<SessionRecord> = match store.meta(&key)? {
         None => None,
@@ -31,7 +30,10 @@ pub fn step(
             Some(serde_json::from_str(&v).map_err(|e| worker::Error::RustError(format!("stored session: {e}")))?)
         }
     };
-    let next = session_step(record.as_ref(), step, now)?;
+    let next = match session_step(record.as_ref(), step, now) {
+        Ok(next) => next,
+        Err(e) => return Ok(Err(e)),
+    };
     if matches!(step, SessionStep::Issue { .. }) {
         drop_expired(store, now)?;
     }
@@ -39,7 +41,7 @@ pub fn step(
         let json = serde_json::to_string(&next).map_err(|e| worker::Error::RustError(e.to_string()))?;
         store.set_meta(&key, &json)?;
     }
-    Ok(next)
+    Ok(Ok(next))
 }
 
 /// Drops the rows of sessions whose token has expired by `now` (the
