@@ -5,12 +5,12 @@
 //! | module | owns |
 //! |---|---|
 //! | [`config`] | configuration from the environment, errors naming the variable |
-//! | [`api`] | the video service's internal job API (lease, heartbeat, complete, fail) |
+//! | [`api`] | the video service's internal job API (lease, heartbeat, complete, fail, release): the `VideoApi` trait, its HTTP client, an in-memory double for tests |
 //! | [`storage`] | the S3 client, output sinks, and reading uploads with ranged GETs |
 //! | [`pipeline`] | probe, decode once, encode every rung in parallel, package fMP4, thumbnails |
 //! | [`publish`] | uploading outputs as they are final, playlists, `playable`, the result |
 //! | [`local`] | transcoding a local file into a folder (CLI, tests, benchmarks) |
-//! | [`runner`] | the job loop: lease, heartbeats, cancellation, failures, shutdown |
+//! | [`runner`] | the job loop: lease, heartbeats, cancellation, failures, shutdown; one attempt's rules as a state machine (`runner::attempt`) |
 //! | [`telemetry`] | JSON logs and Sentry reports |
 //! | [`error`] | retryable vs permanent failures |
 
