@@ -4,6 +4,8 @@
 //! the [`CommonSettings`], the object store, the presigner and the Sentry
 //! reporter. Nothing below reads a var again.
 
+use std::cell::Cell;
+
 use crate::sentry::Fault;
 use media_core::http::sigv4::S3Bucket;
 use worker::{Context, Env, Request};
@@ -29,6 +31,8 @@ pub struct RequestContext<'a, S> {
     /// The adapter `STORAGE_BACKEND` picks, or why there is none.
     store: Result<AnyStore, ConfigError>,
     sentry: Reporter,
+    /// Whether the route ran the API-key guard (`crate::entry::guard`).
+    key_checked: Cell<bool>,
 }
 
 impl<'a, S> RequestContext<'a, S> {
@@ -46,7 +50,7 @@ impl<'a, S> RequestContext<'a, S> {
         let common = CommonSettings::load(&vars)?;
         let settings = load_service(&vars)?;
         let store = AnyStore::open(env, &common.storage);
-        Ok(RequestContext { env, execution, service, settings, common, store, sentry })
+        Ok(RequestContext { env, execution, service, settings, common, store, sentry, key_checked: Cell::new(false) })
     }
 
     /// The object store, or the configuration error that leaves none.
@@ -67,6 +71,17 @@ impl<'a, S> RequestContext<'a, S> {
             .public_base
             .clone()
             .unwrap_or_else(|| req.url().map(|u| u.origin().ascii_serialization()).unwrap_or_default())
+    }
+
+    /// Records that the request's API key was checked (by the guard).
+    pub(crate) fn mark_key_checked(&self) {
+        self.key_checked.set(true);
+    }
+
+    /// Whether the request's API key was checked: an API-key row of the
+    /// route table whose handler did not is our fault (`crate::entry::handle`).
+    pub(crate) fn key_checked(&self) -> bool {
+        self.key_checked.get()
     }
 
     /// Sends one of our faults to Sentry (after the answer), with the

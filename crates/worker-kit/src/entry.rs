@@ -8,7 +8,7 @@
 //! `/health`.
 
 use media_core::http::auth::KeyGrant;
-use media_core::wire::routes::{find, Route};
+use media_core::wire::routes::{find, Auth, Route};
 use worker::{Context, Env, Request, Response};
 
 use crate::config::{ConfigError, Vars};
@@ -24,7 +24,8 @@ use crate::{ratelimit, settings};
 /// `load_settings`), finds the request's row in the service's route
 /// `table`, gates its method ([`gate`]), runs `route` with the row (or
 /// answers the settings error, or 404) and finishes the answer: CORS unless
-/// the row is server-only (`Auth::is_server_only`).
+/// the row is server-only ([`Auth::is_server_only`]). A handler of an
+/// [`Auth::ApiKey`] row that answers without running [`guard`] answers 500.
 pub async fn handle<S, Id: Copy>(
     service: &'static str,
     table: &'static [Route<Id>],
@@ -50,7 +51,16 @@ pub async fn handle<S, Id: Copy>(
                 // The transcoder's routes check their token before the method.
                 Some(f) if !f.auth().gated_by_table() => route(req, cx, f.rows[0]).await,
                 Some(f) => match gate(known_method(&req).as_ref(), f) {
-                    Ok(row) => route(req, cx, row).await,
+                    Ok(row) => {
+                        let outcome = route(req, cx, row).await;
+                        if row.auth == Auth::ApiKey && !cx.key_checked() {
+                            // The table says this route needs a key: a handler that never
+                            // asked for one must not answer.
+                            Err(Failure::internal(format!("{path}: an API-key route answered without the key guard")))
+                        } else {
+                            outcome
+                        }
+                    }
                     Err(answer) => answer,
                 },
             };
@@ -76,6 +86,7 @@ pub async fn handle<S, Id: Copy>(
 /// stops after a few tries: 429), then refused (401/403). The key itself is
 /// never logged; its fingerprint is.
 pub async fn guard<S>(req: &Request, cx: &RequestContext<'_, S>, route: &str) -> Result<KeyGrant, Failure> {
+    cx.mark_key_checked();
     let keys = &cx.common.api_keys;
     if keys.is_empty() {
         return Err(Failure::internal("IV_API_KEY is not set: no API key can be accepted"));
