@@ -25,23 +25,49 @@ pub fn known_method(req: &Request) -> Option<Method> {
 /// methods, from the route table) for anything else, including a method the
 /// runtime has no name for (`None`).
 pub fn gate<Id: Copy>(method: Option<&Method>, found: &Found<Id>) -> Result<&'static Route<Id>, Handled> {
-    if let Some(row) = method.and_then(table_method).and_then(|m| found.row_for(m)) {
-        return Ok(row);
+    match decide(method, found) {
+        Decision::Row(row) => Ok(row),
+        Decision::Preflight(list) => Err(preflight(&list)),
+        Decision::NotAllowed(list) => Err(Ok(method_not_allowed_response(&list))),
     }
-    let list = found.methods().iter().map(|m| m.as_str()).chain(["OPTIONS"]).collect::<Vec<_>>().join(", ");
-    Err(match method {
-        Some(Method::Options) => preflight(&list),
-        _ => Ok(method_not_allowed_response(&list)),
-    })
 }
 
-/// `None` when `method` is one of `allowed`; otherwise the 405 naming them,
-/// `OPTIONS` included (for routes browsers never call: no preflight).
+/// What [`gate`] does with a request's method, as plain data.
+#[derive(Debug, PartialEq)]
+pub enum Decision<Id: 'static> {
+    /// The handler of this row takes it.
+    Row(&'static Route<Id>),
+    /// `OPTIONS`: a CORS preflight offering these methods.
+    Preflight(String),
+    /// 405 with this `Allow`.
+    NotAllowed(String),
+}
+
+/// The decision of [`gate`]: the path's methods (in table order) and
+/// `OPTIONS` are what `Allow` and a preflight offer.
+pub fn decide<Id: Copy>(method: Option<&Method>, found: &Found<Id>) -> Decision<Id> {
+    if let Some(row) = method.and_then(table_method).and_then(|m| found.row_for(m)) {
+        return Decision::Row(row);
+    }
+    let list = found.methods().iter().map(|m| m.as_str()).chain(["OPTIONS"]).collect::<Vec<_>>().join(", ");
+    match method {
+        Some(Method::Options) => Decision::Preflight(list),
+        _ => Decision::NotAllowed(list),
+    }
+}
+
+/// `None` when `method` is one of `allowed`; otherwise the 405 naming them
+/// (for routes browsers never call: no `OPTIONS` offered, no preflight).
 pub fn strict_gate(method: Option<&Method>, allowed: &[RouteMethod]) -> Option<Response> {
+    strict_allow(method, allowed).map(|list| method_not_allowed_response(&list))
+}
+
+/// The `Allow` of [`strict_gate`]'s 405, or `None` when `method` is allowed.
+fn strict_allow(method: Option<&Method>, allowed: &[RouteMethod]) -> Option<String> {
     if method.and_then(table_method).is_some_and(|m| allowed.contains(&m)) {
         return None;
     }
-    Some(method_not_allowed_response(&allowed.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(", ")))
+    Some(allowed.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(", "))
 }
 
 /// The route table's name for a method, if the table has one.
@@ -62,4 +88,47 @@ pub fn method_not_allowed_response(allowed: &str) -> Response {
     let mut resp = error_response(&method_not_allowed(allowed).to_api_error());
     let _ = resp.headers_mut().set("allow", allowed);
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use media_core::wire::routes::{find, ImageRoute, VideoRoute, IMAGE_ROUTES, VIDEO_ROUTES};
+
+    use super::*;
+
+    fn id<Id: Copy>(d: Decision<Id>) -> Option<Id> {
+        match d {
+            Decision::Row(row) => Some(row.id),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn a_path_takes_its_rows_methods_and_names_them_otherwise() {
+        let images = find(IMAGE_ROUTES, "/images").unwrap();
+        assert_eq!(id(decide(Some(&Method::Get), &images)), Some(ImageRoute::Metadata));
+        assert_eq!(id(decide(Some(&Method::Delete), &images)), Some(ImageRoute::Delete));
+        assert_eq!(decide(Some(&Method::Post), &images), Decision::NotAllowed("GET, DELETE, OPTIONS".into()));
+        assert_eq!(decide(Some(&Method::Options), &images), Decision::Preflight("GET, DELETE, OPTIONS".into()));
+        // A method the runtime has no name for (PROPFIND, QUERY...) is a 405 too.
+        assert_eq!(decide(None, &images), Decision::NotAllowed("GET, DELETE, OPTIONS".into()));
+
+        let hls = find(VIDEO_ROUTES, "/hls/a/v/o/master.m3u8").unwrap();
+        assert_eq!(id(decide(Some(&Method::Head), &hls)), Some(VideoRoute::Hls));
+        assert_eq!(decide(Some(&Method::Put), &hls), Decision::NotAllowed("GET, HEAD, OPTIONS".into()));
+        let status = find(VIDEO_ROUTES, "/job-status").unwrap();
+        assert_eq!(decide(Some(&Method::Head), &status), Decision::NotAllowed("GET, OPTIONS".into()));
+        let upload = find(VIDEO_ROUTES, "/uploads/t/s3/multipart/u").unwrap();
+        assert_eq!(decide(Some(&Method::Post), &upload), Decision::NotAllowed("GET, DELETE, OPTIONS".into()));
+    }
+
+    #[test]
+    fn the_transcoders_routes_offer_only_their_methods() {
+        let internal = find(VIDEO_ROUTES, "/internal/jobs/lease").unwrap();
+        assert!(!internal.auth().gated_by_table());
+        let methods = internal.rows[0].methods;
+        assert_eq!(strict_allow(Some(&Method::Post), methods), None);
+        assert_eq!(strict_allow(Some(&Method::Options), methods).as_deref(), Some("POST"));
+        assert_eq!(strict_allow(None, methods).as_deref(), Some("POST"));
+    }
 }
