@@ -6,7 +6,10 @@
 //!   what it should;
 //! - every relative link in `README.md` and `docs/` reaches a file, and a
 //!   heading when it names one, and so does every `docs/….md#anchor` that a
-//!   code comment or a wrangler file points at.
+//!   code comment or a wrangler file points at;
+//! - every source path the docs cite (`video-service/src/lease.rs`, under
+//!   `crates/`) exists, so the architecture page's module table follows
+//!   the code when files move.
 
 #[path = "../examples/verify_webhook.rs"]
 mod example;
@@ -181,4 +184,28 @@ fn pointers_from_the_code_to_the_docs_reach_a_heading() {
     }
     assert!(seen > 0, "no pointer to docs/ found: is the walk looking in the right place?");
     assert!(broken.is_empty(), "pointers to the docs that lead nowhere:\n{}", broken.join("\n"));
+}
+
+#[test]
+fn every_source_path_the_docs_cite_exists() {
+    let root = std::path::Path::new(ROOT);
+    let mut missing = Vec::new();
+    let mut seen = 0;
+    for file in markdown_files() {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for line in prose(&text) {
+            for span in line.split('`').skip(1).step_by(2) {
+                if !span.contains("/src/") || span.contains(|c: char| c.is_whitespace() || "{}*<>".contains(c)) {
+                    continue;
+                }
+                seen += 1;
+                let path = if span.starts_with("crates/") { root.join(span) } else { root.join("crates").join(span) };
+                if !path.exists() {
+                    missing.push(format!("{}: {span}", file.display()));
+                }
+            }
+        }
+    }
+    assert!(seen > 0, "no source path found in the docs");
+    assert!(missing.is_empty(), "source paths the docs cite that do not exist:\n{}", missing.join("\n"));
 }
