@@ -1,0 +1,224 @@
+//! The runner's lease, grace-period and time-limit rules against the
+//! in-memory API on tokio's paused clock: what the end-to-end tests show
+//! with real seconds, here deterministic and instant.
+
+use std::future::pending;
+
+use media_core::ids::{AppId, JobId, LeaseId, VideoId};
+use media_core::keys::OutputId;
+use media_core::video::ladder::LadderOptions;
+use tokio::time::{advance, sleep, timeout};
+
+use super::*;
+use crate::api::memory::{wall_clock_plus, Beat, MemoryVideoApi};
+use crate::config::Vars;
+use crate::pipeline::Produced;
+use crate::storage::Sink;
+
+/// Heartbeats every second; the lease lasts 30 s unless said otherwise.
+const BEAT: Duration = Duration::from_secs(1);
+
+fn runner(extra: &[(&str, &str)]) -> (Runner<MemoryVideoApi>, MemoryVideoApi) {
+    let vars = |k: &str| {
+        let fixed = [
+            ("VIDEO_SERVICE_URL", "http://127.0.0.1:9"),
+            ("TRANSCODER_TOKEN", "t"),
+            ("S3_ENDPOINT", "http://127.0.0.1:9"),
+            ("S3_BUCKET", "media"),
+            ("S3_ACCESS_KEY_ID", "GK1"),
+            ("S3_SECRET_ACCESS_KEY", "s"),
+        ];
+        fixed.iter().chain(extra).find(|(name, _)| *name == k).map(|(_, v)| (*v).to_owned())
+    };
+    let config = Config::from_vars(&Vars(vars)).expect("a complete configuration");
+    let api = MemoryVideoApi::default();
+    (Runner::with_api(config, api.clone()), api)
+}
+
+fn spec(lease: Duration) -> JobSpec {
+    JobSpec {
+        job_id: JobId::from_random([1; 16]),
+        app_id: AppId::parse("app").expect("an id"),
+        video_id: VideoId::parse("video").expect("an id"),
+        attempt: 1,
+        lease_id: LeaseId::from_random([2; 16]),
+        lease_expires_at: wall_clock_plus(lease),
+        heartbeat_interval_ms: BEAT.as_millis() as u64,
+        source_key: "uploads/app/video/source".into(),
+        source_size: 1000,
+        source_etag: None,
+        content_type: "video/mp4".into(),
+        output_id: OutputId::from_random([3; 10]),
+        output_prefix: "hls/app/video/out/".into(),
+        ladder: LadderOptions::default(),
+    }
+}
+
+fn result() -> JobResult {
+    JobResult { duration_s: 1.0, renditions: Vec::new(), thumbnails: None, has_audio: false }
+}
+
+/// The attempt's end, or a failed test if it runs on for an hour of (paused) time.
+async fn ends(attempt: impl Future<Output = Outcome>) -> Outcome {
+    timeout(Duration::from_secs(3600), attempt).await.expect("the attempt ends within the hour")
+}
+
+/// Work that runs until it is stopped, then unwinds as the pipeline does.
+async fn until_stopped(control: &Control) -> Result<JobResult, JobError> {
+    control.stopped().await;
+    Err(JobError::LeaseLost)
+}
+
+#[tokio::test(start_paused = true)]
+async fn after_a_refused_heartbeat_the_publisher_stops_and_the_lease_is_lost() {
+    let (runner, api) = runner(&[]);
+    let spec = spec(Duration::from_secs(30));
+    let job = JobHandles::default();
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    // The real publisher, waiting for outputs that keep coming.
+    let (tx, rx) = mpsc::channel::<Produced>(4);
+    let mut publisher =
+        Publisher::new(Sink::Dir(dir.path().into()), spec.output_prefix.clone(), Arc::clone(&job.playable));
+    let work = async {
+        publisher.run(rx, &job.control).await?;
+        pending().await
+    };
+    let (_, shutdown) = watch::channel(false);
+    let supervised = runner.supervise(&spec, &job, work, shutdown);
+    tokio::pin!(supervised);
+    // Ten seconds of heartbeats that extend the lease.
+    assert!(timeout(Duration::from_secs(10), &mut supervised).await.is_err(), "the job goes on under heartbeats");
+    let beats = api.state().heartbeats.len();
+    assert!((9..=11).contains(&beats), "{beats} heartbeats in 10 s at one a second");
+    assert!(!tx.is_closed());
+    api.state().beat = Beat::Lost("the video was deleted".into());
+    let refused_at = tokio::time::Instant::now();
+    let outcome = timeout(Duration::from_secs(60), &mut supervised).await.expect("the job ends");
+    assert_eq!(outcome, Outcome::LeaseLost);
+    assert!(refused_at.elapsed() <= BEAT, "stopped at the first refused heartbeat, {:?} after", refused_at.elapsed());
+    assert!(tx.is_closed(), "the publisher stopped taking outputs");
+    assert!(job.control.cancel.load(Ordering::SeqCst), "the pipeline was told to stop");
+    let state = api.state();
+    assert_eq!(state.heartbeats.len(), beats + 1, "no heartbeat after the refused one");
+    assert!(state.failed.is_empty() && state.completed.is_empty(), "a lost job is not reported");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lease_that_runs_out_without_a_heartbeat_getting_through_stops_the_work() {
+    let (runner, api) = runner(&[]);
+    api.state().beat = Beat::Unreachable;
+    let job = JobHandles::default();
+    let (_, shutdown) = watch::channel(false);
+    let started = tokio::time::Instant::now();
+    let outcome =
+        ends(runner.supervise(&spec(Duration::from_secs(10)), &job, until_stopped(&job.control), shutdown)).await;
+    assert_eq!(outcome, Outcome::LeaseLost);
+    let took = started.elapsed();
+    assert!(took > Duration::from_secs(9) && took <= Duration::from_secs(11), "stopped after {took:?} (lease 10 s)");
+    assert!(job.control.cancel.load(Ordering::SeqCst));
+    assert!(api.state().failed.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn within_the_grace_period_a_job_finishes_and_is_reported() {
+    let (runner, api) = runner(&[("SHUTDOWN_GRACE_S", "30")]);
+    let job = JobHandles::default();
+    let (stop, shutdown) = watch::channel(false);
+    let work = async {
+        sleep(Duration::from_secs(25)).await;
+        Ok(result())
+    };
+    let spec = spec(Duration::from_secs(30));
+    let supervised = runner.supervise(&spec, &job, work, shutdown);
+    tokio::pin!(supervised);
+    assert!(timeout(Duration::from_secs(1), &mut supervised).await.is_err());
+    stop.send(true).expect("the runner listens");
+    // Past the 25 s the work takes, within the 30 s of grace.
+    advance(Duration::from_secs(24)).await;
+    let outcome = timeout(Duration::from_secs(2), &mut supervised).await.expect("done within the grace period");
+    assert_eq!(outcome, Outcome::Done);
+    let state = api.state();
+    assert_eq!(state.completed.len(), 1);
+    assert!(state.released.is_empty(), "a finished job is not handed back");
+    assert!(!job.control.cancel.load(Ordering::SeqCst));
+}
+
+#[tokio::test(start_paused = true)]
+async fn past_the_grace_period_the_job_is_handed_back() {
+    let (runner, api) = runner(&[("SHUTDOWN_GRACE_S", "30")]);
+    let job = JobHandles::default();
+    let (stop, shutdown) = watch::channel(false);
+    let spec = spec(Duration::from_secs(30));
+    let supervised = runner.supervise(&spec, &job, until_stopped(&job.control), shutdown);
+    tokio::pin!(supervised);
+    assert!(timeout(Duration::from_secs(5), &mut supervised).await.is_err());
+    stop.send(true).expect("the runner listens");
+    let asked = tokio::time::Instant::now();
+    assert!(
+        timeout(Duration::from_secs(29), &mut supervised).await.is_err(),
+        "the job goes on during the grace period"
+    );
+    assert!(!job.control.cancel.load(Ordering::SeqCst));
+    let outcome = timeout(Duration::from_secs(2), &mut supervised).await.expect("handed back once the grace is over");
+    assert_eq!(outcome, Outcome::HandedBack);
+    assert_eq!(asked.elapsed().as_secs(), 30);
+    let state = api.state();
+    assert_eq!(state.released, vec![spec.job_id.clone()]);
+    assert!(state.failed.is_empty(), "handing back is not a failure");
+}
+
+#[tokio::test(start_paused = true)]
+async fn past_the_time_limit_the_job_fails_with_a_readable_message() {
+    let (runner, api) = runner(&[]);
+    let job = JobHandles::default();
+    // A 10 s source may take 600 + 4 x 10 s.
+    job.control.source_duration_ms.store(10_000, Ordering::Relaxed);
+    let (_, shutdown) = watch::channel(false);
+    let started = tokio::time::Instant::now();
+    let outcome =
+        ends(runner.supervise(&spec(Duration::from_secs(30)), &job, until_stopped(&job.control), shutdown)).await;
+    let message = "processing stopped after 640 s, the time limit for this video; the file may be damaged or crafted";
+    assert_eq!(outcome, Outcome::Failed { message: message.into(), retryable: false });
+    let took = started.elapsed();
+    assert!(took > Duration::from_secs(640) && took <= Duration::from_secs(641), "stopped after {took:?}");
+    let state = api.state();
+    assert_eq!(state.failed.len(), 1);
+    assert_eq!((state.failed[0].message.as_str(), state.failed[0].retryable), (message, false));
+    assert!(job.control.cancel.load(Ordering::SeqCst));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_completion_goes_on_under_heartbeats_past_the_lease_and_the_time_limit() {
+    let (runner, api) = runner(&[("JOB_TIME_LIMIT_S", "20")]);
+    api.state().complete_takes = Duration::from_secs(120);
+    let job = JobHandles::default();
+    let (_, shutdown) = watch::channel(false);
+    let work = async {
+        sleep(Duration::from_secs(10)).await;
+        Ok(result())
+    };
+    let outcome = ends(runner.supervise(&spec(Duration::from_secs(30)), &job, work, shutdown)).await;
+    assert_eq!(outcome, Outcome::Done);
+    let state = api.state();
+    assert_eq!(state.completed.len(), 1);
+    assert!(state.heartbeats.len() >= 120, "{} heartbeats", state.heartbeats.len());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_heartbeat_refused_while_completing_leaves_the_end_to_the_completion() {
+    let (runner, api) = runner(&[]);
+    api.state().complete_takes = Duration::from_secs(5);
+    let job = JobHandles::default();
+    let (_, shutdown) = watch::channel(false);
+    let work = async {
+        sleep(Duration::from_secs(3)).await;
+        api.state().beat = Beat::Lost("taken".into());
+        Ok(result())
+    };
+    let outcome = ends(runner.supervise(&spec(Duration::from_secs(30)), &job, work, shutdown)).await;
+    assert_eq!(outcome, Outcome::Done);
+    let state = api.state();
+    let beats_after = state.heartbeats.len();
+    assert!(beats_after <= 5, "beating stopped at the refusal: {beats_after} heartbeats");
+    assert!(!job.control.cancel.load(Ordering::SeqCst), "a published ladder is not stopped");
+}
