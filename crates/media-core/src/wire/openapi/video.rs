@@ -1,0 +1,374 @@
+//! The video service's document: its routes' operations, from `VIDEO_ROUTES`.
+
+use super::*;
+
+/// The video service's document (`openapi/video-service.json`).
+pub fn video_service() -> OpenApi {
+    let mut doc = base_document(
+        "Video service",
+        "Presigned video uploads, transcoding jobs, job status, playback URLs and HLS playback. Errors are JSON: \
+         {\"error\": {\"code\", \"message\"}}. Each API key acts only for the apps it is configured for (403 \
+         app_not_allowed for another app_id). API-key routes are rate limited per key (600 a minute by default); \
+         requests with a missing or wrong key are limited per client IP (10 a minute); public reads that reach \
+         the job store are limited per client IP (1200 a minute); all answer 429 with Retry-After. The API-key \
+         routes send no CORS headers: call them from servers only.",
+        8788,
+    );
+    let c = doc.components.as_mut().expect("set by base_document");
+    error_responses(c, RATE_LIMITED);
+    add::<VideoId>(c);
+    add::<JobId>(c);
+    add::<VideoContentType>(c);
+    add::<JobStatus>(c);
+    add::<CallbackStatus>(c);
+    add::<VideoUploadUrlRequest>(c);
+    add::<VideoUploadUrlResponse>(c);
+    add::<UploadSession>(c);
+    add::<NotifyRequest>(c);
+    // A notify refuses fields it does not know (a misspelt callback_url must
+    // not pass unseen: `NotifyRequest::FIELDS`). utoipa 4 says so only for a
+    // type with serde's `deny_unknown_fields`, and NotifyRequest is read field
+    // by field, not by serde; a test checks the properties are those FIELDS.
+    if let Some(RefOr::T(Schema::Object(notify))) = c.schemas.get_mut("NotifyRequest") {
+        notify.additional_properties = Some(Box::new(AdditionalProperties::FreeForm(false)));
+    }
+    add::<CancelRequest>(c);
+    add::<ThumbnailMeta>(c);
+    add::<ThumbnailsView>(c);
+    add::<Rendition>(c);
+    add::<RenditionView>(c);
+    add::<JobView>(c);
+    add::<CancelResponse>(c);
+    add::<DeletedVideo>(c);
+    add::<DeleteVideoResponse>(c);
+    add::<PlaybackUrlResponse>(c);
+    add::<NotPlayableResponse>(c);
+    public_rate_limited(c);
+
+    document(&mut doc, VIDEO_ROUTES, video_operations);
+    doc
+}
+
+/// What the public job reads say of themselves.
+const PUBLIC_READ: &str = "Public. Answered from a short edge cache (the Cache API: 1 s while the job is queued \
+            or processing, 2 s after an error, 60 s once done), so at most about one read a second per video and \
+            location reaches the job store; counted against a generous per-IP limit (429). error and last_error are \
+            the public forms of the job's failure: a message written for uploaders passes, faults on our side read \
+            \"processing failed on our side; it will be retried\" or \"... after N attempts; call \
+            /notify-upload-complete to try again\" (the full text goes to the logs). Ids without a job answer 404 \
+            from KV without reaching any job object. Webhook delivery (callback_*) is never shown here: see \
+            GET /videos/delivery.";
+/// `Server-Timing` of the public job reads.
+fn read_from() -> Header {
+    header(
+        string(),
+        Some(
+            "Where the job was read: jobstore;desc=\"cache\" (the edge cache), \"kv\" (a done job's record) or \
+                     \"video\" (the video's job object).",
+        ),
+    )
+}
+
+/// The errors of the public job reads.
+const PUBLIC_ERRORS: Errors<'static> =
+    &[(400, "Error"), (404, "Error"), (405, "Error"), (429, "PublicRateLimited"), (500, "Error"), (503, "Unavailable")];
+/// The query parameters naming a video.
+fn ids() -> [Parameter; 2] {
+    [query_id("app_id", "AppId"), query_id("video_id", "VideoId")]
+}
+
+/// The operations of each documented row of [`VIDEO_ROUTES`].
+fn video_operations(id: VideoRoute) -> Vec<Documented> {
+    match id {
+        VideoRoute::UploadUrl => {
+            let either = utoipa::openapi::schema::OneOfBuilder::new()
+                .item(Ref::from_schema_name("VideoUploadUrlResponse"))
+                .item(Ref::from_schema_name("UploadSession"));
+            let op = operation(
+            "Get a presigned URL to upload a video (or a resumable upload session)",
+            "generateUploadUrl",
+            Some(
+                "size is required (without it: 400 saying what to send). Without multipart: a presigned PUT bound to \
+                 the key, content type, size and If-None-Match: * (it writes the source once), for files up to 5 GiB. \
+                 With \"multipart\": true: an UploadSession whose endpoint Uppy's @uppy/aws-s3 uses as is \
+                 (Companion-compatible routes under /uploads/{upload_token}/s3/multipart, authorised by the token \
+                 alone); parts follow R2's rules (5 MiB-5 GiB, all equal but the last, at most 10,000). The token \
+                 starts one upload (a second create is 409) and allows only that one; completing or aborting it, or \
+                 deleting the video, revokes the token (403); it expires after UPLOAD_SESSION_TTL_S (6 h).",
+            ),
+        )
+        .response(
+            "200",
+            ResponseBuilder::new()
+                .description("VideoUploadUrlResponse, or UploadSession when multipart was asked for.")
+                .content("application/json", Content::new(either))
+                .build(),
+        );
+            let op = with_errors(json_body(op, "VideoUploadUrlRequest"), &[&[(415, "Error")]]);
+            vec![at(Method::Post, op)]
+        }
+        VideoRoute::Notify => {
+            let op = operation(
+            "Start (or retry) transcoding an uploaded video",
+            "notifyUploadComplete",
+            Some(
+                "Checks the upload exists, then queues the job. Idempotent: a job already queued, running or done is \
+                 returned as it is (200); a new job, or a retry of a failed or stalled one, is queued (202).",
+            ),
+        )
+        .response("200", json_response("The job was already queued, running or done.", "JobView"))
+        .response("202", json_response("The job was queued.", "JobView"));
+            let op = with_errors(json_body(op, "NotifyRequest"), &[&[(409, "Error"), (415, "Error")]]);
+            vec![at(Method::Post, op)]
+        }
+        VideoRoute::Cancel => {
+            let op = operation(
+            "Cancel a queued or running job",
+            "cancelJob",
+            Some(
+                "Stops the job: it ends in status error (\"canceled through the API\") and its transcoder stops at its \
+                 next heartbeat. A notify starts it again. `canceled` is false when the job had already ended.",
+            ),
+        )
+        .response("200", json_response("The job after the request.", "CancelResponse"));
+            let op = with_errors(json_body(op, "CancelRequest"), &[&[(404, "Error")]]);
+            vec![at(Method::Post, op)]
+        }
+        VideoRoute::DeleteVideo => {
+            let op = operation(
+            "Delete a video for good",
+            "deleteVideo",
+            Some(
+                "Cancels a queued or running job (its transcoder stops at its next heartbeat, which is refused), deletes \
+                 every object of the video (the source, every attempt's outputs, thumbnails), its playback record, and \
+                 its job state and events. When a job was queued or running, one more sweep of its objects follows at \
+                 final_sweep_at (after the lease has surely ended), for what the transcoder wrote meanwhile; a notify \
+                 of the same video is refused (409) until then. /job-status, /playback-url, /job-events and the HLS \
+                 routes then answer 404 (within a minute in other locations, whose cached job reads expire). Repeating \
+                 it is harmless: 200 with zeros. Edge caches and players may still hold files already served.",
+            ),
+        )
+        .parameters(Some([
+            query_id("app_id", "AppId"),
+            query_id("video_id", "VideoId"),
+            param("force", ParameterIn::Query, false, string().enum_values(Some(["true"])))
+                .description(Some(
+                    "Abort every resumable upload of the video still in progress (all of them, every page), then \
+                     delete. Either way the delete revokes the video's upload session tokens.",
+                ))
+                .build(),
+        ]))
+        .response("200", json_response("What was removed.", "DeleteVideoResponse"));
+            let op = with_errors(op, &[&[(409, "Error")]]);
+            vec![at(Method::Delete, op)]
+        }
+        VideoRoute::Delivery => {
+            let op = operation(
+                "A job with its webhook delivery",
+                "videoDelivery",
+                Some(
+                    "The job as /job-status shows it, plus the delivery of its webhooks: callback_status, \
+                 callback_attempts and callback_last_error (why the receiver failed: \"HTTP 401\", \"could not \
+                 connect\"...). Public routes never show these; only this route, the notify and cancel answers, and \
+                 the app's /events stream do. Read from the video's job object, never cached.",
+                ),
+            )
+            .parameters(Some([query_id("app_id", "AppId"), query_id("video_id", "VideoId")]))
+            .response("200", json_response("The job with its webhook delivery.", "JobView"));
+            let op = with_errors(op, &[&[(404, "Error")]]);
+            vec![at(Method::Get, op)]
+        }
+        VideoRoute::Video => {
+            let op = operation(
+                "A video's job, for the app's backend",
+                "getVideo",
+                Some(
+                    "The job as /job-status shows it, plus the delivery of its webhooks (callback_status, \
+                     callback_attempts, callback_last_error): the answer of GET /videos/delivery, the video named \
+                     by its path. The key must act for app_id (403 app_not_allowed otherwise); 404 for a video \
+                     without a job. Read from the video's job object, never cached.",
+                ),
+            )
+            .parameters(Some([path_id("app_id", "AppId"), path_id("video_id", "VideoId")]))
+            .response("200", json_response("The job with its webhook delivery.", "JobView"));
+            vec![at(Method::Get, with_errors(op, &[&[(404, "Error")]]))]
+        }
+        VideoRoute::JobStatus => {
+            let mut ok = json_response("The job as it is now.", "JobView");
+            ok.headers.insert("Server-Timing".into(), read_from());
+            let op =
+                operation("Poll a job", "jobStatus", Some(PUBLIC_READ)).parameters(Some(ids())).response("200", ok);
+            vec![at(Method::Get, with_errors(op, &[PUBLIC_ERRORS]))]
+        }
+        VideoRoute::PlaybackUrl => {
+            let mut ok = json_response(
+                "The master playlist (available once playable, before the whole ladder is done).",
+                "PlaybackUrlResponse",
+            );
+            ok.headers.insert("Server-Timing".into(), read_from());
+            let op = operation("Get the HLS playback URL", "playbackUrl", Some(PUBLIC_READ))
+                .parameters(Some(ids()))
+                .response("200", ok)
+                .response(
+                    "409",
+                    json_response(
+                        "Not playable yet (or failed): the error, with the job's status and progress.",
+                        "NotPlayableResponse",
+                    ),
+                );
+            vec![at(Method::Get, with_errors(op, &[PUBLIC_ERRORS]))]
+        }
+        VideoRoute::JobEvents => {
+            let stream = ResponseBuilder::new()
+            .description(
+                "text/event-stream. Every event has an id. `connected` {clientId, job: JobView} first, then the kept \
+                 events after Last-Event-ID (all kept events without one), then live ones: job:created {jobId, appId, \
+                 videoId, status: pending}, job:started {jobId, videoId, status: running, attempt}, \
+                 job:progress {jobId, progress 0-100, stage}, job:playable {jobId, playbackUrl, posterUrl}, \
+                 job:completed {jobId, videoId, status: completed, job: JobView}, job:error {jobId, videoId, status: \
+                 error, error (public message), final}, job:canceled {jobId, status: canceled}, and heartbeat \
+                 {timestamp} every 15 s while quiet. The stream ends after job:completed, a final job:error or \
+                 job:canceled.",
+            )
+            .content("text/event-stream", Content::new(sse_event()))
+            .build();
+            let op = operation(
+            "Follow a job's events (Server-Sent Events)",
+            "jobEvents",
+            Some(
+                "Public, like /job-status. An EventSource reconnects by itself with Last-Event-ID and gets what it \
+                 missed (the video keeps its last 200 events). 204 when the job has ended and the client has every \
+                 event, which tells an EventSource to stop. A video keeps at most SSE_MAX_PER_VIDEO (500) streams \
+                 open, and SSE_MAX_PER_ADDRESS (10) from one client address (an IPv6 address counts by its /64): \
+                 past them, 429 rate_limited with Retry-After.",
+            ),
+        )
+        .parameters(Some([
+            query_id("app_id", "AppId"),
+            query_id("video_id", "VideoId"),
+            param("Last-Event-ID", ParameterIn::Header, false, integer().minimum(Some(0.0))).build(),
+            param("last_event_id", ParameterIn::Query, false, integer().minimum(Some(0.0)))
+                .description(Some("The same, for clients that cannot set the header."))
+                .build(),
+        ]))
+        .response("200", stream)
+        .response("204", ResponseBuilder::new().description("The job ended and the client has every event.").build());
+            vec![at(Method::Get, with_errors(op, &[PUBLIC_ERRORS]))]
+        }
+        VideoRoute::AppEvents => {
+            let app_stream = ResponseBuilder::new()
+                .description(
+                    "text/event-stream. `connected` {clientId, recent: [{videoId, jobId, status, progress, stage, \
+                 updatedAt}] (the app's last 100 changed jobs, newest first)}, then every job event of every video of \
+                 the app (the names and data of /job-events, with videoId), `webhook` {eventId, type, destination, \
+                 state, attempts, lastError} for each delivery attempt, and heartbeat. Never ends on its own.",
+                )
+                .content("text/event-stream", Content::new(sse_event()))
+                .build();
+            let op = operation(
+            "Follow every job of an app (Server-Sent Events)",
+            "appEvents",
+            Some(
+                "For backends and dashboards: one stream of the app's job events and webhook outcomes. The key must \
+                 act for app_id (403 app_not_allowed otherwise). Resumes with Last-Event-ID (the app keeps its last \
+                 500 events); without it, only live events after `connected`.",
+            ),
+        )
+        .parameters(Some([
+            query_id("app_id", "AppId"),
+            param("Last-Event-ID", ParameterIn::Header, false, integer().minimum(Some(0.0))).build(),
+            param("last_event_id", ParameterIn::Query, false, integer().minimum(Some(0.0))).build(),
+        ]))
+        .response("200", app_stream);
+            vec![at(Method::Get, op)]
+        }
+        VideoRoute::Hls => hls_routes(),
+        VideoRoute::OpenApi => openapi_operation(),
+        VideoRoute::Health => health_operation(),
+        VideoRoute::MultipartCreate
+        | VideoRoute::MultipartUpload
+        | VideoRoute::MultipartComplete
+        | VideoRoute::MultipartPart
+        | VideoRoute::Internal => vec![],
+    }
+}
+
+/// `GET`/`HEAD /hls/...`: the files of a video's playable output.
+fn hls_routes() -> Vec<Documented> {
+    const DESCRIPTION: &str = "Public. Only the video's current output (the attempt that became playable) is \
+        served; the outputs of failed or canceled attempts, and any other output_id, are 404. A GET is one \
+        conditional, ranged storage read; segments and images are then kept at the edge (the Cache API) for a year \
+        and playlists for 2 s, so repeats, ranges and revalidations cost no storage operation. Server-Timing \
+        reports it: cache;desc=\"hit|miss\", storage;desc=\"ops=N\". A request whose job read reaches the \
+        video's job object (a running job's playlists, an unknown video) counts against the per-IP limit of public \
+        reads (429).";
+    const ERRORS: Errors<'static> = &[
+        (400, "Error"),
+        (404, "Error"),
+        (405, "Error"),
+        (416, "RangeNotSatisfiable"),
+        (429, "PublicRateLimited"),
+        (500, "Error"),
+        (503, "Unavailable"),
+    ];
+    let rung = || {
+        param(
+            "rung",
+            ParameterIn::Path,
+            true,
+            string().pattern(Some("^[1-9][0-9]{0,3}p$")).example(Some("720p".into())),
+        )
+        .build()
+    };
+    let segment = || {
+        param(
+            "segment",
+            ParameterIn::Path,
+            true,
+            string().pattern(Some("^[0-9]{5,}\\.m4s$")).example(Some("00000.m4s".into())),
+        )
+        .build()
+    };
+    let files: [(&str, &str, &str, bool, bool); 7] = [
+        ("master.m3u8", "The master playlist", "application/vnd.apple.mpegurl", false, false),
+        ("{rung}/index.m3u8", "A rendition's media playlist", "application/vnd.apple.mpegurl", true, false),
+        ("{rung}/init.mp4", "A rendition's fMP4 initialization segment", "video/mp4", true, false),
+        ("{rung}/{segment}", "A media segment", "video/iso.segment", true, true),
+        ("poster.jpg", "The poster image", "image/jpeg", false, false),
+        ("sprite.jpg", "The thumbnail sprite", "image/jpeg", false, false),
+        (
+            "thumbnails.vtt",
+            "The WebVTT thumbnails track (cues point into the sprite with #xywh=)",
+            "text/vtt",
+            false,
+            false,
+        ),
+    ];
+    let mut ops = Vec::new();
+    for (file, what, content_type, has_rung, has_segment) in files {
+        let mut parameters = vec![
+            path_id("app_id", "AppId"),
+            path_id("video_id", "VideoId"),
+            param("output_id", ParameterIn::Path, true, string().pattern(Some("^[a-z0-9]{1,32}$"))).build(),
+        ];
+        if has_rung {
+            parameters.push(rung());
+        }
+        if has_segment {
+            parameters.push(segment());
+        }
+        parameters.extend(conditional_headers());
+        ops.extend(object_routes(ObjectRoute {
+            path: &format!("/hls/{{app_id}}/{{video_id}}/{{output_id}}/{file}"),
+            summary: what,
+            operation_id: None,
+            description: DESCRIPTION,
+            parameters,
+            what,
+            content_types: &[content_type],
+            headers: vec![("ETag", header(string(), None)), ("Cache-Control", header(string(), None))],
+            errors: ERRORS,
+        }));
+    }
+    ops
+}
