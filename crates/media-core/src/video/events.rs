@@ -198,12 +198,31 @@ impl JobEvent {
 /// The `connected` event that opens every stream: the client's id and the
 /// job as it is now (`null` when the video has no job yet).
 pub fn connected(client_id: &str, job: Option<&JobView>) -> (&'static str, Value) {
-    ("connected", json!({ "clientId": client_id, "job": job }))
+    ("connected", to_value(Connected { client_id, job }))
+}
+
+/// The data of the `connected` event.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Connected<'a> {
+    client_id: &'a str,
+    job: Option<&'a JobView>,
+}
+
+/// The data of the `heartbeat` event.
+#[derive(Serialize)]
+struct Heartbeat {
+    timestamp: String,
+}
+
+/// An event's data as JSON: the types above always serialise.
+fn to_value<T: Serialize>(data: T) -> Value {
+    serde_json::to_value(data).expect("event data serialises")
 }
 
 /// The `heartbeat` event sent every [`HEARTBEAT_INTERVAL_MS`] of silence.
 pub fn heartbeat(now: Timestamp) -> (&'static str, Value) {
-    ("heartbeat", json!({ "timestamp": now.to_rfc3339() }))
+    ("heartbeat", to_value(Heartbeat { timestamp: now.to_rfc3339() }))
 }
 
 /// The events that take a job from `before` (`None`: it did not exist) to
