@@ -122,7 +122,7 @@ impl ShardStore for SqlShardStore {
                         "SELECT {COLUMNS} FROM waiting
                          WHERE ((state = ?) OR (state = ? AND changed_at < ?))
                            AND class = ? AND not_before <= ?
-                         ORDER BY queued_at LIMIT 1"
+                         ORDER BY queued_at, job_id LIMIT 1"
                     ),
                     vec![
                         state(RowState::Waiting),

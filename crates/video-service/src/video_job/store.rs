@@ -303,7 +303,13 @@ impl JobStore for SqlJobStore {
         }
         let rows: Vec<Row> = self
             .sql
-            .exec("SELECT key, value FROM meta WHERE key LIKE ?", vec![format!("{prefix}%").into()])?
+            .exec(
+                // Exact prefix (LIKE would treat `_` as a wildcard and ignore
+                // ASCII case) in key order, which the delete's session list
+                // relies on, as the memory store gives.
+                "SELECT key, value FROM meta WHERE substr(key, 1, ?) = ? ORDER BY key",
+                vec![(prefix.chars().count() as i64).into(), prefix.into()],
+            )?
             .to_array()?;
         Ok(rows.into_iter().map(|r| (r.key, r.value)).collect())
     }
