@@ -34,10 +34,9 @@
 
 use std::collections::BTreeMap;
 
+use media_core::http::s3_xml::CompletedPart;
 use media_core::ids::{AppId, VideoId};
-use media_core::video::upload_session::{
-    CompletedPart, PartPlan, SessionEnd, SessionRecord, SessionStep, UploadClaims, UploadToken,
-};
+use media_core::video::upload_session::{PartPlan, SessionEnd, SessionRecord, SessionStep, UploadClaims, UploadToken};
 use media_core::{ApiError, ErrorCode};
 use serde::{Deserialize, Serialize};
 use worker::{Method, Request};

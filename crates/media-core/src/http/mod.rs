@@ -6,10 +6,12 @@
 //! |---|---|
 //! | [`sigv4`] | SigV4 signing and presigned URLs for S3-compatible storage |
 //! | [`multipart`] | reading `multipart/form-data` upload bodies (raw bytes of every part, filename or not) |
+//! | [`s3_xml`] | S3's multipart XML: reading the multipart answers, writing the completion body |
 //! | [`auth`] | API keys and the apps each may act for (`IV_API_KEY`), key fingerprints, bearer token checks; in constant time |
 
 pub mod auth;
 pub mod multipart;
+pub mod s3_xml;
 pub mod sigv4;
 
 /// A satisfiable byte range, inclusive on both ends.

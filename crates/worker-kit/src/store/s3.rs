@@ -11,11 +11,11 @@ use std::cell::Cell;
 
 use base64::Engine as _;
 use md5::Digest as _;
-use media_core::http::sigv4::{sha256_hex, S3Bucket, EMPTY_SHA256, UNSIGNED_PAYLOAD};
-use media_core::http::{quote_etag, ByteRange};
-use media_core::video::upload_session::{
+use media_core::http::s3_xml::{
     complete_body, parse_parts, parse_upload_id, parse_uploads, CompletedPart, InProgress, StoredPart, UploadsMarker,
 };
+use media_core::http::sigv4::{sha256_hex, S3Bucket, EMPTY_SHA256, UNSIGNED_PAYLOAD};
+use media_core::http::{quote_etag, ByteRange};
 use wasm_bindgen::JsValue;
 use worker::{Fetch, Headers, Method, Request, RequestInit, Response};
 
