@@ -120,3 +120,19 @@ fn issuing_a_session_drops_the_expired_ones() {
     let kept: Vec<String> = w.store.meta_prefixed("upload_session:").unwrap().into_iter().map(|(k, _)| k).collect();
     assert_eq!(kept, ["upload_session:live", "upload_session:new"]);
 }
+
+#[test]
+fn a_write_after_the_wipe_fails_as_sqlite_does_until_the_tables_come_back() {
+    let w = World::new();
+    w.notify("raw/app-a/v1/source.mp4");
+    let spec = w.grant().unwrap();
+    w.complete(&lease_of(&spec)).unwrap();
+    w.call(VideoOp::Delete).unwrap();
+    assert!(!w.store.has_tables().unwrap(), "a done job's delete leaves no tombstone");
+    // What the shell writes after a concurrent delete ("no such table").
+    assert!(w.store.set_meta(machine::MARKER_META_KEY, "1").is_err());
+    assert!(machine::shard_answered(&w.store, w.now(), true, w.now()).is_err());
+    assert!(!w.store.has_tables().unwrap(), "a failed write creates nothing");
+    w.store.ensure_tables().unwrap();
+    w.store.set_meta(machine::MARKER_META_KEY, "1").unwrap();
+}

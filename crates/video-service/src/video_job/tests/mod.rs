@@ -200,7 +200,8 @@ impl World {
             }
         };
         let (value, effects) = step?;
-        self.carry(effects);
+        // An effect that fails fails the call, as the shell's `?` does (500).
+        self.carry(effects).map_err(storage_failed)?;
         Ok(value)
     }
 
@@ -212,12 +213,12 @@ impl World {
     /// video's objects and KV entries, then the rest.
     fn delete(&self) -> Answer {
         let plan = machine::delete(&self.store, &self.cx(), &app(), &video()).map_err(answer)?;
-        self.carry(plan.first);
+        self.carry(plan.first).map_err(storage_failed)?;
         let objects = block_on(retention::remove_video(&self.objects, &app(), &video()))
             .map_err(|_| ApiError::new(ErrorCode::Unavailable, "storage"))?;
         self.kv.borrow_mut().remove(&job_marker_key(&app(), &video()));
         let record = self.kv.borrow_mut().remove(&playback_record_key(&app(), &video())).is_some();
-        self.carry(plan.then);
+        self.carry(plan.then).map_err(storage_failed)?;
         Ok(serde_json::json!({
             "objects": objects, "job": plan.job, "playback_record": record,
             "final_sweep_at": plan.final_sweep_at.map(Timestamp::millis),
@@ -233,7 +234,7 @@ impl World {
             return;
         }
         let effects = machine::alarm(&self.store, &self.cx()).unwrap();
-        self.carry(effects);
+        self.carry(effects).expect("the alarm's effects");
     }
 
     /// Moves to the alarm's time and runs it (the runtime fires it a moment after).
@@ -248,7 +249,8 @@ impl World {
         self.alarm.set(Some(at.max(self.now().plus_millis(10))));
     }
 
-    fn carry(&self, effects: Vec<Effect>) {
+    /// Carries out `effects` in order, stopping at the first that fails.
+    fn carry(&self, effects: Vec<Effect>) -> worker::Result<()> {
         for effect in effects {
             match effect {
                 Effect::HubPublish { events, .. } => self.hub.borrow_mut().extend(events.into_iter().map(|(n, _)| n)),
@@ -257,17 +259,17 @@ impl World {
                 Effect::CloseStreams => self.streams_closed.set(self.streams_closed.get() + 1),
                 Effect::WriteMarker { app, video, .. } => {
                     self.kv.borrow_mut().insert(job_marker_key(&app, &video), "1".into());
-                    self.store.set_meta(machine::MARKER_META_KEY, "1").unwrap();
+                    self.store.set_meta(machine::MARKER_META_KEY, "1")?;
                 }
                 Effect::TellShardWaiting { cmd, .. } => {
                     self.told_shard.borrow_mut().push(cmd);
-                    machine::shard_answered(&self.store, self.now(), self.shard_up.get(), self.now()).unwrap();
+                    machine::shard_answered(&self.store, self.now(), self.shard_up.get(), self.now())?;
                 }
                 Effect::TellShardEnded { job_id, .. } => {
                     self.told_shard.borrow_mut().push(ShardCommand::Ended { job_id })
                 }
                 Effect::ScheduleAlarm => {
-                    if let Some(at) = machine::next_alarm(&self.store).unwrap() {
+                    if let Some(at) = machine::next_alarm(&self.store)? {
                         self.set_alarm(at);
                     }
                 }
@@ -281,14 +283,14 @@ impl World {
                     let still_failed = || matches!(self.store.load(), Ok(Some(s)) if s.job.status == JobStatus::Error);
                     block_on(retention::after_end(&self.objects, &job, still_failed));
                 }
-                Effect::DeliverDue => self.deliver_due(),
+                Effect::DeliverDue => self.deliver_due()?,
                 Effect::Wipe => {
                     self.store.wiped();
                     self.alarm.set(None);
                 }
                 Effect::WriteTombstone { app, video, sweep_at } => {
-                    self.store.ensure_tables().unwrap();
-                    self.store.set_tombstone(&app, &video, sweep_at).unwrap();
+                    self.store.ensure_tables()?;
+                    self.store.set_tombstone(&app, &video, sweep_at)?;
                 }
                 Effect::FinalSweep { app, video } => {
                     match block_on(retention::remove_video(&self.objects, &app, &video)) {
@@ -301,24 +303,25 @@ impl World {
                 }
             }
         }
+        Ok(())
     }
 
     /// The shell's webhook sends, with the receiver's scripted answers.
-    fn deliver_due(&self) {
-        let due = self.store.due_deliveries(self.now(), ATTEMPTS_PER_ALARM).unwrap();
+    fn deliver_due(&self) -> worker::Result<()> {
+        let due = self.store.due_deliveries(self.now(), ATTEMPTS_PER_ALARM)?;
         for d in due {
             let scripted = self.receiver.borrow_mut().pop_front();
             let down = self.receiver_down.get().then(|| Err("HTTP 503".to_owned()));
             let outcome = scripted.or(down).unwrap_or(Ok(()));
             let report =
-                deliveries::record_attempt(&self.store, &self.settings.webhooks.policy, self.now(), &d, &outcome)
-                    .unwrap();
+                deliveries::record_attempt(&self.store, &self.settings.webhooks.policy, self.now(), &d, &outcome)?;
             self.hub.borrow_mut().push(format!("webhook:{}", report.state));
         }
-        if let Some(done) = deliveries::refresh_callback(&self.store).unwrap() {
+        if let Some(done) = deliveries::refresh_callback(&self.store)? {
             let key = playback_record_key(&done.app_id, &done.video_id);
             self.kv.borrow_mut().insert(key, serde_json::to_string(&done).unwrap());
         }
+        Ok(())
     }
 
     fn job(&self) -> Job {
@@ -384,6 +387,11 @@ fn answer(r: Refusal) -> ApiError {
         Refusal::Answer(e) => e,
         Refusal::Storage(e) => panic!("storage failed: {e}"),
     }
+}
+
+/// A failed effect as the caller sees it: the shell's `?` answers 500.
+fn storage_failed(e: worker::Error) -> ApiError {
+    ApiError::new(ErrorCode::Internal, e.to_string())
 }
 
 fn code<T: std::fmt::Debug>(r: Result<T, ApiError>) -> ErrorCode {

@@ -53,7 +53,7 @@ impl MemoryJobStore {
 
     /// Every delivery: (event id, destination, state, attempts, next attempt, url).
     pub fn deliveries(&self) -> Vec<(String, String, RowState, u32, Timestamp, String)> {
-        self.with(|t| {
+        self.read(|t| {
             t.deliveries
                 .iter()
                 .map(|d| (d.event_id.clone(), d.dest.clone(), d.state, d.attempts, d.next_at, d.url.clone()))
@@ -61,9 +61,13 @@ impl MemoryJobStore {
         })
     }
 
-    fn with<T>(&self, f: impl FnOnce(&mut Tables) -> T) -> T {
+    /// A write: fails, as SQLite's "no such table" does, while the tables
+    /// are absent (before the first [`JobStore::ensure_tables`] or after a
+    /// wipe), so a write the shell makes after a concurrent delete shows.
+    fn with<T>(&self, f: impl FnOnce(&mut Tables) -> T) -> worker::Result<T> {
         let mut tables = self.tables.borrow_mut();
-        f(tables.get_or_insert_with(Tables::default))
+        let tables = tables.as_mut().ok_or_else(|| worker::Error::RustError("no such table".into()))?;
+        Ok(f(tables))
     }
 
     fn read<T: Default>(&self, f: impl FnOnce(&Tables) -> T) -> T {
@@ -77,7 +81,7 @@ impl JobStore for MemoryJobStore {
     }
 
     fn ensure_tables(&self) -> worker::Result<()> {
-        self.with(|_| ());
+        self.tables.borrow_mut().get_or_insert_with(Tables::default);
         Ok(())
     }
 
@@ -90,13 +94,11 @@ impl JobStore for MemoryJobStore {
     }
 
     fn save(&self, s: &Stored) -> worker::Result<()> {
-        self.with(|t| t.job = Some(s.clone()));
-        Ok(())
+        self.with(|t| t.job = Some(s.clone()))
     }
 
     fn set_enqueue_due(&self, at: Option<Timestamp>) -> worker::Result<()> {
-        self.with(|t| t.job.iter_mut().for_each(|j| j.enqueue_due = at));
-        Ok(())
+        self.with(|t| t.job.iter_mut().for_each(|j| j.enqueue_due = at))
     }
 
     fn clear_enqueue_due_until(&self, sent_at: Timestamp) -> worker::Result<()> {
@@ -104,8 +106,7 @@ impl JobStore for MemoryJobStore {
             for j in t.job.iter_mut().filter(|j| j.enqueue_due.is_some_and(|d| d <= sent_at)) {
                 j.enqueue_due = None;
             }
-        });
-        Ok(())
+        })
     }
 
     fn meta(&self, key: &str) -> worker::Result<Option<String>> {
@@ -113,13 +114,15 @@ impl JobStore for MemoryJobStore {
     }
 
     fn set_meta(&self, key: &str, value: &str) -> worker::Result<()> {
-        self.with(|t| t.meta.insert(key.to_owned(), value.to_owned()));
-        Ok(())
+        self.with(|t| {
+            t.meta.insert(key.to_owned(), value.to_owned());
+        })
     }
 
     fn delete_meta(&self, key: &str) -> worker::Result<()> {
-        self.with(|t| t.meta.remove(key));
-        Ok(())
+        self.with(|t| {
+            t.meta.remove(key);
+        })
     }
 
     fn meta_prefixed(&self, prefix: &str) -> worker::Result<Vec<(String, String)>> {
@@ -133,8 +136,7 @@ impl JobStore for MemoryJobStore {
     }
 
     fn set_tombstone(&self, app: &AppId, video: &VideoId, sweep_at: Timestamp) -> worker::Result<()> {
-        self.with(|t| t.tombstone = Some(Tombstone { ids: Some((app.clone(), video.clone())), sweep_at }));
-        Ok(())
+        self.with(|t| t.tombstone = Some(Tombstone { ids: Some((app.clone(), video.clone())), sweep_at }))
     }
 
     fn last_event_id(&self) -> worker::Result<u64> {
@@ -144,7 +146,7 @@ impl JobStore for MemoryJobStore {
     fn append_events(&self, events: &[(&str, String)]) -> worker::Result<Vec<Frame>> {
         let mut seq = self.last_event_id()?;
         let keep = self.keep_events;
-        Ok(self.with(|t| {
+        self.with(|t| {
             let mut frames = Vec::new();
             for (name, data) in events {
                 seq += 1;
@@ -153,7 +155,7 @@ impl JobStore for MemoryJobStore {
             }
             t.events.retain(|e| e.0 > seq.saturating_sub(keep));
             frames
-        }))
+        })
     }
 
     fn opening(&self, connected: (&str, serde_json::Value), from: u64) -> worker::Result<String> {
@@ -195,8 +197,7 @@ impl JobStore for MemoryJobStore {
                 t.deliveries
                     .retain(|d| d.state == RowState::Pending || newest.iter().any(|(_, rowid)| *rowid == d.rowid));
             }
-        });
-        Ok(())
+        })
     }
 
     fn next_delivery(&self) -> worker::Result<Option<Timestamp>> {
@@ -236,8 +237,7 @@ impl JobStore for MemoryJobStore {
                 (d.state, d.attempts, d.next_at) = (state, attempts, next_at);
                 d.last_error = last_error.map(str::to_owned);
             }
-        });
-        Ok(())
+        })
     }
 
     fn newest_event_deliveries(&self) -> worker::Result<Vec<DeliveryRow>> {
