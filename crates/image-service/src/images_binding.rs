@@ -91,7 +91,7 @@ pub async fn transform(
         .filter(|b| !b.is_undefined() && !b.is_null())
         .ok_or_else(|| Failure::Unavailable {
             detail: format!(
-                "the {IMAGES_BINDING} binding is missing: add [images] binding = \"{IMAGES_BINDING}\" to the wrangler file (README: Image transforms)"
+                "the {IMAGES_BINDING} binding is missing: add [images] binding = \"{IMAGES_BINDING}\" to the wrangler file (docs/image-api.md: Image transforms)"
             ),
         })?
         .unchecked_into::<ImagesBinding>();

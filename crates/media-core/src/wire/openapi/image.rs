@@ -138,7 +138,7 @@ fn image_operations(id: ImageRoute) -> Vec<Documented> {
                     "Deletes the original, its stored variants (images/{app_id}/{image_id}/..., counted in \
              deleted.objects) and its metadata record; /assets/... and /images/{app_id}/{image_id}/... then \
              answer 404. The location that answered drops them from its edge cache; other locations keep their \
-             copies until evicted, or a zone purge (see the README). Repeating it is harmless: 200 with zeros.",
+             copies until evicted, or a zone purge (see docs/image-api.md). Repeating it is harmless: 200 with zeros.",
                 ),
             )
             .parameters(Some([query_id("app_id", "AppId"), query_id("image_id", "ImageId")]))
