@@ -136,3 +136,17 @@ fn a_write_after_the_wipe_fails_as_sqlite_does_until_the_tables_come_back() {
     w.store.ensure_tables().unwrap();
     w.store.set_meta(machine::MARKER_META_KEY, "1").unwrap();
 }
+
+#[test]
+fn the_final_sweep_removes_a_marker_written_after_the_delete() {
+    let w = World::new();
+    w.notify("raw/app-a/v1/source.mp4");
+    w.grant().unwrap();
+    w.call(VideoOp::Delete).unwrap();
+    // A KV write of the marker that landed after the delete removed it.
+    w.kv.borrow_mut().insert(job_marker_key(&app(), &video()), "1".into());
+    w.run_alarm();
+    assert!(w.kv.borrow().is_empty(), "the sweep removes the marker and the record: {:?}", w.kv.borrow());
+    assert_eq!(w.alarm.get(), None, "and leaves no alarm");
+    assert!(!w.store.has_tables().unwrap());
+}

@@ -5,6 +5,10 @@
 //! attempts) and records them. Each test asserts what the workerd tests
 //! (`tests/workers/video.test.mjs`, `delete.test.mjs`, `events.test.mjs`)
 //! rely on, at chosen instants instead of sleeps.
+//!
+//! The harness mirrors the shell's effect handling (`VideoJob::carry_one`,
+//! `delete`, `deliver_due` in `super`): it is a copy, kept in step by hand,
+//! not the shell itself, which only the workerd tests exercise.
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, VecDeque};
@@ -295,8 +299,11 @@ impl World {
                 Effect::FinalSweep { app, video } => {
                     match block_on(retention::remove_video(&self.objects, &app, &video)) {
                         Ok(_) => {
+                            // `remove_playback_record`: the marker and the record, then `wipe`.
+                            self.kv.borrow_mut().remove(&job_marker_key(&app, &video));
                             self.kv.borrow_mut().remove(&playback_record_key(&app, &video));
                             self.store.wiped();
+                            self.alarm.set(None);
                         }
                         Err(_) => self.set_alarm(self.now().plus_millis(SWEEP_RETRY_MS)),
                     }
