@@ -612,9 +612,48 @@ test('an unusable queue setting fails the job routes that use it instead of runn
     };
     refused(await api.post('/notify-upload-complete', { app_id: 'cfg', video_id: 'v1', raw_key: 'raw/cfg/v1/source.mp4', content_type: 'video/mp4' }, { key: API_KEY, headers: freshIp() }), 'notify');
     refused(await api.internal('/internal/jobs/lease', { worker: 'test', wait_ms: 0 }), 'lease');
-    const status = await api.get('/job-status?app_id=cfg&video_id=v1', { headers: freshIp() });
-    assert.equal(status.status, 404, `job-status reads no setting: ${status.text}`);
+    // The Worker checks the objects' settings too, so even a read answers 500.
+    refused(await api.get('/job-status?app_id=cfg&video_id=v1', { headers: freshIp() }), 'job-status');
   } finally {
     await mf.dispose();
+  }
+});
+
+// The Worker reads every setting its objects use (`VideoSettings::load`),
+// so one that cannot be used answers every route 500 at the Worker's
+// entry, before any object is reached. Before, the Worker did not check
+// them: a public read of an existing job went on answering from the object
+// while every command of that object failed.
+test('a broken object setting (SSE_MAX_PER_ADDRESS) answers 500 at the Worker, on public and API-key routes alike', async () => {
+  const persist = mkdtempSync(join(tmpdir(), 'video-settings-'));
+  const notify = (api) => api.post('/notify-upload-complete', { app_id: 'cfg2', video_id: 'v1', raw_key: 'raw/cfg2/v1/source.mp4', content_type: 'video/mp4' }, { key: API_KEY, headers: freshIp() });
+  let mf = await videoService({ store: garage, backend: 'r2', persist });
+  try {
+    const bucket = await mf.getR2Bucket('MEDIA_BUCKET');
+    await bucket.put('raw/cfg2/v1/source.mp4', new Uint8Array(1000).fill(7), { httpMetadata: { contentType: 'video/mp4' } });
+    const first = await notify(client(mf));
+    assert.equal(first.status, 202, first.text);
+    await mf.dispose();
+    // The same stored job, the Worker started again with the setting broken.
+    const logs = [];
+    mf = await videoService({ store: garage, backend: 'r2', persist, logs, vars: { SSE_MAX_PER_ADDRESS: 'lots' } });
+    const api = client(mf);
+    const answers = {
+      'job-status (public)': await api.get('/job-status?app_id=cfg2&video_id=v1', { headers: freshIp() }),
+      'playback-url (public)': await api.get('/playback-url?app_id=cfg2&video_id=v1', { headers: freshIp() }),
+      'notify (API key)': await notify(api),
+    };
+    for (const [what, r] of Object.entries(answers)) {
+      assert.equal(r.status, 500, `${what}: ${r.status} ${r.text}`);
+      assert.equal(errorCode(r), 'internal', what);
+      // The generic message: neither the variable's value nor any secret.
+      assert.doesNotMatch(r.text, /lots|SSE_MAX|configuration|test-key|test-transcoder-token/, `${what}: no internals in the answer`);
+    }
+    const details = logs.map((l) => { try { return JSON.parse(l.message).fields?.detail; } catch { return undefined; } }).filter(Boolean);
+    assert.ok(details.some((d) => d === 'configuration: SSE_MAX_PER_ADDRESS is "lots", which is not a number'), `the log names the variable: ${JSON.stringify(details)}`);
+    assert.doesNotMatch(logs.map((l) => l.message).join('\n'), /test-key-one|test-transcoder-token/, 'no secret in the logs');
+  } finally {
+    await mf.dispose();
+    rmSync(persist, { recursive: true, force: true });
   }
 });

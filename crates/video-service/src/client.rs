@@ -7,6 +7,8 @@ use media_core::ApiError;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use worker::{Env, Method, Request, RequestInit, Response};
+use worker_kit::config::ConfigError;
+use worker_kit::reply::error_response;
 use worker_kit::Failure;
 
 /// An object's raw answer: status and JSON text.
@@ -51,6 +53,17 @@ pub fn read<T: DeserializeOwned>(binding: &str, answer: Answer) -> Result<T, Fai
 /// ([`read`]).
 pub fn refusal(e: &ApiError) -> worker::Result<Response> {
     Ok(Response::ok(e.to_json())?.with_status(e.status()))
+}
+
+/// An object's answer refusing a command through our own fault (a setting
+/// that cannot be used): the JSON error a Worker gives for it (500, the
+/// generic message), the detail logged under `what`.
+pub fn our_fault(e: ConfigError, what: &str) -> Response {
+    let f: Failure = e.into();
+    if let Some(detail) = f.report_detail() {
+        tracing::error!(detail, "{what}");
+    }
+    error_response(&f.to_api_error())
 }
 
 /// Sends `cmd` and returns the object's response as it is (an event stream).

@@ -113,7 +113,7 @@ pub async fn route(mut req: Request, cx: &VideoContext<'_>, row: &'static Route<
         }
         ["internal", "dispatch", "stats"] => {
             let mut shards = Vec::new();
-            for n in 0..cx.settings.dispatch.queue_shards {
+            for n in 0..cx.settings.objects.dispatch.queue_shards {
                 let stats: ShardStats =
                     client::ask(cx.env, DISPATCH_BINDING, &shard_name(n), &ShardCommand::Stats).await?;
                 shards.push(ShardCounts { requests: stats.requests, shard: n, waiters: stats.waiters });
@@ -122,10 +122,9 @@ pub async fn route(mut req: Request, cx: &VideoContext<'_>, row: &'static Route<
         }
         ["internal", "jobs", "lease"] => {
             let r: LeaseRequest = body(&mut req).await?;
-            // Grants run by the retry rules: with a broken one no lease
-            // could be granted, so say so now rather than long-poll.
-            crate::settings::retry_policy(cx.env)?;
-            let leased = lease::from_shards(cx.env, cx.settings.dispatch.queue_shards, &r).await?;
+            // Grants run by the retry rules, checked with the other objects'
+            // settings at the Worker's entry (`VideoSettings::load`).
+            let leased = lease::from_shards(cx.env, cx.settings.objects.dispatch.queue_shards, &r).await?;
             if let Some(spec) = &leased.job {
                 crate::status::forget(&spec.app_id, &spec.video_id).await;
             }
@@ -158,7 +157,7 @@ pub async fn route(mut req: Request, cx: &VideoContext<'_>, row: &'static Route<
     let (app_id, video_id) = match named {
         Some(ids) => ids,
         None => {
-            let home = shard_of(&job_id, cx.settings.dispatch.queue_shards);
+            let home = shard_of(&job_id, cx.settings.objects.dispatch.queue_shards);
             let located: Located =
                 client::ask(cx.env, DISPATCH_BINDING, &shard_name(home), &ShardCommand::Locate { job_id }).await?;
             (located.app_id, located.video_id)

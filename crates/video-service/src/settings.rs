@@ -7,15 +7,23 @@
 //! `MEDIA_KV` KV, `VIDEO_JOBS` and `DISPATCH` Durable Objects,
 //! `KEY_RATE_LIMITER`, `BAD_KEY_RATE_LIMITER` and `PUBLIC_RATE_LIMITER`
 //! rate limits.)
+//!
+//! The objects' settings ([`ObjectSettings`]) are read by one function,
+//! [`ObjectSettings::load`], which the Worker runs for every request (inside
+//! [`VideoSettings::load`]) and the `VideoJob` object for every command and
+//! alarm. One that cannot be used refuses, nothing silently defaults: the
+//! Worker answers every request 500 before any object is reached, the
+//! object refuses its commands the same way, and its alarm waits for the
+//! variable to be fixed (see `crate::video_job`).
 
 use media_core::media::DEFAULT_MAX_VIDEO_BYTES;
 use media_core::video::delivery::DeliveryPolicy;
 use media_core::video::dispatch::{DEFAULT_LARGE_SOURCE_BYTES, MAX_QUEUE_SHARDS};
+use media_core::video::events::StreamCaps;
 use media_core::video::job::RetryPolicy;
 use media_core::video::ladder::LadderOptions;
 use media_core::video::upload_session::DEFAULT_SESSION_TTL_S;
 use media_core::video::webhook::WebhookConfig;
-use worker::Env;
 use worker_kit::config::{ConfigError, Vars};
 
 /// What the Worker's routes read, once per request.
@@ -25,10 +33,9 @@ pub struct VideoSettings {
     /// `TRANSCODER_TOKEN` (secret): the bearer token of the internal API;
     /// unset, the internal API admits nobody.
     pub transcoder_token: Option<String>,
-    /// `QUEUE_SHARDS` and `LARGE_SOURCE_BYTES`.
-    pub dispatch: DispatchSettings,
-    /// `IV_WEBHOOKS` and the delivery settings.
-    pub webhooks: WebhookSettings,
+    /// What the objects run by (`QUEUE_SHARDS`, `IV_WEBHOOKS` and the rest),
+    /// read here too so that one that cannot be used refuses every request.
+    pub objects: ObjectSettings,
     /// `UPLOAD_SESSION_TTL_S`: how long a resumable upload session's token
     /// lasts (default 6 h; 60 s to 24 h).
     pub upload_session_ttl_s: u64,
@@ -52,10 +59,45 @@ impl VideoSettings {
         Ok(Self {
             max_video_bytes: vars.number("MAX_VIDEO_BYTES", DEFAULT_MAX_VIDEO_BYTES)?,
             transcoder_token: vars.get("TRANSCODER_TOKEN"),
-            dispatch: DispatchSettings::load(vars)?,
-            webhooks: WebhookSettings::load(vars)?,
+            objects: ObjectSettings::load(vars)?,
             upload_session_ttl_s,
             upload_list_page: vars.number::<u32>("UPLOAD_LIST_PAGE", 1000)?.clamp(1, 1000),
+        })
+    }
+}
+
+/// What the `VideoJob` objects run by, read once per command or alarm (and
+/// by the Worker once per request, so that it refuses first).
+#[derive(Debug, Clone)]
+pub struct ObjectSettings {
+    /// `JOB_MAX_ATTEMPTS`, `LEASE_TTL_MS`, `RETRY_BACKOFF_MS`.
+    pub policy: RetryPolicy,
+    /// The default ladder of new jobs.
+    pub ladder: LadderOptions,
+    /// `QUEUE_SHARDS`, `LARGE_SOURCE_BYTES`.
+    pub dispatch: DispatchSettings,
+    /// `IV_WEBHOOKS` and the delivery policy.
+    pub webhooks: WebhookSettings,
+    /// `KEEP_SOURCE`.
+    pub keep_source: bool,
+    /// `SSE_MAX_PER_VIDEO`, `SSE_MAX_PER_ADDRESS`.
+    pub caps: StreamCaps,
+    /// `SSE_HEARTBEAT_MS`.
+    pub heartbeat_ms: u64,
+}
+
+impl ObjectSettings {
+    /// Reads every setting the objects use; the first that cannot be used
+    /// is the error.
+    pub fn load(vars: &Vars<'_>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            policy: retry_policy(vars)?,
+            ladder: ladder_options(vars)?,
+            dispatch: DispatchSettings::load(vars)?,
+            webhooks: WebhookSettings::load(vars)?,
+            keep_source: keep_source(vars)?,
+            caps: stream_caps(vars)?,
+            heartbeat_ms: sse_heartbeat(vars)?,
         })
     }
 }
@@ -126,21 +168,12 @@ pub fn sse_heartbeat(vars: &Vars<'_>) -> Result<u64, ConfigError> {
     Ok(vars.number("SSE_HEARTBEAT_MS", media_core::video::events::HEARTBEAT_INTERVAL_MS)?.max(100))
 }
 
-/// [`sse_heartbeat`], read by an app's hub: a broken value is logged and the
-/// default used, a heartbeat's rhythm is not worth refusing a stream for.
-pub fn sse_heartbeat_ms(env: &Env) -> u64 {
-    sse_heartbeat(&Vars(env)).unwrap_or_else(|e| {
-        tracing::error!(detail = %e, "SSE_HEARTBEAT_MS cannot be used; heartbeats every 15 s");
-        media_core::video::events::HEARTBEAT_INTERVAL_MS
-    })
-}
-
 /// `SSE_MAX_PER_VIDEO` (500) and `SSE_MAX_PER_ADDRESS` (10): the most
 /// `/job-events` streams one video keeps open, in all and from one client
 /// address (`media_core::video::events::StreamCaps`). Read by the video's object.
-pub fn stream_caps(vars: &Vars<'_>) -> Result<media_core::video::events::StreamCaps, ConfigError> {
-    let d = media_core::video::events::StreamCaps::default();
-    Ok(media_core::video::events::StreamCaps {
+pub fn stream_caps(vars: &Vars<'_>) -> Result<StreamCaps, ConfigError> {
+    let d = StreamCaps::default();
+    Ok(StreamCaps {
         per_video: vars.number("SSE_MAX_PER_VIDEO", d.per_video)?,
         per_address: vars.number("SSE_MAX_PER_ADDRESS", d.per_address)?,
     })
@@ -162,8 +195,7 @@ pub fn keep_source(vars: &Vars<'_>) -> Result<bool, ConfigError> {
 
 /// The queue's retry rules: `JOB_MAX_ATTEMPTS` (3), `LEASE_TTL_MS` (30000),
 /// `RETRY_BACKOFF_MS` (5000).
-pub fn retry_policy(env: &Env) -> Result<RetryPolicy, ConfigError> {
-    let vars = Vars(env);
+pub fn retry_policy(vars: &Vars<'_>) -> Result<RetryPolicy, ConfigError> {
     let d = RetryPolicy::default();
     Ok(RetryPolicy {
         max_attempts: vars.number("JOB_MAX_ATTEMPTS", d.max_attempts)?.max(1),
@@ -174,8 +206,7 @@ pub fn retry_policy(env: &Env) -> Result<RetryPolicy, ConfigError> {
 
 /// The default ladder of new jobs: `LADDER_MAX_RUNG` (2160), `LADDER_MAX_RUNGS`
 /// (0 = all), `LADDER_SEGMENT_S` (4), `LADDER_PRESET` (veryfast).
-pub fn ladder_options(env: &Env) -> Result<LadderOptions, ConfigError> {
-    let vars = Vars(env);
+pub fn ladder_options(vars: &Vars<'_>) -> Result<LadderOptions, ConfigError> {
     let d = LadderOptions::default();
     Ok(LadderOptions {
         max_rung: vars.number("LADDER_MAX_RUNG", d.max_rung)?,
@@ -222,7 +253,7 @@ mod tests {
 
     #[test]
     fn webhooks_are_read_and_checked() {
-        let w = load(&[]).unwrap().webhooks;
+        let w = load(&[]).unwrap().objects.webhooks;
         assert!(w.config.is_empty() && !w.allow_local_http);
         assert_eq!((w.policy.max_attempts, w.policy.base_delay_ms, w.policy.timeout_ms), (8, 10_000, 10_000));
         let json = r#"{"app1": {"url": "http://127.0.0.1:9/hook", "secret": "0123456789abcdef"}}"#;
@@ -230,8 +261,10 @@ mod tests {
         let e = load(&[("IV_WEBHOOKS", json)]).err().unwrap();
         assert_eq!(e.name, "IV_WEBHOOKS");
         assert!(!e.problem.contains("0123456789abcdef"), "never the secret: {}", e.problem);
-        let w =
-            load(&[("IV_WEBHOOKS", json), ("ENVIRONMENT", "test"), ("WEBHOOK_RETRY_BASE_MS", "200")]).unwrap().webhooks;
+        let w = load(&[("IV_WEBHOOKS", json), ("ENVIRONMENT", "test"), ("WEBHOOK_RETRY_BASE_MS", "200")])
+            .unwrap()
+            .objects
+            .webhooks;
         let app = media_core::ids::AppId::parse("app1").unwrap();
         assert_eq!(w.config.for_app(&app).and_then(|h| h.url.as_deref()), Some("http://127.0.0.1:9/hook"));
         assert_eq!(w.policy.base_delay_ms, 200);
@@ -248,12 +281,37 @@ mod tests {
 
     #[test]
     fn queue_shards_are_bounded() {
-        let d = load(&[]).unwrap().dispatch;
+        let d = load(&[]).unwrap().objects.dispatch;
         assert_eq!((d.queue_shards, d.large_source_bytes), (4, DEFAULT_LARGE_SOURCE_BYTES));
-        assert_eq!(load(&[("QUEUE_SHARDS", "32")]).unwrap().dispatch.queue_shards, 32);
+        assert_eq!(load(&[("QUEUE_SHARDS", "32")]).unwrap().objects.dispatch.queue_shards, 32);
         for bad in ["0", "33", "-1", "two"] {
             let e = load(&[("QUEUE_SHARDS", bad)]).err().unwrap();
             assert_eq!(e.name, "QUEUE_SHARDS", "{bad}");
         }
+    }
+
+    #[test]
+    fn the_worker_refuses_on_any_setting_its_objects_use() {
+        let bad = [
+            ("JOB_MAX_ATTEMPTS", "many"),
+            ("LEASE_TTL_MS", "30s"),
+            ("RETRY_BACKOFF_MS", "-5"),
+            ("LADDER_MAX_RUNG", "4k"),
+            ("LADDER_MAX_RUNGS", "all"),
+            ("LADDER_SEGMENT_S", "four"),
+            ("LARGE_SOURCE_BYTES", "1G"),
+            ("WEBHOOK_RETRY_BASE_MS", "soon"),
+            ("WEBHOOK_TIMEOUT_MS", "10s"),
+            ("KEEP_SOURCE", "maybe"),
+            ("SSE_MAX_PER_VIDEO", "lots"),
+            ("SSE_MAX_PER_ADDRESS", "lots"),
+            ("SSE_HEARTBEAT_MS", "15s"),
+        ];
+        for (name, value) in bad {
+            let e = load(&[(name, value)]).err().unwrap_or_else(|| panic!("{name}={value} was accepted"));
+            assert_eq!(e.name, name);
+        }
+        let defaults = load(&[]).unwrap().objects;
+        assert_eq!((defaults.keep_source, defaults.caps, defaults.heartbeat_ms), (true, StreamCaps::default(), 15_000));
     }
 }

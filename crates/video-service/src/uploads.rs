@@ -97,7 +97,7 @@ pub async fn notify_upload_complete(mut req: Request, cx: &VideoContext<'_>, bas
         .into());
     }
     if let Some(url) = &r.callback_url {
-        check_callback(url, &r.app_id, &cx.settings.webhooks)?;
+        check_callback(url, &r.app_id, &cx.settings.objects.webhooks)?;
     }
     let info = uploaded(cx.store()?, &r.raw_key, cx.settings.max_video_bytes).await?;
     let source = SourceUpload {

@@ -17,10 +17,11 @@
 
 use worker::{durable_object, DurableObject, Env, Request, Response, State};
 use worker_kit::clock::{now, random_bytes};
+use worker_kit::config::Vars;
 
-use crate::client::{read_command, refusal};
+use crate::client::{our_fault, read_command, refusal};
 use crate::protocol::app_hub::HubCommand;
-use crate::settings::sse_heartbeat_ms;
+use crate::settings::sse_heartbeat;
 use crate::sse::{EventLog, Subscribers, EVENT_LOG_SCHEMA};
 
 pub mod hub;
@@ -59,9 +60,15 @@ impl DurableObject for AppHub {
                 Response::from_json(&true)
             }
             HubCommand::Subscribe { last_event_id } => {
+                // Refused like every other setting the video service cannot
+                // use (the Worker checks it first, at its entry).
+                let heartbeat_ms = match sse_heartbeat(&Vars(&self.env)) {
+                    Ok(ms) => ms,
+                    Err(e) => return Ok(our_fault(e, "app hub stream refused")),
+                };
                 let client_id = format!("c_{}", hex::encode(random_bytes::<8>()));
                 let (first, last_id) = self.hub.opening(&client_id, last_event_id)?;
-                self.subscribers.open(first, last_id, true, sse_heartbeat_ms(&self.env))
+                self.subscribers.open(first, last_id, true, heartbeat_ms)
             }
             HubCommand::Forget { video_id } => {
                 self.hub.forget(&video_id)?;

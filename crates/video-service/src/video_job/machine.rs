@@ -10,11 +10,8 @@ use media_core::ids::{AppId, JobId, LeaseId, VideoId};
 use media_core::keys::OutputId;
 use media_core::video::delivery::CallbackState;
 use media_core::video::dispatch::{shard_change, shard_of, ShardChange, SizeClass};
-use media_core::video::events::{connected, events_between, JobEvent, StreamCaps};
-use media_core::video::job::{
-    Completion, FailOutcome, Job, JobStatus, LeaseLost, NotifyOutcome, RetryPolicy, SourceUpload,
-};
-use media_core::video::ladder::LadderOptions;
+use media_core::video::events::{connected, events_between, JobEvent};
+use media_core::video::job::{Completion, FailOutcome, Job, JobStatus, LeaseLost, NotifyOutcome, SourceUpload};
 use media_core::video::upload_session::{SessionRecord, SessionStep};
 use media_core::wire::api::{
     CompleteRequest, FailRequest, HeartbeatRequest, HeartbeatResponse, JobSpec, JobView, ReleaseRequest,
@@ -27,7 +24,7 @@ use super::store::{JobStore, Stored};
 use crate::protocol::app_hub::JobSummary;
 use crate::protocol::dispatch::ShardCommand;
 use crate::protocol::video_job::{CancelReply, NotifyReply, VideoOp};
-use crate::settings::{DispatchSettings, WebhookSettings};
+use crate::settings::DispatchSettings;
 use crate::sse::Frame;
 
 /// How soon the alarm tries again to tell the shard of a waiting job.
@@ -46,23 +43,7 @@ pub const MARKER_META_KEY: &str = "kv_marker";
 const BASE_KEY: &str = "base";
 
 /// What the commands run by, read once per fetch or alarm by the shell.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    /// `JOB_MAX_ATTEMPTS`, `LEASE_TTL_MS`, `RETRY_BACKOFF_MS`.
-    pub policy: RetryPolicy,
-    /// The default ladder of new jobs.
-    pub ladder: LadderOptions,
-    /// `QUEUE_SHARDS`, `LARGE_SOURCE_BYTES`.
-    pub dispatch: DispatchSettings,
-    /// `IV_WEBHOOKS` and the delivery policy.
-    pub webhooks: WebhookSettings,
-    /// `KEEP_SOURCE`.
-    pub keep_source: bool,
-    /// `SSE_MAX_PER_VIDEO`, `SSE_MAX_PER_ADDRESS`.
-    pub caps: StreamCaps,
-    /// `SSE_HEARTBEAT_MS`.
-    pub heartbeat_ms: u64,
-}
+pub use crate::settings::ObjectSettings as Settings;
 
 /// The moment a command runs in and what it runs by.
 pub struct Cx<'a> {

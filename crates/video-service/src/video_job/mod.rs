@@ -71,12 +71,17 @@
 //! ## Layout
 //!
 //! This module is the `#[durable_object]` shell: it reads the settings once
-//! per fetch or alarm (one that cannot be used refuses the command as a
-//! Worker refuses a request on a broken setting: 500, generic message,
-//! detail logged; reads of the job use none), runs the command in
-//! [`machine`] against the object's storage ([`store`]), and carries out the
-//! effects it answers (the shard, the app's hub, KV, the streams, retention
-//! ([`retention`]), webhook sends ([`deliveries`]), the alarm). Resumable
+//! per fetch or alarm with [`crate::settings::ObjectSettings::load`], the
+//! function the Worker runs at its entry too, so a broken one normally
+//! refuses the request there. One that cannot be used refuses the command
+//! as a Worker refuses a request on a broken setting (500, generic message,
+//! detail logged; reads of the job use none), and defers the alarm: logged,
+//! set again 60 s later, until the variable is fixed (a failed alarm would
+//! be dropped after the runtime's retries, leaving leases unexpired). It
+//! runs the command in [`machine`] against the object's storage
+//! ([`store`]), and carries out the effects it answers (the shard, the
+//! app's hub, KV, the streams, retention ([`retention`]), webhook sends
+//! ([`deliveries`]), the alarm). Resumable
 //! upload sessions are [`sessions`]. The messages are
 //! [`crate::protocol::video_job`]'s.
 
@@ -96,13 +101,10 @@ use worker_kit::settings::StorageSettings;
 use worker_kit::store::AnyStore;
 use worker_kit::Failure;
 
-use crate::client::{call, refusal};
+use crate::client::{call, our_fault, refusal};
 use crate::protocol::app_hub::{HubCommand, APP_EVENTS_BINDING};
 use crate::protocol::dispatch::{shard_name, ShardCommand, DISPATCH_BINDING};
 use crate::protocol::video_job::{DeleteReply, VideoCall, VideoOp};
-use crate::settings::{
-    keep_source, ladder_options, retry_policy, sse_heartbeat, stream_caps, DispatchSettings, WebhookSettings,
-};
 use crate::sse::Subscribers;
 use crate::webhooks::{self, Attempt};
 
@@ -144,34 +146,20 @@ struct Loaded {
     storage: StorageSettings,
 }
 
-/// Reads every setting the object uses; one that cannot be used refuses
-/// the command (see the module doc).
+/// Reads every setting the object uses ([`Settings::load`], the function
+/// the Worker runs at its entry too); one that cannot be used refuses the
+/// command and defers the alarm (see the module doc).
 fn load_settings(env: &Env) -> Result<Loaded, ConfigError> {
     let vars = Vars(env);
-    let core = Settings {
-        policy: retry_policy(env)?,
-        ladder: ladder_options(env)?,
-        dispatch: DispatchSettings::load(&vars)?,
-        webhooks: WebhookSettings::load(&vars)?,
-        keep_source: keep_source(&vars)?,
-        caps: stream_caps(&vars)?,
-        heartbeat_ms: sse_heartbeat(&vars)?,
-    };
-    Ok(Loaded { core, storage: StorageSettings::load(&vars) })
+    Ok(Loaded { core: Settings::load(&vars)?, storage: StorageSettings::load(&vars) })
 }
+
+/// How long an alarm that found a setting it cannot use waits before it
+/// reads the settings again.
+const BROKEN_SETTING_RETRY_MS: u64 = 60_000;
 
 fn reply<T: Serialize>(value: &T) -> worker::Result<Response> {
     Response::from_json(value)
-}
-
-/// The answer to a command refused through our own fault (a broken
-/// setting): the JSON error a Worker gives for it, detail logged.
-fn our_fault(e: ConfigError) -> Response {
-    let f: Failure = e.into();
-    if let Some(detail) = f.report_detail() {
-        tracing::error!(detail, "video job command refused");
-    }
-    error_response(&f.to_api_error())
 }
 
 fn early(answer: Early) -> worker::Result<Response> {
@@ -361,7 +349,7 @@ impl VideoJob {
     async fn delete(&self, loaded: &Loaded, app_id: &AppId, video_id: &VideoId) -> worker::Result<Response> {
         let store = match AnyStore::open(&self.env, &loaded.storage) {
             Ok(s) => s,
-            Err(e) => return Ok(our_fault(e)),
+            Err(e) => return Ok(our_fault(e, "video job command refused")),
         };
         let cx = self.cx(&loaded.core);
         let plan = match machine::delete(&self.store, &cx, app_id, video_id) {
@@ -528,18 +516,27 @@ impl DurableObject for VideoJob {
         }
         let loaded = match load_settings(&self.env) {
             Ok(l) => l,
-            Err(e) => return Ok(our_fault(e)),
+            Err(e) => return Ok(our_fault(e, "video job command refused")),
         };
         self.run(&loaded, call).await
     }
 
     async fn alarm(&self) -> worker::Result<Response> {
-        // A broken setting fails the alarm, which the runtime retries; the
-        // commands that use it meanwhile answer 500 (see `fetch`).
-        let loaded = load_settings(&self.env).map_err(|e| {
-            tracing::error!(detail = %e, "video job alarm: a setting cannot be used");
-            worker::Error::RustError(format!("configuration: {e}"))
-        })?;
+        // A broken setting defers the alarm rather than failing it: failed,
+        // the runtime would retry it a few times and then drop it, and
+        // expired leases would never expire even once the variable is
+        // fixed. So the error is logged (the variable and its problem, never
+        // a secret's value) and the alarm set again a minute later, until
+        // the settings can be read; meanwhile the commands answer 500 (see
+        // `fetch`), as the Worker does before reaching the object.
+        let loaded = match load_settings(&self.env) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(detail = %e, "video job alarm deferred: a setting cannot be used");
+                self.state.storage().set_alarm(Duration::from_millis(BROKEN_SETTING_RETRY_MS)).await?;
+                return Response::ok("");
+            }
+        };
         if self.store.has_tables()? {
             let cx = self.cx(&loaded.core);
             match machine::alarm(&self.store, &cx) {
