@@ -16,6 +16,7 @@ use std::collections::{BTreeMap, VecDeque};
 use media_core::ids::{AppId, JobId, LeaseId, VideoId};
 use media_core::keys::OutputId;
 use media_core::video::delivery::{CallbackStatus, DeliveryPolicy};
+use media_core::video::dispatch::SizeClass;
 use media_core::video::events::{StreamCaps, VIDEO_EVENT_LOG_LEN};
 use media_core::video::job::{Job, JobResult, JobStatus, NotifyOutcome, RetryPolicy, SourceUpload};
 use media_core::video::ladder::LadderOptions;
@@ -31,6 +32,10 @@ use super::machine::{self, Cx, Early, Effect, EventsAnswer, Refusal, Settings, S
 use super::retention;
 use super::store::{JobStore, RowState, KEPT_DELIVERIES};
 use super::{job_marker_key, playback_record_key};
+use crate::client::Answer as ClientAnswer;
+use crate::dispatch::shard::{Reply as ShardReply, Row as ShardRow, RowState as ShardRowState, Shard, ShardIo};
+use crate::dispatch::store::MemoryShardStore;
+use crate::dispatch::tests::FakeIo;
 use crate::protocol::dispatch::ShardCommand;
 use crate::protocol::video_job::{CancelReply, NotifyReply, VideoOp};
 use crate::settings::{DispatchSettings, WebhookSettings};
@@ -124,6 +129,14 @@ struct World {
     receiver_down: Cell<bool>,
     /// The job's id as last seen (its transcoder keeps calling with it after a delete).
     job_id: RefCell<Option<JobId>>,
+    /// The job's shard (the real one, in memory): what the `TellShard*`
+    /// effects reach when the shard is up.
+    shard: Shard<MemoryShardStore>,
+    shard_io: FakeIo,
+    /// Whether the next command's effects are held back ([`World::hold_next`]).
+    hold: Cell<bool>,
+    /// Effects held back, oldest first, until [`World::release`].
+    held: RefCell<VecDeque<Vec<Effect>>>,
 }
 
 impl World {
@@ -148,6 +161,52 @@ impl World {
             receiver: RefCell::default(),
             receiver_down: Cell::new(false),
             job_id: RefCell::default(),
+            shard: Shard::new(MemoryShardStore::default()),
+            shard_io: FakeIo::at(Timestamp::from_millis(T0)),
+            hold: Cell::new(false),
+            held: RefCell::default(),
+        }
+    }
+
+    /// Holds back the next command's effects: it has saved and answered,
+    /// and others run before [`World::release`] carries them out (in the
+    /// shell, while one call awaits the shard or KV, the object takes
+    /// others).
+    fn hold_next(&self) {
+        self.hold.set(true);
+    }
+
+    /// Carries out the oldest held-back effects; the error the caller of
+    /// that command would get, if one fails.
+    fn release(&self) -> Result<(), ApiError> {
+        let effects = self.held.borrow_mut().pop_front().expect("effects held back");
+        self.carry(effects).map_err(storage_failed)
+    }
+
+    /// Hands `cmd` to the shard, as it stands now.
+    fn to_shard(&self, cmd: ShardCommand) {
+        self.shard_io.clock.set(self.now());
+        block_on(self.shard.handle(&self.shard_io, cmd)).expect("the shard runs the command");
+    }
+
+    /// The shard's rows of the job: its states.
+    fn shard_rows(&self) -> Vec<ShardRowState> {
+        self.shard.store.rows().into_iter().map(|r| r.state).collect()
+    }
+
+    /// A transcoder's lease through the shard: the shard offers its oldest
+    /// due row and asks this object for the grant, as in the platform.
+    fn lease_via_shard(&self) -> Option<JobSpec> {
+        let lease = ShardCommand::Lease {
+            worker: "t1".into(),
+            wait_ms: 0,
+            classes: vec![SizeClass::Standard, SizeClass::Large],
+            standard_first: false,
+        };
+        self.shard_io.clock.set(self.now());
+        match block_on(self.shard.handle(&ObjectIo(self), lease)).expect("the shard leases").0 {
+            ShardReply::Lease(reply) => reply.job,
+            other => panic!("a lease reply, not {other:?}"),
         }
     }
 
@@ -204,6 +263,10 @@ impl World {
             }
         };
         let (value, effects) = step?;
+        if self.hold.take() {
+            self.held.borrow_mut().push_back(effects);
+            return Ok(value);
+        }
         // An effect that fails fails the call, as the shell's `?` does (500).
         self.carry(effects).map_err(storage_failed)?;
         Ok(value)
@@ -266,11 +329,18 @@ impl World {
                     self.store.set_meta(machine::MARKER_META_KEY, "1")?;
                 }
                 Effect::TellShardWaiting { cmd, .. } => {
+                    if self.shard_up.get() {
+                        // A copy (the message is not `Clone`): what the shard got.
+                        self.to_shard(serde_json::from_value(serde_json::to_value(&cmd).unwrap()).unwrap());
+                    }
                     self.told_shard.borrow_mut().push(cmd);
                     machine::shard_answered(&self.store, self.now(), self.shard_up.get(), self.now())?;
                 }
                 Effect::TellShardEnded { job_id, .. } => {
-                    self.told_shard.borrow_mut().push(ShardCommand::Ended { job_id })
+                    self.told_shard.borrow_mut().push(ShardCommand::Ended { job_id: job_id.clone() });
+                    if self.shard_up.get() {
+                        self.to_shard(ShardCommand::Ended { job_id });
+                    }
                 }
                 Effect::ScheduleAlarm => {
                     if let Some(at) = machine::next_alarm(&self.store)? {
@@ -389,6 +459,33 @@ impl World {
     }
 }
 
+/// The shard's way to the object, for [`World::lease_via_shard`]: grants
+/// go to this world's object; no waits.
+struct ObjectIo<'a>(&'a World);
+
+impl ShardIo for ObjectIo<'_> {
+    fn now(&self) -> Timestamp {
+        self.0.now()
+    }
+
+    async fn grant(&self, row: &ShardRow, worker: &str) -> worker::Result<ClientAnswer> {
+        let op = VideoOp::Grant {
+            job_id: row.job_id.clone(),
+            lease_id: LeaseId::from_random(fresh()),
+            output_id: OutputId::from_random(fresh()[..10].try_into().unwrap()),
+            worker: worker.to_owned(),
+        };
+        Ok(match self.0.call(op) {
+            Ok(spec) => ClientAnswer { status: 200, body: spec.to_string() },
+            Err(e) => ClientAnswer { status: e.status(), body: e.message },
+        })
+    }
+
+    async fn sleep(&self, _woken: futures_channel::oneshot::Receiver<Option<u32>>, _ms: u64) -> Option<u32> {
+        None
+    }
+}
+
 fn answer(r: Refusal) -> ApiError {
     match r {
         Refusal::Answer(e) => e,
@@ -419,6 +516,7 @@ mod delete;
 mod events;
 mod leases;
 mod notify;
+mod races;
 mod retained;
 mod store;
 mod webhooks;
