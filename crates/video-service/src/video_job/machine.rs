@@ -231,6 +231,28 @@ pub fn shard_answered(store: &impl JobStore, sent_at: Timestamp, told: bool, now
     }
 }
 
+/// Whether the job marker a command asked for is still wanted when its
+/// turn comes: other calls run while the shell awaits, and a delete in
+/// between leaves a tombstone (or nothing) that the marker must not outlive.
+pub fn marker_wanted(store: &impl JobStore) -> worker::Result<bool> {
+    Ok(store.has_tables()? && store.tombstone()?.is_none() && store.load()?.is_some())
+}
+
+/// The shard was told the job ended. The shard matches `Ended` by job id
+/// alone, so one that arrives after a later enqueue of the same job (a
+/// notify requeued it while this message was on its way) ends the waiting
+/// row. When the job waits again by now, the enqueue is marked due at once,
+/// and the alarm tells the shard again (enqueues are idempotent).
+pub fn shard_told_ended(store: &impl JobStore, now: Timestamp) -> worker::Result<()> {
+    if !store.has_tables()? {
+        return Ok(());
+    }
+    match store.load()? {
+        Some(s) if s.job.status == JobStatus::Queued => store.set_enqueue_due(Some(now)),
+        _ => Ok(()),
+    }
+}
+
 fn enqueue(stored: &Stored, dispatch: &DispatchSettings) -> Effect {
     let job = &stored.job;
     Effect::TellShardWaiting {

@@ -222,12 +222,21 @@ impl VideoJob {
             }
             Effect::Broadcast(frames) => frames.iter().for_each(|f| self.subscribers.broadcast(f)),
             Effect::CloseStreams => self.subscribers.close_all(),
-            Effect::WriteMarker { app, video, job_id } => match write_job_marker(&self.env, &app, &video).await {
-                Ok(()) => self.store.set_meta(machine::MARKER_META_KEY, "1")?,
-                Err(e) => {
-                    tracing::error!(%job_id, error = %e, "writing the job marker failed; public reads miss the job until the next change writes it")
+            Effect::WriteMarker { app, video, job_id } => {
+                if !machine::marker_wanted(&self.store)? {
+                    return Ok(());
                 }
-            },
+                match write_job_marker(&self.env, &app, &video).await {
+                    // A delete during the write removes the marker again in its final sweep.
+                    Ok(()) if machine::marker_wanted(&self.store)? => {
+                        self.store.set_meta(machine::MARKER_META_KEY, "1")?
+                    }
+                    Ok(()) => {}
+                    Err(e) => {
+                        tracing::error!(%job_id, error = %e, "writing the job marker failed; public reads miss the job until the next change writes it")
+                    }
+                }
+            }
             Effect::TellShardWaiting { shard, cmd } => {
                 let sent_at = now();
                 let sent = call(&self.env, DISPATCH_BINDING, &shard_name(shard), &cmd).await;
@@ -250,6 +259,7 @@ impl VideoJob {
                 if let Err(e) = call(&self.env, DISPATCH_BINDING, &shard_name(shard), &ended).await {
                     tracing::warn!(%job_id, error = %e, "telling the shard the job ended failed");
                 }
+                machine::shard_told_ended(&self.store, now())?;
             }
             Effect::ScheduleAlarm => {
                 // Read from what is stored now, never from a copy an await may have made stale.

@@ -325,8 +325,10 @@ impl World {
                 Effect::Broadcast(frames) => self.frames.borrow_mut().extend(frames.iter().map(|f| f.0)),
                 Effect::CloseStreams => self.streams_closed.set(self.streams_closed.get() + 1),
                 Effect::WriteMarker { app, video, .. } => {
-                    self.kv.borrow_mut().insert(job_marker_key(&app, &video), "1".into());
-                    self.store.set_meta(machine::MARKER_META_KEY, "1")?;
+                    if machine::marker_wanted(&self.store)? {
+                        self.kv.borrow_mut().insert(job_marker_key(&app, &video), "1".into());
+                        self.store.set_meta(machine::MARKER_META_KEY, "1")?;
+                    }
                 }
                 Effect::TellShardWaiting { cmd, .. } => {
                     if self.shard_up.get() {
@@ -341,6 +343,7 @@ impl World {
                     if self.shard_up.get() {
                         self.to_shard(ShardCommand::Ended { job_id });
                     }
+                    machine::shard_told_ended(&self.store, self.now())?;
                 }
                 Effect::ScheduleAlarm => {
                     if let Some(at) = machine::next_alarm(&self.store)? {
