@@ -5,15 +5,20 @@
 // skips what comments and strings say. Run: node --test scripts/check-import-cycles.test.mjs
 
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import test from 'node:test';
+import test, { after } from 'node:test';
 
 import { checkCrate, expandUse, strip } from './check-import-cycles.mjs';
 
+// Every crate written here is removed when the file's tests end.
+const made = [];
+after(() => made.forEach((dir) => rmSync(dir, { recursive: true, force: true })));
+
 function crate(files) {
   const dir = mkdtempSync(join(tmpdir(), 'cycles-'));
+  made.push(dir);
   for (const [path, text] of Object.entries(files)) {
     mkdirSync(dirname(join(dir, path)), { recursive: true });
     writeFileSync(join(dir, path), text);
