@@ -1,15 +1,15 @@
 //! [`JobStore`] in memory, with the SQL store's rules (the job row, `meta`,
-//! the tombstone, the bounded event log, webhook deliveries kept and pruned
-//! as the SQL does), for the native tests of the object.
+//! the tombstone, webhook deliveries kept and pruned
+//! as the SQL does; the event log is `sse::EventLog` itself over memory
+//! rows), for the native tests of the object.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 
 use media_core::ids::{AppId, VideoId};
-use media_core::video::events::{frame, public_stored_data, retry_frame, RETRY_MS};
 use media_core::Timestamp;
 
-use crate::sse::Frame;
+use crate::sse::{EventLog, Frame};
 use crate::video_job::store::{
     Delivery, DeliveryRow, DueDelivery, JobStore, RowState, Stored, Tombstone, KEPT_DELIVERIES,
 };
@@ -29,18 +29,30 @@ struct DeliveryRecord {
     created_at: Timestamp,
 }
 
-#[derive(Debug, Default)]
+/// The tables; the event log is `sse::EventLog` itself, over memory rows.
 struct Tables {
     job: Option<Stored>,
     meta: BTreeMap<String, String>,
     tombstone: Option<Tombstone>,
-    events: Vec<(u64, String, String)>,
+    events: EventLog,
     deliveries: Vec<DeliveryRecord>,
     rowids: u64,
 }
 
+impl Tables {
+    fn new(keep_events: u64) -> Self {
+        Self {
+            job: None,
+            meta: BTreeMap::new(),
+            tombstone: None,
+            events: EventLog::in_memory(keep_events),
+            deliveries: Vec::new(),
+            rowids: 0,
+        }
+    }
+}
+
 /// The object's storage in memory; `None` while it has no tables.
-#[derive(Debug)]
 pub struct MemoryJobStore {
     tables: RefCell<Option<Tables>>,
     keep_events: u64,
@@ -81,7 +93,7 @@ impl JobStore for MemoryJobStore {
     }
 
     fn ensure_tables(&self) -> worker::Result<()> {
-        self.tables.borrow_mut().get_or_insert_with(Tables::default);
+        self.tables.borrow_mut().get_or_insert_with(|| Tables::new(self.keep_events));
         Ok(())
     }
 
@@ -140,33 +152,19 @@ impl JobStore for MemoryJobStore {
     }
 
     fn last_event_id(&self) -> worker::Result<u64> {
-        Ok(self.read(|t| t.events.last().map_or(0, |e| e.0)))
+        self.tables.borrow().as_ref().map_or(Ok(0), |t| t.events.last_id())
     }
 
     fn append_events(&self, events: &[(&str, String)]) -> worker::Result<Vec<Frame>> {
-        let mut seq = self.last_event_id()?;
-        let keep = self.keep_events;
-        self.with(|t| {
-            let mut frames = Vec::new();
-            for (name, data) in events {
-                seq += 1;
-                t.events.push((seq, (*name).to_owned(), data.clone()));
-                frames.push((seq, frame(Some(seq), name, data)));
-            }
-            t.events.retain(|e| e.0 > seq.saturating_sub(keep));
-            frames
-        })
+        self.with(|t| t.events.append(events.iter().map(|(name, data)| (*name, data.clone()))))?
     }
 
     fn opening(&self, connected: (&str, serde_json::Value), from: u64) -> worker::Result<String> {
-        let mut first = retry_frame(RETRY_MS);
-        first.push_str(&frame(Some(from), connected.0, &connected.1.to_string()));
-        self.read(|t| {
-            for (seq, name, data) in t.events.iter().filter(|e| e.0 > from) {
-                first.push_str(&frame(Some(*seq), name, &public_stored_data(data)));
-            }
-        });
-        Ok(first)
+        match self.tables.borrow().as_ref() {
+            Some(t) => t.events.opening(connected, from),
+            // No tables: no kept events, as SQL's empty log.
+            None => EventLog::in_memory(self.keep_events).opening(connected, from),
+        }
     }
 
     fn queue_deliveries(&self, deliveries: &[Delivery], now: Timestamp) -> worker::Result<()> {
