@@ -48,7 +48,7 @@ if want lint; then
   {
     # Module import cycles (scripts/check-import-cycles.mjs, tested first); reported, then the rest runs too.
     cycles=0
-    { node --test --test-reporter=dot scripts/check-import-cycles.test.mjs && node scripts/check-import-cycles.mjs; } || cycles=1
+    { node --test --test-reporter=dot scripts/check-import-cycles.test.mjs devkit/ports.test.mjs && node scripts/check-import-cycles.mjs; } || cycles=1
     cargo fmt --all --check &&
       cargo clippy --workspace --all-targets -- -D warnings &&
       cargo clippy -p image-service -p video-service --target wasm32-unknown-unknown -- -D warnings &&
