@@ -12,11 +12,13 @@
 //! | [`keys`] | the object-key layout (build and parse, canonical only), content types and caching of outputs |
 //! | [`error`] | error codes, their HTTP statuses and the error body |
 //! | [`time`] | timestamps passed in by the caller, RFC 3339 and SigV4 formats |
+//! | [`catalogue`] | the event catalogue: every event type (`upload.*`, `video.*`, `image.*`) webhooks and streams announce |
 //! | [`video`] | the video domain: jobs and their state machine, dispatch, the ladder, codecs, timelines, playlists, events, webhooks, resumable uploads |
 //! | [`image`] | the image domain: the service's own transforms and `transform_url` |
 //! | [`wire`] | the wire API of both services (request/response types, field reading) and, with feature `openapi`, their OpenAPI documents |
 //! | [`http`] | protocol helpers: byte ranges, entity tags, CORS values, SigV4, `multipart/form-data`, credentials |
 
+pub mod catalogue;
 pub mod error;
 pub mod http;
 pub mod ids;
