@@ -2,7 +2,8 @@
 # The README's second command: runs every test, and exits non-zero when any
 # fails. Installs what is missing first (scripts/bootstrap.sh).
 #
-#   0. format and lint: cargo fmt --check; clippy on native and on wasm32, warnings denied; no module import cycles in any crate
+#   0. format and lint: cargo fmt --check; clippy on native and on wasm32, warnings denied; no module import cycles in any crate;
+#      the TypeScript client (clients/typescript) generated from the current OpenAPI documents, and type-checked
 #   1. native tests (cargo): the core's rules, worker-kit and the handlers against an in-memory store, the transcoder with real libav
 #   2. the container: every shared library of the transcoder comes from the image's packages
 #   3. both Workers built with worker-build and run in workerd (Miniflare), against Garage
@@ -46,9 +47,10 @@ if want lint; then
   section "format and lint (cargo fmt --check, clippy native and wasm32 with warnings denied, no import cycles)"
   t=$SECONDS
   {
-    # Module import cycles (scripts/check-import-cycles.mjs, tested first); reported, then the rest runs too.
+    # Module import cycles (scripts/check-import-cycles.mjs, tested first) and the typed client's drift and type
+    # check (clients/typescript/test); reported, then the rest runs too.
     cycles=0
-    { node --test --test-reporter=dot scripts/check-import-cycles.test.mjs devkit/ports.test.mjs && node scripts/check-import-cycles.mjs; } || cycles=1
+    { node --test --test-reporter=dot scripts/check-import-cycles.test.mjs devkit/ports.test.mjs clients/typescript/test/*.test.mjs && node scripts/check-import-cycles.mjs; } || cycles=1
     cargo fmt --all --check &&
       cargo clippy --workspace --all-targets -- -D warnings &&
       cargo clippy -p image-service -p video-service --target wasm32-unknown-unknown -- -D warnings &&
