@@ -14,13 +14,14 @@
 //! (Transformed images are [`crate::variants`].)
 
 use media_core::http::media_type;
+use media_core::http::purge::image_tag;
 use media_core::ids::{AppId, ImageId};
 use media_core::keys::{CachePolicy, ObjectKey};
 use media_core::media::ImageType;
 use media_core::wire::api::IMAGE_ASSETS_PREFIX;
 use worker::Request;
 use worker_kit::ratelimit::enforce_public;
-use worker_kit::serve::{edge_hit, serve_object, ServeSpec};
+use worker_kit::serve::{edge_hit, serve_object, EdgeCache, ServeSpec};
 use worker_kit::store::{ObjectInfo, ObjectStore};
 use worker_kit::Handled;
 
@@ -51,13 +52,15 @@ async fn serve_image(req: &Request, cx: &ImageContext<'_>, key: &str, app: &AppI
     enforce_public(cx.env, req, "assets").await?;
     let record = records::record_or_vet(cx, key, app, image).await?;
     let store = cx.store()?;
+    let host = req.url()?.host_str().unwrap_or_default().to_owned();
+    let cache_control = cx.common.purge.edge_cache_control(CachePolicy::Immutable.header_value(), &host);
     let spec = ServeSpec {
         key,
         what: "this image",
-        cache_control: CachePolicy::Immutable.header_value(),
+        cache_control: &cache_control,
         known_size: Some(record.meta.size),
         pinned_etag: record.etag,
-        edge_cache: Some((cache_key, cx.execution)),
+        edge_cache: Some(EdgeCache { key: cache_key, ctx: cx.execution, tags: vec![image_tag(app, image)] }),
     };
     let vetting_ops = store.operations();
     let mut resp = serve_object(store, req, spec, served_content_type).await?;

@@ -2,16 +2,19 @@
 //! key that may act for `app_id` (403 otherwise), counted against its rate
 //! limit. Removes the original (`images/{app}/{image}`), its stored
 //! variants (`images/{app}/{image}/...`) and its KV metadata record, then
-//! drops the image and its variants from this location's edge cache, where
-//! they would otherwise keep being served (other locations keep their copy
-//! until evicted or purged: see docs/image-api.md#deleting-an-image). A repeat answers
-//! zeros.
+//! drops the image and its variants from this location's edge cache at once,
+//! and from every other location with one purge by the image's cache tag
+//! after the answer (`worker_kit::purge`; without a configured purge, other
+//! locations keep their copy for at most `EDGE_TTL_WITHOUT_PURGE_S`: see
+//! docs/operating.md). A repeat answers zeros (and purges again).
 
+use media_core::http::purge::image_tag;
 use media_core::ids::{AppId, ImageId};
 use media_core::image::variant::{cache_paths_of, variant_prefix};
 use media_core::keys::ObjectKey;
 use media_core::wire::api::{DeleteImageResponse, DeletedImage, IMAGE_ASSETS_PREFIX};
 use worker::{Cache, Request};
+use worker_kit::purge::host_of;
 use worker_kit::reply::json;
 use worker_kit::store::{delete_prefix_keys, ObjectStore};
 use worker_kit::{Failure, Handled};
@@ -47,6 +50,10 @@ pub async fn delete_image(req: Request, cx: &ImageContext<'_>) -> Handled {
             }
         }
     }
+    // Every location: one purge by the image's tag, after the delete (see worker_kit::purge).
+    // Judged by the host images are served from, which may not be the one this call came to.
+    let public_host = host_of(&cx.public_base(&req));
+    cx.common.purge.purge_tags(cx.execution, &public_host, vec![image_tag(&app_id, &image_id)]);
     tracing::info!(%app_id, %image_id, objects, variants = variants.len(), record, "image deleted");
     json(200, &DeleteImageResponse { app_id, image_id, deleted: DeletedImage { objects, record } })
 }

@@ -6,7 +6,8 @@
 //! 1. the edge cache (Cache API), keyed by the canonical options and, for
 //!    `f=auto`, the client's kind of `Accept`: no record, no storage;
 //! 2. the stored variant in R2 (`images/{app}/{image}/{variant}`), which
-//!    then goes into the edge cache;
+//!    then goes into the edge cache, tagged with the image's cache tag so
+//!    the image's delete purges every variant at every location;
 //! 3. the Images binding, called once: the image's Durable Object
 //!    ([`crate::image_object`]) transforms the original (only the version
 //!    its record checked) and stores the result, which is served as in 2.
@@ -18,6 +19,7 @@
 //! options' rules (allowed set, `f=auto`, limits) are
 //! `media_core::image::variant`'s.
 
+use media_core::http::purge::image_tag;
 use media_core::ids::{AppId, ImageId};
 use media_core::image::transform::{decode_options, split_transform_path};
 use media_core::image::variant::{
@@ -28,7 +30,7 @@ use media_core::media::{Dimensions, ImageType};
 use media_core::{ApiError, ErrorCode};
 use worker::{Request, Response};
 use worker_kit::ratelimit::enforce_public;
-use worker_kit::serve::{edge_hit, serve_object, ServeSpec};
+use worker_kit::serve::{edge_hit, serve_object, EdgeCache, ServeSpec};
 use worker_kit::store::ObjectInfo;
 use worker_kit::{Failure, Handled};
 
@@ -114,13 +116,15 @@ async fn answer(req: &Request, cx: &ImageContext<'_>, app: &AppId, image: &Image
     let format = negotiate(opts.format, accept, original_type, opts.output_size(source))?;
     let key = variant_key(app, image, opts, format);
     let store = cx.store()?;
+    let host = req.url()?.host_str().unwrap_or_default().to_owned();
+    let cache_control = cx.common.purge.edge_cache_control(CachePolicy::Immutable.header_value(), &host);
     let spec = || ServeSpec {
         key: &key,
         what: "this variant",
-        cache_control: CachePolicy::Immutable.header_value(),
+        cache_control: &cache_control,
         pinned_etag: None,
         known_size: None,
-        edge_cache: Some((cache_key.clone(), cx.execution)),
+        edge_cache: Some(EdgeCache { key: cache_key.clone(), ctx: cx.execution, tags: vec![image_tag(app, image)] }),
     };
     let stored_type = |info: &ObjectInfo| info.content_type.clone().unwrap_or_else(|| format.content_type().to_owned());
     match serve_object(store, req, spec(), stored_type).await {

@@ -3,8 +3,11 @@
 //! limit. The video's `VideoJob` does the work (cancels the job, deletes
 //! the objects and the playback record, wipes its state; see
 //! [`crate::video_job`]'s "Deleting"); this drops the Worker's cached read
-//! of the job in this location, so public reads answer 404 at once here
-//! (elsewhere within that read's short TTL).
+//! of the job in this location, so public reads answer 404 at once here,
+//! and after the answer purges the video's cache tag (its HLS files and job
+//! reads) at every location (`worker_kit::purge`; without a configured
+//! purge, elsewhere within the job read's short TTL, and the files' edge
+//! copies within `EDGE_TTL_WITHOUT_PURGE_S`).
 //!
 //! A resumable upload of the video still in progress (a multipart upload
 //! under its `raw/` prefix) makes the delete a 409 that says how to go on:
@@ -15,12 +18,14 @@
 //! what is open, every page of `ListMultipartUploads`: no token can start
 //! another upload after that listing.
 
+use media_core::http::purge::video_tag;
 use media_core::ids::{AppId, VideoId};
 use media_core::keys::ObjectKey;
 use media_core::wire::api::{query_id, DeleteVideoResponse};
 use media_core::{ApiError, ErrorCode};
 use worker::Request;
 use worker_kit::entry::guard;
+use worker_kit::purge::host_of;
 use worker_kit::query::query;
 use worker_kit::reply::json;
 use worker_kit::store::s3::S3Store;
@@ -64,5 +69,8 @@ pub async fn delete_video(req: Request, cx: &VideoContext<'_>) -> Handled {
         tracing::info!(app_id = %app_id, video_id = %video_id, aborted = open.len(), "uploads in progress aborted to delete the video");
     }
     crate::status::forget(&app_id, &video_id).await;
+    // Every location: its files and cached job reads, by the video's tag (see worker_kit::purge).
+    let public_host = host_of(&cx.public_base(&req));
+    cx.common.purge.purge_tags(cx.execution, &public_host, vec![video_tag(&app_id, &video_id)]);
     json(200, &DeleteVideoResponse { app_id, video_id, deleted: reply.deleted, final_sweep_at: reply.final_sweep_at })
 }

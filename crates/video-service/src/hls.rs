@@ -8,16 +8,19 @@
 //! empty playlist (`media_core::video::playlist::ended_playlist`, no storage
 //! read) so that players of a retried or canceled attempt's EVENT playlist
 //! stop cleanly. Ids without a job answer 404 from KV, reaching no object.
-//! Files are kept at the edge (segments for a year,
-//! playlists for 2 s), so a repeated segment costs no storage operation.
+//! Files are kept at the edge (segments for a year, or
+//! `EDGE_TTL_WITHOUT_PURGE_S` where no purge is configured; playlists for
+//! 2 s), tagged with the video's cache tag for the delete's purge, so a
+//! repeated segment costs no storage operation.
 //! A request whose job read the edge cache does not answer (KV, maybe the
 //! video's object) counts against the client's `PUBLIC_RATE_LIMITER` budget.
 
+use media_core::http::purge::video_tag;
 use media_core::keys::{HlsFile, ObjectKey, RungFile};
 use media_core::video::playlist::ended_playlist;
 use media_core::ApiError;
 use worker::{Headers, Method, Request, Response};
-use worker_kit::serve::{edge_hit, serve_object, ServeSpec};
+use worker_kit::serve::{edge_hit, serve_object, EdgeCache, ServeSpec};
 use worker_kit::{Failure, Handled};
 
 use crate::status::{public_job, ReadSource};
@@ -64,13 +67,15 @@ pub async fn serve(req: Request, cx: &VideoContext<'_>) -> Handled {
     let mut resp = match edge_hit(&cache_key, &req).await? {
         Some(hit) => hit,
         None => {
+            let host = req.url()?.host_str().unwrap_or_default().to_owned();
+            let cache_control = cx.common.purge.edge_cache_control(file.cache_policy().header_value(), &host);
             let spec = ServeSpec {
                 key,
                 what: "this playback file",
-                cache_control: file.cache_policy().header_value(),
+                cache_control: &cache_control,
                 pinned_etag: None,
                 known_size: None,
-                edge_cache: Some((cache_key, cx.execution)),
+                edge_cache: Some(EdgeCache { key: cache_key, ctx: cx.execution, tags: vec![video_tag(&app, &video)] }),
             };
             serve_object(cx.store()?, &req, spec, |_| file.content_type().to_owned()).await?
         }

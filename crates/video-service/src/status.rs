@@ -25,6 +25,7 @@
 //! show failures only in their public form (`media_core::video::job::public_failure_message`).
 
 use media_core::http::auth::KeyGrant;
+use media_core::http::purge::video_tag;
 use media_core::ids::{AppId, VideoId};
 use media_core::video::job::{Job, JobStatus};
 use media_core::wire::api::{query_id, JobView, NotPlayableResponse, PlaybackUrlResponse};
@@ -95,6 +96,8 @@ async fn remember(key: &str, job: &Job) {
         let headers = Headers::new();
         headers.set("content-type", "application/json")?;
         headers.set("cache-control", &format!("max-age={}", job.public_cache_ttl_s()))?;
+        // The video's delete purges it at every location with its files.
+        headers.set("cache-tag", &video_tag(&job.app_id, &job.video_id))?;
         let body = serde_json::to_string(job).map_err(|e| worker::Error::RustError(e.to_string()))?;
         Cache::default().put(key, Response::ok(body)?.with_headers(headers)).await
     };

@@ -18,6 +18,7 @@
 //! | [`query`] | reading query strings |
 //! | [`store`] | the `ObjectStore` trait, its R2-binding and S3 (fetch + SigV4) adapters, and an in-memory double with fault injection |
 //! | [`serve`] | serving a stored object: ETag/304, Range/206/416 and cache headers decided on plain data; the edge cache and the runtime around it |
+//! | [`purge`] | the zone purge by cache tag a delete sends to reach every location, and the edge TTL cap where none is configured |
 //! | [`ratelimit`] | the rate limits (Rate Limiting bindings): per API key, per IP for missing or wrong keys, per IP for public reads |
 //! | [`sentry`] | reporting unexpected errors to Sentry from `wait_until` (DSN, envelope, post) |
 //! | [`logging`] | JSON `tracing` logs on the console (through `tracing-web`) |
@@ -32,6 +33,7 @@ pub mod entry;
 pub mod failure;
 pub mod logging;
 pub mod method;
+pub mod purge;
 pub mod query;
 pub mod ratelimit;
 pub mod reply;

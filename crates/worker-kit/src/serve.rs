@@ -62,10 +62,20 @@ pub struct ServeSpec<'a> {
     /// The object's size when the caller knows it (a metadata record): lets
     /// a 416 from R2, whose refusal does not say the size, name it.
     pub known_size: Option<u64>,
-    /// Keep full answers at the edge: the Cache API key (a URL), and the
-    /// context whose `wait_until` stores them after the answer has left.
-    /// ([`answer`] does not read it.)
-    pub edge_cache: Option<(String, &'a Context)>,
+    /// Keep full answers at the edge ([`answer`] does not read it).
+    pub edge_cache: Option<EdgeCache<'a>>,
+}
+
+/// Where and how a full answer is kept at the edge.
+pub struct EdgeCache<'a> {
+    /// The Cache API key (a URL).
+    pub key: String,
+    /// The context whose `wait_until` stores the answer after it has left.
+    pub ctx: &'a Context,
+    /// The `Cache-Tag` of the copy kept (`media_core::http::purge`), so that
+    /// a delete's purge by tag drops it at every location. Only the copy
+    /// carries it: it is never sent to a client ([`edge_hit`] removes it).
+    pub tags: Vec<String>,
 }
 
 /// The `Server-Timing` value of an answer: whether the edge cache had it,
@@ -224,7 +234,10 @@ async fn from_edge_cache(key: &str, req: &Request) -> worker::Result<Option<Resp
     }
     let copied = Headers::new();
     for (k, v) in cached.headers().entries() {
-        copied.append(&k, &v)?;
+        // Cloudflare removes it before a Worker sees a cached answer; workerd locally keeps it.
+        if !k.eq_ignore_ascii_case("cache-tag") {
+            copied.append(&k, &v)?;
+        }
     }
     // A list of tags or `*`, which a cache may not evaluate: matched here too.
     let etag = copied.get("etag")?.unwrap_or_default();
@@ -268,11 +281,14 @@ where
     let ops = store.operations() - before;
     let keep_at_edge = reply.status == 200 && !asked.head_only;
     let mut resp = reply.into_response()?;
-    if let (Some((key, ctx)), true) = (&spec.edge_cache, keep_at_edge) {
+    if let (Some(edge), true) = (&spec.edge_cache, keep_at_edge) {
         // Kept without the Server-Timing of this answer: a hit says its own.
-        let copy = resp.cloned()?;
-        let key = key.clone();
-        ctx.wait_until(async move {
+        let mut copy = resp.cloned()?;
+        if !edge.tags.is_empty() {
+            copy.headers_mut().set("cache-tag", &edge.tags.join(","))?;
+        }
+        let key = edge.key.clone();
+        edge.ctx.wait_until(async move {
             if let Err(e) = Cache::default().put(key.as_str(), copy).await {
                 tracing::warn!(key, error = %e, "keeping the object at the edge failed");
             }

@@ -13,11 +13,13 @@
 //! | `STORAGE_BACKEND` | `r2` (the `MEDIA_BUCKET` binding) or `s3` | `r2` |
 //! | `S3_ENDPOINT`, `S3_BUCKET`, `S3_REGION`, `S3_ACCESS_KEY_ID`, `S3_SECRET_ACCESS_KEY` | the S3 endpoint: what uploads are presigned for, and the `s3` backend | region `auto` |
 //! | `IV_SENTRY_DSN` (secret) | where our faults are reported ([`sentry_dsn`]) | none: not reported |
+//! | `CF_ZONE_ID`, `CF_PURGE_TOKEN` (secret), `CF_API_BASE`, `EDGE_TTL_WITHOUT_PURGE_S` | purging deleted media at every location, or the edge TTL cap without it ([`crate::purge`]) | no purge; cap 3600 s |
 
 use media_core::http::auth::ApiKeys;
 use media_core::http::sigv4::{Credentials, S3Bucket};
 
 use crate::config::{api_keys, ConfigError, Vars};
+use crate::purge::PurgeSettings;
 
 /// What both services read from their configuration.
 pub struct CommonSettings {
@@ -32,6 +34,8 @@ pub struct CommonSettings {
     /// `UPLOAD_URL_TTL_S`: how long a presigned upload URL lives.
     pub upload_ttl_s: u32,
     pub storage: StorageSettings,
+    /// `CF_ZONE_ID`, `CF_PURGE_TOKEN`, `CF_API_BASE`, `EDGE_TTL_WITHOUT_PURGE_S`.
+    pub purge: PurgeSettings,
 }
 
 /// Where objects are. Each part is kept with its error, which is answered
@@ -64,6 +68,7 @@ impl CommonSettings {
             public_base: vars.get("PUBLIC_BASE_URL").map(|b| b.trim_end_matches('/').to_owned()),
             upload_ttl_s: vars.number("UPLOAD_URL_TTL_S", 900)?,
             storage: StorageSettings::load(vars),
+            purge: PurgeSettings::load(vars)?,
         })
     }
 }

@@ -8,9 +8,11 @@
 //! | [`multipart`] | reading `multipart/form-data` upload bodies (raw bytes of every part, filename or not) |
 //! | [`s3_xml`] | S3's multipart XML: reading the multipart answers, writing the completion body |
 //! | [`auth`] | API keys and the apps each may act for (`IV_API_KEY`), key fingerprints, bearer token checks; in constant time |
+//! | [`purge`] | cache tags on what the Workers keep at the edge, the zone purge by tag a delete sends, the edge TTL cap where no purge can be had |
 
 pub mod auth;
 pub mod multipart;
+pub mod purge;
 pub mod s3_xml;
 pub mod sigv4;
 
