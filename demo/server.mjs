@@ -1,7 +1,8 @@
 // The demo: what an app's backend does with this platform, and the page a
 // newcomer opens after `bash scripts/up.sh`.
 //
-// The backend holds the API key and only does the key-protected calls:
+// The backend holds the API key and only does the key-protected calls,
+// through the typed client (@iv/media-client, clients/typescript):
 // asking for upload sessions, starting jobs, and relaying the app's event
 // stream (`GET /api/events` -> the video service's `/events`, which needs
 // the key) for the page's operator view. `POST /api/videos` asks for one
@@ -21,6 +22,7 @@ import { readFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { extname, join, dirname, normalize } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { imageClient, videoClient } from '@iv/media-client';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const STATIC = {
@@ -36,13 +38,12 @@ const APP_ID = 'demo';
 
 /** Starts the demo on 127.0.0.1:`port`; returns `{ url, close() }`. */
 export function startDemo({ port = 0, videoService, imageService, apiKey }) {
-  const call = async (base, path, body) => {
-    const r = await fetch(base + path, { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': apiKey }, body: JSON.stringify(body) });
-    return { status: r.status, body: await r.json() };
-  };
-  const get = async (base, path) => {
-    const r = await fetch(base + path, { headers: { 'x-api-key': apiKey } });
-    return { status: r.status, body: await r.json() };
+  const video = videoClient({ baseUrl: videoService, apiKey });
+  const image = imageClient({ baseUrl: imageService, apiKey });
+  // A service's answer as the page gets it: its status and JSON (data or the service's error).
+  const answer = ({ data, error, response }) => {
+    if (!response.ok && typeof error !== 'object') throw new Error(`${response.status} from the service: ${String(error).slice(0, 200)}`);
+    return { status: response.status, body: response.ok ? data : error };
   };
   const handlers = {
     // The page asks for somewhere to put a video; we ask the video service (with the key):
@@ -51,15 +52,15 @@ export function startDemo({ port = 0, videoService, imageService, apiKey }) {
       const videoId = `v-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
       const ask = { app_id: APP_ID, video_id: videoId, content_type: b.content_type, size: b.size };
       if (b.multipart !== undefined) ask.multipart = b.multipart;
-      const r = await call(videoService, '/generate-upload-url', ask);
+      const r = answer(await video.POST('/generate-upload-url', { body: ask }));
       return r.status === 200 ? { status: 200, body: { ...r.body, app_id: APP_ID, video_id: videoId, video_service: videoService } } : r;
     },
     // The upload finished: start the job (with the key).
-    'POST /api/videos/start': (b) => call(videoService, '/notify-upload-complete', { app_id: APP_ID, video_id: b.video_id, raw_key: b.raw_key, content_type: b.content_type }),
-    'POST /api/images': (b) => call(imageService, '/generate-image-upload-url', { app_id: APP_ID, content_type: b.content_type, size: b.size }),
+    'POST /api/videos/start': async (b) => answer(await video.POST('/notify-upload-complete', { body: { app_id: APP_ID, video_id: b.video_id, raw_key: b.raw_key, content_type: b.content_type } })),
+    'POST /api/images': async (b) => answer(await image.POST('/generate-image-upload-url', { body: { app_id: APP_ID, content_type: b.content_type, size: b.size } })),
     // The browser's PUT is done: ask for the image's record (with the key). The service checks the
     // upload there and answers its type, size, width and height, or 404 if it refused it.
-    'POST /api/images/check': (b) => get(imageService, `/images?app_id=${APP_ID}&image_id=${encodeURIComponent(b.image_id ?? '')}`),
+    'POST /api/images/check': async (b) => answer(await image.GET('/images', { params: { query: { app_id: APP_ID, image_id: b.image_id ?? '' } } })),
     'GET /api/config': async () => ({ status: 200, body: { app_id: APP_ID, video_service: videoService, image_service: imageService } }),
   };
   // Open /api/events responses: close() ends them, or server.close() would wait for them forever.
@@ -70,17 +71,17 @@ export function startDemo({ port = 0, videoService, imageService, apiKey }) {
     streams.add(res);
     // 'close' on the response fires when the browser goes away (or we end it): stop reading upstream.
     res.on('close', () => { upstream.abort(); streams.delete(res); });
-    const headers = { accept: 'text/event-stream', 'x-api-key': apiKey };
+    const headers = { accept: 'text/event-stream' };
     if (req.headers['last-event-id']) headers['last-event-id'] = req.headers['last-event-id'];
     try {
-      const r = await fetch(`${videoService}/events?app_id=${APP_ID}`, { headers, signal: upstream.signal });
+      const { data, error, response: r } = await video.GET('/events', { params: { query: { app_id: APP_ID } }, headers, parseAs: 'stream', signal: upstream.signal });
       if (r.status !== 200) {
         res.writeHead(r.status, { 'content-type': r.headers.get('content-type') ?? 'application/json; charset=utf-8', 'cache-control': 'no-store' });
-        return res.end(await r.text());
+        return res.end(typeof error === 'string' ? error : JSON.stringify(error));
       }
       res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
       res.flushHeaders();
-      const reader = r.body.getReader();
+      const reader = data.getReader();
       for (;;) {
         const { done, value } = await reader.read();
         if (done) break;

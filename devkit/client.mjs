@@ -1,9 +1,13 @@
 // Using the platform as a client app would: media made with the ffmpeg
 // CLI's lavfi sources, the README's presign → PUT → notify steps, and
-// polling job status. Shared by the end-to-end tests, the reliability
-// checks and the benchmarks.
+// polling job status, through the typed client (@iv/media-client, made
+// from the OpenAPI documents). Shared by the end-to-end tests, the
+// reliability checks and the benchmarks. `postJson` stays for the calls
+// the typed client will not make on purpose: malformed bodies, internal
+// routes, paths outside the documents.
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { imageClient, videoClient } from '@iv/media-client';
 
 /** Writes a test clip to `file`: testsrc2 video and a sine tone, H.264/AAC MP4 by default. */
 export function makeClip(file, { size = '640x360', seconds = 4, rate = 30, audio = true, args = [] } = {}) {
@@ -30,19 +34,49 @@ export async function postJson(url, body, key, headers = {}) {
   return { status: res.status, headers: res.headers, text, json };
 }
 
-/** The README's three steps: presign, PUT, notify. `body` is bytes or a file path. Returns the notify answer. */
+const clients = new WeakMap();
+/**
+ * The platform's typed clients (one set per platform object): `video` and
+ * `image` send its API key and a fresh client address on every request (as
+ * `postJson` does), `publicVideo` neither (what a browser's reads send).
+ * @returns {{ video: import('@iv/media-client').VideoClient, image: import('@iv/media-client').ImageClient, publicVideo: import('@iv/media-client').VideoClient }}
+ */
+export function api(platform) {
+  let set = clients.get(platform);
+  if (!set) {
+    const fresh = { onRequest({ request }) { for (const [name, value] of Object.entries(freshIp())) request.headers.set(name, value); } };
+    set = {
+      video: videoClient({ baseUrl: platform.video, apiKey: platform.apiKey }),
+      image: platform.image && imageClient({ baseUrl: platform.image, apiKey: platform.apiKey }),
+      publicVideo: videoClient({ baseUrl: platform.video }),
+    };
+    set.video.use(fresh);
+    set.image?.use(fresh);
+    clients.set(platform, set);
+  }
+  return set;
+}
+
+/** A typed client call's answer in `postJson`'s shape: `{ status, headers, text, json }`. */
+export function answer({ data, error, response }) {
+  const json = response.ok ? data : error;
+  return { status: response.status, headers: response.headers, text: typeof json === 'string' ? json : JSON.stringify(json) ?? '', json: typeof json === 'string' ? undefined : json };
+}
+
+/** The README's three steps: presign, PUT, notify. `body` is bytes or a file path. Returns the notify answer (`answer()`'s shape). */
 export async function uploadVideo(platform, app_id, video_id, body, content_type = 'video/mp4') {
   const bytes = typeof body === 'string' ? readFileSync(body) : body;
-  const presign = await postJson(`${platform.video}/generate-upload-url`, { app_id, video_id, content_type, size: bytes.length }, platform.apiKey);
+  const { video } = api(platform);
+  const presign = answer(await video.POST('/generate-upload-url', { body: { app_id, video_id, content_type, size: bytes.length } }));
   if (presign.status !== 200) throw new Error(`presign: ${presign.status} ${presign.text}`);
   const put = await fetch(presign.json.upload_url, { method: 'PUT', headers: presign.json.headers, body: bytes });
   if (put.status !== 200) throw new Error(`PUT: ${put.status} ${await put.text()}`);
-  return postJson(`${platform.video}/notify-upload-complete`, { app_id, video_id, raw_key: presign.json.raw_key, content_type }, platform.apiKey);
+  return answer(await video.POST('/notify-upload-complete', { body: { app_id, video_id, raw_key: presign.json.raw_key, content_type } }));
 }
 
 export async function jobStatus(platform, app_id, video_id) {
-  const r = await fetch(`${platform.video}/job-status?app_id=${app_id}&video_id=${video_id}`);
-  return r.status === 200 ? r.json() : { status: `http ${r.status}` };
+  const { data, response } = await api(platform).publicVideo.GET('/job-status', { params: { query: { app_id, video_id } } });
+  return response.status === 200 ? data : { status: `http ${response.status}` };
 }
 
 /** Polls job status every `everyMs` until `done(status)` or the timeout; returns every status seen. */

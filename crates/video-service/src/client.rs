@@ -1,12 +1,18 @@
 //! Talking to the Durable Objects: a JSON command to one named object and its
 //! answer, for the Worker (errors as [`Failure`]s, the objects' client
 //! errors relayed as they are) and for the objects themselves (one calls
-//! another). Transport only: what is said is [`crate::protocol`]'s.
+//! another). Transport only: what is said is [`crate::protocol`]'s, apart
+//! from [`announce`], the one call the Worker's handlers make to announce
+//! a catalogue event that no video's object makes.
 
+use media_core::catalogue::EventType;
+use media_core::ids::{AppId, VideoId};
+use media_core::video::webhook::EventBody;
 use media_core::ApiError;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use worker::{Env, Method, Request, RequestInit, Response};
+use worker_kit::clock::{now, random_bytes};
 use worker_kit::config::ConfigError;
 use worker_kit::reply::error_response;
 use worker_kit::Failure;
@@ -82,4 +88,23 @@ pub async fn read_command<T: DeserializeOwned>(req: &mut Request, what: &str) ->
     let text =
         req.text().await.map_err(|e| ApiError::new(media_core::ErrorCode::InvalidJson, format!("{what}: {e}")))?;
     serde_json::from_str(&text).map_err(|e| ApiError::new(media_core::ErrorCode::InvalidJson, format!("{what}: {e}")))
+}
+
+/// Announces a catalogue event that comes from the Worker rather than a
+/// video's object (`image.*`, `video.deleted`) to `app`'s hub: its stream
+/// and webhook endpoints. Awaited: `Ok` (the event's body) once the hub has
+/// it; an `Err` means it was not announced, and the caller decides (retry,
+/// or log and go on: nothing else keeps it). `data` is what receivers get.
+pub async fn announce(
+    env: &Env,
+    app: &AppId,
+    event_type: EventType,
+    video_id: Option<VideoId>,
+    data: serde_json::Value,
+) -> Result<EventBody, Failure> {
+    use crate::protocol::app_hub::{Announcement, HubCommand, APP_EVENTS_BINDING};
+    let body = EventBody::new(event_type, random_bytes::<16>(), now(), data);
+    let cmd = HubCommand::Announce { events: vec![Announcement { body: body.clone(), video_id }] };
+    let _: bool = ask(env, APP_EVENTS_BINDING, app.as_str(), &cmd).await?;
+    Ok(body)
 }

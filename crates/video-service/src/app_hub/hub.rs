@@ -1,5 +1,7 @@
 //! An app hub's logic, apart from its Durable Object: publishing a video's
 //! events (numbered in the app's own log, each stamped with its video),
+//! taking announced catalogue events (numbered there too, kept by id so a
+//! repeated announcement is skipped, [`Hub::announce`]),
 //! the app's recent jobs, forgetting a deleted video, and the opening of a
 //! new stream. Functions of the stored log ([`EventLog`]) and recent jobs
 //! ([`RecentJobs`]: SQL in the object, in memory in tests) and the time;
@@ -12,13 +14,16 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use worker::{SqlStorage, SqlStorageValue};
 
-use crate::protocol::app_hub::JobSummary;
+use crate::protocol::app_hub::{Announcement, JobSummary};
 use crate::sse::{EventLog, Frame};
 
 /// How many events an app keeps for replay.
 pub const APP_EVENT_LOG_LEN: u64 = 500;
 /// How many of an app's jobs `connected.recent` lists.
 pub const RECENT_JOBS: usize = 100;
+/// How many announced events an app keeps (to skip repeats, and to
+/// redeliver by id).
+pub const KEPT_EVENTS: usize = 1000;
 
 /// The hub's tables besides its event log.
 pub const SCHEMA: &str = "
@@ -26,6 +31,11 @@ CREATE TABLE IF NOT EXISTS recent (
     video_id TEXT PRIMARY KEY,
     body TEXT NOT NULL,
     updated_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS announced (
+    id TEXT PRIMARY KEY,
+    body TEXT NOT NULL,
+    at INTEGER NOT NULL
 );
 ";
 
@@ -38,6 +48,27 @@ pub trait RecentJobs {
     fn remove(&self, video: &VideoId) -> worker::Result<()>;
     /// The summaries, most recently changed first.
     fn newest_first(&self) -> worker::Result<Vec<String>>;
+}
+
+/// The app's announced events, kept by id ([`KEPT_EVENTS`] newest).
+pub trait AnnouncedEvents {
+    /// The announcement with event id `id`, if kept.
+    fn announced(&self, id: &str) -> worker::Result<Option<Announcement>>;
+    /// Keeps `a`, taken at `at`.
+    fn keep_announced(&self, a: &Announcement, at: Timestamp) -> worker::Result<()>;
+    /// Keeps the `n` newest only.
+    fn keep_newest_announced(&self, n: usize) -> worker::Result<()>;
+}
+
+/// The data of an announced event in the app's stream: its body, and the
+/// video's id (`videoId`, as every event of the stream has one) when it is
+/// about a video.
+pub fn stream_data(a: &Announcement) -> Value {
+    let mut data = serde_json::to_value(&a.body).unwrap_or(Value::Null);
+    if let (Value::Object(fields), Some(video)) = (&mut data, &a.video_id) {
+        fields.insert("videoId".into(), Value::String(video.to_string()));
+    }
+    data
 }
 
 /// The data a deleted video's kept events are left with.
@@ -67,7 +98,32 @@ fn json<T: Serialize>(value: &T) -> worker::Result<String> {
     serde_json::to_string(value).map_err(|e| worker::Error::RustError(e.to_string()))
 }
 
-impl<R: RecentJobs> Hub<R> {
+impl<R: RecentJobs + AnnouncedEvents> Hub<R> {
+    /// Takes announced events: those whose id is new are kept and numbered
+    /// into the app's log (`event:` their type, [`stream_data`]). The
+    /// frames to broadcast and the new announcements (to deliver).
+    pub fn announce<'a>(
+        &self,
+        events: &'a [Announcement],
+        now: Timestamp,
+    ) -> worker::Result<(Vec<Frame>, Vec<&'a Announcement>)> {
+        let mut fresh: Vec<&Announcement> = Vec::new();
+        for a in events {
+            // Also once per call: a sender may repeat an id within one batch.
+            if self.recent.announced(&a.body.id)?.is_none() && !fresh.iter().any(|f| f.body.id == a.body.id) {
+                fresh.push(a);
+            }
+        }
+        for a in &fresh {
+            self.recent.keep_announced(a, now)?;
+        }
+        let frames = self.log.append(fresh.iter().map(|a| (a.body.event_type.as_str(), stream_data(a).to_string())))?;
+        if !fresh.is_empty() {
+            self.recent.keep_newest_announced(KEPT_EVENTS)?;
+        }
+        Ok((frames, fresh))
+    }
+
     /// Appends a video's events (each data object gets the video's
     /// `videoId` unless it has one) and records its job as changed `now`,
     /// keeping the [`RECENT_JOBS`] newest. The frames to broadcast.
@@ -107,8 +163,39 @@ impl<R: RecentJobs> Hub<R> {
     }
 }
 
-/// The recent jobs in the object's SQLite table `recent`.
+/// The recent jobs and announced events in the object's SQLite tables
+/// `recent` and `announced`.
 pub struct SqlRecentJobs(pub SqlStorage);
+
+impl AnnouncedEvents for SqlRecentJobs {
+    fn announced(&self, id: &str) -> worker::Result<Option<Announcement>> {
+        #[derive(Deserialize)]
+        struct BodyRow {
+            body: String,
+        }
+        let rows: Vec<BodyRow> = self.0.exec("SELECT body FROM announced WHERE id = ?", vec![id.into()])?.to_array()?;
+        rows.into_iter()
+            .next()
+            .map(|r| serde_json::from_str(&r.body).map_err(|e| worker::Error::RustError(format!("stored event: {e}"))))
+            .transpose()
+    }
+
+    fn keep_announced(&self, a: &Announcement, at: Timestamp) -> worker::Result<()> {
+        self.0.exec(
+            "INSERT OR IGNORE INTO announced (id, body, at) VALUES (?, ?, ?)",
+            vec![a.body.id.as_str().into(), json(a)?.into(), SqlStorageValue::Integer(at.millis() as i64)],
+        )?;
+        Ok(())
+    }
+
+    fn keep_newest_announced(&self, n: usize) -> worker::Result<()> {
+        self.0.exec(
+            "DELETE FROM announced WHERE rowid NOT IN (SELECT rowid FROM announced ORDER BY rowid DESC LIMIT ?)",
+            vec![SqlStorageValue::Integer(n as i64)],
+        )?;
+        Ok(())
+    }
+}
 
 impl RecentJobs for SqlRecentJobs {
     fn put(&self, video: &VideoId, body: &str, at: Timestamp) -> worker::Result<()> {
@@ -143,10 +230,34 @@ impl RecentJobs for SqlRecentJobs {
     }
 }
 
-/// The recent jobs in memory, for tests.
+/// The recent jobs and announced events in memory, for tests.
 #[cfg(test)]
 #[derive(Default)]
-pub struct MemoryRecentJobs(std::cell::RefCell<std::collections::BTreeMap<String, (String, Timestamp)>>);
+pub struct MemoryRecentJobs(
+    std::cell::RefCell<std::collections::BTreeMap<String, (String, Timestamp)>>,
+    std::cell::RefCell<Vec<Announcement>>,
+);
+
+#[cfg(test)]
+impl AnnouncedEvents for MemoryRecentJobs {
+    fn announced(&self, id: &str) -> worker::Result<Option<Announcement>> {
+        Ok(self.1.borrow().iter().find(|a| a.body.id == id).cloned())
+    }
+
+    fn keep_announced(&self, a: &Announcement, _at: Timestamp) -> worker::Result<()> {
+        if self.announced(&a.body.id)?.is_none() {
+            self.1.borrow_mut().push(a.clone());
+        }
+        Ok(())
+    }
+
+    fn keep_newest_announced(&self, n: usize) -> worker::Result<()> {
+        let mut kept = self.1.borrow_mut();
+        let drop = kept.len().saturating_sub(n);
+        kept.drain(..drop);
+        Ok(())
+    }
+}
 
 #[cfg(test)]
 impl MemoryRecentJobs {

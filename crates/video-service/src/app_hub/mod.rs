@@ -59,6 +59,13 @@ impl DurableObject for AppHub {
                 }
                 Response::from_json(&true)
             }
+            HubCommand::Announce { events } => {
+                let (frames, _fresh) = self.hub.announce(&events, now())?;
+                for frame in &frames {
+                    self.subscribers.broadcast(frame);
+                }
+                Response::from_json(&true)
+            }
             HubCommand::Subscribe { last_event_id } => {
                 // Refused like every other setting the video service cannot
                 // use (the Worker checks it first, at its entry).

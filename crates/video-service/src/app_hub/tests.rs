@@ -139,3 +139,44 @@ fn a_forgotten_video_leaves_recent_and_its_events_keep_only_their_ids() {
     assert_eq!(events[3], (3, "job:created".into(), json!({ "videoId": "vkeep" })));
     assert!(opening.contains(r#"data: {"deleted":true,"videoId":"vgone"}"#), "the stored text as before: {opening}");
 }
+
+fn announcement(
+    id: &str,
+    t: media_core::catalogue::EventType,
+    video: Option<&str>,
+) -> crate::protocol::app_hub::Announcement {
+    use media_core::video::webhook::EventBody;
+    crate::protocol::app_hub::Announcement {
+        body: EventBody { id: id.into(), event_type: t, created_at: t0(), data: json!({ "n": id }) },
+        video_id: video.map(|v| VideoId::parse(v).unwrap()),
+    }
+}
+
+#[test]
+fn announced_events_are_numbered_once_by_id_under_their_type() {
+    use media_core::catalogue::EventType;
+    let hub = hub();
+    let a = announcement("evt_a", EventType::VideoReady, Some("v1"));
+    let b = announcement("evt_b", EventType::ImageCreated, None);
+    let batch = [a.clone(), b.clone(), a.clone()];
+    let (frames, fresh) = hub.announce(&batch, t0()).unwrap();
+    assert_eq!(frames.iter().map(|f| f.0).collect::<Vec<_>>(), [1, 2], "a repeat within one call is skipped");
+    assert_eq!(fresh.len(), 2);
+    assert!(frames[0].1.starts_with("id: 1\nevent: video.ready\n"), "{}", frames[0].1);
+    // A sender retrying (its answer was lost) changes nothing.
+    let again = [a, b];
+    let (frames, fresh) = hub.announce(&again, t0()).unwrap();
+    assert!(frames.is_empty() && fresh.is_empty());
+    let (opening, _) = hub.opening("c", Some(0)).unwrap();
+    let events = replayed(&opening);
+    assert_eq!(events[1].1, "video.ready");
+    assert_eq!(
+        events[1].2,
+        json!({ "id": "evt_a", "type": "video.ready", "created_at": t0(), "data": { "n": "evt_a" }, "videoId": "v1" })
+    );
+    assert_eq!(events[2].2.get("videoId"), None, "an image's event names no video");
+    // A deleted video's announced events lose their data too.
+    hub.forget(&VideoId::parse("v1").unwrap()).unwrap();
+    let (opening, _) = hub.opening("c", Some(0)).unwrap();
+    assert_eq!(replayed(&opening)[1].2, json!({ "videoId": "v1", "deleted": true }));
+}

@@ -3,6 +3,7 @@
 //! is named: by its app's id (`app_id.as_str()`), one per app.
 
 use media_core::ids::VideoId;
+use media_core::video::webhook::EventBody;
 use media_core::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -22,12 +23,27 @@ pub struct JobSummary {
     pub updated_at: Timestamp,
 }
 
+/// One announced catalogue event: its body (the same in webhooks, the
+/// app's stream and `/job-events`) and the video it is about, if any.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Announcement {
+    #[serde(flatten)]
+    pub body: EventBody,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub video_id: Option<VideoId>,
+}
+
 /// What a video's object and the Worker ask of a hub.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum HubCommand {
     /// Events of one video (name and data, in order), and its job after them.
     Publish { job: JobSummary, events: Vec<(String, Value)> },
+    /// Catalogue events, in order: each is numbered into the app's log
+    /// (`event:` its type) and delivered to the app's webhook endpoints.
+    /// Idempotent by event id: an id the hub already has is skipped, so
+    /// senders retry until they get a 200.
+    Announce { events: Vec<Announcement> },
     /// Opens the app's stream, replaying what came after `last_event_id`.
     Subscribe { last_event_id: Option<u64> },
     /// A video was deleted: its summary leaves `recent`, and its kept

@@ -2,6 +2,7 @@
 //! the Worker and the queue shards ask of a video's object, its typed
 //! replies, the binding, and how an object is named (`{app_id}/{video_id}`).
 
+use media_core::catalogue::EventType;
 use media_core::ids::{AppId, JobId, LeaseId, VideoId};
 use media_core::keys::OutputId;
 use media_core::video::job::{Job, NotifyOutcome, SourceUpload};
@@ -77,6 +78,13 @@ pub enum VideoOp {
     },
     /// Deletes the video for good (see [`crate::video_job`]'s "Deleting").
     Delete,
+    /// Announces a catalogue event of this video from the Worker
+    /// (`video_job::machine::announce`): into its `/job-events` and to the
+    /// app's hub. `data` is public. Answers the event's body.
+    Announce {
+        event_type: EventType,
+        data: serde_json::Value,
+    },
     /// A step of the resumable upload session `session` ([`crate::resumable`];
     /// its ledger is `video_job::sessions`).
     UploadSession {

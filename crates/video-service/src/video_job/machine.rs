@@ -6,6 +6,7 @@
 //! and the app's hub, the KV read model, retention, webhook sends, the
 //! alarm. No clock and no I/O here: `now` and randomness are arguments.
 
+use media_core::catalogue::EventType;
 use media_core::ids::{AppId, JobId, LeaseId, VideoId};
 use media_core::keys::OutputId;
 use media_core::video::delivery::CallbackState;
@@ -13,6 +14,7 @@ use media_core::video::dispatch::{shard_change, shard_of, ShardChange, SizeClass
 use media_core::video::events::{connected, events_between, JobEvent};
 use media_core::video::job::{Completion, FailOutcome, Job, JobStatus, LeaseLost, NotifyOutcome, SourceUpload};
 use media_core::video::upload_session::{SessionRecord, SessionStep};
+use media_core::video::webhook::{announced_type, EventBody};
 use media_core::wire::api::{
     CompleteRequest, FailRequest, HeartbeatRequest, HeartbeatResponse, JobSpec, JobView, ReleaseRequest,
 };
@@ -21,7 +23,7 @@ use media_core::{ApiError, ErrorCode, Timestamp};
 use super::deliveries::{self, CALLBACK_URL_KEY};
 use super::sessions;
 use super::store::{JobStore, Stored};
-use crate::protocol::app_hub::JobSummary;
+use crate::protocol::app_hub::{Announcement, JobSummary};
 use crate::protocol::dispatch::ShardCommand;
 use crate::protocol::video_job::{CancelReply, NotifyReply, VideoOp};
 use crate::settings::DispatchSettings;
@@ -41,6 +43,10 @@ const LATE_SWEEP_KEY: &str = "late_sweep_at";
 pub const MARKER_META_KEY: &str = "kv_marker";
 /// The `meta` key of the public origin last given.
 const BASE_KEY: &str = "base";
+/// The `meta` key of the app whose hub takes this object's announced events.
+pub const APP_KEY: &str = "app_id";
+/// How soon the alarm tries again to hand announced events to the app's hub.
+pub const ANNOUNCE_RETRY_MS: u64 = 2_000;
 
 /// What the commands run by, read once per fetch or alarm by the shell.
 pub use crate::settings::ObjectSettings as Settings;
@@ -104,6 +110,10 @@ pub enum Effect {
     DropOutputs(Job),
     /// Send the webhook attempts that are due ([`super::deliveries`]).
     DeliverDue,
+    /// Hand the outbox's announced events to the app's hub (awaited); they
+    /// leave the outbox when it answers 200, else [`announcements_refused`]
+    /// and the alarm tries again ([`announce`]).
+    FlushAnnouncements,
     /// Wipe the object's storage and its alarm (`deleteAll()`).
     Wipe,
     /// Write the tombstone of a deleted video (tables created first).
@@ -142,7 +152,7 @@ fn without_tables(op: &VideoOp, now: Timestamp) -> Option<Early> {
         | VideoOp::Fail { job_id, .. }
         | VideoOp::Release { job_id, .. } => Early::Refused(ApiError::not_found(format!("no job {job_id}"))),
         VideoOp::UploadSession { step, .. } => return sessions::answer_without_tables(step, now).map(Early::Refused),
-        VideoOp::Notify { .. } | VideoOp::Delete => return None,
+        VideoOp::Notify { .. } | VideoOp::Delete | VideoOp::Announce { .. } => return None,
     })
 }
 
@@ -154,7 +164,7 @@ fn while_deleted(op: &VideoOp, sweep_at: Timestamp, now: Timestamp) -> Option<Ea
         VideoOp::Delete => return None,
         VideoOp::UploadSession { step, .. } => Early::Refused(sessions::while_deleted(step, sweep_at, now)),
         VideoOp::Get => Early::NoJob,
-        VideoOp::Events { .. } | VideoOp::Cancel => Early::Refused(gone()),
+        VideoOp::Events { .. } | VideoOp::Cancel | VideoOp::Announce { .. } => Early::Refused(gone()),
         VideoOp::Grant { .. } => Early::Refused(ApiError::new(ErrorCode::Conflict, "the video was deleted")),
         VideoOp::Heartbeat { .. } | VideoOp::Complete { .. } | VideoOp::Fail { .. } | VideoOp::Release { .. } => {
             Early::Refused(ApiError::new(ErrorCode::LeaseLost, "the video was deleted; stop working on it"))
@@ -214,11 +224,13 @@ pub fn get(store: &impl JobStore) -> worker::Result<Option<Job>> {
 }
 
 /// When the alarm is due: the earliest of the running lease's expiry, a
-/// retry of telling the shard, the next webhook attempt, the late sweep.
+/// retry of telling the shard, the next webhook attempt, the late sweep,
+/// a retry of handing announced events to the hub.
 pub fn next_alarm(store: &impl JobStore) -> worker::Result<Option<Timestamp>> {
-    let Some(s) = store.load()? else { return Ok(None) };
+    let outbox = store.next_announcement()?;
+    let Some(s) = store.load()? else { return Ok(outbox) };
     let lease_end = s.job.lease.as_ref().filter(|_| s.job.status == JobStatus::Processing).map(|l| l.expires_at);
-    Ok([lease_end, s.enqueue_due, store.next_delivery()?, late_sweep_at(store)?].into_iter().flatten().min())
+    Ok([lease_end, s.enqueue_due, store.next_delivery()?, late_sweep_at(store)?, outbox].into_iter().flatten().min())
 }
 
 /// The shard answered an enqueue sent at `sent_at` (`told`: with 200): the
@@ -229,6 +241,91 @@ pub fn shard_answered(store: &impl JobStore, sent_at: Timestamp, told: bool, now
     } else {
         store.set_enqueue_due(Some(now.plus_millis(ENQUEUE_RETRY_MS)))
     }
+}
+
+/// Announces catalogue events of this video (the `crate::video_job` doc's
+/// "Announcing"): each gets an event id and its body ([`EventBody`]), is
+/// appended to the video's event log now (`/job-events`, `event:` its
+/// type) and kept in the outbox, which [`Effect::FlushAnnouncements`]
+/// hands to the app's hub (the app's stream and webhook endpoints); the
+/// alarm retries until the hub has it. `data` is public: `/job-events`
+/// shows it to anyone with the ids. Creates the tables if needed (an
+/// announcement is a write). Returns the bodies (the ids are fresh) and
+/// the effects to carry out, in order, after the command's own.
+pub fn announce(
+    store: &impl JobStore,
+    cx: &Cx,
+    app: &AppId,
+    video: &VideoId,
+    events: Vec<(EventType, serde_json::Value)>,
+) -> worker::Result<(Vec<EventBody>, Vec<Effect>)> {
+    store.ensure_tables()?;
+    let announced = announcements(cx, video, events);
+    let effects = keep_announced(store, cx, app, &announced)?;
+    Ok((announced.into_iter().map(|a| a.body).collect(), effects))
+}
+
+/// `Announce`: one event from the Worker ([`announce`]); its body.
+pub fn announce_op(
+    store: &impl JobStore,
+    cx: &Cx,
+    app: &AppId,
+    video: &VideoId,
+    event_type: EventType,
+    data: serde_json::Value,
+) -> Step<EventBody> {
+    let (mut bodies, mut effects) = announce(store, cx, app, video, vec![(event_type, data)])?;
+    effects.push(Effect::ScheduleAlarm);
+    let body = bodies.pop().expect("one body per event");
+    Ok((body, effects))
+}
+
+/// Bodies for `events`, with fresh ids.
+fn announcements(cx: &Cx, video: &VideoId, events: Vec<(EventType, serde_json::Value)>) -> Vec<Announcement> {
+    events
+        .into_iter()
+        .map(|(t, data)| Announcement {
+            body: EventBody::new(t, (cx.random)(), cx.now, data),
+            video_id: Some(video.clone()),
+        })
+        .collect()
+}
+
+/// Writes announcements to the event log and the outbox; the effects that
+/// broadcast them and hand them to the hub.
+fn keep_announced(
+    store: &impl JobStore,
+    cx: &Cx,
+    app: &AppId,
+    announced: &[Announcement],
+) -> worker::Result<Vec<Effect>> {
+    if announced.is_empty() {
+        return Ok(Vec::new());
+    }
+    if store.meta(APP_KEY)?.as_deref() != Some(app.as_str()) {
+        store.set_meta(APP_KEY, app.as_str())?;
+    }
+    let logged: Vec<(&str, String)> =
+        announced.iter().map(|a| (a.body.event_type.as_str(), a.body.to_json())).collect();
+    let frames = store.append_events(&logged)?;
+    store.queue_announcements(announced, cx.now)?;
+    Ok(vec![Effect::Broadcast(frames), Effect::FlushAnnouncements])
+}
+
+/// The app whose hub takes the outbox, and the announcements it holds.
+pub fn outbox(store: &impl JobStore) -> worker::Result<Option<(AppId, Vec<Announcement>)>> {
+    let pending = store.pending_announcements()?;
+    if pending.is_empty() {
+        return Ok(None);
+    }
+    let app = store.meta(APP_KEY)?.and_then(|a| AppId::parse(&a).ok());
+    Ok(app.map(|app| (app, pending)))
+}
+
+/// The hub refused or could not be reached at `now`: the outbox is tried
+/// again [`ANNOUNCE_RETRY_MS`] later (the alarm, [`next_alarm`]).
+pub fn announcements_refused(store: &impl JobStore, now: Timestamp) -> worker::Result<()> {
+    store.defer_announcements(now.plus_millis(ANNOUNCE_RETRY_MS))
 }
 
 /// Whether the job marker a command asked for is still wanted when its
@@ -292,7 +389,24 @@ fn commit(store: &impl JobStore, cx: &Cx, before: Option<&Job>, mut stored: Stor
     }
     let base = base(store)?;
     let events = events_between(before, &stored.job, &base);
-    let planned = deliveries::plan(store, &cx.settings.webhooks, &stored.job, &events, &base, cx.now, cx.random)?;
+    // The catalogue events of the change: `video.created` with the video's
+    // first job, then one per job event that announces one.
+    let types: Vec<EventType> = before
+        .is_none()
+        .then_some(EventType::VideoCreated)
+        .into_iter()
+        .chain(events.iter().filter_map(announced_type))
+        .collect();
+    let announced = match types.is_empty() {
+        true => Vec::new(),
+        false => {
+            let view = serde_json::to_value(JobView::of(&stored.job, &base))
+                .map_err(|e| worker::Error::RustError(e.to_string()))?;
+            announcements(cx, &stored.job.video_id, types.into_iter().map(|t| (t, view.clone())).collect())
+        }
+    };
+    let bodies: Vec<EventBody> = announced.iter().map(|a| a.body.clone()).collect();
+    let planned = deliveries::plan(store, &cx.settings.webhooks, &stored.job, &bodies)?;
     if !planned.is_empty() {
         stored.job.callback = Some(CallbackState::pending());
     }
@@ -304,9 +418,10 @@ fn commit(store: &impl JobStore, cx: &Cx, before: Option<&Job>, mut stored: Stor
         effects.push(Effect::HubPublish { app: job.app_id.clone(), job: summary(job), events: named });
         let logged: Vec<(&str, String)> = events.iter().map(|e| (e.name(), e.data().to_string())).collect();
         effects.push(Effect::Broadcast(store.append_events(&logged)?));
-        if events.iter().any(JobEvent::is_terminal) {
-            effects.push(Effect::CloseStreams);
-        }
+    }
+    effects.extend(keep_announced(store, cx, &stored.job.app_id, &announced)?);
+    if events.iter().any(JobEvent::is_terminal) {
+        effects.push(Effect::CloseStreams);
     }
     store.queue_deliveries(&planned, cx.now)?;
     if store.meta(MARKER_META_KEY)?.is_none() {
@@ -563,6 +678,8 @@ pub fn delete(store: &impl JobStore, cx: &Cx, app_id: &AppId, video_id: &VideoId
     };
     let mut first = Vec::new();
     if stored.is_some() {
+        // What the hub has not taken yet goes before the storage does.
+        first.push(Effect::FlushAnnouncements);
         first.push(Effect::Wipe);
     }
     if pending.is_none() {
@@ -623,6 +740,9 @@ pub fn alarm(store: &impl JobStore, cx: &Cx) -> Result<Vec<Effect>, Refusal> {
                 store.set_enqueue_due(None)?;
             }
         }
+    }
+    if store.next_announcement()?.is_some_and(|due| due <= cx.now) {
+        effects.push(Effect::FlushAnnouncements);
     }
     effects.push(Effect::DeliverDue);
     effects.push(Effect::ScheduleAlarm);

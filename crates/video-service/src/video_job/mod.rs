@@ -90,6 +90,7 @@ use std::time::Duration;
 use media_core::ids::{AppId, VideoId};
 use media_core::video::events::VIDEO_EVENT_LOG_LEN;
 use media_core::video::job::{Job, JobStatus};
+use media_core::video::webhook::SigningKey;
 use media_core::wire::api::DeletedVideo;
 use media_core::Timestamp;
 use serde::Serialize;
@@ -281,6 +282,7 @@ impl VideoJob {
                 }
             }
             Effect::DeliverDue => self.deliver_due(loaded).await?,
+            Effect::FlushAnnouncements => self.flush_announcements().await?,
             Effect::Wipe => self.wipe().await?,
             Effect::WriteTombstone { app, video, sweep_at } => {
                 self.store.ensure_tables()?;
@@ -308,6 +310,31 @@ impl VideoJob {
                 Err(e) => tracing::warn!(app_id = %app, error = %e, "handing events to the app hub failed"),
             }
         });
+    }
+
+    /// Hands the outbox's announced events to the app's hub and, when it
+    /// has them (200), removes them; otherwise the alarm tries again
+    /// ([`machine::announcements_refused`]). The hub skips ids it has, so
+    /// a repeat (two calls flushing at once, an answer lost) is harmless.
+    async fn flush_announcements(&self) -> worker::Result<()> {
+        let Some((app, events)) = machine::outbox(&self.store)? else { return Ok(()) };
+        let ids: Vec<String> = events.iter().map(|a| a.body.id.clone()).collect();
+        let problem = match call(&self.env, APP_EVENTS_BINDING, app.as_str(), &HubCommand::Announce { events }).await {
+            Ok(a) if a.status == 200 => None,
+            Ok(a) => Some(format!("the app hub answered {}", a.status)),
+            Err(e) => Some(e.to_string()),
+        };
+        match problem {
+            None => self.store.announcements_taken(&ids),
+            Some(problem) => {
+                tracing::warn!(app_id = %app, events = ids.len(), problem, "handing announced events to the app hub failed; retrying");
+                machine::announcements_refused(&self.store, now())?;
+                match machine::next_alarm(&self.store)? {
+                    Some(due) => self.set_alarm(due).await,
+                    None => Ok(()),
+                }
+            }
+        }
     }
 
     /// The store retention deletes from, or `None` (logged) when it cannot
@@ -422,20 +449,20 @@ impl VideoJob {
         }
         let Some(stored) = self.store.load()? else { return Ok(()) };
         let settings = &loaded.core.webhooks;
-        let secret = settings.config.for_app(&stored.job.app_id).map(|h| h.secret.clone());
+        let keys = settings.config.for_app(&stored.job.app_id).map(|h| vec![SigningKey::of_secret(&h.secret)]);
         let mut reports = Vec::new();
         for d in due {
-            let outcome = match &secret {
-                Some(secret) => {
+            let outcome = match &keys {
+                Some(keys) => {
                     let attempt = Attempt {
                         event_id: &d.event_id,
                         url: &d.url,
-                        secret,
+                        keys,
                         body: &d.body,
                         timeout_ms: settings.policy.timeout_ms,
                         allow_local_http: settings.allow_local_http,
                     };
-                    webhooks::send(&attempt).await
+                    webhooks::send(&attempt).await.outcome
                 }
                 None => Err("the app has no webhook secret any more (IV_WEBHOOKS)".to_owned()),
             };
@@ -501,6 +528,10 @@ impl VideoJob {
             VideoOp::Fail { job_id, req } => self.answer(loaded, machine::fail(store, &cx, &job_id, req)).await,
             VideoOp::Release { job_id, req } => self.answer(loaded, machine::release(store, &cx, &job_id, req)).await,
             VideoOp::Cancel => self.answer(loaded, machine::cancel(store, &cx, &call.app_id, &call.video_id)).await,
+            VideoOp::Announce { event_type, data } => {
+                let step = machine::announce_op(store, &cx, &call.app_id, &call.video_id, event_type, data);
+                self.answer(loaded, step).await
+            }
         }
     }
 }

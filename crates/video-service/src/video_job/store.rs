@@ -1,19 +1,21 @@
 //! Where a video's object keeps its state: [`JobStore`], the reads and
 //! writes its commands ([`super::machine`]) make, all synchronous, over the
 //! object's SQLite tables ([`SqlJobStore`]: the job row, `meta`, the
-//! tombstone, webhook `deliveries` and the event log) or, for native tests,
+//! tombstone, webhook `deliveries`, the event log and the `outbox` of
+//! announced events the app's hub has not taken yet) or, for native tests,
 //! memory (`tests::store::MemoryJobStore`).
 
 use std::cell::Cell;
 
+use media_core::catalogue::EventType;
 use media_core::ids::{AppId, VideoId};
 use media_core::video::dispatch::SizeClass;
 use media_core::video::job::Job;
-use media_core::video::webhook::WebhookType;
 use media_core::Timestamp;
 use serde::Deserialize;
 use worker::{SqlStorage, SqlStorageValue};
 
+use crate::protocol::app_hub::Announcement;
 use crate::sse::{EventLog, Frame, EVENT_LOG_SCHEMA};
 
 /// The stored job row: the job, its shard and class, and whether the shard
@@ -40,7 +42,7 @@ pub struct Delivery {
     pub event_id: String,
     /// `app` (the app's url) or `callback` (the notify's `callback_url`).
     pub dest: &'static str,
-    pub kind: WebhookType,
+    pub kind: EventType,
     pub url: String,
     pub body: String,
 }
@@ -139,6 +141,16 @@ pub trait JobStore {
     ) -> worker::Result<()>;
     /// The deliveries of the newest webhook event.
     fn newest_event_deliveries(&self) -> worker::Result<Vec<DeliveryRow>>;
+    /// Keeps announced events in the outbox until the app's hub has them, due `now`.
+    fn queue_announcements(&self, events: &[Announcement], now: Timestamp) -> worker::Result<()>;
+    /// The announced events the hub has not taken, oldest first.
+    fn pending_announcements(&self) -> worker::Result<Vec<Announcement>>;
+    /// The hub took these (by event id): they leave the outbox.
+    fn announcements_taken(&self, ids: &[String]) -> worker::Result<()>;
+    /// The outbox's next try is due at `at` (a try failed).
+    fn defer_announcements(&self, at: Timestamp) -> worker::Result<()>;
+    /// When the outbox's next try is due (`None`: it is empty).
+    fn next_announcement(&self) -> worker::Result<Option<Timestamp>>;
 }
 
 const SCHEMA: &str = "
@@ -171,12 +183,19 @@ CREATE TABLE IF NOT EXISTS deliveries (
 );
 ";
 
+/// The outbox of announced events (also created on first use in objects
+/// whose tables predate it).
+const OUTBOX_SCHEMA: &str =
+    "CREATE TABLE IF NOT EXISTS outbox (id TEXT PRIMARY KEY, body TEXT NOT NULL, next_at INTEGER NOT NULL);";
+
 /// [`JobStore`] over the object's SQLite storage.
 pub struct SqlJobStore {
     sql: SqlStorage,
     keep_events: u64,
     /// Whether the tables exist, once looked up.
     tables: Cell<Option<bool>>,
+    /// Whether the outbox was created in this object's life.
+    outbox: Cell<bool>,
 }
 
 fn int(t: Timestamp) -> SqlStorageValue {
@@ -189,7 +208,21 @@ fn stored_error(what: &str, e: impl std::fmt::Display) -> worker::Error {
 
 impl SqlJobStore {
     pub fn new(sql: SqlStorage, keep_events: u64) -> Self {
-        Self { sql, keep_events, tables: Cell::new(None) }
+        Self { sql, keep_events, tables: Cell::new(None), outbox: Cell::new(false) }
+    }
+
+    /// The outbox table, created when missing; `None` in an object without
+    /// tables (never created, or wiped by a delete while a call awaited),
+    /// which the outbox must not bring back.
+    fn outbox(&self) -> worker::Result<Option<&SqlStorage>> {
+        if !self.has_tables()? {
+            return Ok(None);
+        }
+        if !self.outbox.get() {
+            self.sql.exec(OUTBOX_SCHEMA, None)?;
+            self.outbox.set(true);
+        }
+        Ok(Some(&self.sql))
     }
 
     fn log(&self) -> EventLog {
@@ -217,7 +250,7 @@ impl JobStore for SqlJobStore {
 
     fn ensure_tables(&self) -> worker::Result<()> {
         if !self.has_tables()? {
-            self.sql.exec(&format!("{EVENT_LOG_SCHEMA}{SCHEMA}"), None)?;
+            self.sql.exec(&format!("{EVENT_LOG_SCHEMA}{SCHEMA}{OUTBOX_SCHEMA}"), None)?;
             self.tables.set(Some(true));
         }
         Ok(())
@@ -225,6 +258,7 @@ impl JobStore for SqlJobStore {
 
     fn wiped(&self) {
         self.tables.set(Some(false));
+        self.outbox.set(false);
     }
 
     fn load(&self) -> worker::Result<Option<Stored>> {
@@ -461,5 +495,53 @@ impl JobStore for SqlJobStore {
                 last_error: r.last_error,
             })
             .collect())
+    }
+    fn queue_announcements(&self, events: &[Announcement], now: Timestamp) -> worker::Result<()> {
+        let Some(sql) = self.outbox()? else {
+            return Err(worker::Error::RustError("no such table: outbox".into()));
+        };
+        for a in events {
+            let body = serde_json::to_string(a).map_err(|e| worker::Error::RustError(e.to_string()))?;
+            sql.exec(
+                "INSERT OR IGNORE INTO outbox (id, body, next_at) VALUES (?, ?, ?)",
+                vec![a.body.id.as_str().into(), body.into(), int(now)],
+            )?;
+        }
+        Ok(())
+    }
+
+    fn pending_announcements(&self) -> worker::Result<Vec<Announcement>> {
+        #[derive(Deserialize)]
+        struct BodyRow {
+            body: String,
+        }
+        let Some(sql) = self.outbox()? else { return Ok(Vec::new()) };
+        let rows: Vec<BodyRow> = sql.exec("SELECT body FROM outbox ORDER BY rowid", None)?.to_array()?;
+        rows.into_iter().map(|r| serde_json::from_str(&r.body).map_err(|e| stored_error("announcement", e))).collect()
+    }
+
+    fn announcements_taken(&self, ids: &[String]) -> worker::Result<()> {
+        let Some(sql) = self.outbox()? else { return Ok(()) };
+        for id in ids {
+            sql.exec("DELETE FROM outbox WHERE id = ?", vec![id.as_str().into()])?;
+        }
+        Ok(())
+    }
+
+    fn defer_announcements(&self, at: Timestamp) -> worker::Result<()> {
+        if let Some(sql) = self.outbox()? {
+            sql.exec("UPDATE outbox SET next_at = ?", vec![int(at)])?;
+        }
+        Ok(())
+    }
+
+    fn next_announcement(&self) -> worker::Result<Option<Timestamp>> {
+        #[derive(Deserialize)]
+        struct Min {
+            t: Option<f64>,
+        }
+        let Some(sql) = self.outbox()? else { return Ok(None) };
+        let rows: Vec<Min> = sql.exec("SELECT MIN(next_at) AS t FROM outbox", None)?.to_array()?;
+        Ok(rows.into_iter().next().and_then(|r| r.t).map(|t| Timestamp::from_millis(t as u64)))
     }
 }

@@ -119,6 +119,10 @@ struct World {
     /// Event names handed to the app's hub, in order.
     hub: RefCell<Vec<String>>,
     hub_forgot: Cell<u32>,
+    /// Whether the app's hub takes announced events; the (id, type) of
+    /// those it took, in order, repeats included.
+    hub_up: Cell<bool>,
+    announced: RefCell<Vec<(String, String)>>,
     kv: RefCell<BTreeMap<String, String>>,
     alarm: Cell<Option<Timestamp>>,
     streams_closed: Cell<u32>,
@@ -154,6 +158,8 @@ impl World {
             told_shard: RefCell::default(),
             hub: RefCell::default(),
             hub_forgot: Cell::new(0),
+            hub_up: Cell::new(true),
+            announced: RefCell::default(),
             kv: RefCell::default(),
             alarm: Cell::new(None),
             streams_closed: Cell::new(0),
@@ -248,6 +254,9 @@ impl World {
             VideoOp::Fail { job_id, req } => self.json(machine::fail(store, &cx, &job_id, req)),
             VideoOp::Release { job_id, req } => self.json(machine::release(store, &cx, &job_id, req)),
             VideoOp::Cancel => self.json(machine::cancel(store, &cx, &app(), &video())),
+            VideoOp::Announce { event_type, data } => {
+                self.json(machine::announce_op(store, &cx, &app(), &video(), event_type, data))
+            }
             VideoOp::Events { last_event_id, address } => {
                 return match machine::events(store, &cx, last_event_id, address.as_deref(), None, (0, 0)) {
                     Ok(EventsAnswer::NoContent) => Ok(Value::from(204)),
@@ -361,6 +370,28 @@ impl World {
                     block_on(retention::after_end(&self.objects, &job, still_failed));
                 }
                 Effect::DeliverDue => self.deliver_due()?,
+                Effect::FlushAnnouncements => {
+                    // `VideoJob::flush_announcements`.
+                    if let Some((_, events)) = machine::outbox(&self.store)? {
+                        if self.hub_up.get() {
+                            let ids: Vec<String> = events.iter().map(|a| a.body.id.clone()).collect();
+                            let taken = events.iter().map(|a| (a.body.id.clone(), a.body.event_type.to_string()));
+                            self.announced.borrow_mut().extend(taken);
+                            self.store.announcements_taken(&ids)?;
+                        } else {
+                            machine::announcements_refused(&self.store, self.now())?;
+                            if let Some(at) = machine::next_alarm(&self.store)? {
+                                self.set_alarm(at);
+                            }
+                        }
+                    }
+                }
+                Effect::CleanUpload { app, video } => {
+                    // `VideoJob::clean_upload` (memory has no multipart uploads).
+                    let prefix = media_core::keys::ObjectKey::raw_prefix(&app, &video);
+                    let still = || super::sessions::may_clean(&self.store);
+                    block_on(worker_kit::store::delete_prefix_while(&self.objects, &prefix, still)).unwrap();
+                }
                 Effect::Wipe => {
                     self.store.wiped();
                     self.alarm.set(None);
@@ -514,6 +545,7 @@ fn output_of(w: &World) -> String {
     w.job().lease.expect("a lease").output_id.as_str().to_owned()
 }
 
+mod announce;
 mod cancel;
 mod delete;
 mod events;

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use media_core::ids::{AppId, VideoId};
 use media_core::Timestamp;
 
+use crate::protocol::app_hub::Announcement;
 use crate::sse::{EventLog, Frame};
 use crate::video_job::store::{
     Delivery, DeliveryRow, DueDelivery, JobStore, RowState, Stored, Tombstone, KEPT_DELIVERIES,
@@ -37,6 +38,8 @@ struct Tables {
     events: EventLog,
     deliveries: Vec<DeliveryRecord>,
     rowids: u64,
+    /// The outbox: announcements and when each is next due.
+    outbox: Vec<(Announcement, Timestamp)>,
 }
 
 impl Tables {
@@ -48,6 +51,7 @@ impl Tables {
             events: EventLog::in_memory(keep_events),
             deliveries: Vec::new(),
             rowids: 0,
+            outbox: Vec::new(),
         }
     }
 }
@@ -249,5 +253,37 @@ impl JobStore for MemoryJobStore {
                 .map(|d| DeliveryRow { state: d.state, attempts: d.attempts, last_error: d.last_error.clone() })
                 .collect()
         }))
+    }
+    fn queue_announcements(&self, events: &[Announcement], now: Timestamp) -> worker::Result<()> {
+        self.with(|t| {
+            for a in events {
+                if !t.outbox.iter().any(|(o, _)| o.body.id == a.body.id) {
+                    t.outbox.push((a.clone(), now));
+                }
+            }
+        })
+    }
+
+    fn pending_announcements(&self) -> worker::Result<Vec<Announcement>> {
+        Ok(self.read(|t| t.outbox.iter().map(|(a, _)| a.clone()).collect()))
+    }
+
+    fn announcements_taken(&self, ids: &[String]) -> worker::Result<()> {
+        // As the SQL store: nothing to do in an object without tables.
+        if let Some(t) = self.tables.borrow_mut().as_mut() {
+            t.outbox.retain(|(a, _)| !ids.contains(&a.body.id));
+        }
+        Ok(())
+    }
+
+    fn defer_announcements(&self, at: Timestamp) -> worker::Result<()> {
+        if let Some(t) = self.tables.borrow_mut().as_mut() {
+            t.outbox.iter_mut().for_each(|(_, due)| *due = at);
+        }
+        Ok(())
+    }
+
+    fn next_announcement(&self) -> worker::Result<Option<Timestamp>> {
+        Ok(self.read(|t| t.outbox.iter().map(|(_, due)| *due).min()))
     }
 }
