@@ -86,8 +86,12 @@ describe('job events (SSE)', () => {
       for (const e of stream.events) assert.doesNotMatch(JSON.stringify(e.data ?? null), /raw\/|source\.mp4|filePath/, `${e.event} shows no storage key`);
       assert.equal(completed.data.videoId, 'seq');
       const names = stream.events.map((e) => e.event).filter((n) => n !== 'heartbeat');
-      assert.deepEqual(names, ['connected', 'job:created', 'job:started', 'job:progress', 'job:progress', 'job:playable', 'job:completed']);
-      const ids = stream.events.filter((e) => e.event.startsWith('job:')).map((e) => Number(e.id));
+      // Each job:* change, and after it the catalogue event it announces (issue 25).
+      assert.deepEqual(names, ['connected', 'job:created', 'video.created', 'job:started', 'job:progress', 'job:progress', 'job:playable', 'video.playable', 'job:completed', 'video.ready']);
+      const ready = stream.events.find((e) => e.event === 'video.ready').data;
+      assert.match(ready.id, /^evt_[a-z0-9]{26}$/);
+      assert.deepEqual([ready.type, ready.data.video_id, ready.data.status], ['video.ready', 'seq', 'done']);
+      const ids = stream.events.filter((e) => e.event !== 'connected' && e.event !== 'heartbeat').map((e) => Number(e.id));
       assert.ok(ids.every((id, i) => Number.isInteger(id) && id > 0 && (i === 0 || id > ids[i - 1])), `ids rise: ${ids}`);
       assert.ok(stream.events.every((e) => e.id !== undefined), 'every event has an id');
 
@@ -95,7 +99,7 @@ describe('job events (SSE)', () => {
       const startedId = stream.events.find((e) => e.event === 'job:started').id;
       const resumed = await s.events('seq', { lastEventId: startedId });
       await resumed.finished;
-      assert.deepEqual(resumed.events.map((e) => e.event), ['connected', 'job:progress', 'job:progress', 'job:playable', 'job:completed']);
+      assert.deepEqual(resumed.events.map((e) => e.event), ['connected', 'job:progress', 'job:progress', 'job:playable', 'video.playable', 'job:completed', 'video.ready']);
       assert.equal(resumed.events[0].id, startedId, 'connected carries the resume point');
       // A client with everything of an ended job: 204, so EventSource stops reconnecting.
       const last = stream.events.at(-1).id;
@@ -116,7 +120,7 @@ describe('job events (SSE)', () => {
     const job = await s.leaseVideo('resume');
     await first.waitFor('job:started', 5000);
     first.close();
-    const lastSeen = first.events.filter((e) => e.event.startsWith('job:')).at(-1).id;
+    const lastSeen = first.events.filter((e) => e.event.startsWith('job:') || e.event.startsWith('video.')).at(-1).id;
     // Missed while away.
     await s.beat(job, { progress: 10, stage: 'probing' });
     await s.beat(job, { progress: 20, stage: 'encoding' });
@@ -127,7 +131,7 @@ describe('job events (SSE)', () => {
       // And live from there on.
       await s.beat(job, { progress: 40, stage: 'encoding' });
       await second.waitFor((e) => e.event === 'job:progress' && e.data.progress === 40, 5000);
-      const ids = [...first.events, ...second.events].filter((e) => e.event.startsWith('job:')).map((e) => Number(e.id));
+      const ids = [...first.events, ...second.events].filter((e) => e.event.startsWith('job:') || e.event.startsWith('video.')).map((e) => Number(e.id));
       assert.deepEqual(ids, [...new Set(ids)].sort((a, b) => a - b), 'no event twice, none out of order');
       assert.equal(ids.length, ids.at(-1) - ids[0] + 1, `no gap: ${ids}`);
     } finally {
@@ -139,9 +143,9 @@ describe('job events (SSE)', () => {
     await s.upload('quiet');
     const stream = await s.events('quiet');
     try {
-      const created = await stream.waitFor('job:created', 5000);
+      const created = await stream.waitFor('video.created', 5000);
       const beat = await stream.waitFor('heartbeat', 5000);
-      assert.equal(beat.id, created.id);
+      assert.equal(beat.id, created.id, 'the last event: video.created, after job:created');
       assert.ok(!Number.isNaN(Date.parse(beat.data.timestamp)), beat.data.timestamp);
     } finally {
       stream.close();
@@ -326,9 +330,12 @@ describe('signed webhooks', () => {
       assert.match(d.body.id, /^evt_[a-z0-9]{26}$/);
       assert.equal(d.body.data.video_id, 'hooked');
       assert.ok(!Number.isNaN(Date.parse(d.body.created_at)));
-      verifyWebhook(SECRET, d.headers['webhook-signature'], d.raw);
-      assert.throws(() => verifyWebhook(SECRET, d.headers['webhook-signature'], Buffer.concat([d.raw, Buffer.from(' ')])), /no matching signature/);
-      assert.throws(() => verifyWebhook('another-secret-000000', d.headers['webhook-signature'], d.raw), /no matching signature/);
+      // Standard Webhooks, checked by its npm library (a legacy IV_WEBHOOKS secret is a raw key).
+      assert.deepEqual(verifyWebhook(SECRET, d.headers, d.raw), d.body);
+      assert.match(d.headers['webhook-signature'], /^v1,[A-Za-z0-9+/]{43}=$/);
+      assert.ok(Math.abs(Number(d.headers['webhook-timestamp']) - Date.now() / 1000) < 60);
+      assert.throws(() => verifyWebhook(SECRET, d.headers, Buffer.concat([d.raw, Buffer.from(' ')])), /No matching signature/);
+      assert.throws(() => verifyWebhook('another-secret-000000', d.headers, d.raw), /No matching signature/);
     }
     assert.equal(delivered.find((d) => d.body.type === 'video.ready').body.data.status, 'done');
 

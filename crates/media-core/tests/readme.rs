@@ -14,7 +14,7 @@
 #[path = "../examples/verify_webhook.rs"]
 mod example;
 
-use media_core::video::webhook::signature_header;
+use media_core::video::webhook::{new_secret, signature_header, SigningKey};
 
 fn block(text: &str, name: &str) -> String {
     let begin = format!("BEGIN README {name}\n");
@@ -39,23 +39,36 @@ fn the_video_api_page_carries_the_tested_verification_code() {
 
 #[test]
 fn the_rust_example_verifies_what_the_platform_signs() {
-    let secret = "whsec_test_0123456789abcdef";
+    let secret = new_secret([9; 32]);
+    let key = SigningKey::of_secret(&secret);
     let body = br#"{"id":"evt_x","type":"video.ready","created_at":"2026-11-30T00:00:00.000Z","data":{}}"#;
-    let header = signature_header(secret, 1_700_000_000, body);
-    assert_eq!(example::verify_webhook(secret, &header, body, 1_700_000_010, 300), Ok(()));
+    let sig = signature_header(&[key], "evt_x", 1_700_000_000, body);
+    let headers = ("evt_x", "1700000000", sig.as_str());
+    assert_eq!(example::verify_webhook(&secret, headers, body, 1_700_000_010, 300), Ok(()));
     assert_eq!(
-        example::verify_webhook(secret, &header, body, 1_700_000_301, 300),
+        example::verify_webhook(&secret, headers, body, 1_700_000_301, 300),
         Err("timestamp outside the tolerance: a replay?")
     );
     assert_eq!(
-        example::verify_webhook("another-secret-00000", &header, body, 1_700_000_000, 300),
+        example::verify_webhook(&new_secret([8; 32]), headers, body, 1_700_000_000, 300),
         Err("no matching signature")
     );
-    assert_eq!(example::verify_webhook(secret, &header, b"{}", 1_700_000_000, 300), Err("no matching signature"));
-    assert_eq!(example::verify_webhook(secret, "v1=abc", body, 1_700_000_000, 300), Err("malformed Webhook-Signature"));
-    // A rotated secret: the header may carry several v1 values; any one matching passes.
-    let two = format!("{header},v1={}", "0".repeat(64));
-    assert_eq!(example::verify_webhook(secret, &two, body, 1_700_000_000, 300), Ok(()));
+    assert_eq!(example::verify_webhook(&secret, headers, b"{}", 1_700_000_000, 300), Err("no matching signature"));
+    assert_eq!(
+        example::verify_webhook(&secret, ("evt_y", "1700000000", &sig), body, 1_700_000_000, 300),
+        Err("no matching signature")
+    );
+    assert_eq!(
+        example::verify_webhook(&secret, ("evt_x", "soon", &sig), body, 1_700_000_000, 300),
+        Err("malformed webhook-timestamp")
+    );
+    // A rotated secret: the header carries several signatures; any one matching passes.
+    let two = format!("v1,{} {sig}", "A".repeat(44));
+    assert_eq!(example::verify_webhook(&secret, ("evt_x", "1700000000", &two), body, 1_700_000_000, 300), Ok(()));
+    // A legacy IV_WEBHOOKS secret is a raw key.
+    let legacy = "legacy-secret-0123456789";
+    let sig = signature_header(&[SigningKey::of_secret(legacy)], "evt_x", 1_700_000_000, body);
+    assert_eq!(example::verify_webhook(legacy, ("evt_x", "1700000000", &sig), body, 1_700_000_000, 300), Ok(()));
 }
 
 /// Lines of a Markdown file outside its fenced code blocks.

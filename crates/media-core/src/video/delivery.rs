@@ -1,6 +1,8 @@
 //! Webhook delivery, below the jobs that record it: when a failed delivery
-//! is tried again ([`DeliveryPolicy`]: exponential backoff, capped at an
-//! hour, spread by ±20%), what counts as delivered ([`is_delivered`]) and
+//! is tried again (to an app's endpoints, [`RetrySchedule`]: Standard
+//! Webhooks' schedule, about 3 days; to a notify's `callback_url`,
+//! [`DeliveryPolicy`]: exponential backoff, capped at an hour; both spread
+//! by ±20%), what counts as delivered ([`is_delivered`]) and
 //! where a job's delivery stands ([`CallbackState`], shown in `JobView`).
 //! What is sent and how it is signed is [`crate::video::webhook`]'s.
 
@@ -60,6 +62,61 @@ impl DeliveryPolicy {
         // [0.8, 1] of it, rather than half of them landing on the hour.
         let spread = if spread > MAX_RETRY_DELAY_MS { 2 * MAX_RETRY_DELAY_MS - spread } else { spread };
         Some(now.plus_millis(spread))
+    }
+}
+
+/// The waits of Standard Webhooks' retry schedule after each failed
+/// attempt: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h, 24 h (ten
+/// attempts in all, the first at once; about 3 days and 8 hours).
+pub const STANDARD_RETRY_WAITS_MS: [u64; 9] =
+    [5_000, 300_000, 1_800_000, 7_200_000, 18_000_000, 36_000_000, 50_400_000, 72_000_000, 86_400_000];
+
+/// When a failed delivery to an app's endpoint is tried again: a wait per
+/// failed attempt, each spread by ±20% ([`spread`]); after the last wait's
+/// attempt, none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetrySchedule {
+    waits_ms: Vec<u64>,
+}
+
+impl Default for RetrySchedule {
+    fn default() -> Self {
+        Self { waits_ms: STANDARD_RETRY_WAITS_MS.to_vec() }
+    }
+}
+
+impl RetrySchedule {
+    /// A schedule of these waits (tests use short ones), from a
+    /// comma-separated list of milliseconds: 1 to 20 waits, each from 1 ms
+    /// to a day.
+    pub fn parse(list: &str) -> Result<RetrySchedule, String> {
+        let waits: Vec<u64> = list
+            .split(',')
+            .map(|w| w.trim().parse::<u64>().map_err(|_| format!("{w:?} is not a number of milliseconds")))
+            .collect::<Result<_, _>>()?;
+        if waits.is_empty() || waits.len() > 20 {
+            return Err(format!("lists {} waits; give 1 to 20", waits.len()));
+        }
+        if let Some(w) = waits.iter().find(|w| !(1..=86_400_000).contains(*w)) {
+            return Err(format!("has a wait of {w} ms; each must be from 1 ms to a day"));
+        }
+        Ok(RetrySchedule { waits_ms: waits })
+    }
+
+    /// Attempts in all, the first included.
+    pub fn max_attempts(&self) -> u32 {
+        self.waits_ms.len() as u32 + 1
+    }
+
+    /// When attempt `attempts_made + 1` is due after `attempts_made` failed
+    /// (the last at `now`), spread by `delivery` (endpoint and event);
+    /// `None` when all are used.
+    pub fn next_attempt_at(&self, attempts_made: u32, now: Timestamp, delivery: &str) -> Option<Timestamp> {
+        if attempts_made == 0 {
+            return Some(now);
+        }
+        let wait = *self.waits_ms.get(attempts_made as usize - 1)?;
+        Some(now.plus_millis(spread(wait, delivery, attempts_made)))
     }
 }
 
@@ -182,6 +239,26 @@ mod tests {
         // [status, delivered?]
         for (status, delivered) in [(200, true), (204, true), (299, true), (301, false), (400, false), (500, false)] {
             assert_eq!(is_delivered(status), delivered, "{status}");
+        }
+    }
+
+    #[test]
+    fn endpoints_retry_on_the_standard_schedule() {
+        let s = RetrySchedule::default();
+        assert_eq!(s.max_attempts(), 10);
+        let now = Timestamp::from_secs(T);
+        assert_eq!(s.next_attempt_at(0, now, "ep|evt"), Some(now), "the first at once");
+        let nominal_s = [5, 300, 1800, 7200, 18_000, 36_000, 50_400, 72_000, 86_400];
+        for (made, want_s) in (1..).zip(nominal_s) {
+            let got = s.next_attempt_at(made, now, "ep|evt").unwrap().millis_since(now);
+            assert!(got >= want_s * 800 && got < want_s * 1200, "after {made}: {got} ms against {want_s} s");
+        }
+        assert_eq!(s.next_attempt_at(10, now, "ep|evt"), None, "ten attempts, then it gives up");
+        let short = RetrySchedule::parse("100, 200,300").unwrap();
+        assert_eq!(short.max_attempts(), 4);
+        assert!(short.next_attempt_at(2, now, "d").unwrap().millis_since(now) < 240);
+        for bad in ["", "1,x", "0", "86400001", &vec!["1"; 21].join(",")] {
+            assert!(RetrySchedule::parse(bad).is_err(), "{bad:?}");
         }
     }
 

@@ -1,16 +1,14 @@
 //! A video's webhook deliveries: which events are sent to whom
-//! ([`plan`]: the app's url and the notify's `callback_url`, one signed body
-//! per event), how each attempt's outcome is recorded with its backoff and
+//! ([`plan`]: the app's url and the notify's `callback_url`, the announced
+//! event's body, signed), how each attempt's outcome is recorded with its backoff and
 //! jitter ([`record_attempt`], by `media_core::video::delivery::CallbackState`),
 //! and what the job shows of the newest event's delivery ([`refresh_callback`]).
 //! Sending one attempt is [`crate::webhooks`]'; the shell ([`super`]) sends
 //! the due ones from the alarm.
 
 use media_core::video::delivery::{CallbackState, CallbackStatus, DeliveryPolicy};
-use media_core::video::events::JobEvent;
 use media_core::video::job::{Job, JobStatus};
-use media_core::video::webhook::{WebhookBody, WebhookType};
-use media_core::wire::api::JobView;
+use media_core::video::webhook::EventBody;
 use media_core::Timestamp;
 use serde::Serialize;
 
@@ -23,19 +21,16 @@ pub const CALLBACK_URL_KEY: &str = "callback_url";
 /// How many due attempts one alarm sends, one after another.
 pub const ATTEMPTS_PER_ALARM: u32 = 8;
 
-/// The deliveries `events` call for: one per event that has a webhook type
-/// and destination (the app's url, this video's `callback_url`).
+/// The deliveries announced events call for: one per event and
+/// destination (the app's url, this video's `callback_url`), each the
+/// event's body (its id is the `webhook-id`).
 pub fn plan(
     store: &impl JobStore,
     settings: &WebhookSettings,
     job: &Job,
-    events: &[JobEvent],
-    base: &str,
-    now: Timestamp,
-    random: &dyn Fn() -> [u8; 16],
+    bodies: &[EventBody],
 ) -> worker::Result<Vec<Delivery>> {
-    let kinds: Vec<WebhookType> = events.iter().filter_map(WebhookType::of_event).collect();
-    if kinds.is_empty() {
+    if bodies.is_empty() {
         return Ok(Vec::new());
     }
     let Some(hook) = settings.config.for_app(&job.app_id) else { return Ok(Vec::new()) };
@@ -46,12 +41,12 @@ pub fn plan(
     if let Some(url) = store.meta(CALLBACK_URL_KEY)? {
         destinations.push(("callback", url));
     }
-    let view = JobView::with_delivery(job, base);
     let mut out = Vec::new();
-    for kind in kinds {
-        let body = WebhookBody::new(kind, random(), now, view.clone());
+    // `video.created` is no webhook of these destinations, as before the catalogue.
+    for body in bodies.iter().filter(|b| b.event_type != media_core::catalogue::EventType::VideoCreated) {
         let json = body.to_json();
         for (dest, url) in &destinations {
+            let kind = body.event_type;
             out.push(Delivery { event_id: body.id.clone(), dest, kind, url: url.clone(), body: json.clone() });
         }
     }
