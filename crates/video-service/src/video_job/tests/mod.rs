@@ -386,12 +386,6 @@ impl World {
                         }
                     }
                 }
-                Effect::CleanUpload { app, video } => {
-                    // `VideoJob::clean_upload` (memory has no multipart uploads).
-                    let prefix = media_core::keys::ObjectKey::raw_prefix(&app, &video);
-                    let still = || super::sessions::may_clean(&self.store);
-                    block_on(worker_kit::store::delete_prefix_while(&self.objects, &prefix, still)).unwrap();
-                }
                 Effect::Wipe => {
                     self.store.wiped();
                     self.alarm.set(None);
