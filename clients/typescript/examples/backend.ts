@@ -51,8 +51,8 @@ export async function imageSize(config: Config, appId: string, imageId: string) 
 export async function onWebhook(request: Request, secret: string): Promise<Response> {
   const body = await request.text();
   try {
-    const event = verifyWebhook(secret, body, request.headers) as { type: string };
-    console.log('event', event.type);
+    const event = verifyWebhook(secret, request.headers, body);
+    console.log('event', event.id, event.type, event.data.video_id);
     return new Response(null, { status: 204 });
   } catch {
     return new Response('bad signature', { status: 400 });

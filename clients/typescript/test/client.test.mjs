@@ -72,18 +72,22 @@ test('videoClient sends the key, the JSON body and the query; ok() returns data 
   }
 });
 
-test('verifyWebhook checks Standard Webhooks signatures from fetch Headers or Node headers, either secret during a rotation', () => {
+test('verifyWebhook checks Standard Webhooks signatures from fetch Headers or Node headers, either secret during a rotation, and a legacy raw secret', () => {
   const oldSecret = `whsec_${Buffer.alloc(32, 1).toString('base64')}`;
   const newSecret = `whsec_${Buffer.alloc(32, 2).toString('base64')}`;
-  const body = JSON.stringify({ type: 'video.ready', timestamp: new Date().toISOString(), data: { video_id: 'v' } });
+  const body = JSON.stringify({ id: 'evt_1', type: 'video.ready', created_at: new Date().toISOString(), data: { video_id: 'v' } });
   const at = new Date();
   const id = 'msg_1';
   const signature = `${new Webhook(newSecret).sign(id, at, body)} ${new Webhook(oldSecret).sign(id, at, body)}`;
   const nodeHeaders = { 'webhook-id': id, 'webhook-timestamp': String(Math.floor(at.getTime() / 1000)), 'webhook-signature': signature };
-  assert.equal(/** @type {any} */ (verifyWebhook(newSecret, body, nodeHeaders)).type, 'video.ready');
-  assert.equal(/** @type {any} */ (verifyWebhook(oldSecret, body, new Headers(nodeHeaders))).data.video_id, 'v');
+  assert.equal(verifyWebhook(newSecret, nodeHeaders, body).type, 'video.ready');
+  assert.equal(verifyWebhook(oldSecret, new Headers(nodeHeaders), body).data.video_id, 'v');
   const other = `whsec_${Buffer.alloc(32, 3).toString('base64')}`;
-  assert.throws(() => verifyWebhook(other, body, nodeHeaders), WebhookVerificationError);
-  assert.throws(() => verifyWebhook(newSecret, `${body} `, nodeHeaders), WebhookVerificationError);
-  assert.throws(() => verifyWebhook(newSecret, body, { 'webhook-id': id }), WebhookVerificationError);
+  assert.throws(() => verifyWebhook(other, nodeHeaders, body), WebhookVerificationError);
+  assert.throws(() => verifyWebhook(newSecret, nodeHeaders, `${body} `), WebhookVerificationError);
+  assert.throws(() => verifyWebhook(newSecret, { 'webhook-id': id }, body), WebhookVerificationError);
+  // An operator's legacy IV_WEBHOOKS secret (not whsec_<base64>) is a raw key, as the service signs with it.
+  const legacy = 'a-legacy-secret-of-32-characters';
+  const raw = { ...nodeHeaders, 'webhook-signature': new Webhook(new TextEncoder().encode(legacy), { format: 'raw' }).sign(id, at, body) };
+  assert.equal(verifyWebhook(legacy, raw, body).type, 'video.ready');
 });
