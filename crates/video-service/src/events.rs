@@ -3,21 +3,28 @@
 //! (ids without a job answer 404 from KV, reaching no object; the object
 //! caps its open streams per video and per client address, 429 past them,
 //! `SSE_MAX_PER_VIDEO` and `SSE_MAX_PER_ADDRESS`),
-//! and `GET /events?app_id=` (API key, that app only), every job event and
-//! webhook outcome of the app from its `AppHub` object. The object holds the
-//! stream ([`crate::sse`]); this Worker passes it on untouched, with the
-//! stream headers (and CORS on the public one).
+//! and `GET /events?app_id=` (API key, that app only; or, for a browser's
+//! `EventSource`, `&stream_token=` from `POST /events/token`,
+//! [`crate::stream_token`]), every job event and webhook outcome of the app
+//! from its `AppHub` object. The object holds the stream ([`crate::sse`]);
+//! this Worker passes it on untouched, with the stream headers (and CORS on
+//! the public one, and on `/events` opened with a stream token).
 //!
 //! A reconnecting client sends `Last-Event-ID` (an `EventSource` does so by
 //! itself); `?last_event_id=` does the same for clients that cannot set
-//! headers.
+//! headers. One whose id the object no longer keeps gets `reset` with the
+//! present state instead of a replay with a hole ([`crate::sse::EventLog::since`]).
+//! A stream token is checked when the stream opens: an `EventSource` that
+//! reconnects after it expired gets 401, which closes it for good, so the
+//! page mints a new token on `error` and opens the stream again with
+//! `&last_event_id=`.
 
 use media_core::ids::{AppId, VideoId};
 use media_core::video::events::{address_bucket, parse_last_event_id};
 use media_core::wire::api::query_id;
 use media_core::ApiError;
 use worker::{Request, Response};
-use worker_kit::entry::guard;
+use worker_kit::entry::{guard_key_or_stream_token, Admitted};
 use worker_kit::query::query;
 use worker_kit::ratelimit::{client_ip, enforce_public};
 use worker_kit::{Failure, Handled};
@@ -60,12 +67,18 @@ pub async fn job_events(req: Request, cx: &VideoContext<'_>, base: &str) -> Hand
     pass_stream(resp).await
 }
 
-/// `GET /events?app_id=`: the app's stream, for its backends and dashboards.
+/// `GET /events?app_id=`: the app's stream, for its backends (the key) and
+/// dashboards (the key, or a stream token in the page).
 pub async fn app_events(req: Request, cx: &VideoContext<'_>) -> Handled {
-    let grant = guard(&req, cx, "events").await?;
     let q = query(&req)?;
-    let app_id = query_id(&q, "app_id", AppId::parse)?;
-    grant.check_app(&app_id)?;
+    let app = query_id(&q, "app_id", AppId::parse);
+    let admitted =
+        guard_key_or_stream_token(&req, cx, "events", |token| crate::stream_token::verify(cx, token, &app.clone()?))
+            .await?;
+    let app_id = app?;
+    if let Admitted::Key(grant) = admitted {
+        grant.check_app(&app_id)?;
+    }
     let last_event_id = last_event_id(&req, &q)?;
     let resp = client::open(cx.env, APP_EVENTS_BINDING, app_id.as_str(), &HubCommand::Subscribe { last_event_id })
         .await

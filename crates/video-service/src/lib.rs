@@ -27,6 +27,7 @@ mod resumable;
 mod settings;
 mod sse;
 mod status;
+mod stream_token;
 mod uploads;
 mod video_job;
 mod webhooks;
@@ -72,6 +73,7 @@ async fn route(req: Request, cx: &VideoContext<'_>, row: &'static Route<VideoRou
         VideoRoute::PlaybackUrl => status::playback_url(req, cx.env, &base).await,
         VideoRoute::JobEvents => events::job_events(req, cx, &base).await,
         VideoRoute::AppEvents => events::app_events(req, cx).await,
+        VideoRoute::StreamToken => stream_token::mint(req, cx, &base).await,
         VideoRoute::Hls => hls::serve(req, cx).await,
         VideoRoute::MultipartCreate
         | VideoRoute::MultipartUpload

@@ -90,6 +90,9 @@ impl ObjectSettings {
     /// Reads every setting the objects use; the first that cannot be used
     /// is the error.
     pub fn load(vars: &Vars<'_>) -> Result<Self, ConfigError> {
+        // Read by the objects when they are built (`object_log_lens`);
+        // checked here so that a broken one refuses too.
+        event_log_lens(vars)?;
         Ok(Self {
             policy: retry_policy(vars)?,
             ladder: ladder_options(vars)?,
@@ -166,6 +169,55 @@ impl WebhookSettings {
 /// (default 15000; at least 100).
 pub fn sse_heartbeat(vars: &Vars<'_>) -> Result<u64, ConfigError> {
     Ok(vars.number("SSE_HEARTBEAT_MS", media_core::video::events::HEARTBEAT_INTERVAL_MS)?.max(100))
+}
+
+/// How many events each stream's log keeps for clients that resume.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventLogLens {
+    /// A video's (`/job-events`).
+    pub video: u64,
+    /// An app's (`/events`).
+    pub app: u64,
+}
+
+/// The most events `SSE_LOG_EVENTS` may keep.
+const MAX_SSE_LOG_EVENTS: u64 = 10_000;
+
+/// `SSE_LOG_EVENTS`: how many events each log keeps for clients that
+/// resume with `Last-Event-ID`; unset, a video keeps its last 200 and an
+/// app its last 500; set (1 to 10000), both keep that many. A client whose
+/// id fell out of the log gets `reset`; tests shrink the logs to see it.
+pub fn event_log_lens(vars: &Vars<'_>) -> Result<EventLogLens, ConfigError> {
+    let defaults = EventLogLens {
+        video: media_core::video::events::VIDEO_EVENT_LOG_LEN,
+        app: crate::app_hub::hub::APP_EVENT_LOG_LEN,
+    };
+    match vars.get("SSE_LOG_EVENTS") {
+        None => Ok(defaults),
+        Some(_) => {
+            let n: u64 = vars.number("SSE_LOG_EVENTS", 0)?;
+            if !(1..=MAX_SSE_LOG_EVENTS).contains(&n) {
+                return Err(ConfigError {
+                    name: "SSE_LOG_EVENTS".into(),
+                    problem: format!("is {n}; it must be from 1 to {MAX_SSE_LOG_EVENTS}"),
+                });
+            }
+            Ok(EventLogLens { video: n, app: n })
+        }
+    }
+}
+
+/// [`event_log_lens`] for an object being built, which cannot refuse: a
+/// value that cannot be used is logged and the defaults kept (the Worker
+/// refuses every request until it is fixed, so no stream opens meanwhile).
+pub fn object_log_lens(vars: &Vars<'_>) -> EventLogLens {
+    event_log_lens(vars).unwrap_or_else(|e| {
+        tracing::error!(setting = %e.name, problem = %e.problem, "event log length: keeping the defaults");
+        EventLogLens {
+            video: media_core::video::events::VIDEO_EVENT_LOG_LEN,
+            app: crate::app_hub::hub::APP_EVENT_LOG_LEN,
+        }
+    })
 }
 
 /// `SSE_MAX_PER_VIDEO` (500) and `SSE_MAX_PER_ADDRESS` (10): the most
@@ -306,6 +358,9 @@ mod tests {
             ("SSE_MAX_PER_VIDEO", "lots"),
             ("SSE_MAX_PER_ADDRESS", "lots"),
             ("SSE_HEARTBEAT_MS", "15s"),
+            ("SSE_LOG_EVENTS", "0"),
+            ("SSE_LOG_EVENTS", "10001"),
+            ("SSE_LOG_EVENTS", "few"),
         ];
         for (name, value) in bad {
             let e = load(&[(name, value)]).err().unwrap_or_else(|| panic!("{name}={value} was accepted"));
@@ -313,5 +368,8 @@ mod tests {
         }
         let defaults = load(&[]).unwrap().objects;
         assert_eq!((defaults.keep_source, defaults.caps, defaults.heartbeat_ms), (true, StreamCaps::default(), 15_000));
+        let lens = |v: &[(&str, &str)]| event_log_lens(&Vars(&v.iter().copied().collect::<HashMap<&str, &str>>()));
+        assert_eq!(lens(&[]), Ok(EventLogLens { video: 200, app: 500 }));
+        assert_eq!(lens(&[("SSE_LOG_EVENTS", "4")]), Ok(EventLogLens { video: 4, app: 4 }));
     }
 }

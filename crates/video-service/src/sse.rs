@@ -17,7 +17,9 @@ use std::time::Duration;
 use futures_channel::mpsc::{unbounded, UnboundedReceiver, UnboundedSender};
 use futures_util::future::{select, Either};
 use futures_util::{stream, StreamExt};
-use media_core::video::events::{frame, heartbeat, public_stored_data, retry_frame, RETRY_MS};
+use media_core::video::events::{
+    frame, heartbeat, public_stored_data, reset, retry_frame, ResetReason, ResetState, RETRY_MS,
+};
 use serde::Deserialize;
 use worker::{Delay, Headers, Response, SqlStorage, SqlStorageValue};
 use worker_kit::clock::now;
@@ -129,7 +131,8 @@ pub fn stream_headers() -> worker::Result<Headers> {
 /// A bounded log of numbered events in an object's storage ([`EventRows`]:
 /// the SQLite table `events`, or memory in tests): ids rise by one and
 /// never repeat, the oldest beyond `keep` are dropped, and a stream opens
-/// with what came after a client's id.
+/// with what came after a client's id, or with `reset` when that id is no
+/// longer in the log ([`EventLog::since`]).
 pub struct EventLog {
     rows: Box<dyn EventRows>,
     keep: u64,
@@ -146,6 +149,8 @@ pub type StoredEvent = (u64, String, String);
 pub trait EventRows {
     /// The id of the newest event (0 before any).
     fn max_seq(&self) -> worker::Result<u64>;
+    /// The id of the oldest event kept (0 when none is).
+    fn min_seq(&self) -> worker::Result<u64>;
     fn insert(&self, seq: u64, name: &str, data: &str) -> worker::Result<()>;
     /// Deletes the events with ids up to `seq`.
     fn delete_through(&self, seq: u64) -> worker::Result<()>;
@@ -169,6 +174,15 @@ impl EventRows for SqlStorage {
             seq: Option<f64>,
         }
         let rows: Vec<Max> = self.exec("SELECT MAX(seq) AS seq FROM events", None)?.to_array()?;
+        Ok(rows.into_iter().next().and_then(|r| r.seq).map_or(0, |s| s as u64))
+    }
+
+    fn min_seq(&self) -> worker::Result<u64> {
+        #[derive(Deserialize)]
+        struct Min {
+            seq: Option<f64>,
+        }
+        let rows: Vec<Min> = self.exec("SELECT MIN(seq) AS seq FROM events", None)?.to_array()?;
         Ok(rows.into_iter().next().and_then(|r| r.seq).map_or(0, |s| s as u64))
     }
 
@@ -205,6 +219,16 @@ impl EventRows for SqlStorage {
     }
 }
 
+/// What a stream resuming after an id starts with.
+#[derive(Debug, PartialEq)]
+pub enum Replay {
+    /// The kept events after the id (none missed).
+    Events(Vec<StoredEvent>),
+    /// The id is not in the log: `reset` (with `newest`, the id to go on
+    /// from) instead of a replay with a hole in it.
+    Reset { reason: ResetReason, oldest_kept: u64, newest: u64 },
+}
+
 impl EventLog {
     pub fn new(sql: SqlStorage, keep: u64) -> Self {
         Self { rows: Box::new(sql), keep }
@@ -235,12 +259,50 @@ impl EventLog {
         Ok(frames)
     }
 
+    /// What a client that saw every event up to `from` is sent: the kept
+    /// events after it when none it missed was dropped (`from` is at or
+    /// after the oldest kept id minus one), else a reset: `from` is older
+    /// than that ([`ResetReason::LastEventIdTooOld`]) or newer than the
+    /// newest id ([`ResetReason::LastEventIdUnknown`]: ids of a log that
+    /// was wiped since).
+    pub fn since(&self, from: u64) -> worker::Result<Replay> {
+        let (oldest_kept, newest) = (self.rows.min_seq()?, self.rows.max_seq()?);
+        let reason = if from > newest {
+            ResetReason::LastEventIdUnknown
+        } else if oldest_kept > 0 && from < oldest_kept - 1 {
+            ResetReason::LastEventIdTooOld
+        } else {
+            return Ok(Replay::Events(self.rows.after(from)?));
+        };
+        Ok(Replay::Reset { reason, oldest_kept, newest })
+    }
+
     /// A stream's first bytes: the `retry` frame, `connected` (carrying
-    /// `from`, the resume point) and every kept event after `from`.
-    pub fn opening(&self, connected: (&str, serde_json::Value), from: u64) -> worker::Result<String> {
+    /// `from`, the resume point) and every kept event after `from`. When
+    /// the client resumes (`resumed` holds the present state, given with
+    /// its `Last-Event-ID`) from an id that is not in the log
+    /// ([`EventLog::since`]), `reset` with that state and the newest id
+    /// takes the place of the replay. A new stream (`None`) never resets.
+    pub fn opening(
+        &self,
+        connected: (&str, serde_json::Value),
+        from: u64,
+        resumed: Option<&ResetState>,
+    ) -> worker::Result<String> {
         let mut first = retry_frame(RETRY_MS);
         first.push_str(&frame(Some(from), connected.0, &connected.1.to_string()));
-        for (seq, name, data) in self.rows.after(from)? {
+        let replay = match resumed {
+            Some(state) => match self.since(from)? {
+                Replay::Reset { reason, oldest_kept, newest } => {
+                    let (name, data) = reset(reason, oldest_kept, state);
+                    first.push_str(&frame(Some(newest), name, &data.to_string()));
+                    return Ok(first);
+                }
+                Replay::Events(events) => events,
+            },
+            None => self.rows.after(from)?,
+        };
+        for (seq, name, data) in replay {
             first.push_str(&frame(Some(seq), &name, &public_stored_data(&data)));
         }
         Ok(first)
@@ -267,6 +329,10 @@ mod memory {
     impl EventRows for MemoryEventRows {
         fn max_seq(&self) -> worker::Result<u64> {
             Ok(self.0.borrow().keys().next_back().copied().unwrap_or(0))
+        }
+
+        fn min_seq(&self) -> worker::Result<u64> {
+            Ok(self.0.borrow().keys().next().copied().unwrap_or(0))
         }
 
         fn insert(&self, seq: u64, name: &str, data: &str) -> worker::Result<()> {
@@ -332,15 +398,66 @@ mod tests {
         assert_eq!(log.last_id().unwrap(), 0);
         let frames = log.append([("a", "{}".to_owned()), ("b", "{}".to_owned()), ("c", "{}".to_owned())]).unwrap();
         assert_eq!(frames.iter().map(|f| f.0).collect::<Vec<_>>(), [1, 2, 3]);
-        let opening = log.opening(("connected", serde_json::json!({})), 1).unwrap();
+        let opening = log.opening(("connected", serde_json::json!({})), 1, None).unwrap();
         assert!(opening.starts_with(&format!("retry: {RETRY_MS}\n\nid: 1\nevent: connected\n")), "{opening}");
         assert!(opening.contains("id: 2\nevent: b\n") && opening.contains("id: 3\nevent: c\n"), "{opening}");
         // Only the last two are kept.
-        let opening = log.opening(("connected", serde_json::json!({})), 0).unwrap();
+        let opening = log.opening(("connected", serde_json::json!({})), 0, None).unwrap();
         assert!(!opening.contains("event: a\n"), "{opening}");
         // Replays show stored data as public.
         log.append([("job:progress", r#"{"filePath":"/tmp/x","progress":5}"#.to_owned())]).unwrap();
-        let opening = log.opening(("connected", serde_json::json!({})), 3).unwrap();
+        let opening = log.opening(("connected", serde_json::json!({})), 3, None).unwrap();
         assert!(opening.contains(r#"data: {"progress":5}"#), "{opening}");
+    }
+
+    #[test]
+    fn a_resume_point_out_of_the_log_is_a_reset_and_one_in_it_a_replay() {
+        let log = EventLog::in_memory(3);
+        let events = |n: u64| (0..n).map(|_| ("e", "{}".to_owned())).collect::<Vec<_>>();
+        let ids = |r: Replay| match r {
+            Replay::Events(events) => events.into_iter().map(|e| e.0).collect::<Vec<_>>(),
+            other => panic!("{other:?}"),
+        };
+        // An empty log: id 0 is its start, anything later is unknown.
+        assert_eq!(ids(log.since(0).unwrap()), [] as [u64; 0]);
+        let unknown = Replay::Reset { reason: ResetReason::LastEventIdUnknown, oldest_kept: 0, newest: 0 };
+        assert_eq!(log.since(1).unwrap(), unknown);
+        log.append(events(2)).unwrap();
+        assert_eq!(ids(log.since(0).unwrap()), [1, 2], "nothing dropped yet");
+        log.append(events(4)).unwrap();
+        // Ids 4, 5, 6 are kept: a client that saw 3 missed nothing.
+        assert_eq!(ids(log.since(3).unwrap()), [4, 5, 6]);
+        assert_eq!(ids(log.since(6).unwrap()), [] as [u64; 0]);
+        for from in [0, 1, 2] {
+            let too_old = Replay::Reset { reason: ResetReason::LastEventIdTooOld, oldest_kept: 4, newest: 6 };
+            assert_eq!(log.since(from).unwrap(), too_old, "{from}");
+        }
+        for from in [7, u64::MAX] {
+            let ahead = Replay::Reset { reason: ResetReason::LastEventIdUnknown, oldest_kept: 4, newest: 6 };
+            assert_eq!(log.since(from).unwrap(), ahead, "{from}");
+        }
+    }
+
+    #[test]
+    fn a_resuming_stream_out_of_the_log_opens_with_reset_and_the_newest_id() {
+        let log = EventLog::in_memory(2);
+        let names = ["a", "b", "c", "d"];
+        log.append(names.iter().map(|n| (*n, "{}".to_owned()))).unwrap();
+        let connected = || ("connected", serde_json::json!({}));
+        let state = ResetState::Job(None);
+        // Ids 3 and 4 are kept: a client that saw 1 missed 2.
+        let opening = log.opening(connected(), 1, Some(&state)).unwrap();
+        let (head, data) = opening.split_once("id: 4\nevent: reset\ndata: ").expect("a reset with the newest id");
+        assert!(head.ends_with("id: 1\nevent: connected\ndata: {}\n\n"), "right after connected: {opening}");
+        let data: serde_json::Value = serde_json::from_str(data.strip_suffix("\n\n").unwrap()).unwrap();
+        assert_eq!(data, serde_json::json!({"reason": "last_event_id_too_old", "oldest_kept": 3, "job": null}));
+        // A new stream from 0 replays what is kept, without a reset.
+        let fresh = log.opening(connected(), 0, None).unwrap();
+        assert!(!fresh.contains("event: reset") && fresh.contains("id: 3\nevent: c\n"), "{fresh}");
+        // A resume point still in the log replays as before.
+        let resumed = log.opening(connected(), 2, Some(&state)).unwrap();
+        assert!(!resumed.contains("event: reset") && resumed.ends_with("id: 4\nevent: d\ndata: {}\n\n"), "{resumed}");
+        let ahead = log.opening(connected(), 9, Some(&state)).unwrap();
+        assert!(ahead.contains("id: 4\nevent: reset\n") && ahead.contains("last_event_id_unknown"), "{ahead}");
     }
 }

@@ -8,7 +8,8 @@
 //! `/health`.
 
 use media_core::http::auth::KeyGrant;
-use media_core::wire::routes::{find, Auth, Route};
+use media_core::video::stream_token::{redact_stream_token, STREAM_TOKEN_PARAM};
+use media_core::wire::routes::{find, Route};
 use worker::{Context, Env, Request, Response};
 
 use crate::config::{ConfigError, Vars};
@@ -24,8 +25,11 @@ use crate::{ratelimit, settings};
 /// `load_settings`), finds the request's row in the service's route
 /// `table`, gates its method ([`gate`]), runs `route` with the row (or
 /// answers the settings error, or 404) and finishes the answer: CORS unless
-/// the row is server-only ([`Auth::is_server_only`]). A handler of an
-/// [`Auth::ApiKey`] row that answers without running [`guard`] answers 500.
+/// the row is server-only (`Auth::browsers_may_read`: on `/events`, only for
+/// a request with a stream token). A handler of an `Auth::ApiKey` row that
+/// answers without running [`guard`] (or, where a stream token is allowed,
+/// [`guard_key_or_stream_token`]) answers 500. The URL that failures log
+/// and report never shows a stream token.
 pub async fn handle<S, Id: Copy>(
     service: &'static str,
     table: &'static [Route<Id>],
@@ -39,8 +43,10 @@ pub async fn handle<S, Id: Copy>(
     let origin = req.headers().get("origin").ok().flatten();
     let path = req.path();
     let found = find(table, &path);
-    let browsers_may_read = !found.as_ref().is_some_and(|f| f.auth().is_server_only());
-    let (method, url) = (req.method().to_string(), req.url().map(|u| u.to_string()).unwrap_or_default());
+    let with_stream_token = req.url().is_ok_and(|u| u.query_pairs().any(|(k, _)| k == STREAM_TOKEN_PARAM));
+    let browsers_may_read = found.as_ref().is_none_or(|f| f.auth().browsers_may_read(with_stream_token));
+    let method = req.method().to_string();
+    let url = req.url().map(|u| redact_stream_token(u.as_str()).into_owned()).unwrap_or_default();
     // First, so that broken settings are reported too.
     let sentry = Reporter::new(settings::sentry_dsn(&Vars(env)));
     let loaded = RequestContext::load(service, env, execution, sentry.clone(), load_settings);
@@ -53,7 +59,7 @@ pub async fn handle<S, Id: Copy>(
                 Some(f) => match gate(known_method(&req).as_ref(), f) {
                     Ok(row) => {
                         let outcome = route(req, cx, row).await;
-                        if row.auth == Auth::ApiKey && !cx.key_checked() {
+                        if row.auth.needs_guard() && !cx.key_checked() {
                             // The table says this route needs a key: a handler that never
                             // asked for one must not answer.
                             Err(Failure::internal(format!("{path}: an API-key route answered without the key guard")))
@@ -99,6 +105,41 @@ pub async fn guard<S>(req: &Request, cx: &RequestContext<'_, S>, route: &str) ->
         Err(refused) => {
             ratelimit::enforce_failed_key(cx.env, req, route).await?;
             Err(refused.into())
+        }
+    }
+}
+
+/// What let a request into a route that takes the API key or a stream token.
+#[derive(Debug)]
+pub enum Admitted<T> {
+    /// The `x-api-key` header, through [`guard`] (the handler checks its app).
+    Key(KeyGrant),
+    /// A stream token, with what `verify` made of it.
+    StreamToken(T),
+}
+
+/// The guard of `Auth::ApiKeyOrStreamToken` routes. A request with
+/// `?stream_token=` is a browser's: its token is what `verify` makes of it
+/// (claims, or the refusal to answer), counted as a public read against the
+/// client's address, and a refused one also as a wrong key is (so guessing
+/// stops). Any other request goes through [`guard`].
+pub async fn guard_key_or_stream_token<S, T>(
+    req: &Request,
+    cx: &RequestContext<'_, S>,
+    route: &str,
+    verify: impl FnOnce(&str) -> Result<T, Failure>,
+) -> Result<Admitted<T>, Failure> {
+    let token = req.url()?.query_pairs().find(|(k, _)| k == STREAM_TOKEN_PARAM).map(|(_, v)| v.into_owned());
+    let Some(token) = token else { return guard(req, cx, route).await.map(Admitted::Key) };
+    cx.mark_key_checked();
+    ratelimit::enforce_public(cx.env, req, route).await?;
+    match verify(&token) {
+        Ok(claims) => Ok(Admitted::StreamToken(claims)),
+        Err(refused) => {
+            if matches!(&refused, Failure::Client(e) if e.status() < 500) {
+                ratelimit::enforce_failed_key(cx.env, req, route).await?;
+            }
+            Err(refused)
         }
     }
 }

@@ -209,6 +209,55 @@ struct Connected<'a> {
     job: Option<&'a JobView>,
 }
 
+/// The name of the event that tells a resuming client it missed events.
+pub const RESET: &str = "reset";
+
+/// Why a stream sends `reset` to a resuming client instead of replaying.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResetReason {
+    /// Its `Last-Event-ID` is older than the oldest event kept: what came
+    /// between was dropped from the bounded log.
+    LastEventIdTooOld,
+    /// Its `Last-Event-ID` is newer than the newest event: the log it came
+    /// from is gone (a deleted video's object was wiped since).
+    LastEventIdUnknown,
+}
+
+/// What a `reset` shows of the present, in place of the events missed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ResetState {
+    /// `/job-events`: the video's job as `/job-status` shows it (`null`
+    /// before notify, while its upload waits).
+    Job(Option<Box<JobView>>),
+    /// `/events`: the app's recent jobs, as `connected.recent` lists them.
+    Jobs(Vec<Value>),
+}
+
+/// The data of the `reset` event.
+#[derive(Serialize)]
+struct Reset<'a> {
+    reason: ResetReason,
+    /// The id of the oldest event the stream still keeps (0 when it keeps none).
+    oldest_kept: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    job: Option<&'a Option<Box<JobView>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    jobs: Option<&'a [Value]>,
+}
+
+/// The `reset` event a resuming client gets when its id fell out of the
+/// log (or is from a log that is gone): why, the oldest id kept, and the
+/// present state. The stream sends it with the newest id, so the client's
+/// `Last-Event-ID` moves on, then goes on live.
+pub fn reset(reason: ResetReason, oldest_kept: u64, state: &ResetState) -> (&'static str, Value) {
+    let (job, jobs) = match state {
+        ResetState::Job(job) => (Some(job), None),
+        ResetState::Jobs(jobs) => (None, Some(jobs.as_slice())),
+    };
+    (RESET, to_value(Reset { reason, oldest_kept, job, jobs }))
+}
+
 /// The data of the `heartbeat` event.
 #[derive(Serialize)]
 struct Heartbeat {
@@ -758,6 +807,21 @@ mod tests {
         }
         assert_eq!(JobEvent::from_parts("job:nope", &json!({})), None);
         assert_eq!(JobEvent::from_parts("job:canceled", &json!({"status": "canceled"})), None, "no jobId");
+    }
+
+    #[test]
+    fn reset_carries_its_reason_the_oldest_kept_id_and_the_present() {
+        let view = JobView::of(&job(), BASE);
+        let (name, data) = reset(ResetReason::LastEventIdTooOld, 7, &ResetState::Job(Some(Box::new(view.clone()))));
+        assert_eq!(name, "reset");
+        assert_eq!(data["reason"], "last_event_id_too_old");
+        assert_eq!(data["oldest_kept"], 7);
+        assert_eq!(data["job"], serde_json::to_value(&view).unwrap());
+        assert!(data.get("jobs").is_none(), "{data}");
+        let (_, data) = reset(ResetReason::LastEventIdUnknown, 0, &ResetState::Job(None));
+        assert_eq!(data, json!({"reason": "last_event_id_unknown", "oldest_kept": 0, "job": null}));
+        let (_, data) = reset(ResetReason::LastEventIdTooOld, 3, &ResetState::Jobs(vec![json!({"videoId": "v"})]));
+        assert_eq!(data, json!({"reason": "last_event_id_too_old", "oldest_kept": 3, "jobs": [{"videoId": "v"}]}));
     }
 
     #[test]

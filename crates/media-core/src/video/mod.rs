@@ -22,6 +22,7 @@ pub mod events;
 pub mod job;
 pub mod ladder;
 pub mod playlist;
+pub mod stream_token;
 pub mod timeline;
 pub mod upload_session;
 pub mod webhook;

@@ -460,6 +460,45 @@ pub struct CancelResponse {
     pub canceled: bool,
 }
 
+/// `POST /events/token`: a short-lived token that lets a browser's
+/// `EventSource` read one app's `/events` (`media_core::video::stream_token`).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamTokenRequest {
+    pub app_id: AppId,
+    /// Seconds the token is accepted for, 1 to 3600 (default 600). It is
+    /// checked when a stream opens: an open stream is not cut at the expiry.
+    pub ttl_s: Option<u64>,
+}
+
+impl StreamTokenRequest {
+    pub fn from_json(body: &[u8]) -> Result<Self, ApiError> {
+        let f = Fields::parse(body)?;
+        f.only(&["app_id", "ttl_s"])?;
+        let ttl_s =
+            match f.present("ttl_s") {
+                None => None,
+                Some(v) => Some(v.as_u64().ok_or_else(|| {
+                    ApiError::invalid_field(format!("ttl_s must be a whole number of seconds, not {v}"))
+                })?),
+            };
+        Ok(Self { app_id: f.required_id("app_id", AppId::parse)?, ttl_s })
+    }
+}
+
+/// The answer of `POST /events/token`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StreamTokenResponse {
+    /// Reads this app's `/events` (as `?stream_token=`) until `expires_at`; nothing else.
+    pub token: String,
+    /// RFC 3339.
+    pub expires_at: Timestamp,
+    /// `/events` with `app_id` and the token, for `new EventSource(events_url)`.
+    /// To resume after an error, mint a new token and add `&last_event_id=`.
+    pub events_url: String,
+}
+
 /// What `DELETE /videos` removed. Zeros and `false` when there was
 /// nothing left to remove (a repeated delete).
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -824,6 +863,23 @@ mod tests {
     use super::*;
     use crate::video::job::{Rendition, RetryPolicy, SourceUpload};
     use crate::video::ladder::LadderOptions;
+
+    #[test]
+    fn stream_token_requests_take_an_app_and_a_life() {
+        let r = StreamTokenRequest::from_json(br#"{"app_id":"a"}"#).unwrap();
+        assert_eq!((r.app_id.as_str(), r.ttl_s), ("a", None));
+        let r = StreamTokenRequest::from_json(br#"{"app_id":"a","ttl_s":60}"#).unwrap();
+        assert_eq!(r.ttl_s, Some(60));
+        for (body, want) in [
+            (r#"{}"#, "app_id is required"),
+            (r#"{"app_id":"a","ttl_s":-1}"#, "ttl_s must be a whole number of seconds, not -1"),
+            (r#"{"app_id":"a","ttl_s":"60"}"#, "ttl_s must be a whole number of seconds"),
+            (r#"{"app_id":"a","scope":"all"}"#, "unknown field \"scope\""),
+        ] {
+            let e = StreamTokenRequest::from_json(body.as_bytes()).unwrap_err();
+            assert!(e.status() == 400 && e.message.starts_with(want), "{body}: {}", e.message);
+        }
+    }
 
     #[test]
     fn field_errors_name_the_field() {

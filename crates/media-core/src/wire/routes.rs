@@ -47,6 +47,11 @@ pub enum Auth {
     /// checks the token before the method, so callers without it learn
     /// nothing of the internal routes (401 for every one of them).
     Transcoder,
+    /// The `x-api-key` header, as [`Auth::ApiKey`] (servers: no CORS), or
+    /// a stream token in `?stream_token=` (`crate::video::stream_token`),
+    /// which a browser's `EventSource` can send: the answers to those carry
+    /// CORS. Decided per request ([`Auth::browsers_may_read`]).
+    ApiKeyOrStreamToken,
 }
 
 impl Auth {
@@ -54,6 +59,22 @@ impl Auth {
     /// no CORS headers.
     pub fn is_server_only(self) -> bool {
         matches!(self, Auth::ApiKey | Auth::Transcoder)
+    }
+
+    /// Whether the answer to a request carries CORS: never on server-only
+    /// routes; on [`Auth::ApiKeyOrStreamToken`] routes only for a request
+    /// with a stream token (`with_stream_token`), a browser's.
+    pub fn browsers_may_read(self, with_stream_token: bool) -> bool {
+        match self {
+            Auth::ApiKeyOrStreamToken => with_stream_token,
+            other => !other.is_server_only(),
+        }
+    }
+
+    /// The handler must run the API-key guard (or, where the row allows a
+    /// stream token, the guard that checks one of the two).
+    pub fn needs_guard(self) -> bool {
+        matches!(self, Auth::ApiKey | Auth::ApiKeyOrStreamToken)
     }
 
     /// The Worker applies the method gate before the handler runs (the
@@ -167,7 +188,7 @@ const fn hidden<Id>(pattern: Pattern, methods: &'static [Method], auth: Auth, id
     Route { pattern, methods, auth, id, documented: false }
 }
 
-use Auth::{ApiKey, Public, Transcoder, UploadToken};
+use Auth::{ApiKey, ApiKeyOrStreamToken, Public, Transcoder, UploadToken};
 use Pattern::{Prefix, Template};
 
 /// The video service's handlers.
@@ -193,6 +214,8 @@ pub enum VideoRoute {
     JobEvents,
     /// `GET /events`.
     AppEvents,
+    /// `POST /events/token`.
+    StreamToken,
     /// `GET`/`HEAD /hls/...`.
     Hls,
     /// Uppy's resumable upload routes, by the shape of their path.
@@ -217,7 +240,8 @@ pub static VIDEO_ROUTES: &[Route<VideoRoute>] = &[
     row(Template("/job-status"), GET, Public, VideoRoute::JobStatus),
     row(Template("/playback-url"), GET, Public, VideoRoute::PlaybackUrl),
     row(Template("/job-events"), GET, Public, VideoRoute::JobEvents),
-    row(Template("/events"), GET, ApiKey, VideoRoute::AppEvents),
+    row(Template("/events"), GET, ApiKeyOrStreamToken, VideoRoute::AppEvents),
+    row(Template("/events/token"), POST, ApiKey, VideoRoute::StreamToken),
     row(Prefix("/hls/"), GET_HEAD, Public, VideoRoute::Hls),
     hidden(Template("/uploads/{upload_token}/s3/multipart"), POST, UploadToken, VideoRoute::MultipartCreate),
     hidden(
@@ -351,9 +375,15 @@ mod tests {
                 "/videos",
                 "/videos/delivery",
                 "/videos/{app_id}/{video_id}",
-                "/events",
+                "/events/token",
                 "/internal/"
             ]
         );
+        // `/events` answers browsers only when they bring a stream token.
+        let events = find(VIDEO_ROUTES, "/events").unwrap().auth();
+        assert_eq!(events, ApiKeyOrStreamToken);
+        assert!(!events.browsers_may_read(false) && events.browsers_may_read(true) && events.needs_guard());
+        assert!(Public.browsers_may_read(false) && !ApiKey.browsers_may_read(true) && !Transcoder.needs_guard());
+        assert_eq!(ids(find(VIDEO_ROUTES, "/events/token")), [VideoRoute::StreamToken]);
     }
 }

@@ -8,7 +8,7 @@
 //! the frames they return are the shell's to broadcast.
 
 use media_core::ids::VideoId;
-use media_core::video::events::connected;
+use media_core::video::events::{connected, ResetState};
 use media_core::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -151,7 +151,8 @@ impl<R: RecentJobs + AnnouncedEvents> Hub<R> {
 
     /// A new stream's first bytes for `client_id` (`connected` with the
     /// recent jobs, then what came after `last_event_id`; without one,
-    /// nothing is replayed), and the id its heartbeats carry.
+    /// nothing is replayed; one no longer in the log gets `reset` with the
+    /// recent jobs), and the id its heartbeats carry.
     pub fn opening(&self, client_id: &str, last_event_id: Option<u64>) -> worker::Result<(String, u64)> {
         let recent = self.recent.newest_first()?.iter().filter_map(|body| serde_json::from_str(body).ok()).collect();
         let last = self.log.last_id()?;
@@ -159,7 +160,9 @@ impl<R: RecentJobs + AnnouncedEvents> Hub<R> {
         let (name, _) = connected(client_id, None);
         let data = serde_json::to_value(AppConnected { client_id: client_id.to_owned(), recent })
             .map_err(|e| worker::Error::RustError(e.to_string()))?;
-        Ok((self.log.opening((name, data), from)?, last.max(from)))
+        let resumed = last_event_id.map(|_| ResetState::Jobs(data["recent"].as_array().cloned().unwrap_or_default()));
+        // After a reset too, the newest id is where the client goes on from.
+        Ok((self.log.opening((name, data), from, resumed.as_ref())?, last))
     }
 }
 

@@ -28,7 +28,7 @@ pub mod hub;
 #[cfg(test)]
 mod tests;
 
-use hub::{Hub, SqlRecentJobs, APP_EVENT_LOG_LEN, SCHEMA};
+use hub::{Hub, SqlRecentJobs, SCHEMA};
 
 #[durable_object]
 pub struct AppHub {
@@ -43,7 +43,8 @@ impl DurableObject for AppHub {
         if let Err(e) = sql.exec(&format!("{EVENT_LOG_SCHEMA}{SCHEMA}"), None) {
             tracing::error!(error = %e, "creating the app hub tables failed");
         }
-        let hub = Hub { log: EventLog::new(sql.clone(), APP_EVENT_LOG_LEN), recent: SqlRecentJobs(sql) };
+        let keep = crate::settings::object_log_lens(&Vars(&env)).app;
+        let hub = Hub { log: EventLog::new(sql.clone(), keep), recent: SqlRecentJobs(sql) };
         Self { env, hub, subscribers: Subscribers::default() }
     }
 

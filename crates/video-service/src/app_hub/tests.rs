@@ -107,14 +107,24 @@ fn the_log_keeps_the_last_events_and_ids_never_repeat() {
     let hub = hub();
     let many: Vec<_> = (0..APP_EVENT_LOG_LEN + 10).map(|i| event("job:progress", json!({ "n": i }))).collect();
     hub.publish(&summary("v1", "processing"), &many, t0()).unwrap();
-    let (opening, last) = hub.opening("c", Some(0)).unwrap();
+    let (opening, last) = hub.opening("c", Some(10)).unwrap();
     let events = replayed(&opening);
     assert_eq!(last, APP_EVENT_LOG_LEN + 10);
     assert_eq!(events.len() as u64, APP_EVENT_LOG_LEN + 1, "connected and the kept events");
     assert_eq!(events[1].0, 11, "the oldest ten dropped");
-    // A resume point past the end replays nothing and is kept for heartbeats.
-    let (opening, last) = hub.opening("c", Some(u64::MAX)).unwrap();
-    assert_eq!((replayed(&opening).len(), last), (1, u64::MAX));
+    // A resume point before the oldest kept, or past the end (a wiped
+    // hub's ids): reset with the newest id and the recent jobs, no replay.
+    for (from, reason) in
+        [(0, "last_event_id_too_old"), (9, "last_event_id_too_old"), (u64::MAX, "last_event_id_unknown")]
+    {
+        let (opening, last) = hub.opening("c", Some(from)).unwrap();
+        let events = replayed(&opening);
+        assert_eq!(events.len(), 2, "connected and reset: {opening}");
+        let (id, name, data) = &events[1];
+        assert_eq!((*id, name.as_str(), last), (APP_EVENT_LOG_LEN + 10, "reset", APP_EVENT_LOG_LEN + 10));
+        assert_eq!((data["reason"].as_str(), data["oldest_kept"].as_u64()), (Some(reason), Some(11)));
+        assert_eq!(data["jobs"], events[0].2["recent"], "the recent jobs, as connected lists them");
+    }
     let frames = hub.publish(&summary("v1", "processing"), &[event("job:progress", json!({}))], t0()).unwrap();
     assert_eq!(frames[0].0, APP_EVENT_LOG_LEN + 11);
 }

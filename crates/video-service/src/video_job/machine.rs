@@ -11,7 +11,7 @@ use media_core::ids::{AppId, JobId, LeaseId, VideoId};
 use media_core::keys::OutputId;
 use media_core::video::delivery::CallbackState;
 use media_core::video::dispatch::{shard_change, shard_of, ShardChange, SizeClass};
-use media_core::video::events::{connected, events_between, JobEvent};
+use media_core::video::events::{connected, events_between, JobEvent, ResetState};
 use media_core::video::job::{Completion, FailOutcome, Job, JobStatus, LeaseLost, NotifyOutcome, SourceUpload};
 use media_core::video::upload_session::{SessionRecord, SessionStep};
 use media_core::video::webhook::{announced_type, EventBody};
@@ -625,7 +625,8 @@ pub fn events(
     let ended = matches!(stored.job.status, JobStatus::Done | JobStatus::Error);
     let last = store.last_event_id()?;
     let from = last_event_id.unwrap_or(0);
-    if ended && last_event_id.is_some() && from >= last {
+    // An id past the end is from a log that is gone: a reset, not a 204.
+    if ended && last_event_id.is_some() && from == last {
         return Ok(EventsAnswer::NoContent);
     }
     let address = address.unwrap_or("unknown");
@@ -642,11 +643,13 @@ pub fn events(
     };
     let view = JobView::of(&stored.job, &base);
     let client_id = format!("c_{}", hex::encode(&(cx.random)()[..8]));
-    let first = store.opening(connected(&client_id, Some(&view)), from)?;
+    let resumed = last_event_id.map(|_| ResetState::Job(Some(Box::new(view.clone()))));
+    let first = store.opening(connected(&client_id, Some(&view)), from, resumed.as_ref())?;
     Ok(EventsAnswer::Open {
         first,
         address: address.to_owned(),
-        last_id: last.max(from),
+        // After a reset too, the newest id is where the client goes on from.
+        last_id: last,
         live: !ended,
         heartbeat_ms: cx.settings.heartbeat_ms,
     })

@@ -13,7 +13,7 @@
 //! running attempt's lease.
 //!
 //! Each change is also told as events (`media_core::video::events::events_between`):
-//! they are kept in a bounded log (the last `VIDEO_EVENT_LOG_LEN`, with ids
+//! they are kept in a bounded log (the last `VIDEO_EVENT_LOG_LEN`, or `SSE_LOG_EVENTS`, with ids
 //! that never repeat) and written to the object's open `GET /job-events`
 //! streams ([`crate::sse`]), which end after a terminal event.
 //!
@@ -88,7 +88,6 @@
 use std::time::Duration;
 
 use media_core::ids::{AppId, VideoId};
-use media_core::video::events::VIDEO_EVENT_LOG_LEN;
 use media_core::video::job::{Job, JobStatus};
 use media_core::video::webhook::SigningKey;
 use media_core::wire::api::DeletedVideo;
@@ -539,7 +538,8 @@ impl VideoJob {
 impl DurableObject for VideoJob {
     fn new(state: State, env: Env) -> Self {
         // No tables yet: the first write creates them (`JobStore::ensure_tables`).
-        let store = SqlJobStore::new(state.storage().sql(), VIDEO_EVENT_LOG_LEN);
+        let keep = crate::settings::object_log_lens(&Vars(&env)).video;
+        let store = SqlJobStore::new(state.storage().sql(), keep);
         Self { state, env, subscribers: Subscribers::default(), store }
     }
 

@@ -10,6 +10,7 @@ use std::cell::Cell;
 use media_core::catalogue::EventType;
 use media_core::ids::{AppId, VideoId};
 use media_core::video::dispatch::SizeClass;
+use media_core::video::events::ResetState;
 use media_core::video::job::Job;
 use media_core::Timestamp;
 use serde::Deserialize;
@@ -123,7 +124,14 @@ pub trait JobStore {
     /// Appends events to the bounded log; each one's frame with its id.
     fn append_events(&self, events: &[(&str, String)]) -> worker::Result<Vec<Frame>>;
     /// A stream's first bytes: `retry`, `connected`, the kept events after `from`.
-    fn opening(&self, connected: (&str, serde_json::Value), from: u64) -> worker::Result<String>;
+    /// `resumed`: the present state, when the client gave a `Last-Event-ID`
+    /// (a `reset` with it replaces the replay when `from` is out of the log).
+    fn opening(
+        &self,
+        connected: (&str, serde_json::Value),
+        from: u64,
+        resumed: Option<&ResetState>,
+    ) -> worker::Result<String>;
     /// Stores planned deliveries, due `now`; keeps only the newest ended ones.
     fn queue_deliveries(&self, deliveries: &[Delivery], now: Timestamp) -> worker::Result<()>;
     /// When the next pending delivery is due.
@@ -378,8 +386,13 @@ impl JobStore for SqlJobStore {
         self.log().append(events.iter().map(|(name, data)| (*name, data.clone())))
     }
 
-    fn opening(&self, connected: (&str, serde_json::Value), from: u64) -> worker::Result<String> {
-        self.log().opening(connected, from)
+    fn opening(
+        &self,
+        connected: (&str, serde_json::Value),
+        from: u64,
+        resumed: Option<&ResetState>,
+    ) -> worker::Result<String> {
+        self.log().opening(connected, from, resumed)
     }
 
     fn queue_deliveries(&self, deliveries: &[Delivery], now: Timestamp) -> worker::Result<()> {

@@ -30,8 +30,8 @@ use crate::video::job::{JobStatus, Rendition, ThumbnailMeta};
 use crate::wire::api::{
     CancelRequest, CancelResponse, DeleteImageResponse, DeleteVideoResponse, DeletedImage, DeletedVideo, Health,
     ImageLocation, ImageMeta, ImageUploadResponse, ImageUploadUrlRequest, ImageUploadUrlResponse, JobView,
-    NotPlayableResponse, NotifyRequest, PlaybackUrlResponse, PresignedPut, RenditionView, ThumbnailsView,
-    UploadSession, VideoUploadUrlRequest, VideoUploadUrlResponse,
+    NotPlayableResponse, NotifyRequest, PlaybackUrlResponse, PresignedPut, RenditionView, StreamTokenRequest,
+    StreamTokenResponse, ThumbnailsView, UploadSession, VideoUploadUrlRequest, VideoUploadUrlResponse,
 };
 use crate::wire::routes::{Auth, ImageRoute, Method, Pattern, Route, VideoRoute, IMAGE_ROUTES, VIDEO_ROUTES};
 
@@ -433,6 +433,11 @@ fn document<Id: Copy + std::fmt::Debug>(
             };
             let op = match row.auth {
                 Auth::ApiKey => with_errors(api_key(d.op), &[KEY_ROUTE_ERRORS]),
+                // Either one: the key (servers) or a stream token (browsers).
+                Auth::ApiKeyOrStreamToken => with_errors(
+                    api_key(d.op).security(SecurityRequirement::new("StreamToken", Vec::<String>::new())),
+                    &[KEY_ROUTE_ERRORS],
+                ),
                 _ => d.op,
             };
             let method = match d.method {

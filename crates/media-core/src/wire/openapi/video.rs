@@ -43,6 +43,17 @@ pub fn video_service() -> OpenApi {
     add::<DeleteVideoResponse>(c);
     add::<PlaybackUrlResponse>(c);
     add::<NotPlayableResponse>(c);
+    add::<StreamTokenRequest>(c);
+    add::<StreamTokenResponse>(c);
+    c.security_schemes.insert(
+        "StreamToken".into(),
+        SecurityScheme::ApiKey(ApiKey::Query(ApiKeyValue::with_description(
+            "stream_token",
+            "A stream token from POST /events/token: reads one app's /events, for a browser's EventSource \
+             (which cannot send x-api-key). Checked when a stream opens; expired, altered or another kind of \
+             token: 401.",
+        ))),
+    );
     public_rate_limited(c);
 
     document(&mut doc, VIDEO_ROUTES, video_operations);
@@ -228,7 +239,12 @@ fn video_operations(id: VideoRoute) -> Vec<Documented> {
                  job:completed {jobId, videoId, status: completed, job: JobView}, job:error {jobId, videoId, status: \
                  error, error (public message), final}, job:canceled {jobId, status: canceled}, and heartbeat \
                  {timestamp} every 15 s while quiet. The stream ends after job:completed, a final job:error or \
-                 job:canceled.",
+                 job:canceled. A client resuming from an id the video no longer keeps (older than its oldest kept \
+                 event, or newer than its newest: the video was deleted and made again) gets, right after \
+                 connected, `reset` {reason: last_event_id_too_old | last_event_id_unknown, oldest_kept, job: \
+                 JobView or null} with the newest id instead of a replay: what it missed is gone, the job is how it \
+                 stands now. Upload and video events of the catalogue (upload.created, video.ready, ...) come with \
+                 their names and data as webhooks carry them.",
             )
             .content("text/event-stream", Content::new(sse_event()))
             .build();
@@ -237,8 +253,8 @@ fn video_operations(id: VideoRoute) -> Vec<Documented> {
             "jobEvents",
             Some(
                 "Public, like /job-status. An EventSource reconnects by itself with Last-Event-ID and gets what it \
-                 missed (the video keeps its last 200 events). 204 when the job has ended and the client has every \
-                 event, which tells an EventSource to stop. A video keeps at most SSE_MAX_PER_VIDEO (500) streams \
+                 missed (the video keeps its last 200 events; `reset` when it missed more). 204 when the job has \
+                 ended and the client has every event, which tells an EventSource to stop. A video keeps at most SSE_MAX_PER_VIDEO (500) streams \
                  open, and SSE_MAX_PER_ADDRESS (10) from one client address (an IPv6 address counts by its /64): \
                  past them, 429 rate_limited with Retry-After.",
             ),
@@ -261,7 +277,10 @@ fn video_operations(id: VideoRoute) -> Vec<Documented> {
                     "text/event-stream. `connected` {clientId, recent: [{videoId, jobId, status, progress, stage, \
                  updatedAt}] (the app's last 100 changed jobs, newest first)}, then every job event of every video of \
                  the app (the names and data of /job-events, with videoId), `webhook` {eventId, type, destination, \
-                 state, attempts, lastError} for each delivery attempt, and heartbeat. Never ends on its own.",
+                 state, attempts, lastError} for each delivery attempt, the catalogue's events (upload.*, video.*, \
+                 image.*) with their names, and heartbeat. A client resuming from an id the app no longer keeps gets \
+                 `reset` {reason, oldest_kept, jobs: [the recent jobs, as in connected]} with the newest id, then \
+                 live events. Never ends on its own.",
                 )
                 .content("text/event-stream", Content::new(sse_event()))
                 .build();
@@ -271,7 +290,12 @@ fn video_operations(id: VideoRoute) -> Vec<Documented> {
             Some(
                 "For backends and dashboards: one stream of the app's job events and webhook outcomes. The key must \
                  act for app_id (403 app_not_allowed otherwise). Resumes with Last-Event-ID (the app keeps its last \
-                 500 events); without it, only live events after `connected`.",
+                 500 events); without it, only live events after `connected`. A browser opens it with \
+                 `new EventSource(events_url)` from POST /events/token (?stream_token=, no key): those answers carry \
+                 CORS, key answers none. The token is checked when the stream opens; an EventSource reconnecting \
+                 after it expired gets 401, which closes it for good: on `error`, mint a new token and open \
+                 events_url again with &last_event_id= the last id seen. 401 for an expired, altered or non-stream \
+                 token; 403 app_not_allowed for a token of another app.",
             ),
         )
         .parameters(Some([
@@ -281,6 +305,20 @@ fn video_operations(id: VideoRoute) -> Vec<Documented> {
         ]))
         .response("200", app_stream);
             vec![at(Method::Get, op)]
+        }
+        VideoRoute::StreamToken => {
+            let op = operation(
+                "Mint a stream token for a browser's EventSource",
+                "streamToken",
+                Some(
+                    "For an app's backend: a short-lived token (ttl_s 1-3600 s, default 600) that lets a page read \
+                     this app's /events with `new EventSource(events_url)`, with no key in the browser. It reads \
+                     that one stream and nothing else, and cannot be revoked before it expires (keep ttl_s short). \
+                     The key must act for app_id (403 app_not_allowed otherwise).",
+                ),
+            )
+            .response("200", json_response("The token, when it expires, and the stream URL.", "StreamTokenResponse"));
+            vec![at(Method::Post, json_body(op, "StreamTokenRequest"))]
         }
         VideoRoute::Hls => hls_routes(),
         VideoRoute::OpenApi => openapi_operation(),

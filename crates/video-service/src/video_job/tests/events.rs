@@ -49,7 +49,12 @@ fn the_event_log_keeps_its_newest_events_with_ids_that_never_repeat() {
     }
     let last = w.store.last_event_id().unwrap();
     assert_eq!(*w.frames.borrow(), (1..=last).collect::<Vec<_>>(), "ids rise by one");
-    let replay = w.call(VideoOp::Events { last_event_id: Some(0), address: None }).unwrap();
+    // A new stream replays what is kept; a resume from before it, `reset`.
+    let reset = w.call(VideoOp::Events { last_event_id: Some(0), address: None }).unwrap();
+    let reset = reset.as_str().unwrap();
+    assert!(reset.ends_with("}\n\n") && reset.contains(&format!("id: {last}\nevent: reset\n")), "{reset}");
+    assert!(!reset.contains("event: job:progress"), "no replay with a hole in it");
+    let replay = w.call(VideoOp::Events { last_event_id: None, address: None }).unwrap();
     let ids: Vec<u64> = replay
         .as_str()
         .unwrap()

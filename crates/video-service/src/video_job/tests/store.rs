@@ -7,6 +7,7 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 
 use media_core::ids::{AppId, VideoId};
+use media_core::video::events::ResetState;
 use media_core::Timestamp;
 
 use crate::protocol::app_hub::Announcement;
@@ -163,11 +164,16 @@ impl JobStore for MemoryJobStore {
         self.with(|t| t.events.append(events.iter().map(|(name, data)| (*name, data.clone()))))?
     }
 
-    fn opening(&self, connected: (&str, serde_json::Value), from: u64) -> worker::Result<String> {
+    fn opening(
+        &self,
+        connected: (&str, serde_json::Value),
+        from: u64,
+        resumed: Option<&ResetState>,
+    ) -> worker::Result<String> {
         match self.tables.borrow().as_ref() {
-            Some(t) => t.events.opening(connected, from),
+            Some(t) => t.events.opening(connected, from, resumed),
             // No tables: no kept events, as SQL's empty log.
-            None => EventLog::in_memory(self.keep_events).opening(connected, from),
+            None => EventLog::in_memory(self.keep_events).opening(connected, from, resumed),
         }
     }
 
