@@ -77,16 +77,23 @@ export async function videoService({ store, backend = 'r2', vars = {}, port, lim
       DISPATCH: { className: 'DispatchShard', useSQLite: true },
       APP_EVENTS: { className: 'AppHub', useSQLite: true },
     },
+    // R2's event notifications reach the Worker's queue consumer; tests
+    // send them with `mf.getQueueProducer('UPLOAD_EVENTS')` (Miniflare
+    // emits none on a put). Batches go out at once.
+    queueProducers: { UPLOAD_EVENTS: 'iv-upload-events' },
+    queueConsumers: { 'iv-upload-events': { maxBatchSize: 10, maxBatchTimeout: 0, maxRetries: 3 } },
   }));
   await mf.ready;
   return mf;
 }
 
-/** The image service in workerd. */
-export async function imageService({ store, backend = 'r2', vars = {}, limits, port, logs }) {
+/** The image service in workerd. `video`: a video service's Miniflare, which
+ *  the `VIDEO_SERVICE` service binding then reaches (its image.* events). */
+export async function imageService({ store, backend = 'r2', vars = {}, limits, port, logs, video }) {
   const mf = new Miniflare(convertV4MiniflareOptions({
     ...common(store, backend, vars, limits),
     ...capture(logs),
+    ...(video ? { serviceBindings: { VIDEO_SERVICE: (request) => video.dispatchFetch(request) } } : {}),
     ...(port ? { host: '127.0.0.1', port } : {}),
     modules: modules('image-service'),
     // One object per image: single-flight variants, checks of landed uploads.

@@ -33,11 +33,31 @@ export interface paths {
         };
         /**
          * Follow every job of an app (Server-Sent Events)
-         * @description For backends and dashboards: one stream of the app's job events and webhook outcomes. The key must act for app_id (403 app_not_allowed otherwise). Resumes with Last-Event-ID (the app keeps its last 500 events); without it, only live events after `connected`.
+         * @description For backends and dashboards: one stream of the app's job events and webhook outcomes. The key must act for app_id (403 app_not_allowed otherwise). Resumes with Last-Event-ID (the app keeps its last 500 events); without it, only live events after `connected`. A browser opens it with `new EventSource(events_url)` from POST /events/token (?stream_token=, no key): those answers carry CORS, key answers none. The token is checked when the stream opens; an EventSource reconnecting after it expired gets 401, which closes it for good: on `error`, mint a new token and open events_url again with &last_event_id= the last id seen. 401 for an expired, altered or non-stream token; 403 app_not_allowed for a token of another app.
          */
         get: operations["appEvents"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/events/token": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Mint a stream token for a browser's EventSource
+         * @description For an app's backend: a short-lived token (ttl_s 1-3600 s, default 600) that lets a page read this app's /events with `new EventSource(events_url)`, with no key in the browser. It reads that one stream and nothing else, and cannot be revoked before it expires (keep ttl_s short). The key must act for app_id (403 app_not_allowed otherwise).
+         */
+        post: operations["streamToken"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1022,7 +1042,7 @@ export interface paths {
         };
         /**
          * Follow a job's events (Server-Sent Events)
-         * @description Public, like /job-status. An EventSource reconnects by itself with Last-Event-ID and gets what it missed (the video keeps its last 200 events). 204 when the job has ended and the client has every event, which tells an EventSource to stop. A video keeps at most SSE_MAX_PER_VIDEO (500) streams open, and SSE_MAX_PER_ADDRESS (10) from one client address (an IPv6 address counts by its /64): past them, 429 rate_limited with Retry-After.
+         * @description Public, like /job-status. An EventSource reconnects by itself with Last-Event-ID and gets what it missed (the video keeps its last 200 events; `reset` when it missed more). 204 when the job has ended and the client has every event, which tells an EventSource to stop. A video keeps at most SSE_MAX_PER_VIDEO (500) streams open, and SSE_MAX_PER_ADDRESS (10) from one client address (an IPv6 address counts by its /64): past them, 429 rate_limited with Retry-After.
          */
         get: operations["jobEvents"];
         put?: never;
@@ -1104,6 +1124,70 @@ export interface paths {
         get: operations["playbackUrl"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/uploads": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Create a direct upload (the job starts when the file lands)
+         * @description A waiting upload of one video (Mux's direct uploads): the answer has the browser's single-use,                      revocable token and, for a single PUT, the presigned url (send headers as given) and                      complete_url (POST it with Authorization: Bearer <token> once the PUT succeeded), or, with                      "multipart": true, the resumable endpoint (@uppy/aws-s3; its complete call starts the job).                      The job starts with no backend call, on the first of: the completion call, the resumable                      complete, storage's event notification, a /notify-upload-complete; one job however many                      arrive. Not finished by expires_at (timeout_s, 3600 by default, 60 to 604800), the upload is                      timed_out, its token revoked and its partial objects removed. /job-events of the video streams                      from now on (upload.created, upload.asset_created, ...). 409 while another upload of the video                      waits, or once the video has a job.
+         */
+        post: operations["createUpload"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/uploads/{upload_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * An upload's state
+         * @description waiting, asset_created (with job_id and job_status_url), errored (with error), cancelled or                      timed_out. The key must act for the app the id names (403 app_not_allowed otherwise); 404 for                      an id no upload has (or whose video was deleted). No credentials.
+         */
+        get: operations["getUpload"];
+        put?: never;
+        post?: never;
+        /**
+         * Cancel a waiting upload
+         * @description The upload is cancelled: its token is revoked (later completion or multipart calls with it are                      403), its multipart upload aborted and its partial objects removed. 409 for an upload that is                      not waiting (asset_created: cancel the job with /cancel-job or delete the video).
+         */
+        delete: operations["cancelUpload"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/uploads/{upload_id}/complete": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Finish a single-PUT upload (the browser; starts the job)
+         * @description Authorization: Bearer <the upload's token>; no API key, CORS allowed. Checks the file is in                      storage with the declared size, then starts the video's job (asset_created). Idempotent: a                      repeat, or any other trigger, answers the same upload and job. 409 upload_missing before the                      PUT; 401 without a token; 403 for a token that is not this upload's, expired, or revoked                      (the upload was cancelled or timed out).
+         */
+        post: operations["completeUpload"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1193,6 +1277,39 @@ export interface components {
         CancelResponse: components["schemas"]["JobView"] & {
             /** @description False when the job had already ended (done, or failed). */
             canceled: boolean;
+        };
+        /**
+         * @description `POST /uploads`: a direct upload of one video's file (Mux's direct
+         *     uploads): the browser uploads with the answer's token, and the upload
+         *     starts the video's job itself when it lands.
+         */
+        CreateUploadRequest: {
+            app_id: components["schemas"]["AppId"];
+            /**
+             * @description Where to send this video's signed webhooks, as `/notify-upload-complete` takes it.
+             * @example https://api.example.com/hooks/video
+             */
+            callback_url?: string | null;
+            content_type: components["schemas"]["VideoContentType"];
+            /**
+             * @description True for a resumable (multipart) upload: the answer has an `endpoint`
+             *     (Uppy's `@uppy/aws-s3`) instead of one presigned `url`.
+             * @default false
+             */
+            multipart?: boolean | null;
+            /**
+             * Format: int64
+             * @description Required: the file's size in bytes, as for `/generate-upload-url`.
+             */
+            size: number;
+            /**
+             * Format: int64
+             * @description Seconds the upload waits for its file before it is `timed_out`:
+             *     60 to 604800 (7 days), 3600 when left out.
+             * @default 3600
+             */
+            timeout_s?: number | null;
+            video_id: components["schemas"]["VideoId"];
         };
         /** @description `DELETE /videos?app_id=&video_id=`. */
         DeleteVideoResponse: {
@@ -1390,6 +1507,30 @@ export interface components {
             /** @description The rendition's media playlist. */
             url: string;
         };
+        /**
+         * @description `POST /events/token`: a short-lived token that lets a browser's
+         *     `EventSource` read one app's `/events` (`media_core::video::stream_token`).
+         */
+        StreamTokenRequest: {
+            app_id: components["schemas"]["AppId"];
+            /**
+             * Format: int64
+             * @description Seconds the token is accepted for, 1 to 3600 (default 600). It is
+             *     checked when a stream opens: an open stream is not cut at the expiry.
+             */
+            ttl_s?: number | null;
+        };
+        /** @description The answer of `POST /events/token`. */
+        StreamTokenResponse: {
+            /**
+             * @description `/events` with `app_id` and the token, for `new EventSource(events_url)`.
+             *     To resume after an error, mint a new token and add `&last_event_id=`.
+             */
+            events_url: string;
+            expires_at: components["schemas"]["Timestamp"];
+            /** @description Reads this app's `/events` (as `?stream_token=`) until `expires_at`; nothing else. */
+            token: string;
+        };
         /** @description How the thumbnail sprite is laid out. */
         ThumbnailMeta: {
             /** Format: int32 */
@@ -1420,6 +1561,12 @@ export interface components {
          * @example 2026-11-22T09:30:00.000Z
          */
         Timestamp: string;
+        /** @description Why an upload errored. */
+        UploadError: {
+            message: string;
+            /** @description `size_mismatch`. */
+            type: string;
+        };
         /**
          * @description `POST /generate-upload-url` with `"multipart": true`: a resumable
          *     upload session. The browser holds `upload_token` (inside `endpoint`),
@@ -1453,6 +1600,60 @@ export interface components {
             /** Format: int64 */
             size: number;
             upload_token: string;
+        };
+        /**
+         * @description Where an upload stands.
+         * @enum {string}
+         */
+        UploadStatus: "waiting" | "asset_created" | "errored" | "cancelled" | "timed_out";
+        /**
+         * @description An upload, as `POST /uploads`, `GET /uploads/{id}` and
+         *     `DELETE /uploads/{id}` answer it. The credentials (`token`, `url`,
+         *     `endpoint`) are in the creation's answer only.
+         */
+        UploadView: {
+            app_id: components["schemas"]["AppId"];
+            /** @description Single `PUT` (creation only): `POST` here with the token once the `PUT` succeeded; the job starts. */
+            complete_url?: string | null;
+            content_type: string;
+            created_at: components["schemas"]["Timestamp"];
+            /**
+             * @description Resumable (creation only): the Companion-compatible endpoint for `@uppy/aws-s3`;
+             *     its complete call starts the job.
+             */
+            endpoint?: string | null;
+            error?: components["schemas"]["UploadError"] | null;
+            expires_at: components["schemas"]["Timestamp"];
+            /** @description Single `PUT` (creation only): the headers the `PUT` must carry exactly. */
+            headers?: {
+                [key: string]: string;
+            } | null;
+            /**
+             * @description `upl_<16 hex>.<app_id>.<video_id>`.
+             * @example upl_3f2a9c01d4e5b6a7.yourAppId.yourVideoId
+             */
+            id: string;
+            job_id?: components["schemas"]["JobId"] | null;
+            /** @description `GET /job-status` of the video (`asset_created`). */
+            job_status_url?: string | null;
+            multipart: boolean;
+            /** Format: int64 */
+            part_size?: number | null;
+            /** Format: int64 */
+            parts?: number | null;
+            /** Format: int64 */
+            size: number;
+            status: components["schemas"]["UploadStatus"];
+            /** Format: int64 */
+            timeout_s: number;
+            /**
+             * @description The browser's credential (creation only): single-use and revocable.
+             *     For a single `PUT`, send it as `Authorization: Bearer` to `complete_url`.
+             */
+            token?: string | null;
+            /** @description Single `PUT` (creation only): the presigned URL, valid until `expires_at`. */
+            url?: string | null;
+            video_id: components["schemas"]["VideoId"];
         };
         /** @enum {string} */
         VideoContentType: "video/mp4" | "video/quicktime" | "video/webm" | "video/x-matroska" | "video/matroska" | "video/ogg";
@@ -1610,7 +1811,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description text/event-stream. `connected` {clientId, recent: [{videoId, jobId, status, progress, stage, updatedAt}] (the app's last 100 changed jobs, newest first)}, then every job event of every video of the app (the names and data of /job-events, with videoId), `webhook` {eventId, type, destination, state, attempts, lastError} for each delivery attempt, and heartbeat. Never ends on its own. */
+            /** @description text/event-stream. `connected` {clientId, recent: [{videoId, jobId, status, progress, stage, updatedAt}] (the app's last 100 changed jobs, newest first)}, then every job event of every video of the app (the names and data of /job-events, with videoId), `webhook` {eventId, type, destination, state, attempts, lastError} for each delivery attempt, the catalogue's events (upload.*, video.*, image.*) with their names, and heartbeat. A client resuming from an id the app no longer keeps gets `reset` {reason, oldest_kept, jobs: [the recent jobs, as in connected]} with the newest id, then live events. Never ends on its own. */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -1623,6 +1824,38 @@ export interface operations {
                         id?: string;
                         retry?: number;
                     };
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Forbidden"];
+            405: components["responses"]["Error"];
+            413: components["responses"]["Error"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Error"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    streamToken: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["StreamTokenRequest"];
+            };
+        };
+        responses: {
+            /** @description The token, when it expires, and the stream URL. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StreamTokenResponse"];
                 };
             };
             400: components["responses"]["Error"];
@@ -1704,7 +1937,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description text/event-stream. Every event has an id. `connected` {clientId, job: JobView} first, then the kept events after Last-Event-ID (all kept events without one), then live ones: job:created {jobId, appId, videoId, status: pending}, job:started {jobId, videoId, status: running, attempt}, job:progress {jobId, progress 0-100, stage}, job:playable {jobId, playbackUrl, posterUrl}, job:completed {jobId, videoId, status: completed, job: JobView}, job:error {jobId, videoId, status: error, error (public message), final}, job:canceled {jobId, status: canceled}, and heartbeat {timestamp} every 15 s while quiet. The stream ends after job:completed, a final job:error or job:canceled. */
+            /** @description text/event-stream. Every event has an id. `connected` {clientId, job: JobView} first, then the kept events after Last-Event-ID (all kept events without one), then live ones: job:created {jobId, appId, videoId, status: pending}, job:started {jobId, videoId, status: running, attempt}, job:progress {jobId, progress 0-100, stage}, job:playable {jobId, playbackUrl, posterUrl}, job:completed {jobId, videoId, status: completed, job: JobView}, job:error {jobId, videoId, status: error, error (public message), final}, job:canceled {jobId, status: canceled}, and heartbeat {timestamp} every 15 s while quiet. The stream ends after job:completed, a final job:error or job:canceled. A client resuming from an id the video no longer keeps (older than its oldest kept event, or newer than its newest: the video was deleted and made again) gets, right after connected, `reset` {reason: last_event_id_too_old | last_event_id_unknown, oldest_kept, job: JobView or null} with the newest id instead of a replay: what it missed is gone, the job is how it stands now. Upload and video events of the catalogue (upload.created, video.ready, ...) come with their names and data as webhooks carry them. */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -1864,6 +2097,134 @@ export interface operations {
                 };
             };
             429: components["responses"]["PublicRateLimited"];
+            500: components["responses"]["Error"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    createUpload: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateUploadRequest"];
+            };
+        };
+        responses: {
+            /** @description The upload, with its credentials. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UploadView"];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Forbidden"];
+            405: components["responses"]["Error"];
+            409: components["responses"]["Error"];
+            413: components["responses"]["Error"];
+            415: components["responses"]["Error"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Error"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    getUpload: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The id POST /uploads answered (upl_<16 hex>.<app_id>.<video_id>). */
+                upload_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The upload. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UploadView"];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["Error"];
+            405: components["responses"]["Error"];
+            413: components["responses"]["Error"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Error"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    cancelUpload: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The id POST /uploads answered (upl_<16 hex>.<app_id>.<video_id>). */
+                upload_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The cancelled upload. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UploadView"];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["Error"];
+            405: components["responses"]["Error"];
+            409: components["responses"]["Error"];
+            413: components["responses"]["Error"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Error"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    completeUpload: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                upload_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The upload, asset_created. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UploadView"];
+                };
+            };
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+            405: components["responses"]["Error"];
+            409: components["responses"]["Error"];
             500: components["responses"]["Error"];
             503: components["responses"]["Unavailable"];
         };

@@ -5,7 +5,9 @@
 //! handler: [`uploads`] (presign, notify, cancel), [`delete`], [`status`]
 //! (`/job-status`, `/playback-url`, `/videos/delivery`,
 //! `/videos/{app_id}/{video_id}`), [`events`], [`hls`],
-//! [`resumable`] (the upload token's multipart routes) and [`internal`] (the
+//! [`resumable`] (the upload token's multipart routes), [`upload_objects`]
+//! (direct uploads as objects, `/uploads`; R2's event notifications reach
+//! them through the `queue` handler, [`upload_queue`]) and [`internal`] (the
 //! transcoder's API).
 //!
 //! Each video's job lives in its own `VideoJob` Durable Object
@@ -28,12 +30,14 @@ mod settings;
 mod sse;
 mod status;
 mod stream_token;
+mod upload_objects;
+mod upload_queue;
 mod uploads;
 mod video_job;
 mod webhooks;
 
 use media_core::wire::routes::{Route, VideoRoute, VIDEO_ROUTES};
-use worker::{event, Context, Env, Request, Response};
+use worker::{event, Context, Env, MessageBatch, Request, Response};
 use worker_kit::entry::{health, openapi};
 use worker_kit::{Handled, RequestContext};
 
@@ -58,6 +62,13 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
     worker_kit::entry::handle(SERVICE, VIDEO_ROUTES, req, &env, &ctx, VideoSettings::load, route).await
 }
 
+/// R2's event notifications through the `UPLOAD_EVENTS` queue ([`upload_queue`]).
+#[event(queue)]
+async fn queue(batch: MessageBatch<serde_json::Value>, env: Env, _ctx: Context) -> worker::Result<()> {
+    upload_queue::consume(batch, &env).await;
+    Ok(())
+}
+
 /// The handler of each row of [`VIDEO_ROUTES`] (which has already gated
 /// the method and decided CORS).
 async fn route(req: Request, cx: &VideoContext<'_>, row: &'static Route<VideoRoute>) -> Handled {
@@ -75,6 +86,9 @@ async fn route(req: Request, cx: &VideoContext<'_>, row: &'static Route<VideoRou
         VideoRoute::AppEvents => events::app_events(req, cx).await,
         VideoRoute::StreamToken => stream_token::mint(req, cx, &base).await,
         VideoRoute::Hls => hls::serve(req, cx).await,
+        VideoRoute::CreateUpload => upload_objects::create(req, cx, &base).await,
+        VideoRoute::Upload => upload_objects::upload(req, cx, &base).await,
+        VideoRoute::CompleteUpload => upload_objects::complete(req, cx, &base).await,
         VideoRoute::MultipartCreate
         | VideoRoute::MultipartUpload
         | VideoRoute::MultipartComplete

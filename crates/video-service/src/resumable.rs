@@ -29,6 +29,10 @@
 //! was deleted is aborted at once, a completion that lands after it is
 //! deleted at once.
 //!
+//! A session of an upload object (`POST /uploads`, its id `upl_...`,
+//! [`crate::upload_objects`]) starts the video's job with its complete
+//! call; a session from `/generate-upload-url` leaves that to the notify.
+//!
 //! Storage is reached through its S3 API whichever backend serves reads
 //! (R2's binding cannot list a multipart upload's parts).
 
@@ -36,6 +40,7 @@ use std::collections::BTreeMap;
 
 use media_core::http::s3_xml::CompletedPart;
 use media_core::ids::{AppId, VideoId};
+use media_core::video::upload::UploadId;
 use media_core::video::upload_session::{PartPlan, SessionEnd, SessionRecord, SessionStep, UploadClaims, UploadToken};
 use media_core::{ApiError, ErrorCode};
 use serde::{Deserialize, Serialize};
@@ -52,6 +57,7 @@ use worker_kit::{Failure, Handled};
 
 use crate::client;
 use crate::protocol::video_job::{VideoCall, VideoOp, VIDEO_JOBS_BINDING};
+use crate::upload_objects::landed;
 use crate::VideoContext;
 
 /// How long a part's presigned URL stays valid.
@@ -164,6 +170,7 @@ pub async fn route(mut req: Request, cx: &VideoContext<'_>) -> Handled {
     // The route table took only the methods each shape allows.
     let method = known_method(&req);
     let claims = UploadToken::verify(token, &token_key(cx)?, now())?;
+    let base = cx.public_base(&req);
     let store = S3Store::new(cx.presigner()?.clone());
     let q = query(&req)?;
     let param = |name: &str| q.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
@@ -255,6 +262,19 @@ pub async fn route(mut req: Request, cx: &VideoContext<'_>) -> Handled {
                 return Err(f);
             }
             tracing::info!(app_id = %claims.app_id, video_id = %claims.video_id, size = claims.plan.size, session = %claims.id, "multipart upload complete; its session ended");
+            if UploadId::parse(&claims.id).is_ok() {
+                // An upload object's session: the complete starts the job. The
+                // parts are joined already, so a failure here is logged, not
+                // answered (the token is spent): storage's event notification,
+                // or a notify, starts it.
+                let store = cx.store()?;
+                let started =
+                    landed(cx.env, store, &claims.app_id, &claims.video_id, Some(&claims.id), &claims.key, Some(&base))
+                        .await;
+                if let Err(e) = started {
+                    tracing::error!(app_id = %claims.app_id, video_id = %claims.video_id, upload_id = %claims.id, error = ?e, "starting the job of a completed upload failed");
+                }
+            }
             json(200, &Completed { location: claims.key.clone(), key: claims.key })
         }
         [upload_id, "batch"] => {

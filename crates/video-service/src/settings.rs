@@ -42,6 +42,9 @@ pub struct VideoSettings {
     /// `UPLOAD_LIST_PAGE` (1000, S3's and R2's most): uploads a page when a
     /// delete lists a video's open uploads; tests set a small one.
     pub upload_list_page: u32,
+    /// `UPLOAD_MIN_TIMEOUT_S`: the shortest `timeout_s` `POST /uploads`
+    /// takes (60, Mux's; tests set less to see uploads time out, 1 to 60).
+    pub upload_min_timeout_s: u64,
 }
 
 /// The longest `UPLOAD_SESSION_TTL_S` may be: a day.
@@ -62,6 +65,9 @@ impl VideoSettings {
             objects: ObjectSettings::load(vars)?,
             upload_session_ttl_s,
             upload_list_page: vars.number::<u32>("UPLOAD_LIST_PAGE", 1000)?.clamp(1, 1000),
+            upload_min_timeout_s: vars
+                .number("UPLOAD_MIN_TIMEOUT_S", media_core::video::upload::MIN_TIMEOUT_S)?
+                .clamp(1, media_core::video::upload::MIN_TIMEOUT_S),
         })
     }
 }

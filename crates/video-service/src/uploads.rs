@@ -123,7 +123,7 @@ pub async fn notify_upload_complete(mut req: Request, cx: &VideoContext<'_>, bas
 
 /// A notify's `callback_url`: a safe destination (`media_core::video::callback`),
 /// for an app the operator gave a webhook secret to sign with.
-fn check_callback(url: &str, app: &AppId, webhooks: &WebhookSettings) -> Result<(), Failure> {
+pub(crate) fn check_callback(url: &str, app: &AppId, webhooks: &WebhookSettings) -> Result<(), Failure> {
     check_url(url, webhooks.allow_local_http)?;
     if webhooks.config.for_app(app).is_none() {
         return Err(ApiError::invalid_field(format!(

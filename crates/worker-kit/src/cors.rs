@@ -35,12 +35,16 @@ pub fn without_cors(mut resp: Response) -> Response {
     resp
 }
 
-/// Answers a browser's CORS preflight for a route that takes `methods`.
-pub fn preflight(methods: &str) -> Handled {
+/// Answers a browser's CORS preflight for a route that takes `methods`;
+/// `bearer`: a route a browser authorises with an upload token in
+/// `Authorization: Bearer` (`Auth::UploadToken`), which may then send that
+/// header too (no other route invites it).
+pub fn preflight(methods: &str, bearer: bool) -> Handled {
     let headers = Headers::new();
     headers.set("allow", methods)?;
     headers.set("access-control-allow-methods", methods)?;
-    headers.set("access-control-allow-headers", CORS_ALLOW_HEADERS)?;
+    let allowed = if bearer { format!("{CORS_ALLOW_HEADERS}, Authorization") } else { CORS_ALLOW_HEADERS.to_owned() };
+    headers.set("access-control-allow-headers", &allowed)?;
     headers.set("access-control-max-age", "86400")?;
     Ok(Response::empty()?.with_status(204).with_headers(headers))
 }

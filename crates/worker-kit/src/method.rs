@@ -3,7 +3,7 @@
 //! does not list for the path ([`gate`]: a CORS preflight for `OPTIONS`,
 //! 405 with `Allow` otherwise).
 
-use media_core::wire::routes::{Found, Method as RouteMethod, Route};
+use media_core::wire::routes::{Auth, Found, Method as RouteMethod, Route};
 use media_core::{ApiError, ErrorCode};
 use worker::{Method, Request, Response};
 
@@ -27,7 +27,7 @@ pub fn known_method(req: &Request) -> Option<Method> {
 pub fn gate<Id: Copy>(method: Option<&Method>, found: &Found<Id>) -> Result<&'static Route<Id>, Handled> {
     match decide(method, found) {
         Decision::Row(row) => Ok(row),
-        Decision::Preflight(list) => Err(preflight(&list)),
+        Decision::Preflight(list) => Err(preflight(&list, found.auth() == Auth::UploadToken)),
         Decision::NotAllowed(list) => Err(Ok(method_not_allowed_response(&list))),
     }
 }

@@ -12,6 +12,7 @@
 //! | [`webhook`] | signed webhooks: event ids, `Webhook-Signature` signing and checking, per-app destinations |
 //! | [`delivery`] | webhook delivery: retry backoff, what counts as delivered, a job's delivery state |
 //! | [`callback`] | callback URL safety: https only, no private, loopback or numeric-trick hosts |
+//! | [`upload`] | direct uploads as objects: upload ids, states (waiting, asset_created, errored, cancelled, timed_out), timeouts |
 //! | [`upload_session`] | resumable (multipart) uploads: signed upload tokens, R2's part rules, S3's multipart XML |
 
 pub mod callback;
@@ -24,5 +25,6 @@ pub mod ladder;
 pub mod playlist;
 pub mod stream_token;
 pub mod timeline;
+pub mod upload;
 pub mod upload_session;
 pub mod webhook;

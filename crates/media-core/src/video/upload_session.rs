@@ -206,6 +206,10 @@ fn mac(secret: &[u8], data: &[u8]) -> Vec<u8> {
 pub enum SessionEnd {
     Completed,
     Aborted,
+    /// Its upload object was cancelled (`DELETE /uploads/{id}`).
+    Cancelled,
+    /// Its upload object timed out.
+    TimedOut,
 }
 
 impl SessionEnd {
@@ -213,6 +217,8 @@ impl SessionEnd {
         match self {
             SessionEnd::Completed => "completed",
             SessionEnd::Aborted => "aborted",
+            SessionEnd::Cancelled => "cancelled",
+            SessionEnd::TimedOut => "timed out",
         }
     }
 }
@@ -280,6 +286,9 @@ pub enum SessionStep {
     Use { upload_id: String },
     /// Storage completed or aborted the session's upload: the token is revoked.
     End { upload_id: String, how: SessionEnd },
+    /// Its upload object was cancelled or timed out: the token is revoked,
+    /// whatever upload it started.
+    Revoke { how: SessionEnd },
 }
 
 /// A create that has not reported back within this long (its Worker went
@@ -362,6 +371,7 @@ pub fn session_step(
             Ok(SessionRecord::Ended { expires_at, how: *how })
         }
         (_, SessionStep::Use { upload_id } | SessionStep::End { upload_id, .. }) => Err(not_ours(upload_id)),
+        (_, SessionStep::Revoke { how }) => Ok(SessionRecord::Ended { expires_at, how: *how }),
         (SessionRecord::Ended { .. }, _) => unreachable!("answered above"),
     }
 }
@@ -524,6 +534,14 @@ mod tests {
                 assert_eq!(e.status(), 403);
                 assert!(e.message.contains(&format!("its upload was {}", how.as_str())), "{}", e.message);
             }
+        }
+        // An upload object cancelled or timed out revokes its session, whatever it had started.
+        for (record, how) in [(&issued, SessionEnd::Cancelled), (&open, SessionEnd::TimedOut)] {
+            let ended = step(Some(record), SessionStep::Revoke { how }).unwrap();
+            assert_eq!(ended, SessionRecord::Ended { expires_at: exp, how });
+            let e = step(Some(&ended), use_("u1")).unwrap_err();
+            assert_eq!(e.status(), 403);
+            assert!(e.message.contains(&format!("its upload was {}", how.as_str())), "{}", e.message);
         }
         // A deleted video's object knows no session: every step but an issue is refused.
         for s in [SessionStep::Start, use_("u1"), end(SessionEnd::Completed), SessionStep::StartFailed] {

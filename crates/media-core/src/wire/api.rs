@@ -19,6 +19,7 @@ use crate::video::delivery::CallbackStatus;
 use crate::video::dispatch::SizeClass;
 pub use crate::video::job::JobSpec;
 use crate::video::job::{Job, JobResult, JobStatus, Rendition, ThumbnailMeta};
+use crate::video::upload::{UploadError, UploadRecord, UploadStatus};
 
 /// A JSON object body, read field by field.
 #[derive(Debug)]
@@ -188,6 +189,136 @@ pub struct UploadSession {
     pub parts: u64,
     /// RFC 3339; the token is refused after this (`UPLOAD_SESSION_TTL_S`, 6 h by default).
     pub expires_at: Timestamp,
+}
+
+/// `POST /uploads`: a direct upload of one video's file (Mux's direct
+/// uploads): the browser uploads with the answer's token, and the upload
+/// starts the video's job itself when it lands.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq)]
+pub struct CreateUploadRequest {
+    pub app_id: AppId,
+    pub video_id: VideoId,
+    #[cfg_attr(feature = "openapi", schema(value_type = VideoContentType))]
+    pub content_type: String,
+    /// Required: the file's size in bytes, as for `/generate-upload-url`.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 5368709120))]
+    pub size: u64,
+    /// True for a resumable (multipart) upload: the answer has an `endpoint`
+    /// (Uppy's `@uppy/aws-s3`) instead of one presigned `url`.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<bool>, default = false))]
+    pub multipart: bool,
+    /// Seconds the upload waits for its file before it is `timed_out`:
+    /// 60 to 604800 (7 days), 3600 when left out.
+    #[cfg_attr(feature = "openapi", schema(minimum = 60, maximum = 604800, default = 3600))]
+    pub timeout_s: Option<u64>,
+    /// Where to send this video's signed webhooks, as `/notify-upload-complete` takes it.
+    #[cfg_attr(feature = "openapi", schema(example = "https://api.example.com/hooks/video", max_length = 2048))]
+    pub callback_url: Option<String>,
+}
+
+impl CreateUploadRequest {
+    /// The fields a create may carry; any other is refused.
+    pub const FIELDS: &'static [&'static str] =
+        &["app_id", "video_id", "content_type", "size", "multipart", "timeout_s", "callback_url"];
+
+    /// The request, its `size` required and at most `max_bytes`.
+    pub fn from_json(body: &[u8], max_bytes: u64) -> Result<Self, ApiError> {
+        let f = Fields::parse(body)?;
+        f.only(Self::FIELDS)?;
+        Ok(Self {
+            app_id: f.required_id("app_id", AppId::parse)?,
+            video_id: f.required_id("video_id", VideoId::parse)?,
+            content_type: f.required_str("content_type")?.to_owned(),
+            size: crate::media::required_size(f.optional_u64("size")?, max_bytes)?,
+            multipart: f.optional_bool("multipart")?.unwrap_or(false),
+            timeout_s: f.optional_u64("timeout_s")?,
+            callback_url: f.optional_str("callback_url")?.map(str::to_owned),
+        })
+    }
+}
+
+/// An upload, as `POST /uploads`, `GET /uploads/{id}` and
+/// `DELETE /uploads/{id}` answer it. The credentials (`token`, `url`,
+/// `endpoint`) are in the creation's answer only.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadView {
+    /// `upl_<16 hex>.<app_id>.<video_id>`.
+    #[cfg_attr(feature = "openapi", schema(example = "upl_3f2a9c01d4e5b6a7.yourAppId.yourVideoId"))]
+    pub id: String,
+    pub app_id: AppId,
+    pub video_id: VideoId,
+    pub status: UploadStatus,
+    pub timeout_s: u64,
+    pub created_at: Timestamp,
+    /// RFC 3339: a waiting upload becomes `timed_out` then, and its token is revoked.
+    pub expires_at: Timestamp,
+    pub size: u64,
+    pub content_type: String,
+    pub multipart: bool,
+    /// The job its file started (`asset_created`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<JobId>,
+    /// `GET /job-status` of the video (`asset_created`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_status_url: Option<String>,
+    /// Why it errored (`errored`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<UploadError>,
+    /// The browser's credential (creation only): single-use and revocable.
+    /// For a single `PUT`, send it as `Authorization: Bearer` to `complete_url`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// Single `PUT` (creation only): the presigned URL, valid until `expires_at`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Single `PUT` (creation only): the headers the `PUT` must carry exactly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headers: Option<BTreeMap<String, String>>,
+    /// Single `PUT` (creation only): `POST` here with the token once the `PUT` succeeded; the job starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub complete_url: Option<String>,
+    /// Resumable (creation only): the Companion-compatible endpoint for `@uppy/aws-s3`;
+    /// its complete call starts the job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub part_size: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parts: Option<u64>,
+}
+
+impl UploadView {
+    /// The public view of `record` (no credentials), with `base` for the job's status URL.
+    pub fn of(record: &UploadRecord, app_id: &AppId, video_id: &VideoId, base: &str) -> Self {
+        let job_status_url = record
+            .job_id
+            .as_ref()
+            .map(|_| format!("{}/job-status?app_id={app_id}&video_id={video_id}", base.trim_end_matches('/')));
+        UploadView {
+            id: record.id.clone(),
+            app_id: app_id.clone(),
+            video_id: video_id.clone(),
+            status: record.status,
+            timeout_s: record.timeout_s,
+            created_at: record.created_at,
+            expires_at: record.expires_at,
+            size: record.size,
+            content_type: record.content_type.clone(),
+            multipart: record.multipart,
+            job_id: record.job_id.clone(),
+            job_status_url,
+            error: record.error.clone(),
+            token: None,
+            url: None,
+            headers: None,
+            complete_url: None,
+            endpoint: None,
+            part_size: None,
+            parts: None,
+        }
+    }
 }
 
 /// A presigned `PUT`: where to send the bytes and with which headers.

@@ -218,6 +218,12 @@ pub enum VideoRoute {
     StreamToken,
     /// `GET`/`HEAD /hls/...`.
     Hls,
+    /// `POST /uploads`: a direct upload object.
+    CreateUpload,
+    /// `GET`/`DELETE /uploads/{upload_id}`.
+    Upload,
+    /// `POST /uploads/{upload_id}/complete` (the upload's token).
+    CompleteUpload,
     /// Uppy's resumable upload routes, by the shape of their path.
     MultipartCreate,
     MultipartUpload,
@@ -243,6 +249,9 @@ pub static VIDEO_ROUTES: &[Route<VideoRoute>] = &[
     row(Template("/events"), GET, ApiKeyOrStreamToken, VideoRoute::AppEvents),
     row(Template("/events/token"), POST, ApiKey, VideoRoute::StreamToken),
     row(Prefix("/hls/"), GET_HEAD, Public, VideoRoute::Hls),
+    row(Template("/uploads"), POST, ApiKey, VideoRoute::CreateUpload),
+    row(Template("/uploads/{upload_id}"), &[Method::Get, Method::Delete], ApiKey, VideoRoute::Upload),
+    row(Template("/uploads/{upload_id}/complete"), POST, UploadToken, VideoRoute::CompleteUpload),
     hidden(Template("/uploads/{upload_token}/s3/multipart"), POST, UploadToken, VideoRoute::MultipartCreate),
     hidden(
         Template("/uploads/{upload_token}/s3/multipart/{upload_id}"),
@@ -326,7 +335,10 @@ mod tests {
         assert_eq!(ids(find(VIDEO_ROUTES, "/uploads/t/s3/multipart/u/complete")), [VideoRoute::MultipartComplete]);
         assert_eq!(ids(find(VIDEO_ROUTES, "/uploads/t/s3/multipart/u/batch")), [VideoRoute::MultipartPart]);
         assert_eq!(ids(find(VIDEO_ROUTES, "/uploads/t/s3/multipart/u/1/2")), []);
-        assert_eq!(ids(find(VIDEO_ROUTES, "/uploads/t")), []);
+        assert_eq!(ids(find(VIDEO_ROUTES, "/uploads")), [VideoRoute::CreateUpload]);
+        assert_eq!(ids(find(VIDEO_ROUTES, "/uploads/u")), [VideoRoute::Upload]);
+        assert_eq!(ids(find(VIDEO_ROUTES, "/uploads/u/complete")), [VideoRoute::CompleteUpload]);
+        assert_eq!(ids(find(VIDEO_ROUTES, "/uploads/u/s3")), []);
         assert_eq!(ids(find(IMAGE_ROUTES, "/images")), [ImageRoute::Metadata, ImageRoute::Delete]);
         assert_eq!(ids(find(IMAGE_ROUTES, "/images/a/b/w=1")), [ImageRoute::Variant]);
         assert_eq!(ids(find(IMAGE_ROUTES, "/assets/images/a/b")), [ImageRoute::Asset]);
@@ -376,6 +388,8 @@ mod tests {
                 "/videos/delivery",
                 "/videos/{app_id}/{video_id}",
                 "/events/token",
+                "/uploads",
+                "/uploads/{upload_id}",
                 "/internal/"
             ]
         );

@@ -6,6 +6,7 @@ use media_core::catalogue::EventType;
 use media_core::ids::{AppId, JobId, LeaseId, VideoId};
 use media_core::keys::OutputId;
 use media_core::video::job::{Job, NotifyOutcome, SourceUpload};
+use media_core::video::upload::UploadRecord;
 use media_core::video::upload_session::SessionStep;
 use media_core::wire::api::{CompleteRequest, DeletedVideo, FailRequest, HeartbeatRequest, ReleaseRequest};
 use media_core::Timestamp;
@@ -91,6 +92,37 @@ pub enum VideoOp {
         session: String,
         step: SessionStep,
     },
+    /// `POST /uploads`: a new waiting upload (a multipart one also issues
+    /// its session in the ledger); `video_job::sessions`.
+    UploadCreate {
+        record: UploadRecord,
+    },
+    /// `GET /uploads/{id}`.
+    UploadGet {
+        upload_id: String,
+    },
+    /// `DELETE /uploads/{id}`.
+    UploadCancel {
+        upload_id: String,
+    },
+    /// A trigger says the upload's file landed (`source`: what storage has
+    /// at its key, `None` when nothing is there yet): the first starts the
+    /// job, the others change nothing. `upload_id: None` (storage's event
+    /// notification): the video's waiting upload, if any.
+    UploadLanded {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        upload_id: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        source: Option<SourceUpload>,
+    },
+}
+
+/// The answer to the upload commands: the upload (`None`: a storage event
+/// for a video with no upload of that key) and the video's job, if any.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct UploadReply {
+    pub upload: Option<UploadRecord>,
+    pub job: Option<Job>,
 }
 
 /// The answer to a delete.

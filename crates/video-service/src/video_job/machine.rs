@@ -121,6 +121,10 @@ pub enum Effect {
     /// The last sweep of a deleted video: both prefixes, the KV record and
     /// marker, then [`Effect::Wipe`]; on failure, again in [`SWEEP_RETRY_MS`].
     FinalSweep { app: AppId, video: VideoId },
+    /// A cancelled or timed-out upload's leftovers: abort the video's open
+    /// multipart uploads and delete its `raw/` objects, while
+    /// [`sessions::may_clean`] (best effort, logged).
+    CleanUpload { app: AppId, video: VideoId },
 }
 
 /// An answer given before a command runs (no tables, a tombstone).
@@ -152,7 +156,16 @@ fn without_tables(op: &VideoOp, now: Timestamp) -> Option<Early> {
         | VideoOp::Fail { job_id, .. }
         | VideoOp::Release { job_id, .. } => Early::Refused(ApiError::not_found(format!("no job {job_id}"))),
         VideoOp::UploadSession { step, .. } => return sessions::answer_without_tables(step, now).map(Early::Refused),
-        VideoOp::Notify { .. } | VideoOp::Delete | VideoOp::Announce { .. } => return None,
+        VideoOp::UploadGet { upload_id } | VideoOp::UploadCancel { upload_id } => {
+            Early::Refused(sessions::no_upload(upload_id))
+        }
+        VideoOp::UploadLanded { upload_id: Some(upload_id), .. } => Early::Refused(sessions::no_upload(upload_id)),
+        VideoOp::UploadLanded { upload_id: None, .. } => {
+            Early::Refused(ApiError::not_found("no upload for that video"))
+        }
+        VideoOp::Notify { .. } | VideoOp::Delete | VideoOp::Announce { .. } | VideoOp::UploadCreate { .. } => {
+            return None
+        }
     })
 }
 
@@ -163,6 +176,15 @@ fn while_deleted(op: &VideoOp, sweep_at: Timestamp, now: Timestamp) -> Option<Ea
     Some(match op {
         VideoOp::Delete => return None,
         VideoOp::UploadSession { step, .. } => Early::Refused(sessions::while_deleted(step, sweep_at, now)),
+        VideoOp::UploadCreate { .. } => Early::Refused(ApiError::new(
+            ErrorCode::Conflict,
+            format!(
+                "the video is being deleted; its last objects are removed at {sweep_at}; create the upload after that"
+            ),
+        )),
+        VideoOp::UploadGet { .. } | VideoOp::UploadCancel { .. } | VideoOp::UploadLanded { .. } => {
+            Early::Refused(ApiError::not_found("no upload for that video: the video was deleted"))
+        }
         VideoOp::Get => Early::NoJob,
         VideoOp::Events { .. } | VideoOp::Cancel | VideoOp::Announce { .. } => Early::Refused(gone()),
         VideoOp::Grant { .. } => Early::Refused(ApiError::new(ErrorCode::Conflict, "the video was deleted")),
@@ -228,9 +250,12 @@ pub fn get(store: &impl JobStore) -> worker::Result<Option<Job>> {
 /// a retry of handing announced events to the hub.
 pub fn next_alarm(store: &impl JobStore) -> worker::Result<Option<Timestamp>> {
     let outbox = store.next_announcement()?;
-    let Some(s) = store.load()? else { return Ok(outbox) };
+    // A waiting upload times out then.
+    let upload_expiry = sessions::next_expiry(store)?;
+    let Some(s) = store.load()? else { return Ok([outbox, upload_expiry].into_iter().flatten().min()) };
     let lease_end = s.job.lease.as_ref().filter(|_| s.job.status == JobStatus::Processing).map(|l| l.expires_at);
-    Ok([lease_end, s.enqueue_due, store.next_delivery()?, late_sweep_at(store)?, outbox].into_iter().flatten().min())
+    let pending = [lease_end, s.enqueue_due, store.next_delivery()?, late_sweep_at(store)?, outbox, upload_expiry];
+    Ok(pending.into_iter().flatten().min())
 }
 
 /// The shard answered an enqueue sent at `sent_at` (`told`: with 200): the
@@ -482,9 +507,12 @@ pub fn notify(
         }
     };
     if outcome == NotifyOutcome::Unchanged {
-        return Ok((NotifyReply { outcome, job: stored.job }, Vec::new()));
+        // A waiting upload of the video is asset_created all the same.
+        let effects = sessions::job_started(store, cx, &stored.job)?;
+        return Ok((NotifyReply { outcome, job: stored.job }, effects));
     }
-    let (stored, effects) = commit(store, cx, before.as_ref().map(|s| &s.job), stored)?;
+    let (stored, mut effects) = commit(store, cx, before.as_ref().map(|s| &s.job), stored)?;
+    effects.extend(sessions::job_started(store, cx, &stored.job)?);
     let j = &stored.job;
     tracing::info!(job_id = %j.job_id, app_id = %j.app_id, video_id = %j.video_id, shard = stored.shard, class = stored.class.as_str(), ?outcome, "job queued");
     Ok((NotifyReply { outcome, job: stored.job }, effects))
@@ -621,8 +649,15 @@ pub fn events(
     base_given: Option<&str>,
     open: (u32, u32),
 ) -> Result<EventsAnswer, Refusal> {
-    let Some(stored) = store.load()? else { return Err(no_job().into()) };
-    let ended = matches!(stored.job.status, JobStatus::Done | JobStatus::Error);
+    let stored = store.load()?;
+    // Before its job, a video with an upload streams its upload's events.
+    if stored.is_none() && !sessions::has_upload(store)? {
+        return Err(no_job().into());
+    }
+    let ended = match &stored {
+        Some(s) => matches!(s.job.status, JobStatus::Done | JobStatus::Error),
+        None => sessions::all_ended(store)?,
+    };
     let last = store.last_event_id()?;
     let from = last_event_id.unwrap_or(0);
     // An id past the end is from a log that is gone: a reset, not a 204.
@@ -641,10 +676,10 @@ pub fn events(
         Some(b) => b.to_owned(),
         None => base(store)?,
     };
-    let view = JobView::of(&stored.job, &base);
+    let view = stored.map(|s| JobView::of(&s.job, &base));
     let client_id = format!("c_{}", hex::encode(&(cx.random)()[..8]));
-    let resumed = last_event_id.map(|_| ResetState::Job(Some(Box::new(view.clone()))));
-    let first = store.opening(connected(&client_id, Some(&view)), from, resumed.as_ref())?;
+    let resumed = last_event_id.map(|_| ResetState::Job(view.clone().map(Box::new)));
+    let first = store.opening(connected(&client_id, view.as_ref()), from, resumed.as_ref())?;
     Ok(EventsAnswer::Open {
         first,
         address: address.to_owned(),
@@ -747,6 +782,7 @@ pub fn alarm(store: &impl JobStore, cx: &Cx) -> Result<Vec<Effect>, Refusal> {
     if store.next_announcement()?.is_some_and(|due| due <= cx.now) {
         effects.push(Effect::FlushAnnouncements);
     }
+    effects.extend(sessions::expire_due(store, cx)?);
     effects.push(Effect::DeliverDue);
     effects.push(Effect::ScheduleAlarm);
     Ok(effects)

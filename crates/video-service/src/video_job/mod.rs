@@ -288,6 +288,7 @@ impl VideoJob {
                 self.store.set_tombstone(&app, &video, sweep_at)?;
             }
             Effect::FinalSweep { app, video } => self.final_sweep(loaded, &app, &video).await?,
+            Effect::CleanUpload { app, video } => self.clean_upload(loaded, &app, &video).await,
         }
         Ok(())
     }
@@ -418,6 +419,46 @@ impl VideoJob {
         reply(&DeleteReply { deleted, final_sweep_at })
     }
 
+    /// A cancelled or timed-out upload's leftovers: every multipart upload
+    /// open under the video's `raw/` prefix is aborted and every object
+    /// there deleted, each batch only while no job and no waiting upload
+    /// use the prefix (`sessions::may_clean`, asked with no wait before
+    /// it). Best effort and logged: storage's lifecycle rule aborts what is
+    /// left of a multipart upload after 7 days.
+    async fn clean_upload(&self, loaded: &Loaded, app: &AppId, video: &VideoId) {
+        let prefix = media_core::keys::ObjectKey::raw_prefix(app, video);
+        let still = || sessions::may_clean(&self.store);
+        match loaded.storage.s3.clone() {
+            Ok(bucket) => {
+                let s3 = worker_kit::store::s3::S3Store::new(bucket);
+                match s3.uploads_in_progress(&prefix, 1000).await {
+                    Ok(open) => {
+                        for u in open.iter().take_while(|_| still()) {
+                            if let Err(e) = s3.abort_multipart(&u.key, &u.upload_id).await {
+                                tracing::warn!(app_id = %app, video_id = %video, error = %e, "aborting an ended upload's multipart upload failed");
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(app_id = %app, video_id = %video, error = %e, "listing an ended upload's multipart uploads failed")
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(detail = %e, "an ended upload's multipart uploads are left: no S3 settings"),
+        }
+        if let Some(store) = self.object_store(loaded) {
+            match worker_kit::store::delete_prefix_while(&store, &prefix, still).await {
+                Ok(keys) if keys.is_empty() => {}
+                Ok(keys) => {
+                    tracing::info!(app_id = %app, video_id = %video, objects = keys.len(), "an ended upload's objects deleted")
+                }
+                Err(e) => {
+                    tracing::warn!(app_id = %app, video_id = %video, error = %e, "deleting an ended upload's objects failed")
+                }
+            }
+        }
+    }
+
     /// The tombstone's alarm: the last sweep of a deleted video, then nothing is left.
     async fn final_sweep(&self, loaded: &Loaded, app: &AppId, video: &VideoId) -> worker::Result<()> {
         let swept = async {
@@ -507,11 +548,30 @@ impl VideoJob {
                     Err(refusal) => self.refused(refusal),
                 }
             }
+            VideoOp::UploadGet { upload_id } => {
+                return match sessions::get(store, &upload_id) {
+                    Ok(upload) => reply(&upload),
+                    Err(refusal) => self.refused(refusal),
+                }
+            }
             _ => machine::remember_base(store, call.base.as_deref())?,
         }
         match call.op {
-            VideoOp::Events { .. } | VideoOp::Get | VideoOp::Delete | VideoOp::UploadSession { .. } => {
+            VideoOp::Events { .. }
+            | VideoOp::Get
+            | VideoOp::Delete
+            | VideoOp::UploadSession { .. }
+            | VideoOp::UploadGet { .. } => {
                 unreachable!("answered above")
+            }
+            VideoOp::UploadCreate { record } => self.answer(loaded, sessions::create(store, &cx, record)).await,
+            VideoOp::UploadCancel { upload_id } => {
+                let step = sessions::cancel(store, &cx, &call.app_id, &call.video_id, &upload_id);
+                self.answer(loaded, step).await
+            }
+            VideoOp::UploadLanded { upload_id, source } => {
+                let step = sessions::landed(store, &cx, call.app_id, call.video_id, upload_id.as_deref(), source);
+                self.answer(loaded, step).await
             }
             VideoOp::Notify { source, callback_url } => {
                 let step = machine::notify(store, &cx, call.app_id, call.video_id, source, callback_url.as_deref());

@@ -1,6 +1,8 @@
 //! The video service's document: its routes' operations, from `VIDEO_ROUTES`.
 
 use super::*;
+use crate::video::upload::{UploadError, UploadStatus};
+use crate::wire::api::{CreateUploadRequest, UploadView};
 
 /// The video service's document (`openapi/video-service.json`).
 pub fn video_service() -> OpenApi {
@@ -24,6 +26,10 @@ pub fn video_service() -> OpenApi {
     add::<VideoUploadUrlRequest>(c);
     add::<VideoUploadUrlResponse>(c);
     add::<UploadSession>(c);
+    add::<UploadStatus>(c);
+    add::<UploadError>(c);
+    add::<CreateUploadRequest>(c);
+    add::<UploadView>(c);
     add::<NotifyRequest>(c);
     // A notify refuses fields it does not know (a misspelt callback_url must
     // not pass unseen: `NotifyRequest::FIELDS`). utoipa 4 says so only for a
@@ -323,6 +329,68 @@ fn video_operations(id: VideoRoute) -> Vec<Documented> {
         VideoRoute::Hls => hls_routes(),
         VideoRoute::OpenApi => openapi_operation(),
         VideoRoute::Health => health_operation(),
+        VideoRoute::CreateUpload => {
+            let op = operation(
+                "Create a direct upload (the job starts when the file lands)",
+                "createUpload",
+                Some(
+                    "A waiting upload of one video (Mux's direct uploads): the answer has the browser's single-use,                      revocable token and, for a single PUT, the presigned url (send headers as given) and                      complete_url (POST it with Authorization: Bearer <token> once the PUT succeeded), or, with                      \"multipart\": true, the resumable endpoint (@uppy/aws-s3; its complete call starts the job).                      The job starts with no backend call, on the first of: the completion call, the resumable                      complete, storage's event notification, a /notify-upload-complete; one job however many                      arrive. Not finished by expires_at (timeout_s, 3600 by default, 60 to 604800), the upload is                      timed_out, its token revoked and its partial objects removed. /job-events of the video streams                      from now on (upload.created, upload.asset_created, ...). 409 while another upload of the video                      waits, or once the video has a job.",
+                ),
+            )
+            .response("201", json_response("The upload, with its credentials.", "UploadView"));
+            let op = with_errors(json_body(op, "CreateUploadRequest"), &[&[(409, "Error"), (415, "Error")]]);
+            vec![at(Method::Post, op)]
+        }
+        VideoRoute::Upload => {
+            let id = || {
+                param("upload_id", ParameterIn::Path, true, string())
+                    .description(Some("The id POST /uploads answered (upl_<16 hex>.<app_id>.<video_id>)."))
+                    .build()
+            };
+            let get = operation(
+                "An upload's state",
+                "getUpload",
+                Some(
+                    "waiting, asset_created (with job_id and job_status_url), errored (with error), cancelled or                      timed_out. The key must act for the app the id names (403 app_not_allowed otherwise); 404 for                      an id no upload has (or whose video was deleted). No credentials.",
+                ),
+            )
+            .parameters(Some([id()]))
+            .response("200", json_response("The upload.", "UploadView"));
+            let delete = operation(
+                "Cancel a waiting upload",
+                "cancelUpload",
+                Some(
+                    "The upload is cancelled: its token is revoked (later completion or multipart calls with it are                      403), its multipart upload aborted and its partial objects removed. 409 for an upload that is                      not waiting (asset_created: cancel the job with /cancel-job or delete the video).",
+                ),
+            )
+            .parameters(Some([id()]))
+            .response("200", json_response("The cancelled upload.", "UploadView"));
+            vec![
+                at(Method::Get, with_errors(get, &[&[(404, "Error")]])),
+                at(Method::Delete, with_errors(delete, &[&[(404, "Error"), (409, "Error")]])),
+            ]
+        }
+        VideoRoute::CompleteUpload => {
+            let op = operation(
+                "Finish a single-PUT upload (the browser; starts the job)",
+                "completeUpload",
+                Some(
+                    "Authorization: Bearer <the upload's token>; no API key, CORS allowed. Checks the file is in                      storage with the declared size, then starts the video's job (asset_created). Idempotent: a                      repeat, or any other trigger, answers the same upload and job. 409 upload_missing before the                      PUT; 401 without a token; 403 for a token that is not this upload's, expired, or revoked                      (the upload was cancelled or timed out).",
+                ),
+            )
+            .parameters(Some([param("upload_id", ParameterIn::Path, true, string()).build()]))
+            .response("200", json_response("The upload, asset_created.", "UploadView"));
+            let errors: Errors<'_> = &[
+                (401, "Error"),
+                (403, "Error"),
+                (404, "Error"),
+                (405, "Error"),
+                (409, "Error"),
+                (500, "Error"),
+                (503, "Unavailable"),
+            ];
+            vec![at(Method::Post, with_errors(op, &[errors]))]
+        }
         VideoRoute::MultipartCreate
         | VideoRoute::MultipartUpload
         | VideoRoute::MultipartComplete

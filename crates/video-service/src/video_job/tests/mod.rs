@@ -238,7 +238,14 @@ impl World {
             };
         }
         let (store, cx) = (&self.store, self.cx());
-        if !matches!(op, VideoOp::Events { .. } | VideoOp::Delete | VideoOp::Get | VideoOp::UploadSession { .. }) {
+        if !matches!(
+            op,
+            VideoOp::Events { .. }
+                | VideoOp::Delete
+                | VideoOp::Get
+                | VideoOp::UploadSession { .. }
+                | VideoOp::UploadGet { .. }
+        ) {
             machine::remember_base(store, Some("https://media.example")).unwrap();
         }
         let step = match op {
@@ -269,6 +276,18 @@ impl World {
                 return machine::upload_session(store, &cx, &session, &step)
                     .map(|r| serde_json::to_value(r).unwrap())
                     .map_err(answer)
+            }
+            VideoOp::UploadCreate { record } => self.json(super::sessions::create(store, &cx, record)),
+            VideoOp::UploadGet { upload_id } => {
+                return super::sessions::get(store, &upload_id)
+                    .map(|r| serde_json::to_value(r).unwrap())
+                    .map_err(answer)
+            }
+            VideoOp::UploadCancel { upload_id } => {
+                self.json(super::sessions::cancel(store, &cx, &app(), &video(), &upload_id))
+            }
+            VideoOp::UploadLanded { upload_id, source } => {
+                self.json(super::sessions::landed(store, &cx, app(), video(), upload_id.as_deref(), source))
             }
         };
         let (value, effects) = step?;
@@ -385,6 +404,12 @@ impl World {
                             }
                         }
                     }
+                }
+                Effect::CleanUpload { app, video } => {
+                    // `VideoJob::clean_upload` (memory has no multipart uploads).
+                    let prefix = media_core::keys::ObjectKey::raw_prefix(&app, &video);
+                    let still = || super::sessions::may_clean(&self.store);
+                    block_on(worker_kit::store::delete_prefix_while(&self.objects, &prefix, still)).unwrap();
                 }
                 Effect::Wipe => {
                     self.store.wiped();
@@ -548,4 +573,5 @@ mod notify;
 mod races;
 mod retained;
 mod store;
+mod uploads;
 mod webhooks;

@@ -1,0 +1,149 @@
+//! Upload objects in a video's object (`super::super::sessions`): the
+//! triggers start one job however many arrive, a legacy notify moves a
+//! waiting upload on, the alarm times an upload out (its session revoked,
+//! its `raw/` leftovers deleted), a cancel revokes, and `/job-events`
+//! opens before the job.
+
+use media_core::video::upload::{UploadId, UploadRecord, UploadSpec, UploadStatus};
+use worker_kit::store::ObjectStore;
+
+use super::*;
+use crate::protocol::video_job::UploadReply;
+
+const RAW: &str = "raw/app-a/v1/source.mp4";
+
+fn record(w: &World, multipart: bool, timeout_s: u64) -> UploadRecord {
+    let id = UploadId::new(app(), video(), [9; 8]);
+    let spec =
+        UploadSpec { key: RAW.into(), content_type: "video/mp4".into(), size: 1_000, multipart, callback_url: None };
+    UploadRecord::new(&id, spec, timeout_s, w.now())
+}
+
+fn create(w: &World, multipart: bool, timeout_s: u64) -> UploadRecord {
+    let reply: UploadReply =
+        serde_json::from_value(w.call(VideoOp::UploadCreate { record: record(w, multipart, timeout_s) }).unwrap())
+            .unwrap();
+    reply.upload.expect("the upload")
+}
+
+fn landed(w: &World, id: Option<&str>, size: Option<u64>) -> Result<UploadReply, ApiError> {
+    let op = VideoOp::UploadLanded { upload_id: id.map(str::to_owned), source: size.map(|s| source(RAW, s)) };
+    w.call(op).map(|v| serde_json::from_value(v).unwrap())
+}
+
+fn get(w: &World, id: &str) -> UploadRecord {
+    let v = w.call(VideoOp::UploadGet { upload_id: id.to_owned() }).unwrap();
+    serde_json::from_value::<UploadReply>(v).unwrap().upload.unwrap()
+}
+
+fn types(w: &World) -> Vec<String> {
+    w.announced.borrow().iter().map(|(_, t)| t.clone()).collect()
+}
+
+#[test]
+fn every_trigger_after_the_first_changes_nothing_one_job() {
+    let w = World::new();
+    let u = create(&w, false, 3600);
+    assert_eq!(u.status, UploadStatus::Waiting);
+    assert_eq!(code(landed(&w, Some(&u.id), None)), ErrorCode::UploadMissing);
+    let first = landed(&w, Some(&u.id), Some(1_000)).unwrap();
+    let job = first.job.expect("the job started").job_id;
+    assert_eq!(first.upload.as_ref().unwrap().status, UploadStatus::AssetCreated);
+    // The completion again, storage's event, a legacy notify: the same job.
+    assert_eq!(landed(&w, Some(&u.id), Some(1_000)).unwrap().job.unwrap().job_id, job);
+    assert_eq!(landed(&w, None, Some(1_000)).unwrap().job.unwrap().job_id, job);
+    assert_eq!(w.notify(RAW).job.job_id, job);
+    assert_eq!(w.enqueues(), 1);
+    assert_eq!(get(&w, &u.id).job_id, Some(job));
+    let t = types(&w);
+    assert_eq!(t.iter().filter(|t| *t == "upload.asset_created").count(), 1, "{t:?}");
+    assert_eq!(t.iter().filter(|t| *t == "video.created").count(), 1, "{t:?}");
+    assert_eq!(t[0], "upload.created");
+    // No second upload once the video has a job.
+    let again = w.call(VideoOp::UploadCreate { record: record(&w, false, 3600) });
+    assert_eq!(code(again), ErrorCode::Conflict);
+}
+
+#[test]
+fn a_legacy_notify_moves_the_waiting_upload_on_and_storage_events_without_an_upload_start_nothing() {
+    let w = World::new();
+    // A storage event for a video with no upload: nothing is created.
+    assert_eq!(code(landed(&w, None, Some(1_000))), ErrorCode::NotFound);
+    assert!(!w.store.has_tables().unwrap(), "a refused event stores nothing");
+    let u = create(&w, false, 3600);
+    let n = w.notify(RAW);
+    assert_eq!(n.outcome, NotifyOutcome::Created);
+    let after = get(&w, &u.id);
+    assert_eq!((after.status, after.job_id), (UploadStatus::AssetCreated, Some(n.job.job_id)));
+}
+
+#[test]
+fn a_file_of_another_size_errors_the_upload_and_starts_nothing() {
+    let w = World::new();
+    let u = create(&w, false, 3600);
+    let r = landed(&w, Some(&u.id), Some(999)).unwrap();
+    assert_eq!(r.upload.unwrap().status, UploadStatus::Errored);
+    assert!(r.job.is_none());
+    assert_eq!(w.enqueues(), 0);
+    assert_eq!(code(landed(&w, Some(&u.id), Some(1_000))), ErrorCode::Conflict);
+    assert!(types(&w).contains(&"upload.errored".to_owned()));
+}
+
+#[test]
+fn the_alarm_times_an_upload_out_revokes_its_session_and_deletes_its_leftovers() {
+    let w = World::new();
+    let u = create(&w, true, 60);
+    let session = SessionStep::Start;
+    w.call(VideoOp::UploadSession { session: u.id.clone(), step: session }).unwrap();
+    w.objects.insert("raw/app-a/v1/source.mp4.part", b"partial".to_vec(), None);
+    assert_eq!(w.alarm.get(), Some(u.expires_at), "the alarm is set at the timeout");
+    w.advance(59_000);
+    assert_eq!(get(&w, &u.id).status, UploadStatus::Waiting);
+    w.run_alarm();
+    let after = get(&w, &u.id);
+    assert_eq!(after.status, UploadStatus::TimedOut);
+    assert!(block_on(w.objects.list("raw/app-a/v1/")).unwrap().keys.is_empty(), "no raw objects left");
+    let refused = w.call(VideoOp::UploadSession { session: u.id.clone(), step: SessionStep::Start });
+    let e = refused.unwrap_err();
+    assert_eq!(e.status(), 403);
+    assert!(e.message.contains("its upload was timed out"), "{}", e.message);
+    assert_eq!(code(landed(&w, Some(&u.id), Some(1_000))), ErrorCode::Forbidden);
+    assert!(types(&w).contains(&"upload.timed_out".to_owned()));
+    // A new upload may wait now.
+    assert_eq!(create(&w, false, 3600).status, UploadStatus::Waiting);
+}
+
+#[test]
+fn a_cancel_revokes_and_cleans_once_and_only_while_waiting() {
+    let w = World::new();
+    let u = create(&w, false, 3600);
+    // One waits at a time.
+    assert_eq!(code(w.call(VideoOp::UploadCreate { record: record(&w, false, 3600) })), ErrorCode::Conflict);
+    w.objects.insert(RAW, b"file".to_vec(), None);
+    let v = w.call(VideoOp::UploadCancel { upload_id: u.id.clone() }).unwrap();
+    assert_eq!(serde_json::from_value::<UploadReply>(v).unwrap().upload.unwrap().status, UploadStatus::Cancelled);
+    assert!(block_on(w.objects.list("raw/app-a/v1/")).unwrap().keys.is_empty());
+    assert_eq!(code(landed(&w, Some(&u.id), Some(1_000))), ErrorCode::Forbidden);
+    assert_eq!(code(w.call(VideoOp::UploadCancel { upload_id: u.id.clone() })), ErrorCode::Conflict);
+    assert_eq!(
+        code(w.call(VideoOp::UploadGet { upload_id: "upl_0000000000000000.app-a.v1".into() })),
+        ErrorCode::NotFound
+    );
+    assert!(types(&w).contains(&"upload.cancelled".to_owned()));
+    // Nothing more comes for a video whose upload ended without a job: its streams end, and a
+    // client that has every event is told so (204), as for an ended job.
+    assert_eq!(w.streams_closed.get(), 1);
+    let last = w.store.last_event_id().unwrap();
+    let again = w.call(VideoOp::Events { last_event_id: Some(last), address: None }).unwrap();
+    assert_eq!(again, Value::from(204));
+}
+
+#[test]
+fn job_events_open_from_the_upload_before_any_job() {
+    let w = World::new();
+    assert_eq!(code(w.call(VideoOp::Events { last_event_id: None, address: None })), ErrorCode::NotFound);
+    create(&w, false, 3600);
+    let opened = w.call(VideoOp::Events { last_event_id: None, address: None }).unwrap();
+    let text = opened.as_str().unwrap();
+    assert!(text.contains("event: connected") && text.contains("event: upload.created"), "{text}");
+}
