@@ -245,13 +245,16 @@ impl EventLog {
         self.rows.max_seq()
     }
 
-    /// Appends events in order; returns each one's frame with its id, to
+    /// Appends events in order, each as public streams may show it
+    /// (`public_stored_data`); returns each one's frame with its id, to
     /// broadcast. Drops what falls out of the bound.
     pub fn append<'a>(&self, events: impl IntoIterator<Item = (&'a str, String)>) -> worker::Result<Vec<Frame>> {
         let mut seq = self.last_id()?;
         let mut frames = Vec::new();
         for (name, data) in events {
             seq += 1;
+            // What any stream shows, live or replayed (the log keeps nothing else).
+            let data = public_stored_data(&data);
             self.rows.insert(seq, name, &data)?;
             frames.push((seq, frame(Some(seq), name, &data)));
         }
@@ -408,6 +411,16 @@ mod tests {
         log.append([("job:progress", r#"{"filePath":"/tmp/x","progress":5}"#.to_owned())]).unwrap();
         let opening = log.opening(("connected", serde_json::json!({})), 3, None).unwrap();
         assert!(opening.contains(r#"data: {"progress":5}"#), "{opening}");
+    }
+
+    #[test]
+    fn an_upload_event_is_logged_and_broadcast_without_its_credentials() {
+        let log = EventLog::in_memory(5);
+        let body = r#"{"id":"evt_1","type":"upload.created","data":{"id":"upl_1","token":"up1.secret.mac"}}"#;
+        let frames = log.append([("upload.created", body.to_owned())]).unwrap();
+        assert!(!frames[0].1.contains("up1.secret"), "{}", frames[0].1);
+        let replay = log.opening(("connected", serde_json::json!({})), 0, None).unwrap();
+        assert!(replay.contains(r#""id":"upl_1""#) && !replay.contains("up1.secret"), "{replay}");
     }
 
     #[test]

@@ -424,14 +424,20 @@ pub fn frame(id: Option<u64>, name: &str, data: &str) -> String {
     out
 }
 
-/// A stored event's data as public streams may replay it. Events logged
-/// before issue 23 carried `filePath` (a storage key) and, in
-/// `job:completed`'s `job`, the webhook delivery fields; a done job logs no
-/// new events, so its kept log would replay them for as long as it stands.
-/// Data without them (every event logged since) is returned as it is.
+/// An event's data as streams may show it (`/job-events` is public), for
+/// what is logged and what is replayed. Events logged before issue 23
+/// carried `filePath` (a storage key) and, in `job:completed`'s `job`, the
+/// webhook delivery fields; a done job logs no new events, so its kept log
+/// would replay them for as long as it stands. An `upload.*` catalogue body
+/// (`{id, type, created_at, data}`) never shows the upload's browser
+/// credentials (`token`, the presigned `url` and its `headers`,
+/// `complete_url`, `endpoint`: `POST /uploads` answers them once, to the
+/// backend). Data without any of these is returned as it is.
 pub fn public_stored_data(data: &str) -> std::borrow::Cow<'_, str> {
     const DELIVERY: [&str; 3] = ["callback_status", "callback_attempts", "callback_last_error"];
-    if !data.contains("\"filePath\"") && !DELIVERY.iter().any(|k| data.contains(k)) {
+    const UPLOAD_CREDENTIALS: [&str; 5] = ["token", "url", "headers", "complete_url", "endpoint"];
+    let upload = data.contains("\"upload.") && UPLOAD_CREDENTIALS.iter().any(|k| data.contains(&format!("\"{k}\"")));
+    if !upload && !data.contains("\"filePath\"") && !DELIVERY.iter().any(|k| data.contains(k)) {
         return std::borrow::Cow::Borrowed(data);
     }
     let Ok(Value::Object(mut fields)) = serde_json::from_str::<Value>(data) else {
@@ -441,6 +447,12 @@ pub fn public_stored_data(data: &str) -> std::borrow::Cow<'_, str> {
     if let Some(Value::Object(job)) = fields.get_mut("job") {
         for k in DELIVERY {
             job.remove(k);
+        }
+    }
+    let is_upload = fields.get("type").and_then(Value::as_str).is_some_and(|t| t.starts_with("upload."));
+    if let (true, Some(Value::Object(upload))) = (is_upload, fields.get_mut("data")) {
+        for k in UPLOAD_CREDENTIALS {
+            upload.remove(k);
         }
     }
     std::borrow::Cow::Owned(Value::Object(fields).to_string())
@@ -907,5 +919,20 @@ mod tests {
         let new = r#"{"jobId":"job_1","videoId":"vid","attempt":1}"#;
         assert!(matches!(public_stored_data(new), std::borrow::Cow::Borrowed(d) if d == new));
         assert_eq!(public_stored_data("not json, filePath"), "not json, filePath");
+    }
+
+    #[test]
+    fn upload_events_never_show_the_uploads_credentials() {
+        let created = json!({"id": "evt_1", "type": "upload.created", "created_at": "2026-12-06T12:00:00.000Z",
+            "data": {"id": "upl_1.app.vid", "status": "waiting", "token": "up1.abc.def", "url": "https://s3/raw?X-Amz-Signature=1",
+                     "headers": {"Content-Type": "video/mp4"}, "complete_url": "https://v/uploads/upl_1/complete",
+                     "endpoint": "https://v/uploads/up1.abc.def"}});
+        let shown: Value = serde_json::from_str(&public_stored_data(&created.to_string())).unwrap();
+        assert_eq!(shown["data"], json!({"id": "upl_1.app.vid", "status": "waiting"}));
+        assert_eq!((shown["id"].clone(), shown["type"].clone()), (json!("evt_1"), json!("upload.created")));
+        // Other events keep their fields (a video's playback URL is public).
+        let ready =
+            json!({"id": "evt_2", "type": "video.ready", "data": {"playback_url": "u", "url": "x"}}).to_string();
+        assert!(matches!(public_stored_data(&ready), std::borrow::Cow::Borrowed(_)));
     }
 }
