@@ -94,6 +94,8 @@ async function multipart(endpoint, method, path, body) {
 
 describe('direct uploads', () => {
   test('single PUT: created waiting and followable, then the completion route starts the job (no backend call)', async () => {
+    // The app's backend sees the upload's events on its stream too (the catalogue, announced once).
+    const app = await openEvents((url, init) => mf.dispatchFetch(url, init), `${BASE}/events?app_id=${APP}`, { headers: { ...freshIp(), 'x-api-key': KEY } });
     const before = Date.now();
     const c = await create('v-put');
     assert.equal(c.status, 201, c.text);
@@ -137,8 +139,12 @@ describe('direct uploads', () => {
       const job = await api.get(`/job-status?app_id=${APP}&video_id=v-put`, { headers: freshIp() });
       assert.equal(job.json.job_id, done.json.job_id);
       assert.equal(job.json.status, 'queued');
+      const announced = await app.waitFor((e) => e.event === 'upload.asset_created' && e.data?.data?.id === u.id, 5000);
+      assert.equal(announced.data.data.job_id, done.json.job_id);
+      assert.ok(app.events.some((e) => e.event === 'upload.created' && e.data?.data?.id === u.id), 'upload.created on /events');
     } finally {
       stream.close();
+      app.close();
     }
     // Browsers may send the token: the preflight allows Authorization here.
     const pre = await mf.dispatchFetch(`${BASE}/uploads/${u.id}/complete`, { method: 'OPTIONS', headers: { origin: 'https://app.example', 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization' } });
