@@ -23,6 +23,16 @@ function devSecrets(dir) {
   return s;
 }
 
+/** The secrets, with those added since a state directory was made. */
+function secretsOf(dir) {
+  const s = devSecrets(dir);
+  if (!s.eventsToken) {
+    s.eventsToken = 'dev-' + randomBytes(16).toString('hex');
+    writeFileSync(join(dir, 'secrets.json'), JSON.stringify(s, null, 2), { mode: 0o600 });
+  }
+  return s;
+}
+
 /** Starts one Worker in wrangler dev and waits for its /health. */
 async function startWorker(name, config, { port, stateDir, logs, vars, envFile }) {
   const inspector = await freePort();
@@ -70,7 +80,7 @@ function startTranscoder({ bin, video, garage, secrets, dir, logs, name = 'trans
 export async function startPlatform({ dir, imagePort, videoPort, s3Port, demoPort = 0, transcoderBin, transcoderEnv = {}, videoVars = {}, imageVars = {}, tenantKeys = {}, log = () => {} }) {
   const logs = join(dir, 'logs');
   mkdirSync(logs, { recursive: true });
-  const secrets = devSecrets(dir);
+  const secrets = secretsOf(dir);
   log('starting Garage (S3)…');
   const garageDir = join(dir, 'garage');
   const garageLog = join(logs, 'garage.log');
@@ -84,6 +94,8 @@ export async function startPlatform({ dir, imagePort, videoPort, s3Port, demoPor
     // The dev key may use any app; `tenantKeys` ({ key: [app ids] }) adds keys tied to apps.
     `IV_API_KEY=${[secrets.apiKey, ...Object.entries(tenantKeys).map(([k, apps]) => `${k}:${apps.join('|')}`)].join(',')}`,
     `TRANSCODER_TOKEN=${secrets.transcoderToken}`,
+    // The image Worker's image.* events to the video Worker's /internal/events.
+    `INTERNAL_EVENTS_TOKEN=${secrets.eventsToken}`,
     `S3_ACCESS_KEY_ID=${garage.accessKey}`,
     `S3_SECRET_ACCESS_KEY=${garage.secretKey}`,
     '',
@@ -95,7 +107,8 @@ export async function startPlatform({ dir, imagePort, videoPort, s3Port, demoPor
   log('starting the Workers in wrangler dev (builds them first; a cold build takes minutes)…');
   const startVideo = () => startWorker('video-service', 'wrangler-video.toml', { port: videoPort, stateDir, logs, vars: { ...vars, ...videoVars }, envFile: s3Env });
   let video = await startVideo();
-  const image = await startWorker('image-service', 'wrangler-image.toml', { port: imagePort, stateDir, logs, vars: { ...vars, ...imageVars }, envFile: s3Env });
+  // Two wrangler dev processes have no service binding between them: the image Worker sends its events over HTTP.
+  const image = await startWorker('image-service', 'wrangler-image.toml', { port: imagePort, stateDir, logs, vars: { ...vars, VIDEO_SERVICE_URL: video.url, ...imageVars }, envFile: s3Env });
   const transcoders = [];
   const addTranscoder = (name = `transcoder-${transcoders.length + 1}`, env = {}, wrap = []) => {
     const t = startTranscoder({ bin: transcoderBin, video: video.url, garage, secrets, dir, logs, name, env: { ...transcoderEnv, ...env }, wrap });

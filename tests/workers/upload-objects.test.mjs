@@ -194,6 +194,20 @@ describe('direct uploads', () => {
     assert.equal(job.json.job_id, got.json.job_id);
   });
 
+  test('a storage event whose handling fails (storage unreachable) is retried, not acknowledged', async () => {
+    const logs = [];
+    const dead = await videoService({ store: { ...garage, endpoint: 'http://127.0.0.1:9' }, backend: 's3', vars: { IV_API_KEY: KEY }, logs });
+    try {
+      const queue = await dead.getQueueProducer('UPLOAD_EVENTS');
+      await queue.send({ account: 'a', action: 'PutObject', bucket: 'media', object: { key: `raw/${APP}/v-dead/source.mp4`, size: 1000, eTag: 'e' }, eventTime: new Date().toISOString() });
+      const line = (l) => JSON.stringify(l);
+      await until('the retry', async () => logs.some((l) => line(l).includes('storage event not handled; retrying')));
+      assert.ok(!logs.some((l) => line(l).includes('storage event ignored')), 'not acknowledged as not ours');
+    } finally {
+      await dead.dispose();
+    }
+  });
+
   test('the legacy /notify-upload-complete keeps working and moves a waiting upload on', async () => {
     const u = (await create('v-legacy')).json;
     await put(u, file(1000));

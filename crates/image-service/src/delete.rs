@@ -6,7 +6,9 @@
 //! and from every other location with one purge by the image's cache tag
 //! after the answer (`worker_kit::purge`; without a configured purge, other
 //! locations keep their copy for at most `EDGE_TTL_WITHOUT_PURGE_S`: see
-//! docs/operating.md). A repeat answers zeros (and purges again).
+//! docs/operating.md). A delete that removed anything is announced as
+//! `image.deleted` ([`crate::events`]). A repeat answers zeros (and purges
+//! again, announcing nothing).
 
 use media_core::http::purge::image_tag;
 use media_core::ids::{AppId, ImageId};
@@ -54,6 +56,9 @@ pub async fn delete_image(req: Request, cx: &ImageContext<'_>) -> Handled {
     // Judged by the host images are served from, which may not be the one this call came to.
     let public_host = host_of(&cx.public_base(&req));
     cx.common.purge.purge_tags(cx.execution, &public_host, vec![image_tag(&app_id, &image_id)]);
+    if objects > 0 || record {
+        crate::events::image_deleted(cx.env, &cx.settings.events, &app_id, &image_id).await;
+    }
     tracing::info!(%app_id, %image_id, objects, variants = variants.len(), record, "image deleted");
     json(200, &DeleteImageResponse { app_id, image_id, deleted: DeletedImage { objects, record } })
 }

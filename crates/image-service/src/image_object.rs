@@ -238,7 +238,7 @@ impl ImageObject {
         let settings = settings_of(&self.env)?;
         let store = store_of(&self.env)?;
         let key = ObjectKey::Image { app: app.clone(), image: image.clone() }.to_string();
-        records::vet(&store, &self.env, settings.max_image_bytes, &key, app, image).await.map(drop)
+        records::vet(&store, &self.env, &settings, &key, app, image).await.map(drop)
     }
 }
 

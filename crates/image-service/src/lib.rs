@@ -6,7 +6,8 @@
 //! (`/images`), [`assets`] (originals) and [`variants`] (transforms).
 //!
 //! Variants are made, and presigned uploads checked when they land, by
-//! one Durable Object per image ([`image_object`]).
+//! one Durable Object per image ([`image_object`]). `image.created` and
+//! `image.deleted` go to the video Worker's app hubs ([`events`]).
 //!
 //! Configuration is read once per request, into the [`ImageContext`] every
 //! handler takes (the common settings, [`settings`], the store); errors
@@ -15,6 +16,7 @@
 
 mod assets;
 mod delete;
+mod events;
 mod image_object;
 mod images_binding;
 mod metadata;

@@ -7,7 +7,8 @@
 //! ([`crate::image_object`]): [`vet`] checks the object's first bytes
 //! (size, stored type, leading bytes, dimensions) and keeps the record, or
 //! removes the object. Only the version checked is ever served or
-//! transformed.
+//! transformed. Each record written is announced as `image.created`
+//! ([`crate::events`]).
 
 use media_core::http::{single_etag_condition, RangeSpec};
 use media_core::ids::{AppId, ImageId};
@@ -19,6 +20,8 @@ use worker_kit::clock::now;
 use worker_kit::store::{collect_body, ObjectInfo, ObjectStore, ReadOutcome, ReadRequest};
 use worker_kit::Failure;
 
+use crate::events;
+use crate::settings::ImageSettings;
 use crate::ImageContext;
 
 /// The KV binding holding image metadata.
@@ -45,7 +48,7 @@ pub async fn record_or_vet(
 ) -> Result<ImageRecord, Failure> {
     match read(cx.env, app, image).await {
         Some(rec) => Ok(rec),
-        None => vet(cx.store()?, cx.env, cx.settings.max_image_bytes, key, app, image).await,
+        None => vet(cx.store()?, cx.env, &cx.settings, key, app, image).await,
     }
 }
 
@@ -105,20 +108,22 @@ async fn check_unrecorded(
     }
 }
 
-/// [`check_unrecorded`], then the record kept in KV. A failed write is
-/// logged: the image is served all the same (the version checked), and the
-/// next request only checks again.
+/// [`check_unrecorded`], then the record kept in KV and `image.created`
+/// announced ([`crate::events`]). A failed write is logged: the image is
+/// served all the same (the version checked), and the next request only
+/// checks again (and announces then).
 pub async fn vet(
     store: &impl ObjectStore,
     env: &Env,
-    max_image_bytes: u64,
+    settings: &ImageSettings,
     key: &str,
     app: &AppId,
     image: &ImageId,
 ) -> Result<ImageRecord, Failure> {
-    let rec = check_unrecorded(store, max_image_bytes, key, (app, image), now()).await?;
-    if let Err(e) = write(env, app, image, &rec).await {
-        tracing::error!(app_id = %app, image_id = %image, error = %e, "writing the image record failed");
+    let rec = check_unrecorded(store, settings.max_image_bytes, key, (app, image), now()).await?;
+    match write(env, app, image, &rec).await {
+        Ok(()) => events::image_created(env, &settings.events, app, image, &rec).await,
+        Err(e) => tracing::error!(app_id = %app, image_id = %image, error = %e, "writing the image record failed"),
     }
     Ok(rec)
 }

@@ -10,6 +10,8 @@ use media_core::image::variant::{Fit, VariantPolicy, DEFAULT_QUALITIES, DEFAULT_
 use media_core::media::DEFAULT_MAX_IMAGE_BYTES;
 use worker_kit::config::{ConfigError, Vars};
 
+use crate::events::EventSettings;
+
 pub struct ImageSettings {
     /// `MAX_IMAGE_BYTES`: the largest image accepted (default 25 MiB).
     pub max_image_bytes: u64,
@@ -24,6 +26,8 @@ pub struct ImageSettings {
     /// `PUT` started just before the expiry may still be running: 15
     /// minutes carry 25 MiB at 250 kbit/s.
     pub upload_check_grace_s: u64,
+    /// `INTERNAL_EVENTS_TOKEN`, `VIDEO_SERVICE_URL`: where `image.*` events go.
+    pub events: EventSettings,
 }
 
 /// A comma list of values, or `default` when the variable is unset.
@@ -73,7 +77,7 @@ impl ImageSettings {
             });
         }
         let upload_check_grace_s = vars.number("UPLOAD_CHECK_GRACE_S", 900)?;
-        Ok(Self { max_image_bytes, transform, variants, upload_check_grace_s })
+        Ok(Self { max_image_bytes, transform, variants, upload_check_grace_s, events: EventSettings::load(vars) })
     }
 }
 

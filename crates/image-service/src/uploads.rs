@@ -313,13 +313,17 @@ pub async fn upload(mut req: Request, cx: &ImageContext<'_>, base: &str) -> Hand
 
 /// Writes the metadata record. The stored object is the truth and the
 /// upload has succeeded, so a failed write is reported (logs, Sentry) but
-/// does not fail the request: a retry would only meet the 409.
+/// does not fail the request: a retry would only meet the 409. A record
+/// written is announced as `image.created` ([`crate::events`]).
 async fn record_metadata(cx: &ImageContext<'_>, req: &Request, app: &AppId, image: &ImageId, meta: &ImageRecord) {
-    if let Err(e) = records::write(cx.env, app, image, meta).await {
-        let detail = format!("writing the image record {}: {e}", records::image_record_key(app, image));
-        tracing::error!(app_id = %app, image_id = %image, detail, "image metadata not recorded");
-        let url = req.url().map(|u| u.to_string()).unwrap_or_default();
-        cx.report("POST", &url, &detail);
+    match records::write(cx.env, app, image, meta).await {
+        Ok(()) => crate::events::image_created(cx.env, &cx.settings.events, app, image, meta).await,
+        Err(e) => {
+            let detail = format!("writing the image record {}: {e}", records::image_record_key(app, image));
+            tracing::error!(app_id = %app, image_id = %image, detail, "image metadata not recorded");
+            let url = req.url().map(|u| u.to_string()).unwrap_or_default();
+            cx.report("POST", &url, &detail);
+        }
     }
 }
 

@@ -3,8 +3,10 @@
 //! limit. The video's `VideoJob` does the work (cancels the job, deletes
 //! the objects and the playback record, wipes its state; see
 //! [`crate::video_job`]'s "Deleting"); this drops the Worker's cached read
-//! of the job in this location, so public reads answer 404 at once here,
-//! and after the answer purges the video's cache tag (its HLS files and job
+//! of the job in this location, so public reads answer 404 at once here;
+//! announces `video.deleted` (`{app_id, video_id}`) to the app's hub (its
+//! `/events` stream and webhook endpoints) when anything was removed; and
+//! after the answer purges the video's cache tag (its HLS files and job
 //! reads) at every location (`worker_kit::purge`; without a configured
 //! purge, elsewhere within the job read's short TTL, and the files' edge
 //! copies within `EDGE_TTL_WITHOUT_PURGE_S`).
@@ -18,6 +20,7 @@
 //! what is open, every page of `ListMultipartUploads`: no token can start
 //! another upload after that listing.
 
+use media_core::catalogue::EventType;
 use media_core::http::purge::video_tag;
 use media_core::ids::{AppId, VideoId};
 use media_core::keys::ObjectKey;
@@ -69,6 +72,15 @@ pub async fn delete_video(req: Request, cx: &VideoContext<'_>) -> Handled {
         tracing::info!(app_id = %app_id, video_id = %video_id, aborted = open.len(), "uploads in progress aborted to delete the video");
     }
     crate::status::forget(&app_id, &video_id).await;
+    let removed = reply.deleted.job || reply.deleted.objects > 0 || reply.deleted.playback_record;
+    if removed {
+        // The video's object is wiped: the app's hub announces it (stream, webhooks). A repeat that removed nothing does not.
+        let data = serde_json::json!({ "app_id": app_id, "video_id": video_id });
+        if let Err(e) = client::announce(cx.env, &app_id, EventType::VideoDeleted, Some(video_id.clone()), data).await {
+            let detail = e.report_detail().unwrap_or_default().to_owned();
+            tracing::error!(metric = "event_announce_failed", %app_id, %video_id, detail, "video.deleted was not announced");
+        }
+    }
     // Every location: its files and cached job reads, by the video's tag (see worker_kit::purge).
     let public_host = host_of(&cx.public_base(&req));
     cx.common.purge.purge_tags(cx.execution, &public_host, vec![video_tag(&app_id, &video_id)]);

@@ -7,8 +7,8 @@
 //! `/videos/{app_id}/{video_id}`), [`events`], [`hls`],
 //! [`resumable`] (the upload token's multipart routes), [`upload_objects`]
 //! (direct uploads as objects, `/uploads`; R2's event notifications reach
-//! them through the `queue` handler, [`upload_queue`]) and [`internal`] (the
-//! transcoder's API).
+//! them through the `queue` handler, [`upload_queue`]), [`internal`] (the
+//! transcoder's API) and [`worker_events`] (the image Worker's events).
 //!
 //! Each video's job lives in its own `VideoJob` Durable Object
 //! ([`video_job`]); which jobs wait lives in `QUEUE_SHARDS` `DispatchShard`
@@ -35,6 +35,7 @@ mod upload_queue;
 mod uploads;
 mod video_job;
 mod webhooks;
+mod worker_events;
 
 use media_core::wire::routes::{Route, VideoRoute, VIDEO_ROUTES};
 use worker::{event, Context, Env, MessageBatch, Request, Response};
@@ -93,6 +94,7 @@ async fn route(req: Request, cx: &VideoContext<'_>, row: &'static Route<VideoRou
         | VideoRoute::MultipartUpload
         | VideoRoute::MultipartComplete
         | VideoRoute::MultipartPart => resumable::route(req, cx).await,
+        VideoRoute::WorkerEvents => worker_events::receive(req, cx, row).await,
         VideoRoute::Internal => internal::route(req, cx, row).await,
         VideoRoute::OpenApi => openapi(OPENAPI),
         VideoRoute::Health => health(SERVICE, env!("CARGO_PKG_VERSION")),

@@ -33,6 +33,9 @@ pub struct VideoSettings {
     /// `TRANSCODER_TOKEN` (secret): the bearer token of the internal API;
     /// unset, the internal API admits nobody.
     pub transcoder_token: Option<String>,
+    /// `INTERNAL_EVENTS_TOKEN` (secret, the same as the image Worker's): the
+    /// bearer token of `/internal/events`; unset, that route admits nobody.
+    pub internal_events_token: Option<String>,
     /// What the objects run by (`QUEUE_SHARDS`, `IV_WEBHOOKS` and the rest),
     /// read here too so that one that cannot be used refuses every request.
     pub objects: ObjectSettings,
@@ -62,6 +65,7 @@ impl VideoSettings {
         Ok(Self {
             max_video_bytes: vars.number("MAX_VIDEO_BYTES", DEFAULT_MAX_VIDEO_BYTES)?,
             transcoder_token: vars.get("TRANSCODER_TOKEN"),
+            internal_events_token: vars.get("INTERNAL_EVENTS_TOKEN"),
             objects: ObjectSettings::load(vars)?,
             upload_session_ttl_s,
             upload_list_page: vars.number::<u32>("UPLOAD_LIST_PAGE", 1000)?.clamp(1, 1000),

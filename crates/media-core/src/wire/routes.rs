@@ -47,6 +47,11 @@ pub enum Auth {
     /// checks the token before the method, so callers without it learn
     /// nothing of the internal routes (401 for every one of them).
     Transcoder,
+    /// The bearer token the platform's Workers share
+    /// (`INTERNAL_EVENTS_TOKEN`): the image Worker, through its service
+    /// binding. Servers only, no CORS; checked before the method, as
+    /// [`Auth::Transcoder`].
+    Workers,
     /// The `x-api-key` header, as [`Auth::ApiKey`] (servers: no CORS), or
     /// a stream token in `?stream_token=` (`crate::video::stream_token`),
     /// which a browser's `EventSource` can send: the answers to those carry
@@ -58,7 +63,7 @@ impl Auth {
     /// Browsers must never call it: its answers, preflights included, carry
     /// no CORS headers.
     pub fn is_server_only(self) -> bool {
-        matches!(self, Auth::ApiKey | Auth::Transcoder)
+        matches!(self, Auth::ApiKey | Auth::Transcoder | Auth::Workers)
     }
 
     /// Whether the answer to a request carries CORS: never on server-only
@@ -80,7 +85,7 @@ impl Auth {
     /// The Worker applies the method gate before the handler runs (the
     /// transcoder's routes gate after their token).
     pub fn gated_by_table(self) -> bool {
-        self != Auth::Transcoder
+        !matches!(self, Auth::Transcoder | Auth::Workers)
     }
 }
 
@@ -188,7 +193,7 @@ const fn hidden<Id>(pattern: Pattern, methods: &'static [Method], auth: Auth, id
     Route { pattern, methods, auth, id, documented: false }
 }
 
-use Auth::{ApiKey, ApiKeyOrStreamToken, Public, Transcoder, UploadToken};
+use Auth::{ApiKey, ApiKeyOrStreamToken, Public, Transcoder, UploadToken, Workers};
 use Pattern::{Prefix, Template};
 
 /// The video service's handlers.
@@ -229,6 +234,8 @@ pub enum VideoRoute {
     MultipartUpload,
     MultipartComplete,
     MultipartPart,
+    /// `POST /internal/events`: the image Worker's catalogue events.
+    WorkerEvents,
     /// `POST /internal/...`, the transcoder's API (its own routes after the token).
     Internal,
     OpenApi,
@@ -271,6 +278,7 @@ pub static VIDEO_ROUTES: &[Route<VideoRoute>] = &[
         UploadToken,
         VideoRoute::MultipartPart,
     ),
+    hidden(Template(crate::wire::worker_events::WORKER_EVENTS_PATH), POST, Workers, VideoRoute::WorkerEvents),
     hidden(Prefix("/internal/"), POST, Transcoder, VideoRoute::Internal),
     row(Template("/openapi.json"), GET, Public, VideoRoute::OpenApi),
     row(Template("/health"), GET, Public, VideoRoute::Health),
@@ -330,6 +338,7 @@ mod tests {
         assert_eq!(ids(find(VIDEO_ROUTES, "/")), [VideoRoute::Health]);
         assert_eq!(ids(find(VIDEO_ROUTES, "/hls/a/b/c/master.m3u8")), [VideoRoute::Hls]);
         assert_eq!(ids(find(VIDEO_ROUTES, "/internal/anything")), [VideoRoute::Internal]);
+        assert_eq!(ids(find(VIDEO_ROUTES, "/internal/events")), [VideoRoute::WorkerEvents]);
         assert_eq!(ids(find(VIDEO_ROUTES, "/uploads/t/s3/multipart")), [VideoRoute::MultipartCreate]);
         assert_eq!(ids(find(VIDEO_ROUTES, "/uploads/t/s3/multipart/u")), [VideoRoute::MultipartUpload]);
         assert_eq!(ids(find(VIDEO_ROUTES, "/uploads/t/s3/multipart/u/complete")), [VideoRoute::MultipartComplete]);
@@ -390,6 +399,7 @@ mod tests {
                 "/events/token",
                 "/uploads",
                 "/uploads/{upload_id}",
+                "/internal/events",
                 "/internal/"
             ]
         );
