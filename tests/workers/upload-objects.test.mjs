@@ -312,7 +312,11 @@ describe('direct uploads', () => {
   });
 
   test("tenancy: another app's key sees nothing; one upload waits per video; tokens are per upload", async () => {
-    const u = (await create('v-tenant')).json;
+    // API-key routes are for servers: no CORS, even asked from a browser.
+    const fromBrowser = await api.post('/uploads', { app_id: APP, video_id: 'v-tenant', content_type: 'video/mp4', size: 1000 }, { key: KEY, headers: { ...freshIp(), origin: 'https://app.example' } });
+    assert.equal(fromBrowser.status, 201, fromBrowser.text);
+    assert.equal(fromBrowser.headers.get('access-control-allow-origin'), null);
+    const u = fromBrowser.json;
     assert.equal((await get(u.id, KEY_OTHER)).status, 403);
     assert.equal((await cancel(u.id, KEY_OTHER)).status, 403);
     assert.equal((await create('v-tenant', {}, KEY_OTHER)).status, 403);
