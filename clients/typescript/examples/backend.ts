@@ -12,6 +12,28 @@ export interface Config {
   apiKey: string;
 }
 
+/** Creates a direct upload; the browser gets `url`, `headers`, `complete_url` and `token`, the job starts by itself. */
+export async function createUpload(config: Config, appId: string, videoId: string, size: number) {
+  const video = videoClient({ baseUrl: config.videoUrl, apiKey: config.apiKey });
+  const upload = ok(await video.POST('/uploads', { body: { app_id: appId, video_id: videoId, content_type: 'video/mp4', size, timeout_s: 3600 } }));
+  const forBrowser: { id: string; url?: string | null; headers?: Record<string, string> | null; complete_url?: string | null; token?: string | null } = upload;
+  const state: VideoSchemas['UploadStatus'] = upload.status;
+  return { ...forBrowser, state };
+}
+
+/** An upload's state: waiting, asset_created (with its job), errored, cancelled or timed_out. */
+export async function uploadState(config: Config, uploadId: string) {
+  const video = videoClient({ baseUrl: config.videoUrl, apiKey: config.apiKey });
+  const upload = ok(await video.GET('/uploads/{upload_id}', { params: { path: { upload_id: uploadId } } }));
+  return upload.status === 'asset_created' ? upload.job_id : upload.status;
+}
+
+/** A stream token for a browser dashboard: the page opens `new EventSource(events_url)`. */
+export async function dashboardStream(config: Config, appId: string): Promise<string> {
+  const video = videoClient({ baseUrl: config.videoUrl, apiKey: config.apiKey });
+  return ok(await video.POST('/events/token', { body: { app_id: appId, ttl_s: 600 } })).events_url;
+}
+
 /** Asks for a presigned PUT for a video; the browser uploads to `upload_url` with `headers`. */
 export async function presignVideo(config: Config, appId: string, videoId: string, size: number) {
   const video = videoClient({ baseUrl: config.videoUrl, apiKey: config.apiKey });
@@ -67,6 +89,8 @@ export async function wrongCalls(config: Config) {
   await video.GET('/job-status', { params: { query: { app_id: 'a' } } });
   // @ts-expect-error: not a video content type
   await video.POST('/notify-upload-complete', { body: { app_id: 'a', video_id: 'v', raw_key: 'k', content_type: 'image/png' } });
+  // @ts-expect-error: an upload's id is a path parameter
+  await video.GET('/uploads/{upload_id}', { params: { query: { upload_id: 'u' } } });
   // @ts-expect-error: the key is a string
   videoClient({ baseUrl: config.videoUrl, apiKey: 42 });
 }
