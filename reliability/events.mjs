@@ -6,8 +6,9 @@
 // - 50 clients that drop mid-stream and come back with Last-Event-ID miss
 //   nothing and get nothing twice (their event ids against a client that
 //   stayed).
-// - A webhook receiver that is down for the first 3 attempts of each event:
-//   each event is then delivered exactly once.
+// - Webhook receivers (the app's IV_WEBHOOKS url and an endpoint made by
+//   API) down for the first 3 attempts of each event: each event is then
+//   delivered exactly once per endpoint, and is in its delivery log.
 // - Job state per video: /job-status on 100 different videos, and what
 //   reached the queue shards meanwhile (public reads: nothing).
 // - 1,000 anonymous reads of random ids: no new Durable Object (counted as
@@ -17,6 +18,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeClip, uploadVideo, postJson, freshIp } from '../devkit/client.mjs';
 import { openEvents } from '../devkit/sse.mjs';
+import { startReceiver } from '../devkit/webhook-receiver.mjs';
 
 /** The app whose webhooks go to the run's receiver (run.mjs configures it). */
 export const HOOKS_APP = 'hooks';
@@ -82,26 +84,46 @@ export async function events({ platform, scratch, say, receiver }) {
     });
   }
 
-  // 3. Webhooks to a receiver that is down for 3 attempts (row 1's video and this one).
+  // 3. Webhooks to receivers that are down for 3 attempts (row 1's video and this one): the app's
+  // IV_WEBHOOKS url (its endpoint `default`) and an endpoint made by API, each down for the first
+  // 3 attempts of each event. Every event reaches each endpoint once, and each endpoint's delivery
+  // log has it (its failed attempts, then the delivered one).
   {
-    const video = `hook${Date.now()}`;
-    await uploadVideo(platform, HOOKS_APP, video, new Uint8Array(2000).fill(3));
-    await postJson(`${platform.video}/cancel-job`, { app_id: HOOKS_APP, video_id: video }, platform.apiKey);
-    say('events: waiting for webhooks through a receiver that was down…');
-    const deadline = Date.now() + 60_000;
-    const delivered = () => receiver.got.filter((r) => r.status === 200);
-    while (delivered().length < 3 && Date.now() < deadline) await sleep(250);
-    await sleep(4000); // Anything sent after a delivery would show up here.
-    const ids = [...new Set(receiver.got.map((r) => r.headers['webhook-id']))];
-    const perId = ids.map((id) => receiver.got.filter((r) => r.headers['webhook-id'] === id));
-    const once = perId.every((a) => a.filter((r) => r.status === 200).length === 1 && a.at(-1).status === 200);
-    const downFirst = perId.every((a) => a.slice(0, 3).every((r) => r.status === 'reset'));
-    const types = perId.map((a) => a[0].body?.type).sort();
-    rows.push({
-      check: 'a webhook receiver down for 3 attempts, then up: each event delivered exactly once',
-      ok: ids.length >= 3 && once && downFirst,
-      detail: `${ids.length} events (${types.join(', ')}), ${receiver.got.length} attempts: each refused 3 times (connection dropped), then delivered once, and never sent again after a 2xx: ${once && downFirst}`,
-    });
+    const second = await startReceiver({ failFirst: 3, failStatus: 'reset' });
+    try {
+      const made = await postJson(`${platform.video}/webhooks/endpoints`, { app_id: HOOKS_APP, url: `${second.url}/api` }, platform.apiKey);
+      if (made.status !== 201) throw new Error(`endpoint: ${made.status} ${made.text}`);
+      const video = `hook${Date.now()}`;
+      await uploadVideo(platform, HOOKS_APP, video, new Uint8Array(2000).fill(3));
+      await postJson(`${platform.video}/cancel-job`, { app_id: HOOKS_APP, video_id: video }, platform.apiKey);
+      say('events: waiting for webhooks through receivers that were down…');
+      const ofVideo = (r) => r.got.filter((g) => g.body?.data?.video_id === video);
+      const deadline = Date.now() + 60_000;
+      const delivered = (r) => ofVideo(r).filter((g) => g.status === 200);
+      while ((delivered(receiver).length < 2 || delivered(second).length < 2) && Date.now() < deadline) await sleep(250);
+      await sleep(4000); // Anything sent after a delivery would show up here.
+      const check = async (r, endpoint) => {
+        const got = endpoint === 'default' ? r.got : ofVideo(r);
+        const ids = [...new Set(got.map((g) => g.headers['webhook-id']))];
+        const perId = ids.map((id) => got.filter((g) => g.headers['webhook-id'] === id));
+        const once = perId.every((a) => a.filter((g) => g.status === 200).length === 1 && a.at(-1).status === 200);
+        const downFirst = perId.every((a) => a.slice(0, 3).every((g) => g.status === 'reset'));
+        const res = await fetch(`${platform.video}/webhooks/endpoints/${endpoint}/deliveries?app_id=${HOOKS_APP}`, { headers: { 'x-api-key': platform.apiKey, ...freshIp() } });
+        const log = (await res.json()).attempts ?? [];
+        const logged = ids.filter((id) => log.some((a) => a.event_id === id && a.delivered && a.attempt === 4)).length;
+        const types = perId.map((a) => a[0].body?.type).sort();
+        return { ids, once, downFirst, logged, types, attempts: got.length };
+      };
+      const ops = await check(receiver, 'default');
+      const api = await check(second, made.json.id);
+      rows.push({
+        check: 'webhook receivers down for 3 attempts, then up: every event delivered once per endpoint, and in its delivery log',
+        ok: ops.ids.length >= 3 && api.ids.length === 2 && [ops, api].every((c) => c.once && c.downFirst && c.logged === c.ids.length),
+        detail: `IV_WEBHOOKS endpoint: ${ops.ids.length} events (${ops.types.join(', ')}), ${ops.attempts} attempts; API endpoint: ${api.ids.length} events (${api.types.join(', ')}), ${api.attempts} attempts. Each refused 3 times (connection dropped), then delivered once and never again: ${[ops, api].every((c) => c.once && c.downFirst)}; in the delivery log as delivered on attempt 4: ${ops.logged}/${ops.ids.length} and ${api.logged}/${api.ids.length}`,
+      });
+    } finally {
+      await second.stop();
+    }
   }
 
   // 4. Public reads never reach a queue shard.

@@ -43,6 +43,8 @@ try {
       UPLOAD_URL_TTL_S: '20',
       IV_WEBHOOKS: JSON.stringify({ [HOOKS_APP]: { url: `${receiver.url}/hook`, secret: `whsec_${randomBytes(16).toString('hex')}` } }),
       WEBHOOK_RETRY_BASE_MS: '500',
+      // The app's endpoints (its IV_WEBHOOKS url among them) retry from its hub on this schedule.
+      WEBHOOK_RETRY_SCHEDULE_MS: '500,1000,1500,2000',
     },
     // Presigned images are checked 5 s after their URL expires (hostile: junk nobody reads is removed).
     imageVars: { UPLOAD_URL_TTL_S: '20', UPLOAD_CHECK_GRACE_S: '5' },

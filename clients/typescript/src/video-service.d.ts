@@ -1254,6 +1254,115 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/webhooks/endpoints": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List an app's webhook endpoints
+         * @description Its IV_WEBHOOKS entry first, as the endpoint default, then the ones made by API. No secrets.
+         */
+        get: operations["listWebhookEndpoints"];
+        put?: never;
+        /**
+         * Create a webhook endpoint
+         * @description An endpoint of app_id (the key must act for it: 403 app_not_allowed otherwise): its url (the callback_url rules: https, no private or loopback address), the event types it gets (events: a list of catalogue types; absent or null, every type) and a description. The answer carries its whsec_ secret, shown this once: deliveries carry webhook-id, webhook-timestamp and webhook-signature (Standard Webhooks; verify with the standardwebhooks libraries). At most 20 endpoints per app (409).
+         */
+        post: operations["createWebhookEndpoint"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/webhooks/endpoints/{endpoint_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A webhook endpoint */
+        get: operations["getWebhookEndpoint"];
+        put?: never;
+        /**
+         * Update a webhook endpoint
+         * @description Changes the fields given: url, events (null: every type), description (null: none), enabled (true enables an endpoint a 410 Gone disabled). The endpoint default is the operator's (IV_WEBHOOKS): 409.
+         */
+        post: operations["updateWebhookEndpoint"];
+        /**
+         * Delete a webhook endpoint
+         * @description With its pending deliveries and its log. The endpoint default: 409.
+         */
+        delete: operations["deleteWebhookEndpoint"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/webhooks/endpoints/{endpoint_id}/deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A webhook endpoint's delivery log
+         * @description Its last 50 attempts, newest first: event id and type, attempt number, the receiver's status (absent when it did not answer), latency, the error in the platform's words, and when.
+         */
+        get: operations["listWebhookDeliveries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/webhooks/endpoints/{endpoint_id}/deliveries/{event_id}/redeliver": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Redeliver an event to a webhook endpoint
+         * @description Sends a kept event (the app's last 1000) again, with the same webhook-id, on a fresh retry schedule. 404 for an event no longer kept; 409 for a disabled endpoint.
+         */
+        post: operations["redeliverWebhookEvent"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/webhooks/endpoints/{endpoint_id}/rotate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Rotate a webhook endpoint's secret
+         * @description A new whsec_ secret, shown this once. The old one keeps signing beside it for old_secret_expires_in_s (default 86400, at most 604800, 0 for none): meanwhile every delivery's webhook-signature carries both (v1,<new> v1,<old>), so receivers switch when they like. The body may be empty. The endpoint default: 409.
+         */
+        post: operations["rotateWebhookEndpointSecret"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -1333,6 +1442,94 @@ export interface components {
             objects: number;
             /** @description Whether the published playback record of a done job was removed. */
             playback_record: boolean;
+        };
+        /** @description One attempt in an endpoint's delivery log. */
+        DeliveryAttempt: {
+            at: components["schemas"]["Timestamp"];
+            /**
+             * Format: int32
+             * @description 1 for the first attempt of a (re)delivery.
+             */
+            attempt: number;
+            delivered: boolean;
+            /** @description Why it failed, in our words (never the receiver's body). */
+            error?: string | null;
+            event_id: string;
+            /** Format: int64 */
+            latency_ms: number;
+            /**
+             * Format: int32
+             * @description The receiver's status; absent when it did not answer.
+             */
+            status_code?: number | null;
+            type: string;
+        };
+        /** @description `GET /webhooks/endpoints/{id}/deliveries`: the last 50 attempts, newest first. */
+        DeliveryLog: {
+            attempts: components["schemas"]["DeliveryAttempt"][];
+            endpoint_id: string;
+        };
+        /** @description `POST /webhooks/endpoints`. */
+        EndpointCreateRequest: {
+            app_id: components["schemas"]["AppId"];
+            /** @description At most 200 characters. */
+            description?: string | null;
+            /**
+             * @description The event types it gets; absent or `null`: every type.
+             * @example [
+             *       "video.ready",
+             *       "video.errored"
+             *     ]
+             */
+            events?: string[] | null;
+            /**
+             * @description Where the app's events go: the `callback_url` rules (https, no
+             *     private or loopback address).
+             * @example https://api.example.com/hooks/media
+             */
+            url: string;
+        };
+        /** @description The answer to a creation: the endpoint and its secret, shown this once. */
+        EndpointCreated: components["schemas"]["EndpointView"] & {
+            /**
+             * @description `whsec_` and the base64 of 32 random bytes: verify deliveries with it.
+             * @example whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
+             */
+            secret: string;
+        };
+        /** @description `DELETE /webhooks/endpoints/{id}`. */
+        EndpointDeleted: {
+            deleted: boolean;
+            id: string;
+        };
+        /** @description `GET /webhooks/endpoints`. */
+        EndpointList: {
+            endpoints: components["schemas"]["EndpointView"][];
+        };
+        /** @description What an update changes (`POST /webhooks/endpoints/{id}`); absent fields stay. */
+        EndpointUpdateRequest: {
+            /** @description `null` or `""` clears it. */
+            description?: string | null;
+            /** @description `true` enables an endpoint again (after a 410 disabled it). */
+            enabled?: boolean | null;
+            /** @description `null`: every type from now on; a list: only those. */
+            events?: string[] | null;
+            url?: string | null;
+        };
+        /** @description An endpoint as the routes show it: never its secret. */
+        EndpointView: {
+            created_at: components["schemas"]["Timestamp"];
+            description?: string | null;
+            /** @description Why the platform disabled it (a `410 Gone` from the receiver). */
+            disabled_reason?: string | null;
+            enabled: boolean;
+            /** @description The types it gets; `null`: every type. */
+            events?: string[] | null;
+            /** @description `ep_…`, or `default` for the operator's `IV_WEBHOOKS` entry. */
+            id: string;
+            old_secret_expires_at?: components["schemas"]["Timestamp"] | null;
+            updated_at: components["schemas"]["Timestamp"];
+            url: string;
         };
         /** @description The wire shape of an error. */
         ErrorBody: {
@@ -1476,6 +1673,13 @@ export interface components {
          * @enum {string}
          */
         PutMethod: "PUT";
+        /** @description `POST /webhooks/endpoints/{id}/deliveries/{event_id}/redeliver` (202). */
+        Redelivery: {
+            endpoint_id: string;
+            event_id: string;
+            /** @description `queued`: the first attempt goes out within a moment. */
+            status: string;
+        };
         /** @description One rung of a finished ladder, as the transcoder reports it. */
         Rendition: {
             /**
@@ -1506,6 +1710,25 @@ export interface components {
         RenditionView: components["schemas"]["Rendition"] & {
             /** @description The rendition's media playlist. */
             url: string;
+        };
+        /**
+         * @description `POST /webhooks/endpoints/{id}/rotate`: how long the old secret keeps
+         *     signing beside the new one (an empty body: a day).
+         */
+        RotateRequest: {
+            /**
+             * Format: int64
+             * @description Seconds, 0 to 604800 (a week); default 86400.
+             */
+            old_secret_expires_in_s?: number | null;
+        };
+        /**
+         * @description The answer to a rotation: the new secret, shown this once, and when
+         *     the old one stops signing (`null` with a grace of 0).
+         */
+        RotatedSecret: {
+            old_secret_expires_at?: components["schemas"]["Timestamp"] | null;
+            secret: string;
         };
         /**
          * @description `POST /events/token`: a short-lived token that lets a browser's
@@ -2321,6 +2544,287 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             404: components["responses"]["Error"];
             405: components["responses"]["Error"];
+            413: components["responses"]["Error"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Error"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    listWebhookEndpoints: {
+        parameters: {
+            query: {
+                app_id: components["schemas"]["AppId"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The endpoints. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EndpointList"];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Forbidden"];
+            405: components["responses"]["Error"];
+            413: components["responses"]["Error"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Error"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    createWebhookEndpoint: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EndpointCreateRequest"];
+            };
+        };
+        responses: {
+            /** @description The endpoint and its secret. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EndpointCreated"];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Forbidden"];
+            405: components["responses"]["Error"];
+            409: components["responses"]["Error"];
+            413: components["responses"]["Error"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Error"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    getWebhookEndpoint: {
+        parameters: {
+            query: {
+                app_id: components["schemas"]["AppId"];
+            };
+            header?: never;
+            path: {
+                /** @description ep_… (from the creation), or default: the operator's IV_WEBHOOKS entry. */
+                endpoint_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The endpoint (no secret). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EndpointView"];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["Error"];
+            405: components["responses"]["Error"];
+            413: components["responses"]["Error"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Error"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    updateWebhookEndpoint: {
+        parameters: {
+            query: {
+                app_id: components["schemas"]["AppId"];
+            };
+            header?: never;
+            path: {
+                /** @description ep_… (from the creation), or default: the operator's IV_WEBHOOKS entry. */
+                endpoint_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EndpointUpdateRequest"];
+            };
+        };
+        responses: {
+            /** @description The endpoint. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EndpointView"];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["Error"];
+            405: components["responses"]["Error"];
+            409: components["responses"]["Error"];
+            413: components["responses"]["Error"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Error"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    deleteWebhookEndpoint: {
+        parameters: {
+            query: {
+                app_id: components["schemas"]["AppId"];
+            };
+            header?: never;
+            path: {
+                /** @description ep_… (from the creation), or default: the operator's IV_WEBHOOKS entry. */
+                endpoint_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EndpointDeleted"];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["Error"];
+            405: components["responses"]["Error"];
+            409: components["responses"]["Error"];
+            413: components["responses"]["Error"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Error"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    listWebhookDeliveries: {
+        parameters: {
+            query: {
+                app_id: components["schemas"]["AppId"];
+            };
+            header?: never;
+            path: {
+                /** @description ep_… (from the creation), or default: the operator's IV_WEBHOOKS entry. */
+                endpoint_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The attempts. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeliveryLog"];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["Error"];
+            405: components["responses"]["Error"];
+            413: components["responses"]["Error"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Error"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    redeliverWebhookEvent: {
+        parameters: {
+            query: {
+                app_id: components["schemas"]["AppId"];
+            };
+            header?: never;
+            path: {
+                /** @description ep_… (from the creation), or default: the operator's IV_WEBHOOKS entry. */
+                endpoint_id: string;
+                /** @description An event's id (evt_…, its webhook-id). */
+                event_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Queued. */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Redelivery"];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["Error"];
+            405: components["responses"]["Error"];
+            409: components["responses"]["Error"];
+            413: components["responses"]["Error"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Error"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    rotateWebhookEndpointSecret: {
+        parameters: {
+            query: {
+                app_id: components["schemas"]["AppId"];
+            };
+            header?: never;
+            path: {
+                /** @description ep_… (from the creation), or default: the operator's IV_WEBHOOKS entry. */
+                endpoint_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RotateRequest"];
+            };
+        };
+        responses: {
+            /** @description The new secret and when the old one stops. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RotatedSecret"];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["Error"];
+            405: components["responses"]["Error"];
+            409: components["responses"]["Error"];
             413: components["responses"]["Error"];
             429: components["responses"]["RateLimited"];
             500: components["responses"]["Error"];

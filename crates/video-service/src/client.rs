@@ -104,7 +104,7 @@ pub async fn announce(
 ) -> Result<EventBody, Failure> {
     use crate::protocol::app_hub::{Announcement, HubCommand, APP_EVENTS_BINDING};
     let body = EventBody::new(event_type, random_bytes::<16>(), now(), data);
-    let cmd = HubCommand::Announce { events: vec![Announcement { body: body.clone(), video_id }] };
+    let cmd = HubCommand::Announce { app_id: app.clone(), events: vec![Announcement { body: body.clone(), video_id }] };
     let _: bool = ask(env, APP_EVENTS_BINDING, app.as_str(), &cmd).await?;
     Ok(body)
 }

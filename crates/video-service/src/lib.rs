@@ -20,6 +20,7 @@ mod app_hub;
 mod client;
 mod delete;
 mod dispatch;
+mod endpoints;
 mod events;
 mod hls;
 mod internal;
@@ -87,6 +88,11 @@ async fn route(req: Request, cx: &VideoContext<'_>, row: &'static Route<VideoRou
         VideoRoute::AppEvents => events::app_events(req, cx).await,
         VideoRoute::StreamToken => stream_token::mint(req, cx, &base).await,
         VideoRoute::Hls => hls::serve(req, cx).await,
+        VideoRoute::WebhookEndpoints
+        | VideoRoute::WebhookEndpoint
+        | VideoRoute::WebhookEndpointRotate
+        | VideoRoute::WebhookDeliveries
+        | VideoRoute::WebhookRedeliver => endpoints::route(req, cx, row).await,
         VideoRoute::CreateUpload => upload_objects::create(req, cx, &base).await,
         VideoRoute::Upload => upload_objects::upload(req, cx, &base).await,
         VideoRoute::CompleteUpload => upload_objects::complete(req, cx, &base).await,

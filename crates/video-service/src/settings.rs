@@ -17,7 +17,7 @@
 //! variable to be fixed (see `crate::video_job`).
 
 use media_core::media::DEFAULT_MAX_VIDEO_BYTES;
-use media_core::video::delivery::DeliveryPolicy;
+use media_core::video::delivery::{DeliveryPolicy, RetrySchedule};
 use media_core::video::dispatch::{DEFAULT_LARGE_SOURCE_BYTES, MAX_QUEUE_SHARDS};
 use media_core::video::events::StreamCaps;
 use media_core::video::job::RetryPolicy;
@@ -154,6 +154,10 @@ pub struct WebhookSettings {
     /// `http://127.0.0.1` destinations are allowed when `ENVIRONMENT` is
     /// `development` or `test`; never in production.
     pub allow_local_http: bool,
+    /// `WEBHOOK_RETRY_SCHEDULE_MS`: the waits between attempts to an app's
+    /// endpoints, comma-separated ms (default Standard Webhooks' 5 s, 5 min,
+    /// 30 min, 2 h, 5 h, 10 h, 14 h, 20 h, 24 h; tests set short ones).
+    pub schedule: RetrySchedule,
 }
 
 impl WebhookSettings {
@@ -171,7 +175,12 @@ impl WebhookSettings {
             base_delay_ms: vars.number("WEBHOOK_RETRY_BASE_MS", d.base_delay_ms)?,
             timeout_ms: vars.number("WEBHOOK_TIMEOUT_MS", d.timeout_ms)?.max(100),
         };
-        Ok(Self { config, policy, allow_local_http })
+        let schedule = match vars.get("WEBHOOK_RETRY_SCHEDULE_MS") {
+            None => RetrySchedule::default(),
+            Some(list) => RetrySchedule::parse(&list)
+                .map_err(|problem| ConfigError { name: "WEBHOOK_RETRY_SCHEDULE_MS".into(), problem })?,
+        };
+        Ok(Self { config, policy, allow_local_http, schedule })
     }
 }
 

@@ -9,8 +9,9 @@
 //! | [`timeline`] | the bounds of a source's timeline: duration, timestamp jumps, audio offset, job time |
 //! | [`playlist`] | HLS playlists, WebVTT thumbnails, codec strings, sprite layout |
 //! | [`events`] | job lifecycle events for Server-Sent Events: which change means which event, payloads, frames |
-//! | [`webhook`] | signed webhooks: event ids, `Webhook-Signature` signing and checking, per-app destinations |
+//! | [`webhook`] | Standard Webhooks: event bodies and ids, `whsec_` secrets, `webhook-signature` signing and checking, per-app destinations |
 //! | [`delivery`] | webhook delivery: retry backoff, what counts as delivered, a job's delivery state |
+//! | [`endpoint`] | webhook endpoints by API: event filters, secret rotation, 410 disabling, the delivery log's bound |
 //! | [`callback`] | callback URL safety: https only, no private, loopback or numeric-trick hosts |
 //! | [`upload`] | direct uploads as objects: upload ids, states (waiting, asset_created, errored, cancelled, timed_out), timeouts |
 //! | [`upload_session`] | resumable (multipart) uploads: signed upload tokens, R2's part rules, S3's multipart XML |
@@ -19,6 +20,7 @@ pub mod callback;
 pub mod codecs;
 pub mod delivery;
 pub mod dispatch;
+pub mod endpoint;
 pub mod events;
 pub mod job;
 pub mod ladder;

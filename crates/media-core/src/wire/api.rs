@@ -53,6 +53,12 @@ impl Fields {
         self.0.get(name).filter(|v| !v.is_null())
     }
 
+    /// A field as it was sent: `None` when absent, `Some(Null)` for `null`
+    /// (for the fields where the two mean different things).
+    pub fn raw(&self, name: &str) -> Option<&Value> {
+        self.0.get(name)
+    }
+
     pub fn optional_str(&self, name: &str) -> Result<Option<&str>, ApiError> {
         match self.present(name) {
             None => Ok(None),

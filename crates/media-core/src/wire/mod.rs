@@ -4,11 +4,13 @@
 //! | module | owns |
 //! |---|---|
 //! | [`api`] | request/response types and JSON field reading |
+//! | [`endpoints`] | the webhook endpoint routes' requests and answers |
 //! | [`routes`] | one route table per service: paths, methods, who may call them (key, CORS), handler ids |
 //! | [`worker_events`] | catalogue events the image Worker hands to the video Worker's app hubs (`POST /internal/events`) |
 //! | `openapi` | (feature `openapi`) the services' OpenAPI documents, generated from the API types |
 
 pub mod api;
+pub mod endpoints;
 #[cfg(feature = "openapi")]
 pub mod openapi;
 pub mod routes;

@@ -223,6 +223,16 @@ pub enum VideoRoute {
     StreamToken,
     /// `GET`/`HEAD /hls/...`.
     Hls,
+    /// `GET`/`POST /webhooks/endpoints`: list, create.
+    WebhookEndpoints,
+    /// `GET`/`POST`/`DELETE /webhooks/endpoints/{endpoint_id}`: get, update, delete.
+    WebhookEndpoint,
+    /// `POST /webhooks/endpoints/{endpoint_id}/rotate`.
+    WebhookEndpointRotate,
+    /// `GET /webhooks/endpoints/{endpoint_id}/deliveries`.
+    WebhookDeliveries,
+    /// `POST /webhooks/endpoints/{endpoint_id}/deliveries/{event_id}/redeliver`.
+    WebhookRedeliver,
     /// `POST /uploads`: a direct upload object.
     CreateUpload,
     /// `GET`/`DELETE /uploads/{upload_id}`.
@@ -256,6 +266,21 @@ pub static VIDEO_ROUTES: &[Route<VideoRoute>] = &[
     row(Template("/events"), GET, ApiKeyOrStreamToken, VideoRoute::AppEvents),
     row(Template("/events/token"), POST, ApiKey, VideoRoute::StreamToken),
     row(Prefix("/hls/"), GET_HEAD, Public, VideoRoute::Hls),
+    row(Template("/webhooks/endpoints"), &[Method::Get, Method::Post], ApiKey, VideoRoute::WebhookEndpoints),
+    row(
+        Template("/webhooks/endpoints/{endpoint_id}"),
+        &[Method::Get, Method::Post, Method::Delete],
+        ApiKey,
+        VideoRoute::WebhookEndpoint,
+    ),
+    row(Template("/webhooks/endpoints/{endpoint_id}/rotate"), POST, ApiKey, VideoRoute::WebhookEndpointRotate),
+    row(Template("/webhooks/endpoints/{endpoint_id}/deliveries"), GET, ApiKey, VideoRoute::WebhookDeliveries),
+    row(
+        Template("/webhooks/endpoints/{endpoint_id}/deliveries/{event_id}/redeliver"),
+        POST,
+        ApiKey,
+        VideoRoute::WebhookRedeliver,
+    ),
     row(Template("/uploads"), POST, ApiKey, VideoRoute::CreateUpload),
     row(Template("/uploads/{upload_id}"), &[Method::Get, Method::Delete], ApiKey, VideoRoute::Upload),
     row(Template("/uploads/{upload_id}/complete"), POST, UploadToken, VideoRoute::CompleteUpload),
@@ -397,6 +422,11 @@ mod tests {
                 "/videos/delivery",
                 "/videos/{app_id}/{video_id}",
                 "/events/token",
+                "/webhooks/endpoints",
+                "/webhooks/endpoints/{endpoint_id}",
+                "/webhooks/endpoints/{endpoint_id}/rotate",
+                "/webhooks/endpoints/{endpoint_id}/deliveries",
+                "/webhooks/endpoints/{endpoint_id}/deliveries/{event_id}/redeliver",
                 "/uploads",
                 "/uploads/{upload_id}",
                 "/internal/events",

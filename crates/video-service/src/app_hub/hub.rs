@@ -58,6 +58,9 @@ pub trait AnnouncedEvents {
     fn keep_announced(&self, a: &Announcement, at: Timestamp) -> worker::Result<()>;
     /// Keeps the `n` newest only.
     fn keep_newest_announced(&self, n: usize) -> worker::Result<()>;
+    /// Drops the events about `video` (a deleted video's are neither
+    /// redelivered nor retried).
+    fn drop_announced_of(&self, video: &VideoId) -> worker::Result<()>;
 }
 
 /// The data of an announced event in the app's stream: its body, and the
@@ -145,6 +148,7 @@ impl<R: RecentJobs + AnnouncedEvents> Hub<R> {
     /// their ids but lose their data.
     pub fn forget(&self, video: &VideoId) -> worker::Result<()> {
         self.recent.remove(video)?;
+        self.recent.drop_announced_of(video)?;
         let deleted = json(&Deleted { deleted: true, video_id: video })?;
         self.log.replace_data_of_video(video.as_str(), &deleted)
     }
@@ -188,6 +192,11 @@ impl AnnouncedEvents for SqlRecentJobs {
             "INSERT OR IGNORE INTO announced (id, body, at) VALUES (?, ?, ?)",
             vec![a.body.id.as_str().into(), json(a)?.into(), SqlStorageValue::Integer(at.millis() as i64)],
         )?;
+        Ok(())
+    }
+
+    fn drop_announced_of(&self, video: &VideoId) -> worker::Result<()> {
+        self.0.exec("DELETE FROM announced WHERE json_extract(body, '$.video_id') = ?", vec![video.as_str().into()])?;
         Ok(())
     }
 
@@ -251,6 +260,11 @@ impl AnnouncedEvents for MemoryRecentJobs {
         if self.announced(&a.body.id)?.is_none() {
             self.1.borrow_mut().push(a.clone());
         }
+        Ok(())
+    }
+
+    fn drop_announced_of(&self, video: &VideoId) -> worker::Result<()> {
+        self.1.borrow_mut().retain(|a| a.video_id.as_ref() != Some(video));
         Ok(())
     }
 

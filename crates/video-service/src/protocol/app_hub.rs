@@ -2,8 +2,12 @@
 //! a video's object and the Worker ask of a hub, the binding, and how a hub
 //! is named: by its app's id (`app_id.as_str()`), one per app.
 
-use media_core::ids::VideoId;
+use std::collections::BTreeSet;
+
+use media_core::catalogue::EventType;
+use media_core::ids::{AppId, VideoId};
 use media_core::video::webhook::EventBody;
+use media_core::wire::endpoints::EndpointUpdateRequest;
 use media_core::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -43,10 +47,50 @@ pub enum HubCommand {
     /// (`event:` its type) and delivered to the app's webhook endpoints.
     /// Idempotent by event id: an id the hub already has is skipped, so
     /// senders retry until they get a 200.
-    Announce { events: Vec<Announcement> },
+    /// `app_id`: the hub's own (its name), which it keeps to find the
+    /// app's `IV_WEBHOOKS` entry from its alarm.
+    Announce { app_id: AppId, events: Vec<Announcement> },
+    /// An endpoint command of the webhook API (`crate::endpoints`), for the
+    /// hub of `app_id`.
+    Endpoints { app_id: AppId, endpoint: EndpointOp },
     /// Opens the app's stream, replaying what came after `last_event_id`.
     Subscribe { last_event_id: Option<u64> },
     /// A video was deleted: its summary leaves `recent`, and its kept
     /// events keep their ids (ids never repeat) but lose their data.
     Forget { video_id: VideoId },
+}
+
+/// The webhook endpoint commands (`app_hub::webhooks`), their input checked
+/// by the Worker.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "endpoint_op", rename_all = "snake_case")]
+pub enum EndpointOp {
+    Create {
+        url: String,
+        description: Option<String>,
+        events: Option<BTreeSet<EventType>>,
+    },
+    List,
+    Get {
+        id: String,
+    },
+    Update {
+        id: String,
+        changes: EndpointUpdateRequest,
+    },
+    Delete {
+        id: String,
+    },
+    /// A new secret; the old one signs `grace_s` seconds more.
+    Rotate {
+        id: String,
+        grace_s: u64,
+    },
+    Deliveries {
+        id: String,
+    },
+    Redeliver {
+        id: String,
+        event_id: String,
+    },
 }

@@ -1,6 +1,7 @@
-//! A video's webhook deliveries: which events are sent to whom
-//! ([`plan`]: the app's url and the notify's `callback_url`, the announced
-//! event's body, signed), how each attempt's outcome is recorded with its backoff and
+//! A video's webhook deliveries to the `callback_url` its notify named
+//! ([`plan`]: the announced event's body, signed with the app's
+//! `IV_WEBHOOKS` secret; the app's own endpoints, its `IV_WEBHOOKS` url
+//! among them, are the app hub's: `crate::app_hub::webhooks`), how each attempt's outcome is recorded with its backoff and
 //! jitter ([`record_attempt`], by `media_core::video::delivery::CallbackState`),
 //! and what the job shows of the newest event's delivery ([`refresh_callback`]).
 //! Sending one attempt is [`crate::webhooks`]'; the shell ([`super`]) sends
@@ -21,9 +22,9 @@ pub const CALLBACK_URL_KEY: &str = "callback_url";
 /// How many due attempts one alarm sends, one after another.
 pub const ATTEMPTS_PER_ALARM: u32 = 8;
 
-/// The deliveries announced events call for: one per event and
-/// destination (the app's url, this video's `callback_url`), each the
-/// event's body (its id is the `webhook-id`).
+/// The deliveries announced events call for: one per event to this
+/// video's `callback_url`, if it has one, each the event's body (its id is
+/// the `webhook-id`, the same the app's endpoints get).
 pub fn plan(
     store: &impl JobStore,
     settings: &WebhookSettings,
@@ -33,23 +34,22 @@ pub fn plan(
     if bodies.is_empty() {
         return Ok(Vec::new());
     }
-    let Some(hook) = settings.config.for_app(&job.app_id) else { return Ok(Vec::new()) };
-    let mut destinations = Vec::new();
-    if let Some(url) = &hook.url {
-        destinations.push(("app", url.clone()));
+    if settings.config.for_app(&job.app_id).is_none() {
+        return Ok(Vec::new());
     }
-    if let Some(url) = store.meta(CALLBACK_URL_KEY)? {
-        destinations.push(("callback", url));
-    }
-    let mut out = Vec::new();
-    // `video.created` is no webhook of these destinations, as before the catalogue.
-    for body in bodies.iter().filter(|b| b.event_type != media_core::catalogue::EventType::VideoCreated) {
-        let json = body.to_json();
-        for (dest, url) in &destinations {
-            let kind = body.event_type;
-            out.push(Delivery { event_id: body.id.clone(), dest, kind, url: url.clone(), body: json.clone() });
-        }
-    }
+    let Some(url) = store.meta(CALLBACK_URL_KEY)? else { return Ok(Vec::new()) };
+    // The four a callback_url got before the catalogue; not `video.created`.
+    let out = bodies
+        .iter()
+        .filter(|b| b.event_type != media_core::catalogue::EventType::VideoCreated)
+        .map(|b| Delivery {
+            event_id: b.id.clone(),
+            dest: "callback",
+            kind: b.event_type,
+            url: url.clone(),
+            body: b.to_json(),
+        })
+        .collect();
     Ok(out)
 }
 

@@ -319,7 +319,8 @@ impl VideoJob {
     async fn flush_announcements(&self) -> worker::Result<()> {
         let Some((app, events)) = machine::outbox(&self.store)? else { return Ok(()) };
         let ids: Vec<String> = events.iter().map(|a| a.body.id.clone()).collect();
-        let problem = match call(&self.env, APP_EVENTS_BINDING, app.as_str(), &HubCommand::Announce { events }).await {
+        let announce = HubCommand::Announce { app_id: app.clone(), events };
+        let problem = match call(&self.env, APP_EVENTS_BINDING, app.as_str(), &announce).await {
             Ok(a) if a.status == 200 => None,
             Ok(a) => Some(format!("the app hub answered {}", a.status)),
             Err(e) => Some(e.to_string()),

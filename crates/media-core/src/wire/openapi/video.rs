@@ -3,6 +3,10 @@
 use super::*;
 use crate::video::upload::{UploadError, UploadStatus};
 use crate::wire::api::{CreateUploadRequest, UploadView};
+use crate::wire::endpoints::{
+    DeliveryAttempt, DeliveryLog, EndpointCreateRequest, EndpointCreated, EndpointDeleted, EndpointList,
+    EndpointUpdateRequest, EndpointView, Redelivery, RotateRequest, RotatedSecret,
+};
 
 /// The video service's document (`openapi/video-service.json`).
 pub fn video_service() -> OpenApi {
@@ -50,6 +54,17 @@ pub fn video_service() -> OpenApi {
     add::<PlaybackUrlResponse>(c);
     add::<NotPlayableResponse>(c);
     add::<StreamTokenRequest>(c);
+    add::<EndpointCreateRequest>(c);
+    add::<EndpointUpdateRequest>(c);
+    add::<RotateRequest>(c);
+    add::<EndpointView>(c);
+    add::<EndpointCreated>(c);
+    add::<EndpointList>(c);
+    add::<EndpointDeleted>(c);
+    add::<RotatedSecret>(c);
+    add::<DeliveryAttempt>(c);
+    add::<DeliveryLog>(c);
+    add::<Redelivery>(c);
     add::<StreamTokenResponse>(c);
     c.security_schemes.insert(
         "StreamToken".into(),
@@ -327,6 +342,108 @@ fn video_operations(id: VideoRoute) -> Vec<Documented> {
             vec![at(Method::Post, json_body(op, "StreamTokenRequest"))]
         }
         VideoRoute::Hls => hls_routes(),
+        VideoRoute::WebhookEndpoints => {
+            let create = operation(
+                "Create a webhook endpoint",
+                "createWebhookEndpoint",
+                Some(
+                    "An endpoint of app_id (the key must act for it: 403 app_not_allowed otherwise): its url \
+                     (the callback_url rules: https, no private or loopback address), the event types it gets \
+                     (events: a list of catalogue types; absent or null, every type) and a description. The \
+                     answer carries its whsec_ secret, shown this once: deliveries carry webhook-id, \
+                     webhook-timestamp and webhook-signature (Standard Webhooks; verify with the standardwebhooks \
+                     libraries). At most 20 endpoints per app (409).",
+                ),
+            )
+            .response("201", json_response("The endpoint and its secret.", "EndpointCreated"));
+            let list = operation(
+                "List an app's webhook endpoints",
+                "listWebhookEndpoints",
+                Some("Its IV_WEBHOOKS entry first, as the endpoint default, then the ones made by API. No secrets."),
+            )
+            .parameters(Some([query_id("app_id", "AppId")]))
+            .response("200", json_response("The endpoints.", "EndpointList"));
+            vec![
+                at(Method::Get, list),
+                at(Method::Post, with_errors(json_body(create, "EndpointCreateRequest"), &[&[(409, "Error")]])),
+            ]
+        }
+        VideoRoute::WebhookEndpoint => {
+            let params = || Some([endpoint_id_param(), query_id("app_id", "AppId")]);
+            let get = operation("A webhook endpoint", "getWebhookEndpoint", None)
+                .parameters(params())
+                .response("200", json_response("The endpoint (no secret).", "EndpointView"));
+            let update = operation(
+                "Update a webhook endpoint",
+                "updateWebhookEndpoint",
+                Some(
+                    "Changes the fields given: url, events (null: every type), description (null: none), enabled \
+                     (true enables an endpoint a 410 Gone disabled). The endpoint default is the operator's \
+                     (IV_WEBHOOKS): 409.",
+                ),
+            )
+            .parameters(params())
+            .response("200", json_response("The endpoint.", "EndpointView"));
+            let delete = operation(
+                "Delete a webhook endpoint",
+                "deleteWebhookEndpoint",
+                Some("With its pending deliveries and its log. The endpoint default: 409."),
+            )
+            .parameters(params())
+            .response("200", json_response("Deleted.", "EndpointDeleted"));
+            vec![
+                at(Method::Get, with_errors(get, &[&[(404, "Error")]])),
+                at(
+                    Method::Post,
+                    with_errors(json_body(update, "EndpointUpdateRequest"), &[&[(404, "Error"), (409, "Error")]]),
+                ),
+                at(Method::Delete, with_errors(delete, &[&[(404, "Error"), (409, "Error")]])),
+            ]
+        }
+        VideoRoute::WebhookEndpointRotate => {
+            let op = operation(
+                "Rotate a webhook endpoint's secret",
+                "rotateWebhookEndpointSecret",
+                Some(
+                    "A new whsec_ secret, shown this once. The old one keeps signing beside it for \
+                     old_secret_expires_in_s (default 86400, at most 604800, 0 for none): meanwhile every \
+                     delivery's webhook-signature carries both (v1,<new> v1,<old>), so receivers switch when they \
+                     like. The body may be empty. The endpoint default: 409.",
+                ),
+            )
+            .parameters(Some([endpoint_id_param(), query_id("app_id", "AppId")]))
+            .response("200", json_response("The new secret and when the old one stops.", "RotatedSecret"));
+            vec![at(Method::Post, with_errors(json_body(op, "RotateRequest"), &[&[(404, "Error"), (409, "Error")]]))]
+        }
+        VideoRoute::WebhookDeliveries => {
+            let op = operation(
+                "A webhook endpoint's delivery log",
+                "listWebhookDeliveries",
+                Some(
+                    "Its last 50 attempts, newest first: event id and type, attempt number, the receiver's status \
+                     (absent when it did not answer), latency, the error in the platform's words, and when.",
+                ),
+            )
+            .parameters(Some([endpoint_id_param(), query_id("app_id", "AppId")]))
+            .response("200", json_response("The attempts.", "DeliveryLog"));
+            vec![at(Method::Get, with_errors(op, &[&[(404, "Error")]]))]
+        }
+        VideoRoute::WebhookRedeliver => {
+            let event = param("event_id", ParameterIn::Path, true, string())
+                .description(Some("An event's id (evt_…, its webhook-id)."))
+                .build();
+            let op = operation(
+                "Redeliver an event to a webhook endpoint",
+                "redeliverWebhookEvent",
+                Some(
+                    "Sends a kept event (the app's last 1000) again, with the same webhook-id, on a fresh retry \
+                     schedule. 404 for an event no longer kept; 409 for a disabled endpoint.",
+                ),
+            )
+            .parameters(Some([endpoint_id_param(), event, query_id("app_id", "AppId")]))
+            .response("202", json_response("Queued.", "Redelivery"));
+            vec![at(Method::Post, with_errors(op, &[&[(404, "Error"), (409, "Error")]]))]
+        }
         VideoRoute::OpenApi => openapi_operation(),
         VideoRoute::Health => health_operation(),
         VideoRoute::CreateUpload => {
@@ -395,6 +512,7 @@ fn video_operations(id: VideoRoute) -> Vec<Documented> {
         | VideoRoute::MultipartUpload
         | VideoRoute::MultipartComplete
         | VideoRoute::MultipartPart
+        | VideoRoute::WorkerEvents
         | VideoRoute::Internal => vec![],
     }
 }
@@ -477,4 +595,11 @@ fn hls_routes() -> Vec<Documented> {
         }));
     }
     ops
+}
+
+/// The `{endpoint_id}` of the webhook endpoint routes.
+fn endpoint_id_param() -> Parameter {
+    param("endpoint_id", ParameterIn::Path, true, string())
+        .description(Some("ep_… (from the creation), or default: the operator's IV_WEBHOOKS entry."))
+        .build()
 }

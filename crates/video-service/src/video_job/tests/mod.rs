@@ -63,6 +63,7 @@ fn settings() -> Settings {
             config: WebhookConfig::empty(),
             policy: DeliveryPolicy::default(),
             allow_local_http: true,
+            schedule: Default::default(),
         },
         keep_source: true,
         caps: StreamCaps { per_video: 3, per_address: 2 },
