@@ -3,20 +3,23 @@
 //
 // The backend holds the API key and only does the key-protected calls,
 // through the typed client (@iv/media-client, clients/typescript):
-// asking for upload sessions, starting jobs, and relaying the app's event
-// stream (`GET /api/events` -> the video service's `/events`, which needs
-// the key) for the page's operator view. `POST /api/videos` asks for one
-// presigned PUT, or with `multipart: true` (and the file's size) for a
-// resumable session whose token-bearing `endpoint` answers Uppy's
-// Companion-shaped calls itself, so this backend signs nothing per part.
-// The browser uploads straight to storage with Uppy (single PUT, or parts
-// with `@uppy/aws-s3`, resumed after a network cut), follows its job on the
-// public `/job-events` stream (polling `/job-status` when it cannot) and
-// plays the HLS ladder with hls.js. Images go the same way (one presigned
-// PUT), then `POST /api/images/check` asks the image service for the
-// image's record (which checks the upload) before the page shows it and
-// its variants. Uppy and hls.js are served from node_modules (pinned in
-// package.json), no CDN.
+// creating uploads, reading and cancelling them, and minting the stream
+// token with which the page's operator view reads the app's `/events`
+// itself (no relay, no key in the browser). `POST /api/videos` creates a
+// direct upload (`POST /uploads`, Mux's model): the browser gets its
+// single-use token with one presigned PUT and a `complete_url`, or with
+// `multipart: true` a resumable `endpoint` that answers Uppy's
+// Companion-shaped calls itself. The upload starts its job when the file
+// lands (the page's completion call, or the multipart complete): this
+// backend makes no call after the upload. The browser uploads straight to
+// storage with Uppy (single PUT, or parts with `@uppy/aws-s3`, resumed
+// after a network cut), follows the upload and then its job on the public
+// `/job-events` stream from the moment the upload exists (polling
+// `/job-status` when it cannot), and plays the HLS ladder with hls.js.
+// Images go with one presigned PUT, then `POST /api/images/check` asks the
+// image service for the image's record (which checks the upload) before
+// the page shows it and its variants. Uppy and hls.js are served from
+// node_modules (pinned in package.json), no CDN.
 import { createServer } from 'node:http';
 import { readFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
@@ -46,55 +49,26 @@ export function startDemo({ port = 0, videoService, imageService, apiKey }) {
     return { status: response.status, body: response.ok ? data : error };
   };
   const handlers = {
-    // The page asks for somewhere to put a video; we ask the video service (with the key):
-    // one presigned PUT, or with `multipart: true` a resumable session (`endpoint`, `part_size`, `parts`).
+    // The page asks for somewhere to put a video; we create a direct upload (with the key): its
+    // token with one presigned PUT (`url`, `headers`, `complete_url`), or with `multipart: true`
+    // a resumable `endpoint` (`part_size`, `parts`). The upload starts its job when the file lands.
     'POST /api/videos': async (b) => {
       const videoId = `v-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
       const ask = { app_id: APP_ID, video_id: videoId, content_type: b.content_type, size: b.size };
       if (b.multipart !== undefined) ask.multipart = b.multipart;
-      const r = answer(await video.POST('/generate-upload-url', { body: ask }));
-      return r.status === 200 ? { status: 200, body: { ...r.body, app_id: APP_ID, video_id: videoId, video_service: videoService } } : r;
+      const r = answer(await video.POST('/uploads', { body: ask }));
+      return r.status === 201 ? { status: 201, body: { ...r.body, video_service: videoService } } : r;
     },
-    // The upload finished: start the job (with the key).
-    'POST /api/videos/start': async (b) => answer(await video.POST('/notify-upload-complete', { body: { app_id: APP_ID, video_id: b.video_id, raw_key: b.raw_key, content_type: b.content_type } })),
+    // An upload's state (waiting, asset_created with its job, errored, cancelled, timed_out), and cancelling one.
+    'POST /api/uploads/state': async (b) => answer(await video.GET('/uploads/{upload_id}', { params: { path: { upload_id: String(b.id ?? '') } } })),
+    'POST /api/uploads/cancel': async (b) => answer(await video.DELETE('/uploads/{upload_id}', { params: { path: { upload_id: String(b.id ?? '') } } })),
+    // A short-lived token for the page's EventSource on the app's /events (the key stays here).
+    'POST /api/events/token': async () => answer(await video.POST('/events/token', { body: { app_id: APP_ID, ttl_s: 600 } })),
     'POST /api/images': async (b) => answer(await image.POST('/generate-image-upload-url', { body: { app_id: APP_ID, content_type: b.content_type, size: b.size } })),
     // The browser's PUT is done: ask for the image's record (with the key). The service checks the
     // upload there and answers its type, size, width and height, or 404 if it refused it.
     'POST /api/images/check': async (b) => answer(await image.GET('/images', { params: { query: { app_id: APP_ID, image_id: b.image_id ?? '' } } })),
     'GET /api/config': async () => ({ status: 200, body: { app_id: APP_ID, video_service: videoService, image_service: imageService } }),
-  };
-  // Open /api/events responses: close() ends them, or server.close() would wait for them forever.
-  const streams = new Set();
-  // The app's event stream, relayed chunk by chunk (no buffering) since the browser cannot send the key.
-  const relayEvents = async (req, res) => {
-    const upstream = new AbortController();
-    streams.add(res);
-    // 'close' on the response fires when the browser goes away (or we end it): stop reading upstream.
-    res.on('close', () => { upstream.abort(); streams.delete(res); });
-    const headers = { accept: 'text/event-stream' };
-    if (req.headers['last-event-id']) headers['last-event-id'] = req.headers['last-event-id'];
-    try {
-      const { data, error, response: r } = await video.GET('/events', { params: { query: { app_id: APP_ID } }, headers, parseAs: 'stream', signal: upstream.signal });
-      if (r.status !== 200) {
-        res.writeHead(r.status, { 'content-type': r.headers.get('content-type') ?? 'application/json; charset=utf-8', 'cache-control': 'no-store' });
-        return res.end(typeof error === 'string' ? error : JSON.stringify(error));
-      }
-      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
-      res.flushHeaders();
-      const reader = data.getReader();
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (done) break;
-        res.write(value);
-      }
-    } catch (e) {
-      if (!res.headersSent && !res.destroyed) {
-        res.writeHead(502, { 'content-type': 'application/json; charset=utf-8' });
-        res.end(JSON.stringify({ error: { code: 'demo_backend', message: e.message } }));
-      }
-    }
-    // Upstream ended or failed mid-stream: end ours too; the EventSource reconnects with Last-Event-ID.
-    if (!res.writableEnded) res.end();
   };
   const server = createServer(async (req, res) => {
     const send = (status, body, type = 'application/json; charset=utf-8') => {
@@ -103,7 +77,6 @@ export function startDemo({ port = 0, videoService, imageService, apiKey }) {
     };
     try {
       const path = new URL(req.url, 'http://demo').pathname;
-      if (req.method === 'GET' && path === '/api/events') return await relayEvents(req, res);
       const handler = handlers[`${req.method} ${path}`];
       if (handler) {
         let raw = '';
@@ -121,7 +94,6 @@ export function startDemo({ port = 0, videoService, imageService, apiKey }) {
   return new Promise((resolve) => {
     server.listen(port, '127.0.0.1', () => {
       resolve({ url: `http://127.0.0.1:${server.address().port}`, close: () => new Promise((r) => {
-        for (const res of streams) res.destroy();
         server.close(r);
         server.closeIdleConnections();
       }) });

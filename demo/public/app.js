@@ -1,16 +1,20 @@
-// The browser side of the demo: uploads straight to storage with Uppy (a
-// resumable multipart upload with @uppy/aws-s3 against the session's own
-// Companion-shaped endpoint, or one presigned PUT for a small file), the job
-// followed on its public event stream (polling the public status route when
-// that fails), HLS playback with hls.js, the poster and the thumbnail
-// sprite, and an operator view of the app's recent jobs (the app's stream,
-// relayed by the backend because it needs the key), and an image with
-// variants the image service makes (sizes, formats, bytes). `window.demo`
-// exposes state for the browser test.
+// The browser side of the demo: a direct upload (the backend creates it;
+// its token is the page's only credential) sent straight to storage with
+// Uppy (a resumable multipart upload with @uppy/aws-s3 against the upload's
+// own Companion-shaped endpoint, or one presigned PUT for a small file,
+// then the upload's completion call), which starts the job with no backend
+// call; the upload and then its job followed on the video's public event
+// stream from the moment the upload exists (polling the public status
+// route when that fails), HLS playback with hls.js, the poster and the
+// thumbnail sprite; an operator view of the app's recent jobs and a live
+// feed of its events (the app's `/events`, opened by the page itself with a
+// short-lived stream token the backend mints); and an image with variants
+// the image service makes (sizes, formats, bytes). `window.demo` exposes
+// state for the browser test.
 import { Uppy, AwsS3, XHRUpload } from '/vendor/uppy.min.mjs';
 
 const $ = (id) => document.getElementById(id);
-const demo = (window.demo = { job: null, hls: null, playbackUrl: null, events: [], transport: null, upload: null, operator: { connected: false, rows: {} } });
+const demo = (window.demo = { job: null, hls: null, playbackUrl: null, events: [], transport: null, upload: null, uploadObject: null, operator: { connected: false, rows: {}, feed: [], tokens: 0 } });
 
 /**
  * Files above this go in parts, each its own presigned PUT, so a network cut
@@ -70,17 +74,50 @@ XMLHttpRequest.prototype.open = function (method, url, ...rest) {
   return xhrOpen.call(this, method, url, ...rest);
 };
 
+/** The upload object's state on the page: from its `upload.*` events, and from the backend's `GET /uploads/{id}`. */
+function uploadState(status, note = '') {
+  const o = demo.uploadObject;
+  if (!o || !status) return;
+  if (o.seen.at(-1) !== status) o.seen.push(status);
+  o.status = status;
+  $('video-upload-object').textContent = `upload ${o.id}: ${o.seen.join(' → ')}${note ? ` (${note})` : ''}`;
+}
+
 async function uploadVideo(file) {
   const type = file.type || 'video/mp4';
-  $('video-state').textContent = 'asking for an upload URL…';
+  demo.stream?.close(); // a second upload on the same page
+  demo.job = null;
+  $('video-state').textContent = 'creating an upload…';
   const slot = await backend('POST', '/api/videos', { content_type: type, size: file.size, multipart: file.size > MULTIPART_ABOVE });
-  await send(file, type, slot);
-  $('video-state').textContent = 'uploaded; starting the job…';
-  const job = await backend('POST', '/api/videos/start', { video_id: slot.video_id, raw_key: slot.raw_key, content_type: type });
   demo.videoId = slot.video_id;
+  demo.uploadObject = { id: slot.id, status: null, seen: [], jobId: null };
+  uploadState(slot.status);
+  // The video's stream opens now, before the file is sent: upload.created, upload.asset_created, then the job.
   const q = `app_id=${encodeURIComponent(slot.app_id)}&video_id=${encodeURIComponent(slot.video_id)}`;
-  const done = (await follow(`${slot.video_service}/job-events?${q}`)) ?? (await poll(`${slot.video_service}/job-status?${q}`, demo.job ?? job));
+  const stream = (demo.stream = follow(`${slot.video_service}/job-events?${q}`));
+  try {
+    await send(file, type, slot);
+    if (!slot.multipart) await complete(slot); // a resumable upload's own complete call started the job
+  } catch (e) {
+    stream.close();
+    throw e;
+  }
+  // The backend's view of the upload object (GET /uploads/{id}): asset_created, with its job.
+  const state = await backend('POST', '/api/uploads/state', { id: slot.id });
+  demo.uploadObject.jobId = state.job_id ?? null;
+  uploadState(state.status, state.job_id ? `job ${state.job_id}` : '');
+  const done = (await stream) ?? (await poll(`${slot.video_service}/job-status?${q}`));
   finished(done);
+}
+
+/** A single PUT's last step: the browser tells the service the file is in (the upload's token); the job starts. */
+async function complete(slot) {
+  $('video-state').textContent = 'uploaded; completing the upload…';
+  const r = await fetch(slot.complete_url, { method: 'POST', headers: { authorization: `Bearer ${slot.token}` } });
+  const body = await r.json();
+  if (!r.ok) throw new Error(body.error?.message ?? `completing the upload: ${r.status}`);
+  uploadState(body.status);
+  return body;
 }
 
 /**
@@ -111,7 +148,7 @@ function send(file, type, slot) {
   if (multipart) {
     uppy.use(AwsS3, { companionEndpoint: slot.endpoint, shouldUseMultipart: true, getChunkSize: () => slot.part_size, limit: 1 });
   } else {
-    uppy.use(XHRUpload, { endpoint: slot.upload_url, method: 'PUT', formData: false, headers: slot.headers, limit: 1, getResponseData: () => ({}) });
+    uppy.use(XHRUpload, { endpoint: slot.url, method: 'PUT', formData: false, headers: slot.headers, limit: 1, getResponseData: () => ({}) });
   }
   const id = uppy.addFile({ name: file.name || 'video', type, data: file, source: 'demo' });
   const say = (text) => ($('video-state').textContent = text);
@@ -195,19 +232,23 @@ function show(job, note = job.error ?? '') {
 }
 
 /**
- * Follows the job on its public event stream. Resolves with the done JobView,
- * rejects on a final error or a cancel, or resolves null to poll instead: no
+ * Follows the upload and then its job on the video's public event stream.
+ * Resolves with the done JobView, rejects on a final error, a cancel or an
+ * upload that ended without a job, or resolves null to poll instead: no
  * EventSource, an error before `connected` (no stream, a buffering proxy), the
  * browser giving up, or 20 s without any event (heartbeats come every 15 s).
+ * `close()` on the promise stops following (resolving null).
  */
 function follow(url) {
-  if (typeof EventSource !== 'function') return Promise.resolve(null);
+  if (typeof EventSource !== 'function') return Object.assign(Promise.resolve(null), { close() {} });
   demo.transport = 'sse';
-  return new Promise((resolve, reject) => {
+  let close;
+  const following = new Promise((resolve, reject) => {
     const es = new EventSource(url);
     let connected = false;
     let timer;
     const stop = (settle, value) => { clearTimeout(timer); es.close(); settle(value); };
+    close = () => stop(resolve, null);
     const watchdog = () => { clearTimeout(timer); timer = setTimeout(() => stop(resolve, null), 20000); };
     watchdog();
     // After `connected` a dropped stream is reconnected by the EventSource itself, with Last-Event-ID.
@@ -232,19 +273,29 @@ function follow(url) {
       stop(reject, new Error(d.error));
     });
     on('job:canceled', () => { patch({ status: 'canceled' }); stop(reject, new Error('the job was canceled')); });
+    // The upload object's own events (the catalogue's upload.*): its state, and its end when no job comes of it.
+    on('upload.created', () => uploadState('waiting'));
+    on('upload.asset_created', (d) => uploadState('asset_created', d.data?.job_id ? `job ${d.data.job_id}` : ''));
+    for (const [name, status] of [['upload.errored', 'errored'], ['upload.cancelled', 'cancelled'], ['upload.timed_out', 'timed_out']]) {
+      on(name, (d) => { uploadState(status, d.data?.error?.message ?? ''); stop(reject, new Error(`the upload ${status.replace('_', ' ')}`)); });
+    }
   });
+  return Object.assign(following, { close });
 }
 
 /** Polls the public status route every second until the job ends. */
-async function poll(url, job) {
+async function poll(url) {
   demo.transport = 'poll';
   for (;;) {
-    demo.events.push({ t: Date.now(), status: job.status, progress: job.progress, playable: job.playable });
-    show(job);
-    if (job.status === 'done') return job;
-    if (job.status === 'error') throw new Error(job.error);
+    const r = await fetch(url);
+    if (r.ok) {
+      const job = await r.json();
+      demo.events.push({ t: Date.now(), status: job.status, progress: job.progress, playable: job.playable });
+      show(job);
+      if (job.status === 'done') return job;
+      if (job.status === 'error') throw new Error(job.error);
+    }
     await sleep(1000);
-    job = await (await fetch(url)).json();
   }
 }
 
@@ -348,8 +399,11 @@ async function uploadImage(file) {
   say(`stored as ${slot.key}: ${meta.content_type}, ${meta.width}×${meta.height} px, ${kib(meta.size)}`);
 }
 
-/** Operator view: the app's recent jobs from `connected.recent`, kept current by the app's job events. */
-function operatorView() {
+/**
+ * Operator view: the app's recent jobs from `connected.recent`, kept current by the app's job
+ * events, and a feed of the app's catalogue events (uploads, videos, images), newest first.
+ */
+async function operatorView() {
   const op = demo.operator;
   const tbody = $('operator-jobs').querySelector('tbody');
   const say = (text) => ($('operator-state').textContent = text);
@@ -385,27 +439,87 @@ function operatorView() {
     'job:canceled': () => ({ status: 'canceled' }),
   };
   if (typeof EventSource !== 'function') return say('operator view unavailable: this browser has no EventSource');
-  const es = new EventSource('/api/events');
-  es.onerror = () => {
-    op.connected = false;
-    say(es.readyState === EventSource.CLOSED ? "operator view unavailable: the backend could not open the app's event stream" : 'reconnecting…');
+  // The app's catalogue (media_core::catalogue::EventType): each arrives as its own named SSE event.
+  const CATALOGUE = ['upload.created', 'upload.asset_created', 'upload.errored', 'upload.cancelled', 'upload.timed_out',
+    'video.created', 'video.playable', 'video.ready', 'video.errored', 'video.canceled', 'video.deleted', 'image.created', 'image.deleted'];
+  const feed = $('operator-feed');
+  const logEvent = (name, d) => {
+    const subject = d.videoId ?? d.data?.video_id ?? d.data?.image_id ?? '';
+    op.feed.unshift({ type: name, id: d.id, subject, at: d.created_at ?? new Date().toISOString() });
+    op.feed.length = Math.min(op.feed.length, 50);
+    const li = document.createElement('li');
+    li.innerHTML = '<time></time> <code></code> <span></span>';
+    li.children[0].textContent = new Date(d.created_at ?? Date.now()).toLocaleTimeString();
+    li.children[1].textContent = name;
+    li.children[2].textContent = subject;
+    feed.prepend(li);
+    while (feed.children.length > 20) feed.lastChild.remove();
   };
-  es.addEventListener('connected', (e) => {
-    const { recent = [] } = JSON.parse(e.data);
-    // A (re)connect brings the whole list again: start over from it, newest first.
+  /** Rows from a list of the app's jobs, newest first (`connected.recent`, `reset.jobs`). */
+  const rebuild = (jobs) => {
     tbody.replaceChildren();
     trs.clear();
     op.rows = {};
-    for (const r of [...recent].reverse()) upsert(r.videoId, { status: r.status, progress: r.progress ?? 0, stage: r.stage ?? null, updatedAt: r.updatedAt });
-    op.connected = true;
-    say('live');
-  });
-  for (const [name, change] of Object.entries(changes)) {
-    es.addEventListener(name, (e) => {
-      const d = JSON.parse(e.data);
-      if (d.videoId) upsert(d.videoId, change(d));
+    for (const r of [...jobs].reverse()) upsert(r.videoId, { status: r.status, progress: r.progress ?? 0, stage: r.stage ?? null, updatedAt: r.updatedAt });
+  };
+  // The page opens the app's /events itself with a stream token from the backend (an EventSource
+  // cannot send the API key, and the key never comes here). A token is checked when a stream opens:
+  // when the browser's own reconnect is refused (the token expired), ask for a new one and resume
+  // from the last event seen.
+  let lastId = null;
+  let failures = 0;
+  const open = async () => {
+    let token;
+    try {
+      token = await backend('POST', '/api/events/token', {});
+      op.tokens++;
+    } catch (e) {
+      say(`operator view unavailable: ${e.message}; retrying…`);
+      return setTimeout(open, Math.min(30000, 1000 * 2 ** failures++));
+    }
+    const url = new URL(token.events_url, config.video_service);
+    if (lastId !== null) url.searchParams.set('last_event_id', lastId);
+    const es = new EventSource(url);
+    const seen = (e) => { if (e.lastEventId) lastId = e.lastEventId; };
+    es.onerror = () => {
+      op.connected = false;
+      if (es.readyState !== EventSource.CLOSED) return say('reconnecting…');
+      es.close();
+      say('reconnecting with a new stream token…');
+      setTimeout(open, Math.min(30000, 1000 * 2 ** failures++));
+    };
+    es.addEventListener('connected', (e) => {
+      seen(e);
+      failures = 0;
+      // A (re)connect brings the whole list again: start over from it.
+      rebuild(JSON.parse(e.data).recent ?? []);
+      op.connected = true;
+      say('live');
     });
-  }
+    // Resuming from an id the app no longer keeps: what was missed is gone; `jobs` is the list as it is now.
+    es.addEventListener('reset', (e) => {
+      seen(e);
+      const { jobs = [] } = JSON.parse(e.data);
+      op.resets = (op.resets ?? 0) + 1;
+      rebuild(jobs);
+      logEvent('reset', { created_at: new Date().toISOString(), data: {} });
+    });
+    for (const [name, change] of Object.entries(changes)) {
+      es.addEventListener(name, (e) => {
+        seen(e);
+        const d = JSON.parse(e.data);
+        if (d.videoId) upsert(d.videoId, change(d));
+      });
+    }
+    for (const name of CATALOGUE) {
+      es.addEventListener(name, (e) => {
+        seen(e);
+        logEvent(name, JSON.parse(e.data));
+      });
+    }
+  };
+  const config = await backend('GET', '/api/config');
+  open();
 }
 
 const guard = (el, fn) => async (e) => {
