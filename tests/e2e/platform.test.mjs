@@ -243,6 +243,8 @@ test('browser: the demo page uploads a clip, follows its events, plays the ladde
   try {
     const { page, problems, consoleErrors } = await watchedPage(browser);
     await page.goto(p.demo);
+    // The operator view is live first (its stream shows events from its connection on), then the upload.
+    await page.waitForFunction(() => window.demo.operator.connected, null, { timeout: 30000 });
     await page.setInputFiles('#video-file', clip('browser.mp4', { size: '1280x720', seconds: 12 }));
     // Playback starts while the ladder is still encoding; currentTime must advance.
     await page.waitForFunction(() => window.demo.hls && document.getElementById('player').currentTime > 1.5, null, { timeout: 180000 });
@@ -262,6 +264,14 @@ test('browser: the demo page uploads a clip, follows its events, plays the ladde
     // The operator view (the app's stream through the demo backend) shows the job done.
     await page.waitForFunction(() => window.demo.operator.rows[window.demo.videoId]?.status === 'done', null, { timeout: 30000 });
     assert.equal(await page.evaluate(() => window.demo.operator.connected), true);
+    // The upload object the backend created (POST /uploads) went waiting -> asset_created, as its upload.*
+    // events and GET /uploads/{id} showed it; the app's live feed (the page's own EventSource on /events,
+    // with a stream token the backend minted) carried the video's catalogue events.
+    assert.deepEqual(await page.evaluate(() => window.demo.uploadObject.seen), ['waiting', 'asset_created']);
+    await page.waitForFunction(() => window.demo.operator.feed.some((e) => e.type === 'video.ready' && e.subject === window.demo.videoId), null, { timeout: 30000 });
+    const feed = await page.evaluate(() => window.demo.operator.feed.filter((e) => e.subject === window.demo.videoId).map((e) => e.type));
+    for (const type of ['upload.created', 'upload.asset_created', 'video.created', 'video.playable', 'video.ready']) assert.ok(feed.includes(type), `${type} not in the feed: ${feed}`);
+    assert.ok(await page.evaluate(() => window.demo.operator.tokens >= 1));
     // The image half of the page: straight to storage, then shown from /assets/ and the transform URL.
     const png = join(scratch, 'page.png');
     execFileSync('ffmpeg', ['-loglevel', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc2=size=480x270', '-frames:v', '1', png]);
