@@ -59,9 +59,8 @@ export function startDemo({ port = 0, videoService, imageService, apiKey }) {
       const r = answer(await video.POST('/uploads', { body: ask }));
       return r.status === 201 ? { status: 201, body: { ...r.body, video_service: videoService } } : r;
     },
-    // An upload's state (waiting, asset_created with its job, errored, cancelled, timed_out), and cancelling one.
+    // An upload's state: waiting, asset_created (with its job), errored, cancelled or timed_out.
     'POST /api/uploads/state': async (b) => answer(await video.GET('/uploads/{upload_id}', { params: { path: { upload_id: String(b.id ?? '') } } })),
-    'POST /api/uploads/cancel': async (b) => answer(await video.DELETE('/uploads/{upload_id}', { params: { path: { upload_id: String(b.id ?? '') } } })),
     // A short-lived token for the page's EventSource on the app's /events (the key stays here).
     'POST /api/events/token': async () => answer(await video.POST('/events/token', { body: { app_id: APP_ID, ttl_s: 600 } })),
     'POST /api/images': async (b) => answer(await image.POST('/generate-image-upload-url', { body: { app_id: APP_ID, content_type: b.content_type, size: b.size } })),
