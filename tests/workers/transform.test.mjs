@@ -24,7 +24,9 @@ import { imageService, client, errorCode, putStored, API_KEY, API_KEY_2 } from '
 
 const BASE = 'http://image.test';
 const CHROME_ACCEPT = 'image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8';
-const IMMUTABLE = 'public, max-age=31536000, immutable';
+// No cache purge configured here (CF_ZONE_ID, CF_PURGE_TOKEN): the edge TTL is capped at
+// EDGE_TTL_WITHOUT_PURGE_S, 1 h (tests/workers/purge.test.mjs has the year-long TTL with a purge).
+const IMMUTABLE = 'public, max-age=3600, immutable';
 // API_KEY_2 may act only for this app (see IV_API_KEY below).
 const OTHER_APP = 'someone_else';
 
