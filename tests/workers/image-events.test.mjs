@@ -3,6 +3,8 @@
 // runs in its own Miniflare, as in production it is its own Worker: its
 // VIDEO_SERVICE service binding reaches the video Worker's /internal/events
 // (with INTERNAL_EVENTS_TOKEN), which hands the event to the app's AppHub.
+// Without the binding (wrangler dev's two processes) VIDEO_SERVICE_URL is
+// used over HTTP: the last test runs that way.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -10,6 +12,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startGarage } from '../../devkit/garage.mjs';
+import { freePort } from '../../devkit/ports.mjs';
 import { openEvents } from '../../devkit/sse.mjs';
 import { startReceiver } from '../../devkit/webhook-receiver.mjs';
 import { verifyWebhook } from '../../devkit/webhook-verify.mjs';
@@ -47,6 +50,8 @@ before(async () => {
   await stream.waitFor('connected', 5000);
 });
 after(async () => {
+  // A stream cut by its server's disposal ends with 'terminated': expected here.
+  stream?.finished?.catch(() => {});
   stream?.close();
   await image?.dispose();
   await video?.dispose();
@@ -132,5 +137,33 @@ describe('video.deleted', () => {
     assert.equal((await vapi.call('DELETE', `/videos?app_id=${APP}&video_id=gone`, { key: API_KEY, headers: freshIp() })).status, 200);
     await sleep(1000);
     assert.equal(onStream('video.deleted', 'gone').length, 1, 'a repeat that removed nothing is not announced');
+  });
+});
+
+describe('without the service binding (wrangler dev): over VIDEO_SERVICE_URL', () => {
+  test('an upload still reaches the app stream; a wrong token reaches nothing', async () => {
+    const port = await freePort();
+    const v = await videoService({ store: garage, backend: 's3', port, vars: { INTERNAL_EVENTS_TOKEN: TOKEN } });
+    const url = `http://127.0.0.1:${port}`;
+    const good = await imageService({ store: garage, vars: { INTERNAL_EVENTS_TOKEN: TOKEN, VIDEO_SERVICE_URL: url } });
+    const bad = await imageService({ store: garage, vars: { INTERNAL_EVENTS_TOKEN: 'not-the-token', VIDEO_SERVICE_URL: url } });
+    const s = await openEvents((u, init) => v.dispatchFetch(u, init), `http://video.test/events?app_id=${APP}`, { headers: { 'x-api-key': API_KEY, ...freshIp() } });
+    try {
+      await s.waitFor('connected', 5000);
+      const upload = (mf, id) => client(mf, 'http://image.test').post(`/upload?app_id=${APP}&image_id=${id}`, png, { key: API_KEY, headers: { ...freshIp(), 'content-type': 'image/png' } });
+      const refused = await upload(bad, 'overhttp_bad');
+      assert.equal(refused.status, 201, 'an event that is not announced does not fail the upload');
+      const up = await upload(good, 'overhttp');
+      assert.equal(up.status, 201, up.text);
+      await s.waitFor((e) => e.event === 'image.created' && e.data.data?.image_id === 'overhttp', 10_000);
+      await sleep(500);
+      assert.equal(s.events.filter((e) => e.data?.data?.image_id === 'overhttp_bad').length, 0);
+    } finally {
+      s.finished?.catch(() => {});
+      s.close();
+      await good.dispose();
+      await bad.dispose();
+      await v.dispose();
+    }
   });
 });
