@@ -8,7 +8,8 @@
 //! `/health`.
 
 use media_core::http::auth::KeyGrant;
-use media_core::video::stream_token::{redact_stream_token, STREAM_TOKEN_PARAM};
+use media_core::video::redact::url_for_logs;
+use media_core::video::stream_token::STREAM_TOKEN_PARAM;
 use media_core::wire::routes::{find, Route};
 use worker::{Context, Env, Request, Response};
 
@@ -29,7 +30,7 @@ use crate::{ratelimit, settings};
 /// a request with a stream token). A handler of an `Auth::ApiKey` row that
 /// answers without running [`guard`] (or, where a stream token is allowed,
 /// [`guard_key_or_stream_token`]) answers 500. The URL that failures log
-/// and report never shows a stream token.
+/// and report never shows a stream or upload token.
 pub async fn handle<S, Id: Copy>(
     service: &'static str,
     table: &'static [Route<Id>],
@@ -46,7 +47,7 @@ pub async fn handle<S, Id: Copy>(
     let with_stream_token = req.url().is_ok_and(|u| u.query_pairs().any(|(k, _)| k == STREAM_TOKEN_PARAM));
     let browsers_may_read = found.as_ref().is_none_or(|f| f.auth().browsers_may_read(with_stream_token));
     let method = req.method().to_string();
-    let url = req.url().map(|u| redact_stream_token(u.as_str()).into_owned()).unwrap_or_default();
+    let url = req.url().map(|u| url_for_logs(u.as_str()).into_owned()).unwrap_or_default();
     // First, so that broken settings are reported too.
     let sentry = Reporter::new(settings::sentry_dsn(&Vars(env)));
     let loaded = RequestContext::load(service, env, execution, sentry.clone(), load_settings);

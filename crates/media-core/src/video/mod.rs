@@ -14,6 +14,7 @@
 //! | [`endpoint`] | webhook endpoints by API: event filters, secret rotation, 410 disabling, the delivery log's bound |
 //! | [`callback`] | callback URL safety: https only, no private, loopback or numeric-trick hosts |
 //! | [`upload`] | direct uploads as objects: upload ids, states (waiting, asset_created, errored, cancelled, timed_out), timeouts |
+//! | [`redact`] | what a logged or reported URL shows: never a stream or upload token |
 //! | [`upload_session`] | resumable (multipart) uploads: signed upload tokens, R2's part rules, S3's multipart XML |
 
 pub mod callback;
@@ -25,6 +26,7 @@ pub mod events;
 pub mod job;
 pub mod ladder;
 pub mod playlist;
+pub mod redact;
 pub mod stream_token;
 pub mod timeline;
 pub mod upload;
