@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { startPlatform, ROOT } from '../devkit/platform.mjs';
+import { startPurgeStandin } from '../devkit/purge-standin.mjs';
 import { startReceiver } from '../devkit/webhook-receiver.mjs';
 import { HOOKS_APP } from './events.mjs';
 
@@ -32,6 +33,9 @@ let platform;
 // The webhook receiver of the events group: down (connections dropped) for
 // the first 3 attempts of each event, then up.
 const receiver = await startReceiver({ failFirst: 3, failStatus: 'reset' });
+// Cloudflare's zone purge API, stood in for: the deletion group counts the purges its deletes send.
+const purge = await startPurgeStandin();
+const purgeVars = { CF_API_BASE: purge.apiBase, CF_ZONE_ID: 'reliability-zone', CF_PURGE_TOKEN: `purge-${randomBytes(8).toString('hex')}` };
 try {
   platform = await startPlatform({
     dir: join(scratch, 'platform'),
@@ -45,9 +49,10 @@ try {
       WEBHOOK_RETRY_BASE_MS: '500',
       // The app's endpoints (its IV_WEBHOOKS url among them) retry from its hub on this schedule.
       WEBHOOK_RETRY_SCHEDULE_MS: '500,1000,1500,2000',
+      ...purgeVars,
     },
     // Presigned images are checked 5 s after their URL expires (hostile: junk nobody reads is removed).
-    imageVars: { UPLOAD_URL_TTL_S: '20', UPLOAD_CHECK_GRACE_S: '5' },
+    imageVars: { UPLOAD_URL_TTL_S: '20', UPLOAD_CHECK_GRACE_S: '5', ...purgeVars },
     transcoderEnv: { LEASE_WAIT_MS: '2000' },
     // Two tenants' keys, each tied to its apps, for the tenant matrix of the hostile group.
     tenantKeys: {
@@ -61,7 +66,7 @@ try {
     const started = Date.now();
     try {
       const group = await loadGroup();
-      for (const row of await group({ platform, scratch, soak, say, receiver })) rows.push({ group: name, ...row });
+      for (const row of await group({ platform, scratch, soak, say, receiver, purge, purgeVars })) rows.push({ group: name, ...row });
     } catch (e) {
       rows.push({ group: name, check: 'group ran to the end', ok: false, detail: e.stack?.split('\n').slice(0, 3).join(' ') ?? String(e) });
     }
@@ -70,6 +75,7 @@ try {
 } finally {
   await platform?.stop();
   await receiver.stop();
+  await purge.stop();
   if (process.env.KEEP_SCRATCH) say(`kept ${scratch}`);
   else rmSync(scratch, { recursive: true, force: true });
 }
