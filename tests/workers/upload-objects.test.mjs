@@ -4,7 +4,10 @@
 // notification through the queue in Cloudflare's message shape, the legacy
 // notify), duplicate triggers give one job, a timed-out upload leaves
 // nothing behind, a cancelled upload refuses its token, another app's key
-// sees nothing, and bad input is a clear 400.
+// sees nothing, and bad input is a clear 400. An ended upload's file (a
+// wrong size, a PUT after its cancel) never blocks the video's next upload,
+// a create that cannot make its credentials leaves no upload behind, and an
+// upload's KV job marker expires unless its job starts.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -24,6 +27,8 @@ let garage;
 let garageDir;
 let mf;
 let api;
+/** The Worker's log lines: the queue consumer logs one per message it handled. */
+const logs = [];
 before(async () => {
   garageDir = mkdtempSync(join(tmpdir(), 'garage-upload-objects-'));
   garage = await startGarage({ dir: garageDir });
@@ -32,6 +37,7 @@ before(async () => {
     backend: 's3',
     // Timeouts of a second or two (60 s at least in production).
     vars: { IV_API_KEY: `${KEY}:${APP}, ${KEY_OTHER}:other`, UPLOAD_MIN_TIMEOUT_S: '1' },
+    logs,
   });
   api = client(mf, BASE);
 });
@@ -68,6 +74,18 @@ async function storageEvent(key, { action = 'PutObject', size = 1000 } = {}) {
     object: action === 'DeleteObject' ? { key } : { key, size, eTag: 'c846ff7a18f28c2e262116d6e8719ef0' },
     eventTime: new Date().toISOString(),
   });
+}
+
+/** How many queue messages the consumer has handled (acknowledged, refused or retried: one line each). */
+const handledLines = () =>
+  logs.filter((l) => /storage event (ignored|refused|not handled)|storage event: upload landed/.test(JSON.stringify(l))).length;
+
+/** Runs `send`, which puts `n` messages on the queue, then waits until the consumer has handled all `n`. */
+async function handled(n, send) {
+  const before = handledLines();
+  const out = await send();
+  await until(`the consumer handling ${n} storage event(s)`, async () => handledLines() >= before + n);
+  return out;
 }
 
 async function until(what, check, timeoutMs = 10_000) {
@@ -175,12 +193,13 @@ describe('direct uploads', () => {
   test("R2's event notification through the queue starts the job; other messages are acknowledged and ignored", async () => {
     const u = (await create('v-queue')).json;
     // Not ours: an output, an image, a delete, another video's source, junk.
-    await storageEvent(`hls/${APP}/v-queue/o1/master.m3u8`);
-    await storageEvent(`images/${APP}/img`);
-    await storageEvent(`raw/${APP}/v-queue/source.mp4`, { action: 'DeleteObject' });
-    await storageEvent(`raw/${APP}/nobody/source.mp4`);
-    await (await mf.getQueueProducer('UPLOAD_EVENTS')).send('not an event');
-    await new Promise((r) => setTimeout(r, 1500));
+    await handled(5, async () => {
+      await storageEvent(`hls/${APP}/v-queue/o1/master.m3u8`);
+      await storageEvent(`images/${APP}/img`);
+      await storageEvent(`raw/${APP}/v-queue/source.mp4`, { action: 'DeleteObject' });
+      await storageEvent(`raw/${APP}/nobody/source.mp4`);
+      await (await mf.getQueueProducer('UPLOAD_EVENTS')).send('not an event');
+    });
     assert.equal((await get(u.id)).json.status, 'waiting', 'nothing started by them');
     assert.equal((await api.get(`/job-status?app_id=${APP}&video_id=nobody`, { headers: freshIp() })).status, 404);
 
@@ -223,19 +242,18 @@ describe('direct uploads', () => {
     const stream = await events('v-dup');
     try {
       await put(u, file(1000));
-      const [a, b, , n] = await Promise.all([
+      const [a, b, , n] = await handled(1, () => Promise.all([
         complete(u.id, u.token),
         complete(u.id, u.token),
         storageEvent(`raw/${APP}/v-dup/source.mp4`),
         notify('v-dup'),
-      ]);
+      ]));
       assert.equal(a.status, 200, a.text);
       assert.equal(b.status, 200, b.text);
       assert.ok([200, 202].includes(n.status), n.text);
       assert.equal(a.json.job_id, b.json.job_id);
       assert.equal(a.json.job_id, n.json.job_id);
       await stream.waitFor('upload.asset_created', 5000);
-      await new Promise((r) => setTimeout(r, 1500)); // the queue's message too
       const names = stream.events.map((e) => e.event);
       assert.equal(names.filter((e) => e === 'upload.asset_created').length, 1, names.join(', '));
       assert.equal(names.filter((e) => e === 'job:created').length, 1, names.join(', '));
@@ -333,6 +351,83 @@ describe('direct uploads', () => {
     assert.equal((await complete(u.id, other.token)).status, 403);
     assert.equal((await complete(u.id)).status, 401);
     assert.equal((await complete(u.id, 'up1.00.00')).status, 403);
+  });
+
+  test("an errored upload's wrong file is removed, so the video's next upload can PUT and starts its job on its own file", async () => {
+    const u = (await create('v-wrong')).json;
+    // A file of another size at the upload's key (a PUT the presign did not bind, or another writer).
+    await putObject(garage, `raw/${APP}/v-wrong/source.mp4`, file(999), 'video/mp4');
+    const done = await complete(u.id, u.token);
+    assert.equal(done.status, 200, done.text);
+    assert.equal(done.json.status, 'errored');
+    assert.equal(done.json.job_id, undefined);
+    assert.deepEqual(await listKeys(garage, `raw/${APP}/v-wrong/`), [], 'the wrong file is gone');
+    // R2 would answer the next PUT (If-None-Match: *) 412 had it stayed.
+    const next = await create('v-wrong');
+    assert.equal(next.status, 201, next.text);
+    await put(next.json, file(1000));
+    const started = await complete(next.json.id, next.json.token);
+    assert.equal(started.json.status, 'asset_created', started.text);
+    const job = await api.get(`/job-status?app_id=${APP}&video_id=v-wrong`, { headers: freshIp() });
+    assert.equal(job.json.job_id, started.json.job_id);
+  });
+
+  test("a file that lands after its upload's cancel is removed by its storage event; with no event, the next create removes it", async () => {
+    const u = (await create('v-after')).json;
+    assert.equal((await cancel(u.id)).status, 200);
+    // The presigned URL outlives the cancel: the browser's PUT still lands.
+    await put(u, file(1000));
+    assert.equal((await listKeys(garage, `raw/${APP}/v-after/`)).length, 1);
+    await handled(1, () => storageEvent(`raw/${APP}/v-after/source.mp4`));
+    await until('the late file removed', async () => (await listKeys(garage, `raw/${APP}/v-after/`)).length === 0, 5000);
+    assert.equal((await api.get(`/job-status?app_id=${APP}&video_id=v-after`, { headers: freshIp() })).status, 404, 'it started nothing');
+
+    // No notification set up (or the event lost): the next create cleans first.
+    const v = (await create('v-after-2')).json;
+    assert.equal((await cancel(v.id)).status, 200);
+    await put(v, file(1000));
+    const next = await create('v-after-2');
+    assert.equal(next.status, 201, next.text);
+    assert.deepEqual(await listKeys(garage, `raw/${APP}/v-after-2/`), [], 'removed before the new upload waits');
+    await put(next.json, file(1000));
+    assert.equal((await complete(next.json.id, next.json.token)).json.status, 'asset_created');
+  });
+
+  test('a create whose credentials cannot be made answers 500 and leaves no upload blocking the video', async () => {
+    // R2 bindings work, but no S3 keys to presign or sign tokens with.
+    const broken = await videoService({ store: garage, backend: 'r2', vars: { IV_API_KEY: `${KEY}:${APP}`, S3_ACCESS_KEY_ID: '' } });
+    try {
+      const b = client(broken, BASE);
+      const body = { app_id: APP, video_id: 'v-broken', content_type: 'video/mp4', size: 1000 };
+      const r = await b.post('/uploads', body, { key: KEY, headers: freshIp() });
+      assert.equal(r.status, 500, r.text);
+      // Nothing was created: no upload on the video's stream, no marker in KV.
+      const s = await broken.dispatchFetch(`${BASE}/job-events?app_id=${APP}&video_id=v-broken`, { headers: freshIp() });
+      await s.body?.cancel();
+      assert.equal(s.status, 404);
+      const kv = await broken.getKVNamespace('MEDIA_KV');
+      assert.deepEqual((await kv.list({ prefix: `jobs/${APP}/v-broken` })).keys, []);
+    } finally {
+      await broken.dispose();
+    }
+  });
+
+  test("an upload's KV job marker expires unless its job starts, then the job's has none", async () => {
+    const kv = await mf.getKVNamespace('MEDIA_KV');
+    const name = `jobs/${APP}/v-marker`;
+    const marker = async () => (await kv.list({ prefix: name })).keys.find((k) => k.name === name);
+    const at = Date.now() / 1000;
+    const u = (await create('v-marker', { timeout_s: 120 })).json;
+    const m = await marker();
+    assert.ok(m, 'written at create: /job-events finds the video');
+    // The upload's timeout plus an hour's grace (its ended events stay readable that long).
+    assert.ok(m.expiration >= at + 120 + 3600 - 5 && m.expiration <= at + 120 + 3600 + 5, JSON.stringify(m));
+    await put(u, file(1000));
+    assert.equal((await complete(u.id, u.token)).json.status, 'asset_created');
+    await until("the job's marker, with no expiry", async () => {
+      const k = await marker();
+      return k && k.expiration === undefined;
+    });
   });
 
   test('bad input is a clear 400 (415 for a type we do not take)', async () => {

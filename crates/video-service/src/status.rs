@@ -8,7 +8,8 @@
 //! minute once done), then the KV playback record (done jobs), then the
 //! video's job marker in KV (`video_job::job_marker_key`, written by the
 //! object with the job's first change, and already by the presign that
-//! precedes it: [`expect_job`]), and only when that exists asks the
+//! precedes it, expiring an hour after that upload could last so an upload
+//! that ends with no job leaves none for good: [`expect_job`]), and only when that exists asks the
 //! video's object. A read of ids without a job thus answers 404 from KV and
 //! never reaches (nor creates) an object. The marker is written before the
 //! upload URL is handed out, so a page that polls while it uploads finds it
@@ -40,7 +41,7 @@ use worker_kit::{Failure, Handled};
 
 use crate::client;
 use crate::protocol::video_job::{VideoCall, VideoOp, VIDEO_JOBS_BINDING};
-use crate::video_job::{job_marker_key, playback_record_key, write_job_marker, KV_BINDING};
+use crate::video_job::{job_marker_key, playback_record_key, KV_BINDING};
 
 /// Where a public read found the job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,13 +122,20 @@ pub async fn forget(app: &AppId, video: &VideoId) {
     }
 }
 
+/// How long an upload's job marker outlives the upload: its ended upload's
+/// events stay readable on `/job-events` that long.
+pub const MARKER_GRACE_S: u64 = 3600;
+
 /// Writes the video's job marker when an upload for it is presigned: the
-/// job follows within the URL's life, and reads from then on must reach its
-/// object (see the module doc). Best effort: the object writes the marker
-/// again with the job's first change, so a failed write (KV allows one write
-/// a second per key) is logged, not answered.
-pub async fn expect_job(env: &Env, app: &AppId, video: &VideoId) {
-    if let Err(e) = write_job_marker(env, app, video).await {
+/// job follows within the upload's life (`lasts_s`), and reads from then
+/// on must reach its object (see the module doc). This marker expires
+/// [`MARKER_GRACE_S`] after the upload could last, so an upload that ends
+/// with no job leaves none for good; the object writes it again, with no
+/// expiry, with the job's first change. Best effort: a failed write (KV
+/// allows one write a second per key) is logged, not answered.
+pub async fn expect_job(env: &Env, app: &AppId, video: &VideoId, lasts_s: u64) {
+    let ttl_s = lasts_s.saturating_add(MARKER_GRACE_S);
+    if let Err(e) = crate::video_job::write_expiring_job_marker(env, app, video, ttl_s).await {
         tracing::warn!(app_id = %app, video_id = %video, error = %e, "writing the job marker at presign failed; the job's first change writes it");
     }
 }

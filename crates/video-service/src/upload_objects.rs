@@ -24,7 +24,7 @@ use media_core::keys::ObjectKey;
 use media_core::media::check_video_type;
 use media_core::video::job::SourceUpload;
 use media_core::video::upload::{check_timeout, UploadId, UploadRecord, UploadSpec};
-use media_core::video::upload_session::{PartPlan, UploadClaims, UploadToken, MAX_SINGLE_PUT_BYTES};
+use media_core::video::upload_session::{check_single_put, PartPlan, UploadClaims, UploadToken};
 use media_core::wire::api::{CreateUploadRequest, PresignedPut, UploadView};
 use media_core::{ApiError, ErrorCode};
 use worker::{Env, Method, Request};
@@ -66,12 +66,8 @@ pub async fn create(mut req: Request, cx: &VideoContext<'_>, base: &str) -> Hand
         crate::uploads::check_callback(url, &r.app_id, &cx.settings.objects.webhooks)?;
     }
     let plan = PartPlan::for_size(r.size)?;
-    if !r.multipart && r.size > MAX_SINGLE_PUT_BYTES {
-        return Err(ApiError::new(
-            ErrorCode::PayloadTooLarge,
-            format!("one PUT can carry at most {MAX_SINGLE_PUT_BYTES} bytes; ask for \"multipart\": true"),
-        )
-        .into());
+    if !r.multipart {
+        check_single_put(r.size)?;
     }
     let key = ObjectKey::RawUpload { app: r.app_id.clone(), video: r.video_id.clone(), kind }.to_string();
     let id = UploadId::new(r.app_id.clone(), r.video_id.clone(), random_bytes::<8>());
@@ -83,10 +79,9 @@ pub async fn create(mut req: Request, cx: &VideoContext<'_>, base: &str) -> Hand
         callback_url: r.callback_url.clone(),
     };
     let record = UploadRecord::new(&id, spec, timeout_s, now());
-    // Before the object: `/job-events` finds the video from the moment the upload exists.
-    crate::status::expect_job(cx.env, &r.app_id, &r.video_id).await;
-    let reply = ask(cx.env, &r.app_id, &r.video_id, Some(base), VideoOp::UploadCreate { record }).await?;
-    let record = reply.upload.clone().ok_or_else(|| Failure::internal("the video's object answered no upload"))?;
+    // The browser's credentials before the upload exists: a failure here
+    // (storage's settings) answers 500 and leaves no upload waiting that
+    // would block the video until its timeout.
     let claims = UploadClaims {
         id: record.id.clone(),
         app_id: r.app_id.clone(),
@@ -97,20 +92,29 @@ pub async fn create(mut req: Request, cx: &VideoContext<'_>, base: &str) -> Hand
         expires_at: record.expires_at,
     };
     let token = UploadToken::sign(&claims, &token_key(cx)?);
-    let mut out = view(reply, &id, base)?;
-    let base = base.trim_end_matches('/');
-    if r.multipart {
-        out.endpoint = Some(format!("{base}/uploads/{token}"));
-        out.part_size = Some(plan.part_size);
-        out.parts = Some(plan.parts);
+    let put = if r.multipart {
+        None
     } else {
         // Valid as long as the upload waits (at most 7 days, SigV4's longest).
         let ttl = u32::try_from(timeout_s).unwrap_or(u32::MAX);
-        let put =
-            PresignedPut::from_presigned(cx.presigner()?.presign_put(&key, &r.content_type, r.size, ttl, now())?);
-        out.url = Some(put.upload_url);
-        out.headers = Some(put.headers);
-        out.complete_url = Some(format!("{base}/uploads/{id}/complete"));
+        Some(PresignedPut::from_presigned(cx.presigner()?.presign_put(&key, &r.content_type, r.size, ttl, now())?))
+    };
+    // Before the object: `/job-events` finds the video from the moment the upload exists.
+    crate::status::expect_job(cx.env, &r.app_id, &r.video_id, timeout_s).await;
+    let reply = ask(cx.env, &r.app_id, &r.video_id, Some(base), VideoOp::UploadCreate { record }).await?;
+    let mut out = view(reply, &id, base)?;
+    let base = base.trim_end_matches('/');
+    match put {
+        None => {
+            out.endpoint = Some(format!("{base}/uploads/{token}"));
+            out.part_size = Some(plan.part_size);
+            out.parts = Some(plan.parts);
+        }
+        Some(put) => {
+            out.url = Some(put.upload_url);
+            out.headers = Some(put.headers);
+            out.complete_url = Some(format!("{base}/uploads/{id}/complete"));
+        }
     }
     out.token = Some(token);
     tracing::info!(app_id = %r.app_id, video_id = %r.video_id, upload_id = %id, multipart = r.multipart, size = r.size, timeout_s, "upload created");

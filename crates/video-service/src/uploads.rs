@@ -8,7 +8,7 @@ use media_core::keys::{check_raw_key, ObjectKey};
 use media_core::media::{check_size, check_video_type};
 use media_core::video::callback::check_url;
 use media_core::video::job::{NotifyOutcome, SourceUpload};
-use media_core::video::upload_session::{SessionStep, UploadToken, MAX_SINGLE_PUT_BYTES};
+use media_core::video::upload_session::{check_single_put, SessionStep, UploadToken};
 use media_core::wire::api::{
     CancelRequest, CancelResponse, JobView, NotifyRequest, PresignedPut, UploadSession, VideoUploadUrlRequest,
     VideoUploadUrlResponse,
@@ -38,17 +38,12 @@ pub async fn generate_upload_url(mut req: Request, cx: &VideoContext<'_>) -> Han
     grant.check_app(&r.app_id)?;
     let kind = check_video_type(&r.content_type)?;
     let key = ObjectKey::RawUpload { app: r.app_id.clone(), video: r.video_id.clone(), kind }.to_string();
-    crate::status::expect_job(cx.env, &r.app_id, &r.video_id).await;
+    let lasts_s = if r.multipart { cx.settings.upload_session_ttl_s } else { u64::from(cx.common.upload_ttl_s) };
+    crate::status::expect_job(cx.env, &r.app_id, &r.video_id, lasts_s).await;
     if r.multipart {
         return upload_session(&req, cx, &r, key).await;
     }
-    if r.size > MAX_SINGLE_PUT_BYTES {
-        return Err(ApiError::new(
-            ErrorCode::PayloadTooLarge,
-            format!("one PUT can carry at most {MAX_SINGLE_PUT_BYTES} bytes; ask for \"multipart\": true"),
-        )
-        .into());
-    }
+    check_single_put(r.size)?;
     let put = cx.presigner()?.presign_put(&key, &r.content_type, r.size, cx.common.upload_ttl_s, now())?;
     tracing::info!(app_id = %r.app_id, video_id = %r.video_id, content_type = %r.content_type, size = r.size, "video upload URL issued");
     json(200, &VideoUploadUrlResponse { put: PresignedPut::from_presigned(put), raw_key: key })

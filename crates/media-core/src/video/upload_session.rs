@@ -43,6 +43,19 @@ pub const MAX_MULTIPART_OBJECT_BYTES: u64 = 5_492_282_130_268;
 /// The largest single `PUT` R2 and S3 take.
 pub const MAX_SINGLE_PUT_BYTES: u64 = 5 * 1024 * 1024 * 1024;
 
+/// Whether a file of `size` bytes may be sent as one presigned `PUT`
+/// (`multipart: false`): 413 above [`MAX_SINGLE_PUT_BYTES`], naming the way
+/// out. The one rule of both `POST /generate-upload-url` and `POST /uploads`.
+pub fn check_single_put(size: u64) -> Result<(), ApiError> {
+    if size > MAX_SINGLE_PUT_BYTES {
+        return Err(ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            format!("one PUT can carry at most {MAX_SINGLE_PUT_BYTES} bytes; ask for \"multipart\": true"),
+        ));
+    }
+    Ok(())
+}
+
 /// How a file of `size` bytes is split.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartPlan {
@@ -388,6 +401,14 @@ mod tests {
     use super::*;
 
     const MIB: u64 = 1024 * 1024;
+
+    #[test]
+    fn one_put_carries_at_most_5_gib() {
+        assert_eq!(check_single_put(MAX_SINGLE_PUT_BYTES), Ok(()));
+        let e = check_single_put(MAX_SINGLE_PUT_BYTES + 1).unwrap_err();
+        assert_eq!((e.status(), e.code), (413, ErrorCode::PayloadTooLarge));
+        assert!(e.message.contains("\"multipart\": true"), "{}", e.message);
+    }
 
     #[test]
     fn plans_follow_r2s_part_rules() {

@@ -140,6 +140,13 @@ pub async fn write_job_marker(env: &Env, app: &AppId, video: &VideoId) -> worker
     Ok(())
 }
 
+/// Writes the video's job marker expiring in `ttl_s` (an upload's, before
+/// any job: [`crate::status::expect_job`]).
+pub async fn write_expiring_job_marker(env: &Env, app: &AppId, video: &VideoId, ttl_s: u64) -> worker::Result<()> {
+    env.kv(KV_BINDING)?.put(&job_marker_key(app, video), "1")?.expiration_ttl(ttl_s).execute().await?;
+    Ok(())
+}
+
 /// What the object runs by, read once per fetch or alarm.
 struct Loaded {
     core: Settings,
@@ -565,7 +572,13 @@ impl VideoJob {
             | VideoOp::UploadGet { .. } => {
                 unreachable!("answered above")
             }
-            VideoOp::UploadCreate { record } => self.answer(loaded, sessions::create(store, &cx, record)).await,
+            VideoOp::UploadCreate { record } => {
+                // An ended upload's late file would block this one's PUT (`sessions::clean_before_create`).
+                if sessions::clean_before_create(store)? {
+                    self.clean_upload(loaded, &call.app_id, &call.video_id).await;
+                }
+                self.answer(loaded, sessions::create(store, &cx, record)).await
+            }
             VideoOp::UploadCancel { upload_id } => {
                 let step = sessions::cancel(store, &cx, &call.app_id, &call.video_id, &upload_id);
                 self.answer(loaded, step).await

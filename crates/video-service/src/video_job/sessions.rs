@@ -254,14 +254,28 @@ pub fn landed(
             .filter(|u| source.as_ref().is_some_and(|s| s.raw_key == u.key))
             .find(|u| matches!(u.status, UploadStatus::Waiting | UploadStatus::AssetCreated)),
     };
-    let Some(mut record) = record else { return Ok((reply(store, None)?, Vec::new())) };
+    let Some(mut record) = record else {
+        // A file of an upload that already ended (a single PUT after its
+        // cancel or timeout: its presigned URL outlives both) is a leftover.
+        let late = id.is_none() && source.is_some() && ended_with_key(store, source.as_ref())?;
+        let effects = if late && may_clean(store) {
+            tracing::info!(app_id = %app, video_id = %video, "storage event: a file of an ended upload; removing it");
+            vec![Effect::CleanUpload { app, video }]
+        } else {
+            Vec::new()
+        };
+        return Ok((reply(store, None)?, effects));
+    };
     match record.landed(source.as_ref().map(|s| s.size))? {
         Landed::AlreadyStarted => Ok((reply(store, Some(record))?, Vec::new())),
         Landed::Errored => {
             save_upload(store, &record)?;
             revoke_session(store, cx.now, &record, SessionEnd::Aborted)?;
             tracing::warn!(upload_id = %record.id, error = ?record.error, "upload errored");
-            let effects = announce(store, cx, &record)?;
+            let mut effects = announce(store, cx, &record)?;
+            // The wrong file goes: it would block the video's next upload (R2
+            // refuses its `If-None-Match: *` PUT) or start a job of its own.
+            effects.push(Effect::CleanUpload { app, video });
             Ok((reply(store, Some(record))?, effects))
         }
         Landed::StartJob => {
@@ -274,6 +288,27 @@ pub fn landed(
             Ok((UploadReply { upload: record, job: Some(notified.job) }, effects))
         }
     }
+}
+
+fn ended_without_job(u: &UploadRecord) -> bool {
+    u.status != UploadStatus::Waiting && u.job_id.is_none()
+}
+
+/// Whether an upload of the video that ended with no job (cancelled, timed
+/// out, errored) wrote to `source`'s key.
+fn ended_with_key(store: &impl JobStore, source: Option<&SourceUpload>) -> worker::Result<bool> {
+    let Some(source) = source else { return Ok(false) };
+    Ok(uploads(store)?.iter().any(|u| u.key == source.raw_key && ended_without_job(u)))
+}
+
+/// Whether a new upload should find the video's `raw/` prefix cleaned
+/// first: an earlier upload ended with no job (its file may have landed
+/// after its cleanup, with no storage event to remove it) and nothing uses
+/// the prefix. The object cleans before it creates the upload
+/// (`VideoOp::UploadCreate`), so the new upload's `If-None-Match: *` PUT
+/// never meets an old file.
+pub fn clean_before_create(store: &impl JobStore) -> worker::Result<bool> {
+    Ok(may_clean(store) && uploads(store)?.iter().any(ended_without_job))
 }
 
 /// After a notify (any trigger, the legacy `/notify-upload-complete` too):

@@ -278,7 +278,15 @@ impl World {
                     .map(|r| serde_json::to_value(r).unwrap())
                     .map_err(answer)
             }
-            VideoOp::UploadCreate { record } => self.json(super::sessions::create(store, &cx, record)),
+            VideoOp::UploadCreate { record } => {
+                // As the shell: `VideoJob::clean_upload` first when an ended upload may have left a file.
+                if super::sessions::clean_before_create(store).unwrap() {
+                    let prefix = media_core::keys::ObjectKey::raw_prefix(&app(), &video());
+                    let still = || super::sessions::may_clean(&self.store);
+                    block_on(worker_kit::store::delete_prefix_while(&self.objects, &prefix, still)).unwrap();
+                }
+                self.json(super::sessions::create(store, &cx, record))
+            }
             VideoOp::UploadGet { upload_id } => {
                 return super::sessions::get(store, &upload_id)
                     .map(|r| serde_json::to_value(r).unwrap())

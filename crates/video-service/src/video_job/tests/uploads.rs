@@ -147,3 +147,78 @@ fn job_events_open_from_the_upload_before_any_job() {
     let text = opened.as_str().unwrap();
     assert!(text.contains("event: connected") && text.contains("event: upload.created"), "{text}");
 }
+
+/// Another upload of the same video (a fresh id).
+fn create_another(w: &World, seed: u8) -> UploadRecord {
+    let id = UploadId::new(app(), video(), [seed; 8]);
+    let spec = UploadSpec {
+        key: RAW.into(),
+        content_type: "video/mp4".into(),
+        size: 1_000,
+        multipart: false,
+        callback_url: None,
+    };
+    let record = UploadRecord::new(&id, spec, 3600, w.now());
+    let v = w.call(VideoOp::UploadCreate { record }).unwrap();
+    serde_json::from_value::<UploadReply>(v).unwrap().upload.expect("the upload")
+}
+
+fn raw_keys(w: &World) -> Vec<String> {
+    block_on(w.objects.list("raw/app-a/v1/")).unwrap().keys
+}
+
+#[test]
+fn an_errored_upload_leaves_no_file_and_the_next_upload_of_the_video_waits() {
+    let w = World::new();
+    let u = create(&w, false, 3600);
+    w.objects.insert(RAW, vec![7; 999], None);
+    assert_eq!(landed(&w, Some(&u.id), Some(999)).unwrap().upload.unwrap().status, UploadStatus::Errored);
+    assert!(raw_keys(&w).is_empty(), "the wrong file is removed: {:?}", raw_keys(&w));
+    let next = create_another(&w, 1);
+    assert_eq!(next.status, UploadStatus::Waiting);
+    // Its own file then starts the job, not the old one.
+    w.objects.insert(RAW, vec![7; 1_000], None);
+    assert!(landed(&w, Some(&next.id), Some(1_000)).unwrap().job.is_some());
+}
+
+#[test]
+fn a_file_landing_after_its_upload_was_cancelled_is_removed_by_its_storage_event() {
+    let w = World::new();
+    let u = create(&w, false, 3600);
+    w.call(VideoOp::UploadCancel { upload_id: u.id.clone() }).unwrap();
+    // The presigned URL is still valid: the browser's PUT lands after the cleanup.
+    w.objects.insert(RAW, vec![7; 1_000], None);
+    let r = landed(&w, None, Some(1_000)).unwrap();
+    assert!(r.upload.is_none() && r.job.is_none(), "it starts nothing");
+    assert!(raw_keys(&w).is_empty(), "the late file is removed: {:?}", raw_keys(&w));
+    assert_eq!(w.enqueues(), 0);
+}
+
+#[test]
+fn a_storage_event_never_removes_the_file_of_a_waiting_upload_or_a_job() {
+    let w = World::new();
+    let u = create(&w, false, 3600);
+    w.call(VideoOp::UploadCancel { upload_id: u.id.clone() }).unwrap();
+    let next = create_another(&w, 1);
+    w.objects.insert(RAW, vec![7; 1_000], None);
+    // An event of the cancelled upload's key is the waiting upload's file now: it starts the job.
+    let r = landed(&w, None, Some(1_000)).unwrap();
+    assert_eq!(r.upload.unwrap().id, next.id);
+    assert!(r.job.is_some());
+    assert_eq!(raw_keys(&w), vec![RAW.to_owned()]);
+    // A repeated event once the job exists removes nothing either.
+    landed(&w, None, Some(1_000)).unwrap();
+    assert_eq!(raw_keys(&w), vec![RAW.to_owned()]);
+}
+
+#[test]
+fn a_new_upload_finds_an_ended_uploads_late_file_removed_first() {
+    let w = World::new();
+    let u = create(&w, false, 3600);
+    w.call(VideoOp::UploadCancel { upload_id: u.id.clone() }).unwrap();
+    // A late PUT, and no storage event (no notification set up, or it was lost).
+    w.objects.insert(RAW, vec![7; 1_000], None);
+    let next = create_another(&w, 1);
+    assert_eq!(next.status, UploadStatus::Waiting);
+    assert!(raw_keys(&w).is_empty(), "cleaned before the new upload waits: {:?}", raw_keys(&w));
+}
