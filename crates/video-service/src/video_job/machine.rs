@@ -715,9 +715,12 @@ pub fn delete(store: &impl JobStore, cx: &Cx, app_id: &AppId, video_id: &VideoId
         (None, None) => None,
     };
     let mut first = Vec::new();
-    if stored.is_some() {
-        // What the hub has not taken yet goes before the storage does.
+    // What the hub has not taken yet goes before the storage does: a job's
+    // events, or an upload's without a job (its wipe is in `then`).
+    if stored.is_some() || store.next_announcement()?.is_some() {
         first.push(Effect::FlushAnnouncements);
+    }
+    if stored.is_some() {
         first.push(Effect::Wipe);
     }
     if pending.is_none() {

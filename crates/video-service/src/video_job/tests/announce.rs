@@ -98,3 +98,15 @@ fn the_worker_announces_through_the_object_and_a_delete_flushes_before_it_wipes(
     let refused = w.call(VideoOp::Announce { event_type: EventType::UploadCreated, data: json!({}) });
     assert_eq!(refused.unwrap_err().code, ErrorCode::NotFound);
 }
+
+#[test]
+fn a_delete_of_a_video_with_only_an_upload_flushes_its_events_first() {
+    // An upload's events, no job: the hub was down when they were announced.
+    let w = World::new();
+    w.hub_up.set(false);
+    w.call(VideoOp::Announce { event_type: EventType::UploadCreated, data: json!({ "id": "up_1" }) }).unwrap();
+    assert_eq!(w.store.pending_announcements().unwrap().len(), 1);
+    w.hub_up.set(true);
+    w.delete().unwrap();
+    assert_eq!(types(&w), ["upload.created"], "handed over before the wipe");
+}
