@@ -453,3 +453,51 @@ test('browser: a resumable upload cut off the network mid-way resumes without re
     await browser.close();
   }
 });
+
+test('browser: a dashboard on another origin reads the app stream with a stream token its backend minted, never the key', async () => {
+  const browser = await launchChromium();
+  try {
+    const { page, problems, consoleErrors } = await watchedPage(browser);
+    const requests = [];
+    const answers = [];
+    page.on('request', (r) => new URL(r.url()).pathname === '/events' && requests.push({ url: r.url(), headers: r.headers() }));
+    page.on('response', (r) => new URL(r.url()).pathname === '/events' && answers.push({ status: r.status(), cors: r.headers()['access-control-allow-origin'] }));
+    // A bare document served by the demo's backend (its origin, not the video service's; only the
+    // backend holds the key). Served for real: Chromium lets only a page it loaded from a loopback
+    // address reach the loopback services (Local Network Access), not a page the test fulfils itself.
+    await page.goto(`${p.demo}/api/config`);
+    const token = await page.evaluate(async () => {
+      const minted = await (await fetch('/api/events/token', { method: 'POST', body: '{}' })).json();
+      const dash = (window.dash = { events: [], errors: 0 });
+      const es = new EventSource(minted.events_url);
+      es.onerror = () => dash.errors++;
+      const names = ['connected', 'reset', 'job:created', 'job:started', 'job:progress', 'job:playable', 'job:completed', 'video.created', 'video.playable', 'video.ready'];
+      for (const name of names) es.addEventListener(name, (e) => dash.events.push({ event: name, id: e.lastEventId, data: JSON.parse(e.data) }));
+      return minted;
+    });
+    assert.match(token.token ?? '', /^st1\./, `the demo backend's answer: ${JSON.stringify(token)}`);
+    assert.notEqual(new URL(token.events_url).origin, new URL(p.demo).origin, 'a cross-origin stream');
+    await page.waitForFunction(() => window.dash.errors > 0 || window.dash.events.some((e) => e.event === 'connected'), null, { timeout: 30000 });
+    const opened = await page.evaluate(() => ({ errors: window.dash.errors, names: window.dash.events.map((e) => e.event) }));
+    assert.deepEqual(opened, { errors: 0, names: ['connected'] }, JSON.stringify({ token, requests, answers, problems, consoleErrors }));
+    // A real upload of the demo's app (presign, PUT, notify), transcoded by the transcoder.
+    const videoId = `dash-${randomBytes(3).toString('hex')}`;
+    assert.equal((await uploadVideo(p, 'demo', videoId, clip('dash.mp4', { seconds: 3 }))).status, 202);
+    await page.waitForFunction((v) => window.dash.events.some((e) => e.event === 'job:completed' && e.data.videoId === v), videoId, { timeout: 180000 });
+    const seen = await page.evaluate((v) => window.dash.events.filter((e) => e.data.videoId === v).map((e) => e.event), videoId);
+    for (const name of ['job:created', 'job:started', 'job:playable', 'job:completed', 'video.ready']) assert.ok(seen.includes(name), `${name} in ${seen.join(' ')}`);
+    const dash = await page.evaluate(() => ({ errors: window.dash.errors, ids: window.dash.events.filter((e) => e.event !== 'connected').map((e) => Number(e.id)) }));
+    assert.equal(dash.errors, 0, 'one stream, never dropped');
+    assert.ok(dash.ids.every((id, i) => i === 0 || id > dash.ids[i - 1]), `ids rise: ${dash.ids}`);
+    // The stream was opened with the token, never the key, and the browser could read it (CORS).
+    assert.equal(requests.length, 1, JSON.stringify(requests));
+    assert.ok(requests[0].url.includes(`stream_token=${token.token}`), requests[0].url);
+    assert.equal(requests[0].headers['x-api-key'], undefined);
+    assert.deepEqual(answers, [{ status: 200, cors: '*' }]);
+    assert.deepEqual(problems, []);
+    // (The bare document has no icon: Chromium's own favicon request is the one 404.)
+    assert.deepEqual(consoleErrors.filter((m) => !m.includes('/favicon.ico')), []);
+  } finally {
+    await browser.close();
+  }
+});
