@@ -115,7 +115,12 @@ mod tests {
 
     #[test]
     fn an_image_is_served_with_its_accepted_type_or_one_no_browser_renders() {
-        let info = |ct: Option<&str>| ObjectInfo { size: 1, etag: "\"e\"".into(), content_type: ct.map(str::to_owned) };
+        let info = |ct: Option<&str>| ObjectInfo {
+            size: 1,
+            etag: "\"e\"".into(),
+            content_type: ct.map(str::to_owned),
+            version: None,
+        };
         assert_eq!(served_content_type(&info(Some("image/png"))), "image/png");
         assert_eq!(served_content_type(&info(Some("IMAGE/JPG; charset=binary"))), "image/jpeg");
         for stored in [Some("text/html"), Some("image/svg+xml"), Some(""), None] {

@@ -71,22 +71,22 @@ pub async fn read(env: &Env, app: &AppId, image: &ImageId) -> Option<ImageRecord
 
 /// Checks an image that has no record (a presigned upload, never seen by
 /// the service): one ranged read of its first bytes. Returns its record
-/// (checked at `checked_at`), for the caller to keep; a refused
-/// object is removed and answered 404.
+/// (checked at `checked_at`), for the caller to keep, and the stored
+/// object's version; a refused object is removed and answered 404.
 async fn check_unrecorded(
     store: &impl ObjectStore,
     max_image_bytes: u64,
     key: &str,
     (app, image): (&AppId, &ImageId),
     checked_at: Timestamp,
-) -> Result<ImageRecord, Failure> {
+) -> Result<(ImageRecord, Option<String>), Failure> {
     let read = ReadRequest { range: Some(RangeSpec::FromTo(0, IMAGE_SNIFF_BYTES - 1)), ..ReadRequest::default() };
     let (info, body) = match store.read(key, &read).await? {
         None => return Err(no_such_image()),
         Some(ReadOutcome::Body { info, body, .. }) => (info, body),
         // Only an empty object has no first byte.
         Some(ReadOutcome::RangeNotSatisfiable { size }) => (
-            ObjectInfo { size: size.unwrap_or(0), etag: String::new(), content_type: None },
+            ObjectInfo { size: size.unwrap_or(0), etag: String::new(), content_type: None, version: None },
             worker::ResponseBody::Empty,
         ),
         Some(ReadOutcome::NotModified { .. } | ReadOutcome::PreconditionFailed) => {
@@ -98,7 +98,7 @@ async fn check_unrecorded(
     match ImageRecord::vet(info.content_type.as_deref(), info.size, &head, max_image_bytes, &etag, checked_at) {
         Ok(rec) => {
             tracing::info!(app_id = %app, image_id = %image, size = info.size, content_type = %rec.meta.content_type, "presigned image checked before its first serve");
-            Ok(rec)
+            Ok((rec, info.version))
         }
         Err(refusal) => {
             tracing::warn!(app_id = %app, image_id = %image, size = info.size, stored_type = ?info.content_type, reason = %refusal, "presigned upload refused and removed: not an image we serve");
@@ -120,9 +120,11 @@ pub async fn vet(
     app: &AppId,
     image: &ImageId,
 ) -> Result<ImageRecord, Failure> {
-    let rec = check_unrecorded(store, settings.max_image_bytes, key, (app, image), now()).await?;
+    let (rec, version) = check_unrecorded(store, settings.max_image_bytes, key, (app, image), now()).await?;
+    // The stored object's version names this upload: two checks of it are one event, a re-upload another.
+    let version = version.unwrap_or_else(|| rec.meta.uploaded_at.millis().to_string());
     match write(env, app, image, &rec).await {
-        Ok(()) => events::image_created(env, &settings.events, app, image, &rec).await,
+        Ok(()) => events::image_created(env, &settings.events, app, image, &rec, &version).await,
         Err(e) => tracing::error!(app_id = %app, image_id = %image, error = %e, "writing the image record failed"),
     }
     Ok(rec)
@@ -160,7 +162,7 @@ mod tests {
 
     fn check(store: &MemoryStore, max: u64) -> Result<ImageRecord, Failure> {
         let (app, image) = (AppId::parse("app-a").unwrap(), ImageId::parse("img_1").unwrap());
-        block_on(check_unrecorded(store, max, KEY, (&app, &image), CHECKED_AT))
+        block_on(check_unrecorded(store, max, KEY, (&app, &image), CHECKED_AT)).map(|(rec, _)| rec)
     }
 
     fn not_found_message(result: Result<ImageRecord, Failure>) -> String {

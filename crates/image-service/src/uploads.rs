@@ -317,7 +317,11 @@ pub async fn upload(mut req: Request, cx: &ImageContext<'_>, base: &str) -> Hand
 /// written is announced as `image.created` ([`crate::events`]).
 async fn record_metadata(cx: &ImageContext<'_>, req: &Request, app: &AppId, image: &ImageId, meta: &ImageRecord) {
     match records::write(cx.env, app, image, meta).await {
-        Ok(()) => crate::events::image_created(cx.env, &cx.settings.events, app, image, meta).await,
+        // This upload's own time names it (the 409 keeps it from being told twice).
+        Ok(()) => {
+            let version = meta.meta.uploaded_at.millis().to_string();
+            crate::events::image_created(cx.env, &cx.settings.events, app, image, meta, &version).await
+        }
         Err(e) => {
             let detail = format!("writing the image record {}: {e}", records::image_record_key(app, image));
             tracing::error!(app_id = %app, image_id = %image, detail, "image metadata not recorded");

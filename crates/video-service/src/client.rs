@@ -12,7 +12,7 @@ use media_core::ApiError;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use worker::{Env, Method, Request, RequestInit, Response};
-use worker_kit::clock::{now, random_bytes};
+use worker_kit::clock::now;
 use worker_kit::config::ConfigError;
 use worker_kit::reply::error_response;
 use worker_kit::Failure;
@@ -95,16 +95,46 @@ pub async fn read_command<T: DeserializeOwned>(req: &mut Request, what: &str) ->
 /// and webhook endpoints. Awaited: `Ok` (the event's body) once the hub has
 /// it; an `Err` means it was not announced, and the caller decides (retry,
 /// or log and go on: nothing else keeps it). `data` is what receivers get.
+/// `id`: the event id's bytes, the same on every try of one fact (the hub
+/// takes an id once), so a retry whose first try was taken is not a second event.
 pub async fn announce(
     env: &Env,
     app: &AppId,
     event_type: EventType,
+    id: [u8; 16],
     video_id: Option<VideoId>,
     data: serde_json::Value,
 ) -> Result<EventBody, Failure> {
     use crate::protocol::app_hub::{Announcement, HubCommand, APP_EVENTS_BINDING};
-    let body = EventBody::new(event_type, random_bytes::<16>(), now(), data);
+    let body = EventBody::new(event_type, id, now(), data);
     let cmd = HubCommand::Announce { app_id: app.clone(), events: vec![Announcement { body: body.clone(), video_id }] };
     let _: bool = ask(env, APP_EVENTS_BINDING, app.as_str(), &cmd).await?;
     Ok(body)
+}
+
+/// [`announce`], tried again after each of `ANNOUNCE_RETRY_WAITS_MS` while
+/// it fails (the same id each time); one that still fails is logged at
+/// error level with `metric="event_announce_failed"`. For `wait_until`.
+pub async fn announce_with_retries(
+    env: Env,
+    app: AppId,
+    event_type: EventType,
+    id: [u8; 16],
+    video_id: Option<VideoId>,
+    data: serde_json::Value,
+) {
+    use media_core::wire::worker_events::ANNOUNCE_RETRY_WAITS_MS;
+    let what = event_type.as_str();
+    let mut waits = ANNOUNCE_RETRY_WAITS_MS.iter();
+    loop {
+        let detail = match announce(&env, &app, event_type, id, video_id.clone(), data.clone()).await {
+            Ok(body) => return tracing::info!(app_id = %app, event_type = what, event_id = %body.id, "event announced"),
+            Err(e) => e.report_detail().unwrap_or("refused").to_owned(),
+        };
+        let Some(&wait) = waits.next() else {
+            return tracing::error!(metric = "event_announce_failed", app_id = %app, event_type = what, detail, "event not announced");
+        };
+        tracing::warn!(app_id = %app, event_type = what, detail, wait_ms = wait, "announcing the event failed; trying again");
+        worker::Delay::from(std::time::Duration::from_millis(wait)).await;
+    }
 }

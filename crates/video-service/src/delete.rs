@@ -5,7 +5,8 @@
 //! [`crate::video_job`]'s "Deleting"); this drops the Worker's cached read
 //! of the job in this location, so public reads answer 404 at once here;
 //! announces `video.deleted` (`{app_id, video_id}`) to the app's hub (its
-//! `/events` stream and webhook endpoints) when anything was removed; and
+//! `/events` stream and webhook endpoints) when anything was removed, after
+//! the answer and retried with one event id ([`client::announce_with_retries`]); and
 //! after the answer purges the video's cache tag (its HLS files and job
 //! reads) at every location (`worker_kit::purge`; without a configured
 //! purge, elsewhere within the job read's short TTL, and the files' edge
@@ -25,8 +26,10 @@ use media_core::http::purge::video_tag;
 use media_core::ids::{AppId, VideoId};
 use media_core::keys::ObjectKey;
 use media_core::wire::api::{query_id, DeleteVideoResponse};
+use media_core::wire::worker_events::event_id_bytes;
 use media_core::{ApiError, ErrorCode};
 use worker::Request;
+use worker_kit::clock::now;
 use worker_kit::entry::guard;
 use worker_kit::purge::host_of;
 use worker_kit::query::query;
@@ -74,12 +77,20 @@ pub async fn delete_video(req: Request, cx: &VideoContext<'_>) -> Handled {
     crate::status::forget(&app_id, &video_id).await;
     let removed = reply.deleted.job || reply.deleted.objects > 0 || reply.deleted.playback_record;
     if removed {
-        // The video's object is wiped: the app's hub announces it (stream, webhooks). A repeat that removed nothing does not.
+        // The video's object is wiped: the app's hub announces it (stream, webhooks), after the answer and
+        // retried. A repeat that removed nothing does not. The id names this delete (its time): every try
+        // repeats it, a later delete of a re-created video does not.
         let data = serde_json::json!({ "app_id": app_id, "video_id": video_id });
-        if let Err(e) = client::announce(cx.env, &app_id, EventType::VideoDeleted, Some(video_id.clone()), data).await {
-            let detail = e.report_detail().unwrap_or_default().to_owned();
-            tracing::error!(metric = "event_announce_failed", %app_id, %video_id, detail, "video.deleted was not announced");
-        }
+        let id = event_id_bytes(EventType::VideoDeleted, &app_id, &format!("{video_id}/{}", now().millis()));
+        let announce = client::announce_with_retries(
+            cx.env.clone(),
+            app_id.clone(),
+            EventType::VideoDeleted,
+            id,
+            Some(video_id.clone()),
+            data,
+        );
+        cx.execution.wait_until(announce);
     }
     // Every location: its files and cached job reads, by the video's tag (see worker_kit::purge).
     let public_host = host_of(&cx.public_base(&req));

@@ -19,6 +19,31 @@ use crate::ids::AppId;
 /// The video Worker's route that takes them.
 pub const WORKER_EVENTS_PATH: &str = "/internal/events";
 
+/// The waits between the tries of one Worker event's announcement (three
+/// tries within about 5 s, inside the caller's `wait_until` or request):
+/// nothing else keeps the event, so a hub or route that refuses once
+/// (a deploy, an evicted object) must not lose it. Every try carries the
+/// same event id, so one the hub took whose answer was lost is not taken
+/// twice.
+pub const ANNOUNCE_RETRY_WAITS_MS: [u64; 2] = [1_000, 4_000];
+
+/// An event id's 16 bytes derived from (type, app, key): the first half of
+/// SHA-256 over them. The key names the fact once (an image's stored
+/// version, a delete's time), so telling it again gives the same id and the
+/// hub, which takes an id once, keeps one event.
+pub fn event_id_bytes(event_type: EventType, app: &AppId, key: &str) -> [u8; 16] {
+    let digest = Sha256::new()
+        .chain_update(event_type.as_str())
+        .chain_update(b"\n")
+        .chain_update(app.as_str())
+        .chain_update(b"\n")
+        .chain_update(key)
+        .finalize();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    bytes
+}
+
 /// The body of `POST /internal/events`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -43,17 +68,7 @@ impl WorkerEvent {
     /// The 16 bytes the event's id is minted from when it names a `dedup`
     /// key: the first half of SHA-256 over (type, app, key).
     pub fn id_bytes(&self) -> Option<[u8; 16]> {
-        let key = self.dedup.as_deref()?;
-        let digest = Sha256::new()
-            .chain_update(self.event_type.as_str())
-            .chain_update(b"\n")
-            .chain_update(self.app_id.as_str())
-            .chain_update(b"\n")
-            .chain_update(key)
-            .finalize();
-        let mut bytes = [0u8; 16];
-        bytes.copy_from_slice(&digest[..16]);
-        Some(bytes)
+        Some(event_id_bytes(self.event_type, &self.app_id, self.dedup.as_deref()?))
     }
 }
 

@@ -27,6 +27,7 @@
 
 use std::time::Duration;
 
+use media_core::catalogue::EventType;
 use media_core::ids::AppId;
 use media_core::video::endpoint::Endpoint;
 use media_core::video::webhook::SigningKey;
@@ -36,7 +37,7 @@ use worker_kit::clock::{now, random_bytes};
 use worker_kit::config::Vars;
 
 use crate::client::{our_fault, read_command, refusal};
-use crate::protocol::app_hub::HubCommand;
+use crate::protocol::app_hub::{Announcement, HubCommand};
 use crate::settings::{sse_heartbeat, WebhookSettings};
 use crate::sse::{EventLog, Subscribers, EVENT_LOG_SCHEMA};
 use crate::webhooks::{self as send, Attempt};
@@ -63,9 +64,30 @@ pub struct AppHub {
     hub: Hub<SqlRecentJobs>,
     webhooks: Webhooks<SqlEndpoints>,
     subscribers: Subscribers,
+    /// The event types this instance has refused once ([`FAULT_REFUSE_VAR`]).
+    refused: std::cell::RefCell<Vec<EventType>>,
 }
 
+/// Tests only: `FAULT_HUB_REFUSES_FIRST`, comma-separated catalogue types;
+/// the hub answers 503 to the first announcement carrying each (once per
+/// object instance), as a deploy or an evicted object would, so that the
+/// senders' retries are seen to work. Unset in production.
+const FAULT_REFUSE_VAR: &str = "FAULT_HUB_REFUSES_FIRST";
+
 impl AppHub {
+    /// Whether [`FAULT_REFUSE_VAR`] makes this announcement fail.
+    fn refuse_for_a_test(&self, events: &[Announcement]) -> bool {
+        let Some(types) = Vars(&self.env).get(FAULT_REFUSE_VAR) else { return false };
+        let mut refused = self.refused.borrow_mut();
+        for t in types.split(',').filter_map(|t| EventType::parse(t.trim())) {
+            if !refused.contains(&t) && events.iter().any(|a| a.body.event_type == t) {
+                refused.push(t);
+                return true;
+            }
+        }
+        false
+    }
+
     /// The app's `IV_WEBHOOKS` entry as its default endpoint, if it has one.
     fn default_endpoint(&self, settings: &WebhookSettings, app: Option<&AppId>) -> Option<Endpoint> {
         app.and_then(|app| settings.config.for_app(app)).and_then(Endpoint::operator_default)
@@ -150,7 +172,7 @@ impl DurableObject for AppHub {
         let keep = crate::settings::object_log_lens(&Vars(&env)).app;
         let hub = Hub { log: EventLog::new(sql.clone(), keep), recent: SqlRecentJobs(sql.clone()) };
         let webhooks = Webhooks { tables: SqlEndpoints(sql) };
-        Self { state, env, hub, webhooks, subscribers: Subscribers::default() }
+        Self { state, env, hub, webhooks, subscribers: Subscribers::default(), refused: Default::default() }
     }
 
     async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
@@ -166,6 +188,9 @@ impl DurableObject for AppHub {
                 Response::from_json(&true)
             }
             HubCommand::Announce { app_id, events } => {
+                if self.refuse_for_a_test(&events) {
+                    return Ok(Response::error("refused once for a test", 503)?);
+                }
                 // Before anything is kept: refused, the sender retries, and
                 // no event is taken without its deliveries.
                 let settings = match WebhookSettings::load(&Vars(&self.env)) {

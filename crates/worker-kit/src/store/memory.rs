@@ -112,7 +112,12 @@ impl MemoryStore {
 }
 
 fn info(s: &Stored) -> ObjectInfo {
-    ObjectInfo { size: s.bytes.len() as u64, etag: quote_etag(&s.etag), content_type: s.content_type.clone() }
+    ObjectInfo {
+        size: s.bytes.len() as u64,
+        etag: quote_etag(&s.etag),
+        content_type: s.content_type.clone(),
+        version: Some(s.etag.clone()),
+    }
 }
 
 fn slice(bytes: &[u8], range: Option<ByteRange>) -> ResponseBody {

@@ -43,6 +43,10 @@ pub struct ObjectInfo {
     /// Quoted entity tag, as sent in `ETag`.
     pub etag: String,
     pub content_type: Option<String>,
+    /// Which upload of its key this object is, where storage says (R2's
+    /// version id, S3's `Last-Modified`): the same bytes uploaded again
+    /// under the key have the same `etag` but not the same version.
+    pub version: Option<String>,
 }
 
 /// What a client's `GET` asks of one object, passed to storage as it is.

@@ -26,7 +26,12 @@ impl R2Store {
 }
 
 fn info(o: &worker::Object) -> ObjectInfo {
-    ObjectInfo { size: o.size(), etag: quote_etag(&o.http_etag()), content_type: o.http_metadata().content_type }
+    ObjectInfo {
+        size: o.size(),
+        etag: quote_etag(&o.http_etag()),
+        content_type: o.http_metadata().content_type,
+        version: Some(o.version()),
+    }
 }
 
 fn transport(op: &'static str, key: &str, e: worker::Error) -> StoreError {

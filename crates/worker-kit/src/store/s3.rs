@@ -123,6 +123,7 @@ impl S3Store {
                 size,
                 etag: quote_etag(&header(&resp, "etag").unwrap_or_default()),
                 content_type: Some(content_type.to_owned()),
+                version: header(&resp, "x-amz-version-id"),
             })),
             412 | 409 if if_absent => Ok(None),
             s => {
@@ -146,6 +147,7 @@ fn info_from(resp: &Response, size: u64) -> ObjectInfo {
         size,
         etag: quote_etag(&header(resp, "etag").unwrap_or_default()),
         content_type: header(resp, "content-type"),
+        version: header(resp, "x-amz-version-id").or_else(|| header(resp, "last-modified")),
     }
 }
 
