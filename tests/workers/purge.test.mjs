@@ -41,6 +41,15 @@ const purgeVars = { CF_ZONE_ID: ZONE, CF_PURGE_TOKEN: TOKEN };
 /** The calls the stand-in got after `from`, once `n` of them have arrived. */
 const callsAfter = async (from, n) => (await standin.waitForCalls(from + n)).slice(from);
 
+/** Asserts the copy `mf` keeps in its edge cache under `url` carries `tag`
+ *  (what a purge by tag finds it by), though clients never see it. */
+async function keptWithTag(mf, url, tag) {
+  const kept = await (await mf.getCaches()).default.match(url);
+  assert.ok(kept, `${url} is in the edge cache`);
+  assert.equal(kept.headers.get('cache-tag'), tag, `${url}: its kept copy is tagged`);
+  await kept.arrayBuffer();
+}
+
 /** Asserts a served answer shows no cache tag, and returns its Cache-Control. */
 function servedOk(res, what) {
   assert.equal(res.status, 200, `${what}: ${res.status}`);
@@ -82,6 +91,9 @@ describe('deleting an image purges it at every location', () => {
       const app = 'purge_img';
       const { api, controls } = await uploadAndServe(mf, app, 'pic');
       assert.deepEqual(controls, [IMMUTABLE, IMMUTABLE, IMMUTABLE], 'with a purge, the edge keeps them a year');
+      // The kept copies carry the tag the purge names: the original and a variant (its cache key: cache_path).
+      await keptWithTag(mf, `${BASE}/assets/images/${app}/pic`, `iv-img:${app}:pic`);
+      await keptWithTag(mf, `${BASE}/images/${app}/pic/w=160,q=85,fit=scale-down,f=auto?accept=webp`, `iv-img:${app}:pic`);
       const from = standin.calls.length;
       const del = await api.call('DELETE', `/images?app_id=${app}&image_id=pic`, { key: API_KEY, headers: freshIp() });
       assert.equal(del.status, 200, del.text);
@@ -161,15 +173,16 @@ describe('deleting a video purges it at every location', () => {
       controls[file] = servedOk(again, `${path} (again)`);
       await again.arrayBuffer();
     }
-    return { api, controls };
+    return { api, controls, prefix: job.output_prefix };
   }
 
   test('one purge by the video tag after its master, a rung playlist, a segment and the poster were served', async () => {
     const mf = await videoService({ store: garage, backend: 's3', vars: { ...purgeVars, CF_API_BASE: standin.apiBase } });
     try {
       const app = 'purge_vid';
-      const { api, controls } = await doneAndServed(mf, app, 'clip');
+      const { api, controls, prefix } = await doneAndServed(mf, app, 'clip');
       assert.equal(controls['720p/00000.m4s'], IMMUTABLE, 'with a purge, segments stay a year');
+      await keptWithTag(mf, `http://video.test/${prefix}720p/00000.m4s`, `iv-vid:${app}:clip`);
       const from = standin.calls.length;
       const del = await api.call('DELETE', `/videos?app_id=${app}&video_id=clip`, { key: API_KEY, headers: freshIp() });
       assert.equal(del.status, 200, del.text);
