@@ -42,8 +42,10 @@ export async function events({ platform, scratch, say, receiver }) {
     const results = await Promise.allSettled(clients.map((c) => c.waitFor('job:completed', 240_000)));
     const got = results.filter((r) => r.status === 'fulfilled');
     const times = got.map((r) => r.value.at).sort((a, b) => a - b);
-    const lastIds = new Set(clients.map((c) => c.events.at(-1)?.id));
+    // After the streams end: the catalogue event that follows job:completed
+    // (video.ready) may still be in flight when job:completed arrives.
     await Promise.all(clients.map((c) => Promise.race([c.finished, sleep(5000)])));
+    const lastIds = new Set(clients.map((c) => c.events.at(-1)?.id));
     const ended = clients.filter((c) => c.ended).length;
     clients.forEach((c) => c.close());
     rows.push({
