@@ -3,11 +3,13 @@
 // to 4 events with SSE_LOG_EVENTS), one resuming inside the log gets the
 // replay as before; and a stream token from POST /events/token opens the
 // app stream without the key header, as a browser's EventSource must, with
-// CORS on its answers only.
+// CORS on its answers only. Documented routes are called through the typed
+// client (@iv/media-client); internal routes and malformed bodies stay raw.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { openEvents } from '../../devkit/sse.mjs';
-import { videoService, client, errorCode, freshIp, API_KEY } from './harness.mjs';
+import { ok } from '@iv/media-client';
+import { videoService, client, typedClient, errorCode, freshIp, API_KEY } from './harness.mjs';
 
 // The R2 binding serves reads; presigning needs settings, never a server.
 const store = { endpoint: 'http://127.0.0.1:9', bucket: 'media', region: 'us-east-1', accessKey: 'test-access', secretKey: 'test-secret' };
@@ -18,7 +20,7 @@ const ORIGIN = 'https://dashboard.example';
 const KEEP = 4;
 
 describe('reset and stream tokens', () => {
-  let mf; let api; let logs;
+  let mf; let api; let logs; let typed; let otherApp; let noKey;
   before(async () => {
     logs = [];
     mf = await videoService({
@@ -31,17 +33,20 @@ describe('reset and stream tokens', () => {
       },
     });
     api = client(mf);
+    typed = typedClient(mf, { key: KEY_APP });
+    otherApp = typedClient(mf, { key: KEY_OTHER });
+    noKey = typedClient(mf, { key: null });
   });
   after(async () => mf?.dispose());
 
   const fetchMf = (url, init) => mf.dispatchFetch(url, init);
   const jobEvents = (video, opts = {}) => openEvents(fetchMf, `http://video.test/job-events?app_id=${APP}&video_id=${video}`, { ...opts, headers: { ...freshIp(), ...(opts.headers ?? {}) } });
   const appEvents = (opts = {}) => openEvents(fetchMf, `http://video.test/events?app_id=${APP}`, { ...opts, headers: { 'x-api-key': KEY_APP, ...freshIp(), ...(opts.headers ?? {}) } });
-  const notify = async (video) => {
-    const raw = `raw/${APP}/${video}/source.mp4`;
+  const notify = async (id) => {
+    const raw = `raw/${APP}/${id}/source.mp4`;
     await (await mf.getR2Bucket('MEDIA_BUCKET')).put(raw, new Uint8Array(1000).fill(1), { httpMetadata: { contentType: 'video/mp4' } });
-    const r = await api.post('/notify-upload-complete', { app_id: APP, video_id: video, raw_key: raw, content_type: 'video/mp4' }, { key: KEY_APP, headers: freshIp() });
-    assert.equal(r.status, 202, r.text);
+    const { response, error } = await typed.POST('/notify-upload-complete', { body: { app_id: APP, video_id: id, raw_key: raw, content_type: 'video/mp4' } });
+    assert.equal(response.status, 202, JSON.stringify(error));
   };
   const leaseVideo = async (video) => {
     for (let i = 0; i < 50; i++) {
@@ -51,7 +56,8 @@ describe('reset and stream tokens', () => {
     throw new Error(`never leased ${video}`);
   };
   const beat = (job, n) => api.internal(`/internal/jobs/${job.job_id}/heartbeat`, { lease_id: job.lease_id, progress: n, stage: `step ${n}` });
-  const mint = (body, key = KEY_APP, headers = {}) => api.post('/events/token', body, { key, headers: { ...freshIp(), ...headers } });
+  // The typed answer {data, error, response}.
+  const mint = (body, as = typed, headers = {}) => as.POST('/events/token', { body, headers });
 
   test('/job-events: a resume from an id the video dropped is reset with the job, then live; one inside the log replays', async () => {
     await notify('long');
@@ -61,7 +67,7 @@ describe('reset and stream tokens', () => {
     // A long disconnect: more events than the video keeps.
     const job = await leaseVideo('long');
     for (let n = 1; n <= KEEP + 2; n++) assert.equal((await beat(job, n * 5)).status, 200);
-    const status = (await api.get(`/job-status?app_id=${APP}&video_id=long`, { headers: freshIp() })).json;
+    const status = ok(await typed.GET('/job-status', { params: { query: { app_id: APP, video_id: 'long' } } }));
 
     const back = await jobEvents('long', { lastEventId: created.id });
     try {
@@ -138,16 +144,16 @@ describe('reset and stream tokens', () => {
   });
 
   test('a stream token opens /events without the key, with CORS; key answers stay without', async () => {
-    const minted = await mint({ app_id: APP, ttl_s: 120 }, KEY_APP, { origin: ORIGIN });
-    assert.equal(minted.status, 200, minted.text);
-    assert.equal(minted.headers.get('access-control-allow-origin'), null, 'minting is for servers: no CORS');
-    const { token, expires_at: expiresAt, events_url: eventsUrl } = minted.json;
+    const minted = await mint({ app_id: APP, ttl_s: 120 }, typed, { origin: ORIGIN });
+    assert.equal(minted.response.status, 200, JSON.stringify(minted.error));
+    assert.equal(minted.response.headers.get('access-control-allow-origin'), null, 'minting is for servers: no CORS');
+    const { token, expires_at: expiresAt, events_url: eventsUrl } = minted.data;
     assert.match(token, /^st1\.[0-9a-f]+\.[0-9a-f]{64}$/);
     const life = Date.parse(expiresAt) - Date.now();
     assert.ok(life > 110_000 && life <= 120_000, `ttl_s 120: ${life} ms`);
     assert.equal(eventsUrl, `http://video.test/events?app_id=${APP}&stream_token=${token}`);
-    const def = await mint({ app_id: APP });
-    const defLife = Date.parse(def.json.expires_at) - Date.now();
+    const def = ok(await mint({ app_id: APP }));
+    const defLife = Date.parse(def.expires_at) - Date.now();
     assert.ok(defLife > 590_000 && defLife <= 600_000, `600 s by default: ${defLife} ms`);
 
     const page = await openEvents(fetchMf, eventsUrl, { headers: { origin: ORIGIN, ...freshIp() } });
@@ -187,14 +193,13 @@ describe('reset and stream tokens', () => {
       const text = await res.text();
       return { status: res.status, code: errorCode({ json: JSON.parse(text) }), cors: res.headers.get('access-control-allow-origin'), text };
     };
-    const short = (await mint({ app_id: APP, ttl_s: 1 })).json.token;
-    const good = (await mint({ app_id: APP })).json.token;
-    const other = (await mint({ app_id: 'other' }, KEY_OTHER)).json.token;
+    const short = ok(await mint({ app_id: APP, ttl_s: 1 })).token;
+    const good = ok(await mint({ app_id: APP })).token;
+    const other = ok(await mint({ app_id: 'other' }, otherApp)).token;
     const [prefix, body, mac] = good.split('.');
     const altered = `${prefix}.${body}.${mac.startsWith('0') ? '1' : '0'}${mac.slice(1)}`;
-    const session = await api.post('/generate-upload-url', { app_id: APP, video_id: 'up', content_type: 'video/mp4', size: 10 * 1024 * 1024, multipart: true }, { key: KEY_APP, headers: freshIp() });
-    assert.equal(session.status, 200, session.text);
-    const upload = session.json.upload_token;
+    const session = ok(await typed.POST('/generate-upload-url', { body: { app_id: APP, video_id: 'up', content_type: 'video/mp4', size: 10 * 1024 * 1024, multipart: true } }));
+    const upload = session.upload_token;
     assert.match(upload, /^up1\./);
     await new Promise((r) => setTimeout(r, 1100));
 
@@ -216,11 +221,14 @@ describe('reset and stream tokens', () => {
     assert.equal(asUpload.status, 403, await asUpload.text());
 
     // The minting route: the key, its app, a bounded life.
-    assert.equal(errorCode(await mint({ app_id: 'other' })), 'app_not_allowed');
-    assert.equal((await api.post('/events/token', { app_id: APP }, { headers: freshIp() })).status, 401, 'no key');
-    for (const ttl of [0, 3601, 'soon']) {
-      const r = await mint({ app_id: APP, ttl_s: ttl });
-      assert.deepEqual([r.status, errorCode(r)], [400, 'invalid_field'], `ttl_s ${ttl}: ${r.text}`);
+    const refused = async (call) => { const { response, error } = await call; return [response.status, errorCode({ json: error })]; };
+    assert.deepEqual(await refused(mint({ app_id: 'other' })), [403, 'app_not_allowed']);
+    assert.deepEqual(await refused(mint({ app_id: APP }, noKey)), [401, 'unauthorized'], 'no key');
+    for (const ttl of [0, 3601]) {
+      assert.deepEqual(await refused(mint({ app_id: APP, ttl_s: ttl })), [400, 'invalid_field'], `ttl_s ${ttl}`);
     }
+    // Not a number: a body the typed client would not send, so raw.
+    const r = await api.post('/events/token', { app_id: APP, ttl_s: 'soon' }, { key: KEY_APP, headers: freshIp() });
+    assert.deepEqual([r.status, errorCode(r)], [400, 'invalid_field'], `ttl_s soon: ${r.text}`);
   });
 });
