@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startGarage } from '../../devkit/garage.mjs';
 import { startPurgeStandin } from '../../devkit/purge-standin.mjs';
+import { startSentrySink } from '../../devkit/sentry-sink.mjs';
 import { videoService, imageService, client, freshIp, putStored, API_KEY } from './harness.mjs';
 
 const ZONE = 'zone0123456789abcdef';
@@ -126,8 +127,9 @@ describe('deleting an image purges it at every location', () => {
     }
   });
 
-  test('a failing purge API does not fail the delete; it is tried again', async () => {
-    const mf = await imageService({ store: garage, vars: { ...purgeVars, CF_API_BASE: standin.apiBase } });
+  test('a failing purge API does not fail the delete; it is tried again, and a last failure goes to Sentry', async () => {
+    const sentry = await startSentrySink();
+    const mf = await imageService({ store: garage, vars: { ...purgeVars, CF_API_BASE: standin.apiBase, IV_SENTRY_DSN: sentry.dsn } });
     standin.answerWith(500);
     try {
       const app = 'purge_img_fail';
@@ -140,9 +142,16 @@ describe('deleting an image purges it at every location', () => {
       assert.equal(del.json.deleted.objects, 1);
       const calls = await callsAfter(from, 3);
       assert.ok(calls.every((c) => c.status === 500 && c.body.tags[0] === `iv-img:${app}:pic`), JSON.stringify(calls));
+      for (let i = 0; i < 100 && sentry.received.length === 0; i++) await sleep(100);
+      const [got] = sentry.received;
+      assert.ok(got, 'the last failure reached Sentry');
+      assert.match(got.event.exception.values[0].value, new RegExp(`cache purge failed \\(status 500\\) for tags \\["iv-img:${app}:pic"\\]`));
+      assert.equal(got.event.tags.service, 'image-service');
+      assert.doesNotMatch(JSON.stringify(got), new RegExp(TOKEN), 'never the token');
     } finally {
       standin.answerWith(200);
       await mf.dispose();
+      await sentry.close();
     }
   });
 });

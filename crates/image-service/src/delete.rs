@@ -55,7 +55,7 @@ pub async fn delete_image(req: Request, cx: &ImageContext<'_>) -> Handled {
     // Every location: one purge by the image's tag, after the delete (see worker_kit::purge).
     // Judged by the host images are served from, which may not be the one this call came to.
     let public_host = host_of(&cx.public_base(&req));
-    cx.common.purge.purge_tags(cx.execution, &public_host, vec![image_tag(&app_id, &image_id)]);
+    cx.purge_tags(&public_host, vec![image_tag(&app_id, &image_id)]);
     if objects > 0 || record {
         crate::events::image_deleted(cx.env, &cx.settings.events, &app_id, &image_id).await;
     }

@@ -94,6 +94,6 @@ pub async fn delete_video(req: Request, cx: &VideoContext<'_>) -> Handled {
     }
     // Every location: its files and cached job reads, by the video's tag (see worker_kit::purge).
     let public_host = host_of(&cx.public_base(&req));
-    cx.common.purge.purge_tags(cx.execution, &public_host, vec![video_tag(&app_id, &video_id)]);
+    cx.purge_tags(&public_host, vec![video_tag(&app_id, &video_id)]);
     json(200, &DeleteVideoResponse { app_id, video_id, deleted: reply.deleted, final_sweep_at: reply.final_sweep_at })
 }

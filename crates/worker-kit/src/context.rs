@@ -84,6 +84,18 @@ impl<'a, S> RequestContext<'a, S> {
         self.key_checked.get()
     }
 
+    /// Drops every response tagged with one of `tags` at every location
+    /// after the answer ([`crate::purge::PurgeSettings::purge_tags`]); a
+    /// purge that still fails goes to Sentry as well as the log.
+    pub fn purge_tags(&self, host: &str, tags: Vec<String>) {
+        let sentry = crate::sentry::OwnedReporter {
+            reporter: self.sentry.clone(),
+            service: self.service.to_owned(),
+            environment: self.common.environment.clone(),
+        };
+        self.common.purge.purge_tags(self.execution, host, tags, Some(sentry));
+    }
+
     /// Sends one of our faults to Sentry (after the answer), with the
     /// service and environment of this request.
     pub fn report(&self, method: &str, url: &str, detail: &str) {

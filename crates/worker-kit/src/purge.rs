@@ -14,7 +14,8 @@
 //! committed ([`PurgeSettings::purge_tags`], in `wait_until`), retried on a
 //! 429, a 5xx or a network error (up to [`ATTEMPTS`] attempts within about
 //! 15 s); one that still fails is logged at error level with
-//! `metric="cache_purge_failed"` and the tags, never the token. Responses
+//! `metric="cache_purge_failed"` and the tags, never the token, and sent to
+//! Sentry (`IV_SENTRY_DSN`) when the delete's context gives a reporter. Responses
 //! keep their long TTLs. Without either (or on a `*.workers.dev` host, which
 //! has no zone), nothing is sent and every response kept at the edge has its
 //! `max-age` capped at `EDGE_TTL_WITHOUT_PURGE_S`
@@ -27,6 +28,7 @@ use media_core::http::purge::{bounded_cache_control, next_step, PurgeByTags, Pur
 use worker::{Context, Delay, Fetch, Headers, Method, Request, RequestInit};
 
 use crate::config::{ConfigError, Vars};
+use crate::sentry::OwnedReporter;
 
 /// Cloudflare's API, where `CF_API_BASE` does not say otherwise.
 pub const DEFAULT_API_BASE: &str = "https://api.cloudflare.com/client/v4";
@@ -98,7 +100,7 @@ impl PurgeSettings {
     /// after the answer has gone (`wait_until`): call it once the delete has
     /// committed. Does nothing where no purge can be had (see
     /// [`Self::edge_cache_control`] for what bounds those instead).
-    pub fn purge_tags(&self, ctx: &Context, host: &str, tags: Vec<String>) {
+    pub fn purge_tags(&self, ctx: &Context, host: &str, tags: Vec<String>, sentry: Option<OwnedReporter>) {
         let Some((zone, token)) = self.target(host) else {
             tracing::debug!(?tags, "no cache purge configured; the edge TTL cap bounds the other locations");
             return;
@@ -107,7 +109,7 @@ impl PurgeSettings {
         let token = token.to_owned();
         ctx.wait_until(async move {
             for chunk in tags.chunks(MAX_ITEMS_PER_REQUEST) {
-                purge_with_retries(&url, &token, chunk).await;
+                purge_with_retries(&url, &token, chunk, sentry.as_ref()).await;
             }
         });
     }
@@ -120,7 +122,7 @@ pub fn host_of(url: &str) -> String {
 }
 
 /// One purge request, tried up to [`ATTEMPTS`] times.
-async fn purge_with_retries(url: &str, token: &str, tags: &[String]) {
+async fn purge_with_retries(url: &str, token: &str, tags: &[String], sentry: Option<&OwnedReporter>) {
     let body = match serde_json::to_string(&PurgeByTags { tags }) {
         Ok(b) => b,
         Err(e) => return tracing::error!(error = %e, "the purge body did not serialise"),
@@ -156,6 +158,9 @@ async fn purge_with_retries(url: &str, token: &str, tags: &[String]) {
         outcome = %last,
         "cache purge failed; other locations keep their copies until their TTL runs out"
     );
+    if let Some(sentry) = sentry {
+        sentry.send(&format!("cache purge failed ({last}) for tags {tags:?}"), "POST", url).await;
+    }
 }
 
 /// Sends one purge; the status and `Retry-After` of the answer.

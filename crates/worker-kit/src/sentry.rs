@@ -100,25 +100,57 @@ impl Reporter {
 
     /// Sends `fault` to Sentry after the response, if a DSN is set.
     pub fn report(&self, ctx: &Context, fault: Fault<'_>) {
-        let Some(dsn) = self.dsn.as_deref().and_then(Dsn::parse) else {
-            return;
-        };
-        let body = envelope(&dsn, crate::clock::random_bytes(), crate::clock::now(), &fault);
-        ctx.wait_until(async move {
-            let send = async {
-                let headers = Headers::new();
-                headers.set("content-type", "application/x-sentry-envelope")?;
-                headers.set("x-sentry-auth", &dsn.auth_header())?;
-                let mut init = RequestInit::new();
-                init.with_method(Method::Post).with_headers(headers).with_body(Some(body.into()));
-                Fetch::Request(Request::new_with_init(&dsn.envelope_url(), &init)?).send().await
-            };
-            match send.await {
-                Ok(r) if r.status_code() < 300 => {}
-                Ok(r) => tracing::warn!(status = r.status_code(), "sentry refused the event"),
-                Err(e) => tracing::warn!(error = %e, "sentry unreachable"),
-            }
-        });
+        if let Some((dsn, body)) = self.prepare(&fault) {
+            ctx.wait_until(post(dsn, body));
+        }
+    }
+
+    /// Sends `fault` now, if a DSN is set: for work already running after
+    /// the response (inside `wait_until`).
+    pub async fn send(&self, fault: Fault<'_>) {
+        if let Some((dsn, body)) = self.prepare(&fault) {
+            post(dsn, body).await;
+        }
+    }
+
+    fn prepare(&self, fault: &Fault<'_>) -> Option<(Dsn, String)> {
+        let dsn = self.dsn.as_deref().and_then(Dsn::parse)?;
+        let body = envelope(&dsn, crate::clock::random_bytes(), crate::clock::now(), fault);
+        Some((dsn, body))
+    }
+}
+
+/// Posts one envelope.
+async fn post(dsn: Dsn, body: String) {
+    let send = async {
+        let headers = Headers::new();
+        headers.set("content-type", "application/x-sentry-envelope")?;
+        headers.set("x-sentry-auth", &dsn.auth_header())?;
+        let mut init = RequestInit::new();
+        init.with_method(Method::Post).with_headers(headers).with_body(Some(body.into()));
+        Fetch::Request(Request::new_with_init(&dsn.envelope_url(), &init)?).send().await
+    };
+    match send.await {
+        Ok(r) if r.status_code() < 300 => {}
+        Ok(r) => tracing::warn!(status = r.status_code(), "sentry refused the event"),
+        Err(e) => tracing::warn!(error = %e, "sentry unreachable"),
+    }
+}
+
+/// A [`Reporter`] with its request's service and environment, owned: for
+/// work that outlives the request's context (a purge after the answer).
+#[derive(Debug, Clone)]
+pub struct OwnedReporter {
+    pub reporter: Reporter,
+    pub service: String,
+    pub environment: String,
+}
+
+impl OwnedReporter {
+    /// Sends one fault now ([`Reporter::send`]).
+    pub async fn send(&self, message: &str, method: &str, url: &str) {
+        let fault = Fault { service: &self.service, environment: &self.environment, message, method, url };
+        self.reporter.send(fault).await;
     }
 }
 
