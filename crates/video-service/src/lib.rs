@@ -31,6 +31,7 @@ mod settings;
 mod sse;
 mod status;
 mod stream_token;
+mod upload_landing;
 mod upload_objects;
 mod upload_queue;
 mod uploads;

@@ -30,7 +30,7 @@
 //! deleted at once.
 //!
 //! A session of an upload object (`POST /uploads`, its id `upl_...`,
-//! [`crate::upload_objects`]) starts the video's job with its complete
+//! [`crate::upload_landing`]) starts the video's job with its complete
 //! call; a session from `/generate-upload-url` leaves that to the notify.
 //!
 //! Storage is reached through its S3 API whichever backend serves reads
@@ -57,7 +57,7 @@ use worker_kit::{Failure, Handled};
 
 use crate::client;
 use crate::protocol::video_job::{VideoCall, VideoOp, VIDEO_JOBS_BINDING};
-use crate::upload_objects::landed;
+use crate::upload_landing::landed;
 use crate::VideoContext;
 
 /// How long a part's presigned URL stays valid.

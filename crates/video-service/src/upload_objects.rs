@@ -12,7 +12,7 @@
 //! (this completion route, a resumable upload's complete call
 //! ([`crate::resumable`]), storage's event notification through the queue
 //! ([`crate::upload_queue`]), or a legacy `/notify-upload-complete`); the
-//! video's object starts it once ([`landed`]).
+//! video's object starts it once ([`crate::upload_landing`]).
 //!
 //! The id names the video (`upl_{16 hex}.{app}.{video}`), so a read reaches
 //! the video's object at once, with no index to look up (and none that
@@ -22,7 +22,6 @@
 use media_core::ids::{AppId, VideoId};
 use media_core::keys::ObjectKey;
 use media_core::media::check_video_type;
-use media_core::video::job::SourceUpload;
 use media_core::video::upload::{check_timeout, UploadId, UploadRecord, UploadSpec};
 use media_core::video::upload_session::{check_single_put, PartPlan, UploadClaims, UploadToken};
 use media_core::wire::api::{CreateUploadRequest, PresignedPut, UploadView};
@@ -34,12 +33,12 @@ use worker_kit::entry::guard;
 use worker_kit::failure::no_route;
 use worker_kit::method::known_method;
 use worker_kit::reply::json;
-use worker_kit::store::ObjectStore;
 use worker_kit::{Failure, Handled};
 
 use crate::client;
 use crate::protocol::video_job::{UploadReply, VideoCall, VideoOp, VIDEO_JOBS_BINDING};
 use crate::resumable::token_key;
+use crate::upload_landing::landed;
 use crate::VideoContext;
 
 const MAX_JSON_BODY: u64 = 16 * 1024;
@@ -171,32 +170,4 @@ pub async fn complete(req: Request, cx: &VideoContext<'_>, base: &str) -> Handle
         landed(cx.env, cx.store()?, &claims.app_id, &claims.video_id, Some(&claims.id), &claims.key, Some(base))
             .await?;
     json(200, &view(reply, &id, base)?)
-}
-
-/// Tells the video's object what storage has at `key` (a trigger: the
-/// completion route, a resumable complete, storage's event): the first
-/// report of the declared file starts the job. `upload_id: None` for the
-/// video's waiting upload, whichever it is.
-pub async fn landed(
-    env: &Env,
-    store: &impl ObjectStore,
-    app: &AppId,
-    video: &VideoId,
-    upload_id: Option<&str>,
-    key: &str,
-    base: Option<&str>,
-) -> Result<UploadReply, Failure> {
-    let source = source_at(store, key).await?;
-    let op = VideoOp::UploadLanded { upload_id: upload_id.map(str::to_owned), source };
-    ask(env, app, video, base, op).await
-}
-
-/// What storage has at `key`, as a job's source.
-pub async fn source_at(store: &impl ObjectStore, key: &str) -> Result<Option<SourceUpload>, Failure> {
-    let Some(info) = store.head(key).await? else { return Ok(None) };
-    let content_type = match ObjectKey::parse(key) {
-        Some(ObjectKey::RawUpload { kind, .. }) => kind.canonical_content_type().to_owned(),
-        _ => return Err(Failure::internal(format!("not an upload key: {key}"))),
-    };
-    Ok(Some(SourceUpload { raw_key: key.to_owned(), content_type, size: info.size, etag: Some(info.etag) }))
 }

@@ -3,7 +3,7 @@
 //! `raw/` feeds a Cloudflare Queue this Worker consumes). Each message is
 //! Cloudflare's documented body (`media_core::video::upload::StorageEvent`);
 //! a video source written is a trigger of its video's waiting upload, as
-//! the browser's completion call is ([`crate::upload_objects::landed`]),
+//! the browser's completion call is ([`crate::upload_landing::landed`]),
 //! so an upload from a client that never calls back still starts its job.
 //!
 //! Each message is acknowledged on its own: once handled, when it is not
@@ -19,7 +19,7 @@ use worker_kit::settings::StorageSettings;
 use worker_kit::store::AnyStore;
 use worker_kit::Failure;
 
-use crate::upload_objects::landed;
+use crate::upload_landing::landed;
 
 /// How long a message whose handling failed waits before it comes again.
 const RETRY_DELAY_S: u32 = 10;

@@ -23,11 +23,10 @@ use media_core::{ApiError, ErrorCode, Timestamp};
 use super::deliveries::{self, CALLBACK_URL_KEY};
 use super::sessions;
 use super::store::{JobStore, Stored};
-use crate::protocol::app_hub::{Announcement, JobSummary};
+use crate::protocol::app_hub::JobSummary;
 use crate::protocol::dispatch::ShardCommand;
-use crate::protocol::video_job::{CancelReply, NotifyReply, VideoOp};
+use crate::protocol::video_job::{CancelReply, NotifyReply, UploadReply, VideoOp};
 use crate::settings::DispatchSettings;
-use crate::sse::Frame;
 
 /// How soon the alarm tries again to tell the shard of a waiting job.
 pub const ENQUEUE_RETRY_MS: u64 = 2_000;
@@ -43,89 +42,10 @@ const LATE_SWEEP_KEY: &str = "late_sweep_at";
 pub const MARKER_META_KEY: &str = "kv_marker";
 /// The `meta` key of the public origin last given.
 const BASE_KEY: &str = "base";
-/// The `meta` key of the app whose hub takes this object's announced events.
-pub const APP_KEY: &str = "app_id";
-/// How soon the alarm tries again to hand announced events to the app's hub.
-pub const ANNOUNCE_RETRY_MS: u64 = 2_000;
 
-/// What the commands run by, read once per fetch or alarm by the shell.
-pub use crate::settings::ObjectSettings as Settings;
-
-/// The moment a command runs in and what it runs by.
-pub struct Cx<'a> {
-    pub now: Timestamp,
-    pub settings: &'a Settings,
-    /// 16 fresh random bytes per call (ids).
-    pub random: &'a dyn Fn() -> [u8; 16],
-}
-
-/// Why a command gives no reply: an answer for the caller, or storage failed.
-#[derive(Debug)]
-pub enum Refusal {
-    Answer(ApiError),
-    Storage(worker::Error),
-}
-
-impl From<ApiError> for Refusal {
-    fn from(e: ApiError) -> Self {
-        Refusal::Answer(e)
-    }
-}
-
-impl From<worker::Error> for Refusal {
-    fn from(e: worker::Error) -> Self {
-        Refusal::Storage(e)
-    }
-}
-
-/// A command's reply and what the shell then does.
-pub type Step<T> = Result<(T, Vec<Effect>), Refusal>;
-
-/// What the shell carries out after a command, in order.
-#[derive(Debug)]
-pub enum Effect {
-    /// Hand events (name, data) to the app's hub, in the background.
-    HubPublish { app: AppId, job: JobSummary, events: Vec<(String, serde_json::Value)> },
-    /// The app's hub forgets a deleted video (awaited, best effort).
-    HubForget { app: AppId, video: VideoId },
-    /// Write frames to the open `/job-events` streams.
-    Broadcast(Vec<Frame>),
-    /// End the open streams.
-    CloseStreams,
-    /// Write the video's job marker in KV; on success record it ([`MARKER_META_KEY`]).
-    WriteMarker { app: AppId, video: VideoId, job_id: JobId },
-    /// Tell the shard the job waits ([`shard_answered`] with the outcome).
-    TellShardWaiting { shard: u32, cmd: ShardCommand },
-    /// Tell the shard the job left the queue (best effort).
-    TellShardEnded { shard: u32, job_id: JobId },
-    /// Set the alarm at [`next_alarm`], read when the effect runs.
-    ScheduleAlarm,
-    /// Set the alarm at this time.
-    SetAlarm(Timestamp),
-    /// Write the done job's playback record in KV.
-    PublishRecord(Job),
-    /// Retention after a job completed ([`super::retention::after_done`]).
-    Retain(Job),
-    /// Retention after a job ended failed ([`super::retention::after_end`]).
-    DropOutputs(Job),
-    /// Send the webhook attempts that are due ([`super::deliveries`]).
-    DeliverDue,
-    /// Hand the outbox's announced events to the app's hub (awaited); they
-    /// leave the outbox when it answers 200, else [`announcements_refused`]
-    /// and the alarm tries again ([`announce`]).
-    FlushAnnouncements,
-    /// Wipe the object's storage and its alarm (`deleteAll()`).
-    Wipe,
-    /// Write the tombstone of a deleted video (tables created first).
-    WriteTombstone { app: AppId, video: VideoId, sweep_at: Timestamp },
-    /// The last sweep of a deleted video: both prefixes, the KV record and
-    /// marker, then [`Effect::Wipe`]; on failure, again in [`SWEEP_RETRY_MS`].
-    FinalSweep { app: AppId, video: VideoId },
-    /// A cancelled or timed-out upload's leftovers: abort the video's open
-    /// multipart uploads and delete its `raw/` objects, while
-    /// [`sessions::may_clean`] (best effort, logged).
-    CleanUpload { app: AppId, video: VideoId },
-}
+pub use super::announce::{announce_op, announcements_refused, outbox};
+use super::announce::{announcements, keep_announced};
+pub use super::effect::{Cx, Effect, Refusal, Settings, Step};
 
 /// An answer given before a command runs (no tables, a tombstone).
 #[derive(Debug)]
@@ -268,91 +188,6 @@ pub fn shard_answered(store: &impl JobStore, sent_at: Timestamp, told: bool, now
     }
 }
 
-/// Announces catalogue events of this video (the `crate::video_job` doc's
-/// "Announcing"): each gets an event id and its body ([`EventBody`]), is
-/// appended to the video's event log now (`/job-events`, `event:` its
-/// type) and kept in the outbox, which [`Effect::FlushAnnouncements`]
-/// hands to the app's hub (the app's stream and webhook endpoints); the
-/// alarm retries until the hub has it. `data` is public: `/job-events`
-/// shows it to anyone with the ids. Creates the tables if needed (an
-/// announcement is a write). Returns the bodies (the ids are fresh) and
-/// the effects to carry out, in order, after the command's own.
-pub fn announce(
-    store: &impl JobStore,
-    cx: &Cx,
-    app: &AppId,
-    video: &VideoId,
-    events: Vec<(EventType, serde_json::Value)>,
-) -> worker::Result<(Vec<EventBody>, Vec<Effect>)> {
-    store.ensure_tables()?;
-    let announced = announcements(cx, video, events);
-    let effects = keep_announced(store, cx, app, &announced)?;
-    Ok((announced.into_iter().map(|a| a.body).collect(), effects))
-}
-
-/// `Announce`: one event from the Worker ([`announce`]); its body.
-pub fn announce_op(
-    store: &impl JobStore,
-    cx: &Cx,
-    app: &AppId,
-    video: &VideoId,
-    event_type: EventType,
-    data: serde_json::Value,
-) -> Step<EventBody> {
-    let (mut bodies, mut effects) = announce(store, cx, app, video, vec![(event_type, data)])?;
-    effects.push(Effect::ScheduleAlarm);
-    let body = bodies.pop().expect("one body per event");
-    Ok((body, effects))
-}
-
-/// Bodies for `events`, with fresh ids.
-fn announcements(cx: &Cx, video: &VideoId, events: Vec<(EventType, serde_json::Value)>) -> Vec<Announcement> {
-    events
-        .into_iter()
-        .map(|(t, data)| Announcement {
-            body: EventBody::new(t, (cx.random)(), cx.now, data),
-            video_id: Some(video.clone()),
-        })
-        .collect()
-}
-
-/// Writes announcements to the event log and the outbox; the effects that
-/// broadcast them and hand them to the hub.
-fn keep_announced(
-    store: &impl JobStore,
-    cx: &Cx,
-    app: &AppId,
-    announced: &[Announcement],
-) -> worker::Result<Vec<Effect>> {
-    if announced.is_empty() {
-        return Ok(Vec::new());
-    }
-    if store.meta(APP_KEY)?.as_deref() != Some(app.as_str()) {
-        store.set_meta(APP_KEY, app.as_str())?;
-    }
-    let logged: Vec<(&str, String)> =
-        announced.iter().map(|a| (a.body.event_type.as_str(), a.body.to_json())).collect();
-    let frames = store.append_events(&logged)?;
-    store.queue_announcements(announced, cx.now)?;
-    Ok(vec![Effect::Broadcast(frames), Effect::FlushAnnouncements])
-}
-
-/// The app whose hub takes the outbox, and the announcements it holds.
-pub fn outbox(store: &impl JobStore) -> worker::Result<Option<(AppId, Vec<Announcement>)>> {
-    let pending = store.pending_announcements()?;
-    if pending.is_empty() {
-        return Ok(None);
-    }
-    let app = store.meta(APP_KEY)?.and_then(|a| AppId::parse(&a).ok());
-    Ok(app.map(|app| (app, pending)))
-}
-
-/// The hub refused or could not be reached at `now`: the outbox is tried
-/// again [`ANNOUNCE_RETRY_MS`] later (the alarm, [`next_alarm`]).
-pub fn announcements_refused(store: &impl JobStore, now: Timestamp) -> worker::Result<()> {
-    store.defer_announcements(now.plus_millis(ANNOUNCE_RETRY_MS))
-}
-
 /// Whether the job marker a command asked for is still wanted when its
 /// turn comes: other calls run while the shell awaits, and a delete in
 /// between leaves a tombstone (or nothing) that the marker must not outlive.
@@ -474,6 +309,25 @@ fn leased(store: &impl JobStore, job_id: &JobId) -> Result<Stored, Refusal> {
         Ok(Some(s)) if s.job.job_id == *job_id => Ok(s),
         Ok(_) => Err(ApiError::not_found(format!("no job {job_id}")).into()),
         Err(e) => Err(ApiError::new(ErrorCode::Internal, e.to_string()).into()),
+    }
+}
+
+/// `UploadLanded`: what storage has for an upload ([`sessions::landed`]);
+/// the first report of the declared file starts the job through [`notify`].
+pub fn upload_landed(
+    store: &impl JobStore,
+    cx: &Cx,
+    app: AppId,
+    video: VideoId,
+    id: Option<&str>,
+    source: Option<SourceUpload>,
+) -> Step<UploadReply> {
+    match sessions::landed(store, cx, app.clone(), video.clone(), id, source)? {
+        sessions::LandedStep::Done(reply, effects) => Ok((*reply, effects)),
+        sessions::LandedStep::StartJob { upload_id, source, callback } => {
+            let (notified, effects) = notify(store, cx, app, video, source, callback.as_deref())?;
+            Ok((sessions::started_reply(store, &upload_id, notified.job)?, effects))
+        }
     }
 }
 

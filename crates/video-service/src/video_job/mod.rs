@@ -108,7 +108,9 @@ use crate::protocol::video_job::{DeleteReply, VideoCall, VideoOp};
 use crate::sse::Subscribers;
 use crate::webhooks::{self, Attempt};
 
+mod announce;
 mod deliveries;
+mod effect;
 mod machine;
 mod retention;
 mod sessions;
@@ -584,7 +586,7 @@ impl VideoJob {
                 self.answer(loaded, step).await
             }
             VideoOp::UploadLanded { upload_id, source } => {
-                let step = sessions::landed(store, &cx, call.app_id, call.video_id, upload_id.as_deref(), source);
+                let step = machine::upload_landed(store, &cx, call.app_id, call.video_id, upload_id.as_deref(), source);
                 self.answer(loaded, step).await
             }
             VideoOp::Notify { source, callback_url } => {

@@ -16,7 +16,7 @@ use media_core::video::upload::{Landed, UploadId, UploadRecord, UploadStatus};
 use media_core::video::upload_session::{session_step, SessionEnd, SessionRecord, SessionStep};
 use media_core::{ApiError, ErrorCode, Timestamp};
 
-use super::machine::{Cx, Effect, Refusal, Step};
+use super::effect::{Cx, Effect, Refusal, Step};
 use super::store::JobStore;
 use crate::protocol::video_job::UploadReply;
 
@@ -147,11 +147,11 @@ fn video_of(record: &UploadRecord) -> worker::Result<(AppId, VideoId)> {
 
 /// Announces the upload's state (`upload.created`, `.asset_created`, ...):
 /// the video's log and `/job-events`, the app's stream and webhooks
-/// ([`super::machine::announce`]).
+/// ([`super::announce::announce`]).
 fn announce(store: &impl JobStore, cx: &Cx, record: &UploadRecord) -> worker::Result<Vec<Effect>> {
     let (app, video) = video_of(record)?;
     let (_, mut effects) =
-        super::machine::announce(store, cx, &app, &video, vec![(record.event_type(), record.event_data())])?;
+        super::announce::announce(store, cx, &app, &video, vec![(record.event_type(), record.event_data())])?;
     // An upload that ended with no job ends the video's streams: nothing more comes.
     if record.status != UploadStatus::Waiting && record.job_id.is_none() && store.load()?.is_none() {
         effects.push(Effect::CloseStreams);
@@ -245,7 +245,7 @@ pub fn landed(
     video: VideoId,
     id: Option<&str>,
     source: Option<SourceUpload>,
-) -> Step<UploadReply> {
+) -> Result<LandedStep, Refusal> {
     let record = match id {
         Some(id) => Some(load_upload(store, id)?.ok_or_else(|| no_upload(id))?),
         // Storage's event: the waiting upload of that key, else the one that started the job.
@@ -264,10 +264,10 @@ pub fn landed(
         } else {
             Vec::new()
         };
-        return Ok((reply(store, None)?, effects));
+        return Ok(LandedStep::Done(Box::new(reply(store, None)?), effects));
     };
     match record.landed(source.as_ref().map(|s| s.size))? {
-        Landed::AlreadyStarted => Ok((reply(store, Some(record))?, Vec::new())),
+        Landed::AlreadyStarted => Ok(LandedStep::Done(Box::new(reply(store, Some(record))?), Vec::new())),
         Landed::Errored => {
             save_upload(store, &record)?;
             revoke_session(store, cx.now, &record, SessionEnd::Aborted)?;
@@ -276,18 +276,27 @@ pub fn landed(
             // The wrong file goes: it would block the video's next upload (R2
             // refuses its `If-None-Match: *` PUT) or start a job of its own.
             effects.push(Effect::CleanUpload { app, video });
-            Ok((reply(store, Some(record))?, effects))
+            Ok(LandedStep::Done(Box::new(reply(store, Some(record))?), effects))
         }
         Landed::StartJob => {
             let mut source = source.expect("a size was given");
             source.content_type = record.content_type.clone();
-            let callback = record.callback_url.clone();
-            // The notify moves the waiting upload on ([`job_started`]).
-            let (notified, effects) = super::machine::notify(store, cx, app, video, source, callback.as_deref())?;
-            let record = load_upload(store, &record.id)?;
-            Ok((UploadReply { upload: record, job: Some(notified.job) }, effects))
+            Ok(LandedStep::StartJob { upload_id: record.id.clone(), source, callback: record.callback_url.clone() })
         }
     }
+}
+
+/// What storage's report of an upload's file leads to: an answer now, or
+/// the job to start (`machine::upload_landed` runs its notify, which moves
+/// the waiting upload on through [`job_started`]).
+pub enum LandedStep {
+    Done(Box<UploadReply>, Vec<Effect>),
+    StartJob { upload_id: String, source: SourceUpload, callback: Option<String> },
+}
+
+/// The upload `id` as the reply after its job started.
+pub fn started_reply(store: &impl JobStore, id: &str, job: Job) -> worker::Result<UploadReply> {
+    Ok(UploadReply { upload: load_upload(store, id)?, job: Some(job) })
 }
 
 fn ended_without_job(u: &UploadRecord) -> bool {

@@ -1,4 +1,4 @@
-//! Announced catalogue events (`machine::announce`): the job's transitions
+//! Announced catalogue events (`announce::announce`): the job's transitions
 //! announce `video.*` into the video's log and the outbox, the outbox
 //! reaches the hub once it answers (the alarm retries), and a delete hands
 //! the outbox over before it wipes.
@@ -63,7 +63,7 @@ fn an_unreachable_hub_gets_the_outbox_from_the_alarm_and_nothing_twice() {
     assert_eq!(types(&w), Vec::<String>::new());
     assert_eq!(w.store.pending_announcements().unwrap().len(), 1, "kept in the outbox");
     let due = w.alarm.get().expect("the alarm comes back for it");
-    assert!(due <= w.now().plus_millis(machine::ANNOUNCE_RETRY_MS), "within the retry delay");
+    assert!(due <= w.now().plus_millis(super::super::announce::ANNOUNCE_RETRY_MS), "within the retry delay");
     w.run_alarm();
     assert!(w.store.pending_announcements().unwrap().len() == 1 && types(&w).is_empty(), "still down");
     w.hub_up.set(true);

@@ -296,7 +296,7 @@ impl World {
                 self.json(super::sessions::cancel(store, &cx, &app(), &video(), &upload_id))
             }
             VideoOp::UploadLanded { upload_id, source } => {
-                self.json(super::sessions::landed(store, &cx, app(), video(), upload_id.as_deref(), source))
+                self.json(super::machine::upload_landed(store, &cx, app(), video(), upload_id.as_deref(), source))
             }
         };
         let (value, effects) = step?;
