@@ -16,6 +16,7 @@ import { createParser } from 'eventsource-parser';
  */
 export async function openEvents(fetchFn, url, { lastEventId, headers = {} } = {}) {
   const controller = new AbortController();
+  let closedByUs = false;
   const h = { accept: 'text/event-stream', ...headers };
   if (lastEventId !== undefined) h['last-event-id'] = String(lastEventId);
   const res = await fetchFn(url, { headers: h, signal: controller.signal });
@@ -47,7 +48,7 @@ export async function openEvents(fetchFn, url, { lastEventId, headers = {} } = {
     },
     /** Resolves when the server ends the stream. */
     finished: null,
-    close() { controller.abort(); },
+    close() { closedByUs = true; controller.abort(); },
   };
   if (res.status !== 200 || !res.body) {
     out.text = await res.text();
@@ -69,7 +70,9 @@ export async function openEvents(fetchFn, url, { lastEventId, headers = {} } = {
     try {
       for await (const chunk of res.body) parser.feed(decoder.decode(chunk, { stream: true }));
     } catch (e) {
-      if (e.name !== 'AbortError') throw e;
+      // After close(), however the fetch reports the cut (AbortError; undici's
+      // 'terminated' through Miniflare's dispatchFetch), the stream just ended.
+      if (e.name !== 'AbortError' && !closedByUs) throw e;
     } finally {
       ended = true;
       settle();
