@@ -105,8 +105,9 @@ pub struct Sent {
     pub outcome: Result<(), String>,
 }
 
-/// An attempt's outcome as the app's stream shows it (`event: webhook`,
-/// the shape the video objects' reports had before the hub delivered).
+/// An attempt's outcome as the app's stream shows it (`event: webhook`):
+/// the hub's endpoint deliveries and a video's `callback_url` deliveries
+/// (`video_job::deliveries`) report in this one shape.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Report {

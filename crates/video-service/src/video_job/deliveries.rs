@@ -11,9 +11,9 @@ use media_core::video::delivery::{CallbackState, CallbackStatus, DeliveryPolicy}
 use media_core::video::job::{Job, JobStatus};
 use media_core::video::webhook::EventBody;
 use media_core::Timestamp;
-use serde::Serialize;
 
 use super::store::{Delivery, DueDelivery, JobStore, RowState};
+use crate::app_hub::webhooks::Report;
 use crate::settings::WebhookSettings;
 
 /// The `meta` key of the notify's `callback_url`.
@@ -53,19 +53,6 @@ pub fn plan(
     Ok(out)
 }
 
-/// One attempt's outcome as the app's hub shows it (a `webhook` event).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct WebhookReport {
-    pub event_id: String,
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub destination: String,
-    pub state: &'static str,
-    pub attempts: u32,
-    pub last_error: Option<String>,
-}
-
 /// Records an attempt of `d` made at `now`: delivered, or pending until its
 /// next attempt (the policy's backoff, spread per event and destination),
 /// or failed after the last one.
@@ -75,7 +62,7 @@ pub fn record_attempt(
     now: Timestamp,
     d: &DueDelivery,
     outcome: &Result<(), String>,
-) -> worker::Result<WebhookReport> {
+) -> worker::Result<Report> {
     let mut state = CallbackState { status: CallbackStatus::Pending, attempts: d.attempts, last_error: None };
     let (row_state, next_at) = match outcome {
         Ok(()) => {
@@ -96,7 +83,7 @@ pub fn record_attempt(
             tracing::warn!(event_id = %d.event_id, dest = %d.dest, attempts = state.attempts, state = row_state.as_str(), error = %why, "webhook attempt failed")
         }
     }
-    Ok(WebhookReport {
+    Ok(Report {
         event_id: d.event_id.clone(),
         kind: d.kind.clone(),
         destination: d.dest.clone(),
