@@ -95,8 +95,11 @@ SHAPING = {
     "form-file-type": ("image", "a form's file part is a real image labelled with its own type (the service checks the bytes; Schemathesis pairs any bytes with any listed type)"),
     "notify-raw-key": ("video", "POST /notify-upload-complete names the raw_key of its own app_id, video_id and content_type (a cross-field rule)"),
     "session-size": ("video", "POST /generate-upload-url with multipart true names the size (required for a resumable session; a cross-field rule OpenAPI 3.0 cannot state)"),
-    "notify-no-callback": ("video", "POST /notify-upload-complete without callback_url: one is accepted only for an app whose operator configured a webhook secret (IV_WEBHOOKS), and only for a public https host, rules of the deployment the schema cannot state"),
+    "notify-no-callback": ("video", "POST /notify-upload-complete and POST /uploads without callback_url: one is accepted only for an app whose operator configured a webhook secret (IV_WEBHOOKS), and only for a public https host, rules of the deployment the schema cannot state"),
+    "endpoint-url": ("video", "a webhook endpoint's url (create and update) is a public https URL (https, a host that resolves to no private or loopback address), which no JSON Schema pattern can state"),
 }
+
+_ENDPOINT_URL = "https://api.example.com/hooks/media"
 
 
 def _shape(case) -> None:
@@ -122,6 +125,10 @@ def _shape(case) -> None:
         if ext and isinstance(body.get("app_id"), str) and isinstance(body.get("video_id"), str):
             case.body = {**body, "raw_key": f"raw/{body['app_id']}/{body['video_id']}/source.{ext}"}
         case.body = {k: v for k, v in case.body.items() if k != "callback_url"}
+    if path == "/uploads" and isinstance(case.body, dict):
+        case.body = {k: v for k, v in case.body.items() if k != "callback_url"}
+    if path in ("/webhooks/endpoints", "/webhooks/endpoints/{endpoint_id}") and isinstance(case.body, dict) and "url" in case.body:
+        case.body = {**case.body, "url": _ENDPOINT_URL}
 
 
 def _use_fixture(case) -> None:

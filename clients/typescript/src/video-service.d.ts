@@ -1141,7 +1141,7 @@ export interface paths {
         put?: never;
         /**
          * Create a direct upload (the job starts when the file lands)
-         * @description A waiting upload of one video (Mux's direct uploads): the answer has the browser's single-use,                      revocable token and, for a single PUT, the presigned url (send headers as given) and                      complete_url (POST it with Authorization: Bearer <token> once the PUT succeeded), or, with                      "multipart": true, the resumable endpoint (@uppy/aws-s3; its complete call starts the job).                      The job starts with no backend call, on the first of: the completion call, the resumable                      complete, storage's event notification, a /notify-upload-complete; one job however many                      arrive. Not finished by expires_at (timeout_s, 3600 by default, 60 to 604800), the upload is                      timed_out, its token revoked and its partial objects removed. /job-events of the video streams                      from now on (upload.created, upload.asset_created, ...). 409 while another upload of the video                      waits, or once the video has a job.
+         * @description A waiting upload of one video (Mux's direct uploads): the answer has the browser's single-use, revocable token and, for a single PUT, the presigned url (send headers as given) and complete_url (POST it with Authorization: Bearer <token> once the PUT succeeded), or, with "multipart": true, the resumable endpoint (@uppy/aws-s3; its complete call starts the job). The job starts with no backend call, on the first of: the completion call, the resumable complete, storage's event notification, a /notify-upload-complete; one job however many arrive. Not finished by expires_at (timeout_s, 3600 by default, 60 to 604800), the upload is timed_out, its token revoked and its partial objects removed. /job-events of the video streams from now on (upload.created, upload.asset_created, ...). 409 while another upload of the video waits, or once the video has a job.
          */
         post: operations["createUpload"];
         delete?: never;
@@ -1475,13 +1475,13 @@ export interface components {
             /** @description At most 200 characters. */
             description?: string | null;
             /**
-             * @description The event types it gets; absent or `null`: every type.
+             * @description The event types it gets: distinct catalogue types; absent or null, every type.
              * @example [
              *       "video.ready",
              *       "video.errored"
              *     ]
              */
-            events?: string[] | null;
+            events?: ("upload.created" | "upload.asset_created" | "upload.errored" | "upload.cancelled" | "upload.timed_out" | "video.created" | "video.playable" | "video.ready" | "video.errored" | "video.canceled" | "video.deleted" | "image.created" | "image.deleted")[] | null;
             /**
              * @description Where the app's events go: the `callback_url` rules (https, no
              *     private or loopback address).
@@ -1508,12 +1508,19 @@ export interface components {
         };
         /** @description What an update changes (`POST /webhooks/endpoints/{id}`); absent fields stay. */
         EndpointUpdateRequest: {
-            /** @description `null` or `""` clears it. */
+            /** @description `null` or `""` clears it; at most 200 characters. */
             description?: string | null;
             /** @description `true` enables an endpoint again (after a 410 disabled it). */
             enabled?: boolean | null;
-            /** @description `null`: every type from now on; a list: only those. */
-            events?: string[] | null;
+            /**
+             * @description The event types it gets: distinct catalogue types; absent or null, every type.
+             * @example [
+             *       "video.ready",
+             *       "video.errored"
+             *     ]
+             */
+            events?: ("upload.created" | "upload.asset_created" | "upload.errored" | "upload.cancelled" | "upload.timed_out" | "video.created" | "video.playable" | "video.ready" | "video.errored" | "video.canceled" | "video.deleted" | "image.created" | "image.deleted")[] | null;
+            /** @example https://api.example.com/hooks/media */
             url?: string | null;
         };
         /** @description An endpoint as the routes show it: never its secret. */
@@ -1740,6 +1747,7 @@ export interface components {
              * Format: int64
              * @description Seconds the token is accepted for, 1 to 3600 (default 600). It is
              *     checked when a stream opens: an open stream is not cut at the expiry.
+             * @default 600
              */
             ttl_s?: number | null;
         };
@@ -2804,7 +2812,7 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody: {
+        requestBody?: {
             content: {
                 "application/json": components["schemas"]["RotateRequest"];
             };

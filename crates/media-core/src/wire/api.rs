@@ -605,6 +605,7 @@ pub struct StreamTokenRequest {
     pub app_id: AppId,
     /// Seconds the token is accepted for, 1 to 3600 (default 600). It is
     /// checked when a stream opens: an open stream is not cut at the expiry.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 3600, default = 600))]
     pub ttl_s: Option<u64>,
 }
 

@@ -75,6 +75,7 @@ pub struct EndpointCreateRequest {
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<String>>, example = json!(["video.ready", "video.errored"])))]
     pub events: Option<BTreeSet<EventType>>,
     /// At most 200 characters.
+    #[cfg_attr(feature = "openapi", schema(max_length = 200))]
     pub description: Option<String>,
 }
 
@@ -105,11 +106,13 @@ fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Resul
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct EndpointUpdateRequest {
+    #[cfg_attr(feature = "openapi", schema(example = "https://api.example.com/hooks/media", max_length = 2048))]
     pub url: Option<String>,
     /// `null`: every type from now on; a list: only those.
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<String>>))]
     pub events: Option<Filter>,
-    /// `null` or `""` clears it.
+    /// `null` or `""` clears it; at most 200 characters.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, max_length = 200))]
     #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
     pub description: Option<Option<String>>,
     /// `true` enables an endpoint again (after a 410 disabled it).

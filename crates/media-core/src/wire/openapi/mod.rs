@@ -352,6 +352,31 @@ fn json_body(op: OperationBuilder, schema: &str) -> OperationBuilder {
     ))
 }
 
+/// A JSON body the route also takes absent (empty): its defaults.
+fn optional_json_body(op: OperationBuilder, schema: &str) -> OperationBuilder {
+    op.request_body(Some(
+        RequestBodyBuilder::new().required(Some(Required::False)).content("application/json", json(schema)).build(),
+    ))
+}
+
+/// The object schema `name` among `c`'s components, to state what its
+/// derive cannot; a missing or non-object schema is a bug in this module.
+fn object_schema<'c>(c: &'c mut Components, name: &str) -> &'c mut utoipa::openapi::schema::Object {
+    match c.schemas.get_mut(name) {
+        Some(RefOr::T(Schema::Object(o))) => o,
+        _ => panic!("{name} is not an object schema among the components"),
+    }
+}
+
+/// Bodies read with `Fields::only`, which refuses a field it does not list:
+/// utoipa 4 says so only for serde's `deny_unknown_fields`, and these types
+/// are read field by field, not by serde.
+fn closed(c: &mut Components, names: &[&str]) {
+    for name in names {
+        object_schema(c, name).additional_properties = Some(Box::new(AdditionalProperties::FreeForm(false)));
+    }
+}
+
 fn param(name: &str, at: ParameterIn, required: bool, schema: impl Into<RefOr<Schema>>) -> ParameterBuilder {
     ParameterBuilder::new()
         .name(name)

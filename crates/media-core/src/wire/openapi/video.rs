@@ -35,13 +35,6 @@ pub fn video_service() -> OpenApi {
     add::<CreateUploadRequest>(c);
     add::<UploadView>(c);
     add::<NotifyRequest>(c);
-    // A notify refuses fields it does not know (a misspelt callback_url must
-    // not pass unseen: `NotifyRequest::FIELDS`). utoipa 4 says so only for a
-    // type with serde's `deny_unknown_fields`, and NotifyRequest is read field
-    // by field, not by serde; a test checks the properties are those FIELDS.
-    if let Some(RefOr::T(Schema::Object(notify))) = c.schemas.get_mut("NotifyRequest") {
-        notify.additional_properties = Some(Box::new(AdditionalProperties::FreeForm(false)));
-    }
     add::<CancelRequest>(c);
     add::<ThumbnailMeta>(c);
     add::<ThumbnailsView>(c);
@@ -66,6 +59,25 @@ pub fn video_service() -> OpenApi {
     add::<DeliveryLog>(c);
     add::<Redelivery>(c);
     add::<StreamTokenResponse>(c);
+    // A notify refuses fields it does not know (a misspelt callback_url must
+    // not pass unseen: `NotifyRequest::FIELDS`), and so do these bodies; a
+    // test checks NotifyRequest's properties are those FIELDS.
+    closed(
+        c,
+        &[
+            "NotifyRequest",
+            "CreateUploadRequest",
+            "StreamTokenRequest",
+            "EndpointCreateRequest",
+            "EndpointUpdateRequest",
+            "RotateRequest",
+        ],
+    );
+    for name in ["EndpointCreateRequest", "EndpointUpdateRequest"] {
+        object_schema(c, name).properties.insert("events".into(), event_filter().into());
+    }
+    // An update names at least one field to change.
+    object_schema(c, "EndpointUpdateRequest").min_properties = Some(1);
     c.security_schemes.insert(
         "StreamToken".into(),
         SecurityScheme::ApiKey(ApiKey::Query(ApiKeyValue::with_description(
@@ -413,7 +425,7 @@ fn video_operations(id: VideoRoute) -> Vec<Documented> {
             )
             .parameters(Some([endpoint_id_param(), query_id("app_id", "AppId")]))
             .response("200", json_response("The new secret and when the old one stops.", "RotatedSecret"));
-            vec![at(Method::Post, with_errors(json_body(op, "RotateRequest"), &[&[(404, "Error"), (409, "Error")]]))]
+            vec![at(Method::Post, with_errors(optional_json_body(op, "RotateRequest"), &[&[(404, "Error"), (409, "Error")]]))]
         }
         VideoRoute::WebhookDeliveries => {
             let op = operation(
@@ -451,7 +463,16 @@ fn video_operations(id: VideoRoute) -> Vec<Documented> {
                 "Create a direct upload (the job starts when the file lands)",
                 "createUpload",
                 Some(
-                    "A waiting upload of one video (Mux's direct uploads): the answer has the browser's single-use,                      revocable token and, for a single PUT, the presigned url (send headers as given) and                      complete_url (POST it with Authorization: Bearer <token> once the PUT succeeded), or, with                      \"multipart\": true, the resumable endpoint (@uppy/aws-s3; its complete call starts the job).                      The job starts with no backend call, on the first of: the completion call, the resumable                      complete, storage's event notification, a /notify-upload-complete; one job however many                      arrive. Not finished by expires_at (timeout_s, 3600 by default, 60 to 604800), the upload is                      timed_out, its token revoked and its partial objects removed. /job-events of the video streams                      from now on (upload.created, upload.asset_created, ...). 409 while another upload of the video                      waits, or once the video has a job.",
+                    "A waiting upload of one video (Mux's direct uploads): the answer has the browser's single-use, \
+                    revocable token and, for a single PUT, the presigned url (send headers as given) and complete_url \
+                    (POST it with Authorization: Bearer <token> once the PUT succeeded), or, with \"multipart\": true, \
+                    the resumable endpoint (@uppy/aws-s3; its complete call starts the job). The job starts with no \
+                    backend call, on the first of: the completion call, the resumable complete, storage's event \
+                    notification, a /notify-upload-complete; one job however many arrive. Not finished by expires_at \
+                    (timeout_s, 3600 by default, 60 to 604800), the upload is timed_out, its token revoked and its \
+                    partial objects removed. /job-events of the video streams from now on (upload.created, \
+                    upload.asset_created, ...). 409 while another upload of the video waits, or once the video has a \
+                    job.",
                 ),
             )
             .response("201", json_response("The upload, with its credentials.", "UploadView"));
@@ -601,5 +622,19 @@ fn hls_routes() -> Vec<Documented> {
 fn endpoint_id_param() -> Parameter {
     param("endpoint_id", ParameterIn::Path, true, string())
         .description(Some("ep_… (from the creation), or default: the operator's IV_WEBHOOKS entry."))
+        .build()
+}
+
+/// An endpoint's `events`: distinct catalogue types, at least one; `null`
+/// (or absent) for every type.
+fn event_filter() -> utoipa::openapi::schema::Array {
+    let names = crate::catalogue::EventType::ALL.map(|t| t.as_str());
+    utoipa::openapi::schema::ArrayBuilder::new()
+        .items(string().enum_values(Some(names)))
+        .min_items(Some(1))
+        .unique_items(true)
+        .nullable(true)
+        .description(Some("The event types it gets: distinct catalogue types; absent or null, every type."))
+        .example(Some(serde_json::json!(["video.ready", "video.errored"])))
         .build()
 }
