@@ -211,7 +211,7 @@ export interface components {
          *     rather than changing the meaning of an existing one.
          * @enum {string}
          */
-        ErrorCode: "invalid_json" | "invalid_field" | "invalid_query" | "unauthorized" | "forbidden" | "app_not_allowed" | "not_found" | "method_not_allowed" | "conflict" | "lease_lost" | "upload_missing" | "payload_too_large" | "unsupported_media_type" | "range_not_satisfiable" | "image_unprocessable" | "rate_limited" | "internal" | "unavailable";
+        ErrorCode: "invalid_json" | "invalid_field" | "invalid_query" | "unauthorized" | "forbidden" | "app_not_allowed" | "invalid_token" | "signed_url_required" | "not_found" | "method_not_allowed" | "conflict" | "lease_lost" | "upload_missing" | "payload_too_large" | "unsupported_media_type" | "range_not_satisfiable" | "image_unprocessable" | "rate_limited" | "internal" | "unavailable";
         ErrorDetail: {
             code: components["schemas"]["ErrorCode"];
             /** @description What went wrong and what to change. */

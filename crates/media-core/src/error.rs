@@ -23,6 +23,11 @@ pub enum ErrorCode {
     Forbidden,
     /// The API key is valid but may not act for the request's `app_id`.
     AppNotAllowed,
+    /// A playback token is missing its parts, expired, altered, or signed
+    /// by a key that is unknown or revoked: mint a new one.
+    InvalidToken,
+    /// The media requires a signed URL (a token) and the request has none.
+    SignedUrlRequired,
     /// No such job, asset or route.
     NotFound,
     /// The route exists but not for this method.
@@ -56,8 +61,8 @@ impl ErrorCode {
     pub const fn status(self) -> u16 {
         match self {
             ErrorCode::InvalidJson | ErrorCode::InvalidField | ErrorCode::InvalidQuery => 400,
-            ErrorCode::Unauthorized => 401,
-            ErrorCode::Forbidden | ErrorCode::AppNotAllowed => 403,
+            ErrorCode::Unauthorized | ErrorCode::InvalidToken => 401,
+            ErrorCode::Forbidden | ErrorCode::AppNotAllowed | ErrorCode::SignedUrlRequired => 403,
             ErrorCode::NotFound => 404,
             ErrorCode::MethodNotAllowed => 405,
             ErrorCode::Conflict | ErrorCode::LeaseLost | ErrorCode::UploadMissing => 409,
@@ -80,6 +85,8 @@ impl ErrorCode {
             ErrorCode::Unauthorized => "unauthorized",
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::AppNotAllowed => "app_not_allowed",
+            ErrorCode::InvalidToken => "invalid_token",
+            ErrorCode::SignedUrlRequired => "signed_url_required",
             ErrorCode::NotFound => "not_found",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::Conflict => "conflict",
@@ -101,13 +108,15 @@ impl ErrorCode {
     }
 
     /// Every code, for documentation and exhaustive tests.
-    pub const ALL: [ErrorCode; 18] = [
+    pub const ALL: [ErrorCode; 20] = [
         ErrorCode::InvalidJson,
         ErrorCode::InvalidField,
         ErrorCode::InvalidQuery,
         ErrorCode::Unauthorized,
         ErrorCode::Forbidden,
         ErrorCode::AppNotAllowed,
+        ErrorCode::InvalidToken,
+        ErrorCode::SignedUrlRequired,
         ErrorCode::NotFound,
         ErrorCode::MethodNotAllowed,
         ErrorCode::Conflict,
@@ -206,6 +215,8 @@ mod tests {
             (ErrorCode::Unauthorized, 401, "unauthorized"),
             (ErrorCode::Forbidden, 403, "forbidden"),
             (ErrorCode::AppNotAllowed, 403, "app_not_allowed"),
+            (ErrorCode::InvalidToken, 401, "invalid_token"),
+            (ErrorCode::SignedUrlRequired, 403, "signed_url_required"),
             (ErrorCode::NotFound, 404, "not_found"),
             (ErrorCode::MethodNotAllowed, 405, "method_not_allowed"),
             (ErrorCode::Conflict, 409, "conflict"),
