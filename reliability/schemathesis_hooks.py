@@ -96,6 +96,7 @@ SHAPING = {
     "notify-raw-key": ("video", "POST /notify-upload-complete names the raw_key of its own app_id, video_id and content_type (a cross-field rule)"),
     "session-size": ("video", "POST /generate-upload-url with multipart true names the size (required for a resumable session; a cross-field rule OpenAPI 3.0 cannot state)"),
     "notify-no-callback": ("video", "POST /notify-upload-complete and POST /uploads without callback_url: one is accepted only for an app whose operator configured a webhook secret (IV_WEBHOOKS), and only for a public https host, rules of the deployment the schema cannot state"),
+    "encryption-signed": ("video", "POST /notify-upload-complete and POST /uploads with encryption \"aes-128\" also set require_signed_urls true (the key is served to token holders only: a cross-field rule)"),
     "endpoint-url": ("video", "a webhook endpoint's url (create and update) is a public https URL (https, a host that resolves to no private or loopback address), which no JSON Schema pattern can state"),
 }
 
@@ -125,6 +126,8 @@ def _shape(case) -> None:
         if ext and isinstance(body.get("app_id"), str) and isinstance(body.get("video_id"), str):
             case.body = {**body, "raw_key": f"raw/{body['app_id']}/{body['video_id']}/source.{ext}"}
         case.body = {k: v for k, v in case.body.items() if k != "callback_url"}
+    if path in ("/notify-upload-complete", "/uploads") and isinstance(case.body, dict) and case.body.get("encryption") == "aes-128":
+        case.body = {**case.body, "require_signed_urls": True}
     if path == "/uploads" and isinstance(case.body, dict):
         case.body = {k: v for k, v in case.body.items() if k != "callback_url"}
     if path in ("/webhooks/endpoints", "/webhooks/endpoints/{endpoint_id}") and isinstance(case.body, dict) and "url" in case.body:

@@ -1400,12 +1400,23 @@ export interface components {
              */
             callback_url?: string | null;
             content_type: components["schemas"]["VideoContentType"];
+            /** @description An MP4 download of one rung, remuxed from the ladder's segments: true for the top rung, or {"rung": "720p"} for the tallest rung not above it. */
+            download?: (boolean | components["schemas"]["DownloadOption"]) | null;
+            /** @default none */
+            encryption?: components["schemas"]["Encryption"];
             /**
              * @description True for a resumable (multipart) upload: the answer has an `endpoint`
              *     (Uppy's `@uppy/aws-s3`) instead of one presigned `url`.
              * @default false
              */
             multipart?: boolean | null;
+            /**
+             * @description True: the public HLS files, poster, thumbnails and download answer
+             *     only with a signed token (`/hls/t/{token}/...`). Changeable later
+             *     with `POST /videos/{app_id}/{video_id}/access`.
+             * @default false
+             */
+            require_signed_urls?: boolean;
             /**
              * Format: int64
              * @description Required: the file's size in bytes, as for `/generate-upload-url`.
@@ -1469,6 +1480,20 @@ export interface components {
             attempts: components["schemas"]["DeliveryAttempt"][];
             endpoint_id: string;
         };
+        /** @description The MP4 download a video asks for. */
+        DownloadOption: {
+            /**
+             * @description A rung's name (`720p`): the tallest rung not above it is remuxed.
+             *     Absent: the top rung.
+             * @example 720p
+             */
+            rung?: string | null;
+        };
+        /**
+         * @description How a video's segments are stored.
+         * @enum {string}
+         */
+        Encryption: "none" | "aes-128";
         /** @description `POST /webhooks/endpoints`. */
         EndpointCreateRequest: {
             app_id: components["schemas"]["AppId"];
@@ -1643,6 +1668,10 @@ export interface components {
              */
             callback_url?: string | null;
             content_type: components["schemas"]["VideoContentType"];
+            /** @description An MP4 download of one rung, remuxed from the ladder's segments: true for the top rung, or {"rung": "720p"} for the tallest rung not above it. */
+            download?: (boolean | components["schemas"]["DownloadOption"]) | null;
+            /** @default none */
+            encryption?: components["schemas"]["Encryption"];
             /**
              * @description The `raw_key` `/generate-upload-url` returned:
              *     `raw/{app_id}/{video_id}/source.{ext}`, with this request's `app_id`
@@ -1650,7 +1679,31 @@ export interface components {
              * @example raw/yourAppId/yourVideoId/source.mp4
              */
             raw_key: string;
+            /**
+             * @description True: the public HLS files, poster, thumbnails and download answer
+             *     only with a signed token (`/hls/t/{token}/...`). Changeable later
+             *     with `POST /videos/{app_id}/{video_id}/access`.
+             * @default false
+             */
+            require_signed_urls?: boolean;
             video_id: components["schemas"]["VideoId"];
+        };
+        /** @description A video's playback options; every one off by default. */
+        PlaybackOptions: {
+            /**
+             * @description An MP4 download of one rung, remuxed from the ladder's segments:
+             *     `true` for the top rung, or `{"rung": "720p"}`.
+             */
+            download?: Record<string, never> | null;
+            /** @default none */
+            encryption?: components["schemas"]["Encryption"];
+            /**
+             * @description True: the public HLS files, poster, thumbnails and download answer
+             *     only with a signed token (`/hls/t/{token}/...`). Changeable later
+             *     with `POST /videos/{app_id}/{video_id}/access`.
+             * @default false
+             */
+            require_signed_urls?: boolean;
         };
         /** @description `GET /playback-url`. */
         PlaybackUrlResponse: {

@@ -105,7 +105,7 @@ pub async fn notify_upload_complete(mut req: Request, cx: &VideoContext<'_>, bas
         app_id: r.app_id.clone(),
         video_id: r.video_id.clone(),
         base: Some(base.to_owned()),
-        op: VideoOp::Notify { source, callback_url: r.callback_url.clone() },
+        op: VideoOp::Notify { source, callback_url: r.callback_url.clone(), playback: r.playback.clone() },
     };
     let reply: NotifyReply = client::ask(cx.env, VIDEO_JOBS_BINDING, &call.object_name(), &call).await?;
     if reply.outcome.queued_work() {

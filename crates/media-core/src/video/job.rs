@@ -31,6 +31,7 @@ use serde::{Deserialize, Serialize};
 use crate::ids::{AppId, JobId, LeaseId, VideoId};
 use crate::keys::{ObjectKey, OutputId};
 use crate::time::{epoch_millis, Timestamp};
+use crate::video::access::PlaybackOptions;
 use crate::video::ladder::LadderOptions;
 
 /// Where a job is in its life.
@@ -313,6 +314,10 @@ pub struct Job {
     pub output_id: Option<OutputId>,
     pub result: Option<JobResult>,
     pub ladder: LadderOptions,
+    /// Signed URLs, encryption and the MP4 download, as the notify asked
+    /// (all off for jobs stored before they existed).
+    #[serde(default, skip_serializing_if = "PlaybackOptions::is_default")]
+    pub playback: PlaybackOptions,
     /// How the job's webhooks are being delivered (absent when it has no
     /// destination): kept here so every read of the job shows it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -416,6 +421,7 @@ impl Job {
             output_id: None,
             result: None,
             ladder,
+            playback: PlaybackOptions::default(),
             callback: None,
         }
     }
@@ -688,6 +694,9 @@ pub struct JobSpec {
     /// Every output key starts with this (`hls/{app}/{video}/{output_id}/`).
     pub output_prefix: String,
     pub ladder: LadderOptions,
+    /// Whether to encrypt the segments and make an MP4 download.
+    #[serde(default, skip_serializing_if = "PlaybackOptions::is_default")]
+    pub playback: PlaybackOptions,
 }
 
 impl JobSpec {
@@ -710,6 +719,7 @@ impl JobSpec {
             output_id: lease.output_id.clone(),
             output_prefix: ObjectKey::hls_prefix(&job.app_id, &job.video_id, &lease.output_id),
             ladder: job.ladder.clone(),
+            playback: job.playback.clone(),
         })
     }
 }

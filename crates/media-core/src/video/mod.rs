@@ -2,6 +2,7 @@
 //!
 //! | module | owns |
 //! |---|---|
+//! | [`access`] | a video's playback options: signed URLs, AES-128 encryption, the MP4 download |
 //! | [`job`] | the job model and its state machine (lease, heartbeat, retry, expiry) |
 //! | [`dispatch`] | which queue shard and size class a job waits in, and which class is served next |
 //! | [`ladder`] | planning the ABR ladder from a probed source |
@@ -17,6 +18,7 @@
 //! | [`redact`] | what a logged or reported URL shows: never a stream or upload token |
 //! | [`upload_session`] | resumable (multipart) uploads: signed upload tokens, R2's part rules, S3's multipart XML |
 
+pub mod access;
 pub mod callback;
 pub mod codecs;
 pub mod delivery;

@@ -25,6 +25,7 @@ use crate::catalogue::EventType;
 use crate::error::{ApiError, ErrorCode};
 use crate::ids::{AppId, JobId, VideoId};
 use crate::time::Timestamp;
+use crate::video::access::PlaybackOptions;
 
 /// How long an upload waits for its file unless told otherwise (Mux's default).
 pub const DEFAULT_TIMEOUT_S: u64 = 3600;
@@ -138,6 +139,9 @@ pub struct UploadRecord {
     pub multipart: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub callback_url: Option<String>,
+    /// The job's playback options, given at create.
+    #[serde(default, skip_serializing_if = "PlaybackOptions::is_default")]
+    pub playback: PlaybackOptions,
     /// Set once `asset_created`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_id: Option<JobId>,
@@ -153,6 +157,7 @@ pub struct UploadSpec {
     pub size: u64,
     pub multipart: bool,
     pub callback_url: Option<String>,
+    pub playback: PlaybackOptions,
 }
 
 /// What a report that the file landed does to an upload.
@@ -181,6 +186,7 @@ impl UploadRecord {
             size: spec.size,
             multipart: spec.multipart,
             callback_url: spec.callback_url,
+            playback: spec.playback,
             job_id: None,
             error: None,
         }
@@ -359,6 +365,7 @@ mod tests {
             size: 100,
             multipart: false,
             callback_url: None,
+            playback: PlaybackOptions::default(),
         };
         UploadRecord::new(&id(), spec, 60, now)
     }

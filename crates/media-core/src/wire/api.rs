@@ -15,6 +15,7 @@ use crate::image::transform::TransformDefaults;
 use crate::keys::{HlsFile, ObjectKey, OutputId};
 use crate::media::{describe_bytes, image_dimensions, ImageType};
 use crate::time::Timestamp;
+use crate::video::access::PlaybackOptions;
 use crate::video::delivery::CallbackStatus;
 use crate::video::dispatch::SizeClass;
 pub use crate::video::job::JobSpec;
@@ -69,6 +70,13 @@ impl Fields {
 
     pub fn required_str(&self, name: &str) -> Result<&str, ApiError> {
         self.optional_str(name)?.ok_or_else(|| ApiError::invalid_field(format!("{name} is required")))
+    }
+
+    /// A video's playback options (`require_signed_urls`, `encryption`,
+    /// `download`), absent ones off.
+    pub fn playback_options(&self) -> Result<PlaybackOptions, ApiError> {
+        let [signed, encryption, download] = PlaybackOptions::FIELDS.map(|name| self.raw(name));
+        PlaybackOptions::from_fields(signed, encryption, download).map_err(ApiError::invalid_field)
     }
 
     pub fn optional_bool(&self, name: &str) -> Result<Option<bool>, ApiError> {
@@ -221,12 +229,25 @@ pub struct CreateUploadRequest {
     /// Where to send this video's signed webhooks, as `/notify-upload-complete` takes it.
     #[cfg_attr(feature = "openapi", schema(example = "https://api.example.com/hooks/video", max_length = 2048))]
     pub callback_url: Option<String>,
+    /// The job's `require_signed_urls`, `encryption` and `download`, as
+    /// `/notify-upload-complete` takes them.
+    pub playback: PlaybackOptions,
 }
 
 impl CreateUploadRequest {
     /// The fields a create may carry; any other is refused.
-    pub const FIELDS: &'static [&'static str] =
-        &["app_id", "video_id", "content_type", "size", "multipart", "timeout_s", "callback_url"];
+    pub const FIELDS: &'static [&'static str] = &[
+        "app_id",
+        "video_id",
+        "content_type",
+        "size",
+        "multipart",
+        "timeout_s",
+        "callback_url",
+        "require_signed_urls",
+        "encryption",
+        "download",
+    ];
 
     /// The request, its `size` required and at most `max_bytes`.
     pub fn from_json(body: &[u8], max_bytes: u64) -> Result<Self, ApiError> {
@@ -240,6 +261,7 @@ impl CreateUploadRequest {
             multipart: f.optional_bool("multipart")?.unwrap_or(false),
             timeout_s: f.optional_u64("timeout_s")?,
             callback_url: f.optional_str("callback_url")?.map(str::to_owned),
+            playback: f.playback_options()?,
         })
     }
 }
@@ -390,12 +412,24 @@ pub struct NotifyRequest {
     /// destination: `https` only, never a private or loopback address.
     #[cfg_attr(feature = "openapi", schema(example = "https://api.example.com/hooks/video", max_length = 2048))]
     pub callback_url: Option<String>,
+    /// `require_signed_urls`, `encryption` and `download`: in the body
+    /// beside the other fields (the document lists them there).
+    pub playback: PlaybackOptions,
 }
 
 impl NotifyRequest {
     /// The fields a notify may carry; any other is refused, so a misspelt
     /// `callback_url` is not silently ignored.
-    pub const FIELDS: &'static [&'static str] = &["app_id", "video_id", "raw_key", "content_type", "callback_url"];
+    pub const FIELDS: &'static [&'static str] = &[
+        "app_id",
+        "video_id",
+        "raw_key",
+        "content_type",
+        "callback_url",
+        "require_signed_urls",
+        "encryption",
+        "download",
+    ];
 
     pub fn from_json(body: &[u8]) -> Result<Self, ApiError> {
         let f = Fields::parse(body)?;
@@ -406,6 +440,7 @@ impl NotifyRequest {
             raw_key: f.required_str("raw_key")?.to_owned(),
             content_type: f.required_str("content_type")?.to_owned(),
             callback_url: f.optional_str("callback_url")?.map(str::to_owned),
+            playback: f.playback_options()?,
         })
     }
 }
@@ -1199,6 +1234,7 @@ mod tests {
             output_id: OutputId::parse("o1").unwrap(),
             output_prefix: "hls/a/v/o1/".into(),
             ladder: LadderOptions::default(),
+            playback: Default::default(),
         };
         let v = serde_json::to_value(&spec).unwrap();
         assert_eq!(v["source_etag"], "\"abc\"");

@@ -51,6 +51,7 @@ fn spec(lease: Duration) -> JobSpec {
         output_id: OutputId::from_random([3; 10]),
         output_prefix: "hls/app/video/out/".into(),
         ladder: LadderOptions::default(),
+        playback: Default::default(),
     }
 }
 

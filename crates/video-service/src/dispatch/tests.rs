@@ -75,6 +75,7 @@ pub(crate) fn spec(row: &Row) -> JobSpec {
         output_id: OutputId::from_random([1; 10]),
         output_prefix: format!("hls/{}/{}/o/", row.app_id, row.video_id),
         ladder: LadderOptions::default(),
+        playback: Default::default(),
     }
 }
 

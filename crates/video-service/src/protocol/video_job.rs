@@ -5,6 +5,7 @@
 use media_core::catalogue::EventType;
 use media_core::ids::{AppId, JobId, LeaseId, VideoId};
 use media_core::keys::OutputId;
+use media_core::video::access::PlaybackOptions;
 use media_core::video::job::{Job, NotifyOutcome, SourceUpload};
 use media_core::video::upload::UploadRecord;
 use media_core::video::upload_session::SessionStep;
@@ -43,6 +44,10 @@ pub enum VideoOp {
         source: SourceUpload,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         callback_url: Option<String>,
+        /// Signed URLs, encryption, download: set on a new job; a job made
+        /// with others answers 409 (`PlaybackOptions::conflict_with`).
+        #[serde(default, skip_serializing_if = "PlaybackOptions::is_default")]
+        playback: PlaybackOptions,
     },
     Get,
     /// From the job's shard: lease the job (if it is still queued and due).

@@ -9,6 +9,7 @@
 use media_core::catalogue::EventType;
 use media_core::ids::{AppId, JobId, LeaseId, VideoId};
 use media_core::keys::OutputId;
+use media_core::video::access::PlaybackOptions;
 use media_core::video::delivery::CallbackState;
 use media_core::video::dispatch::{shard_change, shard_of, ShardChange, SizeClass};
 use media_core::video::events::{connected, events_between, JobEvent, ResetState};
@@ -324,34 +325,48 @@ pub fn upload_landed(
 ) -> Step<UploadReply> {
     match sessions::landed(store, cx, app.clone(), video.clone(), id, source)? {
         sessions::LandedStep::Done(reply, effects) => Ok((*reply, effects)),
-        sessions::LandedStep::StartJob { upload_id, source, callback } => {
-            let (notified, effects) = notify(store, cx, app, video, source, callback.as_deref())?;
+        sessions::LandedStep::StartJob { upload_id, source, callback, playback } => {
+            let asked = Asked { callback_url: callback.as_deref(), playback: &playback };
+            let (notified, effects) = notify(store, cx, app, video, source, asked)?;
             Ok((sessions::started_reply(store, &upload_id, notified.job)?, effects))
         }
     }
 }
 
+/// What a notify asks of the video's job besides its source.
+pub struct Asked<'a> {
+    /// Kept for the video's later events.
+    pub callback_url: Option<&'a str>,
+    /// A new job's playback options; an existing job made with options
+    /// these conflict with answers 409 `conflict`.
+    pub playback: &'a PlaybackOptions,
+}
+
 /// `Notify`: a new job (202), a retry of a failed or stale one (202), or the
-/// job as it is (200). `callback_url`, when given, is kept for later events.
+/// job as it is (200).
 pub fn notify(
     store: &impl JobStore,
     cx: &Cx,
     app_id: AppId,
     video_id: VideoId,
     source: SourceUpload,
-    callback_url: Option<&str>,
+    asked: Asked<'_>,
 ) -> Step<NotifyReply> {
-    if let Some(url) = callback_url {
+    let before = store.load()?;
+    if let Some(conflict) = before.as_ref().and_then(|s| s.job.playback.conflict_with(asked.playback)) {
+        return Err(ApiError::new(ErrorCode::Conflict, conflict).into());
+    }
+    if let Some(url) = asked.callback_url {
         store.set_meta(CALLBACK_URL_KEY, url)?;
     }
     let (policy, dispatch) = (&cx.settings.policy, &cx.settings.dispatch);
     let class = SizeClass::of_size(source.size, dispatch.large_source_bytes);
-    let before = store.load()?;
     let (stored, outcome) = match &before {
         None => {
             let job_id = JobId::from_random((cx.random)());
             let shard = shard_of(&job_id, dispatch.queue_shards);
-            let job = Job::new(job_id, app_id, video_id, source, cx.settings.ladder.clone(), policy, cx.now);
+            let mut job = Job::new(job_id, app_id, video_id, source, cx.settings.ladder.clone(), policy, cx.now);
+            job.playback = asked.playback.clone();
             (Stored { job, shard, class, enqueue_due: None }, NotifyOutcome::Created)
         }
         Some(s) => {

@@ -589,8 +589,9 @@ impl VideoJob {
                 let step = machine::upload_landed(store, &cx, call.app_id, call.video_id, upload_id.as_deref(), source);
                 self.answer(loaded, step).await
             }
-            VideoOp::Notify { source, callback_url } => {
-                let step = machine::notify(store, &cx, call.app_id, call.video_id, source, callback_url.as_deref());
+            VideoOp::Notify { source, callback_url, playback } => {
+                let asked = machine::Asked { callback_url: callback_url.as_deref(), playback: &playback };
+                let step = machine::notify(store, &cx, call.app_id, call.video_id, source, asked);
                 self.answer(loaded, step).await
             }
             VideoOp::Grant { job_id, lease_id, output_id, worker } => {

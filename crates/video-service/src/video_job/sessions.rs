@@ -11,6 +11,7 @@
 //! with a state (see the section below).
 
 use media_core::ids::{AppId, VideoId};
+use media_core::video::access::PlaybackOptions;
 use media_core::video::job::{Job, SourceUpload};
 use media_core::video::upload::{Landed, UploadId, UploadRecord, UploadStatus};
 use media_core::video::upload_session::{session_step, SessionEnd, SessionRecord, SessionStep};
@@ -281,7 +282,12 @@ pub fn landed(
         Landed::StartJob => {
             let mut source = source.expect("a size was given");
             source.content_type = record.content_type.clone();
-            Ok(LandedStep::StartJob { upload_id: record.id.clone(), source, callback: record.callback_url.clone() })
+            Ok(LandedStep::StartJob {
+                upload_id: record.id.clone(),
+                source,
+                callback: record.callback_url.clone(),
+                playback: record.playback.clone(),
+            })
         }
     }
 }
@@ -291,7 +297,7 @@ pub fn landed(
 /// the waiting upload on through [`job_started`]).
 pub enum LandedStep {
     Done(Box<UploadReply>, Vec<Effect>),
-    StartJob { upload_id: String, source: SourceUpload, callback: Option<String> },
+    StartJob { upload_id: String, source: SourceUpload, callback: Option<String>, playback: PlaybackOptions },
 }
 
 /// The upload `id` as the reply after its job started.

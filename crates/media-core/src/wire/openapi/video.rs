@@ -1,6 +1,7 @@
 //! The video service's document: its routes' operations, from `VIDEO_ROUTES`.
 
 use super::*;
+use crate::video::access::{DownloadOption, Encryption, PlaybackOptions};
 use crate::video::upload::{UploadError, UploadStatus};
 use crate::wire::api::{CreateUploadRequest, UploadView};
 use crate::wire::endpoints::{
@@ -59,6 +60,9 @@ pub fn video_service() -> OpenApi {
     add::<DeliveryLog>(c);
     add::<Redelivery>(c);
     add::<StreamTokenResponse>(c);
+    add::<Encryption>(c);
+    add::<DownloadOption>(c);
+    add::<PlaybackOptions>(c);
     // A notify refuses fields it does not know (a misspelt callback_url must
     // not pass unseen: `NotifyRequest::FIELDS`), and so do these bodies; a
     // test checks NotifyRequest's properties are those FIELDS.
@@ -71,8 +75,12 @@ pub fn video_service() -> OpenApi {
             "EndpointCreateRequest",
             "EndpointUpdateRequest",
             "RotateRequest",
+            "DownloadOption",
         ],
     );
+    for name in ["NotifyRequest", "CreateUploadRequest"] {
+        playback_fields(c, name);
+    }
     for name in ["EndpointCreateRequest", "EndpointUpdateRequest"] {
         object_schema(c, name).properties.insert("events".into(), event_filter().into());
     }
@@ -425,7 +433,10 @@ fn video_operations(id: VideoRoute) -> Vec<Documented> {
             )
             .parameters(Some([endpoint_id_param(), query_id("app_id", "AppId")]))
             .response("200", json_response("The new secret and when the old one stops.", "RotatedSecret"));
-            vec![at(Method::Post, with_errors(optional_json_body(op, "RotateRequest"), &[&[(404, "Error"), (409, "Error")]]))]
+            vec![at(
+                Method::Post,
+                with_errors(optional_json_body(op, "RotateRequest"), &[&[(404, "Error"), (409, "Error")]]),
+            )]
         }
         VideoRoute::WebhookDeliveries => {
             let op = operation(
@@ -637,4 +648,25 @@ fn event_filter() -> utoipa::openapi::schema::Array {
         .description(Some("The event types it gets: distinct catalogue types; absent or null, every type."))
         .example(Some(serde_json::json!(["video.ready", "video.errored"])))
         .build()
+}
+
+/// A request that carries a video's playback options has them beside its
+/// other fields (the type holds them in one `playback` field): the
+/// document lists `PlaybackOptions`' properties in its place, `download`
+/// as `true`/`false` or `{"rung": …}`.
+fn playback_fields(c: &mut Components, name: &str) {
+    let mut options = object_schema(c, "PlaybackOptions").properties.clone();
+    let download = utoipa::openapi::schema::OneOfBuilder::new()
+        .item(ObjectBuilder::new().schema_type(SchemaType::Boolean))
+        .item(Ref::from_schema_name("DownloadOption"))
+        .nullable(true)
+        .description(Some(
+            "An MP4 download of one rung, remuxed from the ladder's segments: true for the top rung, or \
+             {\"rung\": \"720p\"} for the tallest rung not above it.",
+        ));
+    options.insert("download".into(), download.into());
+    let request = object_schema(c, name);
+    request.properties.remove("playback");
+    request.required.retain(|r| r != "playback");
+    request.properties.extend(options);
 }

@@ -23,7 +23,11 @@ fn deleting_a_running_job_leaves_a_tombstone_until_its_lease_could_end() {
     assert_eq!(code(w.heartbeat(&lease_of(&spec), 50)), ErrorCode::LeaseLost);
     assert_eq!(code(w.complete(&lease_of(&spec))), ErrorCode::LeaseLost);
     assert_eq!(code(w.grant()), ErrorCode::Conflict);
-    let notify = w.call(VideoOp::Notify { source: source("raw/app-a/v1/source.mp4", 10), callback_url: None });
+    let notify = w.call(VideoOp::Notify {
+        source: source("raw/app-a/v1/source.mp4", 10),
+        callback_url: None,
+        playback: Default::default(),
+    });
     let refused = notify.unwrap_err();
     assert_eq!(refused.code, ErrorCode::Conflict);
     assert!(refused.message.contains("notify after that"), "{}", refused.message);
@@ -78,7 +82,11 @@ fn a_delete_that_failed_half_way_is_finished_by_the_alarm() {
     let sweep_at = w.now().plus_millis(SWEEP_RETRY_MS);
     assert_eq!(w.alarm.get(), Some(sweep_at), "the guard's alarm");
     assert_eq!(
-        code(w.call(VideoOp::Notify { source: source("raw/app-a/v1/x.mp4", 1), callback_url: None })),
+        code(w.call(VideoOp::Notify {
+            source: source("raw/app-a/v1/x.mp4", 1),
+            callback_url: None,
+            playback: Default::default()
+        })),
         ErrorCode::Conflict
     );
     // The sweep fails too while storage does, and is tried again.

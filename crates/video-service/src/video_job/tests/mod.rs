@@ -250,8 +250,9 @@ impl World {
             machine::remember_base(store, Some("https://media.example")).unwrap();
         }
         let step = match op {
-            VideoOp::Notify { source, callback_url } => {
-                self.json(machine::notify(store, &cx, app(), video(), source, callback_url.as_deref()))
+            VideoOp::Notify { source, callback_url, playback } => {
+                let asked = machine::Asked { callback_url: callback_url.as_deref(), playback: &playback };
+                self.json(machine::notify(store, &cx, app(), video(), source, asked))
             }
             VideoOp::Get => return Ok(serde_json::to_value(machine::get(store).unwrap()).unwrap()),
             VideoOp::Grant { job_id, lease_id, output_id, worker } => {
@@ -475,7 +476,7 @@ impl World {
     }
 
     fn notify(&self, raw: &str) -> NotifyReply {
-        let op = VideoOp::Notify { source: source(raw, 1_000), callback_url: None };
+        let op = VideoOp::Notify { source: source(raw, 1_000), callback_url: None, playback: Default::default() };
         serde_json::from_value(self.call(op).unwrap()).unwrap()
     }
 

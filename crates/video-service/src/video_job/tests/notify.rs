@@ -36,7 +36,12 @@ fn two_notifies_make_one_job_and_one_enqueue() {
 #[test]
 fn a_large_source_waits_in_the_large_class() {
     let w = World::new();
-    w.call(VideoOp::Notify { source: source("raw/app-a/v1/big.mp4", 5_000), callback_url: None }).unwrap();
+    w.call(VideoOp::Notify {
+        source: source("raw/app-a/v1/big.mp4", 5_000),
+        callback_url: None,
+        playback: Default::default(),
+    })
+    .unwrap();
     let ShardCommand::Enqueue { class, .. } = &w.told_shard.borrow()[0] else { panic!("an enqueue") };
     assert_eq!(class.as_str(), "large");
 }
@@ -127,6 +132,7 @@ fn a_callback_url_stays_until_a_later_notify_names_another() {
         let op = VideoOp::Notify {
             source: source("raw/app-a/v1/source.mp4", 1_000),
             callback_url: callback.map(Into::into),
+            playback: Default::default(),
         };
         w.call(op).unwrap();
     };
@@ -150,4 +156,46 @@ fn the_public_origin_of_a_call_is_kept_for_later_events() {
         panic!("a stream")
     };
     assert!(first.contains("https://media.example/"), "the completed job's URLs use the kept origin: {first}");
+}
+
+#[test]
+fn a_notify_s_playback_options_reach_the_job_and_the_transcoder_s_spec() {
+    use media_core::video::access::{DownloadOption, Encryption, PlaybackOptions};
+    let w = World::new();
+    let options = PlaybackOptions {
+        require_signed_urls: true,
+        encryption: Encryption::Aes128,
+        download: Some(DownloadOption { rung: Some("720p".into()) }),
+    };
+    let notify = |playback: PlaybackOptions| {
+        w.call(VideoOp::Notify { source: source("raw/app-a/v1/source.mp4", 1_000), callback_url: None, playback })
+    };
+    notify(options.clone()).unwrap();
+    assert_eq!(w.job().playback, options);
+    assert_eq!(w.grant().unwrap().playback, options, "the lease tells the transcoder");
+    // The same options again: idempotent. Leaving the signed flag out keeps it.
+    notify(options.clone()).unwrap();
+    notify(PlaybackOptions { require_signed_urls: false, ..options.clone() }).unwrap();
+    assert!(w.job().playback.require_signed_urls);
+    // Other encryption or download: 409, and the job keeps its options.
+    let e = notify(PlaybackOptions { download: None, ..options.clone() }).unwrap_err();
+    assert_eq!(e.status(), 409, "{e:?}");
+    assert_eq!(w.job().playback, options);
+}
+
+#[test]
+fn a_public_job_is_not_left_public_by_a_notify_asking_for_signed_urls() {
+    use media_core::video::access::PlaybackOptions;
+    let w = World::new();
+    w.notify("raw/app-a/v1/source.mp4");
+    let signed = PlaybackOptions { require_signed_urls: true, ..Default::default() };
+    let e = w
+        .call(VideoOp::Notify {
+            source: source("raw/app-a/v1/source.mp4", 1_000),
+            callback_url: None,
+            playback: signed,
+        })
+        .unwrap_err();
+    assert_eq!(e.status(), 409, "{e:?}");
+    assert!(!w.job().playback.require_signed_urls);
 }

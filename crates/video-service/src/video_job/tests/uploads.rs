@@ -14,8 +14,14 @@ const RAW: &str = "raw/app-a/v1/source.mp4";
 
 fn record(w: &World, multipart: bool, timeout_s: u64) -> UploadRecord {
     let id = UploadId::new(app(), video(), [9; 8]);
-    let spec =
-        UploadSpec { key: RAW.into(), content_type: "video/mp4".into(), size: 1_000, multipart, callback_url: None };
+    let spec = UploadSpec {
+        key: RAW.into(),
+        content_type: "video/mp4".into(),
+        size: 1_000,
+        multipart,
+        callback_url: None,
+        playback: Default::default(),
+    };
     UploadRecord::new(&id, spec, timeout_s, w.now())
 }
 
@@ -157,6 +163,7 @@ fn create_another(w: &World, seed: u8) -> UploadRecord {
         size: 1_000,
         multipart: false,
         callback_url: None,
+        playback: Default::default(),
     };
     let record = UploadRecord::new(&id, spec, 3600, w.now());
     let v = w.call(VideoOp::UploadCreate { record }).unwrap();

@@ -9,6 +9,7 @@ fn notify_with_callback(w: &World) {
     let op = VideoOp::Notify {
         source: source("raw/app-a/v1/source.mp4", 1_000),
         callback_url: Some("http://127.0.0.1:9/callback".into()),
+        playback: Default::default(),
     };
     w.call(op).unwrap();
 }
@@ -122,6 +123,7 @@ fn an_app_without_webhooks_gets_none_even_with_a_callback_url() {
     let op = VideoOp::Notify {
         source: source("raw/app-a/v1/source.mp4", 1_000),
         callback_url: Some("http://127.0.0.1:9/cb".into()),
+        playback: Default::default(),
     };
     w.call(op).unwrap();
     w.call(VideoOp::Cancel).unwrap();
