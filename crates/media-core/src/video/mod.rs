@@ -15,6 +15,7 @@
 //! | [`endpoint`] | webhook endpoints by API: event filters, secret rotation, 410 disabling, the delivery log's bound |
 //! | [`callback`] | callback URL safety: https only, no private, loopback or numeric-trick hosts |
 //! | [`upload`] | direct uploads as objects: upload ids, states (waiting, asset_created, errored, cancelled, timed_out), timeouts |
+//! | [`playback_token`] | signed playback: the JWT's form, claims and time rules, key ids, what its refusals answer |
 //! | [`redact`] | what a logged or reported URL shows: never a stream or upload token |
 //! | [`upload_session`] | resumable (multipart) uploads: signed upload tokens, R2's part rules, S3's multipart XML |
 
@@ -27,6 +28,7 @@ pub mod endpoint;
 pub mod events;
 pub mod job;
 pub mod ladder;
+pub mod playback_token;
 pub mod playlist;
 pub mod redact;
 pub mod stream_token;
