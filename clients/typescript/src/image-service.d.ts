@@ -113,6 +113,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/images/{app_id}/{image_id}/access": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Make an image private or public
+         * @description require_signed_urls true: the original and every variant answer only to signed URLs (exp and sig in the query, HMAC-SHA256 with the app's URL-signing secret from POST /url-signing-keys; see docs/image-api.md#private-images), unsigned requests get 403 signed_url_required. Making an image private drops its copies from this location's edge cache at once and purges its cache tag at every location (where the purge is configured). Other locations see the change within KV's propagation (up to 60 s). false: public again. Answers the image as GET /images.
+         */
+        post: operations["setImageAccess"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/images/{app_id}/{image_id}/{options}": {
         parameters: {
             query?: never;
@@ -174,6 +194,30 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/url-signing-keys": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List the app's URL-signing secrets
+         * @description The secrets that sign now, current first: ids and dates, never the secrets.
+         */
+        get: operations["listUrlSigningKeys"];
+        put?: never;
+        /**
+         * Create or rotate the app's URL-signing secret
+         * @description A new uss_ secret for app_id, shown this once: the HMAC-SHA256 key (its UTF-8 bytes) of the app's signed image URLs. The app's current secret, if any, keeps signing beside it for old_secret_expires_in_s (default 86400, at most 604800, 0 for none), named in previous. Never the API key: app backends sign URLs with this secret.
+         */
+        post: operations["createUrlSigningKey"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -228,6 +272,14 @@ export interface components {
          * @enum {string}
          */
         HealthStatus: "ok";
+        /** @description `POST /images/{app_id}/{image_id}/access`. */
+        ImageAccessRequest: {
+            /**
+             * @description `true`: the original and every variant answer only to a signed URL
+             *     (`exp` and `sig`); `false`: to anyone, as before.
+             */
+            require_signed_urls: boolean;
+        };
         /**
          * @description SVG is never accepted (it can carry script).
          * @enum {string}
@@ -258,6 +310,8 @@ export interface components {
             content_type: components["schemas"]["CheckedImageType"];
             /** Format: int32 */
             height: number | null;
+            /** @description Served only to signed URLs (`exp`, `sig`): see docs/image-api.md#private-images. */
+            require_signed_urls: boolean;
             /** Format: int64 */
             size: number;
             uploaded_at: components["schemas"]["Timestamp"];
@@ -273,6 +327,13 @@ export interface components {
             app_id: components["schemas"]["AppId"];
             content_type: components["schemas"]["ImageContentType"];
             image_id?: components["schemas"]["ImageId"] | null;
+            /**
+             * @description `true`: the image is served (original and variants) only to signed
+             *     URLs (`exp`, `sig`; see `POST /url-signing-keys`). Default `false`;
+             *     changed later with `POST /images/{app_id}/{image_id}/access`.
+             * @default false
+             */
+            require_signed_urls: boolean;
             /**
              * Format: int64
              * @description Required: the file's size in bytes, at most `MAX_IMAGE_BYTES` (25 MiB
@@ -321,6 +382,45 @@ export interface components {
             file: string;
             /** @description Optional; a random id is chosen when it is left out or empty (and the query has none). */
             image_id?: components["schemas"]["ImageId"] | "";
+        };
+        /** @description `POST /url-signing-keys`'s `201`. */
+        UrlSigningKeyCreated: {
+            app_id: components["schemas"]["AppId"];
+            created_at: components["schemas"]["Timestamp"];
+            /** @description `usk_…`. */
+            id: string;
+            previous: components["schemas"]["UrlSigningKeyView"] | null;
+            /**
+             * @description The secret (`uss_…`), shown this once: the HMAC-SHA256 key of the
+             *     app's signed image URLs (its UTF-8 bytes).
+             */
+            secret: string;
+        };
+        /** @description `GET /url-signing-keys?app_id=`: the secrets that sign now, current first. */
+        UrlSigningKeyList: {
+            app_id: components["schemas"]["AppId"];
+            keys: components["schemas"]["UrlSigningKeyView"][];
+        };
+        /**
+         * @description `POST /url-signing-keys`: the app's first secret, or a new one that
+         *     replaces the current (which keeps signing for the grace).
+         */
+        UrlSigningKeyRequest: {
+            app_id: components["schemas"]["AppId"];
+            /**
+             * Format: int64
+             * @description Seconds the current secret keeps signing beside the new one, 0 to
+             *     604800 (a week); default 86400 (a day).
+             * @default 86400
+             */
+            old_secret_expires_in_s?: number | null;
+        };
+        /** @description A secret as a list shows it: never the secret. */
+        UrlSigningKeyView: {
+            created_at: components["schemas"]["Timestamp"];
+            expires_at: components["schemas"]["Timestamp"] | null;
+            /** @description `usk_…`. */
+            id: string;
         };
     };
     responses: {
@@ -405,7 +505,12 @@ export type $defs = Record<string, never>;
 export interface operations {
     getAsset: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description Signed URLs (required for an image with require_signed_urls): when the URL stops working, in unix seconds. Sent with sig; either alone is a 401. */
+                exp?: number;
+                /** @description Signed URLs: the hex HMAC-SHA256, keyed with the app's URL-signing secret, of the path and the query without sig ("{path}?exp={exp}" for the URLs the service hands out). Expired, altered or wrongly signed: 401 invalid_token. */
+                sig?: string;
+            };
             header?: {
                 Range?: string;
                 "If-None-Match"?: string;
@@ -470,6 +575,8 @@ export interface operations {
                 };
                 content?: never;
             };
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
             404: components["responses"]["Error"];
             405: components["responses"]["Error"];
             416: components["responses"]["RangeNotSatisfiable"];
@@ -480,7 +587,12 @@ export interface operations {
     };
     getAssetHead: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description Signed URLs (required for an image with require_signed_urls): when the URL stops working, in unix seconds. Sent with sig; either alone is a 401. */
+                exp?: number;
+                /** @description Signed URLs: the hex HMAC-SHA256, keyed with the app's URL-signing secret, of the path and the query without sig ("{path}?exp={exp}" for the URLs the service hands out). Expired, altered or wrongly signed: 401 invalid_token. */
+                sig?: string;
+            };
             header?: {
                 Range?: string;
                 "If-None-Match"?: string;
@@ -531,6 +643,8 @@ export interface operations {
                 };
                 content?: never;
             };
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
             404: components["responses"]["Error"];
             405: components["responses"]["Error"];
             416: components["responses"]["RangeNotSatisfiable"];
@@ -541,7 +655,12 @@ export interface operations {
     };
     getTransformed: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description Signed URLs (required for an image with require_signed_urls): when the URL stops working, in unix seconds. Sent with sig; either alone is a 401. */
+                exp?: number;
+                /** @description Signed URLs: the hex HMAC-SHA256, keyed with the app's URL-signing secret, of the path and the query without sig ("{path}?exp={exp}" for the URLs the service hands out). Expired, altered or wrongly signed: 401 invalid_token. */
+                sig?: string;
+            };
             header?: {
                 Range?: string;
                 "If-None-Match"?: string;
@@ -613,6 +732,8 @@ export interface operations {
                 content?: never;
             };
             400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
             404: components["responses"]["Error"];
             405: components["responses"]["Error"];
             416: components["responses"]["RangeNotSatisfiable"];
@@ -624,7 +745,12 @@ export interface operations {
     };
     getTransformedHead: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description Signed URLs (required for an image with require_signed_urls): when the URL stops working, in unix seconds. Sent with sig; either alone is a 401. */
+                exp?: number;
+                /** @description Signed URLs: the hex HMAC-SHA256, keyed with the app's URL-signing secret, of the path and the query without sig ("{path}?exp={exp}" for the URLs the service hands out). Expired, altered or wrongly signed: 401 invalid_token. */
+                sig?: string;
+            };
             header?: {
                 Range?: string;
                 "If-None-Match"?: string;
@@ -686,6 +812,8 @@ export interface operations {
                 content?: never;
             };
             400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
             404: components["responses"]["Error"];
             405: components["responses"]["Error"];
             416: components["responses"]["RangeNotSatisfiable"];
@@ -812,9 +940,50 @@ export interface operations {
             503: components["responses"]["Unavailable"];
         };
     };
-    getVariant: {
+    setImageAccess: {
         parameters: {
             query?: never;
+            header?: never;
+            path: {
+                app_id: components["schemas"]["AppId"];
+                image_id: components["schemas"]["ImageId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ImageAccessRequest"];
+            };
+        };
+        responses: {
+            /** @description The image, with its require_signed_urls. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImageUploadResponse"];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["Error"];
+            405: components["responses"]["Error"];
+            413: components["responses"]["Error"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Error"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    getVariant: {
+        parameters: {
+            query?: {
+                /** @description Signed URLs (required for an image with require_signed_urls): when the URL stops working, in unix seconds. Sent with sig; either alone is a 401. */
+                exp?: number;
+                /** @description Signed URLs: the hex HMAC-SHA256, keyed with the app's URL-signing secret, of the path and the query without sig ("{path}?exp={exp}" for the URLs the service hands out). Expired, altered or wrongly signed: 401 invalid_token. */
+                sig?: string;
+            };
             header?: {
                 Range?: string;
                 "If-None-Match"?: string;
@@ -886,6 +1055,8 @@ export interface operations {
                 content?: never;
             };
             400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
             404: components["responses"]["Error"];
             405: components["responses"]["Error"];
             416: components["responses"]["RangeNotSatisfiable"];
@@ -897,7 +1068,12 @@ export interface operations {
     };
     getVariantHead: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description Signed URLs (required for an image with require_signed_urls): when the URL stops working, in unix seconds. Sent with sig; either alone is a 401. */
+                exp?: number;
+                /** @description Signed URLs: the hex HMAC-SHA256, keyed with the app's URL-signing secret, of the path and the query without sig ("{path}?exp={exp}" for the URLs the service hands out). Expired, altered or wrongly signed: 401 invalid_token. */
+                sig?: string;
+            };
             header?: {
                 Range?: string;
                 "If-None-Match"?: string;
@@ -959,6 +1135,8 @@ export interface operations {
                 content?: never;
             };
             400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
             404: components["responses"]["Error"];
             405: components["responses"]["Error"];
             416: components["responses"]["RangeNotSatisfiable"];
@@ -1027,6 +1205,68 @@ export interface operations {
             409: components["responses"]["Error"];
             413: components["responses"]["Error"];
             415: components["responses"]["Error"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Error"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    listUrlSigningKeys: {
+        parameters: {
+            query: {
+                app_id: components["schemas"]["AppId"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The app's live secrets. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UrlSigningKeyList"];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Forbidden"];
+            405: components["responses"]["Error"];
+            413: components["responses"]["Error"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Error"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    createUrlSigningKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UrlSigningKeyRequest"];
+            };
+        };
+        responses: {
+            /** @description The new secret (shown once) and the one it replaced. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UrlSigningKeyCreated"];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Forbidden"];
+            405: components["responses"]["Error"];
+            413: components["responses"]["Error"];
             429: components["responses"]["RateLimited"];
             500: components["responses"]["Error"];
             503: components["responses"]["Unavailable"];

@@ -26,7 +26,7 @@ use worker_kit::store::{ObjectInfo, ObjectStore};
 use worker_kit::Handled;
 
 use crate::records::{self, no_such_image};
-use crate::ImageContext;
+use crate::{signed, ImageContext};
 
 /// The type an image is served with: what storage recorded, when that is an
 /// accepted image type (in its canonical spelling), else a type no browser
@@ -43,14 +43,18 @@ fn served_content_type(info: &ObjectInfo) -> String {
 /// Serves the image at `key` (already checked to be an image key of `app`).
 async fn serve_image(req: &Request, cx: &ImageContext<'_>, key: &str, app: &AppId, image: &ImageId) -> Handled {
     let origin = req.url()?.origin().ascii_serialization();
-    let cache_key = format!("{origin}{IMAGE_ASSETS_PREFIX}{key}");
+    // A signed request is verified first, and looks only among signed copies.
+    let signed = signed::check(req, cx, app).await?;
+    let cache_key = signed::cache_key(&origin, &format!("{IMAGE_ASSETS_PREFIX}{key}"), signed);
     // Only checked images ever reach the edge cache: a hit is served as it is.
     if let Some(mut hit) = edge_hit(&cache_key, req).await? {
         hit.headers_mut().set("cross-origin-resource-policy", "cross-origin")?;
+        signed::for_client(&mut hit, signed)?;
         return Ok(hit);
     }
     enforce_public(cx.env, req, "assets").await?;
     let record = records::record_or_vet(cx, key, app, image).await?;
+    signed::require(record.meta.require_signed_urls, signed)?;
     let store = cx.store()?;
     let host = req.url()?.host_str().unwrap_or_default().to_owned();
     let cache_control = cx.common.purge.edge_cache_control(CachePolicy::Immutable.header_value(), &host);
@@ -69,6 +73,7 @@ async fn serve_image(req: &Request, cx: &ImageContext<'_>, key: &str, app: &AppI
     }
     // Lets pages that require CORP (cross-origin isolation) embed the images.
     resp.headers_mut().set("cross-origin-resource-policy", "cross-origin")?;
+    signed::for_client(&mut resp, signed)?;
     Ok(resp)
 }
 

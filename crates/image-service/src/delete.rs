@@ -21,7 +21,9 @@ use worker_kit::reply::json;
 use worker_kit::store::{delete_prefix_keys, ObjectStore};
 use worker_kit::{Failure, Handled};
 
+use crate::image_object::{self, ImageCommand};
 use crate::records::{image_record_key, KV_BINDING};
+use crate::signed::{self, Signed};
 use crate::{keyed_image, ImageContext};
 
 /// `DELETE /images`: 200 with what was removed.
@@ -35,32 +37,58 @@ pub async fn delete_image(req: Request, cx: &ImageContext<'_>) -> Handled {
     let variants = delete_prefix_keys(store, &prefix).await?;
     let objects = delete_original(store, &key).await? + variants.len() as u64;
     let record = remove_record(cx, &app_id, &image_id).await?;
-    // The paths it is cached under: the original, and each variant's answers.
-    let mut paths = vec![format!("{IMAGE_ASSETS_PREFIX}{key}")];
-    for variant in &variants {
-        let name = variant.strip_prefix(&prefix).unwrap_or(variant);
-        paths.extend(cache_paths_of(&app_id, &image_id, name).unwrap_or_default());
+    // A later image under this id starts public (ids are not meant to be reused).
+    if record {
+        let public = ImageCommand::SetAccess { require_signed_urls: false };
+        let _: bool = image_object::ask(cx.env, &app_id, &image_id, &public).await?;
     }
-    // ... as requested here, and under the public base.
-    let own = req.url()?.origin().ascii_serialization();
-    let mut origins = vec![own, cx.public_base(&req)];
-    origins.dedup();
-    for origin in &origins {
-        for path in &paths {
-            if let Err(e) = Cache::default().delete(format!("{origin}{path}"), false).await {
-                tracing::warn!(%app_id, %image_id, path, error = %e, "dropping from the edge cache failed");
-            }
-        }
-    }
-    // Every location: one purge by the image's tag, after the delete (see worker_kit::purge).
-    // Judged by the host images are served from, which may not be the one this call came to.
-    let public_host = host_of(&cx.public_base(&req));
-    cx.purge_tags(&public_host, vec![image_tag(&app_id, &image_id)]);
+    drop_from_edge(cx, &req, &app_id, &image_id, &variants).await?;
     if objects > 0 || record {
         crate::events::image_deleted(cx.env, &cx.settings.events, &app_id, &image_id).await;
     }
     tracing::info!(%app_id, %image_id, objects, variants = variants.len(), record, "image deleted");
     json(200, &DeleteImageResponse { app_id, image_id, deleted: DeletedImage { objects, record } })
+}
+
+/// Drops the image's answers from the edge caches: the original and the
+/// answers of each stored variant (`variants`, their object keys) at once
+/// from this location's cache, under the request's origin and the public
+/// base; then, after the answer, every location's copies, signed ones too,
+/// with one purge by the image's cache tag (see `worker_kit::purge`).
+pub(crate) async fn drop_from_edge(
+    cx: &ImageContext<'_>,
+    req: &Request,
+    app_id: &AppId,
+    image_id: &ImageId,
+    variants: &[String],
+) -> Result<(), Failure> {
+    let key = ObjectKey::Image { app: app_id.clone(), image: image_id.clone() }.to_string();
+    let prefix = variant_prefix(app_id, image_id);
+    // The paths it is cached under: the original, and each variant's answers.
+    let mut paths = vec![format!("{IMAGE_ASSETS_PREFIX}{key}")];
+    for variant in variants {
+        let name = variant.strip_prefix(&prefix).unwrap_or(variant);
+        paths.extend(cache_paths_of(app_id, image_id, name).unwrap_or_default());
+    }
+    // ... as requested here, and under the public base.
+    let own = req.url()?.origin().ascii_serialization();
+    let mut origins = vec![own, cx.public_base(req)];
+    origins.dedup();
+    for origin in &origins {
+        for path in &paths {
+            for signed in [None, Some(Signed { exp: 0 })] {
+                let cached = signed::cache_key(origin, path, signed);
+                if let Err(e) = Cache::default().delete(cached, false).await {
+                    tracing::warn!(%app_id, %image_id, path, error = %e, "dropping from the edge cache failed");
+                }
+            }
+        }
+    }
+    // Every location: one purge by the image's tag, after the answer (see worker_kit::purge).
+    // Judged by the host images are served from, which may not be the one this call came to.
+    let public_host = host_of(&cx.public_base(req));
+    cx.purge_tags(&public_host, vec![image_tag(app_id, image_id)]);
+    Ok(())
 }
 
 /// Deletes the original at `key`; how many objects that removed (0 or 1).

@@ -16,7 +16,14 @@
 //!   the object's alarm then checks what landed, as a first read would
 //!   ([`records::vet`]): the record is kept, or the object is removed. So an
 //!   upload nobody reads is checked all the same. Afterwards the object
-//!   deletes its storage (`deleteAll`), leaving nothing behind.
+//!   deletes the pending check.
+//! - **Whether the image requires signed URLs**, kept here (strongly
+//!   consistent) as well as in the image's KV record: a presign with
+//!   `require_signed_urls` has no record yet, and a check that finds no
+//!   record (a KV miss while a new record propagates) must not make a
+//!   public record of a private image. So [`records::vet`] takes the flag
+//!   from here ([`ImageCommand::Access`]); `/upload` and the access route
+//!   set it ([`ImageCommand::SetAccess`]). Only `true` is stored.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -47,6 +54,8 @@ use crate::{images_binding, records};
 pub const IMAGE_OBJECTS_BINDING: &str = "IMAGE_OBJECTS";
 /// Where the object keeps the upload it is to check.
 const UPLOAD_KEY: &str = "upload";
+/// Where the object keeps `true` while the image requires signed URLs.
+const ACCESS_KEY: &str = "require_signed_urls";
 
 /// A command to one image's object.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -56,7 +65,18 @@ pub enum ImageCommand {
     Variant(VariantJob),
     /// A presigned `PUT` for the image was handed out: check what landed at
     /// `check_at` (its URL's expiry and the grace for a slow upload).
-    CheckUploadAt { app: AppId, image: ImageId, check_at: Timestamp },
+    /// With `require_signed_urls`, the image is private from the start.
+    CheckUploadAt {
+        app: AppId,
+        image: ImageId,
+        check_at: Timestamp,
+        #[serde(default)]
+        require_signed_urls: bool,
+    },
+    /// Whether the image requires signed URLs; answers `bool`.
+    Access,
+    /// Sets it; answers `true`.
+    SetAccess { require_signed_urls: bool },
 }
 
 /// One variant to make: from the original (only the version its record
@@ -224,7 +244,22 @@ impl ImageObject {
                 }
             }
         }
-        storage.delete_all().await
+        // The access flag stays: it outlives the check.
+        storage.delete(UPLOAD_KEY).await.map(drop)
+    }
+
+    /// Whether the image requires signed URLs.
+    async fn access(&self) -> worker::Result<bool> {
+        Ok(self.state.storage().get::<bool>(ACCESS_KEY).await?.unwrap_or(false))
+    }
+
+    async fn set_access(&self, require_signed_urls: bool) -> worker::Result<()> {
+        let storage = self.state.storage();
+        if require_signed_urls {
+            storage.put(ACCESS_KEY, true).await
+        } else {
+            storage.delete(ACCESS_KEY).await.map(drop)
+        }
     }
 
     /// One landed upload: an image with a record was checked already;
@@ -238,7 +273,8 @@ impl ImageObject {
         let settings = settings_of(&self.env)?;
         let store = store_of(&self.env)?;
         let key = ObjectKey::Image { app: app.clone(), image: image.clone() }.to_string();
-        records::vet(&store, &self.env, &settings, &key, app, image).await.map(drop)
+        let private = self.access().await?;
+        records::vet(&store, &self.env, &settings, &key, app, image, private).await.map(drop)
     }
 }
 
@@ -255,8 +291,16 @@ impl DurableObject for ImageObject {
         };
         match cmd {
             ImageCommand::Variant(job) => answer(self.variant(job).await),
-            ImageCommand::CheckUploadAt { app, image, check_at } => {
+            ImageCommand::CheckUploadAt { app, image, check_at, require_signed_urls } => {
+                if require_signed_urls {
+                    self.set_access(true).await?;
+                }
                 self.check_upload_at(PendingUpload { app, image, check_at }).await?;
+                Response::from_json(&true)
+            }
+            ImageCommand::Access => Response::from_json(&self.access().await?),
+            ImageCommand::SetAccess { require_signed_urls } => {
+                self.set_access(require_signed_urls).await?;
                 Response::from_json(&true)
             }
         }

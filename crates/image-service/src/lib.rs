@@ -3,7 +3,10 @@
 //! Its routes are the rows of `media_core::wire::routes::IMAGE_ROUTES`
 //! (path, methods, who may call it); `route` below gives each row its
 //! handler: [`uploads`] (presign, `/upload`), [`metadata`] and [`delete`]
-//! (`/images`), [`assets`] (originals) and [`variants`] (transforms).
+//! (`/images`), [`assets`] (originals) and [`variants`] (transforms);
+//! private images: [`access`] (an image's `require_signed_urls`),
+//! [`url_keys`] (an app's URL-signing secrets) and [`signed`] (the gate of
+//! the public routes).
 //!
 //! Variants are made, and presigned uploads checked when they land, by
 //! one Durable Object per image ([`image_object`]). `image.created` and
@@ -14,6 +17,7 @@
 //! become JSON in one place (`worker_kit::failure`), and our own faults go
 //! to the logs and Sentry.
 
+mod access;
 mod assets;
 mod delete;
 mod events;
@@ -22,7 +26,9 @@ mod images_binding;
 mod metadata;
 mod records;
 mod settings;
+mod signed;
 mod uploads;
+mod url_keys;
 mod variants;
 
 use media_core::ids::{AppId, ImageId};
@@ -81,6 +87,8 @@ async fn route(req: Request, cx: &ImageContext<'_>, row: &'static Route<ImageRou
         ImageRoute::Upload => uploads::upload(req, cx, &base).await,
         ImageRoute::Metadata => metadata::image_metadata(req, cx, &base).await,
         ImageRoute::Delete => delete::delete_image(req, cx).await,
+        ImageRoute::Access => access::set_access(req, cx, &base).await,
+        ImageRoute::UrlSigningKeys => url_keys::url_signing_keys(req, cx).await,
         ImageRoute::OpenApi => openapi(OPENAPI),
         ImageRoute::Health => health(SERVICE, env!("CARGO_PKG_VERSION")),
     }

@@ -21,6 +21,7 @@ use worker_kit::store::{collect_body, ObjectInfo, ObjectStore, ReadOutcome, Read
 use worker_kit::Failure;
 
 use crate::events;
+use crate::image_object::{self, ImageCommand};
 use crate::settings::ImageSettings;
 use crate::ImageContext;
 
@@ -48,7 +49,11 @@ pub async fn record_or_vet(
 ) -> Result<ImageRecord, Failure> {
     match read(cx.env, app, image).await {
         Some(rec) => Ok(rec),
-        None => vet(cx.store()?, cx.env, &cx.settings, key, app, image).await,
+        None => {
+            // Private from its presign, or a record not yet seen here: the image's object knows.
+            let private: bool = image_object::ask(cx.env, app, image, &ImageCommand::Access).await?;
+            vet(cx.store()?, cx.env, &cx.settings, key, app, image, private).await
+        }
     }
 }
 
@@ -108,8 +113,9 @@ async fn check_unrecorded(
     }
 }
 
-/// [`check_unrecorded`], then the record kept in KV and `image.created`
-/// announced ([`crate::events`]). A failed write is logged: the image is
+/// [`check_unrecorded`], then the record kept in KV (requiring signed URLs
+/// when `require_signed_urls`, which the image's object holds) and
+/// `image.created` announced ([`crate::events`]). A failed write is logged: the image is
 /// served all the same (the version checked), and the next request only
 /// checks again (and announces then).
 pub async fn vet(
@@ -119,8 +125,10 @@ pub async fn vet(
     key: &str,
     app: &AppId,
     image: &ImageId,
+    require_signed_urls: bool,
 ) -> Result<ImageRecord, Failure> {
-    let (rec, version) = check_unrecorded(store, settings.max_image_bytes, key, (app, image), now()).await?;
+    let (mut rec, version) = check_unrecorded(store, settings.max_image_bytes, key, (app, image), now()).await?;
+    rec.meta.require_signed_urls = require_signed_urls;
     // The stored object's version names this upload: two checks of it are one event, a re-upload another.
     let version = version.unwrap_or_else(|| rec.meta.uploaded_at.millis().to_string());
     match write(env, app, image, &rec).await {

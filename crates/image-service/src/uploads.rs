@@ -102,7 +102,12 @@ pub async fn generate_image_upload_url(mut req: Request, cx: &ImageContext<'_>, 
         presign_image_put(cx.presigner()?, &location.key, &r.content_type, r.size, cx.common.upload_ttl_s, issued)?;
     // What lands is checked once the URL can no longer be used, read or not.
     let check_at = issued.plus_secs(u64::from(cx.common.upload_ttl_s) + settings.upload_check_grace_s);
-    let check = ImageCommand::CheckUploadAt { app: r.app_id.clone(), image: image.clone(), check_at };
+    let check = ImageCommand::CheckUploadAt {
+        app: r.app_id.clone(),
+        image: image.clone(),
+        check_at,
+        require_signed_urls: r.require_signed_urls,
+    };
     let _: bool = image_object::ask(cx.env, &r.app_id, &image, &check).await?;
     tracing::info!(app_id = %r.app_id, image_id = %image, content_type = %r.content_type, size = r.size, "image upload URL issued");
     json(200, &ImageUploadUrlResponse { put: PresignedPut::from_presigned(put), location })
@@ -136,6 +141,21 @@ struct Incoming {
     /// The type the client says the bytes are.
     claimed: ImageType,
     bytes: Vec<u8>,
+    /// Served only to signed URLs (the `require_signed_urls` field or query parameter).
+    require_signed_urls: bool,
+}
+
+/// `require_signed_urls` as a form field or query parameter: `true` or
+/// `false` (absent or empty: `false`).
+fn flag(value: Option<&str>, as_query: bool) -> Result<bool, ApiError> {
+    match value.unwrap_or("") {
+        "true" => Ok(true),
+        "false" | "" => Ok(false),
+        other => {
+            let message = format!("require_signed_urls must be true or false, not {other:?}");
+            Err(if as_query { ApiError::invalid_query(message) } else { ApiError::invalid_field(message) })
+        }
+    }
 }
 
 /// An optional id from a form field or the query string; empty counts as absent.
@@ -178,8 +198,9 @@ async fn raw_upload(
     // Before the body is read: another app's upload costs nothing.
     grant.check_app(&app)?;
     let image = optional_id(query_value(&q, "image_id"), ImageId::parse, true)?;
+    let require_signed_urls = flag(query_value(&q, "require_signed_urls"), true)?;
     let bytes = read_body(req, settings.max_image_bytes).await?;
-    Ok(Incoming { app, image, claimed, bytes })
+    Ok(Incoming { app, image, claimed, bytes, require_signed_urls })
 }
 
 /// `/upload` with a form: the image is the `file` field, with its own type;
@@ -223,6 +244,7 @@ fn incoming_from_form(
     let app = AppId::parse(&app_id).map_err(ApiError::from)?;
     grant.check_app(&app)?;
     let image = optional_id(field("image_id")?.as_deref(), ImageId::parse, false)?;
+    let require_signed_urls = flag(field("require_signed_urls")?.as_deref(), false)?;
 
     let mut files = parts.iter().filter(|p| p.name == "file");
     let file: &FormPart = match (files.next(), files.next()) {
@@ -260,7 +282,7 @@ fn incoming_from_form(
     let range = file.data.clone();
     body.truncate(range.end);
     body.drain(..range.start);
-    Ok(Incoming { app, image, claimed, bytes: body })
+    Ok(Incoming { app, image, claimed, bytes: body, require_signed_urls })
 }
 
 /// `POST /upload`: stores an image sent through the Worker. 201 with its
@@ -280,7 +302,7 @@ pub async fn upload(mut req: Request, cx: &ImageContext<'_>, base: &str) -> Hand
     } else {
         raw_upload(&mut req, &content_type, settings, &grant).await?
     };
-    let Incoming { app, image, claimed, bytes } = incoming;
+    let Incoming { app, image, claimed, bytes, require_signed_urls } = incoming;
     check_size("the image", bytes.len() as u64, settings.max_image_bytes)?;
     check_image_bytes(claimed, &bytes)?;
     let dimensions = image_dimensions(claimed, &bytes);
@@ -290,12 +312,18 @@ pub async fn upload(mut req: Request, cx: &ImageContext<'_>, base: &str) -> Hand
     let location = ImageLocation::of(base, &app, &image, &settings.transform);
     let size = bytes.len() as u64;
     let stored = store_new_image(store, &app, &image, bytes, claimed).await?;
+    if require_signed_urls {
+        // Before the record: a check that finds no record (one not yet seen at a location) reads it there.
+        let private = ImageCommand::SetAccess { require_signed_urls: true };
+        let _: bool = image_object::ask(cx.env, &app, &image, &private).await?;
+    }
     let meta = ImageMeta {
         content_type: claimed.content_type().to_owned(),
         size,
         width: dimensions.map(|d| d.width),
         height: dimensions.map(|d| d.height),
         uploaded_at: now(),
+        require_signed_urls,
     };
     let record = ImageRecord { meta: meta.clone(), etag: single_etag_condition(Some(&stored.etag)) };
     record_metadata(cx, &req, &app, &image, &record).await;
@@ -381,6 +409,18 @@ mod tests {
             Err(other) => panic!("not a client error: {other:?}"),
             Ok(_) => panic!("accepted"),
         }
+    }
+
+    #[test]
+    fn require_signed_urls_is_true_or_false_and_absent_is_false() {
+        assert_eq!(flag(Some("true"), false), Ok(true));
+        for off in [None, Some(""), Some("false")] {
+            assert_eq!(flag(off, true), Ok(false), "{off:?}");
+        }
+        let e = flag(Some("yes"), true).unwrap_err();
+        assert_eq!((e.status(), e.code), (400, ErrorCode::InvalidQuery));
+        assert!(e.message.contains("true or false"), "{}", e.message);
+        assert_eq!(flag(Some("1"), false).unwrap_err().code, ErrorCode::InvalidField);
     }
 
     #[test]

@@ -36,6 +36,7 @@ use worker_kit::{Failure, Handled};
 
 use crate::image_object::{self, ImageCommand, VariantJob, VariantMade};
 use crate::records::{self, no_such_image};
+use crate::signed::{self, Signed};
 use crate::ImageContext;
 
 /// `GET`/`HEAD /images/{app_id}/{image_id}/{options}`.
@@ -85,7 +86,8 @@ impl Source {
     }
 }
 
-fn finish(mut resp: Response, opts: &VariantOptions, source: Source) -> Handled {
+fn finish(mut resp: Response, opts: &VariantOptions, source: Source, signed: Option<Signed>) -> Handled {
+    signed::for_client(&mut resp, signed)?;
     let headers = resp.headers_mut();
     if opts.format == FormatChoice::Auto {
         headers.set("vary", "Accept")?;
@@ -98,9 +100,11 @@ fn finish(mut resp: Response, opts: &VariantOptions, source: Source) -> Handled 
 async fn answer(req: &Request, cx: &ImageContext<'_>, app: &AppId, image: &ImageId, opts: &VariantOptions) -> Handled {
     let accept = AcceptClass::of(req.headers().get("accept")?.as_deref());
     let origin = req.url()?.origin().ascii_serialization();
-    let cache_key = format!("{origin}{}", cache_path(app, image, opts, accept));
+    // A signed request is verified first, and looks only among signed copies.
+    let signed = signed::check(req, cx, app).await?;
+    let cache_key = signed::cache_key(&origin, &cache_path(app, image, opts, accept), signed);
     if let Some(hit) = edge_hit(&cache_key, req).await? {
-        return finish(hit, opts, Source::Edge);
+        return finish(hit, opts, Source::Edge, signed);
     }
     // Past the edge, a request costs a record read, storage and maybe a
     // billed transformation: counted per client address.
@@ -108,6 +112,7 @@ async fn answer(req: &Request, cx: &ImageContext<'_>, app: &AppId, image: &Image
 
     let original_key = ObjectKey::Image { app: app.clone(), image: image.clone() }.to_string();
     let record = records::record_or_vet(cx, &original_key, app, image).await?;
+    signed::require(record.meta.require_signed_urls, signed)?;
     let original_type = ImageType::from_content_type(&record.meta.content_type).ok_or_else(|| {
         Failure::internal(format!("the record of {original_key} has type {:?}", record.meta.content_type))
     })?;
@@ -128,7 +133,7 @@ async fn answer(req: &Request, cx: &ImageContext<'_>, app: &AppId, image: &Image
     };
     let stored_type = |info: &ObjectInfo| info.content_type.clone().unwrap_or_else(|| format.content_type().to_owned());
     match serve_object(store, req, spec(), stored_type).await {
-        Ok(resp) => return finish(resp, opts, Source::Stored),
+        Ok(resp) => return finish(resp, opts, Source::Stored, signed),
         Err(Failure::Client(e)) if e.code == ErrorCode::NotFound => {}
         Err(other) => return Err(other),
     }
@@ -149,5 +154,5 @@ async fn answer(req: &Request, cx: &ImageContext<'_>, app: &AppId, image: &Image
         VariantMade::Created => Source::Created,
         VariantMade::Stored => Source::Stored,
     };
-    finish(resp, opts, source)
+    finish(resp, opts, source, signed)
 }

@@ -38,6 +38,14 @@ fn the_video_api_page_carries_the_tested_verification_code() {
 }
 
 #[test]
+fn the_image_api_page_carries_the_tested_url_signing_code() {
+    let page = std::fs::read_to_string(format!("{ROOT}/docs/image-api.md")).unwrap();
+    let node = std::fs::read_to_string(format!("{ROOT}/devkit/sign-image-url.mjs")).unwrap();
+    let code = block(&node, "sign-image-url");
+    assert!(page.contains(&code), "docs/image-api.md must carry the sign-image-url block verbatim:\n{code}");
+}
+
+#[test]
 fn the_rust_example_verifies_what_the_platform_signs() {
     let secret = new_secret([9; 32]);
     let key = SigningKey::of_secret(&secret);

@@ -779,6 +779,11 @@ pub struct ImageUploadUrlRequest {
     // The bound is `media::DEFAULT_MAX_IMAGE_BYTES` (a literal here; `openapi`'s tests compare them).
     #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 26214400))]
     pub size: u64,
+    /// `true`: the image is served (original and variants) only to signed
+    /// URLs (`exp`, `sig`; see `POST /url-signing-keys`). Default `false`;
+    /// changed later with `POST /images/{app_id}/{image_id}/access`.
+    #[cfg_attr(feature = "openapi", schema(required = false, default = false))]
+    pub require_signed_urls: bool,
 }
 
 impl ImageUploadUrlRequest {
@@ -791,6 +796,7 @@ impl ImageUploadUrlRequest {
             image_id: f.optional_id("image_id", ImageId::parse)?,
             content_type: f.required_str("content_type")?.to_owned(),
             size: crate::media::required_size(f.optional_u64("size")?, max_bytes)?,
+            require_signed_urls: f.optional_bool("require_signed_urls")?.unwrap_or(false),
         })
     }
 }
@@ -855,6 +861,10 @@ pub struct ImageMeta {
     #[cfg_attr(feature = "openapi", schema(required = true))]
     pub height: Option<u32>,
     pub uploaded_at: Timestamp,
+    /// Served only to signed URLs (`exp`, `sig`): see docs/image-api.md#private-images.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
+    pub require_signed_urls: bool,
 }
 
 /// The KV record of a stored image: its metadata, and the version of the
@@ -918,6 +928,7 @@ impl ImageRecord {
                 width: dims.map(|d| d.width),
                 height: dims.map(|d| d.height),
                 uploaded_at: now,
+                require_signed_urls: false,
             },
             etag: Some(etag.to_owned()),
         })

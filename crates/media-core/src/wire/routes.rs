@@ -327,6 +327,10 @@ pub enum ImageRoute {
     Variant,
     /// `GET`/`HEAD /cdn-cgi/image/...`: the older `transform_url`.
     CdnCgi,
+    /// `POST /images/{app_id}/{image_id}/access`: `require_signed_urls`.
+    Access,
+    /// `GET`/`POST /url-signing-keys`: list, create or rotate.
+    UrlSigningKeys,
     OpenApi,
     Health,
 }
@@ -334,12 +338,15 @@ pub enum ImageRoute {
 /// The image service's routes, in match order.
 pub static IMAGE_ROUTES: &[Route<ImageRoute>] = &[
     row(Prefix(crate::wire::api::IMAGE_ASSETS_PREFIX), GET_HEAD, Public, ImageRoute::Asset),
+    // Before the variants' prefix, which would take it for options.
+    row(Template("/images/{app_id}/{image_id}/access"), POST, ApiKey, ImageRoute::Access),
     row(Prefix(crate::image::variant::VARIANT_ROUTE_PREFIX), GET_HEAD, Public, ImageRoute::Variant),
     row(Prefix(crate::image::transform::TRANSFORM_PATH_PREFIX), GET_HEAD, Public, ImageRoute::CdnCgi),
     row(Template("/generate-image-upload-url"), POST, ApiKey, ImageRoute::UploadUrl),
     row(Template("/upload"), POST, ApiKey, ImageRoute::Upload),
     row(Template("/images"), GET, ApiKey, ImageRoute::Metadata),
     row(Template("/images"), DELETE, ApiKey, ImageRoute::Delete),
+    row(Template("/url-signing-keys"), &[Method::Get, Method::Post], ApiKey, ImageRoute::UrlSigningKeys),
     row(Template("/openapi.json"), GET, Public, ImageRoute::OpenApi),
     row(Template("/health"), GET, Public, ImageRoute::Health),
     hidden(Template("/"), GET, Public, ImageRoute::Health),
@@ -375,6 +382,8 @@ mod tests {
         assert_eq!(ids(find(VIDEO_ROUTES, "/uploads/u/s3")), []);
         assert_eq!(ids(find(IMAGE_ROUTES, "/images")), [ImageRoute::Metadata, ImageRoute::Delete]);
         assert_eq!(ids(find(IMAGE_ROUTES, "/images/a/b/w=1")), [ImageRoute::Variant]);
+        assert_eq!(ids(find(IMAGE_ROUTES, "/images/a/b/access")), [ImageRoute::Access]);
+        assert_eq!(ids(find(IMAGE_ROUTES, "/url-signing-keys")), [ImageRoute::UrlSigningKeys]);
         assert_eq!(ids(find(IMAGE_ROUTES, "/assets/images/a/b")), [ImageRoute::Asset]);
         assert_eq!(ids(find(IMAGE_ROUTES, "/cdn-cgi/image/w=1/assets/images/a/b")), [ImageRoute::CdnCgi]);
         assert_eq!(ids(find(IMAGE_ROUTES, "/nope")), []);

@@ -1,6 +1,9 @@
 //! The image service's document: its routes' operations, from `IMAGE_ROUTES`.
 
 use super::*;
+use crate::wire::private_images::{
+    ImageAccessRequest, UrlSigningKeyCreated, UrlSigningKeyList, UrlSigningKeyRequest, UrlSigningKeyView,
+};
 
 /// The image service's document (`openapi/image-service.json`).
 pub fn image_service() -> OpenApi {
@@ -31,6 +34,11 @@ pub fn image_service() -> OpenApi {
     add::<UploadForm>(c);
     add::<DeletedImage>(c);
     add::<DeleteImageResponse>(c);
+    add::<ImageAccessRequest>(c);
+    add::<UrlSigningKeyRequest>(c);
+    add::<UrlSigningKeyView>(c);
+    add::<UrlSigningKeyCreated>(c);
+    add::<UrlSigningKeyList>(c);
     c.responses.insert(
         "ImageUnprocessable".into(),
         json_response(
@@ -146,6 +154,47 @@ fn image_operations(id: ImageRoute) -> Vec<Documented> {
             let op = op;
             vec![at(Method::Delete, op)]
         }
+        ImageRoute::Access => {
+            let op = operation(
+                "Make an image private or public",
+                "setImageAccess",
+                Some(
+                    "require_signed_urls true: the original and every variant answer only to signed URLs (exp and \
+                     sig in the query, HMAC-SHA256 with the app's URL-signing secret from POST /url-signing-keys; \
+                     see docs/image-api.md#private-images), unsigned requests get 403 signed_url_required. Making \
+                     an image private drops its copies from this location's edge cache at once and purges its \
+                     cache tag at every location (where the purge is configured). Other locations see the change \
+                     within KV's propagation (up to 60 s). false: public again. Answers the image as GET /images.",
+                ),
+            )
+            .parameters(Some(image_ids()))
+            .response("200", json_response("The image, with its require_signed_urls.", "ImageUploadResponse"));
+            vec![at(Method::Post, with_errors(json_body(op, "ImageAccessRequest"), &[&[(404, "Error")]]))]
+        }
+        ImageRoute::UrlSigningKeys => {
+            let create = operation(
+                "Create or rotate the app's URL-signing secret",
+                "createUrlSigningKey",
+                Some(
+                    "A new uss_ secret for app_id, shown this once: the HMAC-SHA256 key (its UTF-8 bytes) of the \
+                     app's signed image URLs. The app's current secret, if any, keeps signing beside it for \
+                     old_secret_expires_in_s (default 86400, at most 604800, 0 for none), named in previous. \
+                     Never the API key: app backends sign URLs with this secret.",
+                ),
+            )
+            .response(
+                "201",
+                json_response("The new secret (shown once) and the one it replaced.", "UrlSigningKeyCreated"),
+            );
+            let list = operation(
+                "List the app's URL-signing secrets",
+                "listUrlSigningKeys",
+                Some("The secrets that sign now, current first: ids and dates, never the secrets."),
+            )
+            .parameters(Some([query_id("app_id", "AppId")]))
+            .response("200", json_response("The app's live secrets.", "UrlSigningKeyList"));
+            vec![at(Method::Get, list), at(Method::Post, json_body(create, "UrlSigningKeyRequest"))]
+        }
         ImageRoute::Asset => asset_routes(),
         ImageRoute::Variant => under(VARIANT_ROUTE_PREFIX, variant_routes()),
         ImageRoute::CdnCgi => under(TRANSFORM_PATH_PREFIX, variant_routes()),
@@ -175,6 +224,25 @@ fn image_ids() -> Vec<Parameter> {
     vec![path_id("app_id", "AppId"), path_id("image_id", "ImageId")]
 }
 
+/// The query of a signed URL (`crate::image::url_signing`).
+fn signed_url_params() -> [Parameter; 2] {
+    [
+        param("exp", ParameterIn::Query, false, integer().minimum(Some(0.0)))
+            .description(Some(
+                "Signed URLs (required for an image with require_signed_urls): when the URL stops working, in \
+                 unix seconds. Sent with sig; either alone is a 401.",
+            ))
+            .build(),
+        param("sig", ParameterIn::Query, false, string().pattern(Some("^[0-9a-fA-F]{64}$")))
+            .description(Some(
+                "Signed URLs: the hex HMAC-SHA256, keyed with the app's URL-signing secret, of the path and \
+                 the query without sig (\"{path}?exp={exp}\" for the URLs the service hands out). Expired, \
+                 altered or wrongly signed: 401 invalid_token.",
+            ))
+            .build(),
+    ]
+}
+
 /// `GET`/`HEAD /assets/...`.
 fn asset_routes() -> Vec<Documented> {
     const DESCRIPTION: &str = "Public. Only checked images are served: /upload checks the bytes before storing; a \
@@ -188,6 +256,7 @@ fn asset_routes() -> Vec<Documented> {
     let mut types: Vec<&str> = ImageType::ALL.map(ImageType::content_type).to_vec();
     types.push("application/octet-stream");
     let mut parameters = image_ids();
+    parameters.extend(signed_url_params());
     parameters.extend(conditional_headers());
     object_routes(ObjectRoute {
         path: "/assets/images/{app_id}/{image_id}",
@@ -200,6 +269,8 @@ fn asset_routes() -> Vec<Documented> {
         content_types: &types,
         headers: image_headers(),
         errors: &[
+            (401, "Error"),
+            (403, "Error"),
             (404, "Error"),
             (405, "Error"),
             (416, "RangeNotSatisfiable"),
@@ -226,6 +297,8 @@ fn variant_routes() -> Vec<Documented> {
         against a generous per-IP limit (429).";
     const ERRORS: Errors<'static> = &[
         (400, "Error"),
+        (401, "Error"),
+        (403, "Error"),
         (404, "Error"),
         (405, "Error"),
         (416, "RangeNotSatisfiable"),
@@ -286,6 +359,7 @@ fn variant_routes() -> Vec<Documented> {
     );
     let mut parameters = image_ids();
     parameters.push(options.clone());
+    parameters.extend(signed_url_params());
     parameters.extend(conditional_headers());
     let mut ops = object_routes(ObjectRoute {
         path: "/images/{app_id}/{image_id}/{options}",
@@ -300,6 +374,7 @@ fn variant_routes() -> Vec<Documented> {
     });
     let mut parameters = vec![options];
     parameters.extend(image_ids());
+    parameters.extend(signed_url_params());
     parameters.extend(conditional_headers());
     ops.extend(object_routes(ObjectRoute {
         path: "/cdn-cgi/image/{options}/assets/images/{app_id}/{image_id}",
