@@ -289,6 +289,20 @@ export async function tenantMatrix(platform, samples) {
       const res = await post(platform.image, '/upload', key, Buffer.from(await encoded.arrayBuffer()), encoded.headers.get('content-type'));
       return { res, leak: async () => ((await headOf(`images/${app}/${image}`)) !== 404 ? 'a stored image' : null) };
     }],
+    ['image /url-signing-keys', async (key, app) => {
+      const listed = async () => JSON.parse((await request(`${platform.image}/url-signing-keys?app_id=${app}`, { headers: { 'x-api-key': platform.apiKey } })).text).keys.length;
+      const before = await listed();
+      const res = await post(platform.image, '/url-signing-keys', key, JSON.stringify({ app_id: app }));
+      return { res, leak: async () => (res.text.includes('uss_') || (await listed()) !== before ? 'a URL-signing secret' : null) };
+    }],
+    ['image /images/{app_id}/{image_id}/access', async (key, app) => {
+      // The app's own backend (the plain key) uploads the image; `key` tries to make it private.
+      const image = id('a');
+      const up = await post(platform.image, `/upload?app_id=${app}&image_id=${image}`, platform.apiKey, png, 'image/png');
+      if (up.status !== 201) throw new Error(`tenant matrix: upload ${up.status} ${up.text}`);
+      const res = await post(platform.image, `/images/${app}/${image}/access`, key, JSON.stringify({ require_signed_urls: true }));
+      return { res, leak: async () => ((await request(`${platform.image}/assets/images/${app}/${image}`)).status !== 200 ? 'the image turned private' : null) };
+    }],
   ];
   let allowed = 0;
   let refused = 0;
@@ -314,7 +328,7 @@ export async function tenantMatrix(platform, samples) {
     check: 'tenant matrix: keys act only for their apps',
     ok: wrong.length === 0 && leaks.length === 0 && allowed + refused === total,
     detail: `${total} combinations (${matrix.length} key × app pairs: 2 tenant keys and the plain key × ${other.length} apps; ${routes.length} API-key routes of both services): `
-      + `${allowed} own-app calls answered 2xx, ${refused} other-app calls answered 403 app_not_allowed, ${leaks.length} leaks (upload URL, job, cancel or stored object)`
+      + `${allowed} own-app calls answered 2xx, ${refused} other-app calls answered 403 app_not_allowed, ${leaks.length} leaks (upload URL, job, cancel, stored object, URL-signing secret or access change)`
       + `${wrong.length ? `; WRONG: ${wrong.join(' | ')}` : ''}${leaks.length ? `; LEAKS: ${leaks.join(' | ')}` : ''}`,
   }];
 }

@@ -83,7 +83,7 @@ describe('image events reach the app through the video Worker', () => {
     assert.equal(up.status, 201, up.text);
     const { hook } = await arrived('image.created', 'served');
     assert.equal(hook.body.data.app_id, APP);
-    assert.deepEqual({ ...hook.body.data.meta, uploaded_at: undefined }, { content_type: 'image/png', size: png.length, width: 64, height: 48, uploaded_at: undefined });
+    assert.deepEqual({ ...hook.body.data.meta, uploaded_at: undefined }, { content_type: 'image/png', size: png.length, width: 64, height: 48, uploaded_at: undefined, require_signed_urls: false });
     assert.ok(!JSON.stringify(hook.body).includes('images/'), 'no storage key in the event');
 
     const del = await iapi.call('DELETE', `/images?app_id=${APP}&image_id=served`, { key: API_KEY, headers: freshIp() });

@@ -229,7 +229,7 @@ for (const backend of ['r2', 's3']) {
         const uploadedAt = Date.parse(r.json.uploaded_at);
         assert.ok(uploadedAt >= t0 - 1000 && uploadedAt <= Date.now() + 1000, r.json.uploaded_at);
         const { etag, ...meta } = await record(id);
-        assert.deepEqual(meta, { content_type: type, size: images[kind].length, width: 64, height: 48, uploaded_at: r.json.uploaded_at });
+        assert.deepEqual(meta, { content_type: type, size: images[kind].length, width: 64, height: 48, uploaded_at: r.json.uploaded_at, require_signed_urls: false });
         assert.match(etag, /^[0-9a-f-]+$/, 'the record names the version stored (its bare ETag): only it is served');
         const served = await get(`/assets/images/${app}/${id}`);
         assert.equal(served.status, 200);

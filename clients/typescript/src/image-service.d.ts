@@ -382,6 +382,11 @@ export interface components {
             file: string;
             /** @description Optional; a random id is chosen when it is left out or empty (and the query has none). */
             image_id?: components["schemas"]["ImageId"] | "";
+            /**
+             * @description true: the image is served only to signed URLs (see POST /url-signing-keys). Default false.
+             * @enum {string}
+             */
+            require_signed_urls?: "true" | "false";
         };
         /** @description `POST /url-signing-keys`'s `201`. */
         UrlSigningKeyCreated: {
@@ -1173,6 +1178,8 @@ export interface operations {
                 app_id?: components["schemas"]["AppId"];
                 /** @description Optional; a random id is chosen when it is left out or empty. With a form, an image_id field wins over it. */
                 image_id?: components["schemas"]["ImageId"];
+                /** @description true: the image is served only to signed URLs (see POST /url-signing-keys); with a form, a require_signed_urls field wins over it. Default false. */
+                require_signed_urls?: boolean;
             };
             header?: never;
             path?: never;

@@ -274,7 +274,7 @@ impl ImageObject {
         let store = store_of(&self.env)?;
         let key = ObjectKey::Image { app: app.clone(), image: image.clone() }.to_string();
         let private = self.access().await?;
-        records::vet(&store, &self.env, &settings, &key, app, image, private).await.map(drop)
+        records::vet(&store, &self.env, &settings, &key, app, image, records::Privacy::Known(private)).await.map(drop)
     }
 }
 

@@ -49,11 +49,7 @@ pub async fn record_or_vet(
 ) -> Result<ImageRecord, Failure> {
     match read(cx.env, app, image).await {
         Some(rec) => Ok(rec),
-        None => {
-            // Private from its presign, or a record not yet seen here: the image's object knows.
-            let private: bool = image_object::ask(cx.env, app, image, &ImageCommand::Access).await?;
-            vet(cx.store()?, cx.env, &cx.settings, key, app, image, private).await
-        }
+        None => vet(cx.store()?, cx.env, &cx.settings, key, app, image, Privacy::AskObject).await,
     }
 }
 
@@ -113,9 +109,19 @@ async fn check_unrecorded(
     }
 }
 
+/// Where [`vet`] learns whether the image requires signed URLs.
+#[derive(Debug, Clone, Copy)]
+pub enum Privacy {
+    /// Already read from the image's object (by the object itself).
+    Known(bool),
+    /// Ask the image's object, once the image has passed its check: a
+    /// request for an id with nothing stored reaches no object.
+    AskObject,
+}
+
 /// [`check_unrecorded`], then the record kept in KV (requiring signed URLs
-/// when `require_signed_urls`, which the image's object holds) and
-/// `image.created` announced ([`crate::events`]). A failed write is logged: the image is
+/// when the image's object says so: a private presign, or a record not yet
+/// seen here) and `image.created` announced ([`crate::events`]). A failed write is logged: the image is
 /// served all the same (the version checked), and the next request only
 /// checks again (and announces then).
 pub async fn vet(
@@ -125,10 +131,13 @@ pub async fn vet(
     key: &str,
     app: &AppId,
     image: &ImageId,
-    require_signed_urls: bool,
+    privacy: Privacy,
 ) -> Result<ImageRecord, Failure> {
     let (mut rec, version) = check_unrecorded(store, settings.max_image_bytes, key, (app, image), now()).await?;
-    rec.meta.require_signed_urls = require_signed_urls;
+    rec.meta.require_signed_urls = match privacy {
+        Privacy::Known(private) => private,
+        Privacy::AskObject => image_object::ask(env, app, image, &ImageCommand::Access).await?,
+    };
     // The stored object's version names this upload: two checks of it are one event, a re-upload another.
     let version = version.unwrap_or_else(|| rec.meta.uploaded_at.millis().to_string());
     match write(env, app, image, &rec).await {

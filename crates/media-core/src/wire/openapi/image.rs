@@ -39,6 +39,7 @@ pub fn image_service() -> OpenApi {
     add::<UrlSigningKeyView>(c);
     add::<UrlSigningKeyCreated>(c);
     add::<UrlSigningKeyList>(c);
+    closed(c, &["ImageAccessRequest", "UrlSigningKeyRequest"]);
     c.responses.insert(
         "ImageUnprocessable".into(),
         json_response(
@@ -116,6 +117,13 @@ fn image_operations(id: ImageRoute) -> Vec<Documented> {
             ))
             // utoipa 4 has no field for it; extensions are written as they are.
             .extensions(Some([("allowEmptyValue".to_owned(), true.into())].into())),
+    )
+    .parameter(
+        param("require_signed_urls", ParameterIn::Query, false, ObjectBuilder::new().schema_type(SchemaType::Boolean))
+            .description(Some(
+                "true: the image is served only to signed URLs (see POST /url-signing-keys); with a form, a \
+                 require_signed_urls field wins over it. Default false.",
+            )),
     )
     .request_body(Some(body.build()))
     .response("201", json_response("Stored.", "ImageUploadResponse"));

@@ -244,6 +244,12 @@ impl<'s> ToSchema<'s> for UploadForm {
                         "Optional; a random id is chosen when it is left out or empty (and the query has none).",
                     ),
                 )
+                .property(
+                    "require_signed_urls",
+                    string().enum_values(Some(["true", "false"])).description(Some(
+                        "true: the image is served only to signed URLs (see POST /url-signing-keys). Default false.",
+                    )),
+                )
                 .description(Some(
                     "app_id is required in the form or as the app_id query parameter; a field wins over the query \
                      parameter of the same name, and an empty field counts as left out (as browsers send a blank input).",
