@@ -10,10 +10,15 @@
 //! hls/{app_id}/{video_id}/{output_id}/poster.jpg
 //! hls/{app_id}/{video_id}/{output_id}/sprite.jpg
 //! hls/{app_id}/{video_id}/{output_id}/thumbnails.vtt
+//! downloads/{app_id}/{video_id}/{output_id}/{video_id}.mp4   the MP4 download (opt-in)
+//! keys/{app_id}/{video_id}/{output_id}/aes128.key      an encrypted ladder's AES-128 key
 //! ```
 //!
 //! Every transcoding attempt writes under a fresh `output_id`, so published
 //! segments never change under a cache that holds them as immutable.
+//! An encrypted attempt's key lives outside `hls/` on purpose: the public
+//! HLS routes serve only what parses as [`ObjectKey::Hls`], so the key is
+//! read by the token-guarded key route alone.
 //! [`ObjectKey::parse`] accepts exactly what [`ObjectKey`]'s `Display` prints:
 //! any other spelling (extra slashes, dot segments, other padding, other case)
 //! is refused, which is what keeps public routes inside their prefix.
@@ -195,10 +200,40 @@ fn parse_segment_file_name(s: &str) -> Option<u32> {
 /// Every object the platform stores.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum ObjectKey {
-    RawUpload { app: AppId, video: VideoId, kind: VideoType },
-    Image { app: AppId, image: ImageId },
-    Hls { app: AppId, video: VideoId, output: OutputId, file: HlsFile },
+    RawUpload {
+        app: AppId,
+        video: VideoId,
+        kind: VideoType,
+    },
+    Image {
+        app: AppId,
+        image: ImageId,
+    },
+    Hls {
+        app: AppId,
+        video: VideoId,
+        output: OutputId,
+        file: HlsFile,
+    },
+    /// One attempt's progressive MP4 of a rung (`crate::video::download`).
+    Download {
+        app: AppId,
+        video: VideoId,
+        output: OutputId,
+    },
+    /// The AES-128 key of one attempt's encrypted segments
+    /// ([`crate::video::encryption`]): 16 raw bytes.
+    HlsKey {
+        app: AppId,
+        video: VideoId,
+        output: OutputId,
+    },
 }
+
+/// The top folders that hold an attempt's outputs, each as
+/// `{root}/{app_id}/{video_id}/{output_id}/...`: what retention prunes per
+/// attempt and a delete removes with the video.
+pub const ATTEMPT_ROOTS: &[&str] = &["hls", "downloads", "keys"];
 
 impl ObjectKey {
     /// The prefix under which every output of one attempt lives (with a trailing slash).
@@ -206,7 +241,7 @@ impl ObjectKey {
         format!("{}{}/", ObjectKey::outputs_prefix(app, video), output.as_str())
     }
 
-    /// The prefix of every attempt's outputs of one video (with a trailing slash).
+    /// The prefix of every attempt's HLS outputs of one video (with a trailing slash).
     pub fn outputs_prefix(app: &AppId, video: &VideoId) -> String {
         format!("hls/{app}/{video}/")
     }
@@ -217,9 +252,29 @@ impl ObjectKey {
     }
 
     /// Every prefix a video has objects under: its source and all its
-    /// outputs (thumbnails included). Deleting these deletes the video.
-    pub fn video_prefixes(app: &AppId, video: &VideoId) -> [String; 2] {
-        [Self::raw_prefix(app, video), Self::outputs_prefix(app, video)]
+    /// outputs (thumbnails and downloads included). Deleting these deletes the video.
+    pub fn video_prefixes(app: &AppId, video: &VideoId) -> Vec<String> {
+        let mut prefixes = vec![Self::raw_prefix(app, video)];
+        prefixes.extend(Self::attempt_roots(app, video));
+        prefixes
+    }
+
+    /// The prefix of every attempt's outputs of a video under each of
+    /// [`ATTEMPT_ROOTS`] (`hls/{app}/{video}/`, `downloads/{app}/{video}/`),
+    /// with a trailing slash; one attempt's part of each is
+    /// [`ObjectKey::attempt_prefix`].
+    pub fn attempt_roots(app: &AppId, video: &VideoId) -> Vec<String> {
+        ATTEMPT_ROOTS.iter().map(|root| format!("{root}/{app}/{video}/")).collect()
+    }
+
+    /// One attempt's part of a prefix from [`ObjectKey::attempt_roots`].
+    pub fn attempt_prefix(root: &str, output: &OutputId) -> String {
+        format!("{root}{}/", output.as_str())
+    }
+
+    /// The file name a download has, in storage and in `Content-Disposition`.
+    pub fn download_file_name(video: &VideoId) -> String {
+        format!("{video}.mp4")
     }
 
     /// Parses a key, accepting only the canonical spelling.
@@ -239,6 +294,16 @@ impl ObjectKey {
                 output: OutputId::parse(output)?,
                 file: HlsFile::parse_relative(rest)?,
             },
+            ["downloads", app, video, output, _file] => ObjectKey::Download {
+                app: AppId::parse(app).ok()?,
+                video: VideoId::parse(video).ok()?,
+                output: OutputId::parse(output)?,
+            },
+            ["keys", app, video, output, "aes128.key"] => ObjectKey::HlsKey {
+                app: AppId::parse(app).ok()?,
+                video: VideoId::parse(video).ok()?,
+                output: OutputId::parse(output)?,
+            },
             _ => return None,
         };
         // The parts above are validated one by one; this catches anything a
@@ -248,7 +313,11 @@ impl ObjectKey {
 
     pub fn app(&self) -> &AppId {
         match self {
-            ObjectKey::RawUpload { app, .. } | ObjectKey::Image { app, .. } | ObjectKey::Hls { app, .. } => app,
+            ObjectKey::RawUpload { app, .. }
+            | ObjectKey::Image { app, .. }
+            | ObjectKey::Hls { app, .. }
+            | ObjectKey::Download { app, .. }
+            | ObjectKey::HlsKey { app, .. } => app,
         }
     }
 }
@@ -263,6 +332,15 @@ impl fmt::Display for ObjectKey {
             ObjectKey::Hls { app, video, output, file } => {
                 write!(f, "{}{}", ObjectKey::hls_prefix(app, video, output), file.relative_path())
             }
+            ObjectKey::Download { app, video, output } => {
+                write!(
+                    f,
+                    "downloads/{app}/{video}/{output}/{}",
+                    ObjectKey::download_file_name(video),
+                    output = output.as_str()
+                )
+            }
+            ObjectKey::HlsKey { app, video, output } => write!(f, "keys/{app}/{video}/{}/aes128.key", output.as_str()),
         }
     }
 }
@@ -321,6 +399,8 @@ mod tests {
             (hls(HlsFile::Poster), "hls/app1/vid_1/k3v9/poster.jpg"),
             (hls(HlsFile::Sprite), "hls/app1/vid_1/k3v9/sprite.jpg"),
             (hls(HlsFile::ThumbnailsVtt), "hls/app1/vid_1/k3v9/thumbnails.vtt"),
+            (ObjectKey::Download { app: app(), video: video(), output: out() }, "downloads/app1/vid_1/k3v9/vid_1.mp4"),
+            (ObjectKey::HlsKey { app: app(), video: video(), output: out() }, "keys/app1/vid_1/k3v9/aes128.key"),
         ];
         for (key, text) in cases {
             assert_eq!(key.to_string(), text);
@@ -356,9 +436,43 @@ mod tests {
             "hls/app1/vid_1/master.m3u8",
             "hls/app1/vid_1/k3v9/secret.txt",
             "HLS/app1/vid_1/k3v9/master.m3u8",
+            "downloads/app1/vid_1/k3v9/other.mp4",
+            "downloads/app1/vid_1/k3v9/vid_1.MP4",
+            "downloads/app1/vid_1/k3v9/vid_1.mp4/",
+            "downloads/app1/vid_1/vid_1.mp4",
+            "downloads/app1/vid_1/K3V9/vid_1.mp4",
+            "downloads/app1/../k3v9/vid_1.mp4",
+            "keys/app1/vid_1/k3v9/other.key",
+            "keys/app1/vid_1/aes128.key",
+            "keys/app1/vid_1/K3V9/aes128.key",
+            "keys/app1/vid_1/k3v9/aes128.key/",
+            "hls/app1/vid_1/k3v9/aes128.key",
+            "hls/app1/vid_1/k3v9/key",
         ] {
             assert_eq!(ObjectKey::parse(bad), None, "{bad:?} should be refused");
         }
+    }
+
+    #[test]
+    fn a_video_s_prefixes_cover_its_source_and_every_attempt_root() {
+        let prefixes = ObjectKey::video_prefixes(&app(), &video());
+        assert_eq!(prefixes, ["raw/app1/vid_1/", "hls/app1/vid_1/", "downloads/app1/vid_1/", "keys/app1/vid_1/"]);
+        // Every key of the video, whatever the attempt, is under one of them.
+        let download = ObjectKey::Download { app: app(), video: video(), output: out() }.to_string();
+        let hls = ObjectKey::Hls { app: app(), video: video(), output: out(), file: HlsFile::Master }.to_string();
+        let aes_key = ObjectKey::HlsKey { app: app(), video: video(), output: out() }.to_string();
+        for key in [&download, &hls, &aes_key] {
+            assert!(prefixes.iter().any(|p| key.starts_with(p.as_str())), "{key}");
+            let attempt: Vec<String> = ObjectKey::attempt_roots(&app(), &video())
+                .iter()
+                .map(|root| ObjectKey::attempt_prefix(root, &out()))
+                .collect();
+            assert!(attempt.iter().any(|p| key.starts_with(p.as_str())), "{key}");
+        }
+        assert_eq!(
+            ObjectKey::attempt_prefix(&ObjectKey::outputs_prefix(&app(), &video()), &out()),
+            ObjectKey::hls_prefix(&app(), &video(), &out())
+        );
     }
 
     #[test]

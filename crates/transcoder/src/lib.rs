@@ -9,6 +9,8 @@
 //! | [`storage`] | the S3 client, output sinks, and reading uploads with ranged GETs |
 //! | [`pipeline`] | probe, decode once, encode every rung in parallel, package fMP4, thumbnails |
 //! | [`publish`] | uploading outputs as they are final, playlists, `playable`, the result |
+//! | [`encrypt`] | encrypted HLS: an attempt's random AES-128 key, whole-segment AES-128-CBC |
+//! | [`download`] | the opt-in MP4 download: the chosen rung's clear fragments kept, remuxed (stream copy, faststart), uploaded |
 //! | [`local`] | transcoding a local file into a folder (CLI, tests, benchmarks) |
 //! | [`runner`] | the job loop: lease, heartbeats, cancellation, failures, shutdown; one attempt's rules as a state machine (`runner::attempt`) |
 //! | [`telemetry`] | JSON logs and Sentry reports |
@@ -16,6 +18,8 @@
 
 pub mod api;
 pub mod config;
+pub mod download;
+pub mod encrypt;
 pub mod error;
 pub mod local;
 pub mod pipeline;

@@ -6,6 +6,8 @@
 //!            [--max-rung 1080] [--max-rungs 4] [--preset veryfast]
 //!            [--x264-threads-top N] [--x264-threads N] [--decoder-threads N] [--frame-queue N]
 //!            [--x264-rung RUNG=key=value[:key=value…]]…   extra x264 options for one rung (720p) or all (*)
+//!            [--download [RUNG]]   also the MP4 download of a rung (default the top), in <out-dir>/download.mp4
+//!            [--encrypt]           AES-128 encrypted segments, the key in <out-dir>/key
 //! transcoder probe <input>                  print what the transcoder sees in a file
 //! transcoder plan <input> [--max-rung N] [--max-rungs N]   print the ladder it would encode, as JSON
 //! ```
@@ -43,6 +45,14 @@ enum Command {
         ladder: LadderArgs,
         #[command(flatten)]
         tuning: TuningArgs,
+        /// Also make the MP4 download (`<out-dir>/download.mp4`) of this rung
+        /// (`720p`: the tallest not above it), or of the top rung without a value.
+        #[arg(long, value_name = "RUNG", num_args = 0..=1, default_missing_value = "top")]
+        download: Option<String>,
+        /// Encrypt the media segments with AES-128 (RFC 8216); the key goes
+        /// to `<out-dir>/key`, where the rung playlists point.
+        #[arg(long)]
+        encrypt: bool,
     },
     /// Print what the transcoder sees in a file.
     Probe { input: PathBuf },
@@ -148,8 +158,16 @@ fn main() -> ExitCode {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("the tokio runtime starts");
     let result = match cli.command.unwrap_or(Command::Run) {
         Command::Run => rt.block_on(run()),
-        Command::Transcode { input, out_dir, ladder, tuning } => {
-            rt.block_on(transcode_local(&input, &out_dir, &ladder.options(), &tuning.tuning()))
+        Command::Transcode { input, out_dir, ladder, tuning, download, encrypt } => {
+            let download = download
+                .map(|rung| media_core::video::access::DownloadOption { rung: Some(rung).filter(|r| r != "top") });
+            let encryption = if encrypt {
+                media_core::video::access::Encryption::Aes128
+            } else {
+                media_core::video::access::Encryption::None
+            };
+            let playback = media_core::video::access::PlaybackOptions { download, encryption, ..Default::default() };
+            rt.block_on(transcode_local(&input, &out_dir, &ladder.options(), &tuning.tuning(), &playback))
         }
         Command::Probe { input } => probe(&input),
         Command::Plan { input, ladder } => plan(&input, &ladder.options()),
@@ -210,15 +228,18 @@ async fn transcode_local(
     out: &std::path::Path,
     options: &LadderOptions,
     tuning: &Tuning,
+    playback: &media_core::video::access::PlaybackOptions,
 ) -> anyhow::Result<()> {
     transcoder::telemetry::init_logging(false);
-    let r =
-        transcoder::local::transcode_to_dir(input, out, options, tuning).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let r = transcoder::local::transcode_to_dir_with(input, out, options, tuning, playback)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let (summary, result) = (&r.summary, &r.result);
     let report = serde_json::json!({
         "input": input.display().to_string(),
         "wall_s": r.wall_s,
         "playable_after_s": r.playable_after_s,
+        "download_s": r.download_s,
         "duration_s": summary.duration_s,
         "frame_rate": summary.frame_rate,
         "has_audio": summary.has_audio,

@@ -10,6 +10,13 @@
 //! publisher stops at once: uploads in flight are aborted and whatever the
 //! pipeline had queued is dropped unpublished, so nothing lands after a
 //! refused heartbeat (the video may be deleted and swept by then).
+//!
+//! An encrypted ladder ([`Publisher::encrypt_with`]) stores its key first,
+//! before any other output, then encrypts each media segment in its upload
+//! task (the pipeline's events stay clear); its rung playlists name the key.
+//! With an MP4 download asked ([`Publisher::keep_download`]), the chosen
+//! rung's init and segments are also written, clear, to the work disk as
+//! they come ([`crate::download`]).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -18,6 +25,7 @@ use tokio::sync::Notify;
 
 use bytes::Bytes;
 use media_core::keys::{segment_file_name, CachePolicy, HlsFile, RungFile, RungName};
+use media_core::video::encryption::{encrypted_len, KEY_URI};
 use media_core::video::job::{JobResult, Rendition, ThumbnailMeta};
 use media_core::video::ladder::{LadderPlan, AUDIO};
 use media_core::video::playlist::{
@@ -27,6 +35,8 @@ use media_core::video::playlist::{
 use tokio::sync::mpsc::Receiver;
 use tokio::task::JoinSet;
 
+use crate::download::{DownloadRequest, DownloadSpool};
+use crate::encrypt::SegmentCipher;
 use crate::error::JobError;
 use crate::pipeline::{Control, Produced, Summary};
 use crate::storage::Sink;
@@ -93,6 +103,12 @@ pub struct Publisher {
     sprite: Option<ThumbnailMeta>,
     poster: bool,
     master_written: bool,
+    /// Set for an encrypted ladder: its cipher and the key object's storage key.
+    encryption: Option<(SegmentCipher, String)>,
+    /// The MP4 download asked for, until the plan names the rung.
+    download_request: Option<DownloadRequest>,
+    /// The download rung's clear init and segments, kept as they come.
+    download: Option<DownloadSpool>,
 }
 
 /// A finished upload, fed back into the publisher's state.
@@ -116,7 +132,28 @@ impl Publisher {
             sprite: None,
             poster: false,
             master_written: false,
+            encryption: None,
+            download_request: None,
+            download: None,
         }
+    }
+
+    /// Keeps the clear init and segments of the rung `request` asks for on
+    /// the work disk, for the MP4 download ([`crate::download`]).
+    pub fn keep_download(&mut self, request: DownloadRequest) {
+        self.download_request = Some(request);
+    }
+
+    /// The download's kept fragments, once the ladder is published.
+    pub fn take_download(&mut self) -> Option<DownloadSpool> {
+        self.download.take()
+    }
+
+    /// Encrypts the ladder's media segments with `cipher`, whose key is
+    /// stored at `key_object` (a full storage key, outside the public
+    /// prefix) before anything else is published.
+    pub fn encrypt_with(&mut self, cipher: SegmentCipher, key_object: String) {
+        self.encryption = Some((cipher, key_object));
     }
 
     fn key(&self, file: &HlsFile) -> String {
@@ -131,6 +168,30 @@ impl Publisher {
         let (sink, key) = (self.sink.clone(), self.key(&file));
         set.spawn(async move {
             sink.put(&key, Bytes::from(bytes), file.content_type(), file.cache_policy().header_value()).await?;
+            Ok(done)
+        });
+    }
+
+    /// Uploads media segment `seq`, encrypted first when the ladder is.
+    fn upload_segment(
+        &self,
+        set: &mut JoinSet<Result<Uploaded, JobError>>,
+        file: HlsFile,
+        seq: u32,
+        bytes: Vec<u8>,
+        done: Uploaded,
+    ) {
+        let Some((cipher, _)) = &self.encryption else {
+            self.upload(set, file, bytes, done);
+            return;
+        };
+        let (sink, key, cipher) = (self.sink.clone(), self.key(&file), cipher.clone());
+        set.spawn(async move {
+            // A few milliseconds of AES per segment, off the async workers.
+            let encrypted = tokio::task::spawn_blocking(move || cipher.encrypt(seq, &bytes))
+                .await
+                .map_err(|e| JobError::retryable(format!("encrypting a segment failed: {e}")))?;
+            sink.put(&key, Bytes::from(encrypted), file.content_type(), file.cache_policy().header_value()).await?;
             Ok(done)
         });
     }
@@ -158,6 +219,11 @@ impl Publisher {
     /// [`Publisher::run`] until the channel closes. Dropping it drops the
     /// queue and aborts every upload in flight (a `JoinSet` aborts its tasks).
     async fn publish(&mut self, mut events: Receiver<Produced>) -> Result<(), JobError> {
+        if let Some((cipher, key_object)) = &self.encryption {
+            // Before any segment: a player that reads one can always fetch its key.
+            let key = Bytes::copy_from_slice(cipher.key());
+            self.sink.put(key_object, key, "application/octet-stream", "private, no-store").await?;
+        }
         let mut set: JoinSet<Result<Uploaded, JobError>> = JoinSet::new();
         let mut open = true;
         while open || !set.is_empty() {
@@ -193,18 +259,31 @@ impl Publisher {
                     })
                     .collect();
                 self.has_audio = has_audio;
+                if let Some(request) = &self.download_request {
+                    let names: Vec<&str> = plan.rungs.iter().map(|r| r.name.as_str()).collect();
+                    self.download = DownloadSpool::open(request, &names);
+                }
                 self.plan = Some(plan);
             }
             Produced::Init { rung, bytes, video_codec } => {
+                if let Some(spool) = self.download.as_mut() {
+                    spool.keep(rung, &bytes);
+                }
                 self.rungs[rung].video_codec = Some(video_codec);
                 let n = bytes.len() as u64;
                 let file = HlsFile::Rung(self.rung_name(rung), RungFile::Init);
                 self.upload(set, file, bytes, Uploaded::Init { rung, bytes: n });
             }
             Produced::Segment { rung, seq, duration_s, bytes } => {
-                let entry = SegmentEntry { uri: segment_file_name(seq), duration_s, bytes: bytes.len() as u64 };
+                // The download is made of clear bytes: kept before anything else happens to them.
+                if let Some(spool) = self.download.as_mut() {
+                    spool.keep(rung, &bytes);
+                }
                 let file = HlsFile::Rung(self.rung_name(rung), RungFile::Segment(seq));
-                self.upload(set, file, bytes, Uploaded::Segment { rung, seq, entry });
+                // What players fetch (and the bandwidths count): an encrypted segment's size.
+                let size = if self.encryption.is_some() { encrypted_len(bytes.len()) } else { bytes.len() };
+                let entry = SegmentEntry { uri: segment_file_name(seq), duration_s, bytes: size as u64 };
+                self.upload_segment(set, file, seq, bytes, Uploaded::Segment { rung, seq, entry });
             }
             Produced::Poster { bytes } => {
                 self.poster = true;
@@ -252,7 +331,8 @@ impl Publisher {
     }
 
     async fn write_playlist(&self, rung: usize, segments: &[SegmentEntry], finished: bool) -> Result<(), JobError> {
-        let text = media_playlist(target_duration(self.target(), segments), "init.mp4", segments, finished);
+        let key_uri = self.encryption.as_ref().map(|_| KEY_URI);
+        let text = media_playlist(target_duration(self.target(), segments), "init.mp4", key_uri, segments, finished);
         self.put_now(HlsFile::Rung(self.rung_name(rung), RungFile::Playlist), text).await
     }
 
@@ -339,6 +419,7 @@ impl Publisher {
             renditions,
             thumbnails: self.sprite.filter(|_| self.poster),
             has_audio: summary.has_audio,
+            download: None,
         })
     }
 }

@@ -14,6 +14,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use media_core::keys::ObjectKey;
+use media_core::video::access::Encryption;
 use media_core::video::job::{bounded_heartbeat_interval_ms, JobResult};
 use media_core::video::timeline::job_time_limit_s;
 use media_core::wire::api::{CompleteRequest, FailRequest, HeartbeatRequest, JobSpec, JobVideo};
@@ -24,6 +26,8 @@ use tracing::Instrument;
 use self::attempt::{Attempt, Beaten, Tick, WorkEnded};
 use crate::api::{CallError, HttpVideoApi, VideoApi};
 use crate::config::Config;
+use crate::download::{self, DownloadRequest};
+use crate::encrypt::SegmentCipher;
 use crate::error::{panics_fail_the_job, JobError};
 use crate::pipeline::{transcode, Control, Machine, Tuning};
 use crate::publish::{Playable, Publisher};
@@ -359,6 +363,9 @@ impl<A: VideoApi> Runner<A> {
         let JobHandles { control, playable, stage } = job;
         let (info, _reservation) = self.check_source(spec).await?;
         let work_dir = self.config.work_dir.join(spec.job_id.as_str());
+        // The job's folder goes when the work ends, however it ends (its
+        // source spool already has; a download's files live until then).
+        let _work_dir = RemovedOnDrop(work_dir.clone());
         let reader = SourceReader::new(
             self.storage.clone(),
             &spec.source_key,
@@ -375,6 +382,18 @@ impl<A: VideoApi> Runner<A> {
         *stage.lock().expect("not poisoned") = "encoding";
         let mut publisher =
             Publisher::new(Sink::Bucket(self.storage.clone()), spec.output_prefix.clone(), Arc::clone(playable));
+        if spec.playback.encryption == Encryption::Aes128 {
+            // A fresh key per attempt (its own output), outside the public `hls/` prefix.
+            let key = ObjectKey::HlsKey {
+                app: spec.app_id.clone(),
+                video: spec.video_id.clone(),
+                output: spec.output_id.clone(),
+            };
+            publisher.encrypt_with(SegmentCipher::random()?, key.to_string());
+        }
+        if let Some(download) = &spec.playback.download {
+            publisher.keep_download(DownloadRequest { rung: download.rung.clone(), dir: work_dir.clone() });
+        }
         let published = publisher.run(rx, control).await;
         if published.is_err() {
             control.stop();
@@ -382,13 +401,32 @@ impl<A: VideoApi> Runner<A> {
         let summary = pipeline
             .await
             .unwrap_or_else(|e| Err(JobError::retryable(format!("internal error: the encoding task failed ({e})"))));
-        let _ = std::fs::remove_dir_all(&work_dir);
         // A publishing failure is the cause when both failed (the pipeline
         // only saw its channel close).
         published?;
         let summary = summary?;
         *stage.lock().expect("not poisoned") = "finishing";
-        publisher.finish(&summary).await
+        let mut result = publisher.finish(&summary).await?;
+        if let Some(spool) = publisher.take_download() {
+            *stage.lock().expect("not poisoned") = "download";
+            let key = ObjectKey::Download {
+                app: spec.app_id.clone(),
+                video: spec.video_id.clone(),
+                output: spec.output_id.clone(),
+            };
+            let sink = Sink::Bucket(self.storage.clone());
+            result.download = Some(download::publish(spool, &sink, &key.to_string(), control).await?);
+        }
+        Ok(result)
+    }
+}
+
+/// A folder of the work directory, removed with everything in it when dropped.
+struct RemovedOnDrop(std::path::PathBuf);
+
+impl Drop for RemovedOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 

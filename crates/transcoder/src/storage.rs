@@ -120,6 +120,97 @@ impl Storage {
             .map_err(|e| JobError::retryable(format!("storage PUT {key}: {}", describe(&e))))
     }
 
+    /// Stores the file at `path` at `key`, read from the disk as it is sent:
+    /// one `PUT` up to [`MULTIPART_FROM`] bytes, a multipart upload of
+    /// [`PART_BYTES`] parts above (a single `PUT` stops at 5 GiB on S3 and R2).
+    pub async fn put_file(
+        &self,
+        key: &str,
+        path: &Path,
+        content_type: &str,
+        cache_control: &str,
+    ) -> Result<(), JobError> {
+        let size = tokio::fs::metadata(path).await?.len();
+        if size <= MULTIPART_FROM {
+            let body = ByteStream::from_path(path)
+                .await
+                .map_err(|e| JobError::retryable(format!("reading {} to upload it: {e}", path.display())))?;
+            return self
+                .client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .content_type(content_type)
+                .cache_control(cache_control)
+                .content_length(size as i64)
+                .body(body)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| JobError::retryable(format!("storage PUT {key}: {}", describe(&e))));
+        }
+        let created = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .cache_control(cache_control)
+            .send()
+            .await
+            .map_err(|e| JobError::retryable(format!("storage multipart create {key}: {}", describe(&e))))?;
+        let upload_id = created.upload_id().unwrap_or_default().to_owned();
+        let uploaded = self.put_parts(key, &upload_id, path, size).await;
+        if uploaded.is_err() {
+            // Parts already stored would otherwise be kept (and billed) until a lifecycle rule drops them.
+            let _ =
+                self.client.abort_multipart_upload().bucket(&self.bucket).key(key).upload_id(&upload_id).send().await;
+        }
+        uploaded
+    }
+
+    async fn put_parts(&self, key: &str, upload_id: &str, path: &Path, size: u64) -> Result<(), JobError> {
+        use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+        use aws_smithy_types::byte_stream::Length;
+        let mut parts = Vec::new();
+        for (i, offset) in (0..size).step_by(PART_BYTES as usize).enumerate() {
+            let number = i as i32 + 1;
+            let length = PART_BYTES.min(size - offset);
+            let body = ByteStream::read_from()
+                .path(path)
+                .offset(offset)
+                .length(Length::Exact(length))
+                .build()
+                .await
+                .map_err(|e| JobError::retryable(format!("reading {} to upload it: {e}", path.display())))?;
+            let part = self
+                .client
+                .upload_part()
+                .bucket(&self.bucket)
+                .key(key)
+                .upload_id(upload_id)
+                .part_number(number)
+                .content_length(length as i64)
+                .body(body)
+                .send()
+                .await
+                .map_err(|e| {
+                    JobError::retryable(format!("storage multipart part {number} of {key}: {}", describe(&e)))
+                })?;
+            parts.push(CompletedPart::builder().part_number(number).set_e_tag(part.e_tag().map(str::to_owned)).build());
+        }
+        self.client
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| JobError::retryable(format!("storage multipart complete {key}: {}", describe(&e))))
+    }
+
     pub async fn delete(&self, key: &str) -> Result<(), JobError> {
         self.client
             .delete_object()
@@ -165,6 +256,12 @@ pub fn same_etag(a: &str, b: &str) -> bool {
     quoted_etag(a) == quoted_etag(b)
 }
 
+/// Files larger than this are uploaded in parts ([`Storage::put_file`]).
+pub const MULTIPART_FROM: u64 = 256 * 1024 * 1024;
+
+/// The size of every part but the last (R2 wants them all equal).
+pub const PART_BYTES: u64 = 64 * 1024 * 1024;
+
 /// How often a ranged GET is asked for again when its body breaks off.
 const BODY_ATTEMPTS: usize = 3;
 
@@ -195,12 +292,38 @@ impl Sink {
     }
 }
 
+impl Sink {
+    /// Stores the file at `path` at `key` (a folder sink copies it).
+    pub async fn put_file(
+        &self,
+        key: &str,
+        path: &Path,
+        content_type: &str,
+        cache_control: &str,
+    ) -> Result<(), JobError> {
+        match self {
+            Sink::Bucket(s) => s.put_file(key, path, content_type, cache_control).await,
+            Sink::Dir(root) => {
+                let target = root.join(key);
+                if let Some(parent) = target.parent() {
+                    tokio::fs::create_dir_all(parent).await?;
+                }
+                let tmp = target.with_extension("partial");
+                tokio::fs::copy(path, &tmp).await?;
+                tokio::fs::rename(&tmp, &target).await?;
+                Ok(())
+            }
+        }
+    }
+}
+
 /// Spool files are `source-<n>.spool` in a job's folder of the work directory.
 const SPOOL_PREFIX: &str = "source-";
 const SPOOL_SUFFIX: &str = ".spool";
 
 /// Removes the spools a previous run left behind (it was killed mid-job):
-/// only files named like spools, inside job folders, and then the folders
+/// only files named like spools (the source's, and a download's fragments
+/// and remux: `crate::download::SPOOL_PREFIX`), inside job folders, and then the folders
 /// they leave empty; nothing else in `work_dir` is touched. Returns the
 /// bytes freed.
 pub fn remove_stale_spools(work_dir: &Path) -> u64 {
@@ -214,7 +337,9 @@ pub fn remove_stale_spools(work_dir: &Path) -> u64 {
         for file in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
             let name = file.file_name();
             let name = name.to_string_lossy();
-            if name.starts_with(SPOOL_PREFIX) && name.ends_with(SPOOL_SUFFIX) {
+            let download =
+                name.starts_with(crate::download::SPOOL_PREFIX) && (name.ends_with(".fmp4") || name.ends_with(".mp4"));
+            if (name.starts_with(SPOOL_PREFIX) && name.ends_with(SPOOL_SUFFIX)) || download {
                 let size = file.metadata().map_or(0, |m| m.len());
                 if std::fs::remove_file(file.path()).is_ok() {
                     freed += size;

@@ -520,6 +520,7 @@ mod tests {
             renditions: vec![],
             thumbnails: Some(ThumbnailMeta { interval_s: 2.0, tile_w: 160, tile_h: 90, cols: 5, rows: 1, count: 5 }),
             has_audio: true,
+            download: None,
         }
     }
 

@@ -232,6 +232,10 @@ pub struct JobResult {
     pub thumbnails: Option<ThumbnailMeta>,
     /// Whether the ladder carries an audio track.
     pub has_audio: bool,
+    /// The MP4 download, when the job asked for one (absent from
+    /// transcoders that predate downloads).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub download: Option<crate::video::download::DownloadReport>,
 }
 
 /// One rung of a finished ladder, as the transcoder reports it.
@@ -767,7 +771,7 @@ mod tests {
     }
 
     fn result() -> JobResult {
-        JobResult { duration_s: 10.0, renditions: vec![], thumbnails: None, has_audio: true }
+        JobResult { duration_s: 10.0, renditions: vec![], thumbnails: None, has_audio: true, download: None }
     }
 
     #[test]

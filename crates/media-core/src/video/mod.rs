@@ -4,11 +4,13 @@
 //! |---|---|
 //! | [`access`] | a video's playback options: signed URLs, AES-128 encryption, the MP4 download |
 //! | [`job`] | the job model and its state machine (lease, heartbeat, retry, expiry) |
+//! | [`download`] | MP4 downloads: which rung is remuxed, the transcoder's report, the state `/job-status` shows, the file name |
 //! | [`dispatch`] | which queue shard and size class a job waits in, and which class is served next |
 //! | [`ladder`] | planning the ABR ladder from a probed source |
 //! | [`codecs`] | the codec whitelist: which video and audio codecs (and libav decoders) the transcoder opens |
 //! | [`timeline`] | the bounds of a source's timeline: duration, timestamp jumps, audio offset, job time |
 //! | [`playlist`] | HLS playlists, WebVTT thumbnails, codec strings, sprite layout |
+//! | [`encryption`] | encrypted HLS (AES-128): the IV of a segment, the `#EXT-X-KEY` tag and its place, the key's URI |
 //! | [`events`] | job lifecycle events for Server-Sent Events: which change means which event, payloads, frames |
 //! | [`webhook`] | Standard Webhooks: event bodies and ids, `whsec_` secrets, `webhook-signature` signing and checking, per-app destinations |
 //! | [`delivery`] | webhook delivery: retry backoff, what counts as delivered, a job's delivery state |
@@ -24,6 +26,8 @@ pub mod callback;
 pub mod codecs;
 pub mod delivery;
 pub mod dispatch;
+pub mod download;
+pub mod encryption;
 pub mod endpoint;
 pub mod events;
 pub mod job;

@@ -22,8 +22,15 @@ pub fn target_duration(segment_s: f64, segments: &[SegmentEntry]) -> u32 {
 
 /// A rung's media playlist. While `finished` is false it is an EVENT
 /// playlist that starts players at the beginning (not the live edge); once
-/// finished it is VOD with an end tag.
-pub fn media_playlist(target_duration: u32, init_uri: &str, segments: &[SegmentEntry], finished: bool) -> String {
+/// finished it is VOD with an end tag. With `key_uri`, its media segments
+/// are AES-128 encrypted with the key there ([`crate::video::encryption`]).
+pub fn media_playlist(
+    target_duration: u32,
+    init_uri: &str,
+    key_uri: Option<&str>,
+    segments: &[SegmentEntry],
+    finished: bool,
+) -> String {
     let mut s = String::with_capacity(128 + segments.len() * 32);
     s.push_str("#EXTM3U\n#EXT-X-VERSION:7\n");
     let _ = writeln!(s, "#EXT-X-TARGETDURATION:{target_duration}");
@@ -35,6 +42,10 @@ pub fn media_playlist(target_duration: u32, init_uri: &str, segments: &[SegmentE
     });
     s.push_str("#EXT-X-INDEPENDENT-SEGMENTS\n");
     let _ = writeln!(s, "#EXT-X-MAP:URI=\"{init_uri}\"");
+    // After the map: the key applies to the media segments only, the init segment stays clear.
+    if let Some(uri) = key_uri {
+        s.push_str(&crate::video::encryption::key_tag(uri));
+    }
     for seg in segments {
         let _ = writeln!(s, "#EXTINF:{:.6},\n{}", seg.duration_s, seg.uri);
     }
@@ -203,17 +214,34 @@ mod tests {
     #[test]
     fn media_playlist_in_progress_and_final() {
         let s = segs(&[4.0, 4.0]);
-        let live = media_playlist(4, "init.mp4", &s, false);
+        let live = media_playlist(4, "init.mp4", None, &s, false);
         assert_eq!(
             live,
             "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:4\n#EXT-X-MEDIA-SEQUENCE:0\n#EXT-X-PLAYLIST-TYPE:EVENT\n\
              #EXT-X-START:TIME-OFFSET=0,PRECISE=YES\n#EXT-X-INDEPENDENT-SEGMENTS\n#EXT-X-MAP:URI=\"init.mp4\"\n\
              #EXTINF:4.000000,\n00000.m4s\n#EXTINF:4.000000,\n00001.m4s\n"
         );
-        let vod = media_playlist(4, "init.mp4", &segs(&[4.0, 4.0, 1.5]), true);
+        let vod = media_playlist(4, "init.mp4", None, &segs(&[4.0, 4.0, 1.5]), true);
         assert!(vod.contains("#EXT-X-PLAYLIST-TYPE:VOD\n"));
         assert!(!vod.contains("EXT-X-START"));
         assert!(vod.ends_with("#EXTINF:1.500000,\n00002.m4s\n#EXT-X-ENDLIST\n"));
+    }
+
+    #[test]
+    fn an_encrypted_playlist_names_its_key_after_the_map_and_before_every_segment() {
+        use crate::video::encryption::KEY_URI;
+        for finished in [false, true] {
+            let p = media_playlist(4, "init.mp4", Some(KEY_URI), &segs(&[4.0, 2.0]), finished);
+            let lines: Vec<&str> = p.lines().collect();
+            let map = lines.iter().position(|l| l.starts_with("#EXT-X-MAP:")).unwrap();
+            assert_eq!(lines[map + 1], "#EXT-X-KEY:METHOD=AES-128,URI=\"../key\"", "{p}");
+            assert_eq!(lines.iter().filter(|l| l.starts_with("#EXT-X-KEY")).count(), 1, "{p}");
+            let first_segment = lines.iter().position(|l| l.starts_with("#EXTINF")).unwrap();
+            assert!(map + 1 < first_segment, "{p}");
+            // The media sequence the IVs count from.
+            assert!(p.contains("#EXT-X-MEDIA-SEQUENCE:0\n"), "{p}");
+        }
+        assert!(!media_playlist(4, "init.mp4", None, &segs(&[4.0]), true).contains("EXT-X-KEY"));
     }
 
     #[test]

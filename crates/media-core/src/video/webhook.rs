@@ -508,7 +508,13 @@ mod tests {
             },
             |j| lease(j, "L2", T + 60),
             |j| {
-                let result = JobResult { duration_s: 1.0, renditions: vec![], thumbnails: None, has_audio: false };
+                let result = JobResult {
+                    duration_s: 1.0,
+                    renditions: vec![],
+                    thumbnails: None,
+                    has_audio: false,
+                    download: None,
+                };
                 j.complete(&LeaseId::parse("L2").unwrap(), result, Timestamp::from_secs(T + 61)).unwrap();
             },
         ]);

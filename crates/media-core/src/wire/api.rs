@@ -1317,7 +1317,13 @@ mod tests {
         };
         job.complete(
             &lease,
-            JobResult { duration_s: 5.0, renditions: vec![rendition], thumbnails: Some(meta), has_audio: false },
+            JobResult {
+                duration_s: 5.0,
+                renditions: vec![rendition],
+                thumbnails: Some(meta),
+                has_audio: false,
+                download: None,
+            },
             t0.plus_secs(9),
         )
         .unwrap();

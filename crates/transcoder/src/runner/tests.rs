@@ -56,7 +56,7 @@ fn spec(lease: Duration) -> JobSpec {
 }
 
 fn result() -> JobResult {
-    JobResult { duration_s: 1.0, renditions: Vec::new(), thumbnails: None, has_audio: false }
+    JobResult { duration_s: 1.0, renditions: Vec::new(), thumbnails: None, has_audio: false, download: None }
 }
 
 /// The attempt's end, or a failed test if it runs on for an hour of (paused) time.

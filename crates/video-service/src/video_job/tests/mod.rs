@@ -89,7 +89,7 @@ fn ids() -> JobVideo {
 }
 
 fn result() -> JobResult {
-    JobResult { duration_s: 2.0, renditions: Vec::new(), thumbnails: None, has_audio: true }
+    JobResult { duration_s: 2.0, renditions: Vec::new(), thumbnails: None, has_audio: true, download: None }
 }
 
 thread_local! {

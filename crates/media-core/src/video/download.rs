@@ -1,0 +1,190 @@
+//! MP4 downloads (opt-in per video, `PlaybackOptions::download`): which
+//! rung of the ladder the transcoder remuxes, what it reports of the file
+//! it published, what `/job-status` shows of it, and the name a browser
+//! saves it under.
+//!
+//! The file itself is `ObjectKey::Download` of the job's current output: a
+//! progressive, faststart MP4 remuxed from the rung's own (clear) segments,
+//! with the audio they carry, so it costs no second encode.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::VideoId;
+use crate::keys::ObjectKey;
+use crate::video::access::rung_height;
+use crate::video::job::{Job, JobStatus};
+
+/// The rung to remux, by index into `rungs` (rung names such as `720p`):
+/// the one asked for, else the tallest rung not above it, else the top
+/// rung (also when nothing was asked). `None` only for an empty ladder.
+pub fn choose_rung(rungs: &[&str], asked: Option<&str>) -> Option<usize> {
+    let height = |name: &str| rung_height(name).unwrap_or(0);
+    let top = (0..rungs.len()).max_by_key(|&i| height(rungs[i]))?;
+    let Some(asked) = asked.and_then(rung_height) else { return Some(top) };
+    let fitting = (0..rungs.len()).filter(|&i| height(rungs[i]) <= asked).max_by_key(|&i| height(rungs[i]));
+    Some(fitting.unwrap_or(top))
+}
+
+/// The `Content-Disposition` of a download: saved as `{video_id}.mp4`
+/// (video ids are letters, digits, `-` and `_`, so nothing needs quoting).
+pub fn content_disposition(video: &VideoId) -> String {
+    format!("attachment; filename=\"{}\"", ObjectKey::download_file_name(video))
+}
+
+/// What the transcoder made of a job's download, in its result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum DownloadReport {
+    /// Published at the output's `ObjectKey::Download`.
+    Ready {
+        /// The rung remuxed (`720p`).
+        rung: String,
+        /// The file's bytes.
+        size: u64,
+    },
+    /// The ladder is published but the MP4 could not be made. `message`
+    /// is for logs only: public routes say `errored` and nothing more.
+    Errored { rung: Option<String>, message: String },
+}
+
+/// Where a video's download stands.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DownloadStatus {
+    /// The job has not finished it yet.
+    Preparing,
+    /// `GET /download` serves it.
+    Ready,
+    /// It will not be made: the job failed or was canceled, or the remux failed.
+    Errored,
+}
+
+/// A download's state as public routes show it (without its URL, which
+/// the route's origin decides).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DownloadState {
+    pub status: DownloadStatus,
+    /// The rung remuxed, once known.
+    pub rung: Option<String>,
+    /// The file's bytes, once ready.
+    pub size: Option<u64>,
+}
+
+/// The state of `job`'s download; `None` when the video did not ask for one.
+/// Ready only once the job is done and its current output carries it.
+pub fn state(job: &Job) -> Option<DownloadState> {
+    job.playback.download.as_ref()?;
+    let report = job.result.as_ref().and_then(|r| r.download.as_ref());
+    let (status, rung, size) = match (job.status, report) {
+        (JobStatus::Done, Some(DownloadReport::Ready { rung, size })) if job.output_id.is_some() => {
+            (DownloadStatus::Ready, Some(rung.clone()), Some(*size))
+        }
+        (JobStatus::Done, Some(DownloadReport::Errored { rung, .. })) => (DownloadStatus::Errored, rung.clone(), None),
+        // Done without a report: made by a transcoder that knew nothing of downloads.
+        (JobStatus::Done, _) => (DownloadStatus::Errored, None, None),
+        (JobStatus::Error, _) => (DownloadStatus::Errored, None, None),
+        (JobStatus::Queued | JobStatus::Processing, _) => (DownloadStatus::Preparing, None, None),
+    };
+    Some(DownloadState { status, rung, size })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::{AppId, JobId, LeaseId};
+    use crate::keys::OutputId;
+    use crate::video::access::DownloadOption;
+    use crate::video::job::{JobResult, RetryPolicy, SourceUpload};
+    use crate::video::ladder::LadderOptions;
+    use crate::Timestamp;
+
+    const LADDER: [&str; 5] = ["1080p", "720p", "480p", "360p", "240p"];
+
+    #[test]
+    fn the_rung_asked_else_the_tallest_not_above_it_else_the_top() {
+        assert_eq!(choose_rung(&LADDER, None), Some(0));
+        assert_eq!(choose_rung(&LADDER, Some("720p")), Some(1));
+        assert_eq!(choose_rung(&LADDER, Some("240p")), Some(4));
+        // Not in the ladder: the tallest below it.
+        assert_eq!(choose_rung(&LADDER, Some("1440p")), Some(0));
+        assert_eq!(choose_rung(&LADDER, Some("600p")), Some(2));
+        assert_eq!(choose_rung(&LADDER, Some("359p")), Some(4));
+        // Nothing at or below it: the top.
+        assert_eq!(choose_rung(&LADDER, Some("144p")), Some(0));
+        // The ladder's order does not matter.
+        assert_eq!(choose_rung(&["240p", "720p", "480p"], Some("500p")), Some(2));
+        assert_eq!(choose_rung(&["240p", "720p", "480p"], None), Some(1));
+        assert_eq!(choose_rung(&[], Some("720p")), None);
+        assert_eq!(choose_rung(&["360p"], Some("2160p")), Some(0));
+    }
+
+    #[test]
+    fn the_file_is_saved_as_the_video_id() {
+        let video = VideoId::parse("lesson-01_a").unwrap();
+        assert_eq!(content_disposition(&video), "attachment; filename=\"lesson-01_a.mp4\"");
+    }
+
+    #[test]
+    fn the_report_s_wire_form() {
+        let ready = DownloadReport::Ready { rung: "720p".into(), size: 1234 };
+        let v = serde_json::to_value(&ready).unwrap();
+        assert_eq!(v, serde_json::json!({"status": "ready", "rung": "720p", "size": 1234}));
+        assert_eq!(serde_json::from_value::<DownloadReport>(v).unwrap(), ready);
+        let errored = DownloadReport::Errored { rung: None, message: "disk full".into() };
+        let v = serde_json::to_value(&errored).unwrap();
+        assert_eq!(v["status"], "errored");
+        assert_eq!(serde_json::from_value::<DownloadReport>(v).unwrap(), errored);
+    }
+
+    fn job(download: Option<DownloadOption>) -> Job {
+        let source = SourceUpload {
+            raw_key: "raw/a/v/source.mp4".into(),
+            content_type: "video/mp4".into(),
+            size: 9,
+            etag: None,
+        };
+        let policy = RetryPolicy { max_attempts: 1, lease_ttl_ms: 30_000, backoff_base_ms: 5_000 };
+        let mut j = Job::new(
+            JobId::parse("job_1").unwrap(),
+            AppId::parse("a").unwrap(),
+            VideoId::parse("v").unwrap(),
+            source,
+            LadderOptions::default(),
+            &policy,
+            Timestamp::from_millis(1_700_000_000_000),
+        );
+        j.playback.download = download;
+        j
+    }
+
+    fn finished(mut j: Job, report: Option<DownloadReport>) -> Job {
+        let (lease, now) = (LeaseId::parse("L1").unwrap(), Timestamp::from_millis(1_700_000_001_000));
+        let policy = RetryPolicy { max_attempts: 1, lease_ttl_ms: 30_000, backoff_base_ms: 5_000 };
+        j.lease(lease.clone(), OutputId::parse("o1").unwrap(), &policy, now).unwrap();
+        j.heartbeat(&lease, 50, None, true, &policy, now).unwrap();
+        let result =
+            JobResult { duration_s: 1.0, renditions: vec![], thumbnails: None, has_audio: true, download: report };
+        j.complete(&lease, result, now).unwrap();
+        j
+    }
+
+    #[test]
+    fn the_state_follows_the_job_and_the_report() {
+        assert_eq!(state(&job(None)), None, "no option, no download field");
+        let asked = || Some(DownloadOption::default());
+        let preparing = state(&job(asked())).unwrap();
+        assert_eq!((preparing.status, preparing.rung, preparing.size), (DownloadStatus::Preparing, None, None));
+        let ready = finished(job(asked()), Some(DownloadReport::Ready { rung: "720p".into(), size: 99 }));
+        let ready = state(&ready).unwrap();
+        assert_eq!((ready.status, ready.rung.as_deref(), ready.size), (DownloadStatus::Ready, Some("720p"), Some(99)));
+        let failed = DownloadReport::Errored { rung: Some("720p".into()), message: "x".into() };
+        let errored = state(&finished(job(asked()), Some(failed))).unwrap();
+        assert_eq!((errored.status, errored.rung.as_deref()), (DownloadStatus::Errored, Some("720p")));
+        // A transcoder that made no download: it never will be.
+        assert_eq!(state(&finished(job(asked()), None)).unwrap().status, DownloadStatus::Errored);
+        let mut failed_job = job(asked());
+        failed_job.status = JobStatus::Error;
+        assert_eq!(state(&failed_job).unwrap().status, DownloadStatus::Errored);
+    }
+}
