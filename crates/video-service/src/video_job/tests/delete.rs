@@ -158,3 +158,34 @@ fn the_final_sweep_removes_a_marker_written_after_the_delete() {
     assert_eq!(w.alarm.get(), None, "and leaves no alarm");
     assert!(!w.store.has_tables().unwrap());
 }
+
+/// An encrypted attempt's AES key (`keys/{app}/{video}/{output}/aes128.key`,
+/// outside `hls/`) follows its attempt as the HLS files do: an earlier
+/// attempt's goes when the job is done, and a deleted video loses the rest.
+#[test]
+fn a_deleted_video_loses_its_encryption_keys() {
+    let key_of = |output: &str| {
+        let key = format!("keys/app-a/v1/{output}/aes128.key");
+        assert!(matches!(media_core::keys::ObjectKey::parse(&key), Some(media_core::keys::ObjectKey::HlsKey { .. })));
+        key
+    };
+    let w = World::new();
+    w.notify("raw/app-a/v1/source.mp4");
+    let first = w.grant().unwrap();
+    let old = key_of(&output_of(&w));
+    w.objects.insert(&old, vec![1; 16], Some("application/octet-stream"));
+    w.fail(&lease_of(&first), true).unwrap();
+    w.advance(BACKOFF_MS);
+    let second = w.grant().unwrap();
+    let kept = key_of(&output_of(&w));
+    w.objects.insert(&kept, vec![2; 16], Some("application/octet-stream"));
+    w.write_output(&output_of(&w), "master.m3u8");
+    w.objects.insert("keys/app-a/v10/x/aes128.key", vec![3; 16], Some("application/octet-stream"));
+    w.complete(&lease_of(&second)).unwrap();
+    assert!(!w.objects.contains(&old), "the earlier attempt's key goes");
+    assert!(w.objects.contains(&kept), "the played attempt's key stays");
+    let deleted = w.call(VideoOp::Delete).unwrap();
+    assert_eq!(deleted["objects"], 2, "its master playlist and its key");
+    assert!(w.objects.keys("keys/app-a/v1/").is_empty(), "a deleted video keeps no key");
+    assert!(w.objects.contains("keys/app-a/v10/x/aes128.key"), "another video's key is never touched");
+}
