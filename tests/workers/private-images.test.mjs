@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startPurgeStandin } from '../../devkit/purge-standin.mjs';
 import { signImageUrl } from '../../devkit/sign-image-url.mjs';
-import { imageService, client, errorCode, freshIp, putStored, API_KEY } from './harness.mjs';
+import { imageService, client, errorCode, freshIp, freshWindow, putStored, API_KEY } from './harness.mjs';
 
 const BASE = 'http://image.test';
 const ZONE = 'zone0123456789abcdef';
@@ -255,6 +255,27 @@ describe('private images', () => {
     assert.equal((await api.post('/url-signing-keys', { app_id: mine }, { headers: freshIp() })).status, 401);
     // Its own app is fine.
     assert.equal((await api.post('/url-signing-keys', { app_id: 'other-app' }, keyed(OTHER_KEY))).status, 201);
+  });
+
+  test("refused signatures count against the address's budget of reads past the edge", async () => {
+    const small = await imageService({ store: STORE, limits: { PUBLIC_RATE_LIMITER: 3 } });
+    try {
+      const own = client(small, BASE);
+      const up = await own.post('/upload?app_id=priv_rl&image_id=pic&require_signed_urls=true', png, { key: API_KEY, headers: { ...freshIp(), 'content-type': 'image/png' } });
+      assert.equal(up.status, 201, up.text);
+      const forged = signUrl(`${BASE}/assets/images/priv_rl/pic`, 'uss_guessed');
+      await freshWindow(10);
+      const ip = { 'cf-connecting-ip': '10.9.9.9' };
+      const statuses = [];
+      for (let i = 0; i < 5; i++) {
+        const res = await small.dispatchFetch(forged, { headers: ip });
+        await res.arrayBuffer();
+        statuses.push(res.status);
+      }
+      assert.deepEqual(statuses, [401, 401, 401, 429, 429]);
+    } finally {
+      await small.dispose();
+    }
   });
 
   test('bad bodies and unknown images are clear JSON errors', async () => {

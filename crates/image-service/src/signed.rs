@@ -4,7 +4,9 @@
 //! `media_core::image::url_signing`) before anything else, and refused
 //! (401 `invalid_token`, saying why) unless it verifies; one without them
 //! is unsigned. An image whose record requires signed URLs answers unsigned
-//! requests 403 `signed_url_required`.
+//! requests 403 `signed_url_required`. A signature refused after the
+//! secrets were read counts against the client address's budget of reads
+//! past the edge (`PUBLIC_RATE_LIMITER`), as an edge miss does.
 //!
 //! Edge-cached copies are kept apart ([`cache_key`]): answers to signed
 //! requests under `{origin}/signed/...`, which only a verified request
@@ -18,6 +20,7 @@ use media_core::image::url_signing;
 use media_core::ApiError;
 use worker::{Request, Response};
 use worker_kit::clock::now;
+use worker_kit::ratelimit::enforce_public;
 use worker_kit::Failure;
 
 use crate::ImageContext;
@@ -43,7 +46,11 @@ pub async fn check(req: &Request, cx: &ImageContext<'_>, app: &AppId) -> Result<
         .into());
     }
     let keys = crate::url_keys::load(cx.env, app).await?;
-    q.verify(keys.secrets(at), at).map_err(ApiError::from)?;
+    if let Err(refused) = q.verify(keys.secrets(at), at) {
+        // A refusal took a KV read past the edge cache: counted like any such read (429 past the budget).
+        enforce_public(cx.env, req, "signed-url").await?;
+        return Err(ApiError::from(refused).into());
+    }
     Ok(Some(Signed { exp: q.exp }))
 }
 
