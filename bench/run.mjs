@@ -6,6 +6,7 @@
 //
 //   bash bench/run.sh              all seven sections
 //   node bench/run.mjs --only=7    image transforms alone (no transcoder needed)
+//   node bench/run.mjs --only=8    signed playback's cost per segment request (built video Worker, wrk)
 //   --only=5 --before=DIR          the Workers' size and cold start next to another checkout's (built there)
 //   --only=5 --save-before=LABEL   or record this build's as the "before" of later reports
 //   bash bench/run.sh --only=1,3   some of them
@@ -15,6 +16,8 @@
 //   node bench/run.mjs --only=1,3 --seconds=4 --runs=1 --out=smoke   a smoke run of sections 1 and 3, kept out of latest.md
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -28,7 +31,7 @@ import { makeClip, postJson, pollJob, uploadVideo } from '../devkit/client.mjs';
 import { openEvents } from '../devkit/sse.mjs';
 
 const arg = (name, dflt) => process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? dflt;
-const only = arg('only', '1,2,3,4,5,6,7').split(',').map(Number);
+const only = arg('only', '1,2,3,4,5,6,7,8').split(',').map(Number);
 const RUNS = Number(arg('runs', 3));
 const CORES = cpus().length;
 const SECONDS = Number(arg('seconds', 60));
@@ -578,6 +581,90 @@ async function imageTransformsSection() {
   }
 }
 
+// ---- 8. signed playback: what a token costs per segment request -------------
+
+/**
+ * The same media segment of one done video, asked through its public route
+ * and through `/hls/t/{token}/...` with RS256 and ES256 tokens (signed with
+ * jose, as an app backend would), in the same session: the video Worker in
+ * workerd (Miniflare, built by scripts/build-workers.sh), wrk on 127.0.0.1.
+ * Both routes share the edge-cached segment and the cached job read, so the
+ * difference is the token's check: parse, the isolate's imported key,
+ * crypto.subtle.verify.
+ */
+async function signedPlaybackSection() {
+  begin(8, 'Signed playback: the cost of a token per segment request');
+  out();
+  const { videoService, API_KEY } = await import('../tests/workers/harness.mjs');
+  const { SignJWT, importPKCS8, importJWK } = await import('jose');
+  const port = await new Promise((resolve) => {
+    const srv = createServer().listen(0, '127.0.0.1', () => { const p = srv.address().port; srv.close(() => resolve(p)); });
+  });
+  const store = { endpoint: 'http://127.0.0.1:9', bucket: 'media', region: 'us-east-1', accessKey: 'bench', secretKey: 'bench' };
+  const mf = await videoService({ store, port, limits: { PUBLIC_RATE_LIMITER: 1_000_000_000 } });
+  const base = `http://127.0.0.1:${port}`;
+  const call = async (method, path, body, headers = {}) => {
+    const res = await fetch(base + path, { method, headers: { 'content-type': 'application/json', 'x-api-key': API_KEY, ...headers }, body: body && JSON.stringify(body) });
+    return { status: res.status, json: await res.json().catch(() => undefined) };
+  };
+  try {
+    const bucket = await mf.getR2Bucket('MEDIA_BUCKET');
+    const raw = 'raw/bench/signed/source.mp4';
+    await bucket.put(raw, new Uint8Array(1000).fill(1), { httpMetadata: { contentType: 'video/mp4' } });
+    const notified = await call('POST', '/notify-upload-complete', { app_id: 'bench', video_id: 'signed', raw_key: raw, content_type: 'video/mp4' });
+    if (notified.status !== 202) throw new Error(`notify: ${notified.status}`);
+    const internal = { authorization: `Bearer ${(await import('../tests/workers/harness.mjs')).TRANSCODER_TOKEN}` };
+    const job = (await call('POST', '/internal/jobs/lease', { worker: 'bench', wait_ms: 3000 }, internal)).json.job;
+    const SEGMENT_BYTES = 256 * 1024;
+    await bucket.put(`${job.output_prefix}360p/00000.m4s`, randomBytes(SEGMENT_BYTES), { httpMetadata: { contentType: 'video/iso.segment' } });
+    const result = { duration_s: 4, has_audio: false, renditions: [], thumbnails: null };
+    const done = await call('POST', `/internal/jobs/${job.job_id}/complete`, { lease_id: job.lease_id, result }, internal);
+    if (done.status !== 200) throw new Error(`complete: ${done.status}`);
+    const token = async (alg) => {
+      const k = (await call('POST', '/signing-keys', { app_id: 'bench', alg })).json;
+      const key = alg === 'RS256' ? await importPKCS8(k.pem, alg) : await importJWK(k.jwk, alg);
+      return new SignJWT({ sub: 'signed' }).setProtectedHeader({ alg, kid: k.id, typ: 'JWT' }).setExpirationTime('2h').sign(key);
+    };
+    const routes = [
+      ['public /hls/… (baseline)', `${base}/${job.output_prefix}360p/00000.m4s`],
+      ['/hls/t/{RS256 token}/…', `${base}/hls/t/${await token('RS256')}/360p/00000.m4s`],
+      ['/hls/t/{ES256 token}/…', `${base}/hls/t/${await token('ES256')}/360p/00000.m4s`],
+    ];
+    for (const [, url] of routes) {
+      const warm = await fetch(url);
+      await warm.arrayBuffer();
+      if (warm.status !== 200) throw new Error(`${url}: ${warm.status}`);
+    }
+    const ROUNDS = 3;
+    const runs = Object.fromEntries(routes.map(([name]) => [name, []]));
+    for (let i = 0; i < ROUNDS; i++) {
+      for (const [name, url] of rotated(routes, i)) {
+        say(`signed playback round ${i + 1}/${ROUNDS}: ${name}…`);
+        runs[name].push(await runWrk(url, { seconds: 8, connections: 4, threads: 2 }));
+      }
+    }
+    out(`The same ${SEGMENT_BYTES / 1024} KiB media segment of one done video, through the public route and through \`/hls/t/{token}/…\` (tokens signed offline with jose), on the video Worker in workerd (Miniflare; the release build of scripts/build-workers.sh), wrk on 127.0.0.1 with 2 threads and 4 connections, 8 s per run, ${ROUNDS} rounds in rotated order; the figures are the medians of the rounds. Both routes answer from the same edge-cached segment and cached job read, so the difference is the token's check (parse, the isolate's imported key, \`crypto.subtle.verify\`). CPU: ${CPU.model}.`);
+    out();
+    out('| route | requests/s | p50 (ms) | p99 (ms) | p50 / public | p99 / public | errors |');
+    out('|---|---|---|---|---|---|---|');
+    const med = (name, k) => median(runs[name].map((r) => r[k]));
+    const [pub] = routes[0];
+    const results = {};
+    for (const [name] of routes) {
+      const r = { rps: med(name, 'rps'), p50: med(name, 'p50'), p99: med(name, 'p99'), errors: runs[name].reduce((n, x) => n + x.errors, 0), runs: runs[name] };
+      results[name] = r;
+      out(`| ${name} | ${fmt(r.rps, 0)} | ${fmt(r.p50, 2)} | ${fmt(r.p99, 2)} | ${fmt(r.p50 / med(pub, 'p50'), 2)}x | ${fmt(r.p99 / med(pub, 'p99'), 2)}x | ${r.errors} |`);
+    }
+    out();
+    const added = (name, k) => results[name][k] - results[pub][k];
+    out(`Added per segment request by the token: RS256 p50 ${fmt(added(routes[1][0], 'p50'), 2)} ms, p99 ${fmt(added(routes[1][0], 'p99'), 2)} ms; ES256 p50 ${fmt(added(routes[2][0], 'p50'), 2)} ms, p99 ${fmt(added(routes[2][0], 'p99'), 2)} ms.`);
+    out();
+    data.sections.signedPlayback = { segmentBytes: SEGMENT_BYTES, rounds: ROUNDS, results };
+  } finally {
+    await mf.dispose();
+  }
+}
+
 // ---- main ------------------------------------------------------------------
 
 out(`# Benchmarks (${data.date.slice(0, 10)}, ${MACHINE})`);
@@ -596,6 +683,7 @@ if (only.includes(3)) qualitySection(ladders);
 if (only.includes(5)) await workersCostSection();
 if (only.includes(6)) await eventLatencySection();
 if (only.includes(7)) await imageTransformsSection();
+if (only.includes(8)) await signedPlaybackSection();
 mkdirSync(join(BENCH, 'results'), { recursive: true });
 const OUT = arg('out', '');
 if (OUT) {

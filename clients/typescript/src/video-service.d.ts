@@ -101,6 +101,1080 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/hls/t/{token}/key": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * An encrypted video's AES-128 key
+         * @description The 16-byte key of the video's current output (EXT-X-KEY's URI, ../key from a rung playlist). Never cached (Cache-Control: no-store). 404 for a video that is not encrypted.
+         */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description A playback token (JWT). */
+                    token: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The key */
+                200: {
+                    headers: {
+                        /** @description no-store */
+                        "Cache-Control"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/octet-stream": string;
+                    };
+                };
+                /** @description The byte range asked for with Range. */
+                206: {
+                    headers: {
+                        /** @description no-store */
+                        "Cache-Control"?: string;
+                        /** @description bytes start-end/total */
+                        "Content-Range"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/octet-stream": string;
+                    };
+                };
+                /** @description Not modified: If-None-Match matched the ETag. */
+                304: {
+                    headers: {
+                        ETag?: string;
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                400: components["responses"]["Error"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                404: components["responses"]["Error"];
+                405: components["responses"]["Error"];
+                416: components["responses"]["RangeNotSatisfiable"];
+                429: components["responses"]["PublicRateLimited"];
+                500: components["responses"]["Error"];
+                503: components["responses"]["Unavailable"];
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        /**
+         * An encrypted video's AES-128 key (headers only)
+         * @description The 16-byte key of the video's current output (EXT-X-KEY's URI, ../key from a rung playlist). Never cached (Cache-Control: no-store). 404 for a video that is not encrypted.
+         */
+        head: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description A playback token (JWT). */
+                    token: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The key (no body) */
+                200: {
+                    headers: {
+                        /** @description no-store */
+                        "Cache-Control"?: string;
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description The byte range asked for with Range. (no body) */
+                206: {
+                    headers: {
+                        /** @description no-store */
+                        "Cache-Control"?: string;
+                        /** @description bytes start-end/total */
+                        "Content-Range"?: string;
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description Not modified: If-None-Match matched the ETag. */
+                304: {
+                    headers: {
+                        ETag?: string;
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                400: components["responses"]["Error"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                404: components["responses"]["Error"];
+                405: components["responses"]["Error"];
+                416: components["responses"]["RangeNotSatisfiable"];
+                429: components["responses"]["PublicRateLimited"];
+                500: components["responses"]["Error"];
+                503: components["responses"]["Unavailable"];
+            };
+        };
+        patch?: never;
+        trace?: never;
+    };
+    "/hls/t/{token}/master.m3u8": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The master playlist
+         * @description With a playback token in the path (a JWT from POST /playback-tokens, or signed offline with a key from POST /signing-keys): the files of the token's video's current output, for private videos (and public ones). The relative URIs of the playlists keep the token, so players need no rewriting. 401 invalid_token for a malformed, expired, altered, unknown-key or revoked-key token; 403 for one not valid yet (nbf). Answers are Cache-Control: private, for at most the token's remaining life; our edge cache keeps one copy per file, keyed by the file (never the token), shared with every viewer. A path whose second segment has no dot is app t's public file.
+         */
+        get: {
+            parameters: {
+                query?: never;
+                header?: {
+                    Range?: string;
+                    "If-None-Match"?: string;
+                };
+                path: {
+                    /** @description A playback token (JWT). */
+                    token: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The master playlist */
+                200: {
+                    headers: {
+                        "Cache-Control"?: string;
+                        ETag?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/vnd.apple.mpegurl": string;
+                    };
+                };
+                /** @description The byte range asked for with Range. */
+                206: {
+                    headers: {
+                        "Cache-Control"?: string;
+                        /** @description bytes start-end/total */
+                        "Content-Range"?: string;
+                        ETag?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/vnd.apple.mpegurl": string;
+                    };
+                };
+                /** @description Not modified: If-None-Match matched the ETag. */
+                304: {
+                    headers: {
+                        ETag?: string;
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                400: components["responses"]["Error"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                404: components["responses"]["Error"];
+                405: components["responses"]["Error"];
+                416: components["responses"]["RangeNotSatisfiable"];
+                429: components["responses"]["PublicRateLimited"];
+                500: components["responses"]["Error"];
+                503: components["responses"]["Unavailable"];
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        /**
+         * The master playlist (headers only)
+         * @description With a playback token in the path (a JWT from POST /playback-tokens, or signed offline with a key from POST /signing-keys): the files of the token's video's current output, for private videos (and public ones). The relative URIs of the playlists keep the token, so players need no rewriting. 401 invalid_token for a malformed, expired, altered, unknown-key or revoked-key token; 403 for one not valid yet (nbf). Answers are Cache-Control: private, for at most the token's remaining life; our edge cache keeps one copy per file, keyed by the file (never the token), shared with every viewer. A path whose second segment has no dot is app t's public file.
+         */
+        head: {
+            parameters: {
+                query?: never;
+                header?: {
+                    Range?: string;
+                    "If-None-Match"?: string;
+                };
+                path: {
+                    /** @description A playback token (JWT). */
+                    token: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The master playlist (no body) */
+                200: {
+                    headers: {
+                        "Cache-Control"?: string;
+                        ETag?: string;
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description The byte range asked for with Range. (no body) */
+                206: {
+                    headers: {
+                        "Cache-Control"?: string;
+                        /** @description bytes start-end/total */
+                        "Content-Range"?: string;
+                        ETag?: string;
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description Not modified: If-None-Match matched the ETag. */
+                304: {
+                    headers: {
+                        ETag?: string;
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                400: components["responses"]["Error"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                404: components["responses"]["Error"];
+                405: components["responses"]["Error"];
+                416: components["responses"]["RangeNotSatisfiable"];
+                429: components["responses"]["PublicRateLimited"];
+                500: components["responses"]["Error"];
+                503: components["responses"]["Unavailable"];
+            };
+        };
+        patch?: never;
+        trace?: never;
+    };
+    "/hls/t/{token}/poster.jpg": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The poster image
+         * @description With a playback token in the path (a JWT from POST /playback-tokens, or signed offline with a key from POST /signing-keys): the files of the token's video's current output, for private videos (and public ones). The relative URIs of the playlists keep the token, so players need no rewriting. 401 invalid_token for a malformed, expired, altered, unknown-key or revoked-key token; 403 for one not valid yet (nbf). Answers are Cache-Control: private, for at most the token's remaining life; our edge cache keeps one copy per file, keyed by the file (never the token), shared with every viewer. A path whose second segment has no dot is app t's public file.
+         */
+        get: {
+            parameters: {
+                query?: never;
+                header?: {
+                    Range?: string;
+                    "If-None-Match"?: string;
+                };
+                path: {
+                    /** @description A playback token (JWT). */
+                    token: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The poster image */
+                200: {
+                    headers: {
+                        "Cache-Control"?: string;
+                        ETag?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "image/jpeg": string;
+                    };
+                };
+                /** @description The byte range asked for with Range. */
+                206: {
+                    headers: {
+                        "Cache-Control"?: string;
+                        /** @description bytes start-end/total */
+                        "Content-Range"?: string;
+                        ETag?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "image/jpeg": string;
+                    };
+                };
+                /** @description Not modified: If-None-Match matched the ETag. */
+                304: {
+                    headers: {
+                        ETag?: string;
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                400: components["responses"]["Error"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                404: components["responses"]["Error"];
+                405: components["responses"]["Error"];
+                416: components["responses"]["RangeNotSatisfiable"];
+                429: components["responses"]["PublicRateLimited"];
+                500: components["responses"]["Error"];
+                503: components["responses"]["Unavailable"];
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        /**
+         * The poster image (headers only)
+         * @description With a playback token in the path (a JWT from POST /playback-tokens, or signed offline with a key from POST /signing-keys): the files of the token's video's current output, for private videos (and public ones). The relative URIs of the playlists keep the token, so players need no rewriting. 401 invalid_token for a malformed, expired, altered, unknown-key or revoked-key token; 403 for one not valid yet (nbf). Answers are Cache-Control: private, for at most the token's remaining life; our edge cache keeps one copy per file, keyed by the file (never the token), shared with every viewer. A path whose second segment has no dot is app t's public file.
+         */
+        head: {
+            parameters: {
+                query?: never;
+                header?: {
+                    Range?: string;
+                    "If-None-Match"?: string;
+                };
+                path: {
+                    /** @description A playback token (JWT). */
+                    token: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The poster image (no body) */
+                200: {
+                    headers: {
+                        "Cache-Control"?: string;
+                        ETag?: string;
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description The byte range asked for with Range. (no body) */
+                206: {
+                    headers: {
+                        "Cache-Control"?: string;
+                        /** @description bytes start-end/total */
+                        "Content-Range"?: string;
+                        ETag?: string;
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description Not modified: If-None-Match matched the ETag. */
+                304: {
+                    headers: {
+                        ETag?: string;
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                400: components["responses"]["Error"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                404: components["responses"]["Error"];
+                405: components["responses"]["Error"];
+                416: components["responses"]["RangeNotSatisfiable"];
+                429: components["responses"]["PublicRateLimited"];
+                500: components["responses"]["Error"];
+                503: components["responses"]["Unavailable"];
+            };
+        };
+        patch?: never;
+        trace?: never;
+    };
+    "/hls/t/{token}/sprite.jpg": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The thumbnail sprite
+         * @description With a playback token in the path (a JWT from POST /playback-tokens, or signed offline with a key from POST /signing-keys): the files of the token's video's current output, for private videos (and public ones). The relative URIs of the playlists keep the token, so players need no rewriting. 401 invalid_token for a malformed, expired, altered, unknown-key or revoked-key token; 403 for one not valid yet (nbf). Answers are Cache-Control: private, for at most the token's remaining life; our edge cache keeps one copy per file, keyed by the file (never the token), shared with every viewer. A path whose second segment has no dot is app t's public file.
+         */
+        get: {
+            parameters: {
+                query?: never;
+                header?: {
+                    Range?: string;
+                    "If-None-Match"?: string;
+                };
+                path: {
+                    /** @description A playback token (JWT). */
+                    token: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The thumbnail sprite */
+                200: {
+                    headers: {
+                        "Cache-Control"?: string;
+                        ETag?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "image/jpeg": string;
+                    };
+                };
+                /** @description The byte range asked for with Range. */
+                206: {
+                    headers: {
+                        "Cache-Control"?: string;
+                        /** @description bytes start-end/total */
+                        "Content-Range"?: string;
+                        ETag?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "image/jpeg": string;
+                    };
+                };
+                /** @description Not modified: If-None-Match matched the ETag. */
+                304: {
+                    headers: {
+                        ETag?: string;
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                400: components["responses"]["Error"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                404: components["responses"]["Error"];
+                405: components["responses"]["Error"];
+                416: components["responses"]["RangeNotSatisfiable"];
+                429: components["responses"]["PublicRateLimited"];
+                500: components["responses"]["Error"];
+                503: components["responses"]["Unavailable"];
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        /**
+         * The thumbnail sprite (headers only)
+         * @description With a playback token in the path (a JWT from POST /playback-tokens, or signed offline with a key from POST /signing-keys): the files of the token's video's current output, for private videos (and public ones). The relative URIs of the playlists keep the token, so players need no rewriting. 401 invalid_token for a malformed, expired, altered, unknown-key or revoked-key token; 403 for one not valid yet (nbf). Answers are Cache-Control: private, for at most the token's remaining life; our edge cache keeps one copy per file, keyed by the file (never the token), shared with every viewer. A path whose second segment has no dot is app t's public file.
+         */
+        head: {
+            parameters: {
+                query?: never;
+                header?: {
+                    Range?: string;
+                    "If-None-Match"?: string;
+                };
+                path: {
+                    /** @description A playback token (JWT). */
+                    token: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The thumbnail sprite (no body) */
+                200: {
+                    headers: {
+                        "Cache-Control"?: string;
+                        ETag?: string;
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description The byte range asked for with Range. (no body) */
+                206: {
+                    headers: {
+                        "Cache-Control"?: string;
+                        /** @description bytes start-end/total */
+                        "Content-Range"?: string;
+                        ETag?: string;
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description Not modified: If-None-Match matched the ETag. */
+                304: {
+                    headers: {
+                        ETag?: string;
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                400: components["responses"]["Error"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                404: components["responses"]["Error"];
+                405: components["responses"]["Error"];
+                416: components["responses"]["RangeNotSatisfiable"];
+                429: components["responses"]["PublicRateLimited"];
+                500: components["responses"]["Error"];
+                503: components["responses"]["Unavailable"];
+            };
+        };
+        patch?: never;
+        trace?: never;
+    };
+    "/hls/t/{token}/thumbnails.vtt": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The WebVTT thumbnails track (cues point into the sprite with #xywh=)
+         * @description With a playback token in the path (a JWT from POST /playback-tokens, or signed offline with a key from POST /signing-keys): the files of the token's video's current output, for private videos (and public ones). The relative URIs of the playlists keep the token, so players need no rewriting. 401 invalid_token for a malformed, expired, altered, unknown-key or revoked-key token; 403 for one not valid yet (nbf). Answers are Cache-Control: private, for at most the token's remaining life; our edge cache keeps one copy per file, keyed by the file (never the token), shared with every viewer. A path whose second segment has no dot is app t's public file.
+         */
+        get: {
+            parameters: {
+                query?: never;
+                header?: {
+                    Range?: string;
+                    "If-None-Match"?: string;
+                };
+                path: {
+                    /** @description A playback token (JWT). */
+                    token: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The WebVTT thumbnails track (cues point into the sprite with #xywh=) */
+                200: {
+                    headers: {
+                        "Cache-Control"?: string;
+                        ETag?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "text/vtt": string;
+                    };
+                };
+                /** @description The byte range asked for with Range. */
+                206: {
+                    headers: {
+                        "Cache-Control"?: string;
+                        /** @description bytes start-end/total */
+                        "Content-Range"?: string;
+                        ETag?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "text/vtt": string;
+                    };
+                };
+                /** @description Not modified: If-None-Match matched the ETag. */
+                304: {
+                    headers: {
+                        ETag?: string;
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                400: components["responses"]["Error"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                404: components["responses"]["Error"];
+                405: components["responses"]["Error"];
+                416: components["responses"]["RangeNotSatisfiable"];
+                429: components["responses"]["PublicRateLimited"];
+                500: components["responses"]["Error"];
+                503: components["responses"]["Unavailable"];
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        /**
+         * The WebVTT thumbnails track (cues point into the sprite with #xywh=) (headers only)
+         * @description With a playback token in the path (a JWT from POST /playback-tokens, or signed offline with a key from POST /signing-keys): the files of the token's video's current output, for private videos (and public ones). The relative URIs of the playlists keep the token, so players need no rewriting. 401 invalid_token for a malformed, expired, altered, unknown-key or revoked-key token; 403 for one not valid yet (nbf). Answers are Cache-Control: private, for at most the token's remaining life; our edge cache keeps one copy per file, keyed by the file (never the token), shared with every viewer. A path whose second segment has no dot is app t's public file.
+         */
+        head: {
+            parameters: {
+                query?: never;
+                header?: {
+                    Range?: string;
+                    "If-None-Match"?: string;
+                };
+                path: {
+                    /** @description A playback token (JWT). */
+                    token: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The WebVTT thumbnails track (cues point into the sprite with #xywh=) (no body) */
+                200: {
+                    headers: {
+                        "Cache-Control"?: string;
+                        ETag?: string;
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description The byte range asked for with Range. (no body) */
+                206: {
+                    headers: {
+                        "Cache-Control"?: string;
+                        /** @description bytes start-end/total */
+                        "Content-Range"?: string;
+                        ETag?: string;
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description Not modified: If-None-Match matched the ETag. */
+                304: {
+                    headers: {
+                        ETag?: string;
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                400: components["responses"]["Error"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                404: components["responses"]["Error"];
+                405: components["responses"]["Error"];
+                416: components["responses"]["RangeNotSatisfiable"];
+                429: components["responses"]["PublicRateLimited"];
+                500: components["responses"]["Error"];
+                503: components["responses"]["Unavailable"];
+            };
+        };
+        patch?: never;
+        trace?: never;
+    };
+    "/hls/t/{token}/{rung}/index.m3u8": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A rendition's media playlist
+         * @description With a playback token in the path (a JWT from POST /playback-tokens, or signed offline with a key from POST /signing-keys): the files of the token's video's current output, for private videos (and public ones). The relative URIs of the playlists keep the token, so players need no rewriting. 401 invalid_token for a malformed, expired, altered, unknown-key or revoked-key token; 403 for one not valid yet (nbf). Answers are Cache-Control: private, for at most the token's remaining life; our edge cache keeps one copy per file, keyed by the file (never the token), shared with every viewer. A path whose second segment has no dot is app t's public file.
+         */
+        get: {
+            parameters: {
+                query?: never;
+                header?: {
+                    Range?: string;
+                    "If-None-Match"?: string;
+                };
+                path: {
+                    /** @description A playback token (JWT). */
+                    token: string;
+                    rung: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description A rendition's media playlist */
+                200: {
+                    headers: {
+                        "Cache-Control"?: string;
+                        ETag?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/vnd.apple.mpegurl": string;
+                    };
+                };
+                /** @description The byte range asked for with Range. */
+                206: {
+                    headers: {
+                        "Cache-Control"?: string;
+                        /** @description bytes start-end/total */
+                        "Content-Range"?: string;
+                        ETag?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/vnd.apple.mpegurl": string;
+                    };
+                };
+                /** @description Not modified: If-None-Match matched the ETag. */
+                304: {
+                    headers: {
+                        ETag?: string;
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                400: components["responses"]["Error"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                404: components["responses"]["Error"];
+                405: components["responses"]["Error"];
+                416: components["responses"]["RangeNotSatisfiable"];
+                429: components["responses"]["PublicRateLimited"];
+                500: components["responses"]["Error"];
+                503: components["responses"]["Unavailable"];
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        /**
+         * A rendition's media playlist (headers only)
+         * @description With a playback token in the path (a JWT from POST /playback-tokens, or signed offline with a key from POST /signing-keys): the files of the token's video's current output, for private videos (and public ones). The relative URIs of the playlists keep the token, so players need no rewriting. 401 invalid_token for a malformed, expired, altered, unknown-key or revoked-key token; 403 for one not valid yet (nbf). Answers are Cache-Control: private, for at most the token's remaining life; our edge cache keeps one copy per file, keyed by the file (never the token), shared with every viewer. A path whose second segment has no dot is app t's public file.
+         */
+        head: {
+            parameters: {
+                query?: never;
+                header?: {
+                    Range?: string;
+                    "If-None-Match"?: string;
+                };
+                path: {
+                    /** @description A playback token (JWT). */
+                    token: string;
+                    rung: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description A rendition's media playlist (no body) */
+                200: {
+                    headers: {
+                        "Cache-Control"?: string;
+                        ETag?: string;
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description The byte range asked for with Range. (no body) */
+                206: {
+                    headers: {
+                        "Cache-Control"?: string;
+                        /** @description bytes start-end/total */
+                        "Content-Range"?: string;
+                        ETag?: string;
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description Not modified: If-None-Match matched the ETag. */
+                304: {
+                    headers: {
+                        ETag?: string;
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                400: components["responses"]["Error"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                404: components["responses"]["Error"];
+                405: components["responses"]["Error"];
+                416: components["responses"]["RangeNotSatisfiable"];
+                429: components["responses"]["PublicRateLimited"];
+                500: components["responses"]["Error"];
+                503: components["responses"]["Unavailable"];
+            };
+        };
+        patch?: never;
+        trace?: never;
+    };
+    "/hls/t/{token}/{rung}/init.mp4": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A rendition's fMP4 initialization segment
+         * @description With a playback token in the path (a JWT from POST /playback-tokens, or signed offline with a key from POST /signing-keys): the files of the token's video's current output, for private videos (and public ones). The relative URIs of the playlists keep the token, so players need no rewriting. 401 invalid_token for a malformed, expired, altered, unknown-key or revoked-key token; 403 for one not valid yet (nbf). Answers are Cache-Control: private, for at most the token's remaining life; our edge cache keeps one copy per file, keyed by the file (never the token), shared with every viewer. A path whose second segment has no dot is app t's public file.
+         */
+        get: {
+            parameters: {
+                query?: never;
+                header?: {
+                    Range?: string;
+                    "If-None-Match"?: string;
+                };
+                path: {
+                    /** @description A playback token (JWT). */
+                    token: string;
+                    rung: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description A rendition's fMP4 initialization segment */
+                200: {
+                    headers: {
+                        "Cache-Control"?: string;
+                        ETag?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "video/mp4": string;
+                    };
+                };
+                /** @description The byte range asked for with Range. */
+                206: {
+                    headers: {
+                        "Cache-Control"?: string;
+                        /** @description bytes start-end/total */
+                        "Content-Range"?: string;
+                        ETag?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "video/mp4": string;
+                    };
+                };
+                /** @description Not modified: If-None-Match matched the ETag. */
+                304: {
+                    headers: {
+                        ETag?: string;
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                400: components["responses"]["Error"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                404: components["responses"]["Error"];
+                405: components["responses"]["Error"];
+                416: components["responses"]["RangeNotSatisfiable"];
+                429: components["responses"]["PublicRateLimited"];
+                500: components["responses"]["Error"];
+                503: components["responses"]["Unavailable"];
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        /**
+         * A rendition's fMP4 initialization segment (headers only)
+         * @description With a playback token in the path (a JWT from POST /playback-tokens, or signed offline with a key from POST /signing-keys): the files of the token's video's current output, for private videos (and public ones). The relative URIs of the playlists keep the token, so players need no rewriting. 401 invalid_token for a malformed, expired, altered, unknown-key or revoked-key token; 403 for one not valid yet (nbf). Answers are Cache-Control: private, for at most the token's remaining life; our edge cache keeps one copy per file, keyed by the file (never the token), shared with every viewer. A path whose second segment has no dot is app t's public file.
+         */
+        head: {
+            parameters: {
+                query?: never;
+                header?: {
+                    Range?: string;
+                    "If-None-Match"?: string;
+                };
+                path: {
+                    /** @description A playback token (JWT). */
+                    token: string;
+                    rung: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description A rendition's fMP4 initialization segment (no body) */
+                200: {
+                    headers: {
+                        "Cache-Control"?: string;
+                        ETag?: string;
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description The byte range asked for with Range. (no body) */
+                206: {
+                    headers: {
+                        "Cache-Control"?: string;
+                        /** @description bytes start-end/total */
+                        "Content-Range"?: string;
+                        ETag?: string;
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description Not modified: If-None-Match matched the ETag. */
+                304: {
+                    headers: {
+                        ETag?: string;
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                400: components["responses"]["Error"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                404: components["responses"]["Error"];
+                405: components["responses"]["Error"];
+                416: components["responses"]["RangeNotSatisfiable"];
+                429: components["responses"]["PublicRateLimited"];
+                500: components["responses"]["Error"];
+                503: components["responses"]["Unavailable"];
+            };
+        };
+        patch?: never;
+        trace?: never;
+    };
+    "/hls/t/{token}/{rung}/{segment}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A media segment
+         * @description With a playback token in the path (a JWT from POST /playback-tokens, or signed offline with a key from POST /signing-keys): the files of the token's video's current output, for private videos (and public ones). The relative URIs of the playlists keep the token, so players need no rewriting. 401 invalid_token for a malformed, expired, altered, unknown-key or revoked-key token; 403 for one not valid yet (nbf). Answers are Cache-Control: private, for at most the token's remaining life; our edge cache keeps one copy per file, keyed by the file (never the token), shared with every viewer. A path whose second segment has no dot is app t's public file.
+         */
+        get: {
+            parameters: {
+                query?: never;
+                header?: {
+                    Range?: string;
+                    "If-None-Match"?: string;
+                };
+                path: {
+                    /** @description A playback token (JWT). */
+                    token: string;
+                    rung: string;
+                    segment: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description A media segment */
+                200: {
+                    headers: {
+                        "Cache-Control"?: string;
+                        ETag?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "video/iso.segment": string;
+                    };
+                };
+                /** @description The byte range asked for with Range. */
+                206: {
+                    headers: {
+                        "Cache-Control"?: string;
+                        /** @description bytes start-end/total */
+                        "Content-Range"?: string;
+                        ETag?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "video/iso.segment": string;
+                    };
+                };
+                /** @description Not modified: If-None-Match matched the ETag. */
+                304: {
+                    headers: {
+                        ETag?: string;
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                400: components["responses"]["Error"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                404: components["responses"]["Error"];
+                405: components["responses"]["Error"];
+                416: components["responses"]["RangeNotSatisfiable"];
+                429: components["responses"]["PublicRateLimited"];
+                500: components["responses"]["Error"];
+                503: components["responses"]["Unavailable"];
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        /**
+         * A media segment (headers only)
+         * @description With a playback token in the path (a JWT from POST /playback-tokens, or signed offline with a key from POST /signing-keys): the files of the token's video's current output, for private videos (and public ones). The relative URIs of the playlists keep the token, so players need no rewriting. 401 invalid_token for a malformed, expired, altered, unknown-key or revoked-key token; 403 for one not valid yet (nbf). Answers are Cache-Control: private, for at most the token's remaining life; our edge cache keeps one copy per file, keyed by the file (never the token), shared with every viewer. A path whose second segment has no dot is app t's public file.
+         */
+        head: {
+            parameters: {
+                query?: never;
+                header?: {
+                    Range?: string;
+                    "If-None-Match"?: string;
+                };
+                path: {
+                    /** @description A playback token (JWT). */
+                    token: string;
+                    rung: string;
+                    segment: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description A media segment (no body) */
+                200: {
+                    headers: {
+                        "Cache-Control"?: string;
+                        ETag?: string;
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description The byte range asked for with Range. (no body) */
+                206: {
+                    headers: {
+                        "Cache-Control"?: string;
+                        /** @description bytes start-end/total */
+                        "Content-Range"?: string;
+                        ETag?: string;
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description Not modified: If-None-Match matched the ETag. */
+                304: {
+                    headers: {
+                        ETag?: string;
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                400: components["responses"]["Error"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                404: components["responses"]["Error"];
+                405: components["responses"]["Error"];
+                416: components["responses"]["RangeNotSatisfiable"];
+                429: components["responses"]["PublicRateLimited"];
+                500: components["responses"]["Error"];
+                503: components["responses"]["Unavailable"];
+            };
+        };
+        patch?: never;
+        trace?: never;
+    };
     "/hls/{app_id}/{video_id}/{output_id}/master.m3u8": {
         parameters: {
             query?: never;
@@ -110,7 +1184,7 @@ export interface paths {
         };
         /**
          * The master playlist
-         * @description Public. Only the video's current output (the attempt that became playable) is served; the outputs of failed or canceled attempts, and any other output_id, are 404. A GET is one conditional, ranged storage read; segments and images are then kept at the edge (the Cache API) for a year and playlists for 2 s, so repeats, ranges and revalidations cost no storage operation. Server-Timing reports it: cache;desc="hit|miss", storage;desc="ops=N". A request whose job read reaches the video's job object (a running job's playlists, an unknown video) counts against the per-IP limit of public reads (429).
+         * @description Public, unless the video requires signed URLs (403 signed_url_required: play /hls/t/{token}/... instead). Only the video's current output (the attempt that became playable) is served; the outputs of failed or canceled attempts, and any other output_id, are 404. A GET is one conditional, ranged storage read; segments and images are then kept at the edge (the Cache API) for a year and playlists for 2 s, so repeats, ranges and revalidations cost no storage operation. Server-Timing reports it: cache;desc="hit|miss", storage;desc="ops=N". A request whose job read reaches the video's job object (a running job's playlists, an unknown video) counts against the per-IP limit of public reads (429).
          */
         get: {
             parameters: {
@@ -161,6 +1235,8 @@ export interface paths {
                     content?: never;
                 };
                 400: components["responses"]["Error"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
                 404: components["responses"]["Error"];
                 405: components["responses"]["Error"];
                 416: components["responses"]["RangeNotSatisfiable"];
@@ -175,7 +1251,7 @@ export interface paths {
         options?: never;
         /**
          * The master playlist (headers only)
-         * @description Public. Only the video's current output (the attempt that became playable) is served; the outputs of failed or canceled attempts, and any other output_id, are 404. A GET is one conditional, ranged storage read; segments and images are then kept at the edge (the Cache API) for a year and playlists for 2 s, so repeats, ranges and revalidations cost no storage operation. Server-Timing reports it: cache;desc="hit|miss", storage;desc="ops=N". A request whose job read reaches the video's job object (a running job's playlists, an unknown video) counts against the per-IP limit of public reads (429).
+         * @description Public, unless the video requires signed URLs (403 signed_url_required: play /hls/t/{token}/... instead). Only the video's current output (the attempt that became playable) is served; the outputs of failed or canceled attempts, and any other output_id, are 404. A GET is one conditional, ranged storage read; segments and images are then kept at the edge (the Cache API) for a year and playlists for 2 s, so repeats, ranges and revalidations cost no storage operation. Server-Timing reports it: cache;desc="hit|miss", storage;desc="ops=N". A request whose job read reaches the video's job object (a running job's playlists, an unknown video) counts against the per-IP limit of public reads (429).
          */
         head: {
             parameters: {
@@ -222,6 +1298,8 @@ export interface paths {
                     content?: never;
                 };
                 400: components["responses"]["Error"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
                 404: components["responses"]["Error"];
                 405: components["responses"]["Error"];
                 416: components["responses"]["RangeNotSatisfiable"];
@@ -242,7 +1320,7 @@ export interface paths {
         };
         /**
          * The poster image
-         * @description Public. Only the video's current output (the attempt that became playable) is served; the outputs of failed or canceled attempts, and any other output_id, are 404. A GET is one conditional, ranged storage read; segments and images are then kept at the edge (the Cache API) for a year and playlists for 2 s, so repeats, ranges and revalidations cost no storage operation. Server-Timing reports it: cache;desc="hit|miss", storage;desc="ops=N". A request whose job read reaches the video's job object (a running job's playlists, an unknown video) counts against the per-IP limit of public reads (429).
+         * @description Public, unless the video requires signed URLs (403 signed_url_required: play /hls/t/{token}/... instead). Only the video's current output (the attempt that became playable) is served; the outputs of failed or canceled attempts, and any other output_id, are 404. A GET is one conditional, ranged storage read; segments and images are then kept at the edge (the Cache API) for a year and playlists for 2 s, so repeats, ranges and revalidations cost no storage operation. Server-Timing reports it: cache;desc="hit|miss", storage;desc="ops=N". A request whose job read reaches the video's job object (a running job's playlists, an unknown video) counts against the per-IP limit of public reads (429).
          */
         get: {
             parameters: {
@@ -293,6 +1371,8 @@ export interface paths {
                     content?: never;
                 };
                 400: components["responses"]["Error"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
                 404: components["responses"]["Error"];
                 405: components["responses"]["Error"];
                 416: components["responses"]["RangeNotSatisfiable"];
@@ -307,7 +1387,7 @@ export interface paths {
         options?: never;
         /**
          * The poster image (headers only)
-         * @description Public. Only the video's current output (the attempt that became playable) is served; the outputs of failed or canceled attempts, and any other output_id, are 404. A GET is one conditional, ranged storage read; segments and images are then kept at the edge (the Cache API) for a year and playlists for 2 s, so repeats, ranges and revalidations cost no storage operation. Server-Timing reports it: cache;desc="hit|miss", storage;desc="ops=N". A request whose job read reaches the video's job object (a running job's playlists, an unknown video) counts against the per-IP limit of public reads (429).
+         * @description Public, unless the video requires signed URLs (403 signed_url_required: play /hls/t/{token}/... instead). Only the video's current output (the attempt that became playable) is served; the outputs of failed or canceled attempts, and any other output_id, are 404. A GET is one conditional, ranged storage read; segments and images are then kept at the edge (the Cache API) for a year and playlists for 2 s, so repeats, ranges and revalidations cost no storage operation. Server-Timing reports it: cache;desc="hit|miss", storage;desc="ops=N". A request whose job read reaches the video's job object (a running job's playlists, an unknown video) counts against the per-IP limit of public reads (429).
          */
         head: {
             parameters: {
@@ -354,6 +1434,8 @@ export interface paths {
                     content?: never;
                 };
                 400: components["responses"]["Error"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
                 404: components["responses"]["Error"];
                 405: components["responses"]["Error"];
                 416: components["responses"]["RangeNotSatisfiable"];
@@ -374,7 +1456,7 @@ export interface paths {
         };
         /**
          * The thumbnail sprite
-         * @description Public. Only the video's current output (the attempt that became playable) is served; the outputs of failed or canceled attempts, and any other output_id, are 404. A GET is one conditional, ranged storage read; segments and images are then kept at the edge (the Cache API) for a year and playlists for 2 s, so repeats, ranges and revalidations cost no storage operation. Server-Timing reports it: cache;desc="hit|miss", storage;desc="ops=N". A request whose job read reaches the video's job object (a running job's playlists, an unknown video) counts against the per-IP limit of public reads (429).
+         * @description Public, unless the video requires signed URLs (403 signed_url_required: play /hls/t/{token}/... instead). Only the video's current output (the attempt that became playable) is served; the outputs of failed or canceled attempts, and any other output_id, are 404. A GET is one conditional, ranged storage read; segments and images are then kept at the edge (the Cache API) for a year and playlists for 2 s, so repeats, ranges and revalidations cost no storage operation. Server-Timing reports it: cache;desc="hit|miss", storage;desc="ops=N". A request whose job read reaches the video's job object (a running job's playlists, an unknown video) counts against the per-IP limit of public reads (429).
          */
         get: {
             parameters: {
@@ -425,6 +1507,8 @@ export interface paths {
                     content?: never;
                 };
                 400: components["responses"]["Error"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
                 404: components["responses"]["Error"];
                 405: components["responses"]["Error"];
                 416: components["responses"]["RangeNotSatisfiable"];
@@ -439,7 +1523,7 @@ export interface paths {
         options?: never;
         /**
          * The thumbnail sprite (headers only)
-         * @description Public. Only the video's current output (the attempt that became playable) is served; the outputs of failed or canceled attempts, and any other output_id, are 404. A GET is one conditional, ranged storage read; segments and images are then kept at the edge (the Cache API) for a year and playlists for 2 s, so repeats, ranges and revalidations cost no storage operation. Server-Timing reports it: cache;desc="hit|miss", storage;desc="ops=N". A request whose job read reaches the video's job object (a running job's playlists, an unknown video) counts against the per-IP limit of public reads (429).
+         * @description Public, unless the video requires signed URLs (403 signed_url_required: play /hls/t/{token}/... instead). Only the video's current output (the attempt that became playable) is served; the outputs of failed or canceled attempts, and any other output_id, are 404. A GET is one conditional, ranged storage read; segments and images are then kept at the edge (the Cache API) for a year and playlists for 2 s, so repeats, ranges and revalidations cost no storage operation. Server-Timing reports it: cache;desc="hit|miss", storage;desc="ops=N". A request whose job read reaches the video's job object (a running job's playlists, an unknown video) counts against the per-IP limit of public reads (429).
          */
         head: {
             parameters: {
@@ -486,6 +1570,8 @@ export interface paths {
                     content?: never;
                 };
                 400: components["responses"]["Error"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
                 404: components["responses"]["Error"];
                 405: components["responses"]["Error"];
                 416: components["responses"]["RangeNotSatisfiable"];
@@ -506,7 +1592,7 @@ export interface paths {
         };
         /**
          * The WebVTT thumbnails track (cues point into the sprite with #xywh=)
-         * @description Public. Only the video's current output (the attempt that became playable) is served; the outputs of failed or canceled attempts, and any other output_id, are 404. A GET is one conditional, ranged storage read; segments and images are then kept at the edge (the Cache API) for a year and playlists for 2 s, so repeats, ranges and revalidations cost no storage operation. Server-Timing reports it: cache;desc="hit|miss", storage;desc="ops=N". A request whose job read reaches the video's job object (a running job's playlists, an unknown video) counts against the per-IP limit of public reads (429).
+         * @description Public, unless the video requires signed URLs (403 signed_url_required: play /hls/t/{token}/... instead). Only the video's current output (the attempt that became playable) is served; the outputs of failed or canceled attempts, and any other output_id, are 404. A GET is one conditional, ranged storage read; segments and images are then kept at the edge (the Cache API) for a year and playlists for 2 s, so repeats, ranges and revalidations cost no storage operation. Server-Timing reports it: cache;desc="hit|miss", storage;desc="ops=N". A request whose job read reaches the video's job object (a running job's playlists, an unknown video) counts against the per-IP limit of public reads (429).
          */
         get: {
             parameters: {
@@ -557,6 +1643,8 @@ export interface paths {
                     content?: never;
                 };
                 400: components["responses"]["Error"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
                 404: components["responses"]["Error"];
                 405: components["responses"]["Error"];
                 416: components["responses"]["RangeNotSatisfiable"];
@@ -571,7 +1659,7 @@ export interface paths {
         options?: never;
         /**
          * The WebVTT thumbnails track (cues point into the sprite with #xywh=) (headers only)
-         * @description Public. Only the video's current output (the attempt that became playable) is served; the outputs of failed or canceled attempts, and any other output_id, are 404. A GET is one conditional, ranged storage read; segments and images are then kept at the edge (the Cache API) for a year and playlists for 2 s, so repeats, ranges and revalidations cost no storage operation. Server-Timing reports it: cache;desc="hit|miss", storage;desc="ops=N". A request whose job read reaches the video's job object (a running job's playlists, an unknown video) counts against the per-IP limit of public reads (429).
+         * @description Public, unless the video requires signed URLs (403 signed_url_required: play /hls/t/{token}/... instead). Only the video's current output (the attempt that became playable) is served; the outputs of failed or canceled attempts, and any other output_id, are 404. A GET is one conditional, ranged storage read; segments and images are then kept at the edge (the Cache API) for a year and playlists for 2 s, so repeats, ranges and revalidations cost no storage operation. Server-Timing reports it: cache;desc="hit|miss", storage;desc="ops=N". A request whose job read reaches the video's job object (a running job's playlists, an unknown video) counts against the per-IP limit of public reads (429).
          */
         head: {
             parameters: {
@@ -618,6 +1706,8 @@ export interface paths {
                     content?: never;
                 };
                 400: components["responses"]["Error"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
                 404: components["responses"]["Error"];
                 405: components["responses"]["Error"];
                 416: components["responses"]["RangeNotSatisfiable"];
@@ -638,7 +1728,7 @@ export interface paths {
         };
         /**
          * A rendition's media playlist
-         * @description Public. Only the video's current output (the attempt that became playable) is served; the outputs of failed or canceled attempts, and any other output_id, are 404. A GET is one conditional, ranged storage read; segments and images are then kept at the edge (the Cache API) for a year and playlists for 2 s, so repeats, ranges and revalidations cost no storage operation. Server-Timing reports it: cache;desc="hit|miss", storage;desc="ops=N". A request whose job read reaches the video's job object (a running job's playlists, an unknown video) counts against the per-IP limit of public reads (429).
+         * @description Public, unless the video requires signed URLs (403 signed_url_required: play /hls/t/{token}/... instead). Only the video's current output (the attempt that became playable) is served; the outputs of failed or canceled attempts, and any other output_id, are 404. A GET is one conditional, ranged storage read; segments and images are then kept at the edge (the Cache API) for a year and playlists for 2 s, so repeats, ranges and revalidations cost no storage operation. Server-Timing reports it: cache;desc="hit|miss", storage;desc="ops=N". A request whose job read reaches the video's job object (a running job's playlists, an unknown video) counts against the per-IP limit of public reads (429).
          */
         get: {
             parameters: {
@@ -690,6 +1780,8 @@ export interface paths {
                     content?: never;
                 };
                 400: components["responses"]["Error"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
                 404: components["responses"]["Error"];
                 405: components["responses"]["Error"];
                 416: components["responses"]["RangeNotSatisfiable"];
@@ -704,7 +1796,7 @@ export interface paths {
         options?: never;
         /**
          * A rendition's media playlist (headers only)
-         * @description Public. Only the video's current output (the attempt that became playable) is served; the outputs of failed or canceled attempts, and any other output_id, are 404. A GET is one conditional, ranged storage read; segments and images are then kept at the edge (the Cache API) for a year and playlists for 2 s, so repeats, ranges and revalidations cost no storage operation. Server-Timing reports it: cache;desc="hit|miss", storage;desc="ops=N". A request whose job read reaches the video's job object (a running job's playlists, an unknown video) counts against the per-IP limit of public reads (429).
+         * @description Public, unless the video requires signed URLs (403 signed_url_required: play /hls/t/{token}/... instead). Only the video's current output (the attempt that became playable) is served; the outputs of failed or canceled attempts, and any other output_id, are 404. A GET is one conditional, ranged storage read; segments and images are then kept at the edge (the Cache API) for a year and playlists for 2 s, so repeats, ranges and revalidations cost no storage operation. Server-Timing reports it: cache;desc="hit|miss", storage;desc="ops=N". A request whose job read reaches the video's job object (a running job's playlists, an unknown video) counts against the per-IP limit of public reads (429).
          */
         head: {
             parameters: {
@@ -752,6 +1844,8 @@ export interface paths {
                     content?: never;
                 };
                 400: components["responses"]["Error"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
                 404: components["responses"]["Error"];
                 405: components["responses"]["Error"];
                 416: components["responses"]["RangeNotSatisfiable"];
@@ -772,7 +1866,7 @@ export interface paths {
         };
         /**
          * A rendition's fMP4 initialization segment
-         * @description Public. Only the video's current output (the attempt that became playable) is served; the outputs of failed or canceled attempts, and any other output_id, are 404. A GET is one conditional, ranged storage read; segments and images are then kept at the edge (the Cache API) for a year and playlists for 2 s, so repeats, ranges and revalidations cost no storage operation. Server-Timing reports it: cache;desc="hit|miss", storage;desc="ops=N". A request whose job read reaches the video's job object (a running job's playlists, an unknown video) counts against the per-IP limit of public reads (429).
+         * @description Public, unless the video requires signed URLs (403 signed_url_required: play /hls/t/{token}/... instead). Only the video's current output (the attempt that became playable) is served; the outputs of failed or canceled attempts, and any other output_id, are 404. A GET is one conditional, ranged storage read; segments and images are then kept at the edge (the Cache API) for a year and playlists for 2 s, so repeats, ranges and revalidations cost no storage operation. Server-Timing reports it: cache;desc="hit|miss", storage;desc="ops=N". A request whose job read reaches the video's job object (a running job's playlists, an unknown video) counts against the per-IP limit of public reads (429).
          */
         get: {
             parameters: {
@@ -824,6 +1918,8 @@ export interface paths {
                     content?: never;
                 };
                 400: components["responses"]["Error"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
                 404: components["responses"]["Error"];
                 405: components["responses"]["Error"];
                 416: components["responses"]["RangeNotSatisfiable"];
@@ -838,7 +1934,7 @@ export interface paths {
         options?: never;
         /**
          * A rendition's fMP4 initialization segment (headers only)
-         * @description Public. Only the video's current output (the attempt that became playable) is served; the outputs of failed or canceled attempts, and any other output_id, are 404. A GET is one conditional, ranged storage read; segments and images are then kept at the edge (the Cache API) for a year and playlists for 2 s, so repeats, ranges and revalidations cost no storage operation. Server-Timing reports it: cache;desc="hit|miss", storage;desc="ops=N". A request whose job read reaches the video's job object (a running job's playlists, an unknown video) counts against the per-IP limit of public reads (429).
+         * @description Public, unless the video requires signed URLs (403 signed_url_required: play /hls/t/{token}/... instead). Only the video's current output (the attempt that became playable) is served; the outputs of failed or canceled attempts, and any other output_id, are 404. A GET is one conditional, ranged storage read; segments and images are then kept at the edge (the Cache API) for a year and playlists for 2 s, so repeats, ranges and revalidations cost no storage operation. Server-Timing reports it: cache;desc="hit|miss", storage;desc="ops=N". A request whose job read reaches the video's job object (a running job's playlists, an unknown video) counts against the per-IP limit of public reads (429).
          */
         head: {
             parameters: {
@@ -886,6 +1982,8 @@ export interface paths {
                     content?: never;
                 };
                 400: components["responses"]["Error"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
                 404: components["responses"]["Error"];
                 405: components["responses"]["Error"];
                 416: components["responses"]["RangeNotSatisfiable"];
@@ -906,7 +2004,7 @@ export interface paths {
         };
         /**
          * A media segment
-         * @description Public. Only the video's current output (the attempt that became playable) is served; the outputs of failed or canceled attempts, and any other output_id, are 404. A GET is one conditional, ranged storage read; segments and images are then kept at the edge (the Cache API) for a year and playlists for 2 s, so repeats, ranges and revalidations cost no storage operation. Server-Timing reports it: cache;desc="hit|miss", storage;desc="ops=N". A request whose job read reaches the video's job object (a running job's playlists, an unknown video) counts against the per-IP limit of public reads (429).
+         * @description Public, unless the video requires signed URLs (403 signed_url_required: play /hls/t/{token}/... instead). Only the video's current output (the attempt that became playable) is served; the outputs of failed or canceled attempts, and any other output_id, are 404. A GET is one conditional, ranged storage read; segments and images are then kept at the edge (the Cache API) for a year and playlists for 2 s, so repeats, ranges and revalidations cost no storage operation. Server-Timing reports it: cache;desc="hit|miss", storage;desc="ops=N". A request whose job read reaches the video's job object (a running job's playlists, an unknown video) counts against the per-IP limit of public reads (429).
          */
         get: {
             parameters: {
@@ -959,6 +2057,8 @@ export interface paths {
                     content?: never;
                 };
                 400: components["responses"]["Error"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
                 404: components["responses"]["Error"];
                 405: components["responses"]["Error"];
                 416: components["responses"]["RangeNotSatisfiable"];
@@ -973,7 +2073,7 @@ export interface paths {
         options?: never;
         /**
          * A media segment (headers only)
-         * @description Public. Only the video's current output (the attempt that became playable) is served; the outputs of failed or canceled attempts, and any other output_id, are 404. A GET is one conditional, ranged storage read; segments and images are then kept at the edge (the Cache API) for a year and playlists for 2 s, so repeats, ranges and revalidations cost no storage operation. Server-Timing reports it: cache;desc="hit|miss", storage;desc="ops=N". A request whose job read reaches the video's job object (a running job's playlists, an unknown video) counts against the per-IP limit of public reads (429).
+         * @description Public, unless the video requires signed URLs (403 signed_url_required: play /hls/t/{token}/... instead). Only the video's current output (the attempt that became playable) is served; the outputs of failed or canceled attempts, and any other output_id, are 404. A GET is one conditional, ranged storage read; segments and images are then kept at the edge (the Cache API) for a year and playlists for 2 s, so repeats, ranges and revalidations cost no storage operation. Server-Timing reports it: cache;desc="hit|miss", storage;desc="ops=N". A request whose job read reaches the video's job object (a running job's playlists, an unknown video) counts against the per-IP limit of public reads (429).
          */
         head: {
             parameters: {
@@ -1022,6 +2122,8 @@ export interface paths {
                     content?: never;
                 };
                 400: components["responses"]["Error"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
                 404: components["responses"]["Error"];
                 405: components["responses"]["Error"];
                 416: components["responses"]["RangeNotSatisfiable"];
@@ -1110,6 +2212,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/playback-tokens": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Mint a playback token
+         * @description For backends that do not sign tokens themselves: a token for one video (ttl_s 1-86400 s, default 3600), signed with the app's service key (ES256, made on the app's first mint), and the URLs that carry it: playback_url (/hls/t/{token}/master.m3u8, for any HLS player as it is), poster_url, and download_url for a downloadable token. 404 for a video without a job.
+         */
+        post: operations["mintPlaybackToken"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/playback-url": {
         parameters: {
             query?: never;
@@ -1125,6 +2247,50 @@ export interface paths {
         put?: never;
         post?: never;
         delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/signing-keys": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List an app's playback signing keys
+         * @description The keys that sign valid tokens (revoked ones are gone), oldest first. No key material.
+         */
+        get: operations["listSigningKeys"];
+        put?: never;
+        /**
+         * Create a playback signing key
+         * @description A key pair for signing playback tokens offline (JWTs: header alg and kid, claims sub = the video id, exp at most 24 h ahead, optional nbf and downloadable). alg RS256 (the default, 2048-bit RSA) or ES256 (P-256). The private key is answered this once, as PKCS#8 PEM and as a JWK; the service keeps only the public key. The key must act for app_id (403 app_not_allowed otherwise). At most 50 keys per app (409).
+         */
+        post: operations["createSigningKey"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/signing-keys/{key_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Revoke a playback signing key
+         * @description Tokens it signed are refused (401 invalid_token) from then on: at once where the revocation was made, elsewhere within SIGNING_KEY_CACHE_S (60 s by default; imported keys are cached per isolate) plus KV's propagation (up to 60 s). 404 for a key the app does not have.
+         */
+        delete: operations["revokeSigningKey"];
         options?: never;
         head?: never;
         patch?: never;
@@ -1254,6 +2420,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/videos/{app_id}/{video_id}/access": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Require (or stop requiring) signed URLs for a video
+         * @description require_signed_urls true: the video's public /hls/... files and /playback-url answer 403 signed_url_required, and it plays only through /hls/t/{token}/...; false: public again. Takes effect at once in the KV playback record and the cached job here; other locations' cached job reads follow within a minute. The key must act for app_id (403 app_not_allowed otherwise); 404 for a video without a job. An encrypted video stays private (409).
+         */
+        post: operations["setVideoAccess"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/webhooks/endpoints": {
         parameters: {
             query?: never;
@@ -1367,6 +2553,16 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** @description `POST /videos/{app_id}/{video_id}/access`. */
+        AccessRequest: {
+            /** @description True: the video's public routes answer only with a token. */
+            require_signed_urls: boolean;
+        };
+        /**
+         * @description A signing key's algorithm (the JWT `alg`).
+         * @enum {string}
+         */
+        Alg: "RS256" | "ES256";
         /**
          * @description Your application's id: 1-64 letters, digits, '-' or '_'.
          * @example yourAppId
@@ -1705,6 +2901,31 @@ export interface components {
              */
             require_signed_urls?: boolean;
         };
+        /** @description `POST /playback-tokens`. */
+        PlaybackTokenRequest: {
+            app_id: components["schemas"]["AppId"];
+            /** @description Whether it also opens the video's MP4 download (default false). */
+            downloadable?: boolean | null;
+            /**
+             * Format: int64
+             * @description Seconds the token lives, 1 to 86400 (default 3600).
+             * @default 3600
+             */
+            ttl_s?: number | null;
+            video_id: components["schemas"]["VideoId"];
+        };
+        /** @description The answer of `POST /playback-tokens`. */
+        PlaybackTokenResponse: {
+            /** @description `/download?token=`, for a `downloadable` token. */
+            download_url?: string | null;
+            expires_at: components["schemas"]["Timestamp"];
+            /** @description `/hls/t/{token}/master.m3u8`: give it to the player as it is. */
+            playback_url: string;
+            /** @description `/hls/t/{token}/poster.jpg`. */
+            poster_url: string;
+            /** @description An ES256 JWT signed with the app's service key. */
+            token: string;
+        };
         /** @description `GET /playback-url`. */
         PlaybackUrlResponse: {
             poster_url: string | null;
@@ -1789,6 +3010,51 @@ export interface components {
         RotatedSecret: {
             old_secret_expires_at?: components["schemas"]["Timestamp"] | null;
             secret: string;
+        };
+        /** @description `POST /signing-keys`. */
+        SigningKeyCreateRequest: {
+            alg?: components["schemas"]["Alg"] | null;
+            app_id: components["schemas"]["AppId"];
+        };
+        /**
+         * @description A new signing key, with its private half: shown this once. The service
+         *     keeps only the public key.
+         */
+        SigningKeyCreated: {
+            alg: components["schemas"]["Alg"];
+            app_id: components["schemas"]["AppId"];
+            created_at: components["schemas"]["Timestamp"];
+            /** @description The key's id: the JWT header's `kid`. */
+            id: string;
+            /** @description The private key as a JWK (with `kid` and `alg`), for `jose`'s `importJWK`. */
+            jwk: Record<string, never>;
+            /**
+             * @description The private key as PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`), for
+             *     `jsonwebtoken`, `jose`'s `importPKCS8`, OpenSSL.
+             */
+            pem: string;
+        };
+        /** @description One key of `GET /signing-keys` (no key material). */
+        SigningKeyInfo: {
+            alg: components["schemas"]["Alg"];
+            created_at: components["schemas"]["Timestamp"];
+            id: string;
+        };
+        /**
+         * @description `GET /signing-keys?app_id=`: the app's keys that sign valid tokens,
+         *     oldest first (revoked keys are gone; the service's own minting key is not listed).
+         */
+        SigningKeyList: {
+            keys: components["schemas"]["SigningKeyInfo"][];
+        };
+        /** @description `DELETE /signing-keys/{id}?app_id=`. */
+        SigningKeyRevoked: {
+            id: string;
+            /**
+             * @description Always true: tokens it signed are refused from now on (within the
+             *     key cache's life, `SIGNING_KEY_CACHE_S`, and KV's propagation).
+             */
+            revoked: boolean;
         };
         /**
          * @description `POST /events/token`: a short-lived token that lets a browser's
@@ -2345,6 +3611,39 @@ export interface operations {
             };
         };
     };
+    mintPlaybackToken: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PlaybackTokenRequest"];
+            };
+        };
+        responses: {
+            /** @description The token, when it expires, and its URLs. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PlaybackTokenResponse"];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["Error"];
+            405: components["responses"]["Error"];
+            413: components["responses"]["Error"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Error"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
     playbackUrl: {
         parameters: {
             query: {
@@ -2369,6 +3668,15 @@ export interface operations {
                 };
             };
             400: components["responses"]["Error"];
+            /** @description signed_url_required: the video requires signed URLs; the message says how to get a token (POST /playback-tokens, or sign one with a key from POST /signing-keys) and play /hls/t/{token}/master.m3u8. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             404: components["responses"]["Error"];
             405: components["responses"]["Error"];
             /** @description Not playable yet (or failed): the error, with the job's status and progress. */
@@ -2381,6 +3689,102 @@ export interface operations {
                 };
             };
             429: components["responses"]["PublicRateLimited"];
+            500: components["responses"]["Error"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    listSigningKeys: {
+        parameters: {
+            query: {
+                app_id: components["schemas"]["AppId"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The keys. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SigningKeyList"];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Forbidden"];
+            405: components["responses"]["Error"];
+            413: components["responses"]["Error"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Error"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    createSigningKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SigningKeyCreateRequest"];
+            };
+        };
+        responses: {
+            /** @description The key, with its private half (shown once). */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SigningKeyCreated"];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Forbidden"];
+            405: components["responses"]["Error"];
+            409: components["responses"]["Error"];
+            413: components["responses"]["Error"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Error"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    revokeSigningKey: {
+        parameters: {
+            query: {
+                app_id: components["schemas"]["AppId"];
+            };
+            header?: never;
+            path: {
+                key_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Revoked. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SigningKeyRevoked"];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["Error"];
+            405: components["responses"]["Error"];
+            413: components["responses"]["Error"];
+            429: components["responses"]["RateLimited"];
             500: components["responses"]["Error"];
             503: components["responses"]["Unavailable"];
         };
@@ -2605,6 +4009,43 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             404: components["responses"]["Error"];
             405: components["responses"]["Error"];
+            413: components["responses"]["Error"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Error"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    setVideoAccess: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                app_id: components["schemas"]["AppId"];
+                video_id: components["schemas"]["VideoId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AccessRequest"];
+            };
+        };
+        responses: {
+            /** @description The job, with its new playback options. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JobView"];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["Error"];
+            405: components["responses"]["Error"];
+            409: components["responses"]["Error"];
             413: components["responses"]["Error"];
             429: components["responses"]["RateLimited"];
             500: components["responses"]["Error"];

@@ -107,7 +107,11 @@ fn documents_describe_the_public_routes() {
     let video = serde_json::to_value(video_service()).unwrap();
     assert_eq!(video["openapi"], "3.0.3");
     paths_follow_the_table(&video, VIDEO_ROUTES);
-    assert_eq!(video["paths"].as_object().unwrap().keys().filter(|p| p.starts_with("/hls/")).count(), 7);
+    let hls: Vec<&String> = video["paths"].as_object().unwrap().keys().filter(|p| p.starts_with("/hls/")).collect();
+    assert_eq!(hls.iter().filter(|p| !p.starts_with("/hls/t/")).count(), 7);
+    // The same seven files through a playback token, and an encrypted video's key.
+    assert_eq!(hls.iter().filter(|p| p.starts_with("/hls/t/{token}/")).count(), 8);
+    assert!(hls.contains(&&"/hls/t/{token}/key".to_owned()));
     assert!(video["paths"].get("/internal/jobs/lease").is_none(), "the transcoder's API is not public");
     // The job's fields as `/job-status` sends them.
     let job = &video["components"]["schemas"]["JobView"]["properties"];

@@ -46,6 +46,14 @@ fn the_image_api_page_carries_the_tested_url_signing_code() {
 }
 
 #[test]
+fn the_video_api_page_carries_the_tested_playback_token_code() {
+    let page = std::fs::read_to_string(format!("{ROOT}/docs/video-api.md")).unwrap();
+    let node = std::fs::read_to_string(format!("{ROOT}/devkit/sign-playback-token.mjs")).unwrap();
+    let code = block(&node, "sign-playback-token");
+    assert!(page.contains(&code), "docs/video-api.md must carry the sign-playback-token block verbatim:\n{code}");
+}
+
+#[test]
 fn the_rust_example_verifies_what_the_platform_signs() {
     let secret = new_secret([9; 32]);
     let key = SigningKey::of_secret(&secret);

@@ -8,6 +8,10 @@
 //! empty playlist (`media_core::video::playlist::ended_playlist`, no storage
 //! read) so that players of a retried or canceled attempt's EVENT playlist
 //! stop cleanly. Ids without a job answer 404 from KV, reaching no object.
+//! A video that requires signed URLs (`job.playback.require_signed_urls`)
+//! answers 403 `signed_url_required` here: its files are served by
+//! [`crate::signed_hls`] (`/hls/t/{token}/...`), through [`serve_current`]
+//! as these are.
 //! Files are kept at the edge (segments for a year, or
 //! `EDGE_TTL_WITHOUT_PURGE_S` where no purge is configured; playlists for
 //! 2 s), tagged with the video's cache tag for the delete's purge, so a
@@ -16,7 +20,9 @@
 //! video's object) counts against the client's `PUBLIC_RATE_LIMITER` budget.
 
 use media_core::http::purge::video_tag;
+use media_core::ids::{AppId, VideoId};
 use media_core::keys::{HlsFile, ObjectKey, RungFile};
+use media_core::video::playback_token::signed_url_required;
 use media_core::video::playlist::ended_playlist;
 use media_core::ApiError;
 use worker::{Headers, Method, Request, Response};
@@ -51,6 +57,9 @@ pub async fn serve(req: Request, cx: &VideoContext<'_>) -> Handled {
     // (KV, a running job's object, unknown ids) is counted.
     let (job, source) = public_job(cx.env, &app, &video, Some((&req, "hls"))).await?;
     let Some(job) = job else { return Err(no_such_file()) };
+    if job.playback.require_signed_urls {
+        return Err(signed_url_required(&app, &video).into());
+    }
     let current = Some(&job).filter(|j| j.playable).and_then(|j| j.output_id.as_ref());
     if current != Some(&output) {
         // A replaced attempt: neither the job's output nor the running attempt's (not playable yet).
@@ -61,10 +70,26 @@ pub async fn serve(req: Request, cx: &VideoContext<'_>) -> Handled {
         }
         return Err(no_such_file());
     }
+    // After the job check: a file of a replaced output is never served.
+    let mut resp = serve_current(&req, cx, key, &app, &video, &file).await?;
+    resp.headers_mut().append("server-timing", &source.server_timing())?;
+    Ok(resp)
+}
+
+/// Serves `key`, the file `file` of `video`'s current output, from the
+/// edge cache (whose key is the canonical object key: every route to the
+/// file shares one copy) or storage, kept at the edge as its policy says.
+pub async fn serve_current(
+    req: &Request,
+    cx: &VideoContext<'_>,
+    key: &str,
+    app: &AppId,
+    video: &VideoId,
+    file: &HlsFile,
+) -> Handled {
     let origin = req.url()?.origin().ascii_serialization();
     let cache_key = format!("{origin}/{key}");
-    // After the job check: a file of a replaced output is never served.
-    let mut resp = match edge_hit(&cache_key, &req).await? {
+    let resp = match edge_hit(&cache_key, req).await? {
         Some(hit) => hit,
         None => {
             let host = req.url()?.host_str().unwrap_or_default().to_owned();
@@ -75,11 +100,10 @@ pub async fn serve(req: Request, cx: &VideoContext<'_>) -> Handled {
                 cache_control: &cache_control,
                 pinned_etag: None,
                 known_size: None,
-                edge_cache: Some(EdgeCache { key: cache_key, ctx: cx.execution, tags: vec![video_tag(&app, &video)] }),
+                edge_cache: Some(EdgeCache { key: cache_key, ctx: cx.execution, tags: vec![video_tag(app, video)] }),
             };
-            serve_object(cx.store()?, &req, spec, |_| file.content_type().to_owned()).await?
+            serve_object(cx.store()?, req, spec, |_| file.content_type().to_owned()).await?
         }
     };
-    resp.headers_mut().append("server-timing", &source.server_timing())?;
     Ok(resp)
 }

@@ -4,7 +4,9 @@
 //! (path, methods, who may call it); `route` below gives each row its
 //! handler: [`uploads`] (presign, notify, cancel), [`delete`], [`status`]
 //! (`/job-status`, `/playback-url`, `/videos/delivery`,
-//! `/videos/{app_id}/{video_id}`), [`events`], [`hls`],
+//! `/videos/{app_id}/{video_id}` and its `/access`), [`events`], [`hls`]
+//! and [`signed_hls`] (`/hls/t/{token}/...`, checked by [`playback_auth`];
+//! the keys and minted tokens are [`signing_keys`]'),
 //! [`resumable`] (the upload token's multipart routes), [`upload_objects`]
 //! (direct uploads as objects, `/uploads`; R2's event notifications reach
 //! them through the `queue` handler, [`upload_queue`]), [`internal`] (the
@@ -25,9 +27,12 @@ mod events;
 mod hls;
 mod internal;
 mod lease;
+mod playback_auth;
 mod protocol;
 mod resumable;
 mod settings;
+mod signed_hls;
+mod signing_keys;
 mod sse;
 mod status;
 mod stream_token;
@@ -89,6 +94,10 @@ async fn route(req: Request, cx: &VideoContext<'_>, row: &'static Route<VideoRou
         VideoRoute::AppEvents => events::app_events(req, cx).await,
         VideoRoute::StreamToken => stream_token::mint(req, cx, &base).await,
         VideoRoute::Hls => hls::serve(req, cx).await,
+        VideoRoute::SignedHls => signed_hls::serve(req, cx).await,
+        VideoRoute::SigningKeys | VideoRoute::SigningKey => signing_keys::route(req, cx, row).await,
+        VideoRoute::PlaybackTokens => signing_keys::mint(req, cx, &base).await,
+        VideoRoute::VideoAccess => status::access(req, cx, &base, row).await,
         VideoRoute::WebhookEndpoints
         | VideoRoute::WebhookEndpoint
         | VideoRoute::WebhookEndpointRotate

@@ -29,6 +29,7 @@ use media_core::http::auth::KeyGrant;
 use media_core::http::purge::video_tag;
 use media_core::ids::{AppId, VideoId};
 use media_core::video::job::{Job, JobStatus};
+use media_core::video::playback_token::signed_url_required;
 use media_core::wire::api::{query_id, JobView, NotPlayableResponse, PlaybackUrlResponse};
 use media_core::wire::routes::{Route, VideoRoute};
 use media_core::{ApiError, ErrorCode};
@@ -241,6 +242,34 @@ async fn keyed_job(cx: &crate::VideoContext<'_>, grant: &KeyGrant, app: AppId, v
     json(200, &JobView::with_delivery(&job, base))
 }
 
+/// `POST /videos/{app_id}/{video_id}/access {"require_signed_urls": bool}`
+/// (API key, that app only): sets whether the video's public routes need a
+/// token. The video's object changes its job and, for a done job, writes
+/// the KV playback record again before it answers; the job read cached in
+/// this location is replaced, and making a video private also purges its
+/// cache tag at every location (its cached job reads, which the public
+/// routes check before any cached file). Answers the job as
+/// `GET /videos/{app_id}/{video_id}` does.
+pub async fn access(mut req: Request, cx: &crate::VideoContext<'_>, base: &str, row: &Route<VideoRoute>) -> Handled {
+    let grant = worker_kit::entry::guard(&req, cx, "video-access").await?;
+    let path = req.path();
+    let params = row.pattern.params(&path);
+    let Some([app, video]) = params.as_deref() else { return Err(no_route(&path)) };
+    let (app, video) = (AppId::parse(app).map_err(ApiError::from)?, VideoId::parse(video).map_err(ApiError::from)?);
+    grant.check_app(&app)?;
+    let body = worker_kit::body::read_body(&mut req, 1024).await?;
+    let asked = media_core::wire::playback::AccessRequest::from_json(&body)?;
+    let op = VideoOp::SetAccess { require_signed_urls: asked.require_signed_urls };
+    let call = VideoCall { app_id: app.clone(), video_id: video.clone(), base: None, op };
+    let job: Job = client::ask(cx.env, VIDEO_JOBS_BINDING, &call.object_name(), &call).await?;
+    remember_job(&job).await;
+    if asked.require_signed_urls {
+        cx.purge_tags(&worker_kit::purge::host_of(base), vec![video_tag(&app, &video)]);
+    }
+    tracing::info!(app_id = %app, video_id = %video, require_signed_urls = asked.require_signed_urls, "video access set");
+    json(200, &JobView::with_delivery(&job, base))
+}
+
 /// `GET /job-status?app_id=&video_id=`.
 pub async fn job_status(req: Request, env: &Env, base: &str) -> Handled {
     enforce_public(env, &req, "job-status").await?;
@@ -257,6 +286,9 @@ pub async fn playback_url(req: Request, env: &Env, base: &str) -> Handled {
     let (app, video) = ids(&req)?;
     let (job, source) = public_job(env, &app, &video, None).await?;
     let job = job.ok_or_else(|| unknown(&app, &video))?;
+    if job.playback.require_signed_urls {
+        return Err(signed_url_required(&app, &video).into());
+    }
     let view = JobView::of(&job, base);
     let resp = match view.playback_url {
         Some(url) => json(200, &PlaybackUrlResponse { url, status: job.status, poster_url: view.poster_url })?,

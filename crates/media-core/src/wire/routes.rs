@@ -223,6 +223,16 @@ pub enum VideoRoute {
     StreamToken,
     /// `GET`/`HEAD /hls/...`.
     Hls,
+    /// `GET`/`HEAD /hls/t/{token}/...`: a private video's files, with a token.
+    SignedHls,
+    /// `GET`/`POST /signing-keys`: list, create.
+    SigningKeys,
+    /// `DELETE /signing-keys/{key_id}`: revoke.
+    SigningKey,
+    /// `POST /playback-tokens`: mint a token.
+    PlaybackTokens,
+    /// `POST /videos/{app_id}/{video_id}/access`: `require_signed_urls`.
+    VideoAccess,
     /// `GET`/`POST /webhooks/endpoints`: list, create.
     WebhookEndpoints,
     /// `GET`/`POST`/`DELETE /webhooks/endpoints/{endpoint_id}`: get, update, delete.
@@ -260,12 +270,19 @@ pub static VIDEO_ROUTES: &[Route<VideoRoute>] = &[
     row(Template("/videos"), DELETE, ApiKey, VideoRoute::DeleteVideo),
     row(Template("/videos/delivery"), GET, ApiKey, VideoRoute::Delivery),
     row(Template("/videos/{app_id}/{video_id}"), GET, ApiKey, VideoRoute::Video),
+    row(Template("/videos/{app_id}/{video_id}/access"), POST, ApiKey, VideoRoute::VideoAccess),
     row(Template("/job-status"), GET, Public, VideoRoute::JobStatus),
     row(Template("/playback-url"), GET, Public, VideoRoute::PlaybackUrl),
     row(Template("/job-events"), GET, Public, VideoRoute::JobEvents),
     row(Template("/events"), GET, ApiKeyOrStreamToken, VideoRoute::AppEvents),
     row(Template("/events/token"), POST, ApiKey, VideoRoute::StreamToken),
+    // Before `/hls/`. A path of app `t` (`/hls/t/{video}/...`: no dots in
+    // its video id, where a token has two) is handed to the public route.
+    row(Prefix(crate::video::playback_token::TOKEN_PATH_PREFIX), GET_HEAD, Public, VideoRoute::SignedHls),
     row(Prefix("/hls/"), GET_HEAD, Public, VideoRoute::Hls),
+    row(Template("/signing-keys"), &[Method::Get, Method::Post], ApiKey, VideoRoute::SigningKeys),
+    row(Template("/signing-keys/{key_id}"), DELETE, ApiKey, VideoRoute::SigningKey),
+    row(Template("/playback-tokens"), POST, ApiKey, VideoRoute::PlaybackTokens),
     row(Template("/webhooks/endpoints"), &[Method::Get, Method::Post], ApiKey, VideoRoute::WebhookEndpoints),
     row(
         Template("/webhooks/endpoints/{endpoint_id}"),
@@ -369,6 +386,11 @@ mod tests {
         assert_eq!(ids(find(VIDEO_ROUTES, "/job-status/")), []);
         assert_eq!(ids(find(VIDEO_ROUTES, "/")), [VideoRoute::Health]);
         assert_eq!(ids(find(VIDEO_ROUTES, "/hls/a/b/c/master.m3u8")), [VideoRoute::Hls]);
+        assert_eq!(ids(find(VIDEO_ROUTES, "/hls/t/x.y.z/master.m3u8")), [VideoRoute::SignedHls]);
+        assert_eq!(ids(find(VIDEO_ROUTES, "/videos/app/vid/access")), [VideoRoute::VideoAccess]);
+        assert_eq!(ids(find(VIDEO_ROUTES, "/signing-keys")), [VideoRoute::SigningKeys]);
+        assert_eq!(ids(find(VIDEO_ROUTES, "/signing-keys/k")), [VideoRoute::SigningKey]);
+        assert_eq!(ids(find(VIDEO_ROUTES, "/playback-tokens")), [VideoRoute::PlaybackTokens]);
         assert_eq!(ids(find(VIDEO_ROUTES, "/internal/anything")), [VideoRoute::Internal]);
         assert_eq!(ids(find(VIDEO_ROUTES, "/internal/events")), [VideoRoute::WorkerEvents]);
         assert_eq!(ids(find(VIDEO_ROUTES, "/uploads/t/s3/multipart")), [VideoRoute::MultipartCreate]);
@@ -430,7 +452,11 @@ mod tests {
                 "/videos",
                 "/videos/delivery",
                 "/videos/{app_id}/{video_id}",
+                "/videos/{app_id}/{video_id}/access",
                 "/events/token",
+                "/signing-keys",
+                "/signing-keys/{key_id}",
+                "/playback-tokens",
                 "/webhooks/endpoints",
                 "/webhooks/endpoints/{endpoint_id}",
                 "/webhooks/endpoints/{endpoint_id}/rotate",

@@ -43,6 +43,7 @@ use crate::sse::{EventLog, Subscribers, EVENT_LOG_SCHEMA};
 use crate::webhooks::{self as send, Attempt};
 
 pub mod hub;
+pub mod signing_keys;
 #[cfg(test)]
 mod tests;
 pub mod webhooks;
@@ -63,6 +64,8 @@ pub struct AppHub {
     env: Env,
     hub: Hub<SqlRecentJobs>,
     webhooks: Webhooks<SqlEndpoints>,
+    /// The app's playback signing keys.
+    keys: signing_keys::SqlKeys,
     subscribers: Subscribers,
     /// The event types this instance has refused once ([`FAULT_REFUSE_VAR`]).
     refused: std::cell::RefCell<Vec<EventType>>,
@@ -169,10 +172,14 @@ impl DurableObject for AppHub {
         if let Err(e) = sql.exec(webhooks::SCHEMA, None) {
             tracing::error!(error = %e, "creating the app hub's webhook tables failed");
         }
+        if let Err(e) = sql.exec(signing_keys::SCHEMA, None) {
+            tracing::error!(error = %e, "creating the app hub's signing key table failed");
+        }
         let keep = crate::settings::object_log_lens(&Vars(&env)).app;
         let hub = Hub { log: EventLog::new(sql.clone(), keep), recent: SqlRecentJobs(sql.clone()) };
-        let webhooks = Webhooks { tables: SqlEndpoints(sql) };
-        Self { state, env, hub, webhooks, subscribers: Subscribers::default(), refused: Default::default() }
+        let webhooks = Webhooks { tables: SqlEndpoints(sql.clone()) };
+        let keys = signing_keys::SqlKeys(sql);
+        Self { state, env, hub, webhooks, keys, subscribers: Subscribers::default(), refused: Default::default() }
     }
 
     async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
@@ -223,6 +230,13 @@ impl DurableObject for AppHub {
                     self.schedule().await?;
                 }
                 match answer {
+                    Ok((status, body)) => Ok(Response::from_json(&body)?.with_status(status)),
+                    Err(e) => refusal(&e),
+                }
+            }
+            HubCommand::SigningKeys { app_id, key } => {
+                self.remember_app(&app_id)?;
+                match signing_keys::run(&self.keys, key, now())? {
                     Ok((status, body)) => Ok(Response::from_json(&body)?.with_status(status)),
                     Err(e) => refusal(&e),
                 }

@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 
 use media_core::catalogue::EventType;
 use media_core::ids::{AppId, VideoId};
+use media_core::video::playback_token::Alg;
 use media_core::video::webhook::EventBody;
 use media_core::wire::endpoints::EndpointUpdateRequest;
 use media_core::Timestamp;
@@ -53,6 +54,9 @@ pub enum HubCommand {
     /// An endpoint command of the webhook API (`crate::endpoints`), for the
     /// hub of `app_id`.
     Endpoints { app_id: AppId, endpoint: EndpointOp },
+    /// A playback signing key command (`crate::signing_keys`), for the hub
+    /// of `app_id` ([`crate::app_hub::signing_keys`]).
+    SigningKeys { app_id: AppId, key: KeyOp },
     /// Opens the app's stream, replaying what came after `last_event_id`.
     Subscribe { last_event_id: Option<u64> },
     /// A video was deleted: its summary leaves `recent`, and its kept
@@ -93,4 +97,31 @@ pub enum EndpointOp {
         id: String,
         event_id: String,
     },
+}
+
+/// The playback signing key commands. The Worker makes the keys (Web
+/// Crypto) and mirrors the public halves to KV; the hub keeps the list.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "key_op", rename_all = "snake_case")]
+pub enum KeyOp {
+    /// Keeps a new key of the app (its public JWK only). 201 `SigningKeyInfo`.
+    Add { kid: String, alg: Alg, public_jwk: Value },
+    /// `SigningKeyList`.
+    List,
+    /// `SigningKeyRevoked`, or 404.
+    Revoke { kid: String },
+    /// The app's service key, if it has one (`Option<ServiceKey>`).
+    ServiceKey,
+    /// Keeps `key` as the app's service key unless it has one; answers the one kept.
+    PutServiceKey { key: ServiceKey },
+}
+
+/// The key `POST /playback-tokens` signs with: made on the app's first
+/// mint, kept whole by its hub, its public half in KV like any other.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceKey {
+    pub kid: String,
+    pub alg: Alg,
+    pub public_jwk: Value,
+    pub private_jwk: Value,
 }

@@ -74,6 +74,11 @@ pub enum VideoOp {
         req: ReleaseRequest,
     },
     Cancel,
+    /// `POST /videos/{app_id}/{video_id}/access`: whether the video's
+    /// public routes need a signed token. Answers the job.
+    SetAccess {
+        require_signed_urls: bool,
+    },
     /// Opens an event stream, replaying the events after `last_event_id`
     /// (all kept events when absent). `address`: the client's, as its
     /// streams count (`media_core::video::events::address_bucket`).

@@ -9,7 +9,7 @@
 use media_core::catalogue::EventType;
 use media_core::ids::{AppId, JobId, LeaseId, VideoId};
 use media_core::keys::OutputId;
-use media_core::video::access::PlaybackOptions;
+use media_core::video::access::{Encryption, PlaybackOptions};
 use media_core::video::delivery::CallbackState;
 use media_core::video::dispatch::{shard_change, shard_of, ShardChange, SizeClass};
 use media_core::video::events::{connected, events_between, JobEvent, ResetState};
@@ -70,7 +70,7 @@ fn lease_lost(e: LeaseLost) -> Refusal {
 fn without_tables(op: &VideoOp, now: Timestamp) -> Option<Early> {
     Some(match op {
         VideoOp::Get => Early::NoJob,
-        VideoOp::Events { .. } | VideoOp::Cancel => Early::Refused(no_job()),
+        VideoOp::Events { .. } | VideoOp::Cancel | VideoOp::SetAccess { .. } => Early::Refused(no_job()),
         VideoOp::Grant { job_id, .. }
         | VideoOp::Heartbeat { job_id, .. }
         | VideoOp::Complete { job_id, .. }
@@ -107,7 +107,9 @@ fn while_deleted(op: &VideoOp, sweep_at: Timestamp, now: Timestamp) -> Option<Ea
             Early::Refused(ApiError::not_found("no upload for that video: the video was deleted"))
         }
         VideoOp::Get => Early::NoJob,
-        VideoOp::Events { .. } | VideoOp::Cancel | VideoOp::Announce { .. } => Early::Refused(gone()),
+        VideoOp::Events { .. } | VideoOp::Cancel | VideoOp::Announce { .. } | VideoOp::SetAccess { .. } => {
+            Early::Refused(gone())
+        }
         VideoOp::Grant { .. } => Early::Refused(ApiError::new(ErrorCode::Conflict, "the video was deleted")),
         VideoOp::Heartbeat { .. } | VideoOp::Complete { .. } | VideoOp::Fail { .. } | VideoOp::Release { .. } => {
             Early::Refused(ApiError::new(ErrorCode::LeaseLost, "the video was deleted; stop working on it"))
@@ -427,6 +429,32 @@ pub fn heartbeat(store: &impl JobStore, cx: &Cx, job_id: &JobId, req: HeartbeatR
         video_id: Some(stored.job.video_id.clone()),
     };
     Ok((reply, effects))
+}
+
+/// `SetAccess`: whether the video's public routes need a signed token
+/// (`job.playback.require_signed_urls`). A done job's playback record is
+/// published again, where public reads find it. An encrypted video stays
+/// private (409): its key is served to token holders only. The same flag
+/// again changes nothing.
+pub fn set_access(store: &impl JobStore, cx: &Cx, require_signed_urls: bool) -> Step<Job> {
+    let Some(mut stored) = store.load()? else { return Err(no_job().into()) };
+    if stored.job.playback.require_signed_urls == require_signed_urls {
+        return Ok((stored.job, Vec::new()));
+    }
+    if !require_signed_urls && stored.job.playback.encryption == Encryption::Aes128 {
+        return Err(ApiError::conflict(
+            "the video is encrypted (aes-128): its key is served to token holders only, so it keeps requiring signed URLs",
+        )
+        .into());
+    }
+    let before = stored.job.clone();
+    stored.job.playback.require_signed_urls = require_signed_urls;
+    let (stored, mut effects) = commit(store, cx, Some(&before), stored)?;
+    tracing::info!(job_id = %stored.job.job_id, require_signed_urls, "access changed");
+    if stored.job.status == JobStatus::Done {
+        effects.push(Effect::PublishRecord(stored.job.clone()));
+    }
+    Ok((stored.job, effects))
 }
 
 /// `Complete`: the job is done; its record is published and retention runs.

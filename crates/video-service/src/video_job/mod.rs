@@ -604,6 +604,9 @@ impl VideoJob {
             VideoOp::Fail { job_id, req } => self.answer(loaded, machine::fail(store, &cx, &job_id, req)).await,
             VideoOp::Release { job_id, req } => self.answer(loaded, machine::release(store, &cx, &job_id, req)).await,
             VideoOp::Cancel => self.answer(loaded, machine::cancel(store, &cx, &call.app_id, &call.video_id)).await,
+            VideoOp::SetAccess { require_signed_urls } => {
+                self.answer(loaded, machine::set_access(store, &cx, require_signed_urls)).await
+            }
             VideoOp::Announce { event_type, data } => {
                 let step = machine::announce_op(store, &cx, &call.app_id, &call.video_id, event_type, data);
                 self.answer(loaded, step).await

@@ -2,11 +2,16 @@
 
 use super::*;
 use crate::video::access::{DownloadOption, Encryption, PlaybackOptions};
+use crate::video::playback_token::Alg;
 use crate::video::upload::{UploadError, UploadStatus};
 use crate::wire::api::{CreateUploadRequest, UploadView};
 use crate::wire::endpoints::{
     DeliveryAttempt, DeliveryLog, EndpointCreateRequest, EndpointCreated, EndpointDeleted, EndpointList,
     EndpointUpdateRequest, EndpointView, Redelivery, RotateRequest, RotatedSecret,
+};
+use crate::wire::playback::{
+    AccessRequest, PlaybackTokenRequest, PlaybackTokenResponse, SigningKeyCreateRequest, SigningKeyCreated,
+    SigningKeyInfo, SigningKeyList, SigningKeyRevoked,
 };
 
 /// The video service's document (`openapi/video-service.json`).
@@ -60,6 +65,15 @@ pub fn video_service() -> OpenApi {
     add::<DeliveryLog>(c);
     add::<Redelivery>(c);
     add::<StreamTokenResponse>(c);
+    add::<Alg>(c);
+    add::<SigningKeyCreateRequest>(c);
+    add::<SigningKeyCreated>(c);
+    add::<SigningKeyInfo>(c);
+    add::<SigningKeyList>(c);
+    add::<SigningKeyRevoked>(c);
+    add::<PlaybackTokenRequest>(c);
+    add::<PlaybackTokenResponse>(c);
+    add::<AccessRequest>(c);
     add::<Encryption>(c);
     add::<DownloadOption>(c);
     add::<PlaybackOptions>(c);
@@ -76,6 +90,9 @@ pub fn video_service() -> OpenApi {
             "EndpointUpdateRequest",
             "RotateRequest",
             "DownloadOption",
+            "SigningKeyCreateRequest",
+            "PlaybackTokenRequest",
+            "AccessRequest",
         ],
     );
     for name in ["NotifyRequest", "CreateUploadRequest"] {
@@ -267,6 +284,15 @@ fn video_operations(id: VideoRoute) -> Vec<Documented> {
                         "Not playable yet (or failed): the error, with the job's status and progress.",
                         "NotPlayableResponse",
                     ),
+                )
+                .response(
+                    "403",
+                    json_response(
+                        "signed_url_required: the video requires signed URLs; the message says how to get a \
+                         token (POST /playback-tokens, or sign one with a key from POST /signing-keys) and play \
+                         /hls/t/{token}/master.m3u8.",
+                        "ErrorBody",
+                    ),
                 );
             vec![at(Method::Get, with_errors(op, &[PUBLIC_ERRORS]))]
         }
@@ -361,7 +387,80 @@ fn video_operations(id: VideoRoute) -> Vec<Documented> {
             .response("200", json_response("The token, when it expires, and the stream URL.", "StreamTokenResponse"));
             vec![at(Method::Post, json_body(op, "StreamTokenRequest"))]
         }
-        VideoRoute::Hls => hls_routes(),
+        VideoRoute::Hls => hls_routes(false),
+        VideoRoute::SignedHls => hls_routes(true),
+        VideoRoute::SigningKeys => {
+            let create = operation(
+                "Create a playback signing key",
+                "createSigningKey",
+                Some(
+                    "A key pair for signing playback tokens offline (JWTs: header alg and kid, claims sub = the \
+                     video id, exp at most 24 h ahead, optional nbf and downloadable). alg RS256 (the default, \
+                     2048-bit RSA) or ES256 (P-256). The private key is answered this once, as PKCS#8 PEM and as a \
+                     JWK; the service keeps only the public key. The key must act for app_id (403 app_not_allowed \
+                     otherwise). At most 50 keys per app (409).",
+                ),
+            )
+            .response("201", json_response("The key, with its private half (shown once).", "SigningKeyCreated"));
+            let list = operation(
+                "List an app's playback signing keys",
+                "listSigningKeys",
+                Some("The keys that sign valid tokens (revoked ones are gone), oldest first. No key material."),
+            )
+            .parameters(Some([query_id("app_id", "AppId")]))
+            .response("200", json_response("The keys.", "SigningKeyList"));
+            vec![
+                at(Method::Get, list),
+                at(Method::Post, with_errors(json_body(create, "SigningKeyCreateRequest"), &[&[(409, "Error")]])),
+            ]
+        }
+        VideoRoute::SigningKey => {
+            let op = operation(
+                "Revoke a playback signing key",
+                "revokeSigningKey",
+                Some(
+                    "Tokens it signed are refused (401 invalid_token) from then on: at once where the revocation \
+                     was made, elsewhere within SIGNING_KEY_CACHE_S (60 s by default; imported keys are cached per \
+                     isolate) plus KV's propagation (up to 60 s). 404 for a key the app does not have.",
+                ),
+            )
+            .parameters(Some([
+                param("key_id", ParameterIn::Path, true, string().pattern(Some("^[0-9a-f]{32}$"))).build(),
+                query_id("app_id", "AppId"),
+            ]))
+            .response("200", json_response("Revoked.", "SigningKeyRevoked"));
+            vec![at(Method::Delete, with_errors(op, &[&[(404, "Error")]]))]
+        }
+        VideoRoute::PlaybackTokens => {
+            let op = operation(
+                "Mint a playback token",
+                "mintPlaybackToken",
+                Some(
+                    "For backends that do not sign tokens themselves: a token for one video (ttl_s 1-86400 s, \
+                     default 3600), signed with the app's service key (ES256, made on the app's first mint), and \
+                     the URLs that carry it: playback_url (/hls/t/{token}/master.m3u8, for any HLS player as it \
+                     is), poster_url, and download_url for a downloadable token. 404 for a video without a job.",
+                ),
+            )
+            .response("200", json_response("The token, when it expires, and its URLs.", "PlaybackTokenResponse"));
+            vec![at(Method::Post, with_errors(json_body(op, "PlaybackTokenRequest"), &[&[(404, "Error")]]))]
+        }
+        VideoRoute::VideoAccess => {
+            let op = operation(
+                "Require (or stop requiring) signed URLs for a video",
+                "setVideoAccess",
+                Some(
+                    "require_signed_urls true: the video's public /hls/... files and /playback-url answer 403 \
+                     signed_url_required, and it plays only through /hls/t/{token}/...; false: public again. \
+                     Takes effect at once in the KV playback record and the cached job here; other locations' \
+                     cached job reads follow within a minute. The key must act for app_id (403 app_not_allowed \
+                     otherwise); 404 for a video without a job. An encrypted video stays private (409).",
+                ),
+            )
+            .parameters(Some([path_id("app_id", "AppId"), path_id("video_id", "VideoId")]))
+            .response("200", json_response("The job, with its new playback options.", "JobView"));
+            vec![at(Method::Post, with_errors(json_body(op, "AccessRequest"), &[&[(404, "Error"), (409, "Error")]]))]
+        }
         VideoRoute::WebhookEndpoints => {
             let create = operation(
                 "Create a webhook endpoint",
@@ -549,9 +648,18 @@ fn video_operations(id: VideoRoute) -> Vec<Documented> {
     }
 }
 
-/// `GET`/`HEAD /hls/...`: the files of a video's playable output.
-fn hls_routes() -> Vec<Documented> {
-    const DESCRIPTION: &str = "Public. Only the video's current output (the attempt that became playable) is \
+/// `GET`/`HEAD /hls/...`: the files of a video's playable output; with
+/// `signed`, `/hls/t/{token}/...` (and its key route).
+fn hls_routes(signed: bool) -> Vec<Documented> {
+    const SIGNED: &str = "With a playback token in the path (a JWT from POST /playback-tokens, or signed offline with \
+        a key from POST /signing-keys): the files of the token's video's current output, for private videos (and \
+        public ones). The relative URIs of the playlists keep the token, so players need no rewriting. 401 \
+        invalid_token for a malformed, expired, altered, unknown-key or revoked-key token; 403 for one not valid \
+        yet (nbf). Answers are Cache-Control: private, for at most the token's remaining life; our edge cache keeps \
+        one copy per file, keyed by the file (never the token), shared with every viewer. A path whose second \
+        segment has no dot is app t's public file.";
+    const DESCRIPTION: &str = "Public, unless the video requires signed URLs (403 signed_url_required: play \
+        /hls/t/{token}/... instead). Only the video's current output (the attempt that became playable) is \
         served; the outputs of failed or canceled attempts, and any other output_id, are 404. A GET is one \
         conditional, ranged storage read; segments and images are then kept at the edge (the Cache API) for a year \
         and playlists for 2 s, so repeats, ranges and revalidations cost no storage operation. Server-Timing \
@@ -560,6 +668,8 @@ fn hls_routes() -> Vec<Documented> {
         reads (429).";
     const ERRORS: Errors<'static> = &[
         (400, "Error"),
+        (401, "Error"),
+        (403, "Error"),
         (404, "Error"),
         (405, "Error"),
         (416, "RangeNotSatisfiable"),
@@ -600,13 +710,41 @@ fn hls_routes() -> Vec<Documented> {
             false,
         ),
     ];
+    let token = || {
+        param(
+            "token",
+            ParameterIn::Path,
+            true,
+            string().pattern(Some("^[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+$")),
+        )
+        .description(Some("A playback token (JWT)."))
+        .build()
+    };
     let mut ops = Vec::new();
+    if signed {
+        ops.extend(object_routes(ObjectRoute {
+            path: "/hls/t/{token}/key",
+            summary: "An encrypted video's AES-128 key",
+            operation_id: None,
+            description: "The 16-byte key of the video's current output (EXT-X-KEY's URI, ../key from a rung \
+                playlist). Never cached (Cache-Control: no-store). 404 for a video that is not encrypted.",
+            parameters: vec![token()],
+            what: "The key",
+            content_types: &["application/octet-stream"],
+            headers: vec![("Cache-Control", header(string(), Some("no-store")))],
+            errors: ERRORS,
+        }));
+    }
     for (file, what, content_type, has_rung, has_segment) in files {
-        let mut parameters = vec![
-            path_id("app_id", "AppId"),
-            path_id("video_id", "VideoId"),
-            param("output_id", ParameterIn::Path, true, string().pattern(Some("^[a-z0-9]{1,32}$"))).build(),
-        ];
+        let mut parameters = if signed {
+            vec![token()]
+        } else {
+            vec![
+                path_id("app_id", "AppId"),
+                path_id("video_id", "VideoId"),
+                param("output_id", ParameterIn::Path, true, string().pattern(Some("^[a-z0-9]{1,32}$"))).build(),
+            ]
+        };
         if has_rung {
             parameters.push(rung());
         }
@@ -614,11 +752,16 @@ fn hls_routes() -> Vec<Documented> {
             parameters.push(segment());
         }
         parameters.extend(conditional_headers());
+        let path = if signed {
+            format!("/hls/t/{{token}}/{file}")
+        } else {
+            format!("/hls/{{app_id}}/{{video_id}}/{{output_id}}/{file}")
+        };
         ops.extend(object_routes(ObjectRoute {
-            path: &format!("/hls/{{app_id}}/{{video_id}}/{{output_id}}/{file}"),
+            path: &path,
             summary: what,
             operation_id: None,
-            description: DESCRIPTION,
+            description: if signed { SIGNED } else { DESCRIPTION },
             parameters,
             what,
             content_types: &[content_type],

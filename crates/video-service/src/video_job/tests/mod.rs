@@ -263,6 +263,9 @@ impl World {
             VideoOp::Fail { job_id, req } => self.json(machine::fail(store, &cx, &job_id, req)),
             VideoOp::Release { job_id, req } => self.json(machine::release(store, &cx, &job_id, req)),
             VideoOp::Cancel => self.json(machine::cancel(store, &cx, &app(), &video())),
+            VideoOp::SetAccess { require_signed_urls } => {
+                self.json(machine::set_access(store, &cx, require_signed_urls))
+            }
             VideoOp::Announce { event_type, data } => {
                 self.json(machine::announce_op(store, &cx, &app(), &video(), event_type, data))
             }
@@ -574,6 +577,7 @@ fn output_of(w: &World) -> String {
     w.job().lease.expect("a lease").output_id.as_str().to_owned()
 }
 
+mod access;
 mod announce;
 mod cancel;
 mod delete;
