@@ -24,6 +24,30 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/download": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Download a video as MP4
+         * @description The video's MP4 download: one rung of its ladder (the one asked for at notify with download: {"rung": "720p"}, else the tallest rung not above it, else the top rung) with its audio, remuxed from the ladder's own segments (no second encode) into a progressive MP4 whose moov comes first, so players start before the end has arrived. Served as an attachment (Content-Disposition: attachment; filename="{video_id}.mp4") from the video's current output, with Range (206) and ETag (304). A public video is named by app_id and video_id; a video that requires signed URLs only by token (a playback token whose claims carry "downloadable": true; 403 signed_url_required with the ids, 403 forbidden for a token without downloadable, 401 invalid_token for a bad one). 404 for a video without the download option (or without a job); 409 while it is being prepared or when it could not be made (see download.status in /job-status). Kept at the edge like HLS segments when small, and purged with the video.
+         */
+        get: operations["download"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        /**
+         * Download a video as MP4 (headers only)
+         * @description The video's MP4 download: one rung of its ladder (the one asked for at notify with download: {"rung": "720p"}, else the tallest rung not above it, else the top rung) with its audio, remuxed from the ladder's own segments (no second encode) into a progressive MP4 whose moov comes first, so players start before the end has arrived. Served as an attachment (Content-Disposition: attachment; filename="{video_id}.mp4") from the video's current output, with Range (206) and ETag (304). A public video is named by app_id and video_id; a video that requires signed URLs only by token (a playback token whose claims carry "downloadable": true; 403 signed_url_required with the ids, 403 forbidden for a token without downloadable, 401 invalid_token for a bad one). 404 for a video without the download option (or without a job); 409 while it is being prepared or when it could not be made (see download.status in /job-status). Kept at the edge like HLS segments when small, and purged with the video.
+         */
+        head: operations["downloadHead"];
+        patch?: never;
+        trace?: never;
+    };
     "/events": {
         parameters: {
             query?: never;
@@ -2686,6 +2710,32 @@ export interface components {
             rung?: string | null;
         };
         /**
+         * @description Where a video's download stands.
+         * @enum {string}
+         */
+        DownloadStatus: "preparing" | "ready" | "errored";
+        /** @description A video's MP4 download as `/job-status` shows it. */
+        DownloadView: {
+            /** @description For a video that requires signed URLs: how to download it instead. */
+            note?: string | null;
+            /**
+             * @description The rung remuxed (`720p`), once known.
+             * @example 720p
+             */
+            rung: string | null;
+            /**
+             * Format: int64
+             * @description The file's bytes, once ready.
+             */
+            size: number | null;
+            status: components["schemas"]["DownloadStatus"];
+            /**
+             * @description `GET /download?app_id=&video_id=` once ready; null for a video that
+             *     requires signed URLs (see `note`).
+             */
+            url: string | null;
+        };
+        /**
          * @description How a video's segments are stored.
          * @enum {string}
          */
@@ -2813,6 +2863,7 @@ export interface components {
             callback_last_error?: string | null;
             callback_status?: components["schemas"]["CallbackStatus"] | null;
             created_at: components["schemas"]["Timestamp"];
+            download?: components["schemas"]["DownloadView"] | null;
             /** Format: double */
             duration_s: number | null;
             /**
@@ -3343,6 +3394,136 @@ export interface operations {
             405: components["responses"]["Error"];
             413: components["responses"]["Error"];
             429: components["responses"]["RateLimited"];
+            500: components["responses"]["Error"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    download: {
+        parameters: {
+            query?: {
+                /** @description With the other id: a public video. Not with token. */
+                app_id?: components["schemas"]["AppId"];
+                /** @description With the other id: a public video. Not with token. */
+                video_id?: components["schemas"]["VideoId"];
+                /** @description A playback token (JWT) with "downloadable": true; names the video by itself. */
+                token?: string;
+            };
+            header?: {
+                Range?: string;
+                "If-None-Match"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The MP4 file. */
+            200: {
+                headers: {
+                    "Cache-Control"?: string;
+                    /** @description attachment; filename="{video_id}.mp4" */
+                    "Content-Disposition"?: string;
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "video/mp4": string;
+                };
+            };
+            /** @description The byte range asked for with Range. */
+            206: {
+                headers: {
+                    "Cache-Control"?: string;
+                    /** @description attachment; filename="{video_id}.mp4" */
+                    "Content-Disposition"?: string;
+                    /** @description bytes start-end/total */
+                    "Content-Range"?: string;
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "video/mp4": string;
+                };
+            };
+            /** @description Not modified: If-None-Match matched the ETag. */
+            304: {
+                headers: {
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+            405: components["responses"]["Error"];
+            409: components["responses"]["Error"];
+            416: components["responses"]["RangeNotSatisfiable"];
+            429: components["responses"]["PublicRateLimited"];
+            500: components["responses"]["Error"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    downloadHead: {
+        parameters: {
+            query?: {
+                /** @description With the other id: a public video. Not with token. */
+                app_id?: components["schemas"]["AppId"];
+                /** @description With the other id: a public video. Not with token. */
+                video_id?: components["schemas"]["VideoId"];
+                /** @description A playback token (JWT) with "downloadable": true; names the video by itself. */
+                token?: string;
+            };
+            header?: {
+                Range?: string;
+                "If-None-Match"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The MP4 file. (no body) */
+            200: {
+                headers: {
+                    "Cache-Control"?: string;
+                    /** @description attachment; filename="{video_id}.mp4" */
+                    "Content-Disposition"?: string;
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The byte range asked for with Range. (no body) */
+            206: {
+                headers: {
+                    "Cache-Control"?: string;
+                    /** @description attachment; filename="{video_id}.mp4" */
+                    "Content-Disposition"?: string;
+                    /** @description bytes start-end/total */
+                    "Content-Range"?: string;
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Not modified: If-None-Match matched the ETag. */
+            304: {
+                headers: {
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+            405: components["responses"]["Error"];
+            409: components["responses"]["Error"];
+            416: components["responses"]["RangeNotSatisfiable"];
+            429: components["responses"]["PublicRateLimited"];
             500: components["responses"]["Error"];
             503: components["responses"]["Unavailable"];
         };

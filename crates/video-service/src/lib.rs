@@ -2,7 +2,7 @@
 //!
 //! Its routes are the rows of `media_core::wire::routes::VIDEO_ROUTES`
 //! (path, methods, who may call it); `route` below gives each row its
-//! handler: [`uploads`] (presign, notify, cancel), [`delete`], [`status`]
+//! handler: [`uploads`] (presign, notify, cancel), [`delete`], [`download`] (the MP4 download), [`status`]
 //! (`/job-status`, `/playback-url`, `/videos/delivery`,
 //! `/videos/{app_id}/{video_id}` and its `/access`), [`events`], [`hls`]
 //! and [`signed_hls`] (`/hls/t/{token}/...`, checked by [`playback_auth`];
@@ -22,6 +22,7 @@ mod app_hub;
 mod client;
 mod delete;
 mod dispatch;
+mod download;
 mod endpoints;
 mod events;
 mod hls;
@@ -94,6 +95,7 @@ async fn route(req: Request, cx: &VideoContext<'_>, row: &'static Route<VideoRou
         VideoRoute::AppEvents => events::app_events(req, cx).await,
         VideoRoute::StreamToken => stream_token::mint(req, cx, &base).await,
         VideoRoute::Hls => hls::serve(req, cx).await,
+        VideoRoute::Download => download::serve(req, cx).await,
         VideoRoute::SignedHls => signed_hls::serve(req, cx).await,
         VideoRoute::SigningKeys | VideoRoute::SigningKey => signing_keys::route(req, cx, row).await,
         VideoRoute::PlaybackTokens => signing_keys::mint(req, cx, &base).await,

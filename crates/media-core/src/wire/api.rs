@@ -18,6 +18,7 @@ use crate::time::Timestamp;
 use crate::video::access::PlaybackOptions;
 use crate::video::delivery::CallbackStatus;
 use crate::video::dispatch::SizeClass;
+use crate::video::download::{self, DownloadStatus};
 pub use crate::video::job::JobSpec;
 use crate::video::job::{Job, JobResult, JobStatus, Rendition, ThumbnailMeta};
 use crate::video::upload::{UploadError, UploadRecord, UploadStatus};
@@ -530,6 +531,9 @@ pub struct JobView {
     /// The poster image once playable.
     #[cfg_attr(feature = "openapi", schema(required = true))]
     pub poster_url: Option<String>,
+    /// The MP4 download, present when the video asked for one (`download` at notify).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub download: Option<DownloadView>,
     /// Delivery of the job's webhooks: `pending`, `delivered` or `failed`.
     /// Absent when the job has no webhook destination, and always on public
     /// routes (only API-key answers and webhooks carry the `callback_*` fields).
@@ -541,6 +545,50 @@ pub struct JobView {
     /// Why the last failed attempt failed (`HTTP 500`, a timeout...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub callback_last_error: Option<String>,
+}
+
+/// A video's MP4 download as `/job-status` shows it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DownloadView {
+    pub status: DownloadStatus,
+    /// The rung remuxed (`720p`), once known.
+    #[cfg_attr(feature = "openapi", schema(required = true, example = "720p"))]
+    pub rung: Option<String>,
+    /// The file's bytes, once ready.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
+    pub size: Option<u64>,
+    /// `GET /download?app_id=&video_id=` once ready; null for a video that
+    /// requires signed URLs (see `note`).
+    #[cfg_attr(feature = "openapi", schema(required = true))]
+    pub url: Option<String>,
+    /// For a video that requires signed URLs: how to download it instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// What a video that requires signed URLs says instead of a download URL.
+pub const SIGNED_DOWNLOAD_NOTE: &str =
+    "this video requires signed URLs: download it with GET /download?token={token}, \
+     a playback token whose claims carry \"downloadable\": true (mint one with POST /playback-tokens and \
+     downloadable: true, or sign one with a key from /signing-keys)";
+
+impl DownloadView {
+    /// `job`'s download, or `None` when it did not ask for one.
+    pub fn of(job: &Job, public_base: &str) -> Option<DownloadView> {
+        let state = download::state(job)?;
+        let signed = job.playback.require_signed_urls;
+        let url = (state.status == DownloadStatus::Ready && !signed).then(|| {
+            format!("{}/download?app_id={}&video_id={}", public_base.trim_end_matches('/'), job.app_id, job.video_id)
+        });
+        Some(DownloadView {
+            status: state.status,
+            rung: state.rung,
+            size: state.size,
+            url,
+            note: signed.then(|| SIGNED_DOWNLOAD_NOTE.to_owned()),
+        })
+    }
 }
 
 /// The public URL of an output file: `{base}/` + its object key.
@@ -615,6 +663,7 @@ impl JobView {
             thumbnails,
             playback_url: url(HlsFile::Master),
             poster_url: url(HlsFile::Poster),
+            download: DownloadView::of(job, public_base),
             callback_status: job.callback.as_ref().map(|c| c.status),
             callback_attempts: job.callback.as_ref().map(|c| c.attempts),
             callback_last_error: job.callback.as_ref().and_then(|c| c.last_error.clone()),
@@ -1347,5 +1396,62 @@ mod tests {
             (keyed.callback_status, keyed.callback_attempts, keyed.callback_last_error.as_deref()),
             (Some(crate::video::delivery::CallbackStatus::Failed), Some(3), Some("could not connect"))
         );
+    }
+
+    #[test]
+    fn the_download_shows_its_url_only_when_ready_and_public() {
+        use crate::video::access::DownloadOption;
+        use crate::video::download::DownloadReport;
+        let p = RetryPolicy::default();
+        let t0 = Timestamp::from_secs(1_700_000_000);
+        let source = SourceUpload {
+            raw_key: "raw/app/vid/source.mp4".into(),
+            content_type: "video/mp4".into(),
+            size: 5,
+            etag: None,
+        };
+        let mut job = Job::new(
+            JobId::parse("job_1").unwrap(),
+            AppId::parse("app").unwrap(),
+            VideoId::parse("vid").unwrap(),
+            source,
+            LadderOptions::default(),
+            &p,
+            t0,
+        );
+        assert_eq!(JobView::of(&job, "https://v.example.com").download, None);
+        let json = serde_json::to_value(JobView::of(&job, "https://v.example.com")).unwrap();
+        assert!(json.get("download").is_none(), "absent without the option: {json}");
+        job.playback.download = Some(DownloadOption::default());
+        let preparing = JobView::of(&job, "https://v.example.com").download.unwrap();
+        assert_eq!((preparing.status, preparing.url), (DownloadStatus::Preparing, None));
+        let lease = LeaseId::parse("L").unwrap();
+        job.lease(lease.clone(), OutputId::parse("o1").unwrap(), &p, t0).unwrap();
+        job.heartbeat(&lease, 20, None, true, &p, t0.plus_secs(3)).unwrap();
+        let report = DownloadReport::Ready { rung: "720p".into(), size: 42 };
+        let result = JobResult {
+            duration_s: 5.0,
+            renditions: vec![],
+            thumbnails: None,
+            has_audio: true,
+            download: Some(report),
+        };
+        job.complete(&lease, result, t0.plus_secs(9)).unwrap();
+        let ready = JobView::of(&job, "https://v.example.com/").download.unwrap();
+        assert_eq!(
+            ready,
+            DownloadView {
+                status: DownloadStatus::Ready,
+                rung: Some("720p".into()),
+                size: Some(42),
+                url: Some("https://v.example.com/download?app_id=app&video_id=vid".into()),
+                note: None,
+            }
+        );
+        // A video that requires signed URLs: no URL anyone could use, a note on how instead.
+        job.playback.require_signed_urls = true;
+        let signed = JobView::of(&job, "https://v.example.com").download.unwrap();
+        assert_eq!((signed.status, signed.url), (DownloadStatus::Ready, None));
+        assert!(signed.note.unwrap().contains("downloadable"));
     }
 }

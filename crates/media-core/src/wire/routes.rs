@@ -223,6 +223,8 @@ pub enum VideoRoute {
     StreamToken,
     /// `GET`/`HEAD /hls/...`.
     Hls,
+    /// `GET`/`HEAD /download`: a video's MP4 download.
+    Download,
     /// `GET`/`HEAD /hls/t/{token}/...`: a private video's files, with a token.
     SignedHls,
     /// `GET`/`POST /signing-keys`: list, create.
@@ -280,6 +282,7 @@ pub static VIDEO_ROUTES: &[Route<VideoRoute>] = &[
     // its video id, where a token has two) is handed to the public route.
     row(Prefix(crate::video::playback_token::TOKEN_PATH_PREFIX), GET_HEAD, Public, VideoRoute::SignedHls),
     row(Prefix("/hls/"), GET_HEAD, Public, VideoRoute::Hls),
+    row(Template("/download"), GET_HEAD, Public, VideoRoute::Download),
     row(Template("/signing-keys"), &[Method::Get, Method::Post], ApiKey, VideoRoute::SigningKeys),
     row(Template("/signing-keys/{key_id}"), DELETE, ApiKey, VideoRoute::SigningKey),
     row(Template("/playback-tokens"), POST, ApiKey, VideoRoute::PlaybackTokens),
@@ -386,6 +389,8 @@ mod tests {
         assert_eq!(ids(find(VIDEO_ROUTES, "/job-status/")), []);
         assert_eq!(ids(find(VIDEO_ROUTES, "/")), [VideoRoute::Health]);
         assert_eq!(ids(find(VIDEO_ROUTES, "/hls/a/b/c/master.m3u8")), [VideoRoute::Hls]);
+        assert_eq!(ids(find(VIDEO_ROUTES, "/download")), [VideoRoute::Download]);
+        assert_eq!(ids(find(VIDEO_ROUTES, "/download/x")), []);
         assert_eq!(ids(find(VIDEO_ROUTES, "/hls/t/x.y.z/master.m3u8")), [VideoRoute::SignedHls]);
         assert_eq!(ids(find(VIDEO_ROUTES, "/videos/app/vid/access")), [VideoRoute::VideoAccess]);
         assert_eq!(ids(find(VIDEO_ROUTES, "/signing-keys")), [VideoRoute::SigningKeys]);

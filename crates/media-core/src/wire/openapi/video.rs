@@ -2,8 +2,10 @@
 
 use super::*;
 use crate::video::access::{DownloadOption, Encryption, PlaybackOptions};
+use crate::video::download::DownloadStatus;
 use crate::video::playback_token::Alg;
 use crate::video::upload::{UploadError, UploadStatus};
+use crate::wire::api::DownloadView;
 use crate::wire::api::{CreateUploadRequest, UploadView};
 use crate::wire::endpoints::{
     DeliveryAttempt, DeliveryLog, EndpointCreateRequest, EndpointCreated, EndpointDeleted, EndpointList,
@@ -46,6 +48,8 @@ pub fn video_service() -> OpenApi {
     add::<ThumbnailsView>(c);
     add::<Rendition>(c);
     add::<RenditionView>(c);
+    add::<DownloadStatus>(c);
+    add::<DownloadView>(c);
     add::<JobView>(c);
     add::<CancelResponse>(c);
     add::<DeletedVideo>(c);
@@ -389,6 +393,7 @@ fn video_operations(id: VideoRoute) -> Vec<Documented> {
         }
         VideoRoute::Hls => hls_routes(false),
         VideoRoute::SignedHls => hls_routes(true),
+        VideoRoute::Download => download_routes(),
         VideoRoute::SigningKeys => {
             let create = operation(
                 "Create a playback signing key",
@@ -770,6 +775,64 @@ fn hls_routes(signed: bool) -> Vec<Documented> {
         }));
     }
     ops
+}
+
+/// `GET`/`HEAD /download`: a video's MP4 download.
+fn download_routes() -> Vec<Documented> {
+    const DESCRIPTION: &str = "The video's MP4 download: one rung of its ladder (the one asked for at notify with \
+        download: {\"rung\": \"720p\"}, else the tallest rung not above it, else the top rung) with its audio, \
+        remuxed from the ladder's own segments (no second encode) into a progressive MP4 whose moov comes first, so \
+        players start before the end has arrived. Served as an attachment (Content-Disposition: attachment; \
+        filename=\"{video_id}.mp4\") from the video's current output, with Range (206) and ETag (304). A public \
+        video is named by app_id and video_id; a video that requires signed URLs only by token (a playback token \
+        whose claims carry \"downloadable\": true; 403 signed_url_required with the ids, 403 forbidden for a \
+        token without downloadable, 401 invalid_token for a bad one). 404 for a video without the download option \
+        (or without a job); 409 while it is being prepared or when it could not be made (see download.status in \
+        /job-status). Kept at the edge like HLS segments when small, and purged with the video.";
+    const ERRORS: Errors<'static> = &[
+        (400, "Error"),
+        (401, "Error"),
+        (403, "Error"),
+        (404, "Error"),
+        (405, "Error"),
+        (409, "Error"),
+        (416, "RangeNotSatisfiable"),
+        (429, "PublicRateLimited"),
+        (500, "Error"),
+        (503, "Unavailable"),
+    ];
+    let optional_id = |name: &str, schema: &str| {
+        param(name, ParameterIn::Query, false, Ref::from_schema_name(schema))
+            .description(Some("With the other id: a public video. Not with token."))
+            .build()
+    };
+    let token = param(
+        "token",
+        ParameterIn::Query,
+        false,
+        string().pattern(Some("^[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+$")),
+    )
+    .description(Some("A playback token (JWT) with \"downloadable\": true; names the video by itself."))
+    .build();
+    let mut parameters = vec![optional_id("app_id", "AppId"), optional_id("video_id", "VideoId"), token];
+    parameters.extend(conditional_headers());
+    let ops = object_routes(ObjectRoute {
+        path: "/download",
+        summary: "Download a video as MP4",
+        operation_id: Some("download"),
+        description: DESCRIPTION,
+        parameters,
+        what: "The MP4 file.",
+        content_types: &["video/mp4"],
+        headers: vec![
+            ("ETag", header(string(), None)),
+            ("Cache-Control", header(string(), None)),
+            ("Content-Disposition", header(string(), Some("attachment; filename=\"{video_id}.mp4\""))),
+        ],
+        errors: ERRORS,
+    });
+    // A template row's operations name no path of their own.
+    ops.into_iter().map(|d| Documented { path: None, ..d }).collect()
 }
 
 /// The `{endpoint_id}` of the webhook endpoint routes.
