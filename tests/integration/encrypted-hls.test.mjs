@@ -1,0 +1,222 @@
+// Encrypted HLS end to end: the transcoder binary against the real video
+// service (workerd, through Miniflare on a loopback port) and a real
+// Garage. A video notified with `encryption: "aes-128"` (and signed URLs)
+// is transcoded; every media segment in storage is ciphertext (not MP4)
+// that the key object and the IV rule (the media sequence number) turn
+// back into an fMP4 fragment, its init segments stay clear, its key lives
+// outside `hls/`; ffmpeg decodes every rung through
+// `/hls/t/{token}/master.m3u8`, fetching the key from `/hls/t/{token}/key`
+// (no-store), which refuses a garbled or expired token; a delete removes
+// the key with the outputs.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { createDecipheriv } from 'node:crypto';
+import { mkdtempSync, rmSync, readFileSync, writeFileSync, existsSync, openSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SignJWT, importPKCS8 } from 'jose';
+import { startGarage } from '../../devkit/garage.mjs';
+import { freePort, waitFor } from '../../devkit/ports.mjs';
+import { s3, listKeys } from '../../devkit/sigv4.mjs';
+import { videoService, client, API_KEY, TRANSCODER_TOKEN, ROOT } from '../workers/harness.mjs';
+import { makeClip } from '../../devkit/client.mjs';
+
+const BIN = process.env.TRANSCODER_BIN ?? join(ROOT, 'target', 'debug', 'transcoder');
+const APP = 'encapp';
+let garage, mf, api, base, scratch, transcoder;
+
+before(async () => {
+  assert.ok(existsSync(BIN), `${BIN} is missing: cargo build -p transcoder first`);
+  scratch = mkdtempSync(join(tmpdir(), 'encrypted-hls-'));
+  garage = await startGarage({ dir: join(scratch, 'garage') });
+  const port = await freePort();
+  mf = await videoService({ store: garage, backend: 's3', port });
+  base = `http://127.0.0.1:${port}`;
+  api = client(mf, base);
+  const log = join(scratch, 'transcoder.log');
+  const child = spawn(BIN, ['run'], {
+    env: {
+      ...process.env,
+      VIDEO_SERVICE_URL: base,
+      TRANSCODER_TOKEN,
+      S3_ENDPOINT: garage.endpoint,
+      S3_BUCKET: garage.bucket,
+      S3_REGION: garage.region,
+      S3_ACCESS_KEY_ID: garage.accessKey,
+      S3_SECRET_ACCESS_KEY: garage.secretKey,
+      WORK_DIR: join(scratch, 'work'),
+      LEASE_WAIT_MS: '2000',
+      WORKER_NAME: 'encrypt',
+      RUST_LOG: 'info',
+    },
+    stdio: ['ignore', openSync(log, 'a'), openSync(log, 'a')],
+  });
+  transcoder = { child, logs: () => readFileSync(log, 'utf8'), exited: null };
+  child.on('exit', (code, signal) => { transcoder.exited = { code, signal }; });
+});
+
+after(async () => {
+  if (transcoder && !transcoder.exited) {
+    const gone = new Promise((resolve) => transcoder.child.once('exit', resolve));
+    transcoder.child.kill('SIGTERM');
+    await gone;
+  }
+  await mf?.dispose();
+  await garage?.stop();
+  rmSync(scratch, { recursive: true, force: true });
+});
+
+let n = 0;
+const ip = () => ({ 'cf-connecting-ip': `10.26.0.${++n}` });
+
+/** Uploads a clip as `video`, notifies with `options`, and waits until the job is done. */
+async function transcoded(video, options, { size = '1280x720', seconds = 6 } = {}) {
+  const body = readFileSync(makeClip(join(scratch, `${video}.mp4`), { size, seconds }));
+  const presign = await api.post('/generate-upload-url', { app_id: APP, video_id: video, content_type: 'video/mp4', size: body.length }, { key: API_KEY, headers: ip() });
+  assert.equal(presign.status, 200, presign.text);
+  const put = await fetch(presign.json.upload_url, { method: 'PUT', headers: presign.json.headers, body });
+  assert.equal(put.status, 200);
+  const notify = await api.post('/notify-upload-complete', { app_id: APP, video_id: video, raw_key: presign.json.raw_key, content_type: 'video/mp4', ...options }, { key: API_KEY, headers: ip() });
+  assert.equal(notify.status, 202, notify.text);
+  let last;
+  await waitFor(`${video} to be transcoded`, async () => {
+    last = (await api.get(`/job-status?app_id=${APP}&video_id=${video}`, { headers: ip() })).json;
+    return last.status === 'done' || last.status === 'error';
+  }, 180000);
+  assert.equal(last.status, 'done', JSON.stringify(last) + transcoder.logs().slice(-3000));
+  return last;
+}
+
+/** The bytes of a stored object, straight from Garage (no route in between). */
+async function stored(key) {
+  const r = await s3(garage, 'GET', key);
+  assert.equal(r.status, 200, `GET ${key}`);
+  return Buffer.from(await r.arrayBuffer());
+}
+
+/** AES-128-CBC with PKCS#7 under the IV RFC 8216 gives segment `seq` (no IV attribute). */
+function decrypt(key, seq, bytes) {
+  const iv = Buffer.alloc(16);
+  iv.writeBigUInt64BE(BigInt(seq), 8);
+  const d = createDecipheriv('aes-128-cbc', key, iv);
+  return Buffer.concat([d.update(bytes), d.final()]);
+}
+
+const box = (bytes) => bytes.subarray(4, 8).toString('latin1');
+
+/** Video frames ffmpeg decodes from `url` (stream `map`); fails on any libav error. */
+function decodedFrames(url, map = '0:v:0') {
+  const r = spawnSync('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-nostats', '-i', url, '-map', map, '-f', 'null', '-progress', 'pipe:1', '-'], { encoding: 'utf8', timeout: 120000 });
+  assert.equal(r.status, 0, `ffmpeg ${url}: ${r.stderr}`);
+  assert.equal(r.stderr.trim(), '', `ffmpeg ${url} complained: ${r.stderr}`);
+  return Number(r.stdout.split('\n').filter((l) => l.startsWith('frame=')).at(-1)?.slice(6) ?? 0);
+}
+
+/** A playback token for `video`: minted with the API key (POST /playback-tokens). */
+async function mint(video) {
+  const r = await api.post('/playback-tokens', { app_id: APP, video_id: video }, { key: API_KEY, headers: ip() });
+  assert.equal(r.status, 200, r.text);
+  return r.json.token;
+}
+
+test('an encrypted video: ciphertext in storage, its key only through the token route, ffmpeg decodes every rung', async () => {
+  const done = await transcoded('enc1', { require_signed_urls: true, encryption: 'aes-128' });
+  const rungs = done.renditions.map((r) => r.name);
+  assert.deepEqual(rungs, ['720p', '480p', '360p', '240p']);
+
+  // The key: one object per attempt, outside hls/, 16 bytes.
+  const keyObjects = await listKeys(garage, `keys/${APP}/enc1/`);
+  assert.equal(keyObjects.length, 1, JSON.stringify(keyObjects));
+  const [, , , output, file] = keyObjects[0].split('/');
+  assert.equal(file, 'aes128.key');
+  const key = await stored(keyObjects[0]);
+  assert.equal(key.length, 16);
+  const hlsKeys = await listKeys(garage, `hls/${APP}/enc1/`);
+  assert.ok(hlsKeys.every((k) => k.startsWith(`hls/${APP}/enc1/${output}/`)), 'the ladder and its key share the output id');
+  assert.ok(!hlsKeys.some((k) => k.endsWith('.key') || k.endsWith('/key')), 'no key under hls/');
+
+  // Straight from storage: init segments clear, media segments ciphertext that the key and IV rule open.
+  const prefix = `hls/${APP}/enc1/${output}`;
+  for (const rung of rungs) {
+    const playlist = (await stored(`${prefix}/${rung}/index.m3u8`)).toString();
+    const lines = playlist.split('\n');
+    const map = lines.indexOf('#EXT-X-MAP:URI="init.mp4"');
+    assert.ok(map > 0, playlist);
+    assert.equal(lines[map + 1], '#EXT-X-KEY:METHOD=AES-128,URI="../key"', playlist);
+    const init = await stored(`${prefix}/${rung}/init.mp4`);
+    assert.equal(box(init), 'ftyp', `${rung}: the init segment is clear`);
+    const segments = lines.filter((l) => l.endsWith('.m4s'));
+    assert.ok(segments.length >= 2, playlist);
+    for (const [i, name] of segments.entries()) {
+      assert.equal(name, `${String(i).padStart(5, '0')}.m4s`);
+      const sealed = await stored(`${prefix}/${rung}/${name}`);
+      assert.equal(sealed.length % 16, 0, `${rung}/${name}: whole AES blocks`);
+      assert.ok(!['moof', 'styp'].includes(box(sealed)), `${rung}/${name} read from storage is not an MP4 fragment`);
+      const probe = join(scratch, 'probe.mp4');
+      writeFileSync(probe, Buffer.concat([init, sealed]));
+      const frames = spawnSync('ffprobe', ['-v', 'error', '-count_frames', '-select_streams', 'v', '-show_entries', 'stream=nb_read_frames', '-of', 'csv=p=0', probe], { encoding: 'utf8' });
+      assert.ok(!(Number(frames.stdout.trim()) > 0), `${rung}/${name}: ciphertext decodes to no frame`);
+      const opened = decrypt(key, i, sealed);
+      assert.ok(['moof', 'styp'].includes(box(opened)), `${rung}/${name} decrypts to an MP4 fragment`);
+    }
+  }
+
+  // Without a token: the public route refuses a private video, and nothing under hls/ is the key.
+  const pub = await fetch(`${base}/hls/${APP}/enc1/${output}/master.m3u8`, { headers: ip() });
+  assert.equal(pub.status, 403);
+  // `key` is no HLS file name: the public route has nothing by that name.
+  const publicKey = await fetch(`${base}/hls/${APP}/enc1/${output}/key`, { headers: ip() });
+  assert.ok([403, 404].includes(publicKey.status), `public key path answered ${publicKey.status}`);
+  assert.notDeepEqual(Buffer.from(await publicKey.arrayBuffer()), key);
+
+  // With a token: the key route answers the key, never cached; ffmpeg decodes every rung through it.
+  const token = await mint('enc1');
+  const keyRes = await fetch(`${base}/hls/t/${token}/key`, { headers: ip() });
+  assert.equal(keyRes.status, 200);
+  assert.equal(keyRes.headers.get('cache-control'), 'no-store');
+  assert.deepEqual(Buffer.from(await keyRes.arrayBuffer()), key);
+  for (const rung of rungs) {
+    const frames = decodedFrames(`${base}/hls/t/${token}/${rung}/index.m3u8`);
+    assert.ok(frames >= 6 * 30 - 1, `${rung}: ${frames} frames decoded`);
+  }
+  // Through the master, as a player starts: every variant is there, and its audio decodes.
+  const master = `${base}/hls/t/${token}/master.m3u8`;
+  const probe = spawnSync('ffprobe', ['-v', 'error', '-show_entries', 'stream=codec_type,width,height', '-of', 'json', master], { encoding: 'utf8' });
+  assert.equal(probe.status, 0, probe.stderr);
+  const streams = JSON.parse(probe.stdout).streams;
+  for (const { name, width, height } of done.renditions) {
+    assert.ok(streams.some((s) => s.codec_type === 'video' && s.width === width && s.height === height), `${name} in ${probe.stdout}`);
+  }
+  decodedFrames(master, '0:a:0');
+
+  // A missing or expired token gets no key.
+  const garbled = await fetch(`${base}/hls/t/not.a.token/key`, { headers: ip() });
+  assert.equal(garbled.status, 401);
+  assert.equal((await garbled.json()).error.code, 'invalid_token');
+  const created = await api.post('/signing-keys', { app_id: APP }, { key: API_KEY, headers: ip() });
+  assert.equal(created.status, 201, created.text);
+  const expired = await new SignJWT({ kid: created.json.id })
+    .setProtectedHeader({ alg: 'RS256', kid: created.json.id, typ: 'JWT' })
+    .setSubject('enc1')
+    .setExpirationTime(Math.floor(Date.now() / 1000) - 60)
+    .sign(await importPKCS8(created.json.pem, 'RS256'));
+  const refused = await fetch(`${base}/hls/t/${expired}/key`, { headers: ip() });
+  assert.equal(refused.status, 401);
+  assert.equal((await refused.json()).error.code, 'invalid_token');
+
+  // Deleting the video removes its key with its outputs.
+  const deleted = await api.call('DELETE', `/videos?app_id=${APP}&video_id=enc1`, { key: API_KEY, headers: ip() });
+  assert.equal(deleted.status, 200, deleted.text);
+  assert.deepEqual(await listKeys(garage, `keys/${APP}/enc1/`), []);
+  assert.deepEqual(await listKeys(garage, `hls/${APP}/enc1/`), []);
+});
+
+test('a clear video has no key object and clear segments', async () => {
+  await transcoded('clear1', {}, { size: '640x360', seconds: 4 });
+  assert.deepEqual(await listKeys(garage, `keys/${APP}/clear1/`), []);
+  const [seg] = (await listKeys(garage, `hls/${APP}/clear1/`)).filter((k) => k.endsWith('/00000.m4s'));
+  assert.ok(['moof', 'styp'].includes(box(await stored(seg))));
+  const [playlist] = (await listKeys(garage, `hls/${APP}/clear1/`)).filter((k) => k.endsWith('/index.m3u8'));
+  assert.ok(!(await stored(playlist)).toString().includes('EXT-X-KEY'));
+});
