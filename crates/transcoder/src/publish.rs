@@ -529,4 +529,52 @@ mod tests {
         let segments = landed.iter().filter(|f| f.ends_with(".m4s")).count();
         assert!(segments <= 20 + MAX_IN_FLIGHT, "{segments} segments published: {landed:?}");
     }
+
+    /// The events of a one-rung ladder with two media segments, already sent.
+    async fn two_segments() -> Receiver<Produced> {
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        tx.send(Produced::Plan { plan: plan_640x360(), has_audio: false, duration_s: Some(6.0) }).await.unwrap();
+        tx.send(Produced::Init { rung: 0, bytes: vec![1; 100], video_codec: "avc1.64001e".into() }).await.unwrap();
+        for seq in 0..2 {
+            tx.send(Produced::Segment { rung: 0, seq, duration_s: 3.0, bytes: vec![seq as u8 + 2; 1000] })
+                .await
+                .unwrap();
+        }
+        rx
+    }
+
+    /// An encrypted ladder stores its key before anything else: a key that
+    /// cannot be stored fails the publisher with nothing published, so no
+    /// player ever meets a segment whose key is missing. Stored, the key is
+    /// there and every published segment opens with it (init stays clear).
+    #[tokio::test]
+    async fn an_encrypted_ladder_publishes_nothing_before_its_key() {
+        let dir = tempfile::tempdir().unwrap();
+        // A file where the key's folder would go: storing the key fails.
+        std::fs::write(dir.path().join("keys"), b"in the way").unwrap();
+        let mut publisher = Publisher::new(Sink::Dir(dir.path().into()), String::new(), Arc::default());
+        publisher.encrypt_with(SegmentCipher::from_key([7; 16]), "keys/aes128.key".into());
+        let control = Control::default();
+        let ran = tokio::time::timeout(Duration::from_secs(5), publisher.run(two_segments().await, &control)).await;
+        assert!(ran.unwrap().is_err(), "a key that cannot be stored fails the attempt");
+        assert_eq!(files(dir.path()), ["keys"], "nothing was published before the key");
+
+        let dir = tempfile::tempdir().unwrap();
+        let mut publisher = Publisher::new(Sink::Dir(dir.path().into()), String::new(), Arc::default());
+        let cipher = SegmentCipher::from_key([7; 16]);
+        publisher.encrypt_with(cipher.clone(), "keys/aes128.key".into());
+        publisher.run(two_segments().await, &Control::default()).await.unwrap();
+        assert_eq!(std::fs::read(dir.path().join("keys/aes128.key")).unwrap(), [7; 16]);
+        assert_eq!(std::fs::read(dir.path().join("360p/init.mp4")).unwrap(), [1; 100], "init stays clear");
+        for seq in 0..2u32 {
+            let sealed = std::fs::read(dir.path().join(format!("360p/{}", segment_file_name(seq)))).unwrap();
+            assert_eq!(sealed.len(), encrypted_len(1000));
+            assert_eq!(cipher.decrypt(seq, &sealed), Some(vec![seq as u8 + 2; 1000]));
+        }
+        let playlist = std::fs::read_to_string(dir.path().join("360p/index.m3u8")).unwrap();
+        assert!(
+            playlist.contains("#EXT-X-MAP:URI=\"init.mp4\"\n#EXT-X-KEY:METHOD=AES-128,URI=\"../key\"\n"),
+            "{playlist}"
+        );
+    }
 }
