@@ -204,6 +204,9 @@ export async function storedTables(file) {
   const { DatabaseSync } = await import('node:sqlite');
   const db = new DatabaseSync(file, { readOnly: true });
   try {
+    // workerd may be writing the file this moment: wait for its lock
+    // rather than fail with 'database is locked' (seen in a clean-clone run).
+    db.exec('PRAGMA busy_timeout = 10000');
     return db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND substr(name, 1, 4) != '_cf_' AND substr(name, 1, 7) != 'sqlite_'").all().map((r) => r.name).sort();
   } finally {
     db.close();
