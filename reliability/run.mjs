@@ -24,6 +24,7 @@ const groups = [
   ['events', () => import('./events.mjs').then((m) => m.events)],
   ['deletion', () => import('./deletion.mjs').then((m) => m.deletion)],
   ['transforms', () => import('./transforms.mjs').then((m) => m.transforms)],
+  ['signed playback', () => import('./signed.mjs').then((m) => m.signed)],
   ['encrypted HLS', () => import('./encrypted.mjs').then((m) => m.encrypted)],
 ].filter(([name]) => !only || only.some((o) => name.startsWith(o)));
 
