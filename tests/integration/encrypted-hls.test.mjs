@@ -4,8 +4,9 @@
 // is transcoded; every media segment in storage is ciphertext (not MP4)
 // that the key object and the IV rule (the media sequence number) turn
 // back into an fMP4 fragment, its init segments stay clear, its key lives
-// outside `hls/`; ffmpeg decodes every rung through
-// `/hls/t/{token}/master.m3u8`, fetching the key from `/hls/t/{token}/key`
+// outside `hls/`; ffmpeg decodes every rung, and hls.js in headless
+// Chromium plays, through `/hls/t/{token}/master.m3u8`, fetching the key
+// from `/hls/t/{token}/key`
 // (no-store), which refuses a garbled or expired token; a delete removes
 // the key with the outputs.
 import { test, before, after } from 'node:test';
@@ -120,7 +121,44 @@ async function mint(video) {
   return r.json.token;
 }
 
-test('an encrypted video: ciphertext in storage, its key only through the token route, ffmpeg decodes every rung', async () => {
+/** Plays `url` with hls.js (from node_modules) in headless Chromium, from a page on `url`'s origin;
+ *  returns how far it played, how many keys it loaded, and its fatal errors. */
+async function playInBrowser(url) {
+  const { chromium } = await import('playwright-core');
+  const browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--autoplay-policy=no-user-gesture-required'],
+  });
+  try {
+    const page = await browser.newPage();
+    const hlsJs = readFileSync(join(ROOT, 'node_modules', 'hls.js', 'dist', 'hls.min.js'));
+    // The player page and hls.js are answered by the test at two paths of the service's own origin
+    // (the service has no such routes); everything else the page asks goes to the service.
+    const origin = new URL(url).origin;
+    await page.route(`${origin}/__player/hls.min.js`, (route) => route.fulfill({ body: hlsJs, contentType: 'text/javascript' }));
+    await page.route(`${origin}/__player/`, (route) => route.fulfill({
+      body: '<!doctype html><video id="v" muted></video><script src="/__player/hls.min.js"></script>',
+      contentType: 'text/html',
+    }));
+    await page.goto(`${origin}/__player/`);
+    await page.evaluate((src) => {
+      const v = document.getElementById('v');
+      const hls = new window.Hls();
+      window.played = { keyLoads: 0, fatal: [] };
+      hls.on(window.Hls.Events.KEY_LOADED, () => { window.played.keyLoads += 1; });
+      hls.on(window.Hls.Events.ERROR, (_, d) => { if (d.fatal) window.played.fatal.push(`${d.type}/${d.details}`); });
+      hls.loadSource(src);
+      hls.attachMedia(v);
+      v.play();
+    }, url);
+    await page.waitForFunction(() => document.getElementById('v').currentTime > 1.5 || window.played.fatal.length > 0, null, { timeout: 60000 });
+    return await page.evaluate(() => ({ ...window.played, time: document.getElementById('v').currentTime }));
+  } finally {
+    await browser.close();
+  }
+}
+
+test('an encrypted video: ciphertext in storage, its key only through the token route, ffmpeg decodes every rung and hls.js plays it', async () => {
   const done = await transcoded('enc1', { require_signed_urls: true, encryption: 'aes-128' });
   const rungs = done.renditions.map((r) => r.name);
   assert.deepEqual(rungs, ['720p', '480p', '360p', '240p']);
@@ -189,6 +227,10 @@ test('an encrypted video: ciphertext in storage, its key only through the token 
     assert.ok(streams.some((s) => s.codec_type === 'video' && s.width === width && s.height === height), `${name} in ${probe.stdout}`);
   }
   decodedFrames(master, '0:a:0');
+  // hls.js in headless Chromium plays the same token URL: it fetches the key through the route, and
+  // playback advancing means it decrypted what it played (ciphertext does not demux).
+  const played = await playInBrowser(master);
+  assert.ok(played.time > 1.5 && played.keyLoads > 0 && played.fatal.length === 0, JSON.stringify(played));
 
   // A missing or expired token gets no key.
   const garbled = await fetch(`${base}/hls/t/not.a.token/key`, { headers: ip() });
