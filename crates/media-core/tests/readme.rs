@@ -13,6 +13,8 @@
 
 #[path = "../examples/verify_webhook.rs"]
 mod example;
+#[path = "../examples/sign_playback_token.rs"]
+mod playback_example;
 
 use media_core::video::webhook::{new_secret, signature_header, SigningKey};
 
@@ -51,6 +53,51 @@ fn the_video_api_page_carries_the_tested_playback_token_code() {
     let node = std::fs::read_to_string(format!("{ROOT}/devkit/sign-playback-token.mjs")).unwrap();
     let code = block(&node, "sign-playback-token");
     assert!(page.contains(&code), "docs/video-api.md must carry the sign-playback-token block verbatim:\n{code}");
+    let rust = std::fs::read_to_string(format!("{ROOT}/crates/media-core/examples/sign_playback_token.rs")).unwrap();
+    let code = block(&rust, "sign-playback-token-rust");
+    assert!(page.contains(&code), "docs/video-api.md must carry the sign-playback-token-rust block verbatim:\n{code}");
+}
+
+/// The Rust example's token, signed with a key of the kind POST
+/// /signing-keys answers (an RSA PKCS#8 PEM, made here with openssl), has
+/// the form, claims and times the platform's rules accept, and its
+/// signature verifies with the public key as RSASSA-PKCS1-v1_5 SHA-256
+/// (what the Worker's `crypto.subtle.verify` checks).
+#[test]
+fn the_rust_example_signs_playback_tokens_the_platform_accepts() {
+    use media_core::video::playback_token::{parse, Alg};
+    use media_core::Timestamp;
+    let dir = std::env::temp_dir().join(format!("playback-key-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = dir.join("key.pem");
+    let made = std::process::Command::new("openssl")
+        .args(["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out"])
+        .arg(&key)
+        .output()
+        .expect("openssl");
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let public = std::process::Command::new("openssl").args(["pkey", "-pubout", "-in"]).arg(&key).output().unwrap();
+    let pem = std::fs::read_to_string(&key).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"), "PKCS#8, as POST /signing-keys answers");
+    let (kid, now_s) = ("0123456789abcdef0123456789abcdef", 1_800_000_000);
+    let url = playback_example::playback_url("https://v.example", "vid1", kid, &pem, now_s, 600);
+    let token = url.strip_prefix("https://v.example/hls/t/").and_then(|t| t.strip_suffix("/master.m3u8")).unwrap();
+    let t = parse(token).unwrap();
+    assert_eq!(
+        (t.alg.as_str(), t.kid.as_str(), t.claims.sub.as_str(), t.claims.exp),
+        ("RS256", kid, "vid1", now_s + 600)
+    );
+    assert_eq!(t.check(Alg::Rs256, Timestamp::from_secs(now_s)), Ok(()));
+    let public = jsonwebtoken::DecodingKey::from_rsa_pem(&public.stdout).unwrap();
+    let signature = token.rsplit_once('.').unwrap().1;
+    assert!(jsonwebtoken::crypto::verify(
+        signature,
+        t.signing_input.as_bytes(),
+        &public,
+        jsonwebtoken::Algorithm::RS256
+    )
+    .unwrap());
 }
 
 #[test]
