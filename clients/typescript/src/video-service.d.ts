@@ -2782,7 +2782,7 @@ export interface components {
             /** @description `null` or `""` clears it; at most 200 characters. */
             description?: string | null;
             /** @description `true` enables an endpoint again (after a 410 disabled it). */
-            enabled?: boolean | null;
+            enabled?: boolean;
             /**
              * @description The event types it gets: distinct catalogue types; absent or null, every type.
              * @example [
@@ -2792,7 +2792,7 @@ export interface components {
              */
             events?: ("upload.created" | "upload.asset_created" | "upload.errored" | "upload.cancelled" | "upload.timed_out" | "video.created" | "video.playable" | "video.ready" | "video.errored" | "video.canceled" | "video.deleted" | "image.created" | "image.deleted")[] | null;
             /** @example https://api.example.com/hooks/media */
-            url?: string | null;
+            url?: string;
         };
         /** @description An endpoint as the routes show it: never its secret. */
         EndpointView: {
@@ -3051,6 +3051,7 @@ export interface components {
             /**
              * Format: int64
              * @description Seconds, 0 to 604800 (a week); default 86400.
+             * @default 86400
              */
             old_secret_expires_in_s?: number | null;
         };

@@ -106,7 +106,10 @@ fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Resul
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct EndpointUpdateRequest {
-    #[cfg_attr(feature = "openapi", schema(example = "https://api.example.com/hooks/media", max_length = 2048))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(example = "https://api.example.com/hooks/media", max_length = 2048, nullable = false)
+    )]
     pub url: Option<String>,
     /// `null`: every type from now on; a list: only those.
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<String>>))]
@@ -116,6 +119,7 @@ pub struct EndpointUpdateRequest {
     #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
     pub description: Option<Option<String>>,
     /// `true` enables an endpoint again (after a 410 disabled it).
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub enabled: Option<bool>,
 }
 
@@ -125,6 +129,13 @@ impl EndpointUpdateRequest {
     pub fn from_json(body: &[u8], allow_local_http: bool) -> Result<Self, ApiError> {
         let f = Fields::parse(body)?;
         f.only(Self::FIELDS)?;
+        // null means something for events (every type) and description
+        // (none); for these it would change nothing, so it is refused.
+        for name in ["url", "enabled"] {
+            if f.raw(name) == Some(&Value::Null) {
+                return Err(ApiError::invalid_field(format!("{name} cannot be null; leave it out to keep it")));
+            }
+        }
         let events = f.raw("events").map(|v| filter_of(Some(v))).transpose()?;
         let description = match f.raw("description") {
             None => None,
@@ -165,6 +176,7 @@ impl EndpointUpdateRequest {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RotateRequest {
     /// Seconds, 0 to 604800 (a week); default 86400.
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 604800, default = 86400))]
     pub old_secret_expires_in_s: Option<u64>,
 }
 
@@ -297,6 +309,16 @@ mod tests {
         let e = r.unwrap_err();
         assert_eq!(e.status(), 400, "{e:?}");
         e.message
+    }
+
+    #[test]
+    fn an_update_refuses_null_where_null_would_change_nothing() {
+        for body in [&br#"{"enabled":null}"#[..], br#"{"url":null}"#, br#"{"url":null,"enabled":true}"#] {
+            assert!(err(EndpointUpdateRequest::from_json(body, false)).contains("cannot be null"));
+        }
+        // null keeps its meaning where it has one: every type, no description.
+        let r = EndpointUpdateRequest::from_json(br#"{"events":null,"description":null}"#, false).unwrap();
+        assert_eq!((r.events.map(|f| f.types()), r.description), (Some(None), Some(None)));
     }
 
     #[test]
