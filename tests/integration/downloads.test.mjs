@@ -6,7 +6,8 @@
 // with one H.264 stream of the 480p rung's size and one AAC stream, its
 // `moov` before its `mdat`, lasting as long as the source; Range and HEAD
 // work; a delete removes it from storage. An encrypted video that requires
-// signed URLs gives a clear MP4 through a downloadable token.
+// signed URLs gives a clear MP4 through a downloadable token (its file,
+// above one 1 MiB part, stored as a multipart upload).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
@@ -46,6 +47,8 @@ before(async () => {
       WORK_DIR: join(scratch, 'work'),
       LEASE_WAIT_MS: '2000',
       WORKER_NAME: 'download',
+      // 1 MiB parts: a download above 1 MiB goes up as a multipart upload (Garage takes parts under S3's 5 MiB).
+      S3_UPLOAD_PART_BYTES: String(1024 * 1024),
       RUST_LOG: 'info',
     },
     stdio: ['ignore', openSync(log, 'a'), openSync(log, 'a')],
@@ -165,4 +168,8 @@ test('an encrypted video that requires signed URLs: a clear MP4 of the top rung 
   assert.equal(res.status, 200);
   const bytes = Buffer.from(await res.arrayBuffer());
   checkMp4(bytes, done.renditions[0].width, done.renditions[0].height);
+  // Larger than one part: it was stored as a multipart upload, which the checks above read back whole.
+  assert.ok(bytes.length > 1024 * 1024, `${bytes.length} bytes`);
+  const parts = Math.ceil(bytes.length / (1024 * 1024));
+  assert.match(transcoder.logs(), new RegExp(`"parts":${parts}.*stored in parts|stored in parts.*"parts":${parts}`));
 });

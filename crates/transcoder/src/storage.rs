@@ -28,6 +28,8 @@ use crate::error::JobError;
 pub struct Storage {
     client: aws_sdk_s3::Client,
     bucket: String,
+    /// Multipart uploads' part size; files above [`PARTS_FROM`] parts use them.
+    part_bytes: u64,
 }
 
 impl Storage {
@@ -57,7 +59,11 @@ impl Storage {
             )
             .http_client(http)
             .build();
-        Self { client: aws_sdk_s3::Client::from_conf(conf), bucket: cfg.bucket.clone() }
+        Self {
+            client: aws_sdk_s3::Client::from_conf(conf),
+            bucket: cfg.bucket.clone(),
+            part_bytes: cfg.upload_part_bytes,
+        }
     }
 
     /// The object's size and entity tag, or `None` when it does not exist.
@@ -121,8 +127,9 @@ impl Storage {
     }
 
     /// Stores the file at `path` at `key`, read from the disk as it is sent:
-    /// one `PUT` up to [`MULTIPART_FROM`] bytes, a multipart upload of
-    /// [`PART_BYTES`] parts above (a single `PUT` stops at 5 GiB on S3 and R2).
+    /// one `PUT` up to [`PARTS_FROM`] parts' bytes (`S3_UPLOAD_PART_BYTES`,
+    /// 64 MiB by default), a multipart upload of equal parts above (a single
+    /// `PUT` stops at 5 GiB on S3 and R2).
     pub async fn put_file(
         &self,
         key: &str,
@@ -131,7 +138,7 @@ impl Storage {
         cache_control: &str,
     ) -> Result<(), JobError> {
         let size = tokio::fs::metadata(path).await?.len();
-        if size <= MULTIPART_FROM {
+        if size <= self.part_bytes * PARTS_FROM {
             let body = ByteStream::from_path(path)
                 .await
                 .map_err(|e| JobError::retryable(format!("reading {} to upload it: {e}", path.display())))?;
@@ -173,9 +180,9 @@ impl Storage {
         use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
         use aws_smithy_types::byte_stream::Length;
         let mut parts = Vec::new();
-        for (i, offset) in (0..size).step_by(PART_BYTES as usize).enumerate() {
+        for (i, offset) in (0..size).step_by(self.part_bytes as usize).enumerate() {
             let number = i as i32 + 1;
-            let length = PART_BYTES.min(size - offset);
+            let length = self.part_bytes.min(size - offset);
             let body = ByteStream::read_from()
                 .path(path)
                 .offset(offset)
@@ -199,6 +206,7 @@ impl Storage {
                 })?;
             parts.push(CompletedPart::builder().part_number(number).set_e_tag(part.e_tag().map(str::to_owned)).build());
         }
+        let count = parts.len();
         self.client
             .complete_multipart_upload()
             .bucket(&self.bucket)
@@ -207,8 +215,9 @@ impl Storage {
             .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
             .send()
             .await
-            .map(|_| ())
-            .map_err(|e| JobError::retryable(format!("storage multipart complete {key}: {}", describe(&e))))
+            .map_err(|e| JobError::retryable(format!("storage multipart complete {key}: {}", describe(&e))))?;
+        tracing::info!(key, bytes = size, parts = count, "stored in parts");
+        Ok(())
     }
 
     pub async fn delete(&self, key: &str) -> Result<(), JobError> {
@@ -256,11 +265,10 @@ pub fn same_etag(a: &str, b: &str) -> bool {
     quoted_etag(a) == quoted_etag(b)
 }
 
-/// Files larger than this are uploaded in parts ([`Storage::put_file`]).
-pub const MULTIPART_FROM: u64 = 256 * 1024 * 1024;
-
-/// The size of every part but the last (R2 wants them all equal).
-pub const PART_BYTES: u64 = 64 * 1024 * 1024;
+/// Files larger than this many parts are uploaded in parts
+/// ([`Storage::put_file`]); every part but the last has the same size (R2
+/// wants them equal).
+pub const PARTS_FROM: u64 = 1;
 
 /// How often a ranged GET is asked for again when its body breaks off.
 const BODY_ATTEMPTS: usize = 3;
