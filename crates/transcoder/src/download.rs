@@ -211,11 +211,12 @@ pub async fn publish(
         tokio::task::spawn_blocking(move || remux(&input, &output, &cancel))
     };
     let remuxed = tokio::select! {
-        r = remuxing => r.unwrap_or_else(|e| Err(JobError::retryable(format!("the remux task failed: {e}")))),
+        biased;
         () = control.stopped() => {
             cancel.store(true, Ordering::Relaxed);
             Err(JobError::LeaseLost)
         }
+        r = remuxing => r.unwrap_or_else(|e| Err(JobError::retryable(format!("the remux task failed: {e}")))),
     };
     drop(spool); // the fragments are no longer needed
     let remuxed = match remuxed {
@@ -231,13 +232,72 @@ pub async fn publish(
     };
     tracing::info!(rung = %rung, bytes = remuxed.bytes, fragments_bytes = kept, packets = remuxed.packets, seconds = remuxed.seconds, "download remuxed");
     let uploaded = tokio::select! {
-        r = sink.put_file(key, &output, "video/mp4", media_core::keys::CachePolicy::Immutable.header_value()) => r,
+        biased;
         () = control.stopped() => Err(JobError::LeaseLost),
+        r = sink.put_file(key, &output, "video/mp4", media_core::keys::CachePolicy::Immutable.header_value()) => r,
     };
     let _ = std::fs::remove_file(&output);
     match uploaded {
         Ok(()) => Ok(DownloadReport::Ready { rung, size: remuxed.bytes }),
         Err(JobError::LeaseLost) => Err(JobError::LeaseLost),
         Err(e) => Ok(errored(e.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn files(dir: &Path) -> Vec<String> {
+        let mut found: Vec<String> = std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        found.sort();
+        found
+    }
+
+    fn spool(dir: &Path) -> DownloadSpool {
+        let request = DownloadRequest { rung: Some("480p".into()), dir: dir.join("work") };
+        let mut spool = DownloadSpool::open(&request, &["720p", "480p", "360p"]).unwrap();
+        assert_eq!((spool.rung, spool.name.as_str()), (1, "480p"));
+        spool.keep(0, b"another rung's segment");
+        assert_eq!(spool.bytes(), 0, "only the chosen rung's bytes are kept");
+        spool.keep(1, b"not an mp4 at all");
+        assert_eq!(spool.bytes(), 17);
+        spool
+    }
+
+    /// A remux that fails errors the download (with the rung, for the
+    /// logs), uploads nothing and leaves no file on the work disk.
+    #[tokio::test]
+    async fn a_failed_remux_errors_the_download_and_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let sink = Sink::Dir(dir.path().join("out"));
+        let report = publish(spool(dir.path()), &sink, "v.mp4", &Control::default()).await.unwrap();
+        match report {
+            DownloadReport::Errored { rung, message } => {
+                assert_eq!(rung.as_deref(), Some("480p"));
+                assert!(message.contains("remuxing the download"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(files(&dir.path().join("work")), Vec::<String>::new());
+        assert!(!dir.path().join("out").exists(), "nothing uploaded");
+    }
+
+    /// A job stopped (lease lost, shutdown) ends its download as a lost
+    /// lease, not as an errored download, and leaves no file.
+    #[tokio::test]
+    async fn a_stopped_job_ends_the_download_as_a_lost_lease() {
+        let dir = tempfile::tempdir().unwrap();
+        let control = Control::default();
+        control.stop();
+        let sink = Sink::Dir(dir.path().join("out"));
+        assert_eq!(publish(spool(dir.path()), &sink, "v.mp4", &control).await, Err(JobError::LeaseLost));
+        assert_eq!(files(&dir.path().join("work")), Vec::<String>::new());
+        assert!(!dir.path().join("out").exists());
     }
 }
