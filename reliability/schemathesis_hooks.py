@@ -92,6 +92,7 @@ def _media_type(case) -> str:
 # OpenAPI 3.0 cannot express; hostile.mjs lists them in its rows.
 SHAPING = {
     "upload-app-id": ("image", "POST /upload carries app_id in the form or the query (one of them is required, and OpenAPI 3.0 cannot say so: a raw body's app_id can only be a query parameter, which a form does not need)"),
+    "unsigned-reads": ("image", "reads of an image (GET/HEAD /assets/..., /images/{app_id}/{image_id}/{options}, /cdn-cgi/image/...) leave the optional exp and sig out half of the time: a valid pair is an HMAC with the app's URL-signing secret, which no schema can produce, so with them every read is a 401"),
     "form-file-type": ("image", "a form's file part is a real image labelled with its own type (the service checks the bytes; Schemathesis pairs any bytes with any listed type)"),
     "notify-raw-key": ("video", "POST /notify-upload-complete names the raw_key of its own app_id, video_id and content_type (a cross-field rule)"),
     "session-size": ("video", "POST /generate-upload-url with multipart true names the size (required for a resumable session; a cross-field rule OpenAPI 3.0 cannot state)"),
@@ -105,6 +106,8 @@ _ENDPOINT_URL = "https://api.example.com/hooks/media"
 
 def _shape(case) -> None:
     path, media_type = case.path, _media_type(case)
+    if case.method.upper() in ("GET", "HEAD") and path.startswith(("/assets/", "/images/", "/cdn-cgi/")) and random.random() < 0.5:
+        case.query = {k: v for k, v in (case.query or {}).items() if k not in ("exp", "sig")}
     if path == "/upload":
         form_app = case.body.get("app_id") if isinstance(case.body, dict) and media_type == "multipart/form-data" else None
         if not form_app and not (case.query or {}).get("app_id"):

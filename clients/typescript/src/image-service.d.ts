@@ -329,11 +329,12 @@ export interface components {
             image_id?: components["schemas"]["ImageId"] | null;
             /**
              * @description `true`: the image is served (original and variants) only to signed
-             *     URLs (`exp`, `sig`; see `POST /url-signing-keys`). Default `false`;
-             *     changed later with `POST /images/{app_id}/{image_id}/access`.
+             *     URLs (`exp`, `sig`; see `POST /url-signing-keys`). Default `false`
+             *     (left out or null); changed later with
+             *     `POST /images/{app_id}/{image_id}/access`.
              * @default false
              */
-            require_signed_urls: boolean;
+            require_signed_urls: boolean | null;
             /**
              * Format: int64
              * @description Required: the file's size in bytes, at most `MAX_IMAGE_BYTES` (25 MiB

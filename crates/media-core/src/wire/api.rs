@@ -829,9 +829,10 @@ pub struct ImageUploadUrlRequest {
     #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 26214400))]
     pub size: u64,
     /// `true`: the image is served (original and variants) only to signed
-    /// URLs (`exp`, `sig`; see `POST /url-signing-keys`). Default `false`;
-    /// changed later with `POST /images/{app_id}/{image_id}/access`.
-    #[cfg_attr(feature = "openapi", schema(required = false, default = false))]
+    /// URLs (`exp`, `sig`; see `POST /url-signing-keys`). Default `false`
+    /// (left out or null); changed later with
+    /// `POST /images/{app_id}/{image_id}/access`.
+    #[cfg_attr(feature = "openapi", schema(required = false, default = false, nullable))]
     pub require_signed_urls: bool,
 }
 
