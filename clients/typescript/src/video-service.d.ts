@@ -2623,7 +2623,7 @@ export interface components {
             /** @description An MP4 download of one rung, remuxed from the ladder's segments: true for the top rung, or {"rung": "720p"} for the tallest rung not above it. */
             download?: (boolean | components["schemas"]["DownloadOption"]) | null;
             /** @default none */
-            encryption?: components["schemas"]["Encryption"];
+            encryption?: components["schemas"]["Encryption"] | null;
             /**
              * @description True for a resumable (multipart) upload: the answer has an `endpoint`
              *     (Uppy's `@uppy/aws-s3`) instead of one presigned `url`.
@@ -2636,7 +2636,7 @@ export interface components {
              *     with `POST /videos/{app_id}/{video_id}/access`.
              * @default false
              */
-            require_signed_urls?: boolean;
+            require_signed_urls?: boolean | null;
             /**
              * Format: int64
              * @description Required: the file's size in bytes, as for `/generate-upload-url`.
@@ -2918,7 +2918,7 @@ export interface components {
             /** @description An MP4 download of one rung, remuxed from the ladder's segments: true for the top rung, or {"rung": "720p"} for the tallest rung not above it. */
             download?: (boolean | components["schemas"]["DownloadOption"]) | null;
             /** @default none */
-            encryption?: components["schemas"]["Encryption"];
+            encryption?: components["schemas"]["Encryption"] | null;
             /**
              * @description The `raw_key` `/generate-upload-url` returned:
              *     `raw/{app_id}/{video_id}/source.{ext}`, with this request's `app_id`
@@ -2932,7 +2932,7 @@ export interface components {
              *     with `POST /videos/{app_id}/{video_id}/access`.
              * @default false
              */
-            require_signed_urls?: boolean;
+            require_signed_urls?: boolean | null;
             video_id: components["schemas"]["VideoId"];
         };
         /** @description A video's playback options; every one off by default. */

@@ -871,6 +871,15 @@ fn playback_fields(c: &mut Components, name: &str) {
              {\"rung\": \"720p\"} for the tallest rung not above it.",
         ));
     options.insert("download".into(), download.into());
+    // null reads as left out (`PlaybackOptions::from_fields`), as for the
+    // requests' other optional fields.
+    for field in ["require_signed_urls", "encryption"] {
+        match options.get_mut(field) {
+            Some(RefOr::T(Schema::Object(o))) => o.nullable = true,
+            Some(RefOr::T(Schema::AllOf(a))) => a.nullable = true,
+            _ => panic!("PlaybackOptions.{field} is neither an object nor an allOf schema"),
+        }
+    }
     let request = object_schema(c, name);
     request.properties.remove("playback");
     request.required.retain(|r| r != "playback");
