@@ -98,6 +98,7 @@ SHAPING = {
     "session-size": ("video", "POST /generate-upload-url with multipart true names the size (required for a resumable session; a cross-field rule OpenAPI 3.0 cannot state)"),
     "notify-no-callback": ("video", "POST /notify-upload-complete and POST /uploads without callback_url: one is accepted only for an app whose operator configured a webhook secret (IV_WEBHOOKS), and only for a public https host, rules of the deployment the schema cannot state"),
     "encryption-signed": ("video", "POST /notify-upload-complete and POST /uploads with encryption \"aes-128\" also set require_signed_urls true (the key is served to token holders only: a cross-field rule)"),
+    "download-ids": ("video", "GET/HEAD /download names its video either by app_id and video_id (a public video) or by token alone (a signed one): both ids without a token, or the token alone (a cross-field rule OpenAPI 3.0 cannot state)"),
     "endpoint-url": ("video", "a webhook endpoint's url (create and update) is a public https URL (https, a host that resolves to no private or loopback address), which no JSON Schema pattern can state"),
 }
 
@@ -131,6 +132,14 @@ def _shape(case) -> None:
         case.body = {k: v for k, v in case.body.items() if k != "callback_url"}
     if path in ("/notify-upload-complete", "/uploads") and isinstance(case.body, dict) and case.body.get("encryption") == "aes-128":
         case.body = {**case.body, "require_signed_urls": True}
+    if path == "/download":
+        query = dict(case.query or {})
+        if query.get("token") is not None:
+            query = {k: v for k, v in query.items() if k not in ("app_id", "video_id")}
+        else:
+            query = {**query, "app_id": query.get("app_id") or "yourAppId", "video_id": query.get("video_id") or "yourVideoId"}
+            query.pop("token", None)
+        case.query = query
     if path == "/uploads" and isinstance(case.body, dict):
         case.body = {k: v for k, v in case.body.items() if k != "callback_url"}
     if path in ("/webhooks/endpoints", "/webhooks/endpoints/{endpoint_id}") and isinstance(case.body, dict) and "url" in case.body:
@@ -149,7 +158,7 @@ def _use_fixture(case) -> None:
             if name in params:
                 params[name] = video[name]
         case.path_parameters = params
-    elif video and path in ("/job-status", "/playback-url", "/job-events"):
+    elif video and path in ("/job-status", "/playback-url", "/job-events") or (video and path == "/download" and "token" not in (case.query or {})):
         case.query = {**(case.query or {}), "app_id": video["app_id"], "video_id": video["video_id"]}
     elif video and path == "/cancel-job" and isinstance(case.body, dict):
         case.body = {**case.body, "app_id": video["app_id"], "video_id": video["video_id"]}
