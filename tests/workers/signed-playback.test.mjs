@@ -361,6 +361,11 @@ describe('minted tokens', () => {
     assert.equal(JSON.parse(Buffer.from(second.json.token.split('.')[1], 'base64url')).downloadable, true);
     const list = await api.get(`/signing-keys?app_id=${APP}`, { key: KEY_APP, headers: freshIp() });
     assert.ok(!list.json.keys.some((k) => k.id === header.kid));
+    // It cannot be revoked by its kid (409), and its tokens keep playing: a revoke that took it out
+    // of KV first broke every minted token while answering 404.
+    const revoke = await api.call('DELETE', `/signing-keys/${header.kid}?app_id=${APP}`, { key: KEY_APP, headers: freshIp() });
+    assert.equal(revoke.status, 409, revoke.text);
+    assert.equal((await bytesOf(new URL(mintedUrl).pathname)).status, 200, 'a minted token after the refused revoke');
 
     for (const [body, key, status] of [
       [{ app_id: APP, video_id: 'vminted', ttl_s: 86401 }, KEY_APP, 400],

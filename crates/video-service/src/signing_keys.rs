@@ -16,7 +16,7 @@ use media_core::video::playback_token::{assemble, is_kid, kid_from_random, signi
 use media_core::wire::api::query_id;
 use media_core::wire::playback::{
     PlaybackTokenRequest, PlaybackTokenResponse, PublicKeyRecord, SigningKeyCreateRequest, SigningKeyCreated,
-    SigningKeyInfo,
+    SigningKeyInfo, SigningKeyRevoked,
 };
 use media_core::wire::routes::{Route, VideoRoute};
 use media_core::ApiError;
@@ -114,9 +114,11 @@ async fn create(env: &Env, app: AppId, alg: Alg) -> Handled {
     json(201, &created)
 }
 
-/// Revokes `kid` of `app`: out of KV first (verification stops finding
-/// it), then out of the hub's list. Another app's key is a 404, as a
-/// missing one.
+/// Revokes `kid` of `app`: out of the hub's list first (which refuses the
+/// service key), then out of KV, so verification stops finding it. A
+/// revoke cut off between the two is finished by the next one: the hub
+/// then answers 404, and a KV record of this app's is still removed.
+/// Another app's key is a 404, as a missing one.
 async fn revoke(env: &Env, app: &AppId, kid: &str) -> Handled {
     if !is_kid(kid) {
         return Err(ApiError::not_found(format!("no signing key {kid:?}: key ids are 32 hex digits")).into());
@@ -124,15 +126,22 @@ async fn revoke(env: &Env, app: &AppId, kid: &str) -> Handled {
     let kv = env.kv(KV_BINDING)?;
     let unavailable = |e: worker::kv::KvError| Failure::Unavailable { detail: format!("signing key {kid}: {e}") };
     let record: Option<PublicKeyRecord> = kv.get(&key_record_key(kid)).json().await.map_err(unavailable)?;
-    match record {
-        Some(r) if &r.app_id != app => {
-            return Err(ApiError::not_found(format!("no signing key {kid:?} in this app")).into());
+    if record.as_ref().is_some_and(|r| &r.app_id != app) {
+        return Err(ApiError::not_found(format!("no signing key {kid:?} in this app")).into());
+    }
+    let answer: Result<(u16, Value), Failure> = hub(env, app, KeyOp::Revoke { kid: kid.to_owned() }).await;
+    let (status, body) = match answer {
+        Ok(revoked) => revoked,
+        Err(e) if record.is_some() && e.to_api_error().status() == 404 => {
+            let done = SigningKeyRevoked { id: kid.to_owned(), revoked: true };
+            (200, serde_json::to_value(done).map_err(|e| Failure::internal(e.to_string()))?)
         }
-        Some(_) => kv.delete(&key_record_key(kid)).await.map_err(unavailable)?,
-        None => {}
+        Err(e) => return Err(e),
+    };
+    if record.is_some() {
+        kv.delete(&key_record_key(kid)).await.map_err(unavailable)?;
     }
     playback_auth::forget_key(kid);
-    let (status, body): (_, Value) = hub(env, app, KeyOp::Revoke { kid: kid.to_owned() }).await?;
     tracing::info!(app_id = %app, kid, "signing key revoked");
     json(status, &body)
 }

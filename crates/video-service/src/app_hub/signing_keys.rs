@@ -82,6 +82,14 @@ pub fn run(table: &impl KeyTable, op: KeyOp, now: Timestamp) -> worker::Result<R
             Ok((201, json(&info(&row))))
         }
         KeyOp::List => Ok((200, json(&SigningKeyList { keys: table.keys()?.iter().map(info).collect() }))),
+        // The service key is not the app's to revoke: it would cut every
+        // minted token while the hub went on minting with it.
+        KeyOp::Revoke { kid } if table.service_key()?.is_some_and(|k| k.kid == kid) => {
+            Err(ApiError::conflict(format!(
+            "{kid:?} is the service key POST /playback-tokens signs with, not a key of yours: it cannot be revoked \
+             (its tokens live at most as long as the ttl_s they were minted with)"
+        )))
+        }
         KeyOp::Revoke { kid } => match table.remove(&kid)? {
             true => Ok((200, json(&SigningKeyRevoked { id: kid, revoked: true }))),
             false => Err(not_found(&kid)),
@@ -296,6 +304,8 @@ mod tests {
         assert_eq!(second, first);
         assert_eq!(run(&t, KeyOp::ServiceKey, T0).unwrap().unwrap().1, first);
         assert_eq!(run(&t, KeyOp::List, T0).unwrap().unwrap().1, json!({"keys": []}));
-        assert_eq!(run(&t, KeyOp::Revoke { kid: kid(7) }, T0).unwrap().unwrap_err().status(), 404);
+        // Revoking it is refused (409), and it stays.
+        assert_eq!(run(&t, KeyOp::Revoke { kid: kid(7) }, T0).unwrap().unwrap_err().status(), 409);
+        assert_eq!(run(&t, KeyOp::ServiceKey, T0).unwrap().unwrap().1, first);
     }
 }
