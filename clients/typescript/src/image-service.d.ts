@@ -334,7 +334,7 @@ export interface components {
              *     `POST /images/{app_id}/{image_id}/access`.
              * @default false
              */
-            require_signed_urls: boolean | null;
+            require_signed_urls?: boolean | null;
             /**
              * Format: int64
              * @description Required: the file's size in bytes, at most `MAX_IMAGE_BYTES` (25 MiB

@@ -832,7 +832,7 @@ pub struct ImageUploadUrlRequest {
     /// URLs (`exp`, `sig`; see `POST /url-signing-keys`). Default `false`
     /// (left out or null); changed later with
     /// `POST /images/{app_id}/{image_id}/access`.
-    #[cfg_attr(feature = "openapi", schema(required = false, default = false, nullable))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<bool>, default = false))]
     pub require_signed_urls: bool,
 }
 
