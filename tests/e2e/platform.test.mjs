@@ -2,7 +2,8 @@
 // Workers in wrangler dev sharing one persist directory, the transcoder,
 // the demo), the original README's flows run exactly as it shows them, and
 // the demo page in headless Chromium playing the ladder with hls.js, after
-// a plain upload and after a resumable one cut off the network mid-way.
+// a plain upload and after a resumable one cut off the network mid-way; a
+// private, encrypted video played only with a signed token.
 // Everything started here is stopped here, even when a test fails.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -26,7 +27,8 @@ before(async () => {
   scratch = mkdtempSync(join(tmpdir(), 'e2e-'));
   const bin = process.env.TRANSCODER_BIN ?? join(ROOT, 'target', 'debug', 'transcoder');
   assert.ok(existsSync(bin), `${bin} is missing: build the transcoder first`);
-  p = await startPlatform({ dir: join(scratch, 'platform'), transcoderBin: bin, log: (m) => console.log(`# platform: ${m}`) });
+  // Keys imported for playback tokens are kept 1 s, so a revoked key stops at once wherever it is checked.
+  p = await startPlatform({ dir: join(scratch, 'platform'), transcoderBin: bin, videoVars: { SIGNING_KEY_CACHE_S: '1' }, log: (m) => console.log(`# platform: ${m}`) });
   ports = [p.image, p.video, p.garage.endpoint, p.demo].map((u) => Number(new URL(u).port));
 });
 
@@ -497,6 +499,100 @@ test('browser: a dashboard on another origin reads the app stream with a stream 
     assert.deepEqual(problems, []);
     // (The bare document has no icon: Chromium's own favicon request is the one 404.)
     assert.deepEqual(consoleErrors.filter((m) => !m.includes('/favicon.ico')), []);
+  } finally {
+    await browser.close();
+  }
+});
+
+/** The master playlist at `url` played by hls.js in `page` (a bare document of the demo's origin):
+ * `{ played: true, time }` once currentTime passes 1 s, or `{ played: false, status, details }` on a
+ * fatal error. */
+async function playWithHls(page, url) {
+  return page.evaluate(async (src) => {
+    const video = document.createElement('video');
+    video.muted = true;
+    document.body.append(video);
+    const hls = new window.Hls({ manifestLoadingMaxRetry: 0, levelLoadingMaxRetry: 0, fragLoadingMaxRetry: 0, keyLoadingMaxRetry: 0 });
+    try {
+      return await new Promise((resolve) => {
+        hls.on(window.Hls.Events.ERROR, (_, d) => {
+          if (d.fatal) resolve({ played: false, status: d.response?.code ?? d.networkDetails?.status, details: d.details });
+        });
+        video.addEventListener('timeupdate', () => { if (video.currentTime > 1) resolve({ played: true, time: video.currentTime }); });
+        hls.loadSource(src);
+        hls.attachMedia(video);
+        hls.on(window.Hls.Events.MANIFEST_PARSED, () => video.play().catch(() => {}));
+      });
+    } finally {
+      hls.destroy();
+      video.remove();
+    }
+  }, url);
+}
+
+test('browser: a private, encrypted video plays only with a signed token; expiry and a revoked key stop new plays; its MP4 download opens in ffprobe', async () => {
+  const { SignJWT, importPKCS8 } = await import('jose');
+  const app_id = 'demo';
+  const video_id = `private-${randomBytes(3).toString('hex')}`;
+  const key = await postJson(`${p.video}/signing-keys`, { app_id, alg: 'RS256' }, p.apiKey);
+  assert.equal(key.status, 201, key.text);
+  // Uploaded with the playback options: signed URLs, AES-128 segments, an MP4 download.
+  const file = clip('private.mp4', { seconds: 6 });
+  const bytes = readFileSync(file);
+  const presign = await postJson(`${p.video}/generate-upload-url`, { app_id, video_id, content_type: 'video/mp4', size: bytes.length }, p.apiKey);
+  assert.equal((await fetch(presign.json.upload_url, { method: 'PUT', headers: presign.json.headers, body: bytes })).status, 200);
+  const notify = await postJson(`${p.video}/notify-upload-complete`, {
+    app_id, video_id, raw_key: presign.json.raw_key, content_type: 'video/mp4',
+    require_signed_urls: true, encryption: 'aes-128', download: true,
+  }, p.apiKey);
+  assert.equal(notify.status, 202, notify.text);
+  const { status } = await pollJobStatus(app_id, video_id);
+  assert.equal(status.status, 'done', JSON.stringify(status));
+  const privateKey = await importPKCS8(key.json.pem, 'RS256');
+  const sign = (claims, expSeconds) => new SignJWT(claims).setProtectedHeader({ alg: 'RS256', kid: key.json.id, typ: 'JWT' })
+    .setSubject(video_id).setExpirationTime(Math.floor(Date.now() / 1000) + expSeconds).sign(privateKey);
+  const signedMaster = (token) => `${p.video}/hls/t/${token}/master.m3u8`;
+  // Its public route and /playback-url refuse it, saying how to get a token.
+  const pub = await fetch(`${p.video}/hls/${app_id}/${video_id}/${status.output_id}/master.m3u8`);
+  assert.equal(pub.status, 403);
+  assert.equal((await pub.json()).error.code, 'signed_url_required');
+  const playback = await fetch(`${p.video}/playback-url?app_id=${app_id}&video_id=${video_id}`);
+  assert.equal(playback.status, 403);
+
+  const browser = await launchChromium();
+  try {
+    const { page, problems } = await watchedPage(browser);
+    const keyAnswers = [];
+    page.on('response', (r) => new URL(r.url()).pathname.endsWith('/key') && keyAnswers.push({ status: r.status(), cacheControl: r.headers()['cache-control'] }));
+    await page.goto(`${p.demo}/api/config`);
+    await page.addScriptTag({ url: `${p.demo}/vendor/hls.min.js` });
+    // Without a token: refused.
+    const refused = await playWithHls(page, `${p.video}/hls/${app_id}/${video_id}/${status.output_id}/master.m3u8`);
+    assert.deepEqual([refused.played, refused.status], [false, 403], JSON.stringify(refused));
+    // With one: plays, decrypting every segment with the key the key route gave (never cached).
+    const played = await playWithHls(page, signedMaster(await sign({}, 120)));
+    assert.equal(played.played, true, JSON.stringify(played));
+    assert.ok(keyAnswers.length >= 1 && keyAnswers.every((k) => k.status === 200 && k.cacheControl === 'no-store'), JSON.stringify(keyAnswers));
+    // A token past its exp: refused.
+    const shortLived = await sign({}, 2);
+    await new Promise((r) => setTimeout(r, 3500));
+    const expired = await playWithHls(page, signedMaster(shortLived));
+    assert.deepEqual([expired.played, expired.status], [false, 401], JSON.stringify(expired));
+    // The MP4 download, with a downloadable token: a progressive file with audio and video.
+    const mp4 = await fetch(`${p.video}/download?token=${await sign({ downloadable: true }, 120)}`);
+    assert.equal(mp4.status, 200);
+    assert.match(mp4.headers.get('content-disposition') ?? '', /attachment/);
+    const saved = join(scratch, 'download.mp4');
+    writeFileSync(saved, Buffer.from(await mp4.arrayBuffer()));
+    const probe = JSON.parse(execFileSync('ffprobe', ['-v', 'error', '-show_streams', '-of', 'json', saved], { encoding: 'utf8' }));
+    assert.deepEqual(probe.streams.map((s) => s.codec_type).sort(), ['audio', 'video']);
+    // Revoking the key stops new plays (within SIGNING_KEY_CACHE_S, set to 1 s for this platform).
+    const revoked = await fetch(`${p.video}/signing-keys/${key.json.id}?app_id=${app_id}`, { method: 'DELETE', headers: { 'x-api-key': p.apiKey } });
+    assert.equal(revoked.status, 200, await revoked.text());
+    await new Promise((r) => setTimeout(r, 1500));
+    const afterRevoke = await playWithHls(page, signedMaster(await sign({}, 120)));
+    assert.deepEqual([afterRevoke.played, afterRevoke.status], [false, 401], JSON.stringify(afterRevoke));
+    assert.deepEqual(problems.filter((m) => !/ 40[13] /.test(m)), []);
   } finally {
     await browser.close();
   }
