@@ -15,7 +15,10 @@
 // storage with Uppy (single PUT, or parts with `@uppy/aws-s3`, resumed
 // after a network cut), follows the upload and then its job on the public
 // `/job-events` stream from the moment the upload exists (polling
-// `/job-status` when it cannot), and plays the HLS ladder with hls.js.
+// `/job-status` when it cannot), and plays the HLS ladder with hls.js. A
+// video the page marks private is created with signed URLs, AES-128
+// encryption and an MP4 download; `POST /api/videos/token` mints its
+// playback token (`POST /playback-tokens`).
 // Images go with one presigned PUT, then `POST /api/images/check` asks the
 // image service for the image's record (which checks the upload) before
 // the page shows it and its variants. Uppy and hls.js are served from
@@ -56,12 +59,16 @@ export function startDemo({ port = 0, videoService, imageService, apiKey }) {
       const videoId = `v-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
       const ask = { app_id: APP_ID, video_id: videoId, content_type: b.content_type, size: b.size };
       if (b.multipart !== undefined) ask.multipart = b.multipart;
+      // A private video: signed URLs only, AES-128 segments, an MP4 download of the top rung.
+      if (b.private === true) Object.assign(ask, { require_signed_urls: true, encryption: 'aes-128', download: true });
       const r = answer(await video.POST('/uploads', { body: ask }));
       return r.status === 201 ? { status: 201, body: { ...r.body, video_service: videoService } } : r;
     },
     // An upload's state: waiting, asset_created (with its job), errored, cancelled or timed_out.
     'POST /api/uploads/state': async (b) => answer(await video.GET('/uploads/{upload_id}', { params: { path: { upload_id: String(b.id ?? '') } } })),
     // A short-lived token for the page's EventSource on the app's /events (the key stays here).
+    // A private video's playback token, minted with the key (an app would check its user first).
+    'POST /api/videos/token': async (b) => answer(await video.POST('/playback-tokens', { body: { app_id: APP_ID, video_id: String(b.video_id ?? ''), ttl_s: 3600, downloadable: true } })),
     'POST /api/events/token': async () => answer(await video.POST('/events/token', { body: { app_id: APP_ID, ttl_s: 600 } })),
     'POST /api/images': async (b) => answer(await image.POST('/generate-image-upload-url', { body: { app_id: APP_ID, content_type: b.content_type, size: b.size } })),
     // The browser's PUT is done: ask for the image's record (with the key). The service checks the

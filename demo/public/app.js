@@ -9,12 +9,14 @@
 // thumbnail sprite; an operator view of the app's recent jobs and a live
 // feed of its events (the app's `/events`, opened by the page itself with a
 // short-lived stream token the backend mints); and an image with variants
-// the image service makes (sizes, formats, bytes). `window.demo` exposes
+// the image service makes (sizes, formats, bytes). A video marked private
+// plays through a token the backend mints (its public URLs answer 403),
+// encrypted, with a link to its MP4 download. `window.demo` exposes
 // state for the browser test.
 import { Uppy, AwsS3, XHRUpload } from '/vendor/uppy.min.mjs';
 
 const $ = (id) => document.getElementById(id);
-const demo = (window.demo = { job: null, hls: null, playbackUrl: null, events: [], transport: null, upload: null, uploadObject: null, operator: { connected: false, rows: {}, feed: [], tokens: 0 } });
+const demo = (window.demo = { job: null, hls: null, playbackUrl: null, publicPlaybackUrl: null, private: false, signed: null, events: [], transport: null, upload: null, uploadObject: null, operator: { connected: false, rows: {}, feed: [], tokens: 0 } });
 
 /**
  * Files above this go in parts, each its own presigned PUT, so a network cut
@@ -88,7 +90,10 @@ async function uploadVideo(file) {
   demo.stream?.close(); // a second upload on the same page
   demo.job = null;
   $('video-state').textContent = 'creating an upload…';
-  const slot = await backend('POST', '/api/videos', { content_type: type, size: file.size, multipart: file.size > MULTIPART_ABOVE });
+  demo.private = $('private-video').checked;
+  demo.signed = null;
+  $('download').hidden = true;
+  const slot = await backend('POST', '/api/videos', { content_type: type, size: file.size, multipart: file.size > MULTIPART_ABOVE, private: demo.private });
   demo.videoId = slot.video_id;
   demo.uploadObject = { id: slot.id, status: null, seen: [], jobId: null };
   uploadState(slot.status);
@@ -107,7 +112,7 @@ async function uploadVideo(file) {
   demo.uploadObject.jobId = state.job_id ?? null;
   uploadState(state.status, state.job_id ? `job ${state.job_id}` : '');
   const done = (await stream) ?? (await poll(`${slot.video_service}/job-status?${q}`));
-  finished(done);
+  await finished(done);
 }
 
 /** A single PUT's last step: the browser tells the service the file is in (the upload's token); the job starts. */
@@ -228,7 +233,26 @@ function show(job, note = job.error ?? '') {
   $('video-state').textContent = `${job.status} ${job.progress}%${job.stage && job.stage !== job.status ? ` (${job.stage})` : ''}${job.playable ? ' · playable' : ''}${note ? ` · ${note}` : ''}`;
   $('video-job-bar').style.width = `${job.progress}%`;
   $('video-job-bar').parentElement.setAttribute('aria-valuenow', job.progress);
-  if (job.playable && job.playback_url && job.playback_url !== demo.playbackUrl) play(job);
+  if (job.playable && job.playback_url && job.playback_url !== demo.publicPlaybackUrl) {
+    demo.publicPlaybackUrl = job.playback_url;
+    withToken(job).then(play, (e) => ($('video-state').textContent = `no playback token: ${e.message}`));
+  }
+}
+
+/**
+ * A private video's job with its URLs moved onto a playback token the backend minted
+ * (`/hls/t/{token}/…`): its public URLs answer 403. A public video's job as it is.
+ */
+async function withToken(job) {
+  if (!demo.private) return job;
+  if (demo.signed?.videoId !== demo.videoId) {
+    demo.signed = { videoId: demo.videoId, ...(await backend('POST', '/api/videos/token', { video_id: demo.videoId })) };
+  }
+  const base = (u) => u.slice(0, u.lastIndexOf('/') + 1);
+  const [from, to] = [base(job.playback_url), base(demo.signed.playback_url)];
+  const sign = (u) => (typeof u === 'string' && u.startsWith(from) ? to + u.slice(from.length) : u);
+  const thumbnails = job.thumbnails && { ...job.thumbnails, poster: sign(job.thumbnails.poster), sprite: sign(job.thumbnails.sprite), vtt: sign(job.thumbnails.vtt) };
+  return { ...job, playback_url: sign(job.playback_url), poster_url: sign(job.poster_url), thumbnails };
 }
 
 /**
@@ -316,7 +340,12 @@ function play(job) {
   video.play().catch(() => {});
 }
 
-function finished(job) {
+async function finished(public_job) {
+  const job = await withToken(public_job);
+  if (demo.private && demo.signed?.download_url) {
+    $('download').href = demo.signed.download_url;
+    $('download').hidden = false;
+  }
   const rows = job.renditions.map((r) => `<tr><td>${r.name}</td><td>${r.width}×${r.height}</td><td>${(r.bandwidth / 1e6).toFixed(2)} Mb/s</td><td>${(r.average_bandwidth / 1e6).toFixed(2)} Mb/s</td><td>${r.codecs}</td></tr>`);
   $('renditions').querySelector('tbody').innerHTML = rows.join('');
   $('renditions').hidden = false;

@@ -597,3 +597,28 @@ test('browser: a private, encrypted video plays only with a signed token; expiry
     await browser.close();
   }
 });
+
+test('browser: the demo page uploads a private video and plays it through a token its backend minted, with a download link', async () => {
+  const browser = await launchChromium();
+  try {
+    const { page, problems } = await watchedPage(browser);
+    const hlsUrls = [];
+    page.on('request', (r) => new URL(r.url()).pathname.startsWith('/hls/') && hlsUrls.push(new URL(r.url()).pathname));
+    await page.goto(p.demo);
+    await page.check('#private-video');
+    await page.setInputFiles('#video-file', clip('private-demo.mp4', { seconds: 4 }));
+    await page.waitForFunction(() => window.demo.hls && document.getElementById('player').currentTime > 1, null, { timeout: 180000 });
+    await page.waitForFunction(() => window.demo.job?.status === 'done' && !document.getElementById('download').hidden, null, { timeout: 180000 });
+    // Every HLS file the page asked for went through the token route; none through the public one.
+    assert.ok(hlsUrls.length > 0 && hlsUrls.every((u) => u.startsWith('/hls/t/')), hlsUrls.join(' '));
+    assert.ok(hlsUrls.some((u) => u.endsWith('/key')), 'the AES-128 key was fetched');
+    const link = await page.evaluate(() => document.getElementById('download').href);
+    assert.match(link, /\/download\?token=/);
+    const mp4 = await fetch(link);
+    assert.equal(mp4.status, 200);
+    assert.match(mp4.headers.get('content-disposition') ?? '', /attachment/);
+    assert.deepEqual(problems, []);
+  } finally {
+    await browser.close();
+  }
+});
