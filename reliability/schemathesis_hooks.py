@@ -184,10 +184,17 @@ def before_call(context, case, kwargs):
 
 # Failures a documented product rule explains; dropped here, counted by hostile.mjs.
 EXCUSES = {
-    "form-field-wins": "POST /upload with a form: an invalid app_id/image_id query parameter is not read when the form has a valid field of that name (README and OpenAPI: the field wins over the query)",
+    "form-field-wins": "POST /upload with a form: an invalid app_id/image_id/require_signed_urls query parameter is not read when the form has a valid field of that name (README and OpenAPI: the field wins over the query)",
     "unnamed-form-part": "POST /upload with a form part named \"\": refused (400), since RFC 7578 requires a field name and browsers never send unnamed fields; the schema cannot forbid an empty property name",
     "mislabelled-positive": "a case Schemathesis labelled schema-valid whose form id field actually violates the id pattern",
 }
+
+
+def _form_fields_valid(case, names) -> bool:
+    """Each named form field is there and valid, so it wins over the query's."""
+    body = case.body if isinstance(case.body, dict) else {}
+    flag_ok = lambda v: isinstance(v, str) and v in ("true", "false")
+    return all(flag_ok(body.get(n)) if n == "require_signed_urls" else isinstance(body.get(n), str) and bool(_ID.match(body[n])) for n in names)
 
 
 def _form_ids_valid(case, names) -> bool:
@@ -197,6 +204,8 @@ def _form_ids_valid(case, names) -> bool:
 
 def _query_id_valid(name, value) -> bool:
     # The query's image_id may be empty (allowEmptyValue: a random id); app_id may not.
+    if name == "require_signed_urls":
+        return str(value).lower() in ("true", "false", "")
     return bool(_ID.match(str(value))) or (name == "image_id" and value == "")
 
 
@@ -208,8 +217,8 @@ def _excuse(failure, case, response):
     if code == "ST201":
         meta = case.meta
         negative = {str(loc).rsplit(".", 1)[-1].lower() for loc, c in meta.components.items() if c.mode.is_negative} if meta else set()
-        bad_query = [n for n in ("app_id", "image_id") if n in (case.query or {}) and not _query_id_valid(n, case.query[n])]
-        if negative == {"query"} and bad_query and _form_ids_valid(case, bad_query):
+        bad_query = [n for n in ("app_id", "image_id", "require_signed_urls") if n in (case.query or {}) and not _query_id_valid(n, case.query[n])]
+        if negative == {"query"} and bad_query and _form_fields_valid(case, bad_query):
             return "form-field-wins"
     if code == "ST202" and response.status_code == 400:
         if "" in case.body:

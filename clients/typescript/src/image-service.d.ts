@@ -1179,7 +1179,7 @@ export interface operations {
                 app_id?: components["schemas"]["AppId"];
                 /** @description Optional; a random id is chosen when it is left out or empty. With a form, an image_id field wins over it. */
                 image_id?: components["schemas"]["ImageId"];
-                /** @description true: the image is served only to signed URLs (see POST /url-signing-keys); with a form, a require_signed_urls field wins over it. Default false. */
+                /** @description true: the image is served only to signed URLs (see POST /url-signing-keys); with a form, a require_signed_urls field wins over it. Default false, also when left empty. */
                 require_signed_urls?: boolean;
             };
             header?: never;

@@ -122,8 +122,9 @@ fn image_operations(id: ImageRoute) -> Vec<Documented> {
         param("require_signed_urls", ParameterIn::Query, false, ObjectBuilder::new().schema_type(SchemaType::Boolean))
             .description(Some(
                 "true: the image is served only to signed URLs (see POST /url-signing-keys); with a form, a \
-                 require_signed_urls field wins over it. Default false.",
-            )),
+                 require_signed_urls field wins over it. Default false, also when left empty.",
+            ))
+            .extensions(Some([("allowEmptyValue".to_owned(), true.into())].into())),
     )
     .request_body(Some(body.build()))
     .response("201", json_response("Stored.", "ImageUploadResponse"));
