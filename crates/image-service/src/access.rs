@@ -46,7 +46,7 @@ pub async fn set_access(mut req: Request, cx: &ImageContext<'_>, base: &str) -> 
     let asked = ImageAccessRequest::from_json(&read_body(&mut req, MAX_JSON_BODY).await?)?;
     let private = asked.require_signed_urls;
     let key = ObjectKey::Image { app: app.clone(), image: image.clone() }.to_string();
-    let mut record = records::record_or_vet(cx, &key, &app, &image).await?;
+    let mut record = image_object::record_or_vet(cx, &key, &app, &image).await?;
     let set = ImageCommand::SetAccess { require_signed_urls: private };
     let _: bool = image_object::ask(cx.env, &app, &image, &set).await?;
     let changed = record.meta.require_signed_urls != private;

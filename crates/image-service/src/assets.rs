@@ -25,8 +25,8 @@ use worker_kit::serve::{edge_hit, serve_object, EdgeCache, ServeSpec};
 use worker_kit::store::{ObjectInfo, ObjectStore};
 use worker_kit::Handled;
 
-use crate::records::{self, no_such_image};
-use crate::{signed, ImageContext};
+use crate::records::no_such_image;
+use crate::{image_object, signed, ImageContext};
 
 /// The type an image is served with: what storage recorded, when that is an
 /// accepted image type (in its canonical spelling), else a type no browser
@@ -53,7 +53,7 @@ async fn serve_image(req: &Request, cx: &ImageContext<'_>, key: &str, app: &AppI
         return Ok(hit);
     }
     enforce_public(cx.env, req, "assets").await?;
-    let record = records::record_or_vet(cx, key, app, image).await?;
+    let record = image_object::record_or_vet(cx, key, app, image).await?;
     signed::require(record.meta.require_signed_urls, signed)?;
     let store = cx.store()?;
     let host = req.url()?.host_str().unwrap_or_default().to_owned();

@@ -35,6 +35,7 @@ use media_core::ids::{AppId, ImageId};
 use media_core::image::variant::{OutputFormat, VariantOptions};
 use media_core::keys::ObjectKey;
 use media_core::time::Timestamp;
+use media_core::wire::api::ImageRecord;
 use media_core::ApiError;
 use serde::{Deserialize, Serialize};
 use worker::{
@@ -48,7 +49,7 @@ use worker_kit::store::{AnyStore, ObjectStore};
 use worker_kit::Failure;
 
 use crate::settings::ImageSettings;
-use crate::{images_binding, records};
+use crate::{images_binding, records, ImageContext};
 
 /// The binding's name in the wrangler files.
 pub const IMAGE_OBJECTS_BINDING: &str = "IMAGE_OBJECTS";
@@ -274,7 +275,7 @@ impl ImageObject {
         let store = store_of(&self.env)?;
         let key = ObjectKey::Image { app: app.clone(), image: image.clone() }.to_string();
         let private = self.access().await?;
-        records::vet(&store, &self.env, &settings, &key, app, image, records::Privacy::Known(private)).await.map(drop)
+        records::vet(&store, &self.env, &settings, &key, app, image, async || Ok(private)).await.map(drop)
     }
 }
 
@@ -309,6 +310,23 @@ impl DurableObject for ImageObject {
     async fn alarm(&self) -> worker::Result<Response> {
         self.check_landed().await?;
         Response::ok("")
+    }
+}
+
+/// The image's record: the one kept, or one made now by [`records::vet`],
+/// which asks the image's object whether it requires signed URLs.
+pub async fn record_or_vet(
+    cx: &ImageContext<'_>,
+    key: &str,
+    app: &AppId,
+    image: &ImageId,
+) -> Result<ImageRecord, Failure> {
+    match records::read(cx.env, app, image).await {
+        Some(rec) => Ok(rec),
+        None => {
+            let private = async || ask(cx.env, app, image, &ImageCommand::Access).await;
+            records::vet(cx.store()?, cx.env, &cx.settings, key, app, image, private).await
+        }
     }
 }
 

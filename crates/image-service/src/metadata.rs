@@ -12,13 +12,13 @@ use worker::Request;
 use worker_kit::reply::json;
 use worker_kit::Handled;
 
-use crate::{keyed_image, records, ImageContext};
+use crate::{image_object, keyed_image, ImageContext};
 
 /// `GET /images`: 200 with the image's URLs and metadata.
 pub async fn image_metadata(req: Request, cx: &ImageContext<'_>, base: &str) -> Handled {
     let (app, image) = keyed_image(&req, cx, "image-metadata").await?;
     let key = ObjectKey::Image { app: app.clone(), image: image.clone() }.to_string();
-    let record = records::record_or_vet(cx, &key, &app, &image).await?;
+    let record = image_object::record_or_vet(cx, &key, &app, &image).await?;
     let location = ImageLocation::of(base, &app, &image, &cx.settings.transform);
     json(200, &ImageUploadResponse { location, meta: record.meta })
 }

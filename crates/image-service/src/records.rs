@@ -21,9 +21,7 @@ use worker_kit::store::{collect_body, ObjectInfo, ObjectStore, ReadOutcome, Read
 use worker_kit::Failure;
 
 use crate::events;
-use crate::image_object::{self, ImageCommand};
 use crate::settings::ImageSettings;
-use crate::ImageContext;
 
 /// The KV binding holding image metadata.
 pub const KV_BINDING: &str = "MEDIA_KV";
@@ -38,19 +36,6 @@ pub async fn write(env: &Env, app: &AppId, image: &ImageId, rec: &ImageRecord) -
     let text = serde_json::to_string(rec).map_err(|e| e.to_string())?;
     let kv = env.kv(KV_BINDING).map_err(|e| format!("the {KV_BINDING} binding: {e}"))?;
     kv.put(&image_record_key(app, image), text).map_err(|e| e.to_string())?.execute().await.map_err(|e| e.to_string())
-}
-
-/// The image's record: the one kept, or one made now by [`vet`].
-pub async fn record_or_vet(
-    cx: &ImageContext<'_>,
-    key: &str,
-    app: &AppId,
-    image: &ImageId,
-) -> Result<ImageRecord, Failure> {
-    match read(cx.env, app, image).await {
-        Some(rec) => Ok(rec),
-        None => vet(cx.store()?, cx.env, &cx.settings, key, app, image, Privacy::AskObject).await,
-    }
 }
 
 pub(crate) fn no_such_image() -> Failure {
@@ -109,19 +94,11 @@ async fn check_unrecorded(
     }
 }
 
-/// Where [`vet`] learns whether the image requires signed URLs.
-#[derive(Debug, Clone, Copy)]
-pub enum Privacy {
-    /// Already read from the image's object (by the object itself).
-    Known(bool),
-    /// Ask the image's object, once the image has passed its check: a
-    /// request for an id with nothing stored reaches no object.
-    AskObject,
-}
-
 /// [`check_unrecorded`], then the record kept in KV (requiring signed URLs
-/// when the image's object says so: a private presign, or a record not yet
-/// seen here) and `image.created` announced ([`crate::events`]). A failed write is logged: the image is
+/// when `private`, asked only once the image has passed its check, says
+/// so: the image's object knows it for a private presign, or a record not
+/// yet seen here; a request for an id with nothing stored reaches no
+/// object) and `image.created` announced ([`crate::events`]). A failed write is logged: the image is
 /// served all the same (the version checked), and the next request only
 /// checks again (and announces then).
 pub async fn vet(
@@ -131,13 +108,10 @@ pub async fn vet(
     key: &str,
     app: &AppId,
     image: &ImageId,
-    privacy: Privacy,
+    private: impl AsyncFnOnce() -> Result<bool, Failure>,
 ) -> Result<ImageRecord, Failure> {
     let (mut rec, version) = check_unrecorded(store, settings.max_image_bytes, key, (app, image), now()).await?;
-    rec.meta.require_signed_urls = match privacy {
-        Privacy::Known(private) => private,
-        Privacy::AskObject => image_object::ask(env, app, image, &ImageCommand::Access).await?,
-    };
+    rec.meta.require_signed_urls = private().await?;
     // The stored object's version names this upload: two checks of it are one event, a re-upload another.
     let version = version.unwrap_or_else(|| rec.meta.uploaded_at.millis().to_string());
     match write(env, app, image, &rec).await {

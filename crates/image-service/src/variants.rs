@@ -35,7 +35,7 @@ use worker_kit::store::ObjectInfo;
 use worker_kit::{Failure, Handled};
 
 use crate::image_object::{self, ImageCommand, VariantJob, VariantMade};
-use crate::records::{self, no_such_image};
+use crate::records::no_such_image;
 use crate::signed::{self, Signed};
 use crate::ImageContext;
 
@@ -111,7 +111,7 @@ async fn answer(req: &Request, cx: &ImageContext<'_>, app: &AppId, image: &Image
     enforce_public(cx.env, req, "image-variant").await?;
 
     let original_key = ObjectKey::Image { app: app.clone(), image: image.clone() }.to_string();
-    let record = records::record_or_vet(cx, &original_key, app, image).await?;
+    let record = image_object::record_or_vet(cx, &original_key, app, image).await?;
     signed::require(record.meta.require_signed_urls, signed)?;
     let original_type = ImageType::from_content_type(&record.meta.content_type).ok_or_else(|| {
         Failure::internal(format!("the record of {original_key} has type {:?}", record.meta.content_type))

@@ -25,11 +25,7 @@ use media_core::video::download::{choose_rung, DownloadReport};
 
 use crate::error::JobError;
 use crate::pipeline::Control;
-use crate::storage::Sink;
-
-/// Spool files are `download-<n>.fmp4` (and their remux `download-<n>.mp4`)
-/// in the job's folder of the work directory.
-pub const SPOOL_PREFIX: &str = "download-";
+use crate::storage::{Sink, DOWNLOAD_SPOOL_PREFIX as SPOOL_PREFIX};
 
 /// What the publisher is asked to keep for a download.
 #[derive(Debug, Clone)]

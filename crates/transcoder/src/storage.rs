@@ -329,9 +329,14 @@ impl Sink {
 const SPOOL_PREFIX: &str = "source-";
 const SPOOL_SUFFIX: &str = ".spool";
 
+/// A download's spool files in a job's folder: `download-<n>.fmp4` (the
+/// kept fragments) and `download-<n>.mp4` (their remux); `crate::download`
+/// names them, this module removes what a killed run left.
+pub const DOWNLOAD_SPOOL_PREFIX: &str = "download-";
+
 /// Removes the spools a previous run left behind (it was killed mid-job):
 /// only files named like spools (the source's, and a download's fragments
-/// and remux: `crate::download::SPOOL_PREFIX`), inside job folders, and then the folders
+/// and remux: [`DOWNLOAD_SPOOL_PREFIX`]), inside job folders, and then the folders
 /// they leave empty; nothing else in `work_dir` is touched. Returns the
 /// bytes freed.
 pub fn remove_stale_spools(work_dir: &Path) -> u64 {
@@ -346,7 +351,7 @@ pub fn remove_stale_spools(work_dir: &Path) -> u64 {
             let name = file.file_name();
             let name = name.to_string_lossy();
             let download =
-                name.starts_with(crate::download::SPOOL_PREFIX) && (name.ends_with(".fmp4") || name.ends_with(".mp4"));
+                name.starts_with(DOWNLOAD_SPOOL_PREFIX) && (name.ends_with(".fmp4") || name.ends_with(".mp4"));
             if (name.starts_with(SPOOL_PREFIX) && name.ends_with(SPOOL_SUFFIX)) || download {
                 let size = file.metadata().map_or(0, |m| m.len());
                 if std::fs::remove_file(file.path()).is_ok() {

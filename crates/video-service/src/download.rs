@@ -18,7 +18,7 @@
 use media_core::http::purge::video_tag;
 use media_core::ids::{AppId, VideoId};
 use media_core::keys::{CachePolicy, ObjectKey, OutputId};
-use media_core::video::download::{content_disposition, state, DownloadStatus};
+use media_core::video::download::{content_disposition, DownloadStatus};
 use media_core::video::job::Job;
 use media_core::wire::api::query_id;
 use media_core::{ApiError, ErrorCode};
@@ -73,7 +73,7 @@ async fn asked(req: &Request, cx: &VideoContext<'_>) -> Result<Asked, Failure> {
 /// else why not (404 without the option, 409 before it is ready).
 fn ready(job: &Job) -> Result<(OutputId, u64), Failure> {
     let video = job.video_id.as_str();
-    let Some(download) = state(job) else {
+    let Some(download) = job.download_state() else {
         return Err(ApiError::not_found(format!(
             "video {video:?} has no MP4 download: ask for one with \"download\": true (or {{\"rung\": \"720p\"}}) \
              when you notify or create the upload"

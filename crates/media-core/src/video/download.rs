@@ -12,7 +12,6 @@ use serde::{Deserialize, Serialize};
 use crate::ids::VideoId;
 use crate::keys::ObjectKey;
 use crate::video::access::rung_height;
-use crate::video::job::{Job, JobStatus};
 
 /// The rung to remux, by index into `rungs` (rung names such as `720p`):
 /// the one asked for, else the tallest rung not above it, else the top
@@ -71,33 +70,9 @@ pub struct DownloadState {
     pub size: Option<u64>,
 }
 
-/// The state of `job`'s download; `None` when the video did not ask for one.
-/// Ready only once the job is done and its current output carries it.
-pub fn state(job: &Job) -> Option<DownloadState> {
-    job.playback.download.as_ref()?;
-    let report = job.result.as_ref().and_then(|r| r.download.as_ref());
-    let (status, rung, size) = match (job.status, report) {
-        (JobStatus::Done, Some(DownloadReport::Ready { rung, size })) if job.output_id.is_some() => {
-            (DownloadStatus::Ready, Some(rung.clone()), Some(*size))
-        }
-        (JobStatus::Done, Some(DownloadReport::Errored { rung, .. })) => (DownloadStatus::Errored, rung.clone(), None),
-        // Done without a report: made by a transcoder that knew nothing of downloads.
-        (JobStatus::Done, _) => (DownloadStatus::Errored, None, None),
-        (JobStatus::Error, _) => (DownloadStatus::Errored, None, None),
-        (JobStatus::Queued | JobStatus::Processing, _) => (DownloadStatus::Preparing, None, None),
-    };
-    Some(DownloadState { status, rung, size })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ids::{AppId, JobId, LeaseId};
-    use crate::keys::OutputId;
-    use crate::video::access::DownloadOption;
-    use crate::video::job::{JobResult, RetryPolicy, SourceUpload};
-    use crate::video::ladder::LadderOptions;
-    use crate::Timestamp;
 
     const LADDER: [&str; 5] = ["1080p", "720p", "480p", "360p", "240p"];
 
@@ -135,56 +110,5 @@ mod tests {
         let v = serde_json::to_value(&errored).unwrap();
         assert_eq!(v["status"], "errored");
         assert_eq!(serde_json::from_value::<DownloadReport>(v).unwrap(), errored);
-    }
-
-    fn job(download: Option<DownloadOption>) -> Job {
-        let source = SourceUpload {
-            raw_key: "raw/a/v/source.mp4".into(),
-            content_type: "video/mp4".into(),
-            size: 9,
-            etag: None,
-        };
-        let policy = RetryPolicy { max_attempts: 1, lease_ttl_ms: 30_000, backoff_base_ms: 5_000 };
-        let mut j = Job::new(
-            JobId::parse("job_1").unwrap(),
-            AppId::parse("a").unwrap(),
-            VideoId::parse("v").unwrap(),
-            source,
-            LadderOptions::default(),
-            &policy,
-            Timestamp::from_millis(1_700_000_000_000),
-        );
-        j.playback.download = download;
-        j
-    }
-
-    fn finished(mut j: Job, report: Option<DownloadReport>) -> Job {
-        let (lease, now) = (LeaseId::parse("L1").unwrap(), Timestamp::from_millis(1_700_000_001_000));
-        let policy = RetryPolicy { max_attempts: 1, lease_ttl_ms: 30_000, backoff_base_ms: 5_000 };
-        j.lease(lease.clone(), OutputId::parse("o1").unwrap(), &policy, now).unwrap();
-        j.heartbeat(&lease, 50, None, true, &policy, now).unwrap();
-        let result =
-            JobResult { duration_s: 1.0, renditions: vec![], thumbnails: None, has_audio: true, download: report };
-        j.complete(&lease, result, now).unwrap();
-        j
-    }
-
-    #[test]
-    fn the_state_follows_the_job_and_the_report() {
-        assert_eq!(state(&job(None)), None, "no option, no download field");
-        let asked = || Some(DownloadOption::default());
-        let preparing = state(&job(asked())).unwrap();
-        assert_eq!((preparing.status, preparing.rung, preparing.size), (DownloadStatus::Preparing, None, None));
-        let ready = finished(job(asked()), Some(DownloadReport::Ready { rung: "720p".into(), size: 99 }));
-        let ready = state(&ready).unwrap();
-        assert_eq!((ready.status, ready.rung.as_deref(), ready.size), (DownloadStatus::Ready, Some("720p"), Some(99)));
-        let failed = DownloadReport::Errored { rung: Some("720p".into()), message: "x".into() };
-        let errored = state(&finished(job(asked()), Some(failed))).unwrap();
-        assert_eq!((errored.status, errored.rung.as_deref()), (DownloadStatus::Errored, Some("720p")));
-        // A transcoder that made no download: it never will be.
-        assert_eq!(state(&finished(job(asked()), None)).unwrap().status, DownloadStatus::Errored);
-        let mut failed_job = job(asked());
-        failed_job.status = JobStatus::Error;
-        assert_eq!(state(&failed_job).unwrap().status, DownloadStatus::Errored);
     }
 }

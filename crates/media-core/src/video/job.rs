@@ -32,6 +32,7 @@ use crate::ids::{AppId, JobId, LeaseId, VideoId};
 use crate::keys::{ObjectKey, OutputId};
 use crate::time::{epoch_millis, Timestamp};
 use crate::video::access::PlaybackOptions;
+use crate::video::download::{DownloadReport, DownloadState, DownloadStatus};
 use crate::video::ladder::LadderOptions;
 
 /// Where a job is in its life.
@@ -235,7 +236,7 @@ pub struct JobResult {
     /// The MP4 download, when the job asked for one (absent from
     /// transcoders that predate downloads).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub download: Option<crate::video::download::DownloadReport>,
+    pub download: Option<DownloadReport>,
 }
 
 /// One rung of a finished ladder, as the transcoder reports it.
@@ -389,6 +390,26 @@ pub enum FailOutcome {
 }
 
 impl Job {
+    /// The state of the job's MP4 download; `None` when the video did not ask for one.
+    /// Ready only once the job is done and its current output carries it.
+    pub fn download_state(&self) -> Option<DownloadState> {
+        self.playback.download.as_ref()?;
+        let report = self.result.as_ref().and_then(|r| r.download.as_ref());
+        let (status, rung, size) = match (self.status, report) {
+            (JobStatus::Done, Some(DownloadReport::Ready { rung, size })) if self.output_id.is_some() => {
+                (DownloadStatus::Ready, Some(rung.clone()), Some(*size))
+            }
+            (JobStatus::Done, Some(DownloadReport::Errored { rung, .. })) => {
+                (DownloadStatus::Errored, rung.clone(), None)
+            }
+            // Done without a report: made by a transcoder that knew nothing of downloads.
+            (JobStatus::Done, _) => (DownloadStatus::Errored, None, None),
+            (JobStatus::Error, _) => (DownloadStatus::Errored, None, None),
+            (JobStatus::Queued | JobStatus::Processing, _) => (DownloadStatus::Preparing, None, None),
+        };
+        Some(DownloadState { status, rung, size })
+    }
+
     /// A new job, queued at `now`.
     pub fn new(
         job_id: JobId,
@@ -1126,5 +1147,61 @@ mod tests {
         j.lease(lid("L1"), out("o1"), &policy(), T0).unwrap();
         let back: Job = serde_json::from_str(&serde_json::to_string(&j).unwrap()).unwrap();
         assert_eq!(back, j);
+    }
+
+    // The MP4 download's state, as /job-status shows it.
+    fn with_download(download: Option<crate::video::access::DownloadOption>) -> Job {
+        let source = SourceUpload {
+            raw_key: "raw/a/v/source.mp4".into(),
+            content_type: "video/mp4".into(),
+            size: 9,
+            etag: None,
+        };
+        let policy = RetryPolicy { max_attempts: 1, lease_ttl_ms: 30_000, backoff_base_ms: 5_000 };
+        let mut j = Job::new(
+            JobId::parse("job_1").unwrap(),
+            AppId::parse("a").unwrap(),
+            VideoId::parse("v").unwrap(),
+            source,
+            LadderOptions::default(),
+            &policy,
+            Timestamp::from_millis(1_700_000_000_000),
+        );
+        j.playback.download = download;
+        j
+    }
+
+    fn finished(mut j: Job, report: Option<DownloadReport>) -> Job {
+        let (lease, now) = (LeaseId::parse("L1").unwrap(), Timestamp::from_millis(1_700_000_001_000));
+        let policy = RetryPolicy { max_attempts: 1, lease_ttl_ms: 30_000, backoff_base_ms: 5_000 };
+        j.lease(lease.clone(), OutputId::parse("o1").unwrap(), &policy, now).unwrap();
+        j.heartbeat(&lease, 50, None, true, &policy, now).unwrap();
+        let result =
+            JobResult { duration_s: 1.0, renditions: vec![], thumbnails: None, has_audio: true, download: report };
+        j.complete(&lease, result, now).unwrap();
+        j
+    }
+
+    #[test]
+    fn the_state_follows_the_job_and_the_report() {
+        assert_eq!(state_of(&with_download(None)), None, "no option, no download field");
+        let asked = || Some(crate::video::access::DownloadOption::default());
+        let preparing = state_of(&with_download(asked())).unwrap();
+        assert_eq!((preparing.status, preparing.rung, preparing.size), (DownloadStatus::Preparing, None, None));
+        let ready = finished(with_download(asked()), Some(DownloadReport::Ready { rung: "720p".into(), size: 99 }));
+        let ready = state_of(&ready).unwrap();
+        assert_eq!((ready.status, ready.rung.as_deref(), ready.size), (DownloadStatus::Ready, Some("720p"), Some(99)));
+        let failed = DownloadReport::Errored { rung: Some("720p".into()), message: "x".into() };
+        let errored = state_of(&finished(with_download(asked()), Some(failed))).unwrap();
+        assert_eq!((errored.status, errored.rung.as_deref()), (DownloadStatus::Errored, Some("720p")));
+        // A transcoder that made no download: it never will be.
+        assert_eq!(state_of(&finished(with_download(asked()), None)).unwrap().status, DownloadStatus::Errored);
+        let mut failed_job = with_download(asked());
+        failed_job.status = JobStatus::Error;
+        assert_eq!(state_of(&failed_job).unwrap().status, DownloadStatus::Errored);
+    }
+
+    fn state_of(j: &Job) -> Option<crate::video::download::DownloadState> {
+        j.download_state()
     }
 }

@@ -18,7 +18,7 @@ use crate::time::Timestamp;
 use crate::video::access::PlaybackOptions;
 use crate::video::delivery::CallbackStatus;
 use crate::video::dispatch::SizeClass;
-use crate::video::download::{self, DownloadStatus};
+use crate::video::download::DownloadStatus;
 pub use crate::video::job::JobSpec;
 use crate::video::job::{Job, JobResult, JobStatus, Rendition, ThumbnailMeta};
 use crate::video::upload::{UploadError, UploadRecord, UploadStatus};
@@ -576,7 +576,7 @@ pub const SIGNED_DOWNLOAD_NOTE: &str =
 impl DownloadView {
     /// `job`'s download, or `None` when it did not ask for one.
     pub fn of(job: &Job, public_base: &str) -> Option<DownloadView> {
-        let state = download::state(job)?;
+        let state = job.download_state()?;
         let signed = job.playback.require_signed_urls;
         let url = (state.status == DownloadStatus::Ready && !signed).then(|| {
             format!("{}/download?app_id={}&video_id={}", public_base.trim_end_matches('/'), job.app_id, job.video_id)
