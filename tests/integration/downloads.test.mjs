@@ -10,84 +10,37 @@
 // above one 1 MiB part, stored as a multipart upload).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, readFileSync, writeFileSync, existsSync, openSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startGarage } from '../../devkit/garage.mjs';
-import { freePort, waitFor } from '../../devkit/ports.mjs';
 import { listKeys } from '../../devkit/sigv4.mjs';
-import { videoService, client, API_KEY, TRANSCODER_TOKEN, ROOT } from '../workers/harness.mjs';
-import { makeClip } from '../../devkit/client.mjs';
+import { API_KEY } from '../workers/harness.mjs';
+import { startStack } from './stack.mjs';
 
-const BIN = process.env.TRANSCODER_BIN ?? join(ROOT, 'target', 'debug', 'transcoder');
 const APP = 'dlapp';
 const SECONDS = 6;
-let garage, mf, api, base, scratch, transcoder;
-
-before(async () => {
-  assert.ok(existsSync(BIN), `${BIN} is missing: cargo build -p transcoder first`);
-  scratch = mkdtempSync(join(tmpdir(), 'downloads-'));
-  garage = await startGarage({ dir: join(scratch, 'garage') });
-  const port = await freePort();
-  mf = await videoService({ store: garage, backend: 's3', port });
-  base = `http://127.0.0.1:${port}`;
-  api = client(mf, base);
-  const log = join(scratch, 'transcoder.log');
-  const child = spawn(BIN, ['run'], {
-    env: {
-      ...process.env,
-      VIDEO_SERVICE_URL: base,
-      TRANSCODER_TOKEN,
-      S3_ENDPOINT: garage.endpoint,
-      S3_BUCKET: garage.bucket,
-      S3_REGION: garage.region,
-      S3_ACCESS_KEY_ID: garage.accessKey,
-      S3_SECRET_ACCESS_KEY: garage.secretKey,
-      WORK_DIR: join(scratch, 'work'),
-      LEASE_WAIT_MS: '2000',
-      WORKER_NAME: 'download',
-      // 1 MiB parts: a download above 1 MiB goes up as a multipart upload (Garage takes parts under S3's 5 MiB).
-      S3_UPLOAD_PART_BYTES: String(1024 * 1024),
-      RUST_LOG: 'info',
-    },
-    stdio: ['ignore', openSync(log, 'a'), openSync(log, 'a')],
-  });
-  transcoder = { child, logs: () => readFileSync(log, 'utf8'), exited: null };
-  child.on('exit', (code, signal) => { transcoder.exited = { code, signal }; });
-});
-
-after(async () => {
-  if (transcoder && !transcoder.exited) {
-    const gone = new Promise((resolve) => transcoder.child.once('exit', resolve));
-    transcoder.child.kill('SIGTERM');
-    await gone;
-  }
-  await mf?.dispose();
-  await garage?.stop();
-  rmSync(scratch, { recursive: true, force: true });
-});
+let stack, garage, api, base, scratch, transcoder;
 
 let n = 0;
 const ip = () => ({ 'cf-connecting-ip': `10.27.0.${++n}` });
 
+before(async () => {
+  stack = await startStack({
+    name: 'download',
+    app: APP,
+    ip,
+    // 1 MiB parts: a download above 1 MiB goes up as a multipart upload (Garage takes parts under S3's 5 MiB).
+    transcoderEnv: { S3_UPLOAD_PART_BYTES: String(1024 * 1024) },
+  });
+  ({ garage, api, base, scratch, transcoder } = stack);
+});
+
+after(async () => {
+  await stack?.stop();
+});
+
 /** Uploads a 1280x720 clip with audio as `video`, notifies with `options`, waits until the job is done. */
-async function transcoded(video, options) {
-  const body = readFileSync(makeClip(join(scratch, `${video}.mp4`), { size: '1280x720', seconds: SECONDS }));
-  const presign = await api.post('/generate-upload-url', { app_id: APP, video_id: video, content_type: 'video/mp4', size: body.length }, { key: API_KEY, headers: ip() });
-  assert.equal(presign.status, 200, presign.text);
-  const put = await fetch(presign.json.upload_url, { method: 'PUT', headers: presign.json.headers, body });
-  assert.equal(put.status, 200);
-  const notify = await api.post('/notify-upload-complete', { app_id: APP, video_id: video, raw_key: presign.json.raw_key, content_type: 'video/mp4', ...options }, { key: API_KEY, headers: ip() });
-  assert.equal(notify.status, 202, notify.text);
-  let last;
-  await waitFor(`${video} to be transcoded`, async () => {
-    last = (await api.get(`/job-status?app_id=${APP}&video_id=${video}`, { headers: ip() })).json;
-    return last.status === 'done' || last.status === 'error';
-  }, 180000);
-  assert.equal(last.status, 'done', JSON.stringify(last) + transcoder.logs().slice(-3000));
-  return last;
-}
+const transcoded = (video, options) => stack.transcoded(video, options, { seconds: SECONDS });
 
 /** Top-level MP4 box types of `bytes`, in order. */
 function boxes(bytes) {
