@@ -162,12 +162,19 @@ fn an_encrypted_ladder_decrypts_to_the_clear_ladder_and_plays_through_its_key() 
             assert_eq!(mp4_frames(&dir.0, &init, &sealed), 0, "{name}/{file}: ciphertext is not MP4");
             let opened = cipher.decrypt(seq, &sealed).expect("decrypts with the key and the IV rule");
             let boxes = top_level_boxes(&opened).unwrap_or_else(|| panic!("{name}/{file}: whole boxes, no padding"));
-            assert!(boxes.contains(&"moof".to_owned()) && boxes.last().map(String::as_str) == Some("mdat"), "{boxes:?}");
+            assert!(
+                boxes.contains(&"moof".to_owned()) && boxes.last().map(String::as_str) == Some("mdat"),
+                "{boxes:?}"
+            );
             assert!(sealed.len() - opened.len() <= 16, "{name}/{file}: PKCS#7 adds at most a block");
             assert_eq!(mp4_frames(&dir.0, &init, &opened), clear_frames, "{name}/{file}: the clear run's frames");
             // The IV is the sequence number: another one does not give the segment back.
             assert!(cipher.decrypt(seq + 1, &sealed).as_deref() != Some(&opened[..]), "{name}/{file}: IV {}", seq + 1);
-            opened_sizes.push(SegmentEntry { uri: file, duration_s: files[seq as usize].1, bytes: opened.len() as u64 });
+            opened_sizes.push(SegmentEntry {
+                uri: file,
+                duration_s: files[seq as usize].1,
+                bytes: opened.len() as u64,
+            });
         }
         // Encryption only adds padding: the published bandwidths are the
         // clear bytes' within a few bits a second.
