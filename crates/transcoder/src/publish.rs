@@ -17,9 +17,16 @@
 //! With an MP4 download asked ([`Publisher::keep_download`]), the chosen
 //! rung's init and segments are also written, clear, to the work disk as
 //! they come ([`crate::download`]).
+//!
+//! [`Stages`] logs when an attempt reaches each stage on the way to
+//! `playable` (`stage=leased|source_open|probed|first_cut|all_cut|playable|playable_told`,
+//! with `ms` since the lease was granted), so a benchmark can show where
+//! the time to playable goes.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use tokio::sync::Notify;
 
@@ -57,6 +64,8 @@ struct RungState {
     segments: Vec<Option<SegmentEntry>>,
     /// How many leading segments the published playlist lists.
     listed: usize,
+    /// Segment 0 was produced.
+    cut: bool,
 }
 
 impl RungState {
@@ -92,6 +101,42 @@ impl Playable {
     }
 }
 
+/// When one attempt reached each stage on its way to `playable`: each is
+/// logged once, as `stage` and `ms` since the lease was granted. Clones
+/// share one record.
+#[derive(Clone)]
+pub struct Stages {
+    since: Instant,
+    reached: Arc<Mutex<HashSet<&'static str>>>,
+}
+
+impl Default for Stages {
+    /// Counted from now (the runner makes one as the lease arrives).
+    fn default() -> Self {
+        Self { since: Instant::now(), reached: Arc::default() }
+    }
+}
+
+impl Stages {
+    /// Logs `stage` as reached now, unless it was already.
+    pub fn reach(&self, stage: &'static str) {
+        self.reach_at(stage, Instant::now());
+    }
+
+    /// Logs `stage` as reached at `at`, unless it was already.
+    pub fn reach_at(&self, stage: &'static str, at: Instant) {
+        if self.reached.lock().expect("not poisoned").insert(stage) {
+            let ms = at.saturating_duration_since(self.since).as_millis() as u64;
+            tracing::info!(stage, ms, "stage");
+        }
+    }
+
+    /// Whether `stage` was logged.
+    pub fn reached(&self, stage: &str) -> bool {
+        self.reached.lock().expect("not poisoned").contains(stage)
+    }
+}
+
 /// What publishing has done so far.
 pub struct Publisher {
     sink: Sink,
@@ -109,6 +154,8 @@ pub struct Publisher {
     download_request: Option<DownloadRequest>,
     /// The download rung's clear init and segments, kept as they come.
     download: Option<DownloadSpool>,
+    /// Where the stages on the way to `playable` are logged (none: not logged).
+    stages: Option<Stages>,
 }
 
 /// A finished upload, fed back into the publisher's state.
@@ -135,6 +182,18 @@ impl Publisher {
             encryption: None,
             download_request: None,
             download: None,
+            stages: None,
+        }
+    }
+
+    /// Logs the stages it sees (the probe, the first segments, `playable`) in `stages`.
+    pub fn log_stages(&mut self, stages: Stages) {
+        self.stages = Some(stages);
+    }
+
+    fn reach(&self, stage: &'static str) {
+        if let Some(stages) = &self.stages {
+            stages.reach(stage);
         }
     }
 
@@ -264,6 +323,7 @@ impl Publisher {
                     self.download = DownloadSpool::open(request, &names);
                 }
                 self.plan = Some(plan);
+                self.reach("probed");
             }
             Produced::Init { rung, bytes, video_codec } => {
                 if let Some(spool) = self.download.as_mut() {
@@ -283,6 +343,9 @@ impl Publisher {
                 // What players fetch (and the bandwidths count): an encrypted segment's size.
                 let size = if self.encryption.is_some() { encrypted_len(bytes.len()) } else { bytes.len() };
                 let entry = SegmentEntry { uri: segment_file_name(seq), duration_s, bytes: size as u64 };
+                if seq == 0 {
+                    self.first_cut(rung);
+                }
                 self.upload_segment(set, file, seq, bytes, Uploaded::Segment { rung, seq, entry });
             }
             Produced::Poster { bytes } => {
@@ -321,9 +384,21 @@ impl Publisher {
             self.write_master().await?;
             self.master_written = true;
             self.playable.raise();
+            self.reach("playable");
             tracing::info!(prefix = %self.prefix, "playable");
         }
         Ok(())
+    }
+
+    /// Segment 0 of `rung` was cut: the first cut of all, and once every
+    /// rung has one, `all_cut`.
+    fn first_cut(&mut self, rung: usize) {
+        let Some(stages) = &self.stages else { return };
+        stages.reach("first_cut");
+        self.rungs[rung].cut = true;
+        if self.rungs.iter().all(|r| r.cut) {
+            stages.reach("all_cut");
+        }
     }
 
     fn target(&self) -> f64 {
@@ -541,6 +616,46 @@ mod tests {
                 .unwrap();
         }
         rx
+    }
+
+    /// The publisher marks the stages it sees: the probe (the plan), the
+    /// first cut, every rung cut, and `playable`.
+    #[tokio::test]
+    async fn the_stages_to_playable_are_marked() {
+        let dir = tempfile::tempdir().unwrap();
+        let stages = Stages::default();
+        let mut publisher = Publisher::new(Sink::Dir(dir.path().into()), String::new(), Arc::default());
+        publisher.log_stages(stages.clone());
+        let plan = plan_640x360();
+        let rungs = plan.rungs.len();
+        assert!(rungs > 1);
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        tx.send(Produced::Plan { plan, has_audio: false, duration_s: Some(8.0) }).await.unwrap();
+        for rung in 0..rungs {
+            tx.send(Produced::Init { rung, bytes: vec![1; 100], video_codec: "avc1.64001e".into() }).await.unwrap();
+        }
+        tx.send(Produced::Segment { rung: 0, seq: 0, duration_s: 4.0, bytes: vec![2; 1000] }).await.unwrap();
+        let control = Control::default();
+        let running = tokio::spawn(async move {
+            publisher.run(rx, &control).await.unwrap();
+            publisher
+        });
+        let mut waited = 0;
+        while !stages.reached("first_cut") && waited < 500 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            waited += 1;
+        }
+        assert!(stages.reached("probed") && stages.reached("first_cut"));
+        assert!(!stages.reached("all_cut") && !stages.reached("playable"), "one rung of {rungs} has a segment");
+        for rung in 1..rungs {
+            tx.send(Produced::Segment { rung, seq: 0, duration_s: 4.0, bytes: vec![2; 1000] }).await.unwrap();
+        }
+        drop(tx);
+        running.await.unwrap();
+        for stage in ["probed", "first_cut", "all_cut", "playable"] {
+            assert!(stages.reached(stage), "{stage}");
+        }
+        assert!(!stages.reached("leased"), "the runner's own stages are its to mark");
     }
 
     /// An encrypted ladder stores its key before anything else: a key that

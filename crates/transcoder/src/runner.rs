@@ -30,7 +30,7 @@ use crate::download::{self, DownloadRequest};
 use crate::encrypt::SegmentCipher;
 use crate::error::{panics_fail_the_job, JobError};
 use crate::pipeline::{transcode, Control, Machine, Tuning};
-use crate::publish::{Playable, Publisher};
+use crate::publish::{Playable, Publisher, Stages};
 use crate::storage::{free_bytes, remove_stale_spools, same_etag, Sink, SourceInfo, SourceReader, Storage, REPLACED};
 use crate::telemetry::report_failure;
 
@@ -63,6 +63,8 @@ pub struct JobHandles {
     pub playable: Arc<Playable>,
     /// The stage heartbeats report.
     pub stage: Arc<Mutex<&'static str>>,
+    /// When the attempt reached each stage on its way to `playable` (logged).
+    pub stages: Stages,
 }
 
 impl Runner {
@@ -153,6 +155,7 @@ impl<A: VideoApi> Runner<A> {
     /// Runs one leased job to its end and reports it.
     pub async fn run_job(&self, spec: JobSpec, shutdown: watch::Receiver<bool>) -> Outcome {
         let job = JobHandles { stage: Arc::new(Mutex::new("reading")), ..JobHandles::default() };
+        job.stages.reach("leased");
         let work = self.work(&spec, &job);
         self.supervise(&spec, &job, work, shutdown).await
     }
@@ -313,16 +316,22 @@ impl<A: VideoApi> Runner<A> {
     /// when the lease was extended, `Ok(None)` when the call failed (logged,
     /// tried again next tick), `Err(reason)` when the lease is gone.
     async fn beat(&self, spec: &JobSpec, job: &JobHandles) -> Result<Option<Timestamp>, String> {
-        let JobHandles { control, playable, stage } = job;
+        let JobHandles { control, playable, stage, stages } = job;
+        let told = playable.is_raised();
         let req = HeartbeatRequest {
             lease_id: spec.lease_id.clone(),
             video: JobVideo::of(spec),
             progress: (1.0 + control.fraction() * 94.0).round() as u8,
             stage: Some((*stage.lock().expect("not poisoned")).to_owned()),
-            playable: playable.is_raised(),
+            playable: told,
         };
         match self.api.heartbeat(&spec.job_id, &req).await {
-            Ok(resp) => Ok(Some(resp.lease_expires_at)),
+            Ok(resp) => {
+                if told {
+                    stages.reach("playable_told");
+                }
+                Ok(Some(resp.lease_expires_at))
+            }
             Err(CallError::LeaseLost(why)) => Err(why),
             Err(e) => {
                 tracing::warn!(error = %e, "heartbeat failed; will retry");
@@ -360,8 +369,9 @@ impl<A: VideoApi> Runner<A> {
 
     /// The job itself: read, encode and publish, then finish the outputs.
     async fn work(&self, spec: &JobSpec, job: &JobHandles) -> Result<JobResult, JobError> {
-        let JobHandles { control, playable, stage } = job;
+        let JobHandles { control, playable, stage, stages } = job;
         let (info, _reservation) = self.check_source(spec).await?;
+        stages.reach("source_open");
         let work_dir = self.config.work_dir.join(spec.job_id.as_str());
         // The job's folder goes when the work ends, however it ends (its
         // source spool already has; a download's files live until then).
@@ -382,6 +392,7 @@ impl<A: VideoApi> Runner<A> {
         *stage.lock().expect("not poisoned") = "encoding";
         let mut publisher =
             Publisher::new(Sink::Bucket(self.storage.clone()), spec.output_prefix.clone(), Arc::clone(playable));
+        publisher.log_stages(stages.clone());
         if spec.playback.encryption == Encryption::Aes128 {
             // A fresh key per attempt (its own output), outside the public `hls/` prefix.
             let key = ObjectKey::HlsKey {
