@@ -7,6 +7,7 @@
 //! hls/{app_id}/{video_id}/{output_id}/{rung}/index.m3u8
 //! hls/{app_id}/{video_id}/{output_id}/{rung}/init.mp4
 //! hls/{app_id}/{video_id}/{output_id}/{rung}/{seq:05}.m4s
+//! hls/{app_id}/{video_id}/{output_id}/audio/…            a chunked job's audio rendition (same files as a rung)
 //! hls/{app_id}/{video_id}/{output_id}/poster.jpg
 //! hls/{app_id}/{video_id}/{output_id}/sprite.jpg
 //! hls/{app_id}/{video_id}/{output_id}/thumbnails.vtt
@@ -28,7 +29,9 @@ use std::fmt;
 use crate::ids::{check_id, AppId, ImageId, VideoId};
 use crate::media::VideoType;
 
-/// A rung of the ladder by name: its short side in pixels and `p` (`1080p`).
+/// A rung of the ladder by name: its short side in pixels and `p` (`1080p`),
+/// or [`RungName::AUDIO`], the audio-only rendition of a chunked job, whose
+/// folder holds the same files as a video rung's.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct RungName(String);
@@ -38,7 +41,22 @@ impl RungName {
         Self(format!("{px}p"))
     }
 
+    /// The audio rendition's name (and folder).
+    pub const AUDIO: &'static str = "audio";
+
+    pub fn audio() -> Self {
+        Self(Self::AUDIO.to_owned())
+    }
+
+    /// True for the audio rendition.
+    pub fn is_audio(&self) -> bool {
+        self.0 == Self::AUDIO
+    }
+
     pub fn parse(s: &str) -> Option<Self> {
+        if s == Self::AUDIO {
+            return Some(Self::audio());
+        }
         let digits = s.strip_suffix('p')?;
         let canonical = !digits.is_empty()
             && digits.len() <= 4
@@ -55,7 +73,7 @@ impl RungName {
 impl TryFrom<String> for RungName {
     type Error = String;
     fn try_from(s: String) -> Result<Self, String> {
-        Self::parse(&s).ok_or_else(|| format!("{s:?} is not a rung name like \"720p\""))
+        Self::parse(&s).ok_or_else(|| format!("{s:?} is not a rung name like \"720p\" (or \"audio\")"))
     }
 }
 
@@ -172,6 +190,7 @@ impl HlsFile {
     pub fn content_type(&self) -> &'static str {
         match self {
             HlsFile::Master | HlsFile::Rung(_, RungFile::Playlist) => "application/vnd.apple.mpegurl",
+            HlsFile::Rung(r, RungFile::Init | RungFile::Segment(_)) if r.is_audio() => "audio/mp4",
             HlsFile::Rung(_, RungFile::Init) => "video/mp4",
             HlsFile::Rung(_, RungFile::Segment(_)) => "video/iso.segment",
             HlsFile::Poster | HlsFile::Sprite => "image/jpeg",
@@ -396,6 +415,9 @@ mod tests {
             (hls(HlsFile::Rung(rung("240p"), RungFile::Init)), "hls/app1/vid_1/k3v9/240p/init.mp4"),
             (hls(HlsFile::Rung(rung("720p"), RungFile::Segment(0))), "hls/app1/vid_1/k3v9/720p/00000.m4s"),
             (hls(HlsFile::Rung(rung("720p"), RungFile::Segment(123_456))), "hls/app1/vid_1/k3v9/720p/123456.m4s"),
+            (hls(HlsFile::Rung(RungName::audio(), RungFile::Playlist)), "hls/app1/vid_1/k3v9/audio/index.m3u8"),
+            (hls(HlsFile::Rung(RungName::audio(), RungFile::Init)), "hls/app1/vid_1/k3v9/audio/init.mp4"),
+            (hls(HlsFile::Rung(RungName::audio(), RungFile::Segment(7))), "hls/app1/vid_1/k3v9/audio/00007.m4s"),
             (hls(HlsFile::Poster), "hls/app1/vid_1/k3v9/poster.jpg"),
             (hls(HlsFile::Sprite), "hls/app1/vid_1/k3v9/sprite.jpg"),
             (hls(HlsFile::ThumbnailsVtt), "hls/app1/vid_1/k3v9/thumbnails.vtt"),
@@ -448,6 +470,9 @@ mod tests {
             "keys/app1/vid_1/k3v9/aes128.key/",
             "hls/app1/vid_1/k3v9/aes128.key",
             "hls/app1/vid_1/k3v9/key",
+            "hls/app1/vid_1/k3v9/Audio/index.m3u8",
+            "hls/app1/vid_1/k3v9/audio/master.m3u8",
+            "hls/app1/vid_1/k3v9/audio",
         ] {
             assert_eq!(ObjectKey::parse(bad), None, "{bad:?} should be refused");
         }
@@ -496,6 +521,9 @@ mod tests {
             (HlsFile::Poster, "image/jpeg", CachePolicy::Immutable),
             (HlsFile::Sprite, "image/jpeg", CachePolicy::Immutable),
             (HlsFile::ThumbnailsVtt, "text/vtt; charset=utf-8", CachePolicy::Immutable),
+            (HlsFile::Rung(RungName::audio(), RungFile::Playlist), "application/vnd.apple.mpegurl", CachePolicy::Short),
+            (HlsFile::Rung(RungName::audio(), RungFile::Init), "audio/mp4", CachePolicy::Immutable),
+            (HlsFile::Rung(RungName::audio(), RungFile::Segment(0)), "audio/mp4", CachePolicy::Immutable),
         ];
         for (file, ct, cache) in cases {
             assert_eq!(file.content_type(), ct, "{file:?}");
@@ -514,10 +542,14 @@ mod tests {
             ("12345p", false),
             ("720", false),
             ("720P", false),
+            ("audio", true),
+            ("Audio", false),
+            ("audiop", false),
         ] {
             assert_eq!(RungName::parse(s).is_some(), ok, "{s}");
         }
         assert_eq!(RungName::from_short_side(720).as_str(), "720p");
+        assert!(RungName::parse("audio").unwrap().is_audio() && !RungName::from_short_side(720).is_audio());
         let o = OutputId::from_random([9; 10]);
         assert_eq!(o.as_str().len(), 16);
         assert_eq!(OutputId::parse(o.as_str()), Some(o));

@@ -125,6 +125,7 @@ impl VideoApi for HttpVideoApi {
             worker: self.worker.clone(),
             wait_ms: wait.as_millis() as u64,
             classes: classes.map(<[_]>::to_vec),
+            chunks: false,
         };
         let resp: LeaseResponse = self.post("/internal/jobs/lease", &req, wait + Duration::from_secs(15)).await?;
         Ok(resp.job)

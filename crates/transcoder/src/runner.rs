@@ -305,7 +305,7 @@ impl<A: VideoApi> Runner<A> {
 
     /// Reports the finished ladder to the video service.
     async fn report(&self, spec: &JobSpec, result: JobResult) -> Result<(), JobError> {
-        let req = CompleteRequest { lease_id: spec.lease_id.clone(), video: JobVideo::of(spec), result };
+        let req = CompleteRequest { lease_id: spec.lease_id.clone(), video: JobVideo::of(spec), result, chunk: None };
         self.api.complete(&spec.job_id, &req).await.map_err(|e| match e {
             CallError::LeaseLost(_) => JobError::LeaseLost,
             other => JobError::retryable(format!("the result could not be reported to the video service: {other}")),
@@ -324,6 +324,8 @@ impl<A: VideoApi> Runner<A> {
             progress: (1.0 + control.fraction() * 94.0).round() as u8,
             stage: Some((*stage.lock().expect("not poisoned")).to_owned()),
             playable: told,
+            published_segments: None,
+            published_audio_segments: None,
         };
         match self.api.heartbeat(&spec.job_id, &req).await {
             Ok(resp) => {

@@ -167,7 +167,7 @@ mod tests {
     }
 
     fn request(wait_ms: u64, classes: Option<Vec<SizeClass>>) -> LeaseRequest {
-        LeaseRequest { worker: "w1".into(), wait_ms, classes }
+        LeaseRequest { worker: "w1".into(), wait_ms, classes, chunks: false }
     }
 
     fn leased(fleet: &Fleet, start: u32, req: &LeaseRequest) -> Option<String> {

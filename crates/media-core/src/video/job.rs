@@ -32,6 +32,7 @@ use crate::ids::{AppId, JobId, LeaseId, VideoId};
 use crate::keys::{ObjectKey, OutputId};
 use crate::time::{epoch_millis, Timestamp};
 use crate::video::access::PlaybackOptions;
+use crate::video::chunks::{ChunkGeometry, ChunkRange, ChunkReport, ChunkSpec};
 use crate::video::download::{DownloadReport, DownloadState, DownloadStatus};
 use crate::video::ladder::LadderOptions;
 
@@ -223,8 +224,9 @@ pub struct SourceUpload {
     pub etag: Option<String>,
 }
 
-/// A finished ladder, as the transcoder reports it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A finished ladder, as the transcoder reports it (a chunk task reports a
+/// [`ChunkReport`] instead, and the job assembles this from them).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct JobResult {
     pub duration_s: f64,
     pub renditions: Vec<Rendition>,
@@ -327,6 +329,60 @@ pub struct Job {
     /// destination): kept here so every read of the job shows it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub callback: Option<CallbackState>,
+    /// The chunk tasks of a run split after its probe (absent: single-pass).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chunks: Option<ChunkTable>,
+}
+
+/// Where one chunk task is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TaskStatus {
+    Queued,
+    Processing,
+    Done,
+}
+
+/// One chunk of a chunked run, with its own lease, attempts and backoff.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChunkTask {
+    pub range: ChunkRange,
+    pub status: TaskStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<Lease>,
+    /// Attempts started on this task in this run.
+    pub attempts: u32,
+    /// A queued retry waits until then (its own backoff).
+    #[serde(with = "epoch_millis")]
+    pub not_before: Timestamp,
+    /// 0-100 within the task.
+    #[serde(default)]
+    pub progress: u8,
+    /// The chunk's own segments (from its `first_seq`) uploaded on every
+    /// video rung: a contiguous prefix that never shrinks.
+    #[serde(default)]
+    pub published_segments: u32,
+    /// Task 0: the audio rendition's segments uploaded (from seq 0).
+    #[serde(default)]
+    pub published_audio_segments: u32,
+    /// What the task reported at complete (set once done).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report: Option<ChunkReport>,
+}
+
+/// A run split into chunk tasks after its probe; every task writes under
+/// the one `output_id`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChunkTable {
+    pub output_id: OutputId,
+    pub geometry: ChunkGeometry,
+    pub t0_s: f64,
+    pub duration_s: f64,
+    pub has_audio: bool,
+    /// The video rungs every task encodes, as planned.
+    #[serde(default)]
+    pub rungs: Vec<crate::video::ladder::Rung>,
+    pub tasks: Vec<ChunkTask>,
 }
 
 /// What a notify did, and so how `POST /notify-upload-complete` answers
@@ -448,6 +504,7 @@ impl Job {
             ladder,
             playback: PlaybackOptions::default(),
             callback: None,
+            chunks: None,
         }
     }
 
@@ -722,6 +779,13 @@ pub struct JobSpec {
     /// Whether to encrypt the segments and make an MP4 download.
     #[serde(default, skip_serializing_if = "PlaybackOptions::is_default")]
     pub playback: PlaybackOptions,
+    /// A chunk task: encode this chunk only (absent: the whole job).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chunk: Option<ChunkSpec>,
+    /// A whole-job lease: ask `/plan` to chunk it when the probed duration
+    /// is at least this many seconds (absent: never).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chunk_from_s: Option<f64>,
 }
 
 impl JobSpec {
@@ -745,6 +809,8 @@ impl JobSpec {
             output_prefix: ObjectKey::hls_prefix(&job.app_id, &job.video_id, &lease.output_id),
             ladder: job.ladder.clone(),
             playback: job.playback.clone(),
+            chunk: None,
+            chunk_from_s: None,
         })
     }
 }

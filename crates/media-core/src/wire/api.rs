@@ -16,6 +16,7 @@ use crate::keys::{HlsFile, ObjectKey, OutputId};
 use crate::media::{describe_bytes, image_dimensions, ImageType};
 use crate::time::Timestamp;
 use crate::video::access::PlaybackOptions;
+use crate::video::chunks::{ChunkReport, ChunkSource, ChunkSpec};
 use crate::video::delivery::CallbackStatus;
 use crate::video::dispatch::SizeClass;
 use crate::video::download::DownloadStatus;
@@ -1007,6 +1008,10 @@ pub struct LeaseRequest {
     /// The size classes this transcoder takes (`JOB_CLASSES`); absent, every class.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub classes: Option<Vec<SizeClass>>,
+    /// This transcoder runs chunk specs (`JobSpec.chunk`): chunk tasks are
+    /// offered only to such transcoders. Absent (older ones): false.
+    #[serde(default)]
+    pub chunks: bool,
 }
 
 /// The longest a lease request is held open.
@@ -1053,6 +1058,14 @@ pub struct HeartbeatRequest {
     pub stage: Option<String>,
     #[serde(default)]
     pub playable: bool,
+    /// A chunk task: how many of the chunk's own segments (counted from its
+    /// `first_seq`) are uploaded on every video rung, a contiguous prefix.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub published_segments: Option<u32>,
+    /// Task 0 of a chunked job with audio: the audio rendition's segments
+    /// uploaded (from seq 0), a contiguous prefix.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub published_audio_segments: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -1071,7 +1084,34 @@ pub struct CompleteRequest {
     pub lease_id: LeaseId,
     #[serde(flatten)]
     pub video: JobVideo,
+    /// The whole ladder (a whole-job lease). A chunk task sends `chunk`
+    /// only; the service assembles the result from every task's report.
+    #[serde(default)]
     pub result: JobResult,
+    /// A chunk task's report (used when the lease is a task's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chunk: Option<ChunkReport>,
+}
+
+/// `POST /internal/jobs/{job_id}/plan`: the holder of a whole-job lease
+/// whose probed source is long enough asks to split it. Its lease becomes
+/// task 0 (same lease id, same output); tasks 1.. are queued at once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanRequest {
+    pub lease_id: LeaseId,
+    #[serde(flatten)]
+    pub video: JobVideo,
+    /// `geometry`, `t0_s`, `duration_s`, `has_audio`, `rungs`.
+    #[serde(flatten)]
+    pub source: ChunkSource,
+}
+
+/// The answer to a [`PlanRequest`]: the chunk the caller's lease now runs,
+/// or `None` to go on single-pass (too short to split, chunking off, or a
+/// job that stays single-pass).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanResponse {
+    pub chunk: Option<ChunkSpec>,
 }
 
 /// `POST /internal/jobs/{job_id}/release`: give back a job just leased.
@@ -1296,6 +1336,8 @@ mod tests {
             output_prefix: "hls/a/v/o1/".into(),
             ladder: LadderOptions::default(),
             playback: Default::default(),
+            chunk: None,
+            chunk_from_s: None,
         };
         let v = serde_json::to_value(&spec).unwrap();
         assert_eq!(v["source_etag"], "\"abc\"");
@@ -1454,5 +1496,58 @@ mod tests {
         let signed = JobView::of(&job, "https://v.example.com").download.unwrap();
         assert_eq!((signed.status, signed.url), (DownloadStatus::Ready, None));
         assert!(signed.note.unwrap().contains("downloadable"));
+    }
+
+    #[test]
+    fn chunk_fields_are_optional_so_older_peers_still_parse() {
+        // A transcoder from before chunks: no capability, no counters, a whole result.
+        let lease: LeaseRequest = serde_json::from_str(r#"{"worker":"w1","wait_ms":10}"#).unwrap();
+        assert!(!lease.chunks);
+        let beat: HeartbeatRequest = serde_json::from_str(r#"{"lease_id":"L","progress":5}"#).unwrap();
+        assert_eq!((beat.published_segments, beat.published_audio_segments), (None, None));
+        let v = serde_json::to_value(&beat).unwrap();
+        assert!(v.get("published_segments").is_none(), "not sent when absent: {v}");
+        let old = r#"{"lease_id":"L","result":{"duration_s":2.0,"renditions":[],"thumbnails":null,"has_audio":false}}"#;
+        let done: CompleteRequest = serde_json::from_str(old).unwrap();
+        assert_eq!((done.result.duration_s, done.chunk), (2.0, None));
+        // A chunk task sends its report only.
+        let chunk = r#"{"lease_id":"L","app_id":"a","video_id":"v","chunk":{"frames":900,"segments":8,
+            "rungs":[{"name":"720p","width":1280,"height":720,"codecs":"avc1.64001f","init_bytes":0,"segment_bytes":[1,2]}],
+            "poster":false}}"#;
+        let done: CompleteRequest = serde_json::from_str(chunk).unwrap();
+        assert_eq!(done.result, JobResult::default());
+        let report = done.chunk.unwrap();
+        assert_eq!((report.frames, report.segments, report.rungs[0].segment_bytes.clone()), (900, 8, vec![1, 2]));
+        assert_eq!(report.audio, None);
+        // A lease from an older service: no chunk, no chunking threshold.
+        let spec: JobSpec = serde_json::from_value(serde_json::json!({
+            "job_id": "job_1", "app_id": "a", "video_id": "v", "attempt": 1, "lease_id": "L",
+            "lease_expires_at": "2023-11-14T22:13:20.000Z", "heartbeat_interval_ms": 2000,
+            "source_key": "raw/a/v/source.mp4", "source_size": 5, "content_type": "video/mp4",
+            "output_id": "o1", "output_prefix": "hls/a/v/o1/", "ladder": {}
+        }))
+        .unwrap();
+        assert_eq!((&spec.chunk, spec.chunk_from_s), (&None, None));
+        let v = serde_json::to_value(&spec).unwrap();
+        assert!(v.get("chunk").is_none() && v.get("chunk_from_s").is_none(), "{v}");
+    }
+
+    #[test]
+    fn a_plan_request_is_flat_on_the_wire() {
+        let body = r#"{"lease_id":"L","app_id":"a","video_id":"v",
+            "geometry":{"frame_rate":{"num":30,"den":1},"gop_frames":60,"first_segment_frames":15,"segment_frames":120,"total_frames":9000},
+            "t0_s":0.0,"duration_s":300.0,"has_audio":true}"#;
+        let req: PlanRequest = serde_json::from_str(body).unwrap();
+        assert_eq!(req.video.ids().map(|(a, v)| (a.to_string(), v.to_string())), Some(("a".into(), "v".into())));
+        assert_eq!(
+            (req.source.geometry.total_frames, req.source.duration_s, req.source.has_audio),
+            (9000, 300.0, true)
+        );
+        assert!(req.source.rungs.is_empty());
+        let v = serde_json::to_value(&req).unwrap();
+        assert_eq!((v["t0_s"].as_f64(), v["geometry"]["segment_frames"].as_u64()), (Some(0.0), Some(120)));
+        assert_eq!(serde_json::from_value::<PlanRequest>(v).unwrap(), req);
+        let none: PlanResponse = serde_json::from_str(r#"{"chunk":null}"#).unwrap();
+        assert_eq!(none.chunk, None);
     }
 }

@@ -52,6 +52,8 @@ fn spec(lease: Duration) -> JobSpec {
         output_prefix: "hls/app/video/out/".into(),
         ladder: LadderOptions::default(),
         playback: Default::default(),
+        chunk: None,
+        chunk_from_s: None,
     }
 }
 

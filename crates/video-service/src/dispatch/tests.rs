@@ -76,6 +76,8 @@ pub(crate) fn spec(row: &Row) -> JobSpec {
         output_prefix: format!("hls/{}/{}/o/", row.app_id, row.video_id),
         ladder: LadderOptions::default(),
         playback: Default::default(),
+        chunk: None,
+        chunk_from_s: None,
     }
 }
 

@@ -25,7 +25,15 @@ fn transitions_announce_their_catalogue_events_into_the_log_and_to_the_hub() {
     assert_eq!(types(&w), ["video.created"], "the first notify");
     let spec = w.grant().unwrap();
     let lease = lease_of(&spec);
-    let req = HeartbeatRequest { lease_id: lease.clone(), video: ids(), progress: 40, stage: None, playable: true };
+    let req = HeartbeatRequest {
+        lease_id: lease.clone(),
+        video: ids(),
+        progress: 40,
+        stage: None,
+        playable: true,
+        published_segments: None,
+        published_audio_segments: None,
+    };
     w.call(VideoOp::Heartbeat { job_id: w.job_id(), req }).unwrap();
     w.complete(&lease).unwrap();
     assert_eq!(types(&w), ["video.created", "video.playable", "video.ready"]);

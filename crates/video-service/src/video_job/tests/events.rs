@@ -44,7 +44,15 @@ fn the_event_log_keeps_its_newest_events_with_ids_that_never_repeat() {
     for n in 0..beats {
         // A new stage each time: a progress event each (progress never goes back).
         let stage = Some(format!("stage {n}"));
-        let req = HeartbeatRequest { lease_id: lease_of(&spec), video: ids(), progress: 50, stage, playable: false };
+        let req = HeartbeatRequest {
+            lease_id: lease_of(&spec),
+            video: ids(),
+            progress: 50,
+            stage,
+            playable: false,
+            published_segments: None,
+            published_audio_segments: None,
+        };
         w.call(VideoOp::Heartbeat { job_id: w.job_id(), req }).unwrap();
     }
     let last = w.store.last_event_id().unwrap();

@@ -135,7 +135,15 @@ fn a_playable_heartbeat_is_told_once() {
     w.notify("raw/app-a/v1/source.mp4");
     let spec = w.grant().unwrap();
     for progress in [20, 30] {
-        let req = HeartbeatRequest { lease_id: lease_of(&spec), video: ids(), progress, stage: None, playable: true };
+        let req = HeartbeatRequest {
+            lease_id: lease_of(&spec),
+            video: ids(),
+            progress,
+            stage: None,
+            playable: true,
+            published_segments: None,
+            published_audio_segments: None,
+        };
         w.call(VideoOp::Heartbeat { job_id: w.job_id(), req }).unwrap();
     }
     assert!(w.job().playable);

@@ -495,12 +495,20 @@ impl World {
     }
 
     fn heartbeat(&self, lease: &LeaseId, progress: u8) -> Answer {
-        let req = HeartbeatRequest { lease_id: lease.clone(), video: ids(), progress, stage: None, playable: false };
+        let req = HeartbeatRequest {
+            lease_id: lease.clone(),
+            video: ids(),
+            progress,
+            stage: None,
+            playable: false,
+            published_segments: None,
+            published_audio_segments: None,
+        };
         self.call(VideoOp::Heartbeat { job_id: self.job_id(), req })
     }
 
     fn complete(&self, lease: &LeaseId) -> Answer {
-        let req = CompleteRequest { lease_id: lease.clone(), video: ids(), result: result() };
+        let req = CompleteRequest { lease_id: lease.clone(), video: ids(), result: result(), chunk: None };
         self.call(VideoOp::Complete { job_id: self.job_id(), req })
     }
 

@@ -116,7 +116,15 @@ fn reads_of_an_object_without_a_job_answer_no_job_and_create_nothing() {
     assert_eq!(code(w.call(VideoOp::Events { last_event_id: None, address: None })), ErrorCode::NotFound);
     let job_id = JobId::from_random([3; 16]);
     let lease_id = LeaseId::from_random([3; 16]);
-    let req = HeartbeatRequest { lease_id: lease_id.clone(), video: ids(), progress: 1, stage: None, playable: false };
+    let req = HeartbeatRequest {
+        lease_id: lease_id.clone(),
+        video: ids(),
+        progress: 1,
+        stage: None,
+        playable: false,
+        published_segments: None,
+        published_audio_segments: None,
+    };
     let e = w.call(VideoOp::Heartbeat { job_id: job_id.clone(), req }).unwrap_err();
     assert_eq!((e.code, e.message), (ErrorCode::NotFound, format!("no job {job_id}")));
     let grant = VideoOp::Grant { job_id, lease_id, output_id: OutputId::from_random([3; 10]), worker: "t".into() };
