@@ -190,9 +190,14 @@ pub struct LadderPlan {
     pub gop_frames: u32,
     /// GOPs per segment.
     pub gops_per_segment: u32,
-    /// GOPs in the first segment: one, so a player (and `playable`) can start
-    /// after the first GOP is encoded rather than a whole segment.
-    pub first_segment_gops: u32,
+    /// Frames in the first segment ([`FIRST_SEGMENT_S`] worth, at most one
+    /// GOP), so a player (and `playable`) can start once a fraction of a
+    /// second is encoded rather than a whole GOP. Keyframes fall on frame 0
+    /// and on `first_segment_frames + k·gop_frames`; segments end at
+    /// `first_segment_frames + k·segment_frames`. 0 (a plan stored before
+    /// this field) means a first segment of one GOP.
+    #[serde(default)]
+    pub first_segment_frames: u32,
 }
 
 impl LadderPlan {
@@ -206,12 +211,35 @@ impl LadderPlan {
         self.gop_frames * self.gops_per_segment
     }
 
+    /// Frames in the first segment: `first_segment_frames`, within 1..=one GOP.
+    pub fn first_frames(&self) -> u32 {
+        let gop = self.gop_frames.max(1);
+        if self.first_segment_frames == 0 {
+            gop
+        } else {
+            self.first_segment_frames.min(gop)
+        }
+    }
+
     /// The frame at which segment `seq` ends (segments start where the previous ended).
     pub fn segment_end_frame(&self, seq: u32) -> u64 {
-        let first = u64::from(self.gop_frames * self.first_segment_gops.min(self.gops_per_segment).max(1));
-        first + u64::from(seq) * u64::from(self.segment_frames())
+        u64::from(self.first_frames()) + u64::from(seq) * u64::from(self.segment_frames())
+    }
+
+    /// Whether output frame `n` must be a keyframe (an IDR): frame 0, the
+    /// end of the short first segment, then every GOP from there. Every rung
+    /// and every chunk of a chunked job decide with this one rule, so
+    /// keyframes land on the same frames ladder-wide and across chunks.
+    pub fn is_keyframe(&self, n: u64) -> bool {
+        let first = u64::from(self.first_frames());
+        n == 0 || (n >= first && (n - first).is_multiple_of(u64::from(self.gop_frames.max(1))))
     }
 }
+
+/// How long the first segment of every ladder lasts, in seconds (rounded to
+/// whole frames): the time to playable waits for it to be encoded on every
+/// rung, so it is short; the rest are full segments.
+pub const FIRST_SEGMENT_S: f64 = 0.5;
 
 /// Why a source cannot be planned.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -305,7 +333,8 @@ pub fn plan_ladder(source: &SourceVideo, options: &LadderOptions) -> Result<Ladd
     }
     let gop_frames = ((f64::from(options.gop_s.max(1)) * fps).round() as u32).max(1);
     let gops_per_segment = (options.segment_s.max(options.gop_s) / options.gop_s.max(1)).max(1);
-    Ok(LadderPlan { rungs, frame_rate, gop_frames, gops_per_segment, first_segment_gops: 1 })
+    let first_segment_frames = ((FIRST_SEGMENT_S * fps).round() as u32).clamp(1, gop_frames);
+    Ok(LadderPlan { rungs, frame_rate, gop_frames, gops_per_segment, first_segment_frames })
 }
 
 #[cfg(test)]
@@ -465,12 +494,35 @@ mod tests {
             sizes(&plan),
             vec![("1080p", 1920, 1080), ("720p", 1280, 720), ("480p", 852, 480), ("360p", 640, 360)]
         );
-        assert_eq!((plan.gop_frames, plan.gops_per_segment), (60, 2));
-        assert_eq!([plan.segment_end_frame(0), plan.segment_end_frame(1), plan.segment_end_frame(2)], [60, 180, 300]);
+        assert_eq!((plan.gop_frames, plan.gops_per_segment, plan.first_segment_frames), (60, 2, 15));
+        // A half-second first segment, then 4 s segments.
+        assert_eq!([plan.segment_end_frame(0), plan.segment_end_frame(1), plan.segment_end_frame(2)], [15, 135, 255]);
         assert!((plan.segment_duration_s() - 4.0).abs() < 1e-9);
         let ntsc = plan_ladder(&src(1280, 720, 0, (30_000, 1001)), &LadderOptions::default()).unwrap();
-        assert_eq!(ntsc.gop_frames, 60);
+        assert_eq!((ntsc.gop_frames, ntsc.first_segment_frames), (60, 15));
         assert!((ntsc.segment_duration_s() - 4.004).abs() < 1e-9);
+        let film = plan_ladder(&src(1280, 720, 0, (24, 1)), &LadderOptions::default()).unwrap();
+        assert_eq!((film.gop_frames, film.first_segment_frames), (48, 12));
+        // One frame a second: the first segment is one frame, never none.
+        let slow = plan_ladder(&src(1280, 720, 0, (1, 1)), &LadderOptions::default()).unwrap();
+        assert_eq!((slow.gop_frames, slow.first_segment_frames), (2, 1));
+    }
+
+    #[test]
+    fn keyframes_start_every_segment_and_every_gop_after_the_short_first_one() {
+        let plan = plan_ladder(&src(1920, 1080, 0, (30, 1)), &LadderOptions::default()).unwrap();
+        let keys: Vec<u64> = (0..400).filter(|n| plan.is_keyframe(*n)).collect();
+        assert_eq!(keys, vec![0, 15, 75, 135, 195, 255, 315, 375]);
+        // Every segment starts on a keyframe.
+        for seq in 0..10 {
+            assert!(plan.is_keyframe(plan.segment_end_frame(seq)), "segment {}", seq + 1);
+        }
+        // A plan stored before the short first segment (no field) keeps one-GOP first segments.
+        let mut value = serde_json::to_value(&plan).unwrap();
+        value.as_object_mut().unwrap().remove("first_segment_frames");
+        let old: LadderPlan = serde_json::from_value(value).unwrap();
+        assert_eq!(old.segment_end_frame(0), 60);
+        assert_eq!((0..200).filter(|n| old.is_keyframe(*n)).collect::<Vec<_>>(), vec![0, 60, 120, 180]);
     }
 
     #[test]

@@ -81,7 +81,10 @@ pub fn measured_bandwidth(init_bytes: u64, segments: &[SegmentEntry]) -> (u64, u
         .enumerate()
         .map(|(i, seg)| (seg.bytes + if i == 0 { init_bytes } else { 0 }) as f64 * 8.0 / seg.duration_s.max(min_window))
         .fold(0.0, f64::max);
-    (peak.ceil() as u64, (total_bytes as f64 * 8.0 / total_s).ceil() as u64)
+    let average = (total_bytes as f64 * 8.0 / total_s).ceil() as u64;
+    // Judged over a longer window, short segments (the half-second first
+    // one, a tail) can bring the peak under the average; the peak is never less.
+    ((peak.ceil() as u64).max(average), average)
 }
 
 /// One variant in a master playlist.
@@ -265,7 +268,11 @@ mod tests {
         // A tiny tail segment does not dominate the peak.
         let mut t = segs(&[4.0]);
         t.push(SegmentEntry { uri: "t".into(), duration_s: 0.04, bytes: 20_000 });
-        assert_eq!(measured_bandwidth(0, &t).0, 1_000_000);
+        assert_eq!(measured_bandwidth(0, &t), (1_029_703, 1_029_703));
+        // A short first segment judged over a second: the peak is still at least the average.
+        let mut short_first = vec![SegmentEntry { uri: "0".into(), duration_s: 0.5, bytes: 80_000 }];
+        short_first.extend(segs(&[4.0, 4.0]));
+        assert_eq!(measured_bandwidth(0, &short_first), (1_016_471, 1_016_471));
         assert_eq!(measured_bandwidth(0, &[]), (0, 0));
     }
 

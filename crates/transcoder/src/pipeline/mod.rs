@@ -257,7 +257,7 @@ pub fn transcode<R: Read + Seek + Send + 'static>(
             last_frame: None,
             fanout: &fanout,
             events: &events,
-            gop: u64::from(plan.gop_frames),
+            plan: &plan,
             fps,
             audio_told: false,
         };
@@ -425,7 +425,7 @@ struct Output<'f, 'scope> {
     last_frame: Option<Arc<SharedFrame>>,
     fanout: &'f Fanout<'scope>,
     events: &'f Sender<Produced>,
-    gop: u64,
+    plan: &'f LadderPlan,
     fps: f64,
     /// The audio track knows when the video starts.
     audio_told: bool,
@@ -462,12 +462,12 @@ impl Output<'_, '_> {
     }
 
     /// Sends the constant-rate frames that became final: numbered, with a
-    /// keyframe at every GOP boundary, to the thumbnails and the top rung.
+    /// keyframe where the plan puts one, to the thumbnails and the top rung.
     fn emit(&mut self, slots: Vec<(u64, Arc<SharedFrame>)>) -> Result<bool, JobError> {
         for (n, frame) in slots {
             let mut f = new_reference(&frame.0)?;
             f.set_pts(Some(n as i64));
-            f.set_kind(if n % self.gop == 0 { ff::picture::Type::I } else { ff::picture::Type::None });
+            f.set_kind(if self.plan.is_keyframe(n) { ff::picture::Type::I } else { ff::picture::Type::None });
             if let Some(jpeg) = self.thumbs.on_frame(n as f64 / self.fps, &f)? {
                 send(self.events, Produced::Poster { bytes: jpeg })?;
             }

@@ -122,8 +122,8 @@ pub fn check_ladder(out: &Path, report: &LocalReport, options: &LadderOptions, e
         let durations = extinf(&text);
         let (last, full) = durations.split_last().unwrap();
         for (i, d) in full.iter().enumerate() {
-            // The first segment is one GOP (2 s) so playback can start early.
-            let want = if i == 0 { segment_s / 2.0 } else { segment_s };
+            // The first segment is half a second (whole frames) so playback can start early.
+            let want = if i == 0 { f64::from(plan.first_segment_frames) / plan.frame_rate.as_f64() } else { segment_s };
             assert!((d - want).abs() < 0.01, "{name}: segment {i} of {d} s in {durations:?}");
         }
         assert!(*last > 0.0 && *last <= segment_s + 0.01, "{name}: last segment {last}");
@@ -172,10 +172,13 @@ pub fn check_ladder(out: &Path, report: &LocalReport, options: &LadderOptions, e
             Some(first) => assert_eq!(&keys, first, "{name}: keyframes differ from the top rung's"),
         }
     }
-    // Keyframes every 2 s (the GOP), so every 4 s segment starts with one.
+    // Keyframes at 0, at the end of the half-second first segment, then
+    // every 2 s (the GOP), so every segment starts with one.
     let keys = first_keyframes.unwrap();
     let times: Vec<f64> = keys.iter().map(|k| k.parse().unwrap()).collect();
-    for pair in times.windows(2) {
+    let first_s = f64::from(plan.first_segment_frames) / plan.frame_rate.as_f64();
+    assert!(times.len() >= 2 && (times[1] - times[0] - first_s).abs() < 0.05, "first GOP: {times:?}");
+    for pair in times[1..].windows(2) {
         assert!((pair[1] - pair[0] - 2.0).abs() < 0.05, "GOPs: {times:?}");
     }
     // Images and the thumbnails track.
