@@ -283,3 +283,124 @@ impl ChunkRange {
         self.end_frame.unwrap_or(geometry.total_frames.max(self.start_frame)) - self.start_frame
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 30 fps, 2-s GOPs, a half-second first segment, 4-s segments.
+    fn geometry(total_s: u64) -> ChunkGeometry {
+        ChunkGeometry {
+            frame_rate: Rational::new(30, 1),
+            gop_frames: 60,
+            first_segment_frames: 15,
+            segment_frames: 120,
+            total_frames: total_s * 30,
+        }
+    }
+
+    #[test]
+    fn segment_arithmetic_follows_the_short_first_segment() {
+        let g = geometry(60);
+        assert_eq!([0, 1, 2].map(|s| g.segment_end_frame(s)), [15, 135, 255]);
+        assert_eq!([0, 1, 2].map(|s| g.segment_start_frame(s)), [0, 15, 135]);
+        assert_eq!((g.segments_in(1), g.segments_in(15), g.segments_in(16), g.segments_in(135)), (1, 1, 2, 2));
+        assert_eq!(g.segments_in(1800), 16, "15 + 15x120 = 1815 >= 1800");
+        assert_eq!(g.segment_duration_s(0, None), 0.5);
+        assert_eq!(g.segment_duration_s(1, None), 4.0);
+        assert_eq!(
+            g.segment_duration_s(15, Some(1800)),
+            (1800.0 - 1695.0) / 30.0,
+            "the tail, cut where the video ends"
+        );
+        // No short first segment (0): the first is a full one.
+        let plain = ChunkGeometry { first_segment_frames: 0, ..g };
+        assert_eq!((plain.segment_end_frame(0), plain.segment_end_frame(1)), (120, 240));
+    }
+
+    #[test]
+    fn chunks_end_on_segment_ends_with_a_shorter_first_chunk() {
+        let g = geometry(300);
+        let plan = plan_chunks(&g, 30.0, 10.0);
+        // Chunk 0: the segment end nearest 10 s (255 frames = 8.5 s, not 375 = 12.5 s).
+        assert_eq!(plan[0], ChunkRange { index: 0, start_frame: 0, end_frame: Some(255), first_seq: 0, segments: 3 });
+        // Then 8 segments (32 s, the whole number nearest 30 s) each.
+        assert_eq!(
+            plan[1],
+            ChunkRange { index: 1, start_frame: 255, end_frame: Some(1215), first_seq: 3, segments: 8 }
+        );
+        for pair in plan.windows(2) {
+            let (a, b) = (pair[0], pair[1]);
+            assert_eq!(a.end_frame, Some(b.start_frame), "contiguous");
+            assert_eq!(a.first_seq + a.segments, b.first_seq, "seqs contiguous");
+            assert_eq!(g.segment_start_frame(b.first_seq), b.start_frame, "starts on a segment start");
+            assert_eq!((b.start_frame - 15) % 60, 0, "and so on a keyframe slot");
+        }
+        let last = plan.last().unwrap();
+        assert_eq!(last.end_frame, None, "the last chunk runs to the end of the file");
+        assert_eq!(last.first_seq + last.segments, g.segments_in(g.total_frames));
+        assert_eq!(plan.iter().map(|r| r.index).collect::<Vec<_>>(), (0..plan.len() as u16).collect::<Vec<_>>());
+        // 300 s = 76 segments: 3, then 8 x 9 = 72, leaving 1, which joins the chunk before it.
+        assert_eq!(plan.len(), 10);
+        assert_eq!(last.segments, 9);
+    }
+
+    #[test]
+    fn a_long_remainder_is_a_chunk_of_its_own() {
+        // 3 + 8 + 8 = 19 segments end at 2175 frames; 100 s = 3000 frames leaves 7 segments (>= half of 8).
+        let plan = plan_chunks(&geometry(100), 30.0, 10.0);
+        assert_eq!(plan.iter().map(|r| r.segments).collect::<Vec<_>>(), [3, 8, 8, 7]);
+        assert_eq!(plan[3].end_frame, None);
+    }
+
+    #[test]
+    fn a_remainder_never_joins_chunk_zero() {
+        // 14 s: chunk 0 takes 3 segments (8.5 s), one segment of 4 s is left.
+        let plan = plan_chunks(&geometry(14), 30.0, 10.0);
+        assert_eq!(plan.iter().map(|r| r.segments).collect::<Vec<_>>(), [3, 2]);
+    }
+
+    #[test]
+    fn short_sources_make_one_chunk() {
+        for g in [geometry(8), geometry(1), ChunkGeometry { total_frames: 0, ..geometry(1) }] {
+            let plan = plan_chunks(&g, 30.0, 10.0);
+            assert_eq!(plan.len(), 1, "{g:?}");
+            assert_eq!((plan[0].start_frame, plan[0].end_frame, plan[0].first_seq), (0, None, 0));
+        }
+        // Unusable settings or geometry: one chunk, never a panic.
+        assert_eq!(plan_chunks(&geometry(300), 0.0, 10.0).len(), 1);
+        assert_eq!(plan_chunks(&geometry(300), f64::NAN, 10.0).len(), 1);
+        assert_eq!(plan_chunks(&ChunkGeometry { segment_frames: 0, ..geometry(300) }, 30.0, 10.0).len(), 1);
+        assert_eq!(
+            plan_chunks(&ChunkGeometry { frame_rate: Rational::new(0, 1), ..geometry(300) }, 30.0, 10.0).len(),
+            1
+        );
+        // Chunks shorter than a segment are a segment.
+        assert!(plan_chunks(&geometry(20), 1.0, 0.1).iter().all(|r| r.segments >= 1));
+    }
+
+    #[test]
+    fn a_range_becomes_its_task_spec() {
+        let g = geometry(300);
+        let plan = plan_chunks(&g, 30.0, 10.0);
+        let s0 = plan[0].spec(plan.len() as u16, 0.033, g, true);
+        assert_eq!((s0.index, s0.count, s0.audio, s0.end_frame, s0.t0_s), (0, 10, true, Some(255), 0.033));
+        let s1 = plan[1].spec(plan.len() as u16, 0.033, g, true);
+        assert!(!s1.audio, "only task 0 encodes the audio");
+        assert_eq!((s1.start_frame, s1.first_seq), (255, 3));
+        assert_eq!(plan[1].planned_frames(&g), 960);
+        assert_eq!(plan[9].planned_frames(&g), 9000 - plan[9].start_frame);
+    }
+
+    #[test]
+    fn encryption_and_downloads_stay_single_pass() {
+        let settings = ChunkSettings::default();
+        let plain = PlaybackOptions::default();
+        assert_eq!(settings.chunk_from_s(&plain), Some(120.0));
+        let encrypted = PlaybackOptions { encryption: Encryption::Aes128, ..plain.clone() };
+        assert_eq!(settings.chunk_from_s(&encrypted), None);
+        let download = PlaybackOptions { download: Some(Default::default()), ..plain.clone() };
+        assert_eq!(settings.chunk_from_s(&download), None);
+        assert_eq!(ChunkSettings { from_s: 0.0, ..settings }.chunk_from_s(&plain), None, "0 turns chunking off");
+    }
+}
