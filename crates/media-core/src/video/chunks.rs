@@ -14,7 +14,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::video::access::{Encryption, PlaybackOptions};
-use crate::video::ladder::{Rational, Rung};
+use crate::video::ladder::{LadderPlan, Rational, Rung};
 
 /// The frame geometry every transcoder derives from the same probe
 /// (`plan_ladder`); a chunk task checks its own plan against it and fails
@@ -33,9 +33,22 @@ pub struct ChunkGeometry {
 }
 
 impl ChunkGeometry {
-    /// Frames of segment 0 as planned (a zero is read as a full segment).
+    /// The geometry of a ladder plan, for a source of `total_frames` output frames.
+    pub fn of_plan(plan: &LadderPlan, total_frames: u64) -> Self {
+        ChunkGeometry {
+            frame_rate: plan.frame_rate,
+            gop_frames: plan.gop_frames,
+            first_segment_frames: plan.first_frames(),
+            segment_frames: plan.segment_frames(),
+            total_frames,
+        }
+    }
+
+    /// Frames of segment 0, as [`LadderPlan::first_frames`] reads them (0:
+    /// one GOP; never more than one GOP).
     fn first_frames(&self) -> u64 {
-        u64::from(if self.first_segment_frames == 0 { self.segment_frames } else { self.first_segment_frames })
+        let gop = self.gop_frames.max(1);
+        u64::from(if self.first_segment_frames == 0 { gop } else { self.first_segment_frames.min(gop) })
     }
 
     /// The (exclusive) frame at which segment `seq` ends.
@@ -313,9 +326,30 @@ mod tests {
             (1800.0 - 1695.0) / 30.0,
             "the tail, cut where the video ends"
         );
-        // No short first segment (0): the first is a full one.
+        // A plan from before the short first segment (0): the first is one GOP, as the ladder reads it.
         let plain = ChunkGeometry { first_segment_frames: 0, ..g };
-        assert_eq!((plain.segment_end_frame(0), plain.segment_end_frame(1)), (120, 240));
+        assert_eq!((plain.segment_end_frame(0), plain.segment_end_frame(1)), (60, 180));
+    }
+
+    #[test]
+    fn the_geometry_is_the_ladder_plan_s() {
+        let plan = LadderPlan {
+            rungs: vec![],
+            frame_rate: Rational::new(30, 1),
+            gop_frames: 60,
+            gops_per_segment: 2,
+            first_segment_frames: 15,
+        };
+        let g = ChunkGeometry::of_plan(&plan, 9000);
+        assert_eq!(g, geometry(300));
+        for seq in 0..100 {
+            assert_eq!(g.segment_end_frame(seq), plan.segment_end_frame(seq), "one rule for segment ends");
+        }
+        for r in plan_chunks(&g, 30.0, 10.0) {
+            assert!(plan.is_keyframe(r.start_frame), "chunk {} starts on a keyframe", r.index);
+        }
+        let old = LadderPlan { first_segment_frames: 0, ..plan };
+        assert_eq!(ChunkGeometry::of_plan(&old, 9000).segment_end_frame(0), old.segment_end_frame(0));
     }
 
     #[test]
