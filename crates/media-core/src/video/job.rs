@@ -29,10 +29,13 @@ use crate::video::delivery::{CallbackState, CallbackStatus};
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{AppId, JobId, LeaseId, VideoId};
-use crate::keys::{ObjectKey, OutputId};
+use crate::keys::{ObjectKey, OutputId, RungName};
 use crate::time::{epoch_millis, Timestamp};
 use crate::video::access::PlaybackOptions;
-use crate::video::chunks::{ChunkGeometry, ChunkRange, ChunkReport, ChunkSpec};
+use crate::video::bandwidth::{measured_bandwidth, SegmentEntry};
+use crate::video::chunks::{
+    plan_chunks, ChunkGeometry, ChunkRange, ChunkReport, ChunkSettings, ChunkSource, ChunkSpec,
+};
 use crate::video::download::{DownloadReport, DownloadState, DownloadStatus};
 use crate::video::ladder::LadderOptions;
 
@@ -436,6 +439,9 @@ pub enum Completion {
     AlreadyDone,
 }
 
+/// Why a lease that ran out failed its attempt.
+const EXPIRED: &str = "the transcoder stopped sending heartbeats (its lease expired)";
+
 /// What a failure report or an expired lease led to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailOutcome {
@@ -531,9 +537,24 @@ impl Job {
             .map(|m| public_failure_message(self.failure, m, self.attempts, self.status == JobStatus::Error))
     }
 
-    /// True when the job is processing under a lease that has run out.
+    /// True when the job is processing under a lease that has run out (a
+    /// chunked job: when one of its running tasks' has).
     pub fn lease_expired(&self, now: Timestamp) -> bool {
+        if let (JobStatus::Processing, Some(table)) = (self.status, &self.chunks) {
+            return table.tasks.iter().any(|t| t.lease_expired(now));
+        }
         self.status == JobStatus::Processing && self.lease.as_ref().is_none_or(|l| now > l.expires_at)
+    }
+
+    /// When the earliest live lease (the job's, or a running chunk task's)
+    /// runs out: the alarm acts then.
+    pub fn next_lease_expiry(&self) -> Option<Timestamp> {
+        if self.status != JobStatus::Processing {
+            return None;
+        }
+        let tasks = self.chunks.iter().flat_map(|c| &c.tasks).filter(|t| t.status == TaskStatus::Processing);
+        let leases = self.lease.iter().chain(tasks.filter_map(|t| t.lease.as_ref()));
+        leases.map(|l| l.expires_at).min()
     }
 
     /// May a transcoder lease this job at `now`?
@@ -580,6 +601,7 @@ impl Job {
         self.playable = false;
         self.output_id = None;
         self.result = None;
+        self.chunks = None;
         self.finished_at = None;
         self.queued_at = now;
         self.not_before = not_before;
@@ -629,6 +651,9 @@ impl Job {
         policy: &RetryPolicy,
         now: Timestamp,
     ) -> Result<Timestamp, LeaseLost> {
+        if let Some(i) = self.task_of(lease_id) {
+            return Ok(self.task_heartbeat(i, progress, stage, playable, policy, now));
+        }
         let output_id = self.check_lease(lease_id)?.output_id.clone();
         self.progress = self.progress.max(progress.min(99));
         if stage.is_some() {
@@ -678,6 +703,9 @@ impl Job {
         policy: &RetryPolicy,
         now: Timestamp,
     ) -> Result<FailOutcome, LeaseLost> {
+        if let Some(i) = self.task_of(lease_id) {
+            return Ok(self.fail_task(i, message, retryable, policy, now));
+        }
         self.check_lease(lease_id)?;
         Ok(self.end_attempt(message, retryable, policy, now))
     }
@@ -686,6 +714,10 @@ impl Job {
     /// had just leased it): queued again at once, in its old place, without
     /// counting the attempt.
     pub fn release(&mut self, lease_id: &LeaseId, now: Timestamp) -> Result<(), LeaseLost> {
+        if let Some(i) = self.task_of(lease_id) {
+            self.release_task(i, now);
+            return Ok(());
+        }
         self.check_lease(lease_id)?;
         let (queued_at, attempts) = (self.queued_at, self.attempts.saturating_sub(1));
         self.enqueue(now, now);
@@ -709,6 +741,7 @@ impl Job {
         self.failure = Some(FailureKind::Canceled);
         self.stage = Some("canceled".into());
         self.lease = None;
+        self.chunks = None;
         self.playable = false;
         self.output_id = None;
         self.finished_at = Some(now);
@@ -722,7 +755,10 @@ impl Job {
         if !self.lease_expired(now) {
             return None;
         }
-        Some(self.end_attempt("the transcoder stopped sending heartbeats (its lease expired)", true, policy, now))
+        if self.chunks.is_some() {
+            return self.expire_tasks(policy, now);
+        }
+        Some(self.end_attempt(EXPIRED, true, policy, now))
     }
 
     fn end_attempt(&mut self, message: &str, retryable: bool, policy: &RetryPolicy, now: Timestamp) -> FailOutcome {
@@ -733,19 +769,476 @@ impl Job {
             self.enqueue(now, not_before);
             return FailOutcome::Retrying { not_before };
         }
-        self.status = JobStatus::Error;
-        self.error = Some(if retryable {
+        let error = if retryable {
             format!("gave up after {} attempts; the last one failed with: {message}", self.attempts)
         } else {
             message.to_owned()
-        });
+        };
+        self.end_in_error(error, now)
+    }
+
+    /// Ends the run in `error`: every lease (the job's, every chunk task's) is gone.
+    fn end_in_error(&mut self, error: String, now: Timestamp) -> FailOutcome {
+        self.status = JobStatus::Error;
+        self.error = Some(error);
         self.stage = Some("failed".into());
         self.lease = None;
+        self.chunks = None;
         self.playable = false;
         self.output_id = None;
         self.finished_at = Some(now);
         self.updated_at = now;
         FailOutcome::Failed
+    }
+}
+
+/// A job split into chunk tasks: planning, leasing a task, and each task's
+/// beats, completion and failure. Every task writes under the run's one
+/// output; the job is done when the last task is, and fails when a task
+/// fails for good.
+impl Job {
+    /// The holder of the whole job's lease probed a source long enough to
+    /// split: its lease becomes task 0 (same id, same output, same expiry)
+    /// and the other tasks wait at once. `Ok(None)`, changing nothing, when
+    /// the job stays single-pass: chunking is off or not for this job
+    /// ([`ChunkSettings::chunk_from_s`]), the source is shorter than that, or
+    /// it fits in one chunk. A repeat by task 0's lease answers the same chunk.
+    pub fn plan(
+        &mut self,
+        lease_id: &LeaseId,
+        source: ChunkSource,
+        settings: &ChunkSettings,
+        now: Timestamp,
+    ) -> Result<Option<ChunkSpec>, LeaseLost> {
+        if let Some(i) = self.task_of(lease_id) {
+            return if i == 0 { Ok(self.task_spec(0)) } else { Err(self.lease_lost(lease_id)) };
+        }
+        self.check_lease(lease_id)?;
+        let Some(from_s) = settings.chunk_from_s(&self.playback) else { return Ok(None) };
+        if source.duration_s.is_nan() || source.duration_s < from_s {
+            return Ok(None);
+        }
+        let ranges = plan_chunks(&source.geometry, settings.chunk_s, settings.first_chunk_s);
+        if ranges.len() < 2 {
+            return Ok(None);
+        }
+        let lease = self.lease.take().expect("checked above");
+        let tasks = ranges
+            .into_iter()
+            .map(|range| {
+                let first = range.index == 0;
+                ChunkTask {
+                    range,
+                    status: if first { TaskStatus::Processing } else { TaskStatus::Queued },
+                    lease: first.then(|| lease.clone()),
+                    attempts: u32::from(first),
+                    not_before: now,
+                    progress: 0,
+                    published_segments: 0,
+                    published_audio_segments: 0,
+                    report: None,
+                }
+            })
+            .collect();
+        self.chunks = Some(ChunkTable {
+            output_id: lease.output_id,
+            geometry: source.geometry,
+            t0_s: source.t0_s,
+            duration_s: source.duration_s,
+            has_audio: source.has_audio,
+            rungs: source.rungs,
+            tasks,
+        });
+        self.updated_at = now;
+        Ok(self.task_spec(0))
+    }
+
+    /// Hands chunk task `index` to a transcoder: its own lease (the caller
+    /// mints `lease_id`) on the run's output. Refused unless the job runs
+    /// in chunks and that task is queued and due.
+    pub fn lease_task(
+        &mut self,
+        index: u16,
+        lease_id: LeaseId,
+        policy: &RetryPolicy,
+        now: Timestamp,
+    ) -> Result<JobSpec, NotLeasable> {
+        let status = self.status;
+        let Some(table) = self.chunks.as_mut().filter(|_| status == JobStatus::Processing) else {
+            return Err(NotLeasable { status: status.as_str(), not_before: self.not_before });
+        };
+        let output_id = table.output_id.clone();
+        let Some(task) = table.tasks.get_mut(usize::from(index)) else {
+            return Err(NotLeasable { status: "gone", not_before: now });
+        };
+        if task.status != TaskStatus::Queued || task.not_before > now {
+            return Err(NotLeasable { status: task.status.as_str(), not_before: task.not_before });
+        }
+        let first = policy.lease_ttl_ms.min(FIRST_HEARTBEAT_MS);
+        task.status = TaskStatus::Processing;
+        task.attempts += 1;
+        task.progress = 0;
+        task.lease = Some(Lease { id: lease_id, expires_at: now.plus_millis(first), output_id });
+        self.heartbeat_at = Some(now);
+        self.updated_at = now;
+        Ok(JobSpec::of_task(self, index, policy).expect("just leased"))
+    }
+
+    /// What a chunk task's holder reports it has uploaded: the chunk's own
+    /// segments on every rung and (task 0) the audio's, each a contiguous
+    /// prefix. The counts never shrink (a retry rewrites the same keys), and
+    /// a task's video count stays within its planned segments (the last
+    /// task's runs to the end of the file). Ignored for the whole job's lease.
+    pub fn record_published(
+        &mut self,
+        lease_id: &LeaseId,
+        segments: Option<u32>,
+        audio_segments: Option<u32>,
+    ) -> Result<(), LeaseLost> {
+        let Some(i) = self.task_of(lease_id) else { return self.check_lease(lease_id).map(|_| ()) };
+        let table = self.chunks.as_mut().expect("a task holds the lease");
+        let last = i + 1 == table.tasks.len();
+        let task = &mut table.tasks[i];
+        if let Some(n) = segments {
+            let n = if last { n } else { n.min(task.range.segments) };
+            task.published_segments = task.published_segments.max(n);
+        }
+        if let (Some(n), 0) = (audio_segments, i) {
+            task.published_audio_segments = task.published_audio_segments.max(n);
+        }
+        Ok(())
+    }
+
+    /// `complete` as the transcoder's call names it: a chunk task's lease
+    /// completes its task with its report (a task's call without one is
+    /// refused, so its holder stops and the task is retried); the whole
+    /// job's lease completes the job with `result`. A repeat by a lease
+    /// whose complete committed answers [`Completion::AlreadyDone`].
+    pub fn finish(
+        &mut self,
+        lease_id: &LeaseId,
+        result: JobResult,
+        chunk: Option<ChunkReport>,
+        now: Timestamp,
+    ) -> Result<Completion, LeaseLost> {
+        let repeated = self.chunks.as_ref().is_some_and(|c| {
+            c.tasks.iter().any(|t| t.status == TaskStatus::Done && t.lease.as_ref().is_some_and(|l| l.id == *lease_id))
+        });
+        if repeated {
+            return Ok(Completion::AlreadyDone);
+        }
+        match (self.task_of(lease_id), chunk) {
+            (Some(i), Some(report)) => Ok(self.complete_task(i, report, now)),
+            (Some(_), None) => Err(self.lease_lost(lease_id)),
+            (None, _) => self.complete(lease_id, result, now),
+        }
+    }
+
+    /// The running task whose lease is `lease_id`.
+    fn task_of(&self, lease_id: &LeaseId) -> Option<usize> {
+        if self.status != JobStatus::Processing {
+            return None;
+        }
+        self.chunks
+            .as_ref()?
+            .tasks
+            .iter()
+            .position(|t| t.status == TaskStatus::Processing && t.lease.as_ref().is_some_and(|l| l.id == *lease_id))
+    }
+
+    fn lease_lost(&self, lease_id: &LeaseId) -> LeaseLost {
+        LeaseLost { job_id: self.job_id.clone(), lease_id: lease_id.clone(), status: self.status.as_str() }
+    }
+
+    /// The chunk task `index` runs.
+    fn task_spec(&self, index: usize) -> Option<ChunkSpec> {
+        let table = self.chunks.as_ref()?;
+        let count = u16::try_from(table.tasks.len()).ok()?;
+        Some(table.tasks.get(index)?.range.spec(count, table.t0_s, table.geometry, table.has_audio))
+    }
+
+    fn task_heartbeat(
+        &mut self,
+        i: usize,
+        progress: u8,
+        stage: Option<String>,
+        playable: bool,
+        policy: &RetryPolicy,
+        now: Timestamp,
+    ) -> Timestamp {
+        let table = self.chunks.as_mut().expect("a task holds the lease");
+        let task = &mut table.tasks[i];
+        task.progress = task.progress.max(progress.min(99));
+        let lease = task.lease.as_mut().expect("a running task has a lease");
+        lease.expires_at = now.plus_millis(policy.lease_ttl_ms);
+        let expires_at = lease.expires_at;
+        // Task 0 carries the start of every rendition: its word makes the job playable.
+        if playable && i == 0 && !self.playable {
+            self.playable = true;
+            self.output_id = Some(table.output_id.clone());
+        }
+        if stage.is_some() {
+            self.stage = stage;
+        }
+        self.progress = self.progress.max(table.progress());
+        self.heartbeat_at = Some(now);
+        self.updated_at = now;
+        expires_at
+    }
+
+    fn complete_task(&mut self, i: usize, report: ChunkReport, now: Timestamp) -> Completion {
+        let table = self.chunks.as_mut().expect("a task holds the lease");
+        let task = &mut table.tasks[i];
+        task.status = TaskStatus::Done;
+        task.progress = 100;
+        task.published_segments = task.published_segments.max(report.segments);
+        if let Some(audio) = &report.audio {
+            task.published_audio_segments = task.published_audio_segments.max(audio.segment_bytes.len() as u32);
+        }
+        task.report = Some(report);
+        let output_id = table.output_id.clone();
+        let all_done = table.tasks.iter().all(|t| t.status == TaskStatus::Done);
+        let progress = table.progress();
+        if i == 0 {
+            // Every rendition's start is up, whether or not its beat said so.
+            self.playable = true;
+            self.output_id = Some(output_id.clone());
+        }
+        self.heartbeat_at = Some(now);
+        self.updated_at = now;
+        if !all_done {
+            self.progress = self.progress.max(progress);
+            return Completion::Completed;
+        }
+        let result = self.chunks.as_ref().map(ChunkTable::result);
+        self.status = JobStatus::Done;
+        self.progress = 100;
+        self.stage = Some("done".into());
+        self.playable = true;
+        self.output_id = Some(output_id);
+        self.result = result;
+        self.error = None;
+        self.lease = None;
+        self.completed_by = self.chunks.as_ref().and_then(|c| c.tasks[i].lease.as_ref()).map(|l| l.id.clone());
+        self.finished_at = Some(now);
+        Completion::Completed
+    }
+
+    fn fail_task(
+        &mut self,
+        i: usize,
+        message: &str,
+        retryable: bool,
+        policy: &RetryPolicy,
+        now: Timestamp,
+    ) -> FailOutcome {
+        self.last_error = Some(message.to_owned());
+        self.failure = Some(if retryable { FailureKind::Processing } else { FailureKind::Upload });
+        self.updated_at = now;
+        let max_attempts = self.max_attempts;
+        let table = self.chunks.as_mut().expect("a task holds the lease");
+        let task = &mut table.tasks[i];
+        if retryable && task.attempts < max_attempts {
+            let not_before = now.plus_millis(policy.backoff_ms(task.attempts));
+            task.status = TaskStatus::Queued;
+            task.lease = None;
+            task.progress = 0;
+            task.not_before = not_before;
+            return FailOutcome::Retrying { not_before };
+        }
+        let error = if retryable {
+            format!("gave up on chunk {i} after {} attempts; the last one failed with: {message}", task.attempts)
+        } else {
+            message.to_owned()
+        };
+        self.end_in_error(error, now)
+    }
+
+    fn release_task(&mut self, i: usize, now: Timestamp) {
+        let table = self.chunks.as_mut().expect("a task holds the lease");
+        let task = &mut table.tasks[i];
+        task.status = TaskStatus::Queued;
+        task.lease = None;
+        task.progress = 0;
+        task.attempts = task.attempts.saturating_sub(1);
+        task.not_before = now;
+        self.updated_at = now;
+    }
+
+    /// Every running task whose lease ran out fails (retryably); the answer
+    /// is the earliest retry, or `Failed` once one ends the job.
+    fn expire_tasks(&mut self, policy: &RetryPolicy, now: Timestamp) -> Option<FailOutcome> {
+        let expired: Vec<usize> = self.chunks.as_ref().map_or(Vec::new(), |c| {
+            c.tasks.iter().enumerate().filter(|(_, t)| t.lease_expired(now)).map(|(i, _)| i).collect()
+        });
+        let mut outcome = None;
+        for i in expired {
+            if self.chunks.is_none() {
+                break;
+            }
+            outcome = Some(match (outcome, self.fail_task(i, EXPIRED, true, policy, now)) {
+                (_, FailOutcome::Failed) | (Some(FailOutcome::Failed), _) => FailOutcome::Failed,
+                (Some(FailOutcome::Retrying { not_before: a }), FailOutcome::Retrying { not_before: b }) => {
+                    FailOutcome::Retrying { not_before: a.min(b) }
+                }
+                (None, retry) => retry,
+            });
+        }
+        outcome
+    }
+}
+
+impl TaskStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskStatus::Queued => "queued",
+            TaskStatus::Processing => "processing",
+            TaskStatus::Done => "done",
+        }
+    }
+}
+
+impl ChunkTask {
+    /// Running under a lease that has run out.
+    pub fn lease_expired(&self, now: Timestamp) -> bool {
+        self.status == TaskStatus::Processing && self.lease.as_ref().is_none_or(|l| now > l.expires_at)
+    }
+}
+
+impl ChunkTable {
+    /// The run's progress, 0-99: every task's share weighted by its frames
+    /// (a done task counts whole).
+    pub fn progress(&self) -> u8 {
+        let frames = |t: &ChunkTask| t.range.planned_frames(&self.geometry).max(1) as f64;
+        let total: f64 = self.tasks.iter().map(frames).sum();
+        let done: f64 = self.tasks.iter().map(|t| frames(t) * f64::from(t.progress.min(100)) / 100.0).sum();
+        if total <= 0.0 {
+            return 0;
+        }
+        ((done / total * 100.0).floor() as u8).min(99)
+    }
+
+    /// The frame the video ends at: the last task's report once it is in
+    /// (`None`: not known yet).
+    pub fn end_frame(&self) -> Option<u64> {
+        let last = self.tasks.last()?;
+        Some(last.range.start_frame + last.report.as_ref()?.frames)
+    }
+
+    /// The segments of rendition `name` (a video rung, or `audio`) that may
+    /// be listed now, in seq order, with their byte sizes when reported:
+    /// every done task's, then the published prefix of the first task not
+    /// done, never past a gap. The last task's segments are listed only as
+    /// far as they are surely full until it is done (its final one may be
+    /// short, and only its report says how short).
+    pub fn listed_segments(&self, name: &str) -> Vec<(u32, Option<u64>)> {
+        let mut out = Vec::new();
+        if name == RungName::AUDIO {
+            // Task 0 encodes the whole audio track.
+            let Some(task) = self.tasks.first().filter(|_| self.has_audio) else { return out };
+            let audio = task.report.as_ref().and_then(|r| r.audio.as_ref());
+            let n = match audio {
+                Some(a) => a.segment_bytes.len() as u32,
+                None => task.published_audio_segments.min(self.full_segments().saturating_sub(1)),
+            };
+            out.extend((0..n).map(|seq| (seq, audio.and_then(|a| a.segment_bytes.get(seq as usize).copied()))));
+            return out;
+        }
+        let last = self.tasks.len().saturating_sub(1);
+        for (i, task) in self.tasks.iter().enumerate() {
+            let rung = task.report.as_ref().and_then(|r| r.rungs.iter().find(|x| x.name == name));
+            let n = match (&task.report, task.status) {
+                (Some(r), TaskStatus::Done) => r.segments,
+                _ if i == last => {
+                    let full = self.full_segments().saturating_sub(1).saturating_sub(task.range.first_seq);
+                    task.published_segments.min(full)
+                }
+                _ => task.published_segments.min(task.range.segments),
+            };
+            let bytes = |k: u32| rung.and_then(|x| x.segment_bytes.get(k as usize).copied());
+            out.extend((0..n).map(|k| (task.range.first_seq + k, bytes(k))));
+            if task.status != TaskStatus::Done {
+                break;
+            }
+        }
+        out
+    }
+
+    /// Segments that end within the planned frames (the last one may be
+    /// the video's short final segment).
+    fn full_segments(&self) -> u32 {
+        let g = &self.geometry;
+        let n = g.segments_in(g.total_frames);
+        if g.segment_end_frame(n - 1) <= g.total_frames {
+            n
+        } else {
+            n - 1
+        }
+    }
+
+    /// The length of segment `seq`: from the geometry, the video's final
+    /// segment cut where the last task's report says the video ends.
+    pub fn segment_duration_s(&self, seq: u32) -> f64 {
+        self.geometry.segment_duration_s(seq, self.end_frame())
+    }
+
+    /// The video rungs: as planned, else as task 0 reported them.
+    pub fn rung_names(&self) -> Vec<String> {
+        if !self.rungs.is_empty() {
+            return self.rungs.iter().map(|r| r.name.as_str().to_owned()).collect();
+        }
+        let reported = self.tasks.iter().find_map(|t| t.report.as_ref()).map(|r| &r.rungs);
+        reported.map_or(Vec::new(), |rungs| rungs.iter().map(|r| r.name.clone()).collect())
+    }
+
+    /// The finished ladder, assembled from every task's report: renditions
+    /// with bandwidth measured over the stitched segments (the audio
+    /// rendition's added to every variant, which plays it beside its video),
+    /// no sprite (chunked runs make the poster only).
+    pub fn result(&self) -> JobResult {
+        let end = self.end_frame().unwrap_or(self.geometry.total_frames);
+        let entries = |name: &str, init: u64| {
+            let segments: Vec<SegmentEntry> = self
+                .listed_segments(name)
+                .into_iter()
+                .map(|(seq, bytes)| SegmentEntry {
+                    uri: String::new(),
+                    duration_s: self.segment_duration_s(seq),
+                    bytes: bytes.unwrap_or(0),
+                })
+                .collect();
+            measured_bandwidth(init, &segments)
+        };
+        let first = self.tasks.first().and_then(|t| t.report.as_ref());
+        let audio = first.and_then(|r| r.audio.as_ref()).filter(|_| self.has_audio);
+        let (audio_peak, audio_avg) = audio.map_or((0, 0), |a| entries(RungName::AUDIO, a.init_bytes));
+        let renditions = first
+            .map(|r| &r.rungs[..])
+            .unwrap_or_default()
+            .iter()
+            .map(|rung| {
+                let (peak, avg) = entries(&rung.name, rung.init_bytes);
+                Rendition {
+                    name: rung.name.clone(),
+                    width: rung.width,
+                    height: rung.height,
+                    bandwidth: (peak + audio_peak).max(1),
+                    average_bandwidth: (avg + audio_avg).max(1),
+                    codecs: match audio {
+                        Some(a) => format!("{},{}", rung.codecs, a.codecs),
+                        None => rung.codecs.clone(),
+                    },
+                    frame_rate: self.geometry.frame_rate.as_f64(),
+                }
+            })
+            .collect();
+        JobResult {
+            duration_s: end as f64 * self.geometry.frame_s(),
+            renditions,
+            thumbnails: None,
+            has_audio: audio.is_some(),
+            download: None,
+        }
     }
 }
 
@@ -789,6 +1282,33 @@ pub struct JobSpec {
 }
 
 impl JobSpec {
+    /// Chunk task `index` of `job`, as its holder is told it; `None` when no
+    /// lease holds that task.
+    pub fn of_task(job: &Job, index: u16, policy: &RetryPolicy) -> Option<JobSpec> {
+        let table = job.chunks.as_ref().filter(|_| job.status == JobStatus::Processing)?;
+        let task = table.tasks.get(usize::from(index)).filter(|t| t.status == TaskStatus::Processing)?;
+        let lease = task.lease.as_ref()?;
+        Some(JobSpec {
+            job_id: job.job_id.clone(),
+            app_id: job.app_id.clone(),
+            video_id: job.video_id.clone(),
+            attempt: task.attempts,
+            lease_id: lease.id.clone(),
+            lease_expires_at: lease.expires_at,
+            heartbeat_interval_ms: policy.heartbeat_interval_ms(),
+            source_key: job.source.raw_key.clone(),
+            source_size: job.source.size,
+            source_etag: job.source.etag.clone(),
+            content_type: job.source.content_type.clone(),
+            output_id: lease.output_id.clone(),
+            output_prefix: ObjectKey::hls_prefix(&job.app_id, &job.video_id, &lease.output_id),
+            ladder: job.ladder.clone(),
+            playback: job.playback.clone(),
+            chunk: job.task_spec(usize::from(index)),
+            chunk_from_s: None,
+        })
+    }
+
     /// The attempt `job`'s current lease runs, as its transcoder is told it;
     /// `None` when no lease holds the job.
     pub fn of_lease(job: &Job, policy: &RetryPolicy) -> Option<JobSpec> {
@@ -822,6 +1342,9 @@ pub struct NotLeasable {
     pub status: &'static str,
     pub not_before: Timestamp,
 }
+
+#[cfg(test)]
+mod chunk_tests;
 
 #[cfg(test)]
 mod tests {

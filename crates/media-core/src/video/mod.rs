@@ -4,6 +4,7 @@
 //! |---|---|
 //! | [`access`] | a video's playback options: signed URLs, AES-128 encryption, the MP4 download |
 //! | [`chunks`] | split-and-stitch: chunk boundaries on segment ends, a chunk task's spec and report |
+//! | [`bandwidth`] | a rendition's measured peak and average bitrate (HLS `BANDWIDTH`), from its segments |
 //! | [`job`] | the job model and its state machine (lease, heartbeat, retry, expiry) |
 //! | [`download`] | MP4 downloads: which rung is remuxed, the transcoder's report, the state `/job-status` shows, the file name |
 //! | [`dispatch`] | which queue shard and size class a job waits in, and which class is served next |
@@ -23,6 +24,7 @@
 //! | [`upload_session`] | resumable (multipart) uploads: signed upload tokens, R2's part rules, S3's multipart XML |
 
 pub mod access;
+pub mod bandwidth;
 pub mod callback;
 pub mod chunks;
 pub mod codecs;
