@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::JobId;
 use crate::time::Timestamp;
-use crate::video::job::{Job, JobStatus};
+use crate::video::job::{ChunkTask, Job, JobStatus, TaskStatus};
 
 /// The most queue shards a deployment may have: a lease request sweeps
 /// them all, one subrequest each.
@@ -126,6 +126,43 @@ pub fn shard_change(before: Option<&Job>, after: &Job) -> ShardChange {
     }
 }
 
+/// Every shard message `before` → `after` calls for, by row: `None` is the
+/// job's own row ([`shard_change`]; its `Ended` also ends every task row),
+/// `Some(k)` chunk task `k`'s row. A task waits (again) when it is queued
+/// with a new `not_before` (planned, retried, released); it leaves the queue
+/// when done. The tasks of a run that was dropped (a stale job queued again)
+/// all end.
+pub fn shard_changes(before: Option<&Job>, after: &Job) -> Vec<(Option<u16>, ShardChange)> {
+    let job = shard_change(before, after);
+    let mut changes = Vec::new();
+    if job != ShardChange::None {
+        changes.push((None, job));
+    }
+    if job == ShardChange::Ended {
+        return changes;
+    }
+    let old = before.and_then(|b| b.chunks.as_ref());
+    let new = after.chunks.as_ref();
+    let same_run = matches!((old, new), (Some(o), Some(n)) if o.output_id == n.output_id);
+    let index = |k: usize| u16::try_from(k).ok();
+    if let Some(o) = old.filter(|_| !same_run) {
+        let live = |t: &ChunkTask| matches!(t.status, TaskStatus::Queued | TaskStatus::Processing);
+        changes
+            .extend(o.tasks.iter().enumerate().filter(|(_, t)| live(t)).map(|(k, _)| (index(k), ShardChange::Ended)));
+    }
+    let waiting = |t: &ChunkTask| (t.status, t.not_before);
+    for (k, task) in new.iter().flat_map(|n| n.tasks.iter().enumerate()) {
+        let prev = old.filter(|_| same_run).and_then(|o| o.tasks.get(k));
+        let change = match task.status {
+            TaskStatus::Queued if prev.map(waiting) != Some(waiting(task)) => ShardChange::Enqueue,
+            TaskStatus::Done if prev.is_some_and(|p| p.status != TaskStatus::Done) => ShardChange::Ended,
+            _ => continue,
+        };
+        changes.push((index(k), change));
+    }
+    changes
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,6 +237,96 @@ mod tests {
 
     fn job(s: &str) -> JobId {
         JobId::parse(s).unwrap()
+    }
+
+    #[test]
+    fn a_single_pass_job_has_its_row_only() {
+        let t = Timestamp::from_secs(1_700_000_000);
+        let lid = LeaseId::parse("lease_1").unwrap();
+        let mut job = new_job(t);
+        assert_eq!(shard_changes(None, &job), [(None, ShardChange::Enqueue)]);
+        let before = job.clone();
+        job.lease(lid.clone(), OutputId::from_random([1; 10]), &policy(), t).unwrap();
+        assert_eq!(shard_changes(Some(&before), &job), []);
+        let before = job.clone();
+        job.fail(&lid, "boom", false, &policy(), t).unwrap();
+        assert_eq!(shard_changes(Some(&before), &job), [(None, ShardChange::Ended)]);
+    }
+
+    #[test]
+    fn chunk_tasks_have_rows_of_their_own() {
+        use crate::video::chunks::{ChunkGeometry, ChunkReport, ChunkSettings, ChunkSource};
+        use crate::video::ladder::Rational;
+        let t = Timestamp::from_secs(1_700_000_000);
+        let p = RetryPolicy { max_attempts: 3, ..policy() };
+        let lid = |s: &str| LeaseId::parse(s).unwrap();
+        let geometry = ChunkGeometry {
+            frame_rate: Rational::new(30, 1),
+            gop_frames: 60,
+            first_segment_frames: 15,
+            segment_frames: 120,
+            total_frames: 3000,
+        };
+        let source = ChunkSource { geometry, t0_s: 0.0, duration_s: 100.0, has_audio: false, rungs: vec![] };
+        let settings = ChunkSettings { from_s: 60.0, chunk_s: 30.0, first_chunk_s: 10.0 };
+        let mut job = new_job(t);
+        job.lease(lid("L0"), OutputId::from_random([1; 10]), &p, t).unwrap();
+        let before = job.clone();
+        job.plan(&lid("L0"), source.clone(), &settings, t).unwrap().unwrap();
+        // Tasks 1..3 wait at once; task 0 runs under the lease granted through the job's row.
+        let enqueue = |k: u16| (Some(k), ShardChange::Enqueue);
+        assert_eq!(shard_changes(Some(&before), &job), [enqueue(1), enqueue(2), enqueue(3)]);
+        let step = |job: &mut Job, f: &dyn Fn(&mut Job)| {
+            let before = job.clone();
+            f(job);
+            shard_changes(Some(&before), job)
+        };
+        for k in 1..4 {
+            assert_eq!(step(&mut job, &|j| drop(j.lease_task(k, lid(&format!("L{k}")), &p, t).unwrap())), []);
+        }
+        assert_eq!(
+            step(&mut job, &|j| {
+                j.heartbeat(&lid("L2"), 5, None, false, &p, t).unwrap();
+            }),
+            []
+        );
+        // A retry waits again in that task's row; a release too.
+        assert_eq!(
+            step(&mut job, &|j| {
+                j.fail(&lid("L2"), "x", true, &p, t).unwrap();
+            }),
+            [enqueue(2)]
+        );
+        assert_eq!(step(&mut job, &|j| j.release(&lid("L3"), t.plus_millis(1)).unwrap()), [enqueue(3)]);
+        // A task done leaves the queue; the job goes on.
+        let report = || Some(ChunkReport { frames: 960, segments: 8, ..Default::default() });
+        let done = step(&mut job, &|j| {
+            j.finish(&lid("L1"), JobResult::default(), report(), t).unwrap();
+        });
+        assert_eq!(done, [(Some(1), ShardChange::Ended)]);
+        // A stale run queued again by a notify: the job's row waits again, every live task row ends.
+        let stale = t.plus_millis(60_000);
+        let again = step(&mut job, &|j| {
+            j.renotify(j.source.clone(), &p, stale);
+        });
+        assert_eq!(
+            again,
+            [
+                (None, ShardChange::Enqueue),
+                (Some(0), ShardChange::Ended),
+                (Some(2), ShardChange::Ended),
+                (Some(3), ShardChange::Ended)
+            ]
+        );
+        // Canceled while in chunks: the job's row ends, and with it every task's.
+        job.lease(lid("M0"), OutputId::from_random([2; 10]), &p, stale).unwrap();
+        job.plan(&lid("M0"), source, &settings, stale).unwrap().unwrap();
+        assert_eq!(
+            step(&mut job, &|j| {
+                j.cancel("canceled through the API", stale);
+            }),
+            [(None, ShardChange::Ended)]
+        );
     }
 
     #[test]
