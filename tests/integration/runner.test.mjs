@@ -19,6 +19,7 @@ import { freePort, waitFor } from '../../devkit/ports.mjs';
 import { videoService, client, API_KEY, TRANSCODER_TOKEN, ROOT } from '../workers/harness.mjs';
 import { startSentrySink } from '../../devkit/sentry-sink.mjs';
 import { makeClip } from '../../devkit/client.mjs';
+import { s3 } from '../../devkit/sigv4.mjs';
 
 const BIN = process.env.TRANSCODER_BIN ?? join(ROOT, 'target', 'debug', 'transcoder');
 let garage, mf, api, base, scratch;
@@ -349,6 +350,24 @@ test('a source replaced after notify is refused, never mixed; re-notified while 
   await t.stop();
 });
 
+test('an upload deleted after notify fails the job for good, found by the first ranged read (no HEAD before it)', async () => {
+  const body = readFileSync(makeClip(join(scratch, 'deleted.mp4'), { seconds: 2 }));
+  const presign = await api.post('/generate-upload-url', { app_id: 'runner', video_id: 'deleted', content_type: 'video/mp4', size: body.length }, { key: API_KEY, headers: ip() });
+  assert.equal((await fetch(presign.json.upload_url, { method: 'PUT', headers: presign.json.headers, body })).status, 200);
+  const notify = await api.post('/notify-upload-complete', { app_id: 'runner', video_id: 'deleted', raw_key: presign.json.raw_key, content_type: 'video/mp4' }, { key: API_KEY, headers: ip() });
+  assert.equal(notify.status, 202, notify.text);
+  assert.equal((await s3(garage, 'DELETE', presign.json.raw_key)).status, 204);
+  const t = startTranscoder('deleted');
+  const end = (await until('deleted', (x) => x.status === 'done' || x.status === 'error', 60000)).at(-1);
+  await t.stop();
+  assert.equal(end.status, 'error', JSON.stringify(end));
+  assert.equal(end.attempts, 1, 'not retried: nothing would change');
+  // The public text is the upload's generic one (a message naming storage is not shown).
+  assert.match(end.error, /the upload could not be processed/);
+  assert.match(t.logs(), /the upload is no longer in storage/);
+  assert.doesNotMatch(t.logs(), /storage HEAD/);
+});
+
 test('the work disk: stale spools are removed at start, a source larger than the disk is retried elsewhere', async () => {
   const work = join(scratch, 'disk-work');
   mkdirSync(join(work, 'job_killed_earlier'), { recursive: true });
@@ -390,7 +409,7 @@ test('storage trouble is retryable and reported to Sentry; a healthy transcoder 
   try {
     const broken = startTranscoder('no-storage', { S3_ENDPOINT: 'http://127.0.0.1:1', TRANS_SENTRY_DSN: sentry.dsn });
     await submit('storage-down');
-    await waitFor('the storage failure', async () => /storage HEAD raw\/runner\/storage-down\/source\.mp4/.test(broken.logs()), 60000);
+    await waitFor('the storage failure', async () => /storage GET raw\/runner\/storage-down\/source\.mp4/.test(broken.logs()), 60000);
     const s = (await until('storage-down', (x) => !!x.last_error, 30000)).at(-1);
     assert.equal(s.status, 'queued', 'retryable: queued again, not failed');
     // The detail (a storage key, the connection error) goes to logs and Sentry, not to the public.

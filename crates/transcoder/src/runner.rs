@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use media_core::keys::ObjectKey;
 use media_core::video::access::Encryption;
 use media_core::video::job::{bounded_heartbeat_interval_ms, JobResult};
@@ -31,7 +32,9 @@ use crate::encrypt::SegmentCipher;
 use crate::error::{panics_fail_the_job, JobError};
 use crate::pipeline::{transcode, Control, Machine, Tuning};
 use crate::publish::{Playable, Publisher, Stages};
-use crate::storage::{free_bytes, remove_stale_spools, same_etag, Sink, SourceInfo, SourceReader, Storage, REPLACED};
+use crate::storage::{
+    free_bytes, remove_stale_spools, same_etag, FirstRead, Sink, SourceInfo, SourceReader, Storage, CHUNK, REPLACED,
+};
 use crate::telemetry::report_failure;
 
 /// Everything a job slot needs.
@@ -342,14 +345,16 @@ impl<A: VideoApi> Runner<A> {
         }
     }
 
-    /// Refuses a source this transcoder must not read, before reading it:
-    /// gone, empty, too large, replaced since the notify, or larger than
-    /// the work disk can spool. Returns its size and version, and the disk
-    /// space set aside for it.
-    async fn check_source(&self, spec: &JobSpec) -> Result<(SourceInfo, DiskReservation), JobError> {
-        let info = match self.storage.head(&spec.source_key).await? {
-            Some(i) => i,
-            None => return Err(JobError::permanent("the upload is no longer in storage; upload it again and notify")),
+    /// Refuses a source this transcoder must not read, from its first
+    /// ranged read (no `HEAD` before it): gone, empty, too large, replaced
+    /// since the notify, or larger than the work disk can spool. Returns its
+    /// size and version, its first chunk, and the disk space set aside for it.
+    async fn check_source(&self, spec: &JobSpec) -> Result<(SourceInfo, Bytes, DiskReservation), JobError> {
+        let (info, first) = match self.storage.read_first(&spec.source_key, CHUNK, spec.source_etag.as_deref()).await? {
+            FirstRead::Read { info, bytes } => (info, bytes),
+            FirstRead::Missing => {
+                return Err(JobError::permanent("the upload is no longer in storage; upload it again and notify"))
+            }
         };
         if info.size == 0 {
             return Err(JobError::empty_upload());
@@ -360,19 +365,20 @@ impl<A: VideoApi> Runner<A> {
                 info.size, self.config.max_video_bytes
             )));
         }
+        // A store that ignores If-Match still names the version it read.
         if let (Some(notified), Some(now)) = (&spec.source_etag, &info.etag) {
             if !same_etag(notified, now) {
                 return Err(JobError::permanent(REPLACED));
             }
         }
         let reservation = DiskReservation::take(&self.reserved, &self.config.work_dir, info.size)?;
-        Ok((info, reservation))
+        Ok((info, first, reservation))
     }
 
     /// The job itself: read, encode and publish, then finish the outputs.
     async fn work(&self, spec: &JobSpec, job: &JobHandles) -> Result<JobResult, JobError> {
         let JobHandles { control, playable, stage, stages } = job;
-        let (info, _reservation) = self.check_source(spec).await?;
+        let (info, first, _reservation) = self.check_source(spec).await?;
         stages.reach("source_open");
         let work_dir = self.config.work_dir.join(spec.job_id.as_str());
         // The job's folder goes when the work ends, however it ends (its
@@ -384,7 +390,8 @@ impl<A: VideoApi> Runner<A> {
             &info,
             tokio::runtime::Handle::current(),
             &work_dir,
-        )?;
+        )?
+        .with_first_chunk(first)?;
         let io_failure = Arc::clone(&reader.failure);
         let (tx, rx) = mpsc::channel(16);
         let (ladder, tuning, pipeline_control) = (spec.ladder.clone(), self.tuning.clone(), Arc::clone(control));

@@ -66,16 +66,53 @@ impl Storage {
         }
     }
 
-    /// The object's size and entity tag, or `None` when it does not exist.
-    pub async fn head(&self, key: &str) -> Result<Option<SourceInfo>, JobError> {
-        match self.client.head_object().bucket(&self.bucket).key(key).send().await {
-            Ok(o) => Ok(Some(SourceInfo {
-                size: o.content_length().unwrap_or(0).max(0) as u64,
-                etag: o.e_tag().map(str::to_owned),
-            })),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(None),
-            Err(e) => Err(JobError::retryable(format!("storage HEAD {key}: {}", describe(&e)))),
+    /// The first read of a source: bytes `0..len` of `key` (fewer when it is
+    /// shorter), only from version `if_match` when given, with the object's
+    /// size (`Content-Range`) and entity tag, in one request instead of a
+    /// `HEAD` and then a `GET`. A 412 is [`REPLACED`]; a 416 (a range of a
+    /// 0-byte object) is an empty upload.
+    pub async fn read_first(&self, key: &str, len: u64, if_match: Option<&str>) -> Result<FirstRead, JobError> {
+        let what = format!("GET {key} bytes 0-{}", len - 1);
+        let mut broken = String::new();
+        for _ in 0..BODY_ATTEMPTS {
+            let out = match self
+                .client
+                .get_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .range(format!("bytes=0-{}", len - 1))
+                .set_if_match(if_match.map(quoted_etag))
+                .send()
+                .await
+            {
+                Ok(out) => out,
+                Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(FirstRead::Missing),
+                Err(e) => {
+                    return Err(match e.raw_response().map(|r| r.status().as_u16()) {
+                        Some(412) => JobError::permanent(REPLACED),
+                        Some(416) => JobError::empty_upload(),
+                        Some(404) => return Ok(FirstRead::Missing),
+                        _ => JobError::retryable(format!("storage {what}: {}", describe(&e))),
+                    })
+                }
+            };
+            let etag = out.e_tag().map(str::to_owned);
+            let total = out.content_range().and_then(content_range_total);
+            match out.body.collect().await {
+                Ok(body) => {
+                    let bytes = body.into_bytes();
+                    // A server that ignored the range sent the whole object.
+                    let size = total.unwrap_or(bytes.len() as u64);
+                    let bytes = bytes.slice(..bytes.len().min(len as usize));
+                    return Ok(FirstRead::Read { info: SourceInfo { size, etag }, bytes });
+                }
+                Err(e) => {
+                    tracing::warn!(op = %what, error = %e, "storage body broke off; asking again");
+                    broken = e.to_string();
+                }
+            }
         }
+        Err(JobError::retryable(format!("storage {what}: the body broke off {BODY_ATTEMPTS} times: {broken}")))
     }
 
     /// Bytes `start..=end` of `key`, retried a few times. With `if_match`,
@@ -244,6 +281,20 @@ fn describe<E: std::error::Error>(e: &E) -> String {
     s
 }
 
+/// What the first read of a source found.
+#[derive(Debug)]
+pub enum FirstRead {
+    /// No such object.
+    Missing,
+    /// Its size and version, and its first bytes.
+    Read { info: SourceInfo, bytes: Bytes },
+}
+
+/// The complete length in a `Content-Range: bytes 0-99/1234` answer.
+fn content_range_total(header: &str) -> Option<u64> {
+    header.trim().strip_prefix("bytes ")?.rsplit_once('/')?.1.trim().parse().ok()
+}
+
 /// The object's size and version, as storage reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourceInfo {
@@ -378,7 +429,7 @@ pub fn free_bytes(dir: &Path) -> std::io::Result<u64> {
 
 /// The chunk size of ranged reads: large enough for throughput, small enough
 /// that the first frames decode soon after the job starts.
-const CHUNK: u64 = 4 * 1024 * 1024;
+pub const CHUNK: u64 = 4 * 1024 * 1024;
 
 /// A `Read + Seek` view of an object in the bucket for libav. Runs on a
 /// blocking thread; fetches chunks with the async client through `handle`,
@@ -461,6 +512,15 @@ impl<S: RangeSource> SourceReader<S> {
         })
     }
 
+    /// Takes `bytes` as the source's first chunk, already read (by
+    /// [`Storage::read_first`]): spooled now, and the next chunk asked for.
+    pub fn with_first_chunk(mut self, bytes: Bytes) -> std::io::Result<Self> {
+        if !bytes.is_empty() && bytes.len() as u64 == CHUNK.min(self.size) {
+            self.store(0, &bytes)?;
+        }
+        Ok(self)
+    }
+
     fn fetch(&self, idx: u64) -> JoinHandle<Result<Bytes, JobError>> {
         let (storage, key, etag) = (self.storage.clone(), self.key.clone(), self.etag.clone());
         let start = idx * CHUNK;
@@ -483,8 +543,13 @@ impl<S: RangeSource> SourceReader<S> {
             *self.failure.lock().expect("not poisoned") = Some(e.clone());
             std::io::Error::other(e.to_string())
         })?;
+        self.store(idx, &bytes)
+    }
+
+    /// Spools chunk `idx` and starts on the next one.
+    fn store(&mut self, idx: u64, bytes: &Bytes) -> std::io::Result<()> {
         // A full work disk is ours to fix, not a damaged upload.
-        self.spool.write_all_at(&bytes, idx * CHUNK).inspect_err(|e| {
+        self.spool.write_all_at(bytes, idx * CHUNK).inspect_err(|e| {
             let copy = e
                 .raw_os_error()
                 .map_or_else(|| std::io::Error::new(e.kind(), e.to_string()), std::io::Error::from_raw_os_error);
@@ -542,5 +607,67 @@ impl<S: RangeSource> Drop for SourceReader<S> {
             t.abort();
         }
         let _ = std::fs::remove_file(&self.spool_path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    #[test]
+    fn the_size_comes_from_content_range() {
+        assert_eq!(content_range_total("bytes 0-4194303/9417759"), Some(9_417_759));
+        assert_eq!(content_range_total("bytes 0-99/100"), Some(100));
+        assert_eq!(content_range_total("bytes 0-99/*"), None);
+        assert_eq!(content_range_total("items 0-1/2"), None);
+    }
+
+    /// Bytes in memory that count the ranged reads asked of them.
+    #[derive(Clone)]
+    struct Counted(Bytes, Arc<AtomicUsize>);
+
+    impl RangeSource for Counted {
+        async fn get_range(
+            &self,
+            _key: &str,
+            start: u64,
+            end: u64,
+            _if_match: Option<&str>,
+        ) -> Result<Bytes, JobError> {
+            self.1.fetch_add(1, Ordering::SeqCst);
+            Ok(self.0.slice(start as usize..=end as usize))
+        }
+    }
+
+    /// The first chunk, read before the reader exists (with the size and
+    /// version), is not asked for again: the reader starts on the second.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn the_first_chunk_read_is_not_read_again() {
+        let size = CHUNK as usize + 1000;
+        let data = Bytes::from((0..size).map(|i| (i % 251) as u8).collect::<Vec<u8>>());
+        let reads = Arc::new(AtomicUsize::new(0));
+        let source = Counted(data.clone(), Arc::clone(&reads));
+        let dir = tempfile::tempdir().unwrap();
+        let info = SourceInfo { size: size as u64, etag: None };
+        let first = data.slice(..CHUNK as usize);
+        let (all, asked) = tokio::task::spawn_blocking({
+            let (dir, handle) = (dir.path().to_path_buf(), Handle::current());
+            move || {
+                let mut reader =
+                    SourceReader::new(source, "k", &info, handle, &dir).unwrap().with_first_chunk(first).unwrap();
+                let mut head = vec![0; 100];
+                reader.read_exact(&mut head).unwrap();
+                let after_head = reads.load(Ordering::SeqCst);
+                let mut all = head;
+                reader.read_to_end(&mut all).unwrap();
+                (all, after_head)
+            }
+        })
+        .await
+        .unwrap();
+        assert_eq!(all, data);
+        assert!(asked <= 1, "only the second chunk was asked for ({asked} reads)");
     }
 }
