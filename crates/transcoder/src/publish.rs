@@ -48,7 +48,9 @@ use crate::error::JobError;
 use crate::pipeline::{Control, Produced, Summary};
 use crate::storage::Sink;
 
-/// Uploads in flight at once; more waits (and so does the pipeline).
+/// Uploads in flight at once; more waits (and so does the pipeline). The
+/// uploads `playable` waits for (every init, every rung's first segment)
+/// are not counted: they start at once, ahead of anything queued.
 const MAX_IN_FLIGHT: usize = 8;
 
 #[derive(Debug, Default, Clone)]
@@ -64,8 +66,8 @@ struct RungState {
     segments: Vec<Option<SegmentEntry>>,
     /// How many leading segments the published playlist lists.
     listed: usize,
-    /// Segment 0 was produced.
-    cut: bool,
+    /// Segment 0 as the pipeline produced it (listed before it is stored, see [`Publisher::list_first`]).
+    first: Option<SegmentEntry>,
 }
 
 impl RungState {
@@ -148,6 +150,8 @@ pub struct Publisher {
     sprite: Option<ThumbnailMeta>,
     poster: bool,
     master_written: bool,
+    /// The first playlists and the master are being stored ([`Publisher::list_first`]).
+    listing: bool,
     /// Set for an encrypted ladder: its cipher and the key object's storage key.
     encryption: Option<(SegmentCipher, String)>,
     /// The MP4 download asked for, until the plan names the rung.
@@ -156,13 +160,31 @@ pub struct Publisher {
     download: Option<DownloadSpool>,
     /// Where the stages on the way to `playable` are logged (none: not logged).
     stages: Option<Stages>,
+    /// Uploads in flight that `playable` waits for ([`MAX_IN_FLIGHT`] does not count them).
+    first_in_flight: usize,
 }
 
 /// A finished upload, fed back into the publisher's state.
 enum Uploaded {
-    Init { rung: usize, bytes: u64 },
-    Segment { rung: usize, seq: u32, entry: SegmentEntry },
+    Init {
+        rung: usize,
+        bytes: u64,
+    },
+    Segment {
+        rung: usize,
+        seq: u32,
+        entry: SegmentEntry,
+    },
+    /// The first playlists and the master.
+    Listed,
     Other,
+}
+
+impl Uploaded {
+    /// Whether `playable` waits for it: an init, a first segment, the first playlists.
+    fn first(&self) -> bool {
+        matches!(self, Uploaded::Init { .. } | Uploaded::Segment { seq: 0, .. } | Uploaded::Listed)
+    }
 }
 
 impl Publisher {
@@ -179,10 +201,12 @@ impl Publisher {
             sprite: None,
             poster: false,
             master_written: false,
+            listing: false,
             encryption: None,
             download_request: None,
             download: None,
             stages: None,
+            first_in_flight: 0,
         }
     }
 
@@ -223,7 +247,8 @@ impl Publisher {
         RungName::parse(&self.rungs[rung].name).expect("rung names come from the plan")
     }
 
-    fn upload(&self, set: &mut JoinSet<Result<Uploaded, JobError>>, file: HlsFile, bytes: Vec<u8>, done: Uploaded) {
+    fn upload(&mut self, set: &mut JoinSet<Result<Uploaded, JobError>>, file: HlsFile, bytes: Vec<u8>, done: Uploaded) {
+        self.first_in_flight += usize::from(done.first());
         let (sink, key) = (self.sink.clone(), self.key(&file));
         set.spawn(async move {
             sink.put(&key, Bytes::from(bytes), file.content_type(), file.cache_policy().header_value()).await?;
@@ -233,7 +258,7 @@ impl Publisher {
 
     /// Uploads media segment `seq`, encrypted first when the ladder is.
     fn upload_segment(
-        &self,
+        &mut self,
         set: &mut JoinSet<Result<Uploaded, JobError>>,
         file: HlsFile,
         seq: u32,
@@ -245,6 +270,7 @@ impl Publisher {
             return;
         };
         let (sink, key, cipher) = (self.sink.clone(), self.key(&file), cipher.clone());
+        self.first_in_flight += usize::from(done.first());
         set.spawn(async move {
             // A few milliseconds of AES per segment, off the async workers.
             let encrypted = tokio::task::spawn_blocking(move || cipher.encrypt(seq, &bytes))
@@ -255,9 +281,8 @@ impl Publisher {
         });
     }
 
-    async fn put_now(&self, file: HlsFile, text: String) -> Result<(), JobError> {
-        let key = self.key(&file);
-        self.sink.put(&key, Bytes::from(text), file.content_type(), CachePolicy::Short.header_value()).await
+    async fn put_all(&self, files: Vec<(HlsFile, String)>) -> Result<(), JobError> {
+        put_all(&self.sink, &self.prefix, files).await
     }
 
     /// Consumes the pipeline's events until it finishes (the channel
@@ -290,9 +315,12 @@ impl Publisher {
                 biased;
                 Some(done) = set.join_next(), if !set.is_empty() => {
                     let done = done.map_err(|e| JobError::retryable(format!("an upload task failed: {e}")))??;
+                    if done.first() {
+                        self.first_in_flight -= 1;
+                    }
                     self.uploaded(done).await?;
                 }
-                event = events.recv(), if open && set.len() < MAX_IN_FLIGHT => match event {
+                event = events.recv(), if open && set.len() - self.first_in_flight < MAX_IN_FLIGHT => match event {
                     Some(e) => self.handle(e, &mut set),
                     None => open = false,
                 },
@@ -303,6 +331,8 @@ impl Publisher {
 
     fn handle(&mut self, event: Produced, set: &mut JoinSet<Result<Uploaded, JobError>>) {
         match event {
+            // PIPELINE added these chunk-mode events (see /work/notes/PIPELINE-to-RUNNER.md); RUNNER replaces this arm.
+            Produced::Chunk { .. } | Produced::AudioInit { .. } | Produced::AudioSegment { .. } => {}
             Produced::Plan { plan, has_audio, .. } => {
                 let audio = if has_audio { u64::from(AUDIO.bitrate) } else { 0 };
                 self.rungs = plan
@@ -344,7 +374,8 @@ impl Publisher {
                 let size = if self.encryption.is_some() { encrypted_len(bytes.len()) } else { bytes.len() };
                 let entry = SegmentEntry { uri: segment_file_name(seq), duration_s, bytes: size as u64 };
                 if seq == 0 {
-                    self.first_cut(rung);
+                    self.rungs[rung].first = Some(entry.clone());
+                    self.first_cut(set);
                 }
                 self.upload_segment(set, file, seq, bytes, Uploaded::Segment { rung, seq, entry });
             }
@@ -370,19 +401,29 @@ impl Publisher {
                 }
                 r.segments[seq] = Some(entry);
             }
+            Uploaded::Listed => {
+                self.listing = false;
+                self.master_written = true;
+            }
             Uploaded::Other => return Ok(()),
         }
+        if !self.master_written {
+            // The first playlists go together ([`Publisher::list_first`]).
+            return Ok(());
+        }
         // Publish every rung whose listable segments grew (its init must be up too).
+        let mut writes = Vec::new();
         for rung in 0..self.rungs.len() {
             let prefix = self.rungs[rung].uploaded_prefix();
             if self.rungs[rung].init_bytes.is_some() && prefix.len() > self.rungs[rung].listed {
-                self.write_playlist(rung, &prefix, false).await?;
+                writes.push(self.playlist(rung, &prefix, false));
                 self.rungs[rung].listed = prefix.len();
             }
         }
-        if !self.master_written && !self.rungs.is_empty() && self.rungs.iter().all(|r| r.listed > 0) {
-            self.write_master().await?;
-            self.master_written = true;
+        self.put_all(writes).await?;
+        let stored =
+            self.rungs.iter().all(|r| r.init_bytes.is_some() && r.segments.first().is_some_and(Option::is_some));
+        if !self.playable.is_raised() && stored {
             self.playable.raise();
             self.reach("playable");
             tracing::info!(prefix = %self.prefix, "playable");
@@ -390,25 +431,53 @@ impl Publisher {
         Ok(())
     }
 
-    /// Segment 0 of `rung` was cut: the first cut of all, and once every
-    /// rung has one, `all_cut`.
-    fn first_cut(&mut self, rung: usize) {
-        let Some(stages) = &self.stages else { return };
-        stages.reach("first_cut");
-        self.rungs[rung].cut = true;
-        if self.rungs.iter().all(|r| r.cut) {
-            stages.reach("all_cut");
+    /// A rung's segment 0 was cut: once every rung has one, their
+    /// playlists and the master are stored at once.
+    fn first_cut(&mut self, set: &mut JoinSet<Result<Uploaded, JobError>>) {
+        self.reach("first_cut");
+        if self.rungs.iter().all(|r| r.first.is_some()) {
+            self.reach("all_cut");
+            self.list_first(set);
         }
+    }
+
+    /// Stores every rung's playlist listing its segment 0, and the master,
+    /// all at once and alongside the segments' own uploads, so `playable`
+    /// waits for one round trip after the last first segment, not three
+    /// (the segment, then its playlist, then the master). Listing a segment
+    /// before it is stored is safe only here: nobody reads this attempt's
+    /// output until it is `playable` (the service serves the output of
+    /// the attempt that said so), and `playable` waits for the segments.
+    /// Later playlists list only stored segments.
+    fn list_first(&mut self, set: &mut JoinSet<Result<Uploaded, JobError>>) {
+        if self.listing || self.master_written {
+            return;
+        }
+        let mut writes = Vec::new();
+        for rung in 0..self.rungs.len() {
+            let first = self.rungs[rung].first.clone().expect("every rung has its first segment");
+            writes.push(self.playlist(rung, &[first], false));
+            self.rungs[rung].listed = 1;
+        }
+        writes.push((HlsFile::Master, self.master(false).0));
+        self.listing = true;
+        self.first_in_flight += 1;
+        let (sink, prefix) = (self.sink.clone(), self.prefix.clone());
+        set.spawn(async move {
+            put_all(&sink, &prefix, writes).await?;
+            Ok(Uploaded::Listed)
+        });
     }
 
     fn target(&self) -> f64 {
         self.plan.as_ref().map_or(4.0, LadderPlan::segment_duration_s)
     }
 
-    async fn write_playlist(&self, rung: usize, segments: &[SegmentEntry], finished: bool) -> Result<(), JobError> {
+    /// Rung `rung`'s playlist listing `segments`.
+    fn playlist(&self, rung: usize, segments: &[SegmentEntry], finished: bool) -> (HlsFile, String) {
         let key_uri = self.encryption.as_ref().map(|_| KEY_URI);
         let text = media_playlist(target_duration(self.target(), segments), "init.mp4", key_uri, segments, finished);
-        self.put_now(HlsFile::Rung(self.rung_name(rung), RungFile::Playlist), text).await
+        (HlsFile::Rung(self.rung_name(rung), RungFile::Playlist), text)
     }
 
     fn codecs(&self, r: &RungState) -> String {
@@ -432,7 +501,8 @@ impl Publisher {
         }
     }
 
-    async fn write_master_with(&self, finished: bool) -> Result<Vec<Rendition>, JobError> {
+    /// The master playlist, and the renditions it lists.
+    fn master(&self, finished: bool) -> (String, Vec<Rendition>) {
         let fps = self.plan.as_ref().map_or(30.0, |p| p.frame_rate.as_f64());
         let mut renditions = Vec::new();
         let variants: Vec<Variant> = self
@@ -460,17 +530,13 @@ impl Publisher {
                 }
             })
             .collect();
-        self.put_now(HlsFile::Master, master_playlist(&variants)).await?;
-        Ok(renditions)
-    }
-
-    async fn write_master(&self) -> Result<(), JobError> {
-        self.write_master_with(false).await.map(|_| ())
+        (master_playlist(&variants), renditions)
     }
 
     /// After the pipeline succeeded: VOD playlists, the measured master, the
     /// thumbnails track. Returns what the video service records.
     pub async fn finish(&mut self, summary: &Summary) -> Result<JobResult, JobError> {
+        let mut writes = Vec::new();
         for rung in 0..self.rungs.len() {
             let r = &self.rungs[rung];
             let segments = r.uploaded_prefix();
@@ -480,14 +546,15 @@ impl Publisher {
                     r.name
                 )));
             }
-            self.write_playlist(rung, &segments, true).await?;
+            writes.push(self.playlist(rung, &segments, true));
         }
-        let renditions = self.write_master_with(true).await?;
-        self.master_written = true;
+        let (master, renditions) = self.master(true);
+        writes.push((HlsFile::Master, master));
         if let Some(meta) = &self.sprite {
-            let vtt = thumbnails_vtt(meta, summary.duration_s, "sprite.jpg");
-            self.put_now(HlsFile::ThumbnailsVtt, vtt).await?;
+            writes.push((HlsFile::ThumbnailsVtt, thumbnails_vtt(meta, summary.duration_s, "sprite.jpg")));
         }
+        self.put_all(writes).await?;
+        self.master_written = true;
         self.playable.raise();
         Ok(JobResult {
             duration_s: summary.duration_s,
@@ -497,6 +564,22 @@ impl Publisher {
             download: None,
         })
     }
+}
+
+/// Stores these playlists under `prefix` all at once (not one after
+/// another), and returns once every one is stored; the first failure fails it.
+async fn put_all(sink: &Sink, prefix: &str, files: Vec<(HlsFile, String)>) -> Result<(), JobError> {
+    let mut set = JoinSet::new();
+    for (file, text) in files {
+        let (sink, key) = (sink.clone(), format!("{prefix}{}", file.relative_path()));
+        set.spawn(async move {
+            sink.put(&key, Bytes::from(text), file.content_type(), CachePolicy::Short.header_value()).await
+        });
+    }
+    while let Some(put) = set.join_next().await {
+        put.map_err(|e| JobError::retryable(format!("a playlist upload task failed: {e}")))??;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -577,7 +660,7 @@ mod tests {
                 for seq in 0..200 {
                     // Stop once the first segments are published, as a refused heartbeat would.
                     if seq == 20 {
-                        while !dir.join("360p/index.m3u8").exists() {
+                        while !dir.join("360p/00000.m4s").exists() {
                             tokio::time::sleep(Duration::from_millis(5)).await;
                         }
                         control.stop();
@@ -608,7 +691,9 @@ mod tests {
     /// The events of a one-rung ladder with two media segments, already sent.
     async fn two_segments() -> Receiver<Produced> {
         let (tx, rx) = tokio::sync::mpsc::channel(16);
-        tx.send(Produced::Plan { plan: plan_640x360(), has_audio: false, duration_s: Some(6.0) }).await.unwrap();
+        let mut plan = plan_640x360();
+        plan.rungs.truncate(1);
+        tx.send(Produced::Plan { plan, has_audio: false, duration_s: Some(6.0) }).await.unwrap();
         tx.send(Produced::Init { rung: 0, bytes: vec![1; 100], video_codec: "avc1.64001e".into() }).await.unwrap();
         for seq in 0..2 {
             tx.send(Produced::Segment { rung: 0, seq, duration_s: 3.0, bytes: vec![seq as u8 + 2; 1000] })
@@ -656,6 +741,63 @@ mod tests {
             assert!(stages.reached(stage), "{stage}");
         }
         assert!(!stages.reached("leased"), "the runner's own stages are its to mark");
+    }
+
+    /// A FIFO where the folder sink writes `key` before renaming it: the
+    /// upload of `key` blocks until [`release`] reads it.
+    fn hold(dir: &std::path::Path, key: &str) -> std::path::PathBuf {
+        let path = dir.join(key).with_extension("partial");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+        // SAFETY: a valid C string; mkfifo only creates the node.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        path
+    }
+
+    fn release(fifo: std::path::PathBuf) -> std::thread::JoinHandle<Vec<u8>> {
+        std::thread::spawn(move || std::fs::read(fifo).unwrap())
+    }
+
+    /// Every rung's first playlist and the master are stored alongside the
+    /// first segments, not after them: while the last rung's segment 0 is
+    /// still uploading they are already there, and `playable` comes once it
+    /// lands. (Before, each playlist waited for its segment, and the master
+    /// for the playlists, one after another.)
+    #[tokio::test(flavor = "multi_thread")]
+    async fn the_first_playlists_and_the_master_go_with_the_first_segments() {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = plan_640x360();
+        let rungs = plan.rungs.len();
+        let names: Vec<String> = plan.rungs.iter().map(|r| r.name.as_str().to_owned()).collect();
+        let last = format!("{}/{}", names[rungs - 1], segment_file_name(0));
+        let held = hold(dir.path(), &last);
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        tx.send(Produced::Plan { plan, has_audio: false, duration_s: Some(8.0) }).await.unwrap();
+        for rung in 0..rungs {
+            tx.send(Produced::Init { rung, bytes: vec![1; 100], video_codec: "avc1.64001e".into() }).await.unwrap();
+        }
+        for rung in 0..rungs {
+            tx.send(Produced::Segment { rung, seq: 0, duration_s: 4.0, bytes: vec![2; 1000] }).await.unwrap();
+        }
+        drop(tx);
+        let playable = Arc::new(Playable::default());
+        let mut publisher = Publisher::new(Sink::Dir(dir.path().into()), String::new(), Arc::clone(&playable));
+        let running = tokio::spawn(async move { publisher.run(rx, &Control::default()).await });
+        let listed = |name: &str| dir.path().join(name).join("index.m3u8").exists();
+        for _ in 0..500 {
+            if dir.path().join("master.m3u8").exists() && names.iter().all(|n| listed(n)) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(dir.path().join("master.m3u8").exists(), "the master is stored: {:?}", files(dir.path()));
+        assert!(names.iter().all(|n| listed(n)), "every rung's playlist is stored: {:?}", files(dir.path()));
+        let first = std::fs::read_to_string(dir.path().join(&names[rungs - 1]).join("index.m3u8")).unwrap();
+        assert!(first.contains(&segment_file_name(0)), "{first}");
+        assert!(!playable.is_raised(), "not playable while a first segment is still uploading");
+        assert_eq!(release(held).join().unwrap(), vec![2; 1000]);
+        running.await.unwrap().unwrap();
+        assert!(playable.is_raised());
     }
 
     /// An encrypted ladder stores its key before anything else: a key that
