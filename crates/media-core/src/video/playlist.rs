@@ -4,8 +4,10 @@
 
 use std::fmt::Write as _;
 
+use crate::keys::{segment_file_name, RungName};
 pub use crate::video::bandwidth::{measured_bandwidth, SegmentEntry};
-use crate::video::job::ThumbnailMeta;
+use crate::video::job::{Job, JobStatus, ThumbnailMeta};
+use crate::video::ladder::AUDIO;
 
 /// The integer target duration for segments of nominal length `segment_s`:
 /// EXTINF values rounded to the nearest integer may not exceed it.
@@ -73,6 +75,22 @@ pub struct Variant {
 /// a player should start with (the best at or under 3 Mb/s on average) leads,
 /// since many players begin with the first entry.
 pub fn master_playlist(variants: &[Variant]) -> String {
+    master_playlist_with(variants, None)
+}
+
+/// An alternate audio rendition: its own playlist, which every variant
+/// plays beside its video (`AUDIO="{group}"` on each `EXT-X-STREAM-INF`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AudioGroup {
+    pub group_id: String,
+    pub uri: String,
+    pub channels: u32,
+}
+
+/// The master playlist, with the audio group every variant names when
+/// `audio` is set (its `CODECS` then lists the audio codec too, as the
+/// rendition a player needs to play the variant).
+pub fn master_playlist_with(variants: &[Variant], audio: Option<&AudioGroup>) -> String {
     let mut order: Vec<&Variant> = variants.iter().collect();
     order.sort_by_key(|r| std::cmp::Reverse(r.bandwidth));
     if let Some(i) = order.iter().position(|v| v.average_bandwidth <= 3_000_000) {
@@ -80,14 +98,113 @@ pub fn master_playlist(variants: &[Variant]) -> String {
         order.insert(0, start);
     }
     let mut s = String::from("#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n");
+    if let Some(a) = audio {
+        let _ = writeln!(
+            s,
+            "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"{}\",NAME=\"Main\",DEFAULT=YES,AUTOSELECT=YES,CHANNELS=\"{}\",URI=\"{}\"",
+            a.group_id, a.channels, a.uri
+        );
+    }
+    let group = audio.map(|a| format!(",AUDIO=\"{}\"", a.group_id)).unwrap_or_default();
     for v in order {
         let _ = writeln!(
             s,
-            "#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},CODECS=\"{}\",RESOLUTION={}x{},FRAME-RATE={:.3}\n{}",
+            "#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},CODECS=\"{}\",RESOLUTION={}x{},FRAME-RATE={:.3}{group}\n{}",
             v.bandwidth, v.average_bandwidth, v.codecs, v.width, v.height, v.frame_rate, v.uri
         );
     }
     s
+}
+
+/// The codec a variant is advertised with before any chunk reported its
+/// own (H.264 High 4.0, what the ladder's rungs up to 1080p30 encode to).
+pub const PLANNED_AVC1: &str = "avc1.640028";
+
+/// A chunked job's playlist for `rendition` (a video rung's name, or
+/// `audio`), rendered from the job: its chunks finish out of order, so no
+/// transcoder writes it. While the job runs it is an EVENT playlist of the
+/// contiguous prefix only (every done chunk in order, then the published
+/// segments of the first chunk not done: never past a gap, so it only
+/// grows); once done, VOD with every segment. Segment lengths come from
+/// the plan's geometry, the last from where the video ended. `None`: the
+/// job is not in chunks, or has no such rendition.
+pub fn chunked_media_playlist(job: &Job, rendition: &str) -> Option<String> {
+    let table = job.chunks.as_ref()?;
+    let known = if rendition == RungName::AUDIO {
+        table.has_audio
+    } else {
+        let names = table.rung_names();
+        RungName::parse(rendition).is_some() && (names.is_empty() || names.iter().any(|n| n == rendition))
+    };
+    if !known {
+        return None;
+    }
+    let segments: Vec<SegmentEntry> = table
+        .listed_segments(rendition)
+        .into_iter()
+        .map(|(seq, bytes)| SegmentEntry {
+            uri: segment_file_name(seq),
+            duration_s: table.segment_duration_s(seq),
+            bytes: bytes.unwrap_or(0),
+        })
+        .collect();
+    let target = target_duration(table.geometry.segment_s(), &segments);
+    Some(media_playlist(target, "init.mp4", None, &segments, job.status == JobStatus::Done))
+}
+
+/// A chunked job's master playlist, rendered from the job: a variant per
+/// video rung and, when the source has audio, the `audio` group they all
+/// play. Bandwidths are the planned ones (the rung's cap plus the audio's
+/// bitrate) until the job is done, then the measured ones of its result;
+/// codecs are task 0's once it reported them. `None`: not in chunks.
+pub fn chunked_master_playlist(job: &Job) -> Option<String> {
+    let table = job.chunks.as_ref()?;
+    let fps = table.geometry.frame_rate.as_f64();
+    let audio = table.has_audio.then(|| AudioGroup {
+        group_id: "audio".into(),
+        uri: format!("{}/index.m3u8", RungName::AUDIO),
+        channels: AUDIO.channels,
+    });
+    let audio_bps = if table.has_audio { u64::from(AUDIO.bitrate) } else { 0 };
+    let with_audio = |video: &str| if table.has_audio { format!("{video},{AAC_LC_CODEC}") } else { video.to_owned() };
+    let reported = table.tasks.first().and_then(|t| t.report.as_ref()).map_or(&[][..], |r| &r.rungs[..]);
+    let measured = job.result.as_ref().filter(|_| job.status == JobStatus::Done).map_or(&[][..], |r| &r.renditions[..]);
+    let variants: Vec<Variant> = if !measured.is_empty() {
+        measured
+            .iter()
+            .map(|r| Variant {
+                uri: format!("{}/index.m3u8", r.name),
+                bandwidth: r.bandwidth,
+                average_bandwidth: r.average_bandwidth,
+                codecs: r.codecs.clone(),
+                width: r.width,
+                height: r.height,
+                frame_rate: r.frame_rate,
+            })
+            .collect()
+    } else {
+        table
+            .rungs
+            .iter()
+            .map(|rung| {
+                let name = rung.name.as_str();
+                let codec = reported.iter().find(|r| r.name == name).map_or(PLANNED_AVC1, |r| r.codecs.as_str());
+                Variant {
+                    uri: format!("{name}/index.m3u8"),
+                    bandwidth: u64::from(rung.max_bitrate) + audio_bps,
+                    average_bandwidth: u64::from(rung.bitrate) + audio_bps,
+                    codecs: with_audio(codec),
+                    width: rung.width,
+                    height: rung.height,
+                    frame_rate: fps,
+                }
+            })
+            .collect()
+    };
+    if variants.is_empty() {
+        return None;
+    }
+    Some(master_playlist_with(&variants, audio.as_ref()))
 }
 
 /// The RFC 6381 string of an H.264 stream (`avc1.PPCCLL`), read from its
@@ -306,5 +423,213 @@ mod tests {
         assert!(vtt.ends_with("00:00:12.000 --> 00:00:12.500\nsprite.jpg#xywh=320,90,160,90\n"));
         assert_eq!(vtt.matches("-->").count(), 13);
         assert_eq!(vtt_time(3725.5), "01:02:05.500");
+    }
+
+    mod chunked {
+        use super::super::*;
+        use crate::ids::{AppId, JobId, LeaseId, VideoId};
+        use crate::keys::OutputId;
+        use crate::time::Timestamp;
+        use crate::video::chunks::{ChunkGeometry, ChunkReport, ChunkSettings, ChunkSource, RungReport};
+        use crate::video::job::{JobResult, RetryPolicy, SourceUpload};
+        use crate::video::ladder::{LadderOptions, Rational, Rung};
+
+        const T0: Timestamp = Timestamp::from_secs(1_700_000_000);
+
+        fn lid(s: &str) -> LeaseId {
+            LeaseId::parse(s).unwrap()
+        }
+
+        /// 100 s at 30 fps with audio, a 0.5-s first segment and 4-s
+        /// segments, in four chunks of 3, 8, 8 and 7 segments (26 in all),
+        /// every task leased.
+        fn running() -> Job {
+            let p = RetryPolicy::default();
+            let source = SourceUpload {
+                raw_key: "raw/a/v/source.mp4".into(),
+                content_type: "video/mp4".into(),
+                size: 1,
+                etag: None,
+            };
+            let mut j = Job::new(
+                JobId::parse("job_1").unwrap(),
+                AppId::parse("a").unwrap(),
+                VideoId::parse("v").unwrap(),
+                source,
+                LadderOptions::default(),
+                &p,
+                T0,
+            );
+            j.lease(lid("L0"), OutputId::parse("o1").unwrap(), &p, T0).unwrap();
+            let rung = |h: u32, w: u32, bitrate: u32| Rung {
+                name: RungName::from_short_side(h),
+                width: w,
+                height: h,
+                bitrate,
+                max_bitrate: bitrate * 3 / 2,
+                buffer_size: bitrate * 2,
+            };
+            let source = ChunkSource {
+                geometry: ChunkGeometry {
+                    frame_rate: Rational::new(30, 1),
+                    gop_frames: 60,
+                    first_segment_frames: 15,
+                    segment_frames: 120,
+                    total_frames: 3000,
+                },
+                t0_s: 0.0,
+                duration_s: 100.0,
+                has_audio: true,
+                rungs: vec![rung(720, 1280, 2_800_000), rung(360, 640, 800_000)],
+            };
+            let settings = ChunkSettings { from_s: 60.0, chunk_s: 30.0, first_chunk_s: 10.0 };
+            j.plan(&lid("L0"), source, &settings, T0).unwrap().unwrap();
+            for k in 1..4 {
+                j.lease_task(k, lid(&format!("L{k}")), &p, T0).unwrap();
+            }
+            j
+        }
+
+        fn report(k: u16, frames: u64, segments: u32) -> ChunkReport {
+            let rung = |name: &str, codecs: &str, w: u32, h: u32| RungReport {
+                name: name.into(),
+                width: w,
+                height: h,
+                codecs: codecs.into(),
+                init_bytes: if k == 0 { 900 } else { 0 },
+                segment_bytes: vec![200_000; segments as usize],
+            };
+            ChunkReport {
+                frames,
+                segments,
+                rungs: vec![rung("720p", "avc1.64001f", 1280, 720), rung("360p", "avc1.64001e", 640, 360)],
+                audio: (k == 0).then(|| RungReport {
+                    name: "audio".into(),
+                    codecs: "mp4a.40.2".into(),
+                    init_bytes: 700,
+                    segment_bytes: vec![64_000; 26],
+                    ..Default::default()
+                }),
+                poster: k == 0,
+            }
+        }
+
+        fn publish(j: &mut Job, k: u16, video: u32, audio: Option<u32>) {
+            j.record_published(&lid(&format!("L{k}")), Some(video), audio).unwrap();
+        }
+
+        fn finish(j: &mut Job, k: u16, frames: u64, segments: u32) {
+            j.finish(&lid(&format!("L{k}")), JobResult::default(), Some(report(k, frames, segments)), T0).unwrap();
+        }
+
+        fn listed(playlist: &str) -> Vec<&str> {
+            playlist.lines().filter(|l| l.ends_with(".m4s")).collect()
+        }
+
+        #[test]
+        fn the_event_playlist_lists_the_contiguous_prefix_only() {
+            let mut j = running();
+            let p = |j: &Job| chunked_media_playlist(j, "720p").unwrap();
+            assert_eq!(listed(&p(&j)), Vec::<&str>::new());
+            assert!(p(&j).contains("#EXT-X-PLAYLIST-TYPE:EVENT\n") && p(&j).contains("#EXT-X-MAP:URI=\"init.mp4\"\n"));
+            // Chunks 1 and 3 are ahead of chunk 0: nothing past the gap.
+            finish(&mut j, 1, 960, 8);
+            publish(&mut j, 3, 4, None);
+            publish(&mut j, 0, 1, Some(3));
+            assert_eq!(listed(&p(&j)), ["00000.m4s"]);
+            assert!(p(&j).contains("#EXTINF:0.500000,\n00000.m4s\n"), "the short first segment");
+            publish(&mut j, 0, 2, None);
+            let before = p(&j);
+            finish(&mut j, 0, 255, 3);
+            // Chunk 0 and chunk 1 done, then chunk 2's published prefix.
+            publish(&mut j, 2, 2, None);
+            let now = p(&j);
+            assert_eq!(listed(&now).len(), 3 + 8 + 2);
+            assert_eq!(listed(&now)[3], "00003.m4s");
+            assert_eq!(listed(&now).last(), Some(&"00012.m4s"));
+            assert!(now.starts_with(before.trim_end_matches(|c| c != '\n')), "an EVENT playlist only grows");
+            assert!(now.contains("#EXTINF:4.000000,\n00003.m4s\n"));
+            assert!(!now.contains("#EXT-X-ENDLIST"));
+            assert!(now.contains("#EXT-X-TARGETDURATION:4\n"));
+        }
+
+        #[test]
+        fn the_last_chunk_lists_only_surely_full_segments_until_it_is_done() {
+            let mut j = running();
+            for (k, frames, segments) in [(0, 255, 3), (1, 960, 8), (2, 960, 8)] {
+                finish(&mut j, k, frames, segments);
+            }
+            // All 7 of chunk 3 published, the final one maybe short: 19..=23 only.
+            publish(&mut j, 3, 7, None);
+            let running = chunked_media_playlist(&j, "360p").unwrap();
+            assert_eq!(listed(&running).len(), 24);
+            assert_eq!(listed(&running).last(), Some(&"00023.m4s"));
+            // Done: VOD, every segment, the last as long as the video ran (815 frames from 2175: 2990).
+            finish(&mut j, 3, 815, 7);
+            assert_eq!(j.status, JobStatus::Done);
+            let vod = chunked_media_playlist(&j, "360p").unwrap();
+            assert_eq!(listed(&vod).len(), 26);
+            assert!(vod.contains("#EXT-X-PLAYLIST-TYPE:VOD\n"));
+            let tail = (2990.0 - 2895.0) / 30.0;
+            assert!(vod.ends_with(&format!("#EXTINF:{tail:.6},\n00025.m4s\n#EXT-X-ENDLIST\n")), "{vod}");
+            assert!(vod.contains("#EXT-X-TARGETDURATION:4\n"));
+        }
+
+        #[test]
+        fn the_audio_playlist_follows_task_0() {
+            let mut j = running();
+            publish(&mut j, 0, 1, Some(5));
+            let a = chunked_media_playlist(&j, "audio").unwrap();
+            assert_eq!(listed(&a), ["00000.m4s", "00001.m4s", "00002.m4s", "00003.m4s", "00004.m4s"]);
+            finish(&mut j, 0, 255, 3);
+            let a = chunked_media_playlist(&j, "audio").unwrap();
+            assert_eq!(listed(&a).len(), 26, "task 0 encoded the whole track");
+            assert!(a.contains("#EXT-X-PLAYLIST-TYPE:EVENT\n"), "until the job is done");
+            // Unknown renditions, and audio of a silent source.
+            assert_eq!(chunked_media_playlist(&j, "1080p"), None);
+            assert_eq!(chunked_media_playlist(&j, "master"), None);
+            j.chunks.as_mut().unwrap().has_audio = false;
+            assert_eq!(chunked_media_playlist(&j, "audio"), None);
+            j.chunks = None;
+            assert_eq!(chunked_media_playlist(&j, "720p"), None);
+            assert_eq!(chunked_master_playlist(&j), None);
+        }
+
+        #[test]
+        fn the_master_names_the_audio_group_with_planned_then_measured_bandwidth() {
+            let mut j = running();
+            let m = chunked_master_playlist(&j).unwrap();
+            assert!(m.starts_with(
+                "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n\
+                 #EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"audio\",NAME=\"Main\",DEFAULT=YES,AUTOSELECT=YES,CHANNELS=\"2\",URI=\"audio/index.m3u8\"\n"
+            ), "{m}");
+            // Planned: the rung's cap and target plus 128 kb/s of audio; the planned codec until task 0 reports.
+            assert!(m.contains(
+                "#EXT-X-STREAM-INF:BANDWIDTH=4328000,AVERAGE-BANDWIDTH=2928000,CODECS=\"avc1.640028,mp4a.40.2\",RESOLUTION=1280x720,FRAME-RATE=30.000,AUDIO=\"audio\"\n720p/index.m3u8\n"
+            ), "{m}");
+            assert_eq!(m.matches("AUDIO=\"audio\"").count(), 2);
+            finish(&mut j, 0, 255, 3);
+            let m = chunked_master_playlist(&j).unwrap();
+            assert!(m.contains("CODECS=\"avc1.64001e,mp4a.40.2\",RESOLUTION=640x360"), "task 0's own codecs: {m}");
+            for (k, frames, segments) in [(1, 960, 8), (2, 960, 8), (3, 815, 7)] {
+                finish(&mut j, k, frames, segments);
+            }
+            let r = &j.result.as_ref().unwrap().renditions[0];
+            let m = chunked_master_playlist(&j).unwrap();
+            assert!(m.contains(&format!(
+                "#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},CODECS=\"avc1.64001f,mp4a.40.2\",RESOLUTION=1280x720,FRAME-RATE=30.000,AUDIO=\"audio\"\n720p/index.m3u8\n",
+                r.bandwidth, r.average_bandwidth
+            )), "{m}");
+            assert_ne!(r.bandwidth, 4_328_000, "measured at done");
+        }
+
+        #[test]
+        fn a_silent_source_has_no_audio_group() {
+            let mut j = running();
+            j.chunks.as_mut().unwrap().has_audio = false;
+            let m = chunked_master_playlist(&j).unwrap();
+            assert!(!m.contains("EXT-X-MEDIA") && !m.contains("AUDIO=") && !m.contains("mp4a"), "{m}");
+            assert!(m.contains("BANDWIDTH=4200000,AVERAGE-BANDWIDTH=2800000,CODECS=\"avc1.640028\""), "{m}");
+        }
     }
 }
