@@ -1148,7 +1148,9 @@ impl ChunkTable {
         for (i, task) in self.tasks.iter().enumerate() {
             let rung = task.report.as_ref().and_then(|r| r.rungs.iter().find(|x| x.name == name));
             let n = match (&task.report, task.status) {
-                (Some(r), TaskStatus::Done) => r.segments,
+                (Some(r), TaskStatus::Done) if i == last => r.segments,
+                // Never into the next chunk's seqs, whatever a report says.
+                (Some(r), TaskStatus::Done) => r.segments.min(task.range.segments),
                 _ if i == last => {
                     let full = self.full_segments().saturating_sub(1).saturating_sub(task.range.first_seq);
                     task.published_segments.min(full)

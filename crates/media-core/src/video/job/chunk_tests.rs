@@ -386,3 +386,17 @@ fn cancel_and_release_reach_every_task() {
             .is_err());
     }
 }
+
+#[test]
+fn a_report_never_lists_segments_of_the_next_chunk() {
+    let mut j = planned();
+    lease_all(&mut j, T0.plus_secs(2));
+    // Task 1 (8 segments planned) claims 9: seq 11 is task 2's.
+    let mut r = report(&j, 1, 960);
+    r.segments = 9;
+    r.rungs[0].segment_bytes.push(1);
+    j.finish(&lid("L1"), JobResult::default(), Some(r), T0.plus_secs(3)).unwrap();
+    j.finish(&lid("L0"), JobResult::default(), Some(report(&j, 0, 255)), T0.plus_secs(3)).unwrap();
+    let seqs: Vec<u32> = j.chunks.as_ref().unwrap().listed_segments("720p").into_iter().map(|(s, _)| s).collect();
+    assert_eq!(seqs, (0..11).collect::<Vec<_>>());
+}
