@@ -21,6 +21,12 @@
 //! The one exception is a `complete` repeated by the holder whose first
 //! `complete` committed (its answer was lost): it is answered as done.
 //!
+//! A long source may be split after its probe ([`Job::plan`]): the job
+//! stays `processing` while its chunk tasks ([`ChunkTable`]) run, each with
+//! its own lease, attempts and backoff, and is `done` when the last task
+//! is. The lease that planned becomes task 0's; a task that fails for good
+//! (or runs out of attempts) ends the job and every other task.
+//!
 //! A job keeps the full text of every failure (for logs and Sentry); what
 //! the public routes show of it is [`public_failure_message`]: messages
 //! written for uploaders pass, our own faults become a generic sentence.
