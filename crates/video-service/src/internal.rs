@@ -4,6 +4,7 @@
 //! | route | body | answer |
 //! |---|---|---|
 //! | `POST /internal/jobs/lease` | `LeaseRequest` | `LeaseResponse` (`job` null when none came within `wait_ms`) |
+//! | `POST /internal/jobs/{id}/plan` | `PlanRequest` | `PlanResponse`: the chunk the caller's lease now runs (task 0), `chunk` null to go on single-pass; 409 `lease_lost` |
 //! | `POST /internal/jobs/{id}/heartbeat` | `HeartbeatRequest` | `HeartbeatResponse`, 409 `lease_lost` |
 //! | `POST /internal/jobs/{id}/complete` | `CompleteRequest` | the job, 409 `lease_lost` (a repeat by the lease that completed it: the job, 200) |
 //! | `POST /internal/jobs/{id}/fail` | `FailRequest` | the job, 409 `lease_lost` |
@@ -11,7 +12,10 @@
 //! | `POST /internal/dispatch/stats` | `{}` | requests each queue shard has served, by kind (`{"shards": [{"shard", "requests": {"lease": n, ...}}]}`) |
 //! | `POST /internal/jobs/inspect` | `{"app_id", "video_id"}` | the stored job, failure texts in full (for operators and tests; the public routes show them sanitised), 404 |
 //!
-//! A lease sweeps the queue shards (`crate::lease`). The calls about
+//! A lease sweeps the queue shards (`crate::lease`); a transcoder that
+//! says it runs chunks (`LeaseRequest::chunks`) may get a chunk task
+//! (`JobSpec::chunk`), whose lease id then names the task in every later
+//! call (heartbeat, complete, fail, release). The calls about
 //! one job go to its video's object, the fence that checks the job id and
 //! the lease: the video named in the body (`app_id`, `video_id` from the
 //! `JobSpec`, `media_core::wire::api::JobVideo`), else the one the shard the job
@@ -27,7 +31,9 @@ use std::collections::BTreeMap;
 use media_core::http::auth::check_bearer;
 use media_core::ids::{AppId, JobId, VideoId};
 use media_core::video::dispatch::shard_of;
-use media_core::wire::api::{CompleteRequest, FailRequest, HeartbeatRequest, LeaseRequest, ReleaseRequest};
+use media_core::wire::api::{
+    CompleteRequest, FailRequest, HeartbeatRequest, LeaseRequest, PlanRequest, ReleaseRequest,
+};
 use media_core::wire::routes::{Route, VideoRoute};
 use media_core::{ApiError, ErrorCode};
 use serde::de::DeserializeOwned;
@@ -129,6 +135,11 @@ pub async fn route(mut req: Request, cx: &VideoContext<'_>, row: &'static Route<
                 crate::status::forget(&spec.app_id, &spec.video_id).await;
             }
             return json(200, &leased);
+        }
+        ["internal", "jobs", id, "plan"] => {
+            let id = job_id(id)?;
+            let r: PlanRequest = body(&mut req).await?;
+            (id.clone(), r.video.ids(), VideoOp::Plan { job_id: id, req: r })
         }
         ["internal", "jobs", id, "heartbeat"] => {
             let id = job_id(id)?;

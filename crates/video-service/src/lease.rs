@@ -53,7 +53,13 @@ async fn lease_from(
     wait_ms: u64,
     standard_first: bool,
 ) -> Result<ShardLeaseReply, Failure> {
-    let cmd = ShardCommand::Lease { worker: req.worker.clone(), wait_ms, classes: classes.to_vec(), standard_first };
+    let cmd = ShardCommand::Lease {
+        worker: req.worker.clone(),
+        wait_ms,
+        classes: classes.to_vec(),
+        standard_first,
+        chunks: req.chunks,
+    };
     shards.lease(shard, &cmd).await
 }
 

@@ -17,6 +17,7 @@
 //! variable to be fixed (see `crate::video_job`).
 
 use media_core::media::DEFAULT_MAX_VIDEO_BYTES;
+use media_core::video::chunks::ChunkSettings;
 use media_core::video::delivery::{DeliveryPolicy, RetrySchedule};
 use media_core::video::dispatch::{DEFAULT_LARGE_SOURCE_BYTES, MAX_QUEUE_SHARDS};
 use media_core::video::events::StreamCaps;
@@ -94,6 +95,8 @@ pub struct ObjectSettings {
     pub caps: StreamCaps,
     /// `SSE_HEARTBEAT_MS`.
     pub heartbeat_ms: u64,
+    /// `CHUNK_FROM_S`, `CHUNK_S`, `FIRST_CHUNK_S`.
+    pub chunks: ChunkSettings,
 }
 
 impl ObjectSettings {
@@ -111,6 +114,7 @@ impl ObjectSettings {
             keep_source: keep_source(vars)?,
             caps: stream_caps(vars)?,
             heartbeat_ms: sse_heartbeat(vars)?,
+            chunks: chunk_settings(vars)?,
         })
     }
 }
@@ -264,6 +268,34 @@ pub fn keep_source(vars: &Vars<'_>) -> Result<bool, ConfigError> {
     }
 }
 
+/// Split-and-stitch encoding (`media_core::video::chunks`): sources whose
+/// probe finds at least `CHUNK_FROM_S` seconds (default 120; 0 turns it
+/// off) are cut into chunk tasks of `CHUNK_S` seconds (30), the first of
+/// `FIRST_CHUNK_S` (10), which several transcoders encode at once. Jobs
+/// that ask for encryption or a download stay single-pass.
+pub fn chunk_settings(vars: &Vars<'_>) -> Result<ChunkSettings, ConfigError> {
+    let d = ChunkSettings::default();
+    let seconds = |name: &str, default: f64, zero_ok: bool| -> Result<f64, ConfigError> {
+        let v: f64 = vars.number(name, default)?;
+        let fine = v.is_finite() && (v > 0.0 || (zero_ok && v == 0.0)) && v <= 86_400.0;
+        match fine {
+            true => Ok(v),
+            false => Err(ConfigError {
+                name: name.into(),
+                problem: format!(
+                    "is {v}; it must be a number of seconds {} 86400",
+                    if zero_ok { "from 0 (off) to" } else { "above 0, at most" }
+                ),
+            }),
+        }
+    };
+    Ok(ChunkSettings {
+        from_s: seconds("CHUNK_FROM_S", d.from_s, true)?,
+        chunk_s: seconds("CHUNK_S", d.chunk_s, false)?,
+        first_chunk_s: seconds("FIRST_CHUNK_S", d.first_chunk_s, false)?,
+    })
+}
+
 /// The queue's retry rules: `JOB_MAX_ATTEMPTS` (3), `LEASE_TTL_MS` (30000),
 /// `RETRY_BACKOFF_MS` (5000).
 pub fn retry_policy(vars: &Vars<'_>) -> Result<RetryPolicy, ConfigError> {
@@ -380,6 +412,11 @@ mod tests {
             ("SSE_LOG_EVENTS", "0"),
             ("SSE_LOG_EVENTS", "10001"),
             ("SSE_LOG_EVENTS", "few"),
+            ("CHUNK_FROM_S", "-1"),
+            ("CHUNK_FROM_S", "2min"),
+            ("CHUNK_S", "0"),
+            ("CHUNK_S", "NaN"),
+            ("FIRST_CHUNK_S", "-3"),
         ];
         for (name, value) in bad {
             let e = load(&[(name, value)]).err().unwrap_or_else(|| panic!("{name}={value} was accepted"));
@@ -390,5 +427,16 @@ mod tests {
         let lens = |v: &[(&str, &str)]| event_log_lens(&Vars(&v.iter().copied().collect::<HashMap<&str, &str>>()));
         assert_eq!(lens(&[]), Ok(EventLogLens { video: 200, app: 500 }));
         assert_eq!(lens(&[("SSE_LOG_EVENTS", "4")]), Ok(EventLogLens { video: 4, app: 4 }));
+    }
+
+    #[test]
+    fn chunking_starts_at_two_minutes_unless_set_and_zero_turns_it_off() {
+        let chunks = |v: &[(&str, &str)]| load(v).unwrap().objects.chunks;
+        assert_eq!(chunks(&[]), ChunkSettings { from_s: 120.0, chunk_s: 30.0, first_chunk_s: 10.0 });
+        let set = chunks(&[("CHUNK_FROM_S", "20"), ("CHUNK_S", "6"), ("FIRST_CHUNK_S", "2.5")]);
+        assert_eq!(set, ChunkSettings { from_s: 20.0, chunk_s: 6.0, first_chunk_s: 2.5 });
+        let off = chunks(&[("CHUNK_FROM_S", "0")]);
+        assert_eq!(off.chunk_from_s(&Default::default()), None);
+        assert_eq!(set.chunk_from_s(&Default::default()), Some(20.0));
     }
 }

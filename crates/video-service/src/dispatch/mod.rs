@@ -68,6 +68,7 @@ impl ShardIo for Live<'_> {
             base: None,
             op: VideoOp::Grant {
                 job_id: row.job_id.clone(),
+                task: row.task,
                 lease_id: LeaseId::from_random(random_bytes()),
                 output_id: OutputId::from_random(random_bytes()),
                 worker: worker.to_owned(),

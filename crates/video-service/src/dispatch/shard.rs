@@ -9,6 +9,13 @@
 //! job's object is being asked to grant it; offered again after
 //! [`Rules::offer_timeout_ms`] if it never answered), `leased`, `ended`
 //! (kept [`Rules::ended_retention_ms`] for late lookups, then pruned).
+//!
+//! Rows are keyed `(job_id, task)`: a job waits as one row (`task: None`)
+//! until its first transcoder plans it into chunk tasks; each task then
+//! waits as its own row, granted by the job's object task by task. Task
+//! rows are offered only to lease requests that run chunks
+//! (`LeaseRequest::chunks`), so a transcoder that predates them never gets
+//! one.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -56,10 +63,12 @@ impl RowState {
     }
 }
 
-/// One job's row in a shard.
+/// One job's row in a shard, or one of its chunk tasks' rows.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Row {
     pub job_id: JobId,
+    /// The chunk task, or `None` for the whole job.
+    pub task: Option<u16>,
     pub app_id: AppId,
     pub video_id: VideoId,
     pub class: SizeClass,
@@ -72,19 +81,36 @@ pub struct Row {
 /// A shard's stored rows and request counts (SQL in the object, in memory
 /// in tests).
 pub trait ShardStore {
-    /// Inserts `row`, or for a job already here sets its class, times, state
-    /// and change time (its app and video stay).
+    /// Inserts `row`, or for a `(job, task)` already here sets its class,
+    /// times, state and change time (its app and video stay).
     fn upsert(&self, row: &Row) -> worker::Result<()>;
-    /// Sets the state of `job_id`'s row, only when it is `only_if` (if given).
-    fn set_state(&self, job_id: &JobId, to: RowState, only_if: Option<RowState>, at: Timestamp) -> worker::Result<()>;
+    /// Sets the state of the row of `job_id`'s `task`, only when it is `only_if` (if given).
+    fn set_state(
+        &self,
+        job_id: &JobId,
+        task: Option<u16>,
+        to: RowState,
+        only_if: Option<RowState>,
+        at: Timestamp,
+    ) -> worker::Result<()>;
+    /// Ends every row of `job_id` (the job's and its tasks').
+    fn end_job(&self, job_id: &JobId, at: Timestamp) -> worker::Result<()>;
     /// Deletes the rows in `state` last changed before `before`.
     fn delete_changed_before(&self, state: RowState, before: Timestamp) -> worker::Result<()>;
     /// The earliest queued row of `class` due at `now` (`not_before <= now`)
-    /// that is waiting, or offered before `offered_before`.
-    fn oldest_due(&self, class: SizeClass, now: Timestamp, offered_before: Timestamp) -> worker::Result<Option<Row>>;
-    /// The earliest `not_before` after `now` of a waiting row.
-    fn next_due(&self, now: Timestamp) -> worker::Result<Option<Timestamp>>;
-    /// `job_id`'s row.
+    /// that is waiting, or offered before `offered_before`; task rows only
+    /// with `tasks`. Rows queued at the same time go by job, then task.
+    fn oldest_due(
+        &self,
+        class: SizeClass,
+        now: Timestamp,
+        offered_before: Timestamp,
+        tasks: bool,
+    ) -> worker::Result<Option<Row>>;
+    /// The earliest `not_before` after `now` of a waiting row (task rows
+    /// only with `tasks`).
+    fn next_due(&self, now: Timestamp, tasks: bool) -> worker::Result<Option<Timestamp>>;
+    /// A row of `job_id` (any of its rows: they name the same video).
     fn get(&self, job_id: &JobId) -> worker::Result<Option<Row>>;
     /// Counts one request of kind `op`.
     fn count(&self, op: &str) -> worker::Result<()>;
@@ -148,6 +174,18 @@ impl Default for Rules {
     }
 }
 
+/// What a lease request asks for.
+#[derive(Debug, Clone, Copy)]
+pub struct Asked<'a> {
+    /// Names the transcoder in logs.
+    pub worker: &'a str,
+    pub classes: &'a [SizeClass],
+    /// A large job only when it starves (the Worker's first sweep).
+    pub standard_first: bool,
+    /// Task rows too: the transcoder runs chunk tasks.
+    pub tasks: bool,
+}
+
 /// A command's answer.
 #[derive(Debug)]
 pub enum Reply {
@@ -198,26 +236,36 @@ impl<S: ShardStore> Shard<S> {
             self.store.count(op)?;
         }
         Ok(match cmd {
-            ShardCommand::Enqueue { job_id, app_id, video_id, class, queued_at, not_before, shard, shards } => {
+            ShardCommand::Enqueue { job_id, tasks, app_id, video_id, class, queued_at, not_before, shard, shards } => {
                 let t = io.now();
-                let row = Row {
-                    job_id,
-                    app_id,
-                    video_id,
+                let row = |task| Row {
+                    job_id: job_id.clone(),
+                    task,
+                    app_id: app_id.clone(),
+                    video_id: video_id.clone(),
                     class,
                     queued_at,
                     not_before,
                     state: RowState::Waiting,
                     changed_at: t,
                 };
-                (Reply::Done, self.enqueue(&row, shard, shards, t)?)
+                let rows: Vec<Row> = match tasks.is_empty() {
+                    true => vec![row(None)],
+                    false => tasks.iter().map(|k| row(Some(*k))).collect(),
+                };
+                (Reply::Done, self.enqueue(&rows, shard, shards, t)?)
             }
-            ShardCommand::Lease { worker, wait_ms, classes, standard_first } => {
-                (Reply::Lease(Box::new(self.lease(io, &worker, wait_ms, &classes, standard_first).await?)), Vec::new())
+            ShardCommand::Lease { worker, wait_ms, classes, standard_first, chunks } => {
+                let asked = Asked { worker: &worker, classes: &classes, standard_first, tasks: chunks };
+                (Reply::Lease(Box::new(self.lease(io, &asked, wait_ms).await?)), Vec::new())
             }
             ShardCommand::Locate { job_id } => (self.locate(&job_id)?, Vec::new()),
-            ShardCommand::Ended { job_id } => {
-                self.store.set_state(&job_id, RowState::Ended, None, io.now())?;
+            ShardCommand::Ended { job_id, task: None } => {
+                self.store.end_job(&job_id, io.now())?;
+                (Reply::Done, Vec::new())
+            }
+            ShardCommand::Ended { job_id, task } => {
+                self.store.set_state(&job_id, task, RowState::Ended, None, io.now())?;
                 (Reply::Done, Vec::new())
             }
             ShardCommand::Ring { from } => {
@@ -231,11 +279,13 @@ impl<S: ShardStore> Shard<S> {
         })
     }
 
-    /// Upserts `row`, prunes the rows that ended over the retention ago,
+    /// Upserts `rows`, prunes the rows that ended over the retention ago,
     /// and wakes the lease requests waiting here; with none, every other
     /// shard is rung.
-    fn enqueue(&self, row: &Row, shard: u32, shards: u32, t: Timestamp) -> worker::Result<Vec<Effect>> {
-        self.store.upsert(row)?;
+    fn enqueue(&self, rows: &[Row], shard: u32, shards: u32, t: Timestamp) -> worker::Result<Vec<Effect>> {
+        for row in rows {
+            self.store.upsert(row)?;
+        }
         // Nothing grows forever: ended rows go after their hour.
         let before = Timestamp::from_millis(t.millis().saturating_sub(self.rules.ended_retention_ms));
         self.store.delete_changed_before(RowState::Ended, before)?;
@@ -252,23 +302,24 @@ impl<S: ShardStore> Shard<S> {
         })
     }
 
-    /// The row to offer next among `classes` (`media_core::video::dispatch::
+    /// The row to offer next to `asked` (`media_core::video::dispatch::
     /// next_class`), standard first unless large starves.
-    pub fn next_row(&self, classes: &[SizeClass], standard_first: bool, t: Timestamp) -> worker::Result<Option<Row>> {
+    pub fn next_row(&self, asked: &Asked<'_>, t: Timestamp) -> worker::Result<Option<Row>> {
         let offered_before = Timestamp::from_millis(t.millis().saturating_sub(self.rules.offer_timeout_ms));
         let mut standard = None;
         let mut large = None;
-        for class in classes {
+        for class in asked.classes {
+            let due = self.store.oldest_due(*class, t, offered_before, asked.tasks)?;
             match class {
-                SizeClass::Standard => standard = self.store.oldest_due(SizeClass::Standard, t, offered_before)?,
-                SizeClass::Large => large = self.store.oldest_due(SizeClass::Large, t, offered_before)?,
+                SizeClass::Standard => standard = due,
+                SizeClass::Large => large = due,
             }
         }
         Ok(match next_class(standard.as_ref().map(|r| r.queued_at), large.as_ref().map(|r| r.queued_at)) {
             Some(SizeClass::Standard) => standard,
             // Large because nothing standard waits here: the first sweep
             // leaves it for the second, after every shard's standard jobs.
-            Some(SizeClass::Large) if standard_first && standard.is_none() => None,
+            Some(SizeClass::Large) if asked.standard_first && standard.is_none() => None,
             Some(SizeClass::Large) => large,
             None => None,
         })
@@ -278,13 +329,13 @@ impl<S: ShardStore> Shard<S> {
     /// no other request here offers it too). `Some(spec)` when it granted
     /// the lease; the row ends when the object refused (the job moved on).
     async fn offer(&self, io: &impl ShardIo, row: &Row, worker: &str) -> worker::Result<Option<JobSpec>> {
-        let job_id = &row.job_id;
-        self.store.set_state(job_id, RowState::Offered, None, io.now())?;
+        let (job_id, task) = (&row.job_id, row.task);
+        self.store.set_state(job_id, task, RowState::Offered, None, io.now())?;
         let answer = match io.grant(row, worker).await {
             Ok(a) => a,
             Err(e) => {
                 // Offer it again later; the object is the fence either way.
-                self.store.set_state(job_id, RowState::Waiting, Some(RowState::Offered), io.now())?;
+                self.store.set_state(job_id, task, RowState::Waiting, Some(RowState::Offered), io.now())?;
                 return Err(e);
             }
         };
@@ -293,47 +344,41 @@ impl<S: ShardStore> Shard<S> {
                 let spec: Option<JobSpec> = serde_json::from_str(&answer.body)
                     .map_err(|e| worker::Error::RustError(format!("grant answer: {e}")))?;
                 let state = if spec.is_some() { RowState::Leased } else { RowState::Ended };
-                self.store.set_state(job_id, state, Some(RowState::Offered), io.now())?;
+                self.store.set_state(job_id, task, state, Some(RowState::Offered), io.now())?;
                 Ok(spec)
             }
             // The job moved on (canceled, done, or queued again with a new
             // time, which re-enqueued it and so reset the row from "offered").
             404 | 409 => {
-                self.store.set_state(job_id, RowState::Ended, Some(RowState::Offered), io.now())?;
+                self.store.set_state(job_id, task, RowState::Ended, Some(RowState::Offered), io.now())?;
                 Ok(None)
             }
             status => {
-                self.store.set_state(job_id, RowState::Waiting, Some(RowState::Offered), io.now())?;
+                self.store.set_state(job_id, task, RowState::Waiting, Some(RowState::Offered), io.now())?;
                 Err(worker::Error::RustError(format!("grant answered {status}: {}", answer.body)))
             }
         }
     }
 
-    /// A due job of `classes` for `worker`, waiting up to `wait_ms` (at most
+    /// A due job (or task) for `asked`, waiting up to `wait_ms` (at most
     /// `MAX_LEASE_WAIT_MS`) for one: asleep until new work here wakes it, a
     /// ring from another shard (answered at once with that shard), the next
     /// retry comes due, or the deadline.
-    async fn lease(
-        &self,
-        io: &impl ShardIo,
-        worker: &str,
-        wait_ms: u64,
-        classes: &[SizeClass],
-        standard_first: bool,
-    ) -> worker::Result<ShardLeaseReply> {
+    async fn lease(&self, io: &impl ShardIo, asked: &Asked<'_>, wait_ms: u64) -> worker::Result<ShardLeaseReply> {
         let deadline = io.now().plus_millis(wait_ms.min(MAX_LEASE_WAIT_MS));
+        let worker = asked.worker;
         loop {
             let t = io.now();
-            while let Some(row) = self.next_row(classes, standard_first, t)? {
+            while let Some(row) = self.next_row(asked, t)? {
                 if let Some(spec) = self.offer(io, &row, worker).await? {
-                    tracing::info!(job_id = %spec.job_id, worker, attempt = spec.attempt, "job leased");
+                    tracing::info!(job_id = %spec.job_id, task = ?row.task, worker, attempt = spec.attempt, "job leased");
                     return Ok(ShardLeaseReply { job: Some(spec), ring: None });
                 }
             }
             if t >= deadline {
                 return Ok(ShardLeaseReply::default());
             }
-            let wake_at = match self.store.next_due(t)? {
+            let wake_at = match self.store.next_due(t, asked.tasks)? {
                 Some(due) => deadline.min(due),
                 None => deadline,
             };

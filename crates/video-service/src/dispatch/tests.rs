@@ -45,6 +45,8 @@ pub(crate) struct FakeIo {
     pub clock: Cell<Timestamp>,
     pub answers: RefCell<BTreeMap<String, Grant>>,
     pub grants: RefCell<Vec<String>>,
+    /// The task each grant named.
+    pub asked_tasks: RefCell<Vec<Option<u16>>>,
     pub sleeps: RefCell<Vec<u64>>,
     pub during_sleep: RefCell<VecDeque<Box<dyn FnOnce()>>>,
 }
@@ -88,6 +90,7 @@ impl ShardIo for FakeIo {
 
     async fn grant(&self, row: &Row, _worker: &str) -> worker::Result<Answer> {
         self.grants.borrow_mut().push(row.job_id.to_string());
+        self.asked_tasks.borrow_mut().push(row.task);
         match self.answers.borrow().get(row.job_id.as_str()).cloned() {
             None => Ok(Answer { status: 200, body: serde_json::to_string(&Some(spec(row))).unwrap() }),
             Some(Grant::Status(status, body)) => Ok(Answer { status, body: body.into() }),
@@ -136,6 +139,7 @@ pub(crate) fn enqueue_in(
 ) -> ShardCommand {
     ShardCommand::Enqueue {
         job_id: JobId::parse(job).unwrap(),
+        tasks: Vec::new(),
         app_id: AppId::parse("app-a").unwrap(),
         video_id: VideoId::parse(&format!("v-{job}")).unwrap(),
         class,
@@ -147,7 +151,7 @@ pub(crate) fn enqueue_in(
 }
 
 fn lease_cmd(classes: &[SizeClass], wait_ms: u64, standard_first: bool) -> ShardCommand {
-    ShardCommand::Lease { worker: "w1".into(), wait_ms, classes: classes.to_vec(), standard_first }
+    ShardCommand::Lease { worker: "w1".into(), wait_ms, classes: classes.to_vec(), standard_first, chunks: false }
 }
 
 fn try_lease(shard: &MemShard, io: &FakeIo, cmd: ShardCommand) -> worker::Result<ShardLeaseReply> {
@@ -360,7 +364,7 @@ fn an_offer_never_answered_is_offered_again_after_30_seconds() {
     let (shard, io) = (shard(), FakeIo::at(t0()));
     run(&shard, &io, enqueue("job_a", Standard, t0(), t0()));
     // The shard was reset while the object was being asked: the row stays offered.
-    shard.store.set_state(&JobId::parse("job_a").unwrap(), RowState::Offered, None, t0()).unwrap();
+    shard.store.set_state(&JobId::parse("job_a").unwrap(), None, RowState::Offered, None, t0()).unwrap();
     io.advance(29_999);
     assert_eq!(leased(&lease(&shard, &io, &SizeClass::ALL, 0)), None);
     io.advance(2);
@@ -375,7 +379,7 @@ fn an_ended_job_is_never_handed_out_and_is_found_for_an_hour() {
     assert_eq!(leased(&lease(&shard, &io, &SizeClass::ALL, 0)).as_deref(), Some("job_a"));
     // Canceled while queued, deleted while running: the video's object says so.
     for job in ["job_a", "job_b"] {
-        run(&shard, &io, ShardCommand::Ended { job_id: JobId::parse(job).unwrap() });
+        run(&shard, &io, ShardCommand::Ended { job_id: JobId::parse(job).unwrap(), task: None });
     }
     assert_eq!(leased(&lease(&shard, &io, &SizeClass::ALL, 0)), None);
     // A late heartbeat's lookup still finds the job (its object answers 409, not 404).
@@ -409,7 +413,7 @@ fn stats_count_the_requests_of_each_kind_but_not_themselves() {
     run(&shard, &io, enqueue("job_a", Standard, t0(), t0()));
     lease(&shard, &io, &SizeClass::ALL, 0);
     lease(&shard, &io, &SizeClass::ALL, 0);
-    run(&shard, &io, ShardCommand::Ended { job_id: JobId::parse("job_a").unwrap() });
+    run(&shard, &io, ShardCommand::Ended { job_id: JobId::parse("job_a").unwrap(), task: None });
     run(&shard, &io, ShardCommand::Stats);
     match run(&shard, &io, ShardCommand::Stats).0 {
         Reply::Stats(s) => {
@@ -418,4 +422,104 @@ fn stats_count_the_requests_of_each_kind_but_not_themselves() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+/// An enqueue of chunk tasks `tasks` of `job`, due at `not_before`.
+fn enqueue_tasks(job: &str, tasks: &[u16], queued_at: Timestamp, not_before: Timestamp) -> ShardCommand {
+    match enqueue(job, Standard, queued_at, not_before) {
+        ShardCommand::Enqueue { job_id, app_id, video_id, class, queued_at, not_before, shard, shards, .. } => {
+            ShardCommand::Enqueue {
+                job_id,
+                tasks: tasks.to_vec(),
+                app_id,
+                video_id,
+                class,
+                queued_at,
+                not_before,
+                shard,
+                shards,
+            }
+        }
+        _ => unreachable!(),
+    }
+}
+
+fn lease_as(shard: &MemShard, io: &FakeIo, chunks: bool, wait_ms: u64) -> ShardLeaseReply {
+    let cmd = ShardCommand::Lease {
+        worker: "w1".into(),
+        wait_ms,
+        classes: SizeClass::ALL.to_vec(),
+        standard_first: false,
+        chunks,
+    };
+    try_lease(shard, io, cmd).unwrap()
+}
+
+/// The (job, task, state) of every row.
+fn task_states(shard: &MemShard) -> Vec<(String, Option<u16>, RowState)> {
+    shard.store.rows().into_iter().map(|r| (r.job_id.to_string(), r.task, r.state)).collect()
+}
+
+#[test]
+fn chunk_tasks_wait_in_their_own_rows_offered_only_to_transcoders_that_run_chunks() {
+    let (shard, io) = (shard(), FakeIo::at(t0()));
+    run(&shard, &io, enqueue("job_a", Standard, t0(), t0()));
+    assert_eq!(leased(&lease_as(&shard, &io, true, 0)).as_deref(), Some("job_a"), "a whole job goes to either");
+    // Its holder planned it: tasks 1..3 wait at once, in one message.
+    run(&shard, &io, enqueue_tasks("job_a", &[1, 2, 3], t0(), t0()));
+    assert_eq!(leased(&lease_as(&shard, &io, false, 0)), None, "never a task for an older transcoder");
+    assert_eq!(*io.grants.borrow(), ["job_a"], "nor even offered to one");
+    // A later whole job goes to the older transcoder; the tasks keep their job's place.
+    run(&shard, &io, enqueue("job_b", Standard, t0().plus_millis(5), t0()));
+    assert_eq!(leased(&lease_as(&shard, &io, false, 0)).as_deref(), Some("job_b"));
+    let offered: Vec<_> = (0..4).map(|_| leased(&lease_as(&shard, &io, true, 0))).collect();
+    assert_eq!(offered, [Some("job_a".into()), Some("job_a".into()), Some("job_a".into()), None]);
+    assert_eq!(
+        task_states(&shard),
+        [
+            ("job_a".into(), None, RowState::Leased),
+            ("job_a".into(), Some(1), RowState::Leased),
+            ("job_a".into(), Some(2), RowState::Leased),
+            ("job_a".into(), Some(3), RowState::Leased),
+            ("job_b".into(), None, RowState::Leased),
+        ],
+        "each task offered once, in order"
+    );
+    // The grants named their task.
+    let asked: Vec<_> = io.asked_tasks.borrow().clone();
+    assert_eq!(asked, [None, None, Some(1), Some(2), Some(3)]);
+}
+
+#[test]
+fn a_task_that_waits_again_is_its_own_row_and_the_end_of_the_job_ends_them_all() {
+    let (shard, io) = (shard(), FakeIo::at(t0()));
+    run(&shard, &io, enqueue("job_a", Standard, t0(), t0()));
+    lease_as(&shard, &io, true, 0);
+    run(&shard, &io, enqueue_tasks("job_a", &[1, 2], t0(), t0()));
+    lease_as(&shard, &io, true, 0);
+    lease_as(&shard, &io, true, 0);
+    // Task 2's lease expired: it alone waits again, after its backoff; task 1 is done.
+    run(&shard, &io, enqueue_tasks("job_a", &[2], t0(), t0().plus_millis(500)));
+    run(&shard, &io, ShardCommand::Ended { job_id: JobId::parse("job_a").unwrap(), task: Some(1) });
+    let states: Vec<_> = task_states(&shard).into_iter().map(|(_, t, s)| (t, s)).collect();
+    assert_eq!(states, [(None, RowState::Leased), (Some(1), RowState::Ended), (Some(2), RowState::Waiting)]);
+    assert_eq!(leased(&lease_as(&shard, &io, true, 0)), None, "not before its backoff");
+    let got = lease_as(&shard, &io, true, 2_000);
+    assert_eq!(leased(&got).as_deref(), Some("job_a"));
+    assert_eq!(*io.sleeps.borrow(), [500], "a long poll wakes when the task comes due");
+    // Canceled: every row of the job ends with one message; a lookup still finds it.
+    run(&shard, &io, enqueue_tasks("job_a", &[2], t0(), io.clock.get()));
+    run(&shard, &io, ShardCommand::Ended { job_id: JobId::parse("job_a").unwrap(), task: None });
+    assert!(task_states(&shard).iter().all(|(_, _, s)| *s == RowState::Ended));
+    assert_eq!(leased(&lease_as(&shard, &io, true, 0)), None);
+    assert_eq!(located(&shard, &io, "job_a").as_deref(), Ok("app-a/v-job_a"));
+}
+
+#[test]
+fn an_older_transcoders_long_poll_sleeps_through_task_retries() {
+    let (shard, io) = (shard(), FakeIo::at(t0()));
+    run(&shard, &io, enqueue_tasks("job_a", &[3], t0(), t0().plus_millis(300)));
+    let got = lease_as(&shard, &io, false, 1_000);
+    assert_eq!(leased(&got), None);
+    assert_eq!(*io.sleeps.borrow(), [1_000], "a task coming due wakes only those who could take it");
 }

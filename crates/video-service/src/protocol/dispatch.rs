@@ -24,9 +24,13 @@ pub fn shard_name(n: u32) -> String {
 pub enum ShardCommand {
     /// The job waits from `queued_at`, not before `not_before` (upsert).
     /// `shard` is this shard's number and `shards` how many there are, to
-    /// ring the others when nobody waits here.
+    /// ring the others when nobody waits here. `tasks`: chunk tasks of
+    /// the job (a row each, all due at `not_before`), offered only to
+    /// transcoders that run chunks; empty, the whole job's row.
     Enqueue {
         job_id: JobId,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        tasks: Vec<u16>,
         app_id: AppId,
         video_id: VideoId,
         class: SizeClass,
@@ -44,11 +48,20 @@ pub enum ShardCommand {
         classes: Vec<SizeClass>,
         #[serde(default)]
         standard_first: bool,
+        /// The transcoder runs chunk tasks (`LeaseRequest::chunks`): only
+        /// then are task rows offered to it.
+        #[serde(default)]
+        chunks: bool,
     },
     /// The video of a job (for the internal API's calls by job id).
     Locate { job_id: JobId },
-    /// The job left the queue (done, failed, canceled).
-    Ended { job_id: JobId },
+    /// The job left the queue (done, failed, canceled): every row of it
+    /// ends; with `task`, only that task's row (the task is done).
+    Ended {
+        job_id: JobId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        task: Option<u16>,
+    },
     /// Another shard got work with nobody waiting there.
     Ring { from: u32 },
     /// Requests served, by kind.

@@ -9,7 +9,9 @@ use media_core::video::access::PlaybackOptions;
 use media_core::video::job::{Job, NotifyOutcome, SourceUpload};
 use media_core::video::upload::UploadRecord;
 use media_core::video::upload_session::SessionStep;
-use media_core::wire::api::{CompleteRequest, DeletedVideo, FailRequest, HeartbeatRequest, ReleaseRequest};
+use media_core::wire::api::{
+    CompleteRequest, DeletedVideo, FailRequest, HeartbeatRequest, PlanRequest, ReleaseRequest,
+};
 use media_core::Timestamp;
 use serde::{Deserialize, Serialize};
 
@@ -50,12 +52,22 @@ pub enum VideoOp {
         playback: PlaybackOptions,
     },
     Get,
-    /// From the job's shard: lease the job (if it is still queued and due).
+    /// From the job's shard: lease the job (if it is still queued and due),
+    /// or with `task`, that chunk task of it (its `output_id` is then the
+    /// planned run's, not this one).
     Grant {
         job_id: JobId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        task: Option<u16>,
         lease_id: LeaseId,
         output_id: OutputId,
         worker: String,
+    },
+    /// The holder of a whole-job lease splits the job into chunk tasks
+    /// after its probe (`PlanResponse`).
+    Plan {
+        job_id: JobId,
+        req: PlanRequest,
     },
     Heartbeat {
         job_id: JobId,

@@ -60,8 +60,9 @@ pub enum Effect {
     WriteMarker { app: AppId, video: VideoId, job_id: JobId },
     /// Tell the shard the job waits (`machine::shard_answered` with the outcome).
     TellShardWaiting { shard: u32, cmd: ShardCommand },
-    /// Tell the shard the job left the queue (best effort).
-    TellShardEnded { shard: u32, job_id: JobId },
+    /// Tell the shard the job left the queue (best effort): every row of
+    /// it, or with `task`, that chunk task's row (the task is done).
+    TellShardEnded { shard: u32, job_id: JobId, task: Option<u16> },
     /// Set the alarm at `machine::next_alarm`, read when the effect runs.
     ScheduleAlarm,
     /// Set the alarm at this time.

@@ -11,13 +11,16 @@ use media_core::ids::{AppId, JobId, LeaseId, VideoId};
 use media_core::keys::OutputId;
 use media_core::video::access::{Encryption, PlaybackOptions};
 use media_core::video::delivery::CallbackState;
-use media_core::video::dispatch::{shard_change, shard_of, ShardChange, SizeClass};
+use media_core::video::dispatch::{shard_changes, shard_of, ShardChange, SizeClass};
 use media_core::video::events::{connected, events_between, JobEvent, ResetState};
-use media_core::video::job::{Completion, FailOutcome, Job, JobStatus, LeaseLost, NotifyOutcome, SourceUpload};
+use media_core::video::job::{
+    Completion, FailOutcome, Job, JobStatus, LeaseLost, NotLeasable, NotifyOutcome, SourceUpload, TaskStatus,
+};
 use media_core::video::upload_session::{SessionRecord, SessionStep};
 use media_core::video::webhook::{announced_type, EventBody};
 use media_core::wire::api::{
-    CompleteRequest, FailRequest, HeartbeatRequest, HeartbeatResponse, JobSpec, JobView, ReleaseRequest,
+    CompleteRequest, FailRequest, HeartbeatRequest, HeartbeatResponse, JobSpec, JobView, PlanRequest, PlanResponse,
+    ReleaseRequest,
 };
 use media_core::{ApiError, ErrorCode, Timestamp};
 
@@ -72,6 +75,7 @@ fn without_tables(op: &VideoOp, now: Timestamp) -> Option<Early> {
         VideoOp::Get => Early::NoJob,
         VideoOp::Events { .. } | VideoOp::Cancel | VideoOp::SetAccess { .. } => Early::Refused(no_job()),
         VideoOp::Grant { job_id, .. }
+        | VideoOp::Plan { job_id, .. }
         | VideoOp::Heartbeat { job_id, .. }
         | VideoOp::Complete { job_id, .. }
         | VideoOp::Fail { job_id, .. }
@@ -111,7 +115,11 @@ fn while_deleted(op: &VideoOp, sweep_at: Timestamp, now: Timestamp) -> Option<Ea
             Early::Refused(gone())
         }
         VideoOp::Grant { .. } => Early::Refused(ApiError::new(ErrorCode::Conflict, "the video was deleted")),
-        VideoOp::Heartbeat { .. } | VideoOp::Complete { .. } | VideoOp::Fail { .. } | VideoOp::Release { .. } => {
+        VideoOp::Plan { .. }
+        | VideoOp::Heartbeat { .. }
+        | VideoOp::Complete { .. }
+        | VideoOp::Fail { .. }
+        | VideoOp::Release { .. } => {
             Early::Refused(ApiError::new(ErrorCode::LeaseLost, "the video was deleted; stop working on it"))
         }
         VideoOp::Notify { .. } => Early::Refused(ApiError::new(
@@ -168,15 +176,16 @@ pub fn get(store: &impl JobStore) -> worker::Result<Option<Job>> {
     Ok(store.load()?.map(|s| s.job))
 }
 
-/// When the alarm is due: the earliest of the running lease's expiry, a
-/// retry of telling the shard, the next webhook attempt, the late sweep,
-/// a retry of handing announced events to the hub.
+/// When the alarm is due: the earliest of the running leases' expiry (the
+/// job's, or any of its chunk tasks'), a retry of telling the shard, the
+/// next webhook attempt, the late sweep, a retry of handing announced
+/// events to the hub.
 pub fn next_alarm(store: &impl JobStore) -> worker::Result<Option<Timestamp>> {
     let outbox = store.next_announcement()?;
     // A waiting upload times out then.
     let upload_expiry = sessions::next_expiry(store)?;
     let Some(s) = store.load()? else { return Ok([outbox, upload_expiry].into_iter().flatten().min()) };
-    let lease_end = s.job.lease.as_ref().filter(|_| s.job.status == JobStatus::Processing).map(|l| l.expires_at);
+    let lease_end = s.job.next_lease_expiry();
     let pending = [lease_end, s.enqueue_due, store.next_delivery()?, late_sweep_at(store)?, outbox, upload_expiry];
     Ok(pending.into_iter().flatten().min())
 }
@@ -203,31 +212,107 @@ pub fn marker_wanted(store: &impl JobStore) -> worker::Result<bool> {
 /// notify requeued it while this message was on its way) ends the waiting
 /// row. When the job waits again by now, the enqueue is marked due at once,
 /// and the alarm tells the shard again (enqueues are idempotent).
-pub fn shard_told_ended(store: &impl JobStore, now: Timestamp) -> worker::Result<()> {
-    if !store.has_tables()? {
+/// A chunk task's own `Ended` (`task`) races nothing: a done task never waits again.
+pub fn shard_told_ended(store: &impl JobStore, task: Option<u16>, now: Timestamp) -> worker::Result<()> {
+    if task.is_some() || !store.has_tables()? {
         return Ok(());
     }
     match store.load()? {
-        Some(s) if s.job.status == JobStatus::Queued => store.set_enqueue_due(Some(now)),
+        Some(s) if s.job.status == JobStatus::Queued || !queued_tasks(&s.job).is_empty() => {
+            store.set_enqueue_due(Some(now))
+        }
         _ => Ok(()),
     }
 }
 
-fn enqueue(stored: &Stored, dispatch: &DispatchSettings) -> Effect {
+/// The job's chunk tasks waiting for a transcoder, with when each is due.
+fn queued_tasks(job: &Job) -> Vec<(u16, Timestamp)> {
+    let Some(table) = job.chunks.as_ref().filter(|_| job.status == JobStatus::Processing) else { return Vec::new() };
+    table.tasks.iter().filter(|t| t.status == TaskStatus::Queued).map(|t| (t.range.index, t.not_before)).collect()
+}
+
+/// The enqueues of `tasks` (the whole job's row when empty), one per due
+/// time: a plan's tasks all go in one message. Task rows keep the job's
+/// place in the queue (`queued_at`).
+fn enqueue(stored: &Stored, dispatch: &DispatchSettings, tasks: &[(u16, Timestamp)]) -> Vec<Effect> {
     let job = &stored.job;
-    Effect::TellShardWaiting {
+    let cmd = |tasks: Vec<u16>, not_before: Timestamp| Effect::TellShardWaiting {
         shard: stored.shard,
         cmd: ShardCommand::Enqueue {
             job_id: job.job_id.clone(),
+            tasks,
             app_id: job.app_id.clone(),
             video_id: job.video_id.clone(),
             class: stored.class,
             queued_at: job.queued_at,
-            not_before: job.not_before,
+            not_before,
             shard: stored.shard,
             shards: dispatch.queue_shards,
         },
+    };
+    if tasks.is_empty() {
+        return vec![cmd(Vec::new(), job.not_before)];
     }
+    let mut by_due: Vec<(Timestamp, Vec<u16>)> = Vec::new();
+    for &(task, due) in tasks {
+        match by_due.iter_mut().find(|(t, _)| *t == due) {
+            Some((_, list)) => list.push(task),
+            None => by_due.push((due, vec![task])),
+        }
+    }
+    by_due.into_iter().map(|(due, list)| cmd(list, due)).collect()
+}
+
+/// Every enqueue the job's rows need now: the whole job while it is
+/// queued, and each queued chunk task (the alarm's retry after the shard
+/// could not be told; enqueues are idempotent upserts).
+fn enqueue_all(stored: &Stored, dispatch: &DispatchSettings) -> Vec<Effect> {
+    let mut effects = Vec::new();
+    if stored.job.status == JobStatus::Queued {
+        effects.extend(enqueue(stored, dispatch, &[]));
+    }
+    let tasks = queued_tasks(&stored.job);
+    if !tasks.is_empty() {
+        effects.extend(enqueue(stored, dispatch, &tasks));
+    }
+    effects
+}
+
+/// What the job's shard must be told after a change, from
+/// `media_core::video::dispatch::shard_changes`: a job that ended ends every
+/// row of it at once (its tasks' too); a task that waits (again) or is done
+/// is its own row.
+fn shard_effects(stored: &Stored, changes: &[(Option<u16>, ShardChange)], dispatch: &DispatchSettings) -> Vec<Effect> {
+    let job = &stored.job;
+    let ended = matches!(job.status, JobStatus::Done | JobStatus::Error);
+    let mut effects = Vec::new();
+    if changes.contains(&(None, ShardChange::Ended)) && ended {
+        effects.push(Effect::TellShardEnded { shard: stored.shard, job_id: job.job_id.clone(), task: None });
+        return effects;
+    }
+    if changes.contains(&(None, ShardChange::Enqueue)) {
+        effects.extend(enqueue(stored, dispatch, &[]));
+    }
+    let due = |k: u16| {
+        let tasks = job.chunks.as_ref().map(|c| c.tasks.as_slice()).unwrap_or_default();
+        tasks.iter().find(|t| t.range.index == k).map_or(job.not_before, |t| t.not_before)
+    };
+    let tasks: Vec<(u16, Timestamp)> = changes
+        .iter()
+        .filter_map(|(task, change)| match (task, change) {
+            (Some(k), ShardChange::Enqueue) => Some((*k, due(*k))),
+            _ => None,
+        })
+        .collect();
+    if !tasks.is_empty() {
+        effects.extend(enqueue(stored, dispatch, &tasks));
+    }
+    for (task, change) in changes {
+        if let (Some(k), ShardChange::Ended) = (task, change) {
+            effects.push(Effect::TellShardEnded { shard: stored.shard, job_id: job.job_id.clone(), task: Some(*k) });
+        }
+    }
+    effects
 }
 
 /// The job as the app's hub lists it.
@@ -246,8 +331,8 @@ pub fn summary(job: &Job) -> JobSummary {
 /// webhook deliveries; the effects tell the hub, the streams, the shard
 /// and set the alarm.
 fn commit(store: &impl JobStore, cx: &Cx, before: Option<&Job>, mut stored: Stored) -> Step<Stored> {
-    let change = shard_change(before, &stored.job);
-    if change == ShardChange::Enqueue {
+    let changes = shard_changes(before, &stored.job);
+    if changes.iter().any(|(_, c)| *c == ShardChange::Enqueue) {
         stored.enqueue_due = Some(cx.now);
     }
     let base = base(store)?;
@@ -295,13 +380,7 @@ fn commit(store: &impl JobStore, cx: &Cx, before: Option<&Job>, mut stored: Stor
             job_id: job.job_id.clone(),
         });
     }
-    match change {
-        ShardChange::Enqueue => effects.push(enqueue(&stored, &cx.settings.dispatch)),
-        ShardChange::Ended => {
-            effects.push(Effect::TellShardEnded { shard: stored.shard, job_id: stored.job.job_id.clone() })
-        }
-        ShardChange::None => {}
-    }
+    effects.extend(shard_effects(&stored, &changes, &cx.settings.dispatch));
     effects.push(Effect::ScheduleAlarm);
     Ok((stored, effects))
 }
@@ -390,11 +469,16 @@ pub fn notify(
 }
 
 /// `Grant`, from the job's shard: leases the job to `worker` if it is still
-/// queued and due (409 if not); the spec the transcoder works by.
+/// queued and due (409 if not); the spec the transcoder works by. With
+/// `task`, that chunk task of the job (its `output_id` is the planned
+/// run's; `output_id` is then unused). A whole-job spec says from which
+/// probed length the transcoder should ask to plan chunks
+/// (`JobSpec::chunk_from_s`: never for jobs that stay single-pass).
 pub fn grant(
     store: &impl JobStore,
     cx: &Cx,
     job_id: &JobId,
+    task: Option<u16>,
     lease_id: LeaseId,
     output_id: OutputId,
     worker: &str,
@@ -402,21 +486,59 @@ pub fn grant(
     let mut stored = leased(store, job_id)?;
     let before = stored.job.clone();
     let policy = &cx.settings.policy;
-    if let Err(not) = stored.job.lease(lease_id, output_id, policy, cx.now) {
-        return Err(ApiError::new(ErrorCode::Conflict, not.to_string()).into());
-    }
+    let refused = |not: NotLeasable| Refusal::from(ApiError::new(ErrorCode::Conflict, not.to_string()));
+    let task_spec = match task {
+        None => {
+            stored.job.lease(lease_id, output_id, policy, cx.now).map_err(refused)?;
+            None
+        }
+        Some(k) => Some(stored.job.lease_task(k, lease_id, policy, cx.now).map_err(refused)?),
+    };
     let (stored, effects) = commit(store, cx, Some(&before), stored)?;
-    tracing::info!(%job_id, worker, attempt = stored.job.attempts, "lease granted");
-    Ok((JobSpec::of_lease(&stored.job, policy), effects))
+    let job = &stored.job;
+    let spec = match task_spec {
+        Some(spec) => {
+            tracing::info!(%job_id, task, worker, attempt = spec.attempt, "chunk task lease granted");
+            Some(spec)
+        }
+        None => {
+            tracing::info!(%job_id, worker, attempt = job.attempts, "lease granted");
+            JobSpec::of_lease(job, policy)
+                .map(|spec| JobSpec { chunk_from_s: cx.settings.chunks.chunk_from_s(&job.playback), ..spec })
+        }
+    };
+    Ok((spec, effects))
 }
 
-/// `Heartbeat`: progress from the lease's holder, which extends the lease;
-/// 409 `lease_lost` for any other (fencing).
+/// `Plan`: the holder of the whole job's lease probed a source long enough
+/// to split (`JobSpec::chunk_from_s`). Its lease becomes chunk task 0 and
+/// the other tasks wait at once, each in its own shard row; the answer is
+/// task 0's chunk, or `None` (go on single-pass) when the job stays
+/// single-pass or the source fits in one chunk. 409 `lease_lost` for any
+/// other caller. A repeat by the same lease answers the same chunk.
+pub fn plan(store: &impl JobStore, cx: &Cx, job_id: &JobId, req: PlanRequest) -> Step<PlanResponse> {
+    let mut stored = leased(store, job_id)?;
+    let before = stored.job.clone();
+    let chunk = stored.job.plan(&req.lease_id, req.source, &cx.settings.chunks, cx.now).map_err(lease_lost)?;
+    if stored.job == before {
+        return Ok((PlanResponse { chunk }, Vec::new()));
+    }
+    let (stored, effects) = commit(store, cx, Some(&before), stored)?;
+    let tasks = stored.job.chunks.as_ref().map_or(0, |c| c.tasks.len());
+    tracing::info!(%job_id, tasks, "job planned in chunk tasks");
+    Ok((PlanResponse { chunk }, effects))
+}
+
+/// `Heartbeat`: progress from the lease's holder (the job's, or a chunk
+/// task's, with its published segments), which extends that lease; 409
+/// `lease_lost` for any other (fencing).
 pub fn heartbeat(store: &impl JobStore, cx: &Cx, job_id: &JobId, req: HeartbeatRequest) -> Step<HeartbeatResponse> {
     let mut stored = leased(store, job_id)?;
     let before = stored.job.clone();
-    let expires = stored
-        .job
+    let job = &mut stored.job;
+    // A chunk task's uploaded prefix: what the rendered playlists list.
+    job.record_published(&req.lease_id, req.published_segments, req.published_audio_segments).map_err(lease_lost)?;
+    let expires = job
         .heartbeat(&req.lease_id, req.progress, req.stage, req.playable, &cx.settings.policy, cx.now)
         .map_err(lease_lost)?;
     let (stored, effects) = commit(store, cx, Some(&before), stored)?;
@@ -458,11 +580,13 @@ pub fn set_access(store: &impl JobStore, cx: &Cx, require_signed_urls: bool) -> 
 }
 
 /// `Complete`: the job is done; its record is published and retention runs.
-/// A repeat by the same lease answers the same job, changing nothing.
+/// A repeat by the same lease answers the same job, changing nothing. A
+/// chunk task's complete (its `chunk` report) ends that task; the last one
+/// makes the job done, its result assembled from every task's report.
 pub fn complete(store: &impl JobStore, cx: &Cx, job_id: &JobId, req: CompleteRequest) -> Step<Job> {
     let mut stored = leased(store, job_id)?;
     let before = stored.job.clone();
-    match stored.job.complete(&req.lease_id, req.result, cx.now).map_err(lease_lost)? {
+    match stored.job.finish(&req.lease_id, req.result, req.chunk, cx.now).map_err(lease_lost)? {
         Completion::Completed => {}
         // A retry of a complete that committed (its answer was lost): the same answer, no change.
         Completion::AlreadyDone => {
@@ -471,6 +595,10 @@ pub fn complete(store: &impl JobStore, cx: &Cx, job_id: &JobId, req: CompleteReq
         }
     }
     let (stored, mut effects) = commit(store, cx, Some(&before), stored)?;
+    if stored.job.status != JobStatus::Done {
+        tracing::info!(%job_id, "chunk task done");
+        return Ok((stored.job, effects));
+    }
     tracing::info!(%job_id, "job done");
     effects.push(Effect::PublishRecord(stored.job.clone()));
     effects.push(Effect::Retain(stored.job.clone()));
@@ -515,7 +643,8 @@ pub fn cancel(store: &impl JobStore, cx: &Cx, app_id: &AppId, video_id: &VideoId
     let canceled = stored.job.cancel("canceled through the API", cx.now);
     let mut effects = Vec::new();
     if canceled {
-        if before.lease.is_some() {
+        // A transcoder held the job's lease, or a chunk task's.
+        if before.next_lease_expiry().is_some() {
             // Before the commit, whose alarm then includes it.
             plan_late_sweep(store, cx)?;
         }
@@ -629,7 +758,8 @@ pub fn delete(store: &impl JobStore, cx: &Cx, app_id: &AppId, video_id: &VideoId
         first.push(Effect::SetAlarm(at));
     }
     if let Some(s) = running {
-        first.push(Effect::TellShardEnded { shard: s.shard, job_id: s.job.job_id.clone() });
+        // Every row of the job, its chunk tasks' too.
+        first.push(Effect::TellShardEnded { shard: s.shard, job_id: s.job.job_id.clone(), task: None });
     }
     first.push(Effect::CloseStreams);
     first.push(Effect::HubForget { app: app_id.clone(), video: video_id.clone() });
@@ -672,11 +802,11 @@ pub fn alarm(store: &impl JobStore, cx: &Cx) -> Result<Vec<Effect>, Refusal> {
     let told = effects.iter().any(|e| matches!(e, Effect::TellShardWaiting { .. }));
     if let Some(stored) = store.load()?.filter(|_| !told) {
         if stored.enqueue_due.is_some_and(|due| due <= cx.now) {
-            if stored.job.status == JobStatus::Queued {
-                effects.push(enqueue(&stored, &cx.settings.dispatch));
-            } else {
+            let enqueues = enqueue_all(&stored, &cx.settings.dispatch);
+            if enqueues.is_empty() {
                 store.set_enqueue_due(None)?;
             }
+            effects.extend(enqueues);
         }
     }
     if store.next_announcement()?.is_some_and(|due| due <= cx.now) {

@@ -262,13 +262,13 @@ impl VideoJob {
                 }
                 machine::shard_answered(&self.store, sent_at, problem.is_none(), now())?;
             }
-            Effect::TellShardEnded { shard, job_id } => {
-                let ended = ShardCommand::Ended { job_id: job_id.clone() };
+            Effect::TellShardEnded { shard, job_id, task } => {
+                let ended = ShardCommand::Ended { job_id: job_id.clone(), task };
                 // Best effort: a row left behind is refused at its grant (409).
                 if let Err(e) = call(&self.env, DISPATCH_BINDING, &shard_name(shard), &ended).await {
                     tracing::warn!(%job_id, error = %e, "telling the shard the job ended failed");
                 }
-                machine::shard_told_ended(&self.store, now())?;
+                machine::shard_told_ended(&self.store, task, now())?;
             }
             Effect::ScheduleAlarm => {
                 // Read from what is stored now, never from a copy an await may have made stale.
@@ -594,9 +594,10 @@ impl VideoJob {
                 let step = machine::notify(store, &cx, call.app_id, call.video_id, source, asked);
                 self.answer(loaded, step).await
             }
-            VideoOp::Grant { job_id, lease_id, output_id, worker } => {
-                self.answer(loaded, machine::grant(store, &cx, &job_id, lease_id, output_id, &worker)).await
+            VideoOp::Grant { job_id, task, lease_id, output_id, worker } => {
+                self.answer(loaded, machine::grant(store, &cx, &job_id, task, lease_id, output_id, &worker)).await
             }
+            VideoOp::Plan { job_id, req } => self.answer(loaded, machine::plan(store, &cx, &job_id, req)).await,
             VideoOp::Heartbeat { job_id, req } => {
                 self.answer(loaded, machine::heartbeat(store, &cx, &job_id, req)).await
             }

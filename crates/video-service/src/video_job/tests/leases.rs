@@ -14,6 +14,7 @@ fn a_grant_leases_a_queued_job_once() {
     assert_eq!(code(w.grant()), ErrorCode::Conflict, "a job is leased to one transcoder at a time");
     let other = VideoOp::Grant {
         job_id: JobId::from_random([9; 16]),
+        task: None,
         lease_id: LeaseId::from_random([9; 16]),
         output_id: OutputId::from_random([9; 10]),
         worker: "t2".into(),

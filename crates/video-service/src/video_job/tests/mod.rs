@@ -15,6 +15,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use media_core::ids::{AppId, JobId, LeaseId, VideoId};
 use media_core::keys::OutputId;
+use media_core::video::chunks::ChunkSettings;
 use media_core::video::delivery::{CallbackStatus, DeliveryPolicy};
 use media_core::video::dispatch::SizeClass;
 use media_core::video::events::{StreamCaps, VIDEO_EVENT_LOG_LEN};
@@ -68,6 +69,7 @@ fn settings() -> Settings {
         keep_source: true,
         caps: StreamCaps { per_video: 3, per_address: 2 },
         heartbeat_ms: 400,
+        chunks: ChunkSettings { from_s: 20.0, chunk_s: 6.0, first_chunk_s: 2.0 },
     }
 }
 
@@ -204,11 +206,17 @@ impl World {
     /// A transcoder's lease through the shard: the shard offers its oldest
     /// due row and asks this object for the grant, as in the platform.
     fn lease_via_shard(&self) -> Option<JobSpec> {
+        self.lease_via_shard_as(false)
+    }
+
+    /// [`Self::lease_via_shard`] by a transcoder that runs chunk tasks (`chunks`) or not.
+    fn lease_via_shard_as(&self, chunks: bool) -> Option<JobSpec> {
         let lease = ShardCommand::Lease {
             worker: "t1".into(),
             wait_ms: 0,
             classes: vec![SizeClass::Standard, SizeClass::Large],
             standard_first: false,
+            chunks,
         };
         self.shard_io.clock.set(self.now());
         match block_on(self.shard.handle(&ObjectIo(self), lease)).expect("the shard leases").0 {
@@ -255,9 +263,10 @@ impl World {
                 self.json(machine::notify(store, &cx, app(), video(), source, asked))
             }
             VideoOp::Get => return Ok(serde_json::to_value(machine::get(store).unwrap()).unwrap()),
-            VideoOp::Grant { job_id, lease_id, output_id, worker } => {
-                self.json(machine::grant(store, &cx, &job_id, lease_id, output_id, &worker))
+            VideoOp::Grant { job_id, task, lease_id, output_id, worker } => {
+                self.json(machine::grant(store, &cx, &job_id, task, lease_id, output_id, &worker))
             }
+            VideoOp::Plan { job_id, req } => self.json(machine::plan(store, &cx, &job_id, req)),
             VideoOp::Heartbeat { job_id, req } => self.json(machine::heartbeat(store, &cx, &job_id, req)),
             VideoOp::Complete { job_id, req } => self.json(machine::complete(store, &cx, &job_id, req)),
             VideoOp::Fail { job_id, req } => self.json(machine::fail(store, &cx, &job_id, req)),
@@ -379,12 +388,12 @@ impl World {
                     self.told_shard.borrow_mut().push(cmd);
                     machine::shard_answered(&self.store, self.now(), self.shard_up.get(), self.now())?;
                 }
-                Effect::TellShardEnded { job_id, .. } => {
-                    self.told_shard.borrow_mut().push(ShardCommand::Ended { job_id: job_id.clone() });
+                Effect::TellShardEnded { job_id, task, .. } => {
+                    self.told_shard.borrow_mut().push(ShardCommand::Ended { job_id: job_id.clone(), task });
                     if self.shard_up.get() {
-                        self.to_shard(ShardCommand::Ended { job_id });
+                        self.to_shard(ShardCommand::Ended { job_id, task });
                     }
-                    machine::shard_told_ended(&self.store, self.now())?;
+                    machine::shard_told_ended(&self.store, task, self.now())?;
                 }
                 Effect::ScheduleAlarm => {
                     if let Some(at) = machine::next_alarm(&self.store)? {
@@ -487,6 +496,7 @@ impl World {
     fn grant(&self) -> Result<JobSpec, ApiError> {
         let op = VideoOp::Grant {
             job_id: self.job_id(),
+            task: None,
             lease_id: LeaseId::from_random(fresh()),
             output_id: OutputId::from_random(fresh()[..10].try_into().unwrap()),
             worker: "t1".into(),
@@ -545,6 +555,7 @@ impl ShardIo for ObjectIo<'_> {
     async fn grant(&self, row: &ShardRow, worker: &str) -> worker::Result<ClientAnswer> {
         let op = VideoOp::Grant {
             job_id: row.job_id.clone(),
+            task: row.task,
             lease_id: LeaseId::from_random(fresh()),
             output_id: OutputId::from_random(fresh()[..10].try_into().unwrap()),
             worker: worker.to_owned(),
@@ -588,6 +599,7 @@ fn output_of(w: &World) -> String {
 mod access;
 mod announce;
 mod cancel;
+mod chunks;
 mod delete;
 mod events;
 mod leases;

@@ -127,7 +127,8 @@ fn reads_of_an_object_without_a_job_answer_no_job_and_create_nothing() {
     };
     let e = w.call(VideoOp::Heartbeat { job_id: job_id.clone(), req }).unwrap_err();
     assert_eq!((e.code, e.message), (ErrorCode::NotFound, format!("no job {job_id}")));
-    let grant = VideoOp::Grant { job_id, lease_id, output_id: OutputId::from_random([3; 10]), worker: "t".into() };
+    let grant =
+        VideoOp::Grant { job_id, task: None, lease_id, output_id: OutputId::from_random([3; 10]), worker: "t".into() };
     assert_eq!(code(w.call(grant)), ErrorCode::NotFound);
     assert!(!w.store.has_tables().unwrap(), "no read left any state");
     assert!(w.told_shard.borrow().is_empty() && w.kv.borrow().is_empty());
