@@ -1143,10 +1143,18 @@ impl ChunkTable {
             // Task 0 encodes the whole audio track.
             let Some(task) = self.tasks.first().filter(|_| self.has_audio) else { return out };
             let audio = task.report.as_ref().and_then(|r| r.audio.as_ref());
-            let n = match audio {
+            let published = match audio {
                 Some(a) => a.segment_bytes.len() as u32,
-                None => task.published_audio_segments.min(self.full_segments().saturating_sub(1)),
+                None => task.published_audio_segments,
             };
+            // As far as the video goes: all its segments once it is known
+            // where it ends, else those surely full (an audio tail past the
+            // video's end is not listed).
+            let video = match self.end_frame() {
+                Some(end) => self.geometry.segments_in(end),
+                None => self.full_segments().saturating_sub(1),
+            };
+            let n = published.min(video);
             out.extend((0..n).map(|seq| (seq, audio.and_then(|a| a.segment_bytes.get(seq as usize).copied()))));
             return out;
         }

@@ -400,3 +400,22 @@ fn a_report_never_lists_segments_of_the_next_chunk() {
     let seqs: Vec<u32> = j.chunks.as_ref().unwrap().listed_segments("720p").into_iter().map(|(s, _)| s).collect();
     assert_eq!(seqs, (0..11).collect::<Vec<_>>());
 }
+
+#[test]
+fn the_audio_is_listed_as_far_as_the_video_goes() {
+    let mut j = planned();
+    lease_all(&mut j, T0.plus_secs(2));
+    // Task 0 done with 27 audio segments: the video's end is not known yet (24 surely full).
+    let mut r0 = report(&j, 0, 255);
+    r0.audio.as_mut().unwrap().segment_bytes = vec![64_000; 27];
+    j.finish(&lid("L0"), JobResult::default(), Some(r0), T0.plus_secs(3)).unwrap();
+    assert_eq!(j.chunks.as_ref().unwrap().listed_segments("audio").len(), 24);
+    for (k, frames) in [(1usize, 960), (2, 960), (3, 815)] {
+        let r = report(&j, k, frames);
+        j.finish(&lid(&format!("L{k}")), JobResult::default(), Some(r), T0.plus_secs(4)).unwrap();
+    }
+    // Done: the video ends in its 26th segment; the audio's 27th (a tail past it) is not listed.
+    let table = j.chunks.as_ref().unwrap();
+    assert_eq!(table.listed_segments("audio").len(), 26);
+    assert!(table.listed_segments("audio").iter().all(|(seq, _)| table.segment_duration_s(*seq) > 0.0));
+}
