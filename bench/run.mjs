@@ -7,6 +7,9 @@
 //   bash bench/run.sh              all seven sections
 //   node bench/run.mjs --only=7    image transforms alone (no transcoder needed)
 //   node bench/run.mjs --only=8    signed playback's cost per segment request (built video Worker; --requests=N, default 2000)
+//   node bench/run.mjs --only=9    chunked jobs: time to done on 1 and 2 transcoders pinned to a core each, and stitched vs single-pass
+//                                  (--chunked-seconds=N, default 1200; --stitch-seconds=N, default 180; --chunk-s=N, default 30)
+//   --ttp-lengths=30,300,1200      section 2's source lengths
 //   --only=5 --before=DIR          the Workers' size and cold start next to another checkout's (built there)
 //   --only=5 --save-before=LABEL   or record this build's as the "before" of later reports
 //   bash bench/run.sh --only=1,3   some of them
@@ -14,7 +17,7 @@
 //   --seconds=N (default 60) section 1's source length (3 measures its first 20 s at most)
 //   --contents=noise,motion (default both) the kinds of source of sections 1 and 3 (lib.mjs CONTENTS)
 //   node bench/run.mjs --only=1,3 --seconds=4 --runs=1 --out=smoke   a smoke run of sections 1 and 3, kept out of latest.md
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
@@ -31,7 +34,7 @@ import { makeClip, postJson, pollJob, uploadVideo } from '../devkit/client.mjs';
 import { openEvents } from '../devkit/sse.mjs';
 
 const arg = (name, dflt) => process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? dflt;
-const only = arg('only', '1,2,3,4,5,6,7,8').split(',').map(Number);
+const only = arg('only', '1,2,3,4,5,6,7,8,9').split(',').map(Number);
 const RUNS = Number(arg('runs', 3));
 const CORES = cpus().length;
 const SECONDS = Number(arg('seconds', 60));
@@ -211,7 +214,8 @@ function qualitySection(ladders) {
 async function withPlatform(fn) {
   const dir = join(tmpdir(), `bench-platform-${process.pid}`);
   rmSync(dir, { recursive: true, force: true });
-  const platform = await startPlatform({ dir, transcoderBin: TRANSCODER, transcoderEnv: { RUST_LOG: 'warn' }, log: say });
+  // Info: section 2 reads the transcoder's stage lines.
+  const platform = await startPlatform({ dir, transcoderBin: TRANSCODER, transcoderEnv: { RUST_LOG: 'info' }, log: say });
   try {
     return await fn(platform);
   } finally {
@@ -225,6 +229,7 @@ async function timeToPlayable(platform, video) {
   const t0 = performance.now();
   const notify = await postJson(`${platform.video}/notify-upload-complete`, { app_id: 'bench', video_id: video.id, raw_key: video.raw_key, content_type: 'video/mp4' }, platform.apiKey);
   if (notify.status !== 202) throw new Error(`notify: ${notify.status} ${notify.text}`);
+  const jobId = notify.json.job_id;
   let url;
   for (;;) {
     const r = await fetch(`${platform.video}/playback-url?app_id=bench&video_id=${video.id}`);
@@ -233,7 +238,8 @@ async function timeToPlayable(platform, video) {
     await new Promise((res) => setTimeout(res, 50));
   }
   const master = await (await fetch(url)).text();
-  const rungs = master.split('\n').filter((l) => l && !l.startsWith('#'));
+  // Every variant, and the audio rendition of a chunked job (an EXT-X-MEDIA URI).
+  const rungs = [...master.split('\n').filter((l) => l && !l.startsWith('#')), ...[...master.matchAll(/#EXT-X-MEDIA:[^\n]*URI="([^"]+)"/g)].map((m) => m[1])];
   await Promise.all(rungs.map(async (rung) => {
     const rungUrl = new URL(rung, url);
     const playlist = await (await fetch(rungUrl)).text();
@@ -244,7 +250,7 @@ async function timeToPlayable(platform, video) {
       await r.arrayBuffer();
     }
   }));
-  return (performance.now() - t0) / 1000;
+  return { seconds: (performance.now() - t0) / 1000, jobId };
 }
 
 /** The baseline: the ffmpeg CLI's time until every rung has listed its first segment (local disk, no upload).
@@ -269,40 +275,64 @@ async function ffmpegTimeToFirstSegments(src, plan) {
   }
 }
 
+/** The transcoder's stage lines (`stage`, `ms` since the lease) for `jobId`, from its JSON log. */
+function stagesOf(platform, jobId) {
+  const stages = {};
+  for (const t of platform.transcoders) {
+    const file = join(platform.logs, `${t.name}.log`);
+    if (!existsSync(file)) continue;
+    for (const line of readFileSync(file, 'utf8').split('\n')) {
+      if (!line.startsWith('{') || !line.includes('"stage"')) continue;
+      const e = JSON.parse(line);
+      if (e.span?.job_id !== jobId || e.fields?.stage === undefined) continue;
+      stages[e.fields.stage] ??= Number(e.fields.ms);
+    }
+  }
+  return stages;
+}
+
+const STAGES = ['source_open', 'probed', 'first_cut', 'all_cut', 'playable', 'playable_told'];
+
 async function playableSection(platform) {
-  const lengths = [30, 300, 1200];
+  const lengths = (arg('ttp-lengths', '30,300,1200')).split(',').map(Number);
   begin(2, 'Time to playable');
   out();
-  out(`From the notify call until /playback-url answers and the master playlist, every rung's playlist, init segment and first segment are fetchable through the playback route, on the full local platform (wrangler dev, Garage, release transcoder; the ladder up to 1080p). The upload itself is not timed. Median of ${RUNS} runs; each job is canceled once playable. Baseline: the ffmpeg CLI ladder (section 1's command, with an EVENT playlist so that it lists segments as it goes) until every rung has listed its first segment, on local disk.`);
+  out(`From the notify call until /playback-url answers and the master playlist, every rung's playlist, init segment and first segment are fetchable through the playback route, on the full local platform (wrangler dev, Garage, one release transcoder; the ladder up to 1080p; sources of 2 min and more go through the chunked path, CHUNK_FROM_S = 120). The upload itself is not timed. Median of ${RUNS} runs; each job is canceled once playable. Contents: ${CONTENT_KINDS.map((k) => `**${k}** (${CONTENT_NOTES[k]})`).join('; ')}. Baseline: the ffmpeg CLI ladder (section 1's command, with an EVENT playlist so that it lists segments as it goes) until every rung has listed its first segment, on local disk. Stages: the transcoder's own log lines, ms from its lease (median over the runs); "queue and polls" is the total less playable_told (the playable beat answered): the notify, dispatch and the lease long-poll, then the playback-url poll (every 50 ms) and the fetches of the first files.`);
   out();
-  out('| source | transcoder: median (runs) | ffmpeg CLI to first segments | Mux published median for this length |');
-  out('|---|---|---|---|');
+  out(`| source | content | transcoder: median (runs) | stages, ms from the lease: ${STAGES.join(' / ')} | queue and polls | ffmpeg CLI to first segments | Mux published median for this length |`);
+  out('|---|---|---|---|---|---|---|');
   const mux = { 30: '2.0 s (< 1 min)', 300: '3.3 s (1-5 min)', 1200: '9.0 s (5-20 min)' };
   const results = {};
   for (const seconds of lengths) {
-    const src = source(seconds, seconds > 60 ? { preset: 'ultrafast', bitrate: '6M' } : {});
-    const plan = JSON.parse(execFileSync(TRANSCODER, ['plan', src, '--max-rung', '1080']).toString());
-    const times = [];
-    for (let i = 0; i < RUNS; i++) {
-      const id = `ttp-${seconds}-${i}-${Date.now().toString(36)}`;
-      // Upload (not timed) with the README's steps, then time from the notify.
-      const bytes = readFileSync(src);
-      const presign = await postJson(`${platform.video}/generate-upload-url`, { app_id: 'bench', video_id: id, content_type: 'video/mp4', size: bytes.length }, platform.apiKey);
-      const put = await fetch(presign.json.upload_url, { method: 'PUT', headers: presign.json.headers, body: bytes });
-      if (put.status !== 200) throw new Error(`upload: ${put.status}`);
-      const t = await timeToPlayable(platform, { id, raw_key: presign.json.raw_key });
-      times.push(t);
-      say(`time to playable, ${seconds} s source, run ${i + 1}: ${fmt(t, 2)} s`);
-      await postJson(`${platform.video}/cancel-job`, { app_id: 'bench', video_id: id }, platform.apiKey);
-      await new Promise((res) => setTimeout(res, 2500)); // the transcoder stops at its next heartbeat
+    for (const kind of CONTENT_KINDS) {
+      const src = source(seconds, seconds > 60 ? { preset: 'ultrafast', bitrate: '6M', kind } : { kind });
+      const plan = JSON.parse(execFileSync(TRANSCODER, ['plan', src, '--max-rung', '1080']).toString());
+      const times = [];
+      const stageRuns = [];
+      for (let i = 0; i < RUNS; i++) {
+        const id = `ttp-${kind}-${seconds}-${i}-${Date.now().toString(36)}`;
+        // Upload (not timed) with the README's steps, then time from the notify.
+        const bytes = readFileSync(src);
+        const presign = await postJson(`${platform.video}/generate-upload-url`, { app_id: 'bench', video_id: id, content_type: 'video/mp4', size: bytes.length }, platform.apiKey);
+        const put = await fetch(presign.json.upload_url, { method: 'PUT', headers: presign.json.headers, body: bytes });
+        if (put.status !== 200) throw new Error(`upload: ${put.status}`);
+        const { seconds: t, jobId } = await timeToPlayable(platform, { id, raw_key: presign.json.raw_key });
+        times.push(t);
+        await postJson(`${platform.video}/cancel-job`, { app_id: 'bench', video_id: id }, platform.apiKey);
+        await new Promise((res) => setTimeout(res, 2500)); // the transcoder stops at its next heartbeat
+        stageRuns.push(stagesOf(platform, jobId));
+        say(`time to playable, ${seconds} s ${kind} source, run ${i + 1}: ${fmt(t, 2)} s; stages ${JSON.stringify(stageRuns.at(-1))}`);
+      }
+      const stages = Object.fromEntries(STAGES.map((k) => [k, median(stageRuns.map((r) => r[k]).filter(Number.isFinite))]));
+      const base = await ffmpegTimeToFirstSegments(src, plan);
+      const queue = median(times) - (stages.playable_told ?? NaN) / 1000;
+      results[`${kind}-${seconds}`] = { kind, seconds, times, median: median(times), stages, stageRuns, ffmpeg: base };
+      out(`| ${seconds >= 60 ? `${seconds / 60} min` : `${seconds} s`} | ${kind} | **${fmt(median(times), 2)} s** (${times.map((x) => fmt(x, 2)).join(', ')}) | ${STAGES.map((k) => fmt(stages[k], 0)).join(' / ')} | ${fmt(queue, 2)} s | ${fmt(base, 2)} s | ${mux[seconds] ?? '-'} |`);
     }
-    const base = await ffmpegTimeToFirstSegments(src, plan);
-    results[seconds] = { times, median: median(times), ffmpeg: base };
-    out(`| ${seconds >= 60 ? `${seconds / 60} min` : `${seconds} s`} | **${fmt(median(times), 2)} s** (${times.map((x) => fmt(x, 2)).join(', ')}) | ${fmt(base, 2)} s | ${mux[seconds]} |`);
   }
   const worst = Math.max(...Object.values(results).map((r) => r.median));
   out();
-  out(`Target: median under 5 s whatever the length: ${worst < 5 ? 'met' : 'NOT met'} (worst median ${fmt(worst, 2)} s).`);
+  out(`Target (issue 27): median under 1.5 s for every length and content: ${worst < 1.5 ? 'met' : 'NOT met'} (worst median ${fmt(worst, 2)} s).`);
   out();
   data.sections.timeToPlayable = results;
 }
@@ -677,6 +707,171 @@ async function signedPlaybackSection() {
   }
 }
 
+// ---- 9. chunked jobs: time to done on 1 and 2 pinned transcoders; stitched vs single-pass ----
+
+/** Chunk lines (`chunk started`, `chunk done`, `job planned`) of `jobId` in every transcoder's log, with the transcoder's name. */
+function chunkEvents(platform, jobId) {
+  const events = [];
+  for (const t of platform.transcoders) {
+    const file = join(platform.logs, `${t.name}.log`);
+    if (!existsSync(file)) continue;
+    for (const line of readFileSync(file, 'utf8').split('\n')) {
+      if (!line.startsWith('{')) continue;
+      const e = JSON.parse(line);
+      const msg = e.fields?.message;
+      if (e.span?.job_id !== jobId || !['chunk started', 'chunk done', 'job planned'].includes(msg)) continue;
+      events.push({ msg, by: t.name, t: Date.parse(e.timestamp), ...e.fields });
+    }
+  }
+  return events.sort((a, b) => a.t - b.t);
+}
+
+/** Uploads `src` as `id`, notifies, and waits for done: seconds from the notify, and the final status. */
+async function timeToDone(platform, id, src) {
+  const bytes = readFileSync(src);
+  const presign = await postJson(`${platform.video}/generate-upload-url`, { app_id: 'bench', video_id: id, content_type: 'video/mp4', size: bytes.length }, platform.apiKey);
+  const put = await fetch(presign.json.upload_url, { method: 'PUT', headers: presign.json.headers, body: bytes });
+  if (put.status !== 200) throw new Error(`upload: ${put.status}`);
+  const t0 = performance.now();
+  const notify = await postJson(`${platform.video}/notify-upload-complete`, { app_id: 'bench', video_id: id, raw_key: presign.json.raw_key, content_type: 'video/mp4' }, platform.apiKey);
+  if (notify.status !== 202) throw new Error(`notify: ${notify.status} ${notify.text}`);
+  const final = (await pollJob(platform, 'bench', id, { timeoutMs: 4 * 3600_000, everyMs: 250 })).at(-1);
+  if (final.status !== 'done') throw new Error(`${id}: ${final.status} ${final.error}`);
+  return { seconds: (performance.now() - t0) / 1000, final, jobId: notify.json.job_id };
+}
+
+/** Copies a done job's ladder (every rung and the audio rendition) from the playback route into `dir/{rung}/index.m3u8` + files. */
+async function downloadLadder(status, dir) {
+  const master = await (await fetch(status.playback_url)).text();
+  const uris = [...master.split('\n').filter((l) => l && !l.startsWith('#')), ...[...master.matchAll(/#EXT-X-MEDIA:[^\n]*URI="([^"]+)"/g)].map((m) => m[1])];
+  for (const uri of uris) {
+    const url = new URL(uri, status.playback_url);
+    const playlist = await (await fetch(url)).text();
+    const rungDir = join(dir, uri.split('/')[0]);
+    mkdirSync(rungDir, { recursive: true });
+    writeFileSync(join(rungDir, 'index.m3u8'), playlist);
+    const map = playlist.match(/#EXT-X-MAP:URI="([^"]+)"/)?.[1];
+    for (const f of [map, ...playlist.split('\n').filter((l) => l && !l.startsWith('#'))].filter(Boolean)) {
+      const r = await fetch(new URL(f, url));
+      if (r.status !== 200) throw new Error(`${uri} ${f}: ${r.status}`);
+      writeFileSync(join(rungDir, f), Buffer.from(await r.arrayBuffer()));
+    }
+  }
+}
+
+/** ffmpeg reads `playlist` end to end with no error: '' or the errors. */
+function decodeErrors(playlist) {
+  const run = spawnSync('ffmpeg', ['-v', 'error', '-xerror', '-i', playlist, '-f', 'null', '-'], { encoding: 'utf8' });
+  return run.status === 0 ? run.stderr.trim() : `exit ${run.status}: ${run.stderr.trim().slice(-300)}`;
+}
+
+async function chunkedSection() {
+  const seconds = Number(arg('chunked-seconds', 1200));
+  const stitchSeconds = Number(arg('stitch-seconds', 180));
+  const chunkS = arg('chunk-s', '30');
+  begin(9, 'Chunked jobs: one video on many transcoders');
+  out();
+  const vars = { CHUNK_FROM_S: '120', CHUNK_S: chunkS };
+  const dir = join(tmpdir(), `bench-chunked-${process.pid}`);
+  rmSync(dir, { recursive: true, force: true });
+  const platform = await startPlatform({ dir, transcoderBin: TRANSCODER, transcoderEnv: { RUST_LOG: 'info' }, videoVars: vars, log: say });
+  const results = {};
+  try {
+    for (const t of platform.transcoders) await t.stop();
+    const src = source(seconds, { preset: 'ultrafast', bitrate: '6M' });
+    // Time to done: one transcoder on core 0, then two on cores 0 and 1 (taskset), the same source.
+    for (const n of [1, 2]) {
+      const pinned = Array.from({ length: n }, (_, i) => platform.addTranscoder(`pinned-${n}-${i}`, { RUST_LOG: 'info' }, ['taskset', '-c', String(i)]));
+      await new Promise((res) => setTimeout(res, 1500));
+      const id = `chunked-${n}-${Date.now().toString(36)}`;
+      say(`time to done, ${seconds} s source, ${n} pinned transcoder(s)…`);
+      const run = await timeToDone(platform, id, src);
+      const events = chunkEvents(platform, run.jobId);
+      const done = events.filter((e) => e.msg === 'chunk done');
+      const planned = events.find((e) => e.msg === 'job planned');
+      const chunkTimes = done.filter((e) => e.chunk !== 0).map((e) => Number(e.elapsed_ms) / 1000);
+      const first = done.find((e) => e.chunk === 0);
+      // Idle between a transcoder's chunk done and its next chunk started: the lease round trip.
+      const gaps = [];
+      for (const t of pinned) {
+        const own = events.filter((e) => e.by === t.name && (e.msg === 'chunk done' || e.msg === 'chunk started'));
+        for (let i = 1; i < own.length; i++) if (own[i - 1].msg === 'chunk done' && own[i].msg === 'chunk started') gaps.push((own[i].t - own[i - 1].t) / 1000);
+      }
+      results[n] = {
+        seconds: run.seconds, chunks: Number(planned?.chunks ?? done.length), chunkMedian: median(chunkTimes), chunk0: first ? Number(first.elapsed_ms) / 1000 : NaN,
+        planS: planned ? Number(planned.elapsed_ms) / 1000 : NaN, gap: gaps.length ? median(gaps) : NaN,
+        byTranscoder: Object.fromEntries(pinned.map((t) => [t.name, done.filter((e) => e.by === t.name).length])),
+      };
+      say(`${n} transcoder(s): done in ${fmt(run.seconds, 1)} s (${JSON.stringify(results[n])})`);
+      for (const t of pinned) await t.stop();
+    }
+    const speedup = results[1].seconds / results[2].seconds;
+    out(`A ${seconds / 60}-min 1080p30 noise source (x264 ultrafast 6 Mb/s, as section 2's long ones), chunked (CHUNK_FROM_S 120, CHUNK_S ${chunkS}, FIRST_CHUNK_S default), through the full local platform (wrangler dev, Garage, release transcoders, each pinned to one core with \`taskset -c\`). Notify → \`done\`. CPU: ${CPU.model}, ${CORES} cores.`);
+    out();
+    out('| transcoders | time to done | chunks | median chunk (not task 0) | task 0 (first chunk + whole audio) | lease→plan | idle between chunks (median) | chunks done per transcoder |');
+    out('|---|---|---|---|---|---|---|---|');
+    for (const n of [1, 2]) {
+      const r = results[n];
+      out(`| ${n} × 1 core | **${fmt(r.seconds, 1)} s** (${fmt(seconds / r.seconds, 2)}x real time) | ${r.chunks} | ${fmt(r.chunkMedian, 1)} s | ${fmt(r.chunk0, 1)} s | ${fmt(r.planS, 2)} s | ${fmt(r.gap, 2)} s | ${Object.values(r.byTranscoder).join(' / ')} |`);
+    }
+    out();
+    out(`Speed-up with 2: **${fmt(speedup, 2)}x** (target ≥ 1.8x: ${speedup >= 1.8 ? 'met' : 'NOT met'}).`);
+    // Projection to N cores (one task per core): T(N) ≈ plan + max(task 0, ceil((C-1)/N) · (chunk + idle)).
+    const r1 = results[1];
+    const per = r1.chunkMedian + (Number.isFinite(r1.gap) ? r1.gap : 0);
+    const project = (cores) => r1.planS + Math.max(r1.chunk0, Math.ceil((r1.chunks - 1) / cores) * per);
+    out();
+    out(`Projection, from the one-core run: T(N cores) ≈ lease→plan + max(task 0, ⌈(C − 1) / N⌉ × (chunk + idle)) = ${fmt(r1.planS, 2)} + max(${fmt(r1.chunk0, 1)}, ⌈${r1.chunks - 1} / N⌉ × ${fmt(per, 1)}) s: ${[2, 4, 8, 16, 32, 64].map((c) => `${c} cores ${fmt(project(c), 0)} s`).join(', ')}. The floor is task 0 (its chunk and the whole audio track) and one chunk's time: with ${chunkS}-s chunks no fleet goes below ${fmt(Math.max(r1.chunk0, per) + r1.planS, 0)} s; Mux's median for 20-60 min is 46 s, which needs chunks of about ${fmt((46 - r1.planS) / per * Number(chunkS), 0)} s or shorter at this per-core speed (and task 0's audio in a task of its own).`);
+    out();
+    data.sections.chunked = { seconds, chunkS, results, speedup };
+
+    // Stitched vs single-pass, on a shorter source: the same ladder from one transcoder chunked, and from `transcoder transcode`.
+    const qsrc = source(stitchSeconds, { preset: 'ultrafast', bitrate: '6M' });
+    platform.addTranscoder('stitch', { RUST_LOG: 'info' });
+    const run = await timeToDone(platform, `stitch-${Date.now().toString(36)}`, qsrc);
+    const stitched = join(WORK, 'stitched');
+    const single = join(WORK, 'single-pass');
+    rmSync(stitched, { recursive: true, force: true });
+    rmSync(single, { recursive: true, force: true });
+    await downloadLadder(run.final, stitched);
+    await measure(TRANSCODER, ['transcode', qsrc, single, '--max-rung', '1080'], { env: { RUST_LOG: 'warn' } });
+    const plan = planFor(qsrc);
+    const fps = plan.frame_rate.num / plan.frame_rate.den;
+    out(`Stitched against single-pass: a ${stitchSeconds / 60}-min source (${run.final.job_id ? 'chunked on one transcoder' : ''}, ${chunkEvents(platform, run.jobId).filter((e) => e.msg === 'chunk done').length} chunks) and the same source through \`transcoder transcode\` (single pass). SSIM of each against the source scaled, over the first ${Math.min(stitchSeconds, 120)} s; keyframe times from ffprobe; "continuous": every video packet follows the previous by one frame; "decodes": \`ffmpeg -v error -xerror\` reads the rung end to end with nothing on stderr.`);
+    out();
+    out('| rung | SSIM single-pass | SSIM stitched | Δ (gate ≤ 0.002) | keyframes = single-pass | continuous | decodes |');
+    out('|---|---|---|---|---|---|---|');
+    const rows = [];
+    const stitchedKeys = [];
+    for (const r of plan.rungs) {
+      const name = `${r.height}p`;
+      const a = join(single, name);
+      const b = join(stitched, name);
+      const qa = quality(a, qsrc, r.width, r.height, Math.min(stitchSeconds, 120));
+      const qb = quality(b, qsrc, r.width, r.height, Math.min(stitchSeconds, 120));
+      const pa = videoPackets(a, fps);
+      const pb = videoPackets(b, fps);
+      stitchedKeys.push(pb.keyframes.join(','));
+      const pts = execFileSync('ffprobe', ['-v', 'error', '-select_streams', 'v', '-show_entries', 'packet=dts_time', '-of', 'csv=p=0', join(b, 'index.m3u8')], { maxBuffer: 64 << 20 }).toString().split('\n').filter(Boolean).map(Number);
+      const continuous = pts.every((t, i) => i === 0 || Math.abs(t - pts[i - 1] - 1 / fps) < 0.002);
+      const errors = decodeErrors(join(b, 'index.m3u8'));
+      const row = { rung: name, single: qa.ssim, stitched: qb.ssim, delta: qb.ssim - qa.ssim, keys: pa.keyframes.join(',') === pb.keyframes.join(','), continuous, errors };
+      rows.push(row);
+      out(`| ${name} | ${fmt(qa.ssim, 4)} | ${fmt(qb.ssim, 4)} | ${fmt(row.delta, 4)} | ${row.keys ? 'yes' : 'NO'} | ${continuous ? 'yes' : 'NO'} | ${errors ? `NO: ${errors.slice(0, 80)}` : 'yes'} |`);
+    }
+    const audioErrors = existsSync(join(stitched, 'audio', 'index.m3u8')) ? decodeErrors(join(stitched, 'audio', 'index.m3u8')) : 'no audio rendition';
+    const aligned = stitchedKeys.every((k) => k === stitchedKeys[0]);
+    const gate = rows.every((x) => Math.abs(x.delta) <= 0.002 && x.keys && x.continuous && !x.errors) && aligned && !audioErrors;
+    out();
+    out(`Keyframes aligned across the stitched rungs: ${aligned ? 'yes' : 'NO'}. Audio rendition decodes: ${audioErrors ? `NO (${audioErrors.slice(0, 100)})` : 'yes'}. Gate: ${gate ? 'met' : 'NOT met'}.`);
+    out();
+    data.sections.stitched = { seconds: stitchSeconds, rows, aligned, audioErrors, gate };
+  } finally {
+    await platform.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 // ---- main ------------------------------------------------------------------
 
 out(`# Benchmarks (${data.date.slice(0, 10)}, ${MACHINE})`);
@@ -696,6 +891,7 @@ if (only.includes(5)) await workersCostSection();
 if (only.includes(6)) await eventLatencySection();
 if (only.includes(7)) await imageTransformsSection();
 if (only.includes(8)) await signedPlaybackSection();
+if (only.includes(9)) await chunkedSection();
 mkdirSync(join(BENCH, 'results'), { recursive: true });
 const OUT = arg('out', '');
 if (OUT) {
