@@ -206,6 +206,26 @@ impl AudioTrack {
         Ok(out)
     }
 
+    /// [`Self::finish`], with silence after the source's audio up to the
+    /// video's end (and for the whole video when no audio was ever
+    /// decoded): an audio rendition of its own needs a segment for every
+    /// video segment, where a muxed track may simply end early.
+    pub fn finish_filled(&mut self, video_end_s: f64) -> Result<Vec<AudioPacket>, JobError> {
+        self.video_s = video_end_s;
+        if !self.silent {
+            self.flush_source()?;
+        }
+        if self.first_sample_s.is_none() {
+            self.first_sample_s = self.video_start_s;
+        }
+        let mut out = self.encode_ready(false)?;
+        self.pad_to(video_end_s);
+        out.extend(self.encode_ready(true)?);
+        self.encoder.send_eof().map_err(|e| av(e, "flush"))?;
+        out.extend(self.receive()?);
+        Ok(out)
+    }
+
     /// Takes what the decoder and the resampler still hold into the buffer.
     fn flush_source(&mut self) -> Result<(), JobError> {
         let _ = self.decoder.send_eof();

@@ -14,7 +14,15 @@ pub struct ConstantRate<F> {
 
 impl<F: Clone> ConstantRate<F> {
     pub fn new(fps: f64) -> Self {
-        Self { fps, next: 0, pending: None }
+        Self::starting_at(fps, 0)
+    }
+
+    /// A clock whose first emitted slot is `slot`: frames pushed before it
+    /// only decide what that slot shows (the latest one whose own slot is
+    /// at or before it), exactly as they would have from slot 0. A chunk of
+    /// a chunked job starts here, after decoding from an earlier keyframe.
+    pub fn starting_at(fps: f64, slot: u64) -> Self {
+        Self { fps, next: slot, pending: None }
     }
 
     /// Slots emitted so far.
@@ -96,6 +104,26 @@ mod tests {
     fn a_single_frame_fills_at_least_one_slot() {
         assert_eq!(run(30.0, &[0.0], 0.0), vec![(0, 0)]);
         assert_eq!(run(30.0, &[], 1.0), vec![]);
+    }
+
+    #[test]
+    fn a_clock_started_later_emits_what_the_whole_run_emits_from_there() {
+        // Jittery ~30 fps with a gap and a burst; every start slot gives the same tail.
+        let frames = [0.0, 0.034, 0.066, 0.101, 0.2, 0.21, 0.22, 0.266, 0.3, 0.334];
+        let whole = run(30.0, &frames, 0.366);
+        for start in 0..whole.len() as u64 {
+            // Decoding starts a few frames before the slot (from a keyframe).
+            let first =
+                frames.iter().position(|t| (t * 30.0_f64).round() as u64 >= start).unwrap_or(0).saturating_sub(2);
+            let mut c = ConstantRate::starting_at(30.0, start);
+            let mut out = vec![];
+            for (i, t) in frames.iter().enumerate().skip(first) {
+                out.extend(c.push(*t, i));
+            }
+            out.extend(c.finish(0.366));
+            let tail: Vec<_> = whole.iter().filter(|(s, _)| *s >= start).cloned().collect();
+            assert_eq!(out, tail, "from slot {start}");
+        }
     }
 
     #[test]

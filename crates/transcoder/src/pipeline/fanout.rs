@@ -11,7 +11,7 @@ use std::thread::{Scope, ScopedJoinHandle};
 use tokio::sync::mpsc::Sender;
 
 use super::audio::{AudioPacket, SharedAudio};
-use super::rung::{self, RungInput, RungJob, RungReport, RungSettings};
+use super::rung::{self, ChunkPlace, RungInput, RungJob, RungReport, RungSettings};
 use super::{Control, Produced, SharedFrame};
 use crate::error::JobError;
 
@@ -31,6 +31,8 @@ pub struct RungStart<'a> {
     pub delay_frames: u32,
     pub audio_priming: i64,
     pub frame_queue: usize,
+    /// A chunk's place in the whole video (`None`: a single pass).
+    pub chunk: Option<ChunkPlace>,
 }
 
 impl<'scope> Fanout<'scope> {
@@ -47,7 +49,7 @@ impl<'scope> Fanout<'scope> {
             let next = senders.get(i + 1).cloned();
             let (events, done, control, audio) =
                 (s.events.clone(), Arc::clone(&s.counters[i]), Arc::clone(s.control), s.audio.clone());
-            let (settings, delay, priming) = (s.settings, s.delay_frames, s.audio_priming);
+            let (settings, delay, priming, chunk) = (s.settings, s.delay_frames, s.audio_priming, s.chunk);
             handles.push(
                 std::thread::Builder::new()
                     .name(format!("rung-{}", rung.name.as_str()))
@@ -64,6 +66,7 @@ impl<'scope> Fanout<'scope> {
                             cancel: &control.cancel,
                             expected_delay: delay,
                             audio_priming: priming,
+                            chunk,
                         })
                     })
                     .map_err(|e| JobError::retryable(format!("starting an encoder thread: {e}")))?,
@@ -74,7 +77,13 @@ impl<'scope> Fanout<'scope> {
 
     /// Frame `n` of the constant-rate output, to the top rung.
     pub fn frame(&self, frame: SharedFrame) -> bool {
-        self.senders[0].send(RungInput::Frame(Arc::new(frame))).is_ok()
+        self.senders.first().is_some_and(|tx| tx.send(RungInput::Frame(Arc::new(frame))).is_ok())
+    }
+
+    /// No more input for any rung: each finishes its last segment now (a
+    /// chunk's task then still reads the file on for the audio rendition).
+    pub fn close_input(&mut self) {
+        self.senders.clear();
     }
 
     /// Encoded audio, to every rung.

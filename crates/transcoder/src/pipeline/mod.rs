@@ -27,6 +27,7 @@ pub mod fanout;
 pub mod fmp4;
 pub mod frames;
 pub mod probe;
+pub mod rendition;
 pub mod rung;
 pub mod thumbs;
 pub mod tuning;
@@ -37,6 +38,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use ffmpeg_next as ff;
+use media_core::video::chunks::{ChunkGeometry, ChunkSource, ChunkSpec};
 use media_core::video::job::ThumbnailMeta;
 use media_core::video::ladder::{plan_ladder, LadderOptions, LadderPlan};
 use tokio::sync::mpsc::Sender;
@@ -45,7 +47,8 @@ use crate::error::JobError;
 use audio::AudioTrack;
 use cfr::ConstantRate;
 use fanout::{Fanout, RungStart};
-use rung::{RungReport, RungSettings};
+use rendition::AudioRendition;
+use rung::{ChunkPlace, RungReport, RungSettings};
 use thumbs::Thumbnailer;
 pub use tuning::{parse_x264_rung, Machine, Tuning};
 use video::VideoDecoder;
@@ -85,6 +88,49 @@ pub enum Produced {
         bytes: Vec<u8>,
         meta: ThumbnailMeta,
     },
+    /// Sent right after `Plan` when the run is a chunk of a chunked job:
+    /// segments carry global seqs (from `first_seq`), rungs are video only,
+    /// and no playlist or master is written by this task.
+    Chunk {
+        spec: ChunkSpec,
+    },
+    /// The audio rendition's init segment (chunk mode, the task with `audio`).
+    AudioInit {
+        bytes: Vec<u8>,
+    },
+    /// One segment of the audio rendition; `seq` spans the time of video segment `seq`.
+    AudioSegment {
+        seq: u32,
+        duration_s: f64,
+        bytes: Vec<u8>,
+    },
+}
+
+/// How [`transcode_with`] runs.
+pub enum Mode {
+    /// The whole source in one pass.
+    Whole,
+    /// One chunk task of a chunked job.
+    Chunk(ChunkSpec),
+    /// A whole-job lease that may turn into chunk 0: once the source is
+    /// probed (and only when it declares a duration), the function is called
+    /// once, on the pipeline's thread, with what the planner needs.
+    /// `Ok(Some(spec))` runs that chunk, `Ok(None)` a single pass.
+    Decide(Decide),
+}
+
+/// The decision of [`Mode::Decide`].
+pub type Decide = Box<dyn FnOnce(&ChunkSource) -> Result<Option<ChunkSpec>, JobError> + Send>;
+
+/// What a chunk task made, besides its segments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkDone {
+    /// Output frames encoded (start..end, or to the end of the file).
+    pub frames: u64,
+    /// Segments written per video rung.
+    pub segments: u32,
+    /// Audio rendition segments, when this task made the audio.
+    pub audio_segments: Option<u32>,
 }
 
 /// Shared between the pipeline and whoever runs it.
@@ -154,6 +200,8 @@ pub struct Summary {
     /// The most decoded audio that waited at once to be encoded, in
     /// seconds (bounded by how far audio may run ahead of the video).
     pub peak_audio_buffered_s: f64,
+    /// Set when the run was a chunk of a chunked job.
+    pub chunk: Option<ChunkDone>,
 }
 
 /// Why reading the upload failed outside libav (storage, the replaced
@@ -179,6 +227,89 @@ pub fn transcode<R: Read + Seek + Send + 'static>(
     events: Sender<Produced>,
     control: Arc<Control>,
 ) -> Result<Summary, JobError> {
+    transcode_with(reader, io_failure, options, tuning, Mode::Whole, events, control)
+}
+
+/// The frame geometry of `plan` for a source of `duration_s` seconds, as
+/// the chunk planner and every chunk task derive it.
+pub fn chunk_geometry(plan: &LadderPlan, duration_s: f64) -> ChunkGeometry {
+    let total = duration_s * plan.frame_rate.as_f64();
+    ChunkGeometry {
+        frame_rate: plan.frame_rate,
+        gop_frames: plan.gop_frames,
+        first_segment_frames: plan.first_frames(),
+        segment_frames: plan.segment_frames(),
+        total_frames: if total.is_finite() { total.round().max(0.0) as u64 } else { 0 },
+    }
+}
+
+/// A chunk spec fits this transcoder's own plan: the same frame geometry,
+/// and a start and end on segment boundaries with the seq that goes there.
+fn check_chunk(spec: &ChunkSpec, plan: &LadderPlan) -> Result<(), JobError> {
+    let ours = chunk_geometry(plan, 0.0);
+    let g = &spec.geometry;
+    let same = (g.frame_rate, g.gop_frames, g.first_segment_frames, g.segment_frames)
+        == (ours.frame_rate, ours.gop_frames, ours.first_segment_frames, ours.segment_frames);
+    if !same {
+        return Err(JobError::permanent(format!(
+            "internal: chunk {} was planned for {}/{} fps, {}-frame GOPs and segments of {}+{} frames, but this transcoder plans {}/{} fps, {}, {}+{} from the same source",
+            spec.index, g.frame_rate.num, g.frame_rate.den, g.gop_frames, g.first_segment_frames, g.segment_frames,
+            ours.frame_rate.num, ours.frame_rate.den, ours.gop_frames, ours.first_segment_frames, ours.segment_frames
+        )));
+    }
+    let first_seq_at = |frame: u64| -> Option<u32> {
+        if frame == 0 {
+            return Some(0);
+        }
+        let first = u64::from(plan.first_frames());
+        let seg = u64::from(plan.segment_frames().max(1));
+        (frame >= first && (frame - first).is_multiple_of(seg))
+            .then(|| u32::try_from((frame - first) / seg + 1).ok())?
+    };
+    let start_ok = first_seq_at(spec.start_frame) == Some(spec.first_seq);
+    let end_ok = spec.end_frame.is_none_or(|e| e > spec.start_frame && e > 0 && first_seq_at(e).is_some());
+    if !start_ok || !end_ok {
+        return Err(JobError::permanent(format!(
+            "internal: chunk {} (frames {}..{:?}, first segment {}) does not start and end on segment boundaries",
+            spec.index, spec.start_frame, spec.end_frame, spec.first_seq
+        )));
+    }
+    Ok(())
+}
+
+/// How far before a chunk's start the pre-roll seek aims: an MP4 index
+/// seeks by decode time, and a keyframe's presentation comes a few frames
+/// after it.
+const SEEK_MARGIN_S: f64 = 1.0;
+
+/// Moves the input to the last keyframe of `stream` at or before `t_s`
+/// (source seconds). False when the container would not seek: reading then
+/// starts at the beginning, which costs time but gives the same frames.
+fn seek_before(input: &mut ff::format::context::Input, stream: usize, t_s: f64) -> bool {
+    let Some(tb) = input.stream(stream).map(|s| s.time_base()) else { return false };
+    let ts = (t_s.max(0.0) / f64::from(tb)).floor();
+    if !ts.is_finite() {
+        return false;
+    }
+    let ts = ts as i64;
+    // SAFETY: a valid, open input context and one of its streams' indices.
+    let r = unsafe { ff::ffi::avformat_seek_file(input.as_mut_ptr(), stream as i32, i64::MIN, ts, ts, 0) };
+    r >= 0
+}
+
+/// [`transcode`] as `mode` says: the whole source, or one chunk of a
+/// chunked job (its frames only, video-only rungs whose segments carry the
+/// whole video's seqs and decode times, and for the task with `audio` the
+/// audio rendition of the whole source).
+pub fn transcode_with<R: Read + Seek + Send + 'static>(
+    reader: R,
+    io_failure: IoFailure,
+    options: &LadderOptions,
+    tuning: &Tuning,
+    mode: Mode,
+    events: Sender<Produced>,
+    control: Arc<Control>,
+) -> Result<Summary, JobError> {
     ff::init().map_err(|e| JobError::retryable(format!("initialising libav: {e}")))?;
     // libav's own chatter (x264's banner, muxer notes) stays out of the logs.
     ff::util::log::set_level(ff::util::log::Level::Error);
@@ -196,6 +327,24 @@ pub fn transcode<R: Read + Seek + Send + 'static>(
         .map_err(|e| JobError::permanent(format!("the video cannot be transcoded: {e}")))?;
     let fps = plan.frame_rate.as_f64();
     let declared = probe.duration_s;
+    let chunk = match mode {
+        Mode::Whole => None,
+        Mode::Chunk(spec) => Some(spec),
+        Mode::Decide(decide) => match declared {
+            Some(duration_s) => decide(&ChunkSource {
+                geometry: chunk_geometry(&plan, duration_s),
+                t0_s: probe.video.start_s,
+                duration_s,
+                has_audio: probe.audio.is_some(),
+                rungs: plan.rungs.clone(),
+            })?,
+            None => None,
+        },
+    };
+    if let Some(spec) = &chunk {
+        check_chunk(spec, &plan)?;
+        tracing::info!(index = spec.index, count = spec.count, start_frame = spec.start_frame, end_frame = ?spec.end_frame, first_seq = spec.first_seq, audio = spec.audio, "chunk started");
+    }
     let mut video = VideoDecoder::open(
         &input.stream(probe.video.index).expect("probed"),
         &probe.video,
@@ -203,6 +352,10 @@ pub fn transcode<R: Read + Seek + Send + 'static>(
         fps,
         declared,
     )?;
+    if let Some(spec) = &chunk {
+        // Every chunk times its frames on the whole video's clock.
+        video = video.with_origin(spec.t0_s);
+    }
     let settings = RungSettings { plan: &plan, preset: &options.preset, tuning, color: probe.video.color };
     // Every rung must share one reordering delay (checked by each rung) so
     // that all timelines, and the audio, start at the same moment.
@@ -210,32 +363,51 @@ pub fn transcode<R: Read + Seek + Send + 'static>(
         0 => 0,
         n => rung::reorder_delay_frames(n - 1, &settings)?,
     };
-    let mut audio = match &probe.audio {
+    // A chunk makes audio only when its spec says so (task 0), as a rendition of its own.
+    let audio_wanted = chunk.as_ref().is_none_or(|c| c.audio);
+    let mut audio = match probe.audio.as_ref().filter(|_| audio_wanted) {
         Some(a) => Some(AudioTrack::new(&input.stream(a.index).expect("probed"), f64::from(delay_frames) / fps)?),
         None => None,
     };
     let has_audio = audio.is_some();
+    let (first_frame, end_frame) = chunk.as_ref().map_or((0, None), |c| (c.start_frame, c.end_frame));
     if let Some(d) = declared {
-        control.frames_expected.store((d * fps).round() as u64, Ordering::Relaxed);
+        let total = (d * fps).round() as u64;
+        control.frames_expected.store(end_frame.unwrap_or(total).saturating_sub(first_frame), Ordering::Relaxed);
         control.source_duration_ms.store((d * 1000.0).round().max(1.0) as u64, Ordering::Relaxed);
+    } else if let Some(e) = end_frame {
+        control.frames_expected.store(e.saturating_sub(first_frame), Ordering::Relaxed);
     }
     let counters: Vec<Arc<AtomicU64>> = plan.rungs.iter().map(|_| Arc::new(AtomicU64::new(0))).collect();
     *control.frames_done.lock().expect("not poisoned") = counters.clone();
     send(&events, Produced::Plan { plan: plan.clone(), has_audio, duration_s: declared })?;
+    if let Some(spec) = &chunk {
+        send(&events, Produced::Chunk { spec: spec.clone() })?;
+    }
+    let rendition = match (&chunk, &audio) {
+        (Some(_), Some(track)) => {
+            Some(AudioRendition::start(track.parameters(), &plan, delay_frames, track.priming(), &events)?)
+        }
+        _ => None,
+    };
     let start = RungStart {
         settings: &settings,
-        audio: audio.as_ref().map(AudioTrack::parameters),
+        // In chunk mode the rungs are video only.
+        audio: audio.as_ref().filter(|_| chunk.is_none()).map(AudioTrack::parameters),
         events: &events,
         counters: &counters,
         control: &control,
         delay_frames,
         audio_priming: audio.as_ref().map_or(0, AudioTrack::priming),
         frame_queue: tuning.frame_queue,
+        chunk: chunk.as_ref().map(|c| ChunkPlace { start_frame: c.start_frame, first_seq: c.first_seq }),
     };
     let (dw, dh) = probe.source_video().display_size();
-    let streams = Streams { video: probe.video.index, audio: probe.audio.as_ref().map(|a| a.index) };
-    // Other tracks, subtitles, data and attachments are dropped by the
-    // demuxer: never decoded, never queued.
+    let streams =
+        Streams { video: probe.video.index, audio: probe.audio.as_ref().filter(|_| has_audio).map(|a| a.index) };
+    // Other tracks, subtitles, data and attachments (and the audio of a
+    // chunk that does not make it) are dropped by the demuxer: never
+    // decoded, never queued.
     for i in 0..input.nb_streams() as usize {
         if i != streams.video && Some(i) != streams.audio {
             if let Some(mut s) = input.stream_mut(i) {
@@ -244,25 +416,42 @@ pub fn transcode<R: Read + Seek + Send + 'static>(
             }
         }
     }
+    if let Some(spec) = chunk.as_ref().filter(|c| c.start_frame > 0) {
+        // Pre-roll: decode from the keyframe before the chunk's first frame.
+        let at = spec.t0_s + spec.start_frame as f64 / fps - SEEK_MARGIN_S;
+        if !seek_before(&mut input, probe.video.index, at) {
+            tracing::warn!(at_s = at, "the source would not seek; decoding the chunk from the start");
+        }
+    }
 
     std::thread::scope(|scope| -> Result<Summary, JobError> {
-        let fanout = Fanout::start(scope, &start)?;
-        if !has_audio && !fanout.audio_end() {
+        let mut fanout = Fanout::start(scope, &start)?;
+        if start.audio.is_none() && !fanout.audio_end() {
             fanout.join(&control)?;
             return Err(JobError::retryable("an encoder stopped before any input"));
         }
         let mut output = Output {
-            clock: ConstantRate::new(fps),
+            clock: ConstantRate::starting_at(fps, first_frame),
             thumbs: Thumbnailer::new(dw, dh, declared),
+            thumbs_on: chunk.as_ref().is_none_or(|c| c.index == 0),
             last_frame: None,
-            fanout: &fanout,
+            fanout: &mut fanout,
             events: &events,
             plan: &plan,
             fps,
             audio_told: false,
+            range: (first_frame, end_frame),
+            video_done: false,
+            checked_start: first_frame == 0,
+            rendition,
+            position_s: 0.0,
+            video_time_base: f64::from(input.stream(probe.video.index).expect("probed").time_base()),
+            origin_s: chunk.as_ref().map_or(0.0, |c| c.t0_s),
+            audio_segments: None,
         };
         let ended = demux(&mut input, streams, &mut video, &mut audio, &mut output, &control, &io_failure)?;
-        let (clock, mut thumbs, last_frame) = (output.clock, output.thumbs, output.last_frame);
+        let Output { clock, thumbs, last_frame, thumbs_on, audio_segments, .. } = output;
+        let mut thumbs = thumbs;
         let rungs = fanout.join(&control)?;
         if let Ended::Failed(e) = ended {
             return Err(e);
@@ -273,20 +462,30 @@ pub fn transcode<R: Read + Seek + Send + 'static>(
                 probe.video.codec
             )));
         }
-        let duration_s = clock.emitted() as f64 / fps;
-        if let Some(d) = declared {
-            if duration_s < d * 0.8 - 0.5 {
+        let video_end = end_frame.map_or(clock.emitted(), |e| clock.emitted().min(e));
+        let frames = video_end.saturating_sub(first_frame);
+        if chunk.is_some() && frames == 0 {
+            return Err(JobError::permanent(format!(
+                "the upload is truncated or damaged: its video stops at {:.1} s, before this part of it starts ({:.1} s)",
+                clock.emitted() as f64 / fps,
+                first_frame as f64 / fps
+            )));
+        }
+        if let (Some(d), None) = (declared, end_frame) {
+            let end_s = video_end as f64 / fps;
+            if end_s < d * 0.8 - 0.5 {
                 return Err(JobError::permanent(format!(
-                    "the upload is truncated or damaged: its video stops at {duration_s:.1} s of the {d:.1} s it declares"
+                    "the upload is truncated or damaged: its video stops at {end_s:.1} s of the {d:.1} s it declares"
                 )));
             }
         }
-        if !thumbs.poster_done() {
+        if thumbs_on && !thumbs.poster_done() {
             if let Some(f) = &last_frame {
                 send(&events, Produced::Poster { bytes: thumbs.poster(&f.0)? })?;
             }
         }
-        let thumbnails = match thumbs.finish()? {
+        // A chunked job's thumbnails are its poster only (no sprite).
+        let thumbnails = match chunk.is_none().then(|| thumbs.finish()).transpose()?.flatten() {
             Some((bytes, meta)) => {
                 send(&events, Produced::Sprite { bytes, meta })?;
                 Some(meta)
@@ -294,14 +493,20 @@ pub fn transcode<R: Read + Seek + Send + 'static>(
             None => None,
         };
         let peak_audio_buffered_s = audio.as_ref().map_or(0.0, AudioTrack::peak_buffered_s);
+        let chunk_done = chunk.as_ref().map(|_| ChunkDone {
+            frames,
+            segments: rungs.first().map_or(0, |r| r.segments),
+            audio_segments,
+        });
         Ok(Summary {
-            duration_s,
+            duration_s: frames as f64 / fps,
             has_audio,
             frame_rate: fps,
             rungs,
             thumbnails,
             probe: probe.clone(),
             peak_audio_buffered_s,
+            chunk: chunk_done,
         })
     })
 }
@@ -329,7 +534,10 @@ enum Ended {
 }
 
 /// The read loop: packets from the demuxer to the video decoder or the audio
-/// track, what they make on to the rungs, then the ends of both streams.
+/// track, what they make on to the rungs, then the ends of both streams. A
+/// chunk stops decoding video at its end; the task that makes the audio
+/// reads on to the end of the file for it, following the video's position
+/// from its packets alone.
 fn demux(
     input: &mut ff::format::context::Input,
     streams: Streams,
@@ -367,33 +575,57 @@ fn demux(
         }
         let index = packet.stream();
         if index == streams.video {
+            if out.video_done {
+                if !out.video_position(&packet, audio)? {
+                    return Ok(Ended::HungUp);
+                }
+                continue;
+            }
             if !video.send_packet(&packet) {
                 bad_packets += 1;
             }
             if !out.video(video, audio)? {
                 return Ok(Ended::HungUp);
             }
+            if out.video_done {
+                // The chunk's frames are all out: the rungs finish their last segment now.
+                out.fanout.close_input();
+                if audio.is_none() {
+                    return Ok(Ended::Complete);
+                }
+            }
         } else if let Some(track) = audio.as_mut().filter(|_| Some(index) == streams.audio) {
-            if !out.fanout.audio(track.push(&packet)?) {
+            let packets = track.push(&packet)?;
+            if !out.audio(packets)? {
                 return Ok(Ended::HungUp);
             }
         }
     }
-    video.send_eof();
-    if !out.video(video, audio)? {
-        return Ok(Ended::HungUp);
-    }
-    if video.frames == 0 {
-        return Ok(Ended::Complete);
-    }
-    let end = video.end_s();
-    let last_slots = out.clock.finish(end);
-    if !out.emit(last_slots)? {
-        return Ok(Ended::HungUp);
-    }
+    let end = if out.video_done {
+        out.position_s
+    } else {
+        video.send_eof();
+        if !out.video(video, audio)? {
+            return Ok(Ended::HungUp);
+        }
+        if video.frames == 0 {
+            return Ok(Ended::Complete);
+        }
+        let end = video.end_s();
+        let last_slots = out.clock.finish(end);
+        if !out.emit(last_slots)? {
+            return Ok(Ended::HungUp);
+        }
+        end
+    };
     if let Some(track) = audio.as_mut() {
-        // A rung that hung up reports its own error when joined.
-        if !out.fanout.audio(track.finish(end)?) || !out.fanout.audio_end() {
+        if let Some(mut rendition) = out.rendition.take() {
+            rendition.audio(track.finish_filled(end)?)?;
+            // The video's frame count, as the clock counts it at the end.
+            let frames = ((end * out.fps).round().max(1.0) as u64).max(out.clock.emitted());
+            out.audio_segments = Some(rendition.finish(frames)?);
+        } else if !out.fanout.audio(track.finish(end)?) || !out.fanout.audio_end() {
+            // A rung that hung up reports its own error when joined.
             return Ok(Ended::HungUp);
         }
     }
@@ -417,33 +649,70 @@ fn new_reference(frame: &ff::frame::Video) -> Result<ff::frame::Video, JobError>
 }
 
 /// Where decoded video goes: the constant-rate clock, the thumbnails, and
-/// the top rung; the audio track is told where the video is.
+/// the top rung; the audio goes to the rungs, or to the audio rendition of
+/// a chunked job.
 struct Output<'f, 'scope> {
     clock: ConstantRate<Arc<SharedFrame>>,
     thumbs: Thumbnailer,
+    /// Whether this run makes the poster (and sprite): not a chunk after the first.
+    thumbs_on: bool,
     /// The latest frame, for a poster when the video is shorter than its time.
     last_frame: Option<Arc<SharedFrame>>,
-    fanout: &'f Fanout<'scope>,
+    fanout: &'f mut Fanout<'scope>,
     events: &'f Sender<Produced>,
     plan: &'f LadderPlan,
     fps: f64,
     /// The audio track knows when the video starts.
     audio_told: bool,
+    /// The output frames this run encodes: from, and up to (exclusive; `None`: the end).
+    range: (u64, Option<u64>),
+    /// Every frame of the range is out (a chunk that ends before the file does).
+    video_done: bool,
+    /// The first decoded frame of a chunk was checked to come at or before its start.
+    checked_start: bool,
+    rendition: Option<AudioRendition>,
+    /// How far the video reaches, in seconds from slot 0, once it is followed by its packets.
+    position_s: f64,
+    video_time_base: f64,
+    origin_s: f64,
+    audio_segments: Option<u32>,
 }
 
 impl Output<'_, '_> {
+    /// Encoded audio, to the rungs or the audio rendition. False when a rung hung up.
+    fn audio(&mut self, packets: Vec<audio::AudioPacket>) -> Result<bool, JobError> {
+        match self.rendition.as_mut() {
+            Some(r) => r.audio(packets).map(|()| true),
+            None => Ok(self.fanout.audio(packets)),
+        }
+    }
+
     /// Passes on the frames the decoder has ready. False when a rung hung up.
     fn video(&mut self, video: &mut VideoDecoder, audio: &mut Option<AudioTrack>) -> Result<bool, JobError> {
         let frames = video.receive_frames()?;
         if !self.audio_told {
             if let (Some(track), Some(start)) = (audio.as_mut(), video.start_s()) {
                 self.audio_told = true;
-                if !self.fanout.audio(track.set_video_start(start)?) {
+                let packets = track.set_video_start(start)?;
+                if !self.audio(packets)? {
                     return Ok(false);
                 }
             }
         }
         for timed in frames {
+            if self.video_done {
+                break;
+            }
+            if !self.checked_start {
+                self.checked_start = true;
+                let slot = (timed.t * self.fps).round();
+                if slot > self.range.0 as f64 {
+                    return Err(JobError::retryable(format!(
+                        "internal: seeking to the chunk at frame {} landed after it (frame {slot})",
+                        self.range.0
+                    )));
+                }
+            }
             let shared = Arc::new(SharedFrame(timed.frame));
             self.last_frame = Some(Arc::clone(&shared));
             let slots = self.clock.push(timed.t, shared);
@@ -453,7 +722,8 @@ impl Output<'_, '_> {
             // Audio that comes late in the file (or never) is not waited for
             // beyond a bound: encoded video would pile up in every rung.
             if let Some(track) = audio.as_mut() {
-                if !self.fanout.audio(track.keep_up(self.clock.emitted() as f64 / self.fps)?) {
+                let packets = track.keep_up(self.clock.emitted() as f64 / self.fps)?;
+                if !self.audio(packets)? {
                     return Ok(false);
                 }
             }
@@ -461,19 +731,59 @@ impl Output<'_, '_> {
         Ok(true)
     }
 
-    /// Sends the constant-rate frames that became final: numbered, with a
-    /// keyframe where the plan puts one, to the thumbnails and the top rung.
+    /// A video packet past the chunk's end: the video reaches at least its
+    /// time, which is all the audio needs to know. False when a rung hung up.
+    fn video_position(&mut self, packet: &ff::Packet, audio: &mut Option<AudioTrack>) -> Result<bool, JobError> {
+        let Some(ts) = packet.pts().or(packet.dts()) else { return Ok(true) };
+        let t = ts as f64 * self.video_time_base - self.origin_s;
+        if !(t.is_finite() && t > self.position_s) {
+            return Ok(true);
+        }
+        self.position_s = t;
+        if let Some(r) = self.rendition.as_mut() {
+            r.video_reaches((t * self.fps).round() as u64)?;
+        }
+        if let Some(track) = audio.as_mut() {
+            let packets = track.keep_up(t)?;
+            return self.audio(packets);
+        }
+        Ok(true)
+    }
+
+    /// Sends the constant-rate frames that became final: numbered from the
+    /// run's first frame, with a keyframe where the plan puts one (by the
+    /// whole video's frame number), to the thumbnails and the top rung.
     fn emit(&mut self, slots: Vec<(u64, Arc<SharedFrame>)>) -> Result<bool, JobError> {
+        let (from, to) = self.range;
         for (n, frame) in slots {
+            if n < from {
+                continue;
+            }
+            if to.is_some_and(|to| n >= to) {
+                self.video_done = true;
+                break;
+            }
             let mut f = new_reference(&frame.0)?;
-            f.set_pts(Some(n as i64));
+            f.set_pts(Some((n - from) as i64));
             f.set_kind(if self.plan.is_keyframe(n) { ff::picture::Type::I } else { ff::picture::Type::None });
-            if let Some(jpeg) = self.thumbs.on_frame(n as f64 / self.fps, &f)? {
-                send(self.events, Produced::Poster { bytes: jpeg })?;
+            if self.thumbs_on {
+                if let Some(jpeg) = self.thumbs.on_frame(n as f64 / self.fps, &f)? {
+                    send(self.events, Produced::Poster { bytes: jpeg })?;
+                }
             }
             if !self.fanout.frame(SharedFrame(f)) {
                 return Ok(false);
             }
+        }
+        if to.is_some_and(|to| self.clock.emitted() >= to) {
+            self.video_done = true;
+        }
+        if self.video_done {
+            // The rest of the video is followed by its packets from here.
+            self.position_s = self.position_s.max(self.clock.emitted() as f64 / self.fps);
+        }
+        if let Some(r) = self.rendition.as_mut() {
+            r.video_reaches(self.clock.emitted())?;
         }
         Ok(true)
     }

@@ -35,6 +35,8 @@ pub struct VideoStream {
     /// Clockwise rotation to apply for display (0, 90, 180, 270).
     pub rotation: i32,
     pub frame_rate: Rational,
+    /// When the stream starts, in source seconds (its declared start time; 0 when it has none).
+    pub start_s: f64,
     pub pixel_format: String,
     /// Color tags, carried to the output unchanged (pixels are not converted between matrices).
     pub color: ColorTags,
@@ -385,6 +387,11 @@ pub fn inspect(input: &Input) -> Result<Probe, JobError> {
             Rational::new(30, 1)
         }
     };
+    let start_s = match vs.start_time() {
+        t if t == ff::ffi::AV_NOPTS_VALUE => 0.0,
+        t => t as f64 * f64::from(vs.time_base()),
+    };
+    let start_s = if start_s.is_finite() { start_s } else { 0.0 };
     let sar = rational(decoder.aspect_ratio());
     let pixel_format = format!("{:?}", decoder.format()).to_lowercase();
     let color = ColorTags {
@@ -403,6 +410,7 @@ pub fn inspect(input: &Input) -> Result<Probe, JobError> {
             sample_aspect: sar,
             rotation: rotation(&vs),
             frame_rate,
+            start_s,
             pixel_format,
             color,
         },

@@ -167,6 +167,10 @@ struct Segmenter<'p> {
     rung: &'p Rung,
     has_audio: bool,
     fps: (i64, i64),
+    /// Added to packet timestamps (which count from the run's first frame)
+    /// to give output frame numbers: a chunk's first frame, 0 for a single pass.
+    offset: u64,
+    /// Output frame at which the current segment started.
     seg_start: u64,
     seq: u32,
     /// Audio not yet written, in order.
@@ -232,9 +236,10 @@ impl Segmenter<'_> {
     /// Writes whatever can be written now; sends finished segments.
     fn drain(&mut self, rung: usize, events: &Sender<Produced>) -> Result<(), JobError> {
         while let Some(pkt) = self.held.front() {
-            let pts = pkt.pts().unwrap_or(0).max(0) as u64;
+            let local = pkt.pts().unwrap_or(0).max(0) as u64;
+            let pts = local + self.offset;
             if pkt.is_key() && pts >= self.next_cut() {
-                let cut = self.cut_in_samples(pts);
+                let cut = self.cut_in_samples(local);
                 if self.audio_horizon < cut {
                     return Ok(()); // wait for the audio of this segment
                 }
@@ -253,7 +258,7 @@ impl Segmenter<'_> {
             // libx264 leaves durations at 0; every frame lasts one tick of the constant rate.
             pkt.set_duration(1);
             self.writer.write_video(&mut pkt)?;
-            let limit = self.cut_in_samples(self.next_cut());
+            let limit = self.cut_in_samples(self.next_cut().saturating_sub(self.offset));
             self.write_audio_before(limit)?;
         }
         Ok(())
@@ -283,6 +288,17 @@ pub struct RungJob<'a> {
     pub expected_delay: u32,
     /// Samples of AAC priming, added to audio timestamps.
     pub audio_priming: i64,
+    /// Where a chunk of a chunked job starts (`None`: a single pass).
+    pub chunk: Option<ChunkPlace>,
+}
+
+/// Where a chunk's frames and segments sit in the whole video.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkPlace {
+    /// The output frame of the chunk's first frame (its frames' pts count from it).
+    pub start_frame: u64,
+    /// The seq of its first segment.
+    pub first_seq: u32,
 }
 
 /// Runs one rung until its input ends (the sender hangs up).
@@ -299,6 +315,7 @@ pub fn run(job: RungJob<'_>) -> Result<RungReport, JobError> {
         cancel,
         expected_delay,
         audio_priming,
+        chunk,
     } = job;
     let (mut encoder, time_base) = open_encoder(index, settings)?;
     // SAFETY: reading a plain field of the opened codec context.
@@ -311,8 +328,12 @@ pub fn run(job: RungJob<'_>) -> Result<RungReport, JobError> {
     }
     let video_codec = avc1_codec_string(&extradata(&encoder)).unwrap_or_else(|| "avc1.640028".into());
     let has_audio = audio.is_some();
-    let writer = SegmentWriter::new(&encoder, time_base, audio)?;
+    let mut writer = SegmentWriter::new(&encoder, time_base, audio)?;
     send(events, Produced::Init { rung: index, bytes: writer.init.clone(), video_codec: video_codec.clone() })?;
+    let place = chunk.unwrap_or(ChunkPlace { start_frame: 0, first_seq: 0 });
+    if chunk.is_some() {
+        writer.shift_fragments(place.first_seq, place.start_frame);
+    }
     let fps = settings.plan.frame_rate;
     let mut seg = Segmenter {
         writer,
@@ -320,8 +341,9 @@ pub fn run(job: RungJob<'_>) -> Result<RungReport, JobError> {
         rung,
         has_audio,
         fps: (i64::from(fps.num), i64::from(fps.den)),
-        seg_start: 0,
-        seq: 0,
+        offset: place.start_frame,
+        seg_start: place.start_frame,
+        seq: place.first_seq,
         audio: VecDeque::new(),
         audio_horizon: if has_audio { i64::MIN } else { i64::MAX },
         held: VecDeque::new(),
@@ -404,7 +426,7 @@ pub fn run(job: RungJob<'_>) -> Result<RungReport, JobError> {
     seg.drain(index, events)?;
     seg.write_audio_before(i64::MAX)?;
     let total = frames;
-    let duration_s = seg.duration_s(total.saturating_sub(seg.seg_start));
+    let duration_s = seg.duration_s((place.start_frame + total).saturating_sub(seg.seg_start));
     let (seq, peak_held, rung_ref, has_audio) = (seg.seq, seg.peak_held, seg.rung, seg.has_audio);
     let bytes = seg.writer.finish()?;
     if total > 0 {
@@ -418,7 +440,7 @@ pub fn run(job: RungJob<'_>) -> Result<RungReport, JobError> {
         height: rung.height,
         video_codec,
         frames: total,
-        segments: seq + 1,
+        segments: seq + 1 - place.first_seq,
         peak_waiting_frames: peak_held,
     })
 }

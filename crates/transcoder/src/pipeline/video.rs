@@ -83,6 +83,19 @@ impl VideoDecoder {
         self.decoder.send_packet(packet).is_ok()
     }
 
+    /// Times frames from `origin_s` (source seconds) instead of from the
+    /// first decoded frame: a chunk of a chunked job decodes from a keyframe
+    /// in the middle and must time its frames on the whole video's clock.
+    pub fn with_origin(mut self, origin_s: f64) -> Self {
+        self.start_s = Some(origin_s);
+        self
+    }
+
+    /// Drops what the decoder holds (after a seek).
+    pub fn flush(&mut self) {
+        self.decoder.flush();
+    }
+
     /// Tells the decoder the stream has ended, so it gives up what it holds.
     pub fn send_eof(&mut self) {
         let _ = self.decoder.send_eof();
