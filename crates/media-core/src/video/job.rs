@@ -1017,6 +1017,9 @@ impl Job {
             return Completion::Completed;
         }
         let result = self.chunks.as_ref().map(ChunkTable::result);
+        if let Some(table) = self.chunks.as_mut() {
+            table.forget_segment_sizes();
+        }
         self.status = JobStatus::Done;
         self.progress = 100;
         self.stage = Some("done".into());
@@ -1143,10 +1146,8 @@ impl ChunkTable {
             // Task 0 encodes the whole audio track.
             let Some(task) = self.tasks.first().filter(|_| self.has_audio) else { return out };
             let audio = task.report.as_ref().and_then(|r| r.audio.as_ref());
-            let published = match audio {
-                Some(a) => a.segment_bytes.len() as u32,
-                None => task.published_audio_segments,
-            };
+            // Task 0's complete counted its report's segments in.
+            let published = task.published_audio_segments;
             // As far as the video goes: all its segments once it is known
             // where it ends, else those surely full (an audio tail past the
             // video's end is not listed).
@@ -1178,6 +1179,17 @@ impl ChunkTable {
             }
         }
         out
+    }
+
+    /// Drops the per-segment byte counts once the result holds what they
+    /// measured: a done job's record (read for every playlist request) then
+    /// stays small however long the video; the counts of segments remain.
+    fn forget_segment_sizes(&mut self) {
+        for report in self.tasks.iter_mut().filter_map(|t| t.report.as_mut()) {
+            for rung in report.rungs.iter_mut().chain(report.audio.as_mut()) {
+                rung.segment_bytes = Vec::new();
+            }
+        }
     }
 
     /// Segments that end within the planned frames (the last one may be

@@ -419,3 +419,24 @@ fn the_audio_is_listed_as_far_as_the_video_goes() {
     assert_eq!(table.listed_segments("audio").len(), 26);
     assert!(table.listed_segments("audio").iter().all(|(seq, _)| table.segment_duration_s(*seq) > 0.0));
 }
+
+#[test]
+fn a_done_job_keeps_counts_not_segment_sizes() {
+    let mut j = planned();
+    lease_all(&mut j, T0.plus_secs(2));
+    for (k, frames) in [(0usize, 255), (1, 960), (2, 960)] {
+        let r = report(&j, k, frames);
+        j.finish(&lid(&format!("L{k}")), JobResult::default(), Some(r), T0.plus_secs(3)).unwrap();
+    }
+    let r = report(&j, 3, 815);
+    j.finish(&lid("L3"), JobResult::default(), Some(r), T0.plus_secs(4)).unwrap();
+    assert_eq!(j.status, JobStatus::Done);
+    let table = j.chunks.as_ref().unwrap();
+    let sizes = table.tasks.iter().filter_map(|t| t.report.as_ref()).flat_map(|r| r.rungs.iter().chain(&r.audio));
+    assert!(sizes.clone().all(|x| x.segment_bytes.is_empty()));
+    let stored = serde_json::to_string(&j).unwrap();
+    assert_eq!(stored.matches("\"segment_bytes\":[]").count(), stored.matches("\"segment_bytes\"").count());
+    // The playlists still list every segment, the result keeps what they measured.
+    assert_eq!((table.listed_segments("720p").len(), table.listed_segments("audio").len()), (26, 26));
+    assert!(j.result.as_ref().unwrap().renditions[0].bandwidth > 1_000_000);
+}
