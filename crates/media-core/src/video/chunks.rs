@@ -216,6 +216,11 @@ impl ChunkSettings {
     }
 }
 
+/// The most chunks a run is cut into: longer chunks past that, so the
+/// job's record (one task each, rewritten at every beat) stays bounded
+/// (a 6-h source at 30-s chunks would be 720 tasks).
+pub const MAX_CHUNKS: u32 = 200;
+
 /// Cuts a source into chunks on segment boundaries: chunk 0 of about
 /// `first_chunk_s`, then chunks of about `chunk_s` (both rounded to whole
 /// segments, at least one), the last running to the end of the file. A
@@ -239,7 +244,8 @@ pub fn plan_chunks(geometry: &ChunkGeometry, chunk_s: f64, first_chunk_s: f64) -
     {
         first += 1;
     }
-    let per_chunk = ((chunk_s * fps / f64::from(geometry.segment_frames)).round() as u32).max(1);
+    let asked = ((chunk_s * fps / f64::from(geometry.segment_frames)).round() as u32).max(1);
+    let per_chunk = asked.max((total_segments - first.min(total_segments)).div_ceil(MAX_CHUNKS - 1));
     // Segment counts per chunk.
     let mut counts = vec![first.min(total_segments)];
     let mut planned = counts[0];
@@ -251,9 +257,6 @@ pub fn plan_chunks(geometry: &ChunkGeometry, chunk_s: f64, first_chunk_s: f64) -
     if counts.len() > 2 && u64::from(*counts.last().expect("non-empty")) * 2 < u64::from(per_chunk) {
         let tail = counts.pop().expect("non-empty");
         *counts.last_mut().expect("non-empty") += tail;
-    }
-    if counts.len() > usize::from(u16::MAX) {
-        return whole(total_segments);
     }
     let last = counts.len() - 1;
     let mut first_seq = 0u32;
@@ -377,6 +380,19 @@ mod tests {
         // 300 s = 76 segments: 3, then 8 x 9 = 72, leaving 1, which joins the chunk before it.
         assert_eq!(plan.len(), 10);
         assert_eq!(last.segments, 9);
+    }
+
+    #[test]
+    fn a_very_long_source_is_cut_in_at_most_max_chunks() {
+        // 6 h at 30-s chunks would be 720 chunks.
+        let plan = plan_chunks(&geometry(6 * 3600), 30.0, 10.0);
+        assert!(plan.len() <= MAX_CHUNKS as usize && plan.len() > 150, "{}", plan.len());
+        assert_eq!(plan[0].segments, 3, "chunk 0 stays short");
+        assert!(plan[1..plan.len() - 1].iter().all(|r| r.segments == plan[1].segments && r.segments > 8));
+        assert_eq!(
+            plan.last().unwrap().first_seq + plan.last().unwrap().segments,
+            geometry(6 * 3600).segments_in(648_000)
+        );
     }
 
     #[test]
