@@ -16,14 +16,21 @@
 //! `EDGE_TTL_WITHOUT_PURGE_S` where no purge is configured; playlists for
 //! 2 s), tagged with the video's cache tag for the delete's purge, so a
 //! repeated segment costs no storage operation.
+//! A chunked job's playlists (master and every rendition's, the `audio`
+//! group's too) are not in storage: its chunks finish out of order on
+//! several transcoders, so the job's object is their one writer and this
+//! route renders them from the job it read
+//! (`media_core::video::playlist::chunked_master_playlist` and
+//! `chunked_media_playlist`: the contiguous prefix of published segments,
+//! EVENT until done, then VOD). Its segments and inits come from storage.
 //! A request whose job read the edge cache does not answer (KV, maybe the
 //! video's object) counts against the client's `PUBLIC_RATE_LIMITER` budget.
 
 use media_core::http::purge::video_tag;
-use media_core::ids::{AppId, VideoId};
 use media_core::keys::{HlsFile, ObjectKey, RungFile};
+use media_core::video::job::Job;
 use media_core::video::playback_token::signed_url_required;
-use media_core::video::playlist::ended_playlist;
+use media_core::video::playlist::{chunked_master_playlist, chunked_media_playlist, ended_playlist};
 use media_core::ApiError;
 use worker::{Headers, Method, Request, Response};
 use worker_kit::serve::{edge_hit, serve_object, EdgeCache, ServeSpec};
@@ -34,6 +41,24 @@ use crate::VideoContext;
 
 fn no_such_file() -> Failure {
     ApiError::not_found("no such playback file; use the URLs /playback-url and /job-status return").into()
+}
+
+/// A chunked job's master or rendition playlist, rendered from `job`
+/// (`None`: another file, read from storage). Kept as briefly as a
+/// playlist in storage would be (`CachePolicy::Short`), and not put in the
+/// edge cache: the job read it comes from already is, for as long.
+fn rendered_playlist(req: &Request, job: &Job, file: &HlsFile) -> Result<Option<Response>, Failure> {
+    let body = match file {
+        HlsFile::Master => chunked_master_playlist(job),
+        HlsFile::Rung(rung, RungFile::Playlist) => chunked_media_playlist(job, rung.as_str()),
+        _ => return Ok(None),
+    };
+    let Some(body) = body else { return Err(no_such_file()) };
+    let headers = Headers::new();
+    headers.set("content-type", file.content_type())?;
+    headers.set("cache-control", file.cache_policy().header_value())?;
+    let body = if req.method() == Method::Head { String::new() } else { body };
+    Ok(Some(Response::ok(body)?.with_headers(headers)))
 }
 
 /// The ended playlist of a replaced attempt, kept at the edge no longer
@@ -63,7 +88,7 @@ pub async fn serve(req: Request, cx: &VideoContext<'_>) -> Handled {
     let current = Some(&job).filter(|j| j.playable).and_then(|j| j.output_id.as_ref());
     if current != Some(&output) {
         // A replaced attempt: neither the job's output nor the running attempt's (not playable yet).
-        let running = job.lease.as_ref().map(|l| &l.output_id);
+        let running = job.lease.as_ref().map(|l| &l.output_id).or(job.chunks.as_ref().map(|c| &c.output_id));
         let replaced = job.output_id.as_ref() != Some(&output) && running != Some(&output);
         if replaced && matches!(file, HlsFile::Rung(_, RungFile::Playlist)) {
             return ended(&req, source);
@@ -71,22 +96,22 @@ pub async fn serve(req: Request, cx: &VideoContext<'_>) -> Handled {
         return Err(no_such_file());
     }
     // After the job check: a file of a replaced output is never served.
-    let mut resp = serve_current(&req, cx, key, &app, &video, &file).await?;
+    let mut resp = serve_current(&req, cx, key, &job, &file).await?;
     resp.headers_mut().append("server-timing", &source.server_timing())?;
     Ok(resp)
 }
 
-/// Serves `key`, the file `file` of `video`'s current output, from the
+/// Serves `key`, the file `file` of `job`'s current output, from the
 /// edge cache (whose key is the canonical object key: every route to the
-/// file shares one copy) or storage, kept at the edge as its policy says.
-pub async fn serve_current(
-    req: &Request,
-    cx: &VideoContext<'_>,
-    key: &str,
-    app: &AppId,
-    video: &VideoId,
-    file: &HlsFile,
-) -> Handled {
+/// file shares one copy) or storage, kept at the edge as its policy says;
+/// a chunked job's playlists rendered from `job` ([`rendered_playlist`]).
+pub async fn serve_current(req: &Request, cx: &VideoContext<'_>, key: &str, job: &Job, file: &HlsFile) -> Handled {
+    if job.chunks.is_some() {
+        if let Some(resp) = rendered_playlist(req, job, file)? {
+            return Ok(resp);
+        }
+    }
+    let (app, video) = (&job.app_id, &job.video_id);
     let origin = req.url()?.origin().ascii_serialization();
     let cache_key = format!("{origin}/{key}");
     let resp = match edge_hit(&cache_key, req).await? {

@@ -72,7 +72,7 @@ pub async fn serve(req: Request, cx: &VideoContext<'_>) -> Handled {
     } else {
         let key = format!("{}{file}", ObjectKey::hls_prefix(&grant.app, &grant.video, output));
         let Some(ObjectKey::Hls { file: hls_file, .. }) = ObjectKey::parse(&key) else { return Err(no_such_file()) };
-        let mut resp = hls::serve_current(&req, cx, &key, &grant.app, &grant.video, &hls_file).await?;
+        let mut resp = hls::serve_current(&req, cx, &key, &job, &hls_file).await?;
         let left_s = grant.expires_at.secs().saturating_sub(now().secs());
         resp.headers_mut().set("cache-control", &private_cache_control(&hls_file, left_s))?;
         resp
