@@ -130,6 +130,67 @@ fn ssim(a: &Path, reference: &Path, w: u32, h: u32) -> f64 {
     all.split_whitespace().next().unwrap().parse().unwrap()
 }
 
+/// Runs `src` as the service would chunk it (`chunk_s`, `first_chunk_s`):
+/// chunk 0 through `Mode::Decide`, the others as leased chunk specs.
+fn run_chunked(src: &Path, chunk_s: f64, first_chunk_s: f64) -> (Vec<ChunkRange>, Vec<(Summary, Outputs)>) {
+    let ranges: Arc<Mutex<Vec<ChunkRange>>> = Arc::default();
+    let planned = Arc::clone(&ranges);
+    let decide = Box::new(move |source: &media_core::video::chunks::ChunkSource| {
+        let r = plan_chunks(&source.geometry, chunk_s, first_chunk_s);
+        let spec = ChunkSpec {
+            index: 0,
+            count: r.len() as u16,
+            start_frame: 0,
+            end_frame: r[0].end_frame,
+            first_seq: 0,
+            t0_s: source.t0_s,
+            geometry: source.geometry,
+            audio: source.has_audio,
+        };
+        *planned.lock().unwrap() = r;
+        Ok(Some(spec))
+    });
+    let (first, chunk0) = run(src, Mode::Decide(decide));
+    let ranges = ranges.lock().unwrap().clone();
+    let spec0 = chunk0.chunk.clone().expect("chunk 0 ran as a chunk");
+    let mut chunks = vec![(first, chunk0)];
+    for r in &ranges[1..] {
+        let spec = ChunkSpec {
+            index: r.index,
+            start_frame: r.start_frame,
+            end_frame: r.end_frame,
+            first_seq: r.first_seq,
+            audio: false,
+            ..spec0.clone()
+        };
+        chunks.push(run(src, Mode::Chunk(spec)));
+    }
+    (ranges, chunks)
+}
+
+/// The lowest per-frame SSIM between the videos of `a` and `b` (same size), first frames paired.
+fn min_frame_ssim(a: &Path, b: &Path) -> f64 {
+    let out = Command::new("ffmpeg")
+        .args(["-hide_banner", "-nostats", "-i"])
+        .arg(a)
+        .arg("-i")
+        .arg(b)
+        .args([
+            "-lavfi",
+            "[0:v]setpts=PTS-STARTPTS[a];[1:v]setpts=PTS-STARTPTS[b];[a][b]ssim=stats_file=-",
+            "-f",
+            "null",
+            "-",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let values: Vec<f64> =
+        text.lines().filter_map(|l| l.split(" All:").nth(1)?.split_whitespace().next()?.parse().ok()).collect();
+    assert!(!values.is_empty(), "no SSIM from {}: {}", a.display(), String::from_utf8_lossy(&out.stderr));
+    values.into_iter().fold(1.0, f64::min)
+}
+
 #[test]
 fn chunks_stitch_into_the_single_pass_ladder() {
     let dir = Scratch::new("chunks");
@@ -164,45 +225,9 @@ fn chunks_stitch_into_the_single_pass_ladder() {
     assert!(single.chunk.is_none() && whole.chunk.is_none());
     assert!(whole.audio_init.is_none(), "a single pass muxes its audio into every rung");
 
-    // Chunk 0 as the runner gets it: planned after the probe.
-    let ranges: Arc<Mutex<Vec<ChunkRange>>> = Arc::default();
-    let planned = Arc::clone(&ranges);
-    let decide = Box::new(move |source: &media_core::video::chunks::ChunkSource| {
-        assert!((source.duration_s - 20.0).abs() < 0.1, "{source:?}");
-        assert_eq!(source.geometry.total_frames, 600);
-        let r = plan_chunks(&source.geometry, 8.0, 4.0);
-        let specs: Vec<ChunkSpec> = r
-            .iter()
-            .map(|c| ChunkSpec {
-                index: c.index,
-                count: r.len() as u16,
-                start_frame: c.start_frame,
-                end_frame: c.end_frame,
-                first_seq: c.first_seq,
-                t0_s: source.t0_s,
-                geometry: source.geometry,
-                audio: c.index == 0 && source.has_audio,
-            })
-            .collect();
-        *planned.lock().unwrap() = r;
-        Ok(specs.into_iter().next())
-    });
-    let (first, chunk0) = run(&src, Mode::Decide(decide));
-    let ranges = ranges.lock().unwrap().clone();
+    let (ranges, chunks) = run_chunked(&src, 8.0, 4.0);
     assert_eq!(ranges.len(), 3, "{ranges:?}");
-    let spec0 = chunk0.chunk.clone().expect("chunk 0 ran as a chunk");
-    let mut chunks = vec![(first, chunk0)];
-    for r in &ranges[1..] {
-        let spec = ChunkSpec {
-            index: r.index,
-            start_frame: r.start_frame,
-            end_frame: r.end_frame,
-            first_seq: r.first_seq,
-            audio: false,
-            ..spec0.clone()
-        };
-        chunks.push(run(&src, Mode::Chunk(spec)));
-    }
+    assert_eq!(ranges.last().unwrap().end_frame, None);
 
     // Frames: the chunks together encode exactly the single pass's frames.
     let frames: u64 = chunks.iter().map(|(s, _)| s.chunk.expect("a chunk summary").frames).sum();
@@ -287,4 +312,54 @@ fn chunks_stitch_into_the_single_pass_ladder() {
     assert_eq!(a["streams"][0]["codec_name"], "aac");
     let duration: f64 = a["format"]["duration"].as_str().unwrap().parse().unwrap();
     assert!((duration - 20.0).abs() < 0.2, "audio rendition of {duration} s");
+}
+
+/// A phone-style source whose frame times wobble around the 30 fps grid:
+/// each chunk must pick, for its first frames, the source frames the single
+/// pass picks (the planner's `t0_s`, a pre-roll from an earlier keyframe),
+/// so the stitched frames are the single pass's frames encoded again.
+#[test]
+fn a_variable_frame_rate_source_stitches_on_the_same_frames() {
+    let dir = Scratch::new("chunks-vfr");
+    let src = dir.path("vfr.mp4");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=320x240:rate=30:duration=12",
+        "-vf",
+        "setpts='PTS+0.015*sin(N)/TB'",
+        "-vsync",
+        "vfr",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-g",
+        "100",
+        "-f",
+        "mp4",
+        src.to_str().unwrap(),
+    ]);
+    let (_, whole) = run(&src, Mode::Whole);
+    let (ranges, chunks) = run_chunked(&src, 4.0, 2.0);
+    assert!(ranges.len() >= 3, "{ranges:?}");
+    let stitched: BTreeMap<(usize, u32), &Vec<u8>> =
+        chunks.iter().flat_map(|(_, o)| o.segments.iter().map(|(k, v)| (*k, v))).collect();
+    assert_eq!(stitched.keys().collect::<Vec<_>>(), whole.segments.keys().collect::<Vec<_>>());
+    for ((r, seq), bytes) in &stitched {
+        let (got, want) = (fragment_times(bytes).unwrap(), fragment_times(&whole.segments[&(*r, *seq)]).unwrap());
+        assert_eq!(got, want, "rung {r} seq {seq}: (mfhd, tfdt)");
+    }
+    let stitched_file = dir.path("stitched.mp4");
+    concat(&stitched_file, &chunks[0].1.inits[&0], stitched.iter().filter(|((r, _), _)| *r == 0).map(|(_, b)| *b));
+    let single_file = dir.path("single.mp4");
+    concat(&single_file, &whole.inits[&0], whole.segments.iter().filter(|((r, _), _)| *r == 0).map(|(_, b)| b));
+    decodes_cleanly(&stitched_file);
+    let (a, b) = (video_packets(&stitched_file), video_packets(&single_file));
+    assert_eq!(a, b, "frames and keyframes");
+    // A frame picked one slot off (the test pattern moves every frame) would show here.
+    let worst = min_frame_ssim(&stitched_file, &single_file);
+    eprintln!("VFR: lowest per-frame SSIM between stitched and single pass: {worst:.4}");
+    assert!(worst > 0.95, "a stitched frame differs from the single pass's: SSIM {worst}");
 }
