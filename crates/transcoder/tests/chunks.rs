@@ -363,3 +363,56 @@ fn a_variable_frame_rate_source_stitches_on_the_same_frames() {
     eprintln!("VFR: lowest per-frame SSIM between stitched and single pass: {worst:.4}");
     assert!(worst > 0.95, "a stitched frame differs from the single pass's: SSIM {worst}");
 }
+
+/// The audio rendition has a segment for every video segment, also when
+/// the video ends one frame past a segment boundary (256 frames at 30 fps:
+/// segments end at 15, 135, 255, then one frame): chunk 0's task knows the
+/// end of the video only from its packets' times, and must count the last
+/// frame's length as the decoder does.
+#[test]
+fn the_audio_rendition_has_a_segment_for_every_video_segment() {
+    let dir = Scratch::new("chunks-audio-end");
+    let src = dir.path("short.mp4");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=320x240:rate=30",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=300:duration=9",
+        "-frames:v",
+        "256",
+        "-shortest",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-c:a",
+        "aac",
+        "-f",
+        "mp4",
+        src.to_str().unwrap(),
+    ]);
+    let (single, whole) = run(&src, Mode::Whole);
+    assert_eq!(single.rungs[0].frames, 256);
+    let (ranges, chunks) = run_chunked(&src, 4.0, 0.5);
+    assert!(ranges.len() >= 2, "{ranges:?}");
+    let video_segments = whole.segments.keys().filter(|(r, _)| *r == 0).count();
+    assert_eq!(video_segments, 4);
+    let audio = &chunks[0].1.audio;
+    assert_eq!(audio.len(), video_segments, "audio segments");
+    assert_eq!(chunks[0].0.chunk.unwrap().audio_segments, Some(4));
+    // Where the single pass muxed audio into the segment (its source audio
+    // ends a little before the video, so not into the last one), the
+    // rendition's segment starts at the same time; the rendition fills the
+    // rest with silence up to the video's end.
+    for (seq, bytes) in audio {
+        let got = fragment_times(bytes).unwrap();
+        let want = fragment_times(&whole.segments[&(0, *seq)]).unwrap();
+        if let Some(t) = want[0].1.get(1) {
+            assert_eq!(got[0].1, vec![*t], "audio seq {seq}: tfdt");
+        }
+    }
+}

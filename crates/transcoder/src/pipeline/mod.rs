@@ -446,6 +446,7 @@ pub fn transcode_with<R: Read + Seek + Send + 'static>(
             rendition,
             position_s: 0.0,
             video_time_base: f64::from(input.stream(probe.video.index).expect("probed").time_base()),
+            source_frame_s: 1.0 / probe.video.frame_rate.as_f64().max(1.0),
             origin_s: chunk.as_ref().map_or(0.0, |c| c.t0_s),
             audio_segments: None,
         };
@@ -602,7 +603,8 @@ fn demux(
         }
     }
     let end = if out.video_done {
-        out.position_s
+        // As the decoder would say: the last frame's time plus one frame of the source's rate.
+        out.position_s + out.source_frame_s
     } else {
         video.send_eof();
         if !out.video(video, audio)? {
@@ -674,6 +676,8 @@ struct Output<'f, 'scope> {
     /// How far the video reaches, in seconds from slot 0, once it is followed by its packets.
     position_s: f64,
     video_time_base: f64,
+    /// One frame of the source's own rate, in seconds: how long its last frame lasts.
+    source_frame_s: f64,
     origin_s: f64,
     audio_segments: Option<u32>,
 }
