@@ -266,6 +266,13 @@ fn check_chunk(spec: &ChunkSpec, plan: &LadderPlan) -> Result<(), JobError> {
         (frame >= first && (frame - first).is_multiple_of(seg))
             .then(|| u32::try_from((frame - first) / seg + 1).ok())?
     };
+    // The audio rendition is made by reading the source from its start.
+    if spec.audio && spec.start_frame != 0 {
+        return Err(JobError::permanent(format!(
+            "internal: chunk {} starts at frame {} but is asked for the audio, which only a chunk from the start makes",
+            spec.index, spec.start_frame
+        )));
+    }
     let start_ok = first_seq_at(spec.start_frame) == Some(spec.first_seq);
     let end_ok = spec.end_frame.is_none_or(|e| e > spec.start_frame && e > 0 && first_seq_at(e).is_some());
     if !start_ok || !end_ok {
@@ -790,5 +797,62 @@ impl Output<'_, '_> {
             r.video_reaches(self.clock.emitted())?;
         }
         Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use media_core::video::ladder::{Rational, SourceVideo};
+
+    fn plan() -> LadderPlan {
+        let source = SourceVideo {
+            width: 640,
+            height: 360,
+            sample_aspect: Rational::new(1, 1),
+            rotation: 0,
+            frame_rate: Rational::new(30, 1),
+        };
+        plan_ladder(&source, &LadderOptions::default()).unwrap()
+    }
+
+    fn spec(start_frame: u64, end_frame: Option<u64>, first_seq: u32) -> ChunkSpec {
+        ChunkSpec {
+            index: 1,
+            count: 3,
+            start_frame,
+            end_frame,
+            first_seq,
+            t0_s: 0.0,
+            geometry: chunk_geometry(&plan(), 20.0),
+            audio: false,
+        }
+    }
+
+    fn refused(s: &ChunkSpec) -> String {
+        match check_chunk(s, &plan()) {
+            Err(JobError::Permanent(m)) => m,
+            other => panic!("{s:?}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_chunk_must_fit_this_transcoder_s_plan() {
+        // Segments end at 15, 135, 255, ... (a half-second first segment, then 4 s).
+        let g = chunk_geometry(&plan(), 20.0);
+        assert_eq!((g.first_segment_frames, g.segment_frames, g.gop_frames, g.total_frames), (15, 120, 60, 600));
+        assert!(check_chunk(&spec(0, Some(135), 0), &plan()).is_ok());
+        assert!(check_chunk(&spec(135, Some(375), 2), &plan()).is_ok());
+        assert!(check_chunk(&spec(375, None, 4), &plan()).is_ok());
+        assert!(check_chunk(&ChunkSpec { audio: true, ..spec(0, Some(15), 0) }, &plan()).is_ok());
+        // Not on a boundary, the wrong seq, empty, audio from the middle, another geometry.
+        assert!(refused(&spec(120, Some(375), 2)).contains("segment boundaries"));
+        assert!(refused(&spec(135, Some(375), 3)).contains("segment boundaries"));
+        assert!(refused(&spec(135, Some(135), 2)).contains("segment boundaries"));
+        assert!(refused(&spec(135, Some(300), 2)).contains("segment boundaries"));
+        assert!(refused(&ChunkSpec { audio: true, ..spec(135, None, 2) }).contains("audio"));
+        let mut other = spec(135, None, 2);
+        other.geometry.first_segment_frames = 60;
+        assert!(refused(&other).contains("this transcoder plans"));
     }
 }
