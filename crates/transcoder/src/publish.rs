@@ -18,6 +18,14 @@
 //! rung's init and segments are also written, clear, to the work disk as
 //! they come ([`crate::download`]).
 //!
+//! A chunk task of a chunked job ([`Produced::Chunk`]) publishes its
+//! segments only: no playlists and no master (the video service renders
+//! them from the job), the inits and the poster only from task 0, and the
+//! `audio` rendition from the task that encodes it. Its heartbeats carry how
+//! many of its segments are stored ([`Published`]), task 0 raises `playable`
+//! once every rung and the audio have their first segment, and at the end
+//! it reports what it wrote ([`Publisher::finish_chunk`]).
+//!
 //! [`Stages`] logs when an attempt reaches each stage on the way to
 //! `playable` (`stage=leased|source_open|probed|first_cut|all_cut|playable|playable_told`,
 //! with `ms` since the lease was granted), so a benchmark can show where
@@ -32,6 +40,7 @@ use tokio::sync::Notify;
 
 use bytes::Bytes;
 use media_core::keys::{segment_file_name, CachePolicy, HlsFile, RungFile, RungName};
+use media_core::video::chunks::{ChunkReport, ChunkSpec, RungReport};
 use media_core::video::encryption::{encrypted_len, KEY_URI};
 use media_core::video::job::{JobResult, Rendition, ThumbnailMeta};
 use media_core::video::ladder::{LadderPlan, AUDIO};
@@ -45,7 +54,7 @@ use tokio::task::JoinSet;
 use crate::download::{DownloadRequest, DownloadSpool};
 use crate::encrypt::SegmentCipher;
 use crate::error::JobError;
-use crate::pipeline::{Control, Produced, Summary};
+use crate::pipeline::{ChunkDone, Control, Produced, Summary};
 use crate::storage::Sink;
 
 /// Uploads in flight at once; more waits (and so does the pipeline). The
@@ -103,6 +112,29 @@ impl Playable {
     }
 }
 
+/// How many of a chunk task's segments are stored, for its heartbeats:
+/// `None` until the task knows it is a chunk, then the contiguous count
+/// from its first segment on every video rung, and the audio rendition's
+/// (task 0 of a source with audio).
+#[derive(Default)]
+pub struct Published(Mutex<Option<(u32, Option<u32>)>>);
+
+impl Published {
+    /// `(published_segments, published_audio_segments)`.
+    pub fn get(&self) -> Option<(u32, Option<u32>)> {
+        *self.0.lock().expect("not poisoned")
+    }
+
+    fn set(&self, video: u32, audio: Option<u32>) {
+        *self.0.lock().expect("not poisoned") = Some((video, audio));
+    }
+
+    #[cfg(test)]
+    pub fn set_for_test(&self, video: u32, audio: Option<u32>) {
+        self.set(video, audio);
+    }
+}
+
 /// When one attempt reached each stage on its way to `playable`: each is
 /// logged once, as `stage` and `ms` since the lease was granted. Clones
 /// share one record.
@@ -131,6 +163,11 @@ impl Stages {
             let ms = at.saturating_duration_since(self.since).as_millis() as u64;
             tracing::info!(stage, ms, "stage");
         }
+    }
+
+    /// Milliseconds since the lease.
+    pub fn elapsed_ms(&self) -> u64 {
+        self.since.elapsed().as_millis() as u64
     }
 
     /// Whether `stage` was logged.
@@ -162,6 +199,12 @@ pub struct Publisher {
     stages: Option<Stages>,
     /// Uploads in flight that `playable` waits for ([`MAX_IN_FLIGHT`] does not count them).
     first_in_flight: usize,
+    /// Set when this attempt is a chunk task of a chunked job.
+    chunk: Option<ChunkSpec>,
+    /// The `audio` rendition of a chunked job (the task that encodes it).
+    audio: Option<RungState>,
+    /// A chunk task's stored segments, for its heartbeats.
+    published: Arc<Published>,
 }
 
 /// A finished upload, fed back into the publisher's state.
@@ -175,6 +218,14 @@ enum Uploaded {
         seq: u32,
         entry: SegmentEntry,
     },
+    /// The `audio` rendition's init and segments (chunked jobs).
+    AudioInit {
+        bytes: u64,
+    },
+    AudioSegment {
+        seq: u32,
+        entry: SegmentEntry,
+    },
     /// The first playlists and the master.
     Listed,
     Other,
@@ -183,8 +234,23 @@ enum Uploaded {
 impl Uploaded {
     /// Whether `playable` waits for it: an init, a first segment, the first playlists.
     fn first(&self) -> bool {
-        matches!(self, Uploaded::Init { .. } | Uploaded::Segment { seq: 0, .. } | Uploaded::Listed)
+        matches!(
+            self,
+            Uploaded::Init { .. }
+                | Uploaded::Segment { seq: 0, .. }
+                | Uploaded::AudioInit { .. }
+                | Uploaded::AudioSegment { seq: 0, .. }
+                | Uploaded::Listed
+        )
     }
+}
+
+/// Records `entry` as segment `index` of `r` (counted from its first).
+fn stored(r: &mut RungState, index: usize, entry: SegmentEntry) {
+    if r.segments.len() <= index {
+        r.segments.resize(index + 1, None);
+    }
+    r.segments[index] = Some(entry);
 }
 
 impl Publisher {
@@ -207,7 +273,20 @@ impl Publisher {
             download: None,
             stages: None,
             first_in_flight: 0,
+            chunk: None,
+            audio: None,
+            published: Arc::default(),
         }
+    }
+
+    /// Counts a chunk task's stored segments in `published` (its heartbeats read it).
+    pub fn count_published(&mut self, published: Arc<Published>) {
+        self.published = published;
+    }
+
+    /// The segment number of a chunk task's first segment (0 in one pass).
+    fn first_seq(&self) -> u32 {
+        self.chunk.as_ref().map_or(0, |c| c.first_seq)
     }
 
     /// Logs the stages it sees (the probe, the first segments, `playable`) in `stages`.
@@ -331,8 +410,34 @@ impl Publisher {
 
     fn handle(&mut self, event: Produced, set: &mut JoinSet<Result<Uploaded, JobError>>) {
         match event {
-            // PIPELINE added these chunk-mode events (see /work/notes/PIPELINE-to-RUNNER.md); RUNNER replaces this arm.
-            Produced::Chunk { .. } | Produced::AudioInit { .. } | Produced::AudioSegment { .. } => {}
+            Produced::Chunk { spec } => {
+                tracing::info!(
+                    chunk = spec.index,
+                    first_seq = spec.first_seq,
+                    audio = spec.audio,
+                    "publishing a chunk: segments only"
+                );
+                if spec.audio {
+                    self.audio =
+                        Some(RungState { name: RungName::audio().as_str().to_owned(), ..RungState::default() });
+                }
+                self.published.set(0, spec.audio.then_some(0));
+                self.chunk = Some(spec);
+            }
+            Produced::AudioInit { bytes } => {
+                let n = bytes.len() as u64;
+                self.upload(
+                    set,
+                    HlsFile::Rung(RungName::audio(), RungFile::Init),
+                    bytes,
+                    Uploaded::AudioInit { bytes: n },
+                );
+            }
+            Produced::AudioSegment { seq, duration_s, bytes } => {
+                let entry = SegmentEntry { uri: segment_file_name(seq), duration_s, bytes: bytes.len() as u64 };
+                let file = HlsFile::Rung(RungName::audio(), RungFile::Segment(seq));
+                self.upload(set, file, bytes, Uploaded::AudioSegment { seq, entry });
+            }
             Produced::Plan { plan, has_audio, .. } => {
                 let audio = if has_audio { u64::from(AUDIO.bitrate) } else { 0 };
                 self.rungs = plan
@@ -361,6 +466,11 @@ impl Publisher {
                 }
                 self.rungs[rung].video_codec = Some(video_codec);
                 let n = bytes.len() as u64;
+                if self.chunk.as_ref().is_some_and(|c| c.index != 0) {
+                    // Every chunk makes the same init; task 0 stores it.
+                    self.rungs[rung].init_bytes = Some(n);
+                    return;
+                }
                 let file = HlsFile::Rung(self.rung_name(rung), RungFile::Init);
                 self.upload(set, file, bytes, Uploaded::Init { rung, bytes: n });
             }
@@ -373,7 +483,7 @@ impl Publisher {
                 // What players fetch (and the bandwidths count): an encrypted segment's size.
                 let size = if self.encryption.is_some() { encrypted_len(bytes.len()) } else { bytes.len() };
                 let entry = SegmentEntry { uri: segment_file_name(seq), duration_s, bytes: size as u64 };
-                if seq == 0 {
+                if seq == self.first_seq() {
                     self.rungs[rung].first = Some(entry.clone());
                     self.first_cut(set);
                 }
@@ -394,18 +504,30 @@ impl Publisher {
         match done {
             Uploaded::Init { rung, bytes } => self.rungs[rung].init_bytes = Some(bytes),
             Uploaded::Segment { rung, seq, entry } => {
-                let r = &mut self.rungs[rung];
-                let seq = seq as usize;
-                if r.segments.len() <= seq {
-                    r.segments.resize(seq + 1, None);
+                let index = seq.checked_sub(self.first_seq()).ok_or_else(|| {
+                    JobError::retryable(format!("internal error: segment {seq} comes before the chunk's first"))
+                })?;
+                stored(&mut self.rungs[rung], index as usize, entry);
+            }
+            Uploaded::AudioInit { bytes } => {
+                if let Some(a) = self.audio.as_mut() {
+                    a.init_bytes = Some(bytes);
                 }
-                r.segments[seq] = Some(entry);
+            }
+            Uploaded::AudioSegment { seq, entry } => {
+                if let Some(a) = self.audio.as_mut() {
+                    stored(a, seq as usize, entry);
+                }
             }
             Uploaded::Listed => {
                 self.listing = false;
                 self.master_written = true;
             }
             Uploaded::Other => return Ok(()),
+        }
+        if self.chunk.is_some() {
+            self.chunk_uploaded();
+            return Ok(());
         }
         if !self.master_written {
             // The first playlists go together ([`Publisher::list_first`]).
@@ -431,13 +553,36 @@ impl Publisher {
         Ok(())
     }
 
+    /// A chunk task's upload landed: count what is stored for the
+    /// heartbeats, and (task 0) raise `playable` once every rung and the
+    /// audio have their init and first segment.
+    fn chunk_uploaded(&mut self) {
+        let video = self.rungs.iter().map(|r| r.uploaded_prefix().len()).min().unwrap_or(0) as u32;
+        let audio = self.audio.as_ref().map(|a| a.uploaded_prefix().len() as u32);
+        self.published.set(video, audio);
+        let has_first = |r: &RungState| r.init_bytes.is_some() && r.segments.first().is_some_and(Option::is_some);
+        let task0 = self.chunk.as_ref().is_some_and(|c| c.index == 0);
+        if task0
+            && !self.playable.is_raised()
+            && !self.rungs.is_empty()
+            && self.rungs.iter().all(has_first)
+            && self.audio.as_ref().is_none_or(has_first)
+        {
+            self.playable.raise();
+            self.reach("playable");
+            tracing::info!(prefix = %self.prefix, "playable (chunk 0)");
+        }
+    }
+
     /// A rung's segment 0 was cut: once every rung has one, their
     /// playlists and the master are stored at once.
     fn first_cut(&mut self, set: &mut JoinSet<Result<Uploaded, JobError>>) {
         self.reach("first_cut");
         if self.rungs.iter().all(|r| r.first.is_some()) {
             self.reach("all_cut");
-            self.list_first(set);
+            if self.chunk.is_none() {
+                self.list_first(set);
+            }
         }
     }
 
@@ -531,6 +676,42 @@ impl Publisher {
             })
             .collect();
         (master_playlist(&variants), renditions)
+    }
+
+    /// After a chunk task's pipeline succeeded: checks that every segment it
+    /// made is stored and returns what the service assembles the job from.
+    pub fn finish_chunk(&mut self, done: ChunkDone) -> Result<ChunkReport, JobError> {
+        let report = |r: &RungState, expected: u32, codecs: String| -> Result<RungReport, JobError> {
+            let segments = r.uploaded_prefix();
+            if r.init_bytes.is_none() || segments.len() != r.segments.len() || segments.len() != expected as usize {
+                return Err(JobError::retryable(format!(
+                    "rendition {} of the chunk finished with segments missing from storage ({} of {expected} stored)",
+                    r.name,
+                    segments.len()
+                )));
+            }
+            Ok(RungReport {
+                name: r.name.clone(),
+                width: r.width,
+                height: r.height,
+                codecs,
+                init_bytes: r.init_bytes.unwrap_or(0),
+                segment_bytes: segments.iter().map(|s| s.bytes).collect(),
+            })
+        };
+        let rungs = self
+            .rungs
+            .iter()
+            .map(|r| report(r, done.segments, r.video_codec.clone().unwrap_or_default()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let audio = match &self.audio {
+            Some(a) => Some(report(a, done.audio_segments.unwrap_or(0), AAC_LC_CODEC.to_owned())?),
+            None => None,
+        };
+        if self.chunk.as_ref().is_some_and(|c| c.index == 0) {
+            self.playable.raise();
+        }
+        Ok(ChunkReport { frames: done.frames, segments: done.segments, rungs, audio, poster: self.poster })
     }
 
     /// After the pipeline succeeded: VOD playlists, the measured master, the
@@ -798,6 +979,113 @@ mod tests {
         assert_eq!(release(held).join().unwrap(), vec![2; 1000]);
         running.await.unwrap().unwrap();
         assert!(playable.is_raised());
+    }
+
+    fn chunk_spec(plan: &LadderPlan, index: u16, first_seq: u32, audio: bool) -> ChunkSpec {
+        let geometry = media_core::video::chunks::ChunkGeometry::of_plan(plan, 3000);
+        let start_frame = if first_seq == 0 { 0 } else { geometry.segment_start_frame(first_seq) };
+        ChunkSpec { index, count: 3, start_frame, end_frame: None, first_seq, t0_s: 0.0, geometry, audio }
+    }
+
+    /// Task 0 of a chunked job with audio: its inits, segments, audio
+    /// rendition and poster are stored, no playlist and no master; it is
+    /// playable once every rung and the audio have a first segment; its
+    /// heartbeats count the stored segments; it reports every byte.
+    #[tokio::test]
+    async fn chunk_zero_publishes_segments_inits_audio_and_poster_but_no_playlists() {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = plan_640x360();
+        let rungs = plan.rungs.len();
+        let names: Vec<String> = plan.rungs.iter().map(|r| r.name.as_str().to_owned()).collect();
+        let spec = chunk_spec(&plan, 0, 0, true);
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        tx.send(Produced::Plan { plan, has_audio: true, duration_s: Some(100.0) }).await.unwrap();
+        tx.send(Produced::Chunk { spec }).await.unwrap();
+        for rung in 0..rungs {
+            tx.send(Produced::Init { rung, bytes: vec![1; 100], video_codec: "avc1.64001e".into() }).await.unwrap();
+        }
+        tx.send(Produced::AudioInit { bytes: vec![3; 50] }).await.unwrap();
+        for seq in 0..2 {
+            for rung in 0..rungs {
+                tx.send(Produced::Segment { rung, seq, duration_s: 4.0, bytes: vec![2; 1000 + seq as usize] })
+                    .await
+                    .unwrap();
+            }
+        }
+        tx.send(Produced::Poster { bytes: vec![9; 10] }).await.unwrap();
+        drop(tx);
+        let playable = Arc::new(Playable::default());
+        let published = Arc::new(Published::default());
+        let mut publisher = Publisher::new(Sink::Dir(dir.path().into()), String::new(), Arc::clone(&playable));
+        publisher.count_published(Arc::clone(&published));
+        publisher.run(rx, &Control::default()).await.unwrap();
+        assert!(!playable.is_raised(), "not playable before the audio has a segment");
+        assert_eq!(published.get(), Some((2, Some(0))));
+        // The audio goes on past the chunk's video (task 0 encodes it to the end).
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        for seq in 0..3 {
+            tx.send(Produced::AudioSegment { seq, duration_s: 4.0, bytes: vec![4; 200] }).await.unwrap();
+        }
+        drop(tx);
+        publisher.run(rx, &Control::default()).await.unwrap();
+        assert!(playable.is_raised());
+        assert_eq!(published.get(), Some((2, Some(3))));
+        let mut stored = files(dir.path());
+        stored.sort();
+        let mut expected =
+            vec!["audio/00000.m4s", "audio/00001.m4s", "audio/00002.m4s", "audio/init.mp4", "poster.jpg"]
+                .into_iter()
+                .map(String::from)
+                .collect::<Vec<_>>();
+        for n in &names {
+            expected.extend([format!("{n}/00000.m4s"), format!("{n}/00001.m4s"), format!("{n}/init.mp4")]);
+        }
+        expected.sort();
+        assert_eq!(stored, expected, "segments, inits, audio and poster; no playlist, no master");
+        let report = publisher.finish_chunk(ChunkDone { frames: 240, segments: 2, audio_segments: Some(3) }).unwrap();
+        assert_eq!((report.frames, report.segments, report.poster), (240, 2, true));
+        assert_eq!(report.rungs.len(), rungs);
+        assert_eq!(report.rungs[0].segment_bytes, vec![1000, 1001]);
+        assert_eq!((report.rungs[0].init_bytes, report.rungs[0].codecs.as_str()), (100, "avc1.64001e"));
+        let audio = report.audio.unwrap();
+        assert_eq!((audio.name.as_str(), audio.codecs.as_str(), audio.init_bytes), ("audio", "mp4a.40.2", 50));
+        assert_eq!(audio.segment_bytes, vec![200; 3]);
+        assert!(
+            publisher.finish_chunk(ChunkDone { frames: 240, segments: 3, audio_segments: Some(3) }).is_err(),
+            "a segment the pipeline made but storage lacks fails the chunk"
+        );
+    }
+
+    /// A later chunk stores only its segments, under their global numbers:
+    /// no init (task 0 stores the same one), never `playable`; its
+    /// heartbeats count from its first segment.
+    #[tokio::test]
+    async fn a_later_chunk_stores_only_its_segments_under_global_numbers() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut plan = plan_640x360();
+        plan.rungs.truncate(1);
+        let name = plan.rungs[0].name.as_str().to_owned();
+        let spec = chunk_spec(&plan, 1, 7, false);
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        tx.send(Produced::Plan { plan, has_audio: false, duration_s: Some(100.0) }).await.unwrap();
+        tx.send(Produced::Chunk { spec }).await.unwrap();
+        tx.send(Produced::Init { rung: 0, bytes: vec![1; 100], video_codec: "avc1.64001e".into() }).await.unwrap();
+        for seq in 7..10 {
+            tx.send(Produced::Segment { rung: 0, seq, duration_s: 4.0, bytes: vec![2; 500] }).await.unwrap();
+        }
+        drop(tx);
+        let playable = Arc::new(Playable::default());
+        let published = Arc::new(Published::default());
+        let mut publisher = Publisher::new(Sink::Dir(dir.path().into()), String::new(), Arc::clone(&playable));
+        publisher.count_published(Arc::clone(&published));
+        publisher.run(rx, &Control::default()).await.unwrap();
+        let mut stored = files(dir.path());
+        stored.sort();
+        assert_eq!(stored, [format!("{name}/00007.m4s"), format!("{name}/00008.m4s"), format!("{name}/00009.m4s")]);
+        assert_eq!(published.get(), Some((3, None)));
+        let report = publisher.finish_chunk(ChunkDone { frames: 360, segments: 3, audio_segments: None }).unwrap();
+        assert!(!playable.is_raised(), "only task 0 makes the video playable");
+        assert_eq!((report.rungs[0].init_bytes, report.rungs[0].segment_bytes.len(), report.audio), (100, 3, None));
     }
 
     /// An encrypted ladder stores its key before anything else: a key that
