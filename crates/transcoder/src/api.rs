@@ -1,5 +1,6 @@
 //! The client side of the video service's internal job API (`/internal/jobs/...`,
-//! bearer token): lease, heartbeat, complete, fail, release. [`VideoApi`] is
+//! bearer token): lease, plan (a long source into chunk tasks), heartbeat,
+//! complete, fail, release. [`VideoApi`] is
 //! the seam the runner works through; [`HttpVideoApi`] is the real client,
 //! and `memory::MemoryVideoApi` (tests only) a double that answers from
 //! memory, so the runner's lease, grace and time-limit logic runs under
@@ -11,10 +12,11 @@ use std::time::Duration;
 use backon::{ExponentialBuilder, Retryable as _};
 
 use media_core::ids::JobId;
+use media_core::video::chunks::ChunkSpec;
 use media_core::video::dispatch::SizeClass;
 use media_core::wire::api::{
     CompleteRequest, FailRequest, HeartbeatRequest, HeartbeatResponse, JobSpec, JobVideo, LeaseRequest, LeaseResponse,
-    ReleaseRequest,
+    PlanRequest, PlanResponse, ReleaseRequest,
 };
 use media_core::{ApiError, ErrorCode};
 use serde::de::DeserializeOwned;
@@ -43,6 +45,16 @@ pub trait VideoApi: Clone + Send + Sync + 'static {
         wait: Duration,
         classes: Option<&[SizeClass]>,
     ) -> impl Future<Output = Result<Option<JobSpec>, CallError>> + Send;
+
+    /// Asks the service to split the leased job into chunk tasks (after the
+    /// probe, for a long source): `Some(spec)` is this lease's own chunk
+    /// (task 0), `None` means go on in one pass (the service chose not to
+    /// split, or it is older and has no such route).
+    fn plan(
+        &self,
+        job_id: &JobId,
+        req: &PlanRequest,
+    ) -> impl Future<Output = Result<Option<ChunkSpec>, CallError>> + Send;
 
     /// Extends the lease and reports progress; [`CallError::LeaseLost`] when the job is no longer ours.
     fn heartbeat(
@@ -86,6 +98,16 @@ impl HttpVideoApi {
         body: &B,
         timeout: Duration,
     ) -> Result<T, CallError> {
+        let (status, text) = self.send(path, body, timeout).await?;
+        if status == 200 {
+            return serde_json::from_str(&text)
+                .map_err(|e| CallError::Refused { status, message: format!("unexpected answer to POST {path}: {e}") });
+        }
+        Err(refusal(path, status, &text))
+    }
+
+    /// `POST {path}`: the answer's status and body.
+    async fn send<B: Serialize>(&self, path: &str, body: &B, timeout: Duration) -> Result<(u16, String), CallError> {
         let resp = self
             .http
             .post(format!("{}{path}", self.base))
@@ -98,23 +120,18 @@ impl HttpVideoApi {
         let status = resp.status().as_u16();
         let text =
             resp.text().await.map_err(|e| CallError::Transient(format!("POST {path}: reading the answer: {e}")))?;
-        if status == 200 {
-            return serde_json::from_str(&text)
-                .map_err(|e| CallError::Refused { status, message: format!("unexpected answer to POST {path}: {e}") });
-        }
-        Err(refusal(path, status, &text))
+        Ok((status, text))
     }
 
-    async fn with_retries<F, Fut>(&self, call: F) -> Result<(), CallError>
+    async fn with_retries<T, F, Fut>(&self, call: F) -> Result<T, CallError>
     where
         F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = Result<serde_json::Value, CallError>>,
+        Fut: std::future::Future<Output = Result<T, CallError>>,
     {
         call.retry(backoff().with_max_times(REPORT_RETRIES))
             .when(|e| matches!(e, CallError::Transient(_)))
-            .notify(|e, wait| tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "report to the video service failed; retrying"))
+            .notify(|e, wait| tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "call to the video service failed; retrying"))
             .await
-            .map(|_| ())
     }
 }
 
@@ -125,10 +142,33 @@ impl VideoApi for HttpVideoApi {
             worker: self.worker.clone(),
             wait_ms: wait.as_millis() as u64,
             classes: classes.map(<[_]>::to_vec),
-            chunks: false,
+            // This transcoder runs chunk tasks (`JobSpec.chunk`).
+            chunks: true,
         };
         let resp: LeaseResponse = self.post("/internal/jobs/lease", &req, wait + Duration::from_secs(15)).await?;
         Ok(resp.job)
+    }
+
+    /// Retries transient failures like a report (the service answers a
+    /// repeat by the same lease with the same chunk). A 404 is an older
+    /// service without the route (or a job gone, which the next heartbeat
+    /// finds): the job goes on in one pass.
+    async fn plan(&self, job_id: &JobId, req: &PlanRequest) -> Result<Option<ChunkSpec>, CallError> {
+        let path = format!("/internal/jobs/{job_id}/plan");
+        let call = || async {
+            match self.send(&path, req, Duration::from_secs(15)).await? {
+                (status, text) if status >= 500 => Err(refusal(&path, status, &text)),
+                answer => Ok(answer),
+            }
+        };
+        let (status, text) = self.with_retries(call).await?;
+        match status {
+            200 => serde_json::from_str::<PlanResponse>(&text)
+                .map(|r| r.chunk)
+                .map_err(|e| CallError::Refused { status, message: format!("unexpected answer to POST {path}: {e}") }),
+            404 => Ok(None),
+            _ => Err(refusal(&path, status, &text)),
+        }
     }
 
     async fn heartbeat(&self, job_id: &JobId, req: &HeartbeatRequest) -> Result<HeartbeatResponse, CallError> {
@@ -139,19 +179,19 @@ impl VideoApi for HttpVideoApi {
     /// ladder is already published, so this report must not be lost lightly.
     async fn complete(&self, job_id: &JobId, req: &CompleteRequest) -> Result<(), CallError> {
         let path = format!("/internal/jobs/{job_id}/complete");
-        self.with_retries(|| self.post::<_, serde_json::Value>(&path, req, Duration::from_secs(15))).await
+        self.with_retries(|| self.post::<_, serde_json::Value>(&path, req, Duration::from_secs(15))).await.map(|_| ())
     }
 
     async fn fail(&self, job_id: &JobId, req: &FailRequest) -> Result<(), CallError> {
         let path = format!("/internal/jobs/{job_id}/fail");
-        self.with_retries(|| self.post::<_, serde_json::Value>(&path, req, Duration::from_secs(15))).await
+        self.with_retries(|| self.post::<_, serde_json::Value>(&path, req, Duration::from_secs(15))).await.map(|_| ())
     }
 
     /// Gives back a job just leased, without using one of its attempts.
     async fn release(&self, spec: &JobSpec) -> Result<(), CallError> {
         let path = format!("/internal/jobs/{}/release", spec.job_id);
         let req = ReleaseRequest { lease_id: spec.lease_id.clone(), video: JobVideo::of(spec) };
-        self.with_retries(|| self.post::<_, serde_json::Value>(&path, &req, Duration::from_secs(15))).await
+        self.with_retries(|| self.post::<_, serde_json::Value>(&path, &req, Duration::from_secs(15))).await.map(|_| ())
     }
 }
 

@@ -17,9 +17,10 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use media_core::keys::ObjectKey;
 use media_core::video::access::Encryption;
+use media_core::video::chunks::{ChunkReport, ChunkSource};
 use media_core::video::job::{bounded_heartbeat_interval_ms, JobResult};
 use media_core::video::timeline::job_time_limit_s;
-use media_core::wire::api::{CompleteRequest, FailRequest, HeartbeatRequest, JobSpec, JobVideo};
+use media_core::wire::api::{CompleteRequest, FailRequest, HeartbeatRequest, JobSpec, JobVideo, PlanRequest};
 use media_core::Timestamp;
 use tokio::sync::{mpsc, watch};
 use tracing::Instrument;
@@ -30,8 +31,8 @@ use crate::config::Config;
 use crate::download::{self, DownloadRequest};
 use crate::encrypt::SegmentCipher;
 use crate::error::{panics_fail_the_job, JobError};
-use crate::pipeline::{transcode, Control, Machine, Tuning};
-use crate::publish::{Playable, Publisher, Stages};
+use crate::pipeline::{transcode_with, Control, Machine, Mode, Tuning};
+use crate::publish::{Playable, Published, Publisher, Stages};
 use crate::storage::{
     free_bytes, remove_stale_spools, same_etag, FirstRead, Sink, SourceInfo, SourceReader, Storage, CHUNK, REPLACED,
 };
@@ -59,6 +60,21 @@ pub enum Outcome {
     HandedBack,
 }
 
+/// What an attempt made, reported at complete.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Finished {
+    /// A whole job's ladder.
+    Ladder(JobResult),
+    /// One chunk task's part of a chunked job.
+    Chunk(ChunkReport),
+}
+
+impl From<JobResult> for Finished {
+    fn from(result: JobResult) -> Self {
+        Finished::Ladder(result)
+    }
+}
+
 /// What the work on one job shares with the loop that watches it.
 #[derive(Default)]
 pub struct JobHandles {
@@ -68,6 +84,8 @@ pub struct JobHandles {
     pub stage: Arc<Mutex<&'static str>>,
     /// When the attempt reached each stage on its way to `playable` (logged).
     pub stages: Stages,
+    /// A chunk task's stored segments, which its heartbeats report.
+    pub published: Arc<Published>,
 }
 
 impl Runner {
@@ -166,11 +184,11 @@ impl<A: VideoApi> Runner<A> {
     /// Runs `work` (reading, encoding, publishing) under [`Runner::attempt`]
     /// and reports how it ended: failures to the service, a job handed back
     /// released.
-    async fn supervise(
+    async fn supervise<R: Into<Finished>>(
         &self,
         spec: &JobSpec,
         job: &JobHandles,
-        work: impl Future<Output = Result<JobResult, JobError>>,
+        work: impl Future<Output = Result<R, JobError>>,
         shutdown: watch::Receiver<bool>,
     ) -> Outcome {
         let started = Instant::now();
@@ -228,11 +246,11 @@ impl<A: VideoApi> Runner<A> {
     /// have given the job to someone else), when the job's wall-clock limit
     /// passes, and (after the grace period) on shutdown. The decisions are
     /// [`Attempt`]'s; this loop waits for what happens and carries them out.
-    async fn attempt(
+    async fn attempt<R: Into<Finished>>(
         &self,
         spec: &JobSpec,
         job: &JobHandles,
-        work: impl Future<Output = Result<JobResult, JobError>>,
+        work: impl Future<Output = Result<R, JobError>>,
         mut shutdown: watch::Receiver<bool>,
     ) -> Result<(), JobError> {
         let control = &job.control;
@@ -251,7 +269,7 @@ impl<A: VideoApi> Runner<A> {
         loop {
             tokio::select! {
                 result = &mut work, if state.working() => match state.on_work_ended(result) {
-                    WorkEnded::Report(result) => report = Some(Box::pin(self.report(spec, result))),
+                    WorkEnded::Report(result) => report = Some(Box::pin(self.report(spec, result.into()))),
                     WorkEnded::End(end) => return end,
                 },
                 reported = async { report.as_mut().expect("guarded").await }, if report.is_some() => {
@@ -306,9 +324,13 @@ impl<A: VideoApi> Runner<A> {
         }
     }
 
-    /// Reports the finished ladder to the video service.
-    async fn report(&self, spec: &JobSpec, result: JobResult) -> Result<(), JobError> {
-        let req = CompleteRequest { lease_id: spec.lease_id.clone(), video: JobVideo::of(spec), result, chunk: None };
+    /// Reports the finished ladder, or chunk, to the video service.
+    async fn report(&self, spec: &JobSpec, finished: Finished) -> Result<(), JobError> {
+        let (result, chunk) = match finished {
+            Finished::Ladder(result) => (result, None),
+            Finished::Chunk(report) => (JobResult::default(), Some(report)),
+        };
+        let req = CompleteRequest { lease_id: spec.lease_id.clone(), video: JobVideo::of(spec), result, chunk };
         self.api.complete(&spec.job_id, &req).await.map_err(|e| match e {
             CallError::LeaseLost(_) => JobError::LeaseLost,
             other => JobError::retryable(format!("the result could not be reported to the video service: {other}")),
@@ -319,16 +341,17 @@ impl<A: VideoApi> Runner<A> {
     /// when the lease was extended, `Ok(None)` when the call failed (logged,
     /// tried again next tick), `Err(reason)` when the lease is gone.
     async fn beat(&self, spec: &JobSpec, job: &JobHandles) -> Result<Option<Timestamp>, String> {
-        let JobHandles { control, playable, stage, stages } = job;
+        let JobHandles { control, playable, stage, stages, published } = job;
         let told = playable.is_raised();
+        let published = published.get();
         let req = HeartbeatRequest {
             lease_id: spec.lease_id.clone(),
             video: JobVideo::of(spec),
             progress: (1.0 + control.fraction() * 94.0).round() as u8,
             stage: Some((*stage.lock().expect("not poisoned")).to_owned()),
             playable: told,
-            published_segments: None,
-            published_audio_segments: None,
+            published_segments: published.map(|(video, _)| video),
+            published_audio_segments: published.and_then(|(_, audio)| audio),
         };
         match self.api.heartbeat(&spec.job_id, &req).await {
             Ok(resp) => {
@@ -376,11 +399,15 @@ impl<A: VideoApi> Runner<A> {
     }
 
     /// The job itself: read, encode and publish, then finish the outputs.
-    async fn work(&self, spec: &JobSpec, job: &JobHandles) -> Result<JobResult, JobError> {
-        let JobHandles { control, playable, stage, stages } = job;
+    async fn work(&self, spec: &JobSpec, job: &JobHandles) -> Result<Finished, JobError> {
+        let JobHandles { control, playable, stage, stages, published } = job;
         let (info, first, _reservation) = self.check_source(spec).await?;
         stages.reach("source_open");
-        let work_dir = self.config.work_dir.join(spec.job_id.as_str());
+        // Chunk tasks of one job may run side by side on one machine: a folder each.
+        let work_dir = match &spec.chunk {
+            None => self.config.work_dir.join(spec.job_id.as_str()),
+            Some(c) => self.config.work_dir.join(format!("{}-c{}", spec.job_id, c.index)),
+        };
         // The job's folder goes when the work ends, however it ends (its
         // source spool already has; a download's files live until then).
         let _work_dir = RemovedOnDrop(work_dir.clone());
@@ -395,13 +422,18 @@ impl<A: VideoApi> Runner<A> {
         let io_failure = Arc::clone(&reader.failure);
         let (tx, rx) = mpsc::channel(16);
         let (ladder, tuning, pipeline_control) = (spec.ladder.clone(), self.tuning.clone(), Arc::clone(control));
+        let mode = self.mode(spec, stages);
+        // The pipeline's thread logs in the job's span too.
+        let span = tracing::Span::current();
         let pipeline = tokio::task::spawn_blocking(move || {
-            panics_fail_the_job(|| transcode(reader, io_failure, &ladder, &tuning, tx, pipeline_control))
+            let _job = span.enter();
+            panics_fail_the_job(|| transcode_with(reader, io_failure, &ladder, &tuning, mode, tx, pipeline_control))
         });
         *stage.lock().expect("not poisoned") = "encoding";
         let mut publisher =
             Publisher::new(Sink::Bucket(self.storage.clone()), spec.output_prefix.clone(), Arc::clone(playable));
         publisher.log_stages(stages.clone());
+        publisher.count_published(Arc::clone(published));
         if spec.playback.encryption == Encryption::Aes128 {
             // A fresh key per attempt (its own output), outside the public `hls/` prefix.
             let key = ObjectKey::HlsKey {
@@ -426,6 +458,18 @@ impl<A: VideoApi> Runner<A> {
         published?;
         let summary = summary?;
         *stage.lock().expect("not poisoned") = "finishing";
+        if let Some(done) = summary.chunk {
+            let report = publisher.finish_chunk(done)?;
+            let chunk = spec.chunk.as_ref().map_or(0, |c| c.index);
+            tracing::info!(
+                chunk,
+                frames = done.frames,
+                segments = done.segments,
+                elapsed_ms = stages.elapsed_ms(),
+                "chunk done"
+            );
+            return Ok(Finished::Chunk(report));
+        }
         let mut result = publisher.finish(&summary).await?;
         if let Some(spool) = publisher.take_download() {
             *stage.lock().expect("not poisoned") = "download";
@@ -437,8 +481,66 @@ impl<A: VideoApi> Runner<A> {
             let sink = Sink::Bucket(self.storage.clone());
             result.download = Some(download::publish(spool, &sink, &key.to_string(), control).await?);
         }
-        Ok(result)
+        Ok(Finished::Ladder(result))
     }
+
+    /// How the pipeline runs this lease: a chunk task as its spec says; a
+    /// whole job in one pass, or (when the service may split it) asking the
+    /// service once the source is probed, on the pipeline's thread: a source
+    /// at least `chunk_from_s` long is planned as chunk tasks and this lease
+    /// runs task 0; a shorter one, a refusal or an older service (404) means
+    /// one pass.
+    fn mode(&self, spec: &JobSpec, stages: &Stages) -> Mode {
+        if let Some(chunk) = &spec.chunk {
+            log_chunk_started(chunk, spec.attempt);
+            return Mode::Chunk(chunk.clone());
+        }
+        let Some(from_s) = spec.chunk_from_s else { return Mode::Whole };
+        let (api, handle, job_id, stages, attempt) =
+            (self.api.clone(), tokio::runtime::Handle::current(), spec.job_id.clone(), stages.clone(), spec.attempt);
+        let (lease_id, video) = (spec.lease_id.clone(), JobVideo::of(spec));
+        Mode::Decide(Box::new(move |source: &ChunkSource| {
+            if source.duration_s < from_s {
+                return Ok(None);
+            }
+            let req = PlanRequest { lease_id, video, source: source.clone() };
+            match handle.block_on(api.plan(&job_id, &req)) {
+                Ok(Some(chunk)) => {
+                    tracing::info!(
+                        chunks = chunk.count,
+                        duration_s = source.duration_s,
+                        elapsed_ms = stages.elapsed_ms(),
+                        "job planned"
+                    );
+                    log_chunk_started(&chunk, attempt);
+                    Ok(Some(chunk))
+                }
+                Ok(None) => {
+                    tracing::info!(duration_s = source.duration_s, "the video service did not split the job; one pass");
+                    Ok(None)
+                }
+                Err(CallError::LeaseLost(_)) => Err(JobError::LeaseLost),
+                Err(e @ CallError::Refused { .. }) => {
+                    tracing::warn!(error = %e, "planning chunks was refused; one pass");
+                    Ok(None)
+                }
+                Err(e) => Err(JobError::retryable(format!("the video service could not plan the chunks: {e}"))),
+            }
+        }))
+    }
+}
+
+/// The log line the benchmarks and the reliability run look for.
+fn log_chunk_started(chunk: &media_core::video::chunks::ChunkSpec, attempt: u32) {
+    tracing::info!(
+        chunk = chunk.index,
+        count = chunk.count,
+        attempt,
+        start_frame = chunk.start_frame,
+        end_frame = chunk.end_frame,
+        audio = chunk.audio,
+        "chunk started"
+    );
 }
 
 /// A folder of the work directory, removed with everything in it when dropped.

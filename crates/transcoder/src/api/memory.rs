@@ -1,5 +1,5 @@
 //! An in-memory [`VideoApi`] for the runner's unit tests: it hands out the
-//! jobs it is given, answers heartbeats as a test sets it to (extend, lease
+//! jobs it is given, answers plans and heartbeats as a test sets it to (extend, lease
 //! lost, unreachable), can take its time over a completion (on tokio's
 //! clock, so paused-time tests stay instant), and records every call.
 
@@ -8,8 +8,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use media_core::ids::JobId;
+use media_core::video::chunks::ChunkSpec;
 use media_core::video::dispatch::SizeClass;
-use media_core::wire::api::{CompleteRequest, FailRequest, HeartbeatRequest, HeartbeatResponse, JobSpec};
+use media_core::wire::api::{CompleteRequest, FailRequest, HeartbeatRequest, HeartbeatResponse, JobSpec, PlanRequest};
 use media_core::Timestamp;
 
 use super::{CallError, VideoApi};
@@ -37,6 +38,9 @@ pub struct State {
     pub complete_takes: Duration,
     /// What a completion answers (after `complete_takes`).
     pub complete_answer: Result<(), CallError>,
+    /// What a plan call answers.
+    pub plan_answer: Result<Option<ChunkSpec>, CallError>,
+    pub plans: Vec<PlanRequest>,
     pub heartbeats: Vec<HeartbeatRequest>,
     pub completed: Vec<CompleteRequest>,
     pub failed: Vec<FailRequest>,
@@ -51,6 +55,8 @@ impl Default for State {
             lease: Duration::from_secs(30),
             complete_takes: Duration::ZERO,
             complete_answer: Ok(()),
+            plan_answer: Ok(None),
+            plans: Vec::new(),
             heartbeats: Vec::new(),
             completed: Vec::new(),
             failed: Vec::new(),
@@ -80,6 +86,12 @@ pub fn wall_clock_plus(ahead: Duration) -> Timestamp {
 impl VideoApi for MemoryVideoApi {
     async fn lease(&self, _wait: Duration, _classes: Option<&[SizeClass]>) -> Result<Option<JobSpec>, CallError> {
         Ok(self.state().jobs.pop_front())
+    }
+
+    async fn plan(&self, _job_id: &JobId, req: &PlanRequest) -> Result<Option<ChunkSpec>, CallError> {
+        let mut state = self.state();
+        state.plans.push(req.clone());
+        state.plan_answer.clone()
     }
 
     async fn heartbeat(&self, _job_id: &JobId, req: &HeartbeatRequest) -> Result<HeartbeatResponse, CallError> {

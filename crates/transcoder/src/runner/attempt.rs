@@ -61,9 +61,9 @@ pub enum Beaten {
 
 /// What the end of the work asks of the loop.
 #[derive(Debug, PartialEq)]
-pub enum WorkEnded {
-    /// Report this result to the video service.
-    Report(JobResult),
+pub enum WorkEnded<R = JobResult> {
+    /// Report this result (a ladder's, or a chunk's) to the video service.
+    Report(R),
     /// The attempt ends with this.
     End(Result<(), JobError>),
 }
@@ -187,7 +187,7 @@ impl Attempt {
     }
 
     /// The work ended with `result`.
-    pub fn on_work_ended(&mut self, result: Result<JobResult, JobError>) -> WorkEnded {
+    pub fn on_work_ended<R>(&mut self, result: Result<R, JobError>) -> WorkEnded<R> {
         let handed_back = self.phase == Phase::HandingBack;
         match result {
             Ok(result) => {
@@ -275,12 +275,12 @@ mod tests {
         assert!(a.beating());
         assert_eq!(a.on_beat(Err(())), Beaten::Stop);
         // The pipeline stopped: a lost-lease end is a hand-back; other errors stay.
-        assert_eq!(a.on_work_ended(Err(JobError::LeaseLost)), WorkEnded::End(Err(JobError::ShuttingDown)));
+        assert_eq!(a.on_work_ended::<JobResult>(Err(JobError::LeaseLost)), WorkEnded::End(Err(JobError::ShuttingDown)));
         let (mut b, t0) = fresh();
         b.on_shutdown(t0);
         b.on_grace_over();
         let bad = JobError::permanent("bad");
-        assert_eq!(b.on_work_ended(Err(bad.clone())), WorkEnded::End(Err(bad)));
+        assert_eq!(b.on_work_ended::<JobResult>(Err(bad.clone())), WorkEnded::End(Err(bad)));
     }
 
     #[test]

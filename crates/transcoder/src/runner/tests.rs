@@ -6,6 +6,7 @@ use std::future::pending;
 
 use media_core::ids::{AppId, JobId, LeaseId, VideoId};
 use media_core::keys::OutputId;
+use media_core::video::chunks::ChunkSpec;
 use media_core::video::ladder::LadderOptions;
 use tokio::time::{advance, sleep, timeout};
 
@@ -84,7 +85,7 @@ async fn after_a_refused_heartbeat_the_publisher_stops_and_the_lease_is_lost() {
         Publisher::new(Sink::Dir(dir.path().into()), spec.output_prefix.clone(), Arc::clone(&job.playable));
     let work = async {
         publisher.run(rx, &job.control).await?;
-        pending().await
+        pending::<Result<JobResult, JobError>>().await
     };
     let (_, shutdown) = watch::channel(false);
     let supervised = runner.supervise(&spec, &job, work, shutdown);
@@ -224,4 +225,111 @@ async fn a_heartbeat_refused_while_completing_leaves_the_end_to_the_completion()
     let beats_after = state.heartbeats.len();
     assert!(beats_after <= 5, "beating stopped at the refusal: {beats_after} heartbeats");
     assert!(!job.control.cancel.load(Ordering::SeqCst), "a published ladder is not stopped");
+}
+
+fn source(duration_s: f64) -> ChunkSource {
+    let plan = media_core::video::ladder::plan_ladder(
+        &media_core::video::ladder::SourceVideo {
+            width: 640,
+            height: 360,
+            sample_aspect: media_core::video::ladder::Rational::new(1, 1),
+            rotation: 0,
+            frame_rate: media_core::video::ladder::Rational::new(30, 1),
+        },
+        &LadderOptions::default(),
+    )
+    .expect("a plan");
+    let geometry = media_core::video::chunks::ChunkGeometry::of_plan(&plan, (duration_s * 30.0) as u64);
+    ChunkSource { geometry, t0_s: 0.0, duration_s, has_audio: true, rungs: plan.rungs }
+}
+
+/// Runs the decision a whole-job lease makes once the source is probed, on
+/// a blocking thread as the pipeline does.
+async fn decide(
+    runner: &Runner<MemoryVideoApi>,
+    spec: &JobSpec,
+    probed: ChunkSource,
+) -> Result<Option<ChunkSpec>, JobError> {
+    let Mode::Decide(decide) = runner.mode(spec, &Stages::default()) else {
+        panic!("a whole job that may be split decides")
+    };
+    tokio::task::spawn_blocking(move || decide(&probed)).await.expect("no panic")
+}
+
+/// A whole-job lease that may be split asks the service once the source is
+/// probed, and only when it is at least `chunk_from_s` long: the plan call
+/// carries the lease and the probe; the answer is the chunk this lease runs.
+/// A refusal, or no split, is one pass; a lost lease stops the job.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_long_source_is_planned_as_chunks_after_the_probe() {
+    let (runner, api) = runner(&[]);
+    let mut spec = spec(Duration::from_secs(30));
+    assert!(matches!(runner.mode(&spec, &Stages::default()), Mode::Whole), "no chunk_from_s: one pass, no question");
+    spec.chunk_from_s = Some(120.0);
+    assert_eq!(decide(&runner, &spec, source(119.0)).await, Ok(None));
+    assert!(api.state().plans.is_empty(), "a short source is not planned");
+
+    let probed = source(600.0);
+    let chunk = ChunkSpec {
+        index: 0,
+        count: 20,
+        start_frame: 0,
+        end_frame: Some(315),
+        first_seq: 0,
+        t0_s: 0.0,
+        geometry: probed.geometry,
+        audio: true,
+    };
+    api.state().plan_answer = Ok(Some(chunk.clone()));
+    assert_eq!(decide(&runner, &spec, probed.clone()).await, Ok(Some(chunk.clone())));
+    let plans = api.state().plans.clone();
+    assert_eq!(plans.len(), 1);
+    assert_eq!((&plans[0].lease_id, &plans[0].source), (&spec.lease_id, &probed));
+
+    api.state().plan_answer = Err(CallError::Refused { status: 400, message: "no".into() });
+    assert_eq!(decide(&runner, &spec, probed.clone()).await, Ok(None), "refused: one pass");
+    api.state().plan_answer = Err(CallError::LeaseLost("taken".into()));
+    assert_eq!(decide(&runner, &spec, probed.clone()).await, Err(JobError::LeaseLost));
+    api.state().plan_answer = Err(CallError::Transient("down".into()));
+    assert!(matches!(decide(&runner, &spec, probed).await, Err(JobError::Retryable(_))));
+
+    // A chunk task leased as such runs its chunk without asking.
+    spec.chunk = Some(chunk.clone());
+    assert!(matches!(runner.mode(&spec, &Stages::default()), Mode::Chunk(c) if c == chunk));
+}
+
+/// A chunk task's heartbeats carry how many of its segments are stored.
+#[tokio::test(start_paused = true)]
+async fn a_chunk_tasks_heartbeats_carry_its_published_segments() {
+    let (runner, api) = runner(&[]);
+    let job = JobHandles::default();
+    let (_, shutdown) = watch::channel(false);
+    let spec = spec(Duration::from_secs(30));
+    let supervised = runner.supervise(&spec, &job, until_stopped(&job.control), shutdown);
+    tokio::pin!(supervised);
+    assert!(timeout(Duration::from_millis(1500), &mut supervised).await.is_err());
+    assert!(api.state().heartbeats.iter().all(|b| b.published_segments.is_none()), "a whole job sends none");
+    job.published.set_for_test(4, Some(6));
+    assert!(timeout(Duration::from_secs(2), &mut supervised).await.is_err());
+    let last = api.state().heartbeats.last().cloned().expect("heartbeats");
+    assert_eq!((last.published_segments, last.published_audio_segments), (Some(4), Some(6)));
+}
+
+/// A chunk task completes with its report and no ladder result.
+#[tokio::test(start_paused = true)]
+async fn a_chunk_task_completes_with_its_report() {
+    let (runner, api) = runner(&[]);
+    let job = JobHandles::default();
+    let (_, shutdown) = watch::channel(false);
+    let report =
+        media_core::video::chunks::ChunkReport { frames: 900, segments: 8, poster: false, ..Default::default() };
+    let work = {
+        let report = report.clone();
+        async move { Ok::<_, JobError>(Finished::Chunk(report)) }
+    };
+    assert_eq!(ends(runner.supervise(&spec(Duration::from_secs(30)), &job, work, shutdown)).await, Outcome::Done);
+    let state = api.state();
+    assert_eq!(state.completed.len(), 1);
+    assert_eq!(state.completed[0].chunk, Some(report));
+    assert_eq!(state.completed[0].result, JobResult::default());
 }
