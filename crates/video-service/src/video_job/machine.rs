@@ -265,13 +265,17 @@ fn enqueue(stored: &Stored, dispatch: &DispatchSettings, tasks: &[(u16, Timestam
 
 /// Every enqueue the job's rows need now: the whole job while it is
 /// queued, and each queued chunk task (the alarm's retry after the shard
-/// could not be told; enqueues are idempotent upserts).
-fn enqueue_all(stored: &Stored, dispatch: &DispatchSettings) -> Vec<Effect> {
+/// could not be told; enqueues are idempotent upserts), but those already
+/// being told (`told`: enqueues of a job, empty for its whole row).
+fn enqueue_all(stored: &Stored, dispatch: &DispatchSettings, told: &[(JobId, Vec<u16>)]) -> Vec<Effect> {
+    let job_id = &stored.job.job_id;
+    let mine = || told.iter().filter(|(j, _)| j == job_id);
     let mut effects = Vec::new();
-    if stored.job.status == JobStatus::Queued {
+    if stored.job.status == JobStatus::Queued && !mine().any(|(_, tasks)| tasks.is_empty()) {
         effects.extend(enqueue(stored, dispatch, &[]));
     }
-    let tasks = queued_tasks(&stored.job);
+    let mut tasks = queued_tasks(&stored.job);
+    tasks.retain(|(k, _)| !mine().any(|(_, told)| told.contains(k)));
     if !tasks.is_empty() {
         effects.extend(enqueue(stored, dispatch, &tasks));
     }
@@ -798,12 +802,21 @@ pub fn alarm(store: &impl JobStore, cx: &Cx) -> Result<Vec<Effect>, Refusal> {
             effects.push(Effect::DropOutputs(stored.job));
         }
     }
-    // A commit above that queued the job tells the shard itself.
-    let told = effects.iter().any(|e| matches!(e, Effect::TellShardWaiting { .. }));
-    if let Some(stored) = store.load()?.filter(|_| !told) {
+    // A commit above that queued the job (or some of its tasks) tells the
+    // shard of those itself; the retry tells the others.
+    let told: Vec<(JobId, Vec<u16>)> = effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::TellShardWaiting { cmd: ShardCommand::Enqueue { job_id, tasks, .. }, .. } => {
+                Some((job_id.clone(), tasks.clone()))
+            }
+            _ => None,
+        })
+        .collect();
+    if let Some(stored) = store.load()? {
         if stored.enqueue_due.is_some_and(|due| due <= cx.now) {
-            let enqueues = enqueue_all(&stored, &cx.settings.dispatch);
-            if enqueues.is_empty() {
+            let enqueues = enqueue_all(&stored, &cx.settings.dispatch, &told);
+            if enqueues.is_empty() && told.is_empty() {
                 store.set_enqueue_due(None)?;
             }
             effects.extend(enqueues);

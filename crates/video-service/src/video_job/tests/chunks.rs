@@ -147,3 +147,22 @@ fn a_source_shorter_than_chunk_from_s_stays_single_pass() {
     assert!(w.job().chunks.is_none());
     assert_eq!(w.enqueues(), 1);
 }
+
+#[test]
+fn tasks_the_shard_could_not_be_told_of_are_told_again_by_the_alarm() {
+    let w = World::new();
+    w.notify("raw/app-a/v1/source.mp4");
+    let whole = w.lease_via_shard_as(true).unwrap();
+    w.shard_up.set(false);
+    w.plan(&whole, 30.0).unwrap().expect("planned");
+    w.shard_up.set(true);
+    assert!(w.lease_via_shard_as(true).is_none(), "the shard has no task rows yet");
+    // The job is processing, not queued: its tasks are what the retry tells.
+    w.heartbeat(&whole.lease_id, 5).unwrap();
+    w.run_alarm();
+    let last = w.told_shard.borrow().last().map(|c| serde_json::to_value(c).unwrap());
+    assert_eq!(last.as_ref().map(|c| c["tasks"].clone()), Some(serde_json::json!([1, 2, 3, 4])));
+    let task = w.lease_via_shard_as(true).expect("a task, once the shard was told");
+    assert_eq!(task.chunk.unwrap().index, 1);
+    assert_eq!(w.store.load().unwrap().unwrap().enqueue_due, None, "told: the mark is cleared");
+}
