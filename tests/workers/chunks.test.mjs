@@ -205,6 +205,7 @@ test('a chunked job: plan, tasks leased by other transcoders, playlists grow as 
     const status = await api.get(`/job-status?app_id=${APP}&video_id=vchunked`, { headers: freshIp() });
     assert.equal(status.json.status, 'processing');
     assert.ok(status.json.progress > 0 && status.json.progress < 100, String(status.json.progress));
+    for (const t of [whole, ...tasks]) assert.ok(!status.text.includes(t.lease_id), 'no lease id in a public read');
 
     for (const t of tasks.slice(1)) {
       const r = await complete(t, t.chunk);
