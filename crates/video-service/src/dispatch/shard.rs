@@ -129,30 +129,34 @@ pub trait ShardIo {
 }
 
 /// The lease requests waiting for work, in memory (they end with the
-/// object); each is woken with the shard that rang, if any.
+/// object); each is woken with the shard that rang, if any, and knows
+/// whether it takes chunk tasks.
 #[derive(Default)]
-pub struct Waiters(RefCell<Vec<oneshot::Sender<Option<u32>>>>);
+pub struct Waiters(RefCell<Vec<(oneshot::Sender<Option<u32>>, bool)>>);
 
 impl Waiters {
-    /// A new waiter. Requests that timed out (their receiver is gone)
-    /// leave now, not at the next enqueue: the list holds live ones only.
-    pub fn wait(&self) -> oneshot::Receiver<Option<u32>> {
+    /// A new waiter (`tasks`: it takes chunk tasks). Requests that timed
+    /// out (their receiver is gone) leave now, not at the next enqueue:
+    /// the list holds live ones only.
+    pub fn wait(&self, tasks: bool) -> oneshot::Receiver<Option<u32>> {
         let (tx, rx) = oneshot::channel();
         let mut waiters = self.0.borrow_mut();
-        waiters.retain(|w| !w.is_canceled());
-        waiters.push(tx);
+        waiters.retain(|(w, _)| !w.is_canceled());
+        waiters.push((tx, tasks));
         rx
     }
 
-    /// Wakes every waiter; how many were still there to take work.
-    pub fn wake(&self, ring: Option<u32>) -> usize {
+    /// Wakes every waiter; how many were still there to take the work
+    /// (with `tasks`, chunk tasks: only the waiters that take them count).
+    pub fn wake(&self, ring: Option<u32>, tasks: bool) -> usize {
         let waiters: Vec<_> = self.0.borrow_mut().drain(..).collect();
-        waiters.into_iter().filter_map(|w| w.send(ring).ok()).count()
+        // Every one is woken (and sent the ring); only the able are counted.
+        waiters.into_iter().map(|(w, takes)| w.send(ring).is_ok() && (takes || !tasks)).filter(|able| *able).count()
     }
 
     /// Forgets the waiters whose request has gone.
     pub fn forget_gone(&self) {
-        self.0.borrow_mut().retain(|w| !w.is_canceled());
+        self.0.borrow_mut().retain(|(w, _)| !w.is_canceled());
     }
 
     /// How many are listed.
@@ -269,7 +273,7 @@ impl<S: ShardStore> Shard<S> {
                 (Reply::Done, Vec::new())
             }
             ShardCommand::Ring { from } => {
-                self.waiters.wake(Some(from));
+                self.waiters.wake(Some(from), false);
                 (Reply::Done, Vec::new())
             }
             ShardCommand::Stats => (
@@ -280,8 +284,8 @@ impl<S: ShardStore> Shard<S> {
     }
 
     /// Upserts `rows`, prunes the rows that ended over the retention ago,
-    /// and wakes the lease requests waiting here; with none, every other
-    /// shard is rung.
+    /// and wakes the lease requests waiting here; with none that can take
+    /// them (chunk tasks need one that runs chunks), every other shard is rung.
     fn enqueue(&self, rows: &[Row], shard: u32, shards: u32, t: Timestamp) -> worker::Result<Vec<Effect>> {
         for row in rows {
             self.store.upsert(row)?;
@@ -289,7 +293,8 @@ impl<S: ShardStore> Shard<S> {
         // Nothing grows forever: ended rows go after their hour.
         let before = Timestamp::from_millis(t.millis().saturating_sub(self.rules.ended_retention_ms));
         self.store.delete_changed_before(RowState::Ended, before)?;
-        if self.waiters.wake(None) == 0 && shards > 1 {
+        let tasks = rows.iter().all(|r| r.task.is_some());
+        if self.waiters.wake(None, tasks) == 0 && shards > 1 {
             return Ok((0..shards).filter(|n| *n != shard).map(|n| Effect::Ring { shard: n, from: shard }).collect());
         }
         Ok(Vec::new())
@@ -382,7 +387,7 @@ impl<S: ShardStore> Shard<S> {
                 Some(due) => deadline.min(due),
                 None => deadline,
             };
-            let woken = self.waiters.wait();
+            let woken = self.waiters.wait(asked.tasks);
             if let Some(ring) = io.sleep(woken, wake_at.millis_since(t).max(MIN_SLEEP_MS)).await {
                 return Ok(ShardLeaseReply { job: None, ring: Some(ring) });
             }

@@ -523,3 +523,37 @@ fn an_older_transcoders_long_poll_sleeps_through_task_retries() {
     assert_eq!(leased(&got), None);
     assert_eq!(*io.sleeps.borrow(), [1_000], "a task coming due wakes only those who could take it");
 }
+
+#[test]
+fn tasks_with_only_older_transcoders_waiting_here_ring_the_other_shards() {
+    let (shard, io) = (Rc::new(shard()), Rc::new(FakeIo::at(t0())));
+    let effects = Rc::new(RefCell::new(None));
+    let (s, i, e) = (shard.clone(), io.clone(), effects.clone());
+    io.during_sleep.borrow_mut().push_back(Box::new(move || {
+        let t = i.clock.get();
+        let tasks = match enqueue_in("job_a", Standard, t, t, 0, 3) {
+            ShardCommand::Enqueue { job_id, app_id, video_id, class, queued_at, not_before, shard, shards, .. } => {
+                ShardCommand::Enqueue {
+                    job_id,
+                    tasks: vec![1, 2],
+                    app_id,
+                    video_id,
+                    class,
+                    queued_at,
+                    not_before,
+                    shard,
+                    shards,
+                }
+            }
+            _ => unreachable!(),
+        };
+        *e.borrow_mut() = Some(run(&s, &i, tasks).1);
+    }));
+    // An older transcoder waits here: it cannot take the tasks, so a
+    // chunk-capable one waiting on another shard is rung.
+    assert_eq!(leased(&lease_as(&shard, &io, false, 1_000)), None);
+    assert_eq!(
+        effects.borrow().as_deref(),
+        Some(&[Effect::Ring { shard: 1, from: 0 }, Effect::Ring { shard: 2, from: 0 }][..])
+    );
+}
