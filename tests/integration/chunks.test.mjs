@@ -168,3 +168,37 @@ test('a 40-s source is encoded as chunks by two transcoders and stitched into pl
   await a.stop();
   await b.stop();
 });
+
+test('a cancel stops every chunk: each holder sees its lease lost at its next heartbeat and no chunk of the job starts again', async () => {
+  const a = startTranscoder('cancel-a');
+  const b = startTranscoder('cancel-b');
+  const body = readFileSync(makeClip(join(scratch, 'canceled.mp4'), { size: '1280x720', seconds: 60, rate: FPS }));
+  const presign = await api.post('/generate-upload-url', { app_id: 'chunks', video_id: 'canceled', content_type: 'video/mp4', size: body.length }, { key: API_KEY, headers: ip() });
+  assert.equal((await fetch(presign.json.upload_url, { method: 'PUT', headers: presign.json.headers, body })).status, 200);
+  const notify = await api.post('/notify-upload-complete', { app_id: 'chunks', video_id: 'canceled', raw_key: presign.json.raw_key, content_type: 'video/mp4' }, { key: API_KEY, headers: ip() });
+  assert.equal(notify.status, 202, notify.text);
+  const jobId = notify.json.job_id;
+  const ours = (t, message) => lines(t, message).filter((l) => l.span.job_id === jobId);
+  await waitFor('both transcoders to run a chunk', async () => ours(a, 'chunk started').length > 0 && ours(b, 'chunk started').length > 0, 120000);
+  const canceled = await api.post('/cancel-job', { app_id: 'chunks', video_id: 'canceled' }, { key: API_KEY, headers: ip() });
+  assert.equal(canceled.status, 200, canceled.text);
+  const at = Date.now();
+  await waitFor('both holders to stop', async () => ours(a, 'lease lost: stopped working on the job').length > 0 && ours(b, 'lease lost: stopped working on the job').length > 0, 15000);
+  const stoppedAfter = Date.now() - at;
+  const started = ours(a, 'chunk started').length + ours(b, 'chunk started').length;
+  await new Promise((r) => setTimeout(r, 3000));
+  assert.equal(ours(a, 'chunk started').length + ours(b, 'chunk started').length, started, 'no chunk of the canceled job starts again');
+  assert.equal(ours(a, 'chunk done').length + ours(b, 'chunk done').length < planned(a, b, jobId), true, 'the job did not run to its end');
+  const s = (await api.get('/job-status?app_id=chunks&video_id=canceled', { headers: ip() })).json;
+  assert.equal(s.status, 'error', JSON.stringify(s));
+  assert.match(s.error, /canceled/);
+  assert.ok(stoppedAfter < 10000, `stopped ${stoppedAfter} ms after the cancel`);
+  await a.stop();
+  await b.stop();
+});
+
+/** How many chunks job `jobId` was planned as. */
+function planned(a, b, jobId) {
+  const line = [...lines(a, 'job planned'), ...lines(b, 'job planned')].find((l) => l.span.job_id === jobId);
+  return line.fields.chunks;
+}
