@@ -20,6 +20,13 @@
 //! clock and passes them on. Everything produced goes out as [`Produced`] events through a
 //! bounded channel as soon as it is final: the publisher uploads while the
 //! pipeline keeps encoding, and back-pressure bounds memory.
+//!
+//! A long source may instead be encoded as chunks on several transcoders
+//! ([`transcode_with`] with [`Mode::Chunk`]): each decodes from the keyframe
+//! before its first output frame, numbers frames and segments as the whole
+//! video does, and rewrites its fragments' decode times to the single
+//! pass's, so the chunks' segments form the single pass's ladder; chunk 0's
+//! task also makes the audio as a rendition of its own ([`rendition`]).
 
 pub mod audio;
 pub mod cfr;
