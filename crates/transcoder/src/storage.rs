@@ -513,9 +513,15 @@ impl<S: RangeSource> SourceReader<S> {
     }
 
     /// Takes `bytes` as the source's first chunk, already read (by
-    /// [`Storage::read_first`]): spooled now, and the next chunk asked for.
+    /// [`Storage::read_first`]): spooled now, and the next chunk asked for;
+    /// or, for an MP4 whose index (`moov`) comes after its media, the chunk
+    /// where the index starts, which libav reads next, so that read does not
+    /// wait for a request of its own.
     pub fn with_first_chunk(mut self, bytes: Bytes) -> std::io::Result<Self> {
         if !bytes.is_empty() && bytes.len() as u64 == CHUNK.min(self.size) {
+            if let Some(index) = index_after_media(&bytes, self.size).map(|at| at / CHUNK).filter(|&i| i > 0) {
+                self.prefetch = Some((index, self.fetch(index)));
+            }
             self.store(0, &bytes)?;
         }
         Ok(self)
@@ -563,6 +569,34 @@ impl<S: RangeSource> SourceReader<S> {
         }
         Ok(())
     }
+}
+
+/// Where the box after the media (`mdat`) starts in an MP4 whose first
+/// bytes are `head` and whose length is `size`, when no index (`moov`) came
+/// before the media: where libav looks for the index next. `None` for
+/// anything else (a faststart MP4, another container, a head too short).
+fn index_after_media(head: &[u8], size: u64) -> Option<u64> {
+    let mut at = 0u64;
+    while at + 8 <= head.len() as u64 {
+        let i = at as usize;
+        let small = u64::from(u32::from_be_bytes(head[i..i + 4].try_into().ok()?));
+        let kind = &head[i + 4..i + 8];
+        let len = match small {
+            // To the end of the file: nothing after it.
+            0 => return None,
+            1 => u64::from_be_bytes(head.get(i + 8..i + 16)?.try_into().ok()?),
+            n => n,
+        };
+        if len < 8 || !kind.iter().all(u8::is_ascii_graphic) {
+            return None;
+        }
+        match kind {
+            b"moov" => return None,
+            b"mdat" => return Some(at + len).filter(|&next| next < size),
+            _ => at += len,
+        }
+    }
+    None
 }
 
 fn rand_u32() -> u32 {
@@ -615,6 +649,67 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::*;
+
+    fn boxed(kind: &[u8; 4], len: u32) -> Vec<u8> {
+        let mut b = len.to_be_bytes().to_vec();
+        b.extend_from_slice(kind);
+        b.resize(len.min(64) as usize, 0);
+        b
+    }
+
+    #[test]
+    fn the_index_after_the_media_is_found_from_the_head() {
+        // ftyp, free, mdat (1000 bytes), then moov: the index starts at 32 + 8 + 1000.
+        let mut head = boxed(b"ftyp", 32);
+        head.extend(boxed(b"free", 8));
+        head.extend(boxed(b"mdat", 1000));
+        assert_eq!(index_after_media(&head, 2000), Some(1040));
+        // The media runs to the end: nothing after it.
+        assert_eq!(index_after_media(&head, 1040), None);
+        // A 64-bit media size.
+        let mut large = boxed(b"ftyp", 32);
+        large.extend(1u32.to_be_bytes());
+        large.extend(b"mdat");
+        large.extend((5_000_000_000u64).to_be_bytes());
+        assert_eq!(index_after_media(&large, 6_000_000_000), Some(5_000_000_032));
+        // Faststart: the index comes first.
+        let mut fast = boxed(b"ftyp", 32);
+        fast.extend(boxed(b"moov", 500));
+        assert_eq!(index_after_media(&fast, 10_000), None);
+        // Not an MP4.
+        assert_eq!(index_after_media(b"\x1a\x45\xdf\xa3 matroska and more", 10_000), None);
+        assert_eq!(index_after_media(&[0, 0, 0], 10_000), None);
+    }
+
+    /// An MP4 whose index is at the end: with the first chunk, the reader
+    /// asks for the index's chunk at once, and then libav finds it there.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn the_index_at_the_end_is_asked_for_with_the_first_chunk() {
+        let size = 3 * CHUNK as usize + 5000;
+        let mut data = boxed(b"ftyp", 32);
+        data.extend(((size - 32 - 4000) as u32).to_be_bytes());
+        data.extend(b"mdat");
+        data.resize(size, 7);
+        let data = Bytes::from(data);
+        let reads = Arc::new(AtomicUsize::new(0));
+        let dir = tempfile::tempdir().unwrap();
+        let info = SourceInfo { size: size as u64, etag: None };
+        let first = data.slice(..CHUNK as usize);
+        let source = Counted(data.clone(), Arc::clone(&reads));
+        let reader = SourceReader::new(source, "k", &info, Handle::current(), dir.path()).unwrap();
+        let reader = reader.with_first_chunk(first).unwrap();
+        assert_eq!(reader.prefetch.as_ref().map(|(i, _)| *i), Some(3), "the index's chunk is in flight");
+        tokio::task::spawn_blocking(move || {
+            let mut reader = reader;
+            reader.seek(SeekFrom::Start(size as u64 - 4000)).unwrap();
+            let mut index = vec![0; 4000];
+            reader.read_exact(&mut index).unwrap();
+            assert_eq!(index, vec![7; 4000]);
+        })
+        .await
+        .unwrap();
+        assert_eq!(reads.load(Ordering::SeqCst), 1, "one ranged read: the prefetched index's chunk");
+    }
 
     #[test]
     fn the_size_comes_from_content_range() {
