@@ -939,6 +939,54 @@ mod tests {
         std::thread::spawn(move || std::fs::read(fifo).unwrap())
     }
 
+    /// The uploads `playable` waits for are not held back by others in
+    /// flight: with the inits, the poster, rung 0's first segment and four
+    /// more of its segments all still uploading (8 in flight, the limit),
+    /// the next rung's first segment is still taken and stored. (Before, it
+    /// waited for a slot.)
+    #[tokio::test(flavor = "multi_thread")]
+    async fn first_segments_start_although_the_uploads_in_flight_are_at_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut plan = plan_640x360();
+        plan.rungs.truncate(2);
+        assert_eq!(plan.rungs.len(), 2);
+        let names: Vec<String> = plan.rungs.iter().map(|r| r.name.as_str().to_owned()).collect();
+        let mut held = vec![hold(dir.path(), "poster.jpg")];
+        for name in &names {
+            held.push(hold(dir.path(), &format!("{name}/init.mp4")));
+        }
+        for seq in 0..5 {
+            held.push(hold(dir.path(), &format!("{}/{}", names[0], segment_file_name(seq))));
+        }
+        assert_eq!(held.len(), MAX_IN_FLIGHT);
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        tx.send(Produced::Plan { plan, has_audio: false, duration_s: Some(30.0) }).await.unwrap();
+        for rung in 0..2 {
+            tx.send(Produced::Init { rung, bytes: vec![1; 100], video_codec: "avc1.64001e".into() }).await.unwrap();
+        }
+        tx.send(Produced::Poster { bytes: vec![9; 10] }).await.unwrap();
+        for seq in 0..5 {
+            tx.send(Produced::Segment { rung: 0, seq, duration_s: 4.0, bytes: vec![2; 1000] }).await.unwrap();
+        }
+        tx.send(Produced::Segment { rung: 1, seq: 0, duration_s: 4.0, bytes: vec![3; 1000] }).await.unwrap();
+        drop(tx);
+        let mut publisher = Publisher::new(Sink::Dir(dir.path().into()), String::new(), Arc::default());
+        let running = tokio::spawn(async move { publisher.run(rx, &Control::default()).await });
+        let first = dir.path().join(&names[1]).join(segment_file_name(0));
+        for _ in 0..500 {
+            if first.exists() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let (landed, seen) = (first.exists(), files(dir.path()));
+        for fifo in held {
+            release(fifo).join().unwrap();
+        }
+        running.await.unwrap().unwrap();
+        assert!(landed, "rung 1's first segment is stored while 8 uploads are held: {seen:?}");
+    }
+
     /// Every rung's first playlist and the master are stored alongside the
     /// first segments, not after them: while the last rung's segment 0 is
     /// still uploading they are already there, and `playable` comes once it
