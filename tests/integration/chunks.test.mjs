@@ -109,11 +109,38 @@ test('a 40-s source is encoded as chunks by two transcoders and stitched into pl
   assert.equal(notify.status, 202, notify.text);
   let last;
   const seen = [];
+  // While it runs: each rendition's playlist lists a contiguous prefix from
+  // segment 0 that only grows, and every segment it lists is already stored.
+  const listed = new Map();
+  let snapshots = 0;
   await waitFor('the chunked job to end', async () => {
     last = (await api.get('/job-status?app_id=chunks&video_id=long', { headers: ip() })).json;
     seen.push(last);
+    if (last.status === 'processing' && last.playable && last.playback_url) {
+      const master = await (await fetch(last.playback_url)).text();
+      const uris = master.split('\n').filter((l) => l && !l.startsWith('#'));
+      const audio = /#EXT-X-MEDIA:TYPE=AUDIO[^\n]*URI="([^"]+)"/.exec(master);
+      if (audio) uris.push(audio[1]);
+      for (const uri of uris) {
+        const url = new URL(uri, last.playback_url);
+        const text = await (await fetch(url)).text();
+        if (/#EXT-X-ENDLIST/.test(text)) continue;
+        assert.match(text, /#EXT-X-PLAYLIST-TYPE:EVENT/, text);
+        const seqs = parsePlaylist(text).segments.map((x) => Number(/^(\d+)\.m4s$/.exec(x.uri)[1]));
+        assert.deepEqual(seqs, [...seqs.keys()], `${uri} while running: ${seqs}`);
+        assert.ok(seqs.length >= (listed.get(uri) ?? 0), `${uri} shrank from ${listed.get(uri)} to ${seqs.length}`);
+        listed.set(uri, seqs.length);
+        if (seqs.length) {
+          const newest = await fetch(new URL(parsePlaylist(text).segments.at(-1).uri, url));
+          assert.equal(newest.status, 200, `${uri}: its newest listed segment is stored`);
+          await newest.arrayBuffer();
+          snapshots++;
+        }
+      }
+    }
     return last.status === 'done' || last.status === 'error';
   }, 300000);
+  assert.ok(snapshots > 0, 'the playlists were read while the job ran');
   assert.equal(last.status, 'done', JSON.stringify(last) + a.logs().slice(-3000) + b.logs().slice(-3000));
   assert.ok(Math.abs(last.duration_s - SECONDS) < 0.1, `duration ${last.duration_s}`);
   assert.ok(seen.some((s) => s.status === 'processing' && s.playable), 'playable before done');
