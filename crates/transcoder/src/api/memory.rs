@@ -29,8 +29,11 @@ pub enum Beat {
 /// What the double has been told and how it answers; read and set through [`MemoryVideoApi::state`].
 #[derive(Debug)]
 pub struct State {
-    /// Jobs handed out by `lease`, first first.
+    /// Jobs handed out by `lease`, first first; with none, a lease waits
+    /// its whole `wait` (tokio's clock) and answers none, as the service does.
     pub jobs: VecDeque<JobSpec>,
+    /// When each lease request was made (tokio's clock).
+    pub leases: Vec<tokio::time::Instant>,
     pub beat: Beat,
     /// How long an extended lease lasts.
     pub lease: Duration,
@@ -51,6 +54,7 @@ impl Default for State {
     fn default() -> Self {
         Self {
             jobs: VecDeque::new(),
+            leases: Vec::new(),
             beat: Beat::Extend,
             lease: Duration::from_secs(30),
             complete_takes: Duration::ZERO,
@@ -84,8 +88,16 @@ pub fn wall_clock_plus(ahead: Duration) -> Timestamp {
 }
 
 impl VideoApi for MemoryVideoApi {
-    async fn lease(&self, _wait: Duration, _classes: Option<&[SizeClass]>) -> Result<Option<JobSpec>, CallError> {
-        Ok(self.state().jobs.pop_front())
+    async fn lease(&self, wait: Duration, _classes: Option<&[SizeClass]>) -> Result<Option<JobSpec>, CallError> {
+        let job = {
+            let mut state = self.state();
+            state.leases.push(tokio::time::Instant::now());
+            state.jobs.pop_front()
+        };
+        if job.is_none() {
+            tokio::time::sleep(wait).await;
+        }
+        Ok(job)
     }
 
     async fn plan(&self, _job_id: &JobId, req: &PlanRequest) -> Result<Option<ChunkSpec>, CallError> {

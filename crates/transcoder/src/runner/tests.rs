@@ -333,3 +333,22 @@ async fn a_chunk_task_completes_with_its_report() {
     assert_eq!(state.completed[0].chunk, Some(report));
     assert_eq!(state.completed[0].result, JobResult::default());
 }
+
+/// After a long-poll answers no job, the next one is asked for at once:
+/// no pause in which a queued job would wait for this transcoder.
+#[tokio::test(start_paused = true)]
+async fn the_lease_long_poll_is_asked_again_at_once_after_no_job() {
+    let (runner, api) = runner(&[("LEASE_WAIT_MS", "20000")]);
+    let (stop, shutdown) = watch::channel(false);
+    let started = tokio::time::Instant::now();
+    let slot = tokio::spawn({
+        let runner = runner.clone();
+        async move { runner.slot(0, shutdown).await }
+    });
+    sleep(Duration::from_secs(70)).await;
+    stop.send(true).expect("the slot listens");
+    timeout(Duration::from_secs(30), slot).await.expect("the slot stops").expect("no panic");
+    let leases = api.state().leases.clone();
+    let at: Vec<u64> = leases.iter().map(|t| t.duration_since(started).as_millis() as u64).collect();
+    assert_eq!(at, [0, 20_000, 40_000, 60_000], "each long-poll follows the last without a pause");
+}
