@@ -3,7 +3,10 @@
 //! with progress and stage, and completes or fails the job. A lost lease
 //! stops the job at once; a panic fails only its job; on shutdown no new
 //! job is leased and a running one gets a grace period, then is handed back.
-//! The rules of one attempt are the state machine in [`attempt`]; this
+//! A whole job whose source proves long enough is split into chunk tasks
+//! after its probe (`Runner::mode`), and a chunk task runs its chunk and
+//! reports it (`Finished::Chunk`).
+//! The rules of one attempt are the state machine in `attempt`; this
 //! module runs it against the [`VideoApi`].
 
 mod attempt;
