@@ -41,6 +41,7 @@ function jobEvents(logFile) {
     const e = JSON.parse(line);
     const msg = e.fields?.message;
     if (msg === 'job started' || msg === 'job done') events.push({ msg, job: e.span?.job_id, t: Date.parse(e.timestamp) });
+    if ((msg === 'chunk started' || msg === 'chunk done') && Number.isInteger(e.fields.chunk)) events.push({ msg, job: e.span?.job_id, chunk: e.fields.chunk, t: Date.parse(e.timestamp) });
   }
   return events;
 }
@@ -170,5 +171,82 @@ export async function faults({ platform, scratch, say }) {
     const stale = existsSync(join(roomyWork, 'job_killed'));
     rows.push({ check: 'stale spools removed at start-up, nothing else', ok: !stale && existsSync(join(roomyWork, 'notes.txt')), detail: `3 MB spool of a killed run ${stale ? 'still there' : 'removed'}; other files kept` });
   }
+
+  // 7. A chunked job on two transcoders, one killed with -9 mid-chunk: only
+  //    its chunk is leased again, and the stitched video is whole.
+  {
+    for (const t of platform.transcoders.filter((x) => !x.exited)) await t.stop();
+    await sleep(2500);
+    const names = ['chunks-a', 'chunks-b'];
+    for (const name of names) platform.addTranscoder(name);
+    const seconds = 60; // over CHUNK_FROM_S (run.mjs): planned as chunks of CHUNK_S
+    const file = clip('chunked.mp4', { size: '640x360', seconds });
+    await uploadVideo(platform, APP, 'chunked', file);
+    const logOf = (name) => join(platform.logs, `${name}.log`);
+    let victim;
+    let killed;
+    for (let i = 0; i < 240 && !victim; i++) {
+      for (const name of names) {
+        const open = jobEvents(logOf(name)).filter((e) => e.chunk !== undefined);
+        const last = open.at(-1);
+        if (last?.msg === 'chunk started' && last.chunk >= 1) { victim = name; killed = last.chunk; break; }
+      }
+      if (!victim) await sleep(250);
+    }
+    let detail;
+    let ok = false;
+    if (!victim) {
+      detail = `no transcoder started a chunk past the first (${(await jobStatus(platform, APP, 'chunked')).status})`;
+    } else {
+      const t = platform.transcoders.find((x) => x.name === victim && !x.exited);
+      process.kill(t.pid, 'SIGKILL');
+      say(`killed ${victim} (pid ${t.pid}) with -9 in chunk ${killed}`);
+      const final = (await pollJob(platform, APP, 'chunked', { timeoutMs: 300000 })).at(-1);
+      const events = names.flatMap((n) => jobEvents(logOf(n)).filter((e) => e.msg === 'chunk started' && e.job === final.job_id));
+      const starts = new Map();
+      for (const e of events) starts.set(e.chunk, (starts.get(e.chunk) ?? 0) + 1);
+      const again = [...starts].filter(([, n]) => n > 1).map(([c]) => c);
+      const broken = final.status === 'done' ? (await ladderPlays(final, seconds, scratch)) ?? (await audioPlays(final, seconds, scratch)) : final.error;
+      const contiguous = final.status === 'done' ? await contiguousSegments(final) : 'not done';
+      ok = final.status === 'done' && !broken && !contiguous && again.length === 1 && again[0] === killed && starts.size >= 3;
+      detail = `${starts.size} chunks; chunk ${killed} killed on ${victim}, chunks started more than once: [${again.join(', ')}]; ${final.status}; ${broken ?? `every rung and the audio decode, ${seconds} s`}; ${contiguous ?? 'segments contiguous'}`;
+    }
+    rows.push({ check: 'kill -9 of one of two transcoders mid-chunk: that chunk alone re-leased, video whole', ok, detail });
+  }
   return rows;
+}
+
+/** The audio rendition of a finished chunked job decodes end to end and lasts `seconds`. */
+async function audioPlays(status, seconds, scratch) {
+  const master = await (await fetch(status.playback_url)).text();
+  const uri = master.match(/#EXT-X-MEDIA:TYPE=AUDIO[^\n]*URI="([^"]+)"/)?.[1];
+  if (!uri) return 'no audio rendition in the master';
+  const url = new URL(uri, status.playback_url);
+  const playlist = await (await fetch(url)).text();
+  const dir = join(scratch, `audio-${status.video_id}`);
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'index.m3u8'), playlist);
+  for (const f of ['init.mp4', ...playlist.split('\n').filter((l) => l && !l.startsWith('#'))]) {
+    const r = await fetch(new URL(f, url));
+    if (r.status !== 200) return `audio ${f}: ${r.status}`;
+    writeFileSync(join(dir, f), Buffer.from(await r.arrayBuffer()));
+  }
+  const d = Number(execFileSync('ffprobe', ['-v', 'error', '-show_entries', 'format=duration', '-of', 'csv=p=0', join(dir, 'index.m3u8')]).toString());
+  if (Math.abs(d - seconds) > 0.2) return `audio lasts ${d} s, not ${seconds}`;
+  execFileSync('ffmpeg', ['-v', 'error', '-xerror', '-i', join(dir, 'index.m3u8'), '-f', 'null', '-']);
+  return null;
+}
+
+/** Every rung playlist lists segments 0, 1, 2… once each, in order (null), or what is wrong. */
+async function contiguousSegments(status) {
+  const master = await (await fetch(status.playback_url)).text();
+  const rungs = master.split('\n').filter((l) => l && !l.startsWith('#'));
+  for (const rung of rungs) {
+    const playlist = await (await fetch(new URL(rung, status.playback_url))).text();
+    const seqs = playlist.split('\n').filter((l) => l && !l.startsWith('#')).map((l) => Number(l.match(/(\d+)\.m4s$/)?.[1]));
+    const bad = seqs.findIndex((n, i) => n !== i);
+    if (bad >= 0) return `${rung}: segment ${bad} is ${seqs[bad]}`;
+    if (!playlist.includes('#EXT-X-ENDLIST')) return `${rung}: no ENDLIST`;
+  }
+  return null;
 }

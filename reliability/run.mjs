@@ -45,6 +45,11 @@ try {
     // Short leases so crash recovery is seen in seconds; short upload URLs so expiry can be tested.
     videoVars: {
       LEASE_TTL_MS: '5000',
+      // Sources of 40 s and more are split into chunks (the faults group's
+      // 60-s clip); every other clip here is shorter and stays single-pass.
+      CHUNK_FROM_S: '40',
+      CHUNK_S: '10',
+      FIRST_CHUNK_S: '5',
       RETRY_BACKOFF_MS: '1000',
       UPLOAD_URL_TTL_S: '20',
       IV_WEBHOOKS: JSON.stringify({ [HOOKS_APP]: { url: `${receiver.url}/hook`, secret: `whsec_${randomBytes(16).toString('hex')}` } }),

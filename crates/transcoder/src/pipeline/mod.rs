@@ -357,7 +357,7 @@ pub fn transcode_with<R: Read + Seek + Send + 'static>(
     };
     if let Some(spec) = &chunk {
         check_chunk(spec, &plan)?;
-        tracing::info!(index = spec.index, count = spec.count, start_frame = spec.start_frame, end_frame = ?spec.end_frame, first_seq = spec.first_seq, audio = spec.audio, "chunk started");
+        tracing::debug!(index = spec.index, first_seq = spec.first_seq, "chunk decoding from its spec");
     }
     let mut video = VideoDecoder::open(
         &input.stream(probe.video.index).expect("probed"),
