@@ -3,7 +3,8 @@
 // the demo), the original README's flows run exactly as it shows them, and
 // the demo page in headless Chromium playing the ladder with hls.js, after
 // a plain upload and after a resumable one cut off the network mid-way; a
-// private, encrypted video played only with a signed token.
+// private, encrypted video played only with a signed token; a video encoded
+// as chunks played with its audio group across the chunk boundaries.
 // Everything started here is stopped here, even when a test fails.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -28,7 +29,9 @@ before(async () => {
   const bin = process.env.TRANSCODER_BIN ?? join(ROOT, 'target', 'debug', 'transcoder');
   assert.ok(existsSync(bin), `${bin} is missing: build the transcoder first`);
   // Keys imported for playback tokens are kept 1 s, so a revoked key stops at once wherever it is checked.
-  p = await startPlatform({ dir: join(scratch, 'platform'), transcoderBin: bin, videoVars: { SIGNING_KEY_CACHE_S: '1' }, log: (m) => console.log(`# platform: ${m}`) });
+  // Sources of 20 s and more are chunked (the chunked video's test); every other clip here is shorter.
+  const chunks = { CHUNK_FROM_S: '20', CHUNK_S: '6', FIRST_CHUNK_S: '3' };
+  p = await startPlatform({ dir: join(scratch, 'platform'), transcoderBin: bin, videoVars: { SIGNING_KEY_CACHE_S: '1', ...chunks }, log: (m) => console.log(`# platform: ${m}`) });
   ports = [p.image, p.video, p.garage.endpoint, p.demo].map((u) => Number(new URL(u).port));
 });
 
@@ -617,6 +620,58 @@ test('browser: the demo page uploads a private video and plays it through a toke
     const mp4 = await fetch(link);
     assert.equal(mp4.status, 200);
     assert.match(mp4.headers.get('content-disposition') ?? '', /attachment/);
+    assert.deepEqual(problems, []);
+  } finally {
+    await browser.close();
+  }
+});
+
+test('browser: a video encoded as chunks plays in hls.js with its audio group, from the start and from a seek into its last chunk', async () => {
+  const app_id = 'demo';
+  const video_id = `chunked-${randomBytes(3).toString('hex')}`;
+  const seconds = 24; // over the platform's CHUNK_FROM_S: planned as chunks of 3, 6, 6, 6, 3 s
+  const file = clip('chunked.mp4', { seconds });
+  await uploadVideo(p, app_id, video_id, file);
+  const { status } = await pollJobStatus(app_id, video_id);
+  assert.equal(status.status, 'done', JSON.stringify(status));
+  const master = await (await fetch(status.playback_url)).text();
+  assert.match(master, /#EXT-X-MEDIA:TYPE=AUDIO,[^\n]*URI="audio\//, master);
+  assert.match(master, /AUDIO="[^"]+"/, master);
+
+  const browser = await launchChromium();
+  try {
+    const { page, problems } = await watchedPage(browser);
+    await page.goto(`${p.demo}/api/config`);
+    await page.addScriptTag({ url: `${p.demo}/vendor/hls.min.js` });
+    const played = await page.evaluate(async ({ src, seekTo }) => {
+      const video = document.createElement('video');
+      video.muted = true;
+      document.body.append(video);
+      const hls = new window.Hls({ manifestLoadingMaxRetry: 0, levelLoadingMaxRetry: 0, fragLoadingMaxRetry: 0 });
+      const until = (check) => new Promise((resolve, reject) => {
+        hls.on(window.Hls.Events.ERROR, (_, d) => d.fatal && reject(new Error(`${d.type} ${d.details} ${d.response?.code ?? ''}`)));
+        const tick = () => (check() ? resolve() : setTimeout(tick, 50));
+        tick();
+      });
+      try {
+        hls.loadSource(src);
+        hls.attachMedia(video);
+        hls.on(window.Hls.Events.MANIFEST_PARSED, () => video.play().catch(() => {}));
+        // From the start past the first chunk boundary (3 s).
+        await until(() => video.currentTime > 4);
+        const fromStart = video.currentTime;
+        // Then from a seek into the last chunk, to within a second of the end.
+        video.currentTime = seekTo;
+        await until(() => video.currentTime > seekTo + 1.5);
+        return { fromStart, afterSeek: video.currentTime, duration: video.duration, audioTracks: hls.audioTracks.length, audioBytes: video.webkitAudioDecodedByteCount };
+      } finally {
+        hls.destroy();
+        video.remove();
+      }
+    }, { src: status.playback_url, seekTo: seconds - 3 });
+    assert.ok(played.fromStart > 4 && played.afterSeek > seconds - 1.5, JSON.stringify(played));
+    assert.ok(Math.abs(played.duration - seconds) < 0.5, `duration ${played.duration}`);
+    assert.ok(played.audioTracks >= 1 && played.audioBytes > 0, `audio: ${JSON.stringify(played)}`);
     assert.deepEqual(problems, []);
   } finally {
     await browser.close();
