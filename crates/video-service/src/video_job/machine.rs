@@ -163,9 +163,10 @@ fn late_sweep_at(store: &impl JobStore) -> worker::Result<Option<Timestamp>> {
     Ok(store.meta(LATE_SWEEP_KEY)?.and_then(|v| v.parse().ok()).map(Timestamp::from_millis))
 }
 
-/// After a cancel or an expired lease that ended the job: its transcoder
-/// may still write until its next heartbeat is refused, so the outputs are
-/// swept again once its lease could not still be used.
+/// After a cancel, an expired lease or a chunk task's failure that ended
+/// the job: a transcoder may still write until its next heartbeat is
+/// refused, so the outputs are swept again once its lease could not still
+/// be used.
 fn plan_late_sweep(store: &impl JobStore, cx: &Cx) -> worker::Result<()> {
     let at = cx.now.plus_millis(cx.settings.policy.lease_ttl_ms + SWEEP_MARGIN_MS);
     store.set_meta(LATE_SWEEP_KEY, &at.millis().to_string())
@@ -616,6 +617,13 @@ pub fn fail(store: &impl JobStore, cx: &Cx, job_id: &JobId, req: FailRequest) ->
     let before = stored.job.clone();
     let outcome =
         stored.job.fail(&req.lease_id, &req.message, req.retryable, &cx.settings.policy, cx.now).map_err(lease_lost)?;
+    // A chunk task that ends the job: the other tasks' holders may still
+    // write until their next heartbeat is refused, so the outputs are swept
+    // once more after their leases could end (before the commit, whose
+    // alarm then includes it), as after a cancel.
+    if outcome == FailOutcome::Failed && before.chunks.is_some() && before.next_lease_expiry().is_some() {
+        plan_late_sweep(store, cx)?;
+    }
     let (stored, mut effects) = commit(store, cx, Some(&before), stored)?;
     match outcome {
         FailOutcome::Retrying { .. } => tracing::warn!(%job_id, message = %req.message, "attempt failed; retrying"),

@@ -139,6 +139,24 @@ fn cancel_ends_every_task_row_and_every_holder_loses_its_lease() {
 }
 
 #[test]
+fn a_task_failing_for_good_sweeps_the_outputs_again_after_the_other_holders_leases() {
+    let w = World::new();
+    let (whole, _) = planned(&w);
+    let t1 = w.lease_via_shard_as(true).unwrap();
+    let output = whole.output_id.as_str().to_owned();
+    w.write_output(&output, "360p/00000.m4s");
+    w.fail(&t1.lease_id, false).unwrap();
+    assert_eq!(w.job().status, JobStatus::Error);
+    assert!(w.objects.keys("hls/app-a/v1/").is_empty(), "the outputs go at once");
+    // Task 0's holder uploads once more before its next beat is refused.
+    w.write_output(&output, "360p/00001.m4s");
+    assert_eq!(code(w.heartbeat(&whole.lease_id, 50)), ErrorCode::LeaseLost);
+    assert_eq!(w.alarm.get(), Some(w.now().plus_millis(LEASE_TTL_MS + SWEEP_MARGIN_MS)));
+    w.run_alarm();
+    assert!(w.objects.keys("hls/app-a/v1/").is_empty(), "the late upload is swept too");
+}
+
+#[test]
 fn a_source_shorter_than_chunk_from_s_stays_single_pass() {
     let w = World::new();
     w.notify("raw/app-a/v1/source.mp4");
