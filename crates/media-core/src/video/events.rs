@@ -306,7 +306,12 @@ pub fn events_between(before: Option<&Job>, after: &Job, public_base: &str) -> V
         Some(b) => (b.status, b.attempts, b.progress, b.stage.as_deref(), b.playable),
         None => (JobStatus::Queued, 0, 0, None, false),
     };
-    let same_lease = before.is_some_and(|b| b.lease.as_ref().map(|l| &l.id) == after.lease.as_ref().map(|l| &l.id));
+    // Planning chunks moves the lease into task 0 (`lease` becomes None): the
+    // same attempt goes on, so no second `job:started`.
+    let same_lease = before.is_some_and(|b| {
+        b.lease.as_ref().map(|l| &l.id) == after.lease.as_ref().map(|l| &l.id)
+            || (b.status == JobStatus::Processing && after.lease.is_none() && after.chunks.is_some())
+    });
     match after.status {
         JobStatus::Queued => {
             // Back in the queue with the attempt counted: it failed (or its
@@ -480,6 +485,7 @@ mod tests {
     use super::*;
     use crate::ids::LeaseId;
     use crate::keys::OutputId;
+    use crate::video::chunks::{ChunkGeometry, ChunkSettings, ChunkSource};
     use crate::video::job::{JobResult, RetryPolicy, SourceUpload, ThumbnailMeta};
     use crate::video::ladder::LadderOptions;
 
@@ -549,6 +555,23 @@ mod tests {
                     let _ = j.lease(lid("L1"), out("o1"), &policy(), T0).unwrap();
                 },
                 &["job:started"],
+            ),
+            (
+                "planned into chunks: the lease goes on as task 0's, the same attempt",
+                leased,
+                |j| {
+                    let geometry = ChunkGeometry {
+                        frame_rate: crate::video::ladder::Rational::new(30, 1),
+                        gop_frames: 60,
+                        first_segment_frames: 15,
+                        segment_frames: 120,
+                        total_frames: 9000,
+                    };
+                    let source = ChunkSource { geometry, t0_s: 0.0, duration_s: 300.0, has_audio: true, rungs: vec![] };
+                    let spec = j.plan(&lid("L1"), source, &ChunkSettings::default(), T0).unwrap();
+                    assert!(spec.is_some() && j.chunks.is_some() && j.lease.is_none());
+                },
+                &[],
             ),
             (
                 "heartbeat with progress",
