@@ -258,8 +258,8 @@ fn check_chunk(spec: &ChunkSpec, plan: &LadderPlan) -> Result<(), JobError> {
     let same = (g.frame_rate, g.gop_frames, g.first_segment_frames, g.segment_frames)
         == (ours.frame_rate, ours.gop_frames, ours.first_segment_frames, ours.segment_frames);
     if !same {
-        return Err(JobError::permanent(format!(
-            "internal: chunk {} was planned for {}/{} fps, {}-frame GOPs and segments of {}+{} frames, but this transcoder plans {}/{} fps, {}, {}+{} from the same source",
+        return Err(JobError::retryable(format!(
+            "internal error: chunk {} was planned for {}/{} fps, {}-frame GOPs and segments of {}+{} frames, but this transcoder plans {}/{} fps, {}, {}+{} from the same source",
             spec.index, g.frame_rate.num, g.frame_rate.den, g.gop_frames, g.first_segment_frames, g.segment_frames,
             ours.frame_rate.num, ours.frame_rate.den, ours.gop_frames, ours.first_segment_frames, ours.segment_frames
         )));
@@ -275,16 +275,16 @@ fn check_chunk(spec: &ChunkSpec, plan: &LadderPlan) -> Result<(), JobError> {
     };
     // The audio rendition is made by reading the source from its start.
     if spec.audio && spec.start_frame != 0 {
-        return Err(JobError::permanent(format!(
-            "internal: chunk {} starts at frame {} but is asked for the audio, which only a chunk from the start makes",
+        return Err(JobError::retryable(format!(
+            "internal error: chunk {} starts at frame {} but is asked for the audio, which only a chunk from the start makes",
             spec.index, spec.start_frame
         )));
     }
     let start_ok = first_seq_at(spec.start_frame) == Some(spec.first_seq);
     let end_ok = spec.end_frame.is_none_or(|e| e > spec.start_frame && e > 0 && first_seq_at(e).is_some());
     if !start_ok || !end_ok {
-        return Err(JobError::permanent(format!(
-            "internal: chunk {} (frames {}..{:?}, first segment {}) does not start and end on segment boundaries",
+        return Err(JobError::retryable(format!(
+            "internal error: chunk {} (frames {}..{:?}, first segment {}) does not start and end on segment boundaries",
             spec.index, spec.start_frame, spec.end_frame, spec.first_seq
         )));
     }
@@ -726,7 +726,7 @@ impl Output<'_, '_> {
                 let slot = (timed.t * self.fps).round();
                 if slot > self.range.0 as f64 {
                     return Err(JobError::retryable(format!(
-                        "internal: seeking to the chunk at frame {} landed after it (frame {slot})",
+                        "internal error: seeking to the chunk at frame {} landed after it (frame {slot})",
                         self.range.0
                     )));
                 }
@@ -836,9 +836,12 @@ mod tests {
         }
     }
 
+    /// A refused spec is our planner's or a mixed fleet's fault, not the
+    /// upload's: retryable (the public message says "on our side"), and
+    /// marked internal, so its detail never reaches a public route.
     fn refused(s: &ChunkSpec) -> String {
         match check_chunk(s, &plan()) {
-            Err(JobError::Permanent(m)) => m,
+            Err(JobError::Retryable(m)) if m.starts_with("internal error: ") => m,
             other => panic!("{s:?}: {other:?}"),
         }
     }
