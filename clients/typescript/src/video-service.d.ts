@@ -810,6 +810,7 @@ export interface paths {
                 path: {
                     /** @description A playback token (JWT). */
                     token: string;
+                    /** @description A rendition: a video rung (720p), or audio, the audio rendition of a video encoded in chunks (its master playlist names it in EXT-X-MEDIA). */
                     rung: string;
                 };
                 cookie?: never;
@@ -877,6 +878,7 @@ export interface paths {
                 path: {
                     /** @description A playback token (JWT). */
                     token: string;
+                    /** @description A rendition: a video rung (720p), or audio, the audio rendition of a video encoded in chunks (its master playlist names it in EXT-X-MEDIA). */
                     rung: string;
                 };
                 cookie?: never;
@@ -933,7 +935,7 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * A rendition's fMP4 initialization segment
+         * A rendition's fMP4 initialization segment (audio/mp4 for the audio rendition)
          * @description With a playback token in the path (a JWT from POST /playback-tokens, or signed offline with a key from POST /signing-keys): the files of the token's video's current output, for private videos (and public ones). The relative URIs of the playlists keep the token, so players need no rewriting. 401 invalid_token for a malformed, expired, altered, unknown-key or revoked-key token; 403 for one not valid yet (nbf). Answers are Cache-Control: private, for at most the token's remaining life; our edge cache keeps one copy per file, keyed by the file (never the token), shared with every viewer. A path whose second segment has no dot is app t's public file.
          */
         get: {
@@ -946,13 +948,14 @@ export interface paths {
                 path: {
                     /** @description A playback token (JWT). */
                     token: string;
+                    /** @description A rendition: a video rung (720p), or audio, the audio rendition of a video encoded in chunks (its master playlist names it in EXT-X-MEDIA). */
                     rung: string;
                 };
                 cookie?: never;
             };
             requestBody?: never;
             responses: {
-                /** @description A rendition's fMP4 initialization segment */
+                /** @description A rendition's fMP4 initialization segment (audio/mp4 for the audio rendition) */
                 200: {
                     headers: {
                         "Cache-Control"?: string;
@@ -961,6 +964,7 @@ export interface paths {
                     };
                     content: {
                         "video/mp4": string;
+                        "audio/mp4": string;
                     };
                 };
                 /** @description The byte range asked for with Range. */
@@ -974,6 +978,7 @@ export interface paths {
                     };
                     content: {
                         "video/mp4": string;
+                        "audio/mp4": string;
                     };
                 };
                 /** @description Not modified: If-None-Match matched the ETag. */
@@ -1000,7 +1005,7 @@ export interface paths {
         delete?: never;
         options?: never;
         /**
-         * A rendition's fMP4 initialization segment (headers only)
+         * A rendition's fMP4 initialization segment (audio/mp4 for the audio rendition) (headers only)
          * @description With a playback token in the path (a JWT from POST /playback-tokens, or signed offline with a key from POST /signing-keys): the files of the token's video's current output, for private videos (and public ones). The relative URIs of the playlists keep the token, so players need no rewriting. 401 invalid_token for a malformed, expired, altered, unknown-key or revoked-key token; 403 for one not valid yet (nbf). Answers are Cache-Control: private, for at most the token's remaining life; our edge cache keeps one copy per file, keyed by the file (never the token), shared with every viewer. A path whose second segment has no dot is app t's public file.
          */
         head: {
@@ -1013,13 +1018,14 @@ export interface paths {
                 path: {
                     /** @description A playback token (JWT). */
                     token: string;
+                    /** @description A rendition: a video rung (720p), or audio, the audio rendition of a video encoded in chunks (its master playlist names it in EXT-X-MEDIA). */
                     rung: string;
                 };
                 cookie?: never;
             };
             requestBody?: never;
             responses: {
-                /** @description A rendition's fMP4 initialization segment (no body) */
+                /** @description A rendition's fMP4 initialization segment (audio/mp4 for the audio rendition) (no body) */
                 200: {
                     headers: {
                         "Cache-Control"?: string;
@@ -1069,7 +1075,7 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * A media segment
+         * A media segment (audio/mp4 for the audio rendition)
          * @description With a playback token in the path (a JWT from POST /playback-tokens, or signed offline with a key from POST /signing-keys): the files of the token's video's current output, for private videos (and public ones). The relative URIs of the playlists keep the token, so players need no rewriting. 401 invalid_token for a malformed, expired, altered, unknown-key or revoked-key token; 403 for one not valid yet (nbf). Answers are Cache-Control: private, for at most the token's remaining life; our edge cache keeps one copy per file, keyed by the file (never the token), shared with every viewer. A path whose second segment has no dot is app t's public file.
          */
         get: {
@@ -1082,6 +1088,7 @@ export interface paths {
                 path: {
                     /** @description A playback token (JWT). */
                     token: string;
+                    /** @description A rendition: a video rung (720p), or audio, the audio rendition of a video encoded in chunks (its master playlist names it in EXT-X-MEDIA). */
                     rung: string;
                     segment: string;
                 };
@@ -1089,7 +1096,7 @@ export interface paths {
             };
             requestBody?: never;
             responses: {
-                /** @description A media segment */
+                /** @description A media segment (audio/mp4 for the audio rendition) */
                 200: {
                     headers: {
                         "Cache-Control"?: string;
@@ -1098,6 +1105,7 @@ export interface paths {
                     };
                     content: {
                         "video/iso.segment": string;
+                        "audio/mp4": string;
                     };
                 };
                 /** @description The byte range asked for with Range. */
@@ -1111,6 +1119,7 @@ export interface paths {
                     };
                     content: {
                         "video/iso.segment": string;
+                        "audio/mp4": string;
                     };
                 };
                 /** @description Not modified: If-None-Match matched the ETag. */
@@ -1137,7 +1146,7 @@ export interface paths {
         delete?: never;
         options?: never;
         /**
-         * A media segment (headers only)
+         * A media segment (audio/mp4 for the audio rendition) (headers only)
          * @description With a playback token in the path (a JWT from POST /playback-tokens, or signed offline with a key from POST /signing-keys): the files of the token's video's current output, for private videos (and public ones). The relative URIs of the playlists keep the token, so players need no rewriting. 401 invalid_token for a malformed, expired, altered, unknown-key or revoked-key token; 403 for one not valid yet (nbf). Answers are Cache-Control: private, for at most the token's remaining life; our edge cache keeps one copy per file, keyed by the file (never the token), shared with every viewer. A path whose second segment has no dot is app t's public file.
          */
         head: {
@@ -1150,6 +1159,7 @@ export interface paths {
                 path: {
                     /** @description A playback token (JWT). */
                     token: string;
+                    /** @description A rendition: a video rung (720p), or audio, the audio rendition of a video encoded in chunks (its master playlist names it in EXT-X-MEDIA). */
                     rung: string;
                     segment: string;
                 };
@@ -1157,7 +1167,7 @@ export interface paths {
             };
             requestBody?: never;
             responses: {
-                /** @description A media segment (no body) */
+                /** @description A media segment (audio/mp4 for the audio rendition) (no body) */
                 200: {
                     headers: {
                         "Cache-Control"?: string;
@@ -1208,7 +1218,7 @@ export interface paths {
         };
         /**
          * The master playlist
-         * @description Public, unless the video requires signed URLs (403 signed_url_required: play /hls/t/{token}/... instead). Only the video's current output (the attempt that became playable) is served; the outputs of failed or canceled attempts, and any other output_id, are 404. A GET is one conditional, ranged storage read; segments and images are then kept at the edge (the Cache API) for a year and playlists for 2 s, so repeats, ranges and revalidations cost no storage operation. Server-Timing reports it: cache;desc="hit|miss", storage;desc="ops=N". A request whose job read reaches the video's job object (a running job's playlists, an unknown video) counts against the per-IP limit of public reads (429).
+         * @description Public, unless the video requires signed URLs (403 signed_url_required: play /hls/t/{token}/... instead). Only the video's current output (the attempt that became playable) is served; the outputs of failed or canceled attempts, and any other output_id, are 404. A GET is one conditional, ranged storage read (except the playlists of a video encoded in chunks, rendered from its job); segments and images are then kept at the edge (the Cache API) for a year and playlists for 2 s, so repeats, ranges and revalidations cost no storage operation. Server-Timing reports it: cache;desc="hit|miss", storage;desc="ops=N". A request whose job read reaches the video's job object (a running job's playlists, an unknown video) counts against the per-IP limit of public reads (429).
          */
         get: {
             parameters: {
@@ -1275,7 +1285,7 @@ export interface paths {
         options?: never;
         /**
          * The master playlist (headers only)
-         * @description Public, unless the video requires signed URLs (403 signed_url_required: play /hls/t/{token}/... instead). Only the video's current output (the attempt that became playable) is served; the outputs of failed or canceled attempts, and any other output_id, are 404. A GET is one conditional, ranged storage read; segments and images are then kept at the edge (the Cache API) for a year and playlists for 2 s, so repeats, ranges and revalidations cost no storage operation. Server-Timing reports it: cache;desc="hit|miss", storage;desc="ops=N". A request whose job read reaches the video's job object (a running job's playlists, an unknown video) counts against the per-IP limit of public reads (429).
+         * @description Public, unless the video requires signed URLs (403 signed_url_required: play /hls/t/{token}/... instead). Only the video's current output (the attempt that became playable) is served; the outputs of failed or canceled attempts, and any other output_id, are 404. A GET is one conditional, ranged storage read (except the playlists of a video encoded in chunks, rendered from its job); segments and images are then kept at the edge (the Cache API) for a year and playlists for 2 s, so repeats, ranges and revalidations cost no storage operation. Server-Timing reports it: cache;desc="hit|miss", storage;desc="ops=N". A request whose job read reaches the video's job object (a running job's playlists, an unknown video) counts against the per-IP limit of public reads (429).
          */
         head: {
             parameters: {
@@ -1344,7 +1354,7 @@ export interface paths {
         };
         /**
          * The poster image
-         * @description Public, unless the video requires signed URLs (403 signed_url_required: play /hls/t/{token}/... instead). Only the video's current output (the attempt that became playable) is served; the outputs of failed or canceled attempts, and any other output_id, are 404. A GET is one conditional, ranged storage read; segments and images are then kept at the edge (the Cache API) for a year and playlists for 2 s, so repeats, ranges and revalidations cost no storage operation. Server-Timing reports it: cache;desc="hit|miss", storage;desc="ops=N". A request whose job read reaches the video's job object (a running job's playlists, an unknown video) counts against the per-IP limit of public reads (429).
+         * @description Public, unless the video requires signed URLs (403 signed_url_required: play /hls/t/{token}/... instead). Only the video's current output (the attempt that became playable) is served; the outputs of failed or canceled attempts, and any other output_id, are 404. A GET is one conditional, ranged storage read (except the playlists of a video encoded in chunks, rendered from its job); segments and images are then kept at the edge (the Cache API) for a year and playlists for 2 s, so repeats, ranges and revalidations cost no storage operation. Server-Timing reports it: cache;desc="hit|miss", storage;desc="ops=N". A request whose job read reaches the video's job object (a running job's playlists, an unknown video) counts against the per-IP limit of public reads (429).
          */
         get: {
             parameters: {
@@ -1411,7 +1421,7 @@ export interface paths {
         options?: never;
         /**
          * The poster image (headers only)
-         * @description Public, unless the video requires signed URLs (403 signed_url_required: play /hls/t/{token}/... instead). Only the video's current output (the attempt that became playable) is served; the outputs of failed or canceled attempts, and any other output_id, are 404. A GET is one conditional, ranged storage read; segments and images are then kept at the edge (the Cache API) for a year and playlists for 2 s, so repeats, ranges and revalidations cost no storage operation. Server-Timing reports it: cache;desc="hit|miss", storage;desc="ops=N". A request whose job read reaches the video's job object (a running job's playlists, an unknown video) counts against the per-IP limit of public reads (429).
+         * @description Public, unless the video requires signed URLs (403 signed_url_required: play /hls/t/{token}/... instead). Only the video's current output (the attempt that became playable) is served; the outputs of failed or canceled attempts, and any other output_id, are 404. A GET is one conditional, ranged storage read (except the playlists of a video encoded in chunks, rendered from its job); segments and images are then kept at the edge (the Cache API) for a year and playlists for 2 s, so repeats, ranges and revalidations cost no storage operation. Server-Timing reports it: cache;desc="hit|miss", storage;desc="ops=N". A request whose job read reaches the video's job object (a running job's playlists, an unknown video) counts against the per-IP limit of public reads (429).
          */
         head: {
             parameters: {
@@ -1480,7 +1490,7 @@ export interface paths {
         };
         /**
          * The thumbnail sprite
-         * @description Public, unless the video requires signed URLs (403 signed_url_required: play /hls/t/{token}/... instead). Only the video's current output (the attempt that became playable) is served; the outputs of failed or canceled attempts, and any other output_id, are 404. A GET is one conditional, ranged storage read; segments and images are then kept at the edge (the Cache API) for a year and playlists for 2 s, so repeats, ranges and revalidations cost no storage operation. Server-Timing reports it: cache;desc="hit|miss", storage;desc="ops=N". A request whose job read reaches the video's job object (a running job's playlists, an unknown video) counts against the per-IP limit of public reads (429).
+         * @description Public, unless the video requires signed URLs (403 signed_url_required: play /hls/t/{token}/... instead). Only the video's current output (the attempt that became playable) is served; the outputs of failed or canceled attempts, and any other output_id, are 404. A GET is one conditional, ranged storage read (except the playlists of a video encoded in chunks, rendered from its job); segments and images are then kept at the edge (the Cache API) for a year and playlists for 2 s, so repeats, ranges and revalidations cost no storage operation. Server-Timing reports it: cache;desc="hit|miss", storage;desc="ops=N". A request whose job read reaches the video's job object (a running job's playlists, an unknown video) counts against the per-IP limit of public reads (429).
          */
         get: {
             parameters: {
@@ -1547,7 +1557,7 @@ export interface paths {
         options?: never;
         /**
          * The thumbnail sprite (headers only)
-         * @description Public, unless the video requires signed URLs (403 signed_url_required: play /hls/t/{token}/... instead). Only the video's current output (the attempt that became playable) is served; the outputs of failed or canceled attempts, and any other output_id, are 404. A GET is one conditional, ranged storage read; segments and images are then kept at the edge (the Cache API) for a year and playlists for 2 s, so repeats, ranges and revalidations cost no storage operation. Server-Timing reports it: cache;desc="hit|miss", storage;desc="ops=N". A request whose job read reaches the video's job object (a running job's playlists, an unknown video) counts against the per-IP limit of public reads (429).
+         * @description Public, unless the video requires signed URLs (403 signed_url_required: play /hls/t/{token}/... instead). Only the video's current output (the attempt that became playable) is served; the outputs of failed or canceled attempts, and any other output_id, are 404. A GET is one conditional, ranged storage read (except the playlists of a video encoded in chunks, rendered from its job); segments and images are then kept at the edge (the Cache API) for a year and playlists for 2 s, so repeats, ranges and revalidations cost no storage operation. Server-Timing reports it: cache;desc="hit|miss", storage;desc="ops=N". A request whose job read reaches the video's job object (a running job's playlists, an unknown video) counts against the per-IP limit of public reads (429).
          */
         head: {
             parameters: {
@@ -1616,7 +1626,7 @@ export interface paths {
         };
         /**
          * The WebVTT thumbnails track (cues point into the sprite with #xywh=)
-         * @description Public, unless the video requires signed URLs (403 signed_url_required: play /hls/t/{token}/... instead). Only the video's current output (the attempt that became playable) is served; the outputs of failed or canceled attempts, and any other output_id, are 404. A GET is one conditional, ranged storage read; segments and images are then kept at the edge (the Cache API) for a year and playlists for 2 s, so repeats, ranges and revalidations cost no storage operation. Server-Timing reports it: cache;desc="hit|miss", storage;desc="ops=N". A request whose job read reaches the video's job object (a running job's playlists, an unknown video) counts against the per-IP limit of public reads (429).
+         * @description Public, unless the video requires signed URLs (403 signed_url_required: play /hls/t/{token}/... instead). Only the video's current output (the attempt that became playable) is served; the outputs of failed or canceled attempts, and any other output_id, are 404. A GET is one conditional, ranged storage read (except the playlists of a video encoded in chunks, rendered from its job); segments and images are then kept at the edge (the Cache API) for a year and playlists for 2 s, so repeats, ranges and revalidations cost no storage operation. Server-Timing reports it: cache;desc="hit|miss", storage;desc="ops=N". A request whose job read reaches the video's job object (a running job's playlists, an unknown video) counts against the per-IP limit of public reads (429).
          */
         get: {
             parameters: {
@@ -1683,7 +1693,7 @@ export interface paths {
         options?: never;
         /**
          * The WebVTT thumbnails track (cues point into the sprite with #xywh=) (headers only)
-         * @description Public, unless the video requires signed URLs (403 signed_url_required: play /hls/t/{token}/... instead). Only the video's current output (the attempt that became playable) is served; the outputs of failed or canceled attempts, and any other output_id, are 404. A GET is one conditional, ranged storage read; segments and images are then kept at the edge (the Cache API) for a year and playlists for 2 s, so repeats, ranges and revalidations cost no storage operation. Server-Timing reports it: cache;desc="hit|miss", storage;desc="ops=N". A request whose job read reaches the video's job object (a running job's playlists, an unknown video) counts against the per-IP limit of public reads (429).
+         * @description Public, unless the video requires signed URLs (403 signed_url_required: play /hls/t/{token}/... instead). Only the video's current output (the attempt that became playable) is served; the outputs of failed or canceled attempts, and any other output_id, are 404. A GET is one conditional, ranged storage read (except the playlists of a video encoded in chunks, rendered from its job); segments and images are then kept at the edge (the Cache API) for a year and playlists for 2 s, so repeats, ranges and revalidations cost no storage operation. Server-Timing reports it: cache;desc="hit|miss", storage;desc="ops=N". A request whose job read reaches the video's job object (a running job's playlists, an unknown video) counts against the per-IP limit of public reads (429).
          */
         head: {
             parameters: {
@@ -1752,7 +1762,7 @@ export interface paths {
         };
         /**
          * A rendition's media playlist
-         * @description Public, unless the video requires signed URLs (403 signed_url_required: play /hls/t/{token}/... instead). Only the video's current output (the attempt that became playable) is served; the outputs of failed or canceled attempts, and any other output_id, are 404. A GET is one conditional, ranged storage read; segments and images are then kept at the edge (the Cache API) for a year and playlists for 2 s, so repeats, ranges and revalidations cost no storage operation. Server-Timing reports it: cache;desc="hit|miss", storage;desc="ops=N". A request whose job read reaches the video's job object (a running job's playlists, an unknown video) counts against the per-IP limit of public reads (429).
+         * @description Public, unless the video requires signed URLs (403 signed_url_required: play /hls/t/{token}/... instead). Only the video's current output (the attempt that became playable) is served; the outputs of failed or canceled attempts, and any other output_id, are 404. A GET is one conditional, ranged storage read (except the playlists of a video encoded in chunks, rendered from its job); segments and images are then kept at the edge (the Cache API) for a year and playlists for 2 s, so repeats, ranges and revalidations cost no storage operation. Server-Timing reports it: cache;desc="hit|miss", storage;desc="ops=N". A request whose job read reaches the video's job object (a running job's playlists, an unknown video) counts against the per-IP limit of public reads (429).
          */
         get: {
             parameters: {
@@ -1765,6 +1775,7 @@ export interface paths {
                     app_id: components["schemas"]["AppId"];
                     video_id: components["schemas"]["VideoId"];
                     output_id: string;
+                    /** @description A rendition: a video rung (720p), or audio, the audio rendition of a video encoded in chunks (its master playlist names it in EXT-X-MEDIA). */
                     rung: string;
                 };
                 cookie?: never;
@@ -1820,7 +1831,7 @@ export interface paths {
         options?: never;
         /**
          * A rendition's media playlist (headers only)
-         * @description Public, unless the video requires signed URLs (403 signed_url_required: play /hls/t/{token}/... instead). Only the video's current output (the attempt that became playable) is served; the outputs of failed or canceled attempts, and any other output_id, are 404. A GET is one conditional, ranged storage read; segments and images are then kept at the edge (the Cache API) for a year and playlists for 2 s, so repeats, ranges and revalidations cost no storage operation. Server-Timing reports it: cache;desc="hit|miss", storage;desc="ops=N". A request whose job read reaches the video's job object (a running job's playlists, an unknown video) counts against the per-IP limit of public reads (429).
+         * @description Public, unless the video requires signed URLs (403 signed_url_required: play /hls/t/{token}/... instead). Only the video's current output (the attempt that became playable) is served; the outputs of failed or canceled attempts, and any other output_id, are 404. A GET is one conditional, ranged storage read (except the playlists of a video encoded in chunks, rendered from its job); segments and images are then kept at the edge (the Cache API) for a year and playlists for 2 s, so repeats, ranges and revalidations cost no storage operation. Server-Timing reports it: cache;desc="hit|miss", storage;desc="ops=N". A request whose job read reaches the video's job object (a running job's playlists, an unknown video) counts against the per-IP limit of public reads (429).
          */
         head: {
             parameters: {
@@ -1833,6 +1844,7 @@ export interface paths {
                     app_id: components["schemas"]["AppId"];
                     video_id: components["schemas"]["VideoId"];
                     output_id: string;
+                    /** @description A rendition: a video rung (720p), or audio, the audio rendition of a video encoded in chunks (its master playlist names it in EXT-X-MEDIA). */
                     rung: string;
                 };
                 cookie?: never;
@@ -1889,8 +1901,8 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * A rendition's fMP4 initialization segment
-         * @description Public, unless the video requires signed URLs (403 signed_url_required: play /hls/t/{token}/... instead). Only the video's current output (the attempt that became playable) is served; the outputs of failed or canceled attempts, and any other output_id, are 404. A GET is one conditional, ranged storage read; segments and images are then kept at the edge (the Cache API) for a year and playlists for 2 s, so repeats, ranges and revalidations cost no storage operation. Server-Timing reports it: cache;desc="hit|miss", storage;desc="ops=N". A request whose job read reaches the video's job object (a running job's playlists, an unknown video) counts against the per-IP limit of public reads (429).
+         * A rendition's fMP4 initialization segment (audio/mp4 for the audio rendition)
+         * @description Public, unless the video requires signed URLs (403 signed_url_required: play /hls/t/{token}/... instead). Only the video's current output (the attempt that became playable) is served; the outputs of failed or canceled attempts, and any other output_id, are 404. A GET is one conditional, ranged storage read (except the playlists of a video encoded in chunks, rendered from its job); segments and images are then kept at the edge (the Cache API) for a year and playlists for 2 s, so repeats, ranges and revalidations cost no storage operation. Server-Timing reports it: cache;desc="hit|miss", storage;desc="ops=N". A request whose job read reaches the video's job object (a running job's playlists, an unknown video) counts against the per-IP limit of public reads (429).
          */
         get: {
             parameters: {
@@ -1903,13 +1915,14 @@ export interface paths {
                     app_id: components["schemas"]["AppId"];
                     video_id: components["schemas"]["VideoId"];
                     output_id: string;
+                    /** @description A rendition: a video rung (720p), or audio, the audio rendition of a video encoded in chunks (its master playlist names it in EXT-X-MEDIA). */
                     rung: string;
                 };
                 cookie?: never;
             };
             requestBody?: never;
             responses: {
-                /** @description A rendition's fMP4 initialization segment */
+                /** @description A rendition's fMP4 initialization segment (audio/mp4 for the audio rendition) */
                 200: {
                     headers: {
                         "Cache-Control"?: string;
@@ -1918,6 +1931,7 @@ export interface paths {
                     };
                     content: {
                         "video/mp4": string;
+                        "audio/mp4": string;
                     };
                 };
                 /** @description The byte range asked for with Range. */
@@ -1931,6 +1945,7 @@ export interface paths {
                     };
                     content: {
                         "video/mp4": string;
+                        "audio/mp4": string;
                     };
                 };
                 /** @description Not modified: If-None-Match matched the ETag. */
@@ -1957,8 +1972,8 @@ export interface paths {
         delete?: never;
         options?: never;
         /**
-         * A rendition's fMP4 initialization segment (headers only)
-         * @description Public, unless the video requires signed URLs (403 signed_url_required: play /hls/t/{token}/... instead). Only the video's current output (the attempt that became playable) is served; the outputs of failed or canceled attempts, and any other output_id, are 404. A GET is one conditional, ranged storage read; segments and images are then kept at the edge (the Cache API) for a year and playlists for 2 s, so repeats, ranges and revalidations cost no storage operation. Server-Timing reports it: cache;desc="hit|miss", storage;desc="ops=N". A request whose job read reaches the video's job object (a running job's playlists, an unknown video) counts against the per-IP limit of public reads (429).
+         * A rendition's fMP4 initialization segment (audio/mp4 for the audio rendition) (headers only)
+         * @description Public, unless the video requires signed URLs (403 signed_url_required: play /hls/t/{token}/... instead). Only the video's current output (the attempt that became playable) is served; the outputs of failed or canceled attempts, and any other output_id, are 404. A GET is one conditional, ranged storage read (except the playlists of a video encoded in chunks, rendered from its job); segments and images are then kept at the edge (the Cache API) for a year and playlists for 2 s, so repeats, ranges and revalidations cost no storage operation. Server-Timing reports it: cache;desc="hit|miss", storage;desc="ops=N". A request whose job read reaches the video's job object (a running job's playlists, an unknown video) counts against the per-IP limit of public reads (429).
          */
         head: {
             parameters: {
@@ -1971,13 +1986,14 @@ export interface paths {
                     app_id: components["schemas"]["AppId"];
                     video_id: components["schemas"]["VideoId"];
                     output_id: string;
+                    /** @description A rendition: a video rung (720p), or audio, the audio rendition of a video encoded in chunks (its master playlist names it in EXT-X-MEDIA). */
                     rung: string;
                 };
                 cookie?: never;
             };
             requestBody?: never;
             responses: {
-                /** @description A rendition's fMP4 initialization segment (no body) */
+                /** @description A rendition's fMP4 initialization segment (audio/mp4 for the audio rendition) (no body) */
                 200: {
                     headers: {
                         "Cache-Control"?: string;
@@ -2027,8 +2043,8 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * A media segment
-         * @description Public, unless the video requires signed URLs (403 signed_url_required: play /hls/t/{token}/... instead). Only the video's current output (the attempt that became playable) is served; the outputs of failed or canceled attempts, and any other output_id, are 404. A GET is one conditional, ranged storage read; segments and images are then kept at the edge (the Cache API) for a year and playlists for 2 s, so repeats, ranges and revalidations cost no storage operation. Server-Timing reports it: cache;desc="hit|miss", storage;desc="ops=N". A request whose job read reaches the video's job object (a running job's playlists, an unknown video) counts against the per-IP limit of public reads (429).
+         * A media segment (audio/mp4 for the audio rendition)
+         * @description Public, unless the video requires signed URLs (403 signed_url_required: play /hls/t/{token}/... instead). Only the video's current output (the attempt that became playable) is served; the outputs of failed or canceled attempts, and any other output_id, are 404. A GET is one conditional, ranged storage read (except the playlists of a video encoded in chunks, rendered from its job); segments and images are then kept at the edge (the Cache API) for a year and playlists for 2 s, so repeats, ranges and revalidations cost no storage operation. Server-Timing reports it: cache;desc="hit|miss", storage;desc="ops=N". A request whose job read reaches the video's job object (a running job's playlists, an unknown video) counts against the per-IP limit of public reads (429).
          */
         get: {
             parameters: {
@@ -2041,6 +2057,7 @@ export interface paths {
                     app_id: components["schemas"]["AppId"];
                     video_id: components["schemas"]["VideoId"];
                     output_id: string;
+                    /** @description A rendition: a video rung (720p), or audio, the audio rendition of a video encoded in chunks (its master playlist names it in EXT-X-MEDIA). */
                     rung: string;
                     segment: string;
                 };
@@ -2048,7 +2065,7 @@ export interface paths {
             };
             requestBody?: never;
             responses: {
-                /** @description A media segment */
+                /** @description A media segment (audio/mp4 for the audio rendition) */
                 200: {
                     headers: {
                         "Cache-Control"?: string;
@@ -2057,6 +2074,7 @@ export interface paths {
                     };
                     content: {
                         "video/iso.segment": string;
+                        "audio/mp4": string;
                     };
                 };
                 /** @description The byte range asked for with Range. */
@@ -2070,6 +2088,7 @@ export interface paths {
                     };
                     content: {
                         "video/iso.segment": string;
+                        "audio/mp4": string;
                     };
                 };
                 /** @description Not modified: If-None-Match matched the ETag. */
@@ -2096,8 +2115,8 @@ export interface paths {
         delete?: never;
         options?: never;
         /**
-         * A media segment (headers only)
-         * @description Public, unless the video requires signed URLs (403 signed_url_required: play /hls/t/{token}/... instead). Only the video's current output (the attempt that became playable) is served; the outputs of failed or canceled attempts, and any other output_id, are 404. A GET is one conditional, ranged storage read; segments and images are then kept at the edge (the Cache API) for a year and playlists for 2 s, so repeats, ranges and revalidations cost no storage operation. Server-Timing reports it: cache;desc="hit|miss", storage;desc="ops=N". A request whose job read reaches the video's job object (a running job's playlists, an unknown video) counts against the per-IP limit of public reads (429).
+         * A media segment (audio/mp4 for the audio rendition) (headers only)
+         * @description Public, unless the video requires signed URLs (403 signed_url_required: play /hls/t/{token}/... instead). Only the video's current output (the attempt that became playable) is served; the outputs of failed or canceled attempts, and any other output_id, are 404. A GET is one conditional, ranged storage read (except the playlists of a video encoded in chunks, rendered from its job); segments and images are then kept at the edge (the Cache API) for a year and playlists for 2 s, so repeats, ranges and revalidations cost no storage operation. Server-Timing reports it: cache;desc="hit|miss", storage;desc="ops=N". A request whose job read reaches the video's job object (a running job's playlists, an unknown video) counts against the per-IP limit of public reads (429).
          */
         head: {
             parameters: {
@@ -2110,6 +2129,7 @@ export interface paths {
                     app_id: components["schemas"]["AppId"];
                     video_id: components["schemas"]["VideoId"];
                     output_id: string;
+                    /** @description A rendition: a video rung (720p), or audio, the audio rendition of a video encoded in chunks (its master playlist names it in EXT-X-MEDIA). */
                     rung: string;
                     segment: string;
                 };
@@ -2117,7 +2137,7 @@ export interface paths {
             };
             requestBody?: never;
             responses: {
-                /** @description A media segment (no body) */
+                /** @description A media segment (audio/mp4 for the audio rendition) (no body) */
                 200: {
                     headers: {
                         "Cache-Control"?: string;

@@ -666,7 +666,8 @@ fn hls_routes(signed: bool) -> Vec<Documented> {
     const DESCRIPTION: &str = "Public, unless the video requires signed URLs (403 signed_url_required: play \
         /hls/t/{token}/... instead). Only the video's current output (the attempt that became playable) is \
         served; the outputs of failed or canceled attempts, and any other output_id, are 404. A GET is one \
-        conditional, ranged storage read; segments and images are then kept at the edge (the Cache API) for a year \
+        conditional, ranged storage read (except the playlists of a video encoded in chunks, rendered from its \
+        job); segments and images are then kept at the edge (the Cache API) for a year \
         and playlists for 2 s, so repeats, ranges and revalidations cost no storage operation. Server-Timing \
         reports it: cache;desc=\"hit|miss\", storage;desc=\"ops=N\". A request whose job read reaches the \
         video's job object (a running job's playlists, an unknown video) counts against the per-IP limit of public \
@@ -687,8 +688,12 @@ fn hls_routes(signed: bool) -> Vec<Documented> {
             "rung",
             ParameterIn::Path,
             true,
-            string().pattern(Some("^[1-9][0-9]{0,3}p$")).example(Some("720p".into())),
+            string().pattern(Some("^([1-9][0-9]{0,3}p|audio)$")).example(Some("720p".into())),
         )
+        .description(Some(
+            "A rendition: a video rung (720p), or audio, the audio rendition of a video encoded in chunks \
+            (its master playlist names it in EXT-X-MEDIA).",
+        ))
         .build()
     };
     let segment = || {
@@ -700,17 +705,30 @@ fn hls_routes(signed: bool) -> Vec<Documented> {
         )
         .build()
     };
-    let files: [(&str, &str, &str, bool, bool); 7] = [
-        ("master.m3u8", "The master playlist", "application/vnd.apple.mpegurl", false, false),
-        ("{rung}/index.m3u8", "A rendition's media playlist", "application/vnd.apple.mpegurl", true, false),
-        ("{rung}/init.mp4", "A rendition's fMP4 initialization segment", "video/mp4", true, false),
-        ("{rung}/{segment}", "A media segment", "video/iso.segment", true, true),
-        ("poster.jpg", "The poster image", "image/jpeg", false, false),
-        ("sprite.jpg", "The thumbnail sprite", "image/jpeg", false, false),
+    const PLAYLIST: &[&str] = &["application/vnd.apple.mpegurl"];
+    let files: [(&str, &str, &[&str], bool, bool); 7] = [
+        ("master.m3u8", "The master playlist", PLAYLIST, false, false),
+        ("{rung}/index.m3u8", "A rendition's media playlist", PLAYLIST, true, false),
+        (
+            "{rung}/init.mp4",
+            "A rendition's fMP4 initialization segment (audio/mp4 for the audio rendition)",
+            &["video/mp4", "audio/mp4"],
+            true,
+            false,
+        ),
+        (
+            "{rung}/{segment}",
+            "A media segment (audio/mp4 for the audio rendition)",
+            &["video/iso.segment", "audio/mp4"],
+            true,
+            true,
+        ),
+        ("poster.jpg", "The poster image", &["image/jpeg"], false, false),
+        ("sprite.jpg", "The thumbnail sprite", &["image/jpeg"], false, false),
         (
             "thumbnails.vtt",
             "The WebVTT thumbnails track (cues point into the sprite with #xywh=)",
-            "text/vtt",
+            &["text/vtt"],
             false,
             false,
         ),
@@ -740,7 +758,7 @@ fn hls_routes(signed: bool) -> Vec<Documented> {
             errors: ERRORS,
         }));
     }
-    for (file, what, content_type, has_rung, has_segment) in files {
+    for (file, what, content_types, has_rung, has_segment) in files {
         let mut parameters = if signed {
             vec![token()]
         } else {
@@ -769,7 +787,7 @@ fn hls_routes(signed: bool) -> Vec<Documented> {
             description: if signed { SIGNED } else { DESCRIPTION },
             parameters,
             what,
-            content_types: &[content_type],
+            content_types,
             headers: vec![("ETag", header(string(), None)), ("Cache-Control", header(string(), None))],
             errors: ERRORS,
         }));
