@@ -1316,36 +1316,24 @@ impl JobSpec {
         let table = job.chunks.as_ref().filter(|_| job.status == JobStatus::Processing)?;
         let task = table.tasks.get(usize::from(index)).filter(|t| t.status == TaskStatus::Processing)?;
         let lease = task.lease.as_ref()?;
-        Some(JobSpec {
-            job_id: job.job_id.clone(),
-            app_id: job.app_id.clone(),
-            video_id: job.video_id.clone(),
-            attempt: task.attempts,
-            lease_id: lease.id.clone(),
-            lease_expires_at: lease.expires_at,
-            heartbeat_interval_ms: policy.heartbeat_interval_ms(),
-            source_key: job.source.raw_key.clone(),
-            source_size: job.source.size,
-            source_etag: job.source.etag.clone(),
-            content_type: job.source.content_type.clone(),
-            output_id: lease.output_id.clone(),
-            output_prefix: ObjectKey::hls_prefix(&job.app_id, &job.video_id, &lease.output_id),
-            ladder: job.ladder.clone(),
-            playback: job.playback.clone(),
-            chunk: job.task_spec(usize::from(index)),
-            chunk_from_s: None,
-        })
+        Some(Self::held(job, lease, task.attempts, job.task_spec(usize::from(index)), policy))
     }
 
     /// The attempt `job`'s current lease runs, as its transcoder is told it;
     /// `None` when no lease holds the job.
     pub fn of_lease(job: &Job, policy: &RetryPolicy) -> Option<JobSpec> {
         let lease = job.lease.as_ref().filter(|_| job.status == JobStatus::Processing)?;
-        Some(JobSpec {
+        Some(Self::held(job, lease, job.attempts, None, policy))
+    }
+
+    /// What the holder of `lease` on `job` is told: its attempt, and the
+    /// chunk it runs (`None`: the whole job).
+    fn held(job: &Job, lease: &Lease, attempt: u32, chunk: Option<ChunkSpec>, policy: &RetryPolicy) -> JobSpec {
+        JobSpec {
             job_id: job.job_id.clone(),
             app_id: job.app_id.clone(),
             video_id: job.video_id.clone(),
-            attempt: job.attempts,
+            attempt,
             lease_id: lease.id.clone(),
             lease_expires_at: lease.expires_at,
             heartbeat_interval_ms: policy.heartbeat_interval_ms(),
@@ -1357,9 +1345,9 @@ impl JobSpec {
             output_prefix: ObjectKey::hls_prefix(&job.app_id, &job.video_id, &lease.output_id),
             ladder: job.ladder.clone(),
             playback: job.playback.clone(),
-            chunk: None,
+            chunk,
             chunk_from_s: None,
-        })
+        }
     }
 }
 
