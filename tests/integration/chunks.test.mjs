@@ -9,16 +9,16 @@
 // chunk boundaries.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, readFileSync, existsSync, openSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, readFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startGarage } from '../../devkit/garage.mjs';
 import { freePort, waitFor } from '../../devkit/ports.mjs';
 import { makeClip } from '../../devkit/client.mjs';
-import { videoService, client, API_KEY, TRANSCODER_TOKEN, ROOT } from '../workers/harness.mjs';
+import { videoService, client, API_KEY } from '../workers/harness.mjs';
+import { BIN, spawnTranscoder } from './stack.mjs';
 
-const BIN = process.env.TRANSCODER_BIN ?? join(ROOT, 'target', 'debug', 'transcoder');
 const SECONDS = 40;
 const FPS = 30;
 let garage, mf, api, base, scratch;
@@ -45,32 +45,7 @@ after(async () => {
 });
 
 function startTranscoder(name) {
-  const log = join(scratch, `${name}.log`);
-  const child = spawn(BIN, ['run'], {
-    env: {
-      ...process.env,
-      VIDEO_SERVICE_URL: base,
-      TRANSCODER_TOKEN,
-      S3_ENDPOINT: garage.endpoint,
-      S3_BUCKET: garage.bucket,
-      S3_REGION: garage.region,
-      S3_ACCESS_KEY_ID: garage.accessKey,
-      S3_SECRET_ACCESS_KEY: garage.secretKey,
-      WORK_DIR: join(scratch, `${name}-work`),
-      LEASE_WAIT_MS: '2000',
-      WORKER_NAME: name,
-      RUST_LOG: 'info',
-    },
-    stdio: ['ignore', openSync(log, 'a'), openSync(log, 'a')],
-  });
-  const t = { child, exited: null, logs: () => readFileSync(log, 'utf8') };
-  child.on('exit', (code, signal) => { t.exited = { code, signal }; });
-  t.stop = () => new Promise((resolve) => {
-    if (t.exited) return resolve(t.exited);
-    child.once('exit', (code, signal) => resolve({ code, signal }));
-    child.kill('SIGTERM');
-    setTimeout(() => { if (!t.exited) child.kill('SIGKILL'); }, 20000).unref();
-  });
+  const t = spawnTranscoder({ base, garage, scratch, name });
   transcoders.push(t);
   return t;
 }

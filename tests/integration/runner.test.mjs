@@ -9,19 +9,19 @@
 // a refused heartbeat no output lands in storage any more.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { createServer, request as httpRequest } from 'node:http';
-import { mkdtempSync, mkdirSync, rmSync, readFileSync, writeFileSync, existsSync, openSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, rmSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startGarage } from '../../devkit/garage.mjs';
 import { freePort, waitFor } from '../../devkit/ports.mjs';
-import { videoService, client, API_KEY, TRANSCODER_TOKEN, ROOT } from '../workers/harness.mjs';
+import { videoService, client, API_KEY } from '../workers/harness.mjs';
+import { BIN, spawnTranscoder } from './stack.mjs';
 import { startSentrySink } from '../../devkit/sentry-sink.mjs';
 import { makeClip } from '../../devkit/client.mjs';
 import { s3 } from '../../devkit/sigv4.mjs';
 
-const BIN = process.env.TRANSCODER_BIN ?? join(ROOT, 'target', 'debug', 'transcoder');
 let garage, mf, api, base, scratch;
 const transcoders = new Set();
 
@@ -42,38 +42,10 @@ after(async () => {
   rmSync(scratch, { recursive: true, force: true });
 });
 
-/** Starts the transcoder binary; `stop()` sends SIGTERM and waits, SIGKILL after 20 s.
- *  `wrap` runs it through another command (`[cmd, ...args]`, the binary appended). */
+/** Starts the transcoder binary (stack.mjs's `spawnTranscoder`), stopped after the tests. */
 function startTranscoder(name, env = {}, wrap = []) {
-  const log = join(scratch, `${name}.log`);
-  const [cmd, ...pre] = wrap.length ? wrap : [BIN];
-  const child = spawn(cmd, wrap.length ? [...pre, BIN, 'run'] : ['run'], {
-    env: {
-      ...process.env,
-      VIDEO_SERVICE_URL: base,
-      TRANSCODER_TOKEN,
-      S3_ENDPOINT: garage.endpoint,
-      S3_BUCKET: garage.bucket,
-      S3_REGION: garage.region,
-      S3_ACCESS_KEY_ID: garage.accessKey,
-      S3_SECRET_ACCESS_KEY: garage.secretKey,
-      WORK_DIR: join(scratch, `${name}-work`),
-      LEASE_WAIT_MS: '2000',
-      WORKER_NAME: name,
-      RUST_LOG: 'info',
-      ...env,
-    },
-    stdio: ['ignore', openSync(log, 'a'), openSync(log, 'a')],
-  });
-  const t = { child, log, exited: null };
-  child.on('exit', (code, signal) => { t.exited = { code, signal }; transcoders.delete(t); });
-  t.logs = () => readFileSync(log, 'utf8');
-  t.stop = () => new Promise((resolve) => {
-    if (t.exited) return resolve(t.exited);
-    child.once('exit', (code, signal) => resolve({ code, signal }));
-    child.kill('SIGTERM');
-    setTimeout(() => { if (!t.exited) child.kill('SIGKILL'); }, 20000).unref();
-  });
+  const t = spawnTranscoder({ base, garage, scratch, name, env, wrap });
+  t.child.on('exit', () => transcoders.delete(t));
   transcoders.add(t);
   return t;
 }

@@ -13,7 +13,46 @@ import { freePort, waitFor } from '../../devkit/ports.mjs';
 import { makeClip } from '../../devkit/client.mjs';
 import { videoService, client, API_KEY, TRANSCODER_TOKEN, ROOT } from '../workers/harness.mjs';
 
-const BIN = process.env.TRANSCODER_BIN ?? join(ROOT, 'target', 'debug', 'transcoder');
+export const BIN = process.env.TRANSCODER_BIN ?? join(ROOT, 'target', 'debug', 'transcoder');
+
+/**
+ * Starts the transcoder binary as `WORKER_NAME` `name` against the video
+ * service at `base` and `garage`, logging to `scratch/{log}` and working in
+ * `scratch/{workDir}`, with `env` on top of its settings; `wrap` runs it
+ * through another command (`[cmd, ...args]`, the binary appended).
+ * `logs()` reads its log; `stop()` sends SIGTERM and waits, SIGKILL after 20 s.
+ */
+export function spawnTranscoder({ base, garage, scratch, name, env = {}, wrap = [], log = `${name}.log`, workDir = `${name}-work` }) {
+  const logFile = join(scratch, log);
+  const [cmd, ...pre] = wrap.length ? wrap : [BIN];
+  const child = spawn(cmd, wrap.length ? [...pre, BIN, 'run'] : ['run'], {
+    env: {
+      ...process.env,
+      VIDEO_SERVICE_URL: base,
+      TRANSCODER_TOKEN,
+      S3_ENDPOINT: garage.endpoint,
+      S3_BUCKET: garage.bucket,
+      S3_REGION: garage.region,
+      S3_ACCESS_KEY_ID: garage.accessKey,
+      S3_SECRET_ACCESS_KEY: garage.secretKey,
+      WORK_DIR: join(scratch, workDir),
+      LEASE_WAIT_MS: '2000',
+      WORKER_NAME: name,
+      RUST_LOG: 'info',
+      ...env,
+    },
+    stdio: ['ignore', openSync(logFile, 'a'), openSync(logFile, 'a')],
+  });
+  const t = { child, log: logFile, exited: null, logs: () => readFileSync(logFile, 'utf8') };
+  child.on('exit', (code, signal) => { t.exited = { code, signal }; });
+  t.stop = () => new Promise((resolve) => {
+    if (t.exited) return resolve(t.exited);
+    child.once('exit', (code, signal) => resolve({ code, signal }));
+    child.kill('SIGTERM');
+    setTimeout(() => { if (!t.exited) child.kill('SIGKILL'); }, 20000).unref();
+  });
+  return t;
+}
 
 /**
  * Starts the stack for app `app`: the transcoder is `WORKER_NAME` `name`,
@@ -29,27 +68,8 @@ export async function startStack({ name, app, ip, transcoderEnv = {} }) {
   const mf = await videoService({ store: garage, backend: 's3', port });
   const base = `http://127.0.0.1:${port}`;
   const api = client(mf, base);
-  const log = join(scratch, 'transcoder.log');
-  const child = spawn(BIN, ['run'], {
-    env: {
-      ...process.env,
-      VIDEO_SERVICE_URL: base,
-      TRANSCODER_TOKEN,
-      S3_ENDPOINT: garage.endpoint,
-      S3_BUCKET: garage.bucket,
-      S3_REGION: garage.region,
-      S3_ACCESS_KEY_ID: garage.accessKey,
-      S3_SECRET_ACCESS_KEY: garage.secretKey,
-      WORK_DIR: join(scratch, 'work'),
-      LEASE_WAIT_MS: '2000',
-      WORKER_NAME: name,
-      RUST_LOG: 'info',
-      ...transcoderEnv,
-    },
-    stdio: ['ignore', openSync(log, 'a'), openSync(log, 'a')],
-  });
-  const transcoder = { child, logs: () => readFileSync(log, 'utf8'), exited: null };
-  child.on('exit', (code, signal) => { transcoder.exited = { code, signal }; });
+  const transcoder = spawnTranscoder({ base, garage, scratch, name, env: transcoderEnv, log: 'transcoder.log', workDir: 'work' });
+  const { child } = transcoder;
 
   /** Uploads a clip (with audio) as `video`, notifies with `options`, and waits until the job is done. */
   async function transcoded(video, options, { size = '1280x720', seconds = 6 } = {}) {
