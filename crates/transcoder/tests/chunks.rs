@@ -168,6 +168,34 @@ fn run_chunked(src: &Path, chunk_s: f64, first_chunk_s: f64) -> (Vec<ChunkRange>
     (ranges, chunks)
 }
 
+/// Every chunk's segments by (rung, seq), checked to be exactly the single
+/// pass's (rung, seq) set, none twice.
+fn stitched<'a>(chunks: &'a [(Summary, Outputs)], whole: &Outputs) -> BTreeMap<(usize, u32), &'a Vec<u8>> {
+    let stitched: BTreeMap<(usize, u32), &Vec<u8>> =
+        chunks.iter().flat_map(|(_, o)| o.segments.iter().map(|(k, v)| (*k, v))).collect();
+    assert_eq!(
+        stitched.keys().collect::<Vec<_>>(),
+        whole.segments.keys().collect::<Vec<_>>(),
+        "the same (rung, seq) segments, none twice"
+    );
+    stitched
+}
+
+/// The top rung stitched from `chunks` and the single pass's, each written
+/// to `dir` as one MP4 (its init, then its segments in order).
+fn top_rung_files(
+    dir: &Scratch,
+    chunks: &[(Summary, Outputs)],
+    stitched: &BTreeMap<(usize, u32), &Vec<u8>>,
+    whole: &Outputs,
+) -> (std::path::PathBuf, std::path::PathBuf) {
+    let stitched_file = dir.path("stitched.mp4");
+    concat(&stitched_file, &chunks[0].1.inits[&0], stitched.iter().filter(|((r, _), _)| *r == 0).map(|(_, b)| *b));
+    let single_file = dir.path("single.mp4");
+    concat(&single_file, &whole.inits[&0], whole.segments.iter().filter(|((r, _), _)| *r == 0).map(|(_, b)| b));
+    (stitched_file, single_file)
+}
+
 /// The lowest per-frame SSIM between the videos of `a` and `b` (same size), first frames paired.
 fn min_frame_ssim(a: &Path, b: &Path) -> f64 {
     let out = Command::new("ffmpeg")
@@ -240,13 +268,7 @@ fn chunks_stitch_into_the_single_pass_ladder() {
 
     let rungs = whole.rung_names.len();
     assert!(rungs >= 2, "{:?}", whole.rung_names);
-    let stitched: BTreeMap<(usize, u32), &Vec<u8>> =
-        chunks.iter().flat_map(|(_, o)| o.segments.iter().map(|(k, v)| (*k, v))).collect();
-    assert_eq!(
-        stitched.keys().collect::<Vec<_>>(),
-        whole.segments.keys().collect::<Vec<_>>(),
-        "the same (rung, seq) segments, none twice"
-    );
+    let stitched = stitched(&chunks, &whole);
     for rung in 0..rungs {
         // The init segment is byte for byte the single pass's (video only
         // in both: compare a chunk's with every other chunk's, and its
@@ -344,17 +366,12 @@ fn a_variable_frame_rate_source_stitches_on_the_same_frames() {
     let (_, whole) = run(&src, Mode::Whole);
     let (ranges, chunks) = run_chunked(&src, 4.0, 2.0);
     assert!(ranges.len() >= 3, "{ranges:?}");
-    let stitched: BTreeMap<(usize, u32), &Vec<u8>> =
-        chunks.iter().flat_map(|(_, o)| o.segments.iter().map(|(k, v)| (*k, v))).collect();
-    assert_eq!(stitched.keys().collect::<Vec<_>>(), whole.segments.keys().collect::<Vec<_>>());
+    let stitched = stitched(&chunks, &whole);
     for ((r, seq), bytes) in &stitched {
         let (got, want) = (fragment_times(bytes).unwrap(), fragment_times(&whole.segments[&(*r, *seq)]).unwrap());
         assert_eq!(got, want, "rung {r} seq {seq}: (mfhd, tfdt)");
     }
-    let stitched_file = dir.path("stitched.mp4");
-    concat(&stitched_file, &chunks[0].1.inits[&0], stitched.iter().filter(|((r, _), _)| *r == 0).map(|(_, b)| *b));
-    let single_file = dir.path("single.mp4");
-    concat(&single_file, &whole.inits[&0], whole.segments.iter().filter(|((r, _), _)| *r == 0).map(|(_, b)| b));
+    let (stitched_file, single_file) = top_rung_files(&dir, &chunks, &stitched, &whole);
     decodes_cleanly(&stitched_file);
     let (a, b) = (video_packets(&stitched_file), video_packets(&single_file));
     assert_eq!(a, b, "frames and keyframes");
@@ -449,17 +466,12 @@ fn a_webm_source_stitches_on_the_same_frames() {
     let (_, whole) = run(&src, Mode::Whole);
     let (ranges, chunks) = run_chunked(&src, 4.0, 2.0);
     assert!(ranges.len() >= 3, "{ranges:?}");
-    let stitched: BTreeMap<(usize, u32), &Vec<u8>> =
-        chunks.iter().flat_map(|(_, o)| o.segments.iter().map(|(k, v)| (*k, v))).collect();
-    assert_eq!(stitched.keys().collect::<Vec<_>>(), whole.segments.keys().collect::<Vec<_>>());
+    let stitched = stitched(&chunks, &whole);
     for ((r, seq), bytes) in &stitched {
         let (got, want) = (fragment_times(bytes).unwrap(), fragment_times(&whole.segments[&(*r, *seq)]).unwrap());
         assert_eq!((got[0].0, got[0].1[0]), (want[0].0, want[0].1[0]), "rung {r} seq {seq}: (mfhd, tfdt)");
     }
-    let stitched_file = dir.path("stitched.mp4");
-    concat(&stitched_file, &chunks[0].1.inits[&0], stitched.iter().filter(|((r, _), _)| *r == 0).map(|(_, b)| *b));
-    let single_file = dir.path("single.mp4");
-    concat(&single_file, &whole.inits[&0], whole.segments.iter().filter(|((r, _), _)| *r == 0).map(|(_, b)| b));
+    let (stitched_file, single_file) = top_rung_files(&dir, &chunks, &stitched, &whole);
     decodes_cleanly(&stitched_file);
     assert_eq!(video_packets(&stitched_file).len(), video_packets(&single_file).len());
     let worst = min_frame_ssim(&stitched_file, &single_file);
