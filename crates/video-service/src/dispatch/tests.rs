@@ -426,22 +426,16 @@ fn stats_count_the_requests_of_each_kind_but_not_themselves() {
 
 /// An enqueue of chunk tasks `tasks` of `job`, due at `not_before`.
 fn enqueue_tasks(job: &str, tasks: &[u16], queued_at: Timestamp, not_before: Timestamp) -> ShardCommand {
-    match enqueue(job, Standard, queued_at, not_before) {
-        ShardCommand::Enqueue { job_id, app_id, video_id, class, queued_at, not_before, shard, shards, .. } => {
-            ShardCommand::Enqueue {
-                job_id,
-                tasks: tasks.to_vec(),
-                app_id,
-                video_id,
-                class,
-                queued_at,
-                not_before,
-                shard,
-                shards,
-            }
-        }
+    with_tasks(enqueue(job, Standard, queued_at, not_before), tasks)
+}
+
+/// `cmd`, an enqueue, made an enqueue of chunk `tasks`.
+fn with_tasks(mut cmd: ShardCommand, tasks: &[u16]) -> ShardCommand {
+    match &mut cmd {
+        ShardCommand::Enqueue { tasks: t, .. } => *t = tasks.to_vec(),
         _ => unreachable!(),
     }
+    cmd
 }
 
 fn lease_as(shard: &MemShard, io: &FakeIo, chunks: bool, wait_ms: u64) -> ShardLeaseReply {
@@ -531,22 +525,7 @@ fn tasks_with_only_older_transcoders_waiting_here_ring_the_other_shards() {
     let (s, i, e) = (shard.clone(), io.clone(), effects.clone());
     io.during_sleep.borrow_mut().push_back(Box::new(move || {
         let t = i.clock.get();
-        let tasks = match enqueue_in("job_a", Standard, t, t, 0, 3) {
-            ShardCommand::Enqueue { job_id, app_id, video_id, class, queued_at, not_before, shard, shards, .. } => {
-                ShardCommand::Enqueue {
-                    job_id,
-                    tasks: vec![1, 2],
-                    app_id,
-                    video_id,
-                    class,
-                    queued_at,
-                    not_before,
-                    shard,
-                    shards,
-                }
-            }
-            _ => unreachable!(),
-        };
+        let tasks = with_tasks(enqueue_in("job_a", Standard, t, t, 0, 3), &[1, 2]);
         *e.borrow_mut() = Some(run(&s, &i, tasks).1);
     }));
     // An older transcoder waits here: it cannot take the tasks, so a
