@@ -120,6 +120,43 @@ export function cpuInfo() {
   return { model, cores, vector, avx2: flags.includes('avx2'), avx512: flags.includes('avx512f') };
 }
 
+/**
+ * CPU seconds (user + system, with reaped children) used so far by every
+ * process group, from /proc: a Map of group id → seconds, plus the machine's
+ * busy and idle seconds over all cores. The platform starts each of its
+ * processes (Garage, each wrangler dev with its workerd, each transcoder) as
+ * a group of its own, so two snapshots tell who used the cores in between.
+ */
+export function cpuSnapshot() {
+  const hz = 100; // USER_HZ: 100 on every Linux ABI node runs on
+  const groups = new Map();
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    let stat;
+    try { stat = readFileSync(`/proc/${pid}/stat`, 'utf8'); } catch { continue; } // exited meanwhile
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const pgrp = Number(f[2]);
+    const ticks = Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]);
+    groups.set(pgrp, (groups.get(pgrp) ?? 0) + ticks / hz);
+  }
+  const cpu = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  const idle = (cpu[3] + cpu[4]) / hz; // idle + iowait
+  return { groups, idle, busy: cpu.reduce((a, b) => a + b, 0) / hz - idle };
+}
+
+/** The process group of this process (the bench's own CPU in `cpuSnapshot`). */
+export function ownProcessGroup() {
+  const stat = readFileSync('/proc/self/stat', 'utf8');
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
+}
+
+/** CPU seconds between two `cpuSnapshot()`s: per group in `names` ({ name: group id }), the machine's busy and idle, and the rest. */
+export function cpuBetween(before, after, names) {
+  const used = (g) => (after.groups.get(g) ?? 0) - (before.groups.get(g) ?? 0);
+  const by = Object.fromEntries(Object.entries(names).map(([name, g]) => [name, used(g)]));
+  const busy = after.busy - before.busy;
+  return { by, busy, idle: after.idle - before.idle, other: busy - Object.values(by).reduce((a, b) => a + b, 0) };
+}
+
 /** `cpuInfo()` as one line: model, logical cores, vector flags. */
 export const cpuText = (c = cpuInfo()) => `${c.model}, ${c.cores} logical cores; vector flags: ${c.vector.join(' ')}`;
 

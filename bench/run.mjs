@@ -8,7 +8,8 @@
 //   node bench/run.mjs --only=7    image transforms alone (no transcoder needed)
 //   node bench/run.mjs --only=8    signed playback's cost per segment request (built video Worker; --requests=N, default 2000)
 //   node bench/run.mjs --only=9    chunked jobs: time to done on 1 and 2 transcoders pinned to a core each, and stitched vs single-pass
-//                                  (--chunked-seconds=N, default 1200; --stitch-seconds=N, default 180; --chunk-s=N, default 30)
+//                                  (--chunked-seconds=N, default 1200; --stitch-seconds=N, default 180, 0 skips;
+//                                   --stitch-content=noise|motion; --chunk-s=N, default 30)
 //   --ttp-lengths=30,300,1200      section 2's source lengths
 //   --only=5 --before=DIR          the Workers' size and cold start next to another checkout's (built there)
 //   --only=5 --save-before=LABEL   or record this build's as the "before" of later reports
@@ -24,7 +25,7 @@ import { createServer } from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  BENCH, CONTENTS, CONTENT_NOTES, ROOT, TRANSCODER, WORK, cpuInfo, cpuText, ffmpegLadderArgs, fmt, measure, median, medianRun, planFor, quality, readRung, rotated, rungDirs, source, videoPackets,
+  BENCH, CONTENTS, CONTENT_NOTES, ROOT, TRANSCODER, WORK, cpuBetween, cpuInfo, cpuSnapshot, cpuText, ffmpegLadderArgs, fmt, measure, median, medianRun, ownProcessGroup, planFor, quality, readRung, rotated, rungDirs, source, videoPackets,
 } from './lib.mjs';
 import { runWrk } from '../devkit/wrk.mjs';
 import { WORKERS, coldStarts, wasmSizes } from './workers-cost.mjs';
@@ -727,11 +728,12 @@ function chunkEvents(platform, jobId) {
 }
 
 /** Uploads `src` as `id`, notifies, and waits for done: seconds from the notify, and the final status. */
-async function timeToDone(platform, id, src) {
+async function timeToDone(platform, id, src, { atNotify = () => {} } = {}) {
   const bytes = readFileSync(src);
   const presign = await postJson(`${platform.video}/generate-upload-url`, { app_id: 'bench', video_id: id, content_type: 'video/mp4', size: bytes.length }, platform.apiKey);
   const put = await fetch(presign.json.upload_url, { method: 'PUT', headers: presign.json.headers, body: bytes });
   if (put.status !== 200) throw new Error(`upload: ${put.status}`);
+  atNotify();
   const t0 = performance.now();
   const notify = await postJson(`${platform.video}/notify-upload-complete`, { app_id: 'bench', video_id: id, raw_key: presign.json.raw_key, content_type: 'video/mp4' }, platform.apiKey);
   if (notify.status !== 202) throw new Error(`notify: ${notify.status} ${notify.text}`);
@@ -765,9 +767,55 @@ function decodeErrors(playlist) {
   return run.status === 0 ? run.stderr.trim() : `exit ${run.status}: ${run.stderr.trim().slice(-300)}`;
 }
 
+/** Stitched against single-pass on a `stitchSeconds` source of `content`: SSIM per rung, keyframes, continuity, decoding. */
+async function stitchedVsSinglePass(platform, stitchSeconds, content) {
+  // The same ladder from one transcoder chunked, and from `transcoder transcode`; a shorter source.: the same ladder from one transcoder chunked, and from `transcoder transcode`.
+  const qsrc = source(stitchSeconds, { preset: 'ultrafast', bitrate: '6M', kind: content });
+  platform.addTranscoder('stitch', { RUST_LOG: 'info' });
+  const run = await timeToDone(platform, `stitch-${Date.now().toString(36)}`, qsrc);
+  const stitched = join(WORK, 'stitched');
+  const single = join(WORK, 'single-pass');
+  rmSync(stitched, { recursive: true, force: true });
+  rmSync(single, { recursive: true, force: true });
+  await downloadLadder(run.final, stitched);
+  await measure(TRANSCODER, ['transcode', qsrc, single, '--max-rung', '1080'], { env: { RUST_LOG: 'warn' } });
+  const plan = planFor(qsrc);
+  const fps = plan.frame_rate.num / plan.frame_rate.den;
+  out(`Stitched against single-pass: a ${stitchSeconds / 60}-min ${content} source (${run.final.job_id ? 'chunked on one transcoder' : ''}, ${chunkEvents(platform, run.jobId).filter((e) => e.msg === 'chunk done').length} chunks) and the same source through \`transcoder transcode\` (single pass). SSIM of each against the source scaled, over the first ${Math.min(stitchSeconds, 120)} s; keyframe times from ffprobe; "continuous": every video packet follows the previous by one frame; "decodes": \`ffmpeg -v error -xerror\` reads the rung end to end with nothing on stderr.`);
+  out();
+  out('| rung | SSIM single-pass | SSIM stitched | Δ (gate ≤ 0.002) | keyframes = single-pass | continuous | decodes |');
+  out('|---|---|---|---|---|---|---|');
+  const rows = [];
+  const stitchedKeys = [];
+  for (const r of plan.rungs) {
+    const name = `${r.height}p`;
+    const a = join(single, name);
+    const b = join(stitched, name);
+    const qa = quality(a, qsrc, r.width, r.height, Math.min(stitchSeconds, 120));
+    const qb = quality(b, qsrc, r.width, r.height, Math.min(stitchSeconds, 120));
+    const pa = videoPackets(a, fps);
+    const pb = videoPackets(b, fps);
+    stitchedKeys.push(pb.keyframes.join(','));
+    const pts = execFileSync('ffprobe', ['-v', 'error', '-select_streams', 'v', '-show_entries', 'packet=dts_time', '-of', 'csv=p=0', join(b, 'index.m3u8')], { maxBuffer: 64 << 20 }).toString().split('\n').filter(Boolean).map(Number);
+    const continuous = pts.every((t, i) => i === 0 || Math.abs(t - pts[i - 1] - 1 / fps) < 0.002);
+    const errors = decodeErrors(join(b, 'index.m3u8'));
+    const row = { rung: name, single: qa.ssim, stitched: qb.ssim, delta: qb.ssim - qa.ssim, keys: pa.keyframes.join(',') === pb.keyframes.join(','), continuous, errors };
+    rows.push(row);
+    out(`| ${name} | ${fmt(qa.ssim, 4)} | ${fmt(qb.ssim, 4)} | ${fmt(row.delta, 4)} | ${row.keys ? 'yes' : 'NO'} | ${continuous ? 'yes' : 'NO'} | ${errors ? `NO: ${errors.slice(0, 80)}` : 'yes'} |`);
+  }
+  const audioErrors = existsSync(join(stitched, 'audio', 'index.m3u8')) ? decodeErrors(join(stitched, 'audio', 'index.m3u8')) : 'no audio rendition';
+  const aligned = stitchedKeys.every((k) => k === stitchedKeys[0]);
+  const gate = rows.every((x) => Math.abs(x.delta) <= 0.002 && x.keys && x.continuous && !x.errors) && aligned && !audioErrors;
+  out();
+  out(`Keyframes aligned across the stitched rungs: ${aligned ? 'yes' : 'NO'}. Audio rendition decodes: ${audioErrors ? `NO (${audioErrors.slice(0, 100)})` : 'yes'}. Gate: ${gate ? 'met' : 'NOT met'}.`);
+  out();
+  data.sections.stitched = { seconds: stitchSeconds, content, rows, aligned, audioErrors, gate };
+}
+
 async function chunkedSection() {
   const seconds = Number(arg('chunked-seconds', 1200));
-  const stitchSeconds = Number(arg('stitch-seconds', 180));
+  const stitchSeconds = Number(arg('stitch-seconds', 180)); // 0: skip the stitched-vs-single-pass part
+  const stitchContent = arg('stitch-content', 'noise');
   const chunkS = arg('chunk-s', '30');
   begin(9, 'Chunked jobs: one video on many transcoders');
   out();
@@ -785,7 +833,13 @@ async function chunkedSection() {
       await new Promise((res) => setTimeout(res, 1500));
       const id = `chunked-${n}-${Date.now().toString(36)}`;
       say(`time to done, ${seconds} s source, ${n} pinned transcoder(s)…`);
-      const run = await timeToDone(platform, id, src);
+      let before;
+      const run = await timeToDone(platform, id, src, { atNotify: () => { before = cpuSnapshot(); } });
+      const [garagePid, videoPid, imagePid] = platform.pids();
+      const cpu = cpuBetween(before, cpuSnapshot(), {
+        ...Object.fromEntries(pinned.map((t) => [t.name, t.pid])), 'video service (wrangler dev + workerd)': videoPid,
+        'image service': imagePid, Garage: garagePid, bench: ownProcessGroup(),
+      });
       const events = chunkEvents(platform, run.jobId);
       const done = events.filter((e) => e.msg === 'chunk done');
       const planned = events.find((e) => e.msg === 'job planned');
@@ -801,6 +855,7 @@ async function chunkedSection() {
         seconds: run.seconds, chunks: Number(planned?.chunks ?? done.length), chunkMedian: median(chunkTimes), chunk0: first ? Number(first.elapsed_ms) / 1000 : NaN,
         planS: planned ? Number(planned.elapsed_ms) / 1000 : NaN, gap: gaps.length ? median(gaps) : NaN,
         byTranscoder: Object.fromEntries(pinned.map((t) => [t.name, done.filter((e) => e.by === t.name).length])),
+        cpu,
       };
       say(`${n} transcoder(s): done in ${fmt(run.seconds, 1)} s (${JSON.stringify(results[n])})`);
       for (const t of pinned) await t.stop();
@@ -815,6 +870,18 @@ async function chunkedSection() {
       out(`| ${n} × 1 core | **${fmt(r.seconds, 1)} s** (${fmt(seconds / r.seconds, 2)}x real time) | ${r.chunks} | ${fmt(r.chunkMedian, 1)} s | ${fmt(r.chunk0, 1)} s | ${fmt(r.planS, 2)} s | ${fmt(r.gap, 2)} s | ${Object.values(r.byTranscoder).join(' / ')} |`);
     }
     out();
+    // Who used the two cores from notify to done: the transcoders against everything else the local platform runs.
+    out('CPU seconds from notify to done, from /proc (user + system, per process group; "rest" is the machine\'s other busy time, "idle" its unused core-seconds):');
+    out();
+    const parts = [...new Set([1, 2].flatMap((n) => Object.keys(results[n].cpu.by).filter((k) => !k.startsWith('pinned-'))))];
+    out(`| transcoders | wall | transcoders' CPU | ${parts.join(' | ')} | rest | idle |`);
+    out(`|---|---|---|${parts.map(() => '---|').join('')}---|---|`);
+    for (const n of [1, 2]) {
+      const { by, other, idle } = results[n].cpu;
+      const own = Object.entries(by).filter(([k]) => k.startsWith('pinned-')).map(([, v]) => v);
+      out(`| ${n} × 1 core | ${fmt(results[n].seconds, 0)} s | ${own.map((v) => fmt(v, 0)).join(' + ')} s | ${parts.map((k) => `${fmt(by[k], 1)} s`).join(' | ')} | ${fmt(other, 1)} s | ${fmt(idle, 0)} s |`);
+    }
+    out();
     out(`Speed-up with 2: **${fmt(speedup, 2)}x** (target ≥ 1.8x: ${speedup >= 1.8 ? 'met' : 'NOT met'}).`);
     // Projection to N cores (one task per core): T(N) ≈ plan + max(task 0, ceil((C-1)/N) · (chunk + idle)).
     const r1 = results[1];
@@ -825,47 +892,7 @@ async function chunkedSection() {
     out();
     data.sections.chunked = { seconds, chunkS, results, speedup };
 
-    // Stitched vs single-pass, on a shorter source: the same ladder from one transcoder chunked, and from `transcoder transcode`.
-    const qsrc = source(stitchSeconds, { preset: 'ultrafast', bitrate: '6M' });
-    platform.addTranscoder('stitch', { RUST_LOG: 'info' });
-    const run = await timeToDone(platform, `stitch-${Date.now().toString(36)}`, qsrc);
-    const stitched = join(WORK, 'stitched');
-    const single = join(WORK, 'single-pass');
-    rmSync(stitched, { recursive: true, force: true });
-    rmSync(single, { recursive: true, force: true });
-    await downloadLadder(run.final, stitched);
-    await measure(TRANSCODER, ['transcode', qsrc, single, '--max-rung', '1080'], { env: { RUST_LOG: 'warn' } });
-    const plan = planFor(qsrc);
-    const fps = plan.frame_rate.num / plan.frame_rate.den;
-    out(`Stitched against single-pass: a ${stitchSeconds / 60}-min source (${run.final.job_id ? 'chunked on one transcoder' : ''}, ${chunkEvents(platform, run.jobId).filter((e) => e.msg === 'chunk done').length} chunks) and the same source through \`transcoder transcode\` (single pass). SSIM of each against the source scaled, over the first ${Math.min(stitchSeconds, 120)} s; keyframe times from ffprobe; "continuous": every video packet follows the previous by one frame; "decodes": \`ffmpeg -v error -xerror\` reads the rung end to end with nothing on stderr.`);
-    out();
-    out('| rung | SSIM single-pass | SSIM stitched | Δ (gate ≤ 0.002) | keyframes = single-pass | continuous | decodes |');
-    out('|---|---|---|---|---|---|---|');
-    const rows = [];
-    const stitchedKeys = [];
-    for (const r of plan.rungs) {
-      const name = `${r.height}p`;
-      const a = join(single, name);
-      const b = join(stitched, name);
-      const qa = quality(a, qsrc, r.width, r.height, Math.min(stitchSeconds, 120));
-      const qb = quality(b, qsrc, r.width, r.height, Math.min(stitchSeconds, 120));
-      const pa = videoPackets(a, fps);
-      const pb = videoPackets(b, fps);
-      stitchedKeys.push(pb.keyframes.join(','));
-      const pts = execFileSync('ffprobe', ['-v', 'error', '-select_streams', 'v', '-show_entries', 'packet=dts_time', '-of', 'csv=p=0', join(b, 'index.m3u8')], { maxBuffer: 64 << 20 }).toString().split('\n').filter(Boolean).map(Number);
-      const continuous = pts.every((t, i) => i === 0 || Math.abs(t - pts[i - 1] - 1 / fps) < 0.002);
-      const errors = decodeErrors(join(b, 'index.m3u8'));
-      const row = { rung: name, single: qa.ssim, stitched: qb.ssim, delta: qb.ssim - qa.ssim, keys: pa.keyframes.join(',') === pb.keyframes.join(','), continuous, errors };
-      rows.push(row);
-      out(`| ${name} | ${fmt(qa.ssim, 4)} | ${fmt(qb.ssim, 4)} | ${fmt(row.delta, 4)} | ${row.keys ? 'yes' : 'NO'} | ${continuous ? 'yes' : 'NO'} | ${errors ? `NO: ${errors.slice(0, 80)}` : 'yes'} |`);
-    }
-    const audioErrors = existsSync(join(stitched, 'audio', 'index.m3u8')) ? decodeErrors(join(stitched, 'audio', 'index.m3u8')) : 'no audio rendition';
-    const aligned = stitchedKeys.every((k) => k === stitchedKeys[0]);
-    const gate = rows.every((x) => Math.abs(x.delta) <= 0.002 && x.keys && x.continuous && !x.errors) && aligned && !audioErrors;
-    out();
-    out(`Keyframes aligned across the stitched rungs: ${aligned ? 'yes' : 'NO'}. Audio rendition decodes: ${audioErrors ? `NO (${audioErrors.slice(0, 100)})` : 'yes'}. Gate: ${gate ? 'met' : 'NOT met'}.`);
-    out();
-    data.sections.stitched = { seconds: stitchSeconds, rows, aligned, audioErrors, gate };
+    if (stitchSeconds > 0) await stitchedVsSinglePass(platform, stitchSeconds, stitchContent);
   } finally {
     await platform.stop();
     rmSync(dir, { recursive: true, force: true });
