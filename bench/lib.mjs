@@ -131,9 +131,8 @@ export function cpuSnapshot() {
   const hz = 100; // USER_HZ: 100 on every Linux ABI node runs on
   const groups = new Map();
   for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
-    let stat;
-    try { stat = readFileSync(`/proc/${pid}/stat`, 'utf8'); } catch { continue; } // exited meanwhile
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    let f;
+    try { f = statFields(pid); } catch { continue; } // exited meanwhile
     const pgrp = Number(f[2]);
     const ticks = Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]);
     groups.set(pgrp, (groups.get(pgrp) ?? 0) + ticks / hz);
@@ -144,9 +143,12 @@ export function cpuSnapshot() {
 }
 
 /** The process group of this process (the bench's own CPU in `cpuSnapshot`). */
-export function ownProcessGroup() {
-  const stat = readFileSync('/proc/self/stat', 'utf8');
-  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
+export const ownProcessGroup = () => Number(statFields('self')[2]);
+
+/** The fields of /proc/`pid`/stat after the command name (which may hold spaces): [0] is the state. */
+function statFields(pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
 }
 
 /** CPU seconds between two `cpuSnapshot()`s: per group in `names` ({ name: group id }), the machine's busy and idle, and the rest. */
