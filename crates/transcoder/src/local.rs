@@ -15,7 +15,7 @@ use crate::download::{self, DownloadRequest};
 use crate::encrypt::SegmentCipher;
 use crate::error::{panics_fail_the_job, JobError};
 use crate::pipeline::{transcode, Control, Summary, Tuning};
-use crate::publish::{Playable, Publisher};
+use crate::publish::{Playable, Publisher, Stages};
 use crate::storage::Sink;
 
 /// What a local transcode produced, and when it became playable.
@@ -65,6 +65,8 @@ pub async fn transcode_to_dir_with(
         panics_fail_the_job(|| transcode(file, Default::default(), &options, &tuning, tx, pipeline_control))
     });
     let mut publisher = Publisher::new(Sink::Dir(out.to_path_buf()), String::new(), Arc::clone(&playable));
+    // The same `stage` lines as a leased job, counted from the start here.
+    publisher.log_stages(Stages::default());
     if playback.encryption == Encryption::Aes128 {
         publisher.encrypt_with(SegmentCipher::random()?, "key".into());
     }

@@ -119,6 +119,10 @@ struct TuningArgs {
     /// which they may not change, and after the tuned options).
     #[arg(long, value_name = "RUNG=key=value[:key=value…]", value_parser = transcoder::pipeline::parse_x264_rung)]
     x264_rung: Vec<(String, String)>,
+    /// One x264 encoder per rung for every segment, instead of one of its
+    /// own for the first segment (which cuts it sooner; for comparisons).
+    #[arg(long)]
+    no_first_segment_encoder: bool,
 }
 
 impl TuningArgs {
@@ -135,6 +139,7 @@ impl TuningArgs {
             frame_queue: self.frame_queue.unwrap_or(d.frame_queue),
             x264_tuned: !self.x264_preset_only,
             x264_rung_params: self.x264_rung.clone(),
+            first_segment_encoder: !self.no_first_segment_encoder,
             ..d
         }
     }

@@ -8,6 +8,10 @@
 //! `mfhd`, `tfdt`), keyframes on the same frames, every rung decoding end
 //! to end without an error across the chunk boundaries, and an audio
 //! rendition whose fragments start at the single pass's audio times.
+//!
+//! The first segment's own encoder (the first segment cut from an x264 run
+//! of its own, a chunk of one segment) is held to the same standard against
+//! one encoder for every segment.
 
 mod support;
 
@@ -36,6 +40,10 @@ struct Outputs {
 }
 
 fn run(src: &Path, mode: Mode) -> (Summary, Outputs) {
+    run_with(src, mode, Tuning::default())
+}
+
+fn run_with(src: &Path, mode: Mode, tuning: Tuning) -> (Summary, Outputs) {
     let (tx, mut rx) = tokio::sync::mpsc::channel(16);
     let file = std::fs::File::open(src).unwrap();
     let pipeline = std::thread::spawn(move || {
@@ -43,7 +51,7 @@ fn run(src: &Path, mode: Mode) -> (Summary, Outputs) {
             file,
             Default::default(),
             &LadderOptions::default(),
-            &Tuning::default(),
+            &tuning,
             mode,
             tx,
             Arc::new(Control::default()),
@@ -478,4 +486,82 @@ fn a_webm_source_stitches_on_the_same_frames() {
     eprintln!("WebM: lowest per-frame SSIM between stitched and single pass: {worst:.4}");
     assert!(worst > 0.95, "a stitched frame differs from the single pass's: SSIM {worst}");
     assert_eq!(chunks[0].1.audio.len(), whole.segments.keys().filter(|(r, _)| *r == 0).count());
+}
+
+/// Every rung's first segment comes from an encoder of its own, ended after
+/// the segment's last frame (so it is cut without waiting for x264 to look
+/// ahead past the next keyframe; what that buys is measured in bench/, not
+/// here). Against one encoder for every segment, nothing a player sees may
+/// move: the same init bytes per rung, the same segments with the same
+/// `mfhd` and track times, a first segment of 15 frames, keyframes on the
+/// same frames, and presentation and decode times continuing one frame at a
+/// time across the hand-over, with every rung decoding end to end.
+#[test]
+fn the_first_segments_own_encoder_moves_no_boundary() {
+    let dir = Scratch::new("first-segment");
+    let src = dir.path("source.mp4");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=1280x720:rate=30:duration=6,noise=alls=12:allf=t",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:duration=6",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-bf",
+        "3",
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        "aac",
+        "-f",
+        "mp4",
+        src.to_str().unwrap(),
+    ]);
+    let (split_summary, split) = run_with(&src, Mode::Whole, Tuning::default());
+    let (one_summary, one) = run_with(&src, Mode::Whole, Tuning { first_segment_encoder: false, ..Tuning::default() });
+    assert!(split_summary.rungs.iter().all(|r| r.first_segment_encoder), "the first segment had its own encoder");
+    assert!(one_summary.rungs.iter().all(|r| !r.first_segment_encoder));
+    assert_eq!(split.segments.keys().collect::<Vec<_>>(), one.segments.keys().collect::<Vec<_>>());
+    assert!(split.rung_names.len() >= 2, "{:?}", split.rung_names);
+    for (rung, name) in split.rung_names.iter().enumerate() {
+        assert_eq!(split.inits[&rung], one.inits[&rung], "{name}: init segment");
+        for ((r, seq), bytes) in split.segments.iter().filter(|((r, _), _)| *r == rung) {
+            let (got, want) = (fragment_times(bytes).unwrap(), fragment_times(&one.segments[&(*r, *seq)]).unwrap());
+            assert_eq!(got, want, "{name} seq {seq}: (mfhd, track times)");
+        }
+        let file = dir.path(&format!("split-{name}.mp4"));
+        concat(&file, &split.inits[&rung], split.segments.iter().filter(|((r, _), _)| *r == rung).map(|(_, b)| b));
+        let first = dir.path(&format!("first-{name}.mp4"));
+        concat(&first, &split.inits[&rung], std::iter::once(&split.segments[&(rung, 0)]));
+        let reference = dir.path(&format!("one-{name}.mp4"));
+        concat(&reference, &one.inits[&rung], one.segments.iter().filter(|((r, _), _)| *r == rung).map(|(_, b)| b));
+        decodes_cleanly(&file);
+        // The main encoder's rate control runs as with one encoder: an encoder
+        // started afresh after the first segment spent a second initial VBV
+        // buffer (+25% on the top rung of a 6-s 1080p clip).
+        let bytes =
+            |o: &Outputs| o.segments.iter().filter(|((r, _), _)| *r == rung).map(|(_, b)| b.len()).sum::<usize>();
+        let ratio = bytes(&split) as f64 / bytes(&one) as f64;
+        assert!((ratio - 1.0).abs() < 0.05, "{name}: {ratio:.3} times one encoder's bytes");
+        assert_eq!(video_packets(&first).len(), 15, "{name}: frames in the first segment");
+        let (a, b) = (video_packets(&file), video_packets(&reference));
+        let keys = |p: &[(i64, bool)]| p.iter().filter(|x| x.1).map(|x| x.0).collect::<Vec<_>>();
+        assert_eq!(keys(&a), keys(&b), "{name}: keyframes");
+        assert_eq!(keys(&a)[1] - keys(&a)[0], 15, "{name}: the second segment starts with a keyframe");
+        assert!(a.windows(2).all(|w| w[1].0 == w[0].0 + 1), "{name}: pts are not continuous");
+        let dts = ffprobe(&file, &["-select_streams", "v", "-show_entries", "packet=dts_time"]);
+        let dts: Vec<i64> = dts["packets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| (p["dts_time"].as_str().unwrap().parse::<f64>().unwrap() * 30.0).round() as i64)
+            .collect();
+        assert!(dts.windows(2).all(|w| w[1] == w[0] + 1), "{name}: dts are not continuous: {dts:?}");
+    }
 }

@@ -119,6 +119,11 @@ pub struct Tuning {
     /// in order, after the tuned ones. They must not change the fixed GOP
     /// settings nor anything the rungs must share ([`X264_FIXED_KEYS`]).
     pub x264_rung_params: Vec<(String, String)>,
+    /// Whether the first segment has an x264 encoder of its own, ended after
+    /// its last frame, so it is cut without waiting for x264's lookahead
+    /// (see `rung::first_segment_encoder`); false: one encoder for every
+    /// segment (for comparisons).
+    pub first_segment_encoder: bool,
 }
 
 /// The defaults of a 2-core machine, where they were measured (`bench/`).
@@ -146,6 +151,7 @@ impl Tuning {
             frame_queue: 4,
             x264_tuned: true,
             x264_rung_params: Vec::new(),
+            first_segment_encoder: true,
         }
     }
 
