@@ -290,6 +290,22 @@ impl Segmenter<'_> {
         }
     }
 
+    /// Gives the main encoder the frames that waited for it while the first
+    /// segment had an encoder of its own, and takes what it has ready.
+    fn feed_waiting(
+        &mut self,
+        encoder: &mut ff::encoder::Video,
+        waiting: &mut Vec<Arc<SharedFrame>>,
+        frames_done: &AtomicU64,
+        keep_from: u64,
+    ) -> Result<(), JobError> {
+        for frame in waiting.drain(..) {
+            encoder.send_frame(&frame.0).map_err(|e| err(e, "frame"))?;
+            self.receive(encoder, frames_done, keep_from);
+        }
+        Ok(())
+    }
+
     /// Writes whatever can be written now; sends finished segments.
     fn drain(&mut self, rung: usize, events: &Sender<Produced>) -> Result<(), JobError> {
         loop {
@@ -516,10 +532,7 @@ pub fn run(job: RungJob<'_>) -> Result<RungReport, JobError> {
         // encoder gets the frames that waited for it, the first segment's too.
         if first_encoder.is_none() && !for_main.is_empty() && (!seg.sealed || for_main.len() >= 2 * first_end as usize)
         {
-            for frame in for_main.drain(..) {
-                encoder.send_frame(&frame.0).map_err(|e| err(e, "frame"))?;
-                seg.receive(&mut encoder, frames_done, main_keeps_from);
-            }
+            seg.feed_waiting(&mut encoder, &mut for_main, frames_done, main_keeps_from)?;
             seg.drain(index, events)?;
         }
     }
@@ -535,10 +548,7 @@ pub fn run(job: RungJob<'_>) -> Result<RungReport, JobError> {
         seg.receive(ending, frames_done, 0);
         for_main.clear();
     }
-    for frame in for_main.drain(..) {
-        encoder.send_frame(&frame.0).map_err(|e| err(e, "frame"))?;
-        seg.receive(&mut encoder, frames_done, main_keeps_from);
-    }
+    seg.feed_waiting(&mut encoder, &mut for_main, frames_done, main_keeps_from)?;
     encoder.send_eof().map_err(|e| err(e, "flush"))?;
     seg.receive(&mut encoder, frames_done, main_keeps_from);
     seg.drain(index, events)?;
