@@ -75,6 +75,11 @@ pub struct Config {
     /// ten minutes plus four times the source's duration, see
     /// `media_core::video::timeline::job_time_limit_s`).
     pub job_time_limit: Option<Duration>,
+    /// `FIRST_SEGMENT_ENCODER`: `on` (default) gives each rung's first segment
+    /// an x264 run of its own, so a video is playable sooner; `off` encodes
+    /// every segment with one encoder (for comparisons; see
+    /// `pipeline::Tuning::first_segment_encoder`).
+    pub first_segment_encoder: bool,
 }
 
 impl std::fmt::Debug for Config {
@@ -129,6 +134,16 @@ impl Config {
         if concurrency == 0 {
             return Err(ConfigError { name: "CONCURRENCY", problem: "is 0; it must be at least 1".into() });
         }
+        let first_segment_encoder = match v.get("FIRST_SEGMENT_ENCODER").as_deref() {
+            None | Some("on") => true,
+            Some("off") => false,
+            Some(other) => {
+                return Err(ConfigError {
+                    name: "FIRST_SEGMENT_ENCODER",
+                    problem: format!("is {other:?}; use on or off"),
+                })
+            }
+        };
         let log_format = v.get("LOG_FORMAT").unwrap_or_else(|| "json".into());
         if log_format != "json" && log_format != "text" {
             return Err(ConfigError { name: "LOG_FORMAT", problem: format!("is {log_format:?}; use json or text") });
@@ -172,6 +187,7 @@ impl Config {
                 .map(|_| v.number("JOB_TIME_LIMIT_S", 0u64))
                 .transpose()?
                 .map(Duration::from_secs),
+            first_segment_encoder,
         })
     }
 }
@@ -221,6 +237,15 @@ mod tests {
         let e = with("standard,tiny").err().unwrap();
         assert_eq!(e.name, "JOB_CLASSES");
         assert!(e.problem.contains("\"tiny\""), "{}", e.problem);
+    }
+
+    #[test]
+    fn first_segment_encoder_is_on_unless_turned_off() {
+        let with = |v: &str| vars(&[FULL, &[("FIRST_SEGMENT_ENCODER", v)]].concat());
+        assert!(vars(FULL).unwrap().first_segment_encoder);
+        assert!(with("on").unwrap().first_segment_encoder);
+        assert!(!with("off").unwrap().first_segment_encoder);
+        assert_eq!(with("no").unwrap_err().to_string(), "FIRST_SEGMENT_ENCODER is \"no\"; use on or off");
     }
 
     #[test]
