@@ -294,6 +294,29 @@ function stagesOf(platform, jobId) {
 
 const STAGES = ['source_open', 'probed', 'first_cut', 'all_cut', 'playable', 'playable_told'];
 
+/**
+ * `--first-segment-ab`: section 2 alternates, run by run, a transcoder with
+ * the first segment's own encoder (`FIRST_SEGMENT_ENCODER=on`, the default)
+ * and one without (`off`), in the same minutes, so that the machine's drift
+ * falls on both alike. The main table is the `on` arm's.
+ */
+const FIRST_SEGMENT_AB = process.argv.includes('--first-segment-ab');
+
+/** Makes the platform's running transcoder one with `FIRST_SEGMENT_ENCODER=arm`, ready to lease. */
+async function transcoderWith(platform, arm) {
+  const current = platform.transcoders.at(-1);
+  if (current && current.arm === arm && !current.exited) return;
+  if (current) await current.stop();
+  const t = platform.addTranscoder(`transcoder-fse-${arm}-${platform.transcoders.length}`, { FIRST_SEGMENT_ENCODER: arm });
+  t.arm = arm;
+  const file = join(platform.logs, `${t.name}.log`);
+  for (let i = 0; !(existsSync(file) && readFileSync(file, 'utf8').includes('transcoder started')); i++) {
+    if (t.exited || i > 200) throw new Error(`${t.name} did not start (see ${file})`);
+    await new Promise((res) => setTimeout(res, 50));
+  }
+  await new Promise((res) => setTimeout(res, 1000)); // its first lease long-poll is waiting
+}
+
 async function playableSection(platform) {
   const lengths = (arg('ttp-lengths', '30,300,1200')).split(',').map(Number);
   begin(2, 'Time to playable');
@@ -308,9 +331,13 @@ async function playableSection(platform) {
     for (const kind of CONTENT_KINDS) {
       const src = source(seconds, seconds > 60 ? { preset: 'ultrafast', bitrate: '6M', kind } : { kind });
       const plan = JSON.parse(execFileSync(TRANSCODER, ['plan', src, '--max-rung', '1080']).toString());
+      const arms = {};
       const times = [];
       const stageRuns = [];
-      for (let i = 0; i < RUNS; i++) {
+      for (let i = 0; i < RUNS * (FIRST_SEGMENT_AB ? 2 : 1); i++) {
+        // A/B: on, off, off, on, on, off, … so that neither arm always goes first.
+        const arm = FIRST_SEGMENT_AB ? (['on', 'off', 'off', 'on'][i % 4]) : null;
+        if (arm) await transcoderWith(platform, arm);
         const id = `ttp-${kind}-${seconds}-${i}-${Date.now().toString(36)}`;
         // Upload (not timed) with the README's steps, then time from the notify.
         const bytes = readFileSync(src);
@@ -318,16 +345,20 @@ async function playableSection(platform) {
         const put = await fetch(presign.json.upload_url, { method: 'PUT', headers: presign.json.headers, body: bytes });
         if (put.status !== 200) throw new Error(`upload: ${put.status}`);
         const { seconds: t, jobId } = await timeToPlayable(platform, { id, raw_key: presign.json.raw_key });
-        times.push(t);
         await postJson(`${platform.video}/cancel-job`, { app_id: 'bench', video_id: id }, platform.apiKey);
         await new Promise((res) => setTimeout(res, 2500)); // the transcoder stops at its next heartbeat
-        stageRuns.push(stagesOf(platform, jobId));
-        say(`time to playable, ${seconds} s ${kind} source, run ${i + 1}: ${fmt(t, 2)} s; stages ${JSON.stringify(stageRuns.at(-1))}`);
+        const stages = stagesOf(platform, jobId);
+        if (arm === null || arm === 'on') {
+          times.push(t);
+          stageRuns.push(stages);
+        }
+        if (arm) (arms[arm] ??= []).push({ t, stages });
+        say(`time to playable, ${seconds} s ${kind} source, run ${i + 1}${arm ? ` (first-segment encoder ${arm})` : ''}: ${fmt(t, 2)} s; stages ${JSON.stringify(stages)}`);
       }
       const stages = Object.fromEntries(STAGES.map((k) => [k, median(stageRuns.map((r) => r[k]).filter(Number.isFinite))]));
       const base = await ffmpegTimeToFirstSegments(src, plan);
       const queue = median(times) - (stages.playable_told ?? NaN) / 1000;
-      results[`${kind}-${seconds}`] = { kind, seconds, times, median: median(times), stages, stageRuns, ffmpeg: base };
+      results[`${kind}-${seconds}`] = { kind, seconds, times, median: median(times), stages, stageRuns, ffmpeg: base, ...(FIRST_SEGMENT_AB ? { firstSegmentAB: arms } : {}) };
       out(`| ${seconds >= 60 ? `${seconds / 60} min` : `${seconds} s`} | ${kind} | **${fmt(median(times), 2)} s** (${times.map((x) => fmt(x, 2)).join(', ')}) | ${STAGES.map((k) => fmt(stages[k], 0)).join(' / ')} | ${fmt(queue, 2)} s | ${fmt(base, 2)} s | ${mux[seconds] ?? '-'} |`);
     }
   }
@@ -335,6 +366,19 @@ async function playableSection(platform) {
   out();
   out(`Target (issue 27): median under 1.5 s for every length and content: ${worst < 1.5 ? 'met' : 'NOT met'} (worst median ${fmt(worst, 2)} s).`);
   out();
+  if (FIRST_SEGMENT_AB) {
+    out(`The first segment's own encoder (\`FIRST_SEGMENT_ENCODER\`), on against off: the runs of each cell alternate between a transcoder with it and one without (on, off, off, on, …), ${RUNS} each, in the same minutes. Medians; all_cut is the last rung's first segment, ms from the lease.`);
+    out();
+    out('| source | content | on: median (runs) | off: median (runs) | on − off | all_cut on / off (ms) |');
+    out('|---|---|---|---|---|---|');
+    for (const r of Object.values(results)) {
+      const [on, off] = ['on', 'off'].map((a) => r.firstSegmentAB[a] ?? []);
+      const m = (runs) => median(runs.map((x) => x.t));
+      const cut = (runs) => median(runs.map((x) => x.stages.all_cut).filter(Number.isFinite));
+      out(`| ${r.seconds >= 60 ? `${r.seconds / 60} min` : `${r.seconds} s`} | ${r.kind} | ${fmt(m(on), 2)} s (${on.map((x) => fmt(x.t, 2)).join(', ')}) | ${fmt(m(off), 2)} s (${off.map((x) => fmt(x.t, 2)).join(', ')}) | ${m(on) >= m(off) ? '+' : ''}${fmt(m(on) - m(off), 2)} s | ${fmt(cut(on), 0)} / ${fmt(cut(off), 0)} |`);
+    }
+    out();
+  }
   data.sections.timeToPlayable = results;
 }
 
