@@ -103,8 +103,7 @@ impl<A: VideoApi> Runner<A> {
     pub fn with_api(config: Config, api: A) -> Self {
         let storage = Storage::new(&config.s3);
         let machine = Machine::detect(config.concurrency);
-        let tuning =
-            Tuning { first_segment_encoder: config.first_segment_encoder, ..Tuning::for_machine(&machine) };
+        let tuning = Tuning { first_segment_encoder: config.first_segment_encoder, ..Tuning::for_machine(&machine) };
         Self { config, api, storage, machine, tuning, reserved: Arc::default() }
     }
 
