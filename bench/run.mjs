@@ -262,6 +262,10 @@ async function ffmpegTimeToFirstSegments(src, plan) {
   const { spawn } = await import('node:child_process');
   const t0 = performance.now();
   const child = spawn('ffmpeg', ffmpegLadderArgs(src, plan, dir, { playlistType: 'event' }), { stdio: 'ignore' });
+  // Killed with the bench too: a bench stopped by a signal skips `finally`, and an
+  // ffmpeg left running took a core from the next run (2026-12-07).
+  const orphan = () => child.kill('SIGKILL');
+  process.once('exit', orphan);
   try {
     for (;;) {
       const ready = plan.rungs.every((_, i) => {
@@ -272,6 +276,7 @@ async function ffmpegTimeToFirstSegments(src, plan) {
       await new Promise((res) => setTimeout(res, 20));
     }
   } finally {
+    process.off('exit', orphan);
     child.kill('SIGKILL');
   }
 }
@@ -306,7 +311,19 @@ const FIRST_SEGMENT_AB = process.argv.includes('--first-segment-ab');
 async function transcoderWith(platform, arm) {
   const current = platform.transcoders.at(-1);
   if (current && current.arm === arm && !current.exited) return;
-  if (current) await current.stop();
+  if (current) {
+    await current.stop();
+    // A stopped transcoder's lease long-poll stays in its queue shard until
+    // its wait ends, and would lease the next job for nobody (a lease that
+    // then runs out: ~15 s and an attempt). Wait until no request waits.
+    for (let i = 0; ; i++) {
+      const stats = await postJson(`${platform.video}/internal/dispatch/stats`, {}, null, { authorization: `Bearer ${platform.transcoderToken}` });
+      if (stats.status !== 200) throw new Error(`dispatch stats: ${stats.status} ${stats.text}`);
+      if (stats.json.shards.every((s) => s.waiters === 0)) break;
+      if (i > 300) throw new Error('a stopped transcoder\'s lease request still waits after 30 s');
+      await new Promise((res) => setTimeout(res, 100));
+    }
+  }
   const t = platform.addTranscoder(`transcoder-fse-${arm}-${platform.transcoders.length}`, { FIRST_SEGMENT_ENCODER: arm });
   t.arm = arm;
   const file = join(platform.logs, `${t.name}.log`);
