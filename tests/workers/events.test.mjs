@@ -572,4 +572,27 @@ describe('long-poll waiters', () => {
     await s.upload('woken');
     assert.equal((await waiting).json.job?.video_id, 'woken');
   });
+
+  test('a stopping transcoder takes back its waiting lease request, and the next job goes to the next one', async () => {
+    // The transcoder that stops: its long poll waits in the shard.
+    const started = Date.now();
+    const stopping = s.api.internal('/internal/jobs/lease', { worker: 'stopping', wait_ms: 20000 });
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal((await s.api.internal('/internal/dispatch/stats', {})).json.shards[0].waiters, 1);
+    const other = await s.api.internal('/internal/jobs/withdraw', { worker: 'someone-else' });
+    assert.deepEqual([other.status, other.json], [200, { withdrawn: 0 }], other.text);
+    const withdrawn = await s.api.internal('/internal/jobs/withdraw', { worker: 'stopping' });
+    assert.deepEqual([withdrawn.status, withdrawn.json], [200, { withdrawn: 1 }], withdrawn.text);
+    const answer = await stopping;
+    assert.equal(answer.json.job, null, 'no job for a transcoder that has gone');
+    assert.ok(Date.now() - started < 10000, 'it answered at once, not after its 20-s wait');
+    assert.equal((await s.api.internal('/internal/dispatch/stats', {})).json.shards[0].waiters, 0);
+    // Before the withdraw existed, the stopping transcoder's request took this job.
+    await s.upload('after-withdraw');
+    const next = await s.api.internal('/internal/jobs/lease', { worker: 'next', wait_ms: 2000 });
+    assert.equal(next.json.job?.video_id, 'after-withdraw', next.text);
+    assert.equal(next.json.job?.attempt, 1, 'no attempt spent on the transcoder that stopped');
+    const bad = await s.api.internal('/internal/jobs/withdraw', { nobody: true });
+    assert.equal(bad.status, 400, bad.text);
+  });
 });

@@ -9,6 +9,7 @@
 //! | `POST /internal/jobs/{id}/complete` | `CompleteRequest` | the job, 409 `lease_lost` (a repeat by the lease that completed it: the job, 200) |
 //! | `POST /internal/jobs/{id}/fail` | `FailRequest` | the job, 409 `lease_lost` |
 //! | `POST /internal/jobs/{id}/release` | `ReleaseRequest` | the job, queued again without using an attempt |
+//! | `POST /internal/jobs/withdraw` | `WithdrawRequest` (`{"worker"}`) | `WithdrawResponse`: how many of that transcoder's waiting lease requests were ended (each answers `{"job": null}` at once); a stopping transcoder sends it, so no job is granted to it after it has gone |
 //! | `POST /internal/dispatch/stats` | `{}` | requests each queue shard has served, by kind (`{"shards": [{"shard", "requests": {"lease": n, ...}}]}`) |
 //! | `POST /internal/jobs/inspect` | `{"app_id", "video_id"}` | the stored job, failure texts in full (for operators and tests; the public routes show them sanitised), 404 |
 //!
@@ -32,7 +33,8 @@ use media_core::http::auth::check_bearer;
 use media_core::ids::{AppId, JobId, VideoId};
 use media_core::video::dispatch::shard_of;
 use media_core::wire::api::{
-    CompleteRequest, FailRequest, HeartbeatRequest, LeaseRequest, PlanRequest, ReleaseRequest,
+    CompleteRequest, FailRequest, HeartbeatRequest, LeaseRequest, PlanRequest, ReleaseRequest, WithdrawRequest,
+    WithdrawResponse,
 };
 use media_core::wire::routes::{Route, VideoRoute};
 use media_core::{ApiError, ErrorCode};
@@ -116,6 +118,15 @@ pub async fn route(mut req: Request, cx: &VideoContext<'_>, row: &'static Route<
                 return Err(ApiError::not_found("no job for that app_id and video_id").into());
             }
             return relay(answer);
+        }
+        ["internal", "jobs", "withdraw"] => {
+            let r: WithdrawRequest = body(&mut req).await?;
+            let mut withdrawn = 0;
+            for n in 0..cx.settings.objects.dispatch.queue_shards {
+                let cmd = ShardCommand::Withdraw { worker: r.worker.clone() };
+                withdrawn += client::ask::<_, u64>(cx.env, DISPATCH_BINDING, &shard_name(n), &cmd).await?;
+            }
+            return json(200, &WithdrawResponse { withdrawn });
         }
         ["internal", "dispatch", "stats"] => {
             let mut shards = Vec::new();

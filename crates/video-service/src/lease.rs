@@ -94,7 +94,8 @@ pub(crate) async fn sweep(
         }
         let wait = deadline.millis_since(api.now());
         let got = lease_from(api, start, req, &classes, wait, false).await?;
-        if got.job.is_some() {
+        // A job, or the transcoder is stopping and withdrew this request.
+        if got.job.is_some() || got.withdrawn {
             return Ok(LeaseResponse { job: got.job });
         }
         if let Some(ringing) = got.ring {
@@ -234,5 +235,21 @@ mod tests {
         assert_eq!(asked[4], (2, 0, false), "then asked the shard that rang");
         assert_eq!(asked.len(), 5);
         assert_eq!(fleet.io.clock.get(), t0().plus_millis(1_000), "at once, not at the deadline");
+    }
+
+    #[test]
+    fn a_withdrawn_request_ends_the_sweep_without_waiting_again() {
+        let fleet = Fleet::new(2);
+        let f = Rc::clone(&fleet);
+        fleet.io.during_sleep.borrow_mut().push_back(Box::new(move || {
+            f.io.advance(1_000);
+            f.run(0, ShardCommand::Withdraw { worker: "w1".into() });
+            f.enqueue(0, "job_late", Standard, f.io.clock.get());
+        }));
+        assert_eq!(leased(&fleet, 0, &request(20_000, Some(vec![Standard]))), None);
+        assert_eq!(fleet.asked.borrow().len(), 3, "two quick asks, one wait, and no second wait");
+        assert_eq!(fleet.io.clock.get(), t0().plus_millis(1_000), "at once, not at the deadline");
+        // The job waits for the next transcoder.
+        assert_eq!(leased(&fleet, 1, &request(0, Some(vec![Standard]))).as_deref(), Some("job_late"));
     }
 }

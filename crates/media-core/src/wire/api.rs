@@ -1014,6 +1014,20 @@ pub struct LeaseRequest {
     pub chunks: bool,
 }
 
+/// `POST /internal/jobs/withdraw`: a stopping transcoder takes back its
+/// waiting lease requests, so no job is granted to it after it has gone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WithdrawRequest {
+    /// The `worker` its lease requests named.
+    pub worker: String,
+}
+
+/// The answer to [`WithdrawRequest`]: how many waiting requests were ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WithdrawResponse {
+    pub withdrawn: u64,
+}
+
 /// The longest a lease request is held open.
 pub const MAX_LEASE_WAIT_MS: u64 = 25_000;
 

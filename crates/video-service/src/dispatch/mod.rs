@@ -42,7 +42,7 @@ pub mod store;
 #[cfg(test)]
 pub(crate) mod tests;
 
-use shard::{Effect, Reply, Row, Shard, ShardIo};
+use shard::{Effect, Reply, Row, Shard, ShardIo, Wake};
 use store::{SqlShardStore, SCHEMA};
 
 #[durable_object]
@@ -77,9 +77,9 @@ impl ShardIo for Live<'_> {
         call(self.0, VIDEO_JOBS_BINDING, &grant.object_name(), &grant).await
     }
 
-    async fn sleep(&self, woken: oneshot::Receiver<Option<u32>>, ms: u64) -> Option<u32> {
+    async fn sleep(&self, woken: oneshot::Receiver<Wake>, ms: u64) -> Option<Wake> {
         match select(woken, Delay::from(Duration::from_millis(ms))).await {
-            Either::Left((Ok(ring), _)) => ring,
+            Either::Left((Ok(why), _)) => Some(why),
             _ => None,
         }
     }
@@ -116,6 +116,7 @@ impl DurableObject for DispatchShard {
             Reply::Lease(lease) => Response::from_json(&lease),
             Reply::Located(located) => Response::from_json(&located),
             Reply::Stats(stats) => Response::from_json(&stats),
+            Reply::Withdrawn(n) => Response::from_json(&n),
             Reply::Refused(e) => refusal(&e),
         }
     }

@@ -124,25 +124,43 @@ pub trait ShardIo {
     fn now(&self) -> Timestamp;
     /// Asks the object of `row`'s job to grant it to `worker`.
     async fn grant(&self, row: &Row, worker: &str) -> worker::Result<Answer>;
-    /// Waits `ms`, or less when `woken` is sent: the shard that rang, if any.
-    async fn sleep(&self, woken: oneshot::Receiver<Option<u32>>, ms: u64) -> Option<u32>;
+    /// Waits `ms`, or less when `woken` is sent: why it woke (`None`: the time ran out).
+    async fn sleep(&self, woken: oneshot::Receiver<Wake>, ms: u64) -> Option<Wake>;
+}
+
+/// Why a waiting lease request woke.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wake {
+    /// Work came to this shard.
+    Here,
+    /// Shard `n` got work nobody waits for there.
+    Ring(u32),
+    /// Its transcoder is stopping ([`ShardCommand::Withdraw`]).
+    Withdrawn,
+}
+
+/// A lease request waiting for work: how to wake it, whether it takes
+/// chunk tasks, and the transcoder that sent it.
+struct Waiter {
+    wake: oneshot::Sender<Wake>,
+    tasks: bool,
+    worker: String,
 }
 
 /// The lease requests waiting for work, in memory (they end with the
-/// object); each is woken with the shard that rang, if any, and knows
-/// whether it takes chunk tasks.
+/// object); each is woken with why ([`Wake`]).
 #[derive(Default)]
-pub struct Waiters(RefCell<Vec<(oneshot::Sender<Option<u32>>, bool)>>);
+pub struct Waiters(RefCell<Vec<Waiter>>);
 
 impl Waiters {
-    /// A new waiter (`tasks`: it takes chunk tasks). Requests that timed
-    /// out (their receiver is gone) leave now, not at the next enqueue:
-    /// the list holds live ones only.
-    pub fn wait(&self, tasks: bool) -> oneshot::Receiver<Option<u32>> {
+    /// A new waiter (`tasks`: it takes chunk tasks) of `worker`. Requests
+    /// that timed out (their receiver is gone) leave now, not at the next
+    /// enqueue: the list holds live ones only.
+    pub fn wait(&self, tasks: bool, worker: &str) -> oneshot::Receiver<Wake> {
         let (tx, rx) = oneshot::channel();
         let mut waiters = self.0.borrow_mut();
-        waiters.retain(|(w, _)| !w.is_canceled());
-        waiters.push((tx, tasks));
+        waiters.retain(|w| !w.wake.is_canceled());
+        waiters.push(Waiter { wake: tx, tasks, worker: worker.to_owned() });
         rx
     }
 
@@ -150,13 +168,22 @@ impl Waiters {
     /// (with `tasks`, chunk tasks: only the waiters that take them count).
     pub fn wake(&self, ring: Option<u32>, tasks: bool) -> usize {
         let waiters: Vec<_> = self.0.borrow_mut().drain(..).collect();
+        let why = ring.map_or(Wake::Here, Wake::Ring);
         // Every one is woken (and sent the ring); only the able are counted.
-        waiters.into_iter().map(|(w, takes)| w.send(ring).is_ok() && (takes || !tasks)).filter(|able| *able).count()
+        waiters.into_iter().map(|w| w.wake.send(why).is_ok() && (w.tasks || !tasks)).filter(|able| *able).count()
+    }
+
+    /// Ends the waiting requests of `worker` (it is stopping); how many.
+    pub fn withdraw(&self, worker: &str) -> usize {
+        let mut waiters = self.0.borrow_mut();
+        let (gone, kept): (Vec<_>, Vec<_>) = waiters.drain(..).partition(|w| w.worker == worker);
+        *waiters = kept;
+        gone.into_iter().map(|w| w.wake.send(Wake::Withdrawn).is_ok()).filter(|woken| *woken).count()
     }
 
     /// Forgets the waiters whose request has gone.
     pub fn forget_gone(&self) {
-        self.0.borrow_mut().retain(|(w, _)| !w.is_canceled());
+        self.0.borrow_mut().retain(|w| !w.wake.is_canceled());
     }
 
     /// How many are listed.
@@ -198,6 +225,8 @@ pub enum Reply {
     Lease(Box<ShardLeaseReply>),
     Located(Located),
     Stats(ShardStats),
+    /// How many waiting lease requests a `Withdraw` ended.
+    Withdrawn(u64),
     /// A client error (no such job).
     Refused(ApiError),
 }
@@ -224,6 +253,7 @@ pub fn op_name(cmd: &ShardCommand) -> &'static str {
         ShardCommand::Locate { .. } => "locate",
         ShardCommand::Ended { .. } => "ended",
         ShardCommand::Ring { .. } => "ring",
+        ShardCommand::Withdraw { .. } => "withdraw",
         ShardCommand::Stats => "stats",
     }
 }
@@ -275,6 +305,13 @@ impl<S: ShardStore> Shard<S> {
             ShardCommand::Ring { from } => {
                 self.waiters.wake(Some(from), false);
                 (Reply::Done, Vec::new())
+            }
+            ShardCommand::Withdraw { worker } => {
+                let n = self.waiters.withdraw(&worker);
+                if n > 0 {
+                    tracing::info!(worker, requests = n, "lease requests withdrawn");
+                }
+                (Reply::Withdrawn(n as u64), Vec::new())
             }
             ShardCommand::Stats => (
                 Reply::Stats(ShardStats { requests: self.store.counts()?, waiters: self.waiters.count() as u64 }),
@@ -377,7 +414,7 @@ impl<S: ShardStore> Shard<S> {
             while let Some(row) = self.next_row(asked, t)? {
                 if let Some(spec) = self.offer(io, &row, worker).await? {
                     tracing::info!(job_id = %spec.job_id, task = ?row.task, worker, attempt = spec.attempt, "job leased");
-                    return Ok(ShardLeaseReply { job: Some(spec), ring: None });
+                    return Ok(ShardLeaseReply { job: Some(spec), ..Default::default() });
                 }
             }
             if t >= deadline {
@@ -387,9 +424,12 @@ impl<S: ShardStore> Shard<S> {
                 Some(due) => deadline.min(due),
                 None => deadline,
             };
-            let woken = self.waiters.wait(asked.tasks);
-            if let Some(ring) = io.sleep(woken, wake_at.millis_since(t).max(MIN_SLEEP_MS)).await {
-                return Ok(ShardLeaseReply { job: None, ring: Some(ring) });
+            let woken = self.waiters.wait(asked.tasks, worker);
+            match io.sleep(woken, wake_at.millis_since(t).max(MIN_SLEEP_MS)).await {
+                Some(Wake::Ring(ring)) => return Ok(ShardLeaseReply { ring: Some(ring), ..Default::default() }),
+                // Its transcoder is stopping: nothing is offered to it any more.
+                Some(Wake::Withdrawn) => return Ok(ShardLeaseReply { withdrawn: true, ..Default::default() }),
+                Some(Wake::Here) | None => {}
             }
             // Timed out (or woken without a ring): this request's receiver
             // is gone, and with it its place in the list.

@@ -16,7 +16,7 @@ use media_core::wire::api::{JobSpec, MAX_LEASE_WAIT_MS};
 use media_core::Timestamp;
 use worker_kit::store::memory::block_on;
 
-use super::shard::{Effect, Reply, Row, RowState, Shard, ShardIo, ShardStore};
+use super::shard::{Effect, Reply, Row, RowState, Shard, ShardIo, ShardStore, Wake};
 use super::store::MemoryShardStore;
 use crate::client::Answer;
 use crate::protocol::dispatch::{ShardCommand, ShardLeaseReply};
@@ -98,14 +98,14 @@ impl ShardIo for FakeIo {
         }
     }
 
-    async fn sleep(&self, mut woken: oneshot::Receiver<Option<u32>>, ms: u64) -> Option<u32> {
+    async fn sleep(&self, mut woken: oneshot::Receiver<Wake>, ms: u64) -> Option<Wake> {
         self.sleeps.borrow_mut().push(ms);
         let action = self.during_sleep.borrow_mut().pop_front();
         if let Some(action) = action {
             action();
         }
         match woken.try_recv() {
-            Ok(Some(ring)) => ring,
+            Ok(Some(why)) => Some(why),
             _ => {
                 self.advance(ms);
                 None
@@ -328,6 +328,35 @@ fn a_ring_answers_a_waiting_lease_with_the_shard_that_rang() {
     // A ring with nobody waiting is lost, harmlessly.
     run(&shard, &io, ShardCommand::Ring { from: 3 });
     assert_eq!(lease(&shard, &io, &SizeClass::ALL, 0).ring, None);
+}
+
+#[test]
+fn a_withdrawn_lease_request_answers_at_once_and_takes_no_job() {
+    let (shard, io) = (Rc::new(shard()), Rc::new(FakeIo::at(t0())));
+    let effects = Rc::new(RefCell::new(None));
+    let (s, i, e) = (shard.clone(), io.clone(), effects.clone());
+    // While w1's request waits, its transcoder stops and withdraws it; then a job comes.
+    io.during_sleep.borrow_mut().push_back(Box::new(move || {
+        let other = run(&s, &i, ShardCommand::Withdraw { worker: "w2".into() }).0;
+        assert!(matches!(other, Reply::Withdrawn(0)), "another worker's withdraw ends nothing: {other:?}");
+        let mine = run(&s, &i, ShardCommand::Withdraw { worker: "w1".into() }).0;
+        assert!(matches!(mine, Reply::Withdrawn(1)), "{mine:?}");
+        let t = i.clock.get();
+        *e.borrow_mut() = Some(run(&s, &i, enqueue_in("job_a", Standard, t, t, 0, 2)).1);
+    }));
+    let got = lease(&shard, &io, &SizeClass::ALL, 20_000);
+    assert_eq!((got.job.is_none(), got.ring, got.withdrawn), (true, None, true));
+    assert_eq!(io.clock.get(), t0(), "answered at once, not at the deadline");
+    assert!(io.grants.borrow().is_empty(), "nothing was granted to the stopping transcoder");
+    assert_eq!(state_of(&shard, "job_a"), Some(RowState::Waiting));
+    assert_eq!(
+        effects.borrow().as_deref(),
+        Some(&[Effect::Ring { shard: 1, from: 0 }][..]),
+        "with nobody left waiting here, the other shard is rung"
+    );
+    assert_eq!(shard.waiters.count(), 0);
+    // The next transcoder gets it.
+    assert_eq!(leased(&lease(&shard, &io, &SizeClass::ALL, 0)).as_deref(), Some("job_a"));
 }
 
 #[test]

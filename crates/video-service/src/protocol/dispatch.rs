@@ -64,6 +64,9 @@ pub enum ShardCommand {
     },
     /// Another shard got work with nobody waiting there.
     Ring { from: u32 },
+    /// `worker` is stopping: its waiting lease requests answer nothing at
+    /// once, instead of taking a job for a transcoder that has gone.
+    Withdraw { worker: String },
     /// Requests served, by kind.
     Stats,
 }
@@ -83,6 +86,9 @@ pub struct ShardLeaseReply {
     pub job: Option<JobSpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ring: Option<u32>,
+    /// The request was withdrawn (`ShardCommand::Withdraw`): the sweep ends.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub withdrawn: bool,
 }
 
 /// The answer to `Locate`.

@@ -566,7 +566,11 @@ impl ShardIo for ObjectIo<'_> {
         })
     }
 
-    async fn sleep(&self, _woken: futures_channel::oneshot::Receiver<Option<u32>>, _ms: u64) -> Option<u32> {
+    async fn sleep(
+        &self,
+        _woken: futures_channel::oneshot::Receiver<crate::dispatch::shard::Wake>,
+        _ms: u64,
+    ) -> Option<crate::dispatch::shard::Wake> {
         None
     }
 }
