@@ -313,9 +313,10 @@ async function transcoderWith(platform, arm) {
   if (current && current.arm === arm && !current.exited) return;
   if (current) {
     await current.stop();
-    // A stopped transcoder's lease long-poll stays in its queue shard until
-    // its wait ends, and would lease the next job for nobody (a lease that
-    // then runs out: ~15 s and an attempt). Wait until no request waits.
+    // A transcoder killed before it took its lease long poll back (withdraw)
+    // leaves it in its queue shard until its wait ends, where it would lease
+    // the next job for nobody (a lease that runs out: ~15 s and an attempt).
+    // Wait until no request waits.
     for (let i = 0; ; i++) {
       const stats = await postJson(`${platform.video}/internal/dispatch/stats`, {}, null, { authorization: `Bearer ${platform.transcoderToken}` });
       if (stats.status !== 200) throw new Error(`dispatch stats: ${stats.status} ${stats.text}`);

@@ -1,8 +1,8 @@
 // The transcoder binary against the real video service (workerd, through
 // Miniflare on a loopback port) and a real Garage: a job is leased,
 // heartbeated, published and completed; a job whose lease is taken away
-// stops; SIGTERM hands a running job back (released: no attempt spent) and
-// exits 0, a second one stops at once; a completion whose answer is lost or
+// stops; SIGTERM takes an idle transcoder's long poll back (withdraw), hands
+// a running job back (released: no attempt spent) and exits 0, a second one stops at once; a completion whose answer is lost or
 // slow is retried under heartbeats; a lease that runs out without a
 // heartbeat getting through stops the work; a source replaced after notify,
 // or larger than the work disk, is refused; stale spools are removed; after
@@ -167,16 +167,18 @@ test('SIGTERM hands a running job back and exits 0; idle, it exits at once', asy
   await new Promise((r) => setTimeout(r, 1000));
   const started = Date.now();
   const stopping = idle.stop();
-  // A job arriving while the stopped transcoder's last long-poll is still
-  // open is given back at once, not left on a process that is gone.
+  // It takes its open long poll back (POST /internal/jobs/withdraw), so a
+  // job arriving just after is not leased to a process that is gone: it
+  // waits, queued, with no attempt spent.
   await new Promise((r) => setTimeout(r, 100));
   await submit('late-arrival', { file: lateClip });
   assert.deepEqual(await stopping, { code: 0, signal: null });
   assert.ok(Date.now() - started < 5000, 'an idle transcoder stops promptly');
   const late = await status('late-arrival');
   assert.equal(late.status, 'queued', JSON.stringify(late));
-  assert.equal(late.attempts, 0, 'giving it back used no attempt');
-  assert.match(idle.logs(), /gave back a job just leased/);
+  assert.equal(late.attempts, 0, 'never leased: no attempt used');
+  assert.match(idle.logs(), /took back the waiting lease request/);
+  assert.doesNotMatch(idle.logs(), /job leased|job started/, 'nothing was leased to it after the signal');
 
   const t = startTranscoder('busy', { SHUTDOWN_GRACE_S: '1' });
   await submit('handed-back', { size: '1920x1080', seconds: 20 });

@@ -16,7 +16,7 @@ use media_core::video::chunks::ChunkSpec;
 use media_core::video::dispatch::SizeClass;
 use media_core::wire::api::{
     CompleteRequest, FailRequest, HeartbeatRequest, HeartbeatResponse, JobSpec, JobVideo, LeaseRequest, LeaseResponse,
-    PlanRequest, PlanResponse, ReleaseRequest,
+    PlanRequest, PlanResponse, ReleaseRequest, WithdrawRequest, WithdrawResponse,
 };
 use media_core::{ApiError, ErrorCode};
 use serde::de::DeserializeOwned;
@@ -71,6 +71,11 @@ pub trait VideoApi: Clone + Send + Sync + 'static {
 
     /// Gives back a job just leased, without using one of its attempts.
     fn release(&self, spec: &JobSpec) -> impl Future<Output = Result<(), CallError>> + Send;
+
+    /// Takes back this transcoder's waiting lease requests (it is
+    /// stopping): they answer no job at once, so none is granted to it
+    /// after it has gone. How many there were.
+    fn withdraw(&self) -> impl Future<Output = Result<u64, CallError>> + Send;
 }
 
 /// The job API over HTTP with the bearer token.
@@ -193,6 +198,14 @@ impl VideoApi for HttpVideoApi {
         let req = ReleaseRequest { lease_id: spec.lease_id.clone(), video: JobVideo::of(spec) };
         self.with_retries(|| self.post::<_, serde_json::Value>(&path, &req, Duration::from_secs(15))).await.map(|_| ())
     }
+
+    async fn withdraw(&self) -> Result<u64, CallError> {
+        // Once, briefly: the process is stopping, and without it the request
+        // still ends by itself within its wait.
+        let req = WithdrawRequest { worker: self.worker.clone() };
+        let answer: WithdrawResponse = self.post("/internal/jobs/withdraw", &req, Duration::from_secs(5)).await?;
+        Ok(answer.withdrawn)
+    }
 }
 
 /// What a non-200 answer to `POST {path}` means. The lease is lost on 409
@@ -202,7 +215,8 @@ impl VideoApi for HttpVideoApi {
 /// instead of running on until the lease would have run out.
 fn refusal(path: &str, status: u16, text: &str) -> CallError {
     let err = ApiError::from_json(text);
-    let about_a_job = path.starts_with("/internal/jobs/") && path != "/internal/jobs/lease";
+    let about_a_job =
+        path.starts_with("/internal/jobs/") && path != "/internal/jobs/lease" && path != "/internal/jobs/withdraw";
     match (status, err) {
         (409, Some(e)) if e.code == ErrorCode::LeaseLost => CallError::LeaseLost(e.message),
         (404, Some(e)) if about_a_job && e.code == ErrorCode::NotFound => {

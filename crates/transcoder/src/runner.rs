@@ -141,8 +141,14 @@ impl<A: VideoApi> Runner<A> {
                 r = &mut lease => r,
                 _ = shutdown.changed() => {
                     // The request stays open at the queue until it answers:
-                    // let it, and give back a job it brings, so nothing waits
+                    // take it back, so it answers at once (an older service,
+                    // or a request not yet waiting there, answers within its
+                    // wait), and give back a job it brings, so nothing waits
                     // on a transcoder that has gone.
+                    match self.api.withdraw().await {
+                        Ok(n) => tracing::info!(requests = n, "shutting down: took back the waiting lease request"),
+                        Err(e) => tracing::warn!(error = %e, "could not take back the waiting lease request; it ends within its wait"),
+                    }
                     if let Ok(Some(spec)) = lease.await {
                         match self.api.release(&spec).await {
                             Ok(()) => tracing::info!(job_id = %spec.job_id, "shutting down: gave back a job just leased"),

@@ -48,6 +48,8 @@ pub struct State {
     pub completed: Vec<CompleteRequest>,
     pub failed: Vec<FailRequest>,
     pub released: Vec<JobId>,
+    /// `withdraw` calls.
+    pub withdrawals: usize,
 }
 
 impl Default for State {
@@ -65,6 +67,7 @@ impl Default for State {
             completed: Vec::new(),
             failed: Vec::new(),
             released: Vec::new(),
+            withdrawals: 0,
         }
     }
 }
@@ -73,6 +76,8 @@ impl Default for State {
 #[derive(Clone, Default)]
 pub struct MemoryVideoApi {
     state: Arc<Mutex<State>>,
+    /// Ends the leases waiting now, as a withdraw does at the service.
+    withdrawn: Arc<tokio::sync::Notify>,
 }
 
 impl MemoryVideoApi {
@@ -95,7 +100,10 @@ impl VideoApi for MemoryVideoApi {
             state.jobs.pop_front()
         };
         if job.is_none() {
-            tokio::time::sleep(wait).await;
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = self.withdrawn.notified() => {}
+            }
         }
         Ok(job)
     }
@@ -136,5 +144,11 @@ impl VideoApi for MemoryVideoApi {
     async fn release(&self, spec: &JobSpec) -> Result<(), CallError> {
         self.state().released.push(spec.job_id.clone());
         Ok(())
+    }
+
+    async fn withdraw(&self) -> Result<u64, CallError> {
+        self.state().withdrawals += 1;
+        self.withdrawn.notify_waiters();
+        Ok(1)
     }
 }

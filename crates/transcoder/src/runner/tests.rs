@@ -352,3 +352,22 @@ async fn the_lease_long_poll_is_asked_again_at_once_after_no_job() {
     let at: Vec<u64> = leases.iter().map(|t| t.duration_since(started).as_millis() as u64).collect();
     assert_eq!(at, [0, 20_000, 40_000, 60_000], "each long-poll follows the last without a pause");
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_idle_transcoder_takes_back_its_lease_request_and_stops_at_once() {
+    let work = tempfile::tempdir().expect("a temporary folder");
+    let dir = work.path().to_str().expect("a UTF-8 path").to_owned();
+    let (runner, api) = runner(&[("LEASE_WAIT_MS", "20000"), ("WORK_DIR", &dir)]);
+    let (stop, shutdown) = watch::channel(false);
+    let running = tokio::spawn(async move { runner.run(shutdown).await });
+    sleep(Duration::from_secs(1)).await;
+    assert_eq!(api.state().leases.len(), 1, "the slot's lease request waits");
+    let asked = tokio::time::Instant::now();
+    stop.send(true).expect("the runner listens");
+    timeout(Duration::from_secs(60), running).await.expect("it stops").expect("no panic");
+    // Without the withdraw it would wait out the request's 20 s, and a job
+    // queued meanwhile would be leased to a transcoder that has gone.
+    assert!(asked.elapsed() < Duration::from_secs(1), "stopped {:?} after the signal", asked.elapsed());
+    assert_eq!(api.state().withdrawals, 1);
+    assert_eq!(api.state().leases.len(), 1, "no lease asked after the signal");
+}
