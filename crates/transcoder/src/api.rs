@@ -215,8 +215,8 @@ impl VideoApi for HttpVideoApi {
 /// instead of running on until the lease would have run out.
 fn refusal(path: &str, status: u16, text: &str) -> CallError {
     let err = ApiError::from_json(text);
-    let about_a_job =
-        path.starts_with("/internal/jobs/") && path != "/internal/jobs/lease" && path != "/internal/jobs/withdraw";
+    // `/internal/jobs/{id}/{call}`, not `/internal/jobs/lease` or `/internal/jobs/withdraw`.
+    let about_a_job = path.strip_prefix("/internal/jobs/").is_some_and(|rest| rest.contains('/'));
     match (status, err) {
         (409, Some(e)) if e.code == ErrorCode::LeaseLost => CallError::LeaseLost(e.message),
         (404, Some(e)) if about_a_job && e.code == ErrorCode::NotFound => {
@@ -275,6 +275,9 @@ mod tests {
         // A 404 to the lease call is a misconfigured address, not a lost job.
         let lease = refusal("/internal/jobs/lease", 404, &body(ErrorCode::NotFound, "no route"));
         assert!(matches!(lease, CallError::Refused { status: 404, .. }), "{lease:?}");
+        // Nor to a withdraw (an older service without the route).
+        let withdraw = refusal("/internal/jobs/withdraw", 404, &body(ErrorCode::NotFound, "no route"));
+        assert!(matches!(withdraw, CallError::Refused { status: 404, .. }), "{withdraw:?}");
         // A 404 that is not the service's JSON (a proxy's page) is refused, not a lost lease.
         let proxy = refusal("/internal/jobs/job_1/heartbeat", 404, "<html>not found</html>");
         assert!(matches!(proxy, CallError::Refused { status: 404, .. }), "{proxy:?}");
