@@ -297,6 +297,9 @@ function stagesOf(platform, jobId) {
   return stages;
 }
 
+/** A source length as the tables name it: `30 s`, `5 min`. */
+const lengthLabel = (seconds) => (seconds >= 60 ? `${seconds / 60} min` : `${seconds} s`);
+
 const STAGES = ['source_open', 'probed', 'first_cut', 'all_cut', 'playable', 'playable_told'];
 
 /**
@@ -377,7 +380,7 @@ async function playableSection(platform) {
       const base = await ffmpegTimeToFirstSegments(src, plan);
       const queue = median(times) - (stages.playable_told ?? NaN) / 1000;
       results[`${kind}-${seconds}`] = { kind, seconds, times, median: median(times), stages, stageRuns, ffmpeg: base, ...(FIRST_SEGMENT_AB ? { firstSegmentAB: arms } : {}) };
-      out(`| ${seconds >= 60 ? `${seconds / 60} min` : `${seconds} s`} | ${kind} | **${fmt(median(times), 2)} s** (${times.map((x) => fmt(x, 2)).join(', ')}) | ${STAGES.map((k) => fmt(stages[k], 0)).join(' / ')} | ${fmt(queue, 2)} s | ${fmt(base, 2)} s | ${mux[seconds] ?? '-'} |`);
+      out(`| ${lengthLabel(seconds)} | ${kind} | **${fmt(median(times), 2)} s** (${times.map((x) => fmt(x, 2)).join(', ')}) | ${STAGES.map((k) => fmt(stages[k], 0)).join(' / ')} | ${fmt(queue, 2)} s | ${fmt(base, 2)} s | ${mux[seconds] ?? '-'} |`);
     }
   }
   const worst = Math.max(...Object.values(results).map((r) => r.median));
@@ -393,7 +396,7 @@ async function playableSection(platform) {
       const [on, off] = ['on', 'off'].map((a) => r.firstSegmentAB[a] ?? []);
       const m = (runs) => median(runs.map((x) => x.t));
       const cut = (runs) => median(runs.map((x) => x.stages.all_cut).filter(Number.isFinite));
-      out(`| ${r.seconds >= 60 ? `${r.seconds / 60} min` : `${r.seconds} s`} | ${r.kind} | ${fmt(m(on), 2)} s (${on.map((x) => fmt(x.t, 2)).join(', ')}) | ${fmt(m(off), 2)} s (${off.map((x) => fmt(x.t, 2)).join(', ')}) | ${m(on) >= m(off) ? '+' : ''}${fmt(m(on) - m(off), 2)} s | ${fmt(cut(on), 0)} / ${fmt(cut(off), 0)} |`);
+      out(`| ${lengthLabel(r.seconds)} | ${r.kind} | ${fmt(m(on), 2)} s (${on.map((x) => fmt(x.t, 2)).join(', ')}) | ${fmt(m(off), 2)} s (${off.map((x) => fmt(x.t, 2)).join(', ')}) | ${m(on) >= m(off) ? '+' : ''}${fmt(m(on) - m(off), 2)} s | ${fmt(cut(on), 0)} / ${fmt(cut(off), 0)} |`);
     }
     out();
   }
