@@ -2627,6 +2627,34 @@ export interface components {
             /** @description False when the job had already ended (done, or failed). */
             canceled: boolean;
         };
+        /** @description The cover as made: the time of the frame used and its size. */
+        CoverMeta: {
+            /** Format: int32 */
+            height: number;
+            /**
+             * Format: double
+             * @description The time of the frame shown (the last frame's when the video is shorter than asked).
+             */
+            time_s: number;
+            /** Format: int32 */
+            width: number;
+        };
+        /** @description `cover`: the frame shown at `time_s`. */
+        CoverOption: {
+            /**
+             * Format: double
+             * @description Seconds from the start, 0 to 86400; past the end: the last frame.
+             * @example 1.5
+             */
+            time_s: number;
+        };
+        /** @description The cover as `/job-status` shows it: its two files and the frame used. */
+        CoverView: components["schemas"]["CoverMeta"] & {
+            /** @description `cover.jpg` through the HLS route. */
+            jpg: string;
+            /** @description `cover.webp` through the HLS route. */
+            webp: string;
+        };
         /**
          * @description `POST /uploads`: a direct upload of one video's file (Mux's direct
          *     uploads): the browser uploads with the answer's token, and the upload
@@ -2844,6 +2872,13 @@ export interface components {
             /** @description What went wrong and what to change. */
             message: string;
         };
+        /** @description What a job makes besides its ladder. */
+        Extras: {
+            /** @default null */
+            cover?: components["schemas"]["CoverOption"] | null;
+            /** @default null */
+            preview?: components["schemas"]["PreviewOption"] | null;
+        };
         /** @description `GET /health` of both services. */
         Health: {
             service: string;
@@ -2882,6 +2917,7 @@ export interface components {
             /** @description Why the last failed attempt failed (`HTTP 500`, a timeout...). */
             callback_last_error?: string | null;
             callback_status?: components["schemas"]["CallbackStatus"] | null;
+            cover?: components["schemas"]["CoverView"] | null;
             created_at: components["schemas"]["Timestamp"];
             download?: components["schemas"]["DownloadView"] | null;
             /** Format: double */
@@ -2905,6 +2941,7 @@ export interface components {
             playback_url: string | null;
             /** @description The poster image once playable. */
             poster_url: string | null;
+            preview?: components["schemas"]["PreviewView"] | null;
             /** Format: int32 */
             progress: number;
             renditions: components["schemas"]["RenditionView"][];
@@ -2935,10 +2972,14 @@ export interface components {
              */
             callback_url?: string | null;
             content_type: components["schemas"]["VideoContentType"];
+            /** @description A still image at time_s, made as cover.jpg and cover.webp; listed in /job-status once done. Asking for other extras than the video's job was made with runs the job again; the same ones change nothing. */
+            cover?: components["schemas"]["CoverOption"] | null;
             /** @description An MP4 download of one rung, remuxed from the ladder's segments: true for the top rung, or {"rung": "720p"} for the tallest rung not above it. */
             download?: (boolean | components["schemas"]["DownloadOption"]) | null;
             /** @default none */
             encryption?: components["schemas"]["Encryption"] | null;
+            /** @description A short silent animation (WebP or GIF), made as preview.webp or preview.gif; listed in /job-status once done. Asking for other extras than the video's job was made with runs the job again; the same ones change nothing. */
+            preview?: components["schemas"]["PreviewOption"] | null;
             /**
              * @description The `raw_key` `/generate-upload-url` returned:
              *     `raw/{app_id}/{video_id}/source.{ext}`, with this request's `app_id`
@@ -3019,6 +3060,63 @@ export interface components {
             method: components["schemas"]["PutMethod"];
             /** @description Presigned S3/R2 URL: `PUT` the file here, with `headers`. No API key. */
             upload_url: string;
+        };
+        /**
+         * @description The preview's file format.
+         * @enum {string}
+         */
+        PreviewFormat: "webp" | "gif";
+        /** @description The preview as made. */
+        PreviewMeta: {
+            /** Format: double */
+            duration_s: number;
+            format: components["schemas"]["PreviewFormat"];
+            /** Format: int32 */
+            fps: number;
+            /** Format: int32 */
+            frames: number;
+            /** Format: int32 */
+            height: number;
+            /**
+             * Format: double
+             * @description Where it starts in the video (earlier than asked when the video is shorter).
+             */
+            start_s: number;
+            /** Format: int32 */
+            width: number;
+        };
+        /** @description `preview`: `duration_s` seconds from `start_s`, `width` wide, `fps` frames a second. */
+        PreviewOption: {
+            /**
+             * Format: double
+             * @description Above 0, at most 10; 3 when left out.
+             * @default 3
+             */
+            duration_s?: number;
+            format?: components["schemas"]["PreviewFormat"];
+            /**
+             * Format: int32
+             * @description 1 to 30; 10 when left out.
+             * @default 10
+             */
+            fps?: number;
+            /**
+             * Format: double
+             * @description 0 when left out.
+             * @default 0
+             */
+            start_s?: number;
+            /**
+             * Format: int32
+             * @description 16 to 1280 pixels (even); 480 when left out, never wider than the video.
+             * @default 480
+             */
+            width?: number;
+        };
+        /** @description The animated preview as `/job-status` shows it. */
+        PreviewView: components["schemas"]["PreviewMeta"] & {
+            /** @description `preview.webp` or `preview.gif` through the HLS route. */
+            url: string;
         };
         /**
          * @description The method of a presigned upload.

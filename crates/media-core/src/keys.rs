@@ -11,6 +11,8 @@
 //! hls/{app_id}/{video_id}/{output_id}/poster.jpg
 //! hls/{app_id}/{video_id}/{output_id}/sprite.jpg
 //! hls/{app_id}/{video_id}/{output_id}/thumbnails.vtt
+//! hls/{app_id}/{video_id}/{output_id}/cover.{jpg,webp}   the cover, when the job asked for one
+//! hls/{app_id}/{video_id}/{output_id}/preview.{webp,gif} the animated preview, when asked
 //! downloads/{app_id}/{video_id}/{output_id}/{video_id}.mp4   the MP4 download (opt-in)
 //! keys/{app_id}/{video_id}/{output_id}/aes128.key      an encrypted ladder's AES-128 key
 //! ```
@@ -28,6 +30,7 @@ use std::fmt;
 
 use crate::ids::{check_id, AppId, ImageId, VideoId};
 use crate::media::VideoType;
+use crate::video::extras::{CoverFormat, PreviewFormat};
 
 /// A rung of the ladder by name: its short side in pixels and `p` (`1080p`),
 /// or [`RungName::AUDIO`], the audio-only rendition of a chunked job, whose
@@ -134,6 +137,10 @@ pub enum HlsFile {
     Poster,
     Sprite,
     ThumbnailsVtt,
+    /// The cover the job asked for (`cover.jpg`, `cover.webp`).
+    Cover(CoverFormat),
+    /// The animated preview the job asked for (`preview.webp`, `preview.gif`).
+    Preview(PreviewFormat),
 }
 
 /// How long a response may be cached.
@@ -165,6 +172,8 @@ impl HlsFile {
             HlsFile::Poster => "poster.jpg".into(),
             HlsFile::Sprite => "sprite.jpg".into(),
             HlsFile::ThumbnailsVtt => "thumbnails.vtt".into(),
+            HlsFile::Cover(f) => format!("cover.{}", f.extension()),
+            HlsFile::Preview(f) => format!("preview.{}", f.extension()),
         }
     }
 
@@ -174,6 +183,10 @@ impl HlsFile {
             ["poster.jpg"] => Some(HlsFile::Poster),
             ["sprite.jpg"] => Some(HlsFile::Sprite),
             ["thumbnails.vtt"] => Some(HlsFile::ThumbnailsVtt),
+            ["cover.jpg"] => Some(HlsFile::Cover(CoverFormat::Jpeg)),
+            ["cover.webp"] => Some(HlsFile::Cover(CoverFormat::Webp)),
+            ["preview.webp"] => Some(HlsFile::Preview(PreviewFormat::Webp)),
+            ["preview.gif"] => Some(HlsFile::Preview(PreviewFormat::Gif)),
             [rung, file] => {
                 let rung = RungName::parse(rung)?;
                 let file = match *file {
@@ -195,6 +208,8 @@ impl HlsFile {
             HlsFile::Rung(_, RungFile::Segment(_)) => "video/iso.segment",
             HlsFile::Poster | HlsFile::Sprite => "image/jpeg",
             HlsFile::ThumbnailsVtt => "text/vtt; charset=utf-8",
+            HlsFile::Cover(f) => f.content_type(),
+            HlsFile::Preview(f) => f.content_type(),
         }
     }
 
@@ -421,6 +436,10 @@ mod tests {
             (hls(HlsFile::Poster), "hls/app1/vid_1/k3v9/poster.jpg"),
             (hls(HlsFile::Sprite), "hls/app1/vid_1/k3v9/sprite.jpg"),
             (hls(HlsFile::ThumbnailsVtt), "hls/app1/vid_1/k3v9/thumbnails.vtt"),
+            (hls(HlsFile::Cover(CoverFormat::Jpeg)), "hls/app1/vid_1/k3v9/cover.jpg"),
+            (hls(HlsFile::Cover(CoverFormat::Webp)), "hls/app1/vid_1/k3v9/cover.webp"),
+            (hls(HlsFile::Preview(PreviewFormat::Webp)), "hls/app1/vid_1/k3v9/preview.webp"),
+            (hls(HlsFile::Preview(PreviewFormat::Gif)), "hls/app1/vid_1/k3v9/preview.gif"),
             (ObjectKey::Download { app: app(), video: video(), output: out() }, "downloads/app1/vid_1/k3v9/vid_1.mp4"),
             (ObjectKey::HlsKey { app: app(), video: video(), output: out() }, "keys/app1/vid_1/k3v9/aes128.key"),
         ];
@@ -521,6 +540,10 @@ mod tests {
             (HlsFile::Poster, "image/jpeg", CachePolicy::Immutable),
             (HlsFile::Sprite, "image/jpeg", CachePolicy::Immutable),
             (HlsFile::ThumbnailsVtt, "text/vtt; charset=utf-8", CachePolicy::Immutable),
+            (HlsFile::Cover(CoverFormat::Jpeg), "image/jpeg", CachePolicy::Immutable),
+            (HlsFile::Cover(CoverFormat::Webp), "image/webp", CachePolicy::Immutable),
+            (HlsFile::Preview(PreviewFormat::Webp), "image/webp", CachePolicy::Immutable),
+            (HlsFile::Preview(PreviewFormat::Gif), "image/gif", CachePolicy::Immutable),
             (HlsFile::Rung(RungName::audio(), RungFile::Playlist), "application/vnd.apple.mpegurl", CachePolicy::Short),
             (HlsFile::Rung(RungName::audio(), RungFile::Init), "audio/mp4", CachePolicy::Immutable),
             (HlsFile::Rung(RungName::audio(), RungFile::Segment(0)), "audio/mp4", CachePolicy::Immutable),

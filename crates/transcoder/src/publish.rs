@@ -711,7 +711,14 @@ impl Publisher {
         if self.chunk.as_ref().is_some_and(|c| c.index == 0) {
             self.playable.raise();
         }
-        Ok(ChunkReport { frames: done.frames, segments: done.segments, rungs, audio, poster: self.poster })
+        Ok(ChunkReport {
+            frames: done.frames,
+            segments: done.segments,
+            rungs,
+            audio,
+            poster: self.poster,
+            ..Default::default()
+        })
     }
 
     /// After the pipeline succeeded: VOD playlists, the measured master, the
@@ -743,6 +750,8 @@ impl Publisher {
             thumbnails: self.sprite.filter(|_| self.poster),
             has_audio: summary.has_audio,
             download: None,
+            cover: None,
+            preview: None,
         })
     }
 }

@@ -18,9 +18,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use media_core::keys::ObjectKey;
+use media_core::keys::{CachePolicy, HlsFile, ObjectKey};
 use media_core::video::access::Encryption;
 use media_core::video::chunks::{ChunkReport, ChunkSource};
+use media_core::video::extras::{CoverFormat, CoverMeta, PreviewMeta};
 use media_core::video::job::{bounded_heartbeat_interval_ms, JobResult};
 use media_core::video::timeline::job_time_limit_s;
 use media_core::wire::api::{CompleteRequest, FailRequest, HeartbeatRequest, JobSpec, JobVideo, PlanRequest};
@@ -34,6 +35,7 @@ use crate::config::Config;
 use crate::download::{self, DownloadRequest};
 use crate::encrypt::SegmentCipher;
 use crate::error::{panics_fail_the_job, JobError};
+use crate::pipeline::extras::make_extras;
 use crate::pipeline::{transcode_with, Control, Machine, Mode, Tuning};
 use crate::publish::{Playable, Published, Publisher, Stages};
 use crate::storage::{
@@ -468,8 +470,12 @@ impl<A: VideoApi> Runner<A> {
         let summary = summary?;
         *stage.lock().expect("not poisoned") = "finishing";
         if let Some(done) = summary.chunk {
-            let report = publisher.finish_chunk(done)?;
+            let mut report = publisher.finish_chunk(done)?;
             let chunk = spec.chunk.as_ref().map_or(0, |c| c.index);
+            // Task 0 makes the cover and the preview, wherever in the video they fall.
+            if chunk == 0 {
+                (report.cover, report.preview) = self.extras(spec, &info, &work_dir, job).await?;
+            }
             tracing::info!(
                 chunk,
                 frames = done.frames,
@@ -480,6 +486,7 @@ impl<A: VideoApi> Runner<A> {
             return Ok(Finished::Chunk(report));
         }
         let mut result = publisher.finish(&summary).await?;
+        (result.cover, result.preview) = self.extras(spec, &info, &work_dir, job).await?;
         if let Some(spool) = publisher.take_download() {
             *stage.lock().expect("not poisoned") = "download";
             let key = ObjectKey::Download {
@@ -491,6 +498,54 @@ impl<A: VideoApi> Runner<A> {
             result.download = Some(download::publish(spool, &sink, &key.to_string(), control).await?);
         }
         Ok(Finished::Ladder(result))
+    }
+
+    /// The cover and the preview the job asks for, made by a second short
+    /// read of the source (`pipeline::extras`) and stored beside the ladder.
+    async fn extras(
+        &self,
+        spec: &JobSpec,
+        info: &SourceInfo,
+        work_dir: &Path,
+        job: &JobHandles,
+    ) -> Result<(Option<CoverMeta>, Option<PreviewMeta>), JobError> {
+        if spec.extras.is_default() {
+            return Ok((None, None));
+        }
+        *job.stage.lock().expect("not poisoned") = "extras";
+        let started = Instant::now();
+        let reader = SourceReader::new(
+            self.storage.clone(),
+            &spec.source_key,
+            info,
+            tokio::runtime::Handle::current(),
+            &work_dir.join("extras"),
+        )?;
+        let (extras, control) = (spec.extras.clone(), Arc::clone(&job.control));
+        let span = tracing::Span::current();
+        let made = tokio::task::spawn_blocking(move || {
+            let _job = span.enter();
+            panics_fail_the_job(|| make_extras(reader, &extras, control))
+        })
+        .await
+        .unwrap_or_else(|e| Err(JobError::retryable(format!("internal error: the extras task failed ({e})"))))?;
+        let sink = Sink::Bucket(self.storage.clone());
+        let immutable = CachePolicy::Immutable.header_value();
+        let mut files = Vec::new();
+        if let Some(c) = &made.cover {
+            files.push((HlsFile::Cover(CoverFormat::Jpeg), c.jpeg.clone()));
+            files.push((HlsFile::Cover(CoverFormat::Webp), c.webp.clone()));
+        }
+        if let Some(p) = &made.preview {
+            files.push((HlsFile::Preview(p.meta.format), p.bytes.clone()));
+        }
+        for (file, bytes) in files {
+            let key = format!("{}{}", spec.output_prefix, file.relative_path());
+            sink.put(&key, Bytes::from(bytes), file.content_type(), immutable).await?;
+        }
+        let (cover, preview) = (made.cover.map(|c| c.meta), made.preview.map(|p| p.meta));
+        tracing::info!(?cover, ?preview, elapsed_ms = started.elapsed().as_millis() as u64, "extras made");
+        Ok((cover, preview))
     }
 
     /// How the pipeline runs this lease: a chunk task as its spec says; a

@@ -160,7 +160,7 @@ pub async fn route(mut req: Request, cx: &VideoContext<'_>, row: &'static Route<
         ["internal", "jobs", id, "complete"] => {
             let id = job_id(id)?;
             let r: CompleteRequest = body(&mut req).await?;
-            (id.clone(), r.video.ids(), VideoOp::Complete { job_id: id, req: r })
+            (id.clone(), r.video.ids(), VideoOp::Complete { job_id: id, req: Box::new(r) })
         }
         ["internal", "jobs", id, "fail"] => {
             let id = job_id(id)?;

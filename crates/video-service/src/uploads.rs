@@ -3,6 +3,7 @@
 //! and cancelling it. All need an API key that may act for the request's
 //! `app_id` (403 otherwise), and count against that key's rate limit.
 
+use media_core::http::purge::video_tag;
 use media_core::ids::AppId;
 use media_core::keys::{check_raw_key, ObjectKey};
 use media_core::media::{check_size, check_video_type};
@@ -105,9 +106,19 @@ pub async fn notify_upload_complete(mut req: Request, cx: &VideoContext<'_>, bas
         app_id: r.app_id.clone(),
         video_id: r.video_id.clone(),
         base: Some(base.to_owned()),
-        op: VideoOp::Notify { source, callback_url: r.callback_url.clone(), playback: r.playback.clone() },
+        op: VideoOp::Notify {
+            source,
+            callback_url: r.callback_url.clone(),
+            playback: r.playback.clone(),
+            extras: r.extras.clone(),
+        },
     };
     let reply: NotifyReply = client::ask(cx.env, VIDEO_JOBS_BINDING, &call.object_name(), &call).await?;
+    if reply.outcome == NotifyOutcome::Requeued {
+        // A done job run again for other extras (or a failed one retried):
+        // no location may keep answering with the old result.
+        cx.purge_tags(&worker_kit::purge::host_of(base), vec![video_tag(&r.app_id, &r.video_id)]);
+    }
     if reply.outcome.queued_work() {
         // Readable here at once, before KV shows the job's marker.
         crate::status::remember_job(&reply.job).await;

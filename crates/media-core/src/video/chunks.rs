@@ -14,6 +14,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::video::access::{Encryption, PlaybackOptions};
+use crate::video::extras::{CoverMeta, PreviewMeta};
 use crate::video::ladder::{LadderPlan, Rational, Rung};
 
 /// The frame geometry every transcoder derives from the same probe
@@ -138,7 +139,7 @@ pub struct ChunkRange {
 }
 
 /// What a chunk task reports at complete (in `CompleteRequest.chunk`).
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct ChunkReport {
     /// Frames actually encoded (start..end, or to the end of the file).
     pub frames: u64,
@@ -153,6 +154,12 @@ pub struct ChunkReport {
     /// Task 0 wrote `poster.jpg`.
     #[serde(default)]
     pub poster: bool,
+    /// Task 0 made the cover the job asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cover: Option<CoverMeta>,
+    /// Task 0 made the preview the job asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preview: Option<PreviewMeta>,
 }
 
 /// One rendition's part of a chunk: its codec and the bytes it wrote.

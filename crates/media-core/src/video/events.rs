@@ -527,6 +527,7 @@ mod tests {
             thumbnails: Some(ThumbnailMeta { interval_s: 2.0, tile_w: 160, tile_h: 90, cols: 5, rows: 1, count: 5 }),
             has_audio: true,
             download: None,
+            ..Default::default()
         }
     }
 

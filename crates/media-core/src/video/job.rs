@@ -43,6 +43,7 @@ use crate::video::chunks::{
     plan_chunks, ChunkGeometry, ChunkRange, ChunkReport, ChunkSettings, ChunkSource, ChunkSpec,
 };
 use crate::video::download::{DownloadReport, DownloadState, DownloadStatus};
+use crate::video::extras::{CoverMeta, Extras, PreviewMeta};
 use crate::video::ladder::LadderOptions;
 
 /// Where a job is in its life.
@@ -248,6 +249,12 @@ pub struct JobResult {
     /// transcoders that predate downloads).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub download: Option<DownloadReport>,
+    /// The cover, when the job asked for one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cover: Option<CoverMeta>,
+    /// The animated preview, when the job asked for one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preview: Option<PreviewMeta>,
 }
 
 /// One rung of a finished ladder, as the transcoder reports it.
@@ -334,6 +341,10 @@ pub struct Job {
     /// (all off for jobs stored before they existed).
     #[serde(default, skip_serializing_if = "PlaybackOptions::is_default")]
     pub playback: PlaybackOptions,
+    /// The cover and the preview, as the notify asked (none for jobs
+    /// stored before they existed).
+    #[serde(default, skip_serializing_if = "Extras::is_default")]
+    pub extras: Extras,
     /// How the job's webhooks are being delivered (absent when it has no
     /// destination): kept here so every read of the job shows it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -515,6 +526,7 @@ impl Job {
             result: None,
             ladder,
             playback: PlaybackOptions::default(),
+            extras: Extras::default(),
             callback: None,
             chunks: None,
         }
@@ -597,6 +609,33 @@ impl Job {
         self.enqueue(now, now);
         self.error = None;
         NotifyOutcome::Requeued
+    }
+
+    /// A notify asking for other extras (cover, preview) than the job was
+    /// made with: the job runs again with them, whatever its state. A run
+    /// in progress loses its lease (its holder stops at its next call); a
+    /// done video stops being playable until the new run is. Returns
+    /// `Requeued`, or `None` when the extras are the same (then
+    /// [`Job::renotify`] decides).
+    pub fn rerun_for(
+        &mut self,
+        extras: &Extras,
+        source: SourceUpload,
+        policy: &RetryPolicy,
+        now: Timestamp,
+    ) -> Option<NotifyOutcome> {
+        if !self.extras.differs_from(extras) {
+            return None;
+        }
+        self.extras = extras.clone();
+        self.source = source;
+        self.attempts = 0;
+        self.max_attempts = policy.max_attempts;
+        self.enqueue(now, now);
+        self.error = None;
+        self.last_error = None;
+        self.failure = None;
+        Some(NotifyOutcome::Requeued)
     }
 
     fn enqueue(&mut self, now: Timestamp, not_before: Timestamp) {
@@ -1266,6 +1305,8 @@ impl ChunkTable {
             thumbnails: None,
             has_audio: audio.is_some(),
             download: None,
+            cover: first.and_then(|r| r.cover),
+            preview: first.and_then(|r| r.preview),
         }
     }
 }
@@ -1300,6 +1341,9 @@ pub struct JobSpec {
     /// Whether to encrypt the segments and make an MP4 download.
     #[serde(default, skip_serializing_if = "PlaybackOptions::is_default")]
     pub playback: PlaybackOptions,
+    /// The cover and preview to make (a chunked job's task 0 makes them).
+    #[serde(default, skip_serializing_if = "Extras::is_default")]
+    pub extras: Extras,
     /// A chunk task: encode this chunk only (absent: the whole job).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chunk: Option<ChunkSpec>,
@@ -1345,6 +1389,7 @@ impl JobSpec {
             output_prefix: ObjectKey::hls_prefix(&job.app_id, &job.video_id, &lease.output_id),
             ladder: job.ladder.clone(),
             playback: job.playback.clone(),
+            extras: job.extras.clone(),
             chunk,
             chunk_from_s: None,
         }
@@ -1397,7 +1442,7 @@ mod tests {
     }
 
     fn result() -> JobResult {
-        JobResult { duration_s: 10.0, renditions: vec![], thumbnails: None, has_audio: true, download: None }
+        JobResult { duration_s: 10.0, has_audio: true, ..Default::default() }
     }
 
     #[test]
@@ -1781,8 +1826,7 @@ mod tests {
         let policy = RetryPolicy { max_attempts: 1, lease_ttl_ms: 30_000, backoff_base_ms: 5_000 };
         j.lease(lease.clone(), OutputId::parse("o1").unwrap(), &policy, now).unwrap();
         j.heartbeat(&lease, 50, None, true, &policy, now).unwrap();
-        let result =
-            JobResult { duration_s: 1.0, renditions: vec![], thumbnails: None, has_audio: true, download: report };
+        let result = JobResult { duration_s: 1.0, has_audio: true, download: report, ..Default::default() };
         j.complete(&lease, result, now).unwrap();
         j
     }

@@ -6,6 +6,7 @@
 //! | [`chunks`] | split-and-stitch: chunk boundaries on segment ends, a chunk task's spec and report |
 //! | [`bandwidth`] | a rendition's measured peak and average bitrate (HLS `BANDWIDTH`), from its segments |
 //! | [`job`] | the job model and its state machine (lease, heartbeat, retry, expiry) |
+//! | [`extras`] | outputs besides the ladder asked at notify: the cover and the animated preview, their bounds and what was made |
 //! | [`download`] | MP4 downloads: which rung is remuxed, the transcoder's report, the state `/job-status` shows, the file name |
 //! | [`dispatch`] | which queue shard and size class a job waits in, and which class is served next |
 //! | [`ladder`] | planning the ABR ladder from a probed source |
@@ -34,6 +35,7 @@ pub mod download;
 pub mod encryption;
 pub mod endpoint;
 pub mod events;
+pub mod extras;
 pub mod job;
 pub mod ladder;
 pub mod playback_token;

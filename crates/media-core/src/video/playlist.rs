@@ -511,6 +511,7 @@ mod tests {
                     ..Default::default()
                 }),
                 poster: k == 0,
+                ..Default::default()
             }
         }
 

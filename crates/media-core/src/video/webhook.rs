@@ -514,6 +514,7 @@ mod tests {
                     thumbnails: None,
                     has_audio: false,
                     download: None,
+                    ..Default::default()
                 };
                 j.complete(&LeaseId::parse("L2").unwrap(), result, Timestamp::from_secs(T + 61)).unwrap();
             },

@@ -20,6 +20,7 @@ use crate::video::chunks::{ChunkReport, ChunkSource, ChunkSpec};
 use crate::video::delivery::CallbackStatus;
 use crate::video::dispatch::SizeClass;
 use crate::video::download::DownloadStatus;
+use crate::video::extras::{CoverFormat, CoverMeta, Extras, PreviewMeta};
 pub use crate::video::job::JobSpec;
 use crate::video::job::{Job, JobResult, JobStatus, Rendition, ThumbnailMeta};
 use crate::video::upload::{UploadError, UploadRecord, UploadStatus};
@@ -79,6 +80,12 @@ impl Fields {
     pub fn playback_options(&self) -> Result<PlaybackOptions, ApiError> {
         let [signed, encryption, download] = PlaybackOptions::FIELDS.map(|name| self.raw(name));
         PlaybackOptions::from_fields(signed, encryption, download).map_err(ApiError::invalid_field)
+    }
+
+    /// The `cover` and `preview` a body asks for.
+    pub fn extras(&self) -> Result<Extras, ApiError> {
+        let [cover, preview] = Extras::FIELDS.map(|name| self.raw(name));
+        Extras::from_fields(cover, preview).map_err(ApiError::invalid_field)
     }
 
     pub fn optional_bool(&self, name: &str) -> Result<Option<bool>, ApiError> {
@@ -417,6 +424,9 @@ pub struct NotifyRequest {
     /// `require_signed_urls`, `encryption` and `download`: in the body
     /// beside the other fields (the document lists them there).
     pub playback: PlaybackOptions,
+    /// `cover` and `preview`: made besides the ladder. Asking for other
+    /// ones than the video's job was made with runs the job again.
+    pub extras: Extras,
 }
 
 impl NotifyRequest {
@@ -431,6 +441,8 @@ impl NotifyRequest {
         "require_signed_urls",
         "encryption",
         "download",
+        "cover",
+        "preview",
     ];
 
     pub fn from_json(body: &[u8]) -> Result<Self, ApiError> {
@@ -443,6 +455,7 @@ impl NotifyRequest {
             content_type: f.required_str("content_type")?.to_owned(),
             callback_url: f.optional_str("callback_url")?.map(str::to_owned),
             playback: f.playback_options()?,
+            extras: f.extras()?,
         })
     }
 }
@@ -535,6 +548,12 @@ pub struct JobView {
     /// The MP4 download, present when the video asked for one (`download` at notify).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub download: Option<DownloadView>,
+    /// The cover (`cover` at notify), once the job is done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cover: Option<CoverView>,
+    /// The animated preview (`preview` at notify), once the job is done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preview: Option<PreviewView>,
     /// Delivery of the job's webhooks: `pending`, `delivered` or `failed`.
     /// Absent when the job has no webhook destination, and always on public
     /// routes (only API-key answers and webhooks carry the `callback_*` fields).
@@ -566,6 +585,28 @@ pub struct DownloadView {
     /// For a video that requires signed URLs: how to download it instead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+}
+
+/// The cover as `/job-status` shows it: its two files and the frame used.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CoverView {
+    /// `cover.jpg` through the HLS route.
+    pub jpg: String,
+    /// `cover.webp` through the HLS route.
+    pub webp: String,
+    #[serde(flatten)]
+    pub meta: CoverMeta,
+}
+
+/// The animated preview as `/job-status` shows it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PreviewView {
+    /// `preview.webp` or `preview.gif` through the HLS route.
+    pub url: String,
+    #[serde(flatten)]
+    pub meta: PreviewMeta,
 }
 
 /// What a video that requires signed URLs says instead of a download URL.
@@ -665,6 +706,20 @@ impl JobView {
             playback_url: url(HlsFile::Master),
             poster_url: url(HlsFile::Poster),
             download: DownloadView::of(job, public_base),
+            cover: match (result.and_then(|r| r.cover), playable_output) {
+                (Some(meta), Some(o)) => Some(CoverView {
+                    jpg: hls_url(public_base, job, o, HlsFile::Cover(CoverFormat::Jpeg)),
+                    webp: hls_url(public_base, job, o, HlsFile::Cover(CoverFormat::Webp)),
+                    meta,
+                }),
+                _ => None,
+            },
+            preview: match (result.and_then(|r| r.preview), playable_output) {
+                (Some(meta), Some(o)) => {
+                    Some(PreviewView { url: hls_url(public_base, job, o, HlsFile::Preview(meta.format)), meta })
+                }
+                _ => None,
+            },
             callback_status: job.callback.as_ref().map(|c| c.status),
             callback_attempts: job.callback.as_ref().map(|c| c.attempts),
             callback_last_error: job.callback.as_ref().and_then(|c| c.last_error.clone()),
@@ -1350,6 +1405,7 @@ mod tests {
             output_prefix: "hls/a/v/o1/".into(),
             ladder: LadderOptions::default(),
             playback: Default::default(),
+            extras: Default::default(),
             chunk: None,
             chunk_from_s: None,
         };
@@ -1429,6 +1485,7 @@ mod tests {
                 thumbnails: Some(meta),
                 has_audio: false,
                 download: None,
+                ..Default::default()
             },
             t0.plus_secs(9),
         )
@@ -1453,6 +1510,45 @@ mod tests {
             (keyed.callback_status, keyed.callback_attempts, keyed.callback_last_error.as_deref()),
             (Some(crate::video::delivery::CallbackStatus::Failed), Some(3), Some("could not connect"))
         );
+    }
+
+    #[test]
+    fn the_cover_and_preview_are_listed_with_their_urls_once_made() {
+        use crate::video::extras::{CoverMeta, PreviewFormat, PreviewMeta};
+        let p = RetryPolicy::default();
+        let t0 = Timestamp::from_secs(1_700_000_000);
+        let source = SourceUpload {
+            raw_key: "raw/app/vid/source.mp4".into(),
+            content_type: "video/mp4".into(),
+            size: 5,
+            etag: None,
+        };
+        let ids = (JobId::parse("job_1").unwrap(), AppId::parse("app").unwrap(), VideoId::parse("vid").unwrap());
+        let mut job = Job::new(ids.0, ids.1, ids.2, source, LadderOptions::default(), &p, t0);
+        let json = serde_json::to_value(JobView::of(&job, "https://v.example.com")).unwrap();
+        assert!(json.get("cover").is_none() && json.get("preview").is_none(), "absent until made: {json}");
+        let lease = LeaseId::parse("L").unwrap();
+        job.lease(lease.clone(), OutputId::parse("o1").unwrap(), &p, t0).unwrap();
+        let cover = CoverMeta { time_s: 2.5, width: 1280, height: 720 };
+        let preview = PreviewMeta {
+            format: PreviewFormat::Gif,
+            start_s: 1.0,
+            duration_s: 3.0,
+            width: 480,
+            height: 270,
+            fps: 10,
+            frames: 30,
+        };
+        let result = JobResult { duration_s: 5.0, cover: Some(cover), preview: Some(preview), ..Default::default() };
+        job.complete(&lease, result, t0.plus_secs(9)).unwrap();
+        let json = serde_json::to_value(JobView::of(&job, "https://v.example.com")).unwrap();
+        assert_eq!(
+            json["cover"],
+            serde_json::json!({"jpg": "https://v.example.com/hls/app/vid/o1/cover.jpg",
+                "webp": "https://v.example.com/hls/app/vid/o1/cover.webp", "time_s": 2.5, "width": 1280, "height": 720})
+        );
+        assert_eq!(json["preview"]["url"], "https://v.example.com/hls/app/vid/o1/preview.gif");
+        assert_eq!((json["preview"]["format"].as_str(), json["preview"]["frames"].as_u64()), (Some("gif"), Some(30)));
     }
 
     #[test]
@@ -1492,6 +1588,7 @@ mod tests {
             thumbnails: None,
             has_audio: true,
             download: Some(report),
+            ..Default::default()
         };
         job.complete(&lease, result, t0.plus_secs(9)).unwrap();
         let ready = JobView::of(&job, "https://v.example.com/").download.unwrap();

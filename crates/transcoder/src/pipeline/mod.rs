@@ -27,9 +27,13 @@
 //! video does, and rewrites its fragments' decode times to the single
 //! pass's, so the chunks' segments form the single pass's ladder; chunk 0's
 //! task also makes the audio as a rendition of its own ([`rendition`]).
+//!
+//! The cover and the animated preview a job may ask for are made apart,
+//! after the ladder, by a short second read of the source ([`extras`]).
 
 pub mod audio;
 pub mod cfr;
+pub mod extras;
 pub mod fanout;
 pub mod fmp4;
 pub mod frames;

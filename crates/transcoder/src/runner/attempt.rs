@@ -216,7 +216,7 @@ mod tests {
     const LIMIT: Duration = Duration::from_secs(600);
 
     fn result() -> JobResult {
-        JobResult { duration_s: 1.0, renditions: Vec::new(), thumbnails: None, has_audio: false, download: None }
+        JobResult { duration_s: 1.0, ..Default::default() }
     }
 
     fn fresh() -> (Attempt, Instant) {

@@ -53,13 +53,14 @@ fn spec(lease: Duration) -> JobSpec {
         output_prefix: "hls/app/video/out/".into(),
         ladder: LadderOptions::default(),
         playback: Default::default(),
+        extras: Default::default(),
         chunk: None,
         chunk_from_s: None,
     }
 }
 
 fn result() -> JobResult {
-    JobResult { duration_s: 1.0, renditions: Vec::new(), thumbnails: None, has_audio: false, download: None }
+    JobResult { duration_s: 1.0, ..Default::default() }
 }
 
 /// The attempt's end, or a failed test if it runs on for an hour of (paused) time.

@@ -78,6 +78,7 @@ pub(crate) fn spec(row: &Row) -> JobSpec {
         output_prefix: format!("hls/{}/{}/o/", row.app_id, row.video_id),
         ladder: LadderOptions::default(),
         playback: Default::default(),
+        extras: Default::default(),
         chunk: None,
         chunk_from_s: None,
     }

@@ -6,6 +6,7 @@ use media_core::catalogue::EventType;
 use media_core::ids::{AppId, JobId, LeaseId, VideoId};
 use media_core::keys::OutputId;
 use media_core::video::access::PlaybackOptions;
+use media_core::video::extras::Extras;
 use media_core::video::job::{Job, NotifyOutcome, SourceUpload};
 use media_core::video::upload::UploadRecord;
 use media_core::video::upload_session::SessionStep;
@@ -50,6 +51,10 @@ pub enum VideoOp {
         /// with others answers 409 (`PlaybackOptions::conflict_with`).
         #[serde(default, skip_serializing_if = "PlaybackOptions::is_default")]
         playback: PlaybackOptions,
+        /// Cover and preview: other ones than the job's run it again
+        /// (`Job::rerun_for`).
+        #[serde(default, skip_serializing_if = "Extras::is_default")]
+        extras: Extras,
     },
     Get,
     /// From the job's shard: lease the job (if it is still queued and due),
@@ -75,7 +80,7 @@ pub enum VideoOp {
     },
     Complete {
         job_id: JobId,
-        req: CompleteRequest,
+        req: Box<CompleteRequest>,
     },
     Fail {
         job_id: JobId,

@@ -69,6 +69,9 @@ pub enum Effect {
     SetAlarm(Timestamp),
     /// Write the done job's playback record in KV.
     PublishRecord(Job),
+    /// Remove the playback record of a done job that runs again (other
+    /// extras asked), so public reads see the new run, not the old result.
+    UnpublishRecord { app: AppId, video: VideoId },
     /// Retention after a job completed ([`super::retention::after_done`]).
     Retain(Job),
     /// Retention after a job ended failed ([`super::retention::after_end`]).

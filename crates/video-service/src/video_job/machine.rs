@@ -13,6 +13,7 @@ use media_core::video::access::{Encryption, PlaybackOptions};
 use media_core::video::delivery::CallbackState;
 use media_core::video::dispatch::{shard_changes, shard_of, ShardChange, SizeClass};
 use media_core::video::events::{connected, events_between, JobEvent, ResetState};
+use media_core::video::extras::Extras;
 use media_core::video::job::{
     Completion, FailOutcome, Job, JobStatus, LeaseLost, NotLeasable, NotifyOutcome, SourceUpload, TaskStatus,
 };
@@ -412,7 +413,7 @@ pub fn upload_landed(
     match sessions::landed(store, cx, app.clone(), video.clone(), id, source)? {
         sessions::LandedStep::Done(reply, effects) => Ok((*reply, effects)),
         sessions::LandedStep::StartJob { upload_id, source, callback, playback } => {
-            let asked = Asked { callback_url: callback.as_deref(), playback: &playback };
+            let asked = Asked { callback_url: callback.as_deref(), playback: &playback, extras: &Extras::default() };
             let (notified, effects) = notify(store, cx, app, video, source, asked)?;
             Ok((sessions::started_reply(store, &upload_id, notified.job)?, effects))
         }
@@ -426,6 +427,8 @@ pub struct Asked<'a> {
     /// A new job's playback options; an existing job made with options
     /// these conflict with answers 409 `conflict`.
     pub playback: &'a PlaybackOptions,
+    /// The cover and preview; other ones than an existing job's run it again.
+    pub extras: &'a Extras,
 }
 
 /// `Notify`: a new job (202), a retry of a failed or stale one (202), or the
@@ -453,20 +456,31 @@ pub fn notify(
             let shard = shard_of(&job_id, dispatch.queue_shards);
             let mut job = Job::new(job_id, app_id, video_id, source, cx.settings.ladder.clone(), policy, cx.now);
             job.playback = asked.playback.clone();
+            job.extras = asked.extras.clone();
             (Stored { job, shard, class, enqueue_due: None }, NotifyOutcome::Created)
         }
         Some(s) => {
             let mut job = s.job.clone();
-            let outcome = job.renotify(source, policy, cx.now);
+            let outcome = match job.rerun_for(asked.extras, source.clone(), policy, cx.now) {
+                Some(rerun) => rerun,
+                None => job.renotify(source, policy, cx.now),
+            };
             (Stored { job, shard: s.shard, class, enqueue_due: s.enqueue_due }, outcome)
         }
     };
+    let was_done = before.as_ref().is_some_and(|s| s.job.status == JobStatus::Done);
     if outcome == NotifyOutcome::Unchanged {
         // A waiting upload of the video is asset_created all the same.
         let effects = sessions::job_started(store, cx, &stored.job)?;
         return Ok((NotifyReply { outcome, job: stored.job }, effects));
     }
     let (stored, mut effects) = commit(store, cx, before.as_ref().map(|s| &s.job), stored)?;
+    if was_done {
+        // Only other extras requeue a done job: its old result must leave public reads.
+        let j = &stored.job;
+        effects.push(Effect::UnpublishRecord { app: j.app_id.clone(), video: j.video_id.clone() });
+        tracing::info!(job_id = %j.job_id, extras = ?j.extras, "done job runs again for other extras");
+    }
     effects.extend(sessions::job_started(store, cx, &stored.job)?);
     let j = &stored.job;
     tracing::info!(job_id = %j.job_id, app_id = %j.app_id, video_id = %j.video_id, shard = stored.shard, class = stored.class.as_str(), ?outcome, "job queued");

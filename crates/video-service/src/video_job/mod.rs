@@ -278,6 +278,7 @@ impl VideoJob {
             }
             Effect::SetAlarm(at) => self.set_alarm(at).await?,
             Effect::PublishRecord(job) => self.publish_playback_record(&job).await,
+            Effect::UnpublishRecord { app, video } => self.unpublish_playback_record(&app, &video).await,
             Effect::Retain(job) => {
                 if let Some(store) = self.object_store(loaded) {
                     retention::after_done(&store, &job, loaded.core.keep_source).await;
@@ -366,6 +367,20 @@ impl VideoJob {
         };
         if let Err(e) = written.await {
             tracing::error!(job_id = %job.job_id, error = %e, "writing the playback record failed");
+        }
+    }
+
+    /// Removes the KV playback record of a job that runs again (the job
+    /// marker stays: the job exists). A failed delete is logged: public
+    /// reads then show the old result until the new run publishes its own.
+    async fn unpublish_playback_record(&self, app_id: &AppId, video_id: &VideoId) {
+        let removed = async {
+            let kv = self.env.kv(KV_BINDING)?;
+            kv.delete(&playback_record_key(app_id, video_id)).await?;
+            Ok::<(), worker::Error>(())
+        };
+        if let Err(e) = removed.await {
+            tracing::error!(%app_id, %video_id, error = %e, "removing the playback record of a re-run failed");
         }
     }
 
@@ -589,8 +604,9 @@ impl VideoJob {
                 let step = machine::upload_landed(store, &cx, call.app_id, call.video_id, upload_id.as_deref(), source);
                 self.answer(loaded, step).await
             }
-            VideoOp::Notify { source, callback_url, playback } => {
-                let asked = machine::Asked { callback_url: callback_url.as_deref(), playback: &playback };
+            VideoOp::Notify { source, callback_url, playback, extras } => {
+                let asked =
+                    machine::Asked { callback_url: callback_url.as_deref(), playback: &playback, extras: &extras };
                 let step = machine::notify(store, &cx, call.app_id, call.video_id, source, asked);
                 self.answer(loaded, step).await
             }
@@ -601,7 +617,9 @@ impl VideoJob {
             VideoOp::Heartbeat { job_id, req } => {
                 self.answer(loaded, machine::heartbeat(store, &cx, &job_id, req)).await
             }
-            VideoOp::Complete { job_id, req } => self.answer(loaded, machine::complete(store, &cx, &job_id, req)).await,
+            VideoOp::Complete { job_id, req } => {
+                self.answer(loaded, machine::complete(store, &cx, &job_id, *req)).await
+            }
             VideoOp::Fail { job_id, req } => self.answer(loaded, machine::fail(store, &cx, &job_id, req)).await,
             VideoOp::Release { job_id, req } => self.answer(loaded, machine::release(store, &cx, &job_id, req)).await,
             VideoOp::Cancel => self.answer(loaded, machine::cancel(store, &cx, &call.app_id, &call.video_id)).await,

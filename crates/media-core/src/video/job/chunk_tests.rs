@@ -94,7 +94,7 @@ fn report(j: &Job, k: usize, frames: u64) -> ChunkReport {
         segment_bytes: vec![64_000; 26],
         ..Default::default()
     });
-    ChunkReport { frames, segments, rungs: vec![video], audio, poster: k == 0 }
+    ChunkReport { frames, segments, rungs: vec![video], audio, poster: k == 0, ..Default::default() }
 }
 
 fn lease_all(j: &mut Job, at: Timestamp) {

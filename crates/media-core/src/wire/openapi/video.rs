@@ -3,9 +3,10 @@
 use super::*;
 use crate::video::access::{DownloadOption, Encryption, PlaybackOptions};
 use crate::video::download::DownloadStatus;
+use crate::video::extras::{CoverMeta, CoverOption, Extras, PreviewFormat, PreviewMeta, PreviewOption};
 use crate::video::playback_token::Alg;
 use crate::video::upload::{UploadError, UploadStatus};
-use crate::wire::api::DownloadView;
+use crate::wire::api::{CoverView, DownloadView, PreviewView};
 use crate::wire::api::{CreateUploadRequest, UploadView};
 use crate::wire::endpoints::{
     DeliveryAttempt, DeliveryLog, EndpointCreateRequest, EndpointCreated, EndpointDeleted, EndpointList,
@@ -81,6 +82,14 @@ pub fn video_service() -> OpenApi {
     add::<Encryption>(c);
     add::<DownloadOption>(c);
     add::<PlaybackOptions>(c);
+    add::<CoverOption>(c);
+    add::<PreviewFormat>(c);
+    add::<PreviewOption>(c);
+    add::<Extras>(c);
+    add::<CoverMeta>(c);
+    add::<PreviewMeta>(c);
+    add::<CoverView>(c);
+    add::<PreviewView>(c);
     // A notify refuses fields it does not know (a misspelt callback_url must
     // not pass unseen: `NotifyRequest::FIELDS`), and so do these bodies; a
     // test checks NotifyRequest's properties are those FIELDS.
@@ -94,6 +103,8 @@ pub fn video_service() -> OpenApi {
             "EndpointUpdateRequest",
             "RotateRequest",
             "DownloadOption",
+            "CoverOption",
+            "PreviewOption",
             "SigningKeyCreateRequest",
             "PlaybackTokenRequest",
             "AccessRequest",
@@ -102,6 +113,7 @@ pub fn video_service() -> OpenApi {
     for name in ["NotifyRequest", "CreateUploadRequest"] {
         playback_fields(c, name);
     }
+    extras_fields(c, "NotifyRequest");
     for name in ["EndpointCreateRequest", "EndpointUpdateRequest"] {
         object_schema(c, name).properties.insert("events".into(), event_filter().into());
     }
@@ -902,4 +914,31 @@ fn playback_fields(c: &mut Components, name: &str) {
     request.properties.remove("playback");
     request.required.retain(|r| r != "playback");
     request.properties.extend(options);
+}
+
+/// A request's `extras` as the body carries them: `cover` and `preview`
+/// beside the other fields, each an object or null (left out).
+fn extras_fields(c: &mut Components, name: &str) {
+    let mut extras = object_schema(c, "Extras").properties.clone();
+    for (field, schema, what) in [
+        ("cover", "CoverOption", "A still image at time_s, made as cover.jpg and cover.webp; listed in /job-status once done."),
+        (
+            "preview",
+            "PreviewOption",
+            "A short silent animation (WebP or GIF), made as preview.webp or preview.gif; listed in /job-status once done.",
+        ),
+    ] {
+        let one = utoipa::openapi::schema::OneOfBuilder::new()
+            .item(Ref::from_schema_name(schema))
+            .nullable(true)
+            .description(Some(format!(
+                "{what} Asking for other extras than the video's job was made with runs the job again; the same \
+                 ones change nothing."
+            )));
+        extras.insert(field.into(), one.into());
+    }
+    let request = object_schema(c, name);
+    request.properties.remove("extras");
+    request.required.retain(|r| r != "extras");
+    request.properties.extend(extras);
 }

@@ -27,6 +27,7 @@ fn deleting_a_running_job_leaves_a_tombstone_until_its_lease_could_end() {
         source: source("raw/app-a/v1/source.mp4", 10),
         callback_url: None,
         playback: Default::default(),
+        extras: Default::default(),
     });
     let refused = notify.unwrap_err();
     assert_eq!(refused.code, ErrorCode::Conflict);
@@ -85,7 +86,8 @@ fn a_delete_that_failed_half_way_is_finished_by_the_alarm() {
         code(w.call(VideoOp::Notify {
             source: source("raw/app-a/v1/x.mp4", 1),
             callback_url: None,
-            playback: Default::default()
+            playback: Default::default(),
+            extras: Default::default(),
         })),
         ErrorCode::Conflict
     );

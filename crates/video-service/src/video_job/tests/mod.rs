@@ -91,7 +91,7 @@ fn ids() -> JobVideo {
 }
 
 fn result() -> JobResult {
-    JobResult { duration_s: 2.0, renditions: Vec::new(), thumbnails: None, has_audio: true, download: None }
+    JobResult { duration_s: 2.0, has_audio: true, ..Default::default() }
 }
 
 thread_local! {
@@ -258,8 +258,9 @@ impl World {
             machine::remember_base(store, Some("https://media.example")).unwrap();
         }
         let step = match op {
-            VideoOp::Notify { source, callback_url, playback } => {
-                let asked = machine::Asked { callback_url: callback_url.as_deref(), playback: &playback };
+            VideoOp::Notify { source, callback_url, playback, extras } => {
+                let asked =
+                    machine::Asked { callback_url: callback_url.as_deref(), playback: &playback, extras: &extras };
                 self.json(machine::notify(store, &cx, app(), video(), source, asked))
             }
             VideoOp::Get => return Ok(serde_json::to_value(machine::get(store).unwrap()).unwrap()),
@@ -268,7 +269,7 @@ impl World {
             }
             VideoOp::Plan { job_id, req } => self.json(machine::plan(store, &cx, &job_id, req)),
             VideoOp::Heartbeat { job_id, req } => self.json(machine::heartbeat(store, &cx, &job_id, req)),
-            VideoOp::Complete { job_id, req } => self.json(machine::complete(store, &cx, &job_id, req)),
+            VideoOp::Complete { job_id, req } => self.json(machine::complete(store, &cx, &job_id, *req)),
             VideoOp::Fail { job_id, req } => self.json(machine::fail(store, &cx, &job_id, req)),
             VideoOp::Release { job_id, req } => self.json(machine::release(store, &cx, &job_id, req)),
             VideoOp::Cancel => self.json(machine::cancel(store, &cx, &app(), &video())),
@@ -405,6 +406,9 @@ impl World {
                     let key = playback_record_key(&job.app_id, &job.video_id);
                     self.kv.borrow_mut().insert(key, serde_json::to_string(&job).unwrap());
                 }
+                Effect::UnpublishRecord { app, video } => {
+                    self.kv.borrow_mut().remove(&playback_record_key(&app, &video));
+                }
                 Effect::Retain(job) => block_on(retention::after_done(&self.objects, &job, self.settings.keep_source)),
                 Effect::DropOutputs(job) => {
                     let still_failed = || matches!(self.store.load(), Ok(Some(s)) if s.job.status == JobStatus::Error);
@@ -488,7 +492,12 @@ impl World {
     }
 
     fn notify(&self, raw: &str) -> NotifyReply {
-        let op = VideoOp::Notify { source: source(raw, 1_000), callback_url: None, playback: Default::default() };
+        let op = VideoOp::Notify {
+            source: source(raw, 1_000),
+            callback_url: None,
+            playback: Default::default(),
+            extras: Default::default(),
+        };
         serde_json::from_value(self.call(op).unwrap()).unwrap()
     }
 
@@ -519,7 +528,7 @@ impl World {
 
     fn complete(&self, lease: &LeaseId) -> Answer {
         let req = CompleteRequest { lease_id: lease.clone(), video: ids(), result: result(), chunk: None };
-        self.call(VideoOp::Complete { job_id: self.job_id(), req })
+        self.call(VideoOp::Complete { job_id: self.job_id(), req: Box::new(req) })
     }
 
     fn fail(&self, lease: &LeaseId, retryable: bool) -> Answer {

@@ -1,6 +1,7 @@
 //! Notifies: a new job, repeats and races, size classes, telling the shard.
 
 use super::*;
+use media_core::video::extras::{CoverOption, Extras};
 
 #[test]
 fn a_first_notify_creates_the_job_and_tells_its_shard_once() {
@@ -40,6 +41,7 @@ fn a_large_source_waits_in_the_large_class() {
         source: source("raw/app-a/v1/big.mp4", 5_000),
         callback_url: None,
         playback: Default::default(),
+        extras: Default::default(),
     })
     .unwrap();
     let ShardCommand::Enqueue { class, .. } = &w.told_shard.borrow()[0] else { panic!("an enqueue") };
@@ -142,6 +144,7 @@ fn a_callback_url_stays_until_a_later_notify_names_another() {
             source: source("raw/app-a/v1/source.mp4", 1_000),
             callback_url: callback.map(Into::into),
             playback: Default::default(),
+            extras: Default::default(),
         };
         w.call(op).unwrap();
     };
@@ -177,7 +180,12 @@ fn a_notify_s_playback_options_reach_the_job_and_the_transcoder_s_spec() {
         download: Some(DownloadOption { rung: Some("720p".into()) }),
     };
     let notify = |playback: PlaybackOptions| {
-        w.call(VideoOp::Notify { source: source("raw/app-a/v1/source.mp4", 1_000), callback_url: None, playback })
+        w.call(VideoOp::Notify {
+            source: source("raw/app-a/v1/source.mp4", 1_000),
+            callback_url: None,
+            playback,
+            extras: Default::default(),
+        })
     };
     notify(options.clone()).unwrap();
     assert_eq!(w.job().playback, options);
@@ -203,8 +211,68 @@ fn a_public_job_is_not_left_public_by_a_notify_asking_for_signed_urls() {
             source: source("raw/app-a/v1/source.mp4", 1_000),
             callback_url: None,
             playback: signed,
+            extras: Default::default(),
         })
         .unwrap_err();
     assert_eq!(e.status(), 409, "{e:?}");
     assert!(!w.job().playback.require_signed_urls);
+}
+
+fn notify_with(w: &World, extras: Extras) -> Answer {
+    w.call(VideoOp::Notify {
+        source: source("raw/app-a/v1/source.mp4", 1_000),
+        callback_url: None,
+        playback: Default::default(),
+        extras,
+    })
+}
+
+fn cover_at(time_s: f64) -> Extras {
+    Extras { cover: Some(CoverOption { time_s }), preview: None }
+}
+
+#[test]
+fn the_same_extras_again_change_nothing_and_other_ones_rerun_a_done_job() {
+    let w = World::new();
+    let created: NotifyReply = serde_json::from_value(notify_with(&w, cover_at(2.0)).unwrap()).unwrap();
+    assert_eq!(created.outcome, NotifyOutcome::Created);
+    assert_eq!(w.job().extras, cover_at(2.0), "kept with the job");
+    let spec = w.grant().unwrap();
+    assert_eq!(spec.extras, cover_at(2.0), "the transcoder is told");
+    w.complete(&spec.lease_id).unwrap();
+    assert_eq!(w.job().status, JobStatus::Done);
+    assert!(w.kv.borrow().contains_key(&playback_record_key(&app(), &video())), "a done job's record");
+    let same: NotifyReply = serde_json::from_value(notify_with(&w, cover_at(2.0)).unwrap()).unwrap();
+    assert_eq!((same.outcome, same.job.status), (NotifyOutcome::Unchanged, JobStatus::Done), "idempotent");
+    let enqueues = w.enqueues();
+    // Other extras: the done job runs again with them, and its old record leaves public reads.
+    let rerun: NotifyReply = serde_json::from_value(notify_with(&w, cover_at(5.0)).unwrap()).unwrap();
+    assert_eq!((rerun.outcome, rerun.outcome.http_status()), (NotifyOutcome::Requeued, 202));
+    let job = w.job();
+    assert_eq!(
+        (job.status, job.attempts, job.playable, job.extras.clone()),
+        (JobStatus::Queued, 0, false, cover_at(5.0))
+    );
+    assert_eq!((job.job_id, job.result.is_none()), (created.job.job_id, true), "the same job, a new run");
+    assert_eq!(w.enqueues(), enqueues + 1, "its shard hears it waits again");
+    assert!(!w.kv.borrow().contains_key(&playback_record_key(&app(), &video())), "the old result is not served");
+    let spec = w.grant().unwrap();
+    assert_eq!(spec.extras, cover_at(5.0));
+    w.complete(&spec.lease_id).unwrap();
+    // Leaving them out is asking for other extras too: none, and a run without them.
+    let plain: NotifyReply = serde_json::from_value(notify_with(&w, Extras::default()).unwrap()).unwrap();
+    assert_eq!((plain.outcome, w.job().extras.clone()), (NotifyOutcome::Requeued, Extras::default()));
+}
+
+#[test]
+fn other_extras_take_a_running_job_from_its_holder() {
+    let w = World::new();
+    notify_with(&w, Extras::default()).unwrap();
+    let old = w.grant().unwrap();
+    let rerun: NotifyReply = serde_json::from_value(notify_with(&w, cover_at(1.0)).unwrap()).unwrap();
+    assert_eq!(rerun.outcome, NotifyOutcome::Requeued);
+    assert_eq!(w.heartbeat(&old.lease_id, 50).unwrap_err().status(), 409, "the old run's holder stops");
+    let new = w.grant().unwrap();
+    assert_eq!((new.attempt, new.extras.clone()), (1, cover_at(1.0)));
+    assert_ne!(new.output_id, old.output_id, "a new run writes under its own output");
 }

@@ -10,6 +10,7 @@ fn notify_with_callback(w: &World) {
         source: source("raw/app-a/v1/source.mp4", 1_000),
         callback_url: Some("http://127.0.0.1:9/callback".into()),
         playback: Default::default(),
+        extras: Default::default(),
     };
     w.call(op).unwrap();
 }
@@ -124,6 +125,7 @@ fn an_app_without_webhooks_gets_none_even_with_a_callback_url() {
         source: source("raw/app-a/v1/source.mp4", 1_000),
         callback_url: Some("http://127.0.0.1:9/cb".into()),
         playback: Default::default(),
+        extras: Default::default(),
     };
     w.call(op).unwrap();
     w.call(VideoOp::Cancel).unwrap();
