@@ -2668,6 +2668,8 @@ export interface components {
              */
             callback_url?: string | null;
             content_type: components["schemas"]["VideoContentType"];
+            /** @description A still image at time_s, made as cover.jpg and cover.webp; listed in /job-status once done. Asking for other extras than the video's job was made with runs the job again; the same ones change nothing. */
+            cover?: components["schemas"]["CoverOption"] | null;
             /** @description An MP4 download of one rung, remuxed from the ladder's segments: true for the top rung, or {"rung": "720p"} for the tallest rung not above it. */
             download?: (boolean | components["schemas"]["DownloadOption"]) | null;
             /** @default none */
@@ -2678,6 +2680,8 @@ export interface components {
              * @default false
              */
             multipart?: boolean | null;
+            /** @description A short silent animation (WebP or GIF), made as preview.webp or preview.gif; listed in /job-status once done. Asking for other extras than the video's job was made with runs the job again; the same ones change nothing. */
+            preview?: components["schemas"]["PreviewOption"] | null;
             /**
              * @description True: the public HLS files, poster, thumbnails and download answer
              *     only with a signed token (`/hls/t/{token}/...`). Changeable later

@@ -199,6 +199,24 @@ fn a_gif_preview_past_the_end_ends_with_the_video() {
 }
 
 #[test]
+fn a_cover_late_in_the_video_then_a_preview_from_its_start() {
+    // The cover's read leaves the input near the end; the preview's must go back to 0.
+    let dir = Scratch::new("extras-both");
+    let src = rising(&dir);
+    let preview = PreviewOption { start_s: 0.0, duration_s: 1.0, width: 160, fps: 10, format: PreviewFormat::Gif };
+    let made = make(&src, Extras { cover: Some(CoverOption { time_s: 4.5 }), preview: Some(preview) });
+    assert_eq!(made.cover.expect("a cover").meta.time_s, 4.48, "the frame shown at 4.5 s (25 fps)");
+    let preview = made.preview.expect("a preview");
+    assert_eq!((preview.meta.start_s, preview.meta.frames), (0.0, 10));
+    let path = dir.path("p.gif");
+    std::fs::write(&path, &preview.bytes).unwrap();
+    let first = dir.path("first.png");
+    ffmpeg(&["-i", path.to_str().unwrap(), "-frames:v", "1", first.to_str().unwrap()]);
+    let y = mean_luma(&dir, "first-again.png", &std::fs::read(&first).unwrap());
+    assert!((y - coded(0.0)).abs() < 8.0, "the preview starts at 0 s: luma {y}");
+}
+
+#[test]
 fn nothing_asked_reads_nothing() {
     // Not even a file: no extras never opens the source.
     let made = make_extras(std::io::Cursor::new(Vec::new()), &Extras::default(), Arc::new(Control::default())).unwrap();

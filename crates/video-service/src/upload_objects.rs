@@ -77,6 +77,7 @@ pub async fn create(mut req: Request, cx: &VideoContext<'_>, base: &str) -> Hand
         multipart: r.multipart,
         callback_url: r.callback_url.clone(),
         playback: r.playback.clone(),
+        extras: r.extras.clone(),
     };
     let record = UploadRecord::new(&id, spec, timeout_s, now());
     // The browser's credentials before the upload exists: a failure here

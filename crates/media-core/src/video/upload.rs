@@ -26,6 +26,7 @@ use crate::error::{ApiError, ErrorCode};
 use crate::ids::{AppId, JobId, VideoId};
 use crate::time::Timestamp;
 use crate::video::access::PlaybackOptions;
+use crate::video::extras::Extras;
 
 /// How long an upload waits for its file unless told otherwise (Mux's default).
 pub const DEFAULT_TIMEOUT_S: u64 = 3600;
@@ -123,7 +124,7 @@ pub struct UploadError {
 }
 
 /// What the video's object keeps of one upload.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UploadRecord {
     pub id: String,
     pub status: UploadStatus,
@@ -142,6 +143,9 @@ pub struct UploadRecord {
     /// The job's playback options, given at create.
     #[serde(default, skip_serializing_if = "PlaybackOptions::is_default")]
     pub playback: PlaybackOptions,
+    /// The job's cover and preview, given at create.
+    #[serde(default, skip_serializing_if = "Extras::is_default")]
+    pub extras: Extras,
     /// Set once `asset_created`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_id: Option<JobId>,
@@ -150,7 +154,7 @@ pub struct UploadRecord {
 }
 
 /// What a create asks for: the file and what to do once it landed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct UploadSpec {
     pub key: String,
     pub content_type: String,
@@ -158,6 +162,7 @@ pub struct UploadSpec {
     pub multipart: bool,
     pub callback_url: Option<String>,
     pub playback: PlaybackOptions,
+    pub extras: Extras,
 }
 
 /// What a report that the file landed does to an upload.
@@ -187,6 +192,7 @@ impl UploadRecord {
             multipart: spec.multipart,
             callback_url: spec.callback_url,
             playback: spec.playback,
+            extras: spec.extras,
             job_id: None,
             error: None,
         }
@@ -366,6 +372,7 @@ mod tests {
             multipart: false,
             callback_url: None,
             playback: PlaybackOptions::default(),
+            extras: Extras::default(),
         };
         UploadRecord::new(&id(), spec, 60, now)
     }

@@ -241,6 +241,8 @@ pub struct CreateUploadRequest {
     /// The job's `require_signed_urls`, `encryption` and `download`, as
     /// `/notify-upload-complete` takes them.
     pub playback: PlaybackOptions,
+    /// The job's `cover` and `preview`, as `/notify-upload-complete` takes them.
+    pub extras: Extras,
 }
 
 impl CreateUploadRequest {
@@ -256,6 +258,8 @@ impl CreateUploadRequest {
         "require_signed_urls",
         "encryption",
         "download",
+        "cover",
+        "preview",
     ];
 
     /// The request, its `size` required and at most `max_bytes`.
@@ -271,6 +275,7 @@ impl CreateUploadRequest {
             timeout_s: f.optional_u64("timeout_s")?,
             callback_url: f.optional_str("callback_url")?.map(str::to_owned),
             playback: f.playback_options()?,
+            extras: f.extras()?,
         })
     }
 }

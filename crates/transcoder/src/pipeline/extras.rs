@@ -102,7 +102,8 @@ impl Reading {
 
     /// Decodes from the keyframe before `at_s` (seconds from the first
     /// frame), handing each upright frame to `visit` until it returns true
-    /// or the video ends. Returns the last frame's end, in seconds.
+    /// or the video ends. Returns the last frame's end, in seconds. Each
+    /// read seeks, so reads may follow one another in any order.
     fn frames_from(
         &mut self,
         at_s: f64,
@@ -113,8 +114,9 @@ impl Reading {
         let mut decoder =
             VideoDecoder::open(&stream, &video, 1, video.frame_rate.as_f64().max(1.0), self.probe.duration_s)?
                 .with_origin(video.start_s);
-        if at_s > 0.0 && !seek_before(&mut self.input, video.index, video.start_s + at_s - SEEK_MARGIN_S) {
-            tracing::debug!(at_s, "the source would not seek; decoding from the start for the extras");
+        // Always seek, to 0 too: an earlier read (the cover) left the input elsewhere.
+        if !seek_before(&mut self.input, video.index, video.start_s + at_s - SEEK_MARGIN_S) {
+            return Err(JobError::permanent("the video cannot be read again from a chosen time (it would not seek), so no cover or preview can be made"));
         }
         for (stream, packet) in self.input.packets() {
             if self.control.cancel.load(Ordering::Relaxed) {

@@ -412,8 +412,8 @@ pub fn upload_landed(
 ) -> Step<UploadReply> {
     match sessions::landed(store, cx, app.clone(), video.clone(), id, source)? {
         sessions::LandedStep::Done(reply, effects) => Ok((*reply, effects)),
-        sessions::LandedStep::StartJob { upload_id, source, callback, playback } => {
-            let asked = Asked { callback_url: callback.as_deref(), playback: &playback, extras: &Extras::default() };
+        sessions::LandedStep::StartJob { upload_id, source, callback, playback, extras } => {
+            let asked = Asked { callback_url: callback.as_deref(), playback: &playback, extras: &extras };
             let (notified, effects) = notify(store, cx, app, video, source, asked)?;
             Ok((sessions::started_reply(store, &upload_id, notified.job)?, effects))
         }

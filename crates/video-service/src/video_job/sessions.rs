@@ -12,6 +12,7 @@
 
 use media_core::ids::{AppId, VideoId};
 use media_core::video::access::PlaybackOptions;
+use media_core::video::extras::Extras;
 use media_core::video::job::{Job, SourceUpload};
 use media_core::video::upload::{Landed, UploadId, UploadRecord, UploadStatus};
 use media_core::video::upload_session::{session_step, SessionEnd, SessionRecord, SessionStep};
@@ -287,6 +288,7 @@ pub fn landed(
                 source,
                 callback: record.callback_url.clone(),
                 playback: record.playback.clone(),
+                extras: record.extras.clone(),
             })
         }
     }
@@ -297,7 +299,13 @@ pub fn landed(
 /// the waiting upload on through [`job_started`]).
 pub enum LandedStep {
     Done(Box<UploadReply>, Vec<Effect>),
-    StartJob { upload_id: String, source: SourceUpload, callback: Option<String>, playback: PlaybackOptions },
+    StartJob {
+        upload_id: String,
+        source: SourceUpload,
+        callback: Option<String>,
+        playback: PlaybackOptions,
+        extras: Extras,
+    },
 }
 
 /// The upload `id` as the reply after its job started.

@@ -113,7 +113,9 @@ pub fn video_service() -> OpenApi {
     for name in ["NotifyRequest", "CreateUploadRequest"] {
         playback_fields(c, name);
     }
-    extras_fields(c, "NotifyRequest");
+    for name in ["NotifyRequest", "CreateUploadRequest"] {
+        extras_fields(c, name);
+    }
     for name in ["EndpointCreateRequest", "EndpointUpdateRequest"] {
         object_schema(c, name).properties.insert("events".into(), event_filter().into());
     }

@@ -21,6 +21,7 @@ fn record(w: &World, multipart: bool, timeout_s: u64) -> UploadRecord {
         multipart,
         callback_url: None,
         playback: Default::default(),
+        extras: Default::default(),
     };
     UploadRecord::new(&id, spec, timeout_s, w.now())
 }
@@ -164,6 +165,7 @@ fn create_another(w: &World, seed: u8) -> UploadRecord {
         multipart: false,
         callback_url: None,
         playback: Default::default(),
+        extras: Default::default(),
     };
     let record = UploadRecord::new(&id, spec, 3600, w.now());
     let v = w.call(VideoOp::UploadCreate { record }).unwrap();
@@ -228,4 +230,22 @@ fn a_new_upload_finds_an_ended_uploads_late_file_removed_first() {
     let next = create_another(&w, 1);
     assert_eq!(next.status, UploadStatus::Waiting);
     assert!(raw_keys(&w).is_empty(), "cleaned before the new upload waits: {:?}", raw_keys(&w));
+}
+
+#[test]
+fn an_upload_s_cover_and_preview_go_to_the_job_it_starts() {
+    use media_core::video::extras::{CoverOption, Extras, PreviewOption};
+    let w = World::new();
+    let extras = Extras {
+        cover: Some(CoverOption { time_s: 1.5 }),
+        preview: Some(serde_json::from_value::<PreviewOption>(serde_json::json!({"format": "gif"})).unwrap()),
+    };
+    let mut record = record(&w, false, 3600);
+    record.extras = extras.clone();
+    let id = record.id.clone();
+    w.call(VideoOp::UploadCreate { record }).unwrap();
+    let started = landed(&w, Some(&id), Some(1_000)).unwrap();
+    assert_eq!(started.upload.map(|u| u.status), Some(UploadStatus::AssetCreated));
+    assert_eq!(w.job().extras, extras, "kept with the job");
+    assert_eq!(w.grant().unwrap().extras, extras, "and told to its transcoder");
 }
