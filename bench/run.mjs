@@ -10,6 +10,7 @@
 //   node bench/run.mjs --only=9    chunked jobs: time to done on 1 and 2 transcoders pinned to a core each, and stitched vs single-pass
 //                                  (--chunked-seconds=N, default 1200; --stitch-seconds=N, default 180, 0 skips;
 //                                   --stitch-content=noise|motion; --chunk-s=N, default 30)
+//   node bench/run.mjs --only=10   covers and animated previews: transcoder extras against the ffmpeg CLI (release transcoder)
 //   --ttp-lengths=30,300,1200      section 2's source lengths
 //   --only=5 --before=DIR          the Workers' size and cold start next to another checkout's (built there)
 //   --only=5 --save-before=LABEL   or record this build's as the "before" of later reports
@@ -35,7 +36,7 @@ import { makeClip, postJson, pollJob, uploadVideo } from '../devkit/client.mjs';
 import { openEvents } from '../devkit/sse.mjs';
 
 const arg = (name, dflt) => process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? dflt;
-const only = arg('only', '1,2,3,4,5,6,7,8,9').split(',').map(Number);
+const only = arg('only', '1,2,3,4,5,6,7,8,9,10').split(',').map(Number);
 const RUNS = Number(arg('runs', 3));
 const CORES = cpus().length;
 const SECONDS = Number(arg('seconds', 60));
@@ -965,6 +966,78 @@ async function chunkedSection() {
   }
 }
 
+// ---- 10. covers and previews ------------------------------------------------
+
+/**
+ * What the extras cost (issue 28): `transcoder extras` (a second, short read
+ * of the source after the ladder: seek, decode a few seconds, encode) against
+ * the ffmpeg CLI making the same files from the same input seek, on the
+ * 60-s 1080p noise source. Runs alternate between the two, the order turned
+ * each round, so the machine's drift falls on both.
+ */
+async function extrasSection() {
+  begin(10, 'Covers and animated previews: what they cost');
+  out();
+  const src = source(SECONDS);
+  const dir = join(WORK, `extras-${process.pid}`);
+  mkdirSync(dir, { recursive: true });
+  const at = String(SECONDS / 2);
+  const window = ['-ss', at, '-t', '3', '-i', src];
+  const cases = [
+    {
+      name: `cover at ${at} s (JPEG + WebP, 1920×1080)`,
+      extras: { cover: { time_s: Number(at) } },
+      ffmpeg: ['-ss', at, '-i', src, '-map', '0:v', '-frames:v', '1', '-q:v', '3', join(dir, 'cli-cover.jpg'), '-map', '0:v', '-frames:v', '1', join(dir, 'cli-cover.webp')],
+    },
+    {
+      name: `preview, animated WebP: 3 s from ${at} s, 480 px, 10 fps`,
+      extras: { preview: { start_s: Number(at), duration_s: 3, width: 480, fps: 10, format: 'webp' } },
+      ffmpeg: [...window, '-an', '-vf', 'fps=10,scale=480:-2', '-loop', '0', '-c:v', 'libwebp_anim', join(dir, 'cli-preview.webp')],
+    },
+    {
+      name: `preview, GIF (one palette): 3 s from ${at} s, 480 px, 10 fps`,
+      extras: { preview: { start_s: Number(at), duration_s: 3, width: 480, fps: 10, format: 'gif' } },
+      ffmpeg: [...window, '-an', '-filter_complex', 'fps=10,scale=480:-2,split[a][b];[a]palettegen=stats_mode=full[p];[b][p]paletteuse=dither=sierra2_4a', '-loop', '0', join(dir, 'cli-preview.gif')],
+    },
+  ];
+  const runs = Math.max(RUNS, 5);
+  const ours = cases.map(() => []);
+  const cli = cases.map(() => []);
+  let made = cases.map(() => null);
+  try {
+    for (let round = 0; round < runs; round++) {
+      for (const [i, c] of cases.entries()) {
+        const mine = async () => {
+          const r = await measure(TRANSCODER, ['extras', src, join(dir, `ours-${i}`), '--extras', JSON.stringify(c.extras)], { env: { RUST_LOG: 'warn' } });
+          ours[i].push(r);
+          made[i] = JSON.parse(r.stdout);
+        };
+        const theirs = async () => cli[i].push(await measure('ffmpeg', ['-loglevel', 'error', '-y', ...c.ffmpeg]));
+        for (const run of rotated([mine, theirs], round)) await run();
+      }
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  out(`The ${SECONDS}-s 1080p30 noise source (section 1's). Wall and CPU seconds, median of ${runs} runs each; every run of \`transcoder extras\` alternates with the ffmpeg CLI making the same files from the same input seek (\`-ss\` before \`-i\`), order turned each round. In a job these run once, after the ladder (after \`playable\`). CPU: ${MACHINE}.`);
+  out();
+  out('| output | transcoder: wall (CPU) | ffmpeg CLI: wall (CPU) | wall ratio | what was made |');
+  out('|---|---|---|---|---|');
+  const rows = [];
+  for (const [i, c] of cases.entries()) {
+    const a = medianRun(ours[i]);
+    const b = medianRun(cli[i]);
+    const m = made[i];
+    const what = m.cover
+      ? `${m.cover.width}×${m.cover.height} at ${m.cover.time_s} s; ${Object.entries(m.bytes).map(([k, v]) => `${k} ${(v / 1024).toFixed(0)} KiB`).join(', ')}`
+      : `${m.preview.width}×${m.preview.height}, ${m.preview.frames} frames; ${Object.entries(m.bytes).map(([k, v]) => `${k} ${(v / 1024).toFixed(0)} KiB`).join(', ')}`;
+    rows.push({ name: c.name, ours: a, cli: b, made: m });
+    out(`| ${c.name} | ${fmt(a.wall, 2)} s (${fmt(a.cpu, 2)}) | ${fmt(b.wall, 2)} s (${fmt(b.cpu, 2)}) | ${fmt(a.wall / b.wall, 2)} | ${what} |`);
+  }
+  out();
+  data.sections.extras = { seconds: SECONDS, runs, rows };
+}
+
 // ---- main ------------------------------------------------------------------
 
 out(`# Benchmarks (${data.date.slice(0, 10)}, ${MACHINE})`);
@@ -985,6 +1058,7 @@ if (only.includes(6)) await eventLatencySection();
 if (only.includes(7)) await imageTransformsSection();
 if (only.includes(8)) await signedPlaybackSection();
 if (only.includes(9)) await chunkedSection();
+if (only.includes(10)) await extrasSection();
 mkdirSync(join(BENCH, 'results'), { recursive: true });
 const OUT = arg('out', '');
 if (OUT) {

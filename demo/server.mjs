@@ -61,6 +61,8 @@ export function startDemo({ port = 0, videoService, imageService, apiKey }) {
       if (b.multipart !== undefined) ask.multipart = b.multipart;
       // A private video: signed URLs only, AES-128 segments, an MP4 download of the top rung.
       if (b.private === true) Object.assign(ask, { require_signed_urls: true, encryption: 'aes-128', download: true });
+      // A cover and a short animated preview, as a video card or a hover preview shows them.
+      if (b.extras === true) Object.assign(ask, { cover: { time_s: 1 }, preview: { start_s: 0, duration_s: 3, width: 320, fps: 10, format: 'webp' } });
       const r = answer(await video.POST('/uploads', { body: ask }));
       return r.status === 201 ? { status: 201, body: { ...r.body, video_service: videoService } } : r;
     },

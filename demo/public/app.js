@@ -93,7 +93,7 @@ async function uploadVideo(file) {
   demo.private = $('private-video').checked;
   demo.signed = null;
   $('download').hidden = true;
-  const slot = await backend('POST', '/api/videos', { content_type: type, size: file.size, multipart: file.size > MULTIPART_ABOVE, private: demo.private });
+  const slot = await backend('POST', '/api/videos', { content_type: type, size: file.size, multipart: file.size > MULTIPART_ABOVE, private: demo.private, extras: $('extras-video').checked });
   demo.videoId = slot.video_id;
   demo.uploadObject = { id: slot.id, status: null, seen: [], jobId: null };
   uploadState(slot.status);
@@ -252,7 +252,9 @@ async function withToken(job) {
   const [from, to] = [base(job.playback_url), base(demo.signed.playback_url)];
   const sign = (u) => (typeof u === 'string' && u.startsWith(from) ? to + u.slice(from.length) : u);
   const thumbnails = job.thumbnails && { ...job.thumbnails, poster: sign(job.thumbnails.poster), sprite: sign(job.thumbnails.sprite), vtt: sign(job.thumbnails.vtt) };
-  return { ...job, playback_url: sign(job.playback_url), poster_url: sign(job.poster_url), thumbnails };
+  const cover = job.cover && { ...job.cover, jpg: sign(job.cover.jpg), webp: sign(job.cover.webp) };
+  const preview = job.preview && { ...job.preview, url: sign(job.preview.url) };
+  return { ...job, playback_url: sign(job.playback_url), poster_url: sign(job.poster_url), thumbnails, cover, preview };
 }
 
 /**
@@ -350,6 +352,14 @@ async function finished(public_job) {
   $('renditions').querySelector('tbody').innerHTML = rows.join('');
   $('renditions').hidden = false;
   if (job.thumbnails) sprite(job.thumbnails, job.duration_s);
+  // The cover and the animated preview the upload asked for, as a video card would show them.
+  if (job.cover && job.preview) {
+    $('cover').src = job.cover.webp;
+    $('cover-info').textContent = `${job.cover.width}×${job.cover.height}, the frame at ${job.cover.time_s} s`;
+    $('preview').src = job.preview.url;
+    $('preview-info').textContent = `${job.preview.format}, ${job.preview.width}×${job.preview.height}, ${job.preview.frames} frames at ${job.preview.fps} fps from ${job.preview.start_s} s`;
+    $('extras').hidden = false;
+  }
 }
 
 /** Hovering the bar under the player shows the thumbnail of that moment from the sprite. */

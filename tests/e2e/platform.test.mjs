@@ -243,7 +243,7 @@ async function watchedPage(browser) {
   return { page, problems, consoleErrors };
 }
 
-test('browser: the demo page uploads a clip, follows its events, plays the ladder with hls.js, and shows the poster', async () => {
+test('browser: the demo page uploads a clip, follows its events, plays the ladder with hls.js, and shows the poster, the cover and the animated preview', async () => {
   const browser = await launchChromium();
   try {
     const { page, problems, consoleErrors } = await watchedPage(browser);
@@ -262,6 +262,10 @@ test('browser: the demo page uploads a clip, follows its events, plays the ladde
     await page.waitForFunction(() => window.demo.job?.status === 'done', null, { timeout: 180000 });
     assert.ok(await page.evaluate(() => document.getElementById('player').poster.endsWith('poster.jpg')));
     assert.equal(await page.evaluate(() => document.getElementById('renditions').hidden), false);
+    // The cover and the animated preview the page asks for by default, decoded by Chromium (WebP both).
+    await page.waitForFunction(() => document.getElementById('cover').naturalWidth === 1280 && document.getElementById('preview').naturalWidth === 320, null, { timeout: 30000 });
+    const extras = await page.evaluate(() => ({ cover: window.demo.job.cover, preview: window.demo.job.preview, shown: !document.getElementById('extras').hidden }));
+    assert.deepEqual([extras.shown, extras.cover.time_s, extras.preview.format, extras.preview.frames, extras.preview.height], [true, 1, 'webp', 30, 180], JSON.stringify(extras));
     // The page followed the job on its event stream, not by polling.
     const followed = await page.evaluate(() => ({ transport: window.demo.transport, names: window.demo.events.map((e) => e.event).filter(Boolean) }));
     assert.equal(followed.transport, 'sse', JSON.stringify(followed));

@@ -80,7 +80,9 @@ test('a 40-s source is encoded as chunks by two transcoders and stitched into pl
   const presign = await api.post('/generate-upload-url', { app_id: 'chunks', video_id: 'long', content_type: 'video/mp4', size: body.length }, { key: API_KEY, headers: ip() });
   assert.equal(presign.status, 200, presign.text);
   assert.equal((await fetch(presign.json.upload_url, { method: 'PUT', headers: presign.json.headers, body })).status, 200);
-  const notify = await api.post('/notify-upload-complete', { app_id: 'chunks', video_id: 'long', raw_key: presign.json.raw_key, content_type: 'video/mp4' }, { key: API_KEY, headers: ip() });
+  // A cover deep in a later chunk and a preview across chunk 0's end: task 0 makes both for the whole video.
+  const extras = { cover: { time_s: SECONDS - 5 }, preview: { start_s: 7, duration_s: 3, format: 'gif' } };
+  const notify = await api.post('/notify-upload-complete', { app_id: 'chunks', video_id: 'long', raw_key: presign.json.raw_key, content_type: 'video/mp4', ...extras }, { key: API_KEY, headers: ip() });
   assert.equal(notify.status, 202, notify.text);
   let last;
   const seen = [];
@@ -118,6 +120,9 @@ test('a 40-s source is encoded as chunks by two transcoders and stitched into pl
   assert.ok(snapshots > 0, 'the playlists were read while the job ran');
   assert.equal(last.status, 'done', JSON.stringify(last) + a.logs().slice(-3000) + b.logs().slice(-3000));
   assert.ok(Math.abs(last.duration_s - SECONDS) < 0.1, `duration ${last.duration_s}`);
+  assert.deepEqual([last.cover?.time_s, last.cover?.width, last.cover?.height], [SECONDS - 5, 640, 360], JSON.stringify(last.cover));
+  assert.deepEqual([last.preview?.start_s, last.preview?.frames, last.preview?.width, last.preview?.height], [7, 30, 480, 270], JSON.stringify(last.preview));
+  for (const url of [last.cover.jpg, last.cover.webp, last.preview.url]) assert.equal((await fetch(url)).status, 200, url);
   assert.ok(seen.some((s) => s.status === 'processing' && s.playable), 'playable before done');
   const progress = seen.filter((s) => s.status === 'processing').map((s) => s.progress);
   assert.deepEqual(progress, [...progress].sort((x, y) => x - y), 'progress never goes back');

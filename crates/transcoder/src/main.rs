@@ -54,6 +54,17 @@ enum Command {
         #[arg(long)]
         encrypt: bool,
     },
+    /// Make a local file's cover and animated preview into a folder
+    /// (`cover.jpg`, `cover.webp`, `preview.webp|gif`), as a job does after
+    /// its ladder; prints a JSON report with what was made and how long it took.
+    Extras {
+        input: PathBuf,
+        out_dir: PathBuf,
+        /// `cover` and `preview` as the notify takes them, e.g.
+        /// `'{"cover": {"time_s": 2}, "preview": {"duration_s": 3, "format": "gif"}}'`.
+        #[arg(long, value_name = "JSON")]
+        extras: String,
+    },
     /// Print what the transcoder sees in a file.
     Probe { input: PathBuf },
     /// Print the ladder it would encode for a file, as JSON.
@@ -174,6 +185,7 @@ fn main() -> ExitCode {
             let playback = media_core::video::access::PlaybackOptions { download, encryption, ..Default::default() };
             rt.block_on(transcode_local(&input, &out_dir, &ladder.options(), &tuning.tuning(), &playback))
         }
+        Command::Extras { input, out_dir, extras } => extras_local(&input, &out_dir, &extras),
         Command::Probe { input } => probe(&input),
         Command::Plan { input, ladder } => plan(&input, &ladder.options()),
     };
@@ -250,6 +262,42 @@ async fn transcode_local(
         "has_audio": summary.has_audio,
         "rungs": summary.rungs.iter().map(|r| serde_json::json!({"name": r.name, "width": r.width, "height": r.height, "frames": r.frames, "segments": r.segments})).collect::<Vec<_>>(),
         "result": result,
+    });
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
+}
+
+fn extras_local(input: &std::path::Path, out: &std::path::Path, asked: &str) -> anyhow::Result<()> {
+    use media_core::keys::HlsFile;
+    use media_core::video::extras::{CoverFormat, Extras};
+    let fields: serde_json::Value = serde_json::from_str(asked).context("--extras is not JSON")?;
+    let extras = Extras::from_fields(fields.get("cover"), fields.get("preview")).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let file = std::fs::File::open(input).with_context(|| format!("opening {}", input.display()))?;
+    let started = std::time::Instant::now();
+    let made = transcoder::pipeline::extras::make_extras(file, &extras, Default::default())
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let wall_s = started.elapsed().as_secs_f64();
+    std::fs::create_dir_all(out)?;
+    let mut files = Vec::new();
+    if let Some(c) = &made.cover {
+        files.push((HlsFile::Cover(CoverFormat::Jpeg), &c.jpeg));
+        files.push((HlsFile::Cover(CoverFormat::Webp), &c.webp));
+    }
+    if let Some(p) = &made.preview {
+        files.push((HlsFile::Preview(p.meta.format), &p.bytes));
+    }
+    let mut written = serde_json::Map::new();
+    for (file, bytes) in files {
+        let name = file.relative_path();
+        std::fs::write(out.join(&name), bytes)?;
+        written.insert(name, bytes.len().into());
+    }
+    let report = serde_json::json!({
+        "input": input.display().to_string(),
+        "wall_s": wall_s,
+        "cover": made.cover.as_ref().map(|c| c.meta),
+        "preview": made.preview.as_ref().map(|p| p.meta),
+        "bytes": written,
     });
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())

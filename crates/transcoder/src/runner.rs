@@ -174,6 +174,14 @@ impl<A: VideoApi> Runner<A> {
                         }
                         _ => tracing::warn!(error = %e, "leasing failed; retrying"),
                     }
+                    if matches!(e, CallError::Transient(_)) {
+                        // The request may still wait at the queue (the answer
+                        // was lost, or timed out here): take it back, or the
+                        // next job is granted to it and waits out a lease TTL.
+                        if let Err(e) = self.api.withdraw().await {
+                            tracing::debug!(error = %e, "could not take back a lease request that failed here");
+                        }
+                    }
                     let pause = backoff.next().unwrap_or(Duration::from_secs(30));
                     tokio::select! {
                         _ = tokio::time::sleep(pause) => {}

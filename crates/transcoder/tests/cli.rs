@@ -15,7 +15,7 @@ fn transcoder(args: &[&str]) -> (i32, String) {
 fn help_lists_every_command() {
     let (code, text) = transcoder(&["--help"]);
     assert_eq!(code, 0, "{text}");
-    for command in ["run", "transcode", "probe", "plan"] {
+    for command in ["run", "transcode", "extras", "probe", "plan"] {
         assert!(text.contains(command), "{command} missing from:\n{text}");
     }
     let (code, text) = transcoder(&["transcode", "--help"]);
@@ -40,4 +40,14 @@ fn a_misspelled_flag_or_command_is_an_error_with_a_hint() {
     let (code, text) = transcoder(&["transcode", "in.mp4", "out", "--cores", "0"]);
     assert_eq!(code, 2, "{text}");
     assert!(text.contains("invalid value '0'"), "{text}");
+}
+
+#[test]
+fn extras_are_refused_as_the_api_refuses_them() {
+    let (code, text) = transcoder(&["extras", "in.mp4", "out", "--extras", r#"{"cover": {"time_s": -2}}"#]);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("cover.time_s must be between 0"), "{text}");
+    let (code, text) = transcoder(&["extras", "in.mp4", "out", "--extras", "cover"]);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("--extras is not JSON"), "{text}");
 }

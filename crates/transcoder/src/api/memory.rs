@@ -50,6 +50,9 @@ pub struct State {
     pub released: Vec<JobId>,
     /// `withdraw` calls.
     pub withdrawals: usize,
+    /// Errors the next lease calls answer, one each, before any job (a
+    /// request the service may still hold: a timeout, a dropped connection).
+    pub lease_errors: VecDeque<CallError>,
 }
 
 impl Default for State {
@@ -68,6 +71,7 @@ impl Default for State {
             failed: Vec::new(),
             released: Vec::new(),
             withdrawals: 0,
+            lease_errors: VecDeque::new(),
         }
     }
 }
@@ -97,6 +101,9 @@ impl VideoApi for MemoryVideoApi {
         let job = {
             let mut state = self.state();
             state.leases.push(tokio::time::Instant::now());
+            if let Some(e) = state.lease_errors.pop_front() {
+                return Err(e);
+            }
             state.jobs.pop_front()
         };
         if job.is_none() {

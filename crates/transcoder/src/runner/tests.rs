@@ -372,3 +372,20 @@ async fn an_idle_transcoder_takes_back_its_lease_request_and_stops_at_once() {
     assert_eq!(api.state().withdrawals, 1);
     assert_eq!(api.state().leases.len(), 1, "no lease asked after the signal");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_lease_request_that_failed_here_is_taken_back_before_the_next() {
+    // Its answer was lost (a timeout, a dropped connection) but the service
+    // may still hold it as a waiter, which would be granted the next job.
+    let work = tempfile::tempdir().expect("a temporary folder");
+    let dir = work.path().to_str().expect("a UTF-8 path").to_owned();
+    let (runner, api) = runner(&[("LEASE_WAIT_MS", "20000"), ("WORK_DIR", &dir)]);
+    api.state().lease_errors.push_back(CallError::Transient("operation timed out".into()));
+    let (stop, shutdown) = watch::channel(false);
+    let running = tokio::spawn(async move { runner.run(shutdown).await });
+    sleep(Duration::from_secs(5)).await;
+    assert_eq!(api.state().withdrawals, 1, "taken back once");
+    assert_eq!(api.state().leases.len(), 2, "then the slot asks again, after its backoff");
+    stop.send(true).expect("the runner listens");
+    timeout(Duration::from_secs(60), running).await.expect("it stops").expect("no panic");
+}
