@@ -33,6 +33,10 @@ use crate::error::JobError;
 /// The cover fits in this box (a 1080p frame at full size).
 pub const COVER_MAX: u32 = 1920;
 
+/// Decoder threads at most: the extras run after the ladder, when the job's
+/// cores are free (measured in bench section 10).
+const EXTRAS_DECODER_THREADS: usize = 4;
+
 /// What [`make_extras`] made.
 #[derive(Default)]
 pub struct Made {
@@ -111,8 +115,10 @@ impl Reading {
     ) -> Result<f64, JobError> {
         let video = self.probe.video.clone();
         let stream = self.input.stream(video.index).expect("probed");
+        // The ladder is done by now: the decoder may use the cores (frame threads).
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(EXTRAS_DECODER_THREADS);
         let mut decoder =
-            VideoDecoder::open(&stream, &video, 1, video.frame_rate.as_f64().max(1.0), self.probe.duration_s)?
+            VideoDecoder::open(&stream, &video, threads, video.frame_rate.as_f64().max(1.0), self.probe.duration_s)?
                 .with_origin(video.start_s);
         // Always seek, to 0 too: an earlier read (the cover) left the input elsewhere.
         if !seek_before(&mut self.input, video.index, video.start_s + at_s - SEEK_MARGIN_S) {
