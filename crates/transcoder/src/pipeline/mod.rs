@@ -374,7 +374,11 @@ pub fn transcode_with<R: Read + Seek + Send + 'static>(
         // Every chunk times its frames on the whole video's clock.
         video = video.with_origin(spec.t0_s);
     }
-    let settings = RungSettings { plan: &plan, preset: &options.preset, tuning, color: probe.video.color };
+    // An HDR source reaches the rungs tone-mapped (`VideoDecoder`), tagged BT.709.
+    let settings = RungSettings { plan: &plan, preset: &options.preset, tuning, color: probe.video.color.for_rungs() };
+    if let Some(transfer) = probe.video.color.hdr_transfer() {
+        tracing::info!(transfer, "an HDR source: tone-mapped to SDR BT.709 for the H.264 rungs");
+    }
     // Every rung must share one reordering delay (checked by each rung) so
     // that all timelines, and the audio, start at the same moment.
     let delay_frames = match plan.rungs.len() {

@@ -38,7 +38,8 @@ pub struct VideoStream {
     /// When the stream starts, in source seconds (its declared start time; 0 when it has none).
     pub start_s: f64,
     pub pixel_format: String,
-    /// Color tags, carried to the output unchanged (pixels are not converted between matrices).
+    /// Color tags, carried to the output unchanged (pixels are not converted
+    /// between matrices), except an HDR stream's: tone-mapped to BT.709.
     pub color: ColorTags,
 }
 
@@ -48,6 +49,31 @@ pub struct ColorTags {
     pub space: ff::color::Space,
     pub primaries: ff::color::Primaries,
     pub transfer: ff::color::TransferCharacteristic,
+}
+
+impl ColorTags {
+    /// The transfer of an HDR stream (PQ or HLG), as zscale names it; the
+    /// pipeline tone-maps such a stream to SDR BT.709 (`frames::ToneMapper`).
+    pub fn hdr_transfer(&self) -> Option<&'static str> {
+        match self.transfer {
+            ff::color::TransferCharacteristic::SMPTE2084 => Some("smpte2084"),
+            ff::color::TransferCharacteristic::ARIB_STD_B67 => Some("arib-std-b67"),
+            _ => None,
+        }
+    }
+
+    /// The tags of the frames the rungs get: BT.709 once an HDR stream is
+    /// tone-mapped, else the source's own, carried unchanged.
+    pub fn for_rungs(&self) -> ColorTags {
+        match self.hdr_transfer() {
+            Some(_) => ColorTags {
+                space: ff::color::Space::BT709,
+                primaries: ff::color::Primaries::BT709,
+                transfer: ff::color::TransferCharacteristic::BT709,
+            },
+            None => *self,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

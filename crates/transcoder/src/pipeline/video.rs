@@ -1,14 +1,14 @@
 //! The source's video stream, decoded: packets in, upright frames of one
-//! shape out, each with its time from the first frame, checked against the
-//! timeline's bounds. In the shape of ffmpeg-next's examples: one struct per
+//! shape out (SDR: an HDR stream tone-mapped), each with its time from the
+//! first frame, checked against the timeline's bounds. In the shape of ffmpeg-next's examples: one struct per
 //! stream with verb methods (send a packet, send the end, receive frames).
 
 use ffmpeg_next as ff;
 use media_core::video::ladder::MAX_SOURCE_PIXELS;
 use media_core::video::timeline::Timeline;
 
-use super::frames::{Conformer, Rotator};
-use super::probe::VideoStream;
+use super::frames::{Conformer, Rotator, ToneMapper};
+use super::probe::{ColorTags, VideoStream};
 use crate::error::JobError;
 
 /// A decoded, upright frame and when it plays, in seconds from the first frame.
@@ -28,6 +28,9 @@ pub struct VideoDecoder {
     fps: f64,
     conformer: Conformer,
     rotator: Option<Rotator>,
+    /// An HDR stream's tags: its frames are tone-mapped (made at the first frame).
+    hdr: Option<ColorTags>,
+    tone_mapper: Option<ToneMapper>,
     timeline: Timeline,
     /// When the first frame plays, in source seconds.
     start_s: Option<f64>,
@@ -70,6 +73,8 @@ impl VideoDecoder {
             fps,
             conformer: Conformer::new(),
             rotator: None,
+            hdr: video.color.hdr_transfer().map(|_| video.color),
+            tone_mapper: None,
             timeline: Timeline::new(declared_s).map_err(|e| JobError::permanent(e.to_string()))?,
             start_s: None,
             last_s: 0.0,
@@ -117,11 +122,23 @@ impl VideoDecoder {
             self.timeline.frame(t - start).map_err(|e| JobError::permanent(e.to_string()))?;
             self.frames += 1;
             self.last_s = t.max(self.last_s);
-            for upright in self.upright(frame)? {
-                out.push(TimedFrame { t: t - start, frame: upright });
+            for sdr in self.sdr(frame)? {
+                for upright in self.upright(sdr)? {
+                    out.push(TimedFrame { t: t - start, frame: upright });
+                }
             }
         }
         Ok(out)
+    }
+
+    /// The frame as SDR BT.709: tone-mapped when the stream is HDR.
+    fn sdr(&mut self, frame: ff::frame::Video) -> Result<Vec<ff::frame::Video>, JobError> {
+        let Some(color) = &self.hdr else { return Ok(vec![frame]) };
+        let mapper = match self.tone_mapper.as_mut() {
+            Some(m) => m,
+            None => self.tone_mapper.insert(ToneMapper::new(&frame, self.time_base, color)?),
+        };
+        mapper.apply(&frame)
     }
 
     fn upright(&mut self, frame: ff::frame::Video) -> Result<Vec<ff::frame::Video>, JobError> {
