@@ -14,9 +14,9 @@
 //!   palette for every frame) and libav's gif encoder. Both are muxed in
 //!   memory and loop forever.
 
-use std::io::{Read, Seek, Write};
+use std::io::{Read, Seek};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use ff::format::Pixel;
 use ffmpeg_next as ff;
@@ -24,6 +24,7 @@ use media_core::video::extras::{
     CoverMeta, CoverOption, Extras, PreviewFormat, PreviewMeta, PreviewOption, MAX_TIME_S,
 };
 
+use super::fmp4::Memory;
 use super::probe::{self, Probe};
 use super::thumbs::encode_jpeg;
 use super::video::{TimedFrame, VideoDecoder};
@@ -285,20 +286,6 @@ fn with_palette(frames: Vec<ff::frame::Video>, fps: u32) -> Result<Vec<ff::frame
         )));
     }
     Ok(out)
-}
-
-/// A `Write` into a shared buffer, for muxing in memory.
-#[derive(Clone, Default)]
-struct Memory(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Memory {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("not poisoned").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 /// Encodes `frames` (pts 0, 1, 2… at `fps`) with `encoder` and muxes them

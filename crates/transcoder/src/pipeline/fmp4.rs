@@ -19,9 +19,10 @@ use ffmpeg_next as ff;
 use super::audio::AudioPacket;
 use crate::error::JobError;
 
-/// A `Write` that appends to a buffer the writer can take from.
+/// A `Write` that appends to a buffer the writer can take from (libav's
+/// muxers write into it through `StreamIo`).
 #[derive(Clone, Default)]
-struct Memory(Arc<Mutex<Vec<u8>>>);
+pub(super) struct Memory(pub(super) Arc<Mutex<Vec<u8>>>);
 
 impl Write for Memory {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {

@@ -91,15 +91,29 @@ impl Default for Conformer {
     }
 }
 
-/// Rotates frames upright with libavfilter (`transpose`, `hflip,vflip`).
-pub struct Rotator {
+/// One libavfilter chain between a buffer source shaped like the stream's
+/// first frame and a buffer sink: frames in, filtered frames out. The
+/// rotation and the tone map are each one of these.
+struct FrameGraph {
     graph: ff::filter::Graph,
+    /// What the chain does, for its errors ("rotating the video").
+    doing: &'static str,
 }
 
-impl Rotator {
-    pub fn new(rotation: i32, frame: &ff::frame::Video, time_base: ff::Rational) -> Result<Self, JobError> {
-        let fail = |e: ff::Error| JobError::retryable(format!("rotating the video: {e}"));
+impl FrameGraph {
+    fn new(
+        frame: &ff::frame::Video,
+        time_base: ff::Rational,
+        spec: &str,
+        threads: i32,
+        doing: &'static str,
+    ) -> Result<Self, JobError> {
+        let fail = |e: ff::Error| JobError::retryable(format!("{doing}: {e}"));
         let mut graph = ff::filter::Graph::new();
+        if threads > 0 {
+            // SAFETY: a plain field of the graph we own, set before any filter is added.
+            unsafe { (*graph.as_mut_ptr()).nb_threads = threads };
+        }
         let sar = frame.aspect_ratio();
         let (sn, sd) =
             if sar.numerator() > 0 && sar.denominator() > 0 { (sar.numerator(), sar.denominator()) } else { (1, 1) };
@@ -113,18 +127,14 @@ impl Rotator {
         );
         graph.add(&ff::filter::find("buffer").expect("libavfilter has buffer"), "in", &args).map_err(fail)?;
         graph.add(&ff::filter::find("buffersink").expect("libavfilter has buffersink"), "out", "").map_err(fail)?;
-        let spec = match rotation {
-            90 => "transpose=clock",
-            180 => "hflip,vflip",
-            _ => "transpose=cclock",
-        };
         graph.output("in", 0).and_then(|p| p.input("out", 0)).and_then(|p| p.parse(spec)).map_err(fail)?;
         graph.validate().map_err(fail)?;
-        Ok(Self { graph })
+        Ok(Self { graph, doing })
     }
 
-    pub fn apply(&mut self, frame: &ff::frame::Video) -> Result<Vec<ff::frame::Video>, JobError> {
-        let fail = |e: ff::Error| JobError::retryable(format!("rotating the video: {e}"));
+    fn apply(&mut self, frame: &ff::frame::Video) -> Result<Vec<ff::frame::Video>, JobError> {
+        let doing = self.doing;
+        let fail = |e: ff::Error| JobError::retryable(format!("{doing}: {e}"));
         self.graph.get("in").expect("added").source().add(frame).map_err(fail)?;
         let mut out = Vec::new();
         loop {
@@ -138,6 +148,24 @@ impl Rotator {
     }
 }
 
+/// Rotates frames upright with libavfilter (`transpose`, `hflip,vflip`).
+pub struct Rotator(FrameGraph);
+
+impl Rotator {
+    pub fn new(rotation: i32, frame: &ff::frame::Video, time_base: ff::Rational) -> Result<Self, JobError> {
+        let spec = match rotation {
+            90 => "transpose=clock",
+            180 => "hflip,vflip",
+            _ => "transpose=cclock",
+        };
+        Ok(Self(FrameGraph::new(frame, time_base, spec, 0, "rotating the video")?))
+    }
+
+    pub fn apply(&mut self, frame: &ff::frame::Video) -> Result<Vec<ff::frame::Video>, JobError> {
+        self.0.apply(frame)
+    }
+}
+
 /// Tone-maps an HDR stream (PQ or HLG, BT.2020) to SDR BT.709 8-bit with
 /// libavfilter: `zscale` to linear light (1.0 = 100 nits), BT.709
 /// primaries, `tonemap=mobius` (linear up to its knee, highlights rolled
@@ -145,22 +173,18 @@ impl Rotator {
 /// spread and mean closest to its SDR render), then BT.709's transfer and
 /// matrix at limited range. Measured at about 29 ms a 1080p frame on one
 /// core (Intel Xeon), so the graph gets slice threads.
-pub struct ToneMapper {
-    graph: ff::filter::Graph,
-}
+pub struct ToneMapper(FrameGraph);
 
 /// Slice threads of the tone-mapping graph.
 const TONE_MAP_THREADS: i32 = 2;
 
 impl ToneMapper {
-    /// The graph for frames like `frame`, whose stream has `transfer` (as
-    /// zscale names it), `matrix` and `primaries`.
+    /// The graph for frames like `frame`, of a stream with these color tags.
     pub fn new(
         frame: &ff::frame::Video,
         time_base: ff::Rational,
         color: &super::probe::ColorTags,
     ) -> Result<Self, JobError> {
-        let fail = |e: ff::Error| JobError::retryable(format!("tone-mapping the HDR video: {e}"));
         let transfer = color.hdr_transfer().unwrap_or("smpte2084");
         // Unknown matrix or primaries on an HDR stream: BT.2020, as HDR is mastered.
         let matrix = match color.space {
@@ -172,43 +196,15 @@ impl ToneMapper {
             ff::color::Primaries::BT709 => "709",
             _ => "2020",
         };
-        let mut graph = ff::filter::Graph::new();
-        // SAFETY: a plain field of the graph we own, set before any filter is added.
-        unsafe { (*graph.as_mut_ptr()).nb_threads = TONE_MAP_THREADS };
-        let sar = frame.aspect_ratio();
-        let (sn, sd) =
-            if sar.numerator() > 0 && sar.denominator() > 0 { (sar.numerator(), sar.denominator()) } else { (1, 1) };
-        let args = format!(
-            "video_size={}x{}:pix_fmt={}:time_base={}/{}:pixel_aspect={sn}/{sd}",
-            frame.width(),
-            frame.height(),
-            ff::ffi::AVPixelFormat::from(frame.format()) as i32,
-            time_base.numerator(),
-            time_base.denominator().max(1)
-        );
-        graph.add(&ff::filter::find("buffer").expect("libavfilter has buffer"), "in", &args).map_err(fail)?;
-        graph.add(&ff::filter::find("buffersink").expect("libavfilter has buffersink"), "out", "").map_err(fail)?;
         let spec = format!(
             "zscale=tin={transfer}:min={matrix}:pin={primaries}:rin=tv:t=linear:npl=100,format=gbrpf32le,\
              zscale=p=709,tonemap=tonemap=mobius:desat=0,zscale=t=709:m=709:r=tv,format=yuv420p"
         );
-        graph.output("in", 0).and_then(|p| p.input("out", 0)).and_then(|p| p.parse(&spec)).map_err(fail)?;
-        graph.validate().map_err(fail)?;
-        Ok(Self { graph })
+        Ok(Self(FrameGraph::new(frame, time_base, &spec, TONE_MAP_THREADS, "tone-mapping the HDR video")?))
     }
 
-    /// The SDR frames of one HDR frame (one, once the graph is primed).
+    /// The SDR frames of one HDR frame (one each).
     pub fn apply(&mut self, frame: &ff::frame::Video) -> Result<Vec<ff::frame::Video>, JobError> {
-        let fail = |e: ff::Error| JobError::retryable(format!("tone-mapping the HDR video: {e}"));
-        self.graph.get("in").expect("added").source().add(frame).map_err(fail)?;
-        let mut out = Vec::new();
-        loop {
-            let mut f = ff::frame::Video::empty();
-            if self.graph.get("out").expect("added").sink().frame(&mut f).is_err() {
-                break;
-            }
-            out.push(f);
-        }
-        Ok(out)
+        self.0.apply(frame)
     }
 }
