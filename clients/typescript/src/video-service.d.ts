@@ -3093,7 +3093,7 @@ export interface components {
         PreviewOption: {
             /**
              * Format: double
-             * @description Above 0, at most 10; 3 when left out.
+             * @description 0.1 to 10; 3 when left out.
              * @default 3
              */
             duration_s?: number;
@@ -3112,7 +3112,7 @@ export interface components {
             start_s?: number;
             /**
              * Format: int32
-             * @description 16 to 1280 pixels (even); 480 when left out, never wider than the video.
+             * @description 16 to 1280 pixels, even; 480 when left out, never wider than the video.
              * @default 480
              */
             width?: number;

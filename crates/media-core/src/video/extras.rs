@@ -17,6 +17,8 @@ use serde_json::Value;
 
 /// The longest preview, in seconds.
 pub const PREVIEW_MAX_S: f64 = 10.0;
+/// The shortest preview, in seconds (one frame at 10 fps).
+pub const PREVIEW_MIN_S: f64 = 0.1;
 /// The preview's width bounds, in pixels (its height follows the video's shape).
 pub const PREVIEW_WIDTH: (u32, u32) = (16, 1280);
 /// The preview's frame rate bounds.
@@ -57,12 +59,12 @@ pub struct PreviewOption {
     #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 86400, default = 0))]
     #[serde(default)]
     pub start_s: f64,
-    /// Above 0, at most 10; 3 when left out.
-    #[cfg_attr(feature = "openapi", schema(exclusive_minimum = 0, maximum = 10, default = 3))]
+    /// 0.1 to 10; 3 when left out.
+    #[cfg_attr(feature = "openapi", schema(minimum = 0.1, maximum = 10, default = 3))]
     #[serde(default = "default_duration")]
     pub duration_s: f64,
-    /// 16 to 1280 pixels (even); 480 when left out, never wider than the video.
-    #[cfg_attr(feature = "openapi", schema(minimum = 16, maximum = 1280, default = 480))]
+    /// 16 to 1280 pixels, even; 480 when left out, never wider than the video.
+    #[cfg_attr(feature = "openapi", schema(minimum = 16, maximum = 1280, multiple_of = 2, default = 480))]
     #[serde(default = "default_width")]
     pub width: u32,
     /// 1 to 30; 10 when left out.
@@ -217,9 +219,9 @@ impl CoverOption {
 impl PreviewOption {
     fn checked(self) -> Result<Self, String> {
         time_in_bounds("preview.start_s", self.start_s)?;
-        if !self.duration_s.is_finite() || self.duration_s <= 0.0 || self.duration_s > PREVIEW_MAX_S {
+        if !(PREVIEW_MIN_S..=PREVIEW_MAX_S).contains(&self.duration_s) {
             return Err(format!(
-                "preview.duration_s must be above 0 and at most {PREVIEW_MAX_S} seconds, not {}",
+                "preview.duration_s must be from {PREVIEW_MIN_S} to {PREVIEW_MAX_S} seconds, not {}",
                 self.duration_s
             ));
         }
@@ -312,8 +314,9 @@ mod tests {
             (json!({"time_s": 90000}), Value::Null, "cover.time_s must be between 0"),
             (json!(1.5), Value::Null, "cover must be an object"),
             (Value::Null, json!({"timestamp_sec": 1}), "unknown field `timestamp_sec`"),
-            (Value::Null, json!({"duration_s": 0}), "preview.duration_s must be above 0"),
-            (Value::Null, json!({"duration_s": 11}), "preview.duration_s must be above 0"),
+            (Value::Null, json!({"duration_s": 0}), "preview.duration_s must be from 0.1 to 10"),
+            (Value::Null, json!({"duration_s": 0.05}), "preview.duration_s must be from 0.1 to 10"),
+            (Value::Null, json!({"duration_s": 11}), "preview.duration_s must be from 0.1 to 10"),
             (Value::Null, json!({"width": 481}), "preview.width must be an even number"),
             (Value::Null, json!({"width": 2000}), "preview.width must be an even number"),
             (Value::Null, json!({"fps": 0}), "preview.fps must be from 1 to 30"),
