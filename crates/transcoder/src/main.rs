@@ -268,8 +268,7 @@ async fn transcode_local(
 }
 
 fn extras_local(input: &std::path::Path, out: &std::path::Path, asked: &str) -> anyhow::Result<()> {
-    use media_core::keys::HlsFile;
-    use media_core::video::extras::{CoverFormat, Extras};
+    use media_core::video::extras::Extras;
     let fields: serde_json::Value = serde_json::from_str(asked).context("--extras is not JSON")?;
     let extras = Extras::from_fields(fields.get("cover"), fields.get("preview")).map_err(|e| anyhow::anyhow!("{e}"))?;
     let file = std::fs::File::open(input).with_context(|| format!("opening {}", input.display()))?;
@@ -278,16 +277,8 @@ fn extras_local(input: &std::path::Path, out: &std::path::Path, asked: &str) -> 
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let wall_s = started.elapsed().as_secs_f64();
     std::fs::create_dir_all(out)?;
-    let mut files = Vec::new();
-    if let Some(c) = &made.cover {
-        files.push((HlsFile::Cover(CoverFormat::Jpeg), &c.jpeg));
-        files.push((HlsFile::Cover(CoverFormat::Webp), &c.webp));
-    }
-    if let Some(p) = &made.preview {
-        files.push((HlsFile::Preview(p.meta.format), &p.bytes));
-    }
     let mut written = serde_json::Map::new();
-    for (file, bytes) in files {
+    for (file, bytes) in made.files() {
         let name = file.relative_path();
         std::fs::write(out.join(&name), bytes)?;
         written.insert(name, bytes.len().into());

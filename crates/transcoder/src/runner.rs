@@ -18,10 +18,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use media_core::keys::{CachePolicy, HlsFile, ObjectKey};
+use media_core::keys::{CachePolicy, ObjectKey};
 use media_core::video::access::Encryption;
 use media_core::video::chunks::{ChunkReport, ChunkSource};
-use media_core::video::extras::{CoverFormat, CoverMeta, PreviewMeta};
+use media_core::video::extras::{CoverMeta, PreviewMeta};
 use media_core::video::job::{bounded_heartbeat_interval_ms, JobResult};
 use media_core::video::timeline::job_time_limit_s;
 use media_core::wire::api::{CompleteRequest, FailRequest, HeartbeatRequest, JobSpec, JobVideo, PlanRequest};
@@ -539,17 +539,9 @@ impl<A: VideoApi> Runner<A> {
         .unwrap_or_else(|e| Err(JobError::retryable(format!("internal error: the extras task failed ({e})"))))?;
         let sink = Sink::Bucket(self.storage.clone());
         let immutable = CachePolicy::Immutable.header_value();
-        let mut files = Vec::new();
-        if let Some(c) = &made.cover {
-            files.push((HlsFile::Cover(CoverFormat::Jpeg), c.jpeg.clone()));
-            files.push((HlsFile::Cover(CoverFormat::Webp), c.webp.clone()));
-        }
-        if let Some(p) = &made.preview {
-            files.push((HlsFile::Preview(p.meta.format), p.bytes.clone()));
-        }
-        for (file, bytes) in files {
+        for (file, bytes) in made.files() {
             let key = format!("{}{}", spec.output_prefix, file.relative_path());
-            sink.put(&key, Bytes::from(bytes), file.content_type(), immutable).await?;
+            sink.put(&key, Bytes::copy_from_slice(bytes), file.content_type(), immutable).await?;
         }
         let (cover, preview) = (made.cover.map(|c| c.meta), made.preview.map(|p| p.meta));
         tracing::info!(?cover, ?preview, elapsed_ms = started.elapsed().as_millis() as u64, "extras made");

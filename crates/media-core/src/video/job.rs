@@ -603,12 +603,18 @@ impl Job {
             self.last_error = Some("the transcoder stopped sending heartbeats; retried on request".into());
             self.failure = Some(FailureKind::Processing);
         }
+        self.run_again(source, policy, now);
+        NotifyOutcome::Requeued
+    }
+
+    /// Queues a new run of the job on `source` at once, with a fresh
+    /// attempt budget and no error.
+    fn run_again(&mut self, source: SourceUpload, policy: &RetryPolicy, now: Timestamp) {
         self.source = source;
         self.attempts = 0;
         self.max_attempts = policy.max_attempts;
         self.enqueue(now, now);
         self.error = None;
-        NotifyOutcome::Requeued
     }
 
     /// A notify asking for other extras (cover, preview) than the job was
@@ -628,11 +634,7 @@ impl Job {
             return None;
         }
         self.extras = extras.clone();
-        self.source = source;
-        self.attempts = 0;
-        self.max_attempts = policy.max_attempts;
-        self.enqueue(now, now);
-        self.error = None;
+        self.run_again(source, policy, now);
         self.last_error = None;
         self.failure = None;
         Some(NotifyOutcome::Requeued)

@@ -20,13 +20,15 @@ use std::sync::Arc;
 
 use ff::format::Pixel;
 use ffmpeg_next as ff;
+use media_core::keys::HlsFile;
 use media_core::video::extras::{
-    CoverMeta, CoverOption, Extras, PreviewFormat, PreviewMeta, PreviewOption, MAX_TIME_S,
+    CoverFormat, CoverMeta, CoverOption, Extras, PreviewFormat, PreviewMeta, PreviewOption, MAX_TIME_S,
 };
 
 use super::fmp4::Memory;
+use super::frames::FrameGraph;
 use super::probe::{self, Probe};
-use super::thumbs::encode_jpeg;
+use super::thumbs::{encode_jpeg, fit_within, Scalers};
 use super::video::{TimedFrame, VideoDecoder};
 use super::{seek_before, Control, SEEK_MARGIN_S};
 use crate::error::JobError;
@@ -43,6 +45,21 @@ const EXTRAS_DECODER_THREADS: usize = 4;
 pub struct Made {
     pub cover: Option<Cover>,
     pub preview: Option<Preview>,
+}
+
+impl Made {
+    /// The files made, as the ladder's output names them, with their bytes.
+    pub fn files(&self) -> Vec<(HlsFile, &[u8])> {
+        let mut files = Vec::new();
+        if let Some(c) = &self.cover {
+            files.push((HlsFile::Cover(CoverFormat::Jpeg), &c.jpeg[..]));
+            files.push((HlsFile::Cover(CoverFormat::Webp), &c.webp[..]));
+        }
+        if let Some(p) = &self.preview {
+            files.push((HlsFile::Preview(p.meta.format), &p.bytes[..]));
+        }
+        files
+    }
 }
 
 pub struct Cover {
@@ -162,8 +179,9 @@ impl Reading {
         let shown = shown.ok_or_else(|| JobError::permanent("no video frame could be decoded for the cover"))?;
         let (dw, dh) = self.probe.source_video().display_size();
         let (w, h) = fit_within(dw, dh, COVER_MAX);
-        let jpeg = encode_jpeg(&scale(&shown.frame, Pixel::YUVJ420P, w, h)?)?;
-        let webp = encode_webp_still(&scale(&shown.frame, Pixel::YUV420P, w, h)?)?;
+        let mut scalers = Scalers::new("cover");
+        let jpeg = encode_jpeg(&scalers.scale(&shown.frame, Pixel::YUVJ420P, w, h)?)?;
+        let webp = encode_webp_still(&scalers.scale(&shown.frame, Pixel::YUV420P, w, h)?)?;
         let meta = CoverMeta { time_s: (shown.t.max(0.0) * 1000.0).round() / 1000.0, width: w, height: h };
         Ok(Cover { meta, jpeg, webp })
     }
@@ -180,25 +198,25 @@ impl Reading {
             PreviewFormat::Gif => Pixel::RGB24,
         };
         let mut frames: Vec<ff::frame::Video> = Vec::new();
-        let mut prev: Option<TimedFrame> = None;
-        let tick = |k: usize| start + k as f64 * tick_s;
-        let end = self.frames_from(start, |f| {
-            while frames.len() < ticks as usize && tick(frames.len()) < f.t - 1e-6 {
-                let shown = prev.as_ref().map_or(&f.frame, |p| &p.frame);
-                let mut s = scale(shown, format, w, h)?;
+        let mut scalers = Scalers::new("preview");
+        // `shown` stands for every tick before `until` still without a frame.
+        let mut fill = |frames: &mut Vec<ff::frame::Video>, shown: &ff::frame::Video, until: f64| {
+            while frames.len() < ticks as usize && start + frames.len() as f64 * tick_s < until - 1e-6 {
+                let mut s = scalers.scale(shown, format, w, h)?;
                 s.set_pts(Some(frames.len() as i64));
                 frames.push(s);
             }
+            Ok::<(), JobError>(())
+        };
+        let mut prev: Option<TimedFrame> = None;
+        let end = self.frames_from(start, |f| {
+            fill(&mut frames, prev.as_ref().map_or(&f.frame, |p| &p.frame), f.t)?;
             prev = Some(f);
             Ok(frames.len() >= ticks as usize)
         })?;
         // The video ended inside the window: its last frame shows until its end.
         if let Some(p) = &prev {
-            while frames.len() < ticks as usize && tick(frames.len()) < end - 1e-6 {
-                let mut s = scale(&p.frame, format, w, h)?;
-                s.set_pts(Some(frames.len() as i64));
-                frames.push(s);
-            }
+            fill(&mut frames, &p.frame, end)?;
         }
         if frames.is_empty() {
             return Err(JobError::permanent("no video frame could be decoded for the preview"));
@@ -223,61 +241,18 @@ impl Reading {
     }
 }
 
-/// `w`x`h` scaled down (never up) to fit `max` on the long side, both even.
-fn fit_within(w: u32, h: u32, max: u32) -> (u32, u32) {
-    let scale = (f64::from(max) / f64::from(w.max(h).max(1))).min(1.0);
-    let even = |x: f64| ((x.round() as u32) & !1).max(2);
-    (even(f64::from(w) * scale), even(f64::from(h) * scale))
-}
-
-fn scale(src: &ff::frame::Video, format: Pixel, w: u32, h: u32) -> Result<ff::frame::Video, JobError> {
-    let mut ctx = ff::software::scaling::Context::get(
-        src.format(),
-        src.width(),
-        src.height(),
-        format,
-        w,
-        h,
-        ff::software::scaling::Flags::BICUBIC,
-    )
-    .map_err(err("extras: scaler"))?;
-    let mut out = ff::frame::Video::new(format, w, h);
-    ctx.run(src, &mut out).map_err(err("extras: scale"))?;
-    Ok(out)
-}
-
 /// One GIF palette for the whole preview (`palettegen`), applied to every
 /// frame (`paletteuse`): RGB24 frames in, PAL8 frames out.
 fn with_palette(frames: Vec<ff::frame::Video>, fps: u32) -> Result<Vec<ff::frame::Video>, JobError> {
-    let fail = err("preview: the GIF palette");
     let first = frames.first().expect("at least one frame");
-    let mut graph = ff::filter::Graph::new();
-    let args = format!(
-        "video_size={}x{}:pix_fmt={}:time_base=1/{fps}:pixel_aspect=1/1",
-        first.width(),
-        first.height(),
-        ff::ffi::AVPixelFormat::from(Pixel::RGB24) as i32
-    );
-    graph.add(&ff::filter::find("buffer").expect("libavfilter has buffer"), "in", &args).map_err(&fail)?;
-    graph.add(&ff::filter::find("buffersink").expect("libavfilter has buffersink"), "out", "").map_err(&fail)?;
-    graph
-        .output("in", 0)
-        .and_then(|p| p.input("out", 0))
-        .and_then(|p| p.parse("split[a][b];[a]palettegen=stats_mode=full[p];[b][p]paletteuse=dither=sierra2_4a"))
-        .map_err(&fail)?;
-    graph.validate().map_err(&fail)?;
-    for f in &frames {
-        graph.get("in").expect("added").source().add(f).map_err(&fail)?;
-    }
-    graph.get("in").expect("added").source().flush().map_err(&fail)?;
+    let spec = "split[a][b];[a]palettegen=stats_mode=full[p];[b][p]paletteuse=dither=sierra2_4a";
+    let tb = ff::Rational::new(1, fps as i32);
+    let mut graph = FrameGraph::new(first, tb, spec, 0, "preview: the GIF palette")?;
     let mut out = Vec::with_capacity(frames.len());
-    loop {
-        let mut f = ff::frame::Video::empty();
-        if graph.get("out").expect("added").sink().frame(&mut f).is_err() {
-            break;
-        }
-        out.push(f);
+    for f in &frames {
+        out.extend(graph.apply(f)?);
     }
+    out.extend(graph.finish()?);
     if out.len() != frames.len() {
         return Err(JobError::retryable(format!(
             "preview: the GIF palette gave {} frames for {}",

@@ -93,15 +93,15 @@ impl Default for Conformer {
 
 /// One libavfilter chain between a buffer source shaped like the stream's
 /// first frame and a buffer sink: frames in, filtered frames out. The
-/// rotation and the tone map are each one of these.
-struct FrameGraph {
+/// rotation, the tone map and the extras' GIF palette are each one of these.
+pub(super) struct FrameGraph {
     graph: ff::filter::Graph,
     /// What the chain does, for its errors ("rotating the video").
     doing: &'static str,
 }
 
 impl FrameGraph {
-    fn new(
+    pub(super) fn new(
         frame: &ff::frame::Video,
         time_base: ff::Rational,
         spec: &str,
@@ -132,10 +132,28 @@ impl FrameGraph {
         Ok(Self { graph, doing })
     }
 
-    fn apply(&mut self, frame: &ff::frame::Video) -> Result<Vec<ff::frame::Video>, JobError> {
+    /// Feeds one frame; the frames the chain gives back so far.
+    pub(super) fn apply(&mut self, frame: &ff::frame::Video) -> Result<Vec<ff::frame::Video>, JobError> {
         let doing = self.doing;
         let fail = |e: ff::Error| JobError::retryable(format!("{doing}: {e}"));
         self.graph.get("in").expect("added").source().add(frame).map_err(fail)?;
+        Ok(self.drain())
+    }
+
+    /// Ends the input; the frames the chain still held (a chain that needs
+    /// every frame first, as `palettegen`, gives them all here).
+    pub(super) fn finish(&mut self) -> Result<Vec<ff::frame::Video>, JobError> {
+        let doing = self.doing;
+        self.graph
+            .get("in")
+            .expect("added")
+            .source()
+            .flush()
+            .map_err(|e| JobError::retryable(format!("{doing}: {e}")))?;
+        Ok(self.drain())
+    }
+
+    fn drain(&mut self) -> Vec<ff::frame::Video> {
         let mut out = Vec::new();
         loop {
             let mut f = ff::frame::Video::empty();
@@ -144,7 +162,7 @@ impl FrameGraph {
             }
             out.push(f);
         }
-        Ok(out)
+        out
     }
 }
 

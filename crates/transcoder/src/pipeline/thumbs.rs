@@ -20,11 +20,66 @@ pub struct Thumbnailer {
     next_tile: f64,
     tile: (u32, u32),
     tiles: Vec<ff::frame::Video>,
-    scalers: Vec<(ScalerKey, ff::software::scaling::Context)>,
+    scalers: Scalers,
 }
 
-/// A scaler's input format and size, and its output size.
-type ScalerKey = (Pixel, u32, u32, u32, u32);
+/// Swscale contexts kept by their input and output shapes, so frames of one
+/// size reuse one context (the poster and sprite tiles here, the cover and
+/// the preview in `extras`).
+pub struct Scalers {
+    made: Vec<(ScalerKey, ff::software::scaling::Context)>,
+    /// Whose scaling this is, for its errors ("thumbnails").
+    what: &'static str,
+}
+
+/// A scaler's input format and size, and its output format and size.
+type ScalerKey = (Pixel, u32, u32, Pixel, u32, u32);
+
+impl Scalers {
+    pub fn new(what: &'static str) -> Self {
+        Self { made: Vec::new(), what }
+    }
+
+    /// `src` scaled to `w`x`h` in `format` (bicubic).
+    pub fn scale(
+        &mut self,
+        src: &ff::frame::Video,
+        format: Pixel,
+        w: u32,
+        h: u32,
+    ) -> Result<ff::frame::Video, JobError> {
+        let what = self.what;
+        let fail = |e: ff::Error, doing: &str| JobError::retryable(format!("{what}: {doing}: {e}"));
+        let key = (src.format(), src.width(), src.height(), format, w, h);
+        let i = match self.made.iter().position(|(k, _)| *k == key) {
+            Some(i) => i,
+            None => {
+                let ctx = ff::software::scaling::Context::get(
+                    key.0,
+                    key.1,
+                    key.2,
+                    format,
+                    w,
+                    h,
+                    ff::software::scaling::Flags::BICUBIC,
+                )
+                .map_err(|e| fail(e, "scaler"))?;
+                self.made.push((key, ctx));
+                self.made.len() - 1
+            }
+        };
+        let mut out = ff::frame::Video::new(format, w, h);
+        self.made[i].1.run(src, &mut out).map_err(|e| fail(e, "scale"))?;
+        Ok(out)
+    }
+}
+
+/// `w`x`h` scaled down (never up) to fit `max` on the long side, both even.
+pub fn fit_within(w: u32, h: u32, max: u32) -> (u32, u32) {
+    let scale = (f64::from(max) / f64::from(w.max(h).max(1))).min(1.0);
+    let even = |x: f64| ((x.round() as u32) & !1).max(2);
+    (even(f64::from(w) * scale), even(f64::from(h) * scale))
+}
 
 fn err(e: ff::Error, what: &str) -> JobError {
     JobError::retryable(format!("thumbnails: {what}: {e}"))
@@ -34,42 +89,20 @@ impl Thumbnailer {
     /// For a video shown at `width`x`height`, lasting `duration_s` if known.
     pub fn new(width: u32, height: u32, duration_s: Option<f64>) -> Self {
         let meta = plan_thumbnails(duration_s.unwrap_or(0.0), width, height);
-        let scale = (f64::from(POSTER_MAX) / f64::from(width.max(height))).min(1.0);
-        let even = |x: f64| ((x.round() as u32) & !1).max(2);
         Self {
             poster_at: duration_s.map_or(1.0, |d| (d / 4.0).min(1.0)),
-            poster_size: (even(f64::from(width) * scale), even(f64::from(height) * scale)),
+            poster_size: fit_within(width, height, POSTER_MAX),
             poster_done: false,
             interval: meta.interval_s,
             next_tile: 0.0,
             tile: (meta.tile_w, meta.tile_h),
             tiles: Vec::new(),
-            scalers: Vec::new(),
+            scalers: Scalers::new("thumbnails"),
         }
     }
 
     fn scale(&mut self, src: &ff::frame::Video, w: u32, h: u32) -> Result<ff::frame::Video, JobError> {
-        let key = (src.format(), src.width(), src.height(), w, h);
-        let i = match self.scalers.iter().position(|(k, _)| *k == key) {
-            Some(i) => i,
-            None => {
-                let ctx = ff::software::scaling::Context::get(
-                    key.0,
-                    key.1,
-                    key.2,
-                    Pixel::YUVJ420P,
-                    w,
-                    h,
-                    ff::software::scaling::Flags::BICUBIC,
-                )
-                .map_err(|e| err(e, "scaler"))?;
-                self.scalers.push((key, ctx));
-                self.scalers.len() - 1
-            }
-        };
-        let mut out = ff::frame::Video::new(Pixel::YUVJ420P, w, h);
-        self.scalers[i].1.run(src, &mut out).map_err(|e| err(e, "scale"))?;
-        Ok(out)
+        self.scalers.scale(src, Pixel::YUVJ420P, w, h)
     }
 
     /// The frame shown at `t` seconds. Returns the poster's JPEG when it is made.

@@ -912,10 +912,16 @@ fn playback_fields(c: &mut Components, name: &str) {
             _ => panic!("PlaybackOptions.{field} is neither an object nor an allOf schema"),
         }
     }
+    flatten(c, name, "playback", options);
+}
+
+/// Lists `properties` in request `name` in place of its `field`: the body
+/// carries them beside its other fields, the type holds them in one.
+fn flatten(c: &mut Components, name: &str, field: &str, properties: impl IntoIterator<Item = (String, RefOr<Schema>)>) {
     let request = object_schema(c, name);
-    request.properties.remove("playback");
-    request.required.retain(|r| r != "playback");
-    request.properties.extend(options);
+    request.properties.remove(field);
+    request.required.retain(|r| r != field);
+    request.properties.extend(properties);
 }
 
 /// A request's `extras` as the body carries them: `cover` and `preview`
@@ -939,8 +945,5 @@ fn extras_fields(c: &mut Components, name: &str) {
             )));
         extras.insert(field.into(), one.into());
     }
-    let request = object_schema(c, name);
-    request.properties.remove("extras");
-    request.required.retain(|r| r != "extras");
-    request.properties.extend(extras);
+    flatten(c, name, "extras", extras);
 }
