@@ -33,8 +33,9 @@ use crate::media::VideoType;
 use crate::video::extras::{CoverFormat, PreviewFormat};
 
 /// A rung of the ladder by name: its short side in pixels and `p` (`1080p`),
-/// or [`RungName::AUDIO`], the audio-only rendition of a chunked job, whose
-/// folder holds the same files as a video rung's.
+/// then `-hevc` or `-av1` for a rung in another codec than H.264
+/// (`1080p-av1`), or [`RungName::AUDIO`], the audio-only rendition of a
+/// chunked job, whose folder holds the same files as a video rung's.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct RungName(String);
@@ -42,6 +43,14 @@ pub struct RungName(String);
 impl RungName {
     pub fn from_short_side(px: u32) -> Self {
         Self(format!("{px}p"))
+    }
+
+    /// The rung of `px` lines in `codec`: `720p`, `720p-hevc`, `720p-av1`.
+    pub fn for_codec(px: u32, codec: crate::video::ladder::VideoCodec) -> Self {
+        match codec.rung_suffix() {
+            "" => Self::from_short_side(px),
+            suffix => Self(format!("{px}p-{suffix}")),
+        }
     }
 
     /// The audio rendition's name (and folder).
@@ -60,7 +69,12 @@ impl RungName {
         if s == Self::AUDIO {
             return Some(Self::audio());
         }
-        let digits = s.strip_suffix('p')?;
+        let lines = match s.split_once('-') {
+            Some((lines, suffix)) if crate::video::ladder::VideoCodec::from_rung_suffix(suffix).is_some() => lines,
+            Some(_) => return None,
+            None => s,
+        };
+        let digits = lines.strip_suffix('p')?;
         let canonical = !digits.is_empty()
             && digits.len() <= 4
             && digits.bytes().all(|b| b.is_ascii_digit())
@@ -76,7 +90,7 @@ impl RungName {
 impl TryFrom<String> for RungName {
     type Error = String;
     fn try_from(s: String) -> Result<Self, String> {
-        Self::parse(&s).ok_or_else(|| format!("{s:?} is not a rung name like \"720p\" (or \"audio\")"))
+        Self::parse(&s).ok_or_else(|| format!("{s:?} is not a rung name like \"720p\" or \"720p-av1\" (or \"audio\")"))
     }
 }
 

@@ -87,6 +87,14 @@ struct LadderArgs {
     /// The x264 preset.
     #[arg(long)]
     preset: Option<String>,
+    /// The ladder's codecs, as the notify's `codecs` takes them: `h264`
+    /// (the default), `hevc`, `av1`, comma-separated.
+    #[arg(long, value_delimiter = ',', value_parser = parse_codec)]
+    codecs: Vec<media_core::video::ladder::VideoCodec>,
+}
+
+fn parse_codec(s: &str) -> Result<media_core::video::ladder::VideoCodec, String> {
+    media_core::video::ladder::VideoCodec::parse(s).ok_or_else(|| format!("{s:?} is not h264, hevc or av1"))
 }
 
 impl LadderArgs {
@@ -96,6 +104,7 @@ impl LadderArgs {
             max_rung: self.max_rung.unwrap_or(d.max_rung),
             max_rungs: self.max_rungs.unwrap_or(d.max_rungs),
             preset: self.preset.clone().unwrap_or(d.preset.clone()),
+            codecs: self.codecs.clone(),
             ..d
         }
     }
@@ -169,6 +178,7 @@ fn limit_malloc_arenas() {
 
 fn main() -> ExitCode {
     limit_malloc_arenas();
+    quiet_svt_av1();
     // clap prints usage and exits 2 on a misspelled flag or command, 0 for --help.
     let cli = Cli::parse();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("the tokio runtime starts");
@@ -270,7 +280,7 @@ async fn transcode_local(
 fn extras_local(input: &std::path::Path, out: &std::path::Path, asked: &str) -> anyhow::Result<()> {
     use media_core::video::extras::Extras;
     let fields: serde_json::Value = serde_json::from_str(asked).context("--extras is not JSON")?;
-    let extras = Extras::from_fields(fields.get("cover"), fields.get("preview")).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let extras = Extras::from_fields(None, fields.get("cover"), fields.get("preview")).map_err(|e| anyhow::anyhow!("{e}"))?;
     let file = std::fs::File::open(input).with_context(|| format!("opening {}", input.display()))?;
     let started = std::time::Instant::now();
     let made = transcoder::pipeline::extras::make_extras(file, &extras, Default::default())
@@ -292,6 +302,16 @@ fn extras_local(input: &std::path::Path, out: &std::path::Path, asked: &str) -> 
     });
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
+}
+
+/// SVT-AV1 prints a banner and its settings to stderr for every encoder it
+/// opens, outside libav's logging; warnings and errors are kept
+/// (`SVT_LOG=2`) unless the operator set `SVT_LOG` themselves.
+fn quiet_svt_av1() {
+    if std::env::var_os("SVT_LOG").is_none() {
+        // SAFETY: called first thing in main, before any other thread exists.
+        unsafe { std::env::set_var("SVT_LOG", "2") };
+    }
 }
 
 fn probe(input: &std::path::Path) -> anyhow::Result<()> {

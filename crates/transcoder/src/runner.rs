@@ -440,7 +440,7 @@ impl<A: VideoApi> Runner<A> {
         .with_first_chunk(first)?;
         let io_failure = Arc::clone(&reader.failure);
         let (tx, rx) = mpsc::channel(16);
-        let (ladder, tuning, pipeline_control) = (spec.ladder.clone(), self.tuning.clone(), Arc::clone(control));
+        let (ladder, tuning, pipeline_control) = (spec.ladder_options(), self.tuning.clone(), Arc::clone(control));
         let mode = self.mode(spec, stages);
         // The pipeline's thread logs in the job's span too.
         let span = tracing::Span::current();

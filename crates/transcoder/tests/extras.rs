@@ -140,7 +140,7 @@ fn the_cover_shows_the_frame_at_its_time_as_jpeg_and_webp() {
     let dir = Scratch::new("extras-cover");
     let src = rising(&dir);
     // 3.0 s sits in the second GOP: the read seeks, then decodes up to it.
-    let made = make(&src, Extras { cover: Some(CoverOption { time_s: 3.0 }), preview: None });
+    let made = make(&src, Extras { codecs: vec![], cover: Some(CoverOption { time_s: 3.0 }), preview: None });
     let cover = made.cover.expect("a cover");
     assert!(made.preview.is_none());
     assert_eq!((cover.meta.time_s, cover.meta.width, cover.meta.height), (3.0, 320, 240));
@@ -153,10 +153,10 @@ fn the_cover_shows_the_frame_at_its_time_as_jpeg_and_webp() {
         assert!((y - expect).abs() < 4.0, "{name}: luma {y}, the frame at 3 s has {expect}");
     }
     // Past the end: the last frame (5.96 s).
-    let late = make(&src, Extras { cover: Some(CoverOption { time_s: 100.0 }), preview: None }).cover.unwrap();
+    let late = make(&src, Extras { codecs: vec![], cover: Some(CoverOption { time_s: 100.0 }), preview: None }).cover.unwrap();
     assert!((late.meta.time_s - 5.96).abs() < 0.001, "{}", late.meta.time_s);
     // 1 s is in the first GOP (no seek) and is 40 coded levels below 2 s.
-    let early = make(&src, Extras { cover: Some(CoverOption { time_s: 1.0 }), preview: None }).cover.unwrap();
+    let early = make(&src, Extras { codecs: vec![], cover: Some(CoverOption { time_s: 1.0 }), preview: None }).cover.unwrap();
     let y = mean_luma(&dir, "early.jpg", &early.jpeg);
     assert!((early.meta.time_s, (y - full(coded(1.0))).abs() < 4.0) == (1.0, true), "luma {y}");
 }
@@ -166,7 +166,7 @@ fn an_animated_webp_preview_has_one_frame_per_tick_at_its_width() {
     let dir = Scratch::new("extras-webp");
     let src = busy(&dir);
     let option = PreviewOption { start_s: 1.0, duration_s: 2.0, width: 160, fps: 10, format: PreviewFormat::Webp };
-    let preview = make(&src, Extras { cover: None, preview: Some(option) }).preview.expect("a preview");
+    let preview = make(&src, Extras { codecs: vec![], cover: None, preview: Some(option) }).preview.expect("a preview");
     let (w, h, loops, frames, ms) = webp_animation(&preview.bytes);
     assert_eq!((w, h, loops, frames, ms), (160, 120, 0, 20, 2000), "160x120, looping, 2 s at 10 fps");
     let m = preview.meta;
@@ -182,7 +182,7 @@ fn a_gif_preview_past_the_end_ends_with_the_video() {
     let src = rising(&dir);
     // 5 s + 3 s would end past the 6-s video: it starts at 3 s instead.
     let option = PreviewOption { start_s: 5.0, duration_s: 3.0, width: 320, fps: 5, format: PreviewFormat::Gif };
-    let preview = make(&src, Extras { cover: None, preview: Some(option) }).preview.expect("a preview");
+    let preview = make(&src, Extras { codecs: vec![], cover: None, preview: Some(option) }).preview.expect("a preview");
     assert_eq!(&preview.bytes[0..6], b"GIF89a");
     let path = dir.path("preview.gif");
     std::fs::write(&path, &preview.bytes).unwrap();
@@ -204,7 +204,7 @@ fn a_cover_late_in_the_video_then_a_preview_from_its_start() {
     let dir = Scratch::new("extras-both");
     let src = rising(&dir);
     let preview = PreviewOption { start_s: 0.0, duration_s: 1.0, width: 160, fps: 10, format: PreviewFormat::Gif };
-    let made = make(&src, Extras { cover: Some(CoverOption { time_s: 4.5 }), preview: Some(preview) });
+    let made = make(&src, Extras { codecs: vec![], cover: Some(CoverOption { time_s: 4.5 }), preview: Some(preview) });
     assert_eq!(made.cover.expect("a cover").meta.time_s, 4.48, "the frame shown at 4.5 s (25 fps)");
     let preview = made.preview.expect("a preview");
     assert_eq!((preview.meta.start_s, preview.meta.frames), (0.0, 10));

@@ -1,10 +1,15 @@
-//! Outputs a job makes besides its ladder, asked for at notify: a cover
-//! image at a chosen time (JPEG and WebP) and a short animated preview
-//! (WebP or GIF), as apps use for cards and hover previews. Pure.
+//! What a job makes besides its H.264 ladder, asked for at notify: rungs in
+//! more codecs (`codecs`: HEVC, AV1), a cover image at a chosen time (JPEG
+//! and WebP) and a short animated preview (WebP or GIF), as apps use for
+//! cards and hover previews. Pure.
 //!
-//! - Both are optional and off by default. A body's `cover` and `preview`
-//!   objects are read strictly: an unknown field or a value out of bounds
-//!   is refused with the field's name ([`Extras::from_fields`]).
+//! - All are optional and off by default. A body's `codecs` list and its
+//!   `cover` and `preview` objects are read strictly: an unknown codec or
+//!   field, or a value out of bounds, is refused with the field's name
+//!   ([`Extras::from_fields`]).
+//! - `codecs` is kept in one spelling (each codec once, in
+//!   [`VideoCodec`]'s order, H.264 alone as none), so the same codecs asked
+//!   in another order are the same job.
 //! - They are part of the job's identity: a notify asking for other
 //!   extras than the job was made with runs the job again with them
 //!   ([`Extras::differs_from`]); the same ones change nothing.
@@ -14,6 +19,8 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+use crate::video::ladder::VideoCodec;
 
 /// The longest preview, in seconds.
 pub const PREVIEW_MAX_S: f64 = 10.0;
@@ -32,6 +39,10 @@ pub const MAX_TIME_S: f64 = 86_400.0;
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Extras {
+    /// The ladder's codecs, when other than H.264 alone: `h264`, `hevc`,
+    /// `av1`, each once, in that order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub codecs: Vec<VideoCodec>,
     /// A still image at `time_s`, as `cover.jpg` and `cover.webp`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cover: Option<CoverOption>,
@@ -163,15 +174,19 @@ pub struct PreviewMeta {
 
 impl Extras {
     /// Their names in a notify's body.
-    pub const FIELDS: [&'static str; 2] = ["cover", "preview"];
+    pub const FIELDS: [&'static str; 3] = ["codecs", "cover", "preview"];
 
     pub fn is_default(&self) -> bool {
         *self == Self::default()
     }
 
-    /// The extras a body's `cover` and `preview` ask for (absent or `null`:
-    /// none), or why they are refused.
-    pub fn from_fields(cover: Option<&Value>, preview: Option<&Value>) -> Result<Self, String> {
+    /// The extras a body's `codecs`, `cover` and `preview` ask for (absent
+    /// or `null`: none), or why they are refused.
+    pub fn from_fields(codecs: Option<&Value>, cover: Option<&Value>, preview: Option<&Value>) -> Result<Self, String> {
+        let codecs = match codecs {
+            None | Some(Value::Null) => Vec::new(),
+            Some(v) => codecs_from(v)?,
+        };
         let cover = match cover {
             None | Some(Value::Null) => None,
             Some(v @ Value::Object(_)) => {
@@ -192,7 +207,7 @@ impl Extras {
                 ))
             }
         };
-        Ok(Self { cover, preview })
+        Ok(Self { codecs, cover, preview })
     }
 
     /// Whether a notify asking for `asked` needs the job run again: other
@@ -200,6 +215,26 @@ impl Extras {
     pub fn differs_from(&self, asked: &Extras) -> bool {
         self != asked
     }
+}
+
+/// `codecs`: a non-empty list of known codec names, in one spelling (see the module doc).
+fn codecs_from(v: &Value) -> Result<Vec<VideoCodec>, String> {
+    let names = VideoCodec::ALL.map(|c| format!("\"{}\"", c.as_str())).join(", ");
+    let list = match v {
+        Value::Array(items) if !items.is_empty() && items.len() <= 8 => items,
+        _ => return Err(format!("codecs must be a list of one or more of {names}, like [\"h264\", \"av1\"], not {v}")),
+    };
+    let mut codecs = Vec::with_capacity(list.len());
+    for item in list {
+        let codec = item.as_str().and_then(VideoCodec::parse);
+        codecs.push(codec.ok_or_else(|| format!("codecs: {item} is not one of {names}"))?);
+    }
+    codecs.sort();
+    codecs.dedup();
+    if codecs == [VideoCodec::H264] {
+        codecs.clear();
+    }
+    Ok(codecs)
 }
 
 fn time_in_bounds(name: &str, t: f64) -> Result<f64, String> {
@@ -278,12 +313,43 @@ mod tests {
     use serde_json::json;
 
     fn parse(cover: Value, preview: Value) -> Result<Extras, String> {
-        Extras::from_fields(Some(&cover), Some(&preview))
+        Extras::from_fields(None, Some(&cover), Some(&preview))
+    }
+
+    fn codecs(v: Value) -> Result<Vec<VideoCodec>, String> {
+        Extras::from_fields(Some(&v), None, None).map(|e| e.codecs)
+    }
+
+    #[test]
+    fn codecs_are_kept_in_one_spelling_and_unknown_ones_refused() {
+        use VideoCodec::*;
+        assert_eq!(codecs(json!(["av1", "h264"])), Ok(vec![H264, Av1]));
+        assert_eq!(codecs(json!(["av1", "hevc", "av1"])), Ok(vec![Hevc, Av1]));
+        assert_eq!(codecs(json!(["h264"])), Ok(vec![]), "H.264 alone is the default");
+        assert_eq!(codecs(Value::Null), Ok(vec![]));
+        let a = Extras::from_fields(Some(&json!(["h264", "av1"])), None, None).unwrap();
+        let b = Extras::from_fields(Some(&json!(["av1", "h264", "av1"])), None, None).unwrap();
+        assert!(!a.differs_from(&b), "the same codecs in another order are the same job");
+        assert!(a.differs_from(&Extras::default()));
+        for (v, says) in [
+            (json!([]), "codecs must be a list of one or more of \"h264\", \"hevc\", \"av1\""),
+            (json!("av1"), "codecs must be a list"),
+            (json!(["vp9"]), "codecs: \"vp9\" is not one of"),
+            (json!(["AV1"]), "codecs: \"AV1\" is not one of"),
+            (json!([1]), "codecs: 1 is not one of"),
+            (Value::Array(vec![json!("av1"); 9]), "codecs must be a list"),
+        ] {
+            let e = codecs(v.clone()).unwrap_err();
+            assert!(e.contains(says), "{v}: {e}");
+        }
+        // Stored as names, absent when H.264 alone.
+        assert_eq!(serde_json::to_value(&a).unwrap(), json!({"codecs": ["h264", "av1"]}));
+        assert_eq!(serde_json::to_value(Extras::default()).unwrap(), json!({}));
     }
 
     #[test]
     fn both_are_off_unless_asked() {
-        assert_eq!(Extras::from_fields(None, None), Ok(Extras::default()));
+        assert_eq!(Extras::from_fields(None, None, None), Ok(Extras::default()));
         assert_eq!(parse(Value::Null, Value::Null), Ok(Extras::default()));
         assert!(Extras::default().is_default());
     }

@@ -1343,7 +1343,8 @@ pub struct JobSpec {
     /// Whether to encrypt the segments and make an MP4 download.
     #[serde(default, skip_serializing_if = "PlaybackOptions::is_default")]
     pub playback: PlaybackOptions,
-    /// The cover and preview to make (a chunked job's task 0 makes them).
+    /// The codecs, cover and preview to make (a chunked job's task 0 makes
+    /// the cover and preview; every task encodes every codec's rungs).
     #[serde(default, skip_serializing_if = "Extras::is_default")]
     pub extras: Extras,
     /// A chunk task: encode this chunk only (absent: the whole job).
@@ -1356,6 +1357,11 @@ pub struct JobSpec {
 }
 
 impl JobSpec {
+    /// The ladder to encode: the operator's options, in the codecs the job asked for.
+    pub fn ladder_options(&self) -> LadderOptions {
+        LadderOptions { codecs: self.extras.codecs.clone(), ..self.ladder.clone() }
+    }
+
     /// Chunk task `index` of `job`, as its holder is told it; `None` when no
     /// lease holds that task.
     pub fn of_task(job: &Job, index: u16, policy: &RetryPolicy) -> Option<JobSpec> {

@@ -14,6 +14,10 @@
 //!   (VBV) at 1.5x its target so peaks stay bounded for players' estimators.
 //! - One frame rate and one keyframe cadence for every rung, so GOPs and
 //!   segments line up across the ladder and players can switch anywhere.
+//! - Other codecs than H.264 (`codecs`: HEVC, AV1) add a rung of their own
+//!   at every size, at a share of H.264's bitrate ([`VideoCodec::bitrate_share`]),
+//!   listed next to the H.264 rung of the same size, so that each rung
+//!   scales from the one before it in the list without ever upscaling.
 
 use serde::{Deserialize, Serialize};
 
@@ -86,11 +90,93 @@ pub struct LadderOptions {
     pub max_rung: u32,
     /// x264 preset for every rung.
     pub preset: String,
+    /// The codecs of the ladder, in [`VideoCodec`]'s order; empty means
+    /// H.264 alone. A job's `codecs` option sets them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub codecs: Vec<VideoCodec>,
 }
 
 impl Default for LadderOptions {
     fn default() -> Self {
-        Self { segment_s: 4, gop_s: 2, max_rungs: 0, max_rung: 2160, preset: "veryfast".into() }
+        Self { segment_s: 4, gop_s: 2, max_rungs: 0, max_rung: 2160, preset: "veryfast".into(), codecs: Vec::new() }
+    }
+}
+
+impl LadderOptions {
+    /// The codecs the ladder is made in: `codecs`, or H.264 when it is empty.
+    pub fn ladder_codecs(&self) -> Vec<VideoCodec> {
+        if self.codecs.is_empty() {
+            vec![VideoCodec::H264]
+        } else {
+            self.codecs.clone()
+        }
+    }
+}
+
+/// A video codec the ladder's rungs are encoded in. H.264 plays everywhere;
+/// HEVC and AV1 take fewer bytes for the same picture where players decode
+/// them, and a master playlist lists them side by side (`CODECS`).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VideoCodec {
+    /// libx264, High profile.
+    #[default]
+    H264,
+    /// libx265, Main profile, tagged `hvc1` (the tag Apple's players need).
+    Hevc,
+    /// SVT-AV1, Main profile.
+    Av1,
+}
+
+impl VideoCodec {
+    pub const ALL: [VideoCodec; 3] = [VideoCodec::H264, VideoCodec::Hevc, VideoCodec::Av1];
+
+    /// Its name in the API (`h264`, `hevc`, `av1`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VideoCodec::H264 => "h264",
+            VideoCodec::Hevc => "hevc",
+            VideoCodec::Av1 => "av1",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+
+    /// What its rungs' names end with after a `-` (H.264's: nothing).
+    pub fn rung_suffix(self) -> &'static str {
+        match self {
+            VideoCodec::H264 => "",
+            other => other.as_str(),
+        }
+    }
+
+    pub fn from_rung_suffix(suffix: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| *c != VideoCodec::H264 && c.rung_suffix() == suffix)
+    }
+
+    /// Its rungs' bitrate as a share of H.264's at the same size. The
+    /// usual figures for these encoders are 25-30% fewer bits for HEVC and
+    /// 35-40% for AV1 at equal quality; the benchmark report measures what
+    /// these shares give (`bench/run.mjs`, section 11).
+    pub fn bitrate_share(self) -> f64 {
+        match self {
+            VideoCodec::H264 => 1.0,
+            VideoCodec::Hevc => 0.7,
+            VideoCodec::Av1 => 0.6,
+        }
+    }
+
+    /// The RFC 6381 string advertised for its rungs before the encoder
+    /// reported its own (read from the stream's configuration record).
+    pub fn planned_codec_string(self) -> &'static str {
+        match self {
+            VideoCodec::H264 => "avc1.640028",
+            VideoCodec::Hevc => "hvc1.1.6.L120.90",
+            VideoCodec::Av1 => "av01.0.08M.08",
+        }
     }
 }
 
@@ -118,6 +204,15 @@ pub struct Rung {
     pub max_bitrate: u32,
     /// VBV buffer size, bits.
     pub buffer_size: u32,
+    /// H.264 unless the job asked for other codecs.
+    #[serde(default, skip_serializing_if = "VideoCodec::is_h264")]
+    pub codec: VideoCodec,
+}
+
+impl VideoCodec {
+    fn is_h264(&self) -> bool {
+        *self == VideoCodec::H264
+    }
 }
 
 /// Audio for the whole ladder, encoded once.
@@ -323,6 +418,7 @@ pub fn plan_ladder(source: &SourceVideo, options: &LadderOptions) -> Result<Ladd
             bitrate,
             max_bitrate,
             buffer_size: max_bitrate * 2,
+            codec: VideoCodec::H264,
         });
     }
     rungs.reverse();
@@ -331,10 +427,36 @@ pub fn plan_ladder(source: &SourceVideo, options: &LadderOptions) -> Result<Ladd
     if options.max_rungs > 0 {
         rungs.truncate(options.max_rungs as usize);
     }
+    let rungs = in_codecs(rungs, &options.ladder_codecs());
     let gop_frames = ((f64::from(options.gop_s.max(1)) * fps).round() as u32).max(1);
     let gops_per_segment = (options.segment_s.max(options.gop_s) / options.gop_s.max(1)).max(1);
     let first_segment_frames = ((FIRST_SEGMENT_S * fps).round() as u32).clamp(1, gop_frames);
     Ok(LadderPlan { rungs, frame_rate, gop_frames, gops_per_segment, first_segment_frames })
+}
+
+/// Each size's rung in each of `codecs`, sizes largest first and codecs in
+/// [`VideoCodec`]'s order within a size (the H.264 rungs as planned).
+fn in_codecs(h264: Vec<Rung>, codecs: &[VideoCodec]) -> Vec<Rung> {
+    let mut codecs = codecs.to_vec();
+    codecs.sort();
+    codecs.dedup();
+    let mut rungs = Vec::with_capacity(h264.len() * codecs.len());
+    for rung in h264 {
+        let lines: u32 = rung.name.as_str().trim_end_matches('p').parse().unwrap_or(0);
+        for &codec in &codecs {
+            let share = codec.bitrate_share();
+            let scaled = |bits: u32| ((f64::from(bits) * share).round() as u32).max(48_000);
+            rungs.push(Rung {
+                name: RungName::for_codec(lines, codec),
+                bitrate: scaled(rung.bitrate),
+                max_bitrate: scaled(rung.max_bitrate),
+                buffer_size: scaled(rung.buffer_size),
+                codec,
+                ..rung.clone()
+            });
+        }
+    }
+    rungs
 }
 
 #[cfg(test)]
@@ -577,5 +699,39 @@ mod tests {
         assert!(max_segment_bytes(low, 2.0, true) < 120 * u64::from(AUDIO.bitrate) / 8);
         assert!(max_segment_bytes(low, 2.0, false) < max_segment_bytes(low, 2.0, true));
         assert!(max_segment_bytes(low, f64::NAN, false) > 0);
+    }
+
+    #[test]
+    fn other_codecs_add_a_rung_at_every_size_next_to_h264_s() {
+        let source = src(1280, 720, 0, (30, 1));
+        let h264 = plan_ladder(&source, &LadderOptions::default()).unwrap();
+        let o = LadderOptions {
+            codecs: vec![VideoCodec::Av1, VideoCodec::H264, VideoCodec::Hevc, VideoCodec::Av1],
+            ..LadderOptions::default()
+        };
+        let plan = plan_ladder(&source, &o).unwrap();
+        let names: Vec<&str> = plan.rungs.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names[..6], ["720p", "720p-hevc", "720p-av1", "480p", "480p-hevc", "480p-av1"]);
+        assert_eq!(plan.rungs.len(), 3 * h264.rungs.len(), "each codec once, duplicates dropped");
+        // Sizes never grow down the list, so every rung can scale from the one before it.
+        assert!(plan.rungs.windows(2).all(|w| w[1].width <= w[0].width && w[1].height <= w[0].height));
+        let av1 = &plan.rungs[2];
+        assert_eq!((av1.codec, av1.width, av1.height), (VideoCodec::Av1, 1280, 720));
+        assert_eq!(av1.bitrate, (f64::from(h264.rungs[0].bitrate) * 0.6).round() as u32);
+        assert_eq!(plan.rungs[0], h264.rungs[0], "the H.264 rungs are as planned alone");
+        // AV1 alone: no H.264 rung.
+        let only = plan_ladder(&source, &LadderOptions { codecs: vec![VideoCodec::Av1], ..o.clone() }).unwrap();
+        assert!(only.rungs.iter().all(|r| r.codec == VideoCodec::Av1 && r.name.as_str().ends_with("-av1")));
+        // Rung names round-trip, and an unknown suffix is no rung.
+        for r in &plan.rungs {
+            assert_eq!(RungName::parse(r.name.as_str()).as_ref(), Some(&r.name));
+        }
+        for bad in ["720p-vp9", "720p-", "720p-h264", "-av1", "720-av1", "720p-av1-av1"] {
+            assert_eq!(RungName::parse(bad), None, "{bad}");
+        }
+        // A plan stored before codecs reads as H.264; an H.264 rung serializes as before.
+        let json = serde_json::to_string(&h264.rungs[0]).unwrap();
+        assert!(!json.contains("codec"), "{json}");
+        assert_eq!(serde_json::from_str::<Rung>(&json).unwrap().codec, VideoCodec::H264);
     }
 }

@@ -28,6 +28,7 @@ pub mod access;
 pub mod bandwidth;
 pub mod callback;
 pub mod chunks;
+pub mod codec_strings;
 pub mod codecs;
 pub mod delivery;
 pub mod dispatch;

@@ -1,11 +1,13 @@
 //! The text formats the platform publishes: HLS media and master playlists
-//! (RFC 8216, version 7, fMP4), the WebVTT thumbnails track, and the RFC 6381
-//! codec strings they advertise. Also the thumbnail sprite layout.
+//! (RFC 8216, version 7, fMP4) and the WebVTT thumbnails track. Also the
+//! thumbnail sprite layout. The codec strings they advertise are read in
+//! [`crate::video::codec_strings`].
 
 use std::fmt::Write as _;
 
 use crate::keys::{segment_file_name, RungName};
 pub use crate::video::bandwidth::{measured_bandwidth, SegmentEntry};
+pub use crate::video::codec_strings::avc1_codec_string;
 use crate::video::job::{Job, JobStatus, ThumbnailMeta};
 use crate::video::ladder::AUDIO;
 
@@ -116,10 +118,6 @@ pub fn master_playlist_with(variants: &[Variant], audio: Option<&AudioGroup>) ->
     s
 }
 
-/// The codec a variant is advertised with before any chunk reported its
-/// own (H.264 High 4.0, what the ladder's rungs up to 1080p30 encode to).
-pub const PLANNED_AVC1: &str = "avc1.640028";
-
 /// A chunked job's playlist for `rendition` (a video rung's name, or
 /// `audio`), rendered from the job: its chunks finish out of order, so no
 /// transcoder writes it. While the job runs it is an EVENT playlist of the
@@ -188,7 +186,11 @@ pub fn chunked_master_playlist(job: &Job) -> Option<String> {
             .iter()
             .map(|rung| {
                 let name = rung.name.as_str();
-                let codec = reported.iter().find(|r| r.name == name).map_or(PLANNED_AVC1, |r| r.codecs.as_str());
+                // Before task 0 reported its own: what the rung's codec encodes to up to 1080p30.
+                let codec = reported
+                    .iter()
+                    .find(|r| r.name == name)
+                    .map_or(rung.codec.planned_codec_string(), |r| r.codecs.as_str());
                 Variant {
                     uri: format!("{name}/index.m3u8"),
                     bandwidth: u64::from(rung.max_bitrate) + audio_bps,
@@ -205,27 +207,6 @@ pub fn chunked_master_playlist(job: &Job) -> Option<String> {
         return None;
     }
     Some(master_playlist_with(&variants, audio.as_ref()))
-}
-
-/// The RFC 6381 string of an H.264 stream (`avc1.PPCCLL`), read from its
-/// decoder configuration: an `avcC` record or Annex B SPS/PPS.
-pub fn avc1_codec_string(extradata: &[u8]) -> Option<String> {
-    let sps = if extradata.first() == Some(&1) && extradata.len() >= 4 {
-        &extradata[1..4]
-    } else {
-        // Annex B: find the first NAL of type 7 (SPS) after a start code.
-        let mut i = 0;
-        loop {
-            let rest = extradata.get(i..)?;
-            let pos = rest.windows(3).position(|w| w == [0, 0, 1])?;
-            let nal = i + pos + 3;
-            if extradata.get(nal)? & 0x1f == 7 {
-                break extradata.get(nal + 1..nal + 4)?;
-            }
-            i = nal;
-        }
-    };
-    Some(format!("avc1.{:02x}{:02x}{:02x}", sps[0], sps[1], sps[2]))
 }
 
 /// AAC-LC.
@@ -388,17 +369,6 @@ mod tests {
     }
 
     #[test]
-    fn codec_strings() {
-        // avcC: version 1, High (100), no constraints, level 4.0.
-        assert_eq!(avc1_codec_string(&[1, 100, 0, 40, 0xff]).as_deref(), Some("avc1.640028"));
-        // Annex B with an SEI first, then SPS: Main 3.1.
-        let annexb = [0, 0, 0, 1, 0x06, 5, 5, 0, 0, 1, 0x67, 77, 0x40, 31, 0xAA];
-        assert_eq!(avc1_codec_string(&annexb).as_deref(), Some("avc1.4d401f"));
-        assert_eq!(avc1_codec_string(&[0, 0, 1, 0x68, 1]), None);
-        assert_eq!(avc1_codec_string(&[]), None);
-    }
-
-    #[test]
     fn thumbnail_layouts() {
         let m = plan_thumbnails(30.0, 1920, 1080);
         assert_eq!((m.interval_s, m.count, m.cols, m.rows, m.tile_w, m.tile_h), (1.0, 30, 10, 3, 160, 90));
@@ -468,6 +438,7 @@ mod tests {
                 bitrate,
                 max_bitrate: bitrate * 3 / 2,
                 buffer_size: bitrate * 2,
+                codec: Default::default(),
             };
             let source = ChunkSource {
                 geometry: ChunkGeometry {

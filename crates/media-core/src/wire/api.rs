@@ -82,10 +82,10 @@ impl Fields {
         PlaybackOptions::from_fields(signed, encryption, download).map_err(ApiError::invalid_field)
     }
 
-    /// The `cover` and `preview` a body asks for.
+    /// The `codecs`, `cover` and `preview` a body asks for.
     pub fn extras(&self) -> Result<Extras, ApiError> {
-        let [cover, preview] = Extras::FIELDS.map(|name| self.raw(name));
-        Extras::from_fields(cover, preview).map_err(ApiError::invalid_field)
+        let [codecs, cover, preview] = Extras::FIELDS.map(|name| self.raw(name));
+        Extras::from_fields(codecs, cover, preview).map_err(ApiError::invalid_field)
     }
 
     pub fn optional_bool(&self, name: &str) -> Result<Option<bool>, ApiError> {
@@ -258,6 +258,7 @@ impl CreateUploadRequest {
         "require_signed_urls",
         "encryption",
         "download",
+        "codecs",
         "cover",
         "preview",
     ];
@@ -429,8 +430,9 @@ pub struct NotifyRequest {
     /// `require_signed_urls`, `encryption` and `download`: in the body
     /// beside the other fields (the document lists them there).
     pub playback: PlaybackOptions,
-    /// `cover` and `preview`: made besides the ladder. Asking for other
-    /// ones than the video's job was made with runs the job again.
+    /// `codecs`, `cover` and `preview`: made besides the H.264 ladder.
+    /// Asking for other ones than the video's job was made with runs the
+    /// job again.
     pub extras: Extras,
 }
 
@@ -446,6 +448,7 @@ impl NotifyRequest {
         "require_signed_urls",
         "encryption",
         "download",
+        "codecs",
         "cover",
         "preview",
     ];

@@ -81,9 +81,14 @@ impl SegmentWriter {
         let video_tb = video.map_or(ff::Rational(1, 1), |(_, tb)| tb);
         let video_index = match video {
             Some((encoder, tb)) => {
-                let mut vs =
-                    octx.add_stream(ff::encoder::find(ff::codec::Id::H264)).map_err(|e| err(e, "video stream"))?;
+                let mut vs = octx.add_stream(ff::encoder::find(encoder.id())).map_err(|e| err(e, "video stream"))?;
                 vs.set_parameters(encoder);
+                if encoder.id() == ff::codec::Id::HEVC {
+                    // `hvc1`: parameter sets in the sample entry only, the
+                    // tag Apple's players require (libav's default is `hev1`).
+                    // SAFETY: setting a plain field of the stream's own parameters.
+                    unsafe { (*(*vs.as_mut_ptr()).codecpar).codec_tag = u32::from_le_bytes(*b"hvc1") };
+                }
                 vs.set_time_base(tb);
                 Some(vs.index())
             }

@@ -33,6 +33,7 @@
 
 pub mod audio;
 pub mod cfr;
+pub mod encoders;
 pub mod extras;
 pub mod fanout;
 pub mod fmp4;
@@ -379,12 +380,10 @@ pub fn transcode_with<R: Read + Seek + Send + 'static>(
     if let Some(transfer) = probe.video.color.hdr_transfer() {
         tracing::info!(transfer, "an HDR source: tone-mapped to SDR BT.709 for the H.264 rungs");
     }
-    // Every rung must share one reordering delay (checked by each rung) so
-    // that all timelines, and the audio, start at the same moment.
-    let delay_frames = match plan.rungs.len() {
-        0 => 0,
-        n => rung::reorder_delay_frames(n - 1, &settings)?,
-    };
+    // Every rung's timeline is shifted by the ladder's reordering delay (no
+    // rung may reorder more: checked by each) so that all timelines, and the
+    // audio, start at the same moment.
+    let delay_frames = encoders::ladder_delay(&settings)?;
     // A chunk makes audio only when its spec says so (task 0), as a rendition of its own.
     let audio_wanted = chunk.as_ref().is_none_or(|c| c.audio);
     let mut audio = match probe.audio.as_ref().filter(|_| audio_wanted) {

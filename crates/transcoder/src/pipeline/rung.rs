@@ -1,9 +1,10 @@
 //! One rung of the ladder, on its own thread: scale the frames it receives
-//! to the rung's size, encode them with libx264 (High profile, fixed closed
-//! GOPs aligned with every other rung, VBV-capped bitrate), mux them with the
-//! shared AAC packets, and cut a segment at every segment boundary. The
-//! short first segment has an x264 run of its own, ended after its last
-//! frame, so it is cut without waiting for the encoder's lookahead
+//! to the rung's size, encode them in the rung's codec (libx264, libx265 or
+//! SVT-AV1, opened by [`super::encoders`]: fixed closed GOPs aligned with
+//! every other rung, VBV-capped bitrate), mux them with the shared AAC
+//! packets, and cut a segment at every segment boundary. The short first
+//! segment has an encoder run of its own, ended after its last frame, so it
+//! is cut without waiting for the encoder's lookahead
 //! ([`first_segment_encoder`]).
 //!
 //! Rungs form a chain, largest first: the top rung gets the decoded frames,
@@ -20,11 +21,12 @@ use std::sync::Arc;
 
 use ff::format::Pixel;
 use ffmpeg_next as ff;
+use media_core::video::codec_strings::video_codec_string;
 use media_core::video::ladder::{check_segment_size, LadderPlan, Rung};
-use media_core::video::playlist::avc1_codec_string;
 use tokio::sync::mpsc::Sender;
 
 use super::audio::{AudioPacket, SharedAudio};
+use super::encoders::{self, extradata, honours_forced_keyframes};
 use super::fmp4::SegmentWriter;
 use super::{Produced, SharedFrame};
 use crate::error::JobError;
@@ -44,7 +46,7 @@ pub struct RungReport {
     pub name: String,
     pub width: u32,
     pub height: u32,
-    /// RFC 6381 video codec, e.g. `avc1.640028`.
+    /// RFC 6381 video codec, e.g. `avc1.640028`, `av01.0.08M.08`.
     pub video_codec: String,
     pub frames: u64,
     pub segments: u32,
@@ -58,6 +60,7 @@ pub struct RungReport {
 /// The settings every rung shares.
 pub struct RungSettings<'a> {
     pub plan: &'a LadderPlan,
+    /// x264's preset (the other codecs' are fixed: [`super::encoders`]).
     pub preset: &'a str,
     /// Threads and x264 options per rung.
     pub tuning: &'a super::Tuning,
@@ -66,49 +69,6 @@ pub struct RungSettings<'a> {
 
 fn err(e: ff::Error, what: &str) -> JobError {
     JobError::retryable(format!("encoding {what}: {e}"))
-}
-
-/// Opens libx264 for rung `index` of the plan.
-fn open_encoder(index: usize, s: &RungSettings<'_>) -> Result<(ff::encoder::Video, ff::Rational), JobError> {
-    let rung = &s.plan.rungs[index];
-    let codec = ff::encoder::find_by_name("libx264")
-        .ok_or_else(|| JobError::retryable("libavcodec was built without libx264"))?;
-    let mut enc =
-        ff::codec::context::Context::new_with_codec(codec).encoder().video().map_err(|e| err(e, "x264 context"))?;
-    let fps = s.plan.frame_rate;
-    let time_base = ff::Rational::new(fps.den as i32, fps.num as i32);
-    enc.set_width(rung.width);
-    enc.set_height(rung.height);
-    enc.set_format(Pixel::YUV420P);
-    enc.set_time_base(time_base);
-    enc.set_frame_rate(Some(ff::Rational::new(fps.num as i32, fps.den as i32)));
-    enc.set_aspect_ratio(ff::Rational::new(1, 1));
-    enc.set_gop(s.plan.gop_frames);
-    enc.set_bit_rate(rung.bitrate as usize);
-    enc.set_max_bit_rate(rung.max_bitrate as usize);
-    enc.set_colorspace(s.color.space);
-    enc.set_color_primaries(s.color.primaries);
-    enc.set_color_transfer_characteristic(s.color.transfer);
-    enc.set_color_range(ff::color::Range::MPEG);
-    enc.set_flags(ff::codec::Flags::GLOBAL_HEADER);
-    let mut o = ff::Dictionary::new();
-    o.set("preset", s.preset);
-    o.set("profile", "high");
-    // No explicit level: x264 picks the level that fits, and a forced level
-    // can make it drop B-pyramid on some rungs, which would give rungs
-    // different reordering delays (and so different timelines). The codec
-    // string is read from the encoder's actual parameter sets instead.
-    o.set("bufsize", &rung.buffer_size.to_string());
-    o.set("forced-idr", "1");
-    let g = s.plan.gop_frames;
-    // Fixed, closed GOPs on every rung: keyframes land on the same frames
-    // ladder-wide, so segments align and players can switch anywhere.
-    // Tuned and extra options come after, by the rung's size and name;
-    // threads by its share of the ladder.
-    o.set("x264-params", &s.tuning.x264_params(g, s.preset, rung));
-    o.set("threads", &s.tuning.x264_threads_for(index, s.plan).to_string());
-    let opened = enc.open_with(o).map_err(|e| err(e, "x264 open"))?;
-    Ok((opened, time_base))
 }
 
 /// The first segment's own encoder, for a run that starts at frame 0 (a
@@ -137,42 +97,34 @@ fn open_encoder(index: usize, s: &RungSettings<'_>) -> Result<(ff::encoder::Vide
 /// then spent so little that the first half second's 1080p SSIM fell from
 /// 0.972 to 0.947 and a 6-s clip came out 21% under its bitrate; adding
 /// `superfast`'s search gave 1.07 s at SSIM 0.893. Neither is used.
+///
+/// An AV1 rung always has it at frame 0, and its main encoder never sees
+/// the first segment: SVT-AV1 keeps its own GOP from its first frame
+/// ([`super::encoders`]), so the main encoder starting at the first full
+/// GOP is what puts its keyframes on the ladder's.
 fn first_segment_encoder(
     index: usize,
     settings: &RungSettings<'_>,
     main: &ff::encoder::Video,
     start_frame: u64,
-) -> Result<Option<ff::encoder::Video>, JobError> {
-    if start_frame != 0 || !settings.tuning.first_segment_encoder {
+) -> Result<Option<encoders::Encoder>, JobError> {
+    let codec = settings.plan.rungs[index].codec;
+    let required = !honours_forced_keyframes(codec);
+    if start_frame != 0 || !(settings.tuning.first_segment_encoder || required) {
         return Ok(None);
     }
-    let (first, _) = open_encoder(index, settings)?;
+    let (first, _) = encoders::open(index, settings)?;
     if extradata(&first) != extradata(main) {
-        tracing::warn!(rung = %settings.plan.rungs[index].name.as_str(), "the first segment's encoder made other parameter sets; one encoder encodes every segment");
+        let rung = settings.plan.rungs[index].name.as_str();
+        if required {
+            return Err(JobError::retryable(format!(
+                "internal: the {rung} rung's first-segment encoder made other parameter sets than its main one"
+            )));
+        }
+        tracing::warn!(rung, "the first segment's encoder made other parameter sets; one encoder encodes every segment");
         return Ok(None);
     }
     Ok(Some(first))
-}
-
-/// x264's reordering delay in frames for these settings: in fragmented MP4
-/// each track starts at time 0, so the first frame is presented this many
-/// frames late, and the audio must start as late to stay in sync.
-pub fn reorder_delay_frames(index: usize, settings: &RungSettings<'_>) -> Result<u32, JobError> {
-    let (enc, _) = open_encoder(index, settings)?;
-    // SAFETY: reading a plain field of an opened codec context.
-    Ok(unsafe { (*enc.as_ptr()).has_b_frames }.max(0) as u32)
-}
-
-fn extradata(enc: &ff::encoder::Video) -> Vec<u8> {
-    // SAFETY: an opened encoder's extradata pointer is valid for extradata_size bytes (or null).
-    unsafe {
-        let ctx = enc.as_ptr();
-        if (*ctx).extradata.is_null() || (*ctx).extradata_size <= 0 {
-            Vec::new()
-        } else {
-            std::slice::from_raw_parts((*ctx).extradata, (*ctx).extradata_size as usize).to_vec()
-        }
-    }
 }
 
 /// Reuses this rung's scaled frames once nothing holds them any more (the
@@ -229,8 +181,17 @@ struct Segmenter<'p> {
     held: VecDeque<ff::Packet>,
     /// The most packets `held` has had.
     peak_held: usize,
-    /// Frames added to video timestamps so the first DTS is 0 (x264's reordering delay).
+    /// Frames added to video presentation times: the ladder's reordering
+    /// delay, so that every rung presents its first frame at the same time.
     video_shift: i64,
+    /// Frames added to video decode times: this rung's own reordering delay,
+    /// so that its first DTS is 0, read from its first packet (frame 0's
+    /// DTS is minus the delay). A rung that reorders less than the ladder
+    /// (AV1 reorders nothing) has its frames presented a constant
+    /// `video_shift - dts_shift` after they are decoded, as B-frames would
+    /// give (a muxer rebases a first DTS above 0 to 0, which would move the
+    /// rung's pictures ahead of its audio).
+    dts_shift: Option<i64>,
     /// Samples added to audio timestamps so the first is 0 (the AAC priming).
     audio_shift: i64,
     /// Every frame of the current segment has left its encoder (the first
@@ -294,7 +255,7 @@ impl Segmenter<'_> {
     /// segment had an encoder of its own, and takes what it has ready.
     fn feed_waiting(
         &mut self,
-        encoder: &mut ff::encoder::Video,
+        encoder: &mut encoders::Encoder,
         waiting: &mut Vec<Arc<SharedFrame>>,
         frames_done: &AtomicU64,
         keep_from: u64,
@@ -321,9 +282,23 @@ impl Segmenter<'_> {
                 return Ok(()); // wait for the audio of this segment
             }
             let mut pkt = self.held.pop_front().expect("checked");
+            let dts_shift = match self.dts_shift {
+                Some(shift) => shift,
+                None => {
+                    let own = -pkt.dts().unwrap_or(0).min(0);
+                    if own > self.video_shift {
+                        return Err(JobError::retryable(format!(
+                            "internal: rung {} reorders by {own} frames, more than the ladder's {}",
+                            self.rung.name.as_str(),
+                            self.video_shift
+                        )));
+                    }
+                    *self.dts_shift.insert(own)
+                }
+            };
             // Every track starts at DTS 0, so the muxer treats every rung alike.
             pkt.set_pts(pkt.pts().map(|t| t + self.video_shift));
-            pkt.set_dts(pkt.dts().map(|t| t + self.video_shift));
+            pkt.set_dts(pkt.dts().map(|t| t + dts_shift));
             // libx264 leaves durations at 0; every frame lasts one tick of the constant rate.
             pkt.set_duration(1);
             self.writer.write_video(&mut pkt)?;
@@ -369,7 +344,8 @@ pub struct RungJob<'a> {
     /// Frames encoded, for progress.
     pub frames_done: &'a AtomicU64,
     pub cancel: &'a AtomicBool,
-    /// x264's reordering delay every rung must have ([`reorder_delay_frames`]).
+    /// The ladder's reordering delay ([`encoders::ladder_delay`]): every
+    /// rung's timeline is shifted by it, and none may reorder more.
     pub expected_delay: u32,
     /// Samples of AAC priming, added to audio timestamps.
     pub audio_priming: i64,
@@ -402,18 +378,11 @@ pub fn run(job: RungJob<'_>) -> Result<RungReport, JobError> {
         audio_priming,
         chunk,
     } = job;
-    let (mut encoder, time_base) = open_encoder(index, settings)?;
-    // SAFETY: reading a plain field of the opened codec context.
-    let delay = unsafe { (*encoder.as_ptr()).has_b_frames }.max(0) as u32;
-    if delay != expected_delay {
-        return Err(JobError::retryable(format!(
-            "internal: rung {} has a reordering delay of {delay} frames, others {expected_delay}",
-            rung.name.as_str()
-        )));
-    }
-    let video_codec = avc1_codec_string(&extradata(&encoder)).unwrap_or_else(|| "avc1.640028".into());
+    let (mut encoder, time_base) = encoders::open(index, settings)?;
     let has_audio = audio.is_some();
     let mut writer = SegmentWriter::new(&encoder, time_base, audio)?;
+    let video_codec =
+        video_codec_string(&writer.init).unwrap_or_else(|| rung.codec.planned_codec_string().to_owned());
     send(events, Produced::Init { rung: index, bytes: writer.init.clone(), video_codec: video_codec.clone() })?;
     let place = chunk.unwrap_or(ChunkPlace { start_frame: 0, first_seq: 0 });
     if chunk.is_some() {
@@ -434,6 +403,7 @@ pub fn run(job: RungJob<'_>) -> Result<RungReport, JobError> {
         held: VecDeque::new(),
         peak_held: 0,
         video_shift: i64::from(expected_delay),
+        dts_shift: None,
         audio_shift: audio_priming,
         sealed: false,
     };
@@ -441,6 +411,8 @@ pub fn run(job: RungJob<'_>) -> Result<RungReport, JobError> {
     let mut first_encoder = first_segment_encoder(index, settings, &encoder, place.start_frame)?;
     let split_first = first_encoder.is_some();
     let main_keeps_from = if split_first { first_end } else { 0 };
+    // SVT-AV1's main encoder starts at the first full GOP (see `first_segment_encoder`).
+    let main_from = if split_first && !honours_forced_keyframes(rung.codec) { first_end } else { 0 };
     // The frames the main encoder gets once the first segment is cut.
     let mut for_main: Vec<Arc<SharedFrame>> = Vec::new();
     let mut scaler: Option<(ff::software::scaling::Context, (Pixel, u32, u32))> = None;
@@ -490,7 +462,9 @@ pub fn run(job: RungJob<'_>) -> Result<RungReport, JobError> {
                         if frames < first_end {
                             first.send_frame(&scaled.0).map_err(|e| err(e, "frame"))?;
                         }
-                        for_main.push(Arc::clone(&scaled));
+                        if frames >= main_from {
+                            for_main.push(Arc::clone(&scaled));
+                        }
                     }
                     None if !for_main.is_empty() => for_main.push(Arc::clone(&scaled)),
                     None => encoder.send_frame(&scaled.0).map_err(|e| err(e, "frame"))?,

@@ -41,6 +41,7 @@ fn source(duration_s: f64) -> ChunkSource {
             bitrate: 2_800_000,
             max_bitrate: 4_200_000,
             buffer_size: 5_600_000,
+            codec: Default::default(),
         }],
     }
 }

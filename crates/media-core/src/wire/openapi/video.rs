@@ -84,6 +84,7 @@ pub fn video_service() -> OpenApi {
     add::<PlaybackOptions>(c);
     add::<CoverOption>(c);
     add::<PreviewFormat>(c);
+    add::<crate::video::ladder::VideoCodec>(c);
     add::<PreviewOption>(c);
     add::<Extras>(c);
     add::<CoverMeta>(c);
@@ -924,10 +925,22 @@ fn flatten(c: &mut Components, name: &str, field: &str, properties: impl IntoIte
     request.properties.extend(properties);
 }
 
-/// A request's `extras` as the body carries them: `cover` and `preview`
-/// beside the other fields, each an object or null (left out).
+/// A request's `extras` as the body carries them: `codecs`, `cover` and
+/// `preview` beside the other fields, each null when left out.
 fn extras_fields(c: &mut Components, name: &str) {
     let mut extras = object_schema(c, "Extras").properties.clone();
+    let codecs = utoipa::openapi::schema::ArrayBuilder::new()
+        .items(Ref::from_schema_name("VideoCodec"))
+        .min_items(Some(1))
+        .max_items(Some(8))
+        .nullable(true)
+        .description(Some(
+            "The codecs of the ladder, each a rung at every size: h264 (the default), hevc (libx265, hvc1) and \
+             av1 (SVT-AV1). A player picks from the master playlist's CODECS what it can decode. Order and \
+             repeats do not matter. Asking for other codecs than the video's job was made with runs the job again.",
+        ))
+        .example(Some(serde_json::json!(["h264", "av1"])));
+    extras.insert("codecs".into(), codecs.build().into());
     for (field, schema, what) in [
         ("cover", "CoverOption", "A still image at time_s, made as cover.jpg and cover.webp; listed in /job-status once done."),
         (

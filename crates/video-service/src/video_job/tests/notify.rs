@@ -228,7 +228,7 @@ fn notify_with(w: &World, extras: Extras) -> Answer {
 }
 
 fn cover_at(time_s: f64) -> Extras {
-    Extras { cover: Some(CoverOption { time_s }), preview: None }
+    Extras { codecs: vec![], cover: Some(CoverOption { time_s }), preview: None }
 }
 
 #[test]

@@ -237,6 +237,7 @@ fn an_upload_s_cover_and_preview_go_to_the_job_it_starts() {
     use media_core::video::extras::{CoverOption, Extras, PreviewOption};
     let w = World::new();
     let extras = Extras {
+        codecs: vec![media_core::video::ladder::VideoCodec::H264, media_core::video::ladder::VideoCodec::Av1],
         cover: Some(CoverOption { time_s: 1.5 }),
         preview: Some(serde_json::from_value::<PreviewOption>(serde_json::json!({"format": "gif"})).unwrap()),
     };
