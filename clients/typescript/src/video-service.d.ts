@@ -2484,6 +2484,50 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/videos/{app_id}/{video_id}/captions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List a video's caption tracks
+         * @description Its caption tracks, in the order they were added, each with its subtitle playlist once the video is playable (as /job-status lists them). The key must act for app_id (403 app_not_allowed otherwise); 404 for a video without a job.
+         */
+        get: operations["listCaptions"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/videos/{app_id}/{video_id}/captions/{language}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Add or replace a caption track
+         * @description The body is the track as a WebVTT or SRT file (UTF-8, at most 512 KiB; SRT is converted to WebVTT). It is read strictly: a fault answers 400 invalid_field naming the line, and cue text may carry WebVTT's own markup only (b, i, u, c, v, lang, ruby, rt, timestamps; SRT's font tags are dropped). label (query, at most 64 characters) is what players show; the language when left out. The track is served at once as an HLS subtitle rendition (EXT-X-MEDIA TYPE=SUBTITLES, segmented WebVTT) of the master playlist, and listed in /job-status. At most 20 tracks a video (409). 404 for a video without a job.
+         */
+        post: operations["putCaption"];
+        /**
+         * Delete a caption track
+         * @description The track leaves the master playlist and storage. 404 for a language the video has no track in.
+         */
+        delete: operations["deleteCaption"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/webhooks/endpoints": {
         parameters: {
             query?: never;
@@ -2627,6 +2671,44 @@ export interface components {
             /** @description False when the job had already ended (done, or failed). */
             canceled: boolean;
         };
+        /**
+         * @description The format a caption file was uploaded in.
+         * @enum {string}
+         */
+        CaptionFormat: "vtt" | "srt";
+        /** @description `GET /videos/{app_id}/{video_id}/captions`, and what a delete leaves. */
+        CaptionList: {
+            captions: components["schemas"]["CaptionView"][];
+        };
+        /** @description A caption track of a video, as `/job-status` and the captions routes list it. */
+        CaptionTrack: {
+            /**
+             * Format: int64
+             * @description The stored WebVTT's size, bytes.
+             */
+            bytes: number;
+            /**
+             * Format: int32
+             * @description Cues in the track.
+             */
+            cues: number;
+            /**
+             * @description What players show in their captions menu.
+             * @example English
+             */
+            label: string;
+            /**
+             * @description A BCP 47 language tag, e.g. `en`, `pt-BR`.
+             * @example en
+             */
+            language: string;
+            source_format: components["schemas"]["CaptionFormat"];
+        };
+        /** @description A caption track in `/job-status`: the track, and its subtitle playlist once the video is playable. */
+        CaptionView: components["schemas"]["CaptionTrack"] & {
+            /** @description The subtitle rendition's playlist (segmented WebVTT), once the video is playable. */
+            url?: string | null;
+        };
         /** @description The cover as made: the time of the frame used and its size. */
         CoverMeta: {
             /** Format: int32 */
@@ -2667,6 +2749,14 @@ export interface components {
              * @example https://api.example.com/hooks/video
              */
             callback_url?: string | null;
+            /**
+             * @description The codecs of the ladder, each a rung at every size: h264 (the default), hevc (libx265, hvc1) and av1 (SVT-AV1). A player picks from the master playlist's CODECS what it can decode. Order and repeats do not matter. Asking for other codecs than the video's job was made with runs the job again.
+             * @example [
+             *       "h264",
+             *       "av1"
+             *     ]
+             */
+            codecs?: components["schemas"]["VideoCodec"][] | null;
             content_type: components["schemas"]["VideoContentType"];
             /** @description A still image at time_s, made as cover.jpg and cover.webp; listed in /job-status once done. Asking for other extras than the video's job was made with runs the job again; the same ones change nothing. */
             cover?: components["schemas"]["CoverOption"] | null;
@@ -2878,6 +2968,12 @@ export interface components {
         };
         /** @description What a job makes besides its ladder. */
         Extras: {
+            /**
+             * @description The ladder's codecs, when other than H.264 alone: `h264`, `hevc`,
+             *     `av1`, each once, in that order.
+             * @default []
+             */
+            codecs?: components["schemas"]["VideoCodec"][];
             /** @default null */
             cover?: components["schemas"]["CoverOption"] | null;
             /** @default null */
@@ -2921,6 +3017,11 @@ export interface components {
             /** @description Why the last failed attempt failed (`HTTP 500`, a timeout...). */
             callback_last_error?: string | null;
             callback_status?: components["schemas"]["CallbackStatus"] | null;
+            /**
+             * @description The caption tracks (`PUT /videos/{app_id}/{video_id}/captions/{language}`),
+             *     each an HLS subtitle rendition of the master playlist.
+             */
+            captions?: components["schemas"]["CaptionView"][];
             cover?: components["schemas"]["CoverView"] | null;
             created_at: components["schemas"]["Timestamp"];
             download?: components["schemas"]["DownloadView"] | null;
@@ -2975,6 +3076,14 @@ export interface components {
              * @example https://api.example.com/hooks/video
              */
             callback_url?: string | null;
+            /**
+             * @description The codecs of the ladder, each a rung at every size: h264 (the default), hevc (libx265, hvc1) and av1 (SVT-AV1). A player picks from the master playlist's CODECS what it can decode. Order and repeats do not matter. Asking for other codecs than the video's job was made with runs the job again.
+             * @example [
+             *       "h264",
+             *       "av1"
+             *     ]
+             */
+            codecs?: components["schemas"]["VideoCodec"][] | null;
             content_type: components["schemas"]["VideoContentType"];
             /** @description A still image at time_s, made as cover.jpg and cover.webp; listed in /job-status once done. Asking for other extras than the video's job was made with runs the job again; the same ones change nothing. */
             cover?: components["schemas"]["CoverOption"] | null;
@@ -3379,6 +3488,13 @@ export interface components {
             url?: string | null;
             video_id: components["schemas"]["VideoId"];
         };
+        /**
+         * @description A video codec the ladder's rungs are encoded in. H.264 plays everywhere;
+         *     HEVC and AV1 take fewer bytes for the same picture where players decode
+         *     them, and a master playlist lists them side by side (`CODECS`).
+         * @enum {string}
+         */
+        VideoCodec: "h264" | "hevc" | "av1";
         /** @enum {string} */
         VideoContentType: "video/mp4" | "video/quicktime" | "video/webm" | "video/x-matroska" | "video/matroska" | "video/ogg";
         /**
@@ -4350,6 +4466,114 @@ export interface operations {
             404: components["responses"]["Error"];
             405: components["responses"]["Error"];
             409: components["responses"]["Error"];
+            413: components["responses"]["Error"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Error"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    listCaptions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                app_id: components["schemas"]["AppId"];
+                video_id: components["schemas"]["VideoId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The tracks. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CaptionList"];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["Error"];
+            405: components["responses"]["Error"];
+            413: components["responses"]["Error"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Error"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    putCaption: {
+        parameters: {
+            query?: {
+                label?: string;
+            };
+            header?: never;
+            path: {
+                app_id: components["schemas"]["AppId"];
+                video_id: components["schemas"]["VideoId"];
+                /** @description A BCP 47 language tag: en, pt-BR, zh-Hant. */
+                language: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/x-subrip": string;
+                "text/vtt": string;
+            };
+        };
+        responses: {
+            /** @description The track as stored. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CaptionTrack"];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["Error"];
+            405: components["responses"]["Error"];
+            409: components["responses"]["Error"];
+            413: components["responses"]["Error"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Error"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    deleteCaption: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                app_id: components["schemas"]["AppId"];
+                video_id: components["schemas"]["VideoId"];
+                /** @description A BCP 47 language tag: en, pt-BR, zh-Hant. */
+                language: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The tracks left. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CaptionList"];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["Error"];
+            405: components["responses"]["Error"];
             413: components["responses"]["Error"];
             429: components["responses"]["RateLimited"];
             500: components["responses"]["Error"];

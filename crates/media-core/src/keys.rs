@@ -155,6 +155,17 @@ pub enum HlsFile {
     Cover(CoverFormat),
     /// The animated preview the job asked for (`preview.webp`, `preview.gif`).
     Preview(PreviewFormat),
+    /// A caption track's subtitle rendition (`subs/{language}/index.m3u8`,
+    /// `subs/{language}/00000.vtt`): rendered by the HLS route from the
+    /// track in storage ([`ObjectKey::Caption`]), never written here.
+    Subtitles(String, SubtitleFile),
+}
+
+/// A file of a subtitle rendition.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum SubtitleFile {
+    Playlist,
+    Segment(u32),
 }
 
 /// How long a response may be cached.
@@ -188,6 +199,10 @@ impl HlsFile {
             HlsFile::ThumbnailsVtt => "thumbnails.vtt".into(),
             HlsFile::Cover(f) => format!("cover.{}", f.extension()),
             HlsFile::Preview(f) => format!("preview.{}", f.extension()),
+            HlsFile::Subtitles(lang, SubtitleFile::Playlist) => format!("subs/{lang}/index.m3u8"),
+            HlsFile::Subtitles(lang, SubtitleFile::Segment(n)) => {
+                format!("subs/{lang}/{}", crate::video::captions::subtitle_segment_name(*n))
+            }
         }
     }
 
@@ -201,6 +216,18 @@ impl HlsFile {
             ["cover.webp"] => Some(HlsFile::Cover(CoverFormat::Webp)),
             ["preview.webp"] => Some(HlsFile::Preview(PreviewFormat::Webp)),
             ["preview.gif"] => Some(HlsFile::Preview(PreviewFormat::Gif)),
+            ["subs", lang, file] => {
+                let lang = crate::video::captions::language_tag(lang).ok().filter(|l| l == lang)?;
+                let file = match *file {
+                    "index.m3u8" => SubtitleFile::Playlist,
+                    seg => {
+                        let digits = seg.strip_suffix(".vtt")?;
+                        let n: u32 = digits.parse().ok()?;
+                        (crate::video::captions::subtitle_segment_name(n) == seg).then_some(SubtitleFile::Segment(n))?
+                    }
+                };
+                Some(HlsFile::Subtitles(lang, file))
+            }
             [rung, file] => {
                 let rung = RungName::parse(rung)?;
                 let file = match *file {
@@ -224,12 +251,15 @@ impl HlsFile {
             HlsFile::ThumbnailsVtt => "text/vtt; charset=utf-8",
             HlsFile::Cover(f) => f.content_type(),
             HlsFile::Preview(f) => f.content_type(),
+            HlsFile::Subtitles(_, SubtitleFile::Playlist) => "application/vnd.apple.mpegurl",
+            HlsFile::Subtitles(_, SubtitleFile::Segment(_)) => "text/vtt; charset=utf-8",
         }
     }
 
     pub fn cache_policy(&self) -> CachePolicy {
         match self {
-            HlsFile::Master | HlsFile::Rung(_, RungFile::Playlist) => CachePolicy::Short,
+            // A caption track can be replaced or deleted at any time.
+            HlsFile::Master | HlsFile::Rung(_, RungFile::Playlist) | HlsFile::Subtitles(..) => CachePolicy::Short,
             _ => CachePolicy::Immutable,
         }
     }
@@ -276,6 +306,14 @@ pub enum ObjectKey {
         video: VideoId,
         output: OutputId,
     },
+    /// A caption track of a video, as normalised WebVTT
+    /// (`captions/{app}/{video}/{language}.vtt`): one per language, outside
+    /// every attempt, so a re-run keeps it.
+    Caption {
+        app: AppId,
+        video: VideoId,
+        language: String,
+    },
 }
 
 /// The top folders that hold an attempt's outputs, each as
@@ -304,6 +342,7 @@ impl ObjectKey {
     pub fn video_prefixes(app: &AppId, video: &VideoId) -> Vec<String> {
         let mut prefixes = vec![Self::raw_prefix(app, video)];
         prefixes.extend(Self::attempt_roots(app, video));
+        prefixes.push(format!("captions/{app}/{video}/"));
         prefixes
     }
 
@@ -347,6 +386,11 @@ impl ObjectKey {
                 video: VideoId::parse(video).ok()?,
                 output: OutputId::parse(output)?,
             },
+            ["captions", app, video, file] => ObjectKey::Caption {
+                app: AppId::parse(app).ok()?,
+                video: VideoId::parse(video).ok()?,
+                language: crate::video::captions::language_tag(file.strip_suffix(".vtt")?).ok()?,
+            },
             ["keys", app, video, output, "aes128.key"] => ObjectKey::HlsKey {
                 app: AppId::parse(app).ok()?,
                 video: VideoId::parse(video).ok()?,
@@ -365,7 +409,8 @@ impl ObjectKey {
             | ObjectKey::Image { app, .. }
             | ObjectKey::Hls { app, .. }
             | ObjectKey::Download { app, .. }
-            | ObjectKey::HlsKey { app, .. } => app,
+            | ObjectKey::HlsKey { app, .. }
+            | ObjectKey::Caption { app, .. } => app,
         }
     }
 }
@@ -389,6 +434,7 @@ impl fmt::Display for ObjectKey {
                 )
             }
             ObjectKey::HlsKey { app, video, output } => write!(f, "keys/{app}/{video}/{}/aes128.key", output.as_str()),
+            ObjectKey::Caption { app, video, language } => write!(f, "captions/{app}/{video}/{language}.vtt"),
         }
     }
 }
@@ -454,6 +500,12 @@ mod tests {
             (hls(HlsFile::Cover(CoverFormat::Webp)), "hls/app1/vid_1/k3v9/cover.webp"),
             (hls(HlsFile::Preview(PreviewFormat::Webp)), "hls/app1/vid_1/k3v9/preview.webp"),
             (hls(HlsFile::Preview(PreviewFormat::Gif)), "hls/app1/vid_1/k3v9/preview.gif"),
+            (
+                hls(HlsFile::Subtitles("pt-BR".into(), SubtitleFile::Playlist)),
+                "hls/app1/vid_1/k3v9/subs/pt-BR/index.m3u8",
+            ),
+            (hls(HlsFile::Subtitles("en".into(), SubtitleFile::Segment(3))), "hls/app1/vid_1/k3v9/subs/en/00003.vtt"),
+            (ObjectKey::Caption { app: app(), video: video(), language: "en".into() }, "captions/app1/vid_1/en.vtt"),
             (ObjectKey::Download { app: app(), video: video(), output: out() }, "downloads/app1/vid_1/k3v9/vid_1.mp4"),
             (ObjectKey::HlsKey { app: app(), video: video(), output: out() }, "keys/app1/vid_1/k3v9/aes128.key"),
         ];
@@ -514,7 +566,10 @@ mod tests {
     #[test]
     fn a_video_s_prefixes_cover_its_source_and_every_attempt_root() {
         let prefixes = ObjectKey::video_prefixes(&app(), &video());
-        assert_eq!(prefixes, ["raw/app1/vid_1/", "hls/app1/vid_1/", "downloads/app1/vid_1/", "keys/app1/vid_1/"]);
+        assert_eq!(
+            prefixes,
+            ["raw/app1/vid_1/", "hls/app1/vid_1/", "downloads/app1/vid_1/", "keys/app1/vid_1/", "captions/app1/vid_1/"]
+        );
         // Every key of the video, whatever the attempt, is under one of them.
         let download = ObjectKey::Download { app: app(), video: video(), output: out() }.to_string();
         let hls = ObjectKey::Hls { app: app(), video: video(), output: out(), file: HlsFile::Master }.to_string();

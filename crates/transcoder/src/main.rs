@@ -280,7 +280,8 @@ async fn transcode_local(
 fn extras_local(input: &std::path::Path, out: &std::path::Path, asked: &str) -> anyhow::Result<()> {
     use media_core::video::extras::Extras;
     let fields: serde_json::Value = serde_json::from_str(asked).context("--extras is not JSON")?;
-    let extras = Extras::from_fields(None, fields.get("cover"), fields.get("preview")).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let extras =
+        Extras::from_fields(None, fields.get("cover"), fields.get("preview")).map_err(|e| anyhow::anyhow!("{e}"))?;
     let file = std::fs::File::open(input).with_context(|| format!("opening {}", input.display()))?;
     let started = std::time::Instant::now();
     let made = transcoder::pipeline::extras::make_extras(file, &extras, Default::default())

@@ -153,10 +153,12 @@ fn the_cover_shows_the_frame_at_its_time_as_jpeg_and_webp() {
         assert!((y - expect).abs() < 4.0, "{name}: luma {y}, the frame at 3 s has {expect}");
     }
     // Past the end: the last frame (5.96 s).
-    let late = make(&src, Extras { codecs: vec![], cover: Some(CoverOption { time_s: 100.0 }), preview: None }).cover.unwrap();
+    let late =
+        make(&src, Extras { codecs: vec![], cover: Some(CoverOption { time_s: 100.0 }), preview: None }).cover.unwrap();
     assert!((late.meta.time_s - 5.96).abs() < 0.001, "{}", late.meta.time_s);
     // 1 s is in the first GOP (no seek) and is 40 coded levels below 2 s.
-    let early = make(&src, Extras { codecs: vec![], cover: Some(CoverOption { time_s: 1.0 }), preview: None }).cover.unwrap();
+    let early =
+        make(&src, Extras { codecs: vec![], cover: Some(CoverOption { time_s: 1.0 }), preview: None }).cover.unwrap();
     let y = mean_luma(&dir, "early.jpg", &early.jpeg);
     assert!((early.meta.time_s, (y - full(coded(1.0))).abs() < 4.0) == (1.0, true), "luma {y}");
 }

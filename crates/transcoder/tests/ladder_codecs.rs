@@ -44,7 +44,10 @@ fn source(dir: &Scratch, seconds: &str) -> std::path::PathBuf {
 
 /// (codec_name, codec_tag_string, width, height) of a rung's video.
 fn stream(playlist: &Path) -> (String, String, u64, u64) {
-    let v = ffprobe(playlist, &["-select_streams", "v", "-show_entries", "stream=codec_name,codec_tag_string,width,height"]);
+    let v = ffprobe(
+        playlist,
+        &["-select_streams", "v", "-show_entries", "stream=codec_name,codec_tag_string,width,height"],
+    );
     let s = &v["streams"][0];
     (
         s["codec_name"].as_str().unwrap().to_owned(),
@@ -100,7 +103,10 @@ fn every_codec_s_rungs_align_with_h264_s_and_say_what_they_hold() {
             assert_eq!(stream(&playlist), (codec.into(), tag.into(), width, height), "{name}");
             assert_eq!(keyframes(&playlist), h264_keys, "{name}: keyframes on the H.264 rung's times");
             let first = first_shown(&playlist);
-            assert!((first - h264_first).abs() < 1e-6, "{name} shows its first frame at {first} s, H.264 at {h264_first}");
+            assert!(
+                (first - h264_first).abs() < 1e-6,
+                "{name} shows its first frame at {first} s, H.264 at {h264_first}"
+            );
             let errors = decode_errors(&playlist);
             assert!(errors.is_empty(), "{name} decodes cleanly: {errors}");
             // The master names the rung's own codec string, with the audio's.

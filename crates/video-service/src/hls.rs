@@ -27,7 +27,8 @@
 //! video's object) counts against the client's `PUBLIC_RATE_LIMITER` budget.
 
 use media_core::http::purge::video_tag;
-use media_core::keys::{HlsFile, ObjectKey, RungFile};
+use media_core::keys::{HlsFile, ObjectKey, RungFile, SubtitleFile};
+use media_core::video::captions;
 use media_core::video::job::Job;
 use media_core::video::playback_token::signed_url_required;
 use media_core::video::playlist::{chunked_master_playlist, chunked_media_playlist, ended_playlist};
@@ -38,6 +39,75 @@ use worker_kit::{Failure, Handled};
 
 use crate::status::{public_job, ReadSource};
 use crate::VideoContext;
+
+/// A text answer for `file`, kept as briefly as a playlist (`CachePolicy::Short`).
+fn text_answer(req: &Request, file: &HlsFile, body: String) -> Handled {
+    let headers = Headers::new();
+    headers.set("content-type", file.content_type())?;
+    headers.set("cache-control", file.cache_policy().header_value())?;
+    let body = if req.method() == Method::Head { String::new() } else { body };
+    Ok(Response::ok(body)?.with_headers(headers))
+}
+
+/// The master of a video with caption tracks: the stored (or, for a
+/// chunked job, rendered) master with the subtitle group added
+/// (`media_core::video::captions::with_subtitles`). Rendered per request,
+/// since a track may be added or deleted at any time.
+async fn master_with_captions(req: &Request, cx: &VideoContext<'_>, key: &str, job: &Job) -> Handled {
+    let master = match job.chunks.is_some() {
+        true => chunked_master_playlist(job).ok_or_else(no_such_file)?,
+        false => String::from_utf8(stored_bytes(cx, key).await?.ok_or_else(no_such_file)?).map_err(|_| {
+            tracing::error!(key, "the stored master playlist is not UTF-8");
+            ApiError::internal()
+        })?,
+    };
+    text_answer(req, &HlsFile::Master, captions::with_subtitles(&master, &job.captions))
+}
+
+/// A subtitle rendition's playlist (segments of the ladder's length over
+/// the video's duration) or one of its segments (the cues it overlaps, cut
+/// from the track in storage).
+async fn subtitles(req: &Request, cx: &VideoContext<'_>, job: &Job, language: &str, file: &SubtitleFile) -> Handled {
+    if !job.captions.iter().any(|t| t.language == language) {
+        return Err(no_such_file());
+    }
+    let segment_s = f64::from(job.ladder.segment_s.max(1));
+    let duration_s = job.result.as_ref().map(|r| r.duration_s).filter(|d| *d > 0.0);
+    let hls = HlsFile::Subtitles(language.to_owned(), file.clone());
+    match file {
+        SubtitleFile::Playlist => {
+            let duration_s = duration_s
+                .or(job.chunks.as_ref().map(|c| c.geometry.total_frames as f64 / c.geometry.frame_rate.as_f64()))
+                .ok_or_else(|| {
+                    ApiError::conflict("the video's duration is known once it is done; its captions play from then")
+                })?;
+            text_answer(req, &hls, captions::subtitle_playlist(duration_s, segment_s))
+        }
+        SubtitleFile::Segment(seq) => {
+            let key = ObjectKey::Caption {
+                app: job.app_id.clone(),
+                video: job.video_id.clone(),
+                language: language.to_owned(),
+            };
+            let bytes = stored_bytes(cx, &key.to_string()).await?.ok_or_else(no_such_file)?;
+            let (_, cues) = captions::parse_caption(&bytes).map_err(|e| {
+                tracing::error!(language, error = %e, "a stored caption track does not read back");
+                ApiError::internal()
+            })?;
+            let (from, to) = captions::subtitle_segment_window(*seq, segment_s);
+            text_answer(req, &hls, captions::webvtt_segment(&cues, from, to))
+        }
+    }
+}
+
+/// All of an object's bytes, or `None` when there is no such object.
+pub async fn stored_bytes(cx: &VideoContext<'_>, key: &str) -> Result<Option<Vec<u8>>, Failure> {
+    use worker_kit::store::{collect_body, ObjectStore, ReadOutcome, ReadRequest};
+    match cx.store()?.read(key, &ReadRequest::default()).await.map_err(Failure::from)? {
+        Some(ReadOutcome::Body { body, .. }) => Ok(Some(collect_body(body).await?)),
+        _ => Ok(None),
+    }
+}
 
 fn no_such_file() -> Failure {
     ApiError::not_found("no such playback file; use the URLs /playback-url and /job-status return").into()
@@ -106,6 +176,11 @@ pub async fn serve(req: Request, cx: &VideoContext<'_>) -> Handled {
 /// file shares one copy) or storage, kept at the edge as its policy says;
 /// a chunked job's playlists rendered from `job` ([`rendered_playlist`]).
 pub async fn serve_current(req: &Request, cx: &VideoContext<'_>, key: &str, job: &Job, file: &HlsFile) -> Handled {
+    match file {
+        HlsFile::Subtitles(language, sub) => return subtitles(req, cx, job, language, sub).await,
+        HlsFile::Master if !job.captions.is_empty() => return master_with_captions(req, cx, key, job).await,
+        _ => {}
+    }
     if job.chunks.is_some() {
         if let Some(resp) = rendered_playlist(req, job, file)? {
             return Ok(resp);

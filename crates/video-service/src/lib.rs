@@ -19,6 +19,7 @@
 //! the store). Errors become JSON in one place (`worker_kit::failure`).
 
 mod app_hub;
+mod captions;
 mod client;
 mod delete;
 mod dispatch;
@@ -100,6 +101,7 @@ async fn route(req: Request, cx: &VideoContext<'_>, row: &'static Route<VideoRou
         VideoRoute::SigningKeys | VideoRoute::SigningKey => signing_keys::route(req, cx, row).await,
         VideoRoute::PlaybackTokens => signing_keys::mint(req, cx, &base).await,
         VideoRoute::VideoAccess => status::access(req, cx, &base, row).await,
+        VideoRoute::Captions | VideoRoute::Caption => captions::route(req, cx, &base, row).await,
         VideoRoute::WebhookEndpoints
         | VideoRoute::WebhookEndpoint
         | VideoRoute::WebhookEndpointRotate

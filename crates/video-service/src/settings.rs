@@ -317,6 +317,7 @@ pub fn ladder_options(vars: &Vars<'_>) -> Result<LadderOptions, ConfigError> {
         segment_s: vars.number("LADDER_SEGMENT_S", d.segment_s)?.max(1),
         gop_s: d.gop_s,
         preset: vars.or("LADDER_PRESET", &d.preset),
+        codecs: Vec::new(),
     })
 }
 

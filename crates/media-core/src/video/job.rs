@@ -345,6 +345,10 @@ pub struct Job {
     /// stored before they existed).
     #[serde(default, skip_serializing_if = "Extras::is_default")]
     pub extras: Extras,
+    /// The video's caption tracks, by language, in the order they were
+    /// added (the captions routes); kept across re-runs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub captions: Vec<crate::video::captions::CaptionTrack>,
     /// How the job's webhooks are being delivered (absent when it has no
     /// destination): kept here so every read of the job shows it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -527,6 +531,7 @@ impl Job {
             ladder,
             playback: PlaybackOptions::default(),
             extras: Extras::default(),
+            captions: Vec::new(),
             callback: None,
             chunks: None,
         }

@@ -27,6 +27,7 @@
 pub mod access;
 pub mod bandwidth;
 pub mod callback;
+pub mod captions;
 pub mod chunks;
 pub mod codec_strings;
 pub mod codecs;

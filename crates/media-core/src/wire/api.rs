@@ -562,6 +562,10 @@ pub struct JobView {
     /// The animated preview (`preview` at notify), once the job is done.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preview: Option<PreviewView>,
+    /// The caption tracks (`PUT /videos/{app_id}/{video_id}/captions/{language}`),
+    /// each an HLS subtitle rendition of the master playlist.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub captions: Vec<CaptionView>,
     /// Delivery of the job's webhooks: `pending`, `delivered` or `failed`.
     /// Absent when the job has no webhook destination, and always on public
     /// routes (only API-key answers and webhooks carry the `callback_*` fields).
@@ -728,11 +732,46 @@ impl JobView {
                 }
                 _ => None,
             },
+            captions: job
+                .captions
+                .iter()
+                .map(|t| CaptionView {
+                    url: playable_output.map(|o| {
+                        hls_url(
+                            public_base,
+                            job,
+                            o,
+                            HlsFile::Subtitles(t.language.clone(), crate::keys::SubtitleFile::Playlist),
+                        )
+                    }),
+                    track: t.clone(),
+                })
+                .collect(),
             callback_status: job.callback.as_ref().map(|c| c.status),
             callback_attempts: job.callback.as_ref().map(|c| c.attempts),
             callback_last_error: job.callback.as_ref().and_then(|c| c.last_error.clone()),
         }
     }
+}
+
+use crate::video::captions::CaptionTrack;
+
+/// `GET /videos/{app_id}/{video_id}/captions`, and what a delete leaves.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CaptionList {
+    pub captions: Vec<CaptionView>,
+}
+
+/// A caption track in `/job-status`: the track, and its subtitle playlist once the video is playable.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CaptionView {
+    #[serde(flatten)]
+    pub track: CaptionTrack,
+    /// The subtitle rendition's playlist (segmented WebVTT), once the video is playable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
 }
 
 /// `POST /cancel-job`: the job after the request, and whether anything was stopped.

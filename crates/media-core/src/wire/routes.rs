@@ -235,6 +235,10 @@ pub enum VideoRoute {
     PlaybackTokens,
     /// `POST /videos/{app_id}/{video_id}/access`: `require_signed_urls`.
     VideoAccess,
+    /// `GET /videos/{app_id}/{video_id}/captions`: the caption tracks.
+    Captions,
+    /// `POST`/`DELETE /videos/{app_id}/{video_id}/captions/{language}`.
+    Caption,
     /// `GET`/`POST /webhooks/endpoints`: list, create.
     WebhookEndpoints,
     /// `GET`/`POST`/`DELETE /webhooks/endpoints/{endpoint_id}`: get, update, delete.
@@ -273,6 +277,13 @@ pub static VIDEO_ROUTES: &[Route<VideoRoute>] = &[
     row(Template("/videos/delivery"), GET, ApiKey, VideoRoute::Delivery),
     row(Template("/videos/{app_id}/{video_id}"), GET, ApiKey, VideoRoute::Video),
     row(Template("/videos/{app_id}/{video_id}/access"), POST, ApiKey, VideoRoute::VideoAccess),
+    row(Template("/videos/{app_id}/{video_id}/captions"), GET, ApiKey, VideoRoute::Captions),
+    row(
+        Template("/videos/{app_id}/{video_id}/captions/{language}"),
+        &[Method::Post, Method::Delete],
+        ApiKey,
+        VideoRoute::Caption,
+    ),
     row(Template("/job-status"), GET, Public, VideoRoute::JobStatus),
     row(Template("/playback-url"), GET, Public, VideoRoute::PlaybackUrl),
     row(Template("/job-events"), GET, Public, VideoRoute::JobEvents),
@@ -458,6 +469,8 @@ mod tests {
                 "/videos/delivery",
                 "/videos/{app_id}/{video_id}",
                 "/videos/{app_id}/{video_id}/access",
+                "/videos/{app_id}/{video_id}/captions",
+                "/videos/{app_id}/{video_id}/captions/{language}",
                 "/events/token",
                 "/signing-keys",
                 "/signing-keys/{key_id}",

@@ -246,7 +246,10 @@ mod tests {
     use super::*;
     use media_core::video::ladder::{plan_ladder, LadderOptions, Rational, SourceVideo};
 
-    fn settings_for(plan: &media_core::video::ladder::LadderPlan, tuning: &super::super::Tuning) -> RungSettings<'static> {
+    fn settings_for(
+        plan: &media_core::video::ladder::LadderPlan,
+        tuning: &super::super::Tuning,
+    ) -> RungSettings<'static> {
         let plan: &'static _ = Box::leak(Box::new(plan.clone()));
         let tuning: &'static _ = Box::leak(Box::new(tuning.clone()));
         let color = super::super::probe::ColorTags {
@@ -269,8 +272,8 @@ mod tests {
             rotation: 0,
             frame_rate: Rational::new(30, 1),
         };
-        let plan = plan_ladder(&source, &LadderOptions { codecs: VideoCodec::ALL.to_vec(), ..Default::default() })
-            .unwrap();
+        let plan =
+            plan_ladder(&source, &LadderOptions { codecs: VideoCodec::ALL.to_vec(), ..Default::default() }).unwrap();
         let settings = settings_for(&plan, &super::super::Tuning::default());
         for (i, rung) in plan.rungs.iter().enumerate() {
             let (encoder, _) = open(i, &settings).unwrap();

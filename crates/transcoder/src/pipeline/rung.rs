@@ -121,7 +121,10 @@ fn first_segment_encoder(
                 "internal: the {rung} rung's first-segment encoder made other parameter sets than its main one"
             )));
         }
-        tracing::warn!(rung, "the first segment's encoder made other parameter sets; one encoder encodes every segment");
+        tracing::warn!(
+            rung,
+            "the first segment's encoder made other parameter sets; one encoder encodes every segment"
+        );
         return Ok(None);
     }
     Ok(Some(first))
@@ -381,8 +384,7 @@ pub fn run(job: RungJob<'_>) -> Result<RungReport, JobError> {
     let (mut encoder, time_base) = encoders::open(index, settings)?;
     let has_audio = audio.is_some();
     let mut writer = SegmentWriter::new(&encoder, time_base, audio)?;
-    let video_codec =
-        video_codec_string(&writer.init).unwrap_or_else(|| rung.codec.planned_codec_string().to_owned());
+    let video_codec = video_codec_string(&writer.init).unwrap_or_else(|| rung.codec.planned_codec_string().to_owned());
     send(events, Produced::Init { rung: index, bytes: writer.init.clone(), video_codec: video_codec.clone() })?;
     let place = chunk.unwrap_or(ChunkPlace { start_frame: 0, first_seq: 0 });
     if chunk.is_some() {

@@ -96,6 +96,13 @@ pub enum VideoOp {
     SetAccess {
         require_signed_urls: bool,
     },
+    /// `POST`/`DELETE /videos/{app_id}/{video_id}/captions/{language}`:
+    /// adds or replaces the track of `language` (`track`), or removes it
+    /// (`None`). The file itself is in storage. Answers the job.
+    SetCaption {
+        language: String,
+        track: Option<media_core::video::captions::CaptionTrack>,
+    },
     /// Opens an event stream, replaying the events after `last_event_id`
     /// (all kept events when absent). `address`: the client's, as its
     /// streams count (`media_core::video::events::address_bucket`).

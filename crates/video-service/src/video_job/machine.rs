@@ -74,7 +74,9 @@ fn lease_lost(e: LeaseLost) -> Refusal {
 fn without_tables(op: &VideoOp, now: Timestamp) -> Option<Early> {
     Some(match op {
         VideoOp::Get => Early::NoJob,
-        VideoOp::Events { .. } | VideoOp::Cancel | VideoOp::SetAccess { .. } => Early::Refused(no_job()),
+        VideoOp::Events { .. } | VideoOp::Cancel | VideoOp::SetAccess { .. } | VideoOp::SetCaption { .. } => {
+            Early::Refused(no_job())
+        }
         VideoOp::Grant { job_id, .. }
         | VideoOp::Plan { job_id, .. }
         | VideoOp::Heartbeat { job_id, .. }
@@ -112,9 +114,11 @@ fn while_deleted(op: &VideoOp, sweep_at: Timestamp, now: Timestamp) -> Option<Ea
             Early::Refused(ApiError::not_found("no upload for that video: the video was deleted"))
         }
         VideoOp::Get => Early::NoJob,
-        VideoOp::Events { .. } | VideoOp::Cancel | VideoOp::Announce { .. } | VideoOp::SetAccess { .. } => {
-            Early::Refused(gone())
-        }
+        VideoOp::Events { .. }
+        | VideoOp::Cancel
+        | VideoOp::Announce { .. }
+        | VideoOp::SetAccess { .. }
+        | VideoOp::SetCaption { .. } => Early::Refused(gone()),
         VideoOp::Grant { .. } => Early::Refused(ApiError::new(ErrorCode::Conflict, "the video was deleted")),
         VideoOp::Plan { .. }
         | VideoOp::Heartbeat { .. }
@@ -592,6 +596,46 @@ pub fn set_access(store: &impl JobStore, cx: &Cx, require_signed_urls: bool) -> 
     stored.job.playback.require_signed_urls = require_signed_urls;
     let (stored, mut effects) = commit(store, cx, Some(&before), stored)?;
     tracing::info!(job_id = %stored.job.job_id, require_signed_urls, "access changed");
+    if stored.job.status == JobStatus::Done {
+        effects.push(Effect::PublishRecord(stored.job.clone()));
+    }
+    Ok((stored.job, effects))
+}
+
+/// `SetCaption`: adds or replaces the caption track of `language`, or
+/// removes it (`track` `None`; 404 when there is none). At most
+/// [`MAX_TRACKS`](media_core::video::captions::MAX_TRACKS) a video (409).
+/// A done job's playback record is published again, as the public reads
+/// list the tracks.
+pub fn set_caption(
+    store: &impl JobStore,
+    cx: &Cx,
+    language: &str,
+    track: Option<media_core::video::captions::CaptionTrack>,
+) -> Step<Job> {
+    use media_core::video::captions::MAX_TRACKS;
+    let Some(mut stored) = store.load()? else { return Err(no_job().into()) };
+    let before = stored.job.clone();
+    let captions = &mut stored.job.captions;
+    let at = captions.iter().position(|t| t.language == language);
+    match (track, at) {
+        (Some(track), Some(i)) => captions[i] = track,
+        (Some(_), None) if captions.len() >= MAX_TRACKS => {
+            return Err(ApiError::conflict(format!(
+                "the video has {MAX_TRACKS} caption tracks, the most it may have; delete one first"
+            ))
+            .into())
+        }
+        (Some(track), None) => captions.push(track),
+        (None, Some(i)) => {
+            captions.remove(i);
+        }
+        (None, None) => {
+            return Err(ApiError::not_found(format!("the video has no caption track in {language:?}")).into())
+        }
+    }
+    let (stored, mut effects) = commit(store, cx, Some(&before), stored)?;
+    tracing::info!(job_id = %stored.job.job_id, language, tracks = stored.job.captions.len(), "captions changed");
     if stored.job.status == JobStatus::Done {
         effects.push(Effect::PublishRecord(stored.job.clone()));
     }

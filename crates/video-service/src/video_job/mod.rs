@@ -626,6 +626,9 @@ impl VideoJob {
             VideoOp::SetAccess { require_signed_urls } => {
                 self.answer(loaded, machine::set_access(store, &cx, require_signed_urls)).await
             }
+            VideoOp::SetCaption { language, track } => {
+                self.answer(loaded, machine::set_caption(store, &cx, &language, track)).await
+            }
             VideoOp::Announce { event_type, data } => {
                 let step = machine::announce_op(store, &cx, &call.app_id, &call.video_id, event_type, data);
                 self.answer(loaded, step).await

@@ -84,6 +84,10 @@ pub fn video_service() -> OpenApi {
     add::<PlaybackOptions>(c);
     add::<CoverOption>(c);
     add::<PreviewFormat>(c);
+    add::<crate::video::captions::CaptionTrack>(c);
+    add::<crate::video::captions::CaptionFormat>(c);
+    add::<crate::wire::api::CaptionView>(c);
+    add::<crate::wire::api::CaptionList>(c);
     add::<crate::video::ladder::VideoCodec>(c);
     add::<PreviewOption>(c);
     add::<Extras>(c);
@@ -480,6 +484,65 @@ fn video_operations(id: VideoRoute) -> Vec<Documented> {
             .parameters(Some([path_id("app_id", "AppId"), path_id("video_id", "VideoId")]))
             .response("200", json_response("The job, with its new playback options.", "JobView"));
             vec![at(Method::Post, with_errors(json_body(op, "AccessRequest"), &[&[(404, "Error"), (409, "Error")]]))]
+        }
+        VideoRoute::Captions => {
+            let op = operation(
+                "List a video's caption tracks",
+                "listCaptions",
+                Some(
+                    "Its caption tracks, in the order they were added, each with its subtitle playlist once the \
+                     video is playable (as /job-status lists them). The key must act for app_id (403 \
+                     app_not_allowed otherwise); 404 for a video without a job.",
+                ),
+            )
+            .parameters(Some([path_id("app_id", "AppId"), path_id("video_id", "VideoId")]))
+            .response("200", json_response("The tracks.", "CaptionList"));
+            vec![at(Method::Get, with_errors(op, &[&[(404, "Error")]]))]
+        }
+        VideoRoute::Caption => {
+            let language = || {
+                param("language", ParameterIn::Path, true, string().max_length(Some(35)))
+                    .description(Some("A BCP 47 language tag: en, pt-BR, zh-Hant."))
+                    .build()
+            };
+            let put = operation(
+                "Add or replace a caption track",
+                "putCaption",
+                Some(
+                    "The body is the track as a WebVTT or SRT file (UTF-8, at most 512 KiB; SRT is converted to \
+                     WebVTT). It is read strictly: a fault answers 400 invalid_field naming the line, and cue \
+                     text may carry WebVTT's own markup only (b, i, u, c, v, lang, ruby, rt, timestamps; SRT's \
+                     font tags are dropped). label (query, at most 64 characters) is what players show; the \
+                     language when left out. The track is served at once as an HLS subtitle rendition \
+                     (EXT-X-MEDIA TYPE=SUBTITLES, segmented WebVTT) of the master playlist, and listed in \
+                     /job-status. At most 20 tracks a video (409). 404 for a video without a job.",
+                ),
+            )
+            .parameters(Some([
+                path_id("app_id", "AppId"),
+                path_id("video_id", "VideoId"),
+                language(),
+                param("label", ParameterIn::Query, false, string().max_length(Some(64))).build(),
+            ]))
+            .request_body(Some(
+                RequestBodyBuilder::new()
+                    .required(Some(Required::True))
+                    .content("text/vtt", Content::new(string()))
+                    .content("application/x-subrip", Content::new(string()))
+                    .build(),
+            ))
+            .response("200", json_response("The track as stored.", "CaptionTrack"));
+            let delete = operation(
+                "Delete a caption track",
+                "deleteCaption",
+                Some("The track leaves the master playlist and storage. 404 for a language the video has no track in."),
+            )
+            .parameters(Some([path_id("app_id", "AppId"), path_id("video_id", "VideoId"), language()]))
+            .response("200", json_response("The tracks left.", "CaptionList"));
+            vec![
+                at(Method::Post, with_errors(put, &[&[(404, "Error"), (409, "Error"), (413, "Error")]])),
+                at(Method::Delete, with_errors(delete, &[&[(404, "Error")]])),
+            ]
         }
         VideoRoute::WebhookEndpoints => {
             let create = operation(

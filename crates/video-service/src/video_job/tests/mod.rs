@@ -276,6 +276,7 @@ impl World {
             VideoOp::SetAccess { require_signed_urls } => {
                 self.json(machine::set_access(store, &cx, require_signed_urls))
             }
+            VideoOp::SetCaption { language, track } => self.json(machine::set_caption(store, &cx, &language, track)),
             VideoOp::Announce { event_type, data } => {
                 self.json(machine::announce_op(store, &cx, &app(), &video(), event_type, data))
             }
