@@ -64,14 +64,14 @@ export function answer({ data, error, response }) {
 }
 
 /** The README's three steps: presign, PUT, notify. `body` is bytes or a file path. Returns the notify answer (`answer()`'s shape). */
-export async function uploadVideo(platform, app_id, video_id, body, content_type = 'video/mp4') {
+export async function uploadVideo(platform, app_id, video_id, body, content_type = 'video/mp4', options = {}) {
   const bytes = typeof body === 'string' ? readFileSync(body) : body;
   const { video } = api(platform);
   const presign = answer(await video.POST('/generate-upload-url', { body: { app_id, video_id, content_type, size: bytes.length } }));
   if (presign.status !== 200) throw new Error(`presign: ${presign.status} ${presign.text}`);
   const put = await fetch(presign.json.upload_url, { method: 'PUT', headers: presign.json.headers, body: bytes });
   if (put.status !== 200) throw new Error(`PUT: ${put.status} ${await put.text()}`);
-  return answer(await video.POST('/notify-upload-complete', { body: { app_id, video_id, raw_key: presign.json.raw_key, content_type } }));
+  return answer(await video.POST('/notify-upload-complete', { body: { app_id, video_id, raw_key: presign.json.raw_key, content_type, ...options } }));
 }
 
 export async function jobStatus(platform, app_id, video_id) {

@@ -4,7 +4,9 @@
 // the demo page in headless Chromium playing the ladder with hls.js, after
 // a plain upload and after a resumable one cut off the network mid-way; a
 // private, encrypted video played only with a signed token; a video encoded
-// as chunks played with its audio group across the chunk boundaries.
+// as chunks played with its audio group across the chunk boundaries; a
+// video with AV1 rungs and a caption track, whose AV1 rung hls.js picks
+// when asked to prefer AV1, showing the track's cues.
 // Everything started here is stopped here, even when a test fails.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -676,6 +678,67 @@ test('browser: a video encoded as chunks plays in hls.js with its audio group, f
     assert.ok(played.fromStart > 4 && played.afterSeek > seconds - 1.5, JSON.stringify(played));
     assert.ok(Math.abs(played.duration - seconds) < 0.5, `duration ${played.duration}`);
     assert.ok(played.audioTracks >= 1 && played.audioBytes > 0, `audio: ${JSON.stringify(played)}`);
+    assert.deepEqual(problems, []);
+  } finally {
+    await browser.close();
+  }
+});
+
+test('browser: hls.js asked to prefer AV1 plays the AV1 rung, and shows the caption track posted for the video', async () => {
+  const app_id = 'demo';
+  const video_id = `av1-${randomBytes(3).toString('hex')}`;
+  const notify = await uploadVideo(p, app_id, video_id, clip('av1.mp4', { seconds: 12 }), 'video/mp4', { codecs: ['h264', 'av1'] });
+  assert.equal(notify.status, 202, notify.text);
+  const { status } = await pollJobStatus(app_id, video_id);
+  assert.equal(status.status, 'done', JSON.stringify(status));
+  const vtt = 'WEBVTT\n\n00:00:00.000 --> 00:00:11.500\nCaptions from the <b>platform</b>\n';
+  const put = await fetch(`${p.video}/videos/${app_id}/${video_id}/captions/en?label=English`, { method: 'POST', headers: { 'x-api-key': p.apiKey, 'content-type': 'text/vtt' }, body: vtt });
+  assert.equal(put.status, 200, await put.text());
+
+  const browser = await launchChromium();
+  try {
+    const { page, problems } = await watchedPage(browser);
+    await page.goto(`${p.demo}/api/config`);
+    await page.addScriptTag({ url: `${p.demo}/vendor/hls.min.js` });
+    const played = await page.evaluate(async ({ src }) => {
+      const video = document.createElement('video');
+      video.muted = true;
+      document.body.append(video);
+      const hls = new window.Hls({ videoPreference: { videoCodec: 'av01' }, subtitleDisplay: true, manifestLoadingMaxRetry: 0, levelLoadingMaxRetry: 0, fragLoadingMaxRetry: 0 });
+      const state = () => JSON.stringify({ time: video.currentTime, level: hls.currentLevel, codecs: hls.levels.map((l) => l.videoCodec), subs: hls.subtitleTracks.length, track: hls.subtitleTrack, tracks: [...video.textTracks].map((t) => `${t.kind}:${t.language}:${t.mode}:${t.cues?.length}`) });
+      const until = (check, what) => new Promise((resolve, reject) => {
+        hls.on(window.Hls.Events.ERROR, (_, d) => d.fatal && reject(new Error(`${d.type} ${d.details} ${d.response?.code ?? ''}`)));
+        const limit = Date.now() + 60000;
+        const tick = () => (check() ? resolve() : Date.now() > limit ? reject(new Error(`no ${what} within 60 s: ${state()}`)) : setTimeout(tick, 50));
+        tick();
+      });
+      try {
+        hls.loadSource(src);
+        hls.attachMedia(video);
+        hls.on(window.Hls.Events.MANIFEST_PARSED, () => video.play().catch(() => {}));
+        // The track the page turns on, once hls.js has listed it.
+        hls.on(window.Hls.Events.SUBTITLE_TRACKS_UPDATED, () => { hls.subtitleTrack = 0; });
+        await until(() => video.currentTime > 2, 'playback past 2 s');
+        const track = () => [...video.textTracks].find((t) => t.language === 'en' && t.mode === 'showing');
+        await until(() => track()?.activeCues?.length > 0, 'caption cue showing');
+        const level = hls.levels[hls.currentLevel];
+        return {
+          codec: level.videoCodec,
+          levels: hls.levels.map((l) => l.videoCodec),
+          time: video.currentTime,
+          decoded: video.webkitVideoDecodedByteCount,
+          subtitleTracks: hls.subtitleTracks.map((t) => `${t.lang}:${t.name}`),
+          cue: track().activeCues[0].text,
+        };
+      } finally {
+        hls.destroy();
+        video.remove();
+      }
+    }, { src: status.playback_url });
+    assert.match(played.codec, /^av01\./, JSON.stringify(played));
+    assert.ok(played.time > 2 && played.decoded > 0, JSON.stringify(played));
+    assert.deepEqual(played.subtitleTracks, ['en:English']);
+    assert.equal(played.cue, 'Captions from the <b>platform</b>');
     assert.deepEqual(problems, []);
   } finally {
     await browser.close();
