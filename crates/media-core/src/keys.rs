@@ -46,7 +46,7 @@ impl RungName {
     }
 
     /// The rung of `px` lines in `codec`: `720p`, `720p-hevc`, `720p-av1`.
-    pub fn for_codec(px: u32, codec: crate::video::ladder::VideoCodec) -> Self {
+    pub fn for_codec(px: u32, codec: crate::video::video_codec::VideoCodec) -> Self {
         match codec.rung_suffix() {
             "" => Self::from_short_side(px),
             suffix => Self(format!("{px}p-{suffix}")),
@@ -70,7 +70,7 @@ impl RungName {
             return Some(Self::audio());
         }
         let lines = match s.split_once('-') {
-            Some((lines, suffix)) if crate::video::ladder::VideoCodec::from_rung_suffix(suffix).is_some() => lines,
+            Some((lines, suffix)) if crate::video::video_codec::VideoCodec::from_rung_suffix(suffix).is_some() => lines,
             Some(_) => return None,
             None => s,
         };

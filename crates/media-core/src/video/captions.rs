@@ -317,11 +317,7 @@ fn check_markup(line: &str) -> Result<(), String> {
         }
         let name = tag.trim_start_matches('/');
         let name = name.split(['.', ' ', '\t']).next().unwrap_or("");
-        let allowed = match name {
-            "b" | "i" | "u" | "c" | "ruby" | "rt" => true,
-            "v" | "lang" => true,
-            _ => false,
-        };
+        let allowed = matches!(name, "b" | "i" | "u" | "c" | "ruby" | "rt" | "v" | "lang");
         if !allowed {
             return Err(format!("<{tag}> is not WebVTT cue markup (b, i, u, c, v, lang, ruby, rt, timestamps)"));
         }

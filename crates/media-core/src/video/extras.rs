@@ -20,7 +20,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::video::ladder::VideoCodec;
+use crate::video::video_codec::VideoCodec;
 
 /// The longest preview, in seconds.
 pub const PREVIEW_MAX_S: f64 = 10.0;

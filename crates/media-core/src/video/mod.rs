@@ -47,4 +47,5 @@ pub mod stream_token;
 pub mod timeline;
 pub mod upload;
 pub mod upload_session;
+pub mod video_codec;
 pub mod webhook;

@@ -26,10 +26,19 @@
 
 use ff::format::Pixel;
 use ffmpeg_next as ff;
-use media_core::video::ladder::VideoCodec;
+use media_core::video::ladder::{LadderPlan, VideoCodec};
 
-use super::rung::RungSettings;
 use crate::error::JobError;
+
+/// The settings every rung shares.
+pub struct RungSettings<'a> {
+    pub plan: &'a LadderPlan,
+    /// x264's preset (the other codecs' are fixed: [`HEVC_PRESET`], [`AV1_PRESET`]).
+    pub preset: &'a str,
+    /// Threads and x264 options per rung.
+    pub tuning: &'a super::Tuning,
+    pub color: super::probe::ColorTags,
+}
 
 /// libx265's preset: the cheapest, about x264 `veryfast`'s cost.
 pub const HEVC_PRESET: &str = "ultrafast";

@@ -26,6 +26,7 @@ use media_core::video::ladder::{check_segment_size, LadderPlan, Rung};
 use tokio::sync::mpsc::Sender;
 
 use super::audio::{AudioPacket, SharedAudio};
+pub use super::encoders::RungSettings;
 use super::encoders::{self, extradata, honours_forced_keyframes};
 use super::fmp4::SegmentWriter;
 use super::{Produced, SharedFrame};
@@ -55,16 +56,6 @@ pub struct RungReport {
     pub peak_waiting_frames: usize,
     /// Whether the first segment came from an encoder of its own ([`first_segment_encoder`]).
     pub first_segment_encoder: bool,
-}
-
-/// The settings every rung shares.
-pub struct RungSettings<'a> {
-    pub plan: &'a LadderPlan,
-    /// x264's preset (the other codecs' are fixed: [`super::encoders`]).
-    pub preset: &'a str,
-    /// Threads and x264 options per rung.
-    pub tuning: &'a super::Tuning,
-    pub color: super::probe::ColorTags,
 }
 
 fn err(e: ff::Error, what: &str) -> JobError {
