@@ -11,6 +11,7 @@
 //                                  (--chunked-seconds=N, default 1200; --stitch-seconds=N, default 180, 0 skips;
 //                                   --stitch-content=noise|motion; --chunk-s=N, default 30)
 //   node bench/run.mjs --only=10   covers and animated previews: transcoder extras against the ffmpeg CLI (release transcoder)
+//   node bench/run.mjs --only=11   codecs: the ladder in H.264, HEVC and AV1 (speed, CPU, SSIM, bytes), and each encoder's bytes at H.264's SSIM
 //   --ttp-lengths=30,300,1200      section 2's source lengths
 //   --only=5 --before=DIR          the Workers' size and cold start next to another checkout's (built there)
 //   --only=5 --save-before=LABEL   or record this build's as the "before" of later reports
@@ -20,7 +21,7 @@
 //   --contents=noise,motion (default both) the kinds of source of sections 1 and 3 (lib.mjs CONTENTS)
 //   node bench/run.mjs --only=1,3 --seconds=4 --runs=1 --out=smoke   a smoke run of sections 1 and 3, kept out of latest.md
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -36,7 +37,7 @@ import { makeClip, postJson, pollJob, uploadVideo } from '../devkit/client.mjs';
 import { openEvents } from '../devkit/sse.mjs';
 
 const arg = (name, dflt) => process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? dflt;
-const only = arg('only', '1,2,3,4,5,6,7,8,9,10').split(',').map(Number);
+const only = arg('only', '1,2,3,4,5,6,7,8,9,10,11').split(',').map(Number);
 const RUNS = Number(arg('runs', 3));
 const CORES = cpus().length;
 const SECONDS = Number(arg('seconds', 60));
@@ -1038,6 +1039,102 @@ async function extrasSection() {
   data.sections.extras = { seconds: SECONDS, runs, rows };
 }
 
+// ---- 11. codecs: H.264, HEVC and AV1 rungs ----------------------------------
+
+/** Bytes of a rung's init and segments. */
+const rungBytes = (dir) => {
+  const r = readRung(dir);
+  return r.initBytes + r.segments.reduce((a, x) => a + x.bytes, 0);
+};
+
+/** One top-rung encode of the first `seconds` of `src` with the CLI: its bytes and SSIM against the source. */
+function cliTopRung(src, dir, encoder, bitrate, seconds) {
+  const file = join(dir, `${encoder.name}-${bitrate}.mp4`);
+  const rate = [`-b:v`, String(bitrate), '-maxrate', String(Math.round(bitrate * 1.5)), '-bufsize', String(bitrate * 3)];
+  execFileSync('ffmpeg', ['-loglevel', 'error', '-y', '-t', String(seconds), '-i', src, '-an', '-c:v', encoder.lib, ...encoder.args, ...rate, '-g', '60', file]);
+  const q = spawnSync('ffmpeg', ['-hide_banner', '-i', file, '-t', String(seconds), '-i', src, '-lavfi', '[0:v][1:v]ssim', '-f', 'null', '-'], { encoding: 'utf8' });
+  const ssim = Number(q.stderr.match(/SSIM .*All:([0-9.]+)/)?.[1]);
+  const bytes = statSync(file).size;
+  rmSync(file, { force: true });
+  return { bitrate, bytes, ssim };
+}
+
+async function codecsSection() {
+  begin(11, 'Codecs: the ladder in H.264, HEVC and AV1');
+  out();
+  const kinds = CONTENT_KINDS;
+  const dir = join(WORK, `codecs-${process.pid}`);
+  mkdirSync(dir, { recursive: true });
+  const ladders = [['h264'], ['hevc'], ['av1'], ['h264', 'av1']];
+  const results = {};
+  try {
+    for (const kind of kinds) {
+      const src = source(SECONDS, { kind });
+      const rows = [];
+      for (const codecs of ladders) {
+        say(`codecs ${kind}: ${codecs.join('+')}…`);
+        const outDir = join(dir, `${kind}-${codecs.join('-')}`);
+        const r = await transcode(src, outDir, ['--codecs', codecs.join(',')]);
+        const tops = codecs.map((c) => {
+          const name = c === 'h264' ? '1080p' : `1080p-${c}`;
+          const q = quality(join(outDir, name), src, 1920, 1080);
+          return { codec: c, bytes: rungBytes(join(outDir, name)), ladderBytes: rungDirs(outDir).filter((d) => d.endsWith(c === 'h264' ? 'p' : `-${c}`)).reduce((a, d) => a + rungBytes(d), 0), ssim: q.ssim };
+        });
+        rows.push({ codecs: codecs.join('+'), wall: r.wall, cpu: r.cpu, rssMb: r.rssMb, tops });
+        rmSync(outDir, { recursive: true, force: true });
+      }
+      // Each encoder's bytes at H.264's SSIM: the top rung (1080p, first 20 s) with the CLI and the
+      // transcoder's presets, bisecting the bitrate until SSIM is within 0.005 of x264's at the rung's 5 Mb/s.
+      const encoders = [
+        { name: 'h264', lib: 'libx264', args: ['-preset', 'veryfast'] },
+        { name: 'hevc', lib: 'libx265', args: ['-preset', 'ultrafast', '-x265-params', 'log-level=error'] },
+        { name: 'av1', lib: 'libsvtav1', args: ['-preset', '10'] },
+      ];
+      const seconds = Math.min(20, SECONDS);
+      say(`codecs ${kind}: bytes at equal SSIM…`);
+      const ref = cliTopRung(src, dir, encoders[0], 5_000_000, seconds);
+      const equal = [{ codec: 'h264', ...ref, ratio: 1 }];
+      for (const enc of encoders.slice(1)) {
+        let lo = 500_000;
+        let hi = 5_000_000;
+        let best = cliTopRung(src, dir, enc, hi, seconds);
+        for (let i = 0; i < 5 && best.ssim >= ref.ssim - 0.005; i++) {
+          const mid = Math.round((lo + hi) / 2);
+          const m = cliTopRung(src, dir, enc, mid, seconds);
+          if (m.ssim >= ref.ssim - 0.005) { best = m; hi = mid; } else { lo = mid; }
+        }
+        equal.push({ codec: enc.name, ...best, ratio: best.bytes / ref.bytes, met: best.ssim >= ref.ssim - 0.005 });
+      }
+      results[kind] = { rows, equal };
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  out(`The ${SECONDS}-s 1080p30 sources of section 1, the ladder up to 1080p (4 sizes), one release \`transcoder transcode --codecs …\` run per ladder (each codec alone, then H.264 with AV1 as a job with \`"codecs": ["h264", "av1"]\` makes it). Presets: x264 \`veryfast\` (tuned), x265 \`ultrafast\`, SVT-AV1 10; bitrates: H.264's, HEVC 0.7x, AV1 0.6x. SSIM: the 1080p rung's first 20 s against the source. CPU: ${MACHINE}.`);
+  for (const kind of kinds) {
+    const { rows, equal } = results[kind];
+    out();
+    out(`**${kind}** (${CONTENT_NOTES[kind]})`);
+    out();
+    out('| ladder | wall | x real time | CPU-s | peak memory | 1080p rung: SSIM, MB (ratio to H.264) | whole ladder, MB |');
+    out('|---|---|---|---|---|---|---|');
+    const h = rows[0].tops[0];
+    for (const r of rows) {
+      const tops = r.tops.map((t) => `${t.codec} ${fmt(t.ssim, 4)}, ${fmt(t.bytes / 1e6, 1)} (${fmt(t.bytes / h.bytes, 2)})`).join('; ');
+      const ladderMb = r.tops.map((t) => `${t.codec} ${fmt(t.ladderBytes / 1e6, 1)}`).join('; ');
+      out(`| ${r.codecs} | ${fmt(r.wall, 1)} s | ${fmt(SECONDS / r.wall, 2)}x | ${fmt(r.cpu, 1)} | ${fmt(r.rssMb, 0)} MB | ${tops} | ${ladderMb} |`);
+    }
+    out();
+    out(`Bytes at equal quality (the ffmpeg CLI, the same presets, the 1080p rung's first 20 s; the lowest bitrate found, by bisection from 5 Mb/s in 5 steps, whose SSIM is within 0.005 of x264's at 5 Mb/s, ${fmt(equal[0].ssim, 4)}):`);
+    out();
+    out('| encoder | bitrate | SSIM | bytes | bytes / H.264 |');
+    out('|---|---|---|---|---|');
+    for (const e of equal) out(`| ${e.codec} | ${fmt(e.bitrate / 1e6, 2)} Mb/s | ${fmt(e.ssim, 4)}${e.met === false ? ' (NOT within 0.005 even at 5 Mb/s)' : ''} | ${fmt(e.bytes / 1e6, 2)} MB | ${fmt(e.ratio, 2)} |`);
+  }
+  out();
+  data.sections.codecs = { seconds: SECONDS, results };
+}
+
 // ---- main ------------------------------------------------------------------
 
 out(`# Benchmarks (${data.date.slice(0, 10)}, ${MACHINE})`);
@@ -1059,6 +1156,7 @@ if (only.includes(7)) await imageTransformsSection();
 if (only.includes(8)) await signedPlaybackSection();
 if (only.includes(9)) await chunkedSection();
 if (only.includes(10)) await extrasSection();
+if (only.includes(11)) await codecsSection();
 mkdirSync(join(BENCH, 'results'), { recursive: true });
 const OUT = arg('out', '');
 if (OUT) {

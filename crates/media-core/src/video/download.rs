@@ -13,14 +13,19 @@ use crate::ids::VideoId;
 use crate::keys::ObjectKey;
 use crate::video::access::rung_height;
 
-/// The rung to remux, by index into `rungs` (rung names such as `720p`):
-/// the one asked for, else the tallest rung not above it, else the top
-/// rung (also when nothing was asked). `None` only for an empty ladder.
+/// The rung to remux, by index into `rungs` (rung names such as `720p`,
+/// `720p-av1`): the one asked for, else the tallest rung not above it, else
+/// the top rung (also when nothing was asked). Of rungs of one size, the
+/// H.264 one, which every player opens. `None` only for an empty ladder.
 pub fn choose_rung(rungs: &[&str], asked: Option<&str>) -> Option<usize> {
-    let height = |name: &str| rung_height(name).unwrap_or(0);
-    let top = (0..rungs.len()).max_by_key(|&i| height(rungs[i]))?;
+    // A rung of another codec (`720p-av1`) by its lines, after its H.264 twin.
+    let key = |name: &str| match name.split_once('-') {
+        Some((lines, _)) => (rung_height(lines).unwrap_or(0), false),
+        None => (rung_height(name).unwrap_or(0), true),
+    };
+    let top = (0..rungs.len()).max_by_key(|&i| key(rungs[i]))?;
     let Some(asked) = asked.and_then(rung_height) else { return Some(top) };
-    let fitting = (0..rungs.len()).filter(|&i| height(rungs[i]) <= asked).max_by_key(|&i| height(rungs[i]));
+    let fitting = (0..rungs.len()).filter(|&i| key(rungs[i]).0 <= asked).max_by_key(|&i| key(rungs[i]));
     Some(fitting.unwrap_or(top))
 }
 
@@ -92,6 +97,18 @@ mod tests {
         assert_eq!(choose_rung(&["240p", "720p", "480p"], None), Some(1));
         assert_eq!(choose_rung(&[], Some("720p")), None);
         assert_eq!(choose_rung(&["360p"], Some("2160p")), Some(0));
+    }
+
+    /// Before, a rung of another codec had no height: an AV1-only ladder
+    /// downloaded its smallest rung, and AV1 was never chosen by size.
+    #[test]
+    fn other_codecs_count_by_their_lines_and_h264_wins_a_tie() {
+        let mixed = ["720p", "720p-av1", "480p", "480p-av1"];
+        assert_eq!(choose_rung(&mixed, None), Some(0));
+        assert_eq!(choose_rung(&["720p-av1", "720p", "480p-av1"], Some("600p")), Some(2));
+        let av1 = ["1080p-av1", "720p-av1", "480p-av1"];
+        assert_eq!(choose_rung(&av1, None), Some(0), "the top AV1 rung, not the smallest");
+        assert_eq!(choose_rung(&av1, Some("720p")), Some(1));
     }
 
     #[test]
