@@ -99,6 +99,7 @@ SHAPING = {
     "notify-no-callback": ("video", "POST /notify-upload-complete and POST /uploads without callback_url: one is accepted only for an app whose operator configured a webhook secret (IV_WEBHOOKS), and only for a public https host, rules of the deployment the schema cannot state"),
     "encryption-signed": ("video", "POST /notify-upload-complete and POST /uploads with encryption \"aes-128\" also set require_signed_urls true (the key is served to token holders only: a cross-field rule)"),
     "download-ids": ("video", "GET/HEAD /download names its video either by app_id and video_id (a public video) or by token alone (a signed one): both ids without a token, or the token alone (a cross-field rule OpenAPI 3.0 cannot state)"),
+    "caption-file": ("video", "POST /videos/{app_id}/{video_id}/captions/{language} carries a real WebVTT file (the service reads it strictly, naming the faulty line: a file format no schema can state)"),
     "endpoint-url": ("video", "a webhook endpoint's url (create and update) is a public https URL (https, a host that resolves to no private or loopback address), which no JSON Schema pattern can state"),
 }
 
@@ -142,6 +143,8 @@ def _shape(case) -> None:
         case.query = query
     if path == "/uploads" and isinstance(case.body, dict):
         case.body = {k: v for k, v in case.body.items() if k != "callback_url"}
+    if path == "/videos/{app_id}/{video_id}/captions/{language}" and case.method.upper() == "POST":
+        case.body = "WEBVTT\n\n00:00:00.000 --> 00:00:01.500\nA <i>hostile</i> run's caption\n"
     if path in ("/webhooks/endpoints", "/webhooks/endpoints/{endpoint_id}") and isinstance(case.body, dict) and "url" in case.body:
         case.body = {**case.body, "url": _ENDPOINT_URL}
 

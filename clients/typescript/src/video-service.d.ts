@@ -4507,6 +4507,7 @@ export interface operations {
     putCaption: {
         parameters: {
             query?: {
+                /** @description What players show; no control characters. */
                 label?: string;
             };
             header?: never;

@@ -501,9 +501,14 @@ fn video_operations(id: VideoRoute) -> Vec<Documented> {
         }
         VideoRoute::Caption => {
             let language = || {
-                param("language", ParameterIn::Path, true, string().max_length(Some(35)))
-                    .description(Some("A BCP 47 language tag: en, pt-BR, zh-Hant."))
-                    .build()
+                param(
+                    "language",
+                    ParameterIn::Path,
+                    true,
+                    string().max_length(Some(35)).pattern(Some("^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")),
+                )
+                .description(Some("A BCP 47 language tag: en, pt-BR, zh-Hant."))
+                .build()
             };
             let put = operation(
                 "Add or replace a caption track",
@@ -522,7 +527,14 @@ fn video_operations(id: VideoRoute) -> Vec<Documented> {
                 path_id("app_id", "AppId"),
                 path_id("video_id", "VideoId"),
                 language(),
-                param("label", ParameterIn::Query, false, string().max_length(Some(64))).build(),
+                param(
+                    "label",
+                    ParameterIn::Query,
+                    false,
+                    string().max_length(Some(64)).pattern(Some("^[^\\u0000-\\u001f\\u007f-\\u009f]*$")),
+                )
+                .description(Some("What players show; no control characters."))
+                .build(),
             ]))
             .request_body(Some(
                 RequestBodyBuilder::new()
