@@ -23,6 +23,10 @@
 //! (`media_core::video::playlist::chunked_master_playlist` and
 //! `chunked_media_playlist`: the contiguous prefix of published segments,
 //! EVENT until done, then VOD). Its segments and inits come from storage.
+//! A video with caption tracks has its master rendered per request (the
+//! stored or rendered master with its subtitle group), and each track's
+//! subtitle playlist and segmented WebVTT are rendered from the track in
+//! storage (`media_core::video::captions`).
 //! A request whose job read the edge cache does not answer (KV, maybe the
 //! video's object) counts against the client's `PUBLIC_RATE_LIMITER` budget.
 
@@ -77,7 +81,7 @@ async fn subtitles(req: &Request, cx: &VideoContext<'_>, job: &Job, language: &s
     match file {
         SubtitleFile::Playlist => {
             let duration_s = duration_s
-                .or(job.chunks.as_ref().map(|c| c.geometry.total_frames as f64 / c.geometry.frame_rate.as_f64()))
+                .or(job.chunks.as_ref().map(|c| c.geometry.total_frames as f64 * c.geometry.frame_s()))
                 .ok_or_else(|| {
                     ApiError::conflict("the video's duration is known once it is done; its captions play from then")
                 })?;
@@ -124,11 +128,7 @@ fn rendered_playlist(req: &Request, job: &Job, file: &HlsFile) -> Result<Option<
         _ => return Ok(None),
     };
     let Some(body) = body else { return Err(no_such_file()) };
-    let headers = Headers::new();
-    headers.set("content-type", file.content_type())?;
-    headers.set("cache-control", file.cache_policy().header_value())?;
-    let body = if req.method() == Method::Head { String::new() } else { body };
-    Ok(Some(Response::ok(body)?.with_headers(headers)))
+    text_answer(req, file, body).map(Some)
 }
 
 /// The ended playlist of a replaced attempt, kept at the edge no longer

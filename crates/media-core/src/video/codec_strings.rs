@@ -8,12 +8,14 @@
 
 use std::fmt::Write as _;
 
+use crate::video::isobmff::boxes;
+
 /// The codec string of the first video track of an fMP4 init segment
 /// (`ftyp` + `moov`), from its sample entry's configuration record; `None`
 /// when it has no `avc1`/`avc3`, `hvc1`/`hev1` or `av01` entry.
 pub fn video_codec_string(init: &[u8]) -> Option<String> {
     let moov = child(init, b"moov")?;
-    for trak in children(moov).filter(|(k, _)| k == b"trak").map(|(_, b)| b) {
+    for trak in children(moov).into_iter().filter(|(k, _)| k == b"trak").map(|(_, b)| b) {
         let stbl = child(trak, b"mdia").and_then(|b| child(b, b"minf")).and_then(|b| child(b, b"stbl"))?;
         let stsd = child(stbl, b"stsd")?;
         // A full box (4 bytes) and an entry count (4), then the sample entries.
@@ -91,31 +93,14 @@ pub fn av1_codec_string(av1c: &[u8]) -> Option<String> {
     Some(format!("av01.{profile}.{level:02}{tier}.{depth:02}"))
 }
 
-/// The boxes in `bytes`, as (type, body); stops at the first malformed one.
-fn children(bytes: &[u8]) -> impl Iterator<Item = ([u8; 4], &[u8])> {
-    let mut at = 0usize;
-    std::iter::from_fn(move || {
-        let header = bytes.get(at..at + 8)?;
-        let size = u32::from_be_bytes(header[..4].try_into().ok()?) as usize;
-        let kind: [u8; 4] = header[4..8].try_into().ok()?;
-        let (body, end) = match size {
-            0 => (at + 8, bytes.len()),
-            1 => {
-                let large = u64::from_be_bytes(bytes.get(at + 8..at + 16)?.try_into().ok()?);
-                (at + 16, at.checked_add(usize::try_from(large).ok()?)?)
-            }
-            n => (at + 8, at.checked_add(n)?),
-        };
-        if end < body || end > bytes.len() {
-            return None;
-        }
-        at = end;
-        Some((kind, &bytes[body..end]))
-    })
+/// The boxes in `bytes`, as (type, body); none when one of them is malformed.
+fn children(bytes: &[u8]) -> Vec<([u8; 4], &[u8])> {
+    let boxes = boxes(bytes, 0, bytes.len()).unwrap_or_default();
+    boxes.into_iter().map(|(kind, _, body, end)| (kind, &bytes[body..end])).collect()
 }
 
 fn child<'a>(bytes: &'a [u8], kind: &[u8; 4]) -> Option<&'a [u8]> {
-    children(bytes).find(|(k, _)| k == kind).map(|(_, b)| b)
+    children(bytes).into_iter().find(|(k, _)| k == kind).map(|(_, b)| b)
 }
 
 #[cfg(test)]

@@ -38,6 +38,7 @@ pub mod encryption;
 pub mod endpoint;
 pub mod events;
 pub mod extras;
+pub mod isobmff;
 pub mod job;
 pub mod ladder;
 pub mod playback_token;

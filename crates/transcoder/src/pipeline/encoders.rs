@@ -20,9 +20,10 @@
 //! CLI on a 10-s noisy 1080p30 source, each codec at its own bitrate share
 //! (wall s, CPU s): x264 `veryfast` 16.0, 27.8; SVT-AV1 preset 12 11.1, 21.3;
 //! preset 10 16.8, 32.5; x265 `ultrafast` 14.7, 27.6; `superfast` 17.0,
-//! 32.4. The chosen presets cost about what x264's does, so a ladder in two
-//! codecs takes about twice one's time; the benchmark report (section 11)
-//! gives their speed and bytes at equal SSIM.
+//! 32.4. The chosen presets cost about what x264's does there; in the
+//! pipeline they cost 2-2.5x the H.264 ladder's time, and lose SSIM on busy
+//! content: the benchmark report's section 11 has their speed, memory,
+//! quality and bytes at equal SSIM.
 
 use ff::format::Pixel;
 use ffmpeg_next as ff;
@@ -45,7 +46,8 @@ pub const HEVC_PRESET: &str = "ultrafast";
 /// SVT-AV1's preset (0 slowest to 13 fastest).
 pub const AV1_PRESET: &str = "10";
 
-fn err(e: ff::Error, what: &str) -> JobError {
+/// An encoder's failure, as a rung reports it.
+pub(super) fn err(e: ff::Error, what: &str) -> JobError {
     JobError::retryable(format!("encoding {what}: {e}"))
 }
 
@@ -207,8 +209,8 @@ pub fn reorder_delay(enc: &ff::encoder::Video) -> u32 {
 /// `ultrafast`'s B-pyramid. Blank frames go in until a packet comes out.
 fn measured_delay(mut enc: Encoder) -> Result<u32, JobError> {
     let mut packet = ff::Packet::empty();
+    let mut blank = ff::frame::Video::new(Pixel::YUV420P, enc.width(), enc.height());
     for n in 0..128i64 {
-        let mut blank = ff::frame::Video::new(Pixel::YUV420P, enc.width(), enc.height());
         blank.set_pts(Some(n));
         enc.send_frame(&blank).map_err(|e| err(e, "a frame to measure the delay"))?;
         if enc.receive_packet(&mut packet).is_ok() {

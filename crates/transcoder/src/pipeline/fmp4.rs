@@ -16,6 +16,8 @@ use std::sync::{Arc, Mutex};
 use ff::format::context::{Output, StreamIo};
 use ffmpeg_next as ff;
 
+use media_core::video::isobmff::boxes;
+
 use super::audio::AudioPacket;
 use crate::error::JobError;
 
@@ -191,33 +193,6 @@ impl SegmentWriter {
         self.octx.write_trailer().map_err(|e| err(e, "trailer"))?;
         Ok(last)
     }
-}
-
-/// One ISO BMFF box: (type, start of the box, start of its body, end).
-type BoxAt = ([u8; 4], usize, usize, usize);
-
-/// The ISO BMFF boxes in `bytes[from..to]`.
-fn boxes(bytes: &[u8], from: usize, to: usize) -> Result<Vec<BoxAt>, String> {
-    let mut out = Vec::new();
-    let mut at = from;
-    while at + 8 <= to {
-        let size = u32::from_be_bytes(bytes[at..at + 4].try_into().expect("4 bytes")) as usize;
-        let kind: [u8; 4] = bytes[at + 4..at + 8].try_into().expect("4 bytes");
-        let (body, end) = match size {
-            1 if at + 16 <= to => {
-                let large = u64::from_be_bytes(bytes[at + 8..at + 16].try_into().expect("8 bytes"));
-                (at + 16, at.saturating_add(usize::try_from(large).map_err(|_| "a box too large")?))
-            }
-            0 => (at + 8, to),
-            n => (at + 8, at + n),
-        };
-        if end < body || end > to {
-            return Err(format!("the {} box at {at} overruns its parent", String::from_utf8_lossy(&kind)));
-        }
-        out.push((kind, at, body, end));
-        at = end;
-    }
-    Ok(out)
 }
 
 /// Adds `seq` to the `mfhd` sequence number of every `moof` in `bytes`, and

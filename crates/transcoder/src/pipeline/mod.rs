@@ -378,7 +378,7 @@ pub fn transcode_with<R: Read + Seek + Send + 'static>(
     // An HDR source reaches the rungs tone-mapped (`VideoDecoder`), tagged BT.709.
     let settings = RungSettings { plan: &plan, preset: &options.preset, tuning, color: probe.video.color.for_rungs() };
     if let Some(transfer) = probe.video.color.hdr_transfer() {
-        tracing::info!(transfer, "an HDR source: tone-mapped to SDR BT.709 for the H.264 rungs");
+        tracing::info!(transfer, "an HDR source: tone-mapped to SDR BT.709 for every rung");
     }
     // Every rung's timeline is shifted by the ladder's reordering delay (no
     // rung may reorder more: checked by each) so that all timelines, and the

@@ -27,7 +27,7 @@ use tokio::sync::mpsc::Sender;
 
 use super::audio::{AudioPacket, SharedAudio};
 pub use super::encoders::RungSettings;
-use super::encoders::{self, extradata, honours_forced_keyframes};
+use super::encoders::{self, err, extradata, honours_forced_keyframes};
 use super::fmp4::SegmentWriter;
 use super::{Produced, SharedFrame};
 use crate::error::JobError;
@@ -56,10 +56,6 @@ pub struct RungReport {
     pub peak_waiting_frames: usize,
     /// Whether the first segment came from an encoder of its own ([`first_segment_encoder`]).
     pub first_segment_encoder: bool,
-}
-
-fn err(e: ff::Error, what: &str) -> JobError {
-    JobError::retryable(format!("encoding {what}: {e}"))
 }
 
 /// The first segment's own encoder, for a run that starts at frame 0 (a
