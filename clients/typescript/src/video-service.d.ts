@@ -3263,6 +3263,7 @@ export interface components {
             height: number;
             /** @example 720p */
             name: string;
+            video_range?: components["schemas"]["VideoRange"];
             /** Format: int32 */
             width: number;
         };
@@ -3502,6 +3503,12 @@ export interface components {
          * @example yourVideoId
          */
         VideoId: string;
+        /**
+         * @description A rung's dynamic range, as HLS names it (`VIDEO-RANGE`): SDR, or HDR in
+         *     the PQ (SMPTE ST 2084, HDR10) or HLG (ARIB STD-B67) transfer.
+         * @enum {string}
+         */
+        VideoRange: "SDR" | "PQ" | "HLG";
         /** @description `POST /generate-upload-url`. */
         VideoUploadUrlRequest: {
             app_id: components["schemas"]["AppId"];

@@ -43,7 +43,7 @@ use media_core::keys::{segment_file_name, CachePolicy, HlsFile, RungFile, RungNa
 use media_core::video::chunks::{ChunkReport, ChunkSpec, RungReport};
 use media_core::video::encryption::{encrypted_len, KEY_URI};
 use media_core::video::job::{JobResult, Rendition, ThumbnailMeta};
-use media_core::video::ladder::{LadderPlan, AUDIO};
+use media_core::video::ladder::{LadderPlan, VideoRange, AUDIO};
 use media_core::video::playlist::{
     master_playlist, measured_bandwidth, media_playlist, target_duration, thumbnails_vtt, SegmentEntry, Variant,
     AAC_LC_CODEC,
@@ -70,6 +70,8 @@ struct RungState {
     planned_peak: u64,
     planned_average: u64,
     video_codec: Option<String>,
+    /// HLS `VIDEO-RANGE`: the plan's.
+    video_range: VideoRange,
     init_bytes: Option<u64>,
     /// Segments by sequence number, `Some` once uploaded.
     segments: Vec<Option<SegmentEntry>>,
@@ -449,6 +451,7 @@ impl Publisher {
                         height: r.height,
                         planned_peak: u64::from(r.max_bitrate) + audio,
                         planned_average: u64::from(r.bitrate) + audio,
+                        video_range: r.range,
                         ..RungState::default()
                     })
                     .collect();
@@ -663,6 +666,7 @@ impl Publisher {
                     average_bandwidth,
                     codecs: self.codecs(r),
                     frame_rate: fps,
+                    video_range: r.video_range,
                 });
                 Variant {
                     uri: format!("{}/index.m3u8", r.name),
@@ -672,6 +676,7 @@ impl Publisher {
                     width: r.width,
                     height: r.height,
                     frame_rate: fps,
+                    video_range: r.video_range,
                 }
             })
             .collect();

@@ -45,6 +45,7 @@ use crate::video::chunks::{
 use crate::video::download::{DownloadReport, DownloadState, DownloadStatus};
 use crate::video::extras::{CoverMeta, Extras, PreviewMeta};
 use crate::video::ladder::LadderOptions;
+use crate::video::video_codec::VideoRange;
 
 /// Where a job is in its life.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -272,6 +273,10 @@ pub struct Rendition {
     /// RFC 6381 codecs string, e.g. `avc1.640028,mp4a.40.2`.
     pub codecs: String,
     pub frame_rate: f64,
+    /// `PQ` or `HLG` for an HDR source's HEVC and AV1 rungs (10-bit, HLS
+    /// `VIDEO-RANGE`); absent for SDR.
+    #[serde(default, skip_serializing_if = "VideoRange::is_sdr")]
+    pub video_range: VideoRange,
 }
 
 /// How the thumbnail sprite is laid out.
@@ -1303,6 +1308,11 @@ impl ChunkTable {
                         None => rung.codecs.clone(),
                     },
                     frame_rate: self.geometry.frame_rate.as_f64(),
+                    video_range: self
+                        .rungs
+                        .iter()
+                        .find(|r| r.name.as_str() == rung.name)
+                        .map_or_else(Default::default, |r| r.range),
                 }
             })
             .collect();

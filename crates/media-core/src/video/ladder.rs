@@ -22,7 +22,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::keys::RungName;
-pub use crate::video::video_codec::VideoCodec;
+pub use crate::video::video_codec::{VideoCodec, VideoRange};
 
 /// A frame rate or time base as a fraction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -141,6 +141,11 @@ pub struct Rung {
     /// H.264 unless the job asked for other codecs.
     #[serde(default, skip_serializing_if = "VideoCodec::is_h264")]
     pub codec: VideoCodec,
+    /// SDR unless the source is HDR and the codec keeps it
+    /// ([`LadderPlan::keeping_hdr`]): the rung is then 10-bit in the
+    /// source's transfer and primaries.
+    #[serde(default, skip_serializing_if = "VideoRange::is_sdr")]
+    pub range: VideoRange,
 }
 
 /// Audio for the whole ladder, encoded once.
@@ -224,6 +229,21 @@ pub struct LadderPlan {
 }
 
 impl LadderPlan {
+    /// The plan for a source in `range`: an HDR source's rungs in codecs
+    /// that keep HDR ([`VideoCodec::keeps_hdr`]) are in its range, the
+    /// others SDR (tone-mapped). An SDR source's plan is unchanged.
+    pub fn keeping_hdr(mut self, range: VideoRange) -> Self {
+        for rung in &mut self.rungs {
+            rung.range = if rung.codec.keeps_hdr() { range } else { VideoRange::Sdr };
+        }
+        self
+    }
+
+    /// Whether any rung is HDR (the decoder then keeps the source's frames beside the tone-mapped ones).
+    pub fn has_hdr_rungs(&self) -> bool {
+        self.rungs.iter().any(|r| !r.range.is_sdr())
+    }
+
     /// Segment length in seconds (the HLS target duration before rounding).
     pub fn segment_duration_s(&self) -> f64 {
         f64::from(self.segment_frames()) / self.frame_rate.as_f64()
@@ -347,6 +367,7 @@ pub fn plan_ladder(source: &SourceVideo, options: &LadderOptions) -> Result<Ladd
             max_bitrate,
             buffer_size: max_bitrate * 2,
             codec: VideoCodec::H264,
+            range: VideoRange::Sdr,
         });
     }
     rungs.reverse();
@@ -661,5 +682,30 @@ mod tests {
         let json = serde_json::to_string(&h264.rungs[0]).unwrap();
         assert!(!json.contains("codec"), "{json}");
         assert_eq!(serde_json::from_str::<Rung>(&json).unwrap().codec, VideoCodec::H264);
+    }
+
+    #[test]
+    fn an_hdr_source_keeps_its_range_in_hevc_and_av1_rungs_only() {
+        let source = src(1280, 720, 0, (30, 1));
+        let o = LadderOptions { codecs: VideoCodec::ALL.to_vec(), ..LadderOptions::default() };
+        let sdr = plan_ladder(&source, &o).unwrap();
+        assert!(!sdr.has_hdr_rungs());
+        assert_eq!(sdr.clone().keeping_hdr(VideoRange::Sdr), sdr, "an SDR source's plan is unchanged");
+        let pq = sdr.clone().keeping_hdr(VideoRange::Pq);
+        assert!(pq.has_hdr_rungs());
+        for r in &pq.rungs {
+            let want = if r.codec == VideoCodec::H264 { VideoRange::Sdr } else { VideoRange::Pq };
+            assert_eq!(r.range, want, "{}", r.name.as_str());
+        }
+        // H.264 alone stays SDR (tone-mapped) whatever the source.
+        let h264 = plan_ladder(&source, &LadderOptions::default()).unwrap().keeping_hdr(VideoRange::Hlg);
+        assert!(!h264.has_hdr_rungs());
+        // The range is stored with the rung, and an SDR rung serializes as before.
+        let json = serde_json::to_string(&pq.rungs[2]).unwrap();
+        assert!(json.contains(r#""range":"PQ""#), "{json}");
+        assert_eq!(serde_json::from_str::<Rung>(&json).unwrap(), pq.rungs[2]);
+        assert!(!serde_json::to_string(&pq.rungs[0]).unwrap().contains("range"));
+        assert_eq!(VideoCodec::Hevc.planned_codec_string(VideoRange::Hlg), "hvc1.2.4.L120.90");
+        assert_eq!(VideoCodec::Av1.planned_codec_string(VideoRange::Pq), "av01.0.08M.10");
     }
 }

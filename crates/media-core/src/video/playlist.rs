@@ -9,7 +9,7 @@ use crate::keys::{segment_file_name, RungName};
 pub use crate::video::bandwidth::{measured_bandwidth, SegmentEntry};
 pub use crate::video::codec_strings::avc1_codec_string;
 use crate::video::job::{Job, JobStatus, ThumbnailMeta};
-use crate::video::ladder::AUDIO;
+use crate::video::ladder::{VideoRange, AUDIO};
 
 /// The integer target duration for segments of nominal length `segment_s`:
 /// EXTINF values rounded to the nearest integer may not exceed it.
@@ -71,6 +71,8 @@ pub struct Variant {
     pub width: u32,
     pub height: u32,
     pub frame_rate: f64,
+    /// `VIDEO-RANGE`, written for HDR variants only (absent means SDR).
+    pub video_range: VideoRange,
 }
 
 /// The master playlist. Variants are listed best first, except that the one
@@ -109,9 +111,11 @@ pub fn master_playlist_with(variants: &[Variant], audio: Option<&AudioGroup>) ->
     }
     let group = audio.map(|a| format!(",AUDIO=\"{}\"", a.group_id)).unwrap_or_default();
     for v in order {
+        let range =
+            if v.video_range.is_sdr() { String::new() } else { format!(",VIDEO-RANGE={}", v.video_range.as_str()) };
         let _ = writeln!(
             s,
-            "#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},CODECS=\"{}\",RESOLUTION={}x{},FRAME-RATE={:.3}{group}\n{}",
+            "#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},CODECS=\"{}\",RESOLUTION={}x{},FRAME-RATE={:.3}{range}{group}\n{}",
             v.bandwidth, v.average_bandwidth, v.codecs, v.width, v.height, v.frame_rate, v.uri
         );
     }
@@ -178,6 +182,7 @@ pub fn chunked_master_playlist(job: &Job) -> Option<String> {
                 width: r.width,
                 height: r.height,
                 frame_rate: r.frame_rate,
+                video_range: r.video_range,
             })
             .collect()
     } else {
@@ -190,7 +195,7 @@ pub fn chunked_master_playlist(job: &Job) -> Option<String> {
                 let codec = reported
                     .iter()
                     .find(|r| r.name == name)
-                    .map_or(rung.codec.planned_codec_string(), |r| r.codecs.as_str());
+                    .map_or(rung.codec.planned_codec_string(rung.range), |r| r.codecs.as_str());
                 Variant {
                     uri: format!("{name}/index.m3u8"),
                     bandwidth: u64::from(rung.max_bitrate) + audio_bps,
@@ -199,6 +204,7 @@ pub fn chunked_master_playlist(job: &Job) -> Option<String> {
                     width: rung.width,
                     height: rung.height,
                     frame_rate: fps,
+                    video_range: rung.range,
                 }
             })
             .collect()
@@ -354,6 +360,7 @@ mod tests {
             width: w,
             height: h,
             frame_rate: 30.0,
+            video_range: VideoRange::Sdr,
         };
         let m = master_playlist(&[
             v("240p", 500_000, 426, 240),
@@ -366,6 +373,16 @@ mod tests {
         assert!(m.contains(
             "#EXT-X-STREAM-INF:BANDWIDTH=7000000,AVERAGE-BANDWIDTH=5600000,CODECS=\"avc1.640028,mp4a.40.2\",RESOLUTION=1920x1080,FRAME-RATE=30.000\n1080p/index.m3u8\n"
         ));
+        assert!(!m.contains("VIDEO-RANGE"), "SDR variants carry no VIDEO-RANGE: {m}");
+        // An HDR variant says its range, after its frame rate.
+        let hdr = Variant {
+            uri: "720p-hevc/index.m3u8".into(),
+            video_range: VideoRange::Hlg,
+            ..v("x", 2_000_000, 1280, 720)
+        };
+        let m = master_playlist(&[v("720p", 3_500_000, 1280, 720), hdr]);
+        assert!(m.contains("RESOLUTION=1280x720,FRAME-RATE=30.000,VIDEO-RANGE=HLG\n720p-hevc/index.m3u8\n"), "{m}");
+        assert_eq!(m.matches("VIDEO-RANGE").count(), 1, "{m}");
     }
 
     #[test]
@@ -439,6 +456,7 @@ mod tests {
                 max_bitrate: bitrate * 3 / 2,
                 buffer_size: bitrate * 2,
                 codec: Default::default(),
+                range: Default::default(),
             };
             let source = ChunkSource {
                 geometry: ChunkGeometry {
@@ -593,6 +611,25 @@ mod tests {
                 r.bandwidth, r.average_bandwidth
             )), "{m}");
             assert_ne!(r.bandwidth, 4_328_000, "measured at done");
+        }
+
+        #[test]
+        fn an_hdr_rung_s_range_is_in_the_planned_and_the_done_master() {
+            let mut j = running();
+            j.chunks.as_mut().unwrap().rungs[0].range = VideoRange::Hlg;
+            let m = chunked_master_playlist(&j).unwrap();
+            assert!(m.contains("RESOLUTION=1280x720,FRAME-RATE=30.000,VIDEO-RANGE=HLG,AUDIO=\"audio\"\n720p/"), "{m}");
+            assert_eq!(m.matches("VIDEO-RANGE").count(), 1, "{m}");
+            for (k, frames, segments) in [(0, 255, 3), (1, 960, 8), (2, 960, 8), (3, 815, 7)] {
+                finish(&mut j, k, frames, segments);
+            }
+            let renditions = &j.result.as_ref().unwrap().renditions;
+            assert_eq!((renditions[0].video_range, renditions[1].video_range), (VideoRange::Hlg, VideoRange::Sdr));
+            let m = chunked_master_playlist(&j).unwrap();
+            assert!(
+                m.contains("VIDEO-RANGE=HLG,AUDIO=\"audio\"\n720p/") && m.matches("VIDEO-RANGE").count() == 1,
+                "{m}"
+            );
         }
 
         #[test]

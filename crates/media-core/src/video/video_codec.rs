@@ -1,8 +1,9 @@
 //! The video codecs a ladder's rungs may be encoded in, and what each
 //! implies for its rungs: its API name, its rungs' name suffix, its share
 //! of H.264's bitrate, the codec string planned before an encoder reports
-//! its own. Pure, a leaf: the ladder, the rung names and the job options
-//! all read it.
+//! its own, whether it keeps an HDR source's range; and the dynamic ranges
+//! a rung's picture may have ([`VideoRange`]). Pure, a leaf: the ladder,
+//! the rung names, the playlists and the job options all read it.
 
 use serde::{Deserialize, Serialize};
 
@@ -63,13 +64,51 @@ impl VideoCodec {
     }
 
     /// The RFC 6381 string advertised for its rungs before the encoder
-    /// reported its own (read from the stream's configuration record).
-    pub fn planned_codec_string(self) -> &'static str {
-        match self {
-            VideoCodec::H264 => "avc1.640028",
-            VideoCodec::Hevc => "hvc1.1.6.L120.90",
-            VideoCodec::Av1 => "av01.0.08M.08",
+    /// reported its own (read from the stream's configuration record), in
+    /// the rung's dynamic range: 10-bit (HEVC Main 10) when HDR.
+    pub fn planned_codec_string(self, range: VideoRange) -> &'static str {
+        match (self, range.is_sdr()) {
+            (VideoCodec::H264, _) => "avc1.640028",
+            (VideoCodec::Hevc, true) => "hvc1.1.6.L120.90",
+            (VideoCodec::Hevc, false) => "hvc1.2.4.L120.90",
+            (VideoCodec::Av1, true) => "av01.0.08M.08",
+            (VideoCodec::Av1, false) => "av01.0.08M.10",
         }
+    }
+
+    /// Whether its rungs keep an HDR source's range (10-bit, the source's
+    /// transfer and primaries). HEVC Main 10 and AV1 Main carry HDR where
+    /// players decode them; H.264 rungs are for every player, and get the
+    /// source tone-mapped to SDR BT.709.
+    pub fn keeps_hdr(self) -> bool {
+        self != VideoCodec::H264
+    }
+}
+
+/// A rung's dynamic range, as HLS names it (`VIDEO-RANGE`): SDR, or HDR in
+/// the PQ (SMPTE ST 2084, HDR10) or HLG (ARIB STD-B67) transfer.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum VideoRange {
+    #[default]
+    Sdr,
+    Pq,
+    Hlg,
+}
+
+impl VideoRange {
+    /// Its `VIDEO-RANGE` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VideoRange::Sdr => "SDR",
+            VideoRange::Pq => "PQ",
+            VideoRange::Hlg => "HLG",
+        }
+    }
+
+    pub fn is_sdr(&self) -> bool {
+        *self == VideoRange::Sdr
     }
 }
 

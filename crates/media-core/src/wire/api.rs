@@ -1523,6 +1523,7 @@ mod tests {
             average_bandwidth: 2,
             codecs: "c".into(),
             frame_rate: 30.0,
+            video_range: Default::default(),
         };
         job.complete(
             &lease,

@@ -2,7 +2,12 @@
 //! rung shares whatever its codec: the size, the constant frame rate, the
 //! fixed GOP (keyframes where [`LadderPlan::is_keyframe`] puts them), the
 //! VBV-capped bitrate, the colour tags, and parameter sets kept out of band
-//! (`GLOBAL_HEADER`) so the init segment carries them.
+//! (`GLOBAL_HEADER`) so the init segment carries them. An SDR rung takes
+//! 8-bit 4:2:0 frames tagged as the rung frames are (BT.709 once an HDR
+//! source is tone-mapped); an HDR rung (an HDR source's HEVC or AV1 rung,
+//! [`media_core::video::ladder::LadderPlan::keeping_hdr`]) takes 10-bit
+//! 4:2:0 frames tagged with the source's own primaries, matrix and transfer
+//! ([`rung_pixel_format`]).
 //!
 //! - **H.264**: libx264, High profile, the job's preset (`veryfast` by
 //!   default) and the tuned options of [`super::tuning`]. Keyframes are
@@ -27,8 +32,9 @@
 
 use ff::format::Pixel;
 use ffmpeg_next as ff;
-use media_core::video::ladder::{LadderPlan, VideoCodec};
+use media_core::video::ladder::{LadderPlan, Rung, VideoCodec};
 
+use super::probe::ColorTags;
 use crate::error::JobError;
 
 /// The settings every rung shares.
@@ -38,7 +44,28 @@ pub struct RungSettings<'a> {
     pub preset: &'a str,
     /// Threads and x264 options per rung.
     pub tuning: &'a super::Tuning,
-    pub color: super::probe::ColorTags,
+    /// The source's colour tags (an SDR rung of an HDR source is tagged BT.709: [`ColorTags::for_rungs`]).
+    pub source_color: ColorTags,
+}
+
+impl RungSettings<'_> {
+    /// The colour tags of rung `index`'s frames and stream.
+    pub fn color_of(&self, index: usize) -> ColorTags {
+        if self.plan.rungs[index].range.is_sdr() {
+            self.source_color.for_rungs()
+        } else {
+            self.source_color
+        }
+    }
+}
+
+/// The pixel format rung `rung` encodes: 10-bit 4:2:0 for an HDR rung, else 8-bit.
+pub fn rung_pixel_format(rung: &Rung) -> Pixel {
+    if rung.range.is_sdr() {
+        Pixel::YUV420P
+    } else {
+        Pixel::YUV420P10LE
+    }
 }
 
 /// libx265's preset: the cheapest, about x264 `veryfast`'s cost.
@@ -116,7 +143,7 @@ impl Drop for Encoder {
     fn drop(&mut self) {
         if self.codec == VideoCodec::Av1 {
             if self.sent == 0 {
-                let blank = ff::frame::Video::new(Pixel::YUV420P, self.inner.width(), self.inner.height());
+                let blank = ff::frame::Video::new(self.inner.format(), self.inner.width(), self.inner.height());
                 let _ = self.inner.send_frame(&blank);
             }
             // Already ended: send_eof fails and the drain finds nothing left.
@@ -139,16 +166,17 @@ pub fn open(index: usize, s: &RungSettings<'_>) -> Result<(Encoder, ff::Rational
     let time_base = ff::Rational::new(fps.den as i32, fps.num as i32);
     enc.set_width(rung.width);
     enc.set_height(rung.height);
-    enc.set_format(Pixel::YUV420P);
+    enc.set_format(rung_pixel_format(rung));
     enc.set_time_base(time_base);
     enc.set_frame_rate(Some(ff::Rational::new(fps.num as i32, fps.den as i32)));
     enc.set_aspect_ratio(ff::Rational::new(1, 1));
     enc.set_gop(s.plan.gop_frames);
     enc.set_bit_rate(rung.bitrate as usize);
     enc.set_max_bit_rate(rung.max_bitrate as usize);
-    enc.set_colorspace(s.color.space);
-    enc.set_color_primaries(s.color.primaries);
-    enc.set_color_transfer_characteristic(s.color.transfer);
+    let color = s.color_of(index);
+    enc.set_colorspace(color.space);
+    enc.set_color_primaries(color.primaries);
+    enc.set_color_transfer_characteristic(color.transfer);
     enc.set_color_range(ff::color::Range::MPEG);
     enc.set_flags(ff::codec::Flags::GLOBAL_HEADER);
     let threads = s.tuning.x264_threads_for(index, s.plan);
@@ -173,12 +201,13 @@ pub fn open(index: usize, s: &RungSettings<'_>) -> Result<(Encoder, ff::Rational
         }
         VideoCodec::Hevc => {
             o.set("preset", HEVC_PRESET);
+            let profile = if rung.range.is_sdr() { "main" } else { "main10" };
             o.set("forced-idr", "1");
             let kbps = |bits: u32| bits.div_ceil(1000);
             o.set(
                 "x265-params",
                 &format!(
-                    "profile=main:keyint={g}:min-keyint={g}:scenecut=0:open-gop=0:repeat-headers=0:\
+                    "profile={profile}:keyint={g}:min-keyint={g}:scenecut=0:open-gop=0:repeat-headers=0:\
                      vbv-maxrate={}:vbv-bufsize={}:pools={threads}:frame-threads=1:log-level=error",
                     kbps(rung.max_bitrate),
                     kbps(rung.buffer_size)
@@ -209,7 +238,7 @@ pub fn reorder_delay(enc: &ff::encoder::Video) -> u32 {
 /// `ultrafast`'s B-pyramid. Blank frames go in until a packet comes out.
 fn measured_delay(mut enc: Encoder) -> Result<u32, JobError> {
     let mut packet = ff::Packet::empty();
-    let mut blank = ff::frame::Video::new(Pixel::YUV420P, enc.width(), enc.height());
+    let mut blank = ff::frame::Video::new(enc.format(), enc.width(), enc.height());
     for n in 0..128i64 {
         blank.set_pts(Some(n));
         enc.send_frame(&blank).map_err(|e| err(e, "a frame to measure the delay"))?;
@@ -268,7 +297,7 @@ mod tests {
             primaries: ff::color::Primaries::BT709,
             transfer: ff::color::TransferCharacteristic::BT709,
         };
-        RungSettings { plan, preset: "veryfast", tuning, color }
+        RungSettings { plan, preset: "veryfast", tuning, source_color: color }
     }
 
     /// Without [`Encoder`]'s guards this test never ends: SVT-AV1 closed

@@ -1,5 +1,5 @@
 //! The rungs' threads and what feeds them: frames go to the top rung (each
-//! rung passes its scaled frames to the one below), audio to every rung.
+//! rung passes its scaled frames to the one below, [`RungFrame`]), audio to every rung.
 //! A rung that stops early hangs up its channel; a send then returns false,
 //! and joining reports that rung's own error.
 
@@ -12,7 +12,7 @@ use tokio::sync::mpsc::Sender;
 
 use super::audio::{AudioPacket, SharedAudio};
 use super::rung::{self, ChunkPlace, RungInput, RungJob, RungReport, RungSettings};
-use super::{Control, Produced, SharedFrame};
+use super::{Control, Produced, RungFrame};
 use crate::error::JobError;
 
 /// The running rungs of one ladder.
@@ -76,8 +76,8 @@ impl<'scope> Fanout<'scope> {
     }
 
     /// Frame `n` of the constant-rate output, to the top rung.
-    pub fn frame(&self, frame: SharedFrame) -> bool {
-        self.senders.first().is_some_and(|tx| tx.send(RungInput::Frame(Arc::new(frame))).is_ok())
+    pub fn frame(&self, frame: RungFrame) -> bool {
+        self.senders.first().is_some_and(|tx| tx.send(RungInput::Frame(frame)).is_ok())
     }
 
     /// No more input for any rung: each finishes its last segment now (a

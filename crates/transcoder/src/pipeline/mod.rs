@@ -72,6 +72,17 @@ pub struct SharedFrame(pub ff::frame::Video);
 unsafe impl Sync for SharedFrame {}
 unsafe impl Send for SharedFrame {}
 
+/// An output frame as the rungs pass it down their chain: the SDR picture
+/// (every H.264 rung's source; an HDR source's tone-mapped), and an HDR
+/// source's own picture when the ladder keeps HDR in some rungs. Each rung
+/// scales the one its range needs and passes the other on untouched, so
+/// SDR rungs scale from the SDR rung above and HDR rungs from the HDR one.
+#[derive(Clone)]
+pub struct RungFrame {
+    pub sdr: Arc<SharedFrame>,
+    pub hdr: Option<Arc<SharedFrame>>,
+}
+
 /// What the pipeline hands to the publisher, as soon as it is final.
 #[derive(Debug)]
 pub enum Produced {
@@ -342,8 +353,10 @@ pub fn transcode_with<R: Read + Seek + Send + 'static>(
     })?;
     let probe = probe::inspect(&input)?;
     tracing::info!(format = %probe.format, video = ?probe.video, audio = ?probe.audio, duration_s = ?probe.duration_s, "probed");
+    // An HDR source's HEVC and AV1 rungs keep its range; its H.264 rungs get it tone-mapped.
     let plan = plan_ladder(&probe.source_video(), options)
-        .map_err(|e| JobError::permanent(format!("the video cannot be transcoded: {e}")))?;
+        .map_err(|e| JobError::permanent(format!("the video cannot be transcoded: {e}")))?
+        .keeping_hdr(probe.video.color.range());
     let fps = plan.frame_rate.as_f64();
     let declared = probe.duration_s;
     let chunk = match mode {
@@ -371,14 +384,18 @@ pub fn transcode_with<R: Read + Seek + Send + 'static>(
         fps,
         declared,
     )?;
+    if plan.has_hdr_rungs() {
+        video = video.keeping_hdr();
+    }
     if let Some(spec) = &chunk {
         // Every chunk times its frames on the whole video's clock.
         video = video.with_origin(spec.t0_s);
     }
-    // An HDR source reaches the rungs tone-mapped (`VideoDecoder`), tagged BT.709.
-    let settings = RungSettings { plan: &plan, preset: &options.preset, tuning, color: probe.video.color.for_rungs() };
+    // An HDR source reaches its SDR rungs tone-mapped (`VideoDecoder`), tagged BT.709, and its HDR rungs as it is.
+    let settings = RungSettings { plan: &plan, preset: &options.preset, tuning, source_color: probe.video.color };
     if let Some(transfer) = probe.video.color.hdr_transfer() {
-        tracing::info!(transfer, "an HDR source: tone-mapped to SDR BT.709 for every rung");
+        let kept: Vec<&str> = plan.rungs.iter().filter(|r| !r.range.is_sdr()).map(|r| r.name.as_str()).collect();
+        tracing::info!(transfer, hdr_rungs = ?kept, "an HDR source: tone-mapped to SDR BT.709 for the other rungs");
     }
     // Every rung's timeline is shifted by the ladder's reordering delay (no
     // rung may reorder more: checked by each) so that all timelines, and the
@@ -503,7 +520,7 @@ pub fn transcode_with<R: Read + Seek + Send + 'static>(
         }
         if thumbs_on && !thumbs.poster_done() {
             if let Some(f) = &last_frame {
-                send(&events, Produced::Poster { bytes: thumbs.poster(&f.0)? })?;
+                send(&events, Produced::Poster { bytes: thumbs.poster(&f.sdr.0)? })?;
             }
         }
         // A chunked job's thumbnails are its poster only (no sprite).
@@ -675,12 +692,12 @@ fn new_reference(frame: &ff::frame::Video) -> Result<ff::frame::Video, JobError>
 /// the top rung; the audio goes to the rungs, or to the audio rendition of
 /// a chunked job.
 struct Output<'f, 'scope> {
-    clock: ConstantRate<Arc<SharedFrame>>,
+    clock: ConstantRate<RungFrame>,
     thumbs: Thumbnailer,
     /// Whether this run makes the poster (and sprite): not a chunk after the first.
     thumbs_on: bool,
     /// The latest frame, for a poster when the video is shorter than its time.
-    last_frame: Option<Arc<SharedFrame>>,
+    last_frame: Option<RungFrame>,
     fanout: &'f mut Fanout<'scope>,
     events: &'f Sender<Produced>,
     plan: &'f LadderPlan,
@@ -738,8 +755,9 @@ impl Output<'_, '_> {
                     )));
                 }
             }
-            let shared = Arc::new(SharedFrame(timed.frame));
-            self.last_frame = Some(Arc::clone(&shared));
+            let shared =
+                RungFrame { sdr: Arc::new(SharedFrame(timed.frame)), hdr: timed.hdr.map(|h| Arc::new(SharedFrame(h))) };
+            self.last_frame = Some(shared.clone());
             let slots = self.clock.push(timed.t, shared);
             if !self.emit(slots)? {
                 return Ok(false);
@@ -778,7 +796,7 @@ impl Output<'_, '_> {
     /// Sends the constant-rate frames that became final: numbered from the
     /// run's first frame, with a keyframe where the plan puts one (by the
     /// whole video's frame number), to the thumbnails and the top rung.
-    fn emit(&mut self, slots: Vec<(u64, Arc<SharedFrame>)>) -> Result<bool, JobError> {
+    fn emit(&mut self, slots: Vec<(u64, RungFrame)>) -> Result<bool, JobError> {
         let (from, to) = self.range;
         for (n, frame) in slots {
             if n < from {
@@ -788,15 +806,20 @@ impl Output<'_, '_> {
                 self.video_done = true;
                 break;
             }
-            let mut f = new_reference(&frame.0)?;
-            f.set_pts(Some((n - from) as i64));
-            f.set_kind(if self.plan.is_keyframe(n) { ff::picture::Type::I } else { ff::picture::Type::None });
+            let kind = if self.plan.is_keyframe(n) { ff::picture::Type::I } else { ff::picture::Type::None };
+            let numbered = |shared: &SharedFrame| -> Result<Arc<SharedFrame>, JobError> {
+                let mut f = new_reference(&shared.0)?;
+                f.set_pts(Some((n - from) as i64));
+                f.set_kind(kind);
+                Ok(Arc::new(SharedFrame(f)))
+            };
+            let out = RungFrame { sdr: numbered(&frame.sdr)?, hdr: frame.hdr.as_deref().map(numbered).transpose()? };
             if self.thumbs_on {
-                if let Some(jpeg) = self.thumbs.on_frame(n as f64 / self.fps, &f)? {
+                if let Some(jpeg) = self.thumbs.on_frame(n as f64 / self.fps, &out.sdr.0)? {
                     send(self.events, Produced::Poster { bytes: jpeg })?;
                 }
             }
-            if !self.fanout.frame(SharedFrame(f)) {
+            if !self.fanout.frame(out) {
                 return Ok(false);
             }
         }

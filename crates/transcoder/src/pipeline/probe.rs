@@ -9,7 +9,7 @@ use ff::format::context::{Input, StreamIo};
 use ff::media::Type as MediaType;
 use ffmpeg_next as ff;
 use media_core::video::codecs;
-use media_core::video::ladder::{Rational, SourceVideo};
+use media_core::video::ladder::{Rational, SourceVideo, VideoRange};
 use media_core::video::timeline::Timeline;
 
 use crate::error::JobError;
@@ -39,7 +39,7 @@ pub struct VideoStream {
     pub start_s: f64,
     pub pixel_format: String,
     /// Color tags, carried to the output unchanged (pixels are not converted
-    /// between matrices), except an HDR stream's: tone-mapped to BT.709.
+    /// between matrices), except in an HDR stream's SDR rungs: tone-mapped to BT.709.
     pub color: ColorTags,
 }
 
@@ -55,14 +55,23 @@ impl ColorTags {
     /// The transfer of an HDR stream (PQ or HLG), as zscale names it; the
     /// pipeline tone-maps such a stream to SDR BT.709 (`frames::ToneMapper`).
     pub fn hdr_transfer(&self) -> Option<&'static str> {
-        match self.transfer {
-            ff::color::TransferCharacteristic::SMPTE2084 => Some("smpte2084"),
-            ff::color::TransferCharacteristic::ARIB_STD_B67 => Some("arib-std-b67"),
-            _ => None,
+        match self.range() {
+            VideoRange::Pq => Some("smpte2084"),
+            VideoRange::Hlg => Some("arib-std-b67"),
+            VideoRange::Sdr => None,
         }
     }
 
-    /// The tags of the frames the rungs get: BT.709 once an HDR stream is
+    /// The stream's dynamic range, as HLS names it.
+    pub fn range(&self) -> VideoRange {
+        match self.transfer {
+            ff::color::TransferCharacteristic::SMPTE2084 => VideoRange::Pq,
+            ff::color::TransferCharacteristic::ARIB_STD_B67 => VideoRange::Hlg,
+            _ => VideoRange::Sdr,
+        }
+    }
+
+    /// The tags of an SDR rung's frames: BT.709 once an HDR stream is
     /// tone-mapped, else the source's own, carried unchanged.
     pub fn for_rungs(&self) -> ColorTags {
         match self.hdr_transfer() {

@@ -1,7 +1,10 @@
 //! The source's video stream, decoded: packets in, upright frames of one
-//! shape out (SDR: an HDR stream tone-mapped), each with its time from the
-//! first frame, checked against the timeline's bounds. In the shape of ffmpeg-next's examples: one struct per
+//! shape out (SDR: an HDR stream tone-mapped; with [`VideoDecoder::keeping_hdr`],
+//! an HDR stream's own frames beside them, for the rungs that keep HDR),
+//! each with its time from the first frame, checked against the timeline's bounds. In the shape of ffmpeg-next's examples: one struct per
 //! stream with verb methods (send a packet, send the end, receive frames).
+
+use std::collections::VecDeque;
 
 use ffmpeg_next as ff;
 use media_core::video::ladder::MAX_SOURCE_PIXELS;
@@ -14,7 +17,11 @@ use crate::error::JobError;
 /// A decoded, upright frame and when it plays, in seconds from the first frame.
 pub struct TimedFrame {
     pub t: f64,
+    /// SDR: an HDR stream's frame tone-mapped.
     pub frame: ff::frame::Video,
+    /// An HDR stream's own frame (its bit depth, transfer and primaries),
+    /// when the decoder keeps them.
+    pub hdr: Option<ff::frame::Video>,
 }
 
 /// Decoder of the source's video stream.
@@ -31,6 +38,11 @@ pub struct VideoDecoder {
     /// An HDR stream's tags: its frames are tone-mapped (made at the first frame).
     hdr: Option<ColorTags>,
     tone_mapper: Option<ToneMapper>,
+    /// Whether an HDR stream's own frames are kept beside the tone-mapped ones.
+    keep_hdr: bool,
+    /// Own frames waiting for the tone-mapped frame made from them.
+    hdr_waiting: VecDeque<ff::frame::Video>,
+    hdr_rotator: Option<Rotator>,
     timeline: Timeline,
     /// When the first frame plays, in source seconds.
     start_s: Option<f64>,
@@ -75,6 +87,9 @@ impl VideoDecoder {
             rotator: None,
             hdr: video.color.hdr_transfer().map(|_| video.color),
             tone_mapper: None,
+            keep_hdr: false,
+            hdr_waiting: VecDeque::new(),
+            hdr_rotator: None,
             timeline: Timeline::new(declared_s).map_err(|e| JobError::permanent(e.to_string()))?,
             start_s: None,
             last_s: 0.0,
@@ -93,6 +108,13 @@ impl VideoDecoder {
     /// in the middle and must time its frames on the whole video's clock.
     pub fn with_origin(mut self, origin_s: f64) -> Self {
         self.start_s = Some(origin_s);
+        self
+    }
+
+    /// Keeps an HDR stream's own frames (upright) beside the tone-mapped
+    /// ones ([`TimedFrame::hdr`]); no effect on an SDR stream.
+    pub fn keeping_hdr(mut self) -> Self {
+        self.keep_hdr = true;
         self
     }
 
@@ -122,9 +144,32 @@ impl VideoDecoder {
             self.timeline.frame(t - start).map_err(|e| JobError::permanent(e.to_string()))?;
             self.frames += 1;
             self.last_s = t.max(self.last_s);
+            if self.keep_hdr && self.hdr.is_some() {
+                self.hdr_waiting.push_back(super::new_reference(&frame)?);
+            }
             for sdr in self.sdr(frame)? {
-                for upright in self.upright(sdr)? {
-                    out.push(TimedFrame { t: t - start, frame: upright });
+                // The tone map makes one frame of each, in order.
+                let hdr = match self.hdr_waiting.pop_front() {
+                    Some(own) => {
+                        let mut upright = upright(&mut self.hdr_rotator, self.rotation, self.time_base, own)?;
+                        if upright.len() != 1 {
+                            return Err(JobError::retryable(
+                                "internal: rotating an HDR frame gave other than one frame",
+                            ));
+                        }
+                        upright.pop()
+                    }
+                    None => None,
+                };
+                let mut sdr_upright = upright(&mut self.rotator, self.rotation, self.time_base, sdr)?;
+                if hdr.is_some() && sdr_upright.len() != 1 {
+                    return Err(JobError::retryable(
+                        "internal: rotating a tone-mapped frame gave other than one frame",
+                    ));
+                }
+                let mut hdr = hdr;
+                for upright in sdr_upright.drain(..) {
+                    out.push(TimedFrame { t: t - start, frame: upright, hdr: hdr.take() });
                 }
             }
         }
@@ -141,17 +186,6 @@ impl VideoDecoder {
         mapper.apply(&frame)
     }
 
-    fn upright(&mut self, frame: ff::frame::Video) -> Result<Vec<ff::frame::Video>, JobError> {
-        if self.rotation == 0 {
-            return Ok(vec![frame]);
-        }
-        let rotator = match self.rotator.as_mut() {
-            Some(r) => r,
-            None => self.rotator.insert(Rotator::new(self.rotation, &frame, self.time_base)?),
-        };
-        rotator.apply(&frame)
-    }
-
     /// When the first frame plays, in source seconds (once one was decoded).
     pub fn start_s(&self) -> Option<f64> {
         self.start_s
@@ -162,4 +196,21 @@ impl VideoDecoder {
     pub fn end_s(&self) -> f64 {
         self.last_s - self.start_s.unwrap_or(0.0) + 1.0 / self.source_fps
     }
+}
+
+/// `frame` upright: turned by `rotation` degrees through `rotator` (made at the first frame).
+fn upright(
+    rotator: &mut Option<Rotator>,
+    rotation: i32,
+    time_base: ff::Rational,
+    frame: ff::frame::Video,
+) -> Result<Vec<ff::frame::Video>, JobError> {
+    if rotation == 0 {
+        return Ok(vec![frame]);
+    }
+    let rotator = match rotator.as_mut() {
+        Some(r) => r,
+        None => rotator.insert(Rotator::new(rotation, &frame, time_base)?),
+    };
+    rotator.apply(&frame)
 }

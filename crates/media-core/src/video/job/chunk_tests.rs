@@ -42,6 +42,7 @@ fn source(duration_s: f64) -> ChunkSource {
             max_bitrate: 4_200_000,
             buffer_size: 5_600_000,
             codec: Default::default(),
+            range: Default::default(),
         }],
     }
 }

@@ -89,6 +89,7 @@ pub fn video_service() -> OpenApi {
     add::<crate::wire::api::CaptionView>(c);
     add::<crate::wire::api::CaptionList>(c);
     add::<crate::video::ladder::VideoCodec>(c);
+    add::<crate::video::ladder::VideoRange>(c);
     add::<PreviewOption>(c);
     add::<Extras>(c);
     add::<CoverMeta>(c);
