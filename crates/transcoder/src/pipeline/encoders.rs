@@ -29,6 +29,23 @@
 //! pipeline they cost 2-2.5x the H.264 ladder's time, and lose SSIM on busy
 //! content: the benchmark report's section 11 has their speed, memory,
 //! quality and bytes at equal SSIM.
+//!
+//! Not thread contention: x265 with its own frame threads and pools, or
+//! SVT-AV1 with one thread a rung, took the same CPU and wall time; the
+//! pipeline's x264 is cheaper than the CLI's (its tuned options), so the
+//! other encoders cost more beside it. No preset keeps H.264 plus a second
+//! codec near real time on 2 cores: SVT-AV1's fastest (13) costs about the
+//! whole H.264 ladder. A sweep on 20-s cuts of the benchmark's 1080p
+//! sources (4-size ladder of one codec, release build, Intel Xeon, 2 cores,
+//! 2026-12-07; CPU-s and the 1080p rung's SSIM, noise / motion): x264 31 /
+//! 41, 0.982 / 0.979; SVT-AV1 10: 81 / 120, 0.976 / 0.953; 11: 59 / 126,
+//! 0.974 / 0.942; 12: 43 / 63, 0.971 / 0.931; 13: 34 / 61, 0.970 / 0.925
+//! (and 19% under its bitrate on noise); x265 `ultrafast` 58-65 / 85, 0.970
+//! / 0.920; `superfast` 84 / 143, 0.971 / 0.951. SVT-AV1 10 stays: 12 halves
+//! its CPU on busy content but loses 0.022 SSIM there, below x264's at 1.7x
+//! the bytes. x265 `ultrafast` stays: `superfast` gains 0.03 SSIM on busy
+//! content for 1.7x the CPU, and Safari, HEVC's reason to be here, also
+//! plays the H.264 rungs.
 
 use ff::format::Pixel;
 use ffmpeg_next as ff;
