@@ -18,7 +18,9 @@
 // `/job-status` when it cannot), and plays the HLS ladder with hls.js. A
 // video the page marks private is created with signed URLs, AES-128
 // encryption and an MP4 download; `POST /api/videos/token` mints its
-// playback token (`POST /playback-tokens`).
+// playback token (`POST /playback-tokens`). A video may ask for an AV1
+// rung beside H.264's at every size (`codecs`), and once done take caption
+// tracks (`POST /api/videos/captions`, a WebVTT or SRT file per language).
 // Images go with one presigned PUT, then `POST /api/images/check` asks the
 // image service for the image's record (which checks the upload) before
 // the page shows it and its variants. Uppy and hls.js are served from
@@ -63,6 +65,8 @@ export function startDemo({ port = 0, videoService, imageService, apiKey }) {
       if (b.private === true) Object.assign(ask, { require_signed_urls: true, encryption: 'aes-128', download: true });
       // A cover and a short animated preview, as a video card or a hover preview shows them.
       if (b.extras === true) Object.assign(ask, { cover: { time_s: 1 }, preview: { start_s: 0, duration_s: 3, width: 320, fps: 10, format: 'webp' } });
+      // An AV1 rung at every size beside H.264's: players that decode AV1 take it, the others H.264.
+      if (b.av1 === true) ask.codecs = ['h264', 'av1'];
       const r = answer(await video.POST('/uploads', { body: ask }));
       return r.status === 201 ? { status: 201, body: { ...r.body, video_service: videoService } } : r;
     },
@@ -71,6 +75,13 @@ export function startDemo({ port = 0, videoService, imageService, apiKey }) {
     // A short-lived token for the page's EventSource on the app's /events (the key stays here).
     // A private video's playback token, minted with the key (an app would check its user first).
     'POST /api/videos/token': async (b) => answer(await video.POST('/playback-tokens', { body: { app_id: APP_ID, video_id: String(b.video_id ?? ''), ttl_s: 3600, downloadable: true } })),
+    // A caption track for a video (WebVTT or SRT text), posted with the key; the service checks the file.
+    'POST /api/videos/captions': async (b) => answer(await video.POST('/videos/{app_id}/{video_id}/captions/{language}', {
+      params: { path: { app_id: APP_ID, video_id: String(b.video_id ?? ''), language: String(b.language ?? '') }, query: b.label ? { label: String(b.label) } : {} },
+      body: String(b.text ?? ''),
+      bodySerializer: (text) => text,
+      headers: { 'content-type': b.format === 'srt' ? 'application/x-subrip' : 'text/vtt' },
+    })),
     'POST /api/events/token': async () => answer(await video.POST('/events/token', { body: { app_id: APP_ID, ttl_s: 600 } })),
     'POST /api/images': async (b) => answer(await image.POST('/generate-image-upload-url', { body: { app_id: APP_ID, content_type: b.content_type, size: b.size } })),
     // The browser's PUT is done: ask for the image's record (with the key). The service checks the

@@ -11,8 +11,11 @@
 // short-lived stream token the backend mints); and an image with variants
 // the image service makes (sizes, formats, bytes). A video marked private
 // plays through a token the backend mints (its public URLs answer 403),
-// encrypted, with a link to its MP4 download. `window.demo` exposes
-// state for the browser test.
+// encrypted, with a link to its MP4 download. A video may ask for an AV1
+// rung at every size, which the player prefers where the browser decodes
+// AV1 (the line under the player says which rung plays), and once done
+// take caption tracks from a WebVTT or SRT file (the backend posts it),
+// which the player then shows. `window.demo` exposes state for the browser test.
 import { Uppy, AwsS3, XHRUpload } from '/vendor/uppy.min.mjs';
 
 const $ = (id) => document.getElementById(id);
@@ -91,9 +94,13 @@ async function uploadVideo(file) {
   demo.job = null;
   $('video-state').textContent = 'creating an upload…';
   demo.private = $('private-video').checked;
+  demo.av1 = $('av1-video').checked;
+  demo.captions = [];
+  $('captions').hidden = true;
+  $('playing').textContent = '';
   demo.signed = null;
   $('download').hidden = true;
-  const slot = await backend('POST', '/api/videos', { content_type: type, size: file.size, multipart: file.size > MULTIPART_ABOVE, private: demo.private, extras: $('extras-video').checked });
+  const slot = await backend('POST', '/api/videos', { content_type: type, size: file.size, multipart: file.size > MULTIPART_ABOVE, private: demo.private, extras: $('extras-video').checked, av1: demo.av1 });
   demo.videoId = slot.video_id;
   demo.uploadObject = { id: slot.id, status: null, seen: [], jobId: null };
   uploadState(slot.status);
@@ -331,8 +338,21 @@ function play(job) {
   demo.playbackUrl = job.playback_url;
   if (window.Hls?.isSupported()) {
     demo.hls?.destroy(); // a second upload on the same page
-    const hls = (demo.hls = new Hls({ startPosition: 0 }));
+    // With AV1 rungs, prefer them; hls.js keeps to the rungs the browser can decode either way.
+    const hls = (demo.hls = new Hls({ startPosition: 0, subtitleDisplay: true, ...(demo.av1 ? { videoPreference: { videoCodec: 'av01' } } : {}) }));
     hls.on(Hls.Events.MANIFEST_PARSED, (_, data) => demo.events.push({ t: Date.now(), levels: data.levels.length }));
+    hls.on(Hls.Events.LEVEL_SWITCHED, (_, { level }) => {
+      const l = hls.levels[level];
+      const rung = l?.url?.[0]?.split('/').at(-2) ?? `${l?.height}p`;
+      demo.playing = { rung, codec: l?.videoCodec ?? '' };
+      $('playing').textContent = `playing ${rung} (${demo.playing.codec}${l?.videoRange && l.videoRange !== 'SDR' ? `, ${l.videoRange}` : ''})`;
+    });
+    // The newest caption track the page added, or the first listed (a track is only listed, not shown, until chosen).
+    hls.on(Hls.Events.SUBTITLE_TRACKS_UPDATED, (_, { subtitleTracks }) => {
+      if (subtitleTracks.length === 0) return;
+      const wanted = subtitleTracks.findIndex((t) => t.lang === demo.captions.at(-1)?.language);
+      hls.subtitleTrack = Math.max(wanted, 0);
+    });
     hls.on(Hls.Events.ERROR, (_, data) => demo.events.push({ t: Date.now(), error: data.details, fatal: data.fatal }));
     hls.loadSource(job.playback_url);
     hls.attachMedia(video);
@@ -359,6 +379,30 @@ async function finished(public_job) {
     $('preview').src = job.preview.url;
     $('preview-info').textContent = `${job.preview.format}, ${job.preview.width}×${job.preview.height}, ${job.preview.frames} frames at ${job.preview.fps} fps from ${job.preview.start_s} s`;
     $('extras').hidden = false;
+  }
+  $('captions').hidden = false;
+}
+
+/**
+ * A caption file chosen for the done video: the backend posts it with the
+ * key; the service checks it (a fault answers with its line) and adds the
+ * track to the master, so the player reloads it and shows the new track.
+ */
+async function addCaptions(file) {
+  const language = $('caption-language').value.trim();
+  const label = $('caption-label').value.trim();
+  const format = /\.srt$/i.test(file.name) || file.type === 'application/x-subrip' ? 'srt' : 'vtt';
+  $('caption-state').textContent = `sending ${file.name}…`;
+  try {
+    const track = await backend('POST', '/api/videos/captions', { video_id: demo.videoId, language, label, format, text: await file.text() });
+    demo.captions.push(track);
+    $('caption-state').textContent = `track ${track.language}${track.label ? ` (${track.label})` : ''}: ${track.cues} cues, converted from ${track.source_format}`;
+    // The master now lists the track; a new query skips the copy the browser kept (2 s).
+    const url = new URL(demo.playbackUrl);
+    url.searchParams.set('captions', String(demo.captions.length));
+    play({ ...demo.job, playback_url: url.href, poster_url: null });
+  } catch (e) {
+    $('caption-state').textContent = `refused: ${e.message}`;
   }
 }
 
@@ -573,4 +617,10 @@ const guard = (el, fn) => async (e) => {
 };
 $('video-file').addEventListener('change', guard('video-state', uploadVideo));
 $('image-file').addEventListener('change', guard('image-state', uploadImage));
+$('caption-file').addEventListener('change', (e) => {
+  const file = e.target.files[0];
+  e.target.value = ''; // the same file can be chosen again
+  if (file && $('captions').reportValidity()) addCaptions(file);
+});
+$('captions').addEventListener('submit', (e) => e.preventDefault());
 operatorView();

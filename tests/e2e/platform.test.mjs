@@ -684,62 +684,65 @@ test('browser: a video encoded as chunks plays in hls.js with its audio group, f
   }
 });
 
-test('browser: hls.js asked to prefer AV1 plays the AV1 rung, and shows the caption track posted for the video', async () => {
-  const app_id = 'demo';
-  const video_id = `av1-${randomBytes(3).toString('hex')}`;
-  const notify = await uploadVideo(p, app_id, video_id, clip('av1.mp4', { seconds: 12 }), 'video/mp4', { codecs: ['h264', 'av1'] });
-  assert.equal(notify.status, 202, notify.text);
-  const { status } = await pollJobStatus(app_id, video_id);
-  assert.equal(status.status, 'done', JSON.stringify(status));
-  const vtt = 'WEBVTT\n\n00:00:00.000 --> 00:00:11.500\nCaptions from the <b>platform</b>\n';
-  const put = await fetch(`${p.video}/videos/${app_id}/${video_id}/captions/en?label=English`, { method: 'POST', headers: { 'x-api-key': p.apiKey, 'content-type': 'text/vtt' }, body: vtt });
-  assert.equal(put.status, 200, await put.text());
-
+test('browser: the demo page asks for an AV1 rung and plays it, then adds an SRT caption track that shows (a faulty file refused by its line); hls.js falls back to H.264 where AV1 is not decoded', async () => {
   const browser = await launchChromium();
   try {
-    const { page, problems } = await watchedPage(browser);
-    await page.goto(`${p.demo}/api/config`);
-    await page.addScriptTag({ url: `${p.demo}/vendor/hls.min.js` });
-    const played = await page.evaluate(async ({ src }) => {
+    const { page, problems, consoleErrors } = await watchedPage(browser);
+    await page.goto(p.demo);
+    await page.check('#av1-video');
+    await page.uncheck('#extras-video');
+    await page.setInputFiles('#video-file', clip('av1.mp4', { seconds: 12 }));
+    await page.waitForFunction(() => window.demo.job?.status === 'done' && !document.getElementById('captions').hidden, null, { timeout: 240000 });
+    // The page's player prefers AV1 (videoPreference) and says which rung plays.
+    await page.waitForFunction(() => /^av01\./.test(window.demo.playing?.codec ?? '') && document.getElementById('player').currentTime > 1, null, { timeout: 60000 });
+    const playing = await page.evaluate(() => ({ ...window.demo.playing, line: document.getElementById('playing').textContent, levels: window.demo.hls.levels.map((l) => l.videoCodec) }));
+    assert.match(playing.rung, /-av1$/, JSON.stringify(playing));
+    assert.match(playing.line, /^playing \d+p-av1 \(av01\./, JSON.stringify(playing));
+    assert.ok(playing.levels.some((c) => c.startsWith('avc1.')), `H.264 rungs are listed too: ${playing.levels}`);
+    // A faulty file: refused with its line, nothing added.
+    const bad = join(scratch, 'bad.vtt');
+    writeFileSync(bad, 'WEBVTT\n\n00:00:03.000 --> 00:00:02.000\nbackwards\n');
+    await page.setInputFiles('#caption-file', bad);
+    await page.waitForFunction(() => document.getElementById('caption-state').textContent.startsWith('refused:'), null, { timeout: 30000 });
+    assert.match(await page.evaluate(() => document.getElementById('caption-state').textContent), /line 3: the cue ends \(00:00:02\.000\) before it starts \(00:00:03\.000\)/);
+    // An SRT file: converted, added to the master, shown by the reloaded player.
+    const srt = join(scratch, 'captions.srt');
+    writeFileSync(srt, '1\n00:00:00,000 --> 00:00:11,500\nCaptions from the <b>platform</b>\n');
+    await page.setInputFiles('#caption-file', srt);
+    await page.waitForFunction(() => document.getElementById('caption-state').textContent.startsWith('track en (English): 1 cues'), null, { timeout: 30000 });
+    const showing = () => [...document.getElementById('player').textTracks].find((t) => t.language === 'en' && t.mode === 'showing');
+    await page.waitForFunction(`(${showing})()?.activeCues?.length > 0`, null, { timeout: 60000 });
+    const shown = await page.evaluate(`(() => { const t = (${showing})(); return { cue: t.activeCues[0].text, tracks: window.demo.hls.subtitleTracks.map((s) => s.lang + ':' + s.name), codec: window.demo.playing.codec }; })()`);
+    assert.deepEqual(shown.tracks, ['en:English']);
+    assert.equal(shown.cue, 'Captions from the <b>platform</b>');
+    assert.match(shown.codec, /^av01\./, 'still the AV1 rung after the reload');
+    // The same master where the browser reports no AV1 decoder: hls.js plays an H.264 rung.
+    const src = await page.evaluate(() => window.demo.job.playback_url);
+    const fallback = await browser.newPage();
+    await fallback.addInitScript(() => {
+      const supported = MediaSource.isTypeSupported.bind(MediaSource);
+      MediaSource.isTypeSupported = (type) => !/av01/.test(type) && supported(type);
+    });
+    await fallback.goto(`${p.demo}/api/config`);
+    await fallback.addScriptTag({ url: `${p.demo}/vendor/hls.min.js` });
+    const fell = await fallback.evaluate(async (url) => {
       const video = document.createElement('video');
       video.muted = true;
       document.body.append(video);
-      const hls = new window.Hls({ videoPreference: { videoCodec: 'av01' }, subtitleDisplay: true, manifestLoadingMaxRetry: 0, levelLoadingMaxRetry: 0, fragLoadingMaxRetry: 0 });
-      const state = () => JSON.stringify({ time: video.currentTime, level: hls.currentLevel, codecs: hls.levels.map((l) => l.videoCodec), subs: hls.subtitleTracks.length, track: hls.subtitleTrack, tracks: [...video.textTracks].map((t) => `${t.kind}:${t.language}:${t.mode}:${t.cues?.length}`) });
-      const until = (check, what) => new Promise((resolve, reject) => {
-        hls.on(window.Hls.Events.ERROR, (_, d) => d.fatal && reject(new Error(`${d.type} ${d.details} ${d.response?.code ?? ''}`)));
-        const limit = Date.now() + 60000;
-        const tick = () => (check() ? resolve() : Date.now() > limit ? reject(new Error(`no ${what} within 60 s: ${state()}`)) : setTimeout(tick, 50));
-        tick();
-      });
-      try {
-        hls.loadSource(src);
-        hls.attachMedia(video);
-        hls.on(window.Hls.Events.MANIFEST_PARSED, () => video.play().catch(() => {}));
-        // The track the page turns on, once hls.js has listed it.
-        hls.on(window.Hls.Events.SUBTITLE_TRACKS_UPDATED, () => { hls.subtitleTrack = 0; });
-        await until(() => video.currentTime > 2, 'playback past 2 s');
-        const track = () => [...video.textTracks].find((t) => t.language === 'en' && t.mode === 'showing');
-        await until(() => track()?.activeCues?.length > 0, 'caption cue showing');
-        const level = hls.levels[hls.currentLevel];
-        return {
-          codec: level.videoCodec,
-          levels: hls.levels.map((l) => l.videoCodec),
-          time: video.currentTime,
-          decoded: video.webkitVideoDecodedByteCount,
-          subtitleTracks: hls.subtitleTracks.map((t) => `${t.lang}:${t.name}`),
-          cue: track().activeCues[0].text,
-        };
-      } finally {
-        hls.destroy();
-        video.remove();
-      }
-    }, { src: status.playback_url });
-    assert.match(played.codec, /^av01\./, JSON.stringify(played));
-    assert.ok(played.time > 2 && played.decoded > 0, JSON.stringify(played));
-    assert.deepEqual(played.subtitleTracks, ['en:English']);
-    assert.equal(played.cue, 'Captions from the <b>platform</b>');
+      const hls = new window.Hls({ videoPreference: { videoCodec: 'av01' } });
+      hls.loadSource(url);
+      hls.attachMedia(video);
+      hls.on(window.Hls.Events.MANIFEST_PARSED, () => video.play().catch(() => {}));
+      const limit = Date.now() + 60000;
+      while (video.currentTime <= 1 && Date.now() < limit) await new Promise((r) => setTimeout(r, 50));
+      const codecs = hls.levels.map((l) => l.videoCodec);
+      return { time: video.currentTime, codec: hls.levels[hls.currentLevel]?.videoCodec, codecs };
+    }, src);
+    assert.ok(fell.time > 1, JSON.stringify(fell));
+    assert.match(fell.codec, /^avc1\./, JSON.stringify(fell));
+    assert.ok(fell.codecs.every((c) => !c.startsWith('av01')), `hls.js dropped the AV1 rungs: ${fell.codecs}`);
     assert.deepEqual(problems, []);
+    assert.deepEqual(consoleErrors.filter((m) => !/status of 400/.test(m)), []);
   } finally {
     await browser.close();
   }
