@@ -6,7 +6,8 @@
 // listed in /job-status, and served as an HLS subtitle rendition
 // (EXT-X-MEDIA TYPE=SUBTITLES, segmented WebVTT holding each cue in the
 // segments it overlaps); a faulty file is refused naming its line; a
-// delete takes the track out of the master and storage.
+// delete takes the track out of the master and storage. A private video's
+// track plays through a playback token only, as its ladder does.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { API_KEY } from '../workers/harness.mjs';
@@ -94,4 +95,29 @@ test('an AV1 rung beside each H.264 rung, and an SRT track served as a WebVTT su
   assert.equal((await text(put.json.url)).status, 404);
   const again = await api.call('DELETE', `/videos/${APP}/c1/captions/en`, { key: API_KEY, headers: ip() });
   assert.equal(again.status, 404);
+});
+
+test("a private video's caption track is served through a playback token only", async () => {
+  const done = await stack.transcoded('c2', { require_signed_urls: true }, { size: '320x180', seconds: 3 });
+  const put = await api.post(`/videos/${APP}/c2/captions/fr?label=Fran%C3%A7ais`, SRT, { key: API_KEY, headers: ip() });
+  assert.equal(put.status, 200, put.text);
+  assert.equal(put.json.label, 'Français');
+  // The public routes refuse the master and the track's files alike.
+  for (const url of [done.playback_url, put.json.url, put.json.url.replace('index.m3u8', '00000.vtt')]) {
+    assert.equal((await text(url)).status, 403, url);
+  }
+  const minted = await api.post('/playback-tokens', { app_id: APP, video_id: 'c2' }, { key: API_KEY, headers: ip() });
+  assert.equal(minted.status, 200, minted.text);
+  const master = await text(minted.json.playback_url);
+  assert.equal(master.status, 200, master.body);
+  assert.match(master.body, /TYPE=SUBTITLES,GROUP-ID="subs",NAME="Français",LANGUAGE="fr",[^\n]*URI="subs\/fr\/index\.m3u8"/, master.body);
+  const signed = minted.json.playback_url.replace(/master\.m3u8$/, '');
+  const playlist = await text(`${signed}subs/fr/index.m3u8`);
+  assert.equal(playlist.status, 200, playlist.body);
+  assert.match(playlist.body, /#EXTINF:3\.0\d*,\n00000\.vtt\n#EXT-X-ENDLIST/, playlist.body);
+  const segment = await text(`${signed}subs/fr/00000.vtt`);
+  assert.equal(segment.status, 200);
+  assert.equal(segment.type, 'text/vtt; charset=utf-8');
+  assert.match(segment.body, /^WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:0,LOCAL:00:00:00\.000\n\n00:00:00\.500 --> 00:00:02\.000\nHello &amp; <i>welcome<\/i>/, segment.body);
+  assert.equal((await text(`${signed}subs/de/index.m3u8`)).status, 404, 'no such track');
 });
