@@ -21,7 +21,7 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 
 use media_core::video::chunks::{plan_chunks, ChunkRange, ChunkSpec};
-use media_core::video::ladder::LadderOptions;
+use media_core::video::ladder::{LadderOptions, VideoCodec};
 use support::*;
 use transcoder::pipeline::fmp4::fragment_times;
 use transcoder::pipeline::{transcode_with, Control, Mode, Produced, Summary, Tuning};
@@ -44,18 +44,14 @@ fn run(src: &Path, mode: Mode) -> (Summary, Outputs) {
 }
 
 fn run_with(src: &Path, mode: Mode, tuning: Tuning) -> (Summary, Outputs) {
+    run_as(src, mode, tuning, LadderOptions::default())
+}
+
+fn run_as(src: &Path, mode: Mode, tuning: Tuning, options: LadderOptions) -> (Summary, Outputs) {
     let (tx, mut rx) = tokio::sync::mpsc::channel(16);
     let file = std::fs::File::open(src).unwrap();
     let pipeline = std::thread::spawn(move || {
-        transcode_with(
-            file,
-            Default::default(),
-            &LadderOptions::default(),
-            &tuning,
-            mode,
-            tx,
-            Arc::new(Control::default()),
-        )
+        transcode_with(file, Default::default(), &options, &tuning, mode, tx, Arc::new(Control::default()))
     });
     let mut out = Outputs::default();
     while let Some(event) = rx.blocking_recv() {
@@ -141,6 +137,15 @@ fn ssim(a: &Path, reference: &Path, w: u32, h: u32) -> f64 {
 /// Runs `src` as the service would chunk it (`chunk_s`, `first_chunk_s`):
 /// chunk 0 through `Mode::Decide`, the others as leased chunk specs.
 fn run_chunked(src: &Path, chunk_s: f64, first_chunk_s: f64) -> (Vec<ChunkRange>, Vec<(Summary, Outputs)>) {
+    run_chunked_as(src, chunk_s, first_chunk_s, &LadderOptions::default())
+}
+
+fn run_chunked_as(
+    src: &Path,
+    chunk_s: f64,
+    first_chunk_s: f64,
+    options: &LadderOptions,
+) -> (Vec<ChunkRange>, Vec<(Summary, Outputs)>) {
     let ranges: Arc<Mutex<Vec<ChunkRange>>> = Arc::default();
     let planned = Arc::clone(&ranges);
     let decide = Box::new(move |source: &media_core::video::chunks::ChunkSource| {
@@ -158,7 +163,7 @@ fn run_chunked(src: &Path, chunk_s: f64, first_chunk_s: f64) -> (Vec<ChunkRange>
         *planned.lock().unwrap() = r;
         Ok(Some(spec))
     });
-    let (first, chunk0) = run(src, Mode::Decide(decide));
+    let (first, chunk0) = run_as(src, Mode::Decide(decide), Tuning::default(), options.clone());
     let ranges = ranges.lock().unwrap().clone();
     let spec0 = chunk0.chunk.clone().expect("chunk 0 ran as a chunk");
     let mut chunks = vec![(first, chunk0)];
@@ -171,7 +176,7 @@ fn run_chunked(src: &Path, chunk_s: f64, first_chunk_s: f64) -> (Vec<ChunkRange>
             audio: false,
             ..spec0.clone()
         };
-        chunks.push(run(src, Mode::Chunk(spec)));
+        chunks.push(run_as(src, Mode::Chunk(spec), Tuning::default(), options.clone()));
     }
     (ranges, chunks)
 }
@@ -563,5 +568,66 @@ fn the_first_segments_own_encoder_moves_no_boundary() {
             .map(|p| (p["dts_time"].as_str().unwrap().parse::<f64>().unwrap() * 30.0).round() as i64)
             .collect();
         assert!(dts.windows(2).all(|w| w[1] == w[0] + 1), "{name}: dts are not continuous: {dts:?}");
+    }
+}
+
+/// An HDR (PQ) source in H.264, HEVC and AV1 rungs, encoded as chunks:
+/// every codec's rungs stitch into the single pass's (the same init
+/// segments, fragment times and keyframes), the HEVC and AV1 rungs 10-bit
+/// PQ from every chunk, and every stitched rung decodes end to end. SVT-AV1
+/// keeps its own GOP from its first frame, so each chunk's AV1 encoder
+/// starting on the chunk's first frame (a keyframe) must land on the single
+/// pass's keyframes.
+#[test]
+fn an_hdr_source_in_three_codecs_stitches_into_the_single_pass_ladder() {
+    let dir = Scratch::new("chunks-hdr");
+    let src = dir.path("pq.mp4");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=320x180:rate=30:duration=8,zscale=tin=bt709:min=bt709:pin=bt709:rin=tv:t=smpte2084:m=bt2020nc:p=bt2020:r=tv:npl=203,format=yuv420p10le",
+        "-c:v",
+        "libx265",
+        "-preset",
+        "ultrafast",
+        "-x265-params",
+        "log-level=error:colorprim=bt2020:transfer=smpte2084:colormatrix=bt2020nc:keyint=250",
+        "-tag:v",
+        "hvc1",
+        "-f",
+        "mp4",
+        src.to_str().unwrap(),
+    ]);
+    let options = LadderOptions { codecs: VideoCodec::ALL.to_vec(), max_rungs: 1, ..LadderOptions::default() };
+    let (_, whole) = run_as(&src, Mode::Whole, Tuning::default(), options.clone());
+    assert_eq!(whole.rung_names, ["240p", "240p-hevc", "240p-av1"]);
+    let (ranges, chunks) = run_chunked_as(&src, 3.0, 1.0, &options);
+    assert!(ranges.len() >= 3, "{ranges:?}");
+    let stitched = stitched(&chunks, &whole);
+    for (rung, name) in whole.rung_names.iter().enumerate() {
+        for (_, out) in &chunks {
+            assert_eq!(out.inits[&rung], whole.inits[&rung], "{name}: every chunk's init segment is the single pass's");
+        }
+        let segments = || stitched.iter().filter(|((r, _), _)| *r == rung);
+        for ((_, seq), bytes) in segments() {
+            let (got, want) = (fragment_times(bytes).unwrap(), fragment_times(&whole.segments[&(rung, *seq)]).unwrap());
+            assert_eq!(got, want, "{name} seq {seq}: (mfhd, tfdt)");
+        }
+        let file = dir.path(&format!("stitched-{name}.mp4"));
+        concat(&file, &whole.inits[&rung], segments().map(|(_, b)| *b));
+        let single = dir.path(&format!("single-{name}.mp4"));
+        concat(&single, &whole.inits[&rung], whole.segments.iter().filter(|((r, _), _)| *r == rung).map(|(_, b)| b));
+        decodes_cleanly(&file);
+        let keys = |p: &[(i64, bool)]| p.iter().filter(|x| x.1).map(|x| x.0).collect::<Vec<_>>();
+        assert_eq!(keys(&video_packets(&file)), keys(&video_packets(&single)), "{name}: keyframes");
+        let s = ffprobe(&file, &["-select_streams", "v", "-show_entries", "stream=pix_fmt,color_transfer"]);
+        let (pix, transfer) = (s["streams"][0]["pix_fmt"].as_str(), s["streams"][0]["color_transfer"].as_str());
+        let want = if name.ends_with('p') {
+            (Some("yuv420p"), Some("bt709"))
+        } else {
+            (Some("yuv420p10le"), Some("smpte2084"))
+        };
+        assert_eq!((pix, transfer), want, "{name}");
     }
 }
