@@ -189,12 +189,7 @@ fn kept_hdr(transfer: &str, range: &str, rotation: i32) {
                     "{name}: luma mean {mean:.1}, spread {spread} against the HDR source's {src_mean:.1}, {src_spread}"
                 );
             }
-            let inf = master
-                .lines()
-                .zip(master.lines().skip(1))
-                .find(|(_, uri)| *uri == format!("{name}/index.m3u8"))
-                .map(|(inf, _)| inf)
-                .unwrap_or_else(|| panic!("{name} is in the master: {master}"));
+            let inf = variant_line(&master, &name);
             assert!(
                 inf.contains(&format!("CODECS=\"{prefix}")) && inf.contains(&format!(",VIDEO-RANGE={range}")),
                 "{name}: {inf}"

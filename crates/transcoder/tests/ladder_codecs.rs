@@ -110,12 +110,7 @@ fn every_codec_s_rungs_align_with_h264_s_and_say_what_they_hold() {
             let errors = decode_errors(&playlist);
             assert!(errors.is_empty(), "{name} decodes cleanly: {errors}");
             // The master names the rung's own codec string, with the audio's.
-            let inf = master
-                .lines()
-                .zip(master.lines().skip(1))
-                .find(|(_, uri)| *uri == format!("{name}/index.m3u8"))
-                .map(|(inf, _)| inf)
-                .unwrap_or_else(|| panic!("{name} is in the master: {master}"));
+            let inf = variant_line(&master, &name);
             assert!(inf.contains(&format!("CODECS=\"{prefix}")), "{name}: {inf}");
             assert!(inf.contains(",mp4a.40.2\"") && inf.contains(&format!("RESOLUTION={width}x{height}")), "{inf}");
             let reported = report.summary.rungs.iter().find(|r| r.name == name).unwrap();

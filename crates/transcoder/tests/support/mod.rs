@@ -259,3 +259,13 @@ pub fn audio_tail_mkv(path: &Path, audio_s: u32, pcm: &str) {
     f.seek(SeekFrom::Start(at as u64 + 3)).unwrap();
     f.write_all(&3000.0f64.to_be_bytes()).unwrap();
 }
+
+/// The `EXT-X-STREAM-INF` line of rung `name`'s variant in `master`.
+pub fn variant_line<'a>(master: &'a str, name: &str) -> &'a str {
+    master
+        .lines()
+        .zip(master.lines().skip(1))
+        .find(|(_, uri)| *uri == format!("{name}/index.m3u8"))
+        .map(|(inf, _)| inf)
+        .unwrap_or_else(|| panic!("{name} is in the master: {master}"))
+}
