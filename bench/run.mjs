@@ -12,6 +12,7 @@
 //                                   --stitch-content=noise|motion; --chunk-s=N, default 30)
 //   node bench/run.mjs --only=10   covers and animated previews: transcoder extras against the ffmpeg CLI (release transcoder)
 //   node bench/run.mjs --only=11   codecs: the ladder in H.264, HEVC and AV1 (speed, CPU, SSIM, bytes), and each encoder's bytes at H.264's SSIM
+//                                  (--sweep-presets: also SVT-AV1 10-13 and x265 ultrafast/superfast, each codec's ladder alone)
 //   --ttp-lengths=30,300,1200      section 2's source lengths
 //   --only=5 --before=DIR          the Workers' size and cold start next to another checkout's (built there)
 //   --only=5 --save-before=LABEL   or record this build's as the "before" of later reports
@@ -41,6 +42,8 @@ const only = arg('only', '1,2,3,4,5,6,7,8,9,10,11').split(',').map(Number);
 const RUNS = Number(arg('runs', 3));
 const CORES = cpus().length;
 const SECONDS = Number(arg('seconds', 60));
+/** Section 11 also runs each codec's ladder at its neighbouring presets (long: about 15 min a source at 60 s). */
+const SWEEP_PRESETS = process.argv.includes('--sweep-presets');
 const CONTENT_KINDS = arg('contents', 'noise,motion').split(',').filter(Boolean);
 for (const k of CONTENT_KINDS) if (!CONTENTS[k]) throw new Error(`unknown content ${k} (known: ${Object.keys(CONTENTS).join(', ')})`);
 const CPU = cpuInfo();
@@ -1105,7 +1108,21 @@ async function codecsSection() {
         }
         equal.push({ codec: enc.name, ...best, ratio: best.bytes / ref.bytes, met: best.ssim >= ref.ssim - 0.005 });
       }
-      results[kind] = { rows, equal };
+      // The presets against their neighbours (--sweep-presets): each codec's ladder alone at each preset.
+      const sweep = [];
+      if (SWEEP_PRESETS) {
+        for (const [codec, flag, presets] of [['av1', '--av1-preset', ['10', '11', '12', '13']], ['hevc', '--hevc-preset', ['ultrafast', 'superfast']]]) {
+          for (const preset of presets) {
+            say(`codecs ${kind}: ${codec} preset ${preset}…`);
+            const outDir = join(dir, `${kind}-${codec}-${preset}`);
+            const r = await transcode(src, outDir, ['--codecs', codec, flag, preset]);
+            const q = quality(join(outDir, `1080p-${codec}`), src, 1920, 1080);
+            sweep.push({ codec, preset, wall: r.wall, cpu: r.cpu, rssMb: r.rssMb, ssim: q.ssim, bytes: rungBytes(join(outDir, `1080p-${codec}`)) });
+            rmSync(outDir, { recursive: true, force: true });
+          }
+        }
+      }
+      results[kind] = { rows, equal, sweep };
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -1130,6 +1147,15 @@ async function codecsSection() {
     out('| encoder | bitrate | SSIM | bytes | bytes / H.264 |');
     out('|---|---|---|---|---|');
     for (const e of equal) out(`| ${e.codec} | ${fmt(e.bitrate / 1e6, 2)} Mb/s | ${fmt(e.ssim, 4)}${e.met === false ? ' (NOT within 0.005 even at 5 Mb/s)' : ''} | ${fmt(e.bytes / 1e6, 2)} MB | ${fmt(e.ratio, 2)} |`);
+    const sweep = results[kind].sweep;
+    if (sweep.length > 0) {
+      out();
+      out(`The presets against their neighbours (\`--sweep-presets\`): each codec's ladder alone, \`--av1-preset\` / \`--hevc-preset\`; the shipped ones are SVT-AV1 10 and x265 \`ultrafast\`; H.264 (above) is the baseline.`);
+      out();
+      out('| codec, preset | wall | CPU-s | CPU / H.264 ladder | peak memory | 1080p SSIM | 1080p MB |');
+      out('|---|---|---|---|---|---|---|');
+      for (const x of sweep) out(`| ${x.codec} ${x.preset} | ${fmt(x.wall, 1)} s | ${fmt(x.cpu, 1)} | ${fmt(x.cpu / rows[0].cpu, 2)} | ${fmt(x.rssMb, 0)} MB | ${fmt(x.ssim, 4)} | ${fmt(x.bytes / 1e6, 1)} |`);
+    }
   }
   out();
   data.sections.codecs = { seconds: SECONDS, results };

@@ -143,6 +143,14 @@ struct TuningArgs {
     /// own for the first segment (which cuts it sooner; for comparisons).
     #[arg(long)]
     no_first_segment_encoder: bool,
+    /// libx265's preset for HEVC rungs, instead of `ultrafast` (to compare;
+    /// jobs from the service always use the default, so that every chunk
+    /// of a job is encoded alike).
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(transcoder::pipeline::tuning::HEVC_PRESETS))]
+    hevc_preset: Option<String>,
+    /// SVT-AV1's preset for AV1 rungs, 0 (slowest) to 13, instead of 10 (to compare, as `--hevc-preset`).
+    #[arg(long, value_parser = clap::value_parser!(u8).range(0..=13))]
+    av1_preset: Option<u8>,
 }
 
 impl TuningArgs {
@@ -160,6 +168,8 @@ impl TuningArgs {
             x264_tuned: !self.x264_preset_only,
             x264_rung_params: self.x264_rung.clone(),
             first_segment_encoder: !self.no_first_segment_encoder,
+            hevc_preset: self.hevc_preset.clone().unwrap_or(d.hevc_preset.clone()),
+            av1_preset: self.av1_preset.unwrap_or(d.av1_preset),
             ..d
         }
     }

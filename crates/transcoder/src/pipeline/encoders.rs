@@ -12,9 +12,9 @@
 //! - **H.264**: libx264, High profile, the job's preset (`veryfast` by
 //!   default) and the tuned options of [`super::tuning`]. Keyframes are
 //!   forced on the frames the pipeline marks I (`forced-idr`).
-//! - **HEVC**: libx265, Main profile, preset [`HEVC_PRESET`], tagged `hvc1`
+//! - **HEVC**: libx265, Main profile, preset [`super::tuning::HEVC_PRESET`], tagged `hvc1`
 //!   by the muxer. Forced keyframes as x264's.
-//! - **AV1**: SVT-AV1, Main profile, preset [`AV1_PRESET`]. Debian's FFmpeg
+//! - **AV1**: SVT-AV1, Main profile, preset [`super::tuning::AV1_PRESET`]. Debian's FFmpeg
 //!   5.1 does not pass forced keyframes to SVT-AV1 1.4, so its keyframes
 //!   come from its own GOP: every `gop_frames` frames from its first. The
 //!   rung therefore gives the short first segment an encoder of its own and
@@ -45,7 +45,9 @@
 //! its CPU on busy content but loses 0.022 SSIM there, below x264's at 1.7x
 //! the bytes. x265 `ultrafast` stays: `superfast` gains 0.03 SSIM on busy
 //! content for 1.7x the CPU, and Safari, HEVC's reason to be here, also
-//! plays the H.264 rungs.
+//! plays the H.264 rungs. `transcoder transcode --av1-preset/--hevc-preset`
+//! try others on a local file (`Tuning`); `node bench/run.mjs --only=11
+//! --sweep-presets` runs the sweep.
 
 use ff::format::Pixel;
 use ffmpeg_next as ff;
@@ -57,7 +59,7 @@ use crate::error::JobError;
 /// The settings every rung shares.
 pub struct RungSettings<'a> {
     pub plan: &'a LadderPlan,
-    /// x264's preset (the other codecs' are fixed: [`HEVC_PRESET`], [`AV1_PRESET`]).
+    /// x264's preset (the job's; the other codecs' are the tuning's: [`super::Tuning::hevc_preset`], [`super::Tuning::av1_preset`]).
     pub preset: &'a str,
     /// Threads and x264 options per rung.
     pub tuning: &'a super::Tuning,
@@ -84,11 +86,6 @@ pub fn rung_pixel_format(rung: &Rung) -> Pixel {
         Pixel::YUV420P10LE
     }
 }
-
-/// libx265's preset: the cheapest, about x264 `veryfast`'s cost.
-pub const HEVC_PRESET: &str = "ultrafast";
-/// SVT-AV1's preset (0 slowest to 13 fastest).
-pub const AV1_PRESET: &str = "10";
 
 /// An encoder's failure, as a rung reports it.
 pub(super) fn err(e: ff::Error, what: &str) -> JobError {
@@ -217,7 +214,7 @@ pub fn open(index: usize, s: &RungSettings<'_>) -> Result<(Encoder, ff::Rational
             o.set("threads", &threads.to_string());
         }
         VideoCodec::Hevc => {
-            o.set("preset", HEVC_PRESET);
+            o.set("preset", &s.tuning.hevc_preset);
             let profile = if rung.range.is_sdr() { "main" } else { "main10" };
             o.set("forced-idr", "1");
             let kbps = |bits: u32| bits.div_ceil(1000);
@@ -232,7 +229,7 @@ pub fn open(index: usize, s: &RungSettings<'_>) -> Result<(Encoder, ff::Rational
             );
         }
         VideoCodec::Av1 => {
-            o.set("preset", AV1_PRESET);
+            o.set("preset", &s.tuning.av1_preset.to_string());
             // Closed GOPs of key frames (not intra-only frames), no scene cuts
             // of its own: keyframes only every `gop_frames` from its first frame.
             o.set("svtav1-params", &format!("irefresh-type=2:scd=0:lp={threads}"));

@@ -124,7 +124,19 @@ pub struct Tuning {
     /// (see `rung::first_segment_encoder`); false: one encoder for every
     /// segment (for comparisons).
     pub first_segment_encoder: bool,
+    /// libx265's preset ([`HEVC_PRESET`] unless a local run asks for another, to compare).
+    pub hevc_preset: String,
+    /// SVT-AV1's preset, 0 (slowest) to 13 ([`AV1_PRESET`] unless a local run asks for another).
+    pub av1_preset: u8,
 }
+
+/// libx265's preset: the cheapest. Why, against `superfast`: `super::encoders`' module doc.
+pub const HEVC_PRESET: &str = "ultrafast";
+/// SVT-AV1's preset. Why, against 11-13: `super::encoders`' module doc.
+pub const AV1_PRESET: u8 = 10;
+/// libx265's presets, fastest first.
+pub const HEVC_PRESETS: [&str; 10] =
+    ["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo"];
 
 /// The defaults of a 2-core machine, where they were measured (`bench/`).
 /// Tests use it so that they do not depend on the machine they run on.
@@ -152,6 +164,8 @@ impl Tuning {
             x264_tuned: true,
             x264_rung_params: Vec::new(),
             first_segment_encoder: true,
+            hevc_preset: HEVC_PRESET.to_owned(),
+            av1_preset: AV1_PRESET,
         }
     }
 
