@@ -63,7 +63,7 @@ pub struct RungSettings<'a> {
     pub preset: &'a str,
     /// Threads and x264 options per rung.
     pub tuning: &'a super::Tuning,
-    /// The source's colour tags (an SDR rung of an HDR source is tagged BT.709: [`ColorTags::for_rungs`]).
+    /// The source's colour tags (an SDR rung of an HDR source is tagged BT.709: [`ColorTags::for_sdr_rungs`]).
     pub source_color: ColorTags,
 }
 
@@ -71,7 +71,7 @@ impl RungSettings<'_> {
     /// The colour tags of rung `index`'s frames and stream.
     pub fn color_of(&self, index: usize) -> ColorTags {
         if self.plan.rungs[index].range.is_sdr() {
-            self.source_color.for_rungs()
+            self.source_color.for_sdr_rungs()
         } else {
             self.source_color
         }

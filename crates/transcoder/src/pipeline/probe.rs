@@ -73,7 +73,7 @@ impl ColorTags {
 
     /// The tags of an SDR rung's frames: BT.709 once an HDR stream is
     /// tone-mapped, else the source's own, carried unchanged.
-    pub fn for_rungs(&self) -> ColorTags {
+    pub fn for_sdr_rungs(&self) -> ColorTags {
         match self.hdr_transfer() {
             Some(_) => ColorTags {
                 space: ff::color::Space::BT709,

@@ -148,29 +148,15 @@ impl VideoDecoder {
                 self.hdr_waiting.push_back(super::new_reference(&frame)?);
             }
             for sdr in self.sdr(frame)? {
-                // The tone map makes one frame of each, in order.
-                let hdr = match self.hdr_waiting.pop_front() {
-                    Some(own) => {
-                        let mut upright = upright(&mut self.hdr_rotator, self.rotation, self.time_base, own)?;
-                        if upright.len() != 1 {
-                            return Err(JobError::retryable(
-                                "internal: rotating an HDR frame gave other than one frame",
-                            ));
-                        }
-                        upright.pop()
-                    }
-                    None => None,
+                let sdr = upright(&mut self.rotator, self.rotation, self.time_base, sdr)?;
+                // The tone map makes one frame of each, in order; so does the rotation, paired.
+                let Some(own) = self.hdr_waiting.pop_front() else {
+                    out.extend(sdr.into_iter().map(|frame| TimedFrame { t: t - start, frame, hdr: None }));
+                    continue;
                 };
-                let mut sdr_upright = upright(&mut self.rotator, self.rotation, self.time_base, sdr)?;
-                if hdr.is_some() && sdr_upright.len() != 1 {
-                    return Err(JobError::retryable(
-                        "internal: rotating a tone-mapped frame gave other than one frame",
-                    ));
-                }
-                let mut hdr = hdr;
-                for upright in sdr_upright.drain(..) {
-                    out.push(TimedFrame { t: t - start, frame: upright, hdr: hdr.take() });
-                }
+                let hdr = only_one(upright(&mut self.hdr_rotator, self.rotation, self.time_base, own)?, "an HDR")?;
+                let frame = only_one(sdr, "a tone-mapped")?;
+                out.push(TimedFrame { t: t - start, frame, hdr: Some(hdr) });
             }
         }
         Ok(out)
@@ -213,4 +199,12 @@ fn upright(
         None => rotator.insert(Rotator::new(rotation, &frame, time_base)?),
     };
     rotator.apply(&frame)
+}
+
+/// The one frame rotating `what` frame gave (the kept HDR frame and its tone-mapped twin go out as a pair).
+fn only_one(mut frames: Vec<ff::frame::Video>, what: &str) -> Result<ff::frame::Video, JobError> {
+    match (frames.pop(), frames.is_empty()) {
+        (Some(frame), true) => Ok(frame),
+        _ => Err(JobError::retryable(format!("internal: rotating {what} frame gave other than one frame"))),
+    }
 }
